@@ -1,0 +1,56 @@
+/* vixsync: error codes.
+ *
+ * Every fallible call returns a vs_err: VS_OK (0) on success, a negative
+ * VS_ERR_* value otherwise. Codes and their messages live in one table
+ * (VS_ERR_MAP) so they cannot drift apart.
+ */
+#ifndef VIXSYNC_ERROR_H
+#define VIXSYNC_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(name, value, message) */
+#define VS_ERR_MAP(X)                                                              \
+  X(VS_OK, 0, "success")                                                           \
+  X(VS_ERR_INVAL, -1, "invalid argument")                                          \
+  X(VS_ERR_NOMEM, -2, "out of memory")                                             \
+  X(VS_ERR_STORE, -3, "storage error")                                             \
+  X(VS_ERR_FULL, -4, "store is full (map size reached)")                           \
+  X(VS_ERR_NOTFOUND, -5, "not found")                                              \
+  X(VS_ERR_EXISTS, -6, "operation already stored")                                 \
+  X(VS_ERR_CONFLICT, -7, "idempotency key reused with different arguments")        \
+  X(VS_ERR_TRUNCATED, -8, "input truncated")                                       \
+  X(VS_ERR_TRAILING, -9, "trailing bytes after a complete encoding")               \
+  X(VS_ERR_TOO_LARGE, -10, "length exceeds the protocol limit")                    \
+  X(VS_ERR_VERSION, -11, "unknown encoding version")                               \
+  X(VS_ERR_MALFORMED, -12, "malformed encoding")                                   \
+  X(VS_ERR_CORRUPT, -13, "stored record failed its checksum or ordering check")    \
+  X(VS_ERR_STATE, -14, "entry is not in a state that allows this transition")      \
+  X(VS_ERR_BUSY, -15, "resource is held by another owner")                         \
+  X(VS_ERR_NOT_OWNER, -16, "only the engine owner may do this")                    \
+  X(VS_ERR_BUFSIZE, -17, "output buffer too small")                                \
+  X(VS_ERR_NO_STORE, -18, "no vixsync store in this directory")                    \
+  X(VS_ERR_FOREIGN, -19, "directory holds data that is not a vixsync store of a known format") \
+  X(VS_ERR_CHAIN, -20, "operation does not extend its origin's chain")             \
+  X(VS_ERR_FORK, -21, "operation conflicts with a stored one of the same origin and seq") \
+  X(VS_ERR_LIMIT, -22, "a configured limit was reached")
+
+typedef enum vs_err {
+#define VS_ERR_ENUM_(name, value, msg) name = value,
+  VS_ERR_MAP(VS_ERR_ENUM_)
+#undef VS_ERR_ENUM_
+} vs_err;
+
+/** A human-readable message for `err`. Never returns NULL: unknown codes get
+ *  "unknown error". The string is static. */
+const char *vs_strerror(vs_err err);
+
+/** The symbolic name of `err` ("VS_ERR_FULL"), or "VS_ERR_UNKNOWN". Static. */
+const char *vs_err_name(vs_err err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,168 @@
+/* vixsync: the outbox, a durable delivery queue per sink.
+ *
+ * Every local operation gets one entry per sink (the peer mesh, an HTTP
+ * endpoint, ...), each with its own delivery state:
+ *
+ *   PENDING --claim--> INFLIGHT --complete--> DONE
+ *      ^                  |
+ *      |    retryable fail, lease expired (each spends the attempt;
+ *      +---- next_attempt_at = now + vs_retry_delay_ms(policy, id, k))
+ *                         |
+ *                         +--> FAILED (permanent failure, or max_attempts)
+ *   FAILED --retry_failed--> PENDING (attempts reset, by hand once fixed)
+ *
+ * Every transition is one durable LMDB transaction. Stored times are
+ * wall-clock milliseconds so they survive reboots; a clock that goes
+ * backwards only delays work, it never loses or repeats it. Ready entries are
+ * claimed in a deterministic order: next attempt time, then LSN.
+ *
+ * Sinks are registered durably by name the first time they are opened. The
+ * store always has the sink "default". vs_write enqueues each new local
+ * operation for every registered sink in its own transaction.
+ */
+#ifndef VIXSYNC_OUTBOX_H
+#define VIXSYNC_OUTBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vixsync/error.h"
+#include "vixsync/op.h"
+#include "vixsync/retry.h"
+#include "vixsync/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VS_OUTBOX_SINK_DEFAULT "default"
+#define VS_OUTBOX_SINK_NAME_BYTES_MAX 64u
+#define VS_OUTBOX_SINKS_MAX 16u
+#define VS_OUTBOX_REASON_BYTES_MAX 200u
+/** Expired leases turned back per call of vs_outbox_claim_ready. */
+#define VS_OUTBOX_EXPIRE_PER_CALL 4096u
+/** Entries claimed per call of vs_outbox_claim_ready, at most. */
+#define VS_OUTBOX_CLAIM_MAX 65536u
+
+typedef enum vs_outbox_state {
+  VS_OUTBOX_PENDING = 0,
+  VS_OUTBOX_INFLIGHT = 1,
+  VS_OUTBOX_DONE = 2,
+  VS_OUTBOX_FAILED = 3,
+} vs_outbox_state;
+
+/** "PENDING", "INFLIGHT", "DONE", "FAILED" or "?". */
+const char *vs_outbox_state_name(vs_outbox_state state);
+
+/** A snapshot of one entry. */
+typedef struct vs_outbox_entry {
+  vs_op_id op_id;
+  uint64_t lsn;
+  vs_outbox_state state;
+  uint32_t attempts;           /**< sends started (claims) so far */
+  uint64_t next_attempt_at_ms; /**< PENDING: not claimed before this */
+  uint64_t lease_until_ms;     /**< INFLIGHT: lease ends (then it is retried) */
+  uint64_t created_at_ms;
+  uint64_t updated_at_ms;
+  char reason[VS_OUTBOX_REASON_BYTES_MAX + 1]; /**< last failure, NUL-terminated */
+} vs_outbox_entry;
+
+typedef struct vs_outbox_counts {
+  uint64_t pending, inflight, done, failed;
+} vs_outbox_counts;
+
+typedef struct vs_outbox_cfg {
+  const char *sink;             /**< sink name; NULL = VS_OUTBOX_SINK_DEFAULT */
+  vs_retry_policy retry;        /**< schedule of retries for this sink */
+} vs_outbox_cfg;
+
+/** Sink "default" with Vix Sync's default retry policy. */
+vs_outbox_cfg vs_outbox_cfg_default(void);
+
+typedef struct vs_outbox vs_outbox;
+
+/** Open the outbox of one sink, registering the sink durably if it is new
+ *  (operations written before the registration have no entry for it).
+ *  @return VS_OK, VS_ERR_INVAL (bad name or policy), VS_ERR_LIMIT (too many
+ *  sinks), VS_ERR_NOMEM, VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out);
+
+/** Free the handle (the entries stay in the store). NULL is a no-op. */
+void vs_outbox_close(vs_outbox *outbox);
+
+/** Queue operation `id` (already in the WAL) for this sink, ready at now_ms.
+ *  @return VS_OK, VS_ERR_NOTFOUND (not in the WAL), VS_ERR_EXISTS (already
+ *  queued: nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
+
+/** Read one entry. @return VS_OK or VS_ERR_NOTFOUND. */
+vs_err vs_outbox_get(vs_outbox *outbox, const vs_op_id *id, vs_outbox_entry *entry_out);
+
+/** Claim one PENDING entry that is ready (next_attempt_at <= now_ms): it
+ *  becomes INFLIGHT until now_ms + lease_ms and its attempt count grows by
+ *  one. @param[out] entry_out the entry after the claim (may be NULL; filled
+ *  with the current entry on VS_ERR_STATE).
+ *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not PENDING, or not ready
+ *  yet), VS_ERR_INVAL (lease_ms 0), VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, uint64_t lease_ms,
+                       vs_outbox_entry *entry_out);
+
+/** Turn INFLIGHT entries whose lease ended (lease_until <= now_ms) back to
+ *  PENDING (or FAILED at max_attempts), at most VS_OUTBOX_EXPIRE_PER_CALL of
+ *  them, then claim up to `max_entries` ready entries in order (next attempt
+ *  time, then LSN), all in one transaction.
+ *  @param[out] entries_out room for max_entries entries.
+ *  @param[out] count_out how many were claimed.
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms,
+                             uint32_t max_entries, vs_outbox_entry *entries_out,
+                             uint32_t *count_out);
+
+/** Mark an entry DONE. A late or duplicate result is harmless: from PENDING
+ *  or FAILED the delivery still happened, so it becomes DONE too; an entry
+ *  already DONE stays as it is (VS_OK).
+ *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
+
+/** Record a failed attempt of an INFLIGHT entry. Retryable: back to PENDING
+ *  with next_attempt_at = now_ms + delay, or FAILED once max_attempts is
+ *  spent; permanent: FAILED. `reason` (may be NULL) is kept, cut to
+ *  VS_OUTBOX_REASON_BYTES_MAX bytes. `retry_after_ms` (0 = none) is a floor
+ *  on the delay given by the other side, capped at the policy's max delay.
+ *  @param[out] entry_out the entry afterwards (may be NULL).
+ *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not INFLIGHT: a stale
+ *  result, nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable,
+                      const char *reason, uint64_t retry_after_ms, vs_outbox_entry *entry_out);
+
+/** On start, the engine's owner turns every INFLIGHT entry of this sink (left
+ *  by a crash) back to PENDING, ready at now_ms. The interrupted attempt
+ *  counts (it may have reached the other side); an entry that had spent its
+ *  last attempt becomes FAILED. Requires vs_store_lock_owner: a CLI process
+ *  must never steal the daemon's claims.
+ *  @return VS_OK, VS_ERR_NOT_OWNER, VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_requeue_inflight(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
+
+/** Requeue every FAILED entry of this sink (attempts reset to 0, ready at
+ *  now_ms), once the cause is fixed. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
+vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
+
+/** Delete up to `max_entries` DONE entries of this sink (oldest LSN first).
+ *  The WAL keeps the operations. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
+vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out);
+
+/** Entries of this sink per state (kept current in O(1) per transition). */
+vs_err vs_outbox_counts_get(vs_outbox *outbox, vs_outbox_counts *counts_out);
+
+/** The earliest time at which something becomes due: the first PENDING
+ *  entry's next attempt or the first INFLIGHT lease's end; UINT64_MAX if
+ *  neither exists. */
+vs_err vs_outbox_next_due(vs_outbox *outbox, uint64_t *due_ms_out);
+
+/** This outbox's retry policy. */
+const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

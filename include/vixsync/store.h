@@ -1,0 +1,93 @@
+/* vixsync: the store, one LMDB environment per directory.
+ *
+ * All durable state of a node lives in one LMDB environment: the WAL, the
+ * op-id and idempotency-key indexes, the per-origin chain heads, the outbox
+ * and (later) the materialized state. A change is durable exactly when its
+ * LMDB write transaction commits. LMDB needs no recovery after a crash.
+ *
+ * Several processes may open the same directory at once (LMDB's
+ * multi-process locking); within one process a directory may be open only
+ * once (LMDB forbids a second environment on the same files: the second
+ * vs_store_open returns VS_ERR_BUSY). Never carry an open store across
+ * fork(): open it again in the child.
+ */
+#ifndef VIXSYNC_STORE_H
+#define VIXSYNC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vixsync/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Durability of a commit. */
+typedef enum vs_durability {
+  /** fsync at every commit: a committed write survives power loss. */
+  VS_DURABILITY_SYNC = 0,
+  /** No fsync (MDB_NOSYNC): a commit survives a crash of the process
+   *  (kill -9), not of the machine. For the simulator and benchmarks. */
+  VS_DURABILITY_NOSYNC = 1,
+} vs_durability;
+
+#define VS_STORE_MAP_BYTES_DEFAULT (1024ull * 1024ull * 1024ull) /* 1 GiB */
+#define VS_STORE_MAP_BYTES_MIN (64ull * 1024ull)
+
+typedef struct vs_store_cfg {
+  vs_durability durability;
+  /** Maximum size of the store; 0 means VS_STORE_MAP_BYTES_DEFAULT. A write
+   *  that would pass it fails with VS_ERR_FULL and changes nothing. */
+  uint64_t map_bytes;
+  /** Create the store if the directory holds none (the directory itself must
+   *  exist). When false, a directory without a store gives VS_ERR_NO_STORE. */
+  bool create;
+} vs_store_cfg;
+
+/** The default configuration: sync durability, default map size, create. */
+vs_store_cfg vs_store_cfg_default(void);
+
+typedef struct vs_store vs_store;
+
+/** Open (or create) the store in directory `dir`.
+ *  @param[out] store_out the open store, to close with vs_store_close.
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_NO_STORE (nothing there and
+ *  cfg->create is false, or the directory is missing), VS_ERR_FOREIGN (not a
+ *  vixsync store or an unknown format version), VS_ERR_BUSY (already open in
+ *  this process), VS_ERR_NOMEM or VS_ERR_STORE. */
+vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_out);
+
+/** Close the store, releasing its owner lock if held. NULL is a no-op. The
+ *  caller must have ended its transactions. */
+void vs_store_close(vs_store *store);
+
+/** Change the maximum size (for instance after VS_ERR_FULL). No transaction of
+ *  this process may be open. @return VS_OK, VS_ERR_INVAL or VS_ERR_STORE. */
+vs_err vs_store_set_map_bytes(vs_store *store, uint64_t map_bytes);
+
+/** Flush everything committed to disk (useful in NOSYNC mode). */
+vs_err vs_store_sync(vs_store *store);
+
+/** Take the owner lock of the directory (a non-blocking exclusive flock on
+ *  DIR/owner.lock): the one process that drives the outbox (the daemon, or the
+ *  single process embedding the library). It is released by vs_store_close or
+ *  by the death of the process. @return VS_OK (also when already held by this
+ *  store), VS_ERR_BUSY (another process holds it) or VS_ERR_STORE. */
+vs_err vs_store_lock_owner(vs_store *store);
+
+/** True when this store holds the owner lock. */
+bool vs_store_is_owner(const vs_store *store);
+
+/** The directory the store was opened on (as given). */
+const char *vs_store_dir(const vs_store *store);
+
+/** Bytes of the map in use (pages in use times the page size) and the map
+ *  size, for monitoring. */
+vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,18 @@
+/* vixsync: the whole public API in one include.
+ *
+ * Write locally, persist first, sync later. See README.md.
+ */
+#ifndef VIXSYNC_VIXSYNC_H
+#define VIXSYNC_VIXSYNC_H
+
+#include "vixsync/error.h"
+#include "vixsync/op.h"
+#include "vixsync/outbox.h"
+#include "vixsync/retry.h"
+#include "vixsync/store.h"
+#include "vixsync/wal.h"
+#include "vixsync/write.h"
+
+#define VS_VERSION_STRING "0.1.0"
+
+#endif

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# vixsync setup: install what is missing (Debian packages only), build, run.
+#
+#   ./setup.sh run     install, build, run the main job (for now: the examples)
+#   ./setup.sh test    install, build (plain and ASan+UBSan), run the whole suite
+#   ./setup.sh deps    only install missing packages
+#   ./setup.sh build   only build (build/)
+#   ./setup.sh bench   build and run the benchmarks (by hand; not part of CI)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(gcc libc6-dev make cmake pkg-config python3 valgrind
+          libsodium-dev libenet-dev liblmdb-dev libcmocka-dev)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: installing ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS" >/dev/null
+}
+
+run_examples() {
+  for ex in build/examples/[0-9][0-9]_*; do
+    echo "=== $(basename "$ex")"
+    "$ex"
+    echo
+  done
+}
+
+valgrind_examples() {
+  for ex in build/examples/[0-9][0-9]_*; do
+    valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+      --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 "$ex" >/dev/null
+    echo "valgrind clean: $(basename "$ex")"
+  done
+}
+
+cmd=${1:-run}
+case "$cmd" in
+  deps) deps ;;
+  build) deps; build build ;;
+  run) deps; build build; run_examples ;;
+  test)
+    deps
+    start=$(date +%s)
+    build build
+    (cd build && ctest --output-on-failure -j "$JOBS")
+    build build-san -DVS_SANITIZE=ON -DVS_BUILD_BENCH=OFF
+    (cd build-san && ctest --output-on-failure -j "$JOBS")
+    valgrind_examples
+    echo "setup: all tests passed in $(( $(date +%s) - start )) s"
+    ;;
+  bench) deps; build build; for b in build/bench_*; do "$b"; done ;;
+  *) echo "usage: $0 [run|test|deps|build|bench]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,140 @@
+/* vixsync internals shared by the library's modules. Not installed. */
+#ifndef VIXSYNC_INTERNAL_H
+#define VIXSYNC_INTERNAL_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "vixsync/outbox.h"
+#include "vixsync/store.h"
+
+/* ---- little-endian fields (wire and disk), big-endian keys (ordering) ---- */
+
+static inline void vs_put_u16le(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static inline void vs_put_u32le(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void vs_put_u64le(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t vs_get_u16le(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t vs_get_u32le(const uint8_t *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t vs_get_u64le(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+/* LMDB compares keys as byte strings: big-endian integers sort numerically. */
+static inline void vs_put_u32be(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * (3 - i)));
+}
+static inline void vs_put_u64be(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * (7 - i)));
+}
+static inline uint32_t vs_get_u32be(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+static inline uint64_t vs_get_u64be(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  return v;
+}
+
+static inline uint64_t vs_add_sat_u64(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+/* ---- checksums ---- */
+
+/** CRC-32C (Castagnoli), as in iSCSI, ext4 and LevelDB. `crc` starts at 0. */
+uint32_t vs_crc32c(uint32_t crc, const uint8_t *data, size_t data_bytes);
+
+/* ---- the store ---- */
+
+struct vs_store {
+  MDB_env *env;
+  MDB_dbi dbi_meta;      /* "magic", "format", "hlc", "sink:<name>", "obxcnt<sink>" */
+  MDB_dbi dbi_wal;       /* lsn u64be -> WAL record */
+  MDB_dbi dbi_opid;      /* op id -> lsn u64le, op hash */
+  MDB_dbi dbi_idem;      /* idempotency key -> op id, args hash */
+  MDB_dbi dbi_heads;     /* origin -> chain head */
+  MDB_dbi dbi_outbox;    /* sink u32be, lsn u64be -> entry */
+  MDB_dbi dbi_obx_ready; /* sink, next_attempt_at u64be, lsn -> "" (PENDING) */
+  MDB_dbi dbi_obx_lease; /* sink, lease_until u64be, lsn -> "" (INFLIGHT) */
+  MDB_dbi dbi_obx_state; /* sink, state u8, lsn -> "" (DONE, FAILED) */
+  vs_durability durability;
+  int owner_fd; /* -1 unless the owner lock is held */
+  dev_t dev;
+  ino_t ino;
+  char *dir;
+};
+
+/** Map an LMDB or errno code to a vs_err. */
+vs_err vs_mdb_err(int rc);
+
+/** Begin a transaction, adopting a map grown by another process
+ *  (MDB_MAP_RESIZED). */
+vs_err vs_txn_begin(vs_store *store, bool write, MDB_txn **txn_out);
+
+/** Commit; on failure the transaction is gone and nothing changed. */
+vs_err vs_txn_commit(MDB_txn *txn);
+
+/* ---- WAL internals (wal.c) ---- */
+
+#define VS_OPID_VALUE_BYTES (8u + VS_HASH_BYTES)
+#define VS_HEAD_VERSION 1u
+#define VS_HEAD_VALUE_BYTES (1u + 8u + 8u + VS_HASH_BYTES)
+
+typedef struct vs_head {
+  uint64_t seq;
+  uint64_t hlc;
+  uint8_t hash[VS_HASH_BYTES];
+} vs_head;
+
+/** Read the chain head of `origin` in `txn` (zero if none). */
+vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_head *head_out);
+
+/** Highest LSN in `txn` (0 if empty). */
+vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_out);
+
+/** Append `op` as record `lsn` (which must be last + 1) inside `txn`: the WAL
+ *  record, the op-id index and the chain head. The op must extend its chain
+ *  (the caller checked or built it so). @param[out] hash_out the op's hash. */
+vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
+                         uint64_t now_ms, uint8_t hash_out[VS_HASH_BYTES]);
+
+/** Look up an op id: its LSN and hash. VS_ERR_NOTFOUND if absent. */
+vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
+                   uint8_t hash_out[VS_HASH_BYTES]);
+
+/** Read the node-wide HLC (0 if never set) / store a new one. */
+vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
+vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
+
+/* ---- outbox internals (outbox.c) ---- */
+
+/** Registered sink ids, in id order. */
+vs_err vs_sinks_list(MDB_txn *txn, const vs_store *store, uint32_t ids_out[VS_OUTBOX_SINKS_MAX],
+                     uint32_t *count_out);
+
+vs_err vs_obx_counts_load(MDB_txn *txn, const vs_store *store, uint32_t sink, vs_outbox_counts *counts_out);
+vs_err vs_obx_counts_save(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_counts *counts);
+
+/** Create a PENDING entry for (sink, lsn) ready at now_ms, counting it in
+ *  `counts` (the caller saves them). VS_ERR_EXISTS if present. */
+vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn,
+                          const vs_op_id *id, uint64_t now_ms, vs_outbox_counts *counts);
+
+/** Register the default sink in a new store. */
+vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);
+
+#endif

@@ -1,0 +1,661 @@
+#define _POSIX_C_SOURCE 200809L /* strnlen, snprintf */
+/* The outbox: a durable per-sink delivery state machine over LMDB.
+ *
+ * Layout. Entries: outbox[(sink u32be, lsn u64be)] = entry. Each entry also
+ * has exactly one index key, by state, so that every scan the engine needs is
+ * an ordered range read instead of a full scan:
+ *   PENDING   obx_ready[(sink, next_attempt_at u64be, lsn)]  claim order
+ *   INFLIGHT  obx_lease[(sink, lease_until u64be, lsn)]      lease expiry
+ *   DONE      obx_state[(sink, 2, lsn)]                      purge
+ *   FAILED    obx_state[(sink, 3, lsn)]                      retry_failed
+ * Counts per state live in meta["obxcnt" sink] and change with every
+ * transition, in the same transaction.
+ */
+#include "vixsync/outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define ENTRY_VERSION 1u
+#define ENTRY_FIXED_BYTES 56u
+#define ENTRY_KEY_BYTES 12u
+#define INDEX_KEY_BYTES_MAX 20u
+static const char SINK_PREFIX[] = "sink:";
+static const char COUNTS_PREFIX[] = "obxcnt";
+
+struct vs_outbox {
+  vs_store *store;
+  uint32_t sink;
+  vs_retry_policy policy;
+};
+
+const char *vs_outbox_state_name(vs_outbox_state state) {
+  switch (state) {
+    case VS_OUTBOX_PENDING: return "PENDING";
+    case VS_OUTBOX_INFLIGHT: return "INFLIGHT";
+    case VS_OUTBOX_DONE: return "DONE";
+    case VS_OUTBOX_FAILED: return "FAILED";
+  }
+  return "?";
+}
+
+vs_outbox_cfg vs_outbox_cfg_default(void) {
+  vs_outbox_cfg cfg = {VS_OUTBOX_SINK_DEFAULT, VS_RETRY_POLICY_DEFAULT_INIT};
+  return cfg;
+}
+
+/* ---- encoding ---- */
+
+static void entry_key(uint8_t key[ENTRY_KEY_BYTES], uint32_t sink, uint64_t lsn) {
+  vs_put_u32be(key, sink);
+  vs_put_u64be(key + 4, lsn);
+}
+
+static size_t entry_encode(const vs_outbox_entry *e, uint8_t *buf) {
+  size_t reason_bytes = strnlen(e->reason, VS_OUTBOX_REASON_BYTES_MAX);
+  buf[0] = ENTRY_VERSION;
+  buf[1] = (uint8_t)e->state;
+  vs_put_u16le(buf + 2, (uint16_t)reason_bytes);
+  vs_put_u32le(buf + 4, e->attempts);
+  vs_put_u64le(buf + 8, e->next_attempt_at_ms);
+  vs_put_u64le(buf + 16, e->lease_until_ms);
+  vs_put_u64le(buf + 24, e->created_at_ms);
+  vs_put_u64le(buf + 32, e->updated_at_ms);
+  memcpy(buf + 40, e->op_id.bytes, VS_OP_ID_BYTES);
+  memcpy(buf + ENTRY_FIXED_BYTES, e->reason, reason_bytes);
+  return ENTRY_FIXED_BYTES + reason_bytes;
+}
+
+static vs_err entry_decode(const MDB_val *v, uint64_t lsn, vs_outbox_entry *e) {
+  const uint8_t *p = v->mv_data;
+  if (v->mv_size < ENTRY_FIXED_BYTES || p[0] != ENTRY_VERSION || p[1] > VS_OUTBOX_FAILED) return VS_ERR_CORRUPT;
+  uint16_t reason_bytes = vs_get_u16le(p + 2);
+  if (reason_bytes > VS_OUTBOX_REASON_BYTES_MAX || v->mv_size != ENTRY_FIXED_BYTES + reason_bytes)
+    return VS_ERR_CORRUPT;
+  memset(e, 0, sizeof *e);
+  e->lsn = lsn;
+  e->state = (vs_outbox_state)p[1];
+  e->attempts = vs_get_u32le(p + 4);
+  e->next_attempt_at_ms = vs_get_u64le(p + 8);
+  e->lease_until_ms = vs_get_u64le(p + 16);
+  e->created_at_ms = vs_get_u64le(p + 24);
+  e->updated_at_ms = vs_get_u64le(p + 32);
+  memcpy(e->op_id.bytes, p + 40, VS_OP_ID_BYTES);
+  memcpy(e->reason, p + ENTRY_FIXED_BYTES, reason_bytes);
+  e->reason[reason_bytes] = '\0';
+  return VS_OK;
+}
+
+/* The one index key of an entry, by its state. */
+static MDB_dbi index_key(const vs_store *store, uint32_t sink, const vs_outbox_entry *e,
+                         uint8_t key[INDEX_KEY_BYTES_MAX], size_t *key_bytes) {
+  vs_put_u32be(key, sink);
+  switch (e->state) {
+    case VS_OUTBOX_PENDING:
+    case VS_OUTBOX_INFLIGHT:
+      vs_put_u64be(key + 4, e->state == VS_OUTBOX_PENDING ? e->next_attempt_at_ms : e->lease_until_ms);
+      vs_put_u64be(key + 12, e->lsn);
+      *key_bytes = 20;
+      return e->state == VS_OUTBOX_PENDING ? store->dbi_obx_ready : store->dbi_obx_lease;
+    case VS_OUTBOX_DONE:
+    case VS_OUTBOX_FAILED:
+      break;
+  }
+  key[4] = (uint8_t)e->state;
+  vs_put_u64be(key + 5, e->lsn);
+  *key_bytes = 13;
+  return store->dbi_obx_state;
+}
+
+static uint64_t *count_slot(vs_outbox_counts *c, vs_outbox_state s) {
+  switch (s) {
+    case VS_OUTBOX_PENDING: return &c->pending;
+    case VS_OUTBOX_INFLIGHT: return &c->inflight;
+    case VS_OUTBOX_DONE: return &c->done;
+    case VS_OUTBOX_FAILED: break;
+  }
+  return &c->failed;
+}
+
+/* ---- counts ---- */
+
+static void counts_key(uint8_t key[sizeof COUNTS_PREFIX - 1 + 4], uint32_t sink) {
+  memcpy(key, COUNTS_PREFIX, sizeof COUNTS_PREFIX - 1);
+  vs_put_u32be(key + sizeof COUNTS_PREFIX - 1, sink);
+}
+
+vs_err vs_obx_counts_load(MDB_txn *txn, const vs_store *store, uint32_t sink, vs_outbox_counts *counts_out) {
+  uint8_t key[sizeof COUNTS_PREFIX - 1 + 4];
+  counts_key(key, sink);
+  MDB_val k = {sizeof key, key}, v;
+  memset(counts_out, 0, sizeof *counts_out);
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 32) return VS_ERR_CORRUPT;
+  const uint8_t *p = v.mv_data;
+  counts_out->pending = vs_get_u64le(p);
+  counts_out->inflight = vs_get_u64le(p + 8);
+  counts_out->done = vs_get_u64le(p + 16);
+  counts_out->failed = vs_get_u64le(p + 24);
+  return VS_OK;
+}
+
+vs_err vs_obx_counts_save(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_counts *counts) {
+  uint8_t key[sizeof COUNTS_PREFIX - 1 + 4], buf[32];
+  counts_key(key, sink);
+  vs_put_u64le(buf, counts->pending);
+  vs_put_u64le(buf + 8, counts->inflight);
+  vs_put_u64le(buf + 16, counts->done);
+  vs_put_u64le(buf + 24, counts->failed);
+  MDB_val k = {sizeof key, key}, v = {sizeof buf, buf};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+/* ---- entries ---- */
+
+static vs_err entry_get(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn, vs_outbox_entry *e) {
+  uint8_t key[ENTRY_KEY_BYTES];
+  entry_key(key, sink, lsn);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_outbox, &k, &v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  return entry_decode(&v, lsn, e);
+}
+
+/* Store `now_e` (replacing `old_e`, NULL for a new entry): the entry, its
+ * index key and the counts move together. */
+static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
+                          const vs_outbox_entry *now_e, vs_outbox_counts *counts) {
+  uint8_t ikey[INDEX_KEY_BYTES_MAX];
+  size_t ikey_bytes;
+  int rc;
+  if (old_e != NULL) {
+    assert(old_e->lsn == now_e->lsn);
+    MDB_dbi dbi = index_key(store, sink, old_e, ikey, &ikey_bytes);
+    MDB_val k = {ikey_bytes, ikey};
+    rc = mdb_del(txn, dbi, &k, NULL);
+    if (rc == MDB_NOTFOUND) return VS_ERR_CORRUPT; /* index and entry disagree */
+    if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+    uint64_t *slot = count_slot(counts, old_e->state);
+    if (*slot == 0) return VS_ERR_CORRUPT;
+    (*slot)--;
+  }
+  MDB_dbi dbi = index_key(store, sink, now_e, ikey, &ikey_bytes);
+  MDB_val ik = {ikey_bytes, ikey}, empty = {0, NULL};
+  rc = mdb_put(txn, dbi, &ik, &empty, 0);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  (*count_slot(counts, now_e->state))++;
+  uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
+  entry_key(key, sink, now_e->lsn);
+  MDB_val k = {sizeof key, key}, v = {entry_encode(now_e, buf), buf};
+  return vs_mdb_err(mdb_put(txn, store->dbi_outbox, &k, &v, 0));
+}
+
+vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn, const vs_op_id *id,
+                          uint64_t now_ms, vs_outbox_counts *counts) {
+  vs_outbox_entry e;
+  vs_err err = entry_get(txn, store, sink, lsn, &e);
+  if (err == VS_OK) return VS_ERR_EXISTS;
+  if (err != VS_ERR_NOTFOUND) return err;
+  memset(&e, 0, sizeof e);
+  e.op_id = *id;
+  e.lsn = lsn;
+  e.state = VS_OUTBOX_PENDING;
+  e.next_attempt_at_ms = now_ms;
+  e.created_at_ms = now_ms;
+  e.updated_at_ms = now_ms;
+  return entry_write(txn, store, sink, NULL, &e, counts);
+}
+
+/* ---- transitions: pure functions of (entry, policy, now) ---- */
+
+static void set_reason(vs_outbox_entry *e, const char *prefix, const char *reason) {
+  snprintf(e->reason, sizeof e->reason, "%s%s", prefix, reason != NULL ? reason : "");
+}
+
+static void to_retry(vs_outbox_entry *e, const vs_retry_policy *policy, uint64_t now_ms, const char *reason,
+                     uint64_t retry_after_ms) {
+  e->updated_at_ms = now_ms;
+  e->lease_until_ms = 0;
+  if (vs_retry_exhausted(policy, e->attempts)) {
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "max attempts (%u) reached: ", (unsigned)e->attempts);
+    e->state = VS_OUTBOX_FAILED;
+    set_reason(e, prefix, reason);
+    return;
+  }
+  uint64_t delay = vs_retry_delay_ms(policy, &e->op_id, e->attempts);
+  uint64_t floor_ms = retry_after_ms < policy->max_delay_ms ? retry_after_ms : policy->max_delay_ms;
+  if (floor_ms > delay) delay = floor_ms;
+  e->state = VS_OUTBOX_PENDING;
+  e->next_attempt_at_ms = vs_add_sat_u64(now_ms, delay);
+  set_reason(e, "", reason);
+}
+
+static void to_inflight(vs_outbox_entry *e, uint64_t now_ms, uint64_t lease_ms) {
+  assert(e->state == VS_OUTBOX_PENDING);
+  e->state = VS_OUTBOX_INFLIGHT;
+  if (e->attempts < UINT32_MAX) e->attempts++;
+  e->lease_until_ms = vs_add_sat_u64(now_ms, lease_ms);
+  e->updated_at_ms = now_ms;
+}
+
+/* ---- the handle ---- */
+
+static bool sink_name_ok(const char *name, size_t *len_out) {
+  size_t n = strnlen(name, VS_OUTBOX_SINK_NAME_BYTES_MAX + 1);
+  *len_out = n;
+  return vs_op_kind_check(name, n) == VS_OK && n <= VS_OUTBOX_SINK_NAME_BYTES_MAX;
+}
+
+static vs_err sink_lookup(MDB_txn *txn, const vs_store *store, const char *name, size_t name_bytes, uint32_t *id) {
+  uint8_t key[sizeof SINK_PREFIX - 1 + VS_OUTBOX_SINK_NAME_BYTES_MAX];
+  memcpy(key, SINK_PREFIX, sizeof SINK_PREFIX - 1);
+  memcpy(key + sizeof SINK_PREFIX - 1, name, name_bytes);
+  MDB_val k = {sizeof SINK_PREFIX - 1 + name_bytes, key}, v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 4) return VS_ERR_CORRUPT;
+  *id = vs_get_u32le(v.mv_data);
+  return VS_OK;
+}
+
+static vs_err sink_put(MDB_txn *txn, const vs_store *store, const char *name, size_t name_bytes, uint32_t id) {
+  uint8_t key[sizeof SINK_PREFIX - 1 + VS_OUTBOX_SINK_NAME_BYTES_MAX], buf[4];
+  memcpy(key, SINK_PREFIX, sizeof SINK_PREFIX - 1);
+  memcpy(key + sizeof SINK_PREFIX - 1, name, name_bytes);
+  vs_put_u32le(buf, id);
+  MDB_val k = {sizeof SINK_PREFIX - 1 + name_bytes, key}, v = {sizeof buf, buf};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, MDB_NOOVERWRITE));
+}
+
+vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store) {
+  return sink_put(txn, store, VS_OUTBOX_SINK_DEFAULT, sizeof VS_OUTBOX_SINK_DEFAULT - 1, 0);
+}
+
+vs_err vs_sinks_list(MDB_txn *txn, const vs_store *store, uint32_t ids_out[VS_OUTBOX_SINKS_MAX], uint32_t *count_out) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_meta, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k = {sizeof SINK_PREFIX - 1, (void *)SINK_PREFIX}, v;
+  uint32_t n = 0;
+  vs_err err = VS_OK;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size < sizeof SINK_PREFIX - 1 || memcmp(k.mv_data, SINK_PREFIX, sizeof SINK_PREFIX - 1) != 0) break;
+    if (n == VS_OUTBOX_SINKS_MAX || v.mv_size != 4) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    uint32_t id = vs_get_u32le(v.mv_data);
+    uint32_t i = n++;
+    for (; i > 0 && ids_out[i - 1] > id; i--) ids_out[i] = ids_out[i - 1]; /* keep id order */
+    ids_out[i] = id;
+  }
+  mdb_cursor_close(cur);
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  *count_out = n;
+  return err;
+}
+
+vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out) {
+  if (store == NULL || outbox_out == NULL) return VS_ERR_INVAL;
+  *outbox_out = NULL;
+  vs_outbox_cfg def = vs_outbox_cfg_default();
+  if (cfg == NULL) cfg = &def;
+  const char *name = cfg->sink != NULL ? cfg->sink : VS_OUTBOX_SINK_DEFAULT;
+  size_t name_bytes;
+  if (!sink_name_ok(name, &name_bytes) || vs_retry_policy_check(&cfg->retry) != VS_OK) return VS_ERR_INVAL;
+  vs_outbox *ob = calloc(1, sizeof *ob);
+  if (ob == NULL) return VS_ERR_NOMEM;
+  ob->store = store;
+  ob->policy = cfg->retry;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) {
+    free(ob);
+    return err;
+  }
+  err = sink_lookup(txn, store, name, name_bytes, &ob->sink);
+  if (err == VS_ERR_NOTFOUND) {
+    uint32_t ids[VS_OUTBOX_SINKS_MAX], n = 0;
+    err = vs_sinks_list(txn, store, ids, &n);
+    if (err == VS_OK && n >= VS_OUTBOX_SINKS_MAX) err = VS_ERR_LIMIT;
+    if (err == VS_OK) {
+      ob->sink = n == 0 ? 0 : ids[n - 1] + 1;
+      err = sink_put(txn, store, name, name_bytes, ob->sink);
+    }
+    if (err == VS_OK) err = vs_txn_commit(txn);
+    else mdb_txn_abort(txn);
+  } else {
+    mdb_txn_abort(txn);
+  }
+  if (err != VS_OK) {
+    free(ob);
+    return err;
+  }
+  *outbox_out = ob;
+  return VS_OK;
+}
+
+void vs_outbox_close(vs_outbox *outbox) { free(outbox); }
+
+const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox) { return &outbox->policy; }
+
+/* ---- operations ---- */
+
+/* A write transaction with this sink's counts loaded; `finish` saves the
+ * counts and commits, or aborts when err is not VS_OK. */
+typedef struct obx_txn {
+  MDB_txn *txn;
+  vs_outbox_counts counts;
+} obx_txn;
+
+static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
+  vs_err err = vs_txn_begin(ob->store, true, &t->txn);
+  if (err != VS_OK) return err;
+  err = vs_obx_counts_load(t->txn, ob->store, ob->sink, &t->counts);
+  if (err != VS_OK) mdb_txn_abort(t->txn);
+  return err;
+}
+
+static vs_err obx_finish(vs_outbox *ob, obx_txn *t, vs_err err) {
+  if (err == VS_OK) err = vs_obx_counts_save(t->txn, ob->store, ob->sink, &t->counts);
+  if (err != VS_OK) {
+    mdb_txn_abort(t->txn);
+    return err;
+  }
+  return vs_txn_commit(t->txn);
+}
+
+/* Find the entry of op `id` for this sink. */
+static vs_err entry_find(MDB_txn *txn, vs_outbox *ob, const vs_op_id *id, vs_outbox_entry *e) {
+  uint64_t lsn;
+  vs_err err = vs_opid_get(txn, ob->store, id, &lsn, NULL);
+  if (err != VS_OK) return err;
+  return entry_get(txn, ob->store, ob->sink, lsn, e);
+}
+
+/* The first index key of this sink in `dbi` under `prefix` (4 or 5 bytes):
+ * its time field (ready/lease keys) and LSN. *found is false past the sink. */
+static vs_err first_key(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t prefix_bytes, bool *found,
+                        uint64_t *time_out, uint64_t *lsn_out) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k = {prefix_bytes, (void *)prefix}, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  mdb_cursor_close(cur);
+  *found = false;
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (k.mv_size < prefix_bytes || memcmp(k.mv_data, prefix, prefix_bytes) != 0) return VS_OK;
+  const uint8_t *p = k.mv_data;
+  if (k.mv_size == 20) {
+    *time_out = vs_get_u64be(p + 4);
+    *lsn_out = vs_get_u64be(p + 12);
+  } else if (k.mv_size == 13) {
+    *time_out = 0;
+    *lsn_out = vs_get_u64be(p + 5);
+  } else {
+    return VS_ERR_CORRUPT;
+  }
+  *found = true;
+  return VS_OK;
+}
+
+vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms) {
+  if (outbox == NULL || id == NULL) return VS_ERR_INVAL;
+  obx_txn t;
+  vs_err err = obx_begin(outbox, &t);
+  if (err != VS_OK) return err;
+  uint64_t lsn;
+  err = vs_opid_get(t.txn, outbox->store, id, &lsn, NULL);
+  if (err == VS_OK) err = vs_obx_enqueue_txn(t.txn, outbox->store, outbox->sink, lsn, id, now_ms, &t.counts);
+  return obx_finish(outbox, &t, err);
+}
+
+vs_err vs_outbox_get(vs_outbox *outbox, const vs_op_id *id, vs_outbox_entry *entry_out) {
+  if (outbox == NULL || id == NULL || entry_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(outbox->store, false, &txn);
+  if (err != VS_OK) return err;
+  err = entry_find(txn, outbox, id, entry_out);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, uint64_t lease_ms,
+                       vs_outbox_entry *entry_out) {
+  if (outbox == NULL || id == NULL) return VS_ERR_INVAL;
+  if (lease_ms == 0) return VS_ERR_INVAL;
+  obx_txn t;
+  vs_err err = obx_begin(outbox, &t);
+  if (err != VS_OK) return err;
+  vs_outbox_entry old_e = {0}, e;
+  err = entry_find(t.txn, outbox, id, &old_e);
+  e = old_e;
+  if (err == VS_OK && (old_e.state != VS_OUTBOX_PENDING || old_e.next_attempt_at_ms > now_ms)) err = VS_ERR_STATE;
+  if (err == VS_OK) {
+    to_inflight(&e, now_ms, lease_ms);
+    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &e, &t.counts);
+  }
+  vs_err done = obx_finish(outbox, &t, err);
+  if (entry_out != NULL && (done == VS_OK || done == VS_ERR_STATE)) *entry_out = done == VS_OK ? e : old_e;
+  return done;
+}
+
+/* Turn expired leases back into retries, oldest lease first. */
+static vs_err expire_leases(vs_outbox *ob, obx_txn *t, uint64_t now_ms) {
+  uint8_t prefix[4];
+  vs_put_u32be(prefix, ob->sink);
+  for (uint32_t i = 0; i < VS_OUTBOX_EXPIRE_PER_CALL; i++) {
+    bool found;
+    uint64_t until, lsn;
+    vs_err err = first_key(t->txn, ob->store->dbi_obx_lease, prefix, sizeof prefix, &found, &until, &lsn);
+    if (err != VS_OK) return err;
+    if (!found || until > now_ms) return VS_OK;
+    vs_outbox_entry old_e, e;
+    err = entry_get(t->txn, ob->store, ob->sink, lsn, &old_e);
+    if (err != VS_OK) return err == VS_ERR_NOTFOUND ? VS_ERR_CORRUPT : err;
+    e = old_e;
+    to_retry(&e, &ob->policy, now_ms, "lease expired", 0);
+    err = entry_write(t->txn, ob->store, ob->sink, &old_e, &e, &t->counts);
+    if (err != VS_OK) return err;
+  }
+  return VS_OK;
+}
+
+vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms, uint32_t max_entries,
+                             vs_outbox_entry *entries_out, uint32_t *count_out) {
+  if (outbox == NULL || count_out == NULL || lease_ms == 0) return VS_ERR_INVAL;
+  if (max_entries > VS_OUTBOX_CLAIM_MAX || (max_entries > 0 && entries_out == NULL)) return VS_ERR_INVAL;
+  *count_out = 0;
+  obx_txn t;
+  vs_err err = obx_begin(outbox, &t);
+  if (err != VS_OK) return err;
+  err = expire_leases(outbox, &t, now_ms);
+  uint8_t prefix[4];
+  vs_put_u32be(prefix, outbox->sink);
+  uint32_t n = 0;
+  while (err == VS_OK && n < max_entries) {
+    bool found;
+    uint64_t next_at, lsn;
+    err = first_key(t.txn, outbox->store->dbi_obx_ready, prefix, sizeof prefix, &found, &next_at, &lsn);
+    if (err != VS_OK || !found || next_at > now_ms) break;
+    vs_outbox_entry old_e;
+    err = entry_get(t.txn, outbox->store, outbox->sink, lsn, &old_e);
+    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
+    if (err != VS_OK) break;
+    entries_out[n] = old_e;
+    to_inflight(&entries_out[n], now_ms, lease_ms);
+    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &entries_out[n], &t.counts);
+    n++;
+  }
+  err = obx_finish(outbox, &t, err);
+  if (err == VS_OK) *count_out = n;
+  return err;
+}
+
+vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms) {
+  if (outbox == NULL || id == NULL) return VS_ERR_INVAL;
+  obx_txn t;
+  vs_err err = obx_begin(outbox, &t);
+  if (err != VS_OK) return err;
+  vs_outbox_entry old_e, e;
+  err = entry_find(t.txn, outbox, id, &old_e);
+  if (err == VS_OK && old_e.state != VS_OUTBOX_DONE) {
+    e = old_e;
+    e.state = VS_OUTBOX_DONE;
+    e.lease_until_ms = 0;
+    e.updated_at_ms = now_ms;
+    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &e, &t.counts);
+  }
+  return obx_finish(outbox, &t, err);
+}
+
+vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable, const char *reason,
+                      uint64_t retry_after_ms, vs_outbox_entry *entry_out) {
+  if (outbox == NULL || id == NULL) return VS_ERR_INVAL;
+  obx_txn t;
+  vs_err err = obx_begin(outbox, &t);
+  if (err != VS_OK) return err;
+  vs_outbox_entry old_e = {0}, e;
+  err = entry_find(t.txn, outbox, id, &old_e);
+  e = old_e;
+  if (err == VS_OK && old_e.state != VS_OUTBOX_INFLIGHT) err = VS_ERR_STATE;
+  if (err == VS_OK) {
+    if (retryable) {
+      to_retry(&e, &outbox->policy, now_ms, reason, retry_after_ms);
+    } else {
+      e.state = VS_OUTBOX_FAILED;
+      e.lease_until_ms = 0;
+      e.updated_at_ms = now_ms;
+      set_reason(&e, "", reason);
+    }
+    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &e, &t.counts);
+  }
+  vs_err done = obx_finish(outbox, &t, err);
+  if (entry_out != NULL && (done == VS_OK || done == VS_ERR_STATE)) *entry_out = done == VS_OK ? e : old_e;
+  return done;
+}
+
+/* Move every entry under one index prefix through `step`, bounded by the
+ * count of entries in that state when the transaction began. */
+typedef void (*step_fn)(vs_outbox_entry *e, const vs_retry_policy *policy, uint64_t now_ms);
+
+static vs_err move_all(vs_outbox *ob, MDB_dbi dbi, const uint8_t *prefix, size_t prefix_bytes,
+                       vs_outbox_state from, step_fn step, uint64_t now_ms, uint64_t max, uint64_t *count_out) {
+  obx_txn t;
+  vs_err err = obx_begin(ob, &t);
+  if (err != VS_OK) return err;
+  uint64_t bound = *count_slot(&t.counts, from);
+  if (bound > max) bound = max;
+  uint64_t n = 0;
+  while (err == VS_OK && n < bound) {
+    bool found;
+    uint64_t time_ms, lsn;
+    err = first_key(t.txn, dbi, prefix, prefix_bytes, &found, &time_ms, &lsn);
+    if (err != VS_OK || !found) break;
+    vs_outbox_entry old_e, e;
+    err = entry_get(t.txn, ob->store, ob->sink, lsn, &old_e);
+    if (err == VS_ERR_NOTFOUND || (err == VS_OK && old_e.state != from)) err = VS_ERR_CORRUPT;
+    if (err != VS_OK) break;
+    e = old_e;
+    if (step != NULL) {
+      step(&e, &ob->policy, now_ms);
+      err = entry_write(t.txn, ob->store, ob->sink, &old_e, &e, &t.counts);
+    } else { /* purge */
+      uint8_t ikey[INDEX_KEY_BYTES_MAX], key[ENTRY_KEY_BYTES];
+      size_t ikey_bytes;
+      MDB_dbi idbi = index_key(ob->store, ob->sink, &old_e, ikey, &ikey_bytes);
+      MDB_val ik = {ikey_bytes, ikey}, k = {sizeof key, key};
+      entry_key(key, ob->sink, lsn);
+      err = vs_mdb_err(mdb_del(t.txn, idbi, &ik, NULL));
+      if (err == VS_OK) err = vs_mdb_err(mdb_del(t.txn, ob->store->dbi_outbox, &k, NULL));
+      (*count_slot(&t.counts, from))--;
+    }
+    n++;
+  }
+  err = obx_finish(ob, &t, err);
+  if (count_out != NULL) *count_out = err == VS_OK ? n : 0;
+  return err;
+}
+
+static void step_requeue(vs_outbox_entry *e, const vs_retry_policy *policy, uint64_t now_ms) {
+  e->lease_until_ms = 0;
+  e->updated_at_ms = now_ms;
+  if (vs_retry_exhausted(policy, e->attempts)) {
+    e->state = VS_OUTBOX_FAILED;
+    set_reason(e, "interrupted by a restart during the last attempt", NULL);
+  } else {
+    e->state = VS_OUTBOX_PENDING;
+    e->next_attempt_at_ms = now_ms;
+    set_reason(e, "requeued after a restart", NULL);
+  }
+}
+
+static void step_unfail(vs_outbox_entry *e, const vs_retry_policy *policy, uint64_t now_ms) {
+  (void)policy;
+  e->state = VS_OUTBOX_PENDING;
+  e->attempts = 0;
+  e->next_attempt_at_ms = now_ms;
+  e->updated_at_ms = now_ms;
+}
+
+vs_err vs_outbox_requeue_inflight(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out) {
+  if (outbox == NULL) return VS_ERR_INVAL;
+  if (!vs_store_is_owner(outbox->store)) return VS_ERR_NOT_OWNER;
+  uint8_t prefix[4];
+  vs_put_u32be(prefix, outbox->sink);
+  return move_all(outbox, outbox->store->dbi_obx_lease, prefix, sizeof prefix, VS_OUTBOX_INFLIGHT, step_requeue,
+                  now_ms, UINT64_MAX, count_out);
+}
+
+vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out) {
+  if (outbox == NULL) return VS_ERR_INVAL;
+  uint8_t prefix[5];
+  vs_put_u32be(prefix, outbox->sink);
+  prefix[4] = VS_OUTBOX_FAILED;
+  return move_all(outbox, outbox->store->dbi_obx_state, prefix, sizeof prefix, VS_OUTBOX_FAILED, step_unfail,
+                  now_ms, UINT64_MAX, count_out);
+}
+
+vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out) {
+  if (outbox == NULL) return VS_ERR_INVAL;
+  uint8_t prefix[5];
+  vs_put_u32be(prefix, outbox->sink);
+  prefix[4] = VS_OUTBOX_DONE;
+  return move_all(outbox, outbox->store->dbi_obx_state, prefix, sizeof prefix, VS_OUTBOX_DONE, NULL, 0,
+                  max_entries, count_out);
+}
+
+vs_err vs_outbox_counts_get(vs_outbox *outbox, vs_outbox_counts *counts_out) {
+  if (outbox == NULL || counts_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(outbox->store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_obx_counts_load(txn, outbox->store, outbox->sink, counts_out);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_outbox_next_due(vs_outbox *outbox, uint64_t *due_ms_out) {
+  if (outbox == NULL || due_ms_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(outbox->store, false, &txn);
+  if (err != VS_OK) return err;
+  uint8_t prefix[4];
+  vs_put_u32be(prefix, outbox->sink);
+  uint64_t due = UINT64_MAX, t_ms, lsn;
+  bool found;
+  err = first_key(txn, outbox->store->dbi_obx_ready, prefix, sizeof prefix, &found, &t_ms, &lsn);
+  if (err == VS_OK && found && t_ms < due) due = t_ms;
+  if (err == VS_OK) err = first_key(txn, outbox->store->dbi_obx_lease, prefix, sizeof prefix, &found, &t_ms, &lsn);
+  if (err == VS_OK && found && t_ms < due) due = t_ms;
+  mdb_txn_abort(txn);
+  if (err == VS_OK) *due_ms_out = due;
+  return err;
+}

@@ -1,0 +1,313 @@
+/* The store: one LMDB environment per directory, opened once per process. */
+#define _DEFAULT_SOURCE /* flock */
+#define _POSIX_C_SOURCE 200809L
+#include "vixsync/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define STORE_FORMAT 1u
+#define STORE_DBS 16
+static const char STORE_MAGIC[] = "vixsync";
+
+/* LMDB forbids opening one environment twice in a process (its locks are
+ * per process and would be released by the second close). The stores open in
+ * this process, by (device, inode) of the directory, are kept here so that a
+ * second open is refused instead of corrupting the first. */
+typedef struct open_entry {
+  dev_t dev;
+  ino_t ino;
+  struct open_entry *next;
+} open_entry;
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static open_entry *open_list;
+
+static bool registry_add(dev_t dev, ino_t ino) {
+  bool ok = true;
+  pthread_mutex_lock(&open_lock);
+  for (open_entry *e = open_list; e != NULL; e = e->next) {
+    if (e->dev == dev && e->ino == ino) ok = false;
+  }
+  if (ok) {
+    open_entry *e = malloc(sizeof *e);
+    if (e == NULL) {
+      ok = false;
+    } else {
+      e->dev = dev;
+      e->ino = ino;
+      e->next = open_list;
+      open_list = e;
+    }
+  }
+  pthread_mutex_unlock(&open_lock);
+  return ok;
+}
+
+static void registry_remove(dev_t dev, ino_t ino) {
+  pthread_mutex_lock(&open_lock);
+  for (open_entry **pp = &open_list; *pp != NULL; pp = &(*pp)->next) {
+    if ((*pp)->dev == dev && (*pp)->ino == ino) {
+      open_entry *e = *pp;
+      *pp = e->next;
+      free(e);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&open_lock);
+}
+
+vs_err vs_mdb_err(int rc) {
+  switch (rc) {
+    case MDB_SUCCESS: return VS_OK;
+    case MDB_NOTFOUND: return VS_ERR_NOTFOUND;
+    case MDB_KEYEXIST: return VS_ERR_EXISTS;
+    case MDB_MAP_FULL:
+    case ENOSPC:
+#ifdef EDQUOT
+    case EDQUOT:
+#endif
+      return VS_ERR_FULL;
+    case MDB_TXN_FULL:
+    case MDB_READERS_FULL:
+    case MDB_DBS_FULL:
+      return VS_ERR_LIMIT;
+    case ENOMEM: return VS_ERR_NOMEM;
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+      return VS_ERR_FOREIGN;
+    default: return VS_ERR_STORE;
+  }
+}
+
+vs_err vs_txn_begin(vs_store *store, bool write, MDB_txn **txn_out) {
+  assert(store != NULL && txn_out != NULL);
+  /* Bounded: another process may grow the map again between our two tries,
+   * but not forever. */
+  for (int tries = 0; tries < 4; tries++) {
+    int rc = mdb_txn_begin(store->env, NULL, write ? 0 : MDB_RDONLY, txn_out);
+    if (rc != MDB_MAP_RESIZED) return vs_mdb_err(rc);
+    rc = mdb_env_set_mapsize(store->env, 0); /* adopt the size on disk */
+    if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  }
+  return VS_ERR_STORE;
+}
+
+vs_err vs_txn_commit(MDB_txn *txn) {
+  assert(txn != NULL);
+  return vs_mdb_err(mdb_txn_commit(txn));
+}
+
+vs_store_cfg vs_store_cfg_default(void) {
+  vs_store_cfg cfg = {VS_DURABILITY_SYNC, VS_STORE_MAP_BYTES_DEFAULT, true};
+  return cfg;
+}
+
+typedef struct dbi_spec {
+  const char *name;
+  size_t offset;
+} dbi_spec;
+
+static const dbi_spec DBIS[] = {
+    {"meta", offsetof(vs_store, dbi_meta)},         {"wal", offsetof(vs_store, dbi_wal)},
+    {"opid", offsetof(vs_store, dbi_opid)},         {"idem", offsetof(vs_store, dbi_idem)},
+    {"heads", offsetof(vs_store, dbi_heads)},       {"outbox", offsetof(vs_store, dbi_outbox)},
+    {"obx_ready", offsetof(vs_store, dbi_obx_ready)}, {"obx_lease", offsetof(vs_store, dbi_obx_lease)},
+    {"obx_state", offsetof(vs_store, dbi_obx_state)},
+};
+#define DBI_COUNT (sizeof DBIS / sizeof DBIS[0])
+_Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");
+
+static MDB_dbi *dbi_slot(vs_store *store, size_t i) { return (MDB_dbi *)((char *)store + DBIS[i].offset); }
+
+/* Check the magic and format of an existing store. */
+static vs_err check_meta(MDB_txn *txn, vs_store *store) {
+  MDB_val k = {sizeof STORE_MAGIC - 1, (void *)STORE_MAGIC}, v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_ERR_FOREIGN;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 4 || vs_get_u32le(v.mv_data) != STORE_FORMAT) return VS_ERR_FOREIGN;
+  return VS_OK;
+}
+
+/* Open the named databases of an existing store in a read transaction. */
+static vs_err open_existing(vs_store *store) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  for (size_t i = 0; i < DBI_COUNT && err == VS_OK; i++) {
+    int rc = mdb_dbi_open(txn, DBIS[i].name, 0, dbi_slot(store, i));
+    if (rc == MDB_NOTFOUND) err = VS_ERR_NOTFOUND;
+    else if (rc == MDB_INCOMPATIBLE) err = VS_ERR_FOREIGN;
+    else err = vs_mdb_err(rc);
+  }
+  if (err == VS_OK) err = check_meta(txn, store);
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  return vs_txn_commit(txn); /* a read-only commit keeps the dbi handles */
+}
+
+/* Create every database of a new store in one write transaction. An
+ * environment whose main database holds anything else is foreign. */
+static vs_err create_new(vs_store *store) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  MDB_stat st;
+  MDB_dbi main_dbi;
+  int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+  if (rc == MDB_SUCCESS) rc = mdb_stat(txn, main_dbi, &st);
+  err = vs_mdb_err(rc);
+  if (err == VS_OK && st.ms_entries != 0) {
+    /* Another process may have created it between our two looks. */
+    mdb_txn_abort(txn);
+    err = open_existing(store);
+    return err == VS_ERR_NOTFOUND ? VS_ERR_FOREIGN : err;
+  }
+  for (size_t i = 0; i < DBI_COUNT && err == VS_OK; i++) {
+    err = vs_mdb_err(mdb_dbi_open(txn, DBIS[i].name, MDB_CREATE, dbi_slot(store, i)));
+  }
+  uint8_t fmt[4];
+  vs_put_u32le(fmt, STORE_FORMAT);
+  MDB_val k = {sizeof STORE_MAGIC - 1, (void *)STORE_MAGIC}, v = {sizeof fmt, fmt};
+  if (err == VS_OK) err = vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+  if (err == VS_OK) err = vs_sinks_init(txn, store);
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  return vs_txn_commit(txn);
+}
+
+static vs_err env_open(vs_store *store, const char *dir, const vs_store_cfg *cfg) {
+  int rc = mdb_env_create(&store->env);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint64_t map_bytes = cfg->map_bytes ? cfg->map_bytes : VS_STORE_MAP_BYTES_DEFAULT;
+  unsigned flags = MDB_NOTLS; /* a read txn may be opened and ended on any thread */
+  if (cfg->durability == VS_DURABILITY_NOSYNC) flags |= MDB_NOSYNC;
+  rc = mdb_env_set_maxdbs(store->env, STORE_DBS);
+  if (rc == MDB_SUCCESS) rc = mdb_env_set_mapsize(store->env, (size_t)map_bytes);
+  if (rc == MDB_SUCCESS) rc = mdb_env_open(store->env, dir, flags, 0600);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  /* Clear reader slots left by processes that died (kill -9) so they do not
+   * pin old pages forever. */
+  int dead = 0;
+  rc = mdb_reader_check(store->env, &dead);
+  return vs_mdb_err(rc);
+}
+
+vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_out) {
+  if (dir == NULL || store_out == NULL) return VS_ERR_INVAL;
+  *store_out = NULL;
+  vs_store_cfg def = vs_store_cfg_default();
+  if (cfg == NULL) cfg = &def;
+  if (cfg->durability != VS_DURABILITY_SYNC && cfg->durability != VS_DURABILITY_NOSYNC) return VS_ERR_INVAL;
+  if (cfg->map_bytes != 0 && (cfg->map_bytes < VS_STORE_MAP_BYTES_MIN || cfg->map_bytes > SIZE_MAX))
+    return VS_ERR_INVAL;
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return VS_ERR_NO_STORE;
+  size_t dir_len = strlen(dir);
+  char *data_path = malloc(dir_len + sizeof "/data.mdb");
+  if (data_path == NULL) return VS_ERR_NOMEM;
+  memcpy(data_path, dir, dir_len);
+  memcpy(data_path + dir_len, "/data.mdb", sizeof "/data.mdb");
+  struct stat data_st;
+  bool exists = stat(data_path, &data_st) == 0 && data_st.st_size > 0;
+  free(data_path);
+  if (!exists && !cfg->create) return VS_ERR_NO_STORE;
+
+  vs_store *store = calloc(1, sizeof *store);
+  if (store == NULL) return VS_ERR_NOMEM;
+  store->owner_fd = -1;
+  store->durability = cfg->durability;
+  store->dev = st.st_dev;
+  store->ino = st.st_ino;
+  store->dir = strdup(dir);
+  if (store->dir == NULL) {
+    free(store);
+    return VS_ERR_NOMEM;
+  }
+  if (!registry_add(st.st_dev, st.st_ino)) {
+    free(store->dir);
+    free(store);
+    return VS_ERR_BUSY;
+  }
+  vs_err err = env_open(store, dir, cfg);
+  if (err == VS_OK) {
+    err = open_existing(store);
+    if (err == VS_ERR_NOTFOUND) err = cfg->create ? create_new(store) : VS_ERR_NO_STORE;
+  }
+  if (err != VS_OK) {
+    vs_store_close(store);
+    return err;
+  }
+  *store_out = store;
+  return VS_OK;
+}
+
+void vs_store_close(vs_store *store) {
+  if (store == NULL) return;
+  if (store->env != NULL) mdb_env_close(store->env);
+  if (store->owner_fd >= 0) close(store->owner_fd); /* releases the flock */
+  registry_remove(store->dev, store->ino);
+  free(store->dir);
+  free(store);
+}
+
+vs_err vs_store_set_map_bytes(vs_store *store, uint64_t map_bytes) {
+  if (store == NULL || map_bytes < VS_STORE_MAP_BYTES_MIN || map_bytes > SIZE_MAX) return VS_ERR_INVAL;
+  return vs_mdb_err(mdb_env_set_mapsize(store->env, (size_t)map_bytes));
+}
+
+vs_err vs_store_sync(vs_store *store) {
+  if (store == NULL) return VS_ERR_INVAL;
+  return vs_mdb_err(mdb_env_sync(store->env, 1));
+}
+
+vs_err vs_store_lock_owner(vs_store *store) {
+  if (store == NULL) return VS_ERR_INVAL;
+  if (store->owner_fd >= 0) return VS_OK;
+  size_t dir_len = strlen(store->dir);
+  char *path = malloc(dir_len + sizeof "/owner.lock");
+  if (path == NULL) return VS_ERR_NOMEM;
+  memcpy(path, store->dir, dir_len);
+  memcpy(path + dir_len, "/owner.lock", sizeof "/owner.lock");
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  free(path);
+  if (fd < 0) return VS_ERR_STORE;
+  /* flock, not fcntl locks: it belongs to this open file, so closing another
+   * descriptor of the same file elsewhere in the process does not drop it,
+   * and the kernel releases it when the process dies. */
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(fd);
+    return e == EWOULDBLOCK ? VS_ERR_BUSY : VS_ERR_STORE;
+  }
+  store->owner_fd = fd;
+  return VS_OK;
+}
+
+bool vs_store_is_owner(const vs_store *store) { return store != NULL && store->owner_fd >= 0; }
+
+const char *vs_store_dir(const vs_store *store) { return store != NULL ? store->dir : NULL; }
+
+vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out) {
+  if (store == NULL) return VS_ERR_INVAL;
+  MDB_envinfo info;
+  MDB_stat st;
+  int rc = mdb_env_info(store->env, &info);
+  if (rc == MDB_SUCCESS) rc = mdb_env_stat(store->env, &st);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (used_bytes_out != NULL) *used_bytes_out = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+  if (map_bytes_out != NULL) *map_bytes_out = info.me_mapsize;
+  return VS_OK;
+}

@@ -1,0 +1,243 @@
+#define _POSIX_C_SOURCE 200809L /* strnlen, snprintf */
+/* The write-ahead log: gapless LSNs, checksummed records, per-origin chains. */
+#include "vixsync/wal.h"
+
+#include "internal.h"
+
+#define REC_TYPE_OP 1u
+static const char META_HLC[] = "hlc";
+
+static MDB_val val(const void *data, size_t bytes) {
+  MDB_val v = {bytes, (void *)data};
+  return v;
+}
+
+vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_out) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_wal, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+  mdb_cursor_close(cur);
+  if (rc == MDB_NOTFOUND) {
+    *lsn_out = 0;
+    return VS_OK;
+  }
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (k.mv_size != 8) return VS_ERR_CORRUPT;
+  *lsn_out = vs_get_u64be(k.mv_data);
+  return VS_OK;
+}
+
+vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_head *head_out) {
+  memset(head_out, 0, sizeof *head_out);
+  MDB_val k = val(origin, VS_ORIGIN_BYTES), v;
+  int rc = mdb_get(txn, store->dbi_heads, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *p = v.mv_data;
+  if (v.mv_size != VS_HEAD_VALUE_BYTES || p[0] != VS_HEAD_VERSION) return VS_ERR_CORRUPT;
+  head_out->seq = vs_get_u64le(p + 1);
+  head_out->hlc = vs_get_u64le(p + 9);
+  memcpy(head_out->hash, p + 17, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+static vs_err head_put(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_head *head) {
+  uint8_t buf[VS_HEAD_VALUE_BYTES];
+  buf[0] = VS_HEAD_VERSION;
+  vs_put_u64le(buf + 1, head->seq);
+  vs_put_u64le(buf + 9, head->hlc);
+  memcpy(buf + 17, head->hash, VS_HASH_BYTES);
+  MDB_val k = val(origin, VS_ORIGIN_BYTES), v = val(buf, sizeof buf);
+  return vs_mdb_err(mdb_put(txn, store->dbi_heads, &k, &v, 0));
+}
+
+vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
+                   uint8_t hash_out[VS_HASH_BYTES]) {
+  MDB_val k = val(id->bytes, VS_OP_ID_BYTES), v;
+  int rc = mdb_get(txn, store->dbi_opid, &k, &v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != VS_OPID_VALUE_BYTES) return VS_ERR_CORRUPT;
+  if (lsn_out != NULL) *lsn_out = vs_get_u64le(v.mv_data);
+  if (hash_out != NULL) memcpy(hash_out, (const uint8_t *)v.mv_data + 8, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out) {
+  MDB_val k = val(META_HLC, sizeof META_HLC - 1), v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  *hlc_out = 0;
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 8) return VS_ERR_CORRUPT;
+  *hlc_out = vs_get_u64le(v.mv_data);
+  return VS_OK;
+}
+
+vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
+  uint8_t buf[8];
+  vs_put_u64le(buf, hlc);
+  MDB_val k = val(META_HLC, sizeof META_HLC - 1), v = val(buf, sizeof buf);
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
+                         uint64_t now_ms, uint8_t hash_out[VS_HASH_BYTES]) {
+  assert(lsn >= 1);
+  size_t enc_bytes = vs_op_encoded_bytes(op);
+  uint8_t key[8];
+  vs_put_u64be(key, lsn);
+  /* MDB_RESERVE: encode straight into the page, no staging copy. MDB_APPEND:
+   * LSNs only grow; LMDB refuses (MDB_KEYEXIST) an LSN that is not last. */
+  MDB_val k = val(key, sizeof key), v = {VS_WAL_RECORD_HEADER_BYTES + enc_bytes, NULL};
+  int rc = mdb_put(txn, store->dbi_wal, &k, &v, MDB_APPEND | MDB_RESERVE);
+  if (rc == MDB_KEYEXIST) return VS_ERR_CORRUPT;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint8_t *rec = v.mv_data;
+  rec[0] = VS_WAL_RECORD_VERSION;
+  rec[1] = REC_TYPE_OP;
+  vs_put_u16le(rec + 2, 0);
+  vs_put_u64le(rec + 8, lsn);
+  vs_put_u64le(rec + 16, now_ms);
+  size_t n = 0;
+  vs_err err = vs_op_encode(op, rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, &n);
+  if (err != VS_OK) return err;
+  assert(n == enc_bytes);
+  uint32_t crc = vs_crc32c(0, rec, 4);
+  crc = vs_crc32c(crc, rec + 8, v.mv_size - 8);
+  vs_put_u32le(rec + 4, crc);
+
+  vs_head head = {op->seq, op->hlc, {0}};
+  vs_op_hash_encoded(rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, head.hash);
+  uint8_t idx[VS_OPID_VALUE_BYTES];
+  vs_put_u64le(idx, lsn);
+  memcpy(idx + 8, head.hash, VS_HASH_BYTES);
+  MDB_val ik = val(op->id.bytes, VS_OP_ID_BYTES), iv = val(idx, sizeof idx);
+  rc = mdb_put(txn, store->dbi_opid, &ik, &iv, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return VS_ERR_EXISTS; /* callers check first; this is the backstop */
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  err = head_put(txn, store, op->origin, &head);
+  if (err != VS_OK) return err;
+  if (hash_out != NULL) memcpy(hash_out, head.hash, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out) {
+  if (store == NULL || op == NULL) return VS_ERR_INVAL;
+  vs_op checked = *op;
+  vs_op_id_derive(op->origin, op->seq, &checked.id); /* never trust a caller's id */
+  uint8_t hash[VS_HASH_BYTES];
+  vs_err err = vs_op_hash(&checked, hash);
+  if (err != VS_OK) return err;
+  MDB_txn *txn;
+  err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  uint8_t stored_hash[VS_HASH_BYTES];
+  err = vs_opid_get(txn, store, &checked.id, NULL, stored_hash);
+  if (err == VS_OK) {
+    err = memcmp(stored_hash, hash, VS_HASH_BYTES) == 0 ? VS_ERR_EXISTS : VS_ERR_FORK;
+  } else if (err == VS_ERR_NOTFOUND) {
+    vs_head head;
+    err = vs_head_get(txn, store, checked.origin, &head);
+    if (err == VS_OK && (checked.seq != head.seq + 1 || memcmp(checked.prev, head.hash, VS_HASH_BYTES) != 0))
+      err = VS_ERR_CHAIN;
+  }
+  uint64_t lsn = 0, node_hlc = 0;
+  if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
+  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, NULL);
+  if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
+  if (err == VS_OK && checked.hlc > node_hlc) err = vs_meta_hlc_put(txn, store, checked.hlc);
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  err = vs_txn_commit(txn);
+  if (err == VS_OK && lsn_out != NULL) *lsn_out = lsn;
+  return err;
+}
+
+/* Check and decode one stored record. */
+static vs_err record_decode(const MDB_val *k, const MDB_val *v, uint64_t expect_lsn, vs_wal_record *rec) {
+  if (k->mv_size != 8 || v->mv_size < VS_WAL_RECORD_HEADER_BYTES) return VS_ERR_CORRUPT;
+  const uint8_t *p = v->mv_data;
+  uint32_t crc = vs_crc32c(0, p, 4);
+  crc = vs_crc32c(crc, p + 8, v->mv_size - 8);
+  if (crc != vs_get_u32le(p + 4)) return VS_ERR_CORRUPT;
+  if (p[0] != VS_WAL_RECORD_VERSION || p[1] != REC_TYPE_OP) return VS_ERR_CORRUPT;
+  uint64_t lsn = vs_get_u64le(p + 8);
+  if (lsn != vs_get_u64be(k->mv_data) || lsn != expect_lsn) return VS_ERR_CORRUPT;
+  rec->lsn = lsn;
+  rec->stored_at_ms = vs_get_u64le(p + 16);
+  const uint8_t *enc = p + VS_WAL_RECORD_HEADER_BYTES;
+  size_t enc_bytes = v->mv_size - VS_WAL_RECORD_HEADER_BYTES;
+  if (vs_op_decode(enc, enc_bytes, &rec->op) != VS_OK) return VS_ERR_CORRUPT;
+  vs_op_hash_encoded(enc, enc_bytes, rec->op_hash);
+  return VS_OK;
+}
+
+vs_err vs_wal_replay(vs_store *store, uint64_t from_lsn, vs_wal_handler handler, void *ctx) {
+  if (store == NULL || handler == NULL) return VS_ERR_INVAL;
+  if (from_lsn == 0) from_lsn = 1;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_wal, &cur);
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return vs_mdb_err(rc);
+  }
+  uint8_t key[8];
+  vs_put_u64be(key, from_lsn);
+  MDB_val k = val(key, sizeof key), v;
+  uint64_t expect = from_lsn;
+  /* Bounded by the records in the snapshot: each step moves the cursor on. */
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && err == VS_OK;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    vs_wal_record rec;
+    err = record_decode(&k, &v, expect, &rec);
+    if (err == VS_OK) err = handler(&rec, ctx);
+    expect++;
+  }
+  if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_wal_last_lsn(vs_store *store, uint64_t *lsn_out) {
+  if (store == NULL || lsn_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_wal_last_lsn_txn(txn, store, lsn_out);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_wal_find(vs_store *store, const vs_op_id *id, uint64_t *lsn_out) {
+  if (store == NULL || id == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_opid_get(txn, store, id, lsn_out, NULL);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_wal_head(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *seq_out,
+                   uint8_t hash_out[VS_HASH_BYTES], uint64_t *hlc_out) {
+  if (store == NULL || origin == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  vs_head head;
+  err = vs_head_get(txn, store, origin, &head);
+  mdb_txn_abort(txn);
+  if (err != VS_OK) return err;
+  if (seq_out != NULL) *seq_out = head.seq;
+  if (hash_out != NULL) memcpy(hash_out, head.hash, VS_HASH_BYTES);
+  if (hlc_out != NULL) *hlc_out = head.hlc;
+  return VS_OK;
+}

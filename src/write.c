@@ -1,0 +1,187 @@
+#define _POSIX_C_SOURCE 200809L /* strnlen, snprintf */
+/* The local write path: one LMDB write transaction per call (group commit
+ * for batches) covering WAL, indexes, chain head and outbox entries. */
+#include "vixsync/write.h"
+
+#include <stdlib.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+#include "vixsync/wal.h"
+
+#define IDEM_VALUE_BYTES (VS_OP_ID_BYTES + VS_HASH_BYTES)
+static const char ARGS_DOMAIN[] = "vixsync/idem-args/v1";
+
+/* What one transaction reads once and writes once, however many
+ * operations it holds. */
+typedef struct write_ctx {
+  MDB_txn *txn;
+  vs_store *store;
+  const uint8_t *origin;
+  uint64_t now_ms;
+  uint64_t lsn;      /* last LSN used */
+  uint64_t node_hlc; /* node-wide HLC */
+  vs_head head;      /* the origin's chain head */
+  uint32_t sinks[VS_OUTBOX_SINKS_MAX];
+  uint32_t sink_count;
+  vs_outbox_counts counts[VS_OUTBOX_SINKS_MAX];
+} write_ctx;
+
+/* Hash of the arguments an idempotency key promised: the same key must come
+ * back with the same (kind, target, payload). Lengths are framed so that no
+ * two argument lists share an encoding. */
+static void args_hash(const vs_write_req *req, size_t kind_bytes, uint8_t out[VS_HASH_BYTES]) {
+  uint8_t len[4];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, VS_HASH_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)ARGS_DOMAIN, sizeof ARGS_DOMAIN - 1);
+  vs_put_u32le(len, (uint32_t)kind_bytes);
+  crypto_generichash_update(&st, len, 4);
+  crypto_generichash_update(&st, (const uint8_t *)req->kind, kind_bytes);
+  vs_put_u32le(len, req->target_bytes);
+  crypto_generichash_update(&st, len, 4);
+  if (req->target_bytes > 0) crypto_generichash_update(&st, req->target, req->target_bytes);
+  vs_put_u32le(len, req->payload_bytes);
+  crypto_generichash_update(&st, len, 4);
+  if (req->payload_bytes > 0) crypto_generichash_update(&st, req->payload, req->payload_bytes);
+  crypto_generichash_final(&st, out, VS_HASH_BYTES);
+}
+
+static vs_err req_check(const vs_write_req *req, size_t *kind_bytes_out) {
+  if (req == NULL || req->kind == NULL) return VS_ERR_INVAL;
+  size_t kind_bytes = strnlen(req->kind, VS_OP_KIND_BYTES_MAX + 1);
+  vs_err err = vs_op_kind_check(req->kind, kind_bytes);
+  if (err != VS_OK) return err;
+  if ((req->target == NULL && req->target_bytes != 0) || (req->payload == NULL && req->payload_bytes != 0))
+    return VS_ERR_INVAL;
+  if (req->target_bytes > VS_OP_TARGET_BYTES_MAX || req->payload_bytes > VS_OP_PAYLOAD_BYTES_MAX)
+    return VS_ERR_TOO_LARGE;
+  if (req->idem_key != NULL && (req->idem_key_bytes == 0 || req->idem_key_bytes > VS_IDEM_KEY_BYTES_MAX))
+    return VS_ERR_INVAL;
+  *kind_bytes_out = kind_bytes;
+  return VS_OK;
+}
+
+static vs_err ctx_begin(write_ctx *c) {
+  vs_err err = vs_txn_begin(c->store, true, &c->txn);
+  if (err != VS_OK) return err;
+  err = vs_wal_last_lsn_txn(c->txn, c->store, &c->lsn);
+  if (err == VS_OK) err = vs_meta_hlc_get(c->txn, c->store, &c->node_hlc);
+  if (err == VS_OK) err = vs_head_get(c->txn, c->store, c->origin, &c->head);
+  if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
+  for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
+    err = vs_obx_counts_load(c->txn, c->store, c->sinks[i], &c->counts[i]);
+  if (err != VS_OK) mdb_txn_abort(c->txn);
+  return err;
+}
+
+static vs_err ctx_commit(write_ctx *c) {
+  vs_err err = vs_meta_hlc_put(c->txn, c->store, c->node_hlc);
+  for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
+    err = vs_obx_counts_save(c->txn, c->store, c->sinks[i], &c->counts[i]);
+  if (err != VS_OK) {
+    mdb_txn_abort(c->txn);
+    return err;
+  }
+  return vs_txn_commit(c->txn);
+}
+
+/* Write one request inside the context's transaction. */
+static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *res) {
+  size_t kind_bytes;
+  vs_err err = req_check(req, &kind_bytes);
+  if (err != VS_OK) return err;
+  memset(res, 0, sizeof *res);
+  uint8_t ahash[VS_HASH_BYTES];
+  MDB_val ik = {req->idem_key_bytes, (void *)req->idem_key}, iv;
+  if (req->idem_key != NULL) {
+    args_hash(req, kind_bytes, ahash);
+    int rc = mdb_get(c->txn, c->store->dbi_idem, &ik, &iv);
+    if (rc == MDB_SUCCESS) {
+      if (iv.mv_size != IDEM_VALUE_BYTES) return VS_ERR_CORRUPT;
+      if (memcmp((const uint8_t *)iv.mv_data + VS_OP_ID_BYTES, ahash, VS_HASH_BYTES) != 0) return VS_ERR_CONFLICT;
+      memcpy(res->op_id.bytes, iv.mv_data, VS_OP_ID_BYTES);
+      res->duplicate = true;
+      uint8_t hash[VS_HASH_BYTES];
+      return vs_opid_get(c->txn, c->store, &res->op_id, &res->lsn, hash);
+    }
+    if (rc != MDB_NOTFOUND) return vs_mdb_err(rc);
+  }
+  if (c->head.seq == UINT64_MAX) return VS_ERR_LIMIT;
+  uint64_t last_hlc = c->node_hlc > c->head.hlc ? c->node_hlc : c->head.hlc;
+  vs_op op;
+  err = vs_op_init(&op, c->origin, c->head.seq + 1, vs_hlc_next(last_hlc, c->now_ms), c->head.hash, req->kind,
+                   req->target, req->target_bytes, req->payload, req->payload_bytes);
+  if (err != VS_OK) return err;
+  uint8_t hash[VS_HASH_BYTES];
+  err = vs_wal_append_txn(c->txn, c->store, &op, c->lsn + 1, c->now_ms, hash);
+  /* A fresh (origin, seq) whose id is already stored means the head and the
+   * op-id index disagree: another copy of this origin wrote here. */
+  if (err == VS_ERR_EXISTS) return VS_ERR_FORK;
+  if (err != VS_OK) return err;
+  c->lsn++;
+  c->head.seq = op.seq;
+  c->head.hlc = op.hlc;
+  memcpy(c->head.hash, hash, VS_HASH_BYTES);
+  if (op.hlc > c->node_hlc) c->node_hlc = op.hlc;
+  if (req->idem_key != NULL) {
+    uint8_t buf[IDEM_VALUE_BYTES];
+    memcpy(buf, op.id.bytes, VS_OP_ID_BYTES);
+    memcpy(buf + VS_OP_ID_BYTES, ahash, VS_HASH_BYTES);
+    iv.mv_size = sizeof buf;
+    iv.mv_data = buf;
+    int rc = mdb_put(c->txn, c->store->dbi_idem, &ik, &iv, MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  }
+  for (uint32_t i = 0; i < c->sink_count; i++) {
+    err = vs_obx_enqueue_txn(c->txn, c->store, c->sinks[i], c->lsn, &op.id, c->now_ms, &c->counts[i]);
+    if (err != VS_OK) return err;
+  }
+  res->op_id = op.id;
+  res->lsn = c->lsn;
+  res->seq = op.seq;
+  res->hlc = op.hlc;
+  return VS_OK;
+}
+
+vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_write_req *reqs, size_t count,
+                      uint64_t now_ms, vs_write_result *results_out) {
+  if (store == NULL || origin == NULL || (reqs == NULL && count > 0)) return VS_ERR_INVAL;
+  if (count > VS_WRITE_BATCH_MAX) return VS_ERR_LIMIT;
+  write_ctx *c = malloc(sizeof *c);
+  if (c == NULL) return VS_ERR_NOMEM;
+  memset(c, 0, sizeof *c);
+  c->store = store;
+  c->origin = origin;
+  c->now_ms = now_ms;
+  vs_err err = ctx_begin(c);
+  for (size_t i = 0; i < count && err == VS_OK; i++) {
+    vs_write_result scratch;
+    err = write_one(c, &reqs[i], results_out != NULL ? &results_out[i] : &scratch);
+    if (err != VS_OK) mdb_txn_abort(c->txn);
+  }
+  if (err == VS_OK) err = ctx_commit(c);
+  free(c);
+  return err;
+}
+
+vs_err vs_write(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_write_req *req, uint64_t now_ms,
+                vs_write_result *result_out) {
+  if (req == NULL) return VS_ERR_INVAL;
+  return vs_write_batch(store, origin, req, 1, now_ms, result_out);
+}
+
+vs_err vs_write_idem_lookup(vs_store *store, const uint8_t *idem_key, uint32_t idem_key_bytes, vs_op_id *id_out) {
+  if (store == NULL || idem_key == NULL || idem_key_bytes == 0 || idem_key_bytes > VS_IDEM_KEY_BYTES_MAX || id_out == NULL)
+    return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_val k = {idem_key_bytes, (void *)idem_key}, v;
+  err = vs_mdb_err(mdb_get(txn, store->dbi_idem, &k, &v));
+  if (err == VS_OK && v.mv_size != IDEM_VALUE_BYTES) err = VS_ERR_CORRUPT;
+  if (err == VS_OK) memcpy(id_out->bytes, v.mv_data, VS_OP_ID_BYTES);
+  mdb_txn_abort(txn);
+  return err;
+}
