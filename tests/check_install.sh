@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `cmake --install` into a scratch prefix, then build and run a small program
+# the way a user embeds vixsync: `pkg-config --cflags --libs vixsync`.
+set -eu
+build=$1
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+pc_dir=$(dirname "$(find "$prefix" -name vixsync.pc | head -n1)")
+export PKG_CONFIG_PATH="$pc_dir"
+flags=$(pkg-config --cflags --libs vixsync)
+echo "pkg-config --cflags --libs vixsync: $flags"
+cat > "$prefix/embed.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <vixsync/vixsync.h>
+int main(int argc, char **argv) {
+  (void)argc;
+  uint8_t origin[VS_ORIGIN_BYTES] = {1};
+  vs_store *s;
+  vs_err err = vs_store_open(argv[1], NULL, &s);
+  if (err != VS_OK) { fprintf(stderr, "%s\n", vs_strerror(err)); return 1; }
+  vs_write_req req = {"put", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, NULL, 0};
+  vs_write_result res;
+  err = vs_write(s, origin, &req, 1000, &res);
+  vs_store_close(s);
+  printf("embedded write: %s, lsn %llu\n", vs_strerror(err), (unsigned long long)res.lsn);
+  return err == VS_OK ? 0 : 1;
+}
+C
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$prefix/embed.c" -o "$prefix/embed" $flags
+mkdir "$prefix/data"
+LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed" "$prefix/data"
+test -f "$prefix/include/vixsync/outbox.h"
+ls "$(pkg-config --variable=libdir vixsync)"/libvixsync.a >/dev/null
+echo "PASS: installed headers, static and shared libraries, pkg-config file"
