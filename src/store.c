@@ -29,9 +29,22 @@ typedef struct open_entry {
 } open_entry;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static open_entry *open_list;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* A child of fork() inherits the list but none of the environments: LMDB
+ * handles must not cross fork, so the child starts with no store open and may
+ * open any directory (its entries are dropped, not freed: cheap and safe). */
+static void atfork_prepare(void) { pthread_mutex_lock(&open_lock); }
+static void atfork_parent(void) { pthread_mutex_unlock(&open_lock); }
+static void atfork_child(void) {
+  open_list = NULL;
+  pthread_mutex_unlock(&open_lock);
+}
+static void atfork_register(void) { (void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
 
 static bool registry_add(dev_t dev, ino_t ino) {
   bool ok = true;
+  pthread_once(&atfork_once, atfork_register);
   pthread_mutex_lock(&open_lock);
   for (open_entry *e = open_list; e != NULL; e = e->next) {
     if (e->dev == dev && e->ino == ino) ok = false;
@@ -188,6 +201,21 @@ static vs_err create_new(vs_store *store) {
   return vs_txn_commit(txn);
 }
 
+/* A store without our databases: foreign if its main database holds
+ * anything, else simply not there. */
+static vs_err empty_or_foreign(vs_store *store) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_dbi main_dbi;
+  MDB_stat st;
+  int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+  if (rc == MDB_SUCCESS) rc = mdb_stat(txn, main_dbi, &st);
+  mdb_txn_abort(txn);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  return st.ms_entries != 0 ? VS_ERR_FOREIGN : VS_ERR_NO_STORE;
+}
+
 static vs_err env_open(vs_store *store, const char *dir, const vs_store_cfg *cfg) {
   int rc = mdb_env_create(&store->env);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
@@ -244,7 +272,7 @@ vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_
   vs_err err = env_open(store, dir, cfg);
   if (err == VS_OK) {
     err = open_existing(store);
-    if (err == VS_ERR_NOTFOUND) err = cfg->create ? create_new(store) : VS_ERR_NO_STORE;
+    if (err == VS_ERR_NOTFOUND) err = cfg->create ? create_new(store) : empty_or_foreign(store);
   }
   if (err != VS_OK) {
     vs_store_close(store);
