@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <lmdb.h>
+#include <sodium.h>
 
 #include "vixsync/outbox.h"
 #include "vixsync/store.h"
@@ -52,6 +53,17 @@ static inline uint64_t vs_get_u64be(const uint8_t *p) {
 }
 
 static inline uint64_t vs_add_sat_u64(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+/* ---- hashing ---- */
+
+/** Start an unkeyed BLAKE2b of `out_bytes` (1..64; libsodium accepts every
+ *  length BLAKE2b defines, its BYTES_MIN of 16 is advice). A failure here is
+ *  our bug, not bad input. */
+static inline void vs_hash_init(crypto_generichash_state *st, size_t out_bytes) {
+  int rc = crypto_generichash_init(st, NULL, 0, out_bytes);
+  assert(rc == 0);
+  (void)rc;
+}
 
 /* ---- checksums ---- */
 

@@ -14,7 +14,7 @@ void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_
   uint8_t seq_le[8];
   vs_put_u64le(seq_le, seq);
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, VS_OP_ID_BYTES);
+  vs_hash_init(&st, VS_OP_ID_BYTES);
   crypto_generichash_update(&st, (const uint8_t *)OP_ID_DOMAIN, sizeof OP_ID_DOMAIN - 1);
   crypto_generichash_update(&st, origin, VS_ORIGIN_BYTES);
   crypto_generichash_update(&st, seq_le, sizeof seq_le);
@@ -153,7 +153,7 @@ vs_err vs_op_decode(const uint8_t *buf, size_t buf_bytes, vs_op *op_out) {
 void vs_op_hash_encoded(const uint8_t *enc, size_t enc_bytes, uint8_t hash_out[VS_HASH_BYTES]) {
   assert(enc != NULL && hash_out != NULL);
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, VS_HASH_BYTES);
+  vs_hash_init(&st, VS_HASH_BYTES);
   crypto_generichash_update(&st, (const uint8_t *)OP_HASH_DOMAIN, sizeof OP_HASH_DOMAIN - 1);
   crypto_generichash_update(&st, enc, enc_bytes);
   crypto_generichash_final(&st, hash_out, VS_HASH_BYTES);
@@ -169,7 +169,7 @@ vs_err vs_op_hash(const vs_op *op, uint8_t hash_out[VS_HASH_BYTES]) {
   size_t head_bytes = put_header(op, head);
   uint8_t len[4];
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, VS_HASH_BYTES);
+  vs_hash_init(&st, VS_HASH_BYTES);
   crypto_generichash_update(&st, (const uint8_t *)OP_HASH_DOMAIN, sizeof OP_HASH_DOMAIN - 1);
   crypto_generichash_update(&st, head, head_bytes);
   vs_put_u32le(len, op->target_bytes);

@@ -31,7 +31,7 @@ static uint32_t jitter_fraction(const vs_op_id *id, uint32_t attempt) {
   vs_put_u32le(k_le, attempt);
   uint8_t h[8];
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, sizeof h);
+  vs_hash_init(&st, sizeof h);
   crypto_generichash_update(&st, (const uint8_t *)JITTER_DOMAIN, sizeof JITTER_DOMAIN - 1);
   crypto_generichash_update(&st, id->bytes, VS_OP_ID_BYTES);
   crypto_generichash_update(&st, k_le, sizeof k_le);

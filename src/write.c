@@ -34,7 +34,7 @@ typedef struct write_ctx {
 static void args_hash(const vs_write_req *req, size_t kind_bytes, uint8_t out[VS_HASH_BYTES]) {
   uint8_t len[4];
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, VS_HASH_BYTES);
+  vs_hash_init(&st, VS_HASH_BYTES);
   crypto_generichash_update(&st, (const uint8_t *)ARGS_DOMAIN, sizeof ARGS_DOMAIN - 1);
   vs_put_u32le(len, (uint32_t)kind_bytes);
   crypto_generichash_update(&st, len, 4);
