@@ -128,6 +128,14 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, u
 vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
                    uint8_t hash_out[VS_HASH_BYTES]);
 
+/** The size of the operation encoding held in record `lsn`. */
+vs_err vs_wal_op_bytes_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, uint32_t *op_bytes_out);
+
+/** Point `enc_out` at the operation encoding of record `lsn` (valid while
+ *  `txn` lives), after checking the record's checksum. */
+vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const uint8_t **enc_out,
+                             uint32_t *enc_bytes_out);
+
 /** Read the node-wide HLC (0 if never set) / store a new one. */
 vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
 vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
@@ -144,7 +152,7 @@ vs_err vs_obx_counts_save(MDB_txn *txn, const vs_store *store, uint32_t sink, co
 /** Create a PENDING entry for (sink, lsn) ready at now_ms, counting it in
  *  `counts` (the caller saves them). VS_ERR_EXISTS if present. */
 vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn,
-                          const vs_op_id *id, uint64_t now_ms, vs_outbox_counts *counts);
+                          const vs_op_id *id, uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts);
 
 /** Register the default sink in a new store. */
 vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);

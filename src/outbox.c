@@ -19,7 +19,7 @@
 #include "internal.h"
 
 #define ENTRY_VERSION 1u
-#define ENTRY_FIXED_BYTES 56u
+#define ENTRY_FIXED_BYTES 60u
 #define ENTRY_KEY_BYTES 12u
 #define INDEX_KEY_BYTES_MAX 20u
 static const char SINK_PREFIX[] = "sink:";
@@ -64,6 +64,7 @@ static size_t entry_encode(const vs_outbox_entry *e, uint8_t *buf) {
   vs_put_u64le(buf + 24, e->created_at_ms);
   vs_put_u64le(buf + 32, e->updated_at_ms);
   memcpy(buf + 40, e->op_id.bytes, VS_OP_ID_BYTES);
+  vs_put_u32le(buf + 56, e->op_bytes);
   memcpy(buf + ENTRY_FIXED_BYTES, e->reason, reason_bytes);
   return ENTRY_FIXED_BYTES + reason_bytes;
 }
@@ -83,6 +84,7 @@ static vs_err entry_decode(const MDB_val *v, uint64_t lsn, vs_outbox_entry *e) {
   e->created_at_ms = vs_get_u64le(p + 24);
   e->updated_at_ms = vs_get_u64le(p + 32);
   memcpy(e->op_id.bytes, p + 40, VS_OP_ID_BYTES);
+  e->op_bytes = vs_get_u32le(p + 56);
   memcpy(e->reason, p + ENTRY_FIXED_BYTES, reason_bytes);
   e->reason[reason_bytes] = '\0';
   return VS_OK;
@@ -195,7 +197,7 @@ static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, co
 }
 
 vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn, const vs_op_id *id,
-                          uint64_t now_ms, vs_outbox_counts *counts) {
+                          uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts) {
   vs_outbox_entry e;
   vs_err err = entry_get(txn, store, sink, lsn, &e);
   if (err == VS_OK) return VS_ERR_EXISTS;
@@ -203,6 +205,7 @@ vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, ui
   memset(&e, 0, sizeof e);
   e.op_id = *id;
   e.lsn = lsn;
+  e.op_bytes = op_bytes;
   e.state = VS_OUTBOX_PENDING;
   e.next_attempt_at_ms = now_ms;
   e.created_at_ms = now_ms;
@@ -342,6 +345,8 @@ vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **out
 
 void vs_outbox_close(vs_outbox *outbox) { free(outbox); }
 
+vs_store *vs_outbox_store(const vs_outbox *outbox) { return outbox->store; }
+
 const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox) { return &outbox->policy; }
 
 /* ---- operations ---- */
@@ -412,8 +417,10 @@ vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms)
   vs_err err = obx_begin(outbox, &t);
   if (err != VS_OK) return err;
   uint64_t lsn;
+  uint32_t op_bytes = 0;
   err = vs_opid_get(t.txn, outbox->store, id, &lsn, NULL);
-  if (err == VS_OK) err = vs_obx_enqueue_txn(t.txn, outbox->store, outbox->sink, lsn, id, now_ms, &t.counts);
+  if (err == VS_OK) err = vs_wal_op_bytes_txn(t.txn, outbox->store, lsn, &op_bytes);
+  if (err == VS_OK) err = vs_obx_enqueue_txn(t.txn, outbox->store, outbox->sink, lsn, id, op_bytes, now_ms, &t.counts);
   return obx_finish(outbox, &t, err);
 }
 
@@ -468,78 +475,168 @@ static vs_err expire_leases(vs_outbox *ob, obx_txn *t, uint64_t now_ms) {
   return VS_OK;
 }
 
-vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms, uint32_t max_entries,
-                             vs_outbox_entry *entries_out, uint32_t *count_out) {
-  if (outbox == NULL || count_out == NULL || lease_ms == 0) return VS_ERR_INVAL;
-  if (max_entries > VS_OUTBOX_CLAIM_MAX || (max_entries > 0 && entries_out == NULL)) return VS_ERR_INVAL;
-  *count_out = 0;
+/* Claim ready entries in order (next attempt, then LSN) within the limits. */
+static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_outbox_claim_req *req, uint32_t *n_out) {
+  uint8_t prefix[4];
+  vs_put_u32be(prefix, ob->sink);
+  uint32_t n = 0;
+  uint64_t bytes = 0;
+  vs_err err = VS_OK;
+  while (n < req->entries_max) {
+    bool found;
+    uint64_t next_at, lsn;
+    err = first_key(t->txn, ob->store->dbi_obx_ready, prefix, sizeof prefix, &found, &next_at, &lsn);
+    if (err != VS_OK || !found || next_at > now_ms) break;
+    vs_outbox_entry old_e;
+    err = entry_get(t->txn, ob->store, ob->sink, lsn, &old_e);
+    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
+    if (err != VS_OK) break;
+    if (n > 0 && bytes + old_e.op_bytes > req->bytes_max) break;
+    bytes += old_e.op_bytes;
+    req->entries_out[n] = old_e;
+    to_inflight(&req->entries_out[n], now_ms, req->lease_ms);
+    err = entry_write(t->txn, ob->store, ob->sink, &old_e, &req->entries_out[n], &t->counts);
+    if (err != VS_OK) break;
+    n++;
+  }
+  *n_out = n;
+  return err;
+}
+
+/* Apply one result inside the transaction. `e_out` gets the entry after. */
+static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r, uint64_t now_ms,
+                           vs_outbox_verdict *verdict, vs_outbox_entry *e_out) {
+  vs_outbox_entry old_e;
+  vs_err err = entry_find(t->txn, ob, &r->op_id, &old_e);
+  if (err == VS_ERR_NOTFOUND) {
+    *verdict = VS_VERDICT_UNKNOWN;
+    return VS_OK;
+  }
+  if (err != VS_OK) return err;
+  vs_outbox_entry e = old_e;
+  *e_out = old_e;
+  if (r->kind == VS_RESULT_DONE) {
+    if (old_e.state == VS_OUTBOX_DONE) {
+      *verdict = VS_VERDICT_DUPLICATE;
+      return VS_OK;
+    }
+    /* A late DONE still proves delivery: complete it rather than send again. */
+    *verdict = old_e.state == VS_OUTBOX_INFLIGHT ? VS_VERDICT_APPLIED : VS_VERDICT_LATE;
+    e.state = VS_OUTBOX_DONE;
+    e.lease_until_ms = 0;
+    e.updated_at_ms = now_ms;
+  } else if (old_e.state != VS_OUTBOX_INFLIGHT) {
+    /* A verdict on an attempt whose lease already ended: the entry has moved
+     * on (retried, or answered), and this answer no longer describes it. */
+    *verdict = old_e.state == VS_OUTBOX_DONE ? VS_VERDICT_DUPLICATE : VS_VERDICT_STALE;
+    return VS_OK;
+  } else if (r->kind == VS_RESULT_RETRY) {
+    *verdict = VS_VERDICT_APPLIED;
+    to_retry(&e, &ob->policy, now_ms, r->reason, r->retry_after_ms);
+  } else {
+    *verdict = VS_VERDICT_APPLIED;
+    e.state = VS_OUTBOX_FAILED;
+    e.lease_until_ms = 0;
+    e.updated_at_ms = now_ms;
+    set_reason(&e, "", r->reason);
+  }
+  err = entry_write(t->txn, ob->store, ob->sink, &old_e, &e, &t->counts);
+  if (err == VS_OK) *e_out = e;
+  return err;
+}
+
+vs_err vs_outbox_step(vs_outbox *outbox, uint64_t now_ms, const vs_outbox_result *results, uint32_t result_count,
+                      vs_outbox_verdict *verdicts_out, const vs_outbox_claim_req *claim, uint32_t *claimed_out) {
+  if (outbox == NULL || (results == NULL && result_count > 0)) return VS_ERR_INVAL;
+  if (claim != NULL && (claim->lease_ms == 0 || claim->entries_max > VS_OUTBOX_CLAIM_MAX || claimed_out == NULL ||
+                        (claim->entries_max > 0 && claim->entries_out == NULL)))
+    return VS_ERR_INVAL;
+  if (claimed_out != NULL) *claimed_out = 0;
   obx_txn t;
   vs_err err = obx_begin(outbox, &t);
   if (err != VS_OK) return err;
-  err = expire_leases(outbox, &t, now_ms);
-  uint8_t prefix[4];
-  vs_put_u32be(prefix, outbox->sink);
-  uint32_t n = 0;
-  while (err == VS_OK && n < max_entries) {
-    bool found;
-    uint64_t next_at, lsn;
-    err = first_key(t.txn, outbox->store->dbi_obx_ready, prefix, sizeof prefix, &found, &next_at, &lsn);
-    if (err != VS_OK || !found || next_at > now_ms) break;
-    vs_outbox_entry old_e;
-    err = entry_get(t.txn, outbox->store, outbox->sink, lsn, &old_e);
-    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
-    if (err != VS_OK) break;
-    entries_out[n] = old_e;
-    to_inflight(&entries_out[n], now_ms, lease_ms);
-    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &entries_out[n], &t.counts);
-    n++;
+  for (uint32_t i = 0; i < result_count && err == VS_OK; i++) {
+    vs_outbox_verdict v;
+    vs_outbox_entry e;
+    err = apply_result(outbox, &t, &results[i], now_ms, &v, &e);
+    if (verdicts_out != NULL) verdicts_out[i] = v;
   }
+  if (err == VS_OK) err = expire_leases(outbox, &t, now_ms);
+  uint32_t n = 0;
+  if (err == VS_OK && claim != NULL) err = claim_loop(outbox, &t, now_ms, claim, &n);
   err = obx_finish(outbox, &t, err);
-  if (err == VS_OK) *count_out = n;
+  if (err == VS_OK && claimed_out != NULL) *claimed_out = n;
+  return err;
+}
+
+vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms, uint32_t max_entries,
+                             vs_outbox_entry *entries_out, uint32_t *count_out) {
+  if (count_out == NULL) return VS_ERR_INVAL;
+  vs_outbox_claim_req req = {lease_ms, max_entries, UINT64_MAX, entries_out};
+  return vs_outbox_step(outbox, now_ms, NULL, 0, NULL, &req, count_out);
+}
+
+/* One result in its own transaction, for the single-entry calls. */
+static vs_err apply_one(vs_outbox *outbox, const vs_outbox_result *r, uint64_t now_ms, vs_outbox_verdict *verdict,
+                        vs_outbox_entry *entry_out) {
+  if (outbox == NULL || r == NULL) return VS_ERR_INVAL;
+  obx_txn t;
+  vs_err err = obx_begin(outbox, &t);
+  if (err != VS_OK) return err;
+  vs_outbox_entry e;
+  err = apply_result(outbox, &t, r, now_ms, verdict, &e);
+  err = obx_finish(outbox, &t, err);
+  if (err == VS_OK && entry_out != NULL && *verdict != VS_VERDICT_UNKNOWN) *entry_out = e;
   return err;
 }
 
 vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms) {
-  if (outbox == NULL || id == NULL) return VS_ERR_INVAL;
+  if (id == NULL) return VS_ERR_INVAL;
+  vs_outbox_result r = {*id, VS_RESULT_DONE, 0, NULL};
+  vs_outbox_verdict v;
+  vs_err err = apply_one(outbox, &r, now_ms, &v, NULL);
+  return err == VS_OK && v == VS_VERDICT_UNKNOWN ? VS_ERR_NOTFOUND : err;
+}
+
+vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable, const char *reason,
+                      uint64_t retry_after_ms, vs_outbox_entry *entry_out) {
+  if (id == NULL) return VS_ERR_INVAL;
+  vs_outbox_result r = {*id, retryable ? VS_RESULT_RETRY : VS_RESULT_FAILED, retry_after_ms, reason};
+  vs_outbox_verdict v;
+  vs_err err = apply_one(outbox, &r, now_ms, &v, entry_out);
+  if (err != VS_OK) return err;
+  if (v == VS_VERDICT_UNKNOWN) return VS_ERR_NOTFOUND;
+  return v == VS_VERDICT_APPLIED ? VS_OK : VS_ERR_STATE;
+}
+
+vs_err vs_outbox_release(vs_outbox *outbox, const vs_op_id *ids, uint32_t count, uint64_t now_ms) {
+  if (outbox == NULL || (ids == NULL && count > 0)) return VS_ERR_INVAL;
   obx_txn t;
   vs_err err = obx_begin(outbox, &t);
   if (err != VS_OK) return err;
-  vs_outbox_entry old_e, e;
-  err = entry_find(t.txn, outbox, id, &old_e);
-  if (err == VS_OK && old_e.state != VS_OUTBOX_DONE) {
+  for (uint32_t i = 0; i < count && err == VS_OK; i++) {
+    vs_outbox_entry old_e, e;
+    err = entry_find(t.txn, outbox, &ids[i], &old_e);
+    if (err == VS_ERR_NOTFOUND) {
+      err = VS_OK;
+      continue;
+    }
+    if (err != VS_OK || old_e.state != VS_OUTBOX_INFLIGHT) continue;
     e = old_e;
-    e.state = VS_OUTBOX_DONE;
+    e.state = VS_OUTBOX_PENDING;
+    if (e.attempts > 0) e.attempts--; /* nothing left this process: refund it */
     e.lease_until_ms = 0;
+    e.next_attempt_at_ms = now_ms;
     e.updated_at_ms = now_ms;
     err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &e, &t.counts);
   }
   return obx_finish(outbox, &t, err);
 }
 
-vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable, const char *reason,
-                      uint64_t retry_after_ms, vs_outbox_entry *entry_out) {
-  if (outbox == NULL || id == NULL) return VS_ERR_INVAL;
-  obx_txn t;
-  vs_err err = obx_begin(outbox, &t);
-  if (err != VS_OK) return err;
-  vs_outbox_entry old_e = {0}, e;
-  err = entry_find(t.txn, outbox, id, &old_e);
-  e = old_e;
-  if (err == VS_OK && old_e.state != VS_OUTBOX_INFLIGHT) err = VS_ERR_STATE;
-  if (err == VS_OK) {
-    if (retryable) {
-      to_retry(&e, &outbox->policy, now_ms, reason, retry_after_ms);
-    } else {
-      e.state = VS_OUTBOX_FAILED;
-      e.lease_until_ms = 0;
-      e.updated_at_ms = now_ms;
-      set_reason(&e, "", reason);
-    }
-    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &e, &t.counts);
-  }
-  vs_err done = obx_finish(outbox, &t, err);
-  if (entry_out != NULL && (done == VS_OK || done == VS_ERR_STATE)) *entry_out = done == VS_OK ? e : old_e;
-  return done;
+vs_err vs_outbox_set_policy(vs_outbox *outbox, const vs_retry_policy *policy) {
+  if (outbox == NULL || vs_retry_policy_check(policy) != VS_OK) return VS_ERR_INVAL;
+  outbox->policy = *policy;
+  return VS_OK;
 }
 
 /* Move every entry under one index prefix through `step`, bounded by the

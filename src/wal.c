@@ -176,6 +176,38 @@ static vs_err record_decode(const MDB_val *k, const MDB_val *v, uint64_t expect_
   return VS_OK;
 }
 
+static vs_err record_get(MDB_txn *txn, const vs_store *store, uint64_t lsn, MDB_val *v) {
+  uint8_t key[8];
+  vs_put_u64be(key, lsn);
+  MDB_val k = val(key, sizeof key);
+  int rc = mdb_get(txn, store->dbi_wal, &k, v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v->mv_size < VS_WAL_RECORD_HEADER_BYTES || v->mv_size - VS_WAL_RECORD_HEADER_BYTES > VS_OP_ENCODED_BYTES_MAX)
+    return VS_ERR_CORRUPT;
+  return VS_OK;
+}
+
+vs_err vs_wal_op_bytes_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, uint32_t *op_bytes_out) {
+  MDB_val v;
+  vs_err err = record_get(txn, store, lsn, &v);
+  if (err == VS_OK) *op_bytes_out = (uint32_t)(v.mv_size - VS_WAL_RECORD_HEADER_BYTES);
+  return err;
+}
+
+vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const uint8_t **enc_out,
+                             uint32_t *enc_bytes_out) {
+  MDB_val v;
+  vs_err err = record_get(txn, store, lsn, &v);
+  if (err != VS_OK) return err;
+  const uint8_t *p = v.mv_data;
+  uint32_t crc = vs_crc32c(0, p, 4);
+  crc = vs_crc32c(crc, p + 8, v.mv_size - 8);
+  if (crc != vs_get_u32le(p + 4) || vs_get_u64le(p + 8) != lsn) return VS_ERR_CORRUPT;
+  *enc_out = p + VS_WAL_RECORD_HEADER_BYTES;
+  *enc_bytes_out = (uint32_t)(v.mv_size - VS_WAL_RECORD_HEADER_BYTES);
+  return VS_OK;
+}
+
 vs_err vs_wal_replay(vs_store *store, uint64_t from_lsn, vs_wal_handler handler, void *ctx) {
   if (store == NULL || handler == NULL) return VS_ERR_INVAL;
   if (from_lsn == 0) from_lsn = 1;

@@ -87,6 +87,20 @@ static vs_err ctx_commit(write_ctx *c) {
   return vs_txn_commit(c->txn);
 }
 
+/* Fill a duplicate's result from the operation the key created. */
+static vs_err describe_stored(write_ctx *c, vs_write_result *res) {
+  vs_err err = vs_opid_get(c->txn, c->store, &res->op_id, &res->lsn, NULL);
+  const uint8_t *enc;
+  uint32_t enc_bytes;
+  if (err == VS_OK) err = vs_wal_op_encoded_txn(c->txn, c->store, res->lsn, &enc, &enc_bytes);
+  vs_op op;
+  if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
+  if (err != VS_OK) return err == VS_ERR_NOTFOUND ? VS_ERR_CORRUPT : err;
+  res->seq = op.seq;
+  res->hlc = op.hlc;
+  return VS_OK;
+}
+
 /* Write one request inside the context's transaction. */
 static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *res) {
   size_t kind_bytes;
@@ -103,8 +117,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
       if (memcmp((const uint8_t *)iv.mv_data + VS_OP_ID_BYTES, ahash, VS_HASH_BYTES) != 0) return VS_ERR_CONFLICT;
       memcpy(res->op_id.bytes, iv.mv_data, VS_OP_ID_BYTES);
       res->duplicate = true;
-      uint8_t hash[VS_HASH_BYTES];
-      return vs_opid_get(c->txn, c->store, &res->op_id, &res->lsn, hash);
+      return describe_stored(c, res);
     }
     if (rc != MDB_NOTFOUND) return vs_mdb_err(rc);
   }
@@ -114,6 +127,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
   err = vs_op_init(&op, c->origin, c->head.seq + 1, vs_hlc_next(last_hlc, c->now_ms), c->head.hash, req->kind,
                    req->target, req->target_bytes, req->payload, req->payload_bytes);
   if (err != VS_OK) return err;
+  size_t enc_bytes = vs_op_encoded_bytes(&op);
   uint8_t hash[VS_HASH_BYTES];
   err = vs_wal_append_txn(c->txn, c->store, &op, c->lsn + 1, c->now_ms, hash);
   /* A fresh (origin, seq) whose id is already stored means the head and the
@@ -135,7 +149,8 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
     if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   }
   for (uint32_t i = 0; i < c->sink_count; i++) {
-    err = vs_obx_enqueue_txn(c->txn, c->store, c->sinks[i], c->lsn, &op.id, c->now_ms, &c->counts[i]);
+    err = vs_obx_enqueue_txn(c->txn, c->store, c->sinks[i], c->lsn, &op.id, (uint32_t)enc_bytes, c->now_ms,
+                             &c->counts[i]);
     if (err != VS_OK) return err;
   }
   res->op_id = op.id;

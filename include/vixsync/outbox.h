@@ -64,6 +64,7 @@ typedef struct vs_outbox_entry {
   uint64_t lease_until_ms;     /**< INFLIGHT: lease ends (then it is retried) */
   uint64_t created_at_ms;
   uint64_t updated_at_ms;
+  uint32_t op_bytes;           /**< size of the operation's encoding */
   char reason[VS_OUTBOX_REASON_BYTES_MAX + 1]; /**< last failure, NUL-terminated */
 } vs_outbox_entry;
 
@@ -159,8 +160,63 @@ vs_err vs_outbox_counts_get(vs_outbox *outbox, vs_outbox_counts *counts_out);
  *  neither exists. */
 vs_err vs_outbox_next_due(vs_outbox *outbox, uint64_t *due_ms_out);
 
+/** The store this outbox lives in. */
+vs_store *vs_outbox_store(const vs_outbox *outbox);
+
 /** This outbox's retry policy. */
 const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox);
+
+/** Replace the retry policy (not stored: each process sets its own).
+ *  @return VS_OK or VS_ERR_INVAL. */
+vs_err vs_outbox_set_policy(vs_outbox *outbox, const vs_retry_policy *policy);
+
+/* ---- batched steps, for the engine: many transitions, one transaction ---- */
+
+/** What a transport said about one operation. */
+typedef enum vs_result_kind {
+  VS_RESULT_DONE = 0,   /**< delivered */
+  VS_RESULT_RETRY = 1,  /**< transient failure */
+  VS_RESULT_FAILED = 2, /**< permanent rejection */
+} vs_result_kind;
+
+typedef struct vs_outbox_result {
+  vs_op_id op_id;
+  vs_result_kind kind;
+  uint64_t retry_after_ms; /**< RETRY: floor on the delay, 0 = none */
+  const char *reason;      /**< may be NULL */
+} vs_outbox_result;
+
+/** What applying one result did. */
+typedef enum vs_outbox_verdict {
+  VS_VERDICT_APPLIED = 0,   /**< the INFLIGHT entry moved on */
+  VS_VERDICT_LATE = 1,      /**< DONE for an entry no longer INFLIGHT: it is DONE now */
+  VS_VERDICT_DUPLICATE = 2, /**< the entry was already DONE: nothing changed */
+  VS_VERDICT_STALE = 3,     /**< RETRY/FAILED for an entry not INFLIGHT: ignored */
+  VS_VERDICT_UNKNOWN = 4,   /**< no entry for this id in this sink: ignored */
+} vs_outbox_verdict;
+
+/** Claim parameters for vs_outbox_step. */
+typedef struct vs_outbox_claim_req {
+  uint64_t lease_ms;            /**< > 0 */
+  uint32_t entries_max;         /**< <= VS_OUTBOX_CLAIM_MAX */
+  uint64_t bytes_max;           /**< sum of op_bytes; the first entry is always taken */
+  vs_outbox_entry *entries_out; /**< room for entries_max */
+} vs_outbox_claim_req;
+
+/** In one durable transaction: apply `results` in order, turn expired leases
+ *  back into retries (as vs_outbox_claim_ready), then, if `claim` is not
+ *  NULL, claim ready entries in order within its limits.
+ *  @param[out] verdicts_out one per result (may be NULL).
+ *  @param[out] claimed_out entries claimed (may be NULL when claim is NULL).
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL or VS_ERR_STORE (then nothing
+ *  changed). */
+vs_err vs_outbox_step(vs_outbox *outbox, uint64_t now_ms, const vs_outbox_result *results, uint32_t result_count,
+                      vs_outbox_verdict *verdicts_out, const vs_outbox_claim_req *claim, uint32_t *claimed_out);
+
+/** Give INFLIGHT entries back without spending their attempt (the transport
+ *  refused the batch before sending anything): PENDING, ready at now_ms.
+ *  Entries not INFLIGHT are left alone. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
+vs_err vs_outbox_release(vs_outbox *outbox, const vs_op_id *ids, uint32_t count, uint64_t now_ms);
 
 #ifdef __cplusplus
 }

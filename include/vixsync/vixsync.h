@@ -5,11 +5,15 @@
 #ifndef VIXSYNC_VIXSYNC_H
 #define VIXSYNC_VIXSYNC_H
 
+#include "vixsync/engine.h"
 #include "vixsync/error.h"
+#include "vixsync/mem_transport.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
+#include "vixsync/probe.h"
 #include "vixsync/retry.h"
 #include "vixsync/store.h"
+#include "vixsync/transport.h"
 #include "vixsync/wal.h"
 #include "vixsync/write.h"
 
