@@ -66,4 +66,35 @@ static inline vs_write_req ex_req(const char *kind, const char *target, const ch
   return r;
 }
 
+/* The examples' clock: virtual milliseconds from a fixed start, so their
+ * output is the same on every run. A real application passes its wall clock. */
+#define EX_T0_MS 1700000000000ull
+
+/* Print every batch the engine hands to the transport. */
+static inline void ex_print_send(void *ctx, const vs_send_batch *b, uint64_t now_ms) {
+  (void)ctx;
+  printf("  t+%llu ms  send batch #%llu: %u op(s), %llu bytes\n", (unsigned long long)(now_ms - EX_T0_MS),
+         (unsigned long long)b->batch_id, b->op_count, (unsigned long long)b->bytes);
+}
+
+/* Drive the engine like a node's event loop would: tick, sleep until the
+ * wake time it returns, tick again; stop when it has nothing scheduled, at
+ * `until_ms`, or after `ticks_max` ticks. Returns the final time. */
+static inline uint64_t ex_run(vs_engine *engine, uint64_t now_ms, uint64_t until_ms, unsigned ticks_max) {
+  for (unsigned i = 0; i < ticks_max; i++) {
+    uint64_t wake = UINT64_MAX;
+    CHECK(vs_engine_tick(engine, now_ms, &wake));
+    if (wake == UINT64_MAX || wake > until_ms) break;
+    now_ms = wake > now_ms ? wake : now_ms + 1;
+  }
+  return now_ms;
+}
+
+static inline void ex_print_counts(vs_outbox *outbox) {
+  vs_outbox_counts c;
+  CHECK(vs_outbox_counts_get(outbox, &c));
+  printf("outbox: pending %llu, inflight %llu, done %llu, failed %llu\n", (unsigned long long)c.pending,
+         (unsigned long long)c.inflight, (unsigned long long)c.done, (unsigned long long)c.failed);
+}
+
 #endif
