@@ -12,6 +12,13 @@ static MDB_val val(const void *data, size_t bytes) {
   return v;
 }
 
+/* The checksum covers every byte of a record but its own four. */
+static uint32_t record_crc(const uint8_t *rec, size_t rec_bytes) {
+  assert(rec_bytes >= VS_WAL_RECORD_HEADER_BYTES);
+  uint32_t crc = vs_crc32c(0, rec, 4);
+  return vs_crc32c(crc, rec + 8, rec_bytes - 8);
+}
+
 vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_out) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, store->dbi_wal, &cur);
@@ -104,9 +111,7 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, u
   vs_err err = vs_op_encode(op, rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, &n);
   if (err != VS_OK) return err;
   assert(n == enc_bytes);
-  uint32_t crc = vs_crc32c(0, rec, 4);
-  crc = vs_crc32c(crc, rec + 8, v.mv_size - 8);
-  vs_put_u32le(rec + 4, crc);
+  vs_put_u32le(rec + 4, record_crc(rec, v.mv_size));
 
   vs_head head = {op->seq, op->hlc, {0}};
   vs_op_hash_encoded(rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, head.hash);
@@ -161,9 +166,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
 static vs_err record_decode(const MDB_val *k, const MDB_val *v, uint64_t expect_lsn, vs_wal_record *rec) {
   if (k->mv_size != 8 || v->mv_size < VS_WAL_RECORD_HEADER_BYTES) return VS_ERR_CORRUPT;
   const uint8_t *p = v->mv_data;
-  uint32_t crc = vs_crc32c(0, p, 4);
-  crc = vs_crc32c(crc, p + 8, v->mv_size - 8);
-  if (crc != vs_get_u32le(p + 4)) return VS_ERR_CORRUPT;
+  if (record_crc(p, v->mv_size) != vs_get_u32le(p + 4)) return VS_ERR_CORRUPT;
   if (p[0] != VS_WAL_RECORD_VERSION || p[1] != REC_TYPE_OP) return VS_ERR_CORRUPT;
   uint64_t lsn = vs_get_u64le(p + 8);
   if (lsn != vs_get_u64be(k->mv_data) || lsn != expect_lsn) return VS_ERR_CORRUPT;
@@ -200,9 +203,7 @@ vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, 
   vs_err err = record_get(txn, store, lsn, &v);
   if (err != VS_OK) return err;
   const uint8_t *p = v.mv_data;
-  uint32_t crc = vs_crc32c(0, p, 4);
-  crc = vs_crc32c(crc, p + 8, v.mv_size - 8);
-  if (crc != vs_get_u32le(p + 4) || vs_get_u64le(p + 8) != lsn) return VS_ERR_CORRUPT;
+  if (record_crc(p, v.mv_size) != vs_get_u32le(p + 4) || vs_get_u64le(p + 8) != lsn) return VS_ERR_CORRUPT;
   *enc_out = p + VS_WAL_RECORD_HEADER_BYTES;
   *enc_bytes_out = (uint32_t)(v.mv_size - VS_WAL_RECORD_HEADER_BYTES);
   return VS_OK;
