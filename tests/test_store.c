@@ -1,0 +1,550 @@
+/* tests/test_store.c: pins include/vixsync/store.h.
+ *
+ * Open, create and close; the errors for a directory without a store, a
+ * missing directory and a foreign LMDB environment; one open per process
+ * (VS_ERR_BUSY, also through another spelling of the path); the owner lock
+ * between processes (each child opens the store itself, never across fork);
+ * usage and map size.
+ */
+#define _XOPEN_SOURCE 700 /* the same as testutil.h: fork, pipe, mkdtemp, nftw */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <lmdb.h>
+
+#include "testutil.h"
+#include "vixsync/store.h"
+#include "vixsync/wal.h"
+#include "vixsync/write.h"
+
+#define assert_err(got, want)                                                          \
+  do {                                                                                 \
+    vs_err got_ = (got);                                                               \
+    vs_err want_ = (want);                                                             \
+    if (got_ != want_)                                                                 \
+      fail_msg("%s: got %s (%d), want %s", #got, vs_err_name(got_), (int)got_,         \
+               vs_err_name(want_));                                                    \
+  } while (0)
+
+#define MIB (1024ull * 1024ull)
+/* A child that waits longer than this on its parent is stuck: SIGALRM ends it. */
+#define CHILD_TIMEOUT_S 20u
+
+typedef struct fixture {
+  char dir[512];
+  vs_store *store;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  if (f == NULL) return -1;
+  vt_tmpdir(f->dir, sizeof f->dir, "store");
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  vs_store_close(f->store);
+  vt_rmrf(f->dir);
+  free(f);
+  return 0;
+}
+
+static vs_store_cfg cfg_make(bool create, uint64_t map_bytes) {
+  vs_store_cfg cfg = vs_store_cfg_default();
+  cfg.durability = VS_DURABILITY_NOSYNC; /* speed; durability is not what these pin */
+  cfg.create = create;
+  cfg.map_bytes = map_bytes;
+  return cfg;
+}
+
+static vs_err open_dir(const char *dir, bool create, uint64_t map_bytes, vs_store **out) {
+  vs_store_cfg cfg = cfg_make(create, map_bytes);
+  return vs_store_open(dir, &cfg, out);
+}
+
+static bool dir_is_empty(const char *dir) {
+  char cmd_path[600];
+  /* A store that failed to open must not leave its files behind. */
+  static const char *names[] = {"data.mdb", "lock.mdb", "owner.lock"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(cmd_path, sizeof cmd_path, "%s/%s", dir, names[i]);
+    struct stat st;
+    if (stat(cmd_path, &st) == 0) return false;
+  }
+  return true;
+}
+
+/* No cmocka assert inside: forked children use it too. */
+static vs_err try_write(vs_store *store, uint32_t payload_bytes, uint64_t now_ms) {
+  static uint8_t payload[VS_OP_PAYLOAD_BYTES_MAX];
+  uint8_t origin[VS_ORIGIN_BYTES];
+  vt_origin(origin, 1);
+  memset(payload, 'p', payload_bytes);
+  vs_write_req req = {.kind = "put", .target = (const uint8_t *)"k", .target_bytes = 1,
+                      .payload = payload, .payload_bytes = payload_bytes};
+  return vs_write(store, origin, &req, now_ms, NULL);
+}
+
+static void write_one(vs_store *store, uint32_t payload_bytes, uint64_t now_ms) {
+  assert_err(try_write(store, payload_bytes, now_ms), VS_OK);
+}
+
+/* ---- open / create / close ------------------------------------------------ */
+
+static void test_store_cfg_default_is_sync_create(void **state) {
+  (void)state;
+  vs_store_cfg cfg = vs_store_cfg_default();
+  assert_int_equal(cfg.durability, VS_DURABILITY_SYNC);
+  assert_true(cfg.create);
+  assert_true(cfg.map_bytes == 0 || cfg.map_bytes == VS_STORE_MAP_BYTES_DEFAULT);
+}
+
+static void test_store_create_then_reopen_without_create(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  assert_non_null(f->store);
+  assert_string_equal(vs_store_dir(f->store), f->dir);
+  assert_false(vs_store_is_owner(f->store));
+  write_one(f->store, 10, 1000);
+  vs_store_close(f->store);
+  f->store = NULL;
+
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
+  assert_int_equal(lsn, 1); /* what was written before the close is there */
+}
+
+static void test_store_open_with_sync_durability(void **state) {
+  fixture *f = *state;
+  vs_store_cfg cfg = vs_store_cfg_default();
+  cfg.map_bytes = 4 * MIB;
+  assert_err(vs_store_open(f->dir, &cfg, &f->store), VS_OK);
+  write_one(f->store, 10, 1000);
+  assert_err(vs_store_sync(f->store), VS_OK);
+}
+
+static void test_store_sync_in_nosync_mode(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 4 * MIB, &f->store), VS_OK);
+  write_one(f->store, 10, 1000);
+  assert_err(vs_store_sync(f->store), VS_OK);
+}
+
+static void test_store_close_null_is_noop(void **state) {
+  (void)state;
+  vs_store_close(NULL);
+}
+
+static void test_store_open_null_dir_is_inval(void **state) {
+  (void)state;
+  vs_store *store = NULL;
+  vs_store_cfg cfg = cfg_make(true, 0);
+  assert_err(vs_store_open(NULL, &cfg, &store), VS_ERR_INVAL);
+  assert_null(store);
+}
+
+static void test_store_open_map_below_min_is_inval(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, VS_STORE_MAP_BYTES_MIN - 1, &f->store), VS_ERR_INVAL);
+  assert_null(f->store);
+}
+
+static void test_store_empty_dir_without_create_is_no_store(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_ERR_NO_STORE);
+  assert_null(f->store);
+  assert_true(dir_is_empty(f->dir));
+  /* Nothing half-made was left behind: the answer stays the same. */
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_ERR_NO_STORE);
+  assert_null(f->store);
+}
+
+static void test_store_missing_dir_is_no_store(void **state) {
+  fixture *f = *state;
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/does-not-exist", f->dir);
+  assert_err(open_dir(missing, false, 0, &f->store), VS_ERR_NO_STORE);
+  assert_null(f->store);
+  /* create makes the store, not the directory. */
+  assert_err(open_dir(missing, true, 0, &f->store), VS_ERR_NO_STORE);
+  assert_null(f->store);
+  struct stat st;
+  assert_int_not_equal(stat(missing, &st), 0);
+}
+
+/* ---- a foreign LMDB environment ------------------------------------------ */
+
+static void make_foreign_env(const char *dir) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_dbi dbi;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_mapsize(env, MIB), 0);
+  assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+  MDB_val k = {5, (void *)"hello"}, v = {5, (void *)"world"};
+  assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+/* The unnamed DB of the foreign env still holds exactly "hello" -> "world":
+ * opening it as a store wrote nothing into it (named DBs would be keys there). */
+static void assert_foreign_env_untouched(const char *dir) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_cursor *cur = NULL;
+  MDB_dbi dbi;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+  assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+  MDB_val k, v;
+  int keys = 0;
+  for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && keys < 100;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    keys++;
+    assert_int_equal(k.mv_size, 5);
+    assert_memory_equal(k.mv_data, "hello", 5);
+    assert_int_equal(v.mv_size, 5);
+    assert_memory_equal(v.mv_data, "world", 5);
+  }
+  assert_int_equal(keys, 1);
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+}
+
+static void test_store_foreign_lmdb_env_is_foreign(void **state) {
+  fixture *f = *state;
+  make_foreign_env(f->dir);
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_ERR_FOREIGN);
+  assert_null(f->store);
+  assert_foreign_env_untouched(f->dir);
+}
+
+static void test_store_foreign_lmdb_env_is_foreign_even_with_create(void **state) {
+  fixture *f = *state;
+  make_foreign_env(f->dir);
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_ERR_FOREIGN);
+  assert_null(f->store);
+  assert_foreign_env_untouched(f->dir);
+}
+
+/* ---- one open per process ------------------------------------------------- */
+
+static void test_store_open_twice_in_process_is_busy(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  vs_store *second = NULL;
+  assert_err(open_dir(f->dir, true, 0, &second), VS_ERR_BUSY);
+  assert_null(second);
+  assert_err(open_dir(f->dir, false, 0, &second), VS_ERR_BUSY);
+  assert_null(second);
+  /* The first one is unharmed. */
+  write_one(f->store, 10, 1000);
+  uint64_t used = 0, map = 0;
+  assert_err(vs_store_usage(f->store, &used, &map), VS_OK);
+  /* Once closed, the directory can be opened again. */
+  vs_store_close(f->store);
+  f->store = NULL;
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
+  assert_int_equal(lsn, 1);
+}
+
+static void test_store_open_twice_via_other_path_is_busy(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  /* The same files under another spelling are still the same environment. */
+  char other[600];
+  snprintf(other, sizeof other, "%s/.", f->dir);
+  vs_store *second = NULL;
+  assert_err(open_dir(other, false, 0, &second), VS_ERR_BUSY);
+  assert_null(second);
+  snprintf(other, sizeof other, "%s/", f->dir);
+  assert_err(open_dir(other, false, 0, &second), VS_ERR_BUSY);
+  assert_null(second);
+  write_one(f->store, 10, 1000);
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+static void put_byte(int fd, char c) {
+  ssize_t n;
+  do n = write(fd, &c, 1);
+  while (n < 0 && errno == EINTR);
+}
+
+/* Returns the byte, or -1 at EOF (the other side is gone). */
+static int get_byte(int fd) {
+  char c;
+  ssize_t n;
+  do n = read(fd, &c, 1);
+  while (n < 0 && errno == EINTR);
+  return n == 1 ? (unsigned char)c : -1;
+}
+
+static int wait_child(pid_t pid) {
+  int status = 0;
+  pid_t r;
+  do r = waitpid(pid, &status, 0);
+  while (r < 0 && errno == EINTR);
+  assert_int_equal(r, pid);
+  if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);
+  assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+/* Child of test_store_owner_lock_excludes_other_process. Opens the store
+ * itself (never the parent's), reports through its exit code. */
+static void owner_child(const char *dir, int from_parent, int to_parent) {
+  alarm(CHILD_TIMEOUT_S);
+  if (get_byte(from_parent) != 'L') _exit(10); /* parent holds the lock now */
+  vs_store *store = NULL;
+  if (open_dir(dir, false, 0, &store) != VS_OK) _exit(11);
+  if (vs_store_lock_owner(store) != VS_ERR_BUSY) _exit(12);
+  if (vs_store_is_owner(store)) _exit(13);
+  put_byte(to_parent, 'B');
+  if (get_byte(from_parent) != 'C') _exit(14); /* parent closed its store */
+  if (vs_store_lock_owner(store) != VS_OK) _exit(15);
+  if (!vs_store_is_owner(store)) _exit(16);
+  vs_store_close(store);
+  _exit(0);
+}
+
+static void test_store_owner_lock_excludes_other_process(void **state) {
+  fixture *f = *state;
+  /* Create the store, then fork before anything is open: the child must
+   * not inherit an open environment or the lock's file descriptor. */
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  vs_store_close(f->store);
+  f->store = NULL;
+
+  int down[2], up[2];
+  assert_int_equal(pipe(down), 0);
+  assert_int_equal(pipe(up), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(down[1]);
+    close(up[0]);
+    owner_child(f->dir, down[0], up[1]);
+  }
+  close(down[0]);
+  close(up[1]);
+
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  assert_false(vs_store_is_owner(f->store));
+  assert_err(vs_store_lock_owner(f->store), VS_OK);
+  assert_true(vs_store_is_owner(f->store));
+  assert_err(vs_store_lock_owner(f->store), VS_OK); /* already held by this store */
+  assert_true(vs_store_is_owner(f->store));
+  put_byte(down[1], 'L');
+  int ack = get_byte(up[0]);
+  vs_store_close(f->store); /* releases the lock */
+  f->store = NULL;
+  put_byte(down[1], 'C');
+  close(down[1]);
+  close(up[0]);
+  int code = wait_child(pid);
+  assert_int_equal(ack, 'B');
+  assert_int_equal(code, 0);
+
+  /* The child released it by closing. */
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  assert_err(vs_store_lock_owner(f->store), VS_OK);
+}
+
+static void test_store_owner_lock_released_by_process_death(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  vs_store_close(f->store);
+  f->store = NULL;
+
+  int up[2], down[2];
+  assert_int_equal(pipe(up), 0);
+  assert_int_equal(pipe(down), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(up[0]);
+    close(down[1]);
+    alarm(CHILD_TIMEOUT_S);
+    vs_store *store = NULL;
+    if (open_dir(f->dir, false, 0, &store) != VS_OK) _exit(11);
+    if (vs_store_lock_owner(store) != VS_OK) _exit(12);
+    put_byte(up[1], 'L');
+    (void)get_byte(down[0]); /* block until killed; never closes the store */
+    _exit(13);
+  }
+  close(up[1]);
+  close(down[0]);
+  int locked = get_byte(up[0]);
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  vs_err while_alive = vs_store_lock_owner(f->store);
+  kill(pid, SIGKILL);
+  int code = wait_child(pid);
+  close(up[0]);
+  close(down[1]);
+  assert_int_equal(locked, 'L');
+  assert_int_equal(code, 1000 + SIGKILL);
+  assert_err(while_alive, VS_ERR_BUSY);
+  assert_false(vs_store_is_owner(f->store));
+  assert_err(vs_store_lock_owner(f->store), VS_OK);
+  assert_true(vs_store_is_owner(f->store));
+}
+
+static void test_store_owner_lock_released_by_close(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  assert_err(vs_store_lock_owner(f->store), VS_OK);
+  vs_store_close(f->store);
+  f->store = NULL;
+
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    alarm(CHILD_TIMEOUT_S);
+    vs_store *store = NULL;
+    if (open_dir(f->dir, false, 0, &store) != VS_OK) _exit(11);
+    if (vs_store_lock_owner(store) != VS_OK) _exit(12);
+    vs_store_close(store);
+    _exit(0);
+  }
+  assert_int_equal(wait_child(pid), 0);
+}
+
+/* "Never carry an open store across fork(): open it again in the child."
+ * So a child may open the directory while its parent has it open: the
+ * one-open-per-process rule is about this process, not the parent. */
+static void test_store_child_opens_while_parent_holds_store(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  write_one(f->store, 10, 1000);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    alarm(CHILD_TIMEOUT_S);
+    vs_store *store = NULL;
+    if (open_dir(f->dir, false, 0, &store) != VS_OK) _exit(11);
+    uint64_t lsn = 0;
+    if (vs_wal_last_lsn(store, &lsn) != VS_OK || lsn != 1) _exit(12);
+    if (try_write(store, 10, 2000) != VS_OK) _exit(13);
+    vs_store_close(store);
+    _exit(0);
+  }
+  assert_int_equal(wait_child(pid), 0);
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
+  assert_int_equal(lsn, 2); /* the child's write is visible to the parent */
+  write_one(f->store, 10, 3000);
+}
+
+/* ---- usage and map size --------------------------------------------------- */
+
+static void test_store_usage_reports_map_and_growth(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 8 * MIB, &f->store), VS_OK);
+  uint64_t used0 = 0, map0 = 0;
+  assert_err(vs_store_usage(f->store, &used0, &map0), VS_OK);
+  assert_int_equal(map0, 8 * MIB);
+  assert_true(used0 > 0);
+  assert_true(used0 <= map0);
+  for (uint32_t i = 0; i < 200; i++) write_one(f->store, 1024, 1000 + i);
+  uint64_t used1 = 0, map1 = 0;
+  assert_err(vs_store_usage(f->store, &used1, &map1), VS_OK);
+  assert_int_equal(map1, 8 * MIB);
+  /* 200 KiB of payload cannot fit in fewer pages than before. */
+  assert_true(used1 >= used0 + 200u * 1024u);
+  assert_true(used1 <= map1);
+}
+
+static void test_store_usage_default_map_size(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  uint64_t used = 0, map = 0;
+  assert_err(vs_store_usage(f->store, &used, &map), VS_OK);
+  assert_int_equal(map, VS_STORE_MAP_BYTES_DEFAULT);
+}
+
+static void test_store_set_map_bytes_grows_map(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, MIB, &f->store), VS_OK);
+  uint64_t used = 0, map = 0;
+  assert_err(vs_store_usage(f->store, &used, &map), VS_OK);
+  assert_int_equal(map, MIB);
+  assert_err(vs_store_set_map_bytes(f->store, 4 * MIB), VS_OK);
+  assert_err(vs_store_usage(f->store, &used, &map), VS_OK);
+  assert_int_equal(map, 4 * MIB);
+  /* More than the old map could hold now fits. */
+  for (uint32_t i = 0; i < 1000; i++) write_one(f->store, 1024, 1000 + i);
+  assert_err(vs_store_usage(f->store, &used, &map), VS_OK);
+  assert_true(used > MIB);
+  assert_int_equal(map, 4 * MIB);
+  vs_store_close(f->store);
+  f->store = NULL;
+  assert_err(open_dir(f->dir, false, 4 * MIB, &f->store), VS_OK);
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
+  assert_int_equal(lsn, 1000);
+}
+
+static void test_store_set_map_bytes_below_min_is_inval(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 2 * MIB, &f->store), VS_OK);
+  assert_err(vs_store_set_map_bytes(f->store, VS_STORE_MAP_BYTES_MIN - 1), VS_ERR_INVAL);
+  uint64_t used = 0, map = 0;
+  assert_err(vs_store_usage(f->store, &used, &map), VS_OK);
+  assert_int_equal(map, 2 * MIB); /* unchanged */
+  write_one(f->store, 10, 1000);
+}
+
+int main(void) {
+  /* A child that died early must not take the parent down with SIGPIPE. */
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_store_cfg_default_is_sync_create),
+      cmocka_unit_test_setup_teardown(test_store_create_then_reopen_without_create, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_open_with_sync_durability, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_sync_in_nosync_mode, setup, teardown),
+      cmocka_unit_test(test_store_close_null_is_noop),
+      cmocka_unit_test(test_store_open_null_dir_is_inval),
+      cmocka_unit_test_setup_teardown(test_store_open_map_below_min_is_inval, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_empty_dir_without_create_is_no_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_missing_dir_is_no_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_foreign_lmdb_env_is_foreign, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_foreign_lmdb_env_is_foreign_even_with_create, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_open_twice_in_process_is_busy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_open_twice_via_other_path_is_busy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_owner_lock_excludes_other_process, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_owner_lock_released_by_process_death, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_owner_lock_released_by_close, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_child_opens_while_parent_holds_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_usage_reports_map_and_growth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_usage_default_map_size, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_set_map_bytes_grows_map, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_set_map_bytes_below_min_is_inval, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
