@@ -309,16 +309,26 @@ vs_err vs_store_lock_owner(vs_store *store) {
   if (path == NULL) return VS_ERR_NOMEM;
   memcpy(path, store->dir, dir_len);
   memcpy(path + dir_len, "/owner.lock", sizeof "/owner.lock");
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = -1;
+  for (int tries = 0; tries < 8 && fd < 0; tries++) { /* bounded EINTR retry */
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EINTR) break;
+  }
+  int open_errno = errno;
   free(path);
-  if (fd < 0) return VS_ERR_STORE;
+  if (fd < 0) return vs_mdb_err(open_errno);
   /* flock, not fcntl locks: it belongs to this open file, so closing another
    * descriptor of the same file elsewhere in the process does not drop it,
    * and the kernel releases it when the process dies. */
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int e = errno;
+  int rc = -1, e = 0;
+  for (int tries = 0; tries < 8 && rc != 0; tries++) {
+    rc = flock(fd, LOCK_EX | LOCK_NB);
+    e = errno;
+    if (rc != 0 && e != EINTR) break;
+  }
+  if (rc != 0) {
     close(fd);
-    return e == EWOULDBLOCK ? VS_ERR_BUSY : VS_ERR_STORE;
+    return e == EWOULDBLOCK ? VS_ERR_BUSY : vs_mdb_err(e);
   }
   store->owner_fd = fd;
   return VS_OK;
