@@ -113,7 +113,13 @@ static vs_err map_get(vs_mem_transport *t, const vs_op_id *id, op_slot **slot_ou
   return VS_OK;
 }
 
-/* ---- the result queue (FIFO: one latency, so due times never decrease) ---- */
+/* ---- the result queue, ordered by due time ----
+ * With one latency due times never decrease and every insert is an append.
+ * vs_mem_transport_set_script may lower the latency, though: then a result
+ * is inserted before the later ones still queued, or it would wait behind
+ * them past its due time (and next_wake_ms, which reads the head, would
+ * hide it). Equal due times keep their send order. That insert moves at
+ * most the results queued after it: O(queued), only after a latency drop. */
 
 static vs_err enqueue(vs_mem_transport *t, uint64_t due_ms, const vs_result *r) {
   if (t->q_tail == t->q_cap) {
@@ -130,8 +136,11 @@ static vs_err enqueue(vs_mem_transport *t, uint64_t due_ms, const vs_result *r) 
       t->q_cap = cap;
     }
   }
-  t->queue[t->q_tail].due_ms = due_ms;
-  t->queue[t->q_tail].r = *r;
+  uint64_t at = t->q_tail;
+  while (at > t->q_head && t->queue[at - 1].due_ms > due_ms) at--; /* bounded by the queue */
+  if (at < t->q_tail) memmove(t->queue + at + 1, t->queue + at, sizeof *t->queue * (t->q_tail - at));
+  t->queue[at].due_ms = due_ms;
+  t->queue[at].r = *r;
   t->q_tail++;
   return VS_OK;
 }
