@@ -1,0 +1,361 @@
+/* bench_engine: what the sync engine costs next to writing, same disk, same run.
+ *
+ *   bench_engine [N]      (default 100000)
+ *
+ * Per durability mode (VS_DURABILITY_SYNC, then VS_DURABILITY_NOSYNC), each
+ * figure a median of 3 runs on fresh stores (baseline and engine alternate
+ * which goes first):
+ *   a. write: vs_write_batch of N operations in batches of 1,000 -> ops/s;
+ *   b. engine drain: in another fresh store, the same N operations written
+ *      (timed apart), then an engine (1 worker, batches of up to 1,000)
+ *      ticked in virtual time (now += 1 per tick) over a null transport that
+ *      acknowledges at once, until the outbox counts show N DONE -> ops/s
+ *      from written to DONE. Claims and completions are as durable as the
+ *      store's mode: in sync mode every tick's step commits with fsync;
+ *   c. pipeline: N / (write time + drain time) of run b, i.e. 1 / (1/w + 1/d):
+ *      for information only (it is below the write rate by construction, so
+ *      it gets no ratio against the 0.5 target).
+ * op = 16-byte target + 64-byte payload, kind "put", no idempotency key.
+ * `ratio engine` = engine drain ops/s / write ops/s (sync): 0.5 means the
+ * engine doubles the cost of writing.
+ *
+ * The null transport records each batch's op ids at send; its poll emits
+ * DONE for all of them at once, and next_wake_ms is `now` while it holds
+ * any. So each tick polls the previous batch's 1,000 acks and, in the same
+ * transaction, applies them and claims the next 1,000: one commit per batch,
+ * as the write side has one commit per batch.
+ *
+ * Temporary directories go under $TMPDIR, or the current directory when it
+ * is unset (run it from a directory on the disk you want to measure).
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "vixsync/vixsync.h"
+
+#define BENCH_REPS 3
+#define BENCH_BATCH 1000u
+#define BENCH_TARGET_BYTES 16u
+#define BENCH_PAYLOAD_BYTES 64u
+#define BENCH_MAP_BYTES (4ull * 1024ull * 1024ull * 1024ull)
+#define BENCH_OPS_MAX 10000000ull
+
+static char bench_base[4096];
+
+static void die(const char *what, const char *why) {
+  fprintf(stderr, "bench_engine: %s: %s\n", what, why);
+  exit(1);
+}
+
+#define CHECK_VS(call)                            \
+  do {                                            \
+    vs_err e_ = (call);                           \
+    if (e_ != VS_OK) die(#call, vs_strerror(e_)); \
+  } while (0)
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* splitmix64, for payload bytes. */
+static uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static void make_target(uint8_t target[BENCH_TARGET_BYTES], uint64_t i) {
+  char buf[BENCH_TARGET_BYTES + 1];
+  snprintf(buf, sizeof buf, "key-%012" PRIu64, (uint64_t)(i % 1000000000000u));
+  memcpy(target, buf, BENCH_TARGET_BYTES);
+}
+
+static void make_payload(uint8_t payload[BENCH_PAYLOAD_BYTES], uint64_t i) {
+  for (size_t k = 0; k < BENCH_PAYLOAD_BYTES; k += 8) {
+    uint64_t r = mix((i ^ 0x5a5a5a5aull) * 0x100000001b3ull + k);
+    for (size_t j = 0; j < 8; j++) payload[k + j] = (uint8_t)(r >> (8 * j));
+  }
+}
+
+static const uint8_t *bench_origin(void) {
+  static uint8_t origin[VS_ORIGIN_BYTES];
+  vt_origin(origin, 0x42);
+  return origin;
+}
+
+static const char *mode_name(vs_durability d) { return d == VS_DURABILITY_SYNC ? "sync" : "nosync"; }
+
+/* A fresh store in a fresh directory under the bench base. */
+static vs_store *fresh_store(char *dir, size_t dir_bytes, const char *tag, vs_durability d) {
+  int n = snprintf(dir, dir_bytes, "%s/%s-%s-XXXXXX", bench_base, tag, mode_name(d));
+  if (n < 0 || (size_t)n >= dir_bytes || mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
+  vs_store_cfg cfg = vs_store_cfg_default();
+  cfg.durability = d;
+  cfg.map_bytes = BENCH_MAP_BYTES;
+  vs_store *store = NULL;
+  CHECK_VS(vs_store_open(dir, &cfg, &store));
+  return store;
+}
+
+/* Write ops [0, n) in batches of BENCH_BATCH; returns the seconds taken.
+ * Building the requests is counted, as in bench_write (it is tiny). */
+static double write_all(vs_store *store, uint64_t n) {
+  static uint8_t targets[BENCH_BATCH][BENCH_TARGET_BYTES];
+  static uint8_t payloads[BENCH_BATCH][BENCH_PAYLOAD_BYTES];
+  static vs_write_req reqs[BENCH_BATCH];
+  double t0 = now_s();
+  for (uint64_t done = 0; done < n;) {
+    uint32_t b = n - done < BENCH_BATCH ? (uint32_t)(n - done) : BENCH_BATCH;
+    for (uint32_t j = 0; j < b; j++) {
+      make_target(targets[j], done + j);
+      make_payload(payloads[j], done + j);
+      reqs[j] = (vs_write_req){.kind = "put",
+                               .target = targets[j],
+                               .target_bytes = BENCH_TARGET_BYTES,
+                               .payload = payloads[j],
+                               .payload_bytes = BENCH_PAYLOAD_BYTES};
+    }
+    CHECK_VS(vs_write_batch(store, bench_origin(), reqs, b, wall_ms(), NULL));
+    done += b;
+  }
+  return now_s() - t0;
+}
+
+/* ---- the null transport: every op of a batch is DONE at once ---- */
+
+typedef struct null_transport {
+  vs_op_id *ids;
+  uint32_t count, cap;
+  uint64_t sends, ops;
+} null_transport;
+
+static vs_err null_send(void *ctx, const vs_send_batch *batch, uint64_t now_ms) {
+  (void)now_ms;
+  null_transport *t = ctx;
+  if (t->count + batch->op_count > t->cap) {
+    uint32_t cap = t->cap == 0 ? BENCH_BATCH : t->cap;
+    while (cap < t->count + batch->op_count) cap *= 2;
+    vs_op_id *ids = realloc(t->ids, sizeof *ids * cap);
+    if (ids == NULL) return VS_ERR_NOMEM;
+    t->ids = ids;
+    t->cap = cap;
+  }
+  for (uint32_t i = 0; i < batch->op_count; i++) t->ids[t->count++] = batch->ops[i].op_id;
+  t->sends++;
+  t->ops += batch->op_count;
+  return VS_OK;
+}
+
+static vs_err null_poll(void *ctx, uint64_t now_ms, vs_result_fn emit, void *emit_ctx) {
+  (void)now_ms;
+  null_transport *t = ctx;
+  enum { CHUNK = 1024 };
+  vs_result r[CHUNK];
+  uint32_t i = 0;
+  while (i < t->count) {
+    uint32_t k = 0;
+    for (; k < CHUNK && i < t->count; k++, i++)
+      r[k] = (vs_result){.kind = VS_RESULT_DONE, .op_id = t->ids[i], .peer = 0, .retry_after_ms = 0,
+                         .reason = NULL};
+    vs_err err = emit(emit_ctx, r, k);
+    if (err != VS_OK) {
+      t->count = 0;
+      return err;
+    }
+  }
+  t->count = 0;
+  return VS_OK;
+}
+
+static uint64_t null_next_wake(void *ctx, uint64_t now_ms) {
+  const null_transport *t = ctx;
+  return t->count > 0 ? now_ms : UINT64_MAX;
+}
+
+/* ---- one engine run ---- */
+
+typedef struct engine_run {
+  double write_s, drain_s;
+  uint64_t ticks, batches;
+} engine_run;
+
+static engine_run engine_once(uint64_t n, vs_durability d) {
+  char dir[4300];
+  vs_store *store = fresh_store(dir, sizeof dir, "engine", d);
+  engine_run out;
+  out.write_s = write_all(store, n);
+
+  vs_outbox *outbox = NULL;
+  CHECK_VS(vs_outbox_open(store, NULL, &outbox));
+  null_transport nt = {NULL, 0, 0, 0, 0};
+  vs_transport tr = {&nt, null_send, null_poll, null_next_wake};
+  vs_probe probe = vs_probe_always();
+  vs_engine_cfg cfg = vs_engine_cfg_default();
+  cfg.workers = 1;
+  cfg.batch_ops_max = BENCH_BATCH;
+  vs_engine *engine = NULL;
+  CHECK_VS(vs_engine_new(&cfg, outbox, &probe, &tr, &engine));
+
+  /* Virtual time starts after the writes' wall clock (their entries are
+   * ready at the time they were written) and moves 1 ms per tick. */
+  uint64_t now = wall_ms() + 1;
+  uint64_t ticks = 0, tick_cap = n + 1000;
+  vs_outbox_counts c = {0, 0, 0, 0};
+  double t0 = now_s();
+  for (;;) {
+    uint64_t wake = UINT64_MAX;
+    CHECK_VS(vs_engine_tick(engine, now, &wake));
+    ticks++;
+    CHECK_VS(vs_outbox_counts_get(outbox, &c));
+    if (c.done >= n) break;
+    if (ticks > tick_cap) die("engine", "not drained after N+1000 ticks");
+    now++;
+  }
+  out.drain_s = now_s() - t0;
+
+  vs_engine_stats st;
+  vs_engine_stats_get(engine, &st);
+  if (c.done != n || c.pending != 0 || c.inflight != 0 || c.failed != 0 || st.results_done != n ||
+      st.ops_sent != n || nt.ops != n)
+    die("engine", "counts after the drain are not N DONE and nothing else");
+  out.ticks = ticks;
+  out.batches = st.batches_sent;
+  vs_engine_free(engine);
+  vs_outbox_close(outbox);
+  vs_store_close(store);
+  free(nt.ids);
+  vt_rmrf(dir);
+  return out;
+}
+
+static double write_once(uint64_t n, vs_durability d) {
+  char dir[4300];
+  vs_store *store = fresh_store(dir, sizeof dir, "write", d);
+  double secs = write_all(store, n);
+  vs_store_close(store);
+  vt_rmrf(dir);
+  return (double)n / secs;
+}
+
+/* ---- driver ---- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median3(double v[BENCH_REPS]) {
+  double s[BENCH_REPS];
+  memcpy(s, v, sizeof s);
+  qsort(s, BENCH_REPS, sizeof s[0], cmp_double);
+  return s[BENCH_REPS / 2];
+}
+
+typedef struct mode_result {
+  double write, drain, pipeline, engine_write;
+  uint64_t ticks, batches;
+} mode_result;
+
+static mode_result bench_mode(uint64_t n, vs_durability d) {
+  double w[BENCH_REPS], dr[BENCH_REPS], pl[BENCH_REPS], ew[BENCH_REPS];
+  engine_run last = {0, 0, 0, 0};
+  for (int rep = 0; rep < BENCH_REPS; rep++) {
+    if (rep % 2 == 0) {
+      w[rep] = write_once(n, d);
+      last = engine_once(n, d);
+    } else {
+      last = engine_once(n, d);
+      w[rep] = write_once(n, d);
+    }
+    dr[rep] = (double)n / last.drain_s;
+    ew[rep] = (double)n / last.write_s;
+    pl[rep] = (double)n / (last.write_s + last.drain_s);
+    printf("  run %d %s: write %.0f, engine drain %.0f, engine-run write %.0f, pipeline %.0f ops/s\n", rep + 1,
+           mode_name(d), w[rep], dr[rep], ew[rep], pl[rep]);
+    fflush(stdout);
+  }
+  mode_result r = {median3(w), median3(dr), median3(pl), median3(ew), last.ticks, last.batches};
+  return r;
+}
+
+static uint64_t parse_ops(const char *s) {
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v == 0 || v > BENCH_OPS_MAX) die("N", "expected 1..10000000");
+  return (uint64_t)v;
+}
+
+static void describe_base(void) {
+  char real[4096];
+  if (realpath(bench_base, real) == NULL) die("realpath", strerror(errno));
+  struct statfs sf;
+  const char *fs = "?";
+  if (statfs(bench_base, &sf) == 0) {
+    switch ((unsigned long)sf.f_type) {
+      case 0xEF53ul: fs = "ext4"; break;
+      case 0x01021994ul: fs = "tmpfs"; break;
+      case 0x58465342ul: fs = "xfs"; break;
+      case 0x9123683Eul: fs = "btrfs"; break;
+      case 0x794c7630ul: fs = "overlayfs"; break;
+      default: fs = "other"; break;
+    }
+  }
+  const char *tmp = getenv("TMPDIR");
+  printf("dir: %s (%s; %s)\n", real, fs,
+         tmp != NULL && tmp[0] != '\0' ? "under $TMPDIR" : "under the current directory, $TMPDIR unset");
+}
+
+int main(int argc, char **argv) {
+  if (argc > 2) die("usage", "bench_engine [N]");
+  uint64_t n = argc > 1 ? parse_ops(argv[1]) : 100000u;
+  const char *tmp = getenv("TMPDIR");
+  int len = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-engine-XXXXXX",
+                     tmp != NULL && tmp[0] != '\0' ? tmp : ".");
+  if (len < 0 || (size_t)len >= sizeof bench_base || mkdtemp(bench_base) == NULL) die("mkdtemp", strerror(errno));
+  describe_base();
+  printf("op: %u-byte target + %u-byte payload, kind \"put\"; N = %" PRIu64 "; batches of %u; medians of %d runs\n",
+         BENCH_TARGET_BYTES, BENCH_PAYLOAD_BYTES, n, BENCH_BATCH, BENCH_REPS);
+  printf("engine: 1 worker, batch_ops_max %u, null transport (DONE at once), virtual clock +1 ms per tick\n",
+         BENCH_BATCH);
+  fflush(stdout);
+
+  mode_result s = bench_mode(n, VS_DURABILITY_SYNC);
+  printf("sync write batch %u: %.0f ops/s\n", BENCH_BATCH, s.write);
+  printf("sync engine drain: %.0f ops/s\n", s.drain);
+  printf("sync pipeline write+drain: %.0f ops/s\n", s.pipeline);
+  printf("sync engine ticks: %" PRIu64 " ticks\n", s.ticks);
+  printf("sync engine batches: %" PRIu64 " batches\n", s.batches);
+  fflush(stdout);
+  mode_result ns = bench_mode(n, VS_DURABILITY_NOSYNC);
+  printf("nosync write batch %u: %.0f ops/s\n", BENCH_BATCH, ns.write);
+  printf("nosync engine drain: %.0f ops/s\n", ns.drain);
+  printf("nosync pipeline write+drain: %.0f ops/s\n", ns.pipeline);
+  printf("nosync engine ticks: %" PRIu64 " ticks\n", ns.ticks);
+  printf("nosync engine batches: %" PRIu64 " batches\n", ns.batches);
+  printf("ratio engine: %.3f\n", s.drain / s.write);
+  printf("ratio engine nosync: %.3f\n", ns.drain / ns.write);
+  vt_rmrf(bench_base);
+  return 0;
+}
