@@ -9,6 +9,11 @@
 #define BUSY_BACKOFF_MS 50u
 #define RESULTS_INITIAL 256u
 
+typedef struct worker_op {
+  vs_op_id id; /* first: the sort key */
+  uint32_t attempt;
+} worker_op;
+
 /* A SyncWorker: one batch in flight. Its op ids are kept sorted so that a
  * result finds its batch in O(log n). */
 typedef struct worker {
@@ -17,7 +22,7 @@ typedef struct worker {
   uint64_t lease_until_ms;
   uint32_t count;
   uint32_t answered;
-  vs_op_id *ids;   /* batch_ops_max, sorted */
+  worker_op *ops;  /* batch_ops_max, sorted by id */
   uint8_t *marks;  /* 1 once answered */
 } worker;
 
@@ -51,6 +56,7 @@ struct vs_engine {
   /* scratch, sized once */
   vs_outbox_entry *claimed;
   vs_send_op *send_ops;
+  vs_op_id *release_ids;
   vs_outbox_result *oresults;
   vs_outbox_verdict *verdicts;
   uint32_t oresult_cap;
@@ -74,13 +80,14 @@ static vs_err cfg_check(const vs_engine_cfg *cfg) {
 void vs_engine_free(vs_engine *e) {
   if (e == NULL) return;
   for (uint32_t i = 0; i < VS_ENGINE_WORKERS_MAX; i++) {
-    free(e->workers[i].ids);
+    free(e->workers[i].ops);
     free(e->workers[i].marks);
   }
   free(e->results);
   free(e->quorum);
   free(e->claimed);
   free(e->send_ops);
+  free(e->release_ids);
   free(e->oresults);
   free(e->verdicts);
   free(e);
@@ -109,13 +116,14 @@ vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe
   uint32_t n = cfg->batch_ops_max;
   bool ok = true;
   for (uint32_t i = 0; i < cfg->workers; i++) {
-    e->workers[i].ids = malloc(sizeof(vs_op_id) * n);
+    e->workers[i].ops = malloc(sizeof(worker_op) * n);
     e->workers[i].marks = malloc(n);
-    ok = ok && e->workers[i].ids != NULL && e->workers[i].marks != NULL;
+    ok = ok && e->workers[i].ops != NULL && e->workers[i].marks != NULL;
   }
   e->claimed = malloc(sizeof(vs_outbox_entry) * n);
   e->send_ops = malloc(sizeof(vs_send_op) * n);
-  if (!ok || e->claimed == NULL || e->send_ops == NULL) {
+  e->release_ids = malloc(sizeof(vs_op_id) * n);
+  if (!ok || e->claimed == NULL || e->send_ops == NULL || e->release_ids == NULL) {
     vs_engine_free(e);
     return VS_ERR_NOMEM;
   }
@@ -152,14 +160,16 @@ static vs_err emit_cb(void *ctx, const vs_result *results, uint32_t count) {
   return vs_engine_on_results(ctx, results, count);
 }
 
-/* Note that `id` was answered, freeing its worker when the batch is done. */
-static void mark_answered(vs_engine *e, const vs_op_id *id) {
+/* Note that the attempt a worker sent was answered, freeing the worker when
+ * its whole batch is. An answer to an older attempt frees nothing. */
+static void mark_answered(vs_engine *e, const vs_result *r) {
   for (uint32_t w = 0; w < e->cfg.workers; w++) {
     worker *wk = &e->workers[w];
     if (!wk->busy) continue;
-    vs_op_id *hit = bsearch(id, wk->ids, wk->count, sizeof *wk->ids, id_cmp);
+    worker_op *hit = bsearch(&r->op_id, wk->ops, wk->count, sizeof *wk->ops, id_cmp);
     if (hit == NULL) continue;
-    size_t i = (size_t)(hit - wk->ids);
+    if (r->attempt != 0 && r->attempt != hit->attempt) return;
+    size_t i = (size_t)(hit - wk->ops);
     if (!wk->marks[i]) {
       wk->marks[i] = 1;
       if (++wk->answered == wk->count) wk->busy = false;
@@ -204,7 +214,7 @@ static bool quorum_reached(vs_engine *e, const vs_op_id *id, uint32_t peer) {
 }
 
 /* Turn buffered transport results into outbox results (quorum applied). */
-static vs_err collect_results(vs_engine *e, uint32_t *n_out) {
+static vs_err collect_results(vs_engine *e, uint32_t *n_out, uint64_t *waiting_out) {
   if (e->result_count > e->oresult_cap) {
     vs_outbox_result *r = realloc(e->oresults, sizeof *r * e->result_count);
     if (r != NULL) e->oresults = r;
@@ -216,14 +226,15 @@ static vs_err collect_results(vs_engine *e, uint32_t *n_out) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < e->result_count; i++) {
     pending_result *p = &e->results[i];
-    mark_answered(e, &p->r.op_id);
+    mark_answered(e, &p->r);
     if (p->r.kind == VS_RESULT_DONE && !quorum_reached(e, &p->r.op_id, p->r.peer)) {
-      e->stats.results_quorum_wait++;
+      (*waiting_out)++; /* counted once the step commits */
       continue;
     }
     vs_outbox_result *o = &e->oresults[n++];
     o->op_id = p->r.op_id;
     o->kind = p->r.kind;
+    o->attempt = p->r.attempt;
     o->retry_after_ms = p->r.retry_after_ms;
     o->reason = p->reason;
   }
@@ -263,22 +274,32 @@ static vs_err send_batch(vs_engine *e, worker *wk, uint32_t n, uint64_t now_ms, 
     vs_send_op *so = &e->send_ops[i];
     so->op_id = e->claimed[i].op_id;
     so->lsn = e->claimed[i].lsn;
+    so->attempt = e->claimed[i].attempts;
     err = vs_wal_op_encoded_txn(txn, store, so->lsn, &so->encoded, &so->encoded_bytes);
+    if (err != VS_OK) break;
     b.bytes += so->encoded_bytes;
-    if (e->claimed[i].attempts > b.attempt_max) b.attempt_max = e->claimed[i].attempts;
+    if (so->attempt > b.attempt_max) b.attempt_max = so->attempt;
   }
   vs_err sent = err == VS_OK ? e->transport.send(e->transport.ctx, &b, now_ms) : err;
   mdb_txn_abort(txn);
-  if (sent == VS_ERR_BUSY) {
-    *busy_out = true;
-    e->stats.busy++;
-    for (uint32_t i = 0; i < n; i++) wk->ids[i] = e->claimed[i].op_id;
-    return vs_outbox_release(e->outbox, wk->ids, n, now_ms);
+  for (uint32_t i = 0; i < n; i++) {
+    wk->ops[i].id = e->claimed[i].op_id;
+    wk->ops[i].attempt = e->claimed[i].attempts;
   }
-  /* Accepted, or lost on the way (another error): either way results may
-   * come, and if none do the lease ends and the entries are retried. */
-  for (uint32_t i = 0; i < n; i++) wk->ids[i] = e->claimed[i].op_id;
-  qsort(wk->ids, n, sizeof *wk->ids, id_cmp);
+  if (sent == VS_ERR_BUSY || err != VS_OK) {
+    /* Nothing left: give the claims back without spending the attempt. A
+     * WAL read error is the store's, reported after the entries are safe. */
+    if (sent == VS_ERR_BUSY) {
+      *busy_out = true;
+      e->stats.busy++;
+    }
+    for (uint32_t i = 0; i < n; i++) e->release_ids[i] = e->claimed[i].op_id;
+    vs_err rel = vs_outbox_release(e->outbox, e->release_ids, n, now_ms);
+    return err != VS_OK ? err : rel;
+  }
+  /* Accepted, or lost on the way (another transport error): either way
+   * results may come, and if none do the lease ends and they are retried. */
+  qsort(wk->ops, n, sizeof *wk->ops, id_cmp);
   memset(wk->marks, 0, n);
   wk->busy = true;
   wk->batch_id = b.batch_id;
@@ -340,7 +361,8 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
     if (err != VS_OK && err != VS_ERR_FULL) return err;
   }
   uint32_t n_results = 0;
-  err = collect_results(e, &n_results);
+  uint64_t quorum_waiting = 0;
+  err = collect_results(e, &n_results, &quorum_waiting);
   if (err != VS_OK) return err;
   for (uint32_t w = 0; w < e->cfg.workers; w++) {
     worker *wk = &e->workers[w];
@@ -364,6 +386,7 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
     if (err != VS_OK) return err; /* results stay buffered for the next tick */
     if (round == 0) {
       count_verdicts(e, n_results);
+      e->stats.results_quorum_wait += quorum_waiting;
       e->result_count = 0;
     }
     if (claimed == 0) break;

@@ -155,6 +155,7 @@ static vs_err receive_op(vs_mem_transport *t, const vs_send_op *op, vs_result *r
   memset(r, 0, sizeof *r);
   r->op_id = op->op_id;
   r->peer = t->script.peer;
+  r->attempt = op->attempt;
   if (s->reject || chance(t, t->script.fail_permille)) {
     r->kind = VS_RESULT_FAILED;
     r->reason = "rejected by the receiver (scripted)";

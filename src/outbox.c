@@ -525,9 +525,10 @@ static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r,
     e.state = VS_OUTBOX_DONE;
     e.lease_until_ms = 0;
     e.updated_at_ms = now_ms;
-  } else if (old_e.state != VS_OUTBOX_INFLIGHT) {
+  } else if (old_e.state != VS_OUTBOX_INFLIGHT || (r->attempt != 0 && r->attempt != old_e.attempts)) {
     /* A verdict on an attempt whose lease already ended: the entry has moved
-     * on (retried, or answered), and this answer no longer describes it. */
+     * on (retried, answered, or sent again), and this answer no longer
+     * describes it. */
     *verdict = old_e.state == VS_OUTBOX_DONE ? VS_VERDICT_DUPLICATE : VS_VERDICT_STALE;
     return VS_OK;
   } else if (r->kind == VS_RESULT_RETRY) {
@@ -592,7 +593,7 @@ static vs_err apply_one(vs_outbox *outbox, const vs_outbox_result *r, uint64_t n
 
 vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms) {
   if (id == NULL) return VS_ERR_INVAL;
-  vs_outbox_result r = {*id, VS_RESULT_DONE, 0, NULL};
+  vs_outbox_result r = {*id, VS_RESULT_DONE, 0, 0, NULL};
   vs_outbox_verdict v;
   vs_err err = apply_one(outbox, &r, now_ms, &v, NULL);
   return err == VS_OK && v == VS_VERDICT_UNKNOWN ? VS_ERR_NOTFOUND : err;
@@ -601,7 +602,7 @@ vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms
 vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable, const char *reason,
                       uint64_t retry_after_ms, vs_outbox_entry *entry_out) {
   if (id == NULL) return VS_ERR_INVAL;
-  vs_outbox_result r = {*id, retryable ? VS_RESULT_RETRY : VS_RESULT_FAILED, retry_after_ms, reason};
+  vs_outbox_result r = {*id, retryable ? VS_RESULT_RETRY : VS_RESULT_FAILED, 0, retry_after_ms, reason};
   vs_outbox_verdict v;
   vs_err err = apply_one(outbox, &r, now_ms, &v, entry_out);
   if (err != VS_OK) return err;

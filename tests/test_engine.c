@@ -556,7 +556,7 @@ static void test_engine_g1_every_sent_op_is_committed(void **state) {
   assert_err(vs_op_init(&op, f->origin, f->n + 1, 0, (const uint8_t[VS_HASH_BYTES]){0}, "put", NULL, 0, NULL, 0),
              VS_OK);
   assert_err(vs_op_encode(&op, enc, sizeof enc, &enc_bytes), VS_OK);
-  vs_send_op so = {ghost, 999999, enc, (uint32_t)enc_bytes};
+  vs_send_op so = {ghost, 999999, 1, enc, (uint32_t)enc_bytes};
   vs_send_batch fake = {999999, 1, 1, enc_bytes, &so};
   uint64_t before = check.failures;
   g1_hook(&check, &fake, now);
@@ -668,7 +668,7 @@ static void test_engine_g1_committed_before_send_seen_by_another_process(void **
 
   /* The other side notices an op that was never committed. */
   vs_op_id ghost = foreign_id(2);
-  vs_send_op so = {ghost, 1, NULL, 0};
+  vs_send_op so = {ghost, 1, 1, NULL, 0};
   vs_send_batch fake = {999999, 1, 1, 0, &so};
   g1_remote_hook(&remote, &fake, now);
   assert_int_equal(remote.io_errors, 0);
@@ -1104,7 +1104,7 @@ static void test_engine_mem_transport_answers_when_due_after_latency_drop(void *
   assert_err(vs_mem_transport_new(&slow, &f->mt), VS_OK);
   vs_transport tr = vs_mem_transport_iface(f->mt);
   vs_op_id a = foreign_id(10), b = foreign_id(11);
-  vs_send_op oa = {a, 1, NULL, 0}, ob = {b, 2, NULL, 0};
+  vs_send_op oa = {a, 1, 1, NULL, 0}, ob = {b, 2, 1, NULL, 0};
   vs_send_batch ba = {1, 1, 1, 0, &oa}, bb = {2, 1, 1, 0, &ob};
   assert_err(tr.send(tr.ctx, &ba, T0_MS), VS_OK);
   assert_int_equal(tr.next_wake_ms(tr.ctx, T0_MS), T0_MS + 1000);

@@ -1151,6 +1151,49 @@ static void test_outbox_next_due(void **state) {
   assert_int_equal(next_due(f->ob), UINT64_MAX); /* DONE and FAILED are never due */
 }
 
+
+/* vs_outbox_step: a RETRY or FAILED naming an older attempt than the entry's
+ * current one is stale (that attempt's lease already ended and the entry was
+ * sent again); a DONE for any attempt still completes it. */
+static void test_outbox_step_result_for_older_attempt_is_stale(void **state) {
+  fixture *f = *state;
+  f->ob = open_sink(f, NULL, &SMALL_POLICY);
+  write_ops(f, 2, T0_MS);
+  vs_outbox_entry claimed[2];
+  vs_outbox_claim_req req = {LEASE_MS, 2, UINT64_MAX, claimed};
+  uint32_t n = 0;
+  assert_err(vs_outbox_step(f->ob, T0_MS, NULL, 0, NULL, &req, &n), VS_OK);
+  assert_int_equal(n, 2);
+  /* Both leases end unanswered; at the retry time both are sent again. */
+  uint64_t t = T0_MS + LEASE_MS;
+  assert_err(vs_outbox_step(f->ob, t, NULL, 0, NULL, NULL, NULL), VS_OK);
+  t += 100;
+  assert_err(vs_outbox_step(f->ob, t, NULL, 0, NULL, &req, &n), VS_OK);
+  assert_int_equal(n, 2);
+  assert_int_equal(get(f->ob, &f->ids[0]).attempts, 2);
+  /* Attempt 1's answers arrive now. */
+  vs_outbox_result late[3] = {
+      {f->ids[0], VS_RESULT_RETRY, 1, 0, "late busy"},
+      {f->ids[0], VS_RESULT_FAILED, 1, 0, "late reject"},
+      {f->ids[1], VS_RESULT_DONE, 1, 0, NULL},
+  };
+  vs_outbox_verdict v[3];
+  assert_err(vs_outbox_step(f->ob, t + 1, late, 3, v, NULL, NULL), VS_OK);
+  assert_int_equal(v[0], VS_VERDICT_STALE);
+  assert_int_equal(v[1], VS_VERDICT_STALE);
+  assert_int_equal(v[2], VS_VERDICT_APPLIED);
+  vs_outbox_entry e = get(f->ob, &f->ids[0]);
+  assert_int_equal(e.state, VS_OUTBOX_INFLIGHT);
+  assert_int_equal(e.attempts, 2);
+  assert_int_equal(get(f->ob, &f->ids[1]).state, VS_OUTBOX_DONE);
+  /* The current attempt's answer, and an answer that names no attempt, apply. */
+  vs_outbox_result now_r = {f->ids[0], VS_RESULT_RETRY, 2, 0, "busy"};
+  assert_err(vs_outbox_step(f->ob, t + 2, &now_r, 1, v, NULL, NULL), VS_OK);
+  assert_int_equal(v[0], VS_VERDICT_APPLIED);
+  assert_int_equal(get(f->ob, &f->ids[0]).state, VS_OUTBOX_PENDING);
+  check_counts(f, f->ob);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -1158,6 +1201,7 @@ int main(void) {
       cmocka_unit_test(test_outbox_cfg_default_is_default_sink_and_policy),
       cmocka_unit_test(test_outbox_state_names),
       cmocka_unit_test(test_outbox_close_null_is_noop),
+      T(test_outbox_step_result_for_older_attempt_is_stale),
       T(test_outbox_open_keeps_policy),
       T(test_outbox_open_bad_sink_name_is_inval),
       T(test_outbox_open_bad_policy_is_inval),

@@ -182,6 +182,7 @@ typedef enum vs_result_kind {
 typedef struct vs_outbox_result {
   vs_op_id op_id;
   vs_result_kind kind;
+  uint32_t attempt;        /**< attempt answered; 0 = the current one */
   uint64_t retry_after_ms; /**< RETRY: floor on the delay, 0 = none */
   const char *reason;      /**< may be NULL */
 } vs_outbox_result;
@@ -191,7 +192,8 @@ typedef enum vs_outbox_verdict {
   VS_VERDICT_APPLIED = 0,   /**< the INFLIGHT entry moved on */
   VS_VERDICT_LATE = 1,      /**< DONE for an entry no longer INFLIGHT: it is DONE now */
   VS_VERDICT_DUPLICATE = 2, /**< the entry was already DONE: nothing changed */
-  VS_VERDICT_STALE = 3,     /**< RETRY/FAILED for an entry not INFLIGHT: ignored */
+  VS_VERDICT_STALE = 3,     /**< RETRY/FAILED for an entry not INFLIGHT, or for an
+                                 older attempt than the current one: ignored */
   VS_VERDICT_UNKNOWN = 4,   /**< no entry for this id in this sink: ignored */
 } vs_outbox_verdict;
 

@@ -33,6 +33,7 @@ extern "C" {
 typedef struct vs_send_op {
   vs_op_id op_id;
   uint64_t lsn;
+  uint32_t attempt; /**< which attempt this send is (1 = first); echo it in results */
   const uint8_t *encoded;
   uint32_t encoded_bytes;
 } vs_send_op;
@@ -49,6 +50,9 @@ typedef struct vs_result {
   vs_result_kind kind;
   vs_op_id op_id;
   uint32_t peer;           /**< the peer or sink that produced it (< VS_PEERS_MAX) */
+  uint32_t attempt;        /**< the attempt it answers (vs_send_op.attempt); 0 = not known.
+                                A RETRY or FAILED for an older attempt than the entry's current
+                                one is stale and ignored; a DONE always counts. */
   uint64_t retry_after_ms; /**< RETRY only; 0 = none */
   const char *reason;      /**< RETRY and FAILED; may be NULL; copied by the engine */
 } vs_result;
