@@ -11,14 +11,15 @@ static const char OP_HASH_DOMAIN[] = "vixsync/op-hash/v1";
 
 void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_id *id_out) {
   assert(origin != NULL && id_out != NULL);
-  uint8_t seq_le[8];
-  vs_put_u64le(seq_le, seq);
+  assert(seq <= VS_OP_SEQ_MAX);
   crypto_generichash_state st;
-  vs_hash_init(&st, VS_OP_ID_BYTES);
+  vs_hash_init(&st, VS_OP_ID_TAG_BYTES);
   crypto_generichash_update(&st, (const uint8_t *)OP_ID_DOMAIN, sizeof OP_ID_DOMAIN - 1);
   crypto_generichash_update(&st, origin, VS_ORIGIN_BYTES);
-  crypto_generichash_update(&st, seq_le, sizeof seq_le);
-  crypto_generichash_final(&st, id_out->bytes, VS_OP_ID_BYTES);
+  crypto_generichash_final(&st, id_out->bytes, VS_OP_ID_TAG_BYTES);
+  /* Big-endian: the ids of one origin sort in seq order (see op.h). */
+  for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++)
+    id_out->bytes[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(seq >> (8 * (VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES - 1 - i)));
 }
 
 vs_err vs_op_kind_check(const char *kind, size_t kind_bytes) {
@@ -32,7 +33,7 @@ vs_err vs_op_kind_check(const char *kind, size_t kind_bytes) {
 
 /* The checks every valid op passes, shared by init and encode. */
 static vs_err op_check(const vs_op *op) {
-  if (op->seq == 0) return VS_ERR_INVAL;
+  if (op->seq == 0 || op->seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
   if ((op->target == NULL && op->target_bytes != 0) || (op->payload == NULL && op->payload_bytes != 0))
     return VS_ERR_INVAL;
   if (op->target_bytes > VS_OP_TARGET_BYTES_MAX || op->payload_bytes > VS_OP_PAYLOAD_BYTES_MAX)
@@ -130,7 +131,7 @@ vs_err vs_op_decode(const uint8_t *buf, size_t buf_bytes, vs_op *op_out) {
   op_out->seq = vs_get_u64le(buf + 34);
   op_out->hlc = vs_get_u64le(buf + 42);
   memcpy(op_out->prev, buf + 50, VS_HASH_BYTES);
-  if (op_out->seq == 0) return VS_ERR_MALFORMED;
+  if (op_out->seq == 0 || op_out->seq > VS_OP_SEQ_MAX) return VS_ERR_MALFORMED;
   uint8_t kind_bytes = buf[82];
   if (kind_bytes == 0 || kind_bytes > VS_OP_KIND_BYTES_MAX) return VS_ERR_MALFORMED;
   size_t pos = VS_OP_HEADER_BYTES;

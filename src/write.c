@@ -121,7 +121,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
     }
     if (rc != MDB_NOTFOUND) return vs_mdb_err(rc);
   }
-  if (c->head.seq == UINT64_MAX) return VS_ERR_LIMIT;
+  if (c->head.seq >= VS_OP_SEQ_MAX) return VS_ERR_LIMIT;
   uint64_t last_hlc = c->node_hlc > c->head.hlc ? c->node_hlc : c->head.hlc;
   vs_op op;
   err = vs_op_init(&op, c->origin, c->head.seq + 1, vs_hlc_next(last_hlc, c->now_ms), c->head.hash, req->kind,

@@ -250,11 +250,11 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   make_target(rec + VS_WAL_RECORD_HEADER_BYTES + VS_OP_HEADER_BYTES + 3 + 4, lsn - 1);
   make_payload(rec + sz.wal_val - BENCH_PAYLOAD_BYTES, lsn - 1);
 
-  /* Op ids are hashes: random keys, so opid inserts land all over its tree
-   * as they do in the store. */
+  /* Op ids as the store derives them: one origin's tag, then seq as a
+   * 48-bit big-endian integer, so inserts append as they do in the store. */
   uint8_t id[VS_OP_ID_BYTES], val[RAW_VAL_MAX];
-  put_u64le(id, mix(lsn));
-  put_u64le(id + 8, mix(~lsn));
+  memset(id, 0xa7, VS_OP_ID_TAG_BYTES);
+  for (unsigned i = 0; i < 6; i++) id[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(lsn >> (8 * (5 - i)));
   memset(val, 0x5c, sz.opid_val);
   put_u64le(val, lsn);
   put(txn, r->opid, id, sizeof id, val, sz.opid_val, MDB_NOOVERWRITE);

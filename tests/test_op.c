@@ -260,6 +260,8 @@ static const reject_case k_reject_cases[] = {
     {"flags 0x80", F_FLAGS, 0x80, VS_ERR_MALFORMED},
     {"flags 0xff", F_FLAGS, 0xff, VS_ERR_MALFORMED},
     {"seq 0", F_SEQ, 0, VS_ERR_MALFORMED},
+    {"seq 2^48 (past VS_OP_SEQ_MAX)", F_SEQ, VS_OP_SEQ_MAX + 1u, VS_ERR_MALFORMED},
+    {"seq 0xffffffffffffffff", F_SEQ, UINT64_MAX, VS_ERR_MALFORMED},
     {"kind_bytes 0", F_KIND_BYTES, 0, VS_ERR_MALFORMED},
     {"kind_bytes 65", F_KIND_BYTES, VS_OP_KIND_BYTES_MAX + 1u, VS_ERR_MALFORMED},
     {"kind_bytes 255", F_KIND_BYTES, 255, VS_ERR_MALFORMED},
@@ -416,7 +418,7 @@ static void test_op_roundtrip_max_target_and_payload(void **state) {
   vt_origin(origin, 0xee);
   fill_prev(prev, 7);
   vs_op op;
-  assert_int_equal(vs_op_init(&op, origin, UINT64_MAX, UINT64_MAX, prev, kind, target,
+  assert_int_equal(vs_op_init(&op, origin, VS_OP_SEQ_MAX, UINT64_MAX, prev, kind, target,
                               VS_OP_TARGET_BYTES_MAX, payload, VS_OP_PAYLOAD_BYTES_MAX),
                    VS_OK);
   assert_int_equal(vs_op_encoded_bytes(&op), VS_OP_ENCODED_BYTES_MAX);
@@ -470,7 +472,7 @@ static void test_op_decode_accepts_boundary_values(void **state) {
   (void)state;
   forge f;
   forge_default(&f);
-  f.seq = UINT64_MAX;
+  f.seq = VS_OP_SEQ_MAX;
   f.hlc = UINT64_MAX;
   f.kind_bytes = VS_OP_KIND_BYTES_MAX;
   for (unsigned i = 0; i < VS_OP_KIND_BYTES_MAX; i++) f.kind[i] = (uint8_t)(0x21u + i % 94u);
@@ -484,7 +486,7 @@ static void test_op_decode_accepts_boundary_values(void **state) {
   forge_write(&f, buf);
   vs_op op;
   assert_int_equal(vs_op_decode(buf, n, &op), VS_OK);
-  assert_true(op.seq == UINT64_MAX);
+  assert_true(op.seq == VS_OP_SEQ_MAX);
   assert_true(op.hlc == UINT64_MAX);
   assert_int_equal(op.kind_bytes, VS_OP_KIND_BYTES_MAX);
   assert_int_equal(strlen(op.kind), VS_OP_KIND_BYTES_MAX);
@@ -757,6 +759,33 @@ static void test_op_encode_rejects_seq_zero(void **state) {
   assert_int_equal(encode_invalid(&op), VS_ERR_INVAL);
 }
 
+static void test_op_encode_rejects_seq_past_max(void **state) {
+  (void)state;
+  vs_op op;
+  make_op(&op, 1);
+  op.seq = VS_OP_SEQ_MAX + 1u;
+  assert_int_equal(encode_invalid(&op), VS_ERR_INVAL);
+  uint8_t origin[VS_ORIGIN_BYTES] = {0};
+  assert_int_equal(vs_op_init(&op, origin, VS_OP_SEQ_MAX + 1u, 0, NULL, "put", NULL, 0, NULL, 0), VS_ERR_INVAL);
+  assert_int_equal(vs_op_init(&op, origin, VS_OP_SEQ_MAX, 0, NULL, "put", NULL, 0, NULL, 0), VS_OK);
+}
+
+/* Ids of one origin sort by seq: the op-id index grows by appends. */
+static void test_op_ids_of_one_origin_sort_by_seq(void **state) {
+  (void)state;
+  uint8_t origin[VS_ORIGIN_BYTES];
+  vt_origin(origin, 9);
+  vs_op_id prev, id;
+  vs_op_id_derive(origin, 1, &prev);
+  static const uint64_t seqs[] = {2, 255, 256, 65536, 1ull << 32, VS_OP_SEQ_MAX};
+  for (unsigned i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+    vs_op_id_derive(origin, seqs[i], &id);
+    assert_true(memcmp(prev.bytes, id.bytes, VS_OP_ID_BYTES) < 0);
+    assert_memory_equal(prev.bytes, id.bytes, VS_OP_ID_TAG_BYTES);
+    prev = id;
+  }
+}
+
 static void test_op_encode_rejects_null_with_length(void **state) {
   (void)state;
   vs_op op;
@@ -817,11 +846,11 @@ static void test_op_hash_rejects_invalid_op(void **state) {
 /* Ids                                                                      */
 /* ------------------------------------------------------------------------ */
 
-/* python3 -c 'import hashlib,struct;print(hashlib.blake2b(b"vixsync/op-id/v1"+bytes(range(32))
- *   +struct.pack("<Q",1),digest_size=16).hexdigest())' */
-#define GOLDEN_ID_SEQ1_HEX "023de0c749059385e2930f24b4e06738"
-/* The same with struct.pack("<Q",0x0102030405060708): pins the byte order of seq. */
-#define GOLDEN_ID_SEQ_BYTES_HEX "f1dfcf40a64335dfe93220ce78bdc6bf"
+/* python3 -c 'import hashlib;print((hashlib.blake2b(b"vixsync/op-id/v1"+bytes(range(32)),
+ *   digest_size=10).digest()+(1).to_bytes(6,"big")).hex())' */
+#define GOLDEN_ID_SEQ1_HEX "b6e5fe51e9d002d2dbca000000000001"
+/* The same with seq 0x010203040506: pins the byte order of seq. */
+#define GOLDEN_ID_SEQ_BYTES_HEX "b6e5fe51e9d002d2dbca010203040506"
 
 static void test_op_id_matches_golden(void **state) {
   (void)state;
@@ -832,7 +861,7 @@ static void test_op_id_matches_golden(void **state) {
   vs_op_id_derive(origin, 1, &id);
   hex_to_bytes(GOLDEN_ID_SEQ1_HEX, want, sizeof want);
   assert_memory_equal(id.bytes, want, VS_OP_ID_BYTES);
-  vs_op_id_derive(origin, 0x0102030405060708ull, &id);
+  vs_op_id_derive(origin, 0x010203040506ull, &id);
   hex_to_bytes(GOLDEN_ID_SEQ_BYTES_HEX, want, sizeof want);
   assert_memory_equal(id.bytes, want, VS_OP_ID_BYTES);
 }
@@ -870,7 +899,7 @@ static void test_op_id_depends_on_seq(void **state) {
   uint8_t origin[VS_ORIGIN_BYTES];
   vt_origin(origin, 0);
   /* Values that differ only in high bytes catch a seq narrowed to 32 bits. */
-  static const uint64_t seqs[] = {1, 2, 256, 1ull << 32, (1ull << 32) + 1, 1ull << 56, UINT64_MAX};
+  static const uint64_t seqs[] = {1, 2, 256, 1ull << 32, (1ull << 32) + 1, 1ull << 40, VS_OP_SEQ_MAX};
   enum { N = sizeof seqs / sizeof seqs[0] };
   vs_op_id ids[N];
   for (unsigned i = 0; i < N; i++) vs_op_id_derive(origin, seqs[i], &ids[i]);
@@ -1145,6 +1174,8 @@ int main(void) {
       cmocka_unit_test(test_op_encode_rejects_oversized_target_and_payload),
       cmocka_unit_test(test_op_hash_rejects_invalid_op),
       cmocka_unit_test(test_op_id_matches_golden),
+      cmocka_unit_test(test_op_encode_rejects_seq_past_max),
+      cmocka_unit_test(test_op_ids_of_one_origin_sort_by_seq),
       cmocka_unit_test(test_op_id_derive_is_deterministic),
       cmocka_unit_test(test_op_id_depends_on_every_origin_byte),
       cmocka_unit_test(test_op_id_depends_on_seq),
