@@ -32,15 +32,6 @@
 #include "vixsync/wal.h"
 #include "vixsync/write.h"
 
-#define assert_err(got, want)                                                          \
-  do {                                                                                 \
-    vs_err got_ = (got);                                                               \
-    vs_err want_ = (want);                                                             \
-    if (got_ != want_)                                                                 \
-      fail_msg("%s: got %s (%d), want %s", #got, vs_err_name(got_), (int)got_,         \
-               vs_err_name(want_));                                                    \
-  } while (0)
-
 #define MIB (1024ull * 1024ull)
 #define T0_MS 1700000000000ull
 #define CHILD_TIMEOUT_S 60u

@@ -10,6 +10,8 @@
 #include <ftw.h>
 #include <unistd.h>
 
+#include "vixsync/error.h"
+
 /* Make a fresh directory under $TMPDIR (or /tmp); abort on failure. */
 static inline void vt_tmpdir(char *buf, size_t buf_bytes, const char *tag) {
   const char *base = getenv("TMPDIR");
@@ -35,5 +37,16 @@ static inline void vt_rmrf(const char *dir) {
 static inline void vt_origin(uint8_t origin[32], uint8_t salt) {
   for (int i = 0; i < 32; i++) origin[i] = (uint8_t)(i ^ salt);
 }
+
+/* In cmocka tests: fail with both codes' names when `got` is not `want`.
+ * (fail_msg is cmocka's; the macro expands where cmocka.h is included.) */
+#define assert_err(got, want)                                                          \
+  do {                                                                                 \
+    vs_err got_ = (got);                                                               \
+    vs_err want_ = (want);                                                             \
+    if (got_ != want_)                                                                 \
+      fail_msg("%s: got %s (%d), want %s", #got, vs_err_name(got_), (int)got_,         \
+               vs_err_name(want_));                                                    \
+  } while (0)
 
 #endif
