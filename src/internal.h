@@ -83,6 +83,9 @@ struct vs_store {
   MDB_dbi dbi_obx_ready; /* sink, next_attempt_at u64be, lsn -> "" (PENDING) */
   MDB_dbi dbi_obx_lease; /* sink, lease_until u64be, lsn -> "" (INFLIGHT) */
   MDB_dbi dbi_obx_state; /* sink, state u8, lsn -> "" (DONE, FAILED) */
+  MDB_dbi dbi_state;     /* state key of a target -> state record (state.c) */
+  MDB_dbi dbi_incrs;     /* target tag, hlc u64be, origin -> i64 delta (state.c) */
+  MDB_dbi dbi_sigs;      /* op id -> signature of the chain head at that op */
   vs_durability durability;
   int owner_fd; /* -1 unless the owner lock is held */
   dev_t dev;
@@ -112,6 +115,9 @@ typedef struct vs_head {
   uint8_t hash[VS_HASH_BYTES];
 } vs_head;
 
+/** Decode a stored chain head. */
+vs_err vs_head_decode(const MDB_val *v, vs_head *head_out);
+
 /** Read the chain head of `origin` in `txn` (zero if none). */
 vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_head *head_out);
 
@@ -139,6 +145,16 @@ vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, 
 /** Read the node-wide HLC (0 if never set) / store a new one. */
 vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
 vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
+
+/* ---- state internals (state.c) ---- */
+
+/** Apply `op` to the materialized state inside `txn`, folding the change
+ *  into `state_hash` (in/out). Kinds other than put/del/incr change nothing. */
+vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint8_t state_hash[VS_HASH_BYTES]);
+
+/** Read / store the state hash kept in meta. */
+vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
+vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]);
 
 /* ---- outbox internals (outbox.c) ---- */
 

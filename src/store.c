@@ -133,7 +133,8 @@ static const dbi_spec DBIS[] = {
     {"opid", offsetof(vs_store, dbi_opid)},         {"idem", offsetof(vs_store, dbi_idem)},
     {"heads", offsetof(vs_store, dbi_heads)},       {"outbox", offsetof(vs_store, dbi_outbox)},
     {"obx_ready", offsetof(vs_store, dbi_obx_ready)}, {"obx_lease", offsetof(vs_store, dbi_obx_lease)},
-    {"obx_state", offsetof(vs_store, dbi_obx_state)},
+    {"obx_state", offsetof(vs_store, dbi_obx_state)}, {"state", offsetof(vs_store, dbi_state)},
+    {"incrs", offsetof(vs_store, dbi_incrs)},         {"sigs", offsetof(vs_store, dbi_sigs)},
 };
 #define DBI_COUNT (sizeof DBIS / sizeof DBIS[0])
 _Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");

@@ -36,18 +36,22 @@ vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_ou
   return VS_OK;
 }
 
+vs_err vs_head_decode(const MDB_val *v, vs_head *head_out) {
+  const uint8_t *p = v->mv_data;
+  if (v->mv_size != VS_HEAD_VALUE_BYTES || p[0] != VS_HEAD_VERSION) return VS_ERR_CORRUPT;
+  head_out->seq = vs_get_u64le(p + 1);
+  head_out->hlc = vs_get_u64le(p + 9);
+  memcpy(head_out->hash, p + 17, VS_HASH_BYTES);
+  return VS_OK;
+}
+
 vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_head *head_out) {
   memset(head_out, 0, sizeof *head_out);
   MDB_val k = val(origin, VS_ORIGIN_BYTES), v;
   int rc = mdb_get(txn, store->dbi_heads, &k, &v);
   if (rc == MDB_NOTFOUND) return VS_OK;
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  const uint8_t *p = v.mv_data;
-  if (v.mv_size != VS_HEAD_VALUE_BYTES || p[0] != VS_HEAD_VERSION) return VS_ERR_CORRUPT;
-  head_out->seq = vs_get_u64le(p + 1);
-  head_out->hlc = vs_get_u64le(p + 9);
-  memcpy(head_out->hash, p + 17, VS_HASH_BYTES);
-  return VS_OK;
+  return vs_head_decode(&v, head_out);
 }
 
 static vs_err head_put(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_head *head) {
@@ -151,6 +155,10 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   uint64_t lsn = 0, node_hlc = 0;
   if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
   if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, NULL);
+  uint8_t state_hash[VS_HASH_BYTES];
+  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
+  if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, state_hash);
+  if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
   if (err == VS_OK && checked.hlc > node_hlc) err = vs_meta_hlc_put(txn, store, checked.hlc);
   if (err != VS_OK) {

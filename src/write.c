@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "internal.h"
+#include "vixsync/state.h"
 #include "vixsync/wal.h"
 
 #define IDEM_VALUE_BYTES (VS_OP_ID_BYTES + VS_HASH_BYTES)
@@ -23,6 +24,7 @@ typedef struct write_ctx {
   uint64_t lsn;      /* last LSN used */
   uint64_t node_hlc; /* node-wide HLC */
   vs_head head;      /* the origin's chain head */
+  uint8_t state_hash[VS_HASH_BYTES];
   uint32_t sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t sink_count;
   vs_outbox_counts counts[VS_OUTBOX_SINKS_MAX];
@@ -59,6 +61,11 @@ static vs_err req_check(const vs_write_req *req, size_t *kind_bytes_out) {
     return VS_ERR_TOO_LARGE;
   if (req->idem_key != NULL && (req->idem_key_bytes == 0 || req->idem_key_bytes > VS_IDEM_KEY_BYTES_MAX))
     return VS_ERR_INVAL;
+  /* A node may refuse to write what it would accept from a peer (which then
+   * counts 0): an incr's delta must be a signed 64-bit decimal. */
+  int64_t delta;
+  if (strcmp(req->kind, "incr") == 0 && !vs_parse_i64(req->payload, req->payload_bytes, &delta))
+    return VS_ERR_INVAL;
   *kind_bytes_out = kind_bytes;
   return VS_OK;
 }
@@ -69,6 +76,7 @@ static vs_err ctx_begin(write_ctx *c) {
   err = vs_wal_last_lsn_txn(c->txn, c->store, &c->lsn);
   if (err == VS_OK) err = vs_meta_hlc_get(c->txn, c->store, &c->node_hlc);
   if (err == VS_OK) err = vs_head_get(c->txn, c->store, c->origin, &c->head);
+  if (err == VS_OK) err = vs_state_hash_get_txn(c->txn, c->store, c->state_hash);
   if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
     err = vs_obx_counts_load(c->txn, c->store, c->sinks[i], &c->counts[i]);
@@ -78,6 +86,7 @@ static vs_err ctx_begin(write_ctx *c) {
 
 static vs_err ctx_commit(write_ctx *c) {
   vs_err err = vs_meta_hlc_put(c->txn, c->store, c->node_hlc);
+  if (err == VS_OK) err = vs_state_hash_put_txn(c->txn, c->store, c->state_hash);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
     err = vs_obx_counts_save(c->txn, c->store, c->sinks[i], &c->counts[i]);
   if (err != VS_OK) {
@@ -133,6 +142,8 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
   /* A fresh (origin, seq) whose id is already stored means the head and the
    * op-id index disagree: another copy of this origin wrote here. */
   if (err == VS_ERR_EXISTS) return VS_ERR_FORK;
+  if (err != VS_OK) return err;
+  err = vs_state_apply_txn(c->txn, c->store, &op, c->state_hash);
   if (err != VS_OK) return err;
   c->lsn++;
   c->head.seq = op.seq;

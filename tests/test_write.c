@@ -209,7 +209,7 @@ static void test_write_prev_chains_to_previous_hash(void **state) {
   fixture *f = *state;
   for (uint32_t i = 0; i < 20; i++) {
     char payload[16];
-    snprintf(payload, sizeof payload, "v%u", i);
+    snprintf(payload, sizeof payload, "%u", i); /* an incr's delta is a decimal */
     vs_write_req req = req_make(i % 2 ? "incr" : "put", "counter", payload);
     write_ok(f, &req, T0_MS + i);
   }

@@ -12,6 +12,7 @@
 #include "vixsync/outbox.h"
 #include "vixsync/probe.h"
 #include "vixsync/retry.h"
+#include "vixsync/state.h"
 #include "vixsync/store.h"
 #include "vixsync/transport.h"
 #include "vixsync/wal.h"

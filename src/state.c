@@ -1,0 +1,481 @@
+#define _POSIX_C_SOURCE 200809L
+/* Materialized state: last-writer-wins base, counters after it, tombstones.
+ *
+ * Layout. state[key(target)] = record; key(target) is 't' then the target up
+ * to KEY_PREFIX_BYTES, else its first KEY_PREFIX_BYTES bytes and a 16-byte tag
+ * (LMDB keys stop at 511 bytes; targets go to 1 KiB). Byte order of keys is
+ * byte order of targets except between long targets sharing the prefix, which
+ * a dump sorts itself. incrs[tag(target), hlc u64be, origin] = delta i64le
+ * keeps every incr, so a late put or del can re-count those after it.
+ *
+ * Record, version 1 (little-endian):
+ *   0   1  version            1   1  base kind (0 none, 1 put, 2 del)
+ *   2   2  reserved (0)       4   4  target bytes
+ *   8   8  base hlc           16 32  base origin
+ *   48  8  last hlc           56 32  last origin   (greatest counted op)
+ *   88  8  incrs after base   96  8  their sum (two's complement)
+ *   104 4  base value bytes   108 .. target, then the base value
+ */
+#include "vixsync/state.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define REC_VERSION 1u
+#define REC_FIXED_BYTES 108u
+#define KEY_PREFIX_BYTES 448u
+#define TAG_BYTES 16u
+#define KEY_MARK 0x74u /* 't': LMDB refuses empty keys, and targets may be empty */
+#define KEY_BYTES_MAX (1u + KEY_PREFIX_BYTES + TAG_BYTES)
+#define INCR_KEY_BYTES (TAG_BYTES + 8u + VS_ORIGIN_BYTES)
+#define BASE_NONE 0u
+#define BASE_PUT 1u
+#define BASE_DEL 2u
+#define I64_TEXT_MAX 21u /* "-9223372036854775808" and a NUL */
+_Static_assert(KEY_BYTES_MAX <= 511u, "LMDB's default key size limit");
+
+static const char TAG_DOMAIN[] = "vixsync/target-tag/v1";
+static const char ENTRY_DOMAIN[] = "vixsync/state-entry/v1";
+static const char META_STATE_HASH[] = "state_hash";
+
+/* A decoded record. Pointers go into the record's bytes. */
+typedef struct record {
+  uint8_t base_kind;
+  uint64_t base_hlc;
+  uint8_t base_origin[VS_ORIGIN_BYTES];
+  uint64_t last_hlc;
+  uint8_t last_origin[VS_ORIGIN_BYTES];
+  uint64_t incr_count;
+  uint64_t incr_sum;
+  const uint8_t *target;
+  uint32_t target_bytes;
+  const uint8_t *base_value;
+  uint32_t base_value_bytes;
+} record;
+
+const char *vs_state_kind_name(vs_state_kind kind) {
+  switch (kind) {
+    case VS_STATE_VALUE: return "put";
+    case VS_STATE_COUNTER: return "counter";
+    case VS_STATE_TOMBSTONE: return "del";
+  }
+  return "?";
+}
+
+bool vs_parse_i64(const uint8_t *text, uint32_t text_bytes, int64_t *out) {
+  if (text == NULL || text_bytes == 0 || text_bytes > 20) return false;
+  bool neg = text[0] == '-';
+  uint32_t i = neg ? 1u : 0u;
+  if (i == text_bytes) return false;
+  uint64_t limit = neg ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX, v = 0;
+  for (; i < text_bytes; i++) { /* at most 20 rounds */
+    if (text[i] < '0' || text[i] > '9') return false;
+    uint64_t d = (uint64_t)(text[i] - '0');
+    if (v > (limit - d) / 10u) return false;
+    v = v * 10u + d;
+  }
+  /* Two's complement by hand: negating INT64_MIN's magnitude is defined in
+   * unsigned arithmetic, and the conversion back is exact in range. */
+  *out = neg ? (v == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+  return true;
+}
+
+/* Greater in the last-writer-wins order: (hlc, origin) as (integer, bytes). */
+static int lww_cmp(uint64_t hlc_a, const uint8_t *origin_a, uint64_t hlc_b, const uint8_t *origin_b) {
+  if (hlc_a != hlc_b) return hlc_a < hlc_b ? -1 : 1;
+  return memcmp(origin_a, origin_b, VS_ORIGIN_BYTES);
+}
+
+static void target_tag(const uint8_t *target, uint32_t target_bytes, uint8_t tag[TAG_BYTES]) {
+  crypto_generichash_state st;
+  vs_hash_init(&st, TAG_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)TAG_DOMAIN, sizeof TAG_DOMAIN - 1);
+  if (target_bytes > 0) crypto_generichash_update(&st, target, target_bytes);
+  crypto_generichash_final(&st, tag, TAG_BYTES);
+}
+
+static size_t state_key(const uint8_t *target, uint32_t target_bytes, uint8_t key[KEY_BYTES_MAX]) {
+  key[0] = KEY_MARK;
+  if (target_bytes <= KEY_PREFIX_BYTES) {
+    if (target_bytes > 0) memcpy(key + 1, target, target_bytes);
+    return 1u + target_bytes;
+  }
+  memcpy(key + 1, target, KEY_PREFIX_BYTES);
+  target_tag(target, target_bytes, key + 1 + KEY_PREFIX_BYTES);
+  return KEY_BYTES_MAX;
+}
+
+static vs_err record_decode(const MDB_val *v, record *r) {
+  const uint8_t *p = v->mv_data;
+  if (v->mv_size < REC_FIXED_BYTES || p[0] != REC_VERSION || p[1] > BASE_DEL) return VS_ERR_CORRUPT;
+  r->base_kind = p[1];
+  r->target_bytes = vs_get_u32le(p + 4);
+  r->base_hlc = vs_get_u64le(p + 8);
+  memcpy(r->base_origin, p + 16, VS_ORIGIN_BYTES);
+  r->last_hlc = vs_get_u64le(p + 48);
+  memcpy(r->last_origin, p + 56, VS_ORIGIN_BYTES);
+  r->incr_count = vs_get_u64le(p + 88);
+  r->incr_sum = vs_get_u64le(p + 96);
+  r->base_value_bytes = vs_get_u32le(p + 104);
+  if (r->target_bytes > VS_OP_TARGET_BYTES_MAX || r->base_value_bytes > VS_OP_PAYLOAD_BYTES_MAX ||
+      v->mv_size != (size_t)REC_FIXED_BYTES + r->target_bytes + r->base_value_bytes)
+    return VS_ERR_CORRUPT;
+  r->target = p + REC_FIXED_BYTES;
+  r->base_value = p + REC_FIXED_BYTES + r->target_bytes;
+  return VS_OK;
+}
+
+static vs_err record_put(MDB_txn *txn, const vs_store *store, const uint8_t *key, size_t key_bytes, const record *r) {
+  MDB_val k = {key_bytes, (void *)key}, v = {REC_FIXED_BYTES + r->target_bytes + r->base_value_bytes, NULL};
+  int rc = mdb_put(txn, store->dbi_state, &k, &v, MDB_RESERVE);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint8_t *p = v.mv_data;
+  p[0] = REC_VERSION;
+  p[1] = r->base_kind;
+  vs_put_u16le(p + 2, 0);
+  vs_put_u32le(p + 4, r->target_bytes);
+  vs_put_u64le(p + 8, r->base_hlc);
+  memcpy(p + 16, r->base_origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(p + 48, r->last_hlc);
+  memcpy(p + 56, r->last_origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(p + 88, r->incr_count);
+  vs_put_u64le(p + 96, r->incr_sum);
+  vs_put_u32le(p + 104, r->base_value_bytes);
+  memcpy(p + REC_FIXED_BYTES, r->target, r->target_bytes);
+  if (r->base_value_bytes > 0) memcpy(p + REC_FIXED_BYTES + r->target_bytes, r->base_value, r->base_value_bytes);
+  return VS_OK;
+}
+
+/* What a record shows: the entry a dump prints. `text` holds a counter. */
+static void record_entry(const record *r, vs_state_entry *e, char text[I64_TEXT_MAX]) {
+  memset(e, 0, sizeof *e);
+  e->target = r->target;
+  e->target_bytes = r->target_bytes;
+  memcpy(e->origin, r->last_origin, VS_ORIGIN_BYTES);
+  e->hlc = r->last_hlc;
+  if (r->incr_count > 0) {
+    int64_t base = 0;
+    if (r->base_kind == BASE_PUT && !vs_parse_i64(r->base_value, r->base_value_bytes, &base)) base = 0;
+    e->kind = VS_STATE_COUNTER;
+    e->counter = (int64_t)((uint64_t)base + r->incr_sum); /* wraps, identically everywhere */
+    int n = snprintf(text, I64_TEXT_MAX, "%" PRId64, e->counter);
+    e->value = (const uint8_t *)text;
+    e->value_bytes = (uint32_t)n;
+  } else if (r->base_kind == BASE_PUT) {
+    e->kind = VS_STATE_VALUE;
+    e->value = r->base_value;
+    e->value_bytes = r->base_value_bytes;
+  } else {
+    e->kind = VS_STATE_TOMBSTONE;
+  }
+}
+
+/* The digest a target contributes to the state hash. */
+static void entry_digest(const vs_state_entry *e, uint8_t out[VS_HASH_BYTES]) {
+  uint8_t head[4 + 1 + 4], tail[VS_ORIGIN_BYTES + 8];
+  vs_put_u32le(head, e->target_bytes);
+  head[4] = (uint8_t)e->kind;
+  vs_put_u32le(head + 5, e->value_bytes);
+  memcpy(tail, e->origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(tail + VS_ORIGIN_BYTES, e->hlc);
+  crypto_generichash_state st;
+  vs_hash_init(&st, VS_HASH_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)ENTRY_DOMAIN, sizeof ENTRY_DOMAIN - 1);
+  crypto_generichash_update(&st, head, 4);
+  if (e->target_bytes > 0) crypto_generichash_update(&st, e->target, e->target_bytes);
+  crypto_generichash_update(&st, head + 4, 5);
+  if (e->value_bytes > 0) crypto_generichash_update(&st, e->value, e->value_bytes);
+  crypto_generichash_update(&st, tail, sizeof tail);
+  crypto_generichash_final(&st, out, VS_HASH_BYTES);
+}
+
+static void xor_into(uint8_t acc[VS_HASH_BYTES], const uint8_t d[VS_HASH_BYTES]) {
+  for (unsigned i = 0; i < VS_HASH_BYTES; i++) acc[i] ^= d[i];
+}
+
+/* Re-count the incrs after a new base: bounded by the incrs of the target. */
+static vs_err recount_after(MDB_txn *txn, const vs_store *store, const uint8_t tag[TAG_BYTES], record *r) {
+  uint8_t key[INCR_KEY_BYTES];
+  memcpy(key, tag, TAG_BYTES);
+  vs_put_u64be(key + TAG_BYTES, r->base_hlc);
+  memcpy(key + TAG_BYTES + 8, r->base_origin, VS_ORIGIN_BYTES);
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_incrs, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  r->incr_count = 0;
+  r->incr_sum = 0;
+  MDB_val k = {sizeof key, key}, v;
+  vs_err err = VS_OK;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != INCR_KEY_BYTES || v.mv_size != 8) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    const uint8_t *kp = k.mv_data;
+    if (memcmp(kp, tag, TAG_BYTES) != 0) break;
+    uint64_t hlc = vs_get_u64be(kp + TAG_BYTES);
+    const uint8_t *origin = kp + TAG_BYTES + 8;
+    if (lww_cmp(hlc, origin, r->base_hlc, r->base_origin) <= 0) continue; /* the base itself */
+    r->incr_count++;
+    r->incr_sum += vs_get_u64le(v.mv_data);
+    if (lww_cmp(hlc, origin, r->last_hlc, r->last_origin) > 0) {
+      r->last_hlc = hlc;
+      memcpy(r->last_origin, origin, VS_ORIGIN_BYTES);
+    }
+  }
+  mdb_cursor_close(cur);
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  return err;
+}
+
+static vs_err incr_put(MDB_txn *txn, const vs_store *store, const uint8_t tag[TAG_BYTES], const vs_op *op,
+                       int64_t delta) {
+  uint8_t key[INCR_KEY_BYTES], val[8];
+  memcpy(key, tag, TAG_BYTES);
+  vs_put_u64be(key + TAG_BYTES, op->hlc);
+  memcpy(key + TAG_BYTES + 8, op->origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(val, (uint64_t)delta);
+  MDB_val k = {sizeof key, key}, v = {sizeof val, val};
+  return vs_mdb_err(mdb_put(txn, store->dbi_incrs, &k, &v, 0));
+}
+
+vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint8_t state_hash[VS_HASH_BYTES]) {
+  bool is_put = strcmp(op->kind, "put") == 0, is_del = strcmp(op->kind, "del") == 0;
+  bool is_incr = strcmp(op->kind, "incr") == 0;
+  if (!is_put && !is_del && !is_incr) return VS_OK;
+  uint8_t key[KEY_BYTES_MAX], tag[TAG_BYTES];
+  size_t key_bytes = state_key(op->target, op->target_bytes, key);
+  target_tag(op->target, op->target_bytes, tag);
+  MDB_val k = {key_bytes, key}, v;
+  int rc = mdb_get(txn, store->dbi_state, &k, &v);
+  record r;
+  memset(&r, 0, sizeof r);
+  bool existed = rc == MDB_SUCCESS;
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
+  if (existed) {
+    vs_err err = record_decode(&v, &r);
+    if (err != VS_OK) return err;
+  }
+  bool has_base = existed && r.base_kind != BASE_NONE;
+  bool after_base = !has_base || lww_cmp(op->hlc, op->origin, r.base_hlc, r.base_origin) > 0;
+  if (!after_base) {
+    if (!is_incr) return VS_OK; /* an older put or del changes nothing */
+    int64_t delta = 0;
+    if (!vs_parse_i64(op->payload, op->payload_bytes, &delta)) delta = 0;
+    return incr_put(txn, store, tag, op, delta); /* kept for a later re-count */
+  }
+  /* Digest of the old entry, taken before the record's bytes are replaced
+   * (they live in the map and the put below may move them). */
+  uint8_t old_digest[VS_HASH_BYTES];
+  char text[I64_TEXT_MAX];
+  vs_state_entry e;
+  if (existed) {
+    record_entry(&r, &e, text);
+    entry_digest(&e, old_digest);
+  }
+  /* The new record may point at the op's bytes or the old record's: copy the
+   * old base value aside before any put. */
+  uint8_t *old_value = NULL;
+  if (existed && r.base_value_bytes > 0) {
+    old_value = malloc(r.base_value_bytes);
+    if (old_value == NULL) return VS_ERR_NOMEM;
+    memcpy(old_value, r.base_value, r.base_value_bytes);
+    r.base_value = old_value;
+  }
+  r.target = op->target;
+  r.target_bytes = op->target_bytes;
+  vs_err err = VS_OK;
+  if (is_incr) {
+    int64_t delta = 0;
+    if (!vs_parse_i64(op->payload, op->payload_bytes, &delta)) delta = 0;
+    err = incr_put(txn, store, tag, op, delta);
+    if (err == VS_OK && after_base) {
+      r.incr_count++;
+      r.incr_sum += (uint64_t)delta;
+      if (!existed || lww_cmp(op->hlc, op->origin, r.last_hlc, r.last_origin) > 0) {
+        r.last_hlc = op->hlc;
+        memcpy(r.last_origin, op->origin, VS_ORIGIN_BYTES);
+      }
+    }
+  } else {
+    r.base_kind = is_put ? BASE_PUT : BASE_DEL;
+    r.base_hlc = op->hlc;
+    memcpy(r.base_origin, op->origin, VS_ORIGIN_BYTES);
+    r.last_hlc = op->hlc;
+    memcpy(r.last_origin, op->origin, VS_ORIGIN_BYTES);
+    r.base_value = is_put ? op->payload : NULL;
+    r.base_value_bytes = is_put ? op->payload_bytes : 0;
+    err = recount_after(txn, store, tag, &r);
+  }
+  if (err == VS_OK) err = record_put(txn, store, key, key_bytes, &r);
+  if (err == VS_OK) {
+    uint8_t new_digest[VS_HASH_BYTES];
+    record_entry(&r, &e, text);
+    entry_digest(&e, new_digest);
+    if (existed) xor_into(state_hash, old_digest);
+    xor_into(state_hash, new_digest);
+  }
+  free(old_value);
+  return err;
+}
+
+vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]) {
+  MDB_val k = {sizeof META_STATE_HASH - 1, (void *)META_STATE_HASH}, v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  memset(hash_out, 0, VS_HASH_BYTES);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != VS_HASH_BYTES) return VS_ERR_CORRUPT;
+  memcpy(hash_out, v.mv_data, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]) {
+  MDB_val k = {sizeof META_STATE_HASH - 1, (void *)META_STATE_HASH}, v = {VS_HASH_BYTES, (void *)hash};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+/* ---- reading ---- */
+
+vs_err vs_state_hash(vs_store *store, uint8_t hash_out[VS_HASH_BYTES]) {
+  if (store == NULL || hash_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_state_hash_get_txn(txn, store, hash_out);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+static vs_err emit(const MDB_val *v, bool tombstones, vs_state_fn fn, void *ctx, bool *emitted) {
+  record r;
+  vs_err err = record_decode(v, &r);
+  if (err != VS_OK) return err;
+  char text[I64_TEXT_MAX];
+  vs_state_entry e;
+  record_entry(&r, &e, text);
+  *emitted = tombstones || e.kind != VS_STATE_TOMBSTONE;
+  return *emitted ? fn(&e, ctx) : VS_OK;
+}
+
+vs_err vs_state_get(vs_store *store, const uint8_t *target, uint32_t target_bytes, bool tombstones,
+                    vs_state_fn fn, void *ctx) {
+  if (store == NULL || fn == NULL || (target == NULL && target_bytes > 0)) return VS_ERR_INVAL;
+  if (target_bytes > VS_OP_TARGET_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  uint8_t key[KEY_BYTES_MAX];
+  MDB_val k = {state_key(target, target_bytes, key), key}, v;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_mdb_err(mdb_get(txn, store->dbi_state, &k, &v));
+  bool emitted = false;
+  if (err == VS_OK) err = emit(&v, tombstones, fn, ctx, &emitted);
+  mdb_txn_abort(txn);
+  return err == VS_OK && !emitted ? VS_ERR_NOTFOUND : err;
+}
+
+/* Long targets that share the key prefix are ordered by tag in the store;
+ * a dump gathers such a group and sorts it by the full target. */
+typedef struct group_item {
+  MDB_val v;
+  const uint8_t *target;
+  uint32_t target_bytes;
+} group_item;
+
+static int group_cmp(const void *a, const void *b) {
+  const group_item *x = a, *y = b;
+  uint32_t n = x->target_bytes < y->target_bytes ? x->target_bytes : y->target_bytes;
+  int c = memcmp(x->target, y->target, n);
+  if (c != 0) return c;
+  return x->target_bytes < y->target_bytes ? -1 : x->target_bytes > y->target_bytes;
+}
+
+static vs_err flush_group(group_item *g, size_t n, bool tombstones, vs_state_fn fn, void *ctx) {
+  qsort(g, n, sizeof *g, group_cmp);
+  for (size_t i = 0; i < n; i++) {
+    bool emitted;
+    vs_err err = emit(&g[i].v, tombstones, fn, ctx, &emitted);
+    if (err != VS_OK) return err;
+  }
+  return VS_OK;
+}
+
+vs_err vs_state_dump(vs_store *store, bool tombstones, vs_state_fn fn, void *ctx) {
+  if (store == NULL || fn == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_state, &cur);
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return vs_mdb_err(rc);
+  }
+  group_item *group = NULL;
+  size_t group_n = 0, group_cap = 0;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    bool is_long = k.mv_size == KEY_BYTES_MAX;
+    if (group_n > 0 && (!is_long || memcmp((const uint8_t *)k.mv_data + 1, group[0].target, KEY_PREFIX_BYTES) != 0)) {
+      err = flush_group(group, group_n, tombstones, fn, ctx);
+      group_n = 0;
+      if (err != VS_OK) break;
+    }
+    if (!is_long) {
+      bool emitted;
+      err = emit(&v, tombstones, fn, ctx, &emitted);
+      continue;
+    }
+    record r;
+    err = record_decode(&v, &r);
+    if (err != VS_OK) break;
+    if (group_n == group_cap) {
+      size_t cap = group_cap == 0 ? 8 : group_cap * 2;
+      group_item *g = realloc(group, sizeof *g * cap);
+      if (g == NULL) {
+        err = VS_ERR_NOMEM;
+        break;
+      }
+      group = g;
+      group_cap = cap;
+    }
+    group[group_n].v = v;
+    group[group_n].target = r.target;
+    group[group_n].target_bytes = r.target_bytes;
+    group_n++;
+  }
+  if (err == VS_OK && group_n > 0) err = flush_group(group, group_n, tombstones, fn, ctx);
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  free(group);
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_vv_each(vs_store *store, vs_vv_fn fn, void *ctx) {
+  if (store == NULL || fn == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_heads, &cur);
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return vs_mdb_err(rc);
+  }
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    vs_head head;
+    err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &head) : VS_ERR_CORRUPT;
+    if (err == VS_OK) err = fn(k.mv_data, head.seq, ctx);
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  return err;
+}
