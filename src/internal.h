@@ -12,6 +12,7 @@
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "vixsync/identity.h"
 #include "vixsync/outbox.h"
 #include "vixsync/store.h"
 
@@ -86,6 +87,9 @@ struct vs_store {
   MDB_dbi dbi_state;     /* state key of a target -> state record (state.c) */
   MDB_dbi dbi_incrs;     /* target tag, hlc u64be, origin -> i64 delta (state.c) */
   MDB_dbi dbi_sigs;      /* op id -> signature of the chain head at that op */
+  MDB_dbi dbi_forks;     /* origin, seq u64be -> held hash, refused hash */
+  bool has_identity;     /* local writes of identity.pk are signed */
+  vs_identity identity;
   vs_durability durability;
   int owner_fd; /* -1 unless the owner lock is held */
   dev_t dev;
@@ -145,6 +149,9 @@ vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, 
 /** Read the node-wide HLC (0 if never set) / store a new one. */
 vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
 vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
+
+/** Store the signature of the chain head at op `id`. */
+vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]);
 
 /* ---- state internals (state.c) ---- */
 

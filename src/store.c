@@ -135,6 +135,7 @@ static const dbi_spec DBIS[] = {
     {"obx_ready", offsetof(vs_store, dbi_obx_ready)}, {"obx_lease", offsetof(vs_store, dbi_obx_lease)},
     {"obx_state", offsetof(vs_store, dbi_obx_state)}, {"state", offsetof(vs_store, dbi_state)},
     {"incrs", offsetof(vs_store, dbi_incrs)},         {"sigs", offsetof(vs_store, dbi_sigs)},
+    {"forks", offsetof(vs_store, dbi_forks)},
 };
 #define DBI_COUNT (sizeof DBIS / sizeof DBIS[0])
 _Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");
@@ -288,6 +289,7 @@ void vs_store_close(vs_store *store) {
   if (store->env != NULL) mdb_env_close(store->env);
   if (store->owner_fd >= 0) close(store->owner_fd); /* releases the flock */
   registry_remove(store->dev, store->ino);
+  vs_identity_wipe(&store->identity);
   free(store->dir);
   free(store);
 }
@@ -348,5 +350,17 @@ vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_b
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   if (used_bytes_out != NULL) *used_bytes_out = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
   if (map_bytes_out != NULL) *map_bytes_out = info.me_mapsize;
+  return VS_OK;
+}
+
+vs_err vs_store_set_identity(vs_store *store, const vs_identity *identity) {
+  if (store == NULL) return VS_ERR_INVAL;
+  if (identity == NULL) {
+    vs_identity_wipe(&store->identity);
+    store->has_identity = false;
+    return VS_OK;
+  }
+  store->identity = *identity;
+  store->has_identity = true;
   return VS_OK;
 }

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "internal.h"
+#include "vixsync/apply.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 
@@ -25,6 +26,9 @@ typedef struct write_ctx {
   uint64_t node_hlc; /* node-wide HLC */
   vs_head head;      /* the origin's chain head */
   uint8_t state_hash[VS_HASH_BYTES];
+  bool sign;              /* the store's identity writes as this origin */
+  uint64_t unsigned_bytes; /* encoded bytes since the last signed op */
+  bool last_signed;
   uint32_t sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t sink_count;
   vs_outbox_counts counts[VS_OUTBOX_SINKS_MAX];
@@ -85,7 +89,16 @@ static vs_err ctx_begin(write_ctx *c) {
 }
 
 static vs_err ctx_commit(write_ctx *c) {
-  vs_err err = vs_meta_hlc_put(c->txn, c->store, c->node_hlc);
+  vs_err err = VS_OK;
+  if (c->sign && !c->last_signed && c->unsigned_bytes > 0) {
+    /* Every commit ends on a signed chain head. */
+    uint8_t sig[VS_SIGNATURE_BYTES];
+    vs_op_id id;
+    vs_op_id_derive(c->origin, c->head.seq, &id);
+    vs_chain_sign(&c->store->identity, c->head.seq, c->head.hash, sig);
+    err = vs_sig_put_txn(c->txn, c->store, &id, sig);
+  }
+  if (err == VS_OK) err = vs_meta_hlc_put(c->txn, c->store, c->node_hlc);
   if (err == VS_OK) err = vs_state_hash_put_txn(c->txn, c->store, c->state_hash);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
     err = vs_obx_counts_save(c->txn, c->store, c->sinks[i], &c->counts[i]);
@@ -145,6 +158,19 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
   if (err != VS_OK) return err;
   err = vs_state_apply_txn(c->txn, c->store, &op, c->state_hash);
   if (err != VS_OK) return err;
+  if (c->sign) {
+    /* Sign at least every VS_SIGN_INTERVAL_BYTES, so a receiver's runs stay
+     * bounded; the last op of the commit is signed in ctx_commit. */
+    c->unsigned_bytes += enc_bytes;
+    c->last_signed = c->unsigned_bytes >= VS_SIGN_INTERVAL_BYTES;
+    if (c->last_signed) {
+      uint8_t sig[VS_SIGNATURE_BYTES];
+      vs_chain_sign(&c->store->identity, op.seq, hash, sig);
+      err = vs_sig_put_txn(c->txn, c->store, &op.id, sig);
+      if (err != VS_OK) return err;
+      c->unsigned_bytes = 0;
+    }
+  }
   c->lsn++;
   c->head.seq = op.seq;
   c->head.hlc = op.hlc;
@@ -181,6 +207,7 @@ vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], co
   c->store = store;
   c->origin = origin;
   c->now_ms = now_ms;
+  c->sign = store->has_identity && memcmp(store->identity.pk, origin, VS_ORIGIN_BYTES) == 0;
   vs_err err = ctx_begin(c);
   for (size_t i = 0; i < count && err == VS_OK; i++) {
     vs_write_result scratch;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "vixsync/error.h"
+#include "vixsync/identity.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,6 +80,14 @@ vs_err vs_store_lock_owner(vs_store *store);
 
 /** True when this store holds the owner lock. */
 bool vs_store_is_owner(const vs_store *store);
+
+/** Give the store its node identity (copied; wiped at close or by passing
+ *  NULL). From then on every local write whose origin is identity->pk signs
+ *  the origin's new chain head in the write's transaction (and at least every
+ *  VS_SIGN_INTERVAL_BYTES inside a large batch), so peers can verify it.
+ *  Writes for other origins, or without an identity, are not signed: they
+ *  stay local (a peer refuses unsigned runs). @return VS_OK or VS_ERR_INVAL. */
+vs_err vs_store_set_identity(vs_store *store, const vs_identity *identity);
 
 /** The directory the store was opened on (as given). */
 const char *vs_store_dir(const vs_store *store);

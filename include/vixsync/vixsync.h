@@ -5,8 +5,10 @@
 #ifndef VIXSYNC_VIXSYNC_H
 #define VIXSYNC_VIXSYNC_H
 
+#include "vixsync/apply.h"
 #include "vixsync/engine.h"
 #include "vixsync/error.h"
+#include "vixsync/identity.h"
 #include "vixsync/mem_transport.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"

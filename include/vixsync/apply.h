@@ -1,0 +1,85 @@
+/* vixsync: applying operations written elsewhere (replication's receive side).
+ *
+ * Operations arrive as *runs*: consecutive operations of one origin, in seq
+ * order, ending at an operation whose chain head the origin signed. The run
+ * is accepted only if
+ *   - it extends what the node holds: its first new operation is the
+ *     origin's next seq, and each operation's `prev` is the hash of the one
+ *     before (checked from the stored chain head; nothing is applied out of
+ *     order, a gap is refused and fetched again later);
+ *   - the signature on its last operation verifies against the origin's key
+ *     (one ed25519 verification per run, the chain links cover the rest).
+ * Operations it already holds are skipped when their hash matches; a
+ * different operation at a held (origin, seq) is a fork: refused, the
+ * evidence kept (vs_apply_forks), the first one stays.
+ *
+ * Acceptance never depends on the clock: the node's own HLC only advances
+ * to min(op hlc, now + max_drift_ms), so a peer with a wild clock cannot drag
+ * everybody's timestamps.
+ *
+ * A run is applied in one transaction: WAL records, op-id index, chain head
+ * and its signature, state, state hash, node HLC. No outbox entry is created:
+ * the outbox pushes the node's own writes; anti-entropy relays the rest.
+ */
+#ifndef VIXSYNC_APPLY_H
+#define VIXSYNC_APPLY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vixsync/error.h"
+#include "vixsync/identity.h"
+#include "vixsync/op.h"
+#include "vixsync/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VS_APPLY_RUN_OPS_MAX 65536u
+#define VS_MAX_DRIFT_MS_DEFAULT (60ull * 60ull * 1000ull) /* one hour */
+/** A signer signs its chain head at least every this many bytes of encoded
+ *  operations inside one commit, so runs stay bounded for receivers. */
+#define VS_SIGN_INTERVAL_BYTES (64u * 1024u)
+
+typedef struct vs_apply_result {
+  uint32_t applied;    /**< new operations stored */
+  uint32_t duplicates; /**< operations already held (same hash) */
+  uint64_t head_seq;   /**< the origin's highest seq held afterwards */
+} vs_apply_result;
+
+/** Verify and apply one run (see the file comment).
+ *  @param sig the origin's signature over the chain head at ops[count-1].
+ *  @return VS_OK (also when everything was a duplicate); VS_ERR_INVAL
+ *  (count 0 or past VS_APPLY_RUN_OPS_MAX, mixed origins, seqs not
+ *  consecutive); VS_ERR_CHAIN (the run starts past the next seq, or a prev
+ *  link is wrong); VS_ERR_FORK (a held seq with another hash: evidence
+ *  recorded, nothing else changed); VS_ERR_MALFORMED (the signature does not
+ *  verify); VS_ERR_FULL; VS_ERR_STORE. On any error nothing is applied. */
+vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
+                    uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
+
+/** The signature stored for operation `id` (the chain head at it), if the
+ *  origin signed there. @return VS_OK or VS_ERR_NOTFOUND. */
+vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_SIGNATURE_BYTES]);
+
+/** The first seq >= from_seq of `origin` that carries a signature (the end
+ *  of the run that starts at from_seq). @return VS_OK or VS_ERR_NOTFOUND. */
+vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
+                            uint64_t *seq_out);
+
+/** A recorded fork: the held operation's hash and the refused one's. */
+typedef struct vs_fork {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq;
+  uint8_t held_hash[VS_HASH_BYTES];
+  uint8_t refused_hash[VS_HASH_BYTES];
+} vs_fork;
+
+/** Number of forks recorded, and up to `max` of them (oldest key first). */
+vs_err vs_apply_forks(vs_store *store, vs_fork *forks_out, uint32_t max, uint64_t *count_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,217 @@
+#define _POSIX_C_SOURCE 200809L
+/* Verified application of runs received from peers (see apply.h). */
+#include "vixsync/apply.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define FORK_KEY_BYTES (VS_ORIGIN_BYTES + 8u)
+
+vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]) {
+  MDB_val k = {VS_OP_ID_BYTES, (void *)id->bytes}, v = {VS_SIGNATURE_BYTES, (void *)sig};
+  return vs_mdb_err(mdb_put(txn, store->dbi_sigs, &k, &v, 0));
+}
+
+/* Record a fork in its own transaction: the refused run changes nothing
+ * else, but the evidence must survive. */
+static vs_err record_fork(vs_store *store, const vs_op *op, const uint8_t held[VS_HASH_BYTES],
+                          const uint8_t refused[VS_HASH_BYTES]) {
+  uint8_t key[FORK_KEY_BYTES], val[2 * VS_HASH_BYTES];
+  memcpy(key, op->origin, VS_ORIGIN_BYTES);
+  vs_put_u64be(key + VS_ORIGIN_BYTES, op->seq);
+  memcpy(val, held, VS_HASH_BYTES);
+  memcpy(val + VS_HASH_BYTES, refused, VS_HASH_BYTES);
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  MDB_val k = {sizeof key, key}, v = {sizeof val, val};
+  err = vs_mdb_err(mdb_put(txn, store->dbi_forks, &k, &v, 0));
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  return vs_txn_commit(txn);
+}
+
+/* Shape checks that need no store: one origin, consecutive seqs, valid ops;
+ * fills the op hashes. */
+static vs_err run_check(const vs_op *ops, uint32_t count, uint8_t (*hashes)[VS_HASH_BYTES]) {
+  for (uint32_t i = 0; i < count; i++) {
+    if (memcmp(ops[i].origin, ops[0].origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
+    if (ops[i].seq != ops[0].seq + i || ops[i].seq == 0 || ops[i].seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
+    vs_op_id id;
+    vs_op_id_derive(ops[i].origin, ops[i].seq, &id); /* indexes trust op->id: check it */
+    if (!vs_op_id_equal(&id, &ops[i].id)) return VS_ERR_INVAL;
+    vs_err err = vs_op_hash(&ops[i], hashes[i]);
+    if (err != VS_OK) return err;
+  }
+  return VS_OK;
+}
+
+/* Inside the transaction: skip what is held, check the links, append. */
+static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uint32_t count,
+                            uint8_t (*hashes)[VS_HASH_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                            uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *res, uint32_t *fork_at) {
+  vs_head head;
+  vs_err err = vs_head_get(txn, store, ops[0].origin, &head);
+  if (err != VS_OK) return err;
+  uint32_t skip = 0;
+  for (; skip < count && ops[skip].seq <= head.seq; skip++) {
+    vs_op_id id;
+    uint8_t held[VS_HASH_BYTES];
+    vs_op_id_derive(ops[skip].origin, ops[skip].seq, &id);
+    err = vs_opid_get(txn, store, &id, NULL, held);
+    if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the head says we hold it */
+    if (err != VS_OK) return err;
+    if (memcmp(held, hashes[skip], VS_HASH_BYTES) != 0) {
+      *fork_at = skip;
+      return VS_ERR_FORK;
+    }
+  }
+  res->duplicates = skip;
+  res->head_seq = head.seq;
+  if (skip == count) return VS_OK;
+  /* Never out of order: the first new op must be the next one and link to
+   * the held head; each later one links to the op before it. */
+  if (ops[skip].seq != head.seq + 1) return VS_ERR_CHAIN;
+  for (uint32_t i = skip; i < count; i++) {
+    const uint8_t *want = i == skip ? head.hash : hashes[i - 1];
+    if (memcmp(ops[i].prev, want, VS_HASH_BYTES) != 0) return VS_ERR_CHAIN;
+  }
+  uint64_t lsn, node_hlc;
+  uint8_t state_hash[VS_HASH_BYTES];
+  err = vs_wal_last_lsn_txn(txn, store, &lsn);
+  if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
+  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
+  uint64_t hlc_cap = vs_hlc_make(vs_add_sat_u64(now_ms, max_drift_ms), 0);
+  for (uint32_t i = skip; i < count && err == VS_OK; i++) {
+    err = vs_wal_append_txn(txn, store, &ops[i], ++lsn, now_ms, NULL);
+    if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], state_hash);
+    uint64_t seen = ops[i].hlc < hlc_cap ? ops[i].hlc : hlc_cap;
+    if (seen > node_hlc) node_hlc = seen;
+  }
+  if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[count - 1].id, sig);
+  if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
+  if (err == VS_OK) err = vs_meta_hlc_put(txn, store, node_hlc);
+  if (err == VS_OK) {
+    res->applied = count - skip;
+    res->head_seq = ops[count - 1].seq;
+  }
+  return err;
+}
+
+vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
+                    uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
+  if (store == NULL || ops == NULL || sig == NULL || count == 0 || count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_INVAL;
+  vs_apply_result res = {0, 0, 0};
+  uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)count * VS_HASH_BYTES);
+  if (hashes == NULL) return VS_ERR_NOMEM;
+  vs_err err = run_check(ops, count, hashes);
+  /* One verification per run, before taking the write lock: the chain
+   * links tie every earlier op of the run to this signed head. */
+  if (err == VS_OK && !vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig))
+    err = VS_ERR_MALFORMED;
+  MDB_txn *txn = NULL;
+  if (err == VS_OK) err = vs_txn_begin(store, true, &txn);
+  uint32_t fork_at = UINT32_MAX;
+  if (err == VS_OK) {
+    err = run_apply_txn(txn, store, ops, count, hashes, sig, now_ms, max_drift_ms, &res, &fork_at);
+    if (err == VS_OK && res.applied > 0) {
+      err = vs_txn_commit(txn);
+    } else {
+      mdb_txn_abort(txn);
+    }
+  }
+  if (err == VS_ERR_FORK && fork_at < count) {
+    uint8_t held[VS_HASH_BYTES];
+    vs_op_id id;
+    vs_op_id_derive(ops[fork_at].origin, ops[fork_at].seq, &id);
+    vs_err e2 = VS_ERR_STORE;
+    if (vs_txn_begin(store, false, &txn) == VS_OK) {
+      e2 = vs_opid_get(txn, store, &id, NULL, held);
+      mdb_txn_abort(txn);
+    }
+    if (e2 == VS_OK) e2 = record_fork(store, &ops[fork_at], held, hashes[fork_at]);
+    if (e2 != VS_OK && e2 != VS_ERR_FULL) err = e2;
+  }
+  free(hashes);
+  if (err == VS_OK && result_out != NULL) *result_out = res;
+  return err;
+}
+
+vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_SIGNATURE_BYTES]) {
+  if (store == NULL || id == NULL || sig_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_val k = {VS_OP_ID_BYTES, (void *)id->bytes}, v;
+  err = vs_mdb_err(mdb_get(txn, store->dbi_sigs, &k, &v));
+  if (err == VS_OK && v.mv_size != VS_SIGNATURE_BYTES) err = VS_ERR_CORRUPT;
+  if (err == VS_OK) memcpy(sig_out, v.mv_data, VS_SIGNATURE_BYTES);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
+                            uint64_t *seq_out) {
+  if (store == NULL || origin == NULL || seq_out == NULL || from_seq == 0 || from_seq > VS_OP_SEQ_MAX)
+    return VS_ERR_INVAL;
+  vs_op_id start;
+  vs_op_id_derive(origin, from_seq, &start);
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_sigs, &cur);
+  if (rc == MDB_SUCCESS) {
+    /* Ids of one origin share a tag and sort by seq: the first key at or
+     * after (tag, from_seq) with the same tag is the next signed op. */
+    MDB_val k = {VS_OP_ID_BYTES, start.bytes}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS && (k.mv_size != VS_OP_ID_BYTES || memcmp(k.mv_data, start.bytes, VS_OP_ID_TAG_BYTES) != 0))
+      rc = MDB_NOTFOUND;
+    if (rc == MDB_SUCCESS) {
+      uint64_t seq = 0;
+      const uint8_t *p = (const uint8_t *)k.mv_data + VS_OP_ID_TAG_BYTES;
+      for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++) seq = (seq << 8) | p[i];
+      *seq_out = seq;
+    }
+    mdb_cursor_close(cur);
+  }
+  err = vs_mdb_err(rc);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_apply_forks(vs_store *store, vs_fork *forks_out, uint32_t max, uint64_t *count_out) {
+  if (store == NULL || count_out == NULL || (forks_out == NULL && max > 0)) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_stat st;
+  int rc = mdb_stat(txn, store->dbi_forks, &st);
+  MDB_cursor *cur = NULL;
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn, store->dbi_forks, &cur);
+  uint32_t n = 0;
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) {
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != FORK_KEY_BYTES || v.mv_size != 2 * VS_HASH_BYTES) {
+        err = VS_ERR_CORRUPT;
+        break;
+      }
+      memcpy(forks_out[n].origin, k.mv_data, VS_ORIGIN_BYTES);
+      forks_out[n].seq = vs_get_u64be((const uint8_t *)k.mv_data + VS_ORIGIN_BYTES);
+      memcpy(forks_out[n].held_hash, v.mv_data, VS_HASH_BYTES);
+      memcpy(forks_out[n].refused_hash, (const uint8_t *)v.mv_data + VS_HASH_BYTES, VS_HASH_BYTES);
+      n++;
+    }
+    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
+    mdb_cursor_close(cur);
+  }
+  if (err == VS_OK) err = vs_mdb_err(rc);
+  mdb_txn_abort(txn);
+  if (err == VS_OK) *count_out = st.ms_entries;
+  return err;
+}
