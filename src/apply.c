@@ -153,33 +153,40 @@ vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_
   return err;
 }
 
-vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
-                            uint64_t *seq_out) {
-  if (store == NULL || origin == NULL || seq_out == NULL || from_seq == 0 || from_seq > VS_OP_SEQ_MAX)
-    return VS_ERR_INVAL;
+vs_err vs_sig_next_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
+                       uint64_t *seq_out, uint8_t sig_out[VS_SIGNATURE_BYTES]) {
+  if (from_seq == 0 || from_seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
   vs_op_id start;
   vs_op_id_derive(origin, from_seq, &start);
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_sigs, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  /* Ids of one origin share a tag and sort by seq: the first key at or after
+   * (tag, from_seq) with the same tag is the next signed op. */
+  MDB_val k = {VS_OP_ID_BYTES, start.bytes}, v;
+  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  if (rc == MDB_SUCCESS && (k.mv_size != VS_OP_ID_BYTES || memcmp(k.mv_data, start.bytes, VS_OP_ID_TAG_BYTES) != 0))
+    rc = MDB_NOTFOUND;
+  vs_err err = vs_mdb_err(rc);
+  if (err == VS_OK && v.mv_size != VS_SIGNATURE_BYTES) err = VS_ERR_CORRUPT;
+  if (err == VS_OK) {
+    uint64_t seq = 0;
+    const uint8_t *p = (const uint8_t *)k.mv_data + VS_OP_ID_TAG_BYTES;
+    for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++) seq = (seq << 8) | p[i];
+    *seq_out = seq;
+    if (sig_out != NULL) memcpy(sig_out, v.mv_data, VS_SIGNATURE_BYTES);
+  }
+  mdb_cursor_close(cur);
+  return err;
+}
+
+vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
+                            uint64_t *seq_out) {
+  if (store == NULL || origin == NULL || seq_out == NULL) return VS_ERR_INVAL;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
-  MDB_cursor *cur;
-  int rc = mdb_cursor_open(txn, store->dbi_sigs, &cur);
-  if (rc == MDB_SUCCESS) {
-    /* Ids of one origin share a tag and sort by seq: the first key at or
-     * after (tag, from_seq) with the same tag is the next signed op. */
-    MDB_val k = {VS_OP_ID_BYTES, start.bytes}, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == MDB_SUCCESS && (k.mv_size != VS_OP_ID_BYTES || memcmp(k.mv_data, start.bytes, VS_OP_ID_TAG_BYTES) != 0))
-      rc = MDB_NOTFOUND;
-    if (rc == MDB_SUCCESS) {
-      uint64_t seq = 0;
-      const uint8_t *p = (const uint8_t *)k.mv_data + VS_OP_ID_TAG_BYTES;
-      for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++) seq = (seq << 8) | p[i];
-      *seq_out = seq;
-    }
-    mdb_cursor_close(cur);
-  }
-  err = vs_mdb_err(rc);
+  err = vs_sig_next_txn(txn, store, origin, from_seq, seq_out, NULL);
   mdb_txn_abort(txn);
   return err;
 }

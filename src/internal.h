@@ -153,6 +153,11 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
 /** Store the signature of the chain head at op `id`. */
 vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]);
 
+/** The first signed seq >= from_seq of `origin`, and its signature (may be
+ *  NULL). VS_ERR_NOTFOUND when there is none. */
+vs_err vs_sig_next_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
+                       uint64_t *seq_out, uint8_t sig_out[VS_SIGNATURE_BYTES]);
+
 /* ---- state internals (state.c) ---- */
 
 /** Apply `op` to the materialized state inside `txn`, folding the change

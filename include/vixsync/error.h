@@ -35,7 +35,9 @@ extern "C" {
   X(VS_ERR_FOREIGN, -19, "directory holds data that is not a vixsync store of a known format") \
   X(VS_ERR_CHAIN, -20, "operation does not extend its origin's chain")             \
   X(VS_ERR_FORK, -21, "operation conflicts with a stored one of the same origin and seq") \
-  X(VS_ERR_LIMIT, -22, "a configured limit was reached")
+  X(VS_ERR_LIMIT, -22, "a configured limit was reached")                          \
+  X(VS_ERR_AUTH, -23, "authentication failed (bad MAC, signature or ciphertext)") \
+  X(VS_ERR_REPLAY, -24, "replayed or duplicate frame")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,
