@@ -26,7 +26,9 @@ static vs_err record_fork(vs_store *store, const vs_op *op, const uint8_t held[V
   vs_err err = vs_txn_begin(store, true, &txn);
   if (err != VS_OK) return err;
   MDB_val k = {sizeof key, key}, v = {sizeof val, val};
-  err = vs_mdb_err(mdb_put(txn, store->dbi_forks, &k, &v, 0));
+  /* The first evidence of a fork at (origin, seq) is kept; later ones add nothing. */
+  int rc = mdb_put(txn, store->dbi_forks, &k, &v, MDB_NOOVERWRITE);
+  err = rc == MDB_KEYEXIST ? VS_OK : vs_mdb_err(rc);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;

@@ -160,7 +160,11 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, state_hash);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
-  if (err == VS_OK && checked.hlc > node_hlc) err = vs_meta_hlc_put(txn, store, checked.hlc);
+  /* As for any received op, the node's clock follows at most to now + the
+   * default drift (acceptance itself never depends on the clock). */
+  uint64_t cap = vs_hlc_make(vs_add_sat_u64(now_ms, 60ull * 60ull * 1000ull), 0);
+  uint64_t seen = checked.hlc < cap ? checked.hlc : cap;
+  if (err == VS_OK && seen > node_hlc) err = vs_meta_hlc_put(txn, store, seen);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;
