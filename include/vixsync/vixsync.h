@@ -18,6 +18,7 @@
 #include "vixsync/store.h"
 #include "vixsync/transport.h"
 #include "vixsync/wal.h"
+#include "vixsync/wire.h"
 #include "vixsync/write.h"
 
 #define VS_VERSION_STRING "0.1.0"

@@ -1,0 +1,146 @@
+/* vixsync: the replication node, sans-IO.
+ *
+ * A vs_node is one replica: its store, its identity, its sessions with peers,
+ * anti-entropy and the push of its own writes through the SyncEngine. It
+ * never reads a clock, a socket or a random source: the driver (vix-node over
+ * ENet, vix-sim over a simulated network, tests in memory) hands it
+ *   - connection events (vs_node_peer_up / vs_node_peer_down),
+ *   - the bytes of each frame received (vs_node_on_frame),
+ *   - the time, with every call,
+ * and takes back, from vs_node_poll, the frames to send (or connections to
+ * close) and the time at which it wants to be polled again.
+ *
+ * Peers are the driver's connection handles (any uint32_t). Each connection
+ * runs the handshake of wire.h; a peer that does not finish it within
+ * handshake_timeout_ms is closed, so half-open connections cannot pile up.
+ * Then both sides exchange version vectors; each sends, per origin, the
+ * operations the other lacks, cut into signed runs (so nodes relay for each
+ * other); the receiver applies them with vs_apply_run and answers with its
+ * new version vector, which acknowledges them. In-flight bytes per peer are
+ * bounded; what is not acknowledged within resend_ms is sent again.
+ *
+ * The node's own writes also go through its outbox (sink "default") and a
+ * SyncEngine whose transport is the mesh: an entry is DONE once ack_quorum
+ * distinct peers' version vectors hold it. Anti-entropy, not the outbox, is
+ * what guarantees that every operation reaches every peer eventually.
+ */
+#ifndef VIXSYNC_NODE_H
+#define VIXSYNC_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vixsync/engine.h"
+#include "vixsync/error.h"
+#include "vixsync/identity.h"
+#include "vixsync/outbox.h"
+#include "vixsync/store.h"
+#include "vixsync/write.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VS_NODE_PEERS_MAX 64u
+
+typedef struct vs_node_cfg {
+  const char *dir;              /**< store directory (created if missing a store) */
+  vs_durability durability;     /**< default sync */
+  uint64_t map_bytes;           /**< 0 = default */
+  vs_identity identity;         /**< the node's key pair (copied, wiped at close) */
+  uint8_t mesh_key[VS_MESH_KEY_BYTES];
+  /** Fills buf with fresh random bytes (ephemeral handshake keys). Required. */
+  void (*random)(void *ctx, uint8_t *buf, size_t bytes);
+  void *random_ctx;
+  /** Called for every operation applied, local or received, after its
+   *  transaction committed (the application's apply callback). Optional. */
+  void (*on_apply)(void *ctx, const vs_op *op);
+  void *on_apply_ctx;
+  uint32_t ack_quorum;            /**< default 1 */
+  uint64_t max_drift_ms;          /**< default VS_MAX_DRIFT_MS_DEFAULT */
+  uint64_t handshake_timeout_ms;  /**< default 5 s */
+  uint64_t vv_interval_ms;        /**< resend our version vector; default 1 s */
+  uint64_t resend_ms;             /**< unacknowledged ops are resent after; default 2 s */
+  uint64_t inflight_bytes_max;    /**< per peer; default 4 MiB */
+  bool own_outbox;                /**< take the owner lock and drive the outbox (default true) */
+} vs_node_cfg;
+
+/** Defaults for everything but dir, identity, mesh key and random. */
+vs_node_cfg vs_node_cfg_default(void);
+
+/** Counters, by reason, of frames refused; and traffic. */
+typedef struct vs_node_stats {
+  uint64_t frames_in, frames_out, bytes_in, bytes_out;
+  uint64_t handshakes_done, handshakes_timeout;
+  uint64_t rejected_auth;       /**< bad MAC, signature or ciphertext */
+  uint64_t rejected_replay;     /**< replayed or duplicate DATA frames */
+  uint64_t rejected_malformed;  /**< truncated, trailing, oversized, bad version or type */
+  uint64_t rejected_state;      /**< a frame the connection did not expect now (e.g. before the handshake) */
+  uint64_t rejected_unknown_peer; /**< frames for a connection the node does not know */
+  uint64_t runs_applied, ops_applied, ops_duplicate;
+  uint64_t runs_gap;            /**< runs that did not extend the chain (fetched again later) */
+  uint64_t runs_forged;         /**< runs whose signature failed */
+  uint64_t runs_fork;           /**< runs conflicting with held ops (evidence kept) */
+  uint64_t ops_sent, runs_sent, resends;
+} vs_node_stats;
+
+typedef struct vs_node vs_node;
+
+/** Open the node (its store, outbox and engine). @return VS_OK, VS_ERR_INVAL,
+ *  the errors of vs_store_open, VS_ERR_BUSY (another process drives this
+ *  store's outbox; open with own_outbox false to only read and write). */
+vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out);
+
+/** Close: sessions are dropped, nothing durable is lost. NULL is a no-op. */
+void vs_node_close(vs_node *node);
+
+/** The node's store (for reads: state, WAL, version vector). */
+vs_store *vs_node_store(vs_node *node);
+
+/** A durable local write (see vs_write); peers get it at the next poll. */
+vs_err vs_node_write(vs_node *node, const vs_write_req *req, uint64_t now_ms, vs_write_result *result_out);
+
+/** A connection is up. `initiator`: this side dialled (it sends HELLO).
+ *  @return VS_OK, VS_ERR_EXISTS (peer handle in use), VS_ERR_LIMIT. */
+vs_err vs_node_peer_up(vs_node *node, uint32_t peer, bool initiator, uint64_t now_ms);
+
+/** A connection is gone (its frames in the queue are dropped). */
+vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
+
+/** One frame received from `peer`. Bad input is counted and dropped: the
+ *  return value says why (VS_OK when accepted), and nothing else changes.
+ *  A connection that fails the handshake is closed (see vs_node_poll). */
+vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
+
+typedef enum vs_node_out_kind {
+  VS_NODE_OUT_NONE = 0,
+  VS_NODE_OUT_SEND = 1,  /**< send `bytes` to `peer` (reliably, in order) */
+  VS_NODE_OUT_CLOSE = 2, /**< close the connection `peer` */
+} vs_node_out_kind;
+
+typedef struct vs_node_out {
+  vs_node_out_kind kind;
+  uint32_t peer;
+  const uint8_t *bytes; /**< valid until the next vs_node_poll */
+  size_t bytes_len;
+} vs_node_out;
+
+/** Advance to now_ms and take the next thing to do. Call it until it returns
+ *  kind NONE; then `*wake_ms_out` says when to call again at the latest
+ *  (UINT64_MAX: only on the next event). */
+vs_err vs_node_poll(vs_node *node, uint64_t now_ms, vs_node_out *out, uint64_t *wake_ms_out);
+
+/** Counters. */
+void vs_node_stats_get(const vs_node *node, vs_node_stats *stats_out);
+
+/** Peers whose handshake is complete. */
+uint32_t vs_node_peers_ready(const vs_node *node);
+
+/** The engine driving the node's outbox (NULL without own_outbox). */
+vs_engine *vs_node_engine(vs_node *node);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,233 @@
+/* vixsync: wire protocol v1 (frames, handshake, sessions, messages).
+ *
+ * Sans-IO: every function takes bytes and returns bytes; randomness (the
+ * ephemeral key seed) comes from the caller. All integers little-endian.
+ *
+ * FRAMES. Every frame starts with [u8 version = 1][u8 type]. A frame of
+ * another version is VS_ERR_VERSION, an unknown type VS_ERR_MALFORMED.
+ * At most VS_FRAME_BYTES_MAX bytes.
+ *
+ * HANDSHAKE (per connection; the initiator is the side that dialled):
+ *   HELLO  i->r  [1][1][eph_i 32][mac0 32]
+ *   REPLY  r->i  [1][2][eph_r 32][id_r 32][sig_r 64][mac_r 32]
+ *   AUTH   i->r  [1][3][id_i 32][sig_i 64][mac_i 32]
+ * with K = the mesh key, MAC(x) = keyed BLAKE2b-256 with key K, H = BLAKE2b-256:
+ *   mac0  = MAC("vixsync/hs-hello/v1" || eph_i)
+ *   T1    = H("vixsync/hs-t1/v1" || eph_i || eph_r || id_r)
+ *   sig_r = Ed25519(id_r, "vixsync/hs-sig-r/v1" || T1)
+ *   mac_r = MAC("vixsync/hs-mac-r/v1" || T1 || sig_r)
+ *   T2    = H("vixsync/hs-t2/v1" || T1 || id_i)
+ *   sig_i = Ed25519(id_i, "vixsync/hs-sig-i/v1" || T2)
+ *   mac_i = MAC("vixsync/hs-mac-i/v1" || T2 || sig_i)
+ * A responder answers nothing to a HELLO whose mac0 fails (unknown peers get
+ * nothing). Ephemeral X25519 keys are fresh per connection (from the caller's
+ * seed), so a transcript replayed on a new connection fails its signature
+ * check, and no two connections share keys. Session keys: crypto_kx over the
+ * ephemeral keys, the initiator as client: one key per direction. Every
+ * signature and MAC has its own domain prefix.
+ * Known limit of v1 (as in SIGMA without its MAC under the session key): a
+ * mesh member on the path can swap id/sig/mac in AUTH (or REPLY) for its
+ * own, so a peer records that member as the peer id of a session whose keys
+ * only the real peers hold (an unknown key share; the member can read or
+ * forge nothing). Operations stay authentic by their origin signatures; do
+ * not treat peer_id as proof of who sent an acknowledgement. Closing this
+ * needs a MAC keyed from the session keys: a protocol-version change.
+ *
+ * DATA  [1][4][counter u64][XChaCha20-Poly1305(plaintext, ad = first 10 bytes)]
+ * with nonce = counter (u64 LE) then 16 zero bytes, counters from 0 per
+ * direction and session. The receiver keeps a 64-frame window: a counter
+ * seen before, or older than the window, is VS_ERR_REPLAY (frames may be
+ * reordered within the window, never accepted twice).
+ *
+ * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
+ *   VV   [1][u32 n][n x (origin 32, seq u64)]   origins strictly increasing, n <= VS_WIRE_VV_MAX
+ *        A node's version vector: sent after the handshake, after it changes,
+ *        and as the acknowledgement of received operations.
+ *   OPS  [2][u32 runs][runs x run]   runs in 1..VS_WIRE_RUNS_MAX
+ *        run = [origin 32][u32 ops 1..VS_APPLY_RUN_OPS_MAX][sig 64][ops x ([u32 len][op encoding])]
+ *        Every op of a run has the run's origin and consecutive seqs; sig is
+ *        the origin's signature over the chain head at the run's last op.
+ * Unknown message types are VS_ERR_MALFORMED (a new type needs a new
+ * protocol version, negotiated later by the version byte).
+ */
+#ifndef VIXSYNC_WIRE_H
+#define VIXSYNC_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vixsync/error.h"
+#include "vixsync/identity.h"
+#include "vixsync/op.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VS_WIRE_VERSION 1u
+#define VS_FRAME_HELLO 1u
+#define VS_FRAME_REPLY 2u
+#define VS_FRAME_AUTH 3u
+#define VS_FRAME_DATA 4u
+#define VS_MSG_VV 1u
+#define VS_MSG_OPS 2u
+
+#define VS_FRAME_HEADER_BYTES 2u
+#define VS_HELLO_BYTES (2u + 32u + 32u)
+#define VS_REPLY_BYTES (2u + 32u + 32u + 64u + 32u)
+#define VS_AUTH_BYTES (2u + 32u + 64u + 32u)
+#define VS_DATA_OVERHEAD_BYTES (2u + 8u + 16u) /* header, counter, tag */
+#define VS_MSG_BYTES_MAX (1024u * 1024u)       /* plaintext of one DATA frame */
+#define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
+#define VS_WIRE_VV_MAX 4096u
+#define VS_WIRE_RUNS_MAX 4096u
+#define VS_REPLAY_WINDOW 64u
+
+/* ---- handshake and session ---- */
+
+/** Keys and counters of one established connection. */
+typedef struct vs_session {
+  uint8_t peer_id[VS_ORIGIN_BYTES]; /**< the peer's identity (authenticated) */
+  uint8_t rx_key[32];
+  uint8_t tx_key[32];
+  uint64_t tx_counter;  /**< next counter to send */
+  uint64_t rx_highest;  /**< highest counter accepted (valid when rx_any) */
+  uint64_t rx_window;   /**< bit i: counter rx_highest - i was accepted */
+  bool rx_any;
+} vs_session;
+
+typedef enum vs_hs_role { VS_HS_INITIATOR = 1, VS_HS_RESPONDER = 2 } vs_hs_role;
+
+/** Handshake state of one connection. Plain data: no allocation; wipe it
+ *  with vs_hs_wipe when done (it holds the ephemeral secret key). */
+typedef struct vs_hs {
+  vs_hs_role role;
+  int step;            /**< internal progress */
+  vs_identity id;      /**< our identity (copied) */
+  uint8_t mesh_key[VS_MESH_KEY_BYTES];
+  uint8_t eph_pk[32], eph_sk[32];
+  uint8_t peer_eph[32];
+  uint8_t t1[32];
+  uint8_t peer_id[VS_ORIGIN_BYTES];
+} vs_hs;
+
+/** Start as initiator: writes HELLO into out. `eph_seed` is 32 fresh random
+ *  bytes from the caller (the only randomness the protocol needs).
+ *  @return VS_OK, VS_ERR_INVAL (NULL, or an id whose pk is not its sk's
+ *  public half), VS_ERR_BUFSIZE (hs untouched) or VS_ERR_STORE (libsodium
+ *  could not initialise, as in vs_identity_from_seed). */
+vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+                             const uint8_t eph_seed[32], uint8_t *out, size_t out_max, size_t *out_bytes);
+
+/** Start as responder (writes nothing). @return VS_OK, VS_ERR_INVAL or
+ *  VS_ERR_STORE, as vs_hs_start_initiator. */
+vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+                             const uint8_t eph_seed[32]);
+
+/** Feed one handshake frame. May write a frame to send (`*out_bytes` > 0)
+ *  and may finish (`*done`, with `session_out` filled). `*out_bytes` and
+ *  `*done` are reset on every call; `out` may be NULL when out_max is 0.
+ *  Once finished, the handshake holds no ephemeral secret and every further
+ *  frame is VS_ERR_STATE. A frame's version and type are checked before the
+ *  state (an unknown type is VS_ERR_MALFORMED even when out of order).
+ *  @return VS_OK; VS_ERR_AUTH (bad MAC or signature: drop the connection,
+ *  send nothing); VS_ERR_MALFORMED / VS_ERR_TRUNCATED / VS_ERR_TRAILING /
+ *  VS_ERR_VERSION (bad frame); VS_ERR_STATE (a frame the handshake does not
+ *  expect now); VS_ERR_BUFSIZE. On error the state is unchanged. */
+vs_err vs_hs_on_frame(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
+                      size_t *out_bytes, bool *done, vs_session *session_out);
+
+/** Erase the handshake's secrets. */
+void vs_hs_wipe(vs_hs *hs);
+
+/** Encrypt `msg` into a DATA frame (msg_bytes + VS_DATA_OVERHEAD_BYTES).
+ *  @return VS_OK, VS_ERR_TOO_LARGE (msg past VS_MSG_BYTES_MAX),
+ *  VS_ERR_BUFSIZE, VS_ERR_LIMIT (counter exhausted: UINT64_MAX is never
+ *  used). The session holds keys: sodium_memzero it when done. */
+vs_err vs_session_seal(vs_session *s, const uint8_t *msg, size_t msg_bytes, uint8_t *out, size_t out_max,
+                       size_t *out_bytes);
+
+/** Decrypt a DATA frame into `msg_out` (room for in_bytes bytes is always
+ *  enough). @return VS_OK, VS_ERR_AUTH (forged or corrupted), VS_ERR_REPLAY,
+ *  VS_ERR_TRUNCATED, VS_ERR_VERSION, VS_ERR_MALFORMED (not DATA),
+ *  VS_ERR_TOO_LARGE, VS_ERR_BUFSIZE. The window changes only on VS_OK. It is
+ *  checked before the AEAD (cheap first), so a frame carrying a counter
+ *  already accepted or older than the window is VS_ERR_REPLAY even when its
+ *  ciphertext is forged. */
+vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
+                       size_t *msg_bytes);
+
+/** The type of a frame (after checking its version), or an error. */
+vs_err vs_frame_type(const uint8_t *in, size_t in_bytes, uint8_t *type_out);
+
+/* ---- messages ---- */
+
+typedef struct vs_vv_entry {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq;
+} vs_vv_entry;
+
+/** Encode a VV message; entries must be sorted by origin, strictly, with
+ *  seqs in 1..VS_OP_SEQ_MAX (what the decoder accepts). `entries` may be
+ *  NULL when count is 0 (the empty vector of a new node).
+ *  @return VS_OK, VS_ERR_INVAL (unsorted, too many, a bad seq),
+ *  VS_ERR_BUFSIZE. */
+vs_err vs_msg_vv_encode(const vs_vv_entry *entries, uint32_t count, uint8_t *out, size_t out_max,
+                        size_t *out_bytes);
+
+/** Decode a VV message into entries_out (room for max entries; untouched
+ *  on error).
+ *  @return VS_OK, VS_ERR_TRUNCATED, VS_ERR_TRAILING, VS_ERR_TOO_LARGE (count
+ *  past VS_WIRE_VV_MAX or max), VS_ERR_MALFORMED (type, order, seq 0 or past
+ *  VS_OP_SEQ_MAX). */
+vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_entry *entries_out, uint32_t max,
+                        uint32_t *count_out);
+
+/** Builds an OPS message run by run into a caller buffer. */
+typedef struct vs_ops_writer {
+  uint8_t *out;
+  size_t out_max;
+  size_t used;
+  uint32_t runs;
+} vs_ops_writer;
+
+/** Start an OPS message. @return VS_OK or VS_ERR_BUFSIZE. */
+vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max);
+
+/** Append one run (ops already encoded, in seq order, all of `origin`).
+ *  Nothing is written if it does not fit, and the message stays valid. The
+ *  message never grows past VS_MSG_BYTES_MAX (one DATA frame), whatever
+ *  out_max. Checks each op cheaply, without decoding it: length, version,
+ *  origin and consecutive seqs (VS_ERR_INVAL otherwise).
+ *  @return VS_OK, VS_ERR_BUFSIZE, VS_ERR_LIMIT (VS_WIRE_RUNS_MAX runs),
+ *  VS_ERR_INVAL (also op_count 0 or past VS_APPLY_RUN_OPS_MAX). */
+vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
+                             const uint8_t sig[VS_SIGNATURE_BYTES], const uint8_t *const *op_enc,
+                             const uint32_t *op_enc_bytes, uint32_t op_count);
+
+/** Finish: the message is w->out[0, *out_bytes). @return VS_OK or
+ *  VS_ERR_INVAL (no run). */
+vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes);
+
+/** Called once per run of a decoded OPS message. `ops` is valid only during
+ *  the call; their target and payload point into the input. A non-OK
+ *  return stops the walk and is returned by vs_msg_ops_decode. */
+typedef vs_err (*vs_ops_run_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                                const vs_op *ops, uint32_t op_count, void *ctx);
+
+/** Validate a whole OPS message first (bounds, counts, every op decodes, has
+ *  the run's origin and consecutive seqs), then call fn per run. Nothing is
+ *  called for an invalid message. `in` must not change during the call;
+ *  fn must not be NULL. Allocates one vs_op array for the longest run,
+ *  sized only after the whole message validated (so at most
+ *  in_bytes / 96 entries). @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED,
+ *  VS_ERR_TRAILING, VS_ERR_TOO_LARGE (also a message past
+ *  VS_MSG_BYTES_MAX), VS_ERR_MALFORMED, VS_ERR_VERSION (an op of an unknown
+ *  version), VS_ERR_NOMEM, or fn's error. */
+vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

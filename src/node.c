@@ -1,0 +1,741 @@
+#define _POSIX_C_SOURCE 200809L
+/* The replication node: sessions, anti-entropy, mesh push (see node.h). */
+#include "vixsync/node.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+#include "vixsync/apply.h"
+#include "vixsync/state.h"
+#include "vixsync/wal.h"
+#include "vixsync/wire.h"
+
+#define QUEUE_MAX 4096u /* frames queued per peer; past it the peer is too slow: closed */
+
+typedef enum peer_state { PEER_FREE = 0, PEER_HANDSHAKE, PEER_READY, PEER_CLOSING } peer_state;
+
+typedef struct frame {
+  uint8_t *bytes; /* NULL: a CLOSE */
+  size_t len;
+} frame;
+
+typedef struct vv {
+  vs_vv_entry *e;
+  uint32_t n, cap;
+} vv;
+
+typedef struct peer {
+  peer_state st;
+  uint32_t handle;
+  vs_hs hs;
+  vs_session sess;
+  uint64_t hs_deadline_ms;
+  vv known;  /* the peer's version vector, as it last told us */
+  vv sent;   /* per origin, the highest seq we sent it */
+  uint64_t sent_at_ms;
+  uint64_t inflight_bytes;
+  uint64_t next_vv_ms;
+  bool vv_due;
+  frame *q;
+  uint32_t q_head, q_tail, q_cap;
+} peer;
+
+typedef struct pushed { /* a local op handed to the mesh by the engine */
+  vs_op_id id;
+  uint64_t seq;
+  uint64_t peers; /* bit per peer slot that holds it */
+} pushed;
+
+struct vs_node {
+  vs_node_cfg cfg;
+  vs_store *store;
+  vs_outbox *outbox;
+  vs_engine *engine;
+  peer peers[VS_NODE_PEERS_MAX];
+  uint32_t rr; /* round-robin cursor for poll */
+  vv mine;
+  vs_node_stats stats;
+  uint8_t *msg;   /* plaintext scratch, VS_MSG_BYTES_MAX */
+  uint8_t *last;  /* the frame handed out by the previous poll */
+  pushed *push;
+  uint32_t push_n, push_cap;
+  vs_result *results;
+  uint32_t results_n, results_cap;
+};
+
+vs_node_cfg vs_node_cfg_default(void) {
+  vs_node_cfg c;
+  memset(&c, 0, sizeof c);
+  c.durability = VS_DURABILITY_SYNC;
+  c.ack_quorum = 1;
+  c.max_drift_ms = VS_MAX_DRIFT_MS_DEFAULT;
+  c.handshake_timeout_ms = 5000;
+  c.vv_interval_ms = 1000;
+  c.resend_ms = 2000;
+  c.inflight_bytes_max = 4u * 1024u * 1024u;
+  c.own_outbox = true;
+  return c;
+}
+
+/* ---- version vectors as sorted arrays ---- */
+
+static int vv_find(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES], bool *found) {
+  int lo = 0, hi = (int)v->n;
+  while (lo < hi) { /* binary search: O(log n) steps */
+    int mid = (lo + hi) / 2;
+    int c = memcmp(v->e[mid].origin, origin, VS_ORIGIN_BYTES);
+    if (c == 0) {
+      *found = true;
+      return mid;
+    }
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *found = false;
+  return lo;
+}
+
+static uint64_t vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  bool found;
+  int i = vv_find(v, origin, &found);
+  return found ? v->e[i].seq : 0;
+}
+
+static vs_err vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+  bool found;
+  int i = vv_find(v, origin, &found);
+  if (found) {
+    v->e[i].seq = seq;
+    return VS_OK;
+  }
+  if (v->n >= VS_WIRE_VV_MAX) return VS_ERR_LIMIT;
+  if (v->n == v->cap) {
+    uint32_t cap = v->cap == 0 ? 8 : v->cap * 2;
+    vs_vv_entry *e = realloc(v->e, sizeof *e * cap);
+    if (e == NULL) return VS_ERR_NOMEM;
+    v->e = e;
+    v->cap = cap;
+  }
+  memmove(&v->e[i + 1], &v->e[i], sizeof *v->e * (v->n - (uint32_t)i));
+  memcpy(v->e[i].origin, origin, VS_ORIGIN_BYTES);
+  v->e[i].seq = seq;
+  v->n++;
+  return VS_OK;
+}
+
+static void vv_free(vv *v) {
+  free(v->e);
+  memset(v, 0, sizeof *v);
+}
+
+static vs_err load_vv_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
+  return vv_set(ctx, origin, seq);
+}
+
+/* Refresh our vector's entry for `origin` from the store. */
+static vs_err refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  uint64_t seq = 0;
+  vs_err err = vs_wal_head(n->store, origin, &seq, NULL, NULL);
+  if (err == VS_OK && seq > 0) err = vv_set(&n->mine, origin, seq);
+  return err;
+}
+
+/* ---- per-peer frame queues ---- */
+
+static peer *peer_find(vs_node *n, uint32_t handle) {
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
+    if (n->peers[i].st != PEER_FREE && n->peers[i].handle == handle) return &n->peers[i];
+  }
+  return NULL;
+}
+
+static void queue_clear(peer *p) {
+  for (uint32_t i = p->q_head; i < p->q_tail; i++) free(p->q[i].bytes);
+  free(p->q);
+  p->q = NULL;
+  p->q_head = p->q_tail = p->q_cap = 0;
+}
+
+static vs_err queue_push(peer *p, uint8_t *bytes, size_t len) {
+  if (p->q_tail - p->q_head >= QUEUE_MAX) return VS_ERR_LIMIT;
+  if (p->q_tail == p->q_cap) {
+    if (p->q_head > 0) {
+      memmove(p->q, p->q + p->q_head, sizeof *p->q * (p->q_tail - p->q_head));
+      p->q_tail -= p->q_head;
+      p->q_head = 0;
+    }
+    if (p->q_tail == p->q_cap) {
+      uint32_t cap = p->q_cap == 0 ? 8 : p->q_cap * 2;
+      frame *q = realloc(p->q, sizeof *q * cap);
+      if (q == NULL) return VS_ERR_NOMEM;
+      p->q = q;
+      p->q_cap = cap;
+    }
+  }
+  p->q[p->q_tail].bytes = bytes;
+  p->q[p->q_tail].len = len;
+  p->q_tail++;
+  return VS_OK;
+}
+
+/* Queue a copy of a handshake frame, or a CLOSE (bytes NULL). */
+static vs_err queue_copy(peer *p, const uint8_t *bytes, size_t len) {
+  uint8_t *copy = NULL;
+  if (bytes != NULL) {
+    copy = malloc(len);
+    if (copy == NULL) return VS_ERR_NOMEM;
+    memcpy(copy, bytes, len);
+  }
+  vs_err err = queue_push(p, copy, len);
+  if (err != VS_OK) free(copy);
+  return err;
+}
+
+static void peer_close(vs_node *n, peer *p) {
+  (void)n;
+  if (p->st == PEER_CLOSING) return;
+  vs_hs_wipe(&p->hs);
+  sodium_memzero(&p->sess, sizeof p->sess);
+  queue_clear(p);
+  p->st = PEER_CLOSING;
+  (void)queue_copy(p, NULL, 0);
+}
+
+/* Seal `msg` for a ready peer and queue it. */
+static vs_err send_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
+  size_t cap = len + VS_DATA_OVERHEAD_BYTES, out_len = 0;
+  uint8_t *buf = malloc(cap);
+  if (buf == NULL) return VS_ERR_NOMEM;
+  vs_err err = vs_session_seal(&p->sess, msg, len, buf, cap, &out_len);
+  if (err == VS_OK) err = queue_push(p, buf, out_len);
+  if (err != VS_OK) {
+    free(buf);
+    if (err == VS_ERR_LIMIT) peer_close(n, p); /* a peer that reads nothing is dropped */
+  }
+  return err;
+}
+
+static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
+  size_t len = 0;
+  vs_err err = vs_msg_vv_encode(n->mine.e, n->mine.n, n->msg, VS_MSG_BYTES_MAX, &len);
+  if (err == VS_OK) err = send_msg(n, p, n->msg, len);
+  p->vv_due = false;
+  p->next_vv_ms = vs_add_sat_u64(now_ms, n->cfg.vv_interval_ms);
+  return err;
+}
+
+/* ---- anti-entropy: send a peer what it lacks, in signed runs ---- */
+
+/* Add the run (origin, from..end) to the writer. */
+static vs_err add_run(vs_node *n, MDB_txn *txn, vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
+                      uint64_t from, uint64_t end, const uint8_t sig[VS_SIGNATURE_BYTES]) {
+  uint64_t count = end - from + 1;
+  if (count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_LIMIT;
+  const uint8_t **enc = malloc(sizeof *enc * count);
+  uint32_t *lens = malloc(sizeof *lens * count);
+  vs_err err = enc != NULL && lens != NULL ? VS_OK : VS_ERR_NOMEM;
+  for (uint64_t i = 0; i < count && err == VS_OK; i++) {
+    vs_op_id id;
+    uint64_t lsn;
+    vs_op_id_derive(origin, from + i, &id);
+    err = vs_opid_get(txn, n->store, &id, &lsn, NULL);
+    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, n->store, lsn, &enc[i], &lens[i]);
+  }
+  if (err == VS_OK) err = vs_ops_writer_add_run(w, origin, sig, enc, lens, (uint32_t)count);
+  free(enc);
+  free(lens);
+  return err;
+}
+
+/* Fill one OPS message for `p` with runs it lacks. *sent_any when queued. */
+static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
+  *sent_any = false;
+  vs_ops_writer w;
+  vs_err err = vs_ops_writer_init(&w, n->msg, VS_MSG_BYTES_MAX);
+  if (err != VS_OK) return err;
+  MDB_txn *txn;
+  err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  bool full = false;
+  uint32_t runs = 0, ops = 0;
+  for (uint32_t i = 0; i < n->mine.n && !full && err == VS_OK; i++) {
+    const vs_vv_entry *mine = &n->mine.e[i];
+    uint64_t known = vv_get(&p->known, mine->origin), sent = vv_get(&p->sent, mine->origin);
+    uint64_t from = (known > sent ? known : sent) + 1;
+    while (from <= mine->seq && err == VS_OK) { /* bounded: from grows each round */
+      uint64_t end;
+      uint8_t sig[VS_SIGNATURE_BYTES];
+      err = vs_sig_next_txn(txn, n->store, mine->origin, from, &end, sig);
+      if (err == VS_ERR_NOTFOUND || (err == VS_OK && end > mine->seq)) {
+        err = VS_OK; /* unsigned ops (a store used without identity) stay local */
+        break;
+      }
+      if (err != VS_OK) break;
+      err = add_run(n, txn, &w, mine->origin, from, end, sig);
+      if (err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT) {
+        err = VS_OK;
+        full = true;
+        break;
+      }
+      if (err != VS_OK) break;
+      runs++;
+      ops += (uint32_t)(end - from + 1);
+      err = vv_set(&p->sent, mine->origin, end);
+      from = end + 1;
+    }
+  }
+  mdb_txn_abort(txn);
+  if (err != VS_OK || runs == 0) return err;
+  size_t len = 0;
+  err = vs_ops_writer_finish(&w, &len);
+  if (err == VS_OK) err = send_msg(n, p, n->msg, len);
+  if (err == VS_OK) {
+    p->inflight_bytes += len;
+    p->sent_at_ms = now_ms;
+    n->stats.runs_sent += runs;
+    n->stats.ops_sent += ops;
+    *sent_any = true;
+  }
+  return err;
+}
+
+static vs_err anti_entropy(vs_node *n, peer *p, uint64_t now_ms) {
+  if (p->sent.n > 0 && now_ms >= vs_add_sat_u64(p->sent_at_ms, n->cfg.resend_ms)) {
+    /* Unacknowledged for too long: forget what was sent, send again. */
+    bool ahead = false;
+    for (uint32_t i = 0; i < p->sent.n; i++) ahead = ahead || p->sent.e[i].seq > vv_get(&p->known, p->sent.e[i].origin);
+    if (ahead) n->stats.resends++;
+    vv_free(&p->sent);
+    p->inflight_bytes = 0;
+  }
+  for (uint32_t round = 0; round < 64 && p->inflight_bytes < n->cfg.inflight_bytes_max; round++) {
+    bool sent = false;
+    vs_err err = push_ops(n, p, now_ms, &sent);
+    if (err != VS_OK || !sent || p->st != PEER_READY) return err;
+  }
+  return VS_OK;
+}
+
+/* ---- the mesh as the engine's transport ---- */
+
+static uint32_t popcount64(uint64_t x) {
+  uint32_t c = 0;
+  for (; x != 0; x &= x - 1) c++;
+  return c;
+}
+
+static vs_err result_add(vs_node *n, const vs_op_id *id, uint32_t slot) {
+  if (n->results_n == n->results_cap) {
+    uint32_t cap = n->results_cap == 0 ? 64 : n->results_cap * 2;
+    vs_result *r = realloc(n->results, sizeof *r * cap);
+    if (r == NULL) return VS_ERR_NOMEM;
+    n->results = r;
+    n->results_cap = cap;
+  }
+  vs_result *r = &n->results[n->results_n++];
+  memset(r, 0, sizeof *r);
+  r->kind = VS_RESULT_DONE;
+  r->op_id = *id;
+  r->peer = slot;
+  return VS_OK;
+}
+
+/* A peer's vector holds our ops up to `held`: they are DONE from that peer. */
+static vs_err mesh_acked(vs_node *n, uint32_t slot, uint64_t held) {
+  uint32_t keep = 0;
+  vs_err err = VS_OK;
+  for (uint32_t i = 0; i < n->push_n; i++) {
+    pushed *q = &n->push[i];
+    if (err == VS_OK && q->seq <= held && !(q->peers & (1ull << slot))) {
+      q->peers |= 1ull << slot;
+      err = result_add(n, &q->id, slot);
+    }
+    if (popcount64(q->peers) < n->cfg.ack_quorum) n->push[keep++] = *q;
+  }
+  n->push_n = keep;
+  return err;
+}
+
+static vs_err mesh_send(void *ctx, const vs_send_batch *batch, uint64_t now_ms) {
+  (void)now_ms;
+  vs_node *n = ctx;
+  for (uint32_t i = 0; i < batch->op_count; i++) {
+    vs_op op;
+    if (vs_op_decode(batch->ops[i].encoded, batch->ops[i].encoded_bytes, &op) != VS_OK) continue;
+    if (n->push_n == n->push_cap) {
+      uint32_t cap = n->push_cap == 0 ? 256 : n->push_cap * 2;
+      pushed *p = realloc(n->push, sizeof *p * cap);
+      if (p == NULL) return VS_ERR_NOMEM; /* the lease will expire and retry */
+      n->push = p;
+      n->push_cap = cap;
+    }
+    pushed *q = &n->push[n->push_n++];
+    q->id = op.id;
+    q->seq = op.seq;
+    q->peers = 0;
+  }
+  /* Peers that already hold them (they learned them by anti-entropy). */
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
+    if (n->peers[s].st != PEER_READY) continue;
+    vs_err err = mesh_acked(n, s, vv_get(&n->peers[s].known, n->cfg.identity.pk));
+    if (err != VS_OK) return err;
+  }
+  return VS_OK;
+}
+
+static vs_err mesh_poll(void *ctx, uint64_t now_ms, vs_result_fn emit, void *emit_ctx) {
+  (void)now_ms;
+  vs_node *n = ctx;
+  vs_err err = n->results_n > 0 ? emit(emit_ctx, n->results, n->results_n) : VS_OK;
+  n->results_n = 0;
+  return err;
+}
+
+static uint64_t mesh_wake(void *ctx, uint64_t now_ms) {
+  const vs_node *n = ctx;
+  return n->results_n > 0 ? now_ms : UINT64_MAX;
+}
+
+static bool mesh_online(void *ctx, uint64_t now_ms) {
+  (void)now_ms;
+  return vs_node_peers_ready(ctx) > 0;
+}
+
+static uint64_t mesh_next_check(void *ctx, uint64_t now_ms) {
+  (void)ctx;
+  (void)now_ms;
+  return UINT64_MAX; /* a peer coming up is an event: the driver polls then */
+}
+
+/* ---- open, close, write ---- */
+
+void vs_node_close(vs_node *n) {
+  if (n == NULL) return;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
+    peer *p = &n->peers[i];
+    vs_hs_wipe(&p->hs);
+    sodium_memzero(&p->sess, sizeof p->sess);
+    queue_clear(p);
+    vv_free(&p->known);
+    vv_free(&p->sent);
+  }
+  vs_engine_free(n->engine);
+  vs_outbox_close(n->outbox);
+  vs_store_close(n->store);
+  vv_free(&n->mine);
+  vs_identity_wipe(&n->cfg.identity);
+  sodium_memzero(n->cfg.mesh_key, sizeof n->cfg.mesh_key);
+  free(n->msg);
+  free(n->last);
+  free(n->push);
+  free(n->results);
+  free(n);
+}
+
+static vs_err open_engine(vs_node *n) {
+  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  /* The mesh push never gives up: FAILED there would mean a permanent
+   * rejection, which peers agreeing on the protocol never send. */
+  ocfg.retry.max_attempts = 0;
+  vs_err err = vs_outbox_open(n->store, &ocfg, &n->outbox);
+  if (err != VS_OK || !n->cfg.own_outbox) return err;
+  vs_engine_cfg ecfg = vs_engine_cfg_default();
+  ecfg.retry = ocfg.retry;
+  ecfg.ack_quorum = n->cfg.ack_quorum;
+  ecfg.lease_ms = 4 * n->cfg.resend_ms;
+  vs_probe probe = {n, mesh_online, mesh_next_check};
+  vs_transport tr = {n, mesh_send, mesh_poll, mesh_wake};
+  return vs_engine_new(&ecfg, n->outbox, &probe, &tr, &n->engine);
+}
+
+vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
+  if (cfg == NULL || node_out == NULL || cfg->dir == NULL || cfg->random == NULL) return VS_ERR_INVAL;
+  if (cfg->ack_quorum == 0 || cfg->ack_quorum > VS_NODE_PEERS_MAX || cfg->handshake_timeout_ms == 0 ||
+      cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0)
+    return VS_ERR_INVAL;
+  *node_out = NULL;
+  vs_node *n = calloc(1, sizeof *n);
+  if (n == NULL) return VS_ERR_NOMEM;
+  n->cfg = *cfg;
+  n->msg = malloc(VS_MSG_BYTES_MAX);
+  vs_store_cfg scfg = vs_store_cfg_default();
+  scfg.durability = cfg->durability;
+  scfg.map_bytes = cfg->map_bytes;
+  vs_err err = n->msg != NULL ? vs_store_open(cfg->dir, &scfg, &n->store) : VS_ERR_NOMEM;
+  if (err == VS_OK) err = vs_store_set_identity(n->store, &cfg->identity);
+  if (err == VS_OK) err = open_engine(n);
+  if (err == VS_OK) err = vs_vv_each(n->store, load_vv_cb, &n->mine);
+  if (err != VS_OK) {
+    vs_node_close(n);
+    return err;
+  }
+  *node_out = n;
+  return VS_OK;
+}
+
+vs_store *vs_node_store(vs_node *n) { return n->store; }
+
+vs_engine *vs_node_engine(vs_node *n) { return n->engine; }
+
+vs_err vs_node_write(vs_node *n, const vs_write_req *req, uint64_t now_ms, vs_write_result *result_out) {
+  if (n == NULL || req == NULL) return VS_ERR_INVAL;
+  vs_write_result res;
+  vs_err err = vs_write(n->store, n->cfg.identity.pk, req, now_ms, &res);
+  if (err != VS_OK) return err;
+  if (result_out != NULL) *result_out = res;
+  err = refresh_mine(n, n->cfg.identity.pk);
+  if (err == VS_OK && !res.duplicate && n->cfg.on_apply != NULL) {
+    vs_op op;
+    if (vs_op_init(&op, n->cfg.identity.pk, res.seq, res.hlc, NULL, req->kind, req->target, req->target_bytes,
+                   req->payload, req->payload_bytes) == VS_OK)
+      n->cfg.on_apply(n->cfg.on_apply_ctx, &op); /* prev is not needed by an apply callback */
+  }
+  return err;
+}
+
+/* ---- connections ---- */
+
+vs_err vs_node_peer_up(vs_node *n, uint32_t handle, bool initiator, uint64_t now_ms) {
+  if (n == NULL) return VS_ERR_INVAL;
+  if (peer_find(n, handle) != NULL) return VS_ERR_EXISTS;
+  peer *p = NULL;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX && p == NULL; i++) {
+    if (n->peers[i].st == PEER_FREE) p = &n->peers[i];
+  }
+  if (p == NULL) return VS_ERR_LIMIT;
+  memset(p, 0, sizeof *p);
+  p->handle = handle;
+  p->st = PEER_HANDSHAKE;
+  p->hs_deadline_ms = vs_add_sat_u64(now_ms, n->cfg.handshake_timeout_ms);
+  uint8_t seed[32];
+  n->cfg.random(n->cfg.random_ctx, seed, sizeof seed);
+  vs_err err;
+  if (initiator) {
+    uint8_t hello[VS_HELLO_BYTES];
+    size_t len = 0;
+    err = vs_hs_start_initiator(&p->hs, &n->cfg.identity, n->cfg.mesh_key, seed, hello, sizeof hello, &len);
+    if (err == VS_OK) err = queue_copy(p, hello, len);
+  } else {
+    err = vs_hs_start_responder(&p->hs, &n->cfg.identity, n->cfg.mesh_key, seed);
+  }
+  sodium_memzero(seed, sizeof seed);
+  if (err != VS_OK) {
+    vs_hs_wipe(&p->hs);
+    queue_clear(p);
+    p->st = PEER_FREE;
+  }
+  return err;
+}
+
+static void peer_free(peer *p) {
+  vs_hs_wipe(&p->hs);
+  sodium_memzero(&p->sess, sizeof p->sess);
+  queue_clear(p);
+  vv_free(&p->known);
+  vv_free(&p->sent);
+  p->st = PEER_FREE;
+}
+
+vs_err vs_node_peer_down(vs_node *n, uint32_t handle, uint64_t now_ms) {
+  (void)now_ms;
+  if (n == NULL) return VS_ERR_INVAL;
+  peer *p = peer_find(n, handle);
+  if (p == NULL) return VS_ERR_NOTFOUND;
+  peer_free(p);
+  return VS_OK;
+}
+
+uint32_t vs_node_peers_ready(const vs_node *n) {
+  uint32_t c = 0;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) c += n->peers[i].st == PEER_READY ? 1u : 0u;
+  return c;
+}
+
+void vs_node_stats_get(const vs_node *n, vs_node_stats *stats_out) { *stats_out = n->stats; }
+
+static void count_reject(vs_node *n, vs_err err) {
+  switch (err) {
+    case VS_ERR_AUTH: n->stats.rejected_auth++; break;
+    case VS_ERR_REPLAY: n->stats.rejected_replay++; break;
+    case VS_ERR_STATE: n->stats.rejected_state++; break;
+    default: n->stats.rejected_malformed++; break;
+  }
+}
+
+/* ---- receiving ---- */
+
+typedef struct run_ctx {
+  vs_node *n;
+  uint64_t now_ms;
+} run_ctx;
+
+static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES], const vs_op *ops,
+                     uint32_t count, void *ctx) {
+  run_ctx *rc = ctx;
+  vs_node *n = rc->n;
+  vs_apply_result r;
+  vs_err err = vs_apply_run(n->store, ops, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
+  switch (err) {
+    case VS_OK:
+      n->stats.runs_applied++;
+      n->stats.ops_applied += r.applied;
+      n->stats.ops_duplicate += r.duplicates;
+      if (r.applied > 0) err = refresh_mine(n, origin);
+      for (uint32_t i = count - r.applied; i < count && n->cfg.on_apply != NULL; i++)
+        n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
+      return err;
+    case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
+    case VS_ERR_MALFORMED: n->stats.runs_forged++; return VS_OK;
+    case VS_ERR_FORK: n->stats.runs_fork++; return VS_OK;
+    case VS_ERR_INVAL: n->stats.rejected_malformed++; return VS_OK;
+    default: return err; /* storage: stop, nothing of this run was applied */
+  }
+}
+
+static vs_err on_vv(vs_node *n, peer *p, uint32_t slot, const uint8_t *msg, size_t len) {
+  vs_vv_entry *e = malloc(sizeof *e * VS_WIRE_VV_MAX);
+  if (e == NULL) return VS_ERR_NOMEM;
+  uint32_t count = 0;
+  vs_err err = vs_msg_vv_decode(msg, len, e, VS_WIRE_VV_MAX, &count);
+  if (err != VS_OK) {
+    free(e);
+    return err;
+  }
+  vv_free(&p->known);
+  p->known.e = e;
+  p->known.n = count;
+  p->known.cap = VS_WIRE_VV_MAX;
+  bool covered = true;
+  for (uint32_t i = 0; i < p->sent.n && covered; i++)
+    covered = p->sent.e[i].seq <= vv_get(&p->known, p->sent.e[i].origin);
+  if (covered) vv_free(&p->sent);
+  p->inflight_bytes = 0; /* the peer answered: what it lacks is resent on schedule */
+  return mesh_acked(n, slot, vv_get(&p->known, n->cfg.identity.pk));
+}
+
+static vs_err on_data(vs_node *n, peer *p, uint32_t slot, const uint8_t *bytes, size_t len, uint64_t now_ms) {
+  size_t msg_len = 0;
+  vs_err err = vs_session_open(&p->sess, bytes, len, n->msg, VS_MSG_BYTES_MAX, &msg_len);
+  if (err != VS_OK) return err;
+  if (msg_len == 0) return VS_ERR_TRUNCATED;
+  if (n->msg[0] == VS_MSG_VV) return on_vv(n, p, slot, n->msg, msg_len);
+  if (n->msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
+  run_ctx rc = {n, now_ms};
+  err = vs_msg_ops_decode(n->msg, msg_len, on_run, &rc);
+  if (err == VS_OK) p->vv_due = true; /* acknowledge with our new vector */
+  return err;
+}
+
+vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_t len, uint64_t now_ms) {
+  if (n == NULL || (bytes == NULL && len > 0)) return VS_ERR_INVAL;
+  peer *p = peer_find(n, handle);
+  if (p == NULL || p->st == PEER_CLOSING) {
+    n->stats.rejected_unknown_peer++;
+    return VS_ERR_NOTFOUND;
+  }
+  n->stats.frames_in++;
+  n->stats.bytes_in += len;
+  if (len > VS_FRAME_BYTES_MAX) {
+    n->stats.rejected_malformed++;
+    return VS_ERR_TOO_LARGE;
+  }
+  uint32_t slot = (uint32_t)(p - n->peers);
+  vs_err err;
+  if (p->st == PEER_HANDSHAKE) {
+    uint8_t out[VS_REPLY_BYTES];
+    size_t out_len = 0;
+    bool done = false;
+    err = vs_hs_on_frame(&p->hs, bytes, len, out, sizeof out, &out_len, &done, &p->sess);
+    if (err == VS_OK && out_len > 0) err = queue_copy(p, out, out_len);
+    if (err == VS_OK && done) {
+      vs_hs_wipe(&p->hs);
+      p->st = PEER_READY;
+      p->vv_due = true;
+      n->stats.handshakes_done++;
+    }
+    if (err == VS_ERR_AUTH) peer_close(n, p); /* not of this mesh: it gets nothing more */
+  } else {
+    err = on_data(n, p, slot, bytes, len, now_ms);
+  }
+  if (err != VS_OK && err != VS_ERR_NOMEM && err != VS_ERR_FULL && err != VS_ERR_STORE) count_reject(n, err);
+  return err;
+}
+
+/* ---- polling ---- */
+
+/* Timers and anti-entropy for every connection; runs when nothing is queued. */
+static vs_err maintain(vs_node *n, uint64_t now_ms) {
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
+    peer *p = &n->peers[s];
+    if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {
+      n->stats.handshakes_timeout++;
+      peer_close(n, p);
+      continue;
+    }
+    if (p->st != PEER_READY) continue;
+    vs_err err = VS_OK;
+    if (p->vv_due || now_ms >= p->next_vv_ms) err = send_vv(n, p, now_ms);
+    if (err == VS_OK && p->st == PEER_READY) err = anti_entropy(n, p, now_ms);
+    if (err != VS_OK && err != VS_ERR_LIMIT) return err;
+  }
+  if (n->engine != NULL) {
+    uint64_t wake;
+    return vs_engine_tick(n->engine, now_ms, &wake);
+  }
+  return VS_OK;
+}
+
+static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
+  uint64_t wake = UINT64_MAX;
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
+    const peer *p = &n->peers[s];
+    uint64_t t = UINT64_MAX;
+    if (p->q_tail > p->q_head) t = now_ms;
+    else if (p->st == PEER_HANDSHAKE) t = p->hs_deadline_ms;
+    else if (p->st == PEER_READY) {
+      t = p->vv_due ? now_ms : p->next_vv_ms;
+      if (p->sent.n > 0) {
+        uint64_t r = vs_add_sat_u64(p->sent_at_ms, n->cfg.resend_ms);
+        t = r < t ? r : t;
+      }
+    }
+    wake = t < wake ? t : wake;
+  }
+  if (n->engine != NULL) {
+    uint64_t e = UINT64_MAX;
+    if (vs_engine_tick(n->engine, now_ms, &e) == VS_OK && e < wake) wake = e;
+  }
+  return wake;
+}
+
+vs_err vs_node_poll(vs_node *n, uint64_t now_ms, vs_node_out *out, uint64_t *wake_ms_out) {
+  if (n == NULL || out == NULL) return VS_ERR_INVAL;
+  free(n->last);
+  n->last = NULL;
+  memset(out, 0, sizeof *out);
+  bool queued = false;
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX && !queued; s++) queued = n->peers[s].q_tail > n->peers[s].q_head;
+  vs_err err = queued ? VS_OK : maintain(n, now_ms);
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
+    uint32_t s = (n->rr + i) % VS_NODE_PEERS_MAX;
+    peer *p = &n->peers[s];
+    if (p->q_tail == p->q_head) continue;
+    frame f = p->q[p->q_head++];
+    out->peer = p->handle;
+    n->rr = s + 1;
+    if (f.bytes == NULL) {
+      out->kind = VS_NODE_OUT_CLOSE;
+      peer_free(p);
+    } else {
+      out->kind = VS_NODE_OUT_SEND;
+      out->bytes = f.bytes;
+      out->bytes_len = f.len;
+      n->last = f.bytes;
+      n->stats.frames_out++;
+      n->stats.bytes_out += f.len;
+    }
+    break;
+  }
+  if (wake_ms_out != NULL) *wake_ms_out = out->kind != VS_NODE_OUT_NONE ? now_ms : next_wake(n, now_ms);
+  return err;
+}

@@ -1,0 +1,606 @@
+/* Wire protocol v1 (see wire.h): frames, the authenticated handshake, DATA
+ * sessions with a replay window, and the VV / OPS messages.
+ *
+ * Everything here parses bytes from peers that may be hostile (G6): every
+ * length is checked before it is used, loops are bounded by counts that were
+ * checked against the input first, and a failed call leaves the handshake or
+ * session state as it was. */
+#include "vixsync/wire.h"
+
+#include <stdlib.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+#include "vixsync/apply.h"
+
+_Static_assert(crypto_kx_PUBLICKEYBYTES == 32 && crypto_kx_SECRETKEYBYTES == 32, "eph keys are 32 bytes on the wire");
+_Static_assert(crypto_kx_SEEDBYTES == 32, "eph_seed is 32 bytes");
+_Static_assert(crypto_kx_SESSIONKEYBYTES == 32, "vs_session keys are 32 bytes");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == 32, "one kx session key per AEAD key");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == 16, "VS_DATA_OVERHEAD_BYTES counts a 16-byte tag");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == 24, "nonce = counter (8) || 16 zero bytes");
+_Static_assert(crypto_generichash_BYTES == 32, "MACs and transcript hashes are BLAKE2b-256");
+_Static_assert(VS_MESH_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
+                   VS_MESH_KEY_BYTES <= crypto_generichash_KEYBYTES_MAX,
+               "the mesh key keys BLAKE2b");
+_Static_assert(VS_REPLAY_WINDOW == 64, "the window is the 64 bits of vs_session.rx_window");
+_Static_assert(VS_WIRE_VV_MAX <= UINT32_MAX && VS_WIRE_RUNS_MAX <= UINT32_MAX, "counts are u32 on the wire");
+
+/* One domain prefix per signature, MAC and hash: no value computed for one
+ * purpose can pass for another (wire.h). */
+static const char HELLO_DOMAIN[] = "vixsync/hs-hello/v1";
+static const char T1_DOMAIN[] = "vixsync/hs-t1/v1";
+static const char SIG_R_DOMAIN[] = "vixsync/hs-sig-r/v1";
+static const char MAC_R_DOMAIN[] = "vixsync/hs-mac-r/v1";
+static const char T2_DOMAIN[] = "vixsync/hs-t2/v1";
+static const char SIG_I_DOMAIN[] = "vixsync/hs-sig-i/v1";
+static const char MAC_I_DOMAIN[] = "vixsync/hs-mac-i/v1";
+#define DOMAIN_BYTES_MAX 19u
+/* The longest hashed, MACed or signed handshake input: domain || 32 || 64. */
+#define HS_INPUT_BYTES_MAX (DOMAIN_BYTES_MAX + 32u + VS_SIGNATURE_BYTES)
+
+#define KEY_BYTES 32u
+#define TAG_BYTES 16u
+#define DATA_AD_BYTES (VS_FRAME_HEADER_BYTES + 8u) /* version, type, counter */
+#define MSG_HEADER_BYTES (1u + 4u)                 /* type, u32 count */
+#define VV_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u)
+#define RUN_HEADER_BYTES (VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
+/* The smallest valid op encoding (1-byte kind, empty target and payload)
+ * and its length prefix: no run can hold more ops than this many fit. */
+#define OP_MIN_BYTES (VS_OP_HEADER_BYTES + 1u + 4u + 4u)
+#define OP_SLOT_MIN_BYTES (4u + OP_MIN_BYTES)
+_Static_assert(VS_DATA_OVERHEAD_BYTES == DATA_AD_BYTES + TAG_BYTES, "DATA = header, counter, ciphertext, tag");
+_Static_assert(VS_OP_ENCODED_BYTES_MAX <= UINT32_MAX, "op lengths are u32 on the wire");
+
+/* vs_hs.step values; 0 is a handshake that was never started. */
+enum { HS_WAIT_HELLO = 1, HS_WAIT_REPLY = 2, HS_WAIT_AUTH = 3, HS_DONE = 4 };
+
+/* sodium_init is idempotent and thread-safe; after the first call it only
+ * takes a lock and returns 1. */
+static bool sodium_ready(void) { return sodium_init() >= 0; }
+
+/* ---- handshake primitives ---- */
+
+/* domain || a || b into buf (HS_INPUT_BYTES_MAX bytes); returns the length. */
+static size_t hs_join(uint8_t buf[HS_INPUT_BYTES_MAX], const char *domain, size_t domain_bytes, const uint8_t *a,
+                      size_t a_bytes, const uint8_t *b, size_t b_bytes) {
+  assert(domain_bytes <= DOMAIN_BYTES_MAX && a_bytes <= 3u * 32u);
+  assert(domain_bytes + a_bytes + b_bytes <= HS_INPUT_BYTES_MAX);
+  memcpy(buf, domain, domain_bytes);
+  if (a_bytes > 0) memcpy(buf + domain_bytes, a, a_bytes);
+  if (b_bytes > 0) memcpy(buf + domain_bytes + a_bytes, b, b_bytes);
+  return domain_bytes + a_bytes + b_bytes;
+}
+#define HS_JOIN(buf, domain, a, a_bytes, b, b_bytes) hs_join(buf, domain, sizeof domain - 1, a, a_bytes, b, b_bytes)
+
+/* BLAKE2b-256 of m, keyed with the mesh key (key) or unkeyed (NULL). */
+static void hs_hash(const uint8_t *key, const uint8_t *m, size_t m_bytes, uint8_t out[32]) {
+  int rc = crypto_generichash(out, 32, m, m_bytes, key, key != NULL ? VS_MESH_KEY_BYTES : 0);
+  assert(rc == 0);
+  (void)rc;
+}
+
+/* T1 = H("vixsync/hs-t1/v1" || eph_i || eph_r || id_r) */
+static void hs_t1(const uint8_t eph_i[32], const uint8_t eph_r[32], const uint8_t id_r[32], uint8_t t1_out[32]) {
+  uint8_t ab[64], m[HS_INPUT_BYTES_MAX];
+  memcpy(ab, eph_i, 32);
+  memcpy(ab + 32, eph_r, 32);
+  hs_hash(NULL, m, HS_JOIN(m, T1_DOMAIN, ab, 64, id_r, 32), t1_out);
+}
+
+/* T2 = H("vixsync/hs-t2/v1" || T1 || id_i) */
+static void hs_t2(const uint8_t t1[32], const uint8_t id_i[32], uint8_t t2_out[32]) {
+  uint8_t m[HS_INPUT_BYTES_MAX];
+  hs_hash(NULL, m, HS_JOIN(m, T2_DOMAIN, t1, 32, id_i, 32), t2_out);
+}
+
+/* Is `mac` the mesh-key MAC of m? Compared in constant time. */
+static bool hs_mac_ok(const uint8_t key[32], const uint8_t *m, size_t m_bytes, const uint8_t mac[32]) {
+  uint8_t want[32];
+  hs_hash(key, m, m_bytes, want);
+  return sodium_memcmp(want, mac, 32) == 0;
+}
+
+/* sig = Ed25519(id, domain || t), built in a stack buffer. */
+static void hs_sign(const vs_identity *id, bool responder, const uint8_t t[32], uint8_t sig_out[VS_SIGNATURE_BYTES]) {
+  uint8_t m[HS_INPUT_BYTES_MAX];
+  size_t n = responder ? HS_JOIN(m, SIG_R_DOMAIN, t, 32, NULL, 0) : HS_JOIN(m, SIG_I_DOMAIN, t, 32, NULL, 0);
+  int rc = crypto_sign_detached(sig_out, NULL, m, n, id->sk);
+  assert(rc == 0);
+  (void)rc;
+}
+
+static bool hs_verify(const uint8_t pk[32], bool responder, const uint8_t t[32], const uint8_t sig[VS_SIGNATURE_BYTES]) {
+  uint8_t m[HS_INPUT_BYTES_MAX];
+  size_t n = responder ? HS_JOIN(m, SIG_R_DOMAIN, t, 32, NULL, 0) : HS_JOIN(m, SIG_I_DOMAIN, t, 32, NULL, 0);
+  return crypto_sign_verify_detached(sig, m, n, pk) == 0;
+}
+
+/* The input of mac_r / mac_i: domain || T || sig; returns its length. */
+static size_t hs_mac_input(bool responder, const uint8_t t[32], const uint8_t sig[VS_SIGNATURE_BYTES],
+                           uint8_t m[HS_INPUT_BYTES_MAX]) {
+  return responder ? HS_JOIN(m, MAC_R_DOMAIN, t, 32, sig, VS_SIGNATURE_BYTES)
+                   : HS_JOIN(m, MAC_I_DOMAIN, t, 32, sig, VS_SIGNATURE_BYTES);
+}
+
+/* ---- frames ---- */
+
+/* Version first, so that a future protocol is named as such rather than
+ * reported as a truncation or an unknown type. */
+static vs_err frame_head(const uint8_t *in, size_t in_bytes, uint8_t *type_out) {
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_WIRE_VERSION) return VS_ERR_VERSION;
+  if (in_bytes < VS_FRAME_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  if (in[1] < VS_FRAME_HELLO || in[1] > VS_FRAME_DATA) return VS_ERR_MALFORMED;
+  *type_out = in[1];
+  return VS_OK;
+}
+
+vs_err vs_frame_type(const uint8_t *in, size_t in_bytes, uint8_t *type_out) {
+  if (type_out == NULL || (in == NULL && in_bytes != 0)) return VS_ERR_INVAL;
+  return frame_head(in, in_bytes, type_out);
+}
+
+/* Handshake frames have one size each. */
+static vs_err exact_size(size_t in_bytes, size_t want) {
+  if (in_bytes < want) return VS_ERR_TRUNCATED;
+  return in_bytes > want ? VS_ERR_TRAILING : VS_OK;
+}
+
+/* ---- handshake ---- */
+
+static vs_err hs_start(vs_hs *hs, vs_hs_role role, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+                       const uint8_t eph_seed[32]) {
+  /* sk is seed || pk: a pk that is not its tail would sign for another id. */
+  if (memcmp(id->sk + VS_SEED_BYTES, id->pk, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
+  if (!sodium_ready()) return VS_ERR_STORE;
+  sodium_memzero(hs, sizeof *hs);
+  hs->role = role;
+  hs->step = role == VS_HS_INITIATOR ? HS_WAIT_REPLY : HS_WAIT_HELLO;
+  hs->id = *id;
+  memcpy(hs->mesh_key, mesh_key, VS_MESH_KEY_BYTES);
+  int rc = crypto_kx_seed_keypair(hs->eph_pk, hs->eph_sk, eph_seed);
+  assert(rc == 0);
+  (void)rc;
+  return VS_OK;
+}
+
+vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+                             const uint8_t eph_seed[32], uint8_t *out, size_t out_max, size_t *out_bytes) {
+  if (hs == NULL || id == NULL || mesh_key == NULL || eph_seed == NULL || out == NULL || out_bytes == NULL)
+    return VS_ERR_INVAL;
+  if (out_max < VS_HELLO_BYTES) return VS_ERR_BUFSIZE;
+  vs_err err = hs_start(hs, VS_HS_INITIATOR, id, mesh_key, eph_seed);
+  if (err != VS_OK) return err;
+  uint8_t m[HS_INPUT_BYTES_MAX];
+  out[0] = VS_WIRE_VERSION;
+  out[1] = VS_FRAME_HELLO;
+  memcpy(out + 2, hs->eph_pk, 32);
+  hs_hash(hs->mesh_key, m, HS_JOIN(m, HELLO_DOMAIN, hs->eph_pk, 32, NULL, 0), out + 34);
+  *out_bytes = VS_HELLO_BYTES;
+  return VS_OK;
+}
+
+vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+                             const uint8_t eph_seed[32]) {
+  if (hs == NULL || id == NULL || mesh_key == NULL || eph_seed == NULL) return VS_ERR_INVAL;
+  return hs_start(hs, VS_HS_RESPONDER, id, mesh_key, eph_seed);
+}
+
+/* Responder: HELLO [eph_i 32][mac0 32] -> REPLY. */
+static vs_err hs_on_hello(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
+                          size_t *out_bytes) {
+  assert(hs->role == VS_HS_RESPONDER);
+  vs_err err = exact_size(in_bytes, VS_HELLO_BYTES);
+  if (err != VS_OK) return err;
+  if (out_max < VS_REPLY_BYTES) return VS_ERR_BUFSIZE;
+  const uint8_t *eph_i = in + 2, *mac0 = in + 34;
+  uint8_t m[HS_INPUT_BYTES_MAX], t1[32];
+  /* Unknown peers get nothing: no reply, no signature to collect. */
+  if (!hs_mac_ok(hs->mesh_key, m, HS_JOIN(m, HELLO_DOMAIN, eph_i, 32, NULL, 0), mac0)) return VS_ERR_AUTH;
+  hs_t1(eph_i, hs->eph_pk, hs->id.pk, t1);
+  out[0] = VS_WIRE_VERSION;
+  out[1] = VS_FRAME_REPLY;
+  memcpy(out + 2, hs->eph_pk, 32);
+  memcpy(out + 34, hs->id.pk, VS_ORIGIN_BYTES);
+  hs_sign(&hs->id, true, t1, out + 66);
+  hs_hash(hs->mesh_key, m, hs_mac_input(true, t1, out + 66, m), out + 130);
+  memcpy(hs->peer_eph, eph_i, 32);
+  memcpy(hs->t1, t1, 32);
+  hs->step = HS_WAIT_AUTH;
+  *out_bytes = VS_REPLY_BYTES;
+  return VS_OK;
+}
+
+/* Initiator: REPLY [eph_r 32][id_r 32][sig_r 64][mac_r 32] -> AUTH, done. */
+static vs_err hs_on_reply(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
+                          size_t *out_bytes, vs_session *session_out) {
+  assert(hs->role == VS_HS_INITIATOR);
+  vs_err err = exact_size(in_bytes, VS_REPLY_BYTES);
+  if (err != VS_OK) return err;
+  if (out_max < VS_AUTH_BYTES) return VS_ERR_BUFSIZE;
+  const uint8_t *eph_r = in + 2, *id_r = in + 34, *sig_r = in + 66, *mac_r = in + 130;
+  uint8_t m[HS_INPUT_BYTES_MAX], t1[32], t2[32];
+  hs_t1(hs->eph_pk, eph_r, id_r, t1);
+  /* The MAC first: it is cheap, and it keeps non-members from making us
+   * spend a signature verification. */
+  if (!hs_mac_ok(hs->mesh_key, m, hs_mac_input(true, t1, sig_r, m), mac_r)) return VS_ERR_AUTH;
+  if (!hs_verify(id_r, true, t1, sig_r)) return VS_ERR_AUTH;
+  vs_session s;
+  memset(&s, 0, sizeof s);
+  /* Fails for a low-order eph_r (an all-zero shared secret). */
+  if (crypto_kx_client_session_keys(s.rx_key, s.tx_key, hs->eph_pk, hs->eph_sk, eph_r) != 0) {
+    sodium_memzero(&s, sizeof s);
+    return VS_ERR_AUTH;
+  }
+  memcpy(s.peer_id, id_r, VS_ORIGIN_BYTES);
+  hs_t2(t1, hs->id.pk, t2);
+  out[0] = VS_WIRE_VERSION;
+  out[1] = VS_FRAME_AUTH;
+  memcpy(out + 2, hs->id.pk, VS_ORIGIN_BYTES);
+  hs_sign(&hs->id, false, t2, out + 34);
+  hs_hash(hs->mesh_key, m, hs_mac_input(false, t2, out + 34, m), out + 98);
+  *out_bytes = VS_AUTH_BYTES;
+  *session_out = s;
+  sodium_memzero(&s, sizeof s);
+  memcpy(hs->peer_eph, eph_r, 32);
+  memcpy(hs->t1, t1, 32);
+  memcpy(hs->peer_id, id_r, VS_ORIGIN_BYTES);
+  sodium_memzero(hs->eph_sk, sizeof hs->eph_sk); /* the session keys are all we need now */
+  hs->step = HS_DONE;
+  return VS_OK;
+}
+
+/* Responder: AUTH [id_i 32][sig_i 64][mac_i 32] -> done. */
+static vs_err hs_on_auth(vs_hs *hs, const uint8_t *in, size_t in_bytes, vs_session *session_out) {
+  assert(hs->role == VS_HS_RESPONDER);
+  vs_err err = exact_size(in_bytes, VS_AUTH_BYTES);
+  if (err != VS_OK) return err;
+  const uint8_t *id_i = in + 2, *sig_i = in + 34, *mac_i = in + 98;
+  uint8_t m[HS_INPUT_BYTES_MAX], t2[32];
+  hs_t2(hs->t1, id_i, t2);
+  if (!hs_mac_ok(hs->mesh_key, m, hs_mac_input(false, t2, sig_i, m), mac_i)) return VS_ERR_AUTH;
+  if (!hs_verify(id_i, false, t2, sig_i)) return VS_ERR_AUTH;
+  vs_session s;
+  memset(&s, 0, sizeof s);
+  if (crypto_kx_server_session_keys(s.rx_key, s.tx_key, hs->eph_pk, hs->eph_sk, hs->peer_eph) != 0) {
+    sodium_memzero(&s, sizeof s);
+    return VS_ERR_AUTH;
+  }
+  memcpy(s.peer_id, id_i, VS_ORIGIN_BYTES);
+  *session_out = s;
+  sodium_memzero(&s, sizeof s);
+  memcpy(hs->peer_id, id_i, VS_ORIGIN_BYTES);
+  sodium_memzero(hs->eph_sk, sizeof hs->eph_sk);
+  hs->step = HS_DONE;
+  return VS_OK;
+}
+
+vs_err vs_hs_on_frame(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
+                      size_t *out_bytes, bool *done, vs_session *session_out) {
+  if (hs == NULL || out_bytes == NULL || done == NULL || session_out == NULL || (in == NULL && in_bytes != 0) ||
+      (out == NULL && out_max != 0))
+    return VS_ERR_INVAL;
+  *out_bytes = 0;
+  *done = false;
+  uint8_t type;
+  vs_err err = frame_head(in, in_bytes, &type);
+  if (err != VS_OK) return err;
+  switch (hs->step) {
+  case HS_WAIT_HELLO:
+    if (type != VS_FRAME_HELLO) return VS_ERR_STATE;
+    return hs_on_hello(hs, in, in_bytes, out, out_max, out_bytes);
+  case HS_WAIT_REPLY:
+    if (type != VS_FRAME_REPLY) return VS_ERR_STATE;
+    err = hs_on_reply(hs, in, in_bytes, out, out_max, out_bytes, session_out);
+    break;
+  case HS_WAIT_AUTH:
+    if (type != VS_FRAME_AUTH) return VS_ERR_STATE;
+    err = hs_on_auth(hs, in, in_bytes, session_out);
+    break;
+  default: /* finished, or never started */
+    return VS_ERR_STATE;
+  }
+  if (err == VS_OK) *done = true;
+  return err;
+}
+
+void vs_hs_wipe(vs_hs *hs) {
+  if (hs != NULL) sodium_memzero(hs, sizeof *hs);
+}
+
+/* ---- sessions ---- */
+
+static void data_nonce(uint64_t counter, uint8_t nonce[24]) {
+  memset(nonce, 0, 24);
+  vs_put_u64le(nonce, counter);
+}
+
+vs_err vs_session_seal(vs_session *s, const uint8_t *msg, size_t msg_bytes, uint8_t *out, size_t out_max,
+                       size_t *out_bytes) {
+  if (s == NULL || out == NULL || out_bytes == NULL || (msg == NULL && msg_bytes != 0)) return VS_ERR_INVAL;
+  if (msg_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (out_max < msg_bytes + VS_DATA_OVERHEAD_BYTES) return VS_ERR_BUFSIZE;
+  /* A nonce must never repeat under one key: stop one short of wrapping. */
+  if (s->tx_counter == UINT64_MAX) return VS_ERR_LIMIT;
+  static const uint8_t empty[1] = {0};
+  uint8_t nonce[24];
+  data_nonce(s->tx_counter, nonce);
+  out[0] = VS_WIRE_VERSION;
+  out[1] = VS_FRAME_DATA;
+  vs_put_u64le(out + 2, s->tx_counter);
+  unsigned long long c_bytes = 0;
+  int rc = crypto_aead_xchacha20poly1305_ietf_encrypt(out + DATA_AD_BYTES, &c_bytes, msg_bytes > 0 ? msg : empty,
+                                                      msg_bytes, out, DATA_AD_BYTES, NULL, nonce, s->tx_key);
+  assert(rc == 0 && c_bytes == msg_bytes + TAG_BYTES);
+  (void)rc;
+  s->tx_counter++;
+  *out_bytes = DATA_AD_BYTES + (size_t)c_bytes;
+  return VS_OK;
+}
+
+/* May counter c be accepted? Never seen, and not older than the window. */
+static bool replay_fresh(const vs_session *s, uint64_t c) {
+  if (!s->rx_any || c > s->rx_highest) return true;
+  uint64_t back = s->rx_highest - c;
+  return back < VS_REPLAY_WINDOW && ((s->rx_window >> back) & 1u) == 0;
+}
+
+/* Record c as accepted (it passed replay_fresh and the AEAD check). */
+static void replay_mark(vs_session *s, uint64_t c) {
+  assert(replay_fresh(s, c));
+  if (!s->rx_any) {
+    s->rx_any = true;
+    s->rx_highest = c;
+    s->rx_window = 1;
+  } else if (c > s->rx_highest) {
+    uint64_t shift = c - s->rx_highest;
+    s->rx_window = shift >= VS_REPLAY_WINDOW ? 1 : (s->rx_window << shift) | 1u;
+    s->rx_highest = c;
+  } else {
+    s->rx_window |= 1ull << (s->rx_highest - c);
+  }
+  assert(!replay_fresh(s, c));
+}
+
+vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
+                       size_t *msg_bytes) {
+  if (s == NULL || msg_bytes == NULL || (in == NULL && in_bytes != 0) || (msg_out == NULL && msg_max != 0))
+    return VS_ERR_INVAL;
+  uint8_t type;
+  vs_err err = frame_head(in, in_bytes, &type);
+  if (err != VS_OK) return err;
+  if (type != VS_FRAME_DATA) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_DATA_OVERHEAD_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes > VS_FRAME_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  size_t plain_bytes = in_bytes - VS_DATA_OVERHEAD_BYTES;
+  if (msg_max < plain_bytes) return VS_ERR_BUFSIZE;
+  uint64_t counter = vs_get_u64le(in + 2);
+  /* The window is checked before the AEAD (cheap first) but updated only
+   * after it: a forged frame must not move the window. */
+  if (!replay_fresh(s, counter)) return VS_ERR_REPLAY;
+  uint8_t nonce[24], empty[1];
+  data_nonce(counter, nonce);
+  unsigned long long m_bytes = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain_bytes > 0 ? msg_out : empty, &m_bytes, NULL,
+                                                 in + DATA_AD_BYTES, in_bytes - DATA_AD_BYTES, in, DATA_AD_BYTES,
+                                                 nonce, s->rx_key) != 0)
+    return VS_ERR_AUTH;
+  assert(m_bytes == plain_bytes);
+  replay_mark(s, counter);
+  *msg_bytes = (size_t)m_bytes;
+  return VS_OK;
+}
+
+/* ---- VV messages ---- */
+
+static bool vv_entry_ok(const uint8_t *origin, uint64_t seq, const uint8_t *prev_origin) {
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return false;
+  return prev_origin == NULL || memcmp(prev_origin, origin, VS_ORIGIN_BYTES) < 0;
+}
+
+vs_err vs_msg_vv_encode(const vs_vv_entry *entries, uint32_t count, uint8_t *out, size_t out_max,
+                        size_t *out_bytes) {
+  if ((entries == NULL && count != 0) || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
+  if (count > VS_WIRE_VV_MAX) return VS_ERR_INVAL;
+  for (uint32_t i = 0; i < count; i++)
+    if (!vv_entry_ok(entries[i].origin, entries[i].seq, i > 0 ? entries[i - 1].origin : NULL)) return VS_ERR_INVAL;
+  size_t n = MSG_HEADER_BYTES + (size_t)count * VV_ENTRY_BYTES;
+  if (out_max < n) return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_VV;
+  vs_put_u32le(out + 1, count);
+  uint8_t *p = out + MSG_HEADER_BYTES;
+  for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
+    memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
+    vs_put_u64le(p + VS_ORIGIN_BYTES, entries[i].seq);
+  }
+  assert((size_t)(p - out) == n);
+  *out_bytes = n;
+  return VS_OK;
+}
+
+vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_entry *entries_out, uint32_t max,
+                        uint32_t *count_out) {
+  if ((in == NULL && in_bytes != 0) || (entries_out == NULL && max != 0) || count_out == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_VV) return VS_ERR_MALFORMED;
+  if (in_bytes < MSG_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  uint32_t count = vs_get_u32le(in + 1);
+  if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
+  size_t body = (size_t)count * VV_ENTRY_BYTES;
+  if (in_bytes - MSG_HEADER_BYTES < body) return VS_ERR_TRUNCATED;
+  if (in_bytes - MSG_HEADER_BYTES > body) return VS_ERR_TRAILING;
+  /* Validate everything before writing anything to entries_out. */
+  const uint8_t *p = in + MSG_HEADER_BYTES;
+  for (uint32_t i = 0; i < count; i++)
+    if (!vv_entry_ok(p + i * VV_ENTRY_BYTES, vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES),
+                     i > 0 ? p + (i - 1) * VV_ENTRY_BYTES : NULL))
+      return VS_ERR_MALFORMED;
+  for (uint32_t i = 0; i < count; i++) {
+    memcpy(entries_out[i].origin, p + i * VV_ENTRY_BYTES, VS_ORIGIN_BYTES);
+    entries_out[i].seq = vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES);
+  }
+  *count_out = count;
+  return VS_OK;
+}
+
+/* ---- OPS messages: writer ---- */
+
+vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max) {
+  if (w == NULL || out == NULL) return VS_ERR_INVAL;
+  if (out_max < MSG_HEADER_BYTES) return VS_ERR_BUFSIZE;
+  w->out = out;
+  w->out_max = out_max;
+  w->used = MSG_HEADER_BYTES;
+  w->runs = 0;
+  out[0] = VS_MSG_OPS;
+  vs_put_u32le(out + 1, 0);
+  return VS_OK;
+}
+
+/* The cheap checks of an encoded op (no decode): a v1 op of `origin` with
+ * seq `want_seq` (0: any valid seq) and a plausible length. */
+static bool op_enc_plausible(const uint8_t *enc, uint32_t enc_bytes, const uint8_t origin[VS_ORIGIN_BYTES],
+                             uint64_t want_seq) {
+  if (enc == NULL || enc_bytes < OP_MIN_BYTES || enc_bytes > VS_OP_ENCODED_BYTES_MAX) return false;
+  if (enc[0] != VS_OP_VERSION || memcmp(enc + 2, origin, VS_ORIGIN_BYTES) != 0) return false;
+  uint64_t seq = vs_get_u64le(enc + 34);
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return false;
+  return want_seq == 0 || seq == want_seq;
+}
+
+vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
+                             const uint8_t sig[VS_SIGNATURE_BYTES], const uint8_t *const *op_enc,
+                             const uint32_t *op_enc_bytes, uint32_t op_count) {
+  if (w == NULL || w->out == NULL || origin == NULL || sig == NULL || op_enc == NULL || op_enc_bytes == NULL)
+    return VS_ERR_INVAL;
+  if (op_count == 0 || op_count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_INVAL;
+  if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
+  assert(w->used >= MSG_HEADER_BYTES && w->used <= w->out_max);
+  /* u64: 65536 ops of up to ~66 KiB overflow a 32-bit size_t. */
+  uint64_t need = RUN_HEADER_BYTES;
+  uint64_t first_seq = 0;
+  for (uint32_t i = 0; i < op_count; i++) {
+    uint64_t want_seq = i == 0 ? 0 : first_seq + i;
+    if (!op_enc_plausible(op_enc[i], op_enc_bytes[i], origin, want_seq)) return VS_ERR_INVAL;
+    if (i == 0) first_seq = vs_get_u64le(op_enc[0] + 34);
+    need += 4u + (uint64_t)op_enc_bytes[i];
+  }
+  /* The message must also fit one DATA frame, whatever the buffer. */
+  size_t cap = w->out_max < VS_MSG_BYTES_MAX ? w->out_max : VS_MSG_BYTES_MAX;
+  if (need > cap - w->used) return VS_ERR_BUFSIZE;
+  uint8_t *p = w->out + w->used;
+  memcpy(p, origin, VS_ORIGIN_BYTES);
+  vs_put_u32le(p + VS_ORIGIN_BYTES, op_count);
+  memcpy(p + VS_ORIGIN_BYTES + 4, sig, VS_SIGNATURE_BYTES);
+  p += RUN_HEADER_BYTES;
+  for (uint32_t i = 0; i < op_count; i++) {
+    vs_put_u32le(p, op_enc_bytes[i]);
+    memcpy(p + 4, op_enc[i], op_enc_bytes[i]);
+    p += 4u + op_enc_bytes[i];
+  }
+  assert((uint64_t)(p - (w->out + w->used)) == need);
+  w->used += (size_t)need;
+  w->runs++;
+  vs_put_u32le(w->out + 1, w->runs);
+  return VS_OK;
+}
+
+vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes) {
+  if (w == NULL || w->out == NULL || out_bytes == NULL || w->runs == 0) return VS_ERR_INVAL;
+  assert(w->runs <= VS_WIRE_RUNS_MAX && w->used <= w->out_max);
+  vs_put_u32le(w->out + 1, w->runs);
+  *out_bytes = w->used;
+  return VS_OK;
+}
+
+/* ---- OPS messages: decoder ---- */
+
+typedef struct run_view {
+  const uint8_t *origin;
+  const uint8_t *sig;
+  uint32_t op_count;
+} run_view;
+
+/* Read a run header at *pos and check its op count against the input left. */
+static vs_err take_run(const uint8_t *in, size_t in_bytes, size_t *pos, run_view *run) {
+  if (in_bytes - *pos < RUN_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  run->origin = in + *pos;
+  run->op_count = vs_get_u32le(in + *pos + VS_ORIGIN_BYTES);
+  run->sig = in + *pos + VS_ORIGIN_BYTES + 4;
+  *pos += RUN_HEADER_BYTES;
+  if (run->op_count == 0) return VS_ERR_MALFORMED;
+  if (run->op_count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
+  if ((uint64_t)run->op_count * OP_SLOT_MIN_BYTES > in_bytes - *pos) return VS_ERR_TRUNCATED;
+  return VS_OK;
+}
+
+/* Decode the op at *pos ([u32 len][encoding]) into op_out. */
+static vs_err take_op(const uint8_t *in, size_t in_bytes, size_t *pos, vs_op *op_out) {
+  if (in_bytes - *pos < 4) return VS_ERR_TRUNCATED;
+  uint32_t len = vs_get_u32le(in + *pos);
+  *pos += 4;
+  if (len > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes - *pos < len) return VS_ERR_TRUNCATED;
+  vs_err err = vs_op_decode(in + *pos, len, op_out);
+  *pos += len;
+  return err;
+}
+
+/* Pass 1: the whole message, nothing kept. `max_run_ops_out` sizes pass 2's
+ * array; it is at most in_bytes / OP_SLOT_MIN_BYTES, since every op decoded. */
+static vs_err ops_validate(const uint8_t *in, size_t in_bytes, uint32_t *runs_out, uint32_t *max_run_ops_out) {
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
+  if (in_bytes < MSG_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  uint32_t runs = vs_get_u32le(in + 1);
+  if (runs == 0) return VS_ERR_MALFORMED;
+  if (runs > VS_WIRE_RUNS_MAX) return VS_ERR_TOO_LARGE;
+  size_t pos = MSG_HEADER_BYTES;
+  uint32_t max_run_ops = 0;
+  vs_op op;
+  for (uint32_t r = 0; r < runs; r++) {
+    run_view run;
+    vs_err err = take_run(in, in_bytes, &pos, &run);
+    if (err != VS_OK) return err;
+    uint64_t first_seq = 0;
+    for (uint32_t i = 0; i < run.op_count; i++) {
+      err = take_op(in, in_bytes, &pos, &op);
+      if (err != VS_OK) return err;
+      if (memcmp(op.origin, run.origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_MALFORMED;
+      if (i == 0) first_seq = op.seq;
+      else if (op.seq != first_seq + i) return VS_ERR_MALFORMED;
+    }
+    if (run.op_count > max_run_ops) max_run_ops = run.op_count;
+  }
+  if (pos != in_bytes) return VS_ERR_TRAILING;
+  *runs_out = runs;
+  *max_run_ops_out = max_run_ops;
+  return VS_OK;
+}
+
+vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx) {
+  if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
+  uint32_t runs = 0, max_run_ops = 0;
+  vs_err err = ops_validate(in, in_bytes, &runs, &max_run_ops);
+  if (err != VS_OK) return err;
+  assert(max_run_ops >= 1 && (uint64_t)max_run_ops * OP_SLOT_MIN_BYTES <= in_bytes);
+  /* Pass 2 decodes again into one array reused by every run: a second
+   * decode costs a BLAKE2b per op, far below the signature check each run
+   * gets next, and the array is bounded by the validated input. */
+  vs_op *ops = malloc((size_t)max_run_ops * sizeof *ops);
+  if (ops == NULL) return VS_ERR_NOMEM;
+  size_t pos = MSG_HEADER_BYTES;
+  for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
+    run_view run;
+    err = take_run(in, in_bytes, &pos, &run);
+    assert(err == VS_OK && run.op_count <= max_run_ops); /* pass 1 read the same bytes */
+    for (uint32_t i = 0; i < run.op_count && err == VS_OK; i++) err = take_op(in, in_bytes, &pos, &ops[i]);
+    assert(err == VS_OK);
+    if (err == VS_OK) err = fn(run.origin, run.sig, ops, run.op_count, ctx);
+  }
+  free(ops);
+  return err;
+}

@@ -1,0 +1,258 @@
+/* vs_node: replicas converge through frames passed in memory (no sockets).
+ *
+ * A tiny in-memory network: node i reaches node j through connection handle
+ * j (and j sees i as handle i). Frames are delivered in order per link, as
+ * ENet's reliable channel would; a test may drop links, restart nodes and
+ * write anywhere. Time is virtual. */
+#define _XOPEN_SOURCE 700
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "vixsync/vixsync.h"
+#include "vixsync/node.h"
+
+#define NODES_MAX 6u
+#define T0_MS 1700000000000ull
+
+typedef struct net {
+  char dirs[NODES_MAX][256];
+  vs_node *nodes[NODES_MAX];
+  vs_identity ids[NODES_MAX];
+  uint8_t mesh[NODES_MAX][VS_MESH_KEY_BYTES];
+  bool link[NODES_MAX][NODES_MAX]; /* a connection is up between i and j */
+  uint32_t n;
+  uint64_t now_ms;
+  uint64_t rng;
+} net;
+
+static void rnd(void *ctx, uint8_t *buf, size_t bytes) {
+  uint64_t *s = ctx;
+  for (size_t i = 0; i < bytes; i++) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    buf[i] = (uint8_t)(z ^ (z >> 31));
+  }
+}
+
+static void node_open(net *t, uint32_t i) {
+  vs_node_cfg cfg = vs_node_cfg_default();
+  cfg.dir = t->dirs[i];
+  cfg.durability = VS_DURABILITY_NOSYNC;
+  cfg.map_bytes = 64ull << 20;
+  cfg.identity = t->ids[i];
+  memcpy(cfg.mesh_key, t->mesh[i], VS_MESH_KEY_BYTES);
+  cfg.random = rnd;
+  cfg.random_ctx = &t->rng;
+  assert_err(vs_node_open(&cfg, &t->nodes[i]), VS_OK);
+}
+
+static void net_init(net *t, uint32_t n) {
+  memset(t, 0, sizeof *t);
+  t->n = n;
+  t->now_ms = T0_MS;
+  t->rng = 42;
+  for (uint32_t i = 0; i < n; i++) {
+    vt_tmpdir(t->dirs[i], sizeof t->dirs[i], "node");
+    uint8_t seed[VS_SEED_BYTES];
+    memset(seed, (int)(0x10 + i), sizeof seed);
+    assert_err(vs_identity_from_seed(seed, &t->ids[i]), VS_OK);
+    memset(t->mesh[i], 0x5a, VS_MESH_KEY_BYTES);
+    node_open(t, i);
+  }
+}
+
+static void net_free(net *t) {
+  for (uint32_t i = 0; i < t->n; i++) {
+    vs_node_close(t->nodes[i]);
+    vt_rmrf(t->dirs[i]);
+  }
+}
+
+static void connect(net *t, uint32_t i, uint32_t j) {
+  assert_err(vs_node_peer_up(t->nodes[i], j, true, t->now_ms), VS_OK);
+  assert_err(vs_node_peer_up(t->nodes[j], i, false, t->now_ms), VS_OK);
+  t->link[i][j] = t->link[j][i] = true;
+}
+
+static void disconnect(net *t, uint32_t i, uint32_t j) {
+  if (!t->link[i][j]) return;
+  (void)vs_node_peer_down(t->nodes[i], j, t->now_ms);
+  (void)vs_node_peer_down(t->nodes[j], i, t->now_ms);
+  t->link[i][j] = t->link[j][i] = false;
+}
+
+/* Deliver everything until the network is quiet, advancing virtual time to
+ * each wake. Bounded by `steps`. Returns the number of frames delivered. */
+static uint64_t run(net *t, uint32_t steps) {
+  uint64_t delivered = 0;
+  for (uint32_t step = 0; step < steps; step++) {
+    uint64_t wake = UINT64_MAX;
+    bool any = false;
+    for (uint32_t i = 0; i < t->n; i++) {
+      for (uint32_t k = 0; k < 100000; k++) {
+        vs_node_out out;
+        uint64_t w = UINT64_MAX;
+        assert_err(vs_node_poll(t->nodes[i], t->now_ms, &out, &w), VS_OK);
+        if (out.kind == VS_NODE_OUT_NONE) {
+          if (w < wake) wake = w;
+          break;
+        }
+        any = true;
+        uint32_t j = out.peer;
+        if (out.kind == VS_NODE_OUT_CLOSE) {
+          disconnect(t, i, j);
+          continue;
+        }
+        if (j < t->n && t->link[i][j]) {
+          (void)vs_node_on_frame(t->nodes[j], i, out.bytes, out.bytes_len, t->now_ms);
+          delivered++;
+        }
+      }
+    }
+    if (!any) {
+      if (wake == UINT64_MAX) break;
+      t->now_ms = wake > t->now_ms ? wake : t->now_ms + 1;
+    }
+  }
+  return delivered;
+}
+
+static void write_kv(net *t, uint32_t i, const char *kind, const char *target, const char *value) {
+  vs_write_req req = {kind, (const uint8_t *)target, (uint32_t)strlen(target), (const uint8_t *)value,
+                      (uint32_t)strlen(value), NULL, 0};
+  assert_err(vs_node_write(t->nodes[i], &req, t->now_ms, NULL), VS_OK);
+}
+
+static void state_hash(net *t, uint32_t i, uint8_t out[VS_HASH_BYTES]) {
+  assert_err(vs_state_hash(vs_node_store(t->nodes[i]), out), VS_OK);
+}
+
+typedef struct vv_buf {
+  char text[8192];
+  size_t len;
+} vv_buf;
+
+static vs_err vv_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
+  vv_buf *b = ctx;
+  int w = snprintf(b->text + b->len, sizeof b->text - b->len, "%02x%02x:%" PRIu64 ";", origin[0], origin[1], seq);
+  if (w > 0) b->len += (size_t)w;
+  return VS_OK;
+}
+
+static void assert_converged(net *t, uint32_t a, uint32_t b) {
+  uint8_t ha[VS_HASH_BYTES], hb[VS_HASH_BYTES];
+  state_hash(t, a, ha);
+  state_hash(t, b, hb);
+  assert_memory_equal(ha, hb, VS_HASH_BYTES);
+  vv_buf va = {{0}, 0}, vb = {{0}, 0};
+  assert_err(vs_vv_each(vs_node_store(t->nodes[a]), vv_cb, &va), VS_OK);
+  assert_err(vs_vv_each(vs_node_store(t->nodes[b]), vv_cb, &vb), VS_OK);
+  assert_string_equal(va.text, vb.text);
+}
+
+static void test_node_two_nodes_converge(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 2);
+  write_kv(&t, 0, "put", "colour", "blue");
+  write_kv(&t, 1, "incr", "visits", "2");
+  connect(&t, 0, 1);
+  run(&t, 1000);
+  write_kv(&t, 0, "incr", "visits", "5");
+  write_kv(&t, 1, "put", "colour", "green");
+  run(&t, 1000);
+  assert_converged(&t, 0, 1);
+  vs_node_stats st;
+  vs_node_stats_get(t.nodes[1], &st);
+  assert_int_equal(st.handshakes_done, 1);
+  assert_true(st.ops_applied == 2);
+  assert_int_equal(st.rejected_auth + st.rejected_malformed + st.rejected_replay + st.runs_forged, 0);
+  /* The outbox of each node drains: its ops are held by the other. */
+  run(&t, 1000);
+  vs_outbox *ob;
+  assert_err(vs_outbox_open(vs_node_store(t.nodes[0]), NULL, &ob), VS_OK);
+  vs_outbox_counts c;
+  assert_err(vs_outbox_counts_get(ob, &c), VS_OK);
+  assert_int_equal(c.done, 2);
+  assert_int_equal(c.pending + c.inflight + c.failed, 0);
+  vs_outbox_close(ob);
+  net_free(&t);
+}
+
+static void test_node_line_relays(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 3);
+  connect(&t, 0, 1);
+  connect(&t, 1, 2);
+  for (int k = 0; k < 20; k++) {
+    char target[16], value[16];
+    snprintf(target, sizeof target, "k%d", k % 7);
+    snprintf(value, sizeof value, "%d", k);
+    write_kv(&t, 0, k % 3 == 0 ? "incr" : "put", target, value);
+    write_kv(&t, 2, "put", target, value);
+  }
+  run(&t, 2000);
+  assert_converged(&t, 0, 1);
+  assert_converged(&t, 0, 2);
+  net_free(&t);
+}
+
+static void test_node_other_mesh_learns_nothing(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 2);
+  memset(t.mesh[1], 0x33, VS_MESH_KEY_BYTES);
+  vs_node_close(t.nodes[1]);
+  node_open(&t, 1);
+  write_kv(&t, 0, "put", "secret", "42");
+  connect(&t, 0, 1);
+  run(&t, 200);
+  uint8_t h1[VS_HASH_BYTES], zero[VS_HASH_BYTES] = {0};
+  state_hash(&t, 1, h1);
+  assert_memory_equal(h1, zero, VS_HASH_BYTES);
+  vs_node_stats s0, s1;
+  vs_node_stats_get(t.nodes[0], &s0);
+  vs_node_stats_get(t.nodes[1], &s1);
+  assert_int_equal(s0.handshakes_done + s1.handshakes_done, 0);
+  assert_true(s0.rejected_auth + s1.rejected_auth >= 1);
+  net_free(&t);
+}
+
+static void test_node_restart_and_offline_writes_arrive(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 2);
+  connect(&t, 0, 1);
+  write_kv(&t, 0, "put", "a", "1");
+  run(&t, 500);
+  disconnect(&t, 0, 1);
+  for (int k = 0; k < 50; k++) write_kv(&t, 0, "incr", "n", "1");
+  vs_node_close(t.nodes[1]);
+  node_open(&t, 1);
+  connect(&t, 0, 1);
+  run(&t, 2000);
+  assert_converged(&t, 0, 1);
+  net_free(&t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_node_two_nodes_converge),
+      cmocka_unit_test(test_node_line_relays),
+      cmocka_unit_test(test_node_other_mesh_learns_nothing),
+      cmocka_unit_test(test_node_restart_and_offline_writes_arrive),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1444 @@
+/* Pins include/vixsync/wire.h: the v1 handshake (byte for byte against the
+ * formulas in the header, recomputed here with libsodium directly), DATA
+ * sessions and their replay window, and the VV / OPS messages. Hostile input
+ * is always fed as an exact-size heap copy, so ASan catches any read past
+ * its end. */
+#include "testutil.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "vixsync/apply.h"
+#include "vixsync/wire.h"
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static vs_identity ID_A, ID_B, ID_C;
+static uint8_t MESH1[VS_MESH_KEY_BYTES], MESH2[VS_MESH_KEY_BYTES];
+
+static void fill(uint8_t *p, size_t n, uint8_t salt) {
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 7u + salt);
+}
+
+static void put_u32le(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64le(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64le(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  uint8_t seed[VS_SEED_BYTES];
+  fill(seed, sizeof seed, 1);
+  if (vs_identity_from_seed(seed, &ID_A) != VS_OK) return -1;
+  fill(seed, sizeof seed, 2);
+  if (vs_identity_from_seed(seed, &ID_B) != VS_OK) return -1;
+  fill(seed, sizeof seed, 3);
+  if (vs_identity_from_seed(seed, &ID_C) != VS_OK) return -1;
+  fill(MESH1, sizeof MESH1, 10);
+  fill(MESH2, sizeof MESH2, 11);
+  return 0;
+}
+
+/* A heap copy of exactly `n` bytes, so ASan flags any read past the end. */
+static uint8_t *dup_exact(const uint8_t *src, size_t n) {
+  uint8_t *p = malloc(n == 0 ? 1 : n);
+  assert_non_null(p);
+  if (n > 0) memcpy(p, src, n);
+  return p;
+}
+
+static vs_err feed(vs_hs *hs, const uint8_t *frame, size_t n, uint8_t *out, size_t out_max, size_t *out_bytes,
+                   bool *done, vs_session *s) {
+  uint8_t *copy = dup_exact(frame, n);
+  vs_err err = vs_hs_on_frame(hs, copy, n, out, out_max, out_bytes, done, s);
+  free(copy);
+  return err;
+}
+
+static vs_err open_exact(vs_session *s, const uint8_t *frame, size_t n, uint8_t *msg, size_t msg_max,
+                         size_t *msg_bytes) {
+  uint8_t *copy = dup_exact(frame, n);
+  vs_err err = vs_session_open(s, copy, n, msg, msg_max, msg_bytes);
+  free(copy);
+  return err;
+}
+
+/* One connection: both handshake states, both sessions, the frames sent. */
+typedef struct conn {
+  vs_hs i, r;
+  vs_session si, sr;
+  uint8_t seed_i[32], seed_r[32];
+  uint8_t hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
+} conn;
+
+static void conn_start(conn *c, const vs_identity *id_i, const vs_identity *id_r, const uint8_t *mesh_i,
+                       const uint8_t *mesh_r, uint8_t salt) {
+  memset(c, 0, sizeof *c);
+  fill(c->seed_i, 32, (uint8_t)(salt * 2u));
+  fill(c->seed_r, 32, (uint8_t)(salt * 2u + 1u));
+  size_t n = 0;
+  assert_err(vs_hs_start_initiator(&c->i, id_i, mesh_i, c->seed_i, c->hello, sizeof c->hello, &n), VS_OK);
+  assert_int_equal(n, VS_HELLO_BYTES);
+  assert_err(vs_hs_start_responder(&c->r, id_r, mesh_r, c->seed_r), VS_OK);
+}
+
+/* A full handshake that must succeed. */
+static void conn_handshake(conn *c, const vs_identity *id_i, const vs_identity *id_r, uint8_t salt) {
+  conn_start(c, id_i, id_r, MESH1, MESH1, salt);
+  size_t n = 0;
+  bool done = true;
+  assert_err(feed(&c->r, c->hello, sizeof c->hello, c->reply, sizeof c->reply, &n, &done, &c->sr), VS_OK);
+  assert_int_equal(n, VS_REPLY_BYTES);
+  assert_false(done);
+  assert_err(feed(&c->i, c->reply, sizeof c->reply, c->auth, sizeof c->auth, &n, &done, &c->si), VS_OK);
+  assert_int_equal(n, VS_AUTH_BYTES);
+  assert_true(done);
+  done = false;
+  assert_err(feed(&c->r, c->auth, sizeof c->auth, NULL, 0, &n, &done, &c->sr), VS_OK);
+  assert_int_equal(n, 0);
+  assert_true(done);
+}
+
+/* The header's formulas, recomputed independently: BLAKE2b-256 of
+ * domain || a || b, keyed with `key` when it is not NULL. */
+static void spec_hash(const uint8_t *key, const char *domain, const uint8_t *a, size_t a_bytes, const uint8_t *b,
+                      size_t b_bytes, uint8_t out[32]) {
+  uint8_t m[256];
+  size_t d = strlen(domain);
+  assert_true(d + a_bytes + b_bytes <= sizeof m);
+  memcpy(m, domain, d);
+  if (a_bytes) memcpy(m + d, a, a_bytes);
+  if (b_bytes) memcpy(m + d + a_bytes, b, b_bytes);
+  assert_int_equal(crypto_generichash(out, 32, m, d + a_bytes + b_bytes, key, key ? 32 : 0), 0);
+}
+
+static void spec_sign(const uint8_t *sk, const char *domain, const uint8_t t[32], uint8_t sig[64]) {
+  uint8_t m[128];
+  size_t d = strlen(domain);
+  memcpy(m, domain, d);
+  memcpy(m + d, t, 32);
+  assert_int_equal(crypto_sign_detached(sig, NULL, m, d + 32, sk), 0);
+}
+
+static void spec_t1(const uint8_t eph_i[32], const uint8_t eph_r[32], const uint8_t id_r[32], uint8_t t1[32]) {
+  uint8_t ab[64];
+  memcpy(ab, eph_i, 32);
+  memcpy(ab + 32, eph_r, 32);
+  spec_hash(NULL, "vixsync/hs-t1/v1", ab, 64, id_r, 32, t1);
+}
+
+/* A REPLY for eph_i claiming identity id_r, signed with signer_sk. */
+static void forge_reply(const uint8_t eph_i[32], const uint8_t *mesh, const uint8_t id_r[32], const uint8_t *signer_sk,
+                        uint8_t salt, uint8_t reply[VS_REPLY_BYTES]) {
+  uint8_t seed[32], eph_r[32], eph_r_sk[32], t1[32];
+  fill(seed, 32, salt);
+  assert_int_equal(crypto_kx_seed_keypair(eph_r, eph_r_sk, seed), 0);
+  spec_t1(eph_i, eph_r, id_r, t1);
+  reply[0] = 1;
+  reply[1] = 2;
+  memcpy(reply + 2, eph_r, 32);
+  memcpy(reply + 34, id_r, 32);
+  spec_sign(signer_sk, "vixsync/hs-sig-r/v1", t1, reply + 66);
+  spec_hash(mesh, "vixsync/hs-mac-r/v1", t1, 32, reply + 66, 64, reply + 130);
+}
+
+/* An AUTH for transcript t1 claiming identity id_i, signed with signer_sk. */
+static void forge_auth(const uint8_t t1[32], const uint8_t *mesh, const uint8_t id_i[32], const uint8_t *signer_sk,
+                       uint8_t auth[VS_AUTH_BYTES]) {
+  uint8_t t2[32];
+  spec_hash(NULL, "vixsync/hs-t2/v1", t1, 32, id_i, 32, t2);
+  auth[0] = 1;
+  auth[1] = 3;
+  memcpy(auth + 2, id_i, 32);
+  spec_sign(signer_sk, "vixsync/hs-sig-i/v1", t2, auth + 34);
+  spec_hash(mesh, "vixsync/hs-mac-i/v1", t2, 32, auth + 34, 64, auth + 98);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handshake                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void test_hs_completes_and_sessions_talk_both_ways(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 1);
+  assert_memory_equal(c.si.peer_id, ID_B.pk, 32);
+  assert_memory_equal(c.sr.peer_id, ID_A.pk, 32);
+  assert_memory_equal(c.si.tx_key, c.sr.rx_key, 32);
+  assert_memory_equal(c.si.rx_key, c.sr.tx_key, 32);
+  assert_memory_not_equal(c.si.tx_key, c.si.rx_key, 32);
+  assert_int_equal(c.si.tx_counter, 0);
+  assert_false(c.si.rx_any);
+  assert_false(c.sr.rx_any);
+
+  const char *msgs[2] = {"hello responder", "hello initiator"};
+  vs_session *from[2] = {&c.si, &c.sr}, *to[2] = {&c.sr, &c.si};
+  for (int d = 0; d < 2; d++) {
+    uint8_t frame[128], plain[128];
+    size_t n = 0, m = 0, len = strlen(msgs[d]);
+    assert_err(vs_session_seal(from[d], (const uint8_t *)msgs[d], len, frame, sizeof frame, &n), VS_OK);
+    assert_int_equal(n, len + VS_DATA_OVERHEAD_BYTES);
+    uint8_t type = 0;
+    assert_err(vs_frame_type(frame, n, &type), VS_OK);
+    assert_int_equal(type, VS_FRAME_DATA);
+    assert_err(open_exact(to[d], frame, n, plain, n, &m), VS_OK);
+    assert_int_equal(m, len);
+    assert_memory_equal(plain, msgs[d], len);
+  }
+  vs_hs_wipe(&c.i);
+  vs_hs_wipe(&c.r);
+}
+
+static void test_hs_frames_match_the_header_formulas(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 2);
+  uint8_t eph_i[32], eph_i_sk[32], eph_r[32], eph_r_sk[32], want[64], t1[32], t2[32];
+  assert_int_equal(crypto_kx_seed_keypair(eph_i, eph_i_sk, c.seed_i), 0);
+  assert_int_equal(crypto_kx_seed_keypair(eph_r, eph_r_sk, c.seed_r), 0);
+
+  assert_int_equal(c.hello[0], 1);
+  assert_int_equal(c.hello[1], 1);
+  assert_memory_equal(c.hello + 2, eph_i, 32);
+  spec_hash(MESH1, "vixsync/hs-hello/v1", eph_i, 32, NULL, 0, want);
+  assert_memory_equal(c.hello + 34, want, 32);
+
+  spec_t1(eph_i, eph_r, ID_B.pk, t1);
+  assert_int_equal(c.reply[1], 2);
+  assert_memory_equal(c.reply + 2, eph_r, 32);
+  assert_memory_equal(c.reply + 34, ID_B.pk, 32);
+  spec_sign(ID_B.sk, "vixsync/hs-sig-r/v1", t1, want); /* ed25519 is deterministic */
+  assert_memory_equal(c.reply + 66, want, 64);
+  spec_hash(MESH1, "vixsync/hs-mac-r/v1", t1, 32, want, 64, want);
+  assert_memory_equal(c.reply + 130, want, 32);
+
+  spec_hash(NULL, "vixsync/hs-t2/v1", t1, 32, ID_A.pk, 32, t2);
+  assert_int_equal(c.auth[1], 3);
+  assert_memory_equal(c.auth + 2, ID_A.pk, 32);
+  spec_sign(ID_A.sk, "vixsync/hs-sig-i/v1", t2, want);
+  assert_memory_equal(c.auth + 34, want, 64);
+  spec_hash(MESH1, "vixsync/hs-mac-i/v1", t2, 32, want, 64, want);
+  assert_memory_equal(c.auth + 98, want, 32);
+
+  /* Session keys: crypto_kx, the initiator as client. */
+  uint8_t rx[32], tx[32];
+  assert_int_equal(crypto_kx_client_session_keys(rx, tx, eph_i, eph_i_sk, eph_r), 0);
+  assert_memory_equal(c.si.rx_key, rx, 32);
+  assert_memory_equal(c.si.tx_key, tx, 32);
+
+  /* DATA: nonce = counter LE || 16 zeros, ad = the first 10 bytes. */
+  uint8_t frame[64], plain[64], nonce[24] = {0};
+  size_t n = 0;
+  assert_err(vs_session_seal(&c.si, (const uint8_t *)"abc", 3, frame, sizeof frame, &n), VS_OK);
+  assert_err(vs_session_seal(&c.si, (const uint8_t *)"xyz", 3, frame, sizeof frame, &n), VS_OK);
+  assert_int_equal(n, 10 + 3 + 16);
+  assert_int_equal(frame[0], 1);
+  assert_int_equal(frame[1], 4);
+  uint8_t ctr[8];
+  put_u64le(ctr, 1);
+  assert_memory_equal(frame + 2, ctr, 8);
+  put_u64le(nonce, 1);
+  unsigned long long m = 0;
+  assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &m, NULL, frame + 10, n - 10, frame, 10,
+                                                              nonce, tx),
+                   0);
+  assert_int_equal(m, 3);
+  assert_memory_equal(plain, "xyz", 3);
+}
+
+static void test_hs_responder_sends_nothing_for_wrong_mesh_key(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH2, MESH1, 3);
+  vs_hs before = c.r;
+  uint8_t out[VS_REPLY_BYTES];
+  size_t n = 99;
+  bool done = true;
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &c.sr), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  assert_false(done);
+  assert_memory_equal(&before, &c.r, sizeof before);
+}
+
+static void test_hs_initiator_rejects_reply_with_wrong_mesh_key(void **state) {
+  (void)state;
+  /* A responder of mesh 2 answers a HELLO with the same eph_i: only the
+   * MAC key differs from what the mesh-1 initiator expects. */
+  conn c1, c2;
+  conn_start(&c1, &ID_A, &ID_B, MESH1, MESH1, 4);
+  conn_start(&c2, &ID_A, &ID_B, MESH2, MESH2, 4);
+  assert_memory_equal(c1.hello + 2, c2.hello + 2, 32);
+  size_t n = 0;
+  bool done = false;
+  assert_err(feed(&c2.r, c2.hello, sizeof c2.hello, c2.reply, sizeof c2.reply, &n, &done, &c2.sr), VS_OK);
+  vs_hs before = c1.i;
+  assert_err(feed(&c1.i, c2.reply, sizeof c2.reply, c1.auth, sizeof c1.auth, &n, &done, &c1.si), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  assert_false(done);
+  assert_memory_equal(&before, &c1.i, sizeof before);
+}
+
+static void test_hs_responder_rejects_auth_with_wrong_mesh_key(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 5);
+  size_t n = 0;
+  bool done = false;
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  uint8_t auth[VS_AUTH_BYTES];
+  forge_auth(c.r.t1, MESH2, ID_A.pk, ID_A.sk, auth);
+  vs_hs before = c.r;
+  assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &c.sr), VS_ERR_AUTH);
+  assert_false(done);
+  assert_memory_equal(&before, &c.r, sizeof before);
+  /* The same AUTH under the right key passes: the forgery was faithful. */
+  forge_auth(c.r.t1, MESH1, ID_A.pk, ID_A.sk, auth);
+  assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  assert_true(done);
+  assert_memory_equal(c.sr.peer_id, ID_A.pk, 32);
+}
+
+static void test_hs_reply_signed_by_another_key_is_auth(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 6);
+  uint8_t reply[VS_REPLY_BYTES], out[VS_AUTH_BYTES];
+  size_t n = 0;
+  bool done = false;
+  forge_reply(c.hello + 2, MESH1, ID_B.pk, ID_C.sk, 60, reply); /* claims B, signed by C */
+  vs_hs before = c.i;
+  assert_err(feed(&c.i, reply, sizeof reply, out, sizeof out, &n, &done, &c.si), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  assert_memory_equal(&before, &c.i, sizeof before);
+  /* Control: signed by B itself, it is accepted. */
+  forge_reply(c.hello + 2, MESH1, ID_B.pk, ID_B.sk, 60, reply);
+  assert_err(feed(&c.i, reply, sizeof reply, out, sizeof out, &n, &done, &c.si), VS_OK);
+  assert_true(done);
+  assert_memory_equal(c.si.peer_id, ID_B.pk, 32);
+}
+
+static void test_hs_auth_signed_by_another_key_is_auth(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 7);
+  size_t n = 0;
+  bool done = false;
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  uint8_t auth[VS_AUTH_BYTES];
+  forge_auth(c.r.t1, MESH1, ID_A.pk, ID_C.sk, auth); /* claims A, signed by C */
+  assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &c.sr), VS_ERR_AUTH);
+  assert_false(done);
+}
+
+static void test_hs_tampered_frames_are_auth(void **state) {
+  (void)state;
+  /* Flip one byte of each field that is MACed or signed. */
+  static const size_t reply_at[] = {2, 33, 34, 65, 66, 129, 130, 161};
+  static const size_t auth_at[] = {2, 33, 34, 97, 98, 129};
+  static const size_t hello_at[] = {2, 33, 34, 65};
+  for (size_t k = 0; k < sizeof hello_at / sizeof *hello_at; k++) {
+    conn c;
+    conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 8);
+    uint8_t out[VS_REPLY_BYTES];
+    size_t n = 0;
+    bool done = false;
+    c.hello[hello_at[k]] ^= 0x01;
+    assert_err(feed(&c.r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &c.sr), VS_ERR_AUTH);
+  }
+  for (size_t k = 0; k < sizeof reply_at / sizeof *reply_at; k++) {
+    conn c;
+    conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 9);
+    size_t n = 0;
+    bool done = false;
+    assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+    c.reply[reply_at[k]] ^= 0x01;
+    assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_ERR_AUTH);
+  }
+  for (size_t k = 0; k < sizeof auth_at / sizeof *auth_at; k++) {
+    conn c;
+    conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 10);
+    size_t n = 0;
+    bool done = false;
+    assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+    assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_OK);
+    c.auth[auth_at[k]] ^= 0x01;
+    assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_ERR_AUTH);
+  }
+}
+
+static void test_hs_transcript_replayed_on_new_connection_is_auth(void **state) {
+  (void)state;
+  conn old;
+  conn_handshake(&old, &ID_A, &ID_B, 11);
+  /* A new responder (fresh eph) answers the recorded HELLO, then gets the
+   * recorded AUTH: it signed the old T1, not this one. */
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 12);
+  size_t n = 0;
+  bool done = false;
+  assert_err(feed(&c.r, old.hello, sizeof old.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  assert_memory_not_equal(c.reply, old.reply, sizeof c.reply);
+  assert_err(feed(&c.r, old.auth, sizeof old.auth, NULL, 0, &n, &done, &c.sr), VS_ERR_AUTH);
+  assert_false(done);
+  /* A new initiator (fresh eph) fed the recorded REPLY. */
+  uint8_t out[VS_AUTH_BYTES];
+  assert_err(feed(&c.i, old.reply, sizeof old.reply, out, sizeof out, &n, &done, &c.si), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  /* Two connections never share keys. */
+  conn other;
+  conn_handshake(&other, &ID_A, &ID_B, 13);
+  assert_memory_not_equal(other.si.tx_key, old.si.tx_key, 32);
+}
+
+static void test_hs_frames_out_of_order_are_state(void **state) {
+  (void)state;
+  conn ref;
+  conn_handshake(&ref, &ID_A, &ID_B, 14);
+  uint8_t data[64], out[VS_REPLY_BYTES];
+  size_t data_bytes = 0, n = 0;
+  bool done = false;
+  assert_err(vs_session_seal(&ref.si, (const uint8_t *)"x", 1, data, sizeof data, &data_bytes), VS_OK);
+
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 15);
+  vs_hs before = c.r;
+  assert_err(feed(&c.r, ref.auth, sizeof ref.auth, out, sizeof out, &n, &done, &c.sr), VS_ERR_STATE);
+  assert_err(feed(&c.r, ref.reply, sizeof ref.reply, out, sizeof out, &n, &done, &c.sr), VS_ERR_STATE);
+  assert_err(feed(&c.r, data, data_bytes, out, sizeof out, &n, &done, &c.sr), VS_ERR_STATE);
+  assert_memory_equal(&before, &c.r, sizeof before);
+  assert_err(feed(&c.i, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &c.si), VS_ERR_STATE);
+  assert_err(feed(&c.i, ref.auth, sizeof ref.auth, out, sizeof out, &n, &done, &c.si), VS_ERR_STATE);
+
+  /* HELLO twice. */
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  before = c.r;
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &c.sr), VS_ERR_STATE);
+  assert_int_equal(n, 0);
+  assert_memory_equal(&before, &c.r, sizeof before);
+
+  /* After the end, nothing more: not even a second AUTH or REPLY. */
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_OK);
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, out, sizeof out, &n, &done, &c.si), VS_ERR_STATE);
+  assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_ERR_STATE);
+
+  /* A handshake never started. */
+  vs_hs zero;
+  memset(&zero, 0, sizeof zero);
+  assert_err(feed(&zero, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &c.sr), VS_ERR_STATE);
+}
+
+/* Every prefix is TRUNCATED, one more byte TRAILING, and the state stays. */
+static void check_hs_frame_bounds(vs_hs *hs, const uint8_t *frame, size_t len, size_t out_max) {
+  uint8_t out[VS_REPLY_BYTES], big[VS_REPLY_BYTES + 1];
+  vs_session s;
+  size_t n = 0;
+  bool done = false;
+  vs_hs before = *hs;
+  for (size_t k = 0; k < len; k++) {
+    assert_err(feed(hs, frame, k, out, out_max, &n, &done, &s), VS_ERR_TRUNCATED);
+    assert_int_equal(n, 0);
+  }
+  memcpy(big, frame, len);
+  big[len] = 0;
+  assert_err(feed(hs, big, len + 1, out, out_max, &n, &done, &s), VS_ERR_TRAILING);
+  memcpy(big, frame, len);
+  big[0] = 2;
+  assert_err(feed(hs, big, len, out, out_max, &n, &done, &s), VS_ERR_VERSION);
+  assert_err(feed(hs, big, 1, out, out_max, &n, &done, &s), VS_ERR_VERSION);
+  big[0] = 0;
+  assert_err(feed(hs, big, len, out, out_max, &n, &done, &s), VS_ERR_VERSION);
+  big[0] = 1;
+  static const uint8_t bad_types[] = {0, 5, 0x80, 0xff};
+  for (size_t t = 0; t < sizeof bad_types; t++) {
+    big[1] = bad_types[t];
+    assert_err(feed(hs, big, len, out, out_max, &n, &done, &s), VS_ERR_MALFORMED);
+  }
+  assert_memory_equal(&before, hs, sizeof before);
+}
+
+static void test_hs_truncated_trailing_version_type(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 16);
+  size_t n = 0;
+  bool done = false;
+  check_hs_frame_bounds(&c.r, c.hello, sizeof c.hello, VS_REPLY_BYTES);
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  check_hs_frame_bounds(&c.i, c.reply, sizeof c.reply, VS_AUTH_BYTES);
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_OK);
+  check_hs_frame_bounds(&c.r, c.auth, sizeof c.auth, 0);
+  assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  assert_true(done);
+}
+
+static void test_hs_small_output_is_bufsize_and_retryable(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 17);
+  size_t n = 0;
+  bool done = false;
+  vs_hs before = c.r;
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, VS_REPLY_BYTES - 1, &n, &done, &c.sr), VS_ERR_BUFSIZE);
+  assert_memory_equal(&before, &c.r, sizeof before);
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  before = c.i;
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, VS_AUTH_BYTES - 1, &n, &done, &c.si), VS_ERR_BUFSIZE);
+  assert_memory_equal(&before, &c.i, sizeof before);
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_OK);
+  assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  assert_memory_equal(c.si.tx_key, c.sr.rx_key, 32);
+}
+
+static void test_hs_start_checks_arguments(void **state) {
+  (void)state;
+  vs_hs hs;
+  uint8_t seed[32], out[VS_HELLO_BYTES];
+  size_t n = 0;
+  fill(seed, 32, 5);
+  assert_err(vs_hs_start_initiator(NULL, &ID_A, MESH1, seed, out, sizeof out, &n), VS_ERR_INVAL);
+  assert_err(vs_hs_start_initiator(&hs, NULL, MESH1, seed, out, sizeof out, &n), VS_ERR_INVAL);
+  assert_err(vs_hs_start_initiator(&hs, &ID_A, NULL, seed, out, sizeof out, &n), VS_ERR_INVAL);
+  assert_err(vs_hs_start_initiator(&hs, &ID_A, MESH1, NULL, out, sizeof out, &n), VS_ERR_INVAL);
+  assert_err(vs_hs_start_initiator(&hs, &ID_A, MESH1, seed, NULL, sizeof out, &n), VS_ERR_INVAL);
+  assert_err(vs_hs_start_initiator(&hs, &ID_A, MESH1, seed, out, sizeof out, NULL), VS_ERR_INVAL);
+  assert_err(vs_hs_start_initiator(&hs, &ID_A, MESH1, seed, out, VS_HELLO_BYTES - 1, &n), VS_ERR_BUFSIZE);
+  assert_err(vs_hs_start_responder(NULL, &ID_A, MESH1, seed), VS_ERR_INVAL);
+  assert_err(vs_hs_start_responder(&hs, &ID_A, MESH1, NULL), VS_ERR_INVAL);
+  /* An identity whose pk is not its secret key's. */
+  vs_identity bad = ID_A;
+  memcpy(bad.pk, ID_B.pk, 32);
+  assert_err(vs_hs_start_initiator(&hs, &bad, MESH1, seed, out, sizeof out, &n), VS_ERR_INVAL);
+  assert_err(vs_hs_start_responder(&hs, &bad, MESH1, seed), VS_ERR_INVAL);
+  /* Same seed, same HELLO: the only randomness is the caller's. */
+  uint8_t out2[VS_HELLO_BYTES];
+  assert_err(vs_hs_start_initiator(&hs, &ID_A, MESH1, seed, out, sizeof out, &n), VS_OK);
+  assert_err(vs_hs_start_initiator(&hs, &ID_A, MESH1, seed, out2, sizeof out2, &n), VS_OK);
+  assert_memory_equal(out, out2, sizeof out);
+  vs_session s;
+  bool done;
+  assert_err(vs_hs_on_frame(NULL, out, sizeof out, out2, sizeof out2, &n, &done, &s), VS_ERR_INVAL);
+  assert_err(vs_hs_on_frame(&hs, NULL, 5, out2, sizeof out2, &n, &done, &s), VS_ERR_INVAL);
+  assert_err(vs_hs_on_frame(&hs, out, sizeof out, NULL, 5, &n, &done, &s), VS_ERR_INVAL);
+  assert_err(vs_hs_on_frame(&hs, out, sizeof out, out2, sizeof out2, NULL, &done, &s), VS_ERR_INVAL);
+  assert_err(vs_hs_on_frame(&hs, out, sizeof out, out2, sizeof out2, &n, NULL, &s), VS_ERR_INVAL);
+  assert_err(vs_hs_on_frame(&hs, out, sizeof out, out2, sizeof out2, &n, &done, NULL), VS_ERR_INVAL);
+}
+
+static void test_hs_wipe_erases_secrets(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 18);
+  vs_hs_wipe(&c.i);
+  vs_hs zero;
+  memset(&zero, 0, sizeof zero);
+  assert_memory_equal(&c.i, &zero, sizeof zero);
+  vs_hs_wipe(NULL);
+  /* A finished handshake no longer holds its ephemeral secret. */
+  conn_handshake(&c, &ID_A, &ID_B, 19);
+  uint8_t zeros[32] = {0};
+  assert_memory_equal(c.i.eph_sk, zeros, 32);
+  assert_memory_equal(c.r.eph_sk, zeros, 32);
+}
+
+static void test_frame_type_checks_version_then_type(void **state) {
+  (void)state;
+  uint8_t f[2] = {1, 3}, t = 0;
+  assert_err(vs_frame_type(f, 2, &t), VS_OK);
+  assert_int_equal(t, VS_FRAME_AUTH);
+  assert_err(vs_frame_type(f, 0, &t), VS_ERR_TRUNCATED);
+  assert_err(vs_frame_type(f, 1, &t), VS_ERR_TRUNCATED);
+  f[0] = 2;
+  assert_err(vs_frame_type(f, 1, &t), VS_ERR_VERSION);
+  f[0] = 1;
+  f[1] = 0;
+  assert_err(vs_frame_type(f, 2, &t), VS_ERR_MALFORMED);
+  f[1] = 5;
+  assert_err(vs_frame_type(f, 2, &t), VS_ERR_MALFORMED);
+  assert_err(vs_frame_type(f, 2, NULL), VS_ERR_INVAL);
+  assert_err(vs_frame_type(NULL, 2, &t), VS_ERR_INVAL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* DATA frames                                                              */
+/* ------------------------------------------------------------------------ */
+
+#define FRAME_MAX 256u
+
+typedef struct sealed {
+  uint8_t f[FRAME_MAX];
+  size_t n;
+} sealed;
+
+static void seal_n(vs_session *s, sealed *out, uint32_t count) {
+  for (uint32_t k = 0; k < count; k++) {
+    uint8_t msg[16];
+    put_u64le(msg, k);
+    put_u64le(msg + 8, s->tx_counter);
+    assert_err(vs_session_seal(s, msg, sizeof msg, out[k].f, sizeof out[k].f, &out[k].n), VS_OK);
+  }
+}
+
+static vs_err open_one(vs_session *s, const sealed *f) {
+  uint8_t msg[FRAME_MAX];
+  size_t m = 0;
+  return open_exact(s, f->f, f->n, msg, sizeof msg, &m);
+}
+
+static void test_data_tampering_is_auth_and_leaves_window(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 20);
+  sealed f[2];
+  seal_n(&c.si, f, 2);
+  assert_err(open_one(&c.sr, &f[0]), VS_OK);
+  vs_session before = c.sr;
+  for (size_t at = 0; at < f[1].n; at++) {
+    for (int bit = 0; bit < 8; bit += 7) {
+      sealed t = f[1];
+      t.f[at] ^= (uint8_t)(1u << bit);
+      vs_err want = VS_ERR_AUTH; /* counter, ciphertext, tag */
+      if (at == 0) want = VS_ERR_VERSION;
+      if (at == 1) want = VS_ERR_MALFORMED; /* another frame type, or none */
+      /* A counter bit flipped down to 0 names an accepted frame. */
+      if (at >= 2 && at < 10 && get_u64le(t.f + 2) == 0) want = VS_ERR_REPLAY;
+      assert_err(open_one(&c.sr, &t), want);
+      assert_memory_equal(&before, &c.sr, sizeof before);
+    }
+  }
+  assert_err(open_one(&c.sr, &f[1]), VS_OK);
+}
+
+static void test_data_replay_of_accepted_frame_is_replay(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 21);
+  sealed f[3];
+  seal_n(&c.si, f, 3);
+  for (int k = 0; k < 3; k++) assert_err(open_one(&c.sr, &f[k]), VS_OK);
+  vs_session before = c.sr;
+  for (int k = 0; k < 3; k++) assert_err(open_one(&c.sr, &f[k]), VS_ERR_REPLAY);
+  assert_memory_equal(&before, &c.sr, sizeof before);
+}
+
+static void test_data_reordered_within_window_accepted_once(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 22);
+  enum { N = 2 * VS_REPLAY_WINDOW };
+  sealed *f = malloc(N * sizeof *f);
+  assert_non_null(f);
+  seal_n(&c.si, f, N);
+  /* Blocks of 64 delivered backwards: the newest first, then every older
+   * one still inside the window. */
+  for (int b = 0; b < 2; b++) {
+    for (int k = VS_REPLAY_WINDOW - 1; k >= 0; k--) assert_err(open_one(&c.sr, &f[b * VS_REPLAY_WINDOW + k]), VS_OK);
+    for (int k = 0; k < (int)VS_REPLAY_WINDOW; k++)
+      assert_err(open_one(&c.sr, &f[b * VS_REPLAY_WINDOW + k]), VS_ERR_REPLAY);
+  }
+  assert_int_equal(c.sr.rx_highest, N - 1);
+  assert_true(c.sr.rx_window == UINT64_MAX);
+  /* An interleaving: evens, then odds. */
+  sealed g[16];
+  seal_n(&c.si, g, 16);
+  for (int k = 0; k < 16; k += 2) assert_err(open_one(&c.sr, &g[k]), VS_OK);
+  for (int k = 1; k < 16; k += 2) assert_err(open_one(&c.sr, &g[k]), VS_OK);
+  for (int k = 0; k < 16; k++) assert_err(open_one(&c.sr, &g[k]), VS_ERR_REPLAY);
+  free(f);
+}
+
+static void test_data_older_than_window_is_replay(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 23);
+  enum { N = 101 };
+  sealed *f = malloc(N * sizeof *f);
+  assert_non_null(f);
+  seal_n(&c.si, f, N);
+  assert_err(open_one(&c.sr, &f[100]), VS_OK);
+  vs_session before = c.sr;
+  assert_err(open_one(&c.sr, &f[100 - VS_REPLAY_WINDOW]), VS_ERR_REPLAY); /* 64 back: outside */
+  assert_err(open_one(&c.sr, &f[0]), VS_ERR_REPLAY);
+  assert_memory_equal(&before, &c.sr, sizeof before);
+  assert_err(open_one(&c.sr, &f[100 - VS_REPLAY_WINDOW + 1]), VS_OK); /* 63 back: inside */
+  /* A jump past the whole window forgets everything before it. */
+  sealed g[VS_REPLAY_WINDOW + 2];
+  seal_n(&c.si, g, VS_REPLAY_WINDOW + 2);
+  assert_err(open_one(&c.sr, &g[VS_REPLAY_WINDOW + 1]), VS_OK);
+  assert_int_equal(c.sr.rx_window, 1);
+  assert_err(open_one(&c.sr, &g[0]), VS_ERR_REPLAY);
+  assert_err(open_one(&c.sr, &g[2]), VS_OK);
+  free(f);
+}
+
+static void test_data_counters_per_direction_are_independent(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 24);
+  sealed a[3], b[2];
+  seal_n(&c.si, a, 3);
+  seal_n(&c.sr, b, 2);
+  assert_int_equal(c.si.tx_counter, 3);
+  assert_int_equal(c.sr.tx_counter, 2);
+  for (int k = 0; k < 3; k++) assert_err(open_one(&c.sr, &a[k]), VS_OK);
+  for (int k = 0; k < 2; k++) assert_err(open_one(&c.si, &b[k]), VS_OK);
+  assert_int_equal(c.sr.rx_highest, 2);
+  assert_int_equal(c.si.rx_highest, 1);
+  /* A frame fed back to its sender (reflection) fails: other key. */
+  sealed mine[1];
+  seal_n(&c.si, mine, 1);
+  assert_err(open_one(&c.si, &mine[0]), VS_ERR_AUTH);
+  /* Another connection of the same two peers has other keys. */
+  conn d;
+  conn_handshake(&d, &ID_A, &ID_B, 25);
+  assert_err(open_one(&d.sr, &mine[0]), VS_ERR_AUTH);
+  assert_err(open_one(&c.sr, &mine[0]), VS_OK);
+}
+
+static void test_data_bounds_and_sizes(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 26);
+  sealed f[1];
+  seal_n(&c.si, f, 1);
+  vs_session before = c.sr;
+  uint8_t msg[FRAME_MAX];
+  size_t m = 0;
+  for (size_t k = 0; k < VS_DATA_OVERHEAD_BYTES; k++)
+    assert_err(open_exact(&c.sr, f[0].f, k, msg, sizeof msg, &m), VS_ERR_TRUNCATED);
+  /* Longer or shorter ciphertexts are just forgeries. */
+  for (size_t k = VS_DATA_OVERHEAD_BYTES; k < f[0].n; k++)
+    assert_err(open_exact(&c.sr, f[0].f, k, msg, sizeof msg, &m), VS_ERR_AUTH);
+  assert_err(open_exact(&c.sr, f[0].f, f[0].n + 1, msg, sizeof msg, &m), VS_ERR_AUTH);
+  assert_err(open_exact(&c.sr, f[0].f, f[0].n, msg, f[0].n - VS_DATA_OVERHEAD_BYTES - 1, &m), VS_ERR_BUFSIZE);
+  /* Handshake frames are not DATA. */
+  assert_err(open_exact(&c.sr, c.hello, sizeof c.hello, msg, sizeof msg, &m), VS_ERR_MALFORMED);
+  assert_memory_equal(&before, &c.sr, sizeof before);
+  assert_err(open_one(&c.sr, &f[0]), VS_OK);
+
+  /* The empty message, and the largest one. */
+  uint8_t frame[64];
+  size_t n = 0;
+  assert_err(vs_session_seal(&c.si, NULL, 0, frame, VS_DATA_OVERHEAD_BYTES - 1, &n), VS_ERR_BUFSIZE);
+  assert_err(vs_session_seal(&c.si, NULL, 0, frame, sizeof frame, &n), VS_OK);
+  assert_int_equal(n, VS_DATA_OVERHEAD_BYTES);
+  assert_err(open_exact(&c.sr, frame, n, NULL, 0, &m), VS_OK);
+  assert_int_equal(m, 0);
+  uint8_t *big = calloc(1, VS_FRAME_BYTES_MAX + 1), *plain = malloc(VS_FRAME_BYTES_MAX + 1);
+  assert_non_null(big);
+  assert_non_null(plain);
+  fill(plain, VS_MSG_BYTES_MAX, 9);
+  assert_err(vs_session_seal(&c.si, plain, VS_MSG_BYTES_MAX + 1, big, VS_FRAME_BYTES_MAX + 1, &n),
+             VS_ERR_TOO_LARGE);
+  assert_err(vs_session_seal(&c.si, plain, VS_MSG_BYTES_MAX, big, VS_FRAME_BYTES_MAX, &n), VS_OK);
+  assert_int_equal(n, VS_FRAME_BYTES_MAX);
+  assert_err(open_exact(&c.sr, big, n, plain, VS_MSG_BYTES_MAX, &m), VS_OK);
+  assert_int_equal(m, VS_MSG_BYTES_MAX);
+  big[0] = 1;
+  big[1] = 4;
+  assert_err(open_exact(&c.sr, big, VS_FRAME_BYTES_MAX + 1, plain, VS_FRAME_BYTES_MAX + 1, &m), VS_ERR_TOO_LARGE);
+  free(big);
+  free(plain);
+
+  /* The last counter is never used: a nonce must not wrap. */
+  vs_session s = c.si;
+  s.tx_counter = UINT64_MAX;
+  assert_err(vs_session_seal(&s, (const uint8_t *)"x", 1, frame, sizeof frame, &n), VS_ERR_LIMIT);
+  s.tx_counter = UINT64_MAX - 1;
+  assert_err(vs_session_seal(&s, (const uint8_t *)"x", 1, frame, sizeof frame, &n), VS_OK);
+  assert_err(open_exact(&c.sr, frame, n, msg, sizeof msg, &m), VS_OK);
+  assert_int_equal(c.sr.rx_highest, UINT64_MAX - 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* VV messages                                                              */
+/* ------------------------------------------------------------------------ */
+
+static void vv_entries(vs_vv_entry *e, uint32_t count) {
+  for (uint32_t k = 0; k < count; k++) {
+    memset(e[k].origin, 0, 32);
+    e[k].origin[0] = (uint8_t)(k >> 8);
+    e[k].origin[1] = (uint8_t)k;
+    e[k].origin[31] = 0x5a;
+    e[k].seq = 1000u * k + 1u;
+  }
+}
+
+static vs_err vv_decode_exact(const uint8_t *in, size_t n, vs_vv_entry *out, uint32_t max, uint32_t *count) {
+  uint8_t *copy = dup_exact(in, n);
+  vs_err err = vs_msg_vv_decode(copy, n, out, max, count);
+  free(copy);
+  return err;
+}
+
+static void test_vv_round_trip(void **state) {
+  (void)state;
+  vs_vv_entry e[5], d[5];
+  vv_entries(e, 5);
+  e[4].seq = VS_OP_SEQ_MAX;
+  uint8_t buf[5 + 5 * 40];
+  size_t n = 0;
+  uint32_t count = 0;
+  assert_err(vs_msg_vv_encode(e, 5, buf, sizeof buf, &n), VS_OK);
+  assert_int_equal(n, 5 + 5 * 40);
+  assert_int_equal(buf[0], VS_MSG_VV);
+  assert_int_equal(buf[1], 5);
+  assert_memory_equal(buf + 5, e[0].origin, 32);
+  assert_err(vv_decode_exact(buf, n, d, 5, &count), VS_OK);
+  assert_int_equal(count, 5);
+  for (int k = 0; k < 5; k++) {
+    assert_memory_equal(d[k].origin, e[k].origin, 32);
+    assert_int_equal(d[k].seq, e[k].seq);
+  }
+  /* The empty vector (a new node). */
+  assert_err(vs_msg_vv_encode(NULL, 0, buf, sizeof buf, &n), VS_OK);
+  assert_int_equal(n, 5);
+  assert_err(vv_decode_exact(buf, n, NULL, 0, &count), VS_OK);
+  assert_int_equal(count, 0);
+  assert_err(vs_msg_vv_encode(e, 5, buf, 5 + 4 * 40 + 39, &n), VS_ERR_BUFSIZE);
+}
+
+static void test_vv_unsorted_duplicate_or_bad_seq_rejected(void **state) {
+  (void)state;
+  vs_vv_entry e[3], d[3];
+  uint8_t buf[5 + 3 * 40];
+  size_t n = 0;
+  uint32_t count = 0;
+  vv_entries(e, 3);
+  assert_err(vs_msg_vv_encode(e, 3, buf, sizeof buf, &n), VS_OK);
+  /* Decode side: forge the bytes. */
+  uint8_t bad[sizeof buf];
+  memcpy(bad, buf, n);
+  memcpy(bad + 5 + 40, buf + 5 + 80, 40); /* entries 0, 2, 2: duplicate */
+  assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
+  memcpy(bad, buf, n);
+  memcpy(bad + 5, buf + 5 + 40, 40); /* 1, 1, 2 */
+  assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
+  memcpy(bad, buf, n);
+  memcpy(bad + 5, buf + 5 + 80, 40);
+  memcpy(bad + 5 + 80, buf + 5, 40); /* 2, 1, 0 */
+  assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
+  memcpy(bad, buf, n);
+  put_u64le(bad + 5 + 40 + 32, 0);
+  assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
+  put_u64le(bad + 5 + 40 + 32, VS_OP_SEQ_MAX + 1);
+  assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
+  /* Encode side: the same mistakes are the caller's. */
+  vs_vv_entry u[3] = {e[0], e[2], e[1]};
+  assert_err(vs_msg_vv_encode(u, 3, buf, sizeof buf, &n), VS_ERR_INVAL);
+  vs_vv_entry dup[2] = {e[1], e[1]};
+  assert_err(vs_msg_vv_encode(dup, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
+  vs_vv_entry z = e[0];
+  z.seq = 0;
+  assert_err(vs_msg_vv_encode(&z, 1, buf, sizeof buf, &n), VS_ERR_INVAL);
+}
+
+static void test_vv_counts_past_limits_are_too_large(void **state) {
+  (void)state;
+  uint32_t count = 0;
+  vs_vv_entry d[4];
+  uint8_t hdr[5] = {VS_MSG_VV};
+  put_u32le(hdr + 1, VS_WIRE_VV_MAX + 1);
+  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
+  put_u32le(hdr + 1, UINT32_MAX);
+  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
+  put_u32le(hdr + 1, 5); /* past the caller's room */
+  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
+  put_u32le(hdr + 1, 4);
+  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TRUNCATED);
+
+  /* The largest vector round-trips; one more entry cannot be encoded. */
+  vs_vv_entry *e = malloc((VS_WIRE_VV_MAX + 1) * sizeof *e), *out = malloc(VS_WIRE_VV_MAX * sizeof *out);
+  size_t cap = 5 + (VS_WIRE_VV_MAX + 1) * 40u, n = 0;
+  uint8_t *buf = malloc(cap);
+  assert_non_null(e);
+  assert_non_null(out);
+  assert_non_null(buf);
+  vv_entries(e, VS_WIRE_VV_MAX + 1);
+  assert_err(vs_msg_vv_encode(e, VS_WIRE_VV_MAX + 1, buf, cap, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_vv_encode(e, VS_WIRE_VV_MAX, buf, cap, &n), VS_OK);
+  assert_err(vv_decode_exact(buf, n, out, VS_WIRE_VV_MAX, &count), VS_OK);
+  assert_int_equal(count, VS_WIRE_VV_MAX);
+  assert_int_equal(out[VS_WIRE_VV_MAX - 1].seq, e[VS_WIRE_VV_MAX - 1].seq);
+  free(e);
+  free(out);
+  free(buf);
+}
+
+static void test_vv_truncated_trailing_and_type(void **state) {
+  (void)state;
+  vs_vv_entry e[3], d[3];
+  vv_entries(e, 3);
+  uint8_t buf[5 + 3 * 40 + 1];
+  size_t n = 0;
+  uint32_t count = 0;
+  assert_err(vs_msg_vv_encode(e, 3, buf, sizeof buf, &n), VS_OK);
+  for (size_t k = 0; k < n; k++) assert_err(vv_decode_exact(buf, k, d, 3, &count), VS_ERR_TRUNCATED);
+  buf[n] = 0;
+  assert_err(vv_decode_exact(buf, n + 1, d, 3, &count), VS_ERR_TRAILING);
+  static const uint8_t types[] = {0, VS_MSG_OPS, 3, 0xff};
+  for (size_t t = 0; t < sizeof types; t++) {
+    buf[0] = types[t];
+    assert_err(vv_decode_exact(buf, n, d, 3, &count), VS_ERR_MALFORMED);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* OPS messages                                                             */
+/* ------------------------------------------------------------------------ */
+
+#define CHAIN_MAX 8u
+#define ENC_MAX 256u
+
+/* `count` encoded ops of `origin` from seq `first`, linked by prev. */
+typedef struct chain {
+  uint8_t origin[32];
+  uint8_t sig[64];
+  uint8_t enc[CHAIN_MAX][ENC_MAX];
+  uint32_t enc_bytes[CHAIN_MAX];
+  const uint8_t *ptr[CHAIN_MAX];
+  uint32_t count;
+} chain;
+
+static void make_chain(chain *c, const uint8_t origin[32], uint64_t first, uint32_t count, uint8_t salt) {
+  assert_true(count <= CHAIN_MAX);
+  memset(c, 0, sizeof *c);
+  memcpy(c->origin, origin, 32);
+  fill(c->sig, 64, salt);
+  c->count = count;
+  uint8_t prev[32] = {0};
+  for (uint32_t k = 0; k < count; k++) {
+    char target[16];
+    uint8_t payload[24];
+    int t = snprintf(target, sizeof target, "t%u.%u", (unsigned)salt, (unsigned)k);
+    fill(payload, sizeof payload, (uint8_t)(salt + k));
+    vs_op op;
+    size_t n = 0;
+    assert_err(vs_op_init(&op, origin, first + k, 1000u + k, prev, k % 2 ? "incr" : "put", (const uint8_t *)target,
+                          (uint32_t)t, payload, (uint32_t)(k % 3 == 0 ? 0 : sizeof payload - k)),
+               VS_OK);
+    assert_err(vs_op_encode(&op, c->enc[k], ENC_MAX, &n), VS_OK);
+    assert_err(vs_op_hash(&op, prev), VS_OK);
+    c->enc_bytes[k] = (uint32_t)n;
+    c->ptr[k] = c->enc[k];
+  }
+}
+
+/* What the decoder's callback saw. */
+typedef struct seen {
+  const chain *expect[8];
+  uint32_t calls;
+  const uint8_t *in;
+  size_t in_bytes;
+  uint32_t fail_on_call; /* 1-based; 0 = never */
+} seen;
+
+static vs_err record_run(const uint8_t origin[32], const uint8_t sig[64], const vs_op *ops, uint32_t op_count,
+                         void *ctx) {
+  seen *s = ctx;
+  assert_true(s->calls < 8);
+  const chain *want = s->expect[s->calls];
+  s->calls++;
+  if (s->fail_on_call == s->calls) return VS_ERR_CHAIN;
+  assert_non_null(want);
+  assert_memory_equal(origin, want->origin, 32);
+  assert_memory_equal(sig, want->sig, 64);
+  assert_int_equal(op_count, want->count);
+  for (uint32_t k = 0; k < op_count; k++) {
+    uint8_t enc[ENC_MAX];
+    size_t n = 0;
+    assert_err(vs_op_encode(&ops[k], enc, sizeof enc, &n), VS_OK);
+    assert_int_equal(n, want->enc_bytes[k]);
+    assert_memory_equal(enc, want->enc[k], n);
+    vs_op_id id;
+    vs_op_id_derive(origin, ops[k].seq, &id);
+    assert_true(vs_op_id_equal(&id, &ops[k].id));
+    /* Borrowed from the input, not copied. */
+    if (ops[k].target_bytes > 0)
+      assert_true(ops[k].target >= s->in && ops[k].target + ops[k].target_bytes <= s->in + s->in_bytes);
+  }
+  return VS_OK;
+}
+
+static vs_err ops_decode_exact(const uint8_t *in, size_t n, seen *s) {
+  uint8_t *copy = dup_exact(in, n);
+  s->calls = 0;
+  s->in = copy;
+  s->in_bytes = n;
+  vs_err err = vs_msg_ops_decode(copy, n, record_run, s);
+  free(copy);
+  return err;
+}
+
+static void write_runs(chain **runs, uint32_t count, uint8_t *buf, size_t buf_max, size_t *n) {
+  vs_ops_writer w;
+  assert_err(vs_ops_writer_init(&w, buf, buf_max), VS_OK);
+  for (uint32_t r = 0; r < count; r++)
+    assert_err(vs_ops_writer_add_run(&w, runs[r]->origin, runs[r]->sig, runs[r]->ptr, runs[r]->enc_bytes,
+                                     runs[r]->count),
+               VS_OK);
+  assert_err(vs_ops_writer_finish(&w, n), VS_OK);
+}
+
+/* Raw OPS bytes, assembled without the writer's checks. */
+typedef struct raw {
+  uint8_t b[8192];
+  size_t n;
+} raw;
+
+static void raw_put(raw *r, const void *p, size_t n) {
+  assert_true(r->n + n <= sizeof r->b);
+  memcpy(r->b + r->n, p, n);
+  r->n += n;
+}
+static void raw_u32(raw *r, uint32_t v) {
+  uint8_t b[4];
+  put_u32le(b, v);
+  raw_put(r, b, 4);
+}
+static void raw_head(raw *r, uint32_t runs) {
+  r->n = 0;
+  uint8_t t = VS_MSG_OPS;
+  raw_put(r, &t, 1);
+  raw_u32(r, runs);
+}
+static void raw_run(raw *r, const uint8_t origin[32], const uint8_t sig[64], uint32_t count) {
+  raw_put(r, origin, 32);
+  raw_u32(r, count);
+  raw_put(r, sig, 64);
+}
+static void raw_op(raw *r, const uint8_t *enc, uint32_t n) {
+  raw_u32(r, n);
+  raw_put(r, enc, n);
+}
+
+static void test_ops_round_trip_several_runs(void **state) {
+  (void)state;
+  chain a, b, a2;
+  make_chain(&a, ID_A.pk, 1, 5, 1);
+  make_chain(&b, ID_B.pk, 40, 1, 2);
+  make_chain(&a2, ID_A.pk, 6, 3, 3); /* a second run of the same origin */
+  chain *runs[3] = {&a, &b, &a2};
+  uint8_t buf[4096];
+  size_t n = 0;
+  write_runs(runs, 3, buf, sizeof buf, &n);
+  assert_int_equal(buf[0], VS_MSG_OPS);
+  assert_int_equal(buf[1], 3);
+  seen s = {.expect = {&a, &b, &a2}};
+  assert_err(ops_decode_exact(buf, n, &s), VS_OK);
+  assert_int_equal(s.calls, 3);
+
+  /* The writer's bytes are exactly the layout of wire.h. */
+  raw r;
+  raw_head(&r, 3);
+  for (int k = 0; k < 3; k++) {
+    raw_run(&r, runs[k]->origin, runs[k]->sig, runs[k]->count);
+    for (uint32_t i = 0; i < runs[k]->count; i++) raw_op(&r, runs[k]->enc[i], runs[k]->enc_bytes[i]);
+  }
+  assert_int_equal(r.n, n);
+  assert_memory_equal(r.b, buf, n);
+}
+
+static void test_ops_run_with_foreign_origin_or_gap_is_malformed(void **state) {
+  (void)state;
+  chain a, b;
+  make_chain(&a, ID_A.pk, 1, 4, 4);
+  make_chain(&b, ID_B.pk, 3, 1, 5);
+  seen s = {.expect = {&a}};
+  raw r;
+  /* Op 3 of A's run is B's op. */
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 3);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  raw_op(&r, b.enc[0], b.enc_bytes[0]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  /* A gap: seqs 1, 2, 4. */
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 3);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  raw_op(&r, a.enc[3], a.enc_bytes[3]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  /* Backwards and repeated seqs. */
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 2);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 2);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  /* A run header naming B over A's ops. */
+  raw_head(&r, 1);
+  raw_run(&r, b.origin, a.sig, 1);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  assert_int_equal(s.calls, 0);
+  /* A valid first run does not get its callback when a later one is bad. */
+  raw_head(&r, 2);
+  raw_run(&r, a.origin, a.sig, 1);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_run(&r, a.origin, a.sig, 2);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  raw_op(&r, a.enc[3], a.enc_bytes[3]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  assert_int_equal(s.calls, 0);
+}
+
+static void test_ops_zero_runs_or_zero_ops_is_malformed(void **state) {
+  (void)state;
+  chain a;
+  make_chain(&a, ID_A.pk, 1, 1, 6);
+  seen s = {.expect = {&a}};
+  raw r;
+  raw_head(&r, 0);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 0);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  raw_head(&r, 2);
+  raw_run(&r, a.origin, a.sig, 1);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_run(&r, a.origin, a.sig, 0);
+  uint8_t pad[96] = {0};
+  raw_put(&r, pad, sizeof pad); /* so the run count alone does not look truncated */
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  assert_int_equal(s.calls, 0);
+}
+
+static void test_ops_counts_that_cannot_fit_are_refused_early(void **state) {
+  (void)state;
+  chain a;
+  make_chain(&a, ID_A.pk, 1, 2, 7);
+  seen s = {.expect = {&a}};
+  raw r;
+  /* Run counts: past the limit, or more than the bytes could hold. */
+  raw_head(&r, VS_WIRE_RUNS_MAX + 1);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TOO_LARGE);
+  raw_head(&r, UINT32_MAX);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TOO_LARGE);
+  raw_head(&r, 2);
+  raw_run(&r, a.origin, a.sig, 2);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TRUNCATED);
+  /* Op counts: past VS_APPLY_RUN_OPS_MAX; within it but far past what the
+   * message holds (refused before any array is sized by it). */
+  static const uint32_t counts[] = {VS_APPLY_RUN_OPS_MAX + 1, UINT32_MAX};
+  for (size_t k = 0; k < 2; k++) {
+    raw_head(&r, 1);
+    raw_run(&r, a.origin, a.sig, counts[k]);
+    raw_op(&r, a.enc[0], a.enc_bytes[0]);
+    assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TOO_LARGE);
+  }
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, VS_APPLY_RUN_OPS_MAX);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TRUNCATED);
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 3);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, a.enc[1], a.enc_bytes[1]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TRUNCATED);
+  /* An op length past the op limit, and a length past the input. */
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 1);
+  raw_u32(&r, VS_OP_ENCODED_BYTES_MAX + 1);
+  raw_put(&r, a.enc[0], a.enc_bytes[0]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TOO_LARGE);
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 1);
+  raw_u32(&r, a.enc_bytes[0] + 1);
+  raw_put(&r, a.enc[0], a.enc_bytes[0]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TRUNCATED);
+  /* A message past one DATA frame's plaintext. */
+  uint8_t *big = calloc(1, VS_MSG_BYTES_MAX + 1);
+  assert_non_null(big);
+  big[0] = VS_MSG_OPS;
+  big[1] = 1;
+  assert_err(ops_decode_exact(big, VS_MSG_BYTES_MAX + 1, &s), VS_ERR_TOO_LARGE);
+  free(big);
+  assert_int_equal(s.calls, 0);
+}
+
+static void test_ops_bad_op_inside_is_rejected(void **state) {
+  (void)state;
+  chain a;
+  make_chain(&a, ID_A.pk, 1, 2, 8);
+  seen s = {.expect = {&a}};
+  raw r;
+  uint8_t op[ENC_MAX];
+  memcpy(op, a.enc[1], a.enc_bytes[1]);
+  op[0] = 2; /* a future op version */
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 2);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, op, a.enc_bytes[1]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_VERSION);
+  memcpy(op, a.enc[1], a.enc_bytes[1]);
+  op[83] = ' '; /* a kind byte outside 0x21..0x7e */
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 2);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, op, a.enc_bytes[1]);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_MALFORMED);
+  /* An op whose own length fields disagree with its slot. */
+  raw_head(&r, 1);
+  raw_run(&r, a.origin, a.sig, 2);
+  raw_op(&r, a.enc[0], a.enc_bytes[0]);
+  raw_op(&r, a.enc[1], a.enc_bytes[1] - 1);
+  assert_err(ops_decode_exact(r.b, r.n, &s), VS_ERR_TRUNCATED);
+  assert_int_equal(s.calls, 0);
+}
+
+static void test_ops_every_truncation_rejected(void **state) {
+  (void)state;
+  chain a, b;
+  make_chain(&a, ID_A.pk, 1, 2, 9);
+  make_chain(&b, ID_B.pk, 1, 1, 10);
+  chain *runs[2] = {&a, &b};
+  uint8_t buf[2048];
+  size_t n = 0;
+  write_runs(runs, 2, buf, sizeof buf - 1, &n);
+  seen s = {.expect = {&a, &b}};
+  for (size_t k = 0; k < n; k++) {
+    assert_err(ops_decode_exact(buf, k, &s), VS_ERR_TRUNCATED);
+    assert_int_equal(s.calls, 0);
+  }
+  buf[n] = 0;
+  assert_err(ops_decode_exact(buf, n + 1, &s), VS_ERR_TRAILING);
+  assert_int_equal(s.calls, 0);
+  assert_err(ops_decode_exact(buf, n, &s), VS_OK);
+  assert_int_equal(s.calls, 2);
+}
+
+static void test_ops_unknown_message_type_is_malformed(void **state) {
+  (void)state;
+  chain a;
+  make_chain(&a, ID_A.pk, 1, 1, 11);
+  chain *runs[1] = {&a};
+  uint8_t buf[512];
+  size_t n = 0;
+  write_runs(runs, 1, buf, sizeof buf, &n);
+  seen s = {.expect = {&a}};
+  static const uint8_t types[] = {0, VS_MSG_VV, 3, 0x7f, 0xff};
+  for (size_t t = 0; t < sizeof types; t++) {
+    buf[0] = types[t];
+    assert_err(ops_decode_exact(buf, n, &s), VS_ERR_MALFORMED);
+    assert_err(ops_decode_exact(buf, 1, &s), VS_ERR_MALFORMED);
+  }
+  assert_err(ops_decode_exact(buf, 0, &s), VS_ERR_TRUNCATED);
+  assert_err(vs_msg_ops_decode(buf, n, NULL, NULL), VS_ERR_INVAL);
+}
+
+static void test_ops_callback_error_stops_the_walk(void **state) {
+  (void)state;
+  chain a, b, c;
+  make_chain(&a, ID_A.pk, 1, 1, 12);
+  make_chain(&b, ID_B.pk, 1, 2, 13);
+  make_chain(&c, ID_C.pk, 1, 3, 14);
+  chain *runs[3] = {&a, &b, &c};
+  uint8_t buf[2048];
+  size_t n = 0;
+  write_runs(runs, 3, buf, sizeof buf, &n);
+  seen s = {.expect = {&a, &b, &c}, .fail_on_call = 2};
+  assert_err(ops_decode_exact(buf, n, &s), VS_ERR_CHAIN);
+  assert_int_equal(s.calls, 2);
+}
+
+static void test_ops_writer_bufsize_leaves_message_valid(void **state) {
+  (void)state;
+  chain a, b;
+  make_chain(&a, ID_A.pk, 1, 3, 15);
+  make_chain(&b, ID_B.pk, 1, 4, 16);
+  size_t a_bytes = 100, n = 0;
+  for (uint32_t k = 0; k < a.count; k++) a_bytes += 4 + a.enc_bytes[k];
+  uint8_t buf[1024];
+  vs_ops_writer w;
+  assert_err(vs_ops_writer_init(&w, buf, 4), VS_ERR_BUFSIZE);
+  assert_err(vs_ops_writer_init(&w, buf, 5 + a_bytes + 50), VS_OK);
+  assert_err(vs_ops_writer_finish(&w, &n), VS_ERR_INVAL); /* no run yet */
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, a.enc_bytes, a.count), VS_OK);
+  assert_int_equal(w.used, 5 + a_bytes);
+  uint8_t snapshot[1024];
+  memcpy(snapshot, buf, w.used);
+  assert_err(vs_ops_writer_add_run(&w, b.origin, b.sig, b.ptr, b.enc_bytes, b.count), VS_ERR_BUFSIZE);
+  assert_int_equal(w.used, 5 + a_bytes);
+  assert_memory_equal(snapshot, buf, w.used);
+  assert_err(vs_ops_writer_finish(&w, &n), VS_OK);
+  assert_int_equal(n, 5 + a_bytes);
+  seen s = {.expect = {&a}};
+  assert_err(ops_decode_exact(buf, n, &s), VS_OK);
+  assert_int_equal(s.calls, 1);
+  /* A run that exactly fits. */
+  assert_err(vs_ops_writer_init(&w, buf, 5 + a_bytes), VS_OK);
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, a.enc_bytes, a.count), VS_OK);
+  assert_err(vs_ops_writer_finish(&w, &n), VS_OK);
+  assert_int_equal(n, 5 + a_bytes);
+}
+
+static void test_ops_writer_rejects_bad_runs(void **state) {
+  (void)state;
+  chain a, b;
+  make_chain(&a, ID_A.pk, 1, 4, 17);
+  make_chain(&b, ID_B.pk, 1, 1, 18);
+  uint8_t buf[2048];
+  vs_ops_writer w;
+  assert_err(vs_ops_writer_init(&w, buf, sizeof buf), VS_OK);
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, a.enc_bytes, 0), VS_ERR_INVAL);
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, a.enc_bytes, VS_APPLY_RUN_OPS_MAX + 1), VS_ERR_INVAL);
+  assert_err(vs_ops_writer_add_run(&w, b.origin, a.sig, a.ptr, a.enc_bytes, a.count), VS_ERR_INVAL);
+  const uint8_t *gap[2] = {a.ptr[0], a.ptr[2]};
+  uint32_t gap_bytes[2] = {a.enc_bytes[0], a.enc_bytes[2]};
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, gap, gap_bytes, 2), VS_ERR_INVAL);
+  const uint8_t *mixed[2] = {a.ptr[0], b.ptr[0]};
+  uint32_t mixed_bytes[2] = {a.enc_bytes[0], b.enc_bytes[0]};
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, mixed, mixed_bytes, 2), VS_ERR_INVAL);
+  uint32_t short_bytes[1] = {10};
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, short_bytes, 1), VS_ERR_INVAL);
+  assert_err(vs_ops_writer_add_run(&w, a.origin, NULL, a.ptr, a.enc_bytes, 1), VS_ERR_INVAL);
+  assert_int_equal(w.used, 5);
+  assert_int_equal(w.runs, 0);
+}
+
+static void test_ops_writer_limits_runs(void **state) {
+  (void)state;
+  chain a;
+  make_chain(&a, ID_A.pk, 1, 1, 19);
+  size_t cap = 5 + (size_t)(VS_WIRE_RUNS_MAX + 1) * (100 + 4 + a.enc_bytes[0]), n = 0;
+  assert_true(cap <= VS_MSG_BYTES_MAX);
+  uint8_t *buf = malloc(cap);
+  assert_non_null(buf);
+  vs_ops_writer w;
+  assert_err(vs_ops_writer_init(&w, buf, cap), VS_OK);
+  for (uint32_t r = 0; r < VS_WIRE_RUNS_MAX; r++)
+    assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, a.enc_bytes, 1), VS_OK);
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, a.enc_bytes, 1), VS_ERR_LIMIT);
+  assert_err(vs_ops_writer_finish(&w, &n), VS_OK);
+  /* The decoder takes what the writer made at its limit. */
+  seen s = {0};
+  for (int k = 0; k < 8; k++) s.expect[k] = &a;
+  s.fail_on_call = 8; /* stop early: the point is that validation passed */
+  assert_err(ops_decode_exact(buf, n, &s), VS_ERR_CHAIN);
+  assert_int_equal(s.calls, 8);
+  /* And the writer never grows a message past one DATA frame. */
+  uint8_t *huge = malloc(VS_MSG_BYTES_MAX + 4096);
+  assert_non_null(huge);
+  assert_err(vs_ops_writer_init(&w, huge, VS_MSG_BYTES_MAX + 4096), VS_OK);
+  w.used = VS_MSG_BYTES_MAX - 50; /* as if earlier runs filled it */
+  assert_err(vs_ops_writer_add_run(&w, a.origin, a.sig, a.ptr, a.enc_bytes, 1), VS_ERR_BUFSIZE);
+  free(huge);
+  free(buf);
+}
+
+static vs_err count_runs(const uint8_t origin[32], const uint8_t sig[64], const vs_op *ops, uint32_t op_count,
+                         void *ctx) {
+  (void)sig;
+  for (uint32_t k = 0; k < op_count; k++) {
+    assert_memory_equal(ops[k].origin, origin, 32);
+    if (k > 0) assert_int_equal(ops[k].seq, ops[k - 1].seq + 1);
+  }
+  (*(uint32_t *)ctx)++;
+  return VS_OK;
+}
+
+static void test_messages_single_byte_mutations_are_safe(void **state) {
+  (void)state;
+  chain a, b;
+  make_chain(&a, ID_A.pk, 1, 3, 20);
+  make_chain(&b, ID_B.pk, 7, 2, 21);
+  chain *runs[2] = {&a, &b};
+  uint8_t ops_msg[2048], vv_msg[5 + 3 * 40];
+  size_t ops_bytes = 0, vv_bytes = 0;
+  write_runs(runs, 2, ops_msg, sizeof ops_msg, &ops_bytes);
+  vs_vv_entry e[3], d[3];
+  vv_entries(e, 3);
+  assert_err(vs_msg_vv_encode(e, 3, vv_msg, sizeof vv_msg, &vv_bytes), VS_OK);
+  static const uint8_t flips[] = {0x01, 0x80, 0xff};
+  for (size_t f = 0; f < sizeof flips; f++) {
+    for (size_t at = 0; at < ops_bytes; at++) {
+      uint8_t *m = dup_exact(ops_msg, ops_bytes);
+      m[at] ^= flips[f];
+      uint32_t calls = 0;
+      vs_err err = vs_msg_ops_decode(m, ops_bytes, count_runs, &calls);
+      assert_true(err == VS_OK ? calls == 2 : calls == 0);
+      free(m);
+    }
+    for (size_t at = 0; at < vv_bytes; at++) {
+      uint8_t *m = dup_exact(vv_msg, vv_bytes);
+      m[at] ^= flips[f];
+      uint32_t count = 0;
+      vs_err err = vs_msg_vv_decode(m, vv_bytes, d, 3, &count);
+      if (err == VS_OK) assert_int_equal(count, 3);
+      free(m);
+    }
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hs_completes_and_sessions_talk_both_ways),
+      cmocka_unit_test(test_hs_frames_match_the_header_formulas),
+      cmocka_unit_test(test_hs_responder_sends_nothing_for_wrong_mesh_key),
+      cmocka_unit_test(test_hs_initiator_rejects_reply_with_wrong_mesh_key),
+      cmocka_unit_test(test_hs_responder_rejects_auth_with_wrong_mesh_key),
+      cmocka_unit_test(test_hs_reply_signed_by_another_key_is_auth),
+      cmocka_unit_test(test_hs_auth_signed_by_another_key_is_auth),
+      cmocka_unit_test(test_hs_tampered_frames_are_auth),
+      cmocka_unit_test(test_hs_transcript_replayed_on_new_connection_is_auth),
+      cmocka_unit_test(test_hs_frames_out_of_order_are_state),
+      cmocka_unit_test(test_hs_truncated_trailing_version_type),
+      cmocka_unit_test(test_hs_small_output_is_bufsize_and_retryable),
+      cmocka_unit_test(test_hs_start_checks_arguments),
+      cmocka_unit_test(test_hs_wipe_erases_secrets),
+      cmocka_unit_test(test_frame_type_checks_version_then_type),
+      cmocka_unit_test(test_data_tampering_is_auth_and_leaves_window),
+      cmocka_unit_test(test_data_replay_of_accepted_frame_is_replay),
+      cmocka_unit_test(test_data_reordered_within_window_accepted_once),
+      cmocka_unit_test(test_data_older_than_window_is_replay),
+      cmocka_unit_test(test_data_counters_per_direction_are_independent),
+      cmocka_unit_test(test_data_bounds_and_sizes),
+      cmocka_unit_test(test_vv_round_trip),
+      cmocka_unit_test(test_vv_unsorted_duplicate_or_bad_seq_rejected),
+      cmocka_unit_test(test_vv_counts_past_limits_are_too_large),
+      cmocka_unit_test(test_vv_truncated_trailing_and_type),
+      cmocka_unit_test(test_ops_round_trip_several_runs),
+      cmocka_unit_test(test_ops_run_with_foreign_origin_or_gap_is_malformed),
+      cmocka_unit_test(test_ops_zero_runs_or_zero_ops_is_malformed),
+      cmocka_unit_test(test_ops_counts_that_cannot_fit_are_refused_early),
+      cmocka_unit_test(test_ops_bad_op_inside_is_rejected),
+      cmocka_unit_test(test_ops_every_truncation_rejected),
+      cmocka_unit_test(test_ops_unknown_message_type_is_malformed),
+      cmocka_unit_test(test_ops_callback_error_stops_the_walk),
+      cmocka_unit_test(test_ops_writer_bufsize_leaves_message_valid),
+      cmocka_unit_test(test_ops_writer_rejects_bad_runs),
+      cmocka_unit_test(test_ops_writer_limits_runs),
+      cmocka_unit_test(test_messages_single_byte_mutations_are_safe),
+  };
+  return cmocka_run_group_tests(tests, group_setup, NULL);
+}
