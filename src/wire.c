@@ -21,9 +21,9 @@ _Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == 32, "one kx sessio
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == 16, "VS_DATA_OVERHEAD_BYTES counts a 16-byte tag");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == 24, "nonce = counter (8) || 16 zero bytes");
 _Static_assert(crypto_generichash_BYTES == 32, "MACs and transcript hashes are BLAKE2b-256");
-_Static_assert(VS_MESH_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
-                   VS_MESH_KEY_BYTES <= crypto_generichash_KEYBYTES_MAX,
-               "the mesh key keys BLAKE2b");
+_Static_assert(VS_MESH_KEY_BYTES == 32 && 32 >= crypto_generichash_KEYBYTES_MIN &&
+                   32 <= crypto_generichash_KEYBYTES_MAX,
+               "the mesh key and K_c both key BLAKE2b as 32-byte keys");
 _Static_assert(VS_REPLAY_WINDOW == 64, "the window is the 64 bits of vs_session.rx_window");
 _Static_assert(VS_WIRE_VV_MAX <= UINT32_MAX && VS_WIRE_RUNS_MAX <= UINT32_MAX, "counts are u32 on the wire");
 
@@ -36,7 +36,10 @@ static const char MAC_R_DOMAIN[] = "vixsync/hs-mac-r/v1";
 static const char T2_DOMAIN[] = "vixsync/hs-t2/v1";
 static const char SIG_I_DOMAIN[] = "vixsync/hs-sig-i/v1";
 static const char MAC_I_DOMAIN[] = "vixsync/hs-mac-i/v1";
-#define DOMAIN_BYTES_MAX 19u
+static const char CONFIRM_DOMAIN[] = "vixsync/hs-confirm/v1";
+#define DOMAIN_BYTES_MAX 21u
+_Static_assert(sizeof CONFIRM_DOMAIN - 1 == DOMAIN_BYTES_MAX && sizeof HELLO_DOMAIN - 1 <= DOMAIN_BYTES_MAX,
+               "hs_join's buffer fits the longest domain");
 /* The longest hashed, MACed or signed handshake input: domain || 32 || 64. */
 #define HS_INPUT_BYTES_MAX (DOMAIN_BYTES_MAX + 32u + VS_SIGNATURE_BYTES)
 
@@ -74,9 +77,10 @@ static size_t hs_join(uint8_t buf[HS_INPUT_BYTES_MAX], const char *domain, size_
 }
 #define HS_JOIN(buf, domain, a, a_bytes, b, b_bytes) hs_join(buf, domain, sizeof domain - 1, a, a_bytes, b, b_bytes)
 
-/* BLAKE2b-256 of m, keyed with the mesh key (key) or unkeyed (NULL). */
+/* BLAKE2b-256 of m, keyed with a 32-byte key (the mesh key or K_c) or
+ * unkeyed (NULL). */
 static void hs_hash(const uint8_t *key, const uint8_t *m, size_t m_bytes, uint8_t out[32]) {
-  int rc = crypto_generichash(out, 32, m, m_bytes, key, key != NULL ? VS_MESH_KEY_BYTES : 0);
+  int rc = crypto_generichash(out, 32, m, m_bytes, key, key != NULL ? KEY_BYTES : 0);
   assert(rc == 0);
   (void)rc;
 }
@@ -95,11 +99,21 @@ static void hs_t2(const uint8_t t1[32], const uint8_t id_i[32], uint8_t t2_out[3
   hs_hash(NULL, m, HS_JOIN(m, T2_DOMAIN, t1, 32, id_i, 32), t2_out);
 }
 
-/* Is `mac` the mesh-key MAC of m? Compared in constant time. */
+/* Is `mac` the MAC of m under `key`? Compared in constant time. */
 static bool hs_mac_ok(const uint8_t key[32], const uint8_t *m, size_t m_bytes, const uint8_t mac[32]) {
   uint8_t want[32];
   hs_hash(key, m, m_bytes, want);
   return sodium_memcmp(want, mac, 32) == 0;
+}
+
+/* K_c = MAC_K("vixsync/hs-confirm/v1" || client_tx || client_rx): the key of
+ * mac_r and mac_i. It needs the DH of the two ephemeral keys, so a mesh
+ * member that swaps in its own id and signature cannot MAC them (wire.h). */
+static void hs_confirm(const uint8_t mesh_key[VS_MESH_KEY_BYTES], const uint8_t client_tx[32],
+                       const uint8_t client_rx[32], uint8_t confirm_out[32]) {
+  uint8_t m[HS_INPUT_BYTES_MAX];
+  hs_hash(mesh_key, m, HS_JOIN(m, CONFIRM_DOMAIN, client_tx, 32, client_rx, 32), confirm_out);
+  sodium_memzero(m, sizeof m);
 }
 
 /* sig = Ed25519(id, domain || t), built in a stack buffer. */
@@ -188,7 +202,9 @@ vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mes
   return hs_start(hs, VS_HS_RESPONDER, id, mesh_key, eph_seed);
 }
 
-/* Responder: HELLO [eph_i 32][mac0 32] -> REPLY. */
+/* Responder: HELLO [eph_i 32][mac0 32] -> REPLY. The session keys and K_c
+ * are derived here, so mac_r can confirm them; everything is computed into
+ * locals and committed only once nothing can fail. */
 static vs_err hs_on_hello(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
                           size_t *out_bytes) {
   assert(hs->role == VS_HS_RESPONDER);
@@ -196,18 +212,34 @@ static vs_err hs_on_hello(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t
   if (err != VS_OK) return err;
   if (out_max < VS_REPLY_BYTES) return VS_ERR_BUFSIZE;
   const uint8_t *eph_i = in + 2, *mac0 = in + 34;
-  uint8_t m[HS_INPUT_BYTES_MAX], t1[32];
-  /* Unknown peers get nothing: no reply, no signature to collect. */
+  uint8_t m[HS_INPUT_BYTES_MAX], t1[32], rx[32], tx[32], confirm[32];
+  /* Unknown peers get nothing: no reply, no signature to collect, and no
+   * X25519 spent on them (mac0 is checked first). */
   if (!hs_mac_ok(hs->mesh_key, m, HS_JOIN(m, HELLO_DOMAIN, eph_i, 32, NULL, 0), mac0)) return VS_ERR_AUTH;
+  /* Fails for a low-order eph_i (an all-zero shared secret). */
+  if (crypto_kx_server_session_keys(rx, tx, hs->eph_pk, hs->eph_sk, eph_i) != 0) {
+    sodium_memzero(rx, sizeof rx);
+    sodium_memzero(tx, sizeof tx);
+    return VS_ERR_AUTH;
+  }
+  hs_confirm(hs->mesh_key, rx, tx, confirm); /* our rx is the client's tx */
   hs_t1(eph_i, hs->eph_pk, hs->id.pk, t1);
   out[0] = VS_WIRE_VERSION;
   out[1] = VS_FRAME_REPLY;
   memcpy(out + 2, hs->eph_pk, 32);
   memcpy(out + 34, hs->id.pk, VS_ORIGIN_BYTES);
   hs_sign(&hs->id, true, t1, out + 66);
-  hs_hash(hs->mesh_key, m, hs_mac_input(true, t1, out + 66, m), out + 130);
+  hs_hash(confirm, m, hs_mac_input(true, t1, out + 66, m), out + 130);
   memcpy(hs->peer_eph, eph_i, 32);
   memcpy(hs->t1, t1, 32);
+  memcpy(hs->rx_key, rx, 32);
+  memcpy(hs->tx_key, tx, 32);
+  memcpy(hs->confirm, confirm, 32);
+  sodium_memzero(rx, sizeof rx);
+  sodium_memzero(tx, sizeof tx);
+  sodium_memzero(confirm, sizeof confirm);
+  /* The keys are all AUTH needs: the ephemeral secret can go now. */
+  sodium_memzero(hs->eph_sk, sizeof hs->eph_sk);
   hs->step = HS_WAIT_AUTH;
   *out_bytes = VS_REPLY_BYTES;
   return VS_OK;
@@ -221,17 +253,22 @@ static vs_err hs_on_reply(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t
   if (err != VS_OK) return err;
   if (out_max < VS_AUTH_BYTES) return VS_ERR_BUFSIZE;
   const uint8_t *eph_r = in + 2, *id_r = in + 34, *sig_r = in + 66, *mac_r = in + 130;
-  uint8_t m[HS_INPUT_BYTES_MAX], t1[32], t2[32];
-  hs_t1(hs->eph_pk, eph_r, id_r, t1);
-  /* The MAC first: it is cheap, and it keeps non-members from making us
-   * spend a signature verification. */
-  if (!hs_mac_ok(hs->mesh_key, m, hs_mac_input(true, t1, sig_r, m), mac_r)) return VS_ERR_AUTH;
-  if (!hs_verify(id_r, true, t1, sig_r)) return VS_ERR_AUTH;
+  uint8_t m[HS_INPUT_BYTES_MAX], t1[32], t2[32], confirm[32];
   vs_session s;
   memset(&s, 0, sizeof s);
   /* Fails for a low-order eph_r (an all-zero shared secret). */
   if (crypto_kx_client_session_keys(s.rx_key, s.tx_key, hs->eph_pk, hs->eph_sk, eph_r) != 0) {
     sodium_memzero(&s, sizeof s);
+    return VS_ERR_AUTH;
+  }
+  hs_confirm(hs->mesh_key, s.tx_key, s.rx_key, confirm);
+  hs_t1(hs->eph_pk, eph_r, id_r, t1);
+  /* The MAC first: it is cheap, and it keeps anyone without K_c (non-members,
+   * and members that swapped in their own id) from making us spend a
+   * signature verification. */
+  if (!hs_mac_ok(confirm, m, hs_mac_input(true, t1, sig_r, m), mac_r) || !hs_verify(id_r, true, t1, sig_r)) {
+    sodium_memzero(&s, sizeof s);
+    sodium_memzero(confirm, sizeof confirm);
     return VS_ERR_AUTH;
   }
   memcpy(s.peer_id, id_r, VS_ORIGIN_BYTES);
@@ -240,10 +277,11 @@ static vs_err hs_on_reply(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t
   out[1] = VS_FRAME_AUTH;
   memcpy(out + 2, hs->id.pk, VS_ORIGIN_BYTES);
   hs_sign(&hs->id, false, t2, out + 34);
-  hs_hash(hs->mesh_key, m, hs_mac_input(false, t2, out + 34, m), out + 98);
+  hs_hash(confirm, m, hs_mac_input(false, t2, out + 34, m), out + 98);
   *out_bytes = VS_AUTH_BYTES;
   *session_out = s;
   sodium_memzero(&s, sizeof s);
+  sodium_memzero(confirm, sizeof confirm);
   memcpy(hs->peer_eph, eph_r, 32);
   memcpy(hs->t1, t1, 32);
   memcpy(hs->peer_id, id_r, VS_ORIGIN_BYTES);
@@ -260,19 +298,21 @@ static vs_err hs_on_auth(vs_hs *hs, const uint8_t *in, size_t in_bytes, vs_sessi
   const uint8_t *id_i = in + 2, *sig_i = in + 34, *mac_i = in + 98;
   uint8_t m[HS_INPUT_BYTES_MAX], t2[32];
   hs_t2(hs->t1, id_i, t2);
-  if (!hs_mac_ok(hs->mesh_key, m, hs_mac_input(false, t2, sig_i, m), mac_i)) return VS_ERR_AUTH;
+  if (!hs_mac_ok(hs->confirm, m, hs_mac_input(false, t2, sig_i, m), mac_i)) return VS_ERR_AUTH;
   if (!hs_verify(id_i, false, t2, sig_i)) return VS_ERR_AUTH;
   vs_session s;
   memset(&s, 0, sizeof s);
-  if (crypto_kx_server_session_keys(s.rx_key, s.tx_key, hs->eph_pk, hs->eph_sk, hs->peer_eph) != 0) {
-    sodium_memzero(&s, sizeof s);
-    return VS_ERR_AUTH;
-  }
+  memcpy(s.rx_key, hs->rx_key, 32);
+  memcpy(s.tx_key, hs->tx_key, 32);
   memcpy(s.peer_id, id_i, VS_ORIGIN_BYTES);
   *session_out = s;
   sodium_memzero(&s, sizeof s);
   memcpy(hs->peer_id, id_i, VS_ORIGIN_BYTES);
-  sodium_memzero(hs->eph_sk, sizeof hs->eph_sk);
+  /* The keys now live in the session only. */
+  sodium_memzero(hs->rx_key, sizeof hs->rx_key);
+  sodium_memzero(hs->tx_key, sizeof hs->tx_key);
+  sodium_memzero(hs->confirm, sizeof hs->confirm);
+  assert(sodium_is_zero(hs->eph_sk, sizeof hs->eph_sk)); /* wiped on HELLO */
   hs->step = HS_DONE;
   return VS_OK;
 }

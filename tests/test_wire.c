@@ -148,23 +148,52 @@ static void spec_t1(const uint8_t eph_i[32], const uint8_t eph_r[32], const uint
   spec_hash(NULL, "vixsync/hs-t1/v1", ab, 64, id_r, 32, t1);
 }
 
-/* A REPLY for eph_i claiming identity id_r, signed with signer_sk. */
+/* K_c = MAC_mesh("vixsync/hs-confirm/v1" || client_tx || client_rx). */
+static void spec_confirm(const uint8_t *mesh, const uint8_t client_tx[32], const uint8_t client_rx[32],
+                         uint8_t kc[32]) {
+  spec_hash(mesh, "vixsync/hs-confirm/v1", client_tx, 32, client_rx, 32, kc);
+}
+
+/* K_c as the initiator whose eph key comes from seed_i computes it for a
+ * REPLY carrying eph_r. */
+static void spec_confirm_of_initiator(const uint8_t *mesh, const uint8_t seed_i[32], const uint8_t eph_r[32],
+                                      uint8_t kc[32]) {
+  uint8_t pk[32], sk[32], rx[32], tx[32];
+  assert_int_equal(crypto_kx_seed_keypair(pk, sk, seed_i), 0);
+  assert_int_equal(crypto_kx_client_session_keys(rx, tx, pk, sk, eph_r), 0);
+  spec_confirm(mesh, tx, rx, kc);
+}
+
+/* Write id_r, sig_r and mac_r of a REPLY whose eph_r is already in place:
+ * T1 over id_r, signed with signer_sk, MACed with mac_key. */
+static void put_reply_identity(const uint8_t eph_i[32], const uint8_t id_r[32], const uint8_t *signer_sk,
+                               const uint8_t mac_key[32], uint8_t reply[VS_REPLY_BYTES]) {
+  uint8_t t1[32];
+  spec_t1(eph_i, reply + 2, id_r, t1);
+  memcpy(reply + 34, id_r, 32);
+  spec_sign(signer_sk, "vixsync/hs-sig-r/v1", t1, reply + 66);
+  spec_hash(mac_key, "vixsync/hs-mac-r/v1", t1, 32, reply + 66, 64, reply + 130);
+}
+
+/* A REPLY for eph_i claiming identity id_r, signed with signer_sk, from a
+ * responder that holds the eph key of `salt`: its mac_r is keyed with the K_c
+ * that responder derives under `mesh`. */
 static void forge_reply(const uint8_t eph_i[32], const uint8_t *mesh, const uint8_t id_r[32], const uint8_t *signer_sk,
                         uint8_t salt, uint8_t reply[VS_REPLY_BYTES]) {
-  uint8_t seed[32], eph_r[32], eph_r_sk[32], t1[32];
+  uint8_t seed[32], eph_r[32], eph_r_sk[32], rx[32], tx[32], kc[32];
   fill(seed, 32, salt);
   assert_int_equal(crypto_kx_seed_keypair(eph_r, eph_r_sk, seed), 0);
-  spec_t1(eph_i, eph_r, id_r, t1);
+  assert_int_equal(crypto_kx_server_session_keys(rx, tx, eph_r, eph_r_sk, eph_i), 0);
+  spec_confirm(mesh, rx, tx, kc); /* the server's rx is the client's tx */
   reply[0] = 1;
   reply[1] = 2;
   memcpy(reply + 2, eph_r, 32);
-  memcpy(reply + 34, id_r, 32);
-  spec_sign(signer_sk, "vixsync/hs-sig-r/v1", t1, reply + 66);
-  spec_hash(mesh, "vixsync/hs-mac-r/v1", t1, 32, reply + 66, 64, reply + 130);
+  put_reply_identity(eph_i, id_r, signer_sk, kc, reply);
 }
 
-/* An AUTH for transcript t1 claiming identity id_i, signed with signer_sk. */
-static void forge_auth(const uint8_t t1[32], const uint8_t *mesh, const uint8_t id_i[32], const uint8_t *signer_sk,
+/* An AUTH for transcript t1 claiming identity id_i, signed with signer_sk,
+ * its mac_i keyed with mac_key (K_c for a faithful one). */
+static void forge_auth(const uint8_t t1[32], const uint8_t mac_key[32], const uint8_t id_i[32], const uint8_t *signer_sk,
                        uint8_t auth[VS_AUTH_BYTES]) {
   uint8_t t2[32];
   spec_hash(NULL, "vixsync/hs-t2/v1", t1, 32, id_i, 32, t2);
@@ -172,7 +201,7 @@ static void forge_auth(const uint8_t t1[32], const uint8_t *mesh, const uint8_t 
   auth[1] = 3;
   memcpy(auth + 2, id_i, 32);
   spec_sign(signer_sk, "vixsync/hs-sig-i/v1", t2, auth + 34);
-  spec_hash(mesh, "vixsync/hs-mac-i/v1", t2, 32, auth + 34, 64, auth + 98);
+  spec_hash(mac_key, "vixsync/hs-mac-i/v1", t2, 32, auth + 34, 64, auth + 98);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -218,6 +247,19 @@ static void test_hs_frames_match_the_header_formulas(void **state) {
   assert_int_equal(crypto_kx_seed_keypair(eph_i, eph_i_sk, c.seed_i), 0);
   assert_int_equal(crypto_kx_seed_keypair(eph_r, eph_r_sk, c.seed_r), 0);
 
+  /* Session keys: crypto_kx, the initiator as client; K_c from the client's
+   * tx || rx, which the server holds as rx || tx. */
+  uint8_t rx[32], tx[32], srv_rx[32], srv_tx[32], kc[32], srv_kc[32];
+  assert_int_equal(crypto_kx_client_session_keys(rx, tx, eph_i, eph_i_sk, eph_r), 0);
+  assert_int_equal(crypto_kx_server_session_keys(srv_rx, srv_tx, eph_r, eph_r_sk, eph_i), 0);
+  spec_hash(MESH1, "vixsync/hs-confirm/v1", tx, 32, rx, 32, kc);
+  spec_hash(MESH1, "vixsync/hs-confirm/v1", srv_rx, 32, srv_tx, 32, srv_kc);
+  assert_memory_equal(kc, srv_kc, 32);
+  assert_memory_equal(c.si.rx_key, rx, 32);
+  assert_memory_equal(c.si.tx_key, tx, 32);
+  assert_memory_equal(c.sr.rx_key, srv_rx, 32);
+  assert_memory_equal(c.sr.tx_key, srv_tx, 32);
+
   assert_int_equal(c.hello[0], 1);
   assert_int_equal(c.hello[1], 1);
   assert_memory_equal(c.hello + 2, eph_i, 32);
@@ -230,7 +272,7 @@ static void test_hs_frames_match_the_header_formulas(void **state) {
   assert_memory_equal(c.reply + 34, ID_B.pk, 32);
   spec_sign(ID_B.sk, "vixsync/hs-sig-r/v1", t1, want); /* ed25519 is deterministic */
   assert_memory_equal(c.reply + 66, want, 64);
-  spec_hash(MESH1, "vixsync/hs-mac-r/v1", t1, 32, want, 64, want);
+  spec_hash(kc, "vixsync/hs-mac-r/v1", t1, 32, want, 64, want);
   assert_memory_equal(c.reply + 130, want, 32);
 
   spec_hash(NULL, "vixsync/hs-t2/v1", t1, 32, ID_A.pk, 32, t2);
@@ -238,14 +280,8 @@ static void test_hs_frames_match_the_header_formulas(void **state) {
   assert_memory_equal(c.auth + 2, ID_A.pk, 32);
   spec_sign(ID_A.sk, "vixsync/hs-sig-i/v1", t2, want);
   assert_memory_equal(c.auth + 34, want, 64);
-  spec_hash(MESH1, "vixsync/hs-mac-i/v1", t2, 32, want, 64, want);
+  spec_hash(kc, "vixsync/hs-mac-i/v1", t2, 32, want, 64, want);
   assert_memory_equal(c.auth + 98, want, 32);
-
-  /* Session keys: crypto_kx, the initiator as client. */
-  uint8_t rx[32], tx[32];
-  assert_int_equal(crypto_kx_client_session_keys(rx, tx, eph_i, eph_i_sk, eph_r), 0);
-  assert_memory_equal(c.si.rx_key, rx, 32);
-  assert_memory_equal(c.si.tx_key, tx, 32);
 
   /* DATA: nonce = counter LE || 16 zeros, ad = the first 10 bytes. */
   uint8_t frame[64], plain[64], nonce[24] = {0};
@@ -306,14 +342,17 @@ static void test_hs_responder_rejects_auth_with_wrong_mesh_key(void **state) {
   size_t n = 0;
   bool done = false;
   assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
-  uint8_t auth[VS_AUTH_BYTES];
-  forge_auth(c.r.t1, MESH2, ID_A.pk, ID_A.sk, auth);
+  /* The initiator's K_c, derived under the wrong mesh key. */
+  uint8_t auth[VS_AUTH_BYTES], kc[32];
+  spec_confirm_of_initiator(MESH2, c.seed_i, c.reply + 2, kc);
+  forge_auth(c.r.t1, kc, ID_A.pk, ID_A.sk, auth);
   vs_hs before = c.r;
   assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &c.sr), VS_ERR_AUTH);
   assert_false(done);
   assert_memory_equal(&before, &c.r, sizeof before);
   /* The same AUTH under the right key passes: the forgery was faithful. */
-  forge_auth(c.r.t1, MESH1, ID_A.pk, ID_A.sk, auth);
+  spec_confirm_of_initiator(MESH1, c.seed_i, c.reply + 2, kc);
+  forge_auth(c.r.t1, kc, ID_A.pk, ID_A.sk, auth);
   assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &c.sr), VS_OK);
   assert_true(done);
   assert_memory_equal(c.sr.peer_id, ID_A.pk, 32);
@@ -345,10 +384,156 @@ static void test_hs_auth_signed_by_another_key_is_auth(void **state) {
   size_t n = 0;
   bool done = false;
   assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
-  uint8_t auth[VS_AUTH_BYTES];
-  forge_auth(c.r.t1, MESH1, ID_A.pk, ID_C.sk, auth); /* claims A, signed by C */
+  uint8_t auth[VS_AUTH_BYTES], kc[32];
+  spec_confirm_of_initiator(MESH1, c.seed_i, c.reply + 2, kc); /* the right K_c: only the signature is wrong */
+  forge_auth(c.r.t1, kc, ID_A.pk, ID_C.sk, auth);              /* claims A, signed by C */
+  vs_hs before = c.r;
   assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &c.sr), VS_ERR_AUTH);
   assert_false(done);
+  assert_memory_equal(&before, &c.r, sizeof before);
+  /* Control: signed by A itself, it is accepted. */
+  forge_auth(c.r.t1, kc, ID_A.pk, ID_A.sk, auth);
+  assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  assert_true(done);
+  assert_memory_equal(c.sr.peer_id, ID_A.pk, 32);
+}
+
+/* Every MAC key a mesh member M on the path can compute for a connection
+ * whose eph keys are eph_i and eph_r, holding neither secret: the mesh key
+ * (the v1 mac_r / mac_i key before key confirmation), and the K_c of its own
+ * eph key (from `salt`) against either of them. */
+#define MEMBER_KEYS 3u
+static void member_mac_keys(const uint8_t eph_i[32], const uint8_t eph_r[32], uint8_t salt,
+                            uint8_t keys[MEMBER_KEYS][32]) {
+  uint8_t seed[32], pk[32], sk[32], rx[32], tx[32];
+  fill(seed, 32, salt);
+  assert_int_equal(crypto_kx_seed_keypair(pk, sk, seed), 0);
+  memcpy(keys[0], MESH1, 32);
+  assert_int_equal(crypto_kx_server_session_keys(rx, tx, pk, sk, eph_i), 0); /* M as eph_i's responder */
+  spec_confirm(MESH1, rx, tx, keys[1]);
+  assert_int_equal(crypto_kx_client_session_keys(rx, tx, pk, sk, eph_r), 0); /* M as eph_r's initiator */
+  spec_confirm(MESH1, tx, rx, keys[2]);
+}
+
+/* The unknown-key-share attack on REPLY: a mesh member M (ID_C, same mesh
+ * key) on the path keeps B's eph_r but swaps in its own id, its own valid
+ * signature over T1' = H(.. eph_i || eph_r || id_M) and a mac_r under every
+ * key it can compute. Accepted, A would record M as the peer of a session
+ * whose keys only B holds. (Swapping eph_r too is no attack: M would then
+ * hold the keys, and be the real peer.) */
+static void test_hs_member_swapping_identity_in_reply_is_auth(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 32);
+  size_t n = 0;
+  bool done = false;
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  const uint8_t *eph_i = c.hello + 2, *eph_r = c.reply + 2;
+  uint8_t keys[MEMBER_KEYS][32], reply[VS_REPLY_BYTES], out[VS_AUTH_BYTES];
+  member_mac_keys(eph_i, eph_r, 70, keys);
+  vs_hs before = c.i;
+  vs_session s, s_before;
+  for (size_t k = 0; k < MEMBER_KEYS; k++) {
+    memcpy(reply, c.reply, sizeof reply);
+    put_reply_identity(eph_i, ID_C.pk, ID_C.sk, keys[k], reply);
+    memset(&s, 0xa5, sizeof s);
+    s_before = s;
+    n = 99;
+    done = true;
+    assert_err(feed(&c.i, reply, sizeof reply, out, sizeof out, &n, &done, &s), VS_ERR_AUTH);
+    assert_int_equal(n, 0);
+    assert_false(done);
+    assert_memory_equal(&before, &c.i, sizeof before);
+    assert_memory_equal(&s_before, &s, sizeof s);
+  }
+  /* Control: under the real K_c, which needs an eph secret, the same swap
+   * passes; so K_c is what stopped it, not M's (valid) signature. */
+  uint8_t kc[32];
+  spec_confirm_of_initiator(MESH1, c.seed_i, eph_r, kc);
+  memcpy(reply, c.reply, sizeof reply);
+  put_reply_identity(eph_i, ID_C.pk, ID_C.sk, kc, reply);
+  vs_hs twin = c.i;
+  assert_err(feed(&twin, reply, sizeof reply, out, sizeof out, &n, &done, &s), VS_OK);
+  assert_memory_equal(s.peer_id, ID_C.pk, 32);
+  vs_hs_wipe(&twin);
+  sodium_memzero(&s, sizeof s);
+  /* The genuine REPLY still completes the handshake with B. */
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_OK);
+  assert_true(done);
+  assert_memory_equal(c.si.peer_id, ID_B.pk, 32);
+  assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  assert_memory_equal(c.sr.peer_id, ID_A.pk, 32);
+  assert_memory_equal(c.si.tx_key, c.sr.rx_key, 32);
+  vs_hs_wipe(&c.i);
+  vs_hs_wipe(&c.r);
+}
+
+/* The same attack on AUTH: M swaps in its own id, its own valid signature
+ * over T2' = H(.. T1 || id_M) (T1 is public) and a mac_i under every key it
+ * can compute; B must not record M as the peer of A's session. */
+static void test_hs_member_swapping_identity_in_auth_is_auth(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 33);
+  size_t n = 0;
+  bool done = false;
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_OK);
+  const uint8_t *eph_i = c.hello + 2, *eph_r = c.reply + 2;
+  uint8_t keys[MEMBER_KEYS][32], t1[32], auth[VS_AUTH_BYTES];
+  spec_t1(eph_i, eph_r, c.reply + 34, t1); /* all from the wire */
+  member_mac_keys(eph_i, eph_r, 71, keys);
+  vs_hs before = c.r;
+  vs_session s, s_before;
+  for (size_t k = 0; k < MEMBER_KEYS; k++) {
+    forge_auth(t1, keys[k], ID_C.pk, ID_C.sk, auth);
+    memset(&s, 0xa5, sizeof s);
+    s_before = s;
+    done = true;
+    assert_err(feed(&c.r, auth, sizeof auth, NULL, 0, &n, &done, &s), VS_ERR_AUTH);
+    assert_int_equal(n, 0);
+    assert_false(done);
+    assert_memory_equal(&before, &c.r, sizeof before);
+    assert_memory_equal(&s_before, &s, sizeof s);
+  }
+  /* Control: under the real K_c the same swap passes. */
+  uint8_t kc[32];
+  spec_confirm_of_initiator(MESH1, c.seed_i, eph_r, kc);
+  forge_auth(t1, kc, ID_C.pk, ID_C.sk, auth);
+  vs_hs twin = c.r;
+  assert_err(feed(&twin, auth, sizeof auth, NULL, 0, &n, &done, &s), VS_OK);
+  assert_memory_equal(s.peer_id, ID_C.pk, 32);
+  vs_hs_wipe(&twin);
+  sodium_memzero(&s, sizeof s);
+  /* The genuine AUTH still completes the handshake with A. */
+  assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  assert_true(done);
+  assert_memory_equal(c.sr.peer_id, ID_A.pk, 32);
+  assert_memory_equal(c.sr.rx_key, c.si.tx_key, 32);
+  vs_hs_wipe(&c.i);
+  vs_hs_wipe(&c.r);
+}
+
+/* An eph key of low order (here 0) gives an all-zero shared secret, which
+ * crypto_kx refuses: no session keys, no K_c, so no answer. */
+static void test_hs_low_order_ephemeral_key_is_auth(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 34);
+  uint8_t hello[VS_HELLO_BYTES] = {1, 1}, reply[VS_REPLY_BYTES] = {1, 2}, out[VS_REPLY_BYTES];
+  spec_hash(MESH1, "vixsync/hs-hello/v1", hello + 2, 32, NULL, 0, hello + 34); /* a valid mac0 */
+  size_t n = 99;
+  bool done = true;
+  vs_hs before = c.r;
+  assert_err(feed(&c.r, hello, sizeof hello, out, sizeof out, &n, &done, &c.sr), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  assert_false(done);
+  assert_memory_equal(&before, &c.r, sizeof before);
+  put_reply_identity(c.hello + 2, ID_B.pk, ID_B.sk, MESH1, reply); /* eph_r = 0 */
+  before = c.i;
+  assert_err(feed(&c.i, reply, sizeof reply, out, sizeof out, &n, &done, &c.si), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  assert_memory_equal(&before, &c.i, sizeof before);
 }
 
 static void test_hs_tampered_frames_are_auth(void **state) {
@@ -555,11 +740,34 @@ static void test_hs_wipe_erases_secrets(void **state) {
   memset(&zero, 0, sizeof zero);
   assert_memory_equal(&c.i, &zero, sizeof zero);
   vs_hs_wipe(NULL);
-  /* A finished handshake no longer holds its ephemeral secret. */
-  conn_handshake(&c, &ID_A, &ID_B, 19);
-  uint8_t zeros[32] = {0};
-  assert_memory_equal(c.i.eph_sk, zeros, 32);
+  /* The responder holds the session keys and K_c from HELLO to AUTH, and
+   * drops its eph secret as soon as it has them. */
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 19);
+  size_t n = 0;
+  bool done = false;
+  uint8_t zeros[32] = {0}, kc[32];
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
   assert_memory_equal(c.r.eph_sk, zeros, 32);
+  spec_confirm_of_initiator(MESH1, c.seed_i, c.reply + 2, kc);
+  assert_memory_equal(c.r.confirm, kc, 32);
+  assert_memory_not_equal(c.r.rx_key, zeros, 32);
+  assert_memory_not_equal(c.r.tx_key, zeros, 32);
+  /* A finished handshake holds no eph secret, session key or K_c: they
+   * live in the session only. */
+  assert_err(feed(&c.i, c.reply, sizeof c.reply, c.auth, sizeof c.auth, &n, &done, &c.si), VS_OK);
+  assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_OK);
+  const vs_hs *ends[2] = {&c.i, &c.r};
+  for (int e = 0; e < 2; e++) {
+    assert_memory_equal(ends[e]->eph_sk, zeros, 32);
+    assert_memory_equal(ends[e]->rx_key, zeros, 32);
+    assert_memory_equal(ends[e]->tx_key, zeros, 32);
+    assert_memory_equal(ends[e]->confirm, zeros, 32);
+  }
+  /* And vs_hs_wipe erases a handshake caught midway, keys included. */
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 22);
+  assert_err(feed(&c.r, c.hello, sizeof c.hello, c.reply, sizeof c.reply, &n, &done, &c.sr), VS_OK);
+  vs_hs_wipe(&c.r);
+  assert_memory_equal(&c.r, &zero, sizeof zero);
 }
 
 static void test_frame_type_checks_version_then_type(void **state) {
@@ -1409,6 +1617,9 @@ int main(void) {
       cmocka_unit_test(test_hs_responder_rejects_auth_with_wrong_mesh_key),
       cmocka_unit_test(test_hs_reply_signed_by_another_key_is_auth),
       cmocka_unit_test(test_hs_auth_signed_by_another_key_is_auth),
+      cmocka_unit_test(test_hs_member_swapping_identity_in_reply_is_auth),
+      cmocka_unit_test(test_hs_member_swapping_identity_in_auth_is_auth),
+      cmocka_unit_test(test_hs_low_order_ephemeral_key_is_auth),
       cmocka_unit_test(test_hs_tampered_frames_are_auth),
       cmocka_unit_test(test_hs_transcript_replayed_on_new_connection_is_auth),
       cmocka_unit_test(test_hs_frames_out_of_order_are_state),

@@ -11,27 +11,33 @@
  *   HELLO  i->r  [1][1][eph_i 32][mac0 32]
  *   REPLY  r->i  [1][2][eph_r 32][id_r 32][sig_r 64][mac_r 32]
  *   AUTH   i->r  [1][3][id_i 32][sig_i 64][mac_i 32]
- * with K = the mesh key, MAC(x) = keyed BLAKE2b-256 with key K, H = BLAKE2b-256:
- *   mac0  = MAC("vixsync/hs-hello/v1" || eph_i)
+ * with K = the mesh key, MAC_k(x) = BLAKE2b-256 of x keyed with k,
+ * H = BLAKE2b-256 (unkeyed), and tx, rx = the initiator's crypto_kx client
+ * session keys from eph_i's secret and eph_r (tx keys i->r; the responder's
+ * server keys from eph_r's secret and eph_i are the same two, rx = tx):
+ *   mac0  = MAC_K("vixsync/hs-hello/v1" || eph_i)
+ *   K_c   = MAC_K("vixsync/hs-confirm/v1" || tx || rx)
  *   T1    = H("vixsync/hs-t1/v1" || eph_i || eph_r || id_r)
  *   sig_r = Ed25519(id_r, "vixsync/hs-sig-r/v1" || T1)
- *   mac_r = MAC("vixsync/hs-mac-r/v1" || T1 || sig_r)
+ *   mac_r = MAC_Kc("vixsync/hs-mac-r/v1" || T1 || sig_r)
  *   T2    = H("vixsync/hs-t2/v1" || T1 || id_i)
  *   sig_i = Ed25519(id_i, "vixsync/hs-sig-i/v1" || T2)
- *   mac_i = MAC("vixsync/hs-mac-i/v1" || T2 || sig_i)
- * A responder answers nothing to a HELLO whose mac0 fails (unknown peers get
- * nothing). Ephemeral X25519 keys are fresh per connection (from the caller's
- * seed), so a transcript replayed on a new connection fails its signature
- * check, and no two connections share keys. Session keys: crypto_kx over the
- * ephemeral keys, the initiator as client: one key per direction. Every
- * signature and MAC has its own domain prefix.
- * Known limit of v1 (as in SIGMA without its MAC under the session key): a
- * mesh member on the path can swap id/sig/mac in AUTH (or REPLY) for its
- * own, so a peer records that member as the peer id of a session whose keys
- * only the real peers hold (an unknown key share; the member can read or
- * forge nothing). Operations stay authentic by their origin signatures; do
- * not treat peer_id as proof of who sent an acknowledgement. Closing this
- * needs a MAC keyed from the session keys: a protocol-version change.
+ *   mac_i = MAC_Kc("vixsync/hs-mac-i/v1" || T2 || sig_i)
+ * The responder derives the session keys and K_c right after checking mac0,
+ * the initiator on REPLY. A responder answers nothing to a HELLO whose mac0
+ * fails (unknown peers get nothing), nor to one whose eph_i is of low order
+ * (crypto_kx refuses it). Ephemeral X25519 keys are fresh per connection
+ * (from the caller's seed), so a transcript replayed on a new connection
+ * fails its checks, and no two connections share keys. Session keys: the
+ * (rx, tx) above, one key per direction. Every signature and MAC has its own
+ * domain prefix.
+ * Key confirmation: mac_r and mac_i are keyed with K_c, which needs an
+ * ephemeral secret of this connection, so a mesh member on the path that
+ * swaps id/sig/mac of REPLY or AUTH for its own (signing a T1 or T2 over its
+ * id) cannot make a valid MAC and the victim rejects the frame (VS_ERR_AUTH):
+ * the identity that signs is the one holding the session keys, so peer_id
+ * names the real other end (no unknown key share), and a REPLY or AUTH
+ * accepted proves that its sender derived the same keys.
  *
  * DATA  [1][4][counter u64][XChaCha20-Poly1305(plaintext, ad = first 10 bytes)]
  * with nonce = counter (u64 LE) then 16 zero bytes, counters from 0 per
@@ -100,7 +106,8 @@ typedef struct vs_session {
 typedef enum vs_hs_role { VS_HS_INITIATOR = 1, VS_HS_RESPONDER = 2 } vs_hs_role;
 
 /** Handshake state of one connection. Plain data: no allocation; wipe it
- *  with vs_hs_wipe when done (it holds the ephemeral secret key). */
+ *  with vs_hs_wipe when done (it holds the ephemeral secret key, and on
+ *  the responder between HELLO and AUTH the session and confirmation keys). */
 typedef struct vs_hs {
   vs_hs_role role;
   int step;            /**< internal progress */
@@ -110,6 +117,10 @@ typedef struct vs_hs {
   uint8_t peer_eph[32];
   uint8_t t1[32];
   uint8_t peer_id[VS_ORIGIN_BYTES];
+  /* Responder between HELLO and AUTH (zero otherwise): the session keys
+   * derived from HELLO, from our side, and K_c, which keys mac_i. */
+  uint8_t rx_key[32], tx_key[32];
+  uint8_t confirm[32];
 } vs_hs;
 
 /** Start as initiator: writes HELLO into out. `eph_seed` is 32 fresh random
@@ -128,11 +139,13 @@ vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mes
 /** Feed one handshake frame. May write a frame to send (`*out_bytes` > 0)
  *  and may finish (`*done`, with `session_out` filled). `*out_bytes` and
  *  `*done` are reset on every call; `out` may be NULL when out_max is 0.
- *  Once finished, the handshake holds no ephemeral secret and every further
- *  frame is VS_ERR_STATE. A frame's version and type are checked before the
- *  state (an unknown type is VS_ERR_MALFORMED even when out of order).
- *  @return VS_OK; VS_ERR_AUTH (bad MAC or signature: drop the connection,
- *  send nothing); VS_ERR_MALFORMED / VS_ERR_TRUNCATED / VS_ERR_TRAILING /
+ *  Once finished, the handshake holds no ephemeral secret, session key or
+ *  K_c, and every further frame is VS_ERR_STATE. A frame's version and type
+ *  are checked before the state (an unknown type is VS_ERR_MALFORMED even
+ *  when out of order).
+ *  @return VS_OK; VS_ERR_AUTH (bad MAC or signature, a low-order ephemeral
+ *  key, or an identity swapped by a third party: drop the connection, send
+ *  nothing); VS_ERR_MALFORMED / VS_ERR_TRUNCATED / VS_ERR_TRAILING /
  *  VS_ERR_VERSION (bad frame); VS_ERR_STATE (a frame the handshake does not
  *  expect now); VS_ERR_BUFSIZE. On error the state is unchanged. */
 vs_err vs_hs_on_frame(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
