@@ -5,8 +5,13 @@
  * to KEY_PREFIX_BYTES, else its first KEY_PREFIX_BYTES bytes and a 16-byte tag
  * (LMDB keys stop at 511 bytes; targets go to 1 KiB). Byte order of keys is
  * byte order of targets except between long targets sharing the prefix, which
- * a dump sorts itself. incrs[tag(target), hlc u64be, origin] = delta i64le
- * keeps every incr, so a late put or del can re-count those after it.
+ * a dump sorts itself. incrs[tag(target), hlc u64be, origin, seq u64be] =
+ * delta i64le keeps every incr, so a late put or del can re-count those after
+ * it. seq is in the key because (hlc, origin) need not be unique: a peer's
+ * chain may repeat an hlc (acceptance never depends on the clock), and two
+ * incrs sharing one key would both count when applied after their base but
+ * only once when a late base re-counts them: the state would depend on the
+ * arrival order (G5).
  *
  * Record, version 1 (little-endian):
  *   0   1  version            1   1  base kind (0 none, 1 put, 2 del)
@@ -30,7 +35,8 @@
 #define TAG_BYTES 16u
 #define KEY_MARK 0x74u /* 't': LMDB refuses empty keys, and targets may be empty */
 #define KEY_BYTES_MAX (1u + KEY_PREFIX_BYTES + TAG_BYTES)
-#define INCR_KEY_BYTES (TAG_BYTES + 8u + VS_ORIGIN_BYTES)
+#define INCR_SEEK_BYTES (TAG_BYTES + 8u + VS_ORIGIN_BYTES) /* tag, hlc, origin */
+#define INCR_KEY_BYTES (INCR_SEEK_BYTES + 8u)                 /* and seq */
 #define BASE_NONE 0u
 #define BASE_PUT 1u
 #define BASE_DEL 2u
@@ -69,9 +75,9 @@ bool vs_parse_i64(const uint8_t *text, uint32_t text_bytes, int64_t *out) {
   if (text == NULL || text_bytes == 0 || text_bytes > 20) return false;
   bool neg = text[0] == '-';
   uint32_t i = neg ? 1u : 0u;
-  if (i == text_bytes) return false;
+  if (i == text_bytes || text_bytes - i > 19) return false; /* 1 to 19 digits, as state.h says */
   uint64_t limit = neg ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX, v = 0;
-  for (; i < text_bytes; i++) { /* at most 20 rounds */
+  for (; i < text_bytes; i++) { /* at most 19 rounds */
     if (text[i] < '0' || text[i] > '9') return false;
     uint64_t d = (uint64_t)(text[i] - '0');
     if (v > (limit - d) / 10u) return false;
@@ -144,7 +150,7 @@ static vs_err record_put(MDB_txn *txn, const vs_store *store, const uint8_t *key
   vs_put_u64le(p + 88, r->incr_count);
   vs_put_u64le(p + 96, r->incr_sum);
   vs_put_u32le(p + 104, r->base_value_bytes);
-  memcpy(p + REC_FIXED_BYTES, r->target, r->target_bytes);
+  if (r->target_bytes > 0) memcpy(p + REC_FIXED_BYTES, r->target, r->target_bytes); /* NULL when empty */
   if (r->base_value_bytes > 0) memcpy(p + REC_FIXED_BYTES + r->target_bytes, r->base_value, r->base_value_bytes);
   return VS_OK;
 }
@@ -198,7 +204,7 @@ static void xor_into(uint8_t acc[VS_HASH_BYTES], const uint8_t d[VS_HASH_BYTES])
 
 /* Re-count the incrs after a new base: bounded by the incrs of the target. */
 static vs_err recount_after(MDB_txn *txn, const vs_store *store, const uint8_t tag[TAG_BYTES], record *r) {
-  uint8_t key[INCR_KEY_BYTES];
+  uint8_t key[INCR_SEEK_BYTES]; /* a prefix: sorts before every seq under it */
   memcpy(key, tag, TAG_BYTES);
   vs_put_u64be(key + TAG_BYTES, r->base_hlc);
   memcpy(key + TAG_BYTES + 8, r->base_origin, VS_ORIGIN_BYTES);
@@ -237,6 +243,7 @@ static vs_err incr_put(MDB_txn *txn, const vs_store *store, const uint8_t tag[TA
   memcpy(key, tag, TAG_BYTES);
   vs_put_u64be(key + TAG_BYTES, op->hlc);
   memcpy(key + TAG_BYTES + 8, op->origin, VS_ORIGIN_BYTES);
+  vs_put_u64be(key + INCR_SEEK_BYTES, op->seq);
   vs_put_u64le(val, (uint64_t)delta);
   MDB_val k = {sizeof key, key}, v = {sizeof val, val};
   return vs_mdb_err(mdb_put(txn, store->dbi_incrs, &k, &v, 0));
