@@ -130,9 +130,11 @@ vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_ou
 
 /** Append `op` as record `lsn` (which must be last + 1) inside `txn`: the WAL
  *  record, the op-id index and the chain head. The op must extend its chain
- *  (the caller checked or built it so). @param[out] hash_out the op's hash. */
+ *  (the caller checked or built it so). `known_hash` (may be NULL) is the
+ *  op's hash when the caller computed it already (vs_op_hash).
+ *  @param[out] hash_out the op's hash. */
 vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
-                         uint64_t now_ms, uint8_t hash_out[VS_HASH_BYTES]);
+                         uint64_t now_ms, const uint8_t *known_hash, uint8_t hash_out[VS_HASH_BYTES]);
 
 /** Look up an op id: its LSN and hash. VS_ERR_NOTFOUND if absent. */
 vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,

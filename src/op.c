@@ -12,11 +12,21 @@ static const char OP_HASH_DOMAIN[] = "vixsync/op-hash/v1";
 void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_id *id_out) {
   assert(origin != NULL && id_out != NULL);
   assert(seq <= VS_OP_SEQ_MAX);
-  crypto_generichash_state st;
-  vs_hash_init(&st, VS_OP_ID_TAG_BYTES);
-  crypto_generichash_update(&st, (const uint8_t *)OP_ID_DOMAIN, sizeof OP_ID_DOMAIN - 1);
-  crypto_generichash_update(&st, origin, VS_ORIGIN_BYTES);
-  crypto_generichash_final(&st, id_out->bytes, VS_OP_ID_TAG_BYTES);
+  /* Runs, batches and chains come one origin at a time: remember the last
+   * origin's tag (per thread) instead of hashing it for every op. */
+  static _Thread_local uint8_t cached_origin[VS_ORIGIN_BYTES];
+  static _Thread_local uint8_t cached_tag[VS_OP_ID_TAG_BYTES];
+  static _Thread_local bool cached;
+  if (!cached || memcmp(cached_origin, origin, VS_ORIGIN_BYTES) != 0) {
+    crypto_generichash_state st;
+    vs_hash_init(&st, VS_OP_ID_TAG_BYTES);
+    crypto_generichash_update(&st, (const uint8_t *)OP_ID_DOMAIN, sizeof OP_ID_DOMAIN - 1);
+    crypto_generichash_update(&st, origin, VS_ORIGIN_BYTES);
+    crypto_generichash_final(&st, cached_tag, VS_OP_ID_TAG_BYTES);
+    memcpy(cached_origin, origin, VS_ORIGIN_BYTES);
+    cached = true;
+  }
+  memcpy(id_out->bytes, cached_tag, VS_OP_ID_TAG_BYTES);
   /* Big-endian: the ids of one origin sort in seq order (see op.h). */
   for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++)
     id_out->bytes[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(seq >> (8 * (VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES - 1 - i)));

@@ -255,7 +255,8 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
   if (!is_put && !is_del && !is_incr) return VS_OK;
   uint8_t key[KEY_BYTES_MAX], tag[TAG_BYTES];
   size_t key_bytes = state_key(op->target, op->target_bytes, key);
-  target_tag(op->target, op->target_bytes, tag);
+  /* The tag is only needed where incrs may exist: for an incr, or for a
+   * put or del on a target that has a record (every incr creates one). */
   MDB_val k = {key_bytes, key}, v;
   int rc = mdb_get(txn, store->dbi_state, &k, &v);
   record r;
@@ -266,6 +267,7 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
     vs_err err = record_decode(&v, &r);
     if (err != VS_OK) return err;
   }
+  if (is_incr || existed) target_tag(op->target, op->target_bytes, tag);
   bool has_base = existed && r.base_kind != BASE_NONE;
   bool after_base = !has_base || lww_cmp(op->hlc, op->origin, r.base_hlc, r.base_origin) > 0;
   if (!after_base) {
@@ -315,7 +317,7 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
     memcpy(r.last_origin, op->origin, VS_ORIGIN_BYTES);
     r.base_value = is_put ? op->payload : NULL;
     r.base_value_bytes = is_put ? op->payload_bytes : 0;
-    err = recount_after(txn, store, tag, &r);
+    if (existed) err = recount_after(txn, store, tag, &r); /* no record: no incrs to re-count */
   }
   if (err == VS_OK) err = record_put(txn, store, key, key_bytes, &r);
   if (err == VS_OK) {

@@ -94,7 +94,7 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
 }
 
 vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
-                         uint64_t now_ms, uint8_t hash_out[VS_HASH_BYTES]) {
+                         uint64_t now_ms, const uint8_t *known_hash, uint8_t hash_out[VS_HASH_BYTES]) {
   assert(lsn >= 1);
   size_t enc_bytes = vs_op_encoded_bytes(op);
   uint8_t key[8];
@@ -118,7 +118,8 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, u
   vs_put_u32le(rec + 4, record_crc(rec, v.mv_size));
 
   vs_head head = {op->seq, op->hlc, {0}};
-  vs_op_hash_encoded(rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, head.hash);
+  if (known_hash != NULL) memcpy(head.hash, known_hash, VS_HASH_BYTES); /* the caller hashed these bytes */
+  else vs_op_hash_encoded(rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, head.hash);
   uint8_t idx[VS_OPID_VALUE_BYTES];
   vs_put_u64le(idx, lsn);
   memcpy(idx + 8, head.hash, VS_HASH_BYTES);
@@ -154,7 +155,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   }
   uint64_t lsn = 0, node_hlc = 0;
   if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
-  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, NULL);
+  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, hash, NULL);
   uint8_t state_hash[VS_HASH_BYTES];
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, state_hash);
