@@ -47,6 +47,12 @@ static vs_err run_check(const vs_op *ops, uint32_t count, uint8_t (*hashes)[VS_H
     if (!vs_op_id_equal(&id, &ops[i].id)) return VS_ERR_INVAL;
     vs_err err = vs_op_hash(&ops[i], hashes[i]);
     if (err != VS_OK) return err;
+    /* The signature covers the last op; the links extend it to the others.
+     * A run whose own links break is not covered by its signature: forged,
+     * whether or not the node holds those seqs (else a genuine signed run
+     * with one held op swapped would pass as fork evidence against an
+     * honest origin). */
+    if (i > 0 && memcmp(ops[i].prev, hashes[i - 1], VS_HASH_BYTES) != 0) return VS_ERR_MALFORMED;
   }
   return VS_OK;
 }

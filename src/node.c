@@ -36,6 +36,7 @@ typedef struct peer {
   uint64_t inflight_bytes;
   uint64_t next_vv_ms;
   bool vv_due;
+  uint32_t ack_id; /* READY: the engine's index for this peer's identity */
   frame *q;
   uint32_t q_head, q_tail, q_cap;
 } peer;
@@ -43,7 +44,7 @@ typedef struct peer {
 typedef struct pushed { /* a local op handed to the mesh by the engine */
   vs_op_id id;
   uint64_t seq;
-  uint64_t peers; /* bit per peer slot that holds it */
+  uint64_t peers; /* bit per ack_id (peer identity) that holds it */
 } pushed;
 
 struct vs_node {
@@ -61,6 +62,8 @@ struct vs_node {
   uint32_t push_n, push_cap;
   vs_result *results;
   uint32_t results_n, results_cap;
+  uint8_t ack_pk[VS_NODE_PEERS_MAX][VS_ORIGIN_BYTES]; /* ack_id -> peer identity */
+  uint64_t ack_used;                                  /* bit per ack_id in use */
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -340,15 +343,41 @@ static vs_err result_add(vs_node *n, const vs_op_id *id, uint32_t slot) {
   return VS_OK;
 }
 
+/* The engine counts DONE results per peer index (< 64) toward ack_quorum,
+ * and node.h promises *distinct* peers. A connection slot is not a peer: one
+ * peer that reconnects into another slot would count twice. So the index
+ * names the authenticated identity. Exact for up to 64 identities; past
+ * that, one not connected now is forgotten (reusing its index can only
+ * delay a DONE, and that identity may count twice if it comes back). */
+static uint32_t ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES]) {
+  uint32_t pick = VS_NODE_PEERS_MAX;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
+    bool used = (n->ack_used >> i) & 1u;
+    if (used && memcmp(n->ack_pk[i], pk, VS_ORIGIN_BYTES) == 0) return i;
+    if (!used && pick == VS_NODE_PEERS_MAX) pick = i;
+  }
+  if (pick == VS_NODE_PEERS_MAX) { /* full: take one no ready peer holds */
+    uint64_t busy = 0;
+    for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++)
+      if (n->peers[s].st == PEER_READY) busy |= 1ull << n->peers[s].ack_id;
+    for (uint32_t i = 0; i < VS_NODE_PEERS_MAX && pick == VS_NODE_PEERS_MAX; i++)
+      if (!((busy >> i) & 1u)) pick = i;
+  }
+  assert(pick < VS_NODE_PEERS_MAX); /* the caller is not READY yet: at most 63 busy */
+  memcpy(n->ack_pk[pick], pk, VS_ORIGIN_BYTES);
+  n->ack_used |= 1ull << pick;
+  return pick;
+}
+
 /* A peer's vector holds our ops up to `held`: they are DONE from that peer. */
-static vs_err mesh_acked(vs_node *n, uint32_t slot, uint64_t held) {
+static vs_err mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held) {
   uint32_t keep = 0;
   vs_err err = VS_OK;
   for (uint32_t i = 0; i < n->push_n; i++) {
     pushed *q = &n->push[i];
-    if (err == VS_OK && q->seq <= held && !(q->peers & (1ull << slot))) {
-      q->peers |= 1ull << slot;
-      err = result_add(n, &q->id, slot);
+    if (err == VS_OK && q->seq <= held && !(q->peers & (1ull << ack_id))) {
+      q->peers |= 1ull << ack_id;
+      err = result_add(n, &q->id, ack_id);
     }
     if (popcount64(q->peers) < n->cfg.ack_quorum) n->push[keep++] = *q;
   }
@@ -377,7 +406,7 @@ static vs_err mesh_send(void *ctx, const vs_send_batch *batch, uint64_t now_ms) 
   /* Peers that already hold them (they learned them by anti-entropy). */
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     if (n->peers[s].st != PEER_READY) continue;
-    vs_err err = mesh_acked(n, s, vv_get(&n->peers[s].known, n->cfg.identity.pk));
+    vs_err err = mesh_acked(n, n->peers[s].ack_id, vv_get(&n->peers[s].known, n->cfg.identity.pk));
     if (err != VS_OK) return err;
   }
   return VS_OK;
@@ -585,14 +614,14 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
         n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
       return err;
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
-    case VS_ERR_MALFORMED: n->stats.runs_forged++; return VS_OK;
+    case VS_ERR_MALFORMED: n->stats.runs_forged++; return VS_OK; /* bad signature or broken links */
     case VS_ERR_FORK: n->stats.runs_fork++; return VS_OK;
     case VS_ERR_INVAL: n->stats.rejected_malformed++; return VS_OK;
     default: return err; /* storage: stop, nothing of this run was applied */
   }
 }
 
-static vs_err on_vv(vs_node *n, peer *p, uint32_t slot, const uint8_t *msg, size_t len) {
+static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
   vs_vv_entry *e = malloc(sizeof *e * VS_WIRE_VV_MAX);
   if (e == NULL) return VS_ERR_NOMEM;
   uint32_t count = 0;
@@ -610,15 +639,22 @@ static vs_err on_vv(vs_node *n, peer *p, uint32_t slot, const uint8_t *msg, size
     covered = p->sent.e[i].seq <= vv_get(&p->known, p->sent.e[i].origin);
   if (covered) vv_free(&p->sent);
   p->inflight_bytes = 0; /* the peer answered: what it lacks is resent on schedule */
-  return mesh_acked(n, slot, vv_get(&p->known, n->cfg.identity.pk));
+  return mesh_acked(n, p->ack_id, vv_get(&p->known, n->cfg.identity.pk));
 }
 
-static vs_err on_data(vs_node *n, peer *p, uint32_t slot, const uint8_t *bytes, size_t len, uint64_t now_ms) {
+static vs_err on_data(vs_node *n, peer *p, const uint8_t *bytes, size_t len, uint64_t now_ms) {
+  uint8_t type = 0;
+  vs_err err = vs_frame_type(bytes, len, &type);
+  if (err != VS_OK) return err;
+  /* A well-formed handshake frame on an established session (a late
+   * duplicate of this connection's handshake) is unexpected, not
+   * malformed: node.h counts it in rejected_state. */
+  if (type != VS_FRAME_DATA) return VS_ERR_STATE;
   size_t msg_len = 0;
-  vs_err err = vs_session_open(&p->sess, bytes, len, n->msg, VS_MSG_BYTES_MAX, &msg_len);
+  err = vs_session_open(&p->sess, bytes, len, n->msg, VS_MSG_BYTES_MAX, &msg_len);
   if (err != VS_OK) return err;
   if (msg_len == 0) return VS_ERR_TRUNCATED;
-  if (n->msg[0] == VS_MSG_VV) return on_vv(n, p, slot, n->msg, msg_len);
+  if (n->msg[0] == VS_MSG_VV) return on_vv(n, p, n->msg, msg_len);
   if (n->msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   run_ctx rc = {n, now_ms};
   err = vs_msg_ops_decode(n->msg, msg_len, on_run, &rc);
@@ -639,7 +675,6 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
     n->stats.rejected_malformed++;
     return VS_ERR_TOO_LARGE;
   }
-  uint32_t slot = (uint32_t)(p - n->peers);
   vs_err err;
   if (p->st == PEER_HANDSHAKE) {
     uint8_t out[VS_REPLY_BYTES];
@@ -649,13 +684,14 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
     if (err == VS_OK && out_len > 0) err = queue_copy(p, out, out_len);
     if (err == VS_OK && done) {
       vs_hs_wipe(&p->hs);
+      p->ack_id = ack_id_for(n, p->sess.peer_id);
       p->st = PEER_READY;
       p->vv_due = true;
       n->stats.handshakes_done++;
     }
     if (err == VS_ERR_AUTH) peer_close(n, p); /* not of this mesh: it gets nothing more */
   } else {
-    err = on_data(n, p, slot, bytes, len, now_ms);
+    err = on_data(n, p, bytes, len, now_ms);
   }
   if (err != VS_OK && err != VS_ERR_NOMEM && err != VS_ERR_FULL && err != VS_ERR_STORE) count_reject(n, err);
   return err;

@@ -909,15 +909,15 @@ static void test_apply_rejects_tampered_middle_payload(void **state) {
     scratch_from(&s, f->la, &f->runs[1]);
     payload_at(&s, i)[0] ^= 0x01;
     /* The signature (over op 6) still verifies; op i+1's prev no longer
-     * links to the tampered op. */
-    assert_err(scratch_apply(&f->b, &s), VS_ERR_CHAIN);
+     * links to the tampered op, so the signature does not cover the run. */
+    assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
     snap_check(f->b.store, f->a.id.pk, &f->s);
   }
   /* A tampered hlc in the middle breaks the link the same way. */
   scratch s;
   scratch_from(&s, f->la, &f->runs[1]);
   s.ops[1].hlc ^= 1;
-  assert_err(scratch_apply(&f->b, &s), VS_ERR_CHAIN);
+  assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
   assert_refused_then_usable(f);
 }
 
@@ -929,7 +929,10 @@ static void test_apply_rejects_tampered_prev(void **state) {
     scratch s;
     scratch_from(&s, f->la, &f->runs[1]);
     s.ops[i].prev[7] ^= 0x80;
-    assert_err(scratch_apply(&f->b, &s), VS_ERR_CHAIN);
+    /* Either way the run's own links break (op 0's hash covers its prev),
+     * so the signature does not cover it: forged. A one-op run whose prev
+     * misses the held head is a chain error (below). */
+    assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
     snap_check(f->b.store, f->a.id.pk, &f->s);
   }
   /* The origin itself signs a head whose prev does not link: the signature

@@ -52,10 +52,12 @@ typedef struct vs_apply_result {
  *  @param sig the origin's signature over the chain head at ops[count-1].
  *  @return VS_OK (also when everything was a duplicate); VS_ERR_INVAL
  *  (count 0 or past VS_APPLY_RUN_OPS_MAX, mixed origins, seqs not
- *  consecutive); VS_ERR_CHAIN (the run starts past the next seq, or a prev
- *  link is wrong); VS_ERR_FORK (a held seq with another hash: evidence
- *  recorded, nothing else changed); VS_ERR_MALFORMED (the signature does not
- *  verify); VS_ERR_FULL; VS_ERR_STORE. On any error nothing is applied. */
+ *  consecutive); VS_ERR_CHAIN (the run does not extend what is held: it
+ *  starts past the next seq, or its first new op does not link to the held
+ *  head); VS_ERR_FORK (a held seq with another hash: evidence recorded,
+ *  nothing else changed); VS_ERR_MALFORMED (forged: the signature does not
+ *  verify, or the run's own prev links break, so the signature does not
+ *  cover it); VS_ERR_FULL; VS_ERR_STORE. On any error nothing is applied. */
 vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 

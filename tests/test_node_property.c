@@ -1,0 +1,1914 @@
+/* vs_node under a hostile network and hostile peers.
+ *
+ * 1. Convergence property (G2, G4, G5, G6): for many seeds, 4-6 nodes on a
+ *    random connected topology exchange frames through per-link queues with
+ *    random latency while a chaos phase drops, duplicates and reorders
+ *    frames, flaps links and restarts nodes, and clients write on random
+ *    nodes. Then the network heals and runs until quiet; every node must
+ *    hold the same state, the same version vector, every acknowledged write
+ *    exactly once, a drained outbox, and must never have refused an honest
+ *    frame as forged or malformed.
+ *    VS_NODE_SEEDS=N sets the number of seeds (default 100), VS_NODE_SEED=S
+ *    runs only seed S (a failure prints the line that replays it),
+ *    VS_NODE_SEED_BASE=B starts the sweep at B, VS_NODE_HARSH=1 triples the
+ *    loss and reordering and makes the chaos longer and flappier.
+ * 2. Security table at the node level: a fake peer that knows the mesh key
+ *    drives the wire.h API by hand against a real vs_node; each bad frame is
+ *    refused, counted in the right counter, changes neither state nor WAL,
+ *    and the node keeps syncing with its legitimate peer.
+ * 3. A handshake flood fills every peer slot; the slots come back at the
+ *    handshake deadline and a real peer then connects and syncs.
+ *
+ * One seeded PRNG (splitmix64) drives each run, including the nodes' random
+ * source; time is virtual. */
+#define _XOPEN_SOURCE 700
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "vixsync/vixsync.h"
+#include "vixsync/apply.h"
+#include "vixsync/node.h"
+#include "vixsync/wire.h"
+
+#define T0_MS 1700000000000ull
+
+/* ---- splitmix64: the only source of randomness ---- */
+
+static uint64_t sm64(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t sm_below(uint64_t *s, uint64_t n) { return n == 0 ? 0 : sm64(s) % n; }
+
+static bool sm_chance(uint64_t *s, uint32_t permille) { return sm_below(s, 1000) < permille; }
+
+static void sm_fill(void *ctx, uint8_t *buf, size_t bytes) {
+  uint64_t *s = ctx;
+  for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)sm64(s);
+}
+
+/* ---- small shared helpers ---- */
+
+typedef struct idlist {
+  vs_op_id *v;
+  size_t n, cap;
+} idlist;
+
+static void idlist_add(idlist *l, const vs_op_id *id) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap == 0 ? 64 : l->cap * 2;
+    vs_op_id *v = realloc(l->v, sizeof *v * cap);
+    assert_non_null(v);
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = *id;
+}
+
+static void idlist_free(idlist *l) {
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+static int id_cmp(const void *a, const void *b) { return memcmp(a, b, VS_OP_ID_BYTES); }
+
+/* Sorts the list; returns the number of ids that appear more than once. */
+static size_t idlist_dups(idlist *l) {
+  if (l->n > 1) qsort(l->v, l->n, sizeof *l->v, id_cmp);
+  size_t dups = 0;
+  for (size_t i = 1; i < l->n; i++) dups += memcmp(&l->v[i - 1], &l->v[i], VS_OP_ID_BYTES) == 0 ? 1u : 0u;
+  return dups;
+}
+
+typedef struct vv_buf {
+  char text[4096];
+  size_t len;
+  uint64_t seq_sum;
+} vv_buf;
+
+static vs_err vv_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
+  vv_buf *b = ctx;
+  int w = snprintf(b->text + b->len, sizeof b->text - b->len, "%02x%02x%02x%02x:%" PRIu64 ";", origin[0], origin[1],
+                   origin[2], origin[3], seq);
+  if (w > 0 && (size_t)w < sizeof b->text - b->len) b->len += (size_t)w;
+  b->seq_sum += seq;
+  return VS_OK;
+}
+
+static vs_err vv_text(vs_store *store, vv_buf *out) {
+  memset(out, 0, sizeof *out);
+  return vs_vv_each(store, vv_cb, out);
+}
+
+static vs_err wal_ids_cb(const vs_wal_record *rec, void *ctx) {
+  idlist_add(ctx, &rec->op.id);
+  return VS_OK;
+}
+
+#define STATS_FIELDS(X)                                                                                      \
+  X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(handshakes_done) X(handshakes_timeout) X(rejected_auth) \
+  X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_applied)          \
+  X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends)
+
+static void stats_add(vs_node_stats *acc, const vs_node_stats *s) {
+#define ADD_(f) acc->f += s->f;
+  STATS_FIELDS(ADD_)
+#undef ADD_
+}
+
+/* =====================================================================
+ * 1. The simulated network
+ * ===================================================================== */
+
+#define SIM_NODES_MAX 6u
+#define SIM_KEYS 8u
+#define SIM_HANDLE_STRIDE 16u /* handle = generation * 16 + node index */
+#define SIM_SAME_TIME_MAX 2000u
+#define SIM_ITERS_MAX 4000000ull
+#define SIM_HEAL_MS_MAX (900ull * 1000ull) /* virtual: a healthy mesh is quiet far sooner */
+#define SIM_CHECK_EVERY_MS 250u
+
+typedef struct flight {
+  uint8_t *bytes;
+  size_t len;
+  uint64_t at_ms;
+  uint64_t order; /* ties keep sending order */
+} flight;
+
+typedef struct fq {
+  flight *f;
+  uint32_t n, cap;
+  uint64_t last_at_ms; /* FIFO floor for frames that are not reordered */
+} fq;
+
+typedef struct slink {
+  bool exists, up;
+  uint32_t gen;        /* connection generation: frames of a dead connection never arrive */
+  uint64_t up_at_ms;   /* when down: reconnect then (UINT64_MAX: waits for a node) */
+  uint64_t down_at_ms; /* when up in chaos: the next flap */
+  fq q[2];             /* q[0]: low -> high index, q[1]: high -> low */
+} slink;
+
+struct sim;
+
+typedef struct snode {
+  struct sim *sim;
+  char dir[256];
+  vs_identity id;
+  vs_node *node; /* NULL while down */
+  uint64_t wake_ms;
+  bool dirty;
+  uint64_t reopen_at_ms;
+  vs_node_stats past; /* counters of closed lifetimes */
+  idlist applied;     /* every on_apply call, across lifetimes */
+  bool idem_have;
+  char idem_key[32], idem_kind[8], idem_target[8], idem_payload[32];
+  vs_op_id idem_id;
+} snode;
+
+typedef struct sim_totals {
+  uint64_t seeds, writes, idem_retries, dropped, duplicated, reordered, flaps, restarts, closes, stale, heal_ms;
+  vs_node_stats st;
+  uint64_t end_ms;
+  uint8_t final_hash[VS_HASH_BYTES];
+} sim_totals;
+
+typedef struct sim {
+  uint64_t seed, rng;
+  uint32_t n;
+  snode nodes[SIM_NODES_MAX];
+  slink links[SIM_NODES_MAX][SIM_NODES_MAX]; /* [lo][hi] */
+  uint64_t now_ms, order;
+  bool chaos;
+  uint32_t drop_pm, dup_pm, reorder_pm;
+  uint64_t flap_min_ms, flap_span_ms;
+  uint64_t *write_at;
+  uint32_t writes, writes_done;
+  uint64_t restart_at[3];
+  uint32_t restarts, restarts_done;
+  idlist acked;
+  sim_totals tot;
+  char why[1024];
+} sim;
+
+#define SIM_FAIL(s, ...)                                      \
+  do {                                                        \
+    snprintf((s)->why, sizeof (s)->why, __VA_ARGS__);         \
+    return false;                                             \
+  } while (0)
+
+static slink *sim_link(sim *s, uint32_t i, uint32_t j) { return i < j ? &s->links[i][j] : &s->links[j][i]; }
+
+static fq *sim_q(sim *s, uint32_t from, uint32_t to) { return &sim_link(s, from, to)->q[from < to ? 0 : 1]; }
+
+static uint32_t sim_handle(sim *s, uint32_t self, uint32_t other) {
+  return sim_link(s, self, other)->gen * SIM_HANDLE_STRIDE + other;
+}
+
+static void fq_clear(fq *q) {
+  for (uint32_t k = 0; k < q->n; k++) free(q->f[k].bytes);
+  q->n = 0;
+  q->last_at_ms = 0;
+}
+
+static void fq_push(sim *s, fq *q, const uint8_t *bytes, size_t len, uint64_t at_ms) {
+  if (q->n == q->cap) {
+    uint32_t cap = q->cap == 0 ? 16 : q->cap * 2;
+    flight *f = realloc(q->f, sizeof *f * cap);
+    assert_non_null(f);
+    q->f = f;
+    q->cap = cap;
+  }
+  uint8_t *copy = malloc(len > 0 ? len : 1);
+  assert_non_null(copy);
+  memcpy(copy, bytes, len);
+  q->f[q->n++] = (flight){copy, len, at_ms, s->order++};
+}
+
+static void on_apply_cb(void *ctx, const vs_op *op) {
+  snode *sn = ctx;
+  idlist_add(&sn->applied, &op->id);
+}
+
+static bool sim_open_node(sim *s, uint32_t i) {
+  snode *sn = &s->nodes[i];
+  vs_node_cfg cfg = vs_node_cfg_default();
+  cfg.dir = sn->dir;
+  cfg.durability = VS_DURABILITY_NOSYNC;
+  cfg.map_bytes = 64ull << 20;
+  cfg.identity = sn->id;
+  memset(cfg.mesh_key, 0x5a, VS_MESH_KEY_BYTES);
+  cfg.random = sm_fill;
+  cfg.random_ctx = &s->rng;
+  cfg.on_apply = on_apply_cb;
+  cfg.on_apply_ctx = sn;
+  vs_err err = vs_node_open(&cfg, &sn->node);
+  if (err != VS_OK) SIM_FAIL(s, "node %u: vs_node_open: %s", i, vs_err_name(err));
+  sn->dirty = true;
+  sn->wake_ms = s->now_ms;
+  sn->reopen_at_ms = UINT64_MAX;
+  return true;
+}
+
+/* The connection i-j ends: both sides are told (the side that closed it
+ * already forgot it), and its frames in flight die with it. */
+static bool sim_link_down(sim *s, uint32_t i, uint32_t j, uint64_t up_at_ms) {
+  slink *l = sim_link(s, i, j);
+  if (l->up) {
+    uint32_t ends[2] = {i, j};
+    for (int k = 0; k < 2; k++) {
+      snode *sn = &s->nodes[ends[k]];
+      if (sn->node == NULL) continue;
+      vs_err err = vs_node_peer_down(sn->node, sim_handle(s, ends[k], ends[1 - k]), s->now_ms);
+      if (err != VS_OK && err != VS_ERR_NOTFOUND) SIM_FAIL(s, "peer_down: %s", vs_err_name(err));
+      sn->dirty = true;
+    }
+  }
+  l->up = false;
+  l->up_at_ms = up_at_ms;
+  l->down_at_ms = UINT64_MAX;
+  fq_clear(&l->q[0]);
+  fq_clear(&l->q[1]);
+  return true;
+}
+
+static bool sim_link_up(sim *s, uint32_t i, uint32_t j) {
+  slink *l = sim_link(s, i, j);
+  assert_false(l->up);
+  l->gen++;
+  l->up = true;
+  l->up_at_ms = UINT64_MAX;
+  l->down_at_ms = s->chaos ? s->now_ms + s->flap_min_ms + sm_below(&s->rng, s->flap_span_ms) : UINT64_MAX;
+  uint32_t dialler = sm_chance(&s->rng, 500) ? i : j, other = dialler == i ? j : i;
+  vs_err err = vs_node_peer_up(s->nodes[dialler].node, sim_handle(s, dialler, other), true, s->now_ms);
+  if (err == VS_OK) err = vs_node_peer_up(s->nodes[other].node, sim_handle(s, other, dialler), false, s->now_ms);
+  if (err != VS_OK) SIM_FAIL(s, "peer_up %u-%u: %s", i, j, vs_err_name(err));
+  s->nodes[i].dirty = s->nodes[j].dirty = true;
+  return true;
+}
+
+/* A crash-free restart: close (all links of the node go down), reopen later
+ * from the same directory with the same identity. */
+static bool sim_restart(sim *s, uint32_t i) {
+  snode *sn = &s->nodes[i];
+  for (uint32_t j = 0; j < s->n; j++) {
+    if (j == i || !sim_link(s, i, j)->exists) continue;
+    slink *l = sim_link(s, i, j);
+    if (l->up && !sim_link_down(s, i, j, UINT64_MAX)) return false;
+  }
+  vs_node_stats st;
+  vs_node_stats_get(sn->node, &st);
+  stats_add(&sn->past, &st);
+  vs_node_close(sn->node);
+  sn->node = NULL;
+  sn->reopen_at_ms = s->now_ms + sm_below(&s->rng, 3000);
+  s->tot.restarts++;
+  return true;
+}
+
+static bool sim_reopen(sim *s, uint32_t i) {
+  if (!sim_open_node(s, i)) return false;
+  for (uint32_t j = 0; j < s->n; j++) {
+    if (j == i || !sim_link(s, i, j)->exists) continue;
+    slink *l = sim_link(s, i, j);
+    if (!l->up && l->up_at_ms == UINT64_MAX && s->nodes[j].node != NULL)
+      l->up_at_ms = s->now_ms + 1 + sm_below(&s->rng, 300);
+  }
+  return true;
+}
+
+static const char *const sim_kinds[3] = {"put", "del", "incr"};
+
+static bool sim_write(sim *s) {
+  uint32_t i = (uint32_t)sm_below(&s->rng, s->n);
+  for (uint32_t k = 0; k < s->n && s->nodes[i].node == NULL; k++) i = (i + 1) % s->n;
+  snode *sn = &s->nodes[i];
+  if (sn->node == NULL) SIM_FAIL(s, "no node is up for a write");
+  char kind[8], target[8], payload[32], key[32];
+  bool retry = sn->idem_have && sm_chance(&s->rng, 60);
+  bool with_key = !retry && sm_chance(&s->rng, 100);
+  if (retry) {
+    /* A client that timed out writes again with the same key: same op. */
+    memcpy(kind, sn->idem_kind, sizeof kind);
+    memcpy(target, sn->idem_target, sizeof target);
+    memcpy(payload, sn->idem_payload, sizeof payload);
+    memcpy(key, sn->idem_key, sizeof key);
+  } else {
+    snprintf(kind, sizeof kind, "%s", sim_kinds[sm_below(&s->rng, 3)]);
+    snprintf(target, sizeof target, "k%u", (unsigned)sm_below(&s->rng, SIM_KEYS));
+    if (strcmp(kind, "incr") == 0)
+      snprintf(payload, sizeof payload, "%d", (int)sm_below(&s->rng, 21) - 10);
+    else
+      snprintf(payload, sizeof payload, sm_chance(&s->rng, 500) ? "%u" : "v%u", (unsigned)sm_below(&s->rng, 1000));
+    if (strcmp(kind, "del") == 0) payload[0] = '\0';
+    snprintf(key, sizeof key, "idem-%u-%u", i, s->writes_done);
+  }
+  vs_write_req req = {kind, (const uint8_t *)target, (uint32_t)strlen(target), (const uint8_t *)payload,
+                      (uint32_t)strlen(payload), NULL, 0};
+  if (retry || with_key) {
+    req.idem_key = (const uint8_t *)key;
+    req.idem_key_bytes = (uint32_t)strlen(key);
+  }
+  vs_write_result res;
+  vs_err err = vs_node_write(sn->node, &req, s->now_ms, &res);
+  if (err != VS_OK) SIM_FAIL(s, "node %u: write %s %s: %s", i, kind, target, vs_err_name(err));
+  if (retry) {
+    if (!res.duplicate || !vs_op_id_equal(&res.op_id, &sn->idem_id))
+      SIM_FAIL(s, "node %u: a retried idempotent write was not the first op", i);
+    s->tot.idem_retries++;
+  } else {
+    if (res.duplicate) SIM_FAIL(s, "node %u: a fresh write came back as a duplicate", i);
+    idlist_add(&s->acked, &res.op_id);
+    s->tot.writes++;
+  }
+  if (with_key) {
+    sn->idem_have = true;
+    memcpy(sn->idem_kind, kind, sizeof kind);
+    memcpy(sn->idem_target, target, sizeof target);
+    memcpy(sn->idem_payload, payload, sizeof payload);
+    memcpy(sn->idem_key, key, sizeof key);
+    sn->idem_id = res.op_id;
+  }
+  sn->dirty = true;
+  return true;
+}
+
+static uint32_t sim_open_count(const sim *s) {
+  uint32_t c = 0;
+  for (uint32_t i = 0; i < s->n; i++) c += s->nodes[i].node != NULL ? 1u : 0u;
+  return c;
+}
+
+/* Everything scheduled at or before now: writes, restarts, reopens, flaps. */
+static bool sim_actions(sim *s) {
+  while (s->writes_done < s->writes && s->write_at[s->writes_done] <= s->now_ms) {
+    if (!sim_write(s)) return false;
+    s->writes_done++;
+  }
+  for (; s->restarts_done < s->restarts && s->restart_at[s->restarts_done] <= s->now_ms; s->restarts_done++) {
+    if (sim_open_count(s) < 2) continue;
+    uint32_t i = (uint32_t)sm_below(&s->rng, s->n);
+    while (s->nodes[i].node == NULL) i = (i + 1) % s->n;
+    if (!sim_restart(s, i)) return false;
+  }
+  for (uint32_t i = 0; i < s->n; i++)
+    if (s->nodes[i].node == NULL && s->nodes[i].reopen_at_ms <= s->now_ms && !sim_reopen(s, i)) return false;
+  for (uint32_t i = 0; i < s->n; i++) {
+    for (uint32_t j = i + 1; j < s->n; j++) {
+      slink *l = &s->links[i][j];
+      if (!l->exists) continue;
+      if (l->up && l->down_at_ms <= s->now_ms) {
+        s->tot.flaps++;
+        if (!sim_link_down(s, i, j, s->now_ms + 50 + sm_below(&s->rng, 2000))) return false;
+      } else if (!l->up && l->up_at_ms <= s->now_ms) {
+        if (s->nodes[i].node == NULL || s->nodes[j].node == NULL) l->up_at_ms = UINT64_MAX;
+        else if (!sim_link_up(s, i, j)) return false;
+      }
+    }
+  }
+  return true;
+}
+
+static uint64_t sim_next_action(const sim *s) {
+  uint64_t t = UINT64_MAX;
+  if (s->writes_done < s->writes) t = s->write_at[s->writes_done];
+  if (s->restarts_done < s->restarts && s->restart_at[s->restarts_done] < t) t = s->restart_at[s->restarts_done];
+  for (uint32_t i = 0; i < s->n; i++) {
+    if (s->nodes[i].node == NULL && s->nodes[i].reopen_at_ms < t) t = s->nodes[i].reopen_at_ms;
+    for (uint32_t j = i + 1; j < s->n; j++) {
+      const slink *l = &s->links[i][j];
+      if (!l->exists) continue;
+      uint64_t a = l->up ? l->down_at_ms : l->up_at_ms;
+      if (a < t) t = a;
+    }
+  }
+  return t;
+}
+
+/* A frame leaves `from` for `to`: latency, and in chaos the faults. */
+static void sim_send(sim *s, uint32_t from, uint32_t to, const uint8_t *bytes, size_t len) {
+  fq *q = sim_q(s, from, to);
+  if (s->chaos && sm_chance(&s->rng, s->drop_pm)) {
+    s->tot.dropped++;
+    return;
+  }
+  uint64_t at = s->now_ms + 1 + sm_below(&s->rng, 20);
+  if (s->chaos && sm_chance(&s->rng, s->reorder_pm)) {
+    at += 5 + sm_below(&s->rng, 120); /* held back: later frames overtake it */
+    s->tot.reordered++;
+  } else {
+    if (at < q->last_at_ms) at = q->last_at_ms;
+    q->last_at_ms = at;
+  }
+  fq_push(s, q, bytes, len, at);
+  if (s->chaos && sm_chance(&s->rng, s->dup_pm)) {
+    fq_push(s, q, bytes, len, at + sm_below(&s->rng, 60));
+    s->tot.duplicated++;
+  }
+}
+
+static uint64_t sim_next_frame(const sim *s) {
+  uint64_t t = UINT64_MAX;
+  for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t j = i + 1; j < s->n; j++)
+      for (int d = 0; d < 2; d++)
+        for (uint32_t k = 0; k < s->links[i][j].q[d].n; k++)
+          if (s->links[i][j].q[d].f[k].at_ms < t) t = s->links[i][j].q[d].f[k].at_ms;
+  return t;
+}
+
+/* Deliver every frame due by now, in (time, sending order). */
+static bool sim_deliver(sim *s) {
+  for (uint32_t round = 0; round < 1000000u; round++) {
+    fq *best = NULL;
+    uint32_t best_k = 0, from = 0, to = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+      for (uint32_t j = i + 1; j < s->n; j++) {
+        for (int d = 0; d < 2; d++) {
+          fq *q = &s->links[i][j].q[d];
+          for (uint32_t k = 0; k < q->n; k++) {
+            const flight *f = &q->f[k];
+            if (f->at_ms > s->now_ms) continue;
+            if (best == NULL || f->at_ms < best->f[best_k].at_ms ||
+                (f->at_ms == best->f[best_k].at_ms && f->order < best->f[best_k].order)) {
+              best = q;
+              best_k = k;
+              from = d == 0 ? i : j;
+              to = d == 0 ? j : i;
+            }
+          }
+        }
+      }
+    }
+    if (best == NULL) return true;
+    flight f = best->f[best_k];
+    best->f[best_k] = best->f[--best->n];
+    snode *dst = &s->nodes[to];
+    assert_non_null(dst->node); /* queues die with their link */
+    (void)vs_node_on_frame(dst->node, sim_handle(s, to, from), f.bytes, f.len, s->now_ms);
+    dst->dirty = true;
+    free(f.bytes);
+  }
+  SIM_FAIL(s, "delivery did not end");
+}
+
+static bool sim_poll_node(sim *s, uint32_t i) {
+  snode *sn = &s->nodes[i];
+  for (uint32_t k = 0; k < 1000000u; k++) {
+    vs_node_out out;
+    uint64_t wake = UINT64_MAX;
+    vs_err err = vs_node_poll(sn->node, s->now_ms, &out, &wake);
+    if (err != VS_OK) SIM_FAIL(s, "node %u: poll: %s", i, vs_err_name(err));
+    if (out.kind == VS_NODE_OUT_NONE) {
+      sn->wake_ms = wake;
+      sn->dirty = false;
+      return true;
+    }
+    uint32_t j = out.peer % SIM_HANDLE_STRIDE, gen = out.peer / SIM_HANDLE_STRIDE;
+    if (j >= s->n || j == i) SIM_FAIL(s, "node %u: output for unknown handle %u", i, out.peer);
+    slink *l = sim_link(s, i, j);
+    if (!l->up || l->gen != gen) { /* the node speaks of a connection it was told is gone */
+      s->tot.stale++;
+      continue;
+    }
+    if (out.kind == VS_NODE_OUT_CLOSE) {
+      s->tot.closes++;
+      uint64_t redial = s->now_ms + 10 + sm_below(&s->rng, s->chaos ? 1000 : 100);
+      if (!sim_link_down(s, i, j, redial)) return false;
+      continue;
+    }
+    if (out.kind != VS_NODE_OUT_SEND || out.bytes == NULL || out.bytes_len == 0 ||
+        out.bytes_len > VS_FRAME_BYTES_MAX)
+      SIM_FAIL(s, "node %u: bad output kind %d len %zu", i, (int)out.kind, out.bytes_len);
+    sim_send(s, i, j, out.bytes, out.bytes_len);
+  }
+  SIM_FAIL(s, "node %u: poll never returned NONE", i);
+}
+
+static bool sim_poll_all(sim *s) {
+  for (uint32_t i = 0; i < s->n; i++) {
+    snode *sn = &s->nodes[i];
+    if (sn->node != NULL && (sn->dirty || sn->wake_ms <= s->now_ms) && !sim_poll_node(s, i)) return false;
+  }
+  return true;
+}
+
+static bool sim_outbox(sim *s, uint32_t i, vs_outbox_counts *c) {
+  vs_outbox *ob;
+  vs_err err = vs_outbox_open(vs_node_store(s->nodes[i].node), NULL, &ob);
+  if (err == VS_OK) err = vs_outbox_counts_get(ob, c);
+  vs_outbox_close(ob);
+  if (err != VS_OK) SIM_FAIL(s, "node %u: outbox: %s", i, vs_err_name(err));
+  return true;
+}
+
+/* Converged and drained? *quiet false with `why` filled when not. */
+static bool sim_quiet(sim *s, bool *quiet) {
+  *quiet = false;
+  uint8_t h0[VS_HASH_BYTES];
+  vv_buf v0;
+  for (uint32_t i = 0; i < s->n; i++) {
+    if (s->nodes[i].node == NULL) {
+      snprintf(s->why, sizeof s->why, "node %u is down", i);
+      return true;
+    }
+    uint8_t h[VS_HASH_BYTES];
+    vv_buf v;
+    vs_store *st = vs_node_store(s->nodes[i].node);
+    vs_err err = vs_state_hash(st, i == 0 ? h0 : h);
+    if (err == VS_OK) err = vv_text(st, i == 0 ? &v0 : &v);
+    if (err != VS_OK) SIM_FAIL(s, "node %u: state read: %s", i, vs_err_name(err));
+    if (i > 0 && memcmp(h, h0, VS_HASH_BYTES) != 0) {
+      snprintf(s->why, sizeof s->why, "state hash of node %u differs from node 0", i);
+      return true;
+    }
+    if (i > 0 && strcmp(v.text, v0.text) != 0) {
+      snprintf(s->why, sizeof s->why, "version vectors differ: node 0 %.400s / node %u %.400s", v0.text, i, v.text);
+      return true;
+    }
+    vs_outbox_counts c;
+    if (!sim_outbox(s, i, &c)) return false;
+    if (c.pending + c.inflight + c.failed != 0) {
+      snprintf(s->why, sizeof s->why, "node %u outbox not drained: pending %" PRIu64 " inflight %" PRIu64
+               " failed %" PRIu64 " done %" PRIu64, i, c.pending, c.inflight, c.failed, c.done);
+      return true;
+    }
+  }
+  *quiet = true;
+  return true;
+}
+
+/* Run the event loop until end_ms, or (until_quiet) until converged. */
+static bool sim_loop(sim *s, uint64_t end_ms, bool until_quiet) {
+  uint32_t same = 0;
+  uint64_t next_check = s->now_ms;
+  for (uint64_t iter = 0; iter < SIM_ITERS_MAX; iter++) {
+    if (!sim_actions(s) || !sim_deliver(s) || !sim_poll_all(s)) return false;
+    if (until_quiet && s->now_ms >= next_check) {
+      bool quiet;
+      if (!sim_quiet(s, &quiet)) return false;
+      if (quiet) return true;
+      next_check = s->now_ms + SIM_CHECK_EVERY_MS;
+    }
+    uint64_t next = sim_next_frame(s), a = sim_next_action(s);
+    if (a < next) next = a;
+    for (uint32_t i = 0; i < s->n; i++)
+      if (s->nodes[i].node != NULL && s->nodes[i].wake_ms < next) next = s->nodes[i].wake_ms;
+    if (until_quiet && next_check < next) next = next_check;
+    if (next >= end_ms) {
+      if (!until_quiet) {
+        s->now_ms = end_ms;
+        return true;
+      }
+      char why[sizeof s->why];
+      memcpy(why, s->why, sizeof why);
+      SIM_FAIL(s, "not quiet %" PRIu64 " ms after healing: %.900s", (uint64_t)SIM_HEAL_MS_MAX, why);
+    }
+    if (next <= s->now_ms) {
+      /* Somebody wants work now again: fine a few times, a busy loop if forever. */
+      if (++same > SIM_SAME_TIME_MAX) SIM_FAIL(s, "livelock at t=%" PRIu64 ": wake never moves on", (uint64_t)(s->now_ms - T0_MS));
+      continue;
+    }
+    same = 0;
+    s->now_ms = next;
+  }
+  SIM_FAIL(s, "event loop bound reached");
+}
+
+static bool sim_setup(sim *s, uint64_t seed) {
+  s->seed = seed;
+  s->rng = seed;
+  s->now_ms = T0_MS;
+  s->n = 4 + (uint32_t)sm_below(&s->rng, 3);
+  for (uint32_t i = 0; i < s->n; i++) {
+    snode *sn = &s->nodes[i];
+    sn->sim = s;
+    vt_tmpdir(sn->dir, sizeof sn->dir, "nprop");
+    uint8_t idseed[VS_SEED_BYTES];
+    sm_fill(&s->rng, idseed, sizeof idseed);
+    if (vs_identity_from_seed(idseed, &sn->id) != VS_OK) SIM_FAIL(s, "identity");
+    if (!sim_open_node(s, i)) return false;
+  }
+  /* A random spanning tree, then extra edges: connected, degree ~2-4. */
+  for (uint32_t k = 1; k < s->n; k++) sim_link(s, k, (uint32_t)sm_below(&s->rng, k))->exists = true;
+  for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t j = i + 1; j < s->n; j++)
+      if (sm_chance(&s->rng, 350)) s->links[i][j].exists = true;
+  /* A fault mix per seed. */
+  s->drop_pm = 50 + (uint32_t)sm_below(&s->rng, 101);
+  s->dup_pm = (uint32_t)sm_below(&s->rng, 81);
+  s->reorder_pm = (uint32_t)sm_below(&s->rng, 101);
+  s->flap_min_ms = 1000 + sm_below(&s->rng, 2000);
+  s->flap_span_ms = 2000 + sm_below(&s->rng, 8000);
+  uint64_t chaos_ms = 6000 + sm_below(&s->rng, 14000);
+  if (getenv("VS_NODE_HARSH") != NULL) { /* opt-in: ~30% loss, long flappy chaos */
+    s->drop_pm *= 3;
+    s->dup_pm *= 2;
+    s->reorder_pm *= 3;
+    s->flap_min_ms /= 4;
+    s->flap_span_ms /= 2;
+    chaos_ms *= 3;
+  }
+  s->writes = 50 + (uint32_t)sm_below(&s->rng, 151);
+  s->write_at = calloc(s->writes, sizeof *s->write_at);
+  assert_non_null(s->write_at);
+  for (uint32_t k = 0; k < s->writes; k++) s->write_at[k] = T0_MS + 1 + sm_below(&s->rng, chaos_ms - 1);
+  for (uint32_t k = 1; k < s->writes; k++) /* insertion sort: a few hundred entries */
+    for (uint32_t m = k; m > 0 && s->write_at[m - 1] > s->write_at[m]; m--) {
+      uint64_t t = s->write_at[m];
+      s->write_at[m] = s->write_at[m - 1];
+      s->write_at[m - 1] = t;
+    }
+  s->restarts = (uint32_t)sm_below(&s->rng, 4);
+  for (uint32_t k = 0; k < s->restarts; k++) s->restart_at[k] = T0_MS + (k + 1) * chaos_ms / (s->restarts + 1);
+  s->chaos = true;
+  for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t j = i + 1; j < s->n; j++)
+      if (s->links[i][j].exists) s->links[i][j].up_at_ms = T0_MS + sm_below(&s->rng, 200);
+  return true;
+}
+
+/* After quiet: the invariants of the run. */
+static bool sim_check(sim *s) {
+  vs_node_stats st0;
+  for (uint32_t i = 0; i < s->n; i++) {
+    snode *sn = &s->nodes[i];
+    vs_store *store = vs_node_store(sn->node);
+    for (size_t k = 0; k < s->acked.n; k++) {
+      uint64_t lsn;
+      vs_err err = vs_wal_find(store, &s->acked.v[k], &lsn);
+      char hex[VS_OP_ID_HEX_BYTES];
+      vs_op_id_to_hex(&s->acked.v[k], hex);
+      if (err != VS_OK) SIM_FAIL(s, "node %u lacks acknowledged write %s: %s", i, hex, vs_err_name(err));
+    }
+    idlist wal = {0};
+    vs_err err = vs_wal_replay(store, 1, wal_ids_cb, &wal);
+    size_t dups = err == VS_OK ? idlist_dups(&wal) : 0;
+    size_t wal_n = wal.n;
+    idlist_free(&wal);
+    if (err != VS_OK) SIM_FAIL(s, "node %u: WAL replay: %s", i, vs_err_name(err));
+    if (dups != 0) SIM_FAIL(s, "node %u: %zu operations stored twice", i, dups);
+    if (wal_n != s->acked.n)
+      SIM_FAIL(s, "node %u holds %zu ops, %zu writes were acknowledged", i, wal_n, s->acked.n);
+    vv_buf v;
+    if (vv_text(store, &v) != VS_OK || v.seq_sum != wal_n)
+      SIM_FAIL(s, "node %u: version vector sums to %" PRIu64 ", WAL has %zu", i, v.seq_sum, wal_n);
+    dups = idlist_dups(&sn->applied);
+    if (dups != 0) SIM_FAIL(s, "node %u: on_apply called twice for %zu operations", i, dups);
+    if (sn->applied.n != wal_n) SIM_FAIL(s, "node %u: on_apply called %zu times for %zu ops", i, sn->applied.n, wal_n);
+    vs_node_stats now;
+    vs_node_stats_get(sn->node, &now);
+    st0 = sn->past;
+    stats_add(&st0, &now);
+    if (st0.rejected_auth != 0 || st0.runs_forged != 0 || st0.runs_fork != 0 || st0.rejected_malformed != 0)
+      SIM_FAIL(s, "node %u refused honest frames: auth %" PRIu64 " malformed %" PRIu64 " forged %" PRIu64
+               " fork %" PRIu64, i, st0.rejected_auth, st0.rejected_malformed, st0.runs_forged, st0.runs_fork);
+    stats_add(&s->tot.st, &st0);
+  }
+  s->tot.end_ms = s->now_ms;
+  return vs_state_hash(vs_node_store(s->nodes[0].node), s->tot.final_hash) == VS_OK;
+}
+
+static void sim_free(sim *s) {
+  for (uint32_t i = 0; i < s->n; i++) {
+    vs_node_close(s->nodes[i].node);
+    vt_rmrf(s->nodes[i].dir);
+    vs_identity_wipe(&s->nodes[i].id);
+    idlist_free(&s->nodes[i].applied);
+  }
+  for (uint32_t i = 0; i < SIM_NODES_MAX; i++)
+    for (uint32_t j = 0; j < SIM_NODES_MAX; j++)
+      for (int d = 0; d < 2; d++) {
+        fq_clear(&s->links[i][j].q[d]);
+        free(s->links[i][j].q[d].f);
+      }
+  free(s->write_at);
+  idlist_free(&s->acked);
+}
+
+static bool sim_run(sim *s, uint64_t seed) {
+  if (!sim_setup(s, seed)) return false;
+  uint64_t chaos_end = s->write_at[s->writes - 1] + 1 + sm_below(&s->rng, 2000);
+  if (!sim_loop(s, chaos_end, false)) return false;
+  /* Heal: every node up, every link up, no faults from now on. */
+  s->chaos = false;
+  for (uint32_t i = 0; i < s->n; i++)
+    if (s->nodes[i].node == NULL && !sim_reopen(s, i)) return false;
+  for (uint32_t i = 0; i < s->n; i++)
+    for (uint32_t j = i + 1; j < s->n; j++) {
+      slink *l = &s->links[i][j];
+      l->down_at_ms = UINT64_MAX;
+      if (l->exists && !l->up && !sim_link_up(s, i, j)) return false;
+    }
+  uint64_t heal_start = s->now_ms;
+  if (!sim_loop(s, s->now_ms + SIM_HEAL_MS_MAX, true)) return false;
+  s->tot.heal_ms += s->now_ms - heal_start;
+  /* Quiet must stay quiet: run on a little and look again. */
+  if (!sim_loop(s, s->now_ms + 5000, false)) return false;
+  bool quiet;
+  if (!sim_quiet(s, &quiet)) return false;
+  if (!quiet) {
+    char why[sizeof s->why];
+    memcpy(why, s->why, sizeof why);
+    SIM_FAIL(s, "quiet, then not: %.900s", why);
+  }
+  return sim_check(s);
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt) {
+  const char *v = getenv(name);
+  if (v == NULL || v[0] == '\0') return dflt;
+  char *end = NULL;
+  unsigned long long x = strtoull(v, &end, 0);
+  return end != NULL && *end == '\0' ? (uint64_t)x : dflt;
+}
+
+static void test_node_converges_under_chaos(void **state) {
+  (void)state;
+  uint64_t count = env_u64("VS_NODE_SEEDS", 100);
+  uint64_t base = env_u64("VS_NODE_SEED_BASE", 1);
+  bool one = getenv("VS_NODE_SEED") != NULL;
+  if (one) {
+    base = env_u64("VS_NODE_SEED", 1);
+    count = 1;
+  }
+  sim_totals tot;
+  memset(&tot, 0, sizeof tot);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (uint64_t k = 0; k < count; k++) {
+    uint64_t seed = base + k;
+    sim *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    bool ok = sim_run(s, seed);
+    sim_totals t = s->tot;
+    char why[sizeof s->why];
+    memcpy(why, s->why, sizeof why);
+    uint32_t n = s->n, writes = s->writes;
+    sim_free(s);
+    free(s);
+    if (!ok)
+      fail_msg("seed %" PRIu64 " (%u nodes, %u writes) failed: %s\n  replay: %sVS_NODE_SEED=%" PRIu64
+               " ./test_node_property",
+               seed, n, writes, why, getenv("VS_NODE_HARSH") != NULL ? "VS_NODE_HARSH=1 " : "", seed);
+    tot.seeds++;
+#define TOT_(f) tot.f += t.f;
+    TOT_(writes) TOT_(idem_retries) TOT_(dropped) TOT_(duplicated) TOT_(reordered) TOT_(flaps) TOT_(restarts)
+    TOT_(closes) TOT_(stale) TOT_(heal_ms)
+#undef TOT_
+    stats_add(&tot.st, &t.st);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  print_message("convergence: %" PRIu64 " seeds from %" PRIu64 " in %.1f s; %" PRIu64 " writes, %" PRIu64
+                " idempotent retries; faults: %" PRIu64 " dropped, %" PRIu64 " duplicated, %" PRIu64
+                " reordered, %" PRIu64 " flaps, %" PRIu64 " restarts, %" PRIu64 " closes; mean heal %.1f s\n",
+                tot.seeds, base, secs, tot.writes, tot.idem_retries, tot.dropped, tot.duplicated, tot.reordered,
+                tot.flaps, tot.restarts, tot.closes, tot.seeds ? (double)tot.heal_ms / 1000.0 / (double)tot.seeds : 0.0);
+  print_message("  node counters: handshakes %" PRIu64 " (timeouts %" PRIu64 "), replays %" PRIu64 ", state %" PRIu64
+                ", unknown peer %" PRIu64 ", gaps %" PRIu64 ", ops applied %" PRIu64 " (dup %" PRIu64
+                "), resends %" PRIu64 ", stale outputs %" PRIu64 "\n",
+                tot.st.handshakes_done, tot.st.handshakes_timeout, tot.st.rejected_replay, tot.st.rejected_state,
+                tot.st.rejected_unknown_peer, tot.st.runs_gap, tot.st.ops_applied, tot.st.ops_duplicate,
+                tot.st.resends, tot.stale);
+  /* The sweep must have exercised what it claims to (unless one seed was asked for). */
+  if (!one && count >= 20) {
+    assert_true(tot.dropped > 0 && tot.duplicated > 0 && tot.reordered > 0 && tot.flaps > 0 && tot.restarts > 0);
+    assert_true(tot.idem_retries > 0 && tot.st.handshakes_timeout > 0 && tot.st.rejected_replay > 0);
+  }
+}
+
+/* G3: a run is a pure function of its seed: the same seed twice gives the
+ * same faults, the same traffic counters, the same end time and state. */
+static void test_node_sim_is_deterministic(void **state) {
+  (void)state;
+  sim_totals runs[2];
+  for (int k = 0; k < 2; k++) {
+    sim *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    bool ok = sim_run(s, 4242);
+    runs[k] = s->tot;
+    char why[sizeof s->why];
+    memcpy(why, s->why, sizeof why);
+    sim_free(s);
+    free(s);
+    if (!ok) fail_msg("seed 4242 failed: %s\n  replay: VS_NODE_SEED=4242 ./test_node_property", why);
+  }
+  assert_memory_equal(runs[0].final_hash, runs[1].final_hash, VS_HASH_BYTES);
+  assert_int_equal(runs[0].end_ms, runs[1].end_ms);
+  assert_memory_equal(&runs[0].st, &runs[1].st, sizeof runs[0].st);
+  assert_int_equal(runs[0].dropped, runs[1].dropped);
+  assert_int_equal(runs[0].duplicated, runs[1].duplicated);
+  assert_int_equal(runs[0].reordered, runs[1].reordered);
+  assert_int_equal(runs[0].restarts, runs[1].restarts);
+}
+
+/* =====================================================================
+ * 2. Hostile peers: a small bench of real nodes and fake peers
+ * ===================================================================== */
+
+#define BENCH_NODES 3u
+#define FAKE_HANDLE 100u /* handles from here on are fake peers driven by the test */
+#define CAPS_MAX 4096u
+
+typedef struct cap {
+  uint32_t node, handle;
+  bool close;
+  uint8_t *bytes;
+  size_t len;
+} cap;
+
+typedef struct bench {
+  char dirs[BENCH_NODES][256];
+  vs_identity ids[BENCH_NODES];
+  vs_node *nodes[BENCH_NODES];
+  uint8_t mesh[BENCH_NODES][VS_MESH_KEY_BYTES];
+  uint64_t wake[BENCH_NODES];
+  bool link[BENCH_NODES][BENCH_NODES];
+  uint32_t n;
+  uint64_t now_ms, rng;
+  cap caps[CAPS_MAX]; /* frames and closes the nodes sent to fake handles */
+  uint32_t ncaps;
+  uint64_t sent_to[BENCH_NODES][BENCH_NODES]; /* SEND frames i -> j */
+  uint32_t ack_quorum[BENCH_NODES];           /* 0: the default */
+} bench;
+
+static void bench_open(bench *t, uint32_t i) {
+  vs_node_cfg cfg = vs_node_cfg_default();
+  cfg.dir = t->dirs[i];
+  cfg.durability = VS_DURABILITY_NOSYNC;
+  cfg.map_bytes = 64ull << 20;
+  cfg.identity = t->ids[i];
+  memcpy(cfg.mesh_key, t->mesh[i], VS_MESH_KEY_BYTES);
+  cfg.random = sm_fill;
+  cfg.random_ctx = &t->rng;
+  if (t->ack_quorum[i] != 0) cfg.ack_quorum = t->ack_quorum[i];
+  assert_err(vs_node_open(&cfg, &t->nodes[i]), VS_OK);
+}
+
+static bench *bench_new(uint32_t n) {
+  bench *t = calloc(1, sizeof *t);
+  assert_non_null(t);
+  t->n = n;
+  t->now_ms = T0_MS;
+  t->rng = 7;
+  for (uint32_t i = 0; i < n; i++) {
+    vt_tmpdir(t->dirs[i], sizeof t->dirs[i], "nsec");
+    uint8_t seed[VS_SEED_BYTES];
+    memset(seed, (int)(0x40 + i), sizeof seed);
+    assert_err(vs_identity_from_seed(seed, &t->ids[i]), VS_OK);
+    memset(t->mesh[i], 0x5a, VS_MESH_KEY_BYTES);
+    bench_open(t, i);
+  }
+  return t;
+}
+
+static void caps_clear(bench *t) {
+  for (uint32_t k = 0; k < t->ncaps; k++) free(t->caps[k].bytes);
+  t->ncaps = 0;
+}
+
+static void bench_free(bench *t) {
+  for (uint32_t i = 0; i < t->n; i++) {
+    vs_node_close(t->nodes[i]);
+    vt_rmrf(t->dirs[i]);
+  }
+  caps_clear(t);
+  free(t);
+}
+
+static void bench_connect(bench *t, uint32_t i, uint32_t j) {
+  assert_err(vs_node_peer_up(t->nodes[i], j, true, t->now_ms), VS_OK);
+  assert_err(vs_node_peer_up(t->nodes[j], i, false, t->now_ms), VS_OK);
+  t->link[i][j] = t->link[j][i] = true;
+}
+
+static void bench_disconnect(bench *t, uint32_t i, uint32_t j) {
+  if (!t->link[i][j]) return;
+  (void)vs_node_peer_down(t->nodes[i], j, t->now_ms);
+  (void)vs_node_peer_down(t->nodes[j], i, t->now_ms);
+  t->link[i][j] = t->link[j][i] = false;
+}
+
+/* Poll every node until none has anything to send at this instant; frames
+ * between real nodes arrive at once and in order; the rest is captured. */
+static void bench_pump(bench *t) {
+  for (uint32_t round = 0; round < 10000; round++) {
+    bool any = false;
+    for (uint32_t i = 0; i < t->n; i++) {
+      for (uint32_t k = 0; k < 100000; k++) {
+        vs_node_out out;
+        uint64_t w = UINT64_MAX;
+        assert_err(vs_node_poll(t->nodes[i], t->now_ms, &out, &w), VS_OK);
+        if (out.kind == VS_NODE_OUT_NONE) {
+          t->wake[i] = w;
+          break;
+        }
+        any = true;
+        uint32_t h = out.peer;
+        if (h >= FAKE_HANDLE) {
+          assert_true(t->ncaps < CAPS_MAX);
+          cap *c = &t->caps[t->ncaps++];
+          c->node = i;
+          c->handle = h;
+          c->close = out.kind == VS_NODE_OUT_CLOSE;
+          c->bytes = NULL;
+          c->len = out.bytes_len;
+          if (!c->close) {
+            c->bytes = malloc(out.bytes_len);
+            assert_non_null(c->bytes);
+            memcpy(c->bytes, out.bytes, out.bytes_len);
+          }
+          continue;
+        }
+        assert_true(h < t->n);
+        if (out.kind == VS_NODE_OUT_CLOSE) {
+          bench_disconnect(t, i, h);
+          continue;
+        }
+        t->sent_to[i][h]++;
+        if (t->link[i][h]) (void)vs_node_on_frame(t->nodes[h], i, out.bytes, out.bytes_len, t->now_ms);
+      }
+    }
+    if (!any) return;
+  }
+  fail_msg("bench_pump: never quiet");
+}
+
+/* Advance virtual time by ms, waking nodes when they ask. */
+static void bench_run(bench *t, uint64_t ms) {
+  uint64_t end = t->now_ms + ms;
+  for (uint32_t step = 0; step < 100000; step++) {
+    bench_pump(t);
+    uint64_t wake = UINT64_MAX;
+    for (uint32_t i = 0; i < t->n; i++) wake = t->wake[i] < wake ? t->wake[i] : wake;
+    if (wake >= end) break;
+    t->now_ms = wake > t->now_ms ? wake : t->now_ms + 1;
+  }
+  t->now_ms = end;
+  bench_pump(t);
+}
+
+/* Take the first captured frame the node sent to `handle` (false if none). */
+static bool cap_take(bench *t, uint32_t node, uint32_t handle, bool *close, uint8_t *buf, size_t max, size_t *len) {
+  for (uint32_t k = 0; k < t->ncaps; k++) {
+    cap *c = &t->caps[k];
+    if (c->node != node || c->handle != handle) continue;
+    *close = c->close;
+    *len = 0;
+    if (!c->close) {
+      assert_true(c->len <= max);
+      memcpy(buf, c->bytes, c->len);
+      *len = c->len;
+    }
+    free(c->bytes);
+    memmove(c, c + 1, sizeof *c * (t->ncaps - k - 1));
+    t->ncaps--;
+    return true;
+  }
+  return false;
+}
+
+static uint32_t caps_count(const bench *t, uint32_t node, uint32_t handle, bool close) {
+  uint32_t c = 0;
+  for (uint32_t k = 0; k < t->ncaps; k++)
+    c += t->caps[k].node == node && t->caps[k].handle == handle && t->caps[k].close == close ? 1u : 0u;
+  return c;
+}
+
+static void write_kv(vs_node *node, uint64_t now_ms, const char *kind, const char *target, const char *value) {
+  vs_write_req req = {kind, (const uint8_t *)target, (uint32_t)strlen(target), (const uint8_t *)value,
+                      (uint32_t)strlen(value), NULL, 0};
+  assert_err(vs_node_write(node, &req, now_ms, NULL), VS_OK);
+}
+
+/* ---- snapshots: what a refused frame must not change ---- */
+
+typedef struct snap {
+  uint8_t hash[VS_HASH_BYTES];
+  uint64_t lsn, forks;
+  vv_buf vv;
+  vs_node_stats st;
+} snap;
+
+static void snap_take(vs_node *node, snap *s) {
+  vs_store *st = vs_node_store(node);
+  assert_err(vs_state_hash(st, s->hash), VS_OK);
+  assert_err(vs_wal_last_lsn(st, &s->lsn), VS_OK);
+  assert_err(vs_apply_forks(st, NULL, 0, &s->forks), VS_OK);
+  assert_err(vv_text(st, &s->vv), VS_OK);
+  vs_node_stats_get(node, &s->st);
+}
+
+static void snap_same_store(vs_node *node, const snap *before) {
+  snap now;
+  snap_take(node, &now);
+  assert_memory_equal(now.hash, before->hash, VS_HASH_BYTES);
+  assert_int_equal(now.lsn, before->lsn);
+  assert_int_equal(now.forks, before->forks);
+  assert_string_equal(now.vv.text, before->vv.text);
+}
+
+#define REJECT_FIELDS(X)                                                                                        \
+  X(rejected_auth) X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_gap) \
+  X(runs_forged) X(runs_fork)
+
+/* Exactly `field` grew by `delta` among the refusal counters. */
+static void expect_only(vs_node *node, const snap *before, const char *field, uint64_t delta, const char *what) {
+  vs_node_stats now;
+  vs_node_stats_get(node, &now);
+#define CHK_(f)                                                                                      \
+  {                                                                                                  \
+    uint64_t want = strcmp(#f, field) == 0 ? delta : 0, got = now.f - before->st.f;                  \
+    if (got != want) fail_msg("%s: %s grew by %" PRIu64 ", want %" PRIu64, what, #f, got, want);     \
+  }
+  REJECT_FIELDS(CHK_)
+#undef CHK_
+}
+
+/* Refused, counted where it belongs, nothing stored changed. */
+static void expect_refused(vs_node *node, const snap *before, const char *field, uint64_t delta, const char *what) {
+  expect_only(node, before, field, delta, what);
+  snap_same_store(node, before);
+}
+
+/* ---- a fake peer that knows the mesh key, driving wire.h by hand ---- */
+
+typedef struct fake {
+  uint32_t handle;
+  vs_identity id;
+  uint8_t mesh[VS_MESH_KEY_BYTES];
+  vs_hs hs;
+  vs_session sess;
+  uint8_t hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
+} fake;
+
+static void fake_init(fake *f, uint32_t handle, uint8_t id_byte) {
+  memset(f, 0, sizeof *f);
+  f->handle = handle;
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, id_byte, sizeof seed);
+  assert_err(vs_identity_from_seed(seed, &f->id), VS_OK);
+  memset(f->mesh, 0x5a, VS_MESH_KEY_BYTES);
+}
+
+/* The fake dials node `i` and completes the handshake as initiator. */
+static void fake_dial(bench *t, fake *f, uint32_t i) {
+  vs_node *node = t->nodes[i];
+  assert_err(vs_node_peer_up(node, f->handle, false, t->now_ms), VS_OK);
+  uint8_t eph[32];
+  sm_fill(&t->rng, eph, sizeof eph);
+  size_t len = 0;
+  assert_err(vs_hs_start_initiator(&f->hs, &f->id, f->mesh, eph, f->hello, sizeof f->hello, &len), VS_OK);
+  assert_err(vs_node_on_frame(node, f->handle, f->hello, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  bool close = false, done = false;
+  assert_true(cap_take(t, i, f->handle, &close, f->reply, sizeof f->reply, &len));
+  assert_false(close);
+  assert_int_equal(len, VS_REPLY_BYTES);
+  assert_err(vs_hs_on_frame(&f->hs, f->reply, len, f->auth, sizeof f->auth, &len, &done, &f->sess), VS_OK);
+  assert_true(done);
+  assert_memory_equal(f->sess.peer_id, t->ids[i].pk, VS_ORIGIN_BYTES);
+  assert_err(vs_node_on_frame(node, f->handle, f->auth, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  /* The node greets a ready peer with its version vector. */
+  uint8_t buf[8192], msg[8192];
+  size_t msg_len = 0;
+  assert_true(cap_take(t, i, f->handle, &close, buf, sizeof buf, &len));
+  assert_false(close);
+  assert_err(vs_session_open(&f->sess, buf, len, msg, sizeof msg, &msg_len), VS_OK);
+  assert_int_equal(msg[0], VS_MSG_VV);
+}
+
+/* Seal `msg` with the fake's session into frame_out. */
+static size_t fake_seal(fake *f, const uint8_t *msg, size_t len, uint8_t *frame_out, size_t max) {
+  size_t out = 0;
+  assert_err(vs_session_seal(&f->sess, msg, len, frame_out, max, &out), VS_OK);
+  return out;
+}
+
+/* ---- building operations and OPS messages as an origin ---- */
+
+typedef struct chain {
+  vs_identity id;
+  uint64_t seq, hlc;
+  uint8_t head[VS_HASH_BYTES];
+} chain;
+
+typedef struct encop {
+  uint8_t enc[512];
+  uint32_t len;
+  uint8_t hash[VS_HASH_BYTES];
+  uint64_t seq;
+} encop;
+
+static void chain_init(chain *c, const vs_identity *id) {
+  memset(c, 0, sizeof *c);
+  c->id = *id;
+  c->hlc = vs_hlc_make(T0_MS, 0);
+}
+
+/* The next op of the chain (origin = `origin`, normally the chain's own). */
+static void chain_op(chain *c, const uint8_t origin[VS_ORIGIN_BYTES], const char *kind, const char *target,
+                     const char *payload, encop *out) {
+  vs_op op;
+  c->seq++;
+  c->hlc++;
+  assert_err(vs_op_init(&op, origin, c->seq, c->hlc, c->head, kind, (const uint8_t *)target,
+                        (uint32_t)strlen(target), (const uint8_t *)payload, (uint32_t)strlen(payload)),
+             VS_OK);
+  size_t len = 0;
+  assert_err(vs_op_encode(&op, out->enc, sizeof out->enc, &len), VS_OK);
+  out->len = (uint32_t)len;
+  out->seq = c->seq;
+  vs_op_hash_encoded(out->enc, len, out->hash);
+  memcpy(c->head, out->hash, VS_HASH_BYTES);
+}
+
+/* One OPS message with one run of ops[0..count), signed by `signer` over the
+ * last op (as seq, hash). */
+static size_t ops_msg(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                      const encop *ops, uint32_t count, uint8_t *out, size_t max) {
+  const uint8_t *encs[16];
+  uint32_t lens[16];
+  assert_true(count <= 16);
+  for (uint32_t k = 0; k < count; k++) {
+    encs[k] = ops[k].enc;
+    lens[k] = ops[k].len;
+  }
+  vs_ops_writer w;
+  size_t len = 0;
+  assert_err(vs_ops_writer_init(&w, out, max), VS_OK);
+  assert_err(vs_ops_writer_add_run(&w, origin, sig, encs, lens, count), VS_OK);
+  assert_err(vs_ops_writer_finish(&w, &len), VS_OK);
+  return len;
+}
+
+static void sign_last(const vs_identity *signer, const encop *last, uint8_t sig[VS_SIGNATURE_BYTES]) {
+  vs_chain_sign(signer, last->seq, last->hash, sig);
+}
+
+/* A and B (nodes 0 and 1) still sync: a write on each reaches the other. */
+static void expect_legit_sync(bench *t, const char *tag) {
+  char target[32];
+  snprintf(target, sizeof target, "legit-%s", tag);
+  write_kv(t->nodes[1], t->now_ms, "put", target, "from-b");
+  write_kv(t->nodes[0], t->now_ms, "incr", "legit-counter", "1");
+  bench_run(t, 3000);
+  snap a, b;
+  snap_take(t->nodes[0], &a);
+  snap_take(t->nodes[1], &b);
+  if (memcmp(a.hash, b.hash, VS_HASH_BYTES) != 0 || strcmp(a.vv.text, b.vv.text) != 0)
+    fail_msg("after %s: A and B no longer converge (A %s / B %s)", tag, a.vv.text, b.vv.text);
+}
+
+static bench *bench_secure(fake *f) {
+  bench *t = bench_new(2);
+  bench_connect(t, 0, 1);
+  write_kv(t->nodes[0], t->now_ms, "put", "a", "1");
+  write_kv(t->nodes[1], t->now_ms, "put", "b", "2");
+  bench_run(t, 2000);
+  fake_init(f, FAKE_HANDLE, 0x77);
+  fake_dial(t, f, 0);
+  caps_clear(t);
+  return t;
+}
+
+static void test_node_rejects_other_mesh(void **state) {
+  (void)state;
+  bench *t = bench_new(3);
+  memset(t->mesh[2], 0x33, VS_MESH_KEY_BYTES);
+  vs_node_close(t->nodes[2]);
+  bench_open(t, 2);
+  bench_connect(t, 0, 1);
+  write_kv(t->nodes[0], t->now_ms, "put", "secret", "42");
+  bench_run(t, 1000);
+  snap a0, c0;
+  snap_take(t->nodes[0], &a0);
+  snap_take(t->nodes[2], &c0);
+  /* C dials A: A refuses HELLO's MAC, answers nothing, closes. */
+  bench_connect(t, 2, 0);
+  bench_pump(t);
+  assert_false(t->link[0][2]);
+  assert_int_equal(t->sent_to[0][2], 0);
+  expect_refused(t->nodes[0], &a0, "rejected_auth", 1, "other mesh dials");
+  /* A dials C: C refuses A's HELLO; A sent only that HELLO. */
+  snap_take(t->nodes[0], &a0);
+  bench_connect(t, 0, 2);
+  bench_run(t, 6000);
+  assert_false(t->link[0][2]);
+  assert_int_equal(t->sent_to[0][2], 1);
+  expect_refused(t->nodes[2], &c0, "rejected_auth", 1, "other mesh is dialled");
+  snap c1;
+  snap_take(t->nodes[2], &c1);
+  uint8_t zero[VS_HASH_BYTES] = {0};
+  assert_memory_equal(c1.hash, zero, VS_HASH_BYTES);
+  assert_int_equal(c1.lsn, 0);
+  assert_int_equal(c1.st.handshakes_done, 0);
+  vs_node_stats sa;
+  vs_node_stats_get(t->nodes[0], &sa);
+  assert_int_equal(sa.handshakes_done, 1); /* only B */
+  expect_legit_sync(t, "other-mesh");
+  bench_free(t);
+}
+
+static void test_node_rejects_forged_and_replayed_data(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  chain c;
+  chain_init(&c, &f.id);
+  encop op;
+  chain_op(&c, f.id.pk, "put", "fake", "1", &op);
+  uint8_t sig[VS_SIGNATURE_BYTES], msg[2048], frame[4096], bad[4096];
+  sign_last(&f.id, &op, sig);
+  size_t mlen = ops_msg(f.id.pk, sig, &op, 1, msg, sizeof msg);
+  size_t flen = fake_seal(&f, msg, mlen, frame, sizeof frame);
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  /* A flipped ciphertext byte, anywhere after the header: forged. */
+  for (size_t k = 10; k < flen; k += 7) {
+    memcpy(bad, frame, flen);
+    bad[k] ^= 0x01;
+    assert_err(vs_node_on_frame(t->nodes[0], f.handle, bad, flen, t->now_ms), VS_ERR_AUTH);
+  }
+  expect_refused(t->nodes[0], &s0, "rejected_auth", (flen - 10 + 6) / 7, "flipped ciphertext");
+  /* The forgeries did not move the replay window: the real frame passes. */
+  snap_take(t->nodes[0], &s0);
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  expect_only(t->nodes[0], &s0, "none", 0, "genuine frame");
+  snap s1;
+  snap_take(t->nodes[0], &s1);
+  assert_int_equal(s1.lsn, s0.lsn + 1);
+  assert_int_equal(s1.st.ops_applied, s0.st.ops_applied + 1);
+  /* The exact bytes again: a replay, nothing applied twice. */
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_REPLAY);
+  expect_refused(t->nodes[0], &s1, "rejected_replay", 1, "replayed DATA");
+  /* A replayed frame with a forged body is still a replay (window first). */
+  memcpy(bad, frame, flen);
+  bad[flen - 1] ^= 0x80;
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, bad, flen, t->now_ms), VS_ERR_REPLAY);
+  expect_refused(t->nodes[0], &s1, "rejected_replay", 2, "replayed forged DATA");
+  expect_legit_sync(t, "forged-data");
+  bench_free(t);
+}
+
+static void test_node_rejects_data_before_handshake(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  uint8_t frame[256], vv[8];
+  size_t vlen = 0;
+  assert_err(vs_msg_vv_encode(NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+  /* As responder: the connection waits for HELLO. */
+  const uint32_t h = FAKE_HANDLE + 1;
+  assert_err(vs_node_peer_up(t->nodes[0], h, false, t->now_ms), VS_OK);
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  vs_err err = vs_node_on_frame(t->nodes[0], h, frame, flen, t->now_ms);
+  assert_true(err == VS_ERR_STATE);
+  expect_refused(t->nodes[0], &s0, "rejected_state", 1, "DATA before HELLO");
+  /* As initiator: the connection waits for REPLY. */
+  const uint32_t h2 = FAKE_HANDLE + 2;
+  assert_err(vs_node_peer_up(t->nodes[0], h2, true, t->now_ms), VS_OK);
+  bench_pump(t);
+  snap_take(t->nodes[0], &s0);
+  assert_err(vs_node_on_frame(t->nodes[0], h2, frame, flen, t->now_ms), VS_ERR_STATE);
+  expect_refused(t->nodes[0], &s0, "rejected_state", 1, "DATA before REPLY");
+  /* A HELLO on an established session is not expected there either. */
+  snap_take(t->nodes[0], &s0);
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, f.hello, sizeof f.hello, t->now_ms), VS_ERR_STATE);
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, f.auth, sizeof f.auth, t->now_ms), VS_ERR_STATE);
+  expect_refused(t->nodes[0], &s0, "rejected_state", 2, "handshake frames after the handshake");
+  /* A frame for a connection the node never heard of. */
+  snap_take(t->nodes[0], &s0);
+  assert_err(vs_node_on_frame(t->nodes[0], 9999, frame, flen, t->now_ms), VS_ERR_NOTFOUND);
+  expect_refused(t->nodes[0], &s0, "rejected_unknown_peer", 1, "unknown connection");
+  expect_legit_sync(t, "data-before-handshake");
+  bench_free(t);
+}
+
+/* Every prefix of `frame` is refused, counted, changes nothing. */
+static void feed_prefixes(bench *t, uint32_t handle, const uint8_t *frame, size_t len, const char *what) {
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  uint8_t *copy = malloc(len + 1);
+  assert_non_null(copy);
+  uint64_t rejected = 0;
+  for (size_t k = 0; k < len; k++) {
+    memcpy(copy, frame, k); /* its own allocation: ASan sees any read past k */
+    uint8_t *exact = malloc(k > 0 ? k : 1);
+    assert_non_null(exact);
+    memcpy(exact, frame, k);
+    vs_err err = vs_node_on_frame(t->nodes[0], handle, exact, k, t->now_ms);
+    free(exact);
+    if (err == VS_OK) fail_msg("%s: a %zu-byte prefix of %zu was accepted", what, k, len);
+    rejected++;
+  }
+  /* And one trailing byte too many. */
+  memcpy(copy, frame, len);
+  copy[len] = 0;
+  if (vs_node_on_frame(t->nodes[0], handle, copy, len + 1, t->now_ms) == VS_OK)
+    fail_msg("%s: trailing byte accepted", what);
+  rejected++;
+  free(copy);
+  vs_node_stats now;
+  vs_node_stats_get(t->nodes[0], &now);
+  uint64_t got = (now.rejected_malformed - s0.st.rejected_malformed) + (now.rejected_auth - s0.st.rejected_auth);
+  if (got != rejected) fail_msg("%s: %" PRIu64 " refusals counted for %" PRIu64 " frames", what, got, rejected);
+  snap_same_store(t->nodes[0], &s0);
+}
+
+static void test_node_rejects_truncated_frames(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  /* DATA: every prefix of a valid OPS frame, then the frame itself passes. */
+  chain c;
+  chain_init(&c, &f.id);
+  encop op;
+  chain_op(&c, f.id.pk, "put", "t", "v", &op);
+  uint8_t sig[VS_SIGNATURE_BYTES], msg[2048], frame[4096];
+  sign_last(&f.id, &op, sig);
+  size_t flen = fake_seal(&f, msg, ops_msg(f.id.pk, sig, &op, 1, msg, sizeof msg), frame, sizeof frame);
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  feed_prefixes(t, f.handle, frame, flen, "DATA");
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  /* Short of header + counter + tag: malformed; longer (and one byte too
+   * long): the tag fails. */
+  assert_int_equal(st.rejected_malformed - s0.st.rejected_malformed, VS_DATA_OVERHEAD_BYTES);
+  assert_int_equal(st.rejected_auth - s0.st.rejected_auth, flen - VS_DATA_OVERHEAD_BYTES + 1);
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+
+  /* HELLO: prefixes on a fresh responder connection, then the real one. */
+  fake g;
+  fake_init(&g, FAKE_HANDLE + 10, 0x78);
+  assert_err(vs_node_peer_up(t->nodes[0], g.handle, false, t->now_ms), VS_OK);
+  uint8_t eph[32], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
+  sm_fill(&t->rng, eph, sizeof eph);
+  size_t len = 0;
+  bool close = false, done = false;
+  assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
+  feed_prefixes(t, g.handle, g.hello, len, "HELLO");
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, g.handle, true) + caps_count(t, 0, g.handle, false), 0);
+  assert_err(vs_node_on_frame(t->nodes[0], g.handle, g.hello, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  assert_true(cap_take(t, 0, g.handle, &close, reply, sizeof reply, &len));
+  assert_false(close);
+  /* AUTH: prefixes, then the real one completes the handshake. */
+  assert_err(vs_hs_on_frame(&g.hs, reply, len, auth, sizeof auth, &len, &done, &g.sess), VS_OK);
+  feed_prefixes(t, g.handle, auth, len, "AUTH");
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_err(vs_node_on_frame(t->nodes[0], g.handle, auth, len, t->now_ms), VS_OK);
+  vs_node_stats st2;
+  vs_node_stats_get(t->nodes[0], &st2);
+  assert_int_equal(st2.handshakes_done, st.handshakes_done + 1);
+
+  /* REPLY: the node dials a fake responder; prefixes, then the real one. */
+  fake r;
+  fake_init(&r, FAKE_HANDLE + 11, 0x79);
+  assert_err(vs_node_peer_up(t->nodes[0], r.handle, true, t->now_ms), VS_OK);
+  bench_pump(t);
+  uint8_t hello[VS_HELLO_BYTES];
+  assert_true(cap_take(t, 0, r.handle, &close, hello, sizeof hello, &len));
+  sm_fill(&t->rng, eph, sizeof eph);
+  assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
+  assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
+  feed_prefixes(t, r.handle, reply, len, "REPLY");
+  assert_err(vs_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  assert_true(cap_take(t, 0, r.handle, &close, auth, sizeof auth, &len));
+  assert_false(close);
+  assert_err(vs_hs_on_frame(&r.hs, auth, len, NULL, 0, &len, &done, &r.sess), VS_OK);
+  assert_true(done);
+  caps_clear(t);
+  expect_legit_sync(t, "truncated");
+  bench_free(t);
+}
+
+static void test_node_rejects_bad_frame_headers(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  const uint32_t hs_handle = FAKE_HANDLE + 20; /* a connection still in its handshake */
+  assert_err(vs_node_peer_up(t->nodes[0], hs_handle, false, t->now_ms), VS_OK);
+  uint8_t vv[8], frame[256];
+  size_t vlen = 0;
+  assert_err(vs_msg_vv_encode(NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+  const uint32_t handles[2] = {f.handle, hs_handle};
+  for (int k = 0; k < 2; k++) {
+    uint32_t h = handles[k];
+    snap s0;
+    snap_take(t->nodes[0], &s0);
+    /* Oversized: past VS_FRAME_BYTES_MAX, refused before any parsing. */
+    size_t big_len = VS_FRAME_BYTES_MAX + 1;
+    uint8_t *big = calloc(1, big_len);
+    assert_non_null(big);
+    big[0] = VS_WIRE_VERSION;
+    big[1] = VS_FRAME_DATA;
+    assert_err(vs_node_on_frame(t->nodes[0], h, big, big_len, t->now_ms), VS_ERR_TOO_LARGE);
+    free(big);
+    expect_refused(t->nodes[0], &s0, "rejected_malformed", 1, "oversized");
+    /* Unknown versions. */
+    uint8_t bad[256];
+    memcpy(bad, frame, flen);
+    bad[0] = 2;
+    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
+    bad[0] = 0;
+    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
+    expect_refused(t->nodes[0], &s0, "rejected_malformed", 3, "unknown version");
+    /* Unknown frame types. */
+    memcpy(bad, frame, flen);
+    bad[1] = 5;
+    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
+    bad[1] = 0;
+    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
+    bad[1] = 0xff;
+    assert_err(vs_node_on_frame(t->nodes[0], h, bad, 2, t->now_ms), VS_ERR_MALFORMED);
+    expect_refused(t->nodes[0], &s0, "rejected_malformed", 6, "unknown frame type");
+  }
+  /* None of it moved the session's window: the real frame passes. */
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  expect_legit_sync(t, "bad-headers");
+  bench_free(t);
+}
+
+static void put_u32le(uint8_t *p, uint32_t v) {
+  for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+
+static void put_u64le(uint8_t *p, uint64_t v) {
+  for (int k = 0; k < 8; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+
+static void test_node_rejects_bad_messages_in_session(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  uint8_t msg[4096], frame[8192];
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  /* Unknown message types, an empty message. */
+  const uint8_t types[4] = {0, 3, 0x7f, 0xff};
+  for (int k = 0; k < 4; k++) {
+    memset(msg, 0, 64);
+    msg[0] = types[k];
+    size_t flen = fake_seal(&f, msg, 37, frame, sizeof frame);
+    assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
+  }
+  size_t flen = fake_seal(&f, msg, 0, frame, sizeof frame);
+  assert_true(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms) != VS_OK);
+  expect_refused(t->nodes[0], &s0, "rejected_malformed", 5, "unknown message type");
+  /* A VV whose origins are out of order; an OPS with no run. */
+  snap_take(t->nodes[0], &s0);
+  vs_vv_entry e[2];
+  memset(e, 0, sizeof e);
+  e[0].origin[0] = 2;
+  e[1].origin[0] = 1;
+  e[0].seq = e[1].seq = 1;
+  msg[0] = VS_MSG_VV;
+  put_u32le(msg + 1, 2);
+  for (int k = 0; k < 2; k++) {
+    memcpy(msg + 5 + k * 40, e[k].origin, VS_ORIGIN_BYTES);
+    put_u64le(msg + 5 + k * 40 + 32, e[k].seq);
+  }
+  flen = fake_seal(&f, msg, 5 + 80, frame, sizeof frame);
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
+  msg[0] = VS_MSG_OPS;
+  put_u32le(msg + 1, 0);
+  flen = fake_seal(&f, msg, 5, frame, sizeof frame);
+  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
+  expect_refused(t->nodes[0], &s0, "rejected_malformed", 2, "bad VV / empty OPS");
+  expect_legit_sync(t, "bad-messages");
+  bench_free(t);
+}
+
+/* Send one run as the fake; returns what vs_node_on_frame said. */
+static vs_err fake_send_run(bench *t, fake *f, const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t *sig,
+                            const encop *ops, uint32_t count) {
+  uint8_t msg[8192], frame[8192];
+  size_t mlen = ops_msg(origin, sig, ops, count, msg, sizeof msg);
+  size_t flen = fake_seal(f, msg, mlen, frame, sizeof frame);
+  return vs_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms);
+}
+
+/* A refused run arrives in a valid frame: the frame is not refused, the
+ * run is; the contract leaves the return value open, so both are allowed
+ * but must agree with the counters. */
+static void run_refused(bench *t, fake *f, const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t *sig,
+                        const encop *ops, uint32_t count, const char *field, const char *what) {
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  vs_err err = fake_send_run(t, f, origin, sig, ops, count);
+  if (err != VS_OK && err != VS_ERR_CHAIN && err != VS_ERR_MALFORMED && err != VS_ERR_FORK && err != VS_ERR_AUTH)
+    fail_msg("%s: unexpected %s", what, vs_err_name(err));
+  expect_only(t->nodes[0], &s0, field, 1, what);
+  if (strcmp(field, "runs_fork") != 0) snap_same_store(t->nodes[0], &s0);
+}
+
+typedef struct grab {
+  const uint8_t *origin;
+  uint64_t lo;
+  encop *out;
+} grab;
+
+static vs_err grab_cb(const vs_wal_record *rec, void *ctx) {
+  grab *g = ctx;
+  if (memcmp(rec->op.origin, g->origin, VS_ORIGIN_BYTES) != 0) return VS_OK;
+  if (rec->op.seq < g->lo || rec->op.seq > g->lo + 1) return VS_OK;
+  encop *e = &g->out[rec->op.seq - g->lo];
+  size_t len = 0;
+  vs_err err = vs_op_encode(&rec->op, e->enc, sizeof e->enc, &len);
+  e->len = (uint32_t)len;
+  e->seq = rec->op.seq;
+  memcpy(e->hash, rec->op_hash, VS_HASH_BYTES);
+  return err;
+}
+
+/* The last two ops of `origin` in `store` and the signature at the last. */
+static void grab_ops(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], encop out[2],
+                     uint8_t sig[VS_SIGNATURE_BYTES]) {
+  uint64_t last = 0;
+  assert_err(vs_wal_head(store, origin, &last, NULL, NULL), VS_OK);
+  assert_true(last >= 2);
+  vs_op_id id;
+  vs_op_id_derive(origin, last, &id);
+  assert_err(vs_apply_sig_get(store, &id, sig), VS_OK);
+  memset(out, 0, 2 * sizeof *out);
+  grab g = {origin, last - 1, out};
+  assert_err(vs_wal_replay(store, 1, grab_cb, &g), VS_OK);
+  assert_int_equal(out[0].seq, last - 1);
+  assert_int_equal(out[1].seq, last);
+}
+
+static void test_node_rejects_bad_runs(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  chain c;
+  chain_init(&c, &f.id);
+  encop ops[4];
+  for (int k = 0; k < 3; k++) chain_op(&c, f.id.pk, "incr", "fake-n", "1", &ops[k]);
+  uint8_t sig[VS_SIGNATURE_BYTES];
+
+  /* A gap: seq 3 (or 2..3) while the node holds nothing of this origin. */
+  sign_last(&f.id, &ops[2], sig);
+  run_refused(t, &f, f.id.pk, sig, &ops[2], 1, "runs_gap", "seq gap");
+  run_refused(t, &f, f.id.pk, sig, &ops[1], 2, "runs_gap", "seq gap of one");
+  /* A forged signature: one bit, or the right shape by another key. */
+  uint8_t bad[VS_SIGNATURE_BYTES];
+  memcpy(bad, sig, sizeof bad);
+  bad[5] ^= 0x10;
+  run_refused(t, &f, f.id.pk, bad, ops, 3, "runs_forged", "flipped signature");
+  vs_chain_sign(&t->ids[1], ops[2].seq, ops[2].hash, bad);
+  run_refused(t, &f, f.id.pk, bad, ops, 3, "runs_forged", "signed by another key");
+  /* The genuine run is applied, and relayed to B. */
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  assert_err(fake_send_run(t, &f, f.id.pk, sig, ops, 3), VS_OK);
+  expect_only(t->nodes[0], &s0, "none", 0, "genuine run");
+  snap s1;
+  snap_take(t->nodes[0], &s1);
+  assert_int_equal(s1.lsn, s0.lsn + 3);
+
+  /* An op claiming another origin (B's), signed by the fake, at B's next seq. */
+  uint64_t b_seq = 0, b_hlc = 0;
+  uint8_t b_head[VS_HASH_BYTES];
+  assert_err(vs_wal_head(vs_node_store(t->nodes[0]), t->ids[1].pk, &b_seq, b_head, &b_hlc), VS_OK);
+  assert_true(b_seq >= 1);
+  chain cb;
+  chain_init(&cb, &f.id);
+  cb.seq = b_seq;
+  cb.hlc = b_hlc;
+  memcpy(cb.head, b_head, sizeof b_head);
+  encop claim;
+  chain_op(&cb, t->ids[1].pk, "put", "b", "stolen", &claim);
+  sign_last(&f.id, &claim, sig); /* the fake's key, over B's chain */
+  run_refused(t, &f, t->ids[1].pk, sig, &claim, 1, "runs_forged", "op claiming another origin");
+
+  /* An op claiming B's origin at a seq the node holds: still a forgery
+   * (unsigned by B), never evidence of a fork by B. */
+  chain_init(&cb, &f.id);
+  chain_op(&cb, t->ids[1].pk, "put", "b", "stolen", &claim);
+  sign_last(&f.id, &claim, sig);
+  run_refused(t, &f, t->ids[1].pk, sig, &claim, 1, "runs_forged", "claimed origin at a held seq");
+
+  /* A genuine signed run of B with an earlier op swapped: the signature
+   * verifies over the last op, but the swapped one is not covered by it
+   * (its successor does not link to it): forged, not a fork of B. */
+  write_kv(t->nodes[1], t->now_ms, "put", "b2", "x");
+  write_kv(t->nodes[1], t->now_ms, "put", "b3", "y");
+  bench_run(t, 2000);
+  encop real[2];
+  uint8_t bsig[VS_SIGNATURE_BYTES];
+  grab_ops(vs_node_store(t->nodes[1]), t->ids[1].pk, real, bsig);
+  snap_take(t->nodes[0], &s0);
+  assert_err(fake_send_run(t, &f, t->ids[1].pk, bsig, real, 2), VS_OK); /* the honest relay: duplicates */
+  expect_refused(t->nodes[0], &s0, "none", 0, "honest relay of held ops");
+  encop swapped[2];
+  memcpy(swapped, real, sizeof real);
+  {
+    vs_op op;
+    assert_err(vs_op_decode(real[0].enc, real[0].len, &op), VS_OK);
+    op.payload = (const uint8_t *)"evil";
+    op.payload_bytes = 4;
+    size_t len = 0;
+    assert_err(vs_op_encode(&op, swapped[0].enc, sizeof swapped[0].enc, &len), VS_OK);
+    swapped[0].len = (uint32_t)len;
+    vs_op_hash_encoded(swapped[0].enc, len, swapped[0].hash);
+  }
+  run_refused(t, &f, t->ids[1].pk, bsig, swapped, 2, "runs_forged", "swapped op under a genuine signature");
+  expect_legit_sync(t, "bad-runs");
+  bench_free(t);
+}
+
+static void test_node_keeps_first_of_a_fork(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  /* Two writers with one identity (a copied data directory). */
+  vs_identity twin;
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, 0x91, sizeof seed);
+  assert_err(vs_identity_from_seed(seed, &twin), VS_OK);
+  chain c1, c2;
+  chain_init(&c1, &twin);
+  chain_init(&c2, &twin);
+  encop o1, o2;
+  chain_op(&c1, twin.pk, "put", "fk", "first", &o1);
+  chain_op(&c2, twin.pk, "put", "fk", "second", &o2);
+  uint8_t s1[VS_SIGNATURE_BYTES], s2[VS_SIGNATURE_BYTES];
+  sign_last(&twin, &o1, s1);
+  sign_last(&twin, &o2, s2);
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  assert_err(fake_send_run(t, &f, twin.pk, s1, &o1, 1), VS_OK);
+  snap a1;
+  snap_take(t->nodes[0], &a1);
+  assert_int_equal(a1.lsn, s0.lsn + 1);
+  run_refused(t, &f, twin.pk, s2, &o2, 1, "runs_fork", "fork");
+  snap a2;
+  snap_take(t->nodes[0], &a2);
+  assert_memory_equal(a2.hash, a1.hash, VS_HASH_BYTES);
+  assert_int_equal(a2.lsn, a1.lsn);
+  assert_int_equal(a2.forks, a1.forks + 1);
+  vs_fork fk;
+  uint64_t nf = 0;
+  assert_err(vs_apply_forks(vs_node_store(t->nodes[0]), &fk, 1, &nf), VS_OK);
+  assert_int_equal(nf, 1);
+  assert_memory_equal(fk.origin, twin.pk, VS_ORIGIN_BYTES);
+  assert_int_equal(fk.seq, 1);
+  assert_memory_equal(fk.held_hash, o1.hash, VS_HASH_BYTES);
+  assert_memory_equal(fk.refused_hash, o2.hash, VS_HASH_BYTES);
+  /* The second branch, sent again, adds no evidence and changes nothing. */
+  run_refused(t, &f, twin.pk, s2, &o2, 1, "runs_fork", "fork again");
+  snap a3;
+  snap_take(t->nodes[0], &a3);
+  assert_int_equal(a3.forks, a2.forks);
+  /* The first write stays the value. */
+  expect_legit_sync(t, "fork");
+  vs_identity_wipe(&twin);
+  bench_free(t);
+}
+
+static void test_node_rejects_replayed_transcript(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f); /* f's HELLO and AUTH of a completed handshake */
+  vs_node_stats st0;
+  /* Replayed on a new connection: HELLO passes (it only proves the mesh
+   * key), AUTH signs another transcript and is refused; the node closes. */
+  const uint32_t h = FAKE_HANDLE + 30;
+  assert_err(vs_node_peer_up(t->nodes[0], h, false, t->now_ms), VS_OK);
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  vs_node_stats_get(t->nodes[0], &st0);
+  assert_err(vs_node_on_frame(t->nodes[0], h, f.hello, sizeof f.hello, t->now_ms), VS_OK);
+  bench_pump(t);
+  assert_err(vs_node_on_frame(t->nodes[0], h, f.auth, sizeof f.auth, t->now_ms), VS_ERR_AUTH);
+  expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "replayed AUTH");
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, h, true), 1);
+  vs_node_stats st1;
+  vs_node_stats_get(t->nodes[0], &st1);
+  assert_int_equal(st1.handshakes_done, st0.handshakes_done);
+  assert_int_equal(vs_node_peers_ready(t->nodes[0]), 2); /* B and f */
+
+  /* A REPLY captured from one connection, replayed to the node's next dial. */
+  fake r;
+  fake_init(&r, FAKE_HANDLE + 31, 0x7a);
+  assert_err(vs_node_peer_up(t->nodes[0], r.handle, true, t->now_ms), VS_OK);
+  bench_pump(t);
+  uint8_t hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES], eph[32];
+  size_t len = 0;
+  bool close = false, done = false;
+  assert_true(cap_take(t, 0, r.handle, &close, hello, sizeof hello, &len));
+  sm_fill(&t->rng, eph, sizeof eph);
+  assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
+  assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
+  assert_err(vs_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  assert_true(cap_take(t, 0, r.handle, &close, auth, sizeof auth, &len));
+  const uint32_t h2 = FAKE_HANDLE + 32;
+  assert_err(vs_node_peer_up(t->nodes[0], h2, true, t->now_ms), VS_OK);
+  bench_pump(t);
+  snap_take(t->nodes[0], &s0);
+  vs_node_stats_get(t->nodes[0], &st0);
+  assert_err(vs_node_on_frame(t->nodes[0], h2, reply, sizeof reply, t->now_ms), VS_ERR_AUTH);
+  expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "replayed REPLY");
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, h2, true), 1);
+  assert_int_equal(caps_count(t, 0, h2, false), 1); /* its HELLO, and no AUTH */
+  vs_node_stats_get(t->nodes[0], &st1);
+  assert_int_equal(st1.handshakes_done, st0.handshakes_done);
+  caps_clear(t);
+  expect_legit_sync(t, "replayed-transcript");
+  bench_free(t);
+}
+
+/* 64 connections that never finish (silent, garbage, or stuck after HELLO)
+ * hold every slot; at the deadline they are closed and a real peer gets in. */
+static void test_node_handshake_flood_times_out(void **state) {
+  (void)state;
+  bench *t = bench_new(2);
+  write_kv(t->nodes[0], t->now_ms, "put", "flood", "a");
+  write_kv(t->nodes[1], t->now_ms, "put", "flood-b", "b");
+  uint64_t rng = 99;
+  uint32_t opened = 0;
+  for (uint32_t k = 0; k < VS_NODE_PEERS_MAX + 8; k++) {
+    uint32_t h = 1000 + k;
+    vs_err err = vs_node_peer_up(t->nodes[0], h, false, t->now_ms);
+    if (err == VS_ERR_LIMIT) break;
+    assert_err(err, VS_OK);
+    opened++;
+    if (k % 3 == 1) { /* garbage that is not a handshake step: refused, slot kept */
+      uint8_t junk[96];
+      sm_fill(&rng, junk, sizeof junk);
+      junk[0] = VS_WIRE_VERSION;
+      junk[1] = (uint8_t)(VS_FRAME_REPLY + sm_below(&rng, 3)); /* REPLY, AUTH or DATA to a responder */
+      assert_true(vs_node_on_frame(t->nodes[0], h, junk, 2 + sm_below(&rng, sizeof junk - 2), t->now_ms) != VS_OK);
+    } else if (k % 3 == 2) { /* a valid HELLO, then silence */
+      fake g;
+      fake_init(&g, h, 0x60);
+      uint8_t eph[32];
+      size_t len = 0;
+      sm_fill(&rng, eph, sizeof eph);
+      assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
+      assert_err(vs_node_on_frame(t->nodes[0], h, g.hello, len, t->now_ms), VS_OK);
+      vs_hs_wipe(&g.hs);
+    }
+  }
+  assert_int_equal(opened, VS_NODE_PEERS_MAX);
+  bench_pump(t);
+  caps_clear(t);
+  /* Locked out until the deadline. */
+  assert_err(vs_node_peer_up(t->nodes[0], 1, false, t->now_ms), VS_ERR_LIMIT);
+  vs_node_cfg d = vs_node_cfg_default();
+  uint64_t deadline = t->now_ms + d.handshake_timeout_ms;
+  assert_true(t->wake[0] <= deadline);
+  bench_run(t, d.handshake_timeout_ms - 1);
+  assert_err(vs_node_peer_up(t->nodes[0], 1, false, t->now_ms), VS_ERR_LIMIT);
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.handshakes_timeout, 0);
+  assert_int_equal(t->ncaps, 0);
+  bench_run(t, 1);
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.handshakes_timeout, VS_NODE_PEERS_MAX);
+  uint32_t closes = 0;
+  for (uint32_t k = 0; k < t->ncaps; k++) closes += t->caps[k].close ? 1u : 0u;
+  assert_int_equal(closes, VS_NODE_PEERS_MAX);
+  caps_clear(t);
+  /* A real peer now connects and syncs. */
+  bench_connect(t, 1, 0);
+  bench_run(t, 3000);
+  snap a, b;
+  snap_take(t->nodes[0], &a);
+  snap_take(t->nodes[1], &b);
+  assert_memory_equal(a.hash, b.hash, VS_HASH_BYTES);
+  assert_string_equal(a.vv.text, b.vv.text);
+  assert_int_equal(vs_node_peers_ready(t->nodes[0]), 1);
+  /* And the flood can come back: the slots are reusable. */
+  for (uint32_t k = 0; k < VS_NODE_PEERS_MAX - 1; k++)
+    assert_err(vs_node_peer_up(t->nodes[0], 5000 + k, false, t->now_ms), VS_OK);
+  assert_err(vs_node_peer_up(t->nodes[0], 6000, false, t->now_ms), VS_ERR_LIMIT);
+  bench_free(t);
+}
+
+static void outbox_counts(vs_node *node, vs_outbox_counts *c) {
+  vs_outbox *ob;
+  assert_err(vs_outbox_open(vs_node_store(node), NULL, &ob), VS_OK);
+  assert_err(vs_outbox_counts_get(ob, c), VS_OK);
+  vs_outbox_close(ob);
+}
+
+/* node.h: an entry is DONE once ack_quorum DISTINCT peers hold it. One peer
+ * that reconnects (into another connection slot) is still one peer. */
+static void test_node_quorum_counts_distinct_peers(void **state) {
+  (void)state;
+  bench *t = bench_new(3);
+  t->ack_quorum[0] = 2;
+  vs_node_close(t->nodes[0]);
+  bench_open(t, 0);
+  write_kv(t->nodes[0], t->now_ms, "put", "q", "1");
+  bench_connect(t, 0, 1);
+  bench_run(t, 30000);
+  vs_outbox_counts c;
+  outbox_counts(t->nodes[0], &c);
+  assert_int_equal(c.done, 0);
+  /* B comes back while its old slot is taken by a half-open connection. */
+  bench_disconnect(t, 0, 1);
+  assert_err(vs_node_peer_up(t->nodes[0], FAKE_HANDLE, false, t->now_ms), VS_OK);
+  bench_connect(t, 0, 1);
+  bench_run(t, 30000);
+  outbox_counts(t->nodes[0], &c);
+  assert_int_equal(c.done, 0);
+  caps_clear(t);
+  /* A second peer: now two distinct peers hold it. */
+  bench_connect(t, 2, 0);
+  bench_run(t, 60000);
+  outbox_counts(t->nodes[0], &c);
+  assert_int_equal(c.done, 1);
+  assert_int_equal(c.pending + c.inflight + c.failed, 0);
+  caps_clear(t);
+  bench_free(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_node_rejects_other_mesh),
+      cmocka_unit_test(test_node_rejects_forged_and_replayed_data),
+      cmocka_unit_test(test_node_rejects_data_before_handshake),
+      cmocka_unit_test(test_node_rejects_truncated_frames),
+      cmocka_unit_test(test_node_rejects_bad_frame_headers),
+      cmocka_unit_test(test_node_rejects_bad_messages_in_session),
+      cmocka_unit_test(test_node_rejects_bad_runs),
+      cmocka_unit_test(test_node_keeps_first_of_a_fork),
+      cmocka_unit_test(test_node_rejects_replayed_transcript),
+      cmocka_unit_test(test_node_handshake_flood_times_out),
+      cmocka_unit_test(test_node_quorum_counts_distinct_peers),
+      cmocka_unit_test(test_node_sim_is_deterministic),
+      cmocka_unit_test(test_node_converges_under_chaos),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
