@@ -1,0 +1,1013 @@
+/* bench_replicate: replication throughput between two in-process nodes, next
+ * to the two limits of what the receiver does, measured in the same run.
+ *
+ *   bench_replicate [N]      (default 100000)
+ *
+ * Per durability mode (VS_DURABILITY_NOSYNC, then VS_DURABILITY_SYNC; both
+ * nodes and the raw baseline in that mode), each figure a median of 3 runs
+ * on fresh stores; the three measurements take turns going first.
+ *   a. apply: node A writes N operations (vs_write_batch on vs_node_store(A)
+ *      as A's identity, batches of 1,000, so the runs are signed; untimed;
+ *      A is then reopened, untimed, so that its version vector, loaded at
+ *      open, holds them: vs_write_batch on the store does not refresh the
+ *      node's in-memory vector). Then A and B connect (vs_node_peer_up on
+ *      both sides) and frames are passed in memory, in order per direction,
+ *      in virtual time, as tests/test_node.c does, until B's version vector
+ *      holds A's N operations -> N / elapsed = ops applied per second at the
+ *      receiver. One thread runs both nodes, so the clock covers both sides:
+ *      the handshake; A's anti-entropy (WAL reads, OPS encoding, seal) and
+ *      its engine's outbox claims; B's open, decode, verification and apply,
+ *      and its acknowledgements. "receiver-side" is N / the time spent inside
+ *      B's calls alone (vs_node_on_frame and vs_node_poll of B), for
+ *      information.
+ *   b. raw lmdb same puts: the mdb_puts of B's receive path (src/apply.c
+ *      run_apply_txn, src/wal.c vs_wal_append_txn, src/state.c
+ *      vs_state_apply_txn for a put on a new target), in the same named
+ *      databases, with the same keys, value sizes, bytes and put flags, one
+ *      transaction per run with exactly the runs of a (read from A's store:
+ *      where its signatures are), same environment flags and durability:
+ *        per op:  wal[lsn u64be] = record (MDB_APPEND | MDB_RESERVE, filled
+ *                 in place), opid[op id] = lsn, hash (MDB_NOOVERWRITE),
+ *                 heads[origin] = seq, hlc, hash, state[t + target] = record
+ *                 (MDB_RESERVE, filled in place); no incrs (puts only);
+ *        per run: sigs[id of the last op] = signature, meta state_hash,
+ *                 meta hlc.
+ *      The receive path's reads (chain head, last LSN, meta HLC and state
+ *      hash per run; per op the state record lookup and the incrs cursor of
+ *      the re-count) and its CPU work (hashes, CRC, encoding) are left out,
+ *      as in bench_write: they are part of what the comparison prices.
+ *   c. crypto alone: for the same N operations, the AEAD seal and open of
+ *      every OPS frame A sent B in a (the same sizes, recorded on the wire;
+ *      vs_session_seal / vs_session_open on sessions from one handshake done
+ *      untimed), one BLAKE2b op hash per op (vs_op_hash_encoded over its
+ *      encoding) and one ed25519 verification per run (vs_chain_verify of the
+ *      run's real signature).
+ * `ratio apply` = apply / min(b, c) in nosync mode (the target is >= 0.5);
+ * `ratio apply sync` the same in sync mode. For information: the ratios
+ * against each limit, the receiver-side ratio, and the ratios against the
+ * serial sum of the limits, 1 / (1/b + 1/c): one thread does both works one
+ * after the other, so apply cannot pass that figure while it does at least
+ * the work of both, whereas min(b, c) prices only the larger of the two.
+ * op = 16-byte target (distinct per op) + 100-byte payload, kind "put".
+ *
+ * Before timing, a layout probe replicates a few runs, then writes the same
+ * runs with the baseline, and compares every named database of the two
+ * receivers (entries, first and last key and value sizes) and meta's keys:
+ * when the receive path starts writing something else, the benchmark stops
+ * and asks for raw_op() / raw_run_end() to be updated.
+ *
+ * Temporary directories go under $TMPDIR, or the current directory when it
+ * is unset (run it from a directory on the disk you want to measure).
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "testutil.h"
+#include "vixsync/vixsync.h"
+#include "vixsync/node.h"
+
+#define BENCH_REPS 3
+#define BENCH_BATCH 1000u
+#define BENCH_TARGET_BYTES 16u
+#define BENCH_PAYLOAD_BYTES 100u
+#define BENCH_MAP_BYTES (4ull * 1024ull * 1024ull * 1024ull)
+#define BENCH_OPS_MAX 10000000ull
+#define BENCH_PROBE_OPS 2000u
+#define BENCH_T0_MS 1700000000000ull /* virtual time of the writes */
+#define BENCH_STEPS_MAX 100000000ull
+#define BENCH_DBS 16 /* as src/store.c */
+/* An OPS message holds at least one run header (type, run count, origin, op
+ * count, signature); A's VV message (one origin) is 45 bytes. */
+#define OPS_MSG_MIN_BYTES (1u + 4u + VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
+
+static char bench_base[4096];
+
+static void die(const char *what, const char *why) {
+  fprintf(stderr, "bench_replicate: %s: %s\n", what, why);
+  if (bench_base[0] != '\0') vt_rmrf(bench_base); /* every temp dir lives under it */
+  exit(1);
+}
+
+#define CHECK_MDB(call)                                    \
+  do {                                                     \
+    int rc_ = (call);                                      \
+    if (rc_ != MDB_SUCCESS) die(#call, mdb_strerror(rc_)); \
+  } while (0)
+
+#define CHECK_VS(call)                            \
+  do {                                            \
+    vs_err e_ = (call);                           \
+    if (e_ != VS_OK) die(#call, vs_strerror(e_)); \
+  } while (0)
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void put_u64be(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * (7 - i)));
+}
+static void put_u64le(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u32le(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32le(const uint8_t *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* splitmix64, for payload bytes and the nodes' "random" source. */
+static uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static void rnd(void *ctx, uint8_t *buf, size_t bytes) {
+  uint64_t *s = ctx;
+  for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)mix((*s)++);
+}
+
+static void make_target(uint8_t target[BENCH_TARGET_BYTES], uint64_t i) {
+  char buf[BENCH_TARGET_BYTES + 1];
+  snprintf(buf, sizeof buf, "key-%012" PRIu64, (uint64_t)(i % 1000000000000u));
+  memcpy(target, buf, BENCH_TARGET_BYTES);
+}
+
+static void make_payload(uint8_t payload[BENCH_PAYLOAD_BYTES], uint64_t i) {
+  for (size_t k = 0; k < BENCH_PAYLOAD_BYTES; k += 8) {
+    uint64_t r = mix((i ^ 0x5a5a5a5aull) * 0x100000001b3ull + k);
+    for (size_t j = 0; j < 8 && k + j < BENCH_PAYLOAD_BYTES; j++) payload[k + j] = (uint8_t)(r >> (8 * j));
+  }
+}
+
+static const char *mode_name(vs_durability d) { return d == VS_DURABILITY_SYNC ? "sync" : "nosync"; }
+
+static void fresh_dir(char *out, size_t out_bytes, const char *tag) {
+  int n = snprintf(out, out_bytes, "%s/%s-XXXXXX", bench_base, tag);
+  if (n < 0 || (size_t)n >= out_bytes || mkdtemp(out) == NULL) die("mkdtemp", strerror(errno));
+}
+
+/* ---- identities ---- */
+
+static vs_identity id_a, id_b;
+static uint8_t mesh_key[VS_MESH_KEY_BYTES];
+
+static void identities_init(void) {
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, 0x11, sizeof seed);
+  CHECK_VS(vs_identity_from_seed(seed, &id_a));
+  memset(seed, 0x22, sizeof seed);
+  CHECK_VS(vs_identity_from_seed(seed, &id_b));
+  memset(mesh_key, 0x5a, sizeof mesh_key);
+}
+
+/* ---- what the receiver gets: measured from A's store and the wire ---- */
+
+typedef struct shape {
+  uint64_t n;
+  uint8_t *enc;         /* the N encodings, back to back */
+  size_t *enc_off;      /* offset of op i's encoding */
+  uint32_t *enc_len;
+  vs_op_id *ids;
+  uint8_t (*hash)[VS_HASH_BYTES];
+  uint64_t *hlc;
+  uint32_t runs;
+  uint64_t *run_end;    /* seq of the run's last (signed) op */
+  uint8_t (*sig)[VS_SIGNATURE_BYTES];
+  uint32_t frames;      /* OPS frames A sent B */
+  size_t *frame_len;
+  uint32_t frames_cap;
+  bool have_frames;
+} shape;
+
+typedef struct gather_ctx {
+  shape *s;
+  size_t used, cap;
+  uint64_t i;
+} gather_ctx;
+
+static vs_err gather_cb(const vs_wal_record *rec, void *ctx) {
+  gather_ctx *g = ctx;
+  shape *s = g->s;
+  if (g->i >= s->n) return VS_ERR_CORRUPT;
+  size_t bytes = vs_op_encoded_bytes(&rec->op);
+  if (g->used + bytes > g->cap) {
+    size_t cap = g->cap * 2 + bytes;
+    uint8_t *p = realloc(s->enc, cap);
+    if (p == NULL) return VS_ERR_NOMEM;
+    s->enc = p;
+    g->cap = cap;
+  }
+  size_t out = 0;
+  vs_err err = vs_op_encode(&rec->op, s->enc + g->used, bytes, &out);
+  if (err != VS_OK) return err;
+  if (rec->op.seq != g->i + 1) return VS_ERR_CORRUPT;
+  s->enc_off[g->i] = g->used;
+  s->enc_len[g->i] = (uint32_t)out;
+  s->ids[g->i] = rec->op.id;
+  memcpy(s->hash[g->i], rec->op_hash, VS_HASH_BYTES);
+  s->hlc[g->i] = rec->op.hlc;
+  g->used += out;
+  g->i++;
+  return VS_OK;
+}
+
+/* Every op of A's store (it holds only its own), and its runs: from seq 1,
+ * each run ends at the next signed op. */
+static void shape_gather(shape *s, vs_store *a, uint64_t n) {
+  s->n = n;
+  s->enc_off = malloc(sizeof *s->enc_off * n);
+  s->enc_len = malloc(sizeof *s->enc_len * n);
+  s->ids = malloc(sizeof *s->ids * n);
+  s->hash = malloc(sizeof *s->hash * n);
+  s->hlc = malloc(sizeof *s->hlc * n);
+  if (s->enc_off == NULL || s->enc_len == NULL || s->ids == NULL || s->hash == NULL || s->hlc == NULL)
+    die("malloc", "shape");
+  gather_ctx g = {s, 0, 0, 0};
+  CHECK_VS(vs_wal_replay(a, 1, gather_cb, &g));
+  if (g.i != n) die("shape", "A's WAL does not hold exactly N ops");
+  uint32_t cap = 0;
+  for (uint64_t seq = 1; seq <= n;) {
+    uint64_t end = 0;
+    CHECK_VS(vs_apply_next_signed(a, id_a.pk, seq, &end));
+    if (end > n) die("shape", "a run ends past N");
+    if (s->runs == cap) {
+      cap = cap == 0 ? 256 : cap * 2;
+      s->run_end = realloc(s->run_end, sizeof *s->run_end * cap);
+      s->sig = realloc(s->sig, sizeof *s->sig * cap);
+      if (s->run_end == NULL || s->sig == NULL) die("malloc", "runs");
+    }
+    s->run_end[s->runs] = end;
+    CHECK_VS(vs_apply_sig_get(a, &s->ids[end - 1], s->sig[s->runs]));
+    s->runs++;
+    seq = end + 1;
+  }
+}
+
+static void shape_free(shape *s) {
+  free(s->enc);
+  free(s->enc_off);
+  free(s->enc_len);
+  free(s->ids);
+  free(s->hash);
+  free(s->hlc);
+  free(s->run_end);
+  free(s->sig);
+  free(s->frame_len);
+  memset(s, 0, sizeof *s);
+}
+
+static void frame_record(shape *s, size_t len) {
+  if (s->frames == s->frames_cap) {
+    s->frames_cap = s->frames_cap == 0 ? 64 : s->frames_cap * 2;
+    s->frame_len = realloc(s->frame_len, sizeof *s->frame_len * s->frames_cap);
+    if (s->frame_len == NULL) die("malloc", "frames");
+  }
+  s->frame_len[s->frames++] = len;
+}
+
+/* The OPS messages carry exactly the N ops once each when their plaintext
+ * adds up to: per message type + run count, per run its header, per op its
+ * length and encoding. Anything else means a resend or a stray frame. */
+static bool frames_exact(const shape *s) {
+  uint64_t want = (uint64_t)s->frames * 5u + (uint64_t)s->runs * (VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES), got = 0;
+  for (uint64_t i = 0; i < s->n; i++) want += 4u + s->enc_len[i];
+  for (uint32_t f = 0; f < s->frames; f++) got += s->frame_len[f] - VS_DATA_OVERHEAD_BYTES;
+  return want == got;
+}
+
+/* ---- a. replication between two nodes ---- */
+
+static vs_node *node_open(const char *dir, const vs_identity *id, vs_durability d, uint64_t *rng) {
+  vs_node_cfg cfg = vs_node_cfg_default();
+  cfg.dir = dir;
+  cfg.durability = d;
+  cfg.map_bytes = BENCH_MAP_BYTES;
+  cfg.identity = *id;
+  memcpy(cfg.mesh_key, mesh_key, VS_MESH_KEY_BYTES);
+  cfg.random = rnd;
+  cfg.random_ctx = rng;
+  vs_node *node = NULL;
+  CHECK_VS(vs_node_open(&cfg, &node));
+  return node;
+}
+
+/* A's N ops, in batches of BENCH_BATCH, as A's identity (signed runs). */
+static void write_all(vs_node *a, uint64_t n) {
+  static uint8_t targets[BENCH_BATCH][BENCH_TARGET_BYTES];
+  static uint8_t payloads[BENCH_BATCH][BENCH_PAYLOAD_BYTES];
+  static vs_write_req reqs[BENCH_BATCH];
+  for (uint64_t done = 0; done < n;) {
+    uint32_t b = n - done < BENCH_BATCH ? (uint32_t)(n - done) : BENCH_BATCH;
+    for (uint32_t j = 0; j < b; j++) {
+      make_target(targets[j], done + j);
+      make_payload(payloads[j], done + j);
+      reqs[j] = (vs_write_req){.kind = "put",
+                               .target = targets[j],
+                               .target_bytes = BENCH_TARGET_BYTES,
+                               .payload = payloads[j],
+                               .payload_bytes = BENCH_PAYLOAD_BYTES};
+    }
+    CHECK_VS(vs_write_batch(vs_node_store(a), id_a.pk, reqs, b, BENCH_T0_MS, NULL));
+    done += b;
+  }
+}
+
+typedef struct repl_run {
+  double secs;       /* connect to B holding all N */
+  double b_secs;     /* inside B's calls */
+  uint64_t frames_ab, frames_ba, runs_applied;
+} repl_run;
+
+/* One replication in mode d. With `s` not yet measured, fills it from A's
+ * store and the wire. With `b_dir_out`, B's directory is kept (for the
+ * layout probe) and returned there. */
+static repl_run replicate_once(uint64_t n, vs_durability d, shape *s, char *b_dir_out, size_t b_dir_bytes) {
+  char dir_a[4200], dir_b[4200];
+  fresh_dir(dir_a, sizeof dir_a, "node-a");
+  fresh_dir(dir_b, sizeof dir_b, "node-b");
+  uint64_t rng = 42;
+  vs_node *nodes[2];
+  nodes[0] = node_open(dir_a, &id_a, d, &rng);
+  write_all(nodes[0], n);
+  /* vs_write_batch on the store leaves the node's in-memory version vector
+   * as it was; reopening loads it from the store. */
+  vs_node_close(nodes[0]);
+  nodes[0] = node_open(dir_a, &id_a, d, &rng);
+  bool record = s->enc_off == NULL;
+  if (record) shape_gather(s, vs_node_store(nodes[0]), n);
+  if (s->n != n) die("replicate", "shape of another N");
+  if (record) s->frames = 0;
+  nodes[1] = node_open(dir_b, &id_b, d, &rng);
+
+  /* Node i reaches node j through handle j, as in tests/test_node.c. */
+  uint64_t now = BENCH_T0_MS + 1;
+  repl_run r = {0, 0, 0, 0, 0};
+  double t0 = now_s(), b_secs = 0;
+  CHECK_VS(vs_node_peer_up(nodes[0], 1, true, now));
+  CHECK_VS(vs_node_peer_up(nodes[1], 0, false, now));
+  bool done = false;
+  for (uint64_t step = 0; !done; step++) {
+    if (step >= BENCH_STEPS_MAX) die("replicate", "B does not hold N ops after too many steps");
+    uint64_t wake = UINT64_MAX;
+    bool any = false;
+    for (uint32_t i = 0; i < 2 && !done; i++) {
+      uint32_t j = 1 - i;
+      for (;;) {
+        vs_node_out out;
+        uint64_t w = UINT64_MAX;
+        double c0 = i == 1 ? now_s() : 0;
+        CHECK_VS(vs_node_poll(nodes[i], now, &out, &w));
+        if (i == 1) b_secs += now_s() - c0;
+        if (out.kind == VS_NODE_OUT_NONE) {
+          if (w < wake) wake = w;
+          break;
+        }
+        any = true;
+        if (out.kind == VS_NODE_OUT_CLOSE) die("replicate", "a node closed the connection");
+        if (i == 0) {
+          r.frames_ab++;
+          uint8_t type = 0;
+          if (record && vs_frame_type(out.bytes, out.bytes_len, &type) == VS_OK && type == VS_FRAME_DATA &&
+              out.bytes_len >= VS_DATA_OVERHEAD_BYTES + OPS_MSG_MIN_BYTES)
+            frame_record(s, out.bytes_len);
+        } else {
+          r.frames_ba++;
+        }
+        double c1 = j == 1 ? now_s() : 0;
+        vs_err err = vs_node_on_frame(nodes[j], i, out.bytes, out.bytes_len, now);
+        if (j == 1) b_secs += now_s() - c1;
+        if (err != VS_OK) die("vs_node_on_frame", vs_strerror(err));
+        if (j == 1) {
+          vs_node_stats st;
+          vs_node_stats_get(nodes[1], &st);
+          if (st.ops_applied >= n) {
+            uint64_t seq = 0;
+            CHECK_VS(vs_wal_head(vs_node_store(nodes[1]), id_a.pk, &seq, NULL, NULL));
+            done = seq >= n;
+            if (done) break;
+          }
+        }
+      }
+    }
+    if (!done && !any) {
+      if (wake == UINT64_MAX) die("replicate", "the nodes went quiet before B held N ops");
+      now = wake > now ? wake : now + 1;
+    }
+  }
+  r.secs = now_s() - t0;
+  r.b_secs = b_secs;
+
+  /* Untimed checks: everything arrived once, authentic, and converged. */
+  vs_node_stats sa, sb;
+  vs_node_stats_get(nodes[0], &sa);
+  vs_node_stats_get(nodes[1], &sb);
+  r.runs_applied = sb.runs_applied;
+  if (sb.ops_applied != n || sb.runs_forged + sb.runs_fork + sb.runs_gap != 0 ||
+      sa.rejected_auth + sa.rejected_malformed + sa.rejected_replay + sa.rejected_state != 0 ||
+      sb.rejected_auth + sb.rejected_malformed + sb.rejected_replay + sb.rejected_state != 0)
+    die("replicate", "B did not apply exactly N ops cleanly");
+  if (sb.runs_applied != s->runs) die("replicate", "B applied another number of runs than A's store holds");
+  uint8_t ha[VS_HASH_BYTES], hb[VS_HASH_BYTES];
+  CHECK_VS(vs_state_hash(vs_node_store(nodes[0]), ha));
+  CHECK_VS(vs_state_hash(vs_node_store(nodes[1]), hb));
+  if (memcmp(ha, hb, VS_HASH_BYTES) != 0) die("replicate", "state hashes differ");
+  if (record) {
+    if (!frames_exact(s)) die("replicate", "the OPS frames do not carry exactly the N ops once (resends?)");
+    s->have_frames = true;
+  } else if (s->have_frames && sa.ops_sent != n) {
+    fprintf(stderr, "bench_replicate: note: A sent %" PRIu64 " ops for %" PRIu64 " (resends)\n", sa.ops_sent, n);
+  }
+  vs_node_close(nodes[0]);
+  vs_node_close(nodes[1]);
+  vt_rmrf(dir_a);
+  if (b_dir_out != NULL) snprintf(b_dir_out, b_dir_bytes, "%s", dir_b);
+  else vt_rmrf(dir_b);
+  return r;
+}
+
+/* ---- b. raw LMDB: the receive path's puts ---- */
+
+/* Value sizes of what the receive path puts, measured on a real receiver by
+ * layout_probe() before anything is timed. */
+typedef struct put_sizes {
+  size_t wal_val, opid_val, head_val, state_key, state_val, sig_val, hlc_val, state_hash_val;
+} put_sizes;
+static put_sizes sz;
+#define RAW_VAL_MAX 2048u
+#define STATE_FIXED_BYTES 108u /* src/state.c REC_FIXED_BYTES, checked by the probe */
+
+static const char *const STORE_DB_NAMES[] = {"meta",      "wal",       "opid",  "idem",  "heads",
+                                             "outbox",    "obx_ready", "obx_lease", "obx_state",
+                                             "state",     "incrs",     "sigs",  "forks"};
+#define STORE_DB_COUNT (sizeof STORE_DB_NAMES / sizeof STORE_DB_NAMES[0])
+
+typedef struct raw_env {
+  char dir[4200];
+  MDB_env *env;
+  MDB_dbi meta, wal, opid, heads, state, sigs;
+} raw_env;
+
+/* The same environment setup as src/store.c: 16 named databases allowed,
+ * the same named databases, MDB_NOTLS, MDB_NOSYNC in nosync mode. */
+static void raw_open(raw_env *r, vs_durability d) {
+  fresh_dir(r->dir, sizeof r->dir, d == VS_DURABILITY_SYNC ? "raw-sync" : "raw-nosync");
+  CHECK_MDB(mdb_env_create(&r->env));
+  CHECK_MDB(mdb_env_set_maxdbs(r->env, BENCH_DBS));
+  CHECK_MDB(mdb_env_set_mapsize(r->env, (size_t)BENCH_MAP_BYTES));
+  unsigned flags = MDB_NOTLS | (d == VS_DURABILITY_NOSYNC ? MDB_NOSYNC : 0u);
+  CHECK_MDB(mdb_env_open(r->env, r->dir, flags, 0600));
+  MDB_txn *txn;
+  CHECK_MDB(mdb_txn_begin(r->env, NULL, 0, &txn));
+  for (size_t i = 0; i < STORE_DB_COUNT; i++) {
+    MDB_dbi dbi;
+    CHECK_MDB(mdb_dbi_open(txn, STORE_DB_NAMES[i], MDB_CREATE, &dbi));
+    if (strcmp(STORE_DB_NAMES[i], "meta") == 0) r->meta = dbi;
+    else if (strcmp(STORE_DB_NAMES[i], "wal") == 0) r->wal = dbi;
+    else if (strcmp(STORE_DB_NAMES[i], "opid") == 0) r->opid = dbi;
+    else if (strcmp(STORE_DB_NAMES[i], "heads") == 0) r->heads = dbi;
+    else if (strcmp(STORE_DB_NAMES[i], "state") == 0) r->state = dbi;
+    else if (strcmp(STORE_DB_NAMES[i], "sigs") == 0) r->sigs = dbi;
+  }
+  CHECK_MDB(mdb_txn_commit(txn));
+}
+
+static void raw_close(raw_env *r, bool keep) {
+  mdb_env_close(r->env);
+  if (!keep) vt_rmrf(r->dir);
+}
+
+static void put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kb, const void *v, size_t vb, unsigned flags) {
+  MDB_val key = {kb, (void *)k}, val = {vb, (void *)v};
+  CHECK_MDB(mdb_put(txn, dbi, &key, &val, flags));
+}
+
+/* What the receive path puts for op i (record lsn), a put on a new target.
+ * Mirrors, in order, wal.c vs_wal_append_txn (wal, opid, heads) and
+ * state.c vs_state_apply_txn -> record_put (state). */
+static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_t lsn, uint64_t now) {
+  const uint8_t *enc = s->enc + s->enc_off[i];
+  uint32_t enc_len = s->enc_len[i];
+  uint8_t key[8];
+  put_u64be(key, lsn);
+  MDB_val k = {sizeof key, key}, v = {sz.wal_val, NULL};
+  CHECK_MDB(mdb_put(txn, r->wal, &k, &v, MDB_APPEND | MDB_RESERVE));
+  uint8_t *rec = v.mv_data;
+  memset(rec, 0, VS_WAL_RECORD_HEADER_BYTES);
+  rec[0] = VS_WAL_RECORD_VERSION;
+  rec[1] = 1;
+  put_u64le(rec + 8, lsn);
+  put_u64le(rec + 16, now);
+  memcpy(rec + VS_WAL_RECORD_HEADER_BYTES, enc, enc_len);
+
+  uint8_t val[RAW_VAL_MAX];
+  memset(val, 0, sz.opid_val);
+  put_u64le(val, lsn);
+  memcpy(val + 8, s->hash[i], VS_HASH_BYTES);
+  put(txn, r->opid, s->ids[i].bytes, VS_OP_ID_BYTES, val, sz.opid_val, MDB_NOOVERWRITE);
+
+  memset(val, 0, sz.head_val);
+  val[0] = 1;
+  put_u64le(val + 1, i + 1);
+  put_u64le(val + 9, s->hlc[i]);
+  memcpy(val + 17, s->hash[i], VS_HASH_BYTES);
+  put(txn, r->heads, id_a.pk, VS_ORIGIN_BYTES, val, sz.head_val, 0);
+
+  /* The target and payload where vs_op_encode puts them. */
+  uint32_t kind_bytes = enc[VS_OP_HEADER_BYTES - 1];
+  const uint8_t *tp = enc + VS_OP_HEADER_BYTES + kind_bytes;
+  uint32_t target_bytes = get_u32le(tp);
+  const uint8_t *target = tp + 4;
+  uint32_t payload_bytes = get_u32le(target + target_bytes);
+  const uint8_t *payload = target + target_bytes + 4;
+  uint8_t skey[1 + BENCH_TARGET_BYTES];
+  skey[0] = 't';
+  memcpy(skey + 1, target, BENCH_TARGET_BYTES);
+  MDB_val sk = {sz.state_key, skey}, sv = {sz.state_val, NULL};
+  CHECK_MDB(mdb_put(txn, r->state, &sk, &sv, MDB_RESERVE));
+  uint8_t *p = sv.mv_data;
+  memset(p, 0, STATE_FIXED_BYTES);
+  p[0] = 1;
+  p[1] = 1;
+  put_u32le(p + 4, target_bytes);
+  put_u64le(p + 8, s->hlc[i]);
+  memcpy(p + 16, id_a.pk, VS_ORIGIN_BYTES);
+  put_u64le(p + 48, s->hlc[i]);
+  memcpy(p + 56, id_a.pk, VS_ORIGIN_BYTES);
+  put_u32le(p + 104, payload_bytes);
+  memcpy(p + STATE_FIXED_BYTES, target, target_bytes);
+  memcpy(p + STATE_FIXED_BYTES + target_bytes, payload, payload_bytes);
+}
+
+/* What apply.c run_apply_txn puts once per run: the signature at the run's
+ * last op, the state hash and the node HLC (both in meta). */
+static void raw_run_end(raw_env *r, MDB_txn *txn, const shape *s, uint32_t run, uint64_t last) {
+  put(txn, r->sigs, s->ids[last].bytes, VS_OP_ID_BYTES, s->sig[run], sz.sig_val, 0);
+  uint8_t val[RAW_VAL_MAX];
+  memset(val, 0, sz.state_hash_val);
+  memcpy(val, s->hash[last], VS_HASH_BYTES < sz.state_hash_val ? VS_HASH_BYTES : sz.state_hash_val);
+  put(txn, r->meta, "state_hash", 10, val, sz.state_hash_val, 0);
+  memset(val, 0, sz.hlc_val);
+  put_u64le(val, s->hlc[last]);
+  put(txn, r->meta, "hlc", 3, val, sz.hlc_val, 0);
+}
+
+/* The first `runs` runs of s, one transaction each. Returns seconds. */
+static double raw_fill(raw_env *r, const shape *s, uint32_t runs) {
+  uint64_t i = 0, lsn = 0;
+  double t0 = now_s();
+  for (uint32_t run = 0; run < runs; run++) {
+    MDB_txn *txn;
+    CHECK_MDB(mdb_txn_begin(r->env, NULL, 0, &txn));
+    for (; i < s->run_end[run]; i++) raw_op(r, txn, s, i, ++lsn, BENCH_T0_MS + 1);
+    raw_run_end(r, txn, s, run, i - 1);
+    CHECK_MDB(mdb_txn_commit(txn));
+  }
+  return now_s() - t0;
+}
+
+static double raw_once(const shape *s, vs_durability d) {
+  raw_env r;
+  raw_open(&r, d);
+  double secs = raw_fill(&r, s, s->runs);
+  raw_close(&r, false);
+  return (double)s->n / secs;
+}
+
+/* ---- c. the crypto work alone ---- */
+
+static void handshake(vs_session *sa, vs_session *sb) {
+  vs_hs hi, hr;
+  uint8_t seed_i[32], seed_r[32], f1[256], f2[256];
+  memset(seed_i, 0x31, sizeof seed_i);
+  memset(seed_r, 0x32, sizeof seed_r);
+  size_t l1 = 0, l2 = 0;
+  bool done_i = false, done_r = false;
+  CHECK_VS(vs_hs_start_initiator(&hi, &id_a, mesh_key, seed_i, f1, sizeof f1, &l1));
+  CHECK_VS(vs_hs_start_responder(&hr, &id_b, mesh_key, seed_r));
+  CHECK_VS(vs_hs_on_frame(&hr, f1, l1, f2, sizeof f2, &l2, &done_r, sb));   /* HELLO -> REPLY */
+  CHECK_VS(vs_hs_on_frame(&hi, f2, l2, f1, sizeof f1, &l1, &done_i, sa));   /* REPLY -> AUTH */
+  CHECK_VS(vs_hs_on_frame(&hr, f1, l1, f2, sizeof f2, &l2, &done_r, sb));   /* AUTH */
+  if (!done_i || !done_r) die("handshake", "not finished after HELLO, REPLY, AUTH");
+  vs_hs_wipe(&hi);
+  vs_hs_wipe(&hr);
+}
+
+static double crypto_once(const shape *s) {
+  if (!s->have_frames) die("crypto", "no frame sizes recorded");
+  vs_session sa, sb;
+  handshake(&sa, &sb);
+  uint8_t *msg = malloc(VS_MSG_BYTES_MAX), *frame = malloc(VS_FRAME_BYTES_MAX), *plain = malloc(VS_FRAME_BYTES_MAX);
+  if (msg == NULL || frame == NULL || plain == NULL) die("malloc", "crypto");
+  /* Plaintext: op encodings (the bytes do not change the cost). */
+  size_t total = s->enc_off[s->n - 1] + s->enc_len[s->n - 1];
+  for (size_t i = 0; i < VS_MSG_BYTES_MAX; i++) msg[i] = s->enc[i % total];
+  bool ok = true;
+  double t0 = now_s();
+  for (uint32_t f = 0; f < s->frames; f++) {
+    size_t out = 0, got = 0, len = s->frame_len[f] - VS_DATA_OVERHEAD_BYTES;
+    CHECK_VS(vs_session_seal(&sa, msg, len, frame, VS_FRAME_BYTES_MAX, &out));
+    CHECK_VS(vs_session_open(&sb, frame, out, plain, VS_FRAME_BYTES_MAX, &got));
+    ok = ok && got == len;
+  }
+  for (uint64_t i = 0; i < s->n; i++) {
+    uint8_t h[VS_HASH_BYTES];
+    vs_op_hash_encoded(s->enc + s->enc_off[i], s->enc_len[i], h);
+    ok = ok && memcmp(h, s->hash[i], VS_HASH_BYTES) == 0;
+  }
+  for (uint32_t run = 0; run < s->runs; run++) {
+    uint64_t end = s->run_end[run];
+    ok = ok && vs_chain_verify(id_a.pk, end, s->hash[end - 1], s->sig[run]);
+  }
+  double secs = now_s() - t0;
+  if (!ok) die("crypto", "a frame, hash or signature did not check");
+  memset(&sa, 0, sizeof sa); /* session keys of a benchmark: no secret worth a guaranteed wipe */
+  memset(&sb, 0, sizeof sb);
+  free(msg);
+  free(frame);
+  free(plain);
+  return (double)s->n / secs;
+}
+
+/* ---- the baseline's faithfulness, checked on real receivers ---- */
+
+#define SHAPE_DBS_MAX 32
+#define SHAPE_NAME_BYTES 64
+
+typedef struct dbi_shape {
+  char name[SHAPE_NAME_BYTES];
+  size_t entries;
+  size_t first_key, first_val, last_key, last_val;
+} dbi_shape;
+
+typedef struct env_shape {
+  dbi_shape dbs[SHAPE_DBS_MAX];
+  size_t count;
+  size_t hlc_val, state_hash_val; /* meta's per-run values, 0 = absent */
+} env_shape;
+
+static dbi_shape shape_of(MDB_txn *txn, const char *name) {
+  dbi_shape s;
+  memset(&s, 0, sizeof s);
+  snprintf(s.name, sizeof s.name, "%s", name);
+  MDB_dbi dbi;
+  int rc = mdb_dbi_open(txn, name, 0, &dbi);
+  if (rc == MDB_NOTFOUND) return s;
+  CHECK_MDB(rc);
+  MDB_stat st;
+  CHECK_MDB(mdb_stat(txn, dbi, &st));
+  s.entries = st.ms_entries;
+  if (s.entries == 0) return s;
+  MDB_cursor *cur;
+  CHECK_MDB(mdb_cursor_open(txn, dbi, &cur));
+  MDB_val k, v;
+  CHECK_MDB(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
+  s.first_key = k.mv_size;
+  s.first_val = v.mv_size;
+  CHECK_MDB(mdb_cursor_get(cur, &k, &v, MDB_LAST));
+  s.last_key = k.mv_size;
+  s.last_val = v.mv_size;
+  mdb_cursor_close(cur);
+  return s;
+}
+
+static size_t meta_val(MDB_txn *txn, const char *key) {
+  MDB_dbi dbi;
+  CHECK_MDB(mdb_dbi_open(txn, "meta", 0, &dbi));
+  MDB_val k = {strlen(key), (void *)key}, v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return 0;
+  CHECK_MDB(rc);
+  return v.mv_size;
+}
+
+static void shape_env(const char *dir, env_shape *e) {
+  memset(e, 0, sizeof *e);
+  MDB_env *env;
+  CHECK_MDB(mdb_env_create(&env));
+  CHECK_MDB(mdb_env_set_maxdbs(env, SHAPE_DBS_MAX));
+  CHECK_MDB(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
+  MDB_txn *txn;
+  CHECK_MDB(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+  MDB_dbi main_dbi;
+  CHECK_MDB(mdb_dbi_open(txn, NULL, 0, &main_dbi));
+  MDB_cursor *cur;
+  CHECK_MDB(mdb_cursor_open(txn, main_dbi, &cur));
+  char names[SHAPE_DBS_MAX][SHAPE_NAME_BYTES];
+  MDB_val k, v;
+  int rc;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (e->count == SHAPE_DBS_MAX || k.mv_size >= SHAPE_NAME_BYTES) die("layout check", "too many databases");
+    memcpy(names[e->count], k.mv_data, k.mv_size);
+    names[e->count][k.mv_size] = '\0';
+    e->count++;
+  }
+  if (rc != MDB_NOTFOUND) CHECK_MDB(rc);
+  mdb_cursor_close(cur);
+  for (size_t i = 0; i < e->count; i++) e->dbs[i] = shape_of(txn, names[i]);
+  e->hlc_val = meta_val(txn, "hlc");
+  e->state_hash_val = meta_val(txn, "state_hash");
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+}
+
+/* Print meta's keys in `dir` that `dir0` lacks (printable bytes as is). */
+static void meta_added_keys(const char *dir, const char *dir0) {
+  MDB_env *env, *env0;
+  CHECK_MDB(mdb_env_create(&env));
+  CHECK_MDB(mdb_env_create(&env0));
+  CHECK_MDB(mdb_env_set_maxdbs(env, SHAPE_DBS_MAX));
+  CHECK_MDB(mdb_env_set_maxdbs(env0, SHAPE_DBS_MAX));
+  CHECK_MDB(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
+  CHECK_MDB(mdb_env_open(env0, dir0, MDB_RDONLY | MDB_NOTLS, 0600));
+  MDB_txn *txn, *txn0;
+  CHECK_MDB(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+  CHECK_MDB(mdb_txn_begin(env0, NULL, MDB_RDONLY, &txn0));
+  MDB_dbi dbi, dbi0;
+  CHECK_MDB(mdb_dbi_open(txn, "meta", 0, &dbi));
+  CHECK_MDB(mdb_dbi_open(txn0, "meta", 0, &dbi0));
+  MDB_cursor *cur;
+  CHECK_MDB(mdb_cursor_open(txn, dbi, &cur));
+  MDB_val k, v, v0;
+  int rc;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (mdb_get(txn0, dbi0, &k, &v0) == MDB_SUCCESS) continue;
+    fprintf(stderr, "layout check: meta key added by receiving: \"");
+    for (size_t i = 0; i < k.mv_size; i++) {
+      uint8_t c = ((const uint8_t *)k.mv_data)[i];
+      if (c >= 0x20 && c < 0x7f) fputc(c, stderr);
+      else fprintf(stderr, "\\x%02x", c);
+    }
+    fprintf(stderr, "\" (%zu B value)\n", v.mv_size);
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  mdb_txn_abort(txn0);
+  mdb_env_close(env);
+  mdb_env_close(env0);
+}
+
+static dbi_shape shape_find(const env_shape *e, const char *name) {
+  for (size_t i = 0; i < e->count; i++)
+    if (strcmp(e->dbs[i].name, name) == 0) return e->dbs[i];
+  dbi_shape none;
+  memset(&none, 0, sizeof none);
+  snprintf(none.name, sizeof none.name, "%s", name);
+  return none;
+}
+
+static bool same_shape(dbi_shape a, dbi_shape b) {
+  bool ok = a.entries == b.entries && a.first_key == b.first_key && a.first_val == b.first_val &&
+            a.last_key == b.last_key && a.last_val == b.last_val;
+  if (!ok)
+    fprintf(stderr, "layout check: %s differs: receiver %zu entries, key %zu/%zu B, value %zu/%zu B; "
+            "baseline %zu entries, key %zu/%zu B, value %zu/%zu B\n", a.name, a.entries, a.first_key,
+            a.last_key, a.first_val, a.last_val, b.entries, b.first_key, b.last_key, b.first_val, b.last_val);
+  return ok;
+}
+
+static size_t probe_size(const env_shape *e, const char *name, bool key) {
+  dbi_shape s = shape_find(e, name);
+  size_t first = key ? s.first_key : s.first_val, last = key ? s.last_key : s.last_val;
+  if (s.entries == 0 || first != last || first > RAW_VAL_MAX) {
+    fprintf(stderr, "layout check: %s: %zu entries, %s %zu/%zu B\n", name, s.entries, key ? "keys" : "values",
+            first, last);
+    die("layout check", "the receive path no longer writes what the baseline mirrors; update raw_op()");
+  }
+  return first;
+}
+
+/* Before timing anything: replicate a few runs between two nodes, take the
+ * sizes of what B's receive path put, write the same runs with the
+ * baseline, and compare every named database and meta's keys. */
+static void layout_probe(void) {
+  uint64_t n = BENCH_PROBE_OPS;
+  shape s;
+  memset(&s, 0, sizeof s);
+  char b_dir[4200], empty_dir[4200];
+  replicate_once(n, VS_DURABILITY_NOSYNC, &s, b_dir, sizeof b_dir);
+  if (s.runs < 2) die("layout check", "the probe should hold several runs");
+  /* What a node's store holds before it receives anything: opened and
+   * polled once (its engine's first tick writes the outbox counts). */
+  fresh_dir(empty_dir, sizeof empty_dir, "probe-empty");
+  uint64_t rng = 7, wake = 0;
+  vs_node *empty = node_open(empty_dir, &id_b, VS_DURABILITY_NOSYNC, &rng);
+  vs_node_out out;
+  CHECK_VS(vs_node_poll(empty, BENCH_T0_MS + 1, &out, &wake));
+  vs_node_close(empty);
+
+  env_shape *e0 = malloc(sizeof *e0), *ours = malloc(sizeof *ours), *base = malloc(sizeof *base);
+  if (e0 == NULL || ours == NULL || base == NULL) die("malloc", "probe");
+  shape_env(empty_dir, e0);
+  shape_env(b_dir, ours);
+  sz.wal_val = probe_size(ours, "wal", false);
+  sz.opid_val = probe_size(ours, "opid", false);
+  sz.head_val = probe_size(ours, "heads", false);
+  sz.state_key = probe_size(ours, "state", true);
+  sz.state_val = probe_size(ours, "state", false);
+  sz.sig_val = probe_size(ours, "sigs", false);
+  sz.hlc_val = ours->hlc_val;
+  sz.state_hash_val = ours->state_hash_val;
+  if (sz.wal_val != VS_WAL_RECORD_HEADER_BYTES + s.enc_len[0] || sz.state_key != 1u + BENCH_TARGET_BYTES ||
+      sz.state_val != STATE_FIXED_BYTES + BENCH_TARGET_BYTES + BENCH_PAYLOAD_BYTES || sz.opid_val < 8 + VS_HASH_BYTES ||
+      sz.head_val < 17 + VS_HASH_BYTES || sz.hlc_val < 8 || sz.hlc_val > RAW_VAL_MAX || sz.state_hash_val == 0 ||
+      sz.state_hash_val > RAW_VAL_MAX)
+    die("layout check", "a record of the receive path changed size; update raw_op() / raw_run_end()");
+
+  raw_env r;
+  raw_open(&r, VS_DURABILITY_NOSYNC);
+  raw_fill(&r, &s, s.runs);
+  raw_close(&r, true);
+  shape_env(r.dir, base);
+  bool ok = true;
+  for (size_t i = 0; i < ours->count; i++) {
+    if (strcmp(ours->dbs[i].name, "meta") == 0) continue;
+    ok &= same_shape(ours->dbs[i], shape_find(base, ours->dbs[i].name));
+  }
+  for (size_t i = 0; i < base->count; i++) {
+    if (strcmp(base->dbs[i].name, "meta") == 0) continue;
+    ok &= same_shape(shape_find(ours, base->dbs[i].name), base->dbs[i]);
+  }
+  /* meta also holds what store creation wrote (magic, format, sinks): count
+   * only what receiving added. */
+  size_t meta_added = shape_find(ours, "meta").entries - shape_find(e0, "meta").entries;
+  if (meta_added != shape_find(base, "meta").entries || base->hlc_val != sz.hlc_val ||
+      base->state_hash_val != sz.state_hash_val) {
+    fprintf(stderr, "layout check: receiving adds %zu meta keys, the baseline %zu\n", meta_added,
+            shape_find(base, "meta").entries);
+    meta_added_keys(b_dir, empty_dir);
+    ok = false;
+  }
+  vt_rmrf(empty_dir);
+  vt_rmrf(b_dir);
+  vt_rmrf(r.dir);
+  if (!ok) die("layout check", "the baseline no longer does what the receive path does; update raw_op()");
+  printf("layout check: baseline puts = receive path's, per op: wal 8+%zu B, opid 16+%zu B, heads 32+%zu B, "
+         "state %zu+%zu B; per run: sigs 16+%zu B, meta hlc 3+%zu B, state_hash 10+%zu B\n",
+         sz.wal_val, sz.opid_val, sz.head_val, sz.state_key, sz.state_val, sz.sig_val, sz.hlc_val,
+         sz.state_hash_val);
+  free(e0);
+  free(ours);
+  free(base);
+  shape_free(&s);
+}
+
+/* ---- driver ---- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median3(const double v[BENCH_REPS]) {
+  double s[BENCH_REPS];
+  memcpy(s, v, sizeof s);
+  qsort(s, BENCH_REPS, sizeof s[0], cmp_double);
+  return s[BENCH_REPS / 2];
+}
+
+typedef struct mode_result {
+  double apply, recv, raw, crypto;
+} mode_result;
+
+static void describe_shape(const shape *s) {
+  uint32_t mn = UINT32_MAX, mx = 0;
+  uint64_t prev = 0, bytes = 0;
+  for (uint32_t r = 0; r < s->runs; r++) {
+    uint32_t len = (uint32_t)(s->run_end[r] - prev);
+    prev = s->run_end[r];
+    if (len < mn) mn = len;
+    if (len > mx) mx = len;
+  }
+  for (uint32_t f = 0; f < s->frames; f++) bytes += s->frame_len[f];
+  printf("shape: %" PRIu64 " ops of %" PRIu32 " B encoded in %" PRIu32 " signed runs (%" PRIu32 "..%" PRIu32
+         " ops per run), %" PRIu32 " OPS frames A->B (%.0f KiB average)\n",
+         s->n, s->enc_len[0], s->runs, mn, mx, s->frames, s->frames > 0 ? (double)bytes / s->frames / 1024.0 : 0.0);
+}
+
+/* a, b and c BENCH_REPS times each, in another order every repetition; the
+ * first replication (in the first mode) measures the shape. */
+static mode_result bench_mode(uint64_t n, vs_durability d, shape *s) {
+  static const int order[BENCH_REPS][3] = {{0, 1, 2}, {2, 1, 0}, {1, 0, 2}};
+  double v[4][BENCH_REPS];
+  for (int rep = 0; rep < BENCH_REPS; rep++) {
+    for (int k = 0; k < 3; k++) {
+      switch (order[rep][k]) {
+        case 0: {
+          bool first = s->enc_off == NULL;
+          repl_run r = replicate_once(n, d, s, NULL, 0);
+          if (first) describe_shape(s);
+          v[0][rep] = (double)n / r.secs;
+          v[1][rep] = (double)n / r.b_secs;
+          break;
+        }
+        case 1: v[2][rep] = raw_once(s, d); break;
+        default: v[3][rep] = crypto_once(s); break;
+      }
+    }
+    printf("  run %d %s: apply %.0f (receiver-side %.0f, %.0f%% of the time in B), raw lmdb %.0f, crypto %.0f ops/s\n",
+           rep + 1, mode_name(d), v[0][rep], v[1][rep], 100.0 * v[0][rep] / v[1][rep], v[2][rep], v[3][rep]);
+    fflush(stdout);
+  }
+  mode_result m = {median3(v[0]), median3(v[1]), median3(v[2]), median3(v[3])};
+  return m;
+}
+
+static uint64_t parse_ops(const char *s) {
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v == 0 || v > BENCH_OPS_MAX) die("N", "expected 1..10000000");
+  return (uint64_t)v;
+}
+
+static void describe_base(void) {
+  char real[4096];
+  if (realpath(bench_base, real) == NULL) die("realpath", strerror(errno));
+  struct statfs sf;
+  const char *fs = "?";
+  if (statfs(bench_base, &sf) == 0) {
+    switch ((unsigned long)sf.f_type) {
+      case 0xEF53ul: fs = "ext4"; break;
+      case 0x01021994ul: fs = "tmpfs"; break;
+      case 0x58465342ul: fs = "xfs"; break;
+      case 0x9123683Eul: fs = "btrfs"; break;
+      case 0x794c7630ul: fs = "overlayfs"; break;
+      default: fs = "other"; break;
+    }
+  }
+  const char *tmp = getenv("TMPDIR");
+  printf("dir: %s (%s; %s)\n", real, fs,
+         tmp != NULL && tmp[0] != '\0' ? "under $TMPDIR" : "under the current directory, $TMPDIR unset");
+}
+
+static void print_mode(vs_durability d, const mode_result *m) {
+  const char *name = mode_name(d);
+  printf("%s apply: %.0f ops/s\n", name, m->apply);
+  printf("%s apply receiver-side: %.0f ops/s\n", name, m->recv);
+  printf("%s raw lmdb same puts: %.0f ops/s\n", name, m->raw);
+  printf("%s crypto alone: %.0f ops/s\n", name, m->crypto);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 2) die("usage", "bench_replicate [N]");
+  uint64_t n = argc > 1 ? parse_ops(argv[1]) : 100000u;
+  const char *tmp = getenv("TMPDIR");
+  int len = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-replicate-XXXXXX",
+                     tmp != NULL && tmp[0] != '\0' ? tmp : ".");
+  if (len < 0 || (size_t)len >= sizeof bench_base || mkdtemp(bench_base) == NULL) {
+    bench_base[0] = '\0'; /* nothing to remove */
+    die("mkdtemp", strerror(errno));
+  }
+  describe_base();
+  printf("op: %u-byte target + %u-byte payload, kind \"put\"; N = %" PRIu64 "; written in batches of %u; "
+         "medians of %d runs\n",
+         BENCH_TARGET_BYTES, BENCH_PAYLOAD_BYTES, n, BENCH_BATCH, BENCH_REPS);
+  printf("replication: two nodes in one thread, frames passed in memory, virtual time; timed from connect to B's "
+         "version vector holding all N\n");
+  identities_init();
+  layout_probe();
+  fflush(stdout);
+
+  shape s;
+  memset(&s, 0, sizeof s);
+  mode_result ns = bench_mode(n, VS_DURABILITY_NOSYNC, &s);
+  print_mode(VS_DURABILITY_NOSYNC, &ns);
+  mode_result sy = bench_mode(n, VS_DURABILITY_SYNC, &s);
+  print_mode(VS_DURABILITY_SYNC, &sy);
+  double lim_ns = ns.raw < ns.crypto ? ns.raw : ns.crypto;
+  double lim_sy = sy.raw < sy.crypto ? sy.raw : sy.crypto;
+  printf("raw lmdb same puts: %.0f ops/s\n", ns.raw);
+  printf("crypto alone: %.0f ops/s\n", ns.crypto);
+  printf("ratio apply: %.3f\n", ns.apply / lim_ns);
+  printf("ratio apply sync: %.3f\n", sy.apply / lim_sy);
+  printf("ratio apply vs raw lmdb: %.3f\n", ns.apply / ns.raw);
+  printf("ratio apply vs crypto: %.3f\n", ns.apply / ns.crypto);
+  printf("ratio apply receiver-side: %.3f\n", ns.recv / lim_ns);
+  /* Both limits' work is on the one thread's path, one after the other:
+   * with nothing else done, apply would reach 1 / (1/raw + 1/crypto). */
+  printf("ratio apply vs serial limits: %.3f\n", ns.apply * (1.0 / ns.raw + 1.0 / ns.crypto));
+  printf("ratio apply sync vs serial limits: %.3f\n", sy.apply * (1.0 / sy.raw + 1.0 / sy.crypto));
+  shape_free(&s);
+  vt_rmrf(bench_base);
+  return 0;
+}
