@@ -71,6 +71,12 @@ static inline void vs_hash_init(crypto_generichash_state *st, size_t out_bytes) 
 /** CRC-32C (Castagnoli), as in iSCSI, ext4 and LevelDB. `crc` starts at 0. */
 uint32_t vs_crc32c(uint32_t crc, const uint8_t *data, size_t data_bytes);
 
+/** The table-driven CRC-32C, always available (tests compare both paths). */
+uint32_t vs_crc32c_portable(uint32_t crc, const uint8_t *data, size_t data_bytes);
+
+/** True when vs_crc32c uses the SSE4.2 crc32 instruction on this CPU. */
+bool vs_crc32c_accelerated(void);
+
 /* ---- the store ---- */
 
 struct vs_store {

@@ -134,11 +134,8 @@ static vs_err record_decode(const MDB_val *v, record *r) {
   return VS_OK;
 }
 
-static vs_err record_put(MDB_txn *txn, const vs_store *store, const uint8_t *key, size_t key_bytes, const record *r) {
-  MDB_val k = {key_bytes, (void *)key}, v = {REC_FIXED_BYTES + r->target_bytes + r->base_value_bytes, NULL};
-  int rc = mdb_put(txn, store->dbi_state, &k, &v, MDB_RESERVE);
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  uint8_t *p = v.mv_data;
+/* Lay out a record in `p` (record_bytes(r) bytes). */
+static void record_fill(uint8_t *p, const record *r) {
   p[0] = REC_VERSION;
   p[1] = r->base_kind;
   vs_put_u16le(p + 2, 0);
@@ -152,6 +149,15 @@ static vs_err record_put(MDB_txn *txn, const vs_store *store, const uint8_t *key
   vs_put_u32le(p + 104, r->base_value_bytes);
   if (r->target_bytes > 0) memcpy(p + REC_FIXED_BYTES, r->target, r->target_bytes); /* NULL when empty */
   if (r->base_value_bytes > 0) memcpy(p + REC_FIXED_BYTES + r->target_bytes, r->base_value, r->base_value_bytes);
+}
+
+static size_t record_bytes(const record *r) { return REC_FIXED_BYTES + (size_t)r->target_bytes + r->base_value_bytes; }
+
+static vs_err record_put(MDB_txn *txn, const vs_store *store, const uint8_t *key, size_t key_bytes, const record *r) {
+  MDB_val k = {key_bytes, (void *)key}, v = {record_bytes(r), NULL};
+  int rc = mdb_put(txn, store->dbi_state, &k, &v, MDB_RESERVE);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  record_fill(v.mv_data, r);
   return VS_OK;
 }
 
@@ -249,46 +255,82 @@ static vs_err incr_put(MDB_txn *txn, const vs_store *store, const uint8_t tag[TA
   return vs_mdb_err(mdb_put(txn, store->dbi_incrs, &k, &v, 0));
 }
 
+/* The record of a target that has none: `op` is its first counted op. */
+static void record_first(const vs_op *op, bool is_put, bool is_incr, int64_t delta, record *r) {
+  memset(r, 0, sizeof *r);
+  r->target = op->target;
+  r->target_bytes = op->target_bytes;
+  if (is_incr) {
+    r->base_kind = BASE_NONE;
+    r->incr_count = 1;
+    r->incr_sum = (uint64_t)delta;
+  } else {
+    r->base_kind = is_put ? BASE_PUT : BASE_DEL;
+    r->base_hlc = op->hlc;
+    memcpy(r->base_origin, op->origin, VS_ORIGIN_BYTES);
+    r->base_value = is_put ? op->payload : NULL;
+    r->base_value_bytes = is_put ? op->payload_bytes : 0;
+  }
+  r->last_hlc = op->hlc;
+  memcpy(r->last_origin, op->origin, VS_ORIGIN_BYTES);
+}
+
+/* The digest a record's entry contributes to the state hash. */
+static void record_digest(const record *r, uint8_t out[VS_HASH_BYTES]) {
+  char text[I64_TEXT_MAX];
+  vs_state_entry e;
+  record_entry(r, &e, text);
+  entry_digest(&e, out);
+}
+
 vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint8_t state_hash[VS_HASH_BYTES]) {
-  bool is_put = strcmp(op->kind, "put") == 0, is_del = strcmp(op->kind, "del") == 0;
-  bool is_incr = strcmp(op->kind, "incr") == 0;
+  bool is_put = strcmp(op->kind, "put") == 0, is_del = !is_put && strcmp(op->kind, "del") == 0;
+  bool is_incr = !is_put && !is_del && strcmp(op->kind, "incr") == 0;
   if (!is_put && !is_del && !is_incr) return VS_OK;
   uint8_t key[KEY_BYTES_MAX], tag[TAG_BYTES];
   size_t key_bytes = state_key(op->target, op->target_bytes, key);
-  /* The tag is only needed where incrs may exist: for an incr, or for a
-   * put or del on a target that has a record (every incr creates one). */
-  MDB_val k = {key_bytes, key}, v;
-  int rc = mdb_get(txn, store->dbi_state, &k, &v);
+  int64_t delta = 0;
+  if (is_incr && !vs_parse_i64(op->payload, op->payload_bytes, &delta)) delta = 0;
+  /* Most ops name a new target. One B-tree descent serves both cases: the
+   * put reserves and fills the record when the key is absent, and hands back
+   * the stored record (MDB_KEYEXIST, nothing written) when it is not. The
+   * record of a new target follows from the op alone. */
   record r;
-  memset(&r, 0, sizeof r);
-  bool existed = rc == MDB_SUCCESS;
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
-  if (existed) {
-    vs_err err = record_decode(&v, &r);
-    if (err != VS_OK) return err;
+  record_first(op, is_put, is_incr, delta, &r);
+  MDB_val k = {key_bytes, key}, v = {record_bytes(&r), NULL};
+  int rc = mdb_put(txn, store->dbi_state, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+  if (rc == MDB_SUCCESS) {
+    record_fill(v.mv_data, &r);
+    /* No record: no incrs to re-count, and only an incr needs the tag. */
+    if (is_incr) {
+      target_tag(op->target, op->target_bytes, tag);
+      vs_err err = incr_put(txn, store, tag, op, delta);
+      if (err != VS_OK) return err;
+    }
+    uint8_t new_digest[VS_HASH_BYTES];
+    record_digest(&r, new_digest);
+    xor_into(state_hash, new_digest);
+    return VS_OK;
   }
-  if (is_incr || existed) target_tag(op->target, op->target_bytes, tag);
-  bool has_base = existed && r.base_kind != BASE_NONE;
+  if (rc != MDB_KEYEXIST) return vs_mdb_err(rc);
+  memset(&r, 0, sizeof r);
+  vs_err err = record_decode(&v, &r);
+  if (err != VS_OK) return err;
+  target_tag(op->target, op->target_bytes, tag);
+  bool has_base = r.base_kind != BASE_NONE;
   bool after_base = !has_base || lww_cmp(op->hlc, op->origin, r.base_hlc, r.base_origin) > 0;
   if (!after_base) {
     if (!is_incr) return VS_OK; /* an older put or del changes nothing */
-    int64_t delta = 0;
-    if (!vs_parse_i64(op->payload, op->payload_bytes, &delta)) delta = 0;
     return incr_put(txn, store, tag, op, delta); /* kept for a later re-count */
   }
   /* Digest of the old entry, taken before the record's bytes are replaced
    * (they live in the map and the put below may move them). */
   uint8_t old_digest[VS_HASH_BYTES];
-  char text[I64_TEXT_MAX];
-  vs_state_entry e;
-  if (existed) {
-    record_entry(&r, &e, text);
-    entry_digest(&e, old_digest);
-  }
+  record_digest(&r, old_digest);
   /* The new record may point at the op's bytes or the old record's: copy the
    * old base value aside before any put. */
   uint8_t *old_value = NULL;
-  if (existed && r.base_value_bytes > 0) {
+  if (r.base_value_bytes > 0) {
     old_value = malloc(r.base_value_bytes);
     if (old_value == NULL) return VS_ERR_NOMEM;
     memcpy(old_value, r.base_value, r.base_value_bytes);
@@ -296,15 +338,12 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
   }
   r.target = op->target;
   r.target_bytes = op->target_bytes;
-  vs_err err = VS_OK;
   if (is_incr) {
-    int64_t delta = 0;
-    if (!vs_parse_i64(op->payload, op->payload_bytes, &delta)) delta = 0;
     err = incr_put(txn, store, tag, op, delta);
-    if (err == VS_OK && after_base) {
+    if (err == VS_OK) {
       r.incr_count++;
       r.incr_sum += (uint64_t)delta;
-      if (!existed || lww_cmp(op->hlc, op->origin, r.last_hlc, r.last_origin) > 0) {
+      if (lww_cmp(op->hlc, op->origin, r.last_hlc, r.last_origin) > 0) {
         r.last_hlc = op->hlc;
         memcpy(r.last_origin, op->origin, VS_ORIGIN_BYTES);
       }
@@ -317,14 +356,13 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
     memcpy(r.last_origin, op->origin, VS_ORIGIN_BYTES);
     r.base_value = is_put ? op->payload : NULL;
     r.base_value_bytes = is_put ? op->payload_bytes : 0;
-    if (existed) err = recount_after(txn, store, tag, &r); /* no record: no incrs to re-count */
+    err = recount_after(txn, store, tag, &r);
   }
   if (err == VS_OK) err = record_put(txn, store, key, key_bytes, &r);
   if (err == VS_OK) {
     uint8_t new_digest[VS_HASH_BYTES];
-    record_entry(&r, &e, text);
-    entry_digest(&e, new_digest);
-    if (existed) xor_into(state_hash, old_digest);
+    record_digest(&r, new_digest);
+    xor_into(state_hash, old_digest);
     xor_into(state_hash, new_digest);
   }
   free(old_value);

@@ -588,9 +588,8 @@ static vs_err take_op(const uint8_t *in, size_t in_bytes, size_t *pos, vs_op *op
   return err;
 }
 
-/* Pass 1: the whole message, nothing kept. `max_run_ops_out` sizes pass 2's
- * array; it is at most in_bytes / OP_SLOT_MIN_BYTES, since every op decoded. */
-static vs_err ops_validate(const uint8_t *in, size_t in_bytes, uint32_t *runs_out, uint32_t *max_run_ops_out) {
+/* The message header: type, size, run count. */
+static vs_err ops_header(const uint8_t *in, size_t in_bytes, uint32_t *runs_out) {
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   if (in_bytes < MSG_HEADER_BYTES) return VS_ERR_TRUNCATED;
@@ -598,48 +597,111 @@ static vs_err ops_validate(const uint8_t *in, size_t in_bytes, uint32_t *runs_ou
   uint32_t runs = vs_get_u32le(in + 1);
   if (runs == 0) return VS_ERR_MALFORMED;
   if (runs > VS_WIRE_RUNS_MAX) return VS_ERR_TOO_LARGE;
+  *runs_out = runs;
+  return VS_OK;
+}
+
+/* Sizing, before anything is decoded: the op counts of the run headers
+ * reachable through the length prefixes, stopping where the structure
+ * breaks. ops_walk fails there or earlier, so it never needs more slots.
+ * Every counted op takes OP_SLOT_MIN_BYTES of input (take_run checks the
+ * count against what is left, and shorter ops stop the count): the result
+ * is at most in_bytes / OP_SLOT_MIN_BYTES. */
+static uint64_t ops_slots(const uint8_t *in, size_t in_bytes, uint32_t runs) {
+  size_t pos = MSG_HEADER_BYTES;
+  uint64_t slots = 0;
+  for (uint32_t r = 0; r < runs; r++) {
+    run_view run;
+    if (take_run(in, in_bytes, &pos, &run) != VS_OK) break;
+    slots += run.op_count;
+    for (uint32_t i = 0; i < run.op_count; i++) {
+      if (in_bytes - pos < 4) return slots;
+      uint32_t len = vs_get_u32le(in + pos);
+      if (len < OP_MIN_BYTES || len > in_bytes - pos - 4) return slots;
+      pos += 4u + len;
+    }
+  }
+  return slots;
+}
+
+/* Validate the whole message, run by run and op by op, so the first error in
+ * message order is the one returned. With `ops`, every op is decoded into
+ * it, in message order (`slots` entries, from ops_slots); without, into a
+ * scratch op that is dropped. `max_run_ops_out` sizes the fallback's array. */
+static vs_err ops_walk(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_op *ops, uint64_t slots,
+                       uint32_t *max_run_ops_out) {
   size_t pos = MSG_HEADER_BYTES;
   uint32_t max_run_ops = 0;
-  vs_op op;
+  uint64_t k = 0;
+  vs_op scratch;
   for (uint32_t r = 0; r < runs; r++) {
     run_view run;
     vs_err err = take_run(in, in_bytes, &pos, &run);
     if (err != VS_OK) return err;
     uint64_t first_seq = 0;
-    for (uint32_t i = 0; i < run.op_count; i++) {
-      err = take_op(in, in_bytes, &pos, &op);
+    for (uint32_t i = 0; i < run.op_count; i++, k++) {
+      assert(ops == NULL || k < slots); /* ops_slots counted this run */
+      vs_op *op = ops != NULL ? &ops[k] : &scratch;
+      err = take_op(in, in_bytes, &pos, op);
       if (err != VS_OK) return err;
-      if (memcmp(op.origin, run.origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_MALFORMED;
-      if (i == 0) first_seq = op.seq;
-      else if (op.seq != first_seq + i) return VS_ERR_MALFORMED;
+      if (memcmp(op->origin, run.origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_MALFORMED;
+      if (i == 0) first_seq = op->seq;
+      else if (op->seq != first_seq + i) return VS_ERR_MALFORMED;
     }
     if (run.op_count > max_run_ops) max_run_ops = run.op_count;
   }
   if (pos != in_bytes) return VS_ERR_TRAILING;
-  *runs_out = runs;
+  assert(ops == NULL || k == slots); /* a valid message has exactly the counted ops */
   *max_run_ops_out = max_run_ops;
   return VS_OK;
 }
 
-vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx) {
-  if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
-  uint32_t runs = 0, max_run_ops = 0;
-  vs_err err = ops_validate(in, in_bytes, &runs, &max_run_ops);
+/* When the message-sized array cannot be had: validate with nothing kept,
+ * then decode each run again into one array for the longest run. An invalid
+ * message still gets its own error, never VS_ERR_NOMEM. */
+static vs_err ops_decode_per_run(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_ops_run_fn fn, void *ctx) {
+  uint32_t max_run_ops = 0;
+  vs_err err = ops_walk(in, in_bytes, runs, NULL, 0, &max_run_ops);
   if (err != VS_OK) return err;
   assert(max_run_ops >= 1 && (uint64_t)max_run_ops * OP_SLOT_MIN_BYTES <= in_bytes);
-  /* Pass 2 decodes again into one array reused by every run: a second
-   * decode costs a BLAKE2b per op, far below the signature check each run
-   * gets next, and the array is bounded by the validated input. */
   vs_op *ops = malloc((size_t)max_run_ops * sizeof *ops);
   if (ops == NULL) return VS_ERR_NOMEM;
   size_t pos = MSG_HEADER_BYTES;
   for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
     run_view run;
     err = take_run(in, in_bytes, &pos, &run);
-    assert(err == VS_OK && run.op_count <= max_run_ops); /* pass 1 read the same bytes */
+    assert(err == VS_OK && run.op_count <= max_run_ops); /* the walk read the same bytes */
     for (uint32_t i = 0; i < run.op_count && err == VS_OK; i++) err = take_op(in, in_bytes, &pos, &ops[i]);
     assert(err == VS_OK);
     if (err == VS_OK) err = fn(run.origin, run.sig, ops, run.op_count, ctx);
+  }
+  free(ops);
+  return err;
+}
+
+vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx) {
+  if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
+  uint32_t runs = 0;
+  vs_err err = ops_header(in, in_bytes, &runs);
+  if (err != VS_OK) return err;
+  /* Each op is decoded once, into an array for the whole message (a second
+   * decode cost ~400 instructions per op, callgrind, tests/bench_replicate.c).
+   * No run is handed to fn before the last op of the message decoded. */
+  uint64_t slots = ops_slots(in, in_bytes, runs);
+  assert(slots * OP_SLOT_MIN_BYTES <= in_bytes);
+  vs_op *ops = slots > 0 ? malloc((size_t)slots * sizeof *ops) : NULL;
+  if (ops == NULL) return ops_decode_per_run(in, in_bytes, runs, fn, ctx);
+  uint32_t max_run_ops = 0;
+  err = ops_walk(in, in_bytes, runs, ops, slots, &max_run_ops);
+  size_t pos = MSG_HEADER_BYTES;
+  uint64_t k = 0;
+  for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
+    run_view run;
+    err = take_run(in, in_bytes, &pos, &run);
+    assert(err == VS_OK && k + run.op_count <= slots); /* the walk read the same bytes */
+    for (uint32_t i = 0; i < run.op_count; i++) pos += 4u + vs_get_u32le(in + pos); /* lengths checked */
+    if (err == VS_OK) err = fn(run.origin, run.sig, ops + k, run.op_count, ctx);
+    k += run.op_count;
   }
   free(ops);
   return err;

@@ -232,9 +232,11 @@ typedef vs_err (*vs_ops_run_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uin
 /** Validate a whole OPS message first (bounds, counts, every op decodes, has
  *  the run's origin and consecutive seqs), then call fn per run. Nothing is
  *  called for an invalid message. `in` must not change during the call;
- *  fn must not be NULL. Allocates one vs_op array for the longest run,
- *  sized only after the whole message validated (so at most
- *  in_bytes / 96 entries). @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED,
+ *  fn must not be NULL. Decodes each op once, into one vs_op array for the
+ *  whole message (at most in_bytes / 96 entries, sized from the length
+ *  prefixes); should that allocation fail, it validates the whole message
+ *  first, then uses one array for the longest run, so an invalid message
+ *  never gets VS_ERR_NOMEM. @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED,
  *  VS_ERR_TRAILING, VS_ERR_TOO_LARGE (also a message past
  *  VS_MSG_BYTES_MAX), VS_ERR_MALFORMED, VS_ERR_VERSION (an op of an unknown
  *  version), VS_ERR_NOMEM, or fn's error. */
