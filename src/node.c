@@ -259,7 +259,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
   MDB_txn *txn;
   err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
-  bool full = false;
+  bool full = false, was_acked = p->sent.n == 0;
   uint32_t runs = 0, ops = 0;
   for (uint32_t i = 0; i < n->mine.n && !full && err == VS_OK; i++) {
     const vs_vv_entry *mine = &n->mine.e[i];
@@ -294,7 +294,10 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
   if (err == VS_OK) err = send_msg(n, p, n->msg, len);
   if (err == VS_OK) {
     p->inflight_bytes += len;
-    p->sent_at_ms = now_ms;
+    /* The resend timer measures how long the oldest unacknowledged push has
+     * waited: later pushes do not restart it (else a steady stream of writes
+     * would postpone the resend of a lost frame forever). */
+    if (was_acked) p->sent_at_ms = now_ms;
     n->stats.runs_sent += runs;
     n->stats.ops_sent += ops;
     *sent_any = true;
@@ -621,7 +624,7 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
   }
 }
 
-static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
+static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
   vs_vv_entry *e = malloc(sizeof *e * VS_WIRE_VV_MAX);
   if (e == NULL) return VS_ERR_NOMEM;
   uint32_t count = 0;
@@ -630,6 +633,10 @@ static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
     free(e);
     return err;
   }
+  vv fresh = {e, count, VS_WIRE_VV_MAX};
+  bool progress = false;
+  for (uint32_t i = 0; i < p->sent.n && !progress; i++)
+    progress = vv_get(&fresh, p->sent.e[i].origin) > vv_get(&p->known, p->sent.e[i].origin);
   vv_free(&p->known);
   p->known.e = e;
   p->known.n = count;
@@ -638,6 +645,7 @@ static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
   for (uint32_t i = 0; i < p->sent.n && covered; i++)
     covered = p->sent.e[i].seq <= vv_get(&p->known, p->sent.e[i].origin);
   if (covered) vv_free(&p->sent);
+  else if (progress) p->sent_at_ms = now_ms; /* acks are coming in: not lost, just behind */
   p->inflight_bytes = 0; /* the peer answered: what it lacks is resent on schedule */
   return mesh_acked(n, p->ack_id, vv_get(&p->known, n->cfg.identity.pk));
 }
@@ -654,7 +662,7 @@ static vs_err on_data(vs_node *n, peer *p, const uint8_t *bytes, size_t len, uin
   err = vs_session_open(&p->sess, bytes, len, n->msg, VS_MSG_BYTES_MAX, &msg_len);
   if (err != VS_OK) return err;
   if (msg_len == 0) return VS_ERR_TRUNCATED;
-  if (n->msg[0] == VS_MSG_VV) return on_vv(n, p, n->msg, msg_len);
+  if (n->msg[0] == VS_MSG_VV) return on_vv(n, p, n->msg, msg_len, now_ms);
   if (n->msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   run_ctx rc = {n, now_ms};
   err = vs_msg_ops_decode(n->msg, msg_len, on_run, &rc);
