@@ -140,7 +140,13 @@ vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_ou
  *  op's hash when the caller computed it already (vs_op_hash).
  *  @param[out] hash_out the op's hash. */
 vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
-                         uint64_t now_ms, const uint8_t *known_hash, uint8_t hash_out[VS_HASH_BYTES]);
+                         uint64_t now_ms, const uint8_t *known_hash, bool put_head,
+                         uint8_t hash_out[VS_HASH_BYTES]);
+
+/** Store `origin`'s chain head. Appending many ops of one origin in one
+ *  transaction, callers put the head once, after the last (put_head false
+ *  for the others): the head is only read at the start of a transaction. */
+vs_err vs_head_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_head *head);
 
 /** Look up an op id: its LSN and hash. VS_ERR_NOTFOUND if absent. */
 vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,

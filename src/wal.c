@@ -54,7 +54,7 @@ vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_
   return vs_head_decode(&v, head_out);
 }
 
-static vs_err head_put(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_head *head) {
+vs_err vs_head_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_head *head) {
   uint8_t buf[VS_HEAD_VALUE_BYTES];
   buf[0] = VS_HEAD_VERSION;
   vs_put_u64le(buf + 1, head->seq);
@@ -94,7 +94,8 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
 }
 
 vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
-                         uint64_t now_ms, const uint8_t *known_hash, uint8_t hash_out[VS_HASH_BYTES]) {
+                         uint64_t now_ms, const uint8_t *known_hash, bool put_head,
+                         uint8_t hash_out[VS_HASH_BYTES]) {
   assert(lsn >= 1);
   size_t enc_bytes = vs_op_encoded_bytes(op);
   uint8_t key[8];
@@ -127,8 +128,10 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, u
   rc = mdb_put(txn, store->dbi_opid, &ik, &iv, MDB_NOOVERWRITE);
   if (rc == MDB_KEYEXIST) return VS_ERR_EXISTS; /* callers check first; this is the backstop */
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  err = head_put(txn, store, op->origin, &head);
-  if (err != VS_OK) return err;
+  if (put_head) {
+    err = vs_head_put_txn(txn, store, op->origin, &head);
+    if (err != VS_OK) return err;
+  }
   if (hash_out != NULL) memcpy(hash_out, head.hash, VS_HASH_BYTES);
   return VS_OK;
 }
@@ -155,7 +158,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   }
   uint64_t lsn = 0, node_hlc = 0;
   if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
-  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, hash, NULL);
+  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, hash, true, NULL);
   uint8_t state_hash[VS_HASH_BYTES];
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, state_hash);

@@ -29,6 +29,7 @@ typedef struct write_ctx {
   bool sign;              /* the store's identity writes as this origin */
   uint64_t unsigned_bytes; /* encoded bytes since the last signed op */
   bool last_signed;
+  bool appended;          /* the head changed: put it once at commit */
   uint32_t sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t sink_count;
   vs_outbox_counts counts[VS_OUTBOX_SINKS_MAX];
@@ -98,6 +99,7 @@ static vs_err ctx_commit(write_ctx *c) {
     vs_chain_sign(&c->store->identity, c->head.seq, c->head.hash, sig);
     err = vs_sig_put_txn(c->txn, c->store, &id, sig);
   }
+  if (err == VS_OK && c->appended) err = vs_head_put_txn(c->txn, c->store, c->origin, &c->head);
   if (err == VS_OK) err = vs_meta_hlc_put(c->txn, c->store, c->node_hlc);
   if (err == VS_OK) err = vs_state_hash_put_txn(c->txn, c->store, c->state_hash);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
@@ -151,7 +153,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
   if (err != VS_OK) return err;
   size_t enc_bytes = vs_op_encoded_bytes(&op);
   uint8_t hash[VS_HASH_BYTES];
-  err = vs_wal_append_txn(c->txn, c->store, &op, c->lsn + 1, c->now_ms, NULL, hash);
+  err = vs_wal_append_txn(c->txn, c->store, &op, c->lsn + 1, c->now_ms, NULL, false, hash);
   /* A fresh (origin, seq) whose id is already stored means the head and the
    * op-id index disagree: another copy of this origin wrote here. */
   if (err == VS_ERR_EXISTS) return VS_ERR_FORK;
@@ -172,6 +174,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
     }
   }
   c->lsn++;
+  c->appended = true;
   c->head.seq = op.seq;
   c->head.hlc = op.hlc;
   memcpy(c->head.hash, hash, VS_HASH_BYTES);

@@ -501,7 +501,7 @@ static void put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kb, const void 
 }
 
 /* What the receive path puts for op i (record lsn), a put on a new target.
- * Mirrors, in order, wal.c vs_wal_append_txn (wal, opid, heads) and
+ * Mirrors, in order, wal.c vs_wal_append_txn (wal, opid; the head once per run) and
  * state.c vs_state_apply_txn -> record_put (state). */
 static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_t lsn, uint64_t now) {
   const uint8_t *enc = s->enc + s->enc_off[i];
@@ -524,13 +524,6 @@ static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_
   memcpy(val + 8, s->hash[i], VS_HASH_BYTES);
   put(txn, r->opid, s->ids[i].bytes, VS_OP_ID_BYTES, val, sz.opid_val, MDB_NOOVERWRITE);
 
-  memset(val, 0, sz.head_val);
-  val[0] = 1;
-  put_u64le(val + 1, i + 1);
-  put_u64le(val + 9, s->hlc[i]);
-  memcpy(val + 17, s->hash[i], VS_HASH_BYTES);
-  put(txn, r->heads, id_a.pk, VS_ORIGIN_BYTES, val, sz.head_val, 0);
-
   /* The target and payload where vs_op_encode puts them. */
   uint32_t kind_bytes = enc[VS_OP_HEADER_BYTES - 1];
   const uint8_t *tp = enc + VS_OP_HEADER_BYTES + kind_bytes;
@@ -542,7 +535,7 @@ static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_
   skey[0] = 't';
   memcpy(skey + 1, target, BENCH_TARGET_BYTES);
   MDB_val sk = {sz.state_key, skey}, sv = {sz.state_val, NULL};
-  CHECK_MDB(mdb_put(txn, r->state, &sk, &sv, MDB_RESERVE));
+  CHECK_MDB(mdb_put(txn, r->state, &sk, &sv, MDB_NOOVERWRITE | MDB_RESERVE));
   uint8_t *p = sv.mv_data;
   memset(p, 0, STATE_FIXED_BYTES);
   p[0] = 1;
@@ -557,11 +550,18 @@ static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_
   memcpy(p + STATE_FIXED_BYTES + target_bytes, payload, payload_bytes);
 }
 
-/* What apply.c run_apply_txn puts once per run: the signature at the run's
- * last op, the state hash and the node HLC (both in meta). */
+/* What apply.c run_apply_txn puts once per run: the chain head, the
+ * signature at the run's last op, the state hash and the node HLC (meta). */
 static void raw_run_end(raw_env *r, MDB_txn *txn, const shape *s, uint32_t run, uint64_t last) {
-  put(txn, r->sigs, s->ids[last].bytes, VS_OP_ID_BYTES, s->sig[run], sz.sig_val, 0);
   uint8_t val[RAW_VAL_MAX];
+  /* The origin's chain head, once per run as apply.c does. */
+  memset(val, 0, sz.head_val);
+  val[0] = 1;
+  put_u64le(val + 1, last + 1);
+  put_u64le(val + 9, s->hlc[last]);
+  memcpy(val + 17, s->hash[last], VS_HASH_BYTES);
+  put(txn, r->heads, id_a.pk, VS_ORIGIN_BYTES, val, sz.head_val, 0);
+  put(txn, r->sigs, s->ids[last].bytes, VS_OP_ID_BYTES, s->sig[run], sz.sig_val, 0);
   memset(val, 0, sz.state_hash_val);
   memcpy(val, s->hash[last], VS_HASH_BYTES < sz.state_hash_val ? VS_HASH_BYTES : sz.state_hash_val);
   put(txn, r->meta, "state_hash", 10, val, sz.state_hash_val, 0);
@@ -860,9 +860,9 @@ static void layout_probe(void) {
   vt_rmrf(b_dir);
   vt_rmrf(r.dir);
   if (!ok) die("layout check", "the baseline no longer does what the receive path does; update raw_op()");
-  printf("layout check: baseline puts = receive path's, per op: wal 8+%zu B, opid 16+%zu B, heads 32+%zu B, "
-         "state %zu+%zu B; per run: sigs 16+%zu B, meta hlc 3+%zu B, state_hash 10+%zu B\n",
-         sz.wal_val, sz.opid_val, sz.head_val, sz.state_key, sz.state_val, sz.sig_val, sz.hlc_val,
+  printf("layout check: baseline puts = receive path's, per op: wal 8+%zu B, opid 16+%zu B, "
+         "state %zu+%zu B; per run: heads 32+%zu B, sigs 16+%zu B, meta hlc 3+%zu B, state_hash 10+%zu B\n",
+         sz.wal_val, sz.opid_val, sz.state_key, sz.state_val, sz.head_val, sz.sig_val, sz.hlc_val,
          sz.state_hash_val);
   free(e0);
   free(ours);

@@ -176,7 +176,7 @@ static double ours_run(uint64_t ops, uint32_t per_txn) {
  * records moves the baseline with it). Key sizes are fixed below and checked
  * by the same probe. */
 typedef struct put_sizes {
-  size_t wal_val, opid_val, head_val, entry_val, ready_val, hlc_val, counts_val;
+  size_t wal_val, opid_val, head_val, entry_val, ready_val, hlc_val, counts_val, state_val;
 } put_sizes;
 static put_sizes sz;
 #define RAW_VAL_MAX 1024u
@@ -184,7 +184,7 @@ static put_sizes sz;
 typedef struct raw_env {
   char dir[4200];
   MDB_env *env;
-  MDB_dbi meta, wal, opid, heads, outbox, obx_ready;
+  MDB_dbi meta, wal, opid, heads, outbox, obx_ready, state;
 } raw_env;
 
 /* The same environment setup as src/store.c: 16 named databases allowed,
@@ -204,6 +204,7 @@ static void raw_open(raw_env *r, const char *tag, bool named_dbs) {
     CHECK_MDB(mdb_dbi_open(txn, "heads", MDB_CREATE, &r->heads));
     CHECK_MDB(mdb_dbi_open(txn, "outbox", MDB_CREATE, &r->outbox));
     CHECK_MDB(mdb_dbi_open(txn, "obx_ready", MDB_CREATE, &r->obx_ready));
+    CHECK_MDB(mdb_dbi_open(txn, "state", MDB_CREATE, &r->state));
   } else {
     CHECK_MDB(mdb_dbi_open(txn, NULL, 0, &r->meta));
   }
@@ -259,9 +260,14 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   put_u64le(val, lsn);
   put(txn, r->opid, id, sizeof id, val, sz.opid_val, MDB_NOOVERWRITE);
 
-  memset(val, 0, sz.head_val);
-  put_u64le(val + 1, lsn);
-  put(txn, r->heads, bench_origin(), VS_ORIGIN_BYTES, val, sz.head_val, 0);
+  /* The materialized state of a new target: one insert-if-absent record
+   * ('t' + target -> record), as state.c does for a put on a new target. */
+  uint8_t skey[1 + BENCH_TARGET_BYTES];
+  skey[0] = 't';
+  make_target(skey + 1, lsn - 1);
+  MDB_val sk = {sizeof skey, skey}, sv = {sz.state_val, NULL};
+  CHECK_MDB(mdb_put(txn, r->state, &sk, &sv, MDB_NOOVERWRITE | MDB_RESERVE));
+  memset(sv.mv_data, 0x3c, sz.state_val);
 
   uint8_t ready[20];
   put_u32be(ready, 0);
@@ -278,13 +284,19 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   put(txn, r->outbox, ekey, sizeof ekey, val, sz.entry_val, 0);
 }
 
-/* What write.c's ctx_commit puts once per transaction: the node HLC and the
- * sink's per-state counts, both in the meta database. */
+/* What write.c's ctx_commit puts once per transaction: the chain head, the
+ * node HLC and the sink's per-state counts (the last two in meta). */
 static void raw_same_txn_end(raw_env *r, MDB_txn *txn, uint64_t last_lsn) {
   uint8_t ckey[10], val[RAW_VAL_MAX];
+  /* The origin's chain head, once per transaction as write.c does. */
+  memset(val, 0, sz.head_val);
+  put_u64le(val + 1, last_lsn);
+  put(txn, r->heads, bench_origin(), VS_ORIGIN_BYTES, val, sz.head_val, 0);
   memset(val, 0, sz.hlc_val);
   put_u64le(val, wall_ms() << 16);
   put(txn, r->meta, "hlc", 3, val, sz.hlc_val, 0);
+  memset(val, 0x11, VS_HASH_BYTES);
+  put(txn, r->meta, "state_hash", 10, val, VS_HASH_BYTES, 0);
   memcpy(ckey, "obxcnt", 6);
   put_u32be(ckey + 6, 0);
   memset(val, 0, sz.counts_val);
@@ -485,6 +497,7 @@ static void layout_probe(void) {
   sz.opid_val = probe_val(ours, "opid");
   sz.head_val = probe_val(ours, "heads");
   sz.entry_val = probe_val(ours, "outbox");
+  sz.state_val = probe_val(ours, "state");
   sz.ready_val = shape_find(ours, "obx_ready").first_val;
   sz.hlc_val = ours->hlc_val;
   sz.counts_val = ours->counts_val;
@@ -525,9 +538,11 @@ static void layout_probe(void) {
   vt_rmrf(ours_dir);
   vt_rmrf(r.dir);
   if (!ok) die("layout check", "the baseline no longer does what vs_write does; update raw_same_op()");
-  printf("layout check: baseline puts = vs_write's, per op: wal 8+%zu B, opid 16+%zu B, heads 32+%zu B, "
-         "obx_ready 20+%zu B, outbox 12+%zu B; per txn: meta hlc 3+%zu B, obxcnt 10+%zu B\n",
-         sz.wal_val, sz.opid_val, sz.head_val, sz.ready_val, sz.entry_val, sz.hlc_val, sz.counts_val);
+  printf("layout check: baseline puts = vs_write's, per op: wal 8+%zu B, opid 16+%zu B, "
+         "state 17+%zu B, obx_ready 20+%zu B, outbox 12+%zu B; per txn: heads 32+%zu B, meta hlc 3+%zu B, "
+         "state_hash 10+32 B, obxcnt 10+%zu B\n",
+         sz.wal_val, sz.opid_val, sz.state_val, sz.ready_val, sz.entry_val, sz.head_val, sz.hlc_val,
+         sz.counts_val);
   free(e0);
   free(ours);
   free(base);
