@@ -178,12 +178,6 @@ static void mark_answered(vs_engine *e, const vs_result *r) {
   }
 }
 
-static uint32_t popcount64(uint64_t x) {
-  uint32_t n = 0;
-  for (; x != 0; x &= x - 1) n++; /* at most 64 rounds */
-  return n;
-}
-
 /* Count a DONE from `peer`; true once ack_quorum distinct peers hold it. */
 static bool quorum_reached(vs_engine *e, const vs_op_id *id, uint32_t peer) {
   if (e->cfg.ack_quorum <= 1) return true;
@@ -208,7 +202,7 @@ static bool quorum_reached(vs_engine *e, const vs_op_id *id, uint32_t peer) {
       e->quorum_used++;
     }
     s->peers |= 1ull << (peer % VS_PEERS_MAX);
-    return popcount64(s->peers) >= e->cfg.ack_quorum;
+    return vs_popcount64(s->peers) >= e->cfg.ack_quorum;
   }
   return false;
 }

@@ -53,6 +53,13 @@ static inline uint64_t vs_get_u64be(const uint8_t *p) {
   return v;
 }
 
+/** Bits set in x (at most 64 rounds). */
+static inline uint32_t vs_popcount64(uint64_t x) {
+  uint32_t n = 0;
+  for (; x != 0; x &= x - 1) n++;
+  return n;
+}
+
 static inline uint64_t vs_add_sat_u64(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 /* ---- hashing ---- */

@@ -324,12 +324,6 @@ static vs_err anti_entropy(vs_node *n, peer *p, uint64_t now_ms) {
 
 /* ---- the mesh as the engine's transport ---- */
 
-static uint32_t popcount64(uint64_t x) {
-  uint32_t c = 0;
-  for (; x != 0; x &= x - 1) c++;
-  return c;
-}
-
 static vs_err result_add(vs_node *n, const vs_op_id *id, uint32_t slot) {
   if (n->results_n == n->results_cap) {
     uint32_t cap = n->results_cap == 0 ? 64 : n->results_cap * 2;
@@ -382,7 +376,7 @@ static vs_err mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held) {
       q->peers |= 1ull << ack_id;
       err = result_add(n, &q->id, ack_id);
     }
-    if (popcount64(q->peers) < n->cfg.ack_quorum) n->push[keep++] = *q;
+    if (vs_popcount64(q->peers) < n->cfg.ack_quorum) n->push[keep++] = *q;
   }
   n->push_n = keep;
   return err;
