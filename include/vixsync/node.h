@@ -109,14 +109,19 @@ vs_err vs_node_peer_up(vs_node *node, uint32_t peer, bool initiator, uint64_t no
 vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
 
 /** One frame received from `peer`. Bad input is counted and dropped: the
- *  return value says why (VS_OK when accepted), and nothing else changes.
- *  A connection that fails the handshake is closed (see vs_node_poll). */
+ *  return value says why, and nothing else changes. VS_OK means the frame
+ *  was authentic and well-formed; runs inside an OPS message may still be
+ *  refused one by one (a gap, a forged run, a fork), each counted in the
+ *  stats. A DATA frame cut short past its header cannot be told from a
+ *  corrupted one and counts as rejected_auth. A connection that fails the
+ *  handshake is closed (see vs_node_poll). */
 vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
 
 typedef enum vs_node_out_kind {
   VS_NODE_OUT_NONE = 0,
   VS_NODE_OUT_SEND = 1,  /**< send `bytes` to `peer` (reliably, in order) */
-  VS_NODE_OUT_CLOSE = 2, /**< close the connection `peer` */
+  VS_NODE_OUT_CLOSE = 2, /**< close the connection `peer`: the node has already forgotten it
+                              (no vs_node_peer_down needed; the handle may be reused) */
 } vs_node_out_kind;
 
 typedef struct vs_node_out {
