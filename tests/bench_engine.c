@@ -51,40 +51,12 @@
 #define BENCH_PAYLOAD_BYTES 64u
 #define BENCH_MAP_BYTES (4ull * 1024ull * 1024ull * 1024ull)
 #define BENCH_OPS_MAX 10000000ull
+#define BENCH_NAME "bench_engine"
 
-static char bench_base[4096];
+#include "bench_util.h"
 
-static void die(const char *what, const char *why) {
-  fprintf(stderr, "bench_engine: %s: %s\n", what, why);
-  exit(1);
-}
-
-#define CHECK_VS(call)                            \
-  do {                                            \
-    vs_err e_ = (call);                           \
-    if (e_ != VS_OK) die(#call, vs_strerror(e_)); \
-  } while (0)
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* splitmix64, for payload bytes. */
-static uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 static void make_target(uint8_t target[BENCH_TARGET_BYTES], uint64_t i) {
   char buf[BENCH_TARGET_BYTES + 1];
   snprintf(buf, sizeof buf, "key-%012" PRIu64, (uint64_t)(i % 1000000000000u));
@@ -260,18 +232,6 @@ static double write_once(uint64_t n, vs_durability d) {
 
 /* ---- driver ---- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median3(double v[BENCH_REPS]) {
-  double s[BENCH_REPS];
-  memcpy(s, v, sizeof s);
-  qsort(s, BENCH_REPS, sizeof s[0], cmp_double);
-  return s[BENCH_REPS / 2];
-}
-
 typedef struct mode_result {
   double write, drain, pipeline, engine_write;
   uint64_t ticks, batches;
@@ -299,37 +259,9 @@ static mode_result bench_mode(uint64_t n, vs_durability d) {
   return r;
 }
 
-static uint64_t parse_ops(const char *s) {
-  char *end = NULL;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v == 0 || v > BENCH_OPS_MAX) die("N", "expected 1..10000000");
-  return (uint64_t)v;
-}
-
-static void describe_base(void) {
-  char real[4096];
-  if (realpath(bench_base, real) == NULL) die("realpath", strerror(errno));
-  struct statfs sf;
-  const char *fs = "?";
-  if (statfs(bench_base, &sf) == 0) {
-    switch ((unsigned long)sf.f_type) {
-      case 0xEF53ul: fs = "ext4"; break;
-      case 0x01021994ul: fs = "tmpfs"; break;
-      case 0x58465342ul: fs = "xfs"; break;
-      case 0x9123683Eul: fs = "btrfs"; break;
-      case 0x794c7630ul: fs = "overlayfs"; break;
-      default: fs = "other"; break;
-    }
-  }
-  const char *tmp = getenv("TMPDIR");
-  printf("dir: %s (%s; %s)\n", real, fs,
-         tmp != NULL && tmp[0] != '\0' ? "under $TMPDIR" : "under the current directory, $TMPDIR unset");
-}
-
 int main(int argc, char **argv) {
   if (argc > 2) die("usage", "bench_engine [N]");
-  uint64_t n = argc > 1 ? parse_ops(argv[1]) : 100000u;
+  uint64_t n = argc > 1 ? parse_ops(argv[1], "N") : 100000u;
   const char *tmp = getenv("TMPDIR");
   int len = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-engine-XXXXXX",
                      tmp != NULL && tmp[0] != '\0' ? tmp : ".");

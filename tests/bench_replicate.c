@@ -85,6 +85,9 @@
 #define BENCH_PAYLOAD_BYTES 100u
 #define BENCH_MAP_BYTES (4ull * 1024ull * 1024ull * 1024ull)
 #define BENCH_OPS_MAX 10000000ull
+#define BENCH_NAME "bench_replicate"
+
+#include "bench_util.h"
 #define BENCH_PROBE_OPS 2000u
 #define BENCH_T0_MS 1700000000000ull /* virtual time of the writes */
 #define BENCH_STEPS_MAX 100000000ull
@@ -93,31 +96,6 @@
  * count, signature); A's VV message (one origin) is 45 bytes. */
 #define OPS_MSG_MIN_BYTES (1u + 4u + VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
 
-static char bench_base[4096];
-
-static void die(const char *what, const char *why) {
-  fprintf(stderr, "bench_replicate: %s: %s\n", what, why);
-  if (bench_base[0] != '\0') vt_rmrf(bench_base); /* every temp dir lives under it */
-  exit(1);
-}
-
-#define CHECK_MDB(call)                                    \
-  do {                                                     \
-    int rc_ = (call);                                      \
-    if (rc_ != MDB_SUCCESS) die(#call, mdb_strerror(rc_)); \
-  } while (0)
-
-#define CHECK_VS(call)                            \
-  do {                                            \
-    vs_err e_ = (call);                           \
-    if (e_ != VS_OK) die(#call, vs_strerror(e_)); \
-  } while (0)
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void put_u64be(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * (7 - i)));
@@ -133,13 +111,6 @@ static uint32_t get_u32le(const uint8_t *p) {
 }
 
 /* splitmix64, for payload bytes and the nodes' "random" source. */
-static uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 static void rnd(void *ctx, uint8_t *buf, size_t bytes) {
   uint64_t *s = ctx;
   for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)mix((*s)++);
@@ -872,18 +843,6 @@ static void layout_probe(void) {
 
 /* ---- driver ---- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median3(const double v[BENCH_REPS]) {
-  double s[BENCH_REPS];
-  memcpy(s, v, sizeof s);
-  qsort(s, BENCH_REPS, sizeof s[0], cmp_double);
-  return s[BENCH_REPS / 2];
-}
-
 typedef struct mode_result {
   double apply, recv, raw, crypto;
 } mode_result;
@@ -931,34 +890,6 @@ static mode_result bench_mode(uint64_t n, vs_durability d, shape *s) {
   return m;
 }
 
-static uint64_t parse_ops(const char *s) {
-  char *end = NULL;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v == 0 || v > BENCH_OPS_MAX) die("N", "expected 1..10000000");
-  return (uint64_t)v;
-}
-
-static void describe_base(void) {
-  char real[4096];
-  if (realpath(bench_base, real) == NULL) die("realpath", strerror(errno));
-  struct statfs sf;
-  const char *fs = "?";
-  if (statfs(bench_base, &sf) == 0) {
-    switch ((unsigned long)sf.f_type) {
-      case 0xEF53ul: fs = "ext4"; break;
-      case 0x01021994ul: fs = "tmpfs"; break;
-      case 0x58465342ul: fs = "xfs"; break;
-      case 0x9123683Eul: fs = "btrfs"; break;
-      case 0x794c7630ul: fs = "overlayfs"; break;
-      default: fs = "other"; break;
-    }
-  }
-  const char *tmp = getenv("TMPDIR");
-  printf("dir: %s (%s; %s)\n", real, fs,
-         tmp != NULL && tmp[0] != '\0' ? "under $TMPDIR" : "under the current directory, $TMPDIR unset");
-}
-
 static void print_mode(vs_durability d, const mode_result *m) {
   const char *name = mode_name(d);
   printf("%s apply: %.0f ops/s\n", name, m->apply);
@@ -970,7 +901,7 @@ static void print_mode(vs_durability d, const mode_result *m) {
 
 int main(int argc, char **argv) {
   if (argc > 2) die("usage", "bench_replicate [N]");
-  uint64_t n = argc > 1 ? parse_ops(argv[1]) : 100000u;
+  uint64_t n = argc > 1 ? parse_ops(argv[1], "N") : 100000u;
   const char *tmp = getenv("TMPDIR");
   int len = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-replicate-XXXXXX",
                      tmp != NULL && tmp[0] != '\0' ? tmp : ".");

@@ -48,38 +48,10 @@
 #define BENCH_ONE_VALUE_BYTES 100u
 #define BENCH_MAP_BYTES VS_STORE_MAP_BYTES_DEFAULT
 #define BENCH_OPS_MAX 10000000ull
+#define BENCH_NAME "bench_write"
 
-static char bench_base[4096];
+#include "bench_util.h"
 
-static void die(const char *what, const char *why) {
-  fprintf(stderr, "bench_write: %s: %s\n", what, why);
-  if (bench_base[0] != '\0') vt_rmrf(bench_base); /* every temp dir lives under it */
-  exit(1);
-}
-
-#define CHECK_MDB(call)                                    \
-  do {                                                     \
-    int rc_ = (call);                                      \
-    if (rc_ != MDB_SUCCESS) die(#call, mdb_strerror(rc_)); \
-  } while (0)
-
-#define CHECK_VS(call)                                     \
-  do {                                                     \
-    vs_err e_ = (call);                                    \
-    if (e_ != VS_OK) die(#call, vs_strerror(e_));          \
-  } while (0)
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void put_u32be(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * (3 - i)));
@@ -93,12 +65,6 @@ static void put_u64le(uint8_t *p, uint64_t v) {
 
 /* splitmix64: fills "random-looking" bytes where the library stores hashes
  * (op ids, op hashes), so the baseline's B-tree inserts land where ours do. */
-static uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 static void fill_random(uint8_t *p, size_t bytes, uint64_t seed) {
   for (size_t i = 0; i < bytes; i += 8) {
     uint64_t r = mix(seed * 0x100000001b3ull + i);
@@ -552,16 +518,6 @@ static void layout_probe(void) {
 
 typedef double (*bench_fn)(uint64_t ops, uint32_t per_txn);
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median3(double v[BENCH_REPS]) {
-  qsort(v, BENCH_REPS, sizeof v[0], cmp_double);
-  return v[BENCH_REPS / 2];
-}
-
 /* Run ours and both baselines BENCH_REPS times each, in a different order
  * every repetition (the disk's state, caches and the other tenants drift
  * over a run; whoever always went first would be favoured). */
@@ -599,32 +555,6 @@ static double fdatasync_rate(void) {
   close(fd);
   vt_rmrf(dir);
   return n / secs;
-}
-
-static uint64_t parse_ops(const char *s, const char *what) {
-  char *end = NULL;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v == 0 || v > BENCH_OPS_MAX) die(what, "expected 1..10000000");
-  return (uint64_t)v;
-}
-
-static void describe_base(void) {
-  char real[4096];
-  if (realpath(bench_base, real) == NULL) die("realpath", strerror(errno));
-  struct statfs sf;
-  const char *fs = "?";
-  if (statfs(bench_base, &sf) == 0) {
-    switch ((unsigned long)sf.f_type) {
-      case 0xEF53ul: fs = "ext4"; break;
-      case 0x01021994ul: fs = "tmpfs"; break;
-      case 0x58465342ul: fs = "xfs"; break;
-      case 0x9123683Eul: fs = "btrfs"; break;
-      case 0x794c7630ul: fs = "overlayfs"; break;
-      default: fs = "other"; break;
-    }
-  }
-  printf("dir: %s (%s)\n", real, fs);
 }
 
 int main(int argc, char **argv) {
