@@ -95,7 +95,7 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uin
   uint64_t hlc_cap = vs_hlc_make(vs_add_sat_u64(now_ms, max_drift_ms), 0);
   for (uint32_t i = skip; i < count && err == VS_OK; i++) {
     err = vs_wal_append_txn(txn, store, &ops[i], ++lsn, now_ms, hashes[i], i == count - 1, NULL);
-    if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], state_hash);
+    if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     uint64_t seen = ops[i].hlc < hlc_cap ? ops[i].hlc : hlc_cap;
     if (seen > node_hlc) node_hlc = seen;
   }

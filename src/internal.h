@@ -181,9 +181,10 @@ vs_err vs_sig_next_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
 
 /* ---- state internals (state.c) ---- */
 
-/** Apply `op` to the materialized state inside `txn`, folding the change
+/** Apply `op` (whose hash is `op_hash`) to the materialized state inside `txn`, folding the change
  *  into `state_hash` (in/out). Kinds other than put/del/incr change nothing. */
-vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint8_t state_hash[VS_HASH_BYTES]);
+vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t op_hash[VS_HASH_BYTES],
+                          uint8_t state_hash[VS_HASH_BYTES]);
 
 /** Read / store the state hash kept in meta. */
 vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);

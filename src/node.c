@@ -62,6 +62,9 @@ struct vs_node {
   uint32_t push_n, push_cap;
   vs_result *results;
   uint32_t results_n, results_cap;
+  const uint8_t **run_enc; /* push scratch: a run's op encodings (in the read txn) */
+  uint32_t *run_lens;
+  uint32_t run_cap;
   uint8_t ack_pk[VS_NODE_PEERS_MAX][VS_ORIGIN_BYTES]; /* ack_id -> peer identity */
   uint64_t ack_used;                                  /* bit per ack_id in use */
 };
@@ -229,24 +232,94 @@ static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
 
 /* ---- anti-entropy: send a peer what it lacks, in signed runs ---- */
 
-/* Add the run (origin, from..end) to the writer. */
+/* Grow the run scratch arrays to hold `count` ops. */
+static vs_err run_scratch(vs_node *n, uint32_t count) {
+  if (count <= n->run_cap) return VS_OK;
+  uint32_t cap = n->run_cap == 0 ? 1024 : n->run_cap;
+  while (cap < count) cap *= 2;
+  const uint8_t **enc = realloc(n->run_enc, sizeof *enc * cap);
+  if (enc == NULL) return VS_ERR_NOMEM;
+  n->run_enc = enc;
+  uint32_t *lens = realloc(n->run_lens, sizeof *lens * cap);
+  if (lens == NULL) return VS_ERR_NOMEM;
+  n->run_lens = lens;
+  n->run_cap = cap;
+  return VS_OK;
+}
+
+/* Same origin tag, and the seq of an op-id key. */
+static bool id_key_seq(const MDB_val *k, const vs_op_id *tag, uint64_t *seq_out) {
+  if (k->mv_size != VS_OP_ID_BYTES || memcmp(k->mv_data, tag->bytes, VS_OP_ID_TAG_BYTES) != 0) return false;
+  const uint8_t *p = (const uint8_t *)k->mv_data + VS_OP_ID_TAG_BYTES;
+  uint64_t seq = 0;
+  for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++) seq = (seq << 8) | p[i];
+  *seq_out = seq;
+  return true;
+}
+
+/* Add to the writer the longest run of `origin` from `from` (at most to
+ * `last`) that ends at an op the store holds a signature for and fits the
+ * message. Runs are cut only at signed ops but may pass several: the last
+ * signature covers the run through its chain links, so the receiver
+ * verifies one signature per run. Reads the origin's ops with one cursor
+ * over the op-id index (ids of an origin sort by seq) and one over the
+ * signatures. *end_out: the run's last seq. VS_ERR_NOTFOUND: no signed op
+ * in from..last (unsigned ops stay local); VS_ERR_BUFSIZE / VS_ERR_LIMIT:
+ * the first signed run does not fit this message. */
 static vs_err add_run(vs_node *n, MDB_txn *txn, vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
-                      uint64_t from, uint64_t end, const uint8_t sig[VS_SIGNATURE_BYTES]) {
-  uint64_t count = end - from + 1;
-  if (count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_LIMIT;
-  const uint8_t **enc = malloc(sizeof *enc * count);
-  uint32_t *lens = malloc(sizeof *lens * count);
-  vs_err err = enc != NULL && lens != NULL ? VS_OK : VS_ERR_NOMEM;
-  for (uint64_t i = 0; i < count && err == VS_OK; i++) {
-    vs_op_id id;
-    uint64_t lsn;
-    vs_op_id_derive(origin, from + i, &id);
-    err = vs_opid_get(txn, n->store, &id, &lsn, NULL);
-    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, n->store, lsn, &enc[i], &lens[i]);
+                      uint64_t from, uint64_t last, uint64_t *end_out) {
+  if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
+  size_t room = vs_ops_writer_room(w);
+  vs_op_id start;
+  vs_op_id_derive(origin, from, &start);
+  MDB_cursor *sc = NULL, *oc = NULL;
+  int rc = mdb_cursor_open(txn, n->store->dbi_sigs, &sc);
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn, n->store->dbi_opid, &oc);
+  vs_err err = vs_mdb_err(rc);
+  MDB_val sk = {VS_OP_ID_BYTES, start.bytes}, sv, ok = {VS_OP_ID_BYTES, start.bytes}, ov;
+  uint64_t signed_seq = 0, end = 0;
+  const uint8_t *end_sig = NULL;
+  if (err == VS_OK) {
+    rc = mdb_cursor_get(sc, &sk, &sv, MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS && (!id_key_seq(&sk, &start, &signed_seq) || signed_seq > last)) rc = MDB_NOTFOUND;
+    err = vs_mdb_err(rc);
   }
-  if (err == VS_OK) err = vs_ops_writer_add_run(w, origin, sig, enc, lens, (uint32_t)count);
-  free(enc);
-  free(lens);
+  if (err == VS_OK) err = sv.mv_size == VS_SIGNATURE_BYTES ? VS_OK : VS_ERR_CORRUPT;
+  if (err == VS_OK) {
+    err = vs_mdb_err(mdb_cursor_get(oc, &ok, &ov, MDB_SET_RANGE));
+    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT; /* signed, so held */
+  }
+  size_t used = 0;
+  uint32_t count = 0;
+  /* Bounded: each step takes the next op of the origin; stops at `last`,
+   * at VS_APPLY_RUN_OPS_MAX ops or when the message is full. */
+  for (uint64_t seq = from; err == VS_OK && seq <= last && count < VS_APPLY_RUN_OPS_MAX; seq++) {
+    uint64_t got = 0;
+    if (count > 0) err = vs_mdb_err(mdb_cursor_get(oc, &ok, &ov, MDB_NEXT));
+    if (err == VS_OK && (!id_key_seq(&ok, &start, &got) || got != seq || ov.mv_size != VS_OPID_VALUE_BYTES))
+      err = VS_ERR_CORRUPT; /* the version vector says the store holds it */
+    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
+    if (err == VS_OK) err = run_scratch(n, count + 1);
+    if (err != VS_OK) break;
+    err = vs_wal_op_encoded_txn(txn, n->store, vs_get_u64le(ov.mv_data), &n->run_enc[count], &n->run_lens[count]);
+    if (err != VS_OK) break;
+    used += 4u + n->run_lens[count];
+    if (used > room) break;
+    count++;
+    if (seq != signed_seq) continue;
+    end = seq;
+    end_sig = sv.mv_data;
+    rc = mdb_cursor_get(sc, &sk, &sv, MDB_NEXT);
+    if (rc == MDB_NOTFOUND || (rc == MDB_SUCCESS && (!id_key_seq(&sk, &start, &signed_seq) || signed_seq > last))) break;
+    err = vs_mdb_err(rc);
+    if (err == VS_OK && sv.mv_size != VS_SIGNATURE_BYTES) err = VS_ERR_CORRUPT;
+  }
+  if (err == VS_OK && end_sig == NULL) err = VS_ERR_BUFSIZE;
+  if (err == VS_OK)
+    err = vs_ops_writer_add_run(w, origin, end_sig, n->run_enc, n->run_lens, (uint32_t)(end - from + 1));
+  if (err == VS_OK) *end_out = end;
+  if (oc != NULL) mdb_cursor_close(oc);
+  if (sc != NULL) mdb_cursor_close(sc);
   return err;
 }
 
@@ -266,15 +339,12 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     uint64_t known = vv_get(&p->known, mine->origin), sent = vv_get(&p->sent, mine->origin);
     uint64_t from = (known > sent ? known : sent) + 1;
     while (from <= mine->seq && err == VS_OK) { /* bounded: from grows each round */
-      uint64_t end;
-      uint8_t sig[VS_SIGNATURE_BYTES];
-      err = vs_sig_next_txn(txn, n->store, mine->origin, from, &end, sig);
-      if (err == VS_ERR_NOTFOUND || (err == VS_OK && end > mine->seq)) {
+      uint64_t end = 0;
+      err = add_run(n, txn, &w, mine->origin, from, mine->seq, &end);
+      if (err == VS_ERR_NOTFOUND) {
         err = VS_OK; /* unsigned ops (a store used without identity) stay local */
         break;
       }
-      if (err != VS_OK) break;
-      err = add_run(n, txn, &w, mine->origin, from, end, sig);
       if (err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT) {
         err = VS_OK;
         full = true;
@@ -452,6 +522,8 @@ void vs_node_close(vs_node *n) {
   vs_identity_wipe(&n->cfg.identity);
   sodium_memzero(n->cfg.mesh_key, sizeof n->cfg.mesh_key);
   free(n->msg);
+  free(n->run_enc);
+  free(n->run_lens);
   free(n->last);
   free(n->push);
   free(n->results);
@@ -503,19 +575,45 @@ vs_store *vs_node_store(vs_node *n) { return n->store; }
 
 vs_engine *vs_node_engine(vs_node *n) { return n->engine; }
 
+/* After a committed local write: our vector's entry and the apply callback
+ * for each operation actually written (a duplicate changed nothing). */
+static vs_err after_local_write(vs_node *n, const vs_write_req *reqs, const vs_write_result *res, size_t count) {
+  vs_err err = refresh_mine(n, n->cfg.identity.pk);
+  for (size_t i = 0; i < count && err == VS_OK && n->cfg.on_apply != NULL; i++) {
+    if (res[i].duplicate) continue;
+    vs_op op;
+    if (vs_op_init(&op, n->cfg.identity.pk, res[i].seq, res[i].hlc, NULL, reqs[i].kind, reqs[i].target,
+                   reqs[i].target_bytes, reqs[i].payload, reqs[i].payload_bytes) == VS_OK)
+      n->cfg.on_apply(n->cfg.on_apply_ctx, &op); /* prev is not needed by an apply callback */
+  }
+  return err;
+}
+
 vs_err vs_node_write(vs_node *n, const vs_write_req *req, uint64_t now_ms, vs_write_result *result_out) {
   if (n == NULL || req == NULL) return VS_ERR_INVAL;
   vs_write_result res;
   vs_err err = vs_write(n->store, n->cfg.identity.pk, req, now_ms, &res);
   if (err != VS_OK) return err;
   if (result_out != NULL) *result_out = res;
-  err = refresh_mine(n, n->cfg.identity.pk);
-  if (err == VS_OK && !res.duplicate && n->cfg.on_apply != NULL) {
-    vs_op op;
-    if (vs_op_init(&op, n->cfg.identity.pk, res.seq, res.hlc, NULL, req->kind, req->target, req->target_bytes,
-                   req->payload, req->payload_bytes) == VS_OK)
-      n->cfg.on_apply(n->cfg.on_apply_ctx, &op); /* prev is not needed by an apply callback */
+  return after_local_write(n, req, &res, 1);
+}
+
+vs_err vs_node_write_batch(vs_node *n, const vs_write_req *reqs, size_t count, uint64_t now_ms,
+                           vs_write_result *results_out) {
+  if (n == NULL || (reqs == NULL && count > 0)) return VS_ERR_INVAL;
+  if (count > VS_WRITE_BATCH_MAX) return VS_ERR_LIMIT;
+  /* The callback needs every result even when the caller wants none. */
+  vs_write_result *res = results_out;
+  if (res == NULL && count > 0 && n->cfg.on_apply != NULL) {
+    res = malloc(sizeof *res * count);
+    if (res == NULL) return VS_ERR_NOMEM;
   }
+  vs_err err = vs_write_batch(n->store, n->cfg.identity.pk, reqs, count, now_ms, res);
+  if (err == VS_OK && count > 0) {
+    if (res != NULL) err = after_local_write(n, reqs, res, count);
+    else err = refresh_mine(n, n->cfg.identity.pk);
+  }
+  if (res != results_out) free(res);
   return err;
 }
 
@@ -703,6 +801,16 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
 
 /* Timers and anti-entropy for every connection; runs when nothing is queued. */
 static vs_err maintain(vs_node *n, uint64_t now_ms) {
+  /* Another process (a CLI write beside the daemon) may have extended our
+   * own chain: only the store knows. One read transaction per poll round;
+   * when the chain grew, every ready peer gets our vector and the new ops. */
+  uint64_t own_before = vv_get(&n->mine, n->cfg.identity.pk);
+  vs_err own_err = refresh_mine(n, n->cfg.identity.pk);
+  if (own_err != VS_OK) return own_err;
+  if (vv_get(&n->mine, n->cfg.identity.pk) != own_before) {
+    for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++)
+      if (n->peers[s].st == PEER_READY) n->peers[s].vv_due = true;
+  }
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {

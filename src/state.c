@@ -13,13 +13,22 @@
  * only once when a late base re-counts them: the state would depend on the
  * arrival order (G5).
  *
- * Record, version 1 (little-endian):
+ * Record, version 2 (little-endian):
  *   0   1  version            1   1  base kind (0 none, 1 put, 2 del)
  *   2   2  reserved (0)       4   4  target bytes
  *   8   8  base hlc           16 32  base origin
  *   48  8  last hlc           56 32  last origin   (greatest counted op)
  *   88  8  incrs after base   96  8  their sum (two's complement)
- *   104 4  base value bytes   108 .. target, then the base value
+ *   104 4  base value bytes   108 32 digest (what the entry adds to the state hash)
+ *   140 .. target, then the base value
+ *
+ * State hash: the XOR of every target's digest. A target whose entry is one
+ * put or del (no incr after it) contributes that op's hash: it names the
+ * entry exactly (target, value, origin, hlc are all in the op), every
+ * replica holds the same op for it, and it is already computed on every
+ * path that applies an op. Entries with counted incrs contribute a
+ * BLAKE2b-256 of what the entry shows (entry_digest). Keeping the digest in
+ * the record spares recomputing the old one on every update.
  */
 #include "vixsync/state.h"
 
@@ -29,8 +38,9 @@
 
 #include "internal.h"
 
-#define REC_VERSION 1u
-#define REC_FIXED_BYTES 108u
+#define REC_VERSION 2u
+#define REC_DIGEST_OFFSET 108u
+#define REC_FIXED_BYTES 140u
 #define KEY_PREFIX_BYTES 448u
 #define TAG_BYTES 16u
 #define KEY_MARK 0x74u /* 't': LMDB refuses empty keys, and targets may be empty */
@@ -56,6 +66,7 @@ typedef struct record {
   uint8_t last_origin[VS_ORIGIN_BYTES];
   uint64_t incr_count;
   uint64_t incr_sum;
+  uint8_t digest[VS_HASH_BYTES]; /* the entry's part of the state hash */
   const uint8_t *target;
   uint32_t target_bytes;
   const uint8_t *base_value;
@@ -126,6 +137,7 @@ static vs_err record_decode(const MDB_val *v, record *r) {
   r->incr_count = vs_get_u64le(p + 88);
   r->incr_sum = vs_get_u64le(p + 96);
   r->base_value_bytes = vs_get_u32le(p + 104);
+  memcpy(r->digest, p + REC_DIGEST_OFFSET, VS_HASH_BYTES);
   if (r->target_bytes > VS_OP_TARGET_BYTES_MAX || r->base_value_bytes > VS_OP_PAYLOAD_BYTES_MAX ||
       v->mv_size != (size_t)REC_FIXED_BYTES + r->target_bytes + r->base_value_bytes)
     return VS_ERR_CORRUPT;
@@ -147,6 +159,7 @@ static void record_fill(uint8_t *p, const record *r) {
   vs_put_u64le(p + 88, r->incr_count);
   vs_put_u64le(p + 96, r->incr_sum);
   vs_put_u32le(p + 104, r->base_value_bytes);
+  memcpy(p + REC_DIGEST_OFFSET, r->digest, VS_HASH_BYTES);
   if (r->target_bytes > 0) memcpy(p + REC_FIXED_BYTES, r->target, r->target_bytes); /* NULL when empty */
   if (r->base_value_bytes > 0) memcpy(p + REC_FIXED_BYTES + r->target_bytes, r->base_value, r->base_value_bytes);
 }
@@ -275,15 +288,21 @@ static void record_first(const vs_op *op, bool is_put, bool is_incr, int64_t del
   memcpy(r->last_origin, op->origin, VS_ORIGIN_BYTES);
 }
 
-/* The digest a record's entry contributes to the state hash. */
-static void record_digest(const record *r, uint8_t out[VS_HASH_BYTES]) {
+/* Set r->digest, the entry's part of the state hash. base_op_hash: the hash
+ * of the op that just became the base (NULL when the base did not change). */
+static void record_digest(record *r, const uint8_t *base_op_hash) {
+  if (r->incr_count == 0 && r->base_kind != BASE_NONE && base_op_hash != NULL) {
+    memcpy(r->digest, base_op_hash, VS_HASH_BYTES);
+    return;
+  }
   char text[I64_TEXT_MAX];
   vs_state_entry e;
   record_entry(r, &e, text);
-  entry_digest(&e, out);
+  entry_digest(&e, r->digest);
 }
 
-vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint8_t state_hash[VS_HASH_BYTES]) {
+vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t op_hash[VS_HASH_BYTES],
+                          uint8_t state_hash[VS_HASH_BYTES]) {
   bool is_put = strcmp(op->kind, "put") == 0, is_del = !is_put && strcmp(op->kind, "del") == 0;
   bool is_incr = !is_put && !is_del && strcmp(op->kind, "incr") == 0;
   if (!is_put && !is_del && !is_incr) return VS_OK;
@@ -297,6 +316,7 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
    * record of a new target follows from the op alone. */
   record r;
   record_first(op, is_put, is_incr, delta, &r);
+  record_digest(&r, op_hash);
   MDB_val k = {key_bytes, key}, v = {record_bytes(&r), NULL};
   int rc = mdb_put(txn, store->dbi_state, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
   if (rc == MDB_SUCCESS) {
@@ -307,9 +327,7 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
       vs_err err = incr_put(txn, store, tag, op, delta);
       if (err != VS_OK) return err;
     }
-    uint8_t new_digest[VS_HASH_BYTES];
-    record_digest(&r, new_digest);
-    xor_into(state_hash, new_digest);
+    xor_into(state_hash, r.digest);
     return VS_OK;
   }
   if (rc != MDB_KEYEXIST) return vs_mdb_err(rc);
@@ -323,10 +341,9 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
     if (!is_incr) return VS_OK; /* an older put or del changes nothing */
     return incr_put(txn, store, tag, op, delta); /* kept for a later re-count */
   }
-  /* Digest of the old entry, taken before the record's bytes are replaced
-   * (they live in the map and the put below may move them). */
+  /* The old entry's digest, kept aside: r.digest is about to change. */
   uint8_t old_digest[VS_HASH_BYTES];
-  record_digest(&r, old_digest);
+  memcpy(old_digest, r.digest, VS_HASH_BYTES);
   /* The new record may point at the op's bytes or the old record's: copy the
    * old base value aside before any put. */
   uint8_t *old_value = NULL;
@@ -358,12 +375,13 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
     r.base_value_bytes = is_put ? op->payload_bytes : 0;
     err = recount_after(txn, store, tag, &r);
   }
-  if (err == VS_OK) err = record_put(txn, store, key, key_bytes, &r);
   if (err == VS_OK) {
-    uint8_t new_digest[VS_HASH_BYTES];
-    record_digest(&r, new_digest);
+    record_digest(&r, is_incr ? NULL : op_hash);
+    err = record_put(txn, store, key, key_bytes, &r);
+  }
+  if (err == VS_OK) {
     xor_into(state_hash, old_digest);
-    xor_into(state_hash, new_digest);
+    xor_into(state_hash, r.digest);
   }
   free(old_value);
   return err;

@@ -161,7 +161,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, hash, true, NULL);
   uint8_t state_hash[VS_HASH_BYTES];
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
-  if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, state_hash);
+  if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
   /* As for any received op, the node's clock follows at most to now + the

@@ -547,6 +547,12 @@ vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BY
   return VS_OK;
 }
 
+size_t vs_ops_writer_room(const vs_ops_writer *w) {
+  if (w == NULL || w->out == NULL) return 0;
+  size_t cap = w->out_max < VS_MSG_BYTES_MAX ? w->out_max : VS_MSG_BYTES_MAX;
+  return cap - w->used > RUN_HEADER_BYTES ? cap - w->used - RUN_HEADER_BYTES : 0;
+}
+
 vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes) {
   if (w == NULL || w->out == NULL || out_bytes == NULL || w->runs == 0) return VS_ERR_INVAL;
   assert(w->runs <= VS_WIRE_RUNS_MAX && w->used <= w->out_max);

@@ -158,7 +158,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
    * op-id index disagree: another copy of this origin wrote here. */
   if (err == VS_ERR_EXISTS) return VS_ERR_FORK;
   if (err != VS_OK) return err;
-  err = vs_state_apply_txn(c->txn, c->store, &op, c->state_hash);
+  err = vs_state_apply_txn(c->txn, c->store, &op, hash, c->state_hash);
   if (err != VS_OK) return err;
   if (c->sign) {
     /* Sign at least every VS_SIGN_INTERVAL_BYTES, so a receiver's runs stay

@@ -64,6 +64,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,7 +90,7 @@
 #define BENCH_NAME "bench_replicate"
 
 #include "bench_util.h"
-#define BENCH_PROBE_OPS 2000u
+#define BENCH_PROBE_OPS 12000u /* over 2 MiB of ops: several runs */
 #define BENCH_T0_MS 1700000000000ull /* virtual time of the writes */
 #define BENCH_STEPS_MAX 100000000ull
 #define BENCH_DBS 16 /* as src/store.c */
@@ -201,8 +203,7 @@ static vs_err gather_cb(const vs_wal_record *rec, void *ctx) {
   return VS_OK;
 }
 
-/* Every op of A's store (it holds only its own), and its runs: from seq 1,
- * each run ends at the next signed op. */
+/* Every op of A's store (it holds only its own). */
 static void shape_gather(shape *s, vs_store *a, uint64_t n) {
   s->n = n;
   s->enc_off = malloc(sizeof *s->enc_off * n);
@@ -215,11 +216,17 @@ static void shape_gather(shape *s, vs_store *a, uint64_t n) {
   gather_ctx g = {s, 0, 0, 0};
   CHECK_VS(vs_wal_replay(a, 1, gather_cb, &g));
   if (g.i != n) die("shape", "A's WAL does not hold exactly N ops");
+}
+
+/* The runs A sent: B holds a signature exactly at the last op of every run
+ * it applied, so from seq 1 each run ends at B's next signed op. */
+static void shape_runs(shape *s, vs_store *b) {
   uint32_t cap = 0;
-  for (uint64_t seq = 1; seq <= n;) {
+  s->runs = 0;
+  for (uint64_t seq = 1; seq <= s->n;) {
     uint64_t end = 0;
-    CHECK_VS(vs_apply_next_signed(a, id_a.pk, seq, &end));
-    if (end > n) die("shape", "a run ends past N");
+    CHECK_VS(vs_apply_next_signed(b, id_a.pk, seq, &end));
+    if (end > s->n) die("shape", "a run ends past N");
     if (s->runs == cap) {
       cap = cap == 0 ? 256 : cap * 2;
       s->run_end = realloc(s->run_end, sizeof *s->run_end * cap);
@@ -227,7 +234,7 @@ static void shape_gather(shape *s, vs_store *a, uint64_t n) {
       if (s->run_end == NULL || s->sig == NULL) die("malloc", "runs");
     }
     s->run_end[s->runs] = end;
-    CHECK_VS(vs_apply_sig_get(a, &s->ids[end - 1], s->sig[s->runs]));
+    CHECK_VS(vs_apply_sig_get(b, &s->ids[end - 1], s->sig[s->runs]));
     s->runs++;
     seq = end + 1;
   }
@@ -308,9 +315,170 @@ typedef struct repl_run {
   uint64_t frames_ab, frames_ba, runs_applied;
 } repl_run;
 
+/* ---- two nodes, each on its own thread, as on two devices ---- */
+
+/* Frames in flight towards one node: a growable FIFO under a mutex. */
+typedef struct mailbox {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint8_t **bytes;
+  size_t *len;
+  uint32_t head, count, cap;
+} mailbox;
+
+static void mailbox_init(mailbox *m) {
+  memset(m, 0, sizeof *m);
+  if (pthread_mutex_init(&m->mu, NULL) != 0 || pthread_cond_init(&m->cv, NULL) != 0) die("pthread", "mailbox");
+}
+
+static void mailbox_free(mailbox *m) {
+  for (uint32_t i = 0; i < m->count; i++) free(m->bytes[(m->head + i) % m->cap]);
+  free(m->bytes);
+  free(m->len);
+  pthread_mutex_destroy(&m->mu);
+  pthread_cond_destroy(&m->cv);
+}
+
+static void mailbox_put(mailbox *m, const uint8_t *bytes, size_t len) {
+  uint8_t *copy = malloc(len);
+  if (copy == NULL) die("malloc", "frame");
+  memcpy(copy, bytes, len);
+  pthread_mutex_lock(&m->mu);
+  if (m->count == m->cap) { /* grow, keeping FIFO order */
+    uint32_t cap = m->cap == 0 ? 64 : m->cap * 2;
+    uint8_t **nb = malloc(sizeof *nb * cap);
+    size_t *nl = malloc(sizeof *nl * cap);
+    if (nb == NULL || nl == NULL) die("malloc", "mailbox");
+    for (uint32_t i = 0; i < m->count; i++) {
+      nb[i] = m->bytes[(m->head + i) % m->cap];
+      nl[i] = m->len[(m->head + i) % m->cap];
+    }
+    free(m->bytes);
+    free(m->len);
+    m->bytes = nb;
+    m->len = nl;
+    m->head = 0;
+    m->cap = cap;
+  }
+  uint32_t at = (m->head + m->count) % m->cap;
+  m->bytes[at] = copy;
+  m->len[at] = len;
+  m->count++;
+  pthread_cond_signal(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+}
+
+/* Take the oldest frame, waiting up to wait_ms for one. NULL: none. */
+static uint8_t *mailbox_take(mailbox *m, uint64_t wait_ms, size_t *len_out) {
+  pthread_mutex_lock(&m->mu);
+  if (m->count == 0 && wait_ms > 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + wait_ms * 1000000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+  }
+  uint8_t *b = NULL;
+  if (m->count > 0) {
+    b = m->bytes[m->head];
+    *len_out = m->len[m->head];
+    m->head = (m->head + 1) % m->cap;
+    m->count--;
+  }
+  pthread_mutex_unlock(&m->mu);
+  return b;
+}
+
+typedef struct side {
+  vs_node *node;
+  uint32_t peer;        /* the handle of the other node */
+  mailbox *in, *out;
+  bool is_b;
+  uint64_t n;
+  shape *s;             /* A records its OPS frame sizes when s is being measured */
+  bool record;
+  atomic_bool *done;
+  double t0, t_end, busy;
+  uint64_t frames_out;
+  const char *fail;
+} side;
+
+static uint64_t side_now(const side *sd) {
+  double e = now_s() - sd->t0;
+  return BENCH_T0_MS + 1 + (uint64_t)(e * 1000.0);
+}
+
+static void *side_main(void *arg) {
+  side *sd = arg;
+  /* Bounded: each round moves frames or waits; B ends it when it holds N,
+   * and a stuck run stops after BENCH_STEPS_MAX rounds. */
+  for (uint64_t round = 0; !atomic_load(sd->done); round++) {
+    if (round >= BENCH_STEPS_MAX) {
+      sd->fail = "too many rounds";
+      break;
+    }
+    uint64_t now = side_now(sd), wake = UINT64_MAX;
+    bool any = false;
+    double c0 = now_s();
+    for (;;) {
+      vs_node_out out;
+      vs_err err = vs_node_poll(sd->node, now, &out, &wake);
+      if (err != VS_OK) {
+        sd->fail = vs_strerror(err);
+        break;
+      }
+      if (out.kind == VS_NODE_OUT_NONE) break;
+      if (out.kind == VS_NODE_OUT_CLOSE) {
+        sd->fail = "a node closed the connection";
+        break;
+      }
+      any = true;
+      sd->frames_out++;
+      uint8_t type = 0;
+      if (sd->record && vs_frame_type(out.bytes, out.bytes_len, &type) == VS_OK && type == VS_FRAME_DATA &&
+          out.bytes_len >= VS_DATA_OVERHEAD_BYTES + OPS_MSG_MIN_BYTES)
+        frame_record(sd->s, out.bytes_len);
+      mailbox_put(sd->out, out.bytes, out.bytes_len);
+    }
+    sd->busy += now_s() - c0;
+    if (sd->fail != NULL) break;
+    /* One frame from the other node, else wait a little; then poll again
+     * at once, so acknowledgements leave as soon as a frame is applied. */
+    uint64_t wait = any ? 0 : (wake > now ? (wake - now < 5 ? wake - now : 5) : 0);
+    {
+      size_t len = 0;
+      uint8_t *f = mailbox_take(sd->in, wait, &len);
+      if (f == NULL) continue;
+      double c1 = now_s();
+      vs_err err = vs_node_on_frame(sd->node, sd->peer, f, len, side_now(sd));
+      sd->busy += now_s() - c1;
+      free(f);
+      if (err != VS_OK) {
+        sd->fail = vs_strerror(err);
+        break;
+      }
+      if (sd->is_b) {
+        vs_node_stats st;
+        vs_node_stats_get(sd->node, &st);
+        if (st.ops_applied >= sd->n) {
+          sd->t_end = now_s();
+          atomic_store(sd->done, true);
+        }
+      }
+    }
+  }
+  if (sd->fail != NULL) atomic_store(sd->done, true);
+  /* Wake the other side if it waits. */
+  pthread_mutex_lock(&sd->out->mu);
+  pthread_cond_signal(&sd->out->cv);
+  pthread_mutex_unlock(&sd->out->mu);
+  return NULL;
+}
+
 /* One replication in mode d. With `s` not yet measured, fills it from A's
- * store and the wire. With `b_dir_out`, B's directory is kept (for the
- * layout probe) and returned there. */
+ * store, the wire and B's store. With `b_dir_out`, B's directory is kept
+ * (for the layout probe) and returned there. */
 static repl_run replicate_once(uint64_t n, vs_durability d, shape *s, char *b_dir_out, size_t b_dir_bytes) {
   char dir_a[4200], dir_b[4200];
   fresh_dir(dir_a, sizeof dir_a, "node-a");
@@ -330,62 +498,35 @@ static repl_run replicate_once(uint64_t n, vs_durability d, shape *s, char *b_di
   nodes[1] = node_open(dir_b, &id_b, d, &rng);
 
   /* Node i reaches node j through handle j, as in tests/test_node.c. */
-  uint64_t now = BENCH_T0_MS + 1;
+  mailbox box[2]; /* box[i]: frames towards node i */
+  mailbox_init(&box[0]);
+  mailbox_init(&box[1]);
+  atomic_bool done;
+  atomic_init(&done, false);
   repl_run r = {0, 0, 0, 0, 0};
-  double t0 = now_s(), b_secs = 0;
-  CHECK_VS(vs_node_peer_up(nodes[0], 1, true, now));
-  CHECK_VS(vs_node_peer_up(nodes[1], 0, false, now));
-  bool done = false;
-  for (uint64_t step = 0; !done; step++) {
-    if (step >= BENCH_STEPS_MAX) die("replicate", "B does not hold N ops after too many steps");
-    uint64_t wake = UINT64_MAX;
-    bool any = false;
-    for (uint32_t i = 0; i < 2 && !done; i++) {
-      uint32_t j = 1 - i;
-      for (;;) {
-        vs_node_out out;
-        uint64_t w = UINT64_MAX;
-        double c0 = i == 1 ? now_s() : 0;
-        CHECK_VS(vs_node_poll(nodes[i], now, &out, &w));
-        if (i == 1) b_secs += now_s() - c0;
-        if (out.kind == VS_NODE_OUT_NONE) {
-          if (w < wake) wake = w;
-          break;
-        }
-        any = true;
-        if (out.kind == VS_NODE_OUT_CLOSE) die("replicate", "a node closed the connection");
-        if (i == 0) {
-          r.frames_ab++;
-          uint8_t type = 0;
-          if (record && vs_frame_type(out.bytes, out.bytes_len, &type) == VS_OK && type == VS_FRAME_DATA &&
-              out.bytes_len >= VS_DATA_OVERHEAD_BYTES + OPS_MSG_MIN_BYTES)
-            frame_record(s, out.bytes_len);
-        } else {
-          r.frames_ba++;
-        }
-        double c1 = j == 1 ? now_s() : 0;
-        vs_err err = vs_node_on_frame(nodes[j], i, out.bytes, out.bytes_len, now);
-        if (j == 1) b_secs += now_s() - c1;
-        if (err != VS_OK) die("vs_node_on_frame", vs_strerror(err));
-        if (j == 1) {
-          vs_node_stats st;
-          vs_node_stats_get(nodes[1], &st);
-          if (st.ops_applied >= n) {
-            uint64_t seq = 0;
-            CHECK_VS(vs_wal_head(vs_node_store(nodes[1]), id_a.pk, &seq, NULL, NULL));
-            done = seq >= n;
-            if (done) break;
-          }
-        }
-      }
-    }
-    if (!done && !any) {
-      if (wake == UINT64_MAX) die("replicate", "the nodes went quiet before B held N ops");
-      now = wake > now ? wake : now + 1;
-    }
-  }
-  r.secs = now_s() - t0;
-  r.b_secs = b_secs;
+  double t0 = now_s();
+  side sides[2];
+  for (uint32_t i = 0; i < 2; i++)
+    sides[i] = (side){.node = nodes[i], .peer = 1 - i, .in = &box[i], .out = &box[1 - i], .is_b = i == 1, .n = n,
+                      .s = s, .record = record && i == 0, .done = &done, .t0 = t0};
+  CHECK_VS(vs_node_peer_up(nodes[0], 1, true, BENCH_T0_MS + 1));
+  CHECK_VS(vs_node_peer_up(nodes[1], 0, false, BENCH_T0_MS + 1));
+  pthread_t th[2];
+  for (uint32_t i = 0; i < 2; i++)
+    if (pthread_create(&th[i], NULL, side_main, &sides[i]) != 0) die("pthread_create", "side");
+  for (uint32_t i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (uint32_t i = 0; i < 2; i++)
+    if (sides[i].fail != NULL) die(i == 0 ? "replicate (A)" : "replicate (B)", sides[i].fail);
+  r.secs = sides[1].t_end - t0;
+  r.b_secs = sides[1].busy;
+  r.frames_ab = sides[0].frames_out;
+  r.frames_ba = sides[1].frames_out;
+  mailbox_free(&box[0]);
+  mailbox_free(&box[1]);
+  uint64_t seq = 0;
+  CHECK_VS(vs_wal_head(vs_node_store(nodes[1]), id_a.pk, &seq, NULL, NULL));
+  if (seq != n) die("replicate", "B's chain head for A is not at N");
+  if (record) shape_runs(s, vs_node_store(nodes[1]));
 
   /* Untimed checks: everything arrived once, authentic, and converged. */
   vs_node_stats sa, sb;
@@ -424,7 +565,7 @@ typedef struct put_sizes {
 } put_sizes;
 static put_sizes sz;
 #define RAW_VAL_MAX 2048u
-#define STATE_FIXED_BYTES 108u /* src/state.c REC_FIXED_BYTES, checked by the probe */
+#define STATE_FIXED_BYTES 140u /* src/state.c REC_FIXED_BYTES, checked by the probe */
 
 static const char *const STORE_DB_NAMES[] = {"meta",      "wal",       "opid",  "idem",  "heads",
                                              "outbox",    "obx_ready", "obx_lease", "obx_state",
@@ -517,6 +658,7 @@ static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_
   put_u64le(p + 48, s->hlc[i]);
   memcpy(p + 56, id_a.pk, VS_ORIGIN_BYTES);
   put_u32le(p + 104, payload_bytes);
+  memcpy(p + 108, s->hash[i], VS_HASH_BYTES); /* the entry's digest: the op's hash */
   memcpy(p + STATE_FIXED_BYTES, target, target_bytes);
   memcpy(p + STATE_FIXED_BYTES + target_bytes, payload, payload_bytes);
 }
@@ -913,7 +1055,7 @@ int main(int argc, char **argv) {
   printf("op: %u-byte target + %u-byte payload, kind \"put\"; N = %" PRIu64 "; written in batches of %u; "
          "medians of %d runs\n",
          BENCH_TARGET_BYTES, BENCH_PAYLOAD_BYTES, n, BENCH_BATCH, BENCH_REPS);
-  printf("replication: two nodes in one thread, frames passed in memory, virtual time; timed from connect to B's "
+  printf("replication: two nodes, each on its own thread (as on two devices), frames passed in memory; timed from connect to B's "
          "version vector holding all N\n");
   identities_init();
   layout_probe();

@@ -1541,7 +1541,7 @@ static void test_state_hash_is_a_function_of_the_state(void **state) {
   craft(&b, 3, "put", "x", 1, "100", 3, &hb[0]);
   craft(&b, 4, "incr", "x", 1, "100", 3, &hb[1]);
   craft(&b, 30, "put", "y", 1, "yy", 2, &hb[2]);
-  /* y alone: the same entry for y (put "yy" named (B, 30)), nothing on x. */
+  /* A fork of B: the same entry for y (put "yy" named (B, 30)) after other ops. */
   craft(&b2, 3, "note", "q", 1, "", 0, &yonly[0]);
   craft(&b2, 4, "note", "q", 1, "", 0, &yonly[1]);
   craft(&b2, 30, "put", "y", 1, "yy", 2, &yonly[2]);
@@ -1549,7 +1549,7 @@ static void test_state_hash_is_a_function_of_the_state(void **state) {
   craft(&a3, 20, "put", "x", 1, "8", 1, &p8);
 
   vs_store *s1 = open_sub(dir, "s1"), *s2 = open_sub(dir, "s2"), *s3 = open_sub(dir, "s3"),
-           *s4 = open_sub(dir, "s4"), *sy = open_sub(dir, "sy");
+           *s4 = open_sub(dir, "s4"), *sy = open_sub(dir, "sy"), *s5 = open_sub(dir, "s5");
   uint8_t x1[VS_HASH_BYTES], x2[VS_HASH_BYTES], x3[VS_HASH_BYTES], x4[VS_HASH_BYTES], yo[VS_HASH_BYTES],
       both[VS_HASH_BYTES];
   for (int i = 0; i < 2; i++) assert_err(append_ref(s1, &h1[i], T0_MS), VS_OK);
@@ -1567,11 +1567,25 @@ static void test_state_hash_is_a_function_of_the_state(void **state) {
   /* XOR per target: H{x, y} = H{x} ^ H{y}. */
   assert_err(append_ref(s2, &hb[2], T0_MS), VS_OK);
   assert_err(vs_state_hash(s2, both), VS_OK);
-  for (int i = 0; i < 3; i++) assert_err(append_ref(sy, &yonly[i], T0_MS), VS_OK);
+  /* H{y} = H{B's x, y} ^ H{B's x}: sy holds B's three ops, s5 its first two. */
+  for (int i = 0; i < 3; i++) assert_err(append_ref(sy, &hb[i], T0_MS), VS_OK);
+  for (int i = 0; i < 2; i++) assert_err(append_ref(s5, &hb[i], T0_MS), VS_OK);
+  uint8_t bx[VS_HASH_BYTES];
   assert_err(vs_state_hash(sy, yo), VS_OK);
+  assert_err(vs_state_hash(s5, bx), VS_OK);
   uint8_t x_xor_y[VS_HASH_BYTES];
-  for (unsigned i = 0; i < VS_HASH_BYTES; i++) x_xor_y[i] = x1[i] ^ yo[i];
+  for (unsigned i = 0; i < VS_HASH_BYTES; i++) x_xor_y[i] = x1[i] ^ yo[i] ^ bx[i];
   assert_memory_equal(both, x_xor_y, VS_HASH_BYTES);
+  /* A put entry contributes the hash of its op, so the same entry reached
+   * through a forked chain of B (yonly: other ops before it) does not share
+   * it; the mesh refuses forks, and an honest origin never repeats an hlc. */
+  vs_store *sf = open_sub(dir, "sf");
+  for (int i = 0; i < 3; i++) assert_err(append_ref(sf, &yonly[i], T0_MS), VS_OK);
+  uint8_t fy[VS_HASH_BYTES], y_only[VS_HASH_BYTES];
+  assert_err(vs_state_hash(sf, fy), VS_OK);
+  for (unsigned i = 0; i < VS_HASH_BYTES; i++) y_only[i] = yo[i] ^ bx[i];
+  assert_memory_not_equal(fy, y_only, VS_HASH_BYTES);
+  vs_store_close(sf);
   /* The put "8" is not the counter 8: the kind is part of the state. */
   assert_err(append_ref(s3, &p8, T0_MS), VS_OK);
   assert_err(vs_state_hash(s3, x3), VS_OK);
@@ -1587,6 +1601,7 @@ static void test_state_hash_is_a_function_of_the_state(void **state) {
   vs_store_close(s3);
   vs_store_close(s4);
   vs_store_close(sy);
+  vs_store_close(s5);
   for (int i = 0; i < 2; i++) ref_op_free(&h1[i]);
   for (int i = 0; i < 3; i++) ref_op_free(&h2[i]);
   for (int i = 0; i < 3; i++) ref_op_free(&hb[i]);

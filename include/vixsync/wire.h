@@ -219,6 +219,10 @@ vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BY
                              const uint8_t sig[VS_SIGNATURE_BYTES], const uint8_t *const *op_enc,
                              const uint32_t *op_enc_bytes, uint32_t op_count);
 
+/** Bytes left for the ops of one more run (each op takes 4 + its
+ *  encoding), after that run's header; 0 when not even a header fits. */
+size_t vs_ops_writer_room(const vs_ops_writer *w);
+
 /** Finish: the message is w->out[0, *out_bytes). @return VS_OK or
  *  VS_ERR_INVAL (no run). */
 vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes);
