@@ -247,12 +247,75 @@ static void test_node_restart_and_offline_writes_arrive(void **state) {
   net_free(&t);
 }
 
+/* vs_node_write_batch: one commit, results in order, a key repeated inside
+ * the batch deduplicated, a bad request writes nothing; peers get it all. */
+/* A CLI write beside the daemon commits to the store from another process:
+ * the node learns of it only from the store, and must still push it (here
+ * the write goes to the store directly, under the node's feet). */
+static void test_node_pushes_writes_of_another_process(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 2);
+  connect(&t, 0, 1);
+  run(&t, 200);
+  for (int k = 0; k < 3; k++) {
+    char value[16];
+    snprintf(value, sizeof value, "%d", k);
+    vs_write_req req = {"put", (const uint8_t *)"cli", 3, (const uint8_t *)value, (uint32_t)strlen(value), NULL, 0};
+    assert_err(vs_write(vs_node_store(t.nodes[0]), t.ids[0].pk, &req, t.now_ms, NULL), VS_OK);
+  }
+  run(&t, 200);
+  assert_converged(&t, 0, 1);
+  uint8_t h1[VS_HASH_BYTES], zero[VS_HASH_BYTES] = {0};
+  state_hash(&t, 1, h1);
+  assert_memory_not_equal(h1, zero, VS_HASH_BYTES);
+  net_free(&t);
+}
+
+static void test_node_write_batch_group_commits(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 2);
+  const uint8_t key[] = "k1";
+  vs_write_req reqs[4] = {
+      {"put", (const uint8_t *)"a", 1, (const uint8_t *)"5", 1, NULL, 0},
+      {"incr", (const uint8_t *)"a", 1, (const uint8_t *)"3", 1, key, 2},
+      {"incr", (const uint8_t *)"a", 1, (const uint8_t *)"3", 1, key, 2},
+      {"del", (const uint8_t *)"b", 1, NULL, 0, NULL, 0},
+  };
+  vs_write_result res[4];
+  assert_err(vs_node_write_batch(t.nodes[0], reqs, 4, t.now_ms, res), VS_OK);
+  assert_int_equal(res[0].lsn, 1);
+  assert_int_equal(res[1].lsn, 2);
+  assert_true(res[2].duplicate);
+  assert_true(vs_op_id_equal(&res[1].op_id, &res[2].op_id));
+  assert_int_equal(res[3].seq, 3);
+  /* All or none: an incr that is not a number spoils the whole batch. */
+  vs_write_req bad[2] = {
+      {"put", (const uint8_t *)"c", 1, (const uint8_t *)"x", 1, NULL, 0},
+      {"incr", (const uint8_t *)"a", 1, (const uint8_t *)"x", 1, NULL, 0},
+  };
+  assert_err(vs_node_write_batch(t.nodes[0], bad, 2, t.now_ms, NULL), VS_ERR_INVAL);
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(vs_node_store(t.nodes[0]), &lsn), VS_OK);
+  assert_int_equal(lsn, 3);
+  assert_err(vs_node_write_batch(t.nodes[0], NULL, 0, t.now_ms, NULL), VS_OK);
+  connect(&t, 0, 1);
+  run(&t, 1000);
+  assert_converged(&t, 0, 1);
+  assert_err(vs_wal_last_lsn(vs_node_store(t.nodes[1]), &lsn), VS_OK);
+  assert_int_equal(lsn, 3);
+  net_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node_two_nodes_converge),
       cmocka_unit_test(test_node_line_relays),
       cmocka_unit_test(test_node_other_mesh_learns_nothing),
       cmocka_unit_test(test_node_restart_and_offline_writes_arrive),
+      cmocka_unit_test(test_node_write_batch_group_commits),
+      cmocka_unit_test(test_node_pushes_writes_of_another_process),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,6 +101,13 @@ vs_store *vs_node_store(vs_node *node);
 /** A durable local write (see vs_write); peers get it at the next poll. */
 vs_err vs_node_write(vs_node *node, const vs_write_req *req, uint64_t now_ms, vs_write_result *result_out);
 
+/** Group commit through the node: `count` local writes in one transaction,
+ *  all or none (see vs_write_batch); peers get them at the next poll.
+ *  @param[out] results_out room for `count` results (may be NULL).
+ *  @return as vs_write_batch; on any error nothing is written. */
+vs_err vs_node_write_batch(vs_node *node, const vs_write_req *reqs, size_t count, uint64_t now_ms,
+                           vs_write_result *results_out);
+
 /** A connection is up. `initiator`: this side dialled (it sends HELLO).
  *  @return VS_OK, VS_ERR_EXISTS (peer handle in use), VS_ERR_LIMIT. */
 vs_err vs_node_peer_up(vs_node *node, uint32_t peer, bool initiator, uint64_t now_ms);

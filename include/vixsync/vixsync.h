@@ -10,6 +10,7 @@
 #include "vixsync/error.h"
 #include "vixsync/identity.h"
 #include "vixsync/mem_transport.h"
+#include "vixsync/node.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
 #include "vixsync/probe.h"
