@@ -38,15 +38,21 @@ static vs_err record_fork(vs_store *store, const vs_op *op, const uint8_t held[V
 
 /* Shape checks that need no store: one origin, consecutive seqs, valid ops;
  * fills the op hashes. */
-static vs_err run_check(const vs_op *ops, uint32_t count, uint8_t (*hashes)[VS_HASH_BYTES]) {
+static vs_err run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
+                        uint8_t (*hashes)[VS_HASH_BYTES]) {
   for (uint32_t i = 0; i < count; i++) {
     if (memcmp(ops[i].origin, ops[0].origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
     if (ops[i].seq != ops[0].seq + i || ops[i].seq == 0 || ops[i].seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
     vs_op_id id;
     vs_op_id_derive(ops[i].origin, ops[i].seq, &id); /* indexes trust op->id: check it */
     if (!vs_op_id_equal(&id, &ops[i].id)) return VS_ERR_INVAL;
-    vs_err err = vs_op_hash(&ops[i], hashes[i]);
-    if (err != VS_OK) return err;
+    if (enc != NULL) { /* the bytes the op was decoded from: hashed as they are */
+      if (enc[i] == NULL || enc_bytes[i] != vs_op_encoded_bytes(&ops[i])) return VS_ERR_INVAL;
+      vs_op_hash_encoded(enc[i], enc_bytes[i], hashes[i]);
+    } else {
+      vs_err err = vs_op_hash(&ops[i], hashes[i]);
+      if (err != VS_OK) return err;
+    }
     /* The signature covers the last op; the links extend it to the others.
      * A run whose own links break is not covered by its signature: forged,
      * whether or not the node holds those seqs (else a genuine signed run
@@ -58,7 +64,7 @@ static vs_err run_check(const vs_op *ops, uint32_t count, uint8_t (*hashes)[VS_H
 }
 
 /* Inside the transaction: skip what is held, check the links, append. */
-static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uint32_t count,
+static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
                             uint8_t (*hashes)[VS_HASH_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
                             uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *res, uint32_t *fork_at) {
   vs_head head;
@@ -94,7 +100,8 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uin
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   uint64_t hlc_cap = vs_hlc_make(vs_add_sat_u64(now_ms, max_drift_ms), 0);
   for (uint32_t i = skip; i < count && err == VS_OK; i++) {
-    err = vs_wal_append_txn(txn, store, &ops[i], ++lsn, now_ms, hashes[i], i == count - 1, NULL);
+    err = vs_wal_append_txn(txn, store, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i], i == count - 1,
+                            NULL);
     if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     uint64_t seen = ops[i].hlc < hlc_cap ? ops[i].hlc : hlc_cap;
     if (seen > node_hlc) node_hlc = seen;
@@ -111,11 +118,18 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uin
 
 vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
+  return vs_apply_run_enc(store, ops, NULL, NULL, count, sig, now_ms, max_drift_ms, result_out);
+}
+
+vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
+                        uint64_t max_drift_ms, vs_apply_result *result_out) {
   if (store == NULL || ops == NULL || sig == NULL || count == 0 || count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_INVAL;
+  if ((enc == NULL) != (enc_bytes == NULL)) return VS_ERR_INVAL;
   vs_apply_result res = {0, 0, 0};
   uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)count * VS_HASH_BYTES);
   if (hashes == NULL) return VS_ERR_NOMEM;
-  vs_err err = run_check(ops, count, hashes);
+  vs_err err = run_check(ops, enc, enc_bytes, count, hashes);
   /* One verification per run, before taking the write lock: the chain
    * links tie every earlier op of the run to this signed head. */
   if (err == VS_OK && !vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig))
@@ -124,7 +138,7 @@ vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uin
   if (err == VS_OK) err = vs_txn_begin(store, true, &txn);
   uint32_t fork_at = UINT32_MAX;
   if (err == VS_OK) {
-    err = run_apply_txn(txn, store, ops, count, hashes, sig, now_ms, max_drift_ms, &res, &fork_at);
+    err = run_apply_txn(txn, store, ops, enc, count, hashes, sig, now_ms, max_drift_ms, &res, &fork_at);
     if (err == VS_OK && res.applied > 0) {
       err = vs_txn_commit(txn);
     } else {

@@ -12,6 +12,7 @@
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "vixsync/apply.h"
 #include "vixsync/identity.h"
 #include "vixsync/outbox.h"
 #include "vixsync/store.h"
@@ -141,14 +142,30 @@ vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_
 /** Highest LSN in `txn` (0 if empty). */
 vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_out);
 
+/* vs_msg_ops_decode, with each op's encoding (a pointer into the message
+ * and its length) beside the decoded ops: the receive path hashes and
+ * stores those bytes instead of encoding the op again. */
+typedef vs_err (*vs_ops_run_enc_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                                    const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                                    uint32_t op_count, void *ctx);
+vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx);
+
 /** Append `op` as record `lsn` (which must be last + 1) inside `txn`: the WAL
  *  record, the op-id index and the chain head. The op must extend its chain
  *  (the caller checked or built it so). `known_hash` (may be NULL) is the
- *  op's hash when the caller computed it already (vs_op_hash).
+ *  op's hash when the caller computed it already (vs_op_hash). `enc` (may
+ *  be NULL) is the op's canonical encoding, vs_op_encoded_bytes(op) bytes,
+ *  when the caller holds it (decoded from it): copied instead of encoding.
  *  @param[out] hash_out the op's hash. */
-vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
+vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t *enc, uint64_t lsn,
                          uint64_t now_ms, const uint8_t *known_hash, bool put_head,
                          uint8_t hash_out[VS_HASH_BYTES]);
+
+/** vs_apply_run with each op's encoding (enc[i], enc_bytes[i]; both may be
+ *  NULL): hashed and stored as they are. */
+vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
+                        uint64_t max_drift_ms, vs_apply_result *result_out);
 
 /** Store `origin`'s chain head. Appending many ops of one origin in one
  *  transaction, callers put the head once, after the last (put_head false

@@ -694,11 +694,11 @@ typedef struct run_ctx {
 } run_ctx;
 
 static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES], const vs_op *ops,
-                     uint32_t count, void *ctx) {
+                     const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count, void *ctx) {
   run_ctx *rc = ctx;
   vs_node *n = rc->n;
   vs_apply_result r;
-  vs_err err = vs_apply_run(n->store, ops, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
+  vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
   switch (err) {
     case VS_OK:
       n->stats.runs_applied++;
@@ -757,7 +757,7 @@ static vs_err on_data(vs_node *n, peer *p, const uint8_t *bytes, size_t len, uin
   if (n->msg[0] == VS_MSG_VV) return on_vv(n, p, n->msg, msg_len, now_ms);
   if (n->msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   run_ctx rc = {n, now_ms};
-  err = vs_msg_ops_decode(n->msg, msg_len, on_run, &rc);
+  err = vs_msg_ops_decode_enc(n->msg, msg_len, on_run, &rc);
   if (err == VS_OK) p->vv_due = true; /* acknowledge with our new vector */
   return err;
 }

@@ -14,7 +14,7 @@
 
 #include "internal.h"
 
-#define STORE_FORMAT 1u
+#define STORE_FORMAT 2u /* 2: state records keep their digest (state.c) */
 #define STORE_DBS 16
 static const char STORE_MAGIC[] = "vixsync";
 
@@ -223,7 +223,11 @@ static vs_err env_open(vs_store *store, const char *dir, const vs_store_cfg *cfg
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   uint64_t map_bytes = cfg->map_bytes ? cfg->map_bytes : VS_STORE_MAP_BYTES_DEFAULT;
   unsigned flags = MDB_NOTLS; /* a read txn may be opened and ended on any thread */
-  if (cfg->durability == VS_DURABILITY_NOSYNC) flags |= MDB_NOSYNC;
+  /* No-sync: commits write pages in place through a writable map instead of
+   * write(2) calls; they reach the file through the page cache, so a killed
+   * process loses nothing committed (a power loss may, as with MDB_NOSYNC
+   * alone). Pages stay copy-on-write, the meta page is written last. */
+  if (cfg->durability == VS_DURABILITY_NOSYNC) flags |= MDB_NOSYNC | MDB_WRITEMAP;
   rc = mdb_env_set_maxdbs(store->env, STORE_DBS);
   if (rc == MDB_SUCCESS) rc = mdb_env_set_mapsize(store->env, (size_t)map_bytes);
   if (rc == MDB_SUCCESS) rc = mdb_env_open(store->env, dir, flags, 0600);

@@ -93,7 +93,7 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 
-vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, uint64_t lsn,
+vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t *enc, uint64_t lsn,
                          uint64_t now_ms, const uint8_t *known_hash, bool put_head,
                          uint8_t hash_out[VS_HASH_BYTES]) {
   assert(lsn >= 1);
@@ -112,10 +112,15 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, u
   vs_put_u16le(rec + 2, 0);
   vs_put_u64le(rec + 8, lsn);
   vs_put_u64le(rec + 16, now_ms);
-  size_t n = 0;
-  vs_err err = vs_op_encode(op, rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, &n);
-  if (err != VS_OK) return err;
-  assert(n == enc_bytes);
+  vs_err err = VS_OK;
+  if (enc != NULL) {
+    memcpy(rec + VS_WAL_RECORD_HEADER_BYTES, enc, enc_bytes);
+  } else {
+    size_t n = 0;
+    err = vs_op_encode(op, rec + VS_WAL_RECORD_HEADER_BYTES, enc_bytes, &n);
+    if (err != VS_OK) return err;
+    assert(n == enc_bytes);
+  }
   vs_put_u32le(rec + 4, record_crc(rec, v.mv_size));
 
   vs_head head = {op->seq, op->hlc, {0}};
@@ -158,7 +163,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   }
   uint64_t lsn = 0, node_hlc = 0;
   if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
-  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, ++lsn, now_ms, hash, true, NULL);
+  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, NULL, ++lsn, now_ms, hash, true, NULL);
   uint8_t state_hash[VS_HASH_BYTES];
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);

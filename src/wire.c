@@ -662,30 +662,54 @@ static vs_err ops_walk(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_op 
   return VS_OK;
 }
 
+/* Room for one run's op encodings (pointers into the message). */
+typedef struct enc_arrays {
+  const uint8_t **enc;
+  uint32_t *len;
+} enc_arrays;
+
+static vs_err enc_arrays_alloc(enc_arrays *e, uint32_t count) {
+  e->enc = malloc((size_t)count * sizeof *e->enc);
+  e->len = malloc((size_t)count * sizeof *e->len);
+  return e->enc != NULL && e->len != NULL ? VS_OK : VS_ERR_NOMEM;
+}
+
+static void enc_arrays_free(enc_arrays *e) {
+  free(e->enc);
+  free(e->len);
+}
+
 /* When the message-sized array cannot be had: validate with nothing kept,
  * then decode each run again into one array for the longest run. An invalid
  * message still gets its own error, never VS_ERR_NOMEM. */
-static vs_err ops_decode_per_run(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_ops_run_fn fn, void *ctx) {
+static vs_err ops_decode_per_run(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_ops_run_enc_fn fn, void *ctx) {
   uint32_t max_run_ops = 0;
   vs_err err = ops_walk(in, in_bytes, runs, NULL, 0, &max_run_ops);
   if (err != VS_OK) return err;
   assert(max_run_ops >= 1 && (uint64_t)max_run_ops * OP_SLOT_MIN_BYTES <= in_bytes);
   vs_op *ops = malloc((size_t)max_run_ops * sizeof *ops);
-  if (ops == NULL) return VS_ERR_NOMEM;
+  enc_arrays e;
+  err = enc_arrays_alloc(&e, max_run_ops);
+  if (ops == NULL) err = VS_ERR_NOMEM;
   size_t pos = MSG_HEADER_BYTES;
   for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
     run_view run;
     err = take_run(in, in_bytes, &pos, &run);
     assert(err == VS_OK && run.op_count <= max_run_ops); /* the walk read the same bytes */
-    for (uint32_t i = 0; i < run.op_count && err == VS_OK; i++) err = take_op(in, in_bytes, &pos, &ops[i]);
+    for (uint32_t i = 0; i < run.op_count && err == VS_OK; i++) {
+      e.enc[i] = in + pos + 4;
+      e.len[i] = vs_get_u32le(in + pos);
+      err = take_op(in, in_bytes, &pos, &ops[i]);
+    }
     assert(err == VS_OK);
-    if (err == VS_OK) err = fn(run.origin, run.sig, ops, run.op_count, ctx);
+    if (err == VS_OK) err = fn(run.origin, run.sig, ops, e.enc, e.len, run.op_count, ctx);
   }
   free(ops);
+  enc_arrays_free(&e);
   return err;
 }
 
-vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx) {
+vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx) {
   if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
   uint32_t runs = 0;
   vs_err err = ops_header(in, in_bytes, &runs);
@@ -699,16 +723,47 @@ vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, v
   if (ops == NULL) return ops_decode_per_run(in, in_bytes, runs, fn, ctx);
   uint32_t max_run_ops = 0;
   err = ops_walk(in, in_bytes, runs, ops, slots, &max_run_ops);
+  enc_arrays e = {NULL, NULL};
+  if (err == VS_OK) err = enc_arrays_alloc(&e, max_run_ops);
+  if (err == VS_ERR_NOMEM) {
+    free(ops);
+    enc_arrays_free(&e);
+    return ops_decode_per_run(in, in_bytes, runs, fn, ctx);
+  }
   size_t pos = MSG_HEADER_BYTES;
   uint64_t k = 0;
   for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
     run_view run;
     err = take_run(in, in_bytes, &pos, &run);
     assert(err == VS_OK && k + run.op_count <= slots); /* the walk read the same bytes */
-    for (uint32_t i = 0; i < run.op_count; i++) pos += 4u + vs_get_u32le(in + pos); /* lengths checked */
-    if (err == VS_OK) err = fn(run.origin, run.sig, ops + k, run.op_count, ctx);
+    for (uint32_t i = 0; i < run.op_count; i++) { /* lengths checked by the walk */
+      e.len[i] = vs_get_u32le(in + pos);
+      e.enc[i] = in + pos + 4;
+      pos += 4u + e.len[i];
+    }
+    if (err == VS_OK) err = fn(run.origin, run.sig, ops + k, e.enc, e.len, run.op_count, ctx);
     k += run.op_count;
   }
   free(ops);
+  enc_arrays_free(&e);
   return err;
+}
+
+typedef struct plain_fn {
+  vs_ops_run_fn fn;
+  void *ctx;
+} plain_fn;
+
+static vs_err drop_enc(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES], const vs_op *ops,
+                       const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t op_count, void *ctx) {
+  (void)enc;
+  (void)enc_bytes;
+  const plain_fn *p = ctx;
+  return p->fn(origin, sig, ops, op_count, p->ctx);
+}
+
+vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx) {
+  if (fn == NULL) return VS_ERR_INVAL;
+  plain_fn p = {fn, ctx};
+  return vs_msg_ops_decode_enc(in, in_bytes, drop_enc, &p);
 }

@@ -153,7 +153,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
   if (err != VS_OK) return err;
   size_t enc_bytes = vs_op_encoded_bytes(&op);
   uint8_t hash[VS_HASH_BYTES];
-  err = vs_wal_append_txn(c->txn, c->store, &op, c->lsn + 1, c->now_ms, NULL, false, hash);
+  err = vs_wal_append_txn(c->txn, c->store, &op, NULL, c->lsn + 1, c->now_ms, NULL, false, hash);
   /* A fresh (origin, seq) whose id is already stored means the head and the
    * op-id index disagree: another copy of this origin wrote here. */
   if (err == VS_ERR_EXISTS) return VS_ERR_FORK;
