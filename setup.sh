@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # vixsync setup: install what is missing (Debian packages only), build, run.
 #
-#   ./setup.sh run     install, build, run the main job (for now: the examples)
-#   ./setup.sh test    install, build (plain and ASan+UBSan), run the whole suite
-#   ./setup.sh deps    only install missing packages
-#   ./setup.sh build   only build (build/)
-#   ./setup.sh bench   build and run the benchmarks (by hand; not part of CI)
+#   ./setup.sh run       install, build, run the main job: the local mesh demo (vix-node demo)
+#   ./setup.sh examples  install, build, run the eight walk-through examples
+#   ./setup.sh test      install, build (plain and ASan+UBSan), run the whole suite
+#   ./setup.sh deps      only install missing packages
+#   ./setup.sh build     only build (build/)
+#   ./setup.sh bench     build and run the benchmarks (by hand; not part of CI)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(gcc libc6-dev make cmake pkg-config python3 valgrind
-          libsodium-dev libenet-dev liblmdb-dev libcmocka-dev)
+          libsodium-dev libenet-dev liblmdb-dev libcmocka-dev libcurl4-openssl-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {
@@ -56,7 +57,8 @@ cmd=${1:-run}
 case "$cmd" in
   deps) deps ;;
   build) deps; build build ;;
-  run) deps; build build; run_examples ;;
+  run) deps; build build; build/vix-node demo ;;
+  examples) deps; build build; run_examples ;;
   test)
     deps
     start=$(date +%s)
@@ -68,5 +70,5 @@ case "$cmd" in
     echo "setup: all tests passed in $(( $(date +%s) - start )) s"
     ;;
   bench) deps; build build; for b in build/bench_*; do "$b"; done ;;
-  *) echo "usage: $0 [run|test|deps|build|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [run|examples|test|deps|build|bench]" >&2; exit 2 ;;
 esac

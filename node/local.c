@@ -1,0 +1,615 @@
+#define _POSIX_C_SOURCE 200809L
+/* The one-shot commands: dispatch, arguments, opening a data directory, and
+ * the commands that manage keys (init, mesh-key, id). The others live in
+ * local_write.c and local_read.c. See vn.h and DESIGN.md's command-line
+ * contract. */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "local.h"
+
+/* ---- messages and exit codes ---- */
+
+void vn_errorf(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "vix-node %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+int vn_usage_error(const vn_args *a, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "vix-node %s: ", a->cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, " (usage: %s)\n", a->usage);
+  va_end(ap);
+  return VN_EXIT_USAGE;
+}
+
+int vn_exit_for(vs_err err) {
+  switch (err) {
+    case VS_OK: return VN_EXIT_OK;
+    case VS_ERR_NOTFOUND:
+    case VS_ERR_CONFLICT:
+    case VS_ERR_EXISTS:
+    case VS_ERR_STATE:
+    case VS_ERR_FORK:
+    case VS_ERR_CHAIN:
+    case VS_ERR_NOT_OWNER:
+      return VN_EXIT_NOTFOUND; /* not found, invariant failed, idempotency-key conflict */
+    case VS_ERR_INVAL:
+    case VS_ERR_TRUNCATED:
+    case VS_ERR_TRAILING:
+    case VS_ERR_TOO_LARGE:
+    case VS_ERR_MALFORMED:
+      return VN_EXIT_USAGE;
+    case VS_ERR_AUTH:
+    case VS_ERR_REPLAY:
+      return VN_EXIT_NET;
+    default:
+      /* NOMEM, STORE, FULL, NO_STORE, FOREIGN, BUSY, LIMIT, CORRUPT, VERSION
+       * (a stored format from the future), BUFSIZE: the storage, not the
+       * caller's input. */
+      return VN_EXIT_STORAGE;
+  }
+}
+
+int vn_report(const char *cmd, const char *dir, vs_err err) {
+  switch (err) {
+    case VS_ERR_FULL:
+      vn_errorf(cmd, "%s: the store is full (its map size is reached; raise %s); nothing was written", dir,
+                VN_MAP_BYTES_ENV);
+      break;
+    case VS_ERR_FOREIGN: vn_errorf(cmd, "%s: holds data that is not a vixsync store of a known format", dir); break;
+    case VS_ERR_NO_STORE: vn_errorf(cmd, "%s: no vixsync store here (run vix-node init --data %s)", dir, dir); break;
+    case VS_ERR_BUSY:
+      vn_errorf(cmd, "%s: another process already drives this directory's outbox (a vix-node run holds owner.lock)",
+                dir);
+      break;
+    case VS_ERR_CONFLICT: vn_errorf(cmd, "idempotency key reused with different arguments; nothing was written"); break;
+    default: vn_errorf(cmd, "%s: %s (%s)", dir, vs_strerror(err), vs_err_name(err)); break;
+  }
+  return vn_exit_for(err);
+}
+
+uint64_t vn_now_ms(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the data directory ---- */
+
+static bool join_path(char *out, size_t cap, const char *dir, const char *name) {
+  int n = snprintf(out, cap, "%s/%s", dir, name);
+  return n > 0 && (size_t)n < cap;
+}
+
+static int identity_error(const char *cmd, const char *dir, vs_err err) {
+  const char *f = VS_IDENTITY_FILE_NAME;
+  switch (err) {
+    case VS_ERR_NOTFOUND:
+      vn_errorf(cmd, "%s: not a vixsync data directory (no %s; create one with vix-node init --data %s)", dir, f,
+                dir);
+      break;
+    case VS_ERR_INVAL:
+      vn_errorf(cmd, "%s/%s: group or others may access this secret key; make it private (chmod 600)", dir, f);
+      break;
+    case VS_ERR_VERSION: vn_errorf(cmd, "%s/%s: written by a newer vixsync (unknown format version)", dir, f); break;
+    case VS_ERR_MALFORMED:
+      vn_errorf(cmd, "%s/%s: corrupt identity key (bad header, hex, length or key pair)", dir, f);
+      break;
+    default: vn_errorf(cmd, "%s/%s: cannot read it (not a regular file, or no permission)", dir, f); break;
+  }
+  return VN_EXIT_STORAGE;
+}
+
+static int mesh_key_error(const char *cmd, const char *path, vs_err err, bool given) {
+  switch (err) {
+    case VS_ERR_NOTFOUND:
+      if (given) vn_errorf(cmd, "%s: no such mesh key file", path);
+      else vn_errorf(cmd, "%s: missing mesh key (store one with vix-node init --data DIR --mesh-key FILE)", path);
+      break;
+    case VS_ERR_INVAL:
+      vn_errorf(cmd, "%s: group or others may access this secret key; make it private (chmod 600)", path);
+      break;
+    case VS_ERR_MALFORMED: vn_errorf(cmd, "%s: not a mesh key (64 hex characters expected)", path); break;
+    default: vn_errorf(cmd, "%s: cannot read the mesh key (not a regular file, or no permission)", path); break;
+  }
+  return VN_EXIT_STORAGE;
+}
+
+static int check_dir(const char *cmd, const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0) {
+    vn_errorf(cmd, "%s: %s (create a data directory with vix-node init --data %s)", dir, strerror(errno), dir);
+    return VN_EXIT_STORAGE;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    vn_errorf(cmd, "%s: not a directory", dir);
+    return VN_EXIT_STORAGE;
+  }
+  return VN_EXIT_OK;
+}
+
+/* The store size from VN_MAP_BYTES_ENV, 0 (the default) when unset. */
+static int env_map_bytes(const char *cmd, uint64_t *map_bytes_out) {
+  *map_bytes_out = 0;
+  const char *s = getenv(VN_MAP_BYTES_ENV);
+  if (s == NULL || s[0] == '\0') return VN_EXIT_OK;
+  uint64_t v = 0;
+  size_t n = strlen(s);
+  bool ok = n <= 19;
+  for (size_t i = 0; i < n && ok; i++) {
+    ok = s[i] >= '0' && s[i] <= '9';
+    v = v * 10u + (uint64_t)(s[i] - '0');
+  }
+  if (!ok || v < VS_STORE_MAP_BYTES_MIN) {
+    vn_errorf(cmd, "%s=%s: not a size in bytes of at least %llu", VN_MAP_BYTES_ENV, s,
+              (unsigned long long)VS_STORE_MAP_BYTES_MIN);
+    return VN_EXIT_USAGE;
+  }
+  *map_bytes_out = v;
+  return VN_EXIT_OK;
+}
+
+static void random_bytes(void *ctx, uint8_t *buf, size_t bytes) {
+  (void)ctx;
+  randombytes_buf(buf, bytes);
+}
+
+/* Keys, then the store's file: a directory `init` never touched must not
+ * get a fresh store created in it by some other command. */
+static int load_keys(const char *cmd, const char *dir, const char *mesh_key_path, vs_node_cfg *cfg) {
+  vs_err err = vs_identity_load(dir, &cfg->identity);
+  if (err != VS_OK) return identity_error(cmd, dir, err);
+  char path[PATH_MAX];
+  if (mesh_key_path == NULL && !join_path(path, sizeof path, dir, VN_MESH_KEY_FILE)) {
+    vn_errorf(cmd, "%s: path too long", dir);
+    return VN_EXIT_STORAGE;
+  }
+  const char *mk = mesh_key_path != NULL ? mesh_key_path : path;
+  err = vs_mesh_key_load(mk, cfg->mesh_key);
+  if (err != VS_OK) return mesh_key_error(cmd, mk, err, mesh_key_path != NULL);
+  struct stat st;
+  if (!join_path(path, sizeof path, dir, "data.mdb") || stat(path, &st) != 0 || st.st_size == 0) {
+    vn_errorf(cmd, "%s: no store here (data.mdb is missing; run vix-node init --data %s)", dir, dir);
+    return VN_EXIT_STORAGE;
+  }
+  return VN_EXIT_OK;
+}
+
+int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox,
+                    vs_node **node_out, uint8_t node_id_out[VS_ORIGIN_BYTES]) {
+  assert(cmd != NULL && dir != NULL && node_out != NULL && node_id_out != NULL);
+  *node_out = NULL;
+  if (sodium_init() < 0) {
+    vn_errorf(cmd, "libsodium could not initialise");
+    return VN_EXIT_STORAGE;
+  }
+  vs_node_cfg cfg = vs_node_cfg_default();
+  int rc = check_dir(cmd, dir);
+  if (rc == VN_EXIT_OK) rc = env_map_bytes(cmd, &cfg.map_bytes);
+  if (rc == VN_EXIT_OK) rc = load_keys(cmd, dir, mesh_key_path, &cfg);
+  if (rc == VN_EXIT_OK) {
+    cfg.dir = dir;
+    cfg.random = random_bytes;
+    cfg.own_outbox = own_outbox;
+    memcpy(node_id_out, cfg.identity.pk, VS_ORIGIN_BYTES);
+    vs_err err = vs_node_open(&cfg, node_out);
+    if (err != VS_OK) rc = vn_report(cmd, dir, err);
+  }
+  vs_identity_wipe(&cfg.identity); /* the node keeps its own copy */
+  sodium_memzero(cfg.mesh_key, sizeof cfg.mesh_key);
+  assert((rc == VN_EXIT_OK) == (*node_out != NULL));
+  return rc;
+}
+
+int vn_open_node(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox, vs_node **node_out) {
+  uint8_t id[VS_ORIGIN_BYTES];
+  return vn_open_node_id(cmd, dir, mesh_key_path, own_outbox, node_out, id);
+}
+
+/* ---- init, mesh-key, id ---- */
+
+/* mkdir -p, private: a data directory holds secret keys. */
+static int make_dirs(const char *cmd, const char *dir) {
+  char buf[PATH_MAX];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof buf) {
+    vn_errorf(cmd, "%s: bad directory name", dir);
+    return VN_EXIT_USAGE;
+  }
+  memcpy(buf, dir, n + 1);
+  for (size_t i = 1; i <= n; i++) { /* bounded by the path's length */
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char saved = buf[i];
+    buf[i] = '\0';
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+      vn_errorf(cmd, "%s: cannot create it (%s)", buf, strerror(errno));
+      return VN_EXIT_STORAGE;
+    }
+    buf[i] = saved;
+  }
+  return check_dir(cmd, dir);
+}
+
+/* True for what a directory may hold before it has an identity: nothing but
+ * a mesh key and the leftovers of an interrupted init. */
+static bool fresh_entry(const char *name) {
+  static const char *const ok_prefix[] = {"identity.key.tmp-", "mesh.key.tmp-", "mesh.key.new"};
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, VN_MESH_KEY_FILE) == 0) return true;
+  for (size_t i = 0; i < sizeof ok_prefix / sizeof ok_prefix[0]; i++) {
+    if (strncmp(name, ok_prefix[i], strlen(ok_prefix[i])) == 0) return true;
+  }
+  return false;
+}
+
+static int check_fresh(const char *cmd, const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    vn_errorf(cmd, "%s: cannot list it (%s)", dir, strerror(errno));
+    return VN_EXIT_STORAGE;
+  }
+  const char *other = NULL;
+  struct dirent *e;
+  while (other == NULL && (e = readdir(d)) != NULL) { /* bounded by the directory's entries */
+    if (!fresh_entry(e->d_name)) other = e->d_name;
+  }
+  if (other != NULL)
+    vn_errorf(cmd, "%s: not empty and not a vixsync data directory (it holds '%s' but no %s); refusing to use it",
+              dir, other, VS_IDENTITY_FILE_NAME);
+  closedir(d);
+  return other == NULL ? VN_EXIT_OK : VN_EXIT_STORAGE;
+}
+
+static int new_identity(const char *cmd, const char *dir, vs_identity *id_out) {
+  uint8_t seed[VS_SEED_BYTES];
+  randombytes_buf(seed, sizeof seed);
+  vs_err err = vs_identity_from_seed(seed, id_out);
+  sodium_memzero(seed, sizeof seed);
+  if (err == VS_OK) err = vs_identity_save(dir, id_out);
+  if (err == VS_ERR_EXISTS) err = vs_identity_load(dir, id_out); /* a concurrent init won: keep its key */
+  if (err == VS_OK) return VN_EXIT_OK;
+  vs_identity_wipe(id_out);
+  if (err == VS_ERR_FULL) vn_errorf(cmd, "%s: no space left to write %s", dir, VS_IDENTITY_FILE_NAME);
+  else vn_errorf(cmd, "%s: cannot write %s (%s)", dir, VS_IDENTITY_FILE_NAME, vs_strerror(err));
+  return VN_EXIT_STORAGE;
+}
+
+static int fsync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+/* Store `key` as DIR/mesh.key, replacing a different one atomically: the new
+ * key is written crash-safely beside it, then renamed over it. */
+static int replace_mesh_key(const char *cmd, const char *dir, const uint8_t key[VS_MESH_KEY_BYTES]) {
+  char path[PATH_MAX], fresh[PATH_MAX];
+  if (!join_path(path, sizeof path, dir, VN_MESH_KEY_FILE) || !join_path(fresh, sizeof fresh, dir, "mesh.key.new")) {
+    vn_errorf(cmd, "%s: path too long", dir);
+    return VN_EXIT_STORAGE;
+  }
+  uint8_t cur[VS_MESH_KEY_BYTES];
+  vs_err err = vs_mesh_key_load(path, cur);
+  bool same = err == VS_OK && sodium_memcmp(cur, key, VS_MESH_KEY_BYTES) == 0;
+  sodium_memzero(cur, sizeof cur);
+  if (same) return VN_EXIT_OK;
+  (void)unlink(fresh); /* a leftover of an interrupted init */
+  err = vs_mesh_key_save(fresh, key);
+  if (err == VS_OK && (rename(fresh, path) != 0 || fsync_dir(dir) != 0)) err = VS_ERR_STORE;
+  if (err == VS_OK) return VN_EXIT_OK;
+  (void)unlink(fresh);
+  vn_errorf(cmd, "%s: cannot write the mesh key (%s)", path, vs_strerror(err));
+  return VN_EXIT_STORAGE;
+}
+
+/* Without --mesh-key: keep a valid mesh key, make one if there is none. */
+static int ensure_mesh_key(const char *cmd, const char *dir) {
+  char path[PATH_MAX];
+  if (!join_path(path, sizeof path, dir, VN_MESH_KEY_FILE)) {
+    vn_errorf(cmd, "%s: path too long", dir);
+    return VN_EXIT_STORAGE;
+  }
+  uint8_t key[VS_MESH_KEY_BYTES];
+  vs_err err = vs_mesh_key_load(path, key);
+  if (err == VS_ERR_NOTFOUND) {
+    randombytes_buf(key, sizeof key);
+    err = vs_mesh_key_save(path, key);
+    if (err == VS_ERR_EXISTS) err = VS_OK; /* a concurrent init wrote one */
+    if (err != VS_OK) vn_errorf(cmd, "%s: cannot write the mesh key (%s)", path, vs_strerror(err));
+    sodium_memzero(key, sizeof key);
+    return err == VS_OK ? VN_EXIT_OK : VN_EXIT_STORAGE;
+  }
+  sodium_memzero(key, sizeof key);
+  if (err == VS_OK) return VN_EXIT_OK;
+  mesh_key_error(cmd, path, err, false);
+  vn_errorf(cmd, "(pass --mesh-key FILE to replace it)");
+  return VN_EXIT_STORAGE;
+}
+
+static int init_store(const char *cmd, const char *dir) {
+  vs_store_cfg scfg = vs_store_cfg_default();
+  int rc = env_map_bytes(cmd, &scfg.map_bytes);
+  if (rc != VN_EXIT_OK) return rc;
+  vs_store *store = NULL;
+  vs_err err = vs_store_open(dir, &scfg, &store);
+  vs_store_close(store);
+  return err == VS_OK ? VN_EXIT_OK : vn_report(cmd, dir, err);
+}
+
+/* New: identity, then mesh key, then store, so that an interrupted init
+ * leaves something the next init completes. Again: the identity is kept
+ * (never overwritten), a given mesh key replaces the stored one. */
+static int cmd_init(const vn_args *a) {
+  uint8_t given[VS_MESH_KEY_BYTES];
+  if (a->mesh_key != NULL) {
+    vs_err err = vs_mesh_key_load(a->mesh_key, given);
+    if (err != VS_OK) return mesh_key_error(a->cmd, a->mesh_key, err, true);
+  }
+  vs_identity id;
+  memset(&id, 0, sizeof id);
+  int rc = make_dirs(a->cmd, a->data);
+  if (rc == VN_EXIT_OK) {
+    vs_err err = vs_identity_load(a->data, &id);
+    if (err == VS_ERR_NOTFOUND) {
+      rc = check_fresh(a->cmd, a->data);
+      if (rc == VN_EXIT_OK) rc = new_identity(a->cmd, a->data, &id);
+    } else if (err != VS_OK) {
+      rc = identity_error(a->cmd, a->data, err);
+    }
+  }
+  if (rc == VN_EXIT_OK) {
+    rc = a->mesh_key != NULL ? replace_mesh_key(a->cmd, a->data, given) : ensure_mesh_key(a->cmd, a->data);
+  }
+  if (rc == VN_EXIT_OK) rc = init_store(a->cmd, a->data);
+  if (rc == VN_EXIT_OK) {
+    char hex[VS_NODE_ID_HEX_BYTES];
+    vs_identity_node_id_hex(&id, hex);
+    puts(hex);
+  }
+  vs_identity_wipe(&id);
+  sodium_memzero(given, sizeof given);
+  return rc;
+}
+
+static int cmd_mesh_key(const vn_args *a) {
+  (void)a;
+  uint8_t key[VS_MESH_KEY_BYTES];
+  char hex[2 * VS_MESH_KEY_BYTES + 1];
+  randombytes_buf(key, sizeof key);
+  vs_hex_encode(key, sizeof key, hex);
+  puts(hex);
+  sodium_memzero(key, sizeof key);
+  sodium_memzero(hex, sizeof hex);
+  return VN_EXIT_OK;
+}
+
+/* Opens the node like every other command: `id` on a broken directory
+ * fails the same way (exit 3) as anything else would. */
+static int cmd_id(const vn_args *a) {
+  vs_node *node;
+  uint8_t pk[VS_ORIGIN_BYTES];
+  int rc = vn_open_node_id(a->cmd, a->data, NULL, false, &node, pk);
+  if (rc != VN_EXIT_OK) return rc;
+  vs_node_close(node);
+  char hex[VS_NODE_ID_HEX_BYTES];
+  vs_hex_encode(pk, sizeof pk, hex);
+  puts(hex);
+  return VN_EXIT_OK;
+}
+
+/* ---- the command table and the command line ---- */
+
+enum {
+  OPT_DATA = 1u << 0,
+  OPT_MESH_KEY = 1u << 1,
+  OPT_IDEM = 1u << 2,
+  OPT_JSON = 1u << 3,
+  OPT_TOMBSTONES = 1u << 4,
+  OPT_FROM = 1u << 5,
+};
+
+typedef struct option_spec {
+  const char *name;
+  unsigned bit;
+  bool has_value;
+} option_spec;
+
+static const option_spec OPTIONS[] = {
+    {"--data", OPT_DATA, true},  {"--mesh-key", OPT_MESH_KEY, true},     {"--idem", OPT_IDEM, true},
+    {"--json", OPT_JSON, false}, {"--tombstones", OPT_TOMBSTONES, false}, {"--from", OPT_FROM, true},
+};
+#define OPTION_COUNT (sizeof OPTIONS / sizeof OPTIONS[0])
+
+typedef struct cmd_spec {
+  const char *name;
+  const char *args; /* after the name */
+  const char *help; /* for `vix-node CMD --help` */
+  unsigned opts;
+  const char *pos_names[VN_POSITIONALS_MAX];
+  uint32_t pos_min, pos_max;
+  int (*run)(const vn_args *a);
+} cmd_spec;
+
+static const cmd_spec COMMANDS[] = {
+    {"init", "--data DIR [--mesh-key FILE]",
+     "Create DIR (if needed) with a new node identity, a mesh key and an empty store; print the node id.\n"
+     "--mesh-key FILE stores that mesh key (64 hex, mode 600), else a new random one is made.\n"
+     "On a directory init already made: keep the identity, store the given mesh key, print the id.\n"
+     "A non-empty directory that is not a vixsync data directory is refused (exit 3).",
+     OPT_DATA | OPT_MESH_KEY, {NULL, NULL}, 0, 0, cmd_init},
+    {"mesh-key", "", "Print a new random mesh key (64 hex). Every node of a mesh needs the same one.", 0,
+     {NULL, NULL}, 0, 0, cmd_mesh_key},
+    {"id", "--data DIR", "Print the node id (64 hex): the public key that signs this node's writes.", OPT_DATA,
+     {NULL, NULL}, 0, 0, cmd_id},
+    {"put", "--data DIR TARGET VALUE [--idem KEY]",
+     "Durably write VALUE at TARGET, online or not (a running daemon is nudged); print the op id.\n"
+     "--idem KEY again with the same arguments: the same op id, nothing written; with others: exit 1.",
+     OPT_DATA | OPT_IDEM, {"TARGET", "VALUE"}, 2, 2, vn_cmd_put},
+    {"del", "--data DIR TARGET [--idem KEY]", "Delete TARGET (a tombstone); print the op id. --idem as for put.",
+     OPT_DATA | OPT_IDEM, {"TARGET", NULL}, 1, 1, vn_cmd_del},
+    {"incr", "--data DIR TARGET N [--idem KEY]",
+     "Add N (a signed 64-bit decimal, may be negative) to the counter at TARGET; print the op id.\n"
+     "--idem KEY again: the same op id and no effect, so a retried incr counts once.",
+     OPT_DATA | OPT_IDEM, {"TARGET", "N"}, 2, 2, vn_cmd_incr},
+    {"get", "--data DIR TARGET", "Print the value at TARGET (a counter in decimal); exit 1 if absent or deleted.",
+     OPT_DATA, {"TARGET", NULL}, 1, 1, vn_cmd_get},
+    {"import", "--data DIR [FILE]",
+     "Write JSON lines {\"kind\": \"put\"|\"del\"|\"incr\", \"target\": ..., \"value\": ...[, \"idem\": ...]} from FILE\n"
+     "(standard input if none or '-'), in group commits of up to 1000 lines; print the count committed.\n"
+     "target_b64 / value_b64 give bytes that are not UTF-8. An incr value is a JSON integer or a decimal\n"
+     "string. A bad line stops the import (exit 2, its number on stderr); every line before it is committed.",
+     OPT_DATA, {"FILE", NULL}, 0, 1, vn_cmd_import},
+    {"retry-failed", "--data DIR",
+     "Requeue the FAILED outbox entries (attempts reset) once the cause is fixed; print how many.", OPT_DATA,
+     {NULL, NULL}, 0, 0, vn_cmd_retry_failed},
+    {"dump", "--data DIR [--json] [--tombstones]",
+     "Print the whole state sorted by target: 'target<TAB>value' lines (control characters and bytes\n"
+     "that are not UTF-8 escaped as \\t \\n \\xNN, backslash as \\\\), or with --json an array of\n"
+     "{target, kind, value, origin, hlc} (value_b64 / target_b64 for bytes that are not UTF-8).\n"
+     "--tombstones adds deleted targets (kind \"del\", value null; '(deleted)' in the text form).",
+     OPT_DATA | OPT_JSON | OPT_TOMBSTONES, {NULL, NULL}, 0, 0, vn_cmd_dump},
+    {"status", "--data DIR [--json]",
+     "Print the node's id, own seq, last LSN, state hash, version vector, outbox counts, forks and,\n"
+     "when a daemon runs on DIR, its peers.",
+     OPT_DATA | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_status},
+    {"log", "--data DIR [--from LSN] [--json]",
+     "Print every operation the node holds (its own and its peers'), in LSN order from LSN (default 1);\n"
+     "with --json one object per line {lsn, id, origin, seq, hlc, kind, target, value, stored_at_ms}.",
+     OPT_DATA | OPT_FROM | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_log},
+};
+#define COMMAND_COUNT (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const cmd_spec *find_command(const char *name) {
+  for (size_t i = 0; i < COMMAND_COUNT; i++) {
+    if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+  }
+  return NULL;
+}
+
+bool vn_is_local_cmd(const char *name) { return name != NULL && find_command(name) != NULL; }
+
+void vn_usage_local(FILE *out) {
+  for (size_t i = 0; i < COMMAND_COUNT; i++) {
+    if (COMMANDS[i].args[0] == '\0') fprintf(out, "  %s\n", COMMANDS[i].name);
+    else fprintf(out, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].args);
+  }
+}
+
+static bool wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) return false;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+  }
+  return false;
+}
+
+/* One option at argv[*i] (a word starting with "--"): --name VALUE or
+ * --name=VALUE. */
+static int parse_option(const cmd_spec *spec, vn_args *a, int argc, char **argv, int *i, unsigned *seen) {
+  const char *word = argv[*i], *eq = strchr(word, '=');
+  size_t name_len = eq != NULL ? (size_t)(eq - word) : strlen(word);
+  const option_spec *o = NULL;
+  for (size_t k = 0; k < OPTION_COUNT && o == NULL; k++) {
+    if (strlen(OPTIONS[k].name) == name_len && strncmp(OPTIONS[k].name, word, name_len) == 0) o = &OPTIONS[k];
+  }
+  if (o == NULL || (spec->opts & o->bit) == 0) return vn_usage_error(a, "unknown option '%.*s'", (int)name_len, word);
+  if (*seen & o->bit) return vn_usage_error(a, "option %s given twice", o->name);
+  *seen |= o->bit;
+  const char *value = NULL;
+  if (o->has_value) {
+    if (eq != NULL) value = eq + 1;
+    else if (*i + 1 < argc) value = argv[++*i];
+    else return vn_usage_error(a, "option %s needs a value", o->name);
+  } else if (eq != NULL) {
+    return vn_usage_error(a, "option %s takes no value", o->name);
+  }
+  switch (o->bit) {
+    case OPT_DATA: a->data = value; break;
+    case OPT_MESH_KEY: a->mesh_key = value; break;
+    case OPT_IDEM: a->idem = value; break;
+    case OPT_FROM: a->from = value; break;
+    case OPT_JSON: a->json = true; break;
+    case OPT_TOMBSTONES: a->tombstones = true; break;
+    default: assert(false); break;
+  }
+  if (value != NULL && value[0] == '\0' && o->bit != OPT_IDEM)
+    return vn_usage_error(a, "option %s needs a non-empty value", o->name);
+  return VN_EXIT_OK;
+}
+
+/* Options are words starting with "--" (so "-5" is an incr's N); "--" ends
+ * them. */
+static int parse_args(const cmd_spec *spec, int argc, char **argv, vn_args *a) {
+  unsigned seen = 0;
+  bool options_done = false;
+  for (int i = 1; i < argc; i++) { /* bounded by argc; parse_option may step once more */
+    const char *w = argv[i];
+    if (!options_done && strcmp(w, "--") == 0) {
+      options_done = true;
+      continue;
+    }
+    if (!options_done && w[0] == '-' && w[1] == '-') {
+      int rc = parse_option(spec, a, argc, argv, &i, &seen);
+      if (rc != VN_EXIT_OK) return rc;
+      continue;
+    }
+    if (a->pos_count == spec->pos_max) return vn_usage_error(a, "unexpected argument '%s'", w);
+    a->pos[a->pos_count++] = w;
+  }
+  if ((spec->opts & OPT_DATA) && a->data == NULL) return vn_usage_error(a, "missing --data DIR");
+  if (a->pos_count < spec->pos_min) return vn_usage_error(a, "missing %s", spec->pos_names[a->pos_count]);
+  return VN_EXIT_OK;
+}
+
+int vn_cmd_local(int argc, char **argv) {
+  assert(argc >= 1 && argv != NULL);
+  const cmd_spec *spec = find_command(argv[0]);
+  if (spec == NULL) {
+    fprintf(stderr, "vix-node: unknown command '%s' (vix-node --help lists them)\n", argv[0]);
+    return VN_EXIT_USAGE;
+  }
+  char usage[256];
+  snprintf(usage, sizeof usage, "vix-node %s%s%s", spec->name, spec->args[0] != '\0' ? " " : "", spec->args);
+  if (wants_help(argc, argv)) {
+    printf("usage: %s\n\n%s\n", usage, spec->help);
+    return VN_EXIT_OK;
+  }
+  vn_args a;
+  memset(&a, 0, sizeof a);
+  a.cmd = spec->name;
+  a.usage = usage;
+  int rc = parse_args(spec, argc, argv, &a);
+  if (rc != VN_EXIT_OK) return rc;
+  if (sodium_init() < 0) {
+    vn_errorf(a.cmd, "libsodium could not initialise");
+    return VN_EXIT_STORAGE;
+  }
+  rc = spec->run(&a);
+  /* Output that never arrived (a full disk behind a redirect) is a failure
+   * of the storage around us, not of the command's input. */
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    vn_errorf(a.cmd, "writing the output: %s", strerror(errno));
+    if (rc == VN_EXIT_OK) rc = VN_EXIT_STORAGE;
+  }
+  return rc;
+}

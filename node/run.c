@@ -1,0 +1,705 @@
+/* vix-node run: the ENet driver around the sans-IO vs_node.
+ *
+ * One thread, one poll(2) loop over three descriptors: the ENet UDP socket,
+ * the nudge socket (CLI writes in other processes) and a self-pipe for
+ * SIGINT/SIGTERM. Every round it services ENet, feeds each event to the
+ * node, drains vs_node_poll (SEND -> enet_peer_send, CLOSE -> disconnect)
+ * and sleeps until the earliest of the node's wake time, a dial's next
+ * attempt, the half-open sweep and the status file; a packet, a nudge or a
+ * signal wakes it sooner.
+ *
+ * Connections get small integer handles (the node's `peer`), lowest free
+ * first; ENet peers are found by their index in host->peers. Dials (--peer)
+ * reconnect with a deterministic backoff. Every SWEEP_MS, ENet peers stuck
+ * short of CONNECTED (or in a disconnect) past HALF_OPEN_MS are reset, so a
+ * flood of fake connection attempts frees its slots quickly; connected
+ * peers that do not finish the vixsync handshake are closed by the node
+ * (handshake_timeout_ms).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "run.h"
+
+#define ENET_PEERS 128u           /* ENet slots: room for real peers beside half-open attempts */
+#define HANDLES_MAX ENET_PEERS    /* node handles are 1..HANDLES_MAX (the node takes 64 at once) */
+#define DIALS_MAX VN_RUN_PEERS_MAX
+#define HALF_OPEN_MS 3000u        /* an ENet peer may sit between states this long */
+#define SWEEP_MS 100u
+#define BACKOFF_MIN_MS 200u
+#define BACKOFF_MAX_MS 5000u
+#define STATUS_MS 1000u           /* run.json refresh */
+#define STATUS_DIRTY_MS 100u      /* at most this often on peer changes */
+#define EVENTS_PER_ROUND 256u     /* ENet events handled before the node is drained */
+#define OUTS_PER_DRAIN 100000u    /* node outputs per drain; more: the loop comes back at once */
+#define IDLE_SLEEP_MS 1000u
+#define ENET_SLEEP_MS 50u         /* while ENet peers live: resends and pings run inside service */
+#define NUDGES_PER_WAKE 1024u
+#define STOP_LINGER_MS 500u       /* for peers to acknowledge our disconnect */
+#define ENET_TIMEOUT_MIN_MS 3000u /* a silent connected peer is dropped after 3..10 s */
+#define ENET_TIMEOUT_MAX_MS 10000u
+#define ADDR_TEXT_MAX 64u
+#define NODE_ERR_LOG_MS 10000u    /* the same node error is logged at most this often */
+
+/* ---- signals: a flag and a self-pipe, so poll wakes ---- */
+
+static volatile sig_atomic_t stop_signal;
+static int stop_pipe_w = -1;
+
+static void on_stop_signal(int sig) {
+  int saved = errno;
+  stop_signal = sig;
+  if (stop_pipe_w >= 0) {
+    ssize_t w = write(stop_pipe_w, "s", 1);
+    (void)w; /* the pipe is non-blocking; a full pipe already wakes poll */
+  }
+  errno = saved;
+}
+
+/* ---- state ---- */
+
+typedef struct slot { /* per ENet peer, by index in host->peers */
+  uint32_t handle;    /* the node's peer; 0: none (not connected, or closed) */
+  int32_t dial;       /* index in dials when we dialled it, else -1 */
+  bool initiator;
+  bool ready;         /* the vixsync handshake finished */
+  uint8_t node_id[VS_ORIGIN_BYTES];
+  uint64_t up_ms;
+  char addr[ADDR_TEXT_MAX];
+  ENetPeerState seen_state; /* for the sweep: state and connect id last seen, since when */
+  uint32_t seen_connect_id;
+  uint64_t seen_since_ms;
+} slot;
+
+typedef struct dial {
+  const char *text; /* HOST:PORT as given */
+  ENetAddress addr;
+  int32_t slot;     /* the ENet peer of the current attempt or connection, -1: waiting */
+  uint32_t attempt; /* failures since the last good handshake */
+  uint64_t next_ms;
+} dial;
+
+typedef struct counters {
+  uint64_t half_open_resets, stale_resets, refused_full, send_errors, nudges;
+  uint64_t dial_attempts, connections_in, connections_out;
+} counters;
+
+typedef struct daemon {
+  const char *dir;
+  vs_node *node;
+  ENetHost *host;
+  int nudge_fd, stop_fd;
+  char node_hex[VS_NODE_ID_HEX_BYTES];
+  char listen[ADDR_TEXT_MAX];
+  slot slots[ENET_PEERS];
+  uint32_t handle_slot[HANDLES_MAX + 1]; /* handle -> slot index + 1; 0: free */
+  dial dials[DIALS_MAX];
+  uint32_t dial_count;
+  counters c;
+  uint64_t now_ms, mono_ms; /* the node's clock, and the monotonic reading behind it */
+  uint64_t started_ms, node_wake_ms, sweep_next_ms, status_next_ms, status_last_ms;
+  bool kick, status_dirty, status_warned;
+  uint32_t enet_live; /* ENet peers not DISCONNECTED at the last sweep */
+  vs_err node_err;    /* the last error of vs_node_poll, and when it was logged */
+  uint64_t node_err_ms;
+} daemon;
+
+/* The node's clock. Outbox times and the HLC are wall-clock milliseconds
+ * (write.h), and the node's timers need time that never stands still nor
+ * goes back: advance by the monotonic clock, and jump forward to the wall
+ * clock when it is ahead (a wall clock stepped back does not freeze us). */
+static uint64_t tick_clock(daemon *d) {
+  uint64_t mono = vn_mono_ms(), wall = vn_wall_ms();
+  uint64_t t = d->now_ms + (mono - d->mono_ms);
+  d->now_ms = wall > t ? wall : t;
+  d->mono_ms = mono;
+  return d->now_ms;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static void addr_text(const ENetAddress *a, char out[ADDR_TEXT_MAX]) {
+  char ip[48];
+  if (enet_address_get_host_ip(a, ip, sizeof ip) != 0) snprintf(ip, sizeof ip, "?");
+  snprintf(out, ADDR_TEXT_MAX, "%s:%u", ip, (unsigned)a->port);
+}
+
+static void slot_clear(slot *s) {
+  memset(s, 0, sizeof *s);
+  s->dial = -1;
+}
+
+/* ---- handles: lowest free, never from addresses or pointers ---- */
+
+static uint32_t handle_alloc(daemon *d, uint32_t si) {
+  for (uint32_t h = 1; h <= HANDLES_MAX; h++) {
+    if (d->handle_slot[h] == 0) {
+      d->handle_slot[h] = si + 1;
+      return h;
+    }
+  }
+  return 0;
+}
+
+static void handle_free(daemon *d, uint32_t h) {
+  assert(h >= 1 && h <= HANDLES_MAX && d->handle_slot[h] != 0);
+  d->handle_slot[h] = 0;
+}
+
+/* ---- dials: deterministic exponential backoff ---- */
+
+/* Delay before attempt `attempt` (>= 1) of dial `text` by node `self`
+ * (hex id): 200 ms doubling to 5 s, minus up to a quarter. The jitter is a
+ * hash of (node, address, attempt), not rand(): the schedule is
+ * reproducible, and nodes redialling one address after its restart still
+ * spread out. */
+static uint64_t backoff_ms(const char *self, const char *text, uint32_t attempt) {
+  assert(attempt >= 1);
+  uint64_t d = BACKOFF_MIN_MS;
+  for (uint32_t i = 1; i < attempt && d < BACKOFF_MAX_MS; i++) d *= 2; /* bounded: stops at the cap */
+  d = min_u64(d, BACKOFF_MAX_MS);
+  uint8_t in[4] = {(uint8_t)attempt, (uint8_t)(attempt >> 8), (uint8_t)(attempt >> 16), (uint8_t)(attempt >> 24)};
+  uint8_t h[8];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, sizeof h);
+  crypto_generichash_update(&st, (const uint8_t *)self, strlen(self) + 1); /* with its NUL: a separator */
+  crypto_generichash_update(&st, (const uint8_t *)text, strlen(text));
+  crypto_generichash_update(&st, in, sizeof in);
+  crypto_generichash_final(&st, h, sizeof h);
+  uint64_t u = 0;
+  for (int i = 0; i < 8; i++) u = (u << 8) | h[i];
+  return d - (d / 4) * (u % 1000u) / 1000u;
+}
+
+static void dial_lost(daemon *d, int32_t di) {
+  assert(di >= 0 && (uint32_t)di < d->dial_count);
+  dial *dl = &d->dials[di];
+  dl->slot = -1;
+  if (dl->attempt < UINT32_MAX) dl->attempt++;
+  uint64_t delay = backoff_ms(d->node_hex, dl->text, dl->attempt);
+  dl->next_ms = d->now_ms + delay;
+  vn_log(VN_LOG_DEBUG, "dial_wait", "addr=%s attempt=%u delay_ms=%llu", dl->text, dl->attempt,
+         (unsigned long long)delay);
+}
+
+static void dials_due(daemon *d) {
+  for (uint32_t i = 0; i < d->dial_count; i++) {
+    dial *dl = &d->dials[i];
+    if (dl->slot >= 0 || d->now_ms < dl->next_ms) continue;
+    d->c.dial_attempts++;
+    ENetPeer *p = enet_host_connect(d->host, &dl->addr, 1, 0);
+    if (p == NULL) { /* every slot taken (a flood?): try again later */
+      vn_log(VN_LOG_WARN, "dial_failed", "addr=%s reason=no_free_slot", dl->text);
+      dial_lost(d, (int32_t)i);
+      continue;
+    }
+    uint32_t si = (uint32_t)(p - d->host->peers);
+    slot *s = &d->slots[si];
+    slot_clear(s);
+    s->dial = (int32_t)i;
+    snprintf(s->addr, sizeof s->addr, "%s", dl->text);
+    dl->slot = (int32_t)si;
+    enet_peer_timeout(p, 0, ENET_TIMEOUT_MIN_MS, ENET_TIMEOUT_MAX_MS);
+    vn_log(VN_LOG_DEBUG, "dial", "addr=%s attempt=%u", dl->text, dl->attempt + 1);
+  }
+}
+
+static uint64_t dials_next(const daemon *d) {
+  uint64_t t = UINT64_MAX;
+  for (uint32_t i = 0; i < d->dial_count; i++)
+    if (d->dials[i].slot < 0) t = min_u64(t, d->dials[i].next_ms);
+  return t;
+}
+
+/* ---- connections ---- */
+
+/* Tell the node the connection of slot `si` is gone (if it knows it). */
+static void conn_forget(daemon *d, uint32_t si, const char *reason) {
+  slot *s = &d->slots[si];
+  if (s->handle == 0) return;
+  (void)vs_node_peer_down(d->node, s->handle, d->now_ms);
+  vn_log(s->ready ? VN_LOG_INFO : VN_LOG_DEBUG, "peer_down", "peer=%u addr=%s reason=%s", s->handle, s->addr, reason);
+  handle_free(d, s->handle);
+  s->handle = 0;
+  s->ready = false;
+  d->status_dirty = true;
+}
+
+/* Forget slot `si` whole: the node's peer and the dial's attempt. `reset`:
+ * also reset the ENet peer (no event will come for it). */
+static void slot_drop(daemon *d, uint32_t si, bool reset, const char *reason) {
+  slot *s = &d->slots[si];
+  conn_forget(d, si, reason);
+  if (s->dial >= 0) dial_lost(d, s->dial);
+  if (reset) enet_peer_reset(&d->host->peers[si]);
+  slot_clear(s);
+  d->kick = true;
+}
+
+static void on_connect(daemon *d, ENetPeer *p) {
+  uint32_t si = (uint32_t)(p - d->host->peers);
+  slot *s = &d->slots[si];
+  conn_forget(d, si, "replaced"); /* defensive: nothing to forget unless an event was missed */
+  const ENetAddress *want = s->dial >= 0 ? &d->dials[s->dial].addr : NULL;
+  if (want != NULL && (p->address.host != want->host || p->address.port != want->port)) {
+    dial_lost(d, s->dial); /* defensive: the slot is not our attempt any more */
+    s->dial = -1;
+  }
+  if (s->dial < 0) addr_text(&p->address, s->addr);
+  s->initiator = s->dial >= 0;
+  uint32_t h = handle_alloc(d, si);
+  vs_err err = h == 0 ? VS_ERR_LIMIT : vs_node_peer_up(d->node, h, s->initiator, d->now_ms);
+  if (err != VS_OK) {
+    if (h != 0) handle_free(d, h);
+    d->c.refused_full++;
+    vn_log(VN_LOG_WARN, "peer_refused", "addr=%s reason=%s", s->addr, vs_err_name(err));
+    slot_drop(d, si, true, "refused");
+    return;
+  }
+  s->handle = h;
+  s->up_ms = d->now_ms;
+  if (s->initiator) d->c.connections_out++;
+  else d->c.connections_in++;
+  enet_peer_timeout(p, 0, ENET_TIMEOUT_MIN_MS, ENET_TIMEOUT_MAX_MS);
+  vn_log(VN_LOG_DEBUG, "connected", "peer=%u addr=%s dir=%s", h, s->addr, s->initiator ? "out" : "in");
+  d->status_dirty = true;
+}
+
+/* The frame that completes the handshake on our side names the peer: REPLY
+ * (initiator: id_r at byte 34) or AUTH (responder: id_i at byte 2), see
+ * wire.h; it is authentic once the node accepted it. */
+static void on_receive(daemon *d, ENetPeer *p, const ENetPacket *pkt) {
+  uint32_t si = (uint32_t)(p - d->host->peers);
+  slot *s = &d->slots[si];
+  if (s->handle == 0) return; /* closed by the node: late frames are dropped */
+  uint8_t type = 0;
+  uint8_t want = s->initiator ? VS_FRAME_REPLY : VS_FRAME_AUTH;
+  bool finishing = !s->ready && vs_frame_type(pkt->data, pkt->dataLength, &type) == VS_OK && type == want;
+  vs_err err = vs_node_on_frame(d->node, s->handle, pkt->data, pkt->dataLength, d->now_ms);
+  if (err == VS_OK && finishing) {
+    size_t at = s->initiator ? 2u + 32u : 2u;
+    assert(pkt->dataLength >= at + VS_ORIGIN_BYTES); /* the node accepted a whole frame */
+    memcpy(s->node_id, pkt->data + at, VS_ORIGIN_BYTES);
+    s->ready = true;
+    s->up_ms = d->now_ms;
+    if (s->dial >= 0) d->dials[s->dial].attempt = 0;
+    char hex[VS_NODE_ID_HEX_BYTES];
+    vs_hex_encode(s->node_id, VS_ORIGIN_BYTES, hex);
+    vn_log(VN_LOG_INFO, "peer_up", "peer=%u addr=%s dir=%s node=%.16s", s->handle, s->addr,
+           s->initiator ? "out" : "in", hex);
+    d->status_dirty = true;
+  } else if (err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL) {
+    vn_log(VN_LOG_ERROR, "frame_failed", "peer=%u err=%s", s->handle, vs_err_name(err));
+  } else if (err != VS_OK) {
+    vn_log(VN_LOG_DEBUG, "frame_rejected", "peer=%u addr=%s bytes=%zu err=%s", s->handle, s->addr,
+           (size_t)pkt->dataLength, vs_err_name(err));
+  }
+}
+
+static void on_event(daemon *d, ENetEvent *ev) {
+  switch (ev->type) {
+    case ENET_EVENT_TYPE_CONNECT: on_connect(d, ev->peer); break;
+    case ENET_EVENT_TYPE_RECEIVE:
+      on_receive(d, ev->peer, ev->packet);
+      enet_packet_destroy(ev->packet);
+      break;
+    case ENET_EVENT_TYPE_DISCONNECT:
+      slot_drop(d, (uint32_t)(ev->peer - d->host->peers), false, "disconnected");
+      break;
+    case ENET_EVENT_TYPE_NONE: break;
+  }
+  d->kick = true;
+}
+
+/* ---- the node's outputs ---- */
+
+static void out_send(daemon *d, uint32_t h, const uint8_t *bytes, size_t len) {
+  assert(h >= 1 && h <= HANDLES_MAX && d->handle_slot[h] != 0); /* the node only names live handles */
+  uint32_t si = d->handle_slot[h] - 1;
+  ENetPeer *p = &d->host->peers[si];
+  ENetPacket *pkt = enet_packet_create(bytes, len, ENET_PACKET_FLAG_RELIABLE);
+  if (pkt != NULL && enet_peer_send(p, 0, pkt) == 0) return;
+  if (pkt != NULL) enet_packet_destroy(pkt); /* a failed send leaves the packet to us */
+  d->c.send_errors++;
+  /* The reliable stream now has a hole: this session cannot go on. The
+   * dial, if any, waits for the disconnect event. */
+  vn_log(VN_LOG_WARN, "send_failed", "peer=%u addr=%s bytes=%zu", h, d->slots[si].addr, len);
+  conn_forget(d, si, "send_failed");
+  enet_peer_disconnect(p, 0);
+}
+
+static void out_close(daemon *d, uint32_t h) {
+  assert(h >= 1 && h <= HANDLES_MAX && d->handle_slot[h] != 0);
+  uint32_t si = d->handle_slot[h] - 1;
+  slot *s = &d->slots[si];
+  /* The node has forgotten the handle already. */
+  vn_log(VN_LOG_INFO, s->ready ? "peer_down" : "handshake_failed", "peer=%u addr=%s reason=closed_by_node", h,
+         s->addr);
+  handle_free(d, h);
+  s->handle = 0;
+  s->ready = false;
+  d->status_dirty = true;
+  enet_peer_disconnect_later(&d->host->peers[si], 0); /* flushes what is queued first */
+}
+
+static void node_drain(daemon *d) {
+  for (uint32_t i = 0; i < OUTS_PER_DRAIN; i++) {
+    vs_node_out out;
+    uint64_t wake = UINT64_MAX;
+    vs_err err = vs_node_poll(d->node, d->now_ms, &out, &wake);
+    if (err != VS_OK) {
+      /* Storage trouble (a full store?): nothing is lost, the node retries
+       * at its next poll; say so once in a while, not every round. */
+      if (err != d->node_err || d->now_ms >= d->node_err_ms + NODE_ERR_LOG_MS) {
+        vn_log(VN_LOG_ERROR, "node_error", "err=%s msg=\"%s\"", vs_err_name(err), vs_strerror(err));
+        d->node_err = err;
+        d->node_err_ms = d->now_ms;
+      }
+      wake = min_u64(wake, d->now_ms + 100u); /* try again soon, not in a spin */
+    }
+    if (out.kind == VS_NODE_OUT_NONE) {
+      d->node_wake_ms = wake;
+      return;
+    }
+    if (out.kind == VS_NODE_OUT_SEND) out_send(d, out.peer, out.bytes, out.bytes_len);
+    else out_close(d, out.peer);
+  }
+  d->node_wake_ms = d->now_ms; /* more queued: after a turn of the network */
+}
+
+/* ---- half-open sweep ---- */
+
+static bool half_open_state(ENetPeerState st) {
+  return st == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT || st == ENET_PEER_STATE_CONNECTION_PENDING ||
+         st == ENET_PEER_STATE_CONNECTION_SUCCEEDED;
+}
+
+static void sweep(daemon *d) {
+  uint32_t reset = 0, live = 0;
+  for (uint32_t si = 0; si < d->host->peerCount; si++) {
+    ENetPeer *p = &d->host->peers[si];
+    slot *s = &d->slots[si];
+    if (p->state != ENET_PEER_STATE_DISCONNECTED) live++;
+    if (p->state != s->seen_state || p->connectID != s->seen_connect_id) {
+      s->seen_state = p->state;
+      s->seen_connect_id = p->connectID;
+      s->seen_since_ms = d->now_ms;
+      continue;
+    }
+    if (p->state == ENET_PEER_STATE_DISCONNECTED) {
+      if (s->handle != 0 || s->dial >= 0) slot_drop(d, si, false, "reset"); /* reset without an event */
+      continue;
+    }
+    if (p->state == ENET_PEER_STATE_CONNECTED || d->now_ms - s->seen_since_ms < HALF_OPEN_MS) continue;
+    /* Stuck: an attempt nobody completes (a flood, or a dial to a dead
+     * address) or a disconnect nobody acknowledges. */
+    bool flood = s->dial < 0 && s->handle == 0 && half_open_state(p->state);
+    if (flood) {
+      d->c.half_open_resets++;
+      reset++;
+    } else {
+      d->c.stale_resets++;
+      vn_log(VN_LOG_DEBUG, "peer_reset", "slot=%u state=%d addr=%s", si, (int)p->state, s->addr);
+    }
+    slot_drop(d, si, true, "stuck");
+  }
+  if (reset > 0)
+    vn_log(VN_LOG_INFO, "half_open_reset", "count=%u total=%llu", reset, (unsigned long long)d->c.half_open_resets);
+  d->enet_live = live;
+  d->sweep_next_ms = d->now_ms + SWEEP_MS;
+}
+
+/* ---- DIR/run.json ---- */
+
+static void json_stats(FILE *f, const daemon *d) {
+  vs_node_stats st;
+  vs_node_stats_get(d->node, &st);
+  const counters *c = &d->c;
+  fprintf(f,
+          "\"stats\": {\"frames_in\": %llu, \"frames_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu,\n"
+          "  \"handshakes_done\": %llu, \"handshakes_timeout\": %llu,\n"
+          "  \"rejected\": {\"auth\": %llu, \"replay\": %llu, \"malformed\": %llu, \"state\": %llu, "
+          "\"unknown_peer\": %llu},\n"
+          "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
+          "\"runs_forged\": %llu, \"runs_fork\": %llu,\n"
+          "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
+          "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
+          "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu}",
+          (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, (unsigned long long)st.bytes_in,
+          (unsigned long long)st.bytes_out, (unsigned long long)st.handshakes_done,
+          (unsigned long long)st.handshakes_timeout, (unsigned long long)st.rejected_auth,
+          (unsigned long long)st.rejected_replay, (unsigned long long)st.rejected_malformed,
+          (unsigned long long)st.rejected_state, (unsigned long long)st.rejected_unknown_peer,
+          (unsigned long long)st.runs_applied, (unsigned long long)st.ops_applied,
+          (unsigned long long)st.ops_duplicate, (unsigned long long)st.runs_gap, (unsigned long long)st.runs_forged,
+          (unsigned long long)st.runs_fork, (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
+          (unsigned long long)st.resends, (unsigned long long)c->half_open_resets,
+          (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
+          (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
+          (unsigned long long)c->connections_in, (unsigned long long)c->connections_out);
+}
+
+static void json_peers(FILE *f, const daemon *d) {
+  fputs("\"peers\": [", f);
+  const char *sep = "";
+  for (uint32_t h = 1; h <= HANDLES_MAX; h++) { /* by handle: a stable order */
+    if (d->handle_slot[h] == 0) continue;
+    const slot *s = &d->slots[d->handle_slot[h] - 1];
+    char hex[VS_NODE_ID_HEX_BYTES] = "";
+    if (s->ready) vs_hex_encode(s->node_id, VS_ORIGIN_BYTES, hex);
+    fprintf(f, "%s\n  {\"peer\": %u, \"addr\": \"%s\", \"direction\": \"%s\", \"state\": \"%s\", ", sep, h, s->addr,
+            s->initiator ? "out" : "in", s->ready ? "ready" : "handshake");
+    if (s->ready) fprintf(f, "\"node_id\": \"%s\", ", hex);
+    else fputs("\"node_id\": null, ", f);
+    fprintf(f, "\"since_ms\": %llu}", (unsigned long long)s->up_ms);
+    sep = ",";
+  }
+  fputs("]", f);
+}
+
+static void json_dials(FILE *f, const daemon *d) {
+  fputs("\"dials\": [", f);
+  for (uint32_t i = 0; i < d->dial_count; i++) {
+    const dial *dl = &d->dials[i];
+    const char *state = "waiting";
+    if (dl->slot >= 0) state = d->slots[dl->slot].ready ? "ready" : "connecting";
+    fprintf(f, "%s{\"addr\": \"%s\", \"state\": \"%s\", \"attempt\": %u, \"next_ms\": %llu}", i > 0 ? ", " : "",
+            dl->text, state, dl->attempt, (unsigned long long)(dl->slot >= 0 ? 0 : dl->next_ms));
+  }
+  fputs("]", f);
+}
+
+static void status_write(daemon *d) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (f == NULL) return;
+  json_peers(f, d);
+  fprintf(f,
+          ",\n\"daemon\": {\"pid\": %ld, \"listen\": \"%s\", \"node_id\": \"%s\", \"started_ms\": %llu, "
+          "\"updated_ms\": %llu, \"peers_ready\": %u,\n ",
+          (long)getpid(), d->listen, d->node_hex, (unsigned long long)d->started_ms, (unsigned long long)d->now_ms,
+          vs_node_peers_ready(d->node));
+  json_dials(f, d);
+  fputs(",\n ", f);
+  json_stats(f, d);
+  fputs("}", f);
+  bool ok = fclose(f) == 0;
+  if (ok && !vn_run_json_write(d->dir, (long)getpid(), buf, len) && !d->status_warned) {
+    vn_log(VN_LOG_WARN, "status_file_failed", "errno=%d", errno);
+    d->status_warned = true;
+  }
+  free(buf);
+  d->status_dirty = false;
+  d->status_last_ms = d->now_ms;
+  d->status_next_ms = d->now_ms + STATUS_MS;
+}
+
+static void status_maybe(daemon *d) {
+  if (d->now_ms >= d->status_next_ms || (d->status_dirty && d->now_ms >= d->status_last_ms + STATUS_DIRTY_MS))
+    status_write(d);
+}
+
+/* ---- the loop ---- */
+
+/* Handle ENet events until none is pending (bounded per round). */
+static void service(daemon *d) {
+  for (uint32_t i = 0; i < EVENTS_PER_ROUND; i++) {
+    ENetEvent ev;
+    int rc = enet_host_service(d->host, &ev, 0);
+    if (rc < 0) {
+      vn_log(VN_LOG_WARN, "enet_error", "errno=%d", errno);
+      return;
+    }
+    if (rc == 0) return;
+    on_event(d, &ev);
+  }
+  d->kick = true; /* events left: the next round comes at once */
+}
+
+/* Sleep until the next thing to do, a packet, a nudge or a signal. */
+static void wait_round(daemon *d) {
+  uint64_t next = d->node_wake_ms;
+  next = min_u64(next, dials_next(d));
+  next = min_u64(next, d->status_next_ms);
+  if (d->enet_live > 0) next = min_u64(next, d->sweep_next_ms);
+  uint64_t cap = d->enet_live > 0 ? ENET_SLEEP_MS : IDLE_SLEEP_MS;
+  uint64_t now = tick_clock(d);
+  int timeout = d->kick ? 0 : (int)(next <= now ? 0 : min_u64(next - now, cap));
+  struct pollfd fds[3] = {{d->host->socket, POLLIN, 0}, {d->stop_fd, POLLIN, 0}, {d->nudge_fd, POLLIN, 0}};
+  nfds_t n = d->nudge_fd >= 0 ? 3 : 2;
+  int rc = poll(fds, n, timeout);
+  if (rc < 0 && errno != EINTR) vn_log(VN_LOG_WARN, "poll_error", "errno=%d", errno);
+  if (rc > 0 && n == 3 && (fds[2].revents & POLLIN)) {
+    uint32_t got = vn_nudge_drain(d->nudge_fd, NUDGES_PER_WAKE);
+    d->c.nudges += got;
+    if (got > 0) {
+      d->kick = true;
+      vn_log(VN_LOG_DEBUG, "nudge", "count=%u", got);
+    }
+  }
+}
+
+static void run_loop(daemon *d) {
+  /* Runs until a signal: each round is bounded (events, outputs, dials). */
+  while (!stop_signal) {
+    tick_clock(d);
+    service(d);
+    dials_due(d);
+    if (d->now_ms >= d->sweep_next_ms) sweep(d);
+    if (d->kick || d->now_ms >= d->node_wake_ms) {
+      d->kick = false;
+      node_drain(d);
+    }
+    status_maybe(d);
+    enet_host_flush(d->host); /* send what the node queued */
+    wait_round(d);
+  }
+}
+
+/* Disconnect every peer, wait a little for their acknowledgement. */
+static void stop_peers(daemon *d) {
+  uint32_t connected = 0;
+  for (uint32_t si = 0; si < d->host->peerCount; si++) {
+    ENetPeer *p = &d->host->peers[si];
+    if (p->state == ENET_PEER_STATE_CONNECTED) {
+      enet_peer_disconnect(p, 0);
+      connected++;
+    }
+  }
+  uint64_t deadline = vn_mono_ms() + STOP_LINGER_MS;
+  for (uint32_t round = 0; connected > 0 && round < 1000 && vn_mono_ms() < deadline; round++) {
+    ENetEvent ev;
+    int rc = enet_host_service(d->host, &ev, 10);
+    if (rc < 0) break;
+    if (rc == 0) continue;
+    if (ev.type == ENET_EVENT_TYPE_RECEIVE) enet_packet_destroy(ev.packet);
+    if (ev.type == ENET_EVENT_TYPE_DISCONNECT && connected > 0) connected--;
+  }
+}
+
+static bool install_signals(daemon *d) {
+  int pfd[2];
+  if (pipe(pfd) != 0) return false;
+  for (int i = 0; i < 2; i++) {
+    (void)fcntl(pfd[i], F_SETFD, FD_CLOEXEC);
+    (void)fcntl(pfd[i], F_SETFL, O_NONBLOCK);
+  }
+  d->stop_fd = pfd[0];
+  stop_pipe_w = pfd[1];
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0; /* no SA_RESTART: poll returns EINTR */
+  return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0;
+}
+
+static int open_host(daemon *d, const char *listen_text, const ENetAddress *listen) {
+  d->host = enet_host_create(listen, ENET_PEERS, 1, 0, 0);
+  if (d->host == NULL) {
+    vn_errorf("run", "cannot listen on %s (address in use or not available)", listen_text);
+    return VN_EXIT_NET;
+  }
+  /* One frame is at most VS_FRAME_BYTES_MAX; a peer may not make ENet hold
+   * much more than a frame or two of it before the node has seen them. */
+  d->host->maximumPacketSize = VS_FRAME_BYTES_MAX;
+  d->host->maximumWaitingData = 2u * VS_FRAME_BYTES_MAX;
+  ENetAddress bound;
+  if (enet_socket_get_address(d->host->socket, &bound) != 0) bound = *listen;
+  bound.host = listen->host; /* the socket says 0.0.0.0 for ENET_HOST_ANY: keep what was asked */
+  addr_text(&bound, d->listen);
+  return 0;
+}
+
+static void daemon_init(daemon *d, const char *dir) {
+  memset(d, 0, sizeof *d);
+  d->dir = dir;
+  d->nudge_fd = d->stop_fd = -1;
+  for (uint32_t i = 0; i < ENET_PEERS; i++) slot_clear(&d->slots[i]);
+  d->mono_ms = vn_mono_ms();
+  d->now_ms = vn_wall_ms();
+  d->started_ms = d->now_ms;
+  d->node_wake_ms = d->now_ms;
+}
+
+static void daemon_free(daemon *d) {
+  if (d->host != NULL) enet_host_destroy(d->host);
+  vs_node_close(d->node);
+  if (d->nudge_fd >= 0) close(d->nudge_fd);
+  if (d->stop_fd >= 0) close(d->stop_fd);
+  if (stop_pipe_w >= 0) close(stop_pipe_w);
+  stop_pipe_w = -1;
+}
+
+/* Resolve every address, open the node, listen. 0 or an exit code. */
+static int daemon_open(daemon *d, const vn_run_args *a) {
+  ENetAddress listen;
+  int rc = vn_run_resolve("--listen", a->listen, 0, &listen);
+  for (uint32_t i = 0; i < a->peer_count && rc == 0; i++) {
+    dial *dl = &d->dials[d->dial_count++];
+    dl->text = a->peers[i];
+    dl->slot = -1;
+    dl->next_ms = d->now_ms;
+    rc = vn_run_resolve("--peer", a->peers[i], 1, &dl->addr);
+  }
+  if (rc != 0) return rc;
+  uint8_t id[VS_ORIGIN_BYTES];
+  rc = vn_open_node_id("run", a->dir, a->mesh_key, true, &d->node, id);
+  if (rc != 0) return rc;
+  vs_hex_encode(id, VS_ORIGIN_BYTES, d->node_hex);
+  rc = open_host(d, a->listen, &listen);
+  if (rc != 0) return rc;
+  d->nudge_fd = vn_nudge_listen(a->dir);
+  if (d->nudge_fd < 0)
+    vn_log(VN_LOG_WARN, "nudge_unavailable", "errno=%d note=\"writes are picked up by the timers\"", errno);
+  if (!install_signals(d)) {
+    vn_errorf("run", "cannot install signal handlers");
+    return VN_EXIT_NET;
+  }
+  return 0;
+}
+
+int vn_cmd_run(int argc, char **argv) {
+  vn_run_args a;
+  bool done = false;
+  int rc = vn_run_args_parse(argc, argv, &a, &done);
+  if (rc != 0 || done) return rc;
+  vn_log_set_level(a.level);
+  if (sodium_init() < 0 || enet_initialize() != 0) {
+    vn_errorf("run", "cannot initialise libsodium or ENet");
+    return VN_EXIT_NET;
+  }
+  daemon *d = malloc(sizeof *d);
+  if (d == NULL) {
+    enet_deinitialize();
+    vn_errorf("run", "out of memory");
+    return VN_EXIT_STORAGE;
+  }
+  daemon_init(d, a.dir);
+  rc = daemon_open(d, &a);
+  if (rc == 0) {
+    vn_log(VN_LOG_INFO, "start", "node=%.16s data=\"%s\" peers=%u pid=%ld", d->node_hex, a.dir, d->dial_count,
+           (long)getpid());
+    vn_log(VN_LOG_INFO, "listening", "addr=%s", d->listen);
+    status_write(d);
+    run_loop(d);
+    vn_log(VN_LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
+    stop_peers(d);
+    vn_run_json_remove(a.dir);
+  }
+  daemon_free(d);
+  free(d);
+  enet_deinitialize();
+  if (rc == 0) vn_log(VN_LOG_INFO, "stopped", "pid=%ld", (long)getpid());
+  return rc;
+}

@@ -1,0 +1,102 @@
+/* run.h: what the daemon's files (run.c, run_status.c) share with each
+ * other and with demo.c. The program, not the library: it may own a clock,
+ * sockets, signals and a process-wide log level.
+ *
+ *   run.c         `vix-node run`: the ENet driver loop around the sans-IO
+ *                 vs_node, reconnect backoff, half-open sweep, run.json content
+ *   run_args.c    its arguments and addresses
+ *   run_status.c  structured logs, the nudge socket, DIR/run.json (the live
+ *                 part of `status --json`)
+ */
+#ifndef VN_RUN_H
+#define VN_RUN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <enet/enet.h>
+
+#include "vn.h"
+
+/* ---- logs: one line per record on stderr, key=value ---- */
+
+typedef enum vn_log_level {
+  VN_LOG_ERROR = 0,
+  VN_LOG_WARN = 1,
+  VN_LOG_INFO = 2,
+  VN_LOG_DEBUG = 3,
+} vn_log_level;
+
+/* Records above this level are dropped (default info). */
+void vn_log_set_level(vn_log_level level);
+bool vn_log_enabled(vn_log_level level);
+
+/* Parse "error|warn|info|debug". */
+bool vn_log_level_parse(const char *text, vn_log_level *level_out);
+
+/* Write "ts=<wall ms> level=<l> event=<event> <fmt...>\n" in one write(2),
+ * so lines of concurrent processes sharing stderr never interleave. `fmt`
+ * holds the rest as key=value pairs; values with spaces must be quoted by
+ * the caller. */
+void vn_log(vn_log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- arguments of `vix-node run` (run_args.c) ---- */
+
+#define VN_RUN_PEERS_MAX 64u /* --peer options */
+#define VN_RUN_HOST_MAX 64u  /* the host part of HOST:PORT */
+
+typedef struct vn_run_args {
+  const char *dir, *listen, *mesh_key;
+  const char *peers[VN_RUN_PEERS_MAX];
+  uint32_t peer_count;
+  vn_log_level level;
+} vn_run_args;
+
+/* Parse argv (argv[0] is "run"). Returns 0 to go on, or an exit code after
+ * printing why; `--help` prints the usage on stdout and returns 0 with *done. */
+int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done);
+
+/* Parse "HOST:PORT" (an IPv4 address or a name; ENet 1.3 speaks IPv4) with
+ * a port in min_port..65535 and resolve it. Returns 0, VN_EXIT_USAGE (bad
+ * syntax) or VN_EXIT_NET (the name does not resolve), after printing why. */
+int vn_run_resolve(const char *what, const char *text, unsigned min_port, ENetAddress *out);
+
+/* ---- the nudge: CLI write -> daemon, a Unix datagram socket ---- */
+
+/* Bind the daemon's nudge socket for `dir` (non-blocking, close-on-exec).
+ * Returns the fd, or -1 with errno (EADDRINUSE: another process holds the
+ * name). */
+int vn_nudge_listen(const char *dir);
+
+/* Read and drop every pending nudge (at most `max`). Returns how many. */
+uint32_t vn_nudge_drain(int fd, uint32_t max);
+
+/* True when a process has the nudge socket of `dir` bound (a daemon that
+ * holds the store's owner lock binds it after taking the lock; the kernel
+ * unbinds it when the process dies, even by kill -9). */
+bool vn_nudge_bound(const char *dir);
+
+/* ---- DIR/run.json ---- */
+
+#define VN_RUN_JSON_FILE "run.json"
+
+/* Replace DIR/run.json atomically (temporary file + rename) with
+ *   {"pid": PID,\n<members>}\n
+ * where `members` is `"peers": [...], "daemon": {...}` (what status prints).
+ * Returns false (errno set) when it could not. */
+bool vn_run_json_write(const char *dir, long pid, const char *members, size_t members_len);
+
+/* Remove DIR/run.json (clean exit). */
+void vn_run_json_remove(const char *dir);
+
+/* ---- time ---- */
+
+/* Wall-clock milliseconds (CLOCK_REALTIME), for log timestamps. */
+uint64_t vn_wall_ms(void);
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines of the program. */
+uint64_t vn_mono_ms(void);
+
+#endif

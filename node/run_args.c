@@ -1,0 +1,119 @@
+/* vix-node run: its arguments, and HOST:PORT addresses (see run.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+
+#include "run.h"
+
+static void usage_full(FILE *out) {
+  fputs("usage: vix-node run --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE]\n"
+        "                    [--log-level error|warn|info|debug]\n\n"
+        "Run the sync node of DIR: listen on HOST:PORT (UDP, ENet; port 0 picks a free port, logged as\n"
+        "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
+        "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
+        "vix-node commands on DIR are pushed at once. Logs go to stderr, one key=value record a line;\n"
+        "`vix-node status --data DIR --json` shows the live peers. SIGINT or SIGTERM stops it cleanly.\n",
+        out);
+}
+
+void vn_usage_run(FILE *out) {
+  fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n", out);
+}
+
+/* "--name VALUE" or "--name=VALUE": the value, advancing *i; NULL if absent. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, bool *matched) {
+  size_t n = strlen(name);
+  *matched = false;
+  if (strncmp(argv[*i], name, n) != 0) return NULL;
+  if (argv[*i][n] == '=') {
+    *matched = true;
+    return argv[*i] + n + 1;
+  }
+  if (argv[*i][n] != '\0') return NULL;
+  *matched = true;
+  if (*i + 1 >= argc) return NULL;
+  (*i)++;
+  return argv[*i];
+}
+
+int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
+  memset(a, 0, sizeof *a);
+  a->level = VN_LOG_INFO;
+  *done = false;
+  for (int i = 1; i < argc; i++) { /* bounded by argc */
+    bool m = false;
+    const char *v;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage_full(stdout);
+      *done = true;
+      return VN_EXIT_OK;
+    }
+    if ((v = opt_value(argc, argv, &i, "--data", &m)) != NULL || m) a->dir = v;
+    else if ((v = opt_value(argc, argv, &i, "--listen", &m)) != NULL || m) a->listen = v;
+    else if ((v = opt_value(argc, argv, &i, "--mesh-key", &m)) != NULL || m) a->mesh_key = v;
+    else if ((v = opt_value(argc, argv, &i, "--peer", &m)) != NULL || m) {
+      if (v != NULL && a->peer_count == VN_RUN_PEERS_MAX) {
+        vn_errorf("run", "at most %u --peer options", VN_RUN_PEERS_MAX);
+        return VN_EXIT_USAGE;
+      }
+      if (v != NULL) a->peers[a->peer_count++] = v;
+    } else if ((v = opt_value(argc, argv, &i, "--log-level", &m)) != NULL || m) {
+      if (v != NULL && !vn_log_level_parse(v, &a->level)) {
+        vn_errorf("run", "--log-level: '%s' is not error, warn, info or debug", v);
+        return VN_EXIT_USAGE;
+      }
+    } else {
+      vn_errorf("run", "unknown argument '%s' (vix-node run --help)", argv[i]);
+      return VN_EXIT_USAGE;
+    }
+    if (m && v == NULL) {
+      vn_errorf("run", "%s needs a value", argv[i]);
+      return VN_EXIT_USAGE;
+    }
+  }
+  if (a->dir == NULL || a->listen == NULL) {
+    vn_errorf("run", "--data DIR and --listen HOST:PORT are required (vix-node run --help)");
+    return VN_EXIT_USAGE;
+  }
+  return 0;
+}
+
+/* Split "HOST:PORT" (IPv4 address or name; ENet 1.3 speaks IPv4). Returns
+ * false for bad syntax: no colon, an empty or odd host, a port outside
+ * min_port..65535. */
+static bool split_addr(const char *text, char host[VN_RUN_HOST_MAX], uint16_t *port, unsigned min_port) {
+  const char *colon = strrchr(text, ':');
+  if (colon == NULL || colon == text || (size_t)(colon - text) >= VN_RUN_HOST_MAX) return false;
+  for (const char *c = text; c < colon; c++) {
+    bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+              *c == '-' || *c == '_';
+    if (!ok) return false;
+  }
+  const char *p = colon + 1;
+  if (*p == '\0' || strlen(p) > 5) return false;
+  unsigned long v = 0;
+  for (const char *c = p; *c != '\0'; c++) {
+    if (*c < '0' || *c > '9') return false;
+    v = v * 10 + (unsigned long)(*c - '0');
+  }
+  if (v < min_port || v > 65535) return false;
+  memcpy(host, text, (size_t)(colon - text));
+  host[colon - text] = '\0';
+  *port = (uint16_t)v;
+  return true;
+}
+
+int vn_run_resolve(const char *what, const char *text, unsigned min_port, ENetAddress *out) {
+  char host[VN_RUN_HOST_MAX];
+  uint16_t port = 0;
+  if (!split_addr(text, host, &port, min_port)) {
+    vn_errorf("run", "%s '%s': expected HOST:PORT (IPv4 address or name, port %u..65535)", what, text, min_port);
+    return VN_EXIT_USAGE;
+  }
+  memset(out, 0, sizeof *out);
+  out->port = port;
+  if (enet_address_set_host_ip(out, host) != 0 && enet_address_set_host(out, host) != 0) {
+    vn_errorf("run", "%s '%s': cannot resolve '%s'", what, text, host);
+    return VN_EXIT_NET;
+  }
+  return 0;
+}

@@ -1,0 +1,248 @@
+/* The daemon's side channels: structured logs, the nudge socket and
+ * DIR/run.json, the live part of `status --json` (see run.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "run.h"
+
+/* ---- time ---- */
+
+static uint64_t clock_ms(clockid_t id) {
+  struct timespec ts;
+  int rc = clock_gettime(id, &ts);
+  assert(rc == 0); /* both clocks exist on every Linux */
+  (void)rc;
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t vn_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+uint64_t vn_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+/* ---- logs ---- */
+
+static vn_log_level log_threshold = VN_LOG_INFO; /* the program's one setting */
+static const char *const LEVEL_NAMES[] = {"error", "warn", "info", "debug"};
+
+void vn_log_set_level(vn_log_level level) { log_threshold = level; }
+
+bool vn_log_enabled(vn_log_level level) { return level <= log_threshold; }
+
+bool vn_log_level_parse(const char *text, vn_log_level *level_out) {
+  for (unsigned i = 0; i < sizeof LEVEL_NAMES / sizeof LEVEL_NAMES[0]; i++) {
+    if (strcmp(text, LEVEL_NAMES[i]) == 0) {
+      *level_out = (vn_log_level)i;
+      return true;
+    }
+  }
+  return false;
+}
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+void vn_log(vn_log_level level, const char *event, const char *fmt, ...) {
+  if (!vn_log_enabled(level)) return;
+  char line[1024];
+  const size_t text_max = sizeof line - 1; /* keeps line[used] free for the newline */
+  int n = snprintf(line, text_max, "ts=%llu level=%s event=%s", (unsigned long long)vn_wall_ms(),
+                   LEVEL_NAMES[level], event);
+  if (n < 0) return;
+  size_t used = min_size((size_t)n, text_max - 1);
+  if (fmt != NULL && fmt[0] != '\0' && used + 2 < text_max) {
+    line[used++] = ' ';
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + used, text_max - used, fmt, ap);
+    va_end(ap);
+    if (m > 0) used += min_size((size_t)m, text_max - used - 1);
+  }
+  line[used] = '\n';
+  /* One write: a record stays one line beside other processes. */
+  ssize_t w = write(STDERR_FILENO, line, used + 1);
+  (void)w; /* nowhere to report a failed log line */
+}
+
+/* ---- the nudge socket: an abstract Unix datagram name per directory ---- */
+
+#define NUDGE_PREFIX "vixsync-"
+#define NUDGE_HASH_BYTES 16u
+
+/* "\0vixsync-<32 hex>": a hash of the directory's real path, so any path
+ * length fits and nothing is left on disk when the daemon dies (Linux
+ * abstract namespace). */
+static bool nudge_addr(const char *dir, struct sockaddr_un *addr, socklen_t *len_out) {
+  char *real = realpath(dir, NULL);
+  if (real == NULL) return false;
+  uint8_t h[NUDGE_HASH_BYTES];
+  crypto_generichash(h, sizeof h, (const uint8_t *)real, strlen(real), NULL, 0);
+  free(real);
+  char hex[2 * NUDGE_HASH_BYTES + 1];
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  size_t name_len = 1 + strlen(NUDGE_PREFIX) + strlen(hex);
+  _Static_assert(1 + sizeof NUDGE_PREFIX + 2 * NUDGE_HASH_BYTES <= sizeof addr->sun_path, "the name fits");
+  memcpy(addr->sun_path + 1, NUDGE_PREFIX, strlen(NUDGE_PREFIX));
+  memcpy(addr->sun_path + 1 + strlen(NUDGE_PREFIX), hex, strlen(hex));
+  *len_out = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + name_len);
+  return true;
+}
+
+static int dgram_socket(void) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  return fd;
+}
+
+int vn_nudge_listen(const char *dir) {
+  struct sockaddr_un addr;
+  socklen_t len;
+  if (!nudge_addr(dir, &addr, &len)) return -1;
+  int fd = dgram_socket();
+  if (fd < 0) return -1;
+  if (bind(fd, (const struct sockaddr *)&addr, len) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+uint32_t vn_nudge_drain(int fd, uint32_t max) {
+  uint32_t n = 0;
+  for (; n < max; n++) {
+    char b[16];
+    if (recv(fd, b, sizeof b, MSG_DONTWAIT) < 0) break;
+  }
+  return n;
+}
+
+void vn_nudge(const char *dir) {
+  struct sockaddr_un addr;
+  socklen_t len;
+  if (dir == NULL || !nudge_addr(dir, &addr, &len)) return;
+  int fd = dgram_socket();
+  if (fd < 0) return;
+  /* No daemon (ECONNREFUSED) or a full queue (EAGAIN: it is awake anyway):
+   * both are fine, the daemon's timers are the fallback. */
+  (void)sendto(fd, "n", 1, MSG_DONTWAIT, (const struct sockaddr *)&addr, len);
+  close(fd);
+}
+
+bool vn_nudge_bound(const char *dir) {
+  struct sockaddr_un addr;
+  socklen_t len;
+  if (dir == NULL || !nudge_addr(dir, &addr, &len)) return false;
+  int fd = dgram_socket();
+  if (fd < 0) return false;
+  /* connect() on a datagram socket sends nothing: it only looks the name up. */
+  bool bound = connect(fd, (const struct sockaddr *)&addr, len) == 0;
+  close(fd);
+  return bound;
+}
+
+/* ---- DIR/run.json ---- */
+
+#define RUN_JSON_BYTES_MAX (4u * 1024u * 1024u)
+
+static bool run_json_path(const char *dir, const char *suffix, char *out, size_t out_bytes) {
+  int n = snprintf(out, out_bytes, "%s/%s%s", dir, VN_RUN_JSON_FILE, suffix);
+  return n > 0 && (size_t)n < out_bytes;
+}
+
+bool vn_run_json_write(const char *dir, long pid, const char *members, size_t members_len) {
+  char path[PATH_MAX], tmp[PATH_MAX];
+  if (!run_json_path(dir, "", path, sizeof path) || !run_json_path(dir, ".tmp", tmp, sizeof tmp)) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  FILE *f = fopen(tmp, "w");
+  if (f == NULL) return false;
+  bool ok = fprintf(f, "{\"pid\": %ld,\n", pid) > 0;
+  ok = ok && fwrite(members, 1, members_len, f) == members_len;
+  ok = ok && fputs("}\n", f) >= 0;
+  ok = fclose(f) == 0 && ok;
+  /* No fsync: the file describes a live process and dies with it; after a
+   * crash, readers tell a stale file by the missing daemon. */
+  ok = ok && rename(tmp, path) == 0;
+  if (!ok) {
+    int e = errno;
+    (void)unlink(tmp);
+    errno = e;
+  }
+  return ok;
+}
+
+void vn_run_json_remove(const char *dir) {
+  char path[PATH_MAX];
+  if (run_json_path(dir, "", path, sizeof path)) (void)unlink(path);
+}
+
+/* Read DIR/run.json whole (NUL-terminated, caller frees), or NULL. */
+static char *run_json_read(const char *dir, size_t *len_out) {
+  char path[PATH_MAX];
+  if (!run_json_path(dir, "", path, sizeof path)) return NULL;
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return NULL;
+  char *buf = malloc(RUN_JSON_BYTES_MAX + 1);
+  size_t len = buf != NULL ? fread(buf, 1, RUN_JSON_BYTES_MAX, f) : 0;
+  bool whole = buf != NULL && !ferror(f) && feof(f);
+  fclose(f);
+  if (!whole) {
+    free(buf);
+    return NULL;
+  }
+  buf[len] = '\0';
+  *len_out = len;
+  return buf;
+}
+
+/* The members of a run.json written by vn_run_json_write: between the first
+ * line and the closing brace. false when the file is not of that shape. */
+static bool run_json_members(char *text, size_t len, long *pid_out, const char **members_out, size_t *members_len) {
+  static const char HEAD[] = "{\"pid\": ";
+  if (len < sizeof HEAD || memcmp(text, HEAD, sizeof HEAD - 1) != 0) return false;
+  char *end = NULL;
+  errno = 0;
+  long pid = strtol(text + sizeof HEAD - 1, &end, 10);
+  if (errno != 0 || pid <= 0 || end == NULL || strncmp(end, ",\n", 2) != 0) return false;
+  const char *members = end + 2;
+  size_t mlen = len - (size_t)(members - text);
+  while (mlen > 0 && (members[mlen - 1] == '\n' || members[mlen - 1] == ' ')) mlen--;
+  if (mlen == 0 || members[mlen - 1] != '}') return false;
+  mlen--; /* the object's closing brace */
+  *pid_out = pid;
+  *members_out = members;
+  *members_len = mlen;
+  return true;
+}
+
+bool vn_run_status_json(const char *dir, FILE *out) {
+  size_t len = 0;
+  char *text = dir != NULL ? run_json_read(dir, &len) : NULL;
+  long pid = 0;
+  const char *members = NULL;
+  size_t mlen = 0;
+  /* A daemon is alive when its process is (pid) and it still holds the
+   * nudge name, which it binds only after taking the store's owner lock:
+   * after a kill -9 the file is stale, the name is gone. */
+  bool live = text != NULL && run_json_members(text, len, &pid, &members, &mlen) &&
+              (kill((pid_t)pid, 0) == 0 || errno == EPERM) && vn_nudge_bound(dir);
+  if (live) fwrite(members, 1, mlen, out);
+  else fputs("\"peers\": [], \"daemon\": null", out);
+  free(text);
+  return live;
+}

@@ -1,0 +1,79 @@
+/* vn.h: what the vix-node commands share (the program, not the library).
+ *
+ * The command-line contract is DESIGN.md's "Command-line contract"; this
+ * header is only the seam between its files:
+ *   main.c   dispatch, `--help`
+ *   local.c  init, mesh-key, id, put, del, incr, get, import, retry-failed,
+ *            dump, status, log (everything that runs without the network):
+ *            dispatch, arguments, opening a data directory, the key
+ *            commands; local_write.c and local_read.c hold the others,
+ *            local.h what they share, json.c/json.h their JSON
+ *   run.c    run: the ENet driver around vs_node; the daemon side of the
+ *            nudge and of the live status
+ *   demo.c   demo: three child nodes on loopback, kill -9, restart, converge
+ */
+#ifndef VN_H
+#define VN_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "vixsync/vixsync.h"
+
+/* Exit codes (DESIGN.md). */
+enum {
+  VN_EXIT_OK = 0,
+  VN_EXIT_NOTFOUND = 1, /* not found, invariant failed, idempotency-key conflict */
+  VN_EXIT_USAGE = 2,    /* usage or bad input */
+  VN_EXIT_STORAGE = 3,  /* missing or foreign data directory, unreadable key file, full store */
+  VN_EXIT_NET = 4,      /* network error */
+};
+
+/* Files in a data directory besides the store's own. */
+#define VN_MESH_KEY_FILE "mesh.key" /* 64 hex, vs_mesh_key_save/_load */
+
+/* The commands: argv[0] is the command name. Each returns an exit code. */
+int vn_cmd_local(int argc, char **argv); /* local.c: every command but run and demo */
+int vn_cmd_run(int argc, char **argv);   /* run.c */
+int vn_cmd_demo(int argc, char **argv);  /* demo.c */
+bool vn_is_local_cmd(const char *name);  /* local.c */
+
+/* Print the one-line summary of every command (for `vix-node --help`). */
+void vn_usage_local(FILE *out); /* local.c */
+void vn_usage_run(FILE *out);   /* run.c */
+void vn_usage_demo(FILE *out);  /* demo.c */
+
+/* run.c: tell a daemon running on `dir` (if any) that new local writes are
+ * committed, so it pushes them at once. Never fails loudly: without a
+ * daemon, or if the nudge cannot be sent, the daemon's own timer (the
+ * fallback) picks the writes up. */
+void vn_nudge(const char *dir);
+
+/* run.c: write to `out` the live part of `status --json` as JSON members
+ * (no braces), `"peers": [...], "daemon": {...}` where daemon is null when no
+ * daemon runs on `dir`. Returns true when a daemon was found. */
+bool vn_run_status_json(const char *dir, FILE *out);
+
+/* local.c: an error line on stderr, "vix-node CMD: message". */
+void vn_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* local.c: the exit code for a library error (VS_ERR_FULL, store errors -> 3, ...). */
+int vn_exit_for(vs_err err);
+
+/* local.c: load DIR's identity and mesh key (mesh_key_path overrides
+ * DIR/mesh.key when not NULL) and open its node. own_outbox: true for the
+ * daemon, false for one-shot commands (they may run beside a daemon).
+ * On failure prints one line naming `cmd` and returns the exit code. */
+int vn_open_node(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox, vs_node **node_out);
+
+/* local.c: vn_open_node, and also the node id (its public key, the origin of
+ * its writes) in node_id_out. */
+int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox,
+                    vs_node **node_out, uint8_t node_id_out[VS_ORIGIN_BYTES]);
+
+/* The environment variable that sets the maximum store size in bytes (the
+ * LMDB map; default VS_STORE_MAP_BYTES_DEFAULT), read by vn_open_node and
+ * init. A write past it fails with exit 3 and changes nothing. */
+#define VN_MAP_BYTES_ENV "VIX_NODE_MAP_BYTES"
+
+#endif
