@@ -356,9 +356,11 @@ const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox) { return &outbo
 typedef struct obx_txn {
   MDB_txn *txn;
   vs_outbox_counts counts;
+  bool dirty; /* something was written: commit (else the txn is dropped) */
 } obx_txn;
 
 static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
+  t->dirty = false;
   vs_err err = vs_txn_begin(ob->store, true, &t->txn);
   if (err != VS_OK) return err;
   err = vs_obx_counts_load(t->txn, ob->store, ob->sink, &t->counts);
@@ -366,13 +368,25 @@ static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
   return err;
 }
 
+/* Commit what the step changed. A step that changed nothing (an idle tick)
+ * commits nothing: no disk write, no fsync. */
 static vs_err obx_finish(vs_outbox *ob, obx_txn *t, vs_err err) {
+  if (err == VS_OK && !t->dirty) {
+    mdb_txn_abort(t->txn);
+    return VS_OK;
+  }
   if (err == VS_OK) err = vs_obx_counts_save(t->txn, ob->store, ob->sink, &t->counts);
   if (err != VS_OK) {
     mdb_txn_abort(t->txn);
     return err;
   }
   return vs_txn_commit(t->txn);
+}
+
+/* entry_write inside a step's transaction. */
+static vs_err obx_write(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
+  t->dirty = true;
+  return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
 }
 
 /* Find the entry of op `id` for this sink. */
@@ -420,6 +434,7 @@ vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms)
   uint32_t op_bytes = 0;
   err = vs_opid_get(t.txn, outbox->store, id, &lsn, NULL);
   if (err == VS_OK) err = vs_wal_op_bytes_txn(t.txn, outbox->store, lsn, &op_bytes);
+  t.dirty = true;
   if (err == VS_OK) err = vs_obx_enqueue_txn(t.txn, outbox->store, outbox->sink, lsn, id, op_bytes, now_ms, &t.counts);
   return obx_finish(outbox, &t, err);
 }
@@ -447,7 +462,7 @@ vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, u
   if (err == VS_OK && (old_e.state != VS_OUTBOX_PENDING || old_e.next_attempt_at_ms > now_ms)) err = VS_ERR_STATE;
   if (err == VS_OK) {
     to_inflight(&e, now_ms, lease_ms);
-    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &e, &t.counts);
+    err = obx_write(outbox, &t, &old_e, &e);
   }
   vs_err done = obx_finish(outbox, &t, err);
   if (entry_out != NULL && (done == VS_OK || done == VS_ERR_STATE)) *entry_out = done == VS_OK ? e : old_e;
@@ -469,7 +484,7 @@ static vs_err expire_leases(vs_outbox *ob, obx_txn *t, uint64_t now_ms) {
     if (err != VS_OK) return err == VS_ERR_NOTFOUND ? VS_ERR_CORRUPT : err;
     e = old_e;
     to_retry(&e, &ob->policy, now_ms, "lease expired", 0);
-    err = entry_write(t->txn, ob->store, ob->sink, &old_e, &e, &t->counts);
+    err = obx_write(ob, t, &old_e, &e);
     if (err != VS_OK) return err;
   }
   return VS_OK;
@@ -495,7 +510,7 @@ static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_ou
     bytes += old_e.op_bytes;
     req->entries_out[n] = old_e;
     to_inflight(&req->entries_out[n], now_ms, req->lease_ms);
-    err = entry_write(t->txn, ob->store, ob->sink, &old_e, &req->entries_out[n], &t->counts);
+    err = obx_write(ob, t, &old_e, &req->entries_out[n]);
     if (err != VS_OK) break;
     n++;
   }
@@ -541,7 +556,7 @@ static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r,
     e.updated_at_ms = now_ms;
     set_reason(&e, "", r->reason);
   }
-  err = entry_write(t->txn, ob->store, ob->sink, &old_e, &e, &t->counts);
+  err = obx_write(ob, t, &old_e, &e);
   if (err == VS_OK) *e_out = e;
   return err;
 }
@@ -629,7 +644,7 @@ vs_err vs_outbox_release(vs_outbox *outbox, const vs_op_id *ids, uint32_t count,
     e.lease_until_ms = 0;
     e.next_attempt_at_ms = now_ms;
     e.updated_at_ms = now_ms;
-    err = entry_write(t.txn, outbox->store, outbox->sink, &old_e, &e, &t.counts);
+    err = obx_write(outbox, &t, &old_e, &e);
   }
   return obx_finish(outbox, &t, err);
 }
@@ -664,13 +679,14 @@ static vs_err move_all(vs_outbox *ob, MDB_dbi dbi, const uint8_t *prefix, size_t
     e = old_e;
     if (step != NULL) {
       step(&e, &ob->policy, now_ms);
-      err = entry_write(t.txn, ob->store, ob->sink, &old_e, &e, &t.counts);
+      err = obx_write(ob, &t, &old_e, &e);
     } else { /* purge */
       uint8_t ikey[INDEX_KEY_BYTES_MAX], key[ENTRY_KEY_BYTES];
       size_t ikey_bytes;
       MDB_dbi idbi = index_key(ob->store, ob->sink, &old_e, ikey, &ikey_bytes);
       MDB_val ik = {ikey_bytes, ikey}, k = {sizeof key, key};
       entry_key(key, ob->sink, lsn);
+      t.dirty = true;
       err = vs_mdb_err(mdb_del(t.txn, idbi, &ik, NULL));
       if (err == VS_OK) err = vs_mdb_err(mdb_del(t.txn, ob->store->dbi_outbox, &k, NULL));
       (*count_slot(&t.counts, from))--;

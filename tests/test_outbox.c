@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "internal.h"
 #include "testutil.h"
 #include "vixsync/outbox.h"
 #include "vixsync/retry.h"
@@ -1143,6 +1144,44 @@ static void test_outbox_next_due(void **state) {
 }
 
 
+/* The id of the store's last committed write transaction. */
+static size_t last_txnid(const fixture *f) {
+  MDB_envinfo info;
+  assert_int_equal(mdb_env_info(f->store->env, &info), MDB_SUCCESS);
+  return info.me_last_txnid;
+}
+
+/* A step with nothing to do (no results, no expired lease, nothing ready)
+ * commits nothing: an idle node never writes (nor fsyncs) the disk; a step
+ * that does something commits once. */
+static void test_outbox_idle_step_commits_nothing(void **state) {
+  fixture *f = *state;
+  f->ob = open_sink(f, NULL, &SMALL_POLICY);
+  write_ops(f, 2, T0_MS);
+  vs_outbox_entry claimed[2];
+  vs_outbox_claim_req req = {LEASE_MS, 2, UINT64_MAX, claimed};
+  uint32_t n = 0;
+  assert_err(vs_outbox_step(f->ob, T0_MS, NULL, 0, NULL, &req, &n), VS_OK);
+  assert_int_equal(n, 2);
+  size_t before = last_txnid(f);
+  for (uint32_t i = 0; i < 10; i++) {
+    assert_err(vs_outbox_step(f->ob, T0_MS + 1 + i, NULL, 0, NULL, &req, &n), VS_OK);
+    assert_int_equal(n, 0);
+  }
+  /* An unknown op's result changes nothing either. */
+  vs_outbox_result unknown = {{{0}}, VS_RESULT_DONE, 1, 0, NULL};
+  vs_outbox_verdict v;
+  assert_err(vs_outbox_step(f->ob, T0_MS + 20, &unknown, 1, &v, NULL, NULL), VS_OK);
+  assert_int_equal(v, VS_VERDICT_UNKNOWN);
+  assert_int_equal(last_txnid(f), before);
+  /* A real result commits, once. */
+  vs_outbox_result done = {f->ids[0], VS_RESULT_DONE, 1, 0, NULL};
+  assert_err(vs_outbox_step(f->ob, T0_MS + 30, &done, 1, &v, NULL, NULL), VS_OK);
+  assert_int_equal(v, VS_VERDICT_APPLIED);
+  assert_int_equal(last_txnid(f), before + 1);
+  check_counts(f, f->ob);
+}
+
 /* vs_outbox_step: a RETRY or FAILED naming an older attempt than the entry's
  * current one is stale (that attempt's lease already ended and the entry was
  * sent again); a DONE for any attempt still completes it. */
@@ -1192,6 +1231,7 @@ int main(void) {
       cmocka_unit_test(test_outbox_cfg_default_is_default_sink_and_policy),
       cmocka_unit_test(test_outbox_state_names),
       cmocka_unit_test(test_outbox_close_null_is_noop),
+      T(test_outbox_idle_step_commits_nothing),
       T(test_outbox_step_result_for_older_attempt_is_stale),
       T(test_outbox_open_keeps_policy),
       T(test_outbox_open_bad_sink_name_is_inval),
