@@ -223,11 +223,9 @@ static vs_err env_open(vs_store *store, const char *dir, const vs_store_cfg *cfg
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   uint64_t map_bytes = cfg->map_bytes ? cfg->map_bytes : VS_STORE_MAP_BYTES_DEFAULT;
   unsigned flags = MDB_NOTLS; /* a read txn may be opened and ended on any thread */
-  /* No-sync: commits write pages in place through a writable map instead of
-   * write(2) calls; they reach the file through the page cache, so a killed
-   * process loses nothing committed (a power loss may, as with MDB_NOSYNC
-   * alone). Pages stay copy-on-write, the meta page is written last. */
-  if (cfg->durability == VS_DURABILITY_NOSYNC) flags |= MDB_NOSYNC | MDB_WRITEMAP;
+  /* Never MDB_WRITEMAP: a full disk would then surface as SIGBUS on a page
+   * of the sparse file instead of an error from the commit (VS_ERR_FULL). */
+  if (cfg->durability == VS_DURABILITY_NOSYNC) flags |= MDB_NOSYNC;
   rc = mdb_env_set_maxdbs(store->env, STORE_DBS);
   if (rc == MDB_SUCCESS) rc = mdb_env_set_mapsize(store->env, (size_t)map_bytes);
   if (rc == MDB_SUCCESS) rc = mdb_env_open(store->env, dir, flags, 0600);

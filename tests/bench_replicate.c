@@ -585,7 +585,7 @@ static void raw_open(raw_env *r, vs_durability d) {
   CHECK_MDB(mdb_env_create(&r->env));
   CHECK_MDB(mdb_env_set_maxdbs(r->env, BENCH_DBS));
   CHECK_MDB(mdb_env_set_mapsize(r->env, (size_t)BENCH_MAP_BYTES));
-  unsigned flags = MDB_NOTLS | (d == VS_DURABILITY_NOSYNC ? MDB_NOSYNC | MDB_WRITEMAP : 0u); /* as src/store.c */
+  unsigned flags = MDB_NOTLS | (d == VS_DURABILITY_NOSYNC ? MDB_NOSYNC : 0u); /* as src/store.c */
   CHECK_MDB(mdb_env_open(r->env, r->dir, flags, 0600));
   MDB_txn *txn;
   CHECK_MDB(mdb_txn_begin(r->env, NULL, 0, &txn));
