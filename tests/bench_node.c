@@ -5,9 +5,10 @@
  *   (b) replication: N operations imported on node A (`vix-node import`),
  *       time until node B's store holds them all, as operations per second
  *       (two `vix-node run` daemons, durable stores, the default);
- *   (c) propagation latency A -> B of single writes (`vix-node put`): from
- *       the moment the put command returned (durable on A) until B's store
- *       holds the op, p50 and p99 over LAT_WRITES writes.
+ *   (c) propagation latency A -> B of single writes, made as `vix-node put`
+ *       makes them (vs_node_write, then the nudge) but in this process: from
+ *       the write's return (durable on A) until B's store holds the op, p50
+ *       and p99 over LAT_WRITES writes.
  * B's store is read in-process (LMDB readers beside the daemon), polled
  * every POLL_US. Usage: bench_node [N] (default 100000); the vix-node next
  * to this binary is used, or $VIX_NODE. Prints `name: value unit` lines and
@@ -37,8 +38,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "vn.h" /* vn_nudge, as `vix-node put` calls it (node/run_status.c) */
 
 #define BENCH_NAME "bench_node"
 #define BENCH_REPS 3
@@ -320,23 +324,47 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* (c) single writes: latency from put returned to B holding it, in us. */
+static void random_bytes(void *ctx, uint8_t *buf, size_t bytes) {
+  (void)ctx;
+  randombytes_buf(buf, bytes);
+}
+
+/* (c) single writes, made in this process beside A's daemon as `vix-node
+ * put` makes them (vs_node_write, durable, then the nudge): latency from
+ * the write's return (durable on A) to B's store holding it, in us. The
+ * commit's own time is reported apart. */
 static void latency(uint64_t *p50_out, uint64_t *p99_out, uint64_t *put_p50_out) {
   mesh m;
   memset(&m, 0, sizeof m);
   mesh_up(&m, "lat");
+  char key_path[4300];
+  snprintf(key_path, sizeof key_path, "%s/mesh.key", m.dir_a);
+  vs_node_cfg cfg = vs_node_cfg_default();
+  cfg.dir = m.dir_a;
+  cfg.own_outbox = false; /* the daemon drives the outbox */
+  cfg.random = random_bytes;
+  CHECK_VS(vs_identity_load(m.dir_a, &cfg.identity));
+  CHECK_VS(vs_mesh_key_load(key_path, cfg.mesh_key));
+  vs_node *a = NULL;
+  CHECK_VS(vs_node_open(&cfg, &a));
+  vs_identity_wipe(&cfg.identity);
   uint64_t *lat = malloc(sizeof *lat * LAT_WRITES), *put = malloc(sizeof *put * LAT_WRITES);
   if (lat == NULL || put == NULL) die("malloc", "latency");
   for (uint32_t i = 0; i < LAT_WRITES; i++) {
     char target[32];
-    snprintf(target, sizeof target, "lat-%u", i);
+    int tn = snprintf(target, sizeof target, "lat-%u", i);
+    vs_write_req req = {.kind = "put", .target = (const uint8_t *)target, .target_bytes = (uint32_t)tn,
+                        .payload = (const uint8_t *)"x", .payload_bytes = 1};
     double t0 = now_s();
-    vn_ok(NULL, 0, (const char *const[]){"put", "--data", m.dir_a, target, "x", NULL});
+    CHECK_VS(vs_node_write(a, &req, wall_ms(), NULL));
     double t1 = now_s();
+    vn_nudge(m.dir_a);
     double t2 = wait_b(&m, 2 + i);
     put[i] = (uint64_t)((t1 - t0) * 1e6);
     lat[i] = (uint64_t)((t2 - t1) * 1e6);
+    usleep(2000); /* writes one at a time, not a stream */
   }
+  vs_node_close(a);
   qsort(lat, LAT_WRITES, sizeof *lat, cmp_u64);
   qsort(put, LAT_WRITES, sizeof *put, cmp_u64);
   *p50_out = lat[LAT_WRITES / 2];
@@ -390,7 +418,7 @@ int main(int argc, char **argv) {
   printf("vix-node import alone: %.0f ops/s\n", i);
   printf("propagation latency p50: %.3f ms\n", (double)p50 / 1000.0);
   printf("propagation latency p99: %.3f ms\n", (double)p99 / 1000.0);
-  printf("vix-node put command p50: %.3f ms\n", (double)put50 / 1000.0);
+  printf("durable local write (vs_node_write, fsync) p50: %.3f ms\n", (double)put50 / 1000.0);
   printf("ratio replication vs raw enet: %.3f\n", p / r);
   enet_deinitialize();
   vt_rmrf(bench_base);
