@@ -33,4 +33,7 @@ mkdir "$prefix/data"
 LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed" "$prefix/data"
 test -f "$prefix/include/vixsync/outbox.h"
 ls "$(pkg-config --variable=libdir vixsync)"/libvixsync.a >/dev/null
-echo "PASS: installed headers, static and shared libraries, pkg-config file"
+# The programs land in bin/ and run from there.
+"$prefix/bin/vix-node" --help >/dev/null
+"$prefix/bin/vix-node" mesh-key | grep -Eq '^[0-9a-f]{64}$'
+echo "PASS: installed headers, static and shared libraries, pkg-config file, bin/vix-node"
