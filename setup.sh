@@ -2,7 +2,7 @@
 # vixsync setup: install what is missing (Debian packages only), build, run.
 #
 #   ./setup.sh run       install, build, run the main job: the local mesh demo (vix-node demo)
-#   ./setup.sh examples  install, build, run the eight walk-through examples
+#   ./setup.sh examples  install, build, run the walk-through examples
 #   ./setup.sh test      install, build (plain and ASan+UBSan), run the whole suite
 #   ./setup.sh deps      only install missing packages
 #   ./setup.sh build     only build (build/)

@@ -10,6 +10,7 @@ static void usage(FILE *out) {
   vn_usage_local(out);
   vn_usage_run(out);
   vn_usage_demo(out);
+  vn_usage_push(out);
   fputs("\nexit codes: 0 ok; 1 not found, invariant failed, idempotency-key conflict; 2 usage or bad input;\n"
         "            3 storage (missing or foreign data directory, unreadable key file, full store); 4 network\n"
         "environment: " VN_MAP_BYTES_ENV "=BYTES  maximum store size (default 1 GiB)\n",
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "run") == 0) return vn_cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "demo") == 0) return vn_cmd_demo(argc - 1, argv + 1);
+  if (strcmp(cmd, "push") == 0) return vn_cmd_push(argc - 1, argv + 1);
   if (vn_is_local_cmd(cmd)) return vn_cmd_local(argc - 1, argv + 1);
   fprintf(stderr, "vix-node: unknown command '%s' (vix-node --help lists them)\n", cmd);
   return VN_EXIT_USAGE;

@@ -11,6 +11,7 @@
  *   run.c    run: the ENet driver around vs_node; the daemon side of the
  *            nudge and of the live status
  *   demo.c   demo: three child nodes on loopback, kill -9, restart, converge
+ *   push.c   push: the node's outbox to an HTTP endpoint (its own sink)
  */
 #ifndef VN_H
 #define VN_H
@@ -36,12 +37,14 @@ enum {
 int vn_cmd_local(int argc, char **argv); /* local.c: every command but run and demo */
 int vn_cmd_run(int argc, char **argv);   /* run.c */
 int vn_cmd_demo(int argc, char **argv);  /* demo.c */
+int vn_cmd_push(int argc, char **argv);  /* push.c: the outbox to an HTTP endpoint */
 bool vn_is_local_cmd(const char *name);  /* local.c */
 
 /* Print the one-line summary of every command (for `vix-node --help`). */
 void vn_usage_local(FILE *out); /* local.c */
 void vn_usage_run(FILE *out);   /* run.c */
 void vn_usage_demo(FILE *out);  /* demo.c */
+void vn_usage_push(FILE *out);  /* push.c */
 
 /* run.c: tell a daemon running on `dir` (if any) that new local writes are
  * committed, so it pushes them at once. Never fails loudly: without a

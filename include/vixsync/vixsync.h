@@ -8,6 +8,7 @@
 #include "vixsync/apply.h"
 #include "vixsync/engine.h"
 #include "vixsync/error.h"
+#include "vixsync/http_transport.h"
 #include "vixsync/identity.h"
 #include "vixsync/mem_transport.h"
 #include "vixsync/node.h"

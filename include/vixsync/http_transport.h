@@ -1,0 +1,256 @@
+/* vixsync: the HTTP transport, a vs_transport over libcurl's multi interface.
+ *
+ * Each batch the engine sends becomes one POST to a configured URL. libcurl's
+ * multi interface runs the requests without blocking: `send` only queues a
+ * request, and the transport's `poll` (called by the engine on every tick)
+ * lets libcurl move bytes and turns finished requests into results. The
+ * transport never reads a clock: it takes `now_ms` from the engine (a
+ * Retry-After date is converted against it). libcurl's own connect and
+ * total timeouts bound every request. Between ticks the driver sleeps in
+ * vs_http_transport_wait, which returns as soon as a socket is ready, and
+ * lets libcurl move bytes with vs_http_transport_perform (the loop is shown
+ * there). Host names resolve in libcurl's resolver thread (Debian's libcurl
+ * is built with AsynchDNS), so no call blocks on DNS either.
+ *
+ * The body (a pure function of the batch's set of operations):
+ *
+ *   JSON (default), Content-Type: application/json
+ *     {"version":1,"idempotency_key":"vx1-...","ops":[
+ *       {"id":"<32 hex>","origin":"<64 hex>","seq":N,"hlc":N,"kind":"put",
+ *        "target":"...","value":"..."}, ...]}
+ *     ops in ascending id order; target and value are JSON strings when
+ *     they are UTF-8, else "target_b64" / "value_b64" (standard base64).
+ *
+ *   binary (VS_HTTP_FORMAT_BINARY), Content-Type: VS_HTTP_BINARY_CONTENT_TYPE
+ *     0  1  version = 1      1  3  reserved = 0      4  4  op count (u32le)
+ *     then per op, in ascending id order: 16 id, 4 encoded bytes (u32le),
+ *     the operation's canonical encoding (op.h).
+ *
+ * Every operation carries its id, so a server deduplicates per operation.
+ * The Idempotency-Key header names the batch: "vx1-" and 32 lowercase hex of
+ * BLAKE2b-128("vixsync/http-idempotency/v1" || count u32le || the ids in
+ * ascending order): the same set of operations always gets the same key (a
+ * retried batch, the same batch after a restart), whatever order it was
+ * claimed in. It does not change with the attempt, so a server may answer
+ * a repeated key with its first answer.
+ *
+ * Result mapping (each result names the configured peer and echoes the
+ * attempt it answers):
+ *
+ *   2xx                   DONE for every op of the batch, unless the body is a
+ *                         JSON object whose "results" member lists ops:
+ *                         [{"id":"<32 hex>","status":"done"|"retry"|"failed",
+ *                           "reason":"...","retry_after_ms":N}, ...]; then each
+ *                         listed op gets its own result, and an op the list
+ *                         leaves out gets RETRY (its delivery is not confirmed).
+ *   408, 425, 429, 5xx    RETRY, reason "HTTP 503: <first bytes of the body>",
+ *                         retry_after_ms from Retry-After (delta seconds or an
+ *                         HTTP date, against now_ms). The outbox caps it at its
+ *                         policy's max_delay_ms (vs_outbox_fail).
+ *   connection failures,  RETRY (refused, unreachable, unresolvable host, reset,
+ *   timeouts              no reply, TLS handshake errors): the endpoint may come
+ *                         back; nothing in the request was wrong.
+ *   other 4xx, 3xx        FAILED, reason "HTTP 422: <first bytes of the body>"
+ *                         (redirects are not followed: a moved endpoint is a
+ *                         configuration to fix).
+ *   TLS certificate       FAILED, reason "TLS: <libcurl's message>" (untrusted,
+ *   failures              expired or wrong-host certificates, a bad CA file).
+ *
+ * A FAILED entry stays FAILED until vs_outbox_retry_failed requeues it once
+ * the cause is fixed. A result lost with the transport (freed with requests
+ * in flight) is a lease that expires: the engine retries.
+ *
+ * The engine's lease_ms must outlast a request (connect_timeout_ms +
+ * timeout_ms), or a slow request is retried while still in flight (harmless:
+ * the server deduplicates, but it costs an attempt).
+ *
+ * Sinks. Each HTTP endpoint is its own outbox sink with its own delivery
+ * state (DESIGN.md): an op is delivered to the mesh and to HTTP
+ * independently. vs_http_sink_open registers the sink and gives it entries
+ * for the operations written before it existed (see there).
+ *
+ * Threads: a transport is used from one thread (the driver's), except
+ * vs_http_transport_wakeup. The program calls vs_http_global_init once
+ * before creating transports and vs_http_global_cleanup once at exit.
+ */
+#ifndef VIXSYNC_HTTP_TRANSPORT_H
+#define VIXSYNC_HTTP_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vixsync/error.h"
+#include "vixsync/op.h"
+#include "vixsync/outbox.h"
+#include "vixsync/probe.h"
+#include "vixsync/retry.h"
+#include "vixsync/store.h"
+#include "vixsync/transport.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VS_HTTP_BINARY_CONTENT_TYPE "application/vnd.vixsync.batch"
+#define VS_HTTP_HEADERS_MAX 32u
+#define VS_HTTP_HEADER_BYTES_MAX 8192u /**< one "Name: value" line */
+#define VS_HTTP_URL_BYTES_MAX 8192u
+#define VS_HTTP_REQUESTS_MAX 256u
+#define VS_HTTP_IDEM_KEY_PREFIX "vx1-"
+#define VS_HTTP_IDEM_KEY_BYTES (4u + 32u + 1u) /**< "vx1-", 32 hex, NUL */
+/** Body bytes quoted in a reason. */
+#define VS_HTTP_REASON_BODY_BYTES 120u
+
+typedef enum vs_http_format {
+  VS_HTTP_FORMAT_JSON = 0,   /**< application/json (default) */
+  VS_HTTP_FORMAT_BINARY = 1, /**< VS_HTTP_BINARY_CONTENT_TYPE */
+} vs_http_format;
+
+typedef struct vs_http_cfg {
+  const char *url;             /**< http:// or https:// URL the batches are POSTed to (copied) */
+  vs_http_format format;       /**< default JSON */
+  const char *const *headers;  /**< header_count "Name: value" lines sent with every request
+                                    (e.g. "Authorization: Bearer ..."); copied. Content-Type,
+                                    Content-Length and Idempotency-Key are the transport's. */
+  uint32_t header_count;       /**< <= VS_HTTP_HEADERS_MAX */
+  uint64_t connect_timeout_ms; /**< default 10,000 */
+  uint64_t timeout_ms;         /**< whole request; default 20,000 */
+  bool tls_verify;             /**< verify the certificate and host name; default true */
+  const char *ca_file;         /**< PEM file of trusted CAs; NULL: the system's (copied) */
+  uint32_t requests_max;       /**< requests in flight; send answers VS_ERR_BUSY past it;
+                                    default 8, <= VS_HTTP_REQUESTS_MAX */
+  uint64_t response_bytes_max; /**< response bytes kept (per-op results, reasons); the rest is
+                                    read and dropped; default 1 MiB */
+  uint32_t peer;               /**< peer id named in results (< VS_PEERS_MAX); default 0 */
+} vs_http_cfg;
+
+/** The defaults listed above, with url NULL (required). */
+vs_http_cfg vs_http_cfg_default(void);
+
+typedef struct vs_http_stats {
+  uint64_t requests;         /**< batches POSTed */
+  uint64_t busy;             /**< sends refused: requests_max in flight */
+  uint64_t bytes_sent;       /**< request bodies */
+  uint64_t responses_2xx;
+  uint64_t responses_retry;  /**< 408, 425, 429, 5xx and unexpected statuses */
+  uint64_t responses_failed; /**< other 4xx and 3xx */
+  uint64_t transport_errors; /**< connection failures and timeouts (RETRY) */
+  uint64_t tls_failures;     /**< certificate failures (FAILED) */
+  uint64_t results_done, results_retry, results_failed; /**< per op */
+  uint64_t per_op_lists;     /**< 2xx responses that listed per-op results */
+  uint64_t probes;           /**< health checks started */
+  uint64_t probes_online;    /**< health checks that said online */
+} vs_http_stats;
+
+typedef struct vs_http_transport vs_http_transport;
+
+/** Initialise libcurl (curl_global_init): once per program, before any
+ *  transport. @return VS_OK or VS_ERR_NOMEM. */
+vs_err vs_http_global_init(void);
+
+/** Release libcurl's global state (curl_global_cleanup): once at exit, after
+ *  every transport is freed. */
+void vs_http_global_cleanup(void);
+
+/** Create a transport. @return VS_OK, VS_ERR_INVAL (no URL or not http(s),
+ *  a header without "Name:" or with CR/LF or naming a header the transport
+ *  sets, a limit out of range) or VS_ERR_NOMEM. */
+vs_err vs_http_transport_new(const vs_http_cfg *cfg, vs_http_transport **t_out);
+
+/** Free the transport, abandoning requests in flight (their entries come back
+ *  when their lease ends). NULL is a no-op. */
+void vs_http_transport_free(vs_http_transport *t);
+
+/** The vs_transport to give to an engine (valid while `t` lives). */
+vs_transport vs_http_transport_iface(vs_http_transport *t);
+
+/** For the driver, between ticks: wait until a socket of a request is ready,
+ *  libcurl's next timeout, vs_http_transport_wakeup or timeout_ms, whichever
+ *  comes first (a signal also ends it early). Never called by the engine.
+ *  @return VS_OK, VS_ERR_INVAL (NULL, or libcurl refused) or VS_ERR_NOMEM. */
+vs_err vs_http_transport_wait(vs_http_transport *t, uint64_t timeout_ms);
+
+/** For the driver, after a wait: let libcurl move bytes (never blocks) and
+ *  take the requests that ended. @return how many ended since the engine's
+ *  last poll (batches and health checks): when it is not 0, tick the engine
+ *  now. The transport's next_wake_ms does not count requests in flight, so
+ *  a driver that never calls this makes no progress:
+ *
+ *    for (;;) {
+ *      uint64_t now = wall_clock_ms();
+ *      if (vs_http_transport_perform(t, now) > 0 || now >= wake)
+ *        vs_engine_tick(engine, now, &wake);
+ *      vs_http_transport_wait(t, wake > now ? wake - now : 0);
+ *    } */
+uint32_t vs_http_transport_perform(vs_http_transport *t, uint64_t now_ms);
+
+/** End a vs_http_transport_wait early; safe from another thread. */
+void vs_http_transport_wakeup(vs_http_transport *t);
+
+/** Requests in flight (batches and health checks). */
+uint32_t vs_http_transport_inflight(const vs_http_transport *t);
+
+/** Counters since creation. */
+void vs_http_transport_stats(const vs_http_transport *t, vs_http_stats *stats_out);
+
+/** The Idempotency-Key of a batch of `count` (>= 1) operations whose ids are
+ *  `ids` in ascending byte order (see the file comment). A pure function. */
+void vs_http_idempotency_key(const vs_op_id *ids, uint32_t count, char key_out[VS_HTTP_IDEM_KEY_BYTES]);
+
+/* ---- probe ---- */
+
+typedef struct vs_http_probe_cfg {
+  const char *url;      /**< health URL (copied); the transport's headers and TLS settings apply */
+  bool use_get;         /**< GET instead of HEAD */
+  uint64_t interval_ms; /**< at most one check started per interval; default 5,000 */
+  uint64_t timeout_ms;  /**< per check; default 5,000 */
+} vs_http_probe_cfg;
+
+/** The defaults listed above, with url NULL (required). */
+vs_http_probe_cfg vs_http_probe_cfg_default(void);
+
+/** Attach a health check to the transport and give the vs_probe that reads
+ *  it (valid while `t` lives; one probe per transport, a second call
+ *  replaces its configuration).
+ *
+ *  online(now) never waits: it starts a check (HEAD, or GET) when none is in
+ *  flight and the last one started at least interval_ms before now, and
+ *  answers with the last verdict: online after a 2xx or 3xx answer; offline
+ *  before the first answer, after any other status, a connection failure or
+ *  a timeout. The transport's own traffic feeds it too: a batch that meets a
+ *  connection failure turns it offline at once (so the engine stops spending
+ *  attempts), a batch that gets any HTTP answer turns it online.
+ *  @return VS_OK, VS_ERR_INVAL (no URL, not http(s), interval 0) or
+ *  VS_ERR_NOMEM. */
+vs_err vs_http_transport_probe(vs_http_transport *t, const vs_http_probe_cfg *cfg, vs_probe *probe_out);
+
+/* ---- the sink ---- */
+
+/** Open (registering it if new) the outbox of sink `cfg->sink` for an HTTP
+ *  endpoint, and give it an entry for each operation of `origin` (the local
+ *  writer: a node's identity) that was written before the sink existed.
+ *
+ *  Why: vs_write enqueues each new local operation for every registered sink
+ *  in its own transaction, so once the sink is registered nothing written
+ *  later is missed; what was written before has no entry. This call scans
+ *  the WAL up to the last LSN it saw at its first run, enqueueing (ready at
+ *  now_ms) every operation of `origin` without an entry, in transactions of
+ *  at most 10,000 records that also store how far the scan went (meta key
+ *  "sinkfill" + sink id: the LSN reached and the LSN to reach). An
+ *  interrupted scan resumes there; a finished one is never repeated, so
+ *  entries purged later (vs_outbox_purge_done) are not enqueued again.
+ *  Received operations (other origins) are not enqueued, as for vs_write.
+ *  The sink "default" exists from the store's creation: nothing is scanned.
+ *
+ *  @param[out] outbox_out the sink's outbox (close with vs_outbox_close).
+ *  @param[out] enqueued_out entries created by the scan (may be NULL).
+ *  @return VS_OK, the errors of vs_outbox_open, VS_ERR_CORRUPT, VS_ERR_FULL
+ *  or VS_ERR_STORE (the outbox is closed again; entries committed by earlier
+ *  transactions stay, the next call resumes). */
+vs_err vs_http_sink_open(vs_store *store, const vs_outbox_cfg *cfg, const uint8_t origin[VS_ORIGIN_BYTES],
+                         uint64_t now_ms, vs_outbox **outbox_out, uint64_t *enqueued_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
