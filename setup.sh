@@ -62,7 +62,7 @@ case "$cmd" in
   test)
     deps
     start=$(date +%s)
-    build build
+    build build -DVS_FAULT_INJECTION=ON # also vix-sim-faults: the simulator's pinned-seed bug tests
     (cd build && ctest --output-on-failure -j "$JOBS")
     build build-san -DVS_SANITIZE=ON -DVS_BUILD_BENCH=OFF
     (cd build-san && ctest --output-on-failure -j "$JOBS")

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "internal.h"
 
 #define FORK_KEY_BYTES (VS_ORIGIN_BYTES + 8u)
@@ -88,16 +89,19 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   if (skip == count) return VS_OK;
   /* Never out of order: the first new op must be the next one and link to
    * the held head; each later one links to the op before it. */
-  if (ops[skip].seq != head.seq + 1) return VS_ERR_CHAIN;
+  if (ops[skip].seq != head.seq + 1 && !VS_FAULT(VS_FAULT_SKIP_CHAIN_CHECK)) return VS_ERR_CHAIN;
   for (uint32_t i = skip; i < count; i++) {
     const uint8_t *want = i == skip ? head.hash : hashes[i - 1];
-    if (memcmp(ops[i].prev, want, VS_HASH_BYTES) != 0) return VS_ERR_CHAIN;
+    if (memcmp(ops[i].prev, want, VS_HASH_BYTES) != 0 && !(i == skip && VS_FAULT(VS_FAULT_SKIP_CHAIN_CHECK)))
+      return VS_ERR_CHAIN;
   }
   uint64_t lsn, node_hlc;
   uint8_t state_hash[VS_HASH_BYTES];
   err = vs_wal_last_lsn_txn(txn, store, &lsn);
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
+  for (uint32_t i = 0; i < skip && err == VS_OK && VS_FAULT(VS_FAULT_DUP_INCR); i++) /* fault: count held incrs again */
+    if (strcmp(ops[i].kind, "incr") == 0) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
   uint64_t hlc_cap = vs_hlc_make(vs_add_sat_u64(now_ms, max_drift_ms), 0);
   for (uint32_t i = skip; i < count && err == VS_OK; i++) {
     err = vs_wal_append_txn(txn, store, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i], i == count - 1,

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "internal.h"
 
 #define REC_VERSION 2u
@@ -103,6 +104,7 @@ bool vs_parse_i64(const uint8_t *text, uint32_t text_bytes, int64_t *out) {
 /* Greater in the last-writer-wins order: (hlc, origin) as (integer, bytes). */
 static int lww_cmp(uint64_t hlc_a, const uint8_t *origin_a, uint64_t hlc_b, const uint8_t *origin_b) {
   if (hlc_a != hlc_b) return hlc_a < hlc_b ? -1 : 1;
+  if (VS_FAULT(VS_FAULT_LWW_TIE)) return 0; /* fault: no tie-break, the first arrival stays */
   return memcmp(origin_a, origin_b, VS_ORIGIN_BYTES);
 }
 

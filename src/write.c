@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "internal.h"
 #include "vixsync/apply.h"
 #include "vixsync/state.h"
@@ -217,6 +218,13 @@ vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], co
     err = write_one(c, &reqs[i], results_out != NULL ? &results_out[i] : &scratch);
     if (err != VS_OK) mdb_txn_abort(c->txn);
   }
+#ifdef VS_FAULT_INJECTION /* fault: every 8th write is acknowledged and never committed */
+  if (err == VS_OK && vs_fault_every(VS_FAULT_ACK_BEFORE_COMMIT, 8)) {
+    mdb_txn_abort(c->txn);
+    free(c);
+    return VS_OK;
+  }
+#endif
   if (err == VS_OK) err = ctx_commit(c);
   free(c);
   return err;

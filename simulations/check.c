@@ -1,0 +1,490 @@
+#define _POSIX_C_SOURCE 200809L
+/* vix-sim: convergence and the invariants (DESIGN.md, Simulator).
+ *
+ * After quiesce, on every node:
+ *   G2  every acknowledged write is held, as that exact operation (same id,
+ *       hlc and (kind, target, payload)), and nothing else is;
+ *   G4  no operation is stored twice, the apply callback ran once per
+ *       stored operation (count and a sum of id hashes, across restarts);
+ *   G5  equal state hashes, equal version vectors; and the state the node
+ *       shows (vs_state_dump) equals an independent recomputation from its
+ *       own log (vs_wal_replay folded by the small model below, which does
+ *       not use src/state.c);
+ *   G6  no frame from an honest peer was refused as forged or malformed,
+ *       no fork was recorded;
+ *       outboxes drained: nothing PENDING, INFLIGHT or FAILED.
+ *
+ * The model, from DESIGN.md's data model: per target, the base is the put
+ * or del with the greatest (hlc, origin) as (integer, bytes); incrs ordered
+ * after the base are summed onto the base read as a signed 64-bit decimal
+ * (0 if absent or not a number), in two's complement; the entry names the
+ * counted op with the greatest (hlc, origin); a del without later incrs is
+ * a tombstone. */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+/* ---- convergence (cheap tests first: it runs every check-every ms) ---- */
+
+static vs_err vv_digest_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
+  uint8_t b[VS_ORIGIN_BYTES + 8];
+  memcpy(b, origin, VS_ORIGIN_BYTES);
+  for (int i = 0; i < 8; i++) b[VS_ORIGIN_BYTES + i] = (uint8_t)(seq >> (8 * i));
+  crypto_generichash_update(ctx, b, sizeof b);
+  return VS_OK;
+}
+
+static vs_err vv_digest(vs_store *st, uint8_t out[32]) {
+  crypto_generichash_state h;
+  crypto_generichash_init(&h, NULL, 0, 32);
+  vs_err err = vs_vv_each(st, vv_digest_cb, &h);
+  crypto_generichash_final(&h, out, 32);
+  return err;
+}
+
+bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
+  *quiet = false;
+  uint8_t h0[VS_HASH_BYTES], h[VS_HASH_BYTES];
+  for (uint32_t i = 0; i < s->n; i++) {
+    sim_node *n = &s->nodes[i];
+    if (n->node == NULL) {
+      snprintf(why, why_bytes, "node %u is down", i);
+      return true;
+    }
+    vs_err err = vs_state_hash(vs_node_store(n->node), i == 0 ? h0 : h);
+    if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: state hash: %s", i, vs_err_name(err));
+    if (i > 0 && memcmp(h, h0, VS_HASH_BYTES) != 0) {
+      /* Equal version vectors mean the same set of operations: then equal
+       * states are owed now, not after more syncing (G5). */
+      uint8_t va[32], vb[32];
+      err = vv_digest(vs_node_store(s->nodes[0].node), va);
+      if (err == VS_OK) err = vv_digest(vs_node_store(n->node), vb);
+      if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: version vector: %s", i, vs_err_name(err));
+      if (memcmp(va, vb, 32) == 0)
+        return sim_fail(s, SIM_EXIT_FAIL, "G5: nodes 0 and %u hold the same operations (equal version vectors) but "
+                        "their state hashes differ", i);
+      snprintf(why, why_bytes, "the state hash of node %u differs from node 0's", i);
+      return true;
+    }
+  }
+  for (uint32_t i = 0; i < s->n; i++) {
+    vs_outbox_counts c;
+    vs_err err = vs_outbox_counts_get(s->nodes[i].ob, &c);
+    if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: outbox: %s", i, vs_err_name(err));
+    if (c.pending + c.inflight + c.failed != 0) {
+      snprintf(why, why_bytes, "node %u: outbox not drained (pending %" PRIu64 ", inflight %" PRIu64 ", failed %" PRIu64 ")",
+               i, c.pending, c.inflight, c.failed);
+      return true;
+    }
+  }
+  uint8_t v0[32], v[32];
+  for (uint32_t i = 0; i < s->n; i++) {
+    vs_err err = vv_digest(vs_node_store(s->nodes[i].node), i == 0 ? v0 : v);
+    if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: version vector: %s", i, vs_err_name(err));
+    if (i > 0 && memcmp(v, v0, 32) != 0) {
+      snprintf(why, why_bytes, "the version vector of node %u differs from node 0's", i);
+      return true;
+    }
+  }
+  *quiet = true;
+  return true;
+}
+
+/* ---- what a node's log holds ---- */
+
+typedef struct mrec {
+  vs_op_id id;
+  uint8_t digest[16];
+  uint64_t hlc;
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint8_t kind; /* 0 put, 1 del, 2 incr, 3 another kind */
+  uint32_t toff, tlen, voff, vlen; /* target and value, in the arena */
+  int64_t delta;
+} mrec;
+
+typedef struct wal_view {
+  sim *s;
+  mrec *r;
+  size_t n, cap;
+  uint8_t *arena;
+  size_t arena_n, arena_cap;
+  uint64_t id_sum;
+} wal_view;
+
+static uint8_t kind_index(const char *kind) {
+  if (strcmp(kind, "put") == 0) return 0;
+  if (strcmp(kind, "del") == 0) return 1;
+  if (strcmp(kind, "incr") == 0) return 2;
+  return 3;
+}
+
+/* Signed 64-bit decimal: optional '-', 1 to 19 digits, in range (DESIGN.md
+ * and state.h), written here again on purpose. */
+static bool parse_i64(const uint8_t *t, uint32_t len, int64_t *out) {
+  if (len == 0 || len > 20) return false;
+  bool neg = t[0] == '-';
+  uint32_t i = neg ? 1 : 0;
+  if (i == len || len - i > 19) return false;
+  uint64_t v = 0, lim = neg ? (uint64_t)1 << 63 : ((uint64_t)1 << 63) - 1;
+  for (; i < len; i++) {
+    if (t[i] < '0' || t[i] > '9') return false;
+    uint64_t d = (uint64_t)(t[i] - '0');
+    if (v > (lim - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = (int64_t)(neg ? (uint64_t)0 - v : v); /* two's complement, INT64_MIN included */
+  return true;
+}
+
+static bool arena_add(wal_view *w, const uint8_t *p, uint32_t len, uint32_t *off) {
+  if (w->arena_n + len > w->arena_cap) {
+    size_t cap = w->arena_cap == 0 ? 65536 : w->arena_cap;
+    while (cap < w->arena_n + len) cap *= 2;
+    uint8_t *a = realloc(w->arena, cap);
+    if (a == NULL) return false;
+    w->arena = a;
+    w->arena_cap = cap;
+  }
+  if (len > 0) memcpy(w->arena + w->arena_n, p, len);
+  *off = (uint32_t)w->arena_n;
+  w->arena_n += len;
+  return true;
+}
+
+static vs_err wal_cb(const vs_wal_record *rec, void *ctx) {
+  wal_view *w = ctx;
+  if (w->n == w->cap) {
+    size_t cap = w->cap == 0 ? 1024 : w->cap * 2;
+    mrec *v = realloc(w->r, sizeof *v * cap);
+    if (v == NULL) return VS_ERR_NOMEM;
+    w->r = v;
+    w->cap = cap;
+  }
+  const vs_op *op = &rec->op;
+  mrec *m = &w->r[w->n];
+  memset(m, 0, sizeof *m);
+  m->id = op->id;
+  m->hlc = op->hlc;
+  memcpy(m->origin, op->origin, VS_ORIGIN_BYTES);
+  m->kind = kind_index(op->kind);
+  sim_op_digest(m->kind, op->target, op->target_bytes, op->payload, op->payload_bytes, m->digest);
+  if (!arena_add(w, op->target, op->target_bytes, &m->toff)) return VS_ERR_NOMEM;
+  m->tlen = op->target_bytes;
+  if (m->kind == 0) {
+    if (!arena_add(w, op->payload, op->payload_bytes, &m->voff)) return VS_ERR_NOMEM;
+    m->vlen = op->payload_bytes;
+  }
+  if (m->kind == 2 && !parse_i64(op->payload, op->payload_bytes, &m->delta)) m->delta = 0;
+  w->id_sum += sim_id_hash64(&op->id);
+  w->n++;
+  return VS_OK;
+}
+
+/* ---- a merge sort with a context (qsort has none in C11) ---- */
+
+typedef int (*cmp_fn)(const void *ctx, uint32_t a, uint32_t b);
+
+static bool sort_idx(uint32_t *idx, size_t n, cmp_fn cmp, const void *ctx) {
+  uint32_t *tmp = malloc(sizeof *tmp * (n > 0 ? n : 1));
+  if (tmp == NULL) return false;
+  for (size_t width = 1; width < n; width *= 2) { /* bottom-up: log2(n) passes, stable */
+    for (size_t lo = 0; lo < n; lo += 2 * width) {
+      size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) tmp[k++] = cmp(ctx, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
+      while (i < mid) tmp[k++] = idx[i++];
+      while (j < hi) tmp[k++] = idx[j++];
+    }
+    memcpy(idx, tmp, sizeof *idx * n);
+  }
+  for (size_t k = 1; k < n; k++) assert(cmp(ctx, idx[k - 1], idx[k]) <= 0); /* sorted */
+  free(tmp);
+  return true;
+}
+
+static int cmp_id(const void *ctx, uint32_t a, uint32_t b) {
+  const mrec *r = ctx;
+  return memcmp(r[a].id.bytes, r[b].id.bytes, VS_OP_ID_BYTES);
+}
+
+static int cmp_ack(const void *ctx, uint32_t a, uint32_t b) {
+  const sim_ack *r = ctx;
+  return memcmp(r[a].id.bytes, r[b].id.bytes, VS_OP_ID_BYTES);
+}
+
+static int cmp_bytes(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn) {
+  int c = memcmp(a, b, an < bn ? an : bn);
+  return c != 0 ? c : (an < bn ? -1 : an > bn);
+}
+
+static int cmp_target(const void *ctx, uint32_t a, uint32_t b) {
+  const wal_view *w = ctx;
+  return cmp_bytes(w->arena + w->r[a].toff, w->r[a].tlen, w->arena + w->r[b].toff, w->r[b].tlen);
+}
+
+/* ---- the model ---- */
+
+static bool lww_gt(const mrec *x, const mrec *y) {
+  if (x->hlc != y->hlc) return x->hlc > y->hlc;
+  return memcmp(x->origin, y->origin, VS_ORIGIN_BYTES) > 0;
+}
+
+typedef struct mentry {
+  const uint8_t *target;
+  uint32_t target_bytes;
+  vs_state_kind kind;
+  const uint8_t *value;
+  uint32_t value_bytes;
+  int64_t counter;
+  const mrec *last;
+} mentry;
+
+/* Fold the ops of one target (idx[lo, hi)); false when none counts. */
+static bool fold(const wal_view *w, const uint32_t *idx, size_t lo, size_t hi, mentry *e) {
+  assert(lo < hi && hi <= w->n);
+  const mrec *base = NULL, *last = NULL;
+  for (size_t k = lo; k < hi; k++) {
+    const mrec *r = &w->r[idx[k]];
+    if ((r->kind == 0 || r->kind == 1) && (base == NULL || lww_gt(r, base))) base = r;
+  }
+  uint64_t sum = 0, counted = 0;
+  last = base;
+  for (size_t k = lo; k < hi; k++) {
+    const mrec *r = &w->r[idx[k]];
+    if (r->kind != 2 || (base != NULL && !lww_gt(r, base))) continue;
+    sum += (uint64_t)r->delta;
+    counted++;
+    if (last == NULL || lww_gt(r, last)) last = r;
+  }
+  if (last == NULL) return false;
+  e->target = w->arena + w->r[idx[lo]].toff;
+  e->target_bytes = w->r[idx[lo]].tlen;
+  e->last = last;
+  e->value = NULL;
+  e->value_bytes = 0;
+  e->counter = 0;
+  if (counted > 0) {
+    int64_t b = 0;
+    if (base != NULL && base->kind == 0 && !parse_i64(w->arena + base->voff, base->vlen, &b)) b = 0;
+    e->kind = VS_STATE_COUNTER;
+    e->counter = (int64_t)((uint64_t)b + sum);
+  } else if (base->kind == 0) {
+    e->kind = VS_STATE_VALUE;
+    e->value = w->arena + base->voff;
+    e->value_bytes = base->vlen;
+  } else {
+    e->kind = VS_STATE_TOMBSTONE;
+  }
+  return true;
+}
+
+typedef struct dump_cmp {
+  sim *s;
+  uint32_t node;
+  const wal_view *w;
+  const uint32_t *idx;
+  size_t pos; /* next op index (sorted by target) */
+  size_t entries;
+  bool bad;
+} dump_cmp;
+
+static void show(const uint8_t *p, uint32_t n, char *out, size_t out_bytes) {
+  size_t k = 0;
+  for (uint32_t i = 0; i < n && k + 5 < out_bytes; i++) {
+    if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\') out[k++] = (char)p[i];
+    else k += (size_t)snprintf(out + k, out_bytes - k, "\\x%02x", p[i]);
+  }
+  out[k] = '\0';
+}
+
+static void describe(vs_state_kind kind, const uint8_t *value, uint32_t value_bytes, int64_t counter, uint64_t hlc,
+                     const uint8_t *origin, char *out, size_t out_bytes) {
+  char v[96];
+  if (kind == VS_STATE_COUNTER) snprintf(v, sizeof v, "%" PRId64, counter);
+  else show(value, value_bytes, v, sizeof v);
+  snprintf(out, out_bytes, "%s \"%s\" (hlc %" PRIu64 ", origin %02x%02x%02x%02x)", vs_state_kind_name(kind), v, hlc,
+           origin[0], origin[1], origin[2], origin[3]);
+}
+
+static vs_err dump_cb(const vs_state_entry *d, void *ctx) {
+  dump_cmp *c = ctx;
+  const wal_view *w = c->w;
+  mentry e;
+  bool have = false;
+  while (!have && c->pos < w->n) { /* the next target that has an entry in the model */
+    size_t lo = c->pos, hi = lo + 1;
+    while (hi < w->n && cmp_target(w, c->idx[lo], c->idx[hi]) == 0) hi++;
+    have = fold(w, c->idx, lo, hi, &e);
+    c->pos = hi;
+  }
+  c->entries++;
+  char t[96], got[200], want[200];
+  show(d->target, d->target_bytes, t, sizeof t);
+  describe(d->kind, d->value, d->value_bytes, d->counter, d->hlc, d->origin, got, sizeof got);
+  if (!have) {
+    sim_fail(c->s, SIM_EXIT_FAIL, "recomputation: node %u shows target \"%s\" = %s, its log has no such entry", c->node, t, got);
+    return VS_ERR_STATE;
+  }
+  describe(e.kind, e.value, e.value_bytes, e.counter, e.last->hlc, e.last->origin, want, sizeof want);
+  bool same = cmp_bytes(d->target, d->target_bytes, e.target, e.target_bytes) == 0 && d->kind == e.kind &&
+              d->hlc == e.last->hlc && memcmp(d->origin, e.last->origin, VS_ORIGIN_BYTES) == 0;
+  if (same && e.kind == VS_STATE_VALUE) same = cmp_bytes(d->value, d->value_bytes, e.value, e.value_bytes) == 0;
+  if (same && e.kind == VS_STATE_COUNTER) {
+    char text[24];
+    int tn = snprintf(text, sizeof text, "%" PRId64, e.counter);
+    same = d->counter == e.counter && cmp_bytes(d->value, d->value_bytes, (const uint8_t *)text, (uint32_t)tn) == 0;
+  }
+  if (!same) {
+    char et[96];
+    show(e.target, e.target_bytes, et, sizeof et);
+    sim_fail(c->s, SIM_EXIT_FAIL,
+             "recomputation (G5): node %u shows \"%s\" = %s; folding its own log gives \"%s\" = %s", c->node, t, got, et, want);
+    return VS_ERR_STATE;
+  }
+  return VS_OK;
+}
+
+/* ---- the checks of one node ---- */
+
+static bool check_ids(sim *s, uint32_t i, const wal_view *w, uint32_t *idx, const uint32_t *aidx) {
+  for (size_t k = 0; k < w->n; k++) idx[k] = (uint32_t)k;
+  if (!sort_idx(idx, w->n, cmp_id, w->r)) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  char hex[VS_OP_ID_HEX_BYTES];
+  for (size_t k = 1; k < w->n; k++) {
+    if (cmp_id(w->r, idx[k - 1], idx[k]) == 0) {
+      vs_op_id_to_hex(&w->r[idx[k]].id, hex);
+      return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u stores operation %s twice", i, hex);
+    }
+  }
+  size_t a = 0, b = 0;
+  while (a < s->acked_n || b < w->n) { /* merge: acked ids vs held ids */
+    int c = a == s->acked_n ? 1 : b == w->n ? -1 : memcmp(s->acked[aidx[a]].id.bytes, w->r[idx[b]].id.bytes, VS_OP_ID_BYTES);
+    if (c < 0) {
+      const sim_ack *ak = &s->acked[aidx[a]];
+      vs_op_id_to_hex(&ak->id, hex);
+      return sim_fail(s, SIM_EXIT_FAIL, "G2: node %u lacks acknowledged write %s (%s k%05u, written on node %u)", i, hex,
+                      ak->kind == 0 ? "put" : ak->kind == 1 ? "del" : "incr", ak->key, ak->node);
+    }
+    if (c > 0) {
+      vs_op_id_to_hex(&w->r[idx[b]].id, hex);
+      return sim_fail(s, SIM_EXIT_FAIL, "node %u holds operation %s, which no client write acknowledged", i, hex);
+    }
+    const sim_ack *ak = &s->acked[aidx[a]];
+    const mrec *m = &w->r[idx[b]];
+    if (memcmp(ak->digest, m->digest, 16) != 0 || ak->hlc != m->hlc) {
+      vs_op_id_to_hex(&ak->id, hex);
+      return sim_fail(s, SIM_EXIT_FAIL,
+                      "G2: node %u holds another operation under acknowledged id %s (written on node %u as %s k%05u, hlc %" PRIu64
+                      "; held: hlc %" PRIu64 ")",
+                      i, hex, ak->node, ak->kind == 0 ? "put" : ak->kind == 1 ? "del" : "incr", ak->key, ak->hlc, m->hlc);
+    }
+    a++;
+    b++;
+  }
+  return true;
+}
+
+typedef struct vv_sum {
+  uint64_t sum;
+} vv_sum;
+
+static vs_err vv_sum_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
+  (void)origin;
+  ((vv_sum *)ctx)->sum += seq;
+  return VS_OK;
+}
+
+static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *idx_cap, const uint32_t *aidx) {
+  sim_node *n = &s->nodes[i];
+  vs_store *st = vs_node_store(n->node);
+  w->n = 0;
+  w->arena_n = 0;
+  w->id_sum = 0;
+  vs_err err = vs_wal_replay(st, 1, wal_cb, w);
+  if (err != VS_OK) return sim_fail(s, err == VS_ERR_NOMEM ? SIM_EXIT_STORE : SIM_EXIT_FAIL, "node %u: WAL replay: %s", i, vs_err_name(err));
+  if (w->n > *idx_cap) {
+    uint32_t *v = realloc(*idx, sizeof *v * w->n);
+    if (v == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+    *idx = v;
+    *idx_cap = w->n;
+  }
+  if (!check_ids(s, i, w, *idx, aidx)) return false;
+  vv_sum vs = {0};
+  err = vs_vv_each(st, vv_sum_cb, &vs);
+  if (err != VS_OK || vs.sum != w->n)
+    return sim_fail(s, SIM_EXIT_FAIL, "node %u: its version vector sums to %" PRIu64 ", its log holds %zu ops (%s)", i, vs.sum,
+                    w->n, vs_err_name(err));
+  if (n->applied != w->n || n->applied_sum != w->id_sum)
+    return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u: the apply callback ran %" PRIu64 " times for %zu stored operations%s", i,
+                    n->applied, w->n, n->applied == w->n ? " (not once each)" : "");
+  vs_node_stats t;
+  sim_node_stats_total(n, &t);
+  if (t.rejected_auth != 0 || t.rejected_malformed != 0 || t.runs_forged != 0 || t.runs_fork != 0)
+    return sim_fail(s, SIM_EXIT_FAIL,
+                    "G6: node %u refused honest frames: auth %" PRIu64 ", malformed %" PRIu64 ", forged runs %" PRIu64
+                    ", forks %" PRIu64,
+                    i, t.rejected_auth, t.rejected_malformed, t.runs_forged, t.runs_fork);
+  uint64_t forks = 0;
+  err = vs_apply_forks(st, NULL, 0, &forks);
+  if (err != VS_OK || forks != 0) return sim_fail(s, SIM_EXIT_FAIL, "node %u recorded %" PRIu64 " forks (%s)", i, forks, vs_err_name(err));
+  /* The recomputation: group the log by target, fold, compare with the dump. */
+  for (size_t k = 0; k < w->n; k++) (*idx)[k] = (uint32_t)k;
+  if (!sort_idx(*idx, w->n, cmp_target, w)) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  dump_cmp dc = {s, i, w, *idx, 0, 0, false};
+  err = vs_state_dump(st, true, dump_cb, &dc);
+  if (s->failed) return false;
+  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: dump: %s", i, vs_err_name(err));
+  mentry e;
+  while (dc.pos < w->n) { /* entries the model has and the dump did not show */
+    size_t lo = dc.pos, hi = lo + 1;
+    while (hi < w->n && cmp_target(w, (*idx)[lo], (*idx)[hi]) == 0) hi++;
+    dc.pos = hi;
+    if (fold(w, *idx, lo, hi, &e)) {
+      char t[96];
+      show(e.target, e.target_bytes, t, sizeof t);
+      return sim_fail(s, SIM_EXIT_FAIL, "recomputation (G5): node %u's log gives target \"%s\" an entry its state lacks", i, t);
+    }
+  }
+  return true;
+}
+
+bool sim_check(sim *s) {
+  uint32_t *aidx = malloc(sizeof *aidx * (s->acked_n > 0 ? s->acked_n : 1));
+  if (aidx == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  for (size_t k = 0; k < s->acked_n; k++) aidx[k] = (uint32_t)k;
+  bool ok = sort_idx(aidx, s->acked_n, cmp_ack, s->acked) || sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  for (size_t k = 1; ok && k < s->acked_n; k++) {
+    const sim_ack *x = &s->acked[aidx[k - 1]], *y = &s->acked[aidx[k]];
+    if (memcmp(x->id.bytes, y->id.bytes, VS_OP_ID_BYTES) == 0) {
+      char hex[VS_OP_ID_HEX_BYTES];
+      vs_op_id_to_hex(&x->id, hex);
+      ok = sim_fail(s, SIM_EXIT_FAIL,
+                    "G2: two acknowledged writes got the same id %s (node %u, hlc %" PRIu64 " and %" PRIu64
+                    "): the first was acknowledged and then lost",
+                    hex, x->node, x->hlc, y->hlc);
+    }
+  }
+  bool quiet = false;
+  char why[512] = "";
+  if (ok && sim_quiet(s, &quiet, why, sizeof why) && !quiet) ok = sim_fail(s, SIM_EXIT_FAIL, "at the check: %s", why);
+  ok = ok && !s->failed;
+  wal_view w;
+  memset(&w, 0, sizeof w);
+  w.s = s;
+  uint32_t *idx = NULL;
+  size_t idx_cap = 0;
+  for (uint32_t i = 0; ok && i < s->n; i++) ok = check_node(s, i, &w, &idx, &idx_cap, aidx);
+  free(idx);
+  free(w.r);
+  free(w.arena);
+  free(aidx);
+  if (ok && s->n > 0) {
+    vs_err err = vs_state_hash(vs_node_store(s->nodes[0].node), s->final_state_hash);
+    if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "state hash: %s", vs_err_name(err));
+    s->final_state_hash_ok = true;
+  }
+  return ok;
+}

@@ -1,0 +1,382 @@
+/* vix-sim: the deterministic many-node network-fault simulator.
+ *
+ * One process, one thread, N real vs_node replicas, each on its own LMDB
+ * environment (no-sync, temporary directory), driven in virtual time over a
+ * simulated network. One seeded PRNG (xoshiro256**, seeded by splitmix64)
+ * drives the workload, every fault and the nodes' own random source, so a
+ * run is a pure function of (seed, configuration): G3.
+ *
+ * Modules:
+ *   rng.c       the PRNG and the Zipf sampler
+ *   cfg.c       options: defaults, parsing, scenarios, the replay command,
+ *               the swarm's randomized fault mixes
+ *   net.c       event queue, topology, links, connections, frames, faults
+ *   world.c     nodes (open, crash, restart, clocks, polling), scheduled
+ *               events, the run: chaos -> heal -> quiesce -> check
+ *   workload.c  client operations (put/del/incr on Zipf keys, idempotency)
+ *   check.c     the invariants and the independent state recomputation
+ *   report.c    the self-contained HTML report
+ *   sim.c       main: CLI, swarm, JSON summary, exit codes
+ */
+#ifndef VIX_SIM_H
+#define VIX_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <sodium.h>
+
+#include "vixsync/vixsync.h"
+
+#define SIM_T0_MS 1700000000000ull /* wall clock of virtual time 0, for the nodes */
+#define SIM_NODES_MAX 4096u
+#define SIM_SCHED_MAX 256u        /* scheduled events (--event, scenario lines) */
+#define SIM_SCHED_TEXT_BYTES 160u
+#define SIM_WHY_BYTES 1024u
+#define SIM_PPM 1000000u
+#define SIM_SAME_TIME_ROUNDS 16u /* polls of one node at one instant before it waits 1 ms */
+
+/* Exit codes (DESIGN.md): 0 ok, 1 invariant failed, 2 usage, 3 storage. */
+enum { SIM_EXIT_OK = 0, SIM_EXIT_FAIL = 1, SIM_EXIT_USAGE = 2, SIM_EXIT_STORE = 3 };
+
+/* ---- rng.c ---- */
+
+typedef struct sim_rng {
+  uint64_t s[4];
+} sim_rng;
+
+void sim_rng_seed(sim_rng *r, uint64_t seed);
+uint64_t sim_rng_next(sim_rng *r);
+/** Uniform in [0, n) without modulo bias; 0 when n is 0. */
+uint64_t sim_rng_below(sim_rng *r, uint64_t n);
+/** Uniform in [lo, hi]. */
+uint64_t sim_rng_range(sim_rng *r, uint64_t lo, uint64_t hi);
+/** True with probability ppm / 1e6. */
+bool sim_rng_ppm(sim_rng *r, uint32_t ppm);
+void sim_rng_fill(void *ctx, uint8_t *buf, size_t bytes); /* vs_node_cfg.random */
+/** splitmix64 step, for deriving seeds. */
+uint64_t sim_mix64(uint64_t x);
+
+/** Zipf over [0, n) with exponent s/1000, by inverse CDF on a table of n
+ *  cumulative weights in 2^53 fixed point (computed once with pow(); the
+ *  only floating point in the simulator). */
+typedef struct sim_zipf {
+  uint64_t *cdf;
+  uint32_t n;
+} sim_zipf;
+
+int sim_zipf_init(sim_zipf *z, uint32_t n, uint32_t s_milli);
+uint32_t sim_zipf_draw(const sim_zipf *z, sim_rng *r);
+void sim_zipf_free(sim_zipf *z);
+
+/* ---- cfg.c ---- */
+
+typedef enum sim_topo { SIM_TOPO_RANDOM = 0, SIM_TOPO_FULL, SIM_TOPO_LINE, SIM_TOPO_RING } sim_topo;
+
+typedef struct sim_range {
+  uint64_t lo, hi;
+} sim_range;
+
+typedef struct sim_sched {
+  uint64_t at_ms;
+  char text[SIM_SCHED_TEXT_BYTES]; /* "partition 0-4|5-9", parsed when the run starts */
+} sim_sched;
+
+typedef struct sim_cfg {
+  /* the run */
+  uint32_t nodes;
+  uint64_t ops;
+  uint64_t seed;
+  /* topology */
+  sim_topo topo;
+  uint32_t degree;
+  /* network faults (chaos phase only, except the base latency) */
+  sim_range latency_ms;
+  uint32_t tail_ppm;
+  uint64_t tail_ms;
+  uint32_t drop_ppm, dup_ppm, reorder_ppm;
+  uint64_t reorder_ms;
+  uint32_t partitions;
+  sim_range partition_ms;
+  uint32_t asym;
+  uint32_t flap_ppm;
+  sim_range flap_ms;
+  uint32_t crashes;
+  sim_range crash_ms;
+  uint64_t skew_ms;
+  uint32_t drift_ppm;
+  uint64_t conn_timeout_ms;
+  uint64_t tick_ms; /* nodes are polled at multiples of this (1: at every event) */
+  sim_range redial_ms;
+  /* workload */
+  uint32_t mix[3]; /* put, del, incr weights */
+  uint32_t keys;
+  uint32_t zipf_milli;
+  uint32_t payload_bytes;
+  uint64_t op_gap_ms; /* mean gap between client ops, mesh-wide */
+  uint32_t idem_ppm;  /* writes carrying an idempotency key */
+  uint32_t retry_ppm; /* client retries of the last keyed write */
+  /* phases */
+  uint64_t tail_after_ms;   /* chaos goes on this long after the last op */
+  uint64_t quiesce_max_ms;  /* virtual time allowed to converge after healing */
+  uint64_t settle_ms;       /* quiet must stay quiet this long */
+  uint64_t check_every_ms;
+  /* resources */
+  uint32_t map_mib;
+  /* scheduled events */
+  sim_sched sched[SIM_SCHED_MAX];
+  uint32_t sched_n;
+  /* modes (not part of a run's identity) */
+  bool json, keep, verbose, stop_on_fail;
+  const char *report;
+  uint64_t swarm;
+  const char *dir_base;
+  char bug[32]; /* --inject-bug NAME ("" = none) */
+} sim_cfg;
+
+void sim_cfg_default(sim_cfg *c);
+/** Parse argv into c (defaults first). Writes a message to `err` and
+ *  returns false on a usage error. */
+bool sim_cfg_parse(sim_cfg *c, int argc, char **argv, char *err, size_t err_bytes);
+/** Load a scenario file into c (options and "at TIME EVENT" lines). */
+bool sim_cfg_load_scenario(sim_cfg *c, const char *path, char *err, size_t err_bytes);
+/** Check the whole configuration (ranges, events against the node count). */
+bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes);
+/** The exact command that replays this run (every option that differs from
+ *  its default, and every scheduled event). */
+void sim_cfg_command(const sim_cfg *c, const char *argv0, char *out, size_t out_bytes);
+/** The swarm's run for `seed`: the base configuration with a randomized
+ *  fault mix derived from the seed alone. */
+void sim_cfg_swarm(const sim_cfg *base, uint64_t seed, sim_cfg *out);
+/** Parse "1.5" / "1.5%" into ppm; "250ms", "2s", "3m", "1h" into ms. */
+bool sim_parse_pct(const char *s, uint32_t *ppm_out);
+bool sim_parse_ms(const char *s, uint64_t *ms_out);
+void sim_usage(FILE *f);
+
+/* ---- fault injection (the vix-sim-faults build) ---- */
+
+/** The bug mask for a name, or 0 (unknown, or not a fault-injection build). */
+uint32_t sim_bug_mask(const char *name);
+/** Names of the bugs, NULL-terminated. */
+extern const char *const sim_bug_names[];
+
+/* ---- the world ---- */
+
+typedef struct sim_ev {
+  uint64_t t, seq;
+  uint32_t kind, a, b, c;
+  uint8_t *bytes;
+  uint32_t len;
+} sim_ev;
+
+typedef struct sim_heap {
+  sim_ev *v;
+  size_t n, cap;
+  uint64_t seq;
+} sim_heap;
+
+enum {
+  EV_DELIVER = 1, /* a: from, b: to, c: connection id, bytes */
+  EV_WAKE,        /* a: node, c: wake token */
+  EV_CLIENT_OP,   /* the next client operation */
+  EV_DIAL,        /* a: link */
+  EV_CONN_CHECK,  /* a: link, c: connection id: is a cut link dead yet? */
+  EV_CRASH,       /* a: node, c: down ms (0: until restarted) */
+  EV_RESTART,     /* a: node */
+  EV_PART_START,  /* c: episode (random partition) */
+  EV_PART_END,    /* c: episode */
+  EV_ASYM_START,  /* a: link, b: direction, c: episode */
+  EV_ASYM_END,    /* a: link, b: direction, c: episode */
+  EV_FLAP,        /* a: link: toggle */
+  EV_SCHED,       /* a: index into cfg->sched */
+  EV_HEAL,        /* end of chaos */
+  EV_CHECK,       /* quiesce: converged yet? */
+  EV_SAMPLE,      /* report: a sample of every node */
+  EV_TICK,        /* a polling instant (--tick > 1) */
+};
+
+struct sim;
+
+typedef struct sim_node {
+  struct sim *sim;
+  uint32_t idx;
+  char dir[512];
+  vs_identity id;
+  vs_node *node; /* NULL while crashed */
+  vs_outbox *ob; /* counts for the report and the checks */
+  int64_t skew_ms;
+  int32_t drift_ppm;
+  uint64_t wake_v;     /* virtual time of the pending wake (UINT64_MAX: none) */
+  uint32_t wake_token; /* bumps when the wake moves: older EV_WAKEs are stale */
+  bool dirty;
+  uint32_t same_rounds;
+  bool isolated;
+  uint64_t down_until; /* crashed: restart time (UINT64_MAX: by event only) */
+  uint32_t *links;     /* indices into sim->links */
+  uint32_t nlinks, links_cap;
+  /* what the node did, across lifetimes */
+  uint64_t applied;     /* on_apply calls */
+  uint64_t applied_sum; /* sum of a 64-bit hash of each applied op id */
+  uint64_t local_writes;
+  uint64_t last_apply_v;
+  uint32_t crashes;
+  vs_node_stats past; /* counters of closed lifetimes */
+  bool idem_have; /* a keyed write to retry exists (workload.c) */
+} sim_node;
+
+typedef struct sim_link {
+  uint32_t a, b;     /* a < b */
+  uint32_t conn;     /* current connection id (0: none) */
+  bool up;           /* connected: both nodes hold a peer for it */
+  bool dialing;      /* an EV_DIAL is pending */
+  uint32_t dial_gen; /* EV_DIAL of an older generation are stale (heal resets backoff) */
+  uint8_t asym_cut;  /* bit 0: a->b cut, bit 1: b->a cut (asymmetric episodes, cut events) */
+  uint32_t asym_ep[2];
+  bool flapping, flap_down;
+  uint32_t flap_gen;     /* EV_FLAP of an older flapping spell are stale */
+  sim_range flap_range;  /* how long each phase lasts */
+  uint64_t cut_since; /* virtual ms the link became cut (UINT64_MAX: passable) */
+  uint64_t fifo_at[2]; /* in-order delivery floor per direction */
+  uint64_t redial_fail; /* consecutive failed dials (backoff) */
+} sim_link;
+
+/** One acknowledged local write: what the client was told. */
+typedef struct sim_ack {
+  vs_op_id id;
+  uint64_t hlc;
+  uint32_t node;
+  uint8_t kind; /* 0 put, 1 del, 2 incr */
+  uint8_t digest[16]; /* BLAKE2b-128 of (kind, target, payload) */
+  uint32_t key;
+  int64_t delta;
+} sim_ack;
+
+typedef struct sim_interval {
+  uint64_t from, to; /* to: UINT64_MAX while open */
+  uint32_t node;     /* crashes: the node; partitions: UINT32_MAX */
+  uint8_t what;      /* 'c' crash, 'p' partition, 'i' isolation */
+} sim_interval;
+
+typedef struct sim_totals {
+  uint64_t frames_sent, frames_delivered, bytes_sent;
+  uint64_t dropped, duplicated, reordered, tailed, cut_dropped, stale_frames, stale_outputs;
+  uint64_t conns, conn_timeouts, closes, dials_failed;
+  uint64_t crashes, restarts, partitions, asyms, flaps, isolations;
+  uint64_t writes, idem_writes, idem_retries, dels, puts, incrs;
+  uint64_t applications; /* on_apply calls, all nodes (local writes included) */
+  uint64_t polls, wakes, busy_waits, events;
+} sim_totals;
+
+typedef struct sim {
+  const sim_cfg *cfg;
+  uint32_t bug_mask;
+  sim_rng rng;
+  sim_heap heap;
+  uint64_t now;    /* virtual ms */
+  uint32_t n;
+  sim_node *nodes;
+  sim_link *links;
+  uint32_t nlinks;
+  uint32_t conn_seq;
+  uint8_t mesh_key[VS_MESH_KEY_BYTES];
+  char root[512]; /* temporary directory holding the node directories */
+  /* phases */
+  enum { PH_CHAOS, PH_QUIESCE, PH_SETTLE, PH_DONE } phase;
+  bool faults; /* chaos faults on */
+  bool heal_scheduled;
+  uint32_t chaos_pending; /* chaos events that must happen before the heal (rolling restarts) */
+  FILE *verbose_out;
+  uint64_t heal_at, converged_at, settle_until, last_apply_v;
+  uint64_t ops_issued, sched_fired;
+  uint64_t tick_at; /* the pending EV_TICK (0: none) */
+  uint16_t *part_group; /* current partition: group per node (NULL: none) */
+  uint32_t part_episode;
+  uint32_t episode_seq;
+  /* workload */
+  sim_zipf zipf;
+  sim_ack *acked;
+  size_t acked_n, acked_cap;
+  void *keyed; /* per node: its last keyed write (workload.c) */
+  uint8_t *payload_buf;
+  /* polling */
+  uint32_t *dirty;
+  uint32_t dirty_n;
+  /* trace */
+  crypto_generichash_state trace;
+  uint8_t trace_hash[32];
+  uint8_t final_state_hash[VS_HASH_BYTES];
+  bool final_state_hash_ok;
+  sim_totals tot;
+  /* report */
+  bool sampling;
+  uint64_t sample_every;
+  uint32_t *samples; /* per sample: n applied counts, then n outbox depths */
+  uint64_t *sample_t;
+  size_t samples_n, samples_cap;
+  sim_interval *iv;
+  size_t iv_n, iv_cap;
+  /* outcome */
+  bool failed;
+  int exit_code;
+  char why[SIM_WHY_BYTES];
+} sim;
+
+/** Record a failure (first one wins); returns false for `return sim_fail(...)`. */
+bool sim_fail(sim *s, int exit_code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* trace: every event, in order, into one BLAKE2b */
+void sim_trace(sim *s, uint8_t type, uint64_t a, uint64_t b, uint64_t c, const uint8_t *bytes, size_t len);
+
+/* net.c */
+void sim_heap_push(sim *s, uint64_t t, uint32_t kind, uint32_t a, uint32_t b, uint32_t c, uint8_t *bytes, uint32_t len);
+bool sim_heap_pop(sim_heap *h, sim_ev *out);
+void sim_heap_free(sim_heap *h);
+bool sim_net_build(sim *s);
+void sim_net_schedule_faults(sim *s, uint64_t chaos_ms);
+bool sim_link_cut(const sim *s, const sim_link *l, int dir);
+void sim_link_recheck(sim *s, uint32_t li);
+bool sim_link_down(sim *s, uint32_t li, int closed_by, bool redial);
+void sim_link_dial_soon(sim *s, uint32_t li);
+bool sim_net_dial(sim *s, uint32_t li);
+bool sim_net_conn_check(sim *s, uint32_t li, uint32_t conn);
+void sim_net_send(sim *s, uint32_t from, uint32_t li, uint32_t conn, const uint8_t *bytes, size_t len);
+bool sim_net_deliver(sim *s, const sim_ev *e);
+int sim_link_find_conn(const sim *s, uint32_t node, uint32_t conn);
+void sim_partition_set(sim *s, uint16_t *groups);
+uint16_t *sim_random_split(sim *s);
+void sim_link_flap(sim *s, uint32_t li, sim_range phase_ms, uint64_t at);
+void sim_link_unflap(sim *s, uint32_t li);
+void sim_iv_open(sim *s, uint8_t what, uint32_t node);
+void sim_iv_close(sim *s, uint8_t what, uint32_t node);
+bool sim_net_event(sim *s, const sim_ev *e);
+
+/* world.c */
+int sim_run(const sim_cfg *cfg, sim *s); /* returns the exit code; s stays for the report and JSON */
+void sim_free(sim *s);
+bool sim_node_open(sim *s, uint32_t i);
+bool sim_node_crash(sim *s, uint32_t i, uint64_t down_ms);
+bool sim_node_restart(sim *s, uint32_t i);
+uint64_t sim_local_ms(const sim_node *n, uint64_t v);
+void sim_node_stats_total(const sim_node *n, vs_node_stats *out);
+void sim_mark_dirty(sim *s, uint32_t i);
+
+/* workload.c */
+bool sim_workload_init(sim *s);
+bool sim_client_op(sim *s);
+void sim_workload_free(sim *s);
+uint64_t sim_id_hash64(const vs_op_id *id);
+void sim_op_digest(uint8_t kind, const uint8_t *target, size_t target_bytes, const uint8_t *payload,
+                   size_t payload_bytes, uint8_t out[16]);
+
+/* check.c */
+/** Converged? Sets *quiet; `why` tells what still differs. false on error. */
+bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes);
+/** The invariants of DESIGN.md's Simulator section, after quiesce. */
+bool sim_check(sim *s);
+
+/* report.c */
+bool sim_report_write(const sim *s, const char *path, char *err, size_t err_bytes);
+
+#endif

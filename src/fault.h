@@ -1,0 +1,34 @@
+/* vixsync internals: deliberate bugs for vix-sim's fault-injection build.
+ *
+ * `cmake -DVS_FAULT_INJECTION=ON` compiles a second, separate copy of the
+ * library with VS_FAULT_INJECTION defined and links vix-sim-faults to it.
+ * The release library (vixsync_obj, libvixsync.a/.so, what is installed) is
+ * never compiled with it: there VS_FAULT(f) is the constant false and the
+ * hooks vanish. Each hook breaks one guarantee so the simulator's checks
+ * can be shown to catch it (see simulations/ and README "Simulator"). */
+#ifndef VIXSYNC_FAULT_H
+#define VIXSYNC_FAULT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef VS_FAULT_INJECTION
+enum {
+  VS_FAULT_DUP_INCR = 1u << 0,          /* apply.c: re-count incrs a run repeats (G4) */
+  VS_FAULT_LWW_TIE = 1u << 1,           /* state.c: equal hlcs tie, the first arrival wins (G5) */
+  VS_FAULT_ACK_BEFORE_COMMIT = 1u << 2, /* write.c: every 8th write answers VS_OK, never commits (G2) */
+  VS_FAULT_SKIP_CHAIN_CHECK = 1u << 3,  /* apply.c: a run may skip seqs (G2) */
+};
+/** Switch faults on (a mask; 0: none). Process-wide: the fault build is a
+ *  test tool for a single-threaded simulator, the one place a global is fine. */
+void vs_fault_set(uint32_t mask);
+/** True when `fault` is on. */
+bool vs_fault_on(uint32_t fault);
+/** True on every `period`-th call while `fault` is on (a counter: no randomness). */
+bool vs_fault_every(uint32_t fault, uint32_t period);
+#define VS_FAULT(f) vs_fault_on(f)
+#else
+#define VS_FAULT(f) false
+#endif
+
+#endif
