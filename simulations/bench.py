@@ -101,13 +101,14 @@ def main():
     with open(os.path.join(out, "bench.json"), "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=1)
     with open(os.path.join(out, "bench.md"), "w", encoding="utf-8") as f:
-        f.write("| nodes | wall s | applications | applications/s | peak RSS per node | store per node | frames |\n"
-                "|---:|---:|---:|---:|---:|---:|---:|\n")
+        f.write("| nodes | wall s | applications | applications/s | peak RSS per node (total) | LMDB per node "
+                "| frames | frame bytes | runs verified |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
         for r in rows:
-            f.write("| %d | %.1f | %d | %.0f | %.1f MiB | %.1f MiB | %d |\n" %
+            f.write("| %d | %.1f | %d | %.0f | %.1f MiB (%.2f GiB) | %.1f MiB | %d | %.2f GB | %d |\n" %
                     (r["nodes"], r["wall_s"], r["applications"], r["applications_per_s"],
-                     r["peak_rss_per_node_kib"] / 1024, r["store_used_bytes_per_node"] / 2 ** 20,
-                     r["network"]["frames_sent"]))
+                     r["peak_rss_per_node_kib"] / 1024, r["peak_rss_kib"] / 2 ** 20,
+                     r["store_used_bytes_per_node"] / 2 ** 20, r["network"]["frames_sent"],
+                     r["network"]["bytes_sent"] / 1e9, r["node_counters"]["runs_received"]))
     plot(rows, os.path.join(out, "scaling.svg"))
     print("wrote %s/bench.json, bench.md, scaling.svg" % out)
 
