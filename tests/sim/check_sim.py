@@ -116,7 +116,9 @@ def bug(faults, release, name, seed):
     rc, out, err = run([faults] + argv)
     print(out.strip())
     if rc != 1 or "FAIL seed %s" % seed not in out:
-        fail("bug %s: the pinned seed %s was not caught (exit %d)\n%s" % (name, seed, rc, err[-2000:]))
+        fail("bug %s: the pinned seed %s was not caught (exit %d). If the core's behaviour changed, find a new "
+             "seed with `vix-sim-faults --nodes 6 --ops 200 --seed 1 --swarm 200 --inject-bug %s --stop-on-fail` and "
+             "pin it in CMakeLists.txt.\n%s" % (name, seed, rc, name, err[-2000:]))
     reason = out.split("FAIL seed %s: " % seed, 1)[1].split("\n", 1)[0]
     replay = out.split("replay: ", 1)[1].split("\n", 1)[0]
     rc2, j, err2 = run_json(shlex.split(replay))
