@@ -12,6 +12,7 @@
 typedef struct worker_op {
   vs_op_id id; /* first: the sort key */
   uint32_t attempt;
+  uint64_t lsn;
 } worker_op;
 
 /* A SyncWorker: one batch in flight. Its op ids are kept sorted so that a
@@ -57,6 +58,8 @@ struct vs_engine {
   vs_outbox_entry *claimed;
   vs_send_op *send_ops;
   vs_op_id *release_ids;
+  vs_op_id held_done; /* the last held_through fully applied */
+  bool held_known;
   vs_outbox_result *oresults;
   vs_outbox_verdict *verdicts;
   uint32_t oresult_cap;
@@ -161,21 +164,23 @@ static vs_err emit_cb(void *ctx, const vs_result *results, uint32_t count) {
 }
 
 /* Note that the attempt a worker sent was answered, freeing the worker when
- * its whole batch is. An answer to an older attempt frees nothing. */
-static void mark_answered(vs_engine *e, const vs_result *r) {
+ * its whole batch is. An answer to an older attempt frees nothing. Returns
+ * the LSN of the op when a batch holds it (a hint for the outbox), else 0. */
+static uint64_t mark_answered(vs_engine *e, const vs_result *r) {
   for (uint32_t w = 0; w < e->cfg.workers; w++) {
     worker *wk = &e->workers[w];
     if (!wk->busy) continue;
     worker_op *hit = bsearch(&r->op_id, wk->ops, wk->count, sizeof *wk->ops, id_cmp);
     if (hit == NULL) continue;
-    if (r->attempt != 0 && r->attempt != hit->attempt) return;
+    if (r->attempt != 0 && r->attempt != hit->attempt) return hit->lsn;
     size_t i = (size_t)(hit - wk->ops);
     if (!wk->marks[i]) {
       wk->marks[i] = 1;
       if (++wk->answered == wk->count) wk->busy = false;
     }
-    return;
+    return hit->lsn;
   }
+  return 0;
 }
 
 /* Count a DONE from `peer`; true once ack_quorum distinct peers hold it. */
@@ -220,7 +225,7 @@ static vs_err collect_results(vs_engine *e, uint32_t *n_out, uint64_t *waiting_o
   uint32_t n = 0;
   for (uint32_t i = 0; i < e->result_count; i++) {
     pending_result *p = &e->results[i];
-    mark_answered(e, &p->r);
+    uint64_t lsn = mark_answered(e, &p->r);
     if (p->r.kind == VS_RESULT_DONE && !quorum_reached(e, &p->r.op_id, p->r.peer)) {
       (*waiting_out)++; /* counted once the step commits */
       continue;
@@ -231,6 +236,7 @@ static vs_err collect_results(vs_engine *e, uint32_t *n_out, uint64_t *waiting_o
     o->attempt = p->r.attempt;
     o->retry_after_ms = p->r.retry_after_ms;
     o->reason = p->reason;
+    o->lsn = lsn;
   }
   *n_out = n;
   return VS_OK;
@@ -264,21 +270,27 @@ static vs_err send_batch(vs_engine *e, worker *wk, uint32_t n, uint64_t now_ms, 
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
   vs_send_batch b = {e->next_batch_id++, 0, n, 0, e->send_ops};
+  vs_wal_reader wr = {NULL, 0};
+  if (!e->transport.ids_only) err = vs_wal_reader_open(txn, store, &wr);
   for (uint32_t i = 0; i < n && err == VS_OK; i++) {
     vs_send_op *so = &e->send_ops[i];
     so->op_id = e->claimed[i].op_id;
     so->lsn = e->claimed[i].lsn;
     so->attempt = e->claimed[i].attempts;
-    err = vs_wal_op_encoded_txn(txn, store, so->lsn, &so->encoded, &so->encoded_bytes);
+    so->encoded = NULL;
+    so->encoded_bytes = e->claimed[i].op_bytes;
+    if (!e->transport.ids_only) err = vs_wal_reader_op(&wr, so->lsn, &so->encoded, &so->encoded_bytes);
     if (err != VS_OK) break;
     b.bytes += so->encoded_bytes;
     if (so->attempt > b.attempt_max) b.attempt_max = so->attempt;
   }
   vs_err sent = err == VS_OK ? e->transport.send(e->transport.ctx, &b, now_ms) : err;
+  vs_wal_reader_close(&wr);
   mdb_txn_abort(txn);
   for (uint32_t i = 0; i < n; i++) {
     wk->ops[i].id = e->claimed[i].op_id;
     wk->ops[i].attempt = e->claimed[i].attempts;
+    wk->ops[i].lsn = e->claimed[i].lsn;
   }
   if (sent == VS_ERR_BUSY || err != VS_OK) {
     /* Nothing left: give the claims back without spending the attempt. A
@@ -365,6 +377,14 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
       e->stats.leases_expired++;
     }
   }
+  /* Deliveries the transport knows as a range, when the range grew. */
+  vs_outbox_held held, *hp = NULL;
+  if (e->transport.held_through != NULL && e->transport.held_through(e->transport.ctx, &held.through) &&
+      (!e->held_known || !vs_op_id_same_origin(&held.through, &e->held_done) ||
+       vs_op_id_seq(&held.through) > vs_op_id_seq(&e->held_done))) {
+    held.max = VS_OUTBOX_CLAIM_MAX;
+    hp = &held;
+  }
   bool online = e->probe.online(e->probe.ctx, now_ms);
   if (!online) e->stats.offline_ticks++;
   bool busy = false;
@@ -375,9 +395,18 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
     if (wk == NULL && round > 0) break;
     vs_outbox_claim_req req = {e->cfg.lease_ms, e->cfg.batch_ops_max, e->cfg.batch_bytes_max, e->claimed};
     uint32_t claimed = 0;
-    err = vs_outbox_step(e->outbox, now_ms, round == 0 ? e->oresults : NULL, round == 0 ? n_results : 0,
-                         round == 0 ? e->verdicts : NULL, wk != NULL ? &req : NULL, &claimed);
+    err = vs_outbox_step_held(e->outbox, now_ms, round == 0 ? hp : NULL, round == 0 ? e->oresults : NULL,
+                              round == 0 ? n_results : 0, round == 0 ? e->verdicts : NULL, wk != NULL ? &req : NULL,
+                              &claimed);
     if (err != VS_OK) return err; /* results stay buffered for the next tick */
+    if (round == 0 && hp != NULL) {
+      e->stats.done_held += hp->completed;
+      /* Stopped short of the range's end only at the cap: ask again then. */
+      if (hp->completed < hp->max) {
+        e->held_done = hp->through;
+        e->held_known = true;
+      }
+    }
     if (round == 0) {
       count_verdicts(e, n_results);
       e->stats.results_quorum_wait += quorum_waiting;

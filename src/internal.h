@@ -184,6 +184,18 @@ vs_err vs_wal_op_bytes_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, ui
 vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const uint8_t **enc_out,
                              uint32_t *enc_bytes_out);
 
+/** Reads of many records in one transaction, mostly in LSN order: a cursor
+ *  that steps to the next record instead of searching the tree again. The
+ *  same checks as vs_wal_op_encoded_txn; pointers valid while the txn lives
+ *  and nothing is written through it. */
+typedef struct vs_wal_reader {
+  MDB_cursor *cur;
+  uint64_t at; /* the LSN the cursor is on; 0 = not positioned */
+} vs_wal_reader;
+vs_err vs_wal_reader_open(MDB_txn *txn, const vs_store *store, vs_wal_reader *r);
+vs_err vs_wal_reader_op(vs_wal_reader *r, uint64_t lsn, const uint8_t **enc_out, uint32_t *enc_bytes_out);
+void vs_wal_reader_close(vs_wal_reader *r);
+
 /** Read the node-wide HLC (0 if never set) / store a new one. */
 vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
 vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);

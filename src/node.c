@@ -67,6 +67,7 @@ struct vs_node {
   uint32_t run_cap;
   uint8_t ack_pk[VS_NODE_PEERS_MAX][VS_ORIGIN_BYTES]; /* ack_id -> peer identity */
   uint64_t ack_used;                                  /* bit per ack_id in use */
+  uint64_t ack_held[VS_NODE_PEERS_MAX];               /* ack_id -> highest own seq it holds */
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -266,8 +267,8 @@ static bool id_key_seq(const MDB_val *k, const vs_op_id *tag, uint64_t *seq_out)
  * signatures. *end_out: the run's last seq. VS_ERR_NOTFOUND: no signed op
  * in from..last (unsigned ops stay local); VS_ERR_BUFSIZE / VS_ERR_LIMIT:
  * the first signed run does not fit this message. */
-static vs_err add_run(vs_node *n, MDB_txn *txn, vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
-                      uint64_t from, uint64_t last, uint64_t *end_out) {
+static vs_err add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer *w,
+                      const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t last, uint64_t *end_out) {
   if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
   size_t room = vs_ops_writer_room(w);
   vs_op_id start;
@@ -301,7 +302,7 @@ static vs_err add_run(vs_node *n, MDB_txn *txn, vs_ops_writer *w, const uint8_t 
     if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
     if (err == VS_OK) err = run_scratch(n, count + 1);
     if (err != VS_OK) break;
-    err = vs_wal_op_encoded_txn(txn, n->store, vs_get_u64le(ov.mv_data), &n->run_enc[count], &n->run_lens[count]);
+    err = vs_wal_reader_op(wr, vs_get_u64le(ov.mv_data), &n->run_enc[count], &n->run_lens[count]);
     if (err != VS_OK) break;
     used += 4u + n->run_lens[count];
     if (used > room) break;
@@ -332,6 +333,8 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
   MDB_txn *txn;
   err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
+  vs_wal_reader wr;
+  err = vs_wal_reader_open(txn, n->store, &wr);
   bool full = false, was_acked = p->sent.n == 0;
   uint32_t runs = 0, ops = 0;
   for (uint32_t i = 0; i < n->mine.n && !full && err == VS_OK; i++) {
@@ -340,7 +343,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     uint64_t from = (known > sent ? known : sent) + 1;
     while (from <= mine->seq && err == VS_OK) { /* bounded: from grows each round */
       uint64_t end = 0;
-      err = add_run(n, txn, &w, mine->origin, from, mine->seq, &end);
+      err = add_run(n, txn, &wr, &w, mine->origin, from, mine->seq, &end);
       if (err == VS_ERR_NOTFOUND) {
         err = VS_OK; /* unsigned ops (a store used without identity) stay local */
         break;
@@ -357,6 +360,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
       from = end + 1;
     }
   }
+  vs_wal_reader_close(&wr);
   mdb_txn_abort(txn);
   if (err != VS_OK || runs == 0) return err;
   size_t len = 0;
@@ -433,11 +437,13 @@ static uint32_t ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES]) {
   assert(pick < VS_NODE_PEERS_MAX); /* the caller is not READY yet: at most 63 busy */
   memcpy(n->ack_pk[pick], pk, VS_ORIGIN_BYTES);
   n->ack_used |= 1ull << pick;
+  n->ack_held[pick] = 0;
   return pick;
 }
 
 /* A peer's vector holds our ops up to `held`: they are DONE from that peer. */
 static vs_err mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held) {
+  if (held > n->ack_held[ack_id]) n->ack_held[ack_id] = held;
   uint32_t keep = 0;
   vs_err err = VS_OK;
   for (uint32_t i = 0; i < n->push_n; i++) {
@@ -455,9 +461,13 @@ static vs_err mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held) {
 static vs_err mesh_send(void *ctx, const vs_send_batch *batch, uint64_t now_ms) {
   (void)now_ms;
   vs_node *n = ctx;
+  vs_op_id own;
+  vs_op_id_derive(n->cfg.identity.pk, 1, &own);
   for (uint32_t i = 0; i < batch->op_count; i++) {
-    vs_op op;
-    if (vs_op_decode(batch->ops[i].encoded, batch->ops[i].encoded_bytes, &op) != VS_OK) continue;
+    /* The outbox holds this node's own writes; an id of another origin
+     * (never expected) is left to its lease. */
+    const vs_op_id *id = &batch->ops[i].op_id;
+    if (!vs_op_id_same_origin(id, &own)) continue;
     if (n->push_n == n->push_cap) {
       uint32_t cap = n->push_cap == 0 ? 256 : n->push_cap * 2;
       pushed *p = realloc(n->push, sizeof *p * cap);
@@ -466,8 +476,8 @@ static vs_err mesh_send(void *ctx, const vs_send_batch *batch, uint64_t now_ms) 
       n->push_cap = cap;
     }
     pushed *q = &n->push[n->push_n++];
-    q->id = op.id;
-    q->seq = op.seq;
+    q->id = *id;
+    q->seq = vs_op_id_seq(id);
     q->peers = 0;
   }
   /* Peers that already hold them (they learned them by anti-entropy). */
@@ -477,6 +487,26 @@ static vs_err mesh_send(void *ctx, const vs_send_batch *batch, uint64_t now_ms) 
     if (err != VS_OK) return err;
   }
   return VS_OK;
+}
+
+/* The own seq that ack_quorum distinct peer identities all hold: the
+ * quorum-th highest of what each holds. Every own op up to it is delivered,
+ * so the engine completes those still PENDING without claiming them (most
+ * of them: anti-entropy sends a peer what it lacks before the engine gets
+ * round to claiming). */
+static bool mesh_held(void *ctx, vs_op_id *id_out) {
+  vs_node *n = ctx;
+  uint64_t top[VS_NODE_PEERS_MAX];
+  uint32_t k = 0, quorum = n->cfg.ack_quorum;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
+    if (!((n->ack_used >> i) & 1u)) continue;
+    uint32_t j = k++;
+    for (; j > 0 && top[j - 1] < n->ack_held[i]; j--) top[j] = top[j - 1]; /* descending */
+    top[j] = n->ack_held[i];
+  }
+  if (quorum == 0 || k < quorum || top[quorum - 1] == 0) return false;
+  vs_op_id_derive(n->cfg.identity.pk, top[quorum - 1], id_out);
+  return true;
 }
 
 static vs_err mesh_poll(void *ctx, uint64_t now_ms, vs_result_fn emit, void *emit_ctx) {
@@ -542,7 +572,7 @@ static vs_err open_engine(vs_node *n) {
   ecfg.ack_quorum = n->cfg.ack_quorum;
   ecfg.lease_ms = 4 * n->cfg.resend_ms;
   vs_probe probe = {n, mesh_online, mesh_next_check};
-  vs_transport tr = {n, mesh_send, mesh_poll, mesh_wake};
+  vs_transport tr = {n, mesh_send, mesh_poll, mesh_wake, true, mesh_held};
   return vs_engine_new(&ecfg, n->outbox, &probe, &tr, &n->engine);
 }
 

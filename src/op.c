@@ -76,6 +76,16 @@ vs_err vs_op_init(vs_op *op, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq
   return VS_OK;
 }
 
+uint64_t vs_op_id_seq(const vs_op_id *id) {
+  uint64_t seq = 0;
+  for (unsigned i = VS_OP_ID_TAG_BYTES; i < VS_OP_ID_BYTES; i++) seq = (seq << 8) | id->bytes[i];
+  return seq;
+}
+
+bool vs_op_id_same_origin(const vs_op_id *a, const vs_op_id *b) {
+  return memcmp(a->bytes, b->bytes, VS_OP_ID_TAG_BYTES) == 0;
+}
+
 size_t vs_op_encoded_bytes(const vs_op *op) {
   assert(op != NULL);
   return VS_OP_HEADER_BYTES + op->kind_bytes + 4u + op->target_bytes + 4u + op->payload_bytes;

@@ -167,10 +167,10 @@ static vs_err entry_get(MDB_txn *txn, const vs_store *store, uint32_t sink, uint
   return entry_decode(&v, lsn, e);
 }
 
-/* Store `now_e` (replacing `old_e`, NULL for a new entry): the entry, its
- * index key and the counts move together. */
-static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
-                          const vs_outbox_entry *now_e, vs_outbox_counts *counts) {
+/* Move the index key and the counts from `old_e`'s state (NULL: a new
+ * entry) to `now_e`'s. */
+static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
+                         const vs_outbox_entry *now_e, vs_outbox_counts *counts) {
   uint8_t ikey[INDEX_KEY_BYTES_MAX];
   size_t ikey_bytes;
   int rc;
@@ -190,6 +190,15 @@ static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, co
   rc = mdb_put(txn, dbi, &ik, &empty, 0);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   (*count_slot(counts, now_e->state))++;
+  return VS_OK;
+}
+
+/* Store `now_e` (replacing `old_e`, NULL for a new entry): the entry, its
+ * index key and the counts move together. */
+static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
+                          const vs_outbox_entry *now_e, vs_outbox_counts *counts) {
+  vs_err err = index_move(txn, store, sink, old_e, now_e, counts);
+  if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
   entry_key(key, sink, now_e->lsn);
   MDB_val k = {sizeof key, key}, v = {entry_encode(now_e, buf), buf};
@@ -356,11 +365,16 @@ const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox) { return &outbo
 typedef struct obx_txn {
   MDB_txn *txn;
   vs_outbox_counts counts;
-  bool dirty; /* something was written: commit (else the txn is dropped) */
+  bool dirty;      /* something was written: commit (else the txn is dropped) */
+  MDB_cursor *ec;  /* on the entries: a read and the rewrite of the same entry
+                      share one tree search; opened on first use */
+  uint64_t ec_lsn; /* the entry ec is on; 0 = none */
 } obx_txn;
 
 static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
   t->dirty = false;
+  t->ec = NULL;
+  t->ec_lsn = 0;
   vs_err err = vs_txn_begin(ob->store, true, &t->txn);
   if (err != VS_OK) return err;
   err = vs_obx_counts_load(t->txn, ob->store, ob->sink, &t->counts);
@@ -371,6 +385,8 @@ static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
 /* Commit what the step changed. A step that changed nothing (an idle tick)
  * commits nothing: no disk write, no fsync. */
 static vs_err obx_finish(vs_outbox *ob, obx_txn *t, vs_err err) {
+  if (t->ec != NULL) mdb_cursor_close(t->ec);
+  t->ec = NULL;
   if (err == VS_OK && !t->dirty) {
     mdb_txn_abort(t->txn);
     return VS_OK;
@@ -383,10 +399,38 @@ static vs_err obx_finish(vs_outbox *ob, obx_txn *t, vs_err err) {
   return vs_txn_commit(t->txn);
 }
 
-/* entry_write inside a step's transaction. */
+/* Read entry `lsn` inside a step's transaction, leaving the entries cursor
+ * on it for obx_write. */
+static vs_err obx_get(vs_outbox *ob, obx_txn *t, uint64_t lsn, vs_outbox_entry *e) {
+  t->ec_lsn = 0;
+  if (t->ec == NULL) {
+    int rc = mdb_cursor_open(t->txn, ob->store->dbi_outbox, &t->ec);
+    if (rc != MDB_SUCCESS) {
+      t->ec = NULL;
+      return vs_mdb_err(rc);
+    }
+  }
+  uint8_t key[ENTRY_KEY_BYTES];
+  entry_key(key, ob->sink, lsn);
+  MDB_val k = {sizeof key, key}, v;
+  vs_err err = vs_mdb_err(mdb_cursor_get(t->ec, &k, &v, MDB_SET_KEY));
+  if (err == VS_OK) err = entry_decode(&v, lsn, e);
+  if (err == VS_OK) t->ec_lsn = lsn;
+  return err;
+}
+
+/* entry_write inside a step's transaction. Rewriting the entry obx_get just
+ * read goes through the cursor that is on it (no second search). */
 static vs_err obx_write(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
   t->dirty = true;
-  return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
+  if (old_e == NULL || t->ec_lsn != old_e->lsn)
+    return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
+  vs_err err = index_move(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
+  if (err != VS_OK) return err;
+  uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
+  entry_key(key, ob->sink, now_e->lsn);
+  MDB_val k = {sizeof key, key}, v = {entry_encode(now_e, buf), buf};
+  return vs_mdb_err(mdb_cursor_put(t->ec, &k, &v, MDB_CURRENT));
 }
 
 /* Find the entry of op `id` for this sink. */
@@ -395,6 +439,20 @@ static vs_err entry_find(MDB_txn *txn, vs_outbox *ob, const vs_op_id *id, vs_out
   vs_err err = vs_opid_get(txn, ob->store, id, &lsn, NULL);
   if (err != VS_OK) return err;
   return entry_get(txn, ob->store, ob->sink, lsn, e);
+}
+
+/* entry_find inside a step's transaction. `lsn_hint` (0 = none) is where the
+ * caller believes the entry is: used when the entry there is this op's. */
+static vs_err obx_find(vs_outbox *ob, obx_txn *t, const vs_op_id *id, uint64_t lsn_hint, vs_outbox_entry *e) {
+  if (lsn_hint != 0) {
+    vs_err err = obx_get(ob, t, lsn_hint, e);
+    if (err == VS_OK && vs_op_id_equal(&e->op_id, id)) return VS_OK;
+    if (err != VS_OK && err != VS_ERR_NOTFOUND) return err;
+  }
+  uint64_t lsn;
+  vs_err err = vs_opid_get(t->txn, ob->store, id, &lsn, NULL);
+  if (err != VS_OK) return err;
+  return obx_get(ob, t, lsn, e);
 }
 
 /* The first index key of this sink in `dbi` under `prefix` (4 or 5 bytes):
@@ -457,7 +515,7 @@ vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, u
   vs_err err = obx_begin(outbox, &t);
   if (err != VS_OK) return err;
   vs_outbox_entry old_e = {0}, e;
-  err = entry_find(t.txn, outbox, id, &old_e);
+  err = obx_find(outbox, &t, id, 0, &old_e);
   e = old_e;
   if (err == VS_OK && (old_e.state != VS_OUTBOX_PENDING || old_e.next_attempt_at_ms > now_ms)) err = VS_ERR_STATE;
   if (err == VS_OK) {
@@ -480,7 +538,7 @@ static vs_err expire_leases(vs_outbox *ob, obx_txn *t, uint64_t now_ms) {
     if (err != VS_OK) return err;
     if (!found || until > now_ms) return VS_OK;
     vs_outbox_entry old_e, e;
-    err = entry_get(t->txn, ob->store, ob->sink, lsn, &old_e);
+    err = obx_get(ob, t, lsn, &old_e);
     if (err != VS_OK) return err == VS_ERR_NOTFOUND ? VS_ERR_CORRUPT : err;
     e = old_e;
     to_retry(&e, &ob->policy, now_ms, "lease expired", 0);
@@ -490,21 +548,37 @@ static vs_err expire_leases(vs_outbox *ob, obx_txn *t, uint64_t now_ms) {
   return VS_OK;
 }
 
-/* Claim ready entries in order (next attempt, then LSN) within the limits. */
+/* Claim ready entries in order (next attempt, then LSN) within the limits.
+ * One pass of a cursor over the ready index lists them (their LSNs parked in
+ * entries_out), then each is read and moved to INFLIGHT in that order. */
 static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_outbox_claim_req *req, uint32_t *n_out) {
   uint8_t prefix[4];
   vs_put_u32be(prefix, ob->sink);
+  *n_out = 0;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(t->txn, ob->store->dbi_obx_ready, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint32_t listed = 0;
+  MDB_val k = {sizeof prefix, prefix}, v;
+  /* Bounded by entries_max. */
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && listed < req->entries_max;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size < sizeof prefix || memcmp(k.mv_data, prefix, sizeof prefix) != 0) break;
+    if (k.mv_size != 20) {
+      rc = MDB_CORRUPTED;
+      break;
+    }
+    if (vs_get_u64be((const uint8_t *)k.mv_data + 4) > now_ms) break; /* not due yet, nor anything after */
+    req->entries_out[listed++].lsn = vs_get_u64be((const uint8_t *)k.mv_data + 12);
+  }
+  mdb_cursor_close(cur);
+  vs_err err = rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
   uint32_t n = 0;
   uint64_t bytes = 0;
-  vs_err err = VS_OK;
-  while (n < req->entries_max) {
-    bool found;
-    uint64_t next_at, lsn;
-    err = first_key(t->txn, ob->store->dbi_obx_ready, prefix, sizeof prefix, &found, &next_at, &lsn);
-    if (err != VS_OK || !found || next_at > now_ms) break;
+  for (; n < listed && err == VS_OK; n++) {
     vs_outbox_entry old_e;
-    err = entry_get(t->txn, ob->store, ob->sink, lsn, &old_e);
-    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
+    err = obx_get(ob, t, req->entries_out[n].lsn, &old_e);
+    if (err == VS_ERR_NOTFOUND || (err == VS_OK && old_e.state != VS_OUTBOX_PENDING)) err = VS_ERR_CORRUPT;
     if (err != VS_OK) break;
     if (n > 0 && bytes + old_e.op_bytes > req->bytes_max) break;
     bytes += old_e.op_bytes;
@@ -512,7 +586,6 @@ static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_ou
     to_inflight(&req->entries_out[n], now_ms, req->lease_ms);
     err = obx_write(ob, t, &old_e, &req->entries_out[n]);
     if (err != VS_OK) break;
-    n++;
   }
   *n_out = n;
   return err;
@@ -522,7 +595,7 @@ static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_ou
 static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r, uint64_t now_ms,
                            vs_outbox_verdict *verdict, vs_outbox_entry *e_out) {
   vs_outbox_entry old_e;
-  vs_err err = entry_find(t->txn, ob, &r->op_id, &old_e);
+  vs_err err = obx_find(ob, t, &r->op_id, r->lsn, &old_e);
   if (err == VS_ERR_NOTFOUND) {
     *verdict = VS_VERDICT_UNKNOWN;
     return VS_OK;
@@ -561,9 +634,66 @@ static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r,
   return err;
 }
 
+/* Complete the PENDING entries `h` covers, from the front of the ready
+ * index, up to the first one it does not cover. Each pass lists up to
+ * HELD_PASS LSNs with a cursor, then moves them (the moves delete the keys
+ * the cursor walked, so the listing comes first). Bounded by h->max. */
+#define HELD_PASS 1024u
+static vs_err held_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_held *h) {
+  uint8_t prefix[4];
+  vs_put_u32be(prefix, ob->sink);
+  uint64_t upto = vs_op_id_seq(&h->through), lsns[HELD_PASS];
+  vs_err err = VS_OK;
+  bool stop = false;
+  while (!stop && err == VS_OK && h->completed < h->max) {
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t->txn, ob->store->dbi_obx_ready, &cur);
+    if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+    uint32_t listed = 0, want = h->max - h->completed < HELD_PASS ? h->max - h->completed : HELD_PASS;
+    MDB_val k = {sizeof prefix, prefix}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && listed < want;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      if (k.mv_size < sizeof prefix || memcmp(k.mv_data, prefix, sizeof prefix) != 0) break;
+      if (k.mv_size != 20) {
+        rc = MDB_CORRUPTED;
+        break;
+      }
+      lsns[listed++] = vs_get_u64be((const uint8_t *)k.mv_data + 12);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
+    if (listed < want) stop = true; /* the ready index ends here */
+    for (uint32_t i = 0; i < listed && err == VS_OK; i++) {
+      vs_outbox_entry old_e, e;
+      err = obx_get(ob, t, lsns[i], &old_e);
+      if (err == VS_ERR_NOTFOUND || (err == VS_OK && old_e.state != VS_OUTBOX_PENDING)) err = VS_ERR_CORRUPT;
+      if (err != VS_OK) break;
+      if (!vs_op_id_same_origin(&old_e.op_id, &h->through) || vs_op_id_seq(&old_e.op_id) > upto) {
+        stop = true;
+        break;
+      }
+      e = old_e;
+      e.state = VS_OUTBOX_DONE;
+      e.lease_until_ms = 0;
+      e.updated_at_ms = now_ms;
+      err = obx_write(ob, t, &old_e, &e);
+      if (err == VS_OK) h->completed++;
+    }
+  }
+  return err;
+}
+
 vs_err vs_outbox_step(vs_outbox *outbox, uint64_t now_ms, const vs_outbox_result *results, uint32_t result_count,
                       vs_outbox_verdict *verdicts_out, const vs_outbox_claim_req *claim, uint32_t *claimed_out) {
+  return vs_outbox_step_held(outbox, now_ms, NULL, results, result_count, verdicts_out, claim, claimed_out);
+}
+
+vs_err vs_outbox_step_held(vs_outbox *outbox, uint64_t now_ms, vs_outbox_held *held,
+                           const vs_outbox_result *results, uint32_t result_count, vs_outbox_verdict *verdicts_out,
+                           const vs_outbox_claim_req *claim, uint32_t *claimed_out) {
   if (outbox == NULL || (results == NULL && result_count > 0)) return VS_ERR_INVAL;
+  if (held != NULL && held->max > VS_OUTBOX_CLAIM_MAX) return VS_ERR_INVAL;
+  if (held != NULL) held->completed = 0;
   if (claim != NULL && (claim->lease_ms == 0 || claim->entries_max > VS_OUTBOX_CLAIM_MAX || claimed_out == NULL ||
                         (claim->entries_max > 0 && claim->entries_out == NULL)))
     return VS_ERR_INVAL;
@@ -571,6 +701,7 @@ vs_err vs_outbox_step(vs_outbox *outbox, uint64_t now_ms, const vs_outbox_result
   obx_txn t;
   vs_err err = obx_begin(outbox, &t);
   if (err != VS_OK) return err;
+  if (held != NULL) err = held_loop(outbox, &t, now_ms, held);
   for (uint32_t i = 0; i < result_count && err == VS_OK; i++) {
     vs_outbox_verdict v;
     vs_outbox_entry e;
@@ -582,6 +713,7 @@ vs_err vs_outbox_step(vs_outbox *outbox, uint64_t now_ms, const vs_outbox_result
   if (err == VS_OK && claim != NULL) err = claim_loop(outbox, &t, now_ms, claim, &n);
   err = obx_finish(outbox, &t, err);
   if (err == VS_OK && claimed_out != NULL) *claimed_out = n;
+  if (err != VS_OK && held != NULL) held->completed = 0; /* nothing changed */
   return err;
 }
 
@@ -608,7 +740,7 @@ static vs_err apply_one(vs_outbox *outbox, const vs_outbox_result *r, uint64_t n
 
 vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms) {
   if (id == NULL) return VS_ERR_INVAL;
-  vs_outbox_result r = {*id, VS_RESULT_DONE, 0, 0, NULL};
+  vs_outbox_result r = {*id, VS_RESULT_DONE, 0, 0, NULL, 0};
   vs_outbox_verdict v;
   vs_err err = apply_one(outbox, &r, now_ms, &v, NULL);
   return err == VS_OK && v == VS_VERDICT_UNKNOWN ? VS_ERR_NOTFOUND : err;
@@ -617,7 +749,7 @@ vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms
 vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable, const char *reason,
                       uint64_t retry_after_ms, vs_outbox_entry *entry_out) {
   if (id == NULL) return VS_ERR_INVAL;
-  vs_outbox_result r = {*id, retryable ? VS_RESULT_RETRY : VS_RESULT_FAILED, 0, retry_after_ms, reason};
+  vs_outbox_result r = {*id, retryable ? VS_RESULT_RETRY : VS_RESULT_FAILED, 0, retry_after_ms, reason, 0};
   vs_outbox_verdict v;
   vs_err err = apply_one(outbox, &r, now_ms, &v, entry_out);
   if (err != VS_OK) return err;
@@ -632,7 +764,7 @@ vs_err vs_outbox_release(vs_outbox *outbox, const vs_op_id *ids, uint32_t count,
   if (err != VS_OK) return err;
   for (uint32_t i = 0; i < count && err == VS_OK; i++) {
     vs_outbox_entry old_e, e;
-    err = entry_find(t.txn, outbox, &ids[i], &old_e);
+    err = obx_find(outbox, &t, &ids[i], 0, &old_e);
     if (err == VS_ERR_NOTFOUND) {
       err = VS_OK;
       continue;
@@ -673,7 +805,7 @@ static vs_err move_all(vs_outbox *ob, MDB_dbi dbi, const uint8_t *prefix, size_t
     err = first_key(t.txn, dbi, prefix, prefix_bytes, &found, &time_ms, &lsn);
     if (err != VS_OK || !found) break;
     vs_outbox_entry old_e, e;
-    err = entry_get(t.txn, ob->store, ob->sink, lsn, &old_e);
+    err = obx_get(ob, &t, lsn, &old_e);
     if (err == VS_ERR_NOTFOUND || (err == VS_OK && old_e.state != from)) err = VS_ERR_CORRUPT;
     if (err != VS_OK) break;
     e = old_e;
@@ -687,6 +819,7 @@ static vs_err move_all(vs_outbox *ob, MDB_dbi dbi, const uint8_t *prefix, size_t
       MDB_val ik = {ikey_bytes, ikey}, k = {sizeof key, key};
       entry_key(key, ob->sink, lsn);
       t.dirty = true;
+      t.ec_lsn = 0;
       err = vs_mdb_err(mdb_del(t.txn, idbi, &ik, NULL));
       if (err == VS_OK) err = vs_mdb_err(mdb_del(t.txn, ob->store->dbi_outbox, &k, NULL));
       (*count_slot(&t.counts, from))--;

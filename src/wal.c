@@ -230,6 +230,38 @@ vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, 
   return VS_OK;
 }
 
+vs_err vs_wal_reader_open(MDB_txn *txn, const vs_store *store, vs_wal_reader *r) {
+  r->at = 0;
+  r->cur = NULL;
+  return vs_mdb_err(mdb_cursor_open(txn, store->dbi_wal, &r->cur));
+}
+
+void vs_wal_reader_close(vs_wal_reader *r) {
+  if (r->cur != NULL) mdb_cursor_close(r->cur);
+  r->cur = NULL;
+  r->at = 0;
+}
+
+vs_err vs_wal_reader_op(vs_wal_reader *r, uint64_t lsn, const uint8_t **enc_out, uint32_t *enc_bytes_out) {
+  uint8_t key[8];
+  vs_put_u64be(key, lsn);
+  MDB_val k = val(key, sizeof key), v;
+  /* The next record is one step along the leaf; any other is a seek. */
+  int rc = r->at != 0 && lsn == r->at + 1 ? mdb_cursor_get(r->cur, &k, &v, MDB_NEXT)
+                                          : mdb_cursor_get(r->cur, &k, &v, MDB_SET_KEY);
+  r->at = 0;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (k.mv_size != 8 || vs_get_u64be(k.mv_data) != lsn) return VS_ERR_NOTFOUND; /* NEXT went past a gap */
+  if (v.mv_size < VS_WAL_RECORD_HEADER_BYTES || v.mv_size - VS_WAL_RECORD_HEADER_BYTES > VS_OP_ENCODED_BYTES_MAX)
+    return VS_ERR_CORRUPT;
+  const uint8_t *p = v.mv_data;
+  if (record_crc(p, v.mv_size) != vs_get_u32le(p + 4) || vs_get_u64le(p + 8) != lsn) return VS_ERR_CORRUPT;
+  r->at = lsn;
+  *enc_out = p + VS_WAL_RECORD_HEADER_BYTES;
+  *enc_bytes_out = (uint32_t)(v.mv_size - VS_WAL_RECORD_HEADER_BYTES);
+  return VS_OK;
+}
+
 vs_err vs_wal_replay(vs_store *store, uint64_t from_lsn, vs_wal_handler handler, void *ctx) {
   if (store == NULL || handler == NULL) return VS_ERR_INVAL;
   if (from_lsn == 0) from_lsn = 1;

@@ -1169,13 +1169,13 @@ static void test_outbox_idle_step_commits_nothing(void **state) {
     assert_int_equal(n, 0);
   }
   /* An unknown op's result changes nothing either. */
-  vs_outbox_result unknown = {{{0}}, VS_RESULT_DONE, 1, 0, NULL};
+  vs_outbox_result unknown = {{{0}}, VS_RESULT_DONE, 1, 0, NULL, 0};
   vs_outbox_verdict v;
   assert_err(vs_outbox_step(f->ob, T0_MS + 20, &unknown, 1, &v, NULL, NULL), VS_OK);
   assert_int_equal(v, VS_VERDICT_UNKNOWN);
   assert_int_equal(last_txnid(f), before);
   /* A real result commits, once. */
-  vs_outbox_result done = {f->ids[0], VS_RESULT_DONE, 1, 0, NULL};
+  vs_outbox_result done = {f->ids[0], VS_RESULT_DONE, 1, 0, NULL, 0};
   assert_err(vs_outbox_step(f->ob, T0_MS + 30, &done, 1, &v, NULL, NULL), VS_OK);
   assert_int_equal(v, VS_VERDICT_APPLIED);
   assert_int_equal(last_txnid(f), before + 1);
@@ -1203,9 +1203,9 @@ static void test_outbox_step_result_for_older_attempt_is_stale(void **state) {
   assert_int_equal(get(f->ob, &f->ids[0]).attempts, 2);
   /* Attempt 1's answers arrive now. */
   vs_outbox_result late[3] = {
-      {f->ids[0], VS_RESULT_RETRY, 1, 0, "late busy"},
-      {f->ids[0], VS_RESULT_FAILED, 1, 0, "late reject"},
-      {f->ids[1], VS_RESULT_DONE, 1, 0, NULL},
+      {f->ids[0], VS_RESULT_RETRY, 1, 0, "late busy", 0},
+      {f->ids[0], VS_RESULT_FAILED, 1, 0, "late reject", 0},
+      {f->ids[1], VS_RESULT_DONE, 1, 0, NULL, 0},
   };
   vs_outbox_verdict v[3];
   assert_err(vs_outbox_step(f->ob, t + 1, late, 3, v, NULL, NULL), VS_OK);
@@ -1217,7 +1217,7 @@ static void test_outbox_step_result_for_older_attempt_is_stale(void **state) {
   assert_int_equal(e.attempts, 2);
   assert_int_equal(get(f->ob, &f->ids[1]).state, VS_OUTBOX_DONE);
   /* The current attempt's answer, and an answer that names no attempt, apply. */
-  vs_outbox_result now_r = {f->ids[0], VS_RESULT_RETRY, 2, 0, "busy"};
+  vs_outbox_result now_r = {f->ids[0], VS_RESULT_RETRY, 2, 0, "busy", 0};
   assert_err(vs_outbox_step(f->ob, t + 2, &now_r, 1, v, NULL, NULL), VS_OK);
   assert_int_equal(v[0], VS_VERDICT_APPLIED);
   assert_int_equal(get(f->ob, &f->ids[0]).state, VS_OUTBOX_PENDING);

@@ -67,6 +67,8 @@ typedef struct vs_engine_stats {
   uint64_t results_unknown;   /**< results for ids this outbox does not hold: ignored */
   uint64_t results_dropped;   /**< results refused because the buffer was full */
   uint64_t leases_expired;    /**< batches whose lease ended before all results came */
+  uint64_t done_held;         /**< PENDING entries completed unclaimed: the transport's
+                                   held_through covered them (sent by anti-entropy) */
 } vs_engine_stats;
 
 typedef struct vs_engine vs_engine;

@@ -90,6 +90,13 @@ typedef struct vs_op {
  *  function). */
 void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_id *id_out);
 
+/** The seq an id carries (its last 6 bytes). Whose id it is takes the tag:
+ *  compare it with an id derived from the origin. */
+uint64_t vs_op_id_seq(const vs_op_id *id);
+
+/** Whether two ids name operations of the same origin (equal tags). */
+bool vs_op_id_same_origin(const vs_op_id *a, const vs_op_id *b);
+
 /** Fill `op` from its parts and derive its id. `kind` is a NUL-terminated
  *  string. Borrowed buffers are not copied.
  *  @return VS_OK, VS_ERR_INVAL (NULL with a non-zero length, seq 0 or past VS_OP_SEQ_MAX) or

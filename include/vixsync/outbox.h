@@ -185,6 +185,8 @@ typedef struct vs_outbox_result {
   uint32_t attempt;        /**< attempt answered; 0 = the current one */
   uint64_t retry_after_ms; /**< RETRY: floor on the delay, 0 = none */
   const char *reason;      /**< may be NULL */
+  uint64_t lsn;            /**< the entry's LSN when the caller knows it (a hint,
+                                checked against op_id); 0 = find it by op_id */
 } vs_outbox_result;
 
 /** What applying one result did. */
@@ -214,6 +216,25 @@ typedef struct vs_outbox_claim_req {
  *  changed). */
 vs_err vs_outbox_step(vs_outbox *outbox, uint64_t now_ms, const vs_outbox_result *results, uint32_t result_count,
                       vs_outbox_verdict *verdicts_out, const vs_outbox_claim_req *claim, uint32_t *claimed_out);
+
+/** A range of deliveries, known at once: every operation of the origin of
+ *  `through` with a seq up to `through`'s is delivered (a peer's version
+ *  vector says so). */
+typedef struct vs_outbox_held {
+  vs_op_id through;
+  uint32_t max;          /**< entries to complete at most, <= VS_OUTBOX_CLAIM_MAX */
+  uint32_t completed;    /**< [out] PENDING entries it made DONE */
+} vs_outbox_held;
+
+/** vs_outbox_step that first, in the same transaction, completes the
+ *  PENDING entries `held` covers, in claim order, stopping at the first
+ *  ready entry it does not cover (so it costs what it completes, plus one):
+ *  they were delivered before anybody claimed them, so no attempt is spent.
+ *  Entries it leaves are claimed and answered as usual. `held` may be NULL
+ *  (then this is vs_outbox_step). */
+vs_err vs_outbox_step_held(vs_outbox *outbox, uint64_t now_ms, vs_outbox_held *held,
+                           const vs_outbox_result *results, uint32_t result_count, vs_outbox_verdict *verdicts_out,
+                           const vs_outbox_claim_req *claim, uint32_t *claimed_out);
 
 /** Give INFLIGHT entries back without spending their attempt (the transport
  *  refused the batch before sending anything): PENDING, ready at now_ms.

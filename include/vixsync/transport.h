@@ -29,7 +29,8 @@ extern "C" {
 
 /** One operation of a batch: its id, LSN and canonical encoding. `encoded`
  *  points into the store and is valid only during the send call: a transport
- *  that keeps the bytes copies them. */
+ *  that keeps the bytes copies them. For a transport with `ids_only` set,
+ *  `encoded` is NULL and `encoded_bytes` still the encoding's size. */
 typedef struct vs_send_op {
   vs_op_id op_id;
   uint64_t lsn;
@@ -73,6 +74,15 @@ typedef struct vs_transport {
   /** The earliest time poll has something to hand over, UINT64_MAX if
    *  nothing is scheduled. Optional. */
   uint64_t (*next_wake_ms)(void *ctx, uint64_t now_ms);
+  /** The transport reads the operations itself (the peer mesh sends what a
+   *  peer lacks from the store): batches carry ids, LSNs and sizes only, and
+   *  the engine reads nothing from the WAL for them. */
+  bool ids_only;
+  /** Deliveries known as a range: true with `*id_out` when every operation
+   *  of id_out's origin up to its seq is delivered to ack_quorum peers (the
+   *  mesh: the quorum's version vectors). The engine then completes those
+   *  entries still PENDING without claiming them. Optional. */
+  bool (*held_through)(void *ctx, vs_op_id *id_out);
 } vs_transport;
 
 #ifdef __cplusplus
