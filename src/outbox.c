@@ -1,13 +1,17 @@
 #define _POSIX_C_SOURCE 200809L /* strnlen, snprintf */
 /* The outbox: a durable per-sink delivery state machine over LMDB.
  *
- * Layout. Entries: outbox[(sink u32be, lsn u64be)] = entry. Each entry also
- * has exactly one index key, by state, so that every scan the engine needs is
- * an ordered range read instead of a full scan:
+ * Layout. Entries: outbox[(sink u32be, lsn u64be)] = entry. An entry that
+ * can still move has exactly one index key, by state, so that every scan the
+ * engine needs is an ordered range read instead of a full scan:
  *   PENDING   obx_ready[(sink, next_attempt_at u64be, lsn)]  claim order
  *   INFLIGHT  obx_lease[(sink, lease_until u64be, lsn)]      lease expiry
- *   DONE      obx_state[(sink, 2, lsn)]                      purge
  *   FAILED    obx_state[(sink, 3, lsn)]                      retry_failed
+ *   DONE      none: nothing scans DONE entries but a purge, which walks the
+ *             entries in LSN order (the oldest are the DONE ones). Stores
+ *             written before this layout also hold obx_state[(sink, 2, lsn)]
+ *             keys; a transition out of DONE (purge) deletes one if present.
+ *             One write less per delivered op.
  * Counts per state live in meta["obxcnt" sink] and change with every
  * transition, in the same transaction.
  */
@@ -179,11 +183,15 @@ static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
     MDB_dbi dbi = index_key(store, sink, old_e, ikey, &ikey_bytes);
     MDB_val k = {ikey_bytes, ikey};
     rc = mdb_del(txn, dbi, &k, NULL);
-    if (rc == MDB_NOTFOUND) return VS_ERR_CORRUPT; /* index and entry disagree */
-    if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+    if (rc == MDB_NOTFOUND && old_e->state != VS_OUTBOX_DONE) return VS_ERR_CORRUPT; /* index and entry disagree */
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
     uint64_t *slot = count_slot(counts, old_e->state);
     if (*slot == 0) return VS_ERR_CORRUPT;
     (*slot)--;
+  }
+  if (now_e->state == VS_OUTBOX_DONE) { /* not indexed (see the layout) */
+    (*count_slot(counts, now_e->state))++;
+    return VS_OK;
   }
   MDB_dbi dbi = index_key(store, sink, now_e, ikey, &ikey_bytes);
   MDB_val ik = {ikey_bytes, ikey}, empty = {0, NULL};
@@ -870,13 +878,71 @@ vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *coun
                   now_ms, UINT64_MAX, count_out);
 }
 
+/* Purge: walk this sink's entries in LSN order, a pass of up to PURGE_PASS
+ * DONE entries at a time (listed with a cursor, then deleted by key, with
+ * the DONE index key of an older store if there is one). Bounded: every
+ * entry of the sink is visited at most once, and at most max_entries go. */
+#define PURGE_PASS 1024u
 vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out) {
   if (outbox == NULL) return VS_ERR_INVAL;
-  uint8_t prefix[5];
-  vs_put_u32be(prefix, outbox->sink);
-  prefix[4] = VS_OUTBOX_DONE;
-  return move_all(outbox, outbox->store->dbi_obx_state, prefix, sizeof prefix, VS_OUTBOX_DONE, NULL, 0,
-                  max_entries, count_out);
+  obx_txn t;
+  vs_err err = obx_begin(outbox, &t);
+  if (err != VS_OK) return err;
+  uint64_t purged = 0, from = 0, lsns[PURGE_PASS], done_at_start = t.counts.done;
+  bool more = true;
+  while (err == VS_OK && more && purged < max_entries && purged < done_at_start) {
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t.txn, outbox->store->dbi_outbox, &cur);
+    if (rc != MDB_SUCCESS) {
+      err = vs_mdb_err(rc);
+      break;
+    }
+    uint8_t key[ENTRY_KEY_BYTES];
+    entry_key(key, outbox->sink, from);
+    MDB_val k = {sizeof key, key}, v;
+    uint64_t want = max_entries - purged < PURGE_PASS ? max_entries - purged : PURGE_PASS;
+    uint32_t listed = 0;
+    more = false;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != ENTRY_KEY_BYTES || vs_get_u32be(k.mv_data) != outbox->sink) break;
+      const uint8_t *e = v.mv_data;
+      if (v.mv_size < ENTRY_FIXED_BYTES) {
+        rc = MDB_CORRUPTED;
+        break;
+      }
+      uint64_t lsn = vs_get_u64be((const uint8_t *)k.mv_data + 4);
+      if (e[1] == VS_OUTBOX_DONE) {
+        if (listed == want) { /* the next pass starts here */
+          more = true;
+          break;
+        }
+        lsns[listed++] = lsn;
+      }
+      from = lsn + 1;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+    for (uint32_t i = 0; i < listed && err == VS_OK; i++) {
+      uint8_t ikey[13];
+      vs_put_u32be(ikey, outbox->sink);
+      ikey[4] = VS_OUTBOX_DONE;
+      vs_put_u64be(ikey + 5, lsns[i]);
+      MDB_val ik = {sizeof ikey, ikey}, ek = {sizeof key, key};
+      entry_key(key, outbox->sink, lsns[i]);
+      rc = mdb_del(t.txn, outbox->store->dbi_obx_state, &ik, NULL);
+      if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND) rc = mdb_del(t.txn, outbox->store->dbi_outbox, &ek, NULL);
+      err = vs_mdb_err(rc);
+      if (err == VS_OK) {
+        t.dirty = true;
+        t.counts.done--;
+        purged++;
+      }
+    }
+    if (listed > 0 && err == VS_OK) from = lsns[listed - 1] + 1;
+  }
+  err = obx_finish(outbox, &t, err);
+  if (count_out != NULL) *count_out = err == VS_OK ? purged : 0;
+  return err;
 }
 
 vs_err vs_outbox_counts_get(vs_outbox *outbox, vs_outbox_counts *counts_out) {
