@@ -308,6 +308,98 @@ static void test_node_write_batch_group_commits(void **state) {
   net_free(&t);
 }
 
+static void outbox_counts(net *t, uint32_t i, vs_outbox_counts *c) {
+  vs_outbox *ob;
+  assert_err(vs_outbox_open(vs_node_store(t->nodes[i]), NULL, &ob), VS_OK);
+  assert_err(vs_outbox_counts_get(ob, c), VS_OK);
+  vs_outbox_close(ob);
+}
+
+/* Write `n` ops on node i in batches of 500. */
+static void write_many(net *t, uint32_t i, uint32_t n) {
+  static char targets[500][16];
+  vs_write_req reqs[500];
+  for (uint32_t done = 0; done < n;) {
+    uint32_t b = n - done < 500 ? n - done : 500;
+    for (uint32_t k = 0; k < b; k++) {
+      snprintf(targets[k], sizeof targets[k], "t%u", (unsigned)(done + k));
+      reqs[k] = (vs_write_req){"put", (const uint8_t *)targets[k], (uint32_t)strlen(targets[k]),
+                               (const uint8_t *)"v", 1, NULL, 0};
+    }
+    assert_err(vs_node_write_batch(t->nodes[i], reqs, b, t->now_ms, NULL), VS_OK);
+    done += b;
+  }
+}
+
+/* Ops the peer learned by anti-entropy are completed by its acknowledged
+ * version vector, most of them without ever being claimed; every entry is
+ * completed exactly once, by the range or by a result. */
+static void test_node_delivered_ranges_complete_unclaimed(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 2);
+  const uint32_t n = 3000;
+  write_many(&t, 0, n);
+  connect(&t, 0, 1);
+  run(&t, 5000);
+  assert_converged(&t, 0, 1);
+  vs_node_stats st;
+  vs_node_stats_get(t.nodes[1], &st);
+  assert_int_equal(st.ops_applied, n);
+  run(&t, 1000);
+  vs_outbox_counts c;
+  outbox_counts(&t, 0, &c);
+  assert_int_equal(c.done, n);
+  assert_int_equal(c.pending + c.inflight + c.failed, 0);
+  vs_engine_stats es;
+  vs_engine_stats_get(vs_node_engine(t.nodes[0]), &es);
+  assert_true(es.done_held > 0);
+  assert_int_equal(es.done_held + es.results_done + es.results_late, n);
+  assert_int_equal(es.done_held + es.ops_sent, n); /* none claimed twice, none both ways */
+  net_free(&t);
+}
+
+/* With ack_quorum 2, one peer holding the ops completes nothing; a second
+ * one completes them all. */
+static void test_node_held_ranges_respect_quorum(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 3);
+  vs_node_close(t.nodes[0]);
+  vs_node_cfg cfg = vs_node_cfg_default();
+  cfg.dir = t.dirs[0];
+  cfg.durability = VS_DURABILITY_NOSYNC;
+  cfg.map_bytes = 64ull << 20;
+  cfg.identity = t.ids[0];
+  memcpy(cfg.mesh_key, t.mesh[0], VS_MESH_KEY_BYTES);
+  cfg.random = rnd;
+  cfg.random_ctx = &t.rng;
+  cfg.ack_quorum = 2;
+  assert_err(vs_node_open(&cfg, &t.nodes[0]), VS_OK);
+  const uint32_t n = 700;
+  write_many(&t, 0, n);
+  connect(&t, 0, 1);
+  run(&t, 5000);
+  vs_node_stats st;
+  vs_node_stats_get(t.nodes[1], &st);
+  assert_int_equal(st.ops_applied, n);
+  vs_outbox_counts c;
+  outbox_counts(&t, 0, &c);
+  assert_int_equal(c.done, 0);
+  assert_int_equal(c.pending + c.inflight, n);
+  vs_engine_stats es;
+  vs_engine_stats_get(vs_node_engine(t.nodes[0]), &es);
+  assert_int_equal(es.done_held, 0);
+  connect(&t, 0, 2);
+  run(&t, 5000);
+  outbox_counts(&t, 0, &c);
+  assert_int_equal(c.done, n);
+  assert_int_equal(c.pending + c.inflight + c.failed, 0);
+  vs_engine_stats_get(vs_node_engine(t.nodes[0]), &es);
+  assert_int_equal(es.done_held + es.results_done + es.results_late, n);
+  net_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node_two_nodes_converge),
@@ -316,6 +408,8 @@ int main(void) {
       cmocka_unit_test(test_node_restart_and_offline_writes_arrive),
       cmocka_unit_test(test_node_write_batch_group_commits),
       cmocka_unit_test(test_node_pushes_writes_of_another_process),
+      cmocka_unit_test(test_node_delivered_ranges_complete_unclaimed),
+      cmocka_unit_test(test_node_held_ranges_respect_quorum),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,7 +149,10 @@ vs_err vs_outbox_requeue_inflight(vs_outbox *outbox, uint64_t now_ms, uint64_t *
 vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
 
 /** Delete up to `max_entries` DONE entries of this sink (oldest LSN first).
- *  The WAL keeps the operations. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
+ *  DONE entries are not indexed (one write less per delivery): this walks
+ *  the sink's entries in LSN order, so it costs the entries it passes, which
+ *  are mostly DONE ones since the oldest are delivered first. The WAL keeps
+ *  the operations. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
 vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out);
 
 /** Entries of this sink per state (kept current in O(1) per transition). */
