@@ -13,7 +13,8 @@
  *   100,000 ops through a lossy transport all end DONE or FAILED, the
  *       receiver holding each DONE op once and nothing never written;
  *   late, duplicate, stale and unknown results; offline; a busy transport;
- *       ack_quorum; wake times; creation errors.
+ *       ack_quorum; wake times; creation errors; a transport's held range
+ *       (completed unsent) and ids_only batches (no bytes).
  * Time is virtual everywhere: T0_MS plus what the scripts add.
  */
 #define _XOPEN_SOURCE 700 /* the same as testutil.h: fork, pipe, mkdtemp, nftw */
@@ -1541,6 +1542,192 @@ static void test_engine_wake_times(void **state) {
   assert_int_equal(e1.next_attempt_at_ms, T0_MS + 1200 + 100);
 }
 
+/* ---- held_through and ids_only ------------------------------------------- */
+
+#define REC_OPS_MAX 64u
+
+/* A transport around the mem transport that reports a held range and
+ * records every op it is sent. Recorded, not asserted: it runs inside
+ * vs_engine_tick, which must not be left by a longjmp. */
+typedef struct rec_transport {
+  vs_transport inner;
+  bool has_held;
+  vs_op_id held;
+  uint32_t held_calls;
+  uint32_t sends;
+  uint32_t ops; /* recorded ops, all sends together */
+  vs_send_op sent[REC_OPS_MAX]; /* encoded: the pointer as seen, never read */
+  uint64_t batch_bytes; /* sum of the batches' `bytes` */
+  uint64_t overflow;    /* ops past REC_OPS_MAX */
+} rec_transport;
+
+static vs_err rec_send(void *ctx, const vs_send_batch *b, uint64_t now_ms) {
+  rec_transport *t = ctx;
+  t->sends++;
+  t->batch_bytes += b->bytes;
+  for (uint32_t i = 0; i < b->op_count; i++) {
+    if (t->ops < REC_OPS_MAX) t->sent[t->ops++] = b->ops[i];
+    else t->overflow++;
+  }
+  return t->inner.send(t->inner.ctx, b, now_ms);
+}
+
+static vs_err rec_poll(void *ctx, uint64_t now_ms, vs_result_fn emit, void *emit_ctx) {
+  rec_transport *t = ctx;
+  return t->inner.poll(t->inner.ctx, now_ms, emit, emit_ctx);
+}
+
+static uint64_t rec_next_wake(void *ctx, uint64_t now_ms) {
+  rec_transport *t = ctx;
+  return t->inner.next_wake_ms(t->inner.ctx, now_ms);
+}
+
+static bool rec_held(void *ctx, vs_op_id *id_out) {
+  rec_transport *t = ctx;
+  t->held_calls++;
+  if (t->has_held) *id_out = t->held;
+  return t->has_held;
+}
+
+/* An engine over a rec_transport around a new mem transport (in f->mt). */
+static void make_rec_engine(fixture *f, const vs_engine_cfg *cfg, rec_transport *rt, bool ids_only) {
+  vs_mem_script script = quiet_script(10, 21);
+  assert_err(vs_mem_transport_new(&script, &f->mt), VS_OK);
+  memset(rt, 0, sizeof *rt);
+  rt->inner = vs_mem_transport_iface(f->mt);
+  vs_transport tr = {rt, rec_send, rec_poll, rec_next_wake, ids_only, rec_held};
+  vs_probe always = vs_probe_always();
+  assert_err(vs_engine_new(cfg, f->ob, &always, &tr, &f->e), VS_OK);
+}
+
+/* How many times op `index` was sent through `rt`. */
+static uint32_t times_sent(const rec_transport *rt, const fixture *f, uint32_t index) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < rt->ops; i++) n += vs_op_id_equal(&rt->sent[i].op_id, &f->ids[index]) ? 1u : 0u;
+  return n;
+}
+
+/* Ops in the held range are completed without a claim or a send; the rest
+ * go out as usual; the range is applied again when it grows. */
+static void test_engine_held_through_completes_without_sending(void **state) {
+  fixture *f = *state;
+  rec_transport rt;
+  vs_engine_cfg cfg = small_cfg(1, 3, 1000);
+  make_rec_engine(f, &cfg, &rt, false);
+  write_ops(f, 8, T0_MS);
+  tick(f, T0_MS); /* no range yet: seq 1..3 go out, the one worker is busy */
+  assert_int_equal(rt.ops, 3);
+  assert_true(rt.held_calls > 0);
+  assert_int_equal(stats_of(f).done_held, 0);
+
+  rt.has_held = true;
+  rt.held = f->ids[5]; /* seq 6 */
+  tick(f, T0_MS + 1); /* no answers yet: only the range moves entries */
+  vs_engine_stats s = stats_of(f);
+  assert_int_equal(s.done_held, 3);
+  assert_int_equal(s.batches_sent, 1);
+  assert_int_equal(s.ops_sent, 3);
+  for (uint32_t i = 0; i < 3; i++) assert_int_equal(entry_of(f, i).state, VS_OUTBOX_INFLIGHT);
+  for (uint32_t i = 3; i < 6; i++) {
+    vs_outbox_entry e = entry_of(f, i);
+    assert_int_equal(e.state, VS_OUTBOX_DONE);
+    assert_int_equal(e.attempts, 0);
+  }
+  for (uint32_t i = 6; i < 8; i++) assert_int_equal(entry_of(f, i).state, VS_OUTBOX_PENDING);
+
+  uint64_t now = T0_MS + 1;
+  drive(f, &now, 100, now + 10000);
+  vs_outbox_counts c = counts_of(f);
+  assert_int_equal(c.done, 8);
+  assert_int_equal(c.pending + c.inflight + c.failed, 0);
+  s = stats_of(f);
+  assert_int_equal(s.done_held, 3);
+  assert_int_equal(s.batches_sent, 2);
+  assert_int_equal(s.ops_sent, 5);
+  assert_int_equal(rt.ops, 5);
+  assert_int_equal(rt.overflow, 0);
+  for (uint32_t i = 0; i < 8; i++) {
+    bool held = i >= 3 && i < 6;
+    assert_int_equal(times_sent(&rt, f, i), held ? 0 : 1);
+    assert_int_equal(vs_mem_transport_applied(f->mt, &f->ids[i]), held ? 0 : 1);
+    assert_int_equal(entry_of(f, i).attempts, held ? 0 : 1);
+  }
+
+  /* The range grows over new writes: seq 9, 10 are held, 11, 12 sent. */
+  write_ops(f, 4, now);
+  rt.held = f->ids[9];
+  tick(f, now);
+  s = stats_of(f);
+  assert_int_equal(s.done_held, 5);
+  assert_int_equal(s.batches_sent, 3);
+  assert_int_equal(s.ops_sent, 7);
+  drive(f, &now, 100, now + 10000);
+  assert_int_equal(counts_of(f).done, 12);
+  for (uint32_t i = 8; i < 12; i++) {
+    bool held = i < 10;
+    assert_int_equal(times_sent(&rt, f, i), held ? 0 : 1);
+    assert_int_equal(entry_of(f, i).attempts, held ? 0 : 1);
+  }
+  assert_int_equal(stats_of(f).done_held, 5);
+}
+
+/* A range of another origin covers none of these ops: all are sent. */
+static void test_engine_held_through_other_origin_completes_nothing(void **state) {
+  fixture *f = *state;
+  rec_transport rt;
+  vs_engine_cfg cfg = small_cfg(1, 10, 1000);
+  make_rec_engine(f, &cfg, &rt, false);
+  write_ops(f, 4, T0_MS);
+  rt.has_held = true;
+  uint8_t other[VS_ORIGIN_BYTES];
+  vt_origin(other, 8);
+  vs_op_id_derive(other, 100, &rt.held);
+  uint64_t now = T0_MS;
+  drive(f, &now, 100, now + 10000);
+  vs_engine_stats s = stats_of(f);
+  assert_int_equal(s.done_held, 0);
+  assert_int_equal(s.ops_sent, 4);
+  assert_int_equal(counts_of(f).done, 4);
+  for (uint32_t i = 0; i < 4; i++) {
+    assert_int_equal(times_sent(&rt, f, i), 1);
+    assert_int_equal(entry_of(f, i).attempts, 1);
+  }
+}
+
+/* An ids_only transport gets ids, LSNs and sizes: no bytes. */
+static void test_engine_ids_only_sends_ids_lsns_and_sizes(void **state) {
+  fixture *f = *state;
+  rec_transport rt;
+  vs_engine_cfg cfg = small_cfg(1, 10, 1000);
+  make_rec_engine(f, &cfg, &rt, true);
+  write_ops(f, 5, T0_MS);
+  tick(f, T0_MS);
+  assert_int_equal(rt.sends, 1);
+  assert_int_equal(rt.ops, 5);
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < 5; i++) {
+    const vs_send_op *so = &rt.sent[i];
+    assert_true(vs_op_id_equal(&so->op_id, &f->ids[i]));
+    assert_null(so->encoded);
+    uint64_t lsn = 0;
+    assert_err(vs_wal_find(f->store, &f->ids[i], &lsn), VS_OK);
+    assert_int_equal(so->lsn, lsn);
+    assert_int_equal(so->attempt, 1);
+    char pl[32], tl[16];
+    uint32_t want = VS_OP_HEADER_BYTES + 3u /* "put" */ + 4u + (uint32_t)target_of(i + 1, tl, sizeof tl) + 4u +
+                    (uint32_t)payload_of(i + 1, pl, sizeof pl);
+    assert_int_equal(so->encoded_bytes, want);
+    bytes += want;
+  }
+  assert_int_equal(rt.batch_bytes, bytes);
+  vs_engine_stats s = stats_of(f);
+  assert_int_equal(s.bytes_sent, bytes);
+  assert_int_equal(s.ops_sent, 5);
+  uint64_t now = T0_MS;
+  drive(f, &now, 100, now + 10000);
+  assert_int_equal(counts_of(f).done, 5);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1561,6 +1748,9 @@ int main(void) {
       T(test_engine_busy_transport_gives_entries_back),
       T(test_engine_ack_quorum_counts_distinct_peers),
       T(test_engine_wake_times),
+      T(test_engine_held_through_completes_without_sending),
+      T(test_engine_held_through_other_origin_completes_nothing),
+      T(test_engine_ids_only_sends_ids_lsns_and_sizes),
       T(test_engine_lossy_volume_100k),
   };
 #undef T

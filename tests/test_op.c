@@ -907,6 +907,44 @@ static void test_op_id_depends_on_seq(void **state) {
     for (unsigned j = i + 1; j < N; j++) assert_false(vs_op_id_equal(&ids[i], &ids[j]));
 }
 
+/* vs_op_id_seq reads back the seq vs_op_id_derive put in, all 48 bits of
+ * it; vs_op_id_same_origin compares the tag only. */
+static void test_op_id_seq_and_same_origin(void **state) {
+  (void)state;
+  uint8_t a_origin[VS_ORIGIN_BYTES], b_origin[VS_ORIGIN_BYTES];
+  vt_origin(a_origin, 0x21);
+  vt_origin(b_origin, 0x22);
+  static const uint64_t seqs[] = {1, (1ull << 32) + 5, VS_OP_SEQ_MAX};
+  enum { N = sizeof seqs / sizeof seqs[0] };
+  vs_op_id a[N], b[N];
+  for (unsigned i = 0; i < N; i++) {
+    vs_op_id_derive(a_origin, seqs[i], &a[i]);
+    vs_op_id_derive(b_origin, seqs[i], &b[i]);
+    assert_int_equal(vs_op_id_seq(&a[i]), seqs[i]);
+    assert_int_equal(vs_op_id_seq(&b[i]), seqs[i]);
+  }
+  for (unsigned i = 0; i < N; i++) {
+    for (unsigned j = 0; j < N; j++) {
+      assert_true(vs_op_id_same_origin(&a[i], &a[j]));
+      assert_true(vs_op_id_same_origin(&b[i], &b[j]));
+      /* Across origins, even with the same seq. */
+      assert_false(vs_op_id_same_origin(&a[i], &b[j]));
+      assert_false(vs_op_id_same_origin(&b[j], &a[i]));
+    }
+  }
+  /* The golden id's seq bytes, read back. */
+  uint8_t want[VS_OP_ID_BYTES];
+  vs_op_id g;
+  hex_to_bytes(GOLDEN_ID_SEQ_BYTES_HEX, want, sizeof want);
+  memcpy(g.bytes, want, sizeof want);
+  assert_int_equal(vs_op_id_seq(&g), 0x010203040506ull);
+  /* A difference in the last tag byte is another origin. */
+  vs_op_id other = a[0];
+  other.bytes[VS_OP_ID_TAG_BYTES - 1] ^= 0x01;
+  assert_false(vs_op_id_same_origin(&a[0], &other));
+  assert_int_equal(vs_op_id_seq(&other), 1);
+}
+
 static void test_op_init_derives_id(void **state) {
   (void)state;
   vs_op op;
@@ -1179,6 +1217,7 @@ int main(void) {
       cmocka_unit_test(test_op_id_derive_is_deterministic),
       cmocka_unit_test(test_op_id_depends_on_every_origin_byte),
       cmocka_unit_test(test_op_id_depends_on_seq),
+      cmocka_unit_test(test_op_id_seq_and_same_origin),
       cmocka_unit_test(test_op_init_derives_id),
       cmocka_unit_test(test_op_decode_derives_id),
       cmocka_unit_test(test_op_id_equal_compares_every_byte),

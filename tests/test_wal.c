@@ -7,6 +7,8 @@
  * a missing LSN, a record that does not decode, a wrong LSN field) are
  * reported as VS_ERR_CORRUPT. Corruption needs raw LMDB access: the store is
  * closed, its environment edited with mdb_* directly, then reopened.
+ * The internal WAL reader (vs_wal_reader, src/internal.h) reads what
+ * vs_wal_op_encoded_txn reads, stepping or seeking, with the same errors.
  */
 #define _XOPEN_SOURCE 700 /* the same as testutil.h: mkdtemp, nftw */
 
@@ -22,6 +24,7 @@
 
 #include <lmdb.h>
 
+#include "internal.h"
 #include "testutil.h"
 #include "vixsync/op.h"
 #include "vixsync/store.h"
@@ -874,6 +877,133 @@ static void test_wal_replay_detects_lsn_field_mismatch(void **state) {
   assert_replay_stops_corrupt_at_3(f->store);
 }
 
+/* ---- the WAL reader (src/internal.h) -------------------------------------------- */
+
+/* A read transaction with a reader on it. */
+typedef struct wal_rd {
+  MDB_txn *txn;
+  vs_wal_reader r;
+} wal_rd;
+
+static void rd_open(vs_store *store, wal_rd *rd) {
+  assert_err(vs_txn_begin(store, false, &rd->txn), VS_OK);
+  assert_err(vs_wal_reader_open(rd->txn, store, &rd->r), VS_OK);
+}
+
+static void rd_close(wal_rd *rd) {
+  vs_wal_reader_close(&rd->r);
+  assert_null(rd->r.cur);
+  vs_wal_reader_close(&rd->r); /* twice is harmless */
+  mdb_txn_abort(rd->txn);
+}
+
+/* Read `lsn` through the reader and through vs_wal_op_encoded_txn in the
+ * same transaction: the same code, and when VS_OK the same bytes, which
+ * decode to op `lsn` of write_n (one origin: seq == lsn). */
+static void rd_expect(vs_store *store, wal_rd *rd, uint64_t lsn, vs_err want) {
+  const uint8_t *enc = NULL, *ref = NULL;
+  uint32_t enc_bytes = 0, ref_bytes = 0;
+  vs_err got = vs_wal_reader_op(&rd->r, lsn, &enc, &enc_bytes);
+  if (got != want)
+    fail_msg("reader at lsn %llu: got %s, want %s", (unsigned long long)lsn, vs_err_name(got), vs_err_name(want));
+  assert_err(vs_wal_op_encoded_txn(rd->txn, store, lsn, &ref, &ref_bytes), want);
+  if (want != VS_OK) return;
+  assert_non_null(enc);
+  assert_int_equal(enc_bytes, ref_bytes);
+  assert_memory_equal(enc, ref, enc_bytes);
+  vs_op op;
+  assert_err(vs_op_decode(enc, enc_bytes, &op), VS_OK);
+  assert_int_equal(op.seq, lsn);
+  uint8_t payload[32];
+  uint32_t pb = payload_of(lsn, payload, sizeof payload);
+  assert_int_equal(op.payload_bytes, pb);
+  assert_memory_equal(op.payload, payload, pb);
+}
+
+static void test_wal_reader_reads_in_order_and_by_seeks(void **state) {
+  fixture *f = *state;
+  wal_rd rd;
+  rd_open(f->store, &rd); /* an empty log */
+  rd_expect(f->store, &rd, 1, VS_ERR_NOTFOUND);
+  rd_expect(f->store, &rd, 0, VS_ERR_NOTFOUND);
+  rd_close(&rd);
+
+  write_n(f->store, 1, 10, NULL);
+  rd_open(f->store, &rd);
+  for (uint64_t lsn = 1; lsn <= 10; lsn++) rd_expect(f->store, &rd, lsn, VS_OK); /* steps */
+  rd_expect(f->store, &rd, 11, VS_ERR_NOTFOUND); /* a step past the end */
+  rd_expect(f->store, &rd, 10, VS_OK);           /* and it still reads */
+  /* Out of order, backwards, the same LSN twice, steps after seeks. */
+  static const uint64_t order[] = {7, 3, 4, 5, 10, 1, 1, 2, 9, 8, 6, 7};
+  for (uint32_t i = 0; i < sizeof order / sizeof order[0]; i++) rd_expect(f->store, &rd, order[i], VS_OK);
+  rd_expect(f->store, &rd, 12, VS_ERR_NOTFOUND); /* a seek past the end */
+  rd_expect(f->store, &rd, UINT64_MAX, VS_ERR_NOTFOUND);
+  rd_expect(f->store, &rd, 0, VS_ERR_NOTFOUND);
+  rd_expect(f->store, &rd, 4, VS_OK);
+  rd_expect(f->store, &rd, 5, VS_OK);
+  rd_close(&rd);
+}
+
+/* A missing LSN: NOTFOUND whether the reader steps onto the gap or seeks
+ * it, and the next read works. */
+static void test_wal_reader_missing_lsn_is_notfound(void **state) {
+  fixture *f = *state;
+  write_five_and_close(f);
+  raw r;
+  raw_open(f->dir, &r);
+  raw_del(&r, 3);
+  raw_commit(&r);
+  assert_err(open_store(f->dir, &f->store), VS_OK);
+
+  wal_rd rd;
+  rd_open(f->store, &rd);
+  rd_expect(f->store, &rd, 1, VS_OK);
+  rd_expect(f->store, &rd, 2, VS_OK);
+  rd_expect(f->store, &rd, 3, VS_ERR_NOTFOUND); /* a step: the next record is 4 */
+  rd_expect(f->store, &rd, 4, VS_OK);
+  rd_expect(f->store, &rd, 5, VS_OK);
+  rd_expect(f->store, &rd, 3, VS_ERR_NOTFOUND); /* a seek */
+  rd_expect(f->store, &rd, 2, VS_OK);
+  rd_expect(f->store, &rd, 3, VS_ERR_NOTFOUND);
+  rd_expect(f->store, &rd, 5, VS_OK); /* a seek after a failed step */
+  rd_expect(f->store, &rd, 6, VS_ERR_NOTFOUND);
+  rd_expect(f->store, &rd, 1, VS_OK);
+  rd_close(&rd);
+}
+
+/* A flipped payload byte (2), an LSN field that disagrees with its key
+ * under a right checksum (4), a record shorter than its header (6): CORRUPT
+ * stepping or seeking, and the records around them still read. */
+static void test_wal_reader_detects_corrupt_records(void **state) {
+  fixture *f = *state;
+  write_n(f->store, 1, 7, NULL);
+  vs_store_close(f->store);
+  f->store = NULL;
+  static uint8_t buf[VS_WAL_RECORD_HEADER_BYTES + VS_OP_ENCODED_BYTES_MAX];
+  raw r;
+  raw_open(f->dir, &r);
+  size_t n = raw_get(&r, 2, buf, sizeof buf);
+  buf[n - 1] ^= 0x20;
+  raw_put(&r, 2, buf, n);
+  n = raw_get(&r, 4, buf, sizeof buf);
+  assert_int_equal(get_u32le(buf + 4), record_crc(buf, n));
+  put_u64le(buf + 8, 5);
+  put_u32le(buf + 4, record_crc(buf, n));
+  raw_put(&r, 4, buf, n);
+  (void)raw_get(&r, 6, buf, sizeof buf);
+  raw_put(&r, 6, buf, 10);
+  raw_commit(&r);
+  assert_err(open_store(f->dir, &f->store), VS_OK);
+
+  wal_rd rd;
+  rd_open(f->store, &rd);
+  for (uint64_t lsn = 1; lsn <= 7; lsn++) rd_expect(f->store, &rd, lsn, lsn % 2 == 0 ? VS_ERR_CORRUPT : VS_OK);
+  static const uint64_t order[] = {6, 7, 2, 3, 4, 5, 1};
+  for (uint32_t i = 0; i < sizeof order / sizeof order[0]; i++)
+    rd_expect(f->store, &rd, order[i], order[i] % 2 == 0 ? VS_ERR_CORRUPT : VS_OK);
+  rd_close(&rd);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -911,6 +1041,9 @@ int main(void) {
       T(test_wal_replay_detects_lsn_gap),
       T(test_wal_replay_detects_undecodable_record_with_valid_crc),
       T(test_wal_replay_detects_lsn_field_mismatch),
+      T(test_wal_reader_reads_in_order_and_by_seeks),
+      T(test_wal_reader_missing_lsn_is_notfound),
+      T(test_wal_reader_detects_corrupt_records),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
