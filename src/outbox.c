@@ -431,8 +431,10 @@ static vs_err obx_get(vs_outbox *ob, obx_txn *t, uint64_t lsn, vs_outbox_entry *
  * read goes through the cursor that is on it (no second search). */
 static vs_err obx_write(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
   t->dirty = true;
-  if (old_e == NULL || t->ec_lsn != old_e->lsn)
+  if (old_e == NULL || t->ec_lsn != old_e->lsn) {
+    t->ec_lsn = 0; /* a put beside the cursor: do not trust its place */
     return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
+  }
   vs_err err = index_move(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
   if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
@@ -556,6 +558,21 @@ static vs_err expire_leases(vs_outbox *ob, obx_txn *t, uint64_t now_ms) {
   return VS_OK;
 }
 
+/* Write the transitions olds[i] -> news[i] for i = n-1 down to 0. Why
+ * backwards: the entries were listed from the front of an index, oldest
+ * first, and LMDB keeps a page's nodes in the order they were inserted, from
+ * the top of the page down; deleting the oldest key first moves every
+ * younger node of its page (a memmove of up to a page per delete), deleting
+ * the youngest first moves none. The transaction ends in the same state. */
+static vs_err write_back(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *olds, const vs_outbox_entry *news,
+                         uint32_t n) {
+  for (uint32_t i = n; i-- > 0;) {
+    vs_err err = obx_write(ob, t, &olds[i], &news[i]);
+    if (err != VS_OK) return err;
+  }
+  return VS_OK;
+}
+
 /* Claim ready entries in order (next attempt, then LSN) within the limits.
  * One pass of a cursor over the ready index lists them (their LSNs parked in
  * entries_out), then each is read and moved to INFLIGHT in that order. */
@@ -581,21 +598,25 @@ static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_ou
   }
   mdb_cursor_close(cur);
   vs_err err = rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+  vs_outbox_entry *olds = NULL;
+  if (err == VS_OK && listed > 0) {
+    olds = malloc(sizeof *olds * listed);
+    if (olds == NULL) err = VS_ERR_NOMEM;
+  }
   uint32_t n = 0;
   uint64_t bytes = 0;
   for (; n < listed && err == VS_OK; n++) {
-    vs_outbox_entry old_e;
-    err = obx_get(ob, t, req->entries_out[n].lsn, &old_e);
-    if (err == VS_ERR_NOTFOUND || (err == VS_OK && old_e.state != VS_OUTBOX_PENDING)) err = VS_ERR_CORRUPT;
+    err = obx_get(ob, t, req->entries_out[n].lsn, &olds[n]);
+    if (err == VS_ERR_NOTFOUND || (err == VS_OK && olds[n].state != VS_OUTBOX_PENDING)) err = VS_ERR_CORRUPT;
     if (err != VS_OK) break;
-    if (n > 0 && bytes + old_e.op_bytes > req->bytes_max) break;
-    bytes += old_e.op_bytes;
-    req->entries_out[n] = old_e;
+    if (n > 0 && bytes + olds[n].op_bytes > req->bytes_max) break;
+    bytes += olds[n].op_bytes;
+    req->entries_out[n] = olds[n];
     to_inflight(&req->entries_out[n], now_ms, req->lease_ms);
-    err = obx_write(ob, t, &old_e, &req->entries_out[n]);
-    if (err != VS_OK) break;
   }
-  *n_out = n;
+  if (err == VS_OK) err = write_back(ob, t, olds, req->entries_out, n);
+  free(olds);
+  *n_out = err == VS_OK ? n : 0;
   return err;
 }
 
@@ -651,12 +672,17 @@ static vs_err held_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_he
   uint8_t prefix[4];
   vs_put_u32be(prefix, ob->sink);
   uint64_t upto = vs_op_id_seq(&h->through), lsns[HELD_PASS];
+  vs_outbox_entry *olds = malloc(sizeof *olds * HELD_PASS * 2), *news = olds + HELD_PASS;
+  if (olds == NULL) return VS_ERR_NOMEM;
   vs_err err = VS_OK;
   bool stop = false;
   while (!stop && err == VS_OK && h->completed < h->max) {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(t->txn, ob->store->dbi_obx_ready, &cur);
-    if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+    if (rc != MDB_SUCCESS) {
+      err = vs_mdb_err(rc);
+      break;
+    }
     uint32_t listed = 0, want = h->max - h->completed < HELD_PASS ? h->max - h->completed : HELD_PASS;
     MDB_val k = {sizeof prefix, prefix}, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && listed < want;
@@ -669,25 +695,29 @@ static vs_err held_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_he
       lsns[listed++] = vs_get_u64be((const uint8_t *)k.mv_data + 12);
     }
     mdb_cursor_close(cur);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+      err = vs_mdb_err(rc);
+      break;
+    }
     if (listed < want) stop = true; /* the ready index ends here */
-    for (uint32_t i = 0; i < listed && err == VS_OK; i++) {
-      vs_outbox_entry old_e, e;
-      err = obx_get(ob, t, lsns[i], &old_e);
-      if (err == VS_ERR_NOTFOUND || (err == VS_OK && old_e.state != VS_OUTBOX_PENDING)) err = VS_ERR_CORRUPT;
+    uint32_t n = 0;
+    for (; n < listed && err == VS_OK; n++) {
+      err = obx_get(ob, t, lsns[n], &olds[n]);
+      if (err == VS_ERR_NOTFOUND || (err == VS_OK && olds[n].state != VS_OUTBOX_PENDING)) err = VS_ERR_CORRUPT;
       if (err != VS_OK) break;
-      if (!vs_op_id_same_origin(&old_e.op_id, &h->through) || vs_op_id_seq(&old_e.op_id) > upto) {
+      if (!vs_op_id_same_origin(&olds[n].op_id, &h->through) || vs_op_id_seq(&olds[n].op_id) > upto) {
         stop = true;
         break;
       }
-      e = old_e;
-      e.state = VS_OUTBOX_DONE;
-      e.lease_until_ms = 0;
-      e.updated_at_ms = now_ms;
-      err = obx_write(ob, t, &old_e, &e);
-      if (err == VS_OK) h->completed++;
+      news[n] = olds[n];
+      news[n].state = VS_OUTBOX_DONE;
+      news[n].lease_until_ms = 0;
+      news[n].updated_at_ms = now_ms;
     }
+    if (err == VS_OK) err = write_back(ob, t, olds, news, n);
+    if (err == VS_OK) h->completed += n;
   }
+  free(olds);
   return err;
 }
 
