@@ -103,13 +103,16 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   for (uint32_t i = 0; i < skip && err == VS_OK && VS_FAULT(VS_FAULT_DUP_INCR); i++) /* fault: count held incrs again */
     if (strcmp(ops[i].kind, "incr") == 0) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
   uint64_t hlc_cap = vs_hlc_make(vs_add_sat_u64(now_ms, max_drift_ms), 0);
+  vs_wal_cursors cur = {NULL, NULL};
+  if (err == VS_OK) err = vs_wal_cursors_open(txn, store, &cur);
   for (uint32_t i = skip; i < count && err == VS_OK; i++) {
-    err = vs_wal_append_txn(txn, store, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i], i == count - 1,
-                            NULL);
+    err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
+                            i == count - 1, NULL);
     if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     uint64_t seen = ops[i].hlc < hlc_cap ? ops[i].hlc : hlc_cap;
     if (seen > node_hlc) node_hlc = seen;
   }
+  vs_wal_cursors_close(&cur);
   if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[count - 1].id, sig);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_put(txn, store, node_hlc);

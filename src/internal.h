@@ -168,6 +168,21 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, c
                          uint64_t now_ms, const uint8_t *known_hash, bool put_head,
                          uint8_t hash_out[VS_HASH_BYTES]);
 
+/** Cursors on the WAL and the op-id index for a run of appends in one
+ *  transaction (vs_wal_append_cur): consecutive LSNs and consecutive op ids
+ *  of one origin then often cost no search from the root (LMDB searches
+ *  the cursor's own leaf page first). Close them before the transaction
+ *  ends, or leave them to its end: a write transaction frees its cursors. */
+typedef struct vs_wal_cursors {
+  MDB_cursor *wal, *opid;
+} vs_wal_cursors;
+vs_err vs_wal_cursors_open(MDB_txn *txn, const vs_store *store, vs_wal_cursors *c);
+void vs_wal_cursors_close(vs_wal_cursors *c);
+/** vs_wal_append_txn through `cur` (NULL: plain puts). */
+vs_err vs_wal_append_cur(MDB_txn *txn, const vs_store *store, vs_wal_cursors *cur, const vs_op *op, const uint8_t *enc,
+                         uint64_t lsn, uint64_t now_ms, const uint8_t *known_hash, bool put_head,
+                         uint8_t hash_out[VS_HASH_BYTES]);
+
 /** vs_apply_run with each op's encoding (enc[i], enc_bytes[i]; both may be
  *  NULL): hashed and stored as they are. */
 vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,

@@ -93,8 +93,36 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 
+vs_err vs_wal_cursors_open(MDB_txn *txn, const vs_store *store, vs_wal_cursors *c) {
+  c->wal = c->opid = NULL;
+  int rc = mdb_cursor_open(txn, store->dbi_wal, &c->wal);
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn, store->dbi_opid, &c->opid);
+  if (rc != MDB_SUCCESS) vs_wal_cursors_close(c);
+  return vs_mdb_err(rc);
+}
+
+void vs_wal_cursors_close(vs_wal_cursors *c) {
+  if (c->wal != NULL) mdb_cursor_close(c->wal);
+  if (c->opid != NULL) mdb_cursor_close(c->opid);
+  c->wal = c->opid = NULL;
+}
+
+/* mdb_put, or through `cur` when there is one: a cursor left on the last
+ * key it wrote finds the next one without a search from the root when the
+ * key lands on the same leaf page (or past the tree's last key), which is
+ * where a run's next LSN and next op id go. */
+static int put_via(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, MDB_val *k, MDB_val *v, unsigned flags) {
+  return cur != NULL ? mdb_cursor_put(cur, k, v, flags) : mdb_put(txn, dbi, k, v, flags);
+}
+
 vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t *enc, uint64_t lsn,
                          uint64_t now_ms, const uint8_t *known_hash, bool put_head,
+                         uint8_t hash_out[VS_HASH_BYTES]) {
+  return vs_wal_append_cur(txn, store, NULL, op, enc, lsn, now_ms, known_hash, put_head, hash_out);
+}
+
+vs_err vs_wal_append_cur(MDB_txn *txn, const vs_store *store, vs_wal_cursors *cur, const vs_op *op, const uint8_t *enc,
+                         uint64_t lsn, uint64_t now_ms, const uint8_t *known_hash, bool put_head,
                          uint8_t hash_out[VS_HASH_BYTES]) {
   assert(lsn >= 1);
   size_t enc_bytes = vs_op_encoded_bytes(op);
@@ -103,7 +131,7 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, c
   /* MDB_RESERVE: encode straight into the page, no staging copy. MDB_APPEND:
    * LSNs only grow; LMDB refuses (MDB_KEYEXIST) an LSN that is not last. */
   MDB_val k = val(key, sizeof key), v = {VS_WAL_RECORD_HEADER_BYTES + enc_bytes, NULL};
-  int rc = mdb_put(txn, store->dbi_wal, &k, &v, MDB_APPEND | MDB_RESERVE);
+  int rc = put_via(txn, store->dbi_wal, cur != NULL ? cur->wal : NULL, &k, &v, MDB_APPEND | MDB_RESERVE);
   if (rc == MDB_KEYEXIST) return VS_ERR_CORRUPT;
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   uint8_t *rec = v.mv_data;
@@ -130,7 +158,7 @@ vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, c
   vs_put_u64le(idx, lsn);
   memcpy(idx + 8, head.hash, VS_HASH_BYTES);
   MDB_val ik = val(op->id.bytes, VS_OP_ID_BYTES), iv = val(idx, sizeof idx);
-  rc = mdb_put(txn, store->dbi_opid, &ik, &iv, MDB_NOOVERWRITE);
+  rc = put_via(txn, store->dbi_opid, cur != NULL ? cur->opid : NULL, &ik, &iv, MDB_NOOVERWRITE);
   if (rc == MDB_KEYEXIST) return VS_ERR_EXISTS; /* callers check first; this is the backstop */
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   if (put_head) {

@@ -34,6 +34,7 @@ typedef struct write_ctx {
   uint32_t sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t sink_count;
   vs_outbox_counts counts[VS_OUTBOX_SINKS_MAX];
+  vs_wal_cursors cur; /* this origin's appends; freed by the txn's end */
 } write_ctx;
 
 /* Hash of the arguments an idempotency key promised: the same key must come
@@ -86,6 +87,7 @@ static vs_err ctx_begin(write_ctx *c) {
   if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
     err = vs_obx_counts_load(c->txn, c->store, c->sinks[i], &c->counts[i]);
+  if (err == VS_OK) err = vs_wal_cursors_open(c->txn, c->store, &c->cur);
   if (err != VS_OK) mdb_txn_abort(c->txn);
   return err;
 }
@@ -154,7 +156,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
   if (err != VS_OK) return err;
   size_t enc_bytes = vs_op_encoded_bytes(&op);
   uint8_t hash[VS_HASH_BYTES];
-  err = vs_wal_append_txn(c->txn, c->store, &op, NULL, c->lsn + 1, c->now_ms, NULL, false, hash);
+  err = vs_wal_append_cur(c->txn, c->store, &c->cur, &op, NULL, c->lsn + 1, c->now_ms, NULL, false, hash);
   /* A fresh (origin, seq) whose id is already stored means the head and the
    * op-id index disagree: another copy of this origin wrote here. */
   if (err == VS_ERR_EXISTS) return VS_ERR_FORK;
