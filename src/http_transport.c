@@ -1014,88 +1014,7 @@ vs_err vs_http_transport_probe(vs_http_transport *t, const vs_http_probe_cfg *cf
   return VS_OK;
 }
 
-/* ---- the sink: registration and catch-up ---- */
-
-#define FILL_RECORDS_PER_TXN 10000u
-#define FILL_VALUE_BYTES 17u /* version 1, LSN reached u64le, LSN to reach u64le */
-static const char SINK_PREFIX[] = "sink:"; /* outbox.c's registry: meta["sink:" name] = id u32le */
-static const char FILL_PREFIX[] = "sinkfill";
-
-static vs_err sink_id(MDB_txn *txn, const vs_store *store, const char *name, uint32_t *id_out) {
-  uint8_t key[sizeof SINK_PREFIX - 1 + VS_OUTBOX_SINK_NAME_BYTES_MAX];
-  size_t n = strnlen(name, VS_OUTBOX_SINK_NAME_BYTES_MAX + 1);
-  if (n > VS_OUTBOX_SINK_NAME_BYTES_MAX) return VS_ERR_INVAL;
-  memcpy(key, SINK_PREFIX, sizeof SINK_PREFIX - 1);
-  memcpy(key + sizeof SINK_PREFIX - 1, name, n);
-  MDB_val k = {sizeof SINK_PREFIX - 1 + n, key}, v;
-  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != 4) return VS_ERR_CORRUPT;
-  *id_out = vs_get_u32le(v.mv_data);
-  return VS_OK;
-}
-
-/* One transaction of the scan: up to FILL_RECORDS_PER_TXN records. */
-static vs_err fill_step(vs_store *store, const char *name, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
-                        uint64_t *enqueued, uint64_t *end_out, bool *finished) {
-  MDB_txn *txn;
-  vs_err err = vs_txn_begin(store, true, &txn);
-  if (err != VS_OK) return err;
-  uint32_t sink = 0;
-  uint64_t reached = 0, end = 0;
-  uint8_t key[sizeof FILL_PREFIX - 1 + 4], val[FILL_VALUE_BYTES];
-  err = sink_id(txn, store, name, &sink);
-  memcpy(key, FILL_PREFIX, sizeof FILL_PREFIX - 1);
-  vs_put_u32be(key + sizeof FILL_PREFIX - 1, sink);
-  MDB_val k = {sizeof key, key}, v;
-  int rc = err == VS_OK ? mdb_get(txn, store->dbi_meta, &k, &v) : MDB_SUCCESS;
-  if (err == VS_OK && rc == MDB_NOTFOUND) {
-    err = vs_wal_last_lsn_txn(txn, store, &end); /* first run: the sink exists, later writes have entries */
-  } else if (err == VS_OK && rc == MDB_SUCCESS) {
-    const uint8_t *p = v.mv_data;
-    if (v.mv_size != FILL_VALUE_BYTES || p[0] != 1) err = VS_ERR_CORRUPT;
-    else reached = vs_get_u64le(p + 1), end = vs_get_u64le(p + 9);
-    if (err == VS_OK && reached >= end) { /* done long ago: nothing to write */
-      mdb_txn_abort(txn);
-      *end_out = end;
-      *finished = true;
-      return VS_OK;
-    }
-  } else if (err == VS_OK) {
-    err = vs_mdb_err(rc);
-  }
-  vs_outbox_counts counts;
-  if (err == VS_OK) err = vs_obx_counts_load(txn, store, sink, &counts);
-  uint64_t stop = end - reached > FILL_RECORDS_PER_TXN ? reached + FILL_RECORDS_PER_TXN : end, added = 0;
-  for (uint64_t lsn = reached + 1; lsn <= stop && err == VS_OK; lsn++) {
-    const uint8_t *enc;
-    uint32_t enc_bytes;
-    vs_op op;
-    err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
-    if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
-    if (err != VS_OK || memcmp(op.origin, origin, VS_ORIGIN_BYTES) != 0) continue;
-    err = vs_obx_enqueue_txn(txn, store, sink, lsn, &op.id, enc_bytes, now_ms, &counts);
-    if (err == VS_OK) added++;
-    else if (err == VS_ERR_EXISTS) err = VS_OK; /* written after the sink was registered */
-  }
-  if (err == VS_OK) err = vs_obx_counts_save(txn, store, sink, &counts);
-  val[0] = 1;
-  vs_put_u64le(val + 1, stop);
-  vs_put_u64le(val + 9, end);
-  MDB_val nv = {sizeof val, val};
-  if (err == VS_OK) err = vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &nv, 0));
-  if (err != VS_OK) {
-    mdb_txn_abort(txn);
-    return err;
-  }
-  err = vs_txn_commit(txn);
-  if (err == VS_OK) {
-    *enqueued += added;
-    *end_out = end;
-    *finished = stop >= end;
-  }
-  return err;
-}
+/* ---- the sink ---- */
 
 vs_err vs_http_sink_open(vs_store *store, const vs_outbox_cfg *cfg, const uint8_t origin[VS_ORIGIN_BYTES],
                          uint64_t now_ms, vs_outbox **outbox_out, uint64_t *enqueued_out) {
@@ -1105,18 +1024,7 @@ vs_err vs_http_sink_open(vs_store *store, const vs_outbox_cfg *cfg, const uint8_
   vs_outbox *ob;
   vs_err err = vs_outbox_open(store, cfg, &ob);
   if (err != VS_OK) return err;
-  const char *name = cfg != NULL && cfg->sink != NULL ? cfg->sink : VS_OUTBOX_SINK_DEFAULT;
-  uint64_t enqueued = 0, end = 0;
-  /* "default" exists since the store was made: every local write has an
-   * entry there already (or had one, purged since). */
-  bool finished = strcmp(name, VS_OUTBOX_SINK_DEFAULT) == 0;
-  /* Each step moves FILL_RECORDS_PER_TXN records on, or finishes: bounded
-   * by the range fixed at the first step. */
-  for (uint64_t round = 0; err == VS_OK && !finished; round++) {
-    err = fill_step(store, name, origin, now_ms, &enqueued, &end, &finished);
-    if (err == VS_OK && !finished && round > end / FILL_RECORDS_PER_TXN + 1) err = VS_ERR_CORRUPT;
-  }
-  if (enqueued_out != NULL) *enqueued_out = enqueued;
+  err = vs_outbox_backfill(ob, origin, now_ms, enqueued_out);
   if (err != VS_OK) {
     vs_outbox_close(ob);
     return err;

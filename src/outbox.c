@@ -32,6 +32,7 @@ static const char COUNTS_PREFIX[] = "obxcnt";
 struct vs_outbox {
   vs_store *store;
   uint32_t sink;
+  bool is_default; /* the sink every store has from its creation */
   vs_retry_policy policy;
 };
 
@@ -332,6 +333,7 @@ vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **out
   if (ob == NULL) return VS_ERR_NOMEM;
   ob->store = store;
   ob->policy = cfg->retry;
+  ob->is_default = strcmp(name, VS_OUTBOX_SINK_DEFAULT) == 0;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, true, &txn);
   if (err != VS_OK) {
@@ -491,6 +493,89 @@ static vs_err first_key(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t
   }
   *found = true;
   return VS_OK;
+}
+
+/* ---- backfill: entries for what was written before the sink ---- */
+
+#define FILL_RECORDS_PER_TXN 10000u
+#define FILL_VALUE_BYTES 17u /* version 1, LSN reached u64le, LSN to reach u64le */
+static const char FILL_PREFIX[] = "sinkfill";
+
+/* One transaction of the scan: up to FILL_RECORDS_PER_TXN records, read in
+ * LSN order through a WAL cursor. */
+static vs_err fill_step(vs_outbox *ob, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms, uint64_t *enqueued,
+                        uint64_t *end_out, bool *finished) {
+  obx_txn t;
+  vs_err err = obx_begin(ob, &t);
+  if (err != VS_OK) return err;
+  uint64_t reached = 0, end = 0;
+  uint8_t key[sizeof FILL_PREFIX - 1 + 4], val[FILL_VALUE_BYTES];
+  memcpy(key, FILL_PREFIX, sizeof FILL_PREFIX - 1);
+  vs_put_u32be(key + sizeof FILL_PREFIX - 1, ob->sink);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(t.txn, ob->store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    err = vs_wal_last_lsn_txn(t.txn, ob->store, &end); /* first run: later writes have entries */
+  } else if (rc == MDB_SUCCESS) {
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size != FILL_VALUE_BYTES || p[0] != 1) err = VS_ERR_CORRUPT;
+    else reached = vs_get_u64le(p + 1), end = vs_get_u64le(p + 9);
+    if (err == VS_OK && reached >= end) { /* done long ago: nothing to write */
+      *end_out = end;
+      *finished = true;
+      return obx_finish(ob, &t, VS_OK); /* nothing written: dropped */
+    }
+  } else {
+    err = vs_mdb_err(rc);
+  }
+  uint64_t stop = end - reached > FILL_RECORDS_PER_TXN ? reached + FILL_RECORDS_PER_TXN : end, added = 0;
+  vs_wal_reader wr = {NULL, 0};
+  if (err == VS_OK) err = vs_wal_reader_open(t.txn, ob->store, &wr);
+  for (uint64_t lsn = reached + 1; lsn <= stop && err == VS_OK; lsn++) {
+    const uint8_t *enc;
+    uint32_t enc_bytes;
+    vs_op op;
+    err = vs_wal_reader_op(&wr, lsn, &enc, &enc_bytes);
+    if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
+    if (err != VS_OK || memcmp(op.origin, origin, VS_ORIGIN_BYTES) != 0) continue;
+    t.dirty = true;
+    err = vs_obx_enqueue_txn(t.txn, ob->store, ob->sink, lsn, &op.id, enc_bytes, now_ms, &t.counts);
+    if (err == VS_OK) added++;
+    else if (err == VS_ERR_EXISTS) err = VS_OK; /* written after the sink was registered */
+  }
+  vs_wal_reader_close(&wr);
+  val[0] = 1;
+  vs_put_u64le(val + 1, stop);
+  vs_put_u64le(val + 9, end);
+  MDB_val nv = {sizeof val, val};
+  t.dirty = true; /* the progress, even when nothing was enqueued */
+  if (err == VS_OK) err = vs_mdb_err(mdb_put(t.txn, ob->store->dbi_meta, &k, &nv, 0));
+  err = obx_finish(ob, &t, err);
+  if (err == VS_OK) {
+    *enqueued += added;
+    *end_out = end;
+    *finished = stop >= end;
+  }
+  return err;
+}
+
+vs_err vs_outbox_backfill(vs_outbox *outbox, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
+                          uint64_t *enqueued_out) {
+  if (outbox == NULL || origin == NULL) return VS_ERR_INVAL;
+  if (enqueued_out != NULL) *enqueued_out = 0;
+  uint64_t enqueued = 0, end = 0;
+  /* "default" exists since the store was made: every local write has an
+   * entry there already (or had one, purged since). */
+  bool finished = outbox->is_default;
+  vs_err err = VS_OK;
+  /* Each step moves FILL_RECORDS_PER_TXN records on, or finishes: bounded
+   * by the range fixed at the first step. */
+  for (uint64_t round = 0; err == VS_OK && !finished; round++) {
+    err = fill_step(outbox, origin, now_ms, &enqueued, &end, &finished);
+    if (err == VS_OK && !finished && round > end / FILL_RECORDS_PER_TXN + 1) err = VS_ERR_CORRUPT;
+  }
+  if (enqueued_out != NULL) *enqueued_out = enqueued;
+  return err;
 }
 
 vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms) {

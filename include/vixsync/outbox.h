@@ -91,6 +91,26 @@ vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **out
 /** Free the handle (the entries stay in the store). NULL is a no-op. */
 void vs_outbox_close(vs_outbox *outbox);
 
+/** Give this sink an entry for each operation of `origin` (the local
+ *  writer) written before the sink existed.
+ *
+ *  Why: vs_write enqueues each new local operation for every registered sink
+ *  in its own transaction, so once the sink is registered nothing written
+ *  later is missed; what was written before has no entry. This scans the WAL
+ *  up to the last LSN it saw at its first run, enqueueing (ready at now_ms)
+ *  every operation of `origin` without an entry, in transactions of at most
+ *  10,000 records that also store how far the scan went (meta key
+ *  "sinkfill" + sink id: the LSN reached and the LSN to reach). An
+ *  interrupted scan resumes there; a finished one is never repeated, so
+ *  entries purged later (vs_outbox_purge_done) are not enqueued again.
+ *  Received operations (other origins) are not enqueued, as for vs_write.
+ *  The sink "default" exists from the store's creation: nothing is scanned.
+ *  @param[out] enqueued_out entries created (may be NULL).
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_CORRUPT, VS_ERR_FULL or VS_ERR_STORE
+ *  (entries committed by earlier transactions stay; the next call resumes). */
+vs_err vs_outbox_backfill(vs_outbox *outbox, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
+                          uint64_t *enqueued_out);
+
 /** Queue operation `id` (already in the WAL) for this sink, ready at now_ms.
  *  @return VS_OK, VS_ERR_NOTFOUND (not in the WAL), VS_ERR_EXISTS (already
  *  queued: nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
