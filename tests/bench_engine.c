@@ -54,34 +54,13 @@
 #define BENCH_NAME "bench_engine"
 
 #include "bench_util.h"
+#include "bench_ops.h"
 
-
-/* splitmix64, for payload bytes. */
-static void make_target(uint8_t target[BENCH_TARGET_BYTES], uint64_t i) {
-  char buf[BENCH_TARGET_BYTES + 1];
-  snprintf(buf, sizeof buf, "key-%012" PRIu64, (uint64_t)(i % 1000000000000u));
-  memcpy(target, buf, BENCH_TARGET_BYTES);
-}
-
-static void make_payload(uint8_t payload[BENCH_PAYLOAD_BYTES], uint64_t i) {
-  for (size_t k = 0; k < BENCH_PAYLOAD_BYTES; k += 8) {
-    uint64_t r = mix((i ^ 0x5a5a5a5aull) * 0x100000001b3ull + k);
-    for (size_t j = 0; j < 8; j++) payload[k + j] = (uint8_t)(r >> (8 * j));
-  }
-}
-
-static const uint8_t *bench_origin(void) {
-  static uint8_t origin[VS_ORIGIN_BYTES];
-  vt_origin(origin, 0x42);
-  return origin;
-}
-
-static const char *mode_name(vs_durability d) { return d == VS_DURABILITY_SYNC ? "sync" : "nosync"; }
-
-/* A fresh store in a fresh directory under the bench base. */
+/* A fresh store in a fresh directory (`tag`-`mode`-XXXXXX) under the bench base. */
 static vs_store *fresh_store(char *dir, size_t dir_bytes, const char *tag, vs_durability d) {
-  int n = snprintf(dir, dir_bytes, "%s/%s-%s-XXXXXX", bench_base, tag, mode_name(d));
-  if (n < 0 || (size_t)n >= dir_bytes || mkdtemp(dir) == NULL) die("mkdtemp", strerror(errno));
+  char tag_mode[64];
+  snprintf(tag_mode, sizeof tag_mode, "%s-%s", tag, mode_name(d));
+  fresh_dir(dir, dir_bytes, tag_mode);
   vs_store_cfg cfg = vs_store_cfg_default();
   cfg.durability = d;
   cfg.map_bytes = BENCH_MAP_BYTES;
@@ -93,24 +72,8 @@ static vs_store *fresh_store(char *dir, size_t dir_bytes, const char *tag, vs_du
 /* Write ops [0, n) in batches of BENCH_BATCH; returns the seconds taken.
  * Building the requests is counted, as in bench_write (it is tiny). */
 static double write_all(vs_store *store, uint64_t n) {
-  static uint8_t targets[BENCH_BATCH][BENCH_TARGET_BYTES];
-  static uint8_t payloads[BENCH_BATCH][BENCH_PAYLOAD_BYTES];
-  static vs_write_req reqs[BENCH_BATCH];
   double t0 = now_s();
-  for (uint64_t done = 0; done < n;) {
-    uint32_t b = n - done < BENCH_BATCH ? (uint32_t)(n - done) : BENCH_BATCH;
-    for (uint32_t j = 0; j < b; j++) {
-      make_target(targets[j], done + j);
-      make_payload(payloads[j], done + j);
-      reqs[j] = (vs_write_req){.kind = "put",
-                               .target = targets[j],
-                               .target_bytes = BENCH_TARGET_BYTES,
-                               .payload = payloads[j],
-                               .payload_bytes = BENCH_PAYLOAD_BYTES};
-    }
-    CHECK_VS(vs_write_batch(store, bench_origin(), reqs, b, wall_ms(), NULL));
-    done += b;
-  }
+  write_batches(store, bench_origin(), n, 0); /* 0: each batch at the wall clock */
   return now_s() - t0;
 }
 
@@ -262,10 +225,7 @@ static mode_result bench_mode(uint64_t n, vs_durability d) {
 int main(int argc, char **argv) {
   if (argc > 2) die("usage", "bench_engine [N]");
   uint64_t n = argc > 1 ? parse_ops(argv[1], "N") : 100000u;
-  const char *tmp = getenv("TMPDIR");
-  int len = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-engine-XXXXXX",
-                     tmp != NULL && tmp[0] != '\0' ? tmp : ".");
-  if (len < 0 || (size_t)len >= sizeof bench_base || mkdtemp(bench_base) == NULL) die("mkdtemp", strerror(errno));
+  bench_base_init("vixsync-bench-engine");
   describe_base();
   printf("op: %u-byte target + %u-byte payload, kind \"put\"; N = %" PRIu64 "; batches of %u; medians of %d runs\n",
          BENCH_TARGET_BYTES, BENCH_PAYLOAD_BYTES, n, BENCH_BATCH, BENCH_REPS);

@@ -113,10 +113,6 @@ static void fill_payload(char payload[PAYLOAD_BYTES + 1], uint64_t i) {
 
 /* ---- a. the receiver's own rate: prebuilt bodies, a bare client ---- */
 
-static void put_u64be(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
 static size_t discard(char *data, size_t size, size_t nmemb, void *ctx) {
   (void)data;
   (void)ctx;
@@ -137,7 +133,7 @@ static void raw_build(raw_body *b, uint64_t first, uint32_t count, uint64_t run)
   if (ids == NULL || b->json == NULL) die("malloc", "raw body");
   for (uint32_t i = 0; i < count; i++) {
     memset(ids[i].bytes, 0xEE, 8);
-    put_u64be(ids[i].bytes + 8, (run << 40) | (first + i)); /* ascending, unique per run */
+    vt_put_u64be(ids[i].bytes + 8, (run << 40) | (first + i)); /* ascending, unique per run */
   }
   char key[VS_HTTP_IDEM_KEY_BYTES];
   vs_http_idempotency_key(ids, count, key);
@@ -315,10 +311,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[2], "nosync") == 0) bench_durability = VS_DURABILITY_NOSYNC;
   if (n < 25000) die("N", "at least 25000 (batches of 1,000, N / 25 for batches of 1)");
   if (sodium_init() < 0 || vs_http_global_init() != VS_OK) die("init", "libsodium or libcurl");
-  const char *tmp = getenv("TMPDIR");
-  int len = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-http-XXXXXX",
-                     tmp != NULL && tmp[0] != '\0' ? tmp : ".");
-  if (len < 0 || (size_t)len >= sizeof bench_base || mkdtemp(bench_base) == NULL) die("mkdtemp", strerror(errno));
+  bench_base_init("vixsync-bench-http");
   describe_base();
   printf("op: %u-byte target + %u-byte payload, kind \"put\"; %u requests in flight; medians of %d runs;\n"
          "receiver: tests/http_receiver.py (python3, one fresh process per run) on 127.0.0.1\n",

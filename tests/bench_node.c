@@ -390,13 +390,7 @@ int main(int argc, char **argv) {
   }
   if (access(vix_node, X_OK) != 0) die(vix_node, "not found (build vix-node, or set VIX_NODE)");
   if (enet_initialize() != 0) die("enet_initialize", "failed");
-  const char *tmp = getenv("TMPDIR");
-  int blen = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-node-XXXXXX",
-                      tmp != NULL && tmp[0] != '\0' ? tmp : ".");
-  if (blen < 0 || (size_t)blen >= sizeof bench_base || mkdtemp(bench_base) == NULL) {
-    bench_base[0] = '\0';
-    die("mkdtemp", strerror(errno));
-  }
+  bench_base_init("vixsync-bench-node");
   describe_base();
   printf("loopback, two processes each; vix-node stores durable (fsync), the default; medians of %d runs\n",
          BENCH_REPS);

@@ -93,6 +93,9 @@
 #define BENCH_NAME "bench_replicate"
 
 #include "bench_util.h"
+#include "bench_ops.h"
+#include "bench_shape.h"
+
 #define BENCH_PROBE_OPS 12000u /* over 2 MiB of ops: several runs */
 #define BENCH_T0_MS 1700000000000ull /* virtual time of the writes */
 #define BENCH_STEPS_MAX 100000000ull
@@ -102,43 +105,10 @@
 #define OPS_MSG_MIN_BYTES (1u + 4u + VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
 
 
-static void put_u64be(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * (7 - i)));
-}
-static void put_u64le(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u32le(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32le(const uint8_t *p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 /* splitmix64, for payload bytes and the nodes' "random" source. */
 static void rnd(void *ctx, uint8_t *buf, size_t bytes) {
   uint64_t *s = ctx;
   for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)mix((*s)++);
-}
-
-static void make_target(uint8_t target[BENCH_TARGET_BYTES], uint64_t i) {
-  char buf[BENCH_TARGET_BYTES + 1];
-  snprintf(buf, sizeof buf, "key-%012" PRIu64, (uint64_t)(i % 1000000000000u));
-  memcpy(target, buf, BENCH_TARGET_BYTES);
-}
-
-static void make_payload(uint8_t payload[BENCH_PAYLOAD_BYTES], uint64_t i) {
-  for (size_t k = 0; k < BENCH_PAYLOAD_BYTES; k += 8) {
-    uint64_t r = mix((i ^ 0x5a5a5a5aull) * 0x100000001b3ull + k);
-    for (size_t j = 0; j < 8 && k + j < BENCH_PAYLOAD_BYTES; j++) payload[k + j] = (uint8_t)(r >> (8 * j));
-  }
-}
-
-static const char *mode_name(vs_durability d) { return d == VS_DURABILITY_SYNC ? "sync" : "nosync"; }
-
-static void fresh_dir(char *out, size_t out_bytes, const char *tag) {
-  int n = snprintf(out, out_bytes, "%s/%s-XXXXXX", bench_base, tag);
-  if (n < 0 || (size_t)n >= out_bytes || mkdtemp(out) == NULL) die("mkdtemp", strerror(errno));
 }
 
 /* ---- identities ---- */
@@ -292,25 +262,7 @@ static vs_node *node_open(const char *dir, const vs_identity *id, vs_durability 
 }
 
 /* A's N ops, in batches of BENCH_BATCH, as A's identity (signed runs). */
-static void write_all(vs_node *a, uint64_t n) {
-  static uint8_t targets[BENCH_BATCH][BENCH_TARGET_BYTES];
-  static uint8_t payloads[BENCH_BATCH][BENCH_PAYLOAD_BYTES];
-  static vs_write_req reqs[BENCH_BATCH];
-  for (uint64_t done = 0; done < n;) {
-    uint32_t b = n - done < BENCH_BATCH ? (uint32_t)(n - done) : BENCH_BATCH;
-    for (uint32_t j = 0; j < b; j++) {
-      make_target(targets[j], done + j);
-      make_payload(payloads[j], done + j);
-      reqs[j] = (vs_write_req){.kind = "put",
-                               .target = targets[j],
-                               .target_bytes = BENCH_TARGET_BYTES,
-                               .payload = payloads[j],
-                               .payload_bytes = BENCH_PAYLOAD_BYTES};
-    }
-    CHECK_VS(vs_write_batch(vs_node_store(a), id_a.pk, reqs, b, BENCH_T0_MS, NULL));
-    done += b;
-  }
-}
+static void write_all(vs_node *a, uint64_t n) { write_batches(vs_node_store(a), id_a.pk, n, BENCH_T0_MS); }
 
 typedef struct repl_run {
   double secs;       /* connect to B holding all N */
@@ -610,11 +562,6 @@ static void raw_close(raw_env *r, bool keep) {
   if (!keep) vt_rmrf(r->dir);
 }
 
-static void put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kb, const void *v, size_t vb, unsigned flags) {
-  MDB_val key = {kb, (void *)k}, val = {vb, (void *)v};
-  CHECK_MDB(mdb_put(txn, dbi, &key, &val, flags));
-}
-
 /* What the receive path puts for op i (record lsn), a put on a new target.
  * Mirrors, in order, wal.c vs_wal_append_txn (wal, opid; the head once per run) and
  * state.c vs_state_apply_txn -> record_put (state). */
@@ -622,29 +569,29 @@ static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_
   const uint8_t *enc = s->enc + s->enc_off[i];
   uint32_t enc_len = s->enc_len[i];
   uint8_t key[8];
-  put_u64be(key, lsn);
+  vt_put_u64be(key, lsn);
   MDB_val k = {sizeof key, key}, v = {sz.wal_val, NULL};
   CHECK_MDB(mdb_put(txn, r->wal, &k, &v, MDB_APPEND | MDB_RESERVE));
   uint8_t *rec = v.mv_data;
   memset(rec, 0, VS_WAL_RECORD_HEADER_BYTES);
   rec[0] = VS_WAL_RECORD_VERSION;
   rec[1] = 1;
-  put_u64le(rec + 8, lsn);
-  put_u64le(rec + 16, now);
+  vt_put_u64le(rec + 8, lsn);
+  vt_put_u64le(rec + 16, now);
   memcpy(rec + VS_WAL_RECORD_HEADER_BYTES, enc, enc_len);
 
   uint8_t val[RAW_VAL_MAX];
   memset(val, 0, sz.opid_val);
-  put_u64le(val, lsn);
+  vt_put_u64le(val, lsn);
   memcpy(val + 8, s->hash[i], VS_HASH_BYTES);
-  put(txn, r->opid, s->ids[i].bytes, VS_OP_ID_BYTES, val, sz.opid_val, MDB_NOOVERWRITE);
+  raw_put(txn, r->opid, s->ids[i].bytes, VS_OP_ID_BYTES, val, sz.opid_val, MDB_NOOVERWRITE);
 
   /* The target and payload where vs_op_encode puts them. */
   uint32_t kind_bytes = enc[VS_OP_HEADER_BYTES - 1];
   const uint8_t *tp = enc + VS_OP_HEADER_BYTES + kind_bytes;
-  uint32_t target_bytes = get_u32le(tp);
+  uint32_t target_bytes = vt_get_u32le(tp);
   const uint8_t *target = tp + 4;
-  uint32_t payload_bytes = get_u32le(target + target_bytes);
+  uint32_t payload_bytes = vt_get_u32le(target + target_bytes);
   const uint8_t *payload = target + target_bytes + 4;
   uint8_t skey[1 + BENCH_TARGET_BYTES];
   skey[0] = 't';
@@ -655,12 +602,12 @@ static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_
   memset(p, 0, STATE_FIXED_BYTES);
   p[0] = 1;
   p[1] = 1;
-  put_u32le(p + 4, target_bytes);
-  put_u64le(p + 8, s->hlc[i]);
+  vt_put_u32le(p + 4, target_bytes);
+  vt_put_u64le(p + 8, s->hlc[i]);
   memcpy(p + 16, id_a.pk, VS_ORIGIN_BYTES);
-  put_u64le(p + 48, s->hlc[i]);
+  vt_put_u64le(p + 48, s->hlc[i]);
   memcpy(p + 56, id_a.pk, VS_ORIGIN_BYTES);
-  put_u32le(p + 104, payload_bytes);
+  vt_put_u32le(p + 104, payload_bytes);
   memcpy(p + 108, s->hash[i], VS_HASH_BYTES); /* the entry's digest: the op's hash */
   memcpy(p + STATE_FIXED_BYTES, target, target_bytes);
   memcpy(p + STATE_FIXED_BYTES + target_bytes, payload, payload_bytes);
@@ -673,17 +620,17 @@ static void raw_run_end(raw_env *r, MDB_txn *txn, const shape *s, uint32_t run, 
   /* The origin's chain head, once per run as apply.c does. */
   memset(val, 0, sz.head_val);
   val[0] = 1;
-  put_u64le(val + 1, last + 1);
-  put_u64le(val + 9, s->hlc[last]);
+  vt_put_u64le(val + 1, last + 1);
+  vt_put_u64le(val + 9, s->hlc[last]);
   memcpy(val + 17, s->hash[last], VS_HASH_BYTES);
-  put(txn, r->heads, id_a.pk, VS_ORIGIN_BYTES, val, sz.head_val, 0);
-  put(txn, r->sigs, s->ids[last].bytes, VS_OP_ID_BYTES, s->sig[run], sz.sig_val, 0);
+  raw_put(txn, r->heads, id_a.pk, VS_ORIGIN_BYTES, val, sz.head_val, 0);
+  raw_put(txn, r->sigs, s->ids[last].bytes, VS_OP_ID_BYTES, s->sig[run], sz.sig_val, 0);
   memset(val, 0, sz.state_hash_val);
   memcpy(val, s->hash[last], VS_HASH_BYTES < sz.state_hash_val ? VS_HASH_BYTES : sz.state_hash_val);
-  put(txn, r->meta, "state_hash", 10, val, sz.state_hash_val, 0);
+  raw_put(txn, r->meta, "state_hash", 10, val, sz.state_hash_val, 0);
   memset(val, 0, sz.hlc_val);
-  put_u64le(val, s->hlc[last]);
-  put(txn, r->meta, "hlc", 3, val, sz.hlc_val, 0);
+  vt_put_u64le(val, s->hlc[last]);
+  raw_put(txn, r->meta, "hlc", 3, val, sz.hlc_val, 0);
 }
 
 /* The first `runs` runs of s, one transaction each. Returns seconds. */
@@ -765,85 +712,9 @@ static double crypto_once(const shape *s) {
 
 /* ---- the baseline's faithfulness, checked on real receivers ---- */
 
-#define SHAPE_DBS_MAX 32
-#define SHAPE_NAME_BYTES 64
-
-typedef struct dbi_shape {
-  char name[SHAPE_NAME_BYTES];
-  size_t entries;
-  size_t first_key, first_val, last_key, last_val;
-} dbi_shape;
-
-typedef struct env_shape {
-  dbi_shape dbs[SHAPE_DBS_MAX];
-  size_t count;
-  size_t hlc_val, state_hash_val; /* meta's per-run values, 0 = absent */
-} env_shape;
-
-static dbi_shape shape_of(MDB_txn *txn, const char *name) {
-  dbi_shape s;
-  memset(&s, 0, sizeof s);
-  snprintf(s.name, sizeof s.name, "%s", name);
-  MDB_dbi dbi;
-  int rc = mdb_dbi_open(txn, name, 0, &dbi);
-  if (rc == MDB_NOTFOUND) return s;
-  CHECK_MDB(rc);
-  MDB_stat st;
-  CHECK_MDB(mdb_stat(txn, dbi, &st));
-  s.entries = st.ms_entries;
-  if (s.entries == 0) return s;
-  MDB_cursor *cur;
-  CHECK_MDB(mdb_cursor_open(txn, dbi, &cur));
-  MDB_val k, v;
-  CHECK_MDB(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
-  s.first_key = k.mv_size;
-  s.first_val = v.mv_size;
-  CHECK_MDB(mdb_cursor_get(cur, &k, &v, MDB_LAST));
-  s.last_key = k.mv_size;
-  s.last_val = v.mv_size;
-  mdb_cursor_close(cur);
-  return s;
-}
-
-static size_t meta_val(MDB_txn *txn, const char *key) {
-  MDB_dbi dbi;
-  CHECK_MDB(mdb_dbi_open(txn, "meta", 0, &dbi));
-  MDB_val k = {strlen(key), (void *)key}, v;
-  int rc = mdb_get(txn, dbi, &k, &v);
-  if (rc == MDB_NOTFOUND) return 0;
-  CHECK_MDB(rc);
-  return v.mv_size;
-}
-
-static void shape_env(const char *dir, env_shape *e) {
-  memset(e, 0, sizeof *e);
-  MDB_env *env;
-  CHECK_MDB(mdb_env_create(&env));
-  CHECK_MDB(mdb_env_set_maxdbs(env, SHAPE_DBS_MAX));
-  CHECK_MDB(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
-  MDB_txn *txn;
-  CHECK_MDB(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
-  MDB_dbi main_dbi;
-  CHECK_MDB(mdb_dbi_open(txn, NULL, 0, &main_dbi));
-  MDB_cursor *cur;
-  CHECK_MDB(mdb_cursor_open(txn, main_dbi, &cur));
-  char names[SHAPE_DBS_MAX][SHAPE_NAME_BYTES];
-  MDB_val k, v;
-  int rc;
-  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    if (e->count == SHAPE_DBS_MAX || k.mv_size >= SHAPE_NAME_BYTES) die("layout check", "too many databases");
-    memcpy(names[e->count], k.mv_data, k.mv_size);
-    names[e->count][k.mv_size] = '\0';
-    e->count++;
-  }
-  if (rc != MDB_NOTFOUND) CHECK_MDB(rc);
-  mdb_cursor_close(cur);
-  for (size_t i = 0; i < e->count; i++) e->dbs[i] = shape_of(txn, names[i]);
-  e->hlc_val = meta_val(txn, "hlc");
-  e->state_hash_val = meta_val(txn, "state_hash");
-  mdb_txn_abort(txn);
-  mdb_env_close(env);
-}
+/* What receiving adds to meta once per run. */
+enum { META_HLC, META_STATE_HASH, META_KEYS };
+static const meta_key RUN_META_KEYS[META_KEYS] = {[META_HLC] = {"hlc", 3}, [META_STATE_HASH] = {"state_hash", 10}};
 
 /* Print meta's keys in `dir` that `dir0` lacks (printable bytes as is). */
 static void meta_added_keys(const char *dir, const char *dir0) {
@@ -881,34 +752,9 @@ static void meta_added_keys(const char *dir, const char *dir0) {
   mdb_env_close(env0);
 }
 
-static dbi_shape shape_find(const env_shape *e, const char *name) {
-  for (size_t i = 0; i < e->count; i++)
-    if (strcmp(e->dbs[i].name, name) == 0) return e->dbs[i];
-  dbi_shape none;
-  memset(&none, 0, sizeof none);
-  snprintf(none.name, sizeof none.name, "%s", name);
-  return none;
-}
-
-static bool same_shape(dbi_shape a, dbi_shape b) {
-  bool ok = a.entries == b.entries && a.first_key == b.first_key && a.first_val == b.first_val &&
-            a.last_key == b.last_key && a.last_val == b.last_val;
-  if (!ok)
-    fprintf(stderr, "layout check: %s differs: receiver %zu entries, key %zu/%zu B, value %zu/%zu B; "
-            "baseline %zu entries, key %zu/%zu B, value %zu/%zu B\n", a.name, a.entries, a.first_key,
-            a.last_key, a.first_val, a.last_val, b.entries, b.first_key, b.last_key, b.first_val, b.last_val);
-  return ok;
-}
-
-static size_t probe_size(const env_shape *e, const char *name, bool key) {
-  dbi_shape s = shape_find(e, name);
-  size_t first = key ? s.first_key : s.first_val, last = key ? s.last_key : s.last_val;
-  if (s.entries == 0 || first != last || first > RAW_VAL_MAX) {
-    fprintf(stderr, "layout check: %s: %zu entries, %s %zu/%zu B\n", name, s.entries, key ? "keys" : "values",
-            first, last);
-    die("layout check", "the receive path no longer writes what the baseline mirrors; update raw_op()");
-  }
-  return first;
+static size_t probe_recv(const env_shape *e, const char *name, bool key) {
+  return probe_size(e, name, key, RAW_VAL_MAX,
+                    "the receive path no longer writes what the baseline mirrors; update raw_op()");
 }
 
 /* Before timing anything: replicate a few runs between two nodes, take the
@@ -932,16 +778,16 @@ static void layout_probe(void) {
 
   env_shape *e0 = malloc(sizeof *e0), *ours = malloc(sizeof *ours), *base = malloc(sizeof *base);
   if (e0 == NULL || ours == NULL || base == NULL) die("malloc", "probe");
-  shape_env(empty_dir, e0);
-  shape_env(b_dir, ours);
-  sz.wal_val = probe_size(ours, "wal", false);
-  sz.opid_val = probe_size(ours, "opid", false);
-  sz.head_val = probe_size(ours, "heads", false);
-  sz.state_key = probe_size(ours, "state", true);
-  sz.state_val = probe_size(ours, "state", false);
-  sz.sig_val = probe_size(ours, "sigs", false);
-  sz.hlc_val = ours->hlc_val;
-  sz.state_hash_val = ours->state_hash_val;
+  shape_env(empty_dir, RUN_META_KEYS, META_KEYS, e0);
+  shape_env(b_dir, RUN_META_KEYS, META_KEYS, ours);
+  sz.wal_val = probe_recv(ours, "wal", false);
+  sz.opid_val = probe_recv(ours, "opid", false);
+  sz.head_val = probe_recv(ours, "heads", false);
+  sz.state_key = probe_recv(ours, "state", true);
+  sz.state_val = probe_recv(ours, "state", false);
+  sz.sig_val = probe_recv(ours, "sigs", false);
+  sz.hlc_val = ours->meta_vals[META_HLC];
+  sz.state_hash_val = ours->meta_vals[META_STATE_HASH];
   if (sz.wal_val != VS_WAL_RECORD_HEADER_BYTES + s.enc_len[0] || sz.state_key != 1u + BENCH_TARGET_BYTES ||
       sz.state_val != STATE_FIXED_BYTES + BENCH_TARGET_BYTES + BENCH_PAYLOAD_BYTES || sz.opid_val < 8 + VS_HASH_BYTES ||
       sz.head_val < 17 + VS_HASH_BYTES || sz.hlc_val < 8 || sz.hlc_val > RAW_VAL_MAX || sz.state_hash_val == 0 ||
@@ -952,21 +798,13 @@ static void layout_probe(void) {
   raw_open(&r, VS_DURABILITY_NOSYNC);
   raw_fill(&r, &s, s.runs);
   raw_close(&r, true);
-  shape_env(r.dir, base);
-  bool ok = true;
-  for (size_t i = 0; i < ours->count; i++) {
-    if (strcmp(ours->dbs[i].name, "meta") == 0) continue;
-    ok &= same_shape(ours->dbs[i], shape_find(base, ours->dbs[i].name));
-  }
-  for (size_t i = 0; i < base->count; i++) {
-    if (strcmp(base->dbs[i].name, "meta") == 0) continue;
-    ok &= same_shape(shape_find(ours, base->dbs[i].name), base->dbs[i]);
-  }
+  shape_env(r.dir, RUN_META_KEYS, META_KEYS, base);
+  bool ok = shapes_match("receiver", ours, base);
   /* meta also holds what store creation wrote (magic, format, sinks): count
    * only what receiving added. */
   size_t meta_added = shape_find(ours, "meta").entries - shape_find(e0, "meta").entries;
-  if (meta_added != shape_find(base, "meta").entries || base->hlc_val != sz.hlc_val ||
-      base->state_hash_val != sz.state_hash_val) {
+  if (meta_added != shape_find(base, "meta").entries || base->meta_vals[META_HLC] != sz.hlc_val ||
+      base->meta_vals[META_STATE_HASH] != sz.state_hash_val) {
     fprintf(stderr, "layout check: receiving adds %zu meta keys, the baseline %zu\n", meta_added,
             shape_find(base, "meta").entries);
     meta_added_keys(b_dir, empty_dir);
@@ -1047,13 +885,7 @@ static void print_mode(vs_durability d, const mode_result *m) {
 int main(int argc, char **argv) {
   if (argc > 2) die("usage", "bench_replicate [N]");
   uint64_t n = argc > 1 ? parse_ops(argv[1], "N") : 100000u;
-  const char *tmp = getenv("TMPDIR");
-  int len = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-replicate-XXXXXX",
-                     tmp != NULL && tmp[0] != '\0' ? tmp : ".");
-  if (len < 0 || (size_t)len >= sizeof bench_base || mkdtemp(bench_base) == NULL) {
-    bench_base[0] = '\0'; /* nothing to remove */
-    die("mkdtemp", strerror(errno));
-  }
+  bench_base_init("vixsync-bench-replicate");
   describe_base();
   printf("op: %u-byte target + %u-byte payload, kind \"put\"; N = %" PRIu64 "; written in batches of %u; "
          "medians of %d runs\n",

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "vixsync/vixsync.h"
 
 /* Every temporary directory of a run lives under this one. */
 static char bench_base[4096];
@@ -76,6 +77,25 @@ static inline uint64_t parse_ops(const char *s, const char *what) {
   if (errno != 0 || end == s || *end != '\0' || v == 0 || v > BENCH_OPS_MAX) die(what, "expected 1..10000000");
   return (uint64_t)v;
 }
+
+/* Make the run's base directory, `prefix`-XXXXXX under $TMPDIR, or under the
+ * current directory when it is unset. */
+static inline void bench_base_init(const char *prefix) {
+  const char *tmp = getenv("TMPDIR");
+  int n = snprintf(bench_base, sizeof bench_base, "%s/%s-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : ".", prefix);
+  if (n < 0 || (size_t)n >= sizeof bench_base || mkdtemp(bench_base) == NULL) {
+    bench_base[0] = '\0'; /* nothing to remove */
+    die("mkdtemp", strerror(errno));
+  }
+}
+
+/* A fresh directory `tag`-XXXXXX under the bench base. */
+static inline void fresh_dir(char *out, size_t out_bytes, const char *tag) {
+  int n = snprintf(out, out_bytes, "%s/%s-XXXXXX", bench_base, tag);
+  if (n < 0 || (size_t)n >= out_bytes || mkdtemp(out) == NULL) die("mkdtemp", strerror(errno));
+}
+
+static inline const char *mode_name(vs_durability d) { return d == VS_DURABILITY_SYNC ? "sync" : "nosync"; }
 
 /* Print where the stores go and on what file system. */
 static inline void describe_base(void) {

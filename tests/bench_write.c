@@ -51,50 +51,10 @@
 #define BENCH_NAME "bench_write"
 
 #include "bench_util.h"
-
-
-static void put_u32be(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * (3 - i)));
-}
-static void put_u64be(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * (7 - i)));
-}
-static void put_u64le(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* splitmix64: fills "random-looking" bytes where the library stores hashes
- * (op ids, op hashes), so the baseline's B-tree inserts land where ours do. */
-static void fill_random(uint8_t *p, size_t bytes, uint64_t seed) {
-  for (size_t i = 0; i < bytes; i += 8) {
-    uint64_t r = mix(seed * 0x100000001b3ull + i);
-    for (size_t j = 0; j < 8 && i + j < bytes; j++) p[i + j] = (uint8_t)(r >> (8 * j));
-  }
-}
-
-static void make_target(uint8_t target[BENCH_TARGET_BYTES], uint64_t i) {
-  char buf[BENCH_TARGET_BYTES + 1];
-  snprintf(buf, sizeof buf, "key-%012" PRIu64, (uint64_t)(i % 1000000000000u));
-  memcpy(target, buf, BENCH_TARGET_BYTES);
-}
-
-static void make_payload(uint8_t payload[BENCH_PAYLOAD_BYTES], uint64_t i) {
-  fill_random(payload, BENCH_PAYLOAD_BYTES, i ^ 0x5a5a5a5aull);
-}
-
-/* A fresh directory under the bench base. */
-static void fresh_dir(char *out, size_t out_bytes, const char *tag) {
-  int n = snprintf(out, out_bytes, "%s/%s-XXXXXX", bench_base, tag);
-  if (n < 0 || (size_t)n >= out_bytes || mkdtemp(out) == NULL) die("mkdtemp", strerror(errno));
-}
+#include "bench_ops.h"
+#include "bench_shape.h"
 
 /* ---- ours ---- */
-
-static const uint8_t *bench_origin(void) {
-  static uint8_t origin[VS_ORIGIN_BYTES];
-  vt_origin(origin, 0x42);
-  return origin;
-}
 
 static double ours_run(uint64_t ops, uint32_t per_txn) {
   char dir[4200];
@@ -113,15 +73,7 @@ static double ours_run(uint64_t ops, uint32_t per_txn) {
     uint32_t n = ops - done < per_txn ? (uint32_t)(ops - done) : per_txn;
     /* Building the requests is the application's work, but it is tiny and
      * the baseline builds its keys in its loop too. */
-    for (uint32_t j = 0; j < n; j++) {
-      make_target(targets[j], done + j);
-      make_payload(payloads[j], done + j);
-      reqs[j] = (vs_write_req){.kind = "put",
-                               .target = targets[j],
-                               .target_bytes = BENCH_TARGET_BYTES,
-                               .payload = payloads[j],
-                               .payload_bytes = BENCH_PAYLOAD_BYTES};
-    }
+    make_reqs(targets, payloads, reqs, done, n);
     if (per_txn == 1) CHECK_VS(vs_write(store, bench_origin(), &reqs[0], wall_ms(), NULL));
     else CHECK_VS(vs_write_batch(store, bench_origin(), reqs, n, wall_ms(), NULL));
     done += n;
@@ -182,12 +134,6 @@ static void raw_close(raw_env *r) {
   vt_rmrf(r->dir);
 }
 
-static void put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kb, const void *v, size_t vb,
-                unsigned flags) {
-  MDB_val key = {kb, (void *)k}, val = {vb, (void *)v};
-  CHECK_MDB(mdb_put(txn, dbi, &key, &val, flags));
-}
-
 /* What one vs_write puts, operation `lsn` (from 1), one sink ("default",
  * id 0), no idempotency key. Mirrors, in order:
  *   wal.c  vs_wal_append_txn: wal[lsn u64be] = record header + encoded op
@@ -202,7 +148,7 @@ static void put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kb, const void 
 static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   uint64_t now = wall_ms();
   uint8_t key[8];
-  put_u64be(key, lsn);
+  vt_put_u64be(key, lsn);
   MDB_val k = {sizeof key, key}, v = {sz.wal_val, NULL};
   CHECK_MDB(mdb_put(txn, r->wal, &k, &v, MDB_APPEND | MDB_RESERVE));
   /* Header and op fields where vs_op_encode puts them; the other bytes'
@@ -212,8 +158,8 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   memset(rec, 0, sz.wal_val - BENCH_PAYLOAD_BYTES);
   rec[0] = 1;
   rec[1] = 1;
-  put_u64le(rec + 8, lsn);
-  put_u64le(rec + 16, now);
+  vt_put_u64le(rec + 8, lsn);
+  vt_put_u64le(rec + 16, now);
   make_target(rec + VS_WAL_RECORD_HEADER_BYTES + VS_OP_HEADER_BYTES + 3 + 4, lsn - 1);
   make_payload(rec + sz.wal_val - BENCH_PAYLOAD_BYTES, lsn - 1);
 
@@ -223,8 +169,8 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   memset(id, 0xa7, VS_OP_ID_TAG_BYTES);
   for (unsigned i = 0; i < 6; i++) id[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(lsn >> (8 * (5 - i)));
   memset(val, 0x5c, sz.opid_val);
-  put_u64le(val, lsn);
-  put(txn, r->opid, id, sizeof id, val, sz.opid_val, MDB_NOOVERWRITE);
+  vt_put_u64le(val, lsn);
+  raw_put(txn, r->opid, id, sizeof id, val, sz.opid_val, MDB_NOOVERWRITE);
 
   /* The materialized state of a new target: one insert-if-absent record
    * ('t' + target -> record), as state.c does for a put on a new target. */
@@ -236,18 +182,18 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   memset(sv.mv_data, 0x3c, sz.state_val);
 
   uint8_t ready[20];
-  put_u32be(ready, 0);
-  put_u64be(ready + 4, now);
-  put_u64be(ready + 12, lsn);
+  vt_put_u32be(ready, 0);
+  vt_put_u64be(ready + 4, now);
+  vt_put_u64be(ready + 12, lsn);
   memset(val, 0, sz.ready_val);
-  put(txn, r->obx_ready, ready, sizeof ready, val, sz.ready_val, 0);
+  raw_put(txn, r->obx_ready, ready, sizeof ready, val, sz.ready_val, 0);
 
   uint8_t ekey[12];
-  put_u32be(ekey, 0);
-  put_u64be(ekey + 4, lsn);
+  vt_put_u32be(ekey, 0);
+  vt_put_u64be(ekey + 4, lsn);
   memset(val, 0, sz.entry_val);
-  put_u64le(val + 8, now);
-  put(txn, r->outbox, ekey, sizeof ekey, val, sz.entry_val, 0);
+  vt_put_u64le(val + 8, now);
+  raw_put(txn, r->outbox, ekey, sizeof ekey, val, sz.entry_val, 0);
 }
 
 /* What write.c's ctx_commit puts once per transaction: the chain head, the
@@ -256,18 +202,18 @@ static void raw_same_txn_end(raw_env *r, MDB_txn *txn, uint64_t last_lsn) {
   uint8_t ckey[10], val[RAW_VAL_MAX];
   /* The origin's chain head, once per transaction as write.c does. */
   memset(val, 0, sz.head_val);
-  put_u64le(val + 1, last_lsn);
-  put(txn, r->heads, bench_origin(), VS_ORIGIN_BYTES, val, sz.head_val, 0);
+  vt_put_u64le(val + 1, last_lsn);
+  raw_put(txn, r->heads, bench_origin(), VS_ORIGIN_BYTES, val, sz.head_val, 0);
   memset(val, 0, sz.hlc_val);
-  put_u64le(val, wall_ms() << 16);
-  put(txn, r->meta, "hlc", 3, val, sz.hlc_val, 0);
+  vt_put_u64le(val, wall_ms() << 16);
+  raw_put(txn, r->meta, "hlc", 3, val, sz.hlc_val, 0);
   memset(val, 0x11, VS_HASH_BYTES);
-  put(txn, r->meta, "state_hash", 10, val, VS_HASH_BYTES, 0);
+  raw_put(txn, r->meta, "state_hash", 10, val, VS_HASH_BYTES, 0);
   memcpy(ckey, "obxcnt", 6);
-  put_u32be(ckey + 6, 0);
+  vt_put_u32be(ckey + 6, 0);
   memset(val, 0, sz.counts_val);
-  put_u64le(val, last_lsn);
-  put(txn, r->meta, ckey, sizeof ckey, val, sz.counts_val, 0);
+  vt_put_u64le(val, last_lsn);
+  raw_put(txn, r->meta, ckey, sizeof ckey, val, sz.counts_val, 0);
 }
 
 static double raw_same_run(uint64_t ops, uint32_t per_txn) {
@@ -301,7 +247,7 @@ static double raw_one_run(uint64_t ops, uint32_t per_txn) {
     for (uint32_t j = 0; j < n; j++) {
       make_target(key, done + j);
       make_payload(value, done + j);
-      put(txn, r.meta, key, sizeof key, value, sizeof value, 0);
+      raw_put(txn, r.meta, key, sizeof key, value, sizeof value, 0);
     }
     CHECK_MDB(mdb_txn_commit(txn));
     done += n;
@@ -313,118 +259,22 @@ static double raw_one_run(uint64_t ops, uint32_t per_txn) {
 
 /* ---- the baseline's faithfulness, checked on real stores ---- */
 
-#define SHAPE_DBS_MAX 32
-#define SHAPE_NAME_BYTES 64
+/* What one vs_write adds to meta once per transaction: the node HLC and the
+ * sink's per-state counts ("obxcnt" + sink id 0). */
+enum { META_HLC, META_COUNTS, META_KEYS };
 
-typedef struct dbi_shape {
-  char name[SHAPE_NAME_BYTES];
-  size_t entries;
-  size_t first_key, first_val, last_key, last_val; /* sizes in bytes */
-} dbi_shape;
-
-typedef struct env_shape {
-  dbi_shape dbs[SHAPE_DBS_MAX];
-  size_t count;
-  size_t hlc_val, counts_val; /* meta's per-transaction values, 0 = absent */
-} env_shape;
-
-static dbi_shape shape_of(MDB_txn *txn, const char *name) {
-  dbi_shape s;
-  memset(&s, 0, sizeof s);
-  snprintf(s.name, sizeof s.name, "%s", name);
-  MDB_dbi dbi;
-  int rc = mdb_dbi_open(txn, name, 0, &dbi);
-  if (rc == MDB_NOTFOUND) return s;
-  CHECK_MDB(rc);
-  MDB_stat st;
-  CHECK_MDB(mdb_stat(txn, dbi, &st));
-  s.entries = st.ms_entries;
-  if (s.entries == 0) return s;
-  MDB_cursor *cur;
-  CHECK_MDB(mdb_cursor_open(txn, dbi, &cur));
-  MDB_val k, v;
-  CHECK_MDB(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
-  s.first_key = k.mv_size;
-  s.first_val = v.mv_size;
-  CHECK_MDB(mdb_cursor_get(cur, &k, &v, MDB_LAST));
-  s.last_key = k.mv_size;
-  s.last_val = v.mv_size;
-  mdb_cursor_close(cur);
-  return s;
-}
-
-static size_t meta_val(MDB_txn *txn, const void *key, size_t key_bytes) {
-  MDB_dbi dbi;
-  CHECK_MDB(mdb_dbi_open(txn, "meta", 0, &dbi));
-  MDB_val k = {key_bytes, (void *)key}, v;
-  int rc = mdb_get(txn, dbi, &k, &v);
-  if (rc == MDB_NOTFOUND) return 0;
-  CHECK_MDB(rc);
-  return v.mv_size;
-}
-
-/* Every named database of the environment in `dir` (the main database's
- * keys are their names). */
-static void shape_env(const char *dir, env_shape *e) {
-  memset(e, 0, sizeof *e);
-  MDB_env *env;
-  CHECK_MDB(mdb_env_create(&env));
-  CHECK_MDB(mdb_env_set_maxdbs(env, SHAPE_DBS_MAX));
-  CHECK_MDB(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
-  MDB_txn *txn;
-  CHECK_MDB(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
-  MDB_dbi main_dbi;
-  CHECK_MDB(mdb_dbi_open(txn, NULL, 0, &main_dbi));
-  MDB_cursor *cur;
-  CHECK_MDB(mdb_cursor_open(txn, main_dbi, &cur));
-  char names[SHAPE_DBS_MAX][SHAPE_NAME_BYTES];
-  MDB_val k, v;
-  int rc;
-  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    if (e->count == SHAPE_DBS_MAX || k.mv_size >= SHAPE_NAME_BYTES) die("layout check", "too many databases");
-    memcpy(names[e->count], k.mv_data, k.mv_size);
-    names[e->count][k.mv_size] = '\0';
-    e->count++;
-  }
-  if (rc != MDB_NOTFOUND) CHECK_MDB(rc);
-  mdb_cursor_close(cur);
-  for (size_t i = 0; i < e->count; i++) e->dbs[i] = shape_of(txn, names[i]);
+/* shape_env with those meta keys. */
+static void shape_of_dir(const char *dir, env_shape *e) {
   uint8_t ckey[10];
   memcpy(ckey, "obxcnt", 6);
-  put_u32be(ckey + 6, 0);
-  e->hlc_val = meta_val(txn, "hlc", 3);
-  e->counts_val = meta_val(txn, ckey, sizeof ckey);
-  mdb_txn_abort(txn);
-  mdb_env_close(env);
-}
-
-static dbi_shape shape_find(const env_shape *e, const char *name) {
-  for (size_t i = 0; i < e->count; i++)
-    if (strcmp(e->dbs[i].name, name) == 0) return e->dbs[i];
-  dbi_shape none;
-  memset(&none, 0, sizeof none);
-  snprintf(none.name, sizeof none.name, "%s", name);
-  return none;
-}
-
-static bool same_shape(dbi_shape a, dbi_shape b) {
-  bool ok = a.entries == b.entries && a.first_key == b.first_key && a.first_val == b.first_val &&
-            a.last_key == b.last_key && a.last_val == b.last_val;
-  if (!ok)
-    fprintf(stderr, "layout check: %s differs: ours %zu entries, key %zu/%zu B, value %zu/%zu B; "
-            "baseline %zu entries, key %zu/%zu B, value %zu/%zu B\n", a.name, a.entries, a.first_key,
-            a.last_key, a.first_val, a.last_val, b.entries, b.first_key, b.last_key, b.first_val, b.last_val);
-  return ok;
+  vt_put_u32be(ckey + 6, 0);
+  const meta_key keys[META_KEYS] = {[META_HLC] = {"hlc", 3}, [META_COUNTS] = {ckey, sizeof ckey}};
+  shape_env(dir, keys, META_KEYS, e);
 }
 
 static size_t probe_val(const env_shape *e, const char *name) {
-  dbi_shape s = shape_find(e, name);
-  if (s.entries == 0 || s.first_val != s.last_val || s.first_val > RAW_VAL_MAX) {
-    fprintf(stderr, "layout check: %s: %zu entries, values %zu/%zu B\n", name, s.entries, s.first_val,
-            s.last_val);
-    die("layout check", "vs_write no longer writes what the baseline mirrors; update raw_same_op()");
-  }
-  return s.first_val;
+  return probe_size(e, name, false, RAW_VAL_MAX,
+                    "vs_write no longer writes what the baseline mirrors; update raw_same_op()");
 }
 
 static void ours_fill(const char *dir, uint64_t n) {
@@ -433,11 +283,9 @@ static void ours_fill(const char *dir, uint64_t n) {
   vs_store *store = NULL;
   CHECK_VS(vs_store_open(dir, &cfg, &store));
   for (uint64_t i = 0; i < n; i++) {
-    uint8_t target[BENCH_TARGET_BYTES], payload[BENCH_PAYLOAD_BYTES];
-    make_target(target, i);
-    make_payload(payload, i);
-    vs_write_req req = {.kind = "put", .target = target, .target_bytes = sizeof target,
-                        .payload = payload, .payload_bytes = sizeof payload};
+    uint8_t target[1][BENCH_TARGET_BYTES], payload[1][BENCH_PAYLOAD_BYTES];
+    vs_write_req req;
+    make_reqs(target, payload, &req, i, 1);
     CHECK_VS(vs_write(store, bench_origin(), &req, wall_ms(), NULL));
   }
   vs_store_close(store);
@@ -457,16 +305,16 @@ static void layout_probe(void) {
   ours_fill(ours_dir, n);
   env_shape *e0 = malloc(sizeof *e0), *ours = malloc(sizeof *ours), *base = malloc(sizeof *base);
   if (e0 == NULL || ours == NULL || base == NULL) die("malloc", "probe");
-  shape_env(empty_dir, e0);
-  shape_env(ours_dir, ours);
+  shape_of_dir(empty_dir, e0);
+  shape_of_dir(ours_dir, ours);
   sz.wal_val = probe_val(ours, "wal");
   sz.opid_val = probe_val(ours, "opid");
   sz.head_val = probe_val(ours, "heads");
   sz.entry_val = probe_val(ours, "outbox");
   sz.state_val = probe_val(ours, "state");
   sz.ready_val = shape_find(ours, "obx_ready").first_val;
-  sz.hlc_val = ours->hlc_val;
-  sz.counts_val = ours->counts_val;
+  sz.hlc_val = ours->meta_vals[META_HLC];
+  sz.counts_val = ours->meta_vals[META_COUNTS];
   if (sz.hlc_val == 0 || sz.counts_val == 0 || sz.hlc_val > RAW_VAL_MAX || sz.counts_val > RAW_VAL_MAX ||
       sz.wal_val < VS_WAL_RECORD_HEADER_BYTES + VS_OP_HEADER_BYTES + 3 + 4 + BENCH_TARGET_BYTES + 4 +
                        BENCH_PAYLOAD_BYTES)
@@ -482,16 +330,8 @@ static void layout_probe(void) {
     CHECK_MDB(mdb_txn_commit(txn));
   }
   mdb_env_close(r.env);
-  shape_env(r.dir, base);
-  bool ok = true;
-  for (size_t i = 0; i < ours->count; i++) {
-    if (strcmp(ours->dbs[i].name, "meta") == 0) continue;
-    ok &= same_shape(ours->dbs[i], shape_find(base, ours->dbs[i].name));
-  }
-  for (size_t i = 0; i < base->count; i++) {
-    if (strcmp(base->dbs[i].name, "meta") == 0) continue;
-    ok &= same_shape(shape_find(ours, base->dbs[i].name), base->dbs[i]);
-  }
+  shape_of_dir(r.dir, base);
+  bool ok = shapes_match("ours", ours, base);
   /* meta also holds what store creation wrote (magic, sinks): count only
    * what the writes added. */
   size_t meta_added = shape_find(ours, "meta").entries - shape_find(e0, "meta").entries;
@@ -561,13 +401,7 @@ int main(int argc, char **argv) {
   if (argc > 3) die("usage", "bench_write [ops_single] [ops_batch]");
   uint64_t ops_single = argc > 1 ? parse_ops(argv[1], "ops_single") : 2000u;
   uint64_t ops_batch = argc > 2 ? parse_ops(argv[2], "ops_batch") : 100000u;
-  const char *tmp = getenv("TMPDIR");
-  int n = snprintf(bench_base, sizeof bench_base, "%s/vixsync-bench-XXXXXX",
-                   tmp != NULL && tmp[0] != '\0' ? tmp : ".");
-  if (n < 0 || (size_t)n >= sizeof bench_base || mkdtemp(bench_base) == NULL) {
-    bench_base[0] = '\0'; /* nothing to remove */
-    die("mkdtemp", strerror(errno));
-  }
+  bench_base_init("vixsync-bench");
   describe_base();
   printf("op: %u-byte target + %u-byte payload, kind \"put\"; medians of %d runs\n", BENCH_TARGET_BYTES,
          BENCH_PAYLOAD_BYTES, BENCH_REPS);

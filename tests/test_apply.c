@@ -22,6 +22,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "vixsync/apply.h"
 #include "vixsync/identity.h"
 #include "vixsync/op.h"
@@ -57,11 +58,7 @@ static void seed_fill(uint8_t seed[VS_SEED_BYTES], uint8_t salt) {
 static void node_open_ex(node *n, const char *tag, uint8_t salt, bool with_identity) {
   memset(n, 0, sizeof *n);
   vt_tmpdir(n->dir, sizeof n->dir, tag);
-  vs_store_cfg cfg = vs_store_cfg_default();
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = 64 * MIB;
-  cfg.create = true;
-  assert_err(vs_store_open(n->dir, &cfg, &n->store), VS_OK);
+  assert_err(vt_store_open(n->dir, 64 * MIB, &n->store), VS_OK);
   uint8_t seed[VS_SEED_BYTES];
   seed_fill(seed, salt);
   assert_err(vs_identity_from_seed(seed, &n->id), VS_OK);

@@ -37,6 +37,7 @@
 
 #include <sodium.h>
 
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/engine.h"
 #include "vixsync/mem_transport.h"
@@ -73,14 +74,6 @@ typedef struct fixture {
 
 /* ---- fixture ------------------------------------------------------------- */
 
-static vs_err open_store(const char *dir, vs_durability durability, vs_store **out) {
-  vs_store_cfg cfg = vs_store_cfg_default();
-  cfg.durability = durability;
-  cfg.map_bytes = 0; /* the 1 GiB default */
-  cfg.create = true;
-  return vs_store_open(dir, &cfg, out);
-}
-
 /* Only the directory: tests that fork open the store after the fork. */
 static int setup_dir(void **state) {
   fixture *f = calloc(1, sizeof *f);
@@ -95,17 +88,17 @@ static int setup_dir(void **state) {
 }
 
 static void open_all(fixture *f, vs_durability durability) {
-  assert_err(open_store(f->dir, durability, &f->store), VS_OK);
+  vs_store_cfg cfg = vt_store_cfg(0); /* the 1 GiB default map */
+  cfg.durability = durability;
+  assert_err(vs_store_open(f->dir, &cfg, &f->store), VS_OK);
   assert_err(vs_outbox_open(f->store, NULL, &f->ob), VS_OK);
 }
 
 static int setup(void **state) {
   if (setup_dir(state) != 0) return -1;
   fixture *f = *state;
-  if (open_store(f->dir, VS_DURABILITY_NOSYNC, &f->store) != VS_OK ||
-      vs_outbox_open(f->store, NULL, &f->ob) != VS_OK) {
-    vs_store_close(f->store);
-    vt_rmrf(f->dir);
+  if (vt_store_open(f->dir, 0, &f->store) != VS_OK || vs_outbox_open(f->store, NULL, &f->ob) != VS_OK) {
+    vt_store_teardown(f->dir, f->store);
     free(f);
     return -1;
   }
@@ -300,22 +293,16 @@ static int read_all(int fd, void *buf, size_t bytes) {
 }
 
 static int wait_child(fixture *f) {
-  int status = 0;
-  pid_t r;
-  do r = waitpid(f->child, &status, 0);
-  while (r < 0 && errno == EINTR);
-  assert_int_equal(r, f->child);
-  f->child = -1;
-  if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);
-  assert_true(WIFEXITED(status));
-  return WEXITSTATUS(status);
+  int code = vt_wait_child(f->child);
+  f->child = -1; /* reaped: teardown must not kill or wait for it */
+  return code;
 }
 
 /* Create the store and close it again, so that a child forked now can open
  * it while the parent holds nothing open across the fork. */
 static void create_store_closed(fixture *f) {
   vs_store *s = NULL;
-  assert_err(open_store(f->dir, VS_DURABILITY_NOSYNC, &s), VS_OK);
+  assert_err(vt_store_open(f->dir, 0, &s), VS_OK);
   vs_store_close(s);
 }
 

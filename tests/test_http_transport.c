@@ -39,6 +39,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/engine.h"
 #include "vixsync/http_transport.h"
@@ -214,9 +215,8 @@ static int setup_plain(void **state) {
   fx *f = calloc(1, sizeof *f);
   assert_non_null(f);
   vt_tmpdir(f->dir, sizeof f->dir, "http");
-  vs_store_cfg scfg = vs_store_cfg_default();
-  scfg.durability = VS_DURABILITY_NOSYNC; /* durability is pinned elsewhere; these tests pin HTTP */
-  assert_err(vs_store_open(f->dir, &scfg, &f->store), VS_OK);
+  /* No fsync: durability is pinned elsewhere; these tests pin HTTP. */
+  assert_err(vt_store_open(f->dir, VS_STORE_MAP_BYTES_DEFAULT, &f->store), VS_OK);
   vt_origin(f->origin, 0x5A);
   f->ids = calloc(OPS_MAX, sizeof *f->ids);
   f->bad = calloc(OPS_MAX, sizeof *f->bad);

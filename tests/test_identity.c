@@ -33,6 +33,7 @@
 
 #include <sodium.h>
 
+#include "fixture.h"
 #include "vixsync/identity.h"
 
 static const char GOLDEN_PK_HEX[] = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
@@ -47,15 +48,6 @@ static const char HEADER[] = "vixsync-identity v1\n";
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
-
-static void hex_to_bytes(const char *hex, uint8_t *out, size_t out_bytes) {
-  assert_int_equal(strlen(hex), 2 * out_bytes);
-  for (size_t i = 0; i < out_bytes; i++) {
-    unsigned v = 0;
-    assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-    out[i] = (uint8_t)v;
-  }
-}
 
 /* Seed bytes salt, salt+1, ... */
 static void make_seed(uint8_t seed[VS_SEED_BYTES], uint8_t salt) {
@@ -147,7 +139,7 @@ static void test_identity_from_seed_matches_golden(void **state) {
   vs_identity id;
   make_identity(&id, 0);
   uint8_t want[VS_ORIGIN_BYTES];
-  hex_to_bytes(GOLDEN_PK_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_PK_HEX, want, sizeof want);
   assert_memory_equal(id.pk, want, VS_ORIGIN_BYTES);
   uint8_t seed[VS_SEED_BYTES];
   make_seed(seed, 0);
@@ -640,7 +632,7 @@ static void test_chain_sign_matches_golden(void **state) {
   uint8_t hash[VS_HASH_BYTES], sig[VS_SIGNATURE_BYTES], want[VS_SIGNATURE_BYTES];
   golden_hash(hash);
   vs_chain_sign(&id, GOLDEN_SEQ, hash, sig);
-  hex_to_bytes(GOLDEN_SIG_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_SIG_HEX, want, sizeof want);
   assert_memory_equal(sig, want, VS_SIGNATURE_BYTES);
   assert_true(vs_chain_verify(id.pk, GOLDEN_SEQ, hash, want));
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/vixsync.h"
 #include "vixsync/node.h"
@@ -35,26 +36,8 @@ typedef struct net {
   uint64_t rng;
 } net;
 
-static void rnd(void *ctx, uint8_t *buf, size_t bytes) {
-  uint64_t *s = ctx;
-  for (size_t i = 0; i < bytes; i++) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    buf[i] = (uint8_t)(z ^ (z >> 31));
-  }
-}
-
 static void node_open(net *t, uint32_t i) {
-  vs_node_cfg cfg = vs_node_cfg_default();
-  cfg.dir = t->dirs[i];
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = 64ull << 20;
-  cfg.identity = t->ids[i];
-  memcpy(cfg.mesh_key, t->mesh[i], VS_MESH_KEY_BYTES);
-  cfg.random = rnd;
-  cfg.random_ctx = &t->rng;
-  assert_err(vs_node_open(&cfg, &t->nodes[i]), VS_OK);
+  vt_node_open(t->dirs[i], &t->ids[i], t->mesh[i], 0, &t->rng, &t->nodes[i]);
 }
 
 static void net_init(net *t, uint32_t n) {
@@ -64,9 +47,7 @@ static void net_init(net *t, uint32_t n) {
   t->rng = 42;
   for (uint32_t i = 0; i < n; i++) {
     vt_tmpdir(t->dirs[i], sizeof t->dirs[i], "node");
-    uint8_t seed[VS_SEED_BYTES];
-    memset(seed, (int)(0x10 + i), sizeof seed);
-    assert_err(vs_identity_from_seed(seed, &t->ids[i]), VS_OK);
+    vt_identity_from_byte((uint8_t)(0x10 + i), &t->ids[i]);
     memset(t->mesh[i], 0x5a, VS_MESH_KEY_BYTES);
     node_open(t, i);
   }
@@ -80,15 +61,13 @@ static void net_free(net *t) {
 }
 
 static void connect(net *t, uint32_t i, uint32_t j) {
-  assert_err(vs_node_peer_up(t->nodes[i], j, true, t->now_ms), VS_OK);
-  assert_err(vs_node_peer_up(t->nodes[j], i, false, t->now_ms), VS_OK);
+  vt_nodes_up(t->nodes, i, j, t->now_ms);
   t->link[i][j] = t->link[j][i] = true;
 }
 
 static void disconnect(net *t, uint32_t i, uint32_t j) {
   if (!t->link[i][j]) return;
-  (void)vs_node_peer_down(t->nodes[i], j, t->now_ms);
-  (void)vs_node_peer_down(t->nodes[j], i, t->now_ms);
+  vt_nodes_down(t->nodes, i, j, t->now_ms);
   t->link[i][j] = t->link[j][i] = false;
 }
 
@@ -129,9 +108,7 @@ static uint64_t run(net *t, uint32_t steps) {
 }
 
 static void write_kv(net *t, uint32_t i, const char *kind, const char *target, const char *value) {
-  vs_write_req req = {kind, (const uint8_t *)target, (uint32_t)strlen(target), (const uint8_t *)value,
-                      (uint32_t)strlen(value), NULL, 0};
-  assert_err(vs_node_write(t->nodes[i], &req, t->now_ms, NULL), VS_OK);
+  vt_node_write_kv(t->nodes[i], t->now_ms, kind, target, value);
 }
 
 static void state_hash(net *t, uint32_t i, uint8_t out[VS_HASH_BYTES]) {
@@ -308,12 +285,7 @@ static void test_node_write_batch_group_commits(void **state) {
   net_free(&t);
 }
 
-static void outbox_counts(net *t, uint32_t i, vs_outbox_counts *c) {
-  vs_outbox *ob;
-  assert_err(vs_outbox_open(vs_node_store(t->nodes[i]), NULL, &ob), VS_OK);
-  assert_err(vs_outbox_counts_get(ob, c), VS_OK);
-  vs_outbox_close(ob);
-}
+static void outbox_counts(net *t, uint32_t i, vs_outbox_counts *c) { vt_node_outbox_counts(t->nodes[i], c); }
 
 /* Write `n` ops on node i in batches of 500. */
 static void write_many(net *t, uint32_t i, uint32_t n) {
@@ -366,16 +338,7 @@ static void test_node_held_ranges_respect_quorum(void **state) {
   net t;
   net_init(&t, 3);
   vs_node_close(t.nodes[0]);
-  vs_node_cfg cfg = vs_node_cfg_default();
-  cfg.dir = t.dirs[0];
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = 64ull << 20;
-  cfg.identity = t.ids[0];
-  memcpy(cfg.mesh_key, t.mesh[0], VS_MESH_KEY_BYTES);
-  cfg.random = rnd;
-  cfg.random_ctx = &t.rng;
-  cfg.ack_quorum = 2;
-  assert_err(vs_node_open(&cfg, &t.nodes[0]), VS_OK);
+  vt_node_open(t.dirs[0], &t.ids[0], t.mesh[0], 2, &t.rng, &t.nodes[0]); /* ack_quorum 2 */
   const uint32_t n = 700;
   write_many(&t, 0, n);
   connect(&t, 0, 1);

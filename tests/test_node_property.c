@@ -36,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/vixsync.h"
 #include "vixsync/apply.h"
@@ -44,23 +45,11 @@
 
 #define T0_MS 1700000000000ull
 
-/* ---- splitmix64: the only source of randomness ---- */
+/* ---- splitmix64 (vt_sm64, vt_sm_fill): the only source of randomness ---- */
 
-static uint64_t sm64(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static uint64_t sm_below(uint64_t *s, uint64_t n) { return n == 0 ? 0 : sm64(s) % n; }
+static uint64_t sm_below(uint64_t *s, uint64_t n) { return n == 0 ? 0 : vt_sm64(s) % n; }
 
 static bool sm_chance(uint64_t *s, uint32_t permille) { return sm_below(s, 1000) < permille; }
-
-static void sm_fill(void *ctx, uint8_t *buf, size_t bytes) {
-  uint64_t *s = ctx;
-  for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)sm64(s);
-}
 
 /* ---- small shared helpers ---- */
 
@@ -247,14 +236,9 @@ static void on_apply_cb(void *ctx, const vs_op *op) {
 
 static bool sim_open_node(sim *s, uint32_t i) {
   snode *sn = &s->nodes[i];
-  vs_node_cfg cfg = vs_node_cfg_default();
-  cfg.dir = sn->dir;
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = 64ull << 20;
-  cfg.identity = sn->id;
-  memset(cfg.mesh_key, 0x5a, VS_MESH_KEY_BYTES);
-  cfg.random = sm_fill;
-  cfg.random_ctx = &s->rng;
+  uint8_t mesh[VS_MESH_KEY_BYTES];
+  memset(mesh, 0x5a, sizeof mesh);
+  vs_node_cfg cfg = vt_node_cfg(sn->dir, &sn->id, mesh, &s->rng);
   cfg.on_apply = on_apply_cb;
   cfg.on_apply_ctx = sn;
   vs_err err = vs_node_open(&cfg, &sn->node);
@@ -640,7 +624,7 @@ static bool sim_setup(sim *s, uint64_t seed) {
     sn->sim = s;
     vt_tmpdir(sn->dir, sizeof sn->dir, "nprop");
     uint8_t idseed[VS_SEED_BYTES];
-    sm_fill(&s->rng, idseed, sizeof idseed);
+    vt_sm_fill(&s->rng, idseed, sizeof idseed);
     if (vs_identity_from_seed(idseed, &sn->id) != VS_OK) SIM_FAIL(s, "identity");
     if (!sim_open_node(s, i)) return false;
   }
@@ -889,16 +873,7 @@ typedef struct bench {
 } bench;
 
 static void bench_open(bench *t, uint32_t i) {
-  vs_node_cfg cfg = vs_node_cfg_default();
-  cfg.dir = t->dirs[i];
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = 64ull << 20;
-  cfg.identity = t->ids[i];
-  memcpy(cfg.mesh_key, t->mesh[i], VS_MESH_KEY_BYTES);
-  cfg.random = sm_fill;
-  cfg.random_ctx = &t->rng;
-  if (t->ack_quorum[i] != 0) cfg.ack_quorum = t->ack_quorum[i];
-  assert_err(vs_node_open(&cfg, &t->nodes[i]), VS_OK);
+  vt_node_open(t->dirs[i], &t->ids[i], t->mesh[i], t->ack_quorum[i], &t->rng, &t->nodes[i]);
 }
 
 static bench *bench_new(uint32_t n) {
@@ -909,9 +884,7 @@ static bench *bench_new(uint32_t n) {
   t->rng = 7;
   for (uint32_t i = 0; i < n; i++) {
     vt_tmpdir(t->dirs[i], sizeof t->dirs[i], "nsec");
-    uint8_t seed[VS_SEED_BYTES];
-    memset(seed, (int)(0x40 + i), sizeof seed);
-    assert_err(vs_identity_from_seed(seed, &t->ids[i]), VS_OK);
+    vt_identity_from_byte((uint8_t)(0x40 + i), &t->ids[i]);
     memset(t->mesh[i], 0x5a, VS_MESH_KEY_BYTES);
     bench_open(t, i);
   }
@@ -933,15 +906,13 @@ static void bench_free(bench *t) {
 }
 
 static void bench_connect(bench *t, uint32_t i, uint32_t j) {
-  assert_err(vs_node_peer_up(t->nodes[i], j, true, t->now_ms), VS_OK);
-  assert_err(vs_node_peer_up(t->nodes[j], i, false, t->now_ms), VS_OK);
+  vt_nodes_up(t->nodes, i, j, t->now_ms);
   t->link[i][j] = t->link[j][i] = true;
 }
 
 static void bench_disconnect(bench *t, uint32_t i, uint32_t j) {
   if (!t->link[i][j]) return;
-  (void)vs_node_peer_down(t->nodes[i], j, t->now_ms);
-  (void)vs_node_peer_down(t->nodes[j], i, t->now_ms);
+  vt_nodes_down(t->nodes, i, j, t->now_ms);
   t->link[i][j] = t->link[j][i] = false;
 }
 
@@ -1031,12 +1002,6 @@ static uint32_t caps_count(const bench *t, uint32_t node, uint32_t handle, bool 
   return c;
 }
 
-static void write_kv(vs_node *node, uint64_t now_ms, const char *kind, const char *target, const char *value) {
-  vs_write_req req = {kind, (const uint8_t *)target, (uint32_t)strlen(target), (const uint8_t *)value,
-                      (uint32_t)strlen(value), NULL, 0};
-  assert_err(vs_node_write(node, &req, now_ms, NULL), VS_OK);
-}
-
 /* ---- snapshots: what a refused frame must not change ---- */
 
 typedef struct snap {
@@ -1101,9 +1066,7 @@ typedef struct fake {
 static void fake_init(fake *f, uint32_t handle, uint8_t id_byte) {
   memset(f, 0, sizeof *f);
   f->handle = handle;
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, id_byte, sizeof seed);
-  assert_err(vs_identity_from_seed(seed, &f->id), VS_OK);
+  vt_identity_from_byte(id_byte, &f->id);
   memset(f->mesh, 0x5a, VS_MESH_KEY_BYTES);
 }
 
@@ -1112,7 +1075,7 @@ static void fake_dial(bench *t, fake *f, uint32_t i) {
   vs_node *node = t->nodes[i];
   assert_err(vs_node_peer_up(node, f->handle, false, t->now_ms), VS_OK);
   uint8_t eph[32];
-  sm_fill(&t->rng, eph, sizeof eph);
+  vt_sm_fill(&t->rng, eph, sizeof eph);
   size_t len = 0;
   assert_err(vs_hs_start_initiator(&f->hs, &f->id, f->mesh, eph, f->hello, sizeof f->hello, &len), VS_OK);
   assert_err(vs_node_on_frame(node, f->handle, f->hello, len, t->now_ms), VS_OK);
@@ -1207,8 +1170,8 @@ static void sign_last(const vs_identity *signer, const encop *last, uint8_t sig[
 static void expect_legit_sync(bench *t, const char *tag) {
   char target[32];
   snprintf(target, sizeof target, "legit-%s", tag);
-  write_kv(t->nodes[1], t->now_ms, "put", target, "from-b");
-  write_kv(t->nodes[0], t->now_ms, "incr", "legit-counter", "1");
+  vt_node_write_kv(t->nodes[1], t->now_ms, "put", target, "from-b");
+  vt_node_write_kv(t->nodes[0], t->now_ms, "incr", "legit-counter", "1");
   bench_run(t, 3000);
   snap a, b;
   snap_take(t->nodes[0], &a);
@@ -1220,8 +1183,8 @@ static void expect_legit_sync(bench *t, const char *tag) {
 static bench *bench_secure(fake *f) {
   bench *t = bench_new(2);
   bench_connect(t, 0, 1);
-  write_kv(t->nodes[0], t->now_ms, "put", "a", "1");
-  write_kv(t->nodes[1], t->now_ms, "put", "b", "2");
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "a", "1");
+  vt_node_write_kv(t->nodes[1], t->now_ms, "put", "b", "2");
   bench_run(t, 2000);
   fake_init(f, FAKE_HANDLE, 0x77);
   fake_dial(t, f, 0);
@@ -1236,7 +1199,7 @@ static void test_node_rejects_other_mesh(void **state) {
   vs_node_close(t->nodes[2]);
   bench_open(t, 2);
   bench_connect(t, 0, 1);
-  write_kv(t->nodes[0], t->now_ms, "put", "secret", "42");
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "secret", "42");
   bench_run(t, 1000);
   snap a0, c0;
   snap_take(t->nodes[0], &a0);
@@ -1403,7 +1366,7 @@ static void test_node_rejects_truncated_frames(void **state) {
   fake_init(&g, FAKE_HANDLE + 10, 0x78);
   assert_err(vs_node_peer_up(t->nodes[0], g.handle, false, t->now_ms), VS_OK);
   uint8_t eph[32], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
-  sm_fill(&t->rng, eph, sizeof eph);
+  vt_sm_fill(&t->rng, eph, sizeof eph);
   size_t len = 0;
   bool close = false, done = false;
   assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
@@ -1430,7 +1393,7 @@ static void test_node_rejects_truncated_frames(void **state) {
   bench_pump(t);
   uint8_t hello[VS_HELLO_BYTES];
   assert_true(cap_take(t, 0, r.handle, &close, hello, sizeof hello, &len));
-  sm_fill(&t->rng, eph, sizeof eph);
+  vt_sm_fill(&t->rng, eph, sizeof eph);
   assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
   assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
   feed_prefixes(t, r.handle, reply, len, "REPLY");
@@ -1493,14 +1456,6 @@ static void test_node_rejects_bad_frame_headers(void **state) {
   bench_free(t);
 }
 
-static void put_u32le(uint8_t *p, uint32_t v) {
-  for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k));
-}
-
-static void put_u64le(uint8_t *p, uint64_t v) {
-  for (int k = 0; k < 8; k++) p[k] = (uint8_t)(v >> (8 * k));
-}
-
 static void test_node_rejects_bad_messages_in_session(void **state) {
   (void)state;
   fake f;
@@ -1527,15 +1482,15 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
   e[1].origin[0] = 1;
   e[0].seq = e[1].seq = 1;
   msg[0] = VS_MSG_VV;
-  put_u32le(msg + 1, 2);
+  vt_put_u32le(msg + 1, 2);
   for (int k = 0; k < 2; k++) {
     memcpy(msg + 5 + k * 40, e[k].origin, VS_ORIGIN_BYTES);
-    put_u64le(msg + 5 + k * 40 + 32, e[k].seq);
+    vt_put_u64le(msg + 5 + k * 40 + 32, e[k].seq);
   }
   flen = fake_seal(&f, msg, 5 + 80, frame, sizeof frame);
   assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
   msg[0] = VS_MSG_OPS;
-  put_u32le(msg + 1, 0);
+  vt_put_u32le(msg + 1, 0);
   flen = fake_seal(&f, msg, 5, frame, sizeof frame);
   assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
   expect_refused(t->nodes[0], &s0, "rejected_malformed", 2, "bad VV / empty OPS");
@@ -1656,8 +1611,8 @@ static void test_node_rejects_bad_runs(void **state) {
   /* A genuine signed run of B with an earlier op swapped: the signature
    * verifies over the last op, but the swapped one is not covered by it
    * (its successor does not link to it): forged, not a fork of B. */
-  write_kv(t->nodes[1], t->now_ms, "put", "b2", "x");
-  write_kv(t->nodes[1], t->now_ms, "put", "b3", "y");
+  vt_node_write_kv(t->nodes[1], t->now_ms, "put", "b2", "x");
+  vt_node_write_kv(t->nodes[1], t->now_ms, "put", "b3", "y");
   bench_run(t, 2000);
   encop real[2];
   uint8_t bsig[VS_SIGNATURE_BYTES];
@@ -1688,9 +1643,7 @@ static void test_node_keeps_first_of_a_fork(void **state) {
   bench *t = bench_secure(&f);
   /* Two writers with one identity (a copied data directory). */
   vs_identity twin;
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, 0x91, sizeof seed);
-  assert_err(vs_identity_from_seed(seed, &twin), VS_OK);
+  vt_identity_from_byte(0x91, &twin);
   chain c1, c2;
   chain_init(&c1, &twin);
   chain_init(&c2, &twin);
@@ -1763,7 +1716,7 @@ static void test_node_rejects_replayed_transcript(void **state) {
   size_t len = 0;
   bool close = false, done = false;
   assert_true(cap_take(t, 0, r.handle, &close, hello, sizeof hello, &len));
-  sm_fill(&t->rng, eph, sizeof eph);
+  vt_sm_fill(&t->rng, eph, sizeof eph);
   assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
   assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
   assert_err(vs_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
@@ -1791,8 +1744,8 @@ static void test_node_rejects_replayed_transcript(void **state) {
 static void test_node_handshake_flood_times_out(void **state) {
   (void)state;
   bench *t = bench_new(2);
-  write_kv(t->nodes[0], t->now_ms, "put", "flood", "a");
-  write_kv(t->nodes[1], t->now_ms, "put", "flood-b", "b");
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "flood", "a");
+  vt_node_write_kv(t->nodes[1], t->now_ms, "put", "flood-b", "b");
   uint64_t rng = 99;
   uint32_t opened = 0;
   for (uint32_t k = 0; k < VS_NODE_PEERS_MAX + 8; k++) {
@@ -1803,7 +1756,7 @@ static void test_node_handshake_flood_times_out(void **state) {
     opened++;
     if (k % 3 == 1) { /* garbage that is not a handshake step: refused, slot kept */
       uint8_t junk[96];
-      sm_fill(&rng, junk, sizeof junk);
+      vt_sm_fill(&rng, junk, sizeof junk);
       junk[0] = VS_WIRE_VERSION;
       junk[1] = (uint8_t)(VS_FRAME_REPLY + sm_below(&rng, 3)); /* REPLY, AUTH or DATA to a responder */
       assert_true(vs_node_on_frame(t->nodes[0], h, junk, 2 + sm_below(&rng, sizeof junk - 2), t->now_ms) != VS_OK);
@@ -1812,7 +1765,7 @@ static void test_node_handshake_flood_times_out(void **state) {
       fake_init(&g, h, 0x60);
       uint8_t eph[32];
       size_t len = 0;
-      sm_fill(&rng, eph, sizeof eph);
+      vt_sm_fill(&rng, eph, sizeof eph);
       assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
       assert_err(vs_node_on_frame(t->nodes[0], h, g.hello, len, t->now_ms), VS_OK);
       vs_hs_wipe(&g.hs);
@@ -1855,13 +1808,6 @@ static void test_node_handshake_flood_times_out(void **state) {
   bench_free(t);
 }
 
-static void outbox_counts(vs_node *node, vs_outbox_counts *c) {
-  vs_outbox *ob;
-  assert_err(vs_outbox_open(vs_node_store(node), NULL, &ob), VS_OK);
-  assert_err(vs_outbox_counts_get(ob, c), VS_OK);
-  vs_outbox_close(ob);
-}
-
 /* node.h: an entry is DONE once ack_quorum DISTINCT peers hold it. One peer
  * that reconnects (into another connection slot) is still one peer. */
 static void test_node_quorum_counts_distinct_peers(void **state) {
@@ -1870,24 +1816,24 @@ static void test_node_quorum_counts_distinct_peers(void **state) {
   t->ack_quorum[0] = 2;
   vs_node_close(t->nodes[0]);
   bench_open(t, 0);
-  write_kv(t->nodes[0], t->now_ms, "put", "q", "1");
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "q", "1");
   bench_connect(t, 0, 1);
   bench_run(t, 30000);
   vs_outbox_counts c;
-  outbox_counts(t->nodes[0], &c);
+  vt_node_outbox_counts(t->nodes[0], &c);
   assert_int_equal(c.done, 0);
   /* B comes back while its old slot is taken by a half-open connection. */
   bench_disconnect(t, 0, 1);
   assert_err(vs_node_peer_up(t->nodes[0], FAKE_HANDLE, false, t->now_ms), VS_OK);
   bench_connect(t, 0, 1);
   bench_run(t, 30000);
-  outbox_counts(t->nodes[0], &c);
+  vt_node_outbox_counts(t->nodes[0], &c);
   assert_int_equal(c.done, 0);
   caps_clear(t);
   /* A second peer: now two distinct peers hold it. */
   bench_connect(t, 2, 0);
   bench_run(t, 60000);
-  outbox_counts(t->nodes[0], &c);
+  vt_node_outbox_counts(t->nodes[0], &c);
   assert_int_equal(c.done, 1);
   assert_int_equal(c.pending + c.inflight + c.failed, 0);
   caps_clear(t);

@@ -16,39 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "vixsync/op.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void put_u32le(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64le(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void hex_to_bytes(const char *hex, uint8_t *out, size_t out_bytes) {
-  assert_int_equal(strlen(hex), 2 * out_bytes);
-  for (size_t i = 0; i < out_bytes; i++) {
-    unsigned v = 0;
-    assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-    out[i] = (uint8_t)v;
-  }
-}
-
-/* A heap copy of exactly `n` bytes, so ASan flags any read past the end. */
-static uint8_t *dup_exact(const uint8_t *src, size_t n) {
-  uint8_t *p = malloc(n == 0 ? 1 : n);
-  assert_non_null(p);
-  if (n > 0) memcpy(p, src, n);
-  return p;
-}
-
 static vs_err decode_exact(const uint8_t *src, size_t n, vs_op *op_out) {
-  uint8_t *copy = dup_exact(src, n);
+  uint8_t *copy = vt_dup_exact(src, n);
   vs_err err = vs_op_decode(copy, n, op_out);
   free(copy);
   return err;
@@ -174,9 +150,9 @@ static size_t forge_write(const forge *f, uint8_t *out) {
   out[n++] = f->flags;
   memcpy(out + n, f->origin, VS_ORIGIN_BYTES);
   n += VS_ORIGIN_BYTES;
-  put_u64le(out + n, f->seq);
+  vt_put_u64le(out + n, f->seq);
   n += 8;
-  put_u64le(out + n, f->hlc);
+  vt_put_u64le(out + n, f->hlc);
   n += 8;
   memcpy(out + n, f->prev, VS_HASH_BYTES);
   n += VS_HASH_BYTES;
@@ -184,10 +160,10 @@ static size_t forge_write(const forge *f, uint8_t *out) {
   out[n++] = f->kind_bytes;
   memcpy(out + n, f->kind, f->kind_bytes);
   n += f->kind_bytes;
-  put_u32le(out + n, f->target_bytes);
+  vt_put_u32le(out + n, f->target_bytes);
   n += 4;
   for (uint32_t i = 0; i < f->target_written; i++) out[n++] = (uint8_t)('a' + i % 26u);
-  put_u32le(out + n, f->payload_bytes);
+  vt_put_u32le(out + n, f->payload_bytes);
   n += 4;
   for (uint32_t i = 0; i < f->payload_written; i++) out[n++] = (uint8_t)(i * 7u);
   assert_int_equal(n, forge_size(f));
@@ -313,7 +289,7 @@ static uint8_t *forge_case(const reject_case *c, size_t *len_out) {
     assert_true(cut < full);
     len = cut;
   }
-  uint8_t *exact = dup_exact(tmp, len);
+  uint8_t *exact = vt_dup_exact(tmp, len);
   free(tmp);
   *len_out = len;
   return exact;
@@ -366,7 +342,7 @@ static void test_op_encode_matches_golden_bytes(void **state) {
   vs_op op;
   make_op(&op, 1);
   uint8_t want[116];
-  hex_to_bytes(k_golden_enc_hex, want, sizeof want);
+  vt_hex_to_bytes(k_golden_enc_hex, want, sizeof want);
   assert_int_equal(vs_op_encoded_bytes(&op), sizeof want);
   size_t n = 0;
   uint8_t *enc = encode_alloc(&op, &n);
@@ -378,7 +354,7 @@ static void test_op_encode_matches_golden_bytes(void **state) {
 static void test_op_decode_golden_bytes_gives_fields(void **state) {
   (void)state;
   uint8_t enc[116];
-  hex_to_bytes(k_golden_enc_hex, enc, sizeof enc);
+  vt_hex_to_bytes(k_golden_enc_hex, enc, sizeof enc);
   vs_op want, got;
   make_op(&want, 1);
   assert_int_equal(vs_op_decode(enc, sizeof enc, &got), VS_OK);
@@ -859,10 +835,10 @@ static void test_op_id_matches_golden(void **state) {
   uint8_t want[VS_OP_ID_BYTES];
   vs_op_id id;
   vs_op_id_derive(origin, 1, &id);
-  hex_to_bytes(GOLDEN_ID_SEQ1_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_ID_SEQ1_HEX, want, sizeof want);
   assert_memory_equal(id.bytes, want, VS_OP_ID_BYTES);
   vs_op_id_derive(origin, 0x010203040506ull, &id);
-  hex_to_bytes(GOLDEN_ID_SEQ_BYTES_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_ID_SEQ_BYTES_HEX, want, sizeof want);
   assert_memory_equal(id.bytes, want, VS_OP_ID_BYTES);
 }
 
@@ -935,7 +911,7 @@ static void test_op_id_seq_and_same_origin(void **state) {
   /* The golden id's seq bytes, read back. */
   uint8_t want[VS_OP_ID_BYTES];
   vs_op_id g;
-  hex_to_bytes(GOLDEN_ID_SEQ_BYTES_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_ID_SEQ_BYTES_HEX, want, sizeof want);
   memcpy(g.bytes, want, sizeof want);
   assert_int_equal(vs_op_id_seq(&g), 0x010203040506ull);
   /* A difference in the last tag byte is another origin. */
@@ -950,19 +926,19 @@ static void test_op_init_derives_id(void **state) {
   vs_op op;
   make_op(&op, 1);
   uint8_t want[VS_OP_ID_BYTES];
-  hex_to_bytes(GOLDEN_ID_SEQ1_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_ID_SEQ1_HEX, want, sizeof want);
   assert_memory_equal(op.id.bytes, want, VS_OP_ID_BYTES);
 }
 
 static void test_op_decode_derives_id(void **state) {
   (void)state;
   uint8_t enc[116];
-  hex_to_bytes(k_golden_enc_hex, enc, sizeof enc);
+  vt_hex_to_bytes(k_golden_enc_hex, enc, sizeof enc);
   vs_op op;
   memset(&op, 0, sizeof op);
   assert_int_equal(decode_exact(enc, sizeof enc, &op), VS_OK);
   uint8_t want[VS_OP_ID_BYTES];
-  hex_to_bytes(GOLDEN_ID_SEQ1_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_ID_SEQ1_HEX, want, sizeof want);
   assert_memory_equal(op.id.bytes, want, VS_OP_ID_BYTES);
 }
 
@@ -1050,7 +1026,7 @@ static void test_op_hash_matches_golden(void **state) {
   vs_op op;
   make_op(&op, 1);
   uint8_t want[VS_HASH_BYTES], got[VS_HASH_BYTES];
-  hex_to_bytes(GOLDEN_HASH_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_HASH_HEX, want, sizeof want);
   assert_int_equal(vs_op_hash(&op, got), VS_OK);
   assert_memory_equal(got, want, VS_HASH_BYTES);
 }
@@ -1058,9 +1034,9 @@ static void test_op_hash_matches_golden(void **state) {
 static void test_op_hash_encoded_matches_hash(void **state) {
   (void)state;
   uint8_t enc[116];
-  hex_to_bytes(k_golden_enc_hex, enc, sizeof enc);
+  vt_hex_to_bytes(k_golden_enc_hex, enc, sizeof enc);
   uint8_t want[VS_HASH_BYTES], got[VS_HASH_BYTES];
-  hex_to_bytes(GOLDEN_HASH_HEX, want, sizeof want);
+  vt_hex_to_bytes(GOLDEN_HASH_HEX, want, sizeof want);
   vs_op_hash_encoded(enc, sizeof enc, got);
   assert_memory_equal(got, want, VS_HASH_BYTES);
 }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/outbox.h"
 #include "vixsync/retry.h"
@@ -28,6 +29,7 @@
 #include "vixsync/write.h"
 
 #define MIB (1024ull * 1024ull)
+#define MAP_BYTES (16ull * MIB)
 #define T0_MS 1700000000000ull
 #define LEASE_MS 1000u
 #define OPS_MAX 64u
@@ -44,20 +46,9 @@ typedef struct fixture {
   uint32_t n;
 } fixture;
 
-static vs_err open_store(const char *dir, vs_store **out) {
-  vs_store_cfg cfg = vs_store_cfg_default();
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = 16 * MIB;
-  cfg.create = true;
-  return vs_store_open(dir, &cfg, out);
-}
-
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  if (f == NULL) return -1;
-  vt_tmpdir(f->dir, sizeof f->dir, "outbox");
-  if (open_store(f->dir, &f->store) != VS_OK) {
-    vt_rmrf(f->dir);
+  if (f == NULL || vt_store_setup(f->dir, sizeof f->dir, "outbox", MAP_BYTES, &f->store) != 0) {
     free(f);
     return -1;
   }
@@ -69,8 +60,7 @@ static int teardown(void **state) {
   fixture *f = *state;
   vs_outbox_close(f->ob);
   vs_outbox_close(f->ob2);
-  vs_store_close(f->store);
-  vt_rmrf(f->dir);
+  vt_store_teardown(f->dir, f->store);
   free(f);
   return 0;
 }
@@ -375,7 +365,7 @@ static void test_outbox_sink_registration_is_durable(void **state) {
   f->ob2 = NULL;
   vs_store_close(f->store);
   f->store = NULL;
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   /* Not opened in this run: vs_write still enqueues for it. */
   write_ops(f, 1, T0_MS);
   f->ob2 = open_sink(f, "http", NULL);
@@ -912,7 +902,7 @@ static void test_outbox_requeue_inflight_after_restart(void **state) {
   f->ob = NULL;
   vs_store_close(f->store);
   f->store = NULL;
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   f->ob = open_sink(f, NULL, NULL);
   assert_counts(f->ob, 1, 2, 0, 0);
   assert_err(vs_store_lock_owner(f->store), VS_OK);
@@ -1578,7 +1568,7 @@ static void test_outbox_step_held_is_durable(void **state) {
   f->ob = NULL;
   vs_store_close(f->store);
   f->store = NULL;
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   f->ob = open_sink(f, NULL, &SMALL_POLICY);
   for (uint32_t i = 0; i < 3; i++) assert_done_held(f->ob, &f->ids[i], 0, T0_MS + 5);
   assert_pending(f->ob, &f->ids[3], 0);

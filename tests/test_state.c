@@ -25,6 +25,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/op.h"
 #include "vixsync/state.h"
@@ -45,14 +46,6 @@
 
 /* ---- small helpers ---- */
 
-static vs_err open_store(const char *dir, vs_store **out) {
-  vs_store_cfg cfg = vs_store_cfg_default();
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = MAP_BYTES;
-  cfg.create = true;
-  return vs_store_open(dir, &cfg, out);
-}
-
 /* Make DIR/name and open a store there. */
 static vs_store *open_sub(const char *dir, const char *name) {
   char path[600];
@@ -60,7 +53,7 @@ static vs_store *open_sub(const char *dir, const char *name) {
   assert_true(n > 0 && (size_t)n < sizeof path);
   assert_int_equal(mkdir(path, 0700), 0);
   vs_store *s = NULL;
-  assert_err(open_store(path, &s), VS_OK);
+  assert_err(vt_store_open(path, MAP_BYTES, &s), VS_OK);
   return s;
 }
 
@@ -515,24 +508,20 @@ typedef struct fixture {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  if (f == NULL) return -1;
-  vt_tmpdir(f->dir, sizeof f->dir, "state");
-  vt_origin(f->a, 1);
-  vt_origin(f->b, 2);
-  vt_origin(f->c, 3);
-  if (open_store(f->dir, &f->store) != VS_OK) {
-    vt_rmrf(f->dir);
+  if (f == NULL || vt_store_setup(f->dir, sizeof f->dir, "state", MAP_BYTES, &f->store) != 0) {
     free(f);
     return -1;
   }
+  vt_origin(f->a, 1);
+  vt_origin(f->b, 2);
+  vt_origin(f->c, 3);
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
   fixture *f = *state;
-  vs_store_close(f->store);
-  vt_rmrf(f->dir);
+  vt_store_teardown(f->dir, f->store);
   free(f);
   return 0;
 }
@@ -1063,14 +1052,7 @@ static uint64_t g_seed;
     SCHECK(e_ == (want), "%s: got %s, want %s", #expr, vs_err_name(e_), vs_err_name(want));       \
   } while (0)
 
-static uint64_t sm64(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static uint64_t rnd(uint64_t *s, uint64_t n) { return sm64(s) % n; }
+static uint64_t rnd(uint64_t *s, uint64_t n) { return vt_sm64(s) % n; }
 
 static uint64_t env_u64(const char *name, uint64_t dflt, uint64_t max) {
   const char *v = getenv(name);

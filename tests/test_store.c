@@ -26,6 +26,7 @@
 
 #include <lmdb.h>
 
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/store.h"
 #include "vixsync/wal.h"
@@ -35,37 +36,14 @@
 /* A child that waits longer than this on its parent is stuck: SIGALRM ends it. */
 #define CHILD_TIMEOUT_S 20u
 
-typedef struct fixture {
-  char dir[512];
-  vs_store *store;
-} fixture;
+typedef vt_fixture fixture; /* a fresh directory; the tests open the store */
 
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  if (f == NULL) return -1;
-  vt_tmpdir(f->dir, sizeof f->dir, "store");
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  vs_store_close(f->store);
-  vt_rmrf(f->dir);
-  free(f);
-  return 0;
-}
-
-static vs_store_cfg cfg_make(bool create, uint64_t map_bytes) {
-  vs_store_cfg cfg = vs_store_cfg_default();
-  cfg.durability = VS_DURABILITY_NOSYNC; /* speed; durability is not what these pin */
-  cfg.create = create;
-  cfg.map_bytes = map_bytes;
-  return cfg;
-}
+static int setup(void **state) { return vt_fixture_new(state, "store"); }
+static int teardown(void **state) { return vt_fixture_free(state); }
 
 static vs_err open_dir(const char *dir, bool create, uint64_t map_bytes, vs_store **out) {
-  vs_store_cfg cfg = cfg_make(create, map_bytes);
+  vs_store_cfg cfg = vt_store_cfg(map_bytes);
+  cfg.create = create;
   return vs_store_open(dir, &cfg, out);
 }
 
@@ -146,7 +124,7 @@ static void test_store_close_null_is_noop(void **state) {
 static void test_store_open_null_dir_is_inval(void **state) {
   (void)state;
   vs_store *store = NULL;
-  vs_store_cfg cfg = cfg_make(true, 0);
+  vs_store_cfg cfg = vt_store_cfg(0);
   assert_err(vs_store_open(NULL, &cfg, &store), VS_ERR_INVAL);
   assert_null(store);
 }
@@ -296,17 +274,6 @@ static int get_byte(int fd) {
   return n == 1 ? (unsigned char)c : -1;
 }
 
-static int wait_child(pid_t pid) {
-  int status = 0;
-  pid_t r;
-  do r = waitpid(pid, &status, 0);
-  while (r < 0 && errno == EINTR);
-  assert_int_equal(r, pid);
-  if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);
-  assert_true(WIFEXITED(status));
-  return WEXITSTATUS(status);
-}
-
 /* Child of test_store_owner_lock_excludes_other_process. Opens the store
  * itself (never the parent's), reports through its exit code. */
 static void owner_child(const char *dir, int from_parent, int to_parent) {
@@ -358,7 +325,7 @@ static void test_store_owner_lock_excludes_other_process(void **state) {
   put_byte(down[1], 'C');
   close(down[1]);
   close(up[0]);
-  int code = wait_child(pid);
+  int code = vt_wait_child(pid);
   assert_int_equal(ack, 'B');
   assert_int_equal(code, 0);
 
@@ -395,7 +362,7 @@ static void test_store_owner_lock_released_by_process_death(void **state) {
   assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
   vs_err while_alive = vs_store_lock_owner(f->store);
   kill(pid, SIGKILL);
-  int code = wait_child(pid);
+  int code = vt_wait_child(pid);
   close(up[0]);
   close(down[1]);
   assert_int_equal(locked, 'L');
@@ -423,7 +390,7 @@ static void test_store_owner_lock_released_by_close(void **state) {
     vs_store_close(store);
     _exit(0);
   }
-  assert_int_equal(wait_child(pid), 0);
+  assert_int_equal(vt_wait_child(pid), 0);
 }
 
 /* "Never carry an open store across fork(): open it again in the child."
@@ -445,7 +412,7 @@ static void test_store_child_opens_while_parent_holds_store(void **state) {
     vs_store_close(store);
     _exit(0);
   }
-  assert_int_equal(wait_child(pid), 0);
+  assert_int_equal(vt_wait_child(pid), 0);
   uint64_t lsn = 0;
   assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
   assert_int_equal(lsn, 2); /* the child's write is visible to the parent */

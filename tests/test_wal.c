@@ -24,6 +24,7 @@
 
 #include <lmdb.h>
 
+#include "fixture.h"
 #include "internal.h"
 #include "testutil.h"
 #include "vixsync/op.h"
@@ -36,44 +37,15 @@
 #define REPLAY_MAX 256u
 #define T0_MS 1700000000000ull
 
-typedef struct fixture {
-  char dir[512];
-  vs_store *store;
-} fixture;
+typedef vt_fixture fixture; /* a store in a fresh directory */
 
-static vs_err open_store(const char *dir, vs_store **out) {
-  vs_store_cfg cfg = vs_store_cfg_default();
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = MAP_BYTES;
-  cfg.create = true;
-  return vs_store_open(dir, &cfg, out);
-}
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  if (f == NULL) return -1;
-  vt_tmpdir(f->dir, sizeof f->dir, "wal");
-  if (open_store(f->dir, &f->store) != VS_OK) {
-    vt_rmrf(f->dir);
-    free(f);
-    return -1;
-  }
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  vs_store_close(f->store);
-  vt_rmrf(f->dir);
-  free(f);
-  return 0;
-}
+static int setup(void **state) { return vt_fixture_open(state, "wal", MAP_BYTES); }
+static int teardown(void **state) { return vt_fixture_free(state); }
 
 static void reopen(fixture *f) {
   vs_store_close(f->store);
   f->store = NULL;
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
 }
 
 /* ---- writing -------------------------------------------------------------- */
@@ -195,24 +167,6 @@ static void raw_del(raw *r, uint64_t lsn) {
   key_be(lsn, key);
   MDB_val k = {8, key};
   assert_int_equal(mdb_del(r->txn, r->wal, &k, NULL), 0);
-}
-
-static uint64_t get_u64le(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-
-static uint32_t get_u32le(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u64le(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u32le(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* CRC-32C (Castagnoli, reflected 0x82F63B78), bit by bit: slow and obviously
@@ -732,9 +686,9 @@ static void test_wal_record_layout_matches_header(void **state) {
     assert_int_equal(buf[1], 1); /* type: operation */
     assert_int_equal(buf[2], 0);
     assert_int_equal(buf[3], 0);
-    assert_int_equal(get_u32le(buf + 4), record_crc(buf, n));
-    assert_int_equal(get_u64le(buf + 8), lsn);
-    assert_int_equal(get_u64le(buf + 16), T0_MS + lsn);
+    assert_int_equal(vt_get_u32le(buf + 4), record_crc(buf, n));
+    assert_int_equal(vt_get_u64le(buf + 8), lsn);
+    assert_int_equal(vt_get_u64le(buf + 16), T0_MS + lsn);
 
     vs_op op;
     assert_err(vs_op_decode(buf + VS_WAL_RECORD_HEADER_BYTES, n - VS_WAL_RECORD_HEADER_BYTES, &op),
@@ -750,7 +704,7 @@ static void test_wal_record_layout_matches_header(void **state) {
     assert_int_equal(vs_op_encoded_bytes(&op), n - VS_WAL_RECORD_HEADER_BYTES);
   }
   raw_commit(&r);
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
 }
 
 /* ---- corruption --------------------------------------------------------------- */
@@ -766,7 +720,7 @@ static void test_wal_replay_detects_flipped_payload_byte(void **state) {
   raw_put(&r, 3, buf, n);
   raw_commit(&r);
 
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   assert_replay_stops_corrupt_at_3(f->store);
   /* Records after the bad one are still readable on their own. */
   collector *c = calloc(1, sizeof *c);
@@ -788,7 +742,7 @@ static void test_wal_replay_detects_flipped_header_byte(void **state) {
   raw_put(&r, 3, buf, n);
   raw_commit(&r);
 
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   assert_replay_stops_corrupt_at_3(f->store);
 }
 
@@ -803,7 +757,7 @@ static void test_wal_replay_detects_flipped_crc(void **state) {
   raw_put(&r, 3, buf, n);
   raw_commit(&r);
 
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   assert_replay_stops_corrupt_at_3(f->store);
 }
 
@@ -817,7 +771,7 @@ static void test_wal_replay_detects_truncated_record(void **state) {
   raw_put(&r, 3, buf, 10); /* shorter than the record header */
   raw_commit(&r);
 
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   assert_replay_stops_corrupt_at_3(f->store);
 }
 
@@ -829,7 +783,7 @@ static void test_wal_replay_detects_lsn_gap(void **state) {
   raw_del(&r, 3);
   raw_commit(&r);
 
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   assert_replay_stops_corrupt_at_3(f->store);
   /* Starting at the missing LSN is a gap too: the log is gapless from 1. */
   collector *c = calloc(1, sizeof *c);
@@ -848,13 +802,13 @@ static void test_wal_replay_detects_undecodable_record_with_valid_crc(void **sta
   raw r;
   raw_open(f->dir, &r);
   size_t n = raw_get(&r, 3, buf, sizeof buf);
-  assert_int_equal(get_u32le(buf + 4), record_crc(buf, n)); /* our CRC agrees first */
+  assert_int_equal(vt_get_u32le(buf + 4), record_crc(buf, n)); /* our CRC agrees first */
   buf[VS_WAL_RECORD_HEADER_BYTES] = 99; /* op version */
-  put_u32le(buf + 4, record_crc(buf, n));
+  vt_put_u32le(buf + 4, record_crc(buf, n));
   raw_put(&r, 3, buf, n);
   raw_commit(&r);
 
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   assert_replay_stops_corrupt_at_3(f->store);
 }
 
@@ -867,13 +821,13 @@ static void test_wal_replay_detects_lsn_field_mismatch(void **state) {
   raw r;
   raw_open(f->dir, &r);
   size_t n = raw_get(&r, 3, buf, sizeof buf);
-  assert_int_equal(get_u32le(buf + 4), record_crc(buf, n));
-  put_u64le(buf + 8, 7);
-  put_u32le(buf + 4, record_crc(buf, n));
+  assert_int_equal(vt_get_u32le(buf + 4), record_crc(buf, n));
+  vt_put_u64le(buf + 8, 7);
+  vt_put_u32le(buf + 4, record_crc(buf, n));
   raw_put(&r, 3, buf, n);
   raw_commit(&r);
 
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
   assert_replay_stops_corrupt_at_3(f->store);
 }
 
@@ -953,7 +907,7 @@ static void test_wal_reader_missing_lsn_is_notfound(void **state) {
   raw_open(f->dir, &r);
   raw_del(&r, 3);
   raw_commit(&r);
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
 
   wal_rd rd;
   rd_open(f->store, &rd);
@@ -986,14 +940,14 @@ static void test_wal_reader_detects_corrupt_records(void **state) {
   buf[n - 1] ^= 0x20;
   raw_put(&r, 2, buf, n);
   n = raw_get(&r, 4, buf, sizeof buf);
-  assert_int_equal(get_u32le(buf + 4), record_crc(buf, n));
-  put_u64le(buf + 8, 5);
-  put_u32le(buf + 4, record_crc(buf, n));
+  assert_int_equal(vt_get_u32le(buf + 4), record_crc(buf, n));
+  vt_put_u64le(buf + 8, 5);
+  vt_put_u32le(buf + 4, record_crc(buf, n));
   raw_put(&r, 4, buf, n);
   (void)raw_get(&r, 6, buf, sizeof buf);
   raw_put(&r, 6, buf, 10);
   raw_commit(&r);
-  assert_err(open_store(f->dir, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, MAP_BYTES, &f->store), VS_OK);
 
   wal_rd rd;
   rd_open(f->store, &rd);

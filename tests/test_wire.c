@@ -18,6 +18,7 @@
 
 #include <sodium.h>
 
+#include "fixture.h"
 #include "vixsync/apply.h"
 #include "vixsync/wire.h"
 
@@ -30,20 +31,6 @@ static uint8_t MESH1[VS_MESH_KEY_BYTES], MESH2[VS_MESH_KEY_BYTES];
 
 static void fill(uint8_t *p, size_t n, uint8_t salt) {
   for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 7u + salt);
-}
-
-static void put_u32le(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64le(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64le(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
 }
 
 static int group_setup(void **state) {
@@ -60,17 +47,9 @@ static int group_setup(void **state) {
   return 0;
 }
 
-/* A heap copy of exactly `n` bytes, so ASan flags any read past the end. */
-static uint8_t *dup_exact(const uint8_t *src, size_t n) {
-  uint8_t *p = malloc(n == 0 ? 1 : n);
-  assert_non_null(p);
-  if (n > 0) memcpy(p, src, n);
-  return p;
-}
-
 static vs_err feed(vs_hs *hs, const uint8_t *frame, size_t n, uint8_t *out, size_t out_max, size_t *out_bytes,
                    bool *done, vs_session *s) {
-  uint8_t *copy = dup_exact(frame, n);
+  uint8_t *copy = vt_dup_exact(frame, n);
   vs_err err = vs_hs_on_frame(hs, copy, n, out, out_max, out_bytes, done, s);
   free(copy);
   return err;
@@ -78,7 +57,7 @@ static vs_err feed(vs_hs *hs, const uint8_t *frame, size_t n, uint8_t *out, size
 
 static vs_err open_exact(vs_session *s, const uint8_t *frame, size_t n, uint8_t *msg, size_t msg_max,
                          size_t *msg_bytes) {
-  uint8_t *copy = dup_exact(frame, n);
+  uint8_t *copy = vt_dup_exact(frame, n);
   vs_err err = vs_session_open(s, copy, n, msg, msg_max, msg_bytes);
   free(copy);
   return err;
@@ -292,9 +271,9 @@ static void test_hs_frames_match_the_header_formulas(void **state) {
   assert_int_equal(frame[0], 1);
   assert_int_equal(frame[1], 4);
   uint8_t ctr[8];
-  put_u64le(ctr, 1);
+  vt_put_u64le(ctr, 1);
   assert_memory_equal(frame + 2, ctr, 8);
-  put_u64le(nonce, 1);
+  vt_put_u64le(nonce, 1);
   unsigned long long m = 0;
   assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &m, NULL, frame + 10, n - 10, frame, 10,
                                                               nonce, tx),
@@ -802,8 +781,8 @@ typedef struct sealed {
 static void seal_n(vs_session *s, sealed *out, uint32_t count) {
   for (uint32_t k = 0; k < count; k++) {
     uint8_t msg[16];
-    put_u64le(msg, k);
-    put_u64le(msg + 8, s->tx_counter);
+    vt_put_u64le(msg, k);
+    vt_put_u64le(msg + 8, s->tx_counter);
     assert_err(vs_session_seal(s, msg, sizeof msg, out[k].f, sizeof out[k].f, &out[k].n), VS_OK);
   }
 }
@@ -830,7 +809,7 @@ static void test_data_tampering_is_auth_and_leaves_window(void **state) {
       if (at == 0) want = VS_ERR_VERSION;
       if (at == 1) want = VS_ERR_MALFORMED; /* another frame type, or none */
       /* A counter bit flipped down to 0 names an accepted frame. */
-      if (at >= 2 && at < 10 && get_u64le(t.f + 2) == 0) want = VS_ERR_REPLAY;
+      if (at >= 2 && at < 10 && vt_get_u64le(t.f + 2) == 0) want = VS_ERR_REPLAY;
       assert_err(open_one(&c.sr, &t), want);
       assert_memory_equal(&before, &c.sr, sizeof before);
     }
@@ -994,7 +973,7 @@ static void vv_entries(vs_vv_entry *e, uint32_t count) {
 }
 
 static vs_err vv_decode_exact(const uint8_t *in, size_t n, vs_vv_entry *out, uint32_t max, uint32_t *count) {
-  uint8_t *copy = dup_exact(in, n);
+  uint8_t *copy = vt_dup_exact(in, n);
   vs_err err = vs_msg_vv_decode(copy, n, out, max, count);
   free(copy);
   return err;
@@ -1048,9 +1027,9 @@ static void test_vv_unsorted_duplicate_or_bad_seq_rejected(void **state) {
   memcpy(bad + 5 + 80, buf + 5, 40); /* 2, 1, 0 */
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   memcpy(bad, buf, n);
-  put_u64le(bad + 5 + 40 + 32, 0);
+  vt_put_u64le(bad + 5 + 40 + 32, 0);
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
-  put_u64le(bad + 5 + 40 + 32, VS_OP_SEQ_MAX + 1);
+  vt_put_u64le(bad + 5 + 40 + 32, VS_OP_SEQ_MAX + 1);
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   /* Encode side: the same mistakes are the caller's. */
   vs_vv_entry u[3] = {e[0], e[2], e[1]};
@@ -1067,13 +1046,13 @@ static void test_vv_counts_past_limits_are_too_large(void **state) {
   uint32_t count = 0;
   vs_vv_entry d[4];
   uint8_t hdr[5] = {VS_MSG_VV};
-  put_u32le(hdr + 1, VS_WIRE_VV_MAX + 1);
+  vt_put_u32le(hdr + 1, VS_WIRE_VV_MAX + 1);
   assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
-  put_u32le(hdr + 1, UINT32_MAX);
+  vt_put_u32le(hdr + 1, UINT32_MAX);
   assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
-  put_u32le(hdr + 1, 5); /* past the caller's room */
+  vt_put_u32le(hdr + 1, 5); /* past the caller's room */
   assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
-  put_u32le(hdr + 1, 4);
+  vt_put_u32le(hdr + 1, 4);
   assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TRUNCATED);
 
   /* The largest vector round-trips; one more entry cannot be encoded. */
@@ -1190,7 +1169,7 @@ static vs_err record_run(const uint8_t origin[32], const uint8_t sig[64], const 
 }
 
 static vs_err ops_decode_exact(const uint8_t *in, size_t n, seen *s) {
-  uint8_t *copy = dup_exact(in, n);
+  uint8_t *copy = vt_dup_exact(in, n);
   s->calls = 0;
   s->in = copy;
   s->in_bytes = n;
@@ -1222,7 +1201,7 @@ static void raw_put(raw *r, const void *p, size_t n) {
 }
 static void raw_u32(raw *r, uint32_t v) {
   uint8_t b[4];
-  put_u32le(b, v);
+  vt_put_u32le(b, v);
   raw_put(r, b, 4);
 }
 static void raw_head(raw *r, uint32_t runs) {
@@ -1590,7 +1569,7 @@ static void test_messages_single_byte_mutations_are_safe(void **state) {
   static const uint8_t flips[] = {0x01, 0x80, 0xff};
   for (size_t f = 0; f < sizeof flips; f++) {
     for (size_t at = 0; at < ops_bytes; at++) {
-      uint8_t *m = dup_exact(ops_msg, ops_bytes);
+      uint8_t *m = vt_dup_exact(ops_msg, ops_bytes);
       m[at] ^= flips[f];
       uint32_t calls = 0;
       vs_err err = vs_msg_ops_decode(m, ops_bytes, count_runs, &calls);
@@ -1598,7 +1577,7 @@ static void test_messages_single_byte_mutations_are_safe(void **state) {
       free(m);
     }
     for (size_t at = 0; at < vv_bytes; at++) {
-      uint8_t *m = dup_exact(vv_msg, vv_bytes);
+      uint8_t *m = vt_dup_exact(vv_msg, vv_bytes);
       m[at] ^= flips[f];
       uint32_t count = 0;
       vs_err err = vs_msg_vv_decode(m, vv_bytes, d, 3, &count);

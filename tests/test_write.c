@@ -25,6 +25,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "testutil.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
@@ -45,24 +46,14 @@ typedef struct fixture {
   uint8_t origin[VS_ORIGIN_BYTES];
 } fixture;
 
-static vs_err open_store_map(const char *dir, uint64_t map_bytes, vs_store **out) {
-  vs_store_cfg cfg = vs_store_cfg_default();
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = map_bytes;
-  cfg.create = true;
-  return vs_store_open(dir, &cfg, out);
-}
-
 static int setup_map(void **state, uint64_t map_bytes) {
   fixture *f = calloc(1, sizeof *f);
   if (f == NULL) return -1;
   vt_tmpdir(f->dir, sizeof f->dir, "write");
   vt_origin(f->origin, 1);
   vs_outbox_cfg ocfg = vs_outbox_cfg_default();
-  if (open_store_map(f->dir, map_bytes, &f->store) != VS_OK ||
-      vs_outbox_open(f->store, &ocfg, &f->ob) != VS_OK) {
-    vs_store_close(f->store);
-    vt_rmrf(f->dir);
+  if (vt_store_open(f->dir, map_bytes, &f->store) != VS_OK || vs_outbox_open(f->store, &ocfg, &f->ob) != VS_OK) {
+    vt_store_teardown(f->dir, f->store);
     free(f);
     return -1;
   }
@@ -76,8 +67,7 @@ static int setup_small(void **state) { return setup_map(state, MIB); }
 static int teardown(void **state) {
   fixture *f = *state;
   vs_outbox_close(f->ob);
-  vs_store_close(f->store);
-  vt_rmrf(f->dir);
+  vt_store_teardown(f->dir, f->store);
   free(f);
   return 0;
 }
@@ -363,7 +353,7 @@ static void test_write_idem_survives_reopen(void **state) {
   f->ob = NULL;
   vs_store_close(f->store);
   f->store = NULL;
-  assert_err(open_store_map(f->dir, 16 * MIB, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, 16 * MIB, &f->store), VS_OK);
   vs_outbox_cfg ocfg = vs_outbox_cfg_default();
   assert_err(vs_outbox_open(f->store, &ocfg, &f->ob), VS_OK);
   vs_write_result r = write_ok(f, &req, T0_MS + 1);
@@ -748,7 +738,7 @@ static void test_write_map_full_reopen_larger_map_writes_again(void **state) {
   f->ob = NULL;
   vs_store_close(f->store);
   f->store = NULL;
-  assert_err(open_store_map(f->dir, 4 * MIB, &f->store), VS_OK);
+  assert_err(vt_store_open(f->dir, 4 * MIB, &f->store), VS_OK);
   vs_outbox_cfg ocfg = vs_outbox_cfg_default();
   assert_err(vs_outbox_open(f->store, &ocfg, &f->ob), VS_OK);
   assert_readable(f, written);
@@ -773,17 +763,6 @@ static void test_write_map_full_set_map_bytes_writes_again(void **state) {
 
 /* ---- processes ------------------------------------------------------------------------- */
 
-static int wait_child(pid_t pid) {
-  int status = 0;
-  pid_t r;
-  do r = waitpid(pid, &status, 0);
-  while (r < 0 && errno == EINTR);
-  assert_int_equal(r, pid);
-  if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);
-  assert_true(WIFEXITED(status));
-  return WEXITSTATUS(status);
-}
-
 #define PROC_WRITES 200u
 #define PROC_BATCH 10u
 
@@ -794,7 +773,7 @@ static void writer_child(const char *dir, const uint8_t origin[VS_ORIGIN_BYTES],
                          bool batched, int start_fd) {
   alarm(CHILD_TIMEOUT_S);
   vs_store *store = NULL;
-  if (open_store_map(dir, 16 * MIB, &store) != VS_OK) _exit(11);
+  if (vt_store_open(dir, 16 * MIB, &store) != VS_OK) _exit(11);
   char c;
   if (read(start_fd, &c, 1) != 0) _exit(12); /* EOF: everyone starts together */
   static char payloads[PROC_WRITES][16];
@@ -870,7 +849,7 @@ static void run_two_writers(fixture *f, bool batched) {
   close(start[0]);
   close(start[1]); /* EOF on the pipe: go */
   int codes[2];
-  for (int who = 0; who < 2; who++) codes[who] = wait_child(pids[who]);
+  for (int who = 0; who < 2; who++) codes[who] = vt_wait_child(pids[who]);
   assert_int_equal(codes[0], 0);
   assert_int_equal(codes[1], 0);
 
@@ -913,7 +892,7 @@ static void test_write_after_other_process_grew_map(void **state) {
   if (pid == 0) {
     alarm(CHILD_TIMEOUT_S);
     vs_store *store = NULL;
-    if (open_store_map(f->dir, 4 * MIB, &store) != VS_OK) _exit(11);
+    if (vt_store_open(f->dir, 4 * MIB, &store) != VS_OK) _exit(11);
     for (uint32_t i = 0; i < written; i++) {
       static uint8_t payload[FILL_PAYLOAD_BYTES];
       vs_write_req req = {.kind = "put", .target = (const uint8_t *)"c", .target_bytes = 1,
@@ -923,7 +902,7 @@ static void test_write_after_other_process_grew_map(void **state) {
     vs_store_close(store);
     _exit(0);
   }
-  assert_int_equal(wait_child(pid), 0);
+  assert_int_equal(vt_wait_child(pid), 0);
   assert_readable(f, 2 * written);
   vs_write_result r;
   assert_err(write_filler(f, 0, T0_MS, &r), VS_OK);
