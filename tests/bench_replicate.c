@@ -563,15 +563,17 @@ static void raw_close(raw_env *r, bool keep) {
 }
 
 /* What the receive path puts for op i (record lsn), a put on a new target.
- * Mirrors, in order, wal.c vs_wal_append_txn (wal, opid; the head once per run) and
- * state.c vs_state_apply_txn -> record_put (state). */
-static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_t lsn, uint64_t now) {
+ * Mirrors, in order, wal.c vs_wal_append_cur (wal, opid, through one cursor
+ * each for the run, as apply.c does; the head once per run) and state.c
+ * vs_state_apply_txn -> record_put (state). */
+static void raw_op(raw_env *r, MDB_txn *txn, MDB_cursor *wc, MDB_cursor *oc, const shape *s, uint64_t i, uint64_t lsn,
+                   uint64_t now) {
   const uint8_t *enc = s->enc + s->enc_off[i];
   uint32_t enc_len = s->enc_len[i];
   uint8_t key[8];
   vt_put_u64be(key, lsn);
   MDB_val k = {sizeof key, key}, v = {sz.wal_val, NULL};
-  CHECK_MDB(mdb_put(txn, r->wal, &k, &v, MDB_APPEND | MDB_RESERVE));
+  CHECK_MDB(mdb_cursor_put(wc, &k, &v, MDB_APPEND | MDB_RESERVE));
   uint8_t *rec = v.mv_data;
   memset(rec, 0, VS_WAL_RECORD_HEADER_BYTES);
   rec[0] = VS_WAL_RECORD_VERSION;
@@ -584,7 +586,8 @@ static void raw_op(raw_env *r, MDB_txn *txn, const shape *s, uint64_t i, uint64_
   memset(val, 0, sz.opid_val);
   vt_put_u64le(val, lsn);
   memcpy(val + 8, s->hash[i], VS_HASH_BYTES);
-  raw_put(txn, r->opid, s->ids[i].bytes, VS_OP_ID_BYTES, val, sz.opid_val, MDB_NOOVERWRITE);
+  MDB_val ik = {VS_OP_ID_BYTES, (void *)s->ids[i].bytes}, iv = {sz.opid_val, val};
+  CHECK_MDB(mdb_cursor_put(oc, &ik, &iv, MDB_NOOVERWRITE));
 
   /* The target and payload where vs_op_encode puts them. */
   uint32_t kind_bytes = enc[VS_OP_HEADER_BYTES - 1];
@@ -640,7 +643,12 @@ static double raw_fill(raw_env *r, const shape *s, uint32_t runs) {
   for (uint32_t run = 0; run < runs; run++) {
     MDB_txn *txn;
     CHECK_MDB(mdb_txn_begin(r->env, NULL, 0, &txn));
-    for (; i < s->run_end[run]; i++) raw_op(r, txn, s, i, ++lsn, BENCH_T0_MS + 1);
+    MDB_cursor *wc, *oc;
+    CHECK_MDB(mdb_cursor_open(txn, r->wal, &wc));
+    CHECK_MDB(mdb_cursor_open(txn, r->opid, &oc));
+    for (; i < s->run_end[run]; i++) raw_op(r, txn, wc, oc, s, i, ++lsn, BENCH_T0_MS + 1);
+    mdb_cursor_close(wc);
+    mdb_cursor_close(oc);
     raw_run_end(r, txn, s, run, i - 1);
     CHECK_MDB(mdb_txn_commit(txn));
   }

@@ -136,21 +136,22 @@ static void raw_close(raw_env *r) {
 
 /* What one vs_write puts, operation `lsn` (from 1), one sink ("default",
  * id 0), no idempotency key. Mirrors, in order:
- *   wal.c  vs_wal_append_txn: wal[lsn u64be] = record header + encoded op
+ *   wal.c  vs_wal_append_cur: wal[lsn u64be] = record header + encoded op
  *          (MDB_APPEND | MDB_RESERVE, filled in place); opid[op id] = lsn +
- *          op hash (MDB_NOOVERWRITE); heads[origin] = seq, hlc, hash (0);
+ *          op hash (MDB_NOOVERWRITE), both through one cursor each per
+ *          transaction as write.c does; heads[origin] = seq, hlc, hash (0);
  *   outbox.c vs_obx_enqueue_txn -> entry_write: obx_ready[sink u32be,
  *          next_attempt u64be, lsn u64be] = "" (0); outbox[sink u32be,
  *          lsn u64be] = entry (0).
  * The reads vs_write does (last LSN, chain head, HLC, sinks, counts, the
  * entry-exists probe), the hashing (op id, op hash, CRC) and the encoding are
  * exactly what the comparison is meant to price, so the baseline skips them. */
-static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
+static void raw_same_op(raw_env *r, MDB_txn *txn, MDB_cursor *wc, MDB_cursor *oc, uint64_t lsn) {
   uint64_t now = wall_ms();
   uint8_t key[8];
   vt_put_u64be(key, lsn);
   MDB_val k = {sizeof key, key}, v = {sz.wal_val, NULL};
-  CHECK_MDB(mdb_put(txn, r->wal, &k, &v, MDB_APPEND | MDB_RESERVE));
+  CHECK_MDB(mdb_cursor_put(wc, &k, &v, MDB_APPEND | MDB_RESERVE));
   /* Header and op fields where vs_op_encode puts them; the other bytes'
    * values do not matter to LMDB, only their count. Target and payload are
    * built here as the vs_write side builds its requests: both pay alike. */
@@ -170,7 +171,8 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, uint64_t lsn) {
   for (unsigned i = 0; i < 6; i++) id[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(lsn >> (8 * (5 - i)));
   memset(val, 0x5c, sz.opid_val);
   vt_put_u64le(val, lsn);
-  raw_put(txn, r->opid, id, sizeof id, val, sz.opid_val, MDB_NOOVERWRITE);
+  MDB_val ik = {sizeof id, id}, iv = {sz.opid_val, val};
+  CHECK_MDB(mdb_cursor_put(oc, &ik, &iv, MDB_NOOVERWRITE));
 
   /* The materialized state of a new target: one insert-if-absent record
    * ('t' + target -> record), as state.c does for a put on a new target. */
@@ -224,7 +226,12 @@ static double raw_same_run(uint64_t ops, uint32_t per_txn) {
     uint32_t n = ops - done < per_txn ? (uint32_t)(ops - done) : per_txn;
     MDB_txn *txn;
     CHECK_MDB(mdb_txn_begin(r.env, NULL, 0, &txn));
-    for (uint32_t j = 0; j < n; j++) raw_same_op(&r, txn, done + j + 1);
+    MDB_cursor *wc, *oc;
+    CHECK_MDB(mdb_cursor_open(txn, r.wal, &wc));
+    CHECK_MDB(mdb_cursor_open(txn, r.opid, &oc));
+    for (uint32_t j = 0; j < n; j++) raw_same_op(&r, txn, wc, oc, done + j + 1);
+    mdb_cursor_close(wc);
+    mdb_cursor_close(oc);
     raw_same_txn_end(&r, txn, done + n);
     CHECK_MDB(mdb_txn_commit(txn));
     done += n;
@@ -325,7 +332,12 @@ static void layout_probe(void) {
   for (uint64_t i = 0; i < n; i++) {
     MDB_txn *txn;
     CHECK_MDB(mdb_txn_begin(r.env, NULL, 0, &txn));
-    raw_same_op(&r, txn, i + 1);
+    MDB_cursor *wc, *oc;
+    CHECK_MDB(mdb_cursor_open(txn, r.wal, &wc));
+    CHECK_MDB(mdb_cursor_open(txn, r.opid, &oc));
+    raw_same_op(&r, txn, wc, oc, i + 1);
+    mdb_cursor_close(wc);
+    mdb_cursor_close(oc);
     raw_same_txn_end(&r, txn, i + 1);
     CHECK_MDB(mdb_txn_commit(txn));
   }
