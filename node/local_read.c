@@ -88,6 +88,8 @@ typedef struct status_info {
   uint64_t seq, lsn, forks, used_bytes, map_bytes;
   uint8_t state_hash[VS_HASH_BYTES];
   vs_outbox_counts outbox;
+  vs_sink_info sinks[VS_OUTBOX_SINKS_MAX];
+  uint32_t sink_count;
 } status_info;
 
 static vs_err read_status(vs_node *node, status_info *s) {
@@ -101,6 +103,8 @@ static vs_err read_status(vs_node *node, status_info *s) {
   if (err == VS_OK) err = vs_outbox_open(store, NULL, &ob); /* the mesh sink, "default" */
   if (err == VS_OK) err = vs_outbox_counts_get(ob, &s->outbox);
   vs_outbox_close(ob);
+  if (err == VS_OK) err = vs_outbox_sinks(store, s->sinks, VS_OUTBOX_SINKS_MAX, &s->sink_count);
+  if (s->sink_count > VS_OUTBOX_SINKS_MAX) s->sink_count = VS_OUTBOX_SINKS_MAX;
   return err;
 }
 
@@ -139,10 +143,19 @@ static int status_json(const vn_args *a, vs_node *node, const status_info *s) {
   if (err != VS_OK) return vn_report(a->cmd, a->data, err);
   fprintf(out,
           "}, \"outbox\": {\"pending\": %" PRIu64 ", \"inflight\": %" PRIu64 ", \"done\": %" PRIu64
-          ", \"failed\": %" PRIu64 "}, \"forks\": %" PRIu64 ", \"store\": {\"used_bytes\": %" PRIu64
-          ", \"map_bytes\": %" PRIu64 "}, ",
-          s->outbox.pending, s->outbox.inflight, s->outbox.done, s->outbox.failed, s->forks, s->used_bytes,
-          s->map_bytes);
+          ", \"failed\": %" PRIu64 "}, \"sinks\": [",
+          s->outbox.pending, s->outbox.inflight, s->outbox.done, s->outbox.failed);
+  for (uint32_t i = 0; i < s->sink_count; i++) {
+    const vs_sink_info *k = &s->sinks[i];
+    fprintf(out, "%s{\"name\": ", i == 0 ? "" : ", ");
+    vn_json_write_string(out, (const uint8_t *)k->name, strlen(k->name));
+    fprintf(out,
+            ", \"pending\": %" PRIu64 ", \"inflight\": %" PRIu64 ", \"done\": %" PRIu64 ", \"failed\": %" PRIu64
+            "}",
+            k->counts.pending, k->counts.inflight, k->counts.done, k->counts.failed);
+  }
+  fprintf(out, "], \"forks\": %" PRIu64 ", \"store\": {\"used_bytes\": %" PRIu64 ", \"map_bytes\": %" PRIu64 "}, ",
+          s->forks, s->used_bytes, s->map_bytes);
   (void)vn_run_status_json(a->data, out);
   fputs("}\n", out);
   return VN_EXIT_OK;
@@ -156,9 +169,19 @@ static int status_text(const vn_args *a, vs_node *node, const status_info *s) {
           s->seq, s->lsn);
   write_hex(out, s->state_hash, VS_HASH_BYTES);
   fprintf(out,
-          "\noutbox     %" PRIu64 " pending, %" PRIu64 " inflight, %" PRIu64 " done, %" PRIu64 " failed\n"
+          "\noutbox     %" PRIu64 " pending, %" PRIu64 " inflight, %" PRIu64 " done, %" PRIu64 " failed (mesh)\n",
+          s->outbox.pending, s->outbox.inflight, s->outbox.done, s->outbox.failed);
+  for (uint32_t i = 0; i < s->sink_count; i++) { /* the other sinks (HTTP endpoints) */
+    const vs_sink_info *k = &s->sinks[i];
+    if (strcmp(k->name, VS_OUTBOX_SINK_DEFAULT) == 0) continue;
+    fprintf(out, "           %" PRIu64 " pending, %" PRIu64 " inflight, %" PRIu64 " done, %" PRIu64 " failed (sink ",
+            k->counts.pending, k->counts.inflight, k->counts.done, k->counts.failed);
+    vn_text_write(out, (const uint8_t *)k->name, strlen(k->name));
+    fputs(")\n", out);
+  }
+  fprintf(out,
           "forks      %" PRIu64 "%s\nstore      %.1f of %.1f MiB used\n",
-          s->outbox.pending, s->outbox.inflight, s->outbox.done, s->outbox.failed, s->forks,
+          s->forks,
           s->forks > 0 ? " (another copy of an origin wrote: evidence kept)" : "", (double)s->used_bytes / 1048576.0,
           (double)s->map_bytes / 1048576.0);
   /* The daemon's part is JSON members; the text form only says whether one

@@ -67,17 +67,27 @@ int vn_cmd_incr(const vn_args *a) {
 
 /* ---- retry-failed ---- */
 
+/* Every sink's FAILED entries: the mesh's and each HTTP endpoint's. */
 int vn_cmd_retry_failed(const vn_args *a) {
   vs_node *node;
   int rc = vn_open_node(a->cmd, a->data, NULL, false, &node);
   if (rc != VN_EXIT_OK) return rc;
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default(); /* the node's mesh sink */
-  ocfg.retry.max_attempts = 0;
-  vs_outbox *ob = NULL;
+  vs_sink_info sinks[VS_OUTBOX_SINKS_MAX];
+  uint32_t n = 0;
   uint64_t count = 0;
-  vs_err err = vs_outbox_open(vs_node_store(node), &ocfg, &ob);
-  if (err == VS_OK) err = vs_outbox_retry_failed(ob, vn_now_ms(), &count);
-  vs_outbox_close(ob);
+  vs_err err = vs_outbox_sinks(vs_node_store(node), sinks, VS_OUTBOX_SINKS_MAX, &n);
+  if (n > VS_OUTBOX_SINKS_MAX) n = VS_OUTBOX_SINKS_MAX;
+  for (uint32_t i = 0; i < n && err == VS_OK; i++) {
+    if (sinks[i].counts.failed == 0) continue;
+    vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+    ocfg.sink = sinks[i].name;
+    vs_outbox *ob = NULL;
+    uint64_t requeued = 0;
+    err = vs_outbox_open(vs_node_store(node), &ocfg, &ob);
+    if (err == VS_OK) err = vs_outbox_retry_failed(ob, vn_now_ms(), &requeued);
+    vs_outbox_close(ob);
+    count += requeued;
+  }
   vs_node_close(node);
   if (err != VS_OK) return vn_report(a->cmd, a->data, err);
   printf("%" PRIu64 "\n", count);

@@ -321,6 +321,48 @@ vs_err vs_sinks_list(MDB_txn *txn, const vs_store *store, uint32_t ids_out[VS_OU
   return err;
 }
 
+vs_err vs_outbox_sinks(vs_store *store, vs_sink_info *out, uint32_t max, uint32_t *count_out) {
+  if (store == NULL || count_out == NULL || (out == NULL && max > 0)) return VS_ERR_INVAL;
+  *count_out = 0;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_meta, &cur);
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return vs_mdb_err(rc);
+  }
+  MDB_val k = {sizeof SINK_PREFIX - 1, (void *)SINK_PREFIX}, v;
+  uint32_t n = 0;
+  /* Bounded: at most VS_OUTBOX_SINKS_MAX names exist. */
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && err == VS_OK;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size < sizeof SINK_PREFIX - 1 || memcmp(k.mv_data, SINK_PREFIX, sizeof SINK_PREFIX - 1) != 0) break;
+    size_t name_bytes = k.mv_size - (sizeof SINK_PREFIX - 1);
+    if (n == VS_OUTBOX_SINKS_MAX || v.mv_size != 4 || name_bytes > VS_OUTBOX_SINK_NAME_BYTES_MAX) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    uint32_t id = vs_get_u32le(v.mv_data);
+    if (n < max) {
+      /* Insert by id ("default" is id 0). */
+      uint32_t i = n;
+      for (; i > 0 && out[i - 1].id > id; i--) out[i] = out[i - 1];
+      memset(&out[i], 0, sizeof out[i]);
+      memcpy(out[i].name, (const uint8_t *)k.mv_data + sizeof SINK_PREFIX - 1, name_bytes);
+      out[i].id = id;
+      err = vs_obx_counts_load(txn, store, id, &out[i].counts);
+    }
+    n++;
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  if (err == VS_OK) *count_out = n;
+  return err;
+}
+
 vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out) {
   if (store == NULL || outbox_out == NULL) return VS_ERR_INVAL;
   *outbox_out = NULL;

@@ -1146,6 +1146,27 @@ static void test_http_vix_node_push(void **state) {
   assert_non_null(strstr(out.p, "\"requeued\": 1, \"delivered\": 1,"));
   assert_int_equal(stat_of(&f->rcv, "ops_held"), 5);
   assert_int_equal(stat_of(&f->rcv, "bad_keys"), 0);
+  /* status names every sink with its counts; `vix-node retry-failed`
+   * requeues every sink's FAILED entries, the HTTP sink's too. */
+  script(&f->rcv, "{\"queue\": [{\"status\": 422, \"body\": \"no\"}]}");
+  const char *put6b[] = {"put", "--data", data, "item:6b", "v", NULL};
+  assert_int_equal(node_run(exe, put6b, &out), 0);
+  assert_int_equal(node_run(exe, push, &out), 4);
+  const char *status[] = {"status", "--data", data, "--json", NULL};
+  assert_int_equal(node_run(exe, status, &out), 0);
+  assert_non_null(strstr(out.p, "\"sinks\": [{\"name\": \"default\", \"pending\": 6,"));
+  assert_non_null(strstr(out.p, "{\"name\": \"http\", \"pending\": 0, \"inflight\": 0, \"done\": 5, \"failed\": 1}"));
+  const char *status_text[] = {"status", "--data", data, NULL};
+  assert_int_equal(node_run(exe, status_text, &out), 0);
+  assert_non_null(strstr(out.p, "0 pending, 0 inflight, 5 done, 1 failed (sink http)"));
+  const char *retry_cli[] = {"retry-failed", "--data", data, NULL};
+  assert_int_equal(node_run(exe, retry_cli, &out), 0);
+  assert_string_equal(out.p, "1\n");
+  assert_int_equal(node_run(exe, status, &out), 0);
+  assert_non_null(strstr(out.p, "{\"name\": \"http\", \"pending\": 1, \"inflight\": 0, \"done\": 5, \"failed\": 0}"));
+  assert_int_equal(node_run(exe, push, &out), 0);
+  assert_non_null(strstr(out.p, "\"requeued\": 0, \"delivered\": 1,"));
+  assert_int_equal(stat_of(&f->rcv, "ops_held"), 6);
   /* Usage and storage errors. */
   const char *bad_url[] = {"push", "--data", data, "--url", "ftp://127.0.0.1/x", NULL};
   assert_int_equal(node_run(exe, bad_url, &out), 2);
@@ -1172,7 +1193,7 @@ static void test_http_vix_node_push(void **state) {
   assert_int_equal(node_finish(pid, fd, &out), 4);
   assert_non_null(strstr(out.p, "\"drained\": false, \"interrupted\": true"));
   assert_int_equal(node_run(exe, push, &out), 0);
-  assert_int_equal(stat_of(&f->rcv, "ops_held"), 6);
+  assert_int_equal(stat_of(&f->rcv, "ops_held"), 7);
   free(out.p);
 }
 

@@ -330,6 +330,40 @@ static void test_outbox_enqueue_unknown_op_is_notfound(void **state) {
   assert_counts(f->ob, 1, 0, 0, 0);
 }
 
+/* vs_outbox_sinks: every registered sink by id, "default" first, with
+ * its counts; the count says how many exist even when `out` is short. */
+static void test_outbox_sinks_lists_names_and_counts(void **state) {
+  fixture *f = *state;
+  f->ob = open_sink(f, NULL, NULL);
+  f->ob2 = open_sink(f, "zeta-http", NULL); /* sorts after "default" by name and id */
+  vs_outbox *ob3 = open_sink(f, "alpha", NULL); /* sorts first by name, last by id */
+  write_ops(f, 3, T0_MS);
+  vs_outbox_entry claimed[1];
+  uint32_t n = 0;
+  assert_err(vs_outbox_claim_ready(f->ob2, T0_MS, 1000, 1, claimed, &n), VS_OK);
+  assert_int_equal(n, 1);
+  vs_sink_info sinks[VS_OUTBOX_SINKS_MAX];
+  uint32_t count = 0;
+  assert_err(vs_outbox_sinks(f->store, sinks, VS_OUTBOX_SINKS_MAX, &count), VS_OK);
+  assert_int_equal(count, 3);
+  assert_string_equal(sinks[0].name, "default");
+  assert_int_equal(sinks[0].id, 0);
+  assert_string_equal(sinks[1].name, "zeta-http");
+  assert_string_equal(sinks[2].name, "alpha");
+  assert_true(sinks[1].id < sinks[2].id);
+  assert_int_equal(sinks[0].counts.pending, 3);
+  assert_int_equal(sinks[1].counts.pending, 2);
+  assert_int_equal(sinks[1].counts.inflight, 1);
+  assert_int_equal(sinks[2].counts.pending, 3);
+  assert_err(vs_outbox_sinks(f->store, sinks, 1, &count), VS_OK);
+  assert_int_equal(count, 3);
+  assert_err(vs_outbox_sinks(f->store, NULL, 0, &count), VS_OK);
+  assert_int_equal(count, 3);
+  assert_err(vs_outbox_sinks(f->store, NULL, 1, &count), VS_ERR_INVAL);
+  assert_err(vs_outbox_sinks(NULL, sinks, 1, &count), VS_ERR_INVAL);
+  vs_outbox_close(ob3);
+}
+
 static void test_outbox_new_sink_enqueues_older_op_by_hand(void **state) {
   fixture *f = *state;
   f->ob = open_sink(f, NULL, NULL);
@@ -1626,6 +1660,7 @@ int main(void) {
       T(test_outbox_enqueue_twice_is_exists),
       T(test_outbox_enqueue_unknown_op_is_notfound),
       T(test_outbox_new_sink_enqueues_older_op_by_hand),
+      T(test_outbox_sinks_lists_names_and_counts),
       T(test_outbox_sink_registration_is_durable),
       T(test_outbox_claim_makes_inflight),
       T(test_outbox_claim_entry_out_may_be_null),

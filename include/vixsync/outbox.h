@@ -175,6 +175,20 @@ vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *coun
  *  the operations. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
 vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out);
 
+/** One registered sink: its name and its entries per state. */
+typedef struct vs_sink_info {
+  char name[VS_OUTBOX_SINK_NAME_BYTES_MAX + 1]; /**< NUL-terminated */
+  uint32_t id;
+  vs_outbox_counts counts;
+} vs_sink_info;
+
+/** The sinks registered in this store ("default", the mesh, first; then by
+ *  id), with their counts, from one read transaction. *count_out is how
+ *  many exist; pass max = VS_OUTBOX_SINKS_MAX to get them all (with a
+ *  smaller max, which ones fill `out` is unspecified).
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_CORRUPT or VS_ERR_STORE. */
+vs_err vs_outbox_sinks(vs_store *store, vs_sink_info *out, uint32_t max, uint32_t *count_out);
+
 /** Entries of this sink per state (kept current in O(1) per transition). */
 vs_err vs_outbox_counts_get(vs_outbox *outbox, vs_outbox_counts *counts_out);
 
