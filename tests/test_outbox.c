@@ -1592,6 +1592,71 @@ static void test_outbox_step_held_spans_passes(void **state) {
   assert_counts(f->ob, 1, 0, N - 1, 0);
 }
 
+/* Purge walks the entries in passes of 1,024: across passes it takes the
+ * oldest DONE ones first, skips the others, and stops at max_entries. */
+static void test_outbox_purge_done_spans_passes(void **state) {
+  fixture *f = *state;
+  enum { N = 2500 };
+  f->ob = open_sink(f, NULL, &SMALL_POLICY);
+  uint8_t origin[VS_ORIGIN_BYTES];
+  vt_origin(origin, 1);
+  static vs_write_req reqs[N];
+  for (uint32_t i = 0; i < N; i++) {
+    vs_write_req r = {.kind = "put", .target = (const uint8_t *)"k", .target_bytes = 1,
+                      .payload = (const uint8_t *)"v", .payload_bytes = 1};
+    reqs[i] = r;
+  }
+  assert_err(vs_write_batch(f->store, origin, reqs, N, T0_MS, NULL), VS_OK);
+  /* Every seq but those divisible by 7 delivered. */
+  for (uint64_t seq = 1; seq <= N; seq++) {
+    if (seq % 7 == 0) continue;
+    vs_op_id id = held_id(1, seq);
+    assert_err(vs_outbox_complete(f->ob, &id, T0_MS), VS_OK);
+  }
+  uint64_t done = N - N / 7, n = 0;
+  assert_counts(f->ob, N / 7, 0, done, 0);
+  assert_err(vs_outbox_purge_done(f->ob, 1100, &n), VS_OK);
+  assert_int_equal(n, 1100);
+  /* The 1,100 oldest DONE entries: seq 1..1283 minus the 183 kept ones. */
+  vs_outbox_entry e;
+  vs_op_id last = held_id(1, 1283), next = held_id(1, 1284), kept = held_id(1, 1281);
+  assert_err(vs_outbox_get(f->ob, &last, &e), VS_ERR_NOTFOUND);
+  assert_int_equal(get(f->ob, &next).state, VS_OUTBOX_DONE);
+  assert_int_equal(get(f->ob, &kept).state, VS_OUTBOX_PENDING);
+  assert_err(vs_outbox_purge_done(f->ob, 100000, &n), VS_OK);
+  assert_int_equal(n, done - 1100);
+  assert_counts(f->ob, N / 7, 0, 0, 0);
+}
+
+/* A store written before DONE entries lost their index key still holds
+ * (sink, DONE, lsn) keys: purging deletes them with their entries. */
+static void test_outbox_purge_done_deletes_legacy_done_keys(void **state) {
+  fixture *f = *state;
+  f->ob = open_sink(f, NULL, NULL);
+  write_ops(f, 3, T0_MS);
+  for (uint32_t i = 0; i < 3; i++) assert_err(vs_outbox_complete(f->ob, &f->ids[i], T0_MS), VS_OK);
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(f->store, true, &txn), VS_OK);
+  for (uint64_t lsn = 1; lsn <= 2; lsn++) { /* as the old layout wrote them */
+    uint8_t key[13];
+    vs_put_u32be(key, 0);
+    key[4] = VS_OUTBOX_DONE;
+    vs_put_u64be(key + 5, lsn);
+    MDB_val k = {sizeof key, key}, v = {0, NULL};
+    assert_int_equal(mdb_put(txn, f->store->dbi_obx_state, &k, &v, 0), MDB_SUCCESS);
+  }
+  assert_err(vs_txn_commit(txn), VS_OK);
+  uint64_t n = 0;
+  assert_err(vs_outbox_purge_done(f->ob, 10, &n), VS_OK);
+  assert_int_equal(n, 3);
+  assert_counts(f->ob, 0, 0, 0, 0);
+  MDB_stat st;
+  assert_err(vs_txn_begin(f->store, false, &txn), VS_OK);
+  assert_int_equal(mdb_stat(txn, f->store->dbi_obx_state, &st), MDB_SUCCESS);
+  mdb_txn_abort(txn);
+  assert_int_equal(st.ms_entries, 0);
+}
+
 /* What the range completed is committed: a reopened store has it. */
 static void test_outbox_step_held_is_durable(void **state) {
   fixture *f = *state;
@@ -1711,6 +1776,8 @@ int main(void) {
       T(test_outbox_step_held_touches_only_its_sink),
       T(test_outbox_step_held_with_results_and_claims),
       T(test_outbox_step_held_spans_passes),
+      T(test_outbox_purge_done_spans_passes),
+      T(test_outbox_purge_done_deletes_legacy_done_keys),
       T(test_outbox_step_held_is_durable),
       T(test_outbox_step_result_lsn_hint_is_checked),
   };
