@@ -297,7 +297,11 @@ vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store) {
   return sink_put(txn, store, VS_OUTBOX_SINK_DEFAULT, sizeof VS_OUTBOX_SINK_DEFAULT - 1, 0);
 }
 
-vs_err vs_sinks_list(MDB_txn *txn, const vs_store *store, uint32_t ids_out[VS_OUTBOX_SINKS_MAX], uint32_t *count_out) {
+/* The registry meta["sink:" name] = id u32le, read in one cursor pass:
+ * names and ids in id order ("default" is 0). Bounded by
+ * VS_OUTBOX_SINKS_MAX (more is corruption). Counts are left zero. */
+static vs_err sinks_scan(MDB_txn *txn, const vs_store *store, vs_sink_info out[VS_OUTBOX_SINKS_MAX],
+                         uint32_t *count_out) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, store->dbi_meta, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
@@ -306,18 +310,28 @@ vs_err vs_sinks_list(MDB_txn *txn, const vs_store *store, uint32_t ids_out[VS_OU
   vs_err err = VS_OK;
   for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
     if (k.mv_size < sizeof SINK_PREFIX - 1 || memcmp(k.mv_data, SINK_PREFIX, sizeof SINK_PREFIX - 1) != 0) break;
-    if (n == VS_OUTBOX_SINKS_MAX || v.mv_size != 4) {
+    size_t name_bytes = k.mv_size - (sizeof SINK_PREFIX - 1);
+    if (n == VS_OUTBOX_SINKS_MAX || v.mv_size != 4 || name_bytes > VS_OUTBOX_SINK_NAME_BYTES_MAX) {
       err = VS_ERR_CORRUPT;
       break;
     }
     uint32_t id = vs_get_u32le(v.mv_data);
     uint32_t i = n++;
-    for (; i > 0 && ids_out[i - 1] > id; i--) ids_out[i] = ids_out[i - 1]; /* keep id order */
-    ids_out[i] = id;
+    for (; i > 0 && out[i - 1].id > id; i--) out[i] = out[i - 1]; /* keep id order */
+    memset(&out[i], 0, sizeof out[i]);
+    memcpy(out[i].name, (const uint8_t *)k.mv_data + sizeof SINK_PREFIX - 1, name_bytes);
+    out[i].id = id;
   }
   mdb_cursor_close(cur);
   if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
-  *count_out = n;
+  *count_out = err == VS_OK ? n : 0;
+  return err;
+}
+
+vs_err vs_sinks_list(MDB_txn *txn, const vs_store *store, uint32_t ids_out[VS_OUTBOX_SINKS_MAX], uint32_t *count_out) {
+  vs_sink_info sinks[VS_OUTBOX_SINKS_MAX];
+  vs_err err = sinks_scan(txn, store, sinks, count_out);
+  for (uint32_t i = 0; err == VS_OK && i < *count_out; i++) ids_out[i] = sinks[i].id;
   return err;
 }
 
@@ -327,37 +341,13 @@ vs_err vs_outbox_sinks(vs_store *store, vs_sink_info *out, uint32_t max, uint32_
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
-  MDB_cursor *cur;
-  int rc = mdb_cursor_open(txn, store->dbi_meta, &cur);
-  if (rc != MDB_SUCCESS) {
-    mdb_txn_abort(txn);
-    return vs_mdb_err(rc);
-  }
-  MDB_val k = {sizeof SINK_PREFIX - 1, (void *)SINK_PREFIX}, v;
+  vs_sink_info sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t n = 0;
-  /* Bounded: at most VS_OUTBOX_SINKS_MAX names exist. */
-  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && err == VS_OK;
-       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    if (k.mv_size < sizeof SINK_PREFIX - 1 || memcmp(k.mv_data, SINK_PREFIX, sizeof SINK_PREFIX - 1) != 0) break;
-    size_t name_bytes = k.mv_size - (sizeof SINK_PREFIX - 1);
-    if (n == VS_OUTBOX_SINKS_MAX || v.mv_size != 4 || name_bytes > VS_OUTBOX_SINK_NAME_BYTES_MAX) {
-      err = VS_ERR_CORRUPT;
-      break;
-    }
-    uint32_t id = vs_get_u32le(v.mv_data);
-    if (n < max) {
-      /* Insert by id ("default" is id 0). */
-      uint32_t i = n;
-      for (; i > 0 && out[i - 1].id > id; i--) out[i] = out[i - 1];
-      memset(&out[i], 0, sizeof out[i]);
-      memcpy(out[i].name, (const uint8_t *)k.mv_data + sizeof SINK_PREFIX - 1, name_bytes);
-      out[i].id = id;
-      err = vs_obx_counts_load(txn, store, id, &out[i].counts);
-    }
-    n++;
+  err = sinks_scan(txn, store, sinks, &n);
+  for (uint32_t i = 0; err == VS_OK && i < n && i < max; i++) {
+    out[i] = sinks[i];
+    err = vs_obx_counts_load(txn, store, sinks[i].id, &out[i].counts);
   }
-  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
-  mdb_cursor_close(cur);
   mdb_txn_abort(txn);
   if (err == VS_OK) *count_out = n;
   return err;
@@ -703,28 +693,41 @@ static vs_err write_back(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *olds,
 /* Claim ready entries in order (next attempt, then LSN) within the limits.
  * One pass of a cursor over the ready index lists them (their LSNs parked in
  * entries_out), then each is read and moved to INFLIGHT in that order. */
-static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_outbox_claim_req *req, uint32_t *n_out) {
+/* The LSNs of up to `max` entries from the front of this sink's ready index
+ * (claim order) that are due at `due_ms`, with one cursor pass. The moves
+ * that follow delete the keys walked, so the listing comes first. */
+static vs_err list_ready(vs_outbox *ob, obx_txn *t, uint64_t due_ms, uint32_t max, uint64_t *lsns,
+                         uint32_t *listed_out) {
   uint8_t prefix[4];
   vs_put_u32be(prefix, ob->sink);
-  *n_out = 0;
+  *listed_out = 0;
   MDB_cursor *cur;
   int rc = mdb_cursor_open(t->txn, ob->store->dbi_obx_ready, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   uint32_t listed = 0;
   MDB_val k = {sizeof prefix, prefix}, v;
-  /* Bounded by entries_max. */
-  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && listed < req->entries_max;
+  /* Bounded by max. */
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && listed < max;
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
     if (k.mv_size < sizeof prefix || memcmp(k.mv_data, prefix, sizeof prefix) != 0) break;
     if (k.mv_size != 20) {
       rc = MDB_CORRUPTED;
       break;
     }
-    if (vs_get_u64be((const uint8_t *)k.mv_data + 4) > now_ms) break; /* not due yet, nor anything after */
-    req->entries_out[listed++].lsn = vs_get_u64be((const uint8_t *)k.mv_data + 12);
+    if (vs_get_u64be((const uint8_t *)k.mv_data + 4) > due_ms) break; /* not due yet, nor anything after */
+    lsns[listed++] = vs_get_u64be((const uint8_t *)k.mv_data + 12);
   }
   mdb_cursor_close(cur);
-  vs_err err = rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+  *listed_out = listed;
+  return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+}
+
+static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_outbox_claim_req *req, uint32_t *n_out) {
+  *n_out = 0;
+  uint32_t listed = 0;
+  uint64_t *lsns = req->entries_max > 0 ? malloc(sizeof *lsns * req->entries_max) : NULL;
+  if (req->entries_max > 0 && lsns == NULL) return VS_ERR_NOMEM;
+  vs_err err = list_ready(ob, t, now_ms, req->entries_max, lsns, &listed);
   vs_outbox_entry *olds = NULL;
   if (err == VS_OK && listed > 0) {
     olds = malloc(sizeof *olds * listed);
@@ -733,7 +736,7 @@ static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_ou
   uint32_t n = 0;
   uint64_t bytes = 0;
   for (; n < listed && err == VS_OK; n++) {
-    err = obx_get(ob, t, req->entries_out[n].lsn, &olds[n]);
+    err = obx_get(ob, t, lsns[n], &olds[n]);
     if (err == VS_ERR_NOTFOUND || (err == VS_OK && olds[n].state != VS_OUTBOX_PENDING)) err = VS_ERR_CORRUPT;
     if (err != VS_OK) break;
     if (n > 0 && bytes + olds[n].op_bytes > req->bytes_max) break;
@@ -743,6 +746,7 @@ static vs_err claim_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, const vs_ou
   }
   if (err == VS_OK) err = write_back(ob, t, olds, req->entries_out, n);
   free(olds);
+  free(lsns);
   *n_out = err == VS_OK ? n : 0;
   return err;
 }
@@ -796,36 +800,15 @@ static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r,
  * the cursor walked, so the listing comes first). Bounded by h->max. */
 #define HELD_PASS 1024u
 static vs_err held_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_held *h) {
-  uint8_t prefix[4];
-  vs_put_u32be(prefix, ob->sink);
   uint64_t upto = vs_op_id_seq(&h->through), lsns[HELD_PASS];
   vs_outbox_entry *olds = malloc(sizeof *olds * HELD_PASS * 2), *news = olds + HELD_PASS;
   if (olds == NULL) return VS_ERR_NOMEM;
   vs_err err = VS_OK;
   bool stop = false;
   while (!stop && err == VS_OK && h->completed < h->max) {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(t->txn, ob->store->dbi_obx_ready, &cur);
-    if (rc != MDB_SUCCESS) {
-      err = vs_mdb_err(rc);
-      break;
-    }
     uint32_t listed = 0, want = h->max - h->completed < HELD_PASS ? h->max - h->completed : HELD_PASS;
-    MDB_val k = {sizeof prefix, prefix}, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && listed < want;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-      if (k.mv_size < sizeof prefix || memcmp(k.mv_data, prefix, sizeof prefix) != 0) break;
-      if (k.mv_size != 20) {
-        rc = MDB_CORRUPTED;
-        break;
-      }
-      lsns[listed++] = vs_get_u64be((const uint8_t *)k.mv_data + 12);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
-      err = vs_mdb_err(rc);
-      break;
-    }
+    err = list_ready(ob, t, UINT64_MAX, want, lsns, &listed); /* delivered: due or not */
+    if (err != VS_OK) break;
     if (listed < want) stop = true; /* the ready index ends here */
     uint32_t n = 0;
     for (; n < listed && err == VS_OK; n++) {

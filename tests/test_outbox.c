@@ -93,6 +93,21 @@ static void write_ops_as(fixture *f, uint8_t salt, uint32_t n, uint64_t now_ms) 
   }
 }
 
+/* Write n ops (up to 4,096) of origin 1 at now_ms in one vs_write_batch;
+ * f->ids is not filled (held_id derives them). */
+static void write_batch_of_1(fixture *f, uint32_t n, uint64_t now_ms) {
+  static vs_write_req reqs[4096];
+  assert_true(n <= 4096);
+  uint8_t origin[VS_ORIGIN_BYTES];
+  vt_origin(origin, 1);
+  for (uint32_t i = 0; i < n; i++) {
+    vs_write_req r = {.kind = "put", .target = (const uint8_t *)"k", .target_bytes = 1,
+                      .payload = (const uint8_t *)"v", .payload_bytes = 1};
+    reqs[i] = r;
+  }
+  assert_err(vs_write_batch(f->store, origin, reqs, n, now_ms, NULL), VS_OK);
+}
+
 /* Write n ops of origin 1 at now_ms. */
 static void write_ops(fixture *f, uint32_t n, uint64_t now_ms) { write_ops_as(f, 1, n, now_ms); }
 
@@ -1566,15 +1581,7 @@ static void test_outbox_step_held_spans_passes(void **state) {
   fixture *f = *state;
   enum { N = 1030, HELD = 1027 };
   f->ob = open_sink(f, NULL, &SMALL_POLICY);
-  uint8_t origin[VS_ORIGIN_BYTES];
-  vt_origin(origin, 1);
-  static vs_write_req reqs[N];
-  for (uint32_t i = 0; i < N; i++) {
-    vs_write_req r = {.kind = "put", .target = (const uint8_t *)"k", .target_bytes = 1,
-                      .payload = (const uint8_t *)"v", .payload_bytes = 1};
-    reqs[i] = r;
-  }
-  assert_err(vs_write_batch(f->store, origin, reqs, N, T0_MS, NULL), VS_OK);
+  write_batch_of_1(f, N, T0_MS);
   assert_counts(f->ob, N, 0, 0, 0);
   assert_int_equal(step_held(f->ob, T0_MS + 1, 1, HELD, VS_OUTBOX_CLAIM_MAX), HELD);
   assert_counts(f->ob, N - HELD, 0, HELD, 0);
@@ -1598,15 +1605,7 @@ static void test_outbox_purge_done_spans_passes(void **state) {
   fixture *f = *state;
   enum { N = 2500 };
   f->ob = open_sink(f, NULL, &SMALL_POLICY);
-  uint8_t origin[VS_ORIGIN_BYTES];
-  vt_origin(origin, 1);
-  static vs_write_req reqs[N];
-  for (uint32_t i = 0; i < N; i++) {
-    vs_write_req r = {.kind = "put", .target = (const uint8_t *)"k", .target_bytes = 1,
-                      .payload = (const uint8_t *)"v", .payload_bytes = 1};
-    reqs[i] = r;
-  }
-  assert_err(vs_write_batch(f->store, origin, reqs, N, T0_MS, NULL), VS_OK);
+  write_batch_of_1(f, N, T0_MS);
   /* Every seq but those divisible by 7 delivered. */
   for (uint64_t seq = 1; seq <= N; seq++) {
     if (seq % 7 == 0) continue;

@@ -184,8 +184,8 @@ typedef struct vs_sink_info {
 
 /** The sinks registered in this store ("default", the mesh, first; then by
  *  id), with their counts, from one read transaction. *count_out is how
- *  many exist; pass max = VS_OUTBOX_SINKS_MAX to get them all (with a
- *  smaller max, which ones fill `out` is unspecified).
+ *  many exist; `out` gets the first `max` of them by id (pass
+ *  VS_OUTBOX_SINKS_MAX to get them all).
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_CORRUPT or VS_ERR_STORE. */
 vs_err vs_outbox_sinks(vs_store *store, vs_sink_info *out, uint32_t max, uint32_t *count_out);
 
