@@ -66,7 +66,7 @@ static vs_err run_check(const vs_op *ops, const uint8_t *const *enc, const uint3
 
 /* Inside the transaction: skip what is held, check the links, append. */
 static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
-                            uint8_t (*hashes)[VS_HASH_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                            const uint8_t (*hashes)[VS_HASH_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
                             uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *res, uint32_t *fork_at) {
   vs_head head;
   vs_err err = vs_head_get(txn, store, ops[0].origin, &head);
@@ -125,7 +125,7 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
 
 /* *held_out: the store holds every op of the run with the same hash (read
  * only; bounded by the run). */
-static vs_err run_held(vs_store *store, const vs_op *ops, uint32_t count, uint8_t (*hashes)[VS_HASH_BYTES],
+static vs_err run_held(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t (*hashes)[VS_HASH_BYTES],
                        bool *held_out, uint64_t *head_seq_out) {
   *held_out = false;
   MDB_txn *txn;
@@ -151,15 +151,15 @@ vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uin
   return vs_apply_run_enc(store, ops, NULL, NULL, count, sig, now_ms, max_drift_ms, result_out);
 }
 
-vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
-                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
-                        uint64_t max_drift_ms, vs_apply_result *result_out) {
-  if (store == NULL || ops == NULL || sig == NULL || count == 0 || count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_INVAL;
-  if ((enc == NULL) != (enc_bytes == NULL)) return VS_ERR_INVAL;
+/* The store's half of applying a run whose pure checks ran (pre): the
+ * held-run shortcut, the signature (pre's verdict when sig_known, else
+ * checked here, after the shortcut), the transaction, fork evidence. */
+static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
+                            const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre, bool sig_known,
+                            uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
+  const uint8_t (*hashes)[VS_HASH_BYTES] = pre->hashes;
   vs_apply_result res = {0, 0, 0};
-  uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)count * VS_HASH_BYTES);
-  if (hashes == NULL) return VS_ERR_NOMEM;
-  vs_err err = run_check(ops, enc, enc_bytes, count, hashes);
+  vs_err err = pre->check;
   /* A run the store already holds op for op (the same hashes) has nothing
    * to apply and nothing to prove: skip its signature check. In a mesh
    * every node gets each chain from every neighbour, so most runs are this. */
@@ -167,13 +167,13 @@ vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const 
   uint64_t held_head = 0;
   if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head);
   if (err == VS_OK && held) {
-    free(hashes);
     if (result_out != NULL) *result_out = (vs_apply_result){0, count, held_head};
     return VS_OK;
   }
   /* One verification per run, before taking the write lock: the chain
    * links tie every earlier op of the run to this signed head. */
-  if (err == VS_OK && !vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig))
+  if (err == VS_OK &&
+      !(sig_known ? pre->sig_ok : vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig)))
     err = VS_ERR_MALFORMED;
   MDB_txn *txn = NULL;
   if (err == VS_OK) err = vs_txn_begin(store, true, &txn);
@@ -187,20 +187,58 @@ vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const 
     }
   }
   if (err == VS_ERR_FORK && fork_at < count) {
-    uint8_t held[VS_HASH_BYTES];
+    uint8_t held_hash[VS_HASH_BYTES];
     vs_op_id id;
     vs_op_id_derive(ops[fork_at].origin, ops[fork_at].seq, &id);
     vs_err e2 = VS_ERR_STORE;
     if (vs_txn_begin(store, false, &txn) == VS_OK) {
-      e2 = vs_opid_get(txn, store, &id, NULL, held);
+      e2 = vs_opid_get(txn, store, &id, NULL, held_hash);
       mdb_txn_abort(txn);
     }
-    if (e2 == VS_OK) e2 = record_fork(store, &ops[fork_at], held, hashes[fork_at]);
+    if (e2 == VS_OK) e2 = record_fork(store, &ops[fork_at], held_hash, hashes[fork_at]);
     if (e2 != VS_OK && e2 != VS_ERR_FULL) err = e2;
   }
-  free(hashes);
   if (err == VS_OK && result_out != NULL) *result_out = res;
   return err;
+}
+
+static bool run_args_ok(const vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t *sig) {
+  return store != NULL && ops != NULL && sig != NULL && count > 0 && count <= VS_APPLY_RUN_OPS_MAX &&
+         (enc == NULL) == (enc_bytes == NULL);
+}
+
+vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
+                        uint64_t max_drift_ms, vs_apply_result *result_out) {
+  if (!run_args_ok(store, ops, enc, enc_bytes, count, sig)) return VS_ERR_INVAL;
+  uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)count * VS_HASH_BYTES);
+  if (hashes == NULL) return VS_ERR_NOMEM;
+  vs_run_pre pre = {(const uint8_t (*)[VS_HASH_BYTES])hashes, run_check(ops, enc, enc_bytes, count, hashes), false};
+  vs_err err = apply_checked(store, ops, enc, count, sig, &pre, false, now_ms, max_drift_ms, result_out);
+  free(hashes);
+  return err;
+}
+
+void vs_run_prepare(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
+                    const uint8_t sig[VS_SIGNATURE_BYTES], uint8_t (*hashes_out)[VS_HASH_BYTES], vs_run_pre *pre_out) {
+  pre_out->hashes = (const uint8_t (*)[VS_HASH_BYTES])hashes_out;
+  pre_out->sig_ok = false;
+  if (ops == NULL || sig == NULL || hashes_out == NULL || count == 0 || count > VS_APPLY_RUN_OPS_MAX ||
+      (enc == NULL) != (enc_bytes == NULL)) {
+    pre_out->check = VS_ERR_INVAL;
+    return;
+  }
+  pre_out->check = run_check(ops, enc, enc_bytes, count, hashes_out);
+  if (pre_out->check == VS_OK)
+    pre_out->sig_ok = vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes_out[count - 1], sig);
+}
+
+vs_err vs_apply_run_pre(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre,
+                        uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
+  if (!run_args_ok(store, ops, enc, enc_bytes, count, sig) || pre == NULL || pre->hashes == NULL) return VS_ERR_INVAL;
+  return apply_checked(store, ops, enc, count, sig, pre, true, now_ms, max_drift_ms, result_out);
 }
 
 vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_SIGNATURE_BYTES]) {

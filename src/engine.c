@@ -60,6 +60,7 @@ struct vs_engine {
   vs_op_id *release_ids;
   vs_op_id held_done; /* the last held_through fully applied */
   bool held_known;
+  bool held_more; /* the last range stopped at the cap: more to complete */
   vs_outbox_result *oresults;
   vs_outbox_verdict *verdicts;
   uint32_t oresult_cap;
@@ -99,7 +100,7 @@ void vs_engine_free(vs_engine *e) {
 vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe *probe,
                      const vs_transport *transport, vs_engine **engine_out) {
   if (engine_out == NULL || outbox == NULL || probe == NULL || probe->online == NULL || transport == NULL ||
-      transport->send == NULL)
+      (transport->held_only ? transport->held_through == NULL : transport->send == NULL))
     return VS_ERR_INVAL;
   *engine_out = NULL;
   vs_engine_cfg def = vs_engine_cfg_default();
@@ -334,6 +335,11 @@ static vs_err next_wake(vs_engine *e, uint64_t now_ms, bool online, bool busy, u
     if (e->workers[w].busy) wake = min_u64(wake, e->workers[w].lease_until_ms);
   }
   if (e->transport.next_wake_ms != NULL) wake = min_u64(wake, e->transport.next_wake_ms(e->transport.ctx, now_ms));
+  if (e->held_more) wake = now_ms; /* a range completed up to the cap: the rest next tick */
+  if (e->transport.held_only) { /* nothing is ever due: ranges come with events */
+    *wake_out = wake;
+    return VS_OK;
+  }
   if (!online) {
     uint64_t check = e->probe.next_check_ms != NULL ? e->probe.next_check_ms(e->probe.ctx, now_ms)
                                                     : vs_add_sat_u64(now_ms, e->cfg.offline_recheck_ms);
@@ -391,7 +397,7 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
   /* The first step applies the results and claims for one idle worker in the
    * same transaction: one commit per round trip. Bounded by the workers. */
   for (uint32_t round = 0; round <= e->cfg.workers; round++) {
-    worker *wk = online && !busy ? idle_worker(e) : NULL;
+    worker *wk = online && !busy && !e->transport.held_only ? idle_worker(e) : NULL;
     if (wk == NULL && round > 0) break;
     vs_outbox_claim_req req = {e->cfg.lease_ms, e->cfg.batch_ops_max, e->cfg.batch_bytes_max, e->claimed};
     uint32_t claimed = 0;
@@ -402,7 +408,8 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
     if (round == 0 && hp != NULL) {
       e->stats.done_held += hp->completed;
       /* Stopped short of the range's end only at the cap: ask again then. */
-      if (hp->completed < hp->max) {
+      e->held_more = hp->completed >= hp->max;
+      if (!e->held_more) {
         e->held_done = hp->through;
         e->held_known = true;
       }

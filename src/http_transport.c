@@ -853,7 +853,7 @@ uint32_t vs_http_transport_inflight(const vs_http_transport *t) { return t->infl
 void vs_http_transport_stats(const vs_http_transport *t, vs_http_stats *stats_out) { *stats_out = t->stats; }
 
 vs_transport vs_http_transport_iface(vs_http_transport *t) {
-  vs_transport tr = {t, http_send, http_poll, http_next_wake, false, NULL};
+  vs_transport tr = {t, http_send, http_poll, http_next_wake, false, NULL, false};
   return tr;
 }
 

@@ -189,6 +189,26 @@ vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const 
                         uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
                         uint64_t max_drift_ms, vs_apply_result *result_out);
 
+/** The pure checks of a run (no store: any thread), for a receive pipeline:
+ *  what vs_apply_run_enc checks before it opens the store (count, one
+ *  origin, consecutive seqs, ids, encodings, the links inside the run),
+ *  each op's hash into hashes_out (count entries), and when those pass the
+ *  signature. The verdicts go to *pre_out, to be handed to vs_apply_run_pre
+ *  with the same arguments; hashes_out must live as long. */
+typedef struct vs_run_pre {
+  const uint8_t (*hashes)[VS_HASH_BYTES];
+  vs_err check;  /**< VS_OK, or the error vs_apply_run_enc returns for it */
+  bool sig_ok;   /**< the signature verifies (only when check is VS_OK) */
+} vs_run_pre;
+void vs_run_prepare(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
+                    const uint8_t sig[VS_SIGNATURE_BYTES], uint8_t (*hashes_out)[VS_HASH_BYTES], vs_run_pre *pre_out);
+
+/** vs_apply_run_enc with the pure checks done by vs_run_prepare: the same
+ *  result for the same run, store and time, minus that work. */
+vs_err vs_apply_run_pre(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre,
+                        uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
+
 /** Store `origin`'s chain head. Appending many ops of one origin in one
  *  transaction, callers put the head once, after the last (put_head false
  *  for the others): the head is only read at the start of a transaction. */

@@ -270,7 +270,7 @@ void vs_mem_transport_free(vs_mem_transport *t) {
 }
 
 vs_transport vs_mem_transport_iface(vs_mem_transport *t) {
-  vs_transport tr = {t, mem_send, mem_poll, mem_next_wake, false, NULL};
+  vs_transport tr = {t, mem_send, mem_poll, mem_next_wake, false, NULL, false};
   return tr;
 }
 

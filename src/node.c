@@ -37,15 +37,10 @@ typedef struct peer {
   uint64_t next_vv_ms;
   bool vv_due;
   uint32_t ack_id; /* READY: the engine's index for this peer's identity */
+  uint64_t sess_no; /* READY: the node's number for this session (vs_rx_key) */
   frame *q;
   uint32_t q_head, q_tail, q_cap;
 } peer;
-
-typedef struct pushed { /* a local op handed to the mesh by the engine */
-  vs_op_id id;
-  uint64_t seq;
-  uint64_t peers; /* bit per ack_id (peer identity) that holds it */
-} pushed;
 
 struct vs_node {
   vs_node_cfg cfg;
@@ -58,16 +53,13 @@ struct vs_node {
   vs_node_stats stats;
   uint8_t *msg;   /* plaintext scratch, VS_MSG_BYTES_MAX */
   uint8_t *last;  /* the frame handed out by the previous poll */
-  pushed *push;
-  uint32_t push_n, push_cap;
-  vs_result *results;
-  uint32_t results_n, results_cap;
   const uint8_t **run_enc; /* push scratch: a run's op encodings (in the read txn) */
   uint32_t *run_lens;
   uint32_t run_cap;
   uint8_t ack_pk[VS_NODE_PEERS_MAX][VS_ORIGIN_BYTES]; /* ack_id -> peer identity */
   uint64_t ack_used;                                  /* bit per ack_id in use */
   uint64_t ack_held[VS_NODE_PEERS_MAX];               /* ack_id -> highest own seq it holds */
+  uint64_t sessions; /* sessions established so far: the last one's number */
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -405,22 +397,6 @@ static vs_err anti_entropy(vs_node *n, peer *p, uint64_t now_ms) {
 
 /* ---- the mesh as the engine's transport ---- */
 
-static vs_err result_add(vs_node *n, const vs_op_id *id, uint32_t slot) {
-  if (n->results_n == n->results_cap) {
-    uint32_t cap = n->results_cap == 0 ? 64 : n->results_cap * 2;
-    vs_result *r = realloc(n->results, sizeof *r * cap);
-    if (r == NULL) return VS_ERR_NOMEM;
-    n->results = r;
-    n->results_cap = cap;
-  }
-  vs_result *r = &n->results[n->results_n++];
-  memset(r, 0, sizeof *r);
-  r->kind = VS_RESULT_DONE;
-  r->op_id = *id;
-  r->peer = slot;
-  return VS_OK;
-}
-
 /* The engine counts DONE results per peer index (< 64) toward ack_quorum,
  * and node.h promises *distinct* peers. A connection slot is not a peer: one
  * peer that reconnects into another slot would count twice. So the index
@@ -448,59 +424,16 @@ static uint32_t ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES]) {
   return pick;
 }
 
-/* A peer's vector holds our ops up to `held`: they are DONE from that peer. */
-static vs_err mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held) {
+/* A peer's vector holds our ops up to `held`: the engine completes the
+ * entries a quorum holds (mesh_held). */
+static void mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held) {
   if (held > n->ack_held[ack_id]) n->ack_held[ack_id] = held;
-  uint32_t keep = 0;
-  vs_err err = VS_OK;
-  for (uint32_t i = 0; i < n->push_n; i++) {
-    pushed *q = &n->push[i];
-    if (err == VS_OK && q->seq <= held && !(q->peers & (1ull << ack_id))) {
-      q->peers |= 1ull << ack_id;
-      err = result_add(n, &q->id, ack_id);
-    }
-    if (vs_popcount64(q->peers) < n->cfg.ack_quorum) n->push[keep++] = *q;
-  }
-  n->push_n = keep;
-  return err;
-}
-
-static vs_err mesh_send(void *ctx, const vs_send_batch *batch, uint64_t now_ms) {
-  (void)now_ms;
-  vs_node *n = ctx;
-  vs_op_id own;
-  vs_op_id_derive(n->cfg.identity.pk, 1, &own);
-  for (uint32_t i = 0; i < batch->op_count; i++) {
-    /* The outbox holds this node's own writes; an id of another origin
-     * (never expected) is left to its lease. */
-    const vs_op_id *id = &batch->ops[i].op_id;
-    if (!vs_op_id_same_origin(id, &own)) continue;
-    if (n->push_n == n->push_cap) {
-      uint32_t cap = n->push_cap == 0 ? 256 : n->push_cap * 2;
-      pushed *p = realloc(n->push, sizeof *p * cap);
-      if (p == NULL) return VS_ERR_NOMEM; /* the lease will expire and retry */
-      n->push = p;
-      n->push_cap = cap;
-    }
-    pushed *q = &n->push[n->push_n++];
-    q->id = *id;
-    q->seq = vs_op_id_seq(id);
-    q->peers = 0;
-  }
-  /* Peers that already hold them (they learned them by anti-entropy). */
-  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
-    if (n->peers[s].st != PEER_READY) continue;
-    vs_err err = mesh_acked(n, n->peers[s].ack_id, vv_get(&n->peers[s].known, n->cfg.identity.pk));
-    if (err != VS_OK) return err;
-  }
-  return VS_OK;
 }
 
 /* The own seq that ack_quorum distinct peer identities all hold: the
  * quorum-th highest of what each holds. Every own op up to it is delivered,
- * so the engine completes those still PENDING without claiming them (most
- * of them: anti-entropy sends a peer what it lacks before the engine gets
- * round to claiming). */
+ * so the engine completes those entries (the mesh is a held_only transport:
+ * nothing is claimed, anti-entropy does the sending). */
 static bool mesh_held(void *ctx, vs_op_id *id_out) {
   vs_node *n = ctx;
   uint64_t top[VS_NODE_PEERS_MAX];
@@ -514,19 +447,6 @@ static bool mesh_held(void *ctx, vs_op_id *id_out) {
   if (quorum == 0 || k < quorum || top[quorum - 1] == 0) return false;
   vs_op_id_derive(n->cfg.identity.pk, top[quorum - 1], id_out);
   return true;
-}
-
-static vs_err mesh_poll(void *ctx, uint64_t now_ms, vs_result_fn emit, void *emit_ctx) {
-  (void)now_ms;
-  vs_node *n = ctx;
-  vs_err err = n->results_n > 0 ? emit(emit_ctx, n->results, n->results_n) : VS_OK;
-  n->results_n = 0;
-  return err;
-}
-
-static uint64_t mesh_wake(void *ctx, uint64_t now_ms) {
-  const vs_node *n = ctx;
-  return n->results_n > 0 ? now_ms : UINT64_MAX;
 }
 
 static bool mesh_online(void *ctx, uint64_t now_ms) {
@@ -562,8 +482,6 @@ void vs_node_close(vs_node *n) {
   free(n->run_enc);
   free(n->run_lens);
   free(n->last);
-  free(n->push);
-  free(n->results);
   free(n);
 }
 
@@ -579,7 +497,9 @@ static vs_err open_engine(vs_node *n) {
   ecfg.ack_quorum = n->cfg.ack_quorum;
   ecfg.lease_ms = 4 * n->cfg.resend_ms;
   vs_probe probe = {n, mesh_online, mesh_next_check};
-  vs_transport tr = {n, mesh_send, mesh_poll, mesh_wake, true, mesh_held};
+  /* Anti-entropy delivers, acknowledgements are version vectors: the
+   * engine completes ranges and never claims (no attempt spent, no lease). */
+  vs_transport tr = {n, NULL, NULL, NULL, false, mesh_held, true};
   return vs_engine_new(&ecfg, n->outbox, &probe, &tr, &n->engine);
 }
 
@@ -714,8 +634,14 @@ uint32_t vs_node_peers_ready(const vs_node *n) {
 
 void vs_node_stats_get(const vs_node *n, vs_node_stats *stats_out) { *stats_out = n->stats; }
 
+/* Count a frame's rejection; the node's own failures (memory, a full or
+ * failing store) are not the frame's fault. */
 static void count_reject(vs_node *n, vs_err err) {
   switch (err) {
+    case VS_OK:
+    case VS_ERR_NOMEM:
+    case VS_ERR_FULL:
+    case VS_ERR_STORE: break;
     case VS_ERR_AUTH: n->stats.rejected_auth++; break;
     case VS_ERR_REPLAY: n->stats.rejected_replay++; break;
     case VS_ERR_STATE: n->stats.rejected_state++; break;
@@ -730,19 +656,17 @@ typedef struct run_ctx {
   uint64_t now_ms;
 } run_ctx;
 
-static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES], const vs_op *ops,
-                     const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count, void *ctx) {
-  run_ctx *rc = ctx;
-  vs_node *n = rc->n;
-  vs_apply_result r;
-  vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
+/* What a run's apply result means for the node: counts, our vector, the
+ * apply callback. Refused runs are counted and do not stop the message. */
+static vs_err run_outcome(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops, uint32_t count,
+                          vs_err err, const vs_apply_result *r) {
   switch (err) {
     case VS_OK:
       n->stats.runs_applied++;
-      n->stats.ops_applied += r.applied;
-      n->stats.ops_duplicate += r.duplicates;
-      if (r.applied > 0) err = refresh_mine(n, origin);
-      for (uint32_t i = count - r.applied; i < count && n->cfg.on_apply != NULL; i++)
+      n->stats.ops_applied += r->applied;
+      n->stats.ops_duplicate += r->duplicates;
+      if (r->applied > 0) err = refresh_mine(n, origin);
+      for (uint32_t i = count - r->applied; i < count && n->cfg.on_apply != NULL; i++)
         n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
       return err;
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
@@ -751,6 +675,15 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
     case VS_ERR_INVAL: n->stats.rejected_malformed++; return VS_OK;
     default: return err; /* storage: stop, nothing of this run was applied */
   }
+}
+
+static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES], const vs_op *ops,
+                     const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count, void *ctx) {
+  run_ctx *rc = ctx;
+  vs_node *n = rc->n;
+  vs_apply_result r = {0, 0, 0};
+  vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
+  return run_outcome(n, origin, ops, count, err, &r);
 }
 
 static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
@@ -776,7 +709,163 @@ static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
   if (covered) vv_free(&p->sent);
   else if (progress) p->sent_at_ms = now_ms; /* acks are coming in: not lost, just behind */
   p->inflight_bytes = 0; /* the peer answered: what it lacks is resent on schedule */
-  return mesh_acked(n, p->ack_id, vv_get(&p->known, n->cfg.identity.pk));
+  mesh_acked(n, p->ack_id, vv_get(&p->known, n->cfg.identity.pk));
+  return VS_OK;
+}
+
+/* ---- prepared frames (node.h, receive pipeline) ---- */
+
+typedef struct prep_run {
+  const uint8_t *origin, *sig; /* into msg */
+  size_t first;                /* index of the run's first op */
+  uint32_t count;
+  vs_run_pre pre;
+} prep_run;
+
+struct vs_rx_prep {
+  const uint8_t *bytes; /* the frame (the caller's) */
+  size_t len;
+  uint32_t peer;
+  uint64_t session;
+  bool opened;          /* authentic under the key: counter and msg valid */
+  uint64_t counter;
+  uint8_t *msg;
+  size_t msg_len;
+  vs_err decode_err;    /* an OPS message: the decoder's verdict */
+  vs_op *ops;           /* every op of the message, runs back to back */
+  const uint8_t **enc;
+  uint32_t *enc_bytes;
+  uint8_t (*hashes)[VS_HASH_BYTES];
+  size_t ops_n, ops_cap;
+  prep_run *runs;
+  uint32_t runs_n, runs_cap;
+};
+
+/* Decoder callback: keep the run (ops point into prep->msg, which stays). */
+static vs_err prep_collect(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                           const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
+                           void *ctx) {
+  vs_rx_prep *p = ctx;
+  if (p->runs_n == p->runs_cap) {
+    uint32_t cap = p->runs_cap == 0 ? 16 : p->runs_cap * 2;
+    prep_run *r = realloc(p->runs, sizeof *r * cap);
+    if (r == NULL) return VS_ERR_NOMEM;
+    p->runs = r;
+    p->runs_cap = cap;
+  }
+  if (p->ops_n + count > p->ops_cap) {
+    size_t cap = p->ops_cap * 2 > p->ops_n + count ? p->ops_cap * 2 : p->ops_n + count;
+    vs_op *o = realloc(p->ops, sizeof *o * cap);
+    if (o != NULL) p->ops = o;
+    const uint8_t **e = o != NULL ? realloc(p->enc, sizeof *e * cap) : NULL;
+    if (e != NULL) p->enc = e;
+    uint32_t *eb = e != NULL ? realloc(p->enc_bytes, sizeof *eb * cap) : NULL;
+    if (eb == NULL) return VS_ERR_NOMEM;
+    p->enc_bytes = eb;
+    p->ops_cap = cap;
+  }
+  /* The decoder's origin and sig point into its input: p->msg. */
+  p->runs[p->runs_n++] = (prep_run){origin, sig, p->ops_n, count, {NULL, VS_ERR_INVAL, false}};
+  memcpy(p->ops + p->ops_n, ops, sizeof *ops * count);
+  memcpy(p->enc + p->ops_n, enc, sizeof *enc * count);
+  memcpy(p->enc_bytes + p->ops_n, enc_bytes, sizeof *enc_bytes * count);
+  p->ops_n += count;
+  return VS_OK;
+}
+
+/* The pure part of an OPS message: decode, then per run the checks of
+ * vs_run_prepare. false: out of memory (the frame goes unprepared). */
+static bool prep_ops(vs_rx_prep *p) {
+  p->decode_err = vs_msg_ops_decode_enc(p->msg, p->msg_len, prep_collect, p);
+  if (p->decode_err == VS_ERR_NOMEM) return false;
+  if (p->decode_err != VS_OK) return true; /* the node rejects the message as on_frame would */
+  p->hashes = malloc(sizeof *p->hashes * (p->ops_n > 0 ? p->ops_n : 1));
+  if (p->hashes == NULL) return false;
+  for (uint32_t r = 0; r < p->runs_n; r++) {
+    prep_run *run = &p->runs[r];
+    vs_run_prepare(p->ops + run->first, p->enc + run->first, p->enc_bytes + run->first, run->count, run->sig,
+                   p->hashes + run->first, &run->pre);
+  }
+  return true;
+}
+
+static void prep_drop_work(vs_rx_prep *p) {
+  free(p->msg);
+  free(p->ops);
+  free(p->enc);
+  free(p->enc_bytes);
+  free(p->hashes);
+  free(p->runs);
+  const uint8_t *bytes = p->bytes;
+  size_t len = p->len;
+  memset(p, 0, sizeof *p);
+  p->bytes = bytes;
+  p->len = len;
+}
+
+vs_err vs_rx_prepare(const vs_rx_key *key, const uint8_t *bytes, size_t bytes_len, vs_rx_prep **prep_out) {
+  if (prep_out == NULL || (bytes == NULL && bytes_len > 0)) return VS_ERR_INVAL;
+  vs_rx_prep *p = calloc(1, sizeof *p);
+  if (p == NULL) return VS_ERR_NOMEM;
+  p->bytes = bytes;
+  p->len = bytes_len;
+  *prep_out = p;
+  uint8_t type = 0;
+  if (key == NULL || bytes_len <= VS_DATA_OVERHEAD_BYTES || bytes_len > VS_FRAME_BYTES_MAX ||
+      vs_frame_type(bytes, bytes_len, &type) != VS_OK || type != VS_FRAME_DATA)
+    return VS_OK; /* the node deals with it */
+  p->peer = key->peer;
+  p->session = key->session;
+  p->msg = malloc(bytes_len - VS_DATA_OVERHEAD_BYTES);
+  if (p->msg == NULL) return VS_OK; /* unprepared: still correct, only slower */
+  p->opened = vs_data_open(key->key, bytes, bytes_len, p->msg, bytes_len - VS_DATA_OVERHEAD_BYTES, &p->msg_len,
+                           &p->counter) == VS_OK;
+  if (p->opened && p->msg[0] == VS_MSG_OPS && !prep_ops(p)) prep_drop_work(p);
+  if (!p->opened) prep_drop_work(p);
+  return VS_OK;
+}
+
+void vs_rx_prep_free(vs_rx_prep *prep) {
+  if (prep == NULL) return;
+  prep_drop_work(prep);
+  free(prep);
+}
+
+vs_err vs_node_rx_key(const vs_node *n, uint32_t handle, vs_rx_key *key_out) {
+  if (n == NULL || key_out == NULL) return VS_ERR_INVAL;
+  const peer *p = peer_find((vs_node *)n, handle);
+  if (p == NULL) return VS_ERR_NOTFOUND;
+  if (p->st != PEER_READY) return VS_ERR_STATE;
+  key_out->peer = handle;
+  key_out->session = p->sess_no;
+  memcpy(key_out->key, p->sess.rx_key, sizeof key_out->key);
+  return VS_OK;
+}
+
+/* An authentic message of an established session (opened, its counter
+ * accepted). `prep` (may be NULL) holds the pure work on an OPS message. */
+static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len, const vs_rx_prep *prep,
+                         uint64_t now_ms) {
+  if (msg_len == 0) return VS_ERR_TRUNCATED;
+  if (msg[0] == VS_MSG_VV) return on_vv(n, p, msg, msg_len, now_ms);
+  if (msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
+  vs_err err;
+  if (prep == NULL) {
+    run_ctx rc = {n, now_ms};
+    err = vs_msg_ops_decode_enc(msg, msg_len, on_run, &rc);
+  } else {
+    err = prep->decode_err;
+    for (uint32_t r = 0; r < prep->runs_n && err == VS_OK; r++) {
+      const prep_run *run = &prep->runs[r];
+      const vs_op *ops = prep->ops + run->first;
+      vs_apply_result res = {0, 0, 0};
+      err = vs_apply_run_pre(n->store, ops, prep->enc + run->first, prep->enc_bytes + run->first, run->count,
+                             run->sig, &run->pre, now_ms, n->cfg.max_drift_ms, &res);
+      err = run_outcome(n, run->origin, ops, run->count, err, &res);
+    }
+  }
+  if (err == VS_OK) p->vv_due = true; /* acknowledge with our new vector */
+  return err;
 }
 
 static vs_err on_data(vs_node *n, peer *p, const uint8_t *bytes, size_t len, uint64_t now_ms) {
@@ -790,12 +879,21 @@ static vs_err on_data(vs_node *n, peer *p, const uint8_t *bytes, size_t len, uin
   size_t msg_len = 0;
   err = vs_session_open(&p->sess, bytes, len, n->msg, VS_MSG_BYTES_MAX, &msg_len);
   if (err != VS_OK) return err;
-  if (msg_len == 0) return VS_ERR_TRUNCATED;
-  if (n->msg[0] == VS_MSG_VV) return on_vv(n, p, n->msg, msg_len, now_ms);
-  if (n->msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
-  run_ctx rc = {n, now_ms};
-  err = vs_msg_ops_decode_enc(n->msg, msg_len, on_run, &rc);
-  if (err == VS_OK) p->vv_due = true; /* acknowledge with our new vector */
+  return on_message(n, p, n->msg, msg_len, NULL, now_ms);
+}
+
+vs_err vs_node_on_prepared(vs_node *n, uint32_t handle, const vs_rx_prep *prep, uint64_t now_ms) {
+  if (n == NULL || prep == NULL) return VS_ERR_INVAL;
+  peer *p = peer_find(n, handle);
+  /* Only a frame opened with the key of this peer's current session skips
+   * the work; anything else takes the whole path, with its checks. */
+  if (!prep->opened || prep->peer != handle || p == NULL || p->st != PEER_READY || p->sess_no != prep->session)
+    return vs_node_on_frame(n, handle, prep->bytes, prep->len, now_ms);
+  n->stats.frames_in++;
+  n->stats.bytes_in += prep->len;
+  vs_err err = vs_session_accept(&p->sess, prep->counter);
+  if (err == VS_OK) err = on_message(n, p, prep->msg, prep->msg_len, prep, now_ms);
+  count_reject(n, err);
   return err;
 }
 
@@ -822,6 +920,7 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
     if (err == VS_OK && done) {
       vs_hs_wipe(&p->hs);
       p->ack_id = ack_id_for(n, p->sess.peer_id);
+      p->sess_no = ++n->sessions;
       p->st = PEER_READY;
       p->vv_due = true;
       n->stats.handshakes_done++;
@@ -830,7 +929,7 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
   } else {
     err = on_data(n, p, bytes, len, now_ms);
   }
-  if (err != VS_OK && err != VS_ERR_NOMEM && err != VS_ERR_FULL && err != VS_ERR_STORE) count_reject(n, err);
+  count_reject(n, err);
   return err;
 }
 

@@ -404,10 +404,9 @@ static void replay_mark(vs_session *s, uint64_t c) {
   assert(!replay_fresh(s, c));
 }
 
-vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
-                       size_t *msg_bytes) {
-  if (s == NULL || msg_bytes == NULL || (in == NULL && in_bytes != 0) || (msg_out == NULL && msg_max != 0))
-    return VS_ERR_INVAL;
+/* The checks and the AEAD of a DATA frame, without the window. */
+static vs_err data_open(const uint8_t key[KEY_BYTES], const uint8_t *in, size_t in_bytes, uint8_t *msg_out,
+                        size_t msg_max, size_t *msg_bytes, uint64_t *counter_out, const vs_session *window) {
   uint8_t type;
   vs_err err = frame_head(in, in_bytes, &type);
   if (err != VS_OK) return err;
@@ -417,19 +416,44 @@ vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_
   size_t plain_bytes = in_bytes - VS_DATA_OVERHEAD_BYTES;
   if (msg_max < plain_bytes) return VS_ERR_BUFSIZE;
   uint64_t counter = vs_get_u64le(in + 2);
-  /* The window is checked before the AEAD (cheap first) but updated only
-   * after it: a forged frame must not move the window. */
-  if (!replay_fresh(s, counter)) return VS_ERR_REPLAY;
+  /* With a window, it is checked before the AEAD (cheap first) but updated
+   * only after it, by the caller: a forged frame must not move it. */
+  if (window != NULL && !replay_fresh(window, counter)) return VS_ERR_REPLAY;
   uint8_t nonce[24], empty[1];
   data_nonce(counter, nonce);
   unsigned long long m_bytes = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain_bytes > 0 ? msg_out : empty, &m_bytes, NULL,
                                                  in + DATA_AD_BYTES, in_bytes - DATA_AD_BYTES, in, DATA_AD_BYTES,
-                                                 nonce, s->rx_key) != 0)
+                                                 nonce, key) != 0)
     return VS_ERR_AUTH;
   assert(m_bytes == plain_bytes);
-  replay_mark(s, counter);
   *msg_bytes = (size_t)m_bytes;
+  *counter_out = counter;
+  return VS_OK;
+}
+
+vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
+                       size_t *msg_bytes) {
+  if (s == NULL || msg_bytes == NULL || (in == NULL && in_bytes != 0) || (msg_out == NULL && msg_max != 0))
+    return VS_ERR_INVAL;
+  uint64_t counter = 0;
+  vs_err err = data_open(s->rx_key, in, in_bytes, msg_out, msg_max, msg_bytes, &counter, s);
+  if (err == VS_OK) replay_mark(s, counter);
+  return err;
+}
+
+vs_err vs_data_open(const uint8_t rx_key[32], const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
+                    size_t *msg_bytes, uint64_t *counter_out) {
+  if (rx_key == NULL || msg_bytes == NULL || counter_out == NULL || (in == NULL && in_bytes != 0) ||
+      (msg_out == NULL && msg_max != 0))
+    return VS_ERR_INVAL;
+  return data_open(rx_key, in, in_bytes, msg_out, msg_max, msg_bytes, counter_out, NULL);
+}
+
+vs_err vs_session_accept(vs_session *s, uint64_t counter) {
+  if (s == NULL) return VS_ERR_INVAL;
+  if (!replay_fresh(s, counter)) return VS_ERR_REPLAY;
+  replay_mark(s, counter);
   return VS_OK;
 }
 

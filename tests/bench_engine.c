@@ -144,7 +144,7 @@ static engine_run engine_once(uint64_t n, vs_durability d) {
   vs_outbox *outbox = NULL;
   CHECK_VS(vs_outbox_open(store, NULL, &outbox));
   null_transport nt = {NULL, 0, 0, 0, 0};
-  vs_transport tr = {&nt, null_send, null_poll, null_next_wake, false, NULL};
+  vs_transport tr = {&nt, null_send, null_poll, null_next_wake, false, NULL, false};
   vs_probe probe = vs_probe_always();
   vs_engine_cfg cfg = vs_engine_cfg_default();
   cfg.workers = 1;

@@ -5,7 +5,7 @@
  *
  * Per durability mode (VS_DURABILITY_NOSYNC, then VS_DURABILITY_SYNC; both
  * nodes and the raw baseline in that mode), each figure a median of 5 runs
- * on fresh stores; the three measurements take turns going first.
+ * on fresh stores; the four measurements take turns going first.
  *   a. apply: node A writes N operations (vs_write_batch on vs_node_store(A)
  *      as A's identity, batches of 1,000, so the runs are signed; untimed;
  *      A is then reopened, untimed, so that its version vector, loaded at
@@ -18,11 +18,18 @@
  *      frames pass through a locked queue per direction), so the clock
  *      covers both sides working at once: the handshake; A's anti-entropy
  *      (WAL reads, OPS encoding, seal) and its engine's outbox bookkeeping
- *      (entries completed by B's acknowledged version vector, claims);
+ *      (entries completed by B's acknowledged version vectors; the mesh
+ *      claims nothing);
  *      B's open, decode, verification and apply, and its acknowledgements.
- *      On a 2-core machine the two threads share the memory bus and caches.
+ *      B receives through the receive pipeline of node.h, as a driver with
+ *      a spare core would: a third thread opens, decodes, hashes and
+ *      verifies frame k+1 (vs_rx_prepare) while B's thread applies frame k
+ *      (vs_node_on_prepared). On a 2-core machine the three threads share
+ *      two cores, the memory bus and caches: the CPU time of each thread
+ *      per op is printed, and so is the same replication with B on one
+ *      thread (every frame through vs_node_on_frame), for comparison.
  *      "receiver-side" is N / the time spent inside B's calls alone
- *      (vs_node_on_frame and vs_node_poll of B), for information.
+ *      (vs_node_on_prepared and vs_node_poll of B), for information.
  *   b. raw lmdb same puts: the mdb_puts of B's receive path (src/apply.c
  *      run_apply_txn, src/wal.c vs_wal_append_txn, src/state.c
  *      vs_state_apply_txn for a put on a new target), in the same named
@@ -79,6 +86,7 @@
 #include <unistd.h>
 
 #include <lmdb.h>
+#include <sodium.h>
 
 #include "testutil.h"
 #include "vixsync/vixsync.h"
@@ -267,6 +275,8 @@ static void write_all(vs_node *a, uint64_t n) { write_batches(vs_node_store(a), 
 typedef struct repl_run {
   double secs;       /* connect to B holding all N */
   double b_secs;     /* inside B's calls */
+  double worker_secs; /* inside vs_rx_prepare, on B's pipeline thread */
+  double cpu_a, cpu_b, cpu_w; /* CPU time of A's, B's and B's pipeline thread (connect to the end) */
   uint64_t frames_ab, frames_ba, runs_applied;
   uint64_t a_done_held, a_ops_claimed; /* A's engine: entries completed unclaimed / claimed and sent */
 } repl_run;
@@ -295,10 +305,8 @@ static void mailbox_free(mailbox *m) {
   pthread_cond_destroy(&m->cv);
 }
 
-static void mailbox_put(mailbox *m, const uint8_t *bytes, size_t len) {
-  uint8_t *copy = malloc(len);
-  if (copy == NULL) die("malloc", "frame");
-  memcpy(copy, bytes, len);
+/* Queue `item` (owned by the mailbox from now on; freed with free()). */
+static void mailbox_put_owned(mailbox *m, uint8_t *item, size_t len) {
   pthread_mutex_lock(&m->mu);
   if (m->count == m->cap) { /* grow, keeping FIFO order */
     uint32_t cap = m->cap == 0 ? 64 : m->cap * 2;
@@ -317,11 +325,18 @@ static void mailbox_put(mailbox *m, const uint8_t *bytes, size_t len) {
     m->cap = cap;
   }
   uint32_t at = (m->head + m->count) % m->cap;
-  m->bytes[at] = copy;
+  m->bytes[at] = item;
   m->len[at] = len;
   m->count++;
   pthread_cond_signal(&m->cv);
   pthread_mutex_unlock(&m->mu);
+}
+
+static void mailbox_put(mailbox *m, const uint8_t *bytes, size_t len) {
+  uint8_t *copy = malloc(len);
+  if (copy == NULL) die("malloc", "frame");
+  memcpy(copy, bytes, len);
+  mailbox_put_owned(m, copy, len);
 }
 
 /* Take the oldest frame, waiting up to wait_ms for one. NULL: none. */
@@ -346,6 +361,66 @@ static uint8_t *mailbox_take(mailbox *m, uint64_t wait_ms, size_t *len_out) {
   return b;
 }
 
+/* B's receive pipeline (node.h): a worker thread opens, decodes, hashes
+ * and verifies frame k+1 (vs_rx_prepare) while B's thread applies frame k
+ * (vs_node_on_prepared). The key is published by B's thread once the
+ * handshake is done; frames before that go through unprepared. */
+typedef struct prepped {
+  vs_rx_prep *prep;
+  uint8_t *bytes; /* the frame prep was made from */
+} prepped;
+
+typedef struct pipeline {
+  mailbox *in;        /* frames from A */
+  mailbox out;        /* prepped items towards B's thread */
+  pthread_mutex_t mu; /* guards key, have_key */
+  vs_rx_key key;
+  bool have_key;
+  atomic_bool *done;
+  double busy, cpu;
+  const char *fail;
+} pipeline;
+
+static double thread_cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *pipeline_main(void *arg) {
+  pipeline *pl = arg;
+  vs_rx_key key;
+  while (!atomic_load(pl->done)) {
+    size_t len = 0;
+    uint8_t *f = mailbox_take(pl->in, 5, &len);
+    if (f == NULL) continue;
+    double c0 = now_s();
+    pthread_mutex_lock(&pl->mu);
+    bool have = pl->have_key;
+    if (have) key = pl->key;
+    pthread_mutex_unlock(&pl->mu);
+    prepped *item = malloc(sizeof *item);
+    if (item == NULL) die("malloc", "prepped");
+    item->bytes = f;
+    vs_err err = vs_rx_prepare(have ? &key : NULL, f, len, &item->prep);
+    pl->busy += now_s() - c0;
+    if (err != VS_OK) {
+      pl->fail = vs_strerror(err);
+      free(f);
+      free(item);
+      atomic_store(pl->done, true);
+      break;
+    }
+    mailbox_put_owned(&pl->out, (uint8_t *)item, len);
+  }
+  sodium_memzero(&key, sizeof key);
+  pl->cpu = thread_cpu_s();
+  pthread_mutex_lock(&pl->out.mu);
+  pthread_cond_signal(&pl->out.cv);
+  pthread_mutex_unlock(&pl->out.mu);
+  return NULL;
+}
+
 typedef struct side {
   vs_node *node;
   uint32_t peer;        /* the handle of the other node */
@@ -357,6 +432,8 @@ typedef struct side {
   atomic_bool *done;
   double t0, t_end, busy;
   uint64_t frames_out;
+  pipeline *pl;         /* B's receive pipeline, or NULL: every frame through vs_node_on_frame */
+  double cpu;           /* the thread's CPU time */
   const char *fail;
 } side;
 
@@ -404,10 +481,28 @@ static void *side_main(void *arg) {
     uint64_t wait = any ? 0 : (wake > now ? (wake - now < 5 ? wake - now : 5) : 0);
     {
       size_t len = 0;
-      uint8_t *f = mailbox_take(sd->in, wait, &len);
+      uint8_t *f = mailbox_take(sd->pl != NULL ? &sd->pl->out : sd->in, wait, &len);
       if (f == NULL) continue;
       double c1 = now_s();
-      vs_err err = vs_node_on_frame(sd->node, sd->peer, f, len, side_now(sd));
+      vs_err err;
+      if (sd->pl != NULL) {
+        prepped *item = (prepped *)(void *)f;
+        err = vs_node_on_prepared(sd->node, sd->peer, item->prep, side_now(sd));
+        vs_rx_prep_free(item->prep);
+        free(item->bytes);
+        if (!sd->pl->have_key) { /* read here only: B's thread is the only writer */
+          vs_rx_key k;
+          if (vs_node_rx_key(sd->node, sd->peer, &k) == VS_OK) {
+            pthread_mutex_lock(&sd->pl->mu);
+            sd->pl->key = k;
+            sd->pl->have_key = true;
+            pthread_mutex_unlock(&sd->pl->mu);
+          }
+          sodium_memzero(&k, sizeof k);
+        }
+      } else {
+        err = vs_node_on_frame(sd->node, sd->peer, f, len, side_now(sd));
+      }
       sd->busy += now_s() - c1;
       free(f);
       if (err != VS_OK) {
@@ -425,6 +520,7 @@ static void *side_main(void *arg) {
     }
   }
   if (sd->fail != NULL) atomic_store(sd->done, true);
+  sd->cpu = thread_cpu_s();
   /* Wake the other side if it waits. */
   pthread_mutex_lock(&sd->out->mu);
   pthread_cond_signal(&sd->out->cv);
@@ -435,7 +531,8 @@ static void *side_main(void *arg) {
 /* One replication in mode d. With `s` not yet measured, fills it from A's
  * store, the wire and B's store. With `b_dir_out`, B's directory is kept
  * (for the layout probe) and returned there. */
-static repl_run replicate_once(uint64_t n, vs_durability d, shape *s, char *b_dir_out, size_t b_dir_bytes) {
+static repl_run replicate_once(uint64_t n, vs_durability d, bool pipelined, shape *s, char *b_dir_out,
+                               size_t b_dir_bytes) {
   char dir_a[4200], dir_b[4200];
   fresh_dir(dir_a, sizeof dir_a, "node-a");
   fresh_dir(dir_b, sizeof dir_b, "node-b");
@@ -459,22 +556,47 @@ static repl_run replicate_once(uint64_t n, vs_durability d, shape *s, char *b_di
   mailbox_init(&box[1]);
   atomic_bool done;
   atomic_init(&done, false);
-  repl_run r = {0, 0, 0, 0, 0, 0, 0};
+  repl_run r;
+  memset(&r, 0, sizeof r);
   double t0 = now_s();
   side sides[2];
   for (uint32_t i = 0; i < 2; i++)
     sides[i] = (side){.node = nodes[i], .peer = 1 - i, .in = &box[i], .out = &box[1 - i], .is_b = i == 1, .n = n,
                       .s = s, .record = record && i == 0, .done = &done, .t0 = t0};
+  pipeline pl;
+  memset(&pl, 0, sizeof pl);
+  pl.in = &box[1];
+  pl.done = &done;
+  mailbox_init(&pl.out);
+  if (pthread_mutex_init(&pl.mu, NULL) != 0) die("pthread", "pipeline");
+  if (pipelined) sides[1].pl = &pl;
   CHECK_VS(vs_node_peer_up(nodes[0], 1, true, BENCH_T0_MS + 1));
   CHECK_VS(vs_node_peer_up(nodes[1], 0, false, BENCH_T0_MS + 1));
-  pthread_t th[2];
+  pthread_t th[3];
   for (uint32_t i = 0; i < 2; i++)
     if (pthread_create(&th[i], NULL, side_main, &sides[i]) != 0) die("pthread_create", "side");
+  if (pipelined && pthread_create(&th[2], NULL, pipeline_main, &pl) != 0) die("pthread_create", "pipeline");
   for (uint32_t i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  if (pipelined) pthread_join(th[2], NULL);
   for (uint32_t i = 0; i < 2; i++)
     if (sides[i].fail != NULL) die(i == 0 ? "replicate (A)" : "replicate (B)", sides[i].fail);
+  if (pl.fail != NULL) die("replicate (B's pipeline)", pl.fail);
+  for (size_t len = 0;;) { /* prepared frames B did not need */
+    prepped *item = (prepped *)(void *)mailbox_take(&pl.out, 0, &len);
+    if (item == NULL) break;
+    vs_rx_prep_free(item->prep);
+    free(item->bytes);
+    free(item);
+  }
+  mailbox_free(&pl.out);
+  sodium_memzero(&pl.key, sizeof pl.key);
+  pthread_mutex_destroy(&pl.mu);
   r.secs = sides[1].t_end - t0;
   r.b_secs = sides[1].busy;
+  r.worker_secs = pl.busy;
+  r.cpu_a = sides[0].cpu;
+  r.cpu_b = sides[1].cpu;
+  r.cpu_w = pl.cpu;
   r.frames_ab = sides[0].frames_out;
   r.frames_ba = sides[1].frames_out;
   mailbox_free(&box[0]);
@@ -490,7 +612,8 @@ static repl_run replicate_once(uint64_t n, vs_durability d, shape *s, char *b_di
   vs_node_stats_get(nodes[1], &sb);
   r.runs_applied = sb.runs_applied;
   vs_engine_stats es;
-  vs_engine_stats_get(vs_node_engine(nodes[0]), &es);
+  memset(&es, 0, sizeof es);
+  if (vs_node_engine(nodes[0]) != NULL) vs_engine_stats_get(vs_node_engine(nodes[0]), &es);
   r.a_done_held = es.done_held;
   r.a_ops_claimed = es.ops_sent;
   if (sb.ops_applied != n || sb.runs_forged + sb.runs_fork + sb.runs_gap != 0 ||
@@ -778,7 +901,7 @@ static void layout_probe(void) {
   shape s;
   memset(&s, 0, sizeof s);
   char b_dir[4200], empty_dir[4200];
-  replicate_once(n, VS_DURABILITY_NOSYNC, &s, b_dir, sizeof b_dir);
+  replicate_once(n, VS_DURABILITY_NOSYNC, true, &s, b_dir, sizeof b_dir);
   if (s.runs < 2) die("layout check", "the probe should hold several runs");
   /* What a node's store holds before it receives anything: opened and
    * polled once (its engine's first tick writes the outbox counts). */
@@ -840,7 +963,8 @@ static void layout_probe(void) {
 /* ---- driver ---- */
 
 typedef struct mode_result {
-  double apply, recv, raw, crypto;
+  double apply, recv, raw, crypto, serial, worker;
+  double cpu_a, cpu_b, cpu_w, serial_cpu_a, serial_cpu_b; /* us of CPU per op, per thread */
 } mode_result;
 
 static void describe_shape(const shape *s) {
@@ -858,17 +982,18 @@ static void describe_shape(const shape *s) {
          s->n, s->enc_len[0], s->runs, mn, mx, s->frames, s->frames > 0 ? (double)bytes / s->frames / 1024.0 : 0.0);
 }
 
-/* a, b and c BENCH_REPS times each, in another order every repetition; the
- * first replication (in the first mode) measures the shape. */
+/* a (pipelined receiver), a with B on one thread, b and c BENCH_REPS times
+ * each, in another order every repetition; the first replication (in the
+ * first mode) measures the shape. */
 static mode_result bench_mode(uint64_t n, vs_durability d, shape *s) {
-  static const int order[BENCH_REPS][3] = {{0, 1, 2}, {2, 1, 0}, {1, 0, 2}, {0, 2, 1}, {1, 2, 0}};
-  double v[4][BENCH_REPS];
+  static const int order[BENCH_REPS][4] = {{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {2, 3, 0, 1}, {0, 2, 3, 1}};
+  double v[11][BENCH_REPS];
   for (int rep = 0; rep < BENCH_REPS; rep++) {
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
       switch (order[rep][k]) {
         case 0: {
           bool first = s->enc_off == NULL;
-          repl_run r = replicate_once(n, d, s, NULL, 0);
+          repl_run r = replicate_once(n, d, true, s, NULL, 0);
           if (first) describe_shape(s);
           if (rep == 0)
             printf("  sender's outbox (%s, when B held all): %" PRIu64 " entries completed unclaimed by B's version "
@@ -876,17 +1001,32 @@ static mode_result bench_mode(uint64_t n, vs_durability d, shape *s) {
                    mode_name(d), r.a_done_held, r.a_ops_claimed);
           v[0][rep] = (double)n / r.secs;
           v[1][rep] = (double)n / r.b_secs;
+          v[5][rep] = 100.0 * r.worker_secs / r.secs;
+          v[6][rep] = 1e6 * r.cpu_a / (double)n;
+          v[7][rep] = 1e6 * r.cpu_b / (double)n;
+          v[8][rep] = 1e6 * r.cpu_w / (double)n;
           break;
         }
         case 1: v[2][rep] = raw_once(s, d); break;
-        default: v[3][rep] = crypto_once(s); break;
+        case 2: v[3][rep] = crypto_once(s); break;
+        default: {
+          repl_run r = replicate_once(n, d, false, s, NULL, 0);
+          v[4][rep] = (double)n / r.secs;
+          v[9][rep] = 1e6 * r.cpu_a / (double)n;
+          v[10][rep] = 1e6 * r.cpu_b / (double)n;
+          break;
+        }
       }
     }
-    printf("  run %d %s: apply %.0f (receiver-side %.0f, %.0f%% of the time in B), raw lmdb %.0f, crypto %.0f ops/s\n",
-           rep + 1, mode_name(d), v[0][rep], v[1][rep], 100.0 * v[0][rep] / v[1][rep], v[2][rep], v[3][rep]);
+    printf("  run %d %s: apply %.0f (receiver-side %.0f, %.0f%% of the time in B's thread, %.0f%% in its pipeline "
+           "thread; CPU per op: A %.2f, B %.2f, pipeline %.2f us), B on one thread %.0f (CPU per op: A %.2f, B %.2f "
+           "us), raw lmdb %.0f, crypto %.0f ops/s\n",
+           rep + 1, mode_name(d), v[0][rep], v[1][rep], 100.0 * v[0][rep] / v[1][rep], v[5][rep], v[6][rep], v[7][rep],
+           v[8][rep], v[4][rep], v[9][rep], v[10][rep], v[2][rep], v[3][rep]);
     fflush(stdout);
   }
-  mode_result m = {median3(v[0]), median3(v[1]), median3(v[2]), median3(v[3])};
+  mode_result m = {median3(v[0]), median3(v[1]), median3(v[2]), median3(v[3]), median3(v[4]), median3(v[5]),
+                   median3(v[6]), median3(v[7]), median3(v[8]), median3(v[9]), median3(v[10])};
   return m;
 }
 
@@ -894,6 +1034,11 @@ static void print_mode(vs_durability d, const mode_result *m) {
   const char *name = mode_name(d);
   printf("%s apply: %.0f ops/s\n", name, m->apply);
   printf("%s apply receiver-side: %.0f ops/s\n", name, m->recv);
+  printf("%s apply one-thread receiver: %.0f ops/s\n", name, m->serial);
+  printf("%s cpu per op sender: %.2f us\n", name, m->cpu_a);
+  printf("%s cpu per op receiver thread: %.2f us\n", name, m->cpu_b);
+  printf("%s cpu per op receiver pipeline thread: %.2f us\n", name, m->cpu_w);
+  printf("%s cpu per op one-thread receiver: %.2f us\n", name, m->serial_cpu_b);
   printf("%s raw lmdb same puts: %.0f ops/s\n", name, m->raw);
   printf("%s crypto alone: %.0f ops/s\n", name, m->crypto);
   fflush(stdout);
@@ -928,6 +1073,8 @@ int main(int argc, char **argv) {
   printf("ratio apply vs raw lmdb: %.3f\n", ns.apply / ns.raw);
   printf("ratio apply vs crypto: %.3f\n", ns.apply / ns.crypto);
   printf("ratio apply receiver-side: %.3f\n", ns.recv / lim_ns);
+  printf("ratio apply one-thread receiver: %.3f\n", ns.serial / lim_ns);
+  printf("ratio apply pipelined vs one-thread receiver: %.3f\n", ns.apply / ns.serial);
   /* Both limits' work is on the one thread's path, one after the other:
    * with nothing else done, apply would reach 1 / (1/raw + 1/crypto). */
   printf("ratio apply vs serial limits: %.3f\n", ns.apply * (1.0 / ns.raw + 1.0 / ns.crypto));

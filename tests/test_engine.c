@@ -1582,7 +1582,7 @@ static void make_rec_engine(fixture *f, const vs_engine_cfg *cfg, rec_transport 
   assert_err(vs_mem_transport_new(&script, &f->mt), VS_OK);
   memset(rt, 0, sizeof *rt);
   rt->inner = vs_mem_transport_iface(f->mt);
-  vs_transport tr = {rt, rec_send, rec_poll, rec_next_wake, ids_only, rec_held};
+  vs_transport tr = {rt, rec_send, rec_poll, rec_next_wake, ids_only, rec_held, false};
   vs_probe always = vs_probe_always();
   assert_err(vs_engine_new(cfg, f->ob, &always, &tr, &f->e), VS_OK);
 }
@@ -1681,6 +1681,60 @@ static void test_engine_held_through_other_origin_completes_nothing(void **state
   }
 }
 
+/* A held_only transport (the mesh): nothing is ever claimed, sent or
+ * leased; entries wait PENDING, spending no attempt, until a range covers
+ * them; the engine asks for no tick of its own while nothing is covered. */
+static void test_engine_held_only_claims_nothing(void **state) {
+  fixture *f = *state;
+  rec_transport rt;
+  memset(&rt, 0, sizeof rt);
+  vs_engine_cfg cfg = small_cfg(2, 3, 1000);
+  vs_transport tr = {&rt, NULL, NULL, NULL, false, rec_held, true};
+  vs_probe always = vs_probe_always();
+  assert_err(vs_engine_new(&cfg, f->ob, &always, &tr, &f->e), VS_OK);
+  write_ops(f, 8, T0_MS);
+  uint64_t wake = 0;
+  assert_err(vs_engine_tick(f->e, T0_MS, &wake), VS_OK);
+  assert_int_equal(wake, UINT64_MAX); /* fresh entries are not "due" for it */
+  assert_int_equal(counts_of(f).pending, 8);
+  assert_int_equal(vs_engine_inflight_batches(f->e), 0);
+
+  rt.has_held = true;
+  rt.held = f->ids[4]; /* seq 5 */
+  assert_err(vs_engine_tick(f->e, T0_MS + 1, &wake), VS_OK);
+  assert_int_equal(wake, UINT64_MAX);
+  for (uint32_t i = 0; i < 8; i++) {
+    vs_outbox_entry e = entry_of(f, i);
+    assert_int_equal(e.state, i < 5 ? VS_OUTBOX_DONE : VS_OUTBOX_PENDING);
+    assert_int_equal(e.attempts, 0);
+  }
+  /* Time passing changes nothing: no lease, no retry, no attempt. */
+  assert_err(vs_engine_tick(f->e, T0_MS + 3600u * 1000u, &wake), VS_OK);
+  assert_int_equal(counts_of(f).pending, 3);
+  rt.held = f->ids[7];
+  assert_err(vs_engine_tick(f->e, T0_MS + 3600u * 1000u + 1, &wake), VS_OK);
+  vs_outbox_counts c = counts_of(f);
+  assert_int_equal(c.done, 8);
+  assert_int_equal(c.pending + c.inflight + c.failed, 0);
+  vs_engine_stats s = stats_of(f);
+  assert_int_equal(s.done_held, 8);
+  assert_int_equal(s.batches_sent + s.ops_sent + s.leases_expired, 0);
+  for (uint32_t i = 0; i < 8; i++) assert_int_equal(entry_of(f, i).attempts, 0);
+}
+
+/* held_only needs held_through; every other transport needs send. */
+static void test_engine_held_only_needs_held_through(void **state) {
+  fixture *f = *state;
+  vs_probe always = vs_probe_always();
+  vs_engine *e = NULL;
+  vs_transport no_range = {NULL, NULL, NULL, NULL, false, NULL, true};
+  assert_err(vs_engine_new(NULL, f->ob, &always, &no_range, &e), VS_ERR_INVAL);
+  assert_null(e);
+  vs_transport no_send = {NULL, NULL, NULL, NULL, false, rec_held, false};
+  assert_err(vs_engine_new(NULL, f->ob, &always, &no_send, &e), VS_ERR_INVAL);
+  assert_null(e);
+}
+
 /* An ids_only transport gets ids, LSNs and sizes: no bytes. */
 static void test_engine_ids_only_sends_ids_lsns_and_sizes(void **state) {
   fixture *f = *state;
@@ -1738,6 +1792,8 @@ int main(void) {
       T(test_engine_held_through_completes_without_sending),
       T(test_engine_held_through_other_origin_completes_nothing),
       T(test_engine_ids_only_sends_ids_lsns_and_sizes),
+      T(test_engine_held_only_claims_nothing),
+      T(test_engine_held_only_needs_held_through),
       T(test_engine_lossy_volume_100k),
   };
 #undef T

@@ -21,7 +21,8 @@
  *
  * The node's own writes also go through its outbox (sink "default") and a
  * SyncEngine whose transport is the mesh: an entry is DONE once ack_quorum
- * distinct peers' version vectors hold it. Anti-entropy, not the outbox, is
+ * distinct peers' version vectors hold it (a held_only transport: the engine
+ * completes acknowledged ranges and claims nothing). Anti-entropy, not the outbox, is
  * what guarantees that every operation reaches every peer eventually.
  */
 #ifndef VIXSYNC_NODE_H
@@ -123,6 +124,53 @@ vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
  *  corrupted one and counts as rejected_auth. A connection that fails the
  *  handshake is closed (see vs_node_poll). */
 vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
+
+/* ---- receive pipeline (optional) ----
+ * For a DATA frame, vs_node_on_frame does pure work (the AEAD open, the
+ * decoding, every op's hash, the links inside each run, one signature check
+ * per run) and then work on the node (the replay window, the store, the
+ * acknowledgement). A driver with a spare core can do the pure part of frame
+ * k+1 on another thread while the node applies frame k:
+ *   node thread:  vs_node_rx_key(node, peer, &key)   (after the handshake)
+ *   any thread:   vs_rx_prepare(&key, bytes, len, &prep)
+ *   node thread:  vs_node_on_prepared(node, peer, prep, now); vs_rx_prep_free(prep)
+ * Frames of a connection must reach vs_node_on_prepared (or on_frame) in the
+ * order they arrived, as with vs_node_on_frame alone. vs_node_on_prepared
+ * has exactly vs_node_on_frame's effect and result for the frame: it checks
+ * that the key still belongs to the peer's current session (else, and for a
+ * frame the worker could not open, it runs vs_node_on_frame on the bytes);
+ * the replay window is checked and updated on the node thread, in order. */
+
+/** A snapshot of one session's receive key. Holds a secret: wipe it
+ *  (sodium_memzero) when done. */
+typedef struct vs_rx_key {
+  uint32_t peer;
+  uint64_t session; /**< the node's number for the session (never reused) */
+  uint8_t key[32];
+} vs_rx_key;
+
+/** A frame prepared off the node thread (opaque). */
+typedef struct vs_rx_prep vs_rx_prep;
+
+/** The receive key of `peer`'s current session. @return VS_OK,
+ *  VS_ERR_NOTFOUND (no such peer), VS_ERR_STATE (handshake not done). */
+vs_err vs_node_rx_key(const vs_node *node, uint32_t peer, vs_rx_key *key_out);
+
+/** Pure (any thread; touches no node): open `bytes` with `key` and do the
+ *  pure checks of its OPS message. `key` may be NULL (no session yet): the
+ *  frame then goes to vs_node_on_frame unprepared. `bytes` is not copied: it
+ *  must stay valid and unchanged until vs_node_on_prepared returns. A frame
+ *  that fails a check here is not rejected here: the node rejects it.
+ *  @return VS_OK (*prep_out set), VS_ERR_INVAL, VS_ERR_NOMEM. */
+vs_err vs_rx_prepare(const vs_rx_key *key, const uint8_t *bytes, size_t bytes_len, vs_rx_prep **prep_out);
+
+/** vs_node_on_frame(node, peer, bytes, bytes_len, now_ms) for the frame
+ *  `prep` was made from, without the work vs_rx_prepare did. `prep` stays
+ *  the caller's (free it after). */
+vs_err vs_node_on_prepared(vs_node *node, uint32_t peer, const vs_rx_prep *prep, uint64_t now_ms);
+
+/** Free a prepared frame (NULL is fine). */
+void vs_rx_prep_free(vs_rx_prep *prep);
 
 typedef enum vs_node_out_kind {
   VS_NODE_OUT_NONE = 0,

@@ -67,7 +67,7 @@ typedef struct vs_transport {
   void *ctx;
   /** Take a batch. VS_OK: accepted (results follow, or leases expire);
    *  VS_ERR_BUSY: not taken, the engine gives the entries back without
-   *  spending their attempt and tries later. Required. */
+   *  spending their attempt and tries later. Required unless held_only. */
   vs_err (*send)(void *ctx, const vs_send_batch *batch, uint64_t now_ms);
   /** Hand over the results due at now_ms through `emit`. Optional. */
   vs_err (*poll)(void *ctx, uint64_t now_ms, vs_result_fn emit, void *emit_ctx);
@@ -83,6 +83,12 @@ typedef struct vs_transport {
    *  mesh: the quorum's version vectors). The engine then completes those
    *  entries still PENDING without claiming them. Optional. */
   bool (*held_through)(void *ctx, vs_op_id *id_out);
+  /** The transport delivers the operations by itself and knows deliveries
+   *  only as a range (the mesh: anti-entropy sends every peer what it
+   *  lacks, acknowledgements are version vectors). The engine then never
+   *  claims, sends or leases: entries stay PENDING, spending no attempt,
+   *  until held_through (required) covers them. `send` may be NULL. */
+  bool held_only;
 } vs_transport;
 
 #ifdef __cplusplus

@@ -171,6 +171,21 @@ vs_err vs_session_seal(vs_session *s, const uint8_t *msg, size_t msg_bytes, uint
 vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
                        size_t *msg_bytes);
 
+/** vs_session_open in two halves, for a receive pipeline (node.h,
+ *  vs_rx_prepare): vs_data_open checks and decrypts a DATA frame with a
+ *  session's receive key, without the replay window (pure: any thread, the
+ *  key copied out of the session); `*counter_out` is the frame's counter.
+ *  Same errors as vs_session_open except VS_ERR_REPLAY.
+ *  vs_session_accept then enters the counter of a frame that vs_data_open
+ *  authenticated under s->rx_key into s's window: VS_OK, or VS_ERR_REPLAY
+ *  (seen before or older than the window; the window unchanged). The
+ *  halves together accept exactly the frames vs_session_open accepts; only
+ *  the order of the checks differs (a replayed forgery fails the AEAD
+ *  first: VS_ERR_AUTH, not VS_ERR_REPLAY). */
+vs_err vs_data_open(const uint8_t rx_key[32], const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
+                    size_t *msg_bytes, uint64_t *counter_out);
+vs_err vs_session_accept(vs_session *s, uint64_t counter);
+
 /** The type of a frame (after checking its version), or an error. */
 vs_err vs_frame_type(const uint8_t *in, size_t in_bytes, uint8_t *type_out);
 
