@@ -1,9 +1,10 @@
 /* vix-node run: the ENet driver around the sans-IO vs_node.
  *
- * One thread, one poll(2) loop over three descriptors: the ENet UDP socket,
- * the nudge socket (CLI writes in other processes) and a self-pipe for
- * SIGINT/SIGTERM. Every round it services ENet, feeds each event to the
- * node, drains vs_node_poll (SEND -> enet_peer_send, CLOSE -> disconnect)
+ * One thread runs the node, one poll(2) loop over four descriptors: the
+ * ENet UDP socket, the nudge socket (CLI writes in other processes), a
+ * self-pipe for SIGINT/SIGTERM and the receive pipeline's pipe. Every round
+ * it services ENet, feeds each event to the node, drains vs_node_poll
+ * (SEND -> enet_peer_send, CLOSE -> disconnect)
  * and sleeps until the earliest of the node's wake time, a dial's next
  * attempt, the half-open sweep and the status file; a packet, a nudge or a
  * signal wakes it sooner.
@@ -15,6 +16,14 @@
  * flood of fake connection attempts frees its slots quickly; connected
  * peers that do not finish the vixsync handshake are closed by the node
  * (handshake_timeout_ms).
+ *
+ * Receive pipeline (rx.h): a DATA frame of an established session of at
+ * least VIX_NODE_RX_MIN_BYTES (default RX_MIN_BYTES_DEFAULT; 0: every one)
+ * is opened, decoded, hashed and verified on a second thread while this one
+ * applies the frames before it; once a connection has a frame in the
+ * pipeline, its later frames follow it there, so each connection's frames
+ * reach the node in the order they came. Small frames (acknowledgements,
+ * single writes) skip the hop while nothing of theirs is in the pipeline.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <assert.h>
@@ -29,6 +38,7 @@
 #include <sodium.h>
 
 #include "run.h"
+#include "rx.h"
 
 #define ENET_PEERS 128u           /* ENet slots: room for real peers beside half-open attempts */
 #define HANDLES_MAX ENET_PEERS    /* node handles are 1..HANDLES_MAX (the node takes 64 at once) */
@@ -49,6 +59,7 @@
 #define ENET_TIMEOUT_MAX_MS 10000u
 #define ADDR_TEXT_MAX 64u
 #define NODE_ERR_LOG_MS 10000u    /* the same node error is logged at most this often */
+#define RX_MIN_BYTES_DEFAULT (64u * 1024u) /* frames this large go through the receive pipeline */
 
 /* ---- signals: a flag and a self-pipe, so poll wakes ---- */
 
@@ -75,6 +86,8 @@ typedef struct slot { /* per ENet peer, by index in host->peers */
   uint8_t node_id[VS_ORIGIN_BYTES];
   uint64_t up_ms;
   char addr[ADDR_TEXT_MAX];
+  uint64_t conn;       /* this connection's number (jobs of an older one are dropped) */
+  uint32_t rx_pending; /* its frames in the receive pipeline */
   ENetPeerState seen_state; /* for the sweep: state and connect id last seen, since when */
   uint32_t seen_connect_id;
   uint64_t seen_since_ms;
@@ -91,6 +104,7 @@ typedef struct dial {
 typedef struct counters {
   uint64_t half_open_resets, stale_resets, refused_full, send_errors, nudges;
   uint64_t dial_attempts, connections_in, connections_out;
+  uint64_t rx_pipelined; /* frames applied after the receive pipeline prepared them */
 } counters;
 
 typedef struct daemon {
@@ -111,6 +125,9 @@ typedef struct daemon {
   uint32_t enet_live; /* ENet peers not DISCONNECTED at the last sweep */
   vs_err node_err;    /* the last error of vs_node_poll, and when it was logged */
   uint64_t node_err_ms;
+  vn_rx *rx;          /* the receive pipeline (NULL: every frame on this thread) */
+  size_t rx_min;      /* DATA frames this large go through it */
+  uint64_t conns;     /* connections so far */
 } daemon;
 
 /* The node's clock. Outbox times and the HLC are wall-clock milliseconds
@@ -231,6 +248,7 @@ static void conn_forget(daemon *d, uint32_t si, const char *reason) {
   handle_free(d, s->handle);
   s->handle = 0;
   s->ready = false;
+  s->rx_pending = 0; /* its jobs in the pipeline are dropped when they come back */
   d->status_dirty = true;
 }
 
@@ -266,6 +284,8 @@ static void on_connect(daemon *d, ENetPeer *p) {
     return;
   }
   s->handle = h;
+  s->conn = ++d->conns;
+  s->rx_pending = 0;
   s->up_ms = d->now_ms;
   if (s->initiator) d->c.connections_out++;
   else d->c.connections_in++;
@@ -274,13 +294,70 @@ static void on_connect(daemon *d, ENetPeer *p) {
   d->status_dirty = true;
 }
 
+/* What the node said of a frame of slot s: a failure of ours is an error,
+ * a rejected frame a debug line. */
+static void frame_result(const slot *s, vs_err err, size_t bytes) {
+  if (err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL) {
+    vn_log(VN_LOG_ERROR, "frame_failed", "peer=%u err=%s", s->handle, vs_err_name(err));
+  } else if (err != VS_OK) {
+    vn_log(VN_LOG_DEBUG, "frame_rejected", "peer=%u addr=%s bytes=%zu err=%s", s->handle, s->addr, bytes,
+           vs_err_name(err));
+  }
+}
+
+/* A job back from the receive pipeline: applied if its connection lives. */
+static void rx_apply(daemon *d, vn_rx_job *j) {
+  slot *s = &d->slots[j->slot];
+  if (s->handle == j->handle && s->conn == j->conn) {
+    assert(s->rx_pending > 0);
+    s->rx_pending--;
+    vs_err err = j->prep != NULL ? vs_node_on_prepared(d->node, s->handle, j->prep, d->now_ms)
+                                 : vs_node_on_frame(d->node, s->handle, j->pkt->data, j->pkt->dataLength, d->now_ms);
+    d->c.rx_pipelined++;
+    frame_result(s, err, (size_t)j->pkt->dataLength);
+    d->kick = true;
+  }
+  vn_rx_job_free(j);
+}
+
+/* Apply the finished jobs (bounded by VN_RX_JOBS_MAX in flight). */
+static void rx_drain(daemon *d) {
+  for (vn_rx_job *j; d->rx != NULL && (j = vn_rx_take(d->rx, false)) != NULL;) rx_apply(d, j);
+}
+
+/* Hand a frame of a ready session to the pipeline; false: apply it here
+ * (no pipeline, a small frame with nothing of its connection queued, or no
+ * memory). Takes the packet on true. */
+static bool rx_submit(daemon *d, uint32_t si, ENetPacket *pkt) {
+  slot *s = &d->slots[si];
+  if (d->rx == NULL || !s->ready || (s->rx_pending == 0 && pkt->dataLength < d->rx_min)) return false;
+  vn_rx_job *j = calloc(1, sizeof *j);
+  if (j == NULL && s->rx_pending == 0) return false; /* nothing to overtake: apply it here */
+  if (j == NULL) { /* dropped: its ops come again with anti-entropy */
+    vn_log(VN_LOG_ERROR, "frame_failed", "peer=%u err=%s", s->handle, vs_err_name(VS_ERR_NOMEM));
+    enet_packet_destroy(pkt);
+    return true;
+  }
+  j->slot = si;
+  j->conn = s->conn;
+  j->handle = s->handle;
+  j->pkt = pkt;
+  j->have_key = vs_node_rx_key(d->node, s->handle, &j->key) == VS_OK;
+  /* Full: apply the oldest job first (the worker is busy, so wait). */
+  while (!vn_rx_submit(d->rx, j)) rx_apply(d, vn_rx_take(d->rx, true));
+  s->rx_pending++;
+  return true;
+}
+
 /* The frame that completes the handshake on our side names the peer: REPLY
  * (initiator: id_r at byte 34) or AUTH (responder: id_i at byte 2), see
- * wire.h; it is authentic once the node accepted it. */
-static void on_receive(daemon *d, ENetPeer *p, const ENetPacket *pkt) {
+ * wire.h; it is authentic once the node accepted it. Returns true when the
+ * packet was handed to the receive pipeline (the caller must not free it). */
+static bool on_receive(daemon *d, ENetPeer *p, ENetPacket *pkt) {
   uint32_t si = (uint32_t)(p - d->host->peers);
   slot *s = &d->slots[si];
-  if (s->handle == 0) return; /* closed by the node: late frames are dropped */
+  if (s->handle == 0) return false; /* closed by the node: late frames are dropped */
+  if (rx_submit(d, si, pkt)) return true;
   uint8_t type = 0;
   uint8_t want = s->initiator ? VS_FRAME_REPLY : VS_FRAME_AUTH;
   bool finishing = !s->ready && vs_frame_type(pkt->data, pkt->dataLength, &type) == VS_OK && type == want;
@@ -297,20 +374,17 @@ static void on_receive(daemon *d, ENetPeer *p, const ENetPacket *pkt) {
     vn_log(VN_LOG_INFO, "peer_up", "peer=%u addr=%s dir=%s node=%.16s", s->handle, s->addr,
            s->initiator ? "out" : "in", hex);
     d->status_dirty = true;
-  } else if (err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL) {
-    vn_log(VN_LOG_ERROR, "frame_failed", "peer=%u err=%s", s->handle, vs_err_name(err));
-  } else if (err != VS_OK) {
-    vn_log(VN_LOG_DEBUG, "frame_rejected", "peer=%u addr=%s bytes=%zu err=%s", s->handle, s->addr,
-           (size_t)pkt->dataLength, vs_err_name(err));
+  } else {
+    frame_result(s, err, (size_t)pkt->dataLength);
   }
+  return false;
 }
 
 static void on_event(daemon *d, ENetEvent *ev) {
   switch (ev->type) {
     case ENET_EVENT_TYPE_CONNECT: on_connect(d, ev->peer); break;
     case ENET_EVENT_TYPE_RECEIVE:
-      on_receive(d, ev->peer, ev->packet);
-      enet_packet_destroy(ev->packet);
+      if (!on_receive(d, ev->peer, ev->packet)) enet_packet_destroy(ev->packet);
       break;
     case ENET_EVENT_TYPE_DISCONNECT:
       slot_drop(d, (uint32_t)(ev->peer - d->host->peers), false, "disconnected");
@@ -347,6 +421,7 @@ static void out_close(daemon *d, uint32_t h) {
   handle_free(d, h);
   s->handle = 0;
   s->ready = false;
+  s->rx_pending = 0;
   d->status_dirty = true;
   enet_peer_disconnect_later(&d->host->peers[si], 0); /* flushes what is queued first */
 }
@@ -433,7 +508,8 @@ static void json_stats(FILE *f, const daemon *d) {
           "\"runs_forged\": %llu, \"runs_fork\": %llu,\n"
           "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
-          "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu}",
+          "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
+          "  \"rx_pipelined\": %llu}",
           (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, (unsigned long long)st.bytes_in,
           (unsigned long long)st.bytes_out, (unsigned long long)st.handshakes_done,
           (unsigned long long)st.handshakes_timeout, (unsigned long long)st.rejected_auth,
@@ -445,7 +521,8 @@ static void json_stats(FILE *f, const daemon *d) {
           (unsigned long long)st.resends, (unsigned long long)c->half_open_resets,
           (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
           (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
-          (unsigned long long)c->connections_in, (unsigned long long)c->connections_out);
+          (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
+          (unsigned long long)c->rx_pipelined);
 }
 
 static void json_peers(FILE *f, const daemon *d) {
@@ -535,11 +612,15 @@ static void wait_round(daemon *d) {
   uint64_t cap = d->enet_live > 0 ? ENET_SLEEP_MS : IDLE_SLEEP_MS;
   uint64_t now = tick_clock(d);
   int timeout = d->kick ? 0 : (int)(next <= now ? 0 : min_u64(next - now, cap));
-  struct pollfd fds[3] = {{d->host->socket, POLLIN, 0}, {d->stop_fd, POLLIN, 0}, {d->nudge_fd, POLLIN, 0}};
-  nfds_t n = d->nudge_fd >= 0 ? 3 : 2;
+  struct pollfd fds[4] = {{d->host->socket, POLLIN, 0},
+                          {d->stop_fd, POLLIN, 0},
+                          {d->rx != NULL ? vn_rx_fd(d->rx) : -1, POLLIN, 0}, /* poll skips fd -1 */
+                          {d->nudge_fd, POLLIN, 0}};
+  nfds_t n = d->nudge_fd >= 0 ? 4 : 3;
   int rc = poll(fds, n, timeout);
   if (rc < 0 && errno != EINTR) vn_log(VN_LOG_WARN, "poll_error", "errno=%d", errno);
-  if (rc > 0 && n == 3 && (fds[2].revents & POLLIN)) {
+  if (rc > 0 && (fds[2].revents & POLLIN)) d->kick = true; /* finished frames: rx_drain takes them */
+  if (rc > 0 && n == 4 && (fds[3].revents & POLLIN)) {
     uint32_t got = vn_nudge_drain(d->nudge_fd, NUDGES_PER_WAKE);
     d->c.nudges += got;
     if (got > 0) {
@@ -554,6 +635,7 @@ static void run_loop(daemon *d) {
   while (!stop_signal) {
     tick_clock(d);
     service(d);
+    rx_drain(d);
     dials_due(d);
     if (d->now_ms >= d->sweep_next_ms) sweep(d);
     if (d->kick || d->now_ms >= d->node_wake_ms) {
@@ -633,6 +715,8 @@ static void daemon_init(daemon *d, const char *dir) {
 }
 
 static void daemon_free(daemon *d) {
+  vn_rx_stop(d->rx); /* frames still inside are dropped: peers send them again */
+  d->rx = NULL;
   if (d->host != NULL) enet_host_destroy(d->host);
   vs_node_close(d->node);
   if (d->nudge_fd >= 0) close(d->nudge_fd);
@@ -643,6 +727,14 @@ static void daemon_free(daemon *d) {
 
 /* Resolve every address, open the node, listen. 0 or an exit code. */
 static int daemon_open(daemon *d, const vn_run_args *a) {
+  const char *min = getenv("VIX_NODE_RX_MIN_BYTES");
+  char *end = NULL;
+  unsigned long long v = min != NULL ? strtoull(min, &end, 10) : RX_MIN_BYTES_DEFAULT;
+  if (min != NULL && (min[0] < '0' || min[0] > '9' || *end != '\0' || v > SIZE_MAX)) {
+    vn_errorf("run", "VIX_NODE_RX_MIN_BYTES: not a byte count: \"%s\"", min);
+    return VN_EXIT_USAGE;
+  }
+  d->rx_min = (size_t)v;
   ENetAddress listen;
   int rc = vn_run_resolve("--listen", a->listen, 0, &listen);
   for (uint32_t i = 0; i < a->peer_count && rc == 0; i++) {
@@ -659,6 +751,8 @@ static int daemon_open(daemon *d, const vn_run_args *a) {
   vs_hex_encode(id, VS_ORIGIN_BYTES, d->node_hex);
   rc = open_host(d, a->listen, &listen);
   if (rc != 0) return rc;
+  d->rx = vn_rx_start();
+  if (d->rx == NULL) vn_log(VN_LOG_WARN, "rx_pipeline_unavailable", "note=\"frames are applied on one thread\"");
   d->nudge_fd = vn_nudge_listen(a->dir);
   if (d->nudge_fd < 0)
     vn_log(VN_LOG_WARN, "nudge_unavailable", "errno=%d note=\"writes are picked up by the timers\"", errno);

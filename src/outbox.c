@@ -174,8 +174,38 @@ static vs_err entry_get(MDB_txn *txn, const vs_store *store, uint32_t sink, uint
 
 /* Move the index key and the counts from `old_e`'s state (NULL: a new
  * entry) to `now_e`'s. */
+/* A cursor kept for index deletes within one step (see index_del). */
+typedef struct index_cursor {
+  MDB_cursor *cur; /* NULL: none yet */
+  MDB_dbi dbi;
+} index_cursor;
+
+/* Delete index key k of dbi; through ic when given. A step deletes many
+ * keys that sit close together (a claim or a range takes them from the
+ * front of the ready index): a cursor that stays on the page finds the next
+ * one there (LMDB looks at the cursor's own leaf page first), where mdb_del
+ * would search from the root each time. */
+static int index_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, index_cursor *ic) {
+  if (ic == NULL) return mdb_del(txn, dbi, k, NULL);
+  if (ic->cur != NULL && ic->dbi != dbi) {
+    mdb_cursor_close(ic->cur);
+    ic->cur = NULL;
+  }
+  if (ic->cur == NULL) {
+    int rc = mdb_cursor_open(txn, dbi, &ic->cur);
+    if (rc != MDB_SUCCESS) {
+      ic->cur = NULL;
+      return rc;
+    }
+    ic->dbi = dbi;
+  }
+  MDB_val v;
+  int rc = mdb_cursor_get(ic->cur, k, &v, MDB_SET);
+  return rc == MDB_SUCCESS ? mdb_cursor_del(ic->cur, 0) : rc;
+}
+
 static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
-                         const vs_outbox_entry *now_e, vs_outbox_counts *counts) {
+                         const vs_outbox_entry *now_e, vs_outbox_counts *counts, index_cursor *ic) {
   uint8_t ikey[INDEX_KEY_BYTES_MAX];
   size_t ikey_bytes;
   int rc;
@@ -183,7 +213,7 @@ static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
     assert(old_e->lsn == now_e->lsn);
     MDB_dbi dbi = index_key(store, sink, old_e, ikey, &ikey_bytes);
     MDB_val k = {ikey_bytes, ikey};
-    rc = mdb_del(txn, dbi, &k, NULL);
+    rc = index_del(txn, dbi, &k, ic);
     if (rc == MDB_NOTFOUND && old_e->state != VS_OUTBOX_DONE) return VS_ERR_CORRUPT; /* index and entry disagree */
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
     uint64_t *slot = count_slot(counts, old_e->state);
@@ -206,7 +236,7 @@ static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
  * index key and the counts move together. */
 static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
                           const vs_outbox_entry *now_e, vs_outbox_counts *counts) {
-  vs_err err = index_move(txn, store, sink, old_e, now_e, counts);
+  vs_err err = index_move(txn, store, sink, old_e, now_e, counts, NULL);
   if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
   entry_key(key, sink, now_e->lsn);
@@ -411,12 +441,14 @@ typedef struct obx_txn {
   MDB_cursor *ec;  /* on the entries: a read and the rewrite of the same entry
                       share one tree search; opened on first use */
   uint64_t ec_lsn; /* the entry ec is on; 0 = none */
+  index_cursor ic; /* for index deletes */
 } obx_txn;
 
 static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
   t->dirty = false;
   t->ec = NULL;
   t->ec_lsn = 0;
+  t->ic.cur = NULL;
   vs_err err = vs_txn_begin(ob->store, true, &t->txn);
   if (err != VS_OK) return err;
   err = vs_obx_counts_load(t->txn, ob->store, ob->sink, &t->counts);
@@ -429,6 +461,8 @@ static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
 static vs_err obx_finish(vs_outbox *ob, obx_txn *t, vs_err err) {
   if (t->ec != NULL) mdb_cursor_close(t->ec);
   t->ec = NULL;
+  if (t->ic.cur != NULL) mdb_cursor_close(t->ic.cur);
+  t->ic.cur = NULL;
   if (err == VS_OK && !t->dirty) {
     mdb_txn_abort(t->txn);
     return VS_OK;
@@ -469,7 +503,7 @@ static vs_err obx_write(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *old_e,
     t->ec_lsn = 0; /* a put beside the cursor: do not trust its place */
     return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
   }
-  vs_err err = index_move(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
+  vs_err err = index_move(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts, &t->ic);
   if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
   entry_key(key, ob->sink, now_e->lsn);

@@ -70,6 +70,10 @@ def test_line_converges(m):
     for x in (a, b, c):
         r = stats(x, converged_ms)["rejected"]
         check(sum(r.values()) - r["unknown_peer"] == 0, "an honest mesh rejects nothing: %s" % r)
+    # With VIX_NODE_RX_MIN_BYTES=0 (the e2e_test_mesh_rx_pipeline variant)
+    # every frame of an established session goes through the second thread.
+    if os.environ.get("VIX_NODE_RX_MIN_BYTES") == "0":
+        check(stats(b, converged_ms)["rx_pipelined"] > 0, "b applied frames through its receive pipeline")
     for dm in (db, da, dc):
         dm.stop()
     check(ml.status(a)["daemon"] is None and ml.status(a)["peers"] == [], "no daemon after a clean stop")
@@ -228,6 +232,8 @@ def test_run_errors(m):
     check(vn("run", "--data", a)[0] == 2, "missing --listen is a usage error")
     check(vn("run", "--data", a, "--listen", "127.0.0.1")[0] == 2, "an address without a port")
     check(vn("run", "--data", a, "--listen", "127.0.0.1:0", "--log-level", "loud")[0] == 2, "bad log level")
+    env = dict(os.environ, VIX_NODE_RX_MIN_BYTES="64k")
+    check(vn("run", "--data", a, "--listen", "127.0.0.1:0", env=env)[0] == 2, "a bad VIX_NODE_RX_MIN_BYTES")
     check(vn("run", "--data", os.path.join(m.root, "nothing"), "--listen", "127.0.0.1:0")[0] == 3, "no store")
     da = m.start(a)
     check(vn("run", "--data", b, "--listen", "127.0.0.1:%d" % da.port, timeout=30)[0] == 4, "port in use")
