@@ -727,6 +727,7 @@ struct vs_rx_prep {
   size_t len;
   uint32_t peer;
   uint64_t session;
+  uint8_t key[32];      /* the key it was opened with (session numbers are per node) */
   bool opened;          /* authentic under the key: counter and msg valid */
   uint64_t counter;
   uint8_t *msg;
@@ -796,6 +797,7 @@ static void prep_drop_work(vs_rx_prep *p) {
   free(p->enc_bytes);
   free(p->hashes);
   free(p->runs);
+  sodium_memzero(p->key, sizeof p->key);
   const uint8_t *bytes = p->bytes;
   size_t len = p->len;
   memset(p, 0, sizeof *p);
@@ -816,6 +818,7 @@ vs_err vs_rx_prepare(const vs_rx_key *key, const uint8_t *bytes, size_t bytes_le
     return VS_OK; /* the node deals with it */
   p->peer = key->peer;
   p->session = key->session;
+  memcpy(p->key, key->key, sizeof p->key);
   p->msg = malloc(bytes_len - VS_DATA_OVERHEAD_BYTES);
   if (p->msg == NULL) return VS_OK; /* unprepared: still correct, only slower */
   p->opened = vs_data_open(key->key, bytes, bytes_len, p->msg, bytes_len - VS_DATA_OVERHEAD_BYTES, &p->msg_len,
@@ -887,7 +890,8 @@ vs_err vs_node_on_prepared(vs_node *n, uint32_t handle, const vs_rx_prep *prep, 
   peer *p = peer_find(n, handle);
   /* Only a frame opened with the key of this peer's current session skips
    * the work; anything else takes the whole path, with its checks. */
-  if (!prep->opened || prep->peer != handle || p == NULL || p->st != PEER_READY || p->sess_no != prep->session)
+  if (!prep->opened || prep->peer != handle || p == NULL || p->st != PEER_READY || p->sess_no != prep->session ||
+      sodium_memcmp(prep->key, p->sess.rx_key, sizeof prep->key) != 0)
     return vs_node_on_frame(n, handle, prep->bytes, prep->len, now_ms);
   n->stats.frames_in++;
   n->stats.bytes_in += prep->len;

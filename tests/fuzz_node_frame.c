@@ -1,4 +1,5 @@
-/* Fuzz target: vs_node_on_frame with hostile bytes (G6).
+/* Fuzz target: vs_node_on_frame with hostile bytes (G6), and the receive
+ * pipeline against it.
  *
  * The first input byte picks where the bytes land:
  *   even: raw frames on a fresh connection, before any handshake (version,
@@ -11,6 +12,14 @@
  * Whatever the input, the node must not crash, and its state must not change
  * (the fuzzer cannot sign runs), which is checked after every input.
  *
+ * Two identical nodes (same identity, mesh key, random source, writes, times)
+ * get every frame: node 0 through vs_node_on_frame, node 1 through the
+ * receive pipeline (vs_rx_prepare + vs_node_on_prepared, tests/prepared.h),
+ * which node.h says has exactly the same effect. Any difference in a return
+ * value, a counter or a frame the nodes send back aborts: a divergence is a
+ * crash to the fuzzer. (Both see the same handshakes, so the fake's session
+ * keys are the same with both and one sealed frame serves both.)
+ *
  * Built two ways: with clang -fsanitize=fuzzer (VS_FUZZ=ON) for libFuzzer,
  * and with tests/fuzz_driver.c, which replays the corpus in CI. */
 #define _XOPEN_SOURCE 700
@@ -20,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prepared.h"
 #include "testutil.h"
 #include "vixsync/vixsync.h"
 #include "vixsync/node.h"
@@ -27,14 +37,15 @@
 #include <sodium.h>
 
 #define FRAMES_MAX 64u
+#define PATHS 2 /* node 0: vs_node_on_frame; node 1: the pipeline */
 
-static vs_node *g_node;
+static vs_node *g_node[PATHS];
 static vs_identity g_fake;
 static uint8_t g_mesh[VS_MESH_KEY_BYTES];
 static uint8_t g_hash0[VS_HASH_BYTES];
 static uint32_t g_handle;
-static uint64_t g_rng = 7;
-static char g_dir[256];
+static uint64_t g_rng[PATHS] = {7, 7};
+static char g_dir[PATHS][256];
 
 static void rnd(void *ctx, uint8_t *buf, size_t bytes) {
   uint64_t *s = ctx;
@@ -45,48 +56,88 @@ static void rnd(void *ctx, uint8_t *buf, size_t bytes) {
   }
 }
 
+static void diverged(const char *what) {
+  fprintf(stderr, "fuzz_node_frame: on_frame and the pipeline diverge: %s\n", what);
+  abort();
+}
+
 static void cleanup(void) {
-  vs_node_close(g_node);
-  vt_rmrf(g_dir);
+  for (int k = 0; k < PATHS; k++) {
+    vs_node_close(g_node[k]);
+    vt_rmrf(g_dir[k]);
+  }
 }
 
 static void setup_once(void) {
-  if (g_node != NULL) return;
-  vt_tmpdir(g_dir, sizeof g_dir, "fuzz");
-  vs_node_cfg cfg = vs_node_cfg_default();
-  cfg.dir = g_dir;
-  cfg.durability = VS_DURABILITY_NOSYNC;
-  cfg.map_bytes = 64ull << 20;
+  if (g_node[0] != NULL) return;
   uint8_t seed[VS_SEED_BYTES];
-  memset(seed, 1, sizeof seed);
-  if (vs_identity_from_seed(seed, &cfg.identity) != VS_OK) abort();
   memset(seed, 2, sizeof seed);
   if (vs_identity_from_seed(seed, &g_fake) != VS_OK) abort();
   memset(g_mesh, 0x42, sizeof g_mesh);
-  memcpy(cfg.mesh_key, g_mesh, sizeof g_mesh);
-  cfg.random = rnd;
-  cfg.random_ctx = &g_rng;
-  if (vs_node_open(&cfg, &g_node) != VS_OK) abort();
-  /* Something to protect: a few writes of its own. */
-  for (int i = 0; i < 3; i++) {
-    vs_write_req req = {"put", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, NULL, 0};
-    if (vs_node_write(g_node, &req, 1000 + (uint64_t)i, NULL) != VS_OK) abort();
+  for (int k = 0; k < PATHS; k++) {
+    vt_tmpdir(g_dir[k], sizeof g_dir[k], "fuzz");
+    vs_node_cfg cfg = vs_node_cfg_default();
+    cfg.dir = g_dir[k];
+    cfg.durability = VS_DURABILITY_NOSYNC;
+    cfg.map_bytes = 64ull << 20;
+    memset(seed, 1, sizeof seed);
+    if (vs_identity_from_seed(seed, &cfg.identity) != VS_OK) abort();
+    memcpy(cfg.mesh_key, g_mesh, sizeof g_mesh);
+    cfg.random = rnd;
+    cfg.random_ctx = &g_rng[k];
+    if (vs_node_open(&cfg, &g_node[k]) != VS_OK) abort();
+    /* Something to protect: a few writes of its own. */
+    for (int i = 0; i < 3; i++) {
+      vs_write_req req = {"put", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, NULL, 0};
+      if (vs_node_write(g_node[k], &req, 1000 + (uint64_t)i, NULL) != VS_OK) abort();
+    }
   }
-  if (vs_state_hash(vs_node_store(g_node), g_hash0) != VS_OK) abort();
+  uint8_t h1[VS_HASH_BYTES];
+  if (vs_state_hash(vs_node_store(g_node[0]), g_hash0) != VS_OK ||
+      vs_state_hash(vs_node_store(g_node[1]), h1) != VS_OK)
+    abort();
+  if (memcmp(g_hash0, h1, sizeof h1) != 0) abort(); /* the twins must start equal */
   atexit(cleanup);
 }
 
-/* Drain the node's output; return the first frame sent to `handle`. */
+static void stats_same(const char *what) {
+  vs_node_stats a, b;
+  vs_node_stats_get(g_node[0], &a);
+  vs_node_stats_get(g_node[1], &b);
+  if (memcmp(&a, &b, sizeof a) != 0) diverged(what); /* all uint64_t: no padding */
+}
+
+/* One frame to both nodes, each by its path; results and counters must agree. */
+static vs_err deliver(uint32_t handle, const uint8_t *bytes, size_t len, uint64_t now_ms) {
+  vs_err r0 = vs_node_on_frame(g_node[0], handle, bytes, len, now_ms);
+  vs_err prepare_err = VS_OK;
+  vs_err r1 = vt_deliver_prepared(g_node[1], handle, bytes, len, now_ms, &prepare_err);
+  if (prepare_err != VS_OK) abort(); /* only NOMEM or a NULL: neither happens here */
+  if (r0 != r1) {
+    char what[96];
+    snprintf(what, sizeof what, "%zu-byte frame: on_frame %s, pipeline %s", len, vs_err_name(r0), vs_err_name(r1));
+    diverged(what);
+  }
+  stats_same("counters after a frame");
+  return r0;
+}
+
+/* Drain both nodes' output, which must be the same; return the first frame
+ * sent to `handle`. */
 static size_t take_frame(uint32_t handle, uint8_t *buf, size_t max) {
   size_t got = 0;
   for (int i = 0; i < 1000; i++) {
-    vs_node_out out;
-    uint64_t wake;
-    if (vs_node_poll(g_node, 5000, &out, &wake) != VS_OK) abort();
-    if (out.kind == VS_NODE_OUT_NONE) break;
-    if (out.kind == VS_NODE_OUT_SEND && out.peer == handle && got == 0 && out.bytes_len <= max) {
-      memcpy(buf, out.bytes, out.bytes_len);
-      got = out.bytes_len;
+    vs_node_out out[PATHS];
+    uint64_t wake[PATHS];
+    for (int k = 0; k < PATHS; k++)
+      if (vs_node_poll(g_node[k], 5000, &out[k], &wake[k]) != VS_OK) abort();
+    if (out[0].kind != out[1].kind || out[0].peer != out[1].peer || out[0].bytes_len != out[1].bytes_len ||
+        (out[0].bytes_len > 0 && memcmp(out[0].bytes, out[1].bytes, out[0].bytes_len) != 0) || wake[0] != wake[1])
+      diverged("output");
+    if (out[0].kind == VS_NODE_OUT_NONE) break;
+    if (out[0].kind == VS_NODE_OUT_SEND && out[0].peer == handle && got == 0 && out[0].bytes_len <= max) {
+      memcpy(buf, out[0].bytes, out[0].bytes_len);
+      got = out[0].bytes_len;
     }
   }
   return got;
@@ -99,13 +150,14 @@ static int handshake(uint32_t handle, vs_session *session) {
   memset(seed, (int)(handle & 0xff), sizeof seed);
   size_t len = 0, out_len = 0;
   bool done = false;
-  if (vs_node_peer_up(g_node, handle, false, 5000) != VS_OK) return -1;
+  for (int k = 0; k < PATHS; k++)
+    if (vs_node_peer_up(g_node[k], handle, false, 5000) != VS_OK) return -1;
   if (vs_hs_start_initiator(&hs, &g_fake, g_mesh, seed, hello, sizeof hello, &len) != VS_OK) return -1;
-  (void)vs_node_on_frame(g_node, handle, hello, len, 5000);
+  (void)deliver(handle, hello, len, 5000);
   len = take_frame(handle, reply, sizeof reply);
   int rc = -1;
   if (len > 0 && vs_hs_on_frame(&hs, reply, len, auth, sizeof auth, &out_len, &done, session) == VS_OK && done) {
-    (void)vs_node_on_frame(g_node, handle, auth, out_len, 5000);
+    (void)deliver(handle, auth, out_len, 5000);
     rc = 0;
   }
   vs_hs_wipe(&hs);
@@ -123,8 +175,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&session, 0, sizeof session);
   if (in_session) {
     if (handshake(handle, &session) != 0) abort(); /* an honest handshake must succeed */
-  } else if (vs_node_peer_up(g_node, handle, false, 5000) != VS_OK) {
-    abort();
+  } else {
+    for (int k = 0; k < PATHS; k++)
+      if (vs_node_peer_up(g_node[k], handle, false, 5000) != VS_OK) abort();
   }
   size_t pos = 1;
   uint8_t *sealed = malloc(VS_FRAME_BYTES_MAX);
@@ -138,18 +191,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (in_session) {
       size_t out_len = 0;
       if (vs_session_seal(&session, frame, len, sealed, VS_FRAME_BYTES_MAX, &out_len) != VS_OK) continue;
-      (void)vs_node_on_frame(g_node, handle, sealed, out_len, 6000);
+      (void)deliver(handle, sealed, out_len, 6000);
     } else {
-      (void)vs_node_on_frame(g_node, handle, frame, len, 6000);
+      (void)deliver(handle, frame, len, 6000);
     }
     uint8_t sink[64];
     (void)take_frame(handle, sink, sizeof sink);
   }
   free(sealed);
-  (void)vs_node_peer_down(g_node, handle, 7000);
+  for (int k = 0; k < PATHS; k++) (void)vs_node_peer_down(g_node[k], handle, 7000);
   sodium_memzero(&session, sizeof session);
-  /* Nothing forged may have changed the state. */
-  uint8_t h[VS_HASH_BYTES];
-  if (vs_state_hash(vs_node_store(g_node), h) != VS_OK || memcmp(h, g_hash0, sizeof h) != 0) abort();
+  stats_same("counters after the input");
+  /* Nothing forged may have changed the state, on either path. */
+  for (int k = 0; k < PATHS; k++) {
+    uint8_t h[VS_HASH_BYTES];
+    if (vs_state_hash(vs_node_store(g_node[k]), h) != VS_OK || memcmp(h, g_hash0, sizeof h) != 0) abort();
+  }
   return 0;
 }

@@ -3,7 +3,9 @@
  * A tiny in-memory network: node i reaches node j through connection handle
  * j (and j sees i as handle i). Frames are delivered in order per link, as
  * ENet's reliable channel would; a test may drop links, restart nodes and
- * write anywhere. Time is virtual. */
+ * write anywhere. Time is virtual.
+ * Built twice: test_node_prepared delivers every frame through the receive
+ * pipeline instead of vs_node_on_frame (tests/prepared.h). */
 #define _XOPEN_SOURCE 700
 
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "prepared.h" /* vt_node_on_frame: on_frame, or the receive pipeline (VT_PREPARED) */
 #include "testutil.h"
 #include "vixsync/vixsync.h"
 #include "vixsync/node.h"
@@ -94,7 +97,7 @@ static uint64_t run(net *t, uint32_t steps) {
           continue;
         }
         if (j < t->n && t->link[i][j]) {
-          (void)vs_node_on_frame(t->nodes[j], i, out.bytes, out.bytes_len, t->now_ms);
+          (void)vt_node_on_frame(t->nodes[j], i, out.bytes, out.bytes_len, t->now_ms);
           delivered++;
         }
       }

@@ -20,7 +20,9 @@
  *    handshake deadline and a real peer then connects and syncs.
  *
  * One seeded PRNG (splitmix64) drives each run, including the nodes' random
- * source; time is virtual. */
+ * source; time is virtual. Built twice: test_node_property_prepared delivers
+ * every frame through the receive pipeline instead of vs_node_on_frame
+ * (tests/prepared.h), and must pass the same assertions. */
 #define _XOPEN_SOURCE 700
 
 #include <stdarg.h>
@@ -37,6 +39,7 @@
 #include <time.h>
 
 #include "fixture.h"
+#include "prepared.h" /* vt_node_on_frame: on_frame, or the receive pipeline (VT_PREPARED) */
 #include "testutil.h"
 #include "vixsync/vixsync.h"
 #include "vixsync/apply.h"
@@ -44,6 +47,7 @@
 #include "vixsync/wire.h"
 
 #define T0_MS 1700000000000ull
+#define PROGRAM (VT_PREPARED ? "./test_node_property_prepared" : "./test_node_property") /* replay lines */
 
 /* ---- splitmix64 (vt_sm64, vt_sm_fill): the only source of randomness ---- */
 
@@ -484,7 +488,7 @@ static bool sim_deliver(sim *s) {
     best->f[best_k] = best->f[--best->n];
     snode *dst = &s->nodes[to];
     assert_non_null(dst->node); /* queues die with their link */
-    (void)vs_node_on_frame(dst->node, sim_handle(s, to, from), f.bytes, f.len, s->now_ms);
+    (void)vt_node_on_frame(dst->node, sim_handle(s, to, from), f.bytes, f.len, s->now_ms);
     dst->dirty = true;
     free(f.bytes);
   }
@@ -787,9 +791,8 @@ static void test_node_converges_under_chaos(void **state) {
     sim_free(s);
     free(s);
     if (!ok)
-      fail_msg("seed %" PRIu64 " (%u nodes, %u writes) failed: %s\n  replay: %sVS_NODE_SEED=%" PRIu64
-               " ./test_node_property",
-               seed, n, writes, why, getenv("VS_NODE_HARSH") != NULL ? "VS_NODE_HARSH=1 " : "", seed);
+      fail_msg("seed %" PRIu64 " (%u nodes, %u writes) failed: %s\n  replay: %sVS_NODE_SEED=%" PRIu64 " %s",
+               seed, n, writes, why, getenv("VS_NODE_HARSH") != NULL ? "VS_NODE_HARSH=1 " : "", seed, PROGRAM);
     tot.seeds++;
 #define TOT_(f) tot.f += t.f;
     TOT_(writes) TOT_(idem_retries) TOT_(dropped) TOT_(duplicated) TOT_(reordered) TOT_(flaps) TOT_(restarts)
@@ -831,7 +834,7 @@ static void test_node_sim_is_deterministic(void **state) {
     memcpy(why, s->why, sizeof why);
     sim_free(s);
     free(s);
-    if (!ok) fail_msg("seed 4242 failed: %s\n  replay: VS_NODE_SEED=4242 ./test_node_property", why);
+    if (!ok) fail_msg("seed 4242 failed: %s\n  replay: VS_NODE_SEED=4242 %s", why, PROGRAM);
   }
   assert_memory_equal(runs[0].final_hash, runs[1].final_hash, VS_HASH_BYTES);
   assert_int_equal(runs[0].end_ms, runs[1].end_ms);
@@ -953,7 +956,7 @@ static void bench_pump(bench *t) {
           continue;
         }
         t->sent_to[i][h]++;
-        if (t->link[i][h]) (void)vs_node_on_frame(t->nodes[h], i, out.bytes, out.bytes_len, t->now_ms);
+        if (t->link[i][h]) (void)vt_node_on_frame(t->nodes[h], i, out.bytes, out.bytes_len, t->now_ms);
       }
     }
     if (!any) return;
@@ -1078,7 +1081,7 @@ static void fake_dial(bench *t, fake *f, uint32_t i) {
   vt_sm_fill(&t->rng, eph, sizeof eph);
   size_t len = 0;
   assert_err(vs_hs_start_initiator(&f->hs, &f->id, f->mesh, eph, f->hello, sizeof f->hello, &len), VS_OK);
-  assert_err(vs_node_on_frame(node, f->handle, f->hello, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(node, f->handle, f->hello, len, t->now_ms), VS_OK);
   bench_pump(t);
   bool close = false, done = false;
   assert_true(cap_take(t, i, f->handle, &close, f->reply, sizeof f->reply, &len));
@@ -1087,7 +1090,7 @@ static void fake_dial(bench *t, fake *f, uint32_t i) {
   assert_err(vs_hs_on_frame(&f->hs, f->reply, len, f->auth, sizeof f->auth, &len, &done, &f->sess), VS_OK);
   assert_true(done);
   assert_memory_equal(f->sess.peer_id, t->ids[i].pk, VS_ORIGIN_BYTES);
-  assert_err(vs_node_on_frame(node, f->handle, f->auth, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(node, f->handle, f->auth, len, t->now_ms), VS_OK);
   bench_pump(t);
   /* The node greets a ready peer with its version vector. */
   uint8_t buf[8192], msg[8192];
@@ -1248,24 +1251,24 @@ static void test_node_rejects_forged_and_replayed_data(void **state) {
   for (size_t k = 10; k < flen; k += 7) {
     memcpy(bad, frame, flen);
     bad[k] ^= 0x01;
-    assert_err(vs_node_on_frame(t->nodes[0], f.handle, bad, flen, t->now_ms), VS_ERR_AUTH);
+    assert_err(vt_node_on_frame(t->nodes[0], f.handle, bad, flen, t->now_ms), VS_ERR_AUTH);
   }
   expect_refused(t->nodes[0], &s0, "rejected_auth", (flen - 10 + 6) / 7, "flipped ciphertext");
   /* The forgeries did not move the replay window: the real frame passes. */
   snap_take(t->nodes[0], &s0);
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
   expect_only(t->nodes[0], &s0, "none", 0, "genuine frame");
   snap s1;
   snap_take(t->nodes[0], &s1);
   assert_int_equal(s1.lsn, s0.lsn + 1);
   assert_int_equal(s1.st.ops_applied, s0.st.ops_applied + 1);
   /* The exact bytes again: a replay, nothing applied twice. */
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_REPLAY);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_REPLAY);
   expect_refused(t->nodes[0], &s1, "rejected_replay", 1, "replayed DATA");
   /* A replayed frame with a forged body is still a replay (window first). */
   memcpy(bad, frame, flen);
   bad[flen - 1] ^= 0x80;
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, bad, flen, t->now_ms), VS_ERR_REPLAY);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, bad, flen, t->now_ms), VS_ERR_REPLAY);
   expect_refused(t->nodes[0], &s1, "rejected_replay", 2, "replayed forged DATA");
   expect_legit_sync(t, "forged-data");
   bench_free(t);
@@ -1284,7 +1287,7 @@ static void test_node_rejects_data_before_handshake(void **state) {
   assert_err(vs_node_peer_up(t->nodes[0], h, false, t->now_ms), VS_OK);
   snap s0;
   snap_take(t->nodes[0], &s0);
-  vs_err err = vs_node_on_frame(t->nodes[0], h, frame, flen, t->now_ms);
+  vs_err err = vt_node_on_frame(t->nodes[0], h, frame, flen, t->now_ms);
   assert_true(err == VS_ERR_STATE);
   expect_refused(t->nodes[0], &s0, "rejected_state", 1, "DATA before HELLO");
   /* As initiator: the connection waits for REPLY. */
@@ -1292,16 +1295,16 @@ static void test_node_rejects_data_before_handshake(void **state) {
   assert_err(vs_node_peer_up(t->nodes[0], h2, true, t->now_ms), VS_OK);
   bench_pump(t);
   snap_take(t->nodes[0], &s0);
-  assert_err(vs_node_on_frame(t->nodes[0], h2, frame, flen, t->now_ms), VS_ERR_STATE);
+  assert_err(vt_node_on_frame(t->nodes[0], h2, frame, flen, t->now_ms), VS_ERR_STATE);
   expect_refused(t->nodes[0], &s0, "rejected_state", 1, "DATA before REPLY");
   /* A HELLO on an established session is not expected there either. */
   snap_take(t->nodes[0], &s0);
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, f.hello, sizeof f.hello, t->now_ms), VS_ERR_STATE);
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, f.auth, sizeof f.auth, t->now_ms), VS_ERR_STATE);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, f.hello, sizeof f.hello, t->now_ms), VS_ERR_STATE);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, f.auth, sizeof f.auth, t->now_ms), VS_ERR_STATE);
   expect_refused(t->nodes[0], &s0, "rejected_state", 2, "handshake frames after the handshake");
   /* A frame for a connection the node never heard of. */
   snap_take(t->nodes[0], &s0);
-  assert_err(vs_node_on_frame(t->nodes[0], 9999, frame, flen, t->now_ms), VS_ERR_NOTFOUND);
+  assert_err(vt_node_on_frame(t->nodes[0], 9999, frame, flen, t->now_ms), VS_ERR_NOTFOUND);
   expect_refused(t->nodes[0], &s0, "rejected_unknown_peer", 1, "unknown connection");
   expect_legit_sync(t, "data-before-handshake");
   bench_free(t);
@@ -1319,7 +1322,7 @@ static void feed_prefixes(bench *t, uint32_t handle, const uint8_t *frame, size_
     uint8_t *exact = malloc(k > 0 ? k : 1);
     assert_non_null(exact);
     memcpy(exact, frame, k);
-    vs_err err = vs_node_on_frame(t->nodes[0], handle, exact, k, t->now_ms);
+    vs_err err = vt_node_on_frame(t->nodes[0], handle, exact, k, t->now_ms);
     free(exact);
     if (err == VS_OK) fail_msg("%s: a %zu-byte prefix of %zu was accepted", what, k, len);
     rejected++;
@@ -1327,7 +1330,7 @@ static void feed_prefixes(bench *t, uint32_t handle, const uint8_t *frame, size_
   /* And one trailing byte too many. */
   memcpy(copy, frame, len);
   copy[len] = 0;
-  if (vs_node_on_frame(t->nodes[0], handle, copy, len + 1, t->now_ms) == VS_OK)
+  if (vt_node_on_frame(t->nodes[0], handle, copy, len + 1, t->now_ms) == VS_OK)
     fail_msg("%s: trailing byte accepted", what);
   rejected++;
   free(copy);
@@ -1359,7 +1362,7 @@ static void test_node_rejects_truncated_frames(void **state) {
    * long): the tag fails. */
   assert_int_equal(st.rejected_malformed - s0.st.rejected_malformed, VS_DATA_OVERHEAD_BYTES);
   assert_int_equal(st.rejected_auth - s0.st.rejected_auth, flen - VS_DATA_OVERHEAD_BYTES + 1);
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
 
   /* HELLO: prefixes on a fresh responder connection, then the real one. */
   fake g;
@@ -1373,7 +1376,7 @@ static void test_node_rejects_truncated_frames(void **state) {
   feed_prefixes(t, g.handle, g.hello, len, "HELLO");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, g.handle, true) + caps_count(t, 0, g.handle, false), 0);
-  assert_err(vs_node_on_frame(t->nodes[0], g.handle, g.hello, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], g.handle, g.hello, len, t->now_ms), VS_OK);
   bench_pump(t);
   assert_true(cap_take(t, 0, g.handle, &close, reply, sizeof reply, &len));
   assert_false(close);
@@ -1381,7 +1384,7 @@ static void test_node_rejects_truncated_frames(void **state) {
   assert_err(vs_hs_on_frame(&g.hs, reply, len, auth, sizeof auth, &len, &done, &g.sess), VS_OK);
   feed_prefixes(t, g.handle, auth, len, "AUTH");
   vs_node_stats_get(t->nodes[0], &st);
-  assert_err(vs_node_on_frame(t->nodes[0], g.handle, auth, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], g.handle, auth, len, t->now_ms), VS_OK);
   vs_node_stats st2;
   vs_node_stats_get(t->nodes[0], &st2);
   assert_int_equal(st2.handshakes_done, st.handshakes_done + 1);
@@ -1397,7 +1400,7 @@ static void test_node_rejects_truncated_frames(void **state) {
   assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
   assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
   feed_prefixes(t, r.handle, reply, len, "REPLY");
-  assert_err(vs_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
   bench_pump(t);
   assert_true(cap_take(t, 0, r.handle, &close, auth, sizeof auth, &len));
   assert_false(close);
@@ -1429,29 +1432,29 @@ static void test_node_rejects_bad_frame_headers(void **state) {
     assert_non_null(big);
     big[0] = VS_WIRE_VERSION;
     big[1] = VS_FRAME_DATA;
-    assert_err(vs_node_on_frame(t->nodes[0], h, big, big_len, t->now_ms), VS_ERR_TOO_LARGE);
+    assert_err(vt_node_on_frame(t->nodes[0], h, big, big_len, t->now_ms), VS_ERR_TOO_LARGE);
     free(big);
     expect_refused(t->nodes[0], &s0, "rejected_malformed", 1, "oversized");
     /* Unknown versions. */
     uint8_t bad[256];
     memcpy(bad, frame, flen);
     bad[0] = 2;
-    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
+    assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
     bad[0] = 0;
-    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
+    assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
     expect_refused(t->nodes[0], &s0, "rejected_malformed", 3, "unknown version");
     /* Unknown frame types. */
     memcpy(bad, frame, flen);
     bad[1] = 5;
-    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
+    assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
     bad[1] = 0;
-    assert_err(vs_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
+    assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
     bad[1] = 0xff;
-    assert_err(vs_node_on_frame(t->nodes[0], h, bad, 2, t->now_ms), VS_ERR_MALFORMED);
+    assert_err(vt_node_on_frame(t->nodes[0], h, bad, 2, t->now_ms), VS_ERR_MALFORMED);
     expect_refused(t->nodes[0], &s0, "rejected_malformed", 6, "unknown frame type");
   }
   /* None of it moved the session's window: the real frame passes. */
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
   expect_legit_sync(t, "bad-headers");
   bench_free(t);
 }
@@ -1469,10 +1472,10 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
     memset(msg, 0, 64);
     msg[0] = types[k];
     size_t flen = fake_seal(&f, msg, 37, frame, sizeof frame);
-    assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
+    assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
   }
   size_t flen = fake_seal(&f, msg, 0, frame, sizeof frame);
-  assert_true(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms) != VS_OK);
+  assert_true(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms) != VS_OK);
   expect_refused(t->nodes[0], &s0, "rejected_malformed", 5, "unknown message type");
   /* A VV whose origins are out of order; an OPS with no run. */
   snap_take(t->nodes[0], &s0);
@@ -1488,23 +1491,23 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
     vt_put_u64le(msg + 5 + k * 40 + 32, e[k].seq);
   }
   flen = fake_seal(&f, msg, 5 + 80, frame, sizeof frame);
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
   msg[0] = VS_MSG_OPS;
   vt_put_u32le(msg + 1, 0);
   flen = fake_seal(&f, msg, 5, frame, sizeof frame);
-  assert_err(vs_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
   expect_refused(t->nodes[0], &s0, "rejected_malformed", 2, "bad VV / empty OPS");
   expect_legit_sync(t, "bad-messages");
   bench_free(t);
 }
 
-/* Send one run as the fake; returns what vs_node_on_frame said. */
+/* Send one run as the fake; returns what the node said. */
 static vs_err fake_send_run(bench *t, fake *f, const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t *sig,
                             const encop *ops, uint32_t count) {
   uint8_t msg[8192], frame[8192];
   size_t mlen = ops_msg(origin, sig, ops, count, msg, sizeof msg);
   size_t flen = fake_seal(f, msg, mlen, frame, sizeof frame);
-  return vs_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms);
+  return vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms);
 }
 
 /* A refused run arrives in a valid frame: the frame is not refused, the
@@ -1696,9 +1699,9 @@ static void test_node_rejects_replayed_transcript(void **state) {
   snap s0;
   snap_take(t->nodes[0], &s0);
   vs_node_stats_get(t->nodes[0], &st0);
-  assert_err(vs_node_on_frame(t->nodes[0], h, f.hello, sizeof f.hello, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], h, f.hello, sizeof f.hello, t->now_ms), VS_OK);
   bench_pump(t);
-  assert_err(vs_node_on_frame(t->nodes[0], h, f.auth, sizeof f.auth, t->now_ms), VS_ERR_AUTH);
+  assert_err(vt_node_on_frame(t->nodes[0], h, f.auth, sizeof f.auth, t->now_ms), VS_ERR_AUTH);
   expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "replayed AUTH");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, h, true), 1);
@@ -1719,7 +1722,7 @@ static void test_node_rejects_replayed_transcript(void **state) {
   vt_sm_fill(&t->rng, eph, sizeof eph);
   assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
   assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
-  assert_err(vs_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
   bench_pump(t);
   assert_true(cap_take(t, 0, r.handle, &close, auth, sizeof auth, &len));
   const uint32_t h2 = FAKE_HANDLE + 32;
@@ -1727,7 +1730,7 @@ static void test_node_rejects_replayed_transcript(void **state) {
   bench_pump(t);
   snap_take(t->nodes[0], &s0);
   vs_node_stats_get(t->nodes[0], &st0);
-  assert_err(vs_node_on_frame(t->nodes[0], h2, reply, sizeof reply, t->now_ms), VS_ERR_AUTH);
+  assert_err(vt_node_on_frame(t->nodes[0], h2, reply, sizeof reply, t->now_ms), VS_ERR_AUTH);
   expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "replayed REPLY");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, h2, true), 1);
@@ -1759,7 +1762,7 @@ static void test_node_handshake_flood_times_out(void **state) {
       vt_sm_fill(&rng, junk, sizeof junk);
       junk[0] = VS_WIRE_VERSION;
       junk[1] = (uint8_t)(VS_FRAME_REPLY + sm_below(&rng, 3)); /* REPLY, AUTH or DATA to a responder */
-      assert_true(vs_node_on_frame(t->nodes[0], h, junk, 2 + sm_below(&rng, sizeof junk - 2), t->now_ms) != VS_OK);
+      assert_true(vt_node_on_frame(t->nodes[0], h, junk, 2 + sm_below(&rng, sizeof junk - 2), t->now_ms) != VS_OK);
     } else if (k % 3 == 2) { /* a valid HELLO, then silence */
       fake g;
       fake_init(&g, h, 0x60);
@@ -1767,7 +1770,7 @@ static void test_node_handshake_flood_times_out(void **state) {
       size_t len = 0;
       vt_sm_fill(&rng, eph, sizeof eph);
       assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
-      assert_err(vs_node_on_frame(t->nodes[0], h, g.hello, len, t->now_ms), VS_OK);
+      assert_err(vt_node_on_frame(t->nodes[0], h, g.hello, len, t->now_ms), VS_OK);
       vs_hs_wipe(&g.hs);
     }
   }

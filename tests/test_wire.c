@@ -958,6 +958,200 @@ static void test_data_bounds_and_sizes(void **state) {
   assert_int_equal(c.sr.rx_highest, UINT64_MAX - 1);
 }
 
+/* vs_data_open + vs_session_accept (the receive pipeline's halves) against
+ * vs_session_open, on copies of one session: the same verdict, the same
+ * message and the same window afterwards. `msg_max` is the room offered. */
+static vs_err halves_agree(const vs_session *s, const uint8_t *frame, size_t n, size_t msg_max) {
+  vs_session whole = *s, halves = *s;
+  uint8_t *copy = vt_dup_exact(frame, n);
+  uint8_t *m1 = malloc(msg_max > 0 ? msg_max : 1), *m2 = malloc(msg_max > 0 ? msg_max : 1);
+  assert_non_null(m1);
+  assert_non_null(m2);
+  size_t n1 = 0, n2 = 0;
+  uint64_t counter = 0;
+  vs_err e1 = vs_session_open(&whole, copy, n, msg_max > 0 ? m1 : NULL, msg_max, &n1);
+  vs_err e2 = vs_data_open(halves.rx_key, copy, n, msg_max > 0 ? m2 : NULL, msg_max, &n2, &counter);
+  assert_memory_equal(&halves, s, sizeof *s); /* the first half never touches the session */
+  if (e2 == VS_OK) {
+    assert_int_equal(counter, vt_get_u64le(frame + 2));
+    e2 = vs_session_accept(&halves, counter);
+  }
+  /* The one documented difference: a forgery under a counter the window
+   * refuses is REPLAY whole (window first), AUTH in halves (AEAD first). */
+  if (!(e1 == VS_ERR_REPLAY && e2 == VS_ERR_AUTH)) assert_err(e2, e1);
+  assert_memory_equal(&whole, &halves, sizeof whole);
+  if (e1 == VS_OK) {
+    assert_int_equal(n1, n2);
+    assert_int_equal(n1, n - VS_DATA_OVERHEAD_BYTES);
+    if (n1 > 0) assert_memory_equal(m1, m2, n1);
+  }
+  free(copy);
+  free(m1);
+  free(m2);
+  return e1;
+}
+
+static void test_data_open_halves_accept_what_session_open_accepts(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 27);
+  sealed f[4];
+  seal_n(&c.si, f, 4);
+  /* Valid frames, in order, then out of order, then replayed. */
+  assert_err(halves_agree(&c.sr, f[0].f, f[0].n, FRAME_MAX), VS_OK);
+  assert_err(open_one(&c.sr, &f[0]), VS_OK);
+  assert_err(halves_agree(&c.sr, f[2].f, f[2].n, FRAME_MAX), VS_OK);
+  assert_err(open_one(&c.sr, &f[2]), VS_OK);
+  assert_err(halves_agree(&c.sr, f[1].f, f[1].n, FRAME_MAX), VS_OK);
+  assert_err(halves_agree(&c.sr, f[0].f, f[0].n, FRAME_MAX), VS_ERR_REPLAY);
+  assert_err(halves_agree(&c.sr, f[2].f, f[2].n, FRAME_MAX), VS_ERR_REPLAY);
+  /* Every single-bit flip of a fresh frame, and of an accepted one. */
+  for (int k = 0; k < 2; k++) {
+    const sealed *base = k == 0 ? &f[3] : &f[0];
+    for (size_t at = 0; at < base->n; at++) {
+      for (int bit = 0; bit < 8; bit++) {
+        sealed t = *base;
+        t.f[at] ^= (uint8_t)(1u << bit);
+        vs_err want = VS_ERR_AUTH;
+        if (at == 0) want = VS_ERR_VERSION;
+        if (at == 1) want = VS_ERR_MALFORMED;
+        vs_err got = halves_agree(&c.sr, t.f, t.n, FRAME_MAX);
+        if (at >= 2) assert_true(got == want || got == VS_ERR_REPLAY); /* a counter moved onto a seen one */
+        else assert_err(got, want);
+      }
+    }
+  }
+  /* Every prefix, a trailing byte, too little room for the message. */
+  for (size_t k = 0; k <= f[3].n; k++) {
+    uint8_t buf[FRAME_MAX + 1];
+    memcpy(buf, f[3].f, f[3].n);
+    buf[f[3].n] = 0;
+    vs_err want = k < VS_DATA_OVERHEAD_BYTES ? VS_ERR_TRUNCATED : k == f[3].n ? VS_OK : VS_ERR_AUTH;
+    assert_err(halves_agree(&c.sr, buf, k, FRAME_MAX), want);
+  }
+  uint8_t buf[FRAME_MAX + 1];
+  memcpy(buf, f[3].f, f[3].n);
+  buf[f[3].n] = 0;
+  assert_err(halves_agree(&c.sr, buf, f[3].n + 1, FRAME_MAX), VS_ERR_AUTH);
+  assert_err(halves_agree(&c.sr, f[3].f, f[3].n, f[3].n - VS_DATA_OVERHEAD_BYTES - 1), VS_ERR_BUFSIZE);
+  /* Not DATA: handshake frames, another version. */
+  assert_err(halves_agree(&c.sr, c.hello, sizeof c.hello, FRAME_MAX), VS_ERR_MALFORMED);
+  assert_err(halves_agree(&c.sr, c.auth, sizeof c.auth, FRAME_MAX), VS_ERR_MALFORMED);
+  memcpy(buf, f[3].f, f[3].n);
+  buf[0] = 2;
+  assert_err(halves_agree(&c.sr, buf, f[3].n, FRAME_MAX), VS_ERR_VERSION);
+  /* The empty message; the largest; one byte past it. */
+  uint8_t frame[64];
+  size_t n = 0;
+  assert_err(vs_session_seal(&c.si, NULL, 0, frame, sizeof frame, &n), VS_OK);
+  assert_err(halves_agree(&c.sr, frame, n, 0), VS_OK);
+  uint8_t *big = calloc(1, VS_FRAME_BYTES_MAX + 1), *plain = malloc(VS_MSG_BYTES_MAX);
+  assert_non_null(big);
+  assert_non_null(plain);
+  fill(plain, VS_MSG_BYTES_MAX, 5);
+  assert_err(vs_session_seal(&c.si, plain, VS_MSG_BYTES_MAX, big, VS_FRAME_BYTES_MAX, &n), VS_OK);
+  assert_err(halves_agree(&c.sr, big, n, VS_MSG_BYTES_MAX), VS_OK);
+  assert_err(halves_agree(&c.sr, big, VS_FRAME_BYTES_MAX + 1, VS_FRAME_BYTES_MAX + 1), VS_ERR_TOO_LARGE);
+  free(big);
+  free(plain);
+  /* Another session's frame (reflection, another connection): forged. */
+  assert_err(halves_agree(&c.si, f[3].f, f[3].n, FRAME_MAX), VS_ERR_AUTH);
+  conn d;
+  conn_handshake(&d, &ID_A, &ID_B, 28);
+  assert_err(halves_agree(&d.sr, f[3].f, f[3].n, FRAME_MAX), VS_ERR_AUTH);
+  /* The documented difference in the order of checks: a replayed forgery. */
+  sealed t = f[0];
+  t.f[t.n - 1] ^= 0x80;
+  uint8_t msg[FRAME_MAX];
+  size_t m = 0;
+  uint64_t counter = 0;
+  assert_err(open_one(&c.sr, &t), VS_ERR_REPLAY);
+  assert_err(vs_data_open(c.sr.rx_key, t.f, t.n, msg, sizeof msg, &m, &counter), VS_ERR_AUTH);
+}
+
+static void test_session_accept_window(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 29);
+  vs_session *s = &c.sr;
+  assert_false(s->rx_any);
+  assert_err(vs_session_accept(s, 5), VS_OK);
+  vs_session before = *s;
+  assert_err(vs_session_accept(s, 5), VS_ERR_REPLAY); /* twice */
+  assert_memory_equal(&before, s, sizeof before);
+  /* Out of order within the window, each once. */
+  assert_err(vs_session_accept(s, 3), VS_OK);
+  assert_err(vs_session_accept(s, 4), VS_OK);
+  assert_err(vs_session_accept(s, 0), VS_OK);
+  assert_err(vs_session_accept(s, 7), VS_OK);
+  assert_err(vs_session_accept(s, 6), VS_OK);
+  for (uint64_t k = 3; k <= 7; k++) assert_err(vs_session_accept(s, k), VS_ERR_REPLAY);
+  assert_int_equal(s->rx_highest, 7);
+  /* Older than the window: 64 back is out, 63 back is in. */
+  assert_err(vs_session_accept(s, 100), VS_OK);
+  before = *s;
+  assert_err(vs_session_accept(s, 100 - VS_REPLAY_WINDOW), VS_ERR_REPLAY);
+  assert_err(vs_session_accept(s, 1), VS_ERR_REPLAY); /* never seen, but too old */
+  assert_err(vs_session_accept(s, 100), VS_ERR_REPLAY);
+  assert_memory_equal(&before, s, sizeof before); /* REPLAY leaves the window */
+  assert_err(vs_session_accept(s, 100 - VS_REPLAY_WINDOW + 1), VS_OK);
+  assert_err(vs_session_accept(s, 100 - VS_REPLAY_WINDOW + 1), VS_ERR_REPLAY);
+  /* The highest counter a sender can use. */
+  assert_err(vs_session_accept(s, UINT64_MAX - 1), VS_OK);
+  assert_int_equal(s->rx_window, 1);
+  assert_err(vs_session_accept(s, UINT64_MAX - 1), VS_ERR_REPLAY);
+  assert_err(vs_session_accept(s, 100), VS_ERR_REPLAY);
+  assert_err(vs_session_accept(NULL, 1), VS_ERR_INVAL);
+}
+
+/* The halves and vs_session_open share one window: a counter entered by
+ * either is a replay for the other. */
+static void test_session_accept_shares_the_window_with_open(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 30);
+  sealed f[3];
+  seal_n(&c.si, f, 3);
+  uint8_t msg[FRAME_MAX];
+  size_t m = 0;
+  uint64_t counter = 99;
+  assert_err(open_one(&c.sr, &f[0]), VS_OK);
+  assert_err(vs_data_open(c.sr.rx_key, f[0].f, f[0].n, msg, sizeof msg, &m, &counter), VS_OK); /* no window */
+  assert_int_equal(counter, 0);
+  assert_err(vs_session_accept(&c.sr, counter), VS_ERR_REPLAY);
+  assert_err(vs_data_open(c.sr.rx_key, f[1].f, f[1].n, msg, sizeof msg, &m, &counter), VS_OK);
+  assert_int_equal(counter, 1);
+  assert_int_equal(m, 16);
+  assert_int_equal(vt_get_u64le(msg), 1); /* seal_n's message k */
+  assert_err(vs_session_accept(&c.sr, counter), VS_OK);
+  assert_err(open_one(&c.sr, &f[1]), VS_ERR_REPLAY);
+  assert_err(open_one(&c.sr, &f[2]), VS_OK);
+  assert_int_equal(c.sr.rx_highest, 2);
+}
+
+static void test_data_open_checks_arguments(void **state) {
+  (void)state;
+  conn c;
+  conn_handshake(&c, &ID_A, &ID_B, 31);
+  sealed f[1];
+  seal_n(&c.si, f, 1);
+  uint8_t msg[FRAME_MAX];
+  size_t m = 0;
+  uint64_t counter = 7;
+  assert_err(vs_data_open(NULL, f[0].f, f[0].n, msg, sizeof msg, &m, &counter), VS_ERR_INVAL);
+  assert_err(vs_data_open(c.sr.rx_key, NULL, f[0].n, msg, sizeof msg, &m, &counter), VS_ERR_INVAL);
+  assert_err(vs_data_open(c.sr.rx_key, f[0].f, f[0].n, NULL, sizeof msg, &m, &counter), VS_ERR_INVAL);
+  assert_err(vs_data_open(c.sr.rx_key, f[0].f, f[0].n, msg, sizeof msg, NULL, &counter), VS_ERR_INVAL);
+  assert_err(vs_data_open(c.sr.rx_key, f[0].f, f[0].n, msg, sizeof msg, &m, NULL), VS_ERR_INVAL);
+  /* No bytes at all is a frame too short, not a bad argument (as whole). */
+  assert_err(vs_data_open(c.sr.rx_key, NULL, 0, msg, sizeof msg, &m, &counter), VS_ERR_TRUNCATED);
+  assert_err(vs_session_open(&c.sr, NULL, 0, msg, sizeof msg, &m), VS_ERR_TRUNCATED);
+  assert_err(vs_data_open(c.sr.rx_key, f[0].f, f[0].n, msg, sizeof msg, &m, &counter), VS_OK);
+  assert_int_equal(counter, 0);
+  assert_int_equal(m, f[0].n - VS_DATA_OVERHEAD_BYTES);
+  assert_err(vs_session_accept(NULL, counter), VS_ERR_INVAL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* VV messages                                                              */
 /* ------------------------------------------------------------------------ */
@@ -1613,6 +1807,10 @@ int main(void) {
       cmocka_unit_test(test_data_older_than_window_is_replay),
       cmocka_unit_test(test_data_counters_per_direction_are_independent),
       cmocka_unit_test(test_data_bounds_and_sizes),
+      cmocka_unit_test(test_data_open_halves_accept_what_session_open_accepts),
+      cmocka_unit_test(test_session_accept_window),
+      cmocka_unit_test(test_session_accept_shares_the_window_with_open),
+      cmocka_unit_test(test_data_open_checks_arguments),
       cmocka_unit_test(test_vv_round_trip),
       cmocka_unit_test(test_vv_unsorted_duplicate_or_bad_seq_rejected),
       cmocka_unit_test(test_vv_counts_past_limits_are_too_large),
