@@ -235,8 +235,8 @@ static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
 /* Store `now_e` (replacing `old_e`, NULL for a new entry): the entry, its
  * index key and the counts move together. */
 static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
-                          const vs_outbox_entry *now_e, vs_outbox_counts *counts) {
-  vs_err err = index_move(txn, store, sink, old_e, now_e, counts, NULL);
+                          const vs_outbox_entry *now_e, vs_outbox_counts *counts, index_cursor *ic) {
+  vs_err err = index_move(txn, store, sink, old_e, now_e, counts, ic);
   if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
   entry_key(key, sink, now_e->lsn);
@@ -258,7 +258,7 @@ vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, ui
   e.next_attempt_at_ms = now_ms;
   e.created_at_ms = now_ms;
   e.updated_at_ms = now_ms;
-  return entry_write(txn, store, sink, NULL, &e, counts);
+  return entry_write(txn, store, sink, NULL, &e, counts, NULL);
 }
 
 /* ---- transitions: pure functions of (entry, policy, now) ---- */
@@ -499,9 +499,19 @@ static vs_err obx_get(vs_outbox *ob, obx_txn *t, uint64_t lsn, vs_outbox_entry *
  * read goes through the cursor that is on it (no second search). */
 static vs_err obx_write(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
   t->dirty = true;
+  if (old_e != NULL && t->ec != NULL && t->ec_lsn != old_e->lsn) {
+    /* A step writes back the entries it read, youngest first: the cursor
+     * finds each on the page it is on, or one next to it. */
+    uint8_t key[ENTRY_KEY_BYTES];
+    entry_key(key, ob->sink, old_e->lsn);
+    MDB_val k = {sizeof key, key}, v;
+    int rc = mdb_cursor_get(t->ec, &k, &v, MDB_SET);
+    t->ec_lsn = rc == MDB_SUCCESS ? old_e->lsn : 0;
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
+  }
   if (old_e == NULL || t->ec_lsn != old_e->lsn) {
     t->ec_lsn = 0; /* a put beside the cursor: do not trust its place */
-    return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts);
+    return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts, &t->ic);
   }
   vs_err err = index_move(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts, &t->ic);
   if (err != VS_OK) return err;
