@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
 
   /* The endpoint is a sink of its own; opening it catches up on the ops
    * written before it existed. Retries: 50 ms, x2, capped at 300 ms. */
-  vs_outbox_cfg ocfg = {"http", {50, 2000, 300, 8, 0}};
+  vs_outbox_cfg ocfg = {"http", {50, 2000, 300, 8, 0}, false};
   run r;
   uint64_t caught_up = 0;
   CHECK(vs_http_sink_open(store, &ocfg, origin, wall_ms(), &r.outbox, &caught_up));

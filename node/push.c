@@ -227,7 +227,7 @@ static vs_err drive(pusher *p, vs_outbox_counts *c, bool *drained) {
 static int run_push(pusher *p, const uint8_t origin[VS_ORIGIN_BYTES]) {
   const push_args *a = p->a;
   vs_store *store = vs_node_store(p->node);
-  vs_outbox_cfg ocfg = {a->sink, VS_RETRY_POLICY_DEFAULT_INIT};
+  vs_outbox_cfg ocfg = {a->sink, VS_RETRY_POLICY_DEFAULT_INIT, false};
   ocfg.retry.max_attempts = (uint32_t)a->max_attempts;
   vs_err err = vs_http_sink_open(store, &ocfg, origin, vn_now_ms(), &p->ob, &p->backfilled);
   if (err == VS_ERR_INVAL) return usage_error("bad sink name '%s'", a->sink);

@@ -408,7 +408,7 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
     if (round == 0 && hp != NULL) {
       e->stats.done_held += hp->completed;
       /* Stopped short of the range's end only at the cap: ask again then. */
-      e->held_more = hp->completed >= hp->max;
+      e->held_more = hp->more;
       if (!e->held_more) {
         e->held_done = hp->through;
         e->held_known = true;

@@ -271,9 +271,15 @@ vs_err vs_obx_counts_load(MDB_txn *txn, const vs_store *store, uint32_t sink, vs
 vs_err vs_obx_counts_save(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_counts *counts);
 
 /** Create a PENDING entry for (sink, lsn) ready at now_ms, counting it in
- *  `counts` (the caller saves them). VS_ERR_EXISTS if present. */
+ *  `counts` (the caller saves them). `ranges`: the sink is ranges-only
+ *  (vs_obx_ranges_only_txn), the entry gets no claim index. VS_ERR_EXISTS
+ *  if present. */
 vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn,
-                          const vs_op_id *id, uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts);
+                          const vs_op_id *id, uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts,
+                          bool ranges);
+
+/** Whether `sink` is ranges-only (vs_outbox_cfg.ranges_only). */
+vs_err vs_obx_ranges_only_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, bool *on_out);
 
 /** Register the default sink in a new store. */
 vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);

@@ -490,6 +490,11 @@ static vs_err open_engine(vs_node *n) {
   /* The mesh push never gives up: FAILED there would mean a permanent
    * rejection, which peers agreeing on the protocol never send. */
   ocfg.retry.max_attempts = 0;
+  /* Deliveries are known as ranges (version vectors) and nothing is ever
+   * claimed from the mesh (a held_only transport): no claim index. Every
+   * opener of the node (the daemon, CLI writes) says so, so the setting
+   * never flips between them. */
+  ocfg.ranges_only = true;
   vs_err err = vs_outbox_open(n->store, &ocfg, &n->outbox);
   if (err != VS_OK || !n->cfg.own_outbox) return err;
   vs_engine_cfg ecfg = vs_engine_cfg_default();

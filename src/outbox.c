@@ -14,6 +14,11 @@
  *             One write less per delivered op.
  * Counts per state live in meta["obxcnt" sink] and change with every
  * transition, in the same transaction.
+ * A ranges-only sink (vs_outbox_cfg.ranges_only: the mesh) is never claimed
+ * from: its PENDING entries carry no obx_ready key, and
+ * meta["obxrng" sink] = [1][u64le from] marks it, `from` being the first
+ * LSN that may still be PENDING; ranges complete its entries in LSN order
+ * from there.
  */
 #include "vixsync/outbox.h"
 
@@ -28,6 +33,9 @@
 #define INDEX_KEY_BYTES_MAX 20u
 static const char SINK_PREFIX[] = "sink:";
 static const char COUNTS_PREFIX[] = "obxcnt";
+static const char RANGES_PREFIX[] = "obxrng";
+#define RANGES_KEY_BYTES (sizeof RANGES_PREFIX - 1 + 4u)
+#define RANGES_VALUE_BYTES 9u
 
 struct vs_outbox {
   vs_store *store;
@@ -47,7 +55,7 @@ const char *vs_outbox_state_name(vs_outbox_state state) {
 }
 
 vs_outbox_cfg vs_outbox_cfg_default(void) {
-  vs_outbox_cfg cfg = {VS_OUTBOX_SINK_DEFAULT, VS_RETRY_POLICY_DEFAULT_INIT};
+  vs_outbox_cfg cfg = {VS_OUTBOX_SINK_DEFAULT, VS_RETRY_POLICY_DEFAULT_INIT, false};
   return cfg;
 }
 
@@ -204,12 +212,18 @@ static int index_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, index_cursor *ic) {
   return rc == MDB_SUCCESS ? mdb_cursor_del(ic->cur, 0) : rc;
 }
 
+/* `ranges`: the sink is ranges-only, its PENDING entries are not indexed. */
 static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
-                         const vs_outbox_entry *now_e, vs_outbox_counts *counts, index_cursor *ic) {
+                         const vs_outbox_entry *now_e, vs_outbox_counts *counts, index_cursor *ic, bool ranges) {
   uint8_t ikey[INDEX_KEY_BYTES_MAX];
   size_t ikey_bytes;
   int rc;
-  if (old_e != NULL) {
+  if (old_e != NULL && ranges && old_e->state == VS_OUTBOX_PENDING) {
+    assert(old_e->lsn == now_e->lsn);
+    uint64_t *slot = count_slot(counts, old_e->state);
+    if (*slot == 0) return VS_ERR_CORRUPT;
+    (*slot)--;
+  } else if (old_e != NULL) {
     assert(old_e->lsn == now_e->lsn);
     MDB_dbi dbi = index_key(store, sink, old_e, ikey, &ikey_bytes);
     MDB_val k = {ikey_bytes, ikey};
@@ -220,7 +234,7 @@ static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
     if (*slot == 0) return VS_ERR_CORRUPT;
     (*slot)--;
   }
-  if (now_e->state == VS_OUTBOX_DONE) { /* not indexed (see the layout) */
+  if (now_e->state == VS_OUTBOX_DONE || (ranges && now_e->state == VS_OUTBOX_PENDING)) { /* not indexed */
     (*count_slot(counts, now_e->state))++;
     return VS_OK;
   }
@@ -235,8 +249,8 @@ static vs_err index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
 /* Store `now_e` (replacing `old_e`, NULL for a new entry): the entry, its
  * index key and the counts move together. */
 static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
-                          const vs_outbox_entry *now_e, vs_outbox_counts *counts, index_cursor *ic) {
-  vs_err err = index_move(txn, store, sink, old_e, now_e, counts, ic);
+                          const vs_outbox_entry *now_e, vs_outbox_counts *counts, index_cursor *ic, bool ranges) {
+  vs_err err = index_move(txn, store, sink, old_e, now_e, counts, ic, ranges);
   if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
   entry_key(key, sink, now_e->lsn);
@@ -244,8 +258,47 @@ static vs_err entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, co
   return vs_mdb_err(mdb_put(txn, store->dbi_outbox, &k, &v, 0));
 }
 
+/* meta["obxrng" sink]: *on, and the mark when on. */
+static vs_err ranges_get(MDB_txn *txn, const vs_store *store, uint32_t sink, bool *on, uint64_t *from) {
+  uint8_t key[RANGES_KEY_BYTES];
+  memcpy(key, RANGES_PREFIX, sizeof RANGES_PREFIX - 1);
+  vs_put_u32be(key + sizeof RANGES_PREFIX - 1, sink);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  *on = false;
+  *from = 0;
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *p = v.mv_data;
+  if (v.mv_size != RANGES_VALUE_BYTES || p[0] != 1) return VS_ERR_CORRUPT;
+  *on = true;
+  *from = vs_get_u64le(p + 1);
+  return VS_OK;
+}
+
+/* Set the mark (on = true) or drop it (the sink is claimed from again). */
+static vs_err ranges_put(MDB_txn *txn, const vs_store *store, uint32_t sink, bool on, uint64_t from) {
+  uint8_t key[RANGES_KEY_BYTES], val[RANGES_VALUE_BYTES];
+  memcpy(key, RANGES_PREFIX, sizeof RANGES_PREFIX - 1);
+  vs_put_u32be(key + sizeof RANGES_PREFIX - 1, sink);
+  MDB_val k = {sizeof key, key};
+  if (!on) {
+    int rc = mdb_del(txn, store->dbi_meta, &k, NULL);
+    return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+  }
+  val[0] = 1;
+  vs_put_u64le(val + 1, from);
+  MDB_val v = {sizeof val, val};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+vs_err vs_obx_ranges_only_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, bool *on_out) {
+  uint64_t from;
+  return ranges_get(txn, store, sink, on_out, &from);
+}
+
 vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn, const vs_op_id *id,
-                          uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts) {
+                          uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts, bool ranges) {
   vs_outbox_entry e;
   vs_err err = entry_get(txn, store, sink, lsn, &e);
   if (err == VS_OK) return VS_ERR_EXISTS;
@@ -258,7 +311,7 @@ vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, ui
   e.next_attempt_at_ms = now_ms;
   e.created_at_ms = now_ms;
   e.updated_at_ms = now_ms;
-  return entry_write(txn, store, sink, NULL, &e, counts, NULL);
+  return entry_write(txn, store, sink, NULL, &e, counts, NULL, ranges);
 }
 
 /* ---- transitions: pure functions of (entry, policy, now) ---- */
@@ -383,6 +436,93 @@ vs_err vs_outbox_sinks(vs_store *store, vs_sink_info *out, uint32_t max, uint32_
   return err;
 }
 
+/* Delete every key of `sink` in index `dbi` (keys (sink u32be, u64be, lsn
+ * u64be)); *min_lsn: the smallest LSN among them. Each deleted key is an
+ * entry: bounded by `bound` (more is corruption). `inflight`: the keys are
+ * leases, their entries are made PENDING (counted in *counts). */
+static vs_err index_drop(MDB_txn *txn, const vs_store *store, MDB_dbi dbi, uint32_t sink, uint64_t bound,
+                         bool inflight, vs_outbox_counts *counts, uint64_t *min_lsn) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint8_t prefix[4];
+  vs_put_u32be(prefix, sink);
+  vs_err err = VS_OK;
+  for (uint64_t n = 0; err == VS_OK; n++) {
+    MDB_val k = {sizeof prefix, prefix}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND || (rc == MDB_SUCCESS && (k.mv_size < 4 || memcmp(k.mv_data, prefix, 4) != 0))) break;
+    if (rc != MDB_SUCCESS) {
+      err = vs_mdb_err(rc);
+      break;
+    }
+    if (k.mv_size != 20 || n >= bound) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    uint64_t lsn = vs_get_u64be((const uint8_t *)k.mv_data + 12);
+    if (lsn < *min_lsn) *min_lsn = lsn;
+    err = vs_mdb_err(mdb_cursor_del(cur, 0));
+    if (err != VS_OK || !inflight) continue;
+    vs_outbox_entry e;
+    err = entry_get(txn, store, sink, lsn, &e);
+    if (err == VS_OK && (e.state != VS_OUTBOX_INFLIGHT || counts->inflight == 0)) err = VS_ERR_CORRUPT;
+    if (err != VS_OK) break;
+    e.state = VS_OUTBOX_PENDING; /* its attempt stays spent, as on a restart */
+    e.lease_until_ms = 0;
+    uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
+    entry_key(key, sink, lsn);
+    MDB_val ek = {sizeof key, key}, ev = {entry_encode(&e, buf), buf};
+    err = vs_mdb_err(mdb_put(txn, store->dbi_outbox, &ek, &ev, 0));
+    counts->inflight--;
+    counts->pending++;
+  }
+  mdb_cursor_close(cur);
+  return err;
+}
+
+/* Make `sink` ranges-only (to_ranges) or claimed from again, inside txn
+ * (vs_outbox_cfg.ranges_only). Bounded by the sink's entries. */
+static vs_err ranges_convert(MDB_txn *txn, const vs_store *store, uint32_t sink, bool to_ranges, uint64_t from) {
+  vs_outbox_counts c;
+  vs_err err = vs_obx_counts_load(txn, store, sink, &c);
+  if (err != VS_OK) return err;
+  if (to_ranges) {
+    uint64_t min_lsn = UINT64_MAX, last = 0;
+    err = index_drop(txn, store, store->dbi_obx_ready, sink, c.pending + 1, false, &c, &min_lsn);
+    if (err == VS_OK) err = index_drop(txn, store, store->dbi_obx_lease, sink, c.inflight + 1, true, &c, &min_lsn);
+    if (err == VS_OK && min_lsn == UINT64_MAX) err = vs_wal_last_lsn_txn(txn, store, &last);
+    if (err == VS_OK) err = ranges_put(txn, store, sink, true, min_lsn != UINT64_MAX ? min_lsn : last + 1);
+  } else {
+    /* Index the PENDING entries again: all at or after the mark. */
+    MDB_cursor *cur;
+    err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_outbox, &cur));
+    if (err != VS_OK) return err;
+    uint8_t key[ENTRY_KEY_BYTES];
+    entry_key(key, sink, from);
+    MDB_val k = {sizeof key, key}, v;
+    int rc;
+    /* Bounded by the sink's entries. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && err == VS_OK;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != ENTRY_KEY_BYTES || vs_get_u32be(k.mv_data) != sink) break;
+      vs_outbox_entry e;
+      err = entry_decode(&v, vs_get_u64be((const uint8_t *)k.mv_data + 4), &e);
+      if (err != VS_OK || e.state != VS_OUTBOX_PENDING) continue;
+      uint8_t ikey[INDEX_KEY_BYTES_MAX];
+      size_t ikey_bytes;
+      MDB_dbi dbi = index_key(store, sink, &e, ikey, &ikey_bytes);
+      MDB_val ik = {ikey_bytes, ikey}, empty = {0, NULL};
+      err = vs_mdb_err(mdb_put(txn, dbi, &ik, &empty, 0));
+    }
+    if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+    mdb_cursor_close(cur);
+    if (err == VS_OK) err = ranges_put(txn, store, sink, false, 0);
+  }
+  if (err == VS_OK) err = vs_obx_counts_save(txn, store, sink, &c);
+  return err;
+}
+
 vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out) {
   if (store == NULL || outbox_out == NULL) return VS_ERR_INVAL;
   *outbox_out = NULL;
@@ -402,6 +542,8 @@ vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **out
     free(ob);
     return err;
   }
+  bool changed = false, ranges = false;
+  uint64_t from = 0;
   err = sink_lookup(txn, store, name, name_bytes, &ob->sink);
   if (err == VS_ERR_NOTFOUND) {
     uint32_t ids[VS_OUTBOX_SINKS_MAX], n = 0;
@@ -411,11 +553,15 @@ vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **out
       ob->sink = n == 0 ? 0 : ids[n - 1] + 1;
       err = sink_put(txn, store, name, name_bytes, ob->sink);
     }
-    if (err == VS_OK) err = vs_txn_commit(txn);
-    else mdb_txn_abort(txn);
-  } else {
-    mdb_txn_abort(txn);
+    changed = true;
   }
+  if (err == VS_OK) err = ranges_get(txn, store, ob->sink, &ranges, &from);
+  if (err == VS_OK && ranges != cfg->ranges_only) {
+    err = ranges_convert(txn, store, ob->sink, cfg->ranges_only, from);
+    changed = true;
+  }
+  if (err == VS_OK && changed) err = vs_txn_commit(txn);
+  else mdb_txn_abort(txn);
   if (err != VS_OK) {
     free(ob);
     return err;
@@ -442,6 +588,9 @@ typedef struct obx_txn {
                       share one tree search; opened on first use */
   uint64_t ec_lsn; /* the entry ec is on; 0 = none */
   index_cursor ic; /* for index deletes */
+  bool ranges;     /* the sink is ranges-only: rng_from is its mark */
+  uint64_t rng_from;
+  bool rng_dirty;  /* the mark moved: saved at commit */
 } obx_txn;
 
 static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
@@ -452,6 +601,8 @@ static vs_err obx_begin(vs_outbox *ob, obx_txn *t) {
   vs_err err = vs_txn_begin(ob->store, true, &t->txn);
   if (err != VS_OK) return err;
   err = vs_obx_counts_load(t->txn, ob->store, ob->sink, &t->counts);
+  t->rng_dirty = false;
+  if (err == VS_OK) err = ranges_get(t->txn, ob->store, ob->sink, &t->ranges, &t->rng_from);
   if (err != VS_OK) mdb_txn_abort(t->txn);
   return err;
 }
@@ -468,6 +619,7 @@ static vs_err obx_finish(vs_outbox *ob, obx_txn *t, vs_err err) {
     return VS_OK;
   }
   if (err == VS_OK) err = vs_obx_counts_save(t->txn, ob->store, ob->sink, &t->counts);
+  if (err == VS_OK && t->rng_dirty) err = ranges_put(t->txn, ob->store, ob->sink, true, t->rng_from);
   if (err != VS_OK) {
     mdb_txn_abort(t->txn);
     return err;
@@ -511,9 +663,9 @@ static vs_err obx_write(vs_outbox *ob, obx_txn *t, const vs_outbox_entry *old_e,
   }
   if (old_e == NULL || t->ec_lsn != old_e->lsn) {
     t->ec_lsn = 0; /* a put beside the cursor: do not trust its place */
-    return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts, &t->ic);
+    return entry_write(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts, &t->ic, t->ranges);
   }
-  vs_err err = index_move(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts, &t->ic);
+  vs_err err = index_move(t->txn, ob->store, ob->sink, old_e, now_e, &t->counts, &t->ic, t->ranges);
   if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
   entry_key(key, ob->sink, now_e->lsn);
@@ -615,7 +767,7 @@ static vs_err fill_step(vs_outbox *ob, const uint8_t origin[VS_ORIGIN_BYTES], ui
     if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
     if (err != VS_OK || memcmp(op.origin, origin, VS_ORIGIN_BYTES) != 0) continue;
     t.dirty = true;
-    err = vs_obx_enqueue_txn(t.txn, ob->store, ob->sink, lsn, &op.id, enc_bytes, now_ms, &t.counts);
+    err = vs_obx_enqueue_txn(t.txn, ob->store, ob->sink, lsn, &op.id, enc_bytes, now_ms, &t.counts, t.ranges);
     if (err == VS_OK) added++;
     else if (err == VS_ERR_EXISTS) err = VS_OK; /* written after the sink was registered */
   }
@@ -664,7 +816,8 @@ vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms)
   err = vs_opid_get(t.txn, outbox->store, id, &lsn, NULL);
   if (err == VS_OK) err = vs_wal_op_bytes_txn(t.txn, outbox->store, lsn, &op_bytes);
   t.dirty = true;
-  if (err == VS_OK) err = vs_obx_enqueue_txn(t.txn, outbox->store, outbox->sink, lsn, id, op_bytes, now_ms, &t.counts);
+  if (err == VS_OK)
+    err = vs_obx_enqueue_txn(t.txn, outbox->store, outbox->sink, lsn, id, op_bytes, now_ms, &t.counts, t.ranges);
   return obx_finish(outbox, &t, err);
 }
 
@@ -843,7 +996,67 @@ static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r,
  * HELD_PASS LSNs with a cursor, then moves them (the moves delete the keys
  * the cursor walked, so the listing comes first). Bounded by h->max. */
 #define HELD_PASS 1024u
+/* held_loop for a ranges-only sink: the entries in LSN order from the mark,
+ * each completed with one cursor step and an in-place rewrite; DONE and
+ * FAILED ones are stepped over (a sink converted from a claimed one may
+ * hold them). Stops at the first PENDING entry the range does not cover.
+ * Bounded by h->max entries visited. */
+static vs_err held_walk(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_held *h) {
+  uint64_t upto = vs_op_id_seq(&h->through);
+  if (t->ec == NULL) {
+    int rc = mdb_cursor_open(t->txn, ob->store->dbi_outbox, &t->ec);
+    if (rc != MDB_SUCCESS) {
+      t->ec = NULL;
+      return vs_mdb_err(rc);
+    }
+  }
+  t->ec_lsn = 0; /* the walk moves the cursor */
+  uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
+  entry_key(key, ob->sink, t->rng_from);
+  MDB_val k = {sizeof key, key}, v;
+  uint32_t visits = 0;
+  vs_err err = VS_OK;
+  int rc;
+  for (rc = mdb_cursor_get(t->ec, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(t->ec, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != ENTRY_KEY_BYTES || vs_get_u32be(k.mv_data) != ob->sink) break; /* past the sink */
+    if (visits == h->max) {
+      h->more = true;
+      break;
+    }
+    visits++;
+    uint64_t lsn = vs_get_u64be((const uint8_t *)k.mv_data + 4);
+    vs_outbox_entry e;
+    err = entry_decode(&v, lsn, &e);
+    if (err != VS_OK) break;
+    if (e.state == VS_OUTBOX_PENDING) {
+      if (!vs_op_id_same_origin(&e.op_id, &h->through) || vs_op_id_seq(&e.op_id) > upto) break;
+      e.state = VS_OUTBOX_DONE;
+      e.lease_until_ms = 0;
+      e.updated_at_ms = now_ms;
+      MDB_val nv = {entry_encode(&e, buf), buf};
+      err = vs_mdb_err(mdb_cursor_put(t->ec, &k, &nv, MDB_CURRENT));
+      if (err != VS_OK) break;
+      if (t->counts.pending == 0) {
+        err = VS_ERR_CORRUPT;
+        break;
+      }
+      t->counts.pending--;
+      t->counts.done++;
+      h->completed++;
+      t->dirty = true;
+    } else if (e.state == VS_OUTBOX_INFLIGHT) {
+      break; /* claimed by hand (vs_outbox_claim): its result or lease decides first */
+    }
+    t->rng_from = lsn + 1;
+    t->rng_dirty = true;
+    t->dirty = true;
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  return err;
+}
+
 static vs_err held_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_held *h) {
+  if (t->ranges) return held_walk(ob, t, now_ms, h);
   uint64_t upto = vs_op_id_seq(&h->through), lsns[HELD_PASS];
   vs_outbox_entry *olds = malloc(sizeof *olds * HELD_PASS * 2), *news = olds + HELD_PASS;
   if (olds == NULL) return VS_ERR_NOMEM;
@@ -871,6 +1084,7 @@ static vs_err held_loop(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_he
     if (err == VS_OK) err = write_back(ob, t, olds, news, n);
     if (err == VS_OK) h->completed += n;
   }
+  h->more = !stop && h->completed >= h->max;
   free(olds);
   return err;
 }
@@ -885,7 +1099,10 @@ vs_err vs_outbox_step_held(vs_outbox *outbox, uint64_t now_ms, vs_outbox_held *h
                            const vs_outbox_claim_req *claim, uint32_t *claimed_out) {
   if (outbox == NULL || (results == NULL && result_count > 0)) return VS_ERR_INVAL;
   if (held != NULL && held->max > VS_OUTBOX_CLAIM_MAX) return VS_ERR_INVAL;
-  if (held != NULL) held->completed = 0;
+  if (held != NULL) {
+    held->completed = 0;
+    held->more = false;
+  }
   if (claim != NULL && (claim->lease_ms == 0 || claim->entries_max > VS_OUTBOX_CLAIM_MAX || claimed_out == NULL ||
                         (claim->entries_max > 0 && claim->entries_out == NULL)))
     return VS_ERR_INVAL;

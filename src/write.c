@@ -33,6 +33,7 @@ typedef struct write_ctx {
   bool appended;          /* the head changed: put it once at commit */
   uint32_t sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t sink_count;
+  bool ranges[VS_OUTBOX_SINKS_MAX]; /* ranges-only sinks: entries without a claim index */
   vs_outbox_counts counts[VS_OUTBOX_SINKS_MAX];
   vs_wal_cursors cur; /* this origin's appends; freed by the txn's end */
 } write_ctx;
@@ -85,8 +86,10 @@ static vs_err ctx_begin(write_ctx *c) {
   if (err == VS_OK) err = vs_head_get(c->txn, c->store, c->origin, &c->head);
   if (err == VS_OK) err = vs_state_hash_get_txn(c->txn, c->store, c->state_hash);
   if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
-  for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++)
+  for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++) {
     err = vs_obx_counts_load(c->txn, c->store, c->sinks[i], &c->counts[i]);
+    if (err == VS_OK) err = vs_obx_ranges_only_txn(c->txn, c->store, c->sinks[i], &c->ranges[i]);
+  }
   if (err == VS_OK) err = vs_wal_cursors_open(c->txn, c->store, &c->cur);
   if (err != VS_OK) mdb_txn_abort(c->txn);
   return err;
@@ -193,7 +196,7 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
   }
   for (uint32_t i = 0; i < c->sink_count; i++) {
     err = vs_obx_enqueue_txn(c->txn, c->store, c->sinks[i], c->lsn, &op.id, (uint32_t)enc_bytes, c->now_ms,
-                             &c->counts[i]);
+                             &c->counts[i], c->ranges[i]);
     if (err != VS_OK) return err;
   }
   res->op_id = op.id;

@@ -272,7 +272,7 @@ static vs_engine_cfg engine_cfg(uint32_t workers, uint32_t batch_ops) {
 }
 
 static void open_engine(fx *f, const vs_http_cfg *hc, const vs_engine_cfg *ec, const vs_probe *probe) {
-  vs_outbox_cfg oc = {SINK, ec->retry};
+  vs_outbox_cfg oc = {SINK, ec->retry, false};
   uint64_t enq = 0;
   assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_err(vs_http_transport_new(hc, &f->t), VS_OK);
@@ -926,7 +926,7 @@ static void test_http_probe_gates_the_engine(void **state) {
   vs_probe probe;
   assert_err(vs_http_transport_probe(f->t, &pc, &probe), VS_OK);
   vs_engine_cfg ec = engine_cfg(1, 1000);
-  vs_outbox_cfg oc = {SINK, ec.retry};
+  vs_outbox_cfg oc = {SINK, ec.retry, false};
   assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, NULL), VS_OK);
   vs_transport tr = vs_http_transport_iface(f->t);
   assert_err(vs_engine_new(&ec, f->ob, &probe, &tr, &f->e), VS_OK);
@@ -953,7 +953,7 @@ static void test_http_sink_open_catches_up_once(void **state) {
   write_ops(f, 5, 0);
   vs_write_req req = {"put", (const uint8_t *)"x", 1, (const uint8_t *)"y", 1, NULL, 0};
   assert_err(vs_write(f->store, other, &req, wall_ms(), NULL), VS_OK); /* not ours: skipped */
-  vs_outbox_cfg oc = {SINK, FAST};
+  vs_outbox_cfg oc = {SINK, FAST, false};
   uint64_t enq = 99;
   assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_int_equal(enq, 5);
@@ -972,7 +972,7 @@ static void test_http_sink_open_catches_up_once(void **state) {
   assert_int_equal(enq, 0); /* a finished catch-up is never repeated */
   vs_outbox_counts c = counts_of(f);
   assert_int_equal(c.pending + c.done, 0);
-  vs_outbox_cfg bad = {"not a name", FAST};
+  vs_outbox_cfg bad = {"not a name", FAST, false};
   vs_outbox *ob = NULL;
   assert_err(vs_http_sink_open(f->store, &bad, f->origin, wall_ms(), &ob, &enq), VS_ERR_INVAL);
   assert_null(ob);
@@ -983,7 +983,7 @@ static void test_http_sink_open_catches_up_once(void **state) {
 static void test_http_sink_open_large_log(void **state) {
   fx *f = *state;
   write_ops(f, OPS_MAX, 0);
-  vs_outbox_cfg oc = {SINK, FAST};
+  vs_outbox_cfg oc = {SINK, FAST, false};
   uint64_t enq = 0;
   assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_int_equal(enq, OPS_MAX);

@@ -1282,7 +1282,7 @@ static vs_op_id held_id(uint8_t salt, uint64_t seq) {
 /* vs_outbox_step_held with a range only (no results, no claims): how many
  * entries it completed. */
 static uint32_t step_held(vs_outbox *ob, uint64_t now_ms, uint8_t salt, uint64_t seq, uint32_t max) {
-  vs_outbox_held h = {held_id(salt, seq), max, UINT32_MAX};
+  vs_outbox_held h = {held_id(salt, seq), max, UINT32_MAX, true};
   assert_err(vs_outbox_step_held(ob, now_ms, &h, NULL, 0, NULL, NULL, NULL), VS_OK);
   assert_true(h.completed <= max);
   return h.completed;
@@ -1451,7 +1451,7 @@ static void test_outbox_step_held_max_caps_completed(void **state) {
   assert_int_equal(last_txnid(f), before);
   assert_counts(f->ob, 3, 0, 2, 0);
   /* max past VS_OUTBOX_CLAIM_MAX: INVAL, nothing changes. */
-  vs_outbox_held h = {held_id(1, 5), VS_OUTBOX_CLAIM_MAX + 1, 0};
+  vs_outbox_held h = {held_id(1, 5), VS_OUTBOX_CLAIM_MAX + 1, 0, false};
   assert_err(vs_outbox_step_held(f->ob, T0_MS + 3, &h, NULL, 0, NULL, NULL, NULL), VS_ERR_INVAL);
   assert_int_equal(last_txnid(f), before);
   assert_counts(f->ob, 3, 0, 2, 0);
@@ -1469,7 +1469,7 @@ static void test_outbox_step_held_bad_claim_completes_nothing(void **state) {
   write_ops(f, 3, T0_MS);
   vs_outbox_entry claimed[4];
   vs_outbox_claim_req bad = {0, 4, UINT64_MAX, claimed}; /* lease 0 */
-  vs_outbox_held h = {held_id(1, 3), VS_OUTBOX_CLAIM_MAX, 77};
+  vs_outbox_held h = {held_id(1, 3), VS_OUTBOX_CLAIM_MAX, 77, true};
   uint32_t n = 0;
   assert_err(vs_outbox_step_held(f->ob, T0_MS, &h, NULL, 0, NULL, &bad, &n), VS_ERR_INVAL);
   assert_int_equal(h.completed, 0);
@@ -1543,7 +1543,7 @@ static void test_outbox_step_held_with_results_and_claims(void **state) {
       {f->ids[1], VS_RESULT_RETRY, 1, 0, "busy", 0},
   };
   vs_outbox_verdict v[2];
-  vs_outbox_held h = {held_id(1, 4), VS_OUTBOX_CLAIM_MAX, 0};
+  vs_outbox_held h = {held_id(1, 4), VS_OUTBOX_CLAIM_MAX, 0, false};
   vs_outbox_claim_req req = {LEASE_MS, 8, UINT64_MAX, claimed};
   uint64_t t = T0_MS + 10;
   size_t before = last_txnid(f);
@@ -1657,6 +1657,122 @@ static void test_outbox_purge_done_deletes_legacy_done_keys(void **state) {
 }
 
 /* What the range completed is committed: a reopened store has it. */
+/* ---- ranges-only sinks (the mesh) ---------------------------------------------------------- */
+
+static vs_outbox *open_ranges(fixture *f, bool ranges_only) {
+  vs_outbox_cfg cfg = vs_outbox_cfg_default();
+  cfg.ranges_only = ranges_only;
+  vs_outbox *ob = NULL;
+  assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_OK);
+  return ob;
+}
+
+/* vs_outbox_step_held with a range only, returning the whole held struct. */
+static vs_outbox_held held_step(vs_outbox *ob, uint64_t now_ms, uint8_t salt, uint64_t seq, uint32_t max) {
+  vs_outbox_held h = {held_id(salt, seq), max, UINT32_MAX, true};
+  assert_err(vs_outbox_step_held(ob, now_ms, &h, NULL, 0, NULL, NULL, NULL), VS_OK);
+  assert_true(h.completed <= max);
+  return h;
+}
+
+/* Entries of a ranges-only sink are never due nor claimed; ranges complete
+ * them in LSN order, across reopens, stopping at an entry of another origin,
+ * at an entry claimed by hand, and at max (saying so). */
+static void test_outbox_ranges_only_completes_in_lsn_order(void **state) {
+  fixture *f = *state;
+  f->ob = open_ranges(f, true);
+  write_ops(f, 10, T0_MS);
+  assert_counts(f->ob, 10, 0, 0, 0);
+  assert_int_equal(next_due(f->ob), UINT64_MAX); /* no claim index */
+  vs_outbox_entry out[16];
+  assert_int_equal(claim_ready(f->ob, T0_MS + 100000, 16, out), 0);
+
+  vs_outbox_held h = held_step(f->ob, T0_MS + 1, 1, 4, VS_OUTBOX_CLAIM_MAX);
+  assert_int_equal(h.completed, 4);
+  assert_false(h.more);
+  for (uint32_t i = 0; i < 4; i++) assert_done_held(f->ob, &f->ids[i], 0, T0_MS + 1);
+  for (uint32_t i = 4; i < 10; i++) assert_pending(f->ob, &f->ids[i], 0);
+  assert_counts(f->ob, 6, 0, 4, 0);
+
+  /* The mark survives a reopen; max stops the walk and says so. */
+  vs_outbox_close(f->ob);
+  f->ob = open_ranges(f, true);
+  h = held_step(f->ob, T0_MS + 2, 1, 10, 2);
+  assert_int_equal(h.completed, 2);
+  assert_true(h.more);
+  h = held_step(f->ob, T0_MS + 3, 1, 10, VS_OUTBOX_CLAIM_MAX);
+  assert_int_equal(h.completed, 4);
+  assert_false(h.more);
+  assert_counts(f->ob, 0, 0, 10, 0);
+  check_counts(f, f->ob);
+
+  /* 11, 12 of origin 1, then one of origin 2, then 13 of origin 1. */
+  write_ops(f, 2, T0_MS + 4);
+  write_ops_as(f, 2, 1, T0_MS + 4);
+  write_ops(f, 1, T0_MS + 4);
+  h = held_step(f->ob, T0_MS + 5, 1, 13, VS_OUTBOX_CLAIM_MAX);
+  assert_int_equal(h.completed, 2);
+  assert_false(h.more);
+  assert_pending(f->ob, &f->ids[12], 0);
+  assert_pending(f->ob, &f->ids[13], 0);
+  assert_int_equal(vs_outbox_complete(f->ob, &f->ids[12], T0_MS + 6), VS_OK); /* origin 2's, by hand */
+  h = held_step(f->ob, T0_MS + 7, 1, 13, VS_OUTBOX_CLAIM_MAX);
+  assert_int_equal(h.completed, 1); /* the DONE one is stepped over */
+  assert_counts(f->ob, 0, 0, 14, 0);
+
+  /* An entry claimed by hand stops the walk until its result. */
+  write_ops(f, 3, T0_MS + 8); /* seq 14..16 */
+  claim(f->ob, &f->ids[15], T0_MS + 8);
+  h = held_step(f->ob, T0_MS + 9, 1, 16, VS_OUTBOX_CLAIM_MAX);
+  assert_int_equal(h.completed, 1);
+  assert_pending(f->ob, &f->ids[16], 0);
+  assert_int_equal(vs_outbox_complete(f->ob, &f->ids[15], T0_MS + 10), VS_OK);
+  h = held_step(f->ob, T0_MS + 11, 1, 16, VS_OUTBOX_CLAIM_MAX);
+  assert_int_equal(h.completed, 1);
+  assert_counts(f->ob, 0, 0, 17, 0);
+  check_counts(f, f->ob);
+}
+
+/* A claimed sink made ranges-only keeps every entry: its claim indexes go,
+ * INFLIGHT entries become PENDING (their attempt spent), DONE ones stay;
+ * made claimed again, its PENDING entries are claimable. */
+static void test_outbox_ranges_only_conversion(void **state) {
+  fixture *f = *state;
+  f->ob = open_ranges(f, false);
+  write_ops(f, 6, T0_MS);
+  assert_int_equal(vs_outbox_complete(f->ob, &f->ids[0], T0_MS + 1), VS_OK);
+  claim(f->ob, &f->ids[1], T0_MS + 1);
+  assert_counts(f->ob, 4, 1, 1, 0);
+  vs_outbox_close(f->ob);
+
+  f->ob = open_ranges(f, true);
+  assert_counts(f->ob, 5, 0, 1, 0);
+  assert_pending(f->ob, &f->ids[1], 1);
+  assert_int_equal(next_due(f->ob), UINT64_MAX);
+  vs_outbox_entry out[16];
+  assert_int_equal(claim_ready(f->ob, T0_MS + 100000, 16, out), 0);
+  vs_outbox_held h = held_step(f->ob, T0_MS + 2, 1, 5, VS_OUTBOX_CLAIM_MAX);
+  assert_int_equal(h.completed, 4); /* seq 2..5; 1 was DONE */
+  assert_done_held(f->ob, &f->ids[1], 1, T0_MS + 2);
+  write_ops(f, 2, T0_MS + 3); /* no index for these either */
+  assert_counts(f->ob, 3, 0, 5, 0);
+  check_counts(f, f->ob);
+  vs_outbox_close(f->ob);
+
+  f->ob = open_ranges(f, false);
+  assert_int_equal(next_due(f->ob), T0_MS); /* seq 6, enqueued at T0 */
+  assert_int_equal(claim_ready(f->ob, T0_MS + 100000, 16, out), 3);
+  assert_true(vs_op_id_equal(&out[0].op_id, &f->ids[5]));
+  assert_true(vs_op_id_equal(&out[1].op_id, &f->ids[6]));
+  assert_true(vs_op_id_equal(&out[2].op_id, &f->ids[7]));
+  assert_counts(f->ob, 0, 3, 5, 0);
+  check_counts(f, f->ob);
+  /* Reopening with the same setting converts nothing. */
+  vs_outbox_close(f->ob);
+  f->ob = open_ranges(f, false);
+  assert_counts(f->ob, 0, 3, 5, 0);
+}
+
 static void test_outbox_step_held_is_durable(void **state) {
   fixture *f = *state;
   f->ob = open_sink(f, NULL, &SMALL_POLICY);
@@ -1779,6 +1895,8 @@ int main(void) {
       T(test_outbox_purge_done_deletes_legacy_done_keys),
       T(test_outbox_step_held_is_durable),
       T(test_outbox_step_result_lsn_hint_is_checked),
+      T(test_outbox_ranges_only_completes_in_lsn_order),
+      T(test_outbox_ranges_only_conversion),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,16 @@ typedef struct vs_outbox_counts {
 typedef struct vs_outbox_cfg {
   const char *sink;             /**< sink name; NULL = VS_OUTBOX_SINK_DEFAULT */
   vs_retry_policy retry;        /**< schedule of retries for this sink */
+  /** The sink's deliveries are known only as ranges (vs_outbox_step_held:
+   *  the mesh, whose acknowledgements are version vectors), and nothing is
+   *  ever claimed from it. Its PENDING entries then carry no claim index:
+   *  a write costs one put less per op, and a range completes entries in
+   *  LSN order from a per-sink mark (meta["obxrng" sink] = the first LSN
+   *  that may still be PENDING) with one cursor step each. The setting is
+   *  stored with the sink; opening with the other value converts the sink
+   *  in that open's transaction (its claim indexes dropped and INFLIGHT
+   *  entries made PENDING, or PENDING entries indexed again). Default false. */
+  bool ranges_only;
 } vs_outbox_cfg;
 
 /** Sink "default" with Vix Sync's default retry policy. */
@@ -261,6 +271,7 @@ typedef struct vs_outbox_held {
   vs_op_id through;
   uint32_t max;          /**< entries to complete at most, <= VS_OUTBOX_CLAIM_MAX */
   uint32_t completed;    /**< [out] PENDING entries it made DONE */
+  bool more;             /**< [out] stopped at max: the range may cover more */
 } vs_outbox_held;
 
 /** vs_outbox_step that first, in the same transaction, completes the
