@@ -14,7 +14,14 @@
  *      store's mode: in sync mode every tick's step commits with fsync;
  *   c. pipeline: N / (write time + drain time) of run b, i.e. 1 / (1/w + 1/d):
  *      for information only (it is below the write rate by construction, so
- *      it gets no ratio against the 0.5 target).
+ *      it gets no ratio against the 0.5 target);
+ *   d. range completion, the mesh's way: in a fresh store whose default sink
+ *      is claim-indexed, then in one whose default sink is ranges-only
+ *      (vs_outbox_cfg.ranges_only, as a node opens it), the same N ops
+ *      written (timed: the write rate into each layout), then completed by
+ *      ranges of RANGE_OPS ops (vs_outbox_step_held, one transaction per
+ *      range, as a peer's acknowledgement of each 1 MiB frame would) until
+ *      N are DONE -> entries/s for each layout, and their ratio.
  * op = 16-byte target + 64-byte payload, kind "put", no idempotency key.
  * `ratio engine` = engine drain ops/s / write ops/s (sync): 0.5 means the
  * engine doubles the cost of writing.
@@ -193,15 +200,58 @@ static double write_once(uint64_t n, vs_durability d) {
   return (double)n / secs;
 }
 
+/* ---- d. range completion ---- */
+
+#define RANGE_OPS 4545u /* about one 1 MiB frame of 210-byte ops, as in bench_replicate */
+
+typedef struct range_run {
+  double write_s, complete_s;
+} range_run;
+
+static range_run range_once(uint64_t n, vs_durability d, bool ranges_only) {
+  char dir[4300];
+  vs_store *store = fresh_store(dir, sizeof dir, ranges_only ? "ranges" : "indexed", d);
+  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  ocfg.ranges_only = ranges_only;
+  vs_outbox *outbox = NULL;
+  CHECK_VS(vs_outbox_open(store, &ocfg, &outbox)); /* before the writes: they enqueue in its layout */
+  range_run r;
+  r.write_s = write_all(store, n);
+  uint64_t now = wall_ms() + 1;
+  double t0 = now_s();
+  uint64_t done = 0;
+  /* Bounded: each range covers RANGE_OPS more seqs, up to n. */
+  for (uint64_t upto = 0; upto < n;) {
+    upto = n - upto > RANGE_OPS ? upto + RANGE_OPS : n;
+    vs_outbox_held h;
+    memset(&h, 0, sizeof h);
+    vs_op_id_derive(bench_origin(), upto, &h.through);
+    h.max = VS_OUTBOX_CLAIM_MAX;
+    CHECK_VS(vs_outbox_step_held(outbox, now++, &h, NULL, 0, NULL, NULL, NULL));
+    done += h.completed;
+  }
+  r.complete_s = now_s() - t0;
+  vs_outbox_counts c;
+  CHECK_VS(vs_outbox_counts_get(outbox, &c));
+  if (done != n || c.done != n || c.pending != 0 || c.inflight != 0)
+    die("range completion", "the ranges did not complete exactly the N entries");
+  vs_outbox_close(outbox);
+  vs_store_close(store);
+  vt_rmrf(dir);
+  return r;
+}
+
 /* ---- driver ---- */
 
 typedef struct mode_result {
   double write, drain, pipeline, engine_write;
   uint64_t ticks, batches;
+  double range_indexed, range_ranges, write_indexed, write_ranges; /* d */
 } mode_result;
 
 static mode_result bench_mode(uint64_t n, vs_durability d) {
   double w[BENCH_REPS], dr[BENCH_REPS], pl[BENCH_REPS], ew[BENCH_REPS];
+  double ri[BENCH_REPS], rr[BENCH_REPS], wi[BENCH_REPS], wr[BENCH_REPS];
   engine_run last = {0, 0, 0, 0};
   for (int rep = 0; rep < BENCH_REPS; rep++) {
     if (rep % 2 == 0) {
@@ -214,11 +264,20 @@ static mode_result bench_mode(uint64_t n, vs_durability d) {
     dr[rep] = (double)n / last.drain_s;
     ew[rep] = (double)n / last.write_s;
     pl[rep] = (double)n / (last.write_s + last.drain_s);
-    printf("  run %d %s: write %.0f, engine drain %.0f, engine-run write %.0f, pipeline %.0f ops/s\n", rep + 1,
-           mode_name(d), w[rep], dr[rep], ew[rep], pl[rep]);
+    /* Each layout goes first every other repetition. */
+    range_run a = range_once(n, d, rep % 2 != 0), b = range_once(n, d, rep % 2 == 0);
+    range_run ind = rep % 2 == 0 ? a : b, rng = rep % 2 == 0 ? b : a;
+    ri[rep] = (double)n / ind.complete_s;
+    rr[rep] = (double)n / rng.complete_s;
+    wi[rep] = (double)n / ind.write_s;
+    wr[rep] = (double)n / rng.write_s;
+    printf("  run %d %s: write %.0f, engine drain %.0f, engine-run write %.0f, pipeline %.0f ops/s; range "
+           "completion %.0f (claim-indexed) / %.0f (ranges-only) entries/s, writes into them %.0f / %.0f ops/s\n",
+           rep + 1, mode_name(d), w[rep], dr[rep], ew[rep], pl[rep], ri[rep], rr[rep], wi[rep], wr[rep]);
     fflush(stdout);
   }
-  mode_result r = {median3(w), median3(dr), median3(pl), median3(ew), last.ticks, last.batches};
+  mode_result r = {median3(w),  median3(dr), median3(pl), median3(ew), last.ticks,
+                   last.batches, median3(ri), median3(rr), median3(wi), median3(wr)};
   return r;
 }
 
@@ -246,8 +305,19 @@ int main(int argc, char **argv) {
   printf("nosync pipeline write+drain: %.0f ops/s\n", ns.pipeline);
   printf("nosync engine ticks: %" PRIu64 " ticks\n", ns.ticks);
   printf("nosync engine batches: %" PRIu64 " batches\n", ns.batches);
+  const mode_result *m[2] = {&s, &ns};
+  for (int i = 0; i < 2; i++) {
+    const char *name = mode_name(i == 0 ? VS_DURABILITY_SYNC : VS_DURABILITY_NOSYNC);
+    printf("%s range completion, claim-indexed sink: %.0f entries/s\n", name, m[i]->range_indexed);
+    printf("%s range completion, ranges-only sink: %.0f entries/s\n", name, m[i]->range_ranges);
+    printf("%s write batch %u, claim-indexed sink: %.0f ops/s\n", name, BENCH_BATCH, m[i]->write_indexed);
+    printf("%s write batch %u, ranges-only sink: %.0f ops/s\n", name, BENCH_BATCH, m[i]->write_ranges);
+  }
   printf("ratio engine: %.3f\n", s.drain / s.write);
   printf("ratio engine nosync: %.3f\n", ns.drain / ns.write);
+  printf("ratio range completion ranges-only vs claim-indexed: %.3f\n", s.range_ranges / s.range_indexed);
+  printf("ratio range completion ranges-only vs claim-indexed nosync: %.3f\n", ns.range_ranges / ns.range_indexed);
+  printf("ratio write ranges-only vs claim-indexed nosync: %.3f\n", ns.write_ranges / ns.write_indexed);
   vt_rmrf(bench_base);
   return 0;
 }
