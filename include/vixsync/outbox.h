@@ -275,8 +275,10 @@ typedef struct vs_outbox_held {
 } vs_outbox_held;
 
 /** vs_outbox_step that first, in the same transaction, completes the
- *  PENDING entries `held` covers, in claim order, stopping at the first
- *  ready entry it does not cover (so it costs what it completes, plus one):
+ *  PENDING entries `held` covers, in claim order (a ranges-only sink: in
+ *  LSN order from its mark, stepping over DONE and FAILED entries),
+ *  stopping at the first ready entry it does not cover or one claimed by
+ *  hand (so it costs what it completes, plus one):
  *  they were delivered before anybody claimed them, so no attempt is spent.
  *  Entries it leaves are claimed and answered as usual. `held` may be NULL
  *  (then this is vs_outbox_step). */
