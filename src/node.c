@@ -692,22 +692,28 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
 }
 
 static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
-  vs_vv_entry *e = malloc(sizeof *e * VS_WIRE_VV_MAX);
+  /* Room for the entries the message announces (a vector per ack: not the
+   * 160 KiB of VS_WIRE_VV_MAX every time); the decoder checks the count
+   * against the message and the limit as before. */
+  uint32_t room = len >= 5 ? vs_get_u32le(msg + 1) : 1;
+  if (room > VS_WIRE_VV_MAX) room = VS_WIRE_VV_MAX;
+  if (room == 0) room = 1;
+  vs_vv_entry *e = malloc(sizeof *e * room);
   if (e == NULL) return VS_ERR_NOMEM;
   uint32_t count = 0;
-  vs_err err = vs_msg_vv_decode(msg, len, e, VS_WIRE_VV_MAX, &count);
+  vs_err err = vs_msg_vv_decode(msg, len, e, room, &count);
   if (err != VS_OK) {
     free(e);
     return err;
   }
-  vv fresh = {e, count, VS_WIRE_VV_MAX};
+  vv fresh = {e, count, room};
   bool progress = false;
   for (uint32_t i = 0; i < p->sent.n && !progress; i++)
     progress = vv_get(&fresh, p->sent.e[i].origin) > vv_get(&p->known, p->sent.e[i].origin);
   vv_free(&p->known);
   p->known.e = e;
   p->known.n = count;
-  p->known.cap = VS_WIRE_VV_MAX;
+  p->known.cap = room;
   bool covered = true;
   for (uint32_t i = 0; i < p->sent.n && covered; i++)
     covered = p->sent.e[i].seq <= vv_get(&p->known, p->sent.e[i].origin);

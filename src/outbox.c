@@ -627,17 +627,20 @@ static vs_err obx_finish(vs_outbox *ob, obx_txn *t, vs_err err) {
   return vs_txn_commit(t->txn);
 }
 
+/* The step's cursor on the entries, opened on first use. */
+static vs_err obx_cursor(vs_outbox *ob, obx_txn *t) {
+  if (t->ec != NULL) return VS_OK;
+  int rc = mdb_cursor_open(t->txn, ob->store->dbi_outbox, &t->ec);
+  if (rc != MDB_SUCCESS) t->ec = NULL;
+  return vs_mdb_err(rc);
+}
+
 /* Read entry `lsn` inside a step's transaction, leaving the entries cursor
  * on it for obx_write. */
 static vs_err obx_get(vs_outbox *ob, obx_txn *t, uint64_t lsn, vs_outbox_entry *e) {
   t->ec_lsn = 0;
-  if (t->ec == NULL) {
-    int rc = mdb_cursor_open(t->txn, ob->store->dbi_outbox, &t->ec);
-    if (rc != MDB_SUCCESS) {
-      t->ec = NULL;
-      return vs_mdb_err(rc);
-    }
-  }
+  vs_err cerr = obx_cursor(ob, t);
+  if (cerr != VS_OK) return cerr;
   uint8_t key[ENTRY_KEY_BYTES];
   entry_key(key, ob->sink, lsn);
   MDB_val k = {sizeof key, key}, v;
@@ -1003,13 +1006,8 @@ static vs_err apply_result(vs_outbox *ob, obx_txn *t, const vs_outbox_result *r,
  * Bounded by h->max entries visited. */
 static vs_err held_walk(vs_outbox *ob, obx_txn *t, uint64_t now_ms, vs_outbox_held *h) {
   uint64_t upto = vs_op_id_seq(&h->through);
-  if (t->ec == NULL) {
-    int rc = mdb_cursor_open(t->txn, ob->store->dbi_outbox, &t->ec);
-    if (rc != MDB_SUCCESS) {
-      t->ec = NULL;
-      return vs_mdb_err(rc);
-    }
-  }
+  vs_err cerr = obx_cursor(ob, t);
+  if (cerr != VS_OK) return cerr;
   t->ec_lsn = 0; /* the walk moves the cursor */
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
   entry_key(key, ob->sink, t->rng_from);
