@@ -91,6 +91,7 @@ typedef struct slot { /* per ENet peer, by index in host->peers */
   ENetPeerState seen_state; /* for the sweep: state and connect id last seen, since when */
   uint32_t seen_connect_id;
   uint64_t seen_since_ms;
+  bool version_logged; /* a frame of another protocol version was logged */
 } slot;
 
 typedef struct dial {
@@ -275,7 +276,12 @@ static void on_connect(daemon *d, ENetPeer *p) {
   if (s->dial < 0) addr_text(&p->address, s->addr);
   s->initiator = s->dial >= 0;
   uint32_t h = handle_alloc(d, si);
-  vs_err err = h == 0 ? VS_ERR_LIMIT : vs_node_peer_up(d->node, h, s->initiator, d->now_ms);
+  /* The handshake cookie is bound to the address and port (network order). */
+  uint8_t addr[6];
+  memcpy(addr, &p->address.host, 4);
+  addr[4] = (uint8_t)(p->address.port >> 8);
+  addr[5] = (uint8_t)(p->address.port & 0xffu);
+  vs_err err = h == 0 ? VS_ERR_LIMIT : vs_node_peer_up_addr(d->node, h, s->initiator, addr, sizeof addr, d->now_ms);
   if (err != VS_OK) {
     if (h != 0) handle_free(d, h);
     d->c.refused_full++;
@@ -296,9 +302,16 @@ static void on_connect(daemon *d, ENetPeer *p) {
 
 /* What the node said of a frame of slot s: a failure of ours is an error,
  * a rejected frame a debug line. */
-static void frame_result(const slot *s, vs_err err, size_t bytes) {
+static void frame_result(slot *s, vs_err err, const uint8_t *data, size_t bytes) {
+  uint8_t first = bytes > 0 ? data[0] : 0;
   if (err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL) {
     vn_log(VN_LOG_ERROR, "frame_failed", "peer=%u err=%s", s->handle, vs_err_name(err));
+  } else if (err == VS_ERR_VERSION && first > 0 && first < 16 && !s->version_logged) {
+    /* Another protocol version (a plausible one: garbage is not logged at
+     * this level): say which, once per connection, where an operator sees. */
+    s->version_logged = true;
+    vn_log(VN_LOG_WARN, "peer_version", "peer=%u addr=%s theirs=%u ours=%u", s->handle, s->addr,
+           bytes > 0 ? (unsigned)first : 0u, (unsigned)VS_WIRE_VERSION);
   } else if (err != VS_OK) {
     vn_log(VN_LOG_DEBUG, "frame_rejected", "peer=%u addr=%s bytes=%zu err=%s", s->handle, s->addr, bytes,
            vs_err_name(err));
@@ -314,7 +327,7 @@ static void rx_apply(daemon *d, vn_rx_job *j) {
     vs_err err = j->prep != NULL ? vs_node_on_prepared(d->node, s->handle, j->prep, d->now_ms)
                                  : vs_node_on_frame(d->node, s->handle, j->pkt->data, j->pkt->dataLength, d->now_ms);
     d->c.rx_pipelined++;
-    frame_result(s, err, (size_t)j->pkt->dataLength);
+    frame_result(s, err, j->pkt->data, (size_t)j->pkt->dataLength);
     d->kick = true;
   }
   vn_rx_job_free(j);
@@ -375,7 +388,7 @@ static bool on_receive(daemon *d, ENetPeer *p, ENetPacket *pkt) {
            s->initiator ? "out" : "in", hex);
     d->status_dirty = true;
   } else {
-    frame_result(s, err, (size_t)pkt->dataLength);
+    frame_result(s, err, pkt->data, (size_t)pkt->dataLength);
   }
   return false;
 }

@@ -284,7 +284,12 @@ bool sim_net_dial(sim *s, uint32_t li) {
   bool a_dials = sim_rng_ppm(&s->rng, 500000);
   uint32_t ini = a_dials ? l->a : l->b, resp = a_dials ? l->b : l->a;
   vs_err err = vs_node_peer_up(s->nodes[ini].node, l->conn, true, sim_local_ms(&s->nodes[ini], s->now));
-  if (err == VS_OK) err = vs_node_peer_up(s->nodes[resp].node, l->conn, false, sim_local_ms(&s->nodes[resp], s->now));
+  /* The responder binds its handshake cookie to the dialler's "address":
+   * its node index (little-endian), as a real driver gives IP and port. */
+  uint8_t addr[4] = {(uint8_t)ini, (uint8_t)(ini >> 8), (uint8_t)(ini >> 16), (uint8_t)(ini >> 24)};
+  if (err == VS_OK)
+    err = vs_node_peer_up_addr(s->nodes[resp].node, l->conn, false, addr, sizeof addr,
+                               sim_local_ms(&s->nodes[resp], s->now));
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "link %u-%u: peer_up: %s", l->a, l->b, vs_err_name(err));
   s->tot.conns++;
   sim_trace(s, 'U', li, l->conn, ini, NULL, 0);

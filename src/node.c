@@ -60,6 +60,11 @@ struct vs_node {
   uint64_t ack_used;                                  /* bit per ack_id in use */
   uint64_t ack_held[VS_NODE_PEERS_MAX];               /* ack_id -> highest own seq it holds */
   uint64_t sessions; /* sessions established so far: the last one's number */
+  /* Handshake cookies (wire.h): the secret, the previous one, and when the
+   * next rotation is due (drawn from cfg.random on the first responder). */
+  uint8_t cookie_secret[VS_COOKIE_SECRET_BYTES], cookie_prev[VS_COOKIE_SECRET_BYTES];
+  bool cookie_ready, cookie_has_prev;
+  uint64_t cookie_rotate_ms;
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -478,6 +483,8 @@ void vs_node_close(vs_node *n) {
   vv_free(&n->mine);
   vs_identity_wipe(&n->cfg.identity);
   sodium_memzero(n->cfg.mesh_key, sizeof n->cfg.mesh_key);
+  sodium_memzero(n->cookie_secret, sizeof n->cookie_secret);
+  sodium_memzero(n->cookie_prev, sizeof n->cookie_prev);
   free(n->msg);
   free(n->run_enc);
   free(n->run_lens);
@@ -581,8 +588,27 @@ vs_err vs_node_write_batch(vs_node *n, const vs_write_req *reqs, size_t count, u
 
 /* ---- connections ---- */
 
+/* The cookie secrets, rotated when due: a secret lives two periods (as
+ * the current one, then as the previous one). Time only ever decides when
+ * the responder draws a new secret; no peer's clock is involved. */
+static void cookie_rotate(vs_node *n, uint64_t now_ms) {
+  if (n->cookie_ready && now_ms < n->cookie_rotate_ms) return;
+  if (n->cookie_ready) {
+    memcpy(n->cookie_prev, n->cookie_secret, sizeof n->cookie_prev);
+    n->cookie_has_prev = true;
+  }
+  n->cfg.random(n->cfg.random_ctx, n->cookie_secret, sizeof n->cookie_secret);
+  n->cookie_ready = true;
+  n->cookie_rotate_ms = vs_add_sat_u64(now_ms, VS_NODE_COOKIE_ROTATE_MS);
+}
+
 vs_err vs_node_peer_up(vs_node *n, uint32_t handle, bool initiator, uint64_t now_ms) {
-  if (n == NULL) return VS_ERR_INVAL;
+  return vs_node_peer_up_addr(n, handle, initiator, NULL, 0, now_ms);
+}
+
+vs_err vs_node_peer_up_addr(vs_node *n, uint32_t handle, bool initiator, const uint8_t *addr, size_t addr_bytes,
+                            uint64_t now_ms) {
+  if (n == NULL || (addr == NULL && addr_bytes > 0)) return VS_ERR_INVAL;
   if (peer_find(n, handle) != NULL) return VS_ERR_EXISTS;
   peer *p = NULL;
   for (uint32_t i = 0; i < VS_NODE_PEERS_MAX && p == NULL; i++) {
@@ -603,6 +629,11 @@ vs_err vs_node_peer_up(vs_node *n, uint32_t handle, bool initiator, uint64_t now
     if (err == VS_OK) err = queue_copy(p, hello, len);
   } else {
     err = vs_hs_start_responder(&p->hs, &n->cfg.identity, n->cfg.mesh_key, seed);
+    if (err == VS_OK) {
+      cookie_rotate(n, now_ms);
+      err = vs_hs_responder_cookie(&p->hs, n->cookie_secret, n->cookie_has_prev ? n->cookie_prev : NULL, addr,
+                                   addr_bytes);
+    }
   }
   sodium_memzero(seed, sizeof seed);
   if (err != VS_OK) {
@@ -925,12 +956,18 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
     n->stats.rejected_malformed++;
     return VS_ERR_TOO_LARGE;
   }
+  if (len > 0 && bytes[0] != VS_WIRE_VERSION) { /* refused below as VS_ERR_VERSION; name the version */
+    n->stats.rejected_version++;
+    n->stats.version_seen = bytes[0];
+  }
   vs_err err;
   if (p->st == PEER_HANDSHAKE) {
-    uint8_t out[VS_REPLY_BYTES];
+    uint8_t out[VS_HS_FRAME_BYTES_MAX];
     size_t out_len = 0;
     bool done = false;
+    uint32_t cookies = p->hs.cookies_sent;
     err = vs_hs_on_frame(&p->hs, bytes, len, out, sizeof out, &out_len, &done, &p->sess);
+    n->stats.cookies_sent += p->hs.cookies_sent - cookies;
     if (err == VS_OK && out_len > 0) err = queue_copy(p, out, out_len);
     if (err == VS_OK && done) {
       vs_hs_wipe(&p->hs);

@@ -37,9 +37,17 @@ static const char T2_DOMAIN[] = "vixsync/hs-t2/v1";
 static const char SIG_I_DOMAIN[] = "vixsync/hs-sig-i/v1";
 static const char MAC_I_DOMAIN[] = "vixsync/hs-mac-i/v1";
 static const char CONFIRM_DOMAIN[] = "vixsync/hs-confirm/v1";
+static const char COOKIE_DOMAIN[] = "vixsync/hs-ck/v2";        /* the cookie, under S */
+static const char COOKIE_MAC_DOMAIN[] = "vixsync/hs-cookie/v2"; /* mac_c, under K */
+static const char HELLO2_DOMAIN[] = "vixsync/hs-hello2/v2";     /* mac1, under K */
+static const char ADDR_DOMAIN[] = "vixsync/hs-addr/v2";         /* A = H(address) */
 #define DOMAIN_BYTES_MAX 21u
-_Static_assert(sizeof CONFIRM_DOMAIN - 1 == DOMAIN_BYTES_MAX && sizeof HELLO_DOMAIN - 1 <= DOMAIN_BYTES_MAX,
+_Static_assert(sizeof CONFIRM_DOMAIN - 1 == DOMAIN_BYTES_MAX && sizeof HELLO_DOMAIN - 1 <= DOMAIN_BYTES_MAX &&
+                   sizeof COOKIE_MAC_DOMAIN - 1 <= DOMAIN_BYTES_MAX && sizeof HELLO2_DOMAIN - 1 <= DOMAIN_BYTES_MAX,
                "hs_join's buffer fits the longest domain");
+_Static_assert(VS_REPLY_BYTES >= VS_COOKIE_FRAME_BYTES && VS_REPLY_BYTES >= VS_HELLO2_BYTES &&
+                   VS_REPLY_BYTES >= VS_HELLO_BYTES && VS_REPLY_BYTES >= VS_AUTH_BYTES,
+               "VS_HS_FRAME_BYTES_MAX is the largest handshake frame");
 /* The longest hashed, MACed or signed handshake input: domain || 32 || 64. */
 #define HS_INPUT_BYTES_MAX (DOMAIN_BYTES_MAX + 32u + VS_SIGNATURE_BYTES)
 
@@ -57,7 +65,7 @@ _Static_assert(VS_DATA_OVERHEAD_BYTES == DATA_AD_BYTES + TAG_BYTES, "DATA = head
 _Static_assert(VS_OP_ENCODED_BYTES_MAX <= UINT32_MAX, "op lengths are u32 on the wire");
 
 /* vs_hs.step values; 0 is a handshake that was never started. */
-enum { HS_WAIT_HELLO = 1, HS_WAIT_REPLY = 2, HS_WAIT_AUTH = 3, HS_DONE = 4 };
+enum { HS_WAIT_HELLO = 1, HS_WAIT_REPLY = 2, HS_WAIT_AUTH = 3, HS_DONE = 4, HS_WAIT_REPLY2 = 5 };
 
 /* sodium_init is idempotent and thread-safe; after the first call it only
  * takes a lock and returns 1. */
@@ -146,7 +154,7 @@ static vs_err frame_head(const uint8_t *in, size_t in_bytes, uint8_t *type_out) 
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_WIRE_VERSION) return VS_ERR_VERSION;
   if (in_bytes < VS_FRAME_HEADER_BYTES) return VS_ERR_TRUNCATED;
-  if (in[1] < VS_FRAME_HELLO || in[1] > VS_FRAME_DATA) return VS_ERR_MALFORMED;
+  if (in[1] < VS_FRAME_HELLO || in[1] > VS_FRAME_HELLO2) return VS_ERR_MALFORMED;
   *type_out = in[1];
   return VS_OK;
 }
@@ -174,10 +182,53 @@ static vs_err hs_start(vs_hs *hs, vs_hs_role role, const vs_identity *id, const 
   hs->step = role == VS_HS_INITIATOR ? HS_WAIT_REPLY : HS_WAIT_HELLO;
   hs->id = *id;
   memcpy(hs->mesh_key, mesh_key, VS_MESH_KEY_BYTES);
+  if (role == VS_HS_RESPONDER) {
+    /* No X25519 for a stranger: the key is derived on a valid HELLO2. */
+    memcpy(hs->eph_seed, eph_seed, 32);
+    return VS_OK;
+  }
   int rc = crypto_kx_seed_keypair(hs->eph_pk, hs->eph_sk, eph_seed);
   assert(rc == 0);
   (void)rc;
   return VS_OK;
+}
+
+vs_err vs_hs_responder_cookie(vs_hs *hs, const uint8_t secret[VS_COOKIE_SECRET_BYTES],
+                              const uint8_t prev_secret[VS_COOKIE_SECRET_BYTES], const uint8_t *addr,
+                              size_t addr_bytes) {
+  if (hs == NULL || secret == NULL || (addr == NULL && addr_bytes > 0)) return VS_ERR_INVAL;
+  if (hs->role != VS_HS_RESPONDER || hs->step != HS_WAIT_HELLO || hs->cookies_sent > 0) return VS_ERR_INVAL;
+  memcpy(hs->cookie_secret, secret, VS_COOKIE_SECRET_BYTES);
+  hs->cookie_has_prev = prev_secret != NULL;
+  if (prev_secret != NULL) memcpy(hs->cookie_prev, prev_secret, VS_COOKIE_SECRET_BYTES);
+  /* A = H(domain || address): any address length fits in 32 bytes. */
+  crypto_generichash_state st;
+  int rc = crypto_generichash_init(&st, NULL, 0, 32);
+  if (rc == 0) rc = crypto_generichash_update(&st, (const uint8_t *)ADDR_DOMAIN, sizeof ADDR_DOMAIN - 1);
+  if (rc == 0 && addr_bytes > 0) rc = crypto_generichash_update(&st, addr, addr_bytes);
+  if (rc == 0) rc = crypto_generichash_final(&st, hs->cookie_addr, 32);
+  assert(rc == 0);
+  (void)rc;
+  hs->cookie_set = true;
+  return VS_OK;
+}
+
+/* cookie = BLAKE2b-256 keyed with S over domain || A || eph_i, first 16
+ * bytes. */
+static void hs_cookie(const uint8_t secret[VS_COOKIE_SECRET_BYTES], const uint8_t addr[32], const uint8_t eph_i[32],
+                      uint8_t cookie_out[VS_COOKIE_BYTES]) {
+  uint8_t m[HS_INPUT_BYTES_MAX], full[32];
+  hs_hash(secret, m, HS_JOIN(m, COOKIE_DOMAIN, addr, 32, eph_i, 32), full);
+  memcpy(cookie_out, full, VS_COOKIE_BYTES);
+}
+
+/* mac_c or mac1: MAC_K(domain || eph_i || cookie). */
+static void hs_cookie_mac(const uint8_t mesh_key[VS_MESH_KEY_BYTES], bool hello2, const uint8_t eph_i[32],
+                          const uint8_t cookie[VS_COOKIE_BYTES], uint8_t mac_out[32]) {
+  uint8_t m[HS_INPUT_BYTES_MAX];
+  size_t n = hello2 ? HS_JOIN(m, HELLO2_DOMAIN, eph_i, 32, cookie, VS_COOKIE_BYTES)
+                    : HS_JOIN(m, COOKIE_MAC_DOMAIN, eph_i, 32, cookie, VS_COOKIE_BYTES);
+  hs_hash(mesh_key, m, n, mac_out);
 }
 
 vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
@@ -202,26 +253,70 @@ vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mes
   return hs_start(hs, VS_HS_RESPONDER, id, mesh_key, eph_seed);
 }
 
-/* Responder: HELLO [eph_i 32][mac0 32] -> REPLY. The session keys and K_c
- * are derived here, so mac_r can confirm them; everything is computed into
- * locals and committed only once nothing can fail. */
+/* Responder: HELLO [eph_i 32][mac0 32] -> COOKIE. Two hashes: unknown
+ * peers (mac0 fails) get nothing, and a replayed HELLO gets only a cookie
+ * bound to the address it came from. */
 static vs_err hs_on_hello(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
                           size_t *out_bytes) {
   assert(hs->role == VS_HS_RESPONDER);
   vs_err err = exact_size(in_bytes, VS_HELLO_BYTES);
   if (err != VS_OK) return err;
-  if (out_max < VS_REPLY_BYTES) return VS_ERR_BUFSIZE;
+  if (out_max < VS_COOKIE_FRAME_BYTES) return VS_ERR_BUFSIZE;
+  if (!hs->cookie_set || hs->cookies_sent >= VS_HS_COOKIES_MAX) return VS_ERR_STATE;
   const uint8_t *eph_i = in + 2, *mac0 = in + 34;
-  uint8_t m[HS_INPUT_BYTES_MAX], t1[32], rx[32], tx[32], confirm[32];
-  /* Unknown peers get nothing: no reply, no signature to collect, and no
-   * X25519 spent on them (mac0 is checked first). */
+  uint8_t m[HS_INPUT_BYTES_MAX];
   if (!hs_mac_ok(hs->mesh_key, m, HS_JOIN(m, HELLO_DOMAIN, eph_i, 32, NULL, 0), mac0)) return VS_ERR_AUTH;
+  out[0] = VS_WIRE_VERSION;
+  out[1] = VS_FRAME_COOKIE;
+  hs_cookie(hs->cookie_secret, hs->cookie_addr, eph_i, out + 2);
+  hs_cookie_mac(hs->mesh_key, false, eph_i, out + 2, out + 2 + VS_COOKIE_BYTES);
+  hs->cookies_sent++;
+  *out_bytes = VS_COOKIE_FRAME_BYTES;
+  return VS_OK;
+}
+
+/* Does `cookie` match eph_i and this connection's address under the
+ * current secret or the previous one? Constant time per comparison. */
+static bool hs_cookie_ok(const vs_hs *hs, const uint8_t eph_i[32], const uint8_t cookie[VS_COOKIE_BYTES]) {
+  uint8_t want[VS_COOKIE_BYTES];
+  hs_cookie(hs->cookie_secret, hs->cookie_addr, eph_i, want);
+  bool ok = sodium_memcmp(want, cookie, VS_COOKIE_BYTES) == 0;
+  if (!ok && hs->cookie_has_prev) {
+    hs_cookie(hs->cookie_prev, hs->cookie_addr, eph_i, want);
+    ok = sodium_memcmp(want, cookie, VS_COOKIE_BYTES) == 0;
+  }
+  return ok;
+}
+
+/* Responder: HELLO2 [eph_i 32][cookie 16][mac1 32] -> REPLY. Only now, with
+ * mac1 and the cookie checked (hashes), is any asymmetric work done: our
+ * ephemeral key, the DH, a signature. The session keys and K_c are derived
+ * here, so mac_r can confirm them; everything is computed into locals and
+ * committed only once nothing can fail. */
+static vs_err hs_on_hello2(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
+                           size_t *out_bytes) {
+  assert(hs->role == VS_HS_RESPONDER);
+  vs_err err = exact_size(in_bytes, VS_HELLO2_BYTES);
+  if (err != VS_OK) return err;
+  if (out_max < VS_REPLY_BYTES) return VS_ERR_BUFSIZE;
+  if (!hs->cookie_set) return VS_ERR_STATE;
+  const uint8_t *eph_i = in + 2, *cookie = in + 34, *mac1 = in + 34 + VS_COOKIE_BYTES;
+  uint8_t m[HS_INPUT_BYTES_MAX], t1[32], rx[32], tx[32], confirm[32], want[32];
+  hs_cookie_mac(hs->mesh_key, true, eph_i, cookie, want);
+  if (sodium_memcmp(want, mac1, 32) != 0 || !hs_cookie_ok(hs, eph_i, cookie)) return VS_ERR_AUTH;
+  uint8_t eph_pk[32], eph_sk[32];
+  int rc = crypto_kx_seed_keypair(eph_pk, eph_sk, hs->eph_seed);
+  assert(rc == 0);
+  (void)rc;
   /* Fails for a low-order eph_i (an all-zero shared secret). */
-  if (crypto_kx_server_session_keys(rx, tx, hs->eph_pk, hs->eph_sk, eph_i) != 0) {
+  rc = crypto_kx_server_session_keys(rx, tx, eph_pk, eph_sk, eph_i);
+  sodium_memzero(eph_sk, sizeof eph_sk); /* the session keys are all AUTH needs */
+  if (rc != 0) {
     sodium_memzero(rx, sizeof rx);
     sodium_memzero(tx, sizeof tx);
     return VS_ERR_AUTH;
   }
+  memcpy(hs->eph_pk, eph_pk, 32);
   hs_confirm(hs->mesh_key, rx, tx, confirm); /* our rx is the client's tx */
   hs_t1(eph_i, hs->eph_pk, hs->id.pk, t1);
   out[0] = VS_WIRE_VERSION;
@@ -238,10 +333,36 @@ static vs_err hs_on_hello(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t
   sodium_memzero(rx, sizeof rx);
   sodium_memzero(tx, sizeof tx);
   sodium_memzero(confirm, sizeof confirm);
-  /* The keys are all AUTH needs: the ephemeral secret can go now. */
-  sodium_memzero(hs->eph_sk, sizeof hs->eph_sk);
+  /* The keys are all AUTH needs: the ephemeral secret (never stored) and
+   * its seed can go now. */
+  sodium_memzero(hs->eph_seed, sizeof hs->eph_seed);
+  sodium_memzero(hs->cookie_secret, sizeof hs->cookie_secret);
+  sodium_memzero(hs->cookie_prev, sizeof hs->cookie_prev);
   hs->step = HS_WAIT_AUTH;
   *out_bytes = VS_REPLY_BYTES;
+  return VS_OK;
+}
+
+/* Initiator: COOKIE [cookie 16][mac_c 32] -> HELLO2 (not done). mac_c
+ * (mesh key, over our eph_i) keeps a stranger from making us echo a cookie
+ * of its choosing. */
+static vs_err hs_on_cookie(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
+                           size_t *out_bytes) {
+  assert(hs->role == VS_HS_INITIATOR);
+  vs_err err = exact_size(in_bytes, VS_COOKIE_FRAME_BYTES);
+  if (err != VS_OK) return err;
+  if (out_max < VS_HELLO2_BYTES) return VS_ERR_BUFSIZE;
+  const uint8_t *cookie = in + 2, *mac_c = in + 2 + VS_COOKIE_BYTES;
+  uint8_t want[32];
+  hs_cookie_mac(hs->mesh_key, false, hs->eph_pk, cookie, want);
+  if (sodium_memcmp(want, mac_c, 32) != 0) return VS_ERR_AUTH;
+  out[0] = VS_WIRE_VERSION;
+  out[1] = VS_FRAME_HELLO2;
+  memcpy(out + 2, hs->eph_pk, 32);
+  memcpy(out + 34, cookie, VS_COOKIE_BYTES);
+  hs_cookie_mac(hs->mesh_key, true, hs->eph_pk, cookie, out + 34 + VS_COOKIE_BYTES);
+  hs->step = HS_WAIT_REPLY2;
+  *out_bytes = VS_HELLO2_BYTES;
   return VS_OK;
 }
 
@@ -329,9 +450,15 @@ vs_err vs_hs_on_frame(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *ou
   if (err != VS_OK) return err;
   switch (hs->step) {
   case HS_WAIT_HELLO:
-    if (type != VS_FRAME_HELLO) return VS_ERR_STATE;
-    return hs_on_hello(hs, in, in_bytes, out, out_max, out_bytes);
+    if (type == VS_FRAME_HELLO) return hs_on_hello(hs, in, in_bytes, out, out_max, out_bytes);
+    if (type == VS_FRAME_HELLO2) return hs_on_hello2(hs, in, in_bytes, out, out_max, out_bytes);
+    return VS_ERR_STATE;
   case HS_WAIT_REPLY:
+    if (type == VS_FRAME_COOKIE) return hs_on_cookie(hs, in, in_bytes, out, out_max, out_bytes);
+    if (type != VS_FRAME_REPLY) return VS_ERR_STATE;
+    err = hs_on_reply(hs, in, in_bytes, out, out_max, out_bytes, session_out);
+    break;
+  case HS_WAIT_REPLY2: /* one cookie round only */
     if (type != VS_FRAME_REPLY) return VS_ERR_STATE;
     err = hs_on_reply(hs, in, in_bytes, out, out_max, out_bytes, session_out);
     break;

@@ -146,7 +146,8 @@ static size_t take_frame(uint32_t handle, uint8_t *buf, size_t max) {
 /* Complete a real handshake as a fake mesh member; fills `session`. */
 static int handshake(uint32_t handle, vs_session *session) {
   vs_hs hs;
-  uint8_t seed[32], hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
+  uint8_t seed[32], hello[VS_HELLO_BYTES], cookie[VS_COOKIE_FRAME_BYTES], hello2[VS_HELLO2_BYTES];
+  uint8_t reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
   memset(seed, (int)(handle & 0xff), sizeof seed);
   size_t len = 0, out_len = 0;
   bool done = false;
@@ -154,8 +155,15 @@ static int handshake(uint32_t handle, vs_session *session) {
     if (vs_node_peer_up(g_node[k], handle, false, 5000) != VS_OK) return -1;
   if (vs_hs_start_initiator(&hs, &g_fake, g_mesh, seed, hello, sizeof hello, &len) != VS_OK) return -1;
   (void)deliver(handle, hello, len, 5000);
-  len = take_frame(handle, reply, sizeof reply);
+  /* The cookie round: COOKIE back, HELLO2 echoes it, then REPLY. */
+  len = take_frame(handle, cookie, sizeof cookie);
   int rc = -1;
+  if (len == 0 || vs_hs_on_frame(&hs, cookie, len, hello2, sizeof hello2, &out_len, &done, session) != VS_OK || done) {
+    vs_hs_wipe(&hs);
+    return -1;
+  }
+  (void)deliver(handle, hello2, out_len, 5000);
+  len = take_frame(handle, reply, sizeof reply);
   if (len > 0 && vs_hs_on_frame(&hs, reply, len, auth, sizeof auth, &out_len, &done, session) == VS_OK && done) {
     (void)deliver(handle, auth, out_len, 5000);
     rc = 0;

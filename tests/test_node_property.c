@@ -1063,7 +1063,8 @@ typedef struct fake {
   uint8_t mesh[VS_MESH_KEY_BYTES];
   vs_hs hs;
   vs_session sess;
-  uint8_t hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
+  uint8_t hello[VS_HELLO_BYTES], cookie[VS_COOKIE_FRAME_BYTES], hello2[VS_HELLO2_BYTES];
+  uint8_t reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
 } fake;
 
 static void fake_init(fake *f, uint32_t handle, uint8_t id_byte) {
@@ -1084,6 +1085,15 @@ static void fake_dial(bench *t, fake *f, uint32_t i) {
   assert_err(vt_node_on_frame(node, f->handle, f->hello, len, t->now_ms), VS_OK);
   bench_pump(t);
   bool close = false, done = false;
+  /* The cookie round: COOKIE back, HELLO2 echoes it. */
+  assert_true(cap_take(t, i, f->handle, &close, f->cookie, sizeof f->cookie, &len));
+  assert_false(close);
+  assert_int_equal(len, VS_COOKIE_FRAME_BYTES);
+  assert_err(vs_hs_on_frame(&f->hs, f->cookie, len, f->hello2, sizeof f->hello2, &len, &done, &f->sess), VS_OK);
+  assert_false(done);
+  assert_int_equal(len, VS_HELLO2_BYTES);
+  assert_err(vt_node_on_frame(node, f->handle, f->hello2, len, t->now_ms), VS_OK);
+  bench_pump(t);
   assert_true(cap_take(t, i, f->handle, &close, f->reply, sizeof f->reply, &len));
   assert_false(close);
   assert_int_equal(len, VS_REPLY_BYTES);
@@ -1099,6 +1109,29 @@ static void fake_dial(bench *t, fake *f, uint32_t i) {
   assert_false(close);
   assert_err(vs_session_open(&f->sess, buf, len, msg, sizeof msg, &msg_len), VS_OK);
   assert_int_equal(msg[0], VS_MSG_VV);
+}
+
+/* A hand-driven responder `r` answers the node's HELLO (already taken into
+ * `hello`): COOKIE to the node, whose HELLO2 it answers with REPLY into
+ * reply_out. Returns the REPLY's length. */
+static size_t fake_respond(bench *t, uint32_t i, fake *r, const uint8_t *hello, size_t hello_len, uint8_t *reply_out,
+                           size_t reply_max) {
+  static const uint8_t SECRET[VS_COOKIE_SECRET_BYTES] = {9};
+  uint8_t eph[32], cookie[VS_COOKIE_FRAME_BYTES], hello2[VS_HELLO2_BYTES];
+  size_t len = 0;
+  bool close = false, done = false;
+  vt_sm_fill(&t->rng, eph, sizeof eph);
+  assert_err(vs_hs_start_responder(&r->hs, &r->id, r->mesh, eph), VS_OK);
+  assert_err(vs_hs_responder_cookie(&r->hs, SECRET, NULL, NULL, 0), VS_OK);
+  assert_err(vs_hs_on_frame(&r->hs, hello, hello_len, cookie, sizeof cookie, &len, &done, &r->sess), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[i], r->handle, cookie, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  assert_true(cap_take(t, i, r->handle, &close, hello2, sizeof hello2, &len));
+  assert_false(close);
+  assert_int_equal(len, VS_HELLO2_BYTES);
+  assert_err(vs_hs_on_frame(&r->hs, hello2, len, reply_out, reply_max, &len, &done, &r->sess), VS_OK);
+  assert_false(done);
+  return len;
 }
 
 /* Seal `msg` with the fake's session into frame_out. */
@@ -1378,6 +1411,15 @@ static void test_node_rejects_truncated_frames(void **state) {
   assert_int_equal(caps_count(t, 0, g.handle, true) + caps_count(t, 0, g.handle, false), 0);
   assert_err(vt_node_on_frame(t->nodes[0], g.handle, g.hello, len, t->now_ms), VS_OK);
   bench_pump(t);
+  assert_true(cap_take(t, 0, g.handle, &close, g.cookie, sizeof g.cookie, &len));
+  assert_false(close);
+  /* HELLO2: prefixes, then the real one. */
+  assert_err(vs_hs_on_frame(&g.hs, g.cookie, len, g.hello2, sizeof g.hello2, &len, &done, &g.sess), VS_OK);
+  feed_prefixes(t, g.handle, g.hello2, len, "HELLO2");
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, g.handle, true) + caps_count(t, 0, g.handle, false), 0);
+  assert_err(vt_node_on_frame(t->nodes[0], g.handle, g.hello2, len, t->now_ms), VS_OK);
+  bench_pump(t);
   assert_true(cap_take(t, 0, g.handle, &close, reply, sizeof reply, &len));
   assert_false(close);
   /* AUTH: prefixes, then the real one completes the handshake. */
@@ -1396,9 +1438,7 @@ static void test_node_rejects_truncated_frames(void **state) {
   bench_pump(t);
   uint8_t hello[VS_HELLO_BYTES];
   assert_true(cap_take(t, 0, r.handle, &close, hello, sizeof hello, &len));
-  vt_sm_fill(&t->rng, eph, sizeof eph);
-  assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
-  assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
+  len = fake_respond(t, 0, &r, hello, len, reply, sizeof reply);
   feed_prefixes(t, r.handle, reply, len, "REPLY");
   assert_err(vt_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
   bench_pump(t);
@@ -1438,20 +1478,28 @@ static void test_node_rejects_bad_frame_headers(void **state) {
     /* Unknown versions. */
     uint8_t bad[256];
     memcpy(bad, frame, flen);
-    bad[0] = 2;
+    bad[0] = VS_WIRE_VERSION + 1;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
     bad[0] = 0;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
-    expect_refused(t->nodes[0], &s0, "rejected_malformed", 3, "unknown version");
+    vs_node_stats vst;
+    vs_node_stats_get(t->nodes[0], &vst);
+    assert_int_equal(vst.version_seen, 0);
+    bad[0] = 1; /* a v1 peer: refused, and its version is named */
+    assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
+    vs_node_stats_get(t->nodes[0], &vst);
+    assert_int_equal(vst.version_seen, 1);
+    assert_int_equal(vst.rejected_version - s0.st.rejected_version, 3);
+    expect_refused(t->nodes[0], &s0, "rejected_malformed", 4, "unknown version");
     /* Unknown frame types. */
     memcpy(bad, frame, flen);
-    bad[1] = 5;
+    bad[1] = 7;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
     bad[1] = 0;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
     bad[1] = 0xff;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, 2, t->now_ms), VS_ERR_MALFORMED);
-    expect_refused(t->nodes[0], &s0, "rejected_malformed", 6, "unknown frame type");
+    expect_refused(t->nodes[0], &s0, "rejected_malformed", 7, "unknown frame type");
   }
   /* None of it moved the session's window: the real frame passes. */
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
@@ -1692,17 +1740,37 @@ static void test_node_rejects_replayed_transcript(void **state) {
   fake f;
   bench *t = bench_secure(&f); /* f's HELLO and AUTH of a completed handshake */
   vs_node_stats st0;
-  /* Replayed on a new connection: HELLO passes (it only proves the mesh
-   * key), AUTH signs another transcript and is refused; the node closes. */
+  /* Replayed on a new connection from another address: HELLO passes (it
+   * only proves the mesh key) and gets a COOKIE: no REPLY, so no identity
+   * and no X25519 or signature spent; the captured HELLO2 carries a cookie
+   * of the first connection's address and is refused; the node closes.
+   * (Before the cookie round, the replayed HELLO got a REPLY.) */
   const uint32_t h = FAKE_HANDLE + 30;
-  assert_err(vs_node_peer_up(t->nodes[0], h, false, t->now_ms), VS_OK);
+  static const uint8_t ATTACKER[6] = {192, 0, 2, 66, 0x30, 0x39};
+  assert_err(vs_node_peer_up_addr(t->nodes[0], h, false, ATTACKER, sizeof ATTACKER, t->now_ms), VS_OK);
   snap s0;
   snap_take(t->nodes[0], &s0);
   vs_node_stats_get(t->nodes[0], &st0);
   assert_err(vt_node_on_frame(t->nodes[0], h, f.hello, sizeof f.hello, t->now_ms), VS_OK);
   bench_pump(t);
-  assert_err(vt_node_on_frame(t->nodes[0], h, f.auth, sizeof f.auth, t->now_ms), VS_ERR_AUTH);
-  expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "replayed AUTH");
+  {
+    uint8_t got[VS_HS_FRAME_BYTES_MAX];
+    size_t got_len = 0;
+    bool got_close = true;
+    assert_true(cap_take(t, 0, h, &got_close, got, sizeof got, &got_len));
+    assert_false(got_close);
+    assert_int_equal(got_len, VS_COOKIE_FRAME_BYTES);
+    assert_int_equal(got[1], VS_FRAME_COOKIE);
+    assert_int_equal(caps_count(t, 0, h, false), 0); /* nothing else: no REPLY */
+  }
+  vs_node_stats st_c;
+  vs_node_stats_get(t->nodes[0], &st_c);
+  assert_int_equal(st_c.cookies_sent, st0.cookies_sent + 1);
+  assert_err(vt_node_on_frame(t->nodes[0], h, f.auth, sizeof f.auth, t->now_ms), VS_ERR_STATE);
+  expect_refused(t->nodes[0], &s0, "rejected_state", 1, "replayed AUTH before HELLO2");
+  snap_take(t->nodes[0], &s0);
+  assert_err(vt_node_on_frame(t->nodes[0], h, f.hello2, sizeof f.hello2, t->now_ms), VS_ERR_AUTH);
+  expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "replayed HELLO2");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, h, true), 1);
   vs_node_stats st1;
@@ -1715,13 +1783,11 @@ static void test_node_rejects_replayed_transcript(void **state) {
   fake_init(&r, FAKE_HANDLE + 31, 0x7a);
   assert_err(vs_node_peer_up(t->nodes[0], r.handle, true, t->now_ms), VS_OK);
   bench_pump(t);
-  uint8_t hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES], eph[32];
+  uint8_t hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
   size_t len = 0;
-  bool close = false, done = false;
+  bool close = false;
   assert_true(cap_take(t, 0, r.handle, &close, hello, sizeof hello, &len));
-  vt_sm_fill(&t->rng, eph, sizeof eph);
-  assert_err(vs_hs_start_responder(&r.hs, &r.id, r.mesh, eph), VS_OK);
-  assert_err(vs_hs_on_frame(&r.hs, hello, len, reply, sizeof reply, &len, &done, &r.sess), VS_OK);
+  len = fake_respond(t, 0, &r, hello, len, reply, sizeof reply);
   assert_err(vt_node_on_frame(t->nodes[0], r.handle, reply, len, t->now_ms), VS_OK);
   bench_pump(t);
   assert_true(cap_take(t, 0, r.handle, &close, auth, sizeof auth, &len));

@@ -68,8 +68,12 @@ typedef struct conn {
   vs_hs i, r;
   vs_session si, sr;
   uint8_t seed_i[32], seed_r[32];
-  uint8_t hello[VS_HELLO_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES];
+  uint8_t hello1[VS_HELLO_BYTES], cookie[VS_COOKIE_FRAME_BYTES];
+  uint8_t hello[VS_HELLO2_BYTES], reply[VS_REPLY_BYTES], auth[VS_AUTH_BYTES]; /* hello: the HELLO2 */
 } conn;
+
+static const uint8_t COOKIE_SECRET[VS_COOKIE_SECRET_BYTES] = {7, 7, 7};
+static const uint8_t CONN_ADDR[6] = {127, 0, 0, 1, 0x1c, 0xe8};
 
 static void conn_start(conn *c, const vs_identity *id_i, const vs_identity *id_r, const uint8_t *mesh_i,
                        const uint8_t *mesh_r, uint8_t salt) {
@@ -77,9 +81,21 @@ static void conn_start(conn *c, const vs_identity *id_i, const vs_identity *id_r
   fill(c->seed_i, 32, (uint8_t)(salt * 2u));
   fill(c->seed_r, 32, (uint8_t)(salt * 2u + 1u));
   size_t n = 0;
-  assert_err(vs_hs_start_initiator(&c->i, id_i, mesh_i, c->seed_i, c->hello, sizeof c->hello, &n), VS_OK);
+  assert_err(vs_hs_start_initiator(&c->i, id_i, mesh_i, c->seed_i, c->hello1, sizeof c->hello1, &n), VS_OK);
   assert_int_equal(n, VS_HELLO_BYTES);
   assert_err(vs_hs_start_responder(&c->r, id_r, mesh_r, c->seed_r), VS_OK);
+  assert_err(vs_hs_responder_cookie(&c->r, COOKIE_SECRET, NULL, CONN_ADDR, sizeof CONN_ADDR), VS_OK);
+  if (memcmp(mesh_i, mesh_r, VS_MESH_KEY_BYTES) != 0) return; /* the cookie round needs one mesh */
+  /* The cookie round: HELLO -> COOKIE -> HELLO2 (kept in c->hello, the
+   * frame the responder answers with REPLY). */
+  bool done = true;
+  assert_err(feed(&c->r, c->hello1, sizeof c->hello1, c->cookie, sizeof c->cookie, &n, &done, &c->sr), VS_OK);
+  assert_int_equal(n, VS_COOKIE_FRAME_BYTES);
+  assert_false(done);
+  done = true;
+  assert_err(feed(&c->i, c->cookie, sizeof c->cookie, c->hello, sizeof c->hello, &n, &done, &c->si), VS_OK);
+  assert_int_equal(n, VS_HELLO2_BYTES);
+  assert_false(done);
 }
 
 /* A full handshake that must succeed. */
@@ -164,7 +180,7 @@ static void forge_reply(const uint8_t eph_i[32], const uint8_t *mesh, const uint
   assert_int_equal(crypto_kx_seed_keypair(eph_r, eph_r_sk, seed), 0);
   assert_int_equal(crypto_kx_server_session_keys(rx, tx, eph_r, eph_r_sk, eph_i), 0);
   spec_confirm(mesh, rx, tx, kc); /* the server's rx is the client's tx */
-  reply[0] = 1;
+  reply[0] = VS_WIRE_VERSION;
   reply[1] = 2;
   memcpy(reply + 2, eph_r, 32);
   put_reply_identity(eph_i, id_r, signer_sk, kc, reply);
@@ -176,7 +192,7 @@ static void forge_auth(const uint8_t t1[32], const uint8_t mac_key[32], const ui
                        uint8_t auth[VS_AUTH_BYTES]) {
   uint8_t t2[32];
   spec_hash(NULL, "vixsync/hs-t2/v1", t1, 32, id_i, 32, t2);
-  auth[0] = 1;
+  auth[0] = VS_WIRE_VERSION;
   auth[1] = 3;
   memcpy(auth + 2, id_i, 32);
   spec_sign(signer_sk, "vixsync/hs-sig-i/v1", t2, auth + 34);
@@ -239,11 +255,28 @@ static void test_hs_frames_match_the_header_formulas(void **state) {
   assert_memory_equal(c.sr.rx_key, srv_rx, 32);
   assert_memory_equal(c.sr.tx_key, srv_tx, 32);
 
-  assert_int_equal(c.hello[0], 1);
-  assert_int_equal(c.hello[1], 1);
-  assert_memory_equal(c.hello + 2, eph_i, 32);
+  assert_int_equal(c.hello1[0], VS_WIRE_VERSION);
+  assert_int_equal(c.hello1[1], VS_FRAME_HELLO);
+  assert_memory_equal(c.hello1 + 2, eph_i, 32);
   spec_hash(MESH1, "vixsync/hs-hello/v1", eph_i, 32, NULL, 0, want);
-  assert_memory_equal(c.hello + 34, want, 32);
+  assert_memory_equal(c.hello1 + 34, want, 32);
+  /* COOKIE: cookie = MAC_S("vixsync/hs-ck/v2" || A || eph_i)[0..16),
+   * A = H("vixsync/hs-addr/v2" || address); mac_c under the mesh key. */
+  uint8_t a[32], cookie[32];
+  spec_hash(NULL, "vixsync/hs-addr/v2", CONN_ADDR, sizeof CONN_ADDR, NULL, 0, a);
+  spec_hash(COOKIE_SECRET, "vixsync/hs-ck/v2", a, 32, eph_i, 32, cookie);
+  assert_int_equal(c.cookie[0], VS_WIRE_VERSION);
+  assert_int_equal(c.cookie[1], VS_FRAME_COOKIE);
+  assert_memory_equal(c.cookie + 2, cookie, VS_COOKIE_BYTES);
+  spec_hash(MESH1, "vixsync/hs-cookie/v2", eph_i, 32, cookie, VS_COOKIE_BYTES, want);
+  assert_memory_equal(c.cookie + 2 + VS_COOKIE_BYTES, want, 32);
+  /* HELLO2 echoes it, MACed with the mesh key. */
+  assert_int_equal(c.hello[0], VS_WIRE_VERSION);
+  assert_int_equal(c.hello[1], VS_FRAME_HELLO2);
+  assert_memory_equal(c.hello + 2, eph_i, 32);
+  assert_memory_equal(c.hello + 34, cookie, VS_COOKIE_BYTES);
+  spec_hash(MESH1, "vixsync/hs-hello2/v2", eph_i, 32, cookie, VS_COOKIE_BYTES, want);
+  assert_memory_equal(c.hello + 34 + VS_COOKIE_BYTES, want, 32);
 
   spec_t1(eph_i, eph_r, ID_B.pk, t1);
   assert_int_equal(c.reply[1], 2);
@@ -268,7 +301,7 @@ static void test_hs_frames_match_the_header_formulas(void **state) {
   assert_err(vs_session_seal(&c.si, (const uint8_t *)"abc", 3, frame, sizeof frame, &n), VS_OK);
   assert_err(vs_session_seal(&c.si, (const uint8_t *)"xyz", 3, frame, sizeof frame, &n), VS_OK);
   assert_int_equal(n, 10 + 3 + 16);
-  assert_int_equal(frame[0], 1);
+  assert_int_equal(frame[0], VS_WIRE_VERSION);
   assert_int_equal(frame[1], 4);
   uint8_t ctr[8];
   vt_put_u64le(ctr, 1);
@@ -290,7 +323,7 @@ static void test_hs_responder_sends_nothing_for_wrong_mesh_key(void **state) {
   uint8_t out[VS_REPLY_BYTES];
   size_t n = 99;
   bool done = true;
-  assert_err(feed(&c.r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &c.sr), VS_ERR_AUTH);
+  assert_err(feed(&c.r, c.hello1, sizeof c.hello1, out, sizeof out, &n, &done, &c.sr), VS_ERR_AUTH);
   assert_int_equal(n, 0);
   assert_false(done);
   assert_memory_equal(&before, &c.r, sizeof before);
@@ -499,8 +532,13 @@ static void test_hs_low_order_ephemeral_key_is_auth(void **state) {
   (void)state;
   conn c;
   conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 34);
-  uint8_t hello[VS_HELLO_BYTES] = {1, 1}, reply[VS_REPLY_BYTES] = {1, 2}, out[VS_REPLY_BYTES];
-  spec_hash(MESH1, "vixsync/hs-hello/v1", hello + 2, 32, NULL, 0, hello + 34); /* a valid mac0 */
+  uint8_t hello[VS_HELLO2_BYTES] = {VS_WIRE_VERSION, VS_FRAME_HELLO2}, reply[VS_REPLY_BYTES] = {VS_WIRE_VERSION, 2};
+  uint8_t out[VS_REPLY_BYTES], a[32], cookie[32];
+  /* A valid cookie and mac1 for eph_i = 0: only the DH can refuse it. */
+  spec_hash(NULL, "vixsync/hs-addr/v2", CONN_ADDR, sizeof CONN_ADDR, NULL, 0, a);
+  spec_hash(COOKIE_SECRET, "vixsync/hs-ck/v2", a, 32, hello + 2, 32, cookie);
+  memcpy(hello + 34, cookie, VS_COOKIE_BYTES);
+  spec_hash(MESH1, "vixsync/hs-hello2/v2", hello + 2, 32, cookie, VS_COOKIE_BYTES, hello + 34 + VS_COOKIE_BYTES);
   size_t n = 99;
   bool done = true;
   vs_hs before = c.r;
@@ -628,13 +666,15 @@ static void check_hs_frame_bounds(vs_hs *hs, const uint8_t *frame, size_t len, s
   big[len] = 0;
   assert_err(feed(hs, big, len + 1, out, out_max, &n, &done, &s), VS_ERR_TRAILING);
   memcpy(big, frame, len);
-  big[0] = 2;
+  big[0] = VS_WIRE_VERSION + 1;
   assert_err(feed(hs, big, len, out, out_max, &n, &done, &s), VS_ERR_VERSION);
   assert_err(feed(hs, big, 1, out, out_max, &n, &done, &s), VS_ERR_VERSION);
+  big[0] = 1; /* version 1 (no cookie round) is refused by name */
+  assert_err(feed(hs, big, len, out, out_max, &n, &done, &s), VS_ERR_VERSION);
   big[0] = 0;
   assert_err(feed(hs, big, len, out, out_max, &n, &done, &s), VS_ERR_VERSION);
-  big[0] = 1;
-  static const uint8_t bad_types[] = {0, 5, 0x80, 0xff};
+  big[0] = VS_WIRE_VERSION;
+  static const uint8_t bad_types[] = {0, 7, 0x80, 0xff};
   for (size_t t = 0; t < sizeof bad_types; t++) {
     big[1] = bad_types[t];
     assert_err(feed(hs, big, len, out, out_max, &n, &done, &s), VS_ERR_MALFORMED);
@@ -655,6 +695,138 @@ static void test_hs_truncated_trailing_version_type(void **state) {
   check_hs_frame_bounds(&c.r, c.auth, sizeof c.auth, 0);
   assert_err(feed(&c.r, c.auth, sizeof c.auth, NULL, 0, &n, &done, &c.sr), VS_OK);
   assert_true(done);
+}
+
+/* ---- the cookie round (issue: a captured HELLO replayed by anyone got a
+ * REPLY: the victim's identity, one X25519 and one signature per replay) ---- */
+
+/* A responder of MESH1/ID_B for `addr`, secrets `cur` (and `prev`). */
+static void responder_for(vs_hs *r, const uint8_t *addr, size_t addr_bytes, const uint8_t *cur, const uint8_t *prev,
+                          uint8_t salt) {
+  uint8_t seed[32];
+  fill(seed, 32, salt);
+  assert_err(vs_hs_start_responder(r, &ID_B, MESH1, seed), VS_OK);
+  assert_err(vs_hs_responder_cookie(r, cur, prev, addr, addr_bytes), VS_OK);
+}
+
+static void test_hs_hello_gets_only_a_cookie(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 40);
+  /* Replayed HELLO, on a fresh responder connection: a COOKIE, nothing
+   * else: no identity in it, no ephemeral key derived (no X25519). */
+  vs_hs r;
+  responder_for(&r, CONN_ADDR, sizeof CONN_ADDR, COOKIE_SECRET, NULL, 41);
+  uint8_t out[VS_HS_FRAME_BYTES_MAX];
+  size_t n = 0;
+  bool done = true;
+  vs_session s;
+  for (uint32_t k = 0; k < VS_HS_COOKIES_MAX; k++) {
+    assert_err(feed(&r, c.hello1, sizeof c.hello1, out, sizeof out, &n, &done, &s), VS_OK);
+    assert_int_equal(n, VS_COOKIE_FRAME_BYTES);
+    assert_int_equal(out[1], VS_FRAME_COOKIE);
+    assert_false(done);
+    assert_true(sodium_is_zero(r.eph_pk, 32));
+    assert_true(sodium_is_zero(r.eph_sk, 32));
+  }
+  /* The same HELLO gets the same cookie: nothing is kept per HELLO. */
+  assert_memory_equal(out, c.cookie, VS_COOKIE_FRAME_BYTES);
+  /* A connection answers a bounded number of HELLOs. */
+  vs_hs before = r;
+  assert_err(feed(&r, c.hello1, sizeof c.hello1, out, sizeof out, &n, &done, &s), VS_ERR_STATE);
+  assert_int_equal(n, 0);
+  assert_memory_equal(&before, &r, sizeof r);
+  vs_hs_wipe(&r);
+  /* Without a cookie binding a responder answers nothing at all. */
+  uint8_t seed[32];
+  fill(seed, 32, 42);
+  assert_err(vs_hs_start_responder(&r, &ID_B, MESH1, seed), VS_OK);
+  assert_err(feed(&r, c.hello1, sizeof c.hello1, out, sizeof out, &n, &done, &s), VS_ERR_STATE);
+  assert_err(feed(&r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &s), VS_ERR_STATE);
+  assert_int_equal(n, 0);
+  vs_hs_wipe(&r);
+  vs_hs_wipe(&c.i);
+  vs_hs_wipe(&c.r);
+}
+
+static void test_hs_replayed_hello2_is_auth(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 43);
+  uint8_t out[VS_HS_FRAME_BYTES_MAX], other_secret[VS_COOKIE_SECRET_BYTES], newer[VS_COOKIE_SECRET_BYTES];
+  fill(other_secret, sizeof other_secret, 44);
+  fill(newer, sizeof newer, 45);
+  size_t n = 0;
+  bool done = false;
+  vs_session s;
+  vs_hs r, before;
+  /* From another address: the cookie does not match. */
+  static const uint8_t ELSEWHERE[6] = {10, 0, 0, 9, 0x1c, 0xe8};
+  responder_for(&r, ELSEWHERE, sizeof ELSEWHERE, COOKIE_SECRET, NULL, 46);
+  before = r;
+  assert_err(feed(&r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &s), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  assert_memory_equal(&before, &r, sizeof r);
+  assert_true(sodium_is_zero(r.eph_pk, 32));
+  vs_hs_wipe(&r);
+  /* Same address, one rotation later (the old secret is the previous one):
+   * still accepted, so a handshake across a rotation completes. */
+  responder_for(&r, CONN_ADDR, sizeof CONN_ADDR, newer, COOKIE_SECRET, 47);
+  assert_err(feed(&r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &s), VS_OK);
+  assert_int_equal(n, VS_REPLY_BYTES);
+  vs_hs_wipe(&r);
+  /* Two rotations later: refused. */
+  responder_for(&r, CONN_ADDR, sizeof CONN_ADDR, newer, other_secret, 48);
+  assert_err(feed(&r, c.hello, sizeof c.hello, out, sizeof out, &n, &done, &s), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  vs_hs_wipe(&r);
+  /* A fresh cookie for the attacker's own address cannot be echoed
+   * without the mesh key: mac1 under another key is refused. */
+  responder_for(&r, ELSEWHERE, sizeof ELSEWHERE, COOKIE_SECRET, NULL, 49);
+  assert_err(feed(&r, c.hello1, sizeof c.hello1, out, sizeof out, &n, &done, &s), VS_OK);
+  uint8_t forged[VS_HELLO2_BYTES] = {VS_WIRE_VERSION, VS_FRAME_HELLO2};
+  memcpy(forged + 2, c.hello1 + 2, 32);
+  memcpy(forged + 34, out + 2, VS_COOKIE_BYTES);
+  spec_hash(MESH2, "vixsync/hs-hello2/v2", forged + 2, 32, forged + 34, VS_COOKIE_BYTES, forged + 34 + VS_COOKIE_BYTES);
+  assert_err(feed(&r, forged, sizeof forged, out, sizeof out, &n, &done, &s), VS_ERR_AUTH);
+  assert_true(sodium_is_zero(r.eph_pk, 32));
+  /* With the key it passes: the cookie was the only thing missing. */
+  spec_hash(MESH1, "vixsync/hs-hello2/v2", forged + 2, 32, forged + 34, VS_COOKIE_BYTES, forged + 34 + VS_COOKIE_BYTES);
+  assert_err(feed(&r, forged, sizeof forged, out, sizeof out, &n, &done, &s), VS_OK);
+  assert_int_equal(out[1], VS_FRAME_REPLY);
+  vs_hs_wipe(&r);
+  vs_hs_wipe(&c.i);
+  vs_hs_wipe(&c.r);
+}
+
+static void test_hs_initiator_checks_the_cookie(void **state) {
+  (void)state;
+  conn c;
+  conn_start(&c, &ID_A, &ID_B, MESH1, MESH1, 50);
+  /* A second initiator with the same seed, before its cookie round. */
+  vs_hs i;
+  uint8_t hello[VS_HELLO_BYTES], out[VS_HS_FRAME_BYTES_MAX], bad[VS_COOKIE_FRAME_BYTES];
+  size_t n = 0;
+  bool done = false;
+  vs_session s;
+  assert_err(vs_hs_start_initiator(&i, &ID_A, MESH1, c.seed_i, hello, sizeof hello, &n), VS_OK);
+  memcpy(bad, c.cookie, sizeof bad);
+  bad[2] ^= 1; /* a cookie a stranger chose: mac_c fails */
+  vs_hs before = i;
+  assert_err(feed(&i, bad, sizeof bad, out, sizeof out, &n, &done, &s), VS_ERR_AUTH);
+  assert_int_equal(n, 0);
+  assert_memory_equal(&before, &i, sizeof i);
+  assert_err(feed(&i, c.cookie, sizeof c.cookie, out, VS_HELLO2_BYTES - 1, &n, &done, &s), VS_ERR_BUFSIZE);
+  assert_err(feed(&i, c.cookie, sizeof c.cookie, out, sizeof out, &n, &done, &s), VS_OK);
+  assert_int_equal(n, VS_HELLO2_BYTES);
+  assert_memory_equal(out, c.hello, VS_HELLO2_BYTES);
+  assert_false(done);
+  /* One cookie round only. */
+  assert_err(feed(&i, c.cookie, sizeof c.cookie, out, sizeof out, &n, &done, &s), VS_ERR_STATE);
+  check_hs_frame_bounds(&c.r, c.hello1, sizeof c.hello1, VS_COOKIE_FRAME_BYTES);
+  vs_hs_wipe(&i);
+  vs_hs_wipe(&c.i);
+  vs_hs_wipe(&c.r);
 }
 
 static void test_hs_small_output_is_bufsize_and_retryable(void **state) {
@@ -751,17 +923,21 @@ static void test_hs_wipe_erases_secrets(void **state) {
 
 static void test_frame_type_checks_version_then_type(void **state) {
   (void)state;
-  uint8_t f[2] = {1, 3}, t = 0;
+  uint8_t f[2] = {VS_WIRE_VERSION, 3}, t = 0;
   assert_err(vs_frame_type(f, 2, &t), VS_OK);
   assert_int_equal(t, VS_FRAME_AUTH);
   assert_err(vs_frame_type(f, 0, &t), VS_ERR_TRUNCATED);
   assert_err(vs_frame_type(f, 1, &t), VS_ERR_TRUNCATED);
-  f[0] = 2;
+  f[0] = VS_WIRE_VERSION + 1;
   assert_err(vs_frame_type(f, 1, &t), VS_ERR_VERSION);
   f[0] = 1;
+  assert_err(vs_frame_type(f, 2, &t), VS_ERR_VERSION);
+  f[0] = VS_WIRE_VERSION;
+  f[1] = VS_FRAME_HELLO2;
+  assert_err(vs_frame_type(f, 2, &t), VS_OK);
   f[1] = 0;
   assert_err(vs_frame_type(f, 2, &t), VS_ERR_MALFORMED);
-  f[1] = 5;
+  f[1] = 7;
   assert_err(vs_frame_type(f, 2, &t), VS_ERR_MALFORMED);
   assert_err(vs_frame_type(f, 2, NULL), VS_ERR_INVAL);
   assert_err(vs_frame_type(NULL, 2, &t), VS_ERR_INVAL);
@@ -942,7 +1118,7 @@ static void test_data_bounds_and_sizes(void **state) {
   assert_int_equal(n, VS_FRAME_BYTES_MAX);
   assert_err(open_exact(&c.sr, big, n, plain, VS_MSG_BYTES_MAX, &m), VS_OK);
   assert_int_equal(m, VS_MSG_BYTES_MAX);
-  big[0] = 1;
+  big[0] = VS_WIRE_VERSION;
   big[1] = 4;
   assert_err(open_exact(&c.sr, big, VS_FRAME_BYTES_MAX + 1, plain, VS_FRAME_BYTES_MAX + 1, &m), VS_ERR_TOO_LARGE);
   free(big);
@@ -1038,7 +1214,7 @@ static void test_data_open_halves_accept_what_session_open_accepts(void **state)
   assert_err(halves_agree(&c.sr, c.hello, sizeof c.hello, FRAME_MAX), VS_ERR_MALFORMED);
   assert_err(halves_agree(&c.sr, c.auth, sizeof c.auth, FRAME_MAX), VS_ERR_MALFORMED);
   memcpy(buf, f[3].f, f[3].n);
-  buf[0] = 2;
+  buf[0] = VS_WIRE_VERSION + 1;
   assert_err(halves_agree(&c.sr, buf, f[3].n, FRAME_MAX), VS_ERR_VERSION);
   /* The empty message; the largest; one byte past it. */
   uint8_t frame[64];
@@ -1796,6 +1972,9 @@ int main(void) {
       cmocka_unit_test(test_hs_tampered_frames_are_auth),
       cmocka_unit_test(test_hs_transcript_replayed_on_new_connection_is_auth),
       cmocka_unit_test(test_hs_frames_out_of_order_are_state),
+      cmocka_unit_test(test_hs_hello_gets_only_a_cookie),
+      cmocka_unit_test(test_hs_replayed_hello2_is_auth),
+      cmocka_unit_test(test_hs_initiator_checks_the_cookie),
       cmocka_unit_test(test_hs_truncated_trailing_version_type),
       cmocka_unit_test(test_hs_small_output_is_bufsize_and_retryable),
       cmocka_unit_test(test_hs_start_checks_arguments),

@@ -44,6 +44,7 @@ extern "C" {
 #endif
 
 #define VS_NODE_PEERS_MAX 64u
+#define VS_NODE_COOKIE_ROTATE_MS 120000u /* the handshake cookie secret's lifetime (x2 with the previous) */
 
 typedef struct vs_node_cfg {
   const char *dir;              /**< store directory (created if missing a store) */
@@ -84,6 +85,9 @@ typedef struct vs_node_stats {
   uint64_t runs_forged;         /**< runs whose signature failed */
   uint64_t runs_fork;           /**< runs conflicting with held ops (evidence kept) */
   uint64_t ops_sent, runs_sent, resends;
+  uint64_t rejected_version;    /**< frames of another wire version (also counted in rejected_malformed) */
+  uint64_t version_seen;        /**< the first byte of the last such frame (0: none yet) */
+  uint64_t cookies_sent;        /**< COOKIE answers to HELLOs (no asymmetric crypto spent on them) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
@@ -110,8 +114,22 @@ vs_err vs_node_write_batch(vs_node *node, const vs_write_req *reqs, size_t count
                            vs_write_result *results_out);
 
 /** A connection is up. `initiator`: this side dialled (it sends HELLO).
+ *  The same as vs_node_peer_up_addr with no address (every inbound
+ *  connection then shares one cookie binding: drivers with addresses
+ *  should give them).
  *  @return VS_OK, VS_ERR_EXISTS (peer handle in use), VS_ERR_LIMIT. */
 vs_err vs_node_peer_up(vs_node *node, uint32_t peer, bool initiator, uint64_t now_ms);
+
+/** A connection is up, with the other end's transport address as the
+ *  driver names it (any bytes: e.g. IPv4 address and port). A responder
+ *  answers a HELLO with a cookie bound to this address and the initiator's
+ *  ephemeral key (wire.h, COOKIE ROUND) and spends asymmetric crypto only
+ *  on a HELLO2 that echoes it. The cookie secret is drawn from cfg.random
+ *  and rotated every VS_NODE_COOKIE_ROTATE_MS of now_ms (the previous one
+ *  still accepted). `addr` may be NULL when addr_bytes is 0.
+ *  @return as vs_node_peer_up; VS_ERR_INVAL for a NULL addr with bytes. */
+vs_err vs_node_peer_up_addr(vs_node *node, uint32_t peer, bool initiator, const uint8_t *addr, size_t addr_bytes,
+                            uint64_t now_ms);
 
 /** A connection is gone (its frames in the queue are dropped). */
 vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);

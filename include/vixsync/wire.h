@@ -8,14 +8,19 @@
  * At most VS_FRAME_BYTES_MAX bytes.
  *
  * HANDSHAKE (per connection; the initiator is the side that dialled):
- *   HELLO  i->r  [1][1][eph_i 32][mac0 32]
- *   REPLY  r->i  [1][2][eph_r 32][id_r 32][sig_r 64][mac_r 32]
- *   AUTH   i->r  [1][3][id_i 32][sig_i 64][mac_i 32]
+ *   HELLO  i->r  [2][1][eph_i 32][mac0 32]
+ *   COOKIE r->i  [2][5][cookie 16][mac_c 32]
+ *   HELLO2 i->r  [2][6][eph_i 32][cookie 16][mac1 32]
+ *   REPLY  r->i  [2][2][eph_r 32][id_r 32][sig_r 64][mac_r 32]
+ *   AUTH   i->r  [2][3][id_i 32][sig_i 64][mac_i 32]
  * with K = the mesh key, MAC_k(x) = BLAKE2b-256 of x keyed with k,
  * H = BLAKE2b-256 (unkeyed), and tx, rx = the initiator's crypto_kx client
  * session keys from eph_i's secret and eph_r (tx keys i->r; the responder's
  * server keys from eph_r's secret and eph_i are the same two, rx = tx):
  *   mac0  = MAC_K("vixsync/hs-hello/v1" || eph_i)
+ *   cookie = first 16 bytes of MAC_S("vixsync/hs-ck/v2" || A || eph_i)
+ *   mac_c = MAC_K("vixsync/hs-cookie/v2" || eph_i || cookie)
+ *   mac1  = MAC_K("vixsync/hs-hello2/v2" || eph_i || cookie)
  *   K_c   = MAC_K("vixsync/hs-confirm/v1" || tx || rx)
  *   T1    = H("vixsync/hs-t1/v1" || eph_i || eph_r || id_r)
  *   sig_r = Ed25519(id_r, "vixsync/hs-sig-r/v1" || T1)
@@ -23,8 +28,23 @@
  *   T2    = H("vixsync/hs-t2/v1" || T1 || id_i)
  *   sig_i = Ed25519(id_i, "vixsync/hs-sig-i/v1" || T2)
  *   mac_i = MAC_Kc("vixsync/hs-mac-i/v1" || T2 || sig_i)
- * The responder derives the session keys and K_c right after checking mac0,
- * the initiator on REPLY. A responder answers nothing to a HELLO whose mac0
+ * COOKIE ROUND (stateless, as WireGuard's cookie reply and QUIC's Retry): S
+ * is a secret of the responder that its driver (or the node, from its
+ * random source) rotates, the previous one still accepted; A = H(the
+ * initiator's transport address, as the driver names it). A HELLO whose
+ * mac0 holds gets only a COOKIE: two BLAKE2b, no X25519, no signature, no
+ * identity. Only a HELLO2 that echoes a cookie of this address and
+ * ephemeral key under S (or the previous S), MACed with the mesh key, makes
+ * the responder derive its ephemeral key and sign. So a captured HELLO or
+ * HELLO2 replayed by anyone without the mesh key costs two hashes and reveals
+ * nothing: from another address its cookie does not match, and a fresh
+ * cookie cannot be MACed without K; once S has rotated twice, not even from
+ * the same address. Nothing in it reads a clock: rotation is the
+ * responder's own business, so devices without a real-time clock
+ * handshake like any other. The initiator feeds COOKIE to vs_hs_on_frame
+ * like any frame and gets HELLO2 to send with `done` false.
+ * The responder derives the session keys and K_c right after checking
+ * HELLO2, the initiator on REPLY. A responder answers nothing to a HELLO whose mac0
  * fails (unknown peers get nothing), nor to one whose eph_i is of low order
  * (crypto_kx refuses it). Ephemeral X25519 keys are fresh per connection
  * (from the caller's seed), so a transcript replayed on a new connection
@@ -39,7 +59,7 @@
  * names the real other end (no unknown key share), and a REPLY or AUTH
  * accepted proves that its sender derived the same keys.
  *
- * DATA  [1][4][counter u64][XChaCha20-Poly1305(plaintext, ad = first 10 bytes)]
+ * DATA  [2][4][counter u64][XChaCha20-Poly1305(plaintext, ad = first 10 bytes)]
  * with nonce = counter (u64 LE) then 16 zero bytes, counters from 0 per
  * direction and session. The receiver keeps a 64-frame window: a counter
  * seen before, or older than the window, is VS_ERR_REPLAY (frames may be
@@ -71,11 +91,13 @@
 extern "C" {
 #endif
 
-#define VS_WIRE_VERSION 1u
+#define VS_WIRE_VERSION 2u /* 1: no cookie round (a v1 frame is VS_ERR_VERSION) */
 #define VS_FRAME_HELLO 1u
 #define VS_FRAME_REPLY 2u
 #define VS_FRAME_AUTH 3u
 #define VS_FRAME_DATA 4u
+#define VS_FRAME_COOKIE 5u
+#define VS_FRAME_HELLO2 6u
 #define VS_MSG_VV 1u
 #define VS_MSG_OPS 2u
 
@@ -83,6 +105,12 @@ extern "C" {
 #define VS_HELLO_BYTES (2u + 32u + 32u)
 #define VS_REPLY_BYTES (2u + 32u + 32u + 64u + 32u)
 #define VS_AUTH_BYTES (2u + 32u + 64u + 32u)
+#define VS_COOKIE_BYTES 16u
+#define VS_COOKIE_FRAME_BYTES (2u + VS_COOKIE_BYTES + 32u)
+#define VS_HELLO2_BYTES (2u + 32u + VS_COOKIE_BYTES + 32u)
+#define VS_HS_FRAME_BYTES_MAX VS_REPLY_BYTES /* the largest handshake frame */
+#define VS_COOKIE_SECRET_BYTES 32u
+#define VS_HS_COOKIES_MAX 4u /* COOKIE frames one responder connection answers */
 #define VS_DATA_OVERHEAD_BYTES (2u + 8u + 16u) /* header, counter, tag */
 #define VS_MSG_BYTES_MAX (1024u * 1024u)       /* plaintext of one DATA frame */
 #define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
@@ -121,6 +149,13 @@ typedef struct vs_hs {
    * derived from HELLO, from our side, and K_c, which keys mac_i. */
   uint8_t rx_key[32], tx_key[32];
   uint8_t confirm[32];
+  /* Responder before HELLO2: the seed of its ephemeral key (derived only
+   * for a HELLO2 with a valid cookie), the cookie secrets and H(address). */
+  uint8_t eph_seed[32];
+  uint8_t cookie_secret[VS_COOKIE_SECRET_BYTES], cookie_prev[VS_COOKIE_SECRET_BYTES];
+  uint8_t cookie_addr[32];
+  bool cookie_set, cookie_has_prev;
+  uint32_t cookies_sent; /**< COOKIE frames this responder wrote */
 } vs_hs;
 
 /** Start as initiator: writes HELLO into out. `eph_seed` is 32 fresh random
@@ -131,13 +166,29 @@ typedef struct vs_hs {
 vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32], uint8_t *out, size_t out_max, size_t *out_bytes);
 
-/** Start as responder (writes nothing). @return VS_OK, VS_ERR_INVAL or
- *  VS_ERR_STORE, as vs_hs_start_initiator. */
+/** Start as responder (writes nothing). The ephemeral key is derived
+ *  from eph_seed only once a HELLO2 has echoed a valid cookie. Until
+ *  vs_hs_responder_cookie is called, every HELLO and HELLO2 is VS_ERR_STATE.
+ *  @return VS_OK, VS_ERR_INVAL or VS_ERR_STORE, as vs_hs_start_initiator. */
 vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32]);
 
+/** Responder: the cookie secret (and the previous one, or NULL) and the
+ *  initiator's transport address as the driver names it (any bytes, e.g.
+ *  IPv4 address and port; addr may be NULL when addr_bytes is 0). Call once
+ *  after vs_hs_start_responder, before any frame.
+ *  @return VS_OK, VS_ERR_INVAL (NULLs, not a responder, a HELLO already
+ *  seen). */
+vs_err vs_hs_responder_cookie(vs_hs *hs, const uint8_t secret[VS_COOKIE_SECRET_BYTES],
+                              const uint8_t prev_secret[VS_COOKIE_SECRET_BYTES], const uint8_t *addr,
+                              size_t addr_bytes);
+
 /** Feed one handshake frame. May write a frame to send (`*out_bytes` > 0)
- *  and may finish (`*done`, with `session_out` filled). `*out_bytes` and
+ *  and may finish (`*done`, with `session_out` filled). The responder
+ *  answers HELLO with COOKIE (at most VS_HS_COOKIES_MAX times; then
+ *  VS_ERR_STATE) and HELLO2 with REPLY; the initiator answers COOKIE (once)
+ *  with HELLO2 and REPLY with AUTH. out_max of VS_HS_FRAME_BYTES_MAX is
+ *  always enough. `*out_bytes` and
  *  `*done` are reset on every call; `out` may be NULL when out_max is 0.
  *  Once finished, the handshake holds no ephemeral secret, session key or
  *  K_c, and every further frame is VS_ERR_STATE. A frame's version and type
