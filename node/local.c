@@ -60,6 +60,7 @@ int vn_exit_for(vs_err err) {
       return VN_EXIT_USAGE;
     case VS_ERR_AUTH:
     case VS_ERR_REPLAY:
+    case VS_ERR_RESTORING: /* waits for peers to send this device's own ops back */
       return VN_EXIT_NET;
     default:
       /* NOMEM, STORE, FULL, NO_STORE, FOREIGN, BUSY, LIMIT, CORRUPT, VERSION
@@ -82,6 +83,12 @@ int vn_report(const char *cmd, const char *dir, vs_err err) {
                 dir);
       break;
     case VS_ERR_CONFLICT: vn_errorf(cmd, "idempotency key reused with different arguments; nothing was written"); break;
+    case VS_ERR_RESTORING:
+      vn_errorf(cmd,
+                "%s: this device is a restored copy (a backup or a copied directory) and its peers hold later "
+                "operations of its own; nothing was written: retry once `vix-node status` shows it caught up",
+                dir);
+      break;
     default: vn_errorf(cmd, "%s: %s (%s)", dir, vs_strerror(err), vs_err_name(err)); break;
   }
   return vn_exit_for(err);

@@ -86,6 +86,7 @@ int vn_cmd_dump(const vn_args *a) {
 typedef struct status_info {
   uint8_t node_id[VS_ORIGIN_BYTES];
   uint64_t seq, lsn, forks, used_bytes, map_bytes;
+  uint64_t restoring; /* a restored copy: own seq to reach before writing (0: none) */
   uint8_t state_hash[VS_HASH_BYTES];
   vs_outbox_counts outbox;
   vs_sink_info sinks[VS_OUTBOX_SINKS_MAX];
@@ -99,6 +100,7 @@ static vs_err read_status(vs_node *node, status_info *s) {
   if (err == VS_OK) err = vs_state_hash(store, s->state_hash);
   if (err == VS_OK) err = vs_apply_forks(store, NULL, 0, &s->forks);
   if (err == VS_OK) err = vs_store_usage(store, &s->used_bytes, &s->map_bytes);
+  if (err == VS_OK) err = vs_write_restoring(store, &s->restoring);
   vs_outbox *ob = NULL;
   if (err == VS_OK) err = vs_outbox_open(store, NULL, &ob); /* the mesh sink, "default" */
   if (err == VS_OK) err = vs_outbox_counts_get(ob, &s->outbox);
@@ -156,6 +158,7 @@ static int status_json(const vn_args *a, vs_node *node, const status_info *s) {
   }
   fprintf(out, "], \"forks\": %" PRIu64 ", \"store\": {\"used_bytes\": %" PRIu64 ", \"map_bytes\": %" PRIu64 "}, ",
           s->forks, s->used_bytes, s->map_bytes);
+  fprintf(out, "\"restoring\": %" PRIu64 ", ", s->restoring);
   (void)vn_run_status_json(a->data, out);
   fputs("}\n", out);
   return VN_EXIT_OK;
@@ -179,6 +182,10 @@ static int status_text(const vn_args *a, vs_node *node, const status_info *s) {
     vn_text_write(out, (const uint8_t *)k->name, strlen(k->name));
     fputs(")\n", out);
   }
+  if (s->restoring > 0)
+    fprintf(out,
+            "restoring  to own seq %" PRIu64 " (a restored copy: peers hold later ops of this device; writes wait)\n",
+            s->restoring);
   fprintf(out,
           "forks      %" PRIu64 "%s\nstore      %.1f of %.1f MiB used\n",
           s->forks,

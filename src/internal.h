@@ -241,6 +241,10 @@ void vs_wal_reader_close(vs_wal_reader *r);
 /** Read the node-wide HLC (0 if never set) / store a new one. */
 vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
 vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
+/** The own seq a restored copy must reach before it writes (0: none; a put
+ *  of 0 deletes it). See vs_write_restoring. */
+vs_err vs_meta_restore_get(MDB_txn *txn, const vs_store *store, uint64_t *to_out);
+vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to);
 
 /** Store the signature of the chain head at op `id`. */
 vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]);

@@ -38,6 +38,11 @@ typedef struct peer {
   bool vv_due;
   uint32_t ack_id; /* READY: the engine's index for this peer's identity */
   uint64_t sess_no; /* READY: the node's number for this session (vs_rx_key) */
+  /* Its vector claims more of our own chain than we hold: it must back the
+   * claim with our signed ops before the deadline (extended by every run it
+   * gets applied), or the session closes (rejected_vv_future). */
+  uint64_t own_claim, own_claim_deadline_ms;
+  bool own_backed; /* it sent us own ops we lacked: we are a restored copy */
   frame *q;
   uint32_t q_head, q_tail, q_cap;
 } peer;
@@ -65,6 +70,10 @@ struct vs_node {
   uint8_t cookie_secret[VS_COOKIE_SECRET_BYTES], cookie_prev[VS_COOKIE_SECRET_BYTES];
   bool cookie_ready, cookie_has_prev;
   uint64_t cookie_rotate_ms;
+  /* A restored copy (vs_write_restoring): the own seq to reach before local
+   * writes (0: none), as stored; since when no ready peer claims beyond our
+   * head (0: some does, or none is ready). */
+  uint64_t restore_to, restore_quiet_since_ms;
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -432,6 +441,11 @@ static uint32_t ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES]) {
 /* A peer's vector holds our ops up to `held`: the engine completes the
  * entries a quorum holds (mesh_held). */
 static void mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held) {
+  /* Nothing is delivered beyond what we hold ourselves: a vector claiming
+   * more (a liar, or our own later ops held by a peer while we are a
+   * restored copy) completes at most our head. */
+  uint64_t head = vv_get(&n->mine, n->cfg.identity.pk);
+  if (held > head) held = head;
   if (held > n->ack_held[ack_id]) n->ack_held[ack_id] = held;
 }
 
@@ -463,6 +477,54 @@ static uint64_t mesh_next_check(void *ctx, uint64_t now_ms) {
   (void)ctx;
   (void)now_ms;
   return UINT64_MAX; /* a peer coming up is an event: the driver polls then */
+}
+
+/* ---- a restored copy: own ops that come back from peers ---- */
+
+/* How long a peer may claim our own ops beyond our head without backing
+ * them (each applied run of it extends it), and how long the marker stays
+ * once no ready peer claims beyond our head. */
+static uint64_t claim_grace_ms(const vs_node *n) { return vs_add_sat_u64(n->cfg.handshake_timeout_ms, 2 * n->cfg.resend_ms); }
+
+static vs_err restore_put(vs_node *n, uint64_t to) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, true, &txn);
+  if (err != VS_OK) return err;
+  err = vs_meta_restore_put(txn, n->store, to);
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  err = vs_txn_commit(txn);
+  if (err == VS_OK) n->restore_to = to;
+  return err;
+}
+
+/* Keep the marker of vs_write_restoring: raised to the highest claim of a
+ * ready peer that backed it with our own signed ops; cleared once our head
+ * reaches it, or once no ready peer has claimed beyond our head for a
+ * grace period (a claim disproved closes its session: maintain). One write
+ * transaction, only when the marker changes. */
+static vs_err restore_update(vs_node *n, uint64_t now_ms) {
+  uint64_t head = vv_get(&n->mine, n->cfg.identity.pk), want = 0;
+  uint32_t ready = 0;
+  bool claimed = false;
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
+    const peer *p = &n->peers[s];
+    if (p->st != PEER_READY) continue;
+    ready++;
+    if (p->own_claim <= head) continue;
+    claimed = true;
+    if (p->own_backed && p->own_claim > want) want = p->own_claim;
+  }
+  if (claimed || ready == 0) n->restore_quiet_since_ms = 0;
+  else if (n->restore_quiet_since_ms == 0) n->restore_quiet_since_ms = now_ms;
+  uint64_t to = n->restore_to > want ? n->restore_to : want;
+  if (to <= head) to = 0;
+  if (to != 0 && !claimed && n->restore_quiet_since_ms != 0 &&
+      now_ms - n->restore_quiet_since_ms >= claim_grace_ms(n))
+    to = 0;
+  return to == n->restore_to ? VS_OK : restore_put(n, to);
 }
 
 /* ---- open, close, write ---- */
@@ -532,6 +594,7 @@ vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (err == VS_OK) err = vs_store_set_identity(n->store, &cfg->identity);
   if (err == VS_OK) err = open_engine(n);
   if (err == VS_OK) err = vs_vv_each(n->store, load_vv_cb, &n->mine);
+  if (err == VS_OK) err = vs_write_restoring(n->store, &n->restore_to);
   if (err != VS_OK) {
     vs_node_close(n);
     return err;
@@ -689,19 +752,33 @@ static void count_reject(vs_node *n, vs_err err) {
 
 typedef struct run_ctx {
   vs_node *n;
+  peer *p;
   uint64_t now_ms;
 } run_ctx;
 
 /* What a run's apply result means for the node: counts, our vector, the
  * apply callback. Refused runs are counted and do not stop the message. */
-static vs_err run_outcome(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops, uint32_t count,
-                          vs_err err, const vs_apply_result *r) {
+static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
+                          uint32_t count, vs_err err, const vs_apply_result *r, uint64_t now_ms) {
   switch (err) {
     case VS_OK:
       n->stats.runs_applied++;
       n->stats.ops_applied += r->applied;
       n->stats.ops_duplicate += r->duplicates;
-      if (r->applied > 0) err = refresh_mine(n, origin);
+      if (r->applied > 0) {
+        err = refresh_mine(n, origin);
+        /* Progress: a peer that claims our own ops gets more time. */
+        p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
+        if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) {
+          /* Our own signed ops, which we lacked: this store is a restored
+           * copy. No local write until we hold what the peer claims. The
+           * marker's transaction follows the apply's (a crash between them
+           * leaves the window until the peer sends again). */
+          n->stats.own_ops_restored += r->applied;
+          p->own_backed = true;
+          if (err == VS_OK) err = restore_update(n, now_ms);
+        }
+      }
       for (uint32_t i = count - r->applied; i < count && n->cfg.on_apply != NULL; i++)
         n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
       return err;
@@ -719,7 +796,7 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
   vs_node *n = rc->n;
   vs_apply_result r = {0, 0, 0};
   vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
-  return run_outcome(n, origin, ops, count, err, &r);
+  return run_outcome(n, rc->p, origin, ops, count, err, &r, rc->now_ms);
 }
 
 static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
@@ -751,7 +828,14 @@ static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
   if (covered) vv_free(&p->sent);
   else if (progress) p->sent_at_ms = now_ms; /* acks are coming in: not lost, just behind */
   p->inflight_bytes = 0; /* the peer answered: what it lacks is resent on schedule */
-  mesh_acked(n, p->ack_id, vv_get(&p->known, n->cfg.identity.pk));
+  uint64_t claim = vv_get(&p->known, n->cfg.identity.pk), head = vv_get(&n->mine, n->cfg.identity.pk);
+  if (claim > head) { /* more of our chain than we hold: to be backed by our signed ops (maintain) */
+    if (p->own_claim <= head) p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
+    p->own_claim = claim;
+  } else {
+    p->own_claim = 0;
+  }
+  mesh_acked(n, p->ack_id, claim);
   return VS_OK;
 }
 
@@ -896,7 +980,7 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
   if (msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   vs_err err;
   if (prep == NULL) {
-    run_ctx rc = {n, now_ms};
+    run_ctx rc = {n, p, now_ms};
     err = vs_msg_ops_decode_enc(msg, msg_len, on_run, &rc);
   } else {
     err = prep->decode_err;
@@ -906,7 +990,7 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
       vs_apply_result res = {0, 0, 0};
       err = vs_apply_run_pre(n->store, ops, prep->enc + run->first, prep->enc_bytes + run->first, run->count,
                              run->sig, &run->pre, now_ms, n->cfg.max_drift_ms, &res);
-      err = run_outcome(n, run->origin, ops, run->count, err, &res);
+      err = run_outcome(n, p, run->origin, ops, run->count, err, &res, now_ms);
     }
   }
   if (err == VS_OK) p->vv_due = true; /* acknowledge with our new vector */
@@ -999,6 +1083,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++)
       if (n->peers[s].st == PEER_READY) n->peers[s].vv_due = true;
   }
+  uint64_t own_head = vv_get(&n->mine, n->cfg.identity.pk);
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {
@@ -1007,11 +1092,21 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
       continue;
     }
     if (p->st != PEER_READY) continue;
+    if (p->own_claim > own_head && now_ms >= p->own_claim_deadline_ms) {
+      /* It claimed our ops beyond our head and sent nothing that backs it:
+       * a protocol violation (a lying vector), not a restored copy. */
+      n->stats.rejected_vv_future++;
+      peer_close(n, p);
+      continue;
+    }
+    if (p->own_claim <= own_head) p->own_claim = 0;
     vs_err err = VS_OK;
     if (p->vv_due || now_ms >= p->next_vv_ms) err = send_vv(n, p, now_ms);
     if (err == VS_OK && p->st == PEER_READY) err = anti_entropy(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
   }
+  vs_err rerr = restore_update(n, now_ms);
+  if (rerr != VS_OK) return rerr;
   if (n->engine != NULL) {
     uint64_t wake;
     return vs_engine_tick(n->engine, now_ms, &wake);
@@ -1028,6 +1123,7 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
     else if (p->st == PEER_HANDSHAKE) t = p->hs_deadline_ms;
     else if (p->st == PEER_READY) {
       t = p->vv_due ? now_ms : p->next_vv_ms;
+      if (p->own_claim > 0 && p->own_claim_deadline_ms < t) t = p->own_claim_deadline_ms;
       if (p->sent.n > 0) {
         uint64_t r = vs_add_sat_u64(p->sent_at_ms, n->cfg.resend_ms);
         t = r < t ? r : t;

@@ -6,6 +6,7 @@
 
 #define REC_TYPE_OP 1u
 static const char META_HLC[] = "hlc";
+static const char META_RESTORE[] = "restore"; /* own seq a restored copy must reach before writing */
 
 static MDB_val val(const void *data, size_t bytes) {
   MDB_val v = {bytes, (void *)data};
@@ -90,6 +91,29 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
   uint8_t buf[8];
   vs_put_u64le(buf, hlc);
   MDB_val k = val(META_HLC, sizeof META_HLC - 1), v = val(buf, sizeof buf);
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+vs_err vs_meta_restore_get(MDB_txn *txn, const vs_store *store, uint64_t *to_out) {
+  MDB_val k = val(META_RESTORE, sizeof META_RESTORE - 1), v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  *to_out = 0;
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 8) return VS_ERR_CORRUPT;
+  *to_out = vs_get_u64le(v.mv_data);
+  return VS_OK;
+}
+
+vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to) {
+  MDB_val k = val(META_RESTORE, sizeof META_RESTORE - 1);
+  if (to == 0) {
+    int rc = mdb_del(txn, store->dbi_meta, &k, NULL);
+    return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+  }
+  uint8_t buf[8];
+  vs_put_u64le(buf, to);
+  MDB_val v = val(buf, sizeof buf);
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 

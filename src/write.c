@@ -26,6 +26,7 @@ typedef struct write_ctx {
   uint64_t lsn;      /* last LSN used */
   uint64_t node_hlc; /* node-wide HLC */
   vs_head head;      /* the origin's chain head */
+  uint64_t restore_to; /* a restored copy: no new op below this seq (vs_write_restoring) */
   uint8_t state_hash[VS_HASH_BYTES];
   bool sign;              /* the store's identity writes as this origin */
   uint64_t unsigned_bytes; /* encoded bytes since the last signed op */
@@ -83,6 +84,7 @@ static vs_err ctx_begin(write_ctx *c) {
   if (err != VS_OK) return err;
   err = vs_wal_last_lsn_txn(c->txn, c->store, &c->lsn);
   if (err == VS_OK) err = vs_meta_hlc_get(c->txn, c->store, &c->node_hlc);
+  if (err == VS_OK) err = vs_meta_restore_get(c->txn, c->store, &c->restore_to);
   if (err == VS_OK) err = vs_head_get(c->txn, c->store, c->origin, &c->head);
   if (err == VS_OK) err = vs_state_hash_get_txn(c->txn, c->store, c->state_hash);
   if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
@@ -152,6 +154,9 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
     if (rc != MDB_NOTFOUND) return vs_mdb_err(rc);
   }
   if (c->head.seq >= VS_OP_SEQ_MAX) return VS_ERR_LIMIT;
+  /* A restored copy never signs a seq its other self may have signed. */
+  if (c->head.seq < c->restore_to && memcmp(c->origin, c->store->identity.pk, VS_ORIGIN_BYTES) == 0)
+    return VS_ERR_RESTORING;
   uint64_t last_hlc = c->node_hlc > c->head.hlc ? c->node_hlc : c->head.hlc;
   vs_op op;
   err = vs_op_init(&op, c->origin, c->head.seq + 1, vs_hlc_next(last_hlc, c->now_ms), c->head.hash, req->kind,
@@ -251,6 +256,16 @@ vs_err vs_write_idem_lookup(vs_store *store, const uint8_t *idem_key, uint32_t i
   err = vs_mdb_err(mdb_get(txn, store->dbi_idem, &k, &v));
   if (err == VS_OK && v.mv_size != IDEM_VALUE_BYTES) err = VS_ERR_CORRUPT;
   if (err == VS_OK) memcpy(id_out->bytes, v.mv_data, VS_OP_ID_BYTES);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_write_restoring(vs_store *store, uint64_t *to_out) {
+  if (store == NULL || to_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_meta_restore_get(txn, store, to_out);
   mdb_txn_abort(txn);
   return err;
 }

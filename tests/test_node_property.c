@@ -1808,6 +1808,178 @@ static void test_node_rejects_replayed_transcript(void **state) {
   bench_free(t);
 }
 
+/* ---- vectors that claim our own ops beyond our head (issue 14, item 6) ---- */
+
+/* The fake tells node 0 its vector: one entry, `origin` at `seq`. */
+static void fake_send_vv1(bench *t, fake *f, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+  vs_vv_entry e;
+  memcpy(e.origin, origin, VS_ORIGIN_BYTES);
+  e.seq = seq;
+  uint8_t msg[128], frame[256];
+  size_t len = 0;
+  assert_err(vs_msg_vv_encode(&e, 1, msg, sizeof msg, &len), VS_OK);
+  size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+}
+
+/* The fake sends node 0 a run of `c`'s next ops (the chain's identity
+ * signs), `count` of them. */
+static void fake_send_chain(bench *t, fake *f, chain *c, uint32_t count) {
+  encop ops[8];
+  assert_true(count <= 8);
+  for (uint32_t k = 0; k < count; k++) chain_op(c, c->id.pk, "put", "restored", "v", &ops[k]);
+  uint8_t sig[VS_SIGNATURE_BYTES], msg[8192], frame[8192 + VS_DATA_OVERHEAD_BYTES];
+  sign_last(&c->id, &ops[count - 1], sig);
+  size_t len = ops_msg(c->id.pk, sig, ops, count, msg, sizeof msg);
+  size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+}
+
+static uint64_t restoring(bench *t) {
+  uint64_t to = 99;
+  assert_err(vs_write_restoring(vs_node_store(t->nodes[0]), &to), VS_OK);
+  return to;
+}
+
+/* A vector claiming our own seq is 2^48-1 (the review's attack: it marked
+ * the outbox done past our head, then froze completion until a restart).
+ * Now nothing is delivered beyond our head, the claim must be backed by our
+ * signed ops, and the liar's session is closed; later writes complete. */
+static void test_node_vector_beyond_own_head_is_refused(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  bench_disconnect(t, 0, 1);
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "before-lie", "1");
+  fake_send_vv1(t, &f, t->ids[0].pk, VS_OP_SEQ_MAX);
+  bench_pump(t);
+  assert_int_equal(restoring(t), 0); /* a bare claim blocks no write */
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "during-lie", "1");
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.rejected_vv_future, 0);
+  /* Unbacked past the deadline: closed and counted. */
+  bench_run(t, 30000);
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.rejected_vv_future, 1);
+  bool close = false;
+  uint8_t buf[8192];
+  size_t len = 0;
+  bool closed = false;
+  while (cap_take(t, 0, f.handle, &close, buf, sizeof buf, &len)) closed = closed || close;
+  assert_true(closed);
+  assert_int_equal(restoring(t), 0);
+  /* Completion is not frozen: B comes back, later writes reach DONE. */
+  bench_connect(t, 0, 1);
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "after-lie", "1");
+  bench_run(t, 5000);
+  vs_outbox_counts c;
+  vt_node_outbox_counts(t->nodes[0], &c);
+  assert_int_equal(c.pending, 0);
+  assert_int_equal(c.inflight, 0);
+  assert_int_equal(c.done, 4); /* a, before-lie, during-lie, after-lie */
+  expect_legit_sync(t, "vv-future");
+  bench_free(t);
+}
+
+/* A restored copy of node 0 (its store lacks seqs its other self signed):
+ * a peer holding them claims them and sends them back; until node 0 holds
+ * what is claimed, local writes fail (no seq is ever signed twice); then it
+ * writes on from the real head. A claim the peer does not back closes its
+ * session; the marker then clears once a ready peer has claimed nothing
+ * beyond our head for a while. */
+static void test_node_restored_copy_takes_its_ops_back(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f); /* node 0 wrote seq 1 */
+  bench_disconnect(t, 0, 1);
+  chain other; /* the other self: same identity, ops 2.. */
+  chain_init(&other, &t->ids[0]);
+  uint64_t hlc = 0;
+  assert_err(vs_wal_head(vs_node_store(t->nodes[0]), t->ids[0].pk, &other.seq, other.head, &hlc), VS_OK);
+  assert_int_equal(other.seq, 1);
+  other.hlc = hlc;
+  fake_send_vv1(t, &f, t->ids[0].pk, 7);
+  bench_pump(t);
+  assert_int_equal(restoring(t), 0);
+  fake_send_chain(t, &f, &other, 2); /* 2..3: proof that we are a restored copy */
+  bench_pump(t);
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.own_ops_restored, 2);
+  assert_int_equal(restoring(t), 7);
+  vs_write_req req = {"put", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, NULL, 0};
+  vs_write_result res;
+  assert_err(vs_node_write(t->nodes[0], &req, t->now_ms, &res), VS_ERR_RESTORING);
+  assert_err(vs_write(vs_node_store(t->nodes[0]), t->ids[0].pk, &req, t->now_ms, &res), VS_ERR_RESTORING);
+  fake_send_chain(t, &f, &other, 2); /* 4..5 */
+  bench_pump(t);
+  assert_int_equal(restoring(t), 7);
+  assert_err(vs_node_write(t->nodes[0], &req, t->now_ms, &res), VS_ERR_RESTORING);
+  /* 6..7 never come: the claim is not backed in time, the session closes. */
+  bench_run(t, 30000);
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.rejected_vv_future, 1);
+  assert_int_equal(restoring(t), 7); /* no ready peer has said otherwise yet */
+  assert_err(vs_node_write(t->nodes[0], &req, t->now_ms, &res), VS_ERR_RESTORING);
+  bench_connect(t, 0, 1); /* B holds nothing of ours past 5 */
+  bench_run(t, 30000);
+  assert_int_equal(restoring(t), 0);
+  assert_err(vs_node_write(t->nodes[0], &req, t->now_ms, &res), VS_OK);
+  assert_int_equal(res.seq, 6); /* on from the real head */
+  expect_legit_sync(t, "restored");
+  bench_free(t);
+}
+
+/* The honest case end to end in the bench: node 0's own chain went to 6,
+ * a copy of its store from seq 2 comes back; B holds 1..6 and gives them
+ * back; the next write is seq 7 and the two converge. */
+static void test_node_restored_copy_catches_up_from_peer(void **state) {
+  (void)state;
+  bench *t = bench_new(2);
+  bench_connect(t, 0, 1);
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "x", "1");
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "x", "2");
+  bench_run(t, 2000);
+  /* The backup: a copy of node 0's directory now. */
+  char backup[256], cmd[700];
+  vt_tmpdir(backup, sizeof backup, "nsec-bak");
+  bench_disconnect(t, 0, 1);
+  vs_node_close(t->nodes[0]);
+  snprintf(cmd, sizeof cmd, "cp -a '%s/.' '%s/'", t->dirs[0], backup);
+  assert_int_equal(system(cmd), 0);
+  bench_open(t, 0);
+  bench_connect(t, 0, 1);
+  for (int k = 3; k <= 6; k++) {
+    char v[8];
+    snprintf(v, sizeof v, "%d", k);
+    vt_node_write_kv(t->nodes[0], t->now_ms, "put", "x", v);
+  }
+  bench_run(t, 2000);
+  /* Node 0 is lost; its backup comes back in its place. */
+  bench_disconnect(t, 0, 1);
+  vs_node_close(t->nodes[0]);
+  vt_rmrf(t->dirs[0]);
+  snprintf(t->dirs[0], sizeof t->dirs[0], "%s", backup);
+  bench_open(t, 0);
+  uint64_t seq = 0;
+  assert_err(vs_wal_head(vs_node_store(t->nodes[0]), t->ids[0].pk, &seq, NULL, NULL), VS_OK);
+  assert_int_equal(seq, 2);
+  bench_connect(t, 0, 1);
+  bench_run(t, 5000);
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.own_ops_restored, 4);
+  assert_int_equal(st.rejected_vv_future, 0);
+  assert_int_equal(restoring(t), 0);
+  vs_write_result res;
+  vs_write_req req = {"put", (const uint8_t *)"x", 1, (const uint8_t *)"7", 1, NULL, 0};
+  assert_err(vs_node_write(t->nodes[0], &req, t->now_ms, &res), VS_OK);
+  assert_int_equal(res.seq, 7);
+  expect_legit_sync(t, "backup");
+  bench_free(t);
+}
+
 /* 64 connections that never finish (silent, garbage, or stuck after HELLO)
  * hold every slot; at the deadline they are closed and a real peer gets in. */
 static void test_node_handshake_flood_times_out(void **state) {
@@ -1920,6 +2092,9 @@ int main(void) {
       cmocka_unit_test(test_node_rejects_bad_runs),
       cmocka_unit_test(test_node_keeps_first_of_a_fork),
       cmocka_unit_test(test_node_rejects_replayed_transcript),
+      cmocka_unit_test(test_node_vector_beyond_own_head_is_refused),
+      cmocka_unit_test(test_node_restored_copy_takes_its_ops_back),
+      cmocka_unit_test(test_node_restored_copy_catches_up_from_peer),
       cmocka_unit_test(test_node_handshake_flood_times_out),
       cmocka_unit_test(test_node_quorum_counts_distinct_peers),
       cmocka_unit_test(test_node_sim_is_deterministic),

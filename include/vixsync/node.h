@@ -88,6 +88,8 @@ typedef struct vs_node_stats {
   uint64_t rejected_version;    /**< frames of another wire version (also counted in rejected_malformed) */
   uint64_t version_seen;        /**< the first byte of the last such frame (0: none yet) */
   uint64_t cookies_sent;        /**< COOKIE answers to HELLOs (no asymmetric crypto spent on them) */
+  uint64_t rejected_vv_future;  /**< sessions closed: a vector claimed own ops no signed op of ours backed */
+  uint64_t own_ops_restored;    /**< own ops received back from peers (this store is a restored copy) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

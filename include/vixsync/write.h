@@ -71,6 +71,16 @@ vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
                       const vs_write_req *reqs, size_t count, uint64_t now_ms,
                       vs_write_result *results_out);
 
+/** A restored copy of a device (a backup, a copied data directory) learns
+ *  from a peer, with its own signed operations as proof, that its chain
+ *  went further than its store: until its head reaches that seq, every
+ *  write that would append fails with VS_ERR_RESTORING (nothing written),
+ *  so it never reuses a seq it already signed elsewhere; an idempotent
+ *  retry of a stored write still answers. *to_out: the seq to reach (0: not
+ *  restoring). The node sets and clears it (node.h). @return VS_OK or a
+ *  storage error. */
+vs_err vs_write_restoring(vs_store *store, uint64_t *to_out);
+
 /** Look up an idempotency key. @param[out] id_out the operation it created.
  *  @return VS_OK or VS_ERR_NOTFOUND. */
 vs_err vs_write_idem_lookup(vs_store *store, const uint8_t *idem_key, uint32_t idem_key_bytes,
