@@ -97,7 +97,7 @@ int vn_report(const char *cmd, const char *dir, vs_err err) {
 uint64_t vn_now_ms(void) {
   struct timespec ts;
   if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return vn_clock_apply_offset((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
 /* ---- the data directory ---- */
@@ -217,6 +217,7 @@ int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path,
     cfg.dir = dir;
     cfg.random = random_bytes;
     cfg.own_outbox = own_outbox;
+    cfg.log = vn_node_log;
     memcpy(node_id_out, cfg.identity.pk, VS_ORIGIN_BYTES);
     vs_err err = vs_node_open(&cfg, node_out);
     if (err != VS_OK) rc = vn_report(cmd, dir, err);

@@ -518,7 +518,7 @@ static void json_stats(FILE *f, const daemon *d) {
           "  \"rejected\": {\"auth\": %llu, \"replay\": %llu, \"malformed\": %llu, \"state\": %llu, "
           "\"unknown_peer\": %llu},\n"
           "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
-          "\"runs_forged\": %llu, \"runs_fork\": %llu,\n"
+          "\"runs_forged\": %llu, \"runs_fork\": %llu, \"ops_deferred_future\": %llu,\n"
           "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
           "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
@@ -530,7 +530,8 @@ static void json_stats(FILE *f, const daemon *d) {
           (unsigned long long)st.rejected_state, (unsigned long long)st.rejected_unknown_peer,
           (unsigned long long)st.runs_applied, (unsigned long long)st.ops_applied,
           (unsigned long long)st.ops_duplicate, (unsigned long long)st.runs_gap, (unsigned long long)st.runs_forged,
-          (unsigned long long)st.runs_fork, (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
+          (unsigned long long)st.runs_fork, (unsigned long long)st.ops_deferred_future,
+          (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
           (unsigned long long)st.resends, (unsigned long long)c->half_open_resets,
           (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
           (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,

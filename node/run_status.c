@@ -28,7 +28,33 @@ static uint64_t clock_ms(clockid_t id) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-uint64_t vn_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+int64_t vn_clock_offset_ms(void) {
+  static bool read;
+  static int64_t offset;
+  if (read) return offset;
+  read = true;
+  const char *s = getenv(VN_CLOCK_OFFSET_ENV);
+  if (s == NULL || s[0] == '\0') return offset;
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0') {
+    fprintf(stderr, "vix-node: %s=%s: not a signed number of milliseconds; ignored\n", VN_CLOCK_OFFSET_ENV, s);
+    return offset;
+  }
+  offset = (int64_t)v;
+  return offset;
+}
+
+uint64_t vn_clock_apply_offset(uint64_t wall_ms) {
+  const uint64_t max_ms = 0xffffffffffffull; /* the HLC's 48-bit wall clock */
+  int64_t off = vn_clock_offset_ms();
+  uint64_t mag = off < 0 ? (uint64_t)(-(off + 1)) + 1u : (uint64_t)off;
+  uint64_t t = off < 0 ? (wall_ms > mag ? wall_ms - mag : 0) : (max_ms - wall_ms < mag ? max_ms : wall_ms + mag);
+  return off == 0 ? wall_ms : (t > max_ms ? max_ms : t);
+}
+
+uint64_t vn_wall_ms(void) { return vn_clock_apply_offset(clock_ms(CLOCK_REALTIME)); }
 
 uint64_t vn_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
@@ -57,7 +83,7 @@ void vn_log(vn_log_level level, const char *event, const char *fmt, ...) {
   if (!vn_log_enabled(level)) return;
   char line[1024];
   const size_t text_max = sizeof line - 1; /* keeps line[used] free for the newline */
-  int n = snprintf(line, text_max, "ts=%llu level=%s event=%s", (unsigned long long)vn_wall_ms(),
+  int n = snprintf(line, text_max, "ts=%llu level=%s event=%s", (unsigned long long)clock_ms(CLOCK_REALTIME),
                    LEVEL_NAMES[level], event);
   if (n < 0) return;
   size_t used = min_size((size_t)n, text_max - 1);
@@ -73,6 +99,23 @@ void vn_log(vn_log_level level, const char *event, const char *fmt, ...) {
   /* One write: a record stays one line beside other processes. */
   ssize_t w = write(STDERR_FILENO, line, used + 1);
   (void)w; /* nowhere to report a failed log line */
+}
+
+void vn_node_log(void *ctx, vs_log_level level, const char *msg) {
+  (void)ctx;
+  vn_log_level l = level <= VS_LOG_DEBUG ? (vn_log_level)level : VN_LOG_DEBUG;
+  if (msg == NULL || !vn_log_enabled(l)) return;
+  char event[64] = "node";
+  const char *rest = msg;
+  if (strncmp(msg, "event=", 6) == 0) { /* the library's records start with their event */
+    size_t n = strcspn(msg + 6, " ");
+    if (n > 0 && n < sizeof event) {
+      memcpy(event, msg + 6, n);
+      event[n] = '\0';
+      rest = msg + 6 + n + (msg[6 + n] == ' ' ? 1 : 0);
+    }
+  }
+  vn_log(l, event, "%s", rest);
 }
 
 /* ---- the nudge socket: an abstract Unix datagram name per directory ---- */

@@ -79,4 +79,21 @@ int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path,
  * init. A write past it fails with exit 3 and changes nothing. */
 #define VN_MAP_BYTES_ENV "VIX_NODE_MAP_BYTES"
 
+/* For tests only: a signed number of milliseconds added to the wall clock
+ * the program uses for HLCs and outbox times (the daemon's and the CLI's;
+ * not log timestamps), so a test can run one device a day ahead, or near
+ * the end of the HLC's 48-bit range. The result is clamped to
+ * 0..2^48-1 ms. Unset or empty: no offset. */
+#define VN_CLOCK_OFFSET_ENV "VIX_NODE_CLOCK_OFFSET_MS"
+
+/* run_status.c: the offset VN_CLOCK_OFFSET_ENV asks for (read once; a
+ * value that is not a decimal integer is reported once on stderr and
+ * ignored), and the wall clock with it applied. */
+int64_t vn_clock_offset_ms(void);
+uint64_t vn_clock_apply_offset(uint64_t wall_ms);
+
+/* run_status.c: the node's log callback (vs_node_cfg.log): a record
+ * "event=NAME rest" from the library becomes vn_log(level, NAME, rest). */
+void vn_node_log(void *ctx, vs_log_level level, const char *msg);
+
 #endif

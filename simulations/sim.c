@@ -84,7 +84,7 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
   const sim_totals *t = &s->tot;
   vs_node_stats st;
   memset(&st, 0, sizeof st);
-  uint64_t hs = 0, replay = 0, state = 0, unknown = 0, gaps = 0, resends = 0, dup = 0, runs = 0;
+  uint64_t hs = 0, replay = 0, state = 0, unknown = 0, gaps = 0, resends = 0, dup = 0, runs = 0, deferred = 0;
   for (uint32_t i = 0; i < s->n && s->nodes != NULL; i++) {
     sim_node_stats_total(&s->nodes[i], &st);
     hs += st.handshakes_done;
@@ -94,6 +94,7 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
     gaps += st.runs_gap;
     resends += st.resends;
     dup += st.ops_duplicate;
+    deferred += st.ops_deferred_future;
     runs += st.runs_applied + st.runs_gap + st.runs_forged + st.runs_fork;
   }
   long rss = peak_rss_kib();
@@ -122,8 +123,8 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
           t->frames_sent, t->frames_delivered, t->bytes_sent, t->conns, t->closes, t->stale_frames);
   fprintf(f, " \"node_counters\": {\"handshakes\": %" PRIu64 ", \"rejected_replay\": %" PRIu64 ", \"rejected_state\": %" PRIu64
              ", \"rejected_unknown_peer\": %" PRIu64 ", \"runs_gap\": %" PRIu64 ", \"resends\": %" PRIu64
-             ", \"ops_duplicate\": %" PRIu64 ", \"runs_received\": %" PRIu64 "},\n",
-          hs, replay, state, unknown, gaps, resends, dup, runs);
+             ", \"ops_duplicate\": %" PRIu64 ", \"runs_received\": %" PRIu64 ", \"ops_deferred_future\": %" PRIu64 "},\n",
+          hs, replay, state, unknown, gaps, resends, dup, runs, deferred);
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
 }

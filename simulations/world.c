@@ -151,6 +151,7 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->runs_gap += x->runs_gap;
   acc->runs_forged += x->runs_forged;
   acc->runs_fork += x->runs_fork;
+  acc->ops_deferred_future += x->ops_deferred_future;
   acc->ops_sent += x->ops_sent;
   acc->runs_sent += x->runs_sent;
   acc->resends += x->resends;

@@ -95,6 +95,24 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
     if (memcmp(ops[i].prev, want, VS_HASH_BYTES) != 0 && !(i == skip && VS_FAULT(VS_FAULT_SKIP_CHAIN_CHECK)))
       return VS_ERR_CHAIN;
   }
+  /* Applying waits for the clock, validity does not: a new op stamped past
+   * now + max drift would win every last-writer-wins race until our clock
+   * caught up (an HLC of 2^64-1: forever) and drag our HLC with it. The run
+   * (and the origin's chain behind it) waits; nothing is stored, so a peer
+   * cannot spend our disk on it, and the peer offers it again on schedule. */
+  uint64_t limit_ms = vs_add_sat_u64(now_ms, max_drift_ms), ahead_ms = 0;
+  bool future = false;
+  for (uint32_t i = skip; i < count; i++) {
+    uint64_t op_ms = vs_hlc_wall_ms(ops[i].hlc);
+    if (op_ms <= limit_ms) continue;
+    future = true;
+    if (op_ms - now_ms > ahead_ms) ahead_ms = op_ms - now_ms; /* op_ms > limit_ms >= now_ms */
+  }
+  if (future) {
+    res->deferred = count - skip;
+    res->ahead_ms = ahead_ms;
+    return VS_ERR_FUTURE;
+  }
   uint64_t lsn, node_hlc;
   uint8_t state_hash[VS_HASH_BYTES];
   err = vs_wal_last_lsn_txn(txn, store, &lsn);
@@ -102,15 +120,15 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   for (uint32_t i = 0; i < skip && err == VS_OK && VS_FAULT(VS_FAULT_DUP_INCR); i++) /* fault: count held incrs again */
     if (strcmp(ops[i].kind, "incr") == 0) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
-  uint64_t hlc_cap = vs_hlc_make(vs_add_sat_u64(now_ms, max_drift_ms), 0);
   vs_wal_cursors cur = {NULL, NULL};
   if (err == VS_OK) err = vs_wal_cursors_open(txn, store, &cur);
   for (uint32_t i = skip; i < count && err == VS_OK; i++) {
     err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
                             i == count - 1, NULL);
     if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
-    uint64_t seen = ops[i].hlc < hlc_cap ? ops[i].hlc : hlc_cap;
-    if (seen > node_hlc) node_hlc = seen;
+    /* Within the drift (checked above): the node's HLC follows it, so our
+     * next write is ordered after what we have seen. */
+    if (ops[i].hlc > node_hlc) node_hlc = ops[i].hlc;
   }
   vs_wal_cursors_close(&cur);
   if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[count - 1].id, sig);
@@ -158,7 +176,7 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
                             const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre, bool sig_known,
                             uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
   const uint8_t (*hashes)[VS_HASH_BYTES] = pre->hashes;
-  vs_apply_result res = {0, 0, 0};
+  vs_apply_result res = {0, 0, 0, 0, 0};
   vs_err err = pre->check;
   /* A run the store already holds op for op (the same hashes) has nothing
    * to apply and nothing to prove: skip its signature check. In a mesh
@@ -167,7 +185,7 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   uint64_t held_head = 0;
   if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head);
   if (err == VS_OK && held) {
-    if (result_out != NULL) *result_out = (vs_apply_result){0, count, held_head};
+    if (result_out != NULL) *result_out = (vs_apply_result){0, count, held_head, 0, 0};
     return VS_OK;
   }
   /* One verification per run, before taking the write lock: the chain
@@ -198,7 +216,7 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
     if (e2 == VS_OK) e2 = record_fork(store, &ops[fork_at], held_hash, hashes[fork_at]);
     if (e2 != VS_OK && e2 != VS_ERR_FULL) err = e2;
   }
-  if (err == VS_OK && result_out != NULL) *result_out = res;
+  if ((err == VS_OK || err == VS_ERR_FUTURE) && result_out != NULL) *result_out = res;
   return err;
 }
 

@@ -2,6 +2,7 @@
 /* The replication node: sessions, anti-entropy, mesh push (see node.h). */
 #include "vixsync/node.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -74,6 +75,8 @@ struct vs_node {
    * writes (0: none), as stored; since when no ready peer claims beyond our
    * head (0: some does, or none is ready). */
   uint64_t restore_to, restore_quiet_since_ms;
+  uint8_t skew_logged[VS_NODE_SKEW_LOG_MAX][VS_ORIGIN_BYTES]; /* origins with a clock_skew line out */
+  uint32_t skew_n, skew_next; /* entries used; the slot the next new origin overwrites when full */
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -756,6 +759,36 @@ typedef struct run_ctx {
   uint64_t now_ms;
 } run_ctx;
 
+static int skew_find(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  for (uint32_t i = 0; i < n->skew_n; i++) /* bounded: VS_NODE_SKEW_LOG_MAX */
+    if (memcmp(n->skew_logged[i], origin, VS_ORIGIN_BYTES) == 0) return (int)i;
+  return -1;
+}
+
+/* A run of `origin` waits for our clock: log it once per origin (until one
+ * of its runs is applied), so a peer resending it on schedule does not
+ * flood the log. The table is bounded; when full, the oldest entry goes. */
+static void skew_note(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t ahead_ms) {
+  if (skew_find(n, origin) >= 0) return;
+  uint32_t slot = n->skew_n < VS_NODE_SKEW_LOG_MAX ? n->skew_n++ : n->skew_next;
+  if (n->skew_n == VS_NODE_SKEW_LOG_MAX && slot == n->skew_next) n->skew_next = (slot + 1) % VS_NODE_SKEW_LOG_MAX;
+  memcpy(n->skew_logged[slot], origin, VS_ORIGIN_BYTES);
+  if (n->cfg.log == NULL) return;
+  char hex[2 * VS_ORIGIN_BYTES + 1], msg[160];
+  vs_hex_encode(origin, VS_ORIGIN_BYTES, hex);
+  snprintf(msg, sizeof msg, "event=clock_skew origin=%s ahead_ms=%llu", hex, (unsigned long long)ahead_ms);
+  n->cfg.log(n->cfg.log_ctx, VS_LOG_WARN, msg);
+}
+
+/* One of `origin`'s runs was applied: a later deferral is a new episode. */
+static void skew_clear(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  int i = n->skew_n > 0 ? skew_find(n, origin) : -1;
+  if (i < 0) return;
+  memmove(n->skew_logged[i], n->skew_logged[i + 1], (size_t)(n->skew_n - (uint32_t)i - 1) * VS_ORIGIN_BYTES);
+  n->skew_n--;
+  n->skew_next = 0;
+}
+
 /* What a run's apply result means for the node: counts, our vector, the
  * apply callback. Refused runs are counted and do not stop the message. */
 static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
@@ -767,6 +800,7 @@ static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BY
       n->stats.ops_duplicate += r->duplicates;
       if (r->applied > 0) {
         err = refresh_mine(n, origin);
+        skew_clear(n, origin);
         /* Progress: a peer that claims our own ops gets more time. */
         p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
         if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) {
@@ -785,6 +819,10 @@ static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BY
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
     case VS_ERR_MALFORMED: n->stats.runs_forged++; return VS_OK; /* bad signature or broken links */
     case VS_ERR_FORK: n->stats.runs_fork++; return VS_OK;
+    case VS_ERR_FUTURE: /* valid, but ahead of our clock: the peer offers it again on schedule */
+      n->stats.ops_deferred_future += r->deferred;
+      skew_note(n, origin, r->ahead_ms);
+      return VS_OK;
     case VS_ERR_INVAL: n->stats.rejected_malformed++; return VS_OK;
     default: return err; /* storage: stop, nothing of this run was applied */
   }
@@ -794,7 +832,7 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
                      const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count, void *ctx) {
   run_ctx *rc = ctx;
   vs_node *n = rc->n;
-  vs_apply_result r = {0, 0, 0};
+  vs_apply_result r = {0, 0, 0, 0, 0};
   vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
   return run_outcome(n, rc->p, origin, ops, count, err, &r, rc->now_ms);
 }
@@ -987,7 +1025,7 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
     for (uint32_t r = 0; r < prep->runs_n && err == VS_OK; r++) {
       const prep_run *run = &prep->runs[r];
       const vs_op *ops = prep->ops + run->first;
-      vs_apply_result res = {0, 0, 0};
+      vs_apply_result res = {0, 0, 0, 0, 0};
       err = vs_apply_run_pre(n->store, ops, prep->enc + run->first, prep->enc_bytes + run->first, run->count,
                              run->sig, &run->pre, now_ms, n->cfg.max_drift_ms, &res);
       err = run_outcome(n, p, run->origin, ops, run->count, err, &res, now_ms);

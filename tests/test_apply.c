@@ -10,8 +10,9 @@
  * without identity are not); two nodes exchange runs and converge; a relay
  * A -> B -> C converges using B's stored signatures; duplicates and
  * overlapping runs; every documented rejection changes nothing and leaves
- * the store usable; forks are refused and recorded; a wild HLC is accepted
- * but cannot drag the receiver's clock.
+ * the store usable; forks are refused and recorded; an op whose HLC is
+ * beyond the receiver's clock plus the drift waits (the pin attack: hlc
+ * 2^64-1; a device a day ahead) and applies once the clock catches up.
  */
 #include "testutil.h"
 
@@ -191,7 +192,7 @@ static uint32_t sync_origin(node *src, node *dst, const uint8_t origin[VS_ORIGIN
     uint64_t held = 0, end = (uint64_t)runs[i].first + runs[i].count;
     uint8_t hh[VS_HASH_BYTES];
     assert_err(vs_wal_head(dst->store, origin, &held, hh, NULL), VS_OK);
-    vs_apply_result res = {99, 99, 99};
+    vs_apply_result res = {99, 99, 99, 99, 99};
     assert_err(apply_run(dst, l, &runs[i], now_ms, &res), VS_OK);
     assert_int_equal(res.applied + res.duplicates, runs[i].count);
     assert_int_equal(res.applied, end > held ? end - held : 0);
@@ -539,7 +540,7 @@ static void test_apply_two_nodes_converge(void **state) {
   assert_int_equal(nruns, 6); /* one per commit */
   uint64_t expect_head = 0;
   for (uint32_t i = 0; i < nruns; i++) {
-    vs_apply_result res = {99, 99, 99};
+    vs_apply_result res = {99, 99, 99, 99, 99};
     uint64_t lsn_before = last_lsn(b.store);
     assert_err(apply_run(&b, la, &runs[i], T0_MS + 100, &res), VS_OK);
     expect_head += runs[i].count;
@@ -682,13 +683,13 @@ static void test_apply_duplicates_change_nothing(void **state) {
   assert_int_equal(runs[0].count, 3);
   assert_int_equal(runs[1].count, 2);
 
-  vs_apply_result res = {99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99};
   assert_err(apply_run(&b, l, &runs[0], T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 3);
   snap s;
   snap_take(b.store, a.id.pk, &s);
   /* The same run again: all duplicates, nothing written. */
-  res = (vs_apply_result){99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99};
   assert_err(apply_run(&b, l, &runs[0], T0_MS + 5, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 3);
@@ -701,7 +702,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   run over = runs[1];
   over.first = 1;
   over.count = 4;
-  res = (vs_apply_result){99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99};
   assert_err(apply_run(&b, l, &over, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 2);
   assert_int_equal(res.duplicates, 2);
@@ -711,7 +712,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   run all = runs[2];
   all.first = 0;
   all.count = 6;
-  res = (vs_apply_result){99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99};
   assert_err(apply_run(&b, l, &all, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 1);
   assert_int_equal(res.duplicates, 5);
@@ -719,7 +720,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   assert_converged(a.store, b.store);
   /* A run entirely below the head is all duplicates. */
   snap_take(b.store, a.id.pk, &s);
-  res = (vs_apply_result){99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99};
   assert_err(apply_run(&b, l, &runs[1], T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 2);
@@ -728,7 +729,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   free(s.dump);
   /* The origin's own ops coming back to it are duplicates as well. */
   uint64_t lsn_a = last_lsn(a.store);
-  res = (vs_apply_result){99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99};
   assert_err(apply_run(&a, l, &all, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 6);
@@ -959,7 +960,7 @@ static void test_apply_rejects_tampered_prev(void **state) {
 
 static void test_apply_rejects_gap(void **state) {
   reject_fx *f = *state;
-  vs_apply_result res = {99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99};
   /* Head is 3: runs starting at 7 and at 8 are ahead of the chain. */
   assert_err(apply_run(&f->b, f->la, &f->runs[2], T0_MS, &res), VS_ERR_CHAIN);
   assert_err(apply_run(&f->b, f->la, &f->runs[3], T0_MS, &res), VS_ERR_CHAIN);
@@ -1021,7 +1022,7 @@ static void test_apply_rejects_bad_shape(void **state) {
   }
   /* count 0, past the limit, NULL arguments. */
   scratch_from(&s, f->la, &f->runs[1]);
-  vs_apply_result res = {99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99};
   assert_err(vs_apply_run(f->b.store, s.ops, 0, s.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_INVAL);
   assert_err(vs_apply_run(f->b.store, s.ops, VS_APPLY_RUN_OPS_MAX + 1u, s.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res),
              VS_ERR_INVAL);
@@ -1082,7 +1083,7 @@ static void test_apply_fork_refused_and_recorded(void **state) {
   run r2[RUNS_MAX];
   assert_int_equal(cut_runs(a2.store, l2, r2, RUNS_MAX), 1);
   assert_int_equal(r2[0].count, 3);
-  vs_apply_result res = {99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99};
   /* An unauthenticated fork is no evidence: a forged signature on the
    * conflicting run is MALFORMED and records nothing. */
   run forged = r2[0];
@@ -1149,7 +1150,7 @@ static void test_apply_fork_after_shared_prefix(void **state) {
   snap_take(b.store, a.id.pk, &s);
   run over = {1, 4, {0}}; /* [2..5], signed by A2 at 5 */
   assert_err(vs_apply_sig_get(a2.store, &l2->ops[4].id, over.sig), VS_OK);
-  res = (vs_apply_result){99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99};
   assert_err(apply_run(&b, l2, &over, T0_MS, &res), VS_ERR_FORK);
   s.forks = 1;
   snap_check(b.store, a.id.pk, &s);
@@ -1166,7 +1167,7 @@ static void test_apply_fork_after_shared_prefix(void **state) {
    * a store holding A2's chain short of the fork point is not a fork: B2
    * holding only [1..3] takes A2's [4..5] (the first signed version it
    * sees), then refuses A's. */
-  res = (vs_apply_result){99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99};
   assert_err(apply_run(&a2, la, &ra[1], T0_MS, &res), VS_ERR_FORK);
   node b2;
   node_open(&b2, "apply-pb2", 54);
@@ -1192,53 +1193,142 @@ static void test_apply_fork_after_shared_prefix(void **state) {
 /* 6. HLC drift                                                              */
 /* ------------------------------------------------------------------------ */
 
-static void test_apply_wild_hlc_accepted_but_capped(void **state) {
+#define DAY_MS (24ull * 3600ull * 1000ull)
+#define HLC_WALL_MAX_MS 0xffffffffffffull /* the HLC's 48-bit wall clock, at its end */
+
+/* One signed op of `id`, built by hand (a hostile origin need not use
+ * vs_write): kind put, hlc as given, linked to `prev`. `sig` signs its
+ * chain head. */
+typedef struct crafted {
+  vs_op op;
+  uint8_t hash[VS_HASH_BYTES];
+  uint8_t sig[VS_SIGNATURE_BYTES];
+} crafted;
+
+static void craft(const vs_identity *id, uint64_t seq, const uint8_t prev[VS_HASH_BYTES], uint64_t hlc,
+                  const char *target, const char *value, crafted *out) {
+  assert_err(vs_op_init(&out->op, id->pk, seq, hlc, prev, "put", (const uint8_t *)target, (uint32_t)strlen(target),
+                        (const uint8_t *)value, (uint32_t)strlen(value)),
+             VS_OK);
+  assert_err(vs_op_hash(&out->op, out->hash), VS_OK);
+  vs_chain_sign(id, seq, out->hash, out->sig);
+}
+
+/* The pin attack of issue 14: a signed op with hlc 2^64-1 must not be
+ * applied (it would be the greatest (hlc, origin) of its target forever, so
+ * every later honest put or del would return an op id and never show). It
+ * waits, with its origin's chain behind it, stores nothing, and the
+ * receiver's honest writes take effect. It applies once the clock is there. */
+static void test_apply_pin_attack_max_hlc_waits(void **state) {
   (void)state;
-  const uint64_t wild_ms = T0_MS + 10ull * 365ull * 24ull * 3600ull * 1000ull; /* ten years ahead */
-  node s, b, c;
-  node_open(&s, "apply-hs", 60);
-  node_open(&b, "apply-hb", 61);
-  node_open(&c, "apply-hc", 62);
-  wr(&s, "put", "w", "wild", wild_ms);
-  vs_write_req two[2] = {req_of("incr", "n", "1"), req_of("put", "w2", "x")};
-  assert_err(vs_write_batch(s.store, s.id.pk, two, 2, wild_ms, NULL), VS_OK);
+  node m, b;
+  node_open(&m, "apply-pm", 80); /* the attacker: only its identity is used */
+  node_open(&b, "apply-pb", 81);
+  wr(&b, "put", "k", "b0", T0_MS);
+  const uint8_t zero[VS_HASH_BYTES] = {0};
+  crafted c1, c2;
+  craft(&m.id, 1, zero, UINT64_MAX, "k", "pinned", &c1);
+  craft(&m.id, 2, c1.hash, vs_hlc_make(T0_MS, 0), "k2", "honest-later", &c2);
+  const vs_op both[2] = {c1.op, c2.op};
+
+  snap before;
+  snap_take(b.store, m.id.pk, &before);
+  vs_apply_result res = {99, 99, 99, 99, 99};
+  assert_err(vs_apply_run(b.store, &c1.op, 1, c1.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
+  assert_int_equal(res.applied, 0);
+  assert_int_equal(res.duplicates, 0);
+  assert_int_equal(res.deferred, 1);
+  assert_int_equal(res.head_seq, 0);
+  assert_int_equal(res.ahead_ms, HLC_WALL_MAX_MS - T0_MS);
+  snap_check(b.store, m.id.pk, &before); /* nothing stored, the chain does not advance */
+  /* Its chain waits behind it: the run through seq 2 waits as a whole, and
+   * seq 2 alone is a gap. */
+  res = (vs_apply_result){99, 99, 99, 99, 99};
+  assert_err(vs_apply_run(b.store, both, 2, c2.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
+  assert_int_equal(res.deferred, 2);
+  assert_int_equal(res.applied, 0);
+  assert_err(vs_apply_run(b.store, &c2.op, 1, c2.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_CHAIN);
+  /* Validity comes first: a forged far-future run is forged, not deferred. */
+  uint8_t bad[VS_SIGNATURE_BYTES];
+  memcpy(bad, c1.sig, sizeof bad);
+  bad[5] ^= 1u;
+  assert_err(vs_apply_run(b.store, &c1.op, 1, bad, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_MALFORMED);
+  snap_check(b.store, m.id.pk, &before);
+  free(before.dump);
+  assert_int_equal(vv_get(b.store, m.id.pk), 0);
+
+  /* Honest puts and dels on the key take effect, with honest timestamps. */
+  vs_write_result w = wr(&b, "put", "k", "b1", T0_MS + 1);
+  assert_value(b.store, "k", "b1");
+  assert_true(w.hlc <= vs_hlc_make(T0_MS + 1, 0) + HLC_SLACK);
+  wr(&b, "del", "k", NULL, T0_MS + 2);
+  assert_value(b.store, "k", NULL);
+  wr(&b, "put", "k", "b2", T0_MS + 3);
+  assert_value(b.store, "k", "b2");
+
+  /* A clock one ms short of the op's wall time minus the drift: still waits.
+   * At it: the run applies (both ops). */
+  const uint64_t due_ms = HLC_WALL_MAX_MS - VS_MAX_DRIFT_MS_DEFAULT;
+  assert_err(vs_apply_run(b.store, both, 2, c2.sig, due_ms - 1, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
+  assert_int_equal(res.ahead_ms, VS_MAX_DRIFT_MS_DEFAULT + 1);
+  res = (vs_apply_result){99, 99, 99, 99, 99};
+  assert_err(vs_apply_run(b.store, both, 2, c2.sig, due_ms, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_OK);
+  assert_int_equal(res.applied, 2);
+  assert_int_equal(res.deferred, 0);
+  assert_int_equal(vv_get(b.store, m.id.pk), 2);
+  assert_value(b.store, "k2", "honest-later");
+  node_close(&m);
+  node_close(&b);
+}
+
+/* A device whose clock runs a day ahead: its write waits on a receiver
+ * whose clock is right (so it does not silently win every race there), the
+ * receiver's own writes take effect meanwhile, and once the receiver's clock
+ * is within the drift of it, it applies, moves the receiver's HLC to at
+ * least its HLC, and the receiver's next write wins over it everywhere. */
+static void test_apply_day_ahead_waits_then_orders(void **state) {
+  (void)state;
+  node s, b;
+  node_open(&s, "apply-das", 82);
+  node_open(&b, "apply-dab", 83);
+  wr(&b, "put", "k", "b0", T0_MS);
+  assert_int_equal(sync_origin(&b, &s, b.id.pk, T0_MS + DAY_MS), 1);
+  wr(&s, "put", "k", "ahead", T0_MS + DAY_MS);
+  assert_value(s.store, "k", "ahead");
   oplist *l = collect(s.store, s.id.pk);
-  assert_true(l->ops[2].hlc > vs_hlc_make(wild_ms, 0));
   run runs[RUNS_MAX];
-  assert_int_equal(cut_runs(s.store, l, runs, RUNS_MAX), 2);
+  assert_int_equal(cut_runs(s.store, l, runs, RUNS_MAX), 1);
+  assert_int_equal(l->ops[0].hlc, vs_hlc_make(T0_MS + DAY_MS, 0));
 
-  /* B takes the wild ops (acceptance never depends on the clock)... */
-  for (uint32_t i = 0; i < 2; i++) {
-    vs_apply_result res;
-    assert_err(apply_run(&b, l, &runs[i], T0_MS, &res), VS_OK);
-    assert_int_equal(res.applied, runs[i].count);
-  }
-  /* ...but its next local write stays within now + max drift. The HLC
-   * advances to min(op hlc, now + max_drift_ms) (apply.h), so the write
-   * lands just past the cap. */
-  const uint64_t cap = vs_hlc_make(T0_MS + VS_MAX_DRIFT_MS_DEFAULT, 0);
-  vs_write_result w = wr(&b, "put", "local", "1", T0_MS);
-  assert_true(w.hlc <= cap + HLC_SLACK);
-  assert_true(w.hlc >= cap);
-  assert_true(w.hlc < l->ops[0].hlc);
-  /* Its state shows the wild ops as they are. */
-  assert_value(b.store, "w", "wild");
-  assert_value(b.store, "n", "1");
+  vs_apply_result res = {99, 99, 99, 99, 99};
+  assert_err(apply_run(&b, l, &runs[0], T0_MS, &res), VS_ERR_FUTURE);
+  assert_int_equal(res.deferred, 1);
+  assert_int_equal(res.ahead_ms, DAY_MS);
+  assert_value(b.store, "k", "b0");
+  assert_int_equal(vv_get(b.store, s.id.pk), 0);
+  vs_write_result w = wr(&b, "put", "k", "b1", T0_MS + 10);
+  assert_value(b.store, "k", "b1");
+  assert_true(w.hlc < l->ops[0].hlc); /* B's HLC was not dragged a day ahead */
 
-  /* C receives them with a clock at 0 and no drift allowed: still accepted;
-   * its writes at T0 keep a T0 timestamp. */
-  for (uint32_t i = 0; i < 2; i++) {
-    vs_apply_result res;
-    assert_err(vs_apply_run(c.store, &l->ops[runs[i].first], runs[i].count, runs[i].sig, 0, 0, &res), VS_OK);
-    assert_int_equal(res.applied, runs[i].count);
-  }
-  w = wr(&c, "put", "local", "1", T0_MS);
-  assert_true(w.hlc >= vs_hlc_make(T0_MS, 0));
-  assert_true(w.hlc <= vs_hlc_make(T0_MS, 0) + HLC_SLACK);
+  /* B's clock catches up to within the drift: it applies. */
+  const uint64_t due_ms = T0_MS + DAY_MS - VS_MAX_DRIFT_MS_DEFAULT;
+  assert_err(apply_run(&b, l, &runs[0], due_ms - 1, &res), VS_ERR_FUTURE);
+  res = (vs_apply_result){99, 99, 99, 99, 99};
+  assert_err(apply_run(&b, l, &runs[0], due_ms, &res), VS_OK);
+  assert_int_equal(res.applied, 1);
+  assert_value(b.store, "k", "ahead");
+  /* Every applied op moves the HLC: B's next write, though B's wall clock is
+   * an hour behind the op's, is ordered after it and wins everywhere. */
+  w = wr(&b, "put", "k", "b2", due_ms);
+  assert_true(w.hlc > l->ops[0].hlc);
+  assert_true(w.hlc <= l->ops[0].hlc + HLC_SLACK);
+  assert_value(b.store, "k", "b2");
+  assert_int_equal(sync_origin(&b, &s, b.id.pk, T0_MS + DAY_MS), 2);
+  assert_converged(s.store, b.store);
+  assert_value(s.store, "k", "b2");
   oplist_free(l);
   node_close(&s);
   node_close(&b);
-  node_close(&c);
 }
 
 static void test_apply_hlc_within_drift_advances(void **state) {
@@ -1311,7 +1401,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_apply_rejects_op_claiming_other_origin, reject_setup, reject_teardown),
       cmocka_unit_test(test_apply_fork_refused_and_recorded),
       cmocka_unit_test(test_apply_fork_after_shared_prefix),
-      cmocka_unit_test(test_apply_wild_hlc_accepted_but_capped),
+      cmocka_unit_test(test_apply_pin_attack_max_hlc_waits),
+      cmocka_unit_test(test_apply_day_ahead_waits_then_orders),
       cmocka_unit_test(test_apply_hlc_within_drift_advances),
       cmocka_unit_test(test_apply_lookups_bad_args),
   };

@@ -366,6 +366,125 @@ static void test_node_held_ranges_respect_quorum(void **state) {
   net_free(&t);
 }
 
+/* ---- an origin whose clock is ahead (issue 14: the pin attack) ---- */
+
+#define DAY_MS (24ull * 3600ull * 1000ull)
+
+typedef struct logcap {
+  uint32_t lines, skew_lines;
+  char last[256];
+} logcap;
+
+static void log_cb(void *ctx, vs_log_level level, const char *msg) {
+  logcap *c = ctx;
+  c->lines++;
+  if (strncmp(msg, "event=clock_skew ", 17) == 0) {
+    assert_int_equal(level, VS_LOG_WARN);
+    c->skew_lines++;
+  }
+  snprintf(c->last, sizeof c->last, "%s", msg);
+}
+
+/* Run the network for `ms` of virtual time (it need not go quiet). */
+static void run_for(net *t, uint64_t ms) {
+  uint64_t until = t->now_ms + ms;
+  for (uint32_t step = 0; step < 1000000 && t->now_ms < until; step++) run(t, 1);
+  assert_true(t->now_ms >= until);
+}
+
+typedef struct val {
+  char text[64];
+  bool found;
+} val;
+
+static vs_err val_cb(const vs_state_entry *e, void *ctx) {
+  val *v = ctx;
+  assert_true(e->value_bytes < sizeof v->text);
+  memcpy(v->text, e->value, e->value_bytes);
+  v->text[e->value_bytes] = '\0';
+  v->found = true;
+  return VS_OK;
+}
+
+static void assert_value(net *t, uint32_t i, const char *target, const char *want) {
+  val v = {{0}, false};
+  vs_err err = vs_state_get(vs_node_store(t->nodes[i]), (const uint8_t *)target, (uint32_t)strlen(target), false,
+                            val_cb, &v);
+  assert_err(err, VS_OK);
+  assert_true(v.found);
+  assert_string_equal(v.text, want);
+}
+
+/* Node 1's clock runs a day ahead. Its write waits on node 0 (counted in
+ * ops_deferred_future, logged once as clock_skew, node 0's vector does not
+ * advance) instead of winning there silently; node 1 resends on its normal
+ * schedule, not in a loop; node 0's own writes take effect meanwhile. When
+ * node 0's clock is within the drift of it, it applies, both converge, and
+ * node 0's next write wins everywhere. */
+static void test_node_future_hlc_waits_for_clock(void **state) {
+  (void)state;
+  net t;
+  net_init(&t, 2);
+  vs_node_close(t.nodes[0]);
+  logcap lc;
+  memset(&lc, 0, sizeof lc);
+  vs_node_cfg cfg = vt_node_cfg(t.dirs[0], &t.ids[0], t.mesh[0], &t.rng);
+  cfg.log = log_cb;
+  cfg.log_ctx = &lc;
+  assert_err(vs_node_open(&cfg, &t.nodes[0]), VS_OK);
+  write_kv(&t, 0, "put", "k", "b0");
+  connect(&t, 0, 1);
+  run(&t, 1000);
+  assert_converged(&t, 0, 1);
+
+  vt_node_write_kv(t.nodes[1], t.now_ms + DAY_MS, "put", "k", "ahead");
+  vs_node_stats s0, s1, s1_before;
+  vs_node_stats_get(t.nodes[1], &s1_before);
+  const uint64_t minute_ms = 60000;
+  run_for(&t, minute_ms);
+  vs_node_stats_get(t.nodes[0], &s0);
+  vs_node_stats_get(t.nodes[1], &s1);
+  assert_true(s0.ops_deferred_future >= 1);
+  assert_int_equal(s0.rejected_malformed + s0.runs_forged + s0.runs_fork, 0);
+  assert_value(&t, 0, "k", "b0");
+  uint64_t held = 99;
+  assert_err(vs_wal_head(vs_node_store(t.nodes[0]), t.ids[1].pk, &held, NULL, NULL), VS_OK);
+  assert_int_equal(held, 0);
+  /* Logged once, though offered again and again. */
+  assert_int_equal(lc.skew_lines, 1);
+  char hex[2 * VS_ORIGIN_BYTES + 1], want[200];
+  vs_hex_encode(t.ids[1].pk, VS_ORIGIN_BYTES, hex);
+  snprintf(want, sizeof want, "event=clock_skew origin=%s ahead_ms=", hex);
+  assert_true(strncmp(lc.last, want, strlen(want)) == 0);
+  uint64_t ahead = strtoull(lc.last + strlen(want), NULL, 10);
+  assert_true(ahead > DAY_MS - minute_ms && ahead <= DAY_MS);
+  /* The sender resends on its schedule (resend_ms), not in a loop. */
+  uint64_t resends_max = minute_ms / vs_node_cfg_default().resend_ms + 2;
+  assert_true(s1.runs_sent - s1_before.runs_sent <= resends_max);
+  assert_true(s0.ops_deferred_future <= resends_max);
+
+  /* Node 0's honest write takes effect there. */
+  write_kv(&t, 0, "put", "k", "honest");
+  assert_value(&t, 0, "k", "honest");
+  run_for(&t, 10000);
+  assert_value(&t, 0, "k", "honest");
+
+  /* Node 0's clock catches up to within the drift: it applies. */
+  t.now_ms += DAY_MS - VS_MAX_DRIFT_MS_DEFAULT;
+  run_for(&t, 30000);
+  assert_converged(&t, 0, 1);
+  assert_value(&t, 0, "k", "ahead");
+  assert_value(&t, 1, "k", "ahead");
+  /* Node 0 has seen it: its next write is ordered after it, everywhere. */
+  write_kv(&t, 0, "put", "k", "after");
+  run_for(&t, 30000);
+  assert_converged(&t, 0, 1);
+  assert_value(&t, 0, "k", "after");
+  assert_value(&t, 1, "k", "after");
+  assert_int_equal(lc.skew_lines, 1);
+  net_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node_two_nodes_converge),
@@ -376,6 +495,7 @@ int main(void) {
       cmocka_unit_test(test_node_pushes_writes_of_another_process),
       cmocka_unit_test(test_node_delivered_ranges_complete_unclaimed),
       cmocka_unit_test(test_node_held_ranges_respect_quorum),
+      cmocka_unit_test(test_node_future_hlc_waits_for_clock),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,7 +116,8 @@ static vs_err wal_ids_cb(const vs_wal_record *rec, void *ctx) {
 #define STATS_FIELDS(X)                                                                                      \
   X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(handshakes_done) X(handshakes_timeout) X(rejected_auth) \
   X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_applied)          \
-  X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends)
+  X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends) \
+  X(ops_deferred_future) X(rejected_version) X(cookies_sent) X(rejected_vv_future) X(own_ops_restored)
 
 static void stats_add(vs_node_stats *acc, const vs_node_stats *s) {
 #define ADD_(f) acc->f += s->f;

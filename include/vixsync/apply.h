@@ -13,9 +13,21 @@
  * different operation at a held (origin, seq) is a fork: refused, the
  * evidence kept (vs_apply_forks), the first one stays.
  *
- * Acceptance never depends on the clock: the node's own HLC only advances
- * to min(op hlc, now + max_drift_ms), so a peer with a wild clock cannot drag
- * everybody's timestamps.
+ * Validity never depends on the clock, but *applying* does: a run with a
+ * new operation whose HLC wall clock is beyond now_ms + max_drift_ms is not
+ * applied now (VS_ERR_FUTURE, nothing stored, the origin's version-vector
+ * entry does not advance). Its origin's chain waits behind it; a peer offers
+ * it again on its normal resend schedule and it is applied once the
+ * receiver's clock has caught up. So a peer with a wild clock (an HLC of
+ * 2^64-1, a device a day ahead) can neither pin a value forever nor drag
+ * everybody's timestamps, and deferral costs no disk or memory. The whole
+ * run waits (not its prefix before the future op): the only signature the
+ * receiver has is on the run's last op, and a held chain always ends at a
+ * signed op so that it can be relayed.
+ *
+ * Every applied operation moves the node's HLC to at least its HLC (in the
+ * same transaction), so a local write made after a value was seen is
+ * ordered after it (vs_hlc_next: max(wall clock, last hlc + 1)).
  *
  * A run is applied in one transaction: WAL records, op-id index, chain head
  * and its signature, state, state hash, node HLC. No outbox entry is created:
@@ -46,6 +58,8 @@ typedef struct vs_apply_result {
   uint32_t applied;    /**< new operations stored */
   uint32_t duplicates; /**< operations already held (same hash) */
   uint64_t head_seq;   /**< the origin's highest seq held afterwards */
+  uint32_t deferred;   /**< VS_ERR_FUTURE: new operations that wait (none stored) */
+  uint64_t ahead_ms;   /**< VS_ERR_FUTURE: how far the run's furthest HLC is ahead of now_ms */
 } vs_apply_result;
 
 /** Verify and apply one run (see the file comment).
@@ -57,7 +71,10 @@ typedef struct vs_apply_result {
  *  head); VS_ERR_FORK (a held seq with another hash: evidence recorded,
  *  nothing else changed); VS_ERR_MALFORMED (forged: the signature does not
  *  verify, or the run's own prev links break, so the signature does not
- *  cover it); VS_ERR_FULL; VS_ERR_STORE. On any error nothing is applied. */
+ *  cover it); VS_ERR_FUTURE (a valid run with a new op whose HLC is past
+ *  now_ms + max_drift_ms: deferred, see the file comment; result_out gets
+ *  deferred, ahead_ms and head_seq); VS_ERR_FULL; VS_ERR_STORE. On any error
+ *  nothing is applied. */
 vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 

@@ -46,6 +46,18 @@ extern "C" {
 #define VS_NODE_PEERS_MAX 64u
 #define VS_NODE_COOKIE_ROTATE_MS 120000u /* the handshake cookie secret's lifetime (x2 with the previous) */
 
+/** Levels of the node's log callback (the library never prints). */
+typedef enum vs_log_level {
+  VS_LOG_ERROR = 0,
+  VS_LOG_WARN = 1,
+  VS_LOG_INFO = 2,
+  VS_LOG_DEBUG = 3,
+} vs_log_level;
+
+/** How many origins the node remembers having logged a clock_skew event
+ *  for (a bounded table; an origin pushed out of it may be logged again). */
+#define VS_NODE_SKEW_LOG_MAX 64u
+
 typedef struct vs_node_cfg {
   const char *dir;              /**< store directory (created if missing a store) */
   vs_durability durability;     /**< default sync */
@@ -66,6 +78,13 @@ typedef struct vs_node_cfg {
   uint64_t resend_ms;             /**< unacknowledged ops are resent after; default 2 s */
   uint64_t inflight_bytes_max;    /**< per peer; default 4 MiB */
   bool own_outbox;                /**< take the owner lock and drive the outbox (default true) */
+  /** Log records, one line each: "event=NAME key=value ...". Optional (NULL:
+   *  nothing is logged; the counters still count). Events so far:
+   *  clock_skew (warn; origin=<64 hex> ahead_ms=N): a run of that origin was
+   *  deferred because its HLC is beyond our clock plus max_drift_ms; once per
+   *  origin until one of its runs is applied again. */
+  void (*log)(void *ctx, vs_log_level level, const char *msg);
+  void *log_ctx;
 } vs_node_cfg;
 
 /** Defaults for everything but dir, identity, mesh key and random. */
@@ -84,6 +103,8 @@ typedef struct vs_node_stats {
   uint64_t runs_gap;            /**< runs that did not extend the chain (fetched again later) */
   uint64_t runs_forged;         /**< runs whose signature failed */
   uint64_t runs_fork;           /**< runs conflicting with held ops (evidence kept) */
+  uint64_t ops_deferred_future; /**< ops not applied (yet) because their HLC is beyond our clock
+                                     plus max_drift_ms: the run waits, nothing stored (apply.h) */
   uint64_t ops_sent, runs_sent, resends;
   uint64_t rejected_version;    /**< frames of another wire version (also counted in rejected_malformed) */
   uint64_t version_seen;        /**< the first byte of the last such frame (0: none yet) */
