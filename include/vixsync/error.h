@@ -37,7 +37,8 @@ extern "C" {
   X(VS_ERR_FORK, -21, "operation conflicts with a stored one of the same origin and seq") \
   X(VS_ERR_LIMIT, -22, "a configured limit was reached")                          \
   X(VS_ERR_AUTH, -23, "authentication failed (bad MAC, signature or ciphertext)") \
-  X(VS_ERR_REPLAY, -24, "replayed or duplicate frame")
+  X(VS_ERR_REPLAY, -24, "replayed or duplicate frame")                            \
+  X(VS_ERR_NO_IDENTITY, -25, "no valid node identity (the key pair that signs its writes)")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,
