@@ -39,7 +39,8 @@ extern "C" {
   X(VS_ERR_AUTH, -23, "authentication failed (bad MAC, signature or ciphertext)") \
   X(VS_ERR_REPLAY, -24, "replayed or duplicate frame")                            \
   X(VS_ERR_FUTURE, -25, "operation's clock is beyond ours plus the allowed drift: deferred") \
-  X(VS_ERR_RESTORING, -26, "this device is a restored copy catching up on its own operations: retry later")
+  X(VS_ERR_RESTORING, -26, "this device is a restored copy catching up on its own operations: retry later") \
+  X(VS_ERR_NO_IDENTITY, -27, "no valid node identity (the key pair that signs its writes)")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,
