@@ -3,14 +3,16 @@
 #
 #   ./setup.sh run       install, build, run the main job: the local mesh demo (vix-node demo)
 #   ./setup.sh examples  install, build, run the walk-through examples
-#   ./setup.sh test      install, build (plain and ASan+UBSan), run the whole suite
+#   ./setup.sh test      install, build (plain and ASan+UBSan), run the whole suite; then a
+#                        Release build with clang (NDEBUG: asserts compiled out) and its unit tests.
+#                        Its builds treat warnings as errors (VS_WERROR=ON); the others do not.
 #   ./setup.sh deps      only install missing packages
 #   ./setup.sh build     only build (build/)
 #   ./setup.sh bench     build and run the benchmarks (by hand; not part of CI)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES=(gcc libc6-dev make cmake pkg-config python3 valgrind
+PACKAGES=(gcc clang libc6-dev make cmake pkg-config python3 valgrind
           libsodium-dev libenet-dev liblmdb-dev libcmocka-dev libcurl4-openssl-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
@@ -31,7 +33,7 @@ deps() {
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-build() { # build DIR [cmake args...]
+build() { # build DIR [cmake args...] (a later -DCMAKE_BUILD_TYPE wins)
   local dir=$1; shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
   cmake --build "$dir" -j "$JOBS" >/dev/null
@@ -62,11 +64,16 @@ case "$cmd" in
   test)
     deps
     start=$(date +%s)
-    build build -DVS_FAULT_INJECTION=ON # also vix-sim-faults: the simulator's pinned-seed bug tests
+    # -DVS_WERROR=ON: warnings fail the test builds (CMake's default is OFF, for consumers).
+    build build -DVS_WERROR=ON -DVS_FAULT_INJECTION=ON # also vix-sim-faults: the simulator's pinned-seed bug tests
     (cd build && ctest --output-on-failure -j "$JOBS")
-    build build-san -DVS_SANITIZE=ON -DVS_BUILD_BENCH=OFF
+    build build-san -DVS_WERROR=ON -DVS_SANITIZE=ON -DVS_BUILD_BENCH=OFF
     (cd build-san && ctest --output-on-failure -j "$JOBS")
     valgrind_examples
+    # Release with the other compiler: NDEBUG and clang's warnings. The unit
+    # tests only (label "unit"): the e2e and simulator tests ran above.
+    CC=clang build build-clang-release -DVS_WERROR=ON -DCMAKE_BUILD_TYPE=Release
+    (cd build-clang-release && ctest --output-on-failure -j "$JOBS" -L unit)
     echo "setup: all tests passed in $(( $(date +%s) - start )) s"
     ;;
   bench) deps; build build; for b in build/bench_*; do "$b"; done ;;

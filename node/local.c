@@ -141,6 +141,65 @@ static int mesh_key_error(const char *cmd, const char *path, vs_err err, bool gi
   return VN_EXIT_STORAGE;
 }
 
+/* What a mesh-key file may hold: 64 hex characters and whitespace, in at
+ * most this many bytes (vs_mesh_key_load's rules and cap). */
+#define MESH_KEY_FILE_BYTES_MAX 256u
+#define MESH_KEY_HEX_CHARS (2u * VS_MESH_KEY_BYTES)
+#define READ_EINTR_MAX 64u
+
+/* Read the mesh key in `path` whatever its mode (vs_mesh_key_load refuses
+ * a file group or others may access), with vs_mesh_key_load's content
+ * rules. Used only after vs_mesh_key_load said VS_ERR_INVAL.
+ * @param[out] key_out zeroed on error. @param[out] mode_out the file's mode. */
+static vs_err mesh_key_read_open(const char *path, uint8_t key_out[VS_MESH_KEY_BYTES], mode_t *mode_out) {
+  sodium_memzero(key_out, VS_MESH_KEY_BYTES);
+  *mode_out = 0;
+  /* O_NONBLOCK: a FIFO planted at the path fails the regular-file check
+   * instead of hanging us. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return errno == ENOENT ? VS_ERR_NOTFOUND : VS_ERR_STORE;
+  uint8_t buf[MESH_KEY_FILE_BYTES_MAX + 1];
+  size_t total = 0;
+  struct stat st;
+  vs_err err = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? VS_OK : VS_ERR_STORE;
+  if (err == VS_OK) *mode_out = st.st_mode;
+  unsigned eintr = 0;
+  while (err == VS_OK && total <= MESH_KEY_FILE_BYTES_MAX) { /* each pass reads >= 1 byte or ends */
+    ssize_t r = read(fd, buf + total, sizeof buf - total);
+    if (r < 0 && errno == EINTR && eintr++ < READ_EINTR_MAX) continue;
+    if (r < 0) err = VS_ERR_STORE;
+    else if (r == 0) break;
+    else total += (size_t)r;
+  }
+  close(fd);
+  if (err == VS_OK && (total > MESH_KEY_FILE_BYTES_MAX || total < MESH_KEY_HEX_CHARS)) err = VS_ERR_MALFORMED;
+  for (size_t i = MESH_KEY_HEX_CHARS; err == VS_OK && i < total; i++) {
+    if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n') err = VS_ERR_MALFORMED;
+  }
+  if (err == VS_OK) err = vs_hex_decode((const char *)buf, MESH_KEY_HEX_CHARS, key_out, VS_MESH_KEY_BYTES);
+  sodium_memzero(buf, sizeof buf);
+  if (err != VS_OK) sodium_memzero(key_out, VS_MESH_KEY_BYTES);
+  return err;
+}
+
+/* The mesh key of --mesh-key FILE. A FILE group or others may access is
+ * used, with one warning naming it: `vix-node mesh-key > FILE` under the
+ * default umask makes such a file, and DESIGN.md promises that
+ * `init --mesh-key FILE` takes it. `kept` says where the key goes from here
+ * (init: DIR/mesh.key, always 0600). The data directory's own mesh.key stays
+ * strict (load_keys): we made it 0600, so a looser one was changed by hand. */
+static int given_mesh_key_load(const char *cmd, const char *path, const char *kept,
+                               uint8_t key_out[VS_MESH_KEY_BYTES]) {
+  vs_err err = vs_mesh_key_load(path, key_out);
+  if (err != VS_ERR_INVAL) return err == VS_OK ? VN_EXIT_OK : mesh_key_error(cmd, path, err, true);
+  mode_t mode = 0;
+  err = mesh_key_read_open(path, key_out, &mode);
+  if (err != VS_OK) return mesh_key_error(cmd, path, err == VS_ERR_INVAL ? VS_ERR_STORE : err, true);
+  vn_errorf(cmd, "warning: %s: group or others may access this mesh key (mode %04o); %s; make it private "
+            "(chmod 600 %s) or delete it", path, (unsigned)(mode & 07777), kept, path);
+  return VN_EXIT_OK;
+}
+
 static int check_dir(const char *cmd, const char *dir) {
   struct stat st;
   if (stat(dir, &st) != 0) {
@@ -190,9 +249,13 @@ static int load_keys(const char *cmd, const char *dir, const char *mesh_key_path
     vn_errorf(cmd, "%s: path too long", dir);
     return VN_EXIT_STORAGE;
   }
-  const char *mk = mesh_key_path != NULL ? mesh_key_path : path;
-  err = vs_mesh_key_load(mk, cfg->mesh_key);
-  if (err != VS_OK) return mesh_key_error(cmd, mk, err, mesh_key_path != NULL);
+  if (mesh_key_path != NULL) {
+    int rc = given_mesh_key_load(cmd, mesh_key_path, "using it (not copied)", cfg->mesh_key);
+    if (rc != VN_EXIT_OK) return rc;
+  } else {
+    err = vs_mesh_key_load(path, cfg->mesh_key);
+    if (err != VS_OK) return mesh_key_error(cmd, path, err, false);
+  }
   struct stat st;
   if (!join_path(path, sizeof path, dir, "data.mdb") || stat(path, &st) != 0 || st.st_size == 0) {
     vn_errorf(cmd, "%s: no store here (data.mdb is missing; run vix-node init --data %s)", dir, dir);
@@ -370,8 +433,10 @@ static int init_store(const char *cmd, const char *dir) {
 static int cmd_init(const vn_args *a) {
   uint8_t given[VS_MESH_KEY_BYTES];
   if (a->mesh_key != NULL) {
-    vs_err err = vs_mesh_key_load(a->mesh_key, given);
-    if (err != VS_OK) return mesh_key_error(a->cmd, a->mesh_key, err, true);
+    char kept[PATH_MAX + 64];
+    snprintf(kept, sizeof kept, "its copy %s/%s is private (0600)", a->data, VN_MESH_KEY_FILE);
+    int rc = given_mesh_key_load(a->cmd, a->mesh_key, kept, given);
+    if (rc != VN_EXIT_OK) return rc;
   }
   vs_identity id;
   memset(&id, 0, sizeof id);
@@ -399,16 +464,32 @@ static int cmd_init(const vn_args *a) {
   return rc;
 }
 
+/* --out FILE: created 0600 whatever the umask, durably, never over an
+ * existing file (vs_mesh_key_save: link(), atomic): overwriting the key a
+ * mesh runs on would lock this device out of it. */
 static int cmd_mesh_key(const vn_args *a) {
-  (void)a;
   uint8_t key[VS_MESH_KEY_BYTES];
-  char hex[2 * VS_MESH_KEY_BYTES + 1];
   randombytes_buf(key, sizeof key);
-  vs_hex_encode(key, sizeof key, hex);
-  puts(hex);
+  int rc = VN_EXIT_OK;
+  if (a->out != NULL) {
+    vs_err err = vs_mesh_key_save(a->out, key);
+    if (err == VS_ERR_EXISTS) {
+      vn_errorf(a->cmd, "%s: already exists; refusing to overwrite it (nothing written)", a->out);
+      rc = VN_EXIT_STORAGE;
+    } else if (err == VS_ERR_INVAL) {
+      rc = vn_usage_error(a, "%s: not a file name (too long, or ends in '/')", a->out);
+    } else if (err != VS_OK) {
+      vn_errorf(a->cmd, "%s: cannot write the mesh key (%s)", a->out, vs_strerror(err));
+      rc = VN_EXIT_STORAGE;
+    }
+  } else {
+    char hex[2 * VS_MESH_KEY_BYTES + 1];
+    vs_hex_encode(key, sizeof key, hex);
+    puts(hex);
+    sodium_memzero(hex, sizeof hex);
+  }
   sodium_memzero(key, sizeof key);
-  sodium_memzero(hex, sizeof hex);
-  return VN_EXIT_OK;
+  return rc;
 }
 
 /* Opens the node like every other command: `id` on a broken directory
@@ -434,6 +515,7 @@ enum {
   OPT_JSON = 1u << 3,
   OPT_TOMBSTONES = 1u << 4,
   OPT_FROM = 1u << 5,
+  OPT_OUT = 1u << 6,
 };
 
 typedef struct option_spec {
@@ -445,6 +527,7 @@ typedef struct option_spec {
 static const option_spec OPTIONS[] = {
     {"--data", OPT_DATA, true},  {"--mesh-key", OPT_MESH_KEY, true},     {"--idem", OPT_IDEM, true},
     {"--json", OPT_JSON, false}, {"--tombstones", OPT_TOMBSTONES, false}, {"--from", OPT_FROM, true},
+    {"--out", OPT_OUT, true},
 };
 #define OPTION_COUNT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -461,12 +544,16 @@ typedef struct cmd_spec {
 static const cmd_spec COMMANDS[] = {
     {"init", "--data DIR [--mesh-key FILE]",
      "Create DIR (if needed) with a new node identity, a mesh key and an empty store; print the node id.\n"
-     "--mesh-key FILE stores that mesh key (64 hex, mode 600), else a new random one is made.\n"
+     "--mesh-key FILE stores that mesh key (64 hex) as DIR/mesh.key, mode 600, else a new random one is made.\n"
+     "A FILE that group or others may read (vix-node mesh-key > FILE) is accepted with a warning.\n"
      "On a directory init already made: keep the identity, store the given mesh key, print the id.\n"
      "A non-empty directory that is not a vixsync data directory is refused (exit 3).",
      OPT_DATA | OPT_MESH_KEY, {NULL, NULL}, 0, 0, cmd_init},
-    {"mesh-key", "", "Print a new random mesh key (64 hex). Every node of a mesh needs the same one.", 0,
-     {NULL, NULL}, 0, 0, cmd_mesh_key},
+    {"mesh-key", "[--out FILE]",
+     "Print a new random mesh key (64 hex). Every node of a mesh needs the same one.\n"
+     "--out FILE writes it to FILE instead, created with mode 600 whatever the umask; an existing FILE\n"
+     "is never overwritten (exit 3).",
+     OPT_OUT, {NULL, NULL}, 0, 0, cmd_mesh_key},
     {"id", "--data DIR", "Print the node id (64 hex): the public key that signs this node's writes.", OPT_DATA,
      {NULL, NULL}, 0, 0, cmd_id},
     {"put", "--data DIR TARGET VALUE [--idem KEY]",
@@ -557,6 +644,7 @@ static int parse_option(const cmd_spec *spec, vn_args *a, int argc, char **argv,
     case OPT_MESH_KEY: a->mesh_key = value; break;
     case OPT_IDEM: a->idem = value; break;
     case OPT_FROM: a->from = value; break;
+    case OPT_OUT: a->out = value; break;
     case OPT_JSON: a->json = true; break;
     case OPT_TOMBSTONES: a->tombstones = true; break;
     default: assert(false); break;

@@ -18,6 +18,7 @@ typedef struct vn_args {
   const char *mesh_key; /* --mesh-key FILE */
   const char *idem;     /* --idem KEY */
   const char *from;     /* --from LSN */
+  const char *out;      /* --out FILE */
   bool json;            /* --json */
   bool tombstones;      /* --tombstones */
   const char *pos[VN_POSITIONALS_MAX];

@@ -23,9 +23,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "vixsync/http_transport.h"
 
@@ -36,11 +40,14 @@
 #define WAIT_MAX_MS 200u     /* a signal is seen at least this often */
 #define PROGRESS_MS 250u     /* progress line refresh on a terminal */
 #define NUMBER_MAX 100000000u
+/* A --header-file holds at most VS_HTTP_HEADERS_MAX lines of at most
+ * VS_HTTP_HEADER_BYTES_MAX, plus room for comments. */
+#define HEADER_FILE_BYTES_MAX (2u * VS_HTTP_HEADERS_MAX * VS_HTTP_HEADER_BYTES_MAX)
 
 static const char PUSH_USAGE[] =
-    "vix-node push --data DIR --url URL [--header 'Name: value']... [--sink NAME] [--binary]\n"
-    "              [--batch N] [--timeout-ms N] [--connect-timeout-ms N] [--cacert FILE] [--insecure]\n"
-    "              [--health URL] [--max-attempts N] [--retry-failed]";
+    "vix-node push --data DIR --url URL [--header 'Name: value']... [--header-file FILE] [--sink NAME]\n"
+    "              [--binary] [--batch N] [--timeout-ms N] [--connect-timeout-ms N] [--cacert FILE]\n"
+    "              [--insecure] [--health URL] [--max-attempts N] [--retry-failed]";
 
 static const char PUSH_HELP[] =
     "Deliver this node's writes to an HTTP endpoint: each batch is one POST of JSON (or, with --binary,\n"
@@ -50,7 +57,12 @@ static const char PUSH_HELP[] =
     "2xx: delivered (or per-op results from the body); 408/425/429/5xx, refused or lost connections and\n"
     "timeouts: retried (Retry-After honoured); other 4xx and certificate failures: FAILED with the reason\n"
     "(--retry-failed requeues them first, once the cause is fixed).\n"
-    "  --header H           extra request header, repeatable (e.g. 'Authorization: Bearer ...')\n"
+    "  --header H           extra request header, repeatable (e.g. 'Accept-Language: en'); its value\n"
+    "                       is in the process list, readable by every local user: no secrets here\n"
+    "  --header-file FILE   extra request headers from FILE, one 'Name: value' a line (blank lines and\n"
+    "                       lines starting with # ignored); keeps secrets such as 'Authorization: Bearer\n"
+    "                       ...' out of the process list (ps, /proc/PID/cmdline). Also --header-file\n"
+    "                       <(printf 'Authorization: Bearer %s\\n' \"$TOKEN\") from a shell variable\n"
     "  --batch N            ops per request (default 1000, at most 10000)\n"
     "  --timeout-ms N       whole request (default 20000); --connect-timeout-ms N (default 10000)\n"
     "  --cacert FILE        trust this PEM bundle; --insecure: do not verify the certificate (tests only)\n"
@@ -60,9 +72,11 @@ static const char PUSH_HELP[] =
     "(a daemon running on DIR owns its outbox: stop it first).";
 
 typedef struct push_args {
-  const char *data, *url, *sink, *cacert, *health;
+  const char *data, *url, *sink, *cacert, *health, *header_file;
   const char *headers[VS_HTTP_HEADERS_MAX];
   uint32_t header_count;
+  char *header_buf; /* --header-file's bytes; headers[] point into it. Secret: wiped, then freed */
+  size_t header_buf_bytes;
   bool binary, insecure, retry_failed;
   uint64_t batch, timeout_ms, connect_timeout_ms, max_attempts;
 } push_args;
@@ -107,7 +121,7 @@ static int parse_one(push_args *a, int argc, char **argv, int *i) {
   snprintf(name, sizeof name, "%.*s", (int)(name_len < 31 ? name_len : 31), w);
   static const char *const valued[] = {"--data",   "--url",          "--sink",         "--cacert", "--health",
                                        "--batch", "--timeout-ms", "--connect-timeout-ms", "--max-attempts",
-                                       "--header"};
+                                       "--header", "--header-file"};
   bool known = false;
   for (size_t k = 0; k < sizeof valued / sizeof valued[0] && !known; k++) known = strcmp(name, valued[k]) == 0;
   if (!known || name_len >= sizeof name) return usage_error("unknown option '%s'", name);
@@ -128,7 +142,9 @@ static int parse_one(push_args *a, int argc, char **argv, int *i) {
                      : strcmp(name, "--url") == 0 ? &a->url
                      : strcmp(name, "--sink") == 0 ? &a->sink
                      : strcmp(name, "--cacert") == 0 ? &a->cacert
-                     : strcmp(name, "--health") == 0 ? &a->health : NULL;
+                     : strcmp(name, "--health") == 0 ? &a->health
+                     : strcmp(name, "--header-file") == 0 ? &a->header_file : NULL;
+  if (str == &a->header_file && a->header_file != NULL) return usage_error("option %s given twice", name);
   if (str != NULL) {
     if (v[0] == '\0') return usage_error("option %s needs a non-empty value", name);
     *str = v;
@@ -138,6 +154,109 @@ static int parse_one(push_args *a, int argc, char **argv, int *i) {
   if (a->header_count == VS_HTTP_HEADERS_MAX) return usage_error("more than %s headers", "32");
   a->headers[a->header_count++] = v;
   return VN_EXIT_OK;
+}
+
+/* Is `line` (NUL-terminated, no CR or LF) a header the transport accepts?
+ * The transport checks again (vs_http_transport_new); here the user gets
+ * the line number. */
+static const char *header_line_problem(const char *line) {
+  static const char *const ours[] = {"content-type", "content-length", "idempotency-key", "expect",
+                                     "transfer-encoding"};
+  const char *colon = strchr(line, ':');
+  if (colon == NULL) return "no ':' (expected 'Name: value')";
+  if (colon == line) return "empty header name";
+  for (const char *p = line; p < colon; p++) { /* bounded by the line */
+    if (*p <= 0x20 || *p >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *p) != NULL)
+      return "the header name has a character a name may not have (a space, a control or a separator)";
+  }
+  for (const char *p = colon + 1; *p != '\0'; p++) { /* bounded by the line */
+    if ((unsigned char)*p < 0x20 && *p != '\t') return "a control character in the value";
+  }
+  if (strlen(line) > VS_HTTP_HEADER_BYTES_MAX) return "longer than VS_HTTP_HEADER_BYTES_MAX (8192) bytes";
+  size_t name_bytes = (size_t)(colon - line);
+  for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
+    if (strlen(ours[i]) == name_bytes && strncasecmp(line, ours[i], name_bytes) == 0)
+      return "a header vix-node sets itself (Content-Type, Content-Length, Idempotency-Key, Expect, Transfer-Encoding)";
+  }
+  return NULL;
+}
+
+static int header_file_error(const push_args *a, uint64_t line_no, const char *why) {
+  fprintf(stderr, "vix-node push: %s: line %" PRIu64 ": %s\n", a->header_file, line_no, why);
+  return VN_EXIT_USAGE;
+}
+
+/* Read all of --header-file (a pipe is fine: <(...)) into a->header_buf,
+ * at most HEADER_FILE_BYTES_MAX bytes. */
+static int header_file_read(push_args *a) {
+  FILE *f = fopen(a->header_file, "rb");
+  if (f == NULL) {
+    vn_errorf("push", "%s: cannot read the header file (%s)", a->header_file, strerror(errno));
+    return VN_EXIT_STORAGE;
+  }
+  a->header_buf = malloc(HEADER_FILE_BYTES_MAX + 1);
+  size_t total = 0;
+  int read_errno = 0;
+  while (a->header_buf != NULL && total <= HEADER_FILE_BYTES_MAX) { /* each pass reads >= 1 byte or ends */
+    size_t r = fread(a->header_buf + total, 1, HEADER_FILE_BYTES_MAX + 1 - total, f);
+    total += r;
+    if (r == 0) {
+      if (ferror(f) != 0) read_errno = errno != 0 ? errno : EIO;
+      break;
+    }
+  }
+  fclose(f);
+  a->header_buf_bytes = total;
+  if (a->header_buf == NULL) {
+    vn_errorf("push", "out of memory");
+    return VN_EXIT_STORAGE;
+  }
+  if (read_errno != 0) {
+    vn_errorf("push", "%s: cannot read the header file (%s)", a->header_file, strerror(read_errno));
+    return VN_EXIT_STORAGE;
+  }
+  if (total > HEADER_FILE_BYTES_MAX) {
+    vn_errorf("push", "%s: larger than %u bytes: not a header file", a->header_file, HEADER_FILE_BYTES_MAX);
+    return VN_EXIT_USAGE;
+  }
+  a->header_buf[total] = '\0';
+  return VN_EXIT_OK;
+}
+
+/* --header-file: one "Name: value" a line (LF or CRLF); blank lines and
+ * lines starting with '#' ignored; a bad line is exit 2 with its number. */
+static int load_header_file(push_args *a) {
+  int rc = header_file_read(a);
+  if (rc != VN_EXIT_OK) return rc;
+  char *p = a->header_buf, *end = a->header_buf + a->header_buf_bytes;
+  if (memchr(p, '\0', a->header_buf_bytes) != NULL) {
+    uint64_t line_no = 1;
+    for (const char *q = p; *q != '\0'; q++) line_no += *q == '\n';
+    return header_file_error(a, line_no, "a NUL byte");
+  }
+  for (uint64_t line_no = 1; p < end; line_no++) { /* each pass consumes one line */
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    char *line_end = nl != NULL ? nl : end;
+    *line_end = '\0';
+    if (line_end > p && line_end[-1] == '\r') line_end[-1] = '\0';
+    char *line = p;
+    p = line_end + 1;
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = '\0'; /* trailing blanks */
+    if (n == 0 || line[0] == '#') continue;
+    const char *why = header_line_problem(line);
+    if (why != NULL) return header_file_error(a, line_no, why);
+    if (a->header_count == VS_HTTP_HEADERS_MAX)
+      return header_file_error(a, line_no, "more than 32 headers in all (VS_HTTP_HEADERS_MAX)");
+    a->headers[a->header_count++] = line;
+  }
+  return VN_EXIT_OK;
+}
+
+static void push_args_free(push_args *a) {
+  if (a->header_buf != NULL) sodium_memzero(a->header_buf, a->header_buf_bytes);
+  free(a->header_buf);
+  a->header_buf = NULL;
 }
 
 static int parse_push(int argc, char **argv, push_args *a) {
@@ -154,7 +273,7 @@ static int parse_push(int argc, char **argv, push_args *a) {
   }
   if (a->data == NULL) return usage_error("missing %s", "--data DIR");
   if (a->url == NULL) return usage_error("missing %s", "--url URL");
-  return VN_EXIT_OK;
+  return a->header_file != NULL ? load_header_file(a) : VN_EXIT_OK;
 }
 
 /* ---- the run ---- */
@@ -273,7 +392,7 @@ static int run_push(pusher *p, const uint8_t origin[VS_ORIGIN_BYTES]) {
 }
 
 void vn_usage_push(FILE *out) {
-  fprintf(out, "  %-8s %s\n", "push", "--data DIR --url URL [--header H]... (vix-node push --help)");
+  fprintf(out, "  %-8s %s\n", "push", "--data DIR --url URL [--header-file FILE] ... (vix-node push --help)");
 }
 
 int vn_cmd_push(int argc, char **argv) {
@@ -285,9 +404,13 @@ int vn_cmd_push(int argc, char **argv) {
   }
   push_args a;
   int rc = parse_push(argc, argv, &a);
-  if (rc != VN_EXIT_OK) return rc;
+  if (rc != VN_EXIT_OK) {
+    push_args_free(&a);
+    return rc;
+  }
   if (vs_http_global_init() != VS_OK) {
     vn_errorf("push", "libcurl could not initialise");
+    push_args_free(&a);
     return VN_EXIT_NET;
   }
   struct sigaction sa; /* first: a signal from now on ends the push cleanly */
@@ -308,6 +431,7 @@ int vn_cmd_push(int argc, char **argv) {
   vs_outbox_close(p.ob);
   vs_node_close(p.node);
   vs_http_global_cleanup();
+  push_args_free(&a);
   if (fflush(stdout) != 0 && rc == VN_EXIT_OK) rc = VN_EXIT_STORAGE;
   return rc;
 }

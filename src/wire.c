@@ -797,7 +797,10 @@ static vs_err ops_walk(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_op 
     if (err != VS_OK) return err;
     uint64_t first_seq = 0;
     for (uint32_t i = 0; i < run.op_count; i++, k++) {
-      assert(ops == NULL || k < slots); /* ops_slots counted this run */
+      /* ops_slots counted this run; checked, not only asserted, because a
+       * Release build compiles asserts out and ops[k] must never overrun. */
+      assert(ops == NULL || k < slots);
+      if (ops != NULL && k >= slots) return VS_ERR_MALFORMED;
       vs_op *op = ops != NULL ? &ops[k] : &scratch;
       err = take_op(in, in_bytes, &pos, op);
       if (err != VS_OK) return err;
@@ -846,7 +849,9 @@ static vs_err ops_decode_per_run(const uint8_t *in, size_t in_bytes, uint32_t ru
   for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
     run_view run;
     err = take_run(in, in_bytes, &pos, &run);
-    assert(err == VS_OK && run.op_count <= max_run_ops); /* the walk read the same bytes */
+    assert(err == VS_OK); /* the walk read the same bytes */
+    if (err != VS_OK) break; /* run is not filled in then (asserts off in Release) */
+    assert(run.op_count <= max_run_ops);
     for (uint32_t i = 0; i < run.op_count && err == VS_OK; i++) {
       e.enc[i] = in + pos + 4;
       e.len[i] = vs_get_u32le(in + pos);
@@ -886,7 +891,9 @@ vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_
   for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
     run_view run;
     err = take_run(in, in_bytes, &pos, &run);
-    assert(err == VS_OK && k + run.op_count <= slots); /* the walk read the same bytes */
+    assert(err == VS_OK); /* the walk read the same bytes */
+    if (err != VS_OK) break; /* run is not filled in then (asserts off in Release) */
+    assert(k + run.op_count <= slots);
     for (uint32_t i = 0; i < run.op_count; i++) { /* lengths checked by the walk */
       e.len[i] = vs_get_u32le(in + pos);
       e.enc[i] = in + pos + 4;

@@ -287,7 +287,8 @@ class Handler(BaseHTTPRequestHandler):
             STATE.stats["requests"] += 1
             STATE.last.update(content_type=ctype, key=key,
                               authorization=self.headers.get("Authorization", ""),
-                              user_agent=self.headers.get("User-Agent", ""))
+                              user_agent=self.headers.get("User-Agent", ""),
+                              headers=dict(self.headers.items()))
             action = STATE.next_action()
             stall_ms = STATE.stall_ms
         if action and action.get("action") == "drop":

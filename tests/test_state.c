@@ -1630,7 +1630,7 @@ static void test_state_dump_orders_long_targets_by_full_bytes(void **state) {
   /* Write in a scrambled order; value = index; some are counters or deleted. */
   for (unsigned k = 0; k < n; k++) {
     unsigned i = (k * 7u + 3u) % n;
-    char v[8];
+    char v[sizeof "4294967295"]; /* room for any unsigned (gcc -O0 -Wformat-truncation) */
     snprintf(v, sizeof v, "%u", i);
     assert_err(wr(f->store, f->a, "put", t[i], tb[i], v, (uint32_t)strlen(v), T0_MS, NULL), VS_OK);
   }
@@ -1689,7 +1689,7 @@ static void test_state_dump_orders_long_targets_by_full_bytes(void **state) {
     if (i == 4 || i == 8) continue;
     got g;
     get_ok(f->store, t[i], tb[i], false, &g);
-    char want[8];
+    char want[sizeof "4294967295"];
     snprintf(want, sizeof want, "%u", i == 1 ? 11u : i);
     assert_int_equal(g.value_bytes, strlen(want));
     assert_memory_equal(g.value, want, g.value_bytes);
