@@ -8,6 +8,7 @@
 
 #define BUSY_BACKOFF_MS 50u
 #define RESULTS_INITIAL 256u
+#define QUORUM_SLOTS 4096u /* a power of two; holds up to half as many op ids */
 
 typedef struct worker_op {
   vs_op_id id; /* first: the sort key */
@@ -33,8 +34,13 @@ typedef struct pending_result {
 } pending_result;
 
 /* DONE acks per op for ack_quorum > 1: op id -> bitset of peers, open
- * addressing with linear probing. Bounded: when full it is cleared, which
- * only means some acks must be heard again (peers re-ack what they hold). */
+ * addressing with linear probing. Bounded: when half full it is cleared
+ * (before a new id is added), which only means some acks must be heard
+ * again (peers re-ack what they hold).
+ * The start slot is a hash of the whole id (quorum_hash): the ids of one
+ * origin share their first bytes (the origin tag), so a slot taken from
+ * those bytes made every op of an origin probe from the same place, O(n)
+ * per DONE. */
 typedef struct quorum_slot {
   vs_op_id id;
   uint64_t peers;
@@ -139,6 +145,16 @@ vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe
 
 vs_err vs_engine_on_results(vs_engine *e, const vs_result *results, uint32_t count) {
   if (e == NULL || (results == NULL && count > 0)) return VS_ERR_INVAL;
+  /* Check the whole call before buffering any of it: a bad result changes
+   * nothing. A peer index past VS_PEERS_MAX would otherwise fold onto
+   * another peer's bit (peer % 64) and count twice toward ack_quorum. */
+  for (uint32_t i = 0; i < count; i++) {
+    vs_result_kind k = results[i].kind;
+    if (results[i].peer >= VS_PEERS_MAX || (k != VS_RESULT_DONE && k != VS_RESULT_RETRY && k != VS_RESULT_FAILED)) {
+      e->stats.results_invalid += count;
+      return VS_ERR_INVAL;
+    }
+  }
   for (uint32_t i = 0; i < count; i++) {
     if (e->result_count == e->result_cap) {
       uint32_t cap = e->result_cap == 0 ? RESULTS_INITIAL : e->result_cap * 2;
@@ -184,33 +200,63 @@ static uint64_t mark_answered(vs_engine *e, const vs_result *r) {
   return 0;
 }
 
-/* Count a DONE from `peer`; true once ack_quorum distinct peers hold it. */
+/* The quorum table's start slot for `id`: FNV-1a over every byte of the id
+ * (tag and seq), then murmur3's 64-bit finalizer, so consecutive seqs of one
+ * origin land far apart. Deterministic: no seed, no address (G3). */
+static uint32_t quorum_hash(const vs_op_id *id) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (uint32_t i = 0; i < VS_OP_ID_BYTES; i++) h = (h ^ id->bytes[i]) * 0x100000001b3ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return (uint32_t)h;
+}
+
+/* The slot holding `id`, or the empty slot where it goes; NULL only if the
+ * table were full, which quorum_reached never lets happen. */
+static quorum_slot *quorum_find(vs_engine *e, const vs_op_id *id) {
+  assert(e->quorum_cap > 0 && (e->quorum_cap & (e->quorum_cap - 1)) == 0); /* the mask needs a power of two */
+  uint32_t mask = e->quorum_cap - 1, i = quorum_hash(id) & mask;
+  for (uint32_t probes = 0; probes < e->quorum_cap; probes++, i = (i + 1) & mask) {
+    e->stats.quorum_probes++;
+    quorum_slot *s = &e->quorum[i];
+    if (!s->used || vs_op_id_equal(&s->id, id)) return s;
+  }
+  return NULL;
+}
+
+/* Count a DONE from `peer` (< VS_PEERS_MAX, checked by on_results); true
+ * once ack_quorum distinct peers hold it. */
 static bool quorum_reached(vs_engine *e, const vs_op_id *id, uint32_t peer) {
+  assert(peer < VS_PEERS_MAX);
   if (e->cfg.ack_quorum <= 1) return true;
-  if (e->quorum == NULL || e->quorum_used * 2 >= e->quorum_cap) {
-    if (e->quorum == NULL) {
-      e->quorum_cap = 4096;
-      e->quorum = calloc(e->quorum_cap, sizeof *e->quorum);
-      if (e->quorum == NULL) return false; /* the ack is heard again later */
-    } else {
-      memset(e->quorum, 0, sizeof *e->quorum * e->quorum_cap);
-    }
+  if (e->quorum == NULL) {
+    e->quorum = calloc(QUORUM_SLOTS, sizeof *e->quorum);
+    if (e->quorum == NULL) return false; /* the ack is heard again later */
+    e->quorum_cap = QUORUM_SLOTS;
     e->quorum_used = 0;
   }
-  uint32_t mask = e->quorum_cap - 1, i = vs_get_u32le(id->bytes) & mask;
-  for (uint32_t probes = 0; probes < e->quorum_cap; probes++, i = (i + 1) & mask) {
-    quorum_slot *s = &e->quorum[i];
-    if (s->used && !vs_op_id_equal(&s->id, id)) continue;
-    if (!s->used) {
-      s->used = true;
-      s->id = *id;
-      s->peers = 0;
-      e->quorum_used++;
-    }
-    s->peers |= 1ull << (peer % VS_PEERS_MAX);
-    return vs_popcount64(s->peers) >= e->cfg.ack_quorum;
+  quorum_slot *s = quorum_find(e, id);
+  /* Cleared only before a NEW id would make it more than half full, never
+   * before a lookup that finds its id (that lost the ack just counted), so
+   * probes stay short and an empty slot always ends them. */
+  if (s == NULL || (!s->used && e->quorum_used * 2 >= e->quorum_cap)) {
+    memset(e->quorum, 0, sizeof *e->quorum * e->quorum_cap);
+    e->quorum_used = 0;
+    s = quorum_find(e, id);
   }
-  return false;
+  assert(s != NULL); /* the table is empty now */
+  if (s == NULL) return false;
+  if (!s->used) {
+    s->used = true;
+    s->id = *id;
+    s->peers = 0;
+    e->quorum_used++;
+  }
+  s->peers |= 1ull << peer;
+  return vs_popcount64(s->peers) >= e->cfg.ack_quorum;
 }
 
 /* Turn buffered transport results into outbox results (quorum applied). */

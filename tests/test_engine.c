@@ -13,8 +13,10 @@
  *   100,000 ops through a lossy transport all end DONE or FAILED, the
  *       receiver holding each DONE op once and nothing never written;
  *   late, duplicate, stale and unknown results; offline; a busy transport;
- *       ack_quorum; wake times; creation errors; a transport's held range
- *       (completed unsent) and ids_only batches (no bytes).
+ *       ack_quorum (probes stay short for one origin's ids; results from
+ *       out-of-range peers or of unknown kinds are refused whole); wake
+ *       times; creation errors; a transport's held range (completed
+ *       unsent) and ids_only batches (no bytes).
  * Time is virtual everywhere: T0_MS plus what the scripts add.
  */
 #define _XOPEN_SOURCE 700 /* the same as testutil.h: fork, pipe, mkdtemp, nftw */
@@ -1473,6 +1475,132 @@ static void test_engine_ack_quorum_counts_distinct_peers(void **state) {
   assert_int_equal(counts_of(f).done, 2);
 }
 
+/* Issue 14: the quorum table took its start slot from the first bytes of
+ * the id, which are the origin tag, so every op of one origin probed from
+ * the same slot: O(n) per DONE, about 20 million probes here. Hashing the
+ * whole id keeps it near one probe per DONE. The count is deterministic
+ * (ids derived from a fixed origin, no clock), so it can be asserted. */
+#define QUORUM_OPS 10000u
+static void test_engine_quorum_probes_stay_short_for_one_origin(void **state) {
+  fixture *f = *state;
+  write_ops(f, QUORUM_OPS, T0_MS);
+  vs_mem_script lost = quiet_script(10, 11);
+  lost.drop_batch_permille = 1000; /* only the test's results come back */
+  vs_engine_cfg cfg = small_cfg(1, QUORUM_OPS, 60000);
+  cfg.batch_bytes_max = 64 * MIB;
+  cfg.ack_quorum = 2;
+  make_engine(f, &cfg, NULL, &lost);
+  tick(f, T0_MS);
+  assert_int_equal(counts_of(f).inflight, QUORUM_OPS);
+
+  vs_result r[2];
+  memset(r, 0, sizeof r);
+  r[1].peer = 1;
+  for (uint32_t i = 0; i < QUORUM_OPS; i++) {
+    r[0].op_id = r[1].op_id = f->ids[i];
+    assert_err(vs_engine_on_results(f->e, r, 2), VS_OK);
+  }
+  tick(f, T0_MS + 10);
+  vs_engine_stats s = stats_of(f);
+  /* 2 lookups per op in a table at most half full: linear probing expects
+   * under 2.5 probes per lookup there; 3 leaves room, O(n) is ~1000x more. */
+  print_message("quorum probes for %u DONE of one origin: %llu\n", 2u * QUORUM_OPS,
+                (unsigned long long)s.quorum_probes);
+  assert_true(s.quorum_probes >= 2ull * QUORUM_OPS);
+  assert_true(s.quorum_probes <= 3ull * 2ull * QUORUM_OPS);
+  /* Every op reached its quorum: the table is cleared (when half full)
+   * only before a new id, never between an op's first and second DONE. */
+  assert_int_equal(s.results_quorum_wait, QUORUM_OPS);
+  assert_int_equal(s.results_done, QUORUM_OPS);
+  assert_int_equal(counts_of(f).done, QUORUM_OPS);
+}
+
+/* Issue 14: on_results folded `peer % 64`, so peer 65 counted as peer 1
+ * toward ack_quorum. Now an invalid result refuses the whole call before
+ * anything is buffered, and is counted. */
+static void test_engine_on_results_rejects_bad_peer_and_kind(void **state) {
+  fixture *f = *state;
+  write_ops(f, 3, T0_MS);
+  vs_mem_script lost = quiet_script(10, 12);
+  lost.drop_batch_permille = 1000;
+  vs_engine_cfg cfg = small_cfg(1, 10, 5000);
+  cfg.ack_quorum = 2;
+  make_engine(f, &cfg, NULL, &lost);
+  const vs_op_id *A = &f->ids[0], *B = &f->ids[1];
+  tick(f, T0_MS);
+  assert_int_equal(counts_of(f).inflight, 3);
+
+  push(f, VS_RESULT_DONE, A, 1);
+  vs_result bad;
+  memset(&bad, 0, sizeof bad);
+  bad.kind = VS_RESULT_DONE;
+  bad.op_id = *A;
+  bad.peer = VS_PEERS_MAX + 1; /* would fold onto peer 1 ... */
+  assert_err(vs_engine_on_results(f->e, &bad, 1), VS_ERR_INVAL);
+  bad.peer = VS_PEERS_MAX; /* ... or onto peer 0: with peer 1, a quorum */
+  assert_err(vs_engine_on_results(f->e, &bad, 1), VS_ERR_INVAL);
+  bad.peer = UINT32_MAX;
+  assert_err(vs_engine_on_results(f->e, &bad, 1), VS_ERR_INVAL);
+  /* A valid result first and a bad one after: neither is kept. */
+  vs_result mixed[2];
+  memset(mixed, 0, sizeof mixed);
+  mixed[0].kind = VS_RESULT_DONE;
+  mixed[0].op_id = *B;
+  mixed[0].peer = 2;
+  mixed[1] = mixed[0];
+  mixed[1].peer = VS_PEERS_MAX + 3;
+  assert_err(vs_engine_on_results(f->e, mixed, 2), VS_ERR_INVAL);
+  /* An unknown kind, for a valid peer. */
+  mixed[1].peer = 3;
+  mixed[1].kind = (vs_result_kind)3;
+  assert_err(vs_engine_on_results(f->e, mixed, 2), VS_ERR_INVAL);
+  tick(f, T0_MS + 10);
+  vs_engine_stats s = stats_of(f);
+  assert_int_equal(s.results_invalid, 3 + 2 + 2);
+  assert_int_equal(s.results_quorum_wait, 1); /* only A's peer 1 was buffered */
+  assert_int_equal(s.results_done + s.results_retry + s.results_failed, 0);
+  assert_int_equal(s.results_late + s.results_duplicate + s.results_stale + s.results_unknown, 0);
+  assert_int_equal(entry_of(f, 0).state, VS_OUTBOX_INFLIGHT);
+  assert_int_equal(entry_of(f, 1).state, VS_OUTBOX_INFLIGHT);
+  assert_int_equal(counts_of(f).inflight, 3);
+
+  /* The highest valid peer counts as itself. */
+  push(f, VS_RESULT_DONE, A, VS_PEERS_MAX - 1);
+  tick(f, T0_MS + 20);
+  assert_int_equal(entry_of(f, 0).state, VS_OUTBOX_DONE);
+  assert_int_equal(stats_of(f).results_done, 1);
+}
+
+/* With ack_quorum 1 the peer is not counted, but it is still checked: a
+ * result from no valid peer must not complete anything. */
+static void test_engine_on_results_bad_peer_completes_nothing_at_quorum_one(void **state) {
+  fixture *f = *state;
+  write_ops(f, 1, T0_MS);
+  vs_mem_script lost = quiet_script(10, 13);
+  lost.drop_batch_permille = 1000;
+  vs_engine_cfg cfg = small_cfg(1, 10, 5000);
+  make_engine(f, &cfg, NULL, &lost);
+  tick(f, T0_MS);
+  vs_result bad;
+  memset(&bad, 0, sizeof bad);
+  bad.kind = VS_RESULT_DONE;
+  bad.op_id = f->ids[0];
+  bad.peer = VS_PEERS_MAX;
+  assert_err(vs_engine_on_results(f->e, &bad, 1), VS_ERR_INVAL);
+  assert_err(vs_engine_on_results(NULL, &bad, 1), VS_ERR_INVAL);
+  assert_err(vs_engine_on_results(f->e, NULL, 1), VS_ERR_INVAL);
+  assert_err(vs_engine_on_results(f->e, NULL, 0), VS_OK);
+  tick(f, T0_MS + 10);
+  assert_int_equal(entry_of(f, 0).state, VS_OUTBOX_INFLIGHT);
+  vs_engine_stats s = stats_of(f);
+  assert_int_equal(s.results_invalid, 1);
+  assert_int_equal(s.results_done, 0);
+  push(f, VS_RESULT_DONE, &f->ids[0], 0);
+  tick(f, T0_MS + 20);
+  assert_int_equal(entry_of(f, 0).state, VS_OUTBOX_DONE);
+  assert_int_equal(stats_of(f).quorum_probes, 0); /* no table at quorum 1 */
+}
+
 static void test_engine_wake_times(void **state) {
   fixture *f = *state;
   vs_mem_script script = quiet_script(25, 8);
@@ -1788,6 +1916,9 @@ int main(void) {
       T(test_engine_offline_claims_nothing_and_spends_nothing),
       T(test_engine_busy_transport_gives_entries_back),
       T(test_engine_ack_quorum_counts_distinct_peers),
+      T(test_engine_quorum_probes_stay_short_for_one_origin),
+      T(test_engine_on_results_rejects_bad_peer_and_kind),
+      T(test_engine_on_results_bad_peer_completes_nothing_at_quorum_one),
       T(test_engine_wake_times),
       T(test_engine_held_through_completes_without_sending),
       T(test_engine_held_through_other_origin_completes_nothing),

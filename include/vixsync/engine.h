@@ -69,6 +69,10 @@ typedef struct vs_engine_stats {
   uint64_t leases_expired;    /**< batches whose lease ended before all results came */
   uint64_t done_held;         /**< PENDING entries completed unclaimed: the transport's
                                    held_through covered them (sent by anti-entropy) */
+  uint64_t results_invalid;   /**< results refused by vs_engine_on_results (peer
+                                   >= VS_PEERS_MAX or an unknown kind) */
+  uint64_t quorum_probes;     /**< slots examined in the ack_quorum table (ack_quorum > 1):
+                                   about 1-2 per DONE; many more means clustered ids */
 } vs_engine_stats;
 
 typedef struct vs_engine vs_engine;
@@ -94,8 +98,12 @@ vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out)
 
 /** Push results (from a driver that decodes acks): they are buffered and
  *  applied durably at the next tick, in arrival order. Reasons are copied.
- *  @return VS_OK or VS_ERR_FULL (buffer full; the excess is counted in
- *  results_dropped and behaves as a lost reply). */
+ *  Every result must name a peer < VS_PEERS_MAX and a known kind; if one
+ *  does not, the whole call is refused before anything is buffered.
+ *  @return VS_OK; VS_ERR_INVAL (NULL engine or results, or an invalid result:
+ *  nothing of the call is kept, `count` is added to results_invalid); or
+ *  VS_ERR_FULL (buffer full; the excess is counted in results_dropped and
+ *  behaves as a lost reply). */
 vs_err vs_engine_on_results(vs_engine *engine, const vs_result *results, uint32_t count);
 
 /** Counters since creation. */
