@@ -577,12 +577,30 @@ static vs_err open_engine(vs_node *n) {
   return vs_engine_new(&ecfg, n->outbox, &probe, &tr, &n->engine);
 }
 
+/* A node signs its writes with its identity and peers apply only signed ops
+ * (G6): without a valid key pair its writes would never leave the device
+ * while every write returned VS_OK. So the identity must be the key pair of
+ * its own seed (compared in constant time: sk is secret), and the seed must
+ * not be all zero (an unset identity, or a key everybody knows). */
+static vs_err node_identity_check(const vs_identity *id) {
+  if (sodium_is_zero(id->sk, VS_SEED_BYTES)) return VS_ERR_NO_IDENTITY;
+  vs_identity again;
+  vs_err err = vs_identity_from_seed(id->sk, &again);
+  if (err == VS_OK && (sodium_memcmp(again.sk, id->sk, VS_SECRET_KEY_BYTES) != 0 ||
+                       sodium_memcmp(again.pk, id->pk, VS_ORIGIN_BYTES) != 0))
+    err = VS_ERR_NO_IDENTITY;
+  vs_identity_wipe(&again);
+  return err;
+}
+
 vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (cfg == NULL || node_out == NULL || cfg->dir == NULL || cfg->random == NULL) return VS_ERR_INVAL;
   if (cfg->ack_quorum == 0 || cfg->ack_quorum > VS_NODE_PEERS_MAX || cfg->handshake_timeout_ms == 0 ||
       cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0)
     return VS_ERR_INVAL;
   *node_out = NULL;
+  vs_err id_err = node_identity_check(&cfg->identity); /* before anything is created */
+  if (id_err != VS_OK) return id_err;
   vs_node *n = calloc(1, sizeof *n);
   if (n == NULL) return VS_ERR_NOMEM;
   n->cfg = *cfg;

@@ -38,7 +38,8 @@ extern "C" {
   X(VS_ERR_LIMIT, -22, "a configured limit was reached")                          \
   X(VS_ERR_AUTH, -23, "authentication failed (bad MAC, signature or ciphertext)") \
   X(VS_ERR_REPLAY, -24, "replayed or duplicate frame")                            \
-  X(VS_ERR_RESTORING, -25, "this device is a restored copy catching up on its own operations: retry later")
+  X(VS_ERR_RESTORING, -25, "this device is a restored copy catching up on its own operations: retry later") \
+  X(VS_ERR_NO_IDENTITY, -26, "no valid node identity (the key pair that signs its writes)")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,

@@ -94,9 +94,21 @@ typedef struct vs_node_stats {
 
 typedef struct vs_node vs_node;
 
-/** Open the node (its store, outbox and engine). @return VS_OK, VS_ERR_INVAL,
- *  the errors of vs_store_open, VS_ERR_BUSY (another process drives this
- *  store's outbox; open with own_outbox false to only read and write). */
+/** Open the node (its store, outbox and engine).
+ *
+ *  A node needs an identity: `cfg->identity` must be a key pair made by
+ *  vs_identity_from_seed (or loaded with vs_identity_load) from a seed that
+ *  is not all zero. Its writes are signed with it, and peers apply only
+ *  signed operations; a node without one would accept writes that never
+ *  leave the device, so it does not open (VS_ERR_NO_IDENTITY, checked
+ *  before anything is created or opened). A vs_store used without a node
+ *  (store.h) needs no identity: its writes are not signed, so they stay on
+ *  the device or go to sinks that need no signature (an HTTP endpoint).
+ *  @return VS_OK; VS_ERR_INVAL (NULL argument, no random callback, a zero
+ *  limit); VS_ERR_NO_IDENTITY (identity unset, all-zero seed, or a public key
+ *  that is not its secret key's); the errors of vs_store_open; VS_ERR_BUSY
+ *  (another process drives this store's outbox; open with own_outbox false
+ *  to only read and write). */
 vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out);
 
 /** Close: sessions are dropped, nothing durable is lost. NULL is a no-op. */

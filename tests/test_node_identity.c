@@ -1,0 +1,191 @@
+/* vs_node_open and the node's identity (issue 14, part 2).
+ *
+ * A node signs its writes with its identity and peers apply only signed
+ * operations. A node opened without one used to accept writes (VS_OK) that
+ * never left the device: nothing was signed, and the push skipped unsigned
+ * ops in silence. Now vs_node_open refuses it with VS_ERR_NO_IDENTITY before
+ * it creates or opens anything: an unset identity, an all-zero seed, a
+ * public key that is not the secret key's, a damaged secret key. A valid
+ * identity opens, and its write reaches a peer through frames passed in
+ * memory (no sockets; time is virtual).
+ */
+#include "testutil.h" /* first: it sets _XOPEN_SOURCE */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "fixture.h"
+#include "vixsync/node.h"
+#include "vixsync/state.h"
+
+#define T0_MS 1700000000000ull
+
+typedef struct fixture {
+  char dir[256];   /* scratch directory */
+  char store[320]; /* dir/node, empty: a node that opens creates its store there */
+  uint64_t rng;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  if (f == NULL) return -1;
+  vt_tmpdir(f->dir, sizeof f->dir, "nodeid");
+  snprintf(f->store, sizeof f->store, "%s/node", f->dir);
+  if (mkdir(f->store, 0700) != 0) return -1;
+  f->rng = 7;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  vt_rmrf(f->dir);
+  free(f);
+  return 0;
+}
+
+/* Whether `dir` holds any entry (a store, a lock file, anything). */
+static bool has_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  bool any = false;
+  for (struct dirent *e = readdir(d); e != NULL && !any; e = readdir(d))
+    any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(d);
+  return any;
+}
+
+/* Open must fail with VS_ERR_NO_IDENTITY, leave *node_out NULL and create
+ * nothing on disk. */
+static void assert_refused(fixture *f, const vs_identity *id) {
+  uint8_t mesh[VS_MESH_KEY_BYTES];
+  memset(mesh, 0x5a, sizeof mesh);
+  vs_node_cfg cfg = vt_node_cfg(f->store, id, mesh, &f->rng);
+  vs_node *node = (vs_node *)&cfg; /* not NULL: open must clear it */
+  assert_err(vs_node_open(&cfg, &node), VS_ERR_NO_IDENTITY);
+  assert_null(node);
+  assert_false(has_entries(f->store));
+}
+
+static void test_node_open_refuses_unset_identity(void **state) {
+  fixture *f = *state;
+  vs_identity none;
+  memset(&none, 0, sizeof none); /* what vs_node_cfg_default leaves */
+  assert_refused(f, &none);
+  vs_node_cfg d = vs_node_cfg_default();
+  assert_refused(f, &d.identity);
+  /* The message names the cause, not a generic "invalid argument". */
+  assert_string_equal(vs_err_name(VS_ERR_NO_IDENTITY), "VS_ERR_NO_IDENTITY");
+  assert_non_null(strstr(vs_strerror(VS_ERR_NO_IDENTITY), "identity"));
+}
+
+static void test_node_open_refuses_public_key_alone(void **state) {
+  fixture *f = *state;
+  vs_identity id;
+  vt_identity_from_byte(0x21, &id);
+  sodium_memzero(id.sk, sizeof id.sk); /* a node id without its secret */
+  assert_refused(f, &id);
+}
+
+static void test_node_open_refuses_all_zero_seed(void **state) {
+  fixture *f = *state;
+  vs_identity id;
+  vt_identity_from_byte(0x00, &id); /* consistent, but everybody can derive it */
+  assert_refused(f, &id);
+}
+
+static void test_node_open_refuses_mismatched_key_pair(void **state) {
+  fixture *f = *state;
+  vs_identity a, b;
+  vt_identity_from_byte(0x31, &a);
+  vt_identity_from_byte(0x32, &b);
+  vs_identity mixed = a;
+  memcpy(mixed.pk, b.pk, VS_ORIGIN_BYTES); /* signs as a, claims to be b */
+  assert_refused(f, &mixed);
+  vs_identity flipped = a;
+  flipped.sk[VS_SEED_BYTES + 3] ^= 0x10; /* the public half of sk damaged */
+  assert_refused(f, &flipped);
+  flipped = a;
+  flipped.sk[5] ^= 0x01; /* the seed damaged: another key pair */
+  assert_refused(f, &flipped);
+}
+
+static vs_err copy_value(const vs_state_entry *e, void *ctx) {
+  char *out = ctx;
+  if (e->kind != VS_STATE_VALUE || e->value_bytes >= 16) return VS_ERR_INVAL;
+  memcpy(out, e->value, e->value_bytes);
+  out[e->value_bytes] = '\0';
+  return VS_OK;
+}
+
+/* A valid identity opens, and the write it signs reaches a peer. */
+static void test_node_open_with_identity_replicates(void **state) {
+  fixture *f = *state;
+  char dir_b[400];
+  snprintf(dir_b, sizeof dir_b, "%s/b", f->dir);
+  assert_int_equal(mkdir(dir_b, 0700), 0);
+  uint8_t mesh[VS_MESH_KEY_BYTES];
+  memset(mesh, 0x5a, sizeof mesh);
+  vs_identity ida, idb;
+  vt_identity_from_byte(0x41, &ida);
+  vt_identity_from_byte(0x42, &idb);
+  vs_node *nodes[2] = {NULL, NULL};
+  vt_node_open(f->store, &ida, mesh, 0, &f->rng, &nodes[0]);
+  vt_node_open(dir_b, &idb, mesh, 0, &f->rng, &nodes[1]);
+  uint64_t now = T0_MS;
+  vt_node_write_kv(nodes[0], now, "put", "user:42", "Ada");
+  vt_nodes_up(nodes, 0, 1, now);
+  /* Pump frames both ways until B holds the value (bounded). */
+  bool got = false;
+  char value[16] = "";
+  for (uint32_t round = 0; round < 1000 && !got; round++) {
+    uint64_t wake = UINT64_MAX;
+    for (uint32_t i = 0; i < 2; i++) {
+      for (uint32_t k = 0; k < 10000; k++) {
+        vs_node_out out;
+        uint64_t w = UINT64_MAX;
+        assert_err(vs_node_poll(nodes[i], now, &out, &w), VS_OK);
+        if (out.kind == VS_NODE_OUT_NONE) {
+          if (w < wake) wake = w;
+          break;
+        }
+        assert_int_equal(out.kind, VS_NODE_OUT_SEND); /* an honest pair never closes */
+        (void)vs_node_on_frame(nodes[1 - i], i, out.bytes, out.bytes_len, now);
+      }
+    }
+    vs_err err = vs_state_get(vs_node_store(nodes[1]), (const uint8_t *)"user:42", 7, false, copy_value, value);
+    assert_true(err == VS_OK || err == VS_ERR_NOTFOUND);
+    got = err == VS_OK;
+    now = wake != UINT64_MAX && wake > now ? wake : now + 1;
+  }
+  assert_true(got);
+  assert_string_equal(value, "Ada");
+  vs_node_stats st;
+  vs_node_stats_get(nodes[1], &st);
+  assert_int_equal(st.ops_applied, 1);
+  assert_int_equal(st.runs_forged, 0);
+  vs_node_close(nodes[0]);
+  vs_node_close(nodes[1]);
+}
+
+int main(void) {
+  if (sodium_init() < 0) return 1;
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_node_open_refuses_unset_identity),
+      T(test_node_open_refuses_public_key_alone),
+      T(test_node_open_refuses_all_zero_seed),
+      T(test_node_open_refuses_mismatched_key_pair),
+      T(test_node_open_with_identity_replicates),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
