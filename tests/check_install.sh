@@ -31,6 +31,13 @@ C
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$prefix/embed.c" -o "$prefix/embed" $flags
 mkdir "$prefix/data"
 LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed" "$prefix/data"
+# The README's embedding example, built as the README says (installed headers
+# and library only) and run: a write replicates between two nodes.
+src=$(cd "$(dirname "$0")/.." && pwd)
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$src/examples" "$src/examples/10_embed_node.c" \
+  -o "$prefix/embed_node" $flags
+out=$(LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed_node")
+printf '%s\n' "$out" | grep -q '^B: user:42 = Ada'
 test -f "$prefix/include/vixsync/outbox.h"
 ls "$(pkg-config --variable=libdir vixsync)"/libvixsync.a >/dev/null
 # The programs land in bin/ and run from there.
