@@ -118,8 +118,8 @@ typedef struct slot { /* per ENet peer, by index in host->peers */
   uint32_t seen_connect_id;
   uint64_t seen_since_ms;
   bool hello_ok;            /* inbound: the node accepted its HELLO */
-  uint32_t in_connect_id;   /* inbound unauthenticated: the connection first seen at in_since_ms */
-  uint64_t in_since_ms;     /* (the eviction order: oldest first) */
+  uint32_t in_connect_id;   /* inbound unauthenticated: the connection admitted as number in_seq */
+  uint64_t in_seq;          /* (the eviction order: oldest first) */
 } slot;
 
 typedef struct dial {
@@ -169,6 +169,7 @@ typedef struct daemon {
   uint64_t nudge_next_ms; /* the nudge socket is not polled before (coalescing) */
   uint64_t limit_logged;  /* refusals + evictions at the last conn_limit log line, and when */
   uint64_t limit_log_ms;
+  uint64_t admit_seq;     /* CONNECTs admitted so far */
 } daemon;
 
 static daemon *intercept_daemon; /* ENet's intercept callback takes no context pointer */
@@ -348,60 +349,77 @@ static uint32_t inbound_ready(const daemon *d) {
 static bool evict_before(const daemon *d, uint32_t a, int32_t b) {
   if (b < 0) return true;
   const slot *sa = &d->slots[a], *sb = &d->slots[b];
-  return sa->in_since_ms < sb->in_since_ms || (sa->in_since_ms == sb->in_since_ms && a < (uint32_t)b);
+  return sa->in_seq < sb->in_seq || (sa->in_seq == sb->in_seq && a < (uint32_t)b);
+}
+
+/* Unauthenticated inbound connections from `host` among the k in `idx`. */
+static uint32_t host_count(const daemon *d, const uint32_t *idx, uint32_t k, enet_uint32 host) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < k; i++) n += d->host->peers[idx[i]].address.host == host ? 1u : 0u;
+  return n;
 }
 
 /* A CONNECT from `from`: true lets ENet allocate a peer for it (after an
- * eviction if a budget is full), false drops the datagram. O(ENET_PEERS)
- * per CONNECT, a scan of a small array and no allocation. */
+ * eviction if a budget is full), false drops the datagram. The victim is a
+ * connection without a valid HELLO: from the newcomer's own address when
+ * that address is at UNAUTH_PER_HOST_MAX, else from the address holding the
+ * most such connections (so a flood from a few addresses pushes out its own
+ * attempts, not an honest device's single one still saying HELLO), the
+ * oldest first. O(ENET_PEERS + k^2) per CONNECT, k <= UNAUTH_IN_MAX + 1 in
+ * practice: scans of small arrays, no allocation. */
 static bool admit_connect(daemon *d, const ENetAddress *from, uint32_t connect_id) {
-  uint32_t total = 0, same = 0;
-  int32_t oldest = -1, oldest_same = -1;
-  bool free_slot = false;
-  for (uint32_t si = 0; si < d->host->peerCount; si++) {
-    ENetPeer *p = &d->host->peers[si];
+  uint32_t idx[ENET_PEERS], k = 0, same = 0;
+  int32_t free_si = -1;
+  for (uint32_t si = 0; si < d->host->peerCount && si < ENET_PEERS; si++) {
+    const ENetPeer *p = &d->host->peers[si];
     slot *s = &d->slots[si];
     if (p->state == ENET_PEER_STATE_DISCONNECTED) {
-      free_slot = true;
+      if (free_si < 0) free_si = (int32_t)si;
       continue;
     }
     if (p->address.host == from->host && p->address.port == from->port && p->connectID == connect_id)
       return true; /* a CONNECT sent again: ENet ignores it, nothing to count */
     if (!inbound_unauth(d, si)) continue;
-    if (s->in_since_ms == 0 || s->in_connect_id != p->connectID) { /* first seen now */
-      s->in_connect_id = p->connectID;
-      s->in_since_ms = d->now_ms;
-    }
-    bool same_host = p->address.host == from->host;
-    total++;
-    if (same_host) same++;
-    if (s->hello_ok) continue; /* proved it holds the mesh key: strangers cannot push it out */
-    if (evict_before(d, si, oldest)) oldest = (int32_t)si;
-    if (same_host && evict_before(d, si, oldest_same)) oldest_same = (int32_t)si;
+    if (s->in_connect_id != p->connectID) s->in_seq = 0; /* not the one we admitted: oldest */
+    idx[k++] = si;
+    if (p->address.host == from->host) same++;
   }
   d->c.connect_requests++;
+  bool per_host = same >= UNAUTH_PER_HOST_MAX;
   int32_t victim = -1;
-  if (same >= UNAUTH_PER_HOST_MAX) {
-    if (oldest_same < 0) {
-      d->c.refused_host++;
+  uint32_t victim_load = 0;
+  if (per_host || k >= UNAUTH_IN_MAX) {
+    for (uint32_t i = 0; i < k; i++) {
+      const slot *s = &d->slots[idx[i]];
+      enet_uint32 h = d->host->peers[idx[i]].address.host;
+      if (s->hello_ok) continue; /* proved it holds the mesh key: strangers cannot push it out */
+      if (per_host && h != from->host) continue;
+      uint32_t load = per_host ? same : host_count(d, idx, k, h);
+      if (victim < 0 || load > victim_load || (load == victim_load && evict_before(d, idx[i], victim))) {
+        victim = (int32_t)idx[i];
+        victim_load = load;
+      }
+    }
+    if (victim < 0) {
+      if (per_host) d->c.refused_host++;
+      else d->c.refused_unauth_full++;
       return false;
     }
-    victim = oldest_same;
-  } else if (total >= UNAUTH_IN_MAX) {
-    if (oldest < 0) {
-      d->c.refused_unauth_full++;
-      return false;
-    }
-    victim = oldest;
-  }
-  if (victim >= 0) {
     d->c.evicted_no_hello++;
     vn_log(VN_LOG_DEBUG, "peer_evicted", "slot=%d addr=%s reason=no_hello", (int)victim, d->slots[victim].addr);
     slot_kill(d, (uint32_t)victim, "evicted");
-    free_slot = true;
+    if (free_si < 0 || victim < free_si) free_si = victim;
   }
-  if (!free_slot) d->c.refused_no_slot++;
-  return free_slot;
+  if (free_si < 0) {
+    d->c.refused_no_slot++;
+    return false;
+  }
+  /* ENet gives a CONNECT the first free peer: stamp it with its turn. */
+  slot *s = &d->slots[free_si];
+  s->in_connect_id = connect_id;
+  s->in_seq = ++d->admit_seq;
+  s->hello_ok = false;
+  return true;
 }
 
 /* ENet's intercept hook: every datagram, before ENet acts on it. Returns 1
