@@ -21,7 +21,7 @@ from meshlib import check, vn_ok
 FLOOD_ADDRS = ["127.0.0.%d" % i for i in range(2, 8)]
 FLOOD_MODES = ["silent", "garbage", "oversized", "hello", "silent", "garbage"]
 FLOOD_CONNS = 32          # per source address: 6 x 32 = 192 connections at once, more than every budget
-FLOOD_HOLD_MS = 3000      # a flood connection is dropped and made again after this (or when refused)
+FLOOD_HOLD_MS = 10000     # a flood connection stays this long unless dropped (then it is made again at once)
 FLOOD_MAX_S = 300         # the flood's own deadline, far past the convergence timeout
 CONVERGE_TIMEOUT_S = 120
 
