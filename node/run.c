@@ -2,7 +2,7 @@
  *
  * One thread runs the node, one poll(2) loop over four descriptors: the
  * ENet UDP socket, the nudge socket (CLI writes in other processes), a
- * self-pipe for SIGINT/SIGTERM and the receive pipeline's pipe. Every round
+ * self-pipe for SIGINT/SIGTERM/SIGHUP and the receive pipeline's pipe. Every round
  * it services ENet, feeds each event to the node, drains vs_node_poll
  * (SEND -> enet_peer_send, CLOSE -> disconnect)
  * and sleeps until the earliest of the node's wake time, a dial's next

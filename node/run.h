@@ -5,6 +5,7 @@
  *   run.c         `vix-node run`: the ENet driver loop around the sans-IO
  *                 vs_node, reconnect backoff, half-open sweep, run.json content
  *   run_args.c    its arguments and addresses
+ *   run_admit.c   what a raw ENet datagram asks for (inbound admission)
  *   run_status.c  structured logs, the nudge socket, DIR/run.json (the live
  *                 part of `status --json`)
  */
