@@ -125,7 +125,27 @@ def test_flood_honest_peers_converge(m):
         dm.stop()
 
 
+def test_oversized_before_auth_closes(m):
+    """A connection that has not authenticated and sends a packet larger
+    than the largest handshake frame (one datagram, 600 bytes) is closed at
+    once and counted; its bytes never reach the node."""
+    v = m.init("v")
+    dv = m.start(v)
+    check(stats(v)["stats"]["closed_oversized"] == 0 and stats(v)["stats"]["frames_in"] == 0, "a fresh daemon")
+    r = ml.RawEnet(dv.port)
+    r.send(b"\x01\x01" + bytes(598))  # at once: the HELLO deadline (1 s) would close it too
+    ml.wait_until(lambda: stats(v)["stats"]["closed_oversized"] == 1, 30,
+                  "V to close the connection for its oversized packet")
+    after = stats(v)["stats"]
+    check(after["frames_in"] == 0, "the packet never reached the node")
+    check(after["handshakes_timeout"] == 0, "closed for the packet, not by the HELLO deadline")
+    check(ml.status(v)["peers"] == [], "the connection is gone")
+    r.close()
+    dv.stop()
+
+
 if __name__ == "__main__":
     ml.main([
         ("flood_honest_peers_converge", test_flood_honest_peers_converge),
+        ("oversized_before_auth_closes", test_oversized_before_auth_closes),
     ])
