@@ -435,9 +435,17 @@ static int on_datagram(ENetHost *host, ENetEvent *ev) {
   ENetPeer *p = &host->peers[g.peer_id];
   /* Only the peer's own address may close it (ENet drops the rest). */
   if (p->address.host != host->receivedAddress.host || p->address.port != host->receivedAddress.port) return 0;
-  if (!inbound_unauth(d, g.peer_id) && !(d->slots[g.peer_id].dial >= 0 && !d->slots[g.peer_id].ready)) return 0;
+  const slot *s = &d->slots[g.peer_id];
   /* A fragment is a packet larger than a datagram, so larger than any
-   * handshake frame: ENet would buffer up to maximumWaitingData for it. */
+   * handshake frame: ENet would buffer up to maximumWaitingData for it.
+   * Not judged here once an inbound peer's HELLO was valid: an honest
+   * initiator sends its first DATA frame (a version vector, fragmented when
+   * large) right behind AUTH, and this hook runs before ENet hands us AUTH;
+   * on_receive judges whole packets in order. A peer we dialled sends DATA
+   * only after our AUTH, that is after we were ready. */
+  bool unauth_in = inbound_unauth(d, g.peer_id) && !s->hello_ok;
+  bool unauth_out = s->dial >= 0 && !s->ready;
+  if (!unauth_in && !unauth_out) return 0;
   d->c.closed_oversized++;
   slot_kill(d, g.peer_id, "oversized");
   return 1;

@@ -144,8 +144,37 @@ def test_oversized_before_auth_closes(m):
     dv.stop()
 
 
+def test_large_vector_right_after_auth(m):
+    """An honest initiator sends its version vector right behind AUTH; with
+    40 origins it is larger than a datagram (ENet fragments it) and reaches
+    the responder before the responder has processed AUTH. That must not
+    count as an oversized packet from an unauthenticated peer."""
+    hub = m.init("hub")
+    dh = m.start(hub)
+    writers = []
+    for i in range(40):
+        w = m.init("w%02d" % i)
+        vn_ok("put", "--data", w, "w%02d" % i, str(i))
+        writers.append(w)
+    dws = [m.start(w, peers=[dh.port]) for w in writers]
+    ml.wait_until(lambda: len(ml.status(hub)["vv"]) == 40, 120, "the hub to hold 40 origins (the hub wrote nothing)")
+    for dw in dws:
+        dw.stop()
+    dh.stop()
+    r = m.init("responder")
+    dr = m.start(r)
+    dh.peers = [dr.port]
+    dh.start()  # the hub dials the responder: its first DATA frame is a 40-origin vector (1.6 KB)
+    ml.wait_converged([hub, r], 60)
+    st = stats(r)["stats"]
+    check(st["closed_oversized"] == 0, "nothing closed as oversized: %s" % st)
+    dh.stop()
+    dr.stop()
+
+
 if __name__ == "__main__":
     ml.main([
         ("flood_honest_peers_converge", test_flood_honest_peers_converge),
         ("oversized_before_auth_closes", test_oversized_before_auth_closes),
+        ("large_vector_right_after_auth", test_large_vector_right_after_auth),
     ])
