@@ -2,7 +2,7 @@
  *
  * One thread runs the node, one poll(2) loop over four descriptors: the
  * ENet UDP socket, the nudge socket (CLI writes in other processes), a
- * self-pipe for SIGINT/SIGTERM and the receive pipeline's pipe. Every round
+ * self-pipe for SIGINT/SIGTERM/SIGHUP and the receive pipeline's pipe. Every round
  * it services ENet, feeds each event to the node, drains vs_node_poll
  * (SEND -> enet_peer_send, CLOSE -> disconnect)
  * and sleeps until the earliest of the node's wake time, a dial's next
@@ -12,10 +12,24 @@
  * Connections get small integer handles (the node's `peer`), lowest free
  * first; ENet peers are found by their index in host->peers. Dials (--peer)
  * reconnect with a deterministic backoff. Every SWEEP_MS, ENet peers stuck
- * short of CONNECTED (or in a disconnect) past HALF_OPEN_MS are reset, so a
- * flood of fake connection attempts frees its slots quickly; connected
- * peers that do not finish the vixsync handshake are closed by the node
- * (handshake_timeout_ms).
+ * short of CONNECTED (or in a disconnect) past HALF_OPEN_MS are reset;
+ * connected peers that do not finish the vixsync handshake are closed by the
+ * node (no valid HELLO within hello_timeout_ms, 1 s; no handshake within
+ * handshake_timeout_ms, 5 s).
+ *
+ * Admission (strangers without the mesh key must not lock peers out): an
+ * inbound connection is "unauthenticated" from the CONNECT datagram that
+ * makes ENet allocate it until its vixsync handshake is done. ENet's
+ * intercept hook sees every datagram first (on_datagram): at most
+ * UNAUTH_IN_MAX unauthenticated connections, at most UNAUTH_PER_HOST_MAX of
+ * them from one IP address (not per address *and port*: honest devices
+ * behind one NAT address each get in once their HELLO is valid). When a
+ * budget is full the oldest one without a valid HELLO is evicted for the
+ * newcomer; when none is evictable the CONNECT is dropped. Authenticated
+ * inbound peers have their own budget, and DIAL_RESERVED_MAX node slots stay
+ * free for our own dials. An unauthenticated connection that sends a packet
+ * larger than the largest handshake frame (or any fragment) is closed. Each
+ * refusal and eviction is a counter in run.json (status --json).
  *
  * Receive pipeline (rx.h): a DATA frame of an established session of at
  * least VIX_NODE_RX_MIN_BYTES (default RX_MIN_BYTES_DEFAULT; 0: every one)
@@ -40,9 +54,20 @@
 #include "run.h"
 #include "rx.h"
 
-#define ENET_PEERS 128u           /* ENet slots: room for real peers beside half-open attempts */
-#define HANDLES_MAX ENET_PEERS    /* node handles are 1..HANDLES_MAX (the node takes 64 at once) */
 #define DIALS_MAX VN_RUN_PEERS_MAX
+#define UNAUTH_IN_MAX 16u         /* inbound connections not yet authenticated */
+#define UNAUTH_PER_HOST_MAX 4u    /* of them from one IP address */
+#define DIAL_RESERVED_MAX 16u     /* node slots kept for our own dials */
+#define ENET_LINGER_MAX 16u       /* ENet slots for closed peers still saying goodbye */
+/* ENet slots: every budget at once (inbound unauthenticated, inbound
+ * authenticated, our dials) plus disconnects in progress. */
+#define ENET_PEERS (UNAUTH_IN_MAX + VS_NODE_PEERS_MAX + DIALS_MAX + ENET_LINGER_MAX)
+#define HANDLES_MAX ENET_PEERS    /* node handles are 1..HANDLES_MAX (the node takes 64 at once) */
+#define HS_FRAME_BYTES_MAX VS_REPLY_BYTES /* the largest handshake frame */
+#define LIMIT_LOG_MS 1000u        /* admission refusals are logged at most this often */
+#define NUDGE_GAP_MS 10u          /* after a nudge, the next is looked at this much later */
+_Static_assert(VS_REPLY_BYTES >= VS_HELLO_BYTES && VS_REPLY_BYTES >= VS_AUTH_BYTES, "HS_FRAME_BYTES_MAX");
+_Static_assert(UNAUTH_IN_MAX + DIAL_RESERVED_MAX < VS_NODE_PEERS_MAX, "room for authenticated inbound peers");
 #define HALF_OPEN_MS 3000u        /* an ENet peer may sit between states this long */
 #define SWEEP_MS 100u
 #define BACKOFF_MIN_MS 200u
@@ -63,12 +88,13 @@
 
 /* ---- signals: a flag and a self-pipe, so poll wakes ---- */
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, hup_signal;
 static int stop_pipe_w = -1;
 
 static void on_stop_signal(int sig) {
   int saved = errno;
-  stop_signal = sig;
+  if (sig == SIGHUP) hup_signal = 1; /* no reload yet: logged and ignored by the loop */
+  else stop_signal = sig;
   if (stop_pipe_w >= 0) {
     ssize_t w = write(stop_pipe_w, "s", 1);
     (void)w; /* the pipe is non-blocking; a full pipe already wakes poll */
@@ -92,6 +118,9 @@ typedef struct slot { /* per ENet peer, by index in host->peers */
   uint32_t seen_connect_id;
   uint64_t seen_since_ms;
   bool version_logged; /* a frame of another protocol version was logged */
+  bool hello_ok;            /* inbound: the node accepted its HELLO */
+  uint32_t in_connect_id;   /* inbound unauthenticated: the connection admitted as number in_seq */
+  uint64_t in_seq;          /* (the eviction order: oldest first) */
 } slot;
 
 typedef struct dial {
@@ -103,7 +132,14 @@ typedef struct dial {
 } dial;
 
 typedef struct counters {
-  uint64_t half_open_resets, stale_resets, refused_full, send_errors, nudges;
+  uint64_t half_open_resets, stale_resets, refused_full, send_errors, nudges, nudge_wakes, sighups;
+  uint64_t connect_requests;     /* CONNECT datagrams that would allocate an ENet peer */
+  uint64_t refused_host;         /* dropped: UNAUTH_PER_HOST_MAX from its address, none evictable */
+  uint64_t refused_unauth_full;  /* dropped: UNAUTH_IN_MAX, none evictable */
+  uint64_t refused_no_slot;      /* dropped: no free ENet slot */
+  uint64_t evicted_no_hello;     /* closed for a newcomer: unauthenticated, no valid HELLO, the oldest */
+  uint64_t closed_oversized;     /* closed: unauthenticated, a packet past HS_FRAME_BYTES_MAX */
+  uint64_t refused_ready_full;   /* closed at the end of its handshake: authenticated inbound budget full */
   uint64_t dial_attempts, connections_in, connections_out;
   uint64_t rx_pipelined; /* frames applied after the receive pipeline prepared them */
 } counters;
@@ -129,7 +165,15 @@ typedef struct daemon {
   vn_rx *rx;          /* the receive pipeline (NULL: every frame on this thread) */
   size_t rx_min;      /* DATA frames this large go through it */
   uint64_t conns;     /* connections so far */
+  uint32_t ready_in_max;  /* authenticated inbound peers at once */
+  uint32_t dials_reserved;
+  uint64_t nudge_next_ms; /* the nudge socket is not polled before (coalescing) */
+  uint64_t limit_logged;  /* refusals + evictions at the last conn_limit log line, and when */
+  uint64_t limit_log_ms;
+  uint64_t admit_seq;     /* CONNECTs admitted so far */
 } daemon;
+
+static daemon *intercept_daemon; /* ENet's intercept callback takes no context pointer */
 
 /* The node's clock. Outbox times and the HLC are wall-clock milliseconds
  * (write.h), and the node's timers need time that never stands still nor
@@ -264,6 +308,166 @@ static void slot_drop(daemon *d, uint32_t si, bool reset, const char *reason) {
   d->kick = true;
 }
 
+/* Close slot `si` at once: one DISCONNECT datagram, then the ENet peer is
+ * reset rather than left to linger (an unauthenticated connection holds
+ * nothing worth flushing, and its slot is wanted). */
+static void slot_kill(daemon *d, uint32_t si, const char *reason) {
+  slot *s = &d->slots[si];
+  conn_forget(d, si, reason);
+  if (s->dial >= 0) dial_lost(d, s->dial);
+  enet_peer_disconnect_now(&d->host->peers[si], 0);
+  slot_clear(s);
+  d->kick = true;
+}
+
+/* ---- admission of inbound connections ---- */
+
+static bool half_open_state(ENetPeerState st) {
+  return st == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT || st == ENET_PEER_STATE_CONNECTION_PENDING ||
+         st == ENET_PEER_STATE_CONNECTION_SUCCEEDED;
+}
+
+/* An inbound connection not yet authenticated: ENet still connecting it,
+ * or connected with the vixsync handshake under way. */
+static bool inbound_unauth(const daemon *d, uint32_t si) {
+  const ENetPeer *p = &d->host->peers[si];
+  const slot *s = &d->slots[si];
+  if (s->dial >= 0) return false;
+  if (half_open_state(p->state)) return true;
+  return p->state == ENET_PEER_STATE_CONNECTED && s->handle != 0 && !s->ready;
+}
+
+static uint32_t inbound_ready(const daemon *d) {
+  uint32_t n = 0;
+  for (uint32_t si = 0; si < d->host->peerCount; si++) {
+    const slot *s = &d->slots[si];
+    if (s->handle != 0 && s->ready && !s->initiator) n++;
+  }
+  return n;
+}
+
+/* Which of two evictable slots goes first: the older, then the lower index. */
+static bool evict_before(const daemon *d, uint32_t a, int32_t b) {
+  if (b < 0) return true;
+  const slot *sa = &d->slots[a], *sb = &d->slots[b];
+  return sa->in_seq < sb->in_seq || (sa->in_seq == sb->in_seq && a < (uint32_t)b);
+}
+
+/* Unauthenticated inbound connections from `host` among the k in `idx`. */
+static uint32_t host_count(const daemon *d, const uint32_t *idx, uint32_t k, enet_uint32 host) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < k; i++) n += d->host->peers[idx[i]].address.host == host ? 1u : 0u;
+  return n;
+}
+
+/* A CONNECT from `from`: true lets ENet allocate a peer for it (after an
+ * eviction if a budget is full), false drops the datagram. The victim is a
+ * connection without a valid HELLO: from the newcomer's own address when
+ * that address is at UNAUTH_PER_HOST_MAX, else from the address holding the
+ * most such connections (so a flood from a few addresses pushes out its own
+ * attempts, not an honest device's single one still saying HELLO), the
+ * oldest first. O(ENET_PEERS + k^2) per CONNECT, k <= UNAUTH_IN_MAX + 1 in
+ * practice: scans of small arrays, no allocation. */
+static bool admit_connect(daemon *d, const ENetAddress *from, uint32_t connect_id) {
+  uint32_t idx[ENET_PEERS], k = 0, same = 0;
+  int32_t free_si = -1;
+  for (uint32_t si = 0; si < d->host->peerCount && si < ENET_PEERS; si++) {
+    const ENetPeer *p = &d->host->peers[si];
+    slot *s = &d->slots[si];
+    if (p->state == ENET_PEER_STATE_DISCONNECTED) {
+      if (free_si < 0) free_si = (int32_t)si;
+      continue;
+    }
+    if (p->address.host == from->host && p->address.port == from->port && p->connectID == connect_id)
+      return true; /* a CONNECT sent again: ENet ignores it, nothing to count */
+    if (!inbound_unauth(d, si)) continue;
+    if (s->in_connect_id != p->connectID) s->in_seq = 0; /* not the one we admitted: oldest */
+    idx[k++] = si;
+    if (p->address.host == from->host) same++;
+  }
+  d->c.connect_requests++;
+  bool per_host = same >= UNAUTH_PER_HOST_MAX;
+  int32_t victim = -1;
+  uint32_t victim_load = 0;
+  if (per_host || k >= UNAUTH_IN_MAX) {
+    for (uint32_t i = 0; i < k; i++) {
+      const slot *s = &d->slots[idx[i]];
+      enet_uint32 h = d->host->peers[idx[i]].address.host;
+      if (s->hello_ok) continue; /* proved it holds the mesh key: strangers cannot push it out */
+      if (per_host && h != from->host) continue;
+      uint32_t load = per_host ? same : host_count(d, idx, k, h);
+      if (victim < 0 || load > victim_load || (load == victim_load && evict_before(d, idx[i], victim))) {
+        victim = (int32_t)idx[i];
+        victim_load = load;
+      }
+    }
+    if (victim < 0) {
+      if (per_host) d->c.refused_host++;
+      else d->c.refused_unauth_full++;
+      return false;
+    }
+    d->c.evicted_no_hello++;
+    vn_log(VN_LOG_DEBUG, "peer_evicted", "slot=%d addr=%s reason=no_hello", (int)victim, d->slots[victim].addr);
+    slot_kill(d, (uint32_t)victim, "evicted");
+    if (free_si < 0 || victim < free_si) free_si = victim;
+  }
+  if (free_si < 0) {
+    d->c.refused_no_slot++;
+    return false;
+  }
+  /* ENet gives a CONNECT the first free peer: stamp it with its turn. */
+  slot *s = &d->slots[free_si];
+  s->in_connect_id = connect_id;
+  s->in_seq = ++d->admit_seq;
+  s->hello_ok = false;
+  return true;
+}
+
+/* ENet's intercept hook: every datagram, before ENet acts on it. Returns 1
+ * to drop it, 0 to let ENet have it. */
+static int on_datagram(ENetHost *host, ENetEvent *ev) {
+  (void)ev;
+  daemon *d = intercept_daemon;
+  assert(d != NULL && d->host == host);
+  vn_dgram g;
+  vn_dgram_inspect(host->receivedData, host->receivedDataLength, &g);
+  if (g.kind == VN_DGRAM_CONNECT) return admit_connect(d, &host->receivedAddress, g.connect_id) ? 0 : 1;
+  if (g.kind != VN_DGRAM_PEER || !g.fragment || g.peer_id >= host->peerCount) return 0;
+  ENetPeer *p = &host->peers[g.peer_id];
+  /* Only the peer's own address may close it (ENet drops the rest). */
+  if (p->address.host != host->receivedAddress.host || p->address.port != host->receivedAddress.port) return 0;
+  const slot *s = &d->slots[g.peer_id];
+  /* A fragment is a packet larger than a datagram, so larger than any
+   * handshake frame: ENet would buffer up to maximumWaitingData for it.
+   * Not judged here once an inbound peer's HELLO was valid: an honest
+   * initiator sends its first DATA frame (a version vector, fragmented when
+   * large) right behind AUTH, and this hook runs before ENet hands us AUTH;
+   * on_receive judges whole packets in order. A peer we dialled sends DATA
+   * only after our AUTH, that is after we were ready. */
+  bool unauth_in = inbound_unauth(d, g.peer_id) && !s->hello_ok;
+  bool unauth_out = s->dial >= 0 && !s->ready;
+  if (!unauth_in && !unauth_out) return 0;
+  d->c.closed_oversized++;
+  slot_kill(d, g.peer_id, "oversized");
+  return 1;
+}
+
+/* One line a second at most while connections are refused or evicted. */
+static void limits_log(daemon *d) {
+  const counters *c = &d->c;
+  uint64_t sum = c->refused_host + c->refused_unauth_full + c->refused_no_slot + c->evicted_no_hello +
+                 c->closed_oversized + c->refused_ready_full;
+  if (sum == d->limit_logged || d->now_ms < d->limit_log_ms + LIMIT_LOG_MS) return;
+  vn_log(VN_LOG_WARN, "conn_limit",
+         "refused_host=%llu refused_unauth_full=%llu refused_no_slot=%llu evicted_no_hello=%llu "
+         "closed_oversized=%llu refused_ready_full=%llu",
+         (unsigned long long)c->refused_host, (unsigned long long)c->refused_unauth_full,
+         (unsigned long long)c->refused_no_slot, (unsigned long long)c->evicted_no_hello,
+         (unsigned long long)c->closed_oversized, (unsigned long long)c->refused_ready_full);
+  d->limit_logged = sum;
+  d->limit_log_ms = d->now_ms;
+}
+
 static void on_connect(daemon *d, ENetPeer *p) {
   uint32_t si = (uint32_t)(p - d->host->peers);
   slot *s = &d->slots[si];
@@ -275,6 +479,7 @@ static void on_connect(daemon *d, ENetPeer *p) {
   }
   if (s->dial < 0) addr_text(&p->address, s->addr);
   s->initiator = s->dial >= 0;
+  s->hello_ok = false;
   uint32_t h = handle_alloc(d, si);
   /* The handshake cookie is bound to the address and port (network order). */
   uint8_t addr[6];
@@ -370,11 +575,27 @@ static bool on_receive(daemon *d, ENetPeer *p, ENetPacket *pkt) {
   uint32_t si = (uint32_t)(p - d->host->peers);
   slot *s = &d->slots[si];
   if (s->handle == 0) return false; /* closed by the node: late frames are dropped */
+  if (!s->ready && pkt->dataLength > HS_FRAME_BYTES_MAX) { /* not a handshake frame: not of the mesh */
+    d->c.closed_oversized++;
+    vn_log(VN_LOG_DEBUG, "peer_closed", "peer=%u addr=%s reason=oversized bytes=%zu", s->handle, s->addr,
+           (size_t)pkt->dataLength);
+    slot_kill(d, si, "oversized");
+    return false;
+  }
   if (rx_submit(d, si, pkt)) return true;
   uint8_t type = 0;
   uint8_t want = s->initiator ? VS_FRAME_REPLY : VS_FRAME_AUTH;
   bool finishing = !s->ready && vs_frame_type(pkt->data, pkt->dataLength, &type) == VS_OK && type == want;
   vs_err err = vs_node_on_frame(d->node, s->handle, pkt->data, pkt->dataLength, d->now_ms);
+  /* A HELLO2 with a valid cookie proves the mesh key (a HELLO, which anyone
+   * can replay, does not): from then on strangers cannot push it out. */
+  if (err == VS_OK && !s->ready && !s->initiator && type == VS_FRAME_HELLO2) s->hello_ok = true;
+  if (err == VS_OK && finishing && !s->initiator && inbound_ready(d) >= d->ready_in_max) {
+    d->c.refused_ready_full++;
+    vn_log(VN_LOG_WARN, "peer_refused", "addr=%s reason=ready_full max=%u", s->addr, d->ready_in_max);
+    slot_kill(d, si, "ready_full");
+    return false;
+  }
   if (err == VS_OK && finishing) {
     size_t at = s->initiator ? 2u + 32u : 2u;
     assert(pkt->dataLength >= at + VS_ORIGIN_BYTES); /* the node accepted a whole frame */
@@ -431,12 +652,14 @@ static void out_close(daemon *d, uint32_t h) {
   /* The node has forgotten the handle already. */
   vn_log(VN_LOG_INFO, s->ready ? "peer_down" : "handshake_failed", "peer=%u addr=%s reason=closed_by_node", h,
          s->addr);
+  bool was_ready = s->ready;
   handle_free(d, h);
   s->handle = 0;
   s->ready = false;
   s->rx_pending = 0;
   d->status_dirty = true;
-  enet_peer_disconnect_later(&d->host->peers[si], 0); /* flushes what is queued first */
+  if (was_ready) enet_peer_disconnect_later(&d->host->peers[si], 0); /* flushes what is queued first */
+  else slot_kill(d, si, "closed_by_node"); /* a failed handshake: free the slot now */
 }
 
 static void node_drain(daemon *d) {
@@ -465,11 +688,6 @@ static void node_drain(daemon *d) {
 }
 
 /* ---- half-open sweep ---- */
-
-static bool half_open_state(ENetPeerState st) {
-  return st == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT || st == ENET_PEER_STATE_CONNECTION_PENDING ||
-         st == ENET_PEER_STATE_CONNECTION_SUCCEEDED;
-}
 
 static void sweep(daemon *d) {
   uint32_t reset = 0, live = 0;
@@ -504,6 +722,7 @@ static void sweep(daemon *d) {
     vn_log(VN_LOG_INFO, "half_open_reset", "count=%u total=%llu", reset, (unsigned long long)d->c.half_open_resets);
   d->enet_live = live;
   d->sweep_next_ms = d->now_ms + SWEEP_MS;
+  limits_log(d);
 }
 
 /* ---- DIR/run.json ---- */
@@ -522,7 +741,7 @@ static void json_stats(FILE *f, const daemon *d) {
           "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
           "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
-          "  \"rx_pipelined\": %llu}",
+          "  \"rx_pipelined\": %llu,\n",
           (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, (unsigned long long)st.bytes_in,
           (unsigned long long)st.bytes_out, (unsigned long long)st.handshakes_done,
           (unsigned long long)st.handshakes_timeout, (unsigned long long)st.rejected_auth,
@@ -537,6 +756,19 @@ static void json_stats(FILE *f, const daemon *d) {
           (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
           (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
           (unsigned long long)c->rx_pipelined);
+  fprintf(f,
+          "  \"nudge_wakes\": %llu, \"sighups\": %llu,\n"
+          "  \"connect_requests\": %llu, \"refused_host\": %llu, \"refused_unauth_full\": %llu, "
+          "\"refused_no_slot\": %llu,\n"
+          "  \"evicted_no_hello\": %llu, \"closed_oversized\": %llu, \"refused_ready_full\": %llu},\n"
+          " \"limits\": {\"unauth_in_max\": %u, \"unauth_per_host_max\": %u, \"ready_in_max\": %u, "
+          "\"dials_reserved\": %u, \"hello_timeout_ms\": %u}",
+          (unsigned long long)c->nudge_wakes, (unsigned long long)c->sighups,
+          (unsigned long long)c->connect_requests, (unsigned long long)c->refused_host,
+          (unsigned long long)c->refused_unauth_full, (unsigned long long)c->refused_no_slot,
+          (unsigned long long)c->evicted_no_hello, (unsigned long long)c->closed_oversized,
+          (unsigned long long)c->refused_ready_full, UNAUTH_IN_MAX, UNAUTH_PER_HOST_MAX, d->ready_in_max,
+          d->dials_reserved, (unsigned)vs_node_cfg_default().hello_timeout_ms);
 }
 
 static void json_peers(FILE *f, const daemon *d) {
@@ -625,29 +857,49 @@ static void wait_round(daemon *d) {
   if (d->enet_live > 0) next = min_u64(next, d->sweep_next_ms);
   uint64_t cap = d->enet_live > 0 ? ENET_SLEEP_MS : IDLE_SLEEP_MS;
   uint64_t now = tick_clock(d);
+  /* Nudges are coalesced: the socket is looked at again NUDGE_GAP_MS after
+   * a wake, and one wake drains whatever came meanwhile, so a local flood
+   * of datagrams costs at most 1000 / NUDGE_GAP_MS wakes a second. */
+  bool nudge_on = d->nudge_fd >= 0 && now >= d->nudge_next_ms;
+  if (d->nudge_fd >= 0 && !nudge_on) cap = min_u64(cap, d->nudge_next_ms - now);
   int timeout = d->kick ? 0 : (int)(next <= now ? 0 : min_u64(next - now, cap));
   struct pollfd fds[4] = {{d->host->socket, POLLIN, 0},
                           {d->stop_fd, POLLIN, 0},
                           {d->rx != NULL ? vn_rx_fd(d->rx) : -1, POLLIN, 0}, /* poll skips fd -1 */
                           {d->nudge_fd, POLLIN, 0}};
-  nfds_t n = d->nudge_fd >= 0 ? 4 : 3;
+  nfds_t n = nudge_on ? 4 : 3;
   int rc = poll(fds, n, timeout);
   if (rc < 0 && errno != EINTR) vn_log(VN_LOG_WARN, "poll_error", "errno=%d", errno);
+  if (rc > 0 && (fds[1].revents & POLLIN)) { /* a signal: the loop reads its flag */
+    char b[16];
+    for (uint32_t i = 0; i < 64 && read(d->stop_fd, b, sizeof b) > 0; i++) continue;
+  }
   if (rc > 0 && (fds[2].revents & POLLIN)) d->kick = true; /* finished frames: rx_drain takes them */
   if (rc > 0 && n == 4 && (fds[3].revents & POLLIN)) {
     uint32_t got = vn_nudge_drain(d->nudge_fd, NUDGES_PER_WAKE);
     d->c.nudges += got;
+    d->nudge_next_ms = tick_clock(d) + NUDGE_GAP_MS;
     if (got > 0) {
+      d->c.nudge_wakes++;
       d->kick = true;
       vn_log(VN_LOG_DEBUG, "nudge", "count=%u", got);
     }
   }
 }
 
+/* SIGHUP (systemd's reload): there is no reload yet; say so, go on. */
+static void hup_check(daemon *d) {
+  if (!hup_signal) return;
+  hup_signal = 0;
+  d->c.sighups++;
+  vn_log(VN_LOG_INFO, "sighup", "action=ignored note=\"reload is not supported; restart to apply changes\"");
+}
+
 static void run_loop(daemon *d) {
   /* Runs until a signal: each round is bounded (events, outputs, dials). */
   while (!stop_signal) {
     tick_clock(d);
+    hup_check(d);
     service(d);
     rx_drain(d);
     dials_due(d);
@@ -697,7 +949,7 @@ static bool install_signals(daemon *d) {
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0; /* no SA_RESTART: poll returns EINTR */
-  return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0;
+  return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGHUP, &sa, NULL) == 0;
 }
 
 static int open_host(daemon *d, const char *listen_text, const ENetAddress *listen) {
@@ -710,6 +962,8 @@ static int open_host(daemon *d, const char *listen_text, const ENetAddress *list
    * much more than a frame or two of it before the node has seen them. */
   d->host->maximumPacketSize = VS_FRAME_BYTES_MAX;
   d->host->maximumWaitingData = 2u * VS_FRAME_BYTES_MAX;
+  intercept_daemon = d;
+  d->host->intercept = on_datagram;
   ENetAddress bound;
   if (enet_socket_get_address(d->host->socket, &bound) != 0) bound = *listen;
   bound.host = listen->host; /* the socket says 0.0.0.0 for ENET_HOST_ANY: keep what was asked */
@@ -732,6 +986,7 @@ static void daemon_free(daemon *d) {
   vn_rx_stop(d->rx); /* frames still inside are dropped: peers send them again */
   d->rx = NULL;
   if (d->host != NULL) enet_host_destroy(d->host);
+  intercept_daemon = NULL;
   vs_node_close(d->node);
   if (d->nudge_fd >= 0) close(d->nudge_fd);
   if (d->stop_fd >= 0) close(d->stop_fd);
@@ -759,6 +1014,8 @@ static int daemon_open(daemon *d, const vn_run_args *a) {
     rc = vn_run_resolve("--peer", a->peers[i], 1, &dl->addr);
   }
   if (rc != 0) return rc;
+  d->dials_reserved = d->dial_count < DIAL_RESERVED_MAX ? d->dial_count : DIAL_RESERVED_MAX;
+  d->ready_in_max = VS_NODE_PEERS_MAX - UNAUTH_IN_MAX - d->dials_reserved;
   uint8_t id[VS_ORIGIN_BYTES];
   rc = vn_open_node_id("run", a->dir, a->mesh_key, true, &d->node, id);
   if (rc != 0) return rc;
@@ -769,7 +1026,7 @@ static int daemon_open(daemon *d, const vn_run_args *a) {
   if (d->rx == NULL) vn_log(VN_LOG_WARN, "rx_pipeline_unavailable", "note=\"frames are applied on one thread\"");
   d->nudge_fd = vn_nudge_listen(a->dir);
   if (d->nudge_fd < 0)
-    vn_log(VN_LOG_WARN, "nudge_unavailable", "errno=%d note=\"writes are picked up by the timers\"", errno);
+    vn_log(VN_LOG_WARN, "nudge_unavailable", "errno=%d note=\"writes are picked up by the timers (1 s)\"", errno);
   if (!install_signals(d)) {
     vn_errorf("run", "cannot install signal handlers");
     return VN_EXIT_NET;
@@ -804,6 +1061,7 @@ int vn_cmd_run(int argc, char **argv) {
     vn_log(VN_LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
     stop_peers(d);
     vn_run_json_remove(a.dir);
+    if (d->nudge_fd >= 0) vn_nudge_unlink(a.dir);
   }
   daemon_free(d);
   free(d);

@@ -5,6 +5,7 @@
  *   run.c         `vix-node run`: the ENet driver loop around the sans-IO
  *                 vs_node, reconnect backoff, half-open sweep, run.json content
  *   run_args.c    its arguments and addresses
+ *   run_admit.c   what a raw ENet datagram asks for (inbound admission)
  *   run_status.c  structured logs, the nudge socket, DIR/run.json (the live
  *                 part of `status --json`)
  */
@@ -63,19 +64,47 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done);
  * syntax) or VN_EXIT_NET (the name does not resolve), after printing why. */
 int vn_run_resolve(const char *what, const char *text, unsigned min_port, ENetAddress *out);
 
+/* ---- inbound admission: a raw ENet datagram, before ENet acts on it ---- */
+
+typedef enum vn_dgram_kind {
+  VN_DGRAM_OTHER = 0,   /* nothing to decide (ENet drops what it cannot parse) */
+  VN_DGRAM_CONNECT = 1, /* a connection request: ENet would allocate a peer */
+  VN_DGRAM_PEER = 2,    /* commands for the ENet peer `peer_id` */
+} vn_dgram_kind;
+
+typedef struct vn_dgram {
+  vn_dgram_kind kind;
+  uint32_t connect_id; /* CONNECT: as on the wire (ENet compares it raw) */
+  uint16_t peer_id;    /* PEER: the index of the ENet peer it names */
+  bool fragment;       /* PEER: it carries a fragment of a packet larger than a datagram */
+} vn_dgram;
+
+/* Read what datagram `b` asks of ENet (run_admit.c). Never fails: a datagram
+ * it cannot read is VN_DGRAM_OTHER. */
+void vn_dgram_inspect(const uint8_t *b, size_t len, vn_dgram *out);
+
 /* ---- the nudge: CLI write -> daemon, a Unix datagram socket ---- */
 
-/* Bind the daemon's nudge socket for `dir` (non-blocking, close-on-exec).
- * Returns the fd, or -1 with errno (EADDRINUSE: another process holds the
- * name). */
+/* DIR/nudge.sock, mode 0600 inside the 0700 data directory: only the
+ * directory's owner can nudge the daemon or take the name (a path too long
+ * for sun_path is reached through /proc/self/fd, the file stays in DIR). */
+#define VN_NUDGE_FILE "nudge.sock"
+
+/* Bind the daemon's nudge socket for `dir` (non-blocking, close-on-exec),
+ * replacing a socket file left by a dead daemon: call it only while holding
+ * the store's owner lock. Returns the fd, or -1 with errno (the daemon then
+ * falls back to its timers). */
 int vn_nudge_listen(const char *dir);
+
+/* Remove DIR/nudge.sock (clean exit). */
+void vn_nudge_unlink(const char *dir);
 
 /* Read and drop every pending nudge (at most `max`). Returns how many. */
 uint32_t vn_nudge_drain(int fd, uint32_t max);
 
 /* True when a process has the nudge socket of `dir` bound (a daemon that
- * holds the store's owner lock binds it after taking the lock; the kernel
- * unbinds it when the process dies, even by kill -9). */
+ * holds the store's owner lock binds it after taking the lock; a file left
+ * by a daemon killed with -9 refuses connections). */
 bool vn_nudge_bound(const char *dir);
 
 /* ---- DIR/run.json ---- */

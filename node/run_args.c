@@ -11,7 +11,8 @@ static void usage_full(FILE *out) {
         "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
         "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
         "vix-node commands on DIR are pushed at once. Logs go to stderr, one key=value record a line;\n"
-        "`vix-node status --data DIR --json` shows the live peers. SIGINT or SIGTERM stops it cleanly.\n"
+        "`vix-node status --data DIR --json` shows the live peers. SIGINT or SIGTERM stops it cleanly;\n"
+        "SIGHUP is logged and ignored (no reload yet).\n"
         "A --mesh-key FILE that group or others may read is used, with one warning (chmod 600 it).\n",
         out);
 }

@@ -1,6 +1,6 @@
 /* The daemon's side channels: structured logs, the nudge socket and
  * DIR/run.json, the live part of `status --json` (see run.h). */
-#define _XOPEN_SOURCE 700 /* realpath */
+#define _GNU_SOURCE /* realpath, O_PATH */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,8 +13,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <sodium.h>
 
 #include "run.h"
 
@@ -118,30 +116,42 @@ void vn_node_log(void *ctx, vs_log_level level, const char *msg) {
   vn_log(l, event, "%s", rest);
 }
 
-/* ---- the nudge socket: an abstract Unix datagram name per directory ---- */
+/* ---- the nudge socket: DIR/nudge.sock ---- */
 
-#define NUDGE_PREFIX "vixsync-"
-#define NUDGE_HASH_BYTES 16u
+/* The socket file lives in the data directory (0700: only its owner can
+ * nudge the daemon or take the name) and is itself 0600. sun_path holds
+ * 108 bytes: a directory whose real path leaves no room is reached through
+ * /proc/self/fd/N/nudge.sock, N an O_PATH descriptor of the directory, so
+ * the file stays inside it whatever its length. Every process picks the
+ * spelling from the real path, so daemon and CLI always meet on one file. */
+typedef struct nudge_path {
+  struct sockaddr_un addr;
+  socklen_t len;
+  int dir_fd; /* open while addr names /proc/self/fd/<dir_fd>; else -1 */
+} nudge_path;
 
-/* "\0vixsync-<32 hex>": a hash of the directory's real path, so any path
- * length fits and nothing is left on disk when the daemon dies (Linux
- * abstract namespace). */
-static bool nudge_addr(const char *dir, struct sockaddr_un *addr, socklen_t *len_out) {
+static bool nudge_path_open(const char *dir, nudge_path *np) {
+  memset(np, 0, sizeof *np);
+  np->dir_fd = -1;
+  np->addr.sun_family = AF_UNIX;
   char *real = realpath(dir, NULL);
   if (real == NULL) return false;
-  uint8_t h[NUDGE_HASH_BYTES];
-  crypto_generichash(h, sizeof h, (const uint8_t *)real, strlen(real), NULL, 0);
+  int n = snprintf(np->addr.sun_path, sizeof np->addr.sun_path, "%s/%s", real, VN_NUDGE_FILE);
   free(real);
-  char hex[2 * NUDGE_HASH_BYTES + 1];
-  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-  memset(addr, 0, sizeof *addr);
-  addr->sun_family = AF_UNIX;
-  size_t name_len = 1 + strlen(NUDGE_PREFIX) + strlen(hex);
-  _Static_assert(1 + sizeof NUDGE_PREFIX + 2 * NUDGE_HASH_BYTES <= sizeof addr->sun_path, "the name fits");
-  memcpy(addr->sun_path + 1, NUDGE_PREFIX, strlen(NUDGE_PREFIX));
-  memcpy(addr->sun_path + 1 + strlen(NUDGE_PREFIX), hex, strlen(hex));
-  *len_out = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + name_len);
+  if (n < 0) return false;
+  if ((size_t)n >= sizeof np->addr.sun_path) {
+    np->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (np->dir_fd < 0) return false;
+    n = snprintf(np->addr.sun_path, sizeof np->addr.sun_path, "/proc/self/fd/%d/%s", np->dir_fd, VN_NUDGE_FILE);
+    assert(n > 0 && (size_t)n < sizeof np->addr.sun_path); /* about 30 bytes */
+  }
+  np->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
   return true;
+}
+
+static void nudge_path_close(nudge_path *np) {
+  if (np->dir_fd >= 0) close(np->dir_fd);
+  np->dir_fd = -1;
 }
 
 static int dgram_socket(void) {
@@ -150,18 +160,37 @@ static int dgram_socket(void) {
 }
 
 int vn_nudge_listen(const char *dir) {
-  struct sockaddr_un addr;
-  socklen_t len;
-  if (!nudge_addr(dir, &addr, &len)) return -1;
+  nudge_path np;
+  if (!nudge_path_open(dir, &np)) return -1;
   int fd = dgram_socket();
-  if (fd < 0) return -1;
-  if (bind(fd, (const struct sockaddr *)&addr, len) != 0) {
-    int e = errno;
-    close(fd);
+  int e = 0;
+  struct stat st;
+  /* A file left by a daemon killed with -9: ours to replace, since the
+   * caller holds the store's owner lock. Anything but a socket is not. */
+  if (fd >= 0 && lstat(np.addr.sun_path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) e = EEXIST;
+    else if (unlink(np.addr.sun_path) != 0) e = errno;
+  }
+  /* 0600 from the start: bind gives the file the socket's mode (less the
+   * umask), so no other user can connect between bind and chmod. */
+  if (fd >= 0 && e == 0 && fchmod(fd, 0600) != 0) e = errno;
+  if (fd >= 0 && e == 0 && bind(fd, (const struct sockaddr *)&np.addr, np.len) != 0) e = errno;
+  if (fd >= 0 && e == 0 && chmod(np.addr.sun_path, 0600) != 0) e = errno;
+  if (fd < 0) e = errno;
+  nudge_path_close(&np);
+  if (e != 0) {
+    if (fd >= 0) close(fd);
     errno = e;
     return -1;
   }
   return fd;
+}
+
+void vn_nudge_unlink(const char *dir) {
+  nudge_path np;
+  if (!nudge_path_open(dir, &np)) return;
+  (void)unlink(np.addr.sun_path);
+  nudge_path_close(&np);
 }
 
 uint32_t vn_nudge_drain(int fd, uint32_t max) {
@@ -174,26 +203,25 @@ uint32_t vn_nudge_drain(int fd, uint32_t max) {
 }
 
 void vn_nudge(const char *dir) {
-  struct sockaddr_un addr;
-  socklen_t len;
-  if (dir == NULL || !nudge_addr(dir, &addr, &len)) return;
+  nudge_path np;
+  if (dir == NULL || !nudge_path_open(dir, &np)) return;
   int fd = dgram_socket();
-  if (fd < 0) return;
-  /* No daemon (ECONNREFUSED) or a full queue (EAGAIN: it is awake anyway):
-   * both are fine, the daemon's timers are the fallback. */
-  (void)sendto(fd, "n", 1, MSG_DONTWAIT, (const struct sockaddr *)&addr, len);
-  close(fd);
+  /* No daemon (ECONNREFUSED, ENOENT) or a full queue (EAGAIN: it is awake
+   * anyway): both are fine, the daemon's timers are the fallback. */
+  if (fd >= 0) (void)sendto(fd, "n", 1, MSG_DONTWAIT, (const struct sockaddr *)&np.addr, np.len);
+  if (fd >= 0) close(fd);
+  nudge_path_close(&np);
 }
 
 bool vn_nudge_bound(const char *dir) {
-  struct sockaddr_un addr;
-  socklen_t len;
-  if (dir == NULL || !nudge_addr(dir, &addr, &len)) return false;
+  nudge_path np;
+  if (dir == NULL || !nudge_path_open(dir, &np)) return false;
   int fd = dgram_socket();
-  if (fd < 0) return false;
-  /* connect() on a datagram socket sends nothing: it only looks the name up. */
-  bool bound = connect(fd, (const struct sockaddr *)&addr, len) == 0;
-  close(fd);
+  /* connect() on a datagram socket sends nothing: it only looks the name
+   * up; a file left by a dead daemon refuses (ECONNREFUSED). */
+  bool bound = fd >= 0 && connect(fd, (const struct sockaddr *)&np.addr, np.len) == 0;
+  if (fd >= 0) close(fd);
+  nudge_path_close(&np);
   return bound;
 }
 

@@ -30,7 +30,8 @@ typedef struct peer {
   uint32_t handle;
   vs_hs hs;
   vs_session sess;
-  uint64_t hs_deadline_ms;
+  uint64_t hs_deadline_ms; /* the earlier of hs_end_ms and, until a valid HELLO, the HELLO deadline */
+  uint64_t hs_end_ms;
   vv known;  /* the peer's version vector, as it last told us */
   vv sent;   /* per origin, the highest seq we sent it */
   uint64_t sent_at_ms;
@@ -86,6 +87,7 @@ vs_node_cfg vs_node_cfg_default(void) {
   c.ack_quorum = 1;
   c.max_drift_ms = VS_MAX_DRIFT_MS_DEFAULT;
   c.handshake_timeout_ms = 5000;
+  c.hello_timeout_ms = 1000;
   c.vv_interval_ms = 1000;
   c.resend_ms = 2000;
   c.inflight_bytes_max = 4u * 1024u * 1024u;
@@ -599,6 +601,7 @@ static vs_err node_identity_check(const vs_identity *id) {
 vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (cfg == NULL || node_out == NULL || cfg->dir == NULL || cfg->random == NULL) return VS_ERR_INVAL;
   if (cfg->ack_quorum == 0 || cfg->ack_quorum > VS_NODE_PEERS_MAX || cfg->handshake_timeout_ms == 0 ||
+      cfg->hello_timeout_ms == 0 ||
       cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0)
     return VS_ERR_INVAL;
   *node_out = NULL;
@@ -702,7 +705,12 @@ vs_err vs_node_peer_up_addr(vs_node *n, uint32_t handle, bool initiator, const u
   memset(p, 0, sizeof *p);
   p->handle = handle;
   p->st = PEER_HANDSHAKE;
-  p->hs_deadline_ms = vs_add_sat_u64(now_ms, n->cfg.handshake_timeout_ms);
+  p->hs_end_ms = vs_add_sat_u64(now_ms, n->cfg.handshake_timeout_ms);
+  p->hs_deadline_ms = p->hs_end_ms;
+  if (!initiator) { /* the initiator speaks first: a silent one is not of the mesh */
+    uint64_t hello_ms = vs_add_sat_u64(now_ms, n->cfg.hello_timeout_ms);
+    if (hello_ms < p->hs_deadline_ms) p->hs_deadline_ms = hello_ms;
+  }
   uint8_t seed[32];
   n->cfg.random(n->cfg.random_ctx, seed, sizeof seed);
   vs_err err;
@@ -1108,6 +1116,9 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
     uint32_t cookies = p->hs.cookies_sent;
     err = vs_hs_on_frame(&p->hs, bytes, len, out, sizeof out, &out_len, &done, &p->sess);
     n->stats.cookies_sent += p->hs.cookies_sent - cookies;
+    /* A valid HELLO2 (its cookie checked) or REPLY: the 5 s deadline rules. A
+     * HELLO answered by a COOKIE extends nothing: a replayed HELLO proves no key. */
+    if (err == VS_OK && !(out_len > 0 && out[1] == VS_FRAME_COOKIE)) p->hs_deadline_ms = p->hs_end_ms;
     if (err == VS_OK && out_len > 0) err = queue_copy(p, out, out_len);
     if (err == VS_OK && done) {
       vs_hs_wipe(&p->hs);

@@ -1981,28 +1981,38 @@ static void test_node_restored_copy_catches_up_from_peer(void **state) {
   bench_free(t);
 }
 
+/* How many CLOSE outputs were captured. */
+static uint32_t caps_count_closes(const bench *t) {
+  uint32_t closes = 0;
+  for (uint32_t k = 0; k < t->ncaps; k++) closes += t->caps[k].close ? 1u : 0u;
+  return closes;
+}
+
 /* 64 connections that never finish (silent, garbage, or stuck after HELLO)
- * hold every slot; at the deadline they are closed and a real peer gets in. */
+ * hold every slot; those without a valid HELLO are closed at the HELLO
+ * deadline (1 s), the rest at the handshake deadline (5 s); a real peer
+ * gets in. */
 static void test_node_handshake_flood_times_out(void **state) {
   (void)state;
   bench *t = bench_new(2);
   vt_node_write_kv(t->nodes[0], t->now_ms, "put", "flood", "a");
   vt_node_write_kv(t->nodes[1], t->now_ms, "put", "flood-b", "b");
   uint64_t rng = 99;
-  uint32_t opened = 0;
+  uint32_t opened = 0, no_hello = 0;
   for (uint32_t k = 0; k < VS_NODE_PEERS_MAX + 8; k++) {
     uint32_t h = 1000 + k;
     vs_err err = vs_node_peer_up(t->nodes[0], h, false, t->now_ms);
     if (err == VS_ERR_LIMIT) break;
     assert_err(err, VS_OK);
     opened++;
+    if (k % 3 != 2 || k % 6 == 2) no_hello++; /* a HELLO alone proves no key: it gets a COOKIE only */
     if (k % 3 == 1) { /* garbage that is not a handshake step: refused, slot kept */
       uint8_t junk[96];
       vt_sm_fill(&rng, junk, sizeof junk);
       junk[0] = VS_WIRE_VERSION;
       junk[1] = (uint8_t)(VS_FRAME_REPLY + sm_below(&rng, 3)); /* REPLY, AUTH or DATA to a responder */
       assert_true(vt_node_on_frame(t->nodes[0], h, junk, 2 + sm_below(&rng, sizeof junk - 2), t->now_ms) != VS_OK);
-    } else if (k % 3 == 2) { /* a valid HELLO, then silence */
+    } else if (k % 3 == 2) { /* a valid HELLO (and, every other time, HELLO2), then silence */
       fake g;
       fake_init(&g, h, 0x60);
       uint8_t eph[32];
@@ -2010,29 +2020,47 @@ static void test_node_handshake_flood_times_out(void **state) {
       vt_sm_fill(&rng, eph, sizeof eph);
       assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
       assert_err(vt_node_on_frame(t->nodes[0], h, g.hello, len, t->now_ms), VS_OK);
+      if (k % 6 == 5) {
+        bool close = false, done = false;
+        bench_pump(t);
+        assert_true(cap_take(t, 0, h, &close, g.cookie, sizeof g.cookie, &len));
+        assert_err(vs_hs_on_frame(&g.hs, g.cookie, len, g.hello2, sizeof g.hello2, &len, &done, &g.sess), VS_OK);
+        assert_err(vt_node_on_frame(t->nodes[0], h, g.hello2, len, t->now_ms), VS_OK);
+      }
       vs_hs_wipe(&g.hs);
     }
   }
   assert_int_equal(opened, VS_NODE_PEERS_MAX);
   bench_pump(t);
   caps_clear(t);
-  /* Locked out until the deadline. */
+  /* Locked out until the HELLO deadline. */
   assert_err(vs_node_peer_up(t->nodes[0], 1, false, t->now_ms), VS_ERR_LIMIT);
   vs_node_cfg d = vs_node_cfg_default();
-  uint64_t deadline = t->now_ms + d.handshake_timeout_ms;
-  assert_true(t->wake[0] <= deadline);
-  bench_run(t, d.handshake_timeout_ms - 1);
+  assert_true(d.hello_timeout_ms <= 1000 && d.hello_timeout_ms < d.handshake_timeout_ms);
+  assert_true(t->wake[0] <= t->now_ms + d.hello_timeout_ms);
+  bench_run(t, d.hello_timeout_ms - 1);
   assert_err(vs_node_peer_up(t->nodes[0], 1, false, t->now_ms), VS_ERR_LIMIT);
   vs_node_stats st;
   vs_node_stats_get(t->nodes[0], &st);
   assert_int_equal(st.handshakes_timeout, 0);
+  assert_int_equal(t->ncaps, 0);
+  /* At the HELLO deadline: every connection without a valid HELLO2. */
+  bench_run(t, 1);
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.handshakes_timeout, no_hello);
+  assert_int_equal(caps_count_closes(t), no_hello);
+  caps_clear(t);
+  /* Those that sent a valid HELLO2 keep the whole handshake deadline. */
+  bench_run(t, d.handshake_timeout_ms - d.hello_timeout_ms - 1);
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.handshakes_timeout, no_hello);
   assert_int_equal(t->ncaps, 0);
   bench_run(t, 1);
   vs_node_stats_get(t->nodes[0], &st);
   assert_int_equal(st.handshakes_timeout, VS_NODE_PEERS_MAX);
   uint32_t closes = 0;
   for (uint32_t k = 0; k < t->ncaps; k++) closes += t->caps[k].close ? 1u : 0u;
-  assert_int_equal(closes, VS_NODE_PEERS_MAX);
+  assert_int_equal(closes, VS_NODE_PEERS_MAX - no_hello);
   caps_clear(t);
   /* A real peer now connects and syncs. */
   bench_connect(t, 1, 0);

@@ -74,6 +74,10 @@ typedef struct vs_node_cfg {
   uint32_t ack_quorum;            /**< default 1 */
   uint64_t max_drift_ms;          /**< default VS_MAX_DRIFT_MS_DEFAULT */
   uint64_t handshake_timeout_ms;  /**< default 5 s */
+  /** A responder closes a connection that has not sent a valid HELLO within
+   *  this (default 1 s, at most handshake_timeout_ms applies too): a stranger
+   *  without the mesh key holds a slot for at most this long. */
+  uint64_t hello_timeout_ms;
   uint64_t vv_interval_ms;        /**< resend our version vector; default 1 s */
   uint64_t resend_ms;             /**< unacknowledged ops are resent after; default 2 s */
   uint64_t inflight_bytes_max;    /**< per peer; default 4 MiB */
