@@ -23,6 +23,8 @@
 
 #include <enet/enet.h>
 
+#include "vixsync/wire.h"
+
 #define CONNS_MAX 1024u
 
 typedef enum mode { SILENT, GARBAGE, OVERSIZED, HELLO } mode;
@@ -55,9 +57,9 @@ static void send_payload(ENetPeer *p, mode m, uint32_t n) {
   for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131u + n * 7u);
   if (m == GARBAGE) len = 1 + n % 150u; /* below the largest handshake frame: the node judges it */
   else if (m == OVERSIZED) len = sizeof buf;
-  else if (m == HELLO) { /* [version 1][type HELLO][eph 32][mac0 32]: a wrong MAC */
-    buf[0] = 1;
-    buf[1] = 1;
+  else if (m == HELLO) { /* [version][type HELLO][eph 32][mac0 32]: a wrong MAC */
+    buf[0] = VS_WIRE_VERSION;
+    buf[1] = VS_FRAME_HELLO;
     len = 66;
   }
   if (len == 0) return;
