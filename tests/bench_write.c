@@ -165,10 +165,11 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, MDB_cursor *wc, MDB_cursor *oc
   make_payload(rec + sz.wal_val - BENCH_PAYLOAD_BYTES, lsn - 1);
 
   /* Op ids as the store derives them: one origin's tag, then seq as a
-   * 48-bit big-endian integer, so inserts append as they do in the store. */
+   * 64-bit big-endian integer, so inserts append as they do in the store. */
   uint8_t id[VS_OP_ID_BYTES], val[RAW_VAL_MAX];
+  _Static_assert(VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES == 8, "seq is a u64be in an op id");
   memset(id, 0xa7, VS_OP_ID_TAG_BYTES);
-  for (unsigned i = 0; i < 6; i++) id[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(lsn >> (8 * (5 - i)));
+  vt_put_u64be(id + VS_OP_ID_TAG_BYTES, lsn);
   memset(val, 0x5c, sz.opid_val);
   vt_put_u64le(val, lsn);
   MDB_val ik = {sizeof id, id}, iv = {sz.opid_val, val};

@@ -366,10 +366,10 @@ static void assert_receiver_holds_done(fx *f) {
   uint32_t held = 0;
   for (const char *line = t.p; line != NULL && *line != '\0'; held++) {
     vs_op_id id;
-    assert_true(strlen(line) >= 32);
-    char hex[33];
-    memcpy(hex, line, 32);
-    hex[32] = '\0';
+    assert_true(strlen(line) >= 2 * VS_OP_ID_BYTES);
+    char hex[VS_OP_ID_HEX_BYTES];
+    memcpy(hex, line, 2 * VS_OP_ID_BYTES);
+    hex[2 * VS_OP_ID_BYTES] = '\0';
     assert_err(vs_op_id_from_hex(hex, &id), VS_OK);
     vs_outbox_entry e;
     assert_err(vs_outbox_get(f->ob, &id, &e), VS_OK); /* written by us */
@@ -441,7 +441,7 @@ static void test_http_idempotency_key_is_pinned(void **state) {
   (void)state;
   vs_op_id ids[3];
   memset(ids, 0, sizeof ids);
-  for (int i = 0; i < 3; i++) ids[i].bytes[15] = (uint8_t)(i + 1);
+  for (int i = 0; i < 3; i++) ids[i].bytes[VS_OP_ID_BYTES - 1] = (uint8_t)(i + 1);
   char key[VS_HTTP_IDEM_KEY_BYTES], again[VS_HTTP_IDEM_KEY_BYTES], one[VS_HTTP_IDEM_KEY_BYTES];
   vs_http_idempotency_key(ids, 3, key);
   vs_http_idempotency_key(ids, 3, again);
@@ -449,10 +449,10 @@ static void test_http_idempotency_key_is_pinned(void **state) {
   assert_string_equal(key, again);
   assert_string_not_equal(key, one);
   assert_int_equal(strlen(key), VS_HTTP_IDEM_KEY_BYTES - 1);
-  assert_memory_equal(key, "vx1-", 4);
-  /* python3 -c 'import hashlib,struct; h=hashlib.blake2b(digest_size=16); h.update(b"vixsync/http-idempotency/v1");
-   *   h.update(struct.pack("<I",3)); [h.update(bytes(15)+bytes([i])) for i in (1,2,3)]; print(h.hexdigest())' */
-  assert_string_equal(key, "vx1-6dfce3f137366aed87ae61943cb3a685");
+  assert_memory_equal(key, "vx2-", 4);
+  /* python3 -c 'import hashlib,struct; h=hashlib.blake2b(digest_size=16); h.update(b"vixsync/http-idempotency/v2");
+   *   h.update(struct.pack("<I",3)); [h.update(bytes(23)+bytes([i])) for i in (1,2,3)]; print(h.hexdigest())' */
+  assert_string_equal(key, "vx2-a0f0216ab9ec5b4ed6db9f27776da22c");
 }
 
 /* ---- 2xx ---- */
