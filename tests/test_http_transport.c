@@ -523,6 +523,65 @@ static void test_http_binary_batch_done(void **state) {
   assert_receiver_holds_done(f);
 }
 
+/* POST `body` to the receiver's batch endpoint as it is; the status. */
+static long post_raw(const receiver *r, const char *ctype, const void *body, size_t body_bytes, text *out) {
+  char url[128], header[160];
+  snprintf(url, sizeof url, "%s://127.0.0.1:%d/in", r->tls ? "https" : "http", r->port);
+  snprintf(header, sizeof header, "Content-Type: %s", ctype);
+  CURL *e = curl_easy_init();
+  assert_non_null(e);
+  struct curl_slist *h = curl_slist_append(NULL, header);
+  assert_non_null(h);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)body_bytes);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, text_put);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+  CURLcode rc = curl_easy_perform(e);
+  long status = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(e);
+  curl_slist_free_all(h);
+  assert_int_equal(rc, CURLE_OK);
+  return status;
+}
+
+/* Batch version 2 carries 24-byte op ids; a version-1 batch (16-byte ids)
+ * is refused by the reference receiver with a 400 naming both versions,
+ * and nothing of it is stored. */
+static void test_http_receiver_names_both_batch_versions(void **state) {
+  fx *f = *state;
+  assert_int_equal(VS_HTTP_BATCH_VERSION, 2);
+  assert_int_equal(VS_OP_ID_BYTES, 24);
+  static const char json_v1[] = "{\"version\":1,\"idempotency_key\":\"vx1-00\",\"ops\":[]}";
+  static const char json_short_id[] =
+      "{\"version\":2,\"idempotency_key\":\"vx2-00\",\"ops\":[{\"id\":\"023de0c749059385e2930f24b4e06738\"}]}";
+  static const uint8_t bin_v1[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+  struct {
+    const char *ctype;
+    const void *body;
+    size_t bytes;
+    const char *want;
+  } cases[] = {
+      {"application/json", json_v1, sizeof json_v1 - 1, "batch version 1, this receiver reads 2"},
+      {VS_HTTP_BINARY_CONTENT_TYPE, bin_v1, sizeof bin_v1, "batch version 1, this receiver reads 2"},
+      {"application/json", json_short_id, sizeof json_short_id - 1, "op id of 16 bytes, this receiver reads 24"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    text t = {0};
+    assert_int_equal(post_raw(&f->rcv, cases[i].ctype, cases[i].body, cases[i].bytes, &t), 400);
+    assert_non_null(t.p);
+    if (strstr(t.p, cases[i].want) == NULL) fail_msg("case %zu: \"%s\" not in \"%s\"", i, cases[i].want, t.p);
+    free(t.p);
+  }
+  assert_int_equal(stat_of(&f->rcv, "bad_bodies"), 3);
+  assert_int_equal(stat_of(&f->rcv, "ops_held"), 0);
+}
+
 /* A 2xx body listing per-op results: each op gets its own. */
 static void test_http_per_op_results(void **state) {
   fx *f = *state;
@@ -1207,6 +1266,7 @@ int main(void) {
       cmocka_unit_test(test_http_idempotency_key_is_pinned),
       T(test_http_json_batch_done),
       T(test_http_binary_batch_done),
+      T(test_http_receiver_names_both_batch_versions),
       T(test_http_per_op_results),
       T(test_http_retry_statuses),
       T(test_http_retry_after_honoured_and_capped),
