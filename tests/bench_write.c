@@ -357,10 +357,10 @@ static void layout_probe(void) {
   vt_rmrf(ours_dir);
   vt_rmrf(r.dir);
   if (!ok) die("layout check", "the baseline no longer does what vs_write does; update raw_same_op()");
-  printf("layout check: baseline puts = vs_write's, per op: wal 8+%zu B, opid 16+%zu B, "
+  printf("layout check: baseline puts = vs_write's, per op: wal 8+%zu B, opid %u+%zu B, "
          "state 17+%zu B, obx_ready 20+%zu B, outbox 12+%zu B; per txn: heads 32+%zu B, meta hlc 3+%zu B, "
          "state_hash 10+32 B, obxcnt 10+%zu B\n",
-         sz.wal_val, sz.opid_val, sz.state_val, sz.ready_val, sz.entry_val, sz.head_val, sz.hlc_val,
+         sz.wal_val, (unsigned)VS_OP_ID_BYTES, sz.opid_val, sz.state_val, sz.ready_val, sz.entry_val, sz.head_val, sz.hlc_val,
          sz.counts_val);
   free(e0);
   free(ours);
