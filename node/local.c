@@ -78,6 +78,16 @@ int vn_report(const char *cmd, const char *dir, vs_err err) {
       break;
     case VS_ERR_FOREIGN: vn_errorf(cmd, "%s: holds data that is not a vixsync store of a known format", dir); break;
     case VS_ERR_NO_STORE: vn_errorf(cmd, "%s: no vixsync store here (run vix-node init --data %s)", dir, dir); break;
+    case VS_ERR_VERSION: {
+      uint32_t found = 0;
+      if (vs_store_format(dir, &found) == VS_OK && found != VS_STORE_FORMAT) {
+        vn_errorf(cmd, "%s: store format %" PRIu32 ", this build reads %u (written by %s vixsync; no migration yet)",
+                  dir, found, VS_STORE_FORMAT, found < VS_STORE_FORMAT ? "an older" : "a newer");
+      } else {
+        vn_errorf(cmd, "%s: %s (%s)", dir, vs_strerror(err), vs_err_name(err));
+      }
+      break;
+    }
     case VS_ERR_BUSY:
       vn_errorf(cmd, "%s: another process already drives this directory's outbox (a vix-node run holds owner.lock)",
                 dir);

@@ -23,12 +23,16 @@
 static const char *const KINDS[3] = {"put", "del", "incr"};
 
 uint64_t sim_id_hash64(const vs_op_id *id) {
-  uint64_t x = 0, y = 0;
-  for (int i = 0; i < 8; i++) {
-    x |= (uint64_t)id->bytes[i] << (8 * i);
-    y |= (uint64_t)id->bytes[8 + i] << (8 * i);
+  /* Every byte: the origin tag fills the first 16 and the seq the last 8,
+   * so a hash of only some would give all ops of an origin one value. */
+  _Static_assert(VS_OP_ID_BYTES % 8 == 0, "op ids are whole u64s");
+  uint64_t h = 0;
+  for (unsigned w = 0; w < VS_OP_ID_BYTES / 8; w++) {
+    uint64_t x = 0;
+    for (unsigned i = 0; i < 8; i++) x |= (uint64_t)id->bytes[8 * w + i] << (8 * i);
+    h = sim_mix64(h ^ x);
   }
-  return sim_mix64(x ^ sim_mix64(y));
+  return h;
 }
 
 void sim_op_digest(uint8_t kind, const uint8_t *target, size_t target_bytes, const uint8_t *payload,
@@ -142,9 +146,9 @@ static bool do_write(sim *s, uint32_t node, const client_op *op, size_t retry_of
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: write %s %s: %s", node, req.kind, op->target, vs_err_name(err));
   uint8_t digest[16];
   sim_op_digest(op->kind, req.target, req.target_bytes, op->payload, op->payload_bytes, digest);
-  uint8_t rec[32];
-  memcpy(rec, res.op_id.bytes, 16);
-  memcpy(rec + 16, digest, 16);
+  uint8_t rec[VS_OP_ID_BYTES + sizeof digest];
+  memcpy(rec, res.op_id.bytes, VS_OP_ID_BYTES);
+  memcpy(rec + VS_OP_ID_BYTES, digest, sizeof digest);
   sim_trace(s, retry_of != SIZE_MAX ? 'Q' : 'W', node, ((uint64_t)op->kind << 32) | op->key, res.hlc, rec, sizeof rec);
   sim_mark_dirty(s, node);
   if (retry_of != SIZE_MAX) {

@@ -27,7 +27,7 @@
 #define SERVER_REASON_BYTES 160u
 #define JSON_DEPTH_MAX 64u
 #define PUMP_MESSAGES_MAX (4u * REQ_SLOTS) /* finished-transfer messages read per pump */
-static const char IDEM_DOMAIN[] = "vixsync/http-idempotency/v1";
+static const char IDEM_DOMAIN[] = "vixsync/http-idempotency/v2";
 static const char USER_AGENT[] = "vixsync/" VS_VERSION_STRING;
 
 _Static_assert(REASON_BYTES == VS_OUTBOX_REASON_BYTES_MAX, "reasons are cut where the outbox cuts them");
@@ -318,7 +318,7 @@ static void json_op(grow *g, const vs_send_op *so, bool first) {
 static void build_body(const vs_http_transport *t, const vs_send_op *const *order, uint32_t n, const char *key,
                        grow *g) {
   if (t->cfg.format == VS_HTTP_FORMAT_BINARY) {
-    uint8_t head[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t head[8] = {VS_HTTP_BATCH_VERSION, 0, 0, 0, 0, 0, 0, 0};
     vs_put_u32le(head + 4, n);
     grow_put(g, head, sizeof head);
     for (uint32_t i = 0; i < n; i++) {
@@ -330,7 +330,9 @@ static void build_body(const vs_http_transport *t, const vs_send_op *const *orde
     }
     return;
   }
-  grow_str(g, "{\"version\":1,\"idempotency_key\":\"");
+  grow_str(g, "{\"version\":");
+  grow_u64(g, VS_HTTP_BATCH_VERSION);
+  grow_str(g, ",\"idempotency_key\":\"");
   grow_str(g, key);
   grow_str(g, "\",\"ops\":[");
   for (uint32_t i = 0; i < n; i++) json_op(g, order[i], i == 0);
@@ -611,7 +613,9 @@ static bool j_skip(jrd *j) {
 }
 
 typedef struct op_verdict {
-  char id[40], status[16], reason[SERVER_REASON_BYTES + 1];
+  /* One byte more than an id's hex: a longer string is cut to a length
+   * vs_op_id_from_hex refuses, never to a valid id. */
+  char id[VS_OP_ID_HEX_BYTES + 1], status[16], reason[SERVER_REASON_BYTES + 1];
   uint64_t retry_after_ms;
 } op_verdict;
 

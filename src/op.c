@@ -6,7 +6,10 @@
 
 #include "internal.h"
 
-static const char OP_ID_DOMAIN[] = "vixsync/op-id/v1";
+static const char OP_ID_DOMAIN[] = "vixsync/op-id/v2";
+
+_Static_assert(VS_OP_ID_TAG_BYTES >= 16, "at least 128 bits of the origin in an op id (op.h)");
+_Static_assert(VS_OP_ID_SEQ_BYTES == 8, "the seq is a u64 big-endian in an op id");
 static const char OP_HASH_DOMAIN[] = "vixsync/op-hash/v1";
 
 void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_id *id_out) {
@@ -28,8 +31,7 @@ void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_
   }
   memcpy(id_out->bytes, cached_tag, VS_OP_ID_TAG_BYTES);
   /* Big-endian: the ids of one origin sort in seq order (see op.h). */
-  for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++)
-    id_out->bytes[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(seq >> (8 * (VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES - 1 - i)));
+  vs_put_u64be(id_out->bytes + VS_OP_ID_TAG_BYTES, seq);
 }
 
 vs_err vs_op_kind_check(const char *kind, size_t kind_bytes) {
@@ -77,9 +79,7 @@ vs_err vs_op_init(vs_op *op, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq
 }
 
 uint64_t vs_op_id_seq(const vs_op_id *id) {
-  uint64_t seq = 0;
-  for (unsigned i = VS_OP_ID_TAG_BYTES; i < VS_OP_ID_BYTES; i++) seq = (seq << 8) | id->bytes[i];
-  return seq;
+  return vs_get_u64be(id->bytes + VS_OP_ID_TAG_BYTES);
 }
 
 bool vs_op_id_same_origin(const vs_op_id *a, const vs_op_id *b) {

@@ -27,8 +27,11 @@
 
 #include "internal.h"
 
-#define ENTRY_VERSION 1u
-#define ENTRY_FIXED_BYTES 60u
+/* 2: 24-byte op ids (op.h, op-id v2), op_bytes moved from 56 to 64. */
+#define ENTRY_VERSION 2u
+#define ENTRY_OP_ID_OFFSET 40u
+#define ENTRY_OP_BYTES_OFFSET (ENTRY_OP_ID_OFFSET + VS_OP_ID_BYTES)
+#define ENTRY_FIXED_BYTES (ENTRY_OP_BYTES_OFFSET + 4u)
 #define ENTRY_KEY_BYTES 12u
 #define INDEX_KEY_BYTES_MAX 20u
 static const char SINK_PREFIX[] = "sink:";
@@ -76,8 +79,8 @@ static size_t entry_encode(const vs_outbox_entry *e, uint8_t *buf) {
   vs_put_u64le(buf + 16, e->lease_until_ms);
   vs_put_u64le(buf + 24, e->created_at_ms);
   vs_put_u64le(buf + 32, e->updated_at_ms);
-  memcpy(buf + 40, e->op_id.bytes, VS_OP_ID_BYTES);
-  vs_put_u32le(buf + 56, e->op_bytes);
+  memcpy(buf + ENTRY_OP_ID_OFFSET, e->op_id.bytes, VS_OP_ID_BYTES);
+  vs_put_u32le(buf + ENTRY_OP_BYTES_OFFSET, e->op_bytes);
   memcpy(buf + ENTRY_FIXED_BYTES, e->reason, reason_bytes);
   return ENTRY_FIXED_BYTES + reason_bytes;
 }
@@ -96,8 +99,8 @@ static vs_err entry_decode(const MDB_val *v, uint64_t lsn, vs_outbox_entry *e) {
   e->lease_until_ms = vs_get_u64le(p + 16);
   e->created_at_ms = vs_get_u64le(p + 24);
   e->updated_at_ms = vs_get_u64le(p + 32);
-  memcpy(e->op_id.bytes, p + 40, VS_OP_ID_BYTES);
-  e->op_bytes = vs_get_u32le(p + 56);
+  memcpy(e->op_id.bytes, p + ENTRY_OP_ID_OFFSET, VS_OP_ID_BYTES);
+  e->op_bytes = vs_get_u32le(p + ENTRY_OP_BYTES_OFFSET);
   memcpy(e->reason, p + ENTRY_FIXED_BYTES, reason_bytes);
   e->reason[reason_bytes] = '\0';
   return VS_OK;

@@ -14,7 +14,12 @@
 
 #include "internal.h"
 
-#define STORE_FORMAT 2u /* 2: state records keep their digest (state.c) */
+/* The format version in meta["vixsync"] (u32le). Every other value is
+ * VS_ERR_VERSION (vs_store_format names it); there is no migration yet.
+ *   2: state records keep their digest (state.c)
+ *   3: op ids are 24 bytes (op.h, op-id v2): the op-id and signature index
+ *      keys, the idempotency index values and outbox entries hold them */
+#define STORE_FORMAT VS_STORE_FORMAT
 #define STORE_DBS 16
 static const char STORE_MAGIC[] = "vixsync";
 
@@ -142,14 +147,24 @@ _Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");
 
 static MDB_dbi *dbi_slot(vs_store *store, size_t i) { return (MDB_dbi *)((char *)store + DBIS[i].offset); }
 
-/* Check the magic and format of an existing store. */
-static vs_err check_meta(MDB_txn *txn, vs_store *store) {
+/* Read the magic and format of an existing store: VS_ERR_FOREIGN when it
+ * is not ours. */
+static vs_err read_format(MDB_txn *txn, MDB_dbi meta, uint32_t *format_out) {
   MDB_val k = {sizeof STORE_MAGIC - 1, (void *)STORE_MAGIC}, v;
-  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  int rc = mdb_get(txn, meta, &k, &v);
   if (rc == MDB_NOTFOUND) return VS_ERR_FOREIGN;
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != 4 || vs_get_u32le(v.mv_data) != STORE_FORMAT) return VS_ERR_FOREIGN;
+  if (v.mv_size != 4) return VS_ERR_FOREIGN;
+  *format_out = vs_get_u32le(v.mv_data);
   return VS_OK;
+}
+
+/* Check the magic and format of an existing store. */
+static vs_err check_meta(MDB_txn *txn, vs_store *store) {
+  uint32_t format = 0;
+  vs_err err = read_format(txn, store->dbi_meta, &format);
+  if (err != VS_OK) return err;
+  return format == STORE_FORMAT ? VS_OK : VS_ERR_VERSION;
 }
 
 /* Open the named databases of an existing store in a read transaction. */
@@ -157,13 +172,16 @@ static vs_err open_existing(vs_store *store) {
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
+  assert(DBIS[0].offset == offsetof(vs_store, dbi_meta));
   for (size_t i = 0; i < DBI_COUNT && err == VS_OK; i++) {
     int rc = mdb_dbi_open(txn, DBIS[i].name, 0, dbi_slot(store, i));
     if (rc == MDB_NOTFOUND) err = VS_ERR_NOTFOUND;
     else if (rc == MDB_INCOMPATIBLE) err = VS_ERR_FOREIGN;
     else err = vs_mdb_err(rc);
+    /* The format first (meta is DBIS[0]): a store of another format may
+     * lack or name differently the databases that follow. */
+    if (err == VS_OK && i == 0) err = check_meta(txn, store);
   }
-  if (err == VS_OK) err = check_meta(txn, store);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;
@@ -284,6 +302,31 @@ vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_
   }
   *store_out = store;
   return VS_OK;
+}
+
+vs_err vs_store_format(const char *dir, uint32_t *format_out) {
+  if (dir == NULL || format_out == NULL) return VS_ERR_INVAL;
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return VS_ERR_NO_STORE;
+  /* LMDB allows one environment per files and process (see registry_add). */
+  if (!registry_add(st.st_dev, st.st_ino)) return VS_ERR_BUSY;
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_dbi meta;
+  int rc = mdb_env_create(&env);
+  if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(env, STORE_DBS);
+  if (rc == MDB_SUCCESS) rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
+  vs_err err = rc == ENOENT ? VS_ERR_NO_STORE : vs_mdb_err(rc);
+  if (err == VS_OK) err = vs_mdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+  if (err == VS_OK) {
+    rc = mdb_dbi_open(txn, DBIS[0].name, 0, &meta);
+    err = rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? VS_ERR_FOREIGN : vs_mdb_err(rc);
+  }
+  if (err == VS_OK) err = read_format(txn, meta, format_out);
+  if (txn != NULL) mdb_txn_abort(txn);
+  if (env != NULL) mdb_env_close(env);
+  registry_remove(st.st_dev, st.st_ino);
+  return err;
 }
 
 void vs_store_close(vs_store *store) {

@@ -128,17 +128,18 @@ typedef struct raw_body {
 static void raw_build(raw_body *b, uint64_t first, uint32_t count, uint64_t run) {
   static const char origin_hex[] = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
   vs_op_id *ids = malloc(sizeof *ids * count);
-  size_t cap = 256 + (size_t)count * 320, len = 0;
+  size_t cap = 256 + (size_t)count * 360, len = 0; /* an op takes about 300 bytes (48-hex id) */
   b->json = malloc(cap);
   if (ids == NULL || b->json == NULL) die("malloc", "raw body");
   for (uint32_t i = 0; i < count; i++) {
-    memset(ids[i].bytes, 0xEE, 8);
-    vt_put_u64be(ids[i].bytes + 8, (run << 40) | (first + i)); /* ascending, unique per run */
+    memset(ids[i].bytes, 0xEE, VS_OP_ID_TAG_BYTES);
+    vt_put_u64be(ids[i].bytes + VS_OP_ID_TAG_BYTES, (run << 40) | (first + i)); /* ascending, unique per run */
   }
   char key[VS_HTTP_IDEM_KEY_BYTES];
   vs_http_idempotency_key(ids, count, key);
   snprintf(b->key_header, sizeof b->key_header, "Idempotency-Key: %s", key);
-  len += (size_t)snprintf(b->json + len, cap - len, "{\"version\":1,\"idempotency_key\":\"%s\",\"ops\":[", key);
+  len += (size_t)snprintf(b->json + len, cap - len, "{\"version\":%u,\"idempotency_key\":\"%s\",\"ops\":[",
+                          (unsigned)VS_HTTP_BATCH_VERSION, key);
   for (uint32_t i = 0; i < count; i++) {
     char hex[VS_OP_ID_HEX_BYTES], target[TARGET_BYTES + 1], payload[PAYLOAD_BYTES + 1];
     vs_op_id_to_hex(&ids[i], hex);
@@ -148,6 +149,7 @@ static void raw_build(raw_body *b, uint64_t first, uint32_t count, uint64_t run)
                             "%s{\"id\":\"%s\",\"origin\":\"%s\",\"seq\":%" PRIu64 ",\"hlc\":%" PRIu64
                             ",\"kind\":\"put\",\"target\":\"%s\",\"value\":\"%s\"}",
                             i == 0 ? "" : ",", hex, origin_hex, first + i + 1, (first + i) << 16, target, payload);
+    if (len + 3 > cap) die("raw body", "buffer too small"); /* before cap - len wraps */
   }
   snprintf(b->json + len, cap - len, "]}");
   free(ids);

@@ -165,10 +165,11 @@ static void raw_same_op(raw_env *r, MDB_txn *txn, MDB_cursor *wc, MDB_cursor *oc
   make_payload(rec + sz.wal_val - BENCH_PAYLOAD_BYTES, lsn - 1);
 
   /* Op ids as the store derives them: one origin's tag, then seq as a
-   * 48-bit big-endian integer, so inserts append as they do in the store. */
+   * 64-bit big-endian integer, so inserts append as they do in the store. */
   uint8_t id[VS_OP_ID_BYTES], val[RAW_VAL_MAX];
+  _Static_assert(VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES == 8, "seq is a u64be in an op id");
   memset(id, 0xa7, VS_OP_ID_TAG_BYTES);
-  for (unsigned i = 0; i < 6; i++) id[VS_OP_ID_TAG_BYTES + i] = (uint8_t)(lsn >> (8 * (5 - i)));
+  vt_put_u64be(id + VS_OP_ID_TAG_BYTES, lsn);
   memset(val, 0x5c, sz.opid_val);
   vt_put_u64le(val, lsn);
   MDB_val ik = {sizeof id, id}, iv = {sz.opid_val, val};
@@ -356,10 +357,10 @@ static void layout_probe(void) {
   vt_rmrf(ours_dir);
   vt_rmrf(r.dir);
   if (!ok) die("layout check", "the baseline no longer does what vs_write does; update raw_same_op()");
-  printf("layout check: baseline puts = vs_write's, per op: wal 8+%zu B, opid 16+%zu B, "
+  printf("layout check: baseline puts = vs_write's, per op: wal 8+%zu B, opid %u+%zu B, "
          "state 17+%zu B, obx_ready 20+%zu B, outbox 12+%zu B; per txn: heads 32+%zu B, meta hlc 3+%zu B, "
          "state_hash 10+32 B, obxcnt 10+%zu B\n",
-         sz.wal_val, sz.opid_val, sz.state_val, sz.ready_val, sz.entry_val, sz.head_val, sz.hlc_val,
+         sz.wal_val, (unsigned)VS_OP_ID_BYTES, sz.opid_val, sz.state_val, sz.ready_val, sz.entry_val, sz.head_val, sz.hlc_val,
          sz.counts_val);
   free(e0);
   free(ours);

@@ -16,8 +16,10 @@ file holds every operation once).
 
 Endpoints
   POST <path>      a batch (application/json, or application/vnd.vixsync.batch:
-                   version u8 = 1, 3 reserved, count u32le, then per op
-                   16-byte id, u32le length, the op's canonical encoding).
+                   version u8 = 2, 3 reserved, count u32le, then per op
+                   24-byte id, u32le length, the op's canonical encoding;
+                   JSON "version": 2; any other version is a 400 naming
+                   both, e.g. "batch version 1, this receiver reads 2").
                    Answers 200 {"stored": n, "duplicates": m}; when an op is
                    not accepted (see reject_prefix, retry_prefix) or per_op is
                    set, the answer lists "results": [{"id", "status", "reason"}].
@@ -54,7 +56,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-IDEM_DOMAIN = b"vixsync/http-idempotency/v1"
+IDEM_DOMAIN = b"vixsync/http-idempotency/v2"
+BATCH_VERSION = 2   # 2: 24-byte op ids (include/vixsync/op.h, op-id v2)
+OP_ID_BYTES = 24
 BINARY_TYPE = "application/vnd.vixsync.batch"
 CHAOS_MIX = [
     {"status": 500, "body": "chaos: internal error"},
@@ -73,25 +77,27 @@ def expected_key(ids):
     h.update(struct.pack("<I", len(ids)))
     for i in sorted(ids):
         h.update(i)
-    return "vx1-" + h.hexdigest()
+    return "vx%d-" % BATCH_VERSION + h.hexdigest()
 
 
 def binary_ops(body):
     """[(id bytes, target bytes)] from the binary batch encoding."""
-    if len(body) < 8 or body[0] != 1:
+    if len(body) < 8:
         raise ValueError("bad binary batch header")
+    if body[0] != BATCH_VERSION:
+        raise ValueError("batch version %d, this receiver reads %d" % (body[0], BATCH_VERSION))
     (count,) = struct.unpack_from("<I", body, 4)
     at, ops = 8, []
     for _ in range(count):
-        op_id = body[at:at + 16]
-        (n,) = struct.unpack_from("<I", body, at + 16)
-        enc = body[at + 20:at + 20 + n]
-        if len(op_id) != 16 or len(enc) != n or n < 88:
+        op_id = body[at:at + OP_ID_BYTES]
+        (n,) = struct.unpack_from("<I", body, at + OP_ID_BYTES)
+        enc = body[at + OP_ID_BYTES + 4:at + OP_ID_BYTES + 4 + n]
+        if len(op_id) != OP_ID_BYTES or len(enc) != n or n < 88:
             raise ValueError("truncated binary batch")
         kind_bytes = enc[82]
         (tn,) = struct.unpack_from("<I", enc, 83 + kind_bytes)
         ops.append((op_id, enc[87 + kind_bytes:87 + kind_bytes + tn]))
-        at += 20 + n
+        at += OP_ID_BYTES + 4 + n
     if at != len(body):
         raise ValueError("trailing bytes in binary batch")
     return ops
@@ -99,13 +105,18 @@ def binary_ops(body):
 
 def json_ops(body):
     doc = json.loads(body)
+    if doc.get("version") != BATCH_VERSION:
+        raise ValueError("batch version %s, this receiver reads %d" % (doc.get("version"), BATCH_VERSION))
     ops = []
     for op in doc["ops"]:
         if "target" in op:
             target = op["target"].encode()
         else:
             target = base64.b64decode(op.get("target_b64", ""))
-        ops.append((bytes.fromhex(op["id"]), target))
+        op_id = bytes.fromhex(op["id"])
+        if len(op_id) != OP_ID_BYTES:
+            raise ValueError("op id of %d bytes, this receiver reads %d" % (len(op_id), OP_ID_BYTES))
+        ops.append((op_id, target))
     return ops
 
 

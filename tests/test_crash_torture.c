@@ -67,8 +67,9 @@
 /* Ack record on the pipe: n u64le, op id, duplicate u8, padding. A fixed
  * size below PIPE_BUF, so each write(2) is atomic and a kill never leaves a
  * torn record. */
-#define TT_ACK_BYTES 32u
+#define TT_ACK_BYTES 40u
 _Static_assert(TT_ACK_BYTES <= 512, "pipe writes up to PIPE_BUF are atomic");
+_Static_assert(8u + VS_OP_ID_BYTES + 1u <= TT_ACK_BYTES, "n, op id and duplicate fit a record");
 
 /* Child exit codes; the child names the failing call on stderr. */
 enum { TT_CHILD_OPEN = 10, TT_CHILD_OUTBOX = 11, TT_CHILD_LOCK = 12, TT_CHILD_WRITE = 13,

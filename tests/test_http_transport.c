@@ -366,10 +366,10 @@ static void assert_receiver_holds_done(fx *f) {
   uint32_t held = 0;
   for (const char *line = t.p; line != NULL && *line != '\0'; held++) {
     vs_op_id id;
-    assert_true(strlen(line) >= 32);
-    char hex[33];
-    memcpy(hex, line, 32);
-    hex[32] = '\0';
+    assert_true(strlen(line) >= 2 * VS_OP_ID_BYTES);
+    char hex[VS_OP_ID_HEX_BYTES];
+    memcpy(hex, line, 2 * VS_OP_ID_BYTES);
+    hex[2 * VS_OP_ID_BYTES] = '\0';
     assert_err(vs_op_id_from_hex(hex, &id), VS_OK);
     vs_outbox_entry e;
     assert_err(vs_outbox_get(f->ob, &id, &e), VS_OK); /* written by us */
@@ -441,7 +441,7 @@ static void test_http_idempotency_key_is_pinned(void **state) {
   (void)state;
   vs_op_id ids[3];
   memset(ids, 0, sizeof ids);
-  for (int i = 0; i < 3; i++) ids[i].bytes[15] = (uint8_t)(i + 1);
+  for (int i = 0; i < 3; i++) ids[i].bytes[VS_OP_ID_BYTES - 1] = (uint8_t)(i + 1);
   char key[VS_HTTP_IDEM_KEY_BYTES], again[VS_HTTP_IDEM_KEY_BYTES], one[VS_HTTP_IDEM_KEY_BYTES];
   vs_http_idempotency_key(ids, 3, key);
   vs_http_idempotency_key(ids, 3, again);
@@ -449,10 +449,10 @@ static void test_http_idempotency_key_is_pinned(void **state) {
   assert_string_equal(key, again);
   assert_string_not_equal(key, one);
   assert_int_equal(strlen(key), VS_HTTP_IDEM_KEY_BYTES - 1);
-  assert_memory_equal(key, "vx1-", 4);
-  /* python3 -c 'import hashlib,struct; h=hashlib.blake2b(digest_size=16); h.update(b"vixsync/http-idempotency/v1");
-   *   h.update(struct.pack("<I",3)); [h.update(bytes(15)+bytes([i])) for i in (1,2,3)]; print(h.hexdigest())' */
-  assert_string_equal(key, "vx1-6dfce3f137366aed87ae61943cb3a685");
+  assert_memory_equal(key, "vx2-", 4);
+  /* python3 -c 'import hashlib,struct; h=hashlib.blake2b(digest_size=16); h.update(b"vixsync/http-idempotency/v2");
+   *   h.update(struct.pack("<I",3)); [h.update(bytes(23)+bytes([i])) for i in (1,2,3)]; print(h.hexdigest())' */
+  assert_string_equal(key, "vx2-a0f0216ab9ec5b4ed6db9f27776da22c");
 }
 
 /* ---- 2xx ---- */
@@ -521,6 +521,65 @@ static void test_http_binary_batch_done(void **state) {
   stat_str(&f->rcv, "content_type", s, sizeof s);
   assert_string_equal(s, VS_HTTP_BINARY_CONTENT_TYPE);
   assert_receiver_holds_done(f);
+}
+
+/* POST `body` to the receiver's batch endpoint as it is; the status. */
+static long post_raw(const receiver *r, const char *ctype, const void *body, size_t body_bytes, text *out) {
+  char url[128], header[160];
+  snprintf(url, sizeof url, "%s://127.0.0.1:%d/in", r->tls ? "https" : "http", r->port);
+  snprintf(header, sizeof header, "Content-Type: %s", ctype);
+  CURL *e = curl_easy_init();
+  assert_non_null(e);
+  struct curl_slist *h = curl_slist_append(NULL, header);
+  assert_non_null(h);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)body_bytes);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, text_put);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+  CURLcode rc = curl_easy_perform(e);
+  long status = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(e);
+  curl_slist_free_all(h);
+  assert_int_equal(rc, CURLE_OK);
+  return status;
+}
+
+/* Batch version 2 carries 24-byte op ids; a version-1 batch (16-byte ids)
+ * is refused by the reference receiver with a 400 naming both versions,
+ * and nothing of it is stored. */
+static void test_http_receiver_names_both_batch_versions(void **state) {
+  fx *f = *state;
+  assert_int_equal(VS_HTTP_BATCH_VERSION, 2);
+  assert_int_equal(VS_OP_ID_BYTES, 24);
+  static const char json_v1[] = "{\"version\":1,\"idempotency_key\":\"vx1-00\",\"ops\":[]}";
+  static const char json_short_id[] =
+      "{\"version\":2,\"idempotency_key\":\"vx2-00\",\"ops\":[{\"id\":\"023de0c749059385e2930f24b4e06738\"}]}";
+  static const uint8_t bin_v1[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+  struct {
+    const char *ctype;
+    const void *body;
+    size_t bytes;
+    const char *want;
+  } cases[] = {
+      {"application/json", json_v1, sizeof json_v1 - 1, "batch version 1, this receiver reads 2"},
+      {VS_HTTP_BINARY_CONTENT_TYPE, bin_v1, sizeof bin_v1, "batch version 1, this receiver reads 2"},
+      {"application/json", json_short_id, sizeof json_short_id - 1, "op id of 16 bytes, this receiver reads 24"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    text t = {0};
+    assert_int_equal(post_raw(&f->rcv, cases[i].ctype, cases[i].body, cases[i].bytes, &t), 400);
+    assert_non_null(t.p);
+    if (strstr(t.p, cases[i].want) == NULL) fail_msg("case %zu: \"%s\" not in \"%s\"", i, cases[i].want, t.p);
+    free(t.p);
+  }
+  assert_int_equal(stat_of(&f->rcv, "bad_bodies"), 3);
+  assert_int_equal(stat_of(&f->rcv, "ops_held"), 0);
 }
 
 /* A 2xx body listing per-op results: each op gets its own. */
@@ -1207,6 +1266,7 @@ int main(void) {
       cmocka_unit_test(test_http_idempotency_key_is_pinned),
       T(test_http_json_batch_done),
       T(test_http_binary_batch_done),
+      T(test_http_receiver_names_both_batch_versions),
       T(test_http_per_op_results),
       T(test_http_retry_statuses),
       T(test_http_retry_after_honoured_and_capped),

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "fixture.h"
 #include "vixsync/op.h"
 
@@ -822,11 +824,11 @@ static void test_op_hash_rejects_invalid_op(void **state) {
 /* Ids                                                                      */
 /* ------------------------------------------------------------------------ */
 
-/* python3 -c 'import hashlib;print((hashlib.blake2b(b"vixsync/op-id/v1"+bytes(range(32)),
- *   digest_size=10).digest()+(1).to_bytes(6,"big")).hex())' */
-#define GOLDEN_ID_SEQ1_HEX "b6e5fe51e9d002d2dbca000000000001"
+/* python3 -c 'import hashlib;print((hashlib.blake2b(b"vixsync/op-id/v2"+bytes(range(32)),
+ *   digest_size=16).digest()+(1).to_bytes(8,"big")).hex())' */
+#define GOLDEN_ID_SEQ1_HEX "7b20ceabac835117d0df0f9ae6426be70000000000000001"
 /* The same with seq 0x010203040506: pins the byte order of seq. */
-#define GOLDEN_ID_SEQ_BYTES_HEX "b6e5fe51e9d002d2dbca010203040506"
+#define GOLDEN_ID_SEQ_BYTES_HEX "7b20ceabac835117d0df0f9ae6426be70000010203040506"
 
 static void test_op_id_matches_golden(void **state) {
   (void)state;
@@ -884,7 +886,7 @@ static void test_op_id_depends_on_seq(void **state) {
 }
 
 /* vs_op_id_seq reads back the seq vs_op_id_derive put in, all 48 bits of
- * it; vs_op_id_same_origin compares the tag only. */
+ * it; vs_op_id_same_origin compares the tag only, all 128 bits of it. */
 static void test_op_id_seq_and_same_origin(void **state) {
   (void)state;
   uint8_t a_origin[VS_ORIGIN_BYTES], b_origin[VS_ORIGIN_BYTES];
@@ -914,11 +916,48 @@ static void test_op_id_seq_and_same_origin(void **state) {
   vt_hex_to_bytes(GOLDEN_ID_SEQ_BYTES_HEX, want, sizeof want);
   memcpy(g.bytes, want, sizeof want);
   assert_int_equal(vs_op_id_seq(&g), 0x010203040506ull);
-  /* A difference in the last tag byte is another origin. */
-  vs_op_id other = a[0];
-  other.bytes[VS_OP_ID_TAG_BYTES - 1] ^= 0x01;
-  assert_false(vs_op_id_same_origin(&a[0], &other));
-  assert_int_equal(vs_op_id_seq(&other), 1);
+  /* A difference in any tag byte is another origin, also in bytes 10..15
+   * (past the 80 bits of op-id v1, where an attacker's two origins collide
+   * after ~2^40 key generations). */
+  for (unsigned i = 0; i < VS_OP_ID_TAG_BYTES; i++) {
+    vs_op_id other = a[0];
+    other.bytes[i] ^= 0x01;
+    assert_false(vs_op_id_same_origin(&a[0], &other));
+    assert_int_equal(vs_op_id_seq(&other), 1);
+  }
+  for (unsigned i = 10; i < 16; i++) {
+    vs_op_id other = a[0];
+    other.bytes[i] ^= 0x80;
+    assert_false(vs_op_id_same_origin(&a[0], &other));
+    assert_false(vs_op_id_equal(&a[0], &other));
+  }
+}
+
+/* The tag is BLAKE2b-128("vixsync/op-id/v2" || origin), recomputed here
+ * with libsodium, not through op.c, and the seq follows as a u64be: an op
+ * id carries 128 bits of the origin's hash (issue 14, item 9). Two origins
+ * collide by birthday search only after ~2^64 key generations. */
+static void test_op_id_tag_is_blake2b_128_of_origin(void **state) {
+  (void)state;
+  static const char domain[] = "vixsync/op-id/v2";
+  static const uint64_t seqs[] = {1, 0x0102030405ull, VS_OP_SEQ_MAX};
+  for (unsigned salt = 0; salt < 4; salt++) {
+    uint8_t origin[VS_ORIGIN_BYTES], msg[sizeof domain - 1 + VS_ORIGIN_BYTES], want[16];
+    vt_origin(origin, (uint8_t)(salt * 0x41u));
+    memcpy(msg, domain, sizeof domain - 1);
+    memcpy(msg + sizeof domain - 1, origin, VS_ORIGIN_BYTES);
+    assert_int_equal(crypto_generichash(want, sizeof want, msg, sizeof msg, NULL, 0), 0);
+    for (unsigned k = 0; k < sizeof seqs / sizeof seqs[0]; k++) {
+      vs_op_id id;
+      vs_op_id_derive(origin, seqs[k], &id);
+      assert_memory_equal(id.bytes, want, sizeof want);
+      uint64_t seq = 0;
+      for (unsigned i = 16; i < VS_OP_ID_BYTES; i++) seq = seq << 8 | id.bytes[i];
+      assert_int_equal(seq, seqs[k]);
+    }
+  }
+  assert_true(VS_OP_ID_TAG_BYTES * 8u >= 128u);
+  assert_int_equal(VS_OP_ID_BYTES, VS_OP_ID_TAG_BYTES + 8u);
 }
 
 static void test_op_init_derives_id(void **state) {
@@ -991,7 +1030,7 @@ static void test_op_id_hex_roundtrip(void **state) {
   }
   char hex[VS_OP_ID_HEX_BYTES];
   vs_op_id_to_hex(&ids[1], hex);
-  assert_string_equal(hex, "ffffffffffffffffffffffffffffffff");
+  assert_string_equal(hex, "ffffffffffffffffffffffffffffffffffffffffffffffff");
 }
 
 static void test_op_id_from_hex_rejects_bad_input(void **state) {
@@ -999,12 +1038,14 @@ static void test_op_id_from_hex_rejects_bad_input(void **state) {
   static const char *const bad[] = {
       "",
       "0",
-      "023de0c749059385e2930f24b4e0673",  /* 31 chars */
-      "g23de0c749059385e2930f24b4e06738", /* non-hex first */
-      "023de0c749059385e2930f24b4e0673g", /* non-hex last */
-      "023de0c749059385 2930f24b4e06738", /* space inside */
-      "0x3de0c749059385e2930f24b4e06738", /* prefix is not hex */
-      "023de0c749059385-2930f24b4e06738",
+      "023de0c749059385e2930f24b4e06738",                  /* 32 chars: an op-id v1 id */
+      "023de0c749059385e2930f24b4e06738000000000000000",   /* 47 chars */
+      "023de0c749059385e2930f24b4e067380000000000000001a", /* 49 chars */
+      "g23de0c749059385e2930f24b4e067380000000000000001",  /* non-hex first */
+      "023de0c749059385e2930f24b4e06738000000000000000g",  /* non-hex last */
+      "023de0c749059385 2930f24b4e067380000000000000001",  /* space inside */
+      "0x3de0c749059385e2930f24b4e067380000000000000001",  /* prefix is not hex */
+      "023de0c749059385-2930f24b4e067380000000000000001",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     vs_op_id id;
@@ -1194,6 +1235,7 @@ int main(void) {
       cmocka_unit_test(test_op_id_depends_on_every_origin_byte),
       cmocka_unit_test(test_op_id_depends_on_seq),
       cmocka_unit_test(test_op_id_seq_and_same_origin),
+      cmocka_unit_test(test_op_id_tag_is_blake2b_128_of_origin),
       cmocka_unit_test(test_op_init_derives_id),
       cmocka_unit_test(test_op_decode_derives_id),
       cmocka_unit_test(test_op_id_equal_compares_every_byte),

@@ -2,7 +2,8 @@
  *
  * Open, create and close; the errors for a directory without a store, a
  * missing directory and a foreign LMDB environment; one open per process
- * (VS_ERR_BUSY, also through another spelling of the path); the owner lock
+ * (VS_ERR_BUSY, also through another spelling of the path); a store of
+ * another format version (VS_ERR_VERSION, vs_store_format); the owner lock
  * between processes (each child opens the store itself, never across fork);
  * usage and map size.
  */
@@ -12,6 +13,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -216,6 +218,101 @@ static void test_store_foreign_lmdb_env_is_foreign_even_with_create(void **state
   make_foreign_env(f->dir);
   assert_err(open_dir(f->dir, true, 0, &f->store), VS_ERR_FOREIGN);
   assert_null(f->store);
+  assert_foreign_env_untouched(f->dir);
+}
+
+/* ---- the format version ---------------------------------------------------- */
+
+/* meta["vixsync"] = format u32le, as store.c records it, written with LMDB
+ * directly: a store of another format, as an older or newer build left it. */
+static void raw_set_format(const char *dir, uint32_t format) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_dbi meta;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+  assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+  uint8_t buf[4] = {(uint8_t)format, (uint8_t)(format >> 8), (uint8_t)(format >> 16), (uint8_t)(format >> 24)};
+  MDB_val k = {7, (void *)"vixsync"}, v = {sizeof buf, buf};
+  assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+/* What the store's files hold, page for page (nothing may be written). */
+static void *read_data_file(const char *dir, size_t *bytes_out) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/data.mdb", dir);
+  FILE *fp = fopen(path, "rb");
+  assert_non_null(fp);
+  assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+  long n = ftell(fp);
+  assert_true(n > 0);
+  rewind(fp);
+  void *p = malloc((size_t)n);
+  assert_non_null(p);
+  assert_int_equal(fread(p, 1, (size_t)n, fp), (size_t)n);
+  fclose(fp);
+  *bytes_out = (size_t)n;
+  return p;
+}
+
+/* A store of another format (2: 16-byte op ids, before op-id v2; or a
+ * future one) is refused with VS_ERR_VERSION, with or without create, and
+ * left as it was; vs_store_format names the format it holds, so the error
+ * can say "store format 2, this build reads 3". */
+static void test_store_other_format_is_a_version_error(void **state) {
+  fixture *f = *state;
+  assert_int_equal(VS_STORE_FORMAT, 3);
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  write_one(f->store, 10, 1000);
+  uint32_t found = 0;
+  assert_err(vs_store_format(f->dir, &found), VS_ERR_BUSY); /* open here: one env per process */
+  vs_store_close(f->store);
+  f->store = NULL;
+  assert_err(vs_store_format(f->dir, &found), VS_OK);
+  assert_int_equal(found, VS_STORE_FORMAT);
+  static const uint32_t others[] = {1u, 2u, VS_STORE_FORMAT + 1u, UINT32_MAX};
+  for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+    raw_set_format(f->dir, others[i]);
+    size_t before_bytes = 0, after_bytes = 0;
+    void *before = read_data_file(f->dir, &before_bytes);
+    assert_err(open_dir(f->dir, false, 0, &f->store), VS_ERR_VERSION);
+    assert_null(f->store);
+    assert_err(open_dir(f->dir, true, 0, &f->store), VS_ERR_VERSION);
+    assert_null(f->store);
+    found = 0;
+    assert_err(vs_store_format(f->dir, &found), VS_OK);
+    assert_int_equal(found, others[i]);
+    void *after = read_data_file(f->dir, &after_bytes);
+    assert_int_equal(before_bytes, after_bytes);
+    assert_memory_equal(before, after, before_bytes);
+    free(before);
+    free(after);
+  }
+  /* Back at this build's format, the store opens with its op. */
+  raw_set_format(f->dir, VS_STORE_FORMAT);
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
+  assert_int_equal(lsn, 1);
+}
+
+static void test_store_format_of_no_store_or_foreign(void **state) {
+  fixture *f = *state;
+  uint32_t found = 7;
+  assert_err(vs_store_format(f->dir, &found), VS_ERR_NO_STORE); /* empty directory */
+  assert_true(dir_is_empty(f->dir));
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/does-not-exist", f->dir);
+  assert_err(vs_store_format(missing, &found), VS_ERR_NO_STORE);
+  assert_err(vs_store_format(NULL, &found), VS_ERR_INVAL);
+  assert_err(vs_store_format(f->dir, NULL), VS_ERR_INVAL);
+  make_foreign_env(f->dir);
+  assert_err(vs_store_format(f->dir, &found), VS_ERR_FOREIGN);
+  assert_int_equal(found, 7);
   assert_foreign_env_untouched(f->dir);
 }
 
@@ -493,6 +590,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_store_missing_dir_is_no_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_foreign_lmdb_env_is_foreign, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_foreign_lmdb_env_is_foreign_even_with_create, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_other_format_is_a_version_error, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_format_of_no_store_or_foreign, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_open_twice_in_process_is_busy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_open_twice_via_other_path_is_busy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_owner_lock_excludes_other_process, setup, teardown),

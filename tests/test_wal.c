@@ -958,6 +958,53 @@ static void test_wal_reader_detects_corrupt_records(void **state) {
   rd_close(&rd);
 }
 
+/* Issue 14, item 9: op-id v1 kept 80 bits of the origin's hash, so two
+ * origins an attacker picks share a tag after ~2^40 key generations and the
+ * second one's ops were refused as already held. Forge such a pair (b's id
+ * takes a's first 10 bytes, as a v1 tag collision would make it) and put
+ * both into the op-id index through the WAL's internal append: both are
+ * held, each found with its own LSN and hash, because ids now carry 128
+ * bits of tag and differ in bytes 10..15. */
+static void test_wal_opid_index_tells_apart_ids_equal_in_80_bits(void **state) {
+  fixture *f = *state;
+  uint8_t oa[VS_ORIGIN_BYTES], ob[VS_ORIGIN_BYTES];
+  vt_origin(oa, 0x61);
+  vt_origin(ob, 0x62);
+  vs_op a, b;
+  assert_err(vs_op_init(&a, oa, 1, 10, NULL, "put", (const uint8_t *)"k", 1, (const uint8_t *)"a", 1), VS_OK);
+  assert_err(vs_op_init(&b, ob, 1, 10, NULL, "put", (const uint8_t *)"k", 1, (const uint8_t *)"b", 1), VS_OK);
+  memcpy(b.id.bytes, a.id.bytes, 10); /* the v1 tag: 80 bits */
+
+  MDB_txn *txn = NULL;
+  uint8_t ha[VS_HASH_BYTES], hb[VS_HASH_BYTES];
+  assert_err(vs_txn_begin(f->store, true, &txn), VS_OK);
+  assert_err(vs_wal_append_txn(txn, f->store, &a, NULL, 1, T0_MS, NULL, true, ha), VS_OK);
+  assert_err(vs_wal_append_txn(txn, f->store, &b, NULL, 2, T0_MS, NULL, true, hb), VS_OK);
+  assert_err(vs_txn_commit(txn), VS_OK);
+
+  uint64_t lsn = 0;
+  assert_err(vs_wal_find(f->store, &a.id, &lsn), VS_OK);
+  assert_int_equal(lsn, 1);
+  assert_err(vs_wal_find(f->store, &b.id, &lsn), VS_OK);
+  assert_int_equal(lsn, 2);
+  uint8_t got[VS_HASH_BYTES];
+  assert_err(vs_txn_begin(f->store, false, &txn), VS_OK);
+  assert_err(vs_opid_get(txn, f->store, &a.id, &lsn, got), VS_OK);
+  assert_memory_equal(got, ha, VS_HASH_BYTES);
+  assert_err(vs_opid_get(txn, f->store, &b.id, &lsn, got), VS_OK);
+  assert_memory_equal(got, hb, VS_HASH_BYTES);
+  assert_int_not_equal(memcmp(ha, hb, VS_HASH_BYTES), 0);
+  /* Bytes 10..15 take part in the key: a third id that differs from a only
+   * there is not held. */
+  vs_op_id c = a.id;
+  c.bytes[12] ^= 0x40;
+  assert_err(vs_opid_get(txn, f->store, &c, NULL, NULL), VS_ERR_NOTFOUND);
+  mdb_txn_abort(txn);
+  assert_false(vs_op_id_equal(&a.id, &b.id));
+  assert_false(vs_op_id_same_origin(&a.id, &b.id));
+  assert_int_equal(vs_op_id_seq(&b.id), 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -972,6 +1019,7 @@ int main(void) {
       T(test_wal_survives_reopen),
       T(test_wal_find_returns_lsn),
       T(test_wal_find_unknown_is_notfound),
+      T(test_wal_opid_index_tells_apart_ids_equal_in_80_bits),
       T(test_wal_head_tracks_each_origin),
       T(test_wal_append_first_op_of_origin),
       T(test_wal_append_lsn_out_may_be_null),

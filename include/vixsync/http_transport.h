@@ -15,20 +15,26 @@
  * The body (a pure function of the batch's set of operations):
  *
  *   JSON (default), Content-Type: application/json
- *     {"version":1,"idempotency_key":"vx1-...","ops":[
- *       {"id":"<32 hex>","origin":"<64 hex>","seq":N,"hlc":N,"kind":"put",
+ *     {"version":2,"idempotency_key":"vx2-...","ops":[
+ *       {"id":"<48 hex>","origin":"<64 hex>","seq":N,"hlc":N,"kind":"put",
  *        "target":"...","value":"..."}, ...]}
  *     ops in ascending id order; target and value are JSON strings when
  *     they are UTF-8, else "target_b64" / "value_b64" (standard base64).
  *
  *   binary (VS_HTTP_FORMAT_BINARY), Content-Type: VS_HTTP_BINARY_CONTENT_TYPE
- *     0  1  version = 1      1  3  reserved = 0      4  4  op count (u32le)
- *     then per op, in ascending id order: 16 id, 4 encoded bytes (u32le),
+ *     0  1  version = 2      1  3  reserved = 0      4  4  op count (u32le)
+ *     then per op, in ascending id order: 24 id, 4 encoded bytes (u32le),
  *     the operation's canonical encoding (op.h).
  *
+ *   Version 2 (VS_HTTP_BATCH_VERSION) carries 24-byte op ids (op.h, op-id
+ *   v2); version 1 carried 16-byte ids. A server reading only one version
+ *   answers the other with a 4xx that names both (tests/http_receiver.py:
+ *   400 "batch version 1, this receiver reads 2"); the op then turns FAILED
+ *   with that reason, never silently misread.
+ *
  * Every operation carries its id, so a server deduplicates per operation.
- * The Idempotency-Key header names the batch: "vx1-" and 32 lowercase hex of
- * BLAKE2b-128("vixsync/http-idempotency/v1" || count u32le || the ids in
+ * The Idempotency-Key header names the batch: "vx2-" and 32 lowercase hex of
+ * BLAKE2b-128("vixsync/http-idempotency/v2" || count u32le || the ids in
  * ascending order): the same set of operations always gets the same key (a
  * retried batch, the same batch after a restart), whatever order it was
  * claimed in. It does not change with the attempt, so a server may answer
@@ -39,7 +45,7 @@
  *
  *   2xx                   DONE for every op of the batch, unless the body is a
  *                         JSON object whose "results" member lists ops:
- *                         [{"id":"<32 hex>","status":"done"|"retry"|"failed",
+ *                         [{"id":"<48 hex>","status":"done"|"retry"|"failed",
  *                           "reason":"...","retry_after_ms":N}, ...]; then each
  *                         listed op gets its own result, and an op the list
  *                         leaves out gets RETRY (its delivery is not confirmed).
@@ -96,8 +102,9 @@ extern "C" {
 #define VS_HTTP_HEADER_BYTES_MAX 8192u /**< one "Name: value" line */
 #define VS_HTTP_URL_BYTES_MAX 8192u
 #define VS_HTTP_REQUESTS_MAX 256u
-#define VS_HTTP_IDEM_KEY_PREFIX "vx1-"
-#define VS_HTTP_IDEM_KEY_BYTES (4u + 32u + 1u) /**< "vx1-", 32 hex, NUL */
+#define VS_HTTP_BATCH_VERSION 2u /**< the body's version (byte 0, or JSON "version") */
+#define VS_HTTP_IDEM_KEY_PREFIX "vx2-"   /**< "vx" VS_HTTP_BATCH_VERSION "-" */
+#define VS_HTTP_IDEM_KEY_BYTES (4u + 32u + 1u) /**< "vx2-", 32 hex, NUL */
 /** Body bytes quoted in a reason. */
 #define VS_HTTP_REASON_BODY_BYTES 120u
 

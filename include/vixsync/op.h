@@ -7,15 +7,30 @@
  * operation (all zero for seq 1), which makes each origin's operations a
  * hash chain.
  *
- * The id is derived, never drawn: 16 bytes, an 80-bit origin tag
- * BLAKE2b-80("vixsync/op-id/v1" || origin) followed by seq as a 48-bit
+ * The id is derived, never drawn: 24 bytes, a 128-bit origin tag
+ * BLAKE2b-128("vixsync/op-id/v2" || origin) followed by seq as a 64-bit
  * big-endian integer. The same (origin, seq) gives the same id on every
  * machine, and the encoding does not carry it. Why this shape: the ids of one
  * origin are adjacent and increasing, so the op-id index grows by appends
  * (about 3x the group-commit throughput of a hash-of-everything id, measured
- * with tests/bench_write.c), while two origins share a tag only by chance
- * (2^-80 per pair) or by ~2^80 work. Hence seq <= VS_OP_SEQ_MAX (2^48 - 1,
- * 8.9 years at a million writes a second from one origin).
+ * with tests/bench_write.c).
+ *
+ * Why 128 bits of tag (op-id v2; v1 was 16 bytes, an 80-bit tag and a 48-bit
+ * seq): every index keyed by op id (op-id index, signatures, outbox, the
+ * engine's and the HTTP receiver's deduplication) takes two ops with equal
+ * ids for one, so two origins with equal tags cannot both be stored: the
+ * second is refused everywhere. An attacker who chooses both origins finds
+ * such a pair by birthday search in about 2^(tag bits / 2) key generations:
+ * 2^40 for v1 (within reach), 2^64 for v2; by chance, 2^-128 per pair. Keying
+ * the indexes by the full origin (32 + 8 = 40-byte ids) would rule collisions
+ * out entirely but grows every key and record that carries an id by 16 more
+ * bytes for no practical gain. The seq takes 8 bytes, not 6, so that ids
+ * stay a whole number of u64s and the seq field can grow without another
+ * format change; today it still holds at most VS_OP_SEQ_MAX (2^48 - 1, 8.9
+ * years at a million writes a second from one origin), the limit of the op
+ * encoding below. Changing the id changes the store format (store.c) and the
+ * HTTP batch format (http_transport.h); peers never send ids (they derive
+ * them), so the mesh wire format is unchanged.
  *
  * Encoding, version 1 (all integers little-endian, no padding):
  *
@@ -50,8 +65,9 @@ extern "C" {
 #endif
 
 #define VS_OP_VERSION 1u
-#define VS_OP_ID_BYTES 16u
-#define VS_OP_ID_TAG_BYTES 10u
+#define VS_OP_ID_BYTES 24u
+#define VS_OP_ID_TAG_BYTES 16u /* BLAKE2b-128 of the origin */
+#define VS_OP_ID_SEQ_BYTES (VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES) /* u64 big-endian */
 #define VS_OP_SEQ_MAX ((1ull << 48) - 1u)
 #define VS_OP_ID_HEX_BYTES (2u * VS_OP_ID_BYTES + 1u) /* with the NUL */
 #define VS_ORIGIN_BYTES 32u
@@ -64,7 +80,7 @@ extern "C" {
   (VS_OP_HEADER_BYTES + VS_OP_KIND_BYTES_MAX + 4u + VS_OP_TARGET_BYTES_MAX + 4u + \
    VS_OP_PAYLOAD_BYTES_MAX)
 
-/** An operation id: 16 bytes derived from (origin, seq). */
+/** An operation id: 24 bytes derived from (origin, seq): the origin's tag, then seq. */
 typedef struct vs_op_id {
   uint8_t bytes[VS_OP_ID_BYTES];
 } vs_op_id;
@@ -90,7 +106,7 @@ typedef struct vs_op {
  *  function). */
 void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_id *id_out);
 
-/** The seq an id carries (its last 6 bytes). Whose id it is takes the tag:
+/** The seq an id carries (its last 8 bytes). Whose id it is takes the tag:
  *  compare it with an id derived from the origin. */
 uint64_t vs_op_id_seq(const vs_op_id *id);
 
@@ -134,10 +150,11 @@ vs_err vs_op_hash(const vs_op *op, uint8_t hash_out[VS_HASH_BYTES]);
 /** The same hash from an already encoded operation (no re-encoding). */
 void vs_op_hash_encoded(const uint8_t *enc, size_t enc_bytes, uint8_t hash_out[VS_HASH_BYTES]);
 
-/** Write `id` as 32 lowercase hex characters and a NUL into `hex_out`. */
+/** Write `id` as 48 lowercase hex characters and a NUL into `hex_out`. */
 void vs_op_id_to_hex(const vs_op_id *id, char hex_out[VS_OP_ID_HEX_BYTES]);
 
-/** Parse 32 hex characters. @return VS_OK or VS_ERR_INVAL. */
+/** Parse 48 hex characters (2 * VS_OP_ID_BYTES). @return VS_OK or VS_ERR_INVAL (any
+ *  other length, e.g. a 32-hex v1 id, or a non-hex character). */
 vs_err vs_op_id_from_hex(const char *hex, vs_op_id *id_out);
 
 /** True when both ids are equal. */

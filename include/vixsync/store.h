@@ -34,6 +34,11 @@ typedef enum vs_durability {
   VS_DURABILITY_NOSYNC = 1,
 } vs_durability;
 
+/** The store format this build reads and writes (meta["vixsync"]). A store
+ *  of any other format is refused (VS_ERR_VERSION); there is no migration
+ *  yet. 3: 24-byte op ids (op.h); 2: state records keep their digest. */
+#define VS_STORE_FORMAT 3u
+
 #define VS_STORE_MAP_BYTES_DEFAULT (1024ull * 1024ull * 1024ull) /* 1 GiB */
 #define VS_STORE_MAP_BYTES_MIN (64ull * 1024ull)
 
@@ -56,9 +61,20 @@ typedef struct vs_store vs_store;
  *  @param[out] store_out the open store, to close with vs_store_close.
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_NO_STORE (nothing there and
  *  cfg->create is false, or the directory is missing), VS_ERR_FOREIGN (not a
- *  vixsync store or an unknown format version), VS_ERR_BUSY (already open in
- *  this process), VS_ERR_NOMEM or VS_ERR_STORE. */
+ *  vixsync store), VS_ERR_VERSION (a vixsync store of a format other than
+ *  VS_STORE_FORMAT, older or newer: vs_store_format says which; nothing is
+ *  changed), VS_ERR_BUSY (already open in this process), VS_ERR_NOMEM or
+ *  VS_ERR_STORE. */
 vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_out);
+
+/** Read the format version of the store in `dir` without opening it for use
+ *  (read-only, nothing written), to name it when vs_store_open returns
+ *  VS_ERR_VERSION: "store format 2, this build reads 3".
+ *  @param[out] format_out the format recorded in the store.
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_NO_STORE (no directory or no store in
+ *  it), VS_ERR_FOREIGN (not a vixsync store), VS_ERR_BUSY (the store is open
+ *  in this process: it is then of VS_STORE_FORMAT) or VS_ERR_STORE. */
+vs_err vs_store_format(const char *dir, uint32_t *format_out);
 
 /** Close the store, releasing its owner lock if held. NULL is a no-op. The
  *  caller must have ended its transactions. */

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vnlib  # noqa: E402
-from vnlib import HEX32, HEX64  # noqa: E402
+from vnlib import HEX64, OP_ID_HEX  # noqa: E402
 
 suite = vnlib.Suite()
 LOCAL_COMMANDS = ["init", "mesh-key", "id", "put", "del", "incr", "get", "import", "retry-failed",
@@ -339,14 +340,14 @@ def test_put_get_del(t):
                           ("spaces in target", "a b\tc"), ("empty", ""), ("-dash", "--val")]:
         args = ["--", target, value] if target.startswith("-") else [target, value]
         r = n.ok("put", *args)
-        assert r.out.endswith("\n") and HEX32.match(r.out[:-1]), r
+        assert r.out.endswith("\n") and OP_ID_HEX.match(r.out[:-1]), r
         ids.add(r.out)
         assert n.get(target) == value
     assert len(ids) == 6  # every write has its own op id
     assert n.get("colour") == "green"
     t.expect(n.run("get", "nothing-here"), 1, "")
     r = n.ok("del", "colour")
-    assert HEX32.match(r.out.strip())
+    assert OP_ID_HEX.match(r.out.strip())
     t.expect(n.run("get", "colour"), 1, "")
     t.expect(n.run("del", "never-written"), 0)  # a tombstone for nothing is still a write
     n.ok("put", "colour", "red")
@@ -636,7 +637,7 @@ def test_log(t):
     for e in log:
         for field in ("lsn", "id", "origin", "seq", "hlc", "kind", "target", "value"):
             assert field in e, (field, e)
-        assert e["origin"] == node_id and HEX32.match(e["id"])
+        assert e["origin"] == node_id and OP_ID_HEX.match(e["id"])
     ids = [n.ok("put", "q", "1").out.strip()]
     assert n.log("--from", "5")[0]["id"] == ids[0]
     assert [e["lsn"] for e in n.log("--from", "3")] == [3, 4, 5]
@@ -686,6 +687,37 @@ def test_missing_and_foreign_dirs(t):
     expect_storage_error(t, foreign, "not a vixsync data directory")
     assert os.listdir(foreign) == ["x"]
     expect_storage_error(t, t.write("plain", "x"), "not a directory")
+
+
+@suite.test
+def test_store_of_another_format_names_both_versions(t):
+    """A store written before op-id v2 (store format 2: 16-byte op ids) is
+    refused by every command, with one line naming both formats, and left
+    as it was (no migration yet)."""
+    n = t.node()
+    n.init("--mesh-key", t.write("mesh.key", t.run("mesh-key").out, 0o600))
+    n.ok("put", "k", "v")
+    path = os.path.join(n.data, "data.mdb")
+    with open(path, "rb") as f:
+        data = f.read()
+    # meta["vixsync"] = format u32le: in an LMDB leaf node the value follows the key.
+    now = b"vixsync" + struct.pack("<I", 3)
+    assert data.count(now) >= 1, "store format 3 not found in data.mdb"
+    for old, word in ((2, "an older"), (4, "a newer")):
+        patched = data.replace(now, b"vixsync" + struct.pack("<I", old))
+        with open(path, "wb") as f:
+            f.write(patched)
+        for cmd in DIR_COMMANDS + [("run", "--listen", "127.0.0.1:0"), ("init",)]:
+            r = t.run(cmd[0], "--data", n.data, *cmd[1:], input="")
+            t.expect(r, 3, "")
+            line = t.one_error_line(r, cmd[0])
+            want = "store format %d, this build reads 3 (written by %s vixsync" % (old, word)
+            assert want in line, (want, r)
+        with open(path, "rb") as f:
+            assert f.read() == patched  # nothing written
+    with open(path, "wb") as f:
+        f.write(data)
+    assert n.get("k") == "v"
 
 
 @suite.test

@@ -24,7 +24,7 @@ import tempfile
 import traceback
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
+OP_ID_HEX = re.compile(r"^[0-9a-f]{48}$")  # 24-byte op ids (include/vixsync/op.h, op-id v2)
 TIMEOUT_S = 60  # per command: generous for sanitizer builds; tests never wait on time otherwise
 
 
