@@ -42,7 +42,8 @@
 #define STATS_FIELDS(X)                                                                                      \
   X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(handshakes_done) X(handshakes_timeout) X(rejected_auth) \
   X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_applied)          \
-  X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends)
+  X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends)  \
+  X(rejected_origin_quota) X(rejected_vv_regress)
 #define COUNT_(f) +1
 _Static_assert(sizeof(vs_node_stats) == (0 STATS_FIELDS(COUNT_)) * sizeof(uint64_t),
                "vs_node_stats: list every field in STATS_FIELDS");

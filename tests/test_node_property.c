@@ -116,7 +116,8 @@ static vs_err wal_ids_cb(const vs_wal_record *rec, void *ctx) {
 #define STATS_FIELDS(X)                                                                                      \
   X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(handshakes_done) X(handshakes_timeout) X(rejected_auth) \
   X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_applied)          \
-  X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends)
+  X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends)  \
+  X(rejected_origin_quota) X(rejected_vv_regress)
 
 static void stats_add(vs_node_stats *acc, const vs_node_stats *s) {
 #define ADD_(f) acc->f += s->f;
@@ -1034,7 +1035,7 @@ static void snap_same_store(vs_node *node, const snap *before) {
 
 #define REJECT_FIELDS(X)                                                                                        \
   X(rejected_auth) X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_gap) \
-  X(runs_forged) X(runs_fork)
+  X(runs_forged) X(runs_fork) X(rejected_origin_quota) X(rejected_vv_regress)
 
 /* Exactly `field` grew by `delta` among the refusal counters. */
 static void expect_only(vs_node *node, const snap *before, const char *field, uint64_t delta, const char *what) {
@@ -1278,9 +1279,9 @@ static void test_node_rejects_data_before_handshake(void **state) {
   (void)state;
   fake f;
   bench *t = bench_secure(&f);
-  uint8_t frame[256], vv[8];
+  uint8_t frame[256], vv[VS_MSG_VV_HEADER_BYTES];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   /* As responder: the connection waits for HELLO. */
   const uint32_t h = FAKE_HANDLE + 1;
@@ -1417,9 +1418,9 @@ static void test_node_rejects_bad_frame_headers(void **state) {
   bench *t = bench_secure(&f);
   const uint32_t hs_handle = FAKE_HANDLE + 20; /* a connection still in its handshake */
   assert_err(vs_node_peer_up(t->nodes[0], hs_handle, false, t->now_ms), VS_OK);
-  uint8_t vv[8], frame[256];
+  uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   const uint32_t handles[2] = {f.handle, hs_handle};
   for (int k = 0; k < 2; k++) {
@@ -1438,11 +1439,13 @@ static void test_node_rejects_bad_frame_headers(void **state) {
     /* Unknown versions. */
     uint8_t bad[256];
     memcpy(bad, frame, flen);
-    bad[0] = 2;
+    bad[0] = VS_WIRE_VERSION + 1;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
     bad[0] = 0;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
-    expect_refused(t->nodes[0], &s0, "rejected_malformed", 3, "unknown version");
+    bad[0] = 1; /* a wire v1 peer: its VV had no parts (issue 14) */
+    assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_VERSION);
+    expect_refused(t->nodes[0], &s0, "rejected_malformed", 4, "unknown version");
     /* Unknown frame types. */
     memcpy(bad, frame, flen);
     bad[1] = 5;
@@ -1451,7 +1454,7 @@ static void test_node_rejects_bad_frame_headers(void **state) {
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, flen, t->now_ms), VS_ERR_MALFORMED);
     bad[1] = 0xff;
     assert_err(vt_node_on_frame(t->nodes[0], h, bad, 2, t->now_ms), VS_ERR_MALFORMED);
-    expect_refused(t->nodes[0], &s0, "rejected_malformed", 6, "unknown frame type");
+    expect_refused(t->nodes[0], &s0, "rejected_malformed", 7, "unknown frame type");
   }
   /* None of it moved the session's window: the real frame passes. */
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
@@ -1485,12 +1488,15 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
   e[1].origin[0] = 1;
   e[0].seq = e[1].seq = 1;
   msg[0] = VS_MSG_VV;
-  vt_put_u32le(msg + 1, 2);
+  vt_put_u64le(msg + 1, 1);
+  vt_put_u32le(msg + 9, 0);
+  vt_put_u32le(msg + 13, 1);
+  vt_put_u32le(msg + 17, 2);
   for (int k = 0; k < 2; k++) {
-    memcpy(msg + 5 + k * 40, e[k].origin, VS_ORIGIN_BYTES);
-    vt_put_u64le(msg + 5 + k * 40 + 32, e[k].seq);
+    memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 40, e[k].origin, VS_ORIGIN_BYTES);
+    vt_put_u64le(msg + VS_MSG_VV_HEADER_BYTES + k * 40 + 32, e[k].seq);
   }
-  flen = fake_seal(&f, msg, 5 + 80, frame, sizeof frame);
+  flen = fake_seal(&f, msg, VS_MSG_VV_HEADER_BYTES + 80, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
   msg[0] = VS_MSG_OPS;
   vt_put_u32le(msg + 1, 0);
