@@ -362,6 +362,11 @@ static bool on_receive(daemon *d, ENetPeer *p, ENetPacket *pkt) {
   uint8_t want = s->initiator ? VS_FRAME_REPLY : VS_FRAME_AUTH;
   bool finishing = !s->ready && vs_frame_type(pkt->data, pkt->dataLength, &type) == VS_OK && type == want;
   vs_err err = vs_node_on_frame(d->node, s->handle, pkt->data, pkt->dataLength, d->now_ms);
+  if (err == VS_ERR_VERSION && !s->ready && pkt->dataLength > 0) /* once per connection: its first frame */
+    vn_log(VN_LOG_WARN, "wire_version_mismatch",
+           "peer=%u addr=%s theirs=%u ours=%u note=\"the peer speaks wire protocol v%u, this node v%u: upgrade one\"",
+           s->handle, s->addr, (unsigned)pkt->data[0], (unsigned)VS_WIRE_VERSION, (unsigned)pkt->data[0],
+           (unsigned)VS_WIRE_VERSION);
   if (err == VS_OK && finishing) {
     size_t at = s->initiator ? 2u + 32u : 2u;
     assert(pkt->dataLength >= at + VS_ORIGIN_BYTES); /* the node accepted a whole frame */
@@ -507,6 +512,7 @@ static void json_stats(FILE *f, const daemon *d) {
           "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
           "\"runs_forged\": %llu, \"runs_fork\": %llu,\n"
           "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
+          "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
           "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
           "  \"rx_pipelined\": %llu}",
@@ -518,7 +524,8 @@ static void json_stats(FILE *f, const daemon *d) {
           (unsigned long long)st.runs_applied, (unsigned long long)st.ops_applied,
           (unsigned long long)st.ops_duplicate, (unsigned long long)st.runs_gap, (unsigned long long)st.runs_forged,
           (unsigned long long)st.runs_fork, (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
-          (unsigned long long)st.resends, (unsigned long long)c->half_open_resets,
+          (unsigned long long)st.resends, (unsigned long long)st.rejected_origin_quota,
+          (unsigned long long)st.rejected_vv_regress, (unsigned long long)c->half_open_resets,
           (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
           (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
           (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
@@ -746,7 +753,8 @@ static int daemon_open(daemon *d, const vn_run_args *a) {
   }
   if (rc != 0) return rc;
   uint8_t id[VS_ORIGIN_BYTES];
-  rc = vn_open_node_id("run", a->dir, a->mesh_key, true, &d->node, id);
+  vn_node_tune tune = {a->origin_quota_set, a->origin_quota};
+  rc = vn_open_node_tuned("run", a->dir, a->mesh_key, true, &tune, &d->node, id);
   if (rc != 0) return rc;
   vs_hex_encode(id, VS_ORIGIN_BYTES, d->node_hex);
   rc = open_host(d, a->listen, &listen);
