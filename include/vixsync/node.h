@@ -145,7 +145,10 @@ vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
  *  refused one by one (a gap, a forged run, a fork), each counted in the
  *  stats. A DATA frame cut short past its header cannot be told from a
  *  corrupted one and counts as rejected_auth. A connection that fails the
- *  handshake is closed (see vs_node_poll). */
+ *  handshake is closed (see vs_node_poll). A version vector that goes
+ *  backwards within the session closes it too: VS_ERR_STATE, counted in
+ *  rejected_vv_regress only. Runs of new origins past the peer's
+ *  origin_quota_per_min are refused one by one (rejected_origin_quota). */
 vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
 
 /* ---- receive pipeline (optional) ----
