@@ -195,9 +195,10 @@ def test_garbage_and_half_open_flood(m):
     rng = random.Random(seed)
     # Frames that reach vs_node_on_frame: an ENet session per payload (the
     # node closes a connection at its first bad handshake frame).
-    payloads = [b"", b"\x01", b"\x01\x01" + rng.randbytes(64), b"\x01\x01" + rng.randbytes(10),
-                b"\x02\x01" + rng.randbytes(64), b"\x01\x04" + rng.randbytes(40), b"\x01\x09" + rng.randbytes(5),
-                rng.randbytes(1000)]
+    # Byte 0 is the wire version (2 since issue 14; 1 is an old peer, 3 unknown).
+    payloads = [b"", b"\x02", b"\x02\x01" + rng.randbytes(64), b"\x02\x01" + rng.randbytes(10),
+                b"\x03\x01" + rng.randbytes(64), b"\x02\x04" + rng.randbytes(40), b"\x02\x09" + rng.randbytes(5),
+                b"\x01\x01" + rng.randbytes(64), rng.randbytes(1000)]
     sessions = []
     for p in payloads:
         r = ml.RawEnet(da.port)
