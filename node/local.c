@@ -276,6 +276,11 @@ static int load_keys(const char *cmd, const char *dir, const char *mesh_key_path
 
 int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox,
                     vs_node **node_out, uint8_t node_id_out[VS_ORIGIN_BYTES]) {
+  return vn_open_node_tuned(cmd, dir, mesh_key_path, own_outbox, NULL, node_out, node_id_out);
+}
+
+int vn_open_node_tuned(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox,
+                       const vn_node_tune *tune, vs_node **node_out, uint8_t node_id_out[VS_ORIGIN_BYTES]) {
   assert(cmd != NULL && dir != NULL && node_out != NULL && node_id_out != NULL);
   *node_out = NULL;
   if (sodium_init() < 0) {
@@ -291,6 +296,7 @@ int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path,
     cfg.random = random_bytes;
     cfg.own_outbox = own_outbox;
     cfg.log = vn_node_log;
+    if (tune != NULL && tune->origin_quota_set) cfg.origin_quota_per_min = tune->origin_quota_per_min;
     memcpy(node_id_out, cfg.identity.pk, VS_ORIGIN_BYTES);
     vs_err err = vs_node_open(&cfg, node_out);
     if (err != VS_OK) rc = vn_report(cmd, dir, err);

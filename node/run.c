@@ -515,8 +515,8 @@ static void frame_result(slot *s, vs_err err, const uint8_t *data, size_t bytes)
     /* Another protocol version (a plausible one: garbage is not logged at
      * this level): say which, once per connection, where an operator sees. */
     s->version_logged = true;
-    vn_log(VN_LOG_WARN, "peer_version", "peer=%u addr=%s theirs=%u ours=%u", s->handle, s->addr,
-           bytes > 0 ? (unsigned)first : 0u, (unsigned)VS_WIRE_VERSION);
+    vn_log(VN_LOG_WARN, "wire_version_mismatch", "peer=%u addr=%s theirs=%u ours=%u note=\"upgrade one of the two\"",
+           s->handle, s->addr, (unsigned)first, (unsigned)VS_WIRE_VERSION);
   } else if (err != VS_OK) {
     vn_log(VN_LOG_DEBUG, "frame_rejected", "peer=%u addr=%s bytes=%zu err=%s", s->handle, s->addr, bytes,
            vs_err_name(err));
@@ -739,6 +739,7 @@ static void json_stats(FILE *f, const daemon *d) {
           "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
           "\"runs_forged\": %llu, \"runs_fork\": %llu, \"ops_deferred_future\": %llu,\n"
           "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
+          "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
           "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
           "  \"rx_pipelined\": %llu,\n",
@@ -751,7 +752,8 @@ static void json_stats(FILE *f, const daemon *d) {
           (unsigned long long)st.ops_duplicate, (unsigned long long)st.runs_gap, (unsigned long long)st.runs_forged,
           (unsigned long long)st.runs_fork, (unsigned long long)st.ops_deferred_future,
           (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
-          (unsigned long long)st.resends, (unsigned long long)c->half_open_resets,
+          (unsigned long long)st.resends, (unsigned long long)st.rejected_origin_quota,
+          (unsigned long long)st.rejected_vv_regress, (unsigned long long)c->half_open_resets,
           (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
           (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
           (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
@@ -1017,7 +1019,8 @@ static int daemon_open(daemon *d, const vn_run_args *a) {
   d->dials_reserved = d->dial_count < DIAL_RESERVED_MAX ? d->dial_count : DIAL_RESERVED_MAX;
   d->ready_in_max = VS_NODE_PEERS_MAX - UNAUTH_IN_MAX - d->dials_reserved;
   uint8_t id[VS_ORIGIN_BYTES];
-  rc = vn_open_node_id("run", a->dir, a->mesh_key, true, &d->node, id);
+  vn_node_tune tune = {a->origin_quota_set, a->origin_quota};
+  rc = vn_open_node_tuned("run", a->dir, a->mesh_key, true, &tune, &d->node, id);
   if (rc != 0) return rc;
   vs_hex_encode(id, VS_ORIGIN_BYTES, d->node_hex);
   rc = open_host(d, a->listen, &listen);

@@ -53,6 +53,8 @@ typedef struct vn_run_args {
   const char *peers[VN_RUN_PEERS_MAX];
   uint32_t peer_count;
   vn_log_level level;
+  bool origin_quota_set;  /* --origin-quota N */
+  uint32_t origin_quota;
 } vn_run_args;
 
 /* Parse argv (argv[0] is "run"). Returns 0 to go on, or an exit code after

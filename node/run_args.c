@@ -1,24 +1,32 @@
 /* vix-node run: its arguments, and HOST:PORT addresses (see run.h). */
 #define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
 #include <string.h>
 
 #include "run.h"
 
 static void usage_full(FILE *out) {
   fputs("usage: vix-node run --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE]\n"
-        "                    [--log-level error|warn|info|debug]\n\n"
+        "                    [--log-level error|warn|info|debug] [--origin-quota N]\n\n"
         "Run the sync node of DIR: listen on HOST:PORT (UDP, ENet; port 0 picks a free port, logged as\n"
         "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
         "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
         "vix-node commands on DIR are pushed at once. Logs go to stderr, one key=value record a line;\n"
         "`vix-node status --data DIR --json` shows the live peers. SIGINT or SIGTERM stops it cleanly;\n"
         "SIGHUP is logged and ignored (no reload yet).\n"
-        "A --mesh-key FILE that group or others may read is used, with one warning (chmod 600 it).\n",
+        "A --mesh-key FILE that group or others may read is used, with one warning (chmod 600 it).\n"
+        "\n"
+        "  --origin-quota N  new origins (writers this node holds nothing of) accepted from one peer:\n"
+        "                    N at once, then N a minute (default 64; 0 = no limit). Runs past it are\n"
+        "                    refused before anything is stored, counted as rejected_origin_quota in\n"
+        "                    `status --json`, and offered again by the peer later.\n",
         out);
 }
 
 void vn_usage_run(FILE *out) {
-  fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n", out);
+  fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n"
+        "           [--origin-quota N]\n",
+        out);
 }
 
 /* "--name VALUE" or "--name=VALUE": the value, advancing *i; NULL if absent. */
@@ -58,6 +66,15 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
         return VN_EXIT_USAGE;
       }
       if (v != NULL) a->peers[a->peer_count++] = v;
+    } else if ((v = opt_value(argc, argv, &i, "--origin-quota", &m)) != NULL || m) {
+      char *end = NULL;
+      unsigned long long q = v != NULL ? strtoull(v, &end, 10) : 0;
+      if (v != NULL && (v[0] < '0' || v[0] > '9' || *end != '\0' || q > UINT32_MAX)) {
+        vn_errorf("run", "--origin-quota: '%s' is not a count (0..%u)", v, UINT32_MAX);
+        return VN_EXIT_USAGE;
+      }
+      a->origin_quota_set = v != NULL;
+      a->origin_quota = (uint32_t)q;
     } else if ((v = opt_value(argc, argv, &i, "--log-level", &m)) != NULL || m) {
       if (v != NULL && !vn_log_level_parse(v, &a->level)) {
         vn_errorf("run", "--log-level: '%s' is not error, warn, info or debug", v);

@@ -74,6 +74,16 @@ int vn_open_node(const char *cmd, const char *dir, const char *mesh_key_path, bo
 int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox,
                     vs_node **node_out, uint8_t node_id_out[VS_ORIGIN_BYTES]);
 
+/* The daemon's settings that differ from vs_node_cfg_default (run). */
+typedef struct vn_node_tune {
+  bool origin_quota_set;
+  uint32_t origin_quota_per_min; /* vs_node_cfg.origin_quota_per_min when set */
+} vn_node_tune;
+
+/* vn_open_node_id with `tune` (NULL: the defaults). */
+int vn_open_node_tuned(const char *cmd, const char *dir, const char *mesh_key_path, bool own_outbox,
+                       const vn_node_tune *tune, vs_node **node_out, uint8_t node_id_out[VS_ORIGIN_BYTES]);
+
 /* The environment variable that sets the maximum store size in bytes (the
  * LMDB map; default VS_STORE_MAP_BYTES_DEFAULT), read by vn_open_node and
  * init. A write past it fails with exit 3 and changes nothing. */

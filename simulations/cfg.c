@@ -65,6 +65,8 @@ static const opt OPTS[] = {
     {"settle", O_MS, F(settle_ms), true, "converged must stay converged this long"},
     {"check-every", O_MS, F(check_every_ms), true, "interval of the convergence check"},
     {"map-mib", O_U32, F(map_mib), true, "LMDB map size per node, MiB"},
+    {"origin-quota", O_U32, F(origin_quota), true,
+     "new origins a node accepts per peer per minute (0: max(64, 2 x nodes), enough for every node's origin)"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
     {"json", O_FLAG, F(json), false, "print a JSON summary"},
     {"keep", O_FLAG, F(keep), false, "keep the node directories"},

@@ -422,11 +422,12 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
                     n->applied, w->n, n->applied == w->n ? " (not once each)" : "");
   vs_node_stats t;
   sim_node_stats_total(n, &t);
-  if (t.rejected_auth != 0 || t.rejected_malformed != 0 || t.runs_forged != 0 || t.runs_fork != 0)
+  if (t.rejected_auth != 0 || t.rejected_malformed != 0 || t.runs_forged != 0 || t.runs_fork != 0 ||
+      t.rejected_vv_regress != 0)
     return sim_fail(s, SIM_EXIT_FAIL,
                     "G6: node %u refused honest frames: auth %" PRIu64 ", malformed %" PRIu64 ", forged runs %" PRIu64
-                    ", forks %" PRIu64,
-                    i, t.rejected_auth, t.rejected_malformed, t.runs_forged, t.runs_fork);
+                    ", forks %" PRIu64 ", vectors going backwards %" PRIu64,
+                    i, t.rejected_auth, t.rejected_malformed, t.runs_forged, t.runs_fork, t.rejected_vv_regress);
   uint64_t forks = 0;
   err = vs_apply_forks(st, NULL, 0, &forks);
   if (err != VS_OK || forks != 0) return sim_fail(s, SIM_EXIT_FAIL, "node %u recorded %" PRIu64 " forks (%s)", i, forks, vs_err_name(err));

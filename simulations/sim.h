@@ -125,6 +125,7 @@ typedef struct sim_cfg {
   uint64_t check_every_ms;
   /* resources */
   uint32_t map_mib;
+  uint32_t origin_quota; /* new origins per peer per minute (vs_node_cfg); 0: sized from nodes */
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;

@@ -122,6 +122,13 @@ bool sim_node_open(sim *s, uint32_t i) {
   cfg.random_ctx = &s->rng;
   cfg.on_apply = on_apply;
   cfg.on_apply_ctx = n;
+  /* Every node is an origin: a node may learn all of them from one peer at
+   * once (a new or restarted node), so the default quota of a daemon (64 a
+   * minute) would only slow a large open mesh down; --origin-quota 0 sizes
+   * it from the node count. */
+  uint32_t quota = s->cfg->origin_quota;
+  if (quota == 0) quota = s->cfg->nodes > 32 ? 2 * s->cfg->nodes : 64;
+  cfg.origin_quota_per_min = quota;
   vs_err err = vs_node_open(&cfg, &n->node);
   sodium_memzero(&cfg.identity, sizeof cfg.identity);
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: vs_node_open(%s): %s", i, n->dir, vs_err_name(err));
@@ -155,6 +162,8 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->ops_sent += x->ops_sent;
   acc->runs_sent += x->runs_sent;
   acc->resends += x->resends;
+  acc->rejected_origin_quota += x->rejected_origin_quota;
+  acc->rejected_vv_regress += x->rejected_vv_regress;
 }
 
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {

@@ -25,6 +25,17 @@ typedef struct vv {
   uint32_t n, cap;
 } vv;
 
+/* A run sent to a peer and not yet acknowledged: its in-flight credit comes
+ * back when the peer's vector holds `end` of `origin`, and only then. */
+typedef struct flight {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t end;
+  uint64_t bytes;
+} flight;
+
+#define RESEND_LEVEL_MAX 32u /* resend_ms << level saturates at resend_max_ms long before */
+#define QUOTA_UNIT 60000u    /* origin quota tokens are counted in 1/60000: one per minute-ms */
+
 typedef struct peer {
   peer_state st;
   uint32_t handle;
@@ -32,10 +43,19 @@ typedef struct peer {
   vs_session sess;
   uint64_t hs_deadline_ms; /* the earlier of hs_end_ms and, until a valid HELLO, the HELLO deadline */
   uint64_t hs_end_ms;
-  vv known;  /* the peer's version vector, as it last told us */
+  vv known;  /* the peer's last complete vector, only origins we hold (and our own) */
+  uint64_t known_vector; /* its number (0: none yet) */
+  vv asm;    /* a vector being assembled from its parts (filtered as known) */
+  uint64_t asm_vector;
+  uint32_t asm_next, asm_parts; /* asm_parts 0: nothing being assembled */
+  uint8_t asm_last[VS_ORIGIN_BYTES]; /* the last origin of the previous part */
+  uint64_t vv_out_no; /* the number of the last vector we sent it */
   vv sent;   /* per origin, the highest seq we sent it */
   uint64_t sent_at_ms;
-  uint64_t inflight_bytes;
+  uint32_t resend_level; /* resends since the last progress: the wait is resend_ms << level */
+  uint64_t inflight_bytes; /* the sum of fl[].bytes */
+  flight *fl;
+  uint32_t fl_n, fl_cap;
   uint64_t next_vv_ms;
   bool vv_due;
   uint32_t ack_id; /* READY: the engine's index for this peer's identity */
@@ -66,6 +86,9 @@ struct vs_node {
   uint8_t ack_pk[VS_NODE_PEERS_MAX][VS_ORIGIN_BYTES]; /* ack_id -> peer identity */
   uint64_t ack_used;                                  /* bit per ack_id in use */
   uint64_t ack_held[VS_NODE_PEERS_MAX];               /* ack_id -> highest own seq it holds */
+  uint64_t quota[VS_NODE_PEERS_MAX];    /* ack_id -> new-origin tokens, in 1/QUOTA_UNIT */
+  uint64_t quota_ms[VS_NODE_PEERS_MAX]; /* ack_id -> when quota[] was last refilled */
+  bool reject_counted; /* the frame being handled counted its own rejection */
   uint64_t sessions; /* sessions established so far: the last one's number */
   /* Handshake cookies (wire.h): the secret, the previous one, and when the
    * next rotation is due (drawn from cfg.random on the first responder). */
@@ -92,6 +115,8 @@ vs_node_cfg vs_node_cfg_default(void) {
   c.resend_ms = 2000;
   c.inflight_bytes_max = 4u * 1024u * 1024u;
   c.own_outbox = true;
+  c.resend_max_ms = 60000;
+  c.origin_quota_per_min = 64;
   return c;
 }
 
@@ -126,9 +151,13 @@ static vs_err vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq)
     v->e[i].seq = seq;
     return VS_OK;
   }
-  if (v->n >= VS_WIRE_VV_MAX) return VS_ERR_LIMIT;
+  /* No cap here: our own vector holds every origin the store holds (a wire
+   * limit here once made a store that held more unopenable, issue 14); what
+   * a peer can add to the vectors kept of it is limited by the caller
+   * (vv_keep). Parts of VS_WIRE_VV_MAX carry it on the wire. */
+  if (v->n == UINT32_MAX) return VS_ERR_LIMIT;
   if (v->n == v->cap) {
-    uint32_t cap = v->cap == 0 ? 8 : v->cap * 2;
+    uint32_t cap = v->cap == 0 ? 8 : (v->cap > UINT32_MAX / 2 ? UINT32_MAX : v->cap * 2);
     vs_vv_entry *e = realloc(v->e, sizeof *e * cap);
     if (e == NULL) return VS_ERR_NOMEM;
     v->e = e;
@@ -146,6 +175,66 @@ static void vv_free(vv *v) {
   memset(v, 0, sizeof *v);
 }
 
+/* Append an entry past the last one (origins arrive sorted). */
+static vs_err vv_append(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+  if (v->n > 0 && memcmp(v->e[v->n - 1].origin, origin, VS_ORIGIN_BYTES) >= 0) return VS_ERR_MALFORMED;
+  return vv_set(v, origin, seq); /* lands at the end: nothing moves */
+}
+
+/* ---- in-flight credit ---- */
+
+static void flight_clear(peer *p) {
+  free(p->fl);
+  p->fl = NULL;
+  p->fl_n = p->fl_cap = 0;
+  p->inflight_bytes = 0;
+}
+
+/* Record a run sent (its credit is added to inflight_bytes by the caller,
+ * once the message is queued). Bounded by the window: runs are only added
+ * while inflight_bytes < inflight_bytes_max, one message at a time. */
+static vs_err flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t end, uint64_t bytes) {
+  if (p->fl_n == p->fl_cap) {
+    uint32_t cap = p->fl_cap == 0 ? 16 : p->fl_cap * 2;
+    flight *f = realloc(p->fl, sizeof *f * cap);
+    if (f == NULL) return VS_ERR_NOMEM;
+    p->fl = f;
+    p->fl_cap = cap;
+  }
+  memcpy(p->fl[p->fl_n].origin, origin, VS_ORIGIN_BYTES);
+  p->fl[p->fl_n].end = end;
+  p->fl[p->fl_n].bytes = bytes;
+  p->fl_n++;
+  return VS_OK;
+}
+
+/* Release the credit of every run `acked` holds: only what a vector
+ * acknowledges gives credit back (an empty or stale vector gives none).
+ * Returns the bytes released. */
+static uint64_t flight_release(peer *p, const vv *acked) {
+  uint64_t released = 0;
+  uint32_t keep = 0;
+  for (uint32_t i = 0; i < p->fl_n; i++) { /* bounded: fl_n */
+    if (vv_get(acked, p->fl[i].origin) >= p->fl[i].end) {
+      released += p->fl[i].bytes;
+      continue;
+    }
+    p->fl[keep++] = p->fl[i];
+  }
+  p->fl_n = keep;
+  assert(released <= p->inflight_bytes);
+  p->inflight_bytes -= released;
+  return released;
+}
+
+/* How long the oldest unacknowledged push may wait before it is sent again:
+ * resend_ms doubled per resend without progress, at most resend_max_ms. */
+static uint64_t resend_wait_ms(const vs_node *n, const peer *p) {
+  uint64_t wait = n->cfg.resend_ms;
+  for (uint32_t i = 0; i < p->resend_level && wait < n->cfg.resend_max_ms; i++) wait *= 2; /* bounded: level */
+  return wait < n->cfg.resend_max_ms ? wait : n->cfg.resend_max_ms;
+}
+
 static vs_err load_vv_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
   return vv_set(ctx, origin, seq);
 }
@@ -156,6 +245,14 @@ static vs_err refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
   vs_err err = vs_wal_head(n->store, origin, &seq, NULL, NULL);
   if (err == VS_OK && seq > 0) err = vv_set(&n->mine, origin, seq);
   return err;
+}
+
+/* What we keep of a peer's vector: origins we hold, and our own (what it
+ * holds of us). Anything else it claims is of no use to us (we have nothing
+ * of that origin to send), and keeping it would let a peer make us spend
+ * memory on origins it invents. Bounded by our own vector, plus one. */
+static bool vv_keep(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  return vv_get(&n->mine, origin) > 0 || memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0;
 }
 
 /* ---- per-peer frame queues ---- */
@@ -233,10 +330,21 @@ static vs_err send_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
   return err;
 }
 
+/* Our vector, in parts of VS_WIRE_VV_MAX entries (wire.h): as many as the
+ * store's origins need, each part its own message, queued in order. */
 static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
-  size_t len = 0;
-  vs_err err = vs_msg_vv_encode(n->mine.e, n->mine.n, n->msg, VS_MSG_BYTES_MAX, &len);
-  if (err == VS_OK) err = send_msg(n, p, n->msg, len);
+  uint32_t parts = n->mine.n == 0 ? 1u : (n->mine.n - 1u) / VS_WIRE_VV_MAX + 1u;
+  vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
+  vs_vv_part part = {++p->vv_out_no, 0, parts};
+  for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
+    uint32_t first = k * VS_WIRE_VV_MAX, count = n->mine.n - first;
+    if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
+    size_t len = 0;
+    part.part = k;
+    err = vs_msg_vv_encode(&part, n->mine.e == NULL ? NULL : n->mine.e + first, count, n->msg, VS_MSG_BYTES_MAX,
+                           &len);
+    if (err == VS_OK) err = send_msg(n, p, n->msg, len);
+  }
   p->vv_due = false;
   p->next_vv_ms = vs_add_sat_u64(now_ms, n->cfg.vv_interval_ms);
   return err;
@@ -347,13 +455,14 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
   vs_wal_reader wr;
   err = vs_wal_reader_open(txn, n->store, &wr);
   bool full = false, was_acked = p->sent.n == 0;
-  uint32_t runs = 0, ops = 0;
+  uint32_t runs = 0, ops = 0, fl_before = p->fl_n;
   for (uint32_t i = 0; i < n->mine.n && !full && err == VS_OK; i++) {
     const vs_vv_entry *mine = &n->mine.e[i];
     uint64_t known = vv_get(&p->known, mine->origin), sent = vv_get(&p->sent, mine->origin);
     uint64_t from = (known > sent ? known : sent) + 1;
     while (from <= mine->seq && err == VS_OK) { /* bounded: from grows each round */
       uint64_t end = 0;
+      size_t used_before = w.used;
       err = add_run(n, txn, &wr, &w, mine->origin, from, mine->seq, &end);
       if (err == VS_ERR_NOTFOUND) {
         err = VS_OK; /* unsigned ops (a store used without identity) stay local */
@@ -367,17 +476,24 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
       if (err != VS_OK) break;
       runs++;
       ops += (uint32_t)(end - from + 1);
-      err = vv_set(&p->sent, mine->origin, end);
+      err = flight_add(p, mine->origin, end, w.used - used_before);
+      if (err == VS_OK) err = vv_set(&p->sent, mine->origin, end);
+      used_before = w.used;
       from = end + 1;
     }
   }
   vs_wal_reader_close(&wr);
   mdb_txn_abort(txn);
-  if (err != VS_OK || runs == 0) return err;
   size_t len = 0;
-  err = vs_ops_writer_finish(&w, &len);
-  if (err == VS_OK) err = send_msg(n, p, n->msg, len);
+  if (err == VS_OK && runs > 0) err = vs_ops_writer_finish(&w, &len);
+  if (err == VS_OK && runs > 0) err = send_msg(n, p, n->msg, len);
+  if (err != VS_OK) p->fl_n = fl_before; /* nothing of it left: no credit held for it */
+  if (err != VS_OK || runs == 0) return err;
   if (err == VS_OK) {
+    uint64_t runs_bytes = 0;
+    for (uint32_t i = fl_before; i < p->fl_n; i++) runs_bytes += p->fl[i].bytes;
+    assert(p->fl_n > fl_before && runs_bytes <= len);
+    p->fl[fl_before].bytes += len - runs_bytes; /* the message header rides on its first run */
     p->inflight_bytes += len;
     /* The resend timer measures how long the oldest unacknowledged push has
      * waited: later pushes do not restart it (else a steady stream of writes
@@ -391,13 +507,17 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
 }
 
 static vs_err anti_entropy(vs_node *n, peer *p, uint64_t now_ms) {
-  if (p->sent.n > 0 && now_ms >= vs_add_sat_u64(p->sent_at_ms, n->cfg.resend_ms)) {
-    /* Unacknowledged for too long: forget what was sent, send again. */
+  if (p->sent.n > 0 && now_ms >= vs_add_sat_u64(p->sent_at_ms, resend_wait_ms(n, p))) {
+    /* Unacknowledged for too long: forget what was sent, send again, and
+     * wait twice as long before the next resend unless the peer makes
+     * progress meanwhile: a peer that acknowledges nothing gets the window
+     * once per backed-off resend, not once per resend_ms (issue 14). */
     bool ahead = false;
     for (uint32_t i = 0; i < p->sent.n; i++) ahead = ahead || p->sent.e[i].seq > vv_get(&p->known, p->sent.e[i].origin);
     if (ahead) n->stats.resends++;
+    if (ahead && p->resend_level < RESEND_LEVEL_MAX) p->resend_level++;
     vv_free(&p->sent);
-    p->inflight_bytes = 0;
+    flight_clear(p);
   }
   /* Up to 64 messages while the window allows, but at most about one full
    * message's worth per call: the driver sends what is queued before the
@@ -422,7 +542,7 @@ static vs_err anti_entropy(vs_node *n, peer *p, uint64_t now_ms) {
  * names the authenticated identity. Exact for up to 64 identities; past
  * that, one not connected now is forgotten (reusing its index can only
  * delay a DONE, and that identity may count twice if it comes back). */
-static uint32_t ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES]) {
+static uint32_t ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES], uint64_t now_ms) {
   uint32_t pick = VS_NODE_PEERS_MAX;
   for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
     bool used = (n->ack_used >> i) & 1u;
@@ -440,6 +560,10 @@ static uint32_t ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES]) {
   memcpy(n->ack_pk[pick], pk, VS_ORIGIN_BYTES);
   n->ack_used |= 1ull << pick;
   n->ack_held[pick] = 0;
+  /* A new identity starts with a full bucket; one that reconnects keeps
+   * what it had (a reconnect does not refill its quota). */
+  n->quota[pick] = (uint64_t)n->cfg.origin_quota_per_min * QUOTA_UNIT;
+  n->quota_ms[pick] = now_ms;
   return pick;
 }
 
@@ -542,7 +666,9 @@ void vs_node_close(vs_node *n) {
     sodium_memzero(&p->sess, sizeof p->sess);
     queue_clear(p);
     vv_free(&p->known);
+    vv_free(&p->asm);
     vv_free(&p->sent);
+    flight_clear(p);
   }
   vs_engine_free(n->engine);
   vs_outbox_close(n->outbox);
@@ -602,7 +728,8 @@ vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (cfg == NULL || node_out == NULL || cfg->dir == NULL || cfg->random == NULL) return VS_ERR_INVAL;
   if (cfg->ack_quorum == 0 || cfg->ack_quorum > VS_NODE_PEERS_MAX || cfg->handshake_timeout_ms == 0 ||
       cfg->hello_timeout_ms == 0 ||
-      cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0)
+      cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0 ||
+      cfg->resend_max_ms < cfg->resend_ms)
     return VS_ERR_INVAL;
   *node_out = NULL;
   vs_err id_err = node_identity_check(&cfg->identity); /* before anything is created */
@@ -741,7 +868,9 @@ static void peer_free(peer *p) {
   sodium_memzero(&p->sess, sizeof p->sess);
   queue_clear(p);
   vv_free(&p->known);
+  vv_free(&p->asm);
   vv_free(&p->sent);
+  flight_clear(p);
   p->st = PEER_FREE;
 }
 
@@ -765,6 +894,10 @@ void vs_node_stats_get(const vs_node *n, vs_node_stats *stats_out) { *stats_out 
 /* Count a frame's rejection; the node's own failures (memory, a full or
  * failing store) are not the frame's fault. */
 static void count_reject(vs_node *n, vs_err err) {
+  if (n->reject_counted) { /* counted by its own reason already (rejected_vv_regress) */
+    n->reject_counted = false;
+    return;
+  }
   switch (err) {
     case VS_OK:
     case VS_ERR_NOMEM:
@@ -815,6 +948,38 @@ static void skew_clear(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
   n->skew_next = 0;
 }
 
+/* ---- the origin quota (issue 14): new origins per peer identity ---- */
+
+/* Refill the bucket of `ack_id` for the time since its last refill (time
+ * going backwards refills nothing and restarts the count from now). */
+static void quota_refill(vs_node *n, uint32_t ack_id, uint64_t now_ms) {
+  uint64_t cap = (uint64_t)n->cfg.origin_quota_per_min * QUOTA_UNIT;
+  uint64_t elapsed = now_ms > n->quota_ms[ack_id] ? now_ms - n->quota_ms[ack_id] : 0;
+  n->quota_ms[ack_id] = now_ms;
+  if (elapsed >= QUOTA_UNIT) n->quota[ack_id] = cap; /* a minute refills all (and avoids overflow) */
+  else n->quota[ack_id] = vs_add_sat_u64(n->quota[ack_id], elapsed * n->cfg.origin_quota_per_min);
+  if (n->quota[ack_id] > cap) n->quota[ack_id] = cap;
+}
+
+/* Whether a run of `origin` from `p` may be applied. An origin we hold
+ * nothing of costs one token of p's bucket (taken by quota_take once the
+ * run is applied); with none left the run is refused before anything of it
+ * is stored, and counted. *fresh_out: the origin is new to us. */
+static bool quota_allows(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
+                         bool *fresh_out) {
+  *fresh_out = n->cfg.origin_quota_per_min > 0 && !vv_keep(n, origin);
+  if (!*fresh_out) return true;
+  quota_refill(n, p->ack_id, now_ms);
+  if (n->quota[p->ack_id] >= QUOTA_UNIT) return true;
+  n->stats.rejected_origin_quota++;
+  return false;
+}
+
+static void quota_take(vs_node *n, const peer *p) {
+  assert(n->quota[p->ack_id] >= QUOTA_UNIT);
+  n->quota[p->ack_id] -= QUOTA_UNIT;
+}
+
 /* What a run's apply result means for the node: counts, our vector, the
  * apply callback. Refused runs are counted and do not stop the message. */
 static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
@@ -858,40 +1023,68 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
                      const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count, void *ctx) {
   run_ctx *rc = ctx;
   vs_node *n = rc->n;
+  bool fresh = false;
+  if (!quota_allows(n, rc->p, origin, rc->now_ms, &fresh)) return VS_OK; /* refused: nothing stored */
   vs_apply_result r = {0, 0, 0, 0, 0};
   vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
+  if (err == VS_OK && fresh && r.applied > 0) quota_take(n, rc->p);
   return run_outcome(n, rc->p, origin, ops, count, err, &r, rc->now_ms);
 }
 
-static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
-  /* Room for the entries the message announces (a vector per ack: not the
-   * 160 KiB of VS_WIRE_VV_MAX every time); the decoder checks the count
-   * against the message and the limit as before. */
-  uint32_t room = len >= 5 ? vs_get_u32le(msg + 1) : 1;
-  if (room > VS_WIRE_VV_MAX) room = VS_WIRE_VV_MAX;
-  if (room == 0) room = 1;
-  vs_vv_entry *e = malloc(sizeof *e * room);
-  if (e == NULL) return VS_ERR_NOMEM;
-  uint32_t count = 0;
-  vs_err err = vs_msg_vv_decode(msg, len, e, room, &count);
-  if (err != VS_OK) {
-    free(e);
-    return err;
+static void asm_drop(peer *p) {
+  vv_free(&p->asm);
+  p->asm_vector = 0;
+  p->asm_next = p->asm_parts = 0;
+}
+
+/* FORK-EVIDENCE HOOK (issue 14, item 5): an entry of a peer's vector may
+ * fall, within a session, only where the receiver holds verified fork
+ * evidence voiding that origin from the fork's seq on. Until fork evidence
+ * exists, nothing is exempt: any fall is a protocol violation. */
+static bool vv_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t was, uint64_t now) {
+  (void)n;
+  (void)origin;
+  (void)was;
+  (void)now;
+  return false;
+}
+
+/* A complete vector (p->asm, numbered p->asm_vector) from `p`: check it does
+ * not go backwards, release the credit of what it newly acknowledges, and
+ * make it the peer's known vector. */
+static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
+  for (uint32_t i = 0; i < p->known.n; i++) { /* bounded: known.n */
+    uint64_t was = p->known.e[i].seq, now = vv_get(&p->asm, p->known.e[i].origin);
+    if (now < was && !vv_fall_exempt(n, p->known.e[i].origin, was, now)) {
+      /* A store never loses ops; a peer whose vector falls is lying (or
+       * broken): releasing credit on its word would let it pull without
+       * bound (issue 14). The session ends; a new one starts afresh. */
+      n->stats.rejected_vv_regress++;
+      n->reject_counted = true;
+      asm_drop(p);
+      peer_close(n, p);
+      return VS_ERR_STATE;
+    }
   }
-  vv fresh = {e, count, room};
-  bool progress = false;
+  bool progress = flight_release(p, &p->asm) > 0;
   for (uint32_t i = 0; i < p->sent.n && !progress; i++)
-    progress = vv_get(&fresh, p->sent.e[i].origin) > vv_get(&p->known, p->sent.e[i].origin);
+    progress = vv_get(&p->asm, p->sent.e[i].origin) > vv_get(&p->known, p->sent.e[i].origin);
   vv_free(&p->known);
-  p->known.e = e;
-  p->known.n = count;
-  p->known.cap = room;
+  p->known = p->asm;
+  p->known_vector = p->asm_vector;
+  memset(&p->asm, 0, sizeof p->asm);
+  asm_drop(p);
   bool covered = true;
   for (uint32_t i = 0; i < p->sent.n && covered; i++)
     covered = p->sent.e[i].seq <= vv_get(&p->known, p->sent.e[i].origin);
-  if (covered) vv_free(&p->sent);
-  else if (progress) p->sent_at_ms = now_ms; /* acks are coming in: not lost, just behind */
-  p->inflight_bytes = 0; /* the peer answered: what it lacks is resent on schedule */
+  if (covered) {
+    vv_free(&p->sent);
+    flight_clear(p); /* all of it acknowledged: nothing holds credit */
+  }
+  if (progress) { /* acks are coming in: not lost, just behind */
+    p->sent_at_ms = now_ms;
+    p->resend_level = 0;
+  }
   uint64_t claim = vv_get(&p->known, n->cfg.identity.pk), head = vv_get(&n->mine, n->cfg.identity.pk);
   if (claim > head) { /* more of our chain than we hold: to be backed by our signed ops (maintain) */
     if (p->own_claim <= head) p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
@@ -901,6 +1094,52 @@ static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
   }
   mesh_acked(n, p->ack_id, claim);
   return VS_OK;
+}
+
+/* One part of a peer's vector (wire.h). Parts of a vector arrive in order;
+ * a part out of order (lost or reordered in transit) or of a vector older
+ * than the one held is dropped, not refused: the next vector replaces it.
+ * Memory: the assembled vector keeps only entries vv_keep wants. */
+static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  /* Room for the entries the message announces (not the 160 KiB of
+   * VS_WIRE_VV_MAX every time); the decoder checks the count against the
+   * message and the limit. */
+  uint32_t room = len >= VS_MSG_VV_HEADER_BYTES ? vs_get_u32le(msg + VS_MSG_VV_HEADER_BYTES - 4) : 1;
+  if (room > VS_WIRE_VV_MAX) room = VS_WIRE_VV_MAX;
+  if (room == 0) room = 1;
+  vs_vv_entry *e = malloc(sizeof *e * room);
+  if (e == NULL) return VS_ERR_NOMEM;
+  vs_vv_part part;
+  uint32_t count = 0;
+  vs_err err = vs_msg_vv_decode(msg, len, &part, e, room, &count);
+  bool take = err == VS_OK && part.vector > p->known_vector;
+  if (take && part.part == 0) {
+    take = p->asm_parts == 0 || part.vector >= p->asm_vector;
+    if (take) {
+      asm_drop(p);
+      p->asm_vector = part.vector;
+      p->asm_parts = part.parts;
+    }
+  } else if (take) {
+    take = p->asm_parts != 0 && part.vector == p->asm_vector && part.part == p->asm_next && part.parts == p->asm_parts;
+    if (!take && part.vector > p->asm_vector) asm_drop(p); /* a newer vector whose first part we missed */
+  }
+  if (take && part.part > 0 && memcmp(e[0].origin, p->asm_last, VS_ORIGIN_BYTES) <= 0) {
+    err = VS_ERR_MALFORMED; /* parts must continue the order */
+    asm_drop(p);
+    take = false;
+  }
+  for (uint32_t i = 0; take && err == VS_OK && i < count; i++) /* bounded: count <= VS_WIRE_VV_MAX */
+    if (vv_keep(n, e[i].origin)) err = vv_append(&p->asm, e[i].origin, e[i].seq);
+  if (take && err == VS_OK) {
+    if (count > 0) memcpy(p->asm_last, e[count - 1].origin, VS_ORIGIN_BYTES);
+    p->asm_next = part.part + 1;
+    if (p->asm_next == p->asm_parts) err = vv_complete(n, p, now_ms);
+  } else if (take) {
+    asm_drop(p);
+  }
+  free(e);
+  return err;
 }
 
 /* ---- prepared frames (node.h, receive pipeline) ---- */
@@ -1052,8 +1291,11 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
       const prep_run *run = &prep->runs[r];
       const vs_op *ops = prep->ops + run->first;
       vs_apply_result res = {0, 0, 0, 0, 0};
+      bool fresh = false;
+      if (!quota_allows(n, p, run->origin, now_ms, &fresh)) continue; /* refused: nothing stored */
       err = vs_apply_run_pre(n->store, ops, prep->enc + run->first, prep->enc_bytes + run->first, run->count,
                              run->sig, &run->pre, now_ms, n->cfg.max_drift_ms, &res);
+      if (err == VS_OK && fresh && res.applied > 0) quota_take(n, p);
       err = run_outcome(n, p, run->origin, ops, run->count, err, &res, now_ms);
     }
   }
@@ -1122,7 +1364,7 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
     if (err == VS_OK && out_len > 0) err = queue_copy(p, out, out_len);
     if (err == VS_OK && done) {
       vs_hs_wipe(&p->hs);
-      p->ack_id = ack_id_for(n, p->sess.peer_id);
+      p->ack_id = ack_id_for(n, p->sess.peer_id, now_ms);
       p->sess_no = ++n->sessions;
       p->st = PEER_READY;
       p->vv_due = true;
@@ -1192,7 +1434,7 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
       t = p->vv_due ? now_ms : p->next_vv_ms;
       if (p->own_claim > 0 && p->own_claim_deadline_ms < t) t = p->own_claim_deadline_ms;
       if (p->sent.n > 0) {
-        uint64_t r = vs_add_sat_u64(p->sent_at_ms, n->cfg.resend_ms);
+        uint64_t r = vs_add_sat_u64(p->sent_at_ms, resend_wait_ms(n, p));
         t = r < t ? r : t;
       }
     }

@@ -1,4 +1,4 @@
-/* Wire protocol v1 (see wire.h): frames, the authenticated handshake, DATA
+/* Wire protocol v2 (see wire.h): frames, the authenticated handshake, DATA
  * sessions with a replay window, and the VV / OPS messages.
  *
  * Everything here parses bytes from peers that may be hostile (G6): every
@@ -25,7 +25,10 @@ _Static_assert(VS_MESH_KEY_BYTES == 32 && 32 >= crypto_generichash_KEYBYTES_MIN 
                    32 <= crypto_generichash_KEYBYTES_MAX,
                "the mesh key and K_c both key BLAKE2b as 32-byte keys");
 _Static_assert(VS_REPLAY_WINDOW == 64, "the window is the 64 bits of vs_session.rx_window");
-_Static_assert(VS_WIRE_VV_MAX <= UINT32_MAX && VS_WIRE_RUNS_MAX <= UINT32_MAX, "counts are u32 on the wire");
+_Static_assert(VS_WIRE_VV_MAX <= UINT32_MAX && VS_WIRE_RUNS_MAX <= UINT32_MAX && VS_WIRE_VV_PARTS_MAX <= UINT32_MAX,
+               "counts are u32 on the wire");
+_Static_assert(VS_MSG_VV_HEADER_BYTES + (size_t)VS_WIRE_VV_MAX * (VS_ORIGIN_BYTES + 8u) <= VS_MSG_BYTES_MAX,
+               "a full VV part fits one message");
 
 /* One domain prefix per signature, MAC and hash: no value computed for one
  * purpose can pass for another (wire.h). */
@@ -591,17 +594,26 @@ static bool vv_entry_ok(const uint8_t *origin, uint64_t seq, const uint8_t *prev
   return prev_origin == NULL || memcmp(prev_origin, origin, VS_ORIGIN_BYTES) < 0;
 }
 
-vs_err vs_msg_vv_encode(const vs_vv_entry *entries, uint32_t count, uint8_t *out, size_t out_max,
-                        size_t *out_bytes) {
-  if ((entries == NULL && count != 0) || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
-  if (count > VS_WIRE_VV_MAX) return VS_ERR_INVAL;
+static bool vv_part_ok(const vs_vv_part *part, uint32_t count) {
+  if (part->vector == 0 || part->parts == 0 || part->parts > VS_WIRE_VV_PARTS_MAX || part->part >= part->parts)
+    return false;
+  return count > 0 || part->parts == 1; /* only an empty vector has an empty part */
+}
+
+vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint32_t count, uint8_t *out,
+                        size_t out_max, size_t *out_bytes) {
+  if (part == NULL || (entries == NULL && count != 0) || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
+  if (count > VS_WIRE_VV_MAX || !vv_part_ok(part, count)) return VS_ERR_INVAL;
   for (uint32_t i = 0; i < count; i++)
     if (!vv_entry_ok(entries[i].origin, entries[i].seq, i > 0 ? entries[i - 1].origin : NULL)) return VS_ERR_INVAL;
-  size_t n = MSG_HEADER_BYTES + (size_t)count * VV_ENTRY_BYTES;
+  size_t n = VS_MSG_VV_HEADER_BYTES + (size_t)count * VV_ENTRY_BYTES;
   if (out_max < n) return VS_ERR_BUFSIZE;
   out[0] = VS_MSG_VV;
-  vs_put_u32le(out + 1, count);
-  uint8_t *p = out + MSG_HEADER_BYTES;
+  vs_put_u64le(out + 1, part->vector);
+  vs_put_u32le(out + 9, part->part);
+  vs_put_u32le(out + 13, part->parts);
+  vs_put_u32le(out + 17, count);
+  uint8_t *p = out + VS_MSG_VV_HEADER_BYTES;
   for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
     memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
     vs_put_u64le(p + VS_ORIGIN_BYTES, entries[i].seq);
@@ -611,19 +623,22 @@ vs_err vs_msg_vv_encode(const vs_vv_entry *entries, uint32_t count, uint8_t *out
   return VS_OK;
 }
 
-vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_entry *entries_out, uint32_t max,
-                        uint32_t *count_out) {
-  if ((in == NULL && in_bytes != 0) || (entries_out == NULL && max != 0) || count_out == NULL) return VS_ERR_INVAL;
+vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out, vs_vv_entry *entries_out,
+                        uint32_t max, uint32_t *count_out) {
+  if ((in == NULL && in_bytes != 0) || part_out == NULL || (entries_out == NULL && max != 0) || count_out == NULL)
+    return VS_ERR_INVAL;
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_MSG_VV) return VS_ERR_MALFORMED;
-  if (in_bytes < MSG_HEADER_BYTES) return VS_ERR_TRUNCATED;
-  uint32_t count = vs_get_u32le(in + 1);
+  if (in_bytes < VS_MSG_VV_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  vs_vv_part part = {vs_get_u64le(in + 1), vs_get_u32le(in + 9), vs_get_u32le(in + 13)};
+  uint32_t count = vs_get_u32le(in + 17);
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
   size_t body = (size_t)count * VV_ENTRY_BYTES;
-  if (in_bytes - MSG_HEADER_BYTES < body) return VS_ERR_TRUNCATED;
-  if (in_bytes - MSG_HEADER_BYTES > body) return VS_ERR_TRAILING;
+  if (in_bytes - VS_MSG_VV_HEADER_BYTES < body) return VS_ERR_TRUNCATED;
+  if (in_bytes - VS_MSG_VV_HEADER_BYTES > body) return VS_ERR_TRAILING;
+  if (!vv_part_ok(&part, count)) return VS_ERR_MALFORMED;
   /* Validate everything before writing anything to entries_out. */
-  const uint8_t *p = in + MSG_HEADER_BYTES;
+  const uint8_t *p = in + VS_MSG_VV_HEADER_BYTES;
   for (uint32_t i = 0; i < count; i++)
     if (!vv_entry_ok(p + i * VV_ENTRY_BYTES, vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES),
                      i > 0 ? p + (i - 1) * VV_ENTRY_BYTES : NULL))
@@ -632,6 +647,7 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_entry *entries
     memcpy(entries_out[i].origin, p + i * VV_ENTRY_BYTES, VS_ORIGIN_BYTES);
     entries_out[i].seq = vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES);
   }
+  *part_out = part;
   *count_out = count;
   return VS_OK;
 }

@@ -7,7 +7,11 @@
  *   odd:  inside an authenticated session: a fake peer that knows the mesh
  *         key completes a real handshake, then seals the rest of the input as
  *         the plaintext of DATA frames, so the fuzzer reaches the VV and OPS
- *         decoders and the apply path.
+ *         decoders, the assembly of VV parts (wire v2: several parts per
+ *         vector, in and out of order, stale and falling vectors), the origin
+ *         quota and the apply path. The corpus was migrated to wire v2 (frame
+ *         version byte 2; VV messages with their part header) and seeded
+ *         with vectors in parts.
  * The rest is split into frames by a u16 little-endian length prefix.
  * Whatever the input, the node must not crash, and its state must not change
  * (the fuzzer cannot sign runs), which is checked after every input.

@@ -18,6 +18,11 @@
  *    and the node keeps syncing with its legitimate peer.
  * 3. A handshake flood fills every peer slot; the slots come back at the
  *    handshake deadline and a real peer then connects and syncs.
+ * 4. Issue 14: a flood of runs from thousands of fresh origins (refused past
+ *    the origin quota; accepted with the quota raised, after which the store
+ *    still opens and a vector of more than one message travels in parts);
+ *    peers that acknowledge nothing, or answer with empty or falling
+ *    vectors, get at most the in-flight window per backed-off resend.
  *
  * One seeded PRNG (splitmix64) drives each run, including the nodes' random
  * source; time is virtual. Built twice: test_node_property_prepared delivers
@@ -117,7 +122,8 @@ static vs_err wal_ids_cb(const vs_wal_record *rec, void *ctx) {
   X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(handshakes_done) X(handshakes_timeout) X(rejected_auth) \
   X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_applied)          \
   X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends) \
-  X(ops_deferred_future) X(rejected_version) X(cookies_sent) X(rejected_vv_future) X(own_ops_restored)
+  X(ops_deferred_future) X(rejected_version) X(cookies_sent) X(rejected_vv_future) X(own_ops_restored) \
+  X(rejected_origin_quota) X(rejected_vv_regress)
 
 static void stats_add(vs_node_stats *acc, const vs_node_stats *s) {
 #define ADD_(f) acc->f += s->f;
@@ -704,9 +710,12 @@ static bool sim_check(sim *s) {
     vs_node_stats_get(sn->node, &now);
     st0 = sn->past;
     stats_add(&st0, &now);
-    if (st0.rejected_auth != 0 || st0.runs_forged != 0 || st0.runs_fork != 0 || st0.rejected_malformed != 0)
+    if (st0.rejected_auth != 0 || st0.runs_forged != 0 || st0.runs_fork != 0 || st0.rejected_malformed != 0 ||
+        st0.rejected_vv_regress != 0 || st0.rejected_origin_quota != 0)
       SIM_FAIL(s, "node %u refused honest frames: auth %" PRIu64 " malformed %" PRIu64 " forged %" PRIu64
-               " fork %" PRIu64, i, st0.rejected_auth, st0.rejected_malformed, st0.runs_forged, st0.runs_fork);
+               " fork %" PRIu64 " vv regress %" PRIu64 " origin quota %" PRIu64, i, st0.rejected_auth,
+               st0.rejected_malformed, st0.runs_forged, st0.runs_fork, st0.rejected_vv_regress,
+               st0.rejected_origin_quota);
     stats_add(&s->tot.st, &st0);
   }
   s->tot.end_ms = s->now_ms;
@@ -874,10 +883,16 @@ typedef struct bench {
   uint32_t ncaps;
   uint64_t sent_to[BENCH_NODES][BENCH_NODES]; /* SEND frames i -> j */
   uint32_t ack_quorum[BENCH_NODES];           /* 0: the default */
+  uint32_t origin_quota[BENCH_NODES];         /* 0: the default */
+  uint64_t inflight_max[BENCH_NODES];         /* 0: the default */
 } bench;
 
 static void bench_open(bench *t, uint32_t i) {
-  vt_node_open(t->dirs[i], &t->ids[i], t->mesh[i], t->ack_quorum[i], &t->rng, &t->nodes[i]);
+  vs_node_cfg cfg = vt_node_cfg(t->dirs[i], &t->ids[i], t->mesh[i], &t->rng);
+  if (t->ack_quorum[i] != 0) cfg.ack_quorum = t->ack_quorum[i];
+  if (t->origin_quota[i] != 0) cfg.origin_quota_per_min = t->origin_quota[i];
+  if (t->inflight_max[i] != 0) cfg.inflight_bytes_max = t->inflight_max[i];
+  assert_err(vs_node_open(&cfg, &t->nodes[i]), VS_OK);
 }
 
 static bench *bench_new(uint32_t n) {
@@ -1035,7 +1050,7 @@ static void snap_same_store(vs_node *node, const snap *before) {
 
 #define REJECT_FIELDS(X)                                                                                        \
   X(rejected_auth) X(rejected_replay) X(rejected_malformed) X(rejected_state) X(rejected_unknown_peer) X(runs_gap) \
-  X(runs_forged) X(runs_fork)
+  X(runs_forged) X(runs_fork) X(rejected_origin_quota) X(rejected_vv_regress)
 
 /* Exactly `field` grew by `delta` among the refusal counters. */
 static void expect_only(vs_node *node, const snap *before, const char *field, uint64_t delta, const char *what) {
@@ -1312,9 +1327,9 @@ static void test_node_rejects_data_before_handshake(void **state) {
   (void)state;
   fake f;
   bench *t = bench_secure(&f);
-  uint8_t frame[256], vv[8];
+  uint8_t frame[256], vv[VS_MSG_VV_HEADER_BYTES];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   /* As responder: the connection waits for HELLO. */
   const uint32_t h = FAKE_HANDLE + 1;
@@ -1458,9 +1473,9 @@ static void test_node_rejects_bad_frame_headers(void **state) {
   bench *t = bench_secure(&f);
   const uint32_t hs_handle = FAKE_HANDLE + 20; /* a connection still in its handshake */
   assert_err(vs_node_peer_up(t->nodes[0], hs_handle, false, t->now_ms), VS_OK);
-  uint8_t vv[8], frame[256];
+  uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   const uint32_t handles[2] = {f.handle, hs_handle};
   for (int k = 0; k < 2; k++) {
@@ -1534,12 +1549,15 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
   e[1].origin[0] = 1;
   e[0].seq = e[1].seq = 1;
   msg[0] = VS_MSG_VV;
-  vt_put_u32le(msg + 1, 2);
+  vt_put_u64le(msg + 1, 1);
+  vt_put_u32le(msg + 9, 0);
+  vt_put_u32le(msg + 13, 1);
+  vt_put_u32le(msg + 17, 2);
   for (int k = 0; k < 2; k++) {
-    memcpy(msg + 5 + k * 40, e[k].origin, VS_ORIGIN_BYTES);
-    vt_put_u64le(msg + 5 + k * 40 + 32, e[k].seq);
+    memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 40, e[k].origin, VS_ORIGIN_BYTES);
+    vt_put_u64le(msg + VS_MSG_VV_HEADER_BYTES + k * 40 + 32, e[k].seq);
   }
-  flen = fake_seal(&f, msg, 5 + 80, frame, sizeof frame);
+  flen = fake_seal(&f, msg, VS_MSG_VV_HEADER_BYTES + 80, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
   msg[0] = VS_MSG_OPS;
   vt_put_u32le(msg + 1, 0);
@@ -1818,7 +1836,9 @@ static void fake_send_vv1(bench *t, fake *f, const uint8_t origin[VS_ORIGIN_BYTE
   e.seq = seq;
   uint8_t msg[128], frame[256];
   size_t len = 0;
-  assert_err(vs_msg_vv_encode(&e, 1, msg, sizeof msg, &len), VS_OK);
+  static uint64_t vector = 1000; /* each vector a fake sends has a higher number */
+  vs_vv_part part = {++vector, 0, 1};
+  assert_err(vs_msg_vv_encode(&part, &e, 1, msg, sizeof msg, &len), VS_OK);
   size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
 }
@@ -2110,6 +2130,349 @@ static void test_node_quorum_counts_distinct_peers(void **state) {
   bench_free(t);
 }
 
+/* =====================================================================
+ * 4. Issue 14: origin floods, vectors in parts, peers that ack nothing
+ * ===================================================================== */
+
+#define FLOOD_ORIGINS 5000u /* past VS_WIRE_VV_MAX: a vector of two parts */
+
+/* One OPS message per call: runs of one op each, from fresh identities
+ * (seeds from *next on), signed. Returns the message length. */
+static size_t flood_msg(uint32_t *next, uint32_t runs, uint8_t *out, size_t max) {
+  vs_ops_writer w;
+  size_t len = 0;
+  assert_err(vs_ops_writer_init(&w, out, max), VS_OK);
+  for (uint32_t r = 0; r < runs; r++) {
+    uint8_t seed[VS_SEED_BYTES] = {0};
+    uint32_t k = (*next)++;
+    memcpy(seed, &k, sizeof k);
+    seed[31] = 0xf1;
+    vs_identity id;
+    assert_err(vs_identity_from_seed(seed, &id), VS_OK);
+    chain c;
+    chain_init(&c, &id);
+    encop op;
+    chain_op(&c, id.pk, "put", "flood", "x", &op);
+    uint8_t sig[VS_SIGNATURE_BYTES];
+    sign_last(&id, &op, sig);
+    const uint8_t *enc = op.enc;
+    assert_err(vs_ops_writer_add_run(&w, id.pk, sig, &enc, &op.len, 1), VS_OK);
+  }
+  assert_err(vs_ops_writer_finish(&w, &len), VS_OK);
+  return len;
+}
+
+/* The fake pushes `total` runs of fresh origins to node 0, 500 a message. */
+static void flood(bench *t, fake *f, uint32_t total) {
+  uint8_t *msg = malloc(VS_MSG_BYTES_MAX), *frame = malloc(VS_FRAME_BYTES_MAX);
+  assert_non_null(msg);
+  assert_non_null(frame);
+  uint32_t next = 0;
+  while (next < total) {
+    uint32_t runs = total - next < 500 ? total - next : 500;
+    size_t mlen = flood_msg(&next, runs, msg, VS_MSG_BYTES_MAX);
+    size_t flen = fake_seal(f, msg, mlen, frame, VS_FRAME_BYTES_MAX);
+    assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+  }
+  free(msg);
+  free(frame);
+}
+
+static uint64_t vv_count(vs_node *node) {
+  vv_buf b;
+  assert_err(vv_text(vs_node_store(node), &b), VS_OK);
+  uint64_t n = 0;
+  for (size_t i = 0; i < b.len; i++) n += b.text[i] == ';' ? 1u : 0u;
+  return n; /* vv_text truncates past 4 KiB of text: only for small vectors */
+}
+
+static vs_err count_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
+  (void)origin;
+  (void)seq;
+  (*(uint64_t *)ctx)++;
+  return VS_OK;
+}
+
+static uint64_t origins_held(vs_node *node) {
+  uint64_t n = 0;
+  assert_err(vs_vv_each(vs_node_store(node), count_cb, &n), VS_OK);
+  return n;
+}
+
+/* Default quota: 64 new origins, the rest refused before anything of them
+ * is stored, and counted; a minute later 64 more get in. */
+static void test_node_origin_flood_is_refused_past_the_quota(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  uint64_t held0 = origins_held(t->nodes[0]);
+  assert_int_equal(vv_count(t->nodes[0]), held0);
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  flood(t, &f, FLOOD_ORIGINS);
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.rejected_origin_quota - s0.st.rejected_origin_quota, FLOOD_ORIGINS - 64);
+  assert_int_equal(st.runs_applied - s0.st.runs_applied, 64);
+  assert_int_equal(origins_held(t->nodes[0]), held0 + 64);
+  /* Refused runs stored nothing: the WAL grew by exactly the 64 accepted. */
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(vs_node_store(t->nodes[0]), &lsn), VS_OK);
+  assert_int_equal(lsn, s0.lsn + 64);
+  /* The same flood again: the 64 held are duplicates, no token left. */
+  t->now_ms += 1000; /* about one token */
+  flood(t, &f, FLOOD_ORIGINS);
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_true(origins_held(t->nodes[0]) <= held0 + 64 + 2);
+  /* A minute refills the bucket: 64 more, no more. */
+  t->now_ms += 60000;
+  uint64_t before = origins_held(t->nodes[0]);
+  flood(t, &f, FLOOD_ORIGINS);
+  assert_int_equal(origins_held(t->nodes[0]), before + 64);
+  /* The honest peer still syncs both ways; the origins node 0 took in
+   * reach it under its own quota of node 0 (64 a minute): minutes. */
+  bench_run(t, 4u * 60u * 1000u);
+  assert_int_equal(origins_held(t->nodes[1]), origins_held(t->nodes[0]));
+  expect_legit_sync(t, "origin-flood");
+  bench_free(t);
+}
+
+/* Decode one captured VV part (sealed by node `i` for the fake). */
+static bool fake_take_vv(bench *t, fake *f, uint32_t i, vs_vv_part *part, uint32_t *count) {
+  bool close = false;
+  size_t len = 0, msg_len = 0;
+  uint8_t *buf = malloc(VS_FRAME_BYTES_MAX), *msg = malloc(VS_FRAME_BYTES_MAX);
+  vs_vv_entry *e = malloc(sizeof *e * VS_WIRE_VV_MAX);
+  assert_non_null(buf);
+  assert_non_null(msg);
+  assert_non_null(e);
+  bool got = false;
+  while (!got && cap_take(t, i, f->handle, &close, buf, VS_FRAME_BYTES_MAX, &len)) {
+    assert_false(close);
+    assert_err(vs_session_open(&f->sess, buf, len, msg, VS_FRAME_BYTES_MAX, &msg_len), VS_OK);
+    if (msg[0] != VS_MSG_VV) continue;
+    assert_err(vs_msg_vv_decode(msg, msg_len, part, e, VS_WIRE_VV_MAX, count), VS_OK);
+    got = true;
+  }
+  free(buf);
+  free(msg);
+  free(e);
+  return got;
+}
+
+/* Quota raised so the store accepts all 5,000 origins: the store opens
+ * again (before issue 14 a store past 4,096 origins failed every open with
+ * VS_ERR_LIMIT), its vector travels in two parts, and a peer converges. */
+static void test_node_thousands_of_origins_reopen_and_converge(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_new(2);
+  for (uint32_t i = 0; i < 2; i++) {
+    t->origin_quota[i] = 100000;
+    vs_node_close(t->nodes[i]);
+    bench_open(t, i);
+  }
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "a", "1");
+  fake_init(&f, FAKE_HANDLE, 0x77);
+  fake_dial(t, &f, 0);
+  caps_clear(t);
+  flood(t, &f, FLOOD_ORIGINS);
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.rejected_origin_quota, 0);
+  assert_int_equal(origins_held(t->nodes[0]), FLOOD_ORIGINS + 1);
+  /* Its acknowledgement to the fake is one vector in two parts. */
+  caps_clear(t);
+  bench_pump(t);
+  vs_vv_part part;
+  uint32_t count = 0, total = 0;
+  assert_true(fake_take_vv(t, &f, 0, &part, &count));
+  assert_int_equal(part.part, 0);
+  assert_int_equal(part.parts, 2);
+  total += count;
+  uint64_t vector = part.vector;
+  assert_true(fake_take_vv(t, &f, 0, &part, &count));
+  assert_int_equal(part.part, 1);
+  assert_int_equal(part.vector, vector);
+  total += count;
+  assert_int_equal(total, FLOOD_ORIGINS + 1);
+  caps_clear(t);
+  /* Restart: the store opens (it failed with VS_ERR_LIMIT before). */
+  (void)vs_node_peer_down(t->nodes[0], f.handle, t->now_ms);
+  vs_node_close(t->nodes[0]);
+  bench_open(t, 0);
+  assert_int_equal(origins_held(t->nodes[0]), FLOOD_ORIGINS + 1);
+  /* An honest peer gets all of it and both vectors, of two parts each,
+   * settle: equal vectors, and then nothing but periodic vectors flows. */
+  bench_connect(t, 0, 1);
+  bench_run(t, 20000);
+  assert_int_equal(origins_held(t->nodes[1]), FLOOD_ORIGINS + 1);
+  uint8_t h0[VS_HASH_BYTES], h1[VS_HASH_BYTES];
+  assert_err(vs_state_hash(vs_node_store(t->nodes[0]), h0), VS_OK);
+  assert_err(vs_state_hash(vs_node_store(t->nodes[1]), h1), VS_OK);
+  assert_memory_equal(h0, h1, VS_HASH_BYTES);
+  vs_node_stats a0, a1;
+  vs_node_stats_get(t->nodes[0], &a0);
+  bench_run(t, 60000);
+  vs_node_stats_get(t->nodes[0], &a1);
+  assert_int_equal(a1.runs_sent, a0.runs_sent); /* acknowledged in parts: nothing resent */
+  assert_int_equal(a1.resends, a0.resends);
+  expect_legit_sync(t, "after-flood");
+  bench_free(t);
+}
+
+/* The fake after its handshake: every frame node 0 sends it is counted; in
+ * `answer` mode each batch of frames is answered with an empty vector (a
+ * new vector number each time), else it stays silent. Runs `ms` of virtual
+ * time. Returns the bytes node 0 sent it. */
+static uint64_t fake_sink(bench *t, fake *f, uint64_t ms, bool answer, uint64_t *vector, bool *closed) {
+  uint64_t end = t->now_ms + ms, bytes = 0;
+  uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
+  for (uint32_t step = 0; step < 1000000; step++) {
+    bench_pump(t);
+    uint32_t frames = 0;
+    for (uint32_t k = 0; k < t->ncaps; k++) {
+      if (t->caps[k].handle != f->handle) continue;
+      if (t->caps[k].close) *closed = true;
+      bytes += t->caps[k].len;
+      frames++;
+    }
+    caps_clear(t);
+    if (answer && frames > 0 && !*closed) {
+      size_t vlen = 0;
+      vs_vv_part part = {++*vector, 0, 1};
+      assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+      size_t flen = fake_seal(f, vv, vlen, frame, sizeof frame);
+      assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+      continue; /* answered at this instant: pump again */
+    }
+    uint64_t wake = t->wake[0];
+    if (wake >= end) break;
+    t->now_ms = wake > t->now_ms ? wake : t->now_ms + 1;
+  }
+  t->now_ms = end;
+  return bytes;
+}
+
+/* The resends the backoff allows within `ms` of the first push: waits of
+ * resend_ms, 2x, 4x ... capped at resend_max_ms. */
+static uint64_t resends_allowed(const vs_node_cfg *d, uint64_t ms) {
+  uint64_t at = 0, wait = d->resend_ms, n = 0;
+  for (; n < 100000; n++) {
+    at += wait;
+    if (at > ms) break;
+    wait = wait * 2 < d->resend_max_ms ? wait * 2 : d->resend_max_ms;
+  }
+  return n;
+}
+
+/* 4 MiB of our own ops, a 256 KiB window and peers that, for ten minutes of
+ * virtual time, acknowledge nothing or answer every frame with an empty
+ * vector: each gets at most (window + one message) per backed-off resend.
+ * Before issue 14 the empty answers reset the window and such a peer
+ * pulled the whole store every resend_ms. */
+static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) {
+  (void)state;
+  for (int answer = 0; answer < 2; answer++) {
+    bench *t = bench_new(1);
+    t->inflight_max[0] = 256u * 1024u;
+    vs_node_close(t->nodes[0]);
+    bench_open(t, 0);
+    static uint8_t value[1024];
+    memset(value, 'v', sizeof value);
+    vs_write_req *reqs = calloc(4096, sizeof *reqs);
+    assert_non_null(reqs);
+    char (*keys)[16] = calloc(4096, 16);
+    assert_non_null(keys);
+    for (uint32_t k = 0; k < 4096; k++) {
+      snprintf(keys[k], 16, "k%u", k);
+      reqs[k] = (vs_write_req){"put", (const uint8_t *)keys[k], (uint32_t)strlen(keys[k]), value, sizeof value,
+                               NULL, 0};
+    }
+    assert_err(vs_node_write_batch(t->nodes[0], reqs, 4096, t->now_ms, NULL), VS_OK);
+    free(reqs);
+    free(keys);
+    fake f;
+    fake_init(&f, FAKE_HANDLE, 0x77);
+    fake_dial(t, &f, 0);
+    uint64_t vector = 0;
+    bool closed = false;
+    if (!answer) { /* one empty vector, then silence */
+      uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
+      size_t vlen = 0;
+      vs_vv_part part = {++vector, 0, 1};
+      assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+      size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+      assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+    }
+    const uint64_t ms = 10u * 60u * 1000u;
+    uint64_t bytes = fake_sink(t, &f, ms, answer != 0, &vector, &closed);
+    assert_false(closed);
+    vs_node_cfg d = vs_node_cfg_default();
+    uint64_t allowed = resends_allowed(&d, ms);
+    vs_node_stats st;
+    vs_node_stats_get(t->nodes[0], &st);
+    uint64_t window = t->inflight_max[0] + VS_FRAME_BYTES_MAX;
+    /* Vectors: one a second at most, each well under 64 bytes here. */
+    uint64_t vv_bytes = (ms / 1000 + 1 + vector) * 64u;
+    print_message("  %s: %" PRIu64 " bytes in %" PRIu64 " s, %" PRIu64 " resends (backoff allows %" PRIu64
+                  ", bound %" PRIu64 " bytes)\n",
+                  answer ? "empty-vector answers" : "silent", bytes, ms / 1000, st.resends, allowed,
+                  window * (1 + allowed) + vv_bytes);
+    assert_true(st.resends <= allowed);
+    assert_true(bytes <= window * (1 + allowed) + vv_bytes);
+    assert_true(bytes >= t->inflight_max[0]); /* it did get the window */
+    bench_free(t);
+  }
+}
+
+/* A vector that falls within a session closes it (rejected_vv_regress); an
+ * older vector arriving late (reordered) is ignored, not a fall; a part out
+ * of order is dropped without harm. */
+static void test_node_vector_going_backwards_closes_the_session(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  for (int k = 0; k < 5; k++) vt_node_write_kv(t->nodes[0], t->now_ms, "put", "x", "1");
+  bench_run(t, 100);
+  caps_clear(t);
+  uint64_t own = 0;
+  assert_err(vs_wal_head(vs_node_store(t->nodes[0]), t->ids[0].pk, &own, NULL, NULL), VS_OK);
+  assert_true(own >= 5);
+  vs_vv_entry e = {{0}, own};
+  memcpy(e.origin, t->ids[0].pk, VS_ORIGIN_BYTES);
+  uint8_t vv[VS_MSG_VV_HEADER_BYTES + 40], frame[256];
+  size_t vlen = 0, flen = 0;
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  /* Vector 3 holds all of node 0's ops; vector 2 (empty) arrives late. */
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){3, 0, 1}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
+  flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){2, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  /* Part 1 of a vector whose part 0 never came: dropped, no harm. */
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){5, 1, 2}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
+  flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  expect_only(t->nodes[0], &s0, "none", 0, "late vector, lone part");
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, f.handle, true), 0);
+  /* Vector 6, empty: node 0's entry fell from `own` to 0. */
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){6, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_STATE);
+  expect_refused(t->nodes[0], &s0, "rejected_vv_regress", 1, "falling vector");
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, f.handle, true), 1);
+  /* Closed: its frames are for an unknown connection now. */
+  flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_NOTFOUND);
+  expect_legit_sync(t, "vv-regress");
+  bench_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node_rejects_other_mesh),
@@ -2126,6 +2489,10 @@ int main(void) {
       cmocka_unit_test(test_node_restored_copy_catches_up_from_peer),
       cmocka_unit_test(test_node_handshake_flood_times_out),
       cmocka_unit_test(test_node_quorum_counts_distinct_peers),
+      cmocka_unit_test(test_node_origin_flood_is_refused_past_the_quota),
+      cmocka_unit_test(test_node_thousands_of_origins_reopen_and_converge),
+      cmocka_unit_test(test_node_peer_acking_nothing_gets_window_per_backoff),
+      cmocka_unit_test(test_node_vector_going_backwards_closes_the_session),
       cmocka_unit_test(test_node_sim_is_deterministic),
       cmocka_unit_test(test_node_converges_under_chaos),
   };

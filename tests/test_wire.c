@@ -1342,9 +1342,13 @@ static void vv_entries(vs_vv_entry *e, uint32_t count) {
   }
 }
 
+#define VVH VS_MSG_VV_HEADER_BYTES
+static const vs_vv_part ONE_PART = {1, 0, 1};
+
 static vs_err vv_decode_exact(const uint8_t *in, size_t n, vs_vv_entry *out, uint32_t max, uint32_t *count) {
   uint8_t *copy = vt_dup_exact(in, n);
-  vs_err err = vs_msg_vv_decode(copy, n, out, max, count);
+  vs_vv_part part;
+  vs_err err = vs_msg_vv_decode(copy, n, &part, out, max, count);
   free(copy);
   return err;
 }
@@ -1354,87 +1358,128 @@ static void test_vv_round_trip(void **state) {
   vs_vv_entry e[5], d[5];
   vv_entries(e, 5);
   e[4].seq = VS_OP_SEQ_MAX;
-  uint8_t buf[5 + 5 * 40];
+  uint8_t buf[VVH + 5 * 40];
   size_t n = 0;
   uint32_t count = 0;
-  assert_err(vs_msg_vv_encode(e, 5, buf, sizeof buf, &n), VS_OK);
-  assert_int_equal(n, 5 + 5 * 40);
+  vs_vv_part part = {0x0102030405060708ull, 2, 3}, got;
+  assert_err(vs_msg_vv_encode(&part, e, 5, buf, sizeof buf, &n), VS_OK);
+  assert_int_equal(n, VVH + 5 * 40);
   assert_int_equal(buf[0], VS_MSG_VV);
-  assert_int_equal(buf[1], 5);
-  assert_memory_equal(buf + 5, e[0].origin, 32);
-  assert_err(vv_decode_exact(buf, n, d, 5, &count), VS_OK);
+  assert_int_equal(vt_get_u64le(buf + 1), part.vector);
+  assert_int_equal(vt_get_u32le(buf + 9), 2);
+  assert_int_equal(vt_get_u32le(buf + 13), 3);
+  assert_int_equal(vt_get_u32le(buf + 17), 5);
+  assert_memory_equal(buf + VVH, e[0].origin, 32);
+  uint8_t *copy = vt_dup_exact(buf, n);
+  assert_err(vs_msg_vv_decode(copy, n, &got, d, 5, &count), VS_OK);
+  free(copy);
   assert_int_equal(count, 5);
+  assert_int_equal(got.vector, part.vector);
+  assert_int_equal(got.part, 2);
+  assert_int_equal(got.parts, 3);
   for (int k = 0; k < 5; k++) {
     assert_memory_equal(d[k].origin, e[k].origin, 32);
     assert_int_equal(d[k].seq, e[k].seq);
   }
-  /* The empty vector (a new node). */
-  assert_err(vs_msg_vv_encode(NULL, 0, buf, sizeof buf, &n), VS_OK);
-  assert_int_equal(n, 5);
+  /* The empty vector (a new node): one empty part. */
+  assert_err(vs_msg_vv_encode(&ONE_PART, NULL, 0, buf, sizeof buf, &n), VS_OK);
+  assert_int_equal(n, VVH);
   assert_err(vv_decode_exact(buf, n, NULL, 0, &count), VS_OK);
   assert_int_equal(count, 0);
-  assert_err(vs_msg_vv_encode(e, 5, buf, 5 + 4 * 40 + 39, &n), VS_ERR_BUFSIZE);
+  assert_err(vs_msg_vv_encode(&ONE_PART, e, 5, buf, VVH + 4 * 40 + 39, &n), VS_ERR_BUFSIZE);
+}
+
+/* The part header: vector >= 1, part < parts <= VS_WIRE_VV_PARTS_MAX, and an
+ * empty part only in a vector of one part; both sides refuse the rest. */
+static void test_vv_part_header_checked(void **state) {
+  (void)state;
+  vs_vv_entry e[2];
+  vv_entries(e, 2);
+  uint8_t buf[VVH + 2 * 40];
+  size_t n = 0;
+  uint32_t count = 0;
+  static const vs_vv_part bad[] = {{0, 0, 1}, {1, 1, 1}, {1, 0, 0}, {1, 0, VS_WIRE_VV_PARTS_MAX + 1}, {1, 5, 5}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    assert_err(vs_msg_vv_encode(&bad[k], e, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
+    assert_err(vs_msg_vv_encode(&ONE_PART, e, 2, buf, sizeof buf, &n), VS_OK);
+    vt_put_u64le(buf + 1, bad[k].vector);
+    vt_put_u32le(buf + 9, bad[k].part);
+    vt_put_u32le(buf + 13, bad[k].parts);
+    assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_ERR_MALFORMED);
+  }
+  vs_vv_part last = {7, VS_WIRE_VV_PARTS_MAX - 1, VS_WIRE_VV_PARTS_MAX};
+  assert_err(vs_msg_vv_encode(&last, e, 2, buf, sizeof buf, &n), VS_OK);
+  assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_OK);
+  vs_vv_part empty_of_two = {1, 0, 2};
+  assert_err(vs_msg_vv_encode(&empty_of_two, NULL, 0, buf, sizeof buf, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_vv_encode(&ONE_PART, NULL, 0, buf, sizeof buf, &n), VS_OK);
+  vt_put_u32le(buf + 13, 2);
+  assert_err(vv_decode_exact(buf, n, NULL, 0, &count), VS_ERR_MALFORMED);
+  assert_err(vs_msg_vv_encode(NULL, e, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
 }
 
 static void test_vv_unsorted_duplicate_or_bad_seq_rejected(void **state) {
   (void)state;
   vs_vv_entry e[3], d[3];
-  uint8_t buf[5 + 3 * 40];
+  uint8_t buf[VVH + 3 * 40];
   size_t n = 0;
   uint32_t count = 0;
   vv_entries(e, 3);
-  assert_err(vs_msg_vv_encode(e, 3, buf, sizeof buf, &n), VS_OK);
+  assert_err(vs_msg_vv_encode(&ONE_PART, e, 3, buf, sizeof buf, &n), VS_OK);
   /* Decode side: forge the bytes. */
   uint8_t bad[sizeof buf];
   memcpy(bad, buf, n);
-  memcpy(bad + 5 + 40, buf + 5 + 80, 40); /* entries 0, 2, 2: duplicate */
+  memcpy(bad + VVH + 40, buf + VVH + 80, 40); /* entries 0, 2, 2: duplicate */
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   memcpy(bad, buf, n);
-  memcpy(bad + 5, buf + 5 + 40, 40); /* 1, 1, 2 */
+  memcpy(bad + VVH, buf + VVH + 40, 40); /* 1, 1, 2 */
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   memcpy(bad, buf, n);
-  memcpy(bad + 5, buf + 5 + 80, 40);
-  memcpy(bad + 5 + 80, buf + 5, 40); /* 2, 1, 0 */
+  memcpy(bad + VVH, buf + VVH + 80, 40);
+  memcpy(bad + VVH + 80, buf + VVH, 40); /* 2, 1, 0 */
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   memcpy(bad, buf, n);
-  vt_put_u64le(bad + 5 + 40 + 32, 0);
+  vt_put_u64le(bad + VVH + 40 + 32, 0);
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
-  vt_put_u64le(bad + 5 + 40 + 32, VS_OP_SEQ_MAX + 1);
+  vt_put_u64le(bad + VVH + 40 + 32, VS_OP_SEQ_MAX + 1);
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   /* Encode side: the same mistakes are the caller's. */
   vs_vv_entry u[3] = {e[0], e[2], e[1]};
-  assert_err(vs_msg_vv_encode(u, 3, buf, sizeof buf, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_vv_encode(&ONE_PART, u, 3, buf, sizeof buf, &n), VS_ERR_INVAL);
   vs_vv_entry dup[2] = {e[1], e[1]};
-  assert_err(vs_msg_vv_encode(dup, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_vv_encode(&ONE_PART, dup, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
   vs_vv_entry z = e[0];
   z.seq = 0;
-  assert_err(vs_msg_vv_encode(&z, 1, buf, sizeof buf, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_vv_encode(&ONE_PART, &z, 1, buf, sizeof buf, &n), VS_ERR_INVAL);
 }
 
 static void test_vv_counts_past_limits_are_too_large(void **state) {
   (void)state;
   uint32_t count = 0;
   vs_vv_entry d[4];
-  uint8_t hdr[5] = {VS_MSG_VV};
-  vt_put_u32le(hdr + 1, VS_WIRE_VV_MAX + 1);
-  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
-  vt_put_u32le(hdr + 1, UINT32_MAX);
-  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
-  vt_put_u32le(hdr + 1, 5); /* past the caller's room */
-  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TOO_LARGE);
-  vt_put_u32le(hdr + 1, 4);
-  assert_err(vv_decode_exact(hdr, 5, d, 4, &count), VS_ERR_TRUNCATED);
+  uint8_t hdr[VVH] = {VS_MSG_VV};
+  vt_put_u64le(hdr + 1, 1);
+  vt_put_u32le(hdr + 13, 1);
+  vt_put_u32le(hdr + 17, VS_WIRE_VV_MAX + 1);
+  assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TOO_LARGE);
+  vt_put_u32le(hdr + 17, UINT32_MAX);
+  assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TOO_LARGE);
+  vt_put_u32le(hdr + 17, 5); /* past the caller's room */
+  assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TOO_LARGE);
+  vt_put_u32le(hdr + 17, 4);
+  assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TRUNCATED);
 
-  /* The largest vector round-trips; one more entry cannot be encoded. */
+  /* The largest part round-trips; one more entry cannot be encoded (it goes
+   * in the next part). */
   vs_vv_entry *e = malloc((VS_WIRE_VV_MAX + 1) * sizeof *e), *out = malloc(VS_WIRE_VV_MAX * sizeof *out);
-  size_t cap = 5 + (VS_WIRE_VV_MAX + 1) * 40u, n = 0;
+  size_t cap = VVH + (VS_WIRE_VV_MAX + 1) * 40u, n = 0;
   uint8_t *buf = malloc(cap);
   assert_non_null(e);
   assert_non_null(out);
   assert_non_null(buf);
   vv_entries(e, VS_WIRE_VV_MAX + 1);
-  assert_err(vs_msg_vv_encode(e, VS_WIRE_VV_MAX + 1, buf, cap, &n), VS_ERR_INVAL);
-  assert_err(vs_msg_vv_encode(e, VS_WIRE_VV_MAX, buf, cap, &n), VS_OK);
+  assert_err(vs_msg_vv_encode(&ONE_PART, e, VS_WIRE_VV_MAX + 1, buf, cap, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_vv_encode(&ONE_PART, e, VS_WIRE_VV_MAX, buf, cap, &n), VS_OK);
   assert_err(vv_decode_exact(buf, n, out, VS_WIRE_VV_MAX, &count), VS_OK);
   assert_int_equal(count, VS_WIRE_VV_MAX);
   assert_int_equal(out[VS_WIRE_VV_MAX - 1].seq, e[VS_WIRE_VV_MAX - 1].seq);
@@ -1447,10 +1492,10 @@ static void test_vv_truncated_trailing_and_type(void **state) {
   (void)state;
   vs_vv_entry e[3], d[3];
   vv_entries(e, 3);
-  uint8_t buf[5 + 3 * 40 + 1];
+  uint8_t buf[VVH + 3 * 40 + 1];
   size_t n = 0;
   uint32_t count = 0;
-  assert_err(vs_msg_vv_encode(e, 3, buf, sizeof buf, &n), VS_OK);
+  assert_err(vs_msg_vv_encode(&ONE_PART, e, 3, buf, sizeof buf, &n), VS_OK);
   for (size_t k = 0; k < n; k++) assert_err(vv_decode_exact(buf, k, d, 3, &count), VS_ERR_TRUNCATED);
   buf[n] = 0;
   assert_err(vv_decode_exact(buf, n + 1, d, 3, &count), VS_ERR_TRAILING);
@@ -1930,12 +1975,12 @@ static void test_messages_single_byte_mutations_are_safe(void **state) {
   make_chain(&a, ID_A.pk, 1, 3, 20);
   make_chain(&b, ID_B.pk, 7, 2, 21);
   chain *runs[2] = {&a, &b};
-  uint8_t ops_msg[2048], vv_msg[5 + 3 * 40];
+  uint8_t ops_msg[2048], vv_msg[VVH + 3 * 40];
   size_t ops_bytes = 0, vv_bytes = 0;
   write_runs(runs, 2, ops_msg, sizeof ops_msg, &ops_bytes);
   vs_vv_entry e[3], d[3];
   vv_entries(e, 3);
-  assert_err(vs_msg_vv_encode(e, 3, vv_msg, sizeof vv_msg, &vv_bytes), VS_OK);
+  assert_err(vs_msg_vv_encode(&ONE_PART, e, 3, vv_msg, sizeof vv_msg, &vv_bytes), VS_OK);
   static const uint8_t flips[] = {0x01, 0x80, 0xff};
   for (size_t f = 0; f < sizeof flips; f++) {
     for (size_t at = 0; at < ops_bytes; at++) {
@@ -1950,7 +1995,8 @@ static void test_messages_single_byte_mutations_are_safe(void **state) {
       uint8_t *m = vt_dup_exact(vv_msg, vv_bytes);
       m[at] ^= flips[f];
       uint32_t count = 0;
-      vs_err err = vs_msg_vv_decode(m, vv_bytes, d, 3, &count);
+      vs_vv_part part;
+      vs_err err = vs_msg_vv_decode(m, vv_bytes, &part, d, 3, &count);
       if (err == VS_OK) assert_int_equal(count, 3);
       free(m);
     }
@@ -1991,6 +2037,7 @@ int main(void) {
       cmocka_unit_test(test_session_accept_shares_the_window_with_open),
       cmocka_unit_test(test_data_open_checks_arguments),
       cmocka_unit_test(test_vv_round_trip),
+      cmocka_unit_test(test_vv_part_header_checked),
       cmocka_unit_test(test_vv_unsorted_duplicate_or_bad_seq_rejected),
       cmocka_unit_test(test_vv_counts_past_limits_are_too_large),
       cmocka_unit_test(test_vv_truncated_trailing_and_type),

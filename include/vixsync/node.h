@@ -17,7 +17,18 @@
  * operations the other lacks, cut into signed runs (so nodes relay for each
  * other); the receiver applies them with vs_apply_run and answers with its
  * new version vector, which acknowledges them. In-flight bytes per peer are
- * bounded; what is not acknowledged within resend_ms is sent again.
+ * bounded: the credit of a run sent comes back only when a vector of the
+ * peer acknowledges it; what is not acknowledged within resend_ms is sent
+ * again, and each resend without progress doubles that wait (to
+ * resend_max_ms), so a peer that acknowledges nothing gets at most the
+ * window once per backed-off resend. A vector going backwards within a
+ * session is a protocol violation: the session is closed.
+ *
+ * Version vectors are not capped: ours holds every origin the store holds
+ * and travels in as many VV parts as it needs (wire.h). What the node keeps
+ * of a peer's vector is limited to the origins it holds itself (and its
+ * own), so a peer cannot make it spend memory on origins it invents. New
+ * origins from one peer are limited by origin_quota_per_min.
  *
  * The node's own writes also go through its outbox (sink "default") and a
  * SyncEngine whose transport is the mesh: an entry is DONE once ack_quorum
@@ -89,6 +100,16 @@ typedef struct vs_node_cfg {
    *  origin until one of its runs is applied again. */
   void (*log)(void *ctx, vs_log_level level, const char *msg);
   void *log_ctx;
+  /** Each resend without progress doubles the wait before the next one
+   *  (resend_ms, 2x, 4x, ...) up to this; progress resets it. Default 60 s;
+   *  must be >= resend_ms. */
+  uint64_t resend_max_ms;
+  /** New origins (origins the node holds nothing of) accepted from one peer
+   *  identity: a token bucket of this many tokens, refilled at this many per
+   *  minute of now_ms. A run of a new origin past it is refused before
+   *  anything of it is stored (rejected_origin_quota); the peer offers it
+   *  again later. Default 64; 0 = no limit. */
+  uint32_t origin_quota_per_min;
 } vs_node_cfg;
 
 /** Defaults for everything but dir, identity, mesh key and random. */
@@ -115,6 +136,8 @@ typedef struct vs_node_stats {
   uint64_t cookies_sent;        /**< COOKIE answers to HELLOs (no asymmetric crypto spent on them) */
   uint64_t rejected_vv_future;  /**< sessions closed: a vector claimed own ops no signed op of ours backed */
   uint64_t own_ops_restored;    /**< own ops received back from peers (this store is a restored copy) */
+  uint64_t rejected_origin_quota; /**< runs of new origins refused: the peer's origin quota was spent */
+  uint64_t rejected_vv_regress;   /**< vectors that went backwards within a session (the session is closed) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
@@ -179,7 +202,10 @@ vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
  *  refused one by one (a gap, a forged run, a fork), each counted in the
  *  stats. A DATA frame cut short past its header cannot be told from a
  *  corrupted one and counts as rejected_auth. A connection that fails the
- *  handshake is closed (see vs_node_poll). */
+ *  handshake is closed (see vs_node_poll). A version vector that goes
+ *  backwards within the session closes it too: VS_ERR_STATE, counted in
+ *  rejected_vv_regress only. Runs of new origins past the peer's
+ *  origin_quota_per_min are refused one by one (rejected_origin_quota). */
 vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
 
 /* ---- receive pipeline (optional) ----

@@ -1,10 +1,11 @@
-/* vixsync: wire protocol v1 (frames, handshake, sessions, messages).
+/* vixsync: wire protocol v2 (frames, handshake, sessions, messages).
  *
  * Sans-IO: every function takes bytes and returns bytes; randomness (the
  * ephemeral key seed) comes from the caller. All integers little-endian.
  *
- * FRAMES. Every frame starts with [u8 version = 1][u8 type]. A frame of
- * another version is VS_ERR_VERSION, an unknown type VS_ERR_MALFORMED.
+ * FRAMES. Every frame starts with [u8 version = 2][u8 type]. A frame of
+ * another version is VS_ERR_VERSION (a v1 peer: see VS_WIRE_VERSION; the
+ * driver names both versions in its log), an unknown type VS_ERR_MALFORMED.
  * At most VS_FRAME_BYTES_MAX bytes.
  *
  * HANDSHAKE (per connection; the initiator is the side that dialled):
@@ -66,9 +67,21 @@
  * reordered within the window, never accepted twice).
  *
  * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
- *   VV   [1][u32 n][n x (origin 32, seq u64)]   origins strictly increasing, n <= VS_WIRE_VV_MAX
+ *   VV   [1][vector u64][part u32][parts u32][u32 n][n x (origin 32, seq u64)]
  *        A node's version vector: sent after the handshake, after it changes,
- *        and as the acknowledgement of received operations.
+ *        and as the acknowledgement of received operations. A vector of more
+ *        than VS_WIRE_VV_MAX origins travels in `parts` messages (part 0 ..
+ *        parts-1, sent in order, 1 <= parts <= VS_WIRE_VV_PARTS_MAX), each
+ *        with 1..VS_WIRE_VV_MAX entries; origins strictly increasing within a
+ *        part and from one part to the next; only the single part of an
+ *        empty vector has n = 0. `vector` (>= 1) numbers the sender's vectors
+ *        within the session, increasing: the receiver assembles the parts of
+ *        one vector and takes it as an acknowledgement only when complete;
+ *        a part that arrives out of order, or of a vector older than the one
+ *        it holds, is dropped (the next vector replaces it), so frames
+ *        reordered in transit never look like a vector going backwards.
+ *        (Wire v1 had [1][u32 n][entries], one message, n <= 4096: a node
+ *        holding more origins could not say so, issue 14.)
  *   OPS  [2][u32 runs][runs x run]   runs in 1..VS_WIRE_RUNS_MAX
  *        run = [origin 32][u32 ops 1..VS_APPLY_RUN_OPS_MAX][sig 64][ops x ([u32 len][op encoding])]
  *        Every op of a run has the run's origin and consecutive seqs; sig is
@@ -91,7 +104,7 @@
 extern "C" {
 #endif
 
-#define VS_WIRE_VERSION 2u /* 1: no cookie round (a v1 frame is VS_ERR_VERSION) */
+#define VS_WIRE_VERSION 2u /* 1: no cookie round, a VV message in one part (a v1 frame is VS_ERR_VERSION) */
 #define VS_FRAME_HELLO 1u
 #define VS_FRAME_REPLY 2u
 #define VS_FRAME_AUTH 3u
@@ -114,7 +127,9 @@ extern "C" {
 #define VS_DATA_OVERHEAD_BYTES (2u + 8u + 16u) /* header, counter, tag */
 #define VS_MSG_BYTES_MAX (1024u * 1024u)       /* plaintext of one DATA frame */
 #define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
-#define VS_WIRE_VV_MAX 4096u
+#define VS_WIRE_VV_MAX 4096u       /* entries per VV message (part) */
+#define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
+#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 4u)
 #define VS_WIRE_RUNS_MAX 4096u
 #define VS_REPLAY_WINDOW 64u
 
@@ -247,21 +262,33 @@ typedef struct vs_vv_entry {
   uint64_t seq;
 } vs_vv_entry;
 
-/** Encode a VV message; entries must be sorted by origin, strictly, with
- *  seqs in 1..VS_OP_SEQ_MAX (what the decoder accepts). `entries` may be
- *  NULL when count is 0 (the empty vector of a new node).
- *  @return VS_OK, VS_ERR_INVAL (unsorted, too many, a bad seq),
- *  VS_ERR_BUFSIZE. */
-vs_err vs_msg_vv_encode(const vs_vv_entry *entries, uint32_t count, uint8_t *out, size_t out_max,
-                        size_t *out_bytes);
+/** Where a VV message sits in its vector (wire v2). */
+typedef struct vs_vv_part {
+  uint64_t vector; /**< the sender's number for the vector, >= 1, increasing within a session */
+  uint32_t part;   /**< 0 .. parts-1 */
+  uint32_t parts;  /**< 1 .. VS_WIRE_VV_PARTS_MAX */
+} vs_vv_part;
 
-/** Decode a VV message into entries_out (room for max entries; untouched
- *  on error).
+/** Encode one part of a VV message; entries must be sorted by origin,
+ *  strictly, with seqs in 1..VS_OP_SEQ_MAX (what the decoder accepts), at
+ *  most VS_WIRE_VV_MAX of them, and at least one unless the vector has a
+ *  single part. `entries` may be NULL when count is 0 (the empty vector of a
+ *  new node). Order across parts is the caller's (vs_node sends a sorted
+ *  vector cut into consecutive slices).
+ *  @return VS_OK, VS_ERR_INVAL (unsorted, too many, a bad seq or header),
+ *  VS_ERR_BUFSIZE. */
+vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint32_t count, uint8_t *out,
+                        size_t out_max, size_t *out_bytes);
+
+/** Decode one part of a VV message into part_out and entries_out (room for
+ *  max entries; both untouched on error). The count is a u32 at offset
+ *  VS_MSG_VV_HEADER_BYTES - 4, for callers that size entries_out from it.
  *  @return VS_OK, VS_ERR_TRUNCATED, VS_ERR_TRAILING, VS_ERR_TOO_LARGE (count
  *  past VS_WIRE_VV_MAX or max), VS_ERR_MALFORMED (type, order, seq 0 or past
- *  VS_OP_SEQ_MAX). */
-vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_entry *entries_out, uint32_t max,
-                        uint32_t *count_out);
+ *  VS_OP_SEQ_MAX, vector 0, part not below parts, parts 0 or past
+ *  VS_WIRE_VV_PARTS_MAX, an empty part of a vector of several). */
+vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out, vs_vv_entry *entries_out,
+                        uint32_t max, uint32_t *count_out);
 
 /** Builds an OPS message run by run into a caller buffer. */
 typedef struct vs_ops_writer {
