@@ -73,6 +73,13 @@ def resends_allowed(ms):
         wait = min(wait * 2, RESEND_MAX_MS)
 
 
+def sanitized():
+    """ASan's shadow memory and quarantine make RSS meaningless: the RSS
+    bound is checked in plain builds only (bytes per peer always)."""
+    with open(ml.VN, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def rss_anon(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -166,7 +173,7 @@ def test_peers_acking_nothing_stay_bounded(m):
     for r in results:
         check(r["ready"] and not r["closed"], "the peer stayed connected: %s" % r)
         check(WINDOW // 2 < r["bytes_in"] <= bound, "%s peer got %d bytes, bound %d" % (r["mode"], r["bytes_in"], bound))
-    check(rss_max < RSS_ANON_MAX, "RssAnon reached %.1f MiB" % (rss_max / 2**20))
+    check(rss_max < RSS_ANON_MAX or sanitized(), "RssAnon reached %.1f MiB" % (rss_max / 2**20))
     cli_works(a, "acking-nothing")
     da.stop()
 
