@@ -14,17 +14,27 @@
 
 #define CONNECT_BYTES 48u           /* ENetProtocolConnect */
 #define CONNECT_ID_AT 40u           /* its connectID, compared raw by ENet */
-#define COMMANDS_PER_DATAGRAM_MAX 64u /* ENET_PROTOCOL_MAXIMUM_PACKET_COMMANDS is 32 */
+/* ENet parses receive-side commands to the datagram's end (its 32-command
+ * limit is for sending), each at least 4 bytes: a datagram of up to
+ * ENET_PROTOCOL_MAXIMUM_MTU bytes holds at most this many. */
+#define COMMANDS_PER_DATAGRAM_MAX (ENET_PROTOCOL_MAXIMUM_MTU / 4u)
 
 static uint16_t get_u16be(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
 /* True when one of the commands from `off` on carries a fragment: a packet
- * larger than one datagram. Bounded by the datagram and by the command cap. */
+ * larger than one datagram. Bounded by the datagram and by the command cap;
+ * a datagram that reaches the cap counts as carrying one (the caller closes
+ * an unauthenticated connection for it), so filler commands cannot hide a
+ * fragment behind them. */
 static bool has_fragment(const uint8_t *b, size_t len, size_t off) {
-  for (uint32_t i = 0; i < COMMANDS_PER_DATAGRAM_MAX && off + 4 <= len; i++) {
+  for (uint32_t i = 0; off + 4 <= len; i++) {
+    if (i >= COMMANDS_PER_DATAGRAM_MAX) return true;
     uint8_t cmd = b[off] & ENET_PROTOCOL_COMMAND_MASK;
     if (cmd == ENET_PROTOCOL_COMMAND_SEND_FRAGMENT || cmd == ENET_PROTOCOL_COMMAND_SEND_UNRELIABLE_FRAGMENT)
       return true;
+    /* ENet stops at an unknown command; its size table has only
+     * ENET_PROTOCOL_COMMAND_COUNT entries, so never index it past them. */
+    if (cmd == ENET_PROTOCOL_COMMAND_NONE || cmd >= ENET_PROTOCOL_COMMAND_COUNT) return false;
     size_t size = enet_protocol_command_size(cmd);
     if (size < 4 || off + size > len) return false; /* ENet stops here too */
     size_t data = 0;

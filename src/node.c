@@ -35,6 +35,7 @@ typedef struct flight {
 
 #define RESEND_LEVEL_MAX 32u /* resend_ms << level saturates at resend_max_ms long before */
 #define QUOTA_UNIT 60000u    /* origin quota tokens are counted in 1/60000: one per minute-ms */
+#define QUOTA_ALL_PEERS 4u   /* the node-wide bucket holds and refills this many peers' worth */
 
 typedef struct peer {
   peer_state st;
@@ -88,6 +89,11 @@ struct vs_node {
   uint64_t ack_held[VS_NODE_PEERS_MAX];               /* ack_id -> highest own seq it holds */
   uint64_t quota[VS_NODE_PEERS_MAX];    /* ack_id -> new-origin tokens, in 1/QUOTA_UNIT */
   uint64_t quota_ms[VS_NODE_PEERS_MAX]; /* ack_id -> when quota[] was last refilled */
+  /* Node-wide new-origin bucket: identities are free to anyone with the
+   * mesh key, so fresh handshakes (each a full per-peer bucket) must not
+   * add up to an unbounded flood. */
+  uint64_t quota_all, quota_all_ms;
+  bool quota_all_init;
   bool reject_counted; /* the frame being handled counted its own rejection */
   uint64_t sessions; /* sessions established so far: the last one's number */
   /* Handshake cookies (wire.h): the secret, the previous one, and when the
@@ -456,7 +462,16 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
   err = vs_wal_reader_open(txn, n->store, &wr);
   bool full = false, was_acked = p->sent.n == 0;
   uint32_t runs = 0, ops = 0, fl_before = p->fl_n;
-  for (uint32_t i = 0; i < n->mine.n && !full && err == VS_OK; i++) {
+  /* The peer's own origin first: a restored copy gets its own ops back
+   * before anything else, and must (it refuses local writes meanwhile, and
+   * its claim deadline is renewed only by them). Then the sorted rest. */
+  bool own_found = false;
+  int own_i = vv_find(&n->mine, p->sess.peer_id, &own_found);
+  for (uint32_t k = 0; k <= n->mine.n && !full && err == VS_OK; k++) {
+    uint32_t i = k - 1;
+    if (k == 0 && !own_found) continue;
+    if (k == 0) i = (uint32_t)own_i;
+    else if (own_found && i == (uint32_t)own_i) continue;
     const vs_vv_entry *mine = &n->mine.e[i];
     uint64_t known = vv_get(&p->known, mine->origin), sent = vv_get(&p->sent, mine->origin);
     uint64_t from = (known > sent ? known : sent) + 1;
@@ -807,9 +822,16 @@ vs_err vs_node_write_batch(vs_node *n, const vs_write_req *reqs, size_t count, u
  * the responder draws a new secret; no peer's clock is involved. */
 static void cookie_rotate(vs_node *n, uint64_t now_ms) {
   if (n->cookie_ready && now_ms < n->cookie_rotate_ms) return;
-  if (n->cookie_ready) {
+  /* Rotation is lazy (at an inbound connection): after a quiet spell of a
+   * whole period or more the current secret is already past its two
+   * periods, so it must not live on as the previous one. */
+  bool overdue = now_ms >= vs_add_sat_u64(n->cookie_rotate_ms, VS_NODE_COOKIE_ROTATE_MS);
+  if (n->cookie_ready && !overdue) {
     memcpy(n->cookie_prev, n->cookie_secret, sizeof n->cookie_prev);
     n->cookie_has_prev = true;
+  } else {
+    sodium_memzero(n->cookie_prev, sizeof n->cookie_prev);
+    n->cookie_has_prev = false;
   }
   n->cfg.random(n->cfg.random_ctx, n->cookie_secret, sizeof n->cookie_secret);
   n->cookie_ready = true;
@@ -952,13 +974,24 @@ static void skew_clear(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
 
 /* Refill the bucket of `ack_id` for the time since its last refill (time
  * going backwards refills nothing and restarts the count from now). */
+static void bucket_refill(uint64_t *tokens, uint64_t *at_ms, uint64_t per_min, uint64_t now_ms) {
+  uint64_t cap = per_min * QUOTA_UNIT;
+  uint64_t elapsed = now_ms > *at_ms ? now_ms - *at_ms : 0;
+  *at_ms = now_ms;
+  if (elapsed >= QUOTA_UNIT) *tokens = cap; /* a minute refills all (and avoids overflow) */
+  else *tokens = vs_add_sat_u64(*tokens, elapsed * per_min);
+  if (*tokens > cap) *tokens = cap;
+}
+
 static void quota_refill(vs_node *n, uint32_t ack_id, uint64_t now_ms) {
-  uint64_t cap = (uint64_t)n->cfg.origin_quota_per_min * QUOTA_UNIT;
-  uint64_t elapsed = now_ms > n->quota_ms[ack_id] ? now_ms - n->quota_ms[ack_id] : 0;
-  n->quota_ms[ack_id] = now_ms;
-  if (elapsed >= QUOTA_UNIT) n->quota[ack_id] = cap; /* a minute refills all (and avoids overflow) */
-  else n->quota[ack_id] = vs_add_sat_u64(n->quota[ack_id], elapsed * n->cfg.origin_quota_per_min);
-  if (n->quota[ack_id] > cap) n->quota[ack_id] = cap;
+  bucket_refill(&n->quota[ack_id], &n->quota_ms[ack_id], n->cfg.origin_quota_per_min, now_ms);
+  uint64_t all_per_min = (uint64_t)n->cfg.origin_quota_per_min * QUOTA_ALL_PEERS;
+  if (!n->quota_all_init) { /* full at the first new origin */
+    n->quota_all = all_per_min * QUOTA_UNIT;
+    n->quota_all_ms = now_ms;
+    n->quota_all_init = true;
+  }
+  bucket_refill(&n->quota_all, &n->quota_all_ms, all_per_min, now_ms);
 }
 
 /* Whether a run of `origin` from `p` may be applied. An origin we hold
@@ -970,14 +1003,15 @@ static bool quota_allows(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYT
   *fresh_out = n->cfg.origin_quota_per_min > 0 && !vv_keep(n, origin);
   if (!*fresh_out) return true;
   quota_refill(n, p->ack_id, now_ms);
-  if (n->quota[p->ack_id] >= QUOTA_UNIT) return true;
+  if (n->quota[p->ack_id] >= QUOTA_UNIT && n->quota_all >= QUOTA_UNIT) return true;
   n->stats.rejected_origin_quota++;
   return false;
 }
 
 static void quota_take(vs_node *n, const peer *p) {
-  assert(n->quota[p->ack_id] >= QUOTA_UNIT);
+  assert(n->quota[p->ack_id] >= QUOTA_UNIT && n->quota_all >= QUOTA_UNIT);
   n->quota[p->ack_id] -= QUOTA_UNIT;
+  n->quota_all -= QUOTA_UNIT;
 }
 
 /* What a run's apply result means for the node: counts, our vector, the
@@ -992,9 +1026,11 @@ static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BY
       if (r->applied > 0) {
         err = refresh_mine(n, origin);
         skew_clear(n, origin);
-        /* Progress: a peer that claims our own ops gets more time. */
-        p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
         if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) {
+          /* Progress on the claim: more time. Only our own ops count (a
+           * peer sends them first, push_ops), so a liar cannot stay by
+           * trickling ops of its own. */
+          p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
           /* Our own signed ops, which we lacked: this store is a restored
            * copy. No local write until we hold what the peer claims. The
            * marker's transaction follows the apply's (a crash between them
@@ -1360,7 +1396,14 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
     n->stats.cookies_sent += p->hs.cookies_sent - cookies;
     /* A valid HELLO2 (its cookie checked) or REPLY: the 5 s deadline rules. A
      * HELLO answered by a COOKIE extends nothing: a replayed HELLO proves no key. */
-    if (err == VS_OK && !(out_len > 0 && out[1] == VS_FRAME_COOKIE)) p->hs_deadline_ms = p->hs_end_ms;
+    if (err == VS_OK && !(out_len > 0 && out[1] == VS_FRAME_COOKIE)) {
+      p->hs_deadline_ms = p->hs_end_ms;
+    } else if (err == VS_OK && p->hs.cookies_sent == 1) {
+      /* The cookie round costs a round trip: a valid HELLO earns one more
+       * HELLO period from now for its HELLO2 (once per connection). */
+      uint64_t more = vs_add_sat_u64(now_ms, n->cfg.hello_timeout_ms);
+      p->hs_deadline_ms = more < p->hs_end_ms ? more : p->hs_end_ms;
+    }
     if (err == VS_OK && out_len > 0) err = queue_copy(p, out, out_len);
     if (err == VS_OK && done) {
       vs_hs_wipe(&p->hs);

@@ -2178,6 +2178,22 @@ static void flood(bench *t, fake *f, uint32_t total) {
   free(frame);
 }
 
+/* Runs of origins first..first+total-1 (one op each, fresh identities). */
+static void flood_range(bench *t, fake *f, uint32_t first, uint32_t total) {
+  uint8_t *msg = malloc(VS_MSG_BYTES_MAX), *frame = malloc(VS_FRAME_BYTES_MAX);
+  assert_non_null(msg);
+  assert_non_null(frame);
+  uint32_t next = first;
+  while (next < first + total) {
+    uint32_t left = first + total - next, runs = left < 500 ? left : 500;
+    size_t mlen = flood_msg(&next, runs, msg, VS_MSG_BYTES_MAX);
+    size_t flen = fake_seal(f, msg, mlen, frame, VS_FRAME_BYTES_MAX);
+    assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+  }
+  free(msg);
+  free(frame);
+}
+
 static uint64_t vv_count(vs_node *node) {
   vv_buf b;
   assert_err(vv_text(vs_node_store(node), &b), VS_OK);
@@ -2234,6 +2250,120 @@ static void test_node_origin_flood_is_refused_past_the_quota(void **state) {
   bench_run(t, 4u * 60u * 1000u);
   assert_int_equal(origins_held(t->nodes[1]), origins_held(t->nodes[0]));
   expect_legit_sync(t, "origin-flood");
+  bench_free(t);
+}
+
+/* The quota is per identity, and identities cost nothing to a holder of the
+ * mesh key (the review's bypass: handshake as a fresh identity, spend its
+ * bucket, repeat). A node-wide bucket of 4x the per-peer quota bounds the
+ * sum: eight fresh identities of 100 new origins each get 256 in, not 512. */
+static void test_node_origin_quota_bounds_fresh_identities_together(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  uint64_t held0 = origins_held(t->nodes[0]);
+  vs_node_stats s0, st;
+  vs_node_stats_get(t->nodes[0], &s0);
+  fake g[8];
+  for (uint32_t k = 0; k < 8; k++) { /* all dial first: their greetings are small vectors */
+    fake_init(&g[k], FAKE_HANDLE + 40 + k, (uint8_t)(0x90 + k));
+    fake_dial(t, &g[k], 0);
+    caps_clear(t);
+  }
+  for (uint32_t k = 0; k < 8; k++) flood_range(t, &g[k], 10000 + 100 * k, 100);
+  caps_clear(t);
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(origins_held(t->nodes[0]), held0 + 4 * 64);
+  assert_int_equal(st.rejected_origin_quota - s0.rejected_origin_quota, 800 - 4 * 64);
+  /* A minute refills the node-wide bucket too: one more peer's worth from
+   * the last identity, whose own bucket is full again. */
+  t->now_ms += 60000;
+  flood_range(t, &g[7], 20000, 100);
+  caps_clear(t);
+  assert_int_equal(origins_held(t->nodes[0]), held0 + 4 * 64 + 64);
+  bench_free(t);
+}
+
+/* ---- findings of the review of the hardening work ---- */
+
+/* Rotation is lazy: after a quiet spell the old secret must not live on as
+ * the previous one. A HELLO2 captured at t0, replayed from the same address
+ * three periods later, is refused (it got a REPLY when the stale secret was
+ * kept as the previous one). */
+static void test_node_cookie_secret_dies_after_a_quiet_spell(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f); /* f's HELLO2 carries a cookie of this node's current secret */
+  t->now_ms += 3u * VS_NODE_COOKIE_ROTATE_MS;
+  const uint32_t h = FAKE_HANDLE + 70;
+  assert_err(vs_node_peer_up(t->nodes[0], h, false, t->now_ms), VS_OK); /* same (empty) address */
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  assert_err(vt_node_on_frame(t->nodes[0], h, f.hello2, sizeof f.hello2, t->now_ms), VS_ERR_AUTH);
+  expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "stale HELLO2");
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, h, false), 0); /* no REPLY */
+  caps_clear(t);
+  bench_free(t);
+}
+
+/* The cookie round costs a round trip: a HELLO that arrives late in its
+ * HELLO period earns one more period for its HELLO2. */
+static void test_node_cookie_round_gets_one_more_hello_period(void **state) {
+  (void)state;
+  bench *t = bench_new(2);
+  vs_node_cfg d = vs_node_cfg_default();
+  fake g;
+  fake_init(&g, FAKE_HANDLE + 71, 0x61);
+  assert_err(vs_node_peer_up(t->nodes[0], g.handle, false, t->now_ms), VS_OK);
+  t->now_ms += d.hello_timeout_ms - 100;
+  uint8_t eph[32];
+  size_t len = 0;
+  bool close = false, done = false;
+  vt_sm_fill(&t->rng, eph, sizeof eph);
+  assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], g.handle, g.hello, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  assert_true(cap_take(t, 0, g.handle, &close, g.cookie, sizeof g.cookie, &len));
+  assert_false(close);
+  t->now_ms += d.hello_timeout_ms - 100; /* past the first period, within the second */
+  bench_pump(t);
+  assert_int_equal(caps_count(t, 0, g.handle, true), 0);
+  assert_err(vs_hs_on_frame(&g.hs, g.cookie, len, g.hello2, sizeof g.hello2, &len, &done, &g.sess), VS_OK);
+  assert_err(vt_node_on_frame(t->nodes[0], g.handle, g.hello2, len, t->now_ms), VS_OK);
+  bench_pump(t);
+  assert_true(cap_take(t, 0, g.handle, &close, g.reply, sizeof g.reply, &len));
+  assert_false(close);
+  assert_int_equal(len, VS_REPLY_BYTES);
+  vs_hs_wipe(&g.hs);
+  caps_clear(t);
+  bench_free(t);
+}
+
+/* A peer that claims our own ops beyond our head cannot stay forever by
+ * trickling ops of its own origin: only our own ops renew its deadline. */
+static void test_node_claim_deadline_renewed_only_by_own_ops(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  bench_disconnect(t, 0, 1);
+  chain mine; /* the liar's own origin */
+  chain_init(&mine, &f.id);
+  fake_send_vv1(t, &f, t->ids[0].pk, VS_OP_SEQ_MAX);
+  bool closed = false;
+  for (int k = 0; k < 12 && !closed; k++) { /* a run of its own every 2 s for 24 s */
+    fake_send_chain(t, &f, &mine, 1);
+    bench_run(t, 2000);
+    bool close = false;
+    uint8_t buf[8192];
+    size_t len = 0;
+    while (cap_take(t, 0, f.handle, &close, buf, sizeof buf, &len)) closed = closed || close;
+  }
+  assert_true(closed);
+  vs_node_stats st;
+  vs_node_stats_get(t->nodes[0], &st);
+  assert_int_equal(st.rejected_vv_future, 1);
+  assert_int_equal(restoring(t), 0);
   bench_free(t);
 }
 
@@ -2490,6 +2620,10 @@ int main(void) {
       cmocka_unit_test(test_node_handshake_flood_times_out),
       cmocka_unit_test(test_node_quorum_counts_distinct_peers),
       cmocka_unit_test(test_node_origin_flood_is_refused_past_the_quota),
+      cmocka_unit_test(test_node_origin_quota_bounds_fresh_identities_together),
+      cmocka_unit_test(test_node_cookie_secret_dies_after_a_quiet_spell),
+      cmocka_unit_test(test_node_cookie_round_gets_one_more_hello_period),
+      cmocka_unit_test(test_node_claim_deadline_renewed_only_by_own_ops),
       cmocka_unit_test(test_node_thousands_of_origins_reopen_and_converge),
       cmocka_unit_test(test_node_peer_acking_nothing_gets_window_per_backoff),
       cmocka_unit_test(test_node_vector_going_backwards_closes_the_session),

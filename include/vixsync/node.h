@@ -108,7 +108,9 @@ typedef struct vs_node_cfg {
    *  identity: a token bucket of this many tokens, refilled at this many per
    *  minute of now_ms. A run of a new origin past it is refused before
    *  anything of it is stored (rejected_origin_quota); the peer offers it
-   *  again later. Default 64; 0 = no limit. */
+   *  again later. Default 64; 0 = no limit. Identities cost nothing to
+   *  anyone with the mesh key, so a node-wide bucket of 4x this (refilled
+   *  at 4x a minute) bounds the sum over all peers as well. */
   uint32_t origin_quota_per_min;
 } vs_node_cfg;
 
