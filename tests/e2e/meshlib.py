@@ -76,6 +76,15 @@ def wait_until(pred, timeout_s, what, interval_s=0.1):
         time.sleep(interval_s)
 
 
+def stats(d, after_ms=0):
+    """The daemon's counters; after_ms: wait for a run.json written after it."""
+    def fresh():
+        live = status(d)["daemon"]
+        check(live is not None, "no live daemon on %s" % d)
+        return live if live["updated_ms"] > after_ms else None
+    return wait_until(fresh, 30, "a fresh run.json on %s" % d)["stats"]
+
+
 def converged(dirs):
     fps = [fingerprint(d) for d in dirs]
     return all(fp == fps[0] for fp in fps)

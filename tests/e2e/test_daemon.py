@@ -20,12 +20,7 @@ from meshlib import check, vn_ok
 NUDGE = "nudge.sock"
 
 
-def stats(d, after_ms=0):
-    def fresh():
-        live = ml.status(d)["daemon"]
-        check(live is not None, "no live daemon on %s" % d)
-        return live if live["updated_ms"] > after_ms else None
-    return ml.wait_until(fresh, 30, "a fresh run.json on %s" % d)["stats"]
+stats = ml.stats
 
 
 def now_ms():

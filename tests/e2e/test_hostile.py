@@ -43,12 +43,7 @@ def hostile_result(p, timeout_s=300):
     return json.loads(out.decode())
 
 
-def stats(d, after_ms=0):
-    def fresh():
-        live = ml.status(d)["daemon"]
-        check(live is not None, "no live daemon on %s" % d)
-        return live if live["updated_ms"] > after_ms else None
-    return ml.wait_until(fresh, 30, "a fresh run.json on %s" % d)["stats"]
+stats = ml.stats
 
 
 def cli_works(d, tag):

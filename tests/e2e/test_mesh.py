@@ -33,13 +33,7 @@ def node_id(d):
     return ml.status(d)["node_id"]
 
 
-def stats(d, after_ms=0):
-    """The daemon's counters; after_ms: wait for a run.json written after it."""
-    def fresh():
-        live = ml.status(d)["daemon"]
-        check(live is not None, "no live daemon on %s" % d)
-        return live if live["updated_ms"] > after_ms else None
-    return ml.wait_until(fresh, 30, "a fresh run.json on %s" % d)["stats"]
+stats = ml.stats
 
 
 # ---- tests ----
