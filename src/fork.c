@@ -10,6 +10,7 @@
  * One record per origin: the smallest void_from wins, so every node that
  * has seen the same evidence holds the same verdict whatever the order.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -89,6 +90,24 @@ static vs_err drop_from(MDB_txn *txn, MDB_dbi dbi, const uint8_t origin[VS_ORIGI
   return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? VS_OK : vs_mdb_err(rc);
 }
 
+/* The outbox entries of the void ops (own writes) fail: no node will ever
+ * take them. Bounded by the origin's held ops. */
+static vs_err fail_outbox(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from) {
+  char reason[96];
+  snprintf(reason, sizeof reason, "void: this origin forked at seq %llu (make a new identity)",
+           (unsigned long long)from);
+  vs_err err = VS_OK;
+  for (uint64_t seq = from; err == VS_OK && seq <= VS_OP_SEQ_MAX; seq++) {
+    vs_op_id id;
+    uint64_t lsn = 0;
+    vs_op_id_derive(origin, seq, &id);
+    err = vs_opid_get(txn, store, &id, &lsn, NULL);
+    if (err == VS_ERR_NOTFOUND) return VS_OK; /* past the head */
+    if (err == VS_OK) err = vs_obx_void_txn(txn, store, lsn, reason);
+  }
+  return err;
+}
+
 /* Roll the origin's chain back to void_from - 1 and refold the state. */
 static vs_err void_ops_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
                            bool *changed_out) {
@@ -97,7 +116,8 @@ static vs_err void_ops_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[V
   *changed_out = false;
   if (err != VS_OK || head.seq < from) return err;
   *changed_out = true;
-  err = drop_from(txn, store->dbi_opid, origin, from);
+  err = fail_outbox(txn, store, origin, from);
+  if (err == VS_OK) err = drop_from(txn, store->dbi_opid, origin, from);
   if (err == VS_OK) err = drop_from(txn, store->dbi_sigs, origin, from);
   if (err != VS_OK) return err;
   if (from == 1) {
@@ -328,5 +348,37 @@ vs_err vs_fork_next(vs_store *store, const uint8_t *after, uint8_t origin_out[VS
   }
   if (err == VS_OK) err = vs_mdb_err(rc);
   mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_fork_digest(vs_store *store, uint64_t *digest_out) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_forks, &cur);
+  uint64_t d = 0;
+  bool any = false;
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) {
+    /* Bounded: one step per verdict. The XOR of a hash of each (origin,
+     * void_from): the order of the records does not matter. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != VS_ORIGIN_BYTES || v.mv_size <= VERDICT_FIXED_BYTES) {
+        err = VS_ERR_CORRUPT;
+        break;
+      }
+      uint8_t in[VS_ORIGIN_BYTES + 8], h[8];
+      memcpy(in, k.mv_data, VS_ORIGIN_BYTES);
+      memcpy(in + VS_ORIGIN_BYTES, v.mv_data, 8);
+      crypto_generichash(h, sizeof h, in, sizeof in, NULL, 0);
+      d ^= vs_get_u64le(h);
+      any = true;
+    }
+    mdb_cursor_close(cur);
+  }
+  if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS) err = vs_mdb_err(rc);
+  mdb_txn_abort(txn);
+  if (err == VS_OK) *digest_out = any && d == 0 ? 1 : d;
   return err;
 }

@@ -278,6 +278,10 @@ vs_err vs_fork_from_run(vs_store *store, const vs_op *ops, const uint8_t *const 
 vs_err vs_fork_next(vs_store *store, const uint8_t *after, uint8_t origin_out[VS_ORIGIN_BYTES], uint8_t *out,
                     size_t out_max, size_t *out_bytes);
 
+/** A digest of every verdict (0: none; never 0 otherwise), for VV
+ *  messages: peers whose digests differ exchange their verdicts again. */
+vs_err vs_fork_digest(vs_store *store, uint64_t *digest_out);
+
 /* ---- state internals (state.c) ---- */
 
 /** Rebuild the materialized state and its hash from the WAL records the
@@ -312,6 +316,11 @@ vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, ui
 
 /** Whether `sink` is ranges-only (vs_outbox_cfg.ranges_only). */
 vs_err vs_obx_ranges_only_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, bool *on_out);
+
+/** A fork verdict voided the op of record `lsn`: its PENDING or INFLIGHT
+ *  entries, in every sink, become FAILED with `reason` (nothing will ever
+ *  deliver it: every node refuses it). */
+vs_err vs_obx_void_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const char *reason);
 
 /** Register the default sink in a new store. */
 vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);

@@ -81,6 +81,8 @@ typedef struct peer {
   bool fk_next_set, fk_sent_all;
   /* An entry of its vector fell with no verdict here (yet): the old entry
    * is kept until fall_deadline_ms, when the verdict must be here. */
+  uint64_t asm_forks;     /* the forks digest of the vector being assembled */
+  uint64_t fk_resend_ms;  /* no new round of verdicts to it before then */
   bool fall_pending;
   uint8_t fall_origin[VS_ORIGIN_BYTES];
   uint64_t fall_deadline_ms;
@@ -126,6 +128,7 @@ struct vs_node {
   uint8_t skew_logged[VS_NODE_SKEW_LOG_MAX][VS_ORIGIN_BYTES]; /* origins with a clock_skew line out */
   uint32_t skew_n, skew_next; /* entries used; the slot the next new origin overwrites when full */
   bool own_void; /* a fork verdict voids our own identity (apply.h, FORKS): it writes no more */
+  uint64_t forks_digest; /* vs_fork_digest: sent in every VV */
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -398,7 +401,7 @@ static vs_err send_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
 static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
   uint32_t parts = n->mine.n == 0 ? 1u : (n->mine.n - 1u) / VS_WIRE_VV_MAX + 1u;
   vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
-  vs_vv_part part = {++p->vv_out_no, 0, parts};
+  vs_vv_part part = {++p->vv_out_no, 0, parts, n->forks_digest};
   for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
     uint32_t first = k * VS_WIRE_VV_MAX, count = n->mine.n - first;
     if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
@@ -820,6 +823,7 @@ vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (err == VS_OK) err = vs_write_restoring(n->store, &n->restore_to);
   uint64_t own_void_from = 0;
   if (err == VS_OK) err = vs_apply_void_from(n->store, cfg->identity.pk, &own_void_from);
+  if (err == VS_OK) err = vs_fork_digest(n->store, &n->forks_digest);
   n->own_void = own_void_from != 0;
   if (err != VS_OK) {
     vs_node_close(n);
@@ -1179,6 +1183,7 @@ static vs_err fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], ui
   fork_log(n, origin, seq, how);
   if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) n->own_void = true;
   vs_err err = refresh_mine(n, origin);
+  if (err == VS_OK) err = vs_fork_digest(n->store, &n->forks_digest);
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *q = &n->peers[s];
     if (q->st != PEER_READY) continue;
@@ -1411,6 +1416,14 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     p->sent_at_ms = now_ms;
     p->resend_level = 0;
   }
+  /* Its verdicts differ from ours: send ours again (a FORK may have been
+   * lost; it sends its own when ours differ from its), at most once per
+   * two resend periods while they differ. */
+  if (p->asm_forks != n->forks_digest && n->forks_digest != 0 && p->fk_sent_all && now_ms >= p->fk_resend_ms) {
+    p->fk_sent_all = false;
+    p->fk_next_set = false;
+    p->fk_resend_ms = vs_add_sat_u64(now_ms, 2 * n->cfg.resend_ms);
+  }
   /* Equal seqs, different heads: its branch of that origin is not ours. */
   for (uint32_t i = 0; i < p->known.n && !p->fk_active; i++) { /* bounded: known.n */
     const vs_vv_entry *e = &p->known.e[i];
@@ -1471,6 +1484,7 @@ static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
   if (take && err == VS_OK) {
     if (count > 0) memcpy(p->asm_last, e[count - 1].origin, VS_ORIGIN_BYTES);
     p->asm_next = part.part + 1;
+    p->asm_forks = part.forks;
     if (p->asm_next == p->asm_parts) err = vv_complete(n, p, now_ms);
   } else if (take) {
     asm_drop(p);

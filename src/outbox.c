@@ -1374,3 +1374,28 @@ vs_err vs_outbox_next_due(vs_outbox *outbox, uint64_t *due_ms_out) {
   if (err == VS_OK) *due_ms_out = due;
   return err;
 }
+
+vs_err vs_obx_void_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const char *reason) {
+  uint32_t sinks[VS_OUTBOX_SINKS_MAX], n = 0;
+  vs_err err = vs_sinks_list(txn, store, sinks, &n);
+  for (uint32_t i = 0; i < n && err == VS_OK; i++) { /* bounded: VS_OUTBOX_SINKS_MAX */
+    vs_outbox_entry e;
+    err = entry_get(txn, store, sinks[i], lsn, &e);
+    if (err == VS_ERR_NOTFOUND) {
+      err = VS_OK;
+      continue;
+    }
+    if (err != VS_OK || (e.state != VS_OUTBOX_PENDING && e.state != VS_OUTBOX_INFLIGHT)) continue;
+    vs_outbox_counts counts;
+    bool ranges = false;
+    err = vs_obx_counts_load(txn, store, sinks[i], &counts);
+    if (err == VS_OK) err = vs_obx_ranges_only_txn(txn, store, sinks[i], &ranges);
+    vs_outbox_entry now_e = e;
+    now_e.state = VS_OUTBOX_FAILED;
+    now_e.lease_until_ms = 0;
+    set_reason(&now_e, "", reason);
+    if (err == VS_OK) err = entry_write(txn, store, sinks[i], &e, &now_e, &counts, NULL, ranges);
+    if (err == VS_OK) err = vs_obx_counts_save(txn, store, sinks[i], &counts);
+  }
+  return err;
+}

@@ -612,7 +612,8 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
   vs_put_u64le(out + 1, part->vector);
   vs_put_u32le(out + 9, part->part);
   vs_put_u32le(out + 13, part->parts);
-  vs_put_u32le(out + 17, count);
+  vs_put_u64le(out + 17, part->forks);
+  vs_put_u32le(out + 25, count);
   uint8_t *p = out + VS_MSG_VV_HEADER_BYTES;
   for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
     memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
@@ -631,8 +632,8 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_MSG_VV) return VS_ERR_MALFORMED;
   if (in_bytes < VS_MSG_VV_HEADER_BYTES) return VS_ERR_TRUNCATED;
-  vs_vv_part part = {vs_get_u64le(in + 1), vs_get_u32le(in + 9), vs_get_u32le(in + 13)};
-  uint32_t count = vs_get_u32le(in + 17);
+  vs_vv_part part = {vs_get_u64le(in + 1), vs_get_u32le(in + 9), vs_get_u32le(in + 13), vs_get_u64le(in + 17)};
+  uint32_t count = vs_get_u32le(in + 25);
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
   size_t body = (size_t)count * VV_ENTRY_BYTES;
   if (in_bytes - VS_MSG_VV_HEADER_BYTES < body) return VS_ERR_TRUNCATED;

@@ -1331,7 +1331,7 @@ static void test_node_rejects_data_before_handshake(void **state) {
   bench *t = bench_secure(&f);
   uint8_t frame[256], vv[VS_MSG_VV_HEADER_BYTES];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   /* As responder: the connection waits for HELLO. */
   const uint32_t h = FAKE_HANDLE + 1;
@@ -1477,7 +1477,7 @@ static void test_node_rejects_bad_frame_headers(void **state) {
   assert_err(vs_node_peer_up(t->nodes[0], hs_handle, false, t->now_ms), VS_OK);
   uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   const uint32_t handles[2] = {f.handle, hs_handle};
   for (int k = 0; k < 2; k++) {
@@ -1554,7 +1554,8 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
   vt_put_u64le(msg + 1, 1);
   vt_put_u32le(msg + 9, 0);
   vt_put_u32le(msg + 13, 1);
-  vt_put_u32le(msg + 17, 2);
+  vt_put_u64le(msg + 17, 0);
+  vt_put_u32le(msg + 25, 2);
   for (int k = 0; k < 2; k++) {
     memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 48, e[k].origin, VS_ORIGIN_BYTES);
     vt_put_u64le(msg + VS_MSG_VV_HEADER_BYTES + k * 48 + 32, e[k].seq);
@@ -1959,7 +1960,7 @@ static void fake_send_vv1(bench *t, fake *f, const uint8_t origin[VS_ORIGIN_BYTE
   uint8_t msg[128], frame[256];
   size_t len = 0;
   static uint64_t vector = 1000; /* each vector a fake sends has a higher number */
-  vs_vv_part part = {++vector, 0, 1};
+  vs_vv_part part = {++vector, 0, 1, 0};
   assert_err(vs_msg_vv_encode(&part, &e, 1, msg, sizeof msg, &len), VS_OK);
   size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
@@ -2592,7 +2593,7 @@ static uint64_t fake_sink(bench *t, fake *f, uint64_t ms, bool answer, uint64_t 
     caps_clear(t);
     if (answer && frames > 0 && !*closed) {
       size_t vlen = 0;
-      vs_vv_part part = {++*vector, 0, 1};
+      vs_vv_part part = {++*vector, 0, 1, 0};
       assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
       size_t flen = fake_seal(f, vv, vlen, frame, sizeof frame);
       assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
@@ -2652,7 +2653,7 @@ static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) 
     if (!answer) { /* one empty vector, then silence */
       uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
       size_t vlen = 0;
-      vs_vv_part part = {++vector, 0, 1};
+      vs_vv_part part = {++vector, 0, 1, 0};
       assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
       size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
       assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
@@ -2698,14 +2699,14 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
   snap s0;
   snap_take(t->nodes[0], &s0);
   /* Vector 3 holds all of node 0's ops; vector 2 (empty) arrives late. */
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){3, 0, 1}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){3, 0, 1, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){2, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){2, 0, 1, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
   /* Part 1 of a vector whose part 0 never came: dropped, no harm. */
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){5, 1, 2}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){5, 1, 2, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
   expect_only(t->nodes[0], &s0, "none", 0, "late vector, lone part");
@@ -2714,7 +2715,7 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
   /* Vector 6, empty: node 0's entry fell from `own` to 0. A fork verdict
    * node 0 has not had yet could explain it: the old entry stands for a
    * claim grace, then, no verdict having come, the session closes. */
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){6, 0, 1}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){6, 0, 1, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
   expect_only(t->nodes[0], &s0, "none", 0, "falling vector, within the grace");

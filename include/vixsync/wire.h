@@ -67,11 +67,14 @@
  * reordered within the window, never accepted twice).
  *
  * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
- *   VV   [1][vector u64][part u32][parts u32][u32 n][n x (origin 32, seq u64, head 8)]
+ *   VV   [1][vector u64][part u32][parts u32][forks u64][u32 n][n x (origin 32, seq u64, head 8)]
  *        A node's version vector: sent after the handshake, after it changes,
  *        `head` is the first VS_VV_HEAD_BYTES bytes of the hash of the
  *        sender's op at `seq`: two nodes at one seq with different heads hold
- *        different branches of that origin (a fork, see FORK below),
+ *        different branches of that origin (a fork, see FORK below).
+ *        `forks` digests the sender's fork verdicts (0: none; node.c): a
+ *        peer whose digest differs from ours is sent our verdicts again, so
+ *        evidence lost in transit is repaired like any other difference.
  *        and as the acknowledgement of received operations. A vector of more
  *        than VS_WIRE_VV_MAX origins travels in `parts` messages (part 0 ..
  *        parts-1, sent in order, 1 <= parts <= VS_WIRE_VV_PARTS_MAX), each
@@ -152,7 +155,7 @@ extern "C" {
 #define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
 #define VS_WIRE_VV_MAX 4096u       /* entries per VV message (part) */
 #define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
-#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 4u)
+#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 4u)
 #define VS_WIRE_RUNS_MAX 4096u
 #define VS_REPLAY_WINDOW 64u
 
@@ -291,6 +294,7 @@ typedef struct vs_vv_part {
   uint64_t vector; /**< the sender's number for the vector, >= 1, increasing within a session */
   uint32_t part;   /**< 0 .. parts-1 */
   uint32_t parts;  /**< 1 .. VS_WIRE_VV_PARTS_MAX */
+  uint64_t forks;  /**< digest of the sender's fork verdicts (0: none) */
 } vs_vv_part;
 
 /** Encode one part of a VV message; entries must be sorted by origin,
