@@ -125,6 +125,10 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
              ", \"rejected_unknown_peer\": %" PRIu64 ", \"runs_gap\": %" PRIu64 ", \"resends\": %" PRIu64
              ", \"ops_duplicate\": %" PRIu64 ", \"runs_received\": %" PRIu64 ", \"ops_deferred_future\": %" PRIu64 "},\n",
           hs, replay, state, unknown, gaps, resends, dup, runs, deferred);
+  if (s->cfg->equivocate)
+    fprintf(f, " \"equivocate\": {\"fork_seq\": %" PRIu64 ", \"void_acked\": %" PRIu64 ", \"twin_refused_forked\": %" PRIu64
+               ", \"twin_refused_restoring\": %" PRIu64 "},\n",
+            s->fork_seq, s->void_acked, t->twin_refused_forked, t->twin_refused_restoring);
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
 }
@@ -146,6 +150,10 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
   fprintf(f, "  cost: %.2f s wall, %" PRIu64 " applications (%.0f/s), peak RSS %ld KiB (%ld KiB per node), store %.1f KiB per node\n",
           secs, t->applications, secs > 0 ? (double)t->applications / secs : 0.0, peak_rss_kib(),
           s->n > 0 ? peak_rss_kib() / (long)s->n : 0, (double)u->store_used_bytes / 1024.0);
+  if (s->cfg->equivocate)
+    fprintf(f, "  equivocate: twins 0 and 1 forked at seq %" PRIu64 " (0: never), %" PRIu64 " acknowledged writes void, %" PRIu64
+               " writes refused as forked, %" PRIu64 " as restoring\n",
+            s->fork_seq, s->void_acked, t->twin_refused_forked, t->twin_refused_restoring);
   fprintf(f, "  trace_hash %s\n", th);
 }
 
