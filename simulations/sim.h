@@ -42,12 +42,6 @@
 #define SIM_TWINS 2u
 #define SIM_HONEST_REF 2u
 
-/* Until the fork-evidence core (wire v3) is merged: its error code, so the
- * simulator builds against the current library. */
-#if VS_WIRE_VERSION < 3
-#define VS_ERR_FORKED ((vs_err)-28)
-#endif
-
 /* Exit codes (DESIGN.md): 0 ok, 1 invariant failed, 2 usage, 3 storage. */
 enum { SIM_EXIT_OK = 0, SIM_EXIT_FAIL = 1, SIM_EXIT_USAGE = 2, SIM_EXIT_STORE = 3 };
 

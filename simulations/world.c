@@ -168,6 +168,12 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->resends += x->resends;
   acc->rejected_origin_quota += x->rejected_origin_quota;
   acc->rejected_vv_regress += x->rejected_vv_regress;
+  acc->fork_verdicts += x->fork_verdicts;
+  acc->fork_evidence_bad += x->fork_evidence_bad;
+  acc->runs_void += x->runs_void;
+  acc->wants_sent += x->wants_sent;
+  acc->wants_served += x->wants_served;
+  acc->rejected_want_quota += x->rejected_want_quota;
 }
 
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
