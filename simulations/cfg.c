@@ -67,6 +67,8 @@ static const opt OPTS[] = {
     {"map-mib", O_U32, F(map_mib), true, "LMDB map size per node, MiB"},
     {"origin-quota", O_U32, F(origin_quota), true,
      "new origins a node accepts per peer per minute (0: max(64, 2 x nodes), enough for every node's origin)"},
+    {"equivocate", O_FLAG, F(equivocate), true,
+     "node 1 gets node 0's identity: one writer on two devices, different branches to different peers"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
     {"json", O_FLAG, F(json), false, "print a JSON summary"},
     {"keep", O_FLAG, F(keep), false, "keep the node directories"},
@@ -437,6 +439,9 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
   if (c->drift_ppm > 100000) return errf(err, err_bytes, "--drift: at most 100000 ppm (10%%)");
   if (c->skew_ms > 365ull * 24 * 3600 * 1000) return errf(err, err_bytes, "--skew: at most a year");
   if (c->map_mib < 1 || c->map_mib > 1u << 20) return errf(err, err_bytes, "--map-mib: 1 to 1048576");
+  if (c->equivocate && c->nodes <= SIM_HONEST_REF)
+    return errf(err, err_bytes, "--equivocate: at least %u nodes (the twins 0 and 1, honest nodes from %u on)",
+                SIM_HONEST_REF + 1, SIM_HONEST_REF);
   if (c->check_every_ms < 1 || c->conn_timeout_ms < 1 || c->tick_ms < 1 || c->tick_ms > 60000) return errf(err, err_bytes, "--check-every, --conn-timeout, --tick: at least 1 ms (--tick at most 1m)");
   if (c->bug[0] != '\0' && sim_bug_mask(c->bug) == 0) {
 #ifdef VS_FAULT_INJECTION
@@ -498,7 +503,7 @@ void sim_cfg_command(const sim_cfg *c, const char *argv0, char *out, size_t out_
     snprintf(flag, sizeof flag, "--%s", o->name);
     append(out, out_bytes, &len, " ");
     append(out, out_bytes, &len, flag);
-    append_arg(out, out_bytes, &len, v);
+    if (o->type != O_FLAG) append_arg(out, out_bytes, &len, v); /* a flag takes no value */
   }
   for (uint32_t i = 0; i < c->sched_n; i++) {
     char at[32], ev[SIM_SCHED_TEXT_BYTES + 40];

@@ -77,6 +77,17 @@ static void measure(const sim *s, usage *u) {
   u->store_used_bytes = count > 0 ? total / count : 0;
 }
 
+/* --equivocate: entries left in the twins' outboxes (their void writes,
+ * which nobody accepts: check.c allows them). */
+static uint64_t twin_outbox_stuck(const sim *s) {
+  uint64_t stuck = 0;
+  for (uint32_t i = 0; i < SIM_TWINS && i < s->n && s->nodes != NULL; i++) {
+    vs_outbox_counts c;
+    if (s->nodes[i].ob != NULL && vs_outbox_counts_get(s->nodes[i].ob, &c) == VS_OK) stuck += c.pending + c.inflight + c.failed;
+  }
+  return stuck;
+}
+
 static void print_json(FILE *f, const sim *s, const char *cmd, double secs, const usage *u) {
   char th[65], sh[65];
   hex(s->trace_hash, 32, th);
@@ -125,6 +136,20 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
              ", \"rejected_unknown_peer\": %" PRIu64 ", \"runs_gap\": %" PRIu64 ", \"resends\": %" PRIu64
              ", \"ops_duplicate\": %" PRIu64 ", \"runs_received\": %" PRIu64 ", \"ops_deferred_future\": %" PRIu64 "},\n",
           hs, replay, state, unknown, gaps, resends, dup, runs, deferred);
+  if (s->cfg->equivocate) {
+    uint64_t verdicts = 0, runs_void = 0, wants = 0;
+    for (uint32_t i = 0; i < s->n && s->nodes != NULL; i++) {
+      sim_node_stats_total(&s->nodes[i], &st);
+      verdicts += st.fork_verdicts;
+      runs_void += st.runs_void;
+      wants += st.wants_sent;
+    }
+    fprintf(f, " \"equivocate\": {\"fork_seq\": %" PRIu64 ", \"void_acked\": %" PRIu64 ", \"twin_refused_forked\": %" PRIu64
+               ", \"twin_refused_restoring\": %" PRIu64 ", \"twin_outbox_stuck\": %" PRIu64 ", \"fork_verdicts\": %" PRIu64
+               ", \"runs_void\": %" PRIu64 ", \"wants_sent\": %" PRIu64 "},\n",
+            s->fork_seq, s->void_acked, t->twin_refused_forked, t->twin_refused_restoring, twin_outbox_stuck(s), verdicts,
+            runs_void, wants);
+  }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
 }
@@ -146,6 +171,10 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
   fprintf(f, "  cost: %.2f s wall, %" PRIu64 " applications (%.0f/s), peak RSS %ld KiB (%ld KiB per node), store %.1f KiB per node\n",
           secs, t->applications, secs > 0 ? (double)t->applications / secs : 0.0, peak_rss_kib(),
           s->n > 0 ? peak_rss_kib() / (long)s->n : 0, (double)u->store_used_bytes / 1024.0);
+  if (s->cfg->equivocate)
+    fprintf(f, "  equivocate: twins 0 and 1 forked at seq %" PRIu64 " (0: never), %" PRIu64 " acknowledged writes void, %" PRIu64
+               " writes refused as forked, %" PRIu64 " as restoring, %" PRIu64 " left in the twins' outboxes\n",
+            s->fork_seq, s->void_acked, t->twin_refused_forked, t->twin_refused_restoring, twin_outbox_stuck(s));
   fprintf(f, "  trace_hash %s\n", th);
 }
 

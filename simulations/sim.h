@@ -37,6 +37,10 @@
 #define SIM_WHY_BYTES 1024u
 #define SIM_PPM 1000000u
 #define SIM_SAME_TIME_ROUNDS 16u /* polls of one node at one instant before it waits 1 ms */
+/* --equivocate: nodes 0 and 1 are the twins (one identity, two devices);
+ * node 2 is the honest node every other one is compared with. */
+#define SIM_TWINS 2u
+#define SIM_HONEST_REF 2u
 
 /* Exit codes (DESIGN.md): 0 ok, 1 invariant failed, 2 usage, 3 storage. */
 enum { SIM_EXIT_OK = 0, SIM_EXIT_FAIL = 1, SIM_EXIT_USAGE = 2, SIM_EXIT_STORE = 3 };
@@ -126,6 +130,8 @@ typedef struct sim_cfg {
   /* resources */
   uint32_t map_mib;
   uint32_t origin_quota; /* new origins per peer per minute (vs_node_cfg); 0: sized from nodes */
+  /* an equivocating writer: nodes 0 and 1 share one identity (the twins) */
+  bool equivocate;
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;
@@ -266,6 +272,8 @@ typedef struct sim_totals {
   uint64_t conns, conn_timeouts, closes, dials_failed;
   uint64_t crashes, restarts, partitions, asyms, flaps, isolations;
   uint64_t writes, idem_writes, idem_retries, dels, puts, incrs;
+  uint64_t twin_refused_forked;    /* --equivocate: twin writes refused, its identity is void */
+  uint64_t twin_refused_restoring; /* --equivocate: twin writes refused while it catches up on its own ops */
   uint64_t applications; /* on_apply calls, all nodes (local writes included) */
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
@@ -309,6 +317,11 @@ typedef struct sim {
   uint8_t trace_hash[32];
   uint8_t final_state_hash[VS_HASH_BYTES];
   bool final_state_hash_ok;
+  /* --equivocate, set by sim_check: the lowest seq both twins wrote (the
+   * fork every node must find; 0: they never diverged) and the acknowledged
+   * writes it voids (the twins' from that seq on) */
+  uint64_t fork_seq;
+  uint64_t void_acked;
   sim_totals tot;
   /* report */
   bool sampling;
@@ -362,6 +375,10 @@ bool sim_node_restart(sim *s, uint32_t i);
 uint64_t sim_local_ms(const sim_node *n, uint64_t v);
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out);
 void sim_mark_dirty(sim *s, uint32_t i);
+/** --equivocate: is node i one of the twins (nodes 0 and 1)? */
+bool sim_twin(const sim *s, uint32_t i);
+/** The node others are compared with: 0, or the honest node 2 under --equivocate. */
+uint32_t sim_ref_node(const sim *s);
 
 /* workload.c */
 bool sim_workload_init(sim *s);
@@ -374,6 +391,9 @@ void sim_op_digest(uint8_t kind, const uint8_t *target, size_t target_bytes, con
 /* check.c */
 /** Converged? Sets *quiet; `why` tells what still differs. false on error. */
 bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes);
+/** --equivocate: from the acknowledged writes, the lowest seq both twins
+ *  wrote (s->fork_seq; 0: none) and the acks it voids (s->void_acked). */
+bool sim_twin_fork(sim *s);
 /** The invariants of DESIGN.md's Simulator section, after quiesce. */
 bool sim_check(sim *s);
 

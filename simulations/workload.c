@@ -12,7 +12,8 @@
  *
  * Every write that returned VS_OK is an acknowledged write: its id, hlc and
  * a digest of (kind, target, payload) are kept; the checks require that
- * exact operation on every node. */
+ * exact operation on every node. Under --equivocate a twin's write may be
+ * refused (VS_ERR_FORKED, VS_ERR_RESTORING): counted, not acknowledged. */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -141,6 +142,16 @@ static bool do_write(sim *s, uint32_t node, const client_op *op, size_t retry_of
   }
   vs_write_result res;
   vs_err err = vs_node_write(n->node, &req, sim_local_ms(n, s->now), &res);
+  if (sim_twin(s, node) && (err == VS_ERR_FORKED || err == VS_ERR_RESTORING)) {
+    /* Expected of a twin, never of an honest node: its identity is void
+     * once the fork is known (FORKED), and before that a twin that got
+     * the other's ops back waits until it holds what peers claim. The
+     * client was told no, so nothing is acknowledged. */
+    if (err == VS_ERR_FORKED) s->tot.twin_refused_forked++;
+    else s->tot.twin_refused_restoring++;
+    sim_trace(s, 'f', node, (uint64_t)(int64_t)err, retry_of != SIZE_MAX, NULL, 0);
+    return true;
+  }
   if (err == VS_ERR_FULL || err == VS_ERR_STORE || err == VS_ERR_NOMEM)
     return sim_fail(s, SIM_EXIT_STORE, "node %u: write: %s (raise --map-mib?)", node, vs_err_name(err));
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: write %s %s: %s", node, req.kind, op->target, vs_err_name(err));

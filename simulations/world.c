@@ -91,6 +91,10 @@ static uint64_t virt_of_local(const sim_node *n, uint64_t local, uint64_t now) {
 
 /* ---- nodes ---- */
 
+bool sim_twin(const sim *s, uint32_t i) { return s->cfg->equivocate && i < SIM_TWINS; }
+
+uint32_t sim_ref_node(const sim *s) { return s->cfg->equivocate ? SIM_HONEST_REF : 0; }
+
 void sim_mark_dirty(sim *s, uint32_t i) {
   assert(i < s->n);
   sim_node *n = &s->nodes[i];
@@ -164,6 +168,12 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->resends += x->resends;
   acc->rejected_origin_quota += x->rejected_origin_quota;
   acc->rejected_vv_regress += x->rejected_vv_regress;
+  acc->fork_verdicts += x->fork_verdicts;
+  acc->fork_evidence_bad += x->fork_evidence_bad;
+  acc->runs_void += x->runs_void;
+  acc->wants_sent += x->wants_sent;
+  acc->wants_served += x->wants_served;
+  acc->rejected_want_quota += x->rejected_want_quota;
 }
 
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
@@ -202,10 +212,11 @@ bool sim_node_restart(sim *s, uint32_t i) {
   if (n->node != NULL) return true;
   if (!sim_node_open(s, i)) return false;
   /* G1, seen from outside: whatever of this node's chain a peer holds was
-   * committed here before it was sent, so the crash cannot have lost it. */
+   * committed here before it was sent, so the crash cannot have lost it.
+   * Not for a twin: its peers may hold the other twin's longer branch. */
   uint64_t own = 0;
   vs_err err = vs_wal_head(vs_node_store(n->node), n->id.pk, &own, NULL, NULL);
-  for (uint32_t j = 0; j < s->n && err == VS_OK; j++) {
+  for (uint32_t j = 0; j < s->n && err == VS_OK && !sim_twin(s, i); j++) {
     uint64_t held = 0;
     if (j == i || s->nodes[j].node == NULL) continue;
     err = vs_wal_head(vs_node_store(s->nodes[j].node), n->id.pk, &held, NULL, NULL);
@@ -591,6 +602,15 @@ static bool setup(sim *s) {
     n->drift_ppm = c->drift_ppm > 0 ? (int32_t)sim_rng_below(&s->rng, 2ull * c->drift_ppm + 1) - (int32_t)c->drift_ppm : 0;
     sim_trace(s, 'n', i, (uint64_t)n->skew_ms, (uint64_t)(int64_t)n->drift_ppm, n->id.pk, VS_ORIGIN_BYTES);
   }
+  if (c->equivocate) {
+    /* A copied data directory, made before either device wrote: node 1 signs
+     * as node 0. Drawn as usual first, so the PRNG sequence (skews, drifts,
+     * everything after) is the same as without --equivocate. */
+    assert(s->n > SIM_HONEST_REF);
+    vs_identity_wipe(&s->nodes[1].id);
+    s->nodes[1].id = s->nodes[0].id;
+    sim_trace(s, 'T', 0, 1, 0, s->nodes[1].id.pk, VS_ORIGIN_BYTES);
+  }
   for (uint32_t i = 0; i < s->n; i++)
     if (!sim_node_open(s, i)) return false;
   if (!sim_net_build(s) || !sim_workload_init(s)) return false;
@@ -675,8 +695,10 @@ int sim_run(const sim_cfg *cfg, sim *s) {
   free(scratch);
   if (s->sampling && s->samples != NULL && s->samples_n > 0) sample(s); /* the end of the run */
   if (!s->failed) sim_check(s);
-  if (s->failed && s->final_state_hash_ok == false && s->n > 0 && s->nodes != NULL && s->nodes[0].node != NULL)
-    (void)vs_state_hash(vs_node_store(s->nodes[0].node), s->final_state_hash);
+  else if (s->cfg->equivocate) (void)sim_twin_fork(s); /* for the summary */
+  uint32_t ref = sim_ref_node(s);
+  if (s->failed && s->final_state_hash_ok == false && s->n > ref && s->nodes != NULL && s->nodes[ref].node != NULL)
+    (void)vs_state_hash(vs_node_store(s->nodes[ref].node), s->final_state_hash);
   sim_trace(s, 'Z', s->failed, s->tot.applications, 0, s->final_state_hash, VS_HASH_BYTES);
   crypto_generichash_final(&s->trace, s->trace_hash, sizeof s->trace_hash);
 #ifdef VS_FAULT_INJECTION

@@ -5,7 +5,8 @@
                                         another; --report does not change the run
   check_sim.py cli VIX_SIM              usage errors exit 2; --inject-bug needs the fault build
   check_sim.py scenario VIX_SIM FILE    the scenario passes; its "# expect KEY >= N" lines hold
-  check_sim.py swarm VIX_SIM K          K seeds with randomized fault mixes, no failure
+  check_sim.py swarm VIX_SIM K [OPT..]  K seeds with randomized fault mixes (and options such as
+                                        --equivocate), no failure
   check_sim.py bug VIX_SIM_FAULTS VIX_SIM NAME SEED
                                         the pinned seed catches bug NAME, its printed replay
                                         command fails the same way, and the same seed passes
@@ -54,6 +55,18 @@ def determinism(sim):
         fail("same seed, different state hashes")
     if runs["a"]["trace_hash"] == runs["c"]["trace_hash"]:
         fail("different seeds, same trace hash")
+    # The equivocating writer is part of the run, and replays as exactly.
+    eq = []
+    for _ in range(2):
+        rc, j, err = run_json([sim, "--seed", "7", "--equivocate"] + SMALL)
+        if rc != 0 or not j["ok"]:
+            fail("--equivocate seed 7: rc %d: %s\n%s" % (rc, j.get("reason"), err))
+        eq.append(j)
+    if eq[0]["trace_hash"] != eq[1]["trace_hash"] or eq[0]["trace_hash"] == runs["a"]["trace_hash"]:
+        fail("--equivocate: not deterministic, or the same trace as without it")
+    rc, j, _ = run_json(shlex.split(eq[0]["replay"]))
+    if j["trace_hash"] != eq[0]["trace_hash"]:
+        fail("--equivocate: the printed replay command runs another trace: %s" % eq[0]["replay"])
     # An option that shapes the run changes the hash; the report does not.
     rc, j, _ = run_json([sim, "--seed", "7", "--drop", "3"] + SMALL)
     if j["trace_hash"] == runs["a"]["trace_hash"]:
@@ -103,12 +116,12 @@ def scenario(sim, path):
     print("ok: scenario")
 
 
-def swarm(sim, k):
-    rc, out, err = run([sim, "--swarm", str(k), "--seed", "1"] + SMALL, timeout=1800)
+def swarm(sim, k, extra):
+    rc, out, err = run([sim, "--swarm", str(k), "--seed", "1"] + SMALL + extra, timeout=1800)
     print(out.strip())
     if rc != 0 or " 0 failed" not in out:
         fail("swarm: exit %d\n%s" % (rc, err[-3000:]))
-    print("ok: swarm of %d seeds" % k)
+    print("ok: swarm of %d seeds %s" % (k, " ".join(extra)))
 
 
 def bug(faults, release, name, seed):
@@ -146,7 +159,7 @@ def main():
     elif mode == "scenario":
         scenario(sim, sys.argv[3])
     elif mode == "swarm":
-        swarm(sim, int(sys.argv[3]))
+        swarm(sim, int(sys.argv[3]), sys.argv[4:])
     elif mode == "bug":
         bug(sim, sys.argv[3], sys.argv[4], sys.argv[5])
     else:
