@@ -602,7 +602,9 @@ static const cmd_spec COMMANDS[] = {
      OPT_DATA | OPT_JSON | OPT_TOMBSTONES, {NULL, NULL}, 0, 0, vn_cmd_dump},
     {"status", "--data DIR [--json]",
      "Print the node's id, own seq, last LSN, state hash, version vector, outbox counts, forks and,\n"
-     "when a daemon runs on DIR, its peers.",
+     "when a daemon runs on DIR, its peers. A fork (two copies of one identity wrote the same seq) voids\n"
+     "that origin's operations from its seq on, on every node; its device needs a new identity.\n"
+     "--json: forks is [{origin, seq}] (the first 64, by origin), forks_total counts them all.",
      OPT_DATA | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_status},
     {"log", "--data DIR [--from LSN] [--json]",
      "Print every operation the node holds (its own and its peers'), in LSN order from LSN (default 1);\n"
