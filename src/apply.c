@@ -7,40 +7,16 @@
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "internal.h"
 
-#define FORK_KEY_BYTES (VS_ORIGIN_BYTES + 8u)
 
 vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]) {
   MDB_val k = {VS_OP_ID_BYTES, (void *)id->bytes}, v = {VS_SIGNATURE_BYTES, (void *)sig};
   return vs_mdb_err(mdb_put(txn, store->dbi_sigs, &k, &v, 0));
 }
 
-/* Record a fork in its own transaction: the refused run changes nothing
- * else, but the evidence must survive. */
-static vs_err record_fork(vs_store *store, const vs_op *op, const uint8_t held[VS_HASH_BYTES],
-                          const uint8_t refused[VS_HASH_BYTES]) {
-  uint8_t key[FORK_KEY_BYTES], val[2 * VS_HASH_BYTES];
-  memcpy(key, op->origin, VS_ORIGIN_BYTES);
-  vs_put_u64be(key + VS_ORIGIN_BYTES, op->seq);
-  memcpy(val, held, VS_HASH_BYTES);
-  memcpy(val + VS_HASH_BYTES, refused, VS_HASH_BYTES);
-  MDB_txn *txn;
-  vs_err err = vs_txn_begin(store, true, &txn);
-  if (err != VS_OK) return err;
-  MDB_val k = {sizeof key, key}, v = {sizeof val, val};
-  /* The first evidence of a fork at (origin, seq) is kept; later ones add nothing. */
-  int rc = mdb_put(txn, store->dbi_forks, &k, &v, MDB_NOOVERWRITE);
-  err = rc == MDB_KEYEXIST ? VS_OK : vs_mdb_err(rc);
-  if (err != VS_OK) {
-    mdb_txn_abort(txn);
-    return err;
-  }
-  return vs_txn_commit(txn);
-}
-
 /* Shape checks that need no store: one origin, consecutive seqs, valid ops;
  * fills the op hashes. */
-static vs_err run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
-                        uint8_t (*hashes)[VS_HASH_BYTES]) {
+vs_err vs_run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
+                    uint8_t (*hashes)[VS_HASH_BYTES]) {
   for (uint32_t i = 0; i < count; i++) {
     if (memcmp(ops[i].origin, ops[0].origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
     if (ops[i].seq != ops[0].seq + i || ops[i].seq == 0 || ops[i].seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
@@ -90,6 +66,12 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   /* Never out of order: the first new op must be the next one and link to
    * the held head; each later one links to the op before it. */
   if (ops[skip].seq != head.seq + 1 && !VS_FAULT(VS_FAULT_SKIP_CHAIN_CHECK)) return VS_ERR_CHAIN;
+  /* The next seq, not linking to our head: its branch and ours differ at
+   * our head (the run's prev is the other branch's op there). */
+  if (skip == 0 && memcmp(ops[0].prev, head.hash, VS_HASH_BYTES) != 0 && !VS_FAULT(VS_FAULT_SKIP_CHAIN_CHECK)) {
+    res->suspect_seq = head.seq;
+    return VS_ERR_CHAIN;
+  }
   for (uint32_t i = skip; i < count; i++) {
     const uint8_t *want = i == skip ? head.hash : hashes[i - 1];
     if (memcmp(ops[i].prev, want, VS_HASH_BYTES) != 0 && !(i == skip && VS_FAULT(VS_FAULT_SKIP_CHAIN_CHECK)))
@@ -142,15 +124,17 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
 }
 
 /* *held_out: the store holds every op of the run with the same hash (read
- * only; bounded by the run). */
+ * only; bounded by the run). *void_from_out, prev_out: the origin's fork
+ * verdict (0: none). */
 static vs_err run_held(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t (*hashes)[VS_HASH_BYTES],
-                       bool *held_out, uint64_t *head_seq_out) {
+                       bool *held_out, uint64_t *head_seq_out, uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]) {
   *held_out = false;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
   vs_head head;
-  err = vs_head_get(txn, store, ops[0].origin, &head);
+  err = vs_fork_get_txn(txn, store, ops[0].origin, void_from_out, prev_out);
+  if (err == VS_OK) err = vs_head_get(txn, store, ops[0].origin, &head);
   bool held = err == VS_OK && head.seq >= ops[count - 1].seq;
   for (uint32_t i = 0; i < count && held && err == VS_OK; i++) {
     uint8_t h[VS_HASH_BYTES];
@@ -169,54 +153,96 @@ vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uin
   return vs_apply_run_enc(store, ops, NULL, NULL, count, sig, now_ms, max_drift_ms, result_out);
 }
 
+/* A run that differs from held ops at ops[at]: the verdict when the split
+ * is exact (the ops before it matched, or the first op shares our prev),
+ * else where the branches are known to differ (res->suspect_seq). */
+static vs_err on_fork(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count, uint32_t at,
+                      const uint8_t sig[VS_SIGNATURE_BYTES], vs_apply_result *res) {
+  const vs_op *op = &ops[at];
+  bool exact = at > 0 || op->seq == 1;
+  if (!exact) {
+    uint8_t held_prev[VS_HASH_BYTES];
+    vs_op_id id;
+    vs_op_id_derive(op->origin, op->seq - 1, &id);
+    MDB_txn *txn;
+    vs_err err = vs_txn_begin(store, false, &txn);
+    if (err != VS_OK) return err;
+    err = vs_opid_get(txn, store, &id, NULL, held_prev);
+    mdb_txn_abort(txn);
+    if (err != VS_OK) return err == VS_ERR_NOTFOUND ? VS_ERR_CORRUPT : err; /* below a held seq: held */
+    exact = memcmp(held_prev, op->prev, VS_HASH_BYTES) == 0;
+    if (!exact) res->suspect_seq = op->seq - 1;
+  }
+  if (!exact) return VS_ERR_FORK;
+  vs_fork_result fr;
+  vs_err err = vs_fork_from_run(store, ops, enc, count, at, sig, &fr);
+  if (err == VS_ERR_NOTFOUND || err == VS_ERR_TOO_LARGE) return VS_ERR_FORK; /* no evidence to be had: refused */
+  if (err != VS_OK) return err;
+  res->verdict = fr.verdict;
+  res->fork_seq = fr.seq;
+  return VS_ERR_FORK;
+}
+
 /* The store's half of applying a run whose pure checks ran (pre): the
- * held-run shortcut, the signature (pre's verdict when sig_known, else
- * checked here, after the shortcut), the transaction, fork evidence. */
+ * void range, the held-run shortcut, the signature (pre's verdict when
+ * sig_known, else checked here, after the shortcut), the transaction, fork
+ * evidence. */
 static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
                             const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre, bool sig_known,
                             uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
   const uint8_t (*hashes)[VS_HASH_BYTES] = pre->hashes;
-  vs_apply_result res = {0, 0, 0, 0, 0};
+  vs_apply_result res;
+  memset(&res, 0, sizeof res);
   vs_err err = pre->check;
   /* A run the store already holds op for op (the same hashes) has nothing
    * to apply and nothing to prove: skip its signature check. In a mesh
    * every node gets each chain from every neighbour, so most runs are this. */
-  bool held = false;
-  uint64_t held_head = 0;
-  if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head);
-  if (err == VS_OK && held) {
-    if (result_out != NULL) *result_out = (vs_apply_result){0, count, held_head, 0, 0};
+  bool held = false, vouched = false;
+  uint64_t held_head = 0, void_from = 0;
+  uint8_t void_prev[VS_HASH_BYTES];
+  if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head, &void_from, void_prev);
+  if (err == VS_OK && void_from != 0 && ops[count - 1].seq >= void_from - 1) {
+    /* A verdict voids this origin from void_from on: only the part below
+     * is taken, and the evidence vouches for the op right below it (its
+     * hash is both branches' prev). A run whose op there differs belongs
+     * to a branch that parts lower down: refused. */
+    if (ops[0].seq >= void_from) {
+      err = VS_ERR_FORKED;
+    } else {
+      bool cut = ops[count - 1].seq >= void_from;
+      count = (uint32_t)(void_from - ops[0].seq);
+      vouched = memcmp(hashes[count - 1], void_prev, VS_HASH_BYTES) == 0;
+      /* Cut and not vouched for: the signature covered what was cut. */
+      if (cut && !vouched) err = VS_ERR_FORKED;
+    }
+  }
+  if (err == VS_OK && held && !vouched) {
+    res.duplicates = count;
+    res.head_seq = held_head;
+    if (result_out != NULL) *result_out = res;
     return VS_OK;
   }
   /* One verification per run, before taking the write lock: the chain
    * links tie every earlier op of the run to this signed head. */
-  if (err == VS_OK &&
+  if (err == VS_OK && !vouched &&
       !(sig_known ? pre->sig_ok : vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig)))
     err = VS_ERR_MALFORMED;
   MDB_txn *txn = NULL;
   if (err == VS_OK) err = vs_txn_begin(store, true, &txn);
   uint32_t fork_at = UINT32_MAX;
   if (err == VS_OK) {
-    err = run_apply_txn(txn, store, ops, enc, count, hashes, sig, now_ms, max_drift_ms, &res, &fork_at);
+    err = run_apply_txn(txn, store, ops, enc, count, hashes, vouched ? vs_fork_zero_sig() : sig, now_ms, max_drift_ms,
+                        &res, &fork_at);
     if (err == VS_OK && res.applied > 0) {
       err = vs_txn_commit(txn);
     } else {
       mdb_txn_abort(txn);
     }
   }
-  if (err == VS_ERR_FORK && fork_at < count) {
-    uint8_t held_hash[VS_HASH_BYTES];
-    vs_op_id id;
-    vs_op_id_derive(ops[fork_at].origin, ops[fork_at].seq, &id);
-    vs_err e2 = VS_ERR_STORE;
-    if (vs_txn_begin(store, false, &txn) == VS_OK) {
-      e2 = vs_opid_get(txn, store, &id, NULL, held_hash);
-      mdb_txn_abort(txn);
-    }
-    if (e2 == VS_OK) e2 = record_fork(store, &ops[fork_at], held_hash, hashes[fork_at]);
-    if (e2 != VS_OK && e2 != VS_ERR_FULL) err = e2;
-  }
-  if ((err == VS_OK || err == VS_ERR_FUTURE) && result_out != NULL) *result_out = res;
+  if (err == VS_ERR_FORK && fork_at < count && !vouched) err = on_fork(store, ops, enc, count, fork_at, sig, &res);
+  if (result_out != NULL &&
+      (err == VS_OK || err == VS_ERR_FUTURE || err == VS_ERR_FORK || err == VS_ERR_CHAIN || err == VS_ERR_FORKED))
+    *result_out = res;
   return err;
 }
 
@@ -232,7 +258,7 @@ vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const 
   if (!run_args_ok(store, ops, enc, enc_bytes, count, sig)) return VS_ERR_INVAL;
   uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)count * VS_HASH_BYTES);
   if (hashes == NULL) return VS_ERR_NOMEM;
-  vs_run_pre pre = {(const uint8_t (*)[VS_HASH_BYTES])hashes, run_check(ops, enc, enc_bytes, count, hashes), false};
+  vs_run_pre pre = {(const uint8_t (*)[VS_HASH_BYTES])hashes, vs_run_check(ops, enc, enc_bytes, count, hashes), false};
   vs_err err = apply_checked(store, ops, enc, count, sig, &pre, false, now_ms, max_drift_ms, result_out);
   free(hashes);
   return err;
@@ -247,7 +273,7 @@ void vs_run_prepare(const vs_op *ops, const uint8_t *const *enc, const uint32_t 
     pre_out->check = VS_ERR_INVAL;
     return;
   }
-  pre_out->check = run_check(ops, enc, enc_bytes, count, hashes_out);
+  pre_out->check = vs_run_check(ops, enc, enc_bytes, count, hashes_out);
   if (pre_out->check == VS_OK)
     pre_out->sig_ok = vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes_out[count - 1], sig);
 }
@@ -307,37 +333,5 @@ vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTE
   if (err != VS_OK) return err;
   err = vs_sig_next_txn(txn, store, origin, from_seq, seq_out, NULL);
   mdb_txn_abort(txn);
-  return err;
-}
-
-vs_err vs_apply_forks(vs_store *store, vs_fork *forks_out, uint32_t max, uint64_t *count_out) {
-  if (store == NULL || count_out == NULL || (forks_out == NULL && max > 0)) return VS_ERR_INVAL;
-  MDB_txn *txn;
-  vs_err err = vs_txn_begin(store, false, &txn);
-  if (err != VS_OK) return err;
-  MDB_stat st;
-  int rc = mdb_stat(txn, store->dbi_forks, &st);
-  MDB_cursor *cur = NULL;
-  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn, store->dbi_forks, &cur);
-  uint32_t n = 0;
-  MDB_val k, v;
-  if (rc == MDB_SUCCESS) {
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-      if (k.mv_size != FORK_KEY_BYTES || v.mv_size != 2 * VS_HASH_BYTES) {
-        err = VS_ERR_CORRUPT;
-        break;
-      }
-      memcpy(forks_out[n].origin, k.mv_data, VS_ORIGIN_BYTES);
-      forks_out[n].seq = vs_get_u64be((const uint8_t *)k.mv_data + VS_ORIGIN_BYTES);
-      memcpy(forks_out[n].held_hash, v.mv_data, VS_HASH_BYTES);
-      memcpy(forks_out[n].refused_hash, (const uint8_t *)v.mv_data + VS_HASH_BYTES, VS_HASH_BYTES);
-      n++;
-    }
-    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
-    mdb_cursor_close(cur);
-  }
-  if (err == VS_OK) err = vs_mdb_err(rc);
-  mdb_txn_abort(txn);
-  if (err == VS_OK) *count_out = st.ms_entries;
   return err;
 }

@@ -108,7 +108,7 @@ struct vs_store {
   MDB_dbi dbi_state;     /* state key of a target -> state record (state.c) */
   MDB_dbi dbi_incrs;     /* target tag, hlc u64be, origin -> i64 delta (state.c) */
   MDB_dbi dbi_sigs;      /* op id -> signature of the chain head at that op */
-  MDB_dbi dbi_forks;     /* origin, seq u64be -> held hash, refused hash */
+  MDB_dbi dbi_forks;     /* origin -> fork verdict: void_from, the two hashes, prev, evidence (fork.c) */
   bool has_identity;     /* local writes of identity.pk are signed */
   vs_identity identity;
   vs_durability durability;
@@ -254,7 +254,35 @@ vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, c
 vs_err vs_sig_next_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
                        uint64_t *seq_out, uint8_t sig_out[VS_SIGNATURE_BYTES]);
 
+/** The pure shape checks of a run (apply.c): one origin, consecutive
+ *  seqs, ids, encodings, links; fills each op's hash. VS_ERR_INVAL or
+ *  VS_ERR_MALFORMED (broken links). */
+vs_err vs_run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
+                    uint8_t (*hashes)[VS_HASH_BYTES]);
+
+/* ---- fork verdicts (fork.c) ---- */
+
+/** `origin`'s first void seq (0: none) and the prev both branches share
+ *  (prev_out may be NULL). */
+vs_err vs_fork_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]);
+/** 64 zero bytes: the signature of an op that fork evidence vouches for. */
+const uint8_t *vs_fork_zero_sig(void);
+/** Evidence from the held branch from ops[at].seq on and a signed run
+ *  (ops[at..count-1], enc may be NULL), then vs_apply_fork. */
+vs_err vs_fork_from_run(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count, uint32_t at,
+                        const uint8_t sig[VS_SIGNATURE_BYTES], vs_fork_result *result_out);
+
+/** The verdict after origin `after` (NULL: the first), by origin: its
+ *  origin and FORK message. VS_ERR_NOTFOUND past the last. */
+vs_err vs_fork_next(vs_store *store, const uint8_t *after, uint8_t origin_out[VS_ORIGIN_BYTES], uint8_t *out,
+                    size_t out_max, size_t *out_bytes);
+
 /* ---- state internals (state.c) ---- */
+
+/** Rebuild the materialized state and its hash from the WAL records the
+ *  op-id index still names (after a fork verdict voided some). */
+vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store);
 
 /** Apply `op` (whose hash is `op_hash`) to the materialized state inside `txn`, folding the change
  *  into `state_hash` (in/out). Kinds other than put/del/incr change nothing. */

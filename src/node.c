@@ -66,6 +66,24 @@ typedef struct peer {
    * gets applied), or the session closes (rejected_vv_future). */
   uint64_t own_claim, own_claim_deadline_ms;
   bool own_backed; /* it sent us own ops we lacked: we are a restored copy */
+  /* Looking for where our branch of `fk_origin` and the peer's part (a
+   * fork suspected: node.c, "forks"): they are equal at fk_lo (0: nothing
+   * to compare yet) and differ at fk_hi; fk_want is the seq asked for. */
+  bool fk_active;
+  uint8_t fk_origin[VS_ORIGIN_BYTES];
+  uint64_t fk_lo, fk_hi, fk_want, fk_deadline_ms;
+  uint32_t fk_tries;
+  uint64_t want_tokens, want_ms; /* WANTs it may still send us (bucket, in 1/QUOTA_UNIT) */
+  bool want_init;
+  /* Verdicts to send it: every one once per session, in origin order, a
+   * few per poll; fk_sent_all when done (reset by a new verdict). */
+  uint8_t fk_next[VS_ORIGIN_BYTES];
+  bool fk_next_set, fk_sent_all;
+  /* An entry of its vector fell with no verdict here (yet): the old entry
+   * is kept until fall_deadline_ms, when the verdict must be here. */
+  bool fall_pending;
+  uint8_t fall_origin[VS_ORIGIN_BYTES];
+  uint64_t fall_deadline_ms;
   frame *q;
   uint32_t q_head, q_tail, q_cap;
 } peer;
@@ -107,6 +125,7 @@ struct vs_node {
   uint64_t restore_to, restore_quiet_since_ms;
   uint8_t skew_logged[VS_NODE_SKEW_LOG_MAX][VS_ORIGIN_BYTES]; /* origins with a clock_skew line out */
   uint32_t skew_n, skew_next; /* entries used; the slot the next new origin overwrites when full */
+  bool own_void; /* a fork verdict voids our own identity (apply.h, FORKS): it writes no more */
 };
 
 vs_node_cfg vs_node_cfg_default(void) {
@@ -150,11 +169,15 @@ static uint64_t vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
   return found ? v->e[i].seq : 0;
 }
 
-static vs_err vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+/* Set `origin`'s entry; head (VS_VV_HEAD_BYTES, may be NULL: zero) is
+ * what VV messages carry of the op at seq. */
+static vs_err vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head) {
   bool found;
   int i = vv_find(v, origin, &found);
   if (found) {
     v->e[i].seq = seq;
+    if (head != NULL) memcpy(v->e[i].head, head, VS_VV_HEAD_BYTES);
+    else memset(v->e[i].head, 0, VS_VV_HEAD_BYTES);
     return VS_OK;
   }
   /* No cap here: our own vector holds every origin the store holds (a wire
@@ -172,9 +195,21 @@ static vs_err vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq)
   memmove(&v->e[i + 1], &v->e[i], sizeof *v->e * (v->n - (uint32_t)i));
   memcpy(v->e[i].origin, origin, VS_ORIGIN_BYTES);
   v->e[i].seq = seq;
+  if (head != NULL) memcpy(v->e[i].head, head, VS_VV_HEAD_BYTES);
+  else memset(v->e[i].head, 0, VS_VV_HEAD_BYTES);
   v->n++;
   return VS_OK;
 }
+
+/* Drop `origin`'s entry (a fork verdict voided all of it). */
+static void vv_remove(vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  bool found;
+  int i = vv_find(v, origin, &found);
+  if (!found) return;
+  memmove(&v->e[i], &v->e[i + 1], sizeof *v->e * (v->n - (uint32_t)i - 1));
+  v->n--;
+}
+
 
 static void vv_free(vv *v) {
   free(v->e);
@@ -182,9 +217,9 @@ static void vv_free(vv *v) {
 }
 
 /* Append an entry past the last one (origins arrive sorted). */
-static vs_err vv_append(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+static vs_err vv_append(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head) {
   if (v->n > 0 && memcmp(v->e[v->n - 1].origin, origin, VS_ORIGIN_BYTES) >= 0) return VS_ERR_MALFORMED;
-  return vv_set(v, origin, seq); /* lands at the end: nothing moves */
+  return vv_set(v, origin, seq, head); /* lands at the end: nothing moves */
 }
 
 /* ---- in-flight credit ---- */
@@ -241,15 +276,37 @@ static uint64_t resend_wait_ms(const vs_node *n, const peer *p) {
   return wait < n->cfg.resend_max_ms ? wait : n->cfg.resend_max_ms;
 }
 
-static vs_err load_vv_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
-  return vv_set(ctx, origin, seq);
+/* Our vector from the store's chain heads (one read transaction). */
+static vs_err load_mine(vs_node *n) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, n->store->dbi_heads, &cur);
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) {
+    /* Bounded: one step per origin held. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      vs_head h;
+      err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &h) : VS_ERR_CORRUPT;
+      if (err == VS_OK && h.seq > 0) err = vv_append(&n->mine, k.mv_data, h.seq, h.hash);
+    }
+    mdb_cursor_close(cur);
+  }
+  if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS && err == VS_OK) err = vs_mdb_err(rc);
+  mdb_txn_abort(txn);
+  return err;
 }
 
-/* Refresh our vector's entry for `origin` from the store. */
+/* Refresh our vector's entry for `origin` from the store (it may fall, or
+ * go, after a fork verdict). */
 static vs_err refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
   uint64_t seq = 0;
-  vs_err err = vs_wal_head(n->store, origin, &seq, NULL, NULL);
-  if (err == VS_OK && seq > 0) err = vv_set(&n->mine, origin, seq);
+  uint8_t hash[VS_HASH_BYTES];
+  vs_err err = vs_wal_head(n->store, origin, &seq, hash, NULL);
+  if (err == VS_OK && seq > 0) err = vv_set(&n->mine, origin, seq, hash);
+  if (err == VS_OK && seq == 0) vv_remove(&n->mine, origin);
   return err;
 }
 
@@ -492,7 +549,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
       runs++;
       ops += (uint32_t)(end - from + 1);
       err = flight_add(p, mine->origin, end, w.used - used_before);
-      if (err == VS_OK) err = vv_set(&p->sent, mine->origin, end);
+      if (err == VS_OK) err = vv_set(&p->sent, mine->origin, end, NULL);
       used_before = w.used;
       from = end + 1;
     }
@@ -759,8 +816,11 @@ vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   vs_err err = n->msg != NULL ? vs_store_open(cfg->dir, &scfg, &n->store) : VS_ERR_NOMEM;
   if (err == VS_OK) err = vs_store_set_identity(n->store, &cfg->identity);
   if (err == VS_OK) err = open_engine(n);
-  if (err == VS_OK) err = vs_vv_each(n->store, load_vv_cb, &n->mine);
+  if (err == VS_OK) err = load_mine(n);
   if (err == VS_OK) err = vs_write_restoring(n->store, &n->restore_to);
+  uint64_t own_void_from = 0;
+  if (err == VS_OK) err = vs_apply_void_from(n->store, cfg->identity.pk, &own_void_from);
+  n->own_void = own_void_from != 0;
   if (err != VS_OK) {
     vs_node_close(n);
     return err;
@@ -1014,10 +1074,214 @@ static void quota_take(vs_node *n, const peer *p) {
   n->quota_all -= QUOTA_UNIT;
 }
 
+/* ---- forks (apply.h, FORKS): finding where two branches part, relaying
+ * the evidence ----
+ *
+ * A fork shows as: equal seqs with different heads in a peer's vector; a
+ * run that starts at our head + 1 but does not link to it; a run that
+ * differs from held ops with another prev. Each says the branches differ
+ * at some seq hi <= our head, not where they part. The node then asks the
+ * peer for its runs (WANT), bisecting [lo, hi]: a run that matches ours
+ * moves lo up, one whose first op differs with another prev moves hi
+ * down, and one that differs with the same prev is the evidence itself
+ * (apply takes the verdict). At most ~48 steps for a 2^48 chain; one
+ * search per peer at a time, each WANT answered within the resend time or
+ * asked again (three tries). Verdicts go to every ready peer when taken
+ * and to every new session, before anything else. */
+
+#define WANT_PER_MIN 240u       /* WANTs a peer may send us per minute (bisection needs <= 48 per fork) */
+#define FORK_SEARCH_TRIES 3u    /* a WANT asked this many times unanswered ends the search */
+#define FORKS_PER_POLL 4u       /* verdicts sent to one new session per poll */
+
+static void fork_log(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const char *how) {
+  if (n->cfg.log == NULL) return;
+  char hex[2 * VS_ORIGIN_BYTES + 1], msg[320];
+  vs_hex_encode(origin, VS_ORIGIN_BYTES, hex);
+  bool own = memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0;
+  snprintf(msg, sizeof msg, "event=fork origin=%s void_from=%llu how=%s%s", hex, (unsigned long long)seq, how,
+           own ? " own=1: this device's identity signed two branches (a copied data directory or restored "
+                 "backup that wrote); its writes from that seq on are void everywhere: make a new identity"
+               : "");
+  n->cfg.log(n->cfg.log_ctx, own ? VS_LOG_ERROR : VS_LOG_WARN, msg);
+}
+
+static vs_err send_want(vs_node *n, peer *p, uint64_t now_ms) {
+  uint8_t m[VS_MSG_WANT_BYTES];
+  size_t len = 0;
+  vs_err err = vs_msg_want_encode(p->fk_origin, p->fk_want, m, sizeof m, &len);
+  p->fk_deadline_ms = vs_add_sat_u64(now_ms, 2 * n->cfg.resend_ms);
+  p->fk_tries++;
+  if (err == VS_OK) err = send_msg(n, p, m, len);
+  if (err == VS_OK) n->stats.wants_sent++;
+  return err;
+}
+
+/* The next WANT of the search, or its end. */
+static vs_err fork_step(vs_node *n, peer *p, uint64_t now_ms) {
+  if (p->fk_hi <= p->fk_lo) { /* the answers contradict each other (the chains moved): stop */
+    p->fk_active = false;
+    return VS_OK;
+  }
+  p->fk_want = p->fk_lo + 1 + (p->fk_hi - p->fk_lo - 1) / 2;
+  p->fk_tries = 0;
+  return send_want(n, p, now_ms);
+}
+
+/* `p`'s branch of `origin` and ours differ at `hi` (<= our head). */
+static vs_err fork_suspect(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t hi, uint64_t now_ms) {
+  if (hi == 0 || p->st != PEER_READY) return VS_OK;
+  if (p->fk_active) {
+    if (memcmp(p->fk_origin, origin, VS_ORIGIN_BYTES) == 0 && hi < p->fk_hi && hi > p->fk_lo) p->fk_hi = hi;
+    return VS_OK; /* one search at a time; another suspicion shows again later */
+  }
+  p->fk_active = true;
+  memcpy(p->fk_origin, origin, VS_ORIGIN_BYTES);
+  p->fk_lo = 0;
+  p->fk_hi = hi;
+  return fork_step(n, p, now_ms);
+}
+
+/* A run of the searched origin from the seq we asked `p` for. */
+static vs_err fork_answer(vs_node *n, peer *p, const vs_op *ops, uint32_t count, vs_err err, const vs_apply_result *r,
+                          uint64_t now_ms) {
+  if (err == VS_OK && ops[count - 1].seq < p->fk_hi) {
+    if (ops[count - 1].seq > p->fk_lo) p->fk_lo = ops[count - 1].seq; /* the same ops as ours up to there */
+    return fork_step(n, p, now_ms);
+  }
+  if ((err == VS_ERR_FORK || err == VS_ERR_CHAIN) && r->suspect_seq > p->fk_lo && r->suspect_seq < p->fk_hi) {
+    p->fk_hi = r->suspect_seq;
+    return fork_step(n, p, now_ms);
+  }
+  p->fk_active = false; /* the verdict, or nothing more to learn here */
+  return VS_OK;
+}
+
+/* Send the verdict on `origin` to every ready peer but `except`. */
+static vs_err fork_broadcast(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], const peer *except) {
+  uint8_t *buf = malloc(VS_MSG_BYTES_MAX);
+  if (buf == NULL) return VS_ERR_NOMEM;
+  size_t len = 0;
+  vs_err err = vs_apply_fork_evidence(n->store, origin, buf, VS_MSG_BYTES_MAX, &len);
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX && err == VS_OK; s++) {
+    peer *q = &n->peers[s];
+    if (q->st != PEER_READY || q == except) continue;
+    vs_err e = send_msg(n, q, buf, len);
+    if (e != VS_OK && e != VS_ERR_LIMIT) err = e; /* LIMIT: that peer was too slow and is closed */
+  }
+  free(buf);
+  return err;
+}
+
+/* A verdict was taken here (from a run or a peer's evidence). */
+static vs_err fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const char *how,
+                           const peer *from) {
+  n->stats.fork_verdicts++;
+  fork_log(n, origin, seq, how);
+  if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) n->own_void = true;
+  vs_err err = refresh_mine(n, origin);
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
+    peer *q = &n->peers[s];
+    if (q->st != PEER_READY) continue;
+    if (q->fk_active && memcmp(q->fk_origin, origin, VS_ORIGIN_BYTES) == 0) q->fk_active = false;
+    q->vv_due = true; /* our vector fell: say so */
+  }
+  if (err == VS_OK) err = fork_broadcast(n, origin, from);
+  return err;
+}
+
+/* FORK from a peer: verified and taken, or the session ends. */
+static vs_err on_fork_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  if (len < VS_MSG_FORK_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  const uint8_t *origin = msg + 1;
+  bool fresh = false;
+  uint64_t held_from = 0;
+  vs_err err = vs_apply_void_from(n->store, origin, &held_from);
+  if (err != VS_OK) return err;
+  uint64_t seq = vs_get_u64le(msg + 1 + VS_ORIGIN_BYTES);
+  if (held_from != 0 && held_from <= seq) return VS_OK; /* nothing new: not even worth checking */
+  /* Evidence about an origin we hold nothing of costs disk like its ops. */
+  if (!quota_allows(n, p, origin, now_ms, &fresh)) return VS_OK;
+  vs_fork_result fr;
+  err = vs_apply_fork(n->store, msg, len, &fr);
+  if (err == VS_ERR_MALFORMED) {
+    /* Forged or wrong evidence from a member: it would void an honest
+     * origin if we believed it. */
+    n->stats.fork_evidence_bad++;
+    n->reject_counted = true;
+    peer_close(n, p);
+    return VS_ERR_MALFORMED;
+  }
+  if (err != VS_OK || !fr.verdict) return err;
+  if (fresh) quota_take(n, p);
+  return fork_verdict(n, fr.origin, fr.seq, "evidence", p);
+}
+
+/* WANT from a peer: one run from the seq it names, if held. */
+static vs_err on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t from = 0;
+  vs_err err = vs_msg_want_decode(msg, len, origin, &from);
+  if (err != VS_OK) return err;
+  if (!p->want_init) {
+    p->want_tokens = (uint64_t)WANT_PER_MIN * QUOTA_UNIT;
+    p->want_ms = now_ms;
+    p->want_init = true;
+  }
+  bucket_refill(&p->want_tokens, &p->want_ms, WANT_PER_MIN, now_ms);
+  if (p->want_tokens < QUOTA_UNIT) {
+    n->stats.rejected_want_quota++;
+    return VS_OK;
+  }
+  p->want_tokens -= QUOTA_UNIT;
+  uint64_t head = vv_get(&n->mine, origin);
+  if (from > head) return VS_OK; /* nothing of it to give */
+  vs_ops_writer w;
+  uint8_t *buf = malloc(VS_MSG_BYTES_MAX);
+  if (buf == NULL) return VS_ERR_NOMEM;
+  err = vs_ops_writer_init(&w, buf, VS_MSG_BYTES_MAX);
+  MDB_txn *txn = NULL;
+  if (err == VS_OK) err = vs_txn_begin(n->store, false, &txn);
+  vs_wal_reader wr = {NULL, 0};
+  if (err == VS_OK) err = vs_wal_reader_open(txn, n->store, &wr);
+  uint64_t end = 0;
+  if (err == VS_OK) err = add_run(n, txn, &wr, &w, origin, from, head, &end);
+  size_t out = 0;
+  if (err == VS_OK) err = vs_ops_writer_finish(&w, &out);
+  if (wr.cur != NULL) vs_wal_reader_close(&wr);
+  if (txn != NULL) mdb_txn_abort(txn);
+  if (err == VS_OK) err = send_msg(n, p, buf, out);
+  if (err == VS_OK) n->stats.wants_served++;
+  free(buf);
+  /* Nothing signed there, or a run too large for one message: no answer. */
+  return err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT ? VS_OK : err;
+}
+
+/* Send a new session the verdicts it has not had, a few per poll. */
+static vs_err forks_to_session(vs_node *n, peer *p) {
+  uint8_t *buf = NULL;
+  vs_err err = VS_OK;
+  for (uint32_t k = 0; k < FORKS_PER_POLL && !p->fk_sent_all && err == VS_OK && p->st == PEER_READY; k++) {
+    if (buf == NULL && (buf = malloc(VS_MSG_BYTES_MAX)) == NULL) return VS_ERR_NOMEM;
+    uint8_t origin[VS_ORIGIN_BYTES];
+    size_t len = 0;
+    err = vs_fork_next(n->store, p->fk_next_set ? p->fk_next : NULL, origin, buf, VS_MSG_BYTES_MAX, &len);
+    if (err == VS_ERR_NOTFOUND) {
+      p->fk_sent_all = true;
+      err = VS_OK;
+      break;
+    }
+    if (err == VS_OK) err = send_msg(n, p, buf, len);
+    memcpy(p->fk_next, origin, VS_ORIGIN_BYTES);
+    p->fk_next_set = true;
+  }
+  free(buf);
+  return err;
+}
+
 /* What a run's apply result means for the node: counts, our vector, the
  * apply callback. Refused runs are counted and do not stop the message. */
-static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
-                          uint32_t count, vs_err err, const vs_apply_result *r, uint64_t now_ms) {
+static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
+                               uint32_t count, vs_err err, const vs_apply_result *r, uint64_t now_ms) {
   switch (err) {
     case VS_OK:
       n->stats.runs_applied++;
@@ -1051,8 +1315,22 @@ static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BY
       skew_note(n, origin, r->ahead_ms);
       return VS_OK;
     case VS_ERR_INVAL: n->stats.rejected_malformed++; return VS_OK;
+    case VS_ERR_FORKED: n->stats.runs_void++; return VS_OK; /* its sender has not heard of the verdict yet */
     default: return err; /* storage: stop, nothing of this run was applied */
   }
+}
+
+/* run_outcome_base, then what the run says about forks. */
+static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
+                          uint32_t count, vs_err err, const vs_apply_result *r, uint64_t now_ms) {
+  bool answer = p->fk_active && memcmp(p->fk_origin, origin, VS_ORIGIN_BYTES) == 0 && ops[0].seq == p->fk_want;
+  vs_err out = run_outcome_base(n, p, origin, ops, count, err, r, now_ms);
+  if (out != VS_OK) return out;
+  if (err == VS_ERR_FORK && r->verdict) return fork_verdict(n, origin, r->fork_seq, "found", NULL);
+  if (answer) return fork_answer(n, p, ops, count, err, r, now_ms);
+  if ((err == VS_ERR_FORK || err == VS_ERR_CHAIN) && r->suspect_seq > 0)
+    return fork_suspect(n, p, origin, r->suspect_seq, now_ms);
+  return VS_OK;
 }
 
 static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES], const vs_op *ops,
@@ -1061,7 +1339,8 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
   vs_node *n = rc->n;
   bool fresh = false;
   if (!quota_allows(n, rc->p, origin, rc->now_ms, &fresh)) return VS_OK; /* refused: nothing stored */
-  vs_apply_result r = {0, 0, 0, 0, 0};
+  vs_apply_result r;
+  memset(&r, 0, sizeof r);
   vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
   if (err == VS_OK && fresh && r.applied > 0) quota_take(n, rc->p);
   return run_outcome(n, rc->p, origin, ops, count, err, &r, rc->now_ms);
@@ -1073,16 +1352,16 @@ static void asm_drop(peer *p) {
   p->asm_next = p->asm_parts = 0;
 }
 
-/* FORK-EVIDENCE HOOK (issue 14, item 5): an entry of a peer's vector may
- * fall, within a session, only where the receiver holds verified fork
- * evidence voiding that origin from the fork's seq on. Until fork evidence
- * exists, nothing is exempt: any fall is a protocol violation. */
+/* An entry of a peer's vector may fall, within a session, only where the
+ * receiver holds a fork verdict voiding that origin from the fork's seq on
+ * (apply.h, FORKS), and only to just below it. Evidence may trail the
+ * vector that shows the fall (frames reordered, or the peer heard of it
+ * first): vv_complete then keeps the old entry and waits a claim grace for
+ * the verdict before it calls the fall a lie. */
 static bool vv_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t was, uint64_t now) {
-  (void)n;
-  (void)origin;
+  uint64_t void_from = 0;
   (void)was;
-  (void)now;
-  return false;
+  return vs_apply_void_from(n->store, origin, &void_from) == VS_OK && void_from != 0 && now >= void_from - 1;
 }
 
 /* A complete vector (p->asm, numbered p->asm_vector) from `p`: check it does
@@ -1092,9 +1371,20 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   for (uint32_t i = 0; i < p->known.n; i++) { /* bounded: known.n */
     uint64_t was = p->known.e[i].seq, now = vv_get(&p->asm, p->known.e[i].origin);
     if (now < was && !vv_fall_exempt(n, p->known.e[i].origin, was, now)) {
-      /* A store never loses ops; a peer whose vector falls is lying (or
-       * broken): releasing credit on its word would let it pull without
-       * bound (issue 14). The session ends; a new one starts afresh. */
+      /* A store never loses ops: a peer whose vector falls is lying (or
+       * broken), unless a fork verdict we have not had yet voided what it
+       * held (one origin at a time, for a claim grace). Meanwhile its old
+       * entry stands: nothing is released or sent again on its word. */
+      if (!p->fall_pending || memcmp(p->fall_origin, p->known.e[i].origin, VS_ORIGIN_BYTES) == 0) {
+        if (!p->fall_pending) p->fall_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
+        p->fall_pending = true;
+        memcpy(p->fall_origin, p->known.e[i].origin, VS_ORIGIN_BYTES);
+        vs_err e = vv_set(&p->asm, p->known.e[i].origin, was, p->known.e[i].head);
+        if (e != VS_OK) return e;
+        continue;
+      }
+      /* Releasing credit on its word would let it pull without bound
+       * (issue 14). The session ends; a new one starts afresh. */
       n->stats.rejected_vv_regress++;
       n->reject_counted = true;
       asm_drop(p);
@@ -1121,7 +1411,18 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     p->sent_at_ms = now_ms;
     p->resend_level = 0;
   }
+  /* Equal seqs, different heads: its branch of that origin is not ours. */
+  for (uint32_t i = 0; i < p->known.n && !p->fk_active; i++) { /* bounded: known.n */
+    const vs_vv_entry *e = &p->known.e[i];
+    bool found = false;
+    int j = vv_find(&n->mine, e->origin, &found);
+    if (!found || n->mine.e[j].seq != e->seq || memcmp(n->mine.e[j].head, e->head, VS_VV_HEAD_BYTES) == 0) continue;
+    if (p->fall_pending && memcmp(p->fall_origin, e->origin, VS_ORIGIN_BYTES) == 0) continue;
+    vs_err err = fork_suspect(n, p, e->origin, e->seq, now_ms);
+    if (err != VS_OK) return err;
+  }
   uint64_t claim = vv_get(&p->known, n->cfg.identity.pk), head = vv_get(&n->mine, n->cfg.identity.pk);
+  if (n->own_void) claim = head; /* our identity is spent: peers that still hold its void ops are no liars */
   if (claim > head) { /* more of our chain than we hold: to be backed by our signed ops (maintain) */
     if (p->own_claim <= head) p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, claim_grace_ms(n));
     p->own_claim = claim;
@@ -1166,7 +1467,7 @@ static vs_err on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
     take = false;
   }
   for (uint32_t i = 0; take && err == VS_OK && i < count; i++) /* bounded: count <= VS_WIRE_VV_MAX */
-    if (vv_keep(n, e[i].origin)) err = vv_append(&p->asm, e[i].origin, e[i].seq);
+    if (vv_keep(n, e[i].origin)) err = vv_append(&p->asm, e[i].origin, e[i].seq, e[i].head);
   if (take && err == VS_OK) {
     if (count > 0) memcpy(p->asm_last, e[count - 1].origin, VS_ORIGIN_BYTES);
     p->asm_next = part.part + 1;
@@ -1316,6 +1617,8 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
                          uint64_t now_ms) {
   if (msg_len == 0) return VS_ERR_TRUNCATED;
   if (msg[0] == VS_MSG_VV) return on_vv(n, p, msg, msg_len, now_ms);
+  if (msg[0] == VS_MSG_FORK) return on_fork_msg(n, p, msg, msg_len, now_ms);
+  if (msg[0] == VS_MSG_WANT) return on_want(n, p, msg, msg_len, now_ms);
   if (msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   vs_err err;
   if (prep == NULL) {
@@ -1326,7 +1629,8 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
     for (uint32_t r = 0; r < prep->runs_n && err == VS_OK; r++) {
       const prep_run *run = &prep->runs[r];
       const vs_op *ops = prep->ops + run->first;
-      vs_apply_result res = {0, 0, 0, 0, 0};
+      vs_apply_result res;
+      memset(&res, 0, sizeof res);
       bool fresh = false;
       if (!quota_allows(n, p, run->origin, now_ms, &fresh)) continue; /* refused: nothing stored */
       err = vs_apply_run_pre(n->store, ops, prep->enc + run->first, prep->enc_bytes + run->first, run->count,
@@ -1453,7 +1757,23 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     }
     if (p->own_claim <= own_head) p->own_claim = 0;
     vs_err err = VS_OK;
-    if (p->vv_due || now_ms >= p->next_vv_ms) err = send_vv(n, p, now_ms);
+    if (p->fall_pending && now_ms >= p->fall_deadline_ms) {
+      uint64_t void_from = 0;
+      err = vs_apply_void_from(n->store, p->fall_origin, &void_from);
+      if (err != VS_OK) return err;
+      p->fall_pending = false;
+      if (void_from == 0) { /* no verdict came: the fall was a lie */
+        n->stats.rejected_vv_regress++;
+        peer_close(n, p);
+        continue;
+      }
+    }
+    if (p->fk_active && now_ms >= p->fk_deadline_ms) {
+      if (p->fk_tries < FORK_SEARCH_TRIES) err = send_want(n, p, now_ms);
+      else p->fk_active = false; /* it does not answer: the next vector starts again */
+    }
+    if (err == VS_OK && !p->fk_sent_all) err = forks_to_session(n, p); /* before anything they vouch for */
+    if (err == VS_OK && p->st == PEER_READY && (p->vv_due || now_ms >= p->next_vv_ms)) err = send_vv(n, p, now_ms);
     if (err == VS_OK && p->st == PEER_READY) err = anti_entropy(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
   }
@@ -1476,6 +1796,9 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
     else if (p->st == PEER_READY) {
       t = p->vv_due ? now_ms : p->next_vv_ms;
       if (p->own_claim > 0 && p->own_claim_deadline_ms < t) t = p->own_claim_deadline_ms;
+      if (p->fk_active && p->fk_deadline_ms < t) t = p->fk_deadline_ms;
+      if (p->fall_pending && p->fall_deadline_ms < t) t = p->fall_deadline_ms;
+      if (!p->fk_sent_all) t = now_ms;
       if (p->sent.n > 0) {
         uint64_t r = vs_add_sat_u64(p->sent_at_ms, resend_wait_ms(n, p));
         t = r < t ? r : t;

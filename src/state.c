@@ -405,6 +405,53 @@ vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 
+vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store) {
+  int rc = mdb_drop(txn, store->dbi_state, 0);
+  if (rc == MDB_SUCCESS) rc = mdb_drop(txn, store->dbi_incrs, 0);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint8_t state_hash[VS_HASH_BYTES] = {0};
+  uint8_t *buf = malloc(VS_OP_ENCODED_BYTES_MAX);
+  if (buf == NULL) return VS_ERR_NOMEM;
+  uint64_t last = 0;
+  vs_err err = vs_wal_last_lsn_txn(txn, store, &last);
+  /* Bounded: one step per WAL record. The state is a CRDT, so refolding
+   * in LSN order gives what any order gives. An op is live when the op-id
+   * index still names its record (a verdict removed the void ones). */
+  for (uint64_t lsn = 1; lsn <= last && err == VS_OK; lsn++) {
+    const uint8_t *enc = NULL;
+    uint32_t enc_bytes = 0;
+    err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
+    if (err == VS_ERR_NOTFOUND) {
+      err = VS_OK;
+      continue;
+    }
+    if (err != VS_OK) break;
+    if (enc_bytes > VS_OP_ENCODED_BYTES_MAX) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    memcpy(buf, enc, enc_bytes); /* pages of this write txn may move under the writes below */
+    vs_op op;
+    uint8_t hash[VS_HASH_BYTES], held[VS_HASH_BYTES];
+    uint64_t at = 0;
+    err = vs_op_decode(buf, enc_bytes, &op);
+    if (err != VS_OK) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    err = vs_opid_get(txn, store, &op.id, &at, held);
+    if (err == VS_ERR_NOTFOUND || (err == VS_OK && at != lsn)) {
+      err = VS_OK; /* void */
+      continue;
+    }
+    vs_op_hash_encoded(buf, enc_bytes, hash);
+    if (err == VS_OK) err = vs_state_apply_txn(txn, store, &op, hash, state_hash);
+  }
+  free(buf);
+  if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
+  return err;
+}
+
 /* ---- reading ---- */
 
 vs_err vs_state_hash(vs_store *store, uint8_t hash_out[VS_HASH_BYTES]) {

@@ -58,7 +58,7 @@ _Static_assert(VS_REPLY_BYTES >= VS_COOKIE_FRAME_BYTES && VS_REPLY_BYTES >= VS_H
 #define TAG_BYTES 16u
 #define DATA_AD_BYTES (VS_FRAME_HEADER_BYTES + 8u) /* version, type, counter */
 #define MSG_HEADER_BYTES (1u + 4u)                 /* type, u32 count */
-#define VV_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u)
+#define VV_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u + VS_VV_HEAD_BYTES)
 #define RUN_HEADER_BYTES (VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
 /* The smallest valid op encoding (1-byte kind, empty target and payload)
  * and its length prefix: no run can hold more ops than this many fit. */
@@ -617,6 +617,7 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
   for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
     memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
     vs_put_u64le(p + VS_ORIGIN_BYTES, entries[i].seq);
+    memcpy(p + VS_ORIGIN_BYTES + 8, entries[i].head, VS_VV_HEAD_BYTES);
   }
   assert((size_t)(p - out) == n);
   *out_bytes = n;
@@ -646,6 +647,7 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   for (uint32_t i = 0; i < count; i++) {
     memcpy(entries_out[i].origin, p + i * VV_ENTRY_BYTES, VS_ORIGIN_BYTES);
     entries_out[i].seq = vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES);
+    memcpy(entries_out[i].head, p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES + 8, VS_VV_HEAD_BYTES);
   }
   *part_out = part;
   *count_out = count;
@@ -940,4 +942,153 @@ vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, v
   if (fn == NULL) return VS_ERR_INVAL;
   plain_fn p = {fn, ctx};
   return vs_msg_ops_decode_enc(in, in_bytes, drop_enc, &p);
+}
+
+/* ---- FORK and WANT messages ---- */
+
+#define PROOF_HEADER_BYTES (VS_SIGNATURE_BYTES + 4u)
+
+vs_err vs_msg_fork_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const vs_fork_proof proofs[2],
+                          uint8_t *out, size_t out_max, size_t *out_bytes) {
+  if (origin == NULL || proofs == NULL || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
+  uint64_t need = VS_MSG_FORK_HEADER_BYTES;
+  for (unsigned k = 0; k < 2; k++) {
+    const vs_fork_proof *pr = &proofs[k];
+    if (pr->sig == NULL || pr->enc == NULL || pr->enc_bytes == NULL || pr->count == 0 ||
+        pr->count > VS_APPLY_RUN_OPS_MAX)
+      return VS_ERR_INVAL;
+    need += PROOF_HEADER_BYTES;
+    for (uint32_t i = 0; i < pr->count; i++) { /* bounded: count <= VS_APPLY_RUN_OPS_MAX */
+      if (!op_enc_plausible(pr->enc[i], pr->enc_bytes[i], origin, seq + i)) return VS_ERR_INVAL;
+      need += 4u + (uint64_t)pr->enc_bytes[i];
+    }
+  }
+  if (need > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (need > out_max) return VS_ERR_BUFSIZE;
+  uint8_t *p = out;
+  *p++ = VS_MSG_FORK;
+  memcpy(p, origin, VS_ORIGIN_BYTES);
+  p += VS_ORIGIN_BYTES;
+  vs_put_u64le(p, seq);
+  p += 8;
+  for (unsigned k = 0; k < 2; k++) {
+    memcpy(p, proofs[k].sig, VS_SIGNATURE_BYTES);
+    vs_put_u32le(p + VS_SIGNATURE_BYTES, proofs[k].count);
+    p += PROOF_HEADER_BYTES;
+    for (uint32_t i = 0; i < proofs[k].count; i++) {
+      vs_put_u32le(p, proofs[k].enc_bytes[i]);
+      memcpy(p + 4, proofs[k].enc[i], proofs[k].enc_bytes[i]);
+      p += 4u + proofs[k].enc_bytes[i];
+    }
+  }
+  assert((uint64_t)(p - out) == need);
+  *out_bytes = (size_t)need;
+  return VS_OK;
+}
+
+void vs_fork_msg_free(vs_fork_msg *m) {
+  if (m == NULL) return;
+  free(m->mem);
+  m->mem = NULL;
+}
+
+/* Walk one proof's framing at *pos (lengths only). */
+static vs_err fork_proof_frame(const uint8_t *in, size_t in_bytes, size_t *pos, uint32_t *count_out) {
+  if (in_bytes - *pos < PROOF_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  uint32_t count = vs_get_u32le(in + *pos + VS_SIGNATURE_BYTES);
+  *pos += PROOF_HEADER_BYTES;
+  if (count == 0) return VS_ERR_MALFORMED;
+  if (count > VS_APPLY_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
+  if ((uint64_t)count * OP_SLOT_MIN_BYTES > in_bytes - *pos) return VS_ERR_TRUNCATED;
+  for (uint32_t i = 0; i < count; i++) { /* bounded: count, and each step consumes >= 4 bytes */
+    if (in_bytes - *pos < 4) return VS_ERR_TRUNCATED;
+    uint32_t len = vs_get_u32le(in + *pos);
+    *pos += 4;
+    if (len > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_TOO_LARGE;
+    if (in_bytes - *pos < len) return VS_ERR_TRUNCATED;
+    *pos += len;
+  }
+  *count_out = count;
+  return VS_OK;
+}
+
+vs_err vs_msg_fork_decode(const uint8_t *in, size_t in_bytes, vs_fork_msg *out) {
+  if ((in == NULL && in_bytes != 0) || out == NULL) return VS_ERR_INVAL;
+  memset(out, 0, sizeof *out);
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_FORK) return VS_ERR_MALFORMED;
+  if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes < VS_MSG_FORK_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  uint64_t seq = vs_get_u64le(in + 1 + VS_ORIGIN_BYTES);
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return VS_ERR_MALFORMED;
+  /* Framing first, then one allocation for both proofs. */
+  size_t pos = VS_MSG_FORK_HEADER_BYTES, start[2];
+  uint32_t count[2] = {0, 0};
+  for (unsigned k = 0; k < 2; k++) {
+    start[k] = pos;
+    vs_err err = fork_proof_frame(in, in_bytes, &pos, &count[k]);
+    if (err != VS_OK) return err;
+  }
+  if (pos != in_bytes) return VS_ERR_TRAILING;
+  size_t total = (size_t)count[0] + count[1];
+  size_t bytes = total * (sizeof(vs_op) + sizeof(const uint8_t *) + sizeof(uint32_t));
+  uint8_t *mem = malloc(bytes);
+  if (mem == NULL) return VS_ERR_NOMEM;
+  vs_op *ops = (vs_op *)(void *)mem;
+  const uint8_t **enc = (const uint8_t **)(void *)(mem + total * sizeof(vs_op));
+  uint32_t *lens = (uint32_t *)(void *)(mem + total * (sizeof(vs_op) + sizeof(const uint8_t *)));
+  memcpy(out->origin, in + 1, VS_ORIGIN_BYTES);
+  out->seq = seq;
+  size_t k0 = 0;
+  vs_err err = VS_OK;
+  for (unsigned k = 0; k < 2 && err == VS_OK; k++) {
+    pos = start[k];
+    vs_fork_proof *pr = &out->proof[k];
+    pr->sig = in + pos;
+    pr->count = count[k];
+    pr->ops = ops + k0;
+    pr->enc = enc + k0;
+    pr->enc_bytes = lens + k0;
+    pos += PROOF_HEADER_BYTES;
+    for (uint32_t i = 0; i < count[k] && err == VS_OK; i++) {
+      lens[k0 + i] = vs_get_u32le(in + pos);
+      enc[k0 + i] = in + pos + 4;
+      err = take_op(in, in_bytes, &pos, &ops[k0 + i]);
+      if (err == VS_OK && (memcmp(ops[k0 + i].origin, out->origin, VS_ORIGIN_BYTES) != 0 || ops[k0 + i].seq != seq + i))
+        err = VS_ERR_MALFORMED;
+    }
+    k0 += count[k];
+  }
+  if (err != VS_OK) {
+    free(mem);
+    memset(out, 0, sizeof *out);
+    return err;
+  }
+  out->mem = mem;
+  return VS_OK;
+}
+
+vs_err vs_msg_want_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint8_t *out, size_t out_max,
+                          size_t *out_bytes) {
+  if (origin == NULL || out == NULL || out_bytes == NULL || from == 0 || from > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
+  if (out_max < VS_MSG_WANT_BYTES) return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_WANT;
+  memcpy(out + 1, origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(out + 1 + VS_ORIGIN_BYTES, from);
+  *out_bytes = VS_MSG_WANT_BYTES;
+  return VS_OK;
+}
+
+vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out[VS_ORIGIN_BYTES], uint64_t *from_out) {
+  if ((in == NULL && in_bytes != 0) || origin_out == NULL || from_out == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_WANT) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_MSG_WANT_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes > VS_MSG_WANT_BYTES) return VS_ERR_TRAILING;
+  uint64_t from = vs_get_u64le(in + 1 + VS_ORIGIN_BYTES);
+  if (from == 0 || from > VS_OP_SEQ_MAX) return VS_ERR_MALFORMED;
+  memcpy(origin_out, in + 1, VS_ORIGIN_BYTES);
+  *from_out = from;
+  return VS_OK;
 }

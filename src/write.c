@@ -86,6 +86,11 @@ static vs_err ctx_begin(write_ctx *c) {
   if (err == VS_OK) err = vs_meta_hlc_get(c->txn, c->store, &c->node_hlc);
   if (err == VS_OK) err = vs_meta_restore_get(c->txn, c->store, &c->restore_to);
   if (err == VS_OK) err = vs_head_get(c->txn, c->store, c->origin, &c->head);
+  /* An origin voided by a fork verdict (apply.h, FORKS) never writes
+   * again: every node refuses its ops from the fork on. */
+  uint64_t void_from = 0;
+  if (err == VS_OK) err = vs_fork_get_txn(c->txn, c->store, c->origin, &void_from, NULL);
+  if (err == VS_OK && void_from != 0) err = VS_ERR_FORKED;
   if (err == VS_OK) err = vs_state_hash_get_txn(c->txn, c->store, c->state_hash);
   if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++) {

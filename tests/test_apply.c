@@ -25,6 +25,7 @@
 
 #include "fixture.h"
 #include "vixsync/apply.h"
+#include "vixsync/wire.h"
 #include "vixsync/identity.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
@@ -192,7 +193,7 @@ static uint32_t sync_origin(node *src, node *dst, const uint8_t origin[VS_ORIGIN
     uint64_t held = 0, end = (uint64_t)runs[i].first + runs[i].count;
     uint8_t hh[VS_HASH_BYTES];
     assert_err(vs_wal_head(dst->store, origin, &held, hh, NULL), VS_OK);
-    vs_apply_result res = {99, 99, 99, 99, 99};
+    vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
     assert_err(apply_run(dst, l, &runs[i], now_ms, &res), VS_OK);
     assert_int_equal(res.applied + res.duplicates, runs[i].count);
     assert_int_equal(res.applied, end > held ? end - held : 0);
@@ -540,7 +541,7 @@ static void test_apply_two_nodes_converge(void **state) {
   assert_int_equal(nruns, 6); /* one per commit */
   uint64_t expect_head = 0;
   for (uint32_t i = 0; i < nruns; i++) {
-    vs_apply_result res = {99, 99, 99, 99, 99};
+    vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
     uint64_t lsn_before = last_lsn(b.store);
     assert_err(apply_run(&b, la, &runs[i], T0_MS + 100, &res), VS_OK);
     expect_head += runs[i].count;
@@ -683,13 +684,13 @@ static void test_apply_duplicates_change_nothing(void **state) {
   assert_int_equal(runs[0].count, 3);
   assert_int_equal(runs[1].count, 2);
 
-  vs_apply_result res = {99, 99, 99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&b, l, &runs[0], T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 3);
   snap s;
   snap_take(b.store, a.id.pk, &s);
   /* The same run again: all duplicates, nothing written. */
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&b, l, &runs[0], T0_MS + 5, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 3);
@@ -702,7 +703,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   run over = runs[1];
   over.first = 1;
   over.count = 4;
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&b, l, &over, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 2);
   assert_int_equal(res.duplicates, 2);
@@ -712,7 +713,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   run all = runs[2];
   all.first = 0;
   all.count = 6;
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&b, l, &all, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 1);
   assert_int_equal(res.duplicates, 5);
@@ -720,7 +721,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   assert_converged(a.store, b.store);
   /* A run entirely below the head is all duplicates. */
   snap_take(b.store, a.id.pk, &s);
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&b, l, &runs[1], T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 2);
@@ -729,7 +730,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   free(s.dump);
   /* The origin's own ops coming back to it are duplicates as well. */
   uint64_t lsn_a = last_lsn(a.store);
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&a, l, &all, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 6);
@@ -960,7 +961,7 @@ static void test_apply_rejects_tampered_prev(void **state) {
 
 static void test_apply_rejects_gap(void **state) {
   reject_fx *f = *state;
-  vs_apply_result res = {99, 99, 99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
   /* Head is 3: runs starting at 7 and at 8 are ahead of the chain. */
   assert_err(apply_run(&f->b, f->la, &f->runs[2], T0_MS, &res), VS_ERR_CHAIN);
   assert_err(apply_run(&f->b, f->la, &f->runs[3], T0_MS, &res), VS_ERR_CHAIN);
@@ -1022,7 +1023,7 @@ static void test_apply_rejects_bad_shape(void **state) {
   }
   /* count 0, past the limit, NULL arguments. */
   scratch_from(&s, f->la, &f->runs[1]);
-  vs_apply_result res = {99, 99, 99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
   assert_err(vs_apply_run(f->b.store, s.ops, 0, s.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_INVAL);
   assert_err(vs_apply_run(f->b.store, s.ops, VS_APPLY_RUN_OPS_MAX + 1u, s.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res),
              VS_ERR_INVAL);
@@ -1062,16 +1063,52 @@ static void test_apply_rejects_op_claiming_other_origin(void **state) {
 /* Forks                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The two hashes of a verdict, in the order vs_apply_forks gives them. */
+static void expect_verdict(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *h1,
+                           const uint8_t *h2) {
+  vs_fork fk[2];
+  uint64_t n = 0;
+  memset(fk, 0, sizeof fk);
+  assert_err(vs_apply_forks(s, fk, 2, &n), VS_OK);
+  assert_int_equal(n, 1);
+  assert_memory_equal(fk[0].origin, origin, VS_ORIGIN_BYTES);
+  assert_int_equal(fk[0].seq, seq);
+  bool lo1 = memcmp(h1, h2, VS_HASH_BYTES) < 0;
+  assert_memory_equal(fk[0].held_hash, lo1 ? h1 : h2, VS_HASH_BYTES);
+  assert_memory_equal(fk[0].refused_hash, lo1 ? h2 : h1, VS_HASH_BYTES);
+  uint64_t vf = 0;
+  assert_err(vs_apply_void_from(s, origin, &vf), VS_OK);
+  assert_int_equal(vf, seq);
+}
+
+/* The FORK message behind a store's verdict on `origin` (malloc'd). */
+static uint8_t *evidence_of(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES], size_t *len) {
+  uint8_t *buf = malloc(VS_MSG_BYTES_MAX);
+  assert_non_null(buf);
+  assert_err(vs_apply_fork_evidence(s, origin, buf, VS_MSG_BYTES_MAX, len), VS_OK);
+  return buf;
+}
+
+/* A copied identity signs a different seq 1: the run that shows it is
+ * refused and proves the fork (exact: seq 1), so the verdict voids the
+ * origin from seq 1 on: B drops A's six ops, state and head. Forged or
+ * empty evidence changes nothing; the evidence relayed makes A, A2 and a
+ * new node reach the same verdict and state, and refuse the origin's ops
+ * and writes from then on. */
 static void test_apply_fork_refused_and_recorded(void **state) {
   (void)state;
-  node a, a2, b;
+  node a, a2, b, c;
   node_open(&a, "apply-fa", 50);
   node_open(&a2, "apply-fa2", 50); /* same seed: a copied identity */
   node_open(&b, "apply-fb", 51);
+  node_open(&c, "apply-fc", 52);
   assert_memory_equal(a.id.pk, a2.id.pk, VS_ORIGIN_BYTES);
   write_three_commits(&a, T0_MS);
   vs_write_req other[3] = {req_of("put", "a", "forked"), req_of("put", "z", "zz"), req_of("put", "c", "3")};
   assert_err(vs_write_batch(a2.store, a2.id.pk, other, 3, T0_MS + 5, NULL), VS_OK);
+  wr(&b, "put", "mine", "m", T0_MS + 1); /* B's own op survives the verdict */
+  uint8_t b_only[VS_HASH_BYTES];
+  state_hash(b.store, b_only);
 
   assert_int_equal(sync_origin(&a, &b, a.id.pk, T0_MS), 6);
   snap s;
@@ -1080,65 +1117,112 @@ static void test_apply_fork_refused_and_recorded(void **state) {
 
   oplist *l2 = collect(a2.store, a2.id.pk);
   oplist *la = collect(a.store, a.id.pk);
-  run r2[RUNS_MAX];
+  run r2[RUNS_MAX], ra[RUNS_MAX];
   assert_int_equal(cut_runs(a2.store, l2, r2, RUNS_MAX), 1);
+  assert_int_equal(cut_runs(a.store, la, ra, RUNS_MAX), 3);
   assert_int_equal(r2[0].count, 3);
-  vs_apply_result res = {99, 99, 99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
   /* An unauthenticated fork is no evidence: a forged signature on the
-   * conflicting run is MALFORMED and records nothing. */
+   * conflicting run is MALFORMED and changes nothing. */
   run forged = r2[0];
   forged.sig[5] ^= 0x10;
   assert_err(apply_run(&b, l2, &forged, T0_MS, &res), VS_ERR_MALFORMED);
   snap_check(b.store, a.id.pk, &s);
-  assert_err(apply_run(&b, l2, &r2[0], T0_MS, &res), VS_ERR_FORK);
-
-  /* B keeps A's ops; only the evidence was added. */
-  s.forks = 1;
-  snap_check(b.store, a.id.pk, &s);
   free(s.dump);
-  vs_fork forks[4];
-  uint64_t nforks = 0;
-  memset(forks, 0, sizeof forks);
-  assert_err(vs_apply_forks(b.store, forks, 4, &nforks), VS_OK);
-  assert_int_equal(nforks, 1);
-  assert_memory_equal(forks[0].origin, a.id.pk, VS_ORIGIN_BYTES);
-  assert_int_equal(forks[0].seq, 1);
-  assert_memory_equal(forks[0].held_hash, la->hashes[0], VS_HASH_BYTES);
-  assert_memory_equal(forks[0].refused_hash, l2->hashes[0], VS_HASH_BYTES);
-  /* max 0 counts without copying. */
-  nforks = 0;
-  assert_err(vs_apply_forks(b.store, NULL, 0, &nforks), VS_OK);
-  assert_int_equal(nforks, 1);
-  assert_err(vs_apply_forks(b.store, NULL, 1, &nforks), VS_ERR_INVAL);
-  assert_err(vs_apply_forks(b.store, forks, 1, NULL), VS_ERR_INVAL);
+  memset(&res, 0, sizeof res);
+  assert_err(apply_run(&b, l2, &r2[0], T0_MS, &res), VS_ERR_FORK);
+  assert_true(res.verdict);
+  assert_int_equal(res.fork_seq, 1);
+  /* Void from seq 1: nothing of A's origin is held; B's own op is. */
+  expect_verdict(b.store, a.id.pk, 1, la->hashes[0], l2->hashes[0]);
+  uint64_t head = 99;
+  assert_err(vs_wal_head(b.store, a.id.pk, &head, NULL, NULL), VS_OK);
+  assert_int_equal(head, 0);
+  uint8_t h[VS_HASH_BYTES];
+  state_hash(b.store, h);
+  assert_memory_equal(h, b_only, VS_HASH_BYTES);
+  /* Either branch is refused from now on; writing as that origin too. */
+  assert_err(apply_run(&b, la, &ra[0], T0_MS, &res), VS_ERR_FORKED);
+  assert_err(apply_run(&b, l2, &r2[0], T0_MS, &res), VS_ERR_FORKED);
+  vs_write_req w1 = req_of("put", "x", "y");
+  assert_err(vs_write(b.store, a.id.pk, &w1, T0_MS + 20, NULL), VS_ERR_FORKED);
 
-  /* B goes on: A's next op applies; B's own writes work. */
-  wr(&a, "put", "next", "n", T0_MS + 10);
-  assert_int_equal(sync_origin(&a, &b, a.id.pk, T0_MS + 10), 1);
-  assert_converged(a.store, b.store);
-  wr(&b, "put", "mine", "m", T0_MS + 11);
+  /* Evidence checks: forged, the same branch twice, truncated: MALFORMED,
+   * nothing changes on C. */
+  size_t ev_len = 0;
+  uint8_t *ev = evidence_of(b.store, a.id.pk, &ev_len);
+  uint8_t *bad = malloc(ev_len);
+  assert_non_null(bad);
+  vs_fork_result fr;
+  memcpy(bad, ev, ev_len);
+  bad[1 + VS_ORIGIN_BYTES + 8 + 3] ^= 1; /* the first proof's signature */
+  assert_err(vs_apply_fork(c.store, bad, ev_len, &fr), VS_ERR_MALFORMED);
+  assert_err(vs_apply_fork(c.store, ev, ev_len - 1, &fr), VS_ERR_MALFORMED);
+  vs_fork_msg m;
+  assert_err(vs_msg_fork_decode(ev, ev_len, &m), VS_OK);
+  vs_fork_proof twice[2] = {m.proof[0], m.proof[0]};
+  size_t tw_len = 0;
+  uint8_t *tw = malloc(VS_MSG_BYTES_MAX);
+  assert_non_null(tw);
+  assert_err(vs_msg_fork_encode(m.origin, m.seq, twice, tw, VS_MSG_BYTES_MAX, &tw_len), VS_OK);
+  assert_err(vs_apply_fork(c.store, tw, tw_len, &fr), VS_ERR_MALFORMED);
+  vs_fork_msg_free(&m);
+  uint64_t nf = 9;
+  assert_err(vs_apply_forks(c.store, NULL, 0, &nf), VS_OK);
+  assert_int_equal(nf, 0);
+  /* The real evidence: C takes the verdict, then refuses A's runs. */
+  assert_err(vs_apply_fork(c.store, ev, ev_len, &fr), VS_OK);
+  assert_true(fr.verdict);
+  assert_false(fr.refolded);
+  assert_err(apply_run(&c, la, &ra[0], T0_MS, &res), VS_ERR_FORKED);
+  /* Again: nothing new. */
+  assert_err(vs_apply_fork(c.store, ev, ev_len, &fr), VS_OK);
+  assert_false(fr.verdict);
+  /* A and A2 reach the same verdict: their own writes are void too, and
+   * their identity writes no more. */
+  assert_err(vs_apply_fork(a.store, ev, ev_len, &fr), VS_OK);
+  assert_true(fr.verdict && fr.refolded);
+  assert_err(vs_apply_fork(a2.store, ev, ev_len, &fr), VS_OK);
+  uint8_t ha[VS_HASH_BYTES], ha2[VS_HASH_BYTES], hc[VS_HASH_BYTES], zero[VS_HASH_BYTES] = {0};
+  state_hash(a.store, ha);
+  state_hash(a2.store, ha2);
+  state_hash(c.store, hc);
+  assert_memory_equal(ha, zero, VS_HASH_BYTES);
+  assert_memory_equal(ha2, zero, VS_HASH_BYTES);
+  assert_memory_equal(hc, zero, VS_HASH_BYTES);
+  assert_err(vs_write(a.store, a.id.pk, &w1, T0_MS + 20, NULL), VS_ERR_FORKED);
+  expect_verdict(a2.store, a.id.pk, 1, la->hashes[0], l2->hashes[0]);
+  wr(&b, "put", "mine2", "m", T0_MS + 21); /* B's own writes work */
+  free(tw);
+  free(bad);
+  free(ev);
   oplist_free(la);
   oplist_free(l2);
   node_close(&a);
   node_close(&a2);
   node_close(&b);
+  node_close(&c);
 }
 
 /* A restored backup: A2 holds A's first commit, then writes different ops
- * at seqs A already used. An overlapping run from A2 forks at seq 4, after
- * two matching duplicates. */
+ * at seqs A already used. An overlapping run from A2 forks at seq 4 after
+ * two matching duplicates: exact, so B voids A's ops from 4 on and ends
+ * with the state of [1..3], like a node that only ever held [1..3] and got
+ * the evidence. */
 static void test_apply_fork_after_shared_prefix(void **state) {
   (void)state;
-  node a, a2, b;
+  node a, a2, b, b2;
   node_open(&a, "apply-pa", 52);
   node_open(&a2, "apply-pa2", 52);
   node_open(&b, "apply-pb", 53);
+  node_open(&b2, "apply-pb2", 54);
   write_three_commits(&a, T0_MS); /* [1..3], [4..5], [6] */
   oplist *la = collect(a.store, a.id.pk);
   run ra[RUNS_MAX];
   assert_int_equal(cut_runs(a.store, la, ra, RUNS_MAX), 3);
   vs_apply_result res;
   assert_err(apply_run(&a2, la, &ra[0], T0_MS, &res), VS_OK); /* the backup */
+  assert_err(apply_run(&b2, la, &ra[0], T0_MS, &res), VS_OK); /* B2 holds [1..3] only */
   vs_write_req other[2] = {req_of("put", "a", "restored"), req_of("put", "q", "r")};
   assert_err(vs_write_batch(a2.store, a2.id.pk, other, 2, T0_MS + 9, NULL), VS_OK);
   oplist *l2 = collect(a2.store, a2.id.pk);
@@ -1146,47 +1230,108 @@ static void test_apply_fork_after_shared_prefix(void **state) {
   assert_memory_equal(l2->hashes[2], la->hashes[2], VS_HASH_BYTES);
 
   assert_int_equal(sync_origin(&a, &b, a.id.pk, T0_MS), 6);
-  snap s;
-  snap_take(b.store, a.id.pk, &s);
   run over = {1, 4, {0}}; /* [2..5], signed by A2 at 5 */
   assert_err(vs_apply_sig_get(a2.store, &l2->ops[4].id, over.sig), VS_OK);
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, false, 99};
   assert_err(apply_run(&b, l2, &over, T0_MS, &res), VS_ERR_FORK);
-  s.forks = 1;
-  snap_check(b.store, a.id.pk, &s);
-  free(s.dump);
-  vs_fork fk;
-  uint64_t n = 0;
-  assert_err(vs_apply_forks(b.store, &fk, 1, &n), VS_OK);
-  assert_int_equal(n, 1);
-  assert_int_equal(fk.seq, 4);
-  assert_memory_equal(fk.held_hash, la->hashes[3], VS_HASH_BYTES);
-  assert_memory_equal(fk.refused_hash, l2->hashes[3], VS_HASH_BYTES);
-
-  /* The other way round: A2's node refuses A's [4..5] as a fork too, and
-   * a store holding A2's chain short of the fork point is not a fork: B2
-   * holding only [1..3] takes A2's [4..5] (the first signed version it
-   * sees), then refuses A's. */
-  res = (vs_apply_result){99, 99, 99, 99, 99};
-  assert_err(apply_run(&a2, la, &ra[1], T0_MS, &res), VS_ERR_FORK);
-  node b2;
-  node_open(&b2, "apply-pb2", 54);
-  assert_err(apply_run(&b2, la, &ra[0], T0_MS, &res), VS_OK);
+  assert_true(res.verdict);
+  assert_int_equal(res.fork_seq, 4);
+  expect_verdict(b.store, a.id.pk, 4, la->hashes[3], l2->hashes[3]);
+  uint64_t head = 0;
+  uint8_t hh[VS_HASH_BYTES];
+  assert_err(vs_wal_head(b.store, a.id.pk, &head, hh, NULL), VS_OK);
+  assert_int_equal(head, 3);
+  assert_memory_equal(hh, la->hashes[2], VS_HASH_BYTES);
+  /* B2 gets the evidence: nothing of its own to void, same state as B. */
+  size_t ev_len = 0;
+  uint8_t *ev = evidence_of(b.store, a.id.pk, &ev_len);
+  vs_fork_result fr;
+  assert_err(vs_apply_fork(b2.store, ev, ev_len, &fr), VS_OK);
+  assert_true(fr.verdict);
+  assert_false(fr.refolded);
+  assert_converged(b.store, b2.store);
+  /* Every later run of either branch is refused; [1..3] again is a duplicate. */
+  assert_err(apply_run(&b, la, &ra[1], T0_MS, &res), VS_ERR_FORKED);
+  assert_err(apply_run(&b, la, &ra[2], T0_MS, &res), VS_ERR_FORKED);
   run r2 = {3, 2, {0}};
   memcpy(r2.sig, over.sig, VS_SIGNATURE_BYTES);
-  assert_err(apply_run(&b2, l2, &r2, T0_MS, &res), VS_OK);
-  assert_int_equal(res.applied, 2);
-  assert_err(apply_run(&b2, la, &ra[1], T0_MS, &res), VS_ERR_FORK);
-  assert_err(vs_apply_forks(b2.store, &fk, 1, &n), VS_OK);
-  assert_int_equal(n, 1);
-  assert_memory_equal(fk.held_hash, l2->hashes[3], VS_HASH_BYTES);
-  assert_memory_equal(fk.refused_hash, la->hashes[3], VS_HASH_BYTES);
-  node_close(&b2);
+  assert_err(apply_run(&b, l2, &r2, T0_MS, &res), VS_ERR_FORKED);
+  assert_err(apply_run(&b, la, &ra[0], T0_MS, &res), VS_OK);
+  assert_int_equal(res.duplicates, 3);
+  /* A's run [2..5] crosses the fork: its part below (2..3) is vouched for
+   * by the evidence, so it is a duplicate, not an error. */
+  run cross = {1, 4, {0}};
+  assert_err(vs_apply_sig_get(a.store, &la->ops[4].id, cross.sig), VS_OK);
+  assert_err(apply_run(&b, la, &cross, T0_MS, &res), VS_OK);
+  assert_int_equal(res.applied, 0);
+  free(ev);
   oplist_free(la);
   oplist_free(l2);
   node_close(&a);
   node_close(&a2);
   node_close(&b);
+  node_close(&b2);
+}
+
+/* Branches that part inside one signed run: A and A2 (one identity) each
+ * commit [1..3] with the same op 1 and a different op 2; only seq 3 is
+ * signed. B holds A's; A2's run is exact at seq 2: void from 2, head back
+ * to 1, whose only signature was past the fork: the evidence vouches for
+ * it (a zero signature), so B can still relay op 1 to a node that has the
+ * evidence, and that node ends with B's state. Without the evidence the
+ * zero signature is a forgery. */
+static void test_apply_fork_inside_a_run_keeps_the_prefix_relayable(void **state) {
+  (void)state;
+  node a, a2, b, c, d;
+  node_open(&a, "apply-ia", 55);
+  node_open(&a2, "apply-ia2", 55);
+  node_open(&b, "apply-ib", 56);
+  node_open(&c, "apply-ic", 57);
+  node_open(&d, "apply-id", 58);
+  vs_write_req wa[3] = {req_of("put", "k", "1"), req_of("put", "m", "A"), req_of("put", "n", "3")};
+  vs_write_req wb[3] = {req_of("put", "k", "1"), req_of("put", "m", "B"), req_of("put", "n", "3")};
+  assert_err(vs_write_batch(a.store, a.id.pk, wa, 3, T0_MS, NULL), VS_OK);
+  assert_err(vs_write_batch(a2.store, a2.id.pk, wb, 3, T0_MS, NULL), VS_OK);
+  oplist *la = collect(a.store, a.id.pk), *l2 = collect(a2.store, a2.id.pk);
+  assert_memory_equal(la->hashes[0], l2->hashes[0], VS_HASH_BYTES); /* the same op 1 */
+  run ra[RUNS_MAX], r2[RUNS_MAX];
+  assert_int_equal(cut_runs(a.store, la, ra, RUNS_MAX), 1);
+  assert_int_equal(cut_runs(a2.store, l2, r2, RUNS_MAX), 1);
+  vs_apply_result res;
+  assert_err(apply_run(&b, la, &ra[0], T0_MS, &res), VS_OK);
+  memset(&res, 0, sizeof res);
+  assert_err(apply_run(&b, l2, &r2[0], T0_MS, &res), VS_ERR_FORK);
+  assert_true(res.verdict);
+  assert_int_equal(res.fork_seq, 2);
+  uint64_t signed_at = 0;
+  assert_err(vs_apply_next_signed(b.store, a.id.pk, 1, &signed_at), VS_OK);
+  assert_int_equal(signed_at, 1);
+  uint8_t zsig[VS_SIGNATURE_BYTES], zero_sig[VS_SIGNATURE_BYTES] = {0};
+  assert_err(vs_apply_sig_get(b.store, &la->ops[0].id, zsig), VS_OK);
+  assert_memory_equal(zsig, zero_sig, VS_SIGNATURE_BYTES);
+  run one = {0, 1, {0}};
+  /* D has no evidence: the zero signature is a forgery there. */
+  assert_err(apply_run(&d, la, &one, T0_MS, &res), VS_ERR_MALFORMED);
+  size_t ev_len = 0;
+  uint8_t *ev = evidence_of(b.store, a.id.pk, &ev_len);
+  vs_fork_result fr;
+  assert_err(vs_apply_fork(c.store, ev, ev_len, &fr), VS_OK);
+  assert_err(apply_run(&c, la, &one, T0_MS, &res), VS_OK);
+  assert_int_equal(res.applied, 1);
+  assert_converged(b.store, c.store);
+  /* The full runs of either branch now give C only what is below the fork. */
+  assert_err(apply_run(&c, la, &ra[0], T0_MS, &res), VS_OK);
+  assert_int_equal(res.applied, 0);
+  assert_err(apply_run(&c, l2, &r2[0], T0_MS, &res), VS_OK);
+  assert_converged(b.store, c.store);
+  free(ev);
+  oplist_free(la);
+  oplist_free(l2);
+  node_close(&a);
+  node_close(&a2);
+  node_close(&b);
+  node_close(&c);
+  node_close(&d);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1233,7 +1378,7 @@ static void test_apply_pin_attack_max_hlc_waits(void **state) {
 
   snap before;
   snap_take(b.store, m.id.pk, &before);
-  vs_apply_result res = {99, 99, 99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
   assert_err(vs_apply_run(b.store, &c1.op, 1, c1.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 0);
@@ -1243,7 +1388,7 @@ static void test_apply_pin_attack_max_hlc_waits(void **state) {
   snap_check(b.store, m.id.pk, &before); /* nothing stored, the chain does not advance */
   /* Its chain waits behind it: the run through seq 2 waits as a whole, and
    * seq 2 alone is a gap. */
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(vs_apply_run(b.store, both, 2, c2.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
   assert_int_equal(res.deferred, 2);
   assert_int_equal(res.applied, 0);
@@ -1271,7 +1416,7 @@ static void test_apply_pin_attack_max_hlc_waits(void **state) {
   const uint64_t due_ms = HLC_WALL_MAX_MS - VS_MAX_DRIFT_MS_DEFAULT;
   assert_err(vs_apply_run(b.store, both, 2, c2.sig, due_ms - 1, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
   assert_int_equal(res.ahead_ms, VS_MAX_DRIFT_MS_DEFAULT + 1);
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(vs_apply_run(b.store, both, 2, c2.sig, due_ms, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_OK);
   assert_int_equal(res.applied, 2);
   assert_int_equal(res.deferred, 0);
@@ -1300,7 +1445,7 @@ static void test_apply_day_ahead_waits_then_orders(void **state) {
   assert_int_equal(cut_runs(s.store, l, runs, RUNS_MAX), 1);
   assert_int_equal(l->ops[0].hlc, vs_hlc_make(T0_MS + DAY_MS, 0));
 
-  vs_apply_result res = {99, 99, 99, 99, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&b, l, &runs[0], T0_MS, &res), VS_ERR_FUTURE);
   assert_int_equal(res.deferred, 1);
   assert_int_equal(res.ahead_ms, DAY_MS);
@@ -1313,7 +1458,7 @@ static void test_apply_day_ahead_waits_then_orders(void **state) {
   /* B's clock catches up to within the drift: it applies. */
   const uint64_t due_ms = T0_MS + DAY_MS - VS_MAX_DRIFT_MS_DEFAULT;
   assert_err(apply_run(&b, l, &runs[0], due_ms - 1, &res), VS_ERR_FUTURE);
-  res = (vs_apply_result){99, 99, 99, 99, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
   assert_err(apply_run(&b, l, &runs[0], due_ms, &res), VS_OK);
   assert_int_equal(res.applied, 1);
   assert_value(b.store, "k", "ahead");
@@ -1401,6 +1546,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_apply_rejects_op_claiming_other_origin, reject_setup, reject_teardown),
       cmocka_unit_test(test_apply_fork_refused_and_recorded),
       cmocka_unit_test(test_apply_fork_after_shared_prefix),
+      cmocka_unit_test(test_apply_fork_inside_a_run_keeps_the_prefix_relayable),
       cmocka_unit_test(test_apply_pin_attack_max_hlc_waits),
       cmocka_unit_test(test_apply_day_ahead_waits_then_orders),
       cmocka_unit_test(test_apply_hlc_within_drift_advances),

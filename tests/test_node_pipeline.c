@@ -45,7 +45,8 @@
   X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends) \
   X(rejected_version) X(version_seen) X(cookies_sent) X(rejected_vv_future) X(own_ops_restored) \
   X(ops_deferred_future) \
-  X(rejected_origin_quota) X(rejected_vv_regress)
+  X(rejected_origin_quota) X(rejected_vv_regress) X(fork_verdicts) X(fork_evidence_bad) X(runs_void) \
+  X(wants_sent) X(wants_served) X(rejected_want_quota)
 #define COUNT_(f) +1
 _Static_assert(sizeof(vs_node_stats) == (0 STATS_FIELDS(COUNT_)) * sizeof(uint64_t),
                "vs_node_stats: list every field in STATS_FIELDS");

@@ -1339,10 +1339,12 @@ static void vv_entries(vs_vv_entry *e, uint32_t count) {
     e[k].origin[1] = (uint8_t)k;
     e[k].origin[31] = 0x5a;
     e[k].seq = 1000u * k + 1u;
+    for (unsigned j = 0; j < VS_VV_HEAD_BYTES; j++) e[k].head[j] = (uint8_t)(k * 7u + j);
   }
 }
 
 #define VVH VS_MSG_VV_HEADER_BYTES
+#define VVE (VS_ORIGIN_BYTES + 8 + VS_VV_HEAD_BYTES) /* bytes per entry */
 static const vs_vv_part ONE_PART = {1, 0, 1};
 
 static vs_err vv_decode_exact(const uint8_t *in, size_t n, vs_vv_entry *out, uint32_t max, uint32_t *count) {
@@ -1358,12 +1360,12 @@ static void test_vv_round_trip(void **state) {
   vs_vv_entry e[5], d[5];
   vv_entries(e, 5);
   e[4].seq = VS_OP_SEQ_MAX;
-  uint8_t buf[VVH + 5 * 40];
+  uint8_t buf[VVH + 5 * VVE];
   size_t n = 0;
   uint32_t count = 0;
   vs_vv_part part = {0x0102030405060708ull, 2, 3}, got;
   assert_err(vs_msg_vv_encode(&part, e, 5, buf, sizeof buf, &n), VS_OK);
-  assert_int_equal(n, VVH + 5 * 40);
+  assert_int_equal(n, VVH + 5 * VVE);
   assert_int_equal(buf[0], VS_MSG_VV);
   assert_int_equal(vt_get_u64le(buf + 1), part.vector);
   assert_int_equal(vt_get_u32le(buf + 9), 2);
@@ -1380,13 +1382,14 @@ static void test_vv_round_trip(void **state) {
   for (int k = 0; k < 5; k++) {
     assert_memory_equal(d[k].origin, e[k].origin, 32);
     assert_int_equal(d[k].seq, e[k].seq);
+    assert_memory_equal(d[k].head, e[k].head, VS_VV_HEAD_BYTES);
   }
   /* The empty vector (a new node): one empty part. */
   assert_err(vs_msg_vv_encode(&ONE_PART, NULL, 0, buf, sizeof buf, &n), VS_OK);
   assert_int_equal(n, VVH);
   assert_err(vv_decode_exact(buf, n, NULL, 0, &count), VS_OK);
   assert_int_equal(count, 0);
-  assert_err(vs_msg_vv_encode(&ONE_PART, e, 5, buf, VVH + 4 * 40 + 39, &n), VS_ERR_BUFSIZE);
+  assert_err(vs_msg_vv_encode(&ONE_PART, e, 5, buf, VVH + 4 * VVE + (VVE - 1), &n), VS_ERR_BUFSIZE);
 }
 
 /* The part header: vector >= 1, part < parts <= VS_WIRE_VV_PARTS_MAX, and an
@@ -1395,7 +1398,7 @@ static void test_vv_part_header_checked(void **state) {
   (void)state;
   vs_vv_entry e[2];
   vv_entries(e, 2);
-  uint8_t buf[VVH + 2 * 40];
+  uint8_t buf[VVH + 2 * VVE];
   size_t n = 0;
   uint32_t count = 0;
   static const vs_vv_part bad[] = {{0, 0, 1}, {1, 1, 1}, {1, 0, 0}, {1, 0, VS_WIRE_VV_PARTS_MAX + 1}, {1, 5, 5}};
@@ -1421,7 +1424,7 @@ static void test_vv_part_header_checked(void **state) {
 static void test_vv_unsorted_duplicate_or_bad_seq_rejected(void **state) {
   (void)state;
   vs_vv_entry e[3], d[3];
-  uint8_t buf[VVH + 3 * 40];
+  uint8_t buf[VVH + 3 * VVE];
   size_t n = 0;
   uint32_t count = 0;
   vv_entries(e, 3);
@@ -1429,19 +1432,19 @@ static void test_vv_unsorted_duplicate_or_bad_seq_rejected(void **state) {
   /* Decode side: forge the bytes. */
   uint8_t bad[sizeof buf];
   memcpy(bad, buf, n);
-  memcpy(bad + VVH + 40, buf + VVH + 80, 40); /* entries 0, 2, 2: duplicate */
+  memcpy(bad + VVH + VVE, buf + VVH + (2 * VVE), VVE); /* entries 0, 2, 2: duplicate */
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   memcpy(bad, buf, n);
-  memcpy(bad + VVH, buf + VVH + 40, 40); /* 1, 1, 2 */
+  memcpy(bad + VVH, buf + VVH + VVE, VVE); /* 1, 1, 2 */
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   memcpy(bad, buf, n);
-  memcpy(bad + VVH, buf + VVH + 80, 40);
-  memcpy(bad + VVH + 80, buf + VVH, 40); /* 2, 1, 0 */
+  memcpy(bad + VVH, buf + VVH + (2 * VVE), VVE);
+  memcpy(bad + VVH + (2 * VVE), buf + VVH, VVE); /* 2, 1, 0 */
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   memcpy(bad, buf, n);
-  vt_put_u64le(bad + VVH + 40 + 32, 0);
+  vt_put_u64le(bad + VVH + VVE + 32, 0);
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
-  vt_put_u64le(bad + VVH + 40 + 32, VS_OP_SEQ_MAX + 1);
+  vt_put_u64le(bad + VVH + VVE + 32, VS_OP_SEQ_MAX + 1);
   assert_err(vv_decode_exact(bad, n, d, 3, &count), VS_ERR_MALFORMED);
   /* Encode side: the same mistakes are the caller's. */
   vs_vv_entry u[3] = {e[0], e[2], e[1]};
@@ -1472,7 +1475,7 @@ static void test_vv_counts_past_limits_are_too_large(void **state) {
   /* The largest part round-trips; one more entry cannot be encoded (it goes
    * in the next part). */
   vs_vv_entry *e = malloc((VS_WIRE_VV_MAX + 1) * sizeof *e), *out = malloc(VS_WIRE_VV_MAX * sizeof *out);
-  size_t cap = VVH + (VS_WIRE_VV_MAX + 1) * 40u, n = 0;
+  size_t cap = VVH + (VS_WIRE_VV_MAX + 1) * (size_t)VVE, n = 0;
   uint8_t *buf = malloc(cap);
   assert_non_null(e);
   assert_non_null(out);
@@ -1492,7 +1495,7 @@ static void test_vv_truncated_trailing_and_type(void **state) {
   (void)state;
   vs_vv_entry e[3], d[3];
   vv_entries(e, 3);
-  uint8_t buf[VVH + 3 * 40 + 1];
+  uint8_t buf[VVH + 3 * VVE + 1];
   size_t n = 0;
   uint32_t count = 0;
   assert_err(vs_msg_vv_encode(&ONE_PART, e, 3, buf, sizeof buf, &n), VS_OK);
@@ -1975,7 +1978,7 @@ static void test_messages_single_byte_mutations_are_safe(void **state) {
   make_chain(&a, ID_A.pk, 1, 3, 20);
   make_chain(&b, ID_B.pk, 7, 2, 21);
   chain *runs[2] = {&a, &b};
-  uint8_t ops_msg[2048], vv_msg[VVH + 3 * 40];
+  uint8_t ops_msg[2048], vv_msg[VVH + 3 * VVE];
   size_t ops_bytes = 0, vv_bytes = 0;
   write_runs(runs, 2, ops_msg, sizeof ops_msg, &ops_bytes);
   vs_vv_entry e[3], d[3];
@@ -2001,6 +2004,93 @@ static void test_messages_single_byte_mutations_are_safe(void **state) {
       free(m);
     }
   }
+}
+
+/* WANT: round trip, and every malformation refused. */
+static void test_want_round_trip_and_malformed(void **state) {
+  (void)state;
+  uint8_t origin[VS_ORIGIN_BYTES], got[VS_ORIGIN_BYTES], buf[VS_MSG_WANT_BYTES + 1];
+  memset(origin, 0xab, sizeof origin);
+  size_t n = 0;
+  uint64_t from = 0;
+  assert_err(vs_msg_want_encode(origin, 0, buf, sizeof buf, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_want_encode(origin, VS_OP_SEQ_MAX + 1, buf, sizeof buf, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_want_encode(origin, 7, buf, VS_MSG_WANT_BYTES - 1, &n), VS_ERR_BUFSIZE);
+  assert_err(vs_msg_want_encode(origin, 7, buf, sizeof buf, &n), VS_OK);
+  assert_int_equal(n, VS_MSG_WANT_BYTES);
+  assert_err(vs_msg_want_decode(buf, n, got, &from), VS_OK);
+  assert_memory_equal(got, origin, VS_ORIGIN_BYTES);
+  assert_int_equal(from, 7);
+  assert_err(vs_msg_want_decode(buf, n - 1, got, &from), VS_ERR_TRUNCATED);
+  assert_err(vs_msg_want_decode(buf, n + 1, got, &from), VS_ERR_TRAILING);
+  vt_put_u64le(buf + 1 + VS_ORIGIN_BYTES, 0);
+  assert_err(vs_msg_want_decode(buf, n, got, &from), VS_ERR_MALFORMED);
+  buf[0] = VS_MSG_OPS;
+  assert_err(vs_msg_want_decode(buf, n, got, &from), VS_ERR_MALFORMED);
+}
+
+/* FORK: two proofs round-trip; the codec checks shape (ops of the origin
+ * at the proof's seqs), never signatures (apply.h does). */
+static void test_fork_msg_round_trip_and_malformed(void **state) {
+  (void)state;
+  uint8_t origin[VS_ORIGIN_BYTES], other[VS_ORIGIN_BYTES], prev[VS_HASH_BYTES] = {0}, sig[VS_SIGNATURE_BYTES];
+  memset(origin, 0x11, sizeof origin);
+  memset(other, 0x22, sizeof other);
+  memset(sig, 0x33, sizeof sig);
+  uint8_t enc[3][256];
+  uint32_t len[3];
+  const char *vals[3] = {"a", "b", "c"};
+  for (int k = 0; k < 3; k++) { /* seq 5 (twice, different values) and 6 */
+    vs_op op;
+    size_t w = 0;
+    assert_err(vs_op_init(&op, origin, k == 2 ? 6 : 5, 100, prev, "put",
+                          (const uint8_t *)"t", 1, (const uint8_t *)vals[k], 1),
+               VS_OK);
+    assert_err(vs_op_encode(&op, enc[k], sizeof enc[k], &w), VS_OK);
+    len[k] = (uint32_t)w;
+  }
+  const uint8_t *pa[2] = {enc[0], enc[2]}, *pb[1] = {enc[1]};
+  uint32_t la[2] = {len[0], len[2]}, lb[1] = {len[1]};
+  vs_fork_proof pr[2] = {{sig, 2, pa, la, NULL}, {sig, 1, pb, lb, NULL}};
+  uint8_t *buf = malloc(4096);
+  assert_non_null(buf);
+  size_t n = 0;
+  assert_err(vs_msg_fork_encode(origin, 5, pr, buf, 4096, &n), VS_OK);
+  vs_fork_msg m;
+  assert_err(vs_msg_fork_decode(buf, n, &m), VS_OK);
+  assert_memory_equal(m.origin, origin, VS_ORIGIN_BYTES);
+  assert_int_equal(m.seq, 5);
+  assert_int_equal(m.proof[0].count, 2);
+  assert_int_equal(m.proof[1].count, 1);
+  assert_int_equal(m.proof[0].ops[1].seq, 6);
+  assert_memory_equal(m.proof[1].enc[0], enc[1], len[1]);
+  vs_fork_msg_free(&m);
+  /* Shape errors, each leaving nothing to free. */
+  assert_err(vs_msg_fork_decode(buf, n - 1, &m), VS_ERR_TRUNCATED);
+  assert_null(m.mem);
+  assert_err(vs_msg_fork_decode(buf, VS_MSG_FORK_HEADER_BYTES, &m), VS_ERR_TRUNCATED);
+  uint8_t *longer = malloc(n + 1);
+  assert_non_null(longer);
+  memcpy(longer, buf, n);
+  longer[n] = 0;
+  assert_err(vs_msg_fork_decode(longer, n + 1, &m), VS_ERR_TRAILING);
+  free(longer);
+  vt_put_u64le(buf + 1 + VS_ORIGIN_BYTES, 6); /* ops no longer at the proof's seqs */
+  assert_err(vs_msg_fork_decode(buf, n, &m), VS_ERR_MALFORMED);
+  vt_put_u64le(buf + 1 + VS_ORIGIN_BYTES, 0);
+  assert_err(vs_msg_fork_decode(buf, n, &m), VS_ERR_MALFORMED);
+  vt_put_u64le(buf + 1 + VS_ORIGIN_BYTES, 5);
+  vt_put_u32le(buf + VS_MSG_FORK_HEADER_BYTES + VS_SIGNATURE_BYTES, 0); /* an empty proof */
+  assert_err(vs_msg_fork_decode(buf, n, &m), VS_ERR_MALFORMED);
+  vt_put_u32le(buf + VS_MSG_FORK_HEADER_BYTES + VS_SIGNATURE_BYTES, 0xffffffffu);
+  assert_err(vs_msg_fork_decode(buf, n, &m), VS_ERR_TOO_LARGE);
+  buf[0] = VS_MSG_OPS;
+  assert_err(vs_msg_fork_decode(buf, n, &m), VS_ERR_MALFORMED);
+  /* The encoder refuses ops of another origin or seq. */
+  assert_err(vs_msg_fork_encode(other, 5, pr, buf, 4096, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_fork_encode(origin, 4, pr, buf, 4096, &n), VS_ERR_INVAL);
+  assert_err(vs_msg_fork_encode(origin, 5, pr, buf, 40, &n), VS_ERR_BUFSIZE);
+  free(buf);
 }
 
 int main(void) {
@@ -2037,6 +2127,8 @@ int main(void) {
       cmocka_unit_test(test_session_accept_shares_the_window_with_open),
       cmocka_unit_test(test_data_open_checks_arguments),
       cmocka_unit_test(test_vv_round_trip),
+      cmocka_unit_test(test_want_round_trip_and_malformed),
+      cmocka_unit_test(test_fork_msg_round_trip_and_malformed),
       cmocka_unit_test(test_vv_part_header_checked),
       cmocka_unit_test(test_vv_unsorted_duplicate_or_bad_seq_rejected),
       cmocka_unit_test(test_vv_counts_past_limits_are_too_large),

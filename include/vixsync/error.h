@@ -40,7 +40,8 @@ extern "C" {
   X(VS_ERR_REPLAY, -24, "replayed or duplicate frame")                            \
   X(VS_ERR_FUTURE, -25, "operation's clock is beyond ours plus the allowed drift: deferred") \
   X(VS_ERR_RESTORING, -26, "this device is a restored copy catching up on its own operations: retry later") \
-  X(VS_ERR_NO_IDENTITY, -27, "no valid node identity (the key pair that signs its writes)")
+  X(VS_ERR_NO_IDENTITY, -27, "no valid node identity (the key pair that signs its writes)") \
+  X(VS_ERR_FORKED, -28, "this origin forked (two devices signed different ops at one seq): its operations from the fork on are void; make a new identity")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,

@@ -140,6 +140,12 @@ typedef struct vs_node_stats {
   uint64_t own_ops_restored;    /**< own ops received back from peers (this store is a restored copy) */
   uint64_t rejected_origin_quota; /**< runs of new origins refused: the peer's origin quota was spent */
   uint64_t rejected_vv_regress;   /**< vectors that went backwards within a session (the session is closed) */
+  uint64_t fork_verdicts;       /**< fork verdicts taken or lowered here (apply.h, FORKS): own evidence or a peer's */
+  uint64_t fork_evidence_bad;   /**< FORK messages that did not verify (the session is closed) */
+  uint64_t runs_void;           /**< runs refused: wholly in a fork's void range (the sender may not know yet) */
+  uint64_t wants_sent;          /**< WANTs sent while looking for where two branches of an origin part */
+  uint64_t wants_served;        /**< WANTs answered with a run */
+  uint64_t rejected_want_quota; /**< WANTs ignored: the peer asked too often */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

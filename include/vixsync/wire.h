@@ -1,10 +1,10 @@
-/* vixsync: wire protocol v2 (frames, handshake, sessions, messages).
+/* vixsync: wire protocol v3 (frames, handshake, sessions, messages).
  *
  * Sans-IO: every function takes bytes and returns bytes; randomness (the
  * ephemeral key seed) comes from the caller. All integers little-endian.
  *
- * FRAMES. Every frame starts with [u8 version = 2][u8 type]. A frame of
- * another version is VS_ERR_VERSION (a v1 peer: see VS_WIRE_VERSION; the
+ * FRAMES. Every frame starts with [u8 version = 3][u8 type]. A frame of
+ * another version is VS_ERR_VERSION (a v1 or v2 peer: see VS_WIRE_VERSION; the
  * driver names both versions in its log), an unknown type VS_ERR_MALFORMED.
  * At most VS_FRAME_BYTES_MAX bytes.
  *
@@ -67,8 +67,11 @@
  * reordered within the window, never accepted twice).
  *
  * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
- *   VV   [1][vector u64][part u32][parts u32][u32 n][n x (origin 32, seq u64)]
+ *   VV   [1][vector u64][part u32][parts u32][u32 n][n x (origin 32, seq u64, head 8)]
  *        A node's version vector: sent after the handshake, after it changes,
+ *        `head` is the first VS_VV_HEAD_BYTES bytes of the hash of the
+ *        sender's op at `seq`: two nodes at one seq with different heads hold
+ *        different branches of that origin (a fork, see FORK below),
  *        and as the acknowledgement of received operations. A vector of more
  *        than VS_WIRE_VV_MAX origins travels in `parts` messages (part 0 ..
  *        parts-1, sent in order, 1 <= parts <= VS_WIRE_VV_PARTS_MAX), each
@@ -85,7 +88,21 @@
  *   OPS  [2][u32 runs][runs x run]   runs in 1..VS_WIRE_RUNS_MAX
  *        run = [origin 32][u32 ops 1..VS_APPLY_RUN_OPS_MAX][sig 64][ops x ([u32 len][op encoding])]
  *        Every op of a run has the run's origin and consecutive seqs; sig is
- *        the origin's signature over the chain head at the run's last op.
+ *        the origin's signature over the chain head at the run's last op (or,
+ *        for a run that ends right below a fork's seq, 64 zero bytes: the
+ *        fork evidence, which the receiver holds, authenticates that op; see
+ *        apply.h).
+ *   FORK [3][origin 32][seq u64][proof][proof]
+ *        proof = [sig 64][u32 n][n x ([u32 len][op encoding])]
+ *        Fork evidence: two branches of `origin` from `seq` on. Each proof is
+ *        ops seq .. seq+n-1 linked by prev and signed (sig) at its last op;
+ *        the two first ops differ and have the same prev, so `seq` is exactly
+ *        where the branches part. Every node that verifies it voids the
+ *        origin's ops from `seq` on (apply.h). At most VS_MSG_BYTES_MAX.
+ *   WANT [4][origin 32][from u64]
+ *        "Send me your run of `origin` from seq `from`": answered with an OPS
+ *        message of one run (from .. the next signed op) when held. Used to
+ *        find where two branches part (node.c); rate-limited per peer.
  * Unknown message types are VS_ERR_MALFORMED (a new type needs a new
  * protocol version, negotiated later by the version byte).
  */
@@ -104,7 +121,8 @@
 extern "C" {
 #endif
 
-#define VS_WIRE_VERSION 2u /* 1: no cookie round, a VV message in one part (a v1 frame is VS_ERR_VERSION) */
+#define VS_WIRE_VERSION 3u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
+                             * or WANT (a v1 or v2 frame is VS_ERR_VERSION) */
 #define VS_FRAME_HELLO 1u
 #define VS_FRAME_REPLY 2u
 #define VS_FRAME_AUTH 3u
@@ -113,6 +131,11 @@ extern "C" {
 #define VS_FRAME_HELLO2 6u
 #define VS_MSG_VV 1u
 #define VS_MSG_OPS 2u
+#define VS_MSG_FORK 3u
+#define VS_MSG_WANT 4u
+#define VS_VV_HEAD_BYTES 8u
+#define VS_MSG_WANT_BYTES (1u + VS_ORIGIN_BYTES + 8u)
+#define VS_MSG_FORK_HEADER_BYTES (1u + VS_ORIGIN_BYTES + 8u)
 
 #define VS_FRAME_HEADER_BYTES 2u
 #define VS_HELLO_BYTES (2u + 32u + 32u)
@@ -260,6 +283,7 @@ vs_err vs_frame_type(const uint8_t *in, size_t in_bytes, uint8_t *type_out);
 typedef struct vs_vv_entry {
   uint8_t origin[VS_ORIGIN_BYTES];
   uint64_t seq;
+  uint8_t head[VS_VV_HEAD_BYTES]; /**< first bytes of the hash of the op at seq (VV above) */
 } vs_vv_entry;
 
 /** Where a VV message sits in its vector (wire v2). */
@@ -338,6 +362,46 @@ typedef vs_err (*vs_ops_run_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uin
  *  VS_MSG_BYTES_MAX), VS_ERR_MALFORMED, VS_ERR_VERSION (an op of an unknown
  *  version), VS_ERR_NOMEM, or fn's error. */
 vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx);
+
+/** One branch of fork evidence (FORK above). For encoding, `enc` and
+ *  `enc_bytes` name the ops' encodings; decoding fills all of it, pointing
+ *  into the message and into the vs_fork_msg's own memory. */
+typedef struct vs_fork_proof {
+  const uint8_t *sig; /**< VS_SIGNATURE_BYTES */
+  uint32_t count;     /**< ops, >= 1 */
+  const uint8_t *const *enc;
+  const uint32_t *enc_bytes;
+  const vs_op *ops; /**< decode only */
+} vs_fork_proof;
+
+typedef struct vs_fork_msg {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq;
+  vs_fork_proof proof[2];
+  void *mem; /**< decode's allocation: vs_fork_msg_free */
+} vs_fork_msg;
+
+/** Encode a FORK message (shape checks only: counts, plausible ops of
+ *  `origin` with seqs from `seq`; apply.h verifies evidence).
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_BUFSIZE, VS_ERR_TOO_LARGE (past
+ *  VS_MSG_BYTES_MAX). */
+vs_err vs_msg_fork_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const vs_fork_proof proofs[2],
+                          uint8_t *out, size_t out_max, size_t *out_bytes);
+
+/** Decode a FORK message: every op decodes, has `origin` and the seqs
+ *  seq, seq+1, ... of its proof. `in` must outlive `out`. Free with
+ *  vs_fork_msg_free (also after an error: a no-op then).
+ *  @return VS_OK, VS_ERR_TRUNCATED, VS_ERR_TRAILING, VS_ERR_TOO_LARGE,
+ *  VS_ERR_MALFORMED, VS_ERR_VERSION, VS_ERR_NOMEM. */
+vs_err vs_msg_fork_decode(const uint8_t *in, size_t in_bytes, vs_fork_msg *out);
+void vs_fork_msg_free(vs_fork_msg *m);
+
+/** WANT: encode (VS_MSG_WANT_BYTES) and decode. from in 1..VS_OP_SEQ_MAX.
+ *  @return VS_OK, VS_ERR_INVAL / VS_ERR_BUFSIZE; decode VS_ERR_TRUNCATED,
+ *  VS_ERR_TRAILING, VS_ERR_MALFORMED. */
+vs_err vs_msg_want_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint8_t *out, size_t out_max,
+                          size_t *out_bytes);
+vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out[VS_ORIGIN_BYTES], uint64_t *from_out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,332 @@
+#define _POSIX_C_SOURCE 200809L
+/* Fork evidence and verdicts (apply.h, "FORKS").
+ *
+ * A verdict record, dbi "forks", key = origin:
+ *   0   8  void_from u64le   (the first void seq: where the branches part)
+ *   8  32  hash_a            (the two branches' ops at void_from, hash_a < hash_b)
+ *   40 32  hash_b
+ *   72 32  prev              (the hash of the op at void_from - 1, both branches'; zero at seq 1)
+ *   104 .. the FORK message that proved it (wire.h), relayed to peers as is
+ * One record per origin: the smallest void_from wins, so every node that
+ * has seen the same evidence holds the same verdict whatever the order.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+#include "vixsync/apply.h"
+#include "vixsync/wire.h"
+
+#define VERDICT_FIXED_BYTES (8u + 3u * VS_HASH_BYTES)
+
+static const uint8_t ZERO_SIG[VS_SIGNATURE_BYTES];
+
+const uint8_t *vs_fork_zero_sig(void) { return ZERO_SIG; }
+
+vs_err vs_fork_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]) {
+  MDB_val k = {VS_ORIGIN_BYTES, (void *)origin}, v;
+  int rc = mdb_get(txn, store->dbi_forks, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    *void_from_out = 0;
+    return VS_OK;
+  }
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size < VERDICT_FIXED_BYTES) return VS_ERR_CORRUPT;
+  const uint8_t *p = v.mv_data;
+  *void_from_out = vs_get_u64le(p);
+  if (*void_from_out == 0) return VS_ERR_CORRUPT;
+  if (prev_out != NULL) memcpy(prev_out, p + 8 + 2 * VS_HASH_BYTES, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+/* The pure check of decoded evidence: both proofs are signed runs of the
+ * origin from seq, their first ops differ and share their prev. Fills the
+ * two hashes (ordered) and the prev. */
+static vs_err fork_check(const vs_fork_msg *m, uint8_t hash_a[VS_HASH_BYTES], uint8_t hash_b[VS_HASH_BYTES],
+                         uint8_t prev[VS_HASH_BYTES]) {
+  uint8_t first[2][VS_HASH_BYTES];
+  for (unsigned k = 0; k < 2; k++) {
+    const vs_fork_proof *pr = &m->proof[k];
+    uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)pr->count * VS_HASH_BYTES);
+    if (hashes == NULL) return VS_ERR_NOMEM;
+    vs_err err = vs_run_check(pr->ops, pr->enc, pr->enc_bytes, pr->count, hashes);
+    if (err == VS_OK && (pr->ops[0].seq != m->seq || memcmp(pr->ops[0].origin, m->origin, VS_ORIGIN_BYTES) != 0))
+      err = VS_ERR_MALFORMED;
+    if (err == VS_OK && !vs_chain_verify(m->origin, pr->ops[pr->count - 1].seq, hashes[pr->count - 1], pr->sig))
+      err = VS_ERR_MALFORMED;
+    if (err == VS_OK) memcpy(first[k], hashes[0], VS_HASH_BYTES);
+    free(hashes);
+    if (err != VS_OK) return err == VS_ERR_INVAL ? VS_ERR_MALFORMED : err;
+  }
+  /* The same op twice proves nothing; different prevs prove a fork lower
+   * down, not here: only an exact split point is a verdict. */
+  int c = memcmp(first[0], first[1], VS_HASH_BYTES);
+  if (c == 0 || memcmp(m->proof[0].ops[0].prev, m->proof[1].ops[0].prev, VS_HASH_BYTES) != 0) return VS_ERR_MALFORMED;
+  memcpy(hash_a, c < 0 ? first[0] : first[1], VS_HASH_BYTES);
+  memcpy(hash_b, c < 0 ? first[1] : first[0], VS_HASH_BYTES);
+  memcpy(prev, m->proof[0].ops[0].prev, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+/* Delete the op-id index entries (or signatures) of `origin` from seq
+ * `from` on. Bounded by the origin's held ops. */
+static vs_err drop_from(MDB_txn *txn, MDB_dbi dbi, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from) {
+  vs_op_id start;
+  vs_op_id_derive(origin, from, &start);
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  for (;;) { /* bounded: each round deletes one of the origin's entries */
+    k = (MDB_val){VS_OP_ID_BYTES, start.bytes};
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc != MDB_SUCCESS) break;
+    if (k.mv_size != VS_OP_ID_BYTES || memcmp(k.mv_data, start.bytes, VS_OP_ID_TAG_BYTES) != 0) break;
+    rc = mdb_cursor_del(cur, 0);
+    if (rc != MDB_SUCCESS) break;
+  }
+  mdb_cursor_close(cur);
+  return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? VS_OK : vs_mdb_err(rc);
+}
+
+/* Roll the origin's chain back to void_from - 1 and refold the state. */
+static vs_err void_ops_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
+                           bool *changed_out) {
+  vs_head head;
+  vs_err err = vs_head_get(txn, store, origin, &head);
+  *changed_out = false;
+  if (err != VS_OK || head.seq < from) return err;
+  *changed_out = true;
+  err = drop_from(txn, store->dbi_opid, origin, from);
+  if (err == VS_OK) err = drop_from(txn, store->dbi_sigs, origin, from);
+  if (err != VS_OK) return err;
+  if (from == 1) {
+    MDB_val k = {VS_ORIGIN_BYTES, (void *)origin};
+    err = vs_mdb_err(mdb_del(txn, store->dbi_heads, &k, NULL));
+  } else {
+    vs_op_id id;
+    vs_op_id_derive(origin, from - 1, &id);
+    uint64_t lsn = 0;
+    vs_head nh = {from - 1, 0, {0}};
+    err = vs_opid_get(txn, store, &id, &lsn, nh.hash);
+    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT; /* below the head: held */
+    const uint8_t *enc = NULL;
+    uint32_t enc_bytes = 0;
+    vs_op op;
+    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
+    if (err == VS_OK) err = vs_op_decode(enc, enc_bytes, &op);
+    if (err == VS_OK) nh.hlc = op.hlc;
+    if (err == VS_OK) err = vs_head_put_txn(txn, store, origin, &nh);
+    /* The new head must stay relayable: a run ends at a signed op. Where
+     * the origin signed only past the fork, the evidence vouches for this
+     * op (its hash is both branches' prev): the zero signature says so
+     * (apply.h). */
+    uint8_t sig[VS_SIGNATURE_BYTES];
+    uint64_t signed_seq = 0;
+    if (err == VS_OK) {
+      err = vs_sig_next_txn(txn, store, origin, from - 1, &signed_seq, sig);
+      if (err == VS_ERR_NOTFOUND) err = vs_sig_put_txn(txn, store, &id, ZERO_SIG);
+    }
+  }
+  if (err == VS_OK) err = vs_state_rebuild_txn(txn, store);
+  return err;
+}
+
+vs_err vs_apply_fork(vs_store *store, const uint8_t *msg, size_t msg_bytes, vs_fork_result *result_out) {
+  if (store == NULL || (msg == NULL && msg_bytes > 0)) return VS_ERR_INVAL;
+  vs_fork_msg m;
+  vs_err err = vs_msg_fork_decode(msg, msg_bytes, &m);
+  if (err == VS_ERR_NOMEM) return err;
+  if (err != VS_OK) return VS_ERR_MALFORMED;
+  uint8_t val_head[VERDICT_FIXED_BYTES];
+  err = fork_check(&m, val_head + 8, val_head + 8 + VS_HASH_BYTES, val_head + 8 + 2 * VS_HASH_BYTES);
+  vs_fork_result res;
+  memset(&res, 0, sizeof res);
+  memcpy(res.origin, m.origin, VS_ORIGIN_BYTES);
+  res.seq = m.seq;
+  vs_fork_msg_free(&m);
+  if (err != VS_OK) return err;
+  vs_put_u64le(val_head, res.seq);
+  MDB_txn *txn;
+  err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  uint64_t held_from = 0;
+  err = vs_fork_get_txn(txn, store, res.origin, &held_from, NULL);
+  if (err == VS_OK && held_from != 0 && held_from <= res.seq) { /* nothing new */
+    mdb_txn_abort(txn);
+    res.seq = held_from;
+    if (result_out != NULL) *result_out = res;
+    return VS_OK;
+  }
+  MDB_val k = {VS_ORIGIN_BYTES, res.origin}, v = {VERDICT_FIXED_BYTES + msg_bytes, NULL};
+  if (err == VS_OK) err = vs_mdb_err(mdb_put(txn, store->dbi_forks, &k, &v, MDB_RESERVE));
+  if (err == VS_OK) {
+    memcpy(v.mv_data, val_head, VERDICT_FIXED_BYTES);
+    memcpy((uint8_t *)v.mv_data + VERDICT_FIXED_BYTES, msg, msg_bytes);
+  }
+  if (err == VS_OK) err = void_ops_txn(txn, store, res.origin, res.seq, &res.refolded);
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  err = vs_txn_commit(txn);
+  if (err != VS_OK) return err;
+  res.verdict = true;
+  if (result_out != NULL) *result_out = res;
+  return VS_OK;
+}
+
+vs_err vs_apply_fork_evidence(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint8_t *out, size_t out_max,
+                              size_t *out_bytes) {
+  if (store == NULL || origin == NULL || out_bytes == NULL || (out == NULL && out_max > 0)) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_val k = {VS_ORIGIN_BYTES, (void *)origin}, v;
+  err = vs_mdb_err(mdb_get(txn, store->dbi_forks, &k, &v));
+  if (err == VS_OK && v.mv_size <= VERDICT_FIXED_BYTES) err = VS_ERR_CORRUPT;
+  if (err == VS_OK) {
+    *out_bytes = v.mv_size - VERDICT_FIXED_BYTES;
+    if (*out_bytes > out_max) err = VS_ERR_BUFSIZE;
+    else memcpy(out, (const uint8_t *)v.mv_data + VERDICT_FIXED_BYTES, *out_bytes);
+  }
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_apply_void_from(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *void_from_out) {
+  if (store == NULL || origin == NULL || void_from_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_fork_get_txn(txn, store, origin, void_from_out, NULL);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+vs_err vs_apply_forks(vs_store *store, vs_fork *forks_out, uint32_t max, uint64_t *count_out) {
+  if (store == NULL || count_out == NULL || (forks_out == NULL && max > 0)) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_stat st;
+  int rc = mdb_stat(txn, store->dbi_forks, &st);
+  MDB_cursor *cur = NULL;
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn, store->dbi_forks, &cur);
+  uint32_t n = 0;
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) {
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      if (k.mv_size != VS_ORIGIN_BYTES || v.mv_size <= VERDICT_FIXED_BYTES) {
+        err = VS_ERR_CORRUPT;
+        break;
+      }
+      const uint8_t *p = v.mv_data;
+      memcpy(forks_out[n].origin, k.mv_data, VS_ORIGIN_BYTES);
+      forks_out[n].seq = vs_get_u64le(p);
+      memcpy(forks_out[n].held_hash, p + 8, VS_HASH_BYTES);
+      memcpy(forks_out[n].refused_hash, p + 8 + VS_HASH_BYTES, VS_HASH_BYTES);
+      n++;
+    }
+    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
+    mdb_cursor_close(cur);
+  }
+  if (err == VS_OK) err = vs_mdb_err(rc);
+  mdb_txn_abort(txn);
+  if (err == VS_OK) *count_out = st.ms_entries;
+  return err;
+}
+
+/* Build evidence from a held branch (the store's ops from `seq` to the next
+ * signed one) and a received one (ops/enc from index `at` of a signed run),
+ * and take the verdict. VS_ERR_NOTFOUND: the held branch is not signed past
+ * seq (a store without identity); VS_ERR_TOO_LARGE: the two branches do not
+ * fit one message (the fork stays a refused run, counted). */
+vs_err vs_fork_from_run(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count, uint32_t at,
+                        const uint8_t sig[VS_SIGNATURE_BYTES], vs_fork_result *result_out) {
+  const vs_op *first = &ops[at];
+  uint32_t rn = count - at;
+  uint8_t **renc = calloc(rn, sizeof *renc);
+  uint32_t *rlen = calloc(rn, sizeof *rlen);
+  const uint8_t **henc = NULL;
+  uint32_t *hlen = NULL;
+  uint8_t *msg = NULL;
+  vs_err err = renc == NULL || rlen == NULL ? VS_ERR_NOMEM : VS_OK;
+  for (uint32_t i = 0; i < rn && err == VS_OK; i++) { /* the received branch's encodings */
+    rlen[i] = (uint32_t)vs_op_encoded_bytes(&ops[at + i]);
+    renc[i] = malloc(rlen[i]);
+    if (renc[i] == NULL) {
+      err = VS_ERR_NOMEM;
+    } else if (enc != NULL) {
+      memcpy(renc[i], enc[at + i], rlen[i]);
+    } else {
+      size_t w = 0;
+      err = vs_op_encode(&ops[at + i], renc[i], rlen[i], &w);
+    }
+  }
+  MDB_txn *txn = NULL;
+  if (err == VS_OK) err = vs_txn_begin(store, false, &txn);
+  uint64_t end = 0;
+  uint8_t hsig[VS_SIGNATURE_BYTES];
+  if (err == VS_OK) err = vs_sig_next_txn(txn, store, first->origin, first->seq, &end, hsig);
+  if (err == VS_OK && (sodium_is_zero(hsig, sizeof hsig) || end - first->seq >= VS_APPLY_RUN_OPS_MAX))
+    err = VS_ERR_NOTFOUND; /* vouched for by older evidence, or too long to prove */
+  uint32_t hn = err == VS_OK ? (uint32_t)(end - first->seq + 1) : 0;
+  if (err == VS_OK) {
+    henc = calloc(hn, sizeof *henc);
+    hlen = calloc(hn, sizeof *hlen);
+    if (henc == NULL || hlen == NULL) err = VS_ERR_NOMEM;
+  }
+  for (uint32_t i = 0; i < hn && err == VS_OK; i++) { /* bounded: hn <= VS_APPLY_RUN_OPS_MAX */
+    vs_op_id id;
+    uint64_t lsn = 0;
+    vs_op_id_derive(first->origin, first->seq + i, &id);
+    err = vs_opid_get(txn, store, &id, &lsn, NULL);
+    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT; /* signed further on, so held */
+    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &henc[i], &hlen[i]);
+  }
+  size_t msg_bytes = 0;
+  if (err == VS_OK) {
+    vs_fork_proof pr[2] = {{hsig, hn, henc, hlen, NULL}, {sig, rn, (const uint8_t *const *)renc, rlen, NULL}};
+    msg = malloc(VS_MSG_BYTES_MAX);
+    err = msg == NULL ? VS_ERR_NOMEM : vs_msg_fork_encode(first->origin, first->seq, pr, msg, VS_MSG_BYTES_MAX, &msg_bytes);
+    if (err == VS_ERR_BUFSIZE) err = VS_ERR_TOO_LARGE;
+  }
+  if (txn != NULL) mdb_txn_abort(txn);
+  if (err == VS_OK) err = vs_apply_fork(store, msg, msg_bytes, result_out);
+  free(msg);
+  free(henc);
+  free(hlen);
+  for (uint32_t i = 0; renc != NULL && i < rn; i++) free(renc[i]);
+  free(renc);
+  free(rlen);
+  return err;
+}
+
+vs_err vs_fork_next(vs_store *store, const uint8_t *after, uint8_t origin_out[VS_ORIGIN_BYTES], uint8_t *out,
+                    size_t out_max, size_t *out_bytes) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_forks, &cur);
+  MDB_val k = {VS_ORIGIN_BYTES, (void *)after}, v;
+  if (rc == MDB_SUCCESS) {
+    rc = mdb_cursor_get(cur, &k, &v, after == NULL ? MDB_FIRST : MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS && after != NULL && k.mv_size == VS_ORIGIN_BYTES &&
+        memcmp(k.mv_data, after, VS_ORIGIN_BYTES) == 0)
+      rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (rc == MDB_SUCCESS && (k.mv_size != VS_ORIGIN_BYTES || v.mv_size <= VERDICT_FIXED_BYTES)) err = VS_ERR_CORRUPT;
+    if (rc == MDB_SUCCESS && err == VS_OK) {
+      memcpy(origin_out, k.mv_data, VS_ORIGIN_BYTES);
+      *out_bytes = v.mv_size - VERDICT_FIXED_BYTES;
+      if (*out_bytes > out_max) err = VS_ERR_BUFSIZE;
+      else memcpy(out, (const uint8_t *)v.mv_data + VERDICT_FIXED_BYTES, *out_bytes);
+    }
+    mdb_cursor_close(cur);
+  }
+  if (err == VS_OK) err = vs_mdb_err(rc);
+  mdb_txn_abort(txn);
+  return err;
+}
