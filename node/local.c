@@ -51,6 +51,7 @@ int vn_exit_for(vs_err err) {
     case VS_ERR_FORK:
     case VS_ERR_CHAIN:
     case VS_ERR_NOT_OWNER:
+    case VS_ERR_FORKED: /* this identity's own chain is void: permanent, not the storage's fault */
       return VN_EXIT_NOTFOUND; /* not found, invariant failed, idempotency-key conflict */
     case VS_ERR_INVAL:
     case VS_ERR_TRUNCATED:
@@ -98,6 +99,14 @@ int vn_report(const char *cmd, const char *dir, vs_err err) {
                 "%s: this device is a restored copy (a backup or a copied directory) and its peers hold later "
                 "operations of its own; nothing was written: retry once `vix-node status` shows it caught up",
                 dir);
+      break;
+    case VS_ERR_FORKED:
+      vn_errorf(cmd,
+                "%s: this device's identity forked: another copy of it (a copied data directory, a restored backup) "
+                "signed other operations at the same seq, so its operations from there on are void on every node "
+                "and it can never write again; nothing was written (`vix-node status` shows the fork). Make a new "
+                "identity on a new data directory: vix-node init --data NEW_DIR --mesh-key %s/%s",
+                dir, dir, VN_MESH_KEY_FILE);
       break;
     default: vn_errorf(cmd, "%s: %s (%s)", dir, vs_strerror(err), vs_err_name(err)); break;
   }
@@ -602,7 +611,9 @@ static const cmd_spec COMMANDS[] = {
      OPT_DATA | OPT_JSON | OPT_TOMBSTONES, {NULL, NULL}, 0, 0, vn_cmd_dump},
     {"status", "--data DIR [--json]",
      "Print the node's id, own seq, last LSN, state hash, version vector, outbox counts, forks and,\n"
-     "when a daemon runs on DIR, its peers.",
+     "when a daemon runs on DIR, its peers. A fork (two copies of one identity wrote the same seq) voids\n"
+     "that origin's operations from its seq on, on every node; its device needs a new identity.\n"
+     "--json: forks is [{origin, seq}] (the first 64, by origin), forks_total counts them all.",
      OPT_DATA | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_status},
     {"log", "--data DIR [--from LSN] [--json]",
      "Print every operation the node holds (its own and its peers'), in LSN order from LSN (default 1);\n"

@@ -83,9 +83,15 @@ int vn_cmd_dump(const vn_args *a) {
 
 /* ---- status ---- */
 
+/* The forks status lists; forks_total counts them all. One per forked
+ * origin (the verdict keeps its smallest seq), so more than a few means a
+ * mesh that hands its identities around, not a listing to scroll. */
+#define STATUS_FORKS_MAX 64u
+
 typedef struct status_info {
   uint8_t node_id[VS_ORIGIN_BYTES];
-  uint64_t seq, lsn, forks, used_bytes, map_bytes;
+  uint64_t seq, lsn, forks_total, used_bytes, map_bytes;
+  vs_fork forks[STATUS_FORKS_MAX]; /* the first min(forks_total, STATUS_FORKS_MAX), by origin */
   uint64_t restoring; /* a restored copy: own seq to reach before writing (0: none) */
   uint8_t state_hash[VS_HASH_BYTES];
   vs_outbox_counts outbox;
@@ -98,7 +104,7 @@ static vs_err read_status(vs_node *node, status_info *s) {
   vs_err err = vs_wal_head(store, s->node_id, &s->seq, NULL, NULL);
   if (err == VS_OK) err = vs_wal_last_lsn(store, &s->lsn);
   if (err == VS_OK) err = vs_state_hash(store, s->state_hash);
-  if (err == VS_OK) err = vs_apply_forks(store, NULL, 0, &s->forks);
+  if (err == VS_OK) err = vs_apply_forks(store, s->forks, STATUS_FORKS_MAX, &s->forks_total);
   if (err == VS_OK) err = vs_store_usage(store, &s->used_bytes, &s->map_bytes);
   if (err == VS_OK) err = vs_write_restoring(store, &s->restoring);
   vs_outbox *ob = NULL;
@@ -133,6 +139,29 @@ static vs_err vv_text_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vo
   return VS_OK;
 }
 
+static uint64_t forks_listed(const status_info *s) {
+  return s->forks_total < STATUS_FORKS_MAX ? s->forks_total : STATUS_FORKS_MAX;
+}
+
+/* One line per fork: what is void and what its owner does about it. */
+static void forks_text(FILE *out, const char *dir, const status_info *s) {
+  if (s->forks_total == 0) fputs("forks      none\n", out);
+  for (uint64_t i = 0; i < forks_listed(s); i++) {
+    const vs_fork *f = &s->forks[i];
+    bool own = memcmp(f->origin, s->node_id, VS_ORIGIN_BYTES) == 0;
+    fputs("fork       origin ", out);
+    write_hex(out, f->origin, VS_ORIGIN_BYTES);
+    if (own)
+      fprintf(out, " void from seq %" PRIu64 ": this device's identity, make a new one (vix-node init --data NEW_DIR "
+              "--mesh-key %s/%s)\n", f->seq, dir, VN_MESH_KEY_FILE);
+    else
+      fprintf(out, " void from seq %" PRIu64 ": its device must make a new identity\n", f->seq);
+  }
+  if (s->forks_total > STATUS_FORKS_MAX)
+    fprintf(out, "fork       ... and %" PRIu64 " more (%" PRIu64 " in all)\n", s->forks_total - STATUS_FORKS_MAX,
+            s->forks_total);
+}
+
 static int status_json(const vn_args *a, vs_node *node, const status_info *s) {
   FILE *out = stdout;
   fputs("{\"node_id\": \"", out);
@@ -156,8 +185,16 @@ static int status_json(const vn_args *a, vs_node *node, const status_info *s) {
             "}",
             k->counts.pending, k->counts.inflight, k->counts.done, k->counts.failed);
   }
-  fprintf(out, "], \"forks\": %" PRIu64 ", \"store\": {\"used_bytes\": %" PRIu64 ", \"map_bytes\": %" PRIu64 "}, ",
-          s->forks, s->used_bytes, s->map_bytes);
+  fputs("], \"forks\": [", out);
+  for (uint64_t i = 0; i < forks_listed(s); i++) {
+    fputs(i == 0 ? "{\"origin\": \"" : ", {\"origin\": \"", out);
+    write_hex(out, s->forks[i].origin, VS_ORIGIN_BYTES);
+    fprintf(out, "\", \"seq\": %" PRIu64 "}", s->forks[i].seq);
+  }
+  fprintf(out,
+          "], \"forks_total\": %" PRIu64 ", \"store\": {\"used_bytes\": %" PRIu64 ", \"map_bytes\": %" PRIu64
+          "}, ",
+          s->forks_total, s->used_bytes, s->map_bytes);
   fprintf(out, "\"restoring\": %" PRIu64 ", ", s->restoring);
   (void)vn_run_status_json(a->data, out);
   fputs("}\n", out);
@@ -186,11 +223,8 @@ static int status_text(const vn_args *a, vs_node *node, const status_info *s) {
     fprintf(out,
             "restoring  to own seq %" PRIu64 " (a restored copy: peers hold later ops of this device; writes wait)\n",
             s->restoring);
-  fprintf(out,
-          "forks      %" PRIu64 "%s\nstore      %.1f of %.1f MiB used\n",
-          s->forks,
-          s->forks > 0 ? " (another copy of an origin wrote: evidence kept)" : "", (double)s->used_bytes / 1048576.0,
-          (double)s->map_bytes / 1048576.0);
+  forks_text(out, a->data, s);
+  fprintf(out, "store      %.1f of %.1f MiB used\n", (double)s->used_bytes / 1048576.0, (double)s->map_bytes / 1048576.0);
   /* The daemon's part is JSON members; the text form only says whether one
    * runs (its peers are in status --json). */
   char *live = NULL;

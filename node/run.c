@@ -759,12 +759,19 @@ static void json_stats(FILE *f, const daemon *d) {
           (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
           (unsigned long long)c->rx_pipelined);
   fprintf(f,
+          "  \"rejected_vv_future\": %llu, \"own_ops_restored\": %llu, \"cookies_sent\": %llu,\n"
+          "  \"fork_verdicts\": %llu, \"fork_evidence_bad\": %llu, \"runs_void\": %llu, \"wants_sent\": %llu, "
+          "\"wants_served\": %llu, \"rejected_want_quota\": %llu,\n"
           "  \"nudge_wakes\": %llu, \"sighups\": %llu,\n"
           "  \"connect_requests\": %llu, \"refused_host\": %llu, \"refused_unauth_full\": %llu, "
           "\"refused_no_slot\": %llu,\n"
           "  \"evicted_no_hello\": %llu, \"closed_oversized\": %llu, \"refused_ready_full\": %llu},\n"
           " \"limits\": {\"unauth_in_max\": %u, \"unauth_per_host_max\": %u, \"ready_in_max\": %u, "
           "\"dials_reserved\": %u, \"hello_timeout_ms\": %u}",
+          (unsigned long long)st.rejected_vv_future, (unsigned long long)st.own_ops_restored,
+          (unsigned long long)st.cookies_sent, (unsigned long long)st.fork_verdicts,
+          (unsigned long long)st.fork_evidence_bad, (unsigned long long)st.runs_void, (unsigned long long)st.wants_sent,
+          (unsigned long long)st.wants_served, (unsigned long long)st.rejected_want_quota,
           (unsigned long long)c->nudge_wakes, (unsigned long long)c->sighups,
           (unsigned long long)c->connect_requests, (unsigned long long)c->refused_host,
           (unsigned long long)c->refused_unauth_full, (unsigned long long)c->refused_no_slot,
