@@ -222,6 +222,10 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
     if (result_out != NULL) *result_out = res;
     return VS_OK;
   }
+  /* A zero signature says fork evidence vouches for the run's last op
+   * (FORKS): without the verdict here, the run waits for the evidence,
+   * which its sender relays too; it is no forgery of a signature. */
+  if (err == VS_OK && !vouched && sodium_is_zero(sig, VS_SIGNATURE_BYTES)) err = VS_ERR_FORKED;
   /* One verification per run, before taking the write lock: the chain
    * links tie every earlier op of the run to this signed head. */
   if (err == VS_OK && !vouched &&

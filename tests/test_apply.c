@@ -1279,7 +1279,7 @@ static void test_apply_fork_after_shared_prefix(void **state) {
  * to 1, whose only signature was past the fork: the evidence vouches for
  * it (a zero signature), so B can still relay op 1 to a node that has the
  * evidence, and that node ends with B's state. Without the evidence the
- * zero signature is a forgery. */
+ * run is refused as void (it waits for the evidence). */
 static void test_apply_fork_inside_a_run_keeps_the_prefix_relayable(void **state) {
   (void)state;
   node a, a2, b, c, d;
@@ -1310,8 +1310,8 @@ static void test_apply_fork_inside_a_run_keeps_the_prefix_relayable(void **state
   assert_err(vs_apply_sig_get(b.store, &la->ops[0].id, zsig), VS_OK);
   assert_memory_equal(zsig, zero_sig, VS_SIGNATURE_BYTES);
   run one = {0, 1, {0}};
-  /* D has no evidence: the zero signature is a forgery there. */
-  assert_err(apply_run(&d, la, &one, T0_MS, &res), VS_ERR_MALFORMED);
+  /* D has no evidence: the run waits for it (refused, nothing stored). */
+  assert_err(apply_run(&d, la, &one, T0_MS, &res), VS_ERR_FORKED);
   size_t ev_len = 0;
   uint8_t *ev = evidence_of(b.store, a.id.pk, &ev_len);
   vs_fork_result fr;

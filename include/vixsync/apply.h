@@ -105,7 +105,8 @@ typedef struct vs_apply_result {
  *  starts past the next seq, or its first new op does not link to the held
  *  head); VS_ERR_FORK (a held seq with another hash: nothing of the run
  *  applied; when the split point is exact the verdict is taken, see FORKS);
- *  VS_ERR_FORKED (the run lies wholly in a void range); VS_ERR_MALFORMED (forged: the signature does not
+ *  VS_ERR_FORKED (the run lies wholly in a void range, or carries the zero
+ *  signature of fork evidence this store does not hold); VS_ERR_MALFORMED (forged: the signature does not
  *  verify, or the run's own prev links break, so the signature does not
  *  cover it); VS_ERR_FUTURE (a valid run with a new op whose HLC is past
  *  now_ms + max_drift_ms: deferred, see the file comment; result_out gets
