@@ -1265,6 +1265,7 @@ static vs_err on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint6
 static vs_err forks_to_session(vs_node *n, peer *p) {
   uint8_t *buf = NULL;
   vs_err err = VS_OK;
+  if (n->forks_digest == 0) p->fk_sent_all = true; /* no verdict: nothing to read or send */
   for (uint32_t k = 0; k < FORKS_PER_POLL && !p->fk_sent_all && err == VS_OK && p->st == PEER_READY; k++) {
     if (buf == NULL && (buf = malloc(VS_MSG_BYTES_MAX)) == NULL) return VS_ERR_NOMEM;
     uint8_t origin[VS_ORIGIN_BYTES];
