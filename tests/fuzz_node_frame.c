@@ -6,15 +6,36 @@
  *         type, handshake parsing, MAC checks);
  *   odd:  inside an authenticated session: a fake peer that knows the mesh
  *         key completes a real handshake, then seals the rest of the input as
- *         the plaintext of DATA frames, so the fuzzer reaches the VV and OPS
- *         decoders, the assembly of VV parts (wire v2: several parts per
- *         vector, in and out of order, stale and falling vectors), the origin
- *         quota and the apply path. The corpus was migrated to wire v2 (frame
- *         version byte 2; VV messages with their part header) and seeded
- *         with vectors in parts.
- * The rest is split into frames by a u16 little-endian length prefix.
- * Whatever the input, the node must not crash, and its state must not change
- * (the fuzzer cannot sign runs), which is checked after every input.
+ *         the plaintext of DATA frames, so the fuzzer reaches the VV, OPS,
+ *         FORK and WANT decoders, the assembly of VV parts (several parts
+ *         per vector, in and out of order, stale and falling vectors), the
+ *         origin quota, the apply path, fork evidence and the fork search.
+ * The rest is split into frames by a u16 little-endian length prefix, at
+ * most FRAMES_MAX per input. The clock stands still within an input (frames
+ * at now 6000, polls at 5000), so a peer's WANT quota (240 a minute) never
+ * refills there: FRAMES_MAX lets one input pass it.
+ *
+ * The corpus (tests/fuzz/corpus) is wire v3: frame version byte 3, VV
+ * entries with their 8 head bytes. tests/fuzz/migrate_v3.py migrated the
+ * v2 corpus (raw-version2 stays a v2 frame: the refusal of a v2 peer), and
+ * tests/fuzz/make_seeds_v3.py wrote seeds for what v3 added, inside a
+ * session: WANTs for the node's own origin (answered: wants_served), for
+ * origins it does not hold, refused by the decoder, and 250 in one session
+ * (rejected_want_quota); FORKs well formed but unsigned, for its own origin
+ * and a new one, truncated, with trailing bytes or bad framing (each
+ * fork_evidence_bad, the session closed); a VV whose entry for the node's
+ * own origin has its seq and another head (a fork search: wants_sent), with
+ * the answers an honest peer gives (the node's own ops, held, so unsigned
+ * is fine) and one forged; and a VV with the right head (no search). Those
+ * seeds depend on setup_once: the node's identity (seed 0x01...), the fake's
+ * (0x02...) and the three writes, from which the script derives the node's
+ * chain and heads.
+ *
+ * Whatever the input, the node must not crash, and nothing forged may be
+ * taken (the fuzzer cannot sign runs or fork evidence), which is checked
+ * after every input: the state is unchanged, no op was applied and no fork
+ * verdict was taken (a verdict on an origin the node holds nothing of would
+ * leave the state as it was).
  *
  * Two identical nodes (same identity, mesh key, random source, writes, times)
  * get every frame: node 0 through vs_node_on_frame, node 1 through the
@@ -40,7 +61,7 @@
 
 #include <sodium.h>
 
-#define FRAMES_MAX 64u
+#define FRAMES_MAX 256u /* per input: more WANTs than a peer may send in a minute (240) */
 #define PATHS 2 /* node 0: vs_node_on_frame; node 1: the pipeline */
 
 static vs_node *g_node[PATHS];
@@ -192,8 +213,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (vs_node_peer_up(g_node[k], handle, false, 5000) != VS_OK) abort();
   }
   size_t pos = 1;
-  uint8_t *sealed = malloc(VS_FRAME_BYTES_MAX);
-  if (sealed == NULL) abort();
+  /* A frame's length is a u16: its DATA frame fits here (no 1 MiB malloc
+   * per input, which under ASan is an mmap and a munmap). */
+  static uint8_t sealed[0xffffu + VS_DATA_OVERHEAD_BYTES];
   for (uint32_t f = 0; f < FRAMES_MAX && pos + 2 <= size; f++) {
     size_t len = (size_t)data[pos] | ((size_t)data[pos + 1] << 8);
     pos += 2;
@@ -202,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pos += len;
     if (in_session) {
       size_t out_len = 0;
-      if (vs_session_seal(&session, frame, len, sealed, VS_FRAME_BYTES_MAX, &out_len) != VS_OK) continue;
+      if (vs_session_seal(&session, frame, len, sealed, sizeof sealed, &out_len) != VS_OK) continue;
       (void)deliver(handle, sealed, out_len, 6000);
     } else {
       (void)deliver(handle, frame, len, 6000);
@@ -210,14 +232,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t sink[64];
     (void)take_frame(handle, sink, sizeof sink);
   }
-  free(sealed);
   for (int k = 0; k < PATHS; k++) (void)vs_node_peer_down(g_node[k], handle, 7000);
   sodium_memzero(&session, sizeof session);
   stats_same("counters after the input");
-  /* Nothing forged may have changed the state, on either path. */
+  /* Nothing forged may have changed the state, on either path, nor been
+   * taken: no op (a held run replayed counts runs_applied, not ops_applied)
+   * and no fork verdict. */
   for (int k = 0; k < PATHS; k++) {
     uint8_t h[VS_HASH_BYTES];
     if (vs_state_hash(vs_node_store(g_node[k]), h) != VS_OK || memcmp(h, g_hash0, sizeof h) != 0) abort();
+    vs_node_stats st;
+    vs_node_stats_get(g_node[k], &st);
+    if (st.ops_applied != 0 || st.fork_verdicts != 0) abort();
   }
   return 0;
 }
