@@ -156,7 +156,7 @@ def want(origin, frm):
 
 
 def vv(vector, entries, part=0, parts=1):
-    body = b"\x01" + u64(vector) + u32(part) + u32(parts) + u32(len(entries))
+    body = b"\x01" + u64(vector) + u32(part) + u32(parts) + u64(0) + u32(len(entries))
     for origin, seq, head in entries:
         body += origin + u64(seq) + head
     return body

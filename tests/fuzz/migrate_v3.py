@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Migrate the fuzz corpus of tests/fuzz_node_frame.c from wire v2 to wire v3.
 
-Usage: python3 tests/fuzz/migrate_v3.py [CORPUS_DIR]   (default: tests/fuzz/corpus)
+Usage: python3 tests/fuzz/migrate_v3.py [--forks-field] [CORPUS_DIR]   (default: tests/fuzz/corpus)
 
 Rewrites the corpus in place. An input is [selector byte] then frames, each
 [u16 LE length][bytes] (a length past the end of the input takes the rest),
@@ -16,7 +16,11 @@ read exactly as the fuzz target reads them (see its header comment):
   of wire v3 appended to every entry (48 bytes each), and its u16 length
   prefix is fixed. Head bytes are deterministic: entries alternate between
   zeros and a byte pattern (see head_bytes), so half the heads differ from
-  any real one and half are zero.
+  any real one and half are zero. The header also gains wire v3's forks
+  digest (u64, zero) before the count: [1][vector][part][parts][forks][n].
+* --forks-field: only that last step, for a corpus migrated before the
+  digest joined the header: a VV message of exactly 21 + 48 n bytes gets 8
+  zero bytes at offset 17 (29 + 48 n; the two sizes never collide).
 
 Anything that does not parse as such (another message type, a VV message of
 another size, a frame too long for a u16 once grown) is left unchanged.
@@ -38,7 +42,8 @@ import hashlib
 import os
 import sys
 
-VV_HEADER = 1 + 8 + 4 + 4 + 4  # type, vector, part, parts, count
+VV_HEADER = 1 + 8 + 4 + 4 + 4  # v2: type, vector, part, parts, count
+FORKS_AT = 17  # v3 inserts the forks digest (u64) here, before the count
 V2_ENTRY = 32 + 8
 HEAD = 8
 KEEP = {"raw-version2"}
@@ -71,7 +76,7 @@ def migrate_vv(frame, k):
     n = int.from_bytes(frame[VV_HEADER - 4:VV_HEADER], "little")
     if n == 0 or len(frame) != VV_HEADER + n * V2_ENTRY:
         return None, k  # not a v2 VV message with entries: unchanged
-    body = bytearray(frame[:VV_HEADER])
+    body = bytearray(frame[:FORKS_AT]) + bytes(8) + frame[FORKS_AT:VV_HEADER]
     for i in range(n):
         body += frame[VV_HEADER + i * V2_ENTRY:VV_HEADER + (i + 1) * V2_ENTRY]
         body += head_bytes(k)
@@ -79,6 +84,19 @@ def migrate_vv(frame, k):
     if len(body) > 0xFFFF:
         return None, k
     return bytes(body), k
+
+
+def add_forks(frame, k):
+    """A VV message of the early v3 header (no forks digest) with it, or None."""
+    if len(frame) < VV_HEADER or frame[0] != 1:
+        return None, k
+    n = int.from_bytes(frame[VV_HEADER - 4:VV_HEADER], "little")
+    if n == 0 or len(frame) != VV_HEADER + n * (V2_ENTRY + HEAD) or len(frame) + 8 > 0xFFFF:
+        return None, k
+    return frame[:FORKS_AT] + bytes(8) + frame[FORKS_AT:], k
+
+
+FORKS_ONLY = False
 
 
 def migrate(data, parity):
@@ -93,8 +111,8 @@ def migrate(data, parity):
     for pos, frame in frames(data):  # back to back from offset 1
         new = None
         if odd:
-            new, k = migrate_vv(frame, k)
-        elif frame and frame[0] == 2:
+            new, k = (add_forks if FORKS_ONLY else migrate_vv)(frame, k)
+        elif frame and frame[0] == 2 and not FORKS_ONLY:
             new = b"\x03" + frame[1:]
         if new is None:
             new_len = data[pos] | data[pos + 1] << 8  # as it was (a last frame may claim more)
@@ -110,8 +128,13 @@ def migrate(data, parity):
 
 
 def main():
+    global FORKS_ONLY
+    args = sys.argv[1:]
+    if args and args[0] == "--forks-field":
+        FORKS_ONLY = True
+        args = args[1:]
     here = os.path.dirname(os.path.abspath(__file__))
-    corpus = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
+    corpus = args[0] if args else os.path.join(here, "corpus")
     rewritten = renamed = same = 0
     for name in sorted(os.listdir(corpus)):
         path = os.path.join(corpus, name)
