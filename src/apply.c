@@ -17,7 +17,10 @@ vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, c
  * fills the op hashes. */
 vs_err vs_run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
                     uint8_t (*hashes)[VS_HASH_BYTES]) {
+  uint64_t bytes = 0;
   for (uint32_t i = 0; i < count; i++) {
+    bytes += 4u + (uint64_t)(enc != NULL ? enc_bytes[i] : vs_op_encoded_bytes(&ops[i]));
+    if (bytes > VS_RUN_BYTES_MAX) return VS_ERR_INVAL; /* no evidence could hold it (apply.h) */
     if (memcmp(ops[i].origin, ops[0].origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
     if (ops[i].seq != ops[0].seq + i || ops[i].seq == 0 || ops[i].seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
     vs_op_id id;

@@ -18,6 +18,9 @@
 #include "vixsync/wire.h"
 
 #define VERDICT_FIXED_BYTES (8u + 3u * VS_HASH_BYTES)
+#define PROOF_HEADER_BYTES (VS_SIGNATURE_BYTES + 4u)
+_Static_assert(VS_MSG_FORK_HEADER_BYTES + 2u * (PROOF_HEADER_BYTES + VS_RUN_BYTES_MAX) <= VS_MSG_BYTES_MAX,
+               "two runs always fit one FORK message");
 
 static const uint8_t ZERO_SIG[VS_SIGNATURE_BYTES];
 

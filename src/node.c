@@ -73,8 +73,6 @@ typedef struct peer {
   uint8_t fk_origin[VS_ORIGIN_BYTES];
   uint64_t fk_lo, fk_hi, fk_want, fk_deadline_ms;
   uint32_t fk_tries;
-  uint64_t want_tokens, want_ms; /* WANTs it may still send us (bucket, in 1/QUOTA_UNIT) */
-  bool want_init;
   /* Verdicts to send it: every one once per session, in origin order, a
    * few per poll; fk_sent_all when done (reset by a new verdict). */
   uint8_t fk_next[VS_ORIGIN_BYTES];
@@ -113,6 +111,10 @@ struct vs_node {
    * mesh key, so fresh handshakes (each a full per-peer bucket) must not
    * add up to an unbounded flood. */
   uint64_t quota_all, quota_all_ms;
+  /* ack_id -> WANTs that identity may still send us (bucket, in
+   * 1/QUOTA_UNIT): kept across its sessions, as the origin quota is. */
+  uint64_t want_tokens[VS_NODE_PEERS_MAX], want_ms[VS_NODE_PEERS_MAX];
+  uint64_t want_init; /* bit per ack_id: its bucket was filled once */
   bool quota_all_init;
   bool reject_counted; /* the frame being handled counted its own rejection */
   uint64_t sessions; /* sessions established so far: the last one's number */
@@ -456,6 +458,7 @@ static vs_err add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer
                       const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t last, uint64_t *end_out) {
   if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
   size_t room = vs_ops_writer_room(w);
+  if (room > VS_RUN_BYTES_MAX) room = VS_RUN_BYTES_MAX; /* what a receiver takes in one run */
   vs_op_id start;
   vs_op_id_derive(origin, from, &start);
   MDB_cursor *sc = NULL, *oc = NULL;
@@ -1188,6 +1191,7 @@ static vs_err fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], ui
     peer *q = &n->peers[s];
     if (q->st != PEER_READY) continue;
     if (q->fk_active && memcmp(q->fk_origin, origin, VS_ORIGIN_BYTES) == 0) q->fk_active = false;
+    if (n->own_void) q->own_claim = 0; /* peers still holding our void ops are no liars */
     q->vv_due = true; /* our vector fell: say so */
   }
   if (err == VS_OK) err = fork_broadcast(n, origin, from);
@@ -1227,17 +1231,21 @@ static vs_err on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint6
   uint64_t from = 0;
   vs_err err = vs_msg_want_decode(msg, len, origin, &from);
   if (err != VS_OK) return err;
-  if (!p->want_init) {
-    p->want_tokens = (uint64_t)WANT_PER_MIN * QUOTA_UNIT;
-    p->want_ms = now_ms;
-    p->want_init = true;
+  uint32_t a = p->ack_id;
+  if (!((n->want_init >> a) & 1u)) {
+    n->want_tokens[a] = (uint64_t)WANT_PER_MIN * QUOTA_UNIT;
+    n->want_ms[a] = now_ms;
+    n->want_init |= 1ull << a;
   }
-  bucket_refill(&p->want_tokens, &p->want_ms, WANT_PER_MIN, now_ms);
-  if (p->want_tokens < QUOTA_UNIT) {
+  bucket_refill(&n->want_tokens[a], &n->want_ms[a], WANT_PER_MIN, now_ms);
+  /* An answer is a run sent like any other: it takes in-flight credit,
+   * which comes back only when the peer's vector holds it or at the
+   * resend timeout, so WANTs cannot pull past the window (issue 14). */
+  if (n->want_tokens[a] < QUOTA_UNIT || p->inflight_bytes >= n->cfg.inflight_bytes_max) {
     n->stats.rejected_want_quota++;
     return VS_OK;
   }
-  p->want_tokens -= QUOTA_UNIT;
+  n->want_tokens[a] -= QUOTA_UNIT;
   uint64_t head = vv_get(&n->mine, origin);
   if (from > head) return VS_OK; /* nothing of it to give */
   vs_ops_writer w;
@@ -1254,8 +1262,16 @@ static vs_err on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint6
   if (err == VS_OK) err = vs_ops_writer_finish(&w, &out);
   if (wr.cur != NULL) vs_wal_reader_close(&wr);
   if (txn != NULL) mdb_txn_abort(txn);
+  uint32_t fl_before = p->fl_n;
+  if (err == VS_OK) err = flight_add(p, origin, end, out);
   if (err == VS_OK) err = send_msg(n, p, buf, out);
-  if (err == VS_OK) n->stats.wants_served++;
+  if (err != VS_OK) p->fl_n = fl_before;
+  if (err == VS_OK) {
+    if (p->sent.n == 0) p->sent_at_ms = now_ms; /* the resend timer frees the credit if never acknowledged */
+    p->inflight_bytes += out;
+    if (vv_get(&p->sent, origin) < end) err = vv_set(&p->sent, origin, end, NULL);
+    n->stats.wants_served++;
+  }
   free(buf);
   /* Nothing signed there, or a run too large for one message: no answer. */
   return err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT ? VS_OK : err;
@@ -1276,7 +1292,8 @@ static vs_err forks_to_session(vs_node *n, peer *p) {
       err = VS_OK;
       break;
     }
-    if (err == VS_OK) err = send_msg(n, p, buf, len);
+    if (err != VS_OK) break;
+    err = send_msg(n, p, buf, len);
     memcpy(p->fk_next, origin, VS_ORIGIN_BYTES);
     p->fk_next_set = true;
   }
@@ -1789,7 +1806,9 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     }
     if (err == VS_OK && !p->fk_sent_all) err = forks_to_session(n, p); /* before anything they vouch for */
     if (err == VS_OK && p->st == PEER_READY && (p->vv_due || now_ms >= p->next_vv_ms)) err = send_vv(n, p, now_ms);
-    if (err == VS_OK && p->st == PEER_READY) err = anti_entropy(n, p, now_ms);
+    /* Runs only once it has every verdict: a run may end at an op that
+     * only the evidence vouches for (the zero signature, apply.h). */
+    if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all) err = anti_entropy(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
   }
   vs_err rerr = restore_update(n, now_ms);
