@@ -115,6 +115,11 @@ struct vs_node {
    * 1/QUOTA_UNIT): kept across its sessions, as the origin quota is. */
   uint64_t want_tokens[VS_NODE_PEERS_MAX], want_ms[VS_NODE_PEERS_MAX];
   uint64_t want_init; /* bit per ack_id: its bucket was filled once */
+  /* Fork verdicts may refold the whole state: a node-wide bucket of
+   * VS_NODE_VERDICTS_PER_MIN (one equivocating member could otherwise
+   * lower its verdict one seq at a time, a refold each, issue 14 review). */
+  uint64_t verdict_tokens, verdict_ms;
+  bool verdict_init;
   bool quota_all_init;
   bool reject_counted; /* the frame being handled counted its own rejection */
   uint64_t sessions; /* sessions established so far: the last one's number */
@@ -1179,10 +1184,25 @@ static vs_err fork_broadcast(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], 
   return err;
 }
 
+/* Whether the refold budget allows a verdict now (holds the store's
+ * verdicts otherwise, for the runs applied next). */
+static bool verdict_budget(vs_node *n, uint64_t now_ms) {
+  if (!n->verdict_init) {
+    n->verdict_tokens = (uint64_t)VS_NODE_VERDICTS_PER_MIN * QUOTA_UNIT;
+    n->verdict_ms = now_ms;
+    n->verdict_init = true;
+  }
+  bucket_refill(&n->verdict_tokens, &n->verdict_ms, VS_NODE_VERDICTS_PER_MIN, now_ms);
+  bool ok = n->verdict_tokens >= QUOTA_UNIT;
+  n->store->hold_verdicts = !ok;
+  return ok;
+}
+
 /* A verdict was taken here (from a run or a peer's evidence). */
 static vs_err fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const char *how,
                            const peer *from) {
   n->stats.fork_verdicts++;
+  if (n->verdict_tokens >= QUOTA_UNIT) n->verdict_tokens -= QUOTA_UNIT;
   fork_log(n, origin, seq, how);
   if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) n->own_void = true;
   vs_err err = refresh_mine(n, origin);
@@ -1210,6 +1230,10 @@ static vs_err on_fork_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len, u
   if (held_from != 0 && held_from <= seq) return VS_OK; /* nothing new: not even worth checking */
   /* Evidence about an origin we hold nothing of costs disk like its ops. */
   if (!quota_allows(n, p, origin, now_ms, &fresh)) return VS_OK;
+  if (!verdict_budget(n, now_ms)) { /* it comes again while our verdicts differ */
+    n->stats.fork_verdicts_deferred++;
+    return VS_OK;
+  }
   vs_fork_result fr;
   err = vs_apply_fork(n->store, msg, len, &fr);
   if (err == VS_ERR_MALFORMED) {
@@ -1332,7 +1356,10 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
       return err;
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
     case VS_ERR_MALFORMED: n->stats.runs_forged++; return VS_OK; /* bad signature or broken links */
-    case VS_ERR_FORK: n->stats.runs_fork++; return VS_OK;
+    case VS_ERR_FORK:
+      n->stats.runs_fork++;
+      if (r->verdict_deferred) n->stats.fork_verdicts_deferred++;
+      return VS_OK;
     case VS_ERR_FUTURE: /* valid, but ahead of our clock: the peer offers it again on schedule */
       n->stats.ops_deferred_future += r->deferred;
       skew_note(n, origin, r->ahead_ms);
@@ -1364,6 +1391,7 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
   if (!quota_allows(n, rc->p, origin, rc->now_ms, &fresh)) return VS_OK; /* refused: nothing stored */
   vs_apply_result r;
   memset(&r, 0, sizeof r);
+  (void)verdict_budget(n, rc->now_ms);
   vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
   if (err == VS_OK && fresh && r.applied > 0) quota_take(n, rc->p);
   return run_outcome(n, rc->p, origin, ops, count, err, &r, rc->now_ms);
@@ -1665,6 +1693,7 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
       memset(&res, 0, sizeof res);
       bool fresh = false;
       if (!quota_allows(n, p, run->origin, now_ms, &fresh)) continue; /* refused: nothing stored */
+      (void)verdict_budget(n, now_ms);
       err = vs_apply_run_pre(n->store, ops, prep->enc + run->first, prep->enc_bytes + run->first, run->count,
                              run->sig, &run->pre, now_ms, n->cfg.max_drift_ms, &res);
       if (err == VS_OK && fresh && res.applied > 0) quota_take(n, p);

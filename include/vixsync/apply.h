@@ -101,6 +101,9 @@ typedef struct vs_apply_result {
    *  (void from fork_seq); the evidence is in the store to relay. */
   bool verdict;
   uint64_t fork_seq;
+  /** VS_ERR_FORK: the run proves a fork, but the verdict was deferred (a
+   *  node limits the refolds peers can make it do; the run comes again). */
+  bool verdict_deferred;
 } vs_apply_result;
 
 /** Verify and apply one run (see the file comment).
