@@ -137,8 +137,7 @@ static vs_err relay_verdict(vs_store *src, vs_store *dst, const uint8_t origin[V
 }
 
 /* ------------------------------------------------------------------------ */
-/* F1: a second, lower fork can never be proven once the first verdict left  */
-/* a zero signature: two honest nodes keep different states forever.         */
+/* A second, lower fork, below an op only the first verdict vouches for.     */
 /* ------------------------------------------------------------------------ */
 /* E equivocates twice. A: 1..6 signed only at 6. B: A's 1..3, then 4'..6'
  * signed at 6' (fork at 4). C: A's 1, then 2''..3'' signed at 3'' (fork at
