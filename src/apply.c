@@ -16,8 +16,11 @@ vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, c
 /* Shape checks that need no store: one origin, consecutive seqs, valid ops;
  * fills the op hashes. */
 vs_err vs_run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
-                    uint8_t (*hashes)[VS_HASH_BYTES]) {
+                    uint64_t max_bytes, uint8_t (*hashes)[VS_HASH_BYTES]) {
+  uint64_t bytes = 0;
   for (uint32_t i = 0; i < count; i++) {
+    bytes += 4u + (uint64_t)(enc != NULL ? enc_bytes[i] : vs_op_encoded_bytes(&ops[i]));
+    if (bytes > max_bytes) return VS_ERR_INVAL; /* no evidence could hold it (apply.h) */
     if (memcmp(ops[i].origin, ops[0].origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
     if (ops[i].seq != ops[0].seq + i || ops[i].seq == 0 || ops[i].seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
     vs_op_id id;
@@ -174,6 +177,10 @@ static vs_err on_fork(vs_store *store, const vs_op *ops, const uint8_t *const *e
     if (!exact) res->suspect_seq = op->seq - 1;
   }
   if (!exact) return VS_ERR_FORK;
+  if (store->hold_verdicts) { /* proven, but the node defers it: the run comes again */
+    res->verdict_deferred = true;
+    return VS_ERR_FORK;
+  }
   vs_fork_result fr;
   vs_err err = vs_fork_from_run(store, ops, enc, count, at, sig, &fr);
   if (err == VS_ERR_NOTFOUND || err == VS_ERR_TOO_LARGE) return VS_ERR_FORK; /* no evidence to be had: refused */
@@ -243,7 +250,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
       mdb_txn_abort(txn);
     }
   }
-  if (err == VS_ERR_FORK && fork_at < count && !vouched) err = on_fork(store, ops, enc, count, fork_at, sig, &res);
+  if (err == VS_ERR_FORK && fork_at < count)
+    err = on_fork(store, ops, enc, count, fork_at, vouched ? vs_fork_zero_sig() : sig, &res);
   if (result_out != NULL &&
       (err == VS_OK || err == VS_ERR_FUTURE || err == VS_ERR_FORK || err == VS_ERR_CHAIN || err == VS_ERR_FORKED))
     *result_out = res;
@@ -262,7 +270,7 @@ vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const 
   if (!run_args_ok(store, ops, enc, enc_bytes, count, sig)) return VS_ERR_INVAL;
   uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)count * VS_HASH_BYTES);
   if (hashes == NULL) return VS_ERR_NOMEM;
-  vs_run_pre pre = {(const uint8_t (*)[VS_HASH_BYTES])hashes, vs_run_check(ops, enc, enc_bytes, count, hashes), false};
+  vs_run_pre pre = {(const uint8_t (*)[VS_HASH_BYTES])hashes, vs_run_check(ops, enc, enc_bytes, count, VS_RUN_BYTES_MAX, hashes), false};
   vs_err err = apply_checked(store, ops, enc, count, sig, &pre, false, now_ms, max_drift_ms, result_out);
   free(hashes);
   return err;
@@ -277,7 +285,7 @@ void vs_run_prepare(const vs_op *ops, const uint8_t *const *enc, const uint32_t 
     pre_out->check = VS_ERR_INVAL;
     return;
   }
-  pre_out->check = vs_run_check(ops, enc, enc_bytes, count, hashes_out);
+  pre_out->check = vs_run_check(ops, enc, enc_bytes, count, VS_RUN_BYTES_MAX, hashes_out);
   if (pre_out->check == VS_OK)
     pre_out->sig_ok = vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes_out[count - 1], sig);
 }

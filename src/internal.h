@@ -110,6 +110,7 @@ struct vs_store {
   MDB_dbi dbi_sigs;      /* op id -> signature of the chain head at that op */
   MDB_dbi dbi_forks;     /* origin -> fork verdict: void_from, the two hashes, prev, evidence (fork.c) */
   bool has_identity;     /* local writes of identity.pk are signed */
+  bool hold_verdicts; /* the node defers fork verdicts found by apply (its refold budget is spent) */
   vs_identity identity;
   vs_durability durability;
   int owner_fd; /* -1 unless the owner lock is held */
@@ -255,10 +256,10 @@ vs_err vs_sig_next_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
                        uint64_t *seq_out, uint8_t sig_out[VS_SIGNATURE_BYTES]);
 
 /** The pure shape checks of a run (apply.c): one origin, consecutive
- *  seqs, ids, encodings, links; fills each op's hash. VS_ERR_INVAL or
- *  VS_ERR_MALFORMED (broken links). */
+ *  seqs, ids, encodings, links, at most max_bytes (as in an OPS message);
+ *  fills each op's hash. VS_ERR_INVAL or VS_ERR_MALFORMED (broken links). */
 vs_err vs_run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
-                    uint8_t (*hashes)[VS_HASH_BYTES]);
+                    uint64_t max_bytes, uint8_t (*hashes)[VS_HASH_BYTES]);
 
 /* ---- fork verdicts (fork.c) ---- */
 

@@ -73,8 +73,6 @@ typedef struct peer {
   uint8_t fk_origin[VS_ORIGIN_BYTES];
   uint64_t fk_lo, fk_hi, fk_want, fk_deadline_ms;
   uint32_t fk_tries;
-  uint64_t want_tokens, want_ms; /* WANTs it may still send us (bucket, in 1/QUOTA_UNIT) */
-  bool want_init;
   /* Verdicts to send it: every one once per session, in origin order, a
    * few per poll; fk_sent_all when done (reset by a new verdict). */
   uint8_t fk_next[VS_ORIGIN_BYTES];
@@ -113,6 +111,15 @@ struct vs_node {
    * mesh key, so fresh handshakes (each a full per-peer bucket) must not
    * add up to an unbounded flood. */
   uint64_t quota_all, quota_all_ms;
+  /* ack_id -> WANTs that identity may still send us (bucket, in
+   * 1/QUOTA_UNIT): kept across its sessions, as the origin quota is. */
+  uint64_t want_tokens[VS_NODE_PEERS_MAX], want_ms[VS_NODE_PEERS_MAX];
+  uint64_t want_init; /* bit per ack_id: its bucket was filled once */
+  /* Fork verdicts may refold the whole state: a node-wide bucket of
+   * VS_NODE_VERDICTS_PER_MIN (one equivocating member could otherwise
+   * lower its verdict one seq at a time, a refold each, issue 14 review). */
+  uint64_t verdict_tokens, verdict_ms;
+  bool verdict_init;
   bool quota_all_init;
   bool reject_counted; /* the frame being handled counted its own rejection */
   uint64_t sessions; /* sessions established so far: the last one's number */
@@ -456,6 +463,7 @@ static vs_err add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer
                       const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t last, uint64_t *end_out) {
   if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
   size_t room = vs_ops_writer_room(w);
+  if (room > VS_RUN_BYTES_MAX) room = VS_RUN_BYTES_MAX; /* what a receiver takes in one run */
   vs_op_id start;
   vs_op_id_derive(origin, from, &start);
   MDB_cursor *sc = NULL, *oc = NULL;
@@ -1176,10 +1184,25 @@ static vs_err fork_broadcast(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], 
   return err;
 }
 
+/* Whether the refold budget allows a verdict now (holds the store's
+ * verdicts otherwise, for the runs applied next). */
+static bool verdict_budget(vs_node *n, uint64_t now_ms) {
+  if (!n->verdict_init) {
+    n->verdict_tokens = (uint64_t)VS_NODE_VERDICTS_PER_MIN * QUOTA_UNIT;
+    n->verdict_ms = now_ms;
+    n->verdict_init = true;
+  }
+  bucket_refill(&n->verdict_tokens, &n->verdict_ms, VS_NODE_VERDICTS_PER_MIN, now_ms);
+  bool ok = n->verdict_tokens >= QUOTA_UNIT;
+  n->store->hold_verdicts = !ok;
+  return ok;
+}
+
 /* A verdict was taken here (from a run or a peer's evidence). */
 static vs_err fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const char *how,
                            const peer *from) {
   n->stats.fork_verdicts++;
+  if (n->verdict_tokens >= QUOTA_UNIT) n->verdict_tokens -= QUOTA_UNIT;
   fork_log(n, origin, seq, how);
   if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) n->own_void = true;
   vs_err err = refresh_mine(n, origin);
@@ -1188,6 +1211,7 @@ static vs_err fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], ui
     peer *q = &n->peers[s];
     if (q->st != PEER_READY) continue;
     if (q->fk_active && memcmp(q->fk_origin, origin, VS_ORIGIN_BYTES) == 0) q->fk_active = false;
+    if (n->own_void) q->own_claim = 0; /* peers still holding our void ops are no liars */
     q->vv_due = true; /* our vector fell: say so */
   }
   if (err == VS_OK) err = fork_broadcast(n, origin, from);
@@ -1206,6 +1230,10 @@ static vs_err on_fork_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len, u
   if (held_from != 0 && held_from <= seq) return VS_OK; /* nothing new: not even worth checking */
   /* Evidence about an origin we hold nothing of costs disk like its ops. */
   if (!quota_allows(n, p, origin, now_ms, &fresh)) return VS_OK;
+  if (!verdict_budget(n, now_ms)) { /* it comes again while our verdicts differ */
+    n->stats.fork_verdicts_deferred++;
+    return VS_OK;
+  }
   vs_fork_result fr;
   err = vs_apply_fork(n->store, msg, len, &fr);
   if (err == VS_ERR_MALFORMED) {
@@ -1227,17 +1255,21 @@ static vs_err on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint6
   uint64_t from = 0;
   vs_err err = vs_msg_want_decode(msg, len, origin, &from);
   if (err != VS_OK) return err;
-  if (!p->want_init) {
-    p->want_tokens = (uint64_t)WANT_PER_MIN * QUOTA_UNIT;
-    p->want_ms = now_ms;
-    p->want_init = true;
+  uint32_t a = p->ack_id;
+  if (!((n->want_init >> a) & 1u)) {
+    n->want_tokens[a] = (uint64_t)WANT_PER_MIN * QUOTA_UNIT;
+    n->want_ms[a] = now_ms;
+    n->want_init |= 1ull << a;
   }
-  bucket_refill(&p->want_tokens, &p->want_ms, WANT_PER_MIN, now_ms);
-  if (p->want_tokens < QUOTA_UNIT) {
+  bucket_refill(&n->want_tokens[a], &n->want_ms[a], WANT_PER_MIN, now_ms);
+  /* An answer is a run sent like any other: it takes in-flight credit,
+   * which comes back only when the peer's vector holds it or at the
+   * resend timeout, so WANTs cannot pull past the window (issue 14). */
+  if (n->want_tokens[a] < QUOTA_UNIT || p->inflight_bytes >= n->cfg.inflight_bytes_max) {
     n->stats.rejected_want_quota++;
     return VS_OK;
   }
-  p->want_tokens -= QUOTA_UNIT;
+  n->want_tokens[a] -= QUOTA_UNIT;
   uint64_t head = vv_get(&n->mine, origin);
   if (from > head) return VS_OK; /* nothing of it to give */
   vs_ops_writer w;
@@ -1254,8 +1286,16 @@ static vs_err on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint6
   if (err == VS_OK) err = vs_ops_writer_finish(&w, &out);
   if (wr.cur != NULL) vs_wal_reader_close(&wr);
   if (txn != NULL) mdb_txn_abort(txn);
+  uint32_t fl_before = p->fl_n;
+  if (err == VS_OK) err = flight_add(p, origin, end, out);
   if (err == VS_OK) err = send_msg(n, p, buf, out);
-  if (err == VS_OK) n->stats.wants_served++;
+  if (err != VS_OK) p->fl_n = fl_before;
+  if (err == VS_OK) {
+    if (p->sent.n == 0) p->sent_at_ms = now_ms; /* the resend timer frees the credit if never acknowledged */
+    p->inflight_bytes += out;
+    if (vv_get(&p->sent, origin) < end) err = vv_set(&p->sent, origin, end, NULL);
+    n->stats.wants_served++;
+  }
   free(buf);
   /* Nothing signed there, or a run too large for one message: no answer. */
   return err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT ? VS_OK : err;
@@ -1276,7 +1316,8 @@ static vs_err forks_to_session(vs_node *n, peer *p) {
       err = VS_OK;
       break;
     }
-    if (err == VS_OK) err = send_msg(n, p, buf, len);
+    if (err != VS_OK) break;
+    err = send_msg(n, p, buf, len);
     memcpy(p->fk_next, origin, VS_ORIGIN_BYTES);
     p->fk_next_set = true;
   }
@@ -1315,7 +1356,10 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
       return err;
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
     case VS_ERR_MALFORMED: n->stats.runs_forged++; return VS_OK; /* bad signature or broken links */
-    case VS_ERR_FORK: n->stats.runs_fork++; return VS_OK;
+    case VS_ERR_FORK:
+      n->stats.runs_fork++;
+      if (r->verdict_deferred) n->stats.fork_verdicts_deferred++;
+      return VS_OK;
     case VS_ERR_FUTURE: /* valid, but ahead of our clock: the peer offers it again on schedule */
       n->stats.ops_deferred_future += r->deferred;
       skew_note(n, origin, r->ahead_ms);
@@ -1347,6 +1391,7 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
   if (!quota_allows(n, rc->p, origin, rc->now_ms, &fresh)) return VS_OK; /* refused: nothing stored */
   vs_apply_result r;
   memset(&r, 0, sizeof r);
+  (void)verdict_budget(n, rc->now_ms);
   vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
   if (err == VS_OK && fresh && r.applied > 0) quota_take(n, rc->p);
   return run_outcome(n, rc->p, origin, ops, count, err, &r, rc->now_ms);
@@ -1648,6 +1693,7 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
       memset(&res, 0, sizeof res);
       bool fresh = false;
       if (!quota_allows(n, p, run->origin, now_ms, &fresh)) continue; /* refused: nothing stored */
+      (void)verdict_budget(n, now_ms);
       err = vs_apply_run_pre(n->store, ops, prep->enc + run->first, prep->enc_bytes + run->first, run->count,
                              run->sig, &run->pre, now_ms, n->cfg.max_drift_ms, &res);
       if (err == VS_OK && fresh && res.applied > 0) quota_take(n, p);
@@ -1789,7 +1835,9 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     }
     if (err == VS_OK && !p->fk_sent_all) err = forks_to_session(n, p); /* before anything they vouch for */
     if (err == VS_OK && p->st == PEER_READY && (p->vv_due || now_ms >= p->next_vv_ms)) err = send_vv(n, p, now_ms);
-    if (err == VS_OK && p->st == PEER_READY) err = anti_entropy(n, p, now_ms);
+    /* Runs only once it has every verdict: a run may end at an op that
+     * only the evidence vouches for (the zero signature, apply.h). */
+    if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all) err = anti_entropy(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
   }
   vs_err rerr = restore_update(n, now_ms);

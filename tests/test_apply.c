@@ -193,7 +193,7 @@ static uint32_t sync_origin(node *src, node *dst, const uint8_t origin[VS_ORIGIN
     uint64_t held = 0, end = (uint64_t)runs[i].first + runs[i].count;
     uint8_t hh[VS_HASH_BYTES];
     assert_err(vs_wal_head(dst->store, origin, &held, hh, NULL), VS_OK);
-    vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+    vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
     assert_err(apply_run(dst, l, &runs[i], now_ms, &res), VS_OK);
     assert_int_equal(res.applied + res.duplicates, runs[i].count);
     assert_int_equal(res.applied, end > held ? end - held : 0);
@@ -541,7 +541,7 @@ static void test_apply_two_nodes_converge(void **state) {
   assert_int_equal(nruns, 6); /* one per commit */
   uint64_t expect_head = 0;
   for (uint32_t i = 0; i < nruns; i++) {
-    vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+    vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
     uint64_t lsn_before = last_lsn(b.store);
     assert_err(apply_run(&b, la, &runs[i], T0_MS + 100, &res), VS_OK);
     expect_head += runs[i].count;
@@ -684,13 +684,13 @@ static void test_apply_duplicates_change_nothing(void **state) {
   assert_int_equal(runs[0].count, 3);
   assert_int_equal(runs[1].count, 2);
 
-  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&b, l, &runs[0], T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 3);
   snap s;
   snap_take(b.store, a.id.pk, &s);
   /* The same run again: all duplicates, nothing written. */
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&b, l, &runs[0], T0_MS + 5, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 3);
@@ -703,7 +703,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   run over = runs[1];
   over.first = 1;
   over.count = 4;
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&b, l, &over, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 2);
   assert_int_equal(res.duplicates, 2);
@@ -713,7 +713,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   run all = runs[2];
   all.first = 0;
   all.count = 6;
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&b, l, &all, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 1);
   assert_int_equal(res.duplicates, 5);
@@ -721,7 +721,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   assert_converged(a.store, b.store);
   /* A run entirely below the head is all duplicates. */
   snap_take(b.store, a.id.pk, &s);
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&b, l, &runs[1], T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 2);
@@ -730,7 +730,7 @@ static void test_apply_duplicates_change_nothing(void **state) {
   free(s.dump);
   /* The origin's own ops coming back to it are duplicates as well. */
   uint64_t lsn_a = last_lsn(a.store);
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&a, l, &all, T0_MS, &res), VS_OK);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 6);
@@ -964,7 +964,7 @@ static void test_apply_rejects_tampered_prev(void **state) {
 
 static void test_apply_rejects_gap(void **state) {
   reject_fx *f = *state;
-  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
   /* Head is 3: runs starting at 7 and at 8 are ahead of the chain. */
   assert_err(apply_run(&f->b, f->la, &f->runs[2], T0_MS, &res), VS_ERR_CHAIN);
   assert_err(apply_run(&f->b, f->la, &f->runs[3], T0_MS, &res), VS_ERR_CHAIN);
@@ -1026,7 +1026,7 @@ static void test_apply_rejects_bad_shape(void **state) {
   }
   /* count 0, past the limit, NULL arguments. */
   scratch_from(&s, f->la, &f->runs[1]);
-  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(vs_apply_run(f->b.store, s.ops, 0, s.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_INVAL);
   assert_err(vs_apply_run(f->b.store, s.ops, VS_APPLY_RUN_OPS_MAX + 1u, s.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res),
              VS_ERR_INVAL);
@@ -1124,7 +1124,7 @@ static void test_apply_fork_refused_and_recorded(void **state) {
   assert_int_equal(cut_runs(a2.store, l2, r2, RUNS_MAX), 1);
   assert_int_equal(cut_runs(a.store, la, ra, RUNS_MAX), 3);
   assert_int_equal(r2[0].count, 3);
-  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
   /* An unauthenticated fork is no evidence: a forged signature on the
    * conflicting run is MALFORMED and changes nothing. */
   run forged = r2[0];
@@ -1235,7 +1235,7 @@ static void test_apply_fork_after_shared_prefix(void **state) {
   assert_int_equal(sync_origin(&a, &b, a.id.pk, T0_MS), 6);
   run over = {1, 4, {0}}; /* [2..5], signed by A2 at 5 */
   assert_err(vs_apply_sig_get(a2.store, &l2->ops[4].id, over.sig), VS_OK);
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, false, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, false, 99, false};
   assert_err(apply_run(&b, l2, &over, T0_MS, &res), VS_ERR_FORK);
   assert_true(res.verdict);
   assert_int_equal(res.fork_seq, 4);
@@ -1381,7 +1381,7 @@ static void test_apply_pin_attack_max_hlc_waits(void **state) {
 
   snap before;
   snap_take(b.store, m.id.pk, &before);
-  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(vs_apply_run(b.store, &c1.op, 1, c1.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
   assert_int_equal(res.applied, 0);
   assert_int_equal(res.duplicates, 0);
@@ -1391,7 +1391,7 @@ static void test_apply_pin_attack_max_hlc_waits(void **state) {
   snap_check(b.store, m.id.pk, &before); /* nothing stored, the chain does not advance */
   /* Its chain waits behind it: the run through seq 2 waits as a whole, and
    * seq 2 alone is a gap. */
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(vs_apply_run(b.store, both, 2, c2.sig, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
   assert_int_equal(res.deferred, 2);
   assert_int_equal(res.applied, 0);
@@ -1419,7 +1419,7 @@ static void test_apply_pin_attack_max_hlc_waits(void **state) {
   const uint64_t due_ms = HLC_WALL_MAX_MS - VS_MAX_DRIFT_MS_DEFAULT;
   assert_err(vs_apply_run(b.store, both, 2, c2.sig, due_ms - 1, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_FUTURE);
   assert_int_equal(res.ahead_ms, VS_MAX_DRIFT_MS_DEFAULT + 1);
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(vs_apply_run(b.store, both, 2, c2.sig, due_ms, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_OK);
   assert_int_equal(res.applied, 2);
   assert_int_equal(res.deferred, 0);
@@ -1448,7 +1448,7 @@ static void test_apply_day_ahead_waits_then_orders(void **state) {
   assert_int_equal(cut_runs(s.store, l, runs, RUNS_MAX), 1);
   assert_int_equal(l->ops[0].hlc, vs_hlc_make(T0_MS + DAY_MS, 0));
 
-  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99};
+  vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&b, l, &runs[0], T0_MS, &res), VS_ERR_FUTURE);
   assert_int_equal(res.deferred, 1);
   assert_int_equal(res.ahead_ms, DAY_MS);
@@ -1461,7 +1461,7 @@ static void test_apply_day_ahead_waits_then_orders(void **state) {
   /* B's clock catches up to within the drift: it applies. */
   const uint64_t due_ms = T0_MS + DAY_MS - VS_MAX_DRIFT_MS_DEFAULT;
   assert_err(apply_run(&b, l, &runs[0], due_ms - 1, &res), VS_ERR_FUTURE);
-  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99};
+  res = (vs_apply_result){99, 99, 99, 99, 99, 99, true, 99, true};
   assert_err(apply_run(&b, l, &runs[0], due_ms, &res), VS_OK);
   assert_int_equal(res.applied, 1);
   assert_value(b.store, "k", "ahead");

@@ -124,7 +124,7 @@ static vs_err wal_ids_cb(const vs_wal_record *rec, void *ctx) {
   X(ops_applied) X(ops_duplicate) X(runs_gap) X(runs_forged) X(runs_fork) X(ops_sent) X(runs_sent) X(resends) \
   X(ops_deferred_future) X(rejected_version) X(cookies_sent) X(rejected_vv_future) X(own_ops_restored) \
   X(rejected_origin_quota) X(rejected_vv_regress) X(fork_verdicts) X(fork_evidence_bad) X(runs_void) \
-  X(wants_sent) X(wants_served) X(rejected_want_quota)
+  X(wants_sent) X(wants_served) X(rejected_want_quota) X(fork_verdicts_deferred)
 
 static void stats_add(vs_node_stats *acc, const vs_node_stats *s) {
 #define ADD_(f) acc->f += s->f;
@@ -1806,6 +1806,60 @@ static void test_node_forged_fork_evidence_closes_the_session(void **state) {
   bench_free(t);
 }
 
+/* One equivocating member lowers its verdict one seq at a time, each a
+ * refold of the state (review of issue 14): a node takes at most
+ * VS_NODE_VERDICTS_PER_MIN verdicts a minute and defers the rest (counted);
+ * as the runs come again, it still reaches the lowest, seq 1. */
+static void test_node_verdict_lowerings_are_rate_limited(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  vs_identity twin;
+  vt_identity_from_byte(0x95, &twin);
+  enum { K = 12 };
+  chain c, before[K];
+  chain_init(&c, &twin);
+  encop ops[K], alt[K];
+  uint8_t sig[VS_SIGNATURE_BYTES], asig[K][VS_SIGNATURE_BYTES];
+  for (uint32_t k = 0; k < K; k++) {
+    before[k] = c;
+    chain_op(&c, twin.pk, "put", "v", "x", &ops[k]);
+  }
+  sign_last(&twin, &ops[K - 1], sig);
+  snap pre;
+  snap_take(t->nodes[0], &pre);
+  assert_err(fake_send_run(t, &f, twin.pk, sig, ops, K), VS_OK);
+  for (uint32_t k = 0; k < K; k++) { /* another op at seq k + 1, on the same prev */
+    chain b = before[k];
+    chain_op(&b, twin.pk, "put", "v", "y", &alt[k]);
+    sign_last(&twin, &alt[k], asig[k]);
+  }
+  snap s0;
+  snap_take(t->nodes[0], &s0);
+  for (uint32_t round = 0; round < 3; round++) {
+    for (uint32_t k = K; k-- > 0;) (void)fake_send_run(t, &f, twin.pk, asig[k], &alt[k], 1);
+    if (round == 0) {
+      snap s1;
+      snap_take(t->nodes[0], &s1);
+      assert_int_equal(s1.st.fork_verdicts - s0.st.fork_verdicts, VS_NODE_VERDICTS_PER_MIN);
+      assert_int_equal(s1.st.fork_verdicts_deferred - s0.st.fork_verdicts_deferred, K - VS_NODE_VERDICTS_PER_MIN);
+    }
+    bench_run(t, 60000);
+  }
+  uint64_t vf = 0;
+  assert_err(vs_apply_void_from(vs_node_store(t->nodes[0]), twin.pk, &vf), VS_OK);
+  assert_int_equal(vf, 1);
+  assert_err(vs_apply_void_from(vs_node_store(t->nodes[1]), twin.pk, &vf), VS_OK);
+  assert_int_equal(vf, 1);
+  snap a, b;
+  snap_take(t->nodes[0], &a);
+  snap_take(t->nodes[1], &b);
+  assert_memory_equal(a.hash, pre.hash, VS_HASH_BYTES); /* nothing of the twin counts */
+  assert_memory_equal(b.hash, a.hash, VS_HASH_BYTES);
+  vs_identity_wipe(&twin);
+  bench_free(t);
+}
+
 /* Apply a twin's run straight to node i's store (before it opens again). */
 static void store_run(bench *t, uint32_t i, const encop *ops, uint32_t count, const uint8_t *sig) {
   vs_op op[16];
@@ -2743,6 +2797,7 @@ int main(void) {
       cmocka_unit_test(test_node_fork_voids_the_origin_everywhere),
       cmocka_unit_test(test_node_forged_fork_evidence_closes_the_session),
       cmocka_unit_test(test_node_fork_found_by_bisection),
+      cmocka_unit_test(test_node_verdict_lowerings_are_rate_limited),
       cmocka_unit_test(test_node_rejects_replayed_transcript),
       cmocka_unit_test(test_node_vector_beyond_own_head_is_refused),
       cmocka_unit_test(test_node_restored_copy_takes_its_ops_back),

@@ -81,6 +81,12 @@ extern "C" {
 /** A signer signs its chain head at least every this many bytes of encoded
  *  operations inside one commit, so runs stay bounded for receivers. */
 #define VS_SIGN_INTERVAL_BYTES (64u * 1024u)
+/** The most a run may weigh: the sum over its ops of 4 + the encoding's
+ *  size (what it takes in an OPS message). Half a message, so that two
+ *  branches of a fork, each at most one run, always fit one FORK message
+ *  as evidence (wire.h): a run past it is refused (VS_ERR_INVAL), whoever
+ *  signed it. Honest signers sign every VS_SIGN_INTERVAL_BYTES. */
+#define VS_RUN_BYTES_MAX ((1024u * 1024u - 256u) / 2u)
 
 typedef struct vs_apply_result {
   uint32_t applied;    /**< new operations stored */
@@ -95,6 +101,9 @@ typedef struct vs_apply_result {
    *  (void from fork_seq); the evidence is in the store to relay. */
   bool verdict;
   uint64_t fork_seq;
+  /** VS_ERR_FORK: the run proves a fork, but the verdict was deferred (a
+   *  node limits the refolds peers can make it do; the run comes again). */
+  bool verdict_deferred;
 } vs_apply_result;
 
 /** Verify and apply one run (see the file comment).

@@ -55,6 +55,7 @@ extern "C" {
 #endif
 
 #define VS_NODE_PEERS_MAX 64u
+#define VS_NODE_VERDICTS_PER_MIN 6u /* fork verdicts a node takes per minute: each may refold its state */
 #define VS_NODE_COOKIE_ROTATE_MS 120000u /* the handshake cookie secret's lifetime (x2 with the previous) */
 
 /** Levels of the node's log callback (the library never prints). */
@@ -146,6 +147,8 @@ typedef struct vs_node_stats {
   uint64_t wants_sent;          /**< WANTs sent while looking for where two branches of an origin part */
   uint64_t wants_served;        /**< WANTs answered with a run */
   uint64_t rejected_want_quota; /**< WANTs ignored: the peer asked too often */
+  uint64_t fork_verdicts_deferred; /**< verdicts proven but put off: each refolds the state, at most
+                                        VS_NODE_VERDICTS_PER_MIN a minute (the evidence comes again) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
