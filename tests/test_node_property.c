@@ -2785,6 +2785,216 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
   bench_free(t);
 }
 
+/* ---- fork evidence under attack (an adversarial review of issue 14 item 5) ---- */
+
+/* Twelve verdicts, each leaving an op only its evidence vouches for (the
+ * zero signature): a new session gets every verdict before any run, so the
+ * honest peer never counts one as forged, and ends on the same verdicts
+ * and state (at VS_NODE_VERDICTS_PER_MIN). */
+static void test_node_vouched_runs_follow_their_evidence(void **state) {
+  (void)state;
+  enum { TWINS = 12 };
+  bench *t = bench_new(2);
+  vs_store *s0 = vs_node_store(t->nodes[0]);
+  for (uint32_t k = 0; k < TWINS; k++) {
+    vs_identity tw;
+    vt_identity_from_byte((uint8_t)(0xA0 + k), &tw);
+    chain a;
+    chain_init(&a, &tw);
+    encop o1, o2a, o2b;
+    chain_op(&a, tw.pk, "put", "z", "1", &o1);
+    chain b = a;
+    chain_op(&a, tw.pk, "put", "z", "A", &o2a);
+    chain_op(&b, tw.pk, "put", "z", "B", &o2b);
+    uint8_t sa[VS_SIGNATURE_BYTES], sb[VS_SIGNATURE_BYTES];
+    sign_last(&tw, &o2a, sa); /* signed only at 2: op 1 gets the zero signature */
+    sign_last(&tw, &o2b, sb);
+    encop run_a[2] = {o1, o2a};
+    store_run(t, 0, run_a, 2, sa);
+    vs_op op;
+    assert_err(vs_op_decode(o2b.enc, o2b.len, &op), VS_OK);
+    vs_apply_result r;
+    assert_err(vs_apply_run(s0, &op, 1, sb, t->now_ms, VS_MAX_DRIFT_MS_DEFAULT, &r), VS_ERR_FORK);
+    assert_true(r.verdict);
+    vs_identity_wipe(&tw);
+  }
+  vs_node_close(t->nodes[0]);
+  bench_open(t, 0);
+  bench_connect(t, 0, 1);
+  bench_run(t, 150000); /* 12 verdicts at VS_NODE_VERDICTS_PER_MIN */
+  snap a, b;
+  snap_take(t->nodes[0], &a);
+  snap_take(t->nodes[1], &b);
+  print_message("node1: forks=%llu runs_forged=%llu runs_void=%llu rejected_vv_regress=%llu\n",
+                (unsigned long long)b.forks, (unsigned long long)b.st.runs_forged,
+                (unsigned long long)b.st.runs_void, (unsigned long long)b.st.rejected_vv_regress);
+  assert_int_equal(b.forks, TWINS);
+  assert_memory_equal(a.hash, b.hash, VS_HASH_BYTES);
+  /* An honest peer's frames are never rejected as forged (DESIGN.md, simulator checks). */
+  assert_int_equal(b.st.runs_forged, 0);
+  bench_free(t);
+}
+
+/* Bytes node frames sent to `handle` so far (captured), then forgotten. */
+static uint64_t drain_bytes(bench *t, uint32_t handle) {
+  uint64_t sum = 0;
+  for (uint32_t k = 0; k < t->ncaps; k++)
+    if (t->caps[k].handle == handle && !t->caps[k].close) sum += t->caps[k].len;
+  caps_clear(t);
+  return sum;
+}
+
+/* A member that acknowledges nothing asks with a WANT every 250 ms (the
+ * quota): answers take in-flight credit like pushed runs, so in a minute it
+ * gets no more than the window beyond what it gets without asking. */
+static void test_node_want_answers_take_inflight_credit(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  static uint8_t big[60 * 1024];
+  memset(big, 'x', sizeof big);
+  for (uint32_t i = 0; i < 24; i++) { /* ~1.4 MiB of node 0's own ops, each commit signed */
+    vs_write_req req = {"put", (const uint8_t *)"big", 3, big, sizeof big, NULL, 0};
+    assert_err(vs_node_write(t->nodes[0], &req, t->now_ms, NULL), VS_OK);
+  }
+  bench_run(t, 2000);
+  (void)drain_bytes(t, f.handle);
+  /* Baseline: one minute, the fake acknowledges nothing and asks nothing. */
+  uint64_t base = 0;
+  for (uint32_t s = 0; s < 240; s++) {
+    bench_run(t, 250);
+    base += drain_bytes(t, f.handle);
+  }
+  /* The same minute with one WANT every 250 ms (the quota: 240/min). */
+  vs_node_stats st0, st1;
+  vs_node_stats_get(t->nodes[0], &st0);
+  uint64_t with = 0;
+  for (uint32_t s = 0; s < 240; s++) {
+    uint8_t m[VS_MSG_WANT_BYTES], frame[256];
+    size_t len = 0;
+    assert_err(vs_msg_want_encode(t->ids[0].pk, 1, m, sizeof m, &len), VS_OK);
+    size_t fl = fake_seal(&f, m, len, frame, sizeof frame);
+    (void)vt_node_on_frame(t->nodes[0], f.handle, frame, fl, t->now_ms);
+    bench_run(t, 250);
+    with += drain_bytes(t, f.handle);
+  }
+  vs_node_stats_get(t->nodes[0], &st1);
+  print_message("bytes to a silent peer in 60 s: %llu without WANTs, %llu with 240 WANTs (%llu served); window %u\n",
+                (unsigned long long)base, (unsigned long long)with,
+                (unsigned long long)(st1.wants_served - st0.wants_served), 4u * 1024u * 1024u);
+  /* Issue 14 item 4: a peer gets at most the in-flight window plus backed-off resends. */
+  assert_true(with <= base + 4ull * 1024 * 1024);
+  bench_free(t);
+}
+
+/* A node whose own identity is voided: its writes are refused
+ * (VS_ERR_FORKED) and the outbox entries of its void writes are FAILED
+ * with the reason, not PENDING forever. */
+static void test_node_own_identity_voided_fails_its_outbox(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f); /* node 0 wrote seq 1 ("a") */
+  bench_disconnect(t, 0, 1); /* seq 2 is written offline: never acknowledged */
+  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "a2", "x");
+  bench_run(t, 2000);
+  uint64_t head = 0, hlc = 0;
+  uint8_t hh[VS_HASH_BYTES];
+  assert_err(vs_wal_head(vs_node_store(t->nodes[0]), t->ids[0].pk, &head, hh, &hlc), VS_OK);
+  assert_int_equal(head, 2);
+  /* A copy of node 0's data directory at seq 1 wrote another seq 2. */
+  vs_op_id id1;
+  vs_op_id_derive(t->ids[0].pk, 1, &id1);
+  chain c;
+  chain_init(&c, &t->ids[0]);
+  c.seq = 1;
+  c.hlc = hlc;
+  {
+    /* prev of our seq 2 = hash of seq 1: take it from the WAL */
+    encop two[2];
+    uint8_t sig[VS_SIGNATURE_BYTES];
+    grab_ops(vs_node_store(t->nodes[0]), t->ids[0].pk, two, sig);
+    memcpy(c.head, two[0].hash, VS_HASH_BYTES);
+  }
+  encop alt;
+  chain_op(&c, t->ids[0].pk, "put", "a2", "copy", &alt);
+  uint8_t sig[VS_SIGNATURE_BYTES];
+  sign_last(&t->ids[0], &alt, sig);
+  (void)fake_send_run(t, &f, t->ids[0].pk, sig, &alt, 1);
+  uint64_t vf = 0;
+  assert_err(vs_apply_void_from(vs_node_store(t->nodes[0]), t->ids[0].pk, &vf), VS_OK);
+  assert_int_equal(vf, 2);
+  vs_write_req w = {"put", (const uint8_t *)"after", 5, (const uint8_t *)"v", 1, NULL, 0};
+  assert_err(vs_node_write(t->nodes[0], &w, t->now_ms, NULL), VS_ERR_FORKED);
+  bench_connect(t, 0, 1);
+  bench_run(t, 10 * 60000);
+  vs_outbox_counts oc;
+  vt_node_outbox_counts(t->nodes[0], &oc);
+  print_message("own void: outbox pending=%llu inflight=%llu done=%llu failed=%llu\n", (unsigned long long)oc.pending,
+                (unsigned long long)oc.inflight, (unsigned long long)oc.done, (unsigned long long)oc.failed);
+  assert_int_equal(oc.pending + oc.inflight, 0);
+  assert_int_equal(oc.failed, 1); /* the void write */
+  bench_free(t);
+}
+
+/* Apply a hand-built run straight to a store, expecting `want`. */
+static void apply_enc(vs_store *st, const encop *ops, uint32_t count, const uint8_t *sig, uint64_t now, vs_err want) {
+  vs_op op[16];
+  for (uint32_t k = 0; k < count; k++) assert_err(vs_op_decode(ops[k].enc, ops[k].len, &op[k]), VS_OK);
+  vs_apply_result r;
+  assert_err(vs_apply_run(st, op, count, sig, now, VS_MAX_DRIFT_MS_DEFAULT, &r), want);
+}
+
+/* Three branches of one origin: X voids from 4 (its head rests on the
+ * zero signature), Y holds a branch parting at 2; they find and prove the
+ * fork at 2 and end on one verdict and one state. */
+static void test_node_lower_fork_found_below_a_vouched_head(void **state) {
+  (void)state;
+  bench *t = bench_new(2);
+  vs_identity e;
+  vt_identity_from_byte(0xC3, &e);
+  chain a;
+  chain_init(&a, &e);
+  encop oa[6], ob[3], oc[2];
+  chain_op(&a, e.pk, "put", "k", "1", &oa[0]);
+  chain after1 = a;
+  chain_op(&a, e.pk, "put", "k", "2", &oa[1]);
+  chain_op(&a, e.pk, "put", "k", "3", &oa[2]);
+  chain after3 = a;
+  for (int k = 3; k < 6; k++) chain_op(&a, e.pk, "put", "k", "A", &oa[k]);
+  for (int k = 0; k < 3; k++) chain_op(&after3, e.pk, "put", "k", "B", &ob[k]);
+  for (int k = 0; k < 2; k++) chain_op(&after1, e.pk, "put", "k", "C", &oc[k]);
+  uint8_t sa[64], sb[64], sc[64];
+  sign_last(&e, &oa[5], sa);
+  sign_last(&e, &ob[2], sb);
+  sign_last(&e, &oc[1], sc);
+  vs_store *x = vs_node_store(t->nodes[0]), *y = vs_node_store(t->nodes[1]);
+  apply_enc(x, oa, 6, sa, t->now_ms, VS_OK);
+  encop brun[6] = {oa[0], oa[1], oa[2], ob[0], ob[1], ob[2]};
+  apply_enc(x, brun, 6, sb, t->now_ms, VS_ERR_FORK); /* verdict: void from 4 */
+  encop crun[3] = {oa[0], oc[0], oc[1]};
+  apply_enc(y, crun, 3, sc, t->now_ms, VS_OK); /* Y holds branch C: 1, 2'', 3'' */
+  for (uint32_t i = 0; i < 2; i++) {
+    vs_node_close(t->nodes[i]);
+    bench_open(t, i);
+  }
+  bench_connect(t, 0, 1);
+  bench_run(t, 5 * 60000);
+  snap sx, sy;
+  snap_take(t->nodes[0], &sx);
+  snap_take(t->nodes[1], &sy);
+  uint64_t vx = 0, vy = 0;
+  assert_err(vs_apply_void_from(vs_node_store(t->nodes[0]), e.pk, &vx), VS_OK);
+  assert_err(vs_apply_void_from(vs_node_store(t->nodes[1]), e.pk, &vy), VS_OK);
+  print_message("after 5 min: void_from X=%llu Y=%llu, wants_sent %llu+%llu, runs_forged %llu+%llu, vv %s / %s\n",
+                (unsigned long long)vx, (unsigned long long)vy, (unsigned long long)sx.st.wants_sent,
+                (unsigned long long)sy.st.wants_sent, (unsigned long long)sx.st.runs_forged,
+                (unsigned long long)sy.st.runs_forged, sx.vv.text, sy.vv.text);
+  assert_int_equal(vx, vy);
+  assert_memory_equal(sx.hash, sy.hash, VS_HASH_BYTES);
+  vs_identity_wipe(&e);
+  bench_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node_rejects_other_mesh),
@@ -2798,6 +3008,10 @@ int main(void) {
       cmocka_unit_test(test_node_forged_fork_evidence_closes_the_session),
       cmocka_unit_test(test_node_fork_found_by_bisection),
       cmocka_unit_test(test_node_verdict_lowerings_are_rate_limited),
+      cmocka_unit_test(test_node_vouched_runs_follow_their_evidence),
+      cmocka_unit_test(test_node_want_answers_take_inflight_credit),
+      cmocka_unit_test(test_node_own_identity_voided_fails_its_outbox),
+      cmocka_unit_test(test_node_lower_fork_found_below_a_vouched_head),
       cmocka_unit_test(test_node_rejects_replayed_transcript),
       cmocka_unit_test(test_node_vector_beyond_own_head_is_refused),
       cmocka_unit_test(test_node_restored_copy_takes_its_ops_back),
