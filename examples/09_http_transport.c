@@ -134,12 +134,13 @@ int main(int argc, char **argv) {
   ids[2] = write_one(store, origin, "invoice:3", "{\"amount\":30}");
   printf("wrote invoice:1..3 while no HTTP sink existed\n");
 
-  /* The endpoint is a sink of its own; opening it catches up on the ops
+  /* The endpoint is a sink of its own; a backfill catches it up on the ops
    * written before it existed. Retries: 50 ms, x2, capped at 300 ms. */
   vs_outbox_cfg ocfg = {"http", {50, 2000, 300, 8, 0}, false};
   run r;
   uint64_t caught_up = 0;
-  CHECK(vs_http_sink_open(store, &ocfg, origin, wall_ms(), &r.outbox, &caught_up));
+  CHECK(vs_outbox_open(store, &ocfg, &r.outbox));
+  CHECK(vs_outbox_backfill(r.outbox, origin, wall_ms(), &caught_up));
   printf("sink \"http\" opened: %llu earlier ops queued for it\n", (unsigned long long)caught_up);
   vs_http_cfg hcfg = vs_http_cfg_default();
   hcfg.url = url;

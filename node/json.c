@@ -9,36 +9,6 @@
 
 /* ---- UTF-8 ---- */
 
-size_t vn_utf8_char_bytes(const uint8_t *s, size_t n) {
-  if (n == 0) return 0;
-  uint8_t c = s[0];
-  if (c < 0x80) return 1;
-  /* Length from the lead byte; the second byte's range rules out overlong
-   * forms (E0, F0), surrogates (ED) and code points past U+10FFFF (F4). */
-  size_t len;
-  if (c >= 0xc2 && c <= 0xdf) len = 2;
-  else if (c >= 0xe0 && c <= 0xef) len = 3;
-  else if (c >= 0xf0 && c <= 0xf4) len = 4;
-  else return 0;
-  uint8_t lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-  uint8_t hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-  if (n < len || s[1] < lo || s[1] > hi) return 0;
-  for (size_t i = 2; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-  }
-  return len;
-}
-
-bool vn_utf8_valid(const uint8_t *s, size_t n) {
-  size_t i = 0;
-  while (i < n) { /* bounded: i grows by 1..4 each round */
-    size_t len = vn_utf8_char_bytes(s + i, n - i);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
-
 static size_t utf8_put(uint32_t cp, char *out) {
   assert(cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff));
   if (cp < 0x80) {
@@ -237,7 +207,7 @@ bool vn_json_parse_object(const char *text, size_t text_bytes, char *scratch, vn
   assert(text != NULL && scratch != NULL && obj_out != NULL && why_out != NULL && at_out != NULL);
   reader r = {text, text_bytes, 0, scratch, 0, NULL};
   obj_out->count = 0;
-  bool ok = vn_utf8_valid((const uint8_t *)text, text_bytes);
+  bool ok = vs_utf8_valid((const uint8_t *)text, text_bytes);
   if (!ok) fail(&r, "not valid UTF-8");
   if (ok) {
     skip_ws(&r);
@@ -293,23 +263,15 @@ void vn_json_write_string(FILE *out, const uint8_t *s, size_t n) {
   putc('"', out);
   size_t run = 0; /* bytes at s[i - run, i) that need no escape */
   for (size_t i = 0; i < n; i++) {
-    uint8_t c = s[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+    char esc[VS_JSON_ESCAPE_BYTES_MAX];
+    size_t esc_bytes = vs_json_escape_byte(s[i], esc);
+    if (esc_bytes == 0) {
       run++;
       continue;
     }
     if (run > 0) fwrite(s + i - run, 1, run, out);
     run = 0;
-    switch (c) {
-      case '"': fputs("\\\"", out); break;
-      case '\\': fputs("\\\\", out); break;
-      case '\b': fputs("\\b", out); break;
-      case '\f': fputs("\\f", out); break;
-      case '\n': fputs("\\n", out); break;
-      case '\r': fputs("\\r", out); break;
-      case '\t': fputs("\\t", out); break;
-      default: fprintf(out, "\\u%04x", (unsigned)c); break;
-    }
+    fwrite(esc, 1, esc_bytes, out);
   }
   if (run > 0) fwrite(s + n - run, 1, run, out);
   putc('"', out);
@@ -329,7 +291,7 @@ static void b64_write(FILE *out, const uint8_t *s, size_t n) {
 }
 
 void vn_json_write_bytes_member(FILE *out, const char *name, const uint8_t *s, size_t n) {
-  if (vn_utf8_valid(s, n)) {
+  if (vs_utf8_valid(s, n)) {
     fprintf(out, "\"%s\": ", name);
     vn_json_write_string(out, s, n);
   } else {
@@ -341,7 +303,7 @@ void vn_json_write_bytes_member(FILE *out, const char *name, const uint8_t *s, s
 void vn_text_write(FILE *out, const uint8_t *s, size_t n) {
   size_t i = 0;
   while (i < n) { /* bounded: i grows by 1..4 each round */
-    size_t len = vn_utf8_char_bytes(s + i, n - i);
+    size_t len = vs_utf8_char_bytes(s + i, n - i);
     uint8_t c = s[i];
     if (len == 0) {
       fprintf(out, "\\x%02x", (unsigned)c);

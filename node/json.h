@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "json_text.h" /* src/: UTF-8 and JSON escaping, shared with the HTTP body */
+
 #define VN_JSON_MEMBERS_MAX 16u
 
 typedef enum vn_json_type {
@@ -48,14 +50,8 @@ bool vn_json_parse_object(const char *text, size_t text_bytes, char *scratch, vn
 /* The member called `name`, or NULL. */
 const vn_json_member *vn_json_find(const vn_json_object *obj, const char *name);
 
-/* Length of the valid UTF-8 character at s[0..n) (1 to 4), or 0 when the
- * bytes there are not one (overlong, surrogate, past U+10FFFF, cut short). */
-size_t vn_utf8_char_bytes(const uint8_t *s, size_t n);
-
-/* True when s[0..n) is valid UTF-8. */
-bool vn_utf8_valid(const uint8_t *s, size_t n);
-
-/* Write s[0..n), valid UTF-8, as a quoted JSON string. */
+/* Write s[0..n), valid UTF-8, as a quoted JSON string (escaped as
+ * vs_json_escape_byte says). */
 void vn_json_write_string(FILE *out, const uint8_t *s, size_t n);
 
 /* Write the member `"name": "..."` when s is valid UTF-8, else

@@ -3,8 +3,9 @@
  * The endpoint is an outbox sink of its own ("http" unless --sink names
  * another), with its own delivery state beside the mesh's: an op DONE for
  * the mesh may still be PENDING here, and the other way round. The first
- * push registers the sink and gives it entries for the node's own writes
- * made before (vs_http_sink_open); from then on every local write gets an
+ * push registers the sink (vs_outbox_open) and gives it entries for the
+ * node's own writes made before (vs_outbox_backfill); from then on every
+ * local write gets an
  * entry for it in its own transaction, and they wait, durable, for the next
  * push. Operations received from peers are not pushed (each node pushes its
  * own writes).
@@ -348,8 +349,9 @@ static int run_push(pusher *p, const uint8_t origin[VS_ORIGIN_BYTES]) {
   vs_store *store = vs_node_store(p->node);
   vs_outbox_cfg ocfg = {a->sink, VS_RETRY_POLICY_DEFAULT_INIT, false};
   ocfg.retry.max_attempts = (uint32_t)a->max_attempts;
-  vs_err err = vs_http_sink_open(store, &ocfg, origin, vn_now_ms(), &p->ob, &p->backfilled);
+  vs_err err = vs_outbox_open(store, &ocfg, &p->ob);
   if (err == VS_ERR_INVAL) return usage_error("bad sink name '%s'", a->sink);
+  if (err == VS_OK) err = vs_outbox_backfill(p->ob, origin, vn_now_ms(), &p->backfilled);
   if (err != VS_OK) return vn_report("push", a->data, err);
   vs_http_cfg hc = vs_http_cfg_default();
   hc.url = a->url;

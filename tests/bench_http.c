@@ -249,7 +249,8 @@ static double http_once(uint32_t batch, uint64_t n, uint64_t run, double *cpu_us
   vt_origin(origin, (uint8_t)run);
   vs_outbox_cfg ocfg = {"http", VS_RETRY_POLICY_DEFAULT_INIT, false};
   vs_outbox *ob;
-  CHECK_VS(vs_http_sink_open(store, &ocfg, origin, wall_ms(), &ob, NULL));
+  CHECK_VS(vs_outbox_open(store, &ocfg, &ob));
+  CHECK_VS(vs_outbox_backfill(ob, origin, wall_ms(), NULL));
   static vs_write_req reqs[1000];
   static char targets[1000][TARGET_BYTES + 1], payloads[1000][PAYLOAD_BYTES + 1];
   for (uint64_t done = 0; done < n;) { /* not timed */

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `cmake --install` into a scratch prefix, then build and run a small program
-# the way a user embeds vixsync: `pkg-config --cflags --libs vixsync`.
+# the way a user embeds vixsync: `pkg-config --cflags --libs vixsync`; and
+# one that posts over HTTP: `pkg-config --cflags --libs vixsync-http`.
+# An embedder that never uses HTTP links no libcurl: neither libvixsync.so
+# nor a program linked only against it needs it (ldd, readelf -d).
 set -eu
 build=$1
 prefix=$(mktemp -d)
@@ -39,8 +42,72 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$src/examples" "$src/examples/10
 out=$(LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed_node")
 printf '%s\n' "$out" | grep -q '^B: user:42 = Ada'
 test -f "$prefix/include/vixsync/outbox.h"
-ls "$(pkg-config --variable=libdir vixsync)"/libvixsync.a >/dev/null
+libdir=$(pkg-config --variable=libdir vixsync)
+ls "$libdir"/libvixsync.a >/dev/null
+# No libcurl below libvixsync: not in the library, not in a program that
+# links only it (the shared library: what pkg-config --libs picks).
+no_curl() {
+  if ldd "$1" | grep -i curl; then echo "FAIL: $1 needs libcurl" >&2; exit 1; fi
+}
+no_curl "$libdir/libvixsync.so"
+if readelf -d "$libdir/libvixsync.so" | grep -i 'NEEDED.*curl'; then
+  echo "FAIL: libvixsync.so has libcurl in DT_NEEDED" >&2; exit 1
+fi
+# ... and opens no network socket: it imports none of the calls that would.
+if nm -uD "$libdir/libvixsync.so" | grep -Ew 'socket|connect|bind|sendto|recvfrom|getaddrinfo|curl_[a-z_]+'; then
+  echo "FAIL: libvixsync.so imports network calls" >&2; exit 1
+fi
+LD_LIBRARY_PATH="$libdir" no_curl "$prefix/embed"
+LD_LIBRARY_PATH="$libdir" no_curl "$prefix/embed_node"
+if pkg-config --libs --static vixsync | grep -q curl; then
+  echo "FAIL: vixsync.pc names libcurl" >&2; exit 1
+fi
+# The HTTP transport: its own library, header and .pc (which requires
+# vixsync and libcurl).
+test -f "$prefix/include/vixsync/http_transport.h"
+ls "$libdir"/libvixsync-http.a "$libdir"/libvixsync-http.so >/dev/null
+pkg-config --print-requires vixsync-http | grep -q '^vixsync'
+pkg-config --print-requires-private vixsync-http | grep -q '^libcurl'
+http_flags=$(pkg-config --cflags --libs vixsync-http)
+echo "pkg-config --cflags --libs vixsync-http: $http_flags"
+cat > "$prefix/embed_http.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <vixsync/vixsync.h>
+#include <vixsync/http_transport.h>
+int main(void) {
+  if (vs_http_global_init() != VS_OK) return 1;
+  vs_http_cfg cfg = vs_http_cfg_default();
+  vs_http_transport *t = NULL;
+  if (vs_http_transport_new(&cfg, &t) != VS_ERR_INVAL) return 1; /* no URL */
+  cfg.url = "http://127.0.0.1:9/ingest";
+  vs_err err = vs_http_transport_new(&cfg, &t);
+  if (err != VS_OK) { fprintf(stderr, "%s\n", vs_strerror(err)); return 1; }
+  vs_transport tr = vs_http_transport_iface(t);
+  vs_op_id id;
+  memset(&id, 7, sizeof id);
+  char key[VS_HTTP_IDEM_KEY_BYTES];
+  vs_http_idempotency_key(&id, 1, key);
+  printf("http transport: %u in flight, key %s, next wake %s\n", vs_http_transport_inflight(t), key,
+         tr.next_wake_ms(tr.ctx, 0) == UINT64_MAX ? "none" : "?");
+  vs_http_transport_free(t);
+  vs_http_global_cleanup();
+  return strncmp(key, VS_HTTP_IDEM_KEY_PREFIX, 4) == 0 ? 0 : 1;
+}
+C
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$prefix/embed_http.c" -o "$prefix/embed_http" $http_flags
+LD_LIBRARY_PATH="$libdir" "$prefix/embed_http" | grep -q '^http transport: 0 in flight, key vx2-'
+LD_LIBRARY_PATH="$libdir" ldd "$prefix/embed_http" | grep -q 'libvixsync-http\.so'
+ldd "$libdir/libvixsync-http.so" | grep -q libcurl
+# It exports the functions of its header and nothing else (the body builder,
+# the response mapping and the JSON-text helper stay inside).
+exports=$(nm -D --defined-only "$libdir/libvixsync-http.so" | awk '$2 == "T" { print $3 }')
+test -n "$exports"
+for f in $exports; do
+  grep -q "[ *]$f(" "$prefix/include/vixsync/http_transport.h" || { echo "FAIL: libvixsync-http.so exports $f" >&2; exit 1; }
+done
+echo "ldd: libvixsync.so and programs linked only against vixsync need no libcurl; libvixsync-http.so does"
 # The programs land in bin/ and run from there.
 "$prefix/bin/vix-node" --help >/dev/null
 "$prefix/bin/vix-node" mesh-key | grep -Eq '^[0-9a-f]{64}$'
-echo "PASS: installed headers, static and shared libraries, pkg-config file, bin/vix-node"
+echo "PASS: installed headers, static and shared libraries (vixsync, vixsync-http), pkg-config files, no libcurl without HTTP, bin/vix-node"

@@ -8,7 +8,7 @@
  *   the receiver killed and restarted mid-run; 10,000 ops with 20% of the
  *   requests failing in mixed ways (each op held exactly once, the outbox
  *   drained with the right DONE/FAILED counts); the probe; the sink's
- *   catch-up; BUSY past requests_max; vix-node push.
+ *   catch-up (vs_outbox_open + vs_outbox_backfill); BUSY past requests_max; vix-node push.
  * Retry policies are in milliseconds so the suite stays fast. Time is the
  * wall clock (libcurl is real I/O), but no assertion depends on how long
  * anything took: the drive loop's limit only catches a hang.
@@ -271,10 +271,25 @@ static vs_engine_cfg engine_cfg(uint32_t workers, uint32_t batch_ops) {
   return c;
 }
 
+/* An HTTP endpoint's sink as vix-node push opens it: vs_outbox_open
+ * (registering the sink if new), then vs_outbox_backfill for the writes
+ * made before it existed; on an error nothing stays open. */
+static vs_err sink_open(vs_store *store, const vs_outbox_cfg *cfg, const uint8_t origin[VS_ORIGIN_BYTES],
+                        uint64_t now_ms, vs_outbox **ob_out, uint64_t *enqueued_out) {
+  vs_err err = vs_outbox_open(store, cfg, ob_out);
+  if (err != VS_OK) return err;
+  err = vs_outbox_backfill(*ob_out, origin, now_ms, enqueued_out);
+  if (err != VS_OK) {
+    vs_outbox_close(*ob_out);
+    *ob_out = NULL;
+  }
+  return err;
+}
+
 static void open_engine(fx *f, const vs_http_cfg *hc, const vs_engine_cfg *ec, const vs_probe *probe) {
   vs_outbox_cfg oc = {SINK, ec->retry, false};
   uint64_t enq = 0;
-  assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
+  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_err(vs_http_transport_new(hc, &f->t), VS_OK);
   vs_transport tr = vs_http_transport_iface(f->t);
   vs_probe always = vs_probe_always();
@@ -986,7 +1001,7 @@ static void test_http_probe_gates_the_engine(void **state) {
   assert_err(vs_http_transport_probe(f->t, &pc, &probe), VS_OK);
   vs_engine_cfg ec = engine_cfg(1, 1000);
   vs_outbox_cfg oc = {SINK, ec.retry, false};
-  assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, NULL), VS_OK);
+  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, NULL), VS_OK);
   vs_transport tr = vs_http_transport_iface(f->t);
   assert_err(vs_engine_new(&ec, f->ob, &probe, &tr, &f->e), VS_OK);
   uint64_t probes = 4;
@@ -1014,26 +1029,26 @@ static void test_http_sink_open_catches_up_once(void **state) {
   assert_err(vs_write(f->store, other, &req, wall_ms(), NULL), VS_OK); /* not ours: skipped */
   vs_outbox_cfg oc = {SINK, FAST, false};
   uint64_t enq = 99;
-  assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
+  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_int_equal(enq, 5);
   assert_int_equal(counts_of(f).pending, 5);
   write_ops(f, 3, 0); /* the sink exists now: vs_write gives them entries */
   assert_int_equal(counts_of(f).pending, 8);
   vs_outbox_close(f->ob);
-  assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
+  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_int_equal(enq, 0);
   for (uint32_t s = 1; s <= 8; s++) assert_err(vs_outbox_complete(f->ob, &f->ids[s - 1], wall_ms()), VS_OK);
   uint64_t purged = 0;
   assert_err(vs_outbox_purge_done(f->ob, 100, &purged), VS_OK);
   assert_int_equal(purged, 8);
   vs_outbox_close(f->ob);
-  assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
+  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_int_equal(enq, 0); /* a finished catch-up is never repeated */
   vs_outbox_counts c = counts_of(f);
   assert_int_equal(c.pending + c.done, 0);
   vs_outbox_cfg bad = {"not a name", FAST, false};
   vs_outbox *ob = NULL;
-  assert_err(vs_http_sink_open(f->store, &bad, f->origin, wall_ms(), &ob, &enq), VS_ERR_INVAL);
+  assert_err(sink_open(f->store, &bad, f->origin, wall_ms(), &ob, &enq), VS_ERR_INVAL);
   assert_null(ob);
 }
 
@@ -1044,7 +1059,7 @@ static void test_http_sink_open_large_log(void **state) {
   write_ops(f, OPS_MAX, 0);
   vs_outbox_cfg oc = {SINK, FAST, false};
   uint64_t enq = 0;
-  assert_err(vs_http_sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
+  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_int_equal(enq, OPS_MAX);
   assert_int_equal(counts_of(f).pending, OPS_MAX);
 }

@@ -1,5 +1,9 @@
 /* vixsync: the HTTP transport, a vs_transport over libcurl's multi interface.
  *
+ * Its own library: link libvixsync-http (pkg-config vixsync-http, which
+ * brings libvixsync and libcurl); libvixsync itself links no libcurl and
+ * opens no socket.
+ *
  * Each batch the engine sends becomes one POST to a configured URL. libcurl's
  * multi interface runs the requests without blocking: `send` only queues a
  * request, and the transport's `poll` (called by the engine on every tick)
@@ -71,9 +75,10 @@
  * the server deduplicates, but it costs an attempt).
  *
  * Sinks. Each HTTP endpoint is its own outbox sink with its own delivery
- * state (DESIGN.md): an op is delivered to the mesh and to HTTP
- * independently. vs_http_sink_open registers the sink and gives it entries
- * for the operations written before it existed (see there).
+ * state: an op is delivered to the mesh and to HTTP independently. Open it
+ * with vs_outbox_open (registering the sink if new), then give it entries
+ * for the operations written before it existed with vs_outbox_backfill
+ * (outbox.h); the engine then drives that outbox over this transport.
  *
  * Threads: a transport is used from one thread (the driver's), except
  * vs_http_transport_wakeup. The program calls vs_http_global_init once
@@ -87,10 +92,8 @@
 
 #include "vixsync/error.h"
 #include "vixsync/op.h"
-#include "vixsync/outbox.h"
 #include "vixsync/probe.h"
 #include "vixsync/retry.h"
-#include "vixsync/store.h"
 #include "vixsync/transport.h"
 
 #ifdef __cplusplus
@@ -230,32 +233,6 @@ vs_http_probe_cfg vs_http_probe_cfg_default(void);
  *  @return VS_OK, VS_ERR_INVAL (no URL, not http(s), interval 0) or
  *  VS_ERR_NOMEM. */
 vs_err vs_http_transport_probe(vs_http_transport *t, const vs_http_probe_cfg *cfg, vs_probe *probe_out);
-
-/* ---- the sink ---- */
-
-/** Open (registering it if new) the outbox of sink `cfg->sink` for an HTTP
- *  endpoint, and give it an entry for each operation of `origin` (the local
- *  writer: a node's identity) that was written before the sink existed.
- *
- *  Why: vs_write enqueues each new local operation for every registered sink
- *  in its own transaction, so once the sink is registered nothing written
- *  later is missed; what was written before has no entry. This call scans
- *  the WAL up to the last LSN it saw at its first run, enqueueing (ready at
- *  now_ms) every operation of `origin` without an entry, in transactions of
- *  at most 10,000 records that also store how far the scan went (meta key
- *  "sinkfill" + sink id: the LSN reached and the LSN to reach). An
- *  interrupted scan resumes there; a finished one is never repeated, so
- *  entries purged later (vs_outbox_purge_done) are not enqueued again.
- *  Received operations (other origins) are not enqueued, as for vs_write.
- *  The sink "default" exists from the store's creation: nothing is scanned.
- *
- *  @param[out] outbox_out the sink's outbox (close with vs_outbox_close).
- *  @param[out] enqueued_out entries created by the scan (may be NULL).
- *  @return VS_OK, the errors of vs_outbox_open, VS_ERR_CORRUPT, VS_ERR_FULL
- *  or VS_ERR_STORE (the outbox is closed again; entries committed by earlier
- *  transactions stay, the next call resumes). */
-vs_err vs_http_sink_open(vs_store *store, const vs_outbox_cfg *cfg, const uint8_t origin[VS_ORIGIN_BYTES],
-                         uint64_t now_ms, vs_outbox **outbox_out, uint64_t *enqueued_out);
 
 #ifdef __cplusplus
 }

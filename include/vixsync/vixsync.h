@@ -1,4 +1,6 @@
-/* vixsync: the whole public API in one include.
+/* vixsync: the whole public API of libvixsync in one include. The HTTP
+ * transport is a library of its own: include vixsync/http_transport.h and
+ * link libvixsync-http (pkg-config vixsync-http).
  *
  * Write locally, persist first, sync later. See README.md.
  */
@@ -8,7 +10,6 @@
 #include "vixsync/apply.h"
 #include "vixsync/engine.h"
 #include "vixsync/error.h"
-#include "vixsync/http_transport.h"
 #include "vixsync/identity.h"
 #include "vixsync/mem_transport.h"
 #include "vixsync/node.h"
