@@ -9,16 +9,19 @@
 #   ./setup.sh deps      only install missing packages
 #   ./setup.sh build     only build (build/)
 #   ./setup.sh bench     build and run the benchmarks (by hand; not part of CI)
+#   ./setup.sh docs      install doxygen (optional, only for this), build the API reference from the
+#                        headers into build/docs/html; any Doxygen warning fails it
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(gcc clang libc6-dev make cmake pkg-config python3 valgrind
           libsodium-dev libenet-dev liblmdb-dev libcmocka-dev libcurl4-openssl-dev)
+OPTIONAL_PACKAGES=(doxygen) # ./setup.sh docs only: the other commands never install or need them
 JOBS=$(nproc 2>/dev/null || echo 2)
 
-deps() {
+deps() { # deps [extra packages...]
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -77,5 +80,11 @@ case "$cmd" in
     echo "setup: all tests passed in $(( $(date +%s) - start )) s"
     ;;
   bench) deps; build build; for b in build/bench_*; do "$b"; done ;;
-  *) echo "usage: $0 [run|examples|test|deps|build|bench]" >&2; exit 2 ;;
+  docs)
+    deps "${OPTIONAL_PACKAGES[@]}"
+    cmake -S . -B build >/dev/null # configure finds doxygen (CMakeLists.txt, target docs)
+    cmake --build build --target docs
+    echo "setup: API reference in build/docs/html/index.html"
+    ;;
+  *) echo "usage: $0 [run|examples|test|deps|build|bench|docs]" >&2; exit 2 ;;
 esac

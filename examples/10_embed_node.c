@@ -1,10 +1,10 @@
 /* 10: embed a replicating node in an application (README, "Embedding").
  *
- * The lines between "README: begin" and "README: end" are the README's
- * embedding snippet, byte for byte (tests/check_readme_snippet.py holds them
- * equal). They open this device's node with its identity (made on the first
- * run, loaded after) and write through it: a write is durable when it
- * returns VS_OK, and signed, so peers accept it.
+ * The README's embedding example is an excerpt of this file: every line it
+ * shows is a line of this file, in this order (tests/check_readme_snippet.py
+ * holds them equal). device_open opens this device's node with its identity
+ * (made on the first run, loaded after) and put_user writes through it: a
+ * write is durable when it returns VS_OK, and signed, so peers accept it.
  *
  * The rest plays the part of the application's transport: two devices in
  * one process, their frames passed in memory (vix-node does the same over
@@ -15,7 +15,6 @@
 
 #include <sys/stat.h>
 
-/* README: begin */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -59,7 +58,6 @@ static vs_err put_user(vs_node *node, uint64_t now_ms, vs_write_result *res) {
                       (const uint8_t *)"req-8f1c", 8 /* idempotency key */};
   return vs_node_write(node, &req, now_ms, res);
 }
-/* README: end */
 
 /* The application's transport, in memory: node i reaches node j on handle j.
  * Deliver every frame until both are quiet or B holds user:42 (bounded),

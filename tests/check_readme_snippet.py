@@ -4,9 +4,13 @@
 A marker line `<!-- snippet: PATH ... -->` must be followed by a fenced code
 block; its lines must equal, byte for byte, the lines of PATH (relative to the
 repository root) between a line `/* README: begin */` and a line
-`/* README: end */`. So the README shows code that the test suite compiles
-and runs (examples/10_embed_node.c, test example_10_embed_node), and cannot
-drift from it. Fails if the README has no marker at all.
+`/* README: end */`. A marker `<!-- snippet: PATH excerpt ... -->` instead
+shows an excerpt of the whole file: every line of the block must be a line of
+PATH, byte for byte and in the file's order, except elision lines, comments
+that begin with `/* ...` (what they leave out, in words). So the README shows
+code that the test suite compiles and runs (examples/10_embed_node.c, test
+example_10_embed_node), and cannot drift from it. Fails if the README has no
+marker at all.
 
 usage: check_readme_snippet.py README.md REPO_ROOT
 """
@@ -17,7 +21,8 @@ import sys
 
 BEGIN = "/* README: begin */"
 END = "/* README: end */"
-MARKER = re.compile(r"^<!-- snippet: (\S+)")
+MARKER = re.compile(r"^<!-- snippet: (\S+)( excerpt\b)?")
+ELISION = re.compile(r"^\s*/\* \.\.\..*\*/$")
 
 
 def region(path):
@@ -28,6 +33,22 @@ def region(path):
     if len(starts) != 1 or len(ends) != 1 or ends[0] <= starts[0]:
         sys.exit(f"FAIL: {path}: needs exactly one '{BEGIN}' line before one '{END}' line")
     return lines[starts[0] + 1:ends[0]]
+
+
+def excerpt_mismatch(path, body):
+    """Index of the first excerpt line not found in PATH after the previous one, or None."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    at = 0
+    for i, line in enumerate(body):
+        if ELISION.match(line):
+            continue
+        while at < len(lines) and lines[at] != line:
+            at += 1
+        if at == len(lines):
+            return i
+        at += 1
+    return None
 
 
 def snippets(readme):
@@ -47,7 +68,7 @@ def snippets(readme):
             body.append(lines[j])
         else:
             sys.exit(f"FAIL: {readme}:{i + 2}: the snippet's fence is not closed")
-        found.append((i + 1, m.group(1), body))
+        found.append((i + 1, m.group(1), bool(m.group(2)), body))
     return found
 
 
@@ -59,7 +80,17 @@ def main():
     if not found:
         sys.exit(f"FAIL: {readme}: no '<!-- snippet: PATH -->' marker")
     failed = False
-    for line_no, rel, body in found:
+    for line_no, rel, excerpt, body in found:
+        if excerpt:
+            bad = excerpt_mismatch(os.path.join(root, rel), body)
+            if bad is not None:
+                failed = True
+                print(f"FAIL: {readme}:{line_no + 1 + bad}: not a line of {rel} (in order after the lines above it):")
+                print("  " + body[bad])
+            else:
+                shown = sum(1 for l in body if not ELISION.match(l))
+                print(f"PASS: {readme}:{line_no}: {shown} lines of {rel}, in its order ({len(body) - shown} elisions)")
+            continue
         want = region(os.path.join(root, rel))
         if body != want:
             failed = True
