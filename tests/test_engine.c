@@ -1073,7 +1073,7 @@ typedef struct collected {
 static vs_err collect_cb(void *ctx, const vs_result *results, uint32_t count) {
   collected *c = ctx;
   for (uint32_t i = 0; i < count; i++) {
-    if (c->n == 4) return VS_ERR_FULL;
+    if (c->n == 4) return VS_ERR_LIMIT;
     c->ids[c->n++] = results[i].op_id;
   }
   return VS_OK;
@@ -1322,7 +1322,7 @@ static void test_engine_results_buffer_is_bounded(void **state) {
     r[i].op_id.bytes[1] = (uint8_t)(i >> 8);
     r[i].op_id.bytes[2] = (uint8_t)(i >> 16);
   }
-  assert_err(vs_engine_on_results(f->e, r, n), VS_ERR_FULL);
+  assert_err(vs_engine_on_results(f->e, r, n), VS_ERR_LIMIT);
   free(r);
   vs_engine_stats s = stats_of(f);
   assert_int_equal(s.results_dropped, 5);
