@@ -1,8 +1,8 @@
 #define _POSIX_C_SOURCE 200809L
 /* The one-shot commands: dispatch, arguments, opening a data directory, and
  * the commands that manage keys (init, mesh-key, id). The others live in
- * local_write.c and local_read.c. See vn.h and DESIGN.md's command-line
- * contract. */
+ * local_write.c and local_read.c. See vn.h and the command-line contract
+ * in README.md ("vix-node: the sync node"). */
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
@@ -65,8 +65,8 @@ int vn_exit_for(vs_err err) {
       return VN_EXIT_NET;
     default:
       /* NOMEM, STORE, FULL, NO_STORE, FOREIGN, BUSY, LIMIT, CORRUPT, VERSION
-       * (a stored format from the future), BUFSIZE: the storage, not the
-       * caller's input. */
+       * (a stored format from the future), BUFSIZE, CRYPTO (libsodium did
+       * not start): the storage or the machine, not the caller's input. */
       return VN_EXIT_STORAGE;
   }
 }
@@ -203,7 +203,7 @@ static vs_err mesh_key_read_open(const char *path, uint8_t key_out[VS_MESH_KEY_B
 
 /* The mesh key of --mesh-key FILE. A FILE group or others may access is
  * used, with one warning naming it: `vix-node mesh-key > FILE` under the
- * default umask makes such a file, and DESIGN.md promises that
+ * default umask makes such a file, and README.md promises that
  * `init --mesh-key FILE` takes it. `kept` says where the key goes from here
  * (init: DIR/mesh.key, always 0600). The data directory's own mesh.key stays
  * strict (load_keys): we made it 0600, so a looser one was changed by hand. */

@@ -509,7 +509,7 @@ static void on_connect(daemon *d, ENetPeer *p) {
  * a rejected frame a debug line. */
 static void frame_result(slot *s, vs_err err, const uint8_t *data, size_t bytes) {
   uint8_t first = bytes > 0 ? data[0] : 0;
-  if (err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL) {
+  if (err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL || err == VS_ERR_CRYPTO) {
     vn_log(VN_LOG_ERROR, "frame_failed", "peer=%u err=%s", s->handle, vs_err_name(err));
   } else if (err == VS_ERR_VERSION && first > 0 && first < 16 && !s->version_logged) {
     /* Another protocol version (a plausible one: garbage is not logged at

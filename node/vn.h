@@ -1,15 +1,17 @@
 /* vn.h: what the vix-node commands share (the program, not the library).
  *
- * The command-line contract is DESIGN.md's "Command-line contract"; this
- * header is only the seam between its files:
+ * The command-line contract (commands, exit codes) is in README.md,
+ * "vix-node: the sync node"; this header is only the seam between its files:
  *   main.c   dispatch, `--help`
  *   local.c  init, mesh-key, id, put, del, incr, get, import, retry-failed,
  *            dump, status, log (everything that runs without the network):
  *            dispatch, arguments, opening a data directory, the key
  *            commands; local_write.c and local_read.c hold the others,
  *            local.h what they share, json.c/json.h their JSON
- *   run.c    run: the ENet driver around vs_node; the daemon side of the
- *            nudge and of the live status
+ *   run.c    run: the ENet driver around vs_node; run.h what the daemon's
+ *            files share and lists them (run_args.c, run_admit.c,
+ *            run_status.c: the nudge and the live status; rx.c/rx.h the
+ *            receive pipeline)
  *   demo.c   demo: three child nodes on loopback, kill -9, restart, converge
  *   push.c   push: the node's outbox to an HTTP endpoint (its own sink)
  */
@@ -21,7 +23,8 @@
 
 #include "vixsync/vixsync.h"
 
-/* Exit codes (DESIGN.md). */
+/* Exit codes (README.md, "vix-node: the sync node"; vn_exit_for maps
+ * library errors onto them). */
 enum {
   VN_EXIT_OK = 0,
   VN_EXIT_NOTFOUND = 1, /* not found, invariant failed, idempotency-key conflict */
@@ -42,17 +45,17 @@ bool vn_is_local_cmd(const char *name);  /* local.c */
 
 /* Print the one-line summary of every command (for `vix-node --help`). */
 void vn_usage_local(FILE *out); /* local.c */
-void vn_usage_run(FILE *out);   /* run.c */
+void vn_usage_run(FILE *out);   /* run_args.c */
 void vn_usage_demo(FILE *out);  /* demo.c */
 void vn_usage_push(FILE *out);  /* push.c */
 
-/* run.c: tell a daemon running on `dir` (if any) that new local writes are
+/* run_status.c: tell a daemon running on `dir` (if any) that new local writes are
  * committed, so it pushes them at once. Never fails loudly: without a
  * daemon, or if the nudge cannot be sent, the daemon's own timer (the
  * fallback) picks the writes up. */
 void vn_nudge(const char *dir);
 
-/* run.c: write to `out` the live part of `status --json` as JSON members
+/* run_status.c: write to `out` the live part of `status --json` as JSON members
  * (no braces), `"peers": [...], "daemon": {...}` where daemon is null when no
  * daemon runs on `dir`. Returns true when a daemon was found. */
 bool vn_run_status_json(const char *dir, FILE *out);

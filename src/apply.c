@@ -234,10 +234,12 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
    * which its sender relays too; it is no forgery of a signature. */
   if (err == VS_OK && !vouched && sodium_is_zero(sig, VS_SIGNATURE_BYTES)) err = VS_ERR_FORKED;
   /* One verification per run, before taking the write lock: the chain
-   * links tie every earlier op of the run to this signed head. */
+   * links tie every earlier op of the run to this signed head. A signature
+   * that does not verify is a forgery (VS_ERR_AUTH); the bytes decoded, so
+   * it is not MALFORMED, which stays for a run whose own links break. */
   if (err == VS_OK && !vouched &&
       !(sig_known ? pre->sig_ok : vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig)))
-    err = VS_ERR_MALFORMED;
+    err = VS_ERR_AUTH;
   MDB_txn *txn = NULL;
   if (err == VS_OK) err = vs_txn_begin(store, true, &txn);
   uint32_t fork_at = UINT32_MAX;

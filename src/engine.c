@@ -161,8 +161,10 @@ vs_err vs_engine_on_results(vs_engine *e, const vs_result *results, uint32_t cou
       if (e->result_cap >= VS_ENGINE_RESULTS_MAX) cap = e->result_cap;
       pending_result *grown = cap > e->result_cap ? realloc(e->results, sizeof *grown * cap) : NULL;
       if (grown == NULL) {
+        /* The cap is an in-memory bound, not the store's map: LIMIT, not
+         * FULL (which tells the operator to grow the store). */
         e->stats.results_dropped += count - i;
-        return VS_ERR_FULL;
+        return cap > e->result_cap ? VS_ERR_NOMEM : VS_ERR_LIMIT;
       }
       e->results = grown;
       e->result_cap = cap;
@@ -415,8 +417,12 @@ vs_err vs_engine_tick(vs_engine *e, uint64_t now_ms, uint64_t *wake_ms_out) {
     e->started = true;
   }
   if (e->transport.poll != NULL) {
+    uint64_t dropped = e->stats.results_dropped;
     err = e->transport.poll(e->transport.ctx, now_ms, emit_cb, e);
-    if (err != VS_OK && err != VS_ERR_FULL) return err;
+    /* Our own buffer refusing results (LIMIT, or NOMEM growing it) is a
+     * lost reply, already counted: the tick goes on. */
+    bool ours = e->stats.results_dropped != dropped && (err == VS_ERR_LIMIT || err == VS_ERR_NOMEM);
+    if (err != VS_OK && !ours) return err;
   }
   uint32_t n_results = 0;
   uint64_t quorum_waiting = 0;

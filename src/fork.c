@@ -103,7 +103,7 @@ static vs_err fork_check(const vs_fork_msg *m, uint8_t hash_a[VS_HASH_BYTES], ui
     if (err == VS_OK && (pr->ops[0].seq != m->seq || memcmp(pr->ops[0].origin, m->origin, VS_ORIGIN_BYTES) != 0))
       err = VS_ERR_MALFORMED;
     if (err == VS_OK && !vs_chain_verify(m->origin, pr->ops[pr->count - 1].seq, hashes[pr->count - 1], pr->sig))
-      err = VS_ERR_MALFORMED;
+      err = VS_ERR_AUTH; /* a forged proof, as in vs_apply_run */
     if (err == VS_OK) memcpy(first[k], hashes[0], VS_HASH_BYTES);
     free(hashes);
     if (err != VS_OK) return err == VS_ERR_INVAL ? VS_ERR_MALFORMED : err;

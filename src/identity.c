@@ -45,7 +45,7 @@ static bool sodium_ready(void) { return sodium_init() >= 0; }
 
 vs_err vs_identity_from_seed(const uint8_t seed[VS_SEED_BYTES], vs_identity *id_out) {
   if (seed == NULL || id_out == NULL) return VS_ERR_INVAL;
-  if (!sodium_ready()) return VS_ERR_STORE;
+  if (!sodium_ready()) return VS_ERR_CRYPTO;
   int rc = crypto_sign_seed_keypair(id_out->pk, id_out->sk, seed);
   assert(rc == 0);
   (void)rc;
@@ -58,7 +58,7 @@ void vs_identity_wipe(vs_identity *id) {
 }
 
 /* Is `id` the key pair of its own seed? Compared in constant time: sk is
- * secret. VS_OK, VS_ERR_INVAL when not, or VS_ERR_STORE (libsodium). */
+ * secret. VS_OK, VS_ERR_INVAL when not, or VS_ERR_CRYPTO (libsodium). */
 static vs_err identity_check(const vs_identity *id) {
   vs_identity again;
   vs_err err = vs_identity_from_seed(id->sk, &again);

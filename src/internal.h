@@ -96,7 +96,11 @@ bool vs_crc32c_accelerated(void);
 
 struct vs_store {
   MDB_env *env;
-  MDB_dbi dbi_meta;      /* "magic", "format", "hlc", "sink:<name>", "obxcnt<sink>" */
+  /* meta's keys: "vixsync" -> store format u32le (store.c); "hlc", "restore"
+   * (wal.c); "state_hash" (state.c); "sink:" name -> sink id u32le, and per
+   * sink id (u32be): "obxcnt" (state counts), "obxrng" (ranges-only mark),
+   * "sinkfill" (backfill progress) (outbox.c). */
+  MDB_dbi dbi_meta;
   MDB_dbi dbi_wal;       /* lsn u64be -> WAL record */
   MDB_dbi dbi_opid;      /* op id -> lsn u64le, op hash */
   MDB_dbi dbi_idem;      /* idempotency key -> op id, args hash */

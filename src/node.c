@@ -986,7 +986,7 @@ uint32_t vs_node_peers_ready(const vs_node *n) {
 void vs_node_stats_get(const vs_node *n, vs_node_stats *stats_out) { *stats_out = n->stats; }
 
 /* Count a frame's rejection; the node's own failures (memory, a full or
- * failing store) are not the frame's fault. */
+ * failing store, libsodium not starting) are not the frame's fault. */
 static void count_reject(vs_node *n, vs_err err) {
   if (n->reject_counted) { /* counted by its own reason already (rejected_vv_regress) */
     n->reject_counted = false;
@@ -996,7 +996,8 @@ static void count_reject(vs_node *n, vs_err err) {
     case VS_OK:
     case VS_ERR_NOMEM:
     case VS_ERR_FULL:
-    case VS_ERR_STORE: break;
+    case VS_ERR_STORE:
+    case VS_ERR_CRYPTO: break;
     case VS_ERR_AUTH: n->stats.rejected_auth++; break;
     case VS_ERR_REPLAY: n->stats.rejected_replay++; break;
     case VS_ERR_STATE: n->stats.rejected_state++; break;
@@ -1236,13 +1237,14 @@ static vs_err on_fork_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len, u
   }
   vs_fork_result fr;
   err = vs_apply_fork(n->store, msg, len, &fr);
-  if (err == VS_ERR_MALFORMED) {
-    /* Forged or wrong evidence from a member: it would void an honest
-     * origin if we believed it. */
+  if (err == VS_ERR_MALFORMED || err == VS_ERR_AUTH) {
+    /* Wrong (MALFORMED) or forged (AUTH: a proof's signature fails)
+     * evidence from a member: it would void an honest origin if we
+     * believed it. */
     n->stats.fork_evidence_bad++;
     n->reject_counted = true;
     peer_close(n, p);
-    return VS_ERR_MALFORMED;
+    return err;
   }
   if (err != VS_OK || !fr.verdict) return err;
   if (fresh) quota_take(n, p);
@@ -1355,7 +1357,10 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
         n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
       return err;
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
-    case VS_ERR_MALFORMED: n->stats.runs_forged++; return VS_OK; /* bad signature or broken links */
+    case VS_ERR_AUTH:      /* the signature does not verify */
+    case VS_ERR_MALFORMED: /* the run's own links break: no signature covers it */
+      n->stats.runs_forged++;
+      return VS_OK;
     case VS_ERR_FORK:
       n->stats.runs_fork++;
       if (r->verdict_deferred) n->stats.fork_verdicts_deferred++;

@@ -179,7 +179,7 @@ static vs_err hs_start(vs_hs *hs, vs_hs_role role, const vs_identity *id, const 
                        const uint8_t eph_seed[32]) {
   /* sk is seed || pk: a pk that is not its tail would sign for another id. */
   if (memcmp(id->sk + VS_SEED_BYTES, id->pk, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
-  if (!sodium_ready()) return VS_ERR_STORE;
+  if (!sodium_ready()) return VS_ERR_CRYPTO;
   sodium_memzero(hs, sizeof *hs);
   hs->role = role;
   hs->step = role == VS_HS_INITIATOR ? HS_WAIT_REPLY : HS_WAIT_HELLO;

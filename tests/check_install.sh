@@ -34,6 +34,23 @@ C
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$prefix/embed.c" -o "$prefix/embed" $flags
 mkdir "$prefix/data"
 LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed" "$prefix/data"
+# version.h is generated (from src/version.h.in) and agrees with the
+# installed library.
+test -f "$prefix/include/vixsync/version.h"
+cat > "$prefix/version.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <vixsync/vixsync.h>
+int main(void) {
+  int major, minor, patch;
+  const char *s = vs_version(&major, &minor, &patch);
+  printf("vs_version: %s\n", s);
+  return strcmp(s, VS_VERSION_STRING) == 0 && major == VS_VERSION_MAJOR && minor == VS_VERSION_MINOR &&
+         patch == VS_VERSION_PATCH ? 0 : 1;
+}
+C
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$prefix/version.c" -o "$prefix/version" $flags
+LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/version"
 # The README's embedding example, built as the README says (installed headers
 # and library only) and run: a write replicates between two nodes.
 src=$(cd "$(dirname "$0")/.." && pwd)

@@ -856,7 +856,7 @@ static void test_apply_rejects_forged_signature(void **state) {
     scratch s;
     scratch_from(&s, f->la, &f->runs[1]);
     s.sig[byte] ^= 0x01;
-    assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+    assert_err(scratch_apply(&f->b, &s), VS_ERR_AUTH);
     snap_check(f->b.store, f->a.id.pk, &f->s);
   }
   scratch s;
@@ -869,7 +869,7 @@ static void test_apply_rejects_forged_signature(void **state) {
   /* The signature of another op of the same origin does not fit either. */
   scratch_from(&s, f->la, &f->runs[1]);
   memcpy(s.sig, f->runs[0].sig, VS_SIGNATURE_BYTES);
-  assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+  assert_err(scratch_apply(&f->b, &s), VS_ERR_AUTH);
   assert_refused_then_usable(f);
 }
 
@@ -880,7 +880,7 @@ static void test_apply_rejects_signature_by_other_identity(void **state) {
   /* B signs A's real chain head at 6: a valid signature, by the wrong key. */
   vs_chain_sign(&f->b.id, 6, f->la->hashes[5], s.sig);
   assert_true(vs_chain_verify(f->b.id.pk, 6, f->la->hashes[5], s.sig));
-  assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+  assert_err(scratch_apply(&f->b, &s), VS_ERR_AUTH);
   assert_refused_then_usable(f);
 }
 
@@ -889,18 +889,18 @@ static void test_apply_rejects_tampered_last_payload(void **state) {
   scratch s;
   scratch_from(&s, f->la, &f->runs[1]);
   payload_at(&s, 2)[0] ^= 0x20; /* incr "40" -> "\x140": its hash changed */
-  assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+  assert_err(scratch_apply(&f->b, &s), VS_ERR_AUTH);
   /* A single-op run tampered likewise. */
   scratch_from(&s, f->la, &f->runs[2]);
   payload_at(&s, 0)[0] ^= 0x01;
-  assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+  assert_err(scratch_apply(&f->b, &s), VS_ERR_AUTH);
   /* Its kind or target likewise (part of the hash). */
   scratch_from(&s, f->la, &f->runs[1]);
   s.ops[2].kind[0] = 'j';
-  assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+  assert_err(scratch_apply(&f->b, &s), VS_ERR_AUTH);
   scratch_from(&s, f->la, &f->runs[1]);
   s.ops[2].hlc++;
-  assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+  assert_err(scratch_apply(&f->b, &s), VS_ERR_AUTH);
   assert_refused_then_usable(f);
 }
 
@@ -1053,8 +1053,11 @@ static void test_apply_rejects_op_claiming_other_origin(void **state) {
     if (r == 1) { /* and a prev chain that links, to leave only the key */
       for (uint32_t i = 1; i < s.count; i++) assert_err(vs_op_hash(&s.ops[i - 1], s.ops[i].prev), VS_OK);
     }
-    assert_err(scratch_apply(&c, &s), VS_ERR_MALFORMED);
-    assert_err(scratch_apply(&f->b, &s), VS_ERR_MALFORMED);
+    /* r 0: the relabelled ops' links break (MALFORMED); r 1: only the
+     * key is wrong, the signature does not verify (AUTH). */
+    vs_err want = r == 0 ? VS_ERR_MALFORMED : VS_ERR_AUTH;
+    assert_err(scratch_apply(&c, &s), want);
+    assert_err(scratch_apply(&f->b, &s), want);
   }
   assert_int_equal(last_lsn(c.store), 0);
   node_close(&c);
@@ -1126,10 +1129,10 @@ static void test_apply_fork_refused_and_recorded(void **state) {
   assert_int_equal(r2[0].count, 3);
   vs_apply_result res = {99, 99, 99, 99, 99, 99, true, 99, true};
   /* An unauthenticated fork is no evidence: a forged signature on the
-   * conflicting run is MALFORMED and changes nothing. */
+   * conflicting run is AUTH and changes nothing. */
   run forged = r2[0];
   forged.sig[5] ^= 0x10;
-  assert_err(apply_run(&b, l2, &forged, T0_MS, &res), VS_ERR_MALFORMED);
+  assert_err(apply_run(&b, l2, &forged, T0_MS, &res), VS_ERR_AUTH);
   snap_check(b.store, a.id.pk, &s);
   free(s.dump);
   memset(&res, 0, sizeof res);
@@ -1150,8 +1153,8 @@ static void test_apply_fork_refused_and_recorded(void **state) {
   vs_write_req w1 = req_of("put", "x", "y");
   assert_err(vs_write(b.store, a.id.pk, &w1, T0_MS + 20, NULL), VS_ERR_FORKED);
 
-  /* Evidence checks: forged, the same branch twice, truncated: MALFORMED,
-   * nothing changes on C. */
+  /* Evidence checks: forged (AUTH), the same branch twice, truncated
+   * (MALFORMED): nothing changes on C. */
   size_t ev_len = 0;
   uint8_t *ev = evidence_of(b.store, a.id.pk, &ev_len);
   uint8_t *bad = malloc(ev_len);
@@ -1159,7 +1162,7 @@ static void test_apply_fork_refused_and_recorded(void **state) {
   vs_fork_result fr;
   memcpy(bad, ev, ev_len);
   bad[1 + VS_ORIGIN_BYTES + 8 + 3] ^= 1; /* the first proof's signature */
-  assert_err(vs_apply_fork(c.store, bad, ev_len, &fr), VS_ERR_MALFORMED);
+  assert_err(vs_apply_fork(c.store, bad, ev_len, &fr), VS_ERR_AUTH);
   assert_err(vs_apply_fork(c.store, ev, ev_len - 1, &fr), VS_ERR_MALFORMED);
   vs_fork_msg m;
   assert_err(vs_msg_fork_decode(ev, ev_len, &m), VS_OK);
@@ -1400,7 +1403,7 @@ static void test_apply_pin_attack_max_hlc_waits(void **state) {
   uint8_t bad[VS_SIGNATURE_BYTES];
   memcpy(bad, c1.sig, sizeof bad);
   bad[5] ^= 1u;
-  assert_err(vs_apply_run(b.store, &c1.op, 1, bad, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_MALFORMED);
+  assert_err(vs_apply_run(b.store, &c1.op, 1, bad, T0_MS, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_ERR_AUTH);
   snap_check(b.store, m.id.pk, &before);
   free(before.dump);
   assert_int_equal(vv_get(b.store, m.id.pk), 0);

@@ -1073,7 +1073,7 @@ typedef struct collected {
 static vs_err collect_cb(void *ctx, const vs_result *results, uint32_t count) {
   collected *c = ctx;
   for (uint32_t i = 0; i < count; i++) {
-    if (c->n == 4) return VS_ERR_FULL;
+    if (c->n == 4) return VS_ERR_LIMIT;
     c->ids[c->n++] = results[i].op_id;
   }
   return VS_OK;
@@ -1322,7 +1322,7 @@ static void test_engine_results_buffer_is_bounded(void **state) {
     r[i].op_id.bytes[1] = (uint8_t)(i >> 8);
     r[i].op_id.bytes[2] = (uint8_t)(i >> 16);
   }
-  assert_err(vs_engine_on_results(f->e, r, n), VS_ERR_FULL);
+  assert_err(vs_engine_on_results(f->e, r, n), VS_ERR_LIMIT);
   free(r);
   vs_engine_stats s = stats_of(f);
   assert_int_equal(s.results_dropped, 5);
@@ -1334,6 +1334,56 @@ static void test_engine_results_buffer_is_bounded(void **state) {
   push(f, VS_RESULT_DONE, &one, 0);
   tick(f, T0_MS + 1);
   assert_int_equal(stats_of(f).results_unknown, VS_ENGINE_RESULTS_MAX + 1);
+}
+
+/* A transport that hands over `n` results in one emit, then returns what
+ * emit said, or `own_err` (its own failure) when n is 0. */
+typedef struct flood_tr {
+  vs_result *r;
+  uint32_t n;
+  vs_err own_err;
+} flood_tr;
+
+static vs_err flood_send(void *ctx, const vs_send_batch *b, uint64_t now_ms) {
+  (void)ctx, (void)b, (void)now_ms;
+  return VS_OK;
+}
+
+static vs_err flood_poll(void *ctx, uint64_t now_ms, vs_result_fn emit, void *emit_ctx) {
+  (void)now_ms;
+  flood_tr *t = ctx;
+  if (t->n == 0) return t->own_err;
+  uint32_t n = t->n;
+  t->n = 0;
+  return emit(emit_ctx, t->r, n);
+}
+
+/* The buffer refusing a transport's results is VS_ERR_LIMIT (an in-memory
+ * cap, not the store's map: not VS_ERR_FULL) and costs the tick nothing:
+ * the excess is a lost reply. A transport's own failure still fails it. */
+static void test_engine_results_over_cap_from_poll_are_lost_replies(void **state) {
+  fixture *f = *state;
+  flood_tr ft = {calloc(VS_ENGINE_RESULTS_MAX + 3, sizeof(vs_result)), VS_ENGINE_RESULTS_MAX + 3, VS_OK};
+  assert_non_null(ft.r);
+  for (uint32_t i = 0; i < ft.n; i++) {
+    ft.r[i].kind = VS_RESULT_DONE;
+    ft.r[i].op_id = foreign_id(6);
+    ft.r[i].op_id.bytes[0] = (uint8_t)i;
+    ft.r[i].op_id.bytes[1] = (uint8_t)(i >> 8);
+    ft.r[i].op_id.bytes[2] = (uint8_t)(i >> 16);
+  }
+  vs_transport tr = {&ft, flood_send, flood_poll, NULL, false, NULL, false};
+  vs_probe always = vs_probe_always();
+  assert_err(vs_engine_new(NULL, f->ob, &always, &tr, &f->e), VS_OK);
+  assert_int_equal(tick(f, T0_MS), NEVER);
+  vs_engine_stats s = stats_of(f);
+  assert_int_equal(s.results_dropped, 3);
+  assert_int_equal(s.results_unknown, VS_ENGINE_RESULTS_MAX);
+  free(ft.r);
+  ft.own_err = VS_ERR_LIMIT; /* the transport's own limit, no result dropped */
+  uint64_t wake = 0;
+  assert_err(vs_engine_tick(f->e, T0_MS + 1, &wake), VS_ERR_LIMIT);
+  assert_int_equal(stats_of(f).results_dropped, 3);
 }
 
 /* ---- offline, busy, quorum, wake ----------------------------------------- */
@@ -1913,6 +1963,7 @@ int main(void) {
       T(test_engine_mem_transport_answers_when_due_after_latency_drop),
       T(test_engine_results_late_duplicate_stale_unknown),
       T(test_engine_results_buffer_is_bounded),
+      T(test_engine_results_over_cap_from_poll_are_lost_replies),
       T(test_engine_offline_claims_nothing_and_spends_nothing),
       T(test_engine_busy_transport_gives_entries_back),
       T(test_engine_ack_quorum_counts_distinct_peers),

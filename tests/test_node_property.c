@@ -1775,7 +1775,8 @@ static void test_node_fork_voids_the_origin_everywhere(void **state) {
 
 /* A member forges fork evidence against an honest origin (node 1's): two
  * "branches" it signed itself. Node 0 checks it, voids nothing, counts it
- * and closes the session; an honest FORK for nothing new is ignored. */
+ * and closes the session (VS_ERR_AUTH: the proofs do not verify under
+ * node 1's key); an honest FORK for nothing new is ignored. */
 static void test_node_forged_fork_evidence_closes_the_session(void **state) {
   (void)state;
   fake f;
@@ -1798,7 +1799,7 @@ static void test_node_forged_fork_evidence_closes_the_session(void **state) {
   snap s0;
   snap_take(t->nodes[0], &s0);
   size_t flen = fake_seal(&f, msg, mlen, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_MALFORMED);
+  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_AUTH);
   expect_refused(t->nodes[0], &s0, "fork_evidence_bad", 1, "forged evidence");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, f.handle, true), 1);

@@ -115,9 +115,11 @@ typedef struct vs_apply_result {
  *  head); VS_ERR_FORK (a held seq with another hash: nothing of the run
  *  applied; when the split point is exact the verdict is taken, see FORKS);
  *  VS_ERR_FORKED (the run lies wholly in a void range, or carries the zero
- *  signature of fork evidence this store does not hold); VS_ERR_MALFORMED (forged: the signature does not
- *  verify, or the run's own prev links break, so the signature does not
- *  cover it); VS_ERR_FUTURE (a valid run with a new op whose HLC is past
+ *  signature of fork evidence this store does not hold); VS_ERR_AUTH
+ *  (forged: the signature does not verify over the run's head);
+ *  VS_ERR_MALFORMED (the run's own prev links break, so the signature does
+ *  not cover every op: checked before the signature, which is then not
+ *  verified); VS_ERR_FUTURE (a valid run with a new op whose HLC is past
  *  now_ms + max_drift_ms: deferred, see the file comment; result_out gets
  *  deferred, ahead_ms and head_seq); VS_ERR_FULL; VS_ERR_STORE. On any error
  *  nothing is applied. */
@@ -156,9 +158,11 @@ typedef struct vs_fork_result {
 /** Check fork evidence (a FORK message, wire.h) and take its verdict (see
  *  FORKS), in one transaction. Evidence for a seq at or past the held
  *  verdict changes nothing (VS_OK, verdict false).
- *  @return VS_OK; VS_ERR_MALFORMED (does not decode, a proof does not
- *  verify, the first ops are equal or do not share their prev: nothing
- *  changed); VS_ERR_FULL; VS_ERR_STORE; VS_ERR_NOMEM. */
+ *  @return VS_OK; VS_ERR_MALFORMED (does not decode, a proof's links
+ *  break or it does not start at the message's origin and seq, the first
+ *  ops are equal or do not share their prev); VS_ERR_AUTH (a proof's
+ *  signature does not verify: forged); on both nothing changed;
+ *  VS_ERR_FULL; VS_ERR_STORE; VS_ERR_NOMEM. */
 vs_err vs_apply_fork(vs_store *store, const uint8_t *msg, size_t msg_bytes, vs_fork_result *result_out);
 
 /** The FORK message behind `origin`'s verdict. @return VS_OK,

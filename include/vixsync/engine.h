@@ -101,9 +101,10 @@ vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out)
  *  Every result must name a peer < VS_PEERS_MAX and a known kind; if one
  *  does not, the whole call is refused before anything is buffered.
  *  @return VS_OK; VS_ERR_INVAL (NULL engine or results, or an invalid result:
- *  nothing of the call is kept, `count` is added to results_invalid); or
- *  VS_ERR_FULL (buffer full; the excess is counted in results_dropped and
- *  behaves as a lost reply). */
+ *  nothing of the call is kept, `count` is added to results_invalid);
+ *  VS_ERR_LIMIT (VS_ENGINE_RESULTS_MAX results are buffered already) or
+ *  VS_ERR_NOMEM (growing the buffer failed): the excess is counted in
+ *  results_dropped and behaves as a lost reply; what came before it is kept. */
 vs_err vs_engine_on_results(vs_engine *engine, const vs_result *results, uint32_t count);
 
 /** Counters since creation. */

@@ -2,7 +2,16 @@
  *
  * Every fallible call returns a vs_err: VS_OK (0) on success, a negative
  * VS_ERR_* value otherwise. Codes and their messages live in one table
- * (VS_ERR_MAP) so they cannot drift apart.
+ * (VS_ERR_MAP) so they cannot drift apart. New codes go at the end: a
+ * value, once released, never changes meaning.
+ *
+ * Which code for what: VS_ERR_FULL is the store's map size only (LMDB's
+ * MDB_MAP_FULL; raise vs_store_cfg.map_bytes); a bounded in-memory buffer
+ * or queue that is full is VS_ERR_LIMIT, an allocation that fails
+ * VS_ERR_NOMEM. Bytes that do not decode are VS_ERR_MALFORMED (or
+ * TRUNCATED, TRAILING, TOO_LARGE, VERSION); bytes that decode but whose
+ * MAC or signature does not verify are VS_ERR_AUTH. VS_ERR_STORE is LMDB or
+ * the file system; libsodium failing to start is VS_ERR_CRYPTO.
  */
 #ifndef VIXSYNC_ERROR_H
 #define VIXSYNC_ERROR_H
@@ -35,13 +44,14 @@ extern "C" {
   X(VS_ERR_FOREIGN, -19, "directory holds data that is not a vixsync store of a known format") \
   X(VS_ERR_CHAIN, -20, "operation does not extend its origin's chain")             \
   X(VS_ERR_FORK, -21, "operation conflicts with a stored one of the same origin and seq") \
-  X(VS_ERR_LIMIT, -22, "a configured limit was reached")                          \
+  X(VS_ERR_LIMIT, -22, "a limit was reached (a configured or bounded queue, table or count is full)") \
   X(VS_ERR_AUTH, -23, "authentication failed (bad MAC, signature or ciphertext)") \
   X(VS_ERR_REPLAY, -24, "replayed or duplicate frame")                            \
   X(VS_ERR_FUTURE, -25, "operation's clock is beyond ours plus the allowed drift: deferred") \
   X(VS_ERR_RESTORING, -26, "this device is a restored copy catching up on its own operations: retry later") \
   X(VS_ERR_NO_IDENTITY, -27, "no valid node identity (the key pair that signs its writes)") \
-  X(VS_ERR_FORKED, -28, "this origin forked (two devices signed different ops at one seq): its operations from the fork on are void; make a new identity")
+  X(VS_ERR_FORKED, -28, "this origin forked (two devices signed different ops at one seq): its operations from the fork on are void; make a new identity") \
+  X(VS_ERR_CRYPTO, -29, "the crypto library (libsodium) could not be initialised")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,

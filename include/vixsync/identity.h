@@ -76,7 +76,7 @@ typedef struct vs_identity {
 /** Derive the key pair of `seed` (a pure function: crypto_sign_seed_keypair).
  *  The caller draws the seed from a CSPRNG and wipes it afterwards.
  *  @param[out] id_out the key pair.
- *  @return VS_OK, VS_ERR_INVAL (NULL argument) or VS_ERR_STORE (libsodium
+ *  @return VS_OK, VS_ERR_INVAL (NULL argument) or VS_ERR_CRYPTO (libsodium
  *  could not initialise: a fault of the environment, not of the input). */
 vs_err vs_identity_from_seed(const uint8_t seed[VS_SEED_BYTES], vs_identity *id_out);
 
@@ -100,7 +100,8 @@ vs_err vs_node_id_from_hex(const char *hex, uint8_t pk_out[VS_ORIGIN_BYTES]);
  *  @return VS_OK; VS_ERR_EXISTS; VS_ERR_INVAL (NULL, a path past PATH_MAX,
  *  or `id` whose pk is not the key pair of its sk); VS_ERR_FULL (no space);
  *  VS_ERR_STORE (any other I/O error, including a missing `dir`; if it came
- *  after the file was linked into place, the file may exist). A crash may
+ *  after the file was linked into place, the file may exist); VS_ERR_CRYPTO
+ *  (libsodium could not initialise: nothing written). A crash may
  *  leave a private temporary file "identity.key.tmp-XXXXXX" behind, never a
  *  partial identity.key. */
 vs_err vs_identity_save(const char *dir, const vs_identity *id);
@@ -112,7 +113,7 @@ vs_err vs_identity_save(const char *dir, const vs_identity *id);
  *  VS_ERR_STORE (unreadable, or not a regular file); VS_ERR_VERSION (a
  *  future "vixsync-identity v<N>" format); VS_ERR_MALFORMED (wrong header,
  *  bad hex, wrong length, or a public key that does not match the secret
- *  key). */
+ *  key); VS_ERR_CRYPTO (libsodium could not initialise). */
 vs_err vs_identity_load(const char *dir, vs_identity *id_out);
 
 /** Sign the chain head (origin = id->pk, seq, op_hash): detached ed25519

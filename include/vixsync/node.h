@@ -129,7 +129,7 @@ typedef struct vs_node_stats {
   uint64_t rejected_unknown_peer; /**< frames for a connection the node does not know */
   uint64_t runs_applied, ops_applied, ops_duplicate;
   uint64_t runs_gap;            /**< runs that did not extend the chain (fetched again later) */
-  uint64_t runs_forged;         /**< runs whose signature failed */
+  uint64_t runs_forged;         /**< runs whose signature failed (VS_ERR_AUTH) or whose links break */
   uint64_t runs_fork;           /**< runs conflicting with held ops (evidence kept) */
   uint64_t ops_deferred_future; /**< ops not applied (yet) because their HLC is beyond our clock
                                      plus max_drift_ms: the run waits, nothing stored (apply.h) */
@@ -165,7 +165,8 @@ typedef struct vs_node vs_node;
  *  the device or go to sinks that need no signature (an HTTP endpoint).
  *  @return VS_OK; VS_ERR_INVAL (NULL argument, no random callback, a zero
  *  limit); VS_ERR_NO_IDENTITY (identity unset, all-zero seed, or a public key
- *  that is not its secret key's); the errors of vs_store_open; VS_ERR_BUSY
+ *  that is not its secret key's); VS_ERR_CRYPTO (libsodium could not
+ *  initialise); the errors of vs_store_open; VS_ERR_BUSY
  *  (another process drives this store's outbox; open with own_outbox false
  *  to only read and write). */
 vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out);

@@ -202,7 +202,7 @@ typedef struct vs_hs {
 /** Start as initiator: writes HELLO into out. `eph_seed` is 32 fresh random
  *  bytes from the caller (the only randomness the protocol needs).
  *  @return VS_OK, VS_ERR_INVAL (NULL, or an id whose pk is not its sk's
- *  public half), VS_ERR_BUFSIZE (hs untouched) or VS_ERR_STORE (libsodium
+ *  public half), VS_ERR_BUFSIZE (hs untouched) or VS_ERR_CRYPTO (libsodium
  *  could not initialise, as in vs_identity_from_seed). */
 vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32], uint8_t *out, size_t out_max, size_t *out_bytes);
@@ -210,7 +210,7 @@ vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mes
 /** Start as responder (writes nothing). The ephemeral key is derived
  *  from eph_seed only once a HELLO2 has echoed a valid cookie. Until
  *  vs_hs_responder_cookie is called, every HELLO and HELLO2 is VS_ERR_STATE.
- *  @return VS_OK, VS_ERR_INVAL or VS_ERR_STORE, as vs_hs_start_initiator. */
+ *  @return VS_OK, VS_ERR_INVAL or VS_ERR_CRYPTO, as vs_hs_start_initiator. */
 vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32]);
 
