@@ -2,7 +2,7 @@
 /* The one-shot commands: dispatch, arguments, opening a data directory, and
  * the commands that manage keys (init, mesh-key, id). The others live in
  * local_write.c and local_read.c. See vn.h and the command-line contract
- * in README.md ("vix-node: the sync node"). */
+ * in docs/vix-node.md. */
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>

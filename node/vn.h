@@ -1,7 +1,7 @@
 /* vn.h: what the vix-node commands share (the program, not the library).
  *
- * The command-line contract (commands, exit codes) is in README.md,
- * "vix-node: the sync node"; this header is only the seam between its files:
+ * The command-line contract (commands, exit codes) is in
+ * docs/vix-node.md; this header is only the seam between its files:
  *   main.c   dispatch, `--help`
  *   local.c  init, mesh-key, id, put, del, incr, get, import, retry-failed,
  *            dump, status, log (everything that runs without the network):
@@ -23,7 +23,7 @@
 
 #include "vixsync/vixsync.h"
 
-/* Exit codes (README.md, "vix-node: the sync node"; vn_exit_for maps
+/* Exit codes (docs/vix-node.md; vn_exit_for maps
  * library errors onto them). */
 enum {
   VN_EXIT_OK = 0,

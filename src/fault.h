@@ -5,7 +5,7 @@
  * The release library (vixsync_obj, libvixsync.a/.so, what is installed) is
  * never compiled with it: there VS_FAULT(f) is the constant false and the
  * hooks vanish. Each hook breaks one guarantee so the simulator's checks
- * can be shown to catch it (see simulations/ and README "Simulator"). */
+ * can be shown to catch it (see simulations/ and docs/simulator.md). */
 #ifndef VIXSYNC_FAULT_H
 #define VIXSYNC_FAULT_H
 

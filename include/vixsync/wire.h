@@ -9,11 +9,11 @@
  * At most VS_FRAME_BYTES_MAX bytes.
  *
  * HANDSHAKE (per connection; the initiator is the side that dialled):
- *   HELLO  i->r  [2][1][eph_i 32][mac0 32]
- *   COOKIE r->i  [2][5][cookie 16][mac_c 32]
- *   HELLO2 i->r  [2][6][eph_i 32][cookie 16][mac1 32]
- *   REPLY  r->i  [2][2][eph_r 32][id_r 32][sig_r 64][mac_r 32]
- *   AUTH   i->r  [2][3][id_i 32][sig_i 64][mac_i 32]
+ *   HELLO  i->r  [3][1][eph_i 32][mac0 32]
+ *   COOKIE r->i  [3][5][cookie 16][mac_c 32]
+ *   HELLO2 i->r  [3][6][eph_i 32][cookie 16][mac1 32]
+ *   REPLY  r->i  [3][2][eph_r 32][id_r 32][sig_r 64][mac_r 32]
+ *   AUTH   i->r  [3][3][id_i 32][sig_i 64][mac_i 32]
  * with K = the mesh key, MAC_k(x) = BLAKE2b-256 of x keyed with k,
  * H = BLAKE2b-256 (unkeyed), and tx, rx = the initiator's crypto_kx client
  * session keys from eph_i's secret and eph_r (tx keys i->r; the responder's
@@ -60,7 +60,7 @@
  * names the real other end (no unknown key share), and a REPLY or AUTH
  * accepted proves that its sender derived the same keys.
  *
- * DATA  [2][4][counter u64][XChaCha20-Poly1305(plaintext, ad = first 10 bytes)]
+ * DATA  [3][4][counter u64][XChaCha20-Poly1305(plaintext, ad = first 10 bytes)]
  * with nonce = counter (u64 LE) then 16 zero bytes, counters from 0 per
  * direction and session. The receiver keeps a 64-frame window: a counter
  * seen before, or older than the window, is VS_ERR_REPLAY (frames may be
