@@ -7,8 +7,9 @@
  *   dropped connections, untrusted TLS certificates (and trusted ones);
  *   the receiver killed and restarted mid-run; 10,000 ops with 20% of the
  *   requests failing in mixed ways (each op held exactly once, the outbox
- *   drained with the right DONE/FAILED counts); the probe; the sink's
- *   catch-up (vs_outbox_open + vs_outbox_backfill); BUSY past requests_max; vix-node push.
+ *   drained with the right DONE/FAILED counts); the probe; the HTTP sink's
+ *   state apart from the mesh's; BUSY past requests_max; vix-node push.
+ *   (The catch-up, vs_outbox_backfill, is pinned in test_outbox.c.)
  * Retry policies are in milliseconds so the suite stays fast. Time is the
  * wall clock (libcurl is real I/O), but no assertion depends on how long
  * anything took: the drive loop's limit only catches a hang.
@@ -1020,50 +1021,6 @@ static void test_http_probe_gates_the_engine(void **state) {
 
 /* ---- the sink ---- */
 
-static void test_http_sink_open_catches_up_once(void **state) {
-  fx *f = *state;
-  uint8_t other[VS_ORIGIN_BYTES];
-  vt_origin(other, 0x33);
-  write_ops(f, 5, 0);
-  vs_write_req req = {"put", (const uint8_t *)"x", 1, (const uint8_t *)"y", 1, NULL, 0};
-  assert_err(vs_write(f->store, other, &req, wall_ms(), NULL), VS_OK); /* not ours: skipped */
-  vs_outbox_cfg oc = {SINK, FAST, false};
-  uint64_t enq = 99;
-  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
-  assert_int_equal(enq, 5);
-  assert_int_equal(counts_of(f).pending, 5);
-  write_ops(f, 3, 0); /* the sink exists now: vs_write gives them entries */
-  assert_int_equal(counts_of(f).pending, 8);
-  vs_outbox_close(f->ob);
-  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
-  assert_int_equal(enq, 0);
-  for (uint32_t s = 1; s <= 8; s++) assert_err(vs_outbox_complete(f->ob, &f->ids[s - 1], wall_ms()), VS_OK);
-  uint64_t purged = 0;
-  assert_err(vs_outbox_purge_done(f->ob, 100, &purged), VS_OK);
-  assert_int_equal(purged, 8);
-  vs_outbox_close(f->ob);
-  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
-  assert_int_equal(enq, 0); /* a finished catch-up is never repeated */
-  vs_outbox_counts c = counts_of(f);
-  assert_int_equal(c.pending + c.done, 0);
-  vs_outbox_cfg bad = {"not a name", FAST, false};
-  vs_outbox *ob = NULL;
-  assert_err(sink_open(f->store, &bad, f->origin, wall_ms(), &ob, &enq), VS_ERR_INVAL);
-  assert_null(ob);
-}
-
-/* The catch-up goes in transactions of 10,000 records and resumes where it
- * stopped. */
-static void test_http_sink_open_large_log(void **state) {
-  fx *f = *state;
-  write_ops(f, OPS_MAX, 0);
-  vs_outbox_cfg oc = {SINK, FAST, false};
-  uint64_t enq = 0;
-  assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
-  assert_int_equal(enq, OPS_MAX);
-  assert_int_equal(counts_of(f).pending, OPS_MAX);
-}
-
 /* The mesh sink and the HTTP sink keep their own state for the same ops. */
 static void test_http_sink_state_is_its_own(void **state) {
   fx *f = *state;
@@ -1295,8 +1252,6 @@ int main(void) {
       T(test_http_10k_ops_mixed_failures),
       T(test_http_probe_is_rate_limited),
       T(test_http_probe_gates_the_engine),
-      TP(test_http_sink_open_catches_up_once),
-      TP(test_http_sink_open_large_log),
       T(test_http_sink_state_is_its_own),
       T(test_http_busy_past_requests_max),
       T(test_http_vix_node_push),

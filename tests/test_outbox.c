@@ -6,6 +6,8 @@
  * the default policy and a small jitter-free one. After every step the
  * counts must equal a recount through vs_outbox_get. vs_outbox_step_held
  * moves PENDING -> DONE without a claim for a range of one origin's seqs.
+ * vs_outbox_backfill gives a sink opened after the writes its origin's older
+ * ops, once.
  */
 #define _XOPEN_SOURCE 700 /* the same as testutil.h: mkdtemp, nftw */
 
@@ -1823,6 +1825,73 @@ static void test_outbox_step_result_lsn_hint_is_checked(void **state) {
   check_counts(f, f->ob);
 }
 
+/* ---- backfill: a sink opened after the writes ------------------------------------------ */
+
+/* A sink as vix-node push opens one: vs_outbox_open (registering the sink if
+ * new), then vs_outbox_backfill for this origin's writes made before it
+ * existed; on an error nothing stays open. */
+static vs_err open_backfilled(vs_store *store, const vs_outbox_cfg *cfg, const uint8_t origin[VS_ORIGIN_BYTES],
+                              uint64_t now_ms, vs_outbox **ob_out, uint64_t *enqueued_out) {
+  vs_err err = vs_outbox_open(store, cfg, ob_out);
+  if (err != VS_OK) return err;
+  err = vs_outbox_backfill(*ob_out, origin, now_ms, enqueued_out);
+  if (err != VS_OK) {
+    vs_outbox_close(*ob_out);
+    *ob_out = NULL;
+  }
+  return err;
+}
+
+/* Backfill enqueues this origin's older ops once; a later open finds the
+ * catch-up finished, even after the entries were purged. */
+static void test_outbox_backfill_catches_up_once(void **state) {
+  fixture *f = *state;
+  uint8_t origin[VS_ORIGIN_BYTES];
+  vt_origin(origin, 1);
+  write_ops(f, 5, T0_MS);
+  write_ops_as(f, 0x33, 1, T0_MS); /* not ours (f->ids[5]): skipped */
+  vs_outbox_cfg oc = {"http", SMALL_POLICY, false};
+  uint64_t enq = 99;
+  assert_err(open_backfilled(f->store, &oc, origin, T0_MS, &f->ob, &enq), VS_OK);
+  assert_int_equal(enq, 5);
+  assert_int_equal(counts(f->ob).pending, 5);
+  write_ops(f, 3, T0_MS); /* the sink exists now: vs_write gives them entries */
+  assert_int_equal(counts(f->ob).pending, 8);
+  vs_outbox_close(f->ob);
+  assert_err(open_backfilled(f->store, &oc, origin, T0_MS, &f->ob, &enq), VS_OK);
+  assert_int_equal(enq, 0);
+  for (uint32_t i = 0; i < f->n; i++) {
+    if (i != 5) assert_err(vs_outbox_complete(f->ob, &f->ids[i], T0_MS), VS_OK);
+  }
+  uint64_t purged = 0;
+  assert_err(vs_outbox_purge_done(f->ob, 100, &purged), VS_OK);
+  assert_int_equal(purged, 8);
+  vs_outbox_close(f->ob);
+  assert_err(open_backfilled(f->store, &oc, origin, T0_MS, &f->ob, &enq), VS_OK);
+  assert_int_equal(enq, 0); /* a finished catch-up is never repeated */
+  vs_outbox_counts c = counts(f->ob);
+  assert_int_equal(c.pending + c.done, 0);
+  vs_outbox_cfg bad = {"not a name", SMALL_POLICY, false};
+  vs_outbox *ob = NULL;
+  assert_err(open_backfilled(f->store, &bad, origin, T0_MS, &ob, &enq), VS_ERR_INVAL);
+  assert_null(ob);
+}
+
+/* The catch-up goes in transactions of 10,000 records and resumes where it
+ * stopped. */
+static void test_outbox_backfill_large_log(void **state) {
+  fixture *f = *state;
+  enum { N = 20000, BATCH = 4000 };
+  uint8_t origin[VS_ORIGIN_BYTES];
+  vt_origin(origin, 1);
+  for (uint32_t written = 0; written < N; written += BATCH) write_batch_of_1(f, BATCH, T0_MS);
+  vs_outbox_cfg oc = {"http", SMALL_POLICY, false};
+  uint64_t enq = 0;
+  assert_err(open_backfilled(f->store, &oc, origin, T0_MS, &f->ob, &enq), VS_OK);
+  assert_int_equal(enq, N);
+  assert_int_equal(counts(f->ob).pending, N);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -1897,6 +1966,8 @@ int main(void) {
       T(test_outbox_step_result_lsn_hint_is_checked),
       T(test_outbox_ranges_only_completes_in_lsn_order),
       T(test_outbox_ranges_only_conversion),
+      T(test_outbox_backfill_catches_up_once),
+      T(test_outbox_backfill_large_log),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
