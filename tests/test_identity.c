@@ -158,14 +158,6 @@ static void test_identity_pk_is_sk_to_pk(void **state) {
   }
 }
 
-static void test_identity_from_seed_is_deterministic(void **state) {
-  (void)state;
-  vs_identity a, b;
-  make_identity(&a, 9);
-  make_identity(&b, 9);
-  assert_memory_equal(&a, &b, sizeof a);
-}
-
 static void test_identity_different_seeds_give_different_keys(void **state) {
   (void)state;
   vs_identity a, b;
@@ -949,7 +941,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_identity_from_seed_matches_golden),
       cmocka_unit_test(test_identity_pk_is_sk_to_pk),
-      cmocka_unit_test(test_identity_from_seed_is_deterministic),
       cmocka_unit_test(test_identity_different_seeds_give_different_keys),
       cmocka_unit_test(test_identity_from_seed_rejects_null),
       cmocka_unit_test(test_identity_wipe_zeroes_everything),

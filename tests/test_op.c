@@ -844,19 +844,6 @@ static void test_op_id_matches_golden(void **state) {
   assert_memory_equal(id.bytes, want, VS_OP_ID_BYTES);
 }
 
-static void test_op_id_derive_is_deterministic(void **state) {
-  (void)state;
-  uint8_t origin[VS_ORIGIN_BYTES];
-  vt_origin(origin, 0x33);
-  vs_op_id a, b;
-  memset(&a, 0x11, sizeof a);
-  memset(&b, 0x22, sizeof b);
-  vs_op_id_derive(origin, 77, &a);
-  vs_op_id_derive(origin, 77, &b);
-  assert_true(vs_op_id_equal(&a, &b));
-  assert_memory_equal(a.bytes, b.bytes, VS_OP_ID_BYTES);
-}
-
 static void test_op_id_depends_on_every_origin_byte(void **state) {
   (void)state;
   uint8_t origin[VS_ORIGIN_BYTES];
@@ -1124,17 +1111,6 @@ static void test_op_hash_changes_when_any_field_changes(void **state) {
     }
 }
 
-static void test_op_hash_is_deterministic(void **state) {
-  (void)state;
-  vs_op a, b;
-  make_op(&a, 12);
-  make_op(&b, 12);
-  uint8_t ha[VS_HASH_BYTES], hb[VS_HASH_BYTES];
-  assert_int_equal(vs_op_hash(&a, ha), VS_OK);
-  assert_int_equal(vs_op_hash(&b, hb), VS_OK);
-  assert_memory_equal(ha, hb, VS_HASH_BYTES);
-}
-
 /* ------------------------------------------------------------------------ */
 /* HLC                                                                      */
 /* ------------------------------------------------------------------------ */
@@ -1231,7 +1207,6 @@ int main(void) {
       cmocka_unit_test(test_op_id_matches_golden),
       cmocka_unit_test(test_op_encode_rejects_seq_past_max),
       cmocka_unit_test(test_op_ids_of_one_origin_sort_by_seq),
-      cmocka_unit_test(test_op_id_derive_is_deterministic),
       cmocka_unit_test(test_op_id_depends_on_every_origin_byte),
       cmocka_unit_test(test_op_id_depends_on_seq),
       cmocka_unit_test(test_op_id_seq_and_same_origin),
@@ -1245,7 +1220,6 @@ int main(void) {
       cmocka_unit_test(test_op_hash_matches_golden),
       cmocka_unit_test(test_op_hash_encoded_matches_hash),
       cmocka_unit_test(test_op_hash_changes_when_any_field_changes),
-      cmocka_unit_test(test_op_hash_is_deterministic),
       cmocka_unit_test(test_hlc_make_packs_wall_and_counter),
       cmocka_unit_test(test_hlc_next_takes_wall_clock_when_ahead),
       cmocka_unit_test(test_hlc_next_counts_when_wall_clock_equal),

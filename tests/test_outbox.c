@@ -298,11 +298,6 @@ static void test_outbox_too_many_sinks_is_limit(void **state) {
   vs_outbox_close(ob);
 }
 
-static void test_outbox_close_null_is_noop(void **state) {
-  (void)state;
-  vs_outbox_close(NULL);
-}
-
 /* ---- enqueue -------------------------------------------------------------------- */
 
 static void test_outbox_write_enqueues_pending_entry(void **state) {
@@ -1898,7 +1893,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outbox_cfg_default_is_default_sink_and_policy),
       cmocka_unit_test(test_outbox_state_names),
-      cmocka_unit_test(test_outbox_close_null_is_noop),
       T(test_outbox_idle_step_commits_nothing),
       T(test_outbox_step_result_for_older_attempt_is_stale),
       T(test_outbox_open_keeps_policy),

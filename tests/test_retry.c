@@ -202,17 +202,6 @@ static void test_retry_attempt_zero_is_attempt_one(void **state) {
 /* Properties                                                               */
 /* ------------------------------------------------------------------------ */
 
-static void test_retry_delay_is_deterministic(void **state) {
-  (void)state;
-  for (size_t r = 0; r < ROW_COUNT; r++) {
-    vs_op_id a = id_from(k_rows[r].id), b = id_from(k_rows[r].id);
-    vs_retry_policy pa = *k_rows[r].policy, pb = *k_rows[r].policy;
-    for (size_t i = 0; i < ATTEMPT_COUNT; i++) {
-      assert_int_equal(vs_retry_delay_ms(&pa, &a, k_attempts[i]), vs_retry_delay_ms(&pb, &b, k_attempts[i]));
-    }
-  }
-}
-
 static void test_retry_huge_attempt_returns_quickly_within_max(void **state) {
   (void)state;
   /* A loop bounded by the attempt number instead of VS_RETRY_STEPS_MAX would
@@ -415,7 +404,6 @@ int main(void) {
       cmocka_unit_test(test_retry_factor_too_small_to_grow_stops),
       cmocka_unit_test(test_retry_base_equal_to_max_is_flat),
       cmocka_unit_test(test_retry_attempt_zero_is_attempt_one),
-      cmocka_unit_test(test_retry_delay_is_deterministic),
       cmocka_unit_test(test_retry_huge_attempt_returns_quickly_within_max),
       cmocka_unit_test(test_retry_no_jitter_gives_base_delay),
       cmocka_unit_test(test_retry_full_jitter_stays_in_zero_to_base),

@@ -118,11 +118,6 @@ static void test_store_sync_in_nosync_mode(void **state) {
   assert_err(vs_store_sync(f->store), VS_OK);
 }
 
-static void test_store_close_null_is_noop(void **state) {
-  (void)state;
-  vs_store_close(NULL);
-}
-
 static void test_store_open_null_dir_is_inval(void **state) {
   (void)state;
   vs_store *store = NULL;
@@ -583,7 +578,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_store_create_then_reopen_without_create, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_open_with_sync_durability, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_sync_in_nosync_mode, setup, teardown),
-      cmocka_unit_test(test_store_close_null_is_noop),
       cmocka_unit_test(test_store_open_null_dir_is_inval),
       cmocka_unit_test_setup_teardown(test_store_open_map_below_min_is_inval, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_empty_dir_without_create_is_no_store, setup, teardown),
