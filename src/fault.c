@@ -20,6 +20,53 @@ bool vs_fault_every(uint32_t fault, uint32_t period) {
   while (bit < 31 && !((fault >> bit) & 1u)) bit++;
   return ++fault_calls[bit] % period == 0;
 }
+
+/* The Nth-failure hook: internal.h routes the library's LMDB writes and
+ * commits here in the fault build only. */
+#include <errno.h>
+#include <lmdb.h>
+
+static uint64_t nth_fail, nth_calls;
+static bool nth_fired;
+
+void vs_fault_fail_nth(uint64_t nth) {
+  nth_fail = nth;
+  nth_calls = 0;
+  nth_fired = false;
+}
+
+uint64_t vs_fault_lmdb_calls(void) { return nth_calls; }
+
+bool vs_fault_nth_fired(void) { return nth_fired; }
+
+static bool nth_hit(void) {
+  nth_calls++;
+  if (nth_fail == 0 || nth_calls != nth_fail) return false;
+  nth_fired = true;
+  return true;
+}
+
+int vs_fault_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int flags) {
+  return nth_hit() ? EIO : mdb_put(txn, dbi, key, data, flags);
+}
+
+int vs_fault_mdb_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags) {
+  return nth_hit() ? EIO : mdb_cursor_put(cursor, key, data, flags);
+}
+
+int vs_fault_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
+  return nth_hit() ? EIO : mdb_del(txn, dbi, key, data);
+}
+
+int vs_fault_mdb_cursor_del(MDB_cursor *cursor, unsigned int flags) {
+  return nth_hit() ? EIO : mdb_cursor_del(cursor, flags);
+}
+
+int vs_fault_mdb_txn_commit(MDB_txn *txn) {
+  if (!nth_hit()) return mdb_txn_commit(txn);
+  mdb_txn_abort(txn); /* mdb_txn_commit frees the transaction even when it fails */
+  return EIO;
+}
 #else
 typedef int vs_fault_unused; /* ISO C forbids an empty translation unit */
 #endif

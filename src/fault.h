@@ -27,6 +27,16 @@ bool vs_fault_on(uint32_t fault);
 /** True on every `period`-th call while `fault` is on (a counter: no randomness). */
 bool vs_fault_every(uint32_t fault, uint32_t period);
 #define VS_FAULT(f) vs_fault_on(f)
+
+/** Make the `nth` LMDB write (mdb_put, mdb_cursor_put, mdb_del,
+ *  mdb_cursor_del) or commit from now on fail with EIO, once, as SQLite's
+ *  faultsim fails the Nth malloc; 0 fails none. Restarts the count. A failed
+ *  commit aborts its transaction, as LMDB's own does. */
+void vs_fault_fail_nth(uint64_t nth);
+/** LMDB writes and commits since the last vs_fault_fail_nth. */
+uint64_t vs_fault_lmdb_calls(void);
+/** True once the failure vs_fault_fail_nth asked for was injected. */
+bool vs_fault_nth_fired(void);
 #else
 #define VS_FAULT(f) false
 #endif

@@ -330,4 +330,19 @@ vs_err vs_obx_void_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const 
 /** Register the default sink in a new store. */
 vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);
 
+#ifdef VS_FAULT_INJECTION
+/* The fault build fails the Nth LMDB write or commit (fault.h:
+ * vs_fault_fail_nth); src/fault.c calls the real functions. */
+int vs_fault_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int flags);
+int vs_fault_mdb_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags);
+int vs_fault_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int vs_fault_mdb_cursor_del(MDB_cursor *cursor, unsigned int flags);
+int vs_fault_mdb_txn_commit(MDB_txn *txn);
+#define mdb_put vs_fault_mdb_put
+#define mdb_cursor_put vs_fault_mdb_cursor_put
+#define mdb_del vs_fault_mdb_del
+#define mdb_cursor_del vs_fault_mdb_cursor_del
+#define mdb_txn_commit vs_fault_mdb_txn_commit
+#endif
+
 #endif
