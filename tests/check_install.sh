@@ -118,11 +118,30 @@ LD_LIBRARY_PATH="$libdir" ldd "$prefix/embed_http" | grep -q 'libvixsync-http\.s
 ldd "$libdir/libvixsync-http.so" | grep -q libcurl
 # It exports the functions of its header and nothing else (the body builder,
 # the response mapping and the JSON-text helper stay inside).
-exports=$(nm -D --defined-only "$libdir/libvixsync-http.so" | awk '$2 == "T" { print $3 }')
+# Both libraries are built with -fvisibility=hidden; only VS_API declarations
+# are exported. Any defined dynamic symbol counts (functions and data), and
+# an @VERSION suffix, should a version script ever add one, is not part of
+# the name.
+dyn_exports() { nm -D --defined-only "$1" | awk '{ sub(/@.*/, "", $3); print $3 }'; }
+exports=$(dyn_exports "$libdir/libvixsync-http.so")
 test -n "$exports"
 for f in $exports; do
   grep -q "[ *]$f(" "$prefix/include/vixsync/http_transport.h" || { echo "FAIL: libvixsync-http.so exports $f" >&2; exit 1; }
 done
+# libvixsync.so exports only vs_ functions declared in its installed headers
+# (every one but libvixsync-http's), and each such declaration is exported.
+core_headers=$(ls "$prefix"/include/vixsync/*.h | grep -v '/http_transport\.h$')
+exports=$(dyn_exports "$libdir/libvixsync.so")
+test -n "$exports"
+for f in $exports; do
+  case $f in vs_*) ;; *) echo "FAIL: libvixsync.so exports $f (not vs_)" >&2; exit 1 ;; esac
+  grep -q "[ *]$f(" $core_headers || { echo "FAIL: libvixsync.so exports $f, in no installed header" >&2; exit 1; }
+done
+declared=$(sed -n -E 's/^VS_API [^(]*[ *](vs_[a-z0-9_]+)\(.*/\1/p' $core_headers | sort -u)
+for f in $declared; do
+  printf '%s\n' "$exports" | grep -qx "$f" || { echo "FAIL: $f is declared VS_API but not exported" >&2; exit 1; }
+done
+echo "nm -D: libvixsync.so exports $(printf '%s\n' "$exports" | wc -l) functions, all declared VS_API in installed headers"
 echo "ldd: libvixsync.so and programs linked only against vixsync need no libcurl; libvixsync-http.so does"
 # The programs land in bin/ and run from there.
 "$prefix/bin/vix-node" --help >/dev/null

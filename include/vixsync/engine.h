@@ -18,6 +18,8 @@
 #ifndef VIXSYNC_ENGINE_H
 #define VIXSYNC_ENGINE_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,7 +48,7 @@ typedef struct vs_engine_cfg {
 } vs_engine_cfg;
 
 /** The defaults listed above. */
-vs_engine_cfg vs_engine_cfg_default(void);
+VS_API vs_engine_cfg vs_engine_cfg_default(void);
 
 /** Counters, for status pages and tests. */
 typedef struct vs_engine_stats {
@@ -81,12 +83,12 @@ typedef struct vs_engine vs_engine;
  *  and sending through `transport` (both copied). Takes the store's owner
  *  lock. @return VS_OK, VS_ERR_INVAL (bad cfg or missing callbacks),
  *  VS_ERR_BUSY (another process owns the store), VS_ERR_NOMEM. */
-vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe *probe,
+VS_API vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe *probe,
                      const vs_transport *transport, vs_engine **engine_out);
 
 /** Free the engine. Entries in flight stay INFLIGHT in the store; the next
  *  engine requeues them. NULL is a no-op. */
-void vs_engine_free(vs_engine *engine);
+VS_API void vs_engine_free(vs_engine *engine);
 
 /** Advance to now_ms: poll the transport, apply results, expire leases,
  *  claim and send (see the file comment).
@@ -94,7 +96,7 @@ void vs_engine_free(vs_engine *engine);
  *  only when something new is written or a result is pushed).
  *  @return VS_OK or a storage error (VS_ERR_FULL, VS_ERR_STORE): nothing of
  *  the failed step is lost, the next tick tries again. */
-vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out);
+VS_API vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out);
 
 /** Push results (from a driver that decodes acks): they are buffered and
  *  applied durably at the next tick, in arrival order. Reasons are copied.
@@ -105,13 +107,13 @@ vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out)
  *  VS_ERR_LIMIT (VS_ENGINE_RESULTS_MAX results are buffered already) or
  *  VS_ERR_NOMEM (growing the buffer failed): the excess is counted in
  *  results_dropped and behaves as a lost reply; what came before it is kept. */
-vs_err vs_engine_on_results(vs_engine *engine, const vs_result *results, uint32_t count);
+VS_API vs_err vs_engine_on_results(vs_engine *engine, const vs_result *results, uint32_t count);
 
 /** Counters since creation. */
-void vs_engine_stats_get(const vs_engine *engine, vs_engine_stats *stats_out);
+VS_API void vs_engine_stats_get(const vs_engine *engine, vs_engine_stats *stats_out);
 
 /** Batches currently in flight. */
-uint32_t vs_engine_inflight_batches(const vs_engine *engine);
+VS_API uint32_t vs_engine_inflight_batches(const vs_engine *engine);
 
 #ifdef __cplusplus
 }
