@@ -5,6 +5,7 @@
  * answers after 20 ms) and marks each entry DONE when its result comes back.
  * Time only moves through vs_engine_tick(now). */
 #include "example_util.h"
+#include <vixsync/testing/mem_transport.h> /* the scripted in-memory sink */
 
 int main(void) {
   char dir[256];

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 
 #include "internal.h"
-#include "vixsync/apply.h"
+#include "apply.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
-#include "vixsync/wire.h"
+#include "wire.h"
 
 #define QUEUE_MAX 4096u /* frames queued per peer; past it the peer is too slow: closed */
 

@@ -51,6 +51,7 @@
 
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "outbox_step.h" /* internal: vs_outbox_step_held */
 
 #define BENCH_REPS 3
 #define BENCH_BATCH 1000u

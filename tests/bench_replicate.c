@@ -90,6 +90,8 @@
 
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "apply.h" /* internal: signatures of runs */
+#include "wire.h"  /* internal: sessions and frames */
 #include "vixsync/node.h"
 
 #define BENCH_REPS 5

@@ -58,7 +58,17 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$src/examples" "$src/examples/10
   -o "$prefix/embed_node" $flags
 out=$(LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed_node")
 printf '%s\n' "$out" | grep -q '^B: user:42 = Ada'
-test -f "$prefix/include/vixsync/outbox.h"
+# Exactly the headers an application calls (issue 15): the codecs (wire.h),
+# the outbox's step API, the apply path and the WAL's unchecked append stay
+# in src/; the in-memory transport is a test double, apart in testing/.
+installed=$(cd "$prefix/include" && find vixsync -type f | LC_ALL=C sort | tr '\n' ' ')
+want="vixsync/api.h vixsync/engine.h vixsync/error.h vixsync/http_transport.h vixsync/identity.h \
+vixsync/node.h vixsync/op.h vixsync/outbox.h vixsync/probe.h vixsync/retry.h vixsync/state.h \
+vixsync/store.h vixsync/testing/mem_transport.h vixsync/transport.h vixsync/version.h \
+vixsync/vixsync.h vixsync/wal.h vixsync/write.h "
+if [ "$installed" != "$want" ]; then
+  printf 'FAIL: installed headers\n  got:  %s\n  want: %s\n' "$installed" "$want" >&2; exit 1
+fi
 libdir=$(pkg-config --variable=libdir vixsync)
 ls "$libdir"/libvixsync.a >/dev/null
 # No libcurl below libvixsync: not in the library, not in a program that
@@ -130,7 +140,7 @@ for f in $exports; do
 done
 # libvixsync.so exports only vs_ functions declared in its installed headers
 # (every one but libvixsync-http's), and each such declaration is exported.
-core_headers=$(ls "$prefix"/include/vixsync/*.h | grep -v '/http_transport\.h$')
+core_headers=$(ls "$prefix"/include/vixsync/*.h "$prefix"/include/vixsync/testing/*.h | grep -v '/http_transport\.h$')
 exports=$(dyn_exports "$libdir/libvixsync.so")
 test -n "$exports"
 for f in $exports; do

@@ -57,6 +57,7 @@
 #include "prepared.h"
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "wire.h" /* internal: sessions and frames */
 #include "vixsync/node.h"
 
 #include <sodium.h>

@@ -42,7 +42,7 @@
 #include "fixture.h"
 #include "testutil.h"
 #include "vixsync/engine.h"
-#include "vixsync/mem_transport.h"
+#include "vixsync/testing/mem_transport.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
 #include "vixsync/probe.h"

@@ -56,6 +56,10 @@
 extern "C" {
 #endif
 
+/** The default bound on how far ahead of the receiver's clock a received
+ *  operation's HLC may be (vs_node_cfg.max_drift_ms). */
+#define VS_MAX_DRIFT_MS_DEFAULT (60ull * 60ull * 1000ull) /* one hour */
+
 #define VS_NODE_PEERS_MAX 64u
 #define VS_NODE_VERDICTS_PER_MIN 6u /* fork verdicts a node takes per minute: each may refold its state */
 #define VS_NODE_COOKIE_ROTATE_MS 120000u /* the handshake cookie secret's lifetime (x2 with the previous) */

@@ -79,10 +79,6 @@ VS_API vs_err vs_state_dump(vs_store *store, bool tombstones, vs_state_fn fn, vo
 /** The state hash (32 zero bytes for an empty state). */
 VS_API vs_err vs_state_hash(vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
 
-/** Parse a signed 64-bit decimal integer: optional '-', 1 to 19 digits, no
- *  spaces or '+', in range. @return true and *out on success. */
-VS_API bool vs_parse_i64(const uint8_t *text, uint32_t text_bytes, int64_t *out);
-
 /** Called for each origin in byte order with the highest seq held. */
 typedef vs_err (*vs_vv_fn)(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx);
 

@@ -27,6 +27,10 @@
 extern "C" {
 #endif
 
+/** A signer signs its chain head at least every this many bytes of encoded
+ *  operations inside one commit, so runs stay bounded for receivers. */
+#define VS_SIGN_INTERVAL_BYTES (64u * 1024u)
+
 /** Durability of a commit. */
 typedef enum vs_durability {
   /** fsync at every commit: a committed write survives power loss. */

@@ -47,17 +47,6 @@ typedef struct vs_wal_record {
  *  value stops the replay and is returned by vs_wal_replay. */
 typedef vs_err (*vs_wal_handler)(const vs_wal_record *record, void *ctx);
 
-/** Append a complete operation (its origin's next one: seq = head + 1 and
- *  prev = the head's hash, or seq 1 and prev all zero) in one durable
- *  transaction. Used for operations that arrive whole; local writes go
- *  through vs_write, which builds seq, prev and hlc itself.
- *  @param[out] lsn_out its LSN (may be NULL).
- *  @return VS_OK; VS_ERR_EXISTS (this exact operation is already stored:
- *  nothing changed); VS_ERR_FORK (another operation with the same origin and
- *  seq is stored); VS_ERR_CHAIN (seq or prev does not extend the chain);
- *  VS_ERR_FULL; VS_ERR_STORE; the validation errors of vs_op_encode. */
-VS_API vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out);
-
 /** Replay records with lsn >= from_lsn in order, in one read-only
  *  transaction (a consistent snapshot; concurrent writers are not blocked).
  *  Stops at the first handler error and returns it.

@@ -64,8 +64,6 @@
 #ifndef VIXSYNC_APPLY_H
 #define VIXSYNC_APPLY_H
 
-#include "vixsync/api.h"
-
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -79,10 +77,6 @@ extern "C" {
 #endif
 
 #define VS_APPLY_RUN_OPS_MAX 65536u
-#define VS_MAX_DRIFT_MS_DEFAULT (60ull * 60ull * 1000ull) /* one hour */
-/** A signer signs its chain head at least every this many bytes of encoded
- *  operations inside one commit, so runs stay bounded for receivers. */
-#define VS_SIGN_INTERVAL_BYTES (64u * 1024u)
 /** The most a run may weigh: the sum over its ops of 4 + the encoding's
  *  size (what it takes in an OPS message). Half a message, so that two
  *  branches of a fork, each at most one run, always fit one FORK message
@@ -125,16 +119,16 @@ typedef struct vs_apply_result {
  *  now_ms + max_drift_ms: deferred, see the file comment; result_out gets
  *  deferred, ahead_ms and head_seq); VS_ERR_FULL; VS_ERR_STORE. On any error
  *  nothing is applied. */
-VS_API vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
+vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 
 /** The signature stored for operation `id` (the chain head at it), if the
  *  origin signed there. @return VS_OK or VS_ERR_NOTFOUND. */
-VS_API vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_SIGNATURE_BYTES]);
+vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_SIGNATURE_BYTES]);
 
 /** The first seq >= from_seq of `origin` that carries a signature (the end
  *  of the run that starts at from_seq). @return VS_OK or VS_ERR_NOTFOUND. */
-VS_API vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
+vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
                             uint64_t *seq_out);
 
 /** A fork verdict: `origin` is void from `seq` on; the two branches' ops
@@ -148,7 +142,7 @@ typedef struct vs_fork {
 } vs_fork;
 
 /** Number of verdicts, and up to `max` of them (by origin). */
-VS_API vs_err vs_apply_forks(vs_store *store, vs_fork *forks_out, uint32_t max, uint64_t *count_out);
+vs_err vs_apply_forks(vs_store *store, vs_fork *forks_out, uint32_t max, uint64_t *count_out);
 
 typedef struct vs_fork_result {
   uint8_t origin[VS_ORIGIN_BYTES];
@@ -165,15 +159,15 @@ typedef struct vs_fork_result {
  *  ops are equal or do not share their prev); VS_ERR_AUTH (a proof's
  *  signature does not verify: forged); on both nothing changed;
  *  VS_ERR_FULL; VS_ERR_STORE; VS_ERR_NOMEM. */
-VS_API vs_err vs_apply_fork(vs_store *store, const uint8_t *msg, size_t msg_bytes, vs_fork_result *result_out);
+vs_err vs_apply_fork(vs_store *store, const uint8_t *msg, size_t msg_bytes, vs_fork_result *result_out);
 
 /** The FORK message behind `origin`'s verdict. @return VS_OK,
  *  VS_ERR_NOTFOUND (no verdict), VS_ERR_BUFSIZE (*out_bytes says how much). */
-VS_API vs_err vs_apply_fork_evidence(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint8_t *out, size_t out_max,
+vs_err vs_apply_fork_evidence(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint8_t *out, size_t out_max,
                               size_t *out_bytes);
 
 /** `origin`'s first void seq (0: no verdict). */
-VS_API vs_err vs_apply_void_from(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *void_from_out);
+vs_err vs_apply_void_from(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *void_from_out);
 
 #ifdef __cplusplus
 }

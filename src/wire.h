@@ -112,8 +112,6 @@
 #ifndef VIXSYNC_WIRE_H
 #define VIXSYNC_WIRE_H
 
-#include "vixsync/api.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -206,14 +204,14 @@ typedef struct vs_hs {
  *  @return VS_OK, VS_ERR_INVAL (NULL, or an id whose pk is not its sk's
  *  public half), VS_ERR_BUFSIZE (hs untouched) or VS_ERR_CRYPTO (libsodium
  *  could not initialise, as in vs_identity_from_seed). */
-VS_API vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32], uint8_t *out, size_t out_max, size_t *out_bytes);
 
 /** Start as responder (writes nothing). The ephemeral key is derived
  *  from eph_seed only once a HELLO2 has echoed a valid cookie. Until
  *  vs_hs_responder_cookie is called, every HELLO and HELLO2 is VS_ERR_STATE.
  *  @return VS_OK, VS_ERR_INVAL or VS_ERR_CRYPTO, as vs_hs_start_initiator. */
-VS_API vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32]);
 
 /** Responder: the cookie secret (and the previous one, or NULL) and the
@@ -222,7 +220,7 @@ VS_API vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint
  *  after vs_hs_start_responder, before any frame.
  *  @return VS_OK, VS_ERR_INVAL (NULLs, not a responder, a HELLO already
  *  seen). */
-VS_API vs_err vs_hs_responder_cookie(vs_hs *hs, const uint8_t secret[VS_COOKIE_SECRET_BYTES],
+vs_err vs_hs_responder_cookie(vs_hs *hs, const uint8_t secret[VS_COOKIE_SECRET_BYTES],
                               const uint8_t prev_secret[VS_COOKIE_SECRET_BYTES], const uint8_t *addr,
                               size_t addr_bytes);
 
@@ -242,17 +240,17 @@ VS_API vs_err vs_hs_responder_cookie(vs_hs *hs, const uint8_t secret[VS_COOKIE_S
  *  nothing); VS_ERR_MALFORMED / VS_ERR_TRUNCATED / VS_ERR_TRAILING /
  *  VS_ERR_VERSION (bad frame); VS_ERR_STATE (a frame the handshake does not
  *  expect now); VS_ERR_BUFSIZE. On error the state is unchanged. */
-VS_API vs_err vs_hs_on_frame(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
+vs_err vs_hs_on_frame(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t *out, size_t out_max,
                       size_t *out_bytes, bool *done, vs_session *session_out);
 
 /** Erase the handshake's secrets. */
-VS_API void vs_hs_wipe(vs_hs *hs);
+void vs_hs_wipe(vs_hs *hs);
 
 /** Encrypt `msg` into a DATA frame (msg_bytes + VS_DATA_OVERHEAD_BYTES).
  *  @return VS_OK, VS_ERR_TOO_LARGE (msg past VS_MSG_BYTES_MAX),
  *  VS_ERR_BUFSIZE, VS_ERR_LIMIT (counter exhausted: UINT64_MAX is never
  *  used). The session holds keys: sodium_memzero it when done. */
-VS_API vs_err vs_session_seal(vs_session *s, const uint8_t *msg, size_t msg_bytes, uint8_t *out, size_t out_max,
+vs_err vs_session_seal(vs_session *s, const uint8_t *msg, size_t msg_bytes, uint8_t *out, size_t out_max,
                        size_t *out_bytes);
 
 /** Decrypt a DATA frame into `msg_out` (room for in_bytes bytes is always
@@ -262,7 +260,7 @@ VS_API vs_err vs_session_seal(vs_session *s, const uint8_t *msg, size_t msg_byte
  *  checked before the AEAD (cheap first), so a frame carrying a counter
  *  already accepted or older than the window is VS_ERR_REPLAY even when its
  *  ciphertext is forged. */
-VS_API vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
+vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
                        size_t *msg_bytes);
 
 /** vs_session_open in two halves, for a receive pipeline (node.h,
@@ -276,12 +274,12 @@ VS_API vs_err vs_session_open(vs_session *s, const uint8_t *in, size_t in_bytes,
  *  halves together accept exactly the frames vs_session_open accepts; only
  *  the order of the checks differs (a replayed forgery fails the AEAD
  *  first: VS_ERR_AUTH, not VS_ERR_REPLAY). */
-VS_API vs_err vs_data_open(const uint8_t rx_key[32], const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
+vs_err vs_data_open(const uint8_t rx_key[32], const uint8_t *in, size_t in_bytes, uint8_t *msg_out, size_t msg_max,
                     size_t *msg_bytes, uint64_t *counter_out);
-VS_API vs_err vs_session_accept(vs_session *s, uint64_t counter);
+vs_err vs_session_accept(vs_session *s, uint64_t counter);
 
 /** The type of a frame (after checking its version), or an error. */
-VS_API vs_err vs_frame_type(const uint8_t *in, size_t in_bytes, uint8_t *type_out);
+vs_err vs_frame_type(const uint8_t *in, size_t in_bytes, uint8_t *type_out);
 
 /* ---- messages ---- */
 
@@ -307,7 +305,7 @@ typedef struct vs_vv_part {
  *  vector cut into consecutive slices).
  *  @return VS_OK, VS_ERR_INVAL (unsorted, too many, a bad seq or header),
  *  VS_ERR_BUFSIZE. */
-VS_API vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint32_t count, uint8_t *out,
+vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint32_t count, uint8_t *out,
                         size_t out_max, size_t *out_bytes);
 
 /** Decode one part of a VV message into part_out and entries_out (room for
@@ -317,7 +315,7 @@ VS_API vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entrie
  *  past VS_WIRE_VV_MAX or max), VS_ERR_MALFORMED (type, order, seq 0 or past
  *  VS_OP_SEQ_MAX, vector 0, part not below parts, parts 0 or past
  *  VS_WIRE_VV_PARTS_MAX, an empty part of a vector of several). */
-VS_API vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out, vs_vv_entry *entries_out,
+vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out, vs_vv_entry *entries_out,
                         uint32_t max, uint32_t *count_out);
 
 /** Builds an OPS message run by run into a caller buffer. */
@@ -329,7 +327,7 @@ typedef struct vs_ops_writer {
 } vs_ops_writer;
 
 /** Start an OPS message. @return VS_OK or VS_ERR_BUFSIZE. */
-VS_API vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max);
+vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max);
 
 /** Append one run (ops already encoded, in seq order, all of `origin`).
  *  Nothing is written if it does not fit, and the message stays valid. The
@@ -338,17 +336,17 @@ VS_API vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max)
  *  origin and consecutive seqs (VS_ERR_INVAL otherwise).
  *  @return VS_OK, VS_ERR_BUFSIZE, VS_ERR_LIMIT (VS_WIRE_RUNS_MAX runs),
  *  VS_ERR_INVAL (also op_count 0 or past VS_APPLY_RUN_OPS_MAX). */
-VS_API vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
+vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
                              const uint8_t sig[VS_SIGNATURE_BYTES], const uint8_t *const *op_enc,
                              const uint32_t *op_enc_bytes, uint32_t op_count);
 
 /** Bytes left for the ops of one more run (each op takes 4 + its
  *  encoding), after that run's header; 0 when not even a header fits. */
-VS_API size_t vs_ops_writer_room(const vs_ops_writer *w);
+size_t vs_ops_writer_room(const vs_ops_writer *w);
 
 /** Finish: the message is w->out[0, *out_bytes). @return VS_OK or
  *  VS_ERR_INVAL (no run). */
-VS_API vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes);
+vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes);
 
 /** Called once per run of a decoded OPS message. `ops` is valid only during
  *  the call; their target and payload point into the input. A non-OK
@@ -367,7 +365,7 @@ typedef vs_err (*vs_ops_run_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uin
  *  VS_ERR_TRAILING, VS_ERR_TOO_LARGE (also a message past
  *  VS_MSG_BYTES_MAX), VS_ERR_MALFORMED, VS_ERR_VERSION (an op of an unknown
  *  version), VS_ERR_NOMEM, or fn's error. */
-VS_API vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx);
+vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx);
 
 /** One branch of fork evidence (FORK above). For encoding, `enc` and
  *  `enc_bytes` name the ops' encodings; decoding fills all of it, pointing
@@ -391,7 +389,7 @@ typedef struct vs_fork_msg {
  *  `origin` with seqs from `seq`; apply.h verifies evidence).
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_BUFSIZE, VS_ERR_TOO_LARGE (past
  *  VS_MSG_BYTES_MAX). */
-VS_API vs_err vs_msg_fork_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const vs_fork_proof proofs[2],
+vs_err vs_msg_fork_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const vs_fork_proof proofs[2],
                           uint8_t *out, size_t out_max, size_t *out_bytes);
 
 /** Decode a FORK message: every op decodes, has `origin` and the seqs
@@ -399,15 +397,15 @@ VS_API vs_err vs_msg_fork_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t
  *  vs_fork_msg_free (also after an error: a no-op then).
  *  @return VS_OK, VS_ERR_TRUNCATED, VS_ERR_TRAILING, VS_ERR_TOO_LARGE,
  *  VS_ERR_MALFORMED, VS_ERR_VERSION, VS_ERR_NOMEM. */
-VS_API vs_err vs_msg_fork_decode(const uint8_t *in, size_t in_bytes, vs_fork_msg *out);
-VS_API void vs_fork_msg_free(vs_fork_msg *m);
+vs_err vs_msg_fork_decode(const uint8_t *in, size_t in_bytes, vs_fork_msg *out);
+void vs_fork_msg_free(vs_fork_msg *m);
 
 /** WANT: encode (VS_MSG_WANT_BYTES) and decode. from in 1..VS_OP_SEQ_MAX.
  *  @return VS_OK, VS_ERR_INVAL / VS_ERR_BUFSIZE; decode VS_ERR_TRUNCATED,
  *  VS_ERR_TRAILING, VS_ERR_MALFORMED. */
-VS_API vs_err vs_msg_want_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint8_t *out, size_t out_max,
+vs_err vs_msg_want_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint8_t *out, size_t out_max,
                           size_t *out_bytes);
-VS_API vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out[VS_ORIGIN_BYTES], uint64_t *from_out);
+vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out[VS_ORIGIN_BYTES], uint64_t *from_out);
 
 #ifdef __cplusplus
 }
