@@ -104,7 +104,8 @@ cat > "$prefix/embed_http.c" <<'C'
 #include <vixsync/http_transport.h>
 int main(void) {
   if (vs_http_global_init() != VS_OK) return 1;
-  vs_http_cfg cfg = vs_http_cfg_default();
+  vs_http_cfg cfg;
+  vs_http_cfg_default(&cfg);
   vs_http_transport *t = NULL;
   if (vs_http_transport_new(&cfg, &t) != VS_ERR_INVAL) return 1; /* no URL */
   cfg.url = "http://127.0.0.1:9/ingest";

@@ -209,7 +209,8 @@ static vs_mem_script quiet_script(uint64_t latency_ms, uint64_t seed) {
 }
 
 static vs_engine_cfg small_cfg(uint32_t workers, uint32_t batch_ops_max, uint64_t lease_ms) {
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   cfg.workers = workers;
   cfg.batch_ops_max = batch_ops_max;
   cfg.lease_ms = lease_ms;
@@ -312,7 +313,8 @@ static void create_store_closed(fixture *f) {
 
 static void test_engine_cfg_default_values(void **state) {
   (void)state;
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   vs_retry_policy def = VS_RETRY_POLICY_DEFAULT_INIT;
   assert_int_equal(cfg.workers, 1);
   assert_int_equal(cfg.batch_ops_max, 1000);
@@ -328,6 +330,44 @@ static void test_engine_cfg_default_values(void **state) {
   vs_engine_free(NULL); /* a no-op */
 }
 
+/* vs_engine_cfg is versioned by its size (src/cfg.h): the default call
+ * writes no byte past the size it is given, and vs_engine_new refuses a
+ * cfg that did not come from it (cfg_bytes 0) or claims to be larger than
+ * the library's struct. */
+static void test_engine_cfg_bytes_is_checked(void **state) {
+  fixture *f = *state;
+  vs_mem_script script = quiet_script(10, 1);
+  assert_err(vs_mem_transport_new(&script, &f->mt), VS_OK);
+  vs_transport tr = vs_mem_transport_iface(f->mt);
+  vs_probe probe = vs_probe_always();
+  vs_engine *e = NULL;
+
+  union {
+    vs_engine_cfg cfg;
+    uint8_t bytes[sizeof(vs_engine_cfg)];
+  } u;
+  const size_t short_bytes = offsetof(vs_engine_cfg, lease_ms);
+  memset(u.bytes, 0xa5, sizeof u.bytes);
+  vs_engine_cfg_default_sized(&u.cfg, short_bytes);
+  assert_int_equal(u.cfg.cfg_bytes, short_bytes);
+  assert_int_equal(u.cfg.workers, 1);
+  for (size_t i = short_bytes; i < sizeof u.bytes; i++) assert_int_equal(u.bytes[i], 0xa5);
+
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
+  assert_int_equal(cfg.cfg_bytes, sizeof cfg);
+  cfg.cfg_bytes = 0; /* not from vs_engine_cfg_default */
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_ERR_INVAL);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg + 8u; /* a newer caller than this library */
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_ERR_INVAL);
+  cfg.cfg_bytes = (uint32_t)short_bytes; /* older than the first layout */
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_ERR_INVAL);
+  assert_null(e);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg;
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_OK);
+  vs_engine_free(e);
+}
+
 static void test_engine_new_rejects_bad_cfg(void **state) {
   fixture *f = *state;
   vs_mem_script script = quiet_script(10, 1);
@@ -339,7 +379,7 @@ static void test_engine_new_rejects_bad_cfg(void **state) {
 
   vs_engine_cfg bad[12];
   const size_t n_bad = sizeof bad / sizeof bad[0];
-  for (size_t i = 0; i < n_bad; i++) bad[i] = vs_engine_cfg_default();
+  for (size_t i = 0; i < n_bad; i++) vs_engine_cfg_default(&bad[i]);
   bad[0].workers = 0;
   bad[1].workers = VS_ENGINE_WORKERS_MAX + 1;
   bad[2].batch_ops_max = 0;
@@ -369,7 +409,8 @@ static void test_engine_new_rejects_bad_cfg(void **state) {
   assert_err(vs_engine_new(NULL, f->ob, &probe, &no_send, &e), VS_ERR_INVAL);
   assert_err(vs_engine_new(NULL, f->ob, &probe, &tr, NULL), VS_ERR_INVAL);
   /* The limits themselves are fine, and NULL cfg means the defaults. */
-  vs_engine_cfg edge = vs_engine_cfg_default();
+  vs_engine_cfg edge;
+  vs_engine_cfg_default(&edge);
   edge.workers = VS_ENGINE_WORKERS_MAX;
   edge.batch_ops_max = VS_ENGINE_BATCH_OPS_MAX;
   edge.ack_quorum = VS_PEERS_MAX;
@@ -830,7 +871,8 @@ static tbuf g3_run_once(fixture *f, vs_engine_stats *stats_out) {
   script.duplicate_ack_permille = 100;
   script.unknown_ack_permille = 200;
   script.busy_permille = 60;
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   cfg.workers = 3;
   cfg.batch_ops_max = 6;
   cfg.lease_ms = 400;
@@ -1143,7 +1185,8 @@ static void test_engine_lossy_volume_100k(void **state) {
   script.retry_permille = 10; /* and a few transient refusals */
   script.duplicate_ack_permille = 20;
   script.unknown_ack_permille = 100;
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   cfg.workers = 4;
   cfg.batch_ops_max = 1000;
   cfg.lease_ms = 2000;
@@ -1953,6 +1996,7 @@ int main(void) {
 #define TD(fn) cmocka_unit_test_setup_teardown(fn, setup_dir, teardown)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_engine_cfg_default_values),
+      T(test_engine_cfg_bytes_is_checked),
       T(test_engine_new_rejects_bad_cfg),
       TD(test_engine_new_busy_when_another_process_owns_the_store),
       T(test_engine_g1_every_sent_op_is_committed),

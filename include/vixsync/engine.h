@@ -38,6 +38,10 @@ extern "C" {
 #define VS_ENGINE_RESULTS_MAX 65536u /**< results buffered between ticks */
 
 typedef struct vs_engine_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_engine_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_engine_cfg_default. */
+  uint32_t cfg_bytes;
   uint32_t workers;            /**< batches in flight at once; default 1 */
   uint32_t batch_ops_max;      /**< ops per batch; default 1000 */
   uint64_t batch_bytes_max;    /**< encoded bytes per batch (one op always fits); default 1 MiB */
@@ -47,8 +51,11 @@ typedef struct vs_engine_cfg {
   uint64_t offline_recheck_ms; /**< wake interval while offline (probe without next_check); default 1 s */
 } vs_engine_cfg;
 
-/** The defaults listed above. */
-VS_API vs_engine_cfg vs_engine_cfg_default(void);
+/** The defaults listed above; use it through vs_engine_cfg_default(&cfg),
+ *  which passes sizeof cfg (cfg_bytes). */
+VS_API void vs_engine_cfg_default_sized(vs_engine_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_engine_cfg) with the defaults and its cfg_bytes. */
+#define vs_engine_cfg_default(cfg) vs_engine_cfg_default_sized((cfg), sizeof *(cfg))
 
 /** Counters, for status pages and tests. */
 typedef struct vs_engine_stats {
@@ -81,7 +88,8 @@ typedef struct vs_engine vs_engine;
 
 /** Create an engine over `outbox` (which must outlive it), asking `probe`
  *  and sending through `transport` (both copied). Takes the store's owner
- *  lock. @return VS_OK, VS_ERR_INVAL (bad cfg or missing callbacks),
+ *  lock. @return VS_OK, VS_ERR_INVAL (bad cfg, one not started with
+ *  vs_engine_cfg_default, or missing callbacks),
  *  VS_ERR_BUSY (another process owns the store), VS_ERR_NOMEM. */
 VS_API vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe *probe,
                      const vs_transport *transport, vs_engine **engine_out);

@@ -119,6 +119,10 @@ typedef enum vs_http_format {
 } vs_http_format;
 
 typedef struct vs_http_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_http_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_http_cfg_default. */
+  uint32_t cfg_bytes;
   const char *url;             /**< http:// or https:// URL the batches are POSTed to (copied) */
   vs_http_format format;       /**< default JSON */
   const char *const *headers;  /**< header_count "Name: value" lines sent with every request
@@ -136,8 +140,11 @@ typedef struct vs_http_cfg {
   uint32_t peer;               /**< peer id named in results (< VS_PEERS_MAX); default 0 */
 } vs_http_cfg;
 
-/** The defaults listed above, with url NULL (required). */
-VS_API vs_http_cfg vs_http_cfg_default(void);
+/** The defaults listed above, with url NULL (required); use it through
+ *  vs_http_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
+VS_API void vs_http_cfg_default_sized(vs_http_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_http_cfg) with the defaults and its cfg_bytes. */
+#define vs_http_cfg_default(cfg) vs_http_cfg_default_sized((cfg), sizeof *(cfg))
 
 typedef struct vs_http_stats {
   uint64_t requests;         /**< batches POSTed */
@@ -166,7 +173,8 @@ VS_API void vs_http_global_cleanup(void);
 
 /** Create a transport. @return VS_OK, VS_ERR_INVAL (no URL or not http(s),
  *  a header without "Name:" or with CR/LF or naming a header the transport
- *  sets, a limit out of range) or VS_ERR_NOMEM. */
+ *  sets, a limit out of range, a cfg not started with vs_http_cfg_default)
+ *  or VS_ERR_NOMEM. */
 VS_API vs_err vs_http_transport_new(const vs_http_cfg *cfg, vs_http_transport **t_out);
 
 /** Free the transport, abandoning requests in flight (their entries come back

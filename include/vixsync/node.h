@@ -77,6 +77,10 @@ typedef enum vs_log_level {
 #define VS_NODE_SKEW_LOG_MAX 64u
 
 typedef struct vs_node_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_node_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_node_cfg_default. */
+  uint32_t cfg_bytes;
   const char *dir;              /**< store directory (created if missing a store) */
   vs_durability durability;     /**< default sync */
   uint64_t map_bytes;           /**< 0 = default */
@@ -121,8 +125,11 @@ typedef struct vs_node_cfg {
   uint32_t origin_quota_per_min;
 } vs_node_cfg;
 
-/** Defaults for everything but dir, identity, mesh key and random. */
-VS_API vs_node_cfg vs_node_cfg_default(void);
+/** Defaults for everything but dir, identity, mesh key and random; use it
+ *  through vs_node_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
+VS_API void vs_node_cfg_default_sized(vs_node_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_node_cfg) with the defaults and its cfg_bytes. */
+#define vs_node_cfg_default(cfg) vs_node_cfg_default_sized((cfg), sizeof *(cfg))
 
 /** Counters, by reason, of frames refused; and traffic. */
 typedef struct vs_node_stats {
@@ -170,7 +177,7 @@ typedef struct vs_node vs_node;
  *  (store.h) needs no identity: its writes are not signed, so they stay on
  *  the device or go to sinks that need no signature (an HTTP endpoint).
  *  @return VS_OK; VS_ERR_INVAL (NULL argument, no random callback, a zero
- *  limit); VS_ERR_NO_IDENTITY (identity unset, all-zero seed, or a public key
+ *  limit, a cfg not started with vs_node_cfg_default); VS_ERR_NO_IDENTITY (identity unset, all-zero seed, or a public key
  *  that is not its secret key's); VS_ERR_CRYPTO (libsodium could not
  *  initialise); the errors of vs_store_open; VS_ERR_BUSY
  *  (another process drives this store's outbox; open with own_outbox false
