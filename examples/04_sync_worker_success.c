@@ -5,6 +5,7 @@
  * answers after 20 ms) and marks each entry DONE when its result comes back.
  * Time only moves through vs_engine_tick(now). */
 #include "example_util.h"
+#include <vixsync/testing/mem_transport.h> /* the scripted in-memory sink */
 
 int main(void) {
   char dir[256];
@@ -32,7 +33,8 @@ int main(void) {
   vs_mem_transport_on_send(mem, ex_print_send, NULL);
   vs_transport transport = vs_mem_transport_iface(mem);
   vs_probe probe = vs_probe_always();
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   vs_engine *engine;
   CHECK(vs_engine_new(&cfg, outbox, &probe, &transport, &engine));
   printf("engine: %u worker, batches of up to %u ops, lease %llu ms\n", cfg.workers, cfg.batch_ops_max,

@@ -5,6 +5,7 @@
  * reason, while the other operation of the same batch is delivered. A
  * transient failure, by contrast, is retried on the deterministic schedule. */
 #include "example_util.h"
+#include <vixsync/testing/mem_transport.h> /* the scripted in-memory sink */
 
 int main(void) {
   char dir[256];

@@ -7,6 +7,7 @@
  * entries at its first tick and sends them again; the receiver deduplicates
  * by op id, so each operation takes effect exactly once. */
 #include "example_util.h"
+#include <vixsync/testing/mem_transport.h> /* the scripted in-memory sink */
 
 static vs_engine *start_engine(vs_outbox *outbox, vs_mem_transport *mem, const vs_probe *probe) {
   vs_transport transport = vs_mem_transport_iface(mem);

@@ -7,6 +7,7 @@
  * it once; the engine delivers it through a flaky transport (one transient
  * failure), and the entry ends DONE. */
 #include "example_util.h"
+#include <vixsync/testing/mem_transport.h> /* the scripted in-memory sink */
 
 static vs_err show(const vs_wal_record *r, void *ctx) {
   (void)ctx;

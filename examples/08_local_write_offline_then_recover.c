@@ -5,6 +5,7 @@
  * nothing and spends no retry attempt: being offline is not a failure. When
  * the network returns, everything written meanwhile is delivered. */
 #include "example_util.h"
+#include <vixsync/testing/mem_transport.h> /* the scripted in-memory sink */
 
 int main(void) {
   char dir[256];

@@ -142,13 +142,15 @@ int main(int argc, char **argv) {
   CHECK(vs_outbox_open(store, &ocfg, &r.outbox));
   CHECK(vs_outbox_backfill(r.outbox, origin, wall_ms(), &caught_up));
   printf("sink \"http\" opened: %llu earlier ops queued for it\n", (unsigned long long)caught_up);
-  vs_http_cfg hcfg = vs_http_cfg_default();
+  vs_http_cfg hcfg;
+  vs_http_cfg_default(&hcfg);
   hcfg.url = url;
   const char *headers[] = {"Authorization: Bearer example-token"};
   hcfg.headers = headers;
   hcfg.header_count = 1;
   CHECK(vs_http_transport_new(&hcfg, &r.http));
-  vs_engine_cfg ecfg = vs_engine_cfg_default();
+  vs_engine_cfg ecfg;
+  vs_engine_cfg_default(&ecfg);
   ecfg.retry = ocfg.retry;
   ecfg.lease_ms = 60000; /* outlasts a request: 10 s to connect + 20 s */
   vs_transport transport = vs_http_transport_iface(r.http);

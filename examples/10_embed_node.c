@@ -34,7 +34,8 @@ static void fill_random(void *ctx, uint8_t *buf, size_t bytes) {
  * the origin that signs its writes, is made on the first run and loaded
  * after: DIR/identity.key, mode 0600. */
 static vs_err device_open(const char *dir, const uint8_t mesh_key[VS_MESH_KEY_BYTES], vs_node **node_out) {
-  vs_node_cfg cfg = vs_node_cfg_default(); /* sync mode: durable when a write returns VS_OK */
+  vs_node_cfg cfg;
+  vs_node_cfg_default(&cfg); /* sync mode: durable when a write returns VS_OK */
   vs_err err = vs_identity_load(dir, &cfg.identity);
   if (err == VS_ERR_NOTFOUND) {
     uint8_t seed[VS_SEED_BYTES];
@@ -174,7 +175,8 @@ int main(void) {
     perror("mkdir");
     return 1;
   }
-  vs_node_cfg bare = vs_node_cfg_default();
+  vs_node_cfg bare;
+  vs_node_cfg_default(&bare);
   bare.dir = dir_c;
   bare.random = fill_random;
   vs_node *none = NULL;

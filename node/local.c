@@ -296,7 +296,8 @@ int vn_open_node_tuned(const char *cmd, const char *dir, const char *mesh_key_pa
     vn_errorf(cmd, "libsodium could not initialise");
     return VN_EXIT_STORAGE;
   }
-  vs_node_cfg cfg = vs_node_cfg_default();
+  vs_node_cfg cfg;
+  vs_node_cfg_default(&cfg);
   int rc = check_dir(cmd, dir);
   if (rc == VN_EXIT_OK) rc = env_map_bytes(cmd, &cfg.map_bytes);
   if (rc == VN_EXIT_OK) rc = load_keys(cmd, dir, mesh_key_path, &cfg);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "internal.h" /* vs_parse_i64, the library's own counter parser */
 #include "local.h"
 
 #define IMPORT_LINE_BYTES_MAX (1u << 20) /* 1 MiB: a line past it is refused, not buffered */

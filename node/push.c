@@ -353,7 +353,8 @@ static int run_push(pusher *p, const uint8_t origin[VS_ORIGIN_BYTES]) {
   if (err == VS_ERR_INVAL) return usage_error("bad sink name '%s'", a->sink);
   if (err == VS_OK) err = vs_outbox_backfill(p->ob, origin, vn_now_ms(), &p->backfilled);
   if (err != VS_OK) return vn_report("push", a->data, err);
-  vs_http_cfg hc = vs_http_cfg_default();
+  vs_http_cfg hc;
+  vs_http_cfg_default(&hc);
   hc.url = a->url;
   hc.format = a->binary ? VS_HTTP_FORMAT_BINARY : VS_HTTP_FORMAT_JSON;
   hc.headers = a->headers;
@@ -371,7 +372,8 @@ static int run_push(pusher *p, const uint8_t origin[VS_ORIGIN_BYTES]) {
     pc.interval_ms = 2000;
     if (vs_http_transport_probe(p->t, &pc, &probe) != VS_OK) return usage_error("bad --health URL '%s'", a->health);
   }
-  vs_engine_cfg ec = vs_engine_cfg_default();
+  vs_engine_cfg ec;
+  vs_engine_cfg_default(&ec);
   ec.workers = 2;
   ec.batch_ops_max = (uint32_t)a->batch;
   ec.batch_bytes_max = 8u * 1024u * 1024u;

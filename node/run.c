@@ -731,6 +731,8 @@ static void json_stats(FILE *f, const daemon *d) {
   vs_node_stats st;
   vs_node_stats_get(d->node, &st);
   const counters *c = &d->c;
+  vs_node_cfg defaults; /* hello_timeout_ms: the node runs with the default */
+  vs_node_cfg_default(&defaults);
   fprintf(f,
           "\"stats\": {\"frames_in\": %llu, \"frames_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu,\n"
           "  \"handshakes_done\": %llu, \"handshakes_timeout\": %llu,\n"
@@ -778,7 +780,7 @@ static void json_stats(FILE *f, const daemon *d) {
           (unsigned long long)c->refused_unauth_full, (unsigned long long)c->refused_no_slot,
           (unsigned long long)c->evicted_no_hello, (unsigned long long)c->closed_oversized,
           (unsigned long long)c->refused_ready_full, UNAUTH_IN_MAX, UNAUTH_PER_HOST_MAX, d->ready_in_max,
-          d->dials_reserved, (unsigned)vs_node_cfg_default().hello_timeout_ms);
+          d->dials_reserved, (unsigned)defaults.hello_timeout_ms);
 }
 
 static void json_peers(FILE *f, const daemon *d) {

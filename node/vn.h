@@ -23,6 +23,11 @@
 
 #include "vixsync/vixsync.h"
 
+/* Internal headers (src/): vix-node is ours, it may use the library's
+ * frame codec (wire.h) and chain queries (apply.h, e.g. forks for status). */
+#include "apply.h"
+#include "wire.h"
+
 /* Exit codes (docs/vix-node.md; vn_exit_for maps
  * library errors onto them). */
 enum {

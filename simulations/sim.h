@@ -30,6 +30,10 @@
 
 #include "vixsync/vixsync.h"
 
+/* Internal headers (src/): the simulator checks frames and forks. */
+#include "apply.h"
+#include "wire.h"
+
 #define SIM_T0_MS 1700000000000ull /* wall clock of virtual time 0, for the nodes */
 #define SIM_NODES_MAX 4096u
 #define SIM_SCHED_MAX 256u        /* scheduled events (--event, scenario lines) */

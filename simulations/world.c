@@ -116,7 +116,8 @@ static void on_apply(void *ctx, const vs_op *op) {
 
 bool sim_node_open(sim *s, uint32_t i) {
   sim_node *n = &s->nodes[i];
-  vs_node_cfg cfg = vs_node_cfg_default();
+  vs_node_cfg cfg;
+  vs_node_cfg_default(&cfg);
   cfg.dir = n->dir;
   cfg.durability = VS_DURABILITY_NOSYNC;
   cfg.map_bytes = (uint64_t)s->cfg->map_mib << 20;

@@ -1,6 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 /* Verified application of runs received from peers (see apply.h). */
-#include "vixsync/apply.h"
+#include "apply.h"
 
 #include <stdlib.h>
 

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "cfg.h"
 #include "internal.h"
 
 #define BUSY_BACKOFF_MS 50u
@@ -72,9 +73,24 @@ struct vs_engine {
   uint32_t oresult_cap;
 };
 
-vs_engine_cfg vs_engine_cfg_default(void) {
-  vs_engine_cfg cfg = {1, 1000, 1024u * 1024u, 30000, VS_RETRY_POLICY_DEFAULT_INIT, 1, 1000};
+/* The first layout of vs_engine_cfg (cfg.h): a caller's cfg_bytes is at least this. */
+#define ENGINE_CFG_BYTES_V1 VS_CFG_BYTES_THROUGH(vs_engine_cfg, offline_recheck_ms)
+
+static vs_engine_cfg engine_cfg_defaults(void) {
+  vs_engine_cfg cfg = {.cfg_bytes = (uint32_t)sizeof cfg,
+                       .workers = 1,
+                       .batch_ops_max = 1000,
+                       .batch_bytes_max = 1024u * 1024u,
+                       .lease_ms = 30000,
+                       .retry = VS_RETRY_POLICY_DEFAULT_INIT,
+                       .ack_quorum = 1,
+                       .offline_recheck_ms = 1000};
   return cfg;
+}
+
+void vs_engine_cfg_default_sized(vs_engine_cfg *cfg, size_t cfg_bytes) {
+  vs_engine_cfg def = engine_cfg_defaults();
+  vs_cfg_default_out(cfg, cfg_bytes, &def, sizeof def);
 }
 
 static int id_cmp(const void *a, const void *b) { return memcmp(a, b, VS_OP_ID_BYTES); }
@@ -109,8 +125,9 @@ vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe
       (transport->held_only ? transport->held_through == NULL : transport->send == NULL))
     return VS_ERR_INVAL;
   *engine_out = NULL;
-  vs_engine_cfg def = vs_engine_cfg_default();
-  if (cfg == NULL) cfg = &def;
+  vs_engine_cfg c = engine_cfg_defaults();
+  if (cfg != NULL && vs_cfg_load(cfg, &c, sizeof c, ENGINE_CFG_BYTES_V1) != VS_OK) return VS_ERR_INVAL;
+  cfg = &c;
   if (cfg_check(cfg) != VS_OK) return VS_ERR_INVAL;
   vs_err err = vs_store_lock_owner(vs_outbox_store(outbox));
   if (err != VS_OK) return err;

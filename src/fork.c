@@ -21,8 +21,8 @@
 #include <stdlib.h>
 
 #include "internal.h"
-#include "vixsync/apply.h"
-#include "vixsync/wire.h"
+#include "apply.h"
+#include "wire.h"
 
 #define VERDICT_FIXED_BYTES (8u + 3u * VS_HASH_BYTES + 4u)
 #define STASH_BYTES_MAX (VS_MSG_BYTES_MAX / 2u)

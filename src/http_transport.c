@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "http_body.h"
+#include "cfg.h"
 #include "http_response.h"
 #include "internal.h"
 #include "vixsync/vixsync.h" /* VS_VERSION_STRING */
@@ -64,9 +65,13 @@ struct vs_http_transport {
   uint64_t probe_last_ms;
 };
 
-vs_http_cfg vs_http_cfg_default(void) {
+/* The first layout of vs_http_cfg (cfg.h): a caller's cfg_bytes is at least this. */
+#define HTTP_CFG_BYTES_V1 VS_CFG_BYTES_THROUGH(vs_http_cfg, peer)
+
+static vs_http_cfg http_cfg_defaults(void) {
   vs_http_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg;
   cfg.format = VS_HTTP_FORMAT_JSON;
   cfg.connect_timeout_ms = 10000;
   cfg.timeout_ms = 20000;
@@ -74,6 +79,11 @@ vs_http_cfg vs_http_cfg_default(void) {
   cfg.requests_max = 8;
   cfg.response_bytes_max = RESPONSE_BYTES_MAX_DEFAULT;
   return cfg;
+}
+
+void vs_http_cfg_default_sized(vs_http_cfg *cfg, size_t cfg_bytes) {
+  vs_http_cfg def = http_cfg_defaults();
+  vs_cfg_default_out(cfg, cfg_bytes, &def, sizeof def);
 }
 
 vs_http_probe_cfg vs_http_probe_cfg_default(void) {
@@ -449,9 +459,13 @@ static char *dup_str(const char *s, bool *ok) {
   return d;
 }
 
-vs_err vs_http_transport_new(const vs_http_cfg *cfg, vs_http_transport **t_out) {
+vs_err vs_http_transport_new(const vs_http_cfg *cfg_in, vs_http_transport **t_out) {
   if (t_out == NULL) return VS_ERR_INVAL;
   *t_out = NULL;
+  if (cfg_in == NULL) return VS_ERR_INVAL;
+  vs_http_cfg c = http_cfg_defaults();
+  if (vs_cfg_load(cfg_in, &c, sizeof c, HTTP_CFG_BYTES_V1) != VS_OK) return VS_ERR_INVAL;
+  const vs_http_cfg *cfg = &c;
   if (cfg_check(cfg) != VS_OK) return VS_ERR_INVAL;
   vs_http_transport *t = calloc(1, sizeof *t);
   if (t == NULL) return VS_ERR_NOMEM;

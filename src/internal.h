@@ -12,10 +12,14 @@
 #include <lmdb.h>
 #include <sodium.h>
 
-#include "vixsync/apply.h"
 #include "vixsync/identity.h"
 #include "vixsync/outbox.h"
+#include "vixsync/state.h"
 #include "vixsync/store.h"
+#include "vixsync/wal.h"
+
+#include "apply.h"
+#include "outbox_step.h"
 
 /* ---- little-endian fields (wire and disk), big-endian keys (ordering) ---- */
 
@@ -329,6 +333,30 @@ vs_err vs_obx_void_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const 
 
 /** Register the default sink in a new store. */
 vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);
+
+/* ---- moved out of the installed headers (issue 15) ---- */
+
+/* Internal, not in vixsync/wal.h: this receive path checks no signature and
+ * bounds no clock drift (it is the WAL's own step, under vs_apply_run and
+ * the tests). An application writes with vs_write and receives through
+ * vs_node, which check both. */
+
+/** Append a complete operation (its origin's next one: seq = head + 1 and
+ *  prev = the head's hash, or seq 1 and prev all zero) in one durable
+ *  transaction. Used for operations that arrive whole; local writes go
+ *  through vs_write, which builds seq, prev and hlc itself.
+ *  @param[out] lsn_out its LSN (may be NULL).
+ *  @return VS_OK; VS_ERR_EXISTS (this exact operation is already stored:
+ *  nothing changed); VS_ERR_FORK (another operation with the same origin and
+ *  seq is stored); VS_ERR_CHAIN (seq or prev does not extend the chain);
+ *  VS_ERR_FULL; VS_ERR_STORE; the validation errors of vs_op_encode. */
+vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out);
+
+/* Internal: the counter parser shared by write.c, state.c and vix-node. */
+
+/** Parse a signed 64-bit decimal integer: optional '-', 1 to 19 digits, no
+ *  spaces or '+', in range. @return true and *out on success. */
+bool vs_parse_i64(const uint8_t *text, uint32_t text_bytes, int64_t *out);
 
 #ifdef VS_FAULT_INJECTION
 /* The fault build fails the Nth LMDB write or commit (fault.h:

@@ -1,6 +1,6 @@
 /* The in-memory scripted transport and its deduplicating receiver. */
 #define _POSIX_C_SOURCE 200809L
-#include "vixsync/mem_transport.h"
+#include "vixsync/testing/mem_transport.h"
 
 #include <stdlib.h>
 #include <string.h>

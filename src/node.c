@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cfg.h"
 #include "internal.h"
-#include "vixsync/apply.h"
+#include "apply.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
-#include "vixsync/wire.h"
+#include "wire.h"
 
 #define QUEUE_MAX 4096u /* frames queued per peer; past it the peer is too slow: closed */
 
@@ -138,9 +139,13 @@ struct vs_node {
   uint64_t forks_digest; /* vs_fork_digest: sent in every VV */
 };
 
-vs_node_cfg vs_node_cfg_default(void) {
+/* The first layout of vs_node_cfg (cfg.h): a caller's cfg_bytes is at least this. */
+#define NODE_CFG_BYTES_V1 VS_CFG_BYTES_THROUGH(vs_node_cfg, origin_quota_per_min)
+
+static vs_node_cfg node_cfg_defaults(void) {
   vs_node_cfg c;
   memset(&c, 0, sizeof c);
+  c.cfg_bytes = (uint32_t)sizeof c;
   c.durability = VS_DURABILITY_SYNC;
   c.ack_quorum = 1;
   c.max_drift_ms = VS_MAX_DRIFT_MS_DEFAULT;
@@ -153,6 +158,11 @@ vs_node_cfg vs_node_cfg_default(void) {
   c.resend_max_ms = 60000;
   c.origin_quota_per_min = 64;
   return c;
+}
+
+void vs_node_cfg_default_sized(vs_node_cfg *cfg, size_t cfg_bytes) {
+  vs_node_cfg def = node_cfg_defaults();
+  vs_cfg_default_out(cfg, cfg_bytes, &def, sizeof def);
 }
 
 /* ---- version vectors as sorted arrays ---- */
@@ -780,7 +790,8 @@ static vs_err open_engine(vs_node *n) {
   ocfg.ranges_only = true;
   vs_err err = vs_outbox_open(n->store, &ocfg, &n->outbox);
   if (err != VS_OK || !n->cfg.own_outbox) return err;
-  vs_engine_cfg ecfg = vs_engine_cfg_default();
+  vs_engine_cfg ecfg;
+  vs_engine_cfg_default(&ecfg);
   ecfg.retry = ocfg.retry;
   ecfg.ack_quorum = n->cfg.ack_quorum;
   ecfg.lease_ms = 4 * n->cfg.resend_ms;
@@ -807,8 +818,8 @@ static vs_err node_identity_check(const vs_identity *id) {
   return err;
 }
 
-vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
-  if (cfg == NULL || node_out == NULL || cfg->dir == NULL || cfg->random == NULL) return VS_ERR_INVAL;
+static vs_err node_open(const vs_node_cfg *cfg, vs_node **node_out) {
+  if (cfg->dir == NULL || cfg->random == NULL) return VS_ERR_INVAL;
   if (cfg->ack_quorum == 0 || cfg->ack_quorum > VS_NODE_PEERS_MAX || cfg->handshake_timeout_ms == 0 ||
       cfg->hello_timeout_ms == 0 ||
       cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0 ||
@@ -839,6 +850,15 @@ vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   }
   *node_out = n;
   return VS_OK;
+}
+
+vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out) {
+  if (cfg == NULL || node_out == NULL) return VS_ERR_INVAL;
+  vs_node_cfg c = node_cfg_defaults();
+  vs_err err = vs_cfg_load(cfg, &c, sizeof c, NODE_CFG_BYTES_V1);
+  if (err == VS_OK) err = node_open(&c, node_out);
+  vs_identity_wipe(&c.identity); /* the secret key lives on only in the node's own copy */
+  return err;
 }
 
 vs_store *vs_node_store(vs_node *n) { return n->store; }

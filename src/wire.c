@@ -5,14 +5,14 @@
  * length is checked before it is used, loops are bounded by counts that were
  * checked against the input first, and a failed call leaves the handshake or
  * session state as it was. */
-#include "vixsync/wire.h"
+#include "wire.h"
 
 #include <stdlib.h>
 
 #include <sodium.h>
 
 #include "internal.h"
-#include "vixsync/apply.h"
+#include "apply.h"
 
 _Static_assert(crypto_kx_PUBLICKEYBYTES == 32 && crypto_kx_SECRETKEYBYTES == 32, "eph keys are 32 bytes on the wire");
 _Static_assert(crypto_kx_SEEDBYTES == 32, "eph_seed is 32 bytes");

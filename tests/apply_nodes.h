@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "fixture.h"
-#include "vixsync/apply.h"
-#include "vixsync/wire.h"
+#include "apply.h"
+#include "wire.h"
 #include "vixsync/identity.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"

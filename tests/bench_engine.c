@@ -51,6 +51,7 @@
 
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "outbox_step.h" /* internal: vs_outbox_step_held */
 
 #define BENCH_REPS 3
 #define BENCH_BATCH 1000u
@@ -153,7 +154,8 @@ static engine_run engine_once(uint64_t n, vs_durability d) {
   null_transport nt = {NULL, 0, 0, 0, 0};
   vs_transport tr = {&nt, null_send, null_poll, null_next_wake, false, NULL, false};
   vs_probe probe = vs_probe_always();
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   cfg.workers = 1;
   cfg.batch_ops_max = BENCH_BATCH;
   vs_engine *engine = NULL;

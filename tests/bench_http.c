@@ -267,11 +267,13 @@ static double http_once(uint32_t batch, uint64_t n, uint64_t run, double *cpu_us
   int port = receiver_start();
   char url[64];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/ingest", port);
-  vs_http_cfg hc = vs_http_cfg_default();
+  vs_http_cfg hc;
+  vs_http_cfg_default(&hc);
   hc.url = url;
   vs_http_transport *t;
   CHECK_VS(vs_http_transport_new(&hc, &t));
-  vs_engine_cfg ec = vs_engine_cfg_default();
+  vs_engine_cfg ec;
+  vs_engine_cfg_default(&ec);
   ec.workers = IN_FLIGHT;
   ec.batch_ops_max = batch;
   ec.batch_bytes_max = 64u * 1024u * 1024u;

@@ -339,7 +339,8 @@ static void latency(uint64_t *p50_out, uint64_t *p99_out, uint64_t *put_p50_out)
   mesh_up(&m, "lat");
   char key_path[4300];
   snprintf(key_path, sizeof key_path, "%s/mesh.key", m.dir_a);
-  vs_node_cfg cfg = vs_node_cfg_default();
+  vs_node_cfg cfg;
+  vs_node_cfg_default(&cfg);
   cfg.dir = m.dir_a;
   cfg.own_outbox = false; /* the daemon drives the outbox */
   cfg.random = random_bytes;

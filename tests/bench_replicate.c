@@ -90,6 +90,8 @@
 
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "apply.h" /* internal: signatures of runs */
+#include "wire.h"  /* internal: sessions and frames */
 #include "vixsync/node.h"
 
 #define BENCH_REPS 5
@@ -256,7 +258,8 @@ static bool frames_exact(const shape *s) {
 /* ---- a. replication between two nodes ---- */
 
 static vs_node *node_open(const char *dir, const vs_identity *id, vs_durability d, uint64_t *rng) {
-  vs_node_cfg cfg = vs_node_cfg_default();
+  vs_node_cfg cfg;
+  vs_node_cfg_default(&cfg);
   cfg.dir = dir;
   cfg.durability = d;
   cfg.map_bytes = BENCH_MAP_BYTES;

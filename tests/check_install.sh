@@ -58,7 +58,17 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I"$src/examples" "$src/examples/10
   -o "$prefix/embed_node" $flags
 out=$(LD_LIBRARY_PATH="$(pkg-config --variable=libdir vixsync)" "$prefix/embed_node")
 printf '%s\n' "$out" | grep -q '^B: user:42 = Ada'
-test -f "$prefix/include/vixsync/outbox.h"
+# Exactly the headers an application calls (issue 15): the codecs (wire.h),
+# the outbox's step API, the apply path and the WAL's unchecked append stay
+# in src/; the in-memory transport is a test double, apart in testing/.
+installed=$(cd "$prefix/include" && find vixsync -type f | LC_ALL=C sort | tr '\n' ' ')
+want="vixsync/api.h vixsync/engine.h vixsync/error.h vixsync/http_transport.h vixsync/identity.h \
+vixsync/node.h vixsync/op.h vixsync/outbox.h vixsync/probe.h vixsync/retry.h vixsync/state.h \
+vixsync/store.h vixsync/testing/mem_transport.h vixsync/transport.h vixsync/version.h \
+vixsync/vixsync.h vixsync/wal.h vixsync/write.h "
+if [ "$installed" != "$want" ]; then
+  printf 'FAIL: installed headers\n  got:  %s\n  want: %s\n' "$installed" "$want" >&2; exit 1
+fi
 libdir=$(pkg-config --variable=libdir vixsync)
 ls "$libdir"/libvixsync.a >/dev/null
 # No libcurl below libvixsync: not in the library, not in a program that
@@ -94,7 +104,8 @@ cat > "$prefix/embed_http.c" <<'C'
 #include <vixsync/http_transport.h>
 int main(void) {
   if (vs_http_global_init() != VS_OK) return 1;
-  vs_http_cfg cfg = vs_http_cfg_default();
+  vs_http_cfg cfg;
+  vs_http_cfg_default(&cfg);
   vs_http_transport *t = NULL;
   if (vs_http_transport_new(&cfg, &t) != VS_ERR_INVAL) return 1; /* no URL */
   cfg.url = "http://127.0.0.1:9/ingest";
@@ -118,11 +129,30 @@ LD_LIBRARY_PATH="$libdir" ldd "$prefix/embed_http" | grep -q 'libvixsync-http\.s
 ldd "$libdir/libvixsync-http.so" | grep -q libcurl
 # It exports the functions of its header and nothing else (the body builder,
 # the response mapping and the JSON-text helper stay inside).
-exports=$(nm -D --defined-only "$libdir/libvixsync-http.so" | awk '$2 == "T" { print $3 }')
+# Both libraries are built with -fvisibility=hidden; only VS_API declarations
+# are exported. Any defined dynamic symbol counts (functions and data), and
+# an @VERSION suffix, should a version script ever add one, is not part of
+# the name.
+dyn_exports() { nm -D --defined-only "$1" | awk '{ sub(/@.*/, "", $3); print $3 }'; }
+exports=$(dyn_exports "$libdir/libvixsync-http.so")
 test -n "$exports"
 for f in $exports; do
   grep -q "[ *]$f(" "$prefix/include/vixsync/http_transport.h" || { echo "FAIL: libvixsync-http.so exports $f" >&2; exit 1; }
 done
+# libvixsync.so exports only vs_ functions declared in its installed headers
+# (every one but libvixsync-http's), and each such declaration is exported.
+core_headers=$(ls "$prefix"/include/vixsync/*.h "$prefix"/include/vixsync/testing/*.h | grep -v '/http_transport\.h$')
+exports=$(dyn_exports "$libdir/libvixsync.so")
+test -n "$exports"
+for f in $exports; do
+  case $f in vs_*) ;; *) echo "FAIL: libvixsync.so exports $f (not vs_)" >&2; exit 1 ;; esac
+  grep -q "[ *]$f(" $core_headers || { echo "FAIL: libvixsync.so exports $f, in no installed header" >&2; exit 1; }
+done
+declared=$(sed -n -E 's/^VS_API [^(]*[ *](vs_[a-z0-9_]+)\(.*/\1/p' $core_headers | sort -u)
+for f in $declared; do
+  printf '%s\n' "$exports" | grep -qx "$f" || { echo "FAIL: $f is declared VS_API but not exported" >&2; exit 1; }
+done
+echo "nm -D: libvixsync.so exports $(printf '%s\n' "$exports" | wc -l) functions, all declared VS_API in installed headers"
 echo "ldd: libvixsync.so and programs linked only against vixsync need no libcurl; libvixsync-http.so does"
 # The programs land in bin/ and run from there.
 "$prefix/bin/vix-node" --help >/dev/null

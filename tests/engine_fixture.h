@@ -27,7 +27,7 @@
 #include "fixture.h"
 #include "testutil.h"
 #include "vixsync/engine.h"
-#include "vixsync/mem_transport.h"
+#include "vixsync/testing/mem_transport.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
 #include "vixsync/probe.h"
@@ -194,7 +194,8 @@ static inline vs_mem_script quiet_script(uint64_t latency_ms, uint64_t seed) {
 }
 
 static inline vs_engine_cfg small_cfg(uint32_t workers, uint32_t batch_ops_max, uint64_t lease_ms) {
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   cfg.workers = workers;
   cfg.batch_ops_max = batch_ops_max;
   cfg.lease_ms = lease_ms;

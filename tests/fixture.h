@@ -137,7 +137,8 @@ static inline int vt_wait_child(pid_t pid) {
  * vt_sm_fill over `*rng` (seeded by the test, so a run replays). */
 static inline vs_node_cfg vt_node_cfg(const char *dir, const vs_identity *identity,
                                       const uint8_t mesh_key[VS_MESH_KEY_BYTES], uint64_t *rng) {
-  vs_node_cfg cfg = vs_node_cfg_default();
+  vs_node_cfg cfg;
+  vs_node_cfg_default(&cfg);
   cfg.dir = dir;
   cfg.durability = VS_DURABILITY_NOSYNC;
   cfg.map_bytes = 64ull << 20;

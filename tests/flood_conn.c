@@ -23,7 +23,7 @@
 
 #include <enet/enet.h>
 
-#include "vixsync/wire.h"
+#include "wire.h"
 
 #define CONNS_MAX 1024u
 

@@ -57,6 +57,7 @@
 #include "prepared.h"
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "wire.h" /* internal: sessions and frames */
 #include "vixsync/node.h"
 
 #include <sodium.h>
@@ -101,7 +102,8 @@ static void setup_once(void) {
   memset(g_mesh, 0x42, sizeof g_mesh);
   for (int k = 0; k < PATHS; k++) {
     vt_tmpdir(g_dir[k], sizeof g_dir[k], "fuzz");
-    vs_node_cfg cfg = vs_node_cfg_default();
+    vs_node_cfg cfg;
+    vs_node_cfg_default(&cfg);
     cfg.dir = g_dir[k];
     cfg.durability = VS_DURABILITY_NOSYNC;
     cfg.map_bytes = 64ull << 20;

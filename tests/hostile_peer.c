@@ -39,7 +39,7 @@
 
 #include "vixsync/identity.h"
 #include "vixsync/op.h"
-#include "vixsync/wire.h"
+#include "wire.h"
 
 
 typedef struct hp {

@@ -24,9 +24,9 @@
 #include "prepared.h" /* vt_node_on_frame: on_frame, or the receive pipeline (VT_PREPARED) */
 #include "testutil.h"
 #include "vixsync/vixsync.h"
-#include "vixsync/apply.h"
+#include "apply.h"
 #include "vixsync/node.h"
-#include "vixsync/wire.h"
+#include "wire.h"
 
 #define T0_MS 1700000000000ull
 #define PROGRAM (VT_PREPARED ? "./test_node_property_prepared" : "./test_node_property") /* replay lines */

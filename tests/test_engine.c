@@ -29,7 +29,8 @@
 
 static void test_engine_cfg_default_values(void **state) {
   (void)state;
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   vs_retry_policy def = VS_RETRY_POLICY_DEFAULT_INIT;
   assert_int_equal(cfg.workers, 1);
   assert_int_equal(cfg.batch_ops_max, 1000);
@@ -56,7 +57,7 @@ static void test_engine_new_rejects_bad_cfg(void **state) {
 
   vs_engine_cfg bad[12];
   const size_t n_bad = sizeof bad / sizeof bad[0];
-  for (size_t i = 0; i < n_bad; i++) bad[i] = vs_engine_cfg_default();
+  for (size_t i = 0; i < n_bad; i++) vs_engine_cfg_default(&bad[i]);
   bad[0].workers = 0;
   bad[1].workers = VS_ENGINE_WORKERS_MAX + 1;
   bad[2].batch_ops_max = 0;
@@ -86,7 +87,8 @@ static void test_engine_new_rejects_bad_cfg(void **state) {
   assert_err(vs_engine_new(NULL, f->ob, &probe, &no_send, &e), VS_ERR_INVAL);
   assert_err(vs_engine_new(NULL, f->ob, &probe, &tr, NULL), VS_ERR_INVAL);
   /* The limits themselves are fine, and NULL cfg means the defaults. */
-  vs_engine_cfg edge = vs_engine_cfg_default();
+  vs_engine_cfg edge;
+  vs_engine_cfg_default(&edge);
   edge.workers = VS_ENGINE_WORKERS_MAX;
   edge.batch_ops_max = VS_ENGINE_BATCH_OPS_MAX;
   edge.ack_quorum = VS_PEERS_MAX;
@@ -547,7 +549,8 @@ static tbuf g3_run_once(fixture *f, vs_engine_stats *stats_out) {
   script.duplicate_ack_permille = 100;
   script.unknown_ack_permille = 200;
   script.busy_permille = 60;
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   cfg.workers = 3;
   cfg.batch_ops_max = 6;
   cfg.lease_ms = 400;

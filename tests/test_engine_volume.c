@@ -43,7 +43,8 @@ static void test_engine_lossy_volume_100k(void **state) {
   script.retry_permille = 10; /* and a few transient refusals */
   script.duplicate_ack_permille = 20;
   script.unknown_ack_permille = 100;
-  vs_engine_cfg cfg = vs_engine_cfg_default();
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
   cfg.workers = 4;
   cfg.batch_ops_max = 1000;
   cfg.lease_ms = 2000;

@@ -16,13 +16,13 @@
 #include <cmocka.h>
 
 #include "fixture.h"
-#include "vixsync/apply.h"
+#include "apply.h"
 #include "vixsync/identity.h"
 #include "vixsync/op.h"
 #include "vixsync/state.h"
 #include "vixsync/store.h"
 #include "vixsync/wal.h"
-#include "vixsync/wire.h"
+#include "wire.h"
 #include "vixsync/write.h"
 
 #define T0_MS 1700000000000ull

@@ -256,7 +256,8 @@ static int teardown(void **state) {
 }
 
 static vs_http_cfg http_cfg(const fx *f) {
-  vs_http_cfg c = vs_http_cfg_default();
+  vs_http_cfg c;
+  vs_http_cfg_default(&c);
   c.url = f->url;
   c.connect_timeout_ms = 2000;
   c.timeout_ms = 5000;
@@ -264,7 +265,8 @@ static vs_http_cfg http_cfg(const fx *f) {
 }
 
 static vs_engine_cfg engine_cfg(uint32_t workers, uint32_t batch_ops) {
-  vs_engine_cfg c = vs_engine_cfg_default();
+  vs_engine_cfg c;
+  vs_engine_cfg_default(&c);
   c.workers = workers;
   c.batch_ops_max = batch_ops;
   c.lease_ms = 20000; /* outlasts every request: no retry of a request still in flight */
@@ -406,7 +408,8 @@ static void assert_receiver_holds_done(fx *f) {
 static void test_http_cfg_rejects_bad_input(void **state) {
   (void)state;
   vs_http_transport *t = NULL;
-  vs_http_cfg c = vs_http_cfg_default();
+  vs_http_cfg c;
+  vs_http_cfg_default(&c);
   assert_true(c.tls_verify);
   assert_int_equal(c.format, VS_HTTP_FORMAT_JSON);
   assert_err(vs_http_transport_new(&c, &t), VS_ERR_INVAL); /* no URL */

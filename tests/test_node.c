@@ -459,7 +459,9 @@ static void test_node_future_hlc_waits_for_clock(void **state) {
   uint64_t ahead = strtoull(lc.last + strlen(want), NULL, 10);
   assert_true(ahead > DAY_MS - minute_ms && ahead <= DAY_MS);
   /* The sender resends on its schedule (resend_ms), not in a loop. */
-  uint64_t resends_max = minute_ms / vs_node_cfg_default().resend_ms + 2;
+  vs_node_cfg defaults;
+  vs_node_cfg_default(&defaults);
+  uint64_t resends_max = minute_ms / defaults.resend_ms + 2;
   assert_true(s1.runs_sent - s1_before.runs_sent <= resends_max);
   assert_true(s0.ops_deferred_future <= resends_max);
 

@@ -153,7 +153,8 @@ static void test_node_cookie_secret_dies_after_a_quiet_spell(void **state) {
 static void test_node_cookie_round_gets_one_more_hello_period(void **state) {
   (void)state;
   bench *t = bench_new(2);
-  vs_node_cfg d = vs_node_cfg_default();
+  vs_node_cfg d;
+  vs_node_cfg_default(&d);
   fake g;
   fake_init(&g, FAKE_HANDLE + 71, 0x61);
   assert_err(vs_node_peer_up(t->nodes[0], g.handle, false, t->now_ms), VS_OK);
@@ -379,7 +380,8 @@ static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) 
     const uint64_t ms = 10u * 60u * 1000u;
     uint64_t bytes = fake_sink(t, &f, ms, answer != 0, &vector, &closed);
     assert_false(closed);
-    vs_node_cfg d = vs_node_cfg_default();
+    vs_node_cfg d;
+    vs_node_cfg_default(&d);
     uint64_t allowed = resends_allowed(&d, ms);
     vs_node_stats st;
     vs_node_stats_get(t->nodes[0], &st);

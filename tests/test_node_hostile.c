@@ -932,7 +932,8 @@ static void test_node_handshake_flood_times_out(void **state) {
   caps_clear(t);
   /* Locked out until the HELLO deadline. */
   assert_err(vs_node_peer_up(t->nodes[0], 1, false, t->now_ms), VS_ERR_LIMIT);
-  vs_node_cfg d = vs_node_cfg_default();
+  vs_node_cfg d;
+  vs_node_cfg_default(&d);
   assert_true(d.hello_timeout_ms <= 1000 && d.hello_timeout_ms < d.handshake_timeout_ms);
   assert_true(t->wake[0] <= t->now_ms + d.hello_timeout_ms);
   bench_run(t, d.hello_timeout_ms - 1);

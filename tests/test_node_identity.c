@@ -80,7 +80,8 @@ static void test_node_open_refuses_unset_identity(void **state) {
   vs_identity none;
   memset(&none, 0, sizeof none); /* what vs_node_cfg_default leaves */
   assert_refused(f, &none);
-  vs_node_cfg d = vs_node_cfg_default();
+  vs_node_cfg d;
+  vs_node_cfg_default(&d);
   assert_refused(f, &d.identity);
   /* The message names the cause, not a generic "invalid argument". */
   assert_string_equal(vs_err_name(VS_ERR_NO_IDENTITY), "VS_ERR_NO_IDENTITY");

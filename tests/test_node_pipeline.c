@@ -31,7 +31,7 @@
 #include "testutil.h"
 #include "vixsync/vixsync.h"
 #include "vixsync/node.h"
-#include "vixsync/wire.h"
+#include "wire.h"
 
 #define T0_MS 1700000000000ull
 #define NODES_MAX 3u

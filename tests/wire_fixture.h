@@ -21,8 +21,8 @@
 #include <sodium.h>
 
 #include "fixture.h"
-#include "vixsync/apply.h"
-#include "vixsync/wire.h"
+#include "apply.h"
+#include "wire.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */

@@ -18,6 +18,8 @@
 #ifndef VIXSYNC_ENGINE_H
 #define VIXSYNC_ENGINE_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +38,10 @@ extern "C" {
 #define VS_ENGINE_RESULTS_MAX 65536u /**< results buffered between ticks */
 
 typedef struct vs_engine_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_engine_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_engine_cfg_default. */
+  uint32_t cfg_bytes;
   uint32_t workers;            /**< batches in flight at once; default 1 */
   uint32_t batch_ops_max;      /**< ops per batch; default 1000 */
   uint64_t batch_bytes_max;    /**< encoded bytes per batch (one op always fits); default 1 MiB */
@@ -45,8 +51,11 @@ typedef struct vs_engine_cfg {
   uint64_t offline_recheck_ms; /**< wake interval while offline (probe without next_check); default 1 s */
 } vs_engine_cfg;
 
-/** The defaults listed above. */
-vs_engine_cfg vs_engine_cfg_default(void);
+/** The defaults listed above; use it through vs_engine_cfg_default(&cfg),
+ *  which passes sizeof cfg (cfg_bytes). */
+VS_API void vs_engine_cfg_default_sized(vs_engine_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_engine_cfg) with the defaults and its cfg_bytes. */
+#define vs_engine_cfg_default(cfg) vs_engine_cfg_default_sized((cfg), sizeof *(cfg))
 
 /** Counters, for status pages and tests. */
 typedef struct vs_engine_stats {
@@ -79,14 +88,15 @@ typedef struct vs_engine vs_engine;
 
 /** Create an engine over `outbox` (which must outlive it), asking `probe`
  *  and sending through `transport` (both copied). Takes the store's owner
- *  lock. @return VS_OK, VS_ERR_INVAL (bad cfg or missing callbacks),
+ *  lock. @return VS_OK, VS_ERR_INVAL (bad cfg, one not started with
+ *  vs_engine_cfg_default, or missing callbacks),
  *  VS_ERR_BUSY (another process owns the store), VS_ERR_NOMEM. */
-vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe *probe,
+VS_API vs_err vs_engine_new(const vs_engine_cfg *cfg, vs_outbox *outbox, const vs_probe *probe,
                      const vs_transport *transport, vs_engine **engine_out);
 
 /** Free the engine. Entries in flight stay INFLIGHT in the store; the next
  *  engine requeues them. NULL is a no-op. */
-void vs_engine_free(vs_engine *engine);
+VS_API void vs_engine_free(vs_engine *engine);
 
 /** Advance to now_ms: poll the transport, apply results, expire leases,
  *  claim and send (see the file comment).
@@ -94,7 +104,7 @@ void vs_engine_free(vs_engine *engine);
  *  only when something new is written or a result is pushed).
  *  @return VS_OK or a storage error (VS_ERR_FULL, VS_ERR_STORE): nothing of
  *  the failed step is lost, the next tick tries again. */
-vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out);
+VS_API vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out);
 
 /** Push results (from a driver that decodes acks): they are buffered and
  *  applied durably at the next tick, in arrival order. Reasons are copied.
@@ -105,13 +115,13 @@ vs_err vs_engine_tick(vs_engine *engine, uint64_t now_ms, uint64_t *wake_ms_out)
  *  VS_ERR_LIMIT (VS_ENGINE_RESULTS_MAX results are buffered already) or
  *  VS_ERR_NOMEM (growing the buffer failed): the excess is counted in
  *  results_dropped and behaves as a lost reply; what came before it is kept. */
-vs_err vs_engine_on_results(vs_engine *engine, const vs_result *results, uint32_t count);
+VS_API vs_err vs_engine_on_results(vs_engine *engine, const vs_result *results, uint32_t count);
 
 /** Counters since creation. */
-void vs_engine_stats_get(const vs_engine *engine, vs_engine_stats *stats_out);
+VS_API void vs_engine_stats_get(const vs_engine *engine, vs_engine_stats *stats_out);
 
 /** Batches currently in flight. */
-uint32_t vs_engine_inflight_batches(const vs_engine *engine);
+VS_API uint32_t vs_engine_inflight_batches(const vs_engine *engine);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 #ifndef VIXSYNC_ERROR_H
 #define VIXSYNC_ERROR_H
 
+#include "vixsync/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -61,10 +63,10 @@ typedef enum vs_err {
 
 /** A human-readable message for `err`. Never returns NULL: unknown codes get
  *  "unknown error". The string is static. */
-const char *vs_strerror(vs_err err);
+VS_API const char *vs_strerror(vs_err err);
 
 /** The symbolic name of `err` ("VS_ERR_FULL"), or "VS_ERR_UNKNOWN". Static. */
-const char *vs_err_name(vs_err err);
+VS_API const char *vs_err_name(vs_err err);
 
 #ifdef __cplusplus
 }

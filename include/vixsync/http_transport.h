@@ -87,6 +87,8 @@
 #ifndef VIXSYNC_HTTP_TRANSPORT_H
 #define VIXSYNC_HTTP_TRANSPORT_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -117,6 +119,10 @@ typedef enum vs_http_format {
 } vs_http_format;
 
 typedef struct vs_http_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_http_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_http_cfg_default. */
+  uint32_t cfg_bytes;
   const char *url;             /**< http:// or https:// URL the batches are POSTed to (copied) */
   vs_http_format format;       /**< default JSON */
   const char *const *headers;  /**< header_count "Name: value" lines sent with every request
@@ -134,8 +140,11 @@ typedef struct vs_http_cfg {
   uint32_t peer;               /**< peer id named in results (< VS_PEERS_MAX); default 0 */
 } vs_http_cfg;
 
-/** The defaults listed above, with url NULL (required). */
-vs_http_cfg vs_http_cfg_default(void);
+/** The defaults listed above, with url NULL (required); use it through
+ *  vs_http_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
+VS_API void vs_http_cfg_default_sized(vs_http_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_http_cfg) with the defaults and its cfg_bytes. */
+#define vs_http_cfg_default(cfg) vs_http_cfg_default_sized((cfg), sizeof *(cfg))
 
 typedef struct vs_http_stats {
   uint64_t requests;         /**< batches POSTed */
@@ -156,29 +165,30 @@ typedef struct vs_http_transport vs_http_transport;
 
 /** Initialise libcurl (curl_global_init): once per program, before any
  *  transport. @return VS_OK or VS_ERR_NOMEM. */
-vs_err vs_http_global_init(void);
+VS_API vs_err vs_http_global_init(void);
 
 /** Release libcurl's global state (curl_global_cleanup): once at exit, after
  *  every transport is freed. */
-void vs_http_global_cleanup(void);
+VS_API void vs_http_global_cleanup(void);
 
 /** Create a transport. @return VS_OK, VS_ERR_INVAL (no URL or not http(s),
  *  a header without "Name:" or with CR/LF or naming a header the transport
- *  sets, a limit out of range) or VS_ERR_NOMEM. */
-vs_err vs_http_transport_new(const vs_http_cfg *cfg, vs_http_transport **t_out);
+ *  sets, a limit out of range, a cfg not started with vs_http_cfg_default)
+ *  or VS_ERR_NOMEM. */
+VS_API vs_err vs_http_transport_new(const vs_http_cfg *cfg, vs_http_transport **t_out);
 
 /** Free the transport, abandoning requests in flight (their entries come back
  *  when their lease ends). NULL is a no-op. */
-void vs_http_transport_free(vs_http_transport *t);
+VS_API void vs_http_transport_free(vs_http_transport *t);
 
 /** The vs_transport to give to an engine (valid while `t` lives). */
-vs_transport vs_http_transport_iface(vs_http_transport *t);
+VS_API vs_transport vs_http_transport_iface(vs_http_transport *t);
 
 /** For the driver, between ticks: wait until a socket of a request is ready,
  *  libcurl's next timeout, vs_http_transport_wakeup or timeout_ms, whichever
  *  comes first (a signal also ends it early). Never called by the engine.
  *  @return VS_OK, VS_ERR_INVAL (NULL, or libcurl refused) or VS_ERR_NOMEM. */
-vs_err vs_http_transport_wait(vs_http_transport *t, uint64_t timeout_ms);
+VS_API vs_err vs_http_transport_wait(vs_http_transport *t, uint64_t timeout_ms);
 
 /** For the driver, after a wait: let libcurl move bytes (never blocks) and
  *  take the requests that ended. @return how many ended since the engine's
@@ -192,20 +202,20 @@ vs_err vs_http_transport_wait(vs_http_transport *t, uint64_t timeout_ms);
  *        vs_engine_tick(engine, now, &wake);
  *      vs_http_transport_wait(t, wake > now ? wake - now : 0);
  *    } */
-uint32_t vs_http_transport_perform(vs_http_transport *t, uint64_t now_ms);
+VS_API uint32_t vs_http_transport_perform(vs_http_transport *t, uint64_t now_ms);
 
 /** End a vs_http_transport_wait early; safe from another thread. */
-void vs_http_transport_wakeup(vs_http_transport *t);
+VS_API void vs_http_transport_wakeup(vs_http_transport *t);
 
 /** Requests in flight (batches and health checks). */
-uint32_t vs_http_transport_inflight(const vs_http_transport *t);
+VS_API uint32_t vs_http_transport_inflight(const vs_http_transport *t);
 
 /** Counters since creation. */
-void vs_http_transport_stats(const vs_http_transport *t, vs_http_stats *stats_out);
+VS_API void vs_http_transport_stats(const vs_http_transport *t, vs_http_stats *stats_out);
 
 /** The Idempotency-Key of a batch of `count` (>= 1) operations whose ids are
  *  `ids` in ascending byte order (see the file comment). A pure function. */
-void vs_http_idempotency_key(const vs_op_id *ids, uint32_t count, char key_out[VS_HTTP_IDEM_KEY_BYTES]);
+VS_API void vs_http_idempotency_key(const vs_op_id *ids, uint32_t count, char key_out[VS_HTTP_IDEM_KEY_BYTES]);
 
 /* ---- probe ---- */
 
@@ -217,7 +227,7 @@ typedef struct vs_http_probe_cfg {
 } vs_http_probe_cfg;
 
 /** The defaults listed above, with url NULL (required). */
-vs_http_probe_cfg vs_http_probe_cfg_default(void);
+VS_API vs_http_probe_cfg vs_http_probe_cfg_default(void);
 
 /** Attach a health check to the transport and give the vs_probe that reads
  *  it (valid while `t` lives; one probe per transport, a second call
@@ -232,7 +242,7 @@ vs_http_probe_cfg vs_http_probe_cfg_default(void);
  *  attempts), a batch that gets any HTTP answer turns it online.
  *  @return VS_OK, VS_ERR_INVAL (no URL, not http(s), interval 0) or
  *  VS_ERR_NOMEM. */
-vs_err vs_http_transport_probe(vs_http_transport *t, const vs_http_probe_cfg *cfg, vs_probe *probe_out);
+VS_API vs_err vs_http_transport_probe(vs_http_transport *t, const vs_http_probe_cfg *cfg, vs_probe *probe_out);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,8 @@
 #ifndef VIXSYNC_IDENTITY_H
 #define VIXSYNC_IDENTITY_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,21 +80,21 @@ typedef struct vs_identity {
  *  @param[out] id_out the key pair.
  *  @return VS_OK, VS_ERR_INVAL (NULL argument) or VS_ERR_CRYPTO (libsodium
  *  could not initialise: a fault of the environment, not of the input). */
-vs_err vs_identity_from_seed(const uint8_t seed[VS_SEED_BYTES], vs_identity *id_out);
+VS_API vs_err vs_identity_from_seed(const uint8_t seed[VS_SEED_BYTES], vs_identity *id_out);
 
 /** Zero `id` in a way the compiler cannot drop (sodium_memzero). NULL is a
  *  no-op. */
-void vs_identity_wipe(vs_identity *id);
+VS_API void vs_identity_wipe(vs_identity *id);
 
 /** Write the node id (the public key) as 64 lowercase hex characters and a
  *  NUL into `hex_out`. */
-void vs_identity_node_id_hex(const vs_identity *id, char hex_out[VS_NODE_ID_HEX_BYTES]);
+VS_API void vs_identity_node_id_hex(const vs_identity *id, char hex_out[VS_NODE_ID_HEX_BYTES]);
 
 /** Parse a node id: exactly 64 hex characters (either case) then the NUL.
  *  @param[out] pk_out the public key; unspecified on error.
  *  @return VS_OK or VS_ERR_INVAL (NULL, wrong length or a non-hex character),
  *  like vs_op_id_from_hex. */
-vs_err vs_node_id_from_hex(const char *hex, uint8_t pk_out[VS_ORIGIN_BYTES]);
+VS_API vs_err vs_node_id_from_hex(const char *hex, uint8_t pk_out[VS_ORIGIN_BYTES]);
 
 /** Save `id` as DIR/identity.key (format above), mode 0600, crash-safely.
  *  `dir` must exist. Never overwrites: an existing file (even one that is
@@ -104,7 +106,7 @@ vs_err vs_node_id_from_hex(const char *hex, uint8_t pk_out[VS_ORIGIN_BYTES]);
  *  (libsodium could not initialise: nothing written). A crash may
  *  leave a private temporary file "identity.key.tmp-XXXXXX" behind, never a
  *  partial identity.key. */
-vs_err vs_identity_save(const char *dir, const vs_identity *id);
+VS_API vs_err vs_identity_save(const char *dir, const vs_identity *id);
 
 /** Load DIR/identity.key.
  *  @param[out] id_out the key pair; zeroed on error.
@@ -114,19 +116,19 @@ vs_err vs_identity_save(const char *dir, const vs_identity *id);
  *  future "vixsync-identity v<N>" format); VS_ERR_MALFORMED (wrong header,
  *  bad hex, wrong length, or a public key that does not match the secret
  *  key); VS_ERR_CRYPTO (libsodium could not initialise). */
-vs_err vs_identity_load(const char *dir, vs_identity *id_out);
+VS_API vs_err vs_identity_load(const char *dir, vs_identity *id_out);
 
 /** Sign the chain head (origin = id->pk, seq, op_hash): detached ed25519
  *  over the 93-byte message laid out above. Deterministic: the same inputs
  *  give the same signature.
  *  @param[out] sig_out the 64-byte signature. */
-void vs_chain_sign(const vs_identity *id, uint64_t seq, const uint8_t op_hash[VS_HASH_BYTES],
+VS_API void vs_chain_sign(const vs_identity *id, uint64_t seq, const uint8_t op_hash[VS_HASH_BYTES],
                    uint8_t sig_out[VS_SIGNATURE_BYTES]);
 
 /** True when `sig` is `origin`'s signature of the chain head (seq, op_hash).
  *  False for any other input, including a public key that is not a valid
  *  ed25519 point, NULL arguments, or libsodium failing to initialise. */
-bool vs_chain_verify(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t op_hash[VS_HASH_BYTES],
+VS_API bool vs_chain_verify(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t op_hash[VS_HASH_BYTES],
                      const uint8_t sig[VS_SIGNATURE_BYTES]);
 
 /** Save a mesh key at `path` as 64 lowercase hex characters and "\n", mode
@@ -134,7 +136,7 @@ bool vs_chain_verify(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const 
  *  directory must exist.
  *  @return VS_OK, VS_ERR_EXISTS, VS_ERR_INVAL (NULL, a path past PATH_MAX or
  *  ending in '/'), VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_mesh_key_save(const char *path, const uint8_t key[VS_MESH_KEY_BYTES]);
+VS_API vs_err vs_mesh_key_save(const char *path, const uint8_t key[VS_MESH_KEY_BYTES]);
 
 /** Load a mesh key: 64 hex characters (either case), then optional
  *  whitespace (space, tab, CR, LF) and nothing else.
@@ -143,7 +145,7 @@ vs_err vs_mesh_key_save(const char *path, const uint8_t key[VS_MESH_KEY_BYTES]);
  *  others have any access: it is a secret, chmod 600); VS_ERR_STORE
  *  (unreadable, or not a regular file); VS_ERR_MALFORMED (anything else in
  *  the file). */
-vs_err vs_mesh_key_load(const char *path, uint8_t key_out[VS_MESH_KEY_BYTES]);
+VS_API vs_err vs_mesh_key_load(const char *path, uint8_t key_out[VS_MESH_KEY_BYTES]);
 
 /** Decode exactly `hex_chars` hex characters (either case) into exactly
  *  `out_bytes` bytes; `hex` need not be NUL-terminated. Constant time in the
@@ -151,11 +153,11 @@ vs_err vs_mesh_key_load(const char *path, uint8_t key_out[VS_MESH_KEY_BYTES]);
  *  @param[out] out the bytes; zeroed on error.
  *  @return VS_OK, VS_ERR_INVAL (NULL) or VS_ERR_MALFORMED (hex_chars is not
  *  2 * out_bytes, or a character is not hex). */
-vs_err vs_hex_decode(const char *hex, size_t hex_chars, uint8_t *out, size_t out_bytes);
+VS_API vs_err vs_hex_decode(const char *hex, size_t hex_chars, uint8_t *out, size_t out_bytes);
 
 /** Write `n` bytes of `in` as 2n lowercase hex characters and a NUL into
  *  `out`, which holds 2n + 1 bytes. Constant time (sodium_bin2hex). */
-void vs_hex_encode(const uint8_t *in, size_t n, char *out);
+VS_API void vs_hex_encode(const uint8_t *in, size_t n, char *out);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,8 @@
 #ifndef VIXSYNC_NODE_H
 #define VIXSYNC_NODE_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +55,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** The default bound on how far ahead of the receiver's clock a received
+ *  operation's HLC may be (vs_node_cfg.max_drift_ms). */
+#define VS_MAX_DRIFT_MS_DEFAULT (60ull * 60ull * 1000ull) /* one hour */
 
 #define VS_NODE_PEERS_MAX 64u
 #define VS_NODE_VERDICTS_PER_MIN 6u /* fork verdicts a node takes per minute: each may refold its state */
@@ -71,6 +77,10 @@ typedef enum vs_log_level {
 #define VS_NODE_SKEW_LOG_MAX 64u
 
 typedef struct vs_node_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_node_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_node_cfg_default. */
+  uint32_t cfg_bytes;
   const char *dir;              /**< store directory (created if missing a store) */
   vs_durability durability;     /**< default sync */
   uint64_t map_bytes;           /**< 0 = default */
@@ -115,8 +125,11 @@ typedef struct vs_node_cfg {
   uint32_t origin_quota_per_min;
 } vs_node_cfg;
 
-/** Defaults for everything but dir, identity, mesh key and random. */
-vs_node_cfg vs_node_cfg_default(void);
+/** Defaults for everything but dir, identity, mesh key and random; use it
+ *  through vs_node_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
+VS_API void vs_node_cfg_default_sized(vs_node_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_node_cfg) with the defaults and its cfg_bytes. */
+#define vs_node_cfg_default(cfg) vs_node_cfg_default_sized((cfg), sizeof *(cfg))
 
 /** Counters, by reason, of frames refused; and traffic. */
 typedef struct vs_node_stats {
@@ -164,27 +177,27 @@ typedef struct vs_node vs_node;
  *  (store.h) needs no identity: its writes are not signed, so they stay on
  *  the device or go to sinks that need no signature (an HTTP endpoint).
  *  @return VS_OK; VS_ERR_INVAL (NULL argument, no random callback, a zero
- *  limit); VS_ERR_NO_IDENTITY (identity unset, all-zero seed, or a public key
+ *  limit, a cfg not started with vs_node_cfg_default); VS_ERR_NO_IDENTITY (identity unset, all-zero seed, or a public key
  *  that is not its secret key's); VS_ERR_CRYPTO (libsodium could not
  *  initialise); the errors of vs_store_open; VS_ERR_BUSY
  *  (another process drives this store's outbox; open with own_outbox false
  *  to only read and write). */
-vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out);
+VS_API vs_err vs_node_open(const vs_node_cfg *cfg, vs_node **node_out);
 
 /** Close: sessions are dropped, nothing durable is lost. NULL is a no-op. */
-void vs_node_close(vs_node *node);
+VS_API void vs_node_close(vs_node *node);
 
 /** The node's store (for reads: state, WAL, version vector). */
-vs_store *vs_node_store(vs_node *node);
+VS_API vs_store *vs_node_store(vs_node *node);
 
 /** A durable local write (see vs_write); peers get it at the next poll. */
-vs_err vs_node_write(vs_node *node, const vs_write_req *req, uint64_t now_ms, vs_write_result *result_out);
+VS_API vs_err vs_node_write(vs_node *node, const vs_write_req *req, uint64_t now_ms, vs_write_result *result_out);
 
 /** Group commit through the node: `count` local writes in one transaction,
  *  all or none (see vs_write_batch); peers get them at the next poll.
  *  @param[out] results_out room for `count` results (may be NULL).
  *  @return as vs_write_batch; on any error nothing is written. */
-vs_err vs_node_write_batch(vs_node *node, const vs_write_req *reqs, size_t count, uint64_t now_ms,
+VS_API vs_err vs_node_write_batch(vs_node *node, const vs_write_req *reqs, size_t count, uint64_t now_ms,
                            vs_write_result *results_out);
 
 /** A connection is up. `initiator`: this side dialled (it sends HELLO).
@@ -192,7 +205,7 @@ vs_err vs_node_write_batch(vs_node *node, const vs_write_req *reqs, size_t count
  *  connection then shares one cookie binding: drivers with addresses
  *  should give them).
  *  @return VS_OK, VS_ERR_EXISTS (peer handle in use), VS_ERR_LIMIT. */
-vs_err vs_node_peer_up(vs_node *node, uint32_t peer, bool initiator, uint64_t now_ms);
+VS_API vs_err vs_node_peer_up(vs_node *node, uint32_t peer, bool initiator, uint64_t now_ms);
 
 /** A connection is up, with the other end's transport address as the
  *  driver names it (any bytes: e.g. IPv4 address and port). A responder
@@ -202,11 +215,11 @@ vs_err vs_node_peer_up(vs_node *node, uint32_t peer, bool initiator, uint64_t no
  *  and rotated every VS_NODE_COOKIE_ROTATE_MS of now_ms (the previous one
  *  still accepted). `addr` may be NULL when addr_bytes is 0.
  *  @return as vs_node_peer_up; VS_ERR_INVAL for a NULL addr with bytes. */
-vs_err vs_node_peer_up_addr(vs_node *node, uint32_t peer, bool initiator, const uint8_t *addr, size_t addr_bytes,
+VS_API vs_err vs_node_peer_up_addr(vs_node *node, uint32_t peer, bool initiator, const uint8_t *addr, size_t addr_bytes,
                             uint64_t now_ms);
 
 /** A connection is gone (its frames in the queue are dropped). */
-vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
+VS_API vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
 
 /** One frame received from `peer`. Bad input is counted and dropped: the
  *  return value says why, and nothing else changes. VS_OK means the frame
@@ -218,7 +231,7 @@ vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
  *  backwards within the session closes it too: VS_ERR_STATE, counted in
  *  rejected_vv_regress only. Runs of new origins past the peer's
  *  origin_quota_per_min are refused one by one (rejected_origin_quota). */
-vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
+VS_API vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
 
 /* ---- receive pipeline (optional) ----
  * For a DATA frame, vs_node_on_frame does pure work (the AEAD open, the
@@ -249,7 +262,7 @@ typedef struct vs_rx_prep vs_rx_prep;
 
 /** The receive key of `peer`'s current session. @return VS_OK,
  *  VS_ERR_NOTFOUND (no such peer), VS_ERR_STATE (handshake not done). */
-vs_err vs_node_rx_key(const vs_node *node, uint32_t peer, vs_rx_key *key_out);
+VS_API vs_err vs_node_rx_key(const vs_node *node, uint32_t peer, vs_rx_key *key_out);
 
 /** Pure (any thread; touches no node): open `bytes` with `key` and do the
  *  pure checks of its OPS message. `key` may be NULL (no session yet): the
@@ -257,15 +270,15 @@ vs_err vs_node_rx_key(const vs_node *node, uint32_t peer, vs_rx_key *key_out);
  *  must stay valid and unchanged until vs_node_on_prepared returns. A frame
  *  that fails a check here is not rejected here: the node rejects it.
  *  @return VS_OK (*prep_out set), VS_ERR_INVAL, VS_ERR_NOMEM. */
-vs_err vs_rx_prepare(const vs_rx_key *key, const uint8_t *bytes, size_t bytes_len, vs_rx_prep **prep_out);
+VS_API vs_err vs_rx_prepare(const vs_rx_key *key, const uint8_t *bytes, size_t bytes_len, vs_rx_prep **prep_out);
 
 /** vs_node_on_frame(node, peer, bytes, bytes_len, now_ms) for the frame
  *  `prep` was made from, without the work vs_rx_prepare did. `prep` stays
  *  the caller's (free it after). */
-vs_err vs_node_on_prepared(vs_node *node, uint32_t peer, const vs_rx_prep *prep, uint64_t now_ms);
+VS_API vs_err vs_node_on_prepared(vs_node *node, uint32_t peer, const vs_rx_prep *prep, uint64_t now_ms);
 
 /** Free a prepared frame (NULL is fine). */
-void vs_rx_prep_free(vs_rx_prep *prep);
+VS_API void vs_rx_prep_free(vs_rx_prep *prep);
 
 typedef enum vs_node_out_kind {
   VS_NODE_OUT_NONE = 0,
@@ -284,16 +297,16 @@ typedef struct vs_node_out {
 /** Advance to now_ms and take the next thing to do. Call it until it returns
  *  kind NONE; then `*wake_ms_out` says when to call again at the latest
  *  (UINT64_MAX: only on the next event). */
-vs_err vs_node_poll(vs_node *node, uint64_t now_ms, vs_node_out *out, uint64_t *wake_ms_out);
+VS_API vs_err vs_node_poll(vs_node *node, uint64_t now_ms, vs_node_out *out, uint64_t *wake_ms_out);
 
 /** Counters. */
-void vs_node_stats_get(const vs_node *node, vs_node_stats *stats_out);
+VS_API void vs_node_stats_get(const vs_node *node, vs_node_stats *stats_out);
 
 /** Peers whose handshake is complete. */
-uint32_t vs_node_peers_ready(const vs_node *node);
+VS_API uint32_t vs_node_peers_ready(const vs_node *node);
 
 /** The engine driving the node's outbox (NULL without own_outbox). */
-vs_engine *vs_node_engine(vs_node *node);
+VS_API vs_engine *vs_node_engine(vs_node *node);
 
 #ifdef __cplusplus
 }

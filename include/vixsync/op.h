@@ -54,6 +54,8 @@
 #ifndef VIXSYNC_OP_H
 #define VIXSYNC_OP_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -104,35 +106,35 @@ typedef struct vs_op {
 
 /** Derive the id of operation `seq` (1..VS_OP_SEQ_MAX) of `origin` (a pure
  *  function). */
-void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_id *id_out);
+VS_API void vs_op_id_derive(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_op_id *id_out);
 
 /** The seq an id carries (its last 8 bytes). Whose id it is takes the tag:
  *  compare it with an id derived from the origin. */
-uint64_t vs_op_id_seq(const vs_op_id *id);
+VS_API uint64_t vs_op_id_seq(const vs_op_id *id);
 
 /** Whether two ids name operations of the same origin (equal tags). */
-bool vs_op_id_same_origin(const vs_op_id *a, const vs_op_id *b);
+VS_API bool vs_op_id_same_origin(const vs_op_id *a, const vs_op_id *b);
 
 /** Fill `op` from its parts and derive its id. `kind` is a NUL-terminated
  *  string. Borrowed buffers are not copied.
  *  @return VS_OK, VS_ERR_INVAL (NULL with a non-zero length, seq 0 or past VS_OP_SEQ_MAX) or
  *  VS_ERR_MALFORMED (kind empty, too long or outside 0x21..0x7e) or
  *  VS_ERR_TOO_LARGE (target or payload past the protocol limits). */
-vs_err vs_op_init(vs_op *op, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, uint64_t hlc,
+VS_API vs_err vs_op_init(vs_op *op, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, uint64_t hlc,
                   const uint8_t prev[VS_HASH_BYTES], const char *kind, const uint8_t *target,
                   uint32_t target_bytes, const uint8_t *payload, uint32_t payload_bytes);
 
 /** Check that `kind` (kind_bytes bytes, not necessarily NUL-terminated) is a
  *  valid v1 kind: 1..64 visible ASCII bytes. @return VS_OK or VS_ERR_MALFORMED. */
-vs_err vs_op_kind_check(const char *kind, size_t kind_bytes);
+VS_API vs_err vs_op_kind_check(const char *kind, size_t kind_bytes);
 
 /** The exact size of `op`'s encoding. */
-size_t vs_op_encoded_bytes(const vs_op *op);
+VS_API size_t vs_op_encoded_bytes(const vs_op *op);
 
 /** Encode `op` into `out` (capacity out_bytes_max); `*out_bytes` gets the size.
  *  @return VS_OK, VS_ERR_BUFSIZE (nothing meaningful written) or the errors of
  *  vs_op_init's checks for an op that is not valid. */
-vs_err vs_op_encode(const vs_op *op, uint8_t *out, size_t out_bytes_max, size_t *out_bytes);
+VS_API vs_err vs_op_encode(const vs_op *op, uint8_t *out, size_t out_bytes_max, size_t *out_bytes);
 
 /** Decode exactly `buf_bytes` bytes into `op_out`, derive its id. Strict:
  *  @return VS_OK, VS_ERR_TRUNCATED (input ends inside a field),
@@ -140,25 +142,25 @@ vs_err vs_op_encode(const vs_op *op, uint8_t *out, size_t out_bytes_max, size_t 
  *  a limit), VS_ERR_VERSION (unknown version), VS_ERR_MALFORMED (flags, seq 0 or past VS_OP_SEQ_MAX,
  *  bad kind). On error `op_out` is unspecified. On success its target and
  *  payload point into `buf`. Never reads outside buf[0, buf_bytes). */
-vs_err vs_op_decode(const uint8_t *buf, size_t buf_bytes, vs_op *op_out);
+VS_API vs_err vs_op_decode(const uint8_t *buf, size_t buf_bytes, vs_op *op_out);
 
 /** The operation's hash: BLAKE2b-256("vixsync/op-hash/v1" || encoding). The
  *  next operation of the same origin carries it as `prev`.
  *  @return VS_OK or the errors of vs_op_encode for an invalid op. */
-vs_err vs_op_hash(const vs_op *op, uint8_t hash_out[VS_HASH_BYTES]);
+VS_API vs_err vs_op_hash(const vs_op *op, uint8_t hash_out[VS_HASH_BYTES]);
 
 /** The same hash from an already encoded operation (no re-encoding). */
-void vs_op_hash_encoded(const uint8_t *enc, size_t enc_bytes, uint8_t hash_out[VS_HASH_BYTES]);
+VS_API void vs_op_hash_encoded(const uint8_t *enc, size_t enc_bytes, uint8_t hash_out[VS_HASH_BYTES]);
 
 /** Write `id` as 48 lowercase hex characters and a NUL into `hex_out`. */
-void vs_op_id_to_hex(const vs_op_id *id, char hex_out[VS_OP_ID_HEX_BYTES]);
+VS_API void vs_op_id_to_hex(const vs_op_id *id, char hex_out[VS_OP_ID_HEX_BYTES]);
 
 /** Parse 48 hex characters (2 * VS_OP_ID_BYTES). @return VS_OK or VS_ERR_INVAL (any
  *  other length, e.g. a 32-hex v1 id, or a non-hex character). */
-vs_err vs_op_id_from_hex(const char *hex, vs_op_id *id_out);
+VS_API vs_err vs_op_id_from_hex(const char *hex, vs_op_id *id_out);
 
 /** True when both ids are equal. */
-bool vs_op_id_equal(const vs_op_id *a, const vs_op_id *b);
+VS_API bool vs_op_id_equal(const vs_op_id *a, const vs_op_id *b);
 
 /** HLC helpers: 48-bit milliseconds in the high bits, a 16-bit counter low. */
 static inline uint64_t vs_hlc_make(uint64_t wall_ms, uint16_t counter) {
@@ -167,7 +169,7 @@ static inline uint64_t vs_hlc_make(uint64_t wall_ms, uint16_t counter) {
 static inline uint64_t vs_hlc_wall_ms(uint64_t hlc) { return hlc >> 16; }
 
 /** The next local HLC: max(wall clock, last + 1). Pure. */
-uint64_t vs_hlc_next(uint64_t last_hlc, uint64_t wall_ms);
+VS_API uint64_t vs_hlc_next(uint64_t last_hlc, uint64_t wall_ms);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,8 @@
 #ifndef VIXSYNC_OUTBOX_H
 #define VIXSYNC_OUTBOX_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -52,7 +54,7 @@ typedef enum vs_outbox_state {
 } vs_outbox_state;
 
 /** "PENDING", "INFLIGHT", "DONE", "FAILED" or "?". */
-const char *vs_outbox_state_name(vs_outbox_state state);
+VS_API const char *vs_outbox_state_name(vs_outbox_state state);
 
 /** A snapshot of one entry. */
 typedef struct vs_outbox_entry {
@@ -88,7 +90,7 @@ typedef struct vs_outbox_cfg {
 } vs_outbox_cfg;
 
 /** Sink "default" with Vix Sync's default retry policy. */
-vs_outbox_cfg vs_outbox_cfg_default(void);
+VS_API vs_outbox_cfg vs_outbox_cfg_default(void);
 
 typedef struct vs_outbox vs_outbox;
 
@@ -96,10 +98,10 @@ typedef struct vs_outbox vs_outbox;
  *  (operations written before the registration have no entry for it).
  *  @return VS_OK, VS_ERR_INVAL (bad name or policy), VS_ERR_LIMIT (too many
  *  sinks), VS_ERR_NOMEM, VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out);
+VS_API vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out);
 
 /** Free the handle (the entries stay in the store). NULL is a no-op. */
-void vs_outbox_close(vs_outbox *outbox);
+VS_API void vs_outbox_close(vs_outbox *outbox);
 
 /** Give this sink an entry for each operation of `origin` (the local
  *  writer) written before the sink existed.
@@ -118,16 +120,16 @@ void vs_outbox_close(vs_outbox *outbox);
  *  @param[out] enqueued_out entries created (may be NULL).
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_CORRUPT, VS_ERR_FULL or VS_ERR_STORE
  *  (entries committed by earlier transactions stay; the next call resumes). */
-vs_err vs_outbox_backfill(vs_outbox *outbox, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
+VS_API vs_err vs_outbox_backfill(vs_outbox *outbox, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
                           uint64_t *enqueued_out);
 
 /** Queue operation `id` (already in the WAL) for this sink, ready at now_ms.
  *  @return VS_OK, VS_ERR_NOTFOUND (not in the WAL), VS_ERR_EXISTS (already
  *  queued: nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
+VS_API vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
 
 /** Read one entry. @return VS_OK or VS_ERR_NOTFOUND. */
-vs_err vs_outbox_get(vs_outbox *outbox, const vs_op_id *id, vs_outbox_entry *entry_out);
+VS_API vs_err vs_outbox_get(vs_outbox *outbox, const vs_op_id *id, vs_outbox_entry *entry_out);
 
 /** Claim one PENDING entry that is ready (next_attempt_at <= now_ms): it
  *  becomes INFLIGHT until now_ms + lease_ms and its attempt count grows by
@@ -135,7 +137,7 @@ vs_err vs_outbox_get(vs_outbox *outbox, const vs_op_id *id, vs_outbox_entry *ent
  *  with the current entry on VS_ERR_STATE).
  *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not PENDING, or not ready
  *  yet), VS_ERR_INVAL (lease_ms 0), VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, uint64_t lease_ms,
+VS_API vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, uint64_t lease_ms,
                        vs_outbox_entry *entry_out);
 
 /** Turn INFLIGHT entries whose lease ended (lease_until <= now_ms) back to
@@ -145,7 +147,7 @@ vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, u
  *  @param[out] entries_out room for max_entries entries.
  *  @param[out] count_out how many were claimed.
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms,
+VS_API vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms,
                              uint32_t max_entries, vs_outbox_entry *entries_out,
                              uint32_t *count_out);
 
@@ -153,7 +155,7 @@ vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_
  *  or FAILED the delivery still happened, so it becomes DONE too; an entry
  *  already DONE stays as it is (VS_OK).
  *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
+VS_API vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
 
 /** Record a failed attempt of an INFLIGHT entry. Retryable: back to PENDING
  *  with next_attempt_at = now_ms + delay, or FAILED once max_attempts is
@@ -163,7 +165,7 @@ vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms
  *  @param[out] entry_out the entry afterwards (may be NULL).
  *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not INFLIGHT: a stale
  *  result, nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable,
+VS_API vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable,
                       const char *reason, uint64_t retry_after_ms, vs_outbox_entry *entry_out);
 
 /** On start, the engine's owner turns every INFLIGHT entry of this sink (left
@@ -172,18 +174,18 @@ vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bo
  *  last attempt becomes FAILED. Requires vs_store_lock_owner: a CLI process
  *  must never steal the daemon's claims.
  *  @return VS_OK, VS_ERR_NOT_OWNER, VS_ERR_FULL or VS_ERR_STORE. */
-vs_err vs_outbox_requeue_inflight(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
+VS_API vs_err vs_outbox_requeue_inflight(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
 
 /** Requeue every FAILED entry of this sink (attempts reset to 0, ready at
  *  now_ms), once the cause is fixed. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
-vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
+VS_API vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
 
 /** Delete up to `max_entries` DONE entries of this sink (oldest LSN first).
  *  DONE entries are not indexed (one write less per delivery): this walks
  *  the sink's entries in LSN order, so it costs the entries it passes, which
  *  are mostly DONE ones since the oldest are delivered first. The WAL keeps
  *  the operations. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
-vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out);
+VS_API vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out);
 
 /** One registered sink: its name and its entries per state. */
 typedef struct vs_sink_info {
@@ -197,27 +199,25 @@ typedef struct vs_sink_info {
  *  many exist; `out` gets the first `max` of them by id (pass
  *  VS_OUTBOX_SINKS_MAX to get them all).
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_CORRUPT or VS_ERR_STORE. */
-vs_err vs_outbox_sinks(vs_store *store, vs_sink_info *out, uint32_t max, uint32_t *count_out);
+VS_API vs_err vs_outbox_sinks(vs_store *store, vs_sink_info *out, uint32_t max, uint32_t *count_out);
 
 /** Entries of this sink per state (kept current in O(1) per transition). */
-vs_err vs_outbox_counts_get(vs_outbox *outbox, vs_outbox_counts *counts_out);
+VS_API vs_err vs_outbox_counts_get(vs_outbox *outbox, vs_outbox_counts *counts_out);
 
 /** The earliest time at which something becomes due: the first PENDING
  *  entry's next attempt or the first INFLIGHT lease's end; UINT64_MAX if
  *  neither exists. */
-vs_err vs_outbox_next_due(vs_outbox *outbox, uint64_t *due_ms_out);
+VS_API vs_err vs_outbox_next_due(vs_outbox *outbox, uint64_t *due_ms_out);
 
 /** The store this outbox lives in. */
-vs_store *vs_outbox_store(const vs_outbox *outbox);
+VS_API vs_store *vs_outbox_store(const vs_outbox *outbox);
 
 /** This outbox's retry policy. */
-const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox);
+VS_API const vs_retry_policy *vs_outbox_policy(const vs_outbox *outbox);
 
 /** Replace the retry policy (not stored: each process sets its own).
  *  @return VS_OK or VS_ERR_INVAL. */
-vs_err vs_outbox_set_policy(vs_outbox *outbox, const vs_retry_policy *policy);
-
-/* ---- batched steps, for the engine: many transitions, one transaction ---- */
+VS_API vs_err vs_outbox_set_policy(vs_outbox *outbox, const vs_retry_policy *policy);
 
 /** What a transport said about one operation. */
 typedef enum vs_result_kind {
@@ -225,71 +225,6 @@ typedef enum vs_result_kind {
   VS_RESULT_RETRY = 1,  /**< transient failure */
   VS_RESULT_FAILED = 2, /**< permanent rejection */
 } vs_result_kind;
-
-typedef struct vs_outbox_result {
-  vs_op_id op_id;
-  vs_result_kind kind;
-  uint32_t attempt;        /**< attempt answered; 0 = the current one */
-  uint64_t retry_after_ms; /**< RETRY: floor on the delay, 0 = none */
-  const char *reason;      /**< may be NULL */
-  uint64_t lsn;            /**< the entry's LSN when the caller knows it (a hint,
-                                checked against op_id); 0 = find it by op_id */
-} vs_outbox_result;
-
-/** What applying one result did. */
-typedef enum vs_outbox_verdict {
-  VS_VERDICT_APPLIED = 0,   /**< the INFLIGHT entry moved on */
-  VS_VERDICT_LATE = 1,      /**< DONE for an entry no longer INFLIGHT: it is DONE now */
-  VS_VERDICT_DUPLICATE = 2, /**< the entry was already DONE: nothing changed */
-  VS_VERDICT_STALE = 3,     /**< RETRY/FAILED for an entry not INFLIGHT, or for an
-                                 older attempt than the current one: ignored */
-  VS_VERDICT_UNKNOWN = 4,   /**< no entry for this id in this sink: ignored */
-} vs_outbox_verdict;
-
-/** Claim parameters for vs_outbox_step. */
-typedef struct vs_outbox_claim_req {
-  uint64_t lease_ms;            /**< > 0 */
-  uint32_t entries_max;         /**< <= VS_OUTBOX_CLAIM_MAX */
-  uint64_t bytes_max;           /**< sum of op_bytes; the first entry is always taken */
-  vs_outbox_entry *entries_out; /**< room for entries_max */
-} vs_outbox_claim_req;
-
-/** In one durable transaction: apply `results` in order, turn expired leases
- *  back into retries (as vs_outbox_claim_ready), then, if `claim` is not
- *  NULL, claim ready entries in order within its limits.
- *  @param[out] verdicts_out one per result (may be NULL).
- *  @param[out] claimed_out entries claimed (may be NULL when claim is NULL).
- *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL or VS_ERR_STORE (then nothing
- *  changed). */
-vs_err vs_outbox_step(vs_outbox *outbox, uint64_t now_ms, const vs_outbox_result *results, uint32_t result_count,
-                      vs_outbox_verdict *verdicts_out, const vs_outbox_claim_req *claim, uint32_t *claimed_out);
-
-/** A range of deliveries, known at once: every operation of the origin of
- *  `through` with a seq up to `through`'s is delivered (a peer's version
- *  vector says so). */
-typedef struct vs_outbox_held {
-  vs_op_id through;
-  uint32_t max;          /**< entries to complete at most, <= VS_OUTBOX_CLAIM_MAX */
-  uint32_t completed;    /**< [out] PENDING entries it made DONE */
-  bool more;             /**< [out] stopped at max: the range may cover more */
-} vs_outbox_held;
-
-/** vs_outbox_step that first, in the same transaction, completes the
- *  PENDING entries `held` covers, in claim order (a ranges-only sink: in
- *  LSN order from its mark, stepping over DONE and FAILED entries),
- *  stopping at the first ready entry it does not cover or one claimed by
- *  hand (so it costs what it completes, plus one):
- *  they were delivered before anybody claimed them, so no attempt is spent.
- *  Entries it leaves are claimed and answered as usual. `held` may be NULL
- *  (then this is vs_outbox_step). */
-vs_err vs_outbox_step_held(vs_outbox *outbox, uint64_t now_ms, vs_outbox_held *held,
-                           const vs_outbox_result *results, uint32_t result_count, vs_outbox_verdict *verdicts_out,
-                           const vs_outbox_claim_req *claim, uint32_t *claimed_out);
-
-/** Give INFLIGHT entries back without spending their attempt (the transport
- *  refused the batch before sending anything): PENDING, ready at now_ms.
- *  Entries not INFLIGHT are left alone. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
-vs_err vs_outbox_release(vs_outbox *outbox, const vs_op_id *ids, uint32_t count, uint64_t now_ms);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef VIXSYNC_PROBE_H
 #define VIXSYNC_PROBE_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,12 +28,12 @@ typedef struct vs_probe {
 } vs_probe;
 
 /** A probe that is always online. */
-vs_probe vs_probe_always(void);
+VS_API vs_probe vs_probe_always(void);
 
 /** A probe switched by hand (tests, examples, or an application that learns
  *  connectivity from its platform): online while `*flag` is true. `flag` must
  *  outlive the probe. */
-vs_probe vs_probe_flag(const bool *flag);
+VS_API vs_probe vs_probe_flag(const bool *flag);
 
 #ifdef __cplusplus
 }

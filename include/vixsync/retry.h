@@ -17,6 +17,8 @@
 #ifndef VIXSYNC_RETRY_H
 #define VIXSYNC_RETRY_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,20 +45,20 @@ typedef struct vs_retry_policy {
 #define VS_RETRY_POLICY_DEFAULT_INIT {500u, 2000u, 60000u, 8u, 200u}
 
 /** The defaults as a value. */
-vs_retry_policy vs_retry_policy_default(void);
+VS_API vs_retry_policy vs_retry_policy_default(void);
 
 /** Check a policy's fields against the bounds above.
  *  @return VS_OK or VS_ERR_INVAL. */
-vs_err vs_retry_policy_check(const vs_retry_policy *policy);
+VS_API vs_err vs_retry_policy_check(const vs_retry_policy *policy);
 
 /** The delay after failed attempt `attempt` (>= 1; 0 is treated as 1) of
  *  operation `id`. A pure function: same inputs, same result, everywhere.
  *  `policy` must pass vs_retry_policy_check. */
-uint64_t vs_retry_delay_ms(const vs_retry_policy *policy, const vs_op_id *id, uint32_t attempt);
+VS_API uint64_t vs_retry_delay_ms(const vs_retry_policy *policy, const vs_op_id *id, uint32_t attempt);
 
 /** True when an entry that has made `attempts` attempts may not make
  *  another (attempts >= max_attempts, and max_attempts is not 0). */
-bool vs_retry_exhausted(const vs_retry_policy *policy, uint32_t attempts);
+VS_API bool vs_retry_exhausted(const vs_retry_policy *policy, uint32_t attempts);
 
 #ifdef __cplusplus
 }

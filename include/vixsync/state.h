@@ -30,6 +30,8 @@
 #ifndef VIXSYNC_STATE_H
 #define VIXSYNC_STATE_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -48,7 +50,7 @@ typedef enum vs_state_kind {
 } vs_state_kind;
 
 /** "put", "counter" or "del". */
-const char *vs_state_kind_name(vs_state_kind kind);
+VS_API const char *vs_state_kind_name(vs_state_kind kind);
 
 /** One target's state, valid during the callback only. */
 typedef struct vs_state_entry {
@@ -67,25 +69,21 @@ typedef vs_err (*vs_state_fn)(const vs_state_entry *entry, void *ctx);
 /** Read one target. Calls fn once if it has a live value (tombstones count as
  *  absent unless `tombstones`). @return VS_OK, VS_ERR_NOTFOUND, fn's error,
  *  VS_ERR_CORRUPT or VS_ERR_STORE. */
-vs_err vs_state_get(vs_store *store, const uint8_t *target, uint32_t target_bytes, bool tombstones,
+VS_API vs_err vs_state_get(vs_store *store, const uint8_t *target, uint32_t target_bytes, bool tombstones,
                     vs_state_fn fn, void *ctx);
 
 /** Call fn for every target in byte order of the target, live entries only
  *  unless `tombstones`, in one read transaction. Stops at fn's error. */
-vs_err vs_state_dump(vs_store *store, bool tombstones, vs_state_fn fn, void *ctx);
+VS_API vs_err vs_state_dump(vs_store *store, bool tombstones, vs_state_fn fn, void *ctx);
 
 /** The state hash (32 zero bytes for an empty state). */
-vs_err vs_state_hash(vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
-
-/** Parse a signed 64-bit decimal integer: optional '-', 1 to 19 digits, no
- *  spaces or '+', in range. @return true and *out on success. */
-bool vs_parse_i64(const uint8_t *text, uint32_t text_bytes, int64_t *out);
+VS_API vs_err vs_state_hash(vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
 
 /** Called for each origin in byte order with the highest seq held. */
 typedef vs_err (*vs_vv_fn)(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx);
 
 /** Walk the version vector in one read transaction. Stops at fn's error. */
-vs_err vs_vv_each(vs_store *store, vs_vv_fn fn, void *ctx);
+VS_API vs_err vs_vv_each(vs_store *store, vs_vv_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

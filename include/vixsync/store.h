@@ -14,6 +14,8 @@
 #ifndef VIXSYNC_STORE_H
 #define VIXSYNC_STORE_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +26,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** A signer signs its chain head at least every this many bytes of encoded
+ *  operations inside one commit, so runs stay bounded for receivers. */
+#define VS_SIGN_INTERVAL_BYTES (64u * 1024u)
 
 /** Durability of a commit. */
 typedef enum vs_durability {
@@ -54,7 +60,7 @@ typedef struct vs_store_cfg {
 } vs_store_cfg;
 
 /** The default configuration: sync durability, default map size, create. */
-vs_store_cfg vs_store_cfg_default(void);
+VS_API vs_store_cfg vs_store_cfg_default(void);
 
 typedef struct vs_store vs_store;
 
@@ -66,7 +72,7 @@ typedef struct vs_store vs_store;
  *  VS_STORE_FORMAT, older or newer: vs_store_format says which; nothing is
  *  changed), VS_ERR_BUSY (already open in this process), VS_ERR_NOMEM or
  *  VS_ERR_STORE. */
-vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_out);
+VS_API vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_out);
 
 /** Read the format version of the store in `dir` without opening it for use
  *  (read-only, nothing written), to name it when vs_store_open returns
@@ -75,28 +81,28 @@ vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_NO_STORE (no directory or no store in
  *  it), VS_ERR_FOREIGN (not a vixsync store), VS_ERR_BUSY (the store is open
  *  in this process: it is then of VS_STORE_FORMAT) or VS_ERR_STORE. */
-vs_err vs_store_format(const char *dir, uint32_t *format_out);
+VS_API vs_err vs_store_format(const char *dir, uint32_t *format_out);
 
 /** Close the store, releasing its owner lock if held. NULL is a no-op. The
  *  caller must have ended its transactions. */
-void vs_store_close(vs_store *store);
+VS_API void vs_store_close(vs_store *store);
 
 /** Change the maximum size (for instance after VS_ERR_FULL). No transaction of
  *  this process may be open. @return VS_OK, VS_ERR_INVAL or VS_ERR_STORE. */
-vs_err vs_store_set_map_bytes(vs_store *store, uint64_t map_bytes);
+VS_API vs_err vs_store_set_map_bytes(vs_store *store, uint64_t map_bytes);
 
 /** Flush everything committed to disk (useful in NOSYNC mode). */
-vs_err vs_store_sync(vs_store *store);
+VS_API vs_err vs_store_sync(vs_store *store);
 
 /** Take the owner lock of the directory (a non-blocking exclusive flock on
  *  DIR/owner.lock): the one process that drives the outbox (the daemon, or the
  *  single process embedding the library). It is released by vs_store_close or
  *  by the death of the process. @return VS_OK (also when already held by this
  *  store), VS_ERR_BUSY (another process holds it) or VS_ERR_STORE. */
-vs_err vs_store_lock_owner(vs_store *store);
+VS_API vs_err vs_store_lock_owner(vs_store *store);
 
 /** True when this store holds the owner lock. */
-bool vs_store_is_owner(const vs_store *store);
+VS_API bool vs_store_is_owner(const vs_store *store);
 
 /** Give the store its node identity (copied; wiped at close or by passing
  *  NULL). From then on every local write whose origin is identity->pk signs
@@ -104,14 +110,14 @@ bool vs_store_is_owner(const vs_store *store);
  *  VS_SIGN_INTERVAL_BYTES inside a large batch), so peers can verify it.
  *  Writes for other origins, or without an identity, are not signed: they
  *  stay local (a peer refuses unsigned runs). @return VS_OK or VS_ERR_INVAL. */
-vs_err vs_store_set_identity(vs_store *store, const vs_identity *identity);
+VS_API vs_err vs_store_set_identity(vs_store *store, const vs_identity *identity);
 
 /** The directory the store was opened on (as given). */
-const char *vs_store_dir(const vs_store *store);
+VS_API const char *vs_store_dir(const vs_store *store);
 
 /** Bytes of the map in use (pages in use times the page size) and the map
  *  size, for monitoring. */
-vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out);
+VS_API vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,8 @@
 #ifndef VIXSYNC_WAL_H
 #define VIXSYNC_WAL_H
 
+#include "vixsync/api.h"
+
 #include <stdint.h>
 
 #include "vixsync/error.h"
@@ -45,33 +47,22 @@ typedef struct vs_wal_record {
  *  value stops the replay and is returned by vs_wal_replay. */
 typedef vs_err (*vs_wal_handler)(const vs_wal_record *record, void *ctx);
 
-/** Append a complete operation (its origin's next one: seq = head + 1 and
- *  prev = the head's hash, or seq 1 and prev all zero) in one durable
- *  transaction. Used for operations that arrive whole; local writes go
- *  through vs_write, which builds seq, prev and hlc itself.
- *  @param[out] lsn_out its LSN (may be NULL).
- *  @return VS_OK; VS_ERR_EXISTS (this exact operation is already stored:
- *  nothing changed); VS_ERR_FORK (another operation with the same origin and
- *  seq is stored); VS_ERR_CHAIN (seq or prev does not extend the chain);
- *  VS_ERR_FULL; VS_ERR_STORE; the validation errors of vs_op_encode. */
-vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out);
-
 /** Replay records with lsn >= from_lsn in order, in one read-only
  *  transaction (a consistent snapshot; concurrent writers are not blocked).
  *  Stops at the first handler error and returns it.
  *  @return VS_OK, the handler's error, VS_ERR_CORRUPT (checksum mismatch, an
  *  LSN gap or a record that does not decode) or VS_ERR_STORE. */
-vs_err vs_wal_replay(vs_store *store, uint64_t from_lsn, vs_wal_handler handler, void *ctx);
+VS_API vs_err vs_wal_replay(vs_store *store, uint64_t from_lsn, vs_wal_handler handler, void *ctx);
 
 /** The highest LSN (0 for an empty log). */
-vs_err vs_wal_last_lsn(vs_store *store, uint64_t *lsn_out);
+VS_API vs_err vs_wal_last_lsn(vs_store *store, uint64_t *lsn_out);
 
 /** Find the LSN of operation `id`. @return VS_OK or VS_ERR_NOTFOUND. */
-vs_err vs_wal_find(vs_store *store, const vs_op_id *id, uint64_t *lsn_out);
+VS_API vs_err vs_wal_find(vs_store *store, const vs_op_id *id, uint64_t *lsn_out);
 
 /** The chain head of `origin`: its highest seq held (0 if none), that
  *  operation's hash (zero if none) and hlc. */
-vs_err vs_wal_head(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *seq_out,
+VS_API vs_err vs_wal_head(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *seq_out,
                    uint8_t hash_out[VS_HASH_BYTES], uint64_t *hlc_out);
 
 #ifdef __cplusplus

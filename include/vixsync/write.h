@@ -17,6 +17,8 @@
 #ifndef VIXSYNC_WRITE_H
 #define VIXSYNC_WRITE_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,14 +62,14 @@ typedef struct vs_write_result {
  *  @return VS_OK; VS_ERR_CONFLICT (idempotency key reused with other
  *  arguments); VS_ERR_INVAL, VS_ERR_MALFORMED, VS_ERR_TOO_LARGE (bad
  *  request); VS_ERR_FULL (store full: nothing changed); VS_ERR_STORE. */
-vs_err vs_write(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_write_req *req,
+VS_API vs_err vs_write(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_write_req *req,
                 uint64_t now_ms, vs_write_result *result_out);
 
 /** Group commit: write `count` operations in one transaction, all or none.
  *  Requests are applied in order (a key repeated inside the batch behaves as
  *  it would across calls). @param[out] results_out room for `count` results
  *  (may be NULL). @return as vs_write; on any error nothing is written. */
-vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+VS_API vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
                       const vs_write_req *reqs, size_t count, uint64_t now_ms,
                       vs_write_result *results_out);
 
@@ -79,11 +81,11 @@ vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
  *  retry of a stored write still answers. *to_out: the seq to reach (0: not
  *  restoring). The node sets and clears it (node.h). @return VS_OK or a
  *  storage error. */
-vs_err vs_write_restoring(vs_store *store, uint64_t *to_out);
+VS_API vs_err vs_write_restoring(vs_store *store, uint64_t *to_out);
 
 /** Look up an idempotency key. @param[out] id_out the operation it created.
  *  @return VS_OK or VS_ERR_NOTFOUND. */
-vs_err vs_write_idem_lookup(vs_store *store, const uint8_t *idem_key, uint32_t idem_key_bytes,
+VS_API vs_err vs_write_idem_lookup(vs_store *store, const uint8_t *idem_key, uint32_t idem_key_bytes,
                             vs_op_id *id_out);
 
 #ifdef __cplusplus

@@ -77,10 +77,6 @@ extern "C" {
 #endif
 
 #define VS_APPLY_RUN_OPS_MAX 65536u
-#define VS_MAX_DRIFT_MS_DEFAULT (60ull * 60ull * 1000ull) /* one hour */
-/** A signer signs its chain head at least every this many bytes of encoded
- *  operations inside one commit, so runs stay bounded for receivers. */
-#define VS_SIGN_INTERVAL_BYTES (64u * 1024u)
 /** The most a run may weigh: the sum over its ops of 4 + the encoding's
  *  size (what it takes in an OPS message). Half a message, so that two
  *  branches of a fork, each at most one run, always fit one FORK message

@@ -11,6 +11,8 @@
 #ifndef VIXSYNC_MEM_TRANSPORT_H
 #define VIXSYNC_MEM_TRANSPORT_H
 
+#include "vixsync/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,33 +53,33 @@ typedef struct vs_mem_transport vs_mem_transport;
 typedef void (*vs_mem_on_send)(void *ctx, const vs_send_batch *batch, uint64_t now_ms);
 
 /** @return VS_OK, VS_ERR_INVAL (a rate above 1000) or VS_ERR_NOMEM. */
-vs_err vs_mem_transport_new(const vs_mem_script *script, vs_mem_transport **t_out);
-void vs_mem_transport_free(vs_mem_transport *t);
+VS_API vs_err vs_mem_transport_new(const vs_mem_script *script, vs_mem_transport **t_out);
+VS_API void vs_mem_transport_free(vs_mem_transport *t);
 
 /** The vs_transport to give to an engine (valid while `t` lives). */
-vs_transport vs_mem_transport_iface(vs_mem_transport *t);
+VS_API vs_transport vs_mem_transport_iface(vs_mem_transport *t);
 
 /** Script one op: its next `times` deliveries get RETRY, then it succeeds. */
-vs_err vs_mem_transport_fail_times(vs_mem_transport *t, const vs_op_id *id, uint32_t times);
+VS_API vs_err vs_mem_transport_fail_times(vs_mem_transport *t, const vs_op_id *id, uint32_t times);
 /** Script one op: every delivery is rejected permanently. */
-vs_err vs_mem_transport_reject(vs_mem_transport *t, const vs_op_id *id);
+VS_API vs_err vs_mem_transport_reject(vs_mem_transport *t, const vs_op_id *id);
 /** Change the script's rates (the PRNG and the receiver carry on). */
-vs_err vs_mem_transport_set_script(vs_mem_transport *t, const vs_mem_script *script);
+VS_API vs_err vs_mem_transport_set_script(vs_mem_transport *t, const vs_mem_script *script);
 /** Install a send hook (NULL to remove). */
-void vs_mem_transport_on_send(vs_mem_transport *t, vs_mem_on_send hook, void *ctx);
+VS_API void vs_mem_transport_on_send(vs_mem_transport *t, vs_mem_on_send hook, void *ctx);
 
 /** True when the receiver holds op `id`. */
-bool vs_mem_transport_holds(const vs_mem_transport *t, const vs_op_id *id);
+VS_API bool vs_mem_transport_holds(const vs_mem_transport *t, const vs_op_id *id);
 /** How many times the receiver accepted op `id` as new: 0 or 1 (G4). */
-uint32_t vs_mem_transport_applied(const vs_mem_transport *t, const vs_op_id *id);
+VS_API uint32_t vs_mem_transport_applied(const vs_mem_transport *t, const vs_op_id *id);
 /** Call fn for every op the receiver holds, in table order (not sorted):
  *  to check it holds nothing that was never written. Stops at fn's error. */
-vs_err vs_mem_transport_each_stored(const vs_mem_transport *t, vs_err (*fn)(void *ctx, const vs_op_id *id),
+VS_API vs_err vs_mem_transport_each_stored(const vs_mem_transport *t, vs_err (*fn)(void *ctx, const vs_op_id *id),
                                     void *ctx);
 /** Counters. */
-void vs_mem_transport_stats(const vs_mem_transport *t, vs_mem_stats *stats_out);
+VS_API void vs_mem_transport_stats(const vs_mem_transport *t, vs_mem_stats *stats_out);
 /** Results scheduled but not yet handed over. */
-uint64_t vs_mem_transport_queued(const vs_mem_transport *t);
+VS_API uint64_t vs_mem_transport_queued(const vs_mem_transport *t);
 
 #ifdef __cplusplus
 }
