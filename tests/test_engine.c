@@ -828,12 +828,51 @@ static void test_engine_mem_transport_answers_when_due_after_latency_drop(void *
   assert_int_equal(tr.next_wake_ms(tr.ctx, T0_MS + 1000), NEVER);
 }
 
+/* vs_engine_cfg is versioned by its size (src/cfg.h): the default call
+ * writes no byte past the size it is given, and vs_engine_new refuses a
+ * cfg that did not come from it (cfg_bytes 0) or claims to be larger than
+ * the library's struct. */
+static void test_engine_cfg_bytes_is_checked(void **state) {
+  fixture *f = *state;
+  vs_mem_script script = quiet_script(10, 1);
+  assert_err(vs_mem_transport_new(&script, &f->mt), VS_OK);
+  vs_transport tr = vs_mem_transport_iface(f->mt);
+  vs_probe probe = vs_probe_always();
+  vs_engine *e = NULL;
+
+  union {
+    vs_engine_cfg cfg;
+    uint8_t bytes[sizeof(vs_engine_cfg)];
+  } u;
+  const size_t short_bytes = offsetof(vs_engine_cfg, lease_ms);
+  memset(u.bytes, 0xa5, sizeof u.bytes);
+  vs_engine_cfg_default_sized(&u.cfg, short_bytes);
+  assert_int_equal(u.cfg.cfg_bytes, short_bytes);
+  assert_int_equal(u.cfg.workers, 1);
+  for (size_t i = short_bytes; i < sizeof u.bytes; i++) assert_int_equal(u.bytes[i], 0xa5);
+
+  vs_engine_cfg cfg;
+  vs_engine_cfg_default(&cfg);
+  assert_int_equal(cfg.cfg_bytes, sizeof cfg);
+  cfg.cfg_bytes = 0; /* not from vs_engine_cfg_default */
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_ERR_INVAL);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg + 8u; /* a newer caller than this library */
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_ERR_INVAL);
+  cfg.cfg_bytes = (uint32_t)short_bytes; /* older than the first layout */
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_ERR_INVAL);
+  assert_null(e);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg;
+  assert_err(vs_engine_new(&cfg, f->ob, &probe, &tr, &e), VS_OK);
+  vs_engine_free(e);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TD(fn) cmocka_unit_test_setup_teardown(fn, setup_dir, teardown)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_engine_cfg_default_values),
+      T(test_engine_cfg_bytes_is_checked),
       T(test_engine_new_rejects_bad_cfg),
       TD(test_engine_new_busy_when_another_process_owns_the_store),
       T(test_engine_g1_every_sent_op_is_committed),
