@@ -798,17 +798,24 @@ static double raw_once(const shape *s, vs_durability d) {
 
 static void handshake(vs_session *sa, vs_session *sb) {
   vs_hs hi, hr;
-  uint8_t seed_i[32], seed_r[32], f1[256], f2[256];
+  uint8_t seed_i[32], seed_r[32], f1[VS_HS_FRAME_BYTES_MAX], f2[VS_HS_FRAME_BYTES_MAX];
   memset(seed_i, 0x31, sizeof seed_i);
   memset(seed_r, 0x32, sizeof seed_r);
   size_t l1 = 0, l2 = 0;
   bool done_i = false, done_r = false;
   CHECK_VS(vs_hs_start_initiator(&hi, &id_a, mesh_key, seed_i, f1, sizeof f1, &l1));
   CHECK_VS(vs_hs_start_responder(&hr, &id_b, mesh_key, seed_r));
-  CHECK_VS(vs_hs_on_frame(&hr, f1, l1, f2, sizeof f2, &l2, &done_r, sb));   /* HELLO -> REPLY */
+  /* The responder answers a HELLO with a cookie first (issue 14): the
+   * secret and address are the bench's, fixed, as the node's would be. */
+  uint8_t cookie_secret[VS_COOKIE_SECRET_BYTES];
+  memset(cookie_secret, 0x33, sizeof cookie_secret);
+  CHECK_VS(vs_hs_responder_cookie(&hr, cookie_secret, NULL, (const uint8_t *)"bench", 5));
+  CHECK_VS(vs_hs_on_frame(&hr, f1, l1, f2, sizeof f2, &l2, &done_r, sb));   /* HELLO -> COOKIE */
+  CHECK_VS(vs_hs_on_frame(&hi, f2, l2, f1, sizeof f1, &l1, &done_i, sa));   /* COOKIE -> HELLO2 */
+  CHECK_VS(vs_hs_on_frame(&hr, f1, l1, f2, sizeof f2, &l2, &done_r, sb));   /* HELLO2 -> REPLY */
   CHECK_VS(vs_hs_on_frame(&hi, f2, l2, f1, sizeof f1, &l1, &done_i, sa));   /* REPLY -> AUTH */
   CHECK_VS(vs_hs_on_frame(&hr, f1, l1, f2, sizeof f2, &l2, &done_r, sb));   /* AUTH */
-  if (!done_i || !done_r) die("handshake", "not finished after HELLO, REPLY, AUTH");
+  if (!done_i || !done_r) die("handshake", "not finished after HELLO, COOKIE, HELLO2, REPLY, AUTH");
   vs_hs_wipe(&hi);
   vs_hs_wipe(&hr);
 }
