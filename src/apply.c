@@ -5,43 +5,11 @@
 #include <stdlib.h>
 
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
+#include "chain.h"
+#include "fork.h"
 #include "internal.h"
-
-
-vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]) {
-  MDB_val k = {VS_OP_ID_BYTES, (void *)id->bytes}, v = {VS_SIGNATURE_BYTES, (void *)sig};
-  return vs_mdb_err(mdb_put(txn, store->dbi_sigs, &k, &v, 0));
-}
-
-/* Shape checks that need no store: one origin, consecutive seqs, valid ops;
- * fills the op hashes. */
-vs_err vs_run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
-                    uint64_t max_bytes, uint8_t (*hashes)[VS_HASH_BYTES]) {
-  uint64_t bytes = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    bytes += 4u + (uint64_t)(enc != NULL ? enc_bytes[i] : vs_op_encoded_bytes(&ops[i]));
-    if (bytes > max_bytes) return VS_ERR_INVAL; /* no evidence could hold it (apply.h) */
-    if (memcmp(ops[i].origin, ops[0].origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_INVAL;
-    if (ops[i].seq != ops[0].seq + i || ops[i].seq == 0 || ops[i].seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
-    vs_op_id id;
-    vs_op_id_derive(ops[i].origin, ops[i].seq, &id); /* indexes trust op->id: check it */
-    if (!vs_op_id_equal(&id, &ops[i].id)) return VS_ERR_INVAL;
-    if (enc != NULL) { /* the bytes the op was decoded from: hashed as they are */
-      if (enc[i] == NULL || enc_bytes[i] != vs_op_encoded_bytes(&ops[i])) return VS_ERR_INVAL;
-      vs_op_hash_encoded(enc[i], enc_bytes[i], hashes[i]);
-    } else {
-      vs_err err = vs_op_hash(&ops[i], hashes[i]);
-      if (err != VS_OK) return err;
-    }
-    /* The signature covers the last op; the links extend it to the others.
-     * A run whose own links break is not covered by its signature: forged,
-     * whether or not the node holds those seqs (else a genuine signed run
-     * with one held op swapped would pass as fork evidence against an
-     * honest origin). */
-    if (i > 0 && memcmp(ops[i].prev, hashes[i - 1], VS_HASH_BYTES) != 0) return VS_ERR_MALFORMED;
-  }
-  return VS_OK;
-}
+#include "state_int.h"
+#include "wal_int.h"
 
 /* Inside the transaction: skip what is held, check the links, append. */
 static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
@@ -299,53 +267,47 @@ vs_err vs_apply_run_pre(vs_store *store, const vs_op *ops, const uint8_t *const 
   return apply_checked(store, ops, enc, count, sig, pre, true, now_ms, max_drift_ms, result_out);
 }
 
-vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_SIGNATURE_BYTES]) {
-  if (store == NULL || id == NULL || sig_out == NULL) return VS_ERR_INVAL;
-  MDB_txn *txn;
-  vs_err err = vs_txn_begin(store, false, &txn);
+/* Moved here from wal.c (issue 15): it folds the op into the state and the
+ * node's HLC, as the receive path above does, and the WAL module calls no
+ * state function (state.c reads the WAL: that was the wal <-> state cycle). */
+vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out) {
+  if (store == NULL || op == NULL) return VS_ERR_INVAL;
+  vs_op checked = *op;
+  vs_op_id_derive(op->origin, op->seq, &checked.id); /* never trust a caller's id */
+  uint8_t hash[VS_HASH_BYTES];
+  vs_err err = vs_op_hash(&checked, hash);
   if (err != VS_OK) return err;
-  MDB_val k = {VS_OP_ID_BYTES, (void *)id->bytes}, v;
-  err = vs_mdb_err(mdb_get(txn, store->dbi_sigs, &k, &v));
-  if (err == VS_OK && v.mv_size != VS_SIGNATURE_BYTES) err = VS_ERR_CORRUPT;
-  if (err == VS_OK) memcpy(sig_out, v.mv_data, VS_SIGNATURE_BYTES);
-  mdb_txn_abort(txn);
-  return err;
-}
-
-vs_err vs_sig_next_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
-                       uint64_t *seq_out, uint8_t sig_out[VS_SIGNATURE_BYTES]) {
-  if (from_seq == 0 || from_seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
-  vs_op_id start;
-  vs_op_id_derive(origin, from_seq, &start);
-  MDB_cursor *cur;
-  int rc = mdb_cursor_open(txn, store->dbi_sigs, &cur);
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  /* Ids of one origin share a tag and sort by seq: the first key at or after
-   * (tag, from_seq) with the same tag is the next signed op. */
-  MDB_val k = {VS_OP_ID_BYTES, start.bytes}, v;
-  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  if (rc == MDB_SUCCESS && (k.mv_size != VS_OP_ID_BYTES || memcmp(k.mv_data, start.bytes, VS_OP_ID_TAG_BYTES) != 0))
-    rc = MDB_NOTFOUND;
-  vs_err err = vs_mdb_err(rc);
-  if (err == VS_OK && v.mv_size != VS_SIGNATURE_BYTES) err = VS_ERR_CORRUPT;
+  MDB_txn *txn;
+  err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  uint8_t stored_hash[VS_HASH_BYTES];
+  err = vs_opid_get(txn, store, &checked.id, NULL, stored_hash);
   if (err == VS_OK) {
-    uint64_t seq = 0;
-    const uint8_t *p = (const uint8_t *)k.mv_data + VS_OP_ID_TAG_BYTES;
-    for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++) seq = (seq << 8) | p[i];
-    *seq_out = seq;
-    if (sig_out != NULL) memcpy(sig_out, v.mv_data, VS_SIGNATURE_BYTES);
+    err = memcmp(stored_hash, hash, VS_HASH_BYTES) == 0 ? VS_ERR_EXISTS : VS_ERR_FORK;
+  } else if (err == VS_ERR_NOTFOUND) {
+    vs_head head;
+    err = vs_head_get(txn, store, checked.origin, &head);
+    if (err == VS_OK && (checked.seq != head.seq + 1 || memcmp(checked.prev, head.hash, VS_HASH_BYTES) != 0))
+      err = VS_ERR_CHAIN;
   }
-  mdb_cursor_close(cur);
-  return err;
-}
-
-vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
-                            uint64_t *seq_out) {
-  if (store == NULL || origin == NULL || seq_out == NULL) return VS_ERR_INVAL;
-  MDB_txn *txn;
-  vs_err err = vs_txn_begin(store, false, &txn);
-  if (err != VS_OK) return err;
-  err = vs_sig_next_txn(txn, store, origin, from_seq, seq_out, NULL);
-  mdb_txn_abort(txn);
+  uint64_t lsn = 0, node_hlc = 0;
+  if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
+  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, NULL, ++lsn, now_ms, hash, true, NULL);
+  uint8_t state_hash[VS_HASH_BYTES];
+  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
+  if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);
+  if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
+  if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
+  /* As for any received op, the node's clock follows at most to now + the
+   * default drift (acceptance itself never depends on the clock). */
+  uint64_t cap = vs_hlc_make(vs_add_sat_u64(now_ms, 60ull * 60ull * 1000ull), 0);
+  uint64_t seen = checked.hlc < cap ? checked.hlc : cap;
+  if (err == VS_OK && seen > node_hlc) err = vs_meta_hlc_put(txn, store, seen);
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  err = vs_txn_commit(txn);
+  if (err == VS_OK && lsn_out != NULL) *lsn_out = lsn;
   return err;
 }

@@ -72,17 +72,12 @@
 #include "vixsync/op.h"
 #include "vixsync/store.h"
 
+#include "chain.h" /* VS_APPLY_RUN_OPS_MAX, VS_RUN_BYTES_MAX, the signature reads */
+#include "fork.h"  /* the verdicts (FORKS), taken by fork.c */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define VS_APPLY_RUN_OPS_MAX 65536u
-/** The most a run may weigh: the sum over its ops of 4 + the encoding's
- *  size (what it takes in an OPS message). Half a message, so that two
- *  branches of a fork, each at most one run, always fit one FORK message
- *  as evidence (wire.h): a run past it is refused (VS_ERR_INVAL), whoever
- *  signed it. Honest signers sign every VS_SIGN_INTERVAL_BYTES. */
-#define VS_RUN_BYTES_MAX ((1024u * 1024u - 256u) / 2u)
 
 typedef struct vs_apply_result {
   uint32_t applied;    /**< new operations stored */
@@ -122,52 +117,48 @@ typedef struct vs_apply_result {
 vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 
-/** The signature stored for operation `id` (the chain head at it), if the
- *  origin signed there. @return VS_OK or VS_ERR_NOTFOUND. */
-vs_err vs_apply_sig_get(vs_store *store, const vs_op_id *id, uint8_t sig_out[VS_SIGNATURE_BYTES]);
+/** vs_apply_run with each op's encoding (enc[i], enc_bytes[i]; both may be
+ *  NULL): hashed and stored as they are. */
+vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
+                        uint64_t max_drift_ms, vs_apply_result *result_out);
 
-/** The first seq >= from_seq of `origin` that carries a signature (the end
- *  of the run that starts at from_seq). @return VS_OK or VS_ERR_NOTFOUND. */
-vs_err vs_apply_next_signed(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
-                            uint64_t *seq_out);
+/** The pure checks of a run (no store: any thread), for a receive pipeline:
+ *  what vs_apply_run_enc checks before it opens the store (count, one
+ *  origin, consecutive seqs, ids, encodings, the links inside the run),
+ *  each op's hash into hashes_out (count entries), and when those pass the
+ *  signature. The verdicts go to *pre_out, to be handed to vs_apply_run_pre
+ *  with the same arguments; hashes_out must live as long. */
+typedef struct vs_run_pre {
+  const uint8_t (*hashes)[VS_HASH_BYTES];
+  vs_err check;  /**< VS_OK, or the error vs_apply_run_enc returns for it */
+  bool sig_ok;   /**< the signature verifies (only when check is VS_OK) */
+} vs_run_pre;
+void vs_run_prepare(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
+                    const uint8_t sig[VS_SIGNATURE_BYTES], uint8_t (*hashes_out)[VS_HASH_BYTES], vs_run_pre *pre_out);
 
-/** A fork verdict: `origin` is void from `seq` on; the two branches' ops
- *  at seq have these hashes (held_hash < refused_hash: the names are
- *  historical, neither branch is kept). */
-typedef struct vs_fork {
-  uint8_t origin[VS_ORIGIN_BYTES];
-  uint64_t seq;
-  uint8_t held_hash[VS_HASH_BYTES];
-  uint8_t refused_hash[VS_HASH_BYTES];
-} vs_fork;
+/** vs_apply_run_enc with the pure checks done by vs_run_prepare: the same
+ *  result for the same run, store and time, minus that work. */
+vs_err vs_apply_run_pre(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre,
+                        uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 
-/** Number of verdicts, and up to `max` of them (by origin). */
-vs_err vs_apply_forks(vs_store *store, vs_fork *forks_out, uint32_t max, uint64_t *count_out);
+/* Internal, not in vixsync/wal.h (defined in apply.c: it updates the state,
+ * which the WAL module does not call): this receive path checks no signature and
+ * bounds no clock drift (it is the WAL's own step, under vs_apply_run and
+ * the tests). An application writes with vs_write and receives through
+ * vs_node, which check both. */
 
-typedef struct vs_fork_result {
-  uint8_t origin[VS_ORIGIN_BYTES];
-  uint64_t seq;  /**< the origin's first void seq now */
-  bool verdict;  /**< this call took or lowered the verdict */
-  bool refolded; /**< ops were voided here (the state was refolded) */
-} vs_fork_result;
-
-/** Check fork evidence (a FORK message, wire.h) and take its verdict (see
- *  FORKS), in one transaction. Evidence for a seq at or past the held
- *  verdict changes nothing (VS_OK, verdict false).
- *  @return VS_OK; VS_ERR_MALFORMED (does not decode, a proof's links
- *  break or it does not start at the message's origin and seq, the first
- *  ops are equal or do not share their prev); VS_ERR_AUTH (a proof's
- *  signature does not verify: forged); on both nothing changed;
- *  VS_ERR_FULL; VS_ERR_STORE; VS_ERR_NOMEM. */
-vs_err vs_apply_fork(vs_store *store, const uint8_t *msg, size_t msg_bytes, vs_fork_result *result_out);
-
-/** The FORK message behind `origin`'s verdict. @return VS_OK,
- *  VS_ERR_NOTFOUND (no verdict), VS_ERR_BUFSIZE (*out_bytes says how much). */
-vs_err vs_apply_fork_evidence(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint8_t *out, size_t out_max,
-                              size_t *out_bytes);
-
-/** `origin`'s first void seq (0: no verdict). */
-vs_err vs_apply_void_from(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *void_from_out);
+/** Append a complete operation (its origin's next one: seq = head + 1 and
+ *  prev = the head's hash, or seq 1 and prev all zero) in one durable
+ *  transaction. Used for operations that arrive whole; local writes go
+ *  through vs_write, which builds seq, prev and hlc itself.
+ *  @param[out] lsn_out its LSN (may be NULL).
+ *  @return VS_OK; VS_ERR_EXISTS (this exact operation is already stored:
+ *  nothing changed); VS_ERR_FORK (another operation with the same origin and
+ *  seq is stored); VS_ERR_CHAIN (seq or prev does not extend the chain);
+ *  VS_ERR_FULL; VS_ERR_STORE; the validation errors of vs_op_encode. */
+vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out);
 
 #ifdef __cplusplus
 }

@@ -20,8 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fork.h"
+
+#include "chain.h"
 #include "internal.h"
-#include "apply.h"
+#include "state_int.h"
+#include "wal_int.h"
 #include "wire.h"
 
 #define VERDICT_FIXED_BYTES (8u + 3u * VS_HASH_BYTES + 4u)

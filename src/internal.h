@@ -1,4 +1,7 @@
-/* vixsync internals shared by the library's modules. Not installed. */
+/* The base of vixsync's modules: byte order, hashing, checksums, the
+ * store struct and its transactions. Not installed. Each module's own
+ * internals are in its header: chain.h, wal_int.h, state_int.h, fork.h,
+ * apply.h; this one includes none of them (tests/check_modules.py). */
 #ifndef VIXSYNC_INTERNAL_H
 #define VIXSYNC_INTERNAL_H
 
@@ -18,7 +21,6 @@
 #include "vixsync/store.h"
 #include "vixsync/wal.h"
 
-#include "apply.h"
 #include "outbox_step.h"
 
 /* ---- little-endian fields (wire and disk), big-endian keys (ordering) ---- */
@@ -101,7 +103,7 @@ bool vs_crc32c_accelerated(void);
 struct vs_store {
   MDB_env *env;
   /* meta's keys: "vixsync" -> store format u32le (store.c); "hlc", "restore"
-   * (wal.c); "state_hash" (state.c); "sink:" name -> sink id u32le, and per
+   * (chain.c); "state_hash" (state.c); "sink:" name -> sink id u32le, and per
    * sink id (u32be): "obxcnt" (state counts), "obxrng" (ranges-only mark),
    * "sinkfill" (backfill progress) (outbox.c). */
   MDB_dbi dbi_meta;
@@ -127,6 +129,10 @@ struct vs_store {
   char *dir;
 };
 
+/* The transaction helpers (txn.c): the base every module opens its
+ * transactions with, apart from the store module (store.c), which opens
+ * the environment and calls the sink registry. */
+
 /** Map an LMDB or errno code to a vs_err. */
 vs_err vs_mdb_err(int rc);
 
@@ -136,175 +142,6 @@ vs_err vs_txn_begin(vs_store *store, bool write, MDB_txn **txn_out);
 
 /** Commit; on failure the transaction is gone and nothing changed. */
 vs_err vs_txn_commit(MDB_txn *txn);
-
-/* ---- WAL internals (wal.c) ---- */
-
-#define VS_OPID_VALUE_BYTES (8u + VS_HASH_BYTES)
-#define VS_HEAD_VERSION 1u
-#define VS_HEAD_VALUE_BYTES (1u + 8u + 8u + VS_HASH_BYTES)
-
-typedef struct vs_head {
-  uint64_t seq;
-  uint64_t hlc;
-  uint8_t hash[VS_HASH_BYTES];
-} vs_head;
-
-/** Decode a stored chain head. */
-vs_err vs_head_decode(const MDB_val *v, vs_head *head_out);
-
-/** Read the chain head of `origin` in `txn` (zero if none). */
-vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_head *head_out);
-
-/** Highest LSN in `txn` (0 if empty). */
-vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_out);
-
-/* vs_msg_ops_decode, with each op's encoding (a pointer into the message
- * and its length) beside the decoded ops: the receive path hashes and
- * stores those bytes instead of encoding the op again. */
-typedef vs_err (*vs_ops_run_enc_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
-                                    const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
-                                    uint32_t op_count, void *ctx);
-vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx);
-
-/** Append `op` as record `lsn` (which must be last + 1) inside `txn`: the WAL
- *  record, the op-id index and the chain head. The op must extend its chain
- *  (the caller checked or built it so). `known_hash` (may be NULL) is the
- *  op's hash when the caller computed it already (vs_op_hash). `enc` (may
- *  be NULL) is the op's canonical encoding, vs_op_encoded_bytes(op) bytes,
- *  when the caller holds it (decoded from it): copied instead of encoding.
- *  @param[out] hash_out the op's hash. */
-vs_err vs_wal_append_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t *enc, uint64_t lsn,
-                         uint64_t now_ms, const uint8_t *known_hash, bool put_head,
-                         uint8_t hash_out[VS_HASH_BYTES]);
-
-/** Cursors on the WAL and the op-id index for a run of appends in one
- *  transaction (vs_wal_append_cur): consecutive LSNs and consecutive op ids
- *  of one origin then often cost no search from the root (LMDB searches
- *  the cursor's own leaf page first). Close them before the transaction
- *  ends, or leave them to its end: a write transaction frees its cursors. */
-typedef struct vs_wal_cursors {
-  MDB_cursor *wal, *opid;
-} vs_wal_cursors;
-vs_err vs_wal_cursors_open(MDB_txn *txn, const vs_store *store, vs_wal_cursors *c);
-void vs_wal_cursors_close(vs_wal_cursors *c);
-/** vs_wal_append_txn through `cur` (NULL: plain puts). */
-vs_err vs_wal_append_cur(MDB_txn *txn, const vs_store *store, vs_wal_cursors *cur, const vs_op *op, const uint8_t *enc,
-                         uint64_t lsn, uint64_t now_ms, const uint8_t *known_hash, bool put_head,
-                         uint8_t hash_out[VS_HASH_BYTES]);
-
-/** vs_apply_run with each op's encoding (enc[i], enc_bytes[i]; both may be
- *  NULL): hashed and stored as they are. */
-vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
-                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
-                        uint64_t max_drift_ms, vs_apply_result *result_out);
-
-/** The pure checks of a run (no store: any thread), for a receive pipeline:
- *  what vs_apply_run_enc checks before it opens the store (count, one
- *  origin, consecutive seqs, ids, encodings, the links inside the run),
- *  each op's hash into hashes_out (count entries), and when those pass the
- *  signature. The verdicts go to *pre_out, to be handed to vs_apply_run_pre
- *  with the same arguments; hashes_out must live as long. */
-typedef struct vs_run_pre {
-  const uint8_t (*hashes)[VS_HASH_BYTES];
-  vs_err check;  /**< VS_OK, or the error vs_apply_run_enc returns for it */
-  bool sig_ok;   /**< the signature verifies (only when check is VS_OK) */
-} vs_run_pre;
-void vs_run_prepare(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
-                    const uint8_t sig[VS_SIGNATURE_BYTES], uint8_t (*hashes_out)[VS_HASH_BYTES], vs_run_pre *pre_out);
-
-/** vs_apply_run_enc with the pure checks done by vs_run_prepare: the same
- *  result for the same run, store and time, minus that work. */
-vs_err vs_apply_run_pre(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
-                        uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre,
-                        uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
-
-/** Store `origin`'s chain head. Appending many ops of one origin in one
- *  transaction, callers put the head once, after the last (put_head false
- *  for the others): the head is only read at the start of a transaction. */
-vs_err vs_head_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_head *head);
-
-/** Look up an op id: its LSN and hash. VS_ERR_NOTFOUND if absent. */
-vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
-                   uint8_t hash_out[VS_HASH_BYTES]);
-
-/** The size of the operation encoding held in record `lsn`. */
-vs_err vs_wal_op_bytes_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, uint32_t *op_bytes_out);
-
-/** Point `enc_out` at the operation encoding of record `lsn` (valid while
- *  `txn` lives), after checking the record's checksum. */
-vs_err vs_wal_op_encoded_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const uint8_t **enc_out,
-                             uint32_t *enc_bytes_out);
-
-/** Reads of many records in one transaction, mostly in LSN order: a cursor
- *  that steps to the next record instead of searching the tree again. The
- *  same checks as vs_wal_op_encoded_txn; pointers valid while the txn lives
- *  and nothing is written through it. */
-typedef struct vs_wal_reader {
-  MDB_cursor *cur;
-  uint64_t at; /* the LSN the cursor is on; 0 = not positioned */
-} vs_wal_reader;
-vs_err vs_wal_reader_open(MDB_txn *txn, const vs_store *store, vs_wal_reader *r);
-vs_err vs_wal_reader_op(vs_wal_reader *r, uint64_t lsn, const uint8_t **enc_out, uint32_t *enc_bytes_out);
-void vs_wal_reader_close(vs_wal_reader *r);
-
-/** Read the node-wide HLC (0 if never set) / store a new one. */
-vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
-vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
-/** The own seq a restored copy must reach before it writes (0: none; a put
- *  of 0 deletes it). See vs_write_restoring. */
-vs_err vs_meta_restore_get(MDB_txn *txn, const vs_store *store, uint64_t *to_out);
-vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to);
-
-/** Store the signature of the chain head at op `id`. */
-vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]);
-
-/** The first signed seq >= from_seq of `origin`, and its signature (may be
- *  NULL). VS_ERR_NOTFOUND when there is none. */
-vs_err vs_sig_next_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq,
-                       uint64_t *seq_out, uint8_t sig_out[VS_SIGNATURE_BYTES]);
-
-/** The pure shape checks of a run (apply.c): one origin, consecutive
- *  seqs, ids, encodings, links, at most max_bytes (as in an OPS message);
- *  fills each op's hash. VS_ERR_INVAL or VS_ERR_MALFORMED (broken links). */
-vs_err vs_run_check(const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
-                    uint64_t max_bytes, uint8_t (*hashes)[VS_HASH_BYTES]);
-
-/* ---- fork verdicts (fork.c) ---- */
-
-/** `origin`'s first void seq (0: none) and the prev both branches share
- *  (prev_out may be NULL). */
-vs_err vs_fork_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
-                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]);
-/** 64 zero bytes: the signature of an op that fork evidence vouches for. */
-const uint8_t *vs_fork_zero_sig(void);
-/** Evidence from the held branch from ops[at].seq on and a signed run
- *  (ops[at..count-1], enc may be NULL), then vs_apply_fork. */
-vs_err vs_fork_from_run(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count, uint32_t at,
-                        const uint8_t sig[VS_SIGNATURE_BYTES], vs_fork_result *result_out);
-
-/** The verdict after origin `after` (NULL: the first), by origin: its
- *  origin and FORK message. VS_ERR_NOTFOUND past the last. */
-vs_err vs_fork_next(vs_store *store, const uint8_t *after, uint8_t origin_out[VS_ORIGIN_BYTES], uint8_t *out,
-                    size_t out_max, size_t *out_bytes);
-
-/** A digest of every verdict (0: none; never 0 otherwise), for VV
- *  messages: peers whose digests differ exchange their verdicts again. */
-vs_err vs_fork_digest(vs_store *store, uint64_t *digest_out);
-
-/* ---- state internals (state.c) ---- */
-
-/** Rebuild the materialized state and its hash from the WAL records the
- *  op-id index still names (after a fork verdict voided some). */
-vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store);
-
-/** Apply `op` (whose hash is `op_hash`) to the materialized state inside `txn`, folding the change
- *  into `state_hash` (in/out). Kinds other than put/del/incr change nothing. */
-vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t op_hash[VS_HASH_BYTES],
-                          uint8_t state_hash[VS_HASH_BYTES]);
-
-/** Read / store the state hash kept in meta. */
-vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
-vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]);
 
 /* ---- outbox internals (outbox.c) ---- */
 
@@ -335,22 +172,6 @@ vs_err vs_obx_void_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const 
 vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);
 
 /* ---- moved out of the installed headers (issue 15) ---- */
-
-/* Internal, not in vixsync/wal.h: this receive path checks no signature and
- * bounds no clock drift (it is the WAL's own step, under vs_apply_run and
- * the tests). An application writes with vs_write and receives through
- * vs_node, which check both. */
-
-/** Append a complete operation (its origin's next one: seq = head + 1 and
- *  prev = the head's hash, or seq 1 and prev all zero) in one durable
- *  transaction. Used for operations that arrive whole; local writes go
- *  through vs_write, which builds seq, prev and hlc itself.
- *  @param[out] lsn_out its LSN (may be NULL).
- *  @return VS_OK; VS_ERR_EXISTS (this exact operation is already stored:
- *  nothing changed); VS_ERR_FORK (another operation with the same origin and
- *  seq is stored); VS_ERR_CHAIN (seq or prev does not extend the chain);
- *  VS_ERR_FULL; VS_ERR_STORE; the validation errors of vs_op_encode. */
-vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out);
 
 /* Internal: the counter parser shared by write.c, state.c and vix-node. */
 

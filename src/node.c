@@ -8,6 +8,8 @@
 #include "cfg.h"
 #include "internal.h"
 #include "apply.h"
+#include "chain.h"
+#include "wal_int.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 #include "wire.h"
@@ -450,80 +452,52 @@ static vs_err run_scratch(vs_node *n, uint32_t count) {
   return VS_OK;
 }
 
-/* Same origin tag, and the seq of an op-id key. */
-static bool id_key_seq(const MDB_val *k, const vs_op_id *tag, uint64_t *seq_out) {
-  if (k->mv_size != VS_OP_ID_BYTES || memcmp(k->mv_data, tag->bytes, VS_OP_ID_TAG_BYTES) != 0) return false;
-  const uint8_t *p = (const uint8_t *)k->mv_data + VS_OP_ID_TAG_BYTES;
-  uint64_t seq = 0;
-  for (unsigned i = 0; i < VS_OP_ID_BYTES - VS_OP_ID_TAG_BYTES; i++) seq = (seq << 8) | p[i];
-  *seq_out = seq;
-  return true;
-}
-
 /* Add to the writer the longest run of `origin` from `from` (at most to
  * `last`) that ends at an op the store holds a signature for and fits the
  * message. Runs are cut only at signed ops but may pass several: the last
  * signature covers the run through its chain links, so the receiver
- * verifies one signature per run. Reads the origin's ops with one cursor
- * over the op-id index (ids of an origin sort by seq) and one over the
- * signatures. *end_out: the run's last seq. VS_ERR_NOTFOUND: no signed op
- * in from..last (unsigned ops stay local); VS_ERR_BUFSIZE / VS_ERR_LIMIT:
- * the first signed run does not fit this message. */
+ * verifies one signature per run. Reads the origin's ops with the chain
+ * module's run reader (vs_chain_runs_*: no search per op). *end_out: the
+ * run's last seq. VS_ERR_NOTFOUND: no signed op in from..last (unsigned
+ * ops stay local); VS_ERR_BUFSIZE / VS_ERR_LIMIT: the first signed run
+ * does not fit this message. */
 static vs_err add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer *w,
                       const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t last, uint64_t *end_out) {
   if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
   size_t room = vs_ops_writer_room(w);
   if (room > VS_RUN_BYTES_MAX) room = VS_RUN_BYTES_MAX; /* what a receiver takes in one run */
-  vs_op_id start;
-  vs_op_id_derive(origin, from, &start);
-  MDB_cursor *sc = NULL, *oc = NULL;
-  int rc = mdb_cursor_open(txn, n->store->dbi_sigs, &sc);
-  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn, n->store->dbi_opid, &oc);
-  vs_err err = vs_mdb_err(rc);
-  MDB_val sk = {VS_OP_ID_BYTES, start.bytes}, sv, ok = {VS_OP_ID_BYTES, start.bytes}, ov;
-  uint64_t signed_seq = 0, end = 0;
+  vs_chain_runs rr;
+  vs_err err = vs_chain_runs_open(txn, n->store, origin, from, last, &rr);
+  uint64_t end = 0;
   const uint8_t *end_sig = NULL;
-  if (err == VS_OK) {
-    rc = mdb_cursor_get(sc, &sk, &sv, MDB_SET_RANGE);
-    if (rc == MDB_SUCCESS && (!id_key_seq(&sk, &start, &signed_seq) || signed_seq > last)) rc = MDB_NOTFOUND;
-    err = vs_mdb_err(rc);
-  }
-  if (err == VS_OK) err = sv.mv_size == VS_SIGNATURE_BYTES ? VS_OK : VS_ERR_CORRUPT;
-  if (err == VS_OK) {
-    err = vs_mdb_err(mdb_cursor_get(oc, &ok, &ov, MDB_SET_RANGE));
-    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT; /* signed, so held */
-  }
   size_t used = 0;
   uint32_t count = 0;
   /* Bounded: each step takes the next op of the origin; stops at `last`,
    * at VS_APPLY_RUN_OPS_MAX ops or when the message is full. */
   for (uint64_t seq = from; err == VS_OK && seq <= last && count < VS_APPLY_RUN_OPS_MAX; seq++) {
-    uint64_t got = 0;
-    if (count > 0) err = vs_mdb_err(mdb_cursor_get(oc, &ok, &ov, MDB_NEXT));
-    if (err == VS_OK && (!id_key_seq(&ok, &start, &got) || got != seq || ov.mv_size != VS_OPID_VALUE_BYTES))
-      err = VS_ERR_CORRUPT; /* the version vector says the store holds it */
-    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
+    vs_chain_op op;
+    err = vs_chain_runs_next(&rr, &op); /* VS_ERR_CORRUPT: the version vector says the store holds it */
     if (err == VS_OK) err = run_scratch(n, count + 1);
     if (err != VS_OK) break;
-    err = vs_wal_reader_op(wr, vs_get_u64le(ov.mv_data), &n->run_enc[count], &n->run_lens[count]);
+    err = vs_wal_reader_op(wr, op.lsn, &n->run_enc[count], &n->run_lens[count]);
     if (err != VS_OK) break;
     used += 4u + n->run_lens[count];
     if (used > room) break;
     count++;
-    if (seq != signed_seq) continue;
+    if (op.sig == NULL) continue;
     end = seq;
-    end_sig = sv.mv_data;
-    rc = mdb_cursor_get(sc, &sk, &sv, MDB_NEXT);
-    if (rc == MDB_NOTFOUND || (rc == MDB_SUCCESS && (!id_key_seq(&sk, &start, &signed_seq) || signed_seq > last))) break;
-    err = vs_mdb_err(rc);
-    if (err == VS_OK && sv.mv_size != VS_SIGNATURE_BYTES) err = VS_ERR_CORRUPT;
+    end_sig = op.sig;
+    err = vs_chain_runs_past_sig(&rr);
+    if (err == VS_ERR_NOTFOUND) {
+      err = VS_OK; /* no later signed op up to `last`: the run ends here */
+      break;
+    }
   }
   if (err == VS_OK && end_sig == NULL) err = VS_ERR_BUFSIZE;
   if (err == VS_OK)
     err = vs_ops_writer_add_run(w, origin, end_sig, n->run_enc, n->run_lens, (uint32_t)(end - from + 1));
   if (err == VS_OK) *end_out = end;
-  if (oc != NULL) mdb_cursor_close(oc);
-  if (sc != NULL) mdb_cursor_close(sc);
+  vs_chain_runs_close(&rr);
   return err;
 }
 

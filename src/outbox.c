@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "chain.h"
 #include "internal.h"
+#include "wal_int.h"
 
 /* 2: 24-byte op ids (op.h, op-id v2), op_bytes moved from 56 to 64. */
 #define ENTRY_VERSION 2u

@@ -37,7 +37,10 @@
 #include <stdlib.h>
 
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
+#include "chain.h"
 #include "internal.h"
+#include "state_int.h"
+#include "wal_int.h"
 
 #define REC_VERSION 2u
 #define REC_DIGEST_OFFSET 108u

@@ -82,47 +82,6 @@ static void registry_remove(dev_t dev, ino_t ino) {
   pthread_mutex_unlock(&open_lock);
 }
 
-vs_err vs_mdb_err(int rc) {
-  switch (rc) {
-    case MDB_SUCCESS: return VS_OK;
-    case MDB_NOTFOUND: return VS_ERR_NOTFOUND;
-    case MDB_KEYEXIST: return VS_ERR_EXISTS;
-    case MDB_MAP_FULL:
-    case ENOSPC:
-#ifdef EDQUOT
-    case EDQUOT:
-#endif
-      return VS_ERR_FULL;
-    case MDB_TXN_FULL:
-    case MDB_READERS_FULL:
-    case MDB_DBS_FULL:
-      return VS_ERR_LIMIT;
-    case ENOMEM: return VS_ERR_NOMEM;
-    case MDB_INVALID:
-    case MDB_VERSION_MISMATCH:
-      return VS_ERR_FOREIGN;
-    default: return VS_ERR_STORE;
-  }
-}
-
-vs_err vs_txn_begin(vs_store *store, bool write, MDB_txn **txn_out) {
-  assert(store != NULL && txn_out != NULL);
-  /* Bounded: another process may grow the map again between our two tries,
-   * but not forever. */
-  for (int tries = 0; tries < 4; tries++) {
-    int rc = mdb_txn_begin(store->env, NULL, write ? 0 : MDB_RDONLY, txn_out);
-    if (rc != MDB_MAP_RESIZED) return vs_mdb_err(rc);
-    rc = mdb_env_set_mapsize(store->env, 0); /* adopt the size on disk */
-    if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  }
-  return VS_ERR_STORE;
-}
-
-vs_err vs_txn_commit(MDB_txn *txn) {
-  assert(txn != NULL);
-  return vs_mdb_err(mdb_txn_commit(txn));
-}
-
 vs_store_cfg vs_store_cfg_default(void) {
   vs_store_cfg cfg = {VS_DURABILITY_SYNC, VS_STORE_MAP_BYTES_DEFAULT, true};
   return cfg;
@@ -381,8 +340,6 @@ vs_err vs_store_lock_owner(vs_store *store) {
   store->owner_fd = fd;
   return VS_OK;
 }
-
-bool vs_store_is_owner(const vs_store *store) { return store != NULL && store->owner_fd >= 0; }
 
 const char *vs_store_dir(const vs_store *store) { return store != NULL ? store->dir : NULL; }
 

@@ -2,11 +2,11 @@
 /* The write-ahead log: gapless LSNs, checksummed records, per-origin chains. */
 #include "vixsync/wal.h"
 
+#include "chain.h"
 #include "internal.h"
+#include "wal_int.h"
 
 #define REC_TYPE_OP 1u
-static const char META_HLC[] = "hlc";
-static const char META_RESTORE[] = "restore"; /* own seq a restored copy must reach before writing */
 
 static MDB_val val(const void *data, size_t bytes) {
   MDB_val v = {bytes, (void *)data};
@@ -35,86 +35,6 @@ vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_ou
   if (k.mv_size != 8) return VS_ERR_CORRUPT;
   *lsn_out = vs_get_u64be(k.mv_data);
   return VS_OK;
-}
-
-vs_err vs_head_decode(const MDB_val *v, vs_head *head_out) {
-  const uint8_t *p = v->mv_data;
-  if (v->mv_size != VS_HEAD_VALUE_BYTES || p[0] != VS_HEAD_VERSION) return VS_ERR_CORRUPT;
-  head_out->seq = vs_get_u64le(p + 1);
-  head_out->hlc = vs_get_u64le(p + 9);
-  memcpy(head_out->hash, p + 17, VS_HASH_BYTES);
-  return VS_OK;
-}
-
-vs_err vs_head_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_head *head_out) {
-  memset(head_out, 0, sizeof *head_out);
-  MDB_val k = val(origin, VS_ORIGIN_BYTES), v;
-  int rc = mdb_get(txn, store->dbi_heads, &k, &v);
-  if (rc == MDB_NOTFOUND) return VS_OK;
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  return vs_head_decode(&v, head_out);
-}
-
-vs_err vs_head_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_head *head) {
-  uint8_t buf[VS_HEAD_VALUE_BYTES];
-  buf[0] = VS_HEAD_VERSION;
-  vs_put_u64le(buf + 1, head->seq);
-  vs_put_u64le(buf + 9, head->hlc);
-  memcpy(buf + 17, head->hash, VS_HASH_BYTES);
-  MDB_val k = val(origin, VS_ORIGIN_BYTES), v = val(buf, sizeof buf);
-  return vs_mdb_err(mdb_put(txn, store->dbi_heads, &k, &v, 0));
-}
-
-vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
-                   uint8_t hash_out[VS_HASH_BYTES]) {
-  MDB_val k = val(id->bytes, VS_OP_ID_BYTES), v;
-  int rc = mdb_get(txn, store->dbi_opid, &k, &v);
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != VS_OPID_VALUE_BYTES) return VS_ERR_CORRUPT;
-  if (lsn_out != NULL) *lsn_out = vs_get_u64le(v.mv_data);
-  if (hash_out != NULL) memcpy(hash_out, (const uint8_t *)v.mv_data + 8, VS_HASH_BYTES);
-  return VS_OK;
-}
-
-vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out) {
-  MDB_val k = val(META_HLC, sizeof META_HLC - 1), v;
-  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
-  *hlc_out = 0;
-  if (rc == MDB_NOTFOUND) return VS_OK;
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != 8) return VS_ERR_CORRUPT;
-  *hlc_out = vs_get_u64le(v.mv_data);
-  return VS_OK;
-}
-
-vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
-  uint8_t buf[8];
-  vs_put_u64le(buf, hlc);
-  MDB_val k = val(META_HLC, sizeof META_HLC - 1), v = val(buf, sizeof buf);
-  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
-}
-
-vs_err vs_meta_restore_get(MDB_txn *txn, const vs_store *store, uint64_t *to_out) {
-  MDB_val k = val(META_RESTORE, sizeof META_RESTORE - 1), v;
-  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
-  *to_out = 0;
-  if (rc == MDB_NOTFOUND) return VS_OK;
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != 8) return VS_ERR_CORRUPT;
-  *to_out = vs_get_u64le(v.mv_data);
-  return VS_OK;
-}
-
-vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to) {
-  MDB_val k = val(META_RESTORE, sizeof META_RESTORE - 1);
-  if (to == 0) {
-    int rc = mdb_del(txn, store->dbi_meta, &k, NULL);
-    return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
-  }
-  uint8_t buf[8];
-  vs_put_u64le(buf, to);
-  MDB_val v = val(buf, sizeof buf);
-  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 
 vs_err vs_wal_cursors_open(MDB_txn *txn, const vs_store *store, vs_wal_cursors *c) {
@@ -191,48 +111,6 @@ vs_err vs_wal_append_cur(MDB_txn *txn, const vs_store *store, vs_wal_cursors *cu
   }
   if (hash_out != NULL) memcpy(hash_out, head.hash, VS_HASH_BYTES);
   return VS_OK;
-}
-
-vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out) {
-  if (store == NULL || op == NULL) return VS_ERR_INVAL;
-  vs_op checked = *op;
-  vs_op_id_derive(op->origin, op->seq, &checked.id); /* never trust a caller's id */
-  uint8_t hash[VS_HASH_BYTES];
-  vs_err err = vs_op_hash(&checked, hash);
-  if (err != VS_OK) return err;
-  MDB_txn *txn;
-  err = vs_txn_begin(store, true, &txn);
-  if (err != VS_OK) return err;
-  uint8_t stored_hash[VS_HASH_BYTES];
-  err = vs_opid_get(txn, store, &checked.id, NULL, stored_hash);
-  if (err == VS_OK) {
-    err = memcmp(stored_hash, hash, VS_HASH_BYTES) == 0 ? VS_ERR_EXISTS : VS_ERR_FORK;
-  } else if (err == VS_ERR_NOTFOUND) {
-    vs_head head;
-    err = vs_head_get(txn, store, checked.origin, &head);
-    if (err == VS_OK && (checked.seq != head.seq + 1 || memcmp(checked.prev, head.hash, VS_HASH_BYTES) != 0))
-      err = VS_ERR_CHAIN;
-  }
-  uint64_t lsn = 0, node_hlc = 0;
-  if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
-  if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, NULL, ++lsn, now_ms, hash, true, NULL);
-  uint8_t state_hash[VS_HASH_BYTES];
-  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
-  if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);
-  if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
-  if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
-  /* As for any received op, the node's clock follows at most to now + the
-   * default drift (acceptance itself never depends on the clock). */
-  uint64_t cap = vs_hlc_make(vs_add_sat_u64(now_ms, 60ull * 60ull * 1000ull), 0);
-  uint64_t seen = checked.hlc < cap ? checked.hlc : cap;
-  if (err == VS_OK && seen > node_hlc) err = vs_meta_hlc_put(txn, store, seen);
-  if (err != VS_OK) {
-    mdb_txn_abort(txn);
-    return err;
-  }
-  err = vs_txn_commit(txn);
-  if (err == VS_OK && lsn_out != NULL) *lsn_out = lsn;
-  return err;
 }
 
 /* Check and decode one stored record. */

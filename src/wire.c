@@ -12,7 +12,7 @@
 #include <sodium.h>
 
 #include "internal.h"
-#include "apply.h"
+#include "chain.h" /* VS_APPLY_RUN_OPS_MAX */
 
 _Static_assert(crypto_kx_PUBLICKEYBYTES == 32 && crypto_kx_SECRETKEYBYTES == 32, "eph keys are 32 bytes on the wire");
 _Static_assert(crypto_kx_SEEDBYTES == 32, "eph_seed is 32 bytes");

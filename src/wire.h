@@ -407,6 +407,14 @@ vs_err vs_msg_want_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, 
                           size_t *out_bytes);
 vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out[VS_ORIGIN_BYTES], uint64_t *from_out);
 
+/* Internal to the library (was in internal.h): vs_msg_ops_decode, with each op's encoding (a pointer into the message
+ * and its length) beside the decoded ops: the receive path hashes and
+ * stores those bytes instead of encoding the op again. */
+typedef vs_err (*vs_ops_run_enc_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                                    const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
+                                    uint32_t op_count, void *ctx);
+vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,8 +8,11 @@
 #include <sodium.h>
 
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
+#include "chain.h"
+#include "fork.h"
 #include "internal.h"
-#include "apply.h"
+#include "state_int.h"
+#include "wal_int.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 

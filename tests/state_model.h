@@ -20,7 +20,8 @@
 #include <cmocka.h>
 
 #include "fixture.h"
-#include "internal.h" /* vs_wal_append, vs_parse_i64: internal since issue 15 */
+#include "apply.h"    /* vs_wal_append: internal since issue 15 */
+#include "internal.h" /* vs_parse_i64: internal since issue 15 */
 #include "testutil.h"
 #include "vixsync/op.h"
 #include "vixsync/state.h"

@@ -25,7 +25,9 @@
 #include <lmdb.h>
 
 #include "fixture.h"
+#include "apply.h" /* vs_wal_append */
 #include "internal.h"
+#include "wal_int.h"
 #include "testutil.h"
 #include "vixsync/op.h"
 #include "vixsync/store.h"
