@@ -1,0 +1,206 @@
+/* vixsync internals: what the replication node's files share (src/node*.c):
+ * the peer and node structures and the functions one file calls in another.
+ * Not installed; vixsync/node.h is the node's API. The files:
+ *   node.c       the session core: configuration, open/close/write,
+ *                connections and their frame queues, stats, polling
+ *   node_vv.c    version vectors, in-flight credit, a peer's vector (VV)
+ *   node_push.c  anti-entropy in signed runs, the mesh as the engine's
+ *                transport (quorum), a restored copy's marker
+ *   node_fork.c  forks: the WANT search, verdicts taken and relayed
+ *   node_rx.c    receiving: frames, messages, the origin quota, what a
+ *                run's apply result means, the prepared-frames pipeline */
+#ifndef VIXSYNC_NODE_INT_H
+#define VIXSYNC_NODE_INT_H
+
+#include "vixsync/node.h"
+
+#include "internal.h"
+#include "apply.h"
+#include "chain.h"
+#include "wal_int.h"
+#include "vixsync/state.h"
+#include "vixsync/wal.h"
+#include "wire.h"
+
+#define QUEUE_MAX 4096u /* frames queued per peer; past it the peer is too slow: closed */
+
+typedef enum peer_state { PEER_FREE = 0, PEER_HANDSHAKE, PEER_READY, PEER_CLOSING } peer_state;
+
+typedef struct frame {
+  uint8_t *bytes; /* NULL: a CLOSE */
+  size_t len;
+} frame;
+
+typedef struct vv {
+  vs_vv_entry *e;
+  uint32_t n, cap;
+} vv;
+
+/* A run sent to a peer and not yet acknowledged: its in-flight credit comes
+ * back when the peer's vector holds `end` of `origin`, and only then. */
+typedef struct flight {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t end;
+  uint64_t bytes;
+} flight;
+
+#define RESEND_LEVEL_MAX 32u /* resend_ms << level saturates at resend_max_ms long before */
+#define QUOTA_UNIT 60000u    /* origin quota tokens are counted in 1/60000: one per minute-ms */
+#define QUOTA_ALL_PEERS 4u   /* the node-wide bucket holds and refills this many peers' worth */
+#define FORK_SEARCH_TRIES 3u /* a WANT asked this many times unanswered ends the search (node_fork.c) */
+
+typedef struct peer {
+  peer_state st;
+  uint32_t handle;
+  vs_hs hs;
+  vs_session sess;
+  uint64_t hs_deadline_ms; /* the earlier of hs_end_ms and, until a valid HELLO, the HELLO deadline */
+  uint64_t hs_end_ms;
+  vv known;  /* the peer's last complete vector, only origins we hold (and our own) */
+  uint64_t known_vector; /* its number (0: none yet) */
+  vv asm;    /* a vector being assembled from its parts (filtered as known) */
+  uint64_t asm_vector;
+  uint32_t asm_next, asm_parts; /* asm_parts 0: nothing being assembled */
+  uint8_t asm_last[VS_ORIGIN_BYTES]; /* the last origin of the previous part */
+  uint64_t vv_out_no; /* the number of the last vector we sent it */
+  vv sent;   /* per origin, the highest seq we sent it */
+  uint64_t sent_at_ms;
+  uint32_t resend_level; /* resends since the last progress: the wait is resend_ms << level */
+  uint64_t inflight_bytes; /* the sum of fl[].bytes */
+  flight *fl;
+  uint32_t fl_n, fl_cap;
+  uint64_t next_vv_ms;
+  bool vv_due;
+  uint32_t ack_id; /* READY: the engine's index for this peer's identity */
+  uint64_t sess_no; /* READY: the node's number for this session (vs_rx_key) */
+  /* Its vector claims more of our own chain than we hold: it must back the
+   * claim with our signed ops before the deadline (extended by every run it
+   * gets applied), or the session closes (rejected_vv_future). */
+  uint64_t own_claim, own_claim_deadline_ms;
+  bool own_backed; /* it sent us own ops we lacked: we are a restored copy */
+  /* Looking for where our branch of `fk_origin` and the peer's part (a
+   * fork suspected: node_fork.c): they are equal at fk_lo (0: nothing
+   * to compare yet) and differ at fk_hi; fk_want is the seq asked for. */
+  bool fk_active;
+  uint8_t fk_origin[VS_ORIGIN_BYTES];
+  uint64_t fk_lo, fk_hi, fk_want, fk_deadline_ms;
+  uint32_t fk_tries;
+  /* Verdicts to send it: every one once per session, in origin order, a
+   * few per poll; fk_sent_all when done (reset by a new verdict). */
+  uint8_t fk_next[VS_ORIGIN_BYTES];
+  bool fk_next_set, fk_sent_all;
+  /* An entry of its vector fell with no verdict here (yet): the old entry
+   * is kept until fall_deadline_ms, when the verdict must be here. */
+  uint64_t asm_forks;     /* the forks digest of the vector being assembled */
+  uint64_t fk_resend_ms;  /* no new round of verdicts to it before then */
+  bool fall_pending;
+  uint8_t fall_origin[VS_ORIGIN_BYTES];
+  uint64_t fall_deadline_ms;
+  frame *q;
+  uint32_t q_head, q_tail, q_cap;
+} peer;
+
+struct vs_node {
+  vs_node_cfg cfg;
+  vs_store *store;
+  vs_outbox *outbox;
+  vs_engine *engine;
+  peer peers[VS_NODE_PEERS_MAX];
+  uint32_t rr; /* round-robin cursor for poll */
+  vv mine;
+  vs_node_stats stats;
+  uint8_t *msg;   /* plaintext scratch, VS_MSG_BYTES_MAX */
+  uint8_t *last;  /* the frame handed out by the previous poll */
+  const uint8_t **run_enc; /* push scratch: a run's op encodings (in the read txn) */
+  uint32_t *run_lens;
+  uint32_t run_cap;
+  uint8_t ack_pk[VS_NODE_PEERS_MAX][VS_ORIGIN_BYTES]; /* ack_id -> peer identity */
+  uint64_t ack_used;                                  /* bit per ack_id in use */
+  uint64_t ack_held[VS_NODE_PEERS_MAX];               /* ack_id -> highest own seq it holds */
+  uint64_t quota[VS_NODE_PEERS_MAX];    /* ack_id -> new-origin tokens, in 1/QUOTA_UNIT */
+  uint64_t quota_ms[VS_NODE_PEERS_MAX]; /* ack_id -> when quota[] was last refilled */
+  /* Node-wide new-origin bucket: identities are free to anyone with the
+   * mesh key, so fresh handshakes (each a full per-peer bucket) must not
+   * add up to an unbounded flood. */
+  uint64_t quota_all, quota_all_ms;
+  /* ack_id -> WANTs that identity may still send us (bucket, in
+   * 1/QUOTA_UNIT): kept across its sessions, as the origin quota is. */
+  uint64_t want_tokens[VS_NODE_PEERS_MAX], want_ms[VS_NODE_PEERS_MAX];
+  uint64_t want_init; /* bit per ack_id: its bucket was filled once */
+  /* Fork verdicts may refold the whole state: a node-wide bucket of
+   * VS_NODE_VERDICTS_PER_MIN (one equivocating member could otherwise
+   * lower its verdict one seq at a time, a refold each, issue 14 review). */
+  uint64_t verdict_tokens, verdict_ms;
+  bool verdict_init;
+  bool quota_all_init;
+  bool reject_counted; /* the frame being handled counted its own rejection */
+  uint64_t sessions; /* sessions established so far: the last one's number */
+  /* Handshake cookies (wire.h): the secret, the previous one, and when the
+   * next rotation is due (drawn from cfg.random on the first responder). */
+  uint8_t cookie_secret[VS_COOKIE_SECRET_BYTES], cookie_prev[VS_COOKIE_SECRET_BYTES];
+  bool cookie_ready, cookie_has_prev;
+  uint64_t cookie_rotate_ms;
+  /* A restored copy (vs_write_restoring): the own seq to reach before local
+   * writes (0: none), as stored; since when no ready peer claims beyond our
+   * head (0: some does, or none is ready). */
+  uint64_t restore_to, restore_quiet_since_ms;
+  uint8_t skew_logged[VS_NODE_SKEW_LOG_MAX][VS_ORIGIN_BYTES]; /* origins with a clock_skew line out */
+  uint32_t skew_n, skew_next; /* entries used; the slot the next new origin overwrites when full */
+  bool own_void; /* a fork verdict voids our own identity (apply.h, FORKS): it writes no more */
+  uint64_t forks_digest; /* vs_fork_digest: sent in every VV */
+};
+
+/* Functions shared between the node's files (not exported: the library is
+ * built with -fvisibility=hidden). Each is documented where it is defined. */
+
+/* node.c: the session core, per-peer frame queues. */
+peer *nd_peer_find(vs_node *n, uint32_t handle);
+vs_err nd_queue_copy(peer *p, const uint8_t *bytes, size_t len);
+void nd_peer_close(vs_node *n, peer *p);
+vs_err nd_send_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len);
+
+/* node_vv.c: version vectors, in-flight credit, our vector, a peer's. */
+int nd_vv_find(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES], bool *found);
+uint64_t nd_vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]);
+vs_err nd_vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head);
+void nd_vv_free(vv *v);
+void nd_flight_clear(peer *p);
+vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t end, uint64_t bytes);
+uint64_t nd_resend_wait_ms(const vs_node *n, const peer *p);
+vs_err nd_load_mine(vs_node *n);
+vs_err nd_refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);
+bool nd_vv_keep(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);
+vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+
+/* node_push.c: anti-entropy, the mesh as the engine's transport, a
+ * restored copy. */
+vs_err nd_add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer *w,
+                  const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t last, uint64_t *end_out);
+vs_err nd_anti_entropy(vs_node *n, peer *p, uint64_t now_ms);
+uint32_t nd_ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES], uint64_t now_ms);
+void nd_mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held);
+bool nd_mesh_held(void *ctx, vs_op_id *id_out);
+bool nd_mesh_online(void *ctx, uint64_t now_ms);
+uint64_t nd_mesh_next_check(void *ctx, uint64_t now_ms);
+uint64_t nd_claim_grace_ms(const vs_node *n);
+vs_err nd_restore_update(vs_node *n, uint64_t now_ms);
+
+/* node_fork.c: the fork search (WANT), verdicts taken and relayed. */
+vs_err nd_send_want(vs_node *n, peer *p, uint64_t now_ms);
+vs_err nd_fork_suspect(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t hi, uint64_t now_ms);
+vs_err nd_fork_answer(vs_node *n, peer *p, const vs_op *ops, uint32_t count, vs_err err, const vs_apply_result *r,
+                      uint64_t now_ms);
+bool nd_verdict_budget(vs_node *n, uint64_t now_ms);
+vs_err nd_fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const char *how,
+                       const peer *from);
+vs_err nd_on_fork_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+vs_err nd_on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+vs_err nd_forks_to_session(vs_node *n, peer *p);
+
+/* node_rx.c: receiving; the origin quota's buckets. */
+void nd_bucket_refill(uint64_t *tokens, uint64_t *at_ms, uint64_t per_min, uint64_t now_ms);
+bool nd_quota_allows(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
+                     bool *fresh_out);
+void nd_quota_take(vs_node *n, const peer *p);
+
+#endif

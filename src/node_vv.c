@@ -1,0 +1,324 @@
+#define _POSIX_C_SOURCE 200809L
+/* The node's version vectors (node_int.h): sorted arrays, the in-flight
+ * credit of runs sent, our vector from the store, and a peer's vector
+ * assembled from its VV parts. */
+#include "node_int.h"
+
+#include <stdlib.h>
+
+/* ---- version vectors as sorted arrays ---- */
+
+int nd_vv_find(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES], bool *found) {
+  int lo = 0, hi = (int)v->n;
+  while (lo < hi) { /* binary search: O(log n) steps */
+    int mid = (lo + hi) / 2;
+    int c = memcmp(v->e[mid].origin, origin, VS_ORIGIN_BYTES);
+    if (c == 0) {
+      *found = true;
+      return mid;
+    }
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *found = false;
+  return lo;
+}
+
+uint64_t nd_vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  bool found;
+  int i = nd_vv_find(v, origin, &found);
+  return found ? v->e[i].seq : 0;
+}
+
+/* Set `origin`'s entry; head (VS_VV_HEAD_BYTES, may be NULL: zero) is
+ * what VV messages carry of the op at seq. */
+vs_err nd_vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head) {
+  bool found;
+  int i = nd_vv_find(v, origin, &found);
+  if (found) {
+    v->e[i].seq = seq;
+    if (head != NULL) memcpy(v->e[i].head, head, VS_VV_HEAD_BYTES);
+    else memset(v->e[i].head, 0, VS_VV_HEAD_BYTES);
+    return VS_OK;
+  }
+  /* No cap here: our own vector holds every origin the store holds (a wire
+   * limit here once made a store that held more unopenable, issue 14); what
+   * a peer can add to the vectors kept of it is limited by the caller
+   * (nd_vv_keep). Parts of VS_WIRE_VV_MAX carry it on the wire. */
+  if (v->n == UINT32_MAX) return VS_ERR_LIMIT;
+  if (v->n == v->cap) {
+    uint32_t cap = v->cap == 0 ? 8 : (v->cap > UINT32_MAX / 2 ? UINT32_MAX : v->cap * 2);
+    vs_vv_entry *e = realloc(v->e, sizeof *e * cap);
+    if (e == NULL) return VS_ERR_NOMEM;
+    v->e = e;
+    v->cap = cap;
+  }
+  memmove(&v->e[i + 1], &v->e[i], sizeof *v->e * (v->n - (uint32_t)i));
+  memcpy(v->e[i].origin, origin, VS_ORIGIN_BYTES);
+  v->e[i].seq = seq;
+  if (head != NULL) memcpy(v->e[i].head, head, VS_VV_HEAD_BYTES);
+  else memset(v->e[i].head, 0, VS_VV_HEAD_BYTES);
+  v->n++;
+  return VS_OK;
+}
+
+/* Drop `origin`'s entry (a fork verdict voided all of it). */
+static void vv_remove(vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  bool found;
+  int i = nd_vv_find(v, origin, &found);
+  if (!found) return;
+  memmove(&v->e[i], &v->e[i + 1], sizeof *v->e * (v->n - (uint32_t)i - 1));
+  v->n--;
+}
+
+
+void nd_vv_free(vv *v) {
+  free(v->e);
+  memset(v, 0, sizeof *v);
+}
+
+/* Append an entry past the last one (origins arrive sorted). */
+static vs_err vv_append(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head) {
+  if (v->n > 0 && memcmp(v->e[v->n - 1].origin, origin, VS_ORIGIN_BYTES) >= 0) return VS_ERR_MALFORMED;
+  return nd_vv_set(v, origin, seq, head); /* lands at the end: nothing moves */
+}
+
+/* ---- in-flight credit ---- */
+
+void nd_flight_clear(peer *p) {
+  free(p->fl);
+  p->fl = NULL;
+  p->fl_n = p->fl_cap = 0;
+  p->inflight_bytes = 0;
+}
+
+/* Record a run sent (its credit is added to inflight_bytes by the caller,
+ * once the message is queued). Bounded by the window: runs are only added
+ * while inflight_bytes < inflight_bytes_max, one message at a time. */
+vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t end, uint64_t bytes) {
+  if (p->fl_n == p->fl_cap) {
+    uint32_t cap = p->fl_cap == 0 ? 16 : p->fl_cap * 2;
+    flight *f = realloc(p->fl, sizeof *f * cap);
+    if (f == NULL) return VS_ERR_NOMEM;
+    p->fl = f;
+    p->fl_cap = cap;
+  }
+  memcpy(p->fl[p->fl_n].origin, origin, VS_ORIGIN_BYTES);
+  p->fl[p->fl_n].end = end;
+  p->fl[p->fl_n].bytes = bytes;
+  p->fl_n++;
+  return VS_OK;
+}
+
+/* Release the credit of every run `acked` holds: only what a vector
+ * acknowledges gives credit back (an empty or stale vector gives none).
+ * Returns the bytes released. */
+static uint64_t flight_release(peer *p, const vv *acked) {
+  uint64_t released = 0;
+  uint32_t keep = 0;
+  for (uint32_t i = 0; i < p->fl_n; i++) { /* bounded: fl_n */
+    if (nd_vv_get(acked, p->fl[i].origin) >= p->fl[i].end) {
+      released += p->fl[i].bytes;
+      continue;
+    }
+    p->fl[keep++] = p->fl[i];
+  }
+  p->fl_n = keep;
+  assert(released <= p->inflight_bytes);
+  p->inflight_bytes -= released;
+  return released;
+}
+
+/* How long the oldest unacknowledged push may wait before it is sent again:
+ * resend_ms doubled per resend without progress, at most resend_max_ms. */
+uint64_t nd_resend_wait_ms(const vs_node *n, const peer *p) {
+  uint64_t wait = n->cfg.resend_ms;
+  for (uint32_t i = 0; i < p->resend_level && wait < n->cfg.resend_max_ms; i++) wait *= 2; /* bounded: level */
+  return wait < n->cfg.resend_max_ms ? wait : n->cfg.resend_max_ms;
+}
+
+/* Our vector from the store's chain heads (one read transaction). */
+vs_err nd_load_mine(vs_node *n) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, n->store->dbi_heads, &cur);
+  MDB_val k, v;
+  if (rc == MDB_SUCCESS) {
+    /* Bounded: one step per origin held. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      vs_head h;
+      err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &h) : VS_ERR_CORRUPT;
+      if (err == VS_OK && h.seq > 0) err = vv_append(&n->mine, k.mv_data, h.seq, h.hash);
+    }
+    mdb_cursor_close(cur);
+  }
+  if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS && err == VS_OK) err = vs_mdb_err(rc);
+  mdb_txn_abort(txn);
+  return err;
+}
+
+/* Refresh our vector's entry for `origin` from the store (it may fall, or
+ * go, after a fork verdict). */
+vs_err nd_refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  uint64_t seq = 0;
+  uint8_t hash[VS_HASH_BYTES];
+  vs_err err = vs_wal_head(n->store, origin, &seq, hash, NULL);
+  if (err == VS_OK && seq > 0) err = nd_vv_set(&n->mine, origin, seq, hash);
+  if (err == VS_OK && seq == 0) vv_remove(&n->mine, origin);
+  return err;
+}
+
+/* What we keep of a peer's vector: origins we hold, and our own (what it
+ * holds of us). Anything else it claims is of no use to us (we have nothing
+ * of that origin to send), and keeping it would let a peer make us spend
+ * memory on origins it invents. Bounded by our own vector, plus one. */
+bool nd_vv_keep(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  return nd_vv_get(&n->mine, origin) > 0 || memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0;
+}
+
+/* ---- a peer's vector, from its parts (wire.h, VV) ---- */
+
+static void asm_drop(peer *p) {
+  nd_vv_free(&p->asm);
+  p->asm_vector = 0;
+  p->asm_next = p->asm_parts = 0;
+}
+
+/* An entry of a peer's vector may fall, within a session, only where the
+ * receiver holds a fork verdict voiding that origin from the fork's seq on
+ * (apply.h, FORKS), and only to just below it. Evidence may trail the
+ * vector that shows the fall (frames reordered, or the peer heard of it
+ * first): vv_complete then keeps the old entry and waits a claim grace for
+ * the verdict before it calls the fall a lie. */
+static bool vv_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t was, uint64_t now) {
+  uint64_t void_from = 0;
+  (void)was;
+  return vs_apply_void_from(n->store, origin, &void_from) == VS_OK && void_from != 0 && now >= void_from - 1;
+}
+
+/* A complete vector (p->asm, numbered p->asm_vector) from `p`: check it does
+ * not go backwards, release the credit of what it newly acknowledges, and
+ * make it the peer's known vector. */
+static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
+  for (uint32_t i = 0; i < p->known.n; i++) { /* bounded: known.n */
+    uint64_t was = p->known.e[i].seq, now = nd_vv_get(&p->asm, p->known.e[i].origin);
+    if (now < was && !vv_fall_exempt(n, p->known.e[i].origin, was, now)) {
+      /* A store never loses ops: a peer whose vector falls is lying (or
+       * broken), unless a fork verdict we have not had yet voided what it
+       * held (one origin at a time, for a claim grace). Meanwhile its old
+       * entry stands: nothing is released or sent again on its word. */
+      if (!p->fall_pending || memcmp(p->fall_origin, p->known.e[i].origin, VS_ORIGIN_BYTES) == 0) {
+        if (!p->fall_pending) p->fall_deadline_ms = vs_add_sat_u64(now_ms, nd_claim_grace_ms(n));
+        p->fall_pending = true;
+        memcpy(p->fall_origin, p->known.e[i].origin, VS_ORIGIN_BYTES);
+        vs_err e = nd_vv_set(&p->asm, p->known.e[i].origin, was, p->known.e[i].head);
+        if (e != VS_OK) return e;
+        continue;
+      }
+      /* Releasing credit on its word would let it pull without bound
+       * (issue 14). The session ends; a new one starts afresh. */
+      n->stats.rejected_vv_regress++;
+      n->reject_counted = true;
+      asm_drop(p);
+      nd_peer_close(n, p);
+      return VS_ERR_STATE;
+    }
+  }
+  bool progress = flight_release(p, &p->asm) > 0;
+  for (uint32_t i = 0; i < p->sent.n && !progress; i++)
+    progress = nd_vv_get(&p->asm, p->sent.e[i].origin) > nd_vv_get(&p->known, p->sent.e[i].origin);
+  nd_vv_free(&p->known);
+  p->known = p->asm;
+  p->known_vector = p->asm_vector;
+  memset(&p->asm, 0, sizeof p->asm);
+  asm_drop(p);
+  bool covered = true;
+  for (uint32_t i = 0; i < p->sent.n && covered; i++)
+    covered = p->sent.e[i].seq <= nd_vv_get(&p->known, p->sent.e[i].origin);
+  if (covered) {
+    nd_vv_free(&p->sent);
+    nd_flight_clear(p); /* all of it acknowledged: nothing holds credit */
+  }
+  if (progress) { /* acks are coming in: not lost, just behind */
+    p->sent_at_ms = now_ms;
+    p->resend_level = 0;
+  }
+  /* Its verdicts differ from ours: send ours again (a FORK may have been
+   * lost; it sends its own when ours differ from its), at most once per
+   * two resend periods while they differ. */
+  if (p->asm_forks != n->forks_digest && n->forks_digest != 0 && p->fk_sent_all && now_ms >= p->fk_resend_ms) {
+    p->fk_sent_all = false;
+    p->fk_next_set = false;
+    p->fk_resend_ms = vs_add_sat_u64(now_ms, 2 * n->cfg.resend_ms);
+  }
+  /* Equal seqs, different heads: its branch of that origin is not ours. */
+  for (uint32_t i = 0; i < p->known.n && !p->fk_active; i++) { /* bounded: known.n */
+    const vs_vv_entry *e = &p->known.e[i];
+    bool found = false;
+    int j = nd_vv_find(&n->mine, e->origin, &found);
+    if (!found || n->mine.e[j].seq != e->seq || memcmp(n->mine.e[j].head, e->head, VS_VV_HEAD_BYTES) == 0) continue;
+    if (p->fall_pending && memcmp(p->fall_origin, e->origin, VS_ORIGIN_BYTES) == 0) continue;
+    vs_err err = nd_fork_suspect(n, p, e->origin, e->seq, now_ms);
+    if (err != VS_OK) return err;
+  }
+  uint64_t claim = nd_vv_get(&p->known, n->cfg.identity.pk), head = nd_vv_get(&n->mine, n->cfg.identity.pk);
+  if (n->own_void) claim = head; /* our identity is spent: peers that still hold its void ops are no liars */
+  if (claim > head) { /* more of our chain than we hold: to be backed by our signed ops (maintain) */
+    if (p->own_claim <= head) p->own_claim_deadline_ms = vs_add_sat_u64(now_ms, nd_claim_grace_ms(n));
+    p->own_claim = claim;
+  } else {
+    p->own_claim = 0;
+  }
+  nd_mesh_acked(n, p->ack_id, claim);
+  return VS_OK;
+}
+
+/* One part of a peer's vector (wire.h). Parts of a vector arrive in order;
+ * a part out of order (lost or reordered in transit) or of a vector older
+ * than the one held is dropped, not refused: the next vector replaces it.
+ * Memory: the assembled vector keeps only entries nd_vv_keep wants. */
+vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  /* Room for the entries the message announces (not the 160 KiB of
+   * VS_WIRE_VV_MAX every time); the decoder checks the count against the
+   * message and the limit. */
+  uint32_t room = len >= VS_MSG_VV_HEADER_BYTES ? vs_get_u32le(msg + VS_MSG_VV_HEADER_BYTES - 4) : 1;
+  if (room > VS_WIRE_VV_MAX) room = VS_WIRE_VV_MAX;
+  if (room == 0) room = 1;
+  vs_vv_entry *e = malloc(sizeof *e * room);
+  if (e == NULL) return VS_ERR_NOMEM;
+  vs_vv_part part;
+  uint32_t count = 0;
+  vs_err err = vs_msg_vv_decode(msg, len, &part, e, room, &count);
+  bool take = err == VS_OK && part.vector > p->known_vector;
+  if (take && part.part == 0) {
+    take = p->asm_parts == 0 || part.vector >= p->asm_vector;
+    if (take) {
+      asm_drop(p);
+      p->asm_vector = part.vector;
+      p->asm_parts = part.parts;
+    }
+  } else if (take) {
+    take = p->asm_parts != 0 && part.vector == p->asm_vector && part.part == p->asm_next && part.parts == p->asm_parts;
+    if (!take && part.vector > p->asm_vector) asm_drop(p); /* a newer vector whose first part we missed */
+  }
+  if (take && part.part > 0 && memcmp(e[0].origin, p->asm_last, VS_ORIGIN_BYTES) <= 0) {
+    err = VS_ERR_MALFORMED; /* parts must continue the order */
+    asm_drop(p);
+    take = false;
+  }
+  for (uint32_t i = 0; take && err == VS_OK && i < count; i++) /* bounded: count <= VS_WIRE_VV_MAX */
+    if (nd_vv_keep(n, e[i].origin)) err = vv_append(&p->asm, e[i].origin, e[i].seq, e[i].head);
+  if (take && err == VS_OK) {
+    if (count > 0) memcpy(p->asm_last, e[count - 1].origin, VS_ORIGIN_BYTES);
+    p->asm_next = part.part + 1;
+    p->asm_forks = part.forks;
+    if (p->asm_next == p->asm_parts) err = vv_complete(n, p, now_ms);
+  } else if (take) {
+    asm_drop(p);
+  }
+  free(e);
+  return err;
+}
