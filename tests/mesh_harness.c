@@ -53,8 +53,10 @@ void mh_free(mh_mesh *m) {
 
 void mh_open(mh_mesh *m, uint32_t i, uint32_t ack_quorum) {
   assert_true(i < m->n);
-  assert_null(m->nodes[i]);
-  vt_node_open(m->dirs[i], &m->ids[i], m->keys[i], ack_quorum, &m->rng, &m->nodes[i]);
+  vs_node_cfg cfg = vt_node_cfg(m->dirs[i], &m->ids[i], m->keys[i], &m->rng);
+  if (ack_quorum != 0) cfg.ack_quorum = ack_quorum;
+  if (m->configure != NULL) m->configure(m, i, &cfg);
+  assert_err(vs_node_open(&cfg, &m->nodes[i]), VS_OK);
 }
 
 void mh_close(mh_mesh *m, uint32_t i) {
@@ -145,6 +147,7 @@ bool mh_round(mh_mesh *m) {
         break;
       }
       any = true;
+      if (m->intercept != NULL && m->intercept(m, i, &out)) continue;
       uint32_t j = out.peer;
       assert_true(j < m->n);
       if (out.kind == VS_NODE_OUT_CLOSE) {
@@ -152,7 +155,6 @@ bool mh_round(mh_mesh *m) {
         continue;
       }
       if (!m->link[i][j]) continue;
-      if (m->intercept != NULL && m->intercept(m, i, j, out.bytes, out.bytes_len)) continue;
       pass_on(m, i, j, out.bytes, out.bytes_len);
     }
   }

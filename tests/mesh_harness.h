@@ -35,10 +35,15 @@
 
 typedef struct mh_mesh mh_mesh;
 
-/* A frame node `from` sent to node `to`, before delivery: return true when
- * the hook took it (held, dropped, delivered itself), false to let the
- * mesh deliver it. `bytes` is valid only during the call. */
-typedef bool (*mh_intercept_fn)(mh_mesh *m, uint32_t from, uint32_t to, const uint8_t *bytes, size_t len);
+/* What node `from` asked for (SEND or CLOSE, to any handle: a test may
+ * drive fake peers on handles past the nodes), before the mesh acts on it:
+ * return true when the hook took it (held, captured, delivered itself),
+ * false to let the mesh go on (a SEND on a link that is down is lost; a
+ * handle that is not a node fails the test). out->bytes is valid only
+ * during the call. */
+typedef bool (*mh_intercept_fn)(mh_mesh *m, uint32_t from, const vs_node_out *out);
+/* Change node i's configuration before mh_open opens it. */
+typedef void (*mh_configure_fn)(mh_mesh *m, uint32_t i, vs_node_cfg *cfg);
 /* Deliver a frame: the default is vt_node_on_frame (prepared.h). */
 typedef vs_err (*mh_deliver_fn)(mh_mesh *m, uint32_t to, uint32_t from, const uint8_t *bytes, size_t len);
 
@@ -66,6 +71,7 @@ struct mh_mesh {
   uint64_t delivered, dropped, reordered;
   mh_intercept_fn intercept; /* may be NULL */
   mh_deliver_fn deliver;     /* may be NULL */
+  mh_configure_fn configure; /* may be NULL */
   void *ctx;                 /* the test's, for its hooks */
 };
 
@@ -76,8 +82,9 @@ void mh_init(mh_mesh *m, uint32_t n, const char *tag, uint8_t id_base, uint64_t 
 /* Close every node and remove its directory; free held frames. */
 void mh_free(mh_mesh *m);
 
-/* (Re)open node i with the test configuration (fixture.h: vt_node_cfg) and
- * ack_quorum (0: the default). The node must be closed. */
+/* (Re)open node i with the test configuration (fixture.h: vt_node_cfg),
+ * ack_quorum (0: the default) and the configure hook. The node must be
+ * closed (mh_close, or vs_node_close on m->nodes[i]). */
 void mh_open(mh_mesh *m, uint32_t i, uint32_t ack_quorum);
 /* Close node i (its directory stays): mh_open brings it back. */
 void mh_close(mh_mesh *m, uint32_t i);

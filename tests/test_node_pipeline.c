@@ -101,9 +101,14 @@ static vs_err mesh_deliver_hook(mh_mesh *h, uint32_t to, uint32_t from, const ui
   return mesh_deliver_key(h->ctx, to, from, bytes, len, NULL);
 }
 
-/* The harness's intercept hook: DATA frames of held links are kept. */
-static bool mesh_hold_hook(mh_mesh *h, uint32_t from, uint32_t to, const uint8_t *bytes, size_t len) {
+/* The harness's intercept hook: DATA frames of held links that are up are
+ * kept; everything else goes on. */
+static bool mesh_hold_hook(mh_mesh *h, uint32_t from, const vs_node_out *out) {
   mesh *m = h->ctx;
+  uint32_t to = out->peer;
+  if (out->kind != VS_NODE_OUT_SEND || to >= h->n || !h->link[from][to]) return false;
+  const uint8_t *bytes = out->bytes;
+  size_t len = out->bytes_len;
   if (!m->hold[from][to] || !is_data(bytes, len)) return false;
   assert_true(m->nheld < HELD_MAX);
   held *f = &m->held[m->nheld++];
