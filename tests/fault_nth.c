@@ -17,6 +17,7 @@
 
 #include "apply_nodes.h"
 #include "fault.h"
+#include "mesh_harness.h"
 #include <sodium.h>
 
 #include "outbox_step.h"
@@ -280,63 +281,32 @@ static vs_err step_outbox_step(void *fx) {
 
 /* ---- a node receiving: B (a vs_node) gets A's OPS frame ---- */
 
-#define FRAMES_MAX 16u
-#define FRAME_BYTES_MAX (1u << 20)
-
 typedef struct node_fx {
-  char dirs[2][512];
-  vs_identity ids[2];
-  uint8_t mesh[VS_MESH_KEY_BYTES];
-  uint64_t rng[2];
-  vs_node *nodes[2]; /* A = 0, B = 1; each knows the other by its index */
-  vs_outbox *ob;     /* B's default sink */
+  mh_mesh m; /* A = node 0, B = node 1 (tests/mesh_harness.h) */
+  vs_outbox *ob; /* B's default sink */
   vs_op_id own;
   uint8_t *frame; /* A's frame to B that carries the run */
   size_t frame_len;
-  uint64_t now_ms;
   seen before;
 } node_fx;
 
-/* Hand every frame either node has to the other until both are quiet. */
-static void nfx_pump(node_fx *f) {
-  for (bool any = true; any;) {
-    any = false;
-    for (uint32_t i = 0; i < 2; i++) {
-      vs_node_out out;
-      uint64_t wake;
-      assert_err(vs_node_poll(f->nodes[i], f->now_ms, &out, &wake), VS_OK);
-      if (out.kind == VS_NODE_OUT_NONE) continue;
-      any = true;
-      assert_int_equal(out.kind, VS_NODE_OUT_SEND);
-      (void)vs_node_on_frame(f->nodes[1 - i], i, out.bytes, out.bytes_len, f->now_ms);
-    }
-  }
-}
-
 static void nfx_open(void *fx) {
   node_fx *f = fx;
-  f->now_ms = T0_MS;
-  memset(f->mesh, 0x5a, sizeof f->mesh);
-  for (uint32_t i = 0; i < 2; i++) {
-    vt_tmpdir(f->dirs[i], sizeof f->dirs[i], "fault-node");
-    vt_identity_from_byte((uint8_t)(0x10 + i), &f->ids[i]);
-    f->rng[i] = 42 + i;
-    vt_node_open(f->dirs[i], &f->ids[i], f->mesh, 0, &f->rng[i], &f->nodes[i]);
-  }
+  mh_init(&f->m, 2, "fault-node", 0x10, 42);
   vs_write_req own = req_of("put", "own", "1");
   vs_write_result wrote;
-  assert_err(vs_node_write(f->nodes[1], &own, f->now_ms, &wrote), VS_OK);
+  assert_err(vs_node_write(f->m.nodes[1], &own, f->m.now_ms, &wrote), VS_OK);
   f->own = wrote.op_id;
-  assert_err(vs_outbox_open(vs_node_store(f->nodes[1]), NULL, &f->ob), VS_OK);
-  vt_nodes_up(f->nodes, 0, 1, f->now_ms);
-  nfx_pump(f); /* the handshake, and B's own op pushed to A */
+  assert_err(vs_outbox_open(vs_node_store(f->m.nodes[1]), NULL, &f->ob), VS_OK);
+  mh_connect(&f->m, 0, 1);
+  mh_pump(&f->m); /* the handshake, and B's own op pushed to A */
   /* A writes; its next frame to B carries the run. */
   vs_write_req r[3] = {req_of("put", "a", "1"), req_of("incr", "b", "2"), req_of("put", "c", "3")};
-  f->now_ms += 10;
-  assert_err(vs_node_write_batch(f->nodes[0], r, 3, f->now_ms, NULL), VS_OK);
+  f->m.now_ms += 10;
+  assert_err(vs_node_write_batch(f->m.nodes[0], r, 3, f->m.now_ms, NULL), VS_OK);
   vs_node_out out;
   uint64_t wake;
-  assert_err(vs_node_poll(f->nodes[0], f->now_ms, &out, &wake), VS_OK);
+  assert_err(vs_node_poll(f->m.nodes[0], f->m.now_ms, &out, &wake), VS_OK);
   assert_int_equal(out.kind, VS_NODE_OUT_SEND);
   assert_int_equal(out.peer, 1);
   f->frame = vt_dup_exact(out.bytes, out.bytes_len);
@@ -347,14 +317,11 @@ static void nfx_close(void *fx) {
   node_fx *f = fx;
   vs_outbox_close(f->ob);
   free(f->frame);
-  for (uint32_t i = 0; i < 2; i++) {
-    vs_node_close(f->nodes[i]);
-    vt_rmrf(f->dirs[i]);
-  }
+  mh_free(&f->m);
 }
 
 static scope nfx_scope(node_fx *f) {
-  return (scope){vs_node_store(f->nodes[1]), f->ids[0].pk, f->ids[1].pk, f->ob, &f->own};
+  return (scope){vs_node_store(f->m.nodes[1]), f->m.ids[0].pk, f->m.ids[1].pk, f->ob, &f->own};
 }
 
 static void nfx_take(void *fx) {
@@ -373,7 +340,7 @@ static void nfx_drop(void *fx) { seen_free(&((node_fx *)fx)->before); }
 
 static vs_err step_on_frame(void *fx) {
   node_fx *f = fx;
-  return vs_node_on_frame(f->nodes[1], 0, f->frame, f->frame_len, f->now_ms);
+  return vs_node_on_frame(f->m.nodes[1], 0, f->frame, f->frame_len, f->m.now_ms);
 }
 
 /* After a failed receive: the frame's counter is spent (the session
@@ -384,7 +351,7 @@ static bool nfx_has_run(void *fx) {
   node_fx *f = fx;
   uint64_t seq = 0, hlc = 0;
   uint8_t hash[VS_HASH_BYTES];
-  assert_err(vs_wal_head(vs_node_store(f->nodes[1]), f->ids[0].pk, &seq, hash, &hlc), VS_OK);
+  assert_err(vs_wal_head(vs_node_store(f->m.nodes[1]), f->m.ids[0].pk, &seq, hash, &hlc), VS_OK);
   return seq == 3;
 }
 
@@ -392,8 +359,7 @@ static vs_err nfx_resent(void *fx) {
   node_fx *f = fx;
   for (uint32_t round = 0; round < 120; round++) {
     if (nfx_has_run(f)) return VS_OK;
-    f->now_ms += 500;
-    nfx_pump(f);
+    mh_run_for(&f->m, 500);
   }
   return VS_ERR_STATE;
 }
@@ -404,12 +370,12 @@ static const subject NODES = {sizeof(node_fx), nfx_open, nfx_close, nfx_take, nf
 static vs_err step_on_prepared(void *fx) {
   node_fx *f = fx;
   vs_rx_key key;
-  assert_err(vs_node_rx_key(f->nodes[1], 0, &key), VS_OK);
+  assert_err(vs_node_rx_key(f->m.nodes[1], 0, &key), VS_OK);
   vs_rx_prep *prep = NULL;
   vs_err err = vs_rx_prepare(&key, f->frame, f->frame_len, &prep);
   sodium_memzero(&key, sizeof key);
   if (err != VS_OK) return err;
-  err = vs_node_on_prepared(f->nodes[1], 0, prep, f->now_ms);
+  err = vs_node_on_prepared(f->m.nodes[1], 0, prep, f->m.now_ms);
   vs_rx_prep_free(prep);
   return err;
 }
