@@ -9,17 +9,19 @@
  * failing; the step must return an error (VS_ERR_NOMEM for an allocation),
  * leave the store exactly as before (WAL, state, chain heads, forks, the
  * outbox's counts and entry) and then succeed when run again on the same
- * handles.
+ * handles (a receive: when the sender resends, see nfx_resent). Where the
+ * library falls back on a failed allocation (the receive path's decoding)
+ * the step may instead succeed, with its whole effect.
  *
  * Not in the test_*.c glob: it links the fault-injection copy of the
  * library (vixsync_fault_obj), so CMakeLists.txt adds it by hand. */
 #define _XOPEN_SOURCE 700 /* the same as testutil.h: mkdtemp, nftw */
 
-#include "apply_nodes.h"
-#include "fault.h"
-#include "mesh_harness.h"
 #include <sodium.h>
 
+#include "apply_nodes.h"
+#include "fault.h"
+#include "mesh_harness.h" /* the receiving node and its peer */
 #include "outbox_step.h"
 #include "vixsync/engine.h"
 #include "vixsync/node.h"
