@@ -1,6 +1,11 @@
 /* tests/mesh_harness.h: N vs_nodes in one process, in virtual time, joined
- * by an in-memory network (no sockets), for the node tests (test_node.c,
- * test_node_pipeline.c; fault_nth.c's receive walk is two of them by hand).
+ * by an in-memory network (no sockets), for the node tests: test_node.c,
+ * test_node_pipeline.c, test_node_lossy.c, test_node_identity.c, the bench
+ * of node_bench.h (test_node_attacks.c, test_node_hostile.c) and
+ * fault_nth.c's receiving node. test_node_property.c keeps its own network
+ * (per-link latency queues, connection generations in the handles, one
+ * PRNG shared with the nodes that fixes each seed's run), as does
+ * simulations/.
  *
  * Node i knows node j as connection handle j (and j sees i as handle i).
  * Each node has its own directory, identity (seed byte id_base + i) and mesh
