@@ -67,6 +67,39 @@ int vs_fault_mdb_txn_commit(MDB_txn *txn) {
   mdb_txn_abort(txn); /* mdb_txn_commit frees the transaction even when it fails */
   return EIO;
 }
+
+/* The allocation half of the hook: internal.h routes malloc, calloc and
+ * realloc in src/ here (this file does not include internal.h, so the calls
+ * below are libc's). A count of its own, so a walk over allocations and one
+ * over LMDB calls do not shift each other. A failed realloc leaves the old
+ * block alone, as libc's does. */
+#include <stdlib.h>
+
+static uint64_t alloc_fail, alloc_calls;
+static bool alloc_fired;
+
+void vs_fault_fail_nth_alloc(uint64_t nth) {
+  alloc_fail = nth;
+  alloc_calls = 0;
+  alloc_fired = false;
+}
+
+uint64_t vs_fault_alloc_calls(void) { return alloc_calls; }
+
+bool vs_fault_alloc_nth_fired(void) { return alloc_fired; }
+
+static bool alloc_hit(void) {
+  alloc_calls++;
+  if (alloc_fail == 0 || alloc_calls != alloc_fail) return false;
+  alloc_fired = true;
+  return true;
+}
+
+void *vs_fault_malloc(size_t size) { return alloc_hit() ? NULL : malloc(size); }
+
+void *vs_fault_calloc(size_t count, size_t size) { return alloc_hit() ? NULL : calloc(count, size); }
+
+void *vs_fault_realloc(void *ptr, size_t size) { return alloc_hit() ? NULL : realloc(ptr, size); }
 #else
 typedef int vs_fault_unused; /* ISO C forbids an empty translation unit */
 #endif

@@ -37,6 +37,16 @@ void vs_fault_fail_nth(uint64_t nth);
 uint64_t vs_fault_lmdb_calls(void);
 /** True once the failure vs_fault_fail_nth asked for was injected. */
 bool vs_fault_nth_fired(void);
+
+/** Make the `nth` allocation (malloc, calloc, realloc) in src/ from now on
+ *  return NULL, once; 0 fails none. Restarts the count, which is apart from
+ *  the LMDB one. Allocations inside LMDB, libsodium and libc are not
+ *  counted: the hook sees only the library's own calls. */
+void vs_fault_fail_nth_alloc(uint64_t nth);
+/** Allocations since the last vs_fault_fail_nth_alloc. */
+uint64_t vs_fault_alloc_calls(void);
+/** True once the failure vs_fault_fail_nth_alloc asked for was injected. */
+bool vs_fault_alloc_nth_fired(void);
 #else
 #define VS_FAULT(f) false
 #endif

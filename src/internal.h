@@ -192,6 +192,19 @@ int vs_fault_mdb_txn_commit(MDB_txn *txn);
 #define mdb_del vs_fault_mdb_del
 #define mdb_cursor_del vs_fault_mdb_cursor_del
 #define mdb_txn_commit vs_fault_mdb_txn_commit
+
+/* ... and the Nth allocation (fault.h: vs_fault_fail_nth_alloc). <stdlib.h>
+ * first, so a file that includes it after this header gets its guard and
+ * not a second declaration of malloc under our name. free is left alone:
+ * it cannot fail. */
+#include <stddef.h>
+#include <stdlib.h>
+void *vs_fault_malloc(size_t size);
+void *vs_fault_calloc(size_t count, size_t size);
+void *vs_fault_realloc(void *ptr, size_t size);
+#define malloc vs_fault_malloc
+#define calloc vs_fault_calloc
+#define realloc vs_fault_realloc
 #endif
 
 #endif

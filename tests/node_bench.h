@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "fixture.h"
+#include "mesh_harness.h"
 #include "prepared.h" /* vt_node_on_frame: on_frame, or the receive pipeline (VT_PREPARED) */
 #include "testutil.h"
 #include "vixsync/vixsync.h"
@@ -78,14 +79,7 @@ typedef struct cap {
 } cap;
 
 typedef struct bench {
-  char dirs[BENCH_NODES][256];
-  vs_identity ids[BENCH_NODES];
-  vs_node *nodes[BENCH_NODES];
-  uint8_t mesh[BENCH_NODES][VS_MESH_KEY_BYTES];
-  uint64_t wake[BENCH_NODES];
-  bool link[BENCH_NODES][BENCH_NODES];
-  uint32_t n;
-  uint64_t now_ms, rng;
+  mh_mesh h; /* the real nodes, links and virtual time (tests/mesh_harness.h) */
   cap caps[CAPS_MAX]; /* frames and closes the nodes sent to fake handles */
   uint32_t ncaps;
   uint64_t sent_to[BENCH_NODES][BENCH_NODES]; /* SEND frames i -> j */
@@ -94,26 +88,50 @@ typedef struct bench {
   uint64_t inflight_max[BENCH_NODES];         /* 0: the default */
 } bench;
 
-static inline void bench_open(bench *t, uint32_t i) {
-  vs_node_cfg cfg = vt_node_cfg(t->dirs[i], &t->ids[i], t->mesh[i], &t->rng);
-  if (t->ack_quorum[i] != 0) cfg.ack_quorum = t->ack_quorum[i];
-  if (t->origin_quota[i] != 0) cfg.origin_quota_per_min = t->origin_quota[i];
-  if (t->inflight_max[i] != 0) cfg.inflight_bytes_max = t->inflight_max[i];
-  assert_err(vs_node_open(&cfg, &t->nodes[i]), VS_OK);
+/* The harness's configure hook: the bench's per-node settings. */
+static inline void bench_configure(mh_mesh *h, uint32_t i, vs_node_cfg *cfg) {
+  const bench *t = h->ctx;
+  if (t->ack_quorum[i] != 0) cfg->ack_quorum = t->ack_quorum[i];
+  if (t->origin_quota[i] != 0) cfg->origin_quota_per_min = t->origin_quota[i];
+  if (t->inflight_max[i] != 0) cfg->inflight_bytes_max = t->inflight_max[i];
+}
+
+/* (Re)open node i (closed) with the bench's settings. */
+static inline void bench_open(bench *t, uint32_t i) { mh_open(&t->h, i, 0); }
+
+/* The harness's intercept hook: what the nodes send to fake handles is
+ * captured; SEND frames between real nodes are counted (even on a link
+ * that is down) and go on. */
+static inline bool bench_capture(mh_mesh *h, uint32_t i, const vs_node_out *out) {
+  bench *t = h->ctx;
+  uint32_t hd = out->peer;
+  if (hd >= FAKE_HANDLE) {
+    assert_true(t->ncaps < CAPS_MAX);
+    cap *c = &t->caps[t->ncaps++];
+    c->node = i;
+    c->handle = hd;
+    c->close = out->kind == VS_NODE_OUT_CLOSE;
+    c->bytes = NULL;
+    c->len = out->bytes_len;
+    if (!c->close) {
+      c->bytes = malloc(out->bytes_len);
+      assert_non_null(c->bytes);
+      memcpy(c->bytes, out->bytes, out->bytes_len);
+    }
+    return true;
+  }
+  if (out->kind == VS_NODE_OUT_SEND && hd < h->n) t->sent_to[i][hd]++;
+  return false;
 }
 
 static inline bench *bench_new(uint32_t n) {
+  assert_true(n <= BENCH_NODES);
   bench *t = calloc(1, sizeof *t);
   assert_non_null(t);
-  t->n = n;
-  t->now_ms = T0_MS;
-  t->rng = 7;
-  for (uint32_t i = 0; i < n; i++) {
-    vt_tmpdir(t->dirs[i], sizeof t->dirs[i], "nsec");
-    vt_identity_from_byte((uint8_t)(0x40 + i), &t->ids[i]);
-    memset(t->mesh[i], 0x5a, VS_MESH_KEY_BYTES);
-    bench_open(t, i);
-  }
+  mh_init(&t->h, n, "nsec", 0x40, 7); /* the settings are all defaults yet */
+  t->h.configure = bench_configure;
+  t->h.intercept = bench_capture;
+  t->h.ctx = t;
   return t;
 }
 
@@ -123,83 +141,21 @@ static inline void caps_clear(bench *t) {
 }
 
 static inline void bench_free(bench *t) {
-  for (uint32_t i = 0; i < t->n; i++) {
-    vs_node_close(t->nodes[i]);
-    vt_rmrf(t->dirs[i]);
-  }
+  mh_free(&t->h);
   caps_clear(t);
   free(t);
 }
 
-static inline void bench_connect(bench *t, uint32_t i, uint32_t j) {
-  vt_nodes_up(t->nodes, i, j, t->now_ms);
-  t->link[i][j] = t->link[j][i] = true;
-}
+static inline void bench_connect(bench *t, uint32_t i, uint32_t j) { mh_connect(&t->h, i, j); }
 
-static inline void bench_disconnect(bench *t, uint32_t i, uint32_t j) {
-  if (!t->link[i][j]) return;
-  vt_nodes_down(t->nodes, i, j, t->now_ms);
-  t->link[i][j] = t->link[j][i] = false;
-}
+static inline void bench_disconnect(bench *t, uint32_t i, uint32_t j) { mh_disconnect(&t->h, i, j); }
 
 /* Poll every node until none has anything to send at this instant; frames
  * between real nodes arrive at once and in order; the rest is captured. */
-static inline void bench_pump(bench *t) {
-  for (uint32_t round = 0; round < 10000; round++) {
-    bool any = false;
-    for (uint32_t i = 0; i < t->n; i++) {
-      for (uint32_t k = 0; k < 100000; k++) {
-        vs_node_out out;
-        uint64_t w = UINT64_MAX;
-        assert_err(vs_node_poll(t->nodes[i], t->now_ms, &out, &w), VS_OK);
-        if (out.kind == VS_NODE_OUT_NONE) {
-          t->wake[i] = w;
-          break;
-        }
-        any = true;
-        uint32_t h = out.peer;
-        if (h >= FAKE_HANDLE) {
-          assert_true(t->ncaps < CAPS_MAX);
-          cap *c = &t->caps[t->ncaps++];
-          c->node = i;
-          c->handle = h;
-          c->close = out.kind == VS_NODE_OUT_CLOSE;
-          c->bytes = NULL;
-          c->len = out.bytes_len;
-          if (!c->close) {
-            c->bytes = malloc(out.bytes_len);
-            assert_non_null(c->bytes);
-            memcpy(c->bytes, out.bytes, out.bytes_len);
-          }
-          continue;
-        }
-        assert_true(h < t->n);
-        if (out.kind == VS_NODE_OUT_CLOSE) {
-          bench_disconnect(t, i, h);
-          continue;
-        }
-        t->sent_to[i][h]++;
-        if (t->link[i][h]) (void)vt_node_on_frame(t->nodes[h], i, out.bytes, out.bytes_len, t->now_ms);
-      }
-    }
-    if (!any) return;
-  }
-  fail_msg("bench_pump: never quiet");
-}
+static inline void bench_pump(bench *t) { mh_pump(&t->h); }
 
 /* Advance virtual time by ms, waking nodes when they ask. */
-static inline void bench_run(bench *t, uint64_t ms) {
-  uint64_t end = t->now_ms + ms;
-  for (uint32_t step = 0; step < 100000; step++) {
-    bench_pump(t);
-    uint64_t wake = UINT64_MAX;
-    for (uint32_t i = 0; i < t->n; i++) wake = t->wake[i] < wake ? t->wake[i] : wake;
-    if (wake >= end) break;
-    t->now_ms = wake > t->now_ms ? wake : t->now_ms + 1;
-  }
-  t->now_ms = end;
-  bench_pump(t);
-}
+static inline void bench_run(bench *t, uint64_t ms) { mh_run_for(&t->h, ms); }
 
 /* Take the first captured frame the node sent to `handle` (false if none). */
 static inline bool cap_take(bench *t, uint32_t node, uint32_t handle, bool *close, uint8_t *buf, size_t max, size_t *len) {
@@ -300,13 +256,13 @@ static inline void fake_init(fake *f, uint32_t handle, uint8_t id_byte) {
 
 /* The fake dials node `i` and completes the handshake as initiator. */
 static inline void fake_dial(bench *t, fake *f, uint32_t i) {
-  vs_node *node = t->nodes[i];
-  assert_err(vs_node_peer_up(node, f->handle, false, t->now_ms), VS_OK);
+  vs_node *node = t->h.nodes[i];
+  assert_err(vs_node_peer_up(node, f->handle, false, t->h.now_ms), VS_OK);
   uint8_t eph[32];
-  vt_sm_fill(&t->rng, eph, sizeof eph);
+  vt_sm_fill(&t->h.rng, eph, sizeof eph);
   size_t len = 0;
   assert_err(vs_hs_start_initiator(&f->hs, &f->id, f->mesh, eph, f->hello, sizeof f->hello, &len), VS_OK);
-  assert_err(vt_node_on_frame(node, f->handle, f->hello, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(node, f->handle, f->hello, len, t->h.now_ms), VS_OK);
   bench_pump(t);
   bool close = false, done = false;
   /* The cookie round: COOKIE back, HELLO2 echoes it. */
@@ -316,15 +272,15 @@ static inline void fake_dial(bench *t, fake *f, uint32_t i) {
   assert_err(vs_hs_on_frame(&f->hs, f->cookie, len, f->hello2, sizeof f->hello2, &len, &done, &f->sess), VS_OK);
   assert_false(done);
   assert_int_equal(len, VS_HELLO2_BYTES);
-  assert_err(vt_node_on_frame(node, f->handle, f->hello2, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(node, f->handle, f->hello2, len, t->h.now_ms), VS_OK);
   bench_pump(t);
   assert_true(cap_take(t, i, f->handle, &close, f->reply, sizeof f->reply, &len));
   assert_false(close);
   assert_int_equal(len, VS_REPLY_BYTES);
   assert_err(vs_hs_on_frame(&f->hs, f->reply, len, f->auth, sizeof f->auth, &len, &done, &f->sess), VS_OK);
   assert_true(done);
-  assert_memory_equal(f->sess.peer_id, t->ids[i].pk, VS_ORIGIN_BYTES);
-  assert_err(vt_node_on_frame(node, f->handle, f->auth, len, t->now_ms), VS_OK);
+  assert_memory_equal(f->sess.peer_id, t->h.ids[i].pk, VS_ORIGIN_BYTES);
+  assert_err(vt_node_on_frame(node, f->handle, f->auth, len, t->h.now_ms), VS_OK);
   bench_pump(t);
   /* The node greets a ready peer with its version vector. */
   uint8_t buf[8192], msg[8192];
@@ -407,12 +363,12 @@ static inline void sign_last(const vs_identity *signer, const encop *last, uint8
 static inline void expect_legit_sync(bench *t, const char *tag) {
   char target[32];
   snprintf(target, sizeof target, "legit-%s", tag);
-  vt_node_write_kv(t->nodes[1], t->now_ms, "put", target, "from-b");
-  vt_node_write_kv(t->nodes[0], t->now_ms, "incr", "legit-counter", "1");
+  vt_node_write_kv(t->h.nodes[1], t->h.now_ms, "put", target, "from-b");
+  vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "incr", "legit-counter", "1");
   bench_run(t, 3000);
   snap a, b;
-  snap_take(t->nodes[0], &a);
-  snap_take(t->nodes[1], &b);
+  snap_take(t->h.nodes[0], &a);
+  snap_take(t->h.nodes[1], &b);
   if (memcmp(a.hash, b.hash, VS_HASH_BYTES) != 0 || strcmp(a.vv.text, b.vv.text) != 0)
     fail_msg("after %s: A and B no longer converge (A %s / B %s)", tag, a.vv.text, b.vv.text);
 }
@@ -420,8 +376,8 @@ static inline void expect_legit_sync(bench *t, const char *tag) {
 static inline bench *bench_secure(fake *f) {
   bench *t = bench_new(2);
   bench_connect(t, 0, 1);
-  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "a", "1");
-  vt_node_write_kv(t->nodes[1], t->now_ms, "put", "b", "2");
+  vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "put", "a", "1");
+  vt_node_write_kv(t->h.nodes[1], t->h.now_ms, "put", "b", "2");
   bench_run(t, 2000);
   fake_init(f, FAKE_HANDLE, 0x77);
   fake_dial(t, f, 0);
@@ -435,7 +391,7 @@ static inline vs_err fake_send_run(bench *t, fake *f, const uint8_t origin[VS_OR
   uint8_t msg[8192], frame[8192];
   size_t mlen = ops_msg(origin, sig, ops, count, msg, sizeof msg);
   size_t flen = fake_seal(f, msg, mlen, frame, sizeof frame);
-  return vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms);
+  return vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms);
 }
 
 typedef struct grab {
@@ -479,7 +435,7 @@ static inline void store_run(bench *t, uint32_t i, const encop *ops, uint32_t co
   assert_true(count <= 16);
   for (uint32_t k = 0; k < count; k++) assert_err(vs_op_decode(ops[k].enc, ops[k].len, &op[k]), VS_OK);
   vs_apply_result r;
-  assert_err(vs_apply_run(vs_node_store(t->nodes[i]), op, count, sig, t->now_ms, VS_MAX_DRIFT_MS_DEFAULT, &r), VS_OK);
+  assert_err(vs_apply_run(vs_node_store(t->h.nodes[i]), op, count, sig, t->h.now_ms, VS_MAX_DRIFT_MS_DEFAULT, &r), VS_OK);
   assert_int_equal(r.applied, count);
 }
 
@@ -496,7 +452,7 @@ static inline void fake_send_vv1(bench *t, fake *f, const uint8_t origin[VS_ORIG
   vs_vv_part part = {++vector, 0, 1, 0};
   assert_err(vs_msg_vv_encode(&part, &e, 1, msg, sizeof msg, &len), VS_OK);
   size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_OK);
 }
 
 /* The fake sends node 0 a run of `c`'s next ops (the chain's identity
@@ -509,12 +465,12 @@ static inline void fake_send_chain(bench *t, fake *f, chain *c, uint32_t count) 
   sign_last(&c->id, &ops[count - 1], sig);
   size_t len = ops_msg(c->id.pk, sig, ops, count, msg, sizeof msg);
   size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_OK);
 }
 
 static inline uint64_t restoring(bench *t) {
   uint64_t to = 99;
-  assert_err(vs_write_restoring(vs_node_store(t->nodes[0]), &to), VS_OK);
+  assert_err(vs_write_restoring(vs_node_store(t->h.nodes[0]), &to), VS_OK);
   return to;
 }
 
@@ -554,7 +510,7 @@ static inline void flood(bench *t, fake *f, uint32_t total) {
     uint32_t runs = total - next < 500 ? total - next : 500;
     size_t mlen = flood_msg(&next, runs, msg, VS_MSG_BYTES_MAX);
     size_t flen = fake_seal(f, msg, mlen, frame, VS_FRAME_BYTES_MAX);
-    assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+    assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_OK);
   }
   free(msg);
   free(frame);

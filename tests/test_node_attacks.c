@@ -29,7 +29,7 @@ static void flood_range(bench *t, fake *f, uint32_t first, uint32_t total) {
     uint32_t left = first + total - next, runs = left < 500 ? left : 500;
     size_t mlen = flood_msg(&next, runs, msg, VS_MSG_BYTES_MAX);
     size_t flen = fake_seal(f, msg, mlen, frame, VS_FRAME_BYTES_MAX);
-    assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+    assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_OK);
   }
   free(msg);
   free(frame);
@@ -62,34 +62,34 @@ static void test_node_origin_flood_is_refused_past_the_quota(void **state) {
   (void)state;
   fake f;
   bench *t = bench_secure(&f);
-  uint64_t held0 = origins_held(t->nodes[0]);
-  assert_int_equal(vv_count(t->nodes[0]), held0);
+  uint64_t held0 = origins_held(t->h.nodes[0]);
+  assert_int_equal(vv_count(t->h.nodes[0]), held0);
   snap s0;
-  snap_take(t->nodes[0], &s0);
+  snap_take(t->h.nodes[0], &s0);
   flood(t, &f, FLOOD_ORIGINS);
   vs_node_stats st;
-  vs_node_stats_get(t->nodes[0], &st);
+  vs_node_stats_get(t->h.nodes[0], &st);
   assert_int_equal(st.rejected_origin_quota - s0.st.rejected_origin_quota, FLOOD_ORIGINS - 64);
   assert_int_equal(st.runs_applied - s0.st.runs_applied, 64);
-  assert_int_equal(origins_held(t->nodes[0]), held0 + 64);
+  assert_int_equal(origins_held(t->h.nodes[0]), held0 + 64);
   /* Refused runs stored nothing: the WAL grew by exactly the 64 accepted. */
   uint64_t lsn = 0;
-  assert_err(vs_wal_last_lsn(vs_node_store(t->nodes[0]), &lsn), VS_OK);
+  assert_err(vs_wal_last_lsn(vs_node_store(t->h.nodes[0]), &lsn), VS_OK);
   assert_int_equal(lsn, s0.lsn + 64);
   /* The same flood again: the 64 held are duplicates, no token left. */
-  t->now_ms += 1000; /* about one token */
+  t->h.now_ms += 1000; /* about one token */
   flood(t, &f, FLOOD_ORIGINS);
-  vs_node_stats_get(t->nodes[0], &st);
-  assert_true(origins_held(t->nodes[0]) <= held0 + 64 + 2);
+  vs_node_stats_get(t->h.nodes[0], &st);
+  assert_true(origins_held(t->h.nodes[0]) <= held0 + 64 + 2);
   /* A minute refills the bucket: 64 more, no more. */
-  t->now_ms += 60000;
-  uint64_t before = origins_held(t->nodes[0]);
+  t->h.now_ms += 60000;
+  uint64_t before = origins_held(t->h.nodes[0]);
   flood(t, &f, FLOOD_ORIGINS);
-  assert_int_equal(origins_held(t->nodes[0]), before + 64);
+  assert_int_equal(origins_held(t->h.nodes[0]), before + 64);
   /* The honest peer still syncs both ways; the origins node 0 took in
    * reach it under its own quota of node 0 (64 a minute): minutes. */
   bench_run(t, 4u * 60u * 1000u);
-  assert_int_equal(origins_held(t->nodes[1]), origins_held(t->nodes[0]));
+  assert_int_equal(origins_held(t->h.nodes[1]), origins_held(t->h.nodes[0]));
   expect_legit_sync(t, "origin-flood");
   bench_free(t);
 }
@@ -102,9 +102,9 @@ static void test_node_origin_quota_bounds_fresh_identities_together(void **state
   (void)state;
   fake f;
   bench *t = bench_secure(&f);
-  uint64_t held0 = origins_held(t->nodes[0]);
+  uint64_t held0 = origins_held(t->h.nodes[0]);
   vs_node_stats s0, st;
-  vs_node_stats_get(t->nodes[0], &s0);
+  vs_node_stats_get(t->h.nodes[0], &s0);
   fake g[8];
   for (uint32_t k = 0; k < 8; k++) { /* all dial first: their greetings are small vectors */
     fake_init(&g[k], FAKE_HANDLE + 40 + k, (uint8_t)(0x90 + k));
@@ -113,15 +113,15 @@ static void test_node_origin_quota_bounds_fresh_identities_together(void **state
   }
   for (uint32_t k = 0; k < 8; k++) flood_range(t, &g[k], 10000 + 100 * k, 100);
   caps_clear(t);
-  vs_node_stats_get(t->nodes[0], &st);
-  assert_int_equal(origins_held(t->nodes[0]), held0 + 4 * 64);
+  vs_node_stats_get(t->h.nodes[0], &st);
+  assert_int_equal(origins_held(t->h.nodes[0]), held0 + 4 * 64);
   assert_int_equal(st.rejected_origin_quota - s0.rejected_origin_quota, 800 - 4 * 64);
   /* A minute refills the node-wide bucket too: one more peer's worth from
    * the last identity, whose own bucket is full again. */
-  t->now_ms += 60000;
+  t->h.now_ms += 60000;
   flood_range(t, &g[7], 20000, 100);
   caps_clear(t);
-  assert_int_equal(origins_held(t->nodes[0]), held0 + 4 * 64 + 64);
+  assert_int_equal(origins_held(t->h.nodes[0]), held0 + 4 * 64 + 64);
   bench_free(t);
 }
 
@@ -135,13 +135,13 @@ static void test_node_cookie_secret_dies_after_a_quiet_spell(void **state) {
   (void)state;
   fake f;
   bench *t = bench_secure(&f); /* f's HELLO2 carries a cookie of this node's current secret */
-  t->now_ms += 3u * VS_NODE_COOKIE_ROTATE_MS;
+  t->h.now_ms += 3u * VS_NODE_COOKIE_ROTATE_MS;
   const uint32_t h = FAKE_HANDLE + 70;
-  assert_err(vs_node_peer_up(t->nodes[0], h, false, t->now_ms), VS_OK); /* same (empty) address */
+  assert_err(vs_node_peer_up(t->h.nodes[0], h, false, t->h.now_ms), VS_OK); /* same (empty) address */
   snap s0;
-  snap_take(t->nodes[0], &s0);
-  assert_err(vt_node_on_frame(t->nodes[0], h, f.hello2, sizeof f.hello2, t->now_ms), VS_ERR_AUTH);
-  expect_refused(t->nodes[0], &s0, "rejected_auth", 1, "stale HELLO2");
+  snap_take(t->h.nodes[0], &s0);
+  assert_err(vt_node_on_frame(t->h.nodes[0], h, f.hello2, sizeof f.hello2, t->h.now_ms), VS_ERR_AUTH);
+  expect_refused(t->h.nodes[0], &s0, "rejected_auth", 1, "stale HELLO2");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, h, false), 0); /* no REPLY */
   caps_clear(t);
@@ -157,22 +157,22 @@ static void test_node_cookie_round_gets_one_more_hello_period(void **state) {
   vs_node_cfg_default(&d);
   fake g;
   fake_init(&g, FAKE_HANDLE + 71, 0x61);
-  assert_err(vs_node_peer_up(t->nodes[0], g.handle, false, t->now_ms), VS_OK);
-  t->now_ms += d.hello_timeout_ms - 100;
+  assert_err(vs_node_peer_up(t->h.nodes[0], g.handle, false, t->h.now_ms), VS_OK);
+  t->h.now_ms += d.hello_timeout_ms - 100;
   uint8_t eph[32];
   size_t len = 0;
   bool close = false, done = false;
-  vt_sm_fill(&t->rng, eph, sizeof eph);
+  vt_sm_fill(&t->h.rng, eph, sizeof eph);
   assert_err(vs_hs_start_initiator(&g.hs, &g.id, g.mesh, eph, g.hello, sizeof g.hello, &len), VS_OK);
-  assert_err(vt_node_on_frame(t->nodes[0], g.handle, g.hello, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->h.nodes[0], g.handle, g.hello, len, t->h.now_ms), VS_OK);
   bench_pump(t);
   assert_true(cap_take(t, 0, g.handle, &close, g.cookie, sizeof g.cookie, &len));
   assert_false(close);
-  t->now_ms += d.hello_timeout_ms - 100; /* past the first period, within the second */
+  t->h.now_ms += d.hello_timeout_ms - 100; /* past the first period, within the second */
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, g.handle, true), 0);
   assert_err(vs_hs_on_frame(&g.hs, g.cookie, len, g.hello2, sizeof g.hello2, &len, &done, &g.sess), VS_OK);
-  assert_err(vt_node_on_frame(t->nodes[0], g.handle, g.hello2, len, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->h.nodes[0], g.handle, g.hello2, len, t->h.now_ms), VS_OK);
   bench_pump(t);
   assert_true(cap_take(t, 0, g.handle, &close, g.reply, sizeof g.reply, &len));
   assert_false(close);
@@ -191,7 +191,7 @@ static void test_node_claim_deadline_renewed_only_by_own_ops(void **state) {
   bench_disconnect(t, 0, 1);
   chain mine; /* the liar's own origin */
   chain_init(&mine, &f.id);
-  fake_send_vv1(t, &f, t->ids[0].pk, VS_OP_SEQ_MAX);
+  fake_send_vv1(t, &f, t->h.ids[0].pk, VS_OP_SEQ_MAX);
   bool closed = false;
   for (int k = 0; k < 12 && !closed; k++) { /* a run of its own every 2 s for 24 s */
     fake_send_chain(t, &f, &mine, 1);
@@ -203,7 +203,7 @@ static void test_node_claim_deadline_renewed_only_by_own_ops(void **state) {
   }
   assert_true(closed);
   vs_node_stats st;
-  vs_node_stats_get(t->nodes[0], &st);
+  vs_node_stats_get(t->h.nodes[0], &st);
   assert_int_equal(st.rejected_vv_future, 1);
   assert_int_equal(restoring(t), 0);
   bench_free(t);
@@ -241,18 +241,18 @@ static void test_node_thousands_of_origins_reopen_and_converge(void **state) {
   bench *t = bench_new(2);
   for (uint32_t i = 0; i < 2; i++) {
     t->origin_quota[i] = 100000;
-    vs_node_close(t->nodes[i]);
+    vs_node_close(t->h.nodes[i]);
     bench_open(t, i);
   }
-  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "a", "1");
+  vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "put", "a", "1");
   fake_init(&f, FAKE_HANDLE, 0x77);
   fake_dial(t, &f, 0);
   caps_clear(t);
   flood(t, &f, FLOOD_ORIGINS);
   vs_node_stats st;
-  vs_node_stats_get(t->nodes[0], &st);
+  vs_node_stats_get(t->h.nodes[0], &st);
   assert_int_equal(st.rejected_origin_quota, 0);
-  assert_int_equal(origins_held(t->nodes[0]), FLOOD_ORIGINS + 1);
+  assert_int_equal(origins_held(t->h.nodes[0]), FLOOD_ORIGINS + 1);
   /* Its acknowledgement to the fake is one vector in two parts. */
   caps_clear(t);
   bench_pump(t);
@@ -270,23 +270,23 @@ static void test_node_thousands_of_origins_reopen_and_converge(void **state) {
   assert_int_equal(total, FLOOD_ORIGINS + 1);
   caps_clear(t);
   /* Restart: the store opens (it failed with VS_ERR_LIMIT before). */
-  (void)vs_node_peer_down(t->nodes[0], f.handle, t->now_ms);
-  vs_node_close(t->nodes[0]);
+  (void)vs_node_peer_down(t->h.nodes[0], f.handle, t->h.now_ms);
+  vs_node_close(t->h.nodes[0]);
   bench_open(t, 0);
-  assert_int_equal(origins_held(t->nodes[0]), FLOOD_ORIGINS + 1);
+  assert_int_equal(origins_held(t->h.nodes[0]), FLOOD_ORIGINS + 1);
   /* An honest peer gets all of it and both vectors, of two parts each,
    * settle: equal vectors, and then nothing but periodic vectors flows. */
   bench_connect(t, 0, 1);
   bench_run(t, 20000);
-  assert_int_equal(origins_held(t->nodes[1]), FLOOD_ORIGINS + 1);
+  assert_int_equal(origins_held(t->h.nodes[1]), FLOOD_ORIGINS + 1);
   uint8_t h0[VS_HASH_BYTES], h1[VS_HASH_BYTES];
-  assert_err(vs_state_hash(vs_node_store(t->nodes[0]), h0), VS_OK);
-  assert_err(vs_state_hash(vs_node_store(t->nodes[1]), h1), VS_OK);
+  assert_err(vs_state_hash(vs_node_store(t->h.nodes[0]), h0), VS_OK);
+  assert_err(vs_state_hash(vs_node_store(t->h.nodes[1]), h1), VS_OK);
   assert_memory_equal(h0, h1, VS_HASH_BYTES);
   vs_node_stats a0, a1;
-  vs_node_stats_get(t->nodes[0], &a0);
+  vs_node_stats_get(t->h.nodes[0], &a0);
   bench_run(t, 60000);
-  vs_node_stats_get(t->nodes[0], &a1);
+  vs_node_stats_get(t->h.nodes[0], &a1);
   assert_int_equal(a1.runs_sent, a0.runs_sent); /* acknowledged in parts: nothing resent */
   assert_int_equal(a1.resends, a0.resends);
   expect_legit_sync(t, "after-flood");
@@ -298,7 +298,7 @@ static void test_node_thousands_of_origins_reopen_and_converge(void **state) {
  * new vector number each time), else it stays silent. Runs `ms` of virtual
  * time. Returns the bytes node 0 sent it. */
 static uint64_t fake_sink(bench *t, fake *f, uint64_t ms, bool answer, uint64_t *vector, bool *closed) {
-  uint64_t end = t->now_ms + ms, bytes = 0;
+  uint64_t end = t->h.now_ms + ms, bytes = 0;
   uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
   for (uint32_t step = 0; step < 1000000; step++) {
     bench_pump(t);
@@ -315,14 +315,14 @@ static uint64_t fake_sink(bench *t, fake *f, uint64_t ms, bool answer, uint64_t 
       vs_vv_part part = {++*vector, 0, 1, 0};
       assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
       size_t flen = fake_seal(f, vv, vlen, frame, sizeof frame);
-      assert_err(vt_node_on_frame(t->nodes[0], f->handle, frame, flen, t->now_ms), VS_OK);
+      assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_OK);
       continue; /* answered at this instant: pump again */
     }
-    uint64_t wake = t->wake[0];
+    uint64_t wake = t->h.wake[0];
     if (wake >= end) break;
-    t->now_ms = wake > t->now_ms ? wake : t->now_ms + 1;
+    t->h.now_ms = wake > t->h.now_ms ? wake : t->h.now_ms + 1;
   }
-  t->now_ms = end;
+  t->h.now_ms = end;
   return bytes;
 }
 
@@ -348,7 +348,7 @@ static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) 
   for (int answer = 0; answer < 2; answer++) {
     bench *t = bench_new(1);
     t->inflight_max[0] = 256u * 1024u;
-    vs_node_close(t->nodes[0]);
+    vs_node_close(t->h.nodes[0]);
     bench_open(t, 0);
     static uint8_t value[1024];
     memset(value, 'v', sizeof value);
@@ -361,7 +361,7 @@ static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) 
       reqs[k] = (vs_write_req){"put", (const uint8_t *)keys[k], (uint32_t)strlen(keys[k]), value, sizeof value,
                                NULL, 0};
     }
-    assert_err(vs_node_write_batch(t->nodes[0], reqs, 4096, t->now_ms, NULL), VS_OK);
+    assert_err(vs_node_write_batch(t->h.nodes[0], reqs, 4096, t->h.now_ms, NULL), VS_OK);
     free(reqs);
     free(keys);
     fake f;
@@ -375,7 +375,7 @@ static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) 
       vs_vv_part part = {++vector, 0, 1, 0};
       assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
       size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
-      assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+      assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
     }
     const uint64_t ms = 10u * 60u * 1000u;
     uint64_t bytes = fake_sink(t, &f, ms, answer != 0, &vector, &closed);
@@ -384,7 +384,7 @@ static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) 
     vs_node_cfg_default(&d);
     uint64_t allowed = resends_allowed(&d, ms);
     vs_node_stats st;
-    vs_node_stats_get(t->nodes[0], &st);
+    vs_node_stats_get(t->h.nodes[0], &st);
     uint64_t window = t->inflight_max[0] + VS_FRAME_BYTES_MAX;
     /* Vectors: one a second at most, each well under 64 bytes here. */
     uint64_t vv_bytes = (ms / 1000 + 1 + vector) * 64u;
@@ -406,30 +406,30 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
   (void)state;
   fake f;
   bench *t = bench_secure(&f);
-  for (int k = 0; k < 5; k++) vt_node_write_kv(t->nodes[0], t->now_ms, "put", "x", "1");
+  for (int k = 0; k < 5; k++) vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "put", "x", "1");
   bench_run(t, 100);
   caps_clear(t);
   uint64_t own = 0;
-  assert_err(vs_wal_head(vs_node_store(t->nodes[0]), t->ids[0].pk, &own, NULL, NULL), VS_OK);
+  assert_err(vs_wal_head(vs_node_store(t->h.nodes[0]), t->h.ids[0].pk, &own, NULL, NULL), VS_OK);
   assert_true(own >= 5);
   vs_vv_entry e = {{0}, own, {0}};
-  memcpy(e.origin, t->ids[0].pk, VS_ORIGIN_BYTES);
+  memcpy(e.origin, t->h.ids[0].pk, VS_ORIGIN_BYTES);
   uint8_t vv[VS_MSG_VV_HEADER_BYTES + 48], frame[256];
   size_t vlen = 0, flen = 0;
   snap s0;
-  snap_take(t->nodes[0], &s0);
+  snap_take(t->h.nodes[0], &s0);
   /* Vector 3 holds all of node 0's ops; vector 2 (empty) arrives late. */
   assert_err(vs_msg_vv_encode(&(vs_vv_part){3, 0, 1, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
   assert_err(vs_msg_vv_encode(&(vs_vv_part){2, 0, 1, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
+  assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
   /* Part 1 of a vector whose part 0 never came: dropped, no harm. */
   assert_err(vs_msg_vv_encode(&(vs_vv_part){5, 1, 2, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
-  expect_only(t->nodes[0], &s0, "none", 0, "late vector, lone part");
+  assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
+  expect_only(t->h.nodes[0], &s0, "none", 0, "late vector, lone part");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, f.handle, true), 0);
   /* Vector 6, empty: node 0's entry fell from `own` to 0. A fork verdict
@@ -437,16 +437,16 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
    * claim grace, then, no verdict having come, the session closes. */
   assert_err(vs_msg_vv_encode(&(vs_vv_part){6, 0, 1, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_OK);
-  expect_only(t->nodes[0], &s0, "none", 0, "falling vector, within the grace");
+  assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
+  expect_only(t->h.nodes[0], &s0, "none", 0, "falling vector, within the grace");
   bench_pump(t);
   assert_int_equal(caps_count(t, 0, f.handle, true), 0);
   bench_run(t, 30000);
-  expect_refused(t->nodes[0], &s0, "rejected_vv_regress", 1, "falling vector");
+  expect_refused(t->h.nodes[0], &s0, "rejected_vv_regress", 1, "falling vector");
   assert_int_equal(caps_count(t, 0, f.handle, true), 1);
   /* Closed: its frames are for an unknown connection now. */
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->nodes[0], f.handle, frame, flen, t->now_ms), VS_ERR_NOTFOUND);
+  assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_ERR_NOTFOUND);
   expect_legit_sync(t, "vv-regress");
   bench_free(t);
 }
@@ -461,7 +461,7 @@ static void test_node_vouched_runs_follow_their_evidence(void **state) {
   (void)state;
   enum { TWINS = 12 };
   bench *t = bench_new(2);
-  vs_store *s0 = vs_node_store(t->nodes[0]);
+  vs_store *s0 = vs_node_store(t->h.nodes[0]);
   for (uint32_t k = 0; k < TWINS; k++) {
     vs_identity tw;
     vt_identity_from_byte((uint8_t)(0xA0 + k), &tw);
@@ -480,17 +480,17 @@ static void test_node_vouched_runs_follow_their_evidence(void **state) {
     vs_op op;
     assert_err(vs_op_decode(o2b.enc, o2b.len, &op), VS_OK);
     vs_apply_result r;
-    assert_err(vs_apply_run(s0, &op, 1, sb, t->now_ms, VS_MAX_DRIFT_MS_DEFAULT, &r), VS_ERR_FORK);
+    assert_err(vs_apply_run(s0, &op, 1, sb, t->h.now_ms, VS_MAX_DRIFT_MS_DEFAULT, &r), VS_ERR_FORK);
     assert_true(r.verdict);
     vs_identity_wipe(&tw);
   }
-  vs_node_close(t->nodes[0]);
+  vs_node_close(t->h.nodes[0]);
   bench_open(t, 0);
   bench_connect(t, 0, 1);
   bench_run(t, 150000); /* 12 verdicts at VS_NODE_VERDICTS_PER_MIN */
   snap a, b;
-  snap_take(t->nodes[0], &a);
-  snap_take(t->nodes[1], &b);
+  snap_take(t->h.nodes[0], &a);
+  snap_take(t->h.nodes[1], &b);
   print_message("node1: forks=%llu runs_forged=%llu runs_void=%llu rejected_vv_regress=%llu\n",
                 (unsigned long long)b.forks, (unsigned long long)b.st.runs_forged,
                 (unsigned long long)b.st.runs_void, (unsigned long long)b.st.rejected_vv_regress);
@@ -521,7 +521,7 @@ static void test_node_want_answers_take_inflight_credit(void **state) {
   memset(big, 'x', sizeof big);
   for (uint32_t i = 0; i < 24; i++) { /* ~1.4 MiB of node 0's own ops, each commit signed */
     vs_write_req req = {"put", (const uint8_t *)"big", 3, big, sizeof big, NULL, 0};
-    assert_err(vs_node_write(t->nodes[0], &req, t->now_ms, NULL), VS_OK);
+    assert_err(vs_node_write(t->h.nodes[0], &req, t->h.now_ms, NULL), VS_OK);
   }
   bench_run(t, 2000);
   (void)drain_bytes(t, f.handle);
@@ -533,18 +533,18 @@ static void test_node_want_answers_take_inflight_credit(void **state) {
   }
   /* The same minute with one WANT every 250 ms (the quota: 240/min). */
   vs_node_stats st0, st1;
-  vs_node_stats_get(t->nodes[0], &st0);
+  vs_node_stats_get(t->h.nodes[0], &st0);
   uint64_t with = 0;
   for (uint32_t s = 0; s < 240; s++) {
     uint8_t m[VS_MSG_WANT_BYTES], frame[256];
     size_t len = 0;
-    assert_err(vs_msg_want_encode(t->ids[0].pk, 1, m, sizeof m, &len), VS_OK);
+    assert_err(vs_msg_want_encode(t->h.ids[0].pk, 1, m, sizeof m, &len), VS_OK);
     size_t fl = fake_seal(&f, m, len, frame, sizeof frame);
-    (void)vt_node_on_frame(t->nodes[0], f.handle, frame, fl, t->now_ms);
+    (void)vt_node_on_frame(t->h.nodes[0], f.handle, frame, fl, t->h.now_ms);
     bench_run(t, 250);
     with += drain_bytes(t, f.handle);
   }
-  vs_node_stats_get(t->nodes[0], &st1);
+  vs_node_stats_get(t->h.nodes[0], &st1);
   print_message("bytes to a silent peer in 60 s: %llu without WANTs, %llu with 240 WANTs (%llu served); window %u\n",
                 (unsigned long long)base, (unsigned long long)with,
                 (unsigned long long)(st1.wants_served - st0.wants_served), 4u * 1024u * 1024u);
@@ -561,40 +561,40 @@ static void test_node_own_identity_voided_fails_its_outbox(void **state) {
   fake f;
   bench *t = bench_secure(&f); /* node 0 wrote seq 1 ("a") */
   bench_disconnect(t, 0, 1); /* seq 2 is written offline: never acknowledged */
-  vt_node_write_kv(t->nodes[0], t->now_ms, "put", "a2", "x");
+  vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "put", "a2", "x");
   bench_run(t, 2000);
   uint64_t head = 0, hlc = 0;
   uint8_t hh[VS_HASH_BYTES];
-  assert_err(vs_wal_head(vs_node_store(t->nodes[0]), t->ids[0].pk, &head, hh, &hlc), VS_OK);
+  assert_err(vs_wal_head(vs_node_store(t->h.nodes[0]), t->h.ids[0].pk, &head, hh, &hlc), VS_OK);
   assert_int_equal(head, 2);
   /* A copy of node 0's data directory at seq 1 wrote another seq 2. */
   vs_op_id id1;
-  vs_op_id_derive(t->ids[0].pk, 1, &id1);
+  vs_op_id_derive(t->h.ids[0].pk, 1, &id1);
   chain c;
-  chain_init(&c, &t->ids[0]);
+  chain_init(&c, &t->h.ids[0]);
   c.seq = 1;
   c.hlc = hlc;
   {
     /* prev of our seq 2 = hash of seq 1: take it from the WAL */
     encop two[2];
     uint8_t sig[VS_SIGNATURE_BYTES];
-    grab_ops(vs_node_store(t->nodes[0]), t->ids[0].pk, two, sig);
+    grab_ops(vs_node_store(t->h.nodes[0]), t->h.ids[0].pk, two, sig);
     memcpy(c.head, two[0].hash, VS_HASH_BYTES);
   }
   encop alt;
-  chain_op(&c, t->ids[0].pk, "put", "a2", "copy", &alt);
+  chain_op(&c, t->h.ids[0].pk, "put", "a2", "copy", &alt);
   uint8_t sig[VS_SIGNATURE_BYTES];
-  sign_last(&t->ids[0], &alt, sig);
-  (void)fake_send_run(t, &f, t->ids[0].pk, sig, &alt, 1);
+  sign_last(&t->h.ids[0], &alt, sig);
+  (void)fake_send_run(t, &f, t->h.ids[0].pk, sig, &alt, 1);
   uint64_t vf = 0;
-  assert_err(vs_apply_void_from(vs_node_store(t->nodes[0]), t->ids[0].pk, &vf), VS_OK);
+  assert_err(vs_apply_void_from(vs_node_store(t->h.nodes[0]), t->h.ids[0].pk, &vf), VS_OK);
   assert_int_equal(vf, 2);
   vs_write_req w = {"put", (const uint8_t *)"after", 5, (const uint8_t *)"v", 1, NULL, 0};
-  assert_err(vs_node_write(t->nodes[0], &w, t->now_ms, NULL), VS_ERR_FORKED);
+  assert_err(vs_node_write(t->h.nodes[0], &w, t->h.now_ms, NULL), VS_ERR_FORKED);
   bench_connect(t, 0, 1);
   bench_run(t, 10 * 60000);
   vs_outbox_counts oc;
-  vt_node_outbox_counts(t->nodes[0], &oc);
+  vt_node_outbox_counts(t->h.nodes[0], &oc);
   print_message("own void: outbox pending=%llu inflight=%llu done=%llu failed=%llu\n", (unsigned long long)oc.pending,
                 (unsigned long long)oc.inflight, (unsigned long long)oc.done, (unsigned long long)oc.failed);
   assert_int_equal(oc.pending + oc.inflight, 0);
@@ -633,24 +633,24 @@ static void test_node_lower_fork_found_below_a_vouched_head(void **state) {
   sign_last(&e, &oa[5], sa);
   sign_last(&e, &ob[2], sb);
   sign_last(&e, &oc[1], sc);
-  vs_store *x = vs_node_store(t->nodes[0]), *y = vs_node_store(t->nodes[1]);
-  apply_enc(x, oa, 6, sa, t->now_ms, VS_OK);
+  vs_store *x = vs_node_store(t->h.nodes[0]), *y = vs_node_store(t->h.nodes[1]);
+  apply_enc(x, oa, 6, sa, t->h.now_ms, VS_OK);
   encop brun[6] = {oa[0], oa[1], oa[2], ob[0], ob[1], ob[2]};
-  apply_enc(x, brun, 6, sb, t->now_ms, VS_ERR_FORK); /* verdict: void from 4 */
+  apply_enc(x, brun, 6, sb, t->h.now_ms, VS_ERR_FORK); /* verdict: void from 4 */
   encop crun[3] = {oa[0], oc[0], oc[1]};
-  apply_enc(y, crun, 3, sc, t->now_ms, VS_OK); /* Y holds branch C: 1, 2'', 3'' */
+  apply_enc(y, crun, 3, sc, t->h.now_ms, VS_OK); /* Y holds branch C: 1, 2'', 3'' */
   for (uint32_t i = 0; i < 2; i++) {
-    vs_node_close(t->nodes[i]);
+    vs_node_close(t->h.nodes[i]);
     bench_open(t, i);
   }
   bench_connect(t, 0, 1);
   bench_run(t, 5 * 60000);
   snap sx, sy;
-  snap_take(t->nodes[0], &sx);
-  snap_take(t->nodes[1], &sy);
+  snap_take(t->h.nodes[0], &sx);
+  snap_take(t->h.nodes[1], &sy);
   uint64_t vx = 0, vy = 0;
-  assert_err(vs_apply_void_from(vs_node_store(t->nodes[0]), e.pk, &vx), VS_OK);
-  assert_err(vs_apply_void_from(vs_node_store(t->nodes[1]), e.pk, &vy), VS_OK);
+  assert_err(vs_apply_void_from(vs_node_store(t->h.nodes[0]), e.pk, &vx), VS_OK);
+  assert_err(vs_apply_void_from(vs_node_store(t->h.nodes[1]), e.pk, &vy), VS_OK);
   print_message("after 5 min: void_from X=%llu Y=%llu, wants_sent %llu+%llu, runs_forged %llu+%llu, vv %s / %s\n",
                 (unsigned long long)vx, (unsigned long long)vy, (unsigned long long)sx.st.wants_sent,
                 (unsigned long long)sy.st.wants_sent, (unsigned long long)sx.st.runs_forged,

@@ -23,10 +23,9 @@
 #include <sys/stat.h>
 
 #include "fixture.h"
+#include "mesh_harness.h"
 #include "vixsync/node.h"
 #include "vixsync/state.h"
-
-#define T0_MS 1700000000000ull
 
 typedef struct fixture {
   char dir[256];   /* scratch directory */
@@ -127,57 +126,39 @@ static vs_err copy_value(const vs_state_entry *e, void *ctx) {
   return VS_OK;
 }
 
+/* The harness's intercept hook: an honest pair never closes. */
+static bool expect_send(mh_mesh *m, uint32_t from, const vs_node_out *out) {
+  (void)m;
+  (void)from;
+  assert_int_equal(out->kind, VS_NODE_OUT_SEND);
+  return false;
+}
+
 /* A valid identity opens, and the write it signs reaches a peer. */
 static void test_node_open_with_identity_replicates(void **state) {
-  fixture *f = *state;
-  char dir_b[400];
-  snprintf(dir_b, sizeof dir_b, "%s/b", f->dir);
-  assert_int_equal(mkdir(dir_b, 0700), 0);
-  uint8_t mesh[VS_MESH_KEY_BYTES];
-  memset(mesh, 0x5a, sizeof mesh);
-  vs_identity ida, idb;
-  vt_identity_from_byte(0x41, &ida);
-  vt_identity_from_byte(0x42, &idb);
-  vs_node *nodes[2] = {NULL, NULL};
-  vt_node_open(f->store, &ida, mesh, 0, &f->rng, &nodes[0]);
-  vt_node_open(dir_b, &idb, mesh, 0, &f->rng, &nodes[1]);
-  uint64_t now = T0_MS;
-  vt_node_write_kv(nodes[0], now, "put", "user:42", "Ada");
-  vt_nodes_up(nodes, 0, 1, now);
+  (void)state;
+  mh_mesh m; /* A and B, identities from seed bytes 0x41 and 0x42 */
+  mh_init(&m, 2, "nodeid", 0x41, 7);
+  m.intercept = expect_send;
+  mh_write(&m, 0, "put", "user:42", "Ada");
+  mh_connect(&m, 0, 1);
   /* Pump frames both ways until B holds the value (bounded). Time moves
    * only when both are quiet, to the wake they asked for. */
   bool got = false;
   char value[16] = "";
   for (uint32_t round = 0; round < 1000 && !got; round++) {
-    uint64_t wake = UINT64_MAX;
-    bool sent = false;
-    for (uint32_t i = 0; i < 2; i++) {
-      for (uint32_t k = 0; k < 10000; k++) {
-        vs_node_out out;
-        uint64_t w = UINT64_MAX;
-        assert_err(vs_node_poll(nodes[i], now, &out, &w), VS_OK);
-        if (out.kind == VS_NODE_OUT_NONE) {
-          if (w < wake) wake = w;
-          break;
-        }
-        assert_int_equal(out.kind, VS_NODE_OUT_SEND); /* an honest pair never closes */
-        (void)vs_node_on_frame(nodes[1 - i], i, out.bytes, out.bytes_len, now);
-        sent = true;
-      }
-    }
-    vs_err err = vs_state_get(vs_node_store(nodes[1]), (const uint8_t *)"user:42", 7, false, copy_value, value);
+    (void)mh_run(&m, 1);
+    vs_err err = vs_state_get(vs_node_store(m.nodes[1]), (const uint8_t *)"user:42", 7, false, copy_value, value);
     assert_true(err == VS_OK || err == VS_ERR_NOTFOUND);
     got = err == VS_OK;
-    if (!sent) now = wake != UINT64_MAX && wake > now ? wake : now + 1;
   }
   assert_true(got);
   assert_string_equal(value, "Ada");
   vs_node_stats st;
-  vs_node_stats_get(nodes[1], &st);
+  vs_node_stats_get(m.nodes[1], &st);
   assert_int_equal(st.ops_applied, 1);
   assert_int_equal(st.runs_forged, 0);
-  vs_node_close(nodes[0]);
-  vs_node_close(nodes[1]);
+  mh_free(&m);
 }
 
 int main(void) {

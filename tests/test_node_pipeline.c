@@ -7,9 +7,11 @@
  * (test_node_prepared and test_node_property_prepared run the other node
  * tests through the pipeline, see tests/prepared.h.)
  *
- * A small in-memory mesh as in test_node.c: node i knows node j as handle j.
- * DATA frames of chosen links can be held back instead of delivered, so a
- * test can deliver them later, out of order, twice or with a stale key. */
+ * The in-memory mesh of tests/mesh_harness.h, as in test_node.c: node i
+ * knows node j as handle j. DATA frames of chosen links can be held back
+ * instead of delivered (the harness's intercept hook), so a test can
+ * deliver them later, out of order, twice or with a stale key; the deliver
+ * hook picks the path and records deliveries for the twin test. */
 #define _XOPEN_SOURCE 700
 
 #include <stdarg.h>
@@ -27,13 +29,13 @@
 #include <sodium.h>
 
 #include "fixture.h"
+#include "mesh_harness.h"
 #include "prepared.h"
 #include "testutil.h"
 #include "vixsync/vixsync.h"
 #include "vixsync/node.h"
 #include "wire.h"
 
-#define T0_MS 1700000000000ull
 #define NODES_MAX 3u
 #define HELD_MAX 512u
 
@@ -80,15 +82,8 @@ typedef struct rec {
 } rec;
 
 typedef struct mesh {
-  char dirs[NODES_MAX][256];
-  vs_node *nodes[NODES_MAX];
-  vs_identity ids[NODES_MAX];
-  uint8_t key[VS_MESH_KEY_BYTES];
-  bool link[NODES_MAX][NODES_MAX];
-  uint64_t wake[NODES_MAX];
-  uint32_t n;
-  uint64_t now_ms, rng;
-  path via;                      /* how mesh_pump delivers */
+  mh_mesh h;                     /* the nodes, links and virtual time */
+  path via;                      /* how the mesh delivers */
   bool hold[NODES_MAX][NODES_MAX]; /* DATA frames i -> j are held, not delivered */
   held held[HELD_MAX];
   uint32_t nheld;
@@ -97,18 +92,41 @@ typedef struct mesh {
   size_t nrecs, recs_cap;
 } mesh;
 
+static vs_err mesh_deliver_key(mesh *m, uint32_t to, uint32_t from, const uint8_t *bytes, size_t len,
+                               const vs_rx_key *key);
+static bool is_data(const uint8_t *bytes, size_t len);
+
+/* The harness's deliver hook: along m->via, recorded when recording. */
+static vs_err mesh_deliver_hook(mh_mesh *h, uint32_t to, uint32_t from, const uint8_t *bytes, size_t len) {
+  return mesh_deliver_key(h->ctx, to, from, bytes, len, NULL);
+}
+
+/* The harness's intercept hook: DATA frames of held links that are up are
+ * kept; everything else goes on. */
+static bool mesh_hold_hook(mh_mesh *h, uint32_t from, const vs_node_out *out) {
+  mesh *m = h->ctx;
+  uint32_t to = out->peer;
+  if (out->kind != VS_NODE_OUT_SEND || to >= h->n || !h->link[from][to]) return false;
+  const uint8_t *bytes = out->bytes;
+  size_t len = out->bytes_len;
+  if (!m->hold[from][to] || !is_data(bytes, len)) return false;
+  assert_true(m->nheld < HELD_MAX);
+  held *f = &m->held[m->nheld++];
+  f->from = from;
+  f->to = to;
+  f->len = len;
+  f->bytes = vt_dup_exact(bytes, len);
+  return true;
+}
+
 static void mesh_init(mesh *m, uint32_t n, path via) {
+  assert_true(n <= NODES_MAX);
   memset(m, 0, sizeof *m);
-  m->n = n;
-  m->now_ms = T0_MS;
-  m->rng = 1234;
+  mh_init(&m->h, n, "npipe", 0x20, 1234);
   m->via = via;
-  memset(m->key, 0x5a, sizeof m->key);
-  for (uint32_t i = 0; i < n; i++) {
-    vt_tmpdir(m->dirs[i], sizeof m->dirs[i], "npipe");
-    vt_identity_from_byte((uint8_t)(0x20 + i), &m->ids[i]);
-    vt_node_open(m->dirs[i], &m->ids[i], m->key, 0, &m->rng, &m->nodes[i]);
-  }
+  m->h.deliver = mesh_deliver_hook;
+  m->h.intercept = mesh_hold_hook;
+  m->h.ctx = m;
 }
 
 static void held_clear(mesh *m) {
@@ -117,23 +135,9 @@ static void held_clear(mesh *m) {
 }
 
 static void mesh_free(mesh *m) {
-  for (uint32_t i = 0; i < m->n; i++) {
-    vs_node_close(m->nodes[i]);
-    vt_rmrf(m->dirs[i]);
-    vs_identity_wipe(&m->ids[i]);
-  }
+  mh_free(&m->h);
   held_clear(m);
   free(m->recs);
-}
-
-static void mesh_connect(mesh *m, uint32_t i, uint32_t j) {
-  vt_nodes_up(m->nodes, i, j, m->now_ms);
-  m->link[i][j] = m->link[j][i] = true;
-}
-
-static void mesh_disconnect(mesh *m, uint32_t i, uint32_t j) {
-  vt_nodes_down(m->nodes, i, j, m->now_ms);
-  m->link[i][j] = m->link[j][i] = false;
 }
 
 /* Deliver one frame to node `to` from handle `from`: through vs_node_on_frame
@@ -141,16 +145,16 @@ static void mesh_disconnect(mesh *m, uint32_t i, uint32_t j) {
  * for `from`, as a driver would take it). Records it when recording. */
 static vs_err mesh_deliver_key(mesh *m, uint32_t to, uint32_t from, const uint8_t *bytes, size_t len,
                                const vs_rx_key *key) {
-  vs_node *node = m->nodes[to];
+  vs_node *node = m->h.nodes[to];
   vs_err err;
   if (m->via == PATH_FRAME) {
-    err = vs_node_on_frame(node, from, bytes, len, m->now_ms);
+    err = vs_node_on_frame(node, from, bytes, len, m->h.now_ms);
   } else if (key == NULL) {
-    err = vt_node_on_frame(node, from, bytes, len, m->now_ms);
+    err = vt_node_on_frame(node, from, bytes, len, m->h.now_ms);
   } else {
     vs_rx_prep *prep = NULL;
     assert_err(vs_rx_prepare(key, bytes, len, &prep), VS_OK);
-    err = vs_node_on_prepared(node, from, prep, m->now_ms);
+    err = vs_node_on_prepared(node, from, prep, m->h.now_ms);
     vs_rx_prep_free(prep);
   }
   if (m->record) {
@@ -182,63 +186,6 @@ static bool is_data(const uint8_t *bytes, size_t len) {
   return vs_frame_type(bytes, len, &type) == VS_OK && type == VS_FRAME_DATA;
 }
 
-/* Poll every node until none has anything to send at this instant. Frames
- * arrive at once and in order, except DATA frames of held links. */
-static void mesh_pump(mesh *m) {
-  for (uint32_t round = 0; round < 10000; round++) {
-    bool any = false;
-    for (uint32_t i = 0; i < m->n; i++) {
-      for (uint32_t k = 0; k < 100000; k++) {
-        vs_node_out out;
-        uint64_t w = UINT64_MAX;
-        assert_err(vs_node_poll(m->nodes[i], m->now_ms, &out, &w), VS_OK);
-        if (out.kind == VS_NODE_OUT_NONE) {
-          m->wake[i] = w;
-          break;
-        }
-        any = true;
-        uint32_t j = out.peer;
-        assert_true(j < m->n);
-        if (out.kind == VS_NODE_OUT_CLOSE) {
-          mesh_disconnect(m, i, j);
-          continue;
-        }
-        if (!m->link[i][j]) continue;
-        if (m->hold[i][j] && is_data(out.bytes, out.bytes_len)) {
-          assert_true(m->nheld < HELD_MAX);
-          held *h = &m->held[m->nheld++];
-          h->from = i;
-          h->to = j;
-          h->len = out.bytes_len;
-          h->bytes = vt_dup_exact(out.bytes, out.bytes_len);
-          continue;
-        }
-        (void)mesh_deliver(m, j, i, out.bytes, out.bytes_len);
-      }
-    }
-    if (!any) return;
-  }
-  fail_msg("mesh_pump: never quiet");
-}
-
-/* Advance virtual time by `ms`, waking nodes when they ask. */
-static void mesh_run(mesh *m, uint64_t ms) {
-  uint64_t end = m->now_ms + ms;
-  for (uint32_t step = 0; step < 100000; step++) {
-    mesh_pump(m);
-    uint64_t wake = UINT64_MAX;
-    for (uint32_t i = 0; i < m->n; i++) wake = m->wake[i] < wake ? m->wake[i] : wake;
-    if (wake >= end) break;
-    m->now_ms = wake > m->now_ms ? wake : m->now_ms + 1;
-  }
-  m->now_ms = end;
-  mesh_pump(m);
-}
-
-static void mesh_write(mesh *m, uint32_t i, const char *kind, const char *target, const char *value) {
-  vt_node_write_kv(m->nodes[i], m->now_ms, kind, target, value);
-}
-
 static uint64_t frame_counter(const held *h) {
   assert_true(h->len >= VS_DATA_OVERHEAD_BYTES);
   return vt_get_u64le(h->bytes + 2);
@@ -267,12 +214,10 @@ static void expect_same_store(vs_node *node, const snap *before, const char *wha
 }
 
 static void expect_converged(mesh *m, uint32_t a, uint32_t b) {
-  snap sa, sb;
-  snap_take(m->nodes[a], &sa);
-  snap_take(m->nodes[b], &sb);
-  assert_memory_equal(sa.hash, sb.hash, VS_HASH_BYTES);
-  uint8_t zero[VS_HASH_BYTES] = {0};
-  assert_memory_not_equal(sa.hash, zero, VS_HASH_BYTES); /* something was synced */
+  mh_expect_converged(&m->h, a, b);
+  uint8_t hash[VS_HASH_BYTES], zero[VS_HASH_BYTES] = {0};
+  mh_state_hash(&m->h, a, hash);
+  assert_memory_not_equal(hash, zero, VS_HASH_BYTES); /* something was synced */
 }
 
 /* `after` minus `before`, counter by counter. */
@@ -290,15 +235,15 @@ static vs_node_stats stats_delta(const vs_node_stats *after, const vs_node_stats
  * node) and leave the store as it was. Returns the refusal. */
 static vs_err expect_refused_as_on_frame(mesh *m, uint32_t to, uint32_t from, const uint8_t *bytes, size_t len,
                                          const vs_rx_key *key, const char *what) {
-  vs_node *node = m->nodes[to];
+  vs_node *node = m->h.nodes[to];
   snap s0, s1, s2;
   snap_take(node, &s0);
   vs_rx_prep *prep = NULL;
   assert_err(vs_rx_prepare(key, bytes, len, &prep), VS_OK);
-  vs_err via_prep = vs_node_on_prepared(node, from, prep, m->now_ms);
+  vs_err via_prep = vs_node_on_prepared(node, from, prep, m->h.now_ms);
   vs_rx_prep_free(prep);
   snap_take(node, &s1);
-  vs_err via_frame = vs_node_on_frame(node, from, bytes, len, m->now_ms);
+  vs_err via_frame = vs_node_on_frame(node, from, bytes, len, m->h.now_ms);
   snap_take(node, &s2);
   if (via_prep != via_frame)
     fail_msg("%s: on_prepared %s, on_frame %s", what, vs_err_name(via_prep), vs_err_name(via_frame));
@@ -315,45 +260,45 @@ static void test_pipeline_without_key_falls_back(void **state) {
   (void)state;
   mesh m;
   mesh_init(&m, 2, PATH_PREPARED); /* the handshake too: no key yet, so NULL */
-  mesh_connect(&m, 0, 1);
+  mh_connect(&m.h, 0, 1);
   m.hold[0][1] = true;
-  mesh_write(&m, 0, "put", "a", "1");
-  mesh_write(&m, 0, "incr", "n", "2");
-  mesh_write(&m, 0, "put", "b", "3");
-  mesh_pump(&m);
-  assert_int_equal(vs_node_peers_ready(m.nodes[1]), 1);
+  mh_write(&m.h, 0, "put", "a", "1");
+  mh_write(&m.h, 0, "incr", "n", "2");
+  mh_write(&m.h, 0, "put", "b", "3");
+  mh_pump(&m.h);
+  assert_int_equal(vs_node_peers_ready(m.h.nodes[1]), 1);
   assert_true(m.nheld >= 2);
   snap s0;
-  snap_take(m.nodes[1], &s0);
+  snap_take(m.h.nodes[1], &s0);
   for (uint32_t k = 0; k < m.nheld; k++) {
     vs_rx_prep *prep = NULL;
     assert_err(vs_rx_prepare(NULL, m.held[k].bytes, m.held[k].len, &prep), VS_OK);
-    assert_err(vs_node_on_prepared(m.nodes[1], 0, prep, m.now_ms), VS_OK);
+    assert_err(vs_node_on_prepared(m.h.nodes[1], 0, prep, m.h.now_ms), VS_OK);
     vs_rx_prep_free(prep);
   }
   snap s1;
-  snap_take(m.nodes[1], &s1);
+  snap_take(m.h.nodes[1], &s1);
   vs_node_stats d = stats_delta(&s1.st, &s0.st);
   assert_int_equal(d.frames_in, m.nheld);
   assert_int_equal(d.ops_applied, 3);
   assert_int_equal(s1.lsn, 3);
   assert_int_equal(d.rejected_auth + d.rejected_replay + d.rejected_malformed + d.rejected_state, 0);
   /* Without a key the window still applies: the first frame again is a replay. */
-  snap_take(m.nodes[1], &s0);
+  snap_take(m.h.nodes[1], &s0);
   assert_int_equal(expect_refused_as_on_frame(&m, 1, 0, m.held[0].bytes, m.held[0].len, NULL, "replay, no key"),
                    VS_ERR_REPLAY);
-  snap_take(m.nodes[1], &s1);
+  snap_take(m.h.nodes[1], &s1);
   assert_int_equal(s1.st.rejected_replay - s0.st.rejected_replay, 2); /* one per path */
   /* A NULL prep or node is refused, and counts nothing. */
-  assert_err(vs_node_on_prepared(m.nodes[1], 0, NULL, m.now_ms), VS_ERR_INVAL);
+  assert_err(vs_node_on_prepared(m.h.nodes[1], 0, NULL, m.h.now_ms), VS_ERR_INVAL);
   assert_err(vs_rx_prepare(NULL, m.held[0].bytes, m.held[0].len, NULL), VS_ERR_INVAL);
   assert_err(vs_rx_prepare(NULL, NULL, 5, &(vs_rx_prep *){NULL}), VS_ERR_INVAL);
   vs_node_stats st;
-  vs_node_stats_get(m.nodes[1], &st);
+  vs_node_stats_get(m.h.nodes[1], &st);
   stats_expect_equal(&st, &s1.st, "invalid arguments");
   m.hold[0][1] = false;
   held_clear(&m);
-  mesh_run(&m, 3000);
+  mh_run_for(&m.h, 3000);
   expect_converged(&m, 0, 1);
   mesh_free(&m);
 }
@@ -365,23 +310,23 @@ static void test_pipeline_rx_key_states(void **state) {
   mesh m;
   mesh_init(&m, 2, PATH_PREPARED);
   vs_rx_key k;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &k), VS_ERR_NOTFOUND);
-  assert_err(vs_node_rx_key(m.nodes[1], 0, NULL), VS_ERR_INVAL);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &k), VS_ERR_NOTFOUND);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, NULL), VS_ERR_INVAL);
   assert_err(vs_node_rx_key(NULL, 0, &k), VS_ERR_INVAL);
-  mesh_connect(&m, 0, 1);
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &k), VS_ERR_STATE);
-  assert_err(vs_node_rx_key(m.nodes[0], 1, &k), VS_ERR_STATE);
-  mesh_run(&m, 100);
+  mh_connect(&m.h, 0, 1);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &k), VS_ERR_STATE);
+  assert_err(vs_node_rx_key(m.h.nodes[0], 1, &k), VS_ERR_STATE);
+  mh_run_for(&m.h, 100);
   vs_rx_key a, b;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &a), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &a), VS_OK);
   assert_int_equal(a.peer, 0);
-  assert_err(vs_node_rx_key(m.nodes[0], 1, &b), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[0], 1, &b), VS_OK);
   assert_int_equal(b.peer, 1);
-  mesh_disconnect(&m, 0, 1);
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &k), VS_ERR_NOTFOUND);
-  mesh_connect(&m, 0, 1);
-  mesh_run(&m, 100);
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &k), VS_OK);
+  mh_disconnect(&m.h, 0, 1);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &k), VS_ERR_NOTFOUND);
+  mh_connect(&m.h, 0, 1);
+  mh_run_for(&m.h, 100);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &k), VS_OK);
   assert_int_equal(k.peer, a.peer);
   assert_true(k.session != a.session);
   assert_memory_not_equal(k.key, a.key, sizeof k.key); /* fresh ephemeral keys per connection */
@@ -397,19 +342,19 @@ static void test_pipeline_stale_key_after_reconnect(void **state) {
   (void)state;
   mesh m;
   mesh_init(&m, 2, PATH_PREPARED);
-  mesh_connect(&m, 0, 1);
+  mh_connect(&m.h, 0, 1);
   for (int k = 0; k < 4; k++) { /* some traffic: the old session's counters move on */
     char v[8];
     snprintf(v, sizeof v, "%d", k);
-    mesh_write(&m, 0, "put", "old", v);
-    mesh_run(&m, 500);
+    mh_write(&m.h, 0, "put", "old", v);
+    mh_run_for(&m.h, 500);
   }
   vs_rx_key old_key;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &old_key), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &old_key), VS_OK);
   /* Frames of the old session that B never got. */
   m.hold[0][1] = true;
-  mesh_write(&m, 0, "put", "late", "1");
-  mesh_pump(&m);
+  mh_write(&m.h, 0, "put", "late", "1");
+  mh_pump(&m.h);
   assert_true(m.nheld >= 1);
   uint32_t nold = m.nheld;
   held old[HELD_MAX];
@@ -417,13 +362,13 @@ static void test_pipeline_stale_key_after_reconnect(void **state) {
   m.nheld = 0; /* `old` owns those bytes now */
   assert_true(frame_counter(&old[0]) > 0);
   /* The same handle again, a new handshake; A's DATA frames held. */
-  mesh_disconnect(&m, 0, 1);
-  mesh_connect(&m, 0, 1);
-  mesh_pump(&m);
-  assert_int_equal(vs_node_peers_ready(m.nodes[1]), 1);
+  mh_disconnect(&m.h, 0, 1);
+  mh_connect(&m.h, 0, 1);
+  mh_pump(&m.h);
+  assert_int_equal(vs_node_peers_ready(m.h.nodes[1]), 1);
   assert_true(m.nheld >= 1);
   vs_rx_key new_key;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &new_key), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &new_key), VS_OK);
   assert_true(new_key.session != old_key.session);
   assert_int_equal(new_key.peer, old_key.peer);
 
@@ -431,7 +376,7 @@ static void test_pipeline_stale_key_after_reconnect(void **state) {
    * on_frame decides, with the new session's key: forged (the new window is
    * empty, so no counter of theirs can be a replay there). */
   snap s0;
-  snap_take(m.nodes[1], &s0);
+  snap_take(m.h.nodes[1], &s0);
   for (uint32_t k = 0; k < nold; k++) {
     assert_int_equal(expect_refused_as_on_frame(&m, 1, 0, old[k].bytes, old[k].len, &old_key, "old frame, old key"),
                      VS_ERR_AUTH);
@@ -440,10 +385,10 @@ static void test_pipeline_stale_key_after_reconnect(void **state) {
                      VS_ERR_AUTH);
   }
   snap s1;
-  snap_take(m.nodes[1], &s1);
+  snap_take(m.h.nodes[1], &s1);
   assert_int_equal(s1.st.rejected_auth - s0.st.rejected_auth, 4 * nold);
   assert_int_equal(s1.st.rejected_replay - s0.st.rejected_replay, 0);
-  expect_same_store(m.nodes[1], &s0, "old frames");
+  expect_same_store(m.h.nodes[1], &s0, "old frames");
 
   /* The new session's first frame prepared with the old key: the old key
    * does not open it, on_frame does, with the right key: accepted. Then the
@@ -452,16 +397,16 @@ static void test_pipeline_stale_key_after_reconnect(void **state) {
   for (uint32_t k = 1; k < m.nheld; k++)
     assert_err(mesh_deliver_key(&m, 1, 0, m.held[k].bytes, m.held[k].len, &new_key), VS_OK);
   snap s2;
-  snap_take(m.nodes[1], &s2);
+  snap_take(m.h.nodes[1], &s2);
   assert_int_equal(s2.st.frames_in - s1.st.frames_in, m.nheld);
   assert_int_equal(s2.st.rejected_auth + s2.st.rejected_replay, s1.st.rejected_auth + s1.st.rejected_replay);
   /* The write that travelled in the lost old frames arrives anyway. */
   m.hold[0][1] = false;
   held_clear(&m);
-  mesh_run(&m, 5000);
+  mh_run_for(&m.h, 5000);
   expect_converged(&m, 0, 1);
   snap s3;
-  snap_take(m.nodes[1], &s3);
+  snap_take(m.h.nodes[1], &s3);
   assert_int_equal(s3.lsn, 5);
   assert_int_equal(s3.st.runs_forged + s3.st.rejected_malformed, 0);
   for (uint32_t k = 0; k < nold; k++) free(old[k].bytes);
@@ -476,15 +421,15 @@ static void test_pipeline_key_of_another_peer(void **state) {
   (void)state;
   mesh m;
   mesh_init(&m, 3, PATH_PREPARED);
-  mesh_connect(&m, 0, 1);
-  mesh_connect(&m, 2, 1);
-  mesh_write(&m, 0, "put", "x", "from-a");
-  mesh_write(&m, 2, "put", "y", "from-c");
-  mesh_run(&m, 3000);
+  mh_connect(&m.h, 0, 1);
+  mh_connect(&m.h, 2, 1);
+  mh_write(&m.h, 0, "put", "x", "from-a");
+  mh_write(&m.h, 2, "put", "y", "from-c");
+  mh_run_for(&m.h, 3000);
   m.hold[0][1] = m.hold[2][1] = true;
-  mesh_write(&m, 0, "put", "x2", "a");
-  mesh_write(&m, 2, "put", "y2", "c");
-  mesh_pump(&m);
+  mh_write(&m.h, 0, "put", "x2", "a");
+  mh_write(&m.h, 2, "put", "y2", "c");
+  mh_pump(&m.h);
   const held *fa = NULL, *fc = NULL;
   for (uint32_t k = 0; k < m.nheld; k++) {
     if (m.held[k].from == 0 && fa == NULL) fa = &m.held[k];
@@ -493,8 +438,8 @@ static void test_pipeline_key_of_another_peer(void **state) {
   assert_non_null(fa);
   assert_non_null(fc);
   vs_rx_key ka, kc;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &ka), VS_OK);
-  assert_err(vs_node_rx_key(m.nodes[1], 2, &kc), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &ka), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 2, &kc), VS_OK);
   assert_memory_not_equal(ka.key, kc.key, sizeof ka.key);
   /* A's frame, opened with A's key, handed over as C's: C's session decides
    * (forged under C's key, or a replay of a counter C used). */
@@ -505,10 +450,10 @@ static void test_pipeline_key_of_another_peer(void **state) {
                    VS_ERR_NOTFOUND);
   /* C's frame prepared with A's key (it does not open) goes to C: accepted. */
   snap s0;
-  snap_take(m.nodes[1], &s0);
+  snap_take(m.h.nodes[1], &s0);
   assert_err(mesh_deliver_key(&m, 1, 2, fc->bytes, fc->len, &ka), VS_OK);
   snap s1;
-  snap_take(m.nodes[1], &s1);
+  snap_take(m.h.nodes[1], &s1);
   assert_int_equal(s1.st.frames_in, s0.st.frames_in + 1);
   assert_int_equal(s1.st.rejected_auth + s1.st.rejected_replay, s0.st.rejected_auth + s0.st.rejected_replay);
   /* The refusals did not move A's window: A's frame, rightly, passes. */
@@ -519,7 +464,7 @@ static void test_pipeline_key_of_another_peer(void **state) {
   }
   m.hold[0][1] = m.hold[2][1] = false;
   held_clear(&m);
-  mesh_run(&m, 5000);
+  mh_run_for(&m.h, 5000);
   expect_converged(&m, 0, 1);
   expect_converged(&m, 1, 2);
   sodium_memzero(&ka, sizeof ka);
@@ -533,43 +478,43 @@ static void test_pipeline_replay_and_reorder(void **state) {
   (void)state;
   mesh m;
   mesh_init(&m, 2, PATH_PREPARED);
-  mesh_connect(&m, 0, 1);
-  mesh_run(&m, 1000);
+  mh_connect(&m.h, 0, 1);
+  mh_run_for(&m.h, 1000);
   m.hold[0][1] = true;
   for (int k = 0; k < 4 && m.nheld < 2; k++) {
-    mesh_write(&m, 0, "incr", "n", "1");
-    mesh_pump(&m);
+    mh_write(&m.h, 0, "incr", "n", "1");
+    mh_pump(&m.h);
   }
   assert_true(m.nheld >= 2);
   const held *f0 = &m.held[0], *f1 = &m.held[1];
   assert_int_equal(frame_counter(f1), frame_counter(f0) + 1);
   vs_rx_key key;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &key), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &key), VS_OK);
   vs_rx_prep *p0 = NULL, *p1 = NULL;
   assert_err(vs_rx_prepare(&key, f0->bytes, f0->len, &p0), VS_OK);
   assert_err(vs_rx_prepare(&key, f1->bytes, f1->len, &p1), VS_OK);
   /* Counter k+1 first, then k: both inside the window, both accepted. */
   snap s0;
-  snap_take(m.nodes[1], &s0);
-  assert_err(vs_node_on_prepared(m.nodes[1], 0, p1, m.now_ms), VS_OK);
-  assert_err(vs_node_on_prepared(m.nodes[1], 0, p0, m.now_ms), VS_OK);
+  snap_take(m.h.nodes[1], &s0);
+  assert_err(vs_node_on_prepared(m.h.nodes[1], 0, p1, m.h.now_ms), VS_OK);
+  assert_err(vs_node_on_prepared(m.h.nodes[1], 0, p0, m.h.now_ms), VS_OK);
   snap s1;
-  snap_take(m.nodes[1], &s1);
+  snap_take(m.h.nodes[1], &s1);
   assert_int_equal(s1.st.frames_in - s0.st.frames_in, 2);
   assert_int_equal(s1.st.rejected_replay, s0.st.rejected_replay);
   /* The same prep again: a replay, counted, nothing else changes. */
   for (int r = 0; r < 2; r++) {
     const vs_rx_prep *p = r == 0 ? p1 : p0;
     snap a;
-    snap_take(m.nodes[1], &a);
-    assert_err(vs_node_on_prepared(m.nodes[1], 0, p, m.now_ms), VS_ERR_REPLAY);
+    snap_take(m.h.nodes[1], &a);
+    assert_err(vs_node_on_prepared(m.h.nodes[1], 0, p, m.h.now_ms), VS_ERR_REPLAY);
     snap b;
-    snap_take(m.nodes[1], &b);
+    snap_take(m.h.nodes[1], &b);
     vs_node_stats d = stats_delta(&b.st, &a.st);
     assert_int_equal(d.rejected_replay, 1);
     assert_int_equal(d.frames_in, 1);
     assert_int_equal(d.rejected_auth + d.rejected_malformed + d.runs_applied + d.ops_applied + d.runs_gap, 0);
-    expect_same_store(m.nodes[1], &a, "replayed prep");
+    expect_same_store(m.h.nodes[1], &a, "replayed prep");
     /* And on_frame agrees about the bytes. */
     assert_int_equal(expect_refused_as_on_frame(&m, 1, 0, r == 0 ? f1->bytes : f0->bytes,
                                                 r == 0 ? f1->len : f0->len, &key, "replayed frame"),
@@ -585,8 +530,8 @@ static void test_pipeline_replay_and_reorder(void **state) {
   for (int k = 0; k < 200 && m.nheld < VS_REPLAY_WINDOW + 8; k++) {
     char t[16];
     snprintf(t, sizeof t, "w%d", k);
-    mesh_write(&m, 0, "put", t, "v");
-    mesh_pump(&m);
+    mh_write(&m.h, 0, "put", t, "v");
+    mh_pump(&m.h);
   }
   uint32_t n = m.nheld;
   assert_true(n >= VS_REPLAY_WINDOW + 2);
@@ -597,23 +542,23 @@ static void test_pipeline_replay_and_reorder(void **state) {
     assert_err(vs_rx_prepare(&key, m.held[k].bytes, m.held[k].len, &preps[k]), VS_OK);
   }
   uint32_t last = n - 1;
-  assert_err(vs_node_on_prepared(m.nodes[1], 0, preps[last], m.now_ms), VS_OK);
-  snap_take(m.nodes[1], &s0);
-  assert_err(vs_node_on_prepared(m.nodes[1], 0, preps[last - VS_REPLAY_WINDOW], m.now_ms), VS_ERR_REPLAY);
-  expect_same_store(m.nodes[1], &s0, "older than the window");
-  assert_err(vs_node_on_prepared(m.nodes[1], 0, preps[last - VS_REPLAY_WINDOW + 1], m.now_ms), VS_OK);
+  assert_err(vs_node_on_prepared(m.h.nodes[1], 0, preps[last], m.h.now_ms), VS_OK);
+  snap_take(m.h.nodes[1], &s0);
+  assert_err(vs_node_on_prepared(m.h.nodes[1], 0, preps[last - VS_REPLAY_WINDOW], m.h.now_ms), VS_ERR_REPLAY);
+  expect_same_store(m.h.nodes[1], &s0, "older than the window");
+  assert_err(vs_node_on_prepared(m.h.nodes[1], 0, preps[last - VS_REPLAY_WINDOW + 1], m.h.now_ms), VS_OK);
   for (uint32_t k = last - 1; k > last - VS_REPLAY_WINDOW + 1; k--)
-    assert_err(vs_node_on_prepared(m.nodes[1], 0, preps[k], m.now_ms), VS_OK);
+    assert_err(vs_node_on_prepared(m.h.nodes[1], 0, preps[k], m.h.now_ms), VS_OK);
   for (uint32_t k = 0; k <= last; k++) /* everything again: all replays now */
-    assert_err(vs_node_on_prepared(m.nodes[1], 0, preps[k], m.now_ms), VS_ERR_REPLAY);
-  snap_take(m.nodes[1], &s1);
+    assert_err(vs_node_on_prepared(m.h.nodes[1], 0, preps[k], m.h.now_ms), VS_ERR_REPLAY);
+  snap_take(m.h.nodes[1], &s1);
   assert_int_equal(s1.st.rejected_replay - s0.st.rejected_replay, 1 + n);
   for (uint32_t k = 0; k < n; k++) vs_rx_prep_free(preps[k]);
   free(preps);
   /* The ops of the frames refused as too old are fetched again. */
   m.hold[0][1] = false;
   held_clear(&m);
-  mesh_run(&m, 10000);
+  mh_run_for(&m.h, 10000);
   expect_converged(&m, 0, 1);
   sodium_memzero(&key, sizeof key);
   mesh_free(&m);
@@ -699,17 +644,17 @@ static void hostile_variants(mesh *m, const held *f) {
 /* The whole scenario, on one world. Every delivery is recorded. */
 static void twin_scenario(mesh *m) {
   m->record = true;
-  mesh_write(m, 0, "put", "colour", "blue");
-  mesh_write(m, 1, "incr", "visits", "2");
-  mesh_connect(m, 0, 1);
-  mesh_run(m, 2000);
+  mh_write(&m->h, 0, "put", "colour", "blue");
+  mh_write(&m->h, 1, "incr", "visits", "2");
+  mh_connect(&m->h, 0, 1);
+  mh_run_for(&m->h, 2000);
   /* Hostile frames around A's next frames; A's frames delivered backwards. */
   m->hold[0][1] = true;
   for (int k = 0; k < 6; k++) {
     char v[8];
     snprintf(v, sizeof v, "%d", k);
-    mesh_write(m, 0, k % 2 ? "incr" : "put", k % 2 ? "visits" : "colour", v);
-    mesh_pump(m);
+    mh_write(&m->h, 0, k % 2 ? "incr" : "put", k % 2 ? "visits" : "colour", v);
+    mh_pump(&m->h);
   }
   assert_true(m->nheld >= 2);
   for (uint32_t k = m->nheld; k-- > 0;) hostile_variants(m, &m->held[k]);
@@ -723,14 +668,14 @@ static void twin_scenario(mesh *m) {
   /* A reconnect on the same handle; the old session's last frames arrive
    * after it, in the pipeline world opened with the old session's key. */
   vs_rx_key old_key;
-  assert_err(vs_node_rx_key(m->nodes[1], 0, &old_key), VS_OK);
-  mesh_write(m, 0, "del", "colour", "");
-  mesh_pump(m);
+  assert_err(vs_node_rx_key(m->h.nodes[1], 0, &old_key), VS_OK);
+  mh_write(&m->h, 0, "del", "colour", "");
+  mh_pump(&m->h);
   uint32_t nold = m->nheld;
   assert_true(nold >= 1);
-  mesh_disconnect(m, 0, 1);
-  mesh_connect(m, 1, 0); /* B dials this time */
-  mesh_pump(m);
+  mh_disconnect(&m->h, 0, 1);
+  mh_connect(&m->h, 1, 0); /* B dials this time */
+  mh_pump(&m->h);
   for (uint32_t k = 0; k < nold; k++)
     (void)mesh_deliver_key(m, 1, 0, m->held[k].bytes, m->held[k].len, &old_key);
   for (uint32_t k = nold; k < m->nheld; k++) /* the new session's, the first with the old key */
@@ -739,8 +684,8 @@ static void twin_scenario(mesh *m) {
   sodium_memzero(&old_key, sizeof old_key);
   m->hold[0][1] = false;
   held_clear(m);
-  mesh_write(m, 1, "put", "last", "b");
-  mesh_run(m, 8000);
+  mh_write(&m->h, 1, "put", "last", "b");
+  mh_run_for(&m->h, 8000);
 }
 
 static void test_pipeline_twin_matches_on_frame(void **state) {
@@ -769,7 +714,7 @@ static void test_pipeline_twin_matches_on_frame(void **state) {
   }
   /* The scenario did what it claims: every kind of refusal happened. */
   vs_node_stats st;
-  vs_node_stats_get(w[0].nodes[1], &st);
+  vs_node_stats_get(w[0].h.nodes[1], &st);
   assert_true(st.rejected_auth > 0 && st.rejected_replay > 0 && st.rejected_malformed > 0 &&
               st.rejected_unknown_peer > 0 && st.handshakes_done == 2);
   assert_true(accepted > 0 && refused > 0);
@@ -778,21 +723,21 @@ static void test_pipeline_twin_matches_on_frame(void **state) {
   /* The end: equal counters, equal stores, on both nodes; and converged. */
   for (uint32_t i = 0; i < 2; i++) {
     vs_node_stats a, b;
-    vs_node_stats_get(w[0].nodes[i], &a);
-    vs_node_stats_get(w[1].nodes[i], &b);
+    vs_node_stats_get(w[0].h.nodes[i], &a);
+    vs_node_stats_get(w[1].h.nodes[i], &b);
     stats_expect_equal(&a, &b, i == 0 ? "node 0 at the end" : "node 1 at the end");
     snap sa, sb;
-    snap_take(w[0].nodes[i], &sa);
-    snap_take(w[1].nodes[i], &sb);
+    snap_take(w[0].h.nodes[i], &sa);
+    snap_take(w[1].h.nodes[i], &sb);
     assert_memory_equal(sa.hash, sb.hash, VS_HASH_BYTES);
     assert_int_equal(sa.lsn, sb.lsn);
     uint8_t da[32], db[32];
-    dump_digest(w[0].nodes[i], da);
-    dump_digest(w[1].nodes[i], db);
+    dump_digest(w[0].h.nodes[i], da);
+    dump_digest(w[1].h.nodes[i], db);
     assert_memory_equal(da, db, sizeof da);
     vs_outbox_counts ca, cb;
-    vt_node_outbox_counts(w[0].nodes[i], &ca);
-    vt_node_outbox_counts(w[1].nodes[i], &cb);
+    vt_node_outbox_counts(w[0].h.nodes[i], &ca);
+    vt_node_outbox_counts(w[1].h.nodes[i], &cb);
     assert_memory_equal(&ca, &cb, sizeof ca);
   }
   expect_converged(&w[0], 0, 1);
@@ -807,34 +752,33 @@ static void test_stale_key_across_restart(void **state) {
   (void)state;
   mesh m;
   mesh_init(&m, 2, PATH_PREPARED);
-  mesh_connect(&m, 0, 1);
-  mesh_write(&m, 0, "put", "a", "1");
-  mesh_run(&m, 2000);
+  mh_connect(&m.h, 0, 1);
+  mh_write(&m.h, 0, "put", "a", "1");
+  mh_run_for(&m.h, 2000);
   vs_rx_key k1;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &k1), VS_OK);
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &k1), VS_OK);
   m.hold[0][1] = true;
-  mesh_write(&m, 0, "put", "b", "2");
-  mesh_pump(&m);
+  mh_write(&m.h, 0, "put", "b", "2");
+  mh_pump(&m.h);
   assert_true(m.nheld >= 1);
   held f = m.held[0];
   m.nheld = 0;
   /* B restarts in-process; A reconnects on the same handle. */
-  mesh_disconnect(&m, 0, 1);
-  vs_node_close(m.nodes[1]);
-  vt_node_open(m.dirs[1], &m.ids[1], m.key, 0, &m.rng, &m.nodes[1]);
-  mesh_connect(&m, 0, 1);
-  mesh_pump(&m);
+  mh_disconnect(&m.h, 0, 1);
+  mh_restart(&m.h, 1);
+  mh_connect(&m.h, 0, 1);
+  mh_pump(&m.h);
   vs_rx_key k2;
-  assert_err(vs_node_rx_key(m.nodes[1], 0, &k2), VS_OK);
-  vs_err via_frame = vs_node_on_frame(m.nodes[1], 0, f.bytes, f.len, m.now_ms); /* refused: changes nothing */
+  assert_err(vs_node_rx_key(m.h.nodes[1], 0, &k2), VS_OK);
+  vs_err via_frame = vs_node_on_frame(m.h.nodes[1], 0, f.bytes, f.len, m.h.now_ms); /* refused: changes nothing */
   snap s0;
-  snap_take(m.nodes[1], &s0);
+  snap_take(m.h.nodes[1], &s0);
   vs_rx_prep *prep = NULL;
   assert_err(vs_rx_prepare(&k1, f.bytes, f.len, &prep), VS_OK);
-  vs_err via_prep = vs_node_on_prepared(m.nodes[1], 0, prep, m.now_ms);
+  vs_err via_prep = vs_node_on_prepared(m.h.nodes[1], 0, prep, m.h.now_ms);
   vs_rx_prep_free(prep);
   snap s1;
-  snap_take(m.nodes[1], &s1);
+  snap_take(m.h.nodes[1], &s1);
   free(f.bytes);
   /* Session numbers start again in a new instance: only the key tells. */
   assert_int_equal(k2.session, k1.session);
@@ -852,27 +796,27 @@ static void test_key_of_another_node(void **state) {
   mesh w1, w2;
   mesh_init(&w1, 2, PATH_PREPARED);
   mesh_init(&w2, 2, PATH_PREPARED);
-  w2.rng = 999; /* other ephemeral keys */
-  mesh_connect(&w1, 0, 1);
-  mesh_connect(&w2, 0, 1);
-  mesh_run(&w1, 1000);
-  mesh_run(&w2, 1000);
+  w2.h.rng = 999; /* other ephemeral keys */
+  mh_connect(&w1.h, 0, 1);
+  mh_connect(&w2.h, 0, 1);
+  mh_run_for(&w1.h, 1000);
+  mh_run_for(&w2.h, 1000);
   w1.hold[0][1] = true;
-  mesh_write(&w1, 0, "put", "only-in-w1", "x");
-  mesh_pump(&w1);
+  mh_write(&w1.h, 0, "put", "only-in-w1", "x");
+  mh_pump(&w1.h);
   assert_true(w1.nheld >= 1);
   vs_rx_key k;
-  assert_err(vs_node_rx_key(w1.nodes[1], 0, &k), VS_OK);
+  assert_err(vs_node_rx_key(w1.h.nodes[1], 0, &k), VS_OK);
   vs_rx_key k2;
-  assert_err(vs_node_rx_key(w2.nodes[1], 0, &k2), VS_OK);
-  vs_err via_frame = vs_node_on_frame(w2.nodes[1], 0, w1.held[0].bytes, w1.held[0].len, w2.now_ms);
+  assert_err(vs_node_rx_key(w2.h.nodes[1], 0, &k2), VS_OK);
+  vs_err via_frame = vs_node_on_frame(w2.h.nodes[1], 0, w1.held[0].bytes, w1.held[0].len, w2.h.now_ms);
   snap s0, s1;
-  snap_take(w2.nodes[1], &s0);
+  snap_take(w2.h.nodes[1], &s0);
   vs_rx_prep *prep = NULL;
   assert_err(vs_rx_prepare(&k, w1.held[0].bytes, w1.held[0].len, &prep), VS_OK);
-  vs_err via_prep = vs_node_on_prepared(w2.nodes[1], 0, prep, w2.now_ms);
+  vs_err via_prep = vs_node_on_prepared(w2.h.nodes[1], 0, prep, w2.h.now_ms);
   vs_rx_prep_free(prep);
-  snap_take(w2.nodes[1], &s1);
+  snap_take(w2.h.nodes[1], &s1);
   assert_int_equal(k2.session, k.session);
   assert_err(via_frame, VS_ERR_AUTH);
   assert_err(via_prep, via_frame);
