@@ -1,7 +1,7 @@
 /* vixsync internals: versioned configuration structs (STYLE.md rule 14).
  *
- * vs_node_cfg, vs_engine_cfg and vs_http_cfg begin with `uint32_t
- * cfg_bytes`: the size of the struct the caller was compiled with, which
+ * vs_node_cfg, vs_engine_cfg, vs_http_cfg, vs_http_probe_cfg and
+ * vs_store_cfg begin with `uint32_t cfg_bytes`: the size of the struct the caller was compiled with, which
  * the vs_*_cfg_default(&cfg) macro passes in (as ngtcp2 passes
  * NGTCP2_SETTINGS_VERSION). Fields are only ever added at the end, so the
  * library writes defaults into no more than cfg_bytes of a caller's struct

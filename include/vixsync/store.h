@@ -50,6 +50,10 @@ typedef enum vs_durability {
 #define VS_STORE_MAP_BYTES_MIN (64ull * 1024ull)
 
 typedef struct vs_store_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_store_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_store_cfg_default. */
+  uint32_t cfg_bytes;
   vs_durability durability;
   /** Maximum size of the store; 0 means VS_STORE_MAP_BYTES_DEFAULT. A write
    *  that would pass it fails with VS_ERR_FULL and changes nothing. */
@@ -59,14 +63,21 @@ typedef struct vs_store_cfg {
   bool create;
 } vs_store_cfg;
 
-/** The default configuration: sync durability, default map size, create. */
-VS_API vs_store_cfg vs_store_cfg_default(void);
+/** The default configuration (sync durability, default map size, create);
+ *  use it through vs_store_cfg_default(&cfg), which passes sizeof cfg
+ *  (cfg_bytes). */
+VS_API void vs_store_cfg_default_sized(vs_store_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_store_cfg) with the defaults and its cfg_bytes. */
+#define vs_store_cfg_default(cfg) vs_store_cfg_default_sized((cfg), sizeof *(cfg))
 
 typedef struct vs_store vs_store;
 
 /** Open (or create) the store in directory `dir`.
  *  @param[out] store_out the open store, to close with vs_store_close.
- *  @return VS_OK, VS_ERR_INVAL, VS_ERR_NO_STORE (nothing there and
+ *  @param cfg NULL for the defaults, else a cfg started with
+ *  vs_store_cfg_default(&cfg).
+ *  @return VS_OK, VS_ERR_INVAL (also a cfg not started with
+ *  vs_store_cfg_default), VS_ERR_NO_STORE (nothing there and
  *  cfg->create is false, or the directory is missing), VS_ERR_FOREIGN (not a
  *  vixsync store), VS_ERR_VERSION (a vixsync store of a format other than
  *  VS_STORE_FORMAT, older or newer: vs_store_format says which; nothing is
