@@ -130,6 +130,22 @@ VS_API const char *vs_store_dir(const vs_store *store);
  *  size, for monitoring. */
 VS_API vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out);
 
+/** Whether `origin` was voided by fork evidence: a device (an equivocating
+ *  writer, or a copied data directory or restored backup that wrote on)
+ *  signed two different operations at one seq. The store that holds the
+ *  evidence voids that origin's operations from the seq on, on every node,
+ *  whichever branch it held (docs/protocol.md, "Forks: one identity, two
+ *  histories"); writes and runs of the origin that reach the void range
+ *  are then refused with VS_ERR_FORKED. An application asks here, for
+ *  instance, to tell a user that one device's writes from some point on
+ *  were dropped, or at start-up whether its own identity is spent.
+ *  @param[out] void_from_out the origin's first void seq (>= 1): its
+ *  operations below it stand, those from it on are void.
+ *  @return VS_OK (a verdict is held), VS_ERR_NOTFOUND (none: nothing of the
+ *  origin is void), VS_ERR_INVAL (a NULL argument), VS_ERR_CORRUPT or
+ *  VS_ERR_STORE. */
+VS_API vs_err vs_store_fork_get(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *void_from_out);
+
 #ifdef __cplusplus
 }
 #endif
