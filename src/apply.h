@@ -72,13 +72,11 @@
 #include "vixsync/op.h"
 #include "vixsync/store.h"
 
-#include "wire.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define VS_APPLY_RUN_OPS_MAX VS_WIRE_RUN_OPS_MAX /* a run is what the wire carries */
+#define VS_APPLY_RUN_OPS_MAX 65536u
 /** The most a run may weigh: the sum over its ops of 4 + the encoding's
  *  size (what it takes in an OPS message). Half a message, so that two
  *  branches of a fork, each at most one run, always fit one FORK message

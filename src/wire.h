@@ -157,9 +157,9 @@ extern "C" {
 #define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
 #define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 4u)
 #define VS_WIRE_RUNS_MAX 4096u
-/* Ops in one run of an OPS message or one proof of a FORK message; apply.h
- * takes no longer run (VS_APPLY_RUN_OPS_MAX). Defined here, with the format,
- * so that the codec needs no header of the modules that use it. */
+/* Ops in one run of an OPS message or one proof of a FORK message. Defined
+ * here, with the format, so that the codec needs no header of the modules
+ * that use it; VS_APPLY_RUN_OPS_MAX is the same (test_wire_msgs.c asserts it). */
 #define VS_WIRE_RUN_OPS_MAX 65536u
 #define VS_REPLAY_WINDOW 64u
 
