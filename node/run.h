@@ -1,5 +1,5 @@
-/* run.h: what the daemon's files (run.c, run_status.c) share with each
- * other and with demo.c. The program, not the library: it may own a clock,
+/* run.h: what the daemon's files (run.c, run_inbound.c, run_status.c)
+ * share with each other and with demo.c. The program, not the library: it may own a clock,
  * sockets, signals and a process-wide log level.
  *
  *   run.c         `vix-node run`: the ENet driver loop around the sans-IO
