@@ -444,7 +444,8 @@ static int ensure_mesh_key(const char *cmd, const char *dir) {
 }
 
 static int init_store(const char *cmd, const char *dir) {
-  vs_store_cfg scfg = vs_store_cfg_default();
+  vs_store_cfg scfg;
+  vs_store_cfg_default(&scfg);
   int rc = env_map_bytes(cmd, &scfg.map_bytes);
   if (rc != VN_EXIT_OK) return rc;
   vs_store *store = NULL;

@@ -367,7 +367,8 @@ static int run_push(pusher *p, const uint8_t origin[VS_ORIGIN_BYTES]) {
     return usage_error("%s", "bad --url (http:// or https://), --header ('Name: value') or --cacert");
   vs_probe probe = vs_probe_always();
   if (a->health != NULL) {
-    vs_http_probe_cfg pc = vs_http_probe_cfg_default();
+    vs_http_probe_cfg pc;
+    vs_http_probe_cfg_default(&pc);
     pc.url = a->health;
     pc.interval_ms = 2000;
     if (vs_http_transport_probe(p->t, &pc, &probe) != VS_OK) return usage_error("bad --health URL '%s'", a->health);

@@ -20,7 +20,7 @@
  * Admission (strangers without the mesh key must not lock peers out): an
  * inbound connection is "unauthenticated" from the CONNECT datagram that
  * makes ENet allocate it until its vixsync handshake is done. ENet's
- * intercept hook sees every datagram first (on_datagram): at most
+ * intercept hook sees every datagram first (vn_on_datagram, run_inbound.c): at most
  * UNAUTH_IN_MAX unauthenticated connections, at most UNAUTH_PER_HOST_MAX of
  * them from one IP address (not per address *and port*: honest devices
  * behind one NAT address each get in once their HELLO is valid). When a
@@ -51,40 +51,7 @@
 
 #include <sodium.h>
 
-#include "run.h"
-#include "rx.h"
-
-#define DIALS_MAX VN_RUN_PEERS_MAX
-#define UNAUTH_IN_MAX 16u         /* inbound connections not yet authenticated */
-#define UNAUTH_PER_HOST_MAX 4u    /* of them from one IP address */
-#define DIAL_RESERVED_MAX 16u     /* node slots kept for our own dials */
-#define ENET_LINGER_MAX 16u       /* ENet slots for closed peers still saying goodbye */
-/* ENet slots: every budget at once (inbound unauthenticated, inbound
- * authenticated, our dials) plus disconnects in progress. */
-#define ENET_PEERS (UNAUTH_IN_MAX + VS_NODE_PEERS_MAX + DIALS_MAX + ENET_LINGER_MAX)
-#define HANDLES_MAX ENET_PEERS    /* node handles are 1..HANDLES_MAX (the node takes 64 at once) */
-#define HS_FRAME_BYTES_MAX VS_REPLY_BYTES /* the largest handshake frame */
-#define LIMIT_LOG_MS 1000u        /* admission refusals are logged at most this often */
-#define NUDGE_GAP_MS 10u          /* after a nudge, the next is looked at this much later */
-_Static_assert(VS_REPLY_BYTES >= VS_HELLO_BYTES && VS_REPLY_BYTES >= VS_AUTH_BYTES, "HS_FRAME_BYTES_MAX");
-_Static_assert(UNAUTH_IN_MAX + DIAL_RESERVED_MAX < VS_NODE_PEERS_MAX, "room for authenticated inbound peers");
-#define HALF_OPEN_MS 3000u        /* an ENet peer may sit between states this long */
-#define SWEEP_MS 100u
-#define BACKOFF_MIN_MS 200u
-#define BACKOFF_MAX_MS 5000u
-#define STATUS_MS 1000u           /* run.json refresh */
-#define STATUS_DIRTY_MS 100u      /* at most this often on peer changes */
-#define EVENTS_PER_ROUND 256u     /* ENet events handled before the node is drained */
-#define OUTS_PER_DRAIN 100000u    /* node outputs per drain; more: the loop comes back at once */
-#define IDLE_SLEEP_MS 1000u
-#define ENET_SLEEP_MS 50u         /* while ENet peers live: resends and pings run inside service */
-#define NUDGES_PER_WAKE 1024u
-#define STOP_LINGER_MS 500u       /* for peers to acknowledge our disconnect */
-#define ENET_TIMEOUT_MIN_MS 3000u /* a silent connected peer is dropped after 3..10 s */
-#define ENET_TIMEOUT_MAX_MS 10000u
-#define ADDR_TEXT_MAX 64u
-#define NODE_ERR_LOG_MS 10000u    /* the same node error is logged at most this often */
-#define RX_MIN_BYTES_DEFAULT (64u * 1024u) /* frames this large go through the receive pipeline */
+#include "run_daemon.h"
 
 /* ---- signals: a flag and a self-pipe, so poll wakes ---- */
 
@@ -102,84 +69,13 @@ static void on_stop_signal(int sig) {
   errno = saved;
 }
 
-/* ---- state ---- */
-
-typedef struct slot { /* per ENet peer, by index in host->peers */
-  uint32_t handle;    /* the node's peer; 0: none (not connected, or closed) */
-  int32_t dial;       /* index in dials when we dialled it, else -1 */
-  bool initiator;
-  bool ready;         /* the vixsync handshake finished */
-  uint8_t node_id[VS_ORIGIN_BYTES];
-  uint64_t up_ms;
-  char addr[ADDR_TEXT_MAX];
-  uint64_t conn;       /* this connection's number (jobs of an older one are dropped) */
-  uint32_t rx_pending; /* its frames in the receive pipeline */
-  ENetPeerState seen_state; /* for the sweep: state and connect id last seen, since when */
-  uint32_t seen_connect_id;
-  uint64_t seen_since_ms;
-  bool version_logged; /* a frame of another protocol version was logged */
-  bool hello_ok;            /* inbound: the node accepted its HELLO */
-  uint32_t in_connect_id;   /* inbound unauthenticated: the connection admitted as number in_seq */
-  uint64_t in_seq;          /* (the eviction order: oldest first) */
-} slot;
-
-typedef struct dial {
-  const char *text; /* HOST:PORT as given */
-  ENetAddress addr;
-  int32_t slot;     /* the ENet peer of the current attempt or connection, -1: waiting */
-  uint32_t attempt; /* failures since the last good handshake */
-  uint64_t next_ms;
-} dial;
-
-typedef struct counters {
-  uint64_t half_open_resets, stale_resets, refused_full, send_errors, nudges, nudge_wakes, sighups;
-  uint64_t connect_requests;     /* CONNECT datagrams that would allocate an ENet peer */
-  uint64_t refused_host;         /* dropped: UNAUTH_PER_HOST_MAX from its address, none evictable */
-  uint64_t refused_unauth_full;  /* dropped: UNAUTH_IN_MAX, none evictable */
-  uint64_t refused_no_slot;      /* dropped: no free ENet slot */
-  uint64_t evicted_no_hello;     /* closed for a newcomer: unauthenticated, no valid HELLO, the oldest */
-  uint64_t closed_oversized;     /* closed: unauthenticated, a packet past HS_FRAME_BYTES_MAX */
-  uint64_t refused_ready_full;   /* closed at the end of its handshake: authenticated inbound budget full */
-  uint64_t dial_attempts, connections_in, connections_out;
-  uint64_t rx_pipelined; /* frames applied after the receive pipeline prepared them */
-} counters;
-
-typedef struct daemon {
-  const char *dir;
-  vs_node *node;
-  ENetHost *host;
-  int nudge_fd, stop_fd;
-  char node_hex[VS_NODE_ID_HEX_BYTES];
-  char listen[ADDR_TEXT_MAX];
-  slot slots[ENET_PEERS];
-  uint32_t handle_slot[HANDLES_MAX + 1]; /* handle -> slot index + 1; 0: free */
-  dial dials[DIALS_MAX];
-  uint32_t dial_count;
-  counters c;
-  uint64_t now_ms, mono_ms; /* the node's clock, and the monotonic reading behind it */
-  uint64_t started_ms, node_wake_ms, sweep_next_ms, status_next_ms, status_last_ms;
-  bool kick, status_dirty, status_warned;
-  uint32_t enet_live; /* ENet peers not DISCONNECTED at the last sweep */
-  vs_err node_err;    /* the last error of vs_node_poll, and when it was logged */
-  uint64_t node_err_ms;
-  vn_rx *rx;          /* the receive pipeline (NULL: every frame on this thread) */
-  size_t rx_min;      /* DATA frames this large go through it */
-  uint64_t conns;     /* connections so far */
-  uint32_t ready_in_max;  /* authenticated inbound peers at once */
-  uint32_t dials_reserved;
-  uint64_t nudge_next_ms; /* the nudge socket is not polled before (coalescing) */
-  uint64_t limit_logged;  /* refusals + evictions at the last conn_limit log line, and when */
-  uint64_t limit_log_ms;
-  uint64_t admit_seq;     /* CONNECTs admitted so far */
-} daemon;
-
-static daemon *intercept_daemon; /* ENet's intercept callback takes no context pointer */
+/* ---- state (the types are in run_daemon.h) ---- */
 
 /* The node's clock. Outbox times and the HLC are wall-clock milliseconds
  * (write.h), and the node's timers need time that never stands still nor
  * goes back: advance by the monotonic clock, and jump forward to the wall
  * clock when it is ahead (a wall clock stepped back does not freeze us). */
-static uint64_t tick_clock(daemon *d) {
+static uint64_t tick_clock(vn_daemon *d) {
   uint64_t mono = vn_mono_ms(), wall = vn_wall_ms();
   uint64_t t = d->now_ms + (mono - d->mono_ms);
   d->now_ms = wall > t ? wall : t;
@@ -195,14 +91,14 @@ static void addr_text(const ENetAddress *a, char out[ADDR_TEXT_MAX]) {
   snprintf(out, ADDR_TEXT_MAX, "%s:%u", ip, (unsigned)a->port);
 }
 
-static void slot_clear(slot *s) {
+static void slot_clear(vn_slot *s) {
   memset(s, 0, sizeof *s);
   s->dial = -1;
 }
 
 /* ---- handles: lowest free, never from addresses or pointers ---- */
 
-static uint32_t handle_alloc(daemon *d, uint32_t si) {
+static uint32_t handle_alloc(vn_daemon *d, uint32_t si) {
   for (uint32_t h = 1; h <= HANDLES_MAX; h++) {
     if (d->handle_slot[h] == 0) {
       d->handle_slot[h] = si + 1;
@@ -212,7 +108,7 @@ static uint32_t handle_alloc(daemon *d, uint32_t si) {
   return 0;
 }
 
-static void handle_free(daemon *d, uint32_t h) {
+static void handle_free(vn_daemon *d, uint32_t h) {
   assert(h >= 1 && h <= HANDLES_MAX && d->handle_slot[h] != 0);
   d->handle_slot[h] = 0;
 }
@@ -242,9 +138,9 @@ static uint64_t backoff_ms(const char *self, const char *text, uint32_t attempt)
   return d - (d / 4) * (u % 1000u) / 1000u;
 }
 
-static void dial_lost(daemon *d, int32_t di) {
+static void dial_lost(vn_daemon *d, int32_t di) {
   assert(di >= 0 && (uint32_t)di < d->dial_count);
-  dial *dl = &d->dials[di];
+  vn_dial *dl = &d->dials[di];
   dl->slot = -1;
   if (dl->attempt < UINT32_MAX) dl->attempt++;
   uint64_t delay = backoff_ms(d->node_hex, dl->text, dl->attempt);
@@ -253,9 +149,9 @@ static void dial_lost(daemon *d, int32_t di) {
          (unsigned long long)delay);
 }
 
-static void dials_due(daemon *d) {
+static void dials_due(vn_daemon *d) {
   for (uint32_t i = 0; i < d->dial_count; i++) {
-    dial *dl = &d->dials[i];
+    vn_dial *dl = &d->dials[i];
     if (dl->slot >= 0 || d->now_ms < dl->next_ms) continue;
     d->c.dial_attempts++;
     ENetPeer *p = enet_host_connect(d->host, &dl->addr, 1, 0);
@@ -265,7 +161,7 @@ static void dials_due(daemon *d) {
       continue;
     }
     uint32_t si = (uint32_t)(p - d->host->peers);
-    slot *s = &d->slots[si];
+    vn_slot *s = &d->slots[si];
     slot_clear(s);
     s->dial = (int32_t)i;
     snprintf(s->addr, sizeof s->addr, "%s", dl->text);
@@ -275,7 +171,7 @@ static void dials_due(daemon *d) {
   }
 }
 
-static uint64_t dials_next(const daemon *d) {
+static uint64_t dials_next(const vn_daemon *d) {
   uint64_t t = UINT64_MAX;
   for (uint32_t i = 0; i < d->dial_count; i++)
     if (d->dials[i].slot < 0) t = min_u64(t, d->dials[i].next_ms);
@@ -285,8 +181,8 @@ static uint64_t dials_next(const daemon *d) {
 /* ---- connections ---- */
 
 /* Tell the node the connection of slot `si` is gone (if it knows it). */
-static void conn_forget(daemon *d, uint32_t si, const char *reason) {
-  slot *s = &d->slots[si];
+static void conn_forget(vn_daemon *d, uint32_t si, const char *reason) {
+  vn_slot *s = &d->slots[si];
   if (s->handle == 0) return;
   (void)vs_node_peer_down(d->node, s->handle, d->now_ms);
   vn_log(s->ready ? VN_LOG_INFO : VN_LOG_DEBUG, "peer_down", "peer=%u addr=%s reason=%s", s->handle, s->addr, reason);
@@ -299,8 +195,8 @@ static void conn_forget(daemon *d, uint32_t si, const char *reason) {
 
 /* Forget slot `si` whole: the node's peer and the dial's attempt. `reset`:
  * also reset the ENet peer (no event will come for it). */
-static void slot_drop(daemon *d, uint32_t si, bool reset, const char *reason) {
-  slot *s = &d->slots[si];
+static void slot_drop(vn_daemon *d, uint32_t si, bool reset, const char *reason) {
+  vn_slot *s = &d->slots[si];
   conn_forget(d, si, reason);
   if (s->dial >= 0) dial_lost(d, s->dial);
   if (reset) enet_peer_reset(&d->host->peers[si]);
@@ -311,8 +207,8 @@ static void slot_drop(daemon *d, uint32_t si, bool reset, const char *reason) {
 /* Close slot `si` at once: one DISCONNECT datagram, then the ENet peer is
  * reset rather than left to linger (an unauthenticated connection holds
  * nothing worth flushing, and its slot is wanted). */
-static void slot_kill(daemon *d, uint32_t si, const char *reason) {
-  slot *s = &d->slots[si];
+void vn_slot_kill(vn_daemon *d, uint32_t si, const char *reason) {
+  vn_slot *s = &d->slots[si];
   conn_forget(d, si, reason);
   if (s->dial >= 0) dial_lost(d, s->dial);
   enet_peer_disconnect_now(&d->host->peers[si], 0);
@@ -320,157 +216,11 @@ static void slot_kill(daemon *d, uint32_t si, const char *reason) {
   d->kick = true;
 }
 
-/* ---- admission of inbound connections ---- */
+/* ---- connection events ---- */
 
-static bool half_open_state(ENetPeerState st) {
-  return st == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT || st == ENET_PEER_STATE_CONNECTION_PENDING ||
-         st == ENET_PEER_STATE_CONNECTION_SUCCEEDED;
-}
-
-/* An inbound connection not yet authenticated: ENet still connecting it,
- * or connected with the vixsync handshake under way. */
-static bool inbound_unauth(const daemon *d, uint32_t si) {
-  const ENetPeer *p = &d->host->peers[si];
-  const slot *s = &d->slots[si];
-  if (s->dial >= 0) return false;
-  if (half_open_state(p->state)) return true;
-  return p->state == ENET_PEER_STATE_CONNECTED && s->handle != 0 && !s->ready;
-}
-
-static uint32_t inbound_ready(const daemon *d) {
-  uint32_t n = 0;
-  for (uint32_t si = 0; si < d->host->peerCount; si++) {
-    const slot *s = &d->slots[si];
-    if (s->handle != 0 && s->ready && !s->initiator) n++;
-  }
-  return n;
-}
-
-/* Which of two evictable slots goes first: the older, then the lower index. */
-static bool evict_before(const daemon *d, uint32_t a, int32_t b) {
-  if (b < 0) return true;
-  const slot *sa = &d->slots[a], *sb = &d->slots[b];
-  return sa->in_seq < sb->in_seq || (sa->in_seq == sb->in_seq && a < (uint32_t)b);
-}
-
-/* Unauthenticated inbound connections from `host` among the k in `idx`. */
-static uint32_t host_count(const daemon *d, const uint32_t *idx, uint32_t k, enet_uint32 host) {
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < k; i++) n += d->host->peers[idx[i]].address.host == host ? 1u : 0u;
-  return n;
-}
-
-/* A CONNECT from `from`: true lets ENet allocate a peer for it (after an
- * eviction if a budget is full), false drops the datagram. The victim is a
- * connection without a valid HELLO: from the newcomer's own address when
- * that address is at UNAUTH_PER_HOST_MAX, else from the address holding the
- * most such connections (so a flood from a few addresses pushes out its own
- * attempts, not an honest device's single one still saying HELLO), the
- * oldest first. O(ENET_PEERS + k^2) per CONNECT, k <= UNAUTH_IN_MAX + 1 in
- * practice: scans of small arrays, no allocation. */
-static bool admit_connect(daemon *d, const ENetAddress *from, uint32_t connect_id) {
-  uint32_t idx[ENET_PEERS], k = 0, same = 0;
-  int32_t free_si = -1;
-  for (uint32_t si = 0; si < d->host->peerCount && si < ENET_PEERS; si++) {
-    const ENetPeer *p = &d->host->peers[si];
-    slot *s = &d->slots[si];
-    if (p->state == ENET_PEER_STATE_DISCONNECTED) {
-      if (free_si < 0) free_si = (int32_t)si;
-      continue;
-    }
-    if (p->address.host == from->host && p->address.port == from->port && p->connectID == connect_id)
-      return true; /* a CONNECT sent again: ENet ignores it, nothing to count */
-    if (!inbound_unauth(d, si)) continue;
-    if (s->in_connect_id != p->connectID) s->in_seq = 0; /* not the one we admitted: oldest */
-    idx[k++] = si;
-    if (p->address.host == from->host) same++;
-  }
-  d->c.connect_requests++;
-  bool per_host = same >= UNAUTH_PER_HOST_MAX;
-  int32_t victim = -1;
-  uint32_t victim_load = 0;
-  if (per_host || k >= UNAUTH_IN_MAX) {
-    for (uint32_t i = 0; i < k; i++) {
-      const slot *s = &d->slots[idx[i]];
-      enet_uint32 h = d->host->peers[idx[i]].address.host;
-      if (s->hello_ok) continue; /* proved it holds the mesh key: strangers cannot push it out */
-      if (per_host && h != from->host) continue;
-      uint32_t load = per_host ? same : host_count(d, idx, k, h);
-      if (victim < 0 || load > victim_load || (load == victim_load && evict_before(d, idx[i], victim))) {
-        victim = (int32_t)idx[i];
-        victim_load = load;
-      }
-    }
-    if (victim < 0) {
-      if (per_host) d->c.refused_host++;
-      else d->c.refused_unauth_full++;
-      return false;
-    }
-    d->c.evicted_no_hello++;
-    vn_log(VN_LOG_DEBUG, "peer_evicted", "slot=%d addr=%s reason=no_hello", (int)victim, d->slots[victim].addr);
-    slot_kill(d, (uint32_t)victim, "evicted");
-    if (free_si < 0 || victim < free_si) free_si = victim;
-  }
-  if (free_si < 0) {
-    d->c.refused_no_slot++;
-    return false;
-  }
-  /* ENet gives a CONNECT the first free peer: stamp it with its turn. */
-  slot *s = &d->slots[free_si];
-  s->in_connect_id = connect_id;
-  s->in_seq = ++d->admit_seq;
-  s->hello_ok = false;
-  return true;
-}
-
-/* ENet's intercept hook: every datagram, before ENet acts on it. Returns 1
- * to drop it, 0 to let ENet have it. */
-static int on_datagram(ENetHost *host, ENetEvent *ev) {
-  (void)ev;
-  daemon *d = intercept_daemon;
-  assert(d != NULL && d->host == host);
-  vn_dgram g;
-  vn_dgram_inspect(host->receivedData, host->receivedDataLength, &g);
-  if (g.kind == VN_DGRAM_CONNECT) return admit_connect(d, &host->receivedAddress, g.connect_id) ? 0 : 1;
-  if (g.kind != VN_DGRAM_PEER || !g.fragment || g.peer_id >= host->peerCount) return 0;
-  ENetPeer *p = &host->peers[g.peer_id];
-  /* Only the peer's own address may close it (ENet drops the rest). */
-  if (p->address.host != host->receivedAddress.host || p->address.port != host->receivedAddress.port) return 0;
-  const slot *s = &d->slots[g.peer_id];
-  /* A fragment is a packet larger than a datagram, so larger than any
-   * handshake frame: ENet would buffer up to maximumWaitingData for it.
-   * Not judged here once an inbound peer's HELLO was valid: an honest
-   * initiator sends its first DATA frame (a version vector, fragmented when
-   * large) right behind AUTH, and this hook runs before ENet hands us AUTH;
-   * on_receive judges whole packets in order. A peer we dialled sends DATA
-   * only after our AUTH, that is after we were ready. */
-  bool unauth_in = inbound_unauth(d, g.peer_id) && !s->hello_ok;
-  bool unauth_out = s->dial >= 0 && !s->ready;
-  if (!unauth_in && !unauth_out) return 0;
-  d->c.closed_oversized++;
-  slot_kill(d, g.peer_id, "oversized");
-  return 1;
-}
-
-/* One line a second at most while connections are refused or evicted. */
-static void limits_log(daemon *d) {
-  const counters *c = &d->c;
-  uint64_t sum = c->refused_host + c->refused_unauth_full + c->refused_no_slot + c->evicted_no_hello +
-                 c->closed_oversized + c->refused_ready_full;
-  if (sum == d->limit_logged || d->now_ms < d->limit_log_ms + LIMIT_LOG_MS) return;
-  vn_log(VN_LOG_WARN, "conn_limit",
-         "refused_host=%llu refused_unauth_full=%llu refused_no_slot=%llu evicted_no_hello=%llu "
-         "closed_oversized=%llu refused_ready_full=%llu",
-         (unsigned long long)c->refused_host, (unsigned long long)c->refused_unauth_full,
-         (unsigned long long)c->refused_no_slot, (unsigned long long)c->evicted_no_hello,
-         (unsigned long long)c->closed_oversized, (unsigned long long)c->refused_ready_full);
-  d->limit_logged = sum;
-  d->limit_log_ms = d->now_ms;
-}
-
-static void on_connect(daemon *d, ENetPeer *p) {
+static void on_connect(vn_daemon *d, ENetPeer *p) {
   uint32_t si = (uint32_t)(p - d->host->peers);
-  slot *s = &d->slots[si];
+  vn_slot *s = &d->slots[si];
   conn_forget(d, si, "replaced"); /* defensive: nothing to forget unless an event was missed */
   const ENetAddress *want = s->dial >= 0 ? &d->dials[s->dial].addr : NULL;
   if (want != NULL && (p->address.host != want->host || p->address.port != want->port)) {
@@ -507,7 +257,7 @@ static void on_connect(daemon *d, ENetPeer *p) {
 
 /* What the node said of a frame of slot s: a failure of ours is an error,
  * a rejected frame a debug line. */
-static void frame_result(slot *s, vs_err err, const uint8_t *data, size_t bytes) {
+static void frame_result(vn_slot *s, vs_err err, const uint8_t *data, size_t bytes) {
   uint8_t first = bytes > 0 ? data[0] : 0;
   if (err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL || err == VS_ERR_CRYPTO) {
     vn_log(VN_LOG_ERROR, "frame_failed", "peer=%u err=%s", s->handle, vs_err_name(err));
@@ -524,8 +274,8 @@ static void frame_result(slot *s, vs_err err, const uint8_t *data, size_t bytes)
 }
 
 /* A job back from the receive pipeline: applied if its connection lives. */
-static void rx_apply(daemon *d, vn_rx_job *j) {
-  slot *s = &d->slots[j->slot];
+static void rx_apply(vn_daemon *d, vn_rx_job *j) {
+  vn_slot *s = &d->slots[j->slot];
   if (s->handle == j->handle && s->conn == j->conn) {
     assert(s->rx_pending > 0);
     s->rx_pending--;
@@ -539,15 +289,15 @@ static void rx_apply(daemon *d, vn_rx_job *j) {
 }
 
 /* Apply the finished jobs (bounded by VN_RX_JOBS_MAX in flight). */
-static void rx_drain(daemon *d) {
+static void rx_drain(vn_daemon *d) {
   for (vn_rx_job *j; d->rx != NULL && (j = vn_rx_take(d->rx, false)) != NULL;) rx_apply(d, j);
 }
 
 /* Hand a frame of a ready session to the pipeline; false: apply it here
  * (no pipeline, a small frame with nothing of its connection queued, or no
  * memory). Takes the packet on true. */
-static bool rx_submit(daemon *d, uint32_t si, ENetPacket *pkt) {
-  slot *s = &d->slots[si];
+static bool rx_submit(vn_daemon *d, uint32_t si, ENetPacket *pkt) {
+  vn_slot *s = &d->slots[si];
   if (d->rx == NULL || !s->ready || (s->rx_pending == 0 && pkt->dataLength < d->rx_min)) return false;
   vn_rx_job *j = calloc(1, sizeof *j);
   if (j == NULL && s->rx_pending == 0) return false; /* nothing to overtake: apply it here */
@@ -571,15 +321,15 @@ static bool rx_submit(daemon *d, uint32_t si, ENetPacket *pkt) {
  * (initiator: id_r at byte 34) or AUTH (responder: id_i at byte 2), see
  * wire.h; it is authentic once the node accepted it. Returns true when the
  * packet was handed to the receive pipeline (the caller must not free it). */
-static bool on_receive(daemon *d, ENetPeer *p, ENetPacket *pkt) {
+static bool on_receive(vn_daemon *d, ENetPeer *p, ENetPacket *pkt) {
   uint32_t si = (uint32_t)(p - d->host->peers);
-  slot *s = &d->slots[si];
+  vn_slot *s = &d->slots[si];
   if (s->handle == 0) return false; /* closed by the node: late frames are dropped */
   if (!s->ready && pkt->dataLength > HS_FRAME_BYTES_MAX) { /* not a handshake frame: not of the mesh */
     d->c.closed_oversized++;
     vn_log(VN_LOG_DEBUG, "peer_closed", "peer=%u addr=%s reason=oversized bytes=%zu", s->handle, s->addr,
            (size_t)pkt->dataLength);
-    slot_kill(d, si, "oversized");
+    vn_slot_kill(d, si, "oversized");
     return false;
   }
   if (rx_submit(d, si, pkt)) return true;
@@ -590,10 +340,10 @@ static bool on_receive(daemon *d, ENetPeer *p, ENetPacket *pkt) {
   /* A HELLO2 with a valid cookie proves the mesh key (a HELLO, which anyone
    * can replay, does not): from then on strangers cannot push it out. */
   if (err == VS_OK && !s->ready && !s->initiator && type == VS_FRAME_HELLO2) s->hello_ok = true;
-  if (err == VS_OK && finishing && !s->initiator && inbound_ready(d) >= d->ready_in_max) {
+  if (err == VS_OK && finishing && !s->initiator && vn_inbound_ready(d) >= d->ready_in_max) {
     d->c.refused_ready_full++;
     vn_log(VN_LOG_WARN, "peer_refused", "addr=%s reason=ready_full max=%u", s->addr, d->ready_in_max);
-    slot_kill(d, si, "ready_full");
+    vn_slot_kill(d, si, "ready_full");
     return false;
   }
   if (err == VS_OK && finishing) {
@@ -614,7 +364,7 @@ static bool on_receive(daemon *d, ENetPeer *p, ENetPacket *pkt) {
   return false;
 }
 
-static void on_event(daemon *d, ENetEvent *ev) {
+static void on_event(vn_daemon *d, ENetEvent *ev) {
   switch (ev->type) {
     case ENET_EVENT_TYPE_CONNECT: on_connect(d, ev->peer); break;
     case ENET_EVENT_TYPE_RECEIVE:
@@ -630,7 +380,7 @@ static void on_event(daemon *d, ENetEvent *ev) {
 
 /* ---- the node's outputs ---- */
 
-static void out_send(daemon *d, uint32_t h, const uint8_t *bytes, size_t len) {
+static void out_send(vn_daemon *d, uint32_t h, const uint8_t *bytes, size_t len) {
   assert(h >= 1 && h <= HANDLES_MAX && d->handle_slot[h] != 0); /* the node only names live handles */
   uint32_t si = d->handle_slot[h] - 1;
   ENetPeer *p = &d->host->peers[si];
@@ -645,10 +395,10 @@ static void out_send(daemon *d, uint32_t h, const uint8_t *bytes, size_t len) {
   enet_peer_disconnect(p, 0);
 }
 
-static void out_close(daemon *d, uint32_t h) {
+static void out_close(vn_daemon *d, uint32_t h) {
   assert(h >= 1 && h <= HANDLES_MAX && d->handle_slot[h] != 0);
   uint32_t si = d->handle_slot[h] - 1;
-  slot *s = &d->slots[si];
+  vn_slot *s = &d->slots[si];
   /* The node has forgotten the handle already. */
   vn_log(VN_LOG_INFO, s->ready ? "peer_down" : "handshake_failed", "peer=%u addr=%s reason=closed_by_node", h,
          s->addr);
@@ -659,10 +409,10 @@ static void out_close(daemon *d, uint32_t h) {
   s->rx_pending = 0;
   d->status_dirty = true;
   if (was_ready) enet_peer_disconnect_later(&d->host->peers[si], 0); /* flushes what is queued first */
-  else slot_kill(d, si, "closed_by_node"); /* a failed handshake: free the slot now */
+  else vn_slot_kill(d, si, "closed_by_node"); /* a failed handshake: free the slot now */
 }
 
-static void node_drain(daemon *d) {
+static void node_drain(vn_daemon *d) {
   for (uint32_t i = 0; i < OUTS_PER_DRAIN; i++) {
     vs_node_out out;
     uint64_t wake = UINT64_MAX;
@@ -689,11 +439,11 @@ static void node_drain(daemon *d) {
 
 /* ---- half-open sweep ---- */
 
-static void sweep(daemon *d) {
+static void sweep(vn_daemon *d) {
   uint32_t reset = 0, live = 0;
   for (uint32_t si = 0; si < d->host->peerCount; si++) {
     ENetPeer *p = &d->host->peers[si];
-    slot *s = &d->slots[si];
+    vn_slot *s = &d->slots[si];
     if (p->state != ENET_PEER_STATE_DISCONNECTED) live++;
     if (p->state != s->seen_state || p->connectID != s->seen_connect_id) {
       s->seen_state = p->state;
@@ -708,7 +458,7 @@ static void sweep(daemon *d) {
     if (p->state == ENET_PEER_STATE_CONNECTED || d->now_ms - s->seen_since_ms < HALF_OPEN_MS) continue;
     /* Stuck: an attempt nobody completes (a flood, or a dial to a dead
      * address) or a disconnect nobody acknowledges. */
-    bool flood = s->dial < 0 && s->handle == 0 && half_open_state(p->state);
+    bool flood = s->dial < 0 && s->handle == 0 && vn_half_open_state(p->state);
     if (flood) {
       d->c.half_open_resets++;
       reset++;
@@ -722,132 +472,13 @@ static void sweep(daemon *d) {
     vn_log(VN_LOG_INFO, "half_open_reset", "count=%u total=%llu", reset, (unsigned long long)d->c.half_open_resets);
   d->enet_live = live;
   d->sweep_next_ms = d->now_ms + SWEEP_MS;
-  limits_log(d);
-}
-
-/* ---- DIR/run.json ---- */
-
-static void json_stats(FILE *f, const daemon *d) {
-  vs_node_stats st;
-  vs_node_stats_get(d->node, &st);
-  const counters *c = &d->c;
-  vs_node_cfg defaults; /* hello_timeout_ms: the node runs with the default */
-  vs_node_cfg_default(&defaults);
-  fprintf(f,
-          "\"stats\": {\"frames_in\": %llu, \"frames_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu,\n"
-          "  \"handshakes_done\": %llu, \"handshakes_timeout\": %llu,\n"
-          "  \"rejected\": {\"auth\": %llu, \"replay\": %llu, \"malformed\": %llu, \"state\": %llu, "
-          "\"unknown_peer\": %llu},\n"
-          "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
-          "\"runs_forged\": %llu, \"runs_fork\": %llu, \"ops_deferred_future\": %llu,\n"
-          "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
-          "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu,\n"
-          "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
-          "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
-          "  \"rx_pipelined\": %llu,\n",
-          (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, (unsigned long long)st.bytes_in,
-          (unsigned long long)st.bytes_out, (unsigned long long)st.handshakes_done,
-          (unsigned long long)st.handshakes_timeout, (unsigned long long)st.rejected_auth,
-          (unsigned long long)st.rejected_replay, (unsigned long long)st.rejected_malformed,
-          (unsigned long long)st.rejected_state, (unsigned long long)st.rejected_unknown_peer,
-          (unsigned long long)st.runs_applied, (unsigned long long)st.ops_applied,
-          (unsigned long long)st.ops_duplicate, (unsigned long long)st.runs_gap, (unsigned long long)st.runs_forged,
-          (unsigned long long)st.runs_fork, (unsigned long long)st.ops_deferred_future,
-          (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
-          (unsigned long long)st.resends, (unsigned long long)st.rejected_origin_quota,
-          (unsigned long long)st.rejected_vv_regress, (unsigned long long)c->half_open_resets,
-          (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
-          (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
-          (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
-          (unsigned long long)c->rx_pipelined);
-  fprintf(f,
-          "  \"rejected_vv_future\": %llu, \"own_ops_restored\": %llu, \"cookies_sent\": %llu,\n"
-          "  \"fork_verdicts\": %llu, \"fork_evidence_bad\": %llu, \"runs_void\": %llu, \"wants_sent\": %llu, "
-          "\"wants_served\": %llu, \"rejected_want_quota\": %llu, \"fork_verdicts_deferred\": %llu,\n"
-          "  \"nudge_wakes\": %llu, \"sighups\": %llu,\n"
-          "  \"connect_requests\": %llu, \"refused_host\": %llu, \"refused_unauth_full\": %llu, "
-          "\"refused_no_slot\": %llu,\n"
-          "  \"evicted_no_hello\": %llu, \"closed_oversized\": %llu, \"refused_ready_full\": %llu},\n"
-          " \"limits\": {\"unauth_in_max\": %u, \"unauth_per_host_max\": %u, \"ready_in_max\": %u, "
-          "\"dials_reserved\": %u, \"hello_timeout_ms\": %u}",
-          (unsigned long long)st.rejected_vv_future, (unsigned long long)st.own_ops_restored,
-          (unsigned long long)st.cookies_sent, (unsigned long long)st.fork_verdicts,
-          (unsigned long long)st.fork_evidence_bad, (unsigned long long)st.runs_void, (unsigned long long)st.wants_sent,
-          (unsigned long long)st.wants_served, (unsigned long long)st.rejected_want_quota,
-          (unsigned long long)st.fork_verdicts_deferred,
-          (unsigned long long)c->nudge_wakes, (unsigned long long)c->sighups,
-          (unsigned long long)c->connect_requests, (unsigned long long)c->refused_host,
-          (unsigned long long)c->refused_unauth_full, (unsigned long long)c->refused_no_slot,
-          (unsigned long long)c->evicted_no_hello, (unsigned long long)c->closed_oversized,
-          (unsigned long long)c->refused_ready_full, UNAUTH_IN_MAX, UNAUTH_PER_HOST_MAX, d->ready_in_max,
-          d->dials_reserved, (unsigned)defaults.hello_timeout_ms);
-}
-
-static void json_peers(FILE *f, const daemon *d) {
-  fputs("\"peers\": [", f);
-  const char *sep = "";
-  for (uint32_t h = 1; h <= HANDLES_MAX; h++) { /* by handle: a stable order */
-    if (d->handle_slot[h] == 0) continue;
-    const slot *s = &d->slots[d->handle_slot[h] - 1];
-    char hex[VS_NODE_ID_HEX_BYTES] = "";
-    if (s->ready) vs_hex_encode(s->node_id, VS_ORIGIN_BYTES, hex);
-    fprintf(f, "%s\n  {\"peer\": %u, \"addr\": \"%s\", \"direction\": \"%s\", \"state\": \"%s\", ", sep, h, s->addr,
-            s->initiator ? "out" : "in", s->ready ? "ready" : "handshake");
-    if (s->ready) fprintf(f, "\"node_id\": \"%s\", ", hex);
-    else fputs("\"node_id\": null, ", f);
-    fprintf(f, "\"since_ms\": %llu}", (unsigned long long)s->up_ms);
-    sep = ",";
-  }
-  fputs("]", f);
-}
-
-static void json_dials(FILE *f, const daemon *d) {
-  fputs("\"dials\": [", f);
-  for (uint32_t i = 0; i < d->dial_count; i++) {
-    const dial *dl = &d->dials[i];
-    const char *state = "waiting";
-    if (dl->slot >= 0) state = d->slots[dl->slot].ready ? "ready" : "connecting";
-    fprintf(f, "%s{\"addr\": \"%s\", \"state\": \"%s\", \"attempt\": %u, \"next_ms\": %llu}", i > 0 ? ", " : "",
-            dl->text, state, dl->attempt, (unsigned long long)(dl->slot >= 0 ? 0 : dl->next_ms));
-  }
-  fputs("]", f);
-}
-
-static void status_write(daemon *d) {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  if (f == NULL) return;
-  json_peers(f, d);
-  fprintf(f,
-          ",\n\"daemon\": {\"pid\": %ld, \"listen\": \"%s\", \"node_id\": \"%s\", \"started_ms\": %llu, "
-          "\"updated_ms\": %llu, \"peers_ready\": %u,\n ",
-          (long)getpid(), d->listen, d->node_hex, (unsigned long long)d->started_ms, (unsigned long long)d->now_ms,
-          vs_node_peers_ready(d->node));
-  json_dials(f, d);
-  fputs(",\n ", f);
-  json_stats(f, d);
-  fputs("}", f);
-  bool ok = fclose(f) == 0;
-  if (ok && !vn_run_json_write(d->dir, (long)getpid(), buf, len) && !d->status_warned) {
-    vn_log(VN_LOG_WARN, "status_file_failed", "errno=%d", errno);
-    d->status_warned = true;
-  }
-  free(buf);
-  d->status_dirty = false;
-  d->status_last_ms = d->now_ms;
-  d->status_next_ms = d->now_ms + STATUS_MS;
-}
-
-static void status_maybe(daemon *d) {
-  if (d->now_ms >= d->status_next_ms || (d->status_dirty && d->now_ms >= d->status_last_ms + STATUS_DIRTY_MS))
-    status_write(d);
+  vn_limits_log(d);
 }
 
 /* ---- the loop ---- */
 
 /* Handle ENet events until none is pending (bounded per round). */
-static void service(daemon *d) {
+static void service(vn_daemon *d) {
   for (uint32_t i = 0; i < EVENTS_PER_ROUND; i++) {
     ENetEvent ev;
     int rc = enet_host_service(d->host, &ev, 0);
@@ -862,7 +493,7 @@ static void service(daemon *d) {
 }
 
 /* Sleep until the next thing to do, a packet, a nudge or a signal. */
-static void wait_round(daemon *d) {
+static void wait_round(vn_daemon *d) {
   uint64_t next = d->node_wake_ms;
   next = min_u64(next, dials_next(d));
   next = min_u64(next, d->status_next_ms);
@@ -900,14 +531,14 @@ static void wait_round(daemon *d) {
 }
 
 /* SIGHUP (systemd's reload): there is no reload yet; say so, go on. */
-static void hup_check(daemon *d) {
+static void hup_check(vn_daemon *d) {
   if (!hup_signal) return;
   hup_signal = 0;
   d->c.sighups++;
   vn_log(VN_LOG_INFO, "sighup", "action=ignored note=\"reload is not supported; restart to apply changes\"");
 }
 
-static void run_loop(daemon *d) {
+static void run_loop(vn_daemon *d) {
   /* Runs until a signal: each round is bounded (events, outputs, dials). */
   while (!stop_signal) {
     tick_clock(d);
@@ -920,14 +551,14 @@ static void run_loop(daemon *d) {
       d->kick = false;
       node_drain(d);
     }
-    status_maybe(d);
+    vn_status_maybe(d);
     enet_host_flush(d->host); /* send what the node queued */
     wait_round(d);
   }
 }
 
 /* Disconnect every peer, wait a little for their acknowledgement. */
-static void stop_peers(daemon *d) {
+static void stop_peers(vn_daemon *d) {
   uint32_t connected = 0;
   for (uint32_t si = 0; si < d->host->peerCount; si++) {
     ENetPeer *p = &d->host->peers[si];
@@ -947,7 +578,7 @@ static void stop_peers(daemon *d) {
   }
 }
 
-static bool install_signals(daemon *d) {
+static bool install_signals(vn_daemon *d) {
   int pfd[2];
   if (pipe(pfd) != 0) return false;
   for (int i = 0; i < 2; i++) {
@@ -964,7 +595,7 @@ static bool install_signals(daemon *d) {
   return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGHUP, &sa, NULL) == 0;
 }
 
-static int open_host(daemon *d, const char *listen_text, const ENetAddress *listen) {
+static int open_host(vn_daemon *d, const char *listen_text, const ENetAddress *listen) {
   d->host = enet_host_create(listen, ENET_PEERS, 1, 0, 0);
   if (d->host == NULL) {
     vn_errorf("run", "cannot listen on %s (address in use or not available)", listen_text);
@@ -974,8 +605,8 @@ static int open_host(daemon *d, const char *listen_text, const ENetAddress *list
    * much more than a frame or two of it before the node has seen them. */
   d->host->maximumPacketSize = VS_FRAME_BYTES_MAX;
   d->host->maximumWaitingData = 2u * VS_FRAME_BYTES_MAX;
-  intercept_daemon = d;
-  d->host->intercept = on_datagram;
+  vn_intercept_daemon = d;
+  d->host->intercept = vn_on_datagram;
   ENetAddress bound;
   if (enet_socket_get_address(d->host->socket, &bound) != 0) bound = *listen;
   bound.host = listen->host; /* the socket says 0.0.0.0 for ENET_HOST_ANY: keep what was asked */
@@ -983,7 +614,7 @@ static int open_host(daemon *d, const char *listen_text, const ENetAddress *list
   return 0;
 }
 
-static void daemon_init(daemon *d, const char *dir) {
+static void daemon_init(vn_daemon *d, const char *dir) {
   memset(d, 0, sizeof *d);
   d->dir = dir;
   d->nudge_fd = d->stop_fd = -1;
@@ -994,11 +625,11 @@ static void daemon_init(daemon *d, const char *dir) {
   d->node_wake_ms = d->now_ms;
 }
 
-static void daemon_free(daemon *d) {
+static void daemon_free(vn_daemon *d) {
   vn_rx_stop(d->rx); /* frames still inside are dropped: peers send them again */
   d->rx = NULL;
   if (d->host != NULL) enet_host_destroy(d->host);
-  intercept_daemon = NULL;
+  vn_intercept_daemon = NULL;
   vs_node_close(d->node);
   if (d->nudge_fd >= 0) close(d->nudge_fd);
   if (d->stop_fd >= 0) close(d->stop_fd);
@@ -1007,7 +638,7 @@ static void daemon_free(daemon *d) {
 }
 
 /* Resolve every address, open the node, listen. 0 or an exit code. */
-static int daemon_open(daemon *d, const vn_run_args *a) {
+static int daemon_open(vn_daemon *d, const vn_run_args *a) {
   const char *min = getenv("VIX_NODE_RX_MIN_BYTES");
   char *end = NULL;
   unsigned long long v = min != NULL ? strtoull(min, &end, 10) : RX_MIN_BYTES_DEFAULT;
@@ -1019,7 +650,7 @@ static int daemon_open(daemon *d, const vn_run_args *a) {
   ENetAddress listen;
   int rc = vn_run_resolve("--listen", a->listen, 0, &listen);
   for (uint32_t i = 0; i < a->peer_count && rc == 0; i++) {
-    dial *dl = &d->dials[d->dial_count++];
+    vn_dial *dl = &d->dials[d->dial_count++];
     dl->text = a->peers[i];
     dl->slot = -1;
     dl->next_ms = d->now_ms;
@@ -1057,7 +688,7 @@ int vn_cmd_run(int argc, char **argv) {
     vn_errorf("run", "cannot initialise libsodium or ENet");
     return VN_EXIT_NET;
   }
-  daemon *d = malloc(sizeof *d);
+  vn_daemon *d = malloc(sizeof *d);
   if (d == NULL) {
     enet_deinitialize();
     vn_errorf("run", "out of memory");
@@ -1069,7 +700,7 @@ int vn_cmd_run(int argc, char **argv) {
     vn_log(VN_LOG_INFO, "start", "node=%.16s data=\"%s\" peers=%u pid=%ld", d->node_hex, a.dir, d->dial_count,
            (long)getpid());
     vn_log(VN_LOG_INFO, "listening", "addr=%s", d->listen);
-    status_write(d);
+    vn_status_write(d);
     run_loop(d);
     vn_log(VN_LOG_INFO, "stopping", "signal=%d", (int)stop_signal);
     stop_peers(d);

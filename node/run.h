@@ -1,13 +1,17 @@
-/* run.h: what the daemon's files (run.c, run_status.c) share with each
- * other and with demo.c. The program, not the library: it may own a clock,
+/* run.h: what the daemon's files (run.c, run_inbound.c, run_status.c)
+ * share with each other and with demo.c. The program, not the library: it may own a clock,
  * sockets, signals and a process-wide log level.
  *
  *   run.c         `vix-node run`: the ENet driver loop around the sans-IO
- *                 vs_node, reconnect backoff, half-open sweep, run.json content
+ *                 vs_node, reconnect backoff, half-open sweep
+ *   run_daemon.h  the daemon's state, shared by run.c, run_inbound.c and
+ *                 run_status.c (not by demo.c)
  *   run_args.c    its arguments and addresses
  *   run_admit.c   what a raw ENet datagram asks for (inbound admission)
- *   run_status.c  structured logs, the nudge socket, DIR/run.json (the live
- *                 part of `status --json`)
+ *   run_inbound.c admission of inbound connections: budgets, eviction, the
+ *                 ENet intercept hook
+ *   run_status.c  structured logs, the nudge socket, DIR/run.json and its
+ *                 content (the live part of `status --json`)
  */
 #ifndef VN_RUN_H
 #define VN_RUN_H

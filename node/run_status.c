@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "run.h"
+#include "run_daemon.h"
 
 /* ---- time ---- */
 
@@ -316,4 +316,123 @@ bool vn_run_status_json(const char *dir, FILE *out) {
   else fputs("\"peers\": [], \"daemon\": null", out);
   free(text);
   return live;
+}
+
+/* ---- DIR/run.json ---- */
+
+static void json_stats(FILE *f, const vn_daemon *d) {
+  vs_node_stats st;
+  vs_node_stats_get(d->node, &st);
+  const vn_counters *c = &d->c;
+  vs_node_cfg defaults; /* hello_timeout_ms: the node runs with the default */
+  vs_node_cfg_default(&defaults);
+  fprintf(f,
+          "\"stats\": {\"frames_in\": %llu, \"frames_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu,\n"
+          "  \"handshakes_done\": %llu, \"handshakes_timeout\": %llu,\n"
+          "  \"rejected\": {\"auth\": %llu, \"replay\": %llu, \"malformed\": %llu, \"state\": %llu, "
+          "\"unknown_peer\": %llu},\n"
+          "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
+          "\"runs_forged\": %llu, \"runs_fork\": %llu, \"ops_deferred_future\": %llu,\n"
+          "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
+          "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu,\n"
+          "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
+          "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
+          "  \"rx_pipelined\": %llu,\n",
+          (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, (unsigned long long)st.bytes_in,
+          (unsigned long long)st.bytes_out, (unsigned long long)st.handshakes_done,
+          (unsigned long long)st.handshakes_timeout, (unsigned long long)st.rejected_auth,
+          (unsigned long long)st.rejected_replay, (unsigned long long)st.rejected_malformed,
+          (unsigned long long)st.rejected_state, (unsigned long long)st.rejected_unknown_peer,
+          (unsigned long long)st.runs_applied, (unsigned long long)st.ops_applied,
+          (unsigned long long)st.ops_duplicate, (unsigned long long)st.runs_gap, (unsigned long long)st.runs_forged,
+          (unsigned long long)st.runs_fork, (unsigned long long)st.ops_deferred_future,
+          (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
+          (unsigned long long)st.resends, (unsigned long long)st.rejected_origin_quota,
+          (unsigned long long)st.rejected_vv_regress, (unsigned long long)c->half_open_resets,
+          (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
+          (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
+          (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
+          (unsigned long long)c->rx_pipelined);
+  fprintf(f,
+          "  \"rejected_vv_future\": %llu, \"own_ops_restored\": %llu, \"cookies_sent\": %llu,\n"
+          "  \"fork_verdicts\": %llu, \"fork_evidence_bad\": %llu, \"runs_void\": %llu, \"wants_sent\": %llu, "
+          "\"wants_served\": %llu, \"rejected_want_quota\": %llu, \"fork_verdicts_deferred\": %llu,\n"
+          "  \"nudge_wakes\": %llu, \"sighups\": %llu,\n"
+          "  \"connect_requests\": %llu, \"refused_host\": %llu, \"refused_unauth_full\": %llu, "
+          "\"refused_no_slot\": %llu,\n"
+          "  \"evicted_no_hello\": %llu, \"closed_oversized\": %llu, \"refused_ready_full\": %llu},\n"
+          " \"limits\": {\"unauth_in_max\": %u, \"unauth_per_host_max\": %u, \"ready_in_max\": %u, "
+          "\"dials_reserved\": %u, \"hello_timeout_ms\": %u}",
+          (unsigned long long)st.rejected_vv_future, (unsigned long long)st.own_ops_restored,
+          (unsigned long long)st.cookies_sent, (unsigned long long)st.fork_verdicts,
+          (unsigned long long)st.fork_evidence_bad, (unsigned long long)st.runs_void, (unsigned long long)st.wants_sent,
+          (unsigned long long)st.wants_served, (unsigned long long)st.rejected_want_quota,
+          (unsigned long long)st.fork_verdicts_deferred,
+          (unsigned long long)c->nudge_wakes, (unsigned long long)c->sighups,
+          (unsigned long long)c->connect_requests, (unsigned long long)c->refused_host,
+          (unsigned long long)c->refused_unauth_full, (unsigned long long)c->refused_no_slot,
+          (unsigned long long)c->evicted_no_hello, (unsigned long long)c->closed_oversized,
+          (unsigned long long)c->refused_ready_full, UNAUTH_IN_MAX, UNAUTH_PER_HOST_MAX, d->ready_in_max,
+          d->dials_reserved, (unsigned)defaults.hello_timeout_ms);
+}
+
+static void json_peers(FILE *f, const vn_daemon *d) {
+  fputs("\"peers\": [", f);
+  const char *sep = "";
+  for (uint32_t h = 1; h <= HANDLES_MAX; h++) { /* by handle: a stable order */
+    if (d->handle_slot[h] == 0) continue;
+    const vn_slot *s = &d->slots[d->handle_slot[h] - 1];
+    char hex[VS_NODE_ID_HEX_BYTES] = "";
+    if (s->ready) vs_hex_encode(s->node_id, VS_ORIGIN_BYTES, hex);
+    fprintf(f, "%s\n  {\"peer\": %u, \"addr\": \"%s\", \"direction\": \"%s\", \"state\": \"%s\", ", sep, h, s->addr,
+            s->initiator ? "out" : "in", s->ready ? "ready" : "handshake");
+    if (s->ready) fprintf(f, "\"node_id\": \"%s\", ", hex);
+    else fputs("\"node_id\": null, ", f);
+    fprintf(f, "\"since_ms\": %llu}", (unsigned long long)s->up_ms);
+    sep = ",";
+  }
+  fputs("]", f);
+}
+
+static void json_dials(FILE *f, const vn_daemon *d) {
+  fputs("\"dials\": [", f);
+  for (uint32_t i = 0; i < d->dial_count; i++) {
+    const vn_dial *dl = &d->dials[i];
+    const char *state = "waiting";
+    if (dl->slot >= 0) state = d->slots[dl->slot].ready ? "ready" : "connecting";
+    fprintf(f, "%s{\"addr\": \"%s\", \"state\": \"%s\", \"attempt\": %u, \"next_ms\": %llu}", i > 0 ? ", " : "",
+            dl->text, state, dl->attempt, (unsigned long long)(dl->slot >= 0 ? 0 : dl->next_ms));
+  }
+  fputs("]", f);
+}
+
+void vn_status_write(vn_daemon *d) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (f == NULL) return;
+  json_peers(f, d);
+  fprintf(f,
+          ",\n\"daemon\": {\"pid\": %ld, \"listen\": \"%s\", \"node_id\": \"%s\", \"started_ms\": %llu, "
+          "\"updated_ms\": %llu, \"peers_ready\": %u,\n ",
+          (long)getpid(), d->listen, d->node_hex, (unsigned long long)d->started_ms, (unsigned long long)d->now_ms,
+          vs_node_peers_ready(d->node));
+  json_dials(f, d);
+  fputs(",\n ", f);
+  json_stats(f, d);
+  fputs("}", f);
+  bool ok = fclose(f) == 0;
+  if (ok && !vn_run_json_write(d->dir, (long)getpid(), buf, len) && !d->status_warned) {
+    vn_log(VN_LOG_WARN, "status_file_failed", "errno=%d", errno);
+    d->status_warned = true;
+  }
+  free(buf);
+  d->status_dirty = false;
+  d->status_last_ms = d->now_ms;
+  d->status_next_ms = d->now_ms + STATUS_MS;
+}
+
+void vn_status_maybe(vn_daemon *d) {
+  if (d->now_ms >= d->status_next_ms || (d->status_dirty && d->now_ms >= d->status_last_ms + STATUS_DIRTY_MS))
+    vn_status_write(d);
 }

@@ -10,7 +10,8 @@
  *            local.h what they share, json.c/json.h their JSON
  *   run.c    run: the ENet driver around vs_node; run.h what the daemon's
  *            files share and lists them (run_args.c, run_admit.c,
- *            run_status.c: the nudge and the live status; rx.c/rx.h the
+ *            run_inbound.c: admission, run_status.c: the nudge and the
+ *            live status, run_daemon.h: the daemon's state; rx.c/rx.h the
  *            receive pipeline)
  *   demo.c   demo: three child nodes on loopback, kill -9, restart, converge
  *   push.c   push: the node's outbox to an HTTP endpoint (its own sink)

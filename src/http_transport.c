@@ -86,9 +86,18 @@ void vs_http_cfg_default_sized(vs_http_cfg *cfg, size_t cfg_bytes) {
   vs_cfg_default_out(cfg, cfg_bytes, &def, sizeof def);
 }
 
-vs_http_probe_cfg vs_http_probe_cfg_default(void) {
-  vs_http_probe_cfg cfg = {NULL, false, 5000, 5000};
+/* The first layout of vs_http_probe_cfg (cfg.h): a caller's cfg_bytes is at least this. */
+#define PROBE_CFG_BYTES_V1 VS_CFG_BYTES_THROUGH(vs_http_probe_cfg, timeout_ms)
+
+static vs_http_probe_cfg probe_cfg_defaults(void) {
+  vs_http_probe_cfg cfg = {
+      .cfg_bytes = (uint32_t)sizeof cfg, .url = NULL, .use_get = false, .interval_ms = 5000, .timeout_ms = 5000};
   return cfg;
+}
+
+void vs_http_probe_cfg_default_sized(vs_http_probe_cfg *cfg, size_t cfg_bytes) {
+  vs_http_probe_cfg def = probe_cfg_defaults();
+  vs_cfg_default_out(cfg, cfg_bytes, &def, sizeof def);
 }
 
 vs_err vs_http_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? VS_OK : VS_ERR_NOMEM; }
@@ -545,8 +554,11 @@ static uint64_t probe_next_check(void *ctx, uint64_t now_ms) {
 }
 
 vs_err vs_http_transport_probe(vs_http_transport *t, const vs_http_probe_cfg *cfg, vs_probe *probe_out) {
-  if (t == NULL || cfg == NULL || probe_out == NULL || !url_ok(cfg->url) || cfg->interval_ms == 0 ||
-      cfg->timeout_ms == 0 || cfg->timeout_ms > INT32_MAX)
+  if (t == NULL || cfg == NULL || probe_out == NULL) return VS_ERR_INVAL;
+  vs_http_probe_cfg c = probe_cfg_defaults();
+  if (vs_cfg_load(cfg, &c, sizeof c, PROBE_CFG_BYTES_V1) != VS_OK) return VS_ERR_INVAL;
+  cfg = &c;
+  if (!url_ok(cfg->url) || cfg->interval_ms == 0 || cfg->timeout_ms == 0 || cfg->timeout_ms > INT32_MAX)
     return VS_ERR_INVAL;
   bool ok = true;
   char *url = dup_str(cfg->url, &ok);

@@ -212,7 +212,8 @@ static vs_err node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (n == NULL) return VS_ERR_NOMEM;
   n->cfg = *cfg;
   n->msg = malloc(VS_MSG_BYTES_MAX);
-  vs_store_cfg scfg = vs_store_cfg_default();
+  vs_store_cfg scfg;
+  vs_store_cfg_default(&scfg);
   scfg.durability = cfg->durability;
   scfg.map_bytes = cfg->map_bytes;
   vs_err err = n->msg != NULL ? vs_store_open(cfg->dir, &scfg, &n->store) : VS_ERR_NOMEM;

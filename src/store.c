@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "internal.h"
 
 /* The format version in meta["vixsync"] (u32le). Every other value is
@@ -82,9 +83,20 @@ static void registry_remove(dev_t dev, ino_t ino) {
   pthread_mutex_unlock(&open_lock);
 }
 
-vs_store_cfg vs_store_cfg_default(void) {
-  vs_store_cfg cfg = {VS_DURABILITY_SYNC, VS_STORE_MAP_BYTES_DEFAULT, true};
+/* The first layout of vs_store_cfg (cfg.h): a caller's cfg_bytes is at least this. */
+#define STORE_CFG_BYTES_V1 VS_CFG_BYTES_THROUGH(vs_store_cfg, create)
+
+static vs_store_cfg store_cfg_defaults(void) {
+  vs_store_cfg cfg = {.cfg_bytes = (uint32_t)sizeof cfg,
+                      .durability = VS_DURABILITY_SYNC,
+                      .map_bytes = VS_STORE_MAP_BYTES_DEFAULT,
+                      .create = true};
   return cfg;
+}
+
+void vs_store_cfg_default_sized(vs_store_cfg *cfg, size_t cfg_bytes) {
+  vs_store_cfg def = store_cfg_defaults();
+  vs_cfg_default_out(cfg, cfg_bytes, &def, sizeof def);
 }
 
 typedef struct dbi_spec {
@@ -217,8 +229,9 @@ static vs_err env_open(vs_store *store, const char *dir, const vs_store_cfg *cfg
 vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_out) {
   if (dir == NULL || store_out == NULL) return VS_ERR_INVAL;
   *store_out = NULL;
-  vs_store_cfg def = vs_store_cfg_default();
-  if (cfg == NULL) cfg = &def;
+  vs_store_cfg c = store_cfg_defaults();
+  if (cfg != NULL && vs_cfg_load(cfg, &c, sizeof c, STORE_CFG_BYTES_V1) != VS_OK) return VS_ERR_INVAL;
+  cfg = &c;
   if (cfg->durability != VS_DURABILITY_SYNC && cfg->durability != VS_DURABILITY_NOSYNC) return VS_ERR_INVAL;
   if (cfg->map_bytes != 0 && (cfg->map_bytes < VS_STORE_MAP_BYTES_MIN || cfg->map_bytes > SIZE_MAX))
     return VS_ERR_INVAL;

@@ -89,7 +89,7 @@
  *        (Wire v1 had [1][u32 n][entries], one message, n <= 4096: a node
  *        holding more origins could not say so, issue 14.)
  *   OPS  [2][u32 runs][runs x run]   runs in 1..VS_WIRE_RUNS_MAX
- *        run = [origin 32][u32 ops 1..VS_APPLY_RUN_OPS_MAX][sig 64][ops x ([u32 len][op encoding])]
+ *        run = [origin 32][u32 ops 1..VS_WIRE_RUN_OPS_MAX][sig 64][ops x ([u32 len][op encoding])]
  *        Every op of a run has the run's origin and consecutive seqs; sig is
  *        the origin's signature over the chain head at the run's last op (or,
  *        for a run that ends right below a fork's seq, 64 zero bytes: the
@@ -157,6 +157,10 @@ extern "C" {
 #define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
 #define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 4u)
 #define VS_WIRE_RUNS_MAX 4096u
+/* Ops in one run of an OPS message or one proof of a FORK message. Defined
+ * here, with the format, so that the codec needs no header of the modules
+ * that use it; VS_APPLY_RUN_OPS_MAX is the same (test_wire_msgs.c asserts it). */
+#define VS_WIRE_RUN_OPS_MAX 65536u
 #define VS_REPLAY_WINDOW 64u
 
 /* ---- handshake and session ---- */
@@ -335,7 +339,7 @@ vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max);
  *  out_max. Checks each op cheaply, without decoding it: length, version,
  *  origin and consecutive seqs (VS_ERR_INVAL otherwise).
  *  @return VS_OK, VS_ERR_BUFSIZE, VS_ERR_LIMIT (VS_WIRE_RUNS_MAX runs),
- *  VS_ERR_INVAL (also op_count 0 or past VS_APPLY_RUN_OPS_MAX). */
+ *  VS_ERR_INVAL (also op_count 0 or past VS_WIRE_RUN_OPS_MAX). */
 vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
                              const uint8_t sig[VS_SIGNATURE_BYTES], const uint8_t *const *op_enc,
                              const uint32_t *op_enc_bytes, uint32_t op_count);

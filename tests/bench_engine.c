@@ -69,7 +69,8 @@ static vs_store *fresh_store(char *dir, size_t dir_bytes, const char *tag, vs_du
   char tag_mode[64];
   snprintf(tag_mode, sizeof tag_mode, "%s-%s", tag, mode_name(d));
   fresh_dir(dir, dir_bytes, tag_mode);
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.durability = d;
   cfg.map_bytes = BENCH_MAP_BYTES;
   vs_store *store = NULL;

@@ -242,7 +242,8 @@ static double http_once(uint32_t batch, uint64_t n, uint64_t run, double *cpu_us
   snprintf(dir, sizeof dir, "%s/run-%" PRIu64, bench_base, run);
   if (mkdir(dir, 0700) != 0) die("mkdir", strerror(errno));
   vs_store *store;
-  vs_store_cfg scfg = vs_store_cfg_default();
+  vs_store_cfg scfg;
+  vs_store_cfg_default(&scfg);
   scfg.durability = bench_durability;
   CHECK_VS(vs_store_open(dir, &scfg, &store));
   uint8_t origin[VS_ORIGIN_BYTES];

@@ -278,7 +278,8 @@ static void mesh_up(mesh *m, const char *tag) {
   snprintf(m->listen_b, sizeof m->listen_b, "127.0.0.1:%u", free_port());
   m->pa = daemon_start(m->dir_a, m->listen_a, NULL);
   m->pb = daemon_start(m->dir_b, m->listen_b, m->listen_a);
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   CHECK_VS(vs_store_open(m->dir_b, &cfg, &m->b));
   /* Connected and syncing: a first write reaches B. */
   vn_ok(NULL, 0, (const char *const[]){"put", "--data", m->dir_a, "warm-up", "1", NULL});

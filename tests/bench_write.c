@@ -59,7 +59,8 @@
 static double ours_run(uint64_t ops, uint32_t per_txn) {
   char dir[4200];
   fresh_dir(dir, sizeof dir, "ours");
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.durability = VS_DURABILITY_SYNC;
   cfg.map_bytes = BENCH_MAP_BYTES;
   vs_store *store = NULL;
@@ -286,7 +287,8 @@ static size_t probe_val(const env_shape *e, const char *name) {
 }
 
 static void ours_fill(const char *dir, uint64_t n) {
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.map_bytes = BENCH_MAP_BYTES;
   vs_store *store = NULL;
   CHECK_VS(vs_store_open(dir, &cfg, &store));

@@ -26,9 +26,12 @@ int main(int argc, char **argv) {
   vs_write_req req = {"put", (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, NULL, 0};
   vs_write_result res;
   err = vs_write(s, origin, &req, 1000, &res);
+  uint64_t void_from = 0; /* the public fork query: no evidence, nothing void */
+  vs_err fork = vs_store_fork_get(s, origin, &void_from);
   vs_store_close(s);
-  printf("embedded write: %s, lsn %llu\n", vs_strerror(err), (unsigned long long)res.lsn);
-  return err == VS_OK ? 0 : 1;
+  printf("embedded write: %s, lsn %llu; fork query: %s\n", vs_strerror(err), (unsigned long long)res.lsn,
+         vs_err_name(fork));
+  return err == VS_OK && fork == VS_ERR_NOTFOUND ? 0 : 1;
 }
 C
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$prefix/embed.c" -o "$prefix/embed" $flags

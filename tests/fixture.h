@@ -28,7 +28,8 @@
  * (speed; durability is pinned where it is the subject), a map of
  * `map_bytes` (0: the library's default). */
 static inline vs_store_cfg vt_store_cfg(uint64_t map_bytes) {
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.durability = VS_DURABILITY_NOSYNC;
   cfg.map_bytes = map_bytes;
   cfg.create = true;

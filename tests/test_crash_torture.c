@@ -143,7 +143,8 @@ static void tt_req_for(uint64_t n, tt_req_buf *b) {
 }
 
 static vs_store_cfg tt_store_cfg(bool create) {
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.durability = VS_DURABILITY_SYNC;
   cfg.map_bytes = TT_MAP_BYTES;
   cfg.create = create;

@@ -105,7 +105,8 @@ static void test_engine_new_rejects_bad_cfg(void **state) {
 /* Child of test_engine_new_busy_when_another_process_owns_the_store. */
 static void owner_child(const char *dir, int from_parent, int to_parent) {
   alarm(CHILD_TIMEOUT_S);
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.durability = VS_DURABILITY_NOSYNC;
   cfg.create = false;
   vs_store *store = NULL;
@@ -268,7 +269,8 @@ static void test_engine_g1_every_sent_op_is_committed(void **state) {
  * environment and answers the number missing (u32). EOF ends it. */
 static void g1_child(const char *dir, int from_parent, int to_parent) {
   alarm(CHILD_TIMEOUT_S);
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.create = false;
   vs_store *store = NULL;
   if (vs_store_open(dir, &cfg, &store) != VS_OK) _exit(11);

@@ -409,6 +409,47 @@ static void test_fork_verdict_lowered_seq_by_seq(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* The public query: vs_store_fork_get (vixsync/store.h).                    */
+/* ------------------------------------------------------------------------ */
+/* Before any evidence an origin is NOTFOUND; once a run proves E signed two
+ * ops at seq 3, vs_store_fork_get says 3, as the internal read does, and
+ * other origins stay NOTFOUND. */
+static void test_fork_public_query(void **state) {
+  (void)state;
+  vs_identity e, other;
+  ident(&e, 11);
+  ident(&other, 12);
+  st x;
+  st_open(&x, "rv-fq", 16 * MIB);
+  uint64_t from = 77;
+  assert_err(vs_store_fork_get(x.store, e.pk, &from), VS_ERR_NOTFOUND);
+  assert_int_equal(from, 77); /* untouched without a verdict */
+  assert_err(vs_store_fork_get(NULL, e.pk, &from), VS_ERR_INVAL);
+  assert_err(vs_store_fork_get(x.store, NULL, &from), VS_ERR_INVAL);
+  assert_err(vs_store_fork_get(x.store, e.pk, NULL), VS_ERR_INVAL);
+
+  chain *a = chain_new(), *b = chain_new();
+  for (uint32_t i = 1; i <= 3; i++) chain_add(a, &e, "put", "e", "v", 0, 0, T0_MS + i);
+  chain_prefix(b, a, 2);
+  chain_add(b, &e, "put", "e", "w", 0, 0, T0_MS + 3);
+  uint8_t sig[64];
+  sign_at(a, &e, 3, sig);
+  assert_err(apply_seqs(x.store, a, 1, 3, sig, NULL), VS_OK);
+  assert_err(vs_store_fork_get(x.store, e.pk, &from), VS_ERR_NOTFOUND);
+  sign_at(b, &e, 3, sig);
+  vs_apply_result r;
+  assert_err(apply_seqs(x.store, b, 3, 3, sig, &r), VS_ERR_FORK);
+  assert_true(r.verdict);
+  assert_err(vs_store_fork_get(x.store, e.pk, &from), VS_OK);
+  assert_int_equal(from, 3);
+  assert_int_equal(from, void_from(x.store, e.pk));
+  assert_err(vs_store_fork_get(x.store, other.pk, &from), VS_ERR_NOTFOUND);
+  chain_free(a);
+  chain_free(b);
+  st_close(&x);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Held: refold equals the state of a node that never held the void ops.     */
 /* ------------------------------------------------------------------------ */
 typedef struct dump {
@@ -567,6 +608,7 @@ int main(void) {
       cmocka_unit_test(test_fork_refold_equals_never_held),
       cmocka_unit_test(test_fork_verdict_lowered_seq_by_seq),
       cmocka_unit_test(test_fork_mutated_evidence_voids_nothing),
+      cmocka_unit_test(test_fork_public_query),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

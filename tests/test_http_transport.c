@@ -441,7 +441,8 @@ static void test_http_cfg_rejects_bad_input(void **state) {
   d = c, d.format = (vs_http_format)7;
   assert_err(vs_http_transport_new(&d, &t), VS_ERR_INVAL);
   assert_err(vs_http_transport_new(&c, &t), VS_OK);
-  vs_http_probe_cfg pc = vs_http_probe_cfg_default();
+  vs_http_probe_cfg pc;
+  vs_http_probe_cfg_default(&pc);
   vs_probe p;
   assert_err(vs_http_transport_probe(t, &pc, &p), VS_ERR_INVAL); /* no URL */
   pc.url = "http://127.0.0.1:1/health";
@@ -452,6 +453,45 @@ static void test_http_cfg_rejects_bad_input(void **state) {
   assert_int_equal(vs_http_transport_inflight(t), 0);
   vs_http_transport_free(t);
   vs_http_transport_free(NULL);
+}
+
+/* The probe's cfg is versioned as the transport's is (cfg.h): defaults fill
+ * no more than cfg_bytes, and a cfg not from vs_http_probe_cfg_default, or
+ * larger than the library's struct, is refused. */
+static void test_http_probe_cfg_bytes_is_checked(void **state) {
+  (void)state;
+  union {
+    vs_http_probe_cfg cfg;
+    uint8_t bytes[sizeof(vs_http_probe_cfg)];
+  } u;
+  const size_t short_bytes = offsetof(vs_http_probe_cfg, interval_ms);
+  memset(u.bytes, 0xa5, sizeof u.bytes);
+  vs_http_probe_cfg_default_sized(&u.cfg, short_bytes);
+  assert_int_equal(u.cfg.cfg_bytes, short_bytes);
+  assert_null(u.cfg.url);
+  for (size_t i = short_bytes; i < sizeof u.bytes; i++) assert_int_equal(u.bytes[i], 0xa5);
+
+  vs_http_transport *t = NULL;
+  vs_http_cfg c;
+  vs_http_cfg_default(&c);
+  c.url = "https://example.invalid/in";
+  assert_err(vs_http_transport_new(&c, &t), VS_OK);
+  vs_http_probe_cfg pc;
+  vs_http_probe_cfg_default(&pc);
+  assert_int_equal(pc.cfg_bytes, sizeof pc);
+  assert_int_equal(pc.interval_ms, 5000);
+  assert_int_equal(pc.timeout_ms, 5000);
+  pc.url = "http://127.0.0.1:1/health";
+  vs_probe p;
+  pc.cfg_bytes = 0; /* not from vs_http_probe_cfg_default */
+  assert_err(vs_http_transport_probe(t, &pc, &p), VS_ERR_INVAL);
+  pc.cfg_bytes = (uint32_t)sizeof pc + 8u; /* a newer caller than this library */
+  assert_err(vs_http_transport_probe(t, &pc, &p), VS_ERR_INVAL);
+  pc.cfg_bytes = (uint32_t)short_bytes; /* older than the first layout */
+  assert_err(vs_http_transport_probe(t, &pc, &p), VS_ERR_INVAL);
+  pc.cfg_bytes = (uint32_t)sizeof pc;
+  assert_err(vs_http_transport_probe(t, &pc, &p), VS_OK);
+  vs_http_transport_free(t);
 }
 
 /* The derivation, pinned (the receiver recomputes it in Python for every
@@ -954,7 +994,8 @@ static void test_http_probe_is_rate_limited(void **state) {
   assert_err(vs_http_transport_new(&hc, &f->t), VS_OK);
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/health", f->rcv.port);
-  vs_http_probe_cfg pc = vs_http_probe_cfg_default();
+  vs_http_probe_cfg pc;
+  vs_http_probe_cfg_default(&pc);
   pc.url = url;
   pc.interval_ms = 1000;
   vs_probe p;
@@ -997,7 +1038,8 @@ static void test_http_probe_gates_the_engine(void **state) {
   assert_err(vs_http_transport_new(&hc, &f->t), VS_OK);
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d/health", f->rcv.port);
-  vs_http_probe_cfg pc = vs_http_probe_cfg_default();
+  vs_http_probe_cfg pc;
+  vs_http_probe_cfg_default(&pc);
   pc.url = url;
   pc.interval_ms = 10;
   pc.use_get = true;
@@ -1238,6 +1280,7 @@ int main(void) {
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_http_cfg_rejects_bad_input),
+      cmocka_unit_test(test_http_probe_cfg_bytes_is_checked),
       cmocka_unit_test(test_http_idempotency_key_is_pinned),
       T(test_http_json_batch_done),
       T(test_http_binary_batch_done),

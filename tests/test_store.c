@@ -80,10 +80,40 @@ static void write_one(vs_store *store, uint32_t payload_bytes, uint64_t now_ms) 
 
 static void test_store_cfg_default_is_sync_create(void **state) {
   (void)state;
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   assert_int_equal(cfg.durability, VS_DURABILITY_SYNC);
   assert_true(cfg.create);
   assert_true(cfg.map_bytes == 0 || cfg.map_bytes == VS_STORE_MAP_BYTES_DEFAULT);
+}
+
+/* A cfg carries the size its caller was compiled with (cfg.h): defaults
+ * fill no more than that, and vs_store_open refuses a cfg that did not come
+ * from vs_store_cfg_default or is larger than the library's struct. */
+static void test_store_cfg_bytes_is_checked(void **state) {
+  fixture *f = *state;
+  union {
+    vs_store_cfg cfg;
+    uint8_t bytes[sizeof(vs_store_cfg)];
+  } u;
+  const size_t short_bytes = offsetof(vs_store_cfg, map_bytes);
+  memset(u.bytes, 0xa5, sizeof u.bytes);
+  vs_store_cfg_default_sized(&u.cfg, short_bytes);
+  assert_int_equal(u.cfg.cfg_bytes, short_bytes);
+  assert_int_equal(u.cfg.durability, VS_DURABILITY_SYNC);
+  for (size_t i = short_bytes; i < sizeof u.bytes; i++) assert_int_equal(u.bytes[i], 0xa5);
+
+  vs_store_cfg cfg = vt_store_cfg(0);
+  assert_int_equal(cfg.cfg_bytes, sizeof cfg);
+  cfg.cfg_bytes = 0; /* not from vs_store_cfg_default */
+  assert_err(vs_store_open(f->dir, &cfg, &f->store), VS_ERR_INVAL);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg + 8u; /* a newer caller than this library */
+  assert_err(vs_store_open(f->dir, &cfg, &f->store), VS_ERR_INVAL);
+  cfg.cfg_bytes = (uint32_t)short_bytes; /* older than the first layout */
+  assert_err(vs_store_open(f->dir, &cfg, &f->store), VS_ERR_INVAL);
+  assert_null(f->store);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg;
+  assert_err(vs_store_open(f->dir, &cfg, &f->store), VS_OK);
 }
 
 static void test_store_create_then_reopen_without_create(void **state) {
@@ -104,7 +134,8 @@ static void test_store_create_then_reopen_without_create(void **state) {
 
 static void test_store_open_with_sync_durability(void **state) {
   fixture *f = *state;
-  vs_store_cfg cfg = vs_store_cfg_default();
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
   cfg.map_bytes = 4 * MIB;
   assert_err(vs_store_open(f->dir, &cfg, &f->store), VS_OK);
   write_one(f->store, 10, 1000);
@@ -575,6 +606,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_cfg_default_is_sync_create),
+      cmocka_unit_test_setup_teardown(test_store_cfg_bytes_is_checked, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_create_then_reopen_without_create, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_open_with_sync_durability, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_sync_in_nosync_mode, setup, teardown),

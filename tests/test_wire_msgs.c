@@ -4,6 +4,10 @@
 
 #include "wire_fixture.h"
 
+/* The codec bounds a run by its own constant (wire.h, so that wire needs no
+ * header of apply); apply takes no other run than the wire carries. */
+_Static_assert(VS_WIRE_RUN_OPS_MAX == VS_APPLY_RUN_OPS_MAX, "one limit on a run's ops, on the wire and in apply");
+
 static void test_vv_round_trip(void **state) {
   (void)state;
   vs_vv_entry e[5], d[5];

@@ -220,14 +220,22 @@ VS_API void vs_http_idempotency_key(const vs_op_id *ids, uint32_t count, char ke
 /* ---- probe ---- */
 
 typedef struct vs_http_probe_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_http_probe_cfg_default(&cfg): the library reads no more of it, so fields
+   *  added later never break a compiled caller. Start every cfg from
+   *  vs_http_probe_cfg_default. */
+  uint32_t cfg_bytes;
   const char *url;      /**< health URL (copied); the transport's headers and TLS settings apply */
   bool use_get;         /**< GET instead of HEAD */
   uint64_t interval_ms; /**< at most one check started per interval; default 5,000 */
   uint64_t timeout_ms;  /**< per check; default 5,000 */
 } vs_http_probe_cfg;
 
-/** The defaults listed above, with url NULL (required). */
-VS_API vs_http_probe_cfg vs_http_probe_cfg_default(void);
+/** The defaults listed above, with url NULL (required); use it through
+ *  vs_http_probe_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
+VS_API void vs_http_probe_cfg_default_sized(vs_http_probe_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_http_probe_cfg) with the defaults and its cfg_bytes. */
+#define vs_http_probe_cfg_default(cfg) vs_http_probe_cfg_default_sized((cfg), sizeof *(cfg))
 
 /** Attach a health check to the transport and give the vs_probe that reads
  *  it (valid while `t` lives; one probe per transport, a second call
@@ -240,8 +248,8 @@ VS_API vs_http_probe_cfg vs_http_probe_cfg_default(void);
  *  a timeout. The transport's own traffic feeds it too: a batch that meets a
  *  connection failure turns it offline at once (so the engine stops spending
  *  attempts), a batch that gets any HTTP answer turns it online.
- *  @return VS_OK, VS_ERR_INVAL (no URL, not http(s), interval 0) or
- *  VS_ERR_NOMEM. */
+ *  @return VS_OK, VS_ERR_INVAL (no URL, not http(s), interval 0, a cfg not
+ *  started with vs_http_probe_cfg_default) or VS_ERR_NOMEM. */
 VS_API vs_err vs_http_transport_probe(vs_http_transport *t, const vs_http_probe_cfg *cfg, vs_probe *probe_out);
 
 #ifdef __cplusplus

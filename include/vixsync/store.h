@@ -50,6 +50,10 @@ typedef enum vs_durability {
 #define VS_STORE_MAP_BYTES_MIN (64ull * 1024ull)
 
 typedef struct vs_store_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_store_cfg_default(&cfg): the library reads no more of it, so fields added
+   *  later never break a compiled caller. Start every cfg from vs_store_cfg_default. */
+  uint32_t cfg_bytes;
   vs_durability durability;
   /** Maximum size of the store; 0 means VS_STORE_MAP_BYTES_DEFAULT. A write
    *  that would pass it fails with VS_ERR_FULL and changes nothing. */
@@ -59,14 +63,21 @@ typedef struct vs_store_cfg {
   bool create;
 } vs_store_cfg;
 
-/** The default configuration: sync durability, default map size, create. */
-VS_API vs_store_cfg vs_store_cfg_default(void);
+/** The default configuration (sync durability, default map size, create);
+ *  use it through vs_store_cfg_default(&cfg), which passes sizeof cfg
+ *  (cfg_bytes). */
+VS_API void vs_store_cfg_default_sized(vs_store_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_store_cfg) with the defaults and its cfg_bytes. */
+#define vs_store_cfg_default(cfg) vs_store_cfg_default_sized((cfg), sizeof *(cfg))
 
 typedef struct vs_store vs_store;
 
 /** Open (or create) the store in directory `dir`.
  *  @param[out] store_out the open store, to close with vs_store_close.
- *  @return VS_OK, VS_ERR_INVAL, VS_ERR_NO_STORE (nothing there and
+ *  @param cfg NULL for the defaults, else a cfg started with
+ *  vs_store_cfg_default(&cfg).
+ *  @return VS_OK, VS_ERR_INVAL (also a cfg not started with
+ *  vs_store_cfg_default), VS_ERR_NO_STORE (nothing there and
  *  cfg->create is false, or the directory is missing), VS_ERR_FOREIGN (not a
  *  vixsync store), VS_ERR_VERSION (a vixsync store of a format other than
  *  VS_STORE_FORMAT, older or newer: vs_store_format says which; nothing is
@@ -118,6 +129,22 @@ VS_API const char *vs_store_dir(const vs_store *store);
 /** Bytes of the map in use (pages in use times the page size) and the map
  *  size, for monitoring. */
 VS_API vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out);
+
+/** Whether `origin` was voided by fork evidence: a device (an equivocating
+ *  writer, or a copied data directory or restored backup that wrote on)
+ *  signed two different operations at one seq. The store that holds the
+ *  evidence voids that origin's operations from the seq on, on every node,
+ *  whichever branch it held (docs/protocol.md, "Forks: one identity, two
+ *  histories"); writes and runs of the origin that reach the void range
+ *  are then refused with VS_ERR_FORKED. An application asks here, for
+ *  instance, to tell a user that one device's writes from some point on
+ *  were dropped, or at start-up whether its own identity is spent.
+ *  @param[out] void_from_out the origin's first void seq (>= 1): its
+ *  operations below it stand, those from it on are void.
+ *  @return VS_OK (a verdict is held), VS_ERR_NOTFOUND (none: nothing of the
+ *  origin is void), VS_ERR_INVAL (a NULL argument), VS_ERR_CORRUPT or
+ *  VS_ERR_STORE. */
+VS_API vs_err vs_store_fork_get(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *void_from_out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,534 @@
+/* Wire protocol v3 (see wire.h), the messages carried inside DATA frames:
+ * VV (version vectors, in parts), OPS (signed runs: a writer and a
+ * decoder), FORK (fork evidence) and WANT. Frames, the handshake and the
+ * sessions that seal these messages are in wire_session.c.
+ *
+ * Everything here parses bytes from peers that may be hostile (G6): every
+ * length is checked before it is used, and loops are bounded by counts that
+ * were checked against the input first. */
+#include "wire.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+
+_Static_assert(VS_WIRE_VV_MAX <= UINT32_MAX && VS_WIRE_RUNS_MAX <= UINT32_MAX && VS_WIRE_VV_PARTS_MAX <= UINT32_MAX,
+               "counts are u32 on the wire");
+_Static_assert(VS_MSG_VV_HEADER_BYTES + (size_t)VS_WIRE_VV_MAX * (VS_ORIGIN_BYTES + 8u) <= VS_MSG_BYTES_MAX,
+               "a full VV part fits one message");
+
+#define MSG_HEADER_BYTES (1u + 4u)                 /* type, u32 count */
+#define VV_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u + VS_VV_HEAD_BYTES)
+#define RUN_HEADER_BYTES (VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
+/* The smallest valid op encoding (1-byte kind, empty target and payload)
+ * and its length prefix: no run can hold more ops than this many fit. */
+#define OP_MIN_BYTES (VS_OP_HEADER_BYTES + 1u + 4u + 4u)
+#define OP_SLOT_MIN_BYTES (4u + OP_MIN_BYTES)
+_Static_assert(VS_OP_ENCODED_BYTES_MAX <= UINT32_MAX, "op lengths are u32 on the wire");
+
+/* ---- VV messages ---- */
+
+static bool vv_entry_ok(const uint8_t *origin, uint64_t seq, const uint8_t *prev_origin) {
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return false;
+  return prev_origin == NULL || memcmp(prev_origin, origin, VS_ORIGIN_BYTES) < 0;
+}
+
+static bool vv_part_ok(const vs_vv_part *part, uint32_t count) {
+  if (part->vector == 0 || part->parts == 0 || part->parts > VS_WIRE_VV_PARTS_MAX || part->part >= part->parts)
+    return false;
+  return count > 0 || part->parts == 1; /* only an empty vector has an empty part */
+}
+
+vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint32_t count, uint8_t *out,
+                        size_t out_max, size_t *out_bytes) {
+  if (part == NULL || (entries == NULL && count != 0) || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
+  if (count > VS_WIRE_VV_MAX || !vv_part_ok(part, count)) return VS_ERR_INVAL;
+  for (uint32_t i = 0; i < count; i++)
+    if (!vv_entry_ok(entries[i].origin, entries[i].seq, i > 0 ? entries[i - 1].origin : NULL)) return VS_ERR_INVAL;
+  size_t n = VS_MSG_VV_HEADER_BYTES + (size_t)count * VV_ENTRY_BYTES;
+  if (out_max < n) return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_VV;
+  vs_put_u64le(out + 1, part->vector);
+  vs_put_u32le(out + 9, part->part);
+  vs_put_u32le(out + 13, part->parts);
+  vs_put_u64le(out + 17, part->forks);
+  vs_put_u32le(out + 25, count);
+  uint8_t *p = out + VS_MSG_VV_HEADER_BYTES;
+  for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
+    memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
+    vs_put_u64le(p + VS_ORIGIN_BYTES, entries[i].seq);
+    memcpy(p + VS_ORIGIN_BYTES + 8, entries[i].head, VS_VV_HEAD_BYTES);
+  }
+  assert((size_t)(p - out) == n);
+  *out_bytes = n;
+  return VS_OK;
+}
+
+vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out, vs_vv_entry *entries_out,
+                        uint32_t max, uint32_t *count_out) {
+  if ((in == NULL && in_bytes != 0) || part_out == NULL || (entries_out == NULL && max != 0) || count_out == NULL)
+    return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_VV) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_MSG_VV_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  vs_vv_part part = {vs_get_u64le(in + 1), vs_get_u32le(in + 9), vs_get_u32le(in + 13), vs_get_u64le(in + 17)};
+  uint32_t count = vs_get_u32le(in + 25);
+  if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
+  size_t body = (size_t)count * VV_ENTRY_BYTES;
+  if (in_bytes - VS_MSG_VV_HEADER_BYTES < body) return VS_ERR_TRUNCATED;
+  if (in_bytes - VS_MSG_VV_HEADER_BYTES > body) return VS_ERR_TRAILING;
+  if (!vv_part_ok(&part, count)) return VS_ERR_MALFORMED;
+  /* Validate everything before writing anything to entries_out. */
+  const uint8_t *p = in + VS_MSG_VV_HEADER_BYTES;
+  for (uint32_t i = 0; i < count; i++)
+    if (!vv_entry_ok(p + i * VV_ENTRY_BYTES, vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES),
+                     i > 0 ? p + (i - 1) * VV_ENTRY_BYTES : NULL))
+      return VS_ERR_MALFORMED;
+  for (uint32_t i = 0; i < count; i++) {
+    memcpy(entries_out[i].origin, p + i * VV_ENTRY_BYTES, VS_ORIGIN_BYTES);
+    entries_out[i].seq = vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES);
+    memcpy(entries_out[i].head, p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES + 8, VS_VV_HEAD_BYTES);
+  }
+  *part_out = part;
+  *count_out = count;
+  return VS_OK;
+}
+
+/* ---- OPS messages: writer ---- */
+
+vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max) {
+  if (w == NULL || out == NULL) return VS_ERR_INVAL;
+  if (out_max < MSG_HEADER_BYTES) return VS_ERR_BUFSIZE;
+  w->out = out;
+  w->out_max = out_max;
+  w->used = MSG_HEADER_BYTES;
+  w->runs = 0;
+  out[0] = VS_MSG_OPS;
+  vs_put_u32le(out + 1, 0);
+  return VS_OK;
+}
+
+/* The cheap checks of an encoded op (no decode): a v1 op of `origin` with
+ * seq `want_seq` (0: any valid seq) and a plausible length. */
+static bool op_enc_plausible(const uint8_t *enc, uint32_t enc_bytes, const uint8_t origin[VS_ORIGIN_BYTES],
+                             uint64_t want_seq) {
+  if (enc == NULL || enc_bytes < OP_MIN_BYTES || enc_bytes > VS_OP_ENCODED_BYTES_MAX) return false;
+  if (enc[0] != VS_OP_VERSION || memcmp(enc + 2, origin, VS_ORIGIN_BYTES) != 0) return false;
+  uint64_t seq = vs_get_u64le(enc + 34);
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return false;
+  return want_seq == 0 || seq == want_seq;
+}
+
+vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
+                             const uint8_t sig[VS_SIGNATURE_BYTES], const uint8_t *const *op_enc,
+                             const uint32_t *op_enc_bytes, uint32_t op_count) {
+  if (w == NULL || w->out == NULL || origin == NULL || sig == NULL || op_enc == NULL || op_enc_bytes == NULL)
+    return VS_ERR_INVAL;
+  if (op_count == 0 || op_count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_INVAL;
+  if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
+  assert(w->used >= MSG_HEADER_BYTES && w->used <= w->out_max);
+  /* u64: 65536 ops of up to ~66 KiB overflow a 32-bit size_t. */
+  uint64_t need = RUN_HEADER_BYTES;
+  uint64_t first_seq = 0;
+  for (uint32_t i = 0; i < op_count; i++) {
+    uint64_t want_seq = i == 0 ? 0 : first_seq + i;
+    if (!op_enc_plausible(op_enc[i], op_enc_bytes[i], origin, want_seq)) return VS_ERR_INVAL;
+    if (i == 0) first_seq = vs_get_u64le(op_enc[0] + 34);
+    need += 4u + (uint64_t)op_enc_bytes[i];
+  }
+  /* The message must also fit one DATA frame, whatever the buffer. */
+  size_t cap = w->out_max < VS_MSG_BYTES_MAX ? w->out_max : VS_MSG_BYTES_MAX;
+  if (need > cap - w->used) return VS_ERR_BUFSIZE;
+  uint8_t *p = w->out + w->used;
+  memcpy(p, origin, VS_ORIGIN_BYTES);
+  vs_put_u32le(p + VS_ORIGIN_BYTES, op_count);
+  memcpy(p + VS_ORIGIN_BYTES + 4, sig, VS_SIGNATURE_BYTES);
+  p += RUN_HEADER_BYTES;
+  for (uint32_t i = 0; i < op_count; i++) {
+    vs_put_u32le(p, op_enc_bytes[i]);
+    memcpy(p + 4, op_enc[i], op_enc_bytes[i]);
+    p += 4u + op_enc_bytes[i];
+  }
+  assert((uint64_t)(p - (w->out + w->used)) == need);
+  w->used += (size_t)need;
+  w->runs++;
+  vs_put_u32le(w->out + 1, w->runs);
+  return VS_OK;
+}
+
+size_t vs_ops_writer_room(const vs_ops_writer *w) {
+  if (w == NULL || w->out == NULL) return 0;
+  size_t cap = w->out_max < VS_MSG_BYTES_MAX ? w->out_max : VS_MSG_BYTES_MAX;
+  return cap - w->used > RUN_HEADER_BYTES ? cap - w->used - RUN_HEADER_BYTES : 0;
+}
+
+vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes) {
+  if (w == NULL || w->out == NULL || out_bytes == NULL || w->runs == 0) return VS_ERR_INVAL;
+  assert(w->runs <= VS_WIRE_RUNS_MAX && w->used <= w->out_max);
+  vs_put_u32le(w->out + 1, w->runs);
+  *out_bytes = w->used;
+  return VS_OK;
+}
+
+/* ---- OPS messages: decoder ---- */
+
+typedef struct run_view {
+  const uint8_t *origin;
+  const uint8_t *sig;
+  uint32_t op_count;
+} run_view;
+
+/* Read a run header at *pos and check its op count against the input left. */
+static vs_err take_run(const uint8_t *in, size_t in_bytes, size_t *pos, run_view *run) {
+  if (in_bytes - *pos < RUN_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  run->origin = in + *pos;
+  run->op_count = vs_get_u32le(in + *pos + VS_ORIGIN_BYTES);
+  run->sig = in + *pos + VS_ORIGIN_BYTES + 4;
+  *pos += RUN_HEADER_BYTES;
+  if (run->op_count == 0) return VS_ERR_MALFORMED;
+  if (run->op_count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
+  if ((uint64_t)run->op_count * OP_SLOT_MIN_BYTES > in_bytes - *pos) return VS_ERR_TRUNCATED;
+  return VS_OK;
+}
+
+/* Decode the op at *pos ([u32 len][encoding]) into op_out. */
+static vs_err take_op(const uint8_t *in, size_t in_bytes, size_t *pos, vs_op *op_out) {
+  if (in_bytes - *pos < 4) return VS_ERR_TRUNCATED;
+  uint32_t len = vs_get_u32le(in + *pos);
+  *pos += 4;
+  if (len > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes - *pos < len) return VS_ERR_TRUNCATED;
+  vs_err err = vs_op_decode(in + *pos, len, op_out);
+  *pos += len;
+  return err;
+}
+
+/* The message header: type, size, run count. */
+static vs_err ops_header(const uint8_t *in, size_t in_bytes, uint32_t *runs_out) {
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
+  if (in_bytes < MSG_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  uint32_t runs = vs_get_u32le(in + 1);
+  if (runs == 0) return VS_ERR_MALFORMED;
+  if (runs > VS_WIRE_RUNS_MAX) return VS_ERR_TOO_LARGE;
+  *runs_out = runs;
+  return VS_OK;
+}
+
+/* Sizing, before anything is decoded: the op counts of the run headers
+ * reachable through the length prefixes, stopping where the structure
+ * breaks. ops_walk fails there or earlier, so it never needs more slots.
+ * Every counted op takes OP_SLOT_MIN_BYTES of input (take_run checks the
+ * count against what is left, and shorter ops stop the count): the result
+ * is at most in_bytes / OP_SLOT_MIN_BYTES. */
+static uint64_t ops_slots(const uint8_t *in, size_t in_bytes, uint32_t runs) {
+  size_t pos = MSG_HEADER_BYTES;
+  uint64_t slots = 0;
+  for (uint32_t r = 0; r < runs; r++) {
+    run_view run;
+    if (take_run(in, in_bytes, &pos, &run) != VS_OK) break;
+    slots += run.op_count;
+    for (uint32_t i = 0; i < run.op_count; i++) {
+      if (in_bytes - pos < 4) return slots;
+      uint32_t len = vs_get_u32le(in + pos);
+      if (len < OP_MIN_BYTES || len > in_bytes - pos - 4) return slots;
+      pos += 4u + len;
+    }
+  }
+  return slots;
+}
+
+/* Validate the whole message, run by run and op by op, so the first error in
+ * message order is the one returned. With `ops`, every op is decoded into
+ * it, in message order (`slots` entries, from ops_slots); without, into a
+ * scratch op that is dropped. `max_run_ops_out` sizes the fallback's array. */
+static vs_err ops_walk(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_op *ops, uint64_t slots,
+                       uint32_t *max_run_ops_out) {
+  size_t pos = MSG_HEADER_BYTES;
+  uint32_t max_run_ops = 0;
+  uint64_t k = 0;
+  vs_op scratch;
+  for (uint32_t r = 0; r < runs; r++) {
+    run_view run;
+    vs_err err = take_run(in, in_bytes, &pos, &run);
+    if (err != VS_OK) return err;
+    uint64_t first_seq = 0;
+    for (uint32_t i = 0; i < run.op_count; i++, k++) {
+      /* ops_slots counted this run; checked, not only asserted, because a
+       * Release build compiles asserts out and ops[k] must never overrun. */
+      assert(ops == NULL || k < slots);
+      if (ops != NULL && k >= slots) return VS_ERR_MALFORMED;
+      vs_op *op = ops != NULL ? &ops[k] : &scratch;
+      err = take_op(in, in_bytes, &pos, op);
+      if (err != VS_OK) return err;
+      if (memcmp(op->origin, run.origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_MALFORMED;
+      if (i == 0) first_seq = op->seq;
+      else if (op->seq != first_seq + i) return VS_ERR_MALFORMED;
+    }
+    if (run.op_count > max_run_ops) max_run_ops = run.op_count;
+  }
+  if (pos != in_bytes) return VS_ERR_TRAILING;
+  assert(ops == NULL || k == slots); /* a valid message has exactly the counted ops */
+  *max_run_ops_out = max_run_ops;
+  return VS_OK;
+}
+
+/* Room for one run's op encodings (pointers into the message). */
+typedef struct enc_arrays {
+  const uint8_t **enc;
+  uint32_t *len;
+} enc_arrays;
+
+static vs_err enc_arrays_alloc(enc_arrays *e, uint32_t count) {
+  e->enc = malloc((size_t)count * sizeof *e->enc);
+  e->len = malloc((size_t)count * sizeof *e->len);
+  return e->enc != NULL && e->len != NULL ? VS_OK : VS_ERR_NOMEM;
+}
+
+static void enc_arrays_free(enc_arrays *e) {
+  free(e->enc);
+  free(e->len);
+}
+
+/* When the message-sized array cannot be had: validate with nothing kept,
+ * then decode each run again into one array for the longest run. An invalid
+ * message still gets its own error, never VS_ERR_NOMEM. */
+static vs_err ops_decode_per_run(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_ops_run_enc_fn fn, void *ctx) {
+  uint32_t max_run_ops = 0;
+  vs_err err = ops_walk(in, in_bytes, runs, NULL, 0, &max_run_ops);
+  if (err != VS_OK) return err;
+  assert(max_run_ops >= 1 && (uint64_t)max_run_ops * OP_SLOT_MIN_BYTES <= in_bytes);
+  vs_op *ops = malloc((size_t)max_run_ops * sizeof *ops);
+  enc_arrays e;
+  err = enc_arrays_alloc(&e, max_run_ops);
+  if (ops == NULL) err = VS_ERR_NOMEM;
+  size_t pos = MSG_HEADER_BYTES;
+  for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
+    run_view run;
+    err = take_run(in, in_bytes, &pos, &run);
+    assert(err == VS_OK); /* the walk read the same bytes */
+    if (err != VS_OK) break; /* run is not filled in then (asserts off in Release) */
+    assert(run.op_count <= max_run_ops);
+    for (uint32_t i = 0; i < run.op_count && err == VS_OK; i++) {
+      e.enc[i] = in + pos + 4;
+      e.len[i] = vs_get_u32le(in + pos);
+      err = take_op(in, in_bytes, &pos, &ops[i]);
+    }
+    assert(err == VS_OK);
+    if (err == VS_OK) err = fn(run.origin, run.sig, ops, e.enc, e.len, run.op_count, ctx);
+  }
+  free(ops);
+  enc_arrays_free(&e);
+  return err;
+}
+
+vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx) {
+  if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
+  uint32_t runs = 0;
+  vs_err err = ops_header(in, in_bytes, &runs);
+  if (err != VS_OK) return err;
+  /* Each op is decoded once, into an array for the whole message (a second
+   * decode cost ~400 instructions per op, callgrind, tests/bench_replicate.c).
+   * No run is handed to fn before the last op of the message decoded. */
+  uint64_t slots = ops_slots(in, in_bytes, runs);
+  assert(slots * OP_SLOT_MIN_BYTES <= in_bytes);
+  vs_op *ops = slots > 0 ? malloc((size_t)slots * sizeof *ops) : NULL;
+  if (ops == NULL) return ops_decode_per_run(in, in_bytes, runs, fn, ctx);
+  uint32_t max_run_ops = 0;
+  err = ops_walk(in, in_bytes, runs, ops, slots, &max_run_ops);
+  enc_arrays e = {NULL, NULL};
+  if (err == VS_OK) err = enc_arrays_alloc(&e, max_run_ops);
+  if (err == VS_ERR_NOMEM) {
+    free(ops);
+    enc_arrays_free(&e);
+    return ops_decode_per_run(in, in_bytes, runs, fn, ctx);
+  }
+  size_t pos = MSG_HEADER_BYTES;
+  uint64_t k = 0;
+  for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
+    run_view run;
+    err = take_run(in, in_bytes, &pos, &run);
+    assert(err == VS_OK); /* the walk read the same bytes */
+    if (err != VS_OK) break; /* run is not filled in then (asserts off in Release) */
+    assert(k + run.op_count <= slots);
+    for (uint32_t i = 0; i < run.op_count; i++) { /* lengths checked by the walk */
+      e.len[i] = vs_get_u32le(in + pos);
+      e.enc[i] = in + pos + 4;
+      pos += 4u + e.len[i];
+    }
+    if (err == VS_OK) err = fn(run.origin, run.sig, ops + k, e.enc, e.len, run.op_count, ctx);
+    k += run.op_count;
+  }
+  free(ops);
+  enc_arrays_free(&e);
+  return err;
+}
+
+typedef struct plain_fn {
+  vs_ops_run_fn fn;
+  void *ctx;
+} plain_fn;
+
+static vs_err drop_enc(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES], const vs_op *ops,
+                       const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t op_count, void *ctx) {
+  (void)enc;
+  (void)enc_bytes;
+  const plain_fn *p = ctx;
+  return p->fn(origin, sig, ops, op_count, p->ctx);
+}
+
+vs_err vs_msg_ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_fn fn, void *ctx) {
+  if (fn == NULL) return VS_ERR_INVAL;
+  plain_fn p = {fn, ctx};
+  return vs_msg_ops_decode_enc(in, in_bytes, drop_enc, &p);
+}
+
+/* ---- FORK and WANT messages ---- */
+
+#define PROOF_HEADER_BYTES (VS_SIGNATURE_BYTES + 4u)
+
+vs_err vs_msg_fork_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const vs_fork_proof proofs[2],
+                          uint8_t *out, size_t out_max, size_t *out_bytes) {
+  if (origin == NULL || proofs == NULL || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
+  uint64_t need = VS_MSG_FORK_HEADER_BYTES;
+  for (unsigned k = 0; k < 2; k++) {
+    const vs_fork_proof *pr = &proofs[k];
+    if (pr->sig == NULL || pr->enc == NULL || pr->enc_bytes == NULL || pr->count == 0 ||
+        pr->count > VS_WIRE_RUN_OPS_MAX)
+      return VS_ERR_INVAL;
+    need += PROOF_HEADER_BYTES;
+    for (uint32_t i = 0; i < pr->count; i++) { /* bounded: count <= VS_WIRE_RUN_OPS_MAX */
+      if (!op_enc_plausible(pr->enc[i], pr->enc_bytes[i], origin, seq + i)) return VS_ERR_INVAL;
+      need += 4u + (uint64_t)pr->enc_bytes[i];
+    }
+  }
+  if (need > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (need > out_max) return VS_ERR_BUFSIZE;
+  uint8_t *p = out;
+  *p++ = VS_MSG_FORK;
+  memcpy(p, origin, VS_ORIGIN_BYTES);
+  p += VS_ORIGIN_BYTES;
+  vs_put_u64le(p, seq);
+  p += 8;
+  for (unsigned k = 0; k < 2; k++) {
+    memcpy(p, proofs[k].sig, VS_SIGNATURE_BYTES);
+    vs_put_u32le(p + VS_SIGNATURE_BYTES, proofs[k].count);
+    p += PROOF_HEADER_BYTES;
+    for (uint32_t i = 0; i < proofs[k].count; i++) {
+      vs_put_u32le(p, proofs[k].enc_bytes[i]);
+      memcpy(p + 4, proofs[k].enc[i], proofs[k].enc_bytes[i]);
+      p += 4u + proofs[k].enc_bytes[i];
+    }
+  }
+  assert((uint64_t)(p - out) == need);
+  *out_bytes = (size_t)need;
+  return VS_OK;
+}
+
+void vs_fork_msg_free(vs_fork_msg *m) {
+  if (m == NULL) return;
+  free(m->mem);
+  m->mem = NULL;
+}
+
+/* Walk one proof's framing at *pos (lengths only). */
+static vs_err fork_proof_frame(const uint8_t *in, size_t in_bytes, size_t *pos, uint32_t *count_out) {
+  if (in_bytes - *pos < PROOF_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  uint32_t count = vs_get_u32le(in + *pos + VS_SIGNATURE_BYTES);
+  *pos += PROOF_HEADER_BYTES;
+  if (count == 0) return VS_ERR_MALFORMED;
+  if (count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
+  if ((uint64_t)count * OP_SLOT_MIN_BYTES > in_bytes - *pos) return VS_ERR_TRUNCATED;
+  for (uint32_t i = 0; i < count; i++) { /* bounded: count, and each step consumes >= 4 bytes */
+    if (in_bytes - *pos < 4) return VS_ERR_TRUNCATED;
+    uint32_t len = vs_get_u32le(in + *pos);
+    *pos += 4;
+    if (len > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_TOO_LARGE;
+    if (in_bytes - *pos < len) return VS_ERR_TRUNCATED;
+    *pos += len;
+  }
+  *count_out = count;
+  return VS_OK;
+}
+
+vs_err vs_msg_fork_decode(const uint8_t *in, size_t in_bytes, vs_fork_msg *out) {
+  if ((in == NULL && in_bytes != 0) || out == NULL) return VS_ERR_INVAL;
+  memset(out, 0, sizeof *out);
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_FORK) return VS_ERR_MALFORMED;
+  if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes < VS_MSG_FORK_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  uint64_t seq = vs_get_u64le(in + 1 + VS_ORIGIN_BYTES);
+  if (seq == 0 || seq > VS_OP_SEQ_MAX) return VS_ERR_MALFORMED;
+  /* Framing first, then one allocation for both proofs. */
+  size_t pos = VS_MSG_FORK_HEADER_BYTES, start[2];
+  uint32_t count[2] = {0, 0};
+  for (unsigned k = 0; k < 2; k++) {
+    start[k] = pos;
+    vs_err err = fork_proof_frame(in, in_bytes, &pos, &count[k]);
+    if (err != VS_OK) return err;
+  }
+  if (pos != in_bytes) return VS_ERR_TRAILING;
+  size_t total = (size_t)count[0] + count[1];
+  size_t bytes = total * (sizeof(vs_op) + sizeof(const uint8_t *) + sizeof(uint32_t));
+  uint8_t *mem = malloc(bytes);
+  if (mem == NULL) return VS_ERR_NOMEM;
+  vs_op *ops = (vs_op *)(void *)mem;
+  const uint8_t **enc = (const uint8_t **)(void *)(mem + total * sizeof(vs_op));
+  uint32_t *lens = (uint32_t *)(void *)(mem + total * (sizeof(vs_op) + sizeof(const uint8_t *)));
+  memcpy(out->origin, in + 1, VS_ORIGIN_BYTES);
+  out->seq = seq;
+  size_t k0 = 0;
+  vs_err err = VS_OK;
+  for (unsigned k = 0; k < 2 && err == VS_OK; k++) {
+    pos = start[k];
+    vs_fork_proof *pr = &out->proof[k];
+    pr->sig = in + pos;
+    pr->count = count[k];
+    pr->ops = ops + k0;
+    pr->enc = enc + k0;
+    pr->enc_bytes = lens + k0;
+    pos += PROOF_HEADER_BYTES;
+    for (uint32_t i = 0; i < count[k] && err == VS_OK; i++) {
+      lens[k0 + i] = vs_get_u32le(in + pos);
+      enc[k0 + i] = in + pos + 4;
+      err = take_op(in, in_bytes, &pos, &ops[k0 + i]);
+      if (err == VS_OK && (memcmp(ops[k0 + i].origin, out->origin, VS_ORIGIN_BYTES) != 0 || ops[k0 + i].seq != seq + i))
+        err = VS_ERR_MALFORMED;
+    }
+    k0 += count[k];
+  }
+  if (err != VS_OK) {
+    free(mem);
+    memset(out, 0, sizeof *out);
+    return err;
+  }
+  out->mem = mem;
+  return VS_OK;
+}
+
+vs_err vs_msg_want_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint8_t *out, size_t out_max,
+                          size_t *out_bytes) {
+  if (origin == NULL || out == NULL || out_bytes == NULL || from == 0 || from > VS_OP_SEQ_MAX) return VS_ERR_INVAL;
+  if (out_max < VS_MSG_WANT_BYTES) return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_WANT;
+  memcpy(out + 1, origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(out + 1 + VS_ORIGIN_BYTES, from);
+  *out_bytes = VS_MSG_WANT_BYTES;
+  return VS_OK;
+}
+
+vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out[VS_ORIGIN_BYTES], uint64_t *from_out) {
+  if ((in == NULL && in_bytes != 0) || origin_out == NULL || from_out == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_WANT) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_MSG_WANT_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes > VS_MSG_WANT_BYTES) return VS_ERR_TRAILING;
+  uint64_t from = vs_get_u64le(in + 1 + VS_ORIGIN_BYTES);
+  if (from == 0 || from > VS_OP_SEQ_MAX) return VS_ERR_MALFORMED;
+  memcpy(origin_out, in + 1, VS_ORIGIN_BYTES);
+  *from_out = from;
+  return VS_OK;
+}
