@@ -59,7 +59,7 @@
  * branch and the run and takes the verdict (result_out->verdict). When the
  * branches differ but part lower down, it says where they are known to
  * differ (result_out->suspect_seq) so that the node can look for the split
- * point with its peer (node.c).
+ * point with its peer (node_fork.c).
  */
 #ifndef VIXSYNC_APPLY_H
 #define VIXSYNC_APPLY_H

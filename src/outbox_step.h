@@ -1,5 +1,5 @@
 /* vixsync internals: the outbox's batched steps, for the engine (engine.c)
- * and the node's mesh sink (node.c): many transitions in one transaction.
+ * and the node's mesh sink (node_push.c): many transitions in one transaction.
  * Not installed: an application drives deliveries through vs_engine and
  * administers an outbox through vixsync/outbox.h (counts, retry-failed,
  * purge); the step API and its types may change with the engine. */

@@ -72,7 +72,7 @@
  *        `head` is the first VS_VV_HEAD_BYTES bytes of the hash of the
  *        sender's op at `seq`: two nodes at one seq with different heads hold
  *        different branches of that origin (a fork, see FORK below).
- *        `forks` digests the sender's fork verdicts (0: none; node.c): a
+ *        `forks` digests the sender's fork verdicts (0: none; node.c, send_vv): a
  *        peer whose digest differs from ours is sent our verdicts again, so
  *        evidence lost in transit is repaired like any other difference.
  *        and as the acknowledgement of received operations. A vector of more
@@ -105,7 +105,7 @@
  *   WANT [4][origin 32][from u64]
  *        "Send me your run of `origin` from seq `from`": answered with an OPS
  *        message of one run (from .. the next signed op) when held. Used to
- *        find where two branches part (node.c); rate-limited per peer.
+ *        find where two branches part (node_fork.c); rate-limited per peer.
  * Unknown message types are VS_ERR_MALFORMED (a new type needs a new
  * protocol version, negotiated later by the version byte).
  */

@@ -230,7 +230,12 @@ VS_API vs_err vs_node_peer_down(vs_node *node, uint32_t peer, uint64_t now_ms);
  *  handshake is closed (see vs_node_poll). A version vector that goes
  *  backwards within the session closes it too: VS_ERR_STATE, counted in
  *  rejected_vv_regress only. Runs of new origins past the peer's
- *  origin_quota_per_min are refused one by one (rejected_origin_quota). */
+ *  origin_quota_per_min are refused one by one (rejected_origin_quota).
+ *  A DATA frame that opens takes its counter in the replay window before
+ *  its message is handled: if the store then fails (VS_ERR_NOMEM,
+ *  VS_ERR_FULL, VS_ERR_STORE) nothing is stored, but the same frame given
+ *  again is VS_ERR_REPLAY; what it carried comes back when the peer
+ *  resends (its resend timer, or the next version vector). */
 VS_API vs_err vs_node_on_frame(vs_node *node, uint32_t peer, const uint8_t *bytes, size_t bytes_len, uint64_t now_ms);
 
 /* ---- receive pipeline (optional) ----
