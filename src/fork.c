@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "outbox_int.h"
 #include "apply.h"
 #include "wire.h"
 

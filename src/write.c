@@ -9,6 +9,7 @@
 
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "internal.h"
+#include "outbox_int.h"
 #include "apply.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"

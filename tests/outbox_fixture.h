@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "outbox_step.h" /* internal: the step API */
 #include "fixture.h"
 #include "testutil.h"
 #include "vixsync/outbox.h"
