@@ -83,6 +83,7 @@ static vs_err index_drop(MDB_txn *txn, const vs_store *store, MDB_dbi dbi, uint3
     err = vs_obx_entry_get(txn, store, sink, lsn, &e);
     if (err == VS_OK && (e.state != VS_OUTBOX_INFLIGHT || counts->inflight == 0)) err = VS_ERR_CORRUPT;
     if (err != VS_OK) break;
+    assert(vs_obx_transition_legal(e.state, VS_OUTBOX_PENDING));
     e.state = VS_OUTBOX_PENDING; /* its attempt stays spent, as on a restart */
     e.lease_until_ms = 0;
     uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];

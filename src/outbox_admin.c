@@ -49,8 +49,10 @@ static vs_err fill_step(vs_outbox *ob, const uint8_t origin[VS_ORIGIN_BYTES], ui
     if (err != VS_OK || memcmp(op.origin, origin, VS_ORIGIN_BYTES) != 0) continue;
     t.dirty = true;
     err = vs_obx_enqueue_txn(t.txn, ob->store, ob->sink, lsn, &op.id, enc_bytes, now_ms, &t.counts, t.ranges);
-    if (err == VS_OK) added++;
-    else if (err == VS_ERR_EXISTS) err = VS_OK; /* written after the sink was registered */
+    if (err == VS_OK) {
+      added++;
+      t.added++;
+    } else if (err == VS_ERR_EXISTS) err = VS_OK; /* written after the sink was registered */
   }
   vs_wal_reader_close(&wr);
   val[0] = 1;
@@ -123,6 +125,7 @@ static vs_err move_all(vs_outbox *ob, MDB_dbi dbi, const uint8_t *prefix, size_t
       err = vs_mdb_err(mdb_del(t.txn, idbi, &ik, NULL));
       if (err == VS_OK) err = vs_mdb_err(mdb_del(t.txn, ob->store->dbi_outbox, &k, NULL));
       (*vs_obx_count_slot(&t.counts, from))--;
+      t.removed++;
     }
     n++;
   }
@@ -227,6 +230,7 @@ vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *c
       if (err == VS_OK) {
         t.dirty = true;
         t.counts.done--;
+        t.removed++;
         purged++;
       }
     }

@@ -124,6 +124,11 @@ typedef struct vs_obx_txn {
   bool ranges;     /* the sink is ranges-only: rng_from is its mark */
   uint64_t rng_from;
   bool rng_dirty;  /* the mark moved: saved at commit */
+  /* For the count check at commit (vs_obx_counts_consistent): the total at
+   * begin, entries enqueued and entries purged since. */
+  uint64_t total_at_begin;
+  uint64_t added;
+  uint64_t removed;
 } vs_obx_txn;
 
 vs_err vs_obx_begin(vs_outbox *ob, vs_obx_txn *t);

@@ -25,6 +25,36 @@
 #include <stdio.h>
 #include <string.h>
 
+/* ---- transitions and counts: what may happen (asserted on every write) ---- */
+
+/* outbox.h's diagram, and the moves it does not draw: a late DONE from
+ * PENDING or FAILED (the delivery happened all the same), a range
+ * completing PENDING entries, a fork verdict failing PENDING ones. Nothing
+ * leaves DONE but a purge, which deletes the entry; no move stays put. */
+bool vs_obx_transition_legal(vs_outbox_state from, vs_outbox_state to) {
+  switch (from) {
+    case VS_OUTBOX_PENDING: /* claim; range or late DONE; fork verdict */
+      return to == VS_OUTBOX_INFLIGHT || to == VS_OUTBOX_DONE || to == VS_OUTBOX_FAILED;
+    case VS_OUTBOX_INFLIGHT: /* complete; retry, lease end, release, requeue; fail */
+      return to == VS_OUTBOX_DONE || to == VS_OUTBOX_PENDING || to == VS_OUTBOX_FAILED;
+    case VS_OUTBOX_FAILED: /* retry_failed; late DONE */
+      return to == VS_OUTBOX_PENDING || to == VS_OUTBOX_DONE;
+    case VS_OUTBOX_DONE: break;
+  }
+  return false;
+}
+
+uint64_t vs_obx_counts_total(const vs_outbox_counts *c) {
+  return c->pending + c->inflight + c->done + c->failed; /* mod 2^64: a wrap shows in consistent() */
+}
+
+bool vs_obx_counts_consistent(const vs_outbox_counts *c, uint64_t total_before, uint64_t added, uint64_t removed) {
+  uint64_t total = total_before + added - removed;
+  if (vs_obx_counts_total(c) != total) return false; /* a move lost or made an entry */
+  /* A count that went below zero wrapped to near UINT64_MAX: above the total. */
+  return c->pending <= total && c->inflight <= total && c->done <= total && c->failed <= total;
+}
+
 /* ---- encoding ---- */
 
 void vs_obx_entry_key(uint8_t key[ENTRY_KEY_BYTES], uint32_t sink, uint64_t lsn) {
@@ -140,6 +170,9 @@ static int index_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, vs_obx_index_cursor 
 /* `ranges`: the sink is ranges-only, its PENDING entries are not indexed. */
 vs_err vs_obx_index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
                          const vs_outbox_entry *now_e, vs_outbox_counts *counts, vs_obx_index_cursor *ic, bool ranges) {
+  assert(now_e != NULL && counts != NULL);
+  assert(old_e == NULL ? now_e->state == VS_OUTBOX_PENDING : vs_obx_transition_legal(old_e->state, now_e->state));
+  uint64_t total_before = vs_obx_counts_total(counts), added = old_e == NULL ? 1 : 0;
   uint8_t ikey[INDEX_KEY_BYTES_MAX];
   size_t ikey_bytes;
   int rc;
@@ -161,6 +194,7 @@ vs_err vs_obx_index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
   }
   if (now_e->state == VS_OUTBOX_DONE || (ranges && now_e->state == VS_OUTBOX_PENDING)) { /* not indexed */
     (*vs_obx_count_slot(counts, now_e->state))++;
+    assert(vs_obx_counts_consistent(counts, total_before, added, 0));
     return VS_OK;
   }
   MDB_dbi dbi = vs_obx_index_key(store, sink, now_e, ikey, &ikey_bytes);
@@ -168,6 +202,7 @@ vs_err vs_obx_index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
   rc = mdb_put(txn, dbi, &ik, &empty, 0);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   (*vs_obx_count_slot(counts, now_e->state))++;
+  assert(vs_obx_counts_consistent(counts, total_before, added, 0));
   return VS_OK;
 }
 

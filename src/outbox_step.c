@@ -16,6 +16,9 @@ vs_err vs_obx_begin(vs_outbox *ob, vs_obx_txn *t) {
   vs_err err = vs_txn_begin(ob->store, true, &t->txn);
   if (err != VS_OK) return err;
   err = vs_obx_counts_load(t->txn, ob->store, ob->sink, &t->counts);
+  t->total_at_begin = vs_obx_counts_total(&t->counts);
+  t->added = 0;
+  t->removed = 0;
   t->rng_dirty = false;
   if (err == VS_OK) err = vs_obx_ranges_get_txn(t->txn, ob->store, ob->sink, &t->ranges, &t->rng_from);
   if (err != VS_OK) mdb_txn_abort(t->txn);
@@ -33,6 +36,9 @@ vs_err vs_obx_finish(vs_outbox *ob, vs_obx_txn *t, vs_err err) {
     mdb_txn_abort(t->txn);
     return VS_OK;
   }
+  /* Every move took one from a state and gave it to another: only enqueues
+   * and purges change the total, and no count went below zero. */
+  assert(err != VS_OK || vs_obx_counts_consistent(&t->counts, t->total_at_begin, t->added, t->removed));
   if (err == VS_OK) err = vs_obx_counts_save(t->txn, ob->store, ob->sink, &t->counts);
   if (err == VS_OK && t->rng_dirty) err = vs_obx_ranges_put_txn(t->txn, ob->store, ob->sink, true, t->rng_from);
   if (err != VS_OK) {
@@ -117,6 +123,7 @@ vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms)
   t.dirty = true;
   if (err == VS_OK)
     err = vs_obx_enqueue_txn(t.txn, outbox->store, outbox->sink, lsn, id, op_bytes, now_ms, &t.counts, t.ranges);
+  if (err == VS_OK) t.added++;
   return vs_obx_finish(outbox, &t, err);
 }
 
@@ -314,6 +321,7 @@ static vs_err held_walk(vs_outbox *ob, vs_obx_txn *t, uint64_t now_ms, vs_outbox
     if (err != VS_OK) break;
     if (e.state == VS_OUTBOX_PENDING) {
       if (!vs_op_id_same_origin(&e.op_id, &h->through) || vs_op_id_seq(&e.op_id) > upto) break;
+      assert(vs_obx_transition_legal(e.state, VS_OUTBOX_DONE));
       e.state = VS_OUTBOX_DONE;
       e.lease_until_ms = 0;
       e.updated_at_ms = now_ms;

@@ -11,6 +11,7 @@
 #define _XOPEN_SOURCE 700 /* the same as testutil.h: mkdtemp, nftw */
 
 #include "outbox_fixture.h"
+#include "outbox_int.h" /* internal: the transition and count checks */
 
 /* ---- configuration and sinks ----------------------------------------------- */
 
@@ -32,6 +33,37 @@ static void test_outbox_state_names(void **state) {
   assert_string_equal(vs_outbox_state_name(VS_OUTBOX_DONE), "DONE");
   assert_string_equal(vs_outbox_state_name(VS_OUTBOX_FAILED), "FAILED");
   assert_string_equal(vs_outbox_state_name((vs_outbox_state)42), "?");
+}
+
+static void test_outbox_transition_table_refuses_illegal_pairs(void **state) {
+  (void)state;
+  enum { P = VS_OUTBOX_PENDING, I = VS_OUTBOX_INFLIGHT, D = VS_OUTBOX_DONE, F = VS_OUTBOX_FAILED };
+  /* legal[from][to], from outbox.h's diagram and the late/range/void moves. */
+  static const bool legal[4][4] = {
+      [P] = {[I] = true, [D] = true, [F] = true},
+      [I] = {[P] = true, [D] = true, [F] = true},
+      [D] = {0}, /* only a purge, which deletes */
+      [F] = {[P] = true, [D] = true},
+  };
+  for (int from = 0; from < 4; from++) {
+    for (int to = 0; to < 4; to++) {
+      assert_int_equal(vs_obx_transition_legal((vs_outbox_state)from, (vs_outbox_state)to), legal[from][to]);
+    }
+  }
+  assert_false(vs_obx_transition_legal(VS_OUTBOX_DONE, VS_OUTBOX_PENDING));
+  assert_false(vs_obx_transition_legal(VS_OUTBOX_PENDING, VS_OUTBOX_PENDING));
+  assert_false(vs_obx_transition_legal((vs_outbox_state)42, VS_OUTBOX_PENDING));
+}
+
+static void test_outbox_counts_check_refuses_lost_entries_and_underflow(void **state) {
+  (void)state;
+  vs_outbox_counts c = {.pending = 2, .inflight = 1, .done = 3, .failed = 0};
+  assert_true(vs_obx_counts_consistent(&c, 6, 0, 0));
+  assert_true(vs_obx_counts_consistent(&c, 5, 2, 1)); /* two enqueued, one purged */
+  assert_false(vs_obx_counts_consistent(&c, 7, 0, 0)); /* a move lost one */
+  assert_false(vs_obx_counts_consistent(&c, 6, 1, 0));
+  vs_outbox_counts wrapped = {.pending = 2, .inflight = UINT64_MAX, .done = 0, .failed = 0};
+  assert_false(vs_obx_counts_consistent(&wrapped, 1, 0, 0)); /* sums to 1, but inflight went below zero */
 }
 
 static void test_outbox_open_keeps_policy(void **state) {
@@ -1116,6 +1148,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outbox_cfg_default_is_default_sink_and_policy),
       cmocka_unit_test(test_outbox_state_names),
+      cmocka_unit_test(test_outbox_transition_table_refuses_illegal_pairs),
+      cmocka_unit_test(test_outbox_counts_check_refuses_lost_entries_and_underflow),
       T(test_outbox_idle_step_commits_nothing),
       T(test_outbox_step_result_for_older_attempt_is_stale),
       T(test_outbox_open_keeps_policy),
