@@ -1,6 +1,6 @@
 /* vixsync internals: versioned configuration structs (STYLE.md rule 14).
  *
- * vs_node_cfg, vs_engine_cfg and vs_http_cfg begin with `uint32_t
+ * vs_node_cfg, vs_engine_cfg, vs_http_cfg and vs_outbox_cfg begin with `uint32_t
  * cfg_bytes`: the size of the struct the caller was compiled with, which
  * the vs_*_cfg_default(&cfg) macro passes in (as ngtcp2 passes
  * NGTCP2_SETTINGS_VERSION). Fields are only ever added at the end, so the

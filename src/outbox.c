@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg.h"
 #include "outbox_int.h"
 
 const char *vs_outbox_state_name(vs_outbox_state state) {
@@ -20,9 +21,17 @@ const char *vs_outbox_state_name(vs_outbox_state state) {
   return "?";
 }
 
-vs_outbox_cfg vs_outbox_cfg_default(void) {
-  vs_outbox_cfg cfg = {VS_OUTBOX_SINK_DEFAULT, VS_RETRY_POLICY_DEFAULT_INIT, false};
+/* The first layout of vs_outbox_cfg (cfg.h): a caller's cfg_bytes is at least this. */
+#define OUTBOX_CFG_V1_BYTES VS_CFG_BYTES_THROUGH(vs_outbox_cfg, ranges_only)
+
+static vs_outbox_cfg outbox_cfg_defaults(void) {
+  vs_outbox_cfg cfg = {(uint32_t)sizeof cfg, VS_OUTBOX_SINK_DEFAULT, VS_RETRY_POLICY_DEFAULT_INIT, false};
   return cfg;
+}
+
+void vs_outbox_cfg_default_sized(vs_outbox_cfg *cfg, size_t cfg_bytes) {
+  vs_outbox_cfg def = outbox_cfg_defaults();
+  vs_cfg_default_out(cfg, cfg_bytes, &def, sizeof def);
 }
 
 /* ---- the handle ---- */
@@ -142,8 +151,9 @@ static vs_err ranges_convert(MDB_txn *txn, const vs_store *store, uint32_t sink,
 vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out) {
   if (store == NULL || outbox_out == NULL) return VS_ERR_INVAL;
   *outbox_out = NULL;
-  vs_outbox_cfg def = vs_outbox_cfg_default();
-  if (cfg == NULL) cfg = &def;
+  vs_outbox_cfg def = outbox_cfg_defaults();
+  if (cfg != NULL && vs_cfg_load(cfg, &def, sizeof def, OUTBOX_CFG_V1_BYTES) != VS_OK) return VS_ERR_INVAL;
+  cfg = &def; /* the caller's fields over the defaults, as far as its cfg_bytes goes */
   const char *name = cfg->sink != NULL ? cfg->sink : VS_OUTBOX_SINK_DEFAULT;
   size_t name_bytes;
   if (!sink_name_ok(name, &name_bytes) || vs_retry_policy_check(&cfg->retry) != VS_OK) return VS_ERR_INVAL;

@@ -14,6 +14,7 @@
 
 #include "apply_nodes.h"
 #include "fault.h"
+#include "outbox_step.h" /* internal: the single-entry steps it walks */
 
 /* A bound on the walk: no step here makes this many LMDB calls. */
 #define NTH_MAX 1000u
