@@ -160,6 +160,10 @@ static vs_err expire_leases(vs_outbox *ob, vs_obx_txn *t, uint64_t now_ms) {
     vs_outbox_entry old_e, e;
     err = vs_obx_get(ob, t, lsn, &old_e);
     if (err != VS_OK) return err == VS_ERR_NOTFOUND ? VS_ERR_CORRUPT : err;
+    /* A lease key names an INFLIGHT entry; anything else is a damaged
+     * store (an error, as claim_loop and move_all say for theirs), not the
+     * bug vs_obx_index_move's transition assert is there to catch. */
+    if (old_e.state != VS_OUTBOX_INFLIGHT) return VS_ERR_CORRUPT;
     e = old_e;
     vs_obx_to_retry(&e, &ob->policy, now_ms, "lease expired", 0);
     err = vs_obx_write(ob, t, &old_e, &e);
