@@ -63,6 +63,8 @@ void vs_obx_entry_key(uint8_t key[ENTRY_KEY_BYTES], uint32_t sink, uint64_t lsn)
 }
 
 size_t vs_obx_entry_encode(const vs_outbox_entry *e, uint8_t *buf) {
+  assert(e != NULL && buf != NULL);
+  assert(e->state <= VS_OUTBOX_FAILED && e->lsn > 0); /* LSNs start at 1 */
   size_t reason_bytes = strnlen(e->reason, VS_OUTBOX_REASON_BYTES_MAX);
   buf[0] = ENTRY_VERSION;
   buf[1] = (uint8_t)e->state;
@@ -210,6 +212,7 @@ vs_err vs_obx_index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
  * index key and the counts move together. */
 vs_err vs_obx_entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_entry *old_e,
                           const vs_outbox_entry *now_e, vs_outbox_counts *counts, vs_obx_index_cursor *ic, bool ranges) {
+  assert(old_e == NULL || (old_e->lsn == now_e->lsn && vs_op_id_equal(&old_e->op_id, &now_e->op_id)));
   vs_err err = vs_obx_index_move(txn, store, sink, old_e, now_e, counts, ic, ranges);
   if (err != VS_OK) return err;
   uint8_t key[ENTRY_KEY_BYTES], buf[ENTRY_FIXED_BYTES + VS_OUTBOX_REASON_BYTES_MAX];
@@ -220,6 +223,7 @@ vs_err vs_obx_entry_write(MDB_txn *txn, const vs_store *store, uint32_t sink, co
 
 vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn, const vs_op_id *id,
                           uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts, bool ranges) {
+  assert(txn != NULL && store != NULL && id != NULL && counts != NULL && lsn > 0);
   vs_outbox_entry e;
   vs_err err = vs_obx_entry_get(txn, store, sink, lsn, &e);
   if (err == VS_OK) return VS_ERR_EXISTS;
@@ -243,6 +247,7 @@ void vs_obx_set_reason(vs_outbox_entry *e, const char *prefix, const char *reaso
 
 void vs_obx_to_retry(vs_outbox_entry *e, const vs_retry_policy *policy, uint64_t now_ms, const char *reason,
                      uint64_t retry_after_ms) {
+  assert(e->state == VS_OUTBOX_INFLIGHT); /* an answer or a lease end: only a sent entry retries */
   e->updated_at_ms = now_ms;
   e->lease_until_ms = 0;
   if (vs_retry_exhausted(policy, e->attempts)) {

@@ -9,6 +9,7 @@
 /* ---- operations ---- */
 
 vs_err vs_obx_begin(vs_outbox *ob, vs_obx_txn *t) {
+  assert(ob != NULL && ob->store != NULL && t != NULL);
   t->dirty = false;
   t->ec = NULL;
   t->ec_lsn = 0;
@@ -302,6 +303,7 @@ static vs_err apply_result(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_result 
  * hold them). Stops at the first PENDING entry the range does not cover.
  * Bounded by h->max entries visited. */
 static vs_err held_walk(vs_outbox *ob, vs_obx_txn *t, uint64_t now_ms, vs_outbox_held *h) {
+  assert(t->ranges && h->max <= VS_OUTBOX_CLAIM_MAX);
   uint64_t upto = vs_op_id_seq(&h->through);
   vs_err cerr = vs_obx_cursor(ob, t);
   if (cerr != VS_OK) return cerr;
