@@ -136,7 +136,10 @@ int main(int argc, char **argv) {
 
   /* The endpoint is a sink of its own; a backfill catches it up on the ops
    * written before it existed. Retries: 50 ms, x2, capped at 300 ms. */
-  vs_outbox_cfg ocfg = {"http", {50, 2000, 300, 8, 0}, false};
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
+  ocfg.sink = "http";
+  ocfg.retry = (vs_retry_policy){50, 2000, 300, 8, 0};
   run r;
   uint64_t caught_up = 0;
   CHECK(vs_outbox_open(store, &ocfg, &r.outbox));

@@ -80,7 +80,8 @@ int vn_cmd_retry_failed(const vn_args *a) {
   if (n > VS_OUTBOX_SINKS_MAX) n = VS_OUTBOX_SINKS_MAX;
   for (uint32_t i = 0; i < n && err == VS_OK; i++) {
     if (sinks[i].counts.failed == 0) continue;
-    vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+    vs_outbox_cfg ocfg;
+    vs_outbox_cfg_default(&ocfg);
     ocfg.sink = sinks[i].name;
     vs_outbox *ob = NULL;
     uint64_t requeued = 0;

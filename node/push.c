@@ -347,7 +347,9 @@ static vs_err drive(pusher *p, vs_outbox_counts *c, bool *drained) {
 static int run_push(pusher *p, const uint8_t origin[VS_ORIGIN_BYTES]) {
   const push_args *a = p->a;
   vs_store *store = vs_node_store(p->node);
-  vs_outbox_cfg ocfg = {a->sink, VS_RETRY_POLICY_DEFAULT_INIT, false};
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
+  ocfg.sink = a->sink;
   ocfg.retry.max_attempts = (uint32_t)a->max_attempts;
   vs_err err = vs_outbox_open(store, &ocfg, &p->ob);
   if (err == VS_ERR_INVAL) return usage_error("bad sink name '%s'", a->sink);

@@ -1,15 +1,15 @@
 /* vixsync internals: versioned configuration structs (STYLE.md rule 14).
  *
- * vs_node_cfg, vs_engine_cfg, vs_http_cfg, vs_http_probe_cfg and
- * vs_store_cfg begin with `uint32_t cfg_bytes`: the size of the struct the
- * caller was compiled with, which the vs_*_cfg_default(&cfg) macro passes
- * in (as ngtcp2 passes NGTCP2_SETTINGS_VERSION). Fields are only ever added
- * at the end, so the library writes defaults into no more than cfg_bytes of
- * a caller's struct and reads no more than cfg_bytes of it, the rest taking
- * its defaults: a program compiled against an older header keeps working
- * with a newer library. A struct that did not come from the default call
- * (cfg_bytes 0, or larger than this library's struct) is refused with
- * VS_ERR_INVAL. */
+ * vs_node_cfg, vs_engine_cfg, vs_http_cfg, vs_http_probe_cfg, vs_store_cfg
+ * and vs_outbox_cfg begin with `uint32_t cfg_bytes`: the size of the struct
+ * the caller was compiled with, which the vs_*_cfg_default(&cfg) macro
+ * passes in (as ngtcp2 passes NGTCP2_SETTINGS_VERSION). Fields are only
+ * ever added at the end, so the library writes defaults into no more than
+ * cfg_bytes of a caller's struct and reads no more than cfg_bytes of it,
+ * the rest taking its defaults: a program compiled against an older header
+ * keeps working with a newer library. A struct that did not come from the
+ * default call (cfg_bytes 0, or larger than this library's struct) is
+ * refused with VS_ERR_INVAL. */
 #ifndef VIXSYNC_CFG_H
 #define VIXSYNC_CFG_H
 

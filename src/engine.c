@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "internal.h"
 #include "wal_int.h"
+#include "outbox_step.h"
 
 #define BUSY_BACKOFF_MS 50u
 #define RESULTS_INITIAL 256u

@@ -26,6 +26,7 @@
 #include "internal.h"
 #include "state_int.h"
 #include "wal_int.h"
+#include "outbox_int.h"
 #include "wire.h"
 
 #define VERDICT_FIXED_BYTES (8u + 3u * VS_HASH_BYTES + 4u)

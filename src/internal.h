@@ -21,7 +21,6 @@
 #include "vixsync/store.h"
 #include "vixsync/wal.h"
 
-#include "outbox_step.h"
 
 /* ---- little-endian fields (wire and disk), big-endian keys (ordering) ---- */
 
@@ -143,33 +142,6 @@ vs_err vs_txn_begin(vs_store *store, bool write, MDB_txn **txn_out);
 /** Commit; on failure the transaction is gone and nothing changed. */
 vs_err vs_txn_commit(MDB_txn *txn);
 
-/* ---- outbox internals (outbox.c) ---- */
-
-/** Registered sink ids, in id order. */
-vs_err vs_sinks_list(MDB_txn *txn, const vs_store *store, uint32_t ids_out[VS_OUTBOX_SINKS_MAX],
-                     uint32_t *count_out);
-
-vs_err vs_obx_counts_load(MDB_txn *txn, const vs_store *store, uint32_t sink, vs_outbox_counts *counts_out);
-vs_err vs_obx_counts_save(MDB_txn *txn, const vs_store *store, uint32_t sink, const vs_outbox_counts *counts);
-
-/** Create a PENDING entry for (sink, lsn) ready at now_ms, counting it in
- *  `counts` (the caller saves them). `ranges`: the sink is ranges-only
- *  (vs_obx_ranges_only_txn), the entry gets no claim index. VS_ERR_EXISTS
- *  if present. */
-vs_err vs_obx_enqueue_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t lsn,
-                          const vs_op_id *id, uint32_t op_bytes, uint64_t now_ms, vs_outbox_counts *counts,
-                          bool ranges);
-
-/** Whether `sink` is ranges-only (vs_outbox_cfg.ranges_only). */
-vs_err vs_obx_ranges_only_txn(MDB_txn *txn, const vs_store *store, uint32_t sink, bool *on_out);
-
-/** A fork verdict voided the op of record `lsn`: its PENDING or INFLIGHT
- *  entries, in every sink, become FAILED with `reason` (nothing will ever
- *  deliver it: every node refuses it). */
-vs_err vs_obx_void_txn(MDB_txn *txn, const vs_store *store, uint64_t lsn, const char *reason);
-
-/** Register the default sink in a new store. */
-vs_err vs_sinks_init(MDB_txn *txn, const vs_store *store);
 
 /* ---- moved out of the installed headers (issue 15) ---- */
 

@@ -159,7 +159,8 @@ void vs_node_close(vs_node *n) {
 }
 
 static vs_err open_engine(vs_node *n) {
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   /* The mesh push never gives up: FAILED there would mean a permanent
    * rejection, which peers agreeing on the protocol never send. */
   ocfg.retry.max_attempts = 0;

@@ -1,5 +1,7 @@
-/* vixsync internals: the outbox's batched steps, for the engine (engine.c)
- * and the node's mesh sink (node_push.c): many transitions in one transaction.
+/* vixsync internals: the outbox's step API. Batched steps for the engine
+ * (engine.c) and the node's mesh sink (node_push.c): many transitions in one transaction;
+ * and the single-entry calls (enqueue, claim, complete, fail) the tests
+ * drive it with, one transaction each.
  * Not installed: an application drives deliveries through vs_engine and
  * administers an outbox through vixsync/outbox.h (counts, retry-failed,
  * purge); the step API and its types may change with the engine. */
@@ -10,6 +12,54 @@
 #include <stdint.h>
 
 #include "vixsync/outbox.h"
+
+/** Expired leases turned back per call of vs_outbox_claim_ready. */
+#define VS_OUTBOX_EXPIRE_PER_CALL 4096u
+/** Entries claimed per call of vs_outbox_claim_ready, at most. */
+#define VS_OUTBOX_CLAIM_MAX 65536u
+
+/* ---- single entries, one transaction each (tests, tools) ---- */
+
+/** Queue operation `id` (already in the WAL) for this sink, ready at now_ms.
+ *  @return VS_OK, VS_ERR_NOTFOUND (not in the WAL), VS_ERR_EXISTS (already
+ *  queued: nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
+
+/** Claim one PENDING entry that is ready (next_attempt_at <= now_ms): it
+ *  becomes INFLIGHT until now_ms + lease_ms and its attempt count grows by
+ *  one. @param[out] entry_out the entry after the claim (may be NULL; filled
+ *  with the current entry on VS_ERR_STATE).
+ *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not PENDING, or not ready
+ *  yet), VS_ERR_INVAL (lease_ms 0), VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, uint64_t lease_ms,
+                       vs_outbox_entry *entry_out);
+
+/** Turn INFLIGHT entries whose lease ended (lease_until <= now_ms) back to
+ *  PENDING (or FAILED at max_attempts), at most VS_OUTBOX_EXPIRE_PER_CALL of
+ *  them, then claim up to `max_entries` ready entries in order (next attempt
+ *  time, then LSN), all in one transaction.
+ *  @param[out] entries_out room for max_entries entries.
+ *  @param[out] count_out how many were claimed.
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms, uint32_t max_entries,
+                             vs_outbox_entry *entries_out, uint32_t *count_out);
+
+/** Mark an entry DONE. A late or duplicate result is harmless: from PENDING
+ *  or FAILED the delivery still happened, so it becomes DONE too; an entry
+ *  already DONE stays as it is (VS_OK).
+ *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
+
+/** Record a failed attempt of an INFLIGHT entry. Retryable: back to PENDING
+ *  with next_attempt_at = now_ms + delay, or FAILED once max_attempts is
+ *  spent; permanent: FAILED. `reason` (may be NULL) is kept, cut to
+ *  VS_OUTBOX_REASON_BYTES_MAX bytes. `retry_after_ms` (0 = none) is a floor
+ *  on the delay given by the other side, capped at the policy's max delay.
+ *  @param[out] entry_out the entry afterwards (may be NULL).
+ *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not INFLIGHT: a stale
+ *  result, nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
+vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable,
+                      const char *reason, uint64_t retry_after_ms, vs_outbox_entry *entry_out);
 
 /* ---- batched steps, for the engine: many transitions, one transaction ---- */
 

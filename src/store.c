@@ -14,6 +14,7 @@
 
 #include "cfg.h"
 #include "internal.h"
+#include "sinks.h"
 
 /* The format version in meta["vixsync"] (u32le). Every other value is
  * VS_ERR_VERSION (vs_store_format names it); there is no migration yet.

@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "state_int.h"
 #include "wal_int.h"
+#include "outbox_int.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 

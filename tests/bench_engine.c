@@ -214,7 +214,8 @@ typedef struct range_run {
 static range_run range_once(uint64_t n, vs_durability d, bool ranges_only) {
   char dir[4300];
   vs_store *store = fresh_store(dir, sizeof dir, ranges_only ? "ranges" : "indexed", d);
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   ocfg.ranges_only = ranges_only;
   vs_outbox *outbox = NULL;
   CHECK_VS(vs_outbox_open(store, &ocfg, &outbox)); /* before the writes: they enqueue in its layout */

@@ -248,7 +248,9 @@ static double http_once(uint32_t batch, uint64_t n, uint64_t run, double *cpu_us
   CHECK_VS(vs_store_open(dir, &scfg, &store));
   uint8_t origin[VS_ORIGIN_BYTES];
   vt_origin(origin, (uint8_t)run);
-  vs_outbox_cfg ocfg = {"http", VS_RETRY_POLICY_DEFAULT_INIT, false};
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
+  ocfg.sink = "http";
   vs_outbox *ob;
   CHECK_VS(vs_outbox_open(store, &ocfg, &ob));
   CHECK_VS(vs_outbox_backfill(ob, origin, wall_ms(), NULL));

@@ -22,7 +22,7 @@
 #include "apply_nodes.h"
 #include "fault.h"
 #include "mesh_harness.h" /* the receiving node and its peer */
-#include "outbox_step.h"
+#include "outbox_step.h" /* internal: the single-entry steps it walks */
 #include "vixsync/engine.h"
 #include "vixsync/node.h"
 #include "vixsync/probe.h"

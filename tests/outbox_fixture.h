@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "outbox_step.h" /* internal: the step API */
 #include "fixture.h"
 #include "testutil.h"
 #include "vixsync/outbox.h"
@@ -61,7 +62,8 @@ static inline int teardown(void **state) {
 }
 
 static inline vs_outbox *open_sink(fixture *f, const char *sink, const vs_retry_policy *policy) {
-  vs_outbox_cfg cfg = vs_outbox_cfg_default();
+  vs_outbox_cfg cfg;
+  vs_outbox_cfg_default(&cfg);
   cfg.sink = sink;
   if (policy != NULL) cfg.retry = *policy;
   vs_outbox *ob = NULL;
@@ -246,7 +248,8 @@ static inline void assert_pending(vs_outbox *ob, const vs_op_id *id, uint32_t at
 /* ---- ranges-only sinks (the mesh) ---------------------------------------------------------- */
 
 static inline vs_outbox *open_ranges(fixture *f, bool ranges_only) {
-  vs_outbox_cfg cfg = vs_outbox_cfg_default();
+  vs_outbox_cfg cfg;
+  vs_outbox_cfg_default(&cfg);
   cfg.ranges_only = ranges_only;
   vs_outbox *ob = NULL;
   assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_OK);

@@ -235,7 +235,8 @@ static void test_apply_two_nodes_converge(void **state) {
   node a, b;
   node_open(&a, "apply-a", 10);
   node_open(&b, "apply-b", 11);
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   vs_outbox *bob;
   assert_err(vs_outbox_open(b.store, &ocfg, &bob), VS_OK);
 

@@ -48,6 +48,7 @@
 
 #include "testutil.h"
 #include "vixsync/vixsync.h"
+#include "outbox_step.h" /* internal: claim_ready, complete */
 
 #define TT_SEED_DEFAULT 0x7a11c0ffee5eed01ull
 #define TT_KILLS_DEFAULT 240u
@@ -192,7 +193,8 @@ static void tt_child_main(const char *dir, const uint8_t *origin, uint64_t first
   vs_store *store = NULL;
   vs_err err = vs_store_open(dir, &cfg, &store);
   if (err != VS_OK) tt_child_die(TT_CHILD_OPEN, "vs_store_open", err);
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   vs_outbox *ob = NULL;
   err = vs_outbox_open(store, &ocfg, &ob);
   if (err != VS_OK) tt_child_die(TT_CHILD_OUTBOX, "vs_outbox_open", err);
@@ -377,7 +379,8 @@ static void tt_verify(tt_ctx *c) {
   vs_store *store = NULL;
   vs_err err = vs_store_open(c->dir, &cfg, &store);
   if (err != VS_OK) fail_msg("kill %u: reopen: %s", c->kill_index, vs_err_name(err));
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   vs_outbox *ob = NULL;
   assert_int_equal(vs_outbox_open(store, &ocfg, &ob), VS_OK);
   tt_check_wal(c, store);

@@ -290,7 +290,10 @@ static vs_err sink_open(vs_store *store, const vs_outbox_cfg *cfg, const uint8_t
 }
 
 static void open_engine(fx *f, const vs_http_cfg *hc, const vs_engine_cfg *ec, const vs_probe *probe) {
-  vs_outbox_cfg oc = {SINK, ec->retry, false};
+  vs_outbox_cfg oc;
+  vs_outbox_cfg_default(&oc);
+  oc.sink = SINK;
+  oc.retry = ec->retry;
   uint64_t enq = 0;
   assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, &enq), VS_OK);
   assert_err(vs_http_transport_new(hc, &f->t), VS_OK);
@@ -1046,7 +1049,10 @@ static void test_http_probe_gates_the_engine(void **state) {
   vs_probe probe;
   assert_err(vs_http_transport_probe(f->t, &pc, &probe), VS_OK);
   vs_engine_cfg ec = engine_cfg(1, 1000);
-  vs_outbox_cfg oc = {SINK, ec.retry, false};
+  vs_outbox_cfg oc;
+  vs_outbox_cfg_default(&oc);
+  oc.sink = SINK;
+  oc.retry = ec.retry;
   assert_err(sink_open(f->store, &oc, f->origin, wall_ms(), &f->ob, NULL), VS_OK);
   vs_transport tr = vs_http_transport_iface(f->t);
   assert_err(vs_engine_new(&ec, f->ob, &probe, &tr, &f->e), VS_OK);

@@ -11,12 +11,14 @@
 #define _XOPEN_SOURCE 700 /* the same as testutil.h: mkdtemp, nftw */
 
 #include "outbox_fixture.h"
+#include "outbox_int.h" /* internal: the transition and count checks */
 
 /* ---- configuration and sinks ----------------------------------------------- */
 
 static void test_outbox_cfg_default_is_default_sink_and_policy(void **state) {
   (void)state;
-  vs_outbox_cfg cfg = vs_outbox_cfg_default();
+  vs_outbox_cfg cfg;
+  vs_outbox_cfg_default(&cfg);
   assert_true(cfg.sink == NULL || strcmp(cfg.sink, VS_OUTBOX_SINK_DEFAULT) == 0);
   assert_int_equal(cfg.retry.base_delay_ms, 500);
   assert_int_equal(cfg.retry.factor_milli, 2000);
@@ -34,6 +36,37 @@ static void test_outbox_state_names(void **state) {
   assert_string_equal(vs_outbox_state_name((vs_outbox_state)42), "?");
 }
 
+static void test_outbox_transition_table_refuses_illegal_pairs(void **state) {
+  (void)state;
+  enum { P = VS_OUTBOX_PENDING, I = VS_OUTBOX_INFLIGHT, D = VS_OUTBOX_DONE, F = VS_OUTBOX_FAILED };
+  /* legal[from][to], from outbox.h's diagram and the late/range/void moves. */
+  static const bool legal[4][4] = {
+      [P] = {[I] = true, [D] = true, [F] = true},
+      [I] = {[P] = true, [D] = true, [F] = true},
+      [D] = {0}, /* only a purge, which deletes */
+      [F] = {[P] = true, [D] = true},
+  };
+  for (int from = 0; from < 4; from++) {
+    for (int to = 0; to < 4; to++) {
+      assert_int_equal(vs_obx_transition_legal((vs_outbox_state)from, (vs_outbox_state)to), legal[from][to]);
+    }
+  }
+  assert_false(vs_obx_transition_legal(VS_OUTBOX_DONE, VS_OUTBOX_PENDING));
+  assert_false(vs_obx_transition_legal(VS_OUTBOX_PENDING, VS_OUTBOX_PENDING));
+  assert_false(vs_obx_transition_legal((vs_outbox_state)42, VS_OUTBOX_PENDING));
+}
+
+static void test_outbox_counts_check_refuses_lost_entries_and_underflow(void **state) {
+  (void)state;
+  vs_outbox_counts c = {.pending = 2, .inflight = 1, .done = 3, .failed = 0};
+  assert_true(vs_obx_counts_consistent(&c, 6, 0, 0));
+  assert_true(vs_obx_counts_consistent(&c, 5, 2, 1)); /* two enqueued, one purged */
+  assert_false(vs_obx_counts_consistent(&c, 7, 0, 0)); /* a move lost one */
+  assert_false(vs_obx_counts_consistent(&c, 6, 1, 0));
+  vs_outbox_counts wrapped = {.pending = 2, .inflight = UINT64_MAX, .done = 0, .failed = 0};
+  assert_false(vs_obx_counts_consistent(&wrapped, 1, 0, 0)); /* sums to 1, but inflight went below zero */
+}
+
 static void test_outbox_open_keeps_policy(void **state) {
   fixture *f = *state;
   f->ob = open_sink(f, NULL, &SMALL_POLICY);
@@ -48,7 +81,8 @@ static void test_outbox_open_keeps_policy(void **state) {
 
 static void test_outbox_open_bad_sink_name_is_inval(void **state) {
   fixture *f = *state;
-  vs_outbox_cfg cfg = vs_outbox_cfg_default();
+  vs_outbox_cfg cfg;
+  vs_outbox_cfg_default(&cfg);
   vs_outbox *ob = NULL;
   cfg.sink = "";
   assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_ERR_INVAL);
@@ -64,14 +98,35 @@ static void test_outbox_open_bad_sink_name_is_inval(void **state) {
   vs_outbox_close(ob);
 }
 
+/* vs_outbox_cfg is versioned (cfg.h): a cfg that did not come from
+ * vs_outbox_cfg_default (cfg_bytes 0), or claims to be larger than the
+ * library's struct, is refused; the default one opens. */
+static void test_outbox_open_checks_cfg_bytes(void **state) {
+  fixture *f = *state;
+  vs_outbox_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  vs_outbox *ob = NULL;
+  assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_ERR_INVAL);
+  assert_null(ob);
+  vs_outbox_cfg_default(&cfg);
+  assert_int_equal(cfg.cfg_bytes, sizeof cfg);
+  cfg.cfg_bytes = (uint32_t)sizeof cfg + 1;
+  assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_ERR_INVAL);
+  assert_null(ob);
+  vs_outbox_cfg_default(&cfg);
+  assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_OK);
+  vs_outbox_close(ob);
+}
+
 static void test_outbox_open_bad_policy_is_inval(void **state) {
   fixture *f = *state;
-  vs_outbox_cfg cfg = vs_outbox_cfg_default();
+  vs_outbox_cfg cfg;
+  vs_outbox_cfg_default(&cfg);
   vs_outbox *ob = NULL;
   cfg.retry.factor_milli = 999;
   assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_ERR_INVAL);
   assert_null(ob);
-  cfg = vs_outbox_cfg_default();
+  vs_outbox_cfg_default(&cfg);
   cfg.retry.base_delay_ms = 0;
   assert_err(vs_outbox_open(f->store, &cfg, &ob), VS_ERR_INVAL);
   assert_null(ob);
@@ -80,7 +135,8 @@ static void test_outbox_open_bad_policy_is_inval(void **state) {
 /* The store always has "default", so VS_OUTBOX_SINKS_MAX - 1 more fit. */
 static void test_outbox_too_many_sinks_is_limit(void **state) {
   fixture *f = *state;
-  vs_outbox_cfg cfg = vs_outbox_cfg_default();
+  vs_outbox_cfg cfg;
+  vs_outbox_cfg_default(&cfg);
   char name[32];
   for (uint32_t i = 0; i < VS_OUTBOX_SINKS_MAX - 1; i++) {
     snprintf(name, sizeof name, "sink%u", i);
@@ -1070,7 +1126,10 @@ static void test_outbox_backfill_catches_up_once(void **state) {
   vt_origin(origin, 1);
   write_ops(f, 5, T0_MS);
   write_ops_as(f, 0x33, 1, T0_MS); /* not ours (f->ids[5]): skipped */
-  vs_outbox_cfg oc = {"http", SMALL_POLICY, false};
+  vs_outbox_cfg oc;
+  vs_outbox_cfg_default(&oc);
+  oc.sink = "http";
+  oc.retry = SMALL_POLICY;
   uint64_t enq = 99;
   assert_err(open_backfilled(f->store, &oc, origin, T0_MS, &f->ob, &enq), VS_OK);
   assert_int_equal(enq, 5);
@@ -1091,7 +1150,10 @@ static void test_outbox_backfill_catches_up_once(void **state) {
   assert_int_equal(enq, 0); /* a finished catch-up is never repeated */
   vs_outbox_counts c = counts(f->ob);
   assert_int_equal(c.pending + c.done, 0);
-  vs_outbox_cfg bad = {"not a name", SMALL_POLICY, false};
+  vs_outbox_cfg bad;
+  vs_outbox_cfg_default(&bad);
+  bad.sink = "not a name";
+  bad.retry = SMALL_POLICY;
   vs_outbox *ob = NULL;
   assert_err(open_backfilled(f->store, &bad, origin, T0_MS, &ob, &enq), VS_ERR_INVAL);
   assert_null(ob);
@@ -1105,7 +1167,10 @@ static void test_outbox_backfill_large_log(void **state) {
   uint8_t origin[VS_ORIGIN_BYTES];
   vt_origin(origin, 1);
   for (uint32_t written = 0; written < N; written += BATCH) write_batch_of_1(f, BATCH, T0_MS);
-  vs_outbox_cfg oc = {"http", SMALL_POLICY, false};
+  vs_outbox_cfg oc;
+  vs_outbox_cfg_default(&oc);
+  oc.sink = "http";
+  oc.retry = SMALL_POLICY;
   uint64_t enq = 0;
   assert_err(open_backfilled(f->store, &oc, origin, T0_MS, &f->ob, &enq), VS_OK);
   assert_int_equal(enq, N);
@@ -1116,10 +1181,13 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outbox_cfg_default_is_default_sink_and_policy),
       cmocka_unit_test(test_outbox_state_names),
+      cmocka_unit_test(test_outbox_transition_table_refuses_illegal_pairs),
+      cmocka_unit_test(test_outbox_counts_check_refuses_lost_entries_and_underflow),
       T(test_outbox_idle_step_commits_nothing),
       T(test_outbox_step_result_for_older_attempt_is_stale),
       T(test_outbox_open_keeps_policy),
       T(test_outbox_open_bad_sink_name_is_inval),
+      T(test_outbox_open_checks_cfg_bytes),
       T(test_outbox_open_bad_policy_is_inval),
       T(test_outbox_too_many_sinks_is_limit),
       T(test_outbox_write_enqueues_pending_entry),

@@ -32,6 +32,7 @@
 #include "vixsync/store.h"
 #include "vixsync/wal.h"
 #include "vixsync/write.h"
+#include "outbox_step.h" /* internal: vs_outbox_complete */
 
 #define MIB (1024ull * 1024ull)
 #define T0_MS 1700000000000ull
@@ -51,7 +52,8 @@ static int setup_map(void **state, uint64_t map_bytes) {
   if (f == NULL) return -1;
   vt_tmpdir(f->dir, sizeof f->dir, "write");
   vt_origin(f->origin, 1);
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   if (vt_store_open(f->dir, map_bytes, &f->store) != VS_OK || vs_outbox_open(f->store, &ocfg, &f->ob) != VS_OK) {
     vt_store_teardown(f->dir, f->store);
     free(f);
@@ -354,7 +356,8 @@ static void test_write_idem_survives_reopen(void **state) {
   vs_store_close(f->store);
   f->store = NULL;
   assert_err(vt_store_open(f->dir, 16 * MIB, &f->store), VS_OK);
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   assert_err(vs_outbox_open(f->store, &ocfg, &f->ob), VS_OK);
   vs_write_result r = write_ok(f, &req, T0_MS + 1);
   assert_true(r.duplicate);
@@ -739,7 +742,8 @@ static void test_write_map_full_reopen_larger_map_writes_again(void **state) {
   vs_store_close(f->store);
   f->store = NULL;
   assert_err(vt_store_open(f->dir, 4 * MIB, &f->store), VS_OK);
-  vs_outbox_cfg ocfg = vs_outbox_cfg_default();
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
   assert_err(vs_outbox_open(f->store, &ocfg, &f->ob), VS_OK);
   assert_readable(f, written);
   assert_writes_again(f, written, written); /* as much again */

@@ -56,7 +56,7 @@
  *   408, 425, 429, 5xx    RETRY, reason "HTTP 503: <first bytes of the body>",
  *                         retry_after_ms from Retry-After (delta seconds or an
  *                         HTTP date, against now_ms). The outbox caps it at its
- *                         policy's max_delay_ms (vs_outbox_fail).
+ *                         policy's max_delay_ms.
  *   connection failures,  RETRY (refused, unreachable, unresolvable host, reset,
  *   timeouts              no reply, TLS handshake errors): the endpoint may come
  *                         back; nothing in the request was wrong.

@@ -19,6 +19,11 @@
  * Sinks are registered durably by name the first time they are opened. The
  * store always has the sink "default". vs_write enqueues each new local
  * operation for every registered sink in its own transaction.
+ *
+ * A vs_engine (engine.h) drives the deliveries of one sink through a
+ * vs_transport; this header opens a sink, inspects it (get, counts,
+ * next_due, sinks) and administers it (requeue, retry-failed, purge,
+ * backfill).
  */
 #ifndef VIXSYNC_OUTBOX_H
 #define VIXSYNC_OUTBOX_H
@@ -26,6 +31,7 @@
 #include "vixsync/api.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vixsync/error.h"
@@ -41,10 +47,6 @@ extern "C" {
 #define VS_OUTBOX_SINK_NAME_BYTES_MAX 64u
 #define VS_OUTBOX_SINKS_MAX 16u
 #define VS_OUTBOX_REASON_BYTES_MAX 200u
-/** Expired leases turned back per call of vs_outbox_claim_ready. */
-#define VS_OUTBOX_EXPIRE_PER_CALL 4096u
-/** Entries claimed per call of vs_outbox_claim_ready, at most. */
-#define VS_OUTBOX_CLAIM_MAX 65536u
 
 typedef enum vs_outbox_state {
   VS_OUTBOX_PENDING = 0,
@@ -75,6 +77,11 @@ typedef struct vs_outbox_counts {
 } vs_outbox_counts;
 
 typedef struct vs_outbox_cfg {
+  /** The size of the struct this program was compiled with, written by
+   *  vs_outbox_cfg_default(&cfg): the library reads no more of it, so fields
+   *  added later never break a compiled caller. Start every cfg from
+   *  vs_outbox_cfg_default. */
+  uint32_t cfg_bytes;
   const char *sink;             /**< sink name; NULL = VS_OUTBOX_SINK_DEFAULT */
   vs_retry_policy retry;        /**< schedule of retries for this sink */
   /** The sink's deliveries are known only as ranges (vs_outbox_step_held:
@@ -89,14 +96,20 @@ typedef struct vs_outbox_cfg {
   bool ranges_only;
 } vs_outbox_cfg;
 
-/** Sink "default" with Vix Sync's default retry policy. */
-VS_API vs_outbox_cfg vs_outbox_cfg_default(void);
+/** Sink "default" with Vix Sync's default retry policy, not ranges-only;
+ *  use it through vs_outbox_cfg_default(&cfg), which passes sizeof cfg
+ *  (cfg_bytes). */
+VS_API void vs_outbox_cfg_default_sized(vs_outbox_cfg *cfg, size_t cfg_bytes);
+/** Fill `*cfg` (a vs_outbox_cfg) with the defaults and its cfg_bytes. */
+#define vs_outbox_cfg_default(cfg) vs_outbox_cfg_default_sized((cfg), sizeof *(cfg))
 
 typedef struct vs_outbox vs_outbox;
 
 /** Open the outbox of one sink, registering the sink durably if it is new
  *  (operations written before the registration have no entry for it).
- *  @return VS_OK, VS_ERR_INVAL (bad name or policy), VS_ERR_LIMIT (too many
+ *  `cfg` NULL: the defaults.
+ *  @return VS_OK, VS_ERR_INVAL (bad name or policy, or a cfg not from
+ *  vs_outbox_cfg_default), VS_ERR_LIMIT (too many
  *  sinks), VS_ERR_NOMEM, VS_ERR_FULL or VS_ERR_STORE. */
 VS_API vs_err vs_outbox_open(vs_store *store, const vs_outbox_cfg *cfg, vs_outbox **outbox_out);
 
@@ -123,50 +136,8 @@ VS_API void vs_outbox_close(vs_outbox *outbox);
 VS_API vs_err vs_outbox_backfill(vs_outbox *outbox, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
                           uint64_t *enqueued_out);
 
-/** Queue operation `id` (already in the WAL) for this sink, ready at now_ms.
- *  @return VS_OK, VS_ERR_NOTFOUND (not in the WAL), VS_ERR_EXISTS (already
- *  queued: nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
-VS_API vs_err vs_outbox_enqueue(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
-
 /** Read one entry. @return VS_OK or VS_ERR_NOTFOUND. */
 VS_API vs_err vs_outbox_get(vs_outbox *outbox, const vs_op_id *id, vs_outbox_entry *entry_out);
-
-/** Claim one PENDING entry that is ready (next_attempt_at <= now_ms): it
- *  becomes INFLIGHT until now_ms + lease_ms and its attempt count grows by
- *  one. @param[out] entry_out the entry after the claim (may be NULL; filled
- *  with the current entry on VS_ERR_STATE).
- *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not PENDING, or not ready
- *  yet), VS_ERR_INVAL (lease_ms 0), VS_ERR_FULL or VS_ERR_STORE. */
-VS_API vs_err vs_outbox_claim(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, uint64_t lease_ms,
-                       vs_outbox_entry *entry_out);
-
-/** Turn INFLIGHT entries whose lease ended (lease_until <= now_ms) back to
- *  PENDING (or FAILED at max_attempts), at most VS_OUTBOX_EXPIRE_PER_CALL of
- *  them, then claim up to `max_entries` ready entries in order (next attempt
- *  time, then LSN), all in one transaction.
- *  @param[out] entries_out room for max_entries entries.
- *  @param[out] count_out how many were claimed.
- *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL or VS_ERR_STORE. */
-VS_API vs_err vs_outbox_claim_ready(vs_outbox *outbox, uint64_t now_ms, uint64_t lease_ms,
-                             uint32_t max_entries, vs_outbox_entry *entries_out,
-                             uint32_t *count_out);
-
-/** Mark an entry DONE. A late or duplicate result is harmless: from PENDING
- *  or FAILED the delivery still happened, so it becomes DONE too; an entry
- *  already DONE stays as it is (VS_OK).
- *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_FULL or VS_ERR_STORE. */
-VS_API vs_err vs_outbox_complete(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms);
-
-/** Record a failed attempt of an INFLIGHT entry. Retryable: back to PENDING
- *  with next_attempt_at = now_ms + delay, or FAILED once max_attempts is
- *  spent; permanent: FAILED. `reason` (may be NULL) is kept, cut to
- *  VS_OUTBOX_REASON_BYTES_MAX bytes. `retry_after_ms` (0 = none) is a floor
- *  on the delay given by the other side, capped at the policy's max delay.
- *  @param[out] entry_out the entry afterwards (may be NULL).
- *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STATE (not INFLIGHT: a stale
- *  result, nothing changed), VS_ERR_FULL or VS_ERR_STORE. */
-VS_API vs_err vs_outbox_fail(vs_outbox *outbox, const vs_op_id *id, uint64_t now_ms, bool retryable,
-                      const char *reason, uint64_t retry_after_ms, vs_outbox_entry *entry_out);
 
 /** On start, the engine's owner turns every INFLIGHT entry of this sink (left
  *  by a crash) back to PENDING, ready at now_ms. The interrupted attempt
