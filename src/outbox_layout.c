@@ -176,6 +176,8 @@ vs_err vs_obx_index_move(MDB_txn *txn, const vs_store *store, uint32_t sink, con
   assert(now_e != NULL && counts != NULL);
   assert(old_e == NULL ? now_e->state == VS_OUTBOX_PENDING : vs_obx_transition_legal(old_e->state, now_e->state));
   uint64_t total_before = vs_obx_counts_total(counts), added = old_e == NULL ? 1 : 0;
+  (void)total_before; /* read by asserts only (NDEBUG builds drop them) */
+  (void)added;
   uint8_t ikey[INDEX_KEY_BYTES_MAX];
   size_t ikey_bytes;
   int rc;
