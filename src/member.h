@@ -88,7 +88,19 @@ typedef struct vs_mesh_revoke {
 /** Strict encoders and decoders: exact length, known version, role in
  *  1..3, no trailing bytes. Decoders return VS_ERR_MALFORMED /
  *  VS_ERR_TRUNCATED / VS_ERR_TRAILING / VS_ERR_VERSION and write nothing on
- *  error. Encoders write exactly VS_MESH_*_BYTES. */
+ *  error. Encoders write exactly VS_MESH_*_BYTES (their input must be valid:
+ *  asserted). Order of the checks: no byte at all is TRUNCATED; then the
+ *  version byte (VS_ERR_VERSION: a later protocol's payload, whatever its
+ *  length); then the exact length (TRUNCATED / TRAILING); then the fields
+ *  (MALFORMED). Fields beyond their type:
+ *  - create: role ADMIN;
+ *  - invite: role 1..3;
+ *  - admit: invite_seq 2..VS_OP_SEQ_MAX (seq 1 of every managed chain is a
+ *    create or an admit, never an invite);
+ *  - revoke: cut_seq 0..VS_OP_SEQ_MAX, cut_hash zero iff cut_seq is 0.
+ *  NULL `out` (or NULL `in` with in_bytes > 0) is VS_ERR_INVAL. */
+void vs_mesh_create_encode(uint8_t out[VS_MESH_CREATE_BYTES]);
+vs_err vs_mesh_create_decode(const uint8_t *in, size_t in_bytes);
 void vs_mesh_invite_encode(const vs_mesh_invite *in, uint8_t out[VS_MESH_INVITE_BYTES]);
 vs_err vs_mesh_invite_decode(const uint8_t *in, size_t in_bytes, vs_mesh_invite *out);
 void vs_mesh_admit_encode(const vs_mesh_admit *in, uint8_t out[VS_MESH_ADMIT_BYTES]);
@@ -124,8 +136,69 @@ bool vs_mesh_kind_reserved(const char *kind, size_t kind_bytes);
 /** The fact an op states. VS_ERR_NOTFOUND: not a mesh.* kind (a data op);
  *  VS_ERR_MALFORMED etc.: a mesh.* op whose target or payload is bad, or an
  *  admit whose invite signature does not verify (VS_ERR_AUTH), or an admit
- *  or create that is not seq 1. Nothing but the op is read. */
+ *  or create that is not seq 1. Nothing but the op is read.
+ *  In order: NULLs VS_ERR_INVAL; not mesh.* VS_ERR_NOTFOUND; target other
+ *  than "mesh" VS_ERR_MALFORMED; create/admit not at seq 1 with a zero prev,
+ *  or invite/revoke at seq 1, VS_ERR_MALFORMED; a mesh.* kind this build
+ *  does not read, "mesh.rekey" included until the rekey slice decodes it,
+ *  VS_ERR_VERSION (written by a later protocol: refused, never taken for
+ *  a data op); then the payload decoder's error; then, for an admit, its
+ *  invite signature against the op's origin as device_pk (VS_ERR_AUTH).
+ *  *out is written only on VS_OK. */
 vs_err vs_mesh_fact_from_op(const vs_op *op, const uint8_t hash[VS_HASH_BYTES], vs_mesh_fact *out);
+
+/* ---- the invite token ----
+ * What `vix-node invite` prints and `vix-node join` reads: one line,
+ * "vix1-" then base64url (RFC 4648 section 5, no padding, canonical) of
+ *
+ *   version u8 (1), mesh_id 32, invite_seed 32, inviter 32,
+ *   invite_seq u64le, mesh_key 32, addr_count u8 (0..4),
+ *   per address: host_bytes u8 (1..253), host, port u16le (1..65535),
+ *   check 4: the first 4 bytes of BLAKE2b-256 of everything before it.
+ *
+ * The check catches a mistyped or cut token (VS_ERR_CORRUPT) before any
+ * field is read. A host is a DNS name or IPv4 literal ([A-Za-z0-9.-]) or a
+ * bracketed IPv6 literal ("[" hex digits, ':' and '.' "]"); a port is
+ * decimal without a leading zero. The line holds secrets (invite seed, mesh
+ * key): the caller wipes it. */
+#define VS_MESH_TOKEN_VERSION 1u
+#define VS_MESH_TOKEN_PREFIX "vix1-"
+#define VS_MESH_TOKEN_ADDRS_MAX 4u
+#define VS_MESH_TOKEN_HOST_BYTES_MAX 253u
+#define VS_MESH_TOKEN_ADDR_CHARS_MAX (VS_MESH_TOKEN_HOST_BYTES_MAX + 6u) /* ":65535" */
+#define VS_MESH_TOKEN_CHARS_MAX 1024u /* the whole line, without a NUL */
+
+typedef struct vs_mesh_token {
+  uint8_t mesh_id[VS_HASH_BYTES];
+  uint8_t invite_seed[VS_SEED_BYTES]; /* secret: the invite key's seed */
+  uint8_t inviter[VS_ORIGIN_BYTES];   /* the invite op's origin */
+  uint64_t invite_seq;                /* and seq (2..VS_OP_SEQ_MAX) */
+  uint8_t mesh_key[VS_MESH_KEY_BYTES]; /* secret: the current mesh key */
+  uint8_t addr_count;                  /* 0..VS_MESH_TOKEN_ADDRS_MAX */
+  char addrs[VS_MESH_TOKEN_ADDRS_MAX][VS_MESH_TOKEN_ADDR_CHARS_MAX + 1]; /* "HOST:PORT", NUL-terminated */
+} vs_mesh_token;
+
+/** Whether `addr` (addr_chars bytes, no NUL needed) is a HOST:PORT the token
+ *  carries (rules above). */
+bool vs_mesh_addr_valid(const char *addr, size_t addr_chars);
+
+/** Write the token line and a NUL into `out` (capacity out_bytes_max);
+ *  *out_chars gets the line's length (without the NUL).
+ *  @return VS_OK; VS_ERR_INVAL (NULLs, addr_count past the maximum, an
+ *  address that is not valid or not NUL-terminated, invite_seq out of
+ *  range); VS_ERR_TOO_LARGE (the line would pass VS_MESH_TOKEN_CHARS_MAX);
+ *  VS_ERR_BUFSIZE (out too small). Nothing meaningful in `out` on error. */
+vs_err vs_mesh_token_encode(const vs_mesh_token *token, char *out, size_t out_bytes_max, size_t *out_chars);
+
+/** Decode exactly `line_chars` characters (no NUL needed; no whitespace
+ *  allowed: the CLI trims). Strict: re-encoding gives the same line.
+ *  @return VS_OK; VS_ERR_INVAL (NULLs); VS_ERR_TOO_LARGE (longer than
+ *  VS_MESH_TOKEN_CHARS_MAX); VS_ERR_VERSION ("vix<digit>" other than
+ *  "vix1-", or a version byte other than 1); VS_ERR_MALFORMED (no prefix,
+ *  bad base64url, a bad field); VS_ERR_CORRUPT (the check does not match: a
+ *  mistyped token); VS_ERR_TRUNCATED / VS_ERR_TRAILING. *out is zeroed on
+ *  error (no secret half-written). */
+vs_err vs_mesh_token_decode(const char *line, size_t line_chars, vs_mesh_token *out);
 
 /* ---- the reducer ---- */
 
