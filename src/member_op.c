@@ -77,7 +77,7 @@ vs_err vs_mesh_invite_decode(const uint8_t *in, size_t in_bytes, vs_mesh_invite 
   v.role = in[1 + VS_ORIGIN_BYTES];
   v.expires_hlc = vs_get_u64le(in + 2 + VS_ORIGIN_BYTES);
   if (!role_valid(v.role)) return VS_ERR_MALFORMED;
-  *out = v;
+  memcpy(out, &v, sizeof v); /* with its zeroed padding */
   return VS_OK;
 }
 
@@ -262,6 +262,6 @@ vs_err vs_mesh_fact_from_op(const vs_op *op, const uint8_t hash[VS_HASH_BYTES], 
     default: assert(0 && "kind_code returned an unknown code"); err = VS_ERR_VERSION; break;
   }
   if (err != VS_OK) return err;
-  *out = f;
+  memcpy(out, &f, sizeof f); /* with its zeroed padding: an assignment need not copy it */
   return VS_OK;
 }

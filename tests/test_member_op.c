@@ -411,6 +411,32 @@ static void test_member_fact_from_each_kind(void **state) {
   vs_identity_wipe(&invite);
 }
 
+/* A fact's bytes are a function of the op: padding and the union's unused
+ * bytes are zero whatever *out held, so facts can be hashed or compared. */
+static void test_member_fact_bytes_are_canonical(void **state) {
+  (void)state;
+  uint8_t origin[32], prev[32], hash[32];
+  vt_origin(origin, 0x33);
+  fill(prev, 32, 1, 1);
+  fill(hash, 32, 2, 7);
+  vs_mesh_invite inv;
+  sample_invite(&inv);
+  uint8_t ienc[VS_MESH_INVITE_BYTES], create[VS_MESH_CREATE_BYTES];
+  vs_mesh_invite_encode(&inv, ienc);
+  vs_mesh_create_encode(create);
+  vs_op ops[2];
+  make_op(&ops[0], origin, 4, prev, VS_MESH_KIND_INVITE, ienc, sizeof ienc);
+  make_op(&ops[1], origin, 1, ZERO32, VS_MESH_KIND_CREATE, create, sizeof create);
+  for (int i = 0; i < 2; i++) {
+    vs_mesh_fact x, y;
+    memset(&x, 0x00, sizeof x);
+    memset(&y, 0xff, sizeof y);
+    assert_err(vs_mesh_fact_from_op(&ops[i], hash, &x), VS_OK);
+    assert_err(vs_mesh_fact_from_op(&ops[i], hash, &y), VS_OK);
+    assert_memory_equal(&x, &y, sizeof x);
+  }
+}
+
 /* On error, the fact is untouched. */
 static void expect_fact_err(const vs_op *op, vs_err want) {
   uint8_t hash[32] = {1};
@@ -473,6 +499,18 @@ static void test_member_fact_refuses_bad_ops(void **state) {
   aenc[VS_MESH_ADMIT_BYTES - 1] ^= 0x40;
   make_op(&op, device, 1, ZERO32, VS_MESH_KIND_ADMIT, aenc, sizeof aenc);
   expect_fact_err(&op, VS_ERR_AUTH);
+  /* signed by another invite key than the one it names */
+  vs_identity wrong;
+  identity_of(0x77, &wrong);
+  vs_mesh_admit w = a;
+  memcpy(w.invite_pk, wrong.pk, 32);
+  assert_err(vs_mesh_admit_sign(&w, &wrong, device), VS_OK);
+  memcpy(w.invite_pk, a.invite_pk, 32);
+  uint8_t wenc[VS_MESH_ADMIT_BYTES];
+  vs_mesh_admit_encode(&w, wenc);
+  make_op(&op, device, 1, ZERO32, VS_MESH_KIND_ADMIT, wenc, sizeof wenc);
+  expect_fact_err(&op, VS_ERR_AUTH);
+  vs_identity_wipe(&wrong);
   /* payload errors pass through: a create payload under the invite kind */
   make_op(&op, origin, 3, prev, VS_MESH_KIND_INVITE, create, sizeof create);
   expect_fact_err(&op, VS_ERR_TRUNCATED);
@@ -874,6 +912,7 @@ int main(void) {
       cmocka_unit_test(test_member_kind_reserved),
       cmocka_unit_test(test_member_fact_from_each_kind),
       cmocka_unit_test(test_member_fact_refuses_bad_ops),
+      cmocka_unit_test(test_member_fact_bytes_are_canonical),
       cmocka_unit_test(test_member_token_matches_golden),
       cmocka_unit_test(test_member_token_roundtrips),
       cmocka_unit_test(test_member_token_encode_refuses_bad_addresses),
