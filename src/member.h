@@ -1,0 +1,192 @@
+/* Membership (issue 16): the mesh.* system ops and the reducer that folds
+ * them. Not installed. Pure: no store, no clock, no random source; the same
+ * set of facts gives the same verdict in any order (docs/membership.md).
+ *
+ * A managed mesh begins with a genesis op (kind "mesh.create", seq 1 of its
+ * author's chain); the mesh id is that op's hash (vs_op_hash). Membership
+ * ops are ordinary signed ops of their author's chain; their payloads are
+ * versioned little-endian encodings (below), their target is "mesh". */
+#ifndef VIXSYNC_MEMBER_H
+#define VIXSYNC_MEMBER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vixsync/error.h"
+#include "vixsync/identity.h"
+#include "vixsync/op.h"
+
+#define VS_MESH_KIND_CREATE "mesh.create"
+#define VS_MESH_KIND_INVITE "mesh.invite"
+#define VS_MESH_KIND_ADMIT "mesh.admit"
+#define VS_MESH_KIND_REVOKE "mesh.revoke"
+#define VS_MESH_KIND_REKEY "mesh.rekey"
+#define VS_MESH_KIND_PREFIX "mesh." /* every kind starting so is reserved: not writable by vs_write */
+#define VS_MESH_TARGET "mesh"
+
+#define VS_MESH_PAYLOAD_VERSION 1u
+
+/* Bounds (every loop over facts is bounded by them). A mesh past one of
+ * them refuses the op that would pass it (VS_ERR_LIMIT), never drops one
+ * it already took. */
+#define VS_MESH_MEMBERS_MAX 1024u /* devices ever admitted, revoked included */
+#define VS_MESH_FACTS_MAX 16384u  /* mesh.* ops folded (all kinds) */
+
+typedef enum vs_mesh_role {
+  VS_MESH_READER = 1, /* replicates; its data ops are refused */
+  VS_MESH_WRITER = 2, /* writes data ops */
+  VS_MESH_ADMIN = 3,  /* writes, invites and revokes */
+} vs_mesh_role;
+
+typedef enum vs_mesh_kind {
+  VS_MESH_CREATE = 1,
+  VS_MESH_INVITE = 2,
+  VS_MESH_ADMIT = 3,
+  VS_MESH_REVOKE = 4,
+  VS_MESH_REKEY = 5,
+} vs_mesh_kind;
+
+/* ---- payloads ----
+ * create : version u8, role of the creator u8 (always ADMIN)       2 bytes
+ * invite : version u8, invite_pk 32, role u8, expires_hlc u64le    42 bytes
+ * admit  : version u8, mesh_id 32, inviter 32, invite_seq u64le,
+ *          invite_pk 32, invite_sig 64                             169 bytes
+ *          invite_sig: ed25519 by the invite key over
+ *          "vixsync mesh.admit v1" (21 bytes, no NUL) || mesh_id ||
+ *          inviter || invite_seq u64le || device_pk (the admit op's origin)
+ * revoke : version u8, device_pk 32, cut_seq u64le, cut_hash 32     73 bytes
+ *          ops of device_pk with seq <= cut_seq stay valid; cut_seq 0
+ *          voids all of them (a device revoked before the revoker held
+ *          any of its ops).
+ * rekey  : reserved for the rekey slice (epochs and boxes). */
+#define VS_MESH_CREATE_BYTES 2u
+#define VS_MESH_INVITE_BYTES 42u
+#define VS_MESH_ADMIT_BYTES 169u
+#define VS_MESH_REVOKE_BYTES 73u
+
+typedef struct vs_mesh_invite {
+  uint8_t invite_pk[VS_ORIGIN_BYTES];
+  uint8_t role; /* vs_mesh_role */
+  uint64_t expires_hlc; /* an admit with hlc > this is void */
+} vs_mesh_invite;
+
+typedef struct vs_mesh_admit {
+  uint8_t mesh_id[VS_HASH_BYTES];
+  uint8_t inviter[VS_ORIGIN_BYTES]; /* the invite op's origin */
+  uint64_t invite_seq;              /* and seq */
+  uint8_t invite_pk[VS_ORIGIN_BYTES];
+  uint8_t invite_sig[VS_SIGNATURE_BYTES];
+} vs_mesh_admit;
+
+typedef struct vs_mesh_revoke {
+  uint8_t device_pk[VS_ORIGIN_BYTES];
+  uint64_t cut_seq;
+  uint8_t cut_hash[VS_HASH_BYTES]; /* the revoker's hash of device_pk's op at cut_seq (zero when cut_seq is 0) */
+} vs_mesh_revoke;
+
+/** Strict encoders and decoders: exact length, known version, role in
+ *  1..3, no trailing bytes. Decoders return VS_ERR_MALFORMED /
+ *  VS_ERR_TRUNCATED / VS_ERR_TRAILING / VS_ERR_VERSION and write nothing on
+ *  error. Encoders write exactly VS_MESH_*_BYTES. */
+void vs_mesh_invite_encode(const vs_mesh_invite *in, uint8_t out[VS_MESH_INVITE_BYTES]);
+vs_err vs_mesh_invite_decode(const uint8_t *in, size_t in_bytes, vs_mesh_invite *out);
+void vs_mesh_admit_encode(const vs_mesh_admit *in, uint8_t out[VS_MESH_ADMIT_BYTES]);
+vs_err vs_mesh_admit_decode(const uint8_t *in, size_t in_bytes, vs_mesh_admit *out);
+void vs_mesh_revoke_encode(const vs_mesh_revoke *in, uint8_t out[VS_MESH_REVOKE_BYTES]);
+vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke *out);
+
+/** The invite key's signature of an admission (fills admit->invite_sig;
+ *  the other fields must be set). `invite` is the identity made from the
+ *  invite secret (vs_identity_from_seed). */
+vs_err vs_mesh_admit_sign(vs_mesh_admit *admit, const vs_identity *invite, const uint8_t device_pk[VS_ORIGIN_BYTES]);
+/** Whether admit->invite_sig is invite_pk's signature for device_pk. */
+bool vs_mesh_admit_verify(const vs_mesh_admit *admit, const uint8_t device_pk[VS_ORIGIN_BYTES]);
+
+/* ---- facts: the decoded mesh.* ops the reducer folds ---- */
+
+typedef struct vs_mesh_fact {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq;
+  uint64_t hlc;
+  uint8_t hash[VS_HASH_BYTES]; /* the op's hash */
+  uint8_t kind;                /* vs_mesh_kind */
+  union {
+    vs_mesh_invite invite;
+    vs_mesh_admit admit;
+    vs_mesh_revoke revoke;
+  } u;
+} vs_mesh_fact;
+
+/** Whether `kind` (kind_bytes bytes) is reserved for membership ops. */
+bool vs_mesh_kind_reserved(const char *kind, size_t kind_bytes);
+
+/** The fact an op states. VS_ERR_NOTFOUND: not a mesh.* kind (a data op);
+ *  VS_ERR_MALFORMED etc.: a mesh.* op whose target or payload is bad, or an
+ *  admit whose invite signature does not verify (VS_ERR_AUTH), or an admit
+ *  or create that is not seq 1. Nothing but the op is read. */
+vs_err vs_mesh_fact_from_op(const vs_op *op, const uint8_t hash[VS_HASH_BYTES], vs_mesh_fact *out);
+
+/* ---- the reducer ---- */
+
+typedef struct vs_mesh_member {
+  uint8_t pk[VS_ORIGIN_BYTES];
+  uint8_t role;       /* vs_mesh_role, from the invite */
+  uint32_t depth;     /* 0: the genesis author; else the inviter's + 1 */
+  uint8_t inviter[VS_ORIGIN_BYTES]; /* zero for the genesis author */
+  uint64_t invite_seq, invite_hlc;  /* the invite op that admitted it (0 for genesis) */
+  uint64_t admit_hlc;               /* its admit op's hlc (genesis: the create op's) */
+  bool revoked;
+  uint64_t cut_seq;                 /* when revoked: its ops with seq <= cut_seq stay valid */
+  uint8_t revoked_by[VS_ORIGIN_BYTES];
+  uint64_t revoke_seq;              /* the effective revoke with the lowest cut (ties: seniority) */
+} vs_mesh_member;
+
+typedef struct vs_mesh_view {
+  uint8_t mesh_id[VS_HASH_BYTES];
+  bool has_genesis; /* the genesis op is among the facts */
+  uint32_t count;   /* members, sorted by pk */
+  vs_mesh_member members[VS_MESH_MEMBERS_MAX];
+  uint8_t digest[VS_HASH_BYTES]; /* BLAKE2b of the canonical encoding of members: equal views, equal digests */
+} vs_mesh_view;
+
+/** Fold `facts` (any order; duplicates of one op allowed) of the mesh whose
+ *  genesis hash is mesh_id into *view. Deterministic: a function of the
+ *  SET of facts. Rules (docs/membership.md):
+ *  - the genesis author (the create fact whose hash is mesh_id) is an
+ *    admin at depth 0; other create facts are ignored;
+ *  - an admit (seq 1 of its device's chain) admits its device iff the
+ *    invite it names is a fact of an admin that is a member valid at the
+ *    invite's seq, invite_pk matches, the signature verified (checked by
+ *    vs_mesh_fact_from_op), admit hlc <= expires_hlc, and it is the
+ *    smallest (hlc, device pk) admit naming that invite;
+ *  - revokes are taken greedily in seniority order of their author (depth,
+ *    then the admitting invite's (hlc, inviter pk), then pk; then the revoke
+ *    op's (hlc, seq)): one is effective iff, with it and every revoke taken
+ *    before, its author is an admin valid at the revoke's seq, its target
+ *    is a member, at least one admin stays unrevoked, and every revoke
+ *    taken before stays valid (its author valid at its seq, its target's
+ *    admission unchanged). A revoke cuts its target (the lowest cut wins)
+ *    and, through the cut, voids every admission its target's invites at
+ *    seqs past the cut made (cascade);
+ *  - invites and revokes by non-admins, or past their author's cut, do
+ *    nothing.
+ *  @return VS_OK; VS_ERR_LIMIT (more than VS_MESH_FACTS_MAX facts or
+ *  VS_MESH_MEMBERS_MAX members); VS_ERR_INVAL (NULLs; two different facts
+ *  at one (origin, seq): a fork, which the fork verdict settles first). */
+vs_err vs_mesh_reduce(const uint8_t mesh_id[VS_HASH_BYTES], const vs_mesh_fact *facts, uint32_t count,
+                      vs_mesh_view *view_out);
+
+/** The member with `pk`, or NULL. */
+const vs_mesh_member *vs_mesh_find(const vs_mesh_view *view, const uint8_t pk[VS_ORIGIN_BYTES]);
+
+/** Whether op (origin, seq) of kind class `data` (true: a data op; false: a
+ *  mesh.* op) is valid under the view: its origin is a member, seq is not
+ *  past its cut, and a data op's author is not a reader. A device's own
+ *  admit (seq 1) is valid whenever the device is a member. */
+bool vs_mesh_op_valid(const vs_mesh_view *view, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, bool data);
+
+/** Whether `pk` is an unrevoked member (may open sessions). */
+bool vs_mesh_active(const vs_mesh_view *view, const uint8_t pk[VS_ORIGIN_BYTES]);
+
+#endif
