@@ -79,7 +79,8 @@ static void g_join(gen *g, uint32_t inviter, int twist) {
 static void g_revoke(gen *g, uint32_t author, uint32_t target) {
   if (g->s->n + 1 > MF_FACTS_MAX) return;
   uint64_t cut = rnd(&g->rng, g->next_seq[target] + 2);
-  mf_revoke(g->s, author, g->next_seq[author]++, hlc(g), target, cut);
+  uint64_t h = hlc(g);
+  mf_revoke(g->s, author, g->next_seq[author]++, h, target, cut);
 }
 
 /* A second device admits with an existing invite (a leaked token). */
@@ -110,36 +111,48 @@ static void generate(gen *g, mf_set *s, uint64_t seed, uint32_t honest, uint32_t
   g->next_seq[1] = 2;
   g->role[1] = VS_MESH_ADMIN;
   for (uint32_t i = 0; i < honest; i++) g_join(g, pick_admin(g), 0);
+  /* Every draw is its own statement: the order in which a call's
+   * arguments are evaluated is unspecified, and a seed must give the same
+   * sets with every compiler. */
   for (uint32_t i = 0; i < moves; i++) {
     uint32_t a, b;
     switch (rnd(&g->rng, 9)) {
       case 0: /* a revoke by an admin */
-        g_revoke(g, pick_admin(g), pick_dev(g));
+        a = pick_admin(g);
+        b = pick_dev(g);
+        g_revoke(g, a, b);
         break;
       case 1: /* a mutual revoke */
-        a = pick_admin(g), b = pick_admin(g);
+        a = pick_admin(g);
+        b = pick_admin(g);
         g_revoke(g, a, b);
         g_revoke(g, b, a);
         break;
       case 2: /* the genesis author, by itself or another */
-        g_revoke(g, rnd(&g->rng, 2) ? 1 : pick_admin(g), 1);
+        a = rnd(&g->rng, 2) ? 1 : pick_admin(g);
+        g_revoke(g, a, 1);
         break;
       case 3:
         g_double_use(g);
         break;
       case 4: /* an expired or mismatched admission */
-        g_join(g, pick_admin(g), 1 + (int)rnd(&g->rng, 2));
+        a = pick_admin(g);
+        g_join(g, a, 1 + (int)rnd(&g->rng, 2));
         break;
       case 5: /* anyone (writer, reader, revoked) invites */
         g_join(g, pick_dev(g), 0);
         break;
       case 6: /* anyone revokes */
-        g_revoke(g, pick_dev(g), pick_dev(g));
+        a = pick_dev(g);
+        b = pick_dev(g);
+        g_revoke(g, a, b);
         break;
       case 7: /* concurrent revokes of one device */
         b = pick_dev(g);
-        g_revoke(g, pick_admin(g), b);
-        g_revoke(g, pick_admin(g), b);
+        a = pick_admin(g);
+        g_revoke(g, a, b);
+        a = pick_admin(g);
+        g_revoke(g, a, b);
         break;
       default: /* a self revoke */
         a = pick_admin(g);
@@ -370,7 +383,9 @@ static void test_random_sets(void **state) {
   printf("seed %#" PRIx64 ", %u sets\n", g_seed, g_sets);
   for (uint32_t k = 0; k < g_sets; k++) {
     uint64_t set_seed = vt_sm64(&rng);
-    generate(&g, &s, set_seed, 1 + (uint32_t)rnd(&rng, 8), (uint32_t)rnd(&rng, 12));
+    uint32_t honest = 1 + (uint32_t)rnd(&rng, 8);
+    uint32_t moves = (uint32_t)rnd(&rng, 12);
+    generate(&g, &s, set_seed, honest, moves);
     if (rnd(&rng, 50) == 0) s.mesh_id[0] ^= 1; /* sometimes without the genesis */
     assert_err(vs_mesh_reduce(s.mesh_id, s.f, s.n, &g_v1), VS_OK);
     check_invariants(&g_v1, k);
@@ -385,7 +400,10 @@ static void test_random_sets(void **state) {
     }
     uint32_t n = s.n;
     memcpy(perm, s.f, n * sizeof *perm);
-    for (uint32_t d = 1 + (uint32_t)rnd(&rng, s.n); d > 0; d--) perm[n++] = s.f[rnd(&rng, s.n)];
+    for (uint32_t d = 1 + (uint32_t)rnd(&rng, s.n); d > 0; d--) {
+      uint64_t i = rnd(&rng, s.n);
+      perm[n++] = s.f[i];
+    }
     shuffle(perm, n, &rng);
     reduce_same(&s, perm, n, k, "duplicates");
   }
@@ -400,7 +418,10 @@ static void test_every_permutation_of_small_sets(void **state) {
   static vs_mesh_fact perm[MF_FACTS_MAX];
   uint64_t rng = g_seed ^ 0xa11u, perms = 0;
   for (uint32_t k = 0; k < SMALL_SETS; k++) {
-    generate(&g, &s, vt_sm64(&rng), 1 + (uint32_t)rnd(&rng, 2), 1 + (uint32_t)rnd(&rng, 2));
+    uint64_t set_seed = vt_sm64(&rng);
+    uint32_t honest = 1 + (uint32_t)rnd(&rng, 2);
+    uint32_t moves = 1 + (uint32_t)rnd(&rng, 2);
+    generate(&g, &s, set_seed, honest, moves);
     if (s.n > 7) s.n = 7; /* a prefix: still a set of facts */
     assert_err(vs_mesh_reduce(s.mesh_id, s.f, s.n, &g_v1), VS_OK);
     check_invariants(&g_v1, k);
