@@ -456,6 +456,43 @@ static void test_limits(void **state) {
   free(s);
 }
 
+#ifdef VS_FAULT_INJECTION
+#include "fault.h"
+
+/* Every allocation of a reduction with revokes and a cascade fails in turn
+ * (the fault build only): VS_ERR_NOMEM and a zeroed view, then the same
+ * verdict once allocations succeed again. */
+static void test_every_allocation_fails(void **state) {
+  (void)state;
+  mf_set *s = fresh();
+  mf_join(s, A, 2, B, VS_MESH_ADMIN);
+  mf_join(s, B, 2, C, VS_MESH_WRITER);
+  mf_join(s, A, 3, D, VS_MESH_ADMIN);
+  mf_revoke(s, A, 4, 90, B, 1);
+  mf_revoke(s, D, 2, 95, A, 3);
+  static vs_mesh_view want;
+  assert_err(vs_mesh_reduce(s->mesh_id, s->f, s->n, &want), VS_OK);
+  assert_int_equal(want.count, 3);
+  uint64_t n = 1;
+  for (; n < 100; n++) {
+    vs_fault_fail_nth_alloc(n);
+    vs_err err = vs_mesh_reduce(s->mesh_id, s->f, s->n, &g_view);
+    if (!vs_fault_alloc_nth_fired()) {
+      assert_err(err, VS_OK);
+      break;
+    }
+    assert_err(err, VS_ERR_NOMEM);
+    assert_int_equal(g_view.count, 0);
+    assert_false(g_view.has_genesis);
+  }
+  vs_fault_fail_nth_alloc(0);
+  assert_true(n > 3 && n < 100);
+  assert_err(vs_mesh_reduce(s->mesh_id, s->f, s->n, &g_view), VS_OK);
+  assert_true(mf_view_equal(&want, &g_view));
+  printf("%u allocations, each failed in turn\n", (unsigned)(n - 1));
+}
+#endif
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_genesis_only),
@@ -477,6 +514,9 @@ int main(void) {
       cmocka_unit_test(test_reader),
       cmocka_unit_test(test_fork_and_duplicates),
       cmocka_unit_test(test_limits),
+#ifdef VS_FAULT_INJECTION
+      cmocka_unit_test(test_every_allocation_fails),
+#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
