@@ -30,7 +30,10 @@
  * O(R log M) for the checks plus O(M) per revoke that lowers a cut, so
  * O(R * M) = 16384 * 1024 node steps at the bounds; the view O(M log M).
  * Scratch: a copy of the facts plus O(F + M) indexes (about 4 MiB at the
- * bounds). tests/test_member.c measures the worst case it can build. */
+ * bounds). tests/test_member.c (test_limits) builds that worst case,
+ * 14,337 revokes each lowering a cut among 1,024 admins, and prints its
+ * time: 110-155 ms in a Debug build, 54-94 ms in a clang Release build
+ * (2026-12, the shared 2-core dev box; the spread is its load). */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +194,7 @@ static vs_err build_tree(red *r, uint32_t g) {
     for (uint32_t i = origin_first(r, pk); i < r->n && memcmp(r->f[i].origin, pk, VS_ORIGIN_BYTES) == 0; i++) {
       if (r->f[i].kind != VS_MESH_INVITE || r->winner[i] == NONE) continue;
       if (r->node_count == VS_MESH_MEMBERS_MAX) return VS_ERR_LIMIT;
+      assert(r->f[r->winner[i]].kind == VS_MESH_ADMIT && r->f[r->winner[i]].seq == 1);
       /* a device has one seq 1, so one admit, which wins at most one invite:
        * no device is queued twice */
       r->nodes[r->node_count++] = (node){.admit = r->winner[i], .invite = i, .parent = q,
@@ -286,6 +290,7 @@ static void take_revoke(red *r, const rv_rec *rv) {
     r->cut_by[t] = rv->fact;
     memcpy(r->mem, r->mem_try, (size_t)r->node_count * sizeof *r->mem);
   }
+  assert(r->mem[0] && r->mem[a] && r->mem[t] && fr->seq <= r->cut[a]);
   /* else: the target is already cut as low; nothing changes, it is taken */
   if (fr->seq > r->taken_max[a]) r->taken_max[a] = fr->seq;
   r->targeted[t] = true;
@@ -343,6 +348,7 @@ static void fill_member(const red *r, uint32_t k, vs_mesh_member *m) {
     m->invite_hlc = r->f[d->invite].hlc;
   }
   if (r->cut[k] != CUT_NONE) {
+    assert(r->cut_by[k] < r->n && r->f[r->cut_by[k]].kind == VS_MESH_REVOKE);
     const vs_mesh_fact *rv = &r->f[r->cut_by[k]];
     m->revoked = true;
     m->cut_seq = r->cut[k];
@@ -430,7 +436,11 @@ static vs_err index_by_pk(red *r) {
     recs[k].k = k;
   }
   qsort(recs, r->node_count, sizeof *recs, pk_rec_cmp);
-  for (uint32_t k = 0; k < r->node_count; k++) r->by_pk[k] = recs[k].k;
+  for (uint32_t k = 0; k < r->node_count; k++) {
+    /* one node per device: the genesis has no admit, a device one seq 1 */
+    assert(k == 0 || memcmp(recs[k - 1].pk, recs[k].pk, VS_ORIGIN_BYTES) < 0);
+    r->by_pk[k] = recs[k].k;
+  }
   free(recs);
   return VS_OK;
 }
