@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "member.h"
 #include "member_facts.h"
 
@@ -394,6 +396,65 @@ static void test_fork_and_duplicates(void **state) {
   assert_null(vs_mesh_find(NULL, s->f[0].origin));
 }
 
+static uint8_t *put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) *p++ = (uint8_t)(v >> (8 * i));
+  return p;
+}
+
+/* The digest is the encoding member.h spells out, re-encoded here by hand
+ * from the header (not from the reducer), and pinned: nodes of different
+ * builds compare digests. */
+static void test_digest_encoding(void **state) {
+  (void)state;
+  mf_set *s = fresh();
+  mf_join(s, A, 2, B, VS_MESH_WRITER);
+  mf_join(s, A, 3, C, VS_MESH_ADMIN);
+  mf_revoke(s, A, 4, 90, B, 4);
+  reduce_ok();
+  assert_int_equal(g_view.count, 3);
+  static const char tag[] = "vixsync mesh view v1";
+  uint8_t buf[512], *p = buf;
+  memcpy(p, tag, sizeof tag - 1), p += sizeof tag - 1;
+  memcpy(p, s->mesh_id, 32), p += 32;
+  *p++ = 1;
+  *p++ = 3, *p++ = 0, *p++ = 0, *p++ = 0;
+  /* pk order is tag order: A, B, C */
+  struct {
+    uint32_t tag, depth, inviter;
+    uint8_t role, revoked;
+    uint64_t invite_seq, invite_hlc, admit_hlc, cut_seq, revoke_seq;
+    uint32_t revoked_by;
+  } want[3] = {
+      {A, 0, 0, VS_MESH_ADMIN, 0, 0, 0, 5, 0, 0, 0},
+      {B, 1, A, VS_MESH_WRITER, 1, 2, 20, 21, 4, 4, A},
+      {C, 1, A, VS_MESH_ADMIN, 0, 3, 30, 31, 0, 0, 0},
+  };
+  for (int i = 0; i < 3; i++) {
+    mf_pk(p, want[i].tag), p += 32;
+    *p++ = want[i].role;
+    *p++ = (uint8_t)want[i].depth, *p++ = 0, *p++ = 0, *p++ = 0;
+    if (want[i].inviter != 0) mf_pk(p, want[i].inviter);
+    else memset(p, 0, 32);
+    p += 32;
+    p = put_u64(p, want[i].invite_seq);
+    p = put_u64(p, want[i].invite_hlc);
+    p = put_u64(p, want[i].admit_hlc);
+    *p++ = want[i].revoked;
+    p = put_u64(p, want[i].cut_seq);
+    if (want[i].revoked_by != 0) mf_pk(p, want[i].revoked_by);
+    else memset(p, 0, 32);
+    p += 32;
+    p = put_u64(p, want[i].revoke_seq);
+  }
+  assert_true((size_t)(p - buf) <= sizeof buf);
+  uint8_t d[VS_HASH_BYTES];
+  crypto_generichash(d, sizeof d, buf, (size_t)(p - buf), NULL, 0);
+  assert_memory_equal(d, g_view.digest, VS_HASH_BYTES);
+  char hex[2 * VS_HASH_BYTES + 1];
+  sodium_bin2hex(hex, sizeof hex, g_view.digest, VS_HASH_BYTES);
+  assert_string_equal(hex, "f6dbeb91aef3c4f332e0bea91891c4c07ecef758b94fa2efdd197d86768db06b");
+}
+
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -405,7 +466,7 @@ static uint64_t now_ns(void) {
  * the tree). Then one fact and one member too many. */
 static void test_limits(void **state) {
   (void)state;
-  uint32_t cap = VS_MESH_FACTS_MAX + 2;
+  uint32_t cap = 2 * VS_MESH_FACTS_MAX + 1;
   vs_mesh_fact *f = calloc(cap, sizeof *f);
   mf_set *s = calloc(1, sizeof *s);
   assert_non_null(f);
@@ -436,6 +497,14 @@ static void test_limits(void **state) {
   assert_true(active(A));
   printf("worst case: %u facts, %u members, %u revokes: %.1f ms\n", n, members, n - 2 * members + 1,
          (double)(t1 - t0) / 1e6);
+  /* every fact twice (two sources) is still the set; one more is too many */
+  static vs_mesh_view once;
+  once = g_view;
+  memcpy(f + n, f, n * sizeof *f);
+  assert_err(vs_mesh_reduce(s->mesh_id, f, 2 * n, &g_view), VS_OK);
+  assert_true(mf_view_equal(&once, &g_view));
+  f[2 * n] = f[0];
+  assert_err(vs_mesh_reduce(s->mesh_id, f, 2 * n + 1, &g_view), VS_ERR_LIMIT);
   /* one fact too many */
   s->n = 0;
   mf_revoke(s, A, seq, 100000 + seq, 101, 1);
@@ -513,6 +582,7 @@ int main(void) {
       cmocka_unit_test(test_revoked_invites_after_cut),
       cmocka_unit_test(test_reader),
       cmocka_unit_test(test_fork_and_duplicates),
+      cmocka_unit_test(test_digest_encoding),
       cmocka_unit_test(test_limits),
 #ifdef VS_FAULT_INJECTION
       cmocka_unit_test(test_every_allocation_fails),
