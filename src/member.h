@@ -220,7 +220,12 @@ typedef struct vs_mesh_view {
   bool has_genesis; /* the genesis op is among the facts */
   uint32_t count;   /* members, sorted by pk */
   vs_mesh_member members[VS_MESH_MEMBERS_MAX];
-  uint8_t digest[VS_HASH_BYTES]; /* BLAKE2b of the canonical encoding of members: equal views, equal digests */
+  /* BLAKE2b-256 of "vixsync mesh view v1" || mesh_id || has_genesis u8 ||
+   * count u32le || per member in pk order: pk, role u8, depth u32le,
+   * inviter, invite_seq, invite_hlc, admit_hlc (u64le), revoked u8,
+   * cut_seq u64le, revoked_by, revoke_seq u64le (the fields zero when
+   * unset): equal views, equal digests */
+  uint8_t digest[VS_HASH_BYTES];
 } vs_mesh_view;
 
 /** Fold `facts` (any order; duplicates of one op allowed) of the mesh whose
@@ -230,9 +235,11 @@ typedef struct vs_mesh_view {
  *    admin at depth 0; other create facts are ignored;
  *  - an admit (seq 1 of its device's chain) admits its device iff the
  *    invite it names is a fact of an admin that is a member valid at the
- *    invite's seq, invite_pk matches, the signature verified (checked by
- *    vs_mesh_fact_from_op), admit hlc <= expires_hlc, and it is the
- *    smallest (hlc, device pk) admit naming that invite;
+ *    invite's seq, its mesh_id is this mesh's, invite_pk matches, the
+ *    signature verified (checked by vs_mesh_fact_from_op), admit hlc <=
+ *    expires_hlc, and it is the smallest (hlc, device pk) of the admits
+ *    naming that invite that pass these checks (an admit with a wrong key
+ *    or mesh id cannot block an invite);
  *  - revokes are taken greedily in seniority order of their author (depth,
  *    then the admitting invite's (hlc, inviter pk), then pk; then the revoke
  *    op's (hlc, seq)): one is effective iff, with it and every revoke taken
@@ -244,9 +251,17 @@ typedef struct vs_mesh_view {
  *    seqs past the cut made (cascade);
  *  - invites and revokes by non-admins, or past their author's cut, do
  *    nothing.
- *  @return VS_OK; VS_ERR_LIMIT (more than VS_MESH_FACTS_MAX facts or
- *  VS_MESH_MEMBERS_MAX members); VS_ERR_INVAL (NULLs; two different facts
- *  at one (origin, seq): a fork, which the fork verdict settles first). */
+ *  A revoke's cut_hash is not checked here (the reducer holds no data
+ *  ops): the caller compares it with the target's op at cut_seq, where a
+ *  mismatch is a fork of the target.
+ *  Cost: O(F log F + R * M) for F facts, R revokes, M members (the bounds:
+ *  ~16.8M steps; member_reduce.c). Scratch is malloc'd and freed.
+ *  @return VS_OK; VS_ERR_LIMIT (more than VS_MESH_FACTS_MAX distinct facts,
+ *  more than 2 * VS_MESH_FACTS_MAX with duplicates, or more than
+ *  VS_MESH_MEMBERS_MAX admissions counted before any revoke, so that the
+ *  limit does not depend on which revokes win); VS_ERR_NOMEM;
+ *  VS_ERR_INVAL (NULLs; two different facts at one (origin, seq): a fork,
+ *  which the fork verdict settles first). On error *view_out is zeroed. */
 vs_err vs_mesh_reduce(const uint8_t mesh_id[VS_HASH_BYTES], const vs_mesh_fact *facts, uint32_t count,
                       vs_mesh_view *view_out);
 
