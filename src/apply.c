@@ -8,8 +8,36 @@
 #include "chain.h"
 #include "fork.h"
 #include "internal.h"
+#include "member.h"
+#include "mstore.h"
 #include "state_int.h"
 #include "wal_int.h"
+
+static bool op_is_mesh(const vs_op *op) { return vs_mesh_kind_reserved(op->kind, op->kind_bytes); }
+
+/* Every mesh.* op of the run must state a fact (docs/membership.md): no
+ * honest node writes a malformed one, so one that does not decode refuses
+ * the whole run with the decoder's error. Pure; an admit costs one
+ * signature check. */
+static vs_err run_mesh_check(const vs_op *ops, uint32_t count, const uint8_t (*hashes)[VS_HASH_BYTES]) {
+  for (uint32_t i = 0; i < count; i++) {
+    if (!op_is_mesh(&ops[i])) continue;
+    vs_mesh_fact fact;
+    vs_err err = vs_mesh_fact_from_op(&ops[i], hashes[i], &fact);
+    if (err != VS_OK) return err;
+  }
+  return VS_OK;
+}
+
+/* The store may hold at most VS_MESH_FACTS_MAX membership records: `adding`
+ * more would pass it (VS_ERR_LIMIT), nothing is dropped to make room. */
+static vs_err mesh_room_txn(MDB_txn *txn, const vs_store *store, uint64_t adding) {
+  if (adding == 0) return VS_OK;
+  uint64_t held = 0;
+  vs_err err = vs_mesh_records_count_txn(txn, store, &held);
+  if (err == VS_OK && (held > VS_MESH_FACTS_MAX || adding > VS_MESH_FACTS_MAX - held)) err = VS_ERR_LIMIT;
+  return err;
+}
 
 /* Inside the transaction: skip what is held, check the links, append. */
 static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
@@ -73,11 +101,17 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   for (uint32_t i = 0; i < skip && err == VS_OK && VS_FAULT(VS_FAULT_DUP_INCR); i++) /* fault: count held incrs again */
     if (strcmp(ops[i].kind, "incr") == 0) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
+  uint64_t mesh_ops = 0;
+  for (uint32_t i = skip; i < count; i++) mesh_ops += op_is_mesh(&ops[i]) ? 1u : 0u;
+  if (err == VS_OK) err = mesh_room_txn(txn, store, mesh_ops);
   vs_wal_cursors cur = {NULL, NULL};
   if (err == VS_OK) err = vs_wal_cursors_open(txn, store, &cur);
   for (uint32_t i = skip; i < count && err == VS_OK; i++) {
     err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
                             i == count - 1, NULL);
+    /* its membership fact in the same transaction (checked: run_mesh_check) */
+    if (err == VS_OK && op_is_mesh(&ops[i]))
+      err = vs_mesh_record_put_txn(txn, store, ops[i].origin, ops[i].seq, hashes[i], lsn);
     if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     /* Within the drift (checked above): the node's HLC follows it, so our
      * next write is ordered after what we have seen. */
@@ -169,6 +203,7 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   vs_apply_result res;
   memset(&res, 0, sizeof res);
   vs_err err = pre->check;
+  if (err == VS_OK) err = run_mesh_check(ops, count, hashes);
   /* A run the store already holds op for op (the same hashes) has nothing
    * to apply and nothing to prove: skip its signature check. In a mesh
    * every node gets each chain from every neighbour, so most runs are this. */
@@ -276,6 +311,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   vs_op_id_derive(op->origin, op->seq, &checked.id); /* never trust a caller's id */
   uint8_t hash[VS_HASH_BYTES];
   vs_err err = vs_op_hash(&checked, hash);
+  if (err == VS_OK) err = run_mesh_check(&checked, 1, (const uint8_t (*)[VS_HASH_BYTES])hash);
   if (err != VS_OK) return err;
   MDB_txn *txn;
   err = vs_txn_begin(store, true, &txn);
@@ -292,7 +328,10 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   }
   uint64_t lsn = 0, node_hlc = 0;
   if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
+  if (err == VS_OK && op_is_mesh(&checked)) err = mesh_room_txn(txn, store, 1);
   if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, NULL, ++lsn, now_ms, hash, true, NULL);
+  if (err == VS_OK && op_is_mesh(&checked))
+    err = vs_mesh_record_put_txn(txn, store, checked.origin, checked.seq, hash, lsn);
   uint8_t state_hash[VS_HASH_BYTES];
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);

@@ -24,6 +24,7 @@
 
 #include "chain.h"
 #include "internal.h"
+#include "mstore.h"
 #include "state_int.h"
 #include "wal_int.h"
 #include "outbox_int.h"
@@ -173,6 +174,7 @@ static vs_err void_ops_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[V
   err = fail_outbox(txn, store, origin, from);
   if (err == VS_OK) err = drop_from(txn, store->dbi_opid, origin, from);
   if (err == VS_OK) err = drop_from(txn, store->dbi_sigs, origin, from);
+  if (err == VS_OK) err = vs_mesh_records_drop_txn(txn, store, origin, from); /* their membership facts */
   if (err != VS_OK) return err;
   if (from == 1) {
     MDB_val k = {VS_ORIGIN_BYTES, (void *)origin};

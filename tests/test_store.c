@@ -291,7 +291,7 @@ static void *read_data_file(const char *dir, size_t *bytes_out) {
  * can say "store format 2, this build reads 3". */
 static void test_store_other_format_is_a_version_error(void **state) {
   fixture *f = *state;
-  assert_int_equal(VS_STORE_FORMAT, 4);
+  assert_int_equal(VS_STORE_FORMAT, 5);
   assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
   write_one(f->store, 10, 1000);
   uint32_t found = 0;
@@ -300,7 +300,7 @@ static void test_store_other_format_is_a_version_error(void **state) {
   f->store = NULL;
   assert_err(vs_store_format(f->dir, &found), VS_OK);
   assert_int_equal(found, VS_STORE_FORMAT);
-  static const uint32_t others[] = {1u, 2u, 3u, VS_STORE_FORMAT + 1u, UINT32_MAX};
+  static const uint32_t others[] = {1u, 2u, 3u, 4u, VS_STORE_FORMAT + 1u, UINT32_MAX};
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
     raw_set_format(f->dir, others[i]);
     size_t before_bytes = 0, after_bytes = 0;

@@ -42,9 +42,9 @@ typedef enum vs_durability {
 
 /** The store format this build reads and writes (meta["vixsync"]). A store
  *  of any other format is refused (VS_ERR_VERSION); there is no migration
- *  yet. 4: fork verdicts keep their evidence (apply.h); 3: 24-byte op ids
+ *  yet. 5: a record per membership op (the `mesh` database); 4: fork verdicts keep their evidence (apply.h); 3: 24-byte op ids
  *  (op.h); 2: state records keep their digest. */
-#define VS_STORE_FORMAT 4u
+#define VS_STORE_FORMAT 5u
 
 #define VS_STORE_MAP_BYTES_DEFAULT (1024ull * 1024ull * 1024ull) /* 1 GiB */
 #define VS_STORE_MAP_BYTES_MIN (64ull * 1024ull)
