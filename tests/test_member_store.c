@@ -1,0 +1,456 @@
+/* Membership slice 2a: the store keeps the membership facts (src/mstore.h,
+ * docs/storage.md "Membership records"). Real mesh.* ops, built as
+ * test_member_flow.c builds them (payload encoders, vs_mesh_admit_sign),
+ * are applied as signed runs through vs_apply_run, as a peer's runs are.
+ * Pinned: each mesh.* op held has its record, data ops none, and
+ * vs_mesh_view_get folds them into the view the reducer gives (genesis,
+ * invites, an admit from another device's chain, a revoke); a run with one
+ * malformed mesh.* op (bad payload, an admit whose invite signature does
+ * not verify, a mesh op at a wrong seq) is refused whole with the
+ * decoder's error and changes nothing (state hash, heads, WAL, records); a
+ * fork verdict that voids an origin's ops drops their records and the view
+ * follows. Built again as fault_member_store in the fault build: every
+ * LMDB write or commit and every allocation of an apply with mesh ops
+ * failed in turn leaves the store as it was. */
+#include "apply_nodes.h"
+
+#include "member.h"
+#include "mstore.h"
+#ifdef VS_FAULT_INJECTION
+#include "fault.h"
+#endif
+
+#define CH_OPS 16u
+#define NOW_MS (T0_MS + 1000000ull)
+#define DRIFT_MS 60000ull
+
+/* One device's chain of real ops (payloads kept here: the ops point at them). */
+typedef struct chain {
+  vs_identity id;
+  uint64_t seq;
+  uint8_t prev[VS_HASH_BYTES];
+  vs_op ops[CH_OPS];
+  uint8_t hashes[CH_OPS][VS_HASH_BYTES];
+  uint8_t pay[CH_OPS][VS_MESH_ADMIT_BYTES];
+} chain;
+
+static void chain_init(chain *c, uint8_t seed_byte) {
+  memset(c, 0, sizeof *c);
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, seed_byte, sizeof seed);
+  assert_err(vs_identity_from_seed(seed, &c->id), VS_OK);
+}
+
+static uint64_t hlc_at(uint64_t ms) { return vs_hlc_make(T0_MS + ms, 0); }
+
+/* Append an op (kind, target, payload); returns its seq. */
+static uint64_t chain_add(chain *c, uint64_t ms, const char *kind, const char *target, const uint8_t *payload,
+                          uint32_t payload_bytes) {
+  assert_true(c->seq < CH_OPS && payload_bytes <= VS_MESH_ADMIT_BYTES);
+  uint32_t i = (uint32_t)c->seq;
+  memcpy(c->pay[i], payload, payload_bytes);
+  c->seq++;
+  assert_err(vs_op_init(&c->ops[i], c->id.pk, c->seq, hlc_at(ms), c->prev, kind, (const uint8_t *)target,
+                        (uint32_t)strlen(target), c->pay[i], payload_bytes),
+             VS_OK);
+  assert_err(vs_op_hash(&c->ops[i], c->hashes[i]), VS_OK);
+  memcpy(c->prev, c->hashes[i], VS_HASH_BYTES);
+  return c->seq;
+}
+
+/* A copy of `c` whose ops point at the copy's own payloads. */
+static void chain_copy(chain *dst, const chain *src) {
+  *dst = *src;
+  for (uint32_t i = 0; i < dst->seq; i++) dst->ops[i].payload = dst->pay[i];
+}
+
+static void chain_create(chain *c, uint64_t ms) {
+  uint8_t p[VS_MESH_CREATE_BYTES];
+  vs_mesh_create_encode(p);
+  chain_add(c, ms, VS_MESH_KIND_CREATE, VS_MESH_TARGET, p, sizeof p);
+}
+
+/* An invite for the key of seed `key_byte`; returns its seq. */
+static uint64_t chain_invite(chain *c, uint64_t ms, uint8_t role, uint8_t key_byte) {
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, key_byte, sizeof seed);
+  vs_identity inv;
+  assert_err(vs_identity_from_seed(seed, &inv), VS_OK);
+  vs_mesh_invite in = {.role = role, .expires_hlc = hlc_at(10000000)};
+  memcpy(in.invite_pk, inv.pk, VS_ORIGIN_BYTES);
+  uint8_t p[VS_MESH_INVITE_BYTES];
+  vs_mesh_invite_encode(&in, p);
+  return chain_add(c, ms, VS_MESH_KIND_INVITE, VS_MESH_TARGET, p, sizeof p);
+}
+
+/* `dev` admits itself with the invite (inviter, seq) of key `key_byte`;
+ * the signature is made for `as` (NULL: dev itself). */
+static void chain_admit(chain *dev, uint64_t ms, const uint8_t mesh_id[VS_HASH_BYTES], const chain *inviter,
+                        uint64_t invite_seq, uint8_t key_byte, const uint8_t *as) {
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, key_byte, sizeof seed);
+  vs_identity inv;
+  assert_err(vs_identity_from_seed(seed, &inv), VS_OK);
+  vs_mesh_admit a;
+  memcpy(a.mesh_id, mesh_id, VS_HASH_BYTES);
+  memcpy(a.inviter, inviter->id.pk, VS_ORIGIN_BYTES);
+  a.invite_seq = invite_seq;
+  memcpy(a.invite_pk, inv.pk, VS_ORIGIN_BYTES);
+  assert_err(vs_mesh_admit_sign(&a, &inv, as != NULL ? as : dev->id.pk), VS_OK);
+  uint8_t p[VS_MESH_ADMIT_BYTES];
+  vs_mesh_admit_encode(&a, p);
+  chain_add(dev, ms, VS_MESH_KIND_ADMIT, VS_MESH_TARGET, p, sizeof p);
+}
+
+static void chain_revoke(chain *c, uint64_t ms, const chain *target, uint64_t cut_seq) {
+  vs_mesh_revoke r;
+  memset(&r, 0, sizeof r);
+  memcpy(r.device_pk, target->id.pk, VS_ORIGIN_BYTES);
+  r.cut_seq = cut_seq;
+  if (cut_seq > 0) memcpy(r.cut_hash, target->hashes[cut_seq - 1], VS_HASH_BYTES);
+  uint8_t p[VS_MESH_REVOKE_BYTES];
+  vs_mesh_revoke_encode(&r, p);
+  chain_add(c, ms, VS_MESH_KIND_REVOKE, VS_MESH_TARGET, p, sizeof p);
+}
+
+static void chain_data(chain *c, uint64_t ms) {
+  chain_add(c, ms, "put", "k", (const uint8_t *)"v", 1);
+}
+
+/* Apply c's ops from..to (seqs) as one run signed at `to`. */
+static vs_err apply_seqs(vs_store *s, const chain *c, uint64_t from, uint64_t to, vs_apply_result *res) {
+  assert_true(from >= 1 && from <= to && to <= c->seq);
+  uint8_t sig[VS_SIGNATURE_BYTES];
+  vs_chain_sign(&c->id, to, c->hashes[to - 1], sig);
+  vs_apply_result r;
+  return vs_apply_run(s, &c->ops[from - 1], (uint32_t)(to - from + 1), sig, NOW_MS, DRIFT_MS, res != NULL ? res : &r);
+}
+
+static uint64_t records(vs_store *s) {
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+  uint64_t n = 0;
+  assert_err(vs_mesh_records_count_txn(txn, s, &n), VS_OK);
+  mdb_txn_abort(txn);
+  return n;
+}
+
+static vs_mesh_view *view_of(vs_store *s, const uint8_t mesh_id[VS_HASH_BYTES]) {
+  vs_mesh_view *v = malloc(sizeof *v);
+  assert_non_null(v);
+  assert_err(vs_mesh_view_get(s, mesh_id, v), VS_OK);
+  return v;
+}
+
+/* The view the reducer gives for these chains' facts, built without a store. */
+static void view_direct(const uint8_t mesh_id[VS_HASH_BYTES], chain *const *chains, uint32_t n_chains,
+                        vs_mesh_view *out) {
+  vs_mesh_fact *facts = calloc(CH_OPS * 4u, sizeof *facts);
+  assert_non_null(facts);
+  uint32_t n = 0;
+  for (uint32_t c = 0; c < n_chains; c++)
+    for (uint32_t i = 0; i < chains[c]->seq; i++) {
+      vs_err err = vs_mesh_fact_from_op(&chains[c]->ops[i], chains[c]->hashes[i], &facts[n]);
+      if (err == VS_OK) n++;
+      else assert_err(err, VS_ERR_NOTFOUND);
+    }
+  assert_err(vs_mesh_reduce(mesh_id, facts, n, out), VS_OK);
+  free(facts);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_mstore_records_and_view(void **state) {
+  (void)state;
+  node n;
+  node_open(&n, "mstore-view", 1);
+  chain a, b, c;
+  chain_init(&a, 0x11);
+  chain_init(&b, 0x22);
+  chain_init(&c, 0x33);
+  chain_create(&a, 1);
+  const uint8_t *mesh_id = a.hashes[0];
+  /* Nothing yet: the view of an unknown mesh is empty. */
+  vs_mesh_view *v = view_of(n.store, mesh_id);
+  assert_false(v->has_genesis);
+  assert_int_equal(v->count, 0);
+  free(v);
+
+  uint64_t inv_b = chain_invite(&a, 2, VS_MESH_WRITER, 0x71);
+  uint64_t inv_c = chain_invite(&a, 3, VS_MESH_ADMIN, 0x72);
+  assert_err(apply_seqs(n.store, &a, 1, 3, NULL), VS_OK);
+  assert_int_equal(records(n.store), 3);
+  v = view_of(n.store, mesh_id);
+  assert_true(v->has_genesis);
+  assert_int_equal(v->count, 1);
+  free(v);
+
+  /* B's and C's admissions come in their own chains. */
+  chain_admit(&b, 10, mesh_id, &a, inv_b, 0x71, NULL);
+  chain_data(&b, 11);
+  chain_admit(&c, 12, mesh_id, &a, inv_c, 0x72, NULL);
+  assert_err(apply_seqs(n.store, &b, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(n.store, &c, 1, 1, NULL), VS_OK);
+  assert_int_equal(records(n.store), 5); /* B's data op has none */
+  v = view_of(n.store, mesh_id);
+  assert_int_equal(v->count, 3);
+  const vs_mesh_member *mb = vs_mesh_find(v, b.id.pk), *mc = vs_mesh_find(v, c.id.pk), *ma = vs_mesh_find(v, a.id.pk);
+  assert_non_null(ma);
+  assert_non_null(mb);
+  assert_non_null(mc);
+  assert_int_equal(ma->depth, 0);
+  assert_int_equal(mb->role, VS_MESH_WRITER);
+  assert_int_equal(mb->depth, 1);
+  assert_int_equal(mb->invite_seq, inv_b);
+  assert_int_equal(mc->role, VS_MESH_ADMIN);
+  assert_true(vs_mesh_op_valid(v, b.id.pk, 2, true));
+  /* The same view as the reducer's over the same ops. */
+  vs_mesh_view *d = malloc(sizeof *d);
+  assert_non_null(d);
+  chain *all[] = {&a, &b, &c};
+  view_direct(mesh_id, all, 3, d);
+  assert_memory_equal(v->digest, d->digest, VS_HASH_BYTES);
+  free(v);
+
+  /* A held run again: nothing new recorded. */
+  vs_apply_result res;
+  assert_err(apply_seqs(n.store, &a, 1, 3, &res), VS_OK);
+  assert_int_equal(res.duplicates, 3);
+  assert_int_equal(records(n.store), 5);
+
+  /* A revokes B from seq 2 on (its admission stays valid). */
+  chain_revoke(&a, 20, &b, 1);
+  assert_err(apply_seqs(n.store, &a, 4, 4, NULL), VS_OK);
+  assert_int_equal(records(n.store), 6);
+  v = view_of(n.store, mesh_id);
+  mb = vs_mesh_find(v, b.id.pk);
+  assert_non_null(mb);
+  assert_true(mb->revoked);
+  assert_int_equal(mb->cut_seq, 1);
+  assert_memory_equal(mb->revoked_by, a.id.pk, VS_ORIGIN_BYTES);
+  assert_false(vs_mesh_active(v, b.id.pk));
+  assert_false(vs_mesh_op_valid(v, b.id.pk, 2, true));
+  assert_true(vs_mesh_active(v, c.id.pk));
+  view_direct(mesh_id, all, 3, d);
+  assert_memory_equal(v->digest, d->digest, VS_HASH_BYTES);
+  free(d);
+  free(v);
+  /* Another mesh's id: none of these facts is its genesis. */
+  uint8_t other[VS_HASH_BYTES];
+  memset(other, 0x99, sizeof other);
+  v = view_of(n.store, other);
+  assert_false(v->has_genesis);
+  assert_int_equal(v->count, 0);
+  free(v);
+  node_close(&n);
+}
+
+/* A refused run: the error, and the store exactly as before. */
+static void assert_refused(node *n, const chain *c, uint64_t from, uint64_t to, vs_err want) {
+  snap before;
+  snap_take(n->store, c->id.pk, &before);
+  uint64_t recs = records(n->store);
+  assert_err(apply_seqs(n->store, c, from, to, NULL), want);
+  snap_check(n->store, c->id.pk, &before);
+  assert_int_equal(records(n->store), recs);
+  free(before.dump);
+}
+
+static void test_mstore_malformed_run_refused(void **state) {
+  (void)state;
+  node n;
+  node_open(&n, "mstore-bad", 2);
+  chain a;
+  chain_init(&a, 0x11);
+  chain_create(&a, 1);
+  const uint8_t *mesh_id = a.hashes[0];
+  assert_err(apply_seqs(n.store, &a, 1, 1, NULL), VS_OK);
+
+  /* A data op, then an invite whose payload is one byte short: the whole
+   * run is refused, the data op with it. */
+  chain bad;
+  chain_copy(&bad, &a);
+  chain_data(&bad, 2);
+  uint8_t p[VS_MESH_INVITE_BYTES];
+  memset(p, 0, sizeof p);
+  p[0] = VS_MESH_PAYLOAD_VERSION;
+  chain_add(&bad, 3, VS_MESH_KIND_INVITE, VS_MESH_TARGET, p, VS_MESH_INVITE_BYTES - 1);
+  assert_refused(&n, &bad, 2, 3, VS_ERR_TRUNCATED);
+  /* A mesh.* op at a wrong seq: a create at seq 2. */
+  chain_copy(&bad, &a);
+  chain_create(&bad, 2);
+  assert_refused(&n, &bad, 2, 2, VS_ERR_MALFORMED);
+  /* A mesh.* op with another target. */
+  chain_copy(&bad, &a);
+  p[0] = VS_MESH_PAYLOAD_VERSION;
+  chain_add(&bad, 2, VS_MESH_KIND_INVITE, "x", p, sizeof p);
+  assert_refused(&n, &bad, 2, 2, VS_ERR_MALFORMED);
+  /* A mesh.* kind this build does not read. */
+  chain_copy(&bad, &a);
+  chain_add(&bad, 2, "mesh.future", VS_MESH_TARGET, p, 1);
+  assert_refused(&n, &bad, 2, 2, VS_ERR_VERSION);
+
+  uint64_t inv = chain_invite(&a, 2, VS_MESH_WRITER, 0x71);
+  assert_err(apply_seqs(n.store, &a, 2, 2, NULL), VS_OK);
+  /* An admit whose invite signature was made for another device. */
+  chain thief, honest;
+  chain_init(&thief, 0x44);
+  chain_init(&honest, 0x45);
+  chain_admit(&thief, 10, mesh_id, &a, inv, 0x71, honest.id.pk);
+  assert_refused(&n, &thief, 1, 1, VS_ERR_AUTH);
+  /* An invite at seq 1 (a managed chain opens with a create or an admit). */
+  chain_invite(&honest, 11, VS_MESH_WRITER, 0x73);
+  assert_refused(&n, &honest, 1, 1, VS_ERR_MALFORMED);
+  assert_int_equal(records(n.store), 2);
+
+  /* The store is usable: the honest admission goes in. */
+  chain good;
+  chain_init(&good, 0x46);
+  chain_admit(&good, 12, mesh_id, &a, inv, 0x71, NULL);
+  assert_err(apply_seqs(n.store, &good, 1, 1, NULL), VS_OK);
+  assert_int_equal(records(n.store), 3);
+  vs_mesh_view *v = view_of(n.store, mesh_id);
+  assert_int_equal(v->count, 2);
+  assert_non_null(vs_mesh_find(v, good.id.pk));
+  free(v);
+  node_close(&n);
+}
+
+/* A's invite at seq 2 is voided by a fork verdict (another branch holds a
+ * data op there): its record goes, and with it B's admission. */
+static void test_mstore_fork_verdict_drops_records(void **state) {
+  (void)state;
+  node n;
+  node_open(&n, "mstore-fork", 3);
+  chain a, fork_a, b;
+  chain_init(&a, 0x11);
+  chain_init(&b, 0x22);
+  chain_create(&a, 1);
+  const uint8_t *mesh_id = a.hashes[0];
+  chain_copy(&fork_a, &a);
+  uint64_t inv = chain_invite(&a, 2, VS_MESH_WRITER, 0x71);
+  chain_invite(&a, 3, VS_MESH_READER, 0x72);
+  assert_err(apply_seqs(n.store, &a, 1, 3, NULL), VS_OK);
+  chain_admit(&b, 10, mesh_id, &a, inv, 0x71, NULL);
+  assert_err(apply_seqs(n.store, &b, 1, 1, NULL), VS_OK);
+  assert_int_equal(records(n.store), 4);
+  vs_mesh_view *v = view_of(n.store, mesh_id);
+  assert_int_equal(v->count, 2);
+  free(v);
+
+  chain_data(&fork_a, 2);
+  vs_apply_result res;
+  assert_err(apply_seqs(n.store, &fork_a, 2, 2, &res), VS_ERR_FORK);
+  assert_true(res.verdict);
+  assert_int_equal(res.fork_seq, 2);
+  assert_int_equal(records(n.store), 2); /* A's create and B's admit */
+  v = view_of(n.store, mesh_id);
+  assert_true(v->has_genesis);
+  assert_int_equal(v->count, 1);
+  assert_null(vs_mesh_find(v, b.id.pk));
+  assert_non_null(vs_mesh_find(v, a.id.pk));
+  free(v);
+  /* The void ops do not come back, their records neither. */
+  assert_err(apply_seqs(n.store, &a, 2, 3, NULL), VS_ERR_FORKED);
+  assert_int_equal(records(n.store), 2);
+  node_close(&n);
+}
+
+/* vs_wal_append (a single op, no signature) records as apply does and
+ * refuses what apply refuses. */
+static void test_mstore_wal_append_records(void **state) {
+  (void)state;
+  node n;
+  node_open(&n, "mstore-append", 4);
+  chain a;
+  chain_init(&a, 0x11);
+  chain_create(&a, 1);
+  assert_err(vs_wal_append(n.store, &a.ops[0], NOW_MS, NULL), VS_OK);
+  assert_int_equal(records(n.store), 1);
+  chain bad;
+  chain_copy(&bad, &a);
+  chain_create(&bad, 2);
+  assert_err(vs_wal_append(n.store, &bad.ops[1], NOW_MS, NULL), VS_ERR_MALFORMED);
+  chain_data(&a, 2);
+  assert_err(vs_wal_append(n.store, &a.ops[1], NOW_MS, NULL), VS_OK);
+  assert_int_equal(records(n.store), 1);
+  assert_int_equal(last_lsn(n.store), 2);
+  vs_mesh_view *v = view_of(n.store, a.hashes[0]);
+  assert_true(v->has_genesis);
+  assert_int_equal(v->count, 1);
+  free(v);
+  node_close(&n);
+}
+
+#ifdef VS_FAULT_INJECTION
+/* Every LMDB write and commit, then every allocation, of an apply carrying
+ * mesh ops failed in turn: the store is as before, and the apply then goes
+ * through. */
+static void walk(bool alloc) {
+  uint64_t steps = 0;
+  for (uint64_t nth = 1; nth <= 10000; nth++) {
+    node n;
+    node_open(&n, "mstore-fault", 5);
+    chain a;
+    chain_init(&a, 0x11);
+    chain_create(&a, 1);
+    chain_invite(&a, 2, VS_MESH_WRITER, 0x71);
+    chain_data(&a, 3);
+    chain_invite(&a, 4, VS_MESH_ADMIN, 0x72);
+    assert_err(apply_seqs(n.store, &a, 1, 1, NULL), VS_OK);
+    snap before;
+    snap_take(n.store, a.id.pk, &before);
+    vs_mesh_view *v0 = view_of(n.store, a.hashes[0]);
+    if (alloc) vs_fault_fail_nth_alloc(nth);
+    else vs_fault_fail_nth(nth);
+    vs_err err = apply_seqs(n.store, &a, 2, 4, NULL);
+    bool fired = alloc ? vs_fault_alloc_nth_fired() : vs_fault_nth_fired();
+    vs_fault_fail_nth(0);
+    vs_fault_fail_nth_alloc(0);
+    if (fired) {
+      assert_true(err != VS_OK);
+      if (alloc) assert_err(err, VS_ERR_NOMEM);
+      snap_check(n.store, a.id.pk, &before);
+      assert_int_equal(records(n.store), 1);
+      vs_mesh_view *v1 = view_of(n.store, a.hashes[0]);
+      assert_memory_equal(v0->digest, v1->digest, VS_HASH_BYTES);
+      free(v1);
+      err = apply_seqs(n.store, &a, 2, 4, NULL);
+    }
+    assert_err(err, VS_OK);
+    assert_int_equal(records(n.store), 3);
+    free(v0);
+    free(before.dump);
+    node_close(&n);
+    if (!fired) break;
+    steps = nth;
+  }
+  print_message("mesh apply: %llu %s, each failed once\n", (unsigned long long)steps,
+                alloc ? "allocations" : "LMDB writes and commits");
+  assert_true(steps > 0 && steps < 10000);
+}
+
+static void test_mstore_fault_walk_lmdb(void **state) {
+  (void)state;
+  walk(false);
+}
+
+static void test_mstore_fault_walk_alloc(void **state) {
+  (void)state;
+  walk(true);
+}
+#endif
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_mstore_records_and_view),
+      cmocka_unit_test(test_mstore_malformed_run_refused),
+      cmocka_unit_test(test_mstore_fork_verdict_drops_records),
+      cmocka_unit_test(test_mstore_wal_append_records),
+#ifdef VS_FAULT_INJECTION
+      cmocka_unit_test(test_mstore_fault_walk_lmdb),
+      cmocka_unit_test(test_mstore_fault_walk_alloc),
+#endif
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
