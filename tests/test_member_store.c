@@ -383,61 +383,90 @@ static void test_mstore_wal_append_records(void **state) {
 }
 
 #ifdef VS_FAULT_INJECTION
-/* Every LMDB write and commit, then every allocation, of an apply carrying
- * mesh ops failed in turn: the store is as before, and the apply then goes
- * through. */
-static void walk(bool alloc) {
+/* The walked step: A's run 2..4 (two invites around a data op) applied, or
+ * (`fork`) a fork verdict voiding A from seq 2, taken by apply. */
+typedef struct walk_fx {
+  node n;
+  chain a, fork_a;
+  bool fork;
+} walk_fx;
+
+static void walk_open(walk_fx *w, bool fork) {
+  node_open(&w->n, "mstore-fault", 5);
+  w->fork = fork;
+  chain_init(&w->a, 0x11);
+  chain_create(&w->a, 1);
+  chain_copy(&w->fork_a, &w->a);
+  chain_data(&w->fork_a, 2);
+  chain_invite(&w->a, 2, VS_MESH_WRITER, 0x71);
+  chain_data(&w->a, 3);
+  chain_invite(&w->a, 4, VS_MESH_ADMIN, 0x72);
+  assert_err(apply_seqs(w->n.store, &w->a, 1, fork ? 4 : 1, NULL), VS_OK);
+}
+
+static vs_err walk_step(walk_fx *w) {
+  if (!w->fork) return apply_seqs(w->n.store, &w->a, 2, 4, NULL);
+  vs_apply_result res;
+  memset(&res, 0, sizeof res);
+  vs_err err = apply_seqs(w->n.store, &w->fork_a, 2, 2, &res);
+  if (err == VS_ERR_FORK && res.verdict) return VS_OK;
+  return err == VS_OK || err == VS_ERR_FORK ? VS_ERR_CORRUPT : err; /* no verdict: not the step's effect */
+}
+
+/* Every LMDB write and commit, then every allocation, of the step failed in
+ * turn: the store is as before (WAL, heads, state, forks, records, view),
+ * and the step then goes through. */
+static void walk(bool alloc, bool fork) {
   uint64_t steps = 0;
+  walk_fx *w = malloc(sizeof *w);
+  assert_non_null(w);
   for (uint64_t nth = 1; nth <= 10000; nth++) {
-    node n;
-    node_open(&n, "mstore-fault", 5);
-    chain a;
-    chain_init(&a, 0x11);
-    chain_create(&a, 1);
-    chain_invite(&a, 2, VS_MESH_WRITER, 0x71);
-    chain_data(&a, 3);
-    chain_invite(&a, 4, VS_MESH_ADMIN, 0x72);
-    assert_err(apply_seqs(n.store, &a, 1, 1, NULL), VS_OK);
+    walk_open(w, fork);
+    const uint8_t *mesh_id = w->a.hashes[0];
     snap before;
-    snap_take(n.store, a.id.pk, &before);
-    vs_mesh_view *v0 = view_of(n.store, a.hashes[0]);
+    snap_take(w->n.store, w->a.id.pk, &before);
+    uint64_t recs = records(w->n.store);
+    vs_mesh_view *v0 = view_of(w->n.store, mesh_id);
     if (alloc) vs_fault_fail_nth_alloc(nth);
     else vs_fault_fail_nth(nth);
-    vs_err err = apply_seqs(n.store, &a, 2, 4, NULL);
+    vs_err err = walk_step(w);
     bool fired = alloc ? vs_fault_alloc_nth_fired() : vs_fault_nth_fired();
     vs_fault_fail_nth(0);
     vs_fault_fail_nth_alloc(0);
     if (fired) {
       assert_true(err != VS_OK);
       if (alloc) assert_err(err, VS_ERR_NOMEM);
-      snap_check(n.store, a.id.pk, &before);
-      assert_int_equal(records(n.store), 1);
-      vs_mesh_view *v1 = view_of(n.store, a.hashes[0]);
+      snap_check(w->n.store, w->a.id.pk, &before);
+      assert_int_equal(records(w->n.store), recs);
+      vs_mesh_view *v1 = view_of(w->n.store, mesh_id);
       assert_memory_equal(v0->digest, v1->digest, VS_HASH_BYTES);
       free(v1);
-      err = apply_seqs(n.store, &a, 2, 4, NULL);
+      err = walk_step(w);
     }
     assert_err(err, VS_OK);
-    assert_int_equal(records(n.store), 3);
+    assert_int_equal(records(w->n.store), fork ? 1 : 3);
     free(v0);
     free(before.dump);
-    node_close(&n);
+    node_close(&w->n);
     if (!fired) break;
     steps = nth;
   }
-  print_message("mesh apply: %llu %s, each failed once\n", (unsigned long long)steps,
+  free(w);
+  print_message("mesh %s: %llu %s, each failed once\n", fork ? "fork verdict" : "apply", (unsigned long long)steps,
                 alloc ? "allocations" : "LMDB writes and commits");
   assert_true(steps > 0 && steps < 10000);
 }
 
 static void test_mstore_fault_walk_lmdb(void **state) {
   (void)state;
-  walk(false);
+  walk(false, false);
+  walk(false, true);
 }
 
 static void test_mstore_fault_walk_alloc(void **state) {
   (void)state;
-  walk(true);
+  walk(true, false);
+  walk(true, true);
 }
 #endif
 
