@@ -382,6 +382,92 @@ static void test_mstore_wal_append_records(void **state) {
   node_close(&n);
 }
 
+/* The store holds at most VS_MESH_FACTS_MAX records: a run that would
+ * pass it is refused whole (VS_ERR_LIMIT) and changes nothing; data ops
+ * still go in, and the view is read at the bound. */
+typedef struct big_chain {
+  vs_identity id;
+  uint32_t n;
+  vs_op *ops;
+  uint8_t (*hashes)[VS_HASH_BYTES];
+  uint8_t (*pay)[VS_MESH_INVITE_BYTES];
+} big_chain;
+
+static void big_add(big_chain *c, const char *kind, const uint8_t *payload, uint32_t payload_bytes) {
+  static const uint8_t zero[VS_HASH_BYTES];
+  uint32_t i = c->n++;
+  memcpy(c->pay[i], payload, payload_bytes);
+  const char *target = strcmp(kind, "put") == 0 ? "k" : VS_MESH_TARGET;
+  assert_err(vs_op_init(&c->ops[i], c->id.pk, i + 1u, hlc_at(1 + i), i == 0 ? zero : c->hashes[i - 1], kind,
+                        (const uint8_t *)target, (uint32_t)strlen(target), c->pay[i], payload_bytes),
+             VS_OK);
+  assert_err(vs_op_hash(&c->ops[i], c->hashes[i]), VS_OK);
+}
+
+static void big_invite(big_chain *c, uint32_t i) {
+  vs_mesh_invite in = {.role = VS_MESH_WRITER, .expires_hlc = 1};
+  memset(in.invite_pk, 0x42, VS_ORIGIN_BYTES);
+  in.invite_pk[0] = (uint8_t)i;
+  in.invite_pk[1] = (uint8_t)(i >> 8);
+  uint8_t p[VS_MESH_INVITE_BYTES];
+  vs_mesh_invite_encode(&in, p);
+  big_add(c, VS_MESH_KIND_INVITE, p, sizeof p);
+}
+
+static vs_err big_apply(vs_store *s, const big_chain *c, uint32_t from, uint32_t to) {
+  uint8_t sig[VS_SIGNATURE_BYTES];
+  vs_chain_sign(&c->id, to, c->hashes[to - 1], sig);
+  vs_apply_result r;
+  return vs_apply_run(s, &c->ops[from - 1], to - from + 1u, sig, NOW_MS, DRIFT_MS, &r);
+}
+
+static void test_mstore_facts_bounded(void **state) {
+  (void)state;
+  node n;
+  node_open(&n, "mstore-limit", 6);
+  big_chain c;
+  memset(&c, 0, sizeof c);
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, 0x11, sizeof seed);
+  assert_err(vs_identity_from_seed(seed, &c.id), VS_OK);
+  /* create, invites up to the bound, then a data op and one invite more */
+  const uint32_t bound = VS_MESH_FACTS_MAX, total = VS_MESH_FACTS_MAX + 2u;
+  c.ops = calloc(total, sizeof *c.ops);
+  c.hashes = calloc(total, sizeof *c.hashes);
+  c.pay = calloc(total, sizeof *c.pay);
+  assert_true(c.ops != NULL && c.hashes != NULL && c.pay != NULL);
+  uint8_t p[VS_MESH_CREATE_BYTES];
+  vs_mesh_create_encode(p);
+  big_add(&c, VS_MESH_KIND_CREATE, p, sizeof p);
+  for (uint32_t i = 1; i < bound; i++) big_invite(&c, i);
+  big_add(&c, "put", (const uint8_t *)"v", 1);
+  big_invite(&c, bound);
+  assert_int_equal(c.n, total);
+  for (uint32_t from = 1; from <= bound; from += 1024u) {
+    uint32_t to = from + 1023u < bound ? from + 1023u : bound;
+    assert_err(big_apply(n.store, &c, from, to), VS_OK);
+  }
+  assert_int_equal(records(n.store), bound);
+  /* The data op and one fact more in one run: all refused. */
+  snap before;
+  snap_take(n.store, c.id.pk, &before);
+  assert_err(big_apply(n.store, &c, bound + 1u, bound + 2u), VS_ERR_LIMIT);
+  snap_check(n.store, c.id.pk, &before);
+  assert_int_equal(records(n.store), bound);
+  free(before.dump);
+  /* The data op alone goes in; the view is read at the bound. */
+  assert_err(big_apply(n.store, &c, bound + 1u, bound + 1u), VS_OK);
+  assert_int_equal(records(n.store), bound);
+  vs_mesh_view *v = view_of(n.store, c.hashes[0]);
+  assert_true(v->has_genesis);
+  assert_int_equal(v->count, 1);
+  free(v);
+  free(c.ops);
+  free(c.hashes);
+  free(c.pay);
+  node_close(&n);
+}
+
 #ifdef VS_FAULT_INJECTION
 /* The walked step: A's run 2..4 (two invites around a data op) applied, or
  * (`fork`) a fork verdict voiding A from seq 2, taken by apply. */
@@ -476,6 +562,7 @@ int main(void) {
       cmocka_unit_test(test_mstore_malformed_run_refused),
       cmocka_unit_test(test_mstore_fork_verdict_drops_records),
       cmocka_unit_test(test_mstore_wal_append_records),
+      cmocka_unit_test(test_mstore_facts_bounded),
 #ifdef VS_FAULT_INJECTION
       cmocka_unit_test(test_mstore_fault_walk_lmdb),
       cmocka_unit_test(test_mstore_fault_walk_alloc),
