@@ -203,7 +203,6 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   vs_apply_result res;
   memset(&res, 0, sizeof res);
   vs_err err = pre->check;
-  if (err == VS_OK) err = run_mesh_check(ops, count, hashes);
   /* A run the store already holds op for op (the same hashes) has nothing
    * to apply and nothing to prove: skip its signature check. In a mesh
    * every node gets each chain from every neighbour, so most runs are this. */
@@ -232,6 +231,9 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
     if (result_out != NULL) *result_out = res;
     return VS_OK;
   }
+  /* Past the held shortcut (held ops passed this when they came): what
+   * would be stored. */
+  if (err == VS_OK) err = run_mesh_check(ops, count, hashes);
   /* A zero signature says fork evidence vouches for the run's last op
    * (FORKS): without the verdict here, the run waits for the evidence,
    * which its sender relays too; it is no forgery of a signature. */
