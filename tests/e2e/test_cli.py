@@ -701,9 +701,9 @@ def test_store_of_another_format_names_both_versions(t):
     with open(path, "rb") as f:
         data = f.read()
     # meta["vixsync"] = format u32le: in an LMDB leaf node the value follows the key.
-    now = b"vixsync" + struct.pack("<I", 4)
-    assert data.count(now) >= 1, "store format 4 not found in data.mdb"
-    for old, word in ((3, "an older"), (5, "a newer")):
+    now = b"vixsync" + struct.pack("<I", 5)
+    assert data.count(now) >= 1, "store format 5 not found in data.mdb"
+    for old, word in ((4, "an older"), (6, "a newer")):
         patched = data.replace(now, b"vixsync" + struct.pack("<I", old))
         with open(path, "wb") as f:
             f.write(patched)
@@ -711,7 +711,7 @@ def test_store_of_another_format_names_both_versions(t):
             r = t.run(cmd[0], "--data", n.data, *cmd[1:], input="")
             t.expect(r, 3, "")
             line = t.one_error_line(r, cmd[0])
-            want = "store format %d, this build reads 4 (written by %s vixsync" % (old, word)
+            want = "store format %d, this build reads 5 (written by %s vixsync" % (old, word)
             assert want in line, (want, r)
         with open(path, "rb") as f:
             assert f.read() == patched  # nothing written
