@@ -61,9 +61,9 @@ static vs_err record_fact(vs_wal_reader *wr, const MDB_val *k, const MDB_val *v,
   uint8_t hash[VS_HASH_BYTES];
   vs_err err = vs_wal_reader_op(wr, lsn, &enc, &enc_bytes);
   if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the record names a WAL record that is gone */
-  if (err == VS_OK) err = vs_op_decode(enc, enc_bytes, &op);
-  if (err == VS_OK) err = vs_op_hash(&op, hash);
-  if (err != VS_OK) return err == VS_ERR_NOMEM ? err : VS_ERR_CORRUPT;
+  if (err != VS_OK) return err;
+  /* the WAL record's checksum held: an op that does not decode now is a damaged store */
+  if (vs_op_decode(enc, enc_bytes, &op) != VS_OK || vs_op_hash(&op, hash) != VS_OK) return VS_ERR_CORRUPT;
   if (op.seq != seq || memcmp(op.origin, key, VS_ORIGIN_BYTES) != 0 || memcmp(hash, val + 1, VS_HASH_BYTES) != 0)
     return VS_ERR_CORRUPT;
   err = vs_mesh_fact_from_op(&op, hash, out);
