@@ -378,6 +378,32 @@ static void test_mstore_wal_append_records(void **state) {
   vs_mesh_view *v = view_of(n.store, a.hashes[0]);
   assert_true(v->has_genesis);
   assert_int_equal(v->count, 1);
+  /* A record that does not match its op is a damaged store: CORRUPT (a
+   * data op's, a wrong hash, a WAL record that is not there). */
+  struct {
+    uint64_t seq, lsn;
+    const uint8_t *hash;
+  } recs[] = {{2, 2, a.hashes[1]}, {1, 1, a.hashes[1]}, {3, 99, a.hashes[0]}};
+  for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+    MDB_txn *txn;
+    assert_err(vs_txn_begin(n.store, true, &txn), VS_OK);
+    assert_err(vs_mesh_record_put_txn(txn, n.store, a.id.pk, recs[i].seq, recs[i].hash, recs[i].lsn), VS_OK);
+    assert_err(vs_txn_commit(txn), VS_OK);
+    vs_mesh_view *w = malloc(sizeof *w);
+    assert_non_null(w);
+    memset(w, 0xab, sizeof *w);
+    assert_err(vs_mesh_view_get(n.store, a.hashes[0], w), VS_ERR_CORRUPT);
+    assert_true(w->count == 0 && !w->has_genesis); /* zeroed on error */
+    free(w);
+    /* put the good record back, or drop the stray one */
+    assert_err(vs_txn_begin(n.store, true, &txn), VS_OK);
+    if (recs[i].seq == 1) assert_err(vs_mesh_record_put_txn(txn, n.store, a.id.pk, 1, a.hashes[0], 1), VS_OK);
+    else assert_err(vs_mesh_records_drop_txn(txn, n.store, a.id.pk, recs[i].seq), VS_OK);
+    assert_err(vs_txn_commit(txn), VS_OK);
+    vs_mesh_view *u = view_of(n.store, a.hashes[0]);
+    assert_memory_equal(u->digest, v->digest, VS_HASH_BYTES);
+    free(u);
+  }
   free(v);
   node_close(&n);
 }
