@@ -231,9 +231,6 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
     if (result_out != NULL) *result_out = res;
     return VS_OK;
   }
-  /* Past the held shortcut (held ops passed this when they came): what
-   * would be stored. */
-  if (err == VS_OK) err = run_mesh_check(ops, count, hashes);
   /* A zero signature says fork evidence vouches for the run's last op
    * (FORKS): without the verdict here, the run waits for the evidence,
    * which its sender relays too; it is no forgery of a signature. */
@@ -245,6 +242,10 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   if (err == VS_OK && !vouched &&
       !(sig_known ? pre->sig_ok : vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig)))
     err = VS_ERR_AUTH;
+  /* Past the held shortcut (held ops passed this when they came) and the
+   * signature (an unsigned run costs no admit-signature checks, and its
+   * sender cannot pick which error stops us): what would be stored. */
+  if (err == VS_OK) err = run_mesh_check(ops, count, hashes);
   MDB_txn *txn = NULL;
   if (err == VS_OK) err = vs_txn_begin(store, true, &txn);
   uint32_t fork_at = UINT32_MAX;

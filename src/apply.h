@@ -112,8 +112,13 @@ typedef struct vs_apply_result {
  *  not cover every op: checked before the signature, which is then not
  *  verified); VS_ERR_FUTURE (a valid run with a new op whose HLC is past
  *  now_ms + max_drift_ms: deferred, see the file comment; result_out gets
- *  deferred, ahead_ms and head_seq); VS_ERR_FULL; VS_ERR_STORE. On any error
- *  nothing is applied. */
+ *  deferred, ahead_ms and head_seq); for a signed run holding a mesh.* op
+ *  (membership, member.h), checked after the signature: that op's
+ *  vs_mesh_fact_from_op error (VS_ERR_MALFORMED, VS_ERR_TRUNCATED,
+ *  VS_ERR_TRAILING, VS_ERR_VERSION, VS_ERR_AUTH) and VS_ERR_LIMIT (the
+ *  store holds VS_MESH_FACTS_MAX records: a global cap a key holder can
+ *  fill, to be replaced by the membership gate); VS_ERR_FULL; VS_ERR_STORE.
+ *  On any error nothing is applied. */
 vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 

@@ -153,7 +153,12 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
       n->stats.ops_deferred_future += r->deferred;
       skew_note(n, origin, r->ahead_ms);
       return VS_OK;
-    case VS_ERR_INVAL: n->stats.rejected_malformed++; return VS_OK;
+    case VS_ERR_INVAL:
+    case VS_ERR_VERSION:   /* a mesh.* kind this build does not read (membership, apply.c) */
+    case VS_ERR_TRUNCATED: /* a signed mesh.* op whose payload does not decode */
+    case VS_ERR_TRAILING:
+      n->stats.rejected_malformed++;
+      return VS_OK;
     case VS_ERR_FORKED: n->stats.runs_void++; return VS_OK; /* its sender has not heard of the verdict yet */
     default: return err; /* storage: stop, nothing of this run was applied */
   }
