@@ -12,6 +12,7 @@
 #include "json.h"
 #include "internal.h" /* vs_parse_i64, the library's own counter parser */
 #include "local.h"
+#include "member.h" /* vs_mesh_kind_reserved */
 
 #define IMPORT_LINE_BYTES_MAX (1u << 20) /* 1 MiB: a line past it is refused, not buffered */
 #define IMPORT_BATCH_LINES 1000u        /* lines per group commit */
@@ -201,6 +202,9 @@ static int check_members(importer *imp, const vn_json_object *o, const char **ki
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
     if (k->value_bytes == strlen(kinds[i]) && memcmp(k->value, kinds[i], k->value_bytes) == 0) *kind_out = kinds[i];
   }
+  if (*kind_out == NULL && vs_mesh_kind_reserved(k->value, k->value_bytes))
+    return bad(imp, "kind '%s' is reserved for membership operations, which the node writes itself (put, del or incr)",
+               printable(k->value, k->value_bytes, name, sizeof name));
   if (*kind_out == NULL)
     return bad(imp, "unknown kind '%s' (put, del or incr)", printable(k->value, k->value_bytes, name, sizeof name));
   return VN_EXIT_OK;

@@ -328,6 +328,11 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
     err = vs_head_get(txn, store, checked.origin, &head);
     if (err == VS_OK && (checked.seq != head.seq + 1 || memcmp(checked.prev, head.hash, VS_HASH_BYTES) != 0))
       err = VS_ERR_CHAIN;
+    /* A fork verdict put the head back to void_from - 1: an op there links
+     * to it, and is void like every op of the origin from void_from on. */
+    uint64_t void_from = 0;
+    if (err == VS_OK) err = vs_fork_get_txn(txn, store, checked.origin, &void_from, NULL);
+    if (err == VS_OK && void_from != 0 && checked.seq >= void_from) err = VS_ERR_FORKED;
   }
   uint64_t lsn = 0, node_hlc = 0;
   if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);

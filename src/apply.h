@@ -162,6 +162,7 @@ vs_err vs_apply_run_pre(vs_store *store, const vs_op *ops, const uint8_t *const 
  *  @return VS_OK; VS_ERR_EXISTS (this exact operation is already stored:
  *  nothing changed); VS_ERR_FORK (another operation with the same origin and
  *  seq is stored); VS_ERR_CHAIN (seq or prev does not extend the chain);
+ *  VS_ERR_FORKED (a fork verdict voids the origin from this seq on);
  *  VS_ERR_FULL; VS_ERR_STORE; the validation errors of vs_op_encode. */
 vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t *lsn_out);
 

@@ -11,6 +11,7 @@
 #include "chain.h"
 #include "fork.h"
 #include "internal.h"
+#include "member.h" /* vs_mesh_kind_reserved */
 #include "state_int.h"
 #include "wal_int.h"
 #include "outbox_int.h"
@@ -68,6 +69,9 @@ static vs_err req_check(const vs_write_req *req, size_t *kind_bytes_out) {
   size_t kind_bytes = strnlen(req->kind, VS_OP_KIND_BYTES_MAX + 1);
   vs_err err = vs_op_kind_check(req->kind, kind_bytes);
   if (err != VS_OK) return err;
+  /* mesh.* ops are membership facts (member.h): the node writes them, never
+   * an application. */
+  if (vs_mesh_kind_reserved(req->kind, kind_bytes)) return VS_ERR_INVAL;
   if ((req->target == NULL && req->target_bytes != 0) || (req->payload == NULL && req->payload_bytes != 0))
     return VS_ERR_INVAL;
   if (req->target_bytes > VS_OP_TARGET_BYTES_MAX || req->payload_bytes > VS_OP_PAYLOAD_BYTES_MAX)

@@ -444,6 +444,15 @@ static void test_fork_public_query(void **state) {
   assert_int_equal(from, 3);
   assert_int_equal(from, void_from(x.store, e.pk));
   assert_err(vs_store_fork_get(x.store, other.pk, &from), VS_ERR_NOTFOUND);
+  /* The head is back at seq 2, so either branch's seq 3 links to it: the
+   * WAL's own append path refuses it as void too, changing nothing. */
+  uint64_t last = 0;
+  assert_err(vs_wal_last_lsn(x.store, &last), VS_OK);
+  assert_err(vs_wal_append(x.store, &b->ops[2], T0_MS + 9, NULL), VS_ERR_FORKED);
+  assert_err(vs_wal_append(x.store, &a->ops[2], T0_MS + 9, NULL), VS_ERR_FORKED);
+  uint64_t after = 0;
+  assert_err(vs_wal_last_lsn(x.store, &after), VS_OK);
+  assert_int_equal(after, last);
   chain_free(a);
   chain_free(b);
   st_close(&x);

@@ -2,7 +2,8 @@
  *
  * seq, LSN and HLC grow with every write and prev chains each op to the
  * previous one's hash; idempotency keys (duplicate, conflict, lookup);
- * batches are all or nothing; bad requests change nothing; a full map
+ * batches are all or nothing; bad requests change nothing (a "mesh." kind,
+ * reserved for membership ops, among them); a full map
  * (VS_ERR_FULL) changes nothing, leaves the store usable and is cured by
  * purging or by a bigger map; two processes writing one origin at once get
  * a gapless chain.
@@ -29,6 +30,7 @@
 #include "testutil.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
+#include "vixsync/state.h"
 #include "vixsync/store.h"
 #include "vixsync/wal.h"
 #include "vixsync/write.h"
@@ -95,6 +97,7 @@ static vs_write_req req_keyed(const char *kind, const char *target, const char *
 typedef struct snap {
   uint64_t last_lsn, head_seq, head_hlc;
   uint8_t head_hash[VS_HASH_BYTES];
+  uint8_t state_hash[VS_HASH_BYTES];
   vs_outbox_counts counts;
 } snap;
 
@@ -104,6 +107,7 @@ static snap take(fixture *f) {
   assert_err(vs_wal_last_lsn(f->store, &s.last_lsn), VS_OK);
   assert_err(vs_wal_head(f->store, f->origin, &s.head_seq, s.head_hash, &s.head_hlc), VS_OK);
   assert_err(vs_outbox_counts_get(f->ob, &s.counts), VS_OK);
+  assert_err(vs_state_hash(f->store, s.state_hash), VS_OK);
   return s;
 }
 
@@ -112,6 +116,7 @@ static void assert_snap_equal(const snap *a, const snap *b) {
   assert_int_equal(a->head_seq, b->head_seq);
   assert_int_equal(a->head_hlc, b->head_hlc);
   assert_memory_equal(a->head_hash, b->head_hash, VS_HASH_BYTES);
+  assert_memory_equal(a->state_hash, b->state_hash, VS_HASH_BYTES);
   assert_int_equal(a->counts.pending, b->counts.pending);
   assert_int_equal(a->counts.inflight, b->counts.inflight);
   assert_int_equal(a->counts.done, b->counts.done);
@@ -572,6 +577,60 @@ static void test_write_null_kind_is_inval(void **state) {
   assert_rejected(*state, &req, VS_ERR_INVAL);
 }
 
+/* Membership ops (src/member.h) are the node's to write: every kind that
+ * starts with "mesh." is refused, whatever its payload, and nothing else. */
+static void test_write_mesh_kind_is_inval(void **state) {
+  static const char *const reserved[] = {"mesh.create", "mesh.invite", "mesh.admit", "mesh.revoke",
+                                         "mesh.rekey",  "mesh.",       "mesh.put",   "mesh.x.y"};
+  for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+    vs_write_req req = req_make(reserved[i], "mesh", "\x01\x03");
+    assert_rejected(*state, &req, VS_ERR_INVAL);
+    req = req_keyed(reserved[i], "x", "1", "mesh-key");
+    assert_rejected(*state, &req, VS_ERR_INVAL);
+  }
+  fixture *f = *state;
+  vs_op_id id;
+  assert_err(vs_write_idem_lookup(f->store, (const uint8_t *)"mesh-key", 8, &id), VS_ERR_NOTFOUND);
+  /* Only the exact prefix is reserved: these are data kinds. */
+  static const char *const data[] = {"mesh", "meshx", "mesh_invite", "Mesh.invite", "xmesh.invite", "put.mesh."};
+  for (size_t i = 0; i < sizeof data / sizeof data[0]; i++) {
+    vs_write_req req = req_make(data[i], "mesh", "1");
+    vs_write_result r = write_ok(f, &req, T0_MS + 10 + i);
+    assert_false(r.duplicate);
+  }
+}
+
+static void test_write_batch_mesh_kind_writes_nothing(void **state) {
+  fixture *f = *state;
+  vs_write_req seed = req_make("put", "x", "0");
+  write_ok(f, &seed, T0_MS);
+  snap before = take(f);
+  vs_write_req reqs[5] = {
+      req_keyed("put", "a", "1", "batch-key-1"), req_make("incr", "n", "2"), req_make("put", "c", "3"),
+      req_make("del", "x", ""), req_keyed("put", "e", "5", "batch-key-5"),
+  };
+  /* One reserved kind anywhere (first, middle, last) fails the whole batch. */
+  for (size_t at = 0; at < 5; at += 2) {
+    vs_write_req saved = reqs[at];
+    reqs[at] = req_make("mesh.invite", "mesh", "\x01\x03");
+    vs_write_result res[5];
+    assert_err(vs_write_batch(f->store, f->origin, reqs, 5, T0_MS + 1, res), VS_ERR_INVAL);
+    snap after = take(f);
+    assert_snap_equal(&before, &after);
+    vs_op_id id;
+    assert_err(vs_write_idem_lookup(f->store, (const uint8_t *)"batch-key-1", 11, &id), VS_ERR_NOTFOUND);
+    assert_err(vs_write_idem_lookup(f->store, (const uint8_t *)"batch-key-5", 11, &id), VS_ERR_NOTFOUND);
+    reqs[at] = saved;
+  }
+  /* Without it, the same batch goes through whole. */
+  vs_write_result res[5];
+  assert_err(vs_write_batch(f->store, f->origin, reqs, 5, T0_MS + 2, res), VS_OK);
+  assert_int_equal(res[0].seq, 2);
+  assert_int_equal(res[4].seq, 6);
+  assert_false(res[0].duplicate);
+  run_chain_check(f->store, f->origin);
+}
+
 static void test_write_limits_exactly_fit(void **state) {
   fixture *f = *state;
   static uint8_t target[VS_OP_TARGET_BYTES_MAX], payload[VS_OP_PAYLOAD_BYTES_MAX];
@@ -951,6 +1010,8 @@ int main(void) {
       T(test_write_payload_too_large_is_too_large),
       T(test_write_null_buffer_with_length_is_inval),
       T(test_write_null_kind_is_inval),
+      T(test_write_mesh_kind_is_inval),
+      T(test_write_batch_mesh_kind_writes_nothing),
       T(test_write_limits_exactly_fit),
       T_SMALL(test_write_map_full_changes_nothing),
       T_SMALL(test_write_batch_map_full_writes_nothing),

@@ -37,7 +37,7 @@ extern "C" {
 
 /** One local write. Buffers are borrowed for the duration of the call. */
 typedef struct vs_write_req {
-  const char *kind;         /**< NUL-terminated, 1..64 visible ASCII bytes */
+  const char *kind;         /**< NUL-terminated, 1..64 visible ASCII bytes, not starting with "mesh." */
   const uint8_t *target;
   uint32_t target_bytes;    /**< <= VS_OP_TARGET_BYTES_MAX */
   const uint8_t *payload;
@@ -61,14 +61,17 @@ typedef struct vs_write_result {
  *  @param[out] result_out what was written (may be NULL).
  *  @return VS_OK; VS_ERR_CONFLICT (idempotency key reused with other
  *  arguments); VS_ERR_INVAL, VS_ERR_MALFORMED, VS_ERR_TOO_LARGE (bad
- *  request); VS_ERR_FULL (store full: nothing changed); VS_ERR_STORE. */
+ *  request; VS_ERR_INVAL also for a kind starting with "mesh.", which is
+ *  reserved for membership ops and never written by an application);
+ *  VS_ERR_FULL (store full: nothing changed); VS_ERR_STORE. */
 VS_API vs_err vs_write(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], const vs_write_req *req,
                 uint64_t now_ms, vs_write_result *result_out);
 
 /** Group commit: write `count` operations in one transaction, all or none.
  *  Requests are applied in order (a key repeated inside the batch behaves as
  *  it would across calls). @param[out] results_out room for `count` results
- *  (may be NULL). @return as vs_write; on any error nothing is written. */
+ *  (may be NULL). @return as vs_write; on any error nothing is written (a
+ *  batch holding one "mesh." kind writes none of its operations). */
 VS_API vs_err vs_write_batch(vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
                       const vs_write_req *reqs, size_t count, uint64_t now_ms,
                       vs_write_result *results_out);

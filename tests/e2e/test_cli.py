@@ -482,6 +482,8 @@ BAD_LINES = [
     ('{"kind": "put", "target": "a", "value": "1"} x', "trailing"),
     ('{"kind": "put", "target": "a", "value": "1"', "expected"),
     ('{"kind": "frob", "target": "a", "value": "1"}', "unknown kind"),
+    ('{"kind": "mesh.invite", "target": "mesh", "value": "1"}', "kind 'mesh.invite' is reserved for membership"),
+    ('{"kind": "mesh.", "target": "a", "value": "1"}', "kind 'mesh.' is reserved for membership"),
     ('{"kind": "put", "value": "1"}', "missing field 'target'"),
     ('{"target": "a", "value": "1"}', "missing field 'kind'"),
     ('{"kind": "put", "target": "a"}', "missing field 'value'"),
