@@ -15,6 +15,7 @@
 
 #include "vixsync/error.h"
 #include "vixsync/identity.h"
+#include "vixsync/mesh.h"
 #include "vixsync/op.h"
 
 #define VS_MESH_KIND_CREATE "mesh.create"
@@ -33,11 +34,7 @@
 #define VS_MESH_MEMBERS_MAX 1024u /* devices ever admitted, revoked included */
 #define VS_MESH_FACTS_MAX 16384u  /* mesh.* ops folded (all kinds) */
 
-typedef enum vs_mesh_role {
-  VS_MESH_READER = 1, /* replicates; its data ops are refused */
-  VS_MESH_WRITER = 2, /* writes data ops */
-  VS_MESH_ADMIN = 3,  /* writes, invites and revokes */
-} vs_mesh_role;
+/* vs_mesh_role (reader, writer, admin): vixsync/mesh.h */
 
 typedef enum vs_mesh_kind {
   VS_MESH_CREATE = 1,
@@ -65,25 +62,25 @@ typedef enum vs_mesh_kind {
 #define VS_MESH_ADMIT_BYTES 169u
 #define VS_MESH_REVOKE_BYTES 73u
 
-typedef struct vs_mesh_invite {
+typedef struct vs_mesh_invite_pl {
   uint8_t invite_pk[VS_ORIGIN_BYTES];
   uint8_t role; /* vs_mesh_role */
   uint64_t expires_hlc; /* an admit with hlc > this is void */
-} vs_mesh_invite;
+} vs_mesh_invite_pl;
 
-typedef struct vs_mesh_admit {
+typedef struct vs_mesh_admit_pl {
   uint8_t mesh_id[VS_HASH_BYTES];
   uint8_t inviter[VS_ORIGIN_BYTES]; /* the invite op's origin */
   uint64_t invite_seq;              /* and seq */
   uint8_t invite_pk[VS_ORIGIN_BYTES];
   uint8_t invite_sig[VS_SIGNATURE_BYTES];
-} vs_mesh_admit;
+} vs_mesh_admit_pl;
 
-typedef struct vs_mesh_revoke {
+typedef struct vs_mesh_revoke_pl {
   uint8_t device_pk[VS_ORIGIN_BYTES];
   uint64_t cut_seq;
   uint8_t cut_hash[VS_HASH_BYTES]; /* the revoker's hash of device_pk's op at cut_seq (zero when cut_seq is 0) */
-} vs_mesh_revoke;
+} vs_mesh_revoke_pl;
 
 /** Strict encoders and decoders: exact length, known version, role in
  *  1..3, no trailing bytes. Decoders return VS_ERR_MALFORMED /
@@ -101,19 +98,19 @@ typedef struct vs_mesh_revoke {
  *  NULL `out` (or NULL `in` with in_bytes > 0) is VS_ERR_INVAL. */
 void vs_mesh_create_encode(uint8_t out[VS_MESH_CREATE_BYTES]);
 vs_err vs_mesh_create_decode(const uint8_t *in, size_t in_bytes);
-void vs_mesh_invite_encode(const vs_mesh_invite *in, uint8_t out[VS_MESH_INVITE_BYTES]);
-vs_err vs_mesh_invite_decode(const uint8_t *in, size_t in_bytes, vs_mesh_invite *out);
-void vs_mesh_admit_encode(const vs_mesh_admit *in, uint8_t out[VS_MESH_ADMIT_BYTES]);
-vs_err vs_mesh_admit_decode(const uint8_t *in, size_t in_bytes, vs_mesh_admit *out);
-void vs_mesh_revoke_encode(const vs_mesh_revoke *in, uint8_t out[VS_MESH_REVOKE_BYTES]);
-vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke *out);
+void vs_mesh_invite_encode(const vs_mesh_invite_pl *in, uint8_t out[VS_MESH_INVITE_BYTES]);
+vs_err vs_mesh_invite_decode(const uint8_t *in, size_t in_bytes, vs_mesh_invite_pl *out);
+void vs_mesh_admit_encode(const vs_mesh_admit_pl *in, uint8_t out[VS_MESH_ADMIT_BYTES]);
+vs_err vs_mesh_admit_decode(const uint8_t *in, size_t in_bytes, vs_mesh_admit_pl *out);
+void vs_mesh_revoke_encode(const vs_mesh_revoke_pl *in, uint8_t out[VS_MESH_REVOKE_BYTES]);
+vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke_pl *out);
 
 /** The invite key's signature of an admission (fills admit->invite_sig;
  *  the other fields must be set). `invite` is the identity made from the
  *  invite secret (vs_identity_from_seed). */
-vs_err vs_mesh_admit_sign(vs_mesh_admit *admit, const vs_identity *invite, const uint8_t device_pk[VS_ORIGIN_BYTES]);
+vs_err vs_mesh_admit_sign(vs_mesh_admit_pl *admit, const vs_identity *invite, const uint8_t device_pk[VS_ORIGIN_BYTES]);
 /** Whether admit->invite_sig is invite_pk's signature for device_pk. */
-bool vs_mesh_admit_verify(const vs_mesh_admit *admit, const uint8_t device_pk[VS_ORIGIN_BYTES]);
+bool vs_mesh_admit_verify(const vs_mesh_admit_pl *admit, const uint8_t device_pk[VS_ORIGIN_BYTES]);
 
 /* ---- facts: the decoded mesh.* ops the reducer folds ---- */
 
@@ -124,9 +121,9 @@ typedef struct vs_mesh_fact {
   uint8_t hash[VS_HASH_BYTES]; /* the op's hash */
   uint8_t kind;                /* vs_mesh_kind */
   union {
-    vs_mesh_invite invite;
-    vs_mesh_admit admit;
-    vs_mesh_revoke revoke;
+    vs_mesh_invite_pl invite;
+    vs_mesh_admit_pl admit;
+    vs_mesh_revoke_pl revoke;
   } u;
 } vs_mesh_fact;
 

@@ -58,7 +58,7 @@ vs_err vs_mesh_create_decode(const uint8_t *in, size_t in_bytes) {
 
 /* ---- invite ---- */
 
-void vs_mesh_invite_encode(const vs_mesh_invite *in, uint8_t out[VS_MESH_INVITE_BYTES]) {
+void vs_mesh_invite_encode(const vs_mesh_invite_pl *in, uint8_t out[VS_MESH_INVITE_BYTES]) {
   assert(in != NULL && out != NULL);
   assert(role_valid(in->role));
   out[0] = (uint8_t)VS_MESH_PAYLOAD_VERSION;
@@ -67,11 +67,11 @@ void vs_mesh_invite_encode(const vs_mesh_invite *in, uint8_t out[VS_MESH_INVITE_
   vs_put_u64le(out + 2 + VS_ORIGIN_BYTES, in->expires_hlc);
 }
 
-vs_err vs_mesh_invite_decode(const uint8_t *in, size_t in_bytes, vs_mesh_invite *out) {
+vs_err vs_mesh_invite_decode(const uint8_t *in, size_t in_bytes, vs_mesh_invite_pl *out) {
   if (out == NULL) return VS_ERR_INVAL;
   vs_err err = payload_check(in, in_bytes, VS_MESH_INVITE_BYTES);
   if (err != VS_OK) return err;
-  vs_mesh_invite v;
+  vs_mesh_invite_pl v;
   memset(&v, 0, sizeof v);
   memcpy(v.invite_pk, in + 1, VS_ORIGIN_BYTES);
   v.role = in[1 + VS_ORIGIN_BYTES];
@@ -93,7 +93,7 @@ _Static_assert(ADMIT_OFF_SIG + VS_SIGNATURE_BYTES == VS_MESH_ADMIT_BYTES, "admit
 /* Seq 1 of a managed chain is its create or admit: an invite is at 2 or later. */
 static bool invite_seq_valid(uint64_t seq) { return seq >= 2u && seq <= VS_OP_SEQ_MAX; }
 
-void vs_mesh_admit_encode(const vs_mesh_admit *in, uint8_t out[VS_MESH_ADMIT_BYTES]) {
+void vs_mesh_admit_encode(const vs_mesh_admit_pl *in, uint8_t out[VS_MESH_ADMIT_BYTES]) {
   assert(in != NULL && out != NULL);
   assert(invite_seq_valid(in->invite_seq));
   out[0] = (uint8_t)VS_MESH_PAYLOAD_VERSION;
@@ -104,11 +104,11 @@ void vs_mesh_admit_encode(const vs_mesh_admit *in, uint8_t out[VS_MESH_ADMIT_BYT
   memcpy(out + ADMIT_OFF_SIG, in->invite_sig, VS_SIGNATURE_BYTES);
 }
 
-vs_err vs_mesh_admit_decode(const uint8_t *in, size_t in_bytes, vs_mesh_admit *out) {
+vs_err vs_mesh_admit_decode(const uint8_t *in, size_t in_bytes, vs_mesh_admit_pl *out) {
   if (out == NULL) return VS_ERR_INVAL;
   vs_err err = payload_check(in, in_bytes, VS_MESH_ADMIT_BYTES);
   if (err != VS_OK) return err;
-  vs_mesh_admit v;
+  vs_mesh_admit_pl v;
   memcpy(v.mesh_id, in + ADMIT_OFF_MESH, VS_HASH_BYTES);
   memcpy(v.inviter, in + ADMIT_OFF_INVITER, VS_ORIGIN_BYTES);
   v.invite_seq = vs_get_u64le(in + ADMIT_OFF_SEQ);
@@ -120,7 +120,7 @@ vs_err vs_mesh_admit_decode(const uint8_t *in, size_t in_bytes, vs_mesh_admit *o
 }
 
 /* The signed message, laid out as member.h documents. */
-static void admit_message(const vs_mesh_admit *admit, const uint8_t device_pk[VS_ORIGIN_BYTES],
+static void admit_message(const vs_mesh_admit_pl *admit, const uint8_t device_pk[VS_ORIGIN_BYTES],
                           uint8_t msg[ADMIT_MSG_BYTES]) {
   size_t at = 0;
   memcpy(msg + at, ADMIT_DOMAIN, ADMIT_DOMAIN_BYTES);
@@ -137,7 +137,7 @@ static void admit_message(const vs_mesh_admit *admit, const uint8_t device_pk[VS
   (void)at;
 }
 
-vs_err vs_mesh_admit_sign(vs_mesh_admit *admit, const vs_identity *invite, const uint8_t device_pk[VS_ORIGIN_BYTES]) {
+vs_err vs_mesh_admit_sign(vs_mesh_admit_pl *admit, const vs_identity *invite, const uint8_t device_pk[VS_ORIGIN_BYTES]) {
   if (admit == NULL || invite == NULL || device_pk == NULL) return VS_ERR_INVAL;
   /* The verifier checks against admit->invite_pk: signing with another key
    * would make an admission nobody accepts. Caught here, not there. */
@@ -152,7 +152,7 @@ vs_err vs_mesh_admit_sign(vs_mesh_admit *admit, const vs_identity *invite, const
   return VS_OK;
 }
 
-bool vs_mesh_admit_verify(const vs_mesh_admit *admit, const uint8_t device_pk[VS_ORIGIN_BYTES]) {
+bool vs_mesh_admit_verify(const vs_mesh_admit_pl *admit, const uint8_t device_pk[VS_ORIGIN_BYTES]) {
   if (admit == NULL || device_pk == NULL) return false;
   if (sodium_init() < 0) return false;
   uint8_t msg[ADMIT_MSG_BYTES];
@@ -174,7 +174,7 @@ static bool cut_valid(uint64_t cut_seq, const uint8_t cut_hash[VS_HASH_BYTES]) {
   return (cut_seq == 0) == all_zero(cut_hash, VS_HASH_BYTES);
 }
 
-void vs_mesh_revoke_encode(const vs_mesh_revoke *in, uint8_t out[VS_MESH_REVOKE_BYTES]) {
+void vs_mesh_revoke_encode(const vs_mesh_revoke_pl *in, uint8_t out[VS_MESH_REVOKE_BYTES]) {
   assert(in != NULL && out != NULL);
   assert(cut_valid(in->cut_seq, in->cut_hash));
   out[0] = (uint8_t)VS_MESH_PAYLOAD_VERSION;
@@ -183,11 +183,11 @@ void vs_mesh_revoke_encode(const vs_mesh_revoke *in, uint8_t out[VS_MESH_REVOKE_
   memcpy(out + REVOKE_OFF_HASH, in->cut_hash, VS_HASH_BYTES);
 }
 
-vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke *out) {
+vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke_pl *out) {
   if (out == NULL) return VS_ERR_INVAL;
   vs_err err = payload_check(in, in_bytes, VS_MESH_REVOKE_BYTES);
   if (err != VS_OK) return err;
-  vs_mesh_revoke v;
+  vs_mesh_revoke_pl v;
   memcpy(v.device_pk, in + REVOKE_OFF_PK, VS_ORIGIN_BYTES);
   v.cut_seq = vs_get_u64le(in + REVOKE_OFF_SEQ);
   memcpy(v.cut_hash, in + REVOKE_OFF_HASH, VS_HASH_BYTES);

@@ -94,19 +94,19 @@ static bool fact_equal(const vs_mesh_fact *x, const vs_mesh_fact *y) {
     return false;
   switch (x->kind) {
     case VS_MESH_INVITE: {
-      const vs_mesh_invite *a = &x->u.invite, *b = &y->u.invite;
+      const vs_mesh_invite_pl *a = &x->u.invite, *b = &y->u.invite;
       return memcmp(a->invite_pk, b->invite_pk, VS_ORIGIN_BYTES) == 0 && a->role == b->role &&
              a->expires_hlc == b->expires_hlc;
     }
     case VS_MESH_ADMIT: {
-      const vs_mesh_admit *a = &x->u.admit, *b = &y->u.admit;
+      const vs_mesh_admit_pl *a = &x->u.admit, *b = &y->u.admit;
       return memcmp(a->mesh_id, b->mesh_id, VS_HASH_BYTES) == 0 &&
              memcmp(a->inviter, b->inviter, VS_ORIGIN_BYTES) == 0 && a->invite_seq == b->invite_seq &&
              memcmp(a->invite_pk, b->invite_pk, VS_ORIGIN_BYTES) == 0 &&
              memcmp(a->invite_sig, b->invite_sig, VS_SIGNATURE_BYTES) == 0;
     }
     case VS_MESH_REVOKE: {
-      const vs_mesh_revoke *a = &x->u.revoke, *b = &y->u.revoke;
+      const vs_mesh_revoke_pl *a = &x->u.revoke, *b = &y->u.revoke;
       return memcmp(a->device_pk, b->device_pk, VS_ORIGIN_BYTES) == 0 && a->cut_seq == b->cut_seq &&
              memcmp(a->cut_hash, b->cut_hash, VS_HASH_BYTES) == 0;
     }
@@ -169,7 +169,7 @@ static void pick_winners(red *r) {
     if (memcmp(a->u.admit.mesh_id, r->mesh_id, VS_HASH_BYTES) != 0) continue;
     uint32_t inv = fact_find(r, a->u.admit.inviter, a->u.admit.invite_seq);
     if (inv == NONE || r->f[inv].kind != VS_MESH_INVITE) continue;
-    const vs_mesh_invite *in = &r->f[inv].u.invite;
+    const vs_mesh_invite_pl *in = &r->f[inv].u.invite;
     if (memcmp(in->invite_pk, a->u.admit.invite_pk, VS_ORIGIN_BYTES) != 0) continue;
     if (a->hlc > in->expires_hlc) continue;
     uint32_t w = r->winner[inv];

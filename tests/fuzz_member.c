@@ -87,7 +87,7 @@ static void fuzz_create(const uint8_t *in, size_t n) {
 }
 
 static void fuzz_invite(const uint8_t *in, size_t n) {
-  vs_mesh_invite v;
+  vs_mesh_invite_pl v;
   memset(&v, SENTINEL, sizeof v);
   vs_err err = vs_mesh_invite_decode(n > 0 ? in : NULL, n, &v);
   check_head(in, n, VS_MESH_INVITE_BYTES, err);
@@ -102,7 +102,7 @@ static void fuzz_invite(const uint8_t *in, size_t n) {
 }
 
 static void fuzz_admit(const uint8_t *in, size_t n) {
-  vs_mesh_admit v;
+  vs_mesh_admit_pl v;
   memset(&v, SENTINEL, sizeof v);
   vs_err err = vs_mesh_admit_decode(n > 0 ? in : NULL, n, &v);
   check_head(in, n, VS_MESH_ADMIT_BYTES, err);
@@ -117,7 +117,7 @@ static void fuzz_admit(const uint8_t *in, size_t n) {
 }
 
 static void fuzz_revoke(const uint8_t *in, size_t n) {
-  vs_mesh_revoke v;
+  vs_mesh_revoke_pl v;
   memset(&v, SENTINEL, sizeof v);
   vs_err err = vs_mesh_revoke_decode(n > 0 ? in : NULL, n, &v);
   check_head(in, n, VS_MESH_REVOKE_BYTES, err);
@@ -372,7 +372,7 @@ int main(int argc, char **argv) {
 
   uint8_t invite[VS_MESH_INVITE_BYTES];
   for (uint8_t role = VS_MESH_READER; role <= VS_MESH_ADMIN; role++) {
-    vs_mesh_invite iv;
+    vs_mesh_invite_pl iv;
     memset(&iv, 0, sizeof iv);
     memcpy(iv.invite_pk, invite_key.pk, VS_ORIGIN_BYTES);
     iv.role = role;
@@ -390,7 +390,7 @@ int main(int argc, char **argv) {
   uint8_t mesh_id[VS_HASH_BYTES];
   CHECK(vs_op_hash(&gop, mesh_id) == VS_OK);
 
-  vs_mesh_admit ad;
+  vs_mesh_admit_pl ad;
   memset(&ad, 0, sizeof ad);
   memcpy(ad.mesh_id, mesh_id, VS_HASH_BYTES);
   memcpy(ad.inviter, inviter.pk, VS_ORIGIN_BYTES);
@@ -406,7 +406,7 @@ int main(int argc, char **argv) {
   seed("admit-trailing", 2, admit_long, sizeof admit_long);
 
   uint8_t revoke[VS_MESH_REVOKE_BYTES];
-  vs_mesh_revoke rv;
+  vs_mesh_revoke_pl rv;
   memset(&rv, 0, sizeof rv);
   memcpy(rv.device_pk, device.pk, VS_ORIGIN_BYTES);
   vs_mesh_revoke_encode(&rv, revoke);
@@ -457,7 +457,7 @@ int main(int argc, char **argv) {
   vs_op op;
   uint8_t prev[VS_HASH_BYTES];
   memset(prev, 0x66, sizeof prev);
-  vs_mesh_invite iv = {.role = VS_MESH_WRITER, .expires_hlc = UINT64_MAX};
+  vs_mesh_invite_pl iv = {.role = VS_MESH_WRITER, .expires_hlc = UINT64_MAX};
   memcpy(iv.invite_pk, invite_key.pk, VS_ORIGIN_BYTES);
   vs_mesh_invite_encode(&iv, invite);
   CHECK(vs_op_init(&op, inviter.pk, 2, (1700000000001ull << 16), prev, VS_MESH_KIND_INVITE,

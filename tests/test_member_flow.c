@@ -96,7 +96,7 @@ static void mesh_invite(mesh *m, uint8_t role, uint64_t hlc, uint64_t expires_hl
   memset(t.invite_seed, secret_byte, sizeof t.invite_seed);
   vs_identity inv;
   assert_int_equal(vs_identity_from_seed(t.invite_seed, &inv), VS_OK);
-  vs_mesh_invite in = {.role = role, .expires_hlc = expires_hlc};
+  vs_mesh_invite_pl in = {.role = role, .expires_hlc = expires_hlc};
   memcpy(in.invite_pk, inv.pk, sizeof in.invite_pk);
   uint8_t p[VS_MESH_INVITE_BYTES];
   vs_mesh_invite_encode(&in, p);
@@ -123,7 +123,7 @@ static vs_err device_join(chain *dev, uint8_t seed_byte, const char *line, uint6
   chain_init(dev, seed_byte);
   vs_identity inv;
   assert_int_equal(vs_identity_from_seed(t.invite_seed, &inv), VS_OK);
-  vs_mesh_admit a;
+  vs_mesh_admit_pl a;
   memcpy(a.mesh_id, t.mesh_id, sizeof a.mesh_id);
   memcpy(a.inviter, t.inviter, sizeof a.inviter);
   a.invite_seq = t.invite_seq;
@@ -258,7 +258,7 @@ static void test_member_flow_revoke_cut(void **state) {
   memcpy(cut_hash, dev.prev, sizeof cut_hash);                                       /* the admin holds 1..4 */
   chain_data(&dev, vs_hlc_make(5000, 0));                                            /* seq 5: after the cut */
 
-  vs_mesh_revoke rv = {.cut_seq = 4};
+  vs_mesh_revoke_pl rv = {.cut_seq = 4};
   memcpy(rv.device_pk, dev.id.pk, sizeof rv.device_pk);
   memcpy(rv.cut_hash, cut_hash, sizeof rv.cut_hash);
   uint8_t p[VS_MESH_REVOKE_BYTES];

@@ -60,7 +60,7 @@ static void identity_of(uint8_t salt, vs_identity *id) {
 
 /* The golden admission: invite key from seed 0..31, signed for device
  * i ^ 0x80, mesh (3i + 5), inviter i ^ 0x40, GOLDEN_SEQ. */
-static void golden_admit(vs_mesh_admit *a, uint8_t device[VS_ORIGIN_BYTES], vs_identity *invite) {
+static void golden_admit(vs_mesh_admit_pl *a, uint8_t device[VS_ORIGIN_BYTES], vs_identity *invite) {
   uint8_t seed[VS_SEED_BYTES];
   fill(seed, sizeof seed, 1, 0);
   assert_err(vs_identity_from_seed(seed, invite), VS_OK);
@@ -73,14 +73,14 @@ static void golden_admit(vs_mesh_admit *a, uint8_t device[VS_ORIGIN_BYTES], vs_i
   assert_err(vs_mesh_admit_sign(a, invite, device), VS_OK);
 }
 
-static void sample_invite(vs_mesh_invite *v) {
+static void sample_invite(vs_mesh_invite_pl *v) {
   memset(v, 0, sizeof *v);
   fill(v->invite_pk, VS_ORIGIN_BYTES, 7, 1);
   v->role = VS_MESH_WRITER;
   v->expires_hlc = 0x1122334455667788ull;
 }
 
-static void sample_revoke(vs_mesh_revoke *v) {
+static void sample_revoke(vs_mesh_revoke_pl *v) {
   memset(v, 0, sizeof *v);
   fill(v->device_pk, VS_ORIGIN_BYTES, 5, 9);
   v->cut_seq = 42;
@@ -149,7 +149,7 @@ static void test_member_create_roundtrip_and_strictness(void **state) {
 
 static void test_member_invite_roundtrip_layout(void **state) {
   (void)state;
-  vs_mesh_invite in, out;
+  vs_mesh_invite_pl in, out;
   sample_invite(&in);
   uint8_t enc[VS_MESH_INVITE_BYTES];
   vs_mesh_invite_encode(&in, enc);
@@ -174,7 +174,7 @@ static void test_member_invite_roundtrip_layout(void **state) {
 
 static void test_member_invite_refuses_bad_lengths_versions_roles(void **state) {
   (void)state;
-  vs_mesh_invite in, out;
+  vs_mesh_invite_pl in, out;
   sample_invite(&in);
   uint8_t enc[VS_MESH_INVITE_BYTES];
   vs_mesh_invite_encode(&in, enc);
@@ -183,7 +183,7 @@ static void test_member_invite_refuses_bad_lengths_versions_roles(void **state) 
   for (size_t i = 0; i < sizeof roles; i++) {
     enc[33] = roles[i];
     memset(&out, 0x5a, sizeof out);
-    vs_mesh_invite before;
+    vs_mesh_invite_pl before;
     memcpy(&before, &out, sizeof out);
     assert_err(vs_mesh_invite_decode(enc, sizeof enc, &out), VS_ERR_MALFORMED);
     assert_memory_equal(&out, &before, sizeof out);
@@ -196,7 +196,7 @@ static void test_member_invite_refuses_bad_lengths_versions_roles(void **state) 
 
 static void test_member_admit_roundtrip_layout(void **state) {
   (void)state;
-  vs_mesh_admit a, out;
+  vs_mesh_admit_pl a, out;
   uint8_t device[VS_ORIGIN_BYTES];
   vs_identity invite;
   golden_admit(&a, device, &invite);
@@ -210,14 +210,14 @@ static void test_member_admit_roundtrip_layout(void **state) {
   assert_memory_equal(enc + 73, a.invite_pk, 32);
   assert_memory_equal(enc + 105, a.invite_sig, 64);
   assert_err(vs_mesh_admit_decode(enc, sizeof enc, &out), VS_OK);
-  assert_memory_equal(&out, &a, sizeof a); /* no padding in vs_mesh_admit */
+  assert_memory_equal(&out, &a, sizeof a); /* no padding in vs_mesh_admit_pl */
   check_lengths(dec_admit, enc, sizeof enc, sizeof out);
   vs_identity_wipe(&invite);
 }
 
 static void test_member_admit_refuses_bad_invite_seq(void **state) {
   (void)state;
-  vs_mesh_admit a, out;
+  vs_mesh_admit_pl a, out;
   uint8_t device[VS_ORIGIN_BYTES];
   vs_identity invite;
   golden_admit(&a, device, &invite);
@@ -227,7 +227,7 @@ static void test_member_admit_refuses_bad_invite_seq(void **state) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     for (int b = 0; b < 8; b++) enc[65 + b] = (uint8_t)(bad[i] >> (8 * b));
     memset(&out, 0x33, sizeof out);
-    vs_mesh_admit before;
+    vs_mesh_admit_pl before;
     memcpy(&before, &out, sizeof out);
     assert_err(vs_mesh_admit_decode(enc, sizeof enc, &out), VS_ERR_MALFORMED);
     assert_memory_equal(&out, &before, sizeof out);
@@ -239,7 +239,7 @@ static void test_member_admit_refuses_bad_invite_seq(void **state) {
 
 static void test_member_admit_signature_matches_golden(void **state) {
   (void)state;
-  vs_mesh_admit a;
+  vs_mesh_admit_pl a;
   uint8_t device[VS_ORIGIN_BYTES];
   vs_identity invite;
   golden_admit(&a, device, &invite);
@@ -252,7 +252,7 @@ static void test_member_admit_signature_matches_golden(void **state) {
 
 static void test_member_admit_verify_refuses_forgeries(void **state) {
   (void)state;
-  vs_mesh_admit a, b;
+  vs_mesh_admit_pl a, b;
   uint8_t device[VS_ORIGIN_BYTES], other[VS_ORIGIN_BYTES];
   vs_identity invite, wrong;
   golden_admit(&a, device, &invite);
@@ -302,7 +302,7 @@ static void test_member_admit_verify_refuses_forgeries(void **state) {
 
 static void test_member_revoke_roundtrip_and_cut_rules(void **state) {
   (void)state;
-  vs_mesh_revoke in, out;
+  vs_mesh_revoke_pl in, out;
   sample_revoke(&in);
   uint8_t enc[VS_MESH_REVOKE_BYTES];
   vs_mesh_revoke_encode(&in, enc);
@@ -329,7 +329,7 @@ static void test_member_revoke_roundtrip_and_cut_rules(void **state) {
   vs_mesh_revoke_encode(&in, enc);
   for (int b = 0; b < 8; b++) enc[33 + b] = (uint8_t)((VS_OP_SEQ_MAX + 1u) >> (8 * b));
   memset(&out, 0x77, sizeof out);
-  vs_mesh_revoke before;
+  vs_mesh_revoke_pl before;
   memcpy(&before, &out, sizeof out);
   assert_err(vs_mesh_revoke_decode(enc, sizeof enc, &out), VS_ERR_MALFORMED);
   assert_memory_equal(&out, &before, sizeof out);
@@ -378,7 +378,7 @@ static void test_member_fact_from_each_kind(void **state) {
   assert_memory_equal(f.hash, hash, 32);
   assert_true(f.seq == 1 && f.hlc == 1001);
 
-  vs_mesh_invite inv;
+  vs_mesh_invite_pl inv;
   sample_invite(&inv);
   uint8_t ienc[VS_MESH_INVITE_BYTES];
   vs_mesh_invite_encode(&inv, ienc);
@@ -389,7 +389,7 @@ static void test_member_fact_from_each_kind(void **state) {
   assert_memory_equal(f.u.invite.invite_pk, inv.invite_pk, 32);
   assert_true(f.u.invite.role == inv.role && f.u.invite.expires_hlc == inv.expires_hlc);
 
-  vs_mesh_admit a;
+  vs_mesh_admit_pl a;
   uint8_t device[32];
   vs_identity invite;
   golden_admit(&a, device, &invite);
@@ -400,7 +400,7 @@ static void test_member_fact_from_each_kind(void **state) {
   assert_int_equal(f.kind, VS_MESH_ADMIT);
   assert_memory_equal(&f.u.admit, &a, sizeof a);
 
-  vs_mesh_revoke r;
+  vs_mesh_revoke_pl r;
   sample_revoke(&r);
   uint8_t renc[VS_MESH_REVOKE_BYTES];
   vs_mesh_revoke_encode(&r, renc);
@@ -419,7 +419,7 @@ static void test_member_fact_bytes_are_canonical(void **state) {
   vt_origin(origin, 0x33);
   fill(prev, 32, 1, 1);
   fill(hash, 32, 2, 7);
-  vs_mesh_invite inv;
+  vs_mesh_invite_pl inv;
   sample_invite(&inv);
   uint8_t ienc[VS_MESH_INVITE_BYTES], create[VS_MESH_CREATE_BYTES];
   vs_mesh_invite_encode(&inv, ienc);
@@ -455,7 +455,7 @@ static void test_member_fact_refuses_bad_ops(void **state) {
   vs_op op;
   uint8_t create[VS_MESH_CREATE_BYTES];
   vs_mesh_create_encode(create);
-  vs_mesh_invite inv;
+  vs_mesh_invite_pl inv;
   sample_invite(&inv);
   uint8_t ienc[VS_MESH_INVITE_BYTES];
   vs_mesh_invite_encode(&inv, ienc);
@@ -481,7 +481,7 @@ static void test_member_fact_refuses_bad_ops(void **state) {
   expect_fact_err(&op, VS_ERR_MALFORMED);
   make_op(&op, origin, 1, ZERO32, VS_MESH_KIND_INVITE, ienc, sizeof ienc);
   expect_fact_err(&op, VS_ERR_MALFORMED);
-  vs_mesh_admit a;
+  vs_mesh_admit_pl a;
   uint8_t device[32];
   vs_identity invite;
   golden_admit(&a, device, &invite);
@@ -502,7 +502,7 @@ static void test_member_fact_refuses_bad_ops(void **state) {
   /* signed by another invite key than the one it names */
   vs_identity wrong;
   identity_of(0x77, &wrong);
-  vs_mesh_admit w = a;
+  vs_mesh_admit_pl w = a;
   memcpy(w.invite_pk, wrong.pk, 32);
   assert_err(vs_mesh_admit_sign(&w, &wrong, device), VS_OK);
   memcpy(w.invite_pk, a.invite_pk, 32);
@@ -795,19 +795,19 @@ static void mutate_payload(const uint8_t *enc, size_t n, int which) {
           if (err == VS_OK) vs_mesh_create_encode(again);
           break;
         case VS_MESH_INVITE: {
-          vs_mesh_invite x;
+          vs_mesh_invite_pl x;
           err = vs_mesh_invite_decode(buf, n, &x);
           if (err == VS_OK) vs_mesh_invite_encode(&x, again);
           break;
         }
         case VS_MESH_ADMIT: {
-          vs_mesh_admit x;
+          vs_mesh_admit_pl x;
           err = vs_mesh_admit_decode(buf, n, &x);
           if (err == VS_OK) vs_mesh_admit_encode(&x, again);
           break;
         }
         default: {
-          vs_mesh_revoke x;
+          vs_mesh_revoke_pl x;
           err = vs_mesh_revoke_decode(buf, n, &x);
           if (err == VS_OK) vs_mesh_revoke_encode(&x, again);
           break;
@@ -829,15 +829,15 @@ static void test_member_payload_mutations_refused_or_canonical(void **state) {
   uint8_t create[VS_MESH_CREATE_BYTES], ienc[VS_MESH_INVITE_BYTES], aenc[VS_MESH_ADMIT_BYTES],
       renc[VS_MESH_REVOKE_BYTES];
   vs_mesh_create_encode(create);
-  vs_mesh_invite inv;
+  vs_mesh_invite_pl inv;
   sample_invite(&inv);
   vs_mesh_invite_encode(&inv, ienc);
-  vs_mesh_admit a;
+  vs_mesh_admit_pl a;
   uint8_t device[32];
   vs_identity invite;
   golden_admit(&a, device, &invite);
   vs_mesh_admit_encode(&a, aenc);
-  vs_mesh_revoke r;
+  vs_mesh_revoke_pl r;
   sample_revoke(&r);
   vs_mesh_revoke_encode(&r, renc);
   mutate_payload(create, sizeof create, VS_MESH_CREATE);

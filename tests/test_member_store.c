@@ -76,7 +76,7 @@ static uint64_t chain_invite(chain *c, uint64_t ms, uint8_t role, uint8_t key_by
   memset(seed, key_byte, sizeof seed);
   vs_identity inv;
   assert_err(vs_identity_from_seed(seed, &inv), VS_OK);
-  vs_mesh_invite in = {.role = role, .expires_hlc = hlc_at(10000000)};
+  vs_mesh_invite_pl in = {.role = role, .expires_hlc = hlc_at(10000000)};
   memcpy(in.invite_pk, inv.pk, VS_ORIGIN_BYTES);
   uint8_t p[VS_MESH_INVITE_BYTES];
   vs_mesh_invite_encode(&in, p);
@@ -91,7 +91,7 @@ static void chain_admit(chain *dev, uint64_t ms, const uint8_t mesh_id[VS_HASH_B
   memset(seed, key_byte, sizeof seed);
   vs_identity inv;
   assert_err(vs_identity_from_seed(seed, &inv), VS_OK);
-  vs_mesh_admit a;
+  vs_mesh_admit_pl a;
   memcpy(a.mesh_id, mesh_id, VS_HASH_BYTES);
   memcpy(a.inviter, inviter->id.pk, VS_ORIGIN_BYTES);
   a.invite_seq = invite_seq;
@@ -103,7 +103,7 @@ static void chain_admit(chain *dev, uint64_t ms, const uint8_t mesh_id[VS_HASH_B
 }
 
 static void chain_revoke(chain *c, uint64_t ms, const chain *target, uint64_t cut_seq) {
-  vs_mesh_revoke r;
+  vs_mesh_revoke_pl r;
   memset(&r, 0, sizeof r);
   memcpy(r.device_pk, target->id.pk, VS_ORIGIN_BYTES);
   r.cut_seq = cut_seq;
@@ -431,7 +431,7 @@ static void big_add(big_chain *c, const char *kind, const uint8_t *payload, uint
 }
 
 static void big_invite(big_chain *c, uint32_t i) {
-  vs_mesh_invite in = {.role = VS_MESH_WRITER, .expires_hlc = 1};
+  vs_mesh_invite_pl in = {.role = VS_MESH_WRITER, .expires_hlc = 1};
   memset(in.invite_pk, 0x42, VS_ORIGIN_BYTES);
   in.invite_pk[0] = (uint8_t)i;
   in.invite_pk[1] = (uint8_t)(i >> 8);

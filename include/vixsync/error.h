@@ -53,7 +53,10 @@ extern "C" {
   X(VS_ERR_RESTORING, -26, "this device is a restored copy catching up on its own operations: retry later") \
   X(VS_ERR_NO_IDENTITY, -27, "no valid node identity (the key pair that signs its writes)") \
   X(VS_ERR_FORKED, -28, "this origin forked (two devices signed different ops at one seq): its operations from the fork on are void; make a new identity") \
-  X(VS_ERR_CRYPTO, -29, "the crypto library (libsodium) could not be initialised")
+  X(VS_ERR_CRYPTO, -29, "the crypto library (libsodium) could not be initialised") \
+  X(VS_ERR_NOT_MEMBER, -30, "not a member of this managed mesh (not admitted, or its admission has not arrived yet)") \
+  X(VS_ERR_REVOKED, -31, "this device was revoked from the mesh: its operations past the cut are void") \
+  X(VS_ERR_DENIED, -32, "not allowed in this mesh (its role does not permit it, or it would remove the last admin)")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,

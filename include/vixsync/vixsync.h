@@ -11,6 +11,7 @@
 #include "vixsync/engine.h"
 #include "vixsync/error.h"
 #include "vixsync/identity.h"
+#include "vixsync/mesh.h"
 #include "vixsync/node.h"
 #include "vixsync/op.h"
 #include "vixsync/outbox.h"
