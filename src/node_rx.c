@@ -160,6 +160,12 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
       n->stats.rejected_malformed++;
       return VS_OK;
     case VS_ERR_FORKED: n->stats.runs_void++; return VS_OK; /* its sender has not heard of the verdict yet */
+    /* Membership (mgate.h): nothing stored; an honest sender may hold an
+     * admission or a revoke we lack yet, so the session stays. */
+    case VS_ERR_NOT_MEMBER: n->stats.rejected_not_member++; return VS_OK;
+    case VS_ERR_REVOKED: n->stats.rejected_revoked++; return VS_OK;
+    case VS_ERR_DENIED:
+    case VS_ERR_LIMIT: n->stats.rejected_denied++; return VS_OK;
     default: return err; /* storage: stop, nothing of this run was applied */
   }
 }
