@@ -357,6 +357,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "  \"rejected_vv_future\": %llu, \"own_ops_restored\": %llu, \"cookies_sent\": %llu,\n"
           "  \"fork_verdicts\": %llu, \"fork_evidence_bad\": %llu, \"runs_void\": %llu, \"wants_sent\": %llu, "
           "\"wants_served\": %llu, \"rejected_want_quota\": %llu, \"fork_verdicts_deferred\": %llu,\n"
+          "  \"rejected_not_member\": %llu, \"rejected_revoked\": %llu, \"rejected_denied\": %llu,\n"
           "  \"nudge_wakes\": %llu, \"sighups\": %llu,\n"
           "  \"connect_requests\": %llu, \"refused_host\": %llu, \"refused_unauth_full\": %llu, "
           "\"refused_no_slot\": %llu,\n"
@@ -367,7 +368,8 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.cookies_sent, (unsigned long long)st.fork_verdicts,
           (unsigned long long)st.fork_evidence_bad, (unsigned long long)st.runs_void, (unsigned long long)st.wants_sent,
           (unsigned long long)st.wants_served, (unsigned long long)st.rejected_want_quota,
-          (unsigned long long)st.fork_verdicts_deferred,
+          (unsigned long long)st.fork_verdicts_deferred, (unsigned long long)st.rejected_not_member,
+          (unsigned long long)st.rejected_revoked, (unsigned long long)st.rejected_denied,
           (unsigned long long)c->nudge_wakes, (unsigned long long)c->sighups,
           (unsigned long long)c->connect_requests, (unsigned long long)c->refused_host,
           (unsigned long long)c->refused_unauth_full, (unsigned long long)c->refused_no_slot,

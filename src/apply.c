@@ -9,6 +9,7 @@
 #include "fork.h"
 #include "internal.h"
 #include "member.h"
+#include "mgate.h"
 #include "mstore.h"
 #include "state_int.h"
 #include "wal_int.h"
@@ -27,16 +28,6 @@ static vs_err run_mesh_check(const vs_op *ops, uint32_t count, const uint8_t (*h
     if (err != VS_OK) return err;
   }
   return VS_OK;
-}
-
-/* The store may hold at most VS_MESH_FACTS_MAX membership records: `adding`
- * more would pass it (VS_ERR_LIMIT), nothing is dropped to make room. */
-static vs_err mesh_room_txn(MDB_txn *txn, const vs_store *store, uint64_t adding) {
-  if (adding == 0) return VS_OK;
-  uint64_t held = 0;
-  vs_err err = vs_mesh_records_count_txn(txn, store, &held);
-  if (err == VS_OK && (held > VS_MESH_FACTS_MAX || adding > VS_MESH_FACTS_MAX - held)) err = VS_ERR_LIMIT;
-  return err;
 }
 
 /* Inside the transaction: skip what is held, check the links, append. */
@@ -101,16 +92,17 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
   for (uint32_t i = 0; i < skip && err == VS_OK && VS_FAULT(VS_FAULT_DUP_INCR); i++) /* fault: count held incrs again */
     if (strcmp(ops[i].kind, "incr") == 0) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
-  uint64_t mesh_ops = 0;
-  for (uint32_t i = skip; i < count; i++) mesh_ops += op_is_mesh(&ops[i]) ? 1u : 0u;
-  if (err == VS_OK) err = mesh_room_txn(txn, store, mesh_ops);
+  /* Only members write (mgate.h): one member record read per run. */
+  vs_mesh_gate gate;
+  memset(&gate, 0, sizeof gate);
+  if (err == VS_OK) err = vs_mesh_gate_txn(txn, store, ops, skip, count, false, &gate);
   vs_wal_cursors cur = {NULL, NULL};
   if (err == VS_OK) err = vs_wal_cursors_open(txn, store, &cur);
   for (uint32_t i = skip; i < count && err == VS_OK; i++) {
     err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
                             i == count - 1, NULL);
     /* its membership fact in the same transaction (checked: run_mesh_check) */
-    if (err == VS_OK && op_is_mesh(&ops[i]))
+    if (err == VS_OK && vs_mesh_gate_records(&gate, &ops[i]))
       err = vs_mesh_record_put_txn(txn, store, ops[i].origin, ops[i].seq, hashes[i], lsn);
     if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     /* Within the drift (checked above): the node's HLC follows it, so our
@@ -121,6 +113,10 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[count - 1].id, sig);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_put(txn, store, node_hlc);
+  /* A membership fact changes the view: refolded here, in this transaction
+   * (a cut may void held ops; a chain this run opened must be a member's). */
+  bool refolded = false;
+  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, ops, skip, count, &refolded);
   if (err == VS_OK) {
     res->applied = count - skip;
     res->head_seq = ops[count - 1].seq;
@@ -132,13 +128,25 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
  * only; bounded by the run). *void_from_out, prev_out: the origin's fork
  * verdict (0: none). */
 static vs_err run_held(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t (*hashes)[VS_HASH_BYTES],
-                       bool *held_out, uint64_t *head_seq_out, uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]) {
+                       bool *held_out, uint64_t *head_seq_out, uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES],
+                       bool *by_cut_out) {
   *held_out = false;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
   vs_head head;
   err = vs_fork_get_txn(txn, store, ops[0].origin, void_from_out, prev_out);
+  /* A revoked member's cut voids its ops past it as a verdict does (the
+   * revoke vouches for the op at the cut): the lower of the two counts. */
+  uint64_t cut_from = 0;
+  uint8_t cut_prev[VS_HASH_BYTES];
+  *by_cut_out = false;
+  if (err == VS_OK) err = vs_mesh_cut_txn(txn, store, ops[0].origin, &cut_from, cut_prev);
+  if (err == VS_OK && cut_from != 0 && (*void_from_out == 0 || cut_from < *void_from_out)) {
+    *void_from_out = cut_from;
+    memcpy(prev_out, cut_prev, VS_HASH_BYTES);
+    *by_cut_out = true;
+  }
   if (err == VS_OK) err = vs_head_get(txn, store, ops[0].origin, &head);
   bool held = err == VS_OK && head.seq >= ops[count - 1].seq;
   for (uint32_t i = 0; i < count && held && err == VS_OK; i++) {
@@ -209,7 +217,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   bool held = false, vouched = false;
   uint64_t held_head = 0, void_from = 0;
   uint8_t void_prev[VS_HASH_BYTES];
-  if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head, &void_from, void_prev);
+  bool by_cut = false;
+  if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head, &void_from, void_prev, &by_cut);
   if (err == VS_OK && void_from != 0 && ops[count - 1].seq >= void_from - 1) {
     /* A verdict voids this origin from void_from on: only the part below
      * is taken, and the evidence vouches for the op right below it (its
@@ -224,6 +233,7 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
       /* Cut and not vouched for: the signature covered what was cut. */
       if (cut && !vouched) err = VS_ERR_FORKED;
     }
+    if (err == VS_ERR_FORKED && by_cut) err = VS_ERR_REVOKED; /* past a revocation cut */
   }
   if (err == VS_OK && held && !vouched) {
     res.duplicates = count;
@@ -261,7 +271,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   if (err == VS_ERR_FORK && fork_at < count)
     err = on_fork(store, ops, enc, count, fork_at, vouched ? vs_fork_zero_sig() : sig, &res);
   if (result_out != NULL &&
-      (err == VS_OK || err == VS_ERR_FUTURE || err == VS_ERR_FORK || err == VS_ERR_CHAIN || err == VS_ERR_FORKED))
+      (err == VS_OK || err == VS_ERR_FUTURE || err == VS_ERR_FORK || err == VS_ERR_CHAIN || err == VS_ERR_FORKED ||
+       err == VS_ERR_REVOKED))
     *result_out = res;
   return err;
 }
@@ -336,9 +347,13 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   }
   uint64_t lsn = 0, node_hlc = 0;
   if (err == VS_OK) err = vs_wal_last_lsn_txn(txn, store, &lsn);
-  if (err == VS_OK && op_is_mesh(&checked)) err = mesh_room_txn(txn, store, 1);
+  /* The membership gate as for a received op: this call stores any origin's op. */
+  vs_mesh_gate gate;
+  memset(&gate, 0, sizeof gate);
+  bool own = store->has_identity && memcmp(store->identity.pk, checked.origin, VS_ORIGIN_BYTES) == 0;
+  if (err == VS_OK) err = vs_mesh_gate_txn(txn, store, &checked, 0, 1, own, &gate);
   if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, NULL, ++lsn, now_ms, hash, true, NULL);
-  if (err == VS_OK && op_is_mesh(&checked))
+  if (err == VS_OK && vs_mesh_gate_records(&gate, &checked))
     err = vs_mesh_record_put_txn(txn, store, checked.origin, checked.seq, hash, lsn);
   uint8_t state_hash[VS_HASH_BYTES];
   if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
@@ -350,6 +365,8 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   uint64_t cap = vs_hlc_make(vs_add_sat_u64(now_ms, 60ull * 60ull * 1000ull), 0);
   uint64_t seen = checked.hlc < cap ? checked.hlc : cap;
   if (err == VS_OK && seen > node_hlc) err = vs_meta_hlc_put(txn, store, seen);
+  bool refolded = false;
+  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, &checked, 0, 1, &refolded);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;

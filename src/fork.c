@@ -24,7 +24,7 @@
 
 #include "chain.h"
 #include "internal.h"
-#include "mstore.h"
+#include "voids.h"
 #include "state_int.h"
 #include "wal_int.h"
 #include "outbox_int.h"
@@ -122,93 +122,6 @@ static vs_err fork_check(const vs_fork_msg *m, uint8_t hash_a[VS_HASH_BYTES], ui
   memcpy(hash_b, c < 0 ? first[1] : first[0], VS_HASH_BYTES);
   memcpy(prev, m->proof[0].ops[0].prev, VS_HASH_BYTES);
   return VS_OK;
-}
-
-/* Delete the op-id index entries (or signatures) of `origin` from seq
- * `from` on. Bounded by the origin's held ops. */
-static vs_err drop_from(MDB_txn *txn, MDB_dbi dbi, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from) {
-  vs_op_id start;
-  vs_op_id_derive(origin, from, &start);
-  MDB_cursor *cur;
-  int rc = mdb_cursor_open(txn, dbi, &cur);
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  MDB_val k, v;
-  for (;;) { /* bounded: each round deletes one of the origin's entries */
-    k = (MDB_val){VS_OP_ID_BYTES, start.bytes};
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc != MDB_SUCCESS) break;
-    if (k.mv_size != VS_OP_ID_BYTES || memcmp(k.mv_data, start.bytes, VS_OP_ID_TAG_BYTES) != 0) break;
-    rc = mdb_cursor_del(cur, 0);
-    if (rc != MDB_SUCCESS) break;
-  }
-  mdb_cursor_close(cur);
-  return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? VS_OK : vs_mdb_err(rc);
-}
-
-/* The outbox entries of the void ops (own writes) fail: no node will ever
- * take them. Bounded by the origin's held ops. */
-static vs_err fail_outbox(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from) {
-  char reason[96];
-  snprintf(reason, sizeof reason, "void: this origin forked at seq %llu (make a new identity)",
-           (unsigned long long)from);
-  vs_err err = VS_OK;
-  for (uint64_t seq = from; err == VS_OK && seq <= VS_OP_SEQ_MAX; seq++) {
-    vs_op_id id;
-    uint64_t lsn = 0;
-    vs_op_id_derive(origin, seq, &id);
-    err = vs_opid_get(txn, store, &id, &lsn, NULL);
-    if (err == VS_ERR_NOTFOUND) return VS_OK; /* past the head */
-    if (err == VS_OK) err = vs_obx_void_txn(txn, store, lsn, reason);
-  }
-  return err;
-}
-
-/* Roll the origin's chain back to void_from - 1 and refold the state. */
-static vs_err void_ops_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
-                           const uint8_t prev[VS_HASH_BYTES], bool *changed_out) {
-  vs_head head;
-  vs_err err = vs_head_get(txn, store, origin, &head);
-  *changed_out = false;
-  if (err != VS_OK || head.seq < from) return err;
-  *changed_out = true;
-  err = fail_outbox(txn, store, origin, from);
-  if (err == VS_OK) err = drop_from(txn, store->dbi_opid, origin, from);
-  if (err == VS_OK) err = drop_from(txn, store->dbi_sigs, origin, from);
-  if (err == VS_OK) err = vs_mesh_records_drop_txn(txn, store, origin, from); /* their membership facts */
-  if (err != VS_OK) return err;
-  if (from == 1) {
-    MDB_val k = {VS_ORIGIN_BYTES, (void *)origin};
-    err = vs_mdb_err(mdb_del(txn, store->dbi_heads, &k, NULL));
-  } else {
-    vs_op_id id;
-    vs_op_id_derive(origin, from - 1, &id);
-    uint64_t lsn = 0;
-    vs_head nh = {from - 1, 0, {0}};
-    err = vs_opid_get(txn, store, &id, &lsn, nh.hash);
-    if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT; /* below the head: held */
-    const uint8_t *enc = NULL;
-    uint32_t enc_bytes = 0;
-    vs_op op;
-    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
-    if (err == VS_OK) err = vs_op_decode(enc, enc_bytes, &op);
-    if (err == VS_OK) nh.hlc = op.hlc;
-    if (err == VS_OK) err = vs_head_put_txn(txn, store, origin, &nh);
-    /* The new head must stay relayable: a run ends at a signed op. Where
-     * the origin signed only past the fork, the evidence vouches for this
-     * op (its hash is both branches' prev): the zero signature says so
-     * (apply.h). */
-    uint8_t sig[VS_SIGNATURE_BYTES];
-    uint64_t signed_seq = 0;
-    if (err == VS_OK) {
-      err = vs_sig_next_txn(txn, store, origin, from - 1, &signed_seq, sig);
-      /* Only where the evidence does vouch for it: our op there may be of
-       * a third branch that parts lower down (then nothing vouches for it;
-       * it stays here, unrelayed, until that fork is proven). */
-      if (err == VS_ERR_NOTFOUND) err = memcmp(nh.hash, prev, VS_HASH_BYTES) == 0 ? vs_sig_put_txn(txn, store, &id, ZERO_SIG) : VS_OK;
-    }
-  }
-  if (err == VS_OK) err = vs_state_rebuild_txn(txn, store);
-  return err;
 }
 
 /* The stash of a verdict voiding `origin` from `from` whose branches share
@@ -341,7 +254,7 @@ vs_err vs_apply_fork(vs_store *store, const uint8_t *msg, size_t msg_bytes, vs_f
   }
   free(old_copy);
   free(stash);
-  if (err == VS_OK) err = void_ops_txn(txn, store, res.origin, res.seq, val_head + 8 + 2 * VS_HASH_BYTES, &res.refolded);
+  if (err == VS_OK) err = vs_void_from_txn(txn, store, res.origin, res.seq, val_head + 8 + 2 * VS_HASH_BYTES, VS_VOID_FORK, &res.refolded);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;

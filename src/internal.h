@@ -119,6 +119,7 @@ struct vs_store {
   MDB_dbi dbi_sigs;      /* op id -> signature of the chain head at that op */
   MDB_dbi dbi_forks;     /* origin -> fork verdict: void_from, the two hashes, prev, evidence (fork.c) */
   MDB_dbi dbi_mesh;      /* origin, seq u64be -> mesh.* op's record: version u8, hash, lsn u64le (mstore.c) */
+  MDB_dbi dbi_members;   /* device pk -> member record of a managed mesh (mgate.c); meta "mesh_id" says managed */
   bool has_identity;     /* local writes of identity.pk are signed */
   bool hold_verdicts; /* the node defers fork verdicts found by apply (its refold budget is spent) */
   vs_identity identity;

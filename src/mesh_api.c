@@ -1,8 +1,26 @@
-/* Managed meshes: the public calls (vixsync/mesh.h). Work in progress:
- * these return VS_ERR_STATE until the membership gate lands with them. */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
+/* Managed meshes: the public calls (vixsync/mesh.h). Each writes one
+ * mesh.* op of the store's identity through the write path (write_int.h)
+ * and, in the same transaction, its membership record and the refreshed
+ * member view (mgate.h): nothing is visible before it all commits. */
 #include "vixsync/mesh.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
+
+#include "chain.h"
+#include "internal.h"
+#include "member.h"
+#include "mgate.h"
+#include "mstore.h"
+#include "write_int.h"
+
+_Static_assert(VS_MESH_TOKEN_LINE_MAX == VS_MESH_TOKEN_CHARS_MAX, "one token bound");
+_Static_assert(VS_MESH_ADDRS_MAX == VS_MESH_TOKEN_ADDRS_MAX, "one address count");
+_Static_assert(VS_MESH_ADDR_CHARS_MAX == VS_MESH_TOKEN_ADDR_CHARS_MAX, "one address length");
+_Static_assert(VS_MESH_ID_BYTES == VS_HASH_BYTES, "a mesh id is an op hash");
 
 const char *vs_mesh_role_name(int role) {
   switch (role) {
@@ -14,28 +32,294 @@ const char *vs_mesh_role_name(int role) {
 }
 
 vs_err vs_mesh_id(vs_store *store, uint8_t mesh_id_out[VS_MESH_ID_BYTES]) {
-  (void)store, (void)mesh_id_out;
-  return VS_ERR_STATE;
+  if (store == NULL || mesh_id_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_mesh_id_get_txn(txn, store, mesh_id_out);
+  mdb_txn_abort(txn);
+  return err;
 }
+
+/* The store is empty (holds no op of any origin) and not managed yet: what
+ * founding or joining a mesh needs, so that every op it ever held passed
+ * the gate. */
+static vs_err fresh_store(MDB_txn *txn, const vs_store *store) {
+  uint8_t id[VS_HASH_BYTES];
+  vs_err err = vs_mesh_id_get_txn(txn, store, id);
+  if (err == VS_OK) return VS_ERR_EXISTS;
+  if (err != VS_ERR_NOTFOUND) return err;
+  MDB_stat st;
+  int rc = mdb_stat(txn, store->dbi_heads, &st);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  return st.ms_entries == 0 ? VS_OK : VS_ERR_STATE;
+}
+
+/* Record the op just written and refold the view, in its transaction. */
+static vs_err record_and_refresh(vs_store *store, write_ctx *c, const uint8_t mesh_id[VS_HASH_BYTES],
+                                 const vs_write_result *res, const uint8_t hash[VS_HASH_BYTES]) {
+  MDB_txn *txn = vs_write_sys_txn(c);
+  bool refolded = false;
+  vs_err err = vs_mesh_record_put_txn(txn, store, store->identity.pk, res->seq, hash, res->lsn);
+  if (err == VS_OK) err = vs_mesh_refresh_txn(txn, store, mesh_id, &refolded);
+  return err;
+}
+
+/* This identity's record says it may invite or revoke: an active admin
+ * below its fact quota, in a mesh below its fact bound. */
+static vs_err admin_check(MDB_txn *txn, const vs_store *store, uint8_t mesh_id[VS_HASH_BYTES], vs_mesh_rec *self) {
+  vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
+  if (err != VS_OK) return err; /* NOTFOUND: an open mesh */
+  err = vs_mesh_rec_get_txn(txn, store, store->identity.pk, self);
+  if (err == VS_ERR_NOTFOUND) return VS_ERR_DENIED; /* not a member here (yet) */
+  if (err != VS_OK) return err;
+  if (self->revoked) return VS_ERR_REVOKED;
+  if (self->role != VS_MESH_ADMIN) return VS_ERR_DENIED;
+  if (self->facts >= VS_MESH_AUTHOR_FACTS_MAX) return VS_ERR_LIMIT;
+  uint64_t held = 0;
+  err = vs_mesh_records_count_txn(txn, store, &held);
+  if (err == VS_OK && held >= VS_MESH_FACTS_MAX) err = VS_ERR_LIMIT;
+  return err;
+}
+
 vs_err vs_mesh_create(vs_store *store, uint64_t now_ms, uint8_t mesh_id_out[VS_MESH_ID_BYTES]) {
-  (void)store, (void)now_ms, (void)mesh_id_out;
-  return VS_ERR_STATE;
+  if (store == NULL || mesh_id_out == NULL) return VS_ERR_INVAL;
+  write_ctx *c;
+  vs_err err = vs_write_sys_begin(store, now_ms, &c);
+  if (err != VS_OK) return err;
+  MDB_txn *txn = vs_write_sys_txn(c);
+  err = fresh_store(txn, store);
+  uint8_t payload[VS_MESH_CREATE_BYTES], hash[VS_HASH_BYTES];
+  vs_mesh_create_encode(payload);
+  vs_write_result res;
+  if (err == VS_OK) err = vs_write_sys_op(c, VS_MESH_KIND_CREATE, payload, sizeof payload, &res, hash);
+  if (err == VS_OK && res.seq != 1) err = VS_ERR_STATE;
+  /* The mesh id is the genesis op's hash. */
+  if (err == VS_OK) err = vs_mesh_id_put_txn(txn, store, hash);
+  if (err == VS_OK) err = record_and_refresh(store, c, hash, &res, hash);
+  vs_mesh_rec self;
+  if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, store->identity.pk, &self);
+  if (err == VS_ERR_NOTFOUND || (err == VS_OK && self.role != VS_MESH_ADMIN)) err = VS_ERR_CORRUPT; /* the fold disagrees */
+  if (err != VS_OK) {
+    vs_write_sys_abort(c);
+    return err;
+  }
+  err = vs_write_sys_commit(c);
+  if (err == VS_OK) memcpy(mesh_id_out, hash, VS_HASH_BYTES);
+  return err;
 }
+
+static vs_err invite_req_check(const vs_mesh_invite_req *req, uint64_t now_ms) {
+  if (req->role < VS_MESH_READER || req->role > VS_MESH_ADMIN || req->invite_seed == NULL || req->mesh_key == NULL)
+    return VS_ERR_INVAL;
+  if (req->expires_ms <= now_ms || req->expires_ms > vs_hlc_wall_ms(UINT64_MAX)) return VS_ERR_INVAL;
+  if (req->addr_count > VS_MESH_ADDRS_MAX || (req->addrs == NULL && req->addr_count > 0)) return VS_ERR_INVAL;
+  for (uint32_t i = 0; i < req->addr_count; i++) {
+    const char *a = req->addrs[i];
+    if (a == NULL) return VS_ERR_INVAL;
+    size_t n = strnlen(a, VS_MESH_ADDR_CHARS_MAX + 1);
+    if (n > VS_MESH_ADDR_CHARS_MAX || !vs_mesh_addr_valid(a, n)) return VS_ERR_INVAL;
+  }
+  return VS_OK;
+}
+
 vs_err vs_mesh_invite(vs_store *store, const vs_mesh_invite_req *req, uint64_t now_ms, char *token_out,
                       size_t token_max, size_t *token_chars_out) {
-  (void)store, (void)req, (void)now_ms, (void)token_out, (void)token_max, (void)token_chars_out;
-  return VS_ERR_STATE;
+  if (store == NULL || req == NULL || token_out == NULL || token_chars_out == NULL) return VS_ERR_INVAL;
+  vs_err err = invite_req_check(req, now_ms);
+  if (err != VS_OK) return err;
+  if (token_max < VS_MESH_TOKEN_LINE_MAX + 1u) return VS_ERR_BUFSIZE;
+  write_ctx *c;
+  err = vs_write_sys_begin(store, now_ms, &c);
+  if (err != VS_OK) return err;
+  MDB_txn *txn = vs_write_sys_txn(c);
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_mesh_rec self;
+  err = admin_check(txn, store, mesh_id, &self);
+  vs_identity inv;
+  memset(&inv, 0, sizeof inv);
+  if (err == VS_OK) err = vs_identity_from_seed(req->invite_seed, &inv);
+  vs_mesh_invite_pl pl;
+  memset(&pl, 0, sizeof pl);
+  memcpy(pl.invite_pk, inv.pk, VS_ORIGIN_BYTES);
+  pl.role = req->role;
+  /* Judged against the admit op's HLC: the last HLC of that millisecond. */
+  pl.expires_hlc = vs_hlc_make(req->expires_ms, UINT16_MAX);
+  uint8_t payload[VS_MESH_INVITE_BYTES], hash[VS_HASH_BYTES];
+  vs_write_result res;
+  if (err == VS_OK) {
+    vs_mesh_invite_encode(&pl, payload);
+    err = vs_write_sys_op(c, VS_MESH_KIND_INVITE, payload, sizeof payload, &res, hash);
+  }
+  if (err == VS_OK) err = record_and_refresh(store, c, mesh_id, &res, hash);
+  vs_mesh_token *tok = NULL;
+  if (err == VS_OK) {
+    tok = sodium_malloc(sizeof *tok);
+    if (tok == NULL) err = VS_ERR_NOMEM;
+  }
+  if (err == VS_OK) {
+    memset(tok, 0, sizeof *tok);
+    memcpy(tok->mesh_id, mesh_id, VS_HASH_BYTES);
+    memcpy(tok->invite_seed, req->invite_seed, VS_SEED_BYTES);
+    memcpy(tok->inviter, store->identity.pk, VS_ORIGIN_BYTES);
+    tok->invite_seq = res.seq;
+    memcpy(tok->mesh_key, req->mesh_key, VS_MESH_KEY_BYTES);
+    tok->addr_count = (uint8_t)req->addr_count;
+    for (uint32_t i = 0; i < req->addr_count; i++) {
+      size_t n = strlen(req->addrs[i]); /* checked: <= VS_MESH_ADDR_CHARS_MAX */
+      memcpy(tok->addrs[i], req->addrs[i], n + 1);
+    }
+    /* Made before the commit: an invite whose token cannot be given is not written. */
+    err = vs_mesh_token_encode(tok, token_out, token_max, token_chars_out);
+  }
+  if (tok != NULL) sodium_free(tok); /* wipes it */
+  vs_identity_wipe(&inv);
+  if (err != VS_OK) {
+    vs_write_sys_abort(c);
+    sodium_memzero(token_out, token_max);
+    return err;
+  }
+  err = vs_write_sys_commit(c);
+  if (err != VS_OK) sodium_memzero(token_out, token_max);
+  return err;
 }
+
 vs_err vs_mesh_join(vs_store *store, const char *token, size_t token_chars, uint64_t now_ms, vs_mesh_joined *out) {
-  (void)store, (void)token, (void)token_chars, (void)now_ms, (void)out;
-  return VS_ERR_STATE;
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (store == NULL || token == NULL || out == NULL) return VS_ERR_INVAL;
+  vs_mesh_token *tok = sodium_malloc(sizeof *tok);
+  if (tok == NULL) return VS_ERR_NOMEM;
+  vs_err err = vs_mesh_token_decode(token, token_chars, tok);
+  write_ctx *c = NULL;
+  if (err == VS_OK) err = vs_write_sys_begin(store, now_ms, &c);
+  MDB_txn *txn = c != NULL ? vs_write_sys_txn(c) : NULL;
+  if (err == VS_OK) err = fresh_store(txn, store);
+  vs_identity inv;
+  memset(&inv, 0, sizeof inv);
+  vs_mesh_admit_pl pl;
+  memset(&pl, 0, sizeof pl);
+  if (err == VS_OK) err = vs_identity_from_seed(tok->invite_seed, &inv);
+  if (err == VS_OK) {
+    memcpy(pl.mesh_id, tok->mesh_id, VS_HASH_BYTES);
+    memcpy(pl.inviter, tok->inviter, VS_ORIGIN_BYTES);
+    pl.invite_seq = tok->invite_seq;
+    memcpy(pl.invite_pk, inv.pk, VS_ORIGIN_BYTES);
+    /* The invite key signs this device's admission: it binds the device,
+     * the mesh and the invite (member.h). */
+    err = vs_mesh_admit_sign(&pl, &inv, store->identity.pk);
+  }
+  vs_identity_wipe(&inv);
+  uint8_t payload[VS_MESH_ADMIT_BYTES], hash[VS_HASH_BYTES];
+  vs_write_result res;
+  if (err == VS_OK) {
+    vs_mesh_admit_encode(&pl, payload);
+    err = vs_mesh_id_put_txn(txn, store, tok->mesh_id);
+  }
+  if (err == VS_OK) err = vs_write_sys_op(c, VS_MESH_KIND_ADMIT, payload, sizeof payload, &res, hash);
+  if (err == VS_OK && res.seq != 1) err = VS_ERR_STATE;
+  if (err == VS_OK) err = record_and_refresh(store, c, tok->mesh_id, &res, hash);
+  if (err == VS_OK) err = vs_write_sys_commit(c);
+  else vs_write_sys_abort(c);
+  if (err == VS_OK) {
+    memcpy(out->mesh_id, tok->mesh_id, VS_HASH_BYTES);
+    memcpy(out->mesh_key, tok->mesh_key, VS_MESH_KEY_BYTES);
+    memcpy(out->inviter, tok->inviter, VS_ORIGIN_BYTES);
+    out->addr_count = tok->addr_count;
+    for (uint32_t i = 0; i < tok->addr_count && i < VS_MESH_ADDRS_MAX; i++)
+      memcpy(out->addrs[i], tok->addrs[i], sizeof out->addrs[i]);
+  }
+  sodium_free(tok);
+  return err;
 }
+
 vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES], uint64_t now_ms,
                       uint64_t *cut_seq_out) {
-  (void)store, (void)device_pk, (void)now_ms, (void)cut_seq_out;
-  return VS_ERR_STATE;
+  if (store == NULL || device_pk == NULL) return VS_ERR_INVAL;
+  write_ctx *c;
+  vs_err err = vs_write_sys_begin(store, now_ms, &c);
+  if (err != VS_OK) return err;
+  MDB_txn *txn = vs_write_sys_txn(c);
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_mesh_rec self, target;
+  err = admin_check(txn, store, mesh_id, &self);
+  /* Its own revoke would lie past its own cut: never effective. */
+  if (err == VS_OK && memcmp(device_pk, store->identity.pk, VS_ORIGIN_BYTES) == 0) err = VS_ERR_DENIED;
+  if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, device_pk, &target);
+  vs_head head;
+  if (err == VS_OK) err = vs_head_get(txn, store, device_pk, &head);
+  /* Revoked at or below what we hold of it: nothing to cut. */
+  if (err == VS_OK && target.revoked && target.cut_seq <= head.seq) err = VS_ERR_EXISTS;
+  vs_mesh_revoke_pl pl;
+  memset(&pl, 0, sizeof pl);
+  memcpy(pl.device_pk, device_pk, VS_ORIGIN_BYTES);
+  pl.cut_seq = err == VS_OK ? head.seq : 0;
+  if (pl.cut_seq > 0) memcpy(pl.cut_hash, head.hash, VS_HASH_BYTES);
+  uint8_t payload[VS_MESH_REVOKE_BYTES], hash[VS_HASH_BYTES];
+  vs_write_result res;
+  if (err == VS_OK) {
+    vs_mesh_revoke_encode(&pl, payload);
+    err = vs_write_sys_op(c, VS_MESH_KIND_REVOKE, payload, sizeof payload, &res, hash);
+  }
+  if (err == VS_OK) err = record_and_refresh(store, c, mesh_id, &res, hash);
+  /* Not effective (the last admin, or a senior admin's revoke of us wins
+   * first): nothing is written. */
+  if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, device_pk, &target);
+  if (err == VS_OK && !target.revoked) err = VS_ERR_DENIED;
+  if (err == VS_ERR_NOTFOUND) err = VS_OK; /* a cascade dropped it: revoked through its inviter */
+  if (err != VS_OK) {
+    vs_write_sys_abort(c);
+    return err;
+  }
+  err = vs_write_sys_commit(c);
+  if (err == VS_OK && cut_seq_out != NULL) *cut_seq_out = pl.cut_seq;
+  return err;
 }
+
 vs_err vs_mesh_members(vs_store *store, vs_mesh_member_info *out, uint32_t max, uint32_t *count_out) {
-  (void)store, (void)out, (void)max, (void)count_out;
-  return VS_ERR_STATE;
+  if (store == NULL || count_out == NULL || (out == NULL && max > 0)) return VS_ERR_INVAL;
+  *count_out = 0;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  uint8_t mesh_id[VS_HASH_BYTES];
+  err = vs_mesh_id_get_txn(txn, store, mesh_id);
+  MDB_cursor *cur = NULL;
+  if (err == VS_OK) err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_members, &cur));
+  MDB_val k, v;
+  int rc = err == VS_OK ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND;
+  uint32_t n = 0;
+  for (; err == VS_OK && rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    /* bounded: the gate keeps at most VS_MESH_MEMBERS_MAX records */
+    if (k.mv_size != VS_ORIGIN_BYTES || n >= VS_MESH_MEMBERS_MAX) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    if (n < max) {
+      uint8_t pk[VS_ORIGIN_BYTES];
+      memcpy(pk, k.mv_data, VS_ORIGIN_BYTES);
+      vs_mesh_rec r;
+      vs_head head;
+      err = vs_mesh_rec_get_txn(txn, store, pk, &r);
+      if (err == VS_OK) err = vs_head_get(txn, store, pk, &head);
+      if (err != VS_OK) break;
+      vs_mesh_member_info *m = &out[n];
+      memset(m, 0, sizeof *m);
+      memcpy(m->pk, pk, VS_ORIGIN_BYTES);
+      m->role = r.role;
+      m->depth = r.depth;
+      memcpy(m->admitted_by, r.inviter, VS_ORIGIN_BYTES);
+      m->admitted_hlc = r.admit_hlc;
+      m->revoked = r.revoked;
+      m->cut_seq = r.cut_seq;
+      memcpy(m->revoked_by, r.revoked_by, VS_ORIGIN_BYTES);
+      m->head_seq = head.seq;
+      m->head_hlc = head.hlc;
+    }
+    n++;
+  }
+  if (err == VS_OK && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  if (cur != NULL) mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  if (err == VS_OK) *count_out = n;
+  return err;
 }

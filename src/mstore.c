@@ -95,22 +95,35 @@ static vs_err read_facts(MDB_txn *txn, const vs_store *store, vs_mesh_fact *fact
   return err;
 }
 
+vs_err vs_mesh_facts_read_txn(MDB_txn *txn, const vs_store *store, vs_mesh_fact **facts_out, uint32_t *count_out) {
+  *facts_out = NULL;
+  *count_out = 0;
+  uint64_t count = 0;
+  vs_err err = vs_mesh_records_count_txn(txn, store, &count);
+  if (err == VS_OK && count > VS_MESH_FACTS_MAX) err = VS_ERR_LIMIT;
+  if (err != VS_OK) return err;
+  vs_mesh_fact *facts = malloc((size_t)(count > 0 ? count : 1) * sizeof *facts);
+  if (facts == NULL) return VS_ERR_NOMEM;
+  uint32_t n = 0;
+  err = read_facts(txn, store, facts, (uint32_t)count, &n);
+  if (err != VS_OK) {
+    free(facts);
+    return err;
+  }
+  *facts_out = facts;
+  *count_out = n;
+  return VS_OK;
+}
+
 vs_err vs_mesh_view_get(vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], vs_mesh_view *view_out) {
   if (view_out != NULL) memset(view_out, 0, sizeof *view_out);
   if (store == NULL || mesh_id == NULL || view_out == NULL) return VS_ERR_INVAL;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
-  uint64_t count = 0;
-  err = vs_mesh_records_count_txn(txn, store, &count);
-  if (err == VS_OK && count > VS_MESH_FACTS_MAX) err = VS_ERR_LIMIT;
   vs_mesh_fact *facts = NULL;
   uint32_t n = 0;
-  if (err == VS_OK) {
-    facts = malloc((size_t)(count > 0 ? count : 1) * sizeof *facts);
-    if (facts == NULL) err = VS_ERR_NOMEM;
-  }
-  if (err == VS_OK) err = read_facts(txn, store, facts, (uint32_t)count, &n);
+  err = vs_mesh_facts_read_txn(txn, store, &facts, &n);
   mdb_txn_abort(txn);
   if (err == VS_OK) err = vs_mesh_reduce(mesh_id, facts, n, view_out);
   free(facts);

@@ -29,6 +29,11 @@ vs_err vs_mesh_record_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t
 vs_err vs_mesh_records_drop_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
                                 uint64_t from);
 
+/** Every fact the store holds, in (origin, seq) order, read in `txn` as
+ *  vs_mesh_view_get reads them: *facts_out malloc'd (the caller frees it),
+ *  *count_out of them. Errors as vs_mesh_view_get's. */
+vs_err vs_mesh_facts_read_txn(MDB_txn *txn, const vs_store *store, vs_mesh_fact **facts_out, uint32_t *count_out);
+
 /** The view of mesh `mesh_id` from the facts the store holds: in one read
  *  transaction, every record's op is read from the WAL, decoded, checked
  *  against the record (origin, seq, hash: VS_ERR_CORRUPT when they differ

@@ -12,6 +12,8 @@
 #include "fork.h"
 #include "internal.h"
 #include "member.h" /* vs_mesh_kind_reserved */
+#include "mgate.h"
+#include "write_int.h"
 #include "state_int.h"
 #include "wal_int.h"
 #include "outbox_int.h"
@@ -42,6 +44,11 @@ typedef struct write_ctx {
   bool ranges[VS_OUTBOX_SINKS_MAX]; /* ranges-only sinks: entries without a claim index */
   vs_outbox_counts counts[VS_OUTBOX_SINKS_MAX];
   vs_wal_cursors cur; /* this origin's appends; freed by the txn's end */
+  /* A managed mesh (mgate.h): this origin's member record, read once. */
+  bool managed, has_rec;
+  vs_mesh_rec rec;
+  bool system;                  /* vs_write_sys_*: mesh.* ops of the store's identity */
+  uint8_t last_hash[VS_HASH_BYTES]; /* the last op appended */
 } write_ctx;
 
 /* Hash of the arguments an idempotency key promised: the same key must come
@@ -64,14 +71,14 @@ static void args_hash(const vs_write_req *req, size_t kind_bytes, uint8_t out[VS
   crypto_generichash_final(&st, out, VS_HASH_BYTES);
 }
 
-static vs_err req_check(const vs_write_req *req, size_t *kind_bytes_out) {
+static vs_err req_check(const vs_write_req *req, bool system, size_t *kind_bytes_out) {
   if (req == NULL || req->kind == NULL) return VS_ERR_INVAL;
   size_t kind_bytes = strnlen(req->kind, VS_OP_KIND_BYTES_MAX + 1);
   vs_err err = vs_op_kind_check(req->kind, kind_bytes);
   if (err != VS_OK) return err;
-  /* mesh.* ops are membership facts (member.h): the node writes them, never
-   * an application. */
-  if (vs_mesh_kind_reserved(req->kind, kind_bytes)) return VS_ERR_INVAL;
+  /* mesh.* ops are membership facts (member.h): the mesh calls write them
+   * (vixsync/mesh.h), never an application; they write nothing else. */
+  if (vs_mesh_kind_reserved(req->kind, kind_bytes) != system) return VS_ERR_INVAL;
   if ((req->target == NULL && req->target_bytes != 0) || (req->payload == NULL && req->payload_bytes != 0))
     return VS_ERR_INVAL;
   if (req->target_bytes > VS_OP_TARGET_BYTES_MAX || req->payload_bytes > VS_OP_PAYLOAD_BYTES_MAX)
@@ -100,6 +107,17 @@ static vs_err ctx_begin(write_ctx *c) {
   if (err == VS_OK) err = vs_fork_get_txn(c->txn, c->store, c->origin, &void_from, NULL);
   if (err == VS_OK && void_from != 0) err = VS_ERR_FORKED;
   if (err == VS_OK) err = vs_state_hash_get_txn(c->txn, c->store, c->state_hash);
+  uint8_t mesh_id[VS_HASH_BYTES];
+  if (err == VS_OK) {
+    err = vs_mesh_id_get_txn(c->txn, c->store, mesh_id);
+    c->managed = err == VS_OK;
+    if (err == VS_ERR_NOTFOUND) err = VS_OK;
+  }
+  if (err == VS_OK && c->managed) {
+    err = vs_mesh_rec_get_txn(c->txn, c->store, c->origin, &c->rec);
+    c->has_rec = err == VS_OK;
+    if (err == VS_ERR_NOTFOUND) err = VS_OK;
+  }
   if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++) {
     err = vs_obx_counts_load(c->txn, c->store, c->sinks[i], &c->counts[i]);
@@ -146,10 +164,30 @@ static vs_err describe_stored(write_ctx *c, vs_write_result *res) {
   return VS_OK;
 }
 
+/* Whether this origin may write an op (mesh: a mesh.* op) in a managed
+ * mesh, as every receiver's gate will judge it (mgate.h). */
+static vs_err member_may_write(const write_ctx *c, bool mesh) {
+  if (!c->managed) return VS_OK;
+  if (c->has_rec) {
+    if (c->rec.revoked) return VS_ERR_REVOKED; /* every new op is past its cut */
+    if (mesh ? c->rec.role != VS_MESH_ADMIN : c->rec.role == VS_MESH_READER) return VS_ERR_DENIED;
+    return VS_OK;
+  }
+  /* Not a member here (yet): this device after its join, whose admission
+   * has not reached it, writes data (it counts once the invite is held
+   * where it goes); anything else waits for a membership. */
+  if (c->sign && c->head.seq >= 1 && !mesh) return VS_OK;
+  return VS_ERR_NOT_MEMBER;
+}
+
 /* Write one request inside the context's transaction. */
 static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *res) {
   size_t kind_bytes;
-  vs_err err = req_check(req, &kind_bytes);
+  vs_err err = req_check(req, c->system, &kind_bytes);
+  if (err != VS_OK) return err;
+  /* The genesis and the own admit open a chain before the store is a
+   * member's: vs_mesh_create and vs_mesh_join check what they need. */
+  if (!(c->system && c->head.seq == 0)) err = member_may_write(c, c->system);
   if (err != VS_OK) return err;
   memset(res, 0, sizeof *res);
   uint8_t ahash[VS_HASH_BYTES];
@@ -212,7 +250,10 @@ static vs_err write_one(write_ctx *c, const vs_write_req *req, vs_write_result *
     int rc = mdb_put(c->txn, c->store->dbi_idem, &ik, &iv, MDB_NOOVERWRITE);
     if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   }
-  for (uint32_t i = 0; i < c->sink_count; i++) {
+  memcpy(c->last_hash, hash, VS_HASH_BYTES);
+  /* Membership ops replicate along their chain, not through the sinks:
+   * they are the mesh's, not the application's. */
+  for (uint32_t i = 0; i < c->sink_count && !c->system; i++) {
     err = vs_obx_enqueue_txn(c->txn, c->store, c->sinks[i], c->lsn, &op.id, (uint32_t)enc_bytes, c->now_ms,
                              &c->counts[i], c->ranges[i]);
     if (err != VS_OK) return err;
@@ -281,4 +322,51 @@ vs_err vs_write_restoring(vs_store *store, uint64_t *to_out) {
   err = vs_meta_restore_get(txn, store, to_out);
   mdb_txn_abort(txn);
   return err;
+}
+
+/* ---- mesh.* ops of the store's identity (write_int.h) ---- */
+
+vs_err vs_write_sys_begin(vs_store *store, uint64_t now_ms, write_ctx **c_out) {
+  *c_out = NULL;
+  if (!store->has_identity) return VS_ERR_NO_IDENTITY;
+  write_ctx *c = malloc(sizeof *c);
+  if (c == NULL) return VS_ERR_NOMEM;
+  memset(c, 0, sizeof *c);
+  c->store = store;
+  c->origin = store->identity.pk;
+  c->now_ms = now_ms;
+  c->sign = true;
+  c->system = true;
+  vs_err err = ctx_begin(c);
+  if (err != VS_OK) {
+    free(c);
+    return err;
+  }
+  *c_out = c;
+  return VS_OK;
+}
+
+MDB_txn *vs_write_sys_txn(write_ctx *c) { return c->txn; }
+
+uint64_t vs_write_sys_head_seq(const write_ctx *c) { return c->head.seq; }
+
+vs_err vs_write_sys_op(write_ctx *c, const char *kind, const uint8_t *payload, uint32_t payload_bytes,
+                       vs_write_result *res, uint8_t hash_out[VS_HASH_BYTES]) {
+  const uint8_t target[] = VS_MESH_TARGET;
+  vs_write_req req = {kind, target, (uint32_t)(sizeof target - 1), payload, payload_bytes, NULL, 0};
+  vs_err err = write_one(c, &req, res);
+  if (err == VS_OK) memcpy(hash_out, c->last_hash, VS_HASH_BYTES);
+  return err;
+}
+
+vs_err vs_write_sys_commit(write_ctx *c) {
+  vs_err err = ctx_commit(c);
+  free(c);
+  return err;
+}
+
+void vs_write_sys_abort(write_ctx *c) {
+  if (c == NULL) return;
+  mdb_txn_abort(c->txn);
+  free(c);
 }

@@ -48,7 +48,8 @@
   X(rejected_version) X(version_seen) X(cookies_sent) X(rejected_vv_future) X(own_ops_restored) \
   X(ops_deferred_future) \
   X(rejected_origin_quota) X(rejected_vv_regress) X(fork_verdicts) X(fork_evidence_bad) X(runs_void) \
-  X(wants_sent) X(wants_served) X(rejected_want_quota) X(fork_verdicts_deferred)
+  X(wants_sent) X(wants_served) X(rejected_want_quota) X(fork_verdicts_deferred) X(rejected_not_member)    \
+  X(rejected_revoked) X(rejected_denied)
 #define COUNT_(f) +1
 _Static_assert(sizeof(vs_node_stats) == (0 STATS_FIELDS(COUNT_)) * sizeof(uint64_t),
                "vs_node_stats: list every field in STATS_FIELDS");

@@ -162,6 +162,10 @@ typedef struct vs_node_stats {
   uint64_t rejected_want_quota; /**< WANTs ignored: the peer asked too often */
   uint64_t fork_verdicts_deferred; /**< verdicts proven but put off: each refolds the state, at most
                                         VS_NODE_VERDICTS_PER_MIN a minute (the evidence comes again) */
+  uint64_t rejected_not_member; /**< runs refused in a managed mesh: their origin is not a member (yet: its
+                                     admission may arrive later, and the run is offered again) */
+  uint64_t rejected_revoked;    /**< runs refused: past their origin's revocation cut */
+  uint64_t rejected_denied;     /**< runs refused: an op the author's role or fact quota does not allow */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

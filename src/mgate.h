@@ -1,0 +1,104 @@
+/* The membership gate of a managed mesh (issue 16; docs/membership.md,
+ * "The gate"). Not installed. Module `mgate`: apply, fork and write call it;
+ * it calls the pure `member` module, the fact records (mstore) and voids.
+ *
+ * A store is managed when its meta holds "mesh_id" (32 bytes, put by the
+ * transaction that writes its genesis or its own admit). The `members`
+ * database then holds one record per member of the view folded from the
+ * facts held, key device pk (32), value (VS_MESH_REC_BYTES):
+ *   0   1  version (1)
+ *   1   1  role (vs_mesh_role)
+ *   2   1  revoked (0/1)
+ *   3   4  depth u32le
+ *   7   8  cut_seq u64le        (revoked: its ops up to here stay valid)
+ *   15 32  cut_hash             (the effective revoke's; zero when cut_seq is 0 or not revoked)
+ *   47 32  inviter              (zero for the genesis author)
+ *   79  8  invite_seq u64le
+ *   87  8  admit_hlc u64le
+ *   95 32  revoked_by
+ *   127 8  revoke_seq u64le
+ *   135 4  facts u32le          (invites and revokes of its chain held)
+ * They are rewritten by vs_mesh_refresh_txn, in the transaction that stores
+ * or drops a membership fact, so a run's check is one read: per run, not
+ * per op. */
+#ifndef VIXSYNC_MGATE_H
+#define VIXSYNC_MGATE_H
+
+#include "internal.h"
+#include "member.h"
+
+#define VS_MESH_REC_VERSION 1u
+#define VS_MESH_REC_BYTES 139u
+
+typedef struct vs_mesh_rec {
+  uint8_t role;
+  bool revoked;
+  uint32_t depth;
+  uint64_t cut_seq;
+  uint8_t cut_hash[VS_HASH_BYTES];
+  uint8_t inviter[VS_ORIGIN_BYTES];
+  uint64_t invite_seq;
+  uint64_t admit_hlc;
+  uint8_t revoked_by[VS_ORIGIN_BYTES];
+  uint64_t revoke_seq;
+  uint32_t facts;
+} vs_mesh_rec;
+
+/** The store's mesh id; VS_ERR_NOTFOUND: an open mesh. */
+vs_err vs_mesh_id_get_txn(MDB_txn *txn, const vs_store *store, uint8_t mesh_id_out[VS_HASH_BYTES]);
+vs_err vs_mesh_id_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES]);
+
+/** The member records' generation (meta "mesh_gen" u64le, 0 when absent):
+ *  bumped by every refresh that changes a record. */
+vs_err vs_mesh_gen_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *gen_out);
+
+/** `pk`'s member record; VS_ERR_NOTFOUND: not a member (or an open mesh);
+ *  VS_ERR_CORRUPT: a record that does not decode. */
+vs_err vs_mesh_rec_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES], vs_mesh_rec *out);
+
+/** A revoked member's cut as a void point for apply (apply.h, FORKS): its
+ *  ops from *void_from_out on are void, and the revoke vouches for the op
+ *  below (hash prev_out). *void_from_out 0: not revoked, not a member or an
+ *  open mesh (the gate decides those). */
+vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]);
+
+typedef struct vs_mesh_gate {
+  bool managed;                  /* the store is a managed mesh */
+  bool refresh;                  /* a fact is stored: vs_mesh_gate_after must refresh */
+  bool admitting;                /* the run opens a non-member's chain: its admission must take */
+  uint8_t mesh_id[VS_HASH_BYTES];
+} vs_mesh_gate;
+
+/** Whether ops[skip..count) (one origin's, linked, about to be stored in
+ *  `txn`; their hashes) may be stored (docs/membership.md, "The gate").
+ *  `own`: this store's own writes (a device may write while its admission
+ *  has not reached it yet). Reads one member record and the meta.
+ *  @return VS_OK (and *g says what to do after appending); VS_ERR_NOT_MEMBER;
+ *  VS_ERR_REVOKED (an op past the origin's cut); VS_ERR_DENIED (a reader's
+ *  data op, a non-admin's invite or revoke, a create that is not the
+ *  genesis); VS_ERR_LIMIT (the author's VS_MESH_AUTHOR_FACTS_MAX, the
+ *  mesh's VS_MESH_FACTS_MAX facts or VS_MESH_MEMBERS_MAX members);
+ *  VS_ERR_STORE, VS_ERR_CORRUPT. */
+vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, uint32_t skip, uint32_t count,
+                        bool own, vs_mesh_gate *g);
+
+/** Whether op i of the run gets a fact record (g->managed and a mesh.* op). */
+bool vs_mesh_gate_records(const vs_mesh_gate *g, const vs_op *op);
+
+/** After the ops are appended (and their records put): refresh the view
+ *  when g->refresh, then check a run that opened a chain: its origin must
+ *  now be a member (VS_ERR_NOT_MEMBER) and not a reader with data ops
+ *  (VS_ERR_DENIED). *refolded_out: ops were voided and the state rebuilt
+ *  (the caller rereads its state hash). */
+vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, const vs_op *ops, uint32_t skip,
+                          uint32_t count, bool *refolded_out);
+
+/** Fold the facts held into the view and rewrite the member records; for
+ *  each member whose cut fell, void its ops past the new cut, and for each
+ *  that is no member any more, void all its ops (voids.h), in `txn`.
+ *  *refolded_out: something was voided (the state was rebuilt). Bounded by
+ *  VS_MESH_FACTS_MAX facts and VS_MESH_MEMBERS_MAX members. */
+vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], bool *refolded_out);
+
+#endif

@@ -1,0 +1,27 @@
+/* Voiding an origin's ops from a seq on (voids.c): what a fork verdict
+ * (fork.c) and a revocation cut (mgate.c) both do to the ops they void, in
+ * the caller's transaction. Not installed. */
+#ifndef VIXSYNC_VOIDS_H
+#define VIXSYNC_VOIDS_H
+
+#include "internal.h"
+
+/* Why the ops are void: the reason their outbox entries fail with. */
+typedef enum vs_void_why {
+  VS_VOID_FORK = 1,   /* the origin forked at `from` */
+  VS_VOID_CUT = 2,    /* the origin was revoked with a cut at from - 1 */
+  VS_VOID_ADMIT = 3,  /* the origin's admission is void (another admit won its invite, or its inviter was cut) */
+} vs_void_why;
+
+/** Roll `origin`'s chain back to from - 1 and refold the state: its op-id
+ *  entries, signatures and membership records from `from` on are dropped,
+ *  its own outbox entries from there fail with the reason `why`, the head
+ *  moves to from - 1 (gone at from 1), and when the op there has hash
+ *  `prev` and no signature of its own at or above it survives, it gets the
+ *  zero signature (the evidence or the revoke that names `prev` vouches
+ *  for it: apply.h, FORKS). *changed_out: anything was held from `from`.
+ *  Bounded by the origin's held ops; the state rebuild by the WAL. */
+vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
+                        const uint8_t prev[VS_HASH_BYTES], vs_void_why why, bool *changed_out);
+
+#endif
