@@ -455,7 +455,8 @@ static int init_store(const char *cmd, const char *dir) {
 }
 
 /* Whether DIR's store (if there is one yet) may take a first mesh op of
- * `id`: not managed already, nothing written by this identity. Checked
+ * `id`: not managed already, holding no op (vs_mesh_create and
+ * vs_mesh_join want an empty store: every op it holds passed the gate). Checked
  * before DIR/mesh.key is replaced, so that a refusal changes nothing. */
 static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *id) {
   char path[PATH_MAX];
@@ -482,11 +483,11 @@ static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *
               hex);
     rc = VN_EXIT_NOTFOUND;
   } else if (err == VS_ERR_NOTFOUND) {
-    err = vs_wal_head(store, id->pk, &seq, NULL, NULL);
+    err = vs_wal_last_lsn(store, &seq);
     if (err == VS_OK && seq > 0) {
       vn_errorf(cmd,
-                "%s: this device already wrote %" PRIu64 " operations in an open mesh; a managed mesh starts "
-                "from a new data directory (nothing changed)",
+                "%s: already holds %" PRIu64 " operations of an open mesh; a managed mesh starts from a new "
+                "data directory (nothing changed)",
                 dir, seq);
       rc = VN_EXIT_NOTFOUND;
     }
@@ -643,7 +644,7 @@ static const cmd_spec COMMANDS[] = {
      "A non-empty directory that is not a vixsync data directory is refused (exit 3).\n"
      "--new-mesh: create a managed mesh (only invited devices write; see vix-node invite) with this\n"
      "device as its first admin, on a new mesh key (DIR/mesh.key). Refused (exit 1) on a directory\n"
-     "whose device is already in a managed mesh or already wrote in an open one.",
+     "that is already in a managed mesh or holds operations of an open one.",
      OPT_DATA | OPT_MESH_KEY | OPT_NEW_MESH, {NULL, NULL}, 0, 0, cmd_init},
     {"mesh-key", "[--out FILE]",
      "Print a new random mesh key (64 hex). Every node of a mesh needs the same one.\n"

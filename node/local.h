@@ -41,7 +41,7 @@ int vn_report(const char *cmd, const char *dir, vs_err err);
  * or the one an interrupted run left) in *id_out, `mesh_key` stored as
  * DIR/mesh.key (0600), the store created. Refused before anything changes:
  * a foreign non-empty directory (exit 3), a store already in a managed mesh
- * or whose identity already wrote (exit 1). *id_out is wiped on failure. */
+ * or holding operations (exit 1). *id_out is wiped on failure. */
 int vn_init_member_dir(const char *cmd, const char *dir, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                        vs_identity *id_out);
 

@@ -111,7 +111,7 @@ int vn_cmd_init_new_mesh(const vn_args *a) {
                 a->data);
       rc = VN_EXIT_NOTFOUND;
     } else if (err == VS_ERR_STATE) {
-      vn_errorf(a->cmd, "%s: this device already wrote; a managed mesh starts from a new data directory (%s)",
+      vn_errorf(a->cmd, "%s: already holds operations; a managed mesh starts from a new data directory (%s)",
                 a->data, vs_err_name(err));
       rc = VN_EXIT_NOTFOUND;
     } else if (err != VS_OK) {
@@ -283,7 +283,7 @@ static int cmd_join(const mesh_args *m) {
     vs_err err = vs_mesh_join(vs_node_store(node), tok, tok_len, vn_now_ms(), &joined);
     if (err == VS_ERR_EXISTS || err == VS_ERR_STATE) {
       vn_errorf(a->cmd, "%s: this device already %s; a device joins from a new data directory", a->data,
-                err == VS_ERR_EXISTS ? "is in a managed mesh" : "wrote");
+                err == VS_ERR_EXISTS ? "is in a managed mesh" : "holds operations");
       rc = VN_EXIT_NOTFOUND;
     } else if (err == VS_ERR_MALFORMED || err == VS_ERR_CORRUPT || err == VS_ERR_VERSION ||
                err == VS_ERR_TRUNCATED || err == VS_ERR_TRAILING || err == VS_ERR_TOO_LARGE) {
@@ -321,6 +321,21 @@ static int cmd_join(const mesh_args *m) {
 
 /* ---- revoke ---- */
 
+/* VS_OK when `pk` is a member of the store's mesh (revoked ones included),
+ * VS_ERR_NOTFOUND when not. */
+static vs_err member_known(vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES]) {
+  vs_mesh_member_info *list = calloc(VS_MESH_MEMBERS_MAX, sizeof *list);
+  uint32_t count = 0;
+  vs_err err = list == NULL ? VS_ERR_NOMEM : vs_mesh_members(store, list, VS_MESH_MEMBERS_MAX, &count);
+  bool found = false;
+  for (uint32_t i = 0; err == VS_OK && i < count && i < VS_MESH_MEMBERS_MAX && !found; i++) {
+    found = memcmp(list[i].pk, pk, VS_ORIGIN_BYTES) == 0;
+  }
+  free(list);
+  if (err != VS_OK) return err;
+  return found ? VS_OK : VS_ERR_NOTFOUND;
+}
+
 static int cmd_revoke(const mesh_args *m) {
   const vn_args *a = &m->base;
   uint8_t device[VS_ORIGIN_BYTES];
@@ -333,10 +348,17 @@ static int cmd_revoke(const mesh_args *m) {
   rc = require_managed(a->cmd, a->data, vs_node_store(node));
   uint64_t cut = 0;
   vs_err err = VS_OK;
-  if (rc == VN_EXIT_OK) err = vs_mesh_revoke(vs_node_store(node), device, vn_now_ms(), &cut);
+  /* Checked here too: a revoke of a device the mesh never admitted must
+   * not print a cut. */
+  if (rc == VN_EXIT_OK) err = member_known(vs_node_store(node), device);
+  if (rc == VN_EXIT_OK && err == VS_OK) err = vs_mesh_revoke(vs_node_store(node), device, vn_now_ms(), &cut);
   vs_node_close(node);
   if (rc != VN_EXIT_OK) return rc;
   const char *id = a->pos[0];
+  if (err == VS_ERR_DENIED && memcmp(device, pk, VS_ORIGIN_BYTES) == 0) {
+    vn_errorf(a->cmd, "not allowed: a device cannot revoke itself (another admin can)");
+    return VN_EXIT_NOTFOUND;
+  }
   switch (err) {
     case VS_OK:
       printf("revoked ");
@@ -490,7 +512,7 @@ static const mesh_cmd_spec MCOMMANDS[] = {
      "standard input): a new identity, the token's mesh key as DIR/mesh.key, and its admission, which\n"
      "counts on every member that holds the invite (the inviting admin may be offline); print the node\n"
      "id. The addresses the token carries are printed on stderr as --peer options for `vix-node run`.\n"
-     "A bad token: exit 2, nothing made. A device already in a managed mesh, or that already wrote: exit 1.",
+     "A bad token: exit 2, nothing made. A directory already in a managed mesh, or holding operations: exit 1.",
      MOPT_DATA, "TOKEN", cmd_join},
     {"revoke", "--data DIR DEVICE_ID",
      "Put the device DEVICE_ID (64 hex, see `vix-node members`) out of the mesh (this device must be an\n"
