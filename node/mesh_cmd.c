@@ -453,6 +453,11 @@ static int cmd_members(const mesh_args *m) {
       count = VS_MESH_MEMBERS_MAX;
     }
     qsort(list, count, sizeof *list, member_cmp);
+    bool self = false;
+    for (uint32_t i = 0; i < count && !self; i++) self = memcmp(list[i].pk, pk, VS_ORIGIN_BYTES) == 0;
+    if (!self)
+      vn_errorf(a->cmd, "note: this device is not listed yet: its admission counts here once the invite it "
+                "joined with arrives from a member (vix-node run with --peer)");
     if (a->json) {
       for (uint32_t i = 0; i < count; i++) member_json(stdout, &list[i], i == 0);
       fputs(count == 0 ? "[]\n" : "\n]\n", stdout);
