@@ -7,8 +7,8 @@ members, revoke).
 A creates the mesh and invites B and C; the three run, write and converge;
 every node lists the same three members. A revokes C while C keeps running
 and writing: once A and B agree, C's operations up to the cut are on both
-and none of C's later ones on either, and both list C as revoked at that
-cut. A device that joined with a token no admin issued gets nothing stored
+and none of C's later ones on either, both list C as revoked at that cut,
+both closed C's sessions, and what B writes after that never reaches C. A device that joined with a token no admin issued gets nothing stored
 on A. Every wait is bounded; timing only ever acts as a generous timeout.
 VN_E2E_KEEP=1 keeps the directories of a failed test.
 """
@@ -156,6 +156,16 @@ def test_invite_join_revoke(m):
 
     ml.wait_converged([a, b], SYNC_S)
     check(dc.alive(), "c kept running")
+    # Disconnected at once, and kept out: both close c's sessions (counted
+    # as rejected_revoked) and c is no ready peer of either; what b writes
+    # from then on never reaches c.
+    def c_out(d):
+        return ml.stats(d)["rejected_revoked"] >= 1 and cid not in [p["node_id"] for p in ml.ready_peers(d)]
+    ml.wait_until(lambda: c_out(a) and c_out(b), SYNC_S, "a and b to close c's sessions", 0.2)
+    vn_ok("put", "--data", b, "b-late", "not for c")
+    ml.wait_converged([a, b], SYNC_S)
+    check(get(c, "b-late") is None, "c receives nothing written after it was shut out")
+    check(c_out(a) and c_out(b), "c did not come back")
     for d in (a, b):
         check(get(d, "b-after") == "from b", "%s: b's write after the revoke" % d)
         for i in range(3):
