@@ -123,8 +123,11 @@ static vs_err member_ops_check(MDB_txn *txn, const vs_store *store, const vs_mes
       continue;
     }
     /* A member's seq 1 is held (its create or admit): a mesh op here is an
-     * invite or a revoke (vs_mesh_fact_from_op placed them), an admin's. */
-    if (!kind_is(&ops[i], VS_MESH_KIND_INVITE) && !kind_is(&ops[i], VS_MESH_KIND_REVOKE)) return VS_ERR_DENIED;
+     * invite, a revoke or a rekey (vs_mesh_fact_from_op placed them), an
+     * admin's. */
+    if (!kind_is(&ops[i], VS_MESH_KIND_INVITE) && !kind_is(&ops[i], VS_MESH_KIND_REVOKE) &&
+        !kind_is(&ops[i], VS_MESH_KIND_REKEY))
+      return VS_ERR_DENIED;
     if (r->role != VS_MESH_ADMIN) return VS_ERR_DENIED;
     facts++;
   }
@@ -251,7 +254,8 @@ static void rec_from_member(const vs_mesh_member *m, const vs_mesh_fact *facts, 
   }
   for (uint32_t i = fact_lower(facts, n, m->pk, 0); i < n; i++) { /* bounded: its facts */
     if (memcmp(facts[i].origin, m->pk, VS_ORIGIN_BYTES) != 0) break;
-    if (facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE) r->facts++;
+    if (facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE || facts[i].kind == VS_MESH_REKEY)
+      r->facts++;
   }
 }
 
