@@ -52,6 +52,9 @@ int vn_exit_for(vs_err err) {
     case VS_ERR_CHAIN:
     case VS_ERR_NOT_OWNER:
     case VS_ERR_FORKED: /* this identity's own chain is void: permanent, not the storage's fault */
+    case VS_ERR_DENIED: /* a managed mesh: not allowed (a reader's write, a writer's invite) */
+    case VS_ERR_REVOKED:
+    case VS_ERR_NOT_MEMBER:
       return VN_EXIT_NOTFOUND; /* not found, invariant failed, idempotency-key conflict */
     case VS_ERR_INVAL:
     case VS_ERR_TRUNCATED:
@@ -94,6 +97,16 @@ int vn_report(const char *cmd, const char *dir, vs_err err) {
                 dir);
       break;
     case VS_ERR_CONFLICT: vn_errorf(cmd, "idempotency key reused with different arguments; nothing was written"); break;
+    case VS_ERR_DENIED:
+      vn_errorf(cmd, "%s: not allowed: this device's role in its mesh does not permit it (a reader does not write; "
+                "admins invite and revoke); nothing was written (vix-node members shows roles)", dir);
+      break;
+    case VS_ERR_REVOKED:
+      vn_errorf(cmd, "%s: not allowed: this device was revoked from its mesh; nothing was written", dir);
+      break;
+    case VS_ERR_NOT_MEMBER:
+      vn_errorf(cmd, "%s: not allowed: this device is not a member of its mesh (yet); nothing was written", dir);
+      break;
     case VS_ERR_RESTORING:
       vn_errorf(cmd,
                 "%s: this device is a restored copy (a backup or a copied directory) and its peers hold later "

@@ -65,20 +65,6 @@ static void iso_time(uint64_t wall_ms, char out[ISO_TIME_CHARS]) {
   snprintf(out + n, ISO_TIME_CHARS - n, ".%03uZ", (unsigned)(wall_ms % 1000u));
 }
 
-/* The exit code of a membership refusal: "not allowed" is 1 (DESIGN.md),
- * whatever vn_exit_for says of errors the one-shot commands never see. */
-static int mesh_exit_for(vs_err err) {
-  switch (err) {
-    case VS_ERR_DENIED:
-    case VS_ERR_REVOKED:
-    case VS_ERR_NOT_MEMBER:
-    case VS_ERR_NOTFOUND:
-    case VS_ERR_EXISTS:
-      return VN_EXIT_NOTFOUND;
-    default: return vn_exit_for(err);
-  }
-}
-
 /* vs_mesh_id as a precondition: VN_EXIT_OK for a managed mesh; else one
  * line and the exit code (an open mesh: 1). */
 static int require_managed(const char *cmd, const char *dir, vs_store *store) {
@@ -161,7 +147,7 @@ static int invite_report(const char *cmd, const char *dir, vs_err err) {
       return VN_EXIT_NOTFOUND;
     default: return vn_report(cmd, dir, err);
   }
-  return err == VS_ERR_TOO_LARGE ? VN_EXIT_USAGE : mesh_exit_for(err);
+  return err == VS_ERR_TOO_LARGE ? VN_EXIT_USAGE : vn_exit_for(err);
 }
 
 static int cmd_invite(const mesh_args *m) {
@@ -378,7 +364,7 @@ static int cmd_revoke(const mesh_args *m) {
       return VN_EXIT_NOTFOUND;
     default: return vn_report(a->cmd, a->data, err);
   }
-  return mesh_exit_for(err);
+  return vn_exit_for(err);
 }
 
 /* ---- members ---- */

@@ -218,6 +218,27 @@ def test_forged_token(m):
         dm.stop()
 
 
+def test_reader(m):
+    """A reader replicates but does not write: once its admission is back
+    from a member, its own puts are refused (exit 1, nothing written)."""
+    a, aid = new_mesh(m, "a")
+    r, rid, _ = join(m, "r", invite(a, "--role", "reader"))
+    vn_ok("put", "--data", a, "x", "from a")
+    da = m.start(a)
+    dr = m.start(r, peers=[da.port])
+    ml.wait_until(lambda: get(r, "x") == "from a", SYNC_S, "a's write to reach the reader")
+    ml.wait_until(lambda: by_id(members(r)).get(rid, {}).get("role") == "reader", SYNC_S,
+                  "the reader to hold its own admission")
+    check(by_id(members(a))[rid]["role"] == "reader", "a lists r as a reader")
+    before = ml.fingerprint(r)
+    expect_refused(("put", "--data", r, "late", "v"), EXIT_NOT_ALLOWED, ["not allowed", "reader"], "a reader's put")
+    expect_refused(("incr", "--data", r, "n", "1"), EXIT_NOT_ALLOWED, ["not allowed"], "a reader's incr")
+    expect_refused(("invite", "--data", r), EXIT_NOT_ALLOWED, ["not allowed", "admin"], "a reader invites")
+    check(ml.fingerprint(r) == before, "the refusals wrote nothing")
+    for dm in (da, dr):
+        dm.stop()
+
+
 def test_open_mesh_refusals(m):
     """A store that never created nor joined a mesh is an open mesh: the
     membership commands say so (exit 1) and write nothing."""
@@ -234,5 +255,6 @@ if __name__ == "__main__":
     ml.main([
         ("invite_join_revoke", test_invite_join_revoke),
         ("forged_token", test_forged_token),
+        ("reader", test_reader),
         ("open_mesh_refusals", test_open_mesh_refusals),
     ])
