@@ -83,9 +83,10 @@ def invite(d, *args):
     return out.strip()
 
 
-def join(m, name, token):
+def join(m, name, token, stdin=False):
+    """`join --data DIR TOKEN`, or with TOKEN '-' and the token on stdin."""
     d = os.path.join(m.root, name)
-    rc, out, err = vn("join", "--data", d, token)
+    rc, out, err = vn("join", "--data", d, "-", stdin=token + "\n") if stdin else vn("join", "--data", d, token)
     check(rc == 0 and HEX64.match(out.strip()), "join %s: exit %d, stdout %r, stderr %r" % (name, rc, out, err))
     return d, out.strip(), err
 
@@ -222,7 +223,7 @@ def test_reader(m):
     """A reader replicates but does not write: once its admission is back
     from a member, its own puts are refused (exit 1, nothing written)."""
     a, aid = new_mesh(m, "a")
-    r, rid, _ = join(m, "r", invite(a, "--role", "reader"))
+    r, rid, _ = join(m, "r", invite(a, "--role", "reader"), stdin=True)
     vn_ok("put", "--data", a, "x", "from a")
     da = m.start(a)
     dr = m.start(r, peers=[da.port])
@@ -237,6 +238,21 @@ def test_reader(m):
     check(ml.fingerprint(r) == before, "the refusals wrote nothing")
     for dm in (da, dr):
         dm.stop()
+
+
+def test_new_mesh_over_plain_init(m):
+    """`init --new-mesh` on a directory a plain `init` made and nothing was
+    written to (or an interrupted --new-mesh left): the identity is kept,
+    the open mesh's key replaced by a new one, the mesh created."""
+    d = m.init("d")
+    node_id = vn_ok("id", "--data", d).strip()
+    old_key = mesh_key(d)
+    check(vn_ok("init", "--data", d, "--new-mesh").strip() == node_id, "the identity is kept")
+    check(mesh_key(d) != old_key, "a new mesh key")
+    check([(x["node_id"], x["role"]) for x in members(d)] == [(node_id, "admin")], "d founded the mesh")
+    key = mesh_key(d)
+    expect_refused(("init", "--data", d, "--new-mesh"), EXIT_NOT_ALLOWED, ["managed mesh"], "--new-mesh again")
+    check(vn_ok("init", "--data", d).strip() == node_id and mesh_key(d) == key, "a plain init keeps it all")
 
 
 def test_open_mesh_refusals(m):
@@ -256,5 +272,6 @@ if __name__ == "__main__":
         ("invite_join_revoke", test_invite_join_revoke),
         ("forged_token", test_forged_token),
         ("reader", test_reader),
+        ("new_mesh_over_plain_init", test_new_mesh_over_plain_init),
         ("open_mesh_refusals", test_open_mesh_refusals),
     ])
