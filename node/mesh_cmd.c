@@ -150,6 +150,30 @@ static int invite_report(const char *cmd, const char *dir, vs_err err) {
   return err == VS_ERR_TOO_LARGE ? VN_EXIT_USAGE : vn_exit_for(err);
 }
 
+/* The address a daemon running on `dir` listens on (run.json's "listen"),
+ * when it is one a peer can dial: a valid HOST:PORT whose host is not a
+ * wildcard. false otherwise (no daemon, 0.0.0.0). */
+static bool daemon_addr(const char *dir, char out[VS_MESH_ADDR_CHARS_MAX + 1]) {
+  static const char KEY[] = "\"listen\": \"";
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (f == NULL) return false;
+  bool live = vn_run_status_json(dir, f);
+  bool ok = fclose(f) == 0 && live && text != NULL;
+  const char *at = ok ? strstr(text, KEY) : NULL;
+  const char *end = at != NULL ? strchr(at + sizeof KEY - 1, '"') : NULL;
+  size_t n = end != NULL ? (size_t)(end - (at + sizeof KEY - 1)) : 0;
+  ok = end != NULL && n > 0 && n <= VS_MESH_ADDR_CHARS_MAX && vs_mesh_addr_valid(at + sizeof KEY - 1, n) &&
+       strncmp(at + sizeof KEY - 1, "0.0.0.0:", 8) != 0;
+  if (ok) {
+    memcpy(out, at + sizeof KEY - 1, n);
+    out[n] = '\0';
+  }
+  free(text);
+  return ok;
+}
+
 static int cmd_invite(const mesh_args *m) {
   const vn_args *a = &m->base;
   uint8_t role = 0;
@@ -185,12 +209,16 @@ static int cmd_invite(const mesh_args *m) {
   randombytes_buf(seed, sizeof seed);
   if (rc == VN_EXIT_OK) {
     uint64_t now = vn_now_ms();
+    /* Without --addr: the running daemon's address, when it has one. */
+    char own[VS_MESH_ADDR_CHARS_MAX + 1];
+    const char *own_list[1] = {own};
+    bool use_own = m->addr_count == 0 && daemon_addr(a->data, own);
     vs_mesh_invite_req req = {.role = role,
                               .expires_ms = now + dur_ms,
                               .invite_seed = seed,
                               .mesh_key = mesh_key,
-                              .addrs = m->addr_count > 0 ? m->addrs : NULL,
-                              .addr_count = m->addr_count};
+                              .addrs = m->addr_count > 0 ? m->addrs : use_own ? own_list : NULL,
+                              .addr_count = m->addr_count > 0 ? m->addr_count : use_own ? 1u : 0u};
     vs_err err = vs_mesh_invite(store, &req, now, token, sizeof token, &chars);
     if (err != VS_OK) rc = invite_report(a->cmd, a->data, err);
     else if (chars >= sizeof token) rc = vn_report(a->cmd, a->data, VS_ERR_BUFSIZE);
@@ -495,7 +523,8 @@ static const mesh_cmd_spec MCOMMANDS[] = {
      "The token holds secrets (the invite key and the mesh key): hand it over privately, once.\n"
      "--role: what the device may do (default writer; a reader replicates but does not write).\n"
      "--expires DUR: N then ms, s, m, h or d (default 24h); a join signed later is void.\n"
-     "--addr HOST:PORT (up to 4): where members listen, carried in the token as a hint for the new device.\n"
+     "--addr HOST:PORT (up to 4): where members listen, carried in the token as a hint for the new device;\n"
+     "without --addr, the address of a daemon running on DIR (unless it listens on 0.0.0.0).\n"
      "Not an admin, revoked, or an open mesh: exit 1.",
      MOPT_DATA | MOPT_ROLE | MOPT_EXPIRES | MOPT_ADDR, NULL, cmd_invite},
     {"join", "--data DIR TOKEN",

@@ -223,10 +223,16 @@ def test_reader(m):
     """A reader replicates but does not write: once its admission is back
     from a member, its own puts are refused (exit 1, nothing written)."""
     a, aid = new_mesh(m, "a")
-    r, rid, _ = join(m, "r", invite(a, "--role", "reader"), stdin=True)
     vn_ok("put", "--data", a, "x", "from a")
     da = m.start(a)
-    dr = m.start(r, peers=[da.port])
+    # Without --addr the token names the running daemon's address, and join
+    # shows it as the --peer to run with.
+    tok = invite(a, "--role", "reader")
+    here = "127.0.0.1:%d" % da.port
+    check(meshtoken.decode(tok)["addrs"] == [here], "the token names a's daemon: %r" % meshtoken.decode(tok)["addrs"])
+    r, rid, hint = join(m, "r", tok, stdin=True)
+    check(hint.rstrip().endswith("--peer " + here), "join shows a's daemon as the peer: %r" % hint)
+    dr = m.start(r, peers=[here])
     ml.wait_until(lambda: get(r, "x") == "from a", SYNC_S, "a's write to reach the reader")
     ml.wait_until(lambda: by_id(members(r)).get(rid, {}).get("role") == "reader", SYNC_S,
                   "the reader to hold its own admission")
