@@ -52,6 +52,9 @@ int vn_exit_for(vs_err err) {
     case VS_ERR_CHAIN:
     case VS_ERR_NOT_OWNER:
     case VS_ERR_FORKED: /* this identity's own chain is void: permanent, not the storage's fault */
+    case VS_ERR_DENIED: /* a managed mesh: not allowed (a reader's write, a writer's invite) */
+    case VS_ERR_REVOKED:
+    case VS_ERR_NOT_MEMBER:
       return VN_EXIT_NOTFOUND; /* not found, invariant failed, idempotency-key conflict */
     case VS_ERR_INVAL:
     case VS_ERR_TRUNCATED:
@@ -94,6 +97,16 @@ int vn_report(const char *cmd, const char *dir, vs_err err) {
                 dir);
       break;
     case VS_ERR_CONFLICT: vn_errorf(cmd, "idempotency key reused with different arguments; nothing was written"); break;
+    case VS_ERR_DENIED:
+      vn_errorf(cmd, "%s: not allowed: this device's role in its mesh does not permit it (a reader does not write; "
+                "admins invite and revoke); nothing was written (vix-node members shows roles)", dir);
+      break;
+    case VS_ERR_REVOKED:
+      vn_errorf(cmd, "%s: not allowed: this device was revoked from its mesh; nothing was written", dir);
+      break;
+    case VS_ERR_NOT_MEMBER:
+      vn_errorf(cmd, "%s: not allowed: this device is not a member of its mesh (yet); nothing was written", dir);
+      break;
     case VS_ERR_RESTORING:
       vn_errorf(cmd,
                 "%s: this device is a restored copy (a backup or a copied directory) and its peers hold later "
@@ -454,10 +467,76 @@ static int init_store(const char *cmd, const char *dir) {
   return err == VS_OK ? VN_EXIT_OK : vn_report(cmd, dir, err);
 }
 
+/* Whether DIR's store (if there is one yet) may take a first mesh op of
+ * `id`: not managed already, holding no op (vs_mesh_create and
+ * vs_mesh_join want an empty store: every op it holds passed the gate). Checked
+ * before DIR/mesh.key is replaced, so that a refusal changes nothing. */
+static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *id) {
+  char path[PATH_MAX];
+  struct stat st;
+  if (!join_path(path, sizeof path, dir, "data.mdb")) {
+    vn_errorf(cmd, "%s: path too long", dir);
+    return VN_EXIT_STORAGE;
+  }
+  if (stat(path, &st) != 0 || st.st_size == 0) return VN_EXIT_OK; /* no store yet */
+  vs_store_cfg scfg;
+  vs_store_cfg_default(&scfg);
+  int rc = env_map_bytes(cmd, &scfg.map_bytes);
+  if (rc != VN_EXIT_OK) return rc;
+  vs_store *store = NULL;
+  vs_err err = vs_store_open(dir, &scfg, &store);
+  if (err == VS_OK) err = vs_store_set_identity(store, id);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  uint64_t seq = 0;
+  if (err == VS_OK) err = vs_mesh_id(store, mesh_id);
+  if (err == VS_OK) {
+    char hex[2 * VS_MESH_ID_BYTES + 1];
+    vs_hex_encode(mesh_id, sizeof mesh_id, hex);
+    vn_errorf(cmd, "%s: already in the managed mesh %s (a device belongs to one mesh; use a new data directory)", dir,
+              hex);
+    rc = VN_EXIT_NOTFOUND;
+  } else if (err == VS_ERR_NOTFOUND) {
+    err = vs_wal_last_lsn(store, &seq);
+    if (err == VS_OK && seq > 0) {
+      vn_errorf(cmd,
+                "%s: already holds %" PRIu64 " operations of an open mesh; a managed mesh starts from a new "
+                "data directory (nothing changed)",
+                dir, seq);
+      rc = VN_EXIT_NOTFOUND;
+    }
+  }
+  vs_store_close(store);
+  if (rc == VN_EXIT_OK && err != VS_OK) rc = vn_report(cmd, dir, err);
+  return rc;
+}
+
+int vn_init_member_dir(const char *cmd, const char *dir, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+                       vs_identity *id_out) {
+  memset(id_out, 0, sizeof *id_out);
+  int rc = make_dirs(cmd, dir);
+  if (rc == VN_EXIT_OK) {
+    vs_err err = vs_identity_load(dir, id_out);
+    if (err == VS_ERR_NOTFOUND) {
+      rc = check_fresh(cmd, dir);
+      if (rc == VN_EXIT_OK) rc = new_identity(cmd, dir, id_out);
+    } else if (err != VS_OK) {
+      rc = identity_error(cmd, dir, err);
+    }
+  }
+  if (rc == VN_EXIT_OK) rc = check_unmanaged(cmd, dir, id_out);
+  if (rc == VN_EXIT_OK) rc = replace_mesh_key(cmd, dir, mesh_key);
+  if (rc == VN_EXIT_OK) rc = init_store(cmd, dir);
+  if (rc != VN_EXIT_OK) vs_identity_wipe(id_out);
+  return rc;
+}
+
 /* New: identity, then mesh key, then store, so that an interrupted init
  * leaves something the next init completes. Again: the identity is kept
  * (never overwritten), a given mesh key replaces the stored one. */
 static int cmd_init(const vn_args *a) {
+  if (a->new_mesh && a->mesh_key != NULL)
+    return vn_usage_error(a, "--new-mesh draws its own mesh key: give --new-mesh or --mesh-key, not both");
+  if (a->new_mesh) return vn_cmd_init_new_mesh(a);
   uint8_t given[VS_MESH_KEY_BYTES];
   if (a->mesh_key != NULL) {
     char kept[PATH_MAX + 64];
@@ -543,6 +622,7 @@ enum {
   OPT_TOMBSTONES = 1u << 4,
   OPT_FROM = 1u << 5,
   OPT_OUT = 1u << 6,
+  OPT_NEW_MESH = 1u << 7,
 };
 
 typedef struct option_spec {
@@ -554,7 +634,7 @@ typedef struct option_spec {
 static const option_spec OPTIONS[] = {
     {"--data", OPT_DATA, true},  {"--mesh-key", OPT_MESH_KEY, true},     {"--idem", OPT_IDEM, true},
     {"--json", OPT_JSON, false}, {"--tombstones", OPT_TOMBSTONES, false}, {"--from", OPT_FROM, true},
-    {"--out", OPT_OUT, true},
+    {"--out", OPT_OUT, true},    {"--new-mesh", OPT_NEW_MESH, false},
 };
 #define OPTION_COUNT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -569,13 +649,16 @@ typedef struct cmd_spec {
 } cmd_spec;
 
 static const cmd_spec COMMANDS[] = {
-    {"init", "--data DIR [--mesh-key FILE]",
+    {"init", "--data DIR [--mesh-key FILE | --new-mesh]",
      "Create DIR (if needed) with a new node identity, a mesh key and an empty store; print the node id.\n"
      "--mesh-key FILE stores that mesh key (64 hex) as DIR/mesh.key, mode 600, else a new random one is made.\n"
      "A FILE that group or others may read (vix-node mesh-key > FILE) is accepted with a warning.\n"
      "On a directory init already made: keep the identity, store the given mesh key, print the id.\n"
-     "A non-empty directory that is not a vixsync data directory is refused (exit 3).",
-     OPT_DATA | OPT_MESH_KEY, {NULL, NULL}, 0, 0, cmd_init},
+     "A non-empty directory that is not a vixsync data directory is refused (exit 3).\n"
+     "--new-mesh: create a managed mesh (only invited devices write; see vix-node invite) with this\n"
+     "device as its first admin, on a new mesh key (DIR/mesh.key). Refused (exit 1) on a directory\n"
+     "that is already in a managed mesh or holds operations of an open one.",
+     OPT_DATA | OPT_MESH_KEY | OPT_NEW_MESH, {NULL, NULL}, 0, 0, cmd_init},
     {"mesh-key", "[--out FILE]",
      "Print a new random mesh key (64 hex). Every node of a mesh needs the same one.\n"
      "--out FILE writes it to FILE instead, created with mode 600 whatever the umask; an existing FILE\n"
@@ -676,6 +759,7 @@ static int parse_option(const cmd_spec *spec, vn_args *a, int argc, char **argv,
     case OPT_OUT: a->out = value; break;
     case OPT_JSON: a->json = true; break;
     case OPT_TOMBSTONES: a->tombstones = true; break;
+    case OPT_NEW_MESH: a->new_mesh = true; break;
     default: assert(false); break;
   }
   if (value != NULL && value[0] == '\0' && o->bit != OPT_IDEM)

@@ -21,6 +21,7 @@ typedef struct vn_args {
   const char *out;      /* --out FILE */
   bool json;            /* --json */
   bool tombstones;      /* --tombstones */
+  bool new_mesh;        /* --new-mesh (init) */
   const char *pos[VN_POSITIONALS_MAX];
   uint32_t pos_count;
 } vn_args;
@@ -34,6 +35,18 @@ int vn_usage_error(const vn_args *a, const char *fmt, ...) __attribute__((format
 /* A library error of command `cmd` on data directory `dir`: one line on
  * stderr naming its cause; returns vn_exit_for(err). */
 int vn_report(const char *cmd, const char *dir, vs_err err);
+
+/* A data directory ready for this device's first membership op (init
+ * --new-mesh, join): DIR made if needed (private), its identity (a new one,
+ * or the one an interrupted run left) in *id_out, `mesh_key` stored as
+ * DIR/mesh.key (0600), the store created. Refused before anything changes:
+ * a foreign non-empty directory (exit 3), a store already in a managed mesh
+ * or holding operations (exit 1). *id_out is wiped on failure. */
+int vn_init_member_dir(const char *cmd, const char *dir, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
+                       vs_identity *id_out);
+
+/* init --new-mesh (mesh_cmd.c). */
+int vn_cmd_init_new_mesh(const vn_args *a);
 
 /* The commands, in local_write.c and local_read.c. */
 int vn_cmd_put(const vn_args *a);

@@ -8,6 +8,7 @@
 static void usage(FILE *out) {
   fputs("usage: vix-node COMMAND [options]   (vix-node COMMAND --help for one command)\n\n", out);
   vn_usage_local(out);
+  vn_usage_mesh(out);
   vn_usage_run(out);
   vn_usage_demo(out);
   vn_usage_push(out);
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "demo") == 0) return vn_cmd_demo(argc - 1, argv + 1);
   if (strcmp(cmd, "push") == 0) return vn_cmd_push(argc - 1, argv + 1);
   if (vn_is_local_cmd(cmd)) return vn_cmd_local(argc - 1, argv + 1);
+  if (vn_is_mesh_cmd(cmd)) return vn_cmd_mesh(argc - 1, argv + 1);
   fprintf(stderr, "vix-node: unknown command '%s' (vix-node --help lists them)\n", cmd);
   return VN_EXIT_USAGE;
 }

@@ -15,6 +15,8 @@
  *            receive pipeline)
  *   demo.c   demo: three child nodes on loopback, kill -9, restart, converge
  *   push.c   push: the node's outbox to an HTTP endpoint (its own sink)
+ *   mesh_cmd.c  invite, join, revoke, members, init --new-mesh: a managed
+ *            mesh (vixsync/mesh.h)
  */
 #ifndef VN_H
 #define VN_H
@@ -48,12 +50,15 @@ int vn_cmd_run(int argc, char **argv);   /* run.c */
 int vn_cmd_demo(int argc, char **argv);  /* demo.c */
 int vn_cmd_push(int argc, char **argv);  /* push.c: the outbox to an HTTP endpoint */
 bool vn_is_local_cmd(const char *name);  /* local.c */
+int vn_cmd_mesh(int argc, char **argv);  /* mesh_cmd.c: invite, join, revoke, members */
+bool vn_is_mesh_cmd(const char *name);   /* mesh_cmd.c */
 
 /* Print the one-line summary of every command (for `vix-node --help`). */
 void vn_usage_local(FILE *out); /* local.c */
 void vn_usage_run(FILE *out);   /* run_args.c */
 void vn_usage_demo(FILE *out);  /* demo.c */
 void vn_usage_push(FILE *out);  /* push.c */
+void vn_usage_mesh(FILE *out);  /* mesh_cmd.c */
 
 /* run_status.c: tell a daemon running on `dir` (if any) that new local writes are
  * committed, so it pushes them at once. Never fails loudly: without a
