@@ -221,7 +221,9 @@ def test_forged_token(m):
 
 def test_reader(m):
     """A reader replicates but does not write: once its admission is back
-    from a member, its own puts are refused (exit 1, nothing written)."""
+    from a member, its own puts are refused (exit 1, nothing written). A put
+    it made before (just joined, its role unknown to it) is kept in its chain
+    without effect, on a and on itself, and does not keep it out."""
     a, aid = new_mesh(m, "a")
     vn_ok("put", "--data", a, "x", "from a")
     da = m.start(a)
@@ -232,11 +234,15 @@ def test_reader(m):
     check(meshtoken.decode(tok)["addrs"] == [here], "the token names a's daemon: %r" % meshtoken.decode(tok)["addrs"])
     r, rid, hint = join(m, "r", tok, stdin=True)
     check(hint.rstrip().endswith("--peer " + here), "join shows a's daemon as the peer: %r" % hint)
+    vn_ok("put", "--data", r, "early", "from r")  # its admission is not back yet: taken
     dr = m.start(r, peers=[here])
     ml.wait_until(lambda: get(r, "x") == "from a", SYNC_S, "a's write to reach the reader")
     ml.wait_until(lambda: by_id(members(r)).get(rid, {}).get("role") == "reader", SYNC_S,
                   "the reader to hold its own admission")
     check(by_id(members(a))[rid]["role"] == "reader", "a lists r as a reader")
+    ml.wait_until(lambda: by_id(members(a))[rid]["seq"] >= 2, SYNC_S, "r's early put to reach a's chain")
+    check(get(a, "early") is None, "a reader's early put has no effect on a")
+    check(get(r, "early") is None, "nor on the reader once it knows its role")
     before = ml.fingerprint(r)
     expect_refused(("put", "--data", r, "late", "v"), EXIT_NOT_ALLOWED, ["not allowed", "reader"], "a reader's put")
     expect_refused(("incr", "--data", r, "n", "1"), EXIT_NOT_ALLOWED, ["not allowed"], "a reader's incr")
