@@ -80,7 +80,11 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
   uint64_t gen = 0;
-  err = vs_mesh_gen_get_txn(txn, n->store, &gen);
+  uint8_t mesh_id[VS_HASH_BYTES];
+  err = vs_mesh_id_get_txn(txn, n->store, mesh_id);
+  n->mesh_managed = err == VS_OK;
+  if (err == VS_ERR_NOTFOUND) err = VS_OK;
+  if (err == VS_OK) err = vs_mesh_gen_get_txn(txn, n->store, &gen);
   if (err != VS_OK || gen == n->mesh_gen) {
     mdb_txn_abort(txn);
     return err;
@@ -92,6 +96,7 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
     admission a = ADMIT_OK;
     err = judge(txn, n, p->sess.peer_id, &a);
     if (err != VS_OK) break;
+    p->vv_due = true; /* our vector may have moved: what it offered us may be taken now */
     if (a == ADMIT_REVOKED) {
       n->stats.rejected_revoked++;
       nd_peer_close(n, p); /* at once: it is sent nothing more */
