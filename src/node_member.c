@@ -9,10 +9,12 @@
  *    admission (a new one, or a member whose admit has not reached us): it
  *    is on probation. Both sides present their own admission, the first op
  *    of their chain (a create or an admit, signed alone), and nothing else
- *    is sent to it; only runs of its own chain are taken from it. Its
- *    admit makes it a member here (then it syncs like any other); a chain
- *    that does not open with an admission, or the end of probation, closes
- *    it (rejected_not_member);
+ *    is sent to it. What it sends is taken as from any peer (the gate
+ *    stores members' ops only, so it may relay the chains of members we
+ *    lack: a new device that joined through another member holds its
+ *    inviter's chain). Its admit makes it a member here (then it syncs like
+ *    any other); a chain of its own that does not open with an admission,
+ *    or the end of probation, closes it (rejected_not_member);
  *  - a store that is not a member itself yet (a device that joined and has
  *    not received its admission) cannot judge and admits every key holder;
  *    an open mesh admits every key holder. */
