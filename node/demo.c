@@ -28,7 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "run.h"
+#include "vixsync/mesh.h"
 
 #define NODES 3u
 #define CONVERGE_MS 30000u
@@ -50,7 +53,6 @@ typedef struct node {
 
 typedef struct demo {
   char root[ROOT_BYTES];
-  char key[PATH_BYTES];
   node n[NODES];
   char out[OUT_MAX];      /* the last child's stdout */
   size_t out_len;
@@ -269,20 +271,32 @@ static bool demo_setup(demo *d) {
     d->root[0] = '\0';
     return false;
   }
-  char *mk[] = {"mesh-key", NULL};
+  /* A managed mesh, as a deployment makes one: A creates it (and is its
+   * first admin); B and C join with A's one-use invites (writer role). */
   char root[ROOT_BYTES];
   memcpy(root, d->root, sizeof root);
-  snprintf(d->key, sizeof d->key, "%s/mesh.key", root);
-  int fd = -1;
-  bool ok = cmd(d, mk) == 0 && (fd = open(d->key, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0 &&
-            write(fd, d->out, d->out_len) == (ssize_t)d->out_len;
-  if (fd >= 0) close(fd);
-  for (unsigned i = 0; i < NODES && ok; i++) {
+  bool ok = true;
+  for (unsigned i = 0; i < NODES; i++) {
     node *n = &d->n[i];
     n->name = (char)('A' + i);
     snprintf(n->dir, sizeof n->dir, "%s/%c", root, n->name);
-    char *init[] = {"init", "--data", n->dir, "--mesh-key", d->key, NULL};
-    ok = cmd(d, init) == 0;
+  }
+  char *create[] = {"init", "--data", d->n[0].dir, "--new-mesh", NULL};
+  ok = cmd(d, create) == 0;
+  for (unsigned i = 1; i < NODES && ok; i++) {
+    char *invite[] = {"invite", "--data", d->n[0].dir, "--role", "writer", NULL};
+    ok = cmd(d, invite) == 0;
+    char token[VS_MESH_TOKEN_LINE_MAX + 1];
+    size_t len = strcspn(d->out, "\r\n");
+    ok = ok && len > 0 && len < sizeof token;
+    if (ok) {
+      memcpy(token, d->out, len);
+      token[len] = '\0';
+    }
+    sodium_memzero(d->out, d->out_len); /* the token holds the invite's secret and the mesh key */
+    char *join[] = {"join", "--data", d->n[i].dir, token, NULL};
+    ok = ok && cmd(d, join) == 0;
+    sodium_memzero(token, sizeof token);
   }
   if (!ok) vn_errorf("demo", "could not create the three data directories in %s", d->root);
   return ok;
@@ -391,7 +405,10 @@ int vn_cmd_demo(int argc, char **argv) {
   uint64_t t0 = vn_mono_ms(), first_ms = 0, second_ms = 0;
   say("vix-node demo: three sync nodes on 127.0.0.1 in a line, A - B - C\n");
   bool ok = demo_setup(d);
-  if (ok) say("  data directories in %s (removed at the end), one shared mesh key\n", d->root);
+  if (ok)
+    say("  data directories in %s (removed at the end); a managed mesh: A created it\n"
+        "  (`vix-node init --new-mesh`), B and C joined with A's invites (`vix-node invite`, `vix-node join`)\n",
+        d->root);
   ok = ok && start_all(d) && first_round(d, &first_ms) && second_round(d, &second_ms);
   bool stopped = true;
   for (unsigned i = 0; i < NODES && ok; i++) stopped = node_stop(&d->n[i]) && stopped;
