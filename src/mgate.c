@@ -187,8 +187,20 @@ vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, 
   err = vs_mesh_rec_get_txn(txn, store, ops[0].origin, &r);
   if (err == VS_ERR_NOTFOUND) return VS_ERR_NOT_MEMBER;
   if (err != VS_OK) return err;
-  for (uint32_t i = skip; i < count; i++) /* bounded: the run */
-    if (r.role == VS_MESH_READER && !op_is_mesh(&ops[i])) return VS_ERR_DENIED;
+  /* The ops behind its admit pass what a member's next run would: no data
+   * op of a reader, no invite or revoke of a non-admin, at most
+   * VS_MESH_AUTHOR_FACTS_MAX of them (the chain opens here: the run's are
+   * all of its facts). */
+  uint32_t facts = 0;
+  for (uint32_t i = skip; i < count; i++) { /* bounded: the run */
+    if (!op_is_mesh(&ops[i])) {
+      if (r.role == VS_MESH_READER) return VS_ERR_DENIED;
+    } else if (ops[i].seq > 1) {
+      if (r.role != VS_MESH_ADMIN) return VS_ERR_DENIED;
+      facts++;
+    }
+  }
+  if (facts > VS_MESH_AUTHOR_FACTS_MAX) return VS_ERR_LIMIT;
   return VS_OK;
 }
 
