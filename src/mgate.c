@@ -241,7 +241,9 @@ static void rec_from_member(const vs_mesh_member *m, const vs_mesh_fact *facts, 
   }
   for (uint32_t i = fact_lower(facts, n, m->pk, 0); i < n; i++) { /* bounded: its facts */
     if (memcmp(facts[i].origin, m->pk, VS_ORIGIN_BYTES) != 0) break;
-    if (facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE) r->facts++;
+    /* past a cut they are voided in this refresh: they do not count */
+    bool fact = facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE;
+    if (fact && (!m->revoked || facts[i].seq <= m->cut_seq)) r->facts++;
   }
 }
 
