@@ -1,0 +1,880 @@
+/* The membership gate (src/mgate.h, docs/membership.md) under attack:
+ * real signed mesh.* ops built by hand (tests/mesh_ops.h) are applied as a
+ * peer's runs to managed observer stores (vs_apply_run), and each attack
+ * must leave the attacked store as it was (last LSN, state hash, heads,
+ * vs_mesh_members) while honest writes still take; arrival orders of one
+ * set of ops must end in one verdict on every store (heads, state hash,
+ * members). A test named for a defect it found is skipped in the default
+ * run (cmocka skip()) until the library is fixed: see its comment. */
+#define MESH_CH_OPS 1100u
+#include "mesh_ops.h"
+
+#define NOW MESH_NOW_MS
+#define MV_MAX 16u
+#define FLOOD_IDS 2000u
+
+/* ---- what a store shows ---- */
+
+typedef struct world {
+  uint64_t lsn, records;
+  uint8_t state[VS_HASH_BYTES];
+  uint32_t count;
+  vs_mesh_member_info m[MV_MAX];
+} world;
+
+static void world_take(vs_store *s, world *w) {
+  memset(w, 0, sizeof *w);
+  w->lsn = last_lsn(s);
+  w->records = mesh_records(s);
+  state_hash(s, w->state);
+  assert_err(vs_mesh_members(s, w->m, MV_MAX, &w->count), VS_OK);
+  assert_true(w->count <= MV_MAX);
+}
+
+/* The same members (pk, role, depth, inviter, revoked, cut, revoker, head)
+ * and the same state hash. */
+static void world_same(const world *a, const world *b) {
+  assert_memory_equal(a->state, b->state, VS_HASH_BYTES);
+  assert_int_equal(a->count, b->count);
+  for (uint32_t i = 0; i < a->count; i++) {
+    const vs_mesh_member_info *x = &a->m[i], *y = &b->m[i];
+    assert_memory_equal(x->pk, y->pk, VS_ORIGIN_BYTES);
+    assert_int_equal(x->role, y->role);
+    assert_int_equal(x->depth, y->depth);
+    assert_memory_equal(x->admitted_by, y->admitted_by, VS_ORIGIN_BYTES);
+    assert_int_equal(x->admitted_hlc, y->admitted_hlc);
+    assert_int_equal(x->revoked, y->revoked);
+    assert_int_equal(x->cut_seq, y->cut_seq);
+    assert_memory_equal(x->revoked_by, y->revoked_by, VS_ORIGIN_BYTES);
+    assert_int_equal(x->head_seq, y->head_seq);
+    assert_int_equal(x->head_hlc, y->head_hlc);
+  }
+}
+
+/* Nothing changed at all: that, and the WAL and the records. */
+static void world_unchanged(vs_store *s, const world *before) {
+  world now;
+  world_take(s, &now);
+  world_same(before, &now);
+  assert_int_equal(now.lsn, before->lsn);
+  assert_int_equal(now.records, before->records);
+}
+
+static void stores_agree(vs_store *a, vs_store *b) {
+  world x, y;
+  world_take(a, &x);
+  world_take(b, &y);
+  world_same(&x, &y);
+}
+
+static const vs_mesh_member_info *member(const world *w, const chain *c) {
+  for (uint32_t i = 0; i < w->count; i++)
+    if (memcmp(w->m[i].pk, c->id.pk, VS_ORIGIN_BYTES) == 0) return &w->m[i];
+  return NULL;
+}
+
+static uint64_t head_of(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  uint64_t seq = 0;
+  uint8_t h[VS_HASH_BYTES];
+  assert_err(vs_wal_head(s, origin, &seq, h, NULL), VS_OK);
+  return seq;
+}
+
+static vs_err seen_cb(const vs_state_entry *e, void *ctx) {
+  (void)e;
+  *(bool *)ctx = true;
+  return VS_OK;
+}
+
+static bool has_value(vs_store *s, const char *target) {
+  bool seen = false;
+  vs_err err = vs_state_get(s, (const uint8_t *)target, (uint32_t)strlen(target), false, seen_cb, &seen);
+  assert_true(err == VS_OK || err == VS_ERR_NOTFOUND);
+  return seen;
+}
+
+/* A managed observer of g's mesh (g: its genesis chain). */
+static void observer(node *n, const char *tag, uint8_t salt, const chain *g) {
+  node_open(n, tag, salt);
+  mesh_manage(n->store, g->hashes[0]);
+}
+
+/* An honest write still takes: c's next data op, applied alone. */
+static void honest_write(vs_store *s, chain *c, uint64_t ms, const char *target) {
+  uint64_t lsn = last_lsn(s);
+  uint64_t seq = chain_put(c, ms, target, "honest");
+  assert_err(apply_seqs(s, c, seq, seq, NULL), VS_OK);
+  assert_int_equal(last_lsn(s), lsn + 1);
+  assert_int_equal(head_of(s, c->id.pk), seq);
+  assert_true(has_value(s, target));
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* 1. 2,000 fresh identities each send one signed run: data ops, a forged
+ *    admit (a real invite, a bad invite signature), an admit naming an
+ *    invite that is not there, an admit naming a data op or a non-member
+ *    as its invite, a genesis of another mesh. None is stored. */
+static void test_hostile_origin_flood(void **state) {
+  (void)state;
+  node s;
+  chain *g = chain_new(0x11), *w = chain_new(0x22), *x = chain_new(0x23);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  uint64_t g_data = chain_data(g, 3);
+  observer(&s, "hostile-flood", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, g->seq, NULL), VS_OK);
+  chain_admit(w, 10, mesh_id, g, inv, 0x71, NULL);
+  chain_put(w, 11, "w", "1");
+  assert_err(apply_seqs(s.store, w, 1, 2, NULL), VS_OK);
+  world before;
+  world_take(s.store, &before);
+  assert_int_equal(before.count, 2);
+  uint32_t refused[6] = {0};
+  for (uint32_t i = 0; i < FLOOD_IDS; i++) {
+    uint8_t seed[VS_SEED_BYTES];
+    memset(seed, 0xa5, sizeof seed);
+    seed[0] = (uint8_t)i;
+    seed[1] = (uint8_t)(i >> 8);
+    chain_init_seed(x, seed);
+    uint8_t p[VS_MESH_ADMIT_BYTES];
+    vs_err want = VS_ERR_NOT_MEMBER;
+    uint32_t kind = i % 6u;
+    switch (kind) {
+      case 0: /* data ops */
+        chain_put(x, 20, "flood", "x");
+        chain_data(x, 21);
+        break;
+      case 1: /* the real invite, its signature broken */
+        admit_payload(p, mesh_id, g->id.pk, inv, 0x71, x->id.pk, NULL);
+        p[VS_MESH_ADMIT_BYTES - 1] ^= 0x01;
+        chain_add(x, 20, VS_MESH_KIND_ADMIT, VS_MESH_TARGET, p, sizeof p);
+        chain_put(x, 21, "flood", "x");
+        want = VS_ERR_AUTH;
+        break;
+      case 2: /* a signed admit naming an invite that is not held */
+        chain_admit_hlc(x, hlc_at(20), mesh_id, g->id.pk, 9, 0x71, NULL);
+        chain_put(x, 21, "flood", "x");
+        break;
+      case 3: /* naming G's data op as its invite */
+        chain_admit_hlc(x, hlc_at(20), mesh_id, g->id.pk, g_data, 0x71, NULL);
+        break;
+      case 4: /* naming a non-member (itself) as its inviter */
+        chain_admit_hlc(x, hlc_at(20), mesh_id, x->id.pk, 2, 0x71, NULL);
+        chain_put(x, 21, "flood", "x");
+        break;
+      default: /* the genesis of another mesh */
+        chain_create(x, 20);
+        chain_put(x, 21, "flood", "x");
+        break;
+    }
+    assert_err(apply_seqs(s.store, x, 1, x->seq, NULL), want);
+    assert_int_equal(head_of(s.store, x->id.pk), 0);
+    refused[kind]++;
+  }
+  for (uint32_t k = 0; k < 6; k++) assert_true(refused[k] >= FLOOD_IDS / 6u);
+  world_unchanged(s.store, &before);
+  assert_false(has_value(s.store, "flood"));
+  honest_write(s.store, g, 30, "g-after");
+  honest_write(s.store, w, 31, "w-after");
+  chain_free(g);
+  chain_free(w);
+  chain_free(x);
+  node_close(&s);
+}
+
+/* 2. A member's fresh identities are not members: a writer's invite and
+ *    revoke are refused, and admits naming its (refused) invite or its data
+ *    op admit nobody. */
+static void test_hostile_member_fresh_ids(void **state) {
+  (void)state;
+  node s;
+  chain *g = chain_new(0x11), *w = chain_new(0x22), *wx = chain_new(0x22), *x = chain_new(0x23);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  observer(&s, "hostile-fresh", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, g->seq, NULL), VS_OK);
+  chain_admit(w, 10, mesh_id, g, inv, 0x71, NULL);
+  uint64_t w_data = chain_put(w, 11, "w", "1");
+  assert_err(apply_seqs(s.store, w, 1, 2, NULL), VS_OK);
+  world before;
+  world_take(s.store, &before);
+  /* The writer signs an invite for a key of its own: a non-admin's invite. */
+  chain_copy(wx, w);
+  uint64_t w_inv = chain_invite(wx, 12, VS_MESH_ADMIN, 0x81);
+  assert_err(apply_seqs(s.store, wx, w_inv, w_inv, NULL), VS_ERR_DENIED);
+  world_unchanged(s.store, &before);
+  /* and a revoke of the genesis author, with a data op before it */
+  chain_copy(wx, w);
+  chain_put(wx, 12, "w-smuggled", "1");
+  uint64_t w_rev = chain_revoke(wx, 13, g, 1);
+  assert_err(apply_seqs(s.store, wx, w_rev - 1, w_rev, NULL), VS_ERR_DENIED);
+  world_unchanged(s.store, &before);
+  /* Its fresh keys admit themselves with what it signed: nobody gets in. */
+  for (uint32_t i = 0; i < 64; i++) {
+    uint8_t seed[VS_SEED_BYTES];
+    memset(seed, 0x5a, sizeof seed);
+    seed[0] = (uint8_t)i;
+    chain_init_seed(x, seed);
+    chain_admit_hlc(x, hlc_at(20), mesh_id, w->id.pk, i % 2 ? w_inv : w_data, 0x81, NULL);
+    chain_put(x, 21, "fresh", "x");
+    assert_err(apply_seqs(s.store, x, 1, x->seq, NULL), VS_ERR_NOT_MEMBER);
+    assert_int_equal(head_of(s.store, x->id.pk), 0);
+  }
+  world_unchanged(s.store, &before);
+  honest_write(s.store, w, 30, "w-after");
+  honest_write(s.store, g, 31, "g-after");
+  chain_free(g);
+  chain_free(w);
+  chain_free(wx);
+  chain_free(x);
+  node_close(&s);
+}
+
+/* 2b. The run that opens a new member's chain (its admit, then more) is
+ *     held to the member checks too: a writer's or reader's invite or
+ *     revoke riding behind its admit is DENIED, an admin's invites past
+ *     VS_MESH_AUTHOR_FACTS_MAX are LIMIT, as they are one run later. */
+static void test_hostile_opening_run_smuggles_facts(void **state) {
+  (void)state;
+  node s;
+  chain *g = chain_new(0x11), *v = chain_new(0x31), *r = chain_new(0x32), *n = chain_new(0x33);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv_w = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  uint64_t inv_r = chain_invite(g, 3, VS_MESH_READER, 0x72);
+  uint64_t inv_a = chain_invite(g, 4, VS_MESH_ADMIN, 0x73);
+  observer(&s, "hostile-smuggle", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, g->seq, NULL), VS_OK);
+  world before;
+  world_take(s.store, &before);
+  /* a writer: admit, invite */
+  chain_admit(v, 10, mesh_id, g, inv_w, 0x71, NULL);
+  chain_invite(v, 11, VS_MESH_ADMIN, 0x91);
+  assert_err(apply_seqs(s.store, v, 1, 2, NULL), VS_ERR_DENIED);
+  world_unchanged(s.store, &before);
+  /* a reader: admit, revoke */
+  chain_admit(r, 12, mesh_id, g, inv_r, 0x72, NULL);
+  chain_revoke(r, 13, g, 1);
+  assert_err(apply_seqs(s.store, r, 1, 2, NULL), VS_ERR_DENIED);
+  world_unchanged(s.store, &before);
+  /* an admin: admit, then one invite more than its quota */
+  chain_admit(n, 14, mesh_id, g, inv_a, 0x73, NULL);
+  for (uint32_t i = 0; i <= VS_MESH_AUTHOR_FACTS_MAX; i++) chain_invite(n, 15, VS_MESH_WRITER, (uint8_t)i);
+  assert_int_equal(n->seq, VS_MESH_AUTHOR_FACTS_MAX + 2u);
+  assert_err(apply_seqs(s.store, n, 1, n->seq, NULL), VS_ERR_LIMIT);
+  world_unchanged(s.store, &before);
+  /* What is allowed goes in: the admits alone, the admin's full quota. */
+  assert_err(apply_seqs(s.store, v, 1, 1, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, r, 1, 1, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, n, 1, n->seq - 1, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, n, n->seq, n->seq, NULL), VS_ERR_LIMIT);
+  /* and what was refused in the opening run is refused on its own */
+  assert_err(apply_seqs(s.store, v, 2, 2, NULL), VS_ERR_DENIED);
+  assert_err(apply_seqs(s.store, r, 2, 2, NULL), VS_ERR_DENIED);
+  world after;
+  world_take(s.store, &after);
+  assert_int_equal(after.count, 4);
+  chain_free(g);
+  chain_free(v);
+  chain_free(r);
+  chain_free(n);
+  node_close(&s);
+}
+
+/* 3. A double-used invite: of two admits naming one invite the smallest
+ *    (hlc, device pk) wins on every store in either order of arrival; the
+ *    loser's ops are void where it came first. */
+static void double_use(const uint8_t *mesh_id, chain *g, uint64_t inv, uint8_t key, uint64_t hlc_x, uint64_t hlc_y,
+                       chain *x, chain *y, node *s1, node *s2, const char *tx, const char *ty) {
+  chain_admit_hlc(x, hlc_x, mesh_id, g->id.pk, inv, key, NULL);
+  chain_put(x, 101, tx, "1");
+  chain_admit_hlc(y, hlc_y, mesh_id, g->id.pk, inv, key, NULL);
+  chain_put(y, 102, ty, "1");
+  bool x_wins = hlc_x < hlc_y || (hlc_x == hlc_y && memcmp(x->id.pk, y->id.pk, VS_ORIGIN_BYTES) < 0);
+  chain *win = x_wins ? x : y, *lose = x_wins ? y : x;
+  /* s1: x then y; s2: y then x */
+  assert_err(apply_seqs(s1->store, x, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s1->store, y, 1, 2, NULL), x_wins ? VS_ERR_NOT_MEMBER : VS_OK);
+  assert_err(apply_seqs(s2->store, y, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s2->store, x, 1, 2, NULL), x_wins ? VS_OK : VS_ERR_NOT_MEMBER);
+  node *both[2] = {s1, s2};
+  for (int i = 0; i < 2; i++) {
+    vs_store *s = both[i]->store;
+    assert_int_equal(head_of(s, lose->id.pk), 0);
+    assert_int_equal(head_of(s, win->id.pk), 2);
+    assert_true(has_value(s, win == x ? tx : ty));
+    assert_false(has_value(s, lose == x ? tx : ty));
+    world w;
+    world_take(s, &w);
+    assert_non_null(member(&w, win));
+    assert_null(member(&w, lose));
+    /* the loser's run again: refused, nothing stored */
+    assert_err(apply_seqs(s, lose, 1, 2, NULL), VS_ERR_NOT_MEMBER);
+    world_unchanged(s, &w);
+  }
+  stores_agree(s1->store, s2->store);
+}
+
+static void test_hostile_double_used_invite(void **state) {
+  (void)state;
+  node s1, s2;
+  chain *g = chain_new(0x11), *x = chain_new(0x41), *y = chain_new(0x42), *p = chain_new(0x43), *q = chain_new(0x44);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  uint64_t inv2 = chain_invite(g, 3, VS_MESH_ADMIN, 0x72);
+  observer(&s1, "hostile-dbl1", 1, g);
+  observer(&s2, "hostile-dbl2", 2, g);
+  assert_err(apply_seqs(s1.store, g, 1, g->seq, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, g, 1, g->seq, NULL), VS_OK);
+  /* the later arrival on s1 has the smaller hlc */
+  double_use(mesh_id, g, inv, 0x71, hlc_at(100), hlc_at(50), x, y, &s1, &s2, "x", "y");
+  /* one hlc: the smaller pk wins */
+  double_use(mesh_id, g, inv2, 0x72, hlc_at(60), hlc_at(60), p, q, &s1, &s2, "p", "q");
+  world w;
+  world_take(s1.store, &w);
+  assert_int_equal(w.count, 3);
+  honest_write(s1.store, g, 200, "g-after");
+  chain_free(g);
+  chain_free(x);
+  chain_free(y);
+  chain_free(p);
+  chain_free(q);
+  node_close(&s1);
+  node_close(&s2);
+}
+
+/* 4. An expired invite admits nobody (admit hlc > expires_hlc); at the
+ *    expiry exactly it still does. */
+static void test_hostile_expired_invite(void **state) {
+  (void)state;
+  node s;
+  chain *g = chain_new(0x11), *x = chain_new(0x41), *y = chain_new(0x42);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite_exp(g, 2, VS_MESH_WRITER, 0x71, hlc_at(100));
+  observer(&s, "hostile-expired", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, g->seq, NULL), VS_OK);
+  world before;
+  world_take(s.store, &before);
+  chain_admit_hlc(x, hlc_at(100) + 1u, mesh_id, g->id.pk, inv, 0x71, NULL);
+  chain_put(x, 120, "x", "1");
+  assert_err(apply_seqs(s.store, x, 1, 2, NULL), VS_ERR_NOT_MEMBER);
+  world_unchanged(s.store, &before);
+  assert_int_equal(head_of(s.store, x->id.pk), 0);
+  chain_admit_hlc(y, hlc_at(100), mesh_id, g->id.pk, inv, 0x71, NULL);
+  chain_put(y, 120, "y", "1");
+  assert_err(apply_seqs(s.store, y, 1, 2, NULL), VS_OK);
+  assert_true(has_value(s.store, "y"));
+  /* the expired admit does not take the invite from the one in time */
+  assert_err(apply_seqs(s.store, x, 1, 2, NULL), VS_ERR_NOT_MEMBER);
+  world w;
+  world_take(s.store, &w);
+  assert_int_equal(w.count, 2);
+  assert_non_null(member(&w, y));
+  chain_free(g);
+  chain_free(x);
+  chain_free(y);
+  node_close(&s);
+}
+
+/* 5. A hostile admin writes invites up to VS_MESH_AUTHOR_FACTS_MAX: its
+ *    next one is refused (LIMIT) on every store however its runs came;
+ *    another admin still revokes it, its invites past the cut stop counting
+ *    (the mesh's records shrink), and later ones are REVOKED. */
+static void test_hostile_invite_flood(void **state) {
+  (void)state;
+  node s1, s2, s3;
+  chain *g = chain_new(0x11), *a = chain_new(0x22);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite(g, 2, VS_MESH_ADMIN, 0x72);
+  chain_admit(a, 10, mesh_id, g, inv, 0x72, NULL);
+  for (uint32_t i = 0; i < VS_MESH_AUTHOR_FACTS_MAX; i++) chain_invite(a, 11, VS_MESH_WRITER, (uint8_t)i);
+  const uint64_t full = a->seq; /* 1 + VS_MESH_AUTHOR_FACTS_MAX */
+  uint64_t extra = chain_invite(a, 12, VS_MESH_WRITER, 0xee);
+  observer(&s1, "hostile-iflood1", 1, g);
+  observer(&s2, "hostile-iflood2", 2, g);
+  observer(&s3, "hostile-iflood3", 3, g);
+  assert_err(apply_seqs(s1.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, g, 1, 2, NULL), VS_OK);
+  /* s1 in runs of 256, s2 in one run */
+  for (uint64_t from = 1; from <= full; from += 256u) {
+    uint64_t to = from + 255u < full ? from + 255u : full;
+    assert_err(apply_seqs(s1.store, a, from, to, NULL), VS_OK);
+  }
+  assert_err(apply_seqs(s2.store, a, 1, full, NULL), VS_OK);
+  node *two[2] = {&s1, &s2};
+  for (int i = 0; i < 2; i++) {
+    world before;
+    world_take(two[i]->store, &before);
+    assert_int_equal(before.records, 3u + VS_MESH_AUTHOR_FACTS_MAX);
+    assert_err(apply_seqs(two[i]->store, a, extra, extra, NULL), VS_ERR_LIMIT);
+    assert_err(apply_seqs(two[i]->store, a, full - 10u, extra, NULL), VS_ERR_LIMIT);
+    world_unchanged(two[i]->store, &before);
+  }
+  stores_agree(s1.store, s2.store);
+  /* G revokes A with a cut in the middle of its invites. */
+  const uint64_t cut = 513;
+  uint64_t rev = chain_revoke(g, 20, a, cut);
+  assert_err(apply_seqs(s1.store, g, rev, rev, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, g, rev, rev, NULL), VS_OK);
+  /* s3: the revoke before any op of A */
+  assert_err(apply_seqs(s3.store, g, 1, rev, NULL), VS_OK);
+  assert_err(apply_seqs(s3.store, a, 1, full, NULL), VS_OK);
+  node *all[3] = {&s1, &s2, &s3};
+  for (int i = 0; i < 3; i++) {
+    vs_store *s = all[i]->store;
+    assert_int_equal(head_of(s, a->id.pk), cut);
+    /* create, invite, revoke; A's admit and its invites up to the cut */
+    assert_int_equal(mesh_records(s), 3u + cut);
+    world w;
+    world_take(s, &w);
+    const vs_mesh_member_info *ma = member(&w, a);
+    assert_non_null(ma);
+    assert_true(ma->revoked);
+    assert_int_equal(ma->cut_seq, cut);
+    /* its record counts only the facts it still has */
+    MDB_txn *txn;
+    vs_mesh_rec rec;
+    assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+    assert_err(vs_mesh_rec_get_txn(txn, s, a->id.pk, &rec), VS_OK);
+    mdb_txn_abort(txn);
+    assert_int_equal(rec.facts, cut - 1u);
+    assert_err(apply_seqs(s, a, extra, extra, NULL), VS_ERR_REVOKED);
+    assert_err(apply_seqs(s, a, cut + 1u, full, NULL), VS_ERR_REVOKED);
+    world_unchanged(s, &w);
+  }
+  stores_agree(s1.store, s2.store);
+  stores_agree(s1.store, s3.store);
+  /* The other admin still invites. */
+  uint64_t g_inv = chain_invite(g, 30, VS_MESH_WRITER, 0x99);
+  for (int i = 0; i < 3; i++) assert_err(apply_seqs(all[i]->store, g, g_inv, g_inv, NULL), VS_OK);
+  chain_free(g);
+  chain_free(a);
+  node_close(&s1);
+  node_close(&s2);
+  node_close(&s3);
+}
+
+/* Relay `origin`'s chain from src to dst by src's stored signatures (a
+ * zero one where a revoke vouches), as anti-entropy does. */
+static vs_err relay(vs_store *src, vs_store *dst, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  oplist *l = collect(src, origin);
+  vs_err err = VS_OK;
+  uint64_t seq = 1;
+  while (seq <= l->count && err == VS_OK) { /* bounded: each round moves seq past a run */
+    uint64_t end = 0;
+    err = vs_apply_next_signed(src, origin, seq, &end);
+    if (err == VS_ERR_NOTFOUND) {
+      err = VS_OK;
+      break;
+    }
+    assert_err(err, VS_OK);
+    assert_true(end >= seq && end <= l->count);
+    uint8_t sig[VS_SIGNATURE_BYTES];
+    assert_err(vs_apply_sig_get(src, &l->ops[end - 1].id, sig), VS_OK);
+    vs_apply_result res;
+    err = vs_apply_run(dst, &l->ops[seq - 1], (uint32_t)(end - seq + 1), sig, MESH_NOW_MS, MESH_DRIFT_MS, &res);
+    seq = end + 1;
+  }
+  oplist_free(l);
+  return err;
+}
+
+/* 6. A revoke before or after the target's ops past the cut, on three
+ *    stores: one verdict (heads, state hash, members); the held part up to
+ *    the cut relays on. */
+static void test_hostile_revoke_orders(void **state) {
+  (void)state;
+  node p, q, r, t;
+  chain *g = chain_new(0x11), *b = chain_new(0x22);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  chain_admit(b, 10, mesh_id, g, inv, 0x71, NULL);
+  chain_put(b, 11, "b2", "1");
+  chain_put(b, 12, "b3", "1");
+  chain_put(b, 13, "b4", "1");
+  chain_put(b, 14, "b5", "1");
+  uint64_t rev = chain_revoke(g, 20, b, 3);
+  observer(&p, "hostile-ord-p", 1, g);
+  observer(&q, "hostile-ord-q", 2, g);
+  observer(&r, "hostile-ord-r", 3, g);
+  observer(&t, "hostile-ord-t", 4, g);
+  /* p: the revoke last (voids 4..5) */
+  assert_err(apply_seqs(p.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(p.store, b, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(p.store, b, 4, 5, NULL), VS_OK);
+  assert_err(apply_seqs(p.store, g, rev, rev, NULL), VS_OK);
+  /* q: the revoke first, then B's whole chain as one run */
+  assert_err(apply_seqs(q.store, g, 1, rev, NULL), VS_OK);
+  assert_err(apply_seqs(q.store, b, 1, 5, NULL), VS_OK);
+  /* r: the revoke between */
+  assert_err(apply_seqs(r.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(r.store, b, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(r.store, g, rev, rev, NULL), VS_OK);
+  assert_err(apply_seqs(r.store, b, 4, 5, NULL), VS_ERR_REVOKED);
+  node *all[3] = {&p, &q, &r};
+  for (int i = 0; i < 3; i++) {
+    vs_store *s = all[i]->store;
+    assert_int_equal(head_of(s, b->id.pk), 3);
+    assert_true(has_value(s, "b3"));
+    assert_false(has_value(s, "b4"));
+    assert_false(has_value(s, "b5"));
+    world w;
+    world_take(s, &w);
+    assert_int_equal(w.count, 2);
+    const vs_mesh_member_info *mb = member(&w, b);
+    assert_non_null(mb);
+    assert_true(mb->revoked);
+    assert_int_equal(mb->cut_seq, 3);
+  }
+  stores_agree(p.store, q.store);
+  stores_agree(p.store, r.store);
+  /* p's B (signed at 3 by B) relays on to a store holding the revoke. */
+  assert_err(apply_seqs(t.store, g, 1, rev, NULL), VS_OK);
+  assert_err(relay(p.store, t.store, b->id.pk), VS_OK);
+  assert_int_equal(head_of(t.store, b->id.pk), 3);
+  stores_agree(p.store, t.store);
+  honest_write(p.store, g, 40, "g-after");
+  chain_free(g);
+  chain_free(b);
+  node_close(&p);
+  node_close(&q);
+  node_close(&r);
+  node_close(&t);
+}
+
+/* 6b. DEFECT (a chain a revoke cut in its opening run does not relay): q
+ *     took B's opening run 1..5 (signed at 5 only) after the revoke with
+ *     cut 3, kept 1..3 and gave op 3 the zero signature (the revoke
+ *     vouches for it). Relayed from q, B's 1..3 comes with that zero
+ *     signature to t, which holds the revoke but not B's admission: the
+ *     revoke is not effective there (its target is no member), so
+ *     vs_mesh_cut_txn gives no void point, nothing vouches, and the run is
+ *     VS_ERR_FORKED. B's admit is in that very run, so t can never take it
+ *     from q: where q's is the only copy (B wrote 1..5 in one commit and
+ *     went away), B's valid ops 1..3 never spread and the stores diverge.
+ *     The cut of a held revoke naming a non-member would have to count as
+ *     a void point for the run that opens its chain (then the refold
+ *     decides). Skipped in the default run until it does. */
+static void test_hostile_revoke_vouched_relay(void **state) {
+  (void)state;
+  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above; VS_RUN_DEFECTS=1 reproduces */
+  node q, t;
+  chain *g = chain_new(0x11), *b = chain_new(0x22);
+  chain_create(g, 1);
+  uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  chain_admit(b, 10, g->hashes[0], g, inv, 0x71, NULL);
+  chain_put(b, 11, "b2", "1");
+  chain_put(b, 12, "b3", "1");
+  chain_put(b, 13, "b4", "1");
+  chain_put(b, 14, "b5", "1");
+  uint64_t rev = chain_revoke(g, 20, b, 3);
+  observer(&q, "hostile-vrel-q", 1, g);
+  observer(&t, "hostile-vrel-t", 2, g);
+  assert_err(apply_seqs(q.store, g, 1, rev, NULL), VS_OK);
+  assert_err(apply_seqs(q.store, b, 1, 5, NULL), VS_OK);
+  assert_int_equal(head_of(q.store, b->id.pk), 3);
+  assert_err(apply_seqs(t.store, g, 1, rev, NULL), VS_OK);
+  assert_err(relay(q.store, t.store, b->id.pk), VS_OK);
+  assert_int_equal(head_of(t.store, b->id.pk), 3);
+  stores_agree(q.store, t.store);
+  chain_free(g);
+  chain_free(b);
+  node_close(&q);
+  node_close(&t);
+}
+
+/* 7. Cascade: G invites admin B, B invites C; G revokes B with a cut below
+ *    B's invite of C: C is no member and its ops are void, in every order. */
+static void test_hostile_cascade(void **state) {
+  (void)state;
+  node s1, s2, s3;
+  chain *g = chain_new(0x11), *b = chain_new(0x22), *c = chain_new(0x33);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv_b = chain_invite(g, 2, VS_MESH_ADMIN, 0x72);
+  chain_admit(b, 10, mesh_id, g, inv_b, 0x72, NULL);
+  chain_put(b, 11, "b2", "1");
+  uint64_t inv_c = chain_invite(b, 12, VS_MESH_WRITER, 0x73);
+  chain_put(b, 13, "b4", "1");
+  chain_admit(c, 20, mesh_id, b, inv_c, 0x73, NULL);
+  chain_put(c, 21, "c2", "1");
+  uint64_t rev = chain_revoke(g, 30, b, 2);
+  observer(&s1, "hostile-casc1", 1, g);
+  observer(&s2, "hostile-casc2", 2, g);
+  observer(&s3, "hostile-casc3", 3, g);
+  /* s1: everything, then the revoke */
+  assert_err(apply_seqs(s1.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s1.store, b, 1, 4, NULL), VS_OK);
+  assert_err(apply_seqs(s1.store, c, 1, 2, NULL), VS_OK);
+  assert_true(has_value(s1.store, "c2"));
+  assert_err(apply_seqs(s1.store, g, rev, rev, NULL), VS_OK);
+  /* s2: the revoke first */
+  assert_err(apply_seqs(s2.store, g, 1, rev, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, b, 1, 4, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, c, 1, 2, NULL), VS_ERR_NOT_MEMBER);
+  /* s3: the revoke between B's ops */
+  assert_err(apply_seqs(s3.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s3.store, b, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s3.store, g, rev, rev, NULL), VS_OK);
+  assert_err(apply_seqs(s3.store, b, 3, 4, NULL), VS_ERR_REVOKED);
+  assert_err(apply_seqs(s3.store, c, 1, 2, NULL), VS_ERR_NOT_MEMBER);
+  node *all[3] = {&s1, &s2, &s3};
+  for (int i = 0; i < 3; i++) {
+    vs_store *s = all[i]->store;
+    assert_int_equal(head_of(s, b->id.pk), 2);
+    assert_int_equal(head_of(s, c->id.pk), 0);
+    assert_false(has_value(s, "c2"));
+    assert_false(has_value(s, "b4"));
+    assert_true(has_value(s, "b2"));
+    world w;
+    world_take(s, &w);
+    assert_int_equal(w.count, 2);
+    assert_null(member(&w, c));
+    assert_true(member(&w, b)->revoked);
+  }
+  stores_agree(s1.store, s2.store);
+  stores_agree(s1.store, s3.store);
+  chain_free(g);
+  chain_free(b);
+  chain_free(c);
+  node_close(&s1);
+  node_close(&s2);
+  node_close(&s3);
+}
+
+/* 8. The mutual revoke of docs/membership.md: G invites admins A (hlc 10)
+ *    and B (hlc 20); A revokes B with cut 3 at A's seq 6, B revokes A with
+ *    cut 5 at B's seq 4. Every replica: A and G active, B revoked at 3. */
+typedef struct mutual {
+  chain *g, *a, *b;
+  uint64_t a_rev, b_rev;
+} mutual;
+
+static void mutual_build(mutual *m) {
+  m->g = chain_new(0x11);
+  m->a = chain_new(0x22);
+  m->b = chain_new(0x33);
+  chain_create(m->g, 1);
+  const uint8_t *mesh_id = m->g->hashes[0];
+  uint64_t inv_a = chain_invite(m->g, 10, VS_MESH_ADMIN, 0x72);
+  uint64_t inv_b = chain_invite(m->g, 20, VS_MESH_ADMIN, 0x73);
+  chain_admit(m->a, 30, mesh_id, m->g, inv_a, 0x72, NULL);
+  chain_put(m->a, 31, "a2", "1");
+  chain_put(m->a, 32, "a3", "1");
+  chain_put(m->a, 33, "a4", "1");
+  chain_put(m->a, 34, "a5", "1");
+  chain_admit(m->b, 40, mesh_id, m->g, inv_b, 0x73, NULL);
+  chain_put(m->b, 41, "b2", "1");
+  chain_put(m->b, 42, "b3", "1");
+  m->a_rev = chain_revoke(m->a, 50, m->b, 3);
+  m->b_rev = chain_revoke(m->b, 51, m->a, 5);
+  assert_int_equal(m->a_rev, 6);
+  assert_int_equal(m->b_rev, 4);
+}
+
+static void mutual_free(mutual *m) {
+  chain_free(m->g);
+  chain_free(m->a);
+  chain_free(m->b);
+}
+
+static void mutual_verdict(vs_store *s, const mutual *m) {
+  assert_int_equal(head_of(s, m->a->id.pk), 6);
+  assert_int_equal(head_of(s, m->b->id.pk), 3);
+  assert_true(has_value(s, "a5"));
+  assert_true(has_value(s, "b3"));
+  world w;
+  world_take(s, &w);
+  assert_int_equal(w.count, 3);
+  assert_false(member(&w, m->a)->revoked);
+  assert_false(member(&w, m->g)->revoked);
+  assert_true(member(&w, m->b)->revoked);
+  assert_int_equal(member(&w, m->b)->cut_seq, 3);
+}
+
+static void test_hostile_mutual_revoke(void **state) {
+  (void)state;
+  mutual m;
+  mutual_build(&m);
+  node x, z, w;
+  observer(&x, "hostile-mut-x", 1, m.g);
+  observer(&z, "hostile-mut-z", 2, m.g);
+  observer(&w, "hostile-mut-w", 3, m.g);
+  /* x: A's revoke, then B's (past B's new cut) */
+  assert_err(apply_seqs(x.store, m.g, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(x.store, m.a, 1, 5, NULL), VS_OK);
+  assert_err(apply_seqs(x.store, m.b, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(x.store, m.a, 6, 6, NULL), VS_OK);
+  assert_err(apply_seqs(x.store, m.b, 4, 4, NULL), VS_ERR_REVOKED);
+  /* z: A's chain whole, then B's whole (cut to 1..3) */
+  assert_err(apply_seqs(z.store, m.g, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(z.store, m.a, 1, 6, NULL), VS_OK);
+  assert_err(apply_seqs(z.store, m.b, 1, 4, NULL), VS_OK);
+  /* w: B's chain whole while A is no member yet, then A's */
+  assert_err(apply_seqs(w.store, m.g, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(w.store, m.b, 1, 4, NULL), VS_OK);
+  assert_err(apply_seqs(w.store, m.a, 1, 6, NULL), VS_OK);
+  mutual_verdict(x.store, &m);
+  mutual_verdict(z.store, &m);
+  mutual_verdict(w.store, &m);
+  stores_agree(x.store, z.store);
+  stores_agree(x.store, w.store);
+  node_close(&x);
+  node_close(&z);
+  node_close(&w);
+  mutual_free(&m);
+}
+
+/* 8b. DEFECT (gate judges a revoke by the view before it): the same
+ *     mutual revoke where B's revoke of A arrives first. The store then
+ *     holds A revoked at 5 and refuses A's revoke at seq 6 as past A's cut
+ *     (apply.c: run_held takes the cut as a void point, VS_ERR_REVOKED),
+ *     although the fold of the whole set makes A's revoke effective and
+ *     B's not (rule 4). The store ends with A revoked at 5 and B active,
+ *     the opposite verdict of every other order: the mesh diverges for
+ *     good (no later op changes it). The gate would have to take a revoked
+ *     admin's revokes (and the ops under them) past its cut tentatively,
+ *     refold, and refuse only if its cut still holds. Skipped in the
+ *     default run until the gate does. */
+static void test_hostile_mutual_revoke_junior_first(void **state) {
+  (void)state;
+  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above; remove to reproduce */
+  mutual m;
+  mutual_build(&m);
+  node y;
+  observer(&y, "hostile-mut-y", 1, m.g);
+  assert_err(apply_seqs(y.store, m.g, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(y.store, m.a, 1, 5, NULL), VS_OK);
+  assert_err(apply_seqs(y.store, m.b, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(y.store, m.b, 4, 4, NULL), VS_OK); /* B's revoke: A cut at 5 for now */
+  assert_err(apply_seqs(y.store, m.a, 6, 6, NULL), VS_OK); /* A's senior revoke: refused today */
+  mutual_verdict(y.store, &m);
+  node_close(&y);
+  mutual_free(&m);
+}
+
+/* 9. Replay: the same admit run and the same revoke run applied again
+ *    change nothing. */
+static void test_hostile_replay(void **state) {
+  (void)state;
+  node s;
+  chain *g = chain_new(0x11), *x = chain_new(0x41);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  observer(&s, "hostile-replay", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, 2, NULL), VS_OK);
+  chain_admit(x, 10, mesh_id, g, inv, 0x71, NULL);
+  chain_put(x, 11, "x2", "1");
+  assert_err(apply_seqs(s.store, x, 1, 2, NULL), VS_OK);
+  world w;
+  world_take(s.store, &w);
+  vs_apply_result res;
+  assert_err(apply_seqs(s.store, x, 1, 2, &res), VS_OK);
+  assert_int_equal(res.applied, 0);
+  assert_int_equal(res.duplicates, 2);
+  world_unchanged(s.store, &w);
+  uint64_t rev = chain_revoke(g, 20, x, 1);
+  assert_err(apply_seqs(s.store, g, rev, rev, NULL), VS_OK);
+  assert_false(has_value(s.store, "x2"));
+  world_take(s.store, &w);
+  for (int i = 0; i < 2; i++) {
+    assert_err(apply_seqs(s.store, g, rev, rev, &res), VS_OK);
+    assert_int_equal(res.applied, 0);
+    assert_err(apply_seqs(s.store, g, 1, rev, &res), VS_OK);
+    assert_int_equal(res.applied, 0);
+    /* the admit alone again: held, vouched by the revoke */
+    assert_err(apply_seqs(s.store, x, 1, 1, &res), VS_OK);
+    assert_int_equal(res.applied, 0);
+    world_unchanged(s.store, &w);
+  }
+  assert_int_equal(member(&w, x)->cut_seq, 1);
+  chain_free(g);
+  chain_free(x);
+  node_close(&s);
+}
+
+/* 10. A revoked device's run straddling its cut: the part up to the cut
+ *     is taken when the revoke vouches for it (its cut hash is the run's
+ *     op there), nothing past; a branch the revoke does not vouch for
+ *     takes nothing. */
+static void test_hostile_straddle(void **state) {
+  (void)state;
+  node s, s2;
+  chain *g = chain_new(0x11), *b = chain_new(0x22), *bf = chain_new(0x22);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
+  chain_admit(b, 10, mesh_id, g, inv, 0x71, NULL);
+  chain_put(b, 11, "b2", "1");
+  chain_copy(bf, b);
+  chain_put(b, 12, "b3", "1");
+  chain_put(b, 13, "b4", "1");
+  chain_put(b, 14, "b5", "1");
+  chain_put(b, 15, "b6", "1");
+  /* bf: another branch from seq 3 */
+  chain_put(bf, 12, "b3", "1");
+  chain_put(bf, 13, "bf4", "1");
+  chain_put(bf, 14, "bf5", "1");
+  uint64_t rev = chain_revoke(g, 20, b, 4);
+  observer(&s, "hostile-straddle", 1, g);
+  observer(&s2, "hostile-straddle2", 2, g);
+  assert_err(apply_seqs(s.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, b, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, g, rev, rev, NULL), VS_OK);
+  /* b's 3..6 signed at 6: 3..4 taken */
+  vs_apply_result res;
+  uint64_t lsn = last_lsn(s.store);
+  assert_err(apply_seqs(s.store, b, 3, 6, &res), VS_OK);
+  assert_int_equal(res.applied, 2);
+  assert_int_equal(last_lsn(s.store), lsn + 2);
+  assert_int_equal(head_of(s.store, b->id.pk), 4);
+  assert_true(has_value(s.store, "b4"));
+  assert_false(has_value(s.store, "b5"));
+  world w;
+  world_take(s.store, &w);
+  /* past the cut alone; again; the other branch */
+  assert_err(apply_seqs(s.store, b, 5, 6, NULL), VS_ERR_REVOKED);
+  assert_err(apply_seqs(s.store, b, 3, 6, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, bf, 4, 5, NULL), VS_ERR_REVOKED);
+  assert_err(apply_seqs(s.store, bf, 3, 5, NULL), VS_ERR_REVOKED);
+  world_unchanged(s.store, &w);
+  assert_false(has_value(s.store, "bf4"));
+  /* s2 held all of b before the revoke: the same end */
+  assert_err(apply_seqs(s2.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, b, 1, 6, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, g, rev, rev, NULL), VS_OK);
+  stores_agree(s.store, s2.store);
+  honest_write(s.store, g, 30, "g-after");
+  chain_free(g);
+  chain_free(b);
+  chain_free(bf);
+  node_close(&s);
+  node_close(&s2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hostile_origin_flood),
+      cmocka_unit_test(test_hostile_member_fresh_ids),
+      cmocka_unit_test(test_hostile_opening_run_smuggles_facts),
+      cmocka_unit_test(test_hostile_double_used_invite),
+      cmocka_unit_test(test_hostile_expired_invite),
+      cmocka_unit_test(test_hostile_invite_flood),
+      cmocka_unit_test(test_hostile_revoke_orders),
+      cmocka_unit_test(test_hostile_revoke_vouched_relay),
+      cmocka_unit_test(test_hostile_cascade),
+      cmocka_unit_test(test_hostile_mutual_revoke),
+      cmocka_unit_test(test_hostile_mutual_revoke_junior_first),
+      cmocka_unit_test(test_hostile_replay),
+      cmocka_unit_test(test_hostile_straddle),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
