@@ -860,6 +860,116 @@ static void test_hostile_straddle(void **state) {
   node_close(&s2);
 }
 
+/* 11. A revoke undone: A's revoke of B (at A's seq 4) is effective until
+ *     G's revoke of A with cut 3 arrives, which puts it past A's cut (rule
+ *     1): B is active again. Where B's ops past A's cut were voided they
+ *     come back when B's chain is offered again; a store that got G's
+ *     revoke first never cut B. Same heads, state and members. */
+static void test_hostile_revoke_undone(void **state) {
+  (void)state;
+  node s1, s2;
+  chain *g = chain_new(0x11), *a = chain_new(0x22), *b = chain_new(0x33);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv_a = chain_invite(g, 2, VS_MESH_ADMIN, 0x72);
+  uint64_t inv_b = chain_invite(g, 3, VS_MESH_WRITER, 0x73);
+  chain_admit(a, 10, mesh_id, g, inv_a, 0x72, NULL);
+  chain_put(a, 11, "a2", "1");
+  chain_put(a, 12, "a3", "1");
+  chain_admit(b, 20, mesh_id, g, inv_b, 0x73, NULL);
+  chain_put(b, 21, "b2", "1");
+  chain_put(b, 22, "b3", "1");
+  chain_put(b, 23, "b4", "1");
+  uint64_t a_rev = chain_revoke(a, 30, b, 2);
+  uint64_t g_rev = chain_revoke(g, 40, a, 3);
+  observer(&s1, "hostile-undo1", 1, g);
+  observer(&s2, "hostile-undo2", 2, g);
+  /* s1: A's revoke takes, then G's undoes it */
+  assert_err(apply_seqs(s1.store, g, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(s1.store, a, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(s1.store, b, 1, 4, NULL), VS_OK);
+  assert_err(apply_seqs(s1.store, a, a_rev, a_rev, NULL), VS_OK);
+  assert_int_equal(head_of(s1.store, b->id.pk), 2);
+  assert_false(has_value(s1.store, "b4"));
+  assert_err(apply_seqs(s1.store, g, g_rev, g_rev, NULL), VS_OK);
+  world w;
+  world_take(s1.store, &w);
+  assert_false(member(&w, b)->revoked);
+  assert_true(member(&w, a)->revoked);
+  assert_int_equal(head_of(s1.store, a->id.pk), 3);
+  /* B's chain offered again: its ops past the undone cut come back */
+  assert_err(apply_seqs(s1.store, b, 1, 4, NULL), VS_OK);
+  assert_int_equal(head_of(s1.store, b->id.pk), 4);
+  assert_true(has_value(s1.store, "b4"));
+  /* s2: G's revoke first */
+  assert_err(apply_seqs(s2.store, g, 1, g_rev, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, a, 1, a_rev, NULL), VS_OK); /* cut to 1..3 */
+  assert_err(apply_seqs(s2.store, b, 1, 4, NULL), VS_OK);
+  assert_int_equal(head_of(s2.store, a->id.pk), 3);
+  stores_agree(s1.store, s2.store);
+  chain_free(g);
+  chain_free(a);
+  chain_free(b);
+  node_close(&s1);
+  node_close(&s2);
+}
+
+/* 5b. DEFECT (one hostile admin freezes the mesh at VS_MESH_FACTS_MAX):
+ *     the per-author quota does not bound the mesh's facts, since an admin
+ *     admits as many admins as it likes: H invites 15 admin keys of its
+ *     own, and H and they write invites until the store holds
+ *     VS_MESH_FACTS_MAX records. From then on every membership op is LIMIT
+ *     (member_ops_check, admin_check, the reducer), G's revoke of H
+ *     included: H can no longer be put out, nobody joins, and which op was
+ *     the first refused depends on arrival order, so stores that got the
+ *     flood's runs in other orders hold other facts for good. A revoke
+ *     (at least one that cuts the flood's author) must take; room would
+ *     have to be reserved for revokes or the bound made a function of the
+ *     chains (not of what a store holds). Skipped in the default run
+ *     (VS_RUN_DEFECTS=1 runs it). */
+#define FREEZE_ADMINS 15u
+
+static void test_hostile_mesh_facts_freeze(void **state) {
+  (void)state;
+  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above */
+  node s;
+  chain *g = chain_new(0x11), *h = chain_new(0x22);
+  chain *sub[FREEZE_ADMINS];
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv_h = chain_invite(g, 2, VS_MESH_ADMIN, 0x72);
+  observer(&s, "hostile-freeze", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, g->seq, NULL), VS_OK);
+  chain_admit(h, 10, mesh_id, g, inv_h, 0x72, NULL);
+  for (uint32_t j = 0; j < FREEZE_ADMINS; j++) chain_invite(h, 11, VS_MESH_ADMIN, (uint8_t)(0x80u + j));
+  while (h->seq < 1u + VS_MESH_AUTHOR_FACTS_MAX) chain_invite(h, 12, VS_MESH_WRITER, (uint8_t)h->seq);
+  assert_err(apply_seqs(s.store, h, 1, h->seq, NULL), VS_OK);
+  uint64_t held = mesh_records(s.store);
+  for (uint32_t j = 0; j < FREEZE_ADMINS; j++) {
+    sub[j] = chain_new((uint8_t)(0xa0u + j));
+    chain_admit(sub[j], 20, mesh_id, h, 2u + j, (uint8_t)(0x80u + j), NULL);
+    held++;
+    uint64_t room = VS_MESH_FACTS_MAX - held;
+    uint64_t n = room < VS_MESH_AUTHOR_FACTS_MAX ? room : VS_MESH_AUTHOR_FACTS_MAX;
+    if (j + 1u < FREEZE_ADMINS && room - n < FREEZE_ADMINS - 1u - j) n = room - (FREEZE_ADMINS - 1u - j);
+    for (uint64_t i = 0; i < n; i++) chain_invite(sub[j], 21, VS_MESH_WRITER, (uint8_t)i);
+    held += n;
+    assert_err(apply_seqs(s.store, sub[j], 1, sub[j]->seq, NULL), VS_OK);
+  }
+  assert_int_equal(mesh_records(s.store), VS_MESH_FACTS_MAX);
+  /* G puts H out: its revoke must take. */
+  uint64_t rev = chain_revoke(g, 30, h, 1);
+  assert_err(apply_seqs(s.store, g, rev, rev, NULL), VS_OK);
+  world w;
+  world_take(s.store, &w);
+  assert_true(member(&w, h)->revoked);
+  assert_int_equal(head_of(s.store, h->id.pk), 1);
+  chain_free(g);
+  chain_free(h);
+  for (uint32_t j = 0; j < FREEZE_ADMINS; j++) chain_free(sub[j]);
+  node_close(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hostile_origin_flood),
@@ -868,6 +978,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_double_used_invite),
       cmocka_unit_test(test_hostile_expired_invite),
       cmocka_unit_test(test_hostile_invite_flood),
+      cmocka_unit_test(test_hostile_mesh_facts_freeze),
       cmocka_unit_test(test_hostile_revoke_orders),
       cmocka_unit_test(test_hostile_revoke_vouched_relay),
       cmocka_unit_test(test_hostile_cascade),
@@ -875,6 +986,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_mutual_revoke_junior_first),
       cmocka_unit_test(test_hostile_replay),
       cmocka_unit_test(test_hostile_straddle),
+      cmocka_unit_test(test_hostile_revoke_undone),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
