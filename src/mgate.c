@@ -7,6 +7,7 @@
 #include "chain.h"
 #include "mstore.h"
 #include "voids.h"
+#include "wal_int.h"
 
 static const char MESH_ID_KEY[] = "mesh_id";
 static const uint8_t ZERO32[32];
@@ -90,6 +91,36 @@ vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
 
 bool vs_mesh_gate_records(const vs_mesh_gate *g, const vs_op *op) { return g->managed && op_is_mesh(op); }
 
+/* Whether the invite an admit (at admit_hlc) names is held and could
+ * admit it: a recorded invite for its key, not expired. What the fold
+ * would refuse anyway, refused for one record and one WAL read, before a
+ * non-member's run costs a fold of every fact (mstore.h: the record's
+ * layout). VS_ERR_NOT_MEMBER when not. */
+static vs_err invite_held(MDB_txn *txn, const vs_store *store, const vs_mesh_admit_pl *admit, uint64_t admit_hlc) {
+  uint8_t key[VS_MESH_RECORD_KEY_BYTES];
+  memcpy(key, admit->inviter, VS_ORIGIN_BYTES);
+  vs_put_u64be(key + VS_ORIGIN_BYTES, admit->invite_seq);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_mesh, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_ERR_NOT_MEMBER;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *val = v.mv_data;
+  if (v.mv_size != VS_MESH_RECORD_BYTES || val[0] != VS_MESH_RECORD_VERSION) return VS_ERR_CORRUPT;
+  const uint8_t *enc = NULL;
+  uint32_t enc_bytes = 0;
+  vs_err err = vs_wal_op_encoded_txn(txn, store, vs_get_u64le(val + 1 + VS_HASH_BYTES), &enc, &enc_bytes);
+  if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the record names a WAL record that is gone */
+  if (err != VS_OK) return err;
+  vs_op op;
+  if (vs_op_decode(enc, enc_bytes, &op) != VS_OK) return VS_ERR_CORRUPT;
+  if (!kind_is(&op, VS_MESH_KIND_INVITE)) return VS_ERR_NOT_MEMBER; /* it names a revoke */
+  vs_mesh_invite_pl in;
+  if (vs_mesh_invite_decode(op.payload, op.payload_bytes, &in) != VS_OK) return VS_ERR_CORRUPT;
+  if (memcmp(in.invite_pk, admit->invite_pk, VS_ORIGIN_BYTES) != 0 || admit_hlc > in.expires_hlc)
+    return VS_ERR_NOT_MEMBER;
+  return VS_OK;
+}
+
 /* The checks of a member's new ops: cut, role, its fact quota. */
 static vs_err member_ops_check(MDB_txn *txn, const vs_store *store, const vs_mesh_rec *r, const vs_op *ops,
                                uint32_t skip, uint32_t count, vs_mesh_gate *g) {
@@ -155,6 +186,8 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
     err = vs_mesh_rec_get_txn(txn, store, f.u.admit.inviter, &inviter);
     if (err == VS_ERR_NOTFOUND && !own) return VS_ERR_NOT_MEMBER;
     if (err != VS_OK && err != VS_ERR_NOTFOUND) return err;
+    if (!own) err = invite_held(txn, store, &f.u.admit, ops[skip].hlc);
+    if (err != VS_OK) return err;
     if (!own) {
       uint64_t members = 0;
       MDB_stat st;
