@@ -369,6 +369,12 @@ static void test_hostile_expired_invite(void **state) {
   chain_put(y, 120, "y", "1");
   assert_err(apply_seqs(s.store, y, 1, 2, NULL), VS_OK);
   assert_true(has_value(s.store, "y"));
+  /* signed by another key than the one invited: nobody either */
+  chain *z = chain_new(0x43);
+  chain_admit_hlc(z, hlc_at(50), mesh_id, g->id.pk, inv, 0x75, NULL);
+  assert_err(apply_seqs(s.store, z, 1, 1, NULL), VS_ERR_NOT_MEMBER);
+  assert_int_equal(head_of(s.store, z->id.pk), 0);
+  chain_free(z);
   /* the expired admit does not take the invite from the one in time */
   assert_err(apply_seqs(s.store, x, 1, 2, NULL), VS_ERR_NOT_MEMBER);
   world w;
@@ -796,6 +802,12 @@ static void test_hostile_replay(void **state) {
     world_unchanged(s.store, &w);
   }
   assert_int_equal(member(&w, x)->cut_seq, 1);
+  /* an admit naming the revoke as its invite admits nobody */
+  chain *y = chain_new(0x42);
+  chain_admit(y, 30, mesh_id, g, rev, 0x71, NULL);
+  assert_err(apply_seqs(s.store, y, 1, 1, NULL), VS_ERR_NOT_MEMBER);
+  world_unchanged(s.store, &w);
+  chain_free(y);
   chain_free(g);
   chain_free(x);
   node_close(&s);
