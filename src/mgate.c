@@ -10,6 +10,7 @@
 #include "wal_int.h"
 
 static const char MESH_ID_KEY[] = "mesh_id";
+static const char MESH_GEN_KEY[] = "mesh_gen";
 static const uint8_t ZERO32[32];
 
 static bool op_is_mesh(const vs_op *op) { return vs_mesh_kind_reserved(op->kind, op->kind_bytes); }
@@ -31,6 +32,27 @@ vs_err vs_mesh_id_get_txn(MDB_txn *txn, const vs_store *store, uint8_t mesh_id_o
 vs_err vs_mesh_id_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES]) {
   MDB_val k = {sizeof MESH_ID_KEY - 1, (void *)MESH_ID_KEY}, v = {VS_HASH_BYTES, (void *)mesh_id};
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+vs_err vs_mesh_gen_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *gen_out) {
+  *gen_out = 0;
+  MDB_val k = {sizeof MESH_GEN_KEY - 1, (void *)MESH_GEN_KEY}, v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 8) return VS_ERR_CORRUPT;
+  *gen_out = vs_get_u64le(v.mv_data);
+  return VS_OK;
+}
+
+static vs_err gen_bump_txn(MDB_txn *txn, const vs_store *store) {
+  uint64_t gen = 0;
+  vs_err err = vs_mesh_gen_get_txn(txn, store, &gen);
+  uint8_t buf[8];
+  vs_put_u64le(buf, gen + 1);
+  MDB_val k = {sizeof MESH_GEN_KEY - 1, (void *)MESH_GEN_KEY}, v = {sizeof buf, buf};
+  if (err == VS_OK) err = vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+  return err;
 }
 
 static void rec_encode(const vs_mesh_rec *r, uint8_t out[VS_MESH_REC_BYTES]) {
@@ -329,7 +351,9 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
   }
   if (err == VS_OK) err = vs_mesh_reduce(mesh_id, facts, n, view);
   uint32_t n_gone = 0;
+  bool changed_any = false;
   if (err == VS_OK) err = gone_members(txn, store, view, gone, gone_max, &n_gone);
+  if (n_gone > 0) changed_any = true;
   /* Devices that are no members any more (their admission lost to another,
    * or their inviter was cut below their invite): every op of theirs is void. */
   for (uint32_t i = 0; i < n_gone && err == VS_OK; i++) {
@@ -351,6 +375,7 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
     rec_encode(&now, val);
     MDB_val k = {VS_ORIGIN_BYTES, (void *)m->pk}, v = {sizeof val, val};
     err = vs_mdb_err(mdb_put(txn, store->dbi_members, &k, &v, 0));
+    changed_any = true;
     /* Its cut fell (or it comes in revoked): its ops past the cut are void. */
     bool fell = now.revoked && (!had || !old.revoked || now.cut_seq < old.cut_seq);
     bool changed = false;
@@ -358,6 +383,9 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
       err = vs_void_from_txn(txn, store, m->pk, now.cut_seq + 1, now.cut_hash, VS_VOID_CUT, &changed);
     if (changed) *refolded_out = true;
   }
+  /* The node closes sessions of devices that are no (active) members when
+   * this moves (node_member.c). */
+  if (err == VS_OK && changed_any) err = gen_bump_txn(txn, store);
   free(gone);
   free(view);
   free(facts);

@@ -48,6 +48,10 @@ typedef struct vs_mesh_rec {
 vs_err vs_mesh_id_get_txn(MDB_txn *txn, const vs_store *store, uint8_t mesh_id_out[VS_HASH_BYTES]);
 vs_err vs_mesh_id_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES]);
 
+/** The member records' generation (meta "mesh_gen" u64le, 0 when absent):
+ *  bumped by every refresh that changes a record. */
+vs_err vs_mesh_gen_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *gen_out);
+
 /** `pk`'s member record; VS_ERR_NOTFOUND: not a member (or an open mesh);
  *  VS_ERR_CORRUPT: a record that does not decode. */
 vs_err vs_mesh_rec_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES], vs_mesh_rec *out);

@@ -403,6 +403,9 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
       if (n->peers[s].st == PEER_READY) n->peers[s].vv_due = true;
   }
   uint64_t own_head = nd_vv_get(&n->mine, n->cfg.identity.pk);
+  /* Sessions of devices a refold revoked close at once (node_member.c). */
+  vs_err merr = nd_member_sweep(n, now_ms);
+  if (merr != VS_OK) return merr;
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {
@@ -439,7 +442,8 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     if (err == VS_OK && p->st == PEER_READY && (p->vv_due || now_ms >= p->next_vv_ms)) err = send_vv(n, p, now_ms);
     /* Runs only once it has every verdict: a run may end at an op that
      * only the evidence vouches for (the zero signature, apply.h). */
-    if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all) err = nd_anti_entropy(n, p, now_ms);
+    if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all && !p->probation) err = nd_anti_entropy(n, p, now_ms);
+    if (err == VS_OK && p->st == PEER_READY && p->probation) err = nd_member_present(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
   }
   vs_err rerr = nd_restore_update(n, now_ms);
@@ -463,6 +467,8 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
       if (p->own_claim > 0 && p->own_claim_deadline_ms < t) t = p->own_claim_deadline_ms;
       if (p->fk_active && p->fk_deadline_ms < t) t = p->fk_deadline_ms;
       if (p->fall_pending && p->fall_deadline_ms < t) t = p->fall_deadline_ms;
+      if (p->probation && p->probation_end_ms < t) t = p->probation_end_ms;
+      if (p->probation && p->present_ms < t) t = p->present_ms;
       if (!p->fk_sent_all) t = now_ms;
       if (p->sent.n > 0) {
         uint64_t r = vs_add_sat_u64(p->sent_at_ms, nd_resend_wait_ms(n, p));

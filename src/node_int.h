@@ -96,6 +96,13 @@ typedef struct peer {
   bool fall_pending;
   uint8_t fall_origin[VS_ORIGIN_BYTES];
   uint64_t fall_deadline_ms;
+  /* A managed mesh (node_member.c): a peer that is no member here yet may
+   * be a device presenting its own admission. Until its admit makes it one
+   * (or probation_end_ms), it is sent no run and only its own chain is
+   * taken from it. */
+  bool probation;
+  uint64_t probation_end_ms;
+  uint64_t present_ms; /* when we present our own admission to it next */
   frame *q;
   uint32_t q_head, q_tail, q_cap;
 } peer;
@@ -148,6 +155,7 @@ struct vs_node {
   uint32_t skew_n, skew_next; /* entries used; the slot the next new origin overwrites when full */
   bool own_void; /* a fork verdict voids our own identity (apply.h, FORKS): it writes no more */
   uint64_t forks_digest; /* vs_fork_digest: sent in every VV */
+  uint64_t mesh_gen; /* the store's member-record generation last checked against the sessions */
 };
 
 /* Functions shared between the node's files (not exported: the library is
@@ -177,6 +185,13 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
 vs_err nd_add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer *w,
                   const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t last, uint64_t *end_out);
 vs_err nd_anti_entropy(vs_node *n, peer *p, uint64_t now_ms);
+
+/* node_member.c: admission of sessions in a managed mesh. */
+vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms);
+vs_err nd_member_sweep(vs_node *n, uint64_t now_ms);
+vs_err nd_member_after_run(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
+                           vs_err apply_err);
+vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms);
 uint32_t nd_ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES], uint64_t now_ms);
 void nd_mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held);
 bool nd_mesh_held(void *ctx, vs_op_id *id_out);

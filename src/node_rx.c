@@ -95,6 +95,12 @@ static void quota_refill(vs_node *n, uint32_t ack_id, uint64_t now_ms) {
  * is stored, and counted. *fresh_out: the origin is new to us. */
 bool nd_quota_allows(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
                      bool *fresh_out) {
+  *fresh_out = false;
+  /* A device on probation (node_member.c) may present its own chain only. */
+  if (p->probation && memcmp(origin, p->sess.peer_id, VS_ORIGIN_BYTES) != 0) {
+    n->stats.rejected_not_member++;
+    return false;
+  }
   *fresh_out = n->cfg.origin_quota_per_min > 0 && !nd_vv_keep(n, origin);
   if (!*fresh_out) return true;
   quota_refill(n, p->ack_id, now_ms);
@@ -175,7 +181,8 @@ static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BY
                           uint32_t count, vs_err err, const vs_apply_result *r, uint64_t now_ms) {
   bool answer = p->fk_active && memcmp(p->fk_origin, origin, VS_ORIGIN_BYTES) == 0 && ops[0].seq == p->fk_want;
   vs_err out = run_outcome_base(n, p, origin, ops, count, err, r, now_ms);
-  if (out != VS_OK) return out;
+  if (out == VS_OK) out = nd_member_after_run(n, p, origin, ops, err);
+  if (out != VS_OK || p->st != PEER_READY) return out;
   if (err == VS_ERR_FORK && r->verdict) return nd_fork_verdict(n, origin, r->fork_seq, "found", NULL);
   if (answer) return nd_fork_answer(n, p, ops, count, err, r, now_ms);
   if ((err == VS_ERR_FORK || err == VS_ERR_CHAIN) && r->suspect_seq > 0)
@@ -435,6 +442,9 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
       p->st = PEER_READY;
       p->vv_due = true;
       n->stats.handshakes_done++;
+      /* In a managed mesh, only members (and devices presenting their
+       * admission) stay: node_member.c. */
+      err = nd_member_on_ready(n, p, now_ms);
     }
     if (err == VS_ERR_AUTH) nd_peer_close(n, p); /* not of this mesh: it gets nothing more */
   } else {

@@ -1,0 +1,153 @@
+/* Admission of sessions in a managed mesh (issue 16; docs/membership.md,
+ * "Sessions"). The handshake proves a peer holds the mesh key and its node
+ * identity; here the member records (mgate.h) decide whether that identity
+ * may stay:
+ *  - an active member stays;
+ *  - a revoked one is closed at once (rejected_revoked), at the handshake
+ *    and whenever a refold revokes it (the records' generation moved);
+ *  - an identity that is no member here may be a device presenting its
+ *    admission (a new one, or a member whose admit has not reached us): it
+ *    is on probation. Both sides present their own admission, the first op
+ *    of their chain (a create or an admit, signed alone), and nothing else
+ *    is sent to it; only runs of its own chain are taken from it. Its
+ *    admit makes it a member here (then it syncs like any other); a chain
+ *    that does not open with an admission, or the end of probation, closes
+ *    it (rejected_not_member);
+ *  - a store that is not a member itself yet (a device that joined and has
+ *    not received its admission) cannot judge and admits every key holder;
+ *    an open mesh admits every key holder. */
+#include "node_int.h"
+
+#include "member.h"
+#include "mgate.h"
+
+/* How long a device may take to present its admission, and how often we
+ * present ours to it meanwhile. */
+#define PROBATION_MS 30000u
+#define PRESENT_EVERY_MS 5000u
+
+typedef enum admission { ADMIT_OK, ADMIT_PROBATION, ADMIT_REVOKED } admission;
+
+static vs_err judge(MDB_txn *txn, const vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES], admission *out) {
+  *out = ADMIT_OK;
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_err err = vs_mesh_id_get_txn(txn, n->store, mesh_id);
+  if (err == VS_ERR_NOTFOUND) return VS_OK; /* an open mesh */
+  if (err != VS_OK) return err;
+  vs_mesh_rec self, r;
+  err = vs_mesh_rec_get_txn(txn, n->store, n->cfg.identity.pk, &self);
+  if (err == VS_ERR_NOTFOUND) return VS_OK; /* not a member ourselves yet: no judge */
+  if (err != VS_OK) return err;
+  err = vs_mesh_rec_get_txn(txn, n->store, pk, &r);
+  if (err == VS_ERR_NOTFOUND) {
+    *out = ADMIT_PROBATION;
+    return VS_OK;
+  }
+  if (err != VS_OK) return err;
+  if (r.revoked) *out = ADMIT_REVOKED;
+  return VS_OK;
+}
+
+vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  admission a = ADMIT_OK;
+  err = judge(txn, n, p->sess.peer_id, &a);
+  mdb_txn_abort(txn);
+  if (err != VS_OK) return err;
+  p->probation = a == ADMIT_PROBATION;
+  if (p->probation) {
+    p->probation_end_ms = vs_add_sat_u64(now_ms, PROBATION_MS);
+    p->present_ms = now_ms; /* at once */
+  }
+  if (a == ADMIT_REVOKED) {
+    n->stats.rejected_revoked++;
+    nd_peer_close(n, p);
+  }
+  return VS_OK;
+}
+
+vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
+    peer *p = &n->peers[s];
+    if (p->st == PEER_READY && p->probation && now_ms >= p->probation_end_ms) {
+      n->stats.rejected_not_member++; /* it presented no admission in time */
+      nd_peer_close(n, p);
+    }
+  }
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  uint64_t gen = 0;
+  err = vs_mesh_gen_get_txn(txn, n->store, &gen);
+  if (err != VS_OK || gen == n->mesh_gen) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  /* The records moved: every session is judged again, in one read txn. */
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX && err == VS_OK; s++) {
+    peer *p = &n->peers[s];
+    if (p->st != PEER_READY) continue;
+    admission a = ADMIT_OK;
+    err = judge(txn, n, p->sess.peer_id, &a);
+    if (err != VS_OK) break;
+    if (a == ADMIT_REVOKED) {
+      n->stats.rejected_revoked++;
+      nd_peer_close(n, p); /* at once: it is sent nothing more */
+    } else if (a == ADMIT_PROBATION && !p->probation) {
+      /* Taken while we could not judge (not a member ourselves yet), or its
+       * admission is void now: it presents it again, or goes at the end. */
+      p->probation = true;
+      p->probation_end_ms = vs_add_sat_u64(now_ms, PROBATION_MS);
+      p->present_ms = now_ms;
+    } else if (a == ADMIT_OK && p->probation) {
+      p->probation = false; /* its admit took: it syncs like any member */
+      p->vv_due = true;
+    }
+  }
+  mdb_txn_abort(txn);
+  if (err == VS_OK) n->mesh_gen = gen;
+  return err;
+}
+
+vs_err nd_member_after_run(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
+                           vs_err apply_err) {
+  if (!p->probation || p->st != PEER_READY) return VS_OK;
+  /* Its own chain, refused as not a member, and not opening with an
+   * admission: a key holder that was never admitted. (An admit naming an
+   * invite we lack yet waits for the end of probation.) */
+  bool admission = ops[0].seq == 1 && vs_mesh_kind_reserved(ops[0].kind, ops[0].kind_bytes);
+  if (apply_err == VS_ERR_NOT_MEMBER && memcmp(origin, p->sess.peer_id, VS_ORIGIN_BYTES) == 0 && !admission)
+    nd_peer_close(n, p);
+  return VS_OK;
+}
+
+vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms) {
+  if (!p->probation || now_ms < p->present_ms) return VS_OK;
+  if (nd_vv_get(&p->known, n->cfg.identity.pk) >= 1) {
+    p->present_ms = UINT64_MAX; /* it holds our admission: nothing to present (in this probation) */
+    return VS_OK;
+  }
+  p->present_ms = vs_add_sat_u64(now_ms, PRESENT_EVERY_MS);
+  vs_ops_writer w;
+  vs_err err = vs_ops_writer_init(&w, n->msg, VS_MSG_BYTES_MAX);
+  if (err != VS_OK) return err;
+  MDB_txn *txn;
+  err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  vs_wal_reader wr;
+  err = vs_wal_reader_open(txn, n->store, &wr);
+  uint64_t end = 0;
+  /* The first op of our chain, alone: signed at its own commit (mesh_api.c). */
+  if (err == VS_OK) err = nd_add_run(n, txn, &wr, &w, n->cfg.identity.pk, 1, 1, &end);
+  size_t len = 0;
+  if (err == VS_OK) err = vs_ops_writer_finish(&w, &len);
+  if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
+  vs_wal_reader_close(&wr);
+  mdb_txn_abort(txn);
+  /* Nothing of ours to present (an open store, no chain yet, or seq 1 not
+   * signed alone): the peer judges us by what it holds. */
+  if (err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_CORRUPT) err = VS_OK;
+  return err;
+}
