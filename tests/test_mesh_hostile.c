@@ -67,11 +67,13 @@ static void stores_agree(vs_store *a, vs_store *b) {
   world_same(&x, &y);
 }
 
-static const vs_mesh_member_info *member(const world *w, const chain *c) {
+static const vs_mesh_member_info *member_pk(const world *w, const uint8_t pk[VS_ORIGIN_BYTES]) {
   for (uint32_t i = 0; i < w->count; i++)
-    if (memcmp(w->m[i].pk, c->id.pk, VS_ORIGIN_BYTES) == 0) return &w->m[i];
+    if (memcmp(w->m[i].pk, pk, VS_ORIGIN_BYTES) == 0) return &w->m[i];
   return NULL;
 }
+
+static const vs_mesh_member_info *member(const world *w, const chain *c) { return member_pk(w, c->id.pk); }
 
 static uint64_t head_of(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES]) {
   uint64_t seq = 0;
@@ -982,12 +984,69 @@ static void test_hostile_mesh_facts_freeze(void **state) {
   node_close(&s);
 }
 
+/* 3b. A double-used token on the devices' own stores (vs_mesh_join): D1
+ *     joins and writes; D2 joins with the same token at an earlier hlc.
+ *     Once D1's store holds the invite and D2's admit, D1 is no member on
+ *     its own store either: its chain and data are void, its next write is
+ *     NOT_MEMBER, and its view is everyone's. */
+static void test_hostile_double_use_own_device(void **state) {
+  (void)state;
+  const uint64_t t = T0_MS + 500000ull;
+  static const uint8_t mesh_key[VS_MESH_KEY_BYTES] = {7, 7, 7};
+  node g, d1, d2;
+  node_open(&g, "hostile-own-g", 1);
+  node_open(&d1, "hostile-own-d1", 2);
+  node_open(&d2, "hostile-own-d2", 3);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(g.store, t, mesh_id), VS_OK);
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, 0x51, sizeof seed);
+  vs_mesh_invite_req req = {VS_MESH_WRITER, t + 3600000ull, seed, mesh_key, NULL, 0};
+  char tok[VS_MESH_TOKEN_LINE_MAX + 1];
+  size_t tn = 0;
+  assert_err(vs_mesh_invite(g.store, &req, t + 10, tok, sizeof tok, &tn), VS_OK);
+  sodium_memzero(seed, sizeof seed);
+  vs_mesh_joined j;
+  assert_err(vs_mesh_join(d1.store, tok, tn, t + 100, &j), VS_OK);
+  assert_err(vs_mesh_join(d2.store, tok, tn, t + 50, &j), VS_OK);
+  sodium_memzero(tok, sizeof tok);
+  sodium_memzero(&j, sizeof j);
+  vs_write_req r = req_of("put", "d1", "x");
+  vs_write_result res;
+  assert_err(vs_write(d1.store, d1.id.pk, &r, t + 110, &res), VS_OK);
+  /* D1 learns the invite: admitted on its own store */
+  assert_err(relay(g.store, d1.store, g.id.pk), VS_OK);
+  world w;
+  world_take(d1.store, &w);
+  assert_int_equal(w.count, 2);
+  assert_non_null(member_pk(&w, d1.id.pk));
+  assert_true(has_value(d1.store, "d1"));
+  /* D2's earlier admit arrives: D1 is out */
+  assert_err(relay(d2.store, d1.store, d2.id.pk), VS_OK);
+  assert_int_equal(head_of(d1.store, d1.id.pk), 0);
+  assert_false(has_value(d1.store, "d1"));
+  r = req_of("put", "d1-late", "x");
+  assert_err(vs_write(d1.store, d1.id.pk, &r, t + 120, &res), VS_ERR_NOT_MEMBER);
+  /* G sees the same: D2 a member, D1's chain refused */
+  assert_err(relay(d2.store, g.store, d2.id.pk), VS_OK);
+  assert_err(relay(d1.store, g.store, d1.id.pk), VS_OK); /* nothing left to send */
+  assert_int_equal(head_of(g.store, d1.id.pk), 0);
+  stores_agree(g.store, d1.store);
+  world_take(d1.store, &w);
+  assert_null(member_pk(&w, d1.id.pk));
+  assert_non_null(member_pk(&w, d2.id.pk));
+  node_close(&g);
+  node_close(&d1);
+  node_close(&d2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hostile_origin_flood),
       cmocka_unit_test(test_hostile_member_fresh_ids),
       cmocka_unit_test(test_hostile_opening_run_smuggles_facts),
       cmocka_unit_test(test_hostile_double_used_invite),
+      cmocka_unit_test(test_hostile_double_use_own_device),
       cmocka_unit_test(test_hostile_expired_invite),
       cmocka_unit_test(test_hostile_invite_flood),
       cmocka_unit_test(test_hostile_mesh_facts_freeze),
