@@ -116,7 +116,8 @@ static void honest_write(vs_store *s, chain *c, uint64_t ms, const char *target)
 /* 1. 2,000 fresh identities each send one signed run: data ops, a forged
  *    admit (a real invite, a bad invite signature), an admit naming an
  *    invite that is not there, an admit naming a data op or a non-member
- *    as its invite, a genesis of another mesh. None is stored. */
+ *    as its invite, an admit signed by the invite key for another mesh, a
+ *    genesis of another mesh. None is stored. */
 static void test_hostile_origin_flood(void **state) {
   (void)state;
   node s;
@@ -133,7 +134,7 @@ static void test_hostile_origin_flood(void **state) {
   world before;
   world_take(s.store, &before);
   assert_int_equal(before.count, 2);
-  uint32_t refused[6] = {0};
+  uint32_t refused[7] = {0};
   for (uint32_t i = 0; i < FLOOD_IDS; i++) {
     uint8_t seed[VS_SEED_BYTES];
     memset(seed, 0xa5, sizeof seed);
@@ -142,7 +143,7 @@ static void test_hostile_origin_flood(void **state) {
     chain_init_seed(x, seed);
     uint8_t p[VS_MESH_ADMIT_BYTES];
     vs_err want = VS_ERR_NOT_MEMBER;
-    uint32_t kind = i % 6u;
+    uint32_t kind = i % 7u;
     switch (kind) {
       case 0: /* data ops */
         chain_put(x, 20, "flood", "x");
@@ -166,6 +167,14 @@ static void test_hostile_origin_flood(void **state) {
         chain_admit_hlc(x, hlc_at(20), mesh_id, x->id.pk, 2, 0x71, NULL);
         chain_put(x, 21, "flood", "x");
         break;
+      case 5: { /* the real invite, its key's signature, another mesh's id */
+        uint8_t other[VS_HASH_BYTES];
+        memcpy(other, mesh_id, sizeof other);
+        other[0] ^= 0x01;
+        chain_admit_hlc(x, hlc_at(20), other, g->id.pk, inv, 0x71, NULL);
+        chain_put(x, 21, "flood", "x");
+        break;
+      }
       default: /* the genesis of another mesh */
         chain_create(x, 20);
         chain_put(x, 21, "flood", "x");
@@ -175,7 +184,7 @@ static void test_hostile_origin_flood(void **state) {
     assert_int_equal(head_of(s.store, x->id.pk), 0);
     refused[kind]++;
   }
-  for (uint32_t k = 0; k < 6; k++) assert_true(refused[k] >= FLOOD_IDS / 6u);
+  for (uint32_t k = 0; k < 7; k++) assert_true(refused[k] >= FLOOD_IDS / 7u);
   world_unchanged(s.store, &before);
   assert_false(has_value(s.store, "flood"));
   honest_write(s.store, g, 30, "g-after");
