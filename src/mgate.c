@@ -154,8 +154,11 @@ static vs_err member_ops_check(MDB_txn *txn, const vs_store *store, const vs_mes
       continue;
     }
     /* A member's seq 1 is held (its create or admit): a mesh op here is an
-     * invite or a revoke (vs_mesh_fact_from_op placed them), an admin's. */
-    if (!kind_is(&ops[i], VS_MESH_KIND_INVITE) && !kind_is(&ops[i], VS_MESH_KIND_REVOKE)) return VS_ERR_DENIED;
+     * invite, a revoke or a rekey (vs_mesh_fact_from_op placed them), an
+     * admin's. */
+    if (!kind_is(&ops[i], VS_MESH_KIND_INVITE) && !kind_is(&ops[i], VS_MESH_KIND_REVOKE) &&
+        !kind_is(&ops[i], VS_MESH_KIND_REKEY))
+      return VS_ERR_DENIED;
     if (r->role != VS_MESH_ADMIN) return VS_ERR_DENIED;
     facts++;
   }
@@ -243,7 +246,7 @@ vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, 
   if (err == VS_ERR_NOTFOUND) return VS_ERR_NOT_MEMBER;
   if (err != VS_OK) return err;
   /* The ops behind its admit pass what a member's next run would: no data
-   * op of a reader, no invite or revoke of a non-admin, at most
+   * op of a reader, no invite, revoke or rekey of a non-admin, at most
    * VS_MESH_AUTHOR_FACTS_MAX of them (the chain opens here: the run's are
    * all of its facts). */
   uint32_t facts = 0;
@@ -297,7 +300,7 @@ static void rec_from_member(const vs_mesh_member *m, const vs_mesh_fact *facts, 
   for (uint32_t i = fact_lower(facts, n, m->pk, 0); i < n; i++) { /* bounded: its facts */
     if (memcmp(facts[i].origin, m->pk, VS_ORIGIN_BYTES) != 0) break;
     /* past a cut they are voided in this refresh: they do not count */
-    bool fact = facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE;
+    bool fact = facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE || facts[i].kind == VS_MESH_REKEY;
     if (fact && (!m->revoked || facts[i].seq <= m->cut_seq)) r->facts++;
   }
 }
