@@ -291,18 +291,12 @@ static void test_mstore_fork_verdict_drops_records(void **state) {
   node_close(&n);
 }
 
-/* DEFECT (a fork verdict does not refold the member records): the same
- * verdict voids A's invite of B, so B is no member any more (the view
- * folded from the records has only A), but the verdict path (fork.c,
- * voids.c) drops the records without vs_mesh_refresh_txn: B's member
- * record stays, vs_mesh_members still lists B, B's held data op stays in
- * the state and B's later runs pass the gate, until some later membership
- * op refreshes the view. A store that got A's branch with the data op
- * first never admitted B: the stores disagree. Skipped in the default run
- * until the verdict refreshes (VS_RUN_DEFECTS=1 runs it). */
+/* The same verdict voids A's invite of B, so B is no member any more: the
+ * verdict refolds the member records in its transaction (fork.c, since
+ * efe8b4a; found by this test before it): vs_mesh_members drops B, B's
+ * held data op is void and B's chain is refused from then on. */
 static void test_mstore_fork_verdict_refreshes_members(void **state) {
   (void)state;
-  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above */
   node n;
   node_open(&n, "mstore-fork-members", 3);
   chain a, fork_a, b;
@@ -327,7 +321,8 @@ static void test_mstore_fork_verdict_refreshes_members(void **state) {
   free(v);
   assert_int_equal(head_seq(n.store, b.id.pk), 0);
   chain_put(&b, 12, "b3", "1");
-  assert_err(apply_seqs(n.store, &b, 3, 3, NULL), VS_ERR_NOT_MEMBER);
+  assert_err(apply_seqs(n.store, &b, 1, 3, NULL), VS_ERR_NOT_MEMBER);
+  assert_int_equal(head_seq(n.store, b.id.pk), 0);
   node_close(&n);
 }
 
@@ -384,12 +379,14 @@ static void test_mstore_wal_append_records(void **state) {
   node_close(&n);
 }
 
-/* The store holds at most VS_MESH_FACTS_MAX records: a run that would
- * pass it is refused whole (VS_ERR_LIMIT) and changes nothing; data ops
- * still go in, and the view is read at the bound. Since the gate one
- * author writes at most VS_MESH_AUTHOR_FACTS_MAX invites and revokes, so
- * the bound takes 16 admins: G and 15 it invites, all writing invites. */
-#define BIG_ADMINS 15u
+/* The store holds at most VS_MESH_NONREVOKE_FACTS_MAX records of facts
+ * other than revokes: a run that would pass it is refused whole
+ * (VS_ERR_LIMIT) and changes nothing; data ops still go in, a revoke still
+ * finds room (up to VS_MESH_FACTS_MAX), and the view is read at the bound.
+ * Since the gate one author writes at most VS_MESH_AUTHOR_FACTS_MAX
+ * invites and revokes, so the bound takes 12 admins: G and 11 it invites,
+ * all writing invites. */
+#define BIG_ADMINS 11u
 
 typedef struct big_chain {
   vs_identity id;
@@ -476,12 +473,12 @@ static void test_mstore_facts_bounded(void **state) {
     big_invite(&g, j, VS_MESH_ADMIN, key.pk);
     vs_identity_wipe(&key);
   }
-  while (g.n < quota + 1u) big_invite(&g, g.n, VS_MESH_WRITER, NULL);
+  while (g.n < quota) big_invite(&g, g.n, VS_MESH_WRITER, NULL); /* room for one revoke */
   big_apply_all(n.store, &g, g.n);
   /* records so far: G's create and quota invites; then each admin's admit
    * and invites; the last admin fills the store to the bound */
-  uint64_t held = 1u + quota + BIG_ADMINS;
-  const uint32_t last_invites = (uint32_t)(VS_MESH_FACTS_MAX - held - (BIG_ADMINS - 1u) * quota);
+  uint64_t held = 1u + (quota - 1u) + BIG_ADMINS;
+  const uint32_t last_invites = (uint32_t)(VS_MESH_NONREVOKE_FACTS_MAX - held - (BIG_ADMINS - 1u) * quota);
   assert_true(last_invites > 0 && last_invites < quota);
   for (uint32_t j = 0; j < BIG_ADMINS; j++) {
     big_chain *a = &adm[j];
@@ -492,7 +489,7 @@ static void test_mstore_facts_bounded(void **state) {
     for (uint32_t i = 0; i < invites; i++) big_invite(a, 0x1000u * (j + 1u) + i, VS_MESH_WRITER, NULL);
     big_apply_all(n.store, a, a->n);
   }
-  assert_int_equal(records(n.store), VS_MESH_FACTS_MAX);
+  assert_int_equal(records(n.store), VS_MESH_NONREVOKE_FACTS_MAX);
   /* The last admin's data op and one fact more in one run: all refused. */
   big_chain *last = &adm[BIG_ADMINS - 1u];
   big_add(last, "put", (const uint8_t *)"v", 1);
@@ -501,14 +498,25 @@ static void test_mstore_facts_bounded(void **state) {
   snap_take(n.store, last->id.pk, &before);
   assert_err(big_apply(n.store, last, last->n - 1u, last->n), VS_ERR_LIMIT);
   snap_check(n.store, last->id.pk, &before);
-  assert_int_equal(records(n.store), VS_MESH_FACTS_MAX);
+  assert_int_equal(records(n.store), VS_MESH_NONREVOKE_FACTS_MAX);
   free(before.dump);
   /* The data op alone goes in; the view is read at the bound. */
   assert_err(big_apply(n.store, last, last->n - 1u, last->n - 1u), VS_OK);
-  assert_int_equal(records(n.store), VS_MESH_FACTS_MAX);
+  assert_int_equal(records(n.store), VS_MESH_NONREVOKE_FACTS_MAX);
+  /* A revoke still takes: G puts the last admin out with cut 1. */
+  vs_mesh_revoke_pl rv;
+  memset(&rv, 0, sizeof rv);
+  memcpy(rv.device_pk, last->id.pk, VS_ORIGIN_BYTES);
+  rv.cut_seq = 1;
+  memcpy(rv.cut_hash, last->hashes[0], VS_HASH_BYTES);
+  vs_mesh_revoke_encode(&rv, p);
+  big_add(&g, VS_MESH_KIND_REVOKE, p, VS_MESH_REVOKE_BYTES);
+  assert_err(big_apply(n.store, &g, g.n, g.n), VS_OK);
+  assert_int_equal(records(n.store), VS_MESH_NONREVOKE_FACTS_MAX + 1u);
   vs_mesh_view *v = view_of(n.store, mesh_id);
   assert_true(v->has_genesis);
   assert_int_equal(v->count, 1u + BIG_ADMINS);
+  assert_true(vs_mesh_find(v, last->id.pk)->revoked);
   members_match_view(n.store, v);
   free(v);
   for (uint32_t j = 0; j < BIG_ADMINS; j++) big_close(&adm[j]);
