@@ -204,6 +204,29 @@ static vs_err on_fork(vs_store *store, const vs_op *ops, const uint8_t *const *e
  * void range, the held-run shortcut, the signature (pre's verdict when
  * sig_known, else checked here, after the shortcut), the transaction, fork
  * evidence. */
+/* The revokes among ops[from..full), past the origin's cut: kept as
+ * orphans when the whole run's signature verifies. In its own write
+ * transaction (the run's ops up to the cut, if any, committed before). */
+static vs_err past_cut_revokes(vs_store *store, const vs_op *ops, uint32_t from, uint32_t full,
+                               const uint8_t (*hashes)[VS_HASH_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                               bool sig_ok, bool sig_known) {
+  bool any = false;
+  for (uint32_t i = from; i < full && !any; i++) any = strcmp(ops[i].kind, VS_MESH_KIND_REVOKE) == 0;
+  if (!any || sodium_is_zero(sig, VS_SIGNATURE_BYTES)) return VS_OK;
+  if (!sig_known) sig_ok = vs_chain_verify(ops[0].origin, ops[full - 1].seq, hashes[full - 1], sig);
+  if (!sig_ok) return VS_ERR_AUTH;
+  if (run_mesh_check(ops + from, full - from, hashes + from) != VS_OK) return VS_OK; /* refused with the run */
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  uint32_t stored = 0;
+  bool refolded = false;
+  err = vs_mesh_orphans_txn(txn, store, ops, from, full, hashes, &stored, &refolded);
+  if (err == VS_OK && stored > 0) return vs_txn_commit(txn);
+  mdb_txn_abort(txn);
+  return err;
+}
+
 static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
                             const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre, bool sig_known,
                             uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
@@ -218,6 +241,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   uint64_t held_head = 0, void_from = 0;
   uint8_t void_prev[VS_HASH_BYTES];
   bool by_cut = false;
+  const uint32_t full = count;   /* the run as it came, before a cut shortens it */
+  uint32_t past_cut = UINT32_MAX; /* by a cut: the index of its first op past the cut */
   if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head, &void_from, void_prev, &by_cut);
   if (err == VS_OK && void_from != 0 && ops[count - 1].seq >= void_from - 1) {
     /* A verdict voids this origin from void_from on: only the part below
@@ -234,6 +259,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
       if (cut && !vouched) err = VS_ERR_FORKED;
     }
     if (err == VS_ERR_FORKED && by_cut) err = VS_ERR_REVOKED; /* past a revocation cut */
+    if (by_cut && ops[full - 1].seq >= void_from)
+      past_cut = ops[0].seq >= void_from ? 0 : (uint32_t)(void_from - ops[0].seq);
   }
   if (err == VS_OK && held && !vouched) {
     res.duplicates = count;
@@ -270,6 +297,12 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   }
   if (err == VS_ERR_FORK && fork_at < count)
     err = on_fork(store, ops, enc, count, fork_at, vouched ? vs_fork_zero_sig() : sig, &res);
+  /* A revoked admin's revokes past its cut are kept apart (mgate.h): they
+   * may lift another cut. Only under the signature of the whole run. */
+  if (past_cut < full && (err == VS_OK || err == VS_ERR_REVOKED)) {
+    vs_err oerr = past_cut_revokes(store, ops, past_cut, full, hashes, sig, sig_known ? pre->sig_ok : false, sig_known);
+    if (oerr != VS_OK) err = oerr;
+  }
   if (result_out != NULL &&
       (err == VS_OK || err == VS_ERR_FUTURE || err == VS_ERR_FORK || err == VS_ERR_CHAIN || err == VS_ERR_FORKED ||
        err == VS_ERR_REVOKED))

@@ -398,3 +398,69 @@ vs_err vs_mesh_refresh_managed_txn(MDB_txn *txn, vs_store *store, bool *refolded
   if (err != VS_OK) return err;
   return vs_mesh_refresh_txn(txn, store, mesh_id, refolded_out);
 }
+
+/* ---- revokes past a cut ---- */
+
+/* Whether the run links to what the store holds of its origin: it starts
+ * at most one past the head, the op below its first is the one held, and
+ * the ops it shares with the store are the same. */
+static vs_err run_links(MDB_txn *txn, const vs_store *store, const vs_op *ops, uint32_t count,
+                        const uint8_t (*hashes)[VS_HASH_BYTES], bool *links_out) {
+  *links_out = false;
+  vs_head head;
+  vs_err err = vs_head_get(txn, store, ops[0].origin, &head);
+  if (err != VS_OK || ops[0].seq > head.seq + 1) return err;
+  if (ops[0].seq > 1) {
+    vs_op_id id;
+    uint8_t below[VS_HASH_BYTES];
+    vs_op_id_derive(ops[0].origin, ops[0].seq - 1, &id);
+    err = vs_opid_get(txn, store, &id, NULL, below);
+    if (err == VS_ERR_NOTFOUND) return VS_OK;
+    if (err != VS_OK || memcmp(below, ops[0].prev, VS_HASH_BYTES) != 0) return err;
+  }
+  for (uint32_t i = 0; i < count && ops[i].seq <= head.seq; i++) { /* bounded: the run */
+    uint8_t held[VS_HASH_BYTES];
+    vs_op_id id;
+    vs_op_id_derive(ops[i].origin, ops[i].seq, &id);
+    err = vs_opid_get(txn, store, &id, NULL, held);
+    if (err == VS_ERR_NOTFOUND) return VS_OK;
+    if (err != VS_OK || memcmp(held, hashes[i], VS_HASH_BYTES) != 0) return err;
+  }
+  *links_out = true;
+  return VS_OK;
+}
+
+vs_err vs_mesh_orphans_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uint32_t from, uint32_t count,
+                           const uint8_t (*hashes)[VS_HASH_BYTES], uint32_t *stored_out, bool *refolded_out) {
+  *stored_out = 0;
+  *refolded_out = false;
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
+  if (err == VS_ERR_NOTFOUND) return VS_OK;
+  vs_mesh_rec r;
+  if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, ops[0].origin, &r);
+  if (err == VS_ERR_NOTFOUND) return VS_OK; /* not a member: no fact of it counts */
+  if (err != VS_OK) return err;
+  if (!r.revoked || r.role != VS_MESH_ADMIN) return VS_OK; /* only an admin's revokes can lift a cut */
+  bool links = false;
+  err = run_links(txn, store, ops, count, hashes, &links);
+  if (err != VS_OK || !links) return err;
+  uint64_t held = 0;
+  err = vs_mesh_records_count_txn(txn, store, &held);
+  uint32_t added = 0;
+  for (uint32_t i = from; i < count && err == VS_OK; i++) { /* bounded: the run */
+    if (!kind_is(&ops[i], VS_MESH_KIND_REVOKE) || ops[i].seq <= r.cut_seq) continue;
+    vs_mesh_fact f;
+    err = vs_mesh_fact_get_txn(txn, store, ops[i].origin, ops[i].seq, &f);
+    if (err == VS_OK) continue; /* held already */
+    if (err != VS_ERR_NOTFOUND) break;
+    err = VS_OK;
+    /* The author's quota and the revokes' room, as for any fact. */
+    if (r.facts + added >= VS_MESH_AUTHOR_FACTS_MAX || mesh_room(held + added, 1, 1) != VS_OK) break;
+    err = vs_mesh_orphan_put_txn(txn, store, &ops[i], hashes[i]);
+    if (err == VS_OK) added++;
+  }
+  if (err == VS_OK && added > 0) err = vs_mesh_refresh_txn(txn, store, mesh_id, refolded_out);
+  if (err == VS_OK) *stored_out = added;
+  return err;
+}

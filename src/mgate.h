@@ -104,6 +104,17 @@ vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, 
  *  VS_MESH_FACTS_MAX facts and VS_MESH_MEMBERS_MAX members. */
 vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], bool *refolded_out);
 
+/** A revoked admin's revokes past its cut (ops[from..count) of a run whose
+ *  signature covers all of ops[0..count), checked by the caller): the gate
+ *  refuses the ops, but a revoke past a cut may lift another cut (a mutual
+ *  revoke: the reducer's seniority decides), so each is kept as an orphan
+ *  record (mstore.h: the op's bytes without its chain) when the run links
+ *  to the chain held, within the author's quota and the revokes' room, and
+ *  the view is refolded. *stored_out: orphans put. Nothing in an open mesh
+ *  or for a member that is not a revoked admin. */
+vs_err vs_mesh_orphans_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uint32_t from, uint32_t count,
+                           const uint8_t (*hashes)[VS_HASH_BYTES], uint32_t *stored_out, bool *refolded_out);
+
 /** vs_mesh_refresh_txn when the store is managed (a fork verdict may void
  *  facts); nothing in an open mesh. */
 vs_err vs_mesh_refresh_managed_txn(MDB_txn *txn, vs_store *store, bool *refolded_out);
