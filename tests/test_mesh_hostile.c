@@ -754,31 +754,42 @@ static void test_hostile_mutual_revoke(void **state) {
   mutual_free(&m);
 }
 
-/* 8b. DEFECT (gate judges a revoke by the view before it): the same
- *     mutual revoke where B's revoke of A arrives first. The store then
- *     holds A revoked at 5 and refuses A's revoke at seq 6 as past A's cut
- *     (apply.c: run_held takes the cut as a void point, VS_ERR_REVOKED),
- *     although the fold of the whole set makes A's revoke effective and
- *     B's not (rule 4). The store ends with A revoked at 5 and B active,
- *     the opposite verdict of every other order: the mesh diverges for
- *     good (no later op changes it). The gate would have to take a revoked
- *     admin's revokes (and the ops under them) past its cut tentatively,
- *     refold, and refuse only if its cut still holds. Skipped in the
- *     default run until the gate does. */
+/* 8b. The same mutual revoke where B's revoke of A arrives first: the
+ *     store holds A revoked at 5, so A's revoke at seq 6 is past A's cut
+ *     and refused (VS_ERR_REVOKED), but kept as an orphan record
+ *     (af8447d; this test found the divergence before it): the refold
+ *     takes it first by seniority, B is cut at 3 (its revoke at 4 voided)
+ *     and A's cut is lifted, so A's op 6, offered again, is taken. The
+ *     verdict of every other order. */
 static void test_hostile_mutual_revoke_junior_first(void **state) {
   (void)state;
-  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above; remove to reproduce */
   mutual m;
   mutual_build(&m);
-  node y;
+  node y, x;
   observer(&y, "hostile-mut-y", 1, m.g);
+  observer(&x, "hostile-mut-y2", 2, m.g);
   assert_err(apply_seqs(y.store, m.g, 1, 3, NULL), VS_OK);
   assert_err(apply_seqs(y.store, m.a, 1, 5, NULL), VS_OK);
   assert_err(apply_seqs(y.store, m.b, 1, 3, NULL), VS_OK);
   assert_err(apply_seqs(y.store, m.b, 4, 4, NULL), VS_OK); /* B's revoke: A cut at 5 for now */
-  assert_err(apply_seqs(y.store, m.a, 6, 6, NULL), VS_OK); /* A's senior revoke: refused today */
+  world w;
+  world_take(y.store, &w);
+  assert_true(member(&w, m.a)->revoked);
+  assert_err(apply_seqs(y.store, m.a, 6, 6, NULL), VS_ERR_REVOKED); /* kept as an orphan */
+  world_take(y.store, &w);
+  assert_false(member(&w, m.a)->revoked);
+  assert_true(member(&w, m.b)->revoked);
+  assert_int_equal(head_of(y.store, m.b->id.pk), 3);
+  /* offered again (anti-entropy): now taken */
+  assert_err(apply_seqs(y.store, m.a, 1, 6, NULL), VS_OK);
   mutual_verdict(y.store, &m);
+  /* and the same as a store that got A's revoke first */
+  assert_err(apply_seqs(x.store, m.g, 1, 3, NULL), VS_OK);
+  assert_err(apply_seqs(x.store, m.a, 1, 6, NULL), VS_OK);
+  assert_err(apply_seqs(x.store, m.b, 1, 4, NULL), VS_OK);
+  stores_agree(x.store, y.store);
   node_close(&y);
+  node_close(&x);
   mutual_free(&m);
 }
 
