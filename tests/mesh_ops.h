@@ -161,6 +161,16 @@ static inline uint64_t chain_revoke(chain *c, uint64_t ms, const chain *target, 
   return chain_add(c, ms, VS_MESH_KIND_REVOKE, VS_MESH_TARGET, p, sizeof p);
 }
 
+/* A revoke of any key (a device this chain may never have seen), cut 0. */
+static inline uint64_t chain_revoke_pk(chain *c, uint64_t ms, const uint8_t pk[VS_ORIGIN_BYTES]) {
+  vs_mesh_revoke_pl r;
+  memset(&r, 0, sizeof r);
+  memcpy(r.device_pk, pk, VS_ORIGIN_BYTES);
+  uint8_t p[VS_MESH_REVOKE_BYTES];
+  vs_mesh_revoke_encode(&r, p);
+  return chain_add(c, ms, VS_MESH_KIND_REVOKE, VS_MESH_TARGET, p, sizeof p);
+}
+
 static inline uint64_t chain_data(chain *c, uint64_t ms) {
   return chain_add(c, ms, "put", "k", (const uint8_t *)"v", 1);
 }

@@ -12,6 +12,7 @@
 #define NOW MESH_NOW_MS
 #define MV_MAX 16u
 #define FLOOD_IDS 2000u
+#define FREEZE_ADMINS 15u /* the admins one hostile admin admits to fill the mesh */
 
 /* ---- what a store shows ---- */
 
@@ -480,6 +481,72 @@ static void test_hostile_invite_flood(void **state) {
   node_close(&s1);
   node_close(&s2);
   node_close(&s3);
+}
+
+/* 5d. DEFECT (junk revokes fill the mesh): revokes are held back only by
+ *     VS_MESH_FACTS_MAX, the room kept for them (efe8b4a) is shared, and
+ *     a revoke of a key that is no member is stored (it does nothing). H
+ *     admits 15 admin keys of its own, and H and they write revokes of
+ *     made-up keys until the store holds VS_MESH_FACTS_MAX records: then
+ *     G's revoke of H is LIMIT, and H and its admins can never be put out.
+ *     A revoke whose target is no member could be refused (DENIED) or not
+ *     counted, or the revokes' room kept per revoker. Skipped in the
+ *     default run (VS_RUN_DEFECTS=1 runs it). */
+static void test_hostile_junk_revokes_freeze(void **state) {
+  (void)state;
+  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above */
+  node s;
+  chain *g = chain_new(0x11), *h = chain_new(0x22);
+  chain *sub[FREEZE_ADMINS];
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv_h = chain_invite(g, 2, VS_MESH_ADMIN, 0x72);
+  observer(&s, "hostile-junk", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, g->seq, NULL), VS_OK);
+  chain_admit(h, 10, mesh_id, g, inv_h, 0x72, NULL);
+  for (uint32_t j = 0; j < FREEZE_ADMINS; j++) chain_invite(h, 11, VS_MESH_ADMIN, (uint8_t)(0x80u + j));
+  uint8_t junk[VS_ORIGIN_BYTES];
+  memset(junk, 0x6b, sizeof junk);
+  uint32_t made = 0;
+  while (h->seq < 1u + VS_MESH_AUTHOR_FACTS_MAX) {
+    junk[0] = (uint8_t)made;
+    junk[1] = (uint8_t)(made >> 8);
+    made++;
+    chain_revoke_pk(h, 12, junk);
+  }
+  assert_err(apply_seqs(s.store, h, 1, h->seq, NULL), VS_OK);
+  /* H's admins are admitted first (admits are facts that stop at
+   * VS_MESH_NONREVOKE_FACTS_MAX), then they write their revokes */
+  for (uint32_t j = 0; j < FREEZE_ADMINS; j++) {
+    sub[j] = chain_new((uint8_t)(0xa0u + j));
+    chain_admit(sub[j], 20, mesh_id, h, 2u + j, (uint8_t)(0x80u + j), NULL);
+    assert_err(apply_seqs(s.store, sub[j], 1, 1, NULL), VS_OK);
+  }
+  uint64_t held = mesh_records(s.store);
+  for (uint32_t j = 0; j < FREEZE_ADMINS; j++) {
+    uint64_t room = VS_MESH_FACTS_MAX - held;
+    uint64_t n = room < VS_MESH_AUTHOR_FACTS_MAX ? room : VS_MESH_AUTHOR_FACTS_MAX;
+    if (n == 0) break;
+    for (uint64_t i = 0; i < n; i++) {
+      junk[0] = (uint8_t)made;
+      junk[1] = (uint8_t)(made >> 8);
+      made++;
+      chain_revoke_pk(sub[j], 21, junk);
+    }
+    held += n;
+    assert_err(apply_seqs(s.store, sub[j], 2, sub[j]->seq, NULL), VS_OK);
+  }
+  assert_int_equal(mesh_records(s.store), VS_MESH_FACTS_MAX);
+  /* G puts H out: its revoke must take. */
+  uint64_t rev = chain_revoke(g, 30, h, 1);
+  assert_err(apply_seqs(s.store, g, rev, rev, NULL), VS_OK);
+  world w;
+  world_take(s.store, &w);
+  assert_true(member(&w, h)->revoked);
+  chain_free(g);
+  chain_free(h);
+  for (uint32_t j = 0; j < FREEZE_ADMINS; j++) chain_free(sub[j]);
+  node_close(&s);
 }
 
 /* Relay `origin`'s chain from src to dst by src's stored signatures (a
@@ -960,8 +1027,6 @@ static void test_hostile_revoke_undone(void **state) {
  *     then no invite, admit or rekey takes, but revokes keep their room
  *     (efe8b4a): G's revoke of H takes and, through the cascade, puts out
  *     every admin H admitted. */
-#define FREEZE_ADMINS 15u
-
 typedef struct freeze {
   node s;
   chain *g, *h;
@@ -1155,6 +1220,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_invite_flood),
       cmocka_unit_test(test_hostile_mesh_facts_flood),
       cmocka_unit_test(test_hostile_mesh_facts_freeze),
+      cmocka_unit_test(test_hostile_junk_revokes_freeze),
       cmocka_unit_test(test_hostile_revoke_orders),
       cmocka_unit_test(test_hostile_revoke_vouched_relay),
       cmocka_unit_test(test_hostile_cascade),
