@@ -907,6 +907,50 @@ static void test_hostile_replay(void **state) {
   node_close(&s);
 }
 
+/* 9b. Replay of a revoked admin's revoke past its cut (an orphan,
+ *     af8447d): kept once, ineffective (its author's cut stands: G is
+ *     senior), and the same run again changes nothing. */
+static void test_hostile_orphan_replay(void **state) {
+  (void)state;
+  node s;
+  chain *g = chain_new(0x11), *a = chain_new(0x22), *b = chain_new(0x33);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv_a = chain_invite(g, 2, VS_MESH_ADMIN, 0x72);
+  uint64_t inv_b = chain_invite(g, 3, VS_MESH_WRITER, 0x73);
+  chain_admit(a, 10, mesh_id, g, inv_a, 0x72, NULL);
+  chain_admit(b, 11, mesh_id, g, inv_b, 0x73, NULL);
+  uint64_t g_rev = chain_revoke(g, 20, a, 1);
+  uint64_t a_rev = chain_revoke(a, 21, b, 1); /* past A's cut */
+  observer(&s, "hostile-orphan", 1, g);
+  assert_err(apply_seqs(s.store, g, 1, g_rev, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, a, 1, 1, NULL), VS_OK);
+  assert_err(apply_seqs(s.store, b, 1, 1, NULL), VS_OK);
+  uint64_t recs = mesh_records(s.store);
+  /* the run straddles A's cut: the part up to it is taken (held), the
+   * revoke past it kept apart */
+  vs_apply_result res;
+  assert_err(apply_seqs(s.store, a, 1, a_rev, &res), VS_OK);
+  assert_int_equal(res.applied, 0);
+  assert_int_equal(res.head_seq, 1);
+  world w;
+  world_take(s.store, &w);
+  assert_int_equal(w.records, recs + 1u); /* the orphan */
+  assert_false(member(&w, b)->revoked);
+  assert_true(member(&w, a)->revoked);
+  assert_int_equal(head_of(s.store, a->id.pk), 1);
+  for (int i = 0; i < 3; i++) {
+    assert_err(apply_seqs(s.store, a, 1, a_rev, NULL), VS_OK);
+    assert_err(apply_seqs(s.store, a, a_rev, a_rev, NULL), VS_ERR_REVOKED);
+    world_unchanged(s.store, &w);
+  }
+  honest_write(s.store, b, 30, "b-after");
+  chain_free(g);
+  chain_free(a);
+  chain_free(b);
+  node_close(&s);
+}
+
 /* 10. A revoked device's run straddling its cut: the part up to the cut
  *     is taken when the revoke vouches for it (its cut hash is the run's
  *     op there), nothing past; a branch the revoke does not vouch for
@@ -1227,6 +1271,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_mutual_revoke),
       cmocka_unit_test(test_hostile_mutual_revoke_junior_first),
       cmocka_unit_test(test_hostile_replay),
+      cmocka_unit_test(test_hostile_orphan_replay),
       cmocka_unit_test(test_hostile_straddle),
       cmocka_unit_test(test_hostile_revoke_undone),
   };
