@@ -951,6 +951,77 @@ static void test_hostile_orphan_replay(void **state) {
   node_close(&s);
 }
 
+/* 9c. DEFECT (a revoked admin equivocates past its cut, af8447d): B
+ *     (junior) cut A at 5; A signs two ops at seq 6, a revoke of B and a
+ *     revoke of C. S1 gets the first: kept as an orphan, it is effective
+ *     (A is senior), B is cut at 3 and A's cut lifted, so A's op 6 enters
+ *     S1's chain. S2 gets the second: kept as an orphan, ineffective, A
+ *     stays cut at 5. Then anti-entropy, twice around: S1's A 1..6 reaches
+ *     S2 truncated at A's cut there, and its op 6 is "held already" as an
+ *     orphan (vs_mesh_orphans_txn checks (origin, seq) only, not the
+ *     hash), so no fork is proven; S2 relays no orphan. S1 ends with A
+ *     active and B revoked, S2 with A revoked and B active, for good. An
+ *     orphan whose (origin, seq) holds another hash is fork evidence (the
+ *     verdict voids A from 6 on both), and orphans must relay. Skipped in
+ *     the default run (VS_RUN_DEFECTS=1 runs it). */
+static void test_hostile_orphan_equivocation(void **state) {
+  (void)state;
+  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above */
+  node s1, s2;
+  chain *g = chain_new(0x11), *a1 = chain_new(0x22), *a2 = chain_new(0x22), *b = chain_new(0x33),
+        *c = chain_new(0x44);
+  chain_create(g, 1);
+  const uint8_t *mesh_id = g->hashes[0];
+  uint64_t inv_a = chain_invite(g, 10, VS_MESH_ADMIN, 0x72);
+  uint64_t inv_b = chain_invite(g, 20, VS_MESH_ADMIN, 0x73);
+  uint64_t inv_c = chain_invite(g, 25, VS_MESH_WRITER, 0x74);
+  chain_admit(a1, 30, mesh_id, g, inv_a, 0x72, NULL);
+  for (uint64_t ms = 31; ms <= 34; ms++) chain_data(a1, ms);
+  chain_admit(b, 40, mesh_id, g, inv_b, 0x73, NULL);
+  chain_data(b, 41);
+  chain_data(b, 42);
+  chain_admit(c, 45, mesh_id, g, inv_c, 0x74, NULL);
+  uint64_t b_rev = chain_revoke(b, 50, a1, 5);
+  chain_copy(a2, a1);
+  uint64_t r1 = chain_revoke(a1, 51, b, 3);
+  uint64_t r2 = chain_revoke(a2, 51, c, 1);
+  assert_int_equal(r1, 6);
+  assert_int_equal(r2, 6);
+  observer(&s1, "hostile-equiv1", 1, g);
+  observer(&s2, "hostile-equiv2", 2, g);
+  node *both[2] = {&s1, &s2};
+  for (int i = 0; i < 2; i++) {
+    vs_store *s = both[i]->store;
+    assert_err(apply_seqs(s, g, 1, g->seq, NULL), VS_OK);
+    assert_err(apply_seqs(s, a1, 1, 5, NULL), VS_OK);
+    assert_err(apply_seqs(s, b, 1, b_rev, NULL), VS_OK);
+    assert_err(apply_seqs(s, c, 1, 1, NULL), VS_OK);
+  }
+  /* each gets one of A's seq-6 ops (past its cut: kept as an orphan) */
+  assert_err(apply_seqs(s1.store, a1, 1, r1, NULL), VS_OK); /* held part; the revoke apart */
+  assert_err(apply_seqs(s2.store, a2, 1, r2, NULL), VS_OK);
+  /* anti-entropy, twice around: what each holds of A, and the branches again */
+  for (int round = 0; round < 2; round++) {
+    (void)relay(s1.store, s2.store, a1->id.pk);
+    (void)relay(s2.store, s1.store, a1->id.pk);
+    (void)apply_seqs(s1.store, a1, 1, r1, NULL);
+    (void)apply_seqs(s2.store, a2, 1, r2, NULL);
+  }
+  world w1, w2;
+  world_take(s1.store, &w1);
+  world_take(s2.store, &w2);
+  assert_int_equal(member(&w1, a1)->revoked, member(&w2, a1)->revoked); /* today: S1 active, S2 revoked */
+  assert_int_equal(member(&w1, b)->revoked, member(&w2, b)->revoked);
+  stores_agree(s1.store, s2.store);
+  chain_free(g);
+  chain_free(a1);
+  chain_free(a2);
+  chain_free(b);
+  chain_free(c);
+  node_close(&s1);
+  node_close(&s2);
+}
+
 /* 10. A revoked device's run straddling its cut: the part up to the cut
  *     is taken when the revoke vouches for it (its cut hash is the run's
  *     op there), nothing past; a branch the revoke does not vouch for
@@ -1272,6 +1343,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_mutual_revoke_junior_first),
       cmocka_unit_test(test_hostile_replay),
       cmocka_unit_test(test_hostile_orphan_replay),
+      cmocka_unit_test(test_hostile_orphan_equivocation),
       cmocka_unit_test(test_hostile_straddle),
       cmocka_unit_test(test_hostile_revoke_undone),
   };
