@@ -98,28 +98,45 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   if (err == VS_OK) err = vs_mesh_gate_txn(txn, store, ops, skip, count, false, &gate);
   vs_wal_cursors cur = {NULL, NULL};
   if (err == VS_OK) err = vs_wal_cursors_open(txn, store, &cur);
-  for (uint32_t i = skip; i < count && err == VS_OK; i++) {
+  uint32_t end = count; /* a chain that comes in revoked stops at its cut */
+  for (uint32_t i = skip; i < end && err == VS_OK; i++) {
+    bool admitting = gate.admitting;
     err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
-                            i == count - 1, NULL);
-    /* its membership fact in the same transaction (checked: run_mesh_check) */
-    if (err == VS_OK && vs_mesh_gate_records(&gate, &ops[i]))
-      err = vs_mesh_record_put_txn(txn, store, ops[i].origin, ops[i].seq, hashes[i], lsn);
-    if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
+                            i == end - 1 || admitting, NULL);
+    /* Its membership effect in the same transaction (mgate.h): a fact, an
+     * inert op, or, for the op that opens a chain, the admission. */
+    bool apply_state = true, refolded = false;
+    if (err == VS_OK) err = vs_mesh_gate_op_txn(txn, store, &gate, &ops[i], hashes[i], lsn, &apply_state, &refolded);
+    /* A fold that voided ops rebuilt the state, this op in it. */
+    if (err == VS_OK && refolded) {
+      apply_state = false;
+      err = vs_state_hash_get_txn(txn, store, state_hash);
+    }
+    if (err == VS_OK && admitting && gate.revoked && ops[end - 1].seq > gate.cut_seq) {
+      /* Admitted and revoked at once (the revoke came first): only the ops
+       * up to the cut are kept, the revoke vouching for the one there. */
+      uint64_t keep_to = gate.cut_seq > ops[i].seq ? gate.cut_seq : ops[i].seq;
+      end = (uint32_t)(keep_to - ops[0].seq + 1);
+      if (gate.cut_seq >= ops[i].seq && memcmp(hashes[end - 1], gate.cut_hash, VS_HASH_BYTES) != 0)
+        err = VS_ERR_REVOKED;
+      sig = vs_fork_zero_sig();
+    }
+    if (err == VS_OK && apply_state) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     /* Within the drift (checked above): the node's HLC follows it, so our
      * next write is ordered after what we have seen. */
     if (ops[i].hlc > node_hlc) node_hlc = ops[i].hlc;
   }
   vs_wal_cursors_close(&cur);
-  if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[count - 1].id, sig);
+  if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[end - 1].id, sig);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_put(txn, store, node_hlc);
   /* A membership fact changes the view: refolded here, in this transaction
-   * (a cut may void held ops; a chain this run opened must be a member's). */
+   * (a cut may void held ops). */
   bool refolded = false;
-  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, ops, skip, count, &refolded);
+  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, &refolded);
   if (err == VS_OK) {
-    res->applied = count - skip;
-    res->head_seq = ops[count - 1].seq;
+    res->applied = end - skip;
+    res->head_seq = ops[end - 1].seq;
   }
   return err;
 }
@@ -386,11 +403,11 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   bool own = store->has_identity && memcmp(store->identity.pk, checked.origin, VS_ORIGIN_BYTES) == 0;
   if (err == VS_OK) err = vs_mesh_gate_txn(txn, store, &checked, 0, 1, own, &gate);
   if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, NULL, ++lsn, now_ms, hash, true, NULL);
-  if (err == VS_OK && vs_mesh_gate_records(&gate, &checked))
-    err = vs_mesh_record_put_txn(txn, store, checked.origin, checked.seq, hash, lsn);
+  bool apply_state = true, refolded_op = false;
+  if (err == VS_OK) err = vs_mesh_gate_op_txn(txn, store, &gate, &checked, hash, lsn, &apply_state, &refolded_op);
   uint8_t state_hash[VS_HASH_BYTES];
-  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
-  if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);
+  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash); /* after a refold's rebuild */
+  if (err == VS_OK && apply_state && !refolded_op) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
   /* As for any received op, the node's clock follows at most to now + the
@@ -399,7 +416,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   uint64_t seen = checked.hlc < cap ? checked.hlc : cap;
   if (err == VS_OK && seen > node_hlc) err = vs_meta_hlc_put(txn, store, seen);
   bool refolded = false;
-  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, &checked, 0, 1, &refolded);
+  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, &refolded);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;
