@@ -198,13 +198,30 @@ static void test_hostile_origin_flood(void **state) {
   node_close(&s);
 }
 
+/* What a run with inert ops (8adc28d) may change: the WAL grows by its
+ * ops, nothing else (no fact record, the same members and state). */
+static void world_inert(vs_store *s, const world *before, uint64_t ops) {
+  world now;
+  world_take(s, &now);
+  assert_int_equal(now.lsn, before->lsn + ops);
+  assert_int_equal(now.records, before->records);
+  assert_memory_equal(now.state, before->state, VS_HASH_BYTES);
+  assert_int_equal(now.count, before->count);
+  for (uint32_t i = 0; i < now.count; i++) {
+    assert_memory_equal(now.m[i].pk, before->m[i].pk, VS_ORIGIN_BYTES);
+    assert_int_equal(now.m[i].role, before->m[i].role);
+    assert_int_equal(now.m[i].revoked, before->m[i].revoked);
+    assert_int_equal(now.m[i].cut_seq, before->m[i].cut_seq);
+  }
+}
+
 /* 2. A member's fresh identities are not members: a writer's invite and
- *    revoke are refused, and admits naming its (refused) invite or its data
- *    op admit nobody. */
+ *    revoke stay in its chain without effect (inert, 8adc28d: no fact
+ *    record), and admits naming that invite or its data op admit nobody. */
 static void test_hostile_member_fresh_ids(void **state) {
   (void)state;
   node s;
-  chain *g = chain_new(0x11), *w = chain_new(0x22), *wx = chain_new(0x22), *x = chain_new(0x23);
+  chain *g = chain_new(0x11), *w = chain_new(0x22), *x = chain_new(0x23);
   chain_create(g, 1);
   const uint8_t *mesh_id = g->hashes[0];
   uint64_t inv = chain_invite(g, 2, VS_MESH_WRITER, 0x71);
@@ -215,17 +232,15 @@ static void test_hostile_member_fresh_ids(void **state) {
   assert_err(apply_seqs(s.store, w, 1, 2, NULL), VS_OK);
   world before;
   world_take(s.store, &before);
-  /* The writer signs an invite for a key of its own: a non-admin's invite. */
-  chain_copy(wx, w);
-  uint64_t w_inv = chain_invite(wx, 12, VS_MESH_ADMIN, 0x81);
-  assert_err(apply_seqs(s.store, wx, w_inv, w_inv, NULL), VS_ERR_DENIED);
-  world_unchanged(s.store, &before);
-  /* and a revoke of the genesis author, with a data op before it */
-  chain_copy(wx, w);
-  chain_put(wx, 12, "w-smuggled", "1");
-  uint64_t w_rev = chain_revoke(wx, 13, g, 1);
-  assert_err(apply_seqs(s.store, wx, w_rev - 1, w_rev, NULL), VS_ERR_DENIED);
-  world_unchanged(s.store, &before);
+  /* The writer signs an invite for a key of its own: kept, inert. */
+  uint64_t w_inv = chain_invite(w, 12, VS_MESH_ADMIN, 0x81);
+  assert_err(apply_seqs(s.store, w, w_inv, w_inv, NULL), VS_OK);
+  world_inert(s.store, &before, 1);
+  /* and a revoke of the genesis author: inert too */
+  uint64_t w_rev = chain_revoke(w, 13, g, 1);
+  assert_err(apply_seqs(s.store, w, w_rev, w_rev, NULL), VS_OK);
+  world_inert(s.store, &before, 2);
+  world_take(s.store, &before);
   /* Its fresh keys admit themselves with what it signed: nobody gets in. */
   for (uint32_t i = 0; i < 64; i++) {
     uint8_t seed[VS_SEED_BYTES];
@@ -242,15 +257,15 @@ static void test_hostile_member_fresh_ids(void **state) {
   honest_write(s.store, g, 31, "g-after");
   chain_free(g);
   chain_free(w);
-  chain_free(wx);
   chain_free(x);
   node_close(&s);
 }
 
 /* 2b. The run that opens a new member's chain (its admit, then more) is
- *     held to the member checks too: a writer's or reader's invite or
- *     revoke riding behind its admit is DENIED, an admin's invites past
- *     VS_MESH_AUTHOR_FACTS_MAX are LIMIT, as they are one run later. */
+ *     judged with the role the admit gives: a writer's or reader's invite
+ *     or revoke riding behind its admit is kept without effect, and an
+ *     admin's invites past VS_MESH_AUTHOR_FACTS_MAX get no fact record,
+ *     as one run later. */
 static void test_hostile_opening_run_smuggles_facts(void **state) {
   (void)state;
   node s;
@@ -262,40 +277,49 @@ static void test_hostile_opening_run_smuggles_facts(void **state) {
   uint64_t inv_a = chain_invite(g, 4, VS_MESH_ADMIN, 0x73);
   observer(&s, "hostile-smuggle", 1, g);
   assert_err(apply_seqs(s.store, g, 1, g->seq, NULL), VS_OK);
-  world before;
-  world_take(s.store, &before);
-  /* a writer: admit, invite */
+  uint64_t recs = mesh_records(s.store);
+  /* a writer: admit, invite (of a key the test holds) */
   chain_admit(v, 10, mesh_id, g, inv_w, 0x71, NULL);
-  chain_invite(v, 11, VS_MESH_ADMIN, 0x91);
-  assert_err(apply_seqs(s.store, v, 1, 2, NULL), VS_ERR_DENIED);
-  world_unchanged(s.store, &before);
-  /* a reader: admit, revoke */
+  uint64_t v_inv = chain_invite(v, 11, VS_MESH_ADMIN, 0x91);
+  assert_err(apply_seqs(s.store, v, 1, 2, NULL), VS_OK);
+  assert_int_equal(mesh_records(s.store), recs + 1u); /* the admit only */
+  /* a reader: admit, revoke of G */
   chain_admit(r, 12, mesh_id, g, inv_r, 0x72, NULL);
   chain_revoke(r, 13, g, 1);
-  assert_err(apply_seqs(s.store, r, 1, 2, NULL), VS_ERR_DENIED);
-  world_unchanged(s.store, &before);
+  assert_err(apply_seqs(s.store, r, 1, 2, NULL), VS_OK);
+  assert_int_equal(mesh_records(s.store), recs + 2u);
+  world w;
+  world_take(s.store, &w);
+  assert_false(member(&w, g)->revoked);
+  /* the writer's invite admits nobody */
+  chain *x = chain_new(0x34);
+  chain_admit(x, 14, mesh_id, v, v_inv, 0x91, NULL);
+  assert_err(apply_seqs(s.store, x, 1, 1, NULL), VS_ERR_NOT_MEMBER);
+  chain_free(x);
   /* an admin: admit, then one invite more than its quota */
   chain_admit(n, 14, mesh_id, g, inv_a, 0x73, NULL);
   for (uint32_t i = 0; i <= VS_MESH_AUTHOR_FACTS_MAX; i++) chain_invite(n, 15, VS_MESH_WRITER, (uint8_t)i);
   assert_int_equal(n->seq, VS_MESH_AUTHOR_FACTS_MAX + 2u);
-  assert_err(apply_seqs(s.store, n, 1, n->seq, NULL), VS_ERR_LIMIT);
-  world_unchanged(s.store, &before);
-  /* What is allowed goes in: the admits alone, the admin's full quota. */
-  assert_err(apply_seqs(s.store, v, 1, 1, NULL), VS_OK);
-  assert_err(apply_seqs(s.store, r, 1, 1, NULL), VS_OK);
-  assert_err(apply_seqs(s.store, n, 1, n->seq - 1, NULL), VS_OK);
-  assert_err(apply_seqs(s.store, n, n->seq, n->seq, NULL), VS_ERR_LIMIT);
-  /* and what was refused in the opening run is refused on its own */
-  assert_err(apply_seqs(s.store, v, 2, 2, NULL), VS_ERR_DENIED);
-  assert_err(apply_seqs(s.store, r, 2, 2, NULL), VS_ERR_DENIED);
-  world after;
-  world_take(s.store, &after);
-  assert_int_equal(after.count, 4);
+  assert_err(apply_seqs(s.store, n, 1, n->seq, NULL), VS_OK);
+  assert_int_equal(mesh_records(s.store), recs + 3u + VS_MESH_AUTHOR_FACTS_MAX);
+  world_take(s.store, &w);
+  assert_int_equal(w.count, 4);
+  assert_int_equal(head_of(s.store, n->id.pk), n->seq);
+  /* the same ops on a store that gets them one run at a time: the same */
+  node s2;
+  observer(&s2, "hostile-smuggle2", 2, g);
+  assert_err(apply_seqs(s2.store, g, 1, g->seq, NULL), VS_OK);
+  chain *all[3] = {v, r, n};
+  for (int i = 0; i < 3; i++)
+    for (uint64_t q = 1; q <= all[i]->seq; q++) assert_err(apply_seqs(s2.store, all[i], q, q, NULL), VS_OK);
+  assert_int_equal(mesh_records(s2.store), mesh_records(s.store));
+  stores_agree(s.store, s2.store);
   chain_free(g);
   chain_free(v);
   chain_free(r);
   chain_free(n);
   node_close(&s);
+  node_close(&s2);
 }
 
 /* 3. A double-used invite: of two admits naming one invite the smallest
@@ -402,7 +426,8 @@ static void test_hostile_expired_invite(void **state) {
 }
 
 /* 5. A hostile admin writes invites up to VS_MESH_AUTHOR_FACTS_MAX: its
- *    next one is refused (LIMIT) on every store however its runs came;
+ *    next one is without effect (inert) on every store however its runs
+ *    came;
  *    another admin still revokes it, and later ones are REVOKED. Its
  *    invites past the cut keep their records (efe8b4a): no room is given
  *    back (see test_hostile_mesh_facts_freeze). */
@@ -433,9 +458,11 @@ static void test_hostile_invite_flood(void **state) {
     world before;
     world_take(two[i]->store, &before);
     assert_int_equal(before.records, 3u + VS_MESH_AUTHOR_FACTS_MAX);
-    assert_err(apply_seqs(two[i]->store, a, extra, extra, NULL), VS_ERR_LIMIT);
-    assert_err(apply_seqs(two[i]->store, a, full - 10u, extra, NULL), VS_ERR_LIMIT);
-    world_unchanged(two[i]->store, &before);
+    /* past its quota: kept in its chain without effect (8adc28d) */
+    assert_err(apply_seqs(two[i]->store, a, extra, extra, NULL), VS_OK);
+    world_inert(two[i]->store, &before, 1);
+    assert_err(apply_seqs(two[i]->store, a, full - 10u, extra, NULL), VS_OK);
+    world_inert(two[i]->store, &before, 1);
   }
   stores_agree(s1.store, s2.store);
   /* G revokes A with a cut in the middle of its invites. */
@@ -450,10 +477,6 @@ static void test_hostile_invite_flood(void **state) {
   for (int i = 0; i < 3; i++) {
     vs_store *s = all[i]->store;
     assert_int_equal(head_of(s, a->id.pk), cut);
-    /* create, invite, revoke; A's admit and all its invites: a cut keeps
-     * the records of the facts past it (the reducer ignores them; a more
-     * senior revoke may lift the cut), so the revoke gives no room back */
-    assert_int_equal(mesh_records(s), 3u + full);
     world w;
     world_take(s, &w);
     const vs_mesh_member_info *ma = member(&w, a);
@@ -466,7 +489,11 @@ static void test_hostile_invite_flood(void **state) {
     assert_err(vs_txn_begin(s, false, &txn), VS_OK);
     assert_err(vs_mesh_rec_get_txn(txn, s, a->id.pk, &rec), VS_OK);
     mdb_txn_abort(txn);
-    assert_int_equal(rec.facts, VS_MESH_AUTHOR_FACTS_MAX);
+    /* s1, s2 held A's invites past the cut when the revoke came: a cut
+     * keeps their records (8adc28d); s3 got A's chain after the revoke and
+     * kept it up to the cut only (see test_hostile_cut_records_order) */
+    assert_int_equal(rec.facts, i < 2 ? VS_MESH_AUTHOR_FACTS_MAX : cut - 1u);
+    assert_int_equal(mesh_records(s), i < 2 ? 3u + full : 3u + cut);
     assert_err(apply_seqs(s, a, extra, extra, NULL), VS_ERR_REVOKED);
     assert_err(apply_seqs(s, a, cut + 1u, full, NULL), VS_ERR_REVOKED);
     world_unchanged(s, &w);
@@ -547,6 +574,41 @@ static void test_hostile_junk_revokes_freeze(void **state) {
   chain_free(h);
   for (uint32_t j = 0; j < FREEZE_ADMINS; j++) chain_free(sub[j]);
   node_close(&s);
+}
+
+/* 5e. DEFECT (what a cut leaves counted depends on arrival order): a
+ *     store that held A's invites past its cut when the revoke came keeps
+ *     their fact records (8adc28d: the reducer ignores them, a more senior
+ *     revoke may lift the cut), one that got the revoke first keeps A's
+ *     chain up to the cut only. So the two hold different record counts
+ *     (the mesh's room) and different counts of A's facts (its quota):
+ *     near a bound one store records an invite the other keeps inert, and
+ *     the member sets part; were A's cut lifted, its next facts would be
+ *     recorded on one and inert on the other. Skipped in the default run
+ *     (VS_RUN_DEFECTS=1 runs it). */
+static void test_hostile_cut_records_order(void **state) {
+  (void)state;
+  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above */
+  node s1, s2;
+  chain *g = chain_new(0x11), *a = chain_new(0x22);
+  chain_create(g, 1);
+  uint64_t inv = chain_invite(g, 2, VS_MESH_ADMIN, 0x72);
+  chain_admit(a, 10, g->hashes[0], g, inv, 0x72, NULL);
+  for (uint32_t i = 0; i < 8; i++) chain_invite(a, 11, VS_MESH_WRITER, (uint8_t)i);
+  uint64_t rev = chain_revoke(g, 20, a, 3);
+  observer(&s1, "hostile-cutrec1", 1, g);
+  observer(&s2, "hostile-cutrec2", 2, g);
+  assert_err(apply_seqs(s1.store, g, 1, 2, NULL), VS_OK);
+  assert_err(apply_seqs(s1.store, a, 1, a->seq, NULL), VS_OK);
+  assert_err(apply_seqs(s1.store, g, rev, rev, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, g, 1, rev, NULL), VS_OK);
+  assert_err(apply_seqs(s2.store, a, 1, a->seq, NULL), VS_OK);
+  stores_agree(s1.store, s2.store);
+  assert_int_equal(mesh_records(s1.store), mesh_records(s2.store)); /* today: 12 and 6 */
+  chain_free(g);
+  chain_free(a);
+  node_close(&s1);
+  node_close(&s2);
 }
 
 /* Relay `origin`'s chain from src to dst by src's stored signatures (a
@@ -806,10 +868,16 @@ static void test_hostile_mutual_revoke(void **state) {
   assert_err(apply_seqs(z.store, m.g, 1, 3, NULL), VS_OK);
   assert_err(apply_seqs(z.store, m.a, 1, 6, NULL), VS_OK);
   assert_err(apply_seqs(z.store, m.b, 1, 4, NULL), VS_OK);
-  /* w: B's chain whole while A is no member yet, then A's */
+  /* w: B's chain whole while A is no member yet, then A's (offered three
+   * times, as anti-entropy does) */
   assert_err(apply_seqs(w.store, m.g, 1, 3, NULL), VS_OK);
   assert_err(apply_seqs(w.store, m.b, 1, 4, NULL), VS_OK);
   assert_err(apply_seqs(w.store, m.a, 1, 6, NULL), VS_OK);
+  /* there A came in cut at 5 by B's revoke (the admit is folded first)
+   * and its own revoke past that cut was dropped: A's chain offered again
+   * (anti-entropy) keeps it as an orphan, the refold lifts A's cut, and
+   * one more offer takes A's op 6 */
+  for (int round = 0; round < 2; round++) (void)apply_seqs(w.store, m.a, 1, 6, NULL);
   mutual_verdict(x.store, &m);
   mutual_verdict(z.store, &m);
   mutual_verdict(w.store, &m);
@@ -1174,11 +1242,10 @@ static void freeze_fill(freeze *f, const char *tag) {
     assert_err(apply_seqs(f->s.store, f->sub[j], 1, f->sub[j]->seq, NULL), VS_OK);
   }
   assert_int_equal(mesh_records(f->s.store), bound);
-  /* Full: the next invite, of anyone, is LIMIT. */
+  /* Full: the next invite, of anyone, is without effect (no record). */
   uint64_t more = chain_invite(f->g, 22, VS_MESH_WRITER, 0x99);
-  assert_err(apply_seqs(f->s.store, f->g, more, more, NULL), VS_ERR_LIMIT);
-  f->g->seq--; /* not written */
-  memcpy(f->g->prev, f->g->hashes[f->g->seq - 1], VS_HASH_BYTES);
+  assert_err(apply_seqs(f->s.store, f->g, more, more, NULL), VS_OK);
+  assert_int_equal(mesh_records(f->s.store), bound);
   /* G puts H out: its revoke takes, and H's admins go with it. */
   uint64_t rev = chain_revoke(f->g, 30, f->h, 1);
   assert_err(apply_seqs(f->s.store, f->g, rev, rev, NULL), VS_OK);
@@ -1225,6 +1292,10 @@ static void test_hostile_mesh_facts_freeze(void **state) {
   freeze_fill(f, "hostile-freeze");
   uint64_t inv = chain_invite(f->g, 40, VS_MESH_WRITER, 0x98);
   assert_err(apply_seqs(f->s.store, f->g, inv, inv, NULL), VS_OK);
+  chain *x = chain_new(0x45);
+  chain_admit(x, 41, f->g->hashes[0], f->g, inv, 0x98, NULL);
+  assert_err(apply_seqs(f->s.store, x, 1, 1, NULL), VS_OK); /* today: NOT_MEMBER (the invite is inert) */
+  chain_free(x);
   freeze_free(f);
   free(f);
 }
@@ -1336,6 +1407,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_mesh_facts_flood),
       cmocka_unit_test(test_hostile_mesh_facts_freeze),
       cmocka_unit_test(test_hostile_junk_revokes_freeze),
+      cmocka_unit_test(test_hostile_cut_records_order),
       cmocka_unit_test(test_hostile_revoke_orders),
       cmocka_unit_test(test_hostile_revoke_vouched_relay),
       cmocka_unit_test(test_hostile_cascade),
