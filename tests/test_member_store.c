@@ -11,120 +11,21 @@
  * fork verdict that voids an origin's ops drops their records and the view
  * follows. Built again as fault_member_store in the fault build: every
  * LMDB write or commit and every allocation of an apply with mesh ops
- * failed in turn leaves the store as it was. */
-#include "apply_nodes.h"
-
-#include "member.h"
-#include "mstore.h"
+ * failed in turn leaves the store as it was.
+ *
+ * Since the membership gate (src/mgate.h) only a managed store records
+ * facts: every store here is a managed observer (mesh_manage: the mesh id
+ * in its meta, tests/mesh_ops.h), and its member records
+ * (vs_mesh_members) must say what the view says. The fault walks also walk
+ * a revoke that voids held ops. */
+#include "mesh_ops.h"
 #ifdef VS_FAULT_INJECTION
 #include "fault.h"
 #endif
 
-#define CH_OPS 16u
-#define NOW_MS (T0_MS + 1000000ull)
-#define DRIFT_MS 60000ull
-
-/* One device's chain of real ops (payloads kept here: the ops point at them). */
-typedef struct chain {
-  vs_identity id;
-  uint64_t seq;
-  uint8_t prev[VS_HASH_BYTES];
-  vs_op ops[CH_OPS];
-  uint8_t hashes[CH_OPS][VS_HASH_BYTES];
-  uint8_t pay[CH_OPS][VS_MESH_ADMIT_BYTES];
-} chain;
-
-static void chain_init(chain *c, uint8_t seed_byte) {
-  memset(c, 0, sizeof *c);
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, seed_byte, sizeof seed);
-  assert_err(vs_identity_from_seed(seed, &c->id), VS_OK);
-}
-
-static uint64_t hlc_at(uint64_t ms) { return vs_hlc_make(T0_MS + ms, 0); }
-
-/* Append an op (kind, target, payload); returns its seq. */
-static uint64_t chain_add(chain *c, uint64_t ms, const char *kind, const char *target, const uint8_t *payload,
-                          uint32_t payload_bytes) {
-  assert_true(c->seq < CH_OPS && payload_bytes <= VS_MESH_ADMIT_BYTES);
-  uint32_t i = (uint32_t)c->seq;
-  memcpy(c->pay[i], payload, payload_bytes);
-  c->seq++;
-  assert_err(vs_op_init(&c->ops[i], c->id.pk, c->seq, hlc_at(ms), c->prev, kind, (const uint8_t *)target,
-                        (uint32_t)strlen(target), c->pay[i], payload_bytes),
-             VS_OK);
-  assert_err(vs_op_hash(&c->ops[i], c->hashes[i]), VS_OK);
-  memcpy(c->prev, c->hashes[i], VS_HASH_BYTES);
-  return c->seq;
-}
-
-/* A copy of `c` whose ops point at the copy's own payloads. */
-static void chain_copy(chain *dst, const chain *src) {
-  *dst = *src;
-  for (uint32_t i = 0; i < dst->seq; i++) dst->ops[i].payload = dst->pay[i];
-}
-
-static void chain_create(chain *c, uint64_t ms) {
-  uint8_t p[VS_MESH_CREATE_BYTES];
-  vs_mesh_create_encode(p);
-  chain_add(c, ms, VS_MESH_KIND_CREATE, VS_MESH_TARGET, p, sizeof p);
-}
-
-/* An invite for the key of seed `key_byte`; returns its seq. */
-static uint64_t chain_invite(chain *c, uint64_t ms, uint8_t role, uint8_t key_byte) {
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, key_byte, sizeof seed);
-  vs_identity inv;
-  assert_err(vs_identity_from_seed(seed, &inv), VS_OK);
-  vs_mesh_invite_pl in = {.role = role, .expires_hlc = hlc_at(10000000)};
-  memcpy(in.invite_pk, inv.pk, VS_ORIGIN_BYTES);
-  uint8_t p[VS_MESH_INVITE_BYTES];
-  vs_mesh_invite_encode(&in, p);
-  return chain_add(c, ms, VS_MESH_KIND_INVITE, VS_MESH_TARGET, p, sizeof p);
-}
-
-/* `dev` admits itself with the invite (inviter, seq) of key `key_byte`;
- * the signature is made for `as` (NULL: dev itself). */
-static void chain_admit(chain *dev, uint64_t ms, const uint8_t mesh_id[VS_HASH_BYTES], const chain *inviter,
-                        uint64_t invite_seq, uint8_t key_byte, const uint8_t *as) {
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, key_byte, sizeof seed);
-  vs_identity inv;
-  assert_err(vs_identity_from_seed(seed, &inv), VS_OK);
-  vs_mesh_admit_pl a;
-  memcpy(a.mesh_id, mesh_id, VS_HASH_BYTES);
-  memcpy(a.inviter, inviter->id.pk, VS_ORIGIN_BYTES);
-  a.invite_seq = invite_seq;
-  memcpy(a.invite_pk, inv.pk, VS_ORIGIN_BYTES);
-  assert_err(vs_mesh_admit_sign(&a, &inv, as != NULL ? as : dev->id.pk), VS_OK);
-  uint8_t p[VS_MESH_ADMIT_BYTES];
-  vs_mesh_admit_encode(&a, p);
-  chain_add(dev, ms, VS_MESH_KIND_ADMIT, VS_MESH_TARGET, p, sizeof p);
-}
-
-static void chain_revoke(chain *c, uint64_t ms, const chain *target, uint64_t cut_seq) {
-  vs_mesh_revoke_pl r;
-  memset(&r, 0, sizeof r);
-  memcpy(r.device_pk, target->id.pk, VS_ORIGIN_BYTES);
-  r.cut_seq = cut_seq;
-  if (cut_seq > 0) memcpy(r.cut_hash, target->hashes[cut_seq - 1], VS_HASH_BYTES);
-  uint8_t p[VS_MESH_REVOKE_BYTES];
-  vs_mesh_revoke_encode(&r, p);
-  chain_add(c, ms, VS_MESH_KIND_REVOKE, VS_MESH_TARGET, p, sizeof p);
-}
-
-static void chain_data(chain *c, uint64_t ms) {
-  chain_add(c, ms, "put", "k", (const uint8_t *)"v", 1);
-}
-
-/* Apply c's ops from..to (seqs) as one run signed at `to`. */
-static vs_err apply_seqs(vs_store *s, const chain *c, uint64_t from, uint64_t to, vs_apply_result *res) {
-  assert_true(from >= 1 && from <= to && to <= c->seq);
-  uint8_t sig[VS_SIGNATURE_BYTES];
-  vs_chain_sign(&c->id, to, c->hashes[to - 1], sig);
-  vs_apply_result r;
-  return vs_apply_run(s, &c->ops[from - 1], (uint32_t)(to - from + 1), sig, NOW_MS, DRIFT_MS, res != NULL ? res : &r);
-}
+#define NOW_MS MESH_NOW_MS
+#define DRIFT_MS MESH_DRIFT_MS
+#define CH_OPS MESH_CH_OPS
 
 static uint64_t records(vs_store *s) {
   MDB_txn *txn;
@@ -158,6 +59,32 @@ static void view_direct(const uint8_t mesh_id[VS_HASH_BYTES], chain *const *chai
   free(facts);
 }
 
+/* The gate's member records (vs_mesh_members) say what the view folded
+ * from the records says. */
+static void members_match_view(vs_store *s, const vs_mesh_view *v) {
+  vs_mesh_member_info *m = calloc(VS_MESH_MEMBERS_MAX, sizeof *m);
+  assert_non_null(m);
+  uint32_t count = 0;
+  assert_err(vs_mesh_members(s, m, VS_MESH_MEMBERS_MAX, &count), VS_OK);
+  assert_int_equal(count, v->count);
+  for (uint32_t i = 0; i < count; i++) {
+    const vs_mesh_member *w = vs_mesh_find(v, m[i].pk);
+    assert_non_null(w);
+    assert_int_equal(m[i].role, w->role);
+    assert_int_equal(m[i].depth, w->depth);
+    assert_int_equal(m[i].revoked, w->revoked);
+    assert_int_equal(m[i].cut_seq, w->revoked ? w->cut_seq : 0);
+  }
+  free(m);
+}
+
+static uint64_t head_seq(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  uint64_t seq = 0;
+  uint8_t h[VS_HASH_BYTES];
+  assert_err(vs_wal_head(s, origin, &seq, h, NULL), VS_OK);
+  return seq;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void test_mstore_records_and_view(void **state) {
@@ -170,6 +97,7 @@ static void test_mstore_records_and_view(void **state) {
   chain_init(&c, 0x33);
   chain_create(&a, 1);
   const uint8_t *mesh_id = a.hashes[0];
+  mesh_manage(n.store, mesh_id);
   /* Nothing yet: the view of an unknown mesh is empty. */
   vs_mesh_view *v = view_of(n.store, mesh_id);
   assert_false(v->has_genesis);
@@ -210,6 +138,7 @@ static void test_mstore_records_and_view(void **state) {
   chain *all[] = {&a, &b, &c};
   view_direct(mesh_id, all, 3, d);
   assert_memory_equal(v->digest, d->digest, VS_HASH_BYTES);
+  members_match_view(n.store, v);
   free(v);
 
   /* A held run again: nothing new recorded. */
@@ -233,6 +162,10 @@ static void test_mstore_records_and_view(void **state) {
   assert_true(vs_mesh_active(v, c.id.pk));
   view_direct(mesh_id, all, 3, d);
   assert_memory_equal(v->digest, d->digest, VS_HASH_BYTES);
+  members_match_view(n.store, v);
+  /* The gate voided B's data op past its cut (held before the revoke). */
+  assert_int_equal(head_seq(n.store, b.id.pk), 1);
+  assert_err(apply_seqs(n.store, &b, 2, 2, NULL), VS_ERR_REVOKED);
   free(d);
   free(v);
   /* Another mesh's id: none of these facts is its genesis. */
@@ -264,6 +197,7 @@ static void test_mstore_malformed_run_refused(void **state) {
   chain_init(&a, 0x11);
   chain_create(&a, 1);
   const uint8_t *mesh_id = a.hashes[0];
+  mesh_manage(n.store, mesh_id);
   assert_err(apply_seqs(n.store, &a, 1, 1, NULL), VS_OK);
 
   /* A data op, then an invite whose payload is one byte short: the whole
@@ -327,6 +261,7 @@ static void test_mstore_fork_verdict_drops_records(void **state) {
   chain_init(&b, 0x22);
   chain_create(&a, 1);
   const uint8_t *mesh_id = a.hashes[0];
+  mesh_manage(n.store, mesh_id);
   chain_copy(&fork_a, &a);
   uint64_t inv = chain_invite(&a, 2, VS_MESH_WRITER, 0x71);
   chain_invite(&a, 3, VS_MESH_READER, 0x72);
@@ -356,6 +291,41 @@ static void test_mstore_fork_verdict_drops_records(void **state) {
   node_close(&n);
 }
 
+/* The same verdict voids A's invite of B, so B is no member any more: the
+ * verdict refolds the member records in its transaction (fork.c, since
+ * efe8b4a; found by this test before it): vs_mesh_members drops B, B's
+ * held data op is void and B's chain is refused from then on. */
+static void test_mstore_fork_verdict_refreshes_members(void **state) {
+  (void)state;
+  node n;
+  node_open(&n, "mstore-fork-members", 3);
+  chain a, fork_a, b;
+  chain_init(&a, 0x11);
+  chain_init(&b, 0x22);
+  chain_create(&a, 1);
+  const uint8_t *mesh_id = a.hashes[0];
+  mesh_manage(n.store, mesh_id);
+  chain_copy(&fork_a, &a);
+  uint64_t inv = chain_invite(&a, 2, VS_MESH_WRITER, 0x71);
+  assert_err(apply_seqs(n.store, &a, 1, 2, NULL), VS_OK);
+  chain_admit(&b, 10, mesh_id, &a, inv, 0x71, NULL);
+  chain_put(&b, 11, "b2", "1");
+  assert_err(apply_seqs(n.store, &b, 1, 2, NULL), VS_OK);
+  chain_data(&fork_a, 2);
+  vs_apply_result res;
+  assert_err(apply_seqs(n.store, &fork_a, 2, 2, &res), VS_ERR_FORK);
+  assert_true(res.verdict);
+  vs_mesh_view *v = view_of(n.store, mesh_id);
+  assert_int_equal(v->count, 1);
+  members_match_view(n.store, v);
+  free(v);
+  assert_int_equal(head_seq(n.store, b.id.pk), 0);
+  chain_put(&b, 12, "b3", "1");
+  assert_err(apply_seqs(n.store, &b, 1, 3, NULL), VS_ERR_NOT_MEMBER);
+  assert_int_equal(head_seq(n.store, b.id.pk), 0);
+  node_close(&n);
+}
+
 /* vs_wal_append (a single op, no signature) records as apply does and
  * refuses what apply refuses. */
 static void test_mstore_wal_append_records(void **state) {
@@ -365,6 +335,7 @@ static void test_mstore_wal_append_records(void **state) {
   chain a;
   chain_init(&a, 0x11);
   chain_create(&a, 1);
+  mesh_manage(n.store, a.hashes[0]);
   assert_err(vs_wal_append(n.store, &a.ops[0], NOW_MS, NULL), VS_OK);
   assert_int_equal(records(n.store), 1);
   chain bad;
@@ -408,19 +379,43 @@ static void test_mstore_wal_append_records(void **state) {
   node_close(&n);
 }
 
-/* The store holds at most VS_MESH_FACTS_MAX records: a run that would
- * pass it is refused whole (VS_ERR_LIMIT) and changes nothing; data ops
- * still go in, and the view is read at the bound. */
+/* The store holds at most VS_MESH_NONREVOKE_FACTS_MAX records of facts
+ * other than revokes: an invite past it stays in its chain without effect
+ * (no record, 8adc28d); data ops still go in, a revoke still finds room
+ * (up to VS_MESH_FACTS_MAX), and the view is read at the bound.
+ * Since the gate one author writes at most VS_MESH_AUTHOR_FACTS_MAX
+ * invites and revokes, so the bound takes 12 admins: G and 11 it invites,
+ * all writing invites. */
+#define BIG_ADMINS 11u
+
 typedef struct big_chain {
   vs_identity id;
-  uint32_t n;
+  uint32_t n, cap;
   vs_op *ops;
   uint8_t (*hashes)[VS_HASH_BYTES];
-  uint8_t (*pay)[VS_MESH_INVITE_BYTES];
+  uint8_t (*pay)[VS_MESH_ADMIT_BYTES];
 } big_chain;
+
+static void big_open(big_chain *c, uint8_t seed_byte, uint32_t cap) {
+  memset(c, 0, sizeof *c);
+  mesh_key_of(seed_byte, &c->id);
+  c->cap = cap;
+  c->ops = calloc(cap, sizeof *c->ops);
+  c->hashes = calloc(cap, sizeof *c->hashes);
+  c->pay = calloc(cap, sizeof *c->pay);
+  assert_true(c->ops != NULL && c->hashes != NULL && c->pay != NULL);
+}
+
+static void big_close(big_chain *c) {
+  free(c->ops);
+  free(c->hashes);
+  free(c->pay);
+  vs_identity_wipe(&c->id);
+}
 
 static void big_add(big_chain *c, const char *kind, const uint8_t *payload, uint32_t payload_bytes) {
   static const uint8_t zero[VS_HASH_BYTES];
+  assert_true(c->n < c->cap && payload_bytes <= VS_MESH_ADMIT_BYTES);
   uint32_t i = c->n++;
   memcpy(c->pay[i], payload, payload_bytes);
   const char *target = strcmp(kind, "put") == 0 ? "k" : VS_MESH_TARGET;
@@ -430,11 +425,13 @@ static void big_add(big_chain *c, const char *kind, const uint8_t *payload, uint
   assert_err(vs_op_hash(&c->ops[i], c->hashes[i]), VS_OK);
 }
 
-static void big_invite(big_chain *c, uint32_t i) {
-  vs_mesh_invite_pl in = {.role = VS_MESH_WRITER, .expires_hlc = 1};
+/* An invite of `role` for invite_pk (made from i when key is NULL: never used). */
+static void big_invite(big_chain *c, uint32_t i, uint8_t role, const uint8_t *key) {
+  vs_mesh_invite_pl in = {.role = role, .expires_hlc = hlc_at(10000000)};
   memset(in.invite_pk, 0x42, VS_ORIGIN_BYTES);
   in.invite_pk[0] = (uint8_t)i;
   in.invite_pk[1] = (uint8_t)(i >> 8);
+  if (key != NULL) memcpy(in.invite_pk, key, VS_ORIGIN_BYTES);
   uint8_t p[VS_MESH_INVITE_BYTES];
   vs_mesh_invite_encode(&in, p);
   big_add(c, VS_MESH_KIND_INVITE, p, sizeof p);
@@ -447,77 +444,124 @@ static vs_err big_apply(vs_store *s, const big_chain *c, uint32_t from, uint32_t
   return vs_apply_run(s, &c->ops[from - 1], to - from + 1u, sig, NOW_MS, DRIFT_MS, &r);
 }
 
+/* Apply c's ops 1..to in runs of at most 1024. */
+static void big_apply_all(vs_store *s, const big_chain *c, uint32_t to) {
+  for (uint32_t from = 1; from <= to; from += 1024u) {
+    uint32_t end = from + 1023u < to ? from + 1023u : to;
+    assert_err(big_apply(s, c, from, end), VS_OK);
+  }
+}
+
 static void test_mstore_facts_bounded(void **state) {
   (void)state;
   node n;
   node_open(&n, "mstore-limit", 6);
-  big_chain c;
-  memset(&c, 0, sizeof c);
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, 0x11, sizeof seed);
-  assert_err(vs_identity_from_seed(seed, &c.id), VS_OK);
-  /* create, invites up to the bound, then a data op and one invite more */
-  const uint32_t bound = VS_MESH_FACTS_MAX, total = VS_MESH_FACTS_MAX + 2u;
-  c.ops = calloc(total, sizeof *c.ops);
-  c.hashes = calloc(total, sizeof *c.hashes);
-  c.pay = calloc(total, sizeof *c.pay);
-  assert_true(c.ops != NULL && c.hashes != NULL && c.pay != NULL);
-  uint8_t p[VS_MESH_CREATE_BYTES];
+  const uint32_t quota = VS_MESH_AUTHOR_FACTS_MAX;
+  big_chain g;
+  big_chain *adm = calloc(BIG_ADMINS, sizeof *adm);
+  assert_non_null(adm);
+  big_open(&g, 0x11, quota + 1u);
+  uint8_t p[VS_MESH_ADMIT_BYTES];
   vs_mesh_create_encode(p);
-  big_add(&c, VS_MESH_KIND_CREATE, p, sizeof p);
-  for (uint32_t i = 1; i < bound; i++) big_invite(&c, i);
-  big_add(&c, "put", (const uint8_t *)"v", 1);
-  big_invite(&c, bound);
-  assert_int_equal(c.n, total);
-  for (uint32_t from = 1; from <= bound; from += 1024u) {
-    uint32_t to = from + 1023u < bound ? from + 1023u : bound;
-    assert_err(big_apply(n.store, &c, from, to), VS_OK);
+  big_add(&g, VS_MESH_KIND_CREATE, p, VS_MESH_CREATE_BYTES);
+  const uint8_t *mesh_id = g.hashes[0];
+  mesh_manage(n.store, mesh_id);
+  /* G: an admin invite for each of the 15, then invites to its quota */
+  for (uint32_t j = 0; j < BIG_ADMINS; j++) {
+    vs_identity key;
+    mesh_key_of((uint8_t)(0x80u + j), &key);
+    big_invite(&g, j, VS_MESH_ADMIN, key.pk);
+    vs_identity_wipe(&key);
   }
-  assert_int_equal(records(n.store), bound);
-  /* The data op and one fact more in one run: all refused. */
-  snap before;
-  snap_take(n.store, c.id.pk, &before);
-  assert_err(big_apply(n.store, &c, bound + 1u, bound + 2u), VS_ERR_LIMIT);
-  snap_check(n.store, c.id.pk, &before);
-  assert_int_equal(records(n.store), bound);
-  free(before.dump);
-  /* The data op alone goes in; the view is read at the bound. */
-  assert_err(big_apply(n.store, &c, bound + 1u, bound + 1u), VS_OK);
-  assert_int_equal(records(n.store), bound);
-  vs_mesh_view *v = view_of(n.store, c.hashes[0]);
+  while (g.n < quota) big_invite(&g, g.n, VS_MESH_WRITER, NULL); /* room for one revoke */
+  big_apply_all(n.store, &g, g.n);
+  /* records so far: G's create and quota invites; then each admin's admit
+   * and invites; the last admin fills the store to the bound */
+  uint64_t held = 1u + (quota - 1u) + BIG_ADMINS;
+  const uint32_t last_invites = (uint32_t)(VS_MESH_NONREVOKE_FACTS_MAX - held - (BIG_ADMINS - 1u) * quota);
+  assert_true(last_invites > 0 && last_invites < quota);
+  for (uint32_t j = 0; j < BIG_ADMINS; j++) {
+    big_chain *a = &adm[j];
+    big_open(a, (uint8_t)(0x20u + j), quota + 3u);
+    admit_payload(p, mesh_id, g.id.pk, 2u + j, (uint8_t)(0x80u + j), a->id.pk, NULL);
+    big_add(a, VS_MESH_KIND_ADMIT, p, VS_MESH_ADMIT_BYTES);
+    uint32_t invites = j + 1u < BIG_ADMINS ? quota : last_invites;
+    for (uint32_t i = 0; i < invites; i++) big_invite(a, 0x1000u * (j + 1u) + i, VS_MESH_WRITER, NULL);
+    big_apply_all(n.store, a, a->n);
+  }
+  assert_int_equal(records(n.store), VS_MESH_NONREVOKE_FACTS_MAX);
+  /* The last admin's data op and one fact more in one run: both kept, the
+   * data op in the state, the invite without effect (no record: inert). */
+  big_chain *last = &adm[BIG_ADMINS - 1u];
+  big_add(last, "put", (const uint8_t *)"v", 1);
+  big_invite(last, 0xffff, VS_MESH_WRITER, NULL);
+  uint64_t lsn = last_lsn(n.store);
+  assert_err(big_apply(n.store, last, last->n - 1u, last->n), VS_OK);
+  assert_int_equal(last_lsn(n.store), lsn + 2u);
+  assert_int_equal(records(n.store), VS_MESH_NONREVOKE_FACTS_MAX);
+  /* A revoke still takes: G puts the last admin out with cut 1. */
+  vs_mesh_revoke_pl rv;
+  memset(&rv, 0, sizeof rv);
+  memcpy(rv.device_pk, last->id.pk, VS_ORIGIN_BYTES);
+  rv.cut_seq = 1;
+  memcpy(rv.cut_hash, last->hashes[0], VS_HASH_BYTES);
+  vs_mesh_revoke_encode(&rv, p);
+  big_add(&g, VS_MESH_KIND_REVOKE, p, VS_MESH_REVOKE_BYTES);
+  assert_err(big_apply(n.store, &g, g.n, g.n), VS_OK);
+  assert_int_equal(records(n.store), VS_MESH_NONREVOKE_FACTS_MAX + 1u);
+  vs_mesh_view *v = view_of(n.store, mesh_id);
   assert_true(v->has_genesis);
-  assert_int_equal(v->count, 1);
+  assert_int_equal(v->count, 1u + BIG_ADMINS);
+  assert_true(vs_mesh_find(v, last->id.pk)->revoked);
+  members_match_view(n.store, v);
   free(v);
-  free(c.ops);
-  free(c.hashes);
-  free(c.pay);
+  for (uint32_t j = 0; j < BIG_ADMINS; j++) big_close(&adm[j]);
+  free(adm);
+  big_close(&g);
   node_close(&n);
 }
 
 #ifdef VS_FAULT_INJECTION
-/* The walked step: A's run 2..4 (two invites around a data op) applied, or
- * (`fork`) a fork verdict voiding A from seq 2, taken by apply. */
+/* The walked step: A's run 2..4 (two invites around a data op) applied;
+ * or a fork verdict voiding A from seq 2, taken by apply; or A's revoke of
+ * B with cut 1, which voids B's held data ops 2..3 (the gate's refold). */
+typedef enum walk_mode { WALK_APPLY, WALK_FORK, WALK_REVOKE } walk_mode;
+
+static const char *const WALK_NAMES[] = {"apply", "fork verdict", "revoke voiding held ops"};
+
 typedef struct walk_fx {
   node n;
-  chain a, fork_a;
-  bool fork;
+  chain a, fork_a, b;
+  walk_mode mode;
 } walk_fx;
 
-static void walk_open(walk_fx *w, bool fork) {
+static void walk_open(walk_fx *w, walk_mode mode) {
   node_open(&w->n, "mstore-fault", 5);
-  w->fork = fork;
+  w->mode = mode;
   chain_init(&w->a, 0x11);
+  chain_init(&w->b, 0x22);
   chain_create(&w->a, 1);
+  mesh_manage(w->n.store, w->a.hashes[0]);
   chain_copy(&w->fork_a, &w->a);
   chain_data(&w->fork_a, 2);
-  chain_invite(&w->a, 2, VS_MESH_WRITER, 0x71);
+  uint64_t inv = chain_invite(&w->a, 2, VS_MESH_WRITER, 0x71);
+  if (mode == WALK_REVOKE) {
+    assert_err(apply_seqs(w->n.store, &w->a, 1, 2, NULL), VS_OK);
+    chain_admit(&w->b, 10, w->a.hashes[0], &w->a, inv, 0x71, NULL);
+    chain_put(&w->b, 11, "b2", "1");
+    chain_put(&w->b, 12, "b3", "1");
+    assert_err(apply_seqs(w->n.store, &w->b, 1, 3, NULL), VS_OK);
+    chain_revoke(&w->a, 20, &w->b, 1);
+    return;
+  }
   chain_data(&w->a, 3);
   chain_invite(&w->a, 4, VS_MESH_ADMIN, 0x72);
-  assert_err(apply_seqs(w->n.store, &w->a, 1, fork ? 4 : 1, NULL), VS_OK);
+  assert_err(apply_seqs(w->n.store, &w->a, 1, mode == WALK_FORK ? 4 : 1, NULL), VS_OK);
 }
 
 static vs_err walk_step(walk_fx *w) {
-  if (!w->fork) return apply_seqs(w->n.store, &w->a, 2, 4, NULL);
+  if (w->mode == WALK_APPLY) return apply_seqs(w->n.store, &w->a, 2, 4, NULL);
+  if (w->mode == WALK_REVOKE) return apply_seqs(w->n.store, &w->a, 3, 3, NULL);
   vs_apply_result res;
   memset(&res, 0, sizeof res);
   vs_err err = apply_seqs(w->n.store, &w->fork_a, 2, 2, &res);
@@ -525,20 +569,33 @@ static vs_err walk_step(walk_fx *w) {
   return err == VS_OK || err == VS_ERR_FORK ? VS_ERR_CORRUPT : err; /* no verdict: not the step's effect */
 }
 
+/* The member records as vs_mesh_members gives them (zeroed, comparable). */
+static vs_mesh_member_info *members_of(vs_store *s, uint32_t *count) {
+  vs_mesh_member_info *m = calloc(8, sizeof *m);
+  assert_non_null(m);
+  assert_err(vs_mesh_members(s, m, 8, count), VS_OK);
+  assert_true(*count <= 8);
+  return m;
+}
+
 /* Every LMDB write and commit, then every allocation, of the step failed in
- * turn: the store is as before (WAL, heads, state, forks, records, view),
- * and the step then goes through. */
-static void walk(bool alloc, bool fork) {
+ * turn: the store is as before (WAL, heads, state, forks, records, view,
+ * member records), and the step then goes through. */
+static void walk(bool alloc, walk_mode mode) {
   uint64_t steps = 0;
   walk_fx *w = malloc(sizeof *w);
   assert_non_null(w);
   for (uint64_t nth = 1; nth <= 10000; nth++) {
-    walk_open(w, fork);
+    walk_open(w, mode);
     const uint8_t *mesh_id = w->a.hashes[0];
+    /* the origin whose ops the step changes or voids */
+    const uint8_t *origin = mode == WALK_REVOKE ? w->b.id.pk : w->a.id.pk;
     snap before;
-    snap_take(w->n.store, w->a.id.pk, &before);
+    snap_take(w->n.store, origin, &before);
     uint64_t recs = records(w->n.store);
     vs_mesh_view *v0 = view_of(w->n.store, mesh_id);
+    uint32_t m0_count = 0;
+    vs_mesh_member_info *m0 = members_of(w->n.store, &m0_count);
     if (alloc) vs_fault_fail_nth_alloc(nth);
     else vs_fault_fail_nth(nth);
     vs_err err = walk_step(w);
@@ -548,15 +605,30 @@ static void walk(bool alloc, bool fork) {
     if (fired) {
       assert_true(err != VS_OK);
       if (alloc) assert_err(err, VS_ERR_NOMEM);
-      snap_check(w->n.store, w->a.id.pk, &before);
+      snap_check(w->n.store, origin, &before);
       assert_int_equal(records(w->n.store), recs);
       vs_mesh_view *v1 = view_of(w->n.store, mesh_id);
       assert_memory_equal(v0->digest, v1->digest, VS_HASH_BYTES);
       free(v1);
+      uint32_t m1_count = 0;
+      vs_mesh_member_info *m1 = members_of(w->n.store, &m1_count);
+      assert_int_equal(m1_count, m0_count);
+      assert_memory_equal(m0, m1, 8 * sizeof *m0);
+      free(m1);
       err = walk_step(w);
     }
     assert_err(err, VS_OK);
-    assert_int_equal(records(w->n.store), fork ? 1 : 3);
+    assert_int_equal(records(w->n.store), mode == WALK_APPLY ? 3 : mode == WALK_FORK ? 1 : 4);
+    if (mode == WALK_REVOKE) {
+      assert_int_equal(head_seq(w->n.store, w->b.id.pk), 1);
+      uint32_t mc = 0;
+      vs_mesh_member_info *m = members_of(w->n.store, &mc);
+      assert_int_equal(mc, 2);
+      for (uint32_t i = 0; i < mc; i++)
+        if (memcmp(m[i].pk, w->b.id.pk, VS_ORIGIN_BYTES) == 0) assert_true(m[i].revoked && m[i].cut_seq == 1);
+      free(m);
+    }
+    free(m0);
     free(v0);
     free(before.dump);
     node_close(&w->n);
@@ -564,21 +636,23 @@ static void walk(bool alloc, bool fork) {
     steps = nth;
   }
   free(w);
-  print_message("mesh %s: %llu %s, each failed once\n", fork ? "fork verdict" : "apply", (unsigned long long)steps,
+  print_message("mesh %s: %llu %s, each failed once\n", WALK_NAMES[mode], (unsigned long long)steps,
                 alloc ? "allocations" : "LMDB writes and commits");
   assert_true(steps > 0 && steps < 10000);
 }
 
 static void test_mstore_fault_walk_lmdb(void **state) {
   (void)state;
-  walk(false, false);
-  walk(false, true);
+  walk(false, WALK_APPLY);
+  walk(false, WALK_FORK);
+  walk(false, WALK_REVOKE);
 }
 
 static void test_mstore_fault_walk_alloc(void **state) {
   (void)state;
-  walk(true, false);
-  walk(true, true);
+  walk(true, WALK_APPLY);
+  walk(true, WALK_FORK);
+  walk(true, WALK_REVOKE);
 }
 #endif
 
@@ -587,6 +661,7 @@ int main(void) {
       cmocka_unit_test(test_mstore_records_and_view),
       cmocka_unit_test(test_mstore_malformed_run_refused),
       cmocka_unit_test(test_mstore_fork_verdict_drops_records),
+      cmocka_unit_test(test_mstore_fork_verdict_refreshes_members),
       cmocka_unit_test(test_mstore_wal_append_records),
       cmocka_unit_test(test_mstore_facts_bounded),
 #ifdef VS_FAULT_INJECTION
