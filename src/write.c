@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "member.h" /* vs_mesh_kind_reserved */
 #include "mgate.h"
+#include "mstore.h"
 #include "write_int.h"
 #include "state_int.h"
 #include "wal_int.h"
@@ -47,6 +48,7 @@ typedef struct write_ctx {
   /* A managed mesh (mgate.h): this origin's member record, read once. */
   bool managed, has_rec;
   vs_mesh_rec rec;
+  bool admission_lost;          /* no record though our invite is held: not a member */
   bool system;                  /* vs_write_sys_*: mesh.* ops of the store's identity */
   uint8_t last_hash[VS_HASH_BYTES]; /* the last op appended */
 } write_ctx;
@@ -118,6 +120,18 @@ static vs_err ctx_begin(write_ctx *c) {
     c->has_rec = err == VS_OK;
     if (err == VS_ERR_NOTFOUND) err = VS_OK;
   }
+  /* No member record for our own chain: pending (our admission's invite
+   * has not reached us) or lost (we hold the invite and the fold did not
+   * admit us: another admit won it, or our inviter was cut below it). */
+  if (err == VS_OK && c->managed && !c->has_rec && c->sign && c->head.seq >= 1) {
+    vs_mesh_fact admit, invite;
+    err = vs_mesh_fact_get_txn(c->txn, c->store, c->origin, 1, &admit);
+    if (err == VS_OK && admit.kind == VS_MESH_ADMIT) {
+      err = vs_mesh_fact_get_txn(c->txn, c->store, admit.u.admit.inviter, admit.u.admit.invite_seq, &invite);
+      c->admission_lost = err == VS_OK;
+    }
+    if (err == VS_ERR_NOTFOUND) err = VS_OK;
+  }
   if (err == VS_OK) err = vs_sinks_list(c->txn, c->store, c->sinks, &c->sink_count);
   for (uint32_t i = 0; i < c->sink_count && err == VS_OK; i++) {
     err = vs_obx_counts_load(c->txn, c->store, c->sinks[i], &c->counts[i]);
@@ -176,7 +190,7 @@ static vs_err member_may_write(const write_ctx *c, bool mesh) {
   /* Not a member here (yet): this device after its join, whose admission
    * has not reached it, writes data (it counts once the invite is held
    * where it goes); anything else waits for a membership. */
-  if (c->sign && c->head.seq >= 1 && !mesh) return VS_OK;
+  if (c->sign && c->head.seq >= 1 && !mesh && !c->admission_lost) return VS_OK;
   return VS_ERR_NOT_MEMBER;
 }
 

@@ -1370,18 +1370,13 @@ static void test_hostile_double_use_own_device(void **state) {
   node_close(&d2);
 }
 
-/* 3c. DEFECT (a device whose admission is lost writes on): after efe8b4a
- *     D1's own store keeps D1's chain when D2's admit wins the invite, and
- *     vs_write (write.c, member_may_write) takes a device with no member
- *     record and a chain for one that joined and waits for its admission:
- *     D1 goes on writing ops that every store refuses (NOT_MEMBER) and its
- *     application is never told. Before efe8b4a the chain was rolled back
- *     and the write was NOT_MEMBER. The own store holds the invite D1's
- *     admit names, so the fold has judged: the write should be refused.
- *     Skipped in the default run (VS_RUN_DEFECTS=1 runs it). */
+/* 3c. A device whose admission is lost writes no more: D1's own store
+ *     keeps D1's chain when D2's admit wins the invite (a cut or a lost
+ *     admission never rolls back our own chain), and vs_write (write.c)
+ *     tells a device still waiting for its admission (invite not held)
+ *     from one the fold did not admit (invite held): NOT_MEMBER. */
 static void test_hostile_lost_admission_still_writes(void **state) {
   (void)state;
-  if (getenv("VS_RUN_DEFECTS") == NULL) skip(); /* DEFECT: see the comment above */
   const uint64_t t = T0_MS + 500000ull;
   node g, d1, d2;
   node_open(&g, "hostile-lost-g", 1);
