@@ -62,6 +62,7 @@ static vs_err record_and_refresh(vs_store *store, write_ctx *c, const uint8_t me
   bool refolded = false;
   vs_err err = vs_mesh_record_put_txn(txn, store, store->identity.pk, res->seq, hash, res->lsn);
   if (err == VS_OK) err = vs_mesh_refresh_txn(txn, store, mesh_id, &refolded);
+  if (err == VS_OK && refolded) err = vs_write_sys_state_reload(c);
   return err;
 }
 

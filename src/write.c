@@ -373,6 +373,8 @@ vs_err vs_write_sys_op(write_ctx *c, const char *kind, const uint8_t *payload, u
   return err;
 }
 
+vs_err vs_write_sys_state_reload(write_ctx *c) { return vs_state_hash_get_txn(c->txn, c->store, c->state_hash); }
+
 vs_err vs_write_sys_commit(write_ctx *c) {
   vs_err err = ctx_commit(c);
   free(c);

@@ -23,6 +23,9 @@ uint64_t vs_write_sys_head_seq(const write_ctx *c);
  *  hash_out: the op's hash. On error the caller aborts. */
 vs_err vs_write_sys_op(write_ctx *c, const char *kind, const uint8_t *payload, uint32_t payload_bytes,
                        vs_write_result *res, uint8_t hash_out[VS_HASH_BYTES]);
+/** A fold in the transaction rebuilt the state: take its state hash (the
+ *  commit writes the context's). */
+vs_err vs_write_sys_state_reload(write_ctx *c);
 /** Commit (the chain head, signature, HLC, state hash) and free. */
 vs_err vs_write_sys_commit(write_ctx *c);
 /** Abort and free (NULL: nothing). */
