@@ -403,9 +403,15 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
       if (n->peers[s].st == PEER_READY) n->peers[s].vv_due = true;
   }
   uint64_t own_head = nd_vv_get(&n->mine, n->cfg.identity.pk);
-  /* Sessions of devices a refold revoked close at once (node_member.c). */
-  vs_err merr = nd_member_sweep(n, now_ms);
-  if (merr != VS_OK) return merr;
+  /* Sessions of devices a refold revoked close at once (node_member.c).
+   * An open store becomes managed only by its own first op (vs_mesh_create,
+   * vs_mesh_join): until then the sweep's read transaction is spared. */
+  bool own_grew = own_before != own_head;
+  if (!n->mesh_checked || own_grew || n->mesh_managed) {
+    vs_err merr = nd_member_sweep(n, now_ms);
+    if (merr != VS_OK) return merr;
+    n->mesh_checked = true;
+  }
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {

@@ -157,6 +157,7 @@ struct vs_node {
   uint64_t forks_digest; /* vs_fork_digest: sent in every VV */
   uint64_t mesh_gen; /* the store's member-record generation last checked against the sessions */
   bool mesh_managed; /* the store is a managed mesh (as of the last sweep) */
+  bool mesh_checked; /* a sweep ran since the node opened */
 };
 
 /* Functions shared between the node's files (not exported: the library is
