@@ -279,6 +279,7 @@ bool sim_net_dial(sim *s, uint32_t li) {
   assert(!l->up && l->a < l->b && l->b < s->n);
   l->conn = ++s->conn_seq;
   l->up = true;
+  l->up_at = s->now;
   l->redial_fail = 0;
   l->fifo_at[0] = l->fifo_at[1] = s->now;
   bool a_dials = sim_rng_ppm(&s->rng, 500000);
