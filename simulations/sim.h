@@ -317,7 +317,7 @@ typedef struct sim_totals {
   uint64_t twin_refused_restoring; /* --equivocate: twin writes refused while it catches up on its own ops */
   uint64_t applications; /* on_apply calls, all nodes (local writes included) */
   /* --managed */
-  uint64_t joins, revokes, revokes_refused, mesh_deferred, refused_writes;
+  uint64_t joins, revokes, revokes_refused, revokes_unwritten, mesh_deferred, refused_writes;
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
 

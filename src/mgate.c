@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chain.h"
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "mstore.h"
 #include "voids.h"
 
@@ -104,7 +105,7 @@ vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
   vs_err err = vs_mesh_rec_get_txn(txn, store, origin, &r);
   if (err == VS_ERR_NOTFOUND) return VS_OK;
   if (err != VS_OK) return err;
-  if (!r.revoked) return VS_OK;
+  if (!r.revoked || VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_OK; /* fault: no void point at the cut */
   *void_from_out = r.cut_seq + 1;
   memcpy(prev_out, r.cut_hash, VS_HASH_BYTES);
   return VS_OK;
@@ -115,7 +116,7 @@ bool vs_mesh_gate_records(const vs_mesh_gate *g, const vs_op *op) { return g->ma
 /* The checks of a member's new ops: cut, role, its fact quota. */
 static vs_err member_ops_check(MDB_txn *txn, const vs_store *store, const vs_mesh_rec *r, const vs_op *ops,
                                uint32_t skip, uint32_t count, vs_mesh_gate *g) {
-  if (r->revoked && ops[count - 1].seq > r->cut_seq) return VS_ERR_REVOKED;
+  if (r->revoked && ops[count - 1].seq > r->cut_seq && !VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_ERR_REVOKED;
   uint32_t facts = 0;
   for (uint32_t i = skip; i < count; i++) { /* bounded: the run */
     if (!op_is_mesh(&ops[i])) {
@@ -157,6 +158,7 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
       if (op_is_mesh(&ops[i])) return VS_ERR_DENIED;
     return VS_OK;
   }
+  if (VS_FAULT(VS_FAULT_ACCEPT_NONMEMBER) && !op_is_mesh(&ops[skip])) return VS_OK; /* fault: stored as is */
   /* Not a member: only the op that makes it one opens its chain, the
    * genesis or an admit naming this mesh. */
   if (ops[skip].seq != 1) return VS_ERR_NOT_MEMBER;
