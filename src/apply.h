@@ -115,10 +115,18 @@ typedef struct vs_apply_result {
  *  deferred, ahead_ms and head_seq); for a signed run holding a mesh.* op
  *  (membership, member.h), checked after the signature: that op's
  *  vs_mesh_fact_from_op error (VS_ERR_MALFORMED, VS_ERR_TRUNCATED,
- *  VS_ERR_TRAILING, VS_ERR_VERSION, VS_ERR_AUTH) and VS_ERR_LIMIT (the
- *  store holds VS_MESH_FACTS_MAX records: a global cap a key holder can
- *  fill, to be replaced by the membership gate); VS_ERR_FULL; VS_ERR_STORE.
- *  On any error nothing is applied. */
+ *  VS_ERR_TRAILING, VS_ERR_VERSION, VS_ERR_AUTH); in a managed mesh, the
+ *  membership gate's (mgate.h, one member record read per run):
+ *  VS_ERR_NOT_MEMBER (the origin is no member and the run does not open
+ *  its chain with an admission that makes it one), VS_ERR_REVOKED (the run
+ *  lies wholly past the origin's revocation cut, or crosses it with an op
+ *  at the cut that the revoke does not vouch for; a run that crosses it
+ *  with the vouched op is taken up to the cut), VS_ERR_DENIED (a reader's
+ *  data op, a non-admin's invite, revoke or rekey), VS_ERR_LIMIT (the
+ *  author's or the mesh's bound of facts or members); VS_ERR_FULL;
+ *  VS_ERR_STORE. On any error nothing is applied. A run whose membership
+ *  fact changes the view refolds it in the same transaction (a revoke may
+ *  void held ops past its cut: the state is rebuilt). */
 vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 

@@ -56,7 +56,18 @@ typedef enum vs_mesh_kind {
  *          ops of device_pk with seq <= cut_seq stay valid; cut_seq 0
  *          voids all of them (a device revoked before the revoker held
  *          any of its ops).
- * rekey  : reserved for the rekey slice (epochs and boxes). */
+ * rekey  : version u8, epoch u32le (1..2^32-1), epk 32, count u16le
+ *          (1..VS_MESH_MEMBERS_MAX), then count boxes in order of the
+ *          recipients' full pks: hint 8 (the first 8 bytes of the
+ *          recipient's ed25519 pk: non-decreasing), box 48.
+ *          39 + 56 x count bytes (57,383 at most: fits one op).
+ *          box = crypto_box_easy(the epoch's mesh key 32, nonce, recipient's
+ *          X25519 pk (from its ed25519 pk), ephemeral secret key), nonce =
+ *          the first 24 bytes of BLAKE2b-256("vixsync mesh.rekey v1" (21
+ *          bytes) || mesh_id || epoch u32le || recipient ed25519 pk). One
+ *          ephemeral key pair per rekey (epk: its public key), from a seed
+ *          the caller draws; the nonce differs per recipient, so no (key,
+ *          nonce) pair repeats. */
 #define VS_MESH_CREATE_BYTES 2u
 #define VS_MESH_INVITE_BYTES 42u
 #define VS_MESH_ADMIT_BYTES 169u
@@ -75,6 +86,18 @@ typedef struct vs_mesh_admit_pl {
   uint8_t invite_pk[VS_ORIGIN_BYTES];
   uint8_t invite_sig[VS_SIGNATURE_BYTES];
 } vs_mesh_admit_pl;
+
+#define VS_MESH_REKEY_HEADER_BYTES 39u
+#define VS_MESH_REKEY_BOX_BYTES 56u /* hint 8 + box 48 */
+#define VS_MESH_REKEY_HINT_BYTES 8u
+#define VS_MESH_REKEY_BYTES_MAX (VS_MESH_REKEY_HEADER_BYTES + VS_MESH_REKEY_BOX_BYTES * VS_MESH_MEMBERS_MAX)
+
+typedef struct vs_mesh_rekey_pl {
+  uint32_t epoch;
+  uint8_t epk[32];
+  uint16_t count;
+  uint8_t boxes_digest[VS_HASH_BYTES]; /* BLAKE2b-256 of the boxes' bytes (the fact keeps no box) */
+} vs_mesh_rekey_pl;
 
 typedef struct vs_mesh_revoke_pl {
   uint8_t device_pk[VS_ORIGIN_BYTES];
@@ -105,6 +128,34 @@ vs_err vs_mesh_admit_decode(const uint8_t *in, size_t in_bytes, vs_mesh_admit_pl
 void vs_mesh_revoke_encode(const vs_mesh_revoke_pl *in, uint8_t out[VS_MESH_REVOKE_BYTES]);
 vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke_pl *out);
 
+/** Structure of a rekey payload (lengths, version, epoch >= 1, count,
+ *  hints non-decreasing); boxes are not opened. Errors as the other
+ *  decoders'. */
+vs_err vs_mesh_rekey_decode(const uint8_t *in, size_t in_bytes, vs_mesh_rekey_pl *out);
+
+/** Make a rekey payload: the epoch's `key` boxed for each of `count`
+ *  recipients (ed25519 pks, any order, no duplicates), with the ephemeral
+ *  key pair of `eph_seed` (crypto_box_seed_keypair). Deterministic for its
+ *  inputs. *out_bytes = 39 + 56 x count.
+ *  @return VS_OK; VS_ERR_INVAL (NULLs, epoch 0, count 0 or past
+ *  VS_MESH_MEMBERS_MAX, a duplicate recipient, a pk that is no curve point);
+ *  VS_ERR_BUFSIZE (out_max too small); VS_ERR_NOMEM. */
+vs_err vs_mesh_rekey_make(const uint8_t mesh_id[VS_HASH_BYTES], uint32_t epoch, const uint8_t key[VS_MESH_KEY_BYTES],
+                          const uint8_t eph_seed[VS_SEED_BYTES], const uint8_t (*recipients)[VS_ORIGIN_BYTES],
+                          uint32_t count, uint8_t *out, size_t out_max, size_t *out_bytes);
+
+/** Open `self`'s box in a rekey payload of mesh `mesh_id`: the epoch's key.
+ *  @return VS_OK; VS_ERR_NOTFOUND (no box for self: not a recipient);
+ *  VS_ERR_AUTH (a box under self's hint does not open: forged or for
+ *  another mesh or epoch); the decoder's errors. key_out is written only on
+ *  VS_OK. */
+vs_err vs_mesh_rekey_open(const uint8_t *payload, size_t payload_bytes, const uint8_t mesh_id[VS_HASH_BYTES],
+                          const vs_identity *self, uint8_t key_out[VS_MESH_KEY_BYTES]);
+
+/** Whether a rekey payload holds a box under `pk`'s hint (a recipient, or
+ *  a hint collision: the caller treats both alike). */
+bool vs_mesh_rekey_names(const uint8_t *payload, size_t payload_bytes, const uint8_t pk[VS_ORIGIN_BYTES]);
+
 /** The invite key's signature of an admission (fills admit->invite_sig;
  *  the other fields must be set). `invite` is the identity made from the
  *  invite secret (vs_identity_from_seed). */
@@ -124,6 +175,7 @@ typedef struct vs_mesh_fact {
     vs_mesh_invite_pl invite;
     vs_mesh_admit_pl admit;
     vs_mesh_revoke_pl revoke;
+    vs_mesh_rekey_pl rekey;
   } u;
 } vs_mesh_fact;
 
@@ -137,7 +189,7 @@ bool vs_mesh_kind_reserved(const char *kind, size_t kind_bytes);
  *  In order: NULLs VS_ERR_INVAL; not mesh.* VS_ERR_NOTFOUND; target other
  *  than "mesh" VS_ERR_MALFORMED; create/admit not at seq 1 with a zero prev,
  *  or invite/revoke at seq 1, VS_ERR_MALFORMED; a mesh.* kind this build
- *  does not read, "mesh.rekey" included until the rekey slice decodes it,
+ *  does not read
  *  VS_ERR_VERSION (written by a later protocol: refused, never taken for
  *  a data op); then the payload decoder's error; then, for an admit, its
  *  invite signature against the op's origin as device_pk (VS_ERR_AUTH).
@@ -217,11 +269,20 @@ typedef struct vs_mesh_view {
   bool has_genesis; /* the genesis op is among the facts */
   uint32_t count;   /* members, sorted by pk */
   vs_mesh_member members[VS_MESH_MEMBERS_MAX];
+  /* The mesh key's epoch: the greatest epoch of a rekey whose author is an
+   * admin valid at the rekey's seq (0: none, the key of the genesis and
+   * the tokens), and of those the one with the smallest op hash (origin,
+   * seq, hash: zero when epoch is 0). */
+  uint32_t epoch;
+  uint8_t epoch_origin[VS_ORIGIN_BYTES];
+  uint64_t epoch_seq;
+  uint8_t epoch_hash[VS_HASH_BYTES];
   /* BLAKE2b-256 of "vixsync mesh view v1" || mesh_id || has_genesis u8 ||
    * count u32le || per member in pk order: pk, role u8, depth u32le,
    * inviter, invite_seq, invite_hlc, admit_hlc (u64le), revoked u8,
    * cut_seq u64le, revoked_by, revoke_seq u64le (the fields zero when
-   * unset): equal views, equal digests */
+   * unset) || when epoch > 0: epoch u32le, epoch_origin, epoch_seq u64le,
+   * epoch_hash: equal views, equal digests */
   uint8_t digest[VS_HASH_BYTES];
 } vs_mesh_view;
 
@@ -246,8 +307,9 @@ typedef struct vs_mesh_view {
  *    admission unchanged). A revoke cuts its target (the lowest cut wins)
  *    and, through the cut, voids every admission its target's invites at
  *    seqs past the cut made (cascade);
- *  - invites and revokes by non-admins, or past their author's cut, do
- *    nothing.
+ *  - invites, revokes and rekeys by non-admins, or past their author's
+ *    cut, do nothing; the epoch is the greatest of the valid rekeys' (ties:
+ *    the smallest op hash).
  *  A revoke's cut_hash is not checked here (the reducer holds no data
  *  ops): the caller compares it with the target's op at cut_seq, where a
  *  mismatch is a fork of the target.

@@ -215,8 +215,7 @@ static uint8_t kind_code(const vs_op *op) {
   if (kind_is(op, VS_MESH_KIND_INVITE)) return VS_MESH_INVITE;
   if (kind_is(op, VS_MESH_KIND_ADMIT)) return VS_MESH_ADMIT;
   if (kind_is(op, VS_MESH_KIND_REVOKE)) return VS_MESH_REVOKE;
-  /* mesh.rekey: the rekey slice decodes it here; until then it is a kind
-   * of a later protocol, refused as one (never folded, never data). */
+  if (kind_is(op, VS_MESH_KIND_REKEY)) return VS_MESH_REKEY;
   return 0;
 }
 
@@ -259,6 +258,7 @@ vs_err vs_mesh_fact_from_op(const vs_op *op, const uint8_t hash[VS_HASH_BYTES], 
       if (err == VS_OK && !vs_mesh_admit_verify(&f.u.admit, op->origin)) err = VS_ERR_AUTH;
       break;
     case VS_MESH_REVOKE: err = vs_mesh_revoke_decode(op->payload, op->payload_bytes, &f.u.revoke); break;
+    case VS_MESH_REKEY: err = vs_mesh_rekey_decode(op->payload, op->payload_bytes, &f.u.rekey); break;
     default: assert(0 && "kind_code returned an unknown code"); err = VS_ERR_VERSION; break;
   }
   if (err != VS_OK) return err;

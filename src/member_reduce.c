@@ -364,6 +364,32 @@ static void fill_member(const red *r, uint32_t k, vs_mesh_member *m) {
   }
 }
 
+/* The epoch: of the rekeys whose author is an admin member valid at the
+ * rekey's seq (under the taken revokes), the greatest epoch, then the
+ * smallest op hash. Bounded by the facts. */
+static void pick_epoch(const red *r, vs_mesh_view *v) {
+  uint32_t best = NONE;
+  for (uint32_t i = 0; i < r->n; i++) {
+    const vs_mesh_fact *f = &r->f[i];
+    if (f->kind != VS_MESH_REKEY) continue;
+    uint32_t k = node_find(r, f->origin);
+    if (k == NONE || !r->mem[k] || r->nodes[k].role != VS_MESH_ADMIN) continue;
+    if (r->cut[k] != CUT_NONE && f->seq > r->cut[k]) continue;
+    if (best != NONE) {
+      const vs_mesh_fact *b = &r->f[best];
+      if (f->u.rekey.epoch < b->u.rekey.epoch) continue;
+      if (f->u.rekey.epoch == b->u.rekey.epoch && memcmp(f->hash, b->hash, VS_HASH_BYTES) >= 0) continue;
+    }
+    best = i;
+  }
+  if (best == NONE) return;
+  const vs_mesh_fact *b = &r->f[best];
+  v->epoch = b->u.rekey.epoch;
+  memcpy(v->epoch_origin, b->origin, VS_ORIGIN_BYTES);
+  v->epoch_seq = b->seq;
+  memcpy(v->epoch_hash, b->hash, VS_HASH_BYTES);
+}
+
 #define MEMBER_WIRE_BYTES (32u + 1u + 4u + 32u + 8u + 8u + 8u + 1u + 8u + 32u + 8u)
 
 /* "vixsync mesh view v1" || mesh_id || has_genesis u8 || count u32le ||
@@ -396,6 +422,14 @@ static void digest(vs_mesh_view *v) {
     vs_put_u64le(p, m->revoke_seq), p += 8;
     assert(p == b + sizeof b);
     crypto_generichash_update(&st, b, sizeof b);
+  }
+  if (v->epoch > 0) { /* views without a rekey keep the digest they had */
+    uint8_t e[4 + VS_ORIGIN_BYTES + 8 + VS_HASH_BYTES];
+    vs_put_u32le(e, v->epoch);
+    memcpy(e + 4, v->epoch_origin, VS_ORIGIN_BYTES);
+    vs_put_u64le(e + 4 + VS_ORIGIN_BYTES, v->epoch_seq);
+    memcpy(e + 4 + VS_ORIGIN_BYTES + 8, v->epoch_hash, VS_HASH_BYTES);
+    crypto_generichash_update(&st, e, sizeof e);
   }
   int rc = crypto_generichash_final(&st, v->digest, VS_HASH_BYTES);
   assert(rc == 0);
@@ -470,6 +504,7 @@ static vs_err reduce(red *r, const vs_mesh_fact *facts, uint32_t count, vs_mesh_
     uint32_t k = r->by_pk[j];
     if (r->mem[k]) fill_member(r, k, &v->members[v->count++]);
   }
+  pick_epoch(r, v);
   return VS_OK;
 }
 

@@ -67,7 +67,8 @@ static vs_err record_and_refresh(vs_store *store, write_ctx *c, const uint8_t me
 
 /* This identity's record says it may invite or revoke: an active admin
  * below its fact quota, in a mesh below its fact bound. */
-static vs_err admin_check(MDB_txn *txn, const vs_store *store, uint8_t mesh_id[VS_HASH_BYTES], vs_mesh_rec *self) {
+static vs_err admin_check(MDB_txn *txn, const vs_store *store, bool revoke, uint8_t mesh_id[VS_HASH_BYTES],
+                          vs_mesh_rec *self) {
   vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
   if (err != VS_OK) return err; /* NOTFOUND: an open mesh */
   err = vs_mesh_rec_get_txn(txn, store, store->identity.pk, self);
@@ -78,7 +79,7 @@ static vs_err admin_check(MDB_txn *txn, const vs_store *store, uint8_t mesh_id[V
   if (self->facts >= VS_MESH_AUTHOR_FACTS_MAX) return VS_ERR_LIMIT;
   uint64_t held = 0;
   err = vs_mesh_records_count_txn(txn, store, &held);
-  if (err == VS_OK && held >= VS_MESH_FACTS_MAX) err = VS_ERR_LIMIT;
+  if (err == VS_OK && held >= (revoke ? VS_MESH_FACTS_MAX : VS_MESH_NONREVOKE_FACTS_MAX)) err = VS_ERR_LIMIT;
   return err;
 }
 
@@ -135,7 +136,7 @@ vs_err vs_mesh_invite(vs_store *store, const vs_mesh_invite_req *req, uint64_t n
   MDB_txn *txn = vs_write_sys_txn(c);
   uint8_t mesh_id[VS_HASH_BYTES];
   vs_mesh_rec self;
-  err = admin_check(txn, store, mesh_id, &self);
+  err = admin_check(txn, store, false, mesh_id, &self);
   vs_identity inv;
   memset(&inv, 0, sizeof inv);
   if (err == VS_OK) err = vs_identity_from_seed(req->invite_seed, &inv);
@@ -241,7 +242,7 @@ vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES],
   MDB_txn *txn = vs_write_sys_txn(c);
   uint8_t mesh_id[VS_HASH_BYTES];
   vs_mesh_rec self, target;
-  err = admin_check(txn, store, mesh_id, &self);
+  err = admin_check(txn, store, true, mesh_id, &self);
   /* Its own revoke would lie past its own cut: never effective. */
   if (err == VS_OK && memcmp(device_pk, store->identity.pk, VS_ORIGIN_BYTES) == 0) err = VS_ERR_DENIED;
   if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, device_pk, &target);

@@ -7,6 +7,7 @@
 #include "chain.h"
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "mstore.h"
+#include "state_int.h"
 #include "voids.h"
 
 static const char MESH_ID_KEY[] = "mesh_id";
@@ -53,6 +54,10 @@ static vs_err gen_bump_txn(MDB_txn *txn, const vs_store *store) {
   MDB_val k = {sizeof MESH_GEN_KEY - 1, (void *)MESH_GEN_KEY}, v = {sizeof buf, buf};
   if (err == VS_OK) err = vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
   return err;
+}
+
+static bool is_self(const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES]) {
+  return store->has_identity && memcmp(store->identity.pk, pk, VS_ORIGIN_BYTES) == 0;
 }
 
 static void rec_encode(const vs_mesh_rec *r, uint8_t out[VS_MESH_REC_BYTES]) {
@@ -113,28 +118,50 @@ vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
 
 bool vs_mesh_gate_records(const vs_mesh_gate *g, const vs_op *op) { return g->managed && op_is_mesh(op); }
 
-/* The checks of a member's new ops: cut, role, its fact quota. */
-static vs_err member_ops_check(MDB_txn *txn, const vs_store *store, const vs_mesh_rec *r, const vs_op *ops,
-                               uint32_t skip, uint32_t count, vs_mesh_gate *g) {
-  if (r->revoked && ops[count - 1].seq > r->cut_seq && !VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_ERR_REVOKED;
-  uint32_t facts = 0;
-  for (uint32_t i = skip; i < count; i++) { /* bounded: the run */
+/* What a member's ops may be, by its role: a reader writes no data op; a
+ * mesh op past seq 1 is an invite, a revoke or a rekey (vs_mesh_fact_from_op
+ * placed them), an admin's. *facts_out / *revokes_out: the facts among them. */
+static vs_err role_check(const vs_mesh_rec *r, const vs_op *ops, uint32_t from, uint32_t count, uint32_t *facts_out,
+                         uint32_t *revokes_out) {
+  *facts_out = *revokes_out = 0;
+  for (uint32_t i = from; i < count; i++) { /* bounded: the run */
     if (!op_is_mesh(&ops[i])) {
       if (r->role == VS_MESH_READER) return VS_ERR_DENIED;
       continue;
     }
-    /* A member's seq 1 is held (its create or admit): a mesh op here is an
-     * invite or a revoke (vs_mesh_fact_from_op placed them), an admin's. */
-    if (!kind_is(&ops[i], VS_MESH_KIND_INVITE) && !kind_is(&ops[i], VS_MESH_KIND_REVOKE)) return VS_ERR_DENIED;
+    if (!kind_is(&ops[i], VS_MESH_KIND_INVITE) && !kind_is(&ops[i], VS_MESH_KIND_REVOKE) &&
+        !kind_is(&ops[i], VS_MESH_KIND_REKEY))
+      return VS_ERR_DENIED;
     if (r->role != VS_MESH_ADMIN) return VS_ERR_DENIED;
-    facts++;
+    (*facts_out)++;
+    if (kind_is(&ops[i], VS_MESH_KIND_REVOKE)) (*revokes_out)++;
   }
-  if (facts == 0) return VS_OK;
+  return VS_OK;
+}
+
+/* The mesh-wide bound: facts other than revokes stop at
+ * VS_MESH_NONREVOKE_FACTS_MAX, so that revokes always find room up to
+ * VS_MESH_FACTS_MAX (the reducer's bound). `held`: records held now. */
+static vs_err mesh_room(uint64_t held, uint32_t facts, uint32_t revokes) {
+  uint32_t others = facts - revokes;
+  if (others > 0 && (held > VS_MESH_NONREVOKE_FACTS_MAX || others > VS_MESH_NONREVOKE_FACTS_MAX - held))
+    return VS_ERR_LIMIT;
+  if (held > VS_MESH_FACTS_MAX || facts > VS_MESH_FACTS_MAX - held) return VS_ERR_LIMIT;
+  return VS_OK;
+}
+
+/* The checks of a member's new ops: cut, role, its fact quota. */
+static vs_err member_ops_check(MDB_txn *txn, const vs_store *store, const vs_mesh_rec *r, const vs_op *ops,
+                               uint32_t skip, uint32_t count, vs_mesh_gate *g) {
+  if (r->revoked && ops[count - 1].seq > r->cut_seq && !VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_ERR_REVOKED;
+  uint32_t facts = 0, revokes = 0;
+  vs_err err = role_check(r, ops, skip, count, &facts, &revokes);
+  if (err != VS_OK || facts == 0) return err;
   /* Per author, a function of its chain: the same ops refused everywhere. */
   if (r->facts > VS_MESH_AUTHOR_FACTS_MAX || facts > VS_MESH_AUTHOR_FACTS_MAX - r->facts) return VS_ERR_LIMIT;
   uint64_t held = 0;
-  vs_err err = vs_mesh_records_count_txn(txn, store, &held);
-  if (err == VS_OK && (held > VS_MESH_FACTS_MAX || facts > VS_MESH_FACTS_MAX - held)) err = VS_ERR_LIMIT;
+  err = vs_mesh_records_count_txn(txn, store, &held);
+  if (err == VS_OK) err = mesh_room(held, facts, revokes);
   if (err == VS_OK) g->refresh = true;
   return err;
 }
@@ -174,11 +201,18 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
     if (err == VS_OK) err = vs_mesh_fact_from_op(&ops[skip], hash, &f);
     if (err != VS_OK) return VS_ERR_NOT_MEMBER;
     if (memcmp(f.u.admit.mesh_id, g->mesh_id, VS_HASH_BYTES) != 0) return VS_ERR_NOT_MEMBER;
-    /* Its invite must be held (a cheap refusal before any fold). */
-    vs_mesh_rec inviter;
-    err = vs_mesh_rec_get_txn(txn, store, f.u.admit.inviter, &inviter);
-    if (err == VS_ERR_NOTFOUND && !own) return VS_ERR_NOT_MEMBER;
-    if (err != VS_OK && err != VS_ERR_NOTFOUND) return err;
+    /* Its invite must be held and match (key, expiry): cheap refusals
+     * before any fold, so that a key holder's made-up admission (any
+     * invite key signs its own admit) costs no refold. */
+    if (!own) {
+      vs_mesh_fact inv;
+      err = vs_mesh_fact_get_txn(txn, store, f.u.admit.inviter, f.u.admit.invite_seq, &inv);
+      if (err == VS_ERR_NOTFOUND) return VS_ERR_NOT_MEMBER;
+      if (err != VS_OK) return err;
+      if (inv.kind != VS_MESH_INVITE || memcmp(inv.u.invite.invite_pk, f.u.admit.invite_pk, VS_ORIGIN_BYTES) != 0 ||
+          ops[skip].hlc > inv.u.invite.expires_hlc)
+        return VS_ERR_NOT_MEMBER;
+    }
     if (!own) {
       uint64_t members = 0;
       MDB_stat st;
@@ -192,7 +226,7 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
   }
   uint64_t held = 0;
   err = vs_mesh_records_count_txn(txn, store, &held);
-  if (err == VS_OK && held >= VS_MESH_FACTS_MAX) err = VS_ERR_LIMIT;
+  if (err == VS_OK) err = mesh_room(held, 1, 0);
   if (err != VS_OK) return err;
   g->refresh = true;
   g->admitting = !own;
@@ -211,9 +245,13 @@ vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, 
   err = vs_mesh_rec_get_txn(txn, store, ops[0].origin, &r);
   if (err == VS_ERR_NOTFOUND) return VS_ERR_NOT_MEMBER;
   if (err != VS_OK) return err;
-  for (uint32_t i = skip; i < count; i++) /* bounded: the run */
-    if (r.role == VS_MESH_READER && !op_is_mesh(&ops[i])) return VS_ERR_DENIED;
-  return VS_OK;
+  /* Its first op was the admission; the rest pass the member checks. The
+   * refold counted their facts already: the author's quota holds or the
+   * whole run goes (the mesh-wide bound: the fold's own VS_ERR_LIMIT). */
+  uint32_t facts = 0, revokes = 0;
+  err = role_check(&r, ops, skip + 1, count, &facts, &revokes);
+  if (err == VS_OK && r.facts > VS_MESH_AUTHOR_FACTS_MAX) err = VS_ERR_LIMIT;
+  return err;
 }
 
 /* ---- the refresh ---- */
@@ -253,7 +291,8 @@ static void rec_from_member(const vs_mesh_member *m, const vs_mesh_fact *facts, 
   }
   for (uint32_t i = fact_lower(facts, n, m->pk, 0); i < n; i++) { /* bounded: its facts */
     if (memcmp(facts[i].origin, m->pk, VS_ORIGIN_BYTES) != 0) break;
-    if (facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE) r->facts++;
+    if (facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE || facts[i].kind == VS_MESH_REKEY)
+      r->facts++;
   }
 }
 
@@ -315,7 +354,8 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
     MDB_val k = {VS_ORIGIN_BYTES, gone[i]};
     bool changed = false;
     err = vs_mdb_err(mdb_del(txn, store->dbi_members, &k, NULL));
-    if (err == VS_OK) err = vs_void_from_txn(txn, store, gone[i], 1, ZERO32, VS_VOID_ADMIT, &changed);
+    if (err == VS_OK && !is_self(store, gone[i]))
+      err = vs_void_from_txn(txn, store, gone[i], 1, ZERO32, VS_VOID_ADMIT, false, &changed);
     if (changed) *refolded_out = true;
   }
   for (uint32_t i = 0; view != NULL && i < view->count && err == VS_OK; i++) { /* bounded: VS_MESH_MEMBERS_MAX */
@@ -334,10 +374,15 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
     /* Its cut fell (or it comes in revoked): its ops past the cut are void. */
     bool fell = now.revoked && (!had || !old.revoked || now.cut_seq < old.cut_seq);
     bool changed = false;
-    if (err == VS_OK && fell)
-      err = vs_void_from_txn(txn, store, m->pk, now.cut_seq + 1, now.cut_hash, VS_VOID_CUT, &changed);
+    /* Our own chain is never rolled back: a more senior revoke may lift
+     * the cut again, and a seq we voided here we would sign anew (a fork).
+     * We write nothing past the cut meanwhile (write.c). */
+    if (err == VS_OK && fell && !is_self(store, m->pk))
+      err = vs_void_from_txn(txn, store, m->pk, now.cut_seq + 1, now.cut_hash, VS_VOID_CUT, false, &changed);
     if (changed) *refolded_out = true;
   }
+  /* One rebuild for every chain voided above. */
+  if (err == VS_OK && *refolded_out) err = vs_state_rebuild_txn(txn, store);
   /* The node closes sessions of devices that are no (active) members when
    * this moves (node_member.c). */
   if (err == VS_OK && changed_any) err = gen_bump_txn(txn, store);
@@ -345,4 +390,13 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
   free(view);
   free(facts);
   return err;
+}
+
+vs_err vs_mesh_refresh_managed_txn(MDB_txn *txn, vs_store *store, bool *refolded_out) {
+  *refolded_out = false;
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
+  if (err == VS_ERR_NOTFOUND) return VS_OK;
+  if (err != VS_OK) return err;
+  return vs_mesh_refresh_txn(txn, store, mesh_id, refolded_out);
 }

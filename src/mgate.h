@@ -28,6 +28,9 @@
 #include "member.h"
 
 #define VS_MESH_REC_VERSION 1u
+/* Facts other than revokes stop here, leaving revokes room up to
+ * VS_MESH_FACTS_MAX: no flood of invites keeps an admin from revoking. */
+#define VS_MESH_NONREVOKE_FACTS_MAX (VS_MESH_FACTS_MAX - 4u * VS_MESH_MEMBERS_MAX)
 #define VS_MESH_REC_BYTES 139u
 
 typedef struct vs_mesh_rec {
@@ -100,5 +103,9 @@ vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, 
  *  *refolded_out: something was voided (the state was rebuilt). Bounded by
  *  VS_MESH_FACTS_MAX facts and VS_MESH_MEMBERS_MAX members. */
 vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], bool *refolded_out);
+
+/** vs_mesh_refresh_txn when the store is managed (a fork verdict may void
+ *  facts); nothing in an open mesh. */
+vs_err vs_mesh_refresh_managed_txn(MDB_txn *txn, vs_store *store, bool *refolded_out);
 
 #endif

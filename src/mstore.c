@@ -71,6 +71,20 @@ static vs_err record_fact(vs_wal_reader *wr, const MDB_val *k, const MDB_val *v,
   return err == VS_OK ? VS_OK : VS_ERR_CORRUPT;
 }
 
+vs_err vs_mesh_fact_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                            vs_mesh_fact *out) {
+  uint8_t key[VS_MESH_RECORD_KEY_BYTES];
+  record_key(key, origin, seq);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_mesh, &k, &v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  vs_wal_reader wr = {NULL, 0};
+  vs_err err = vs_wal_reader_open(txn, store, &wr);
+  if (err == VS_OK) err = record_fact(&wr, &k, &v, out);
+  vs_wal_reader_close(&wr);
+  return err;
+}
+
 static vs_err read_facts(MDB_txn *txn, const vs_store *store, vs_mesh_fact *facts, uint32_t max, uint32_t *n_out) {
   vs_wal_reader wr = {NULL, 0};
   MDB_cursor *cur = NULL;

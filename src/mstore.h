@@ -29,6 +29,11 @@ vs_err vs_mesh_record_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t
 vs_err vs_mesh_records_drop_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
                                 uint64_t from);
 
+/** The fact of the record (origin, seq), read back from the WAL and checked
+ *  as vs_mesh_view_get checks it. VS_ERR_NOTFOUND: no such record. */
+vs_err vs_mesh_fact_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                            vs_mesh_fact *out);
+
 /** Every fact the store holds, in (origin, seq) order, read in `txn` as
  *  vs_mesh_view_get reads them: *facts_out malloc'd (the caller frees it),
  *  *count_out of them. Errors as vs_mesh_view_get's. */

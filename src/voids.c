@@ -60,7 +60,7 @@ static vs_err fail_outbox(MDB_txn *txn, const vs_store *store, const uint8_t ori
 }
 
 vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
-                        const uint8_t prev[VS_HASH_BYTES], vs_void_why why, bool *changed_out) {
+                        const uint8_t prev[VS_HASH_BYTES], vs_void_why why, bool rebuild, bool *changed_out) {
   vs_head head;
   vs_err err = vs_head_get(txn, store, origin, &head);
   *changed_out = false;
@@ -69,7 +69,11 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
   err = fail_outbox(txn, store, origin, from, why);
   if (err == VS_OK) err = drop_from(txn, store->dbi_opid, origin, from);
   if (err == VS_OK) err = drop_from(txn, store->dbi_sigs, origin, from);
-  if (err == VS_OK) err = vs_mesh_records_drop_txn(txn, store, origin, from); /* their membership facts */
+  /* A fork voids the facts for good. A cut or a lost admission only while
+   * the view says so: a more senior revoke may lift a cut again, and the
+   * reducer ignores facts past their author's cut, so their records stay
+   * (their WAL records stay too: mstore reads the fact by LSN). */
+  if (err == VS_OK && why == VS_VOID_FORK) err = vs_mesh_records_drop_txn(txn, store, origin, from);
   if (err != VS_OK) return err;
   if (from == 1) {
     MDB_val k = {VS_ORIGIN_BYTES, (void *)origin};
@@ -102,7 +106,7 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
       if (err == VS_ERR_NOTFOUND) err = memcmp(nh.hash, prev, VS_HASH_BYTES) == 0 ? vs_sig_put_txn(txn, store, &id, ZERO_SIG) : VS_OK;
     }
   }
-  if (err == VS_OK) err = vs_state_rebuild_txn(txn, store);
+  if (err == VS_OK && rebuild) err = vs_state_rebuild_txn(txn, store);
   return err;
 }
 

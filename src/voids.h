@@ -13,8 +13,10 @@ typedef enum vs_void_why {
   VS_VOID_ADMIT = 3,  /* the origin's admission is void (another admit won its invite, or its inviter was cut) */
 } vs_void_why;
 
-/** Roll `origin`'s chain back to from - 1 and refold the state: its op-id
- *  entries, signatures and membership records from `from` on are dropped,
+/** Roll `origin`'s chain back to from - 1 and (with `rebuild`) refold the
+ *  state: its op-id entries and signatures from `from` on are dropped (and,
+ *  for a fork, its membership records: a cut or a lost admission keeps
+ *  them, the reducer ignoring facts past a cut),
  *  its own outbox entries from there fail with the reason `why`, the head
  *  moves to from - 1 (gone at from 1), and when the op there has hash
  *  `prev` and no signature of its own at or above it survives, it gets the
@@ -22,6 +24,6 @@ typedef enum vs_void_why {
  *  for it: apply.h, FORKS). *changed_out: anything was held from `from`.
  *  Bounded by the origin's held ops; the state rebuild by the WAL. */
 vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
-                        const uint8_t prev[VS_HASH_BYTES], vs_void_why why, bool *changed_out);
+                        const uint8_t prev[VS_HASH_BYTES], vs_void_why why, bool rebuild, bool *changed_out);
 
 #endif

@@ -477,7 +477,7 @@ int main(int argc, char **argv) {
   seed_op("revoke-seq1", &op); /* VS_ERR_MALFORMED */
   CHECK(vs_op_init(&op, genesis.pk, 4, (1700000000004ull << 16), prev, VS_MESH_KIND_REKEY,
                    (const uint8_t *)VS_MESH_TARGET, 4, create, sizeof create) == VS_OK);
-  seed_op("rekey", &op); /* VS_ERR_VERSION */
+  seed_op("rekey", &op); /* VS_ERR_TRUNCATED: a create's 2 bytes are no rekey */
   CHECK(vs_op_init(&op, genesis.pk, 5, (1700000000005ull << 16), prev, "put", (const uint8_t *)"k", 1,
                    (const uint8_t *)"v", 1) == VS_OK);
   seed_op("put", &op); /* VS_ERR_NOTFOUND */

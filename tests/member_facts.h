@@ -104,10 +104,22 @@ static inline void mf_revoke(mf_set *s, uint32_t who, uint64_t seq, uint64_t hlc
   for (int i = 0; i < 8; i++) f->hash[21 + i] = (uint8_t)(cut_seq >> (8 * i));
 }
 
+/* `who` rekeys at `seq` to `epoch` (the boxes' digest: `salt`, any value). */
+static inline void mf_rekey(mf_set *s, uint32_t who, uint64_t seq, uint64_t hlc, uint32_t epoch, uint8_t salt) {
+  vs_mesh_fact *f = mf_add(s, who, seq, hlc, VS_MESH_REKEY);
+  f->u.rekey.epoch = epoch;
+  f->u.rekey.count = 1;
+  memset(f->u.rekey.boxes_digest, salt, VS_HASH_BYTES);
+  for (int i = 0; i < 4; i++) f->hash[19 + i] = (uint8_t)(epoch >> (8 * i));
+  f->hash[23] = salt;
+}
+
 /* Whether two views say the same, field by field. */
 static inline int mf_view_equal(const vs_mesh_view *a, const vs_mesh_view *b) {
   if (memcmp(a->mesh_id, b->mesh_id, VS_HASH_BYTES) != 0 || a->has_genesis != b->has_genesis || a->count != b->count ||
-      memcmp(a->digest, b->digest, VS_HASH_BYTES) != 0)
+      memcmp(a->digest, b->digest, VS_HASH_BYTES) != 0 || a->epoch != b->epoch || a->epoch_seq != b->epoch_seq ||
+      memcmp(a->epoch_origin, b->epoch_origin, VS_ORIGIN_BYTES) != 0 ||
+      memcmp(a->epoch_hash, b->epoch_hash, VS_HASH_BYTES) != 0)
     return 0;
   for (uint32_t i = 0; i < a->count && i < VS_MESH_MEMBERS_MAX; i++) {
     const vs_mesh_member *x = &a->members[i], *y = &b->members[i];

@@ -516,9 +516,13 @@ static void test_member_fact_refuses_bad_ops(void **state) {
   expect_fact_err(&op, VS_ERR_TRUNCATED);
   make_op(&op, origin, 3, prev, VS_MESH_KIND_REVOKE, NULL, 0);
   expect_fact_err(&op, VS_ERR_TRUNCATED);
-  /* kinds this build does not read: mesh.rekey (until its slice) and the rest */
+  /* mesh.rekey is read since its slice: an invite's payload is no rekey's layout */
   make_op(&op, origin, 3, prev, VS_MESH_KIND_REKEY, ienc, sizeof ienc);
-  expect_fact_err(&op, VS_ERR_VERSION);
+  expect_fact_err(&op, VS_ERR_MALFORMED);
+  const uint8_t zero_prev[32] = {0};
+  make_op(&op, origin, 1, zero_prev, VS_MESH_KIND_REKEY, ienc, sizeof ienc);
+  expect_fact_err(&op, VS_ERR_MALFORMED); /* at seq 1: where no rekey sits */
+  /* kinds this build does not read */
   make_op(&op, origin, 3, prev, "mesh.future", ienc, sizeof ienc);
   expect_fact_err(&op, VS_ERR_VERSION);
   make_op(&op, origin, 3, prev, "mesh.", NULL, 0);
