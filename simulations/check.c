@@ -80,6 +80,9 @@ bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
       return true;
     }
     if (!sim_mesh_settled(s, why, why_bytes)) return true;
+    bool differ = false;
+    if (!sim_mesh_views_differ(s, &differ, why, why_bytes)) return false;
+    if (differ) return true;
   }
   uint32_t ref = sim_ref_node(s); /* 0; under --equivocate the honest node 2, not a twin; --managed: s->mref */
   uint8_t h0[VS_HASH_BYTES], h[VS_HASH_BYTES];

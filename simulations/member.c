@@ -346,28 +346,42 @@ static bool expectations(sim *s) {
   return true;
 }
 
-static bool same_views(sim *s) {
+/* Does an honest node list other members than the reference (pk, role,
+ * revoked, cut)? *differ and `why`; false on error. */
+bool sim_mesh_views_differ(sim *s, bool *differ, char *why, size_t why_bytes) {
+  *differ = false;
   vs_mesh_member_info *v = calloc(s->n, sizeof *v);
   if (v == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
   bool ok = true;
-  for (uint32_t i = 0; ok && i < s->n; i++) {
+  for (uint32_t i = 0; ok && !*differ && i < s->n; i++) {
     if (!s->honest[i] || i == s->mref) continue;
     uint32_t c = 0;
     ok = read_view(s, i, v, &c);
-    if (ok && c != s->view_n)
-      ok = sim_fail(s, SIM_EXIT_FAIL, "membership: node %u lists %u members, node %u %u", i, c, s->mref, s->view_n);
-    for (uint32_t k = 0; ok && k < c; k++) {
+    if (ok && c != s->view_n) {
+      *differ = true;
+      snprintf(why, why_bytes, "membership: node %u lists %u members, node %u %u", i, c, s->mref, s->view_n);
+    }
+    for (uint32_t k = 0; ok && !*differ && k < c; k++) {
       const vs_mesh_member_info *x = &v[k], *y = &s->view[k];
       if (memcmp(x->pk, y->pk, VS_ORIGIN_BYTES) != 0 || x->role != y->role || x->revoked != y->revoked ||
-          (x->revoked && x->cut_seq != y->cut_seq))
-        ok = sim_fail(s, SIM_EXIT_FAIL,
-                      "membership: nodes %u and %u differ on member %u (node %u): role %u/%u, revoked %d/%d, cut %" PRIu64 "/%" PRIu64,
-                      i, s->mref, k, sim_node_of(s, y->pk), x->role, y->role, (int)x->revoked, (int)y->revoked, x->cut_seq,
-                      y->cut_seq);
+          (x->revoked && x->cut_seq != y->cut_seq)) {
+        *differ = true;
+        snprintf(why, why_bytes,
+                 "membership: nodes %u and %u differ on member %u (node %u): role %u/%u, revoked %d/%d, cut %" PRIu64 "/%" PRIu64,
+                 i, s->mref, k, sim_node_of(s, y->pk), x->role, y->role, (int)x->revoked, (int)y->revoked,
+                 x->revoked ? x->cut_seq : 0, y->revoked ? y->cut_seq : 0);
+      }
     }
   }
   free(v);
   return ok;
+}
+
+static bool same_views(sim *s) {
+  bool differ = false;
+  char why[256];
+  if (!sim_mesh_views_differ(s, &differ, why, sizeof why)) return false;
+  return !differ || sim_fail(s, SIM_EXIT_FAIL, "%s", why);
 }
 
 /* On every honest node: a revoked member's chain ends at its cut; nothing

@@ -450,6 +450,8 @@ bool sim_mesh_honest(sim *s, bool *have_ref);
 bool sim_mesh_owed(const sim *s, uint32_t origin, uint64_t seq);
 /** Has the reference's view caught up with every join and revoke? (why) */
 bool sim_mesh_settled(const sim *s, char *why, size_t why_bytes);
+/** Does an honest node list other members than the reference? */
+bool sim_mesh_views_differ(sim *s, bool *differ, char *why, size_t why_bytes);
 /** The membership invariants after quiesce (member.c's header). */
 bool sim_mesh_check(sim *s);
 void sim_mesh_free(sim *s);
