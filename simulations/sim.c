@@ -162,10 +162,10 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
       honest += s->honest != NULL && s->honest[i];
     }
     fprintf(f, " \"membership\": {\"members\": %u, \"honest\": %" PRIu64 ", \"joins\": %" PRIu64 ", \"revokes\": %" PRIu64
-               ", \"revokes_refused\": %" PRIu64 ", \"revokes_unwritten\": %" PRIu64 ", \"events_deferred\": %" PRIu64
+               ", \"revokes_refused\": %" PRIu64 ", \"revokes_unwritten\": %" PRIu64 ", \"events_deferred\": %" PRIu64 ", \"events_dropped\": %" PRIu64
                ", \"writes_refused\": %" PRIu64 ", \"void_acked\": %" PRIu64 ", \"rejected_not_member\": %" PRIu64
                ", \"rejected_revoked\": %" PRIu64 ", \"rejected_denied\": %" PRIu64 "},\n",
-            s->view_n, honest, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->mesh_deferred,
+            s->view_n, honest, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->mesh_deferred, t->mesh_dropped,
             t->refused_writes, s->void_cut_acked, not_member, revoked, denied);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",

@@ -41,7 +41,8 @@
 #define SIM_SCHED_TEXT_BYTES 160u
 #define SIM_WHY_BYTES 1024u
 #define SIM_PPM 1000000u
-#define SIM_SAME_TIME_ROUNDS 16u /* polls of one node at one instant before it waits 1 ms */
+#define SIM_SAME_TIME_ROUNDS 16u
+#define SIM_MESH_DEFER_MAX 300u /* --managed: a membership event its admin cannot run is tried for 30 s, then dropped */ /* polls of one node at one instant before it waits 1 ms */
 /* --equivocate: nodes 0 and 1 are the twins (one identity, two devices);
  * node 2 is the honest node every other one is compared with. */
 #define SIM_TWINS 2u
@@ -317,7 +318,7 @@ typedef struct sim_totals {
   uint64_t twin_refused_restoring; /* --equivocate: twin writes refused while it catches up on its own ops */
   uint64_t applications; /* on_apply calls, all nodes (local writes included) */
   /* --managed */
-  uint64_t joins, revokes, revokes_refused, revokes_unwritten, mesh_deferred, refused_writes;
+  uint64_t joins, revokes, revokes_refused, revokes_unwritten, mesh_deferred, mesh_dropped, refused_writes;
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
 
@@ -404,6 +405,8 @@ void sim_heap_push(sim *s, uint64_t t, uint32_t kind, uint32_t a, uint32_t b, ui
 bool sim_heap_pop(sim_heap *h, sim_ev *out);
 void sim_heap_free(sim_heap *h);
 bool sim_net_build(sim *s);
+/** One more link i-j (after the build: --managed's heal), unless they are linked already. */
+bool sim_net_add_link(sim *s, uint32_t i, uint32_t j);
 void sim_net_schedule_faults(sim *s, uint64_t chaos_ms);
 bool sim_link_cut(const sim *s, const sim_link *l, int dir);
 void sim_link_recheck(sim *s, uint32_t li);
@@ -440,7 +443,9 @@ uint32_t sim_ref_node(const sim *s);
 struct sim_sched_op;
 bool sim_mesh_setup(sim *s);
 /** A membership event (sched.h: SCH_REVOKE ... SCH_OUTSIDER). *deferred:
- *  its admin is down (crashed): the event is to run again 100 ms later. */
+ *  its admin is down (crashed), or not an admin in its own view yet (its
+ *  invite was VS_ERR_DENIED): the event is to run again 100 ms later (for
+ *  at most SIM_MESH_DEFER_MAX tries). */
 bool sim_mesh_event(sim *s, const struct sim_sched_op *op, bool *deferred);
 /** The honest nodes and the reference (s->honest, s->mref, s->view);
  *  *have_ref false: no node qualifies yet. */
@@ -448,6 +453,9 @@ bool sim_mesh_honest(sim *s, bool *have_ref);
 /** Is op `seq` of node `origin` owed on every honest node (the view:
  *  an active member's, or a revoked one's up to its cut)? After sim_mesh_honest. */
 bool sim_mesh_owed(const sim *s, uint32_t origin, uint64_t seq);
+/** At the heal: link the nodes meant to stay members where revoked nodes
+ *  and outsiders were their only paths to each other. */
+bool sim_mesh_heal_links(sim *s);
 /** Has the reference's view caught up with every join and revoke? (why) */
 bool sim_mesh_settled(const sim *s, char *why, size_t why_bytes);
 /** Does an honest node list other members than the reference? */

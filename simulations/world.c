@@ -471,6 +471,7 @@ static bool heal(sim *s) {
   }
   for (uint32_t i = 0; i < s->n; i++)
     if (s->nodes[i].node == NULL && !sim_node_restart(s, i)) return false; /* not a spare never started */
+  if (s->cfg->managed && !sim_mesh_heal_links(s)) return false;
   for (uint32_t li = 0; li < s->nlinks; li++) {
     sim_link_recheck(s, li);
     sim_link_dial_soon(s, li);
@@ -553,8 +554,15 @@ static bool handle(sim *s, const sim_ev *e) {
     case EV_SCHED: {
       bool deferred = false;
       bool ok = s->phase != PH_CHAOS || sched_fire(s, e->a, &deferred);
-      if (deferred) sim_heap_push(s, s->now + 100, EV_SCHED, e->a, 0, 0, NULL, 0); /* its admin is down */
-      else s->sched_fired++;
+      if (deferred && e->c < SIM_MESH_DEFER_MAX) { /* its admin cannot yet: again in 100 ms */
+        sim_heap_push(s, s->now + 100, EV_SCHED, e->a, 0, e->c + 1, NULL, 0);
+      } else {
+        if (deferred) { /* given up: the spare never starts, the device stays a member */
+          s->tot.mesh_dropped++;
+          sim_trace(s, 'X', e->a, 0, 0, NULL, 0);
+        }
+        s->sched_fired++;
+      }
       maybe_end_chaos(s);
       return ok;
     }
