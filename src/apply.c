@@ -98,28 +98,45 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   if (err == VS_OK) err = vs_mesh_gate_txn(txn, store, ops, skip, count, false, &gate);
   vs_wal_cursors cur = {NULL, NULL};
   if (err == VS_OK) err = vs_wal_cursors_open(txn, store, &cur);
-  for (uint32_t i = skip; i < count && err == VS_OK; i++) {
+  uint32_t end = count; /* a chain that comes in revoked stops at its cut */
+  for (uint32_t i = skip; i < end && err == VS_OK; i++) {
+    bool admitting = gate.admitting;
     err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
-                            i == count - 1, NULL);
-    /* its membership fact in the same transaction (checked: run_mesh_check) */
-    if (err == VS_OK && vs_mesh_gate_records(&gate, &ops[i]))
-      err = vs_mesh_record_put_txn(txn, store, ops[i].origin, ops[i].seq, hashes[i], lsn);
-    if (err == VS_OK) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
+                            i == end - 1 || admitting, NULL);
+    /* Its membership effect in the same transaction (mgate.h): a fact, an
+     * inert op, or, for the op that opens a chain, the admission. */
+    bool apply_state = true, refolded = false;
+    if (err == VS_OK) err = vs_mesh_gate_op_txn(txn, store, &gate, &ops[i], hashes[i], lsn, &apply_state, &refolded);
+    /* A fold that voided ops rebuilt the state, this op in it. */
+    if (err == VS_OK && refolded) {
+      apply_state = false;
+      err = vs_state_hash_get_txn(txn, store, state_hash);
+    }
+    if (err == VS_OK && admitting && gate.revoked && ops[end - 1].seq > gate.cut_seq) {
+      /* Admitted and revoked at once (the revoke came first): only the ops
+       * up to the cut are kept, the revoke vouching for the one there. */
+      uint64_t keep_to = gate.cut_seq > ops[i].seq ? gate.cut_seq : ops[i].seq;
+      end = (uint32_t)(keep_to - ops[0].seq + 1);
+      if (gate.cut_seq >= ops[i].seq && memcmp(hashes[end - 1], gate.cut_hash, VS_HASH_BYTES) != 0)
+        err = VS_ERR_REVOKED;
+      sig = vs_fork_zero_sig();
+    }
+    if (err == VS_OK && apply_state) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     /* Within the drift (checked above): the node's HLC follows it, so our
      * next write is ordered after what we have seen. */
     if (ops[i].hlc > node_hlc) node_hlc = ops[i].hlc;
   }
   vs_wal_cursors_close(&cur);
-  if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[count - 1].id, sig);
+  if (err == VS_OK) err = vs_sig_put_txn(txn, store, &ops[end - 1].id, sig);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_put(txn, store, node_hlc);
   /* A membership fact changes the view: refolded here, in this transaction
-   * (a cut may void held ops; a chain this run opened must be a member's). */
+   * (a cut may void held ops). */
   bool refolded = false;
-  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, ops, skip, count, &refolded);
+  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, &refolded);
   if (err == VS_OK) {
-    res->applied = count - skip;
-    res->head_seq = ops[count - 1].seq;
+    res->applied = end - skip;
+    res->head_seq = ops[end - 1].seq;
   }
   return err;
 }
@@ -204,6 +221,29 @@ static vs_err on_fork(vs_store *store, const vs_op *ops, const uint8_t *const *e
  * void range, the held-run shortcut, the signature (pre's verdict when
  * sig_known, else checked here, after the shortcut), the transaction, fork
  * evidence. */
+/* The revokes among ops[from..full), past the origin's cut: kept as
+ * orphans when the whole run's signature verifies. In its own write
+ * transaction (the run's ops up to the cut, if any, committed before). */
+static vs_err past_cut_revokes(vs_store *store, const vs_op *ops, uint32_t from, uint32_t full,
+                               const uint8_t (*hashes)[VS_HASH_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
+                               bool sig_ok, bool sig_known) {
+  bool any = false;
+  for (uint32_t i = from; i < full && !any; i++) any = strcmp(ops[i].kind, VS_MESH_KIND_REVOKE) == 0;
+  if (!any || sodium_is_zero(sig, VS_SIGNATURE_BYTES)) return VS_OK;
+  if (!sig_known) sig_ok = vs_chain_verify(ops[0].origin, ops[full - 1].seq, hashes[full - 1], sig);
+  if (!sig_ok) return VS_ERR_AUTH;
+  if (run_mesh_check(ops + from, full - from, hashes + from) != VS_OK) return VS_OK; /* refused with the run */
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  uint32_t stored = 0;
+  bool refolded = false;
+  err = vs_mesh_orphans_txn(txn, store, ops, from, full, hashes, &stored, &refolded);
+  if (err == VS_OK && stored > 0) return vs_txn_commit(txn);
+  mdb_txn_abort(txn);
+  return err;
+}
+
 static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
                             const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre, bool sig_known,
                             uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
@@ -218,6 +258,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   uint64_t held_head = 0, void_from = 0;
   uint8_t void_prev[VS_HASH_BYTES];
   bool by_cut = false;
+  const uint32_t full = count;   /* the run as it came, before a cut shortens it */
+  uint32_t past_cut = UINT32_MAX; /* by a cut: the index of its first op past the cut */
   if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head, &void_from, void_prev, &by_cut);
   if (err == VS_OK && void_from != 0 && ops[count - 1].seq >= void_from - 1) {
     /* A verdict voids this origin from void_from on: only the part below
@@ -234,6 +276,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
       if (cut && !vouched) err = VS_ERR_FORKED;
     }
     if (err == VS_ERR_FORKED && by_cut) err = VS_ERR_REVOKED; /* past a revocation cut */
+    if (by_cut && ops[full - 1].seq >= void_from)
+      past_cut = ops[0].seq >= void_from ? 0 : (uint32_t)(void_from - ops[0].seq);
   }
   if (err == VS_OK && held && !vouched) {
     res.duplicates = count;
@@ -270,6 +314,12 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   }
   if (err == VS_ERR_FORK && fork_at < count)
     err = on_fork(store, ops, enc, count, fork_at, vouched ? vs_fork_zero_sig() : sig, &res);
+  /* A revoked admin's revokes past its cut are kept apart (mgate.h): they
+   * may lift another cut. Only under the signature of the whole run. */
+  if (past_cut < full && (err == VS_OK || err == VS_ERR_REVOKED)) {
+    vs_err oerr = past_cut_revokes(store, ops, past_cut, full, hashes, sig, sig_known ? pre->sig_ok : false, sig_known);
+    if (oerr != VS_OK) err = oerr;
+  }
   if (result_out != NULL &&
       (err == VS_OK || err == VS_ERR_FUTURE || err == VS_ERR_FORK || err == VS_ERR_CHAIN || err == VS_ERR_FORKED ||
        err == VS_ERR_REVOKED))
@@ -353,11 +403,11 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   bool own = store->has_identity && memcmp(store->identity.pk, checked.origin, VS_ORIGIN_BYTES) == 0;
   if (err == VS_OK) err = vs_mesh_gate_txn(txn, store, &checked, 0, 1, own, &gate);
   if (err == VS_OK) err = vs_wal_append_txn(txn, store, &checked, NULL, ++lsn, now_ms, hash, true, NULL);
-  if (err == VS_OK && vs_mesh_gate_records(&gate, &checked))
-    err = vs_mesh_record_put_txn(txn, store, checked.origin, checked.seq, hash, lsn);
+  bool apply_state = true, refolded_op = false;
+  if (err == VS_OK) err = vs_mesh_gate_op_txn(txn, store, &gate, &checked, hash, lsn, &apply_state, &refolded_op);
   uint8_t state_hash[VS_HASH_BYTES];
-  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash);
-  if (err == VS_OK) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);
+  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, state_hash); /* after a refold's rebuild */
+  if (err == VS_OK && apply_state && !refolded_op) err = vs_state_apply_txn(txn, store, &checked, hash, state_hash);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &node_hlc);
   /* As for any received op, the node's clock follows at most to now + the
@@ -366,7 +416,7 @@ vs_err vs_wal_append(vs_store *store, const vs_op *op, uint64_t now_ms, uint64_t
   uint64_t seen = checked.hlc < cap ? checked.hlc : cap;
   if (err == VS_OK && seen > node_hlc) err = vs_meta_hlc_put(txn, store, seen);
   bool refolded = false;
-  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, &checked, 0, 1, &refolded);
+  if (err == VS_OK) err = vs_mesh_gate_after(txn, store, &gate, &refolded);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;

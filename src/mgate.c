@@ -8,6 +8,7 @@
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "mstore.h"
 #include "state_int.h"
+#include "wal_int.h"
 #include "voids.h"
 
 static const char MESH_ID_KEY[] = "mesh_id";
@@ -116,54 +117,21 @@ vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
   return VS_OK;
 }
 
-bool vs_mesh_gate_records(const vs_mesh_gate *g, const vs_op *op) { return g->managed && op_is_mesh(op); }
-
-/* What a member's ops may be, by its role: a reader writes no data op; a
- * mesh op past seq 1 is an invite, a revoke or a rekey (vs_mesh_fact_from_op
- * placed them), an admin's. *facts_out / *revokes_out: the facts among them. */
-static vs_err role_check(const vs_mesh_rec *r, const vs_op *ops, uint32_t from, uint32_t count, uint32_t *facts_out,
-                         uint32_t *revokes_out) {
-  *facts_out = *revokes_out = 0;
-  for (uint32_t i = from; i < count; i++) { /* bounded: the run */
-    if (!op_is_mesh(&ops[i])) {
-      if (r->role == VS_MESH_READER) return VS_ERR_DENIED;
-      continue;
-    }
-    if (!kind_is(&ops[i], VS_MESH_KIND_INVITE) && !kind_is(&ops[i], VS_MESH_KIND_REVOKE) &&
-        !kind_is(&ops[i], VS_MESH_KIND_REKEY))
-      return VS_ERR_DENIED;
-    if (r->role != VS_MESH_ADMIN) return VS_ERR_DENIED;
-    (*facts_out)++;
-    if (kind_is(&ops[i], VS_MESH_KIND_REVOKE)) (*revokes_out)++;
-  }
-  return VS_OK;
-}
-
 /* The mesh-wide bound: facts other than revokes stop at
  * VS_MESH_NONREVOKE_FACTS_MAX, so that revokes always find room up to
  * VS_MESH_FACTS_MAX (the reducer's bound). `held`: records held now. */
-static vs_err mesh_room(uint64_t held, uint32_t facts, uint32_t revokes) {
-  uint32_t others = facts - revokes;
-  if (others > 0 && (held > VS_MESH_NONREVOKE_FACTS_MAX || others > VS_MESH_NONREVOKE_FACTS_MAX - held))
-    return VS_ERR_LIMIT;
-  if (held > VS_MESH_FACTS_MAX || facts > VS_MESH_FACTS_MAX - held) return VS_ERR_LIMIT;
-  return VS_OK;
+static bool mesh_room_for(uint64_t held, bool revoke) {
+  return held < (revoke ? VS_MESH_FACTS_MAX : VS_MESH_NONREVOKE_FACTS_MAX);
 }
 
-/* The checks of a member's new ops: cut, role, its fact quota. */
-static vs_err member_ops_check(MDB_txn *txn, const vs_store *store, const vs_mesh_rec *r, const vs_op *ops,
-                               uint32_t skip, uint32_t count, vs_mesh_gate *g) {
-  if (r->revoked && ops[count - 1].seq > r->cut_seq && !VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_ERR_REVOKED;
-  uint32_t facts = 0, revokes = 0;
-  vs_err err = role_check(r, ops, skip, count, &facts, &revokes);
-  if (err != VS_OK || facts == 0) return err;
-  /* Per author, a function of its chain: the same ops refused everywhere. */
-  if (r->facts > VS_MESH_AUTHOR_FACTS_MAX || facts > VS_MESH_AUTHOR_FACTS_MAX - r->facts) return VS_ERR_LIMIT;
-  uint64_t held = 0;
-  err = vs_mesh_records_count_txn(txn, store, &held);
-  if (err == VS_OK) err = mesh_room(held, facts, revokes);
-  if (err == VS_OK) g->refresh = true;
-  return err;
+static vs_err gate_load(MDB_txn *txn, const vs_store *store, const vs_mesh_rec *r, vs_mesh_gate *g) {
+  g->member = true;
+  g->role = r->role;
+  g->revoked = r->revoked;
+  g->cut_seq = r->cut_seq;
+  memcpy(g->cut_hash, r->cut_hash, VS_HASH_BYTES);
+  g->facts = r->facts;
+  return vs_mesh_records_count_txn(txn, store, &g->held);
 }
 
 vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, uint32_t skip, uint32_t count,
@@ -176,30 +144,31 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
   g->managed = true;
   vs_mesh_rec r;
   err = vs_mesh_rec_get_txn(txn, store, ops[0].origin, &r);
-  if (err == VS_OK) return member_ops_check(txn, store, &r, ops, skip, count, g);
+  if (err == VS_OK) {
+    /* Past the cut: apply.c took only the part up to it (FORKS' rules). */
+    if (r.revoked && ops[count - 1].seq > r.cut_seq && !VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_ERR_REVOKED;
+    return gate_load(txn, store, &r, g);
+  }
   if (err != VS_ERR_NOTFOUND) return err;
   if (own && ops[skip].seq > 1) {
     /* This device joined and its admission has not reached it yet: it
-     * writes (offline first); its ops count where the invite is held. */
-    for (uint32_t i = skip; i < count; i++)
-      if (op_is_mesh(&ops[i])) return VS_ERR_DENIED;
+     * writes data (offline first); its ops count where the invite is held. */
+    g->pending = true;
     return VS_OK;
   }
   if (VS_FAULT(VS_FAULT_ACCEPT_NONMEMBER) && !op_is_mesh(&ops[skip])) return VS_OK; /* fault: stored as is */
   /* Not a member: only the op that makes it one opens its chain, the
    * genesis or an admit naming this mesh. */
   if (ops[skip].seq != 1) return VS_ERR_NOT_MEMBER;
+  uint8_t hash[VS_HASH_BYTES];
+  err = vs_op_hash(&ops[skip], hash);
+  if (err != VS_OK) return err;
   if (kind_is(&ops[skip], VS_MESH_KIND_CREATE)) {
     /* The genesis (its hash is the mesh id); any other create is another mesh's. */
-    uint8_t hash[VS_HASH_BYTES];
-    err = vs_op_hash(&ops[skip], hash);
-    if (err != VS_OK || memcmp(hash, g->mesh_id, VS_HASH_BYTES) != 0) return VS_ERR_NOT_MEMBER;
+    if (memcmp(hash, g->mesh_id, VS_HASH_BYTES) != 0) return VS_ERR_NOT_MEMBER;
   } else if (kind_is(&ops[skip], VS_MESH_KIND_ADMIT)) {
     vs_mesh_fact f;
-    uint8_t hash[VS_HASH_BYTES];
-    err = vs_op_hash(&ops[skip], hash);
-    if (err == VS_OK) err = vs_mesh_fact_from_op(&ops[skip], hash, &f);
-    if (err != VS_OK) return VS_ERR_NOT_MEMBER;
+    if (vs_mesh_fact_from_op(&ops[skip], hash, &f) != VS_OK) return VS_ERR_NOT_MEMBER;
     if (memcmp(f.u.admit.mesh_id, g->mesh_id, VS_HASH_BYTES) != 0) return VS_ERR_NOT_MEMBER;
     /* Its invite must be held and match (key, expiry): cheap refusals
      * before any fold, so that a key holder's made-up admission (any
@@ -212,46 +181,77 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
       if (inv.kind != VS_MESH_INVITE || memcmp(inv.u.invite.invite_pk, f.u.admit.invite_pk, VS_ORIGIN_BYTES) != 0 ||
           ops[skip].hlc > inv.u.invite.expires_hlc)
         return VS_ERR_NOT_MEMBER;
-    }
-    if (!own) {
-      uint64_t members = 0;
       MDB_stat st;
       int rc = mdb_stat(txn, store->dbi_members, &st);
       if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-      members = (uint64_t)st.ms_entries;
-      if (members >= VS_MESH_MEMBERS_MAX) return VS_ERR_LIMIT;
+      if ((uint64_t)st.ms_entries >= VS_MESH_MEMBERS_MAX) return VS_ERR_LIMIT;
     }
   } else {
     return VS_ERR_NOT_MEMBER;
   }
-  uint64_t held = 0;
-  err = vs_mesh_records_count_txn(txn, store, &held);
-  if (err == VS_OK) err = mesh_room(held, 1, 0);
+  err = vs_mesh_records_count_txn(txn, store, &g->held);
+  if (err == VS_OK && !mesh_room_for(g->held, false)) err = VS_ERR_LIMIT;
   if (err != VS_OK) return err;
-  g->refresh = true;
-  g->admitting = !own;
+  g->admitting = true;
+  g->own = own;
   return VS_OK;
 }
 
-vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, const vs_op *ops, uint32_t skip,
-                          uint32_t count, bool *refolded_out) {
+static vs_err inert_put(MDB_txn *txn, const vs_store *store, const vs_op *op) {
+  MDB_val k = {VS_OP_ID_BYTES, (void *)op->id.bytes}, v = {0, (void *)""};
+  return vs_mdb_err(mdb_put(txn, store->dbi_inert, &k, &v, 0));
+}
+
+vs_err vs_mesh_gate_op_txn(MDB_txn *txn, vs_store *store, vs_mesh_gate *g, const vs_op *op,
+                           const uint8_t hash[VS_HASH_BYTES], uint64_t lsn, bool *apply_state_out,
+                           bool *refolded_out) {
+  *apply_state_out = true;
+  *refolded_out = false;
+  if (!g->managed) return VS_OK;
+  bool mesh = op_is_mesh(op);
+  if (g->admitting) {
+    /* The run's first new op makes its origin a member, or the run goes. */
+    g->admitting = false;
+    vs_err err = vs_mesh_record_put_txn(txn, store, op->origin, op->seq, hash, lsn);
+    if (err == VS_OK) err = vs_mesh_refresh_txn(txn, store, g->mesh_id, refolded_out);
+    vs_mesh_rec r;
+    if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, op->origin, &r);
+    if (err == VS_ERR_NOTFOUND) {
+      if (g->own) { /* our own admit: we write on, pending (see vs_mesh_gate_txn) */
+        g->pending = true;
+        return VS_OK;
+      }
+      return VS_ERR_NOT_MEMBER;
+    }
+    if (err == VS_OK) err = gate_load(txn, store, &r, g);
+    return err;
+  }
+  if (!g->member) return VS_OK; /* our own ops, pending our admission */
+  if (!mesh) {
+    /* A reader's data op is kept in its chain (all nodes keep the same
+     * chain) and has no effect: marked inert, skipped by every refold. */
+    if (g->role != VS_MESH_READER) return VS_OK;
+    *apply_state_out = false;
+    return inert_put(txn, store, op);
+  }
+  /* A fact only from an admin, within its quota (a function of its chain)
+   * and the mesh's room; anything else stays in the chain without effect. */
+  bool revoke = kind_is(op, VS_MESH_KIND_REVOKE);
+  bool fact = g->role == VS_MESH_ADMIN && !kind_is(op, VS_MESH_KIND_CREATE) && !kind_is(op, VS_MESH_KIND_ADMIT) &&
+              g->facts < VS_MESH_AUTHOR_FACTS_MAX && mesh_room_for(g->held, revoke);
+  if (!fact) return VS_OK;
+  vs_err err = vs_mesh_record_put_txn(txn, store, op->origin, op->seq, hash, lsn);
+  if (err != VS_OK) return err;
+  g->facts++;
+  g->held++;
+  g->refresh = true;
+  return VS_OK;
+}
+
+vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, bool *refolded_out) {
   *refolded_out = false;
   if (!g->managed || !g->refresh) return VS_OK;
-  vs_err err = vs_mesh_refresh_txn(txn, store, g->mesh_id, refolded_out);
-  if (err != VS_OK || !g->admitting) return err;
-  /* The run opened its origin's chain: it must have made it a member, and
-   * then its own ops pass the member checks (a reader's data op does not). */
-  vs_mesh_rec r;
-  err = vs_mesh_rec_get_txn(txn, store, ops[0].origin, &r);
-  if (err == VS_ERR_NOTFOUND) return VS_ERR_NOT_MEMBER;
-  if (err != VS_OK) return err;
-  /* Its first op was the admission; the rest pass the member checks. The
-   * refold counted their facts already: the author's quota holds or the
-   * whole run goes (the mesh-wide bound: the fold's own VS_ERR_LIMIT). */
-  uint32_t facts = 0, revokes = 0;
-  err = role_check(&r, ops, skip + 1, count, &facts, &revokes);
-  if (err == VS_OK && r.facts > VS_MESH_AUTHOR_FACTS_MAX) err = VS_ERR_LIMIT;
-  return err;
+  return vs_mesh_refresh_txn(txn, store, g->mesh_id, refolded_out);
 }
 
 /* ---- the refresh ---- */
@@ -294,6 +294,35 @@ static void rec_from_member(const vs_mesh_member *m, const vs_mesh_fact *facts, 
     if (facts[i].kind == VS_MESH_INVITE || facts[i].kind == VS_MESH_REVOKE || facts[i].kind == VS_MESH_REKEY)
       r->facts++;
   }
+}
+
+static vs_err inert_put(MDB_txn *txn, const vs_store *store, const vs_op *op);
+
+/* Mark every data op of our own chain inert (bounded by the chain). */
+static vs_err own_data_inert(MDB_txn *txn, vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES], bool *marked_out) {
+  *marked_out = false;
+  vs_head head;
+  vs_err err = vs_head_get(txn, store, pk, &head);
+  for (uint64_t seq = 2; err == VS_OK && seq <= head.seq; seq++) {
+    vs_op_id id;
+    uint64_t lsn = 0;
+    vs_op_id_derive(pk, seq, &id);
+    err = vs_opid_get(txn, store, &id, &lsn, NULL);
+    if (err == VS_ERR_NOTFOUND) {
+      err = VS_OK;
+      continue;
+    }
+    const uint8_t *enc = NULL;
+    uint32_t enc_bytes = 0;
+    vs_op op;
+    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
+    if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
+    if (err == VS_OK && !op_is_mesh(&op)) {
+      err = inert_put(txn, store, &op);
+      *marked_out = true;
+    }
+  }
+  return err;
 }
 
 static bool rec_equal(const vs_mesh_rec *a, const vs_mesh_rec *b) {
@@ -371,6 +400,13 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
     MDB_val k = {VS_ORIGIN_BYTES, (void *)m->pk}, v = {sizeof val, val};
     err = vs_mdb_err(mdb_put(txn, store->dbi_members, &k, &v, 0));
     changed_any = true;
+    /* This device learns it is a reader: what it wrote while its admission
+     * was on its way has no effect, here as everywhere. */
+    if (err == VS_OK && !had && now.role == VS_MESH_READER && is_self(store, m->pk)) {
+      bool marked = false;
+      err = own_data_inert(txn, store, m->pk, &marked);
+      if (marked) *refolded_out = true;
+    }
     /* Its cut fell (or it comes in revoked): its ops past the cut are void. */
     bool fell = now.revoked && (!had || !old.revoked || now.cut_seq < old.cut_seq);
     bool changed = false;
@@ -399,4 +435,70 @@ vs_err vs_mesh_refresh_managed_txn(MDB_txn *txn, vs_store *store, bool *refolded
   if (err == VS_ERR_NOTFOUND) return VS_OK;
   if (err != VS_OK) return err;
   return vs_mesh_refresh_txn(txn, store, mesh_id, refolded_out);
+}
+
+/* ---- revokes past a cut ---- */
+
+/* Whether the run links to what the store holds of its origin: it starts
+ * at most one past the head, the op below its first is the one held, and
+ * the ops it shares with the store are the same. */
+static vs_err run_links(MDB_txn *txn, const vs_store *store, const vs_op *ops, uint32_t count,
+                        const uint8_t (*hashes)[VS_HASH_BYTES], bool *links_out) {
+  *links_out = false;
+  vs_head head;
+  vs_err err = vs_head_get(txn, store, ops[0].origin, &head);
+  if (err != VS_OK || ops[0].seq > head.seq + 1) return err;
+  if (ops[0].seq > 1) {
+    vs_op_id id;
+    uint8_t below[VS_HASH_BYTES];
+    vs_op_id_derive(ops[0].origin, ops[0].seq - 1, &id);
+    err = vs_opid_get(txn, store, &id, NULL, below);
+    if (err == VS_ERR_NOTFOUND) return VS_OK;
+    if (err != VS_OK || memcmp(below, ops[0].prev, VS_HASH_BYTES) != 0) return err;
+  }
+  for (uint32_t i = 0; i < count && ops[i].seq <= head.seq; i++) { /* bounded: the run */
+    uint8_t held[VS_HASH_BYTES];
+    vs_op_id id;
+    vs_op_id_derive(ops[i].origin, ops[i].seq, &id);
+    err = vs_opid_get(txn, store, &id, NULL, held);
+    if (err == VS_ERR_NOTFOUND) return VS_OK;
+    if (err != VS_OK || memcmp(held, hashes[i], VS_HASH_BYTES) != 0) return err;
+  }
+  *links_out = true;
+  return VS_OK;
+}
+
+vs_err vs_mesh_orphans_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uint32_t from, uint32_t count,
+                           const uint8_t (*hashes)[VS_HASH_BYTES], uint32_t *stored_out, bool *refolded_out) {
+  *stored_out = 0;
+  *refolded_out = false;
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
+  if (err == VS_ERR_NOTFOUND) return VS_OK;
+  vs_mesh_rec r;
+  if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, ops[0].origin, &r);
+  if (err == VS_ERR_NOTFOUND) return VS_OK; /* not a member: no fact of it counts */
+  if (err != VS_OK) return err;
+  if (!r.revoked || r.role != VS_MESH_ADMIN) return VS_OK; /* only an admin's revokes can lift a cut */
+  bool links = false;
+  err = run_links(txn, store, ops, count, hashes, &links);
+  if (err != VS_OK || !links) return err;
+  uint64_t held = 0;
+  err = vs_mesh_records_count_txn(txn, store, &held);
+  uint32_t added = 0;
+  for (uint32_t i = from; i < count && err == VS_OK; i++) { /* bounded: the run */
+    if (!kind_is(&ops[i], VS_MESH_KIND_REVOKE) || ops[i].seq <= r.cut_seq) continue;
+    vs_mesh_fact f;
+    err = vs_mesh_fact_get_txn(txn, store, ops[i].origin, ops[i].seq, &f);
+    if (err == VS_OK) continue; /* held already */
+    if (err != VS_ERR_NOTFOUND) break;
+    err = VS_OK;
+    /* The author's quota and the revokes' room, as for any fact. */
+    if (r.facts + added >= VS_MESH_AUTHOR_FACTS_MAX || !mesh_room_for(held + added, true)) break;
+    err = vs_mesh_orphan_put_txn(txn, store, &ops[i], hashes[i]);
+    if (err == VS_OK) added++;
+  }
+  if (err == VS_OK && added > 0) err = vs_mesh_refresh_txn(txn, store, mesh_id, refolded_out);
+  if (err == VS_OK) *stored_out = added;
+  return err;
 }

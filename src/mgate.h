@@ -67,35 +67,50 @@ vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
                        uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]);
 
 typedef struct vs_mesh_gate {
-  bool managed;                  /* the store is a managed mesh */
-  bool refresh;                  /* a fact is stored: vs_mesh_gate_after must refresh */
-  bool admitting;                /* the run opens a non-member's chain: its admission must take */
+  bool managed;   /* the store is a managed mesh */
+  bool member;    /* the origin's record is loaded: role, facts */
+  bool pending;   /* our own ops while our admission has not reached us */
+  bool admitting; /* the run's first new op must make its origin a member */
+  bool own;       /* our own write (vs_wal_append of our identity) */
+  bool refresh;   /* a fact was recorded since the last refold */
+  uint8_t role;
+  bool revoked;   /* with the member: its cut, and the revoke's hash of the op there */
+  uint64_t cut_seq;
+  uint8_t cut_hash[VS_HASH_BYTES];
+  uint32_t facts; /* the author's facts held (its quota) */
+  uint64_t held;  /* fact records held (the mesh's room) */
   uint8_t mesh_id[VS_HASH_BYTES];
 } vs_mesh_gate;
 
 /** Whether ops[skip..count) (one origin's, linked, about to be stored in
- *  `txn`; their hashes) may be stored (docs/membership.md, "The gate").
- *  `own`: this store's own writes (a device may write while its admission
- *  has not reached it yet). Reads one member record and the meta.
- *  @return VS_OK (and *g says what to do after appending); VS_ERR_NOT_MEMBER;
- *  VS_ERR_REVOKED (an op past the origin's cut); VS_ERR_DENIED (a reader's
- *  data op, a non-admin's invite or revoke, a create that is not the
- *  genesis); VS_ERR_LIMIT (the author's VS_MESH_AUTHOR_FACTS_MAX, the
- *  mesh's VS_MESH_FACTS_MAX facts or VS_MESH_MEMBERS_MAX members);
+ *  `txn`) may be stored (docs/membership.md, "The gate"). `own`: this
+ *  store's own writes (a device may write while its admission has not
+ *  reached it yet). Reads the meta and one member record: per run.
+ *  @return VS_OK (*g then judges each op: vs_mesh_gate_op_txn);
+ *  VS_ERR_NOT_MEMBER (no member, and the run does not open its chain with
+ *  the genesis or an admit naming a held invite); VS_ERR_REVOKED (an op
+ *  past the origin's cut: apply.c takes only the part below); VS_ERR_LIMIT
+ *  (an admission past VS_MESH_MEMBERS_MAX or the mesh's room);
  *  VS_ERR_STORE, VS_ERR_CORRUPT. */
 vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, uint32_t skip, uint32_t count,
                         bool own, vs_mesh_gate *g);
 
-/** Whether op i of the run gets a fact record (g->managed and a mesh.* op). */
-bool vs_mesh_gate_records(const vs_mesh_gate *g, const vs_op *op);
+/** Each new op, in order, once appended at `lsn` (its hash `hash`): the
+ *  admitting op is recorded and folded at once (VS_ERR_NOT_MEMBER when the
+ *  fold does not make its origin a member); an admin's invite, revoke or
+ *  rekey within its quota and the mesh's room is recorded as a fact; a
+ *  reader's data op is marked inert (*apply_state_out false: the caller
+ *  does not fold it into the state, nor does any rebuild); anything else
+ *  (a non-admin's mesh op, one past a quota) stays in the chain without
+ *  effect. *refolded_out: the fold voided ops and rebuilt the state (the
+ *  caller rereads its state hash). */
+vs_err vs_mesh_gate_op_txn(MDB_txn *txn, vs_store *store, vs_mesh_gate *g, const vs_op *op,
+                           const uint8_t hash[VS_HASH_BYTES], uint64_t lsn, bool *apply_state_out,
+                           bool *refolded_out);
 
-/** After the ops are appended (and their records put): refresh the view
- *  when g->refresh, then check a run that opened a chain: its origin must
- *  now be a member (VS_ERR_NOT_MEMBER) and not a reader with data ops
- *  (VS_ERR_DENIED). *refolded_out: ops were voided and the state rebuilt
- *  (the caller rereads its state hash). */
-vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, const vs_op *ops, uint32_t skip,
-                          uint32_t count, bool *refolded_out);
+/** After the run's ops: refold when a fact was recorded. *refolded_out:
+ *  ops were voided and the state rebuilt. */
+vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, bool *refolded_out);
 
 /** Fold the facts held into the view and rewrite the member records; for
  *  each member whose cut fell, void its ops past the new cut, and for each
@@ -103,6 +118,17 @@ vs_err vs_mesh_gate_after(MDB_txn *txn, vs_store *store, const vs_mesh_gate *g, 
  *  *refolded_out: something was voided (the state was rebuilt). Bounded by
  *  VS_MESH_FACTS_MAX facts and VS_MESH_MEMBERS_MAX members. */
 vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], bool *refolded_out);
+
+/** A revoked admin's revokes past its cut (ops[from..count) of a run whose
+ *  signature covers all of ops[0..count), checked by the caller): the gate
+ *  refuses the ops, but a revoke past a cut may lift another cut (a mutual
+ *  revoke: the reducer's seniority decides), so each is kept as an orphan
+ *  record (mstore.h: the op's bytes without its chain) when the run links
+ *  to the chain held, within the author's quota and the revokes' room, and
+ *  the view is refolded. *stored_out: orphans put. Nothing in an open mesh
+ *  or for a member that is not a revoked admin. */
+vs_err vs_mesh_orphans_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uint32_t from, uint32_t count,
+                           const uint8_t (*hashes)[VS_HASH_BYTES], uint32_t *stored_out, bool *refolded_out);
 
 /** vs_mesh_refresh_txn when the store is managed (a fork verdict may void
  *  facts); nothing in an open mesh. */

@@ -49,19 +49,46 @@ vs_err vs_mesh_records_drop_txn(MDB_txn *txn, const vs_store *store, const uint8
   return rc == MDB_NOTFOUND || rc == MDB_SUCCESS ? VS_OK : vs_mdb_err(rc);
 }
 
-/* The fact of one record, read back from the WAL and checked against it. */
+vs_err vs_mesh_orphan_put_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t hash[VS_HASH_BYTES]) {
+  uint8_t key[VS_MESH_RECORD_KEY_BYTES];
+  record_key(key, op->origin, op->seq);
+  size_t enc_bytes = vs_op_encoded_bytes(op);
+  if (enc_bytes == 0 || enc_bytes > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_INVAL;
+  MDB_val k = {sizeof key, key}, v = {1u + VS_HASH_BYTES + enc_bytes, NULL};
+  int rc = mdb_put(txn, store->dbi_mesh, &k, &v, MDB_RESERVE);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint8_t *p = v.mv_data;
+  p[0] = VS_MESH_ORPHAN_VERSION;
+  memcpy(p + 1, hash, VS_HASH_BYTES);
+  size_t written = 0;
+  vs_err err = vs_op_encode(op, p + 1 + VS_HASH_BYTES, enc_bytes, &written);
+  if (err == VS_OK && written != enc_bytes) err = VS_ERR_CORRUPT;
+  return err;
+}
+
+/* The fact of one record, read back from the WAL (an orphan: from the
+ * record itself) and checked against it. */
 static vs_err record_fact(vs_wal_reader *wr, const MDB_val *k, const MDB_val *v, vs_mesh_fact *out) {
-  if (k->mv_size != VS_MESH_RECORD_KEY_BYTES || v->mv_size != VS_MESH_RECORD_BYTES) return VS_ERR_CORRUPT;
+  if (k->mv_size != VS_MESH_RECORD_KEY_BYTES || v->mv_size < 1) return VS_ERR_CORRUPT;
   const uint8_t *key = k->mv_data, *val = v->mv_data;
-  if (val[0] != VS_MESH_RECORD_VERSION) return VS_ERR_CORRUPT;
-  uint64_t seq = vs_get_u64be(key + VS_ORIGIN_BYTES), lsn = vs_get_u64le(val + 1 + VS_HASH_BYTES);
+  uint64_t seq = vs_get_u64be(key + VS_ORIGIN_BYTES);
   const uint8_t *enc = NULL;
   uint32_t enc_bytes = 0;
   vs_op op;
   uint8_t hash[VS_HASH_BYTES];
-  vs_err err = vs_wal_reader_op(wr, lsn, &enc, &enc_bytes);
-  if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the record names a WAL record that is gone */
-  if (err != VS_OK) return err;
+  vs_err err = VS_OK;
+  if (val[0] == VS_MESH_ORPHAN_VERSION) {
+    if (v->mv_size <= 1u + VS_HASH_BYTES || v->mv_size > 1u + VS_HASH_BYTES + VS_OP_ENCODED_BYTES_MAX)
+      return VS_ERR_CORRUPT;
+    enc = val + 1 + VS_HASH_BYTES;
+    enc_bytes = (uint32_t)(v->mv_size - 1u - VS_HASH_BYTES);
+  } else {
+    if (v->mv_size != VS_MESH_RECORD_BYTES || val[0] != VS_MESH_RECORD_VERSION) return VS_ERR_CORRUPT;
+    uint64_t lsn = vs_get_u64le(val + 1 + VS_HASH_BYTES);
+    err = vs_wal_reader_op(wr, lsn, &enc, &enc_bytes);
+    if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the record names a WAL record that is gone */
+    if (err != VS_OK) return err;
+  }
   /* the WAL record's checksum held: an op that does not decode now is a damaged store */
   if (vs_op_decode(enc, enc_bytes, &op) != VS_OK || vs_op_hash(&op, hash) != VS_OK) return VS_ERR_CORRUPT;
   if (op.seq != seq || memcmp(op.origin, key, VS_ORIGIN_BYTES) != 0 || memcmp(hash, val + 1, VS_HASH_BYTES) != 0)

@@ -14,6 +14,9 @@
 #include "member.h"
 
 #define VS_MESH_RECORD_VERSION 1u
+/* An orphan: a revoke of a revoked member past its cut, kept without its
+ * chain (mgate.h): version u8 (2), the op's hash 32, the op's encoding. */
+#define VS_MESH_ORPHAN_VERSION 2u
 #define VS_MESH_RECORD_KEY_BYTES (VS_ORIGIN_BYTES + 8u)
 #define VS_MESH_RECORD_BYTES (1u + VS_HASH_BYTES + 8u)
 
@@ -23,6 +26,10 @@ vs_err vs_mesh_records_count_txn(MDB_txn *txn, const vs_store *store, uint64_t *
 /** Put the record of the mesh.* op (origin, seq) with `hash`, stored at `lsn`. */
 vs_err vs_mesh_record_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
                               const uint8_t hash[VS_HASH_BYTES], uint64_t lsn);
+
+/** Put an orphan record for `op` (hash `hash`): the op's own bytes, for a
+ *  fact whose op the chain does not hold (a revoke past its author's cut). */
+vs_err vs_mesh_orphan_put_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t hash[VS_HASH_BYTES]);
 
 /** Delete the records of `origin` from seq `from` on (a fork verdict voids
  *  them). Bounded by the origin's records. */

@@ -438,7 +438,8 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
       if (p->fk_tries < FORK_SEARCH_TRIES) err = nd_send_want(n, p, now_ms);
       else p->fk_active = false; /* it does not answer: the next vector starts again */
     }
-    if (err == VS_OK && !p->fk_sent_all) err = nd_forks_to_session(n, p); /* before anything they vouch for */
+    /* Verdicts carry ops: a device on probation gets none (node_member.c). */
+    if (err == VS_OK && !p->fk_sent_all && !p->probation) err = nd_forks_to_session(n, p); /* before anything they vouch for */
     if (err == VS_OK && p->st == PEER_READY && (p->vv_due || now_ms >= p->next_vv_ms)) err = send_vv(n, p, now_ms);
     /* Runs only once it has every verdict: a run may end at an op that
      * only the evidence vouches for (the zero signature, apply.h). */
@@ -469,7 +470,7 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
       if (p->fall_pending && p->fall_deadline_ms < t) t = p->fall_deadline_ms;
       if (p->probation && p->probation_end_ms < t) t = p->probation_end_ms;
       if (p->probation && p->present_ms < t) t = p->present_ms;
-      if (!p->fk_sent_all) t = now_ms;
+      if (!p->fk_sent_all && !p->probation) t = now_ms;
       if (p->sent.n > 0) {
         uint64_t r = vs_add_sat_u64(p->sent_at_ms, nd_resend_wait_ms(n, p));
         t = r < t ? r : t;

@@ -175,6 +175,7 @@ vs_err nd_on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t 
   uint64_t from = 0;
   vs_err err = vs_msg_want_decode(msg, len, origin, &from);
   if (err != VS_OK) return err;
+  if (p->probation) return VS_OK; /* a device not admitted here is sent no run (node_member.c) */
   uint32_t a = p->ack_id;
   if (!((n->want_init >> a) & 1u)) {
     n->want_tokens[a] = (uint64_t)WANT_PER_MIN * QUOTA_UNIT;

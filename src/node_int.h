@@ -192,6 +192,7 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms);
 vs_err nd_member_after_run(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], const vs_op *ops,
                            vs_err apply_err);
 vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms);
+bool nd_member_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now);
 uint32_t nd_ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES], uint64_t now_ms);
 void nd_mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held);
 bool nd_mesh_held(void *ctx, vs_op_id *id_out);

@@ -107,6 +107,12 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
     }
   }
   mdb_txn_abort(txn);
+  /* A refold may have voided ops (a cut, a lost admission): the vector we
+   * send must say what we hold. */
+  if (err == VS_OK) {
+    n->mine.n = 0;
+    err = nd_load_mine(n);
+  }
   if (err == VS_OK) n->mesh_gen = gen;
   return err;
 }
@@ -150,4 +156,20 @@ vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms) {
    * signed alone): the peer judges us by what it holds. */
   if (err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_CORRUPT) err = VS_OK;
   return err;
+}
+
+bool nd_member_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now) {
+  MDB_txn *txn;
+  if (vs_txn_begin(n->store, false, &txn) != VS_OK) return false;
+  uint8_t mesh_id[VS_HASH_BYTES];
+  bool exempt = false;
+  if (vs_mesh_id_get_txn(txn, n->store, mesh_id) == VS_OK) {
+    vs_mesh_rec r;
+    vs_err err = vs_mesh_rec_get_txn(txn, n->store, origin, &r);
+    /* No member (its admission lost): all of it is void; revoked: what
+     * lies past its cut (voids.c). */
+    exempt = err == VS_ERR_NOTFOUND || (err == VS_OK && r.revoked && now >= r.cut_seq);
+  }
+  mdb_txn_abort(txn);
+  return exempt;
 }

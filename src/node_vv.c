@@ -196,7 +196,9 @@ static void asm_drop(peer *p) {
 static bool vv_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t was, uint64_t now) {
   uint64_t void_from = 0;
   (void)was;
-  return vs_apply_void_from(n->store, origin, &void_from) == VS_OK && void_from != 0 && now >= void_from - 1;
+  if (vs_apply_void_from(n->store, origin, &void_from) == VS_OK && void_from != 0 && now >= void_from - 1) return true;
+  /* A revocation cut or a lost admission voids as a verdict does (node_member.c). */
+  return nd_member_fall_exempt(n, origin, now);
 }
 
 /* A complete vector (p->asm, numbered p->asm_vector) from `p`: check it does

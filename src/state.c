@@ -417,6 +417,9 @@ vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store) {
   if (buf == NULL) return VS_ERR_NOMEM;
   uint64_t last = 0;
   vs_err err = vs_wal_last_lsn_txn(txn, store, &last);
+  MDB_stat ist;
+  if (err == VS_OK) err = vs_mdb_err(mdb_stat(txn, store->dbi_inert, &ist));
+  bool any_inert = err == VS_OK && ist.ms_entries > 0;
   /* Bounded: one step per WAL record. The state is a CRDT, so refolding
    * in LSN order gives what any order gives. An op is live when the op-id
    * index still names its record (a verdict removed the void ones). */
@@ -446,6 +449,12 @@ vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store) {
     if (err == VS_ERR_NOTFOUND || (err == VS_OK && at != lsn)) {
       err = VS_OK; /* void */
       continue;
+    }
+    if (err == VS_OK && any_inert) { /* held without effect (a reader's data op) */
+      MDB_val ik = {VS_OP_ID_BYTES, op.id.bytes}, iv;
+      int rc = mdb_get(txn, store->dbi_inert, &ik, &iv);
+      if (rc == MDB_SUCCESS) continue;
+      if (rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
     }
     vs_op_hash_encoded(buf, enc_bytes, hash);
     if (err == VS_OK) err = vs_state_apply_txn(txn, store, &op, hash, state_hash);

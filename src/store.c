@@ -23,7 +23,7 @@
  *      keys, the idempotency index values and outbox entries hold them
  *   4: fork verdicts keep their evidence (fork.c)
  *   5: the `mesh` database: a record per mesh.* op held (mstore.h); the
- *      `members` database and meta "mesh_id" of a managed mesh (mgate.h) */
+ *      `members` and `inert` databases and meta "mesh_id" of a managed mesh (mgate.h) */
 #define STORE_FORMAT VS_STORE_FORMAT
 #define STORE_DBS 16
 static const char STORE_MAGIC[] = "vixsync";
@@ -116,7 +116,7 @@ static const dbi_spec DBIS[] = {
     {"obx_state", offsetof(vs_store, dbi_obx_state)}, {"state", offsetof(vs_store, dbi_state)},
     {"incrs", offsetof(vs_store, dbi_incrs)},         {"sigs", offsetof(vs_store, dbi_sigs)},
     {"forks", offsetof(vs_store, dbi_forks)},         {"mesh", offsetof(vs_store, dbi_mesh)},
-    {"members", offsetof(vs_store, dbi_members)},
+    {"members", offsetof(vs_store, dbi_members)},     {"inert", offsetof(vs_store, dbi_inert)},
 };
 #define DBI_COUNT (sizeof DBIS / sizeof DBIS[0])
 _Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");

@@ -199,10 +199,128 @@ static void test_gate_revoke_cut(void **state) {
   node_close(&n);
 }
 
+/* A mutual revoke between two admins, partitioned (docs/membership.md's
+ * example): observers that take the two revokes in either order end with
+ * the same verdict (the senior's revoke wins). The junior's revoke lies
+ * past its own cut where the senior's came first: it is kept apart (an
+ * orphan record) so that the reducer sees it (review p1). */
+static void test_gate_mutual_revoke_converges(void **state) {
+  (void)state;
+  node g, a, b, o1, o2;
+  node_open(&g, "mut-g", 1);
+  node_open(&a, "mut-a", 2);
+  node_open(&b, "mut-b", 3);
+  node_open(&o1, "mut-o1", 4);
+  node_open(&o2, "mut-o2", 5);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(g.store, NOW, mesh_id), VS_OK);
+  join(&g, &a, VS_MESH_ADMIN, 0x41, NOW + 10); /* invited first: senior */
+  join(&g, &b, VS_MESH_ADMIN, 0x42, NOW + 20);
+  join(&g, &o1, VS_MESH_WRITER, 0x43, NOW + 30);
+  join(&g, &o2, VS_MESH_WRITER, 0x44, NOW + 40);
+  node *all[] = {&g, &a, &b, &o1, &o2};
+  for (int i = 1; i < 5; i++) assert_err(send_origin(&g, all[i], g.id.pk, NOW + 50), VS_OK);
+  for (int i = 0; i < 5; i++) {
+    if (all[i] != &a) assert_err(send_origin(&a, all[i], a.id.pk, NOW + 60), VS_OK);
+    if (all[i] != &b) assert_err(send_origin(&b, all[i], b.id.pk, NOW + 60), VS_OK);
+  }
+  assert_err(vs_mesh_revoke(a.store, b.id.pk, NOW + 100, NULL), VS_OK);
+  assert_err(vs_mesh_revoke(b.store, a.id.pk, NOW + 100, NULL), VS_OK);
+  (void)send_origin(&a, &o1, a.id.pk, NOW + 200);
+  (void)send_origin(&b, &o1, b.id.pk, NOW + 200); /* past B's cut at o1: kept apart */
+  (void)send_origin(&b, &o2, b.id.pk, NOW + 200);
+  (void)send_origin(&a, &o2, a.id.pk, NOW + 200); /* lifts A's cut at o2 */
+  (void)send_origin(&a, &o2, a.id.pk, NOW + 300); /* anti-entropy offers A's chain again */
+  node *obs[] = {&o1, &o2};
+  for (int k = 0; k < 2; k++) {
+    vs_mesh_member_info m[8];
+    uint32_t count = 0;
+    assert_err(vs_mesh_members(obs[k]->store, m, 8, &count), VS_OK);
+    assert_int_equal(count, 4); /* G, A, B and itself: the observers' chains never met */
+    for (uint32_t i = 0; i < count; i++) {
+      bool is_b = memcmp(m[i].pk, b.id.pk, VS_ORIGIN_BYTES) == 0;
+      assert_int_equal(m[i].revoked, is_b);
+    }
+  }
+  assert_int_equal(head_of(&o1, a.id.pk), head_of(&o2, a.id.pk));
+  assert_int_equal(head_of(&o1, b.id.pk), head_of(&o2, b.id.pk));
+  uint8_t h1[VS_HASH_BYTES], h2[VS_HASH_BYTES];
+  state_hash(o1.store, h1);
+  state_hash(o2.store, h2);
+  assert_memory_equal(h1, h2, VS_HASH_BYTES);
+  for (int i = 0; i < 5; i++) node_close(all[i]);
+}
+
+/* A reader that wrote before its admission reached it: its run [admit,
+ * data] admits it and keeps the data op without effect (review p7); a
+ * writer's invite stays in its chain without effect (review p3). Every
+ * node keeps the same chain and the same state. */
+static void test_gate_inert_ops(void **state) {
+  (void)state;
+  node g, r, w, o;
+  node_open(&g, "inert-g", 1);
+  node_open(&r, "inert-r", 2);
+  node_open(&w, "inert-w", 3);
+  node_open(&o, "inert-o", 4);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(g.store, NOW, mesh_id), VS_OK);
+  join(&g, &r, VS_MESH_READER, 0x31, NOW + 10);
+  join(&g, &w, VS_MESH_WRITER, 0x32, NOW + 11);
+  join(&g, &o, VS_MESH_WRITER, 0x33, NOW + 12);
+  put(&r, "from-reader", "x", NOW + 20, VS_OK); /* its role is not known to it yet */
+  assert_err(send_origin(&r, &g, r.id.pk, NOW + 30), VS_OK);
+  assert_int_equal(head_of(&g, r.id.pk), 2);
+  assert_false(has_value(&g, "from-reader"));
+  assert_err(send_origin(&g, &o, g.id.pk, NOW + 40), VS_OK);
+  assert_err(send_origin(&r, &o, r.id.pk, NOW + 41), VS_OK);
+  assert_false(has_value(&o, "from-reader"));
+  /* The reader learns its role: its own write stops counting there too. */
+  assert_err(send_origin(&g, &r, g.id.pk, NOW + 50), VS_OK);
+  assert_false(has_value(&r, "from-reader"));
+  /* A writer's invite (written by hand: the API refuses it) is held, no fact. */
+  assert_err(send_origin(&g, &w, g.id.pk, NOW + 60), VS_OK);
+  assert_err(send_origin(&w, &g, w.id.pk, NOW + 61), VS_OK);
+  uint32_t members_before = member_count(&g);
+  uint8_t seed[VS_SEED_BYTES] = {5};
+  vs_identity inv;
+  assert_err(vs_identity_from_seed(seed, &inv), VS_OK);
+  vs_mesh_invite_pl in = {.role = VS_MESH_ADMIN, .expires_hlc = UINT64_MAX};
+  memcpy(in.invite_pk, inv.pk, VS_ORIGIN_BYTES);
+  uint8_t pl[VS_MESH_INVITE_BYTES];
+  vs_mesh_invite_encode(&in, pl);
+  vs_op op;
+  uint64_t seq = head_of(&w, w.id.pk);
+  vs_op_id id;
+  vs_op_id_derive(w.id.pk, seq, &id);
+  uint8_t prev[VS_HASH_BYTES], h[VS_HASH_BYTES];
+  assert_err(vs_wal_head(w.store, w.id.pk, &seq, prev, NULL), VS_OK);
+  assert_err(vs_op_init(&op, w.id.pk, seq + 1, vs_hlc_make(NOW + 70, 0), prev, VS_MESH_KIND_INVITE,
+                        (const uint8_t *)VS_MESH_TARGET, 4, pl, sizeof pl),
+             VS_OK);
+  assert_err(vs_op_hash(&op, h), VS_OK);
+  uint8_t sig[VS_SIGNATURE_BYTES];
+  vs_chain_sign(&w.id, op.seq, h, sig);
+  vs_apply_result res;
+  assert_err(vs_apply_run(g.store, &op, 1, sig, NOW + 80, VS_MAX_DRIFT_MS_DEFAULT, &res), VS_OK);
+  assert_int_equal(head_of(&g, w.id.pk), seq + 1);
+  assert_int_equal(member_count(&g), members_before);
+  vs_mesh_fact f;
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(g.store, false, &txn), VS_OK);
+  assert_err(vs_mesh_fact_get_txn(txn, g.store, w.id.pk, seq + 1, &f), VS_ERR_NOTFOUND);
+  mdb_txn_abort(txn);
+  node_close(&g);
+  node_close(&r);
+  node_close(&w);
+  node_close(&o);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gate_create_join_and_outsider),
       cmocka_unit_test(test_gate_revoke_cut),
+      cmocka_unit_test(test_gate_mutual_revoke_converges),
+      cmocka_unit_test(test_gate_inert_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

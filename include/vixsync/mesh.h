@@ -58,10 +58,10 @@ VS_API vs_err vs_mesh_id(vs_store *store, uint8_t mesh_id_out[VS_MESH_ID_BYTES])
 
 /** Create a managed mesh: write its genesis op (mesh.create, seq 1 of this
  *  store's identity, which becomes the first admin). The store needs an
- *  identity (vs_store_set_identity) that has written nothing yet.
+ *  identity (vs_store_set_identity) and must hold no op at all.
  *  @return VS_OK; VS_ERR_INVAL (NULLs); VS_ERR_NO_IDENTITY; VS_ERR_EXISTS
- *  (already managed: created or joined); VS_ERR_STATE (the identity's chain
- *  is not empty: a device that already wrote cannot found a mesh);
+ *  (already managed: created or joined); VS_ERR_STATE (the store holds
+ *  ops);
  *  VS_ERR_FULL; VS_ERR_STORE. */
 VS_API vs_err vs_mesh_create(vs_store *store, uint64_t now_ms, uint8_t mesh_id_out[VS_MESH_ID_BYTES]);
 
@@ -103,15 +103,16 @@ typedef struct vs_mesh_joined {
 
 /** Join the mesh of an invite token (`token_chars` characters, no NUL
  *  needed, no whitespace): write this identity's first op, mesh.admit,
- *  signed with the token's invite key. The store needs an identity that has
- *  written nothing yet. The admission takes effect on every node that holds
+ *  signed with the token's invite key. The store needs an identity and must
+ *  hold no op at all (a fresh directory: every op a managed store holds has
+ *  passed the membership gate). The admission takes effect on every node that holds
  *  the invite op, so it works while the inviting admin is offline; this
  *  store may write at once (its ops count once the invite reaches a node).
  *  @return VS_OK; VS_ERR_INVAL (NULLs); VS_ERR_MALFORMED, VS_ERR_CORRUPT
  *  (a mistyped token), VS_ERR_VERSION, VS_ERR_TRUNCATED, VS_ERR_TRAILING,
  *  VS_ERR_TOO_LARGE (the token, vs_mesh_token_decode); VS_ERR_NO_IDENTITY;
- *  VS_ERR_EXISTS (already managed); VS_ERR_STATE (the identity already
- *  wrote); VS_ERR_FULL; VS_ERR_STORE. On error *out is zeroed. */
+ *  VS_ERR_EXISTS (already managed); VS_ERR_STATE (the store holds
+ *  ops); VS_ERR_FULL; VS_ERR_STORE. On error *out is zeroed. */
 VS_API vs_err vs_mesh_join(vs_store *store, const char *token, size_t token_chars, uint64_t now_ms,
                            vs_mesh_joined *out);
 
@@ -122,7 +123,9 @@ VS_API vs_err vs_mesh_join(vs_store *store, const char *token, size_t token_char
  *  this store drops what the revoke voids and refolds its state.
  *  @return VS_OK; VS_ERR_INVAL (NULLs); VS_ERR_NOTFOUND (an open mesh, or
  *  device_pk is not a member); VS_ERR_NO_IDENTITY; VS_ERR_DENIED (this
- *  device is not an admin, or device_pk is the last admin); VS_ERR_REVOKED
+ *  device is not an admin, device_pk is itself or the last admin, or the
+ *  revoke would not take: a more senior revoke cuts this device's own line
+ *  of inviters); VS_ERR_REVOKED
  *  (this device was revoked); VS_ERR_EXISTS (device_pk is revoked already
  *  at or below that cut); VS_ERR_LIMIT; VS_ERR_FULL; VS_ERR_STORE. */
 VS_API vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES], uint64_t now_ms,
