@@ -444,7 +444,8 @@ static bool check_ids(sim *s, uint32_t i, const wal_view *w, uint32_t *idx, cons
   for (size_t k = 1; k < w->n; k++) {
     if (cmp_id(w->r, idx[k - 1], idx[k]) == 0) {
       vs_op_id_to_hex(&w->r[idx[k]].id, hex);
-      return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u stores operation %s twice", i, hex);
+      return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u stores operation %s (of node %u) twice", i, hex,
+                      sim_node_of(s, w->r[idx[k]].origin));
     }
   }
   size_t a = 0, b = 0;
