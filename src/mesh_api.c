@@ -264,9 +264,10 @@ vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES],
   if (err == VS_OK) err = record_and_refresh(store, c, mesh_id, &res, hash);
   /* Not effective (the last admin, or a senior admin's revoke of us wins
    * first): nothing is written. */
+  bool written = err == VS_OK;
   if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, device_pk, &target);
   if (err == VS_OK && !target.revoked) err = VS_ERR_DENIED;
-  if (err == VS_ERR_NOTFOUND) err = VS_OK; /* a cascade dropped it: revoked through its inviter */
+  if (written && err == VS_ERR_NOTFOUND) err = VS_OK; /* a cascade dropped it: revoked through its inviter */
   if (err != VS_OK) {
     vs_write_sys_abort(c);
     return err;

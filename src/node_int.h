@@ -156,6 +156,7 @@ struct vs_node {
   bool own_void; /* a fork verdict voids our own identity (apply.h, FORKS): it writes no more */
   uint64_t forks_digest; /* vs_fork_digest: sent in every VV */
   uint64_t mesh_gen; /* the store's member-record generation last checked against the sessions */
+  bool mesh_managed; /* the store is a managed mesh (as of the last sweep) */
 };
 
 /* Functions shared between the node's files (not exported: the library is

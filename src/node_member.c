@@ -9,10 +9,12 @@
  *    admission (a new one, or a member whose admit has not reached us): it
  *    is on probation. Both sides present their own admission, the first op
  *    of their chain (a create or an admit, signed alone), and nothing else
- *    is sent to it; only runs of its own chain are taken from it. Its
- *    admit makes it a member here (then it syncs like any other); a chain
- *    that does not open with an admission, or the end of probation, closes
- *    it (rejected_not_member);
+ *    is sent to it. What it sends is taken as from any peer (the gate
+ *    stores members' ops only, so it may relay the chains of members we
+ *    lack: a new device that joined through another member holds its
+ *    inviter's chain). Its admit makes it a member here (then it syncs like
+ *    any other); a chain of its own that does not open with an admission,
+ *    or the end of probation, closes it (rejected_not_member);
  *  - a store that is not a member itself yet (a device that joined and has
  *    not received its admission) cannot judge and admits every key holder;
  *    an open mesh admits every key holder. */
@@ -80,7 +82,11 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
   uint64_t gen = 0;
-  err = vs_mesh_gen_get_txn(txn, n->store, &gen);
+  uint8_t mesh_id[VS_HASH_BYTES];
+  err = vs_mesh_id_get_txn(txn, n->store, mesh_id);
+  n->mesh_managed = err == VS_OK;
+  if (err == VS_ERR_NOTFOUND) err = VS_OK;
+  if (err == VS_OK) err = vs_mesh_gen_get_txn(txn, n->store, &gen);
   if (err != VS_OK || gen == n->mesh_gen) {
     mdb_txn_abort(txn);
     return err;
@@ -92,6 +98,7 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
     admission a = ADMIT_OK;
     err = judge(txn, n, p->sess.peer_id, &a);
     if (err != VS_OK) break;
+    p->vv_due = true; /* our vector may have moved: what it offered us may be taken now */
     if (a == ADMIT_REVOKED) {
       n->stats.rejected_revoked++;
       nd_peer_close(n, p); /* at once: it is sent nothing more */

@@ -95,12 +95,6 @@ static void quota_refill(vs_node *n, uint32_t ack_id, uint64_t now_ms) {
  * is stored, and counted. *fresh_out: the origin is new to us. */
 bool nd_quota_allows(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
                      bool *fresh_out) {
-  *fresh_out = false;
-  /* A device on probation (node_member.c) may present its own chain only. */
-  if (p->probation && memcmp(origin, p->sess.peer_id, VS_ORIGIN_BYTES) != 0) {
-    n->stats.rejected_not_member++;
-    return false;
-  }
   *fresh_out = n->cfg.origin_quota_per_min > 0 && !nd_vv_keep(n, origin);
   if (!*fresh_out) return true;
   quota_refill(n, p->ack_id, now_ms);

@@ -248,6 +248,15 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     p->sent_at_ms = now_ms;
     p->resend_level = 0;
   }
+  /* It holds nothing of our own chain though we sent it: in a managed mesh
+   * it refused it (our admission's invite had not reached it: mgate.h) and
+   * sends this vector since its view changed (node_member.c). Send again
+   * now rather than after the resend wait: joining is this. */
+  const uint8_t *self = n->cfg.identity.pk;
+  if (!progress && nd_vv_get(&p->sent, self) > 0 && nd_vv_get(&p->known, self) == 0 && n->mesh_managed) {
+    p->sent_at_ms = 0;
+    p->resend_level = 0;
+  }
   /* Its verdicts differ from ours: send ours again (a FORK may have been
    * lost; it sends its own when ours differ from its), at most once per
    * two resend periods while they differ. */

@@ -191,6 +191,13 @@ static void test_gate_revoke_cut(void **state) {
   vs_mesh_invite_req req = {VS_MESH_WRITER, NOW + DAY_MS, seed, MESH_KEY, NULL, 0};
   assert_err(vs_mesh_invite(w.store, &req, NOW + 170, tok, sizeof tok, &tn), VS_ERR_DENIED);
   assert_err(vs_mesh_revoke(w.store, a.id.pk, NOW + 171, NULL), VS_ERR_DENIED);
+  /* A device that is no member: NOTFOUND, nothing written. */
+  uint64_t head_a = head_of(&a, a.id.pk);
+  node x;
+  node_open(&x, "cut-x", 9);
+  assert_err(vs_mesh_revoke(a.store, x.id.pk, NOW + 175, NULL), VS_ERR_NOTFOUND);
+  assert_int_equal(head_of(&a, a.id.pk), head_a);
+  node_close(&x);
   /* The last admin cannot be revoked, nor revoke itself. */
   assert_err(vs_mesh_revoke(a.store, a.id.pk, NOW + 180, NULL), VS_ERR_DENIED);
   node_close(&a);
