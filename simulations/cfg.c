@@ -69,6 +69,10 @@ static const opt OPTS[] = {
      "new origins a node accepts per peer per minute (0: max(64, 2 x nodes), enough for every node's origin)"},
     {"equivocate", O_FLAG, F(equivocate), true,
      "node 1 gets node 0's identity: one writer on two devices, different branches to different peers"},
+    {"managed", O_FLAG, F(managed), true,
+     "a managed mesh: node 0 creates it, the others join with its invites (issue 16)"},
+    {"spare", O_U32, F(spare), true, "--managed: the last K nodes start only at a membership event"},
+    {"admins", O_U32, F(admins), true, "--managed: nodes 0..N-1 are admins, the others writers"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
     {"json", O_FLAG, F(json), false, "print a JSON summary"},
     {"keep", O_FLAG, F(keep), false, "keep the node directories"},
@@ -119,6 +123,7 @@ void sim_cfg_default(sim_cfg *c) {
   c->settle_ms = 3000;
   c->check_every_ms = 1000;
   c->map_mib = 32;
+  c->admins = 1;
 }
 
 static bool errf(char *err, size_t err_bytes, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -442,6 +447,10 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
   if (c->equivocate && c->nodes <= SIM_HONEST_REF)
     return errf(err, err_bytes, "--equivocate: at least %u nodes (the twins 0 and 1, honest nodes from %u on)",
                 SIM_HONEST_REF + 1, SIM_HONEST_REF);
+  if (c->managed && c->equivocate) return errf(err, err_bytes, "--managed and --equivocate: one or the other");
+  if (!c->managed && (c->spare != 0 || c->admins != 1)) return errf(err, err_bytes, "--spare and --admins need --managed");
+  if (c->managed && (c->spare >= c->nodes || c->admins < 1 || c->admins > c->nodes - c->spare))
+    return errf(err, err_bytes, "--managed: --spare below --nodes, --admins from 1 to the nodes that are not spares");
   if (c->check_every_ms < 1 || c->conn_timeout_ms < 1 || c->tick_ms < 1 || c->tick_ms > 60000) return errf(err, err_bytes, "--check-every, --conn-timeout, --tick: at least 1 ms (--tick at most 1m)");
   if (c->bug[0] != '\0' && sim_bug_mask(c->bug) == 0) {
 #ifdef VS_FAULT_INJECTION
@@ -455,6 +464,15 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
     char sub[128];
     if (!sim_sched_parse(c->sched[i].text, c->nodes, &op, sub, sizeof sub))
       return errf(err, err_bytes, "event \"%s\": %s", c->sched[i].text, sub);
+    if (sim_sched_is_mesh(op.kind) && !c->managed)
+      return errf(err, err_bytes, "event \"%s\": a membership event needs --managed", c->sched[i].text);
+    bool joins = op.kind == SCH_INVITE_JOIN || op.kind == SCH_EXPIRED_JOIN || op.kind == SCH_DOUBLE_JOIN || op.kind == SCH_OUTSIDER;
+    uint32_t first_spare = c->nodes - c->spare;
+    if (joins && (op.node < first_spare || (op.kind == SCH_DOUBLE_JOIN && op.b < first_spare)))
+      return errf(err, err_bytes, "event \"%s\": the device that joins must be a spare (nodes %u-%u)", c->sched[i].text,
+                  first_spare, c->nodes - 1);
+    if (op.kind != SCH_OUTSIDER && sim_sched_is_mesh(op.kind) && op.a >= first_spare)
+      return errf(err, err_bytes, "event \"%s\": the admin must be a node that is not a spare", c->sched[i].text);
   }
   return true;
 }
@@ -580,5 +598,7 @@ void sim_usage(FILE *f) {
           "Events: partition G|G.. (G: 0-3,7 or rest) | partition random | heal-partition |\n"
           "  crash N|random [DOWN] | restart N | isolate N | rejoin N | cut A-B|A>B | uncut A-B|A>B |\n"
           "  flap A-B|all MIN-MAX | unflap A-B|all | skew N MS | drift N PPM | rolling-restart GAP DOWN\n"
+          "  --managed: revoke A N | invite-join A N | expired-join A N | double-join A N M | outsider N\n"
+          "  (A an admin; N, M spares: --spare K)\n"
           "Exit: 0 all invariants hold, 1 an invariant failed, 2 usage, 3 storage.\n");
 }

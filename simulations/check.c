@@ -72,11 +72,23 @@ static uint64_t twin_void_acked(const sim *s, uint32_t i) {
 
 bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
   *quiet = false;
-  uint32_t ref = sim_ref_node(s); /* 0; under --equivocate the honest node 2, not a twin */
+  if (s->cfg->managed) { /* the honest nodes only (member.c) */
+    bool have_ref = false;
+    if (!sim_mesh_honest(s, &have_ref)) return false;
+    if (!have_ref) {
+      snprintf(why, why_bytes, "no admitted node lists itself as an active member yet");
+      return true;
+    }
+    if (!sim_mesh_settled(s, why, why_bytes)) return true;
+    bool differ = false;
+    if (!sim_mesh_views_differ(s, &differ, why, why_bytes)) return false;
+    if (differ) return true;
+  }
+  uint32_t ref = sim_ref_node(s); /* 0; under --equivocate the honest node 2, not a twin; --managed: s->mref */
   uint8_t h0[VS_HASH_BYTES], h[VS_HASH_BYTES];
   for (uint32_t k = 0; k <= s->n; k++) { /* the reference first, then every other node in order */
     uint32_t i = k == 0 ? ref : k - 1;
-    if (k > 0 && i == ref) continue;
+    if (k > 0 && (i == ref || !sim_counted(s, i))) continue;
     sim_node *n = &s->nodes[i];
     if (n->node == NULL) {
       snprintf(why, why_bytes, "node %u is down", i);
@@ -101,6 +113,7 @@ bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
   /* O(acks log acks) per check, under --equivocate only. */
   if (s->cfg->equivocate && !sim_twin_fork(s)) return false;
   for (uint32_t i = 0; i < s->n; i++) {
+    if (!sim_counted(s, i)) continue;
     vs_outbox_counts c;
     vs_err err = vs_outbox_counts_get(s->nodes[i].ob, &c);
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: outbox: %s", i, vs_err_name(err));
@@ -118,7 +131,7 @@ bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
   uint8_t v0[32], v[32];
   for (uint32_t k = 0; k <= s->n; k++) {
     uint32_t i = k == 0 ? ref : k - 1;
-    if (k > 0 && i == ref) continue;
+    if (k > 0 && (i == ref || !sim_counted(s, i))) continue;
     vs_err err = vv_digest(s, vs_node_store(s->nodes[i].node), k == 0 ? v0 : v);
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: version vector: %s", i, vs_err_name(err));
     if (k > 0 && memcmp(v, v0, 32) != 0) {
@@ -155,6 +168,10 @@ typedef struct wal_view {
   uint64_t void_from;
   size_t void_n;
   uint64_t void_id_sum;
+  /* --managed: membership ops (mesh.*), checked against what the nodes
+   * wrote (s->sysops), not against client writes */
+  size_t mesh_n;
+  uint64_t mesh_id_sum;
 } wal_view;
 
 static uint8_t kind_index(const char *kind) {
@@ -203,6 +220,27 @@ static vs_err wal_cb(const vs_wal_record *rec, void *ctx) {
       memcmp(rec->op.origin, w->void_origin, VS_ORIGIN_BYTES) == 0) {
     w->void_n++;
     w->void_id_sum += sim_id_hash64(&rec->op.id);
+    return VS_OK;
+  }
+  if (w->s->cfg->managed && !sim_mesh_owed(w->s, sim_node_of(w->s, rec->op.origin), rec->op.seq)) {
+    /* A revoked node's op past its cut, a non-member's op: void. Stored
+     * before the revoke (or the lost admission) arrived, it stays in the
+     * log as history, in no state (the node's chain head is the cut:
+     * member.c checks it). Taken after, by a gate that let it through, it
+     * shows up in the state: the recomputation leaves it out. */
+    w->void_n++;
+    w->void_id_sum += sim_id_hash64(&rec->op.id);
+    return VS_OK;
+  }
+  if (w->s->cfg->managed && strncmp(rec->op.kind, "mesh.", 5) == 0) {
+    const sim *s = w->s;
+    uint32_t j = sim_node_of(s, rec->op.origin);
+    bool known = false;
+    for (size_t k = 0; k < s->sysops_n && !known; k++)
+      known = s->sysops[k].node == j && s->sysops[k].seq == rec->op.seq && s->sysops[k].hlc == rec->op.hlc;
+    if (!known) return VS_ERR_CORRUPT; /* sim_check names it */
+    w->mesh_n++;
+    w->mesh_id_sum += sim_id_hash64(&rec->op.id);
     return VS_OK;
   }
   if (w->n == w->cap) {
@@ -406,7 +444,8 @@ static bool check_ids(sim *s, uint32_t i, const wal_view *w, uint32_t *idx, cons
   for (size_t k = 1; k < w->n; k++) {
     if (cmp_id(w->r, idx[k - 1], idx[k]) == 0) {
       vs_op_id_to_hex(&w->r[idx[k]].id, hex);
-      return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u stores operation %s twice", i, hex);
+      return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u stores operation %s (of node %u) twice", i, hex,
+                      sim_node_of(s, w->r[idx[k]].origin));
     }
   }
   size_t a = 0, b = 0;
@@ -420,7 +459,8 @@ static bool check_ids(sim *s, uint32_t i, const wal_view *w, uint32_t *idx, cons
     }
     if (c > 0) {
       vs_op_id_to_hex(&w->r[idx[b]].id, hex);
-      return sim_fail(s, SIM_EXIT_FAIL, "node %u holds operation %s, which no client write acknowledged", i, hex);
+      return sim_fail(s, SIM_EXIT_FAIL, "node %u holds operation %s of node %u, which no client write acknowledged%s", i, hex,
+                      sim_node_of(s, w->r[idx[b]].origin), s->cfg->managed ? " (or that is past a revocation cut)" : "");
     }
     const sim_ack *ak = &s->acked[aidx[a]];
     const mrec *m = &w->r[idx[b]];
@@ -486,8 +526,19 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
   w->void_from = s->fork_seq;
   w->void_n = 0;
   w->void_id_sum = 0;
+  w->mesh_n = 0;
+  w->mesh_id_sum = 0;
   vs_err err = vs_wal_replay(st, 1, wal_cb, w);
+  if (err == VS_ERR_CORRUPT && s->cfg->managed)
+    return sim_fail(s, SIM_EXIT_FAIL, "membership: node %u holds a membership op that no node of the run wrote", i);
   if (err != VS_OK) return sim_fail(s, err == VS_ERR_NOMEM ? SIM_EXIT_STORE : SIM_EXIT_FAIL, "node %u: WAL replay: %s", i, vs_err_name(err));
+  if (s->cfg->managed) { /* every membership op owed everywhere is held (wal_cb: nothing else is) */
+    size_t owed = 0;
+    for (size_t k = 0; k < s->sysops_n; k++) owed += sim_mesh_owed(s, s->sysops[k].node, s->sysops[k].seq);
+    if (owed != w->mesh_n)
+      return sim_fail(s, SIM_EXIT_FAIL, "membership: node %u holds %zu membership ops, %zu are owed (the members' and the "
+                      "revoked ones' up to their cuts)", i, w->mesh_n, owed);
+  }
   if (w->n > *idx_cap) {
     uint32_t *v = realloc(*idx, sizeof *v * w->n);
     if (v == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
@@ -497,15 +548,29 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
   if (!check_ids(s, i, w, *idx, aidx, aidx_n)) return false;
   vv_sum vs = {0};
   err = vs_vv_each(st, vv_sum_cb, &vs);
-  if (err != VS_OK || vs.sum != w->n)
+  if (err != VS_OK || vs.sum != w->n + w->mesh_n)
     return sim_fail(s, SIM_EXIT_FAIL, "node %u: its version vector sums to %" PRIu64 ", its log holds %zu ops (%s)", i, vs.sum,
-                    w->n, vs_err_name(err));
+                    w->n + w->mesh_n, vs_err_name(err));
   /* Void ops were applied (and called back) before the verdict voided
    * them: the callback ran once per record of the log, void or not. */
   uint64_t stored = w->n + w->void_n, stored_sum = w->id_sum + w->void_id_sum;
-  if (n->applied != stored || n->applied_sum != stored_sum)
+  uint64_t applied = n->applied, applied_sum = n->applied_sum;
+  if (s->cfg->managed) {
+    /* Its own membership ops went to its store directly (vs_mesh_*), not
+     * through the node: no callback ran for them. */
+    stored += w->mesh_n;
+    stored_sum += w->mesh_id_sum;
+    for (size_t k = 0; k < s->sysops_n; k++) {
+      if (s->sysops[k].node != i) continue;
+      vs_op_id id;
+      vs_op_id_derive(n->id.pk, s->sysops[k].seq, &id);
+      applied++;
+      applied_sum += sim_id_hash64(&id);
+    }
+  }
+  if (applied != stored || applied_sum != stored_sum)
     return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u: the apply callback ran %" PRIu64 " times for %" PRIu64 " stored operations%s", i,
-                    n->applied, stored, n->applied == stored ? " (not once each)" : "");
+                    applied, stored, applied == stored ? " (not once each)" : "");
   vs_node_stats t;
   sim_node_stats_total(n, &t);
   /* Runs that conflict with held ops are how a node meets the twins' other
@@ -541,6 +606,8 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
 }
 
 static bool ack_void(const sim *s, const sim_ack *a) {
+  /* --managed: a revoked node's writes past its cut, a non-member's all. */
+  if (s->cfg->managed) return !sim_mesh_owed(s, a->node, vs_op_id_seq(&a->id));
   return s->fork_seq != 0 && sim_twin(s, a->node) && vs_op_id_seq(&a->id) >= s->fork_seq;
 }
 
@@ -588,19 +655,25 @@ bool sim_check(sim *s) {
   /* The twins' writes from the fork on are void by design (DESIGN.md: the
    * fork's acknowledged writes are lost): out of the G2 check. Below the
    * fork they are ordinary acknowledged writes, owed everywhere. */
-  size_t live_n = 0;
-  for (size_t k = 0; ok && k < s->acked_n; k++)
-    if (!ack_void(s, &s->acked[aidx[k]])) aidx[live_n++] = aidx[k]; /* still sorted: a subsequence */
   bool quiet = false;
   char why[512] = "";
+  /* sim_quiet first: under --managed it reads the view that decides which acks are owed. */
   if (ok && sim_quiet(s, &quiet, why, sizeof why) && !quiet) ok = sim_fail(s, SIM_EXIT_FAIL, "at the check: %s", why);
   ok = ok && !s->failed;
+  ok = ok && (!s->cfg->managed || sim_mesh_check(s));
+  size_t live_n = 0;
+  s->void_cut_acked = 0;
+  for (size_t k = 0; ok && k < s->acked_n; k++) {
+    if (!ack_void(s, &s->acked[aidx[k]])) aidx[live_n++] = aidx[k]; /* still sorted: a subsequence */
+    else if (s->cfg->managed) s->void_cut_acked++;
+  }
   wal_view w;
   memset(&w, 0, sizeof w);
   w.s = s;
   uint32_t *idx = NULL;
   size_t idx_cap = 0;
-  for (uint32_t i = 0; ok && i < s->n; i++) ok = check_node(s, i, &w, &idx, &idx_cap, aidx, live_n);
+  for (uint32_t i = 0; ok && i < s->n; i++)
+    if (sim_counted(s, i)) ok = check_node(s, i, &w, &idx, &idx_cap, aidx, live_n);
   free(idx);
   free(w.r);
   free(w.arena);

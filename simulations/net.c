@@ -128,6 +128,11 @@ static bool add_link(sim *s, uint32_t i, uint32_t j, uint32_t *cap) {
   return true;
 }
 
+bool sim_net_add_link(sim *s, uint32_t i, uint32_t j) {
+  uint32_t cap = s->nlinks; /* full: add_link grows the array */
+  return add_link(s, i, j, &cap);
+}
+
 /* Random connected graph of degree about d: a ring over a random
  * permutation (connected, degree 2), then random chords between nodes still
  * short of d. */
@@ -279,6 +284,7 @@ bool sim_net_dial(sim *s, uint32_t li) {
   assert(!l->up && l->a < l->b && l->b < s->n);
   l->conn = ++s->conn_seq;
   l->up = true;
+  l->up_at = s->now;
   l->redial_fail = 0;
   l->fifo_at[0] = l->fifo_at[1] = s->now;
   bool a_dials = sim_rng_ppm(&s->rng, 500000);

@@ -132,6 +132,21 @@ bool sim_sched_parse(const char *text, uint32_t nodes, sim_sched_op *op, char *e
       return errf(err, err_bytes, "rolling-restart GAP DOWN");
     return true;
   }
+  if (strcmp(k, "revoke") == 0 || strcmp(k, "invite-join") == 0 || strcmp(k, "expired-join") == 0 ||
+      strcmp(k, "double-join") == 0) {
+    op->kind = k[0] == 'r' ? SCH_REVOKE : k[0] == 'i' ? SCH_INVITE_JOIN : k[0] == 'e' ? SCH_EXPIRED_JOIN : SCH_DOUBLE_JOIN;
+    bool dbl = op->kind == SCH_DOUBLE_JOIN;
+    if (n != (dbl ? 4 : 3) || !node_num(w[1], nodes, &op->a, false) || !node_num(w[2], nodes, &op->node, false) ||
+        (dbl && (!node_num(w[3], nodes, &op->b, false) || op->b == op->node)))
+      return errf(err, err_bytes, "%s A N%s (nodes 0-%u)", k, dbl ? " M" : "", nodes - 1);
+    if (op->a == op->node || (dbl && op->a == op->b)) return errf(err, err_bytes, "%s: A must be another node", k);
+    return true;
+  }
+  if (strcmp(k, "outsider") == 0) {
+    op->kind = SCH_OUTSIDER;
+    if (n != 2 || !node_num(w[1], nodes, &op->node, false)) return errf(err, err_bytes, "outsider N (0-%u)", nodes - 1);
+    return true;
+  }
   return errf(err, err_bytes, "unknown event %s", k);
 }
 

@@ -16,6 +16,16 @@
  *   skew N MS             node N's clock jumps to offset MS (may be negative)
  *   drift N PPM           node N's clock rate error (may be negative)
  *   rolling-restart GAP DOWN   node i crashes at +i*GAP, back after DOWN
+ *
+ * Membership (--managed only; docs/simulator.md, "Managed meshes"):
+ *   revoke A N            admin A revokes node N (the cut: what A holds of N)
+ *   invite-join A N       spare N (never started) starts and joins with an
+ *                         invite of A (writer)
+ *   expired-join A N      spare N joins with an invite of A that expired
+ *                         before its admit (judged by the admit's HLC)
+ *   double-join A N M     spares N and M both join with one invite of A
+ *   outsider N            spare N starts with the mesh key, is never
+ *                         admitted, and writes
  */
 #ifndef VIX_SIM_SCHED_H
 #define VIX_SIM_SCHED_H
@@ -41,15 +51,23 @@ typedef enum sim_sched_kind {
   SCH_SKEW,
   SCH_DRIFT,
   SCH_ROLLING,
+  SCH_REVOKE,
+  SCH_INVITE_JOIN,
+  SCH_EXPIRED_JOIN,
+  SCH_DOUBLE_JOIN,
+  SCH_OUTSIDER,
 } sim_sched_kind;
+
+/** A membership event (needs --managed). */
+static inline bool sim_sched_is_mesh(sim_sched_kind k) { return k >= SCH_REVOKE; }
 
 #define SCH_RANDOM (-1)
 #define SCH_ALL (-2)
 
 typedef struct sim_sched_op {
   sim_sched_kind kind;
-  int64_t node;       /* a node, or SCH_RANDOM */
-  int64_t a, b;       /* a link's ends, or a = SCH_ALL */
+  int64_t node;       /* a node, or SCH_RANDOM; membership: the device N */
+  int64_t a, b;       /* a link's ends, or a = SCH_ALL; membership: a = admin A, b = M */
   bool one_way;       /* A>B: only the direction a -> b */
   int64_t value;      /* skew ms, drift ppm */
   uint64_t down_ms;   /* crash: 0 = until a restart or the heal */

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "vixsync/vixsync.h"
+#include "vixsync/mesh.h"
 
 /* Internal headers (src/): the simulator checks frames and forks. */
 #include "apply.h"
@@ -40,7 +41,8 @@
 #define SIM_SCHED_TEXT_BYTES 160u
 #define SIM_WHY_BYTES 1024u
 #define SIM_PPM 1000000u
-#define SIM_SAME_TIME_ROUNDS 16u /* polls of one node at one instant before it waits 1 ms */
+#define SIM_SAME_TIME_ROUNDS 16u
+#define SIM_MESH_DEFER_MAX 300u /* --managed: a membership event its admin cannot run is tried for 30 s, then dropped */ /* polls of one node at one instant before it waits 1 ms */
 /* --equivocate: nodes 0 and 1 are the twins (one identity, two devices);
  * node 2 is the honest node every other one is compared with. */
 #define SIM_TWINS 2u
@@ -136,6 +138,12 @@ typedef struct sim_cfg {
   uint32_t origin_quota; /* new origins per peer per minute (vs_node_cfg); 0: sized from nodes */
   /* an equivocating writer: nodes 0 and 1 share one identity (the twins) */
   bool equivocate;
+  /* a managed mesh (issue 16): node 0 creates it, the others join with its
+   * invites; the last `spare` nodes start only at a membership event;
+   * nodes 0..admins-1 are admins */
+  bool managed;
+  uint32_t spare;
+  uint32_t admins;
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;
@@ -210,6 +218,30 @@ enum {
 
 struct sim;
 
+/* --managed: what the simulator made of a node (the library's view is
+ * checked against it after quiesce). */
+enum {
+  MS_OPEN = 0, /* not a managed run */
+  MS_MEMBER,   /* admitted by an invite (or the creator) */
+  MS_SPARE,    /* not started yet: a device that does not exist yet */
+  MS_OUTSIDER, /* holds the mesh key, never admitted, writes */
+  MS_EXPIRED,  /* joined with an invite that had expired */
+  MS_DOUBLE,   /* joined with an invite another device used too */
+  MS_REVOKED,  /* an admin's revoke of it returned VS_OK */
+};
+
+/* --managed: a membership op a node wrote (create, invite, admit, revoke). */
+typedef struct sim_sysop {
+  uint32_t node;
+  uint64_t seq, hlc;
+} sim_sysop;
+
+/* --managed: a revoke that returned VS_OK. */
+typedef struct sim_revoke {
+  uint32_t by, node;
+  uint64_t cut;
+} sim_revoke;
+
 typedef struct sim_node {
   struct sim *sim;
   uint32_t idx;
@@ -235,6 +267,11 @@ typedef struct sim_node {
   uint32_t crashes;
   vs_node_stats past; /* counters of closed lifetimes */
   bool idem_have; /* a keyed write to retry exists (workload.c) */
+  /* --managed */
+  uint8_t ms;          /* MS_* */
+  uint32_t inviter;    /* MS_MEMBER by invite: the admin (UINT32_MAX: the creator) */
+  uint32_t partner;    /* MS_DOUBLE: the other device of the token */
+  uint64_t refused_writes; /* client writes the node refused (VS_ERR_REVOKED, NOT_MEMBER, DENIED) */
 } sim_node;
 
 typedef struct sim_link {
@@ -251,6 +288,7 @@ typedef struct sim_link {
   uint64_t cut_since; /* virtual ms the link became cut (UINT64_MAX: passable) */
   uint64_t fifo_at[2]; /* in-order delivery floor per direction */
   uint64_t redial_fail; /* consecutive failed dials (backoff) */
+  uint64_t up_at;       /* virtual ms the current connection was made */
 } sim_link;
 
 /** One acknowledged local write: what the client was told. */
@@ -279,6 +317,8 @@ typedef struct sim_totals {
   uint64_t twin_refused_forked;    /* --equivocate: twin writes refused, its identity is void */
   uint64_t twin_refused_restoring; /* --equivocate: twin writes refused while it catches up on its own ops */
   uint64_t applications; /* on_apply calls, all nodes (local writes included) */
+  /* --managed */
+  uint64_t joins, revokes, revokes_refused, revokes_unwritten, mesh_deferred, mesh_dropped, refused_writes;
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
 
@@ -326,6 +366,19 @@ typedef struct sim {
    * writes it voids (the twins' from that seq on) */
   uint64_t fork_seq;
   uint64_t void_acked;
+  /* --managed: the mesh, its membership ops and revokes; the honest nodes
+   * (started, admitted, not revoked in the reference's view) and the
+   * reference (the lowest honest node), set by sim_quiet */
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  sim_sysop *sysops;
+  size_t sysops_n, sysops_cap;
+  sim_revoke *revs;
+  size_t revs_n, revs_cap;
+  bool *honest;
+  uint32_t mref;
+  vs_mesh_member_info *view; /* the reference's members (s->n at most) */
+  uint32_t view_n;
+  uint64_t void_cut_acked; /* acknowledged writes past a revocation cut, or of non-members (exempt from G2) */
   sim_totals tot;
   /* report */
   bool sampling;
@@ -352,6 +405,8 @@ void sim_heap_push(sim *s, uint64_t t, uint32_t kind, uint32_t a, uint32_t b, ui
 bool sim_heap_pop(sim_heap *h, sim_ev *out);
 void sim_heap_free(sim_heap *h);
 bool sim_net_build(sim *s);
+/** One more link i-j (after the build: --managed's heal), unless they are linked already. */
+bool sim_net_add_link(sim *s, uint32_t i, uint32_t j);
 void sim_net_schedule_faults(sim *s, uint64_t chaos_ms);
 bool sim_link_cut(const sim *s, const sim_link *l, int dir);
 void sim_link_recheck(sim *s, uint32_t li);
@@ -383,6 +438,36 @@ void sim_mark_dirty(sim *s, uint32_t i);
 bool sim_twin(const sim *s, uint32_t i);
 /** The node others are compared with: 0, or the honest node 2 under --equivocate. */
 uint32_t sim_ref_node(const sim *s);
+
+/* member.c (--managed) */
+struct sim_sched_op;
+bool sim_mesh_setup(sim *s);
+/** A membership event (sched.h: SCH_REVOKE ... SCH_OUTSIDER). *deferred:
+ *  its admin is down (crashed), or not an admin in its own view yet (its
+ *  invite was VS_ERR_DENIED): the event is to run again 100 ms later (for
+ *  at most SIM_MESH_DEFER_MAX tries). */
+bool sim_mesh_event(sim *s, const struct sim_sched_op *op, bool *deferred);
+/** The honest nodes and the reference (s->honest, s->mref, s->view);
+ *  *have_ref false: no node qualifies yet. */
+bool sim_mesh_honest(sim *s, bool *have_ref);
+/** Is op `seq` of node `origin` owed on every honest node (the view:
+ *  an active member's, or a revoked one's up to its cut)? After sim_mesh_honest. */
+bool sim_mesh_owed(const sim *s, uint32_t origin, uint64_t seq);
+/** At the heal: link the nodes meant to stay members where revoked nodes
+ *  and outsiders were their only paths to each other. */
+bool sim_mesh_heal_links(sim *s);
+/** Has the reference's view caught up with every join and revoke? (why) */
+bool sim_mesh_settled(const sim *s, char *why, size_t why_bytes);
+/** Does an honest node list other members than the reference? */
+bool sim_mesh_views_differ(sim *s, bool *differ, char *why, size_t why_bytes);
+/** The membership invariants after quiesce (member.c's header). */
+bool sim_mesh_check(sim *s);
+void sim_mesh_free(sim *s);
+/** The node index of an identity (UINT32_MAX: none of this run). */
+uint32_t sim_node_of(const sim *s, const uint8_t pk[VS_ORIGIN_BYTES]);
+/** Is node i one of the nodes every check covers? (all but --managed's
+ *  non-honest ones) */
+bool sim_counted(const sim *s, uint32_t i);
 
 /* workload.c */
 bool sim_workload_init(sim *s);

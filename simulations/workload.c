@@ -152,6 +152,15 @@ static bool do_write(sim *s, uint32_t node, const client_op *op, size_t retry_of
     sim_trace(s, 'f', node, (uint64_t)(int64_t)err, retry_of != SIZE_MAX, NULL, 0);
     return true;
   }
+  if (s->cfg->managed && (err == VS_ERR_REVOKED || err == VS_ERR_NOT_MEMBER || err == VS_ERR_DENIED)) {
+    /* A revoked device that has heard of its revoke, or a device whose
+     * admission its store knows is void: the client was told no. Honest
+     * nodes must refuse none (member.c checks the count). */
+    n->refused_writes++;
+    s->tot.refused_writes++;
+    sim_trace(s, 'r', node, (uint64_t)(int64_t)err, retry_of != SIZE_MAX, NULL, 0);
+    return true;
+  }
   if (err == VS_ERR_FULL || err == VS_ERR_STORE || err == VS_ERR_NOMEM)
     return sim_fail(s, SIM_EXIT_STORE, "node %u: write: %s (raise --map-mib?)", node, vs_err_name(err));
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: write %s %s: %s", node, req.kind, op->target, vs_err_name(err));

@@ -93,7 +93,7 @@ static uint64_t virt_of_local(const sim_node *n, uint64_t local, uint64_t now) {
 
 bool sim_twin(const sim *s, uint32_t i) { return s->cfg->equivocate && i < SIM_TWINS; }
 
-uint32_t sim_ref_node(const sim *s) { return s->cfg->equivocate ? SIM_HONEST_REF : 0; }
+uint32_t sim_ref_node(const sim *s) { return s->cfg->equivocate ? SIM_HONEST_REF : s->cfg->managed ? s->mref : 0; }
 
 void sim_mark_dirty(sim *s, uint32_t i) {
   assert(i < s->n);
@@ -175,6 +175,9 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->wants_sent += x->wants_sent;
   acc->wants_served += x->wants_served;
   acc->rejected_want_quota += x->rejected_want_quota;
+  acc->rejected_not_member += x->rejected_not_member;
+  acc->rejected_revoked += x->rejected_revoked;
+  acc->rejected_denied += x->rejected_denied;
 }
 
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
@@ -210,7 +213,7 @@ bool sim_node_crash(sim *s, uint32_t i, uint64_t down_ms) {
 
 bool sim_node_restart(sim *s, uint32_t i) {
   sim_node *n = &s->nodes[i];
-  if (n->node != NULL) return true;
+  if (n->node != NULL || n->ms == MS_SPARE) return true; /* a spare starts at its membership event only */
   if (!sim_node_open(s, i)) return false;
   /* G1, seen from outside: whatever of this node's chain a peer holds was
    * committed here before it was sent, so the crash cannot have lost it.
@@ -380,7 +383,7 @@ static bool sched_links(sim *s, const sim_sched_op *op) {
   return true;
 }
 
-static bool sched_fire(sim *s, uint32_t idx) {
+static bool sched_fire(sim *s, uint32_t idx, bool *deferred) {
   const sim_sched *sc = &s->cfg->sched[idx];
   sim_sched_op op;
   char err[160];
@@ -429,6 +432,11 @@ static bool sched_fire(sim *s, uint32_t idx) {
       sim_mark_dirty(s, node);
       return true;
     }
+    case SCH_REVOKE:
+    case SCH_INVITE_JOIN:
+    case SCH_EXPIRED_JOIN:
+    case SCH_DOUBLE_JOIN:
+    case SCH_OUTSIDER: return sim_mesh_event(s, &op, deferred);
     case SCH_ROLLING:
       for (uint32_t i = 0; i < s->n; i++) {
         s->chaos_pending++;
@@ -462,7 +470,8 @@ static bool heal(sim *s) {
     l->dial_gen++;
   }
   for (uint32_t i = 0; i < s->n; i++)
-    if (s->nodes[i].node == NULL && !sim_node_restart(s, i)) return false;
+    if (s->nodes[i].node == NULL && !sim_node_restart(s, i)) return false; /* not a spare never started */
+  if (s->cfg->managed && !sim_mesh_heal_links(s)) return false;
   for (uint32_t li = 0; li < s->nlinks; li++) {
     sim_link_recheck(s, li);
     sim_link_dial_soon(s, li);
@@ -543,8 +552,17 @@ static bool handle(sim *s, const sim_ev *e) {
     }
     case EV_RESTART: return sim_node_restart(s, e->a);
     case EV_SCHED: {
-      bool ok = s->phase != PH_CHAOS || sched_fire(s, e->a);
-      s->sched_fired++;
+      bool deferred = false;
+      bool ok = s->phase != PH_CHAOS || sched_fire(s, e->a, &deferred);
+      if (deferred && e->c < SIM_MESH_DEFER_MAX) { /* its admin cannot yet: again in 100 ms */
+        sim_heap_push(s, s->now + 100, EV_SCHED, e->a, 0, e->c + 1, NULL, 0);
+      } else {
+        if (deferred) { /* given up: the spare never starts, the device stays a member */
+          s->tot.mesh_dropped++;
+          sim_trace(s, 'X', e->a, 0, 0, NULL, 0);
+        }
+        s->sched_fired++;
+      }
       maybe_end_chaos(s);
       return ok;
     }
@@ -612,8 +630,14 @@ static bool setup(sim *s) {
     s->nodes[1].id = s->nodes[0].id;
     sim_trace(s, 'T', 0, 1, 0, s->nodes[1].id.pk, VS_ORIGIN_BYTES);
   }
-  for (uint32_t i = 0; i < s->n; i++)
+  for (uint32_t i = 0; i < s->n; i++) {
+    if (c->managed && i >= s->n - c->spare) {
+      s->nodes[i].ms = MS_SPARE; /* a device that does not exist yet */
+      continue;
+    }
     if (!sim_node_open(s, i)) return false;
+  }
+  if (c->managed && !sim_mesh_setup(s)) return false;
   if (!sim_net_build(s) || !sim_workload_init(s)) return false;
   uint64_t chaos_ms = c->ops * c->op_gap_ms, last_sched = 0;
   for (uint32_t k = 0; k < c->sched_n; k++) {
@@ -725,6 +749,7 @@ static void rm_dir(const char *dir) {
 }
 
 void sim_free(sim *s) {
+  sim_mesh_free(s);
   for (uint32_t i = 0; s->nodes != NULL && i < s->n; i++) {
     sim_node *n = &s->nodes[i];
     vs_outbox_close(n->ob);

@@ -18,6 +18,9 @@ enum {
   VS_FAULT_LWW_TIE = 1u << 1,           /* state.c: equal hlcs tie, the first arrival wins (G5) */
   VS_FAULT_ACK_BEFORE_COMMIT = 1u << 2, /* write.c: every 8th write answers VS_OK, never commits (G2) */
   VS_FAULT_SKIP_CHAIN_CHECK = 1u << 3,  /* apply.c: a run may skip seqs (G2) */
+  VS_FAULT_IGNORE_CUT = 1u << 4,        /* mgate.c: a revoked member's ops past its cut pass as an active one's */
+  VS_FAULT_REVOKE_LAST_ADMIN = 1u << 5, /* member_reduce.c: every admin's revoke is taken unchecked (none may be left) */
+  VS_FAULT_ACCEPT_NONMEMBER = 1u << 6,  /* mgate.c: a non-member's data run is stored */
 };
 /** Switch faults on (a mask; 0: none). Process-wide: the fault build is a
  *  test tool for a single-threaded simulator, the one place a global is fine. */

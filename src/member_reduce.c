@@ -40,6 +40,7 @@
 
 #include <sodium.h>
 
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "internal.h"
 #include "member.h"
 
@@ -277,6 +278,12 @@ static void take_revoke(red *r, const rv_rec *rv) {
   uint32_t a = rv->author;
   uint32_t t = node_find(r, fr->u.revoke.device_pk);
   uint64_t cut = fr->u.revoke.cut_seq;
+  if (VS_FAULT(VS_FAULT_REVOKE_LAST_ADMIN) && t != NONE && cut < r->cut[t]) { /* fault: taken unchecked */
+    r->cut[t] = cut;
+    r->cut_by[t] = rv->fact;
+    members_under(r, r->cut, r->mem);
+    return;
+  }
   /* Cuts only fall: what fails now fails with this revoke too. */
   if (t == NONE || !r->mem[a] || fr->seq > r->cut[a] || !r->mem[t]) return;
   if (cut < r->cut[t]) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chain.h"
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "mstore.h"
 #include "state_int.h"
 #include "wal_int.h"
@@ -110,7 +111,7 @@ vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
   vs_err err = vs_mesh_rec_get_txn(txn, store, origin, &r);
   if (err == VS_ERR_NOTFOUND) return VS_OK;
   if (err != VS_OK) return err;
-  if (!r.revoked) return VS_OK;
+  if (!r.revoked || VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_OK; /* fault: no void point at the cut */
   *void_from_out = r.cut_seq + 1;
   memcpy(prev_out, r.cut_hash, VS_HASH_BYTES);
   return VS_OK;
@@ -145,7 +146,7 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
   err = vs_mesh_rec_get_txn(txn, store, ops[0].origin, &r);
   if (err == VS_OK) {
     /* Past the cut: apply.c took only the part up to it (FORKS' rules). */
-    if (r.revoked && ops[count - 1].seq > r.cut_seq) return VS_ERR_REVOKED;
+    if (r.revoked && ops[count - 1].seq > r.cut_seq && !VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_ERR_REVOKED;
     return gate_load(txn, store, &r, g);
   }
   if (err != VS_ERR_NOTFOUND) return err;
@@ -155,6 +156,7 @@ vs_err vs_mesh_gate_txn(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
     g->pending = true;
     return VS_OK;
   }
+  if (VS_FAULT(VS_FAULT_ACCEPT_NONMEMBER) && !op_is_mesh(&ops[skip])) return VS_OK; /* fault: stored as is */
   /* Not a member: only the op that makes it one opens its chain, the
    * genesis or an admit naming this mesh. */
   if (ops[skip].seq != 1) return VS_ERR_NOT_MEMBER;

@@ -7,8 +7,9 @@
   check_sim.py scenario VIX_SIM FILE    the scenario passes; its "# expect KEY >= N" lines hold
   check_sim.py swarm VIX_SIM K [OPT..]  K seeds with randomized fault mixes (and options such as
                                         --equivocate), no failure
-  check_sim.py bug VIX_SIM_FAULTS VIX_SIM NAME SEED
-                                        the pinned seed catches bug NAME, its printed replay
+  check_sim.py bug VIX_SIM_FAULTS VIX_SIM NAME SEED [OPT..]
+                                        the pinned seed (with options such as --managed and
+                                        --event lines) catches bug NAME, its printed replay
                                         command fails the same way, and the same seed passes
                                         without the bug
 """
@@ -67,6 +68,19 @@ def determinism(sim):
     rc, j, _ = run_json(shlex.split(eq[0]["replay"]))
     if j["trace_hash"] != eq[0]["trace_hash"]:
         fail("--equivocate: the printed replay command runs another trace: %s" % eq[0]["replay"])
+    # So does a managed mesh (issue 16) with its membership events.
+    mg = []
+    for _ in range(2):
+        rc, j, err = run_json([sim, "--seed", "7", "--managed", "--spare", "1", "--event", "1s outsider 5",
+                               "--event", "2s revoke 0 3"] + SMALL)
+        if rc != 0 or not j["ok"]:
+            fail("--managed seed 7: rc %d: %s\n%s" % (rc, j.get("reason"), err))
+        mg.append(j)
+    if mg[0]["trace_hash"] != mg[1]["trace_hash"] or mg[0]["trace_hash"] == runs["a"]["trace_hash"]:
+        fail("--managed: not deterministic, or the same trace as without it")
+    rc, j, _ = run_json(shlex.split(mg[0]["replay"]))
+    if j["trace_hash"] != mg[0]["trace_hash"]:
+        fail("--managed: the printed replay command runs another trace: %s" % mg[0]["replay"])
     # An option that shapes the run changes the hash; the report does not.
     rc, j, _ = run_json([sim, "--seed", "7", "--drop", "3"] + SMALL)
     if j["trace_hash"] == runs["a"]["trace_hash"]:
@@ -124,8 +138,8 @@ def swarm(sim, k, extra):
     print("ok: swarm of %d seeds %s" % (k, " ".join(extra)))
 
 
-def bug(faults, release, name, seed):
-    argv = ["--swarm", "1", "--seed", seed] + SMALL + ["--inject-bug", name]
+def bug(faults, release, name, seed, extra=()):
+    argv = ["--swarm", "1", "--seed", seed] + SMALL + list(extra) + ["--inject-bug", name]
     rc, out, err = run([faults] + argv)
     print(out.strip())
     if rc != 1 or "FAIL seed %s" % seed not in out:
@@ -161,7 +175,7 @@ def main():
     elif mode == "swarm":
         swarm(sim, int(sys.argv[3]), sys.argv[4:])
     elif mode == "bug":
-        bug(sim, sys.argv[3], sys.argv[4], sys.argv[5])
+        bug(sim, sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:])
     else:
         sys.exit(__doc__)
 
