@@ -207,6 +207,16 @@ static bool vv_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTE
 static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   for (uint32_t i = 0; i < p->known.n; i++) { /* bounded: known.n */
     uint64_t was = p->known.e[i].seq, now = nd_vv_get(&p->asm, p->known.e[i].origin);
+    if (now < was && !vv_fall_exempt(n, p->known.e[i].origin, was, now) && n->mesh_managed) {
+      /* A managed mesh: the peer may have taken a revoke (or a fork
+       * verdict) we lack yet, for several origins at once (a cascade). Its
+       * old entry stands, so nothing is released or sent again on its word,
+       * and the session goes on: once the revoke is here the fall is
+       * exempt (node_member.c). */
+      vs_err e = nd_vv_set(&p->asm, p->known.e[i].origin, was, p->known.e[i].head);
+      if (e != VS_OK) return e;
+      continue;
+    }
     if (now < was && !vv_fall_exempt(n, p->known.e[i].origin, was, now)) {
       /* A store never loses ops: a peer whose vector falls is lying (or
        * broken), unless a fork verdict we have not had yet voided what it
