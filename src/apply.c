@@ -119,7 +119,9 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
       end = (uint32_t)(keep_to - ops[0].seq + 1);
       if (gate.cut_seq >= ops[i].seq && memcmp(hashes[end - 1], gate.cut_hash, VS_HASH_BYTES) != 0)
         err = VS_ERR_REVOKED;
-      sig = vs_fork_zero_sig();
+      /* The device's own signature of the op at the cut, from the revoke
+       * (the run's covered what was cut); cut 0 keeps the admit unsigned. */
+      sig = gate.cut_seq >= ops[i].seq ? gate.cut_sig : vs_fork_zero_sig();
     }
     if (err == VS_OK && apply_state) err = vs_state_apply_txn(txn, store, &ops[i], hashes[i], state_hash);
     /* Within the drift (checked above): the node's HLC follows it, so our
@@ -146,7 +148,7 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
  * verdict (0: none). */
 static vs_err run_held(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t (*hashes)[VS_HASH_BYTES],
                        bool *held_out, uint64_t *head_seq_out, uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES],
-                       bool *by_cut_out) {
+                       bool *by_cut_out, uint8_t cut_sig_out[VS_SIGNATURE_BYTES]) {
   *held_out = false;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
@@ -158,7 +160,7 @@ static vs_err run_held(vs_store *store, const vs_op *ops, uint32_t count, const 
   uint64_t cut_from = 0;
   uint8_t cut_prev[VS_HASH_BYTES];
   *by_cut_out = false;
-  if (err == VS_OK) err = vs_mesh_cut_txn(txn, store, ops[0].origin, &cut_from, cut_prev);
+  if (err == VS_OK) err = vs_mesh_cut_txn(txn, store, ops[0].origin, &cut_from, cut_prev, cut_sig_out);
   if (err == VS_OK && cut_from != 0 && (*void_from_out == 0 || cut_from < *void_from_out)) {
     *void_from_out = cut_from;
     memcpy(prev_out, cut_prev, VS_HASH_BYTES);
@@ -260,7 +262,10 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   bool by_cut = false;
   const uint32_t full = count;   /* the run as it came, before a cut shortens it */
   uint32_t past_cut = UINT32_MAX; /* by a cut: the index of its first op past the cut */
-  if (err == VS_OK) err = run_held(store, ops, count, hashes, &held, &held_head, &void_from, void_prev, &by_cut);
+  uint8_t cut_sig[VS_SIGNATURE_BYTES];
+  memset(cut_sig, 0, sizeof cut_sig);
+  if (err == VS_OK)
+    err = run_held(store, ops, count, hashes, &held, &held_head, &void_from, void_prev, &by_cut, cut_sig);
   if (err == VS_OK && void_from != 0 && ops[count - 1].seq >= void_from - 1) {
     /* A verdict voids this origin from void_from on: only the part below
      * is taken, and the evidence vouches for the op right below it (its
@@ -279,6 +284,9 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
     if (by_cut && ops[full - 1].seq >= void_from)
       past_cut = ops[0].seq >= void_from ? 0 : (uint32_t)(void_from - ops[0].seq);
   }
+  /* What vouches for the op the run was cut at: a revoke, with the
+   * device's own signature of it; fork evidence, with the zero signature. */
+  const uint8_t *vouch_sig = by_cut ? cut_sig : vs_fork_zero_sig();
   if (err == VS_OK && held && !vouched) {
     res.duplicates = count;
     res.head_seq = held_head;
@@ -304,7 +312,7 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   if (err == VS_OK) err = vs_txn_begin(store, true, &txn);
   uint32_t fork_at = UINT32_MAX;
   if (err == VS_OK) {
-    err = run_apply_txn(txn, store, ops, enc, count, hashes, vouched ? vs_fork_zero_sig() : sig, now_ms, max_drift_ms,
+    err = run_apply_txn(txn, store, ops, enc, count, hashes, vouched ? vouch_sig : sig, now_ms, max_drift_ms,
                         &res, &fork_at);
     if (err == VS_OK && res.applied > 0) {
       err = vs_txn_commit(txn);
@@ -313,7 +321,7 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
     }
   }
   if (err == VS_ERR_FORK && fork_at < count)
-    err = on_fork(store, ops, enc, count, fork_at, vouched ? vs_fork_zero_sig() : sig, &res);
+    err = on_fork(store, ops, enc, count, fork_at, vouched ? vouch_sig : sig, &res);
   /* A revoked admin's revokes past its cut are kept apart (mgate.h): they
    * may lift another cut. Only under the signature of the whole run. */
   if (past_cut < full && (err == VS_OK || err == VS_ERR_REVOKED)) {

@@ -255,7 +255,8 @@ vs_err vs_apply_fork(vs_store *store, const uint8_t *msg, size_t msg_bytes, vs_f
   }
   free(old_copy);
   free(stash);
-  if (err == VS_OK) err = vs_void_from_txn(txn, store, res.origin, res.seq, val_head + 8 + 2 * VS_HASH_BYTES, VS_VOID_FORK, true, &res.refolded);
+  if (err == VS_OK) err = vs_void_from_txn(txn, store, res.origin, res.seq, val_head + 8 + 2 * VS_HASH_BYTES, NULL, VS_VOID_FORK, true,
+                                           &res.refolded);
   /* The void ops may include membership facts (an admin that forked): the
    * member view is refolded in this transaction too (mgate.h). */
   bool mesh_refolded = false;

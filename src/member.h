@@ -52,10 +52,14 @@ typedef enum vs_mesh_kind {
  *          invite_sig: ed25519 by the invite key over
  *          "vixsync mesh.admit v1" (21 bytes, no NUL) || mesh_id ||
  *          inviter || invite_seq u64le || device_pk (the admit op's origin)
- * revoke : version u8, device_pk 32, cut_seq u64le, cut_hash 32     73 bytes
+ * revoke : version u8, device_pk 32, cut_seq u64le, cut_hash 32,
+ *          cut_sig 64                                              137 bytes
  *          ops of device_pk with seq <= cut_seq stay valid; cut_seq 0
  *          voids all of them (a device revoked before the revoker held
- *          any of its ops).
+ *          any of its ops). cut_sig: device_pk's own chain signature of
+ *          its op at cut_seq (vs_chain_sign over cut_hash; the revoker
+ *          holds it: a head rests on a signed op), so that no revoker can
+ *          vouch for an op the device did not sign; zero when cut_seq is 0.
  * rekey  : version u8, epoch u32le (1..2^32-1), epk 32, count u16le
  *          (1..VS_MESH_MEMBERS_MAX), then count boxes in order of the
  *          recipients' full pks: hint 8 (the first 8 bytes of the
@@ -71,7 +75,7 @@ typedef enum vs_mesh_kind {
 #define VS_MESH_CREATE_BYTES 2u
 #define VS_MESH_INVITE_BYTES 42u
 #define VS_MESH_ADMIT_BYTES 169u
-#define VS_MESH_REVOKE_BYTES 73u
+#define VS_MESH_REVOKE_BYTES 137u
 
 typedef struct vs_mesh_invite_pl {
   uint8_t invite_pk[VS_ORIGIN_BYTES];
@@ -103,6 +107,7 @@ typedef struct vs_mesh_revoke_pl {
   uint8_t device_pk[VS_ORIGIN_BYTES];
   uint64_t cut_seq;
   uint8_t cut_hash[VS_HASH_BYTES]; /* the revoker's hash of device_pk's op at cut_seq (zero when cut_seq is 0) */
+  uint8_t cut_sig[VS_SIGNATURE_BYTES]; /* device_pk's chain signature of that op (zero when cut_seq is 0) */
 } vs_mesh_revoke_pl;
 
 /** Strict encoders and decoders: exact length, known version, role in
@@ -117,7 +122,8 @@ typedef struct vs_mesh_revoke_pl {
  *  - invite: role 1..3;
  *  - admit: invite_seq 2..VS_OP_SEQ_MAX (seq 1 of every managed chain is a
  *    create or an admit, never an invite);
- *  - revoke: cut_seq 0..VS_OP_SEQ_MAX, cut_hash zero iff cut_seq is 0.
+ *  - revoke: cut_seq 0..VS_OP_SEQ_MAX, cut_hash zero iff cut_seq is 0,
+ *    cut_sig zero when cut_seq is 0 (vs_mesh_fact_from_op verifies it).
  *  NULL `out` (or NULL `in` with in_bytes > 0) is VS_ERR_INVAL. */
 void vs_mesh_create_encode(uint8_t out[VS_MESH_CREATE_BYTES]);
 vs_err vs_mesh_create_decode(const uint8_t *in, size_t in_bytes);
@@ -192,7 +198,8 @@ bool vs_mesh_kind_reserved(const char *kind, size_t kind_bytes);
  *  does not read
  *  VS_ERR_VERSION (written by a later protocol: refused, never taken for
  *  a data op); then the payload decoder's error; then, for an admit, its
- *  invite signature against the op's origin as device_pk (VS_ERR_AUTH).
+ *  invite signature against the op's origin as device_pk (VS_ERR_AUTH);
+ *  for a revoke with a cut, cut_sig against device_pk (VS_ERR_AUTH).
  *  *out is written only on VS_OK. */
 vs_err vs_mesh_fact_from_op(const vs_op *op, const uint8_t hash[VS_HASH_BYTES], vs_mesh_fact *out);
 

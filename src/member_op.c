@@ -10,7 +10,8 @@ _Static_assert(VS_MESH_CREATE_BYTES == 1u + 1u, "create layout (member.h)");
 _Static_assert(VS_MESH_INVITE_BYTES == 1u + VS_ORIGIN_BYTES + 1u + 8u, "invite layout (member.h)");
 _Static_assert(VS_MESH_ADMIT_BYTES == 1u + VS_HASH_BYTES + VS_ORIGIN_BYTES + 8u + VS_ORIGIN_BYTES + VS_SIGNATURE_BYTES,
                "admit layout (member.h)");
-_Static_assert(VS_MESH_REVOKE_BYTES == 1u + VS_ORIGIN_BYTES + 8u + VS_HASH_BYTES, "revoke layout (member.h)");
+_Static_assert(VS_MESH_REVOKE_BYTES == 1u + VS_ORIGIN_BYTES + 8u + VS_HASH_BYTES + VS_SIGNATURE_BYTES,
+               "revoke layout (member.h)");
 _Static_assert(VS_MESH_PAYLOAD_VERSION <= UINT8_MAX, "the version is a u8");
 
 /* The admission message the invite key signs (member.h). The domain keeps
@@ -165,22 +166,25 @@ bool vs_mesh_admit_verify(const vs_mesh_admit_pl *admit, const uint8_t device_pk
 #define REVOKE_OFF_PK 1u
 #define REVOKE_OFF_SEQ (REVOKE_OFF_PK + VS_ORIGIN_BYTES)
 #define REVOKE_OFF_HASH (REVOKE_OFF_SEQ + 8u)
-_Static_assert(REVOKE_OFF_HASH + VS_HASH_BYTES == VS_MESH_REVOKE_BYTES, "revoke offsets");
+#define REVOKE_OFF_SIG (REVOKE_OFF_HASH + VS_HASH_BYTES)
+_Static_assert(REVOKE_OFF_SIG + VS_SIGNATURE_BYTES == VS_MESH_REVOKE_BYTES, "revoke offsets");
 
 /* cut_seq 0 names no op, so it has no hash; any other cut names one. One
  * cut, one encoding. */
-static bool cut_valid(uint64_t cut_seq, const uint8_t cut_hash[VS_HASH_BYTES]) {
+static bool cut_valid(uint64_t cut_seq, const uint8_t cut_hash[VS_HASH_BYTES], const uint8_t cut_sig[VS_SIGNATURE_BYTES]) {
   if (cut_seq > VS_OP_SEQ_MAX) return false;
-  return (cut_seq == 0) == all_zero(cut_hash, VS_HASH_BYTES);
+  if (cut_seq == 0) return all_zero(cut_hash, VS_HASH_BYTES) && all_zero(cut_sig, VS_SIGNATURE_BYTES);
+  return !all_zero(cut_hash, VS_HASH_BYTES);
 }
 
 void vs_mesh_revoke_encode(const vs_mesh_revoke_pl *in, uint8_t out[VS_MESH_REVOKE_BYTES]) {
   assert(in != NULL && out != NULL);
-  assert(cut_valid(in->cut_seq, in->cut_hash));
+  assert(cut_valid(in->cut_seq, in->cut_hash, in->cut_sig));
   out[0] = (uint8_t)VS_MESH_PAYLOAD_VERSION;
   memcpy(out + REVOKE_OFF_PK, in->device_pk, VS_ORIGIN_BYTES);
   vs_put_u64le(out + REVOKE_OFF_SEQ, in->cut_seq);
   memcpy(out + REVOKE_OFF_HASH, in->cut_hash, VS_HASH_BYTES);
+  memcpy(out + REVOKE_OFF_SIG, in->cut_sig, VS_SIGNATURE_BYTES);
 }
 
 vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke_pl *out) {
@@ -191,7 +195,8 @@ vs_err vs_mesh_revoke_decode(const uint8_t *in, size_t in_bytes, vs_mesh_revoke_
   memcpy(v.device_pk, in + REVOKE_OFF_PK, VS_ORIGIN_BYTES);
   v.cut_seq = vs_get_u64le(in + REVOKE_OFF_SEQ);
   memcpy(v.cut_hash, in + REVOKE_OFF_HASH, VS_HASH_BYTES);
-  if (!cut_valid(v.cut_seq, v.cut_hash)) return VS_ERR_MALFORMED;
+  memcpy(v.cut_sig, in + REVOKE_OFF_SIG, VS_SIGNATURE_BYTES);
+  if (!cut_valid(v.cut_seq, v.cut_hash, v.cut_sig)) return VS_ERR_MALFORMED;
   *out = v;
   return VS_OK;
 }
@@ -257,7 +262,14 @@ vs_err vs_mesh_fact_from_op(const vs_op *op, const uint8_t hash[VS_HASH_BYTES], 
        * replayed by another device, nor moved to another mesh or invite. */
       if (err == VS_OK && !vs_mesh_admit_verify(&f.u.admit, op->origin)) err = VS_ERR_AUTH;
       break;
-    case VS_MESH_REVOKE: err = vs_mesh_revoke_decode(op->payload, op->payload_bytes, &f.u.revoke); break;
+    case VS_MESH_REVOKE:
+      err = vs_mesh_revoke_decode(op->payload, op->payload_bytes, &f.u.revoke);
+      /* The cut names an op its device signed: the revoke vouches for it
+       * only with the device's own signature (mgate.c stores it there). */
+      if (err == VS_OK && f.u.revoke.cut_seq > 0 &&
+          !vs_chain_verify(f.u.revoke.device_pk, f.u.revoke.cut_seq, f.u.revoke.cut_hash, f.u.revoke.cut_sig))
+        err = VS_ERR_AUTH;
+      break;
     case VS_MESH_REKEY: err = vs_mesh_rekey_decode(op->payload, op->payload_bytes, &f.u.rekey); break;
     default: assert(0 && "kind_code returned an unknown code"); err = VS_ERR_VERSION; break;
   }

@@ -109,7 +109,8 @@ static bool fact_equal(const vs_mesh_fact *x, const vs_mesh_fact *y) {
     case VS_MESH_REVOKE: {
       const vs_mesh_revoke_pl *a = &x->u.revoke, *b = &y->u.revoke;
       return memcmp(a->device_pk, b->device_pk, VS_ORIGIN_BYTES) == 0 && a->cut_seq == b->cut_seq &&
-             memcmp(a->cut_hash, b->cut_hash, VS_HASH_BYTES) == 0;
+             memcmp(a->cut_hash, b->cut_hash, VS_HASH_BYTES) == 0 &&
+             memcmp(a->cut_sig, b->cut_sig, VS_SIGNATURE_BYTES) == 0;
     }
     default:
       return true; /* create and rekey: the hash says the rest */

@@ -234,6 +234,41 @@ vs_err vs_mesh_join(vs_store *store, const char *token, size_t token_chars, uint
   return err;
 }
 
+/* The newest op of `pk` at or below `head_seq` that holds `pk`'s own
+ * signature (not the zero one a verdict or a cut gave): its seq, hash and
+ * signature, the cut a revoke can vouch for. *seq_out 0: none. One cursor
+ * step back from head + 1 in the signature index. */
+static vs_err signed_cut(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES], uint64_t head_seq,
+                         uint64_t *seq_out, uint8_t hash_out[VS_HASH_BYTES], uint8_t sig_out[VS_SIGNATURE_BYTES]) {
+  *seq_out = 0;
+  if (head_seq == 0) return VS_OK;
+  MDB_cursor *cur;
+  vs_err err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_sigs, &cur));
+  if (err != VS_OK) return err;
+  vs_op_id start;
+  vs_op_id_derive(pk, head_seq + 1 <= VS_OP_SEQ_MAX ? head_seq + 1 : VS_OP_SEQ_MAX, &start);
+  MDB_val k = {VS_OP_ID_BYTES, start.bytes}, v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  rc = rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &k, &v, rc == MDB_SUCCESS ? MDB_PREV : MDB_LAST)
+                                               : rc;
+  for (uint32_t steps = 0; rc == MDB_SUCCESS && steps < VS_APPLY_RUN_OPS_MAX; steps++) { /* bounded */
+    if (k.mv_size != VS_OP_ID_BYTES || memcmp(k.mv_data, start.bytes, VS_OP_ID_TAG_BYTES) != 0) break;
+    uint64_t seq = vs_get_u64be((const uint8_t *)k.mv_data + VS_OP_ID_TAG_BYTES);
+    if (v.mv_size == VS_SIGNATURE_BYTES && seq <= head_seq && !sodium_is_zero(v.mv_data, VS_SIGNATURE_BYTES)) {
+      vs_op_id id;
+      vs_op_id_derive(pk, seq, &id);
+      memcpy(sig_out, v.mv_data, VS_SIGNATURE_BYTES);
+      err = vs_opid_get(txn, store, &id, NULL, hash_out);
+      if (err == VS_OK) *seq_out = seq;
+      mdb_cursor_close(cur);
+      return err == VS_ERR_NOTFOUND ? VS_ERR_CORRUPT : err;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+  }
+  mdb_cursor_close(cur);
+  return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+}
+
 vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES], uint64_t now_ms,
                       uint64_t *cut_seq_out) {
   if (store == NULL || device_pk == NULL) return VS_ERR_INVAL;
@@ -249,13 +284,14 @@ vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES],
   if (err == VS_OK) err = vs_mesh_rec_get_txn(txn, store, device_pk, &target);
   vs_head head;
   if (err == VS_OK) err = vs_head_get(txn, store, device_pk, &head);
-  /* Revoked at or below what we hold of it: nothing to cut. */
-  if (err == VS_OK && target.revoked && target.cut_seq <= head.seq) err = VS_ERR_EXISTS;
+  /* The cut: the newest op we hold with the device's own signature (a
+   * head rests on one, unless a verdict gave it the zero signature). */
   vs_mesh_revoke_pl pl;
   memset(&pl, 0, sizeof pl);
   memcpy(pl.device_pk, device_pk, VS_ORIGIN_BYTES);
-  pl.cut_seq = err == VS_OK ? head.seq : 0;
-  if (pl.cut_seq > 0) memcpy(pl.cut_hash, head.hash, VS_HASH_BYTES);
+  if (err == VS_OK) err = signed_cut(txn, store, device_pk, head.seq, &pl.cut_seq, pl.cut_hash, pl.cut_sig);
+  /* Revoked at or below that already: nothing to cut. */
+  if (err == VS_OK && target.revoked && target.cut_seq <= pl.cut_seq) err = VS_ERR_EXISTS;
   uint8_t payload[VS_MESH_REVOKE_BYTES], hash[VS_HASH_BYTES];
   vs_write_result res;
   if (err == VS_OK) {

@@ -75,6 +75,7 @@ static void rec_encode(const vs_mesh_rec *r, uint8_t out[VS_MESH_REC_BYTES]) {
   memcpy(out + 95, r->revoked_by, VS_ORIGIN_BYTES);
   vs_put_u64le(out + 127, r->revoke_seq);
   vs_put_u32le(out + 135, r->facts);
+  memcpy(out + 139, r->cut_sig, VS_SIGNATURE_BYTES);
 }
 
 static vs_err rec_decode(const MDB_val *v, vs_mesh_rec *r) {
@@ -94,6 +95,7 @@ static vs_err rec_decode(const MDB_val *v, vs_mesh_rec *r) {
   memcpy(r->revoked_by, p + 95, VS_ORIGIN_BYTES);
   r->revoke_seq = vs_get_u64le(p + 127);
   r->facts = vs_get_u32le(p + 135);
+  memcpy(r->cut_sig, p + 139, VS_SIGNATURE_BYTES);
   return VS_OK;
 }
 
@@ -105,7 +107,7 @@ vs_err vs_mesh_rec_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk
 }
 
 vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
-                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]) {
+                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES], uint8_t sig_out[VS_SIGNATURE_BYTES]) {
   *void_from_out = 0;
   vs_mesh_rec r;
   vs_err err = vs_mesh_rec_get_txn(txn, store, origin, &r);
@@ -114,6 +116,7 @@ vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
   if (!r.revoked || VS_FAULT(VS_FAULT_IGNORE_CUT)) return VS_OK; /* fault: no void point at the cut */
   *void_from_out = r.cut_seq + 1;
   memcpy(prev_out, r.cut_hash, VS_HASH_BYTES);
+  memcpy(sig_out, r.cut_sig, VS_SIGNATURE_BYTES);
   return VS_OK;
 }
 
@@ -130,6 +133,7 @@ static vs_err gate_load(MDB_txn *txn, const vs_store *store, const vs_mesh_rec *
   g->revoked = r->revoked;
   g->cut_seq = r->cut_seq;
   memcpy(g->cut_hash, r->cut_hash, VS_HASH_BYTES);
+  memcpy(g->cut_sig, r->cut_sig, VS_SIGNATURE_BYTES);
   g->facts = r->facts;
   return vs_mesh_records_count_txn(txn, store, &g->held);
 }
@@ -286,8 +290,10 @@ static void rec_from_member(const vs_mesh_member *m, const vs_mesh_fact *facts, 
     memcpy(r->revoked_by, m->revoked_by, VS_ORIGIN_BYTES);
     r->revoke_seq = m->revoke_seq;
     uint32_t i = fact_lower(facts, n, m->revoked_by, m->revoke_seq);
-    if (i < n && fact_key_cmp(&facts[i], m->revoked_by, m->revoke_seq) == 0 && facts[i].kind == VS_MESH_REVOKE)
+    if (i < n && fact_key_cmp(&facts[i], m->revoked_by, m->revoke_seq) == 0 && facts[i].kind == VS_MESH_REVOKE) {
       memcpy(r->cut_hash, facts[i].u.revoke.cut_hash, VS_HASH_BYTES);
+      memcpy(r->cut_sig, facts[i].u.revoke.cut_sig, VS_SIGNATURE_BYTES);
+    }
   }
   for (uint32_t i = fact_lower(facts, n, m->pk, 0); i < n; i++) { /* bounded: its facts */
     if (memcmp(facts[i].origin, m->pk, VS_ORIGIN_BYTES) != 0) break;
@@ -384,7 +390,7 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
     bool changed = false;
     err = vs_mdb_err(mdb_del(txn, store->dbi_members, &k, NULL));
     if (err == VS_OK && !is_self(store, gone[i]))
-      err = vs_void_from_txn(txn, store, gone[i], 1, ZERO32, VS_VOID_ADMIT, false, &changed);
+      err = vs_void_from_txn(txn, store, gone[i], 1, ZERO32, NULL, VS_VOID_ADMIT, false, &changed);
     if (changed) *refolded_out = true;
   }
   for (uint32_t i = 0; view != NULL && i < view->count && err == VS_OK; i++) { /* bounded: VS_MESH_MEMBERS_MAX */
@@ -414,7 +420,8 @@ vs_err vs_mesh_refresh_txn(MDB_txn *txn, vs_store *store, const uint8_t mesh_id[
      * the cut again, and a seq we voided here we would sign anew (a fork).
      * We write nothing past the cut meanwhile (write.c). */
     if (err == VS_OK && fell && !is_self(store, m->pk))
-      err = vs_void_from_txn(txn, store, m->pk, now.cut_seq + 1, now.cut_hash, VS_VOID_CUT, false, &changed);
+      err = vs_void_from_txn(txn, store, m->pk, now.cut_seq + 1, now.cut_hash, now.cut_sig, VS_VOID_CUT, false,
+                             &changed);
     if (changed) *refolded_out = true;
   }
   /* One rebuild for every chain voided above. */

@@ -17,7 +17,8 @@
  *   87  8  admit_hlc u64le
  *   95 32  revoked_by
  *   127 8  revoke_seq u64le
- *   135 4  facts u32le          (invites and revokes of its chain held)
+ *   135 4  facts u32le          (invites, revokes and rekeys of its chain held)
+ *   139 64 cut_sig              (the device's own signature of its op at the cut: the revoke's)
  * They are rewritten by vs_mesh_refresh_txn, in the transaction that stores
  * or drops a membership fact, so a run's check is one read: per run, not
  * per op. */
@@ -31,7 +32,7 @@
 /* Facts other than revokes stop here, leaving revokes room up to
  * VS_MESH_FACTS_MAX: no flood of invites keeps an admin from revoking. */
 #define VS_MESH_NONREVOKE_FACTS_MAX (VS_MESH_FACTS_MAX - 4u * VS_MESH_MEMBERS_MAX)
-#define VS_MESH_REC_BYTES 139u
+#define VS_MESH_REC_BYTES 203u
 
 typedef struct vs_mesh_rec {
   uint8_t role;
@@ -45,6 +46,7 @@ typedef struct vs_mesh_rec {
   uint8_t revoked_by[VS_ORIGIN_BYTES];
   uint64_t revoke_seq;
   uint32_t facts;
+  uint8_t cut_sig[VS_SIGNATURE_BYTES];
 } vs_mesh_rec;
 
 /** The store's mesh id; VS_ERR_NOTFOUND: an open mesh. */
@@ -61,10 +63,10 @@ vs_err vs_mesh_rec_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk
 
 /** A revoked member's cut as a void point for apply (apply.h, FORKS): its
  *  ops from *void_from_out on are void, and the revoke vouches for the op
- *  below (hash prev_out). *void_from_out 0: not revoked, not a member or an
+ *  below (hash prev_out) with the device's own signature of it (sig_out). *void_from_out 0: not revoked, not a member or an
  *  open mesh (the gate decides those). */
 vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
-                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES]);
+                       uint64_t *void_from_out, uint8_t prev_out[VS_HASH_BYTES], uint8_t sig_out[VS_SIGNATURE_BYTES]);
 
 typedef struct vs_mesh_gate {
   bool managed;   /* the store is a managed mesh */
@@ -77,6 +79,7 @@ typedef struct vs_mesh_gate {
   bool revoked;   /* with the member: its cut, and the revoke's hash of the op there */
   uint64_t cut_seq;
   uint8_t cut_hash[VS_HASH_BYTES];
+  uint8_t cut_sig[VS_SIGNATURE_BYTES];
   uint32_t facts; /* the author's facts held (its quota) */
   uint64_t held;  /* fact records held (the mesh's room) */
   uint8_t mesh_id[VS_HASH_BYTES];

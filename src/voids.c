@@ -60,7 +60,8 @@ static vs_err fail_outbox(MDB_txn *txn, const vs_store *store, const uint8_t ori
 }
 
 vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
-                        const uint8_t prev[VS_HASH_BYTES], vs_void_why why, bool rebuild, bool *changed_out) {
+                        const uint8_t prev[VS_HASH_BYTES], const uint8_t *prev_sig, vs_void_why why, bool rebuild,
+                        bool *changed_out) {
   vs_head head;
   vs_err err = vs_head_get(txn, store, origin, &head);
   *changed_out = false;
@@ -103,7 +104,7 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
       /* Only where the evidence does vouch for it: our op there may be of
        * a third branch that parts lower down (then nothing vouches for it;
        * it stays here, unrelayed, until that fork is proven). */
-      if (err == VS_ERR_NOTFOUND) err = memcmp(nh.hash, prev, VS_HASH_BYTES) == 0 ? vs_sig_put_txn(txn, store, &id, ZERO_SIG) : VS_OK;
+      if (err == VS_ERR_NOTFOUND) err = memcmp(nh.hash, prev, VS_HASH_BYTES) == 0 ? vs_sig_put_txn(txn, store, &id, prev_sig != NULL ? prev_sig : ZERO_SIG) : VS_OK;
     }
   }
   if (err == VS_OK && rebuild) err = vs_state_rebuild_txn(txn, store);

@@ -19,11 +19,13 @@ typedef enum vs_void_why {
  *  them, the reducer ignoring facts past a cut),
  *  its own outbox entries from there fail with the reason `why`, the head
  *  moves to from - 1 (gone at from 1), and when the op there has hash
- *  `prev` and no signature of its own at or above it survives, it gets the
- *  zero signature (the evidence or the revoke that names `prev` vouches
- *  for it: apply.h, FORKS). *changed_out: anything was held from `from`.
+ *  `prev` and no signature of its own at or above it survives, it gets
+ *  `prev_sig` (a revoke carries the device's own signature of the op at
+ *  its cut) or, NULL, the zero signature (fork evidence vouches for it:
+ *  apply.h, FORKS). *changed_out: anything was held from `from`.
  *  Bounded by the origin's held ops; the state rebuild by the WAL. */
 vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
-                        const uint8_t prev[VS_HASH_BYTES], vs_void_why why, bool rebuild, bool *changed_out);
+                        const uint8_t prev[VS_HASH_BYTES], const uint8_t *prev_sig, vs_void_why why, bool rebuild,
+                        bool *changed_out);
 
 #endif

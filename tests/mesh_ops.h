@@ -149,13 +149,17 @@ static inline void chain_admit(chain *dev, uint64_t ms, const uint8_t mesh_id[VS
   chain_admit_hlc(dev, hlc_at(ms), mesh_id, inviter->id.pk, invite_seq, key_byte, as);
 }
 
-/* A revoke of `target` with cut `cut_seq` (the cut hash: target's op there). */
+/* A revoke of `target` with cut `cut_seq` (the cut hash: target's op there,
+ * the cut signature: target's own chain signature of it). */
 static inline uint64_t chain_revoke(chain *c, uint64_t ms, const chain *target, uint64_t cut_seq) {
   vs_mesh_revoke_pl r;
   memset(&r, 0, sizeof r);
   memcpy(r.device_pk, target->id.pk, VS_ORIGIN_BYTES);
   r.cut_seq = cut_seq;
-  if (cut_seq > 0) memcpy(r.cut_hash, target->hashes[cut_seq - 1], VS_HASH_BYTES);
+  if (cut_seq > 0) {
+    memcpy(r.cut_hash, target->hashes[cut_seq - 1], VS_HASH_BYTES);
+    vs_chain_sign(&target->id, cut_seq, r.cut_hash, r.cut_sig); /* the target's own signature at the cut */
+  }
   uint8_t p[VS_MESH_REVOKE_BYTES];
   vs_mesh_revoke_encode(&r, p);
   return chain_add(c, ms, VS_MESH_KIND_REVOKE, VS_MESH_TARGET, p, sizeof p);

@@ -261,6 +261,7 @@ static void test_member_flow_revoke_cut(void **state) {
   vs_mesh_revoke_pl rv = {.cut_seq = 4};
   memcpy(rv.device_pk, dev.id.pk, sizeof rv.device_pk);
   memcpy(rv.cut_hash, cut_hash, sizeof rv.cut_hash);
+  vs_chain_sign(&dev.id, 4, rv.cut_hash, rv.cut_sig);
   uint8_t p[VS_MESH_REVOKE_BYTES];
   vs_mesh_revoke_encode(&rv, p);
   assert_int_equal(chain_op(&m.admin, vs_hlc_make(6000, 0), VS_MESH_KIND_REVOKE, p, sizeof p, &m.facts[m.n], NULL),
@@ -279,6 +280,7 @@ static void test_member_flow_revoke_cut(void **state) {
   memcpy(rv.device_pk, m.admin.id.pk, sizeof rv.device_pk);
   rv.cut_seq = m.admin.seq;
   memcpy(rv.cut_hash, m.admin.prev, sizeof rv.cut_hash);
+  vs_chain_sign(&m.admin.id, rv.cut_seq, rv.cut_hash, rv.cut_sig);
   vs_mesh_revoke_encode(&rv, p);
   assert_int_equal(chain_op(&m.admin, vs_hlc_make(7000, 0), VS_MESH_KIND_REVOKE, p, sizeof p, &m.facts[m.n], NULL),
                    VS_OK);

@@ -80,11 +80,19 @@ static void sample_invite(vs_mesh_invite_pl *v) {
   v->expires_hlc = 0x1122334455667788ull;
 }
 
+/* A revoke of the device of seed 5..36, cut 42, with that device's own
+ * signature of the (made-up) op hash at the cut. */
 static void sample_revoke(vs_mesh_revoke_pl *v) {
   memset(v, 0, sizeof *v);
-  fill(v->device_pk, VS_ORIGIN_BYTES, 5, 9);
+  uint8_t seed[VS_SEED_BYTES];
+  fill(seed, VS_SEED_BYTES, 5, 1);
+  vs_identity dev;
+  assert_err(vs_identity_from_seed(seed, &dev), VS_OK);
+  memcpy(v->device_pk, dev.pk, VS_ORIGIN_BYTES);
   v->cut_seq = 42;
   fill(v->cut_hash, VS_HASH_BYTES, 13, 3);
+  vs_chain_sign(&dev, v->cut_seq, v->cut_hash, v->cut_sig);
+  vs_identity_wipe(&dev);
 }
 
 /* ---- one decoder, generically: every truncation and trailing length ---- */
@@ -311,16 +319,21 @@ static void test_member_revoke_roundtrip_and_cut_rules(void **state) {
   assert_int_equal(enc[33], 42);
   assert_int_equal(enc[34], 0);
   assert_memory_equal(enc + 41, in.cut_hash, 32);
+  assert_memory_equal(enc + 73, in.cut_sig, 64);
   assert_err(vs_mesh_revoke_decode(enc, sizeof enc, &out), VS_OK);
   assert_memory_equal(&out, &in, sizeof in);
   check_lengths(dec_revoke, enc, sizeof enc, sizeof out);
   /* cut 0 (nothing held) has a zero hash */
   in.cut_seq = 0;
   memset(in.cut_hash, 0, sizeof in.cut_hash);
+  memset(in.cut_sig, 0, sizeof in.cut_sig);
   vs_mesh_revoke_encode(&in, enc);
   assert_err(vs_mesh_revoke_decode(enc, sizeof enc, &out), VS_OK);
   assert_true(out.cut_seq == 0);
   enc[41 + 31] = 1; /* cut 0 with a hash */
+  assert_err(vs_mesh_revoke_decode(enc, sizeof enc, &out), VS_ERR_MALFORMED);
+  enc[41 + 31] = 0;
+  enc[73 + 63] = 1; /* cut 0 with a signature */
   assert_err(vs_mesh_revoke_decode(enc, sizeof enc, &out), VS_ERR_MALFORMED);
   sample_revoke(&in);
   vs_mesh_revoke_encode(&in, enc);
@@ -516,6 +529,22 @@ static void test_member_fact_refuses_bad_ops(void **state) {
   expect_fact_err(&op, VS_ERR_TRUNCATED);
   make_op(&op, origin, 3, prev, VS_MESH_KIND_REVOKE, NULL, 0);
   expect_fact_err(&op, VS_ERR_TRUNCATED);
+  /* a revoke whose cut signature is not the device's: AUTH (a revoker
+   * cannot vouch for an op the device did not sign) */
+  {
+    vs_mesh_revoke_pl rv;
+    sample_revoke(&rv);
+    rv.cut_sig[7] ^= 0x01;
+    uint8_t renc[VS_MESH_REVOKE_BYTES];
+    vs_mesh_revoke_encode(&rv, renc);
+    make_op(&op, origin, 3, prev, VS_MESH_KIND_REVOKE, renc, sizeof renc);
+    expect_fact_err(&op, VS_ERR_AUTH);
+    sample_revoke(&rv);
+    rv.cut_seq = 41; /* the signature was for 42 */
+    vs_mesh_revoke_encode(&rv, renc);
+    make_op(&op, origin, 3, prev, VS_MESH_KIND_REVOKE, renc, sizeof renc);
+    expect_fact_err(&op, VS_ERR_AUTH);
+  }
   /* mesh.rekey is read since its slice: an invite's payload is no rekey's layout */
   make_op(&op, origin, 3, prev, VS_MESH_KIND_REKEY, ienc, sizeof ienc);
   expect_fact_err(&op, VS_ERR_MALFORMED);

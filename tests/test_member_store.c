@@ -505,6 +505,7 @@ static void test_mstore_facts_bounded(void **state) {
   memcpy(rv.device_pk, last->id.pk, VS_ORIGIN_BYTES);
   rv.cut_seq = 1;
   memcpy(rv.cut_hash, last->hashes[0], VS_HASH_BYTES);
+  vs_chain_sign(&last->id, 1, rv.cut_hash, rv.cut_sig); /* the target's own signature at the cut */
   vs_mesh_revoke_encode(&rv, p);
   big_add(&g, VS_MESH_KIND_REVOKE, p, VS_MESH_REVOKE_BYTES);
   assert_err(big_apply(n.store, &g, g.n, g.n), VS_OK);

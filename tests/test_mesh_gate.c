@@ -170,7 +170,7 @@ static void test_gate_revoke_cut(void **state) {
     if (is_b) assert_int_equal(m[i].cut_seq, 2);
   }
   /* W relays B's chain up to the cut (its last op's signature was on op 3,
-   * dropped: the revoke vouches for op 2) to a newcomer who holds A's. */
+   * dropped: the revoke carries B's own signature of op 2) to a newcomer who holds A's. */
   node n;
   node_open(&n, "cut-n", 5);
   join(&a, &n, VS_MESH_READER, 0x53, NOW + 100);
