@@ -124,7 +124,11 @@ vs_err nd_fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64
   if (n->verdict_tokens >= QUOTA_UNIT) n->verdict_tokens -= QUOTA_UNIT;
   fork_log(n, origin, seq, how);
   if (memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) n->own_void = true;
+  uint64_t held = nd_vv_get(&n->mine, origin);
   vs_err err = nd_refresh_mine(n, origin);
+  uint64_t now_held = nd_vv_get(&n->mine, origin);
+  if (err == VS_OK && now_held < held && n->cfg.on_void != NULL)
+    n->cfg.on_void(n->cfg.on_void_ctx, origin, now_held + 1, held);
   if (err == VS_OK) err = vs_fork_digest(n->store, &n->forks_digest);
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *q = &n->peers[s];

@@ -70,6 +70,25 @@ vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms) {
   return VS_OK;
 }
 
+/* Our vector from the store again; what fell is told to the application
+ * (cfg.on_void): the ops of a cut or of a lost admission. */
+static vs_err reload_mine(vs_node *n) {
+  vv old = n->mine;
+  memset(&n->mine, 0, sizeof n->mine);
+  vs_err err = nd_load_mine(n);
+  for (uint32_t i = 0; err == VS_OK && i < old.n && n->cfg.on_void != NULL; i++) { /* bounded: old.n */
+    uint64_t now = nd_vv_get(&n->mine, old.e[i].origin);
+    if (now < old.e[i].seq) n->cfg.on_void(n->cfg.on_void_ctx, old.e[i].origin, now + 1, old.e[i].seq);
+  }
+  if (err == VS_OK) {
+    nd_vv_free(&old);
+  } else { /* keep the vector we had */
+    nd_vv_free(&n->mine);
+    n->mine = old;
+  }
+  return err;
+}
+
 vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
@@ -116,10 +135,7 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
   mdb_txn_abort(txn);
   /* A refold may have voided ops (a cut, a lost admission): the vector we
    * send must say what we hold. */
-  if (err == VS_OK) {
-    n->mine.n = 0;
-    err = nd_load_mine(n);
-  }
+  if (err == VS_OK) err = reload_mine(n);
   if (err == VS_OK) n->mesh_gen = gen;
   return err;
 }

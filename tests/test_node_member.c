@@ -175,11 +175,74 @@ static void test_member_outsider_closed(void **state) {
   mh_free(&m);
 }
 
+/* What an application is told of ops voided where it had them applied. */
+typedef struct voids_seen {
+  uint32_t calls;
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t from, to;
+} voids_seen;
+
+static voids_seen g_voids[3];
+
+static void on_void(void *ctx, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t to) {
+  voids_seen *v = ctx;
+  v->calls++;
+  memcpy(v->origin, origin, VS_ORIGIN_BYTES);
+  v->from = from;
+  v->to = to;
+}
+
+static void with_on_void(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  cfg->on_void = on_void;
+  cfg->on_void_ctx = &g_voids[i];
+}
+
+/* 2 writes while 0 is away; 1 takes it; 0 revokes 2 with the cut it holds
+ * (below that write): when 1 takes the revoke, the write is voided there
+ * and 1's application is told (cfg.on_void): 2's ops cut+1..its head. */
+static void test_member_on_void_after_cut(void **state) {
+  (void)state;
+  memset(g_voids, 0, sizeof g_voids);
+  mh_mesh m;
+  mh_init(&m, 3, "nmem-void", 0x91, 14);
+  m.configure = with_on_void;
+  for (uint32_t i = 0; i < 3; i++) mh_restart(&m, i);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(st(&m, 0), m.now_ms, mesh_id), VS_OK);
+  join(&m, 0, 1, VS_MESH_WRITER);
+  join(&m, 0, 2, VS_MESH_WRITER);
+  mh_connect(&m, 1, 0);
+  mh_connect(&m, 2, 0);
+  mh_connect(&m, 2, 1);
+  mh_run(&m, 2000);
+  mh_disconnect(&m, 1, 0);
+  mh_disconnect(&m, 2, 0);
+  mh_write(&m, 2, "put", "late", "x");
+  mh_run(&m, 2000);
+  assert_true(has(&m, 1, "late"));
+  uint64_t cut = 0;
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, &cut), VS_OK);
+  uint64_t head2 = head(&m, 1, 2);
+  assert_true(head2 > cut);
+  mh_connect(&m, 1, 0);
+  mh_run(&m, 2000);
+  assert_false(has(&m, 1, "late"));
+  assert_int_equal(head(&m, 1, 2), cut);
+  assert_int_equal(g_voids[1].calls, 1);
+  assert_memory_equal(g_voids[1].origin, m.ids[2].pk, VS_ORIGIN_BYTES);
+  assert_int_equal(g_voids[1].from, cut + 1);
+  assert_int_equal(g_voids[1].to, head2);
+  assert_int_equal(g_voids[0].calls, 0); /* 0 never held them */
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_member_join_through_probation),
       cmocka_unit_test(test_member_revoke_closes_sessions),
       cmocka_unit_test(test_member_outsider_closed),
+      cmocka_unit_test(test_member_on_void_after_cut),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

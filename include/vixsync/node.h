@@ -123,6 +123,13 @@ typedef struct vs_node_cfg {
    *  anyone with the mesh key, so a node-wide bucket of 4x this (refilled
    *  at 4x a minute) bounds the sum over all peers as well. */
   uint32_t origin_quota_per_min;
+  /** Called when ops the node had applied are void from now on: a fork
+   *  verdict, or in a managed mesh a revocation cut or a lost admission
+   *  (docs/membership.md). `origin`'s ops from_seq..to_seq no longer count
+   *  (the state was refolded without them), after the transaction committed.
+   *  Optional (a later field: callers built before it get NULL). */
+  void (*on_void)(void *ctx, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq, uint64_t to_seq);
+  void *on_void_ctx;
 } vs_node_cfg;
 
 /** Defaults for everything but dir, identity, mesh key and random; use it
