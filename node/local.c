@@ -510,6 +510,38 @@ static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *
   return rc;
 }
 
+/* A managed store's mesh key comes with its invite (and, later, its
+ * rekeys): `init --mesh-key` over it would cut the device off from its own
+ * mesh. Exit 1 (not allowed), nothing changed; VN_EXIT_OK for an open store
+ * or none yet. */
+static int refuse_managed_key(const char *cmd, const char *dir) {
+  char path[PATH_MAX];
+  struct stat st;
+  if (!join_path(path, sizeof path, dir, "data.mdb")) {
+    vn_errorf(cmd, "%s: path too long", dir);
+    return VN_EXIT_STORAGE;
+  }
+  if (stat(path, &st) != 0 || st.st_size == 0) return VN_EXIT_OK; /* no store yet */
+  vs_store_cfg scfg;
+  vs_store_cfg_default(&scfg);
+  int rc = env_map_bytes(cmd, &scfg.map_bytes);
+  if (rc != VN_EXIT_OK) return rc;
+  vs_store *store = NULL;
+  vs_err err = vs_store_open(dir, &scfg, &store);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  if (err == VS_OK) err = vs_mesh_id(store, mesh_id);
+  vs_store_close(store);
+  if (err == VS_ERR_NOTFOUND) return VN_EXIT_OK;
+  if (err != VS_OK) return vn_report(cmd, dir, err);
+  char hex[2 * VS_MESH_ID_BYTES + 1];
+  vs_hex_encode(mesh_id, sizeof mesh_id, hex);
+  vn_errorf(cmd,
+            "%s: in the managed mesh %s, whose key comes with its invite; --mesh-key would cut this device off "
+            "from it (nothing changed)",
+            dir, hex);
+  return VN_EXIT_NOTFOUND;
+}
+
 int vn_init_member_dir(const char *cmd, const char *dir, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                        vs_identity *id_out) {
   memset(id_out, 0, sizeof *id_out);
@@ -556,6 +588,7 @@ static int cmd_init(const vn_args *a) {
       rc = identity_error(a->cmd, a->data, err);
     }
   }
+  if (rc == VN_EXIT_OK && a->mesh_key != NULL) rc = refuse_managed_key(a->cmd, a->data);
   if (rc == VN_EXIT_OK) {
     rc = a->mesh_key != NULL ? replace_mesh_key(a->cmd, a->data, given) : ensure_mesh_key(a->cmd, a->data);
   }

@@ -75,6 +75,23 @@ def test_init_new_mesh_refuses_a_device_that_wrote(t):
 
 
 @suite.test
+def test_init_mesh_key_refused_on_a_managed_device(t):
+    # A managed device's key comes with its invite: `init --mesh-key` over it
+    # would cut it off from its mesh. Exit 1, mesh.key and identity untouched.
+    n = t.node()
+    node_id = t.expect(n.run("init", "--new-mesh"), 0).out.strip()
+    with open(os.path.join(n.data, "mesh.key")) as f:
+        key = f.read()
+    other = t.write("other.key", t.run("mesh-key").out, 0o600)
+    r = t.expect(n.run("init", "--mesh-key", other), 1, "")
+    assert "managed mesh" in t.one_error_line(r, "init")
+    with open(os.path.join(n.data, "mesh.key")) as f:
+        assert f.read() == key
+    t.expect(n.run("id"), 0, node_id + "\n")
+    t.expect(n.run("init"), 0, node_id + "\n")  # a plain init keeps what is there
+
+
+@suite.test
 def test_invite_arguments(t):
     n = t.node()  # never made: every one of these fails before the directory is read
     for args in (["--role", "owner"], ["--role", "Admin"], ["--role="],
