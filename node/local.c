@@ -467,11 +467,13 @@ static int init_store(const char *cmd, const char *dir) {
   return err == VS_OK ? VN_EXIT_OK : vn_report(cmd, dir, err);
 }
 
-/* Whether DIR's store (if there is one yet) may take a first mesh op of
- * `id`: not managed already, holding no op (vs_mesh_create and
- * vs_mesh_join want an empty store: every op it holds passed the gate). Checked
- * before DIR/mesh.key is replaced, so that a refusal changes nothing. */
-static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *id) {
+/* DIR's store opened, when there is one yet (*exists false: none; an open
+ * error is left to the caller in *err_out, with *store_out NULL). */
+static int open_existing_store(const char *cmd, const char *dir, bool *exists, vs_store **store_out,
+                               vs_err *err_out) {
+  *store_out = NULL;
+  *exists = false;
+  *err_out = VS_OK;
   char path[PATH_MAX];
   struct stat st;
   if (!join_path(path, sizeof path, dir, "data.mdb")) {
@@ -483,8 +485,21 @@ static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *
   vs_store_cfg_default(&scfg);
   int rc = env_map_bytes(cmd, &scfg.map_bytes);
   if (rc != VN_EXIT_OK) return rc;
+  *exists = true;
+  *err_out = vs_store_open(dir, &scfg, store_out);
+  return VN_EXIT_OK;
+}
+
+/* Whether DIR's store (if there is one yet) may take a first mesh op of
+ * `id`: not managed already, holding no op (vs_mesh_create and
+ * vs_mesh_join want an empty store: every op it holds passed the gate). Checked
+ * before DIR/mesh.key is replaced, so that a refusal changes nothing. */
+static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *id) {
   vs_store *store = NULL;
-  vs_err err = vs_store_open(dir, &scfg, &store);
+  vs_err err = VS_OK;
+  bool exists = false;
+  int rc = open_existing_store(cmd, dir, &exists, &store, &err);
+  if (rc != VN_EXIT_OK || !exists) return rc; /* no store yet */
   if (err == VS_OK) err = vs_store_set_identity(store, id);
   uint8_t mesh_id[VS_MESH_ID_BYTES];
   uint64_t seq = 0;
@@ -515,19 +530,11 @@ static int check_unmanaged(const char *cmd, const char *dir, const vs_identity *
  * mesh. Exit 1 (not allowed), nothing changed; VN_EXIT_OK for an open store
  * or none yet. */
 static int refuse_managed_key(const char *cmd, const char *dir) {
-  char path[PATH_MAX];
-  struct stat st;
-  if (!join_path(path, sizeof path, dir, "data.mdb")) {
-    vn_errorf(cmd, "%s: path too long", dir);
-    return VN_EXIT_STORAGE;
-  }
-  if (stat(path, &st) != 0 || st.st_size == 0) return VN_EXIT_OK; /* no store yet */
-  vs_store_cfg scfg;
-  vs_store_cfg_default(&scfg);
-  int rc = env_map_bytes(cmd, &scfg.map_bytes);
-  if (rc != VN_EXIT_OK) return rc;
   vs_store *store = NULL;
-  vs_err err = vs_store_open(dir, &scfg, &store);
+  vs_err err = VS_OK;
+  bool exists = false;
+  int rc = open_existing_store(cmd, dir, &exists, &store, &err);
+  if (rc != VN_EXIT_OK || !exists) return rc; /* no store yet */
   uint8_t mesh_id[VS_MESH_ID_BYTES];
   if (err == VS_OK) err = vs_mesh_id(store, mesh_id);
   vs_store_close(store);
