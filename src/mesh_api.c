@@ -165,14 +165,18 @@ vs_err vs_mesh_invite(vs_store *store, const vs_mesh_invite_req *req, uint64_t n
     memcpy(tok->invite_seed, req->invite_seed, VS_SEED_BYTES);
     memcpy(tok->inviter, store->identity.pk, VS_ORIGIN_BYTES);
     tok->invite_seq = res.seq;
-    memcpy(tok->mesh_key, req->mesh_key, VS_MESH_KEY_BYTES);
+    /* The newest key this device holds (a rekey's, or the base key). */
+    vs_mesh_keys *keys = sodium_malloc(sizeof *keys);
+    err = keys == NULL ? VS_ERR_NOMEM : vs_mesh_keys_txn(txn, store, &store->identity, req->mesh_key, keys);
+    if (err == VS_OK) memcpy(tok->mesh_key, keys->key[0], VS_MESH_KEY_BYTES);
+    if (keys != NULL) sodium_free(keys);
     tok->addr_count = (uint8_t)req->addr_count;
-    for (uint32_t i = 0; i < req->addr_count; i++) {
+    for (uint32_t i = 0; err == VS_OK && i < req->addr_count; i++) {
       size_t n = strlen(req->addrs[i]); /* checked: <= VS_MESH_ADDR_CHARS_MAX */
       memcpy(tok->addrs[i], req->addrs[i], n + 1);
     }
     /* Made before the commit: an invite whose token cannot be given is not written. */
-    err = vs_mesh_token_encode(tok, token_out, token_max, token_chars_out);
+    if (err == VS_OK) err = vs_mesh_token_encode(tok, token_out, token_max, token_chars_out);
   }
   if (tok != NULL) sodium_free(tok); /* wipes it */
   vs_identity_wipe(&inv);
@@ -360,5 +364,91 @@ vs_err vs_mesh_members(vs_store *store, vs_mesh_member_info *out, uint32_t max, 
   if (cur != NULL) mdb_cursor_close(cur);
   mdb_txn_abort(txn);
   if (err == VS_OK) *count_out = n;
+  return err;
+}
+
+vs_err vs_mesh_key(vs_store *store, const uint8_t base_key[VS_MESH_KEY_BYTES], vs_mesh_key_info *out) {
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (store == NULL || base_key == NULL || out == NULL) return VS_ERR_INVAL;
+  if (!store->has_identity) return VS_ERR_NO_IDENTITY;
+  vs_mesh_keys *keys = sodium_malloc(sizeof *keys);
+  if (keys == NULL) return VS_ERR_NOMEM;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err == VS_OK) {
+    err = vs_mesh_keys_txn(txn, store, &store->identity, base_key, keys);
+    mdb_txn_abort(txn);
+  }
+  if (err == VS_OK && !keys->managed) err = VS_ERR_NOTFOUND;
+  if (err == VS_OK) {
+    out->epoch = keys->view_epoch;
+    out->key_epoch = keys->epoch[0];
+    out->rekey_due = keys->rekey_due;
+    memcpy(out->key, keys->key[0], VS_MESH_KEY_BYTES);
+  }
+  sodium_free(keys);
+  return err;
+}
+
+/* The active members' pks, from the member records (bounded by
+ * VS_MESH_MEMBERS_MAX): a rekey's recipients. */
+static vs_err active_members(MDB_txn *txn, const vs_store *store, uint8_t (*pks)[VS_ORIGIN_BYTES], uint32_t *n_out) {
+  *n_out = 0;
+  MDB_cursor *cur;
+  vs_err err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_members, &cur));
+  if (err != VS_OK) return err;
+  MDB_val k, v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  while (rc == MDB_SUCCESS && err == VS_OK) { /* bounded: VS_MESH_MEMBERS_MAX records */
+    vs_mesh_rec r;
+    if (k.mv_size != VS_ORIGIN_BYTES || *n_out >= VS_MESH_MEMBERS_MAX) err = VS_ERR_CORRUPT;
+    if (err == VS_OK) err = vs_mesh_rec_decode(&v, &r);
+    if (err == VS_OK && !r.revoked) memcpy(pks[(*n_out)++], k.mv_data, VS_ORIGIN_BYTES);
+    if (err == VS_OK) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  if (err == VS_OK && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  return err;
+}
+
+vs_err vs_mesh_rekey(vs_store *store, const uint8_t new_key[VS_MESH_KEY_BYTES], const uint8_t eph_seed[32],
+                     uint64_t now_ms, uint32_t *epoch_out) {
+  if (store == NULL || new_key == NULL || eph_seed == NULL) return VS_ERR_INVAL;
+  if (sodium_is_zero(new_key, VS_MESH_KEY_BYTES) || sodium_is_zero(eph_seed, 32)) return VS_ERR_INVAL;
+  write_ctx *c;
+  vs_err err = vs_write_sys_begin(store, now_ms, &c);
+  if (err != VS_OK) return err;
+  MDB_txn *txn = vs_write_sys_txn(c);
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_mesh_rec self;
+  err = admin_check(txn, store, false, mesh_id, &self);
+  vs_mesh_keys *keys = sodium_malloc(sizeof *keys);
+  uint8_t (*pks)[VS_ORIGIN_BYTES] = malloc((size_t)VS_MESH_MEMBERS_MAX * VS_ORIGIN_BYTES);
+  uint8_t *payload = malloc(VS_MESH_REKEY_BYTES_MAX);
+  if (err == VS_OK && (keys == NULL || pks == NULL || payload == NULL)) err = VS_ERR_NOMEM;
+  /* The base key does not matter here: only the epoch is read. */
+  if (err == VS_OK) err = vs_mesh_keys_txn(txn, store, &store->identity, new_key, keys);
+  if (err == VS_OK && keys->view_epoch == UINT32_MAX) err = VS_ERR_LIMIT;
+  uint32_t n = 0, epoch = keys != NULL ? keys->view_epoch + 1u : 0;
+  if (err == VS_OK) err = active_members(txn, store, pks, &n);
+  if (err == VS_OK && n == 0) err = VS_ERR_CORRUPT; /* we are an active admin */
+  size_t bytes = 0;
+  if (err == VS_OK)
+    err = vs_mesh_rekey_make(mesh_id, epoch, new_key, eph_seed, (const uint8_t(*)[VS_ORIGIN_BYTES])pks, n, payload,
+                             VS_MESH_REKEY_BYTES_MAX, &bytes);
+  uint8_t hash[VS_HASH_BYTES];
+  vs_write_result res;
+  if (err == VS_OK) err = vs_write_sys_op(c, VS_MESH_KIND_REKEY, payload, (uint32_t)bytes, &res, hash);
+  if (err == VS_OK) err = record_and_refresh(store, c, mesh_id, &res, hash);
+  if (keys != NULL) sodium_free(keys);
+  free(pks);
+  if (payload != NULL) sodium_memzero(payload, VS_MESH_REKEY_BYTES_MAX);
+  free(payload);
+  if (err != VS_OK) {
+    vs_write_sys_abort(c);
+    return err;
+  }
+  err = vs_write_sys_commit(c);
+  if (err == VS_OK && epoch_out != NULL) *epoch_out = epoch;
   return err;
 }

@@ -78,7 +78,7 @@ static void rec_encode(const vs_mesh_rec *r, uint8_t out[VS_MESH_REC_BYTES]) {
   memcpy(out + 139, r->cut_sig, VS_SIGNATURE_BYTES);
 }
 
-static vs_err rec_decode(const MDB_val *v, vs_mesh_rec *r) {
+vs_err vs_mesh_rec_decode(const MDB_val *v, vs_mesh_rec *r) {
   const uint8_t *p = v->mv_data;
   if (v->mv_size != VS_MESH_REC_BYTES || p[0] != VS_MESH_REC_VERSION || p[1] < VS_MESH_READER ||
       p[1] > VS_MESH_ADMIN || p[2] > 1)
@@ -103,7 +103,7 @@ vs_err vs_mesh_rec_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk
   MDB_val k = {VS_ORIGIN_BYTES, (void *)pk}, v;
   int rc = mdb_get(txn, store->dbi_members, &k, &v);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  return rec_decode(&v, out);
+  return vs_mesh_rec_decode(&v, out);
 }
 
 vs_err vs_mesh_cut_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],

@@ -61,6 +61,9 @@ vs_err vs_mesh_gen_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *gen_ou
  *  VS_ERR_CORRUPT: a record that does not decode. */
 vs_err vs_mesh_rec_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES], vs_mesh_rec *out);
 
+/** Decode a member record's value (VS_ERR_CORRUPT: not a record). */
+vs_err vs_mesh_rec_decode(const MDB_val *v, vs_mesh_rec *out);
+
 /** A revoked member's cut as a void point for apply (apply.h, FORKS): its
  *  ops from *void_from_out on are void, and the revoke vouches for the op
  *  below (hash prev_out) with the device's own signature of it (sig_out). *void_from_out 0: not revoked, not a member or an
@@ -136,5 +139,41 @@ vs_err vs_mesh_orphans_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, uint
 /** vs_mesh_refresh_txn when the store is managed (a fork verdict may void
  *  facts); nothing in an open mesh. */
 vs_err vs_mesh_refresh_managed_txn(MDB_txn *txn, vs_store *store, bool *refolded_out);
+
+/* ---- the mesh keys a device holds (mgate_keys.c; docs/membership.md, "Rekey") ----
+ * Epoch e >= 1's key is the one boxed in the winner of e: of the rekeys of
+ * epoch e whose author is an admin valid at the rekey's seq (its record:
+ * admin, not revoked or the rekey at or below its cut), the one with the
+ * smallest op hash (the reducer's rule). A device holds the keys of the
+ * last VS_MESH_EPOCHS_KEPT winners it can open, newest first, then its
+ * base key (the key it created the mesh with, or its token's: the node's
+ * mesh.key) unless that is one of them. */
+#define VS_MESH_EPOCHS_KEPT 8u
+#define VS_MESH_KEYS_MAX (VS_MESH_EPOCHS_KEPT + 1u)
+
+typedef struct vs_mesh_keys {
+  uint32_t count; /* >= 1: key[0] the one new handshakes use; the base key last */
+  uint8_t key[VS_MESH_KEYS_MAX][VS_MESH_KEY_BYTES];
+  uint32_t epoch[VS_MESH_KEYS_MAX]; /* the base key's: 0 unless it is an opened epoch's */
+  bool managed;
+  uint32_t view_epoch;   /* the mesh's current epoch (0: no rekey yet) */
+  uint64_t view_hlc;     /* its winner's HLC (0 at epoch 0) */
+  bool admin;            /* this device is an active admin */
+  /* The current key needs replacing: a revoked member may hold it (at
+   * epoch 0 any revoked member does; later, one named in the winner or
+   * admitted by an invite written after it, whose token may carry it), or
+   * an active member holds no box of it. */
+  bool rekey_due;
+  uint32_t active;       /* active (unrevoked) members */
+} vs_mesh_keys;
+
+/** The keys `self` holds in this store, with `base` as its base key (an
+ *  open mesh: just the base). Reads every fact record (bounded by
+ *  VS_MESH_FACTS_MAX) and opens at most VS_MESH_EPOCHS_KEPT boxes. */
+vs_err vs_mesh_keys_txn(MDB_txn *txn, const vs_store *store, const vs_identity *self,
+                        const uint8_t base[VS_MESH_KEY_BYTES], vs_mesh_keys *out);
+
+/** Wipe the keys (NULL: nothing). */
+void vs_mesh_keys_wipe(vs_mesh_keys *keys);
 
 #endif

@@ -171,3 +171,23 @@ vs_err vs_mesh_view_get(vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], v
   if (err != VS_OK) memset(view_out, 0, sizeof *view_out);
   return err;
 }
+
+vs_err vs_mesh_record_op_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                             vs_op *op_out) {
+  uint8_t key[VS_MESH_RECORD_KEY_BYTES];
+  record_key(key, origin, seq);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_mesh, &k, &v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *val = v.mv_data;
+  if (v.mv_size != VS_MESH_RECORD_BYTES || val[0] != VS_MESH_RECORD_VERSION) return VS_ERR_NOTFOUND; /* an orphan */
+  const uint8_t *enc = NULL;
+  uint32_t enc_bytes = 0;
+  vs_err err = vs_wal_op_encoded_txn(txn, store, vs_get_u64le(val + 1 + VS_HASH_BYTES), &enc, &enc_bytes);
+  if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT;
+  if (err != VS_OK) return err;
+  if (vs_op_decode(enc, enc_bytes, op_out) != VS_OK || op_out->seq != seq ||
+      memcmp(op_out->origin, origin, VS_ORIGIN_BYTES) != 0)
+    return VS_ERR_CORRUPT;
+  return VS_OK;
+}

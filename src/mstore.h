@@ -41,6 +41,12 @@ vs_err vs_mesh_records_drop_txn(MDB_txn *txn, const vs_store *store, const uint8
 vs_err vs_mesh_fact_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
                             vs_mesh_fact *out);
 
+/** The op of the chain record (origin, seq), decoded in place (its
+ *  pointers valid while `txn` lives). VS_ERR_NOTFOUND: no such record, or
+ *  an orphan (no chain op); VS_ERR_CORRUPT: the WAL disagrees. */
+vs_err vs_mesh_record_op_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                             vs_op *op_out);
+
 /** Every fact the store holds, in (origin, seq) order, read in `txn` as
  *  vs_mesh_view_get reads them: *facts_out malloc'd (the caller frees it),
  *  *count_out of them. Errors as vs_mesh_view_get's. */

@@ -26,6 +26,7 @@ static vs_node_cfg node_cfg_defaults(void) {
   c.own_outbox = true;
   c.resend_max_ms = 60000;
   c.origin_quota_per_min = 64;
+  c.rekey_grace_ms = 600000;
   return c;
 }
 
@@ -149,6 +150,7 @@ void vs_node_close(vs_node *n) {
   nd_vv_free(&n->mine);
   vs_identity_wipe(&n->cfg.identity);
   sodium_memzero(n->cfg.mesh_key, sizeof n->cfg.mesh_key);
+  vs_mesh_keys_wipe(&n->keys);
   sodium_memzero(n->cookie_secret, sizeof n->cookie_secret);
   sodium_memzero(n->cookie_prev, sizeof n->cookie_prev);
   free(n->msg);
@@ -212,6 +214,9 @@ static vs_err node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   vs_node *n = calloc(1, sizeof *n);
   if (n == NULL) return VS_ERR_NOMEM;
   n->cfg = *cfg;
+  /* The one key until the first sweep reads a managed store's epochs. */
+  n->keys.count = 1;
+  memcpy(n->keys.key[0], cfg->mesh_key, VS_MESH_KEY_BYTES);
   n->msg = malloc(VS_MSG_BYTES_MAX);
   vs_store_cfg scfg;
   vs_store_cfg_default(&scfg);
@@ -340,10 +345,15 @@ vs_err vs_node_peer_up_addr(vs_node *n, uint32_t handle, bool initiator, const u
   if (initiator) {
     uint8_t hello[VS_HELLO_BYTES];
     size_t len = 0;
-    err = vs_hs_start_initiator(&p->hs, &n->cfg.identity, n->cfg.mesh_key, seed, hello, sizeof hello, &len);
+    /* The key this address took last (node_member.c): the newest first. */
+    p->initiator = true;
+    p->key_index = nd_dial_key(n, addr, addr_bytes, p->dial_tag);
+    err = vs_hs_start_initiator(&p->hs, &n->cfg.identity, n->keys.key[p->key_index], seed, hello, sizeof hello,
+                                &len);
     if (err == VS_OK) err = nd_queue_copy(p, hello, len);
   } else {
-    err = vs_hs_start_responder(&p->hs, &n->cfg.identity, n->cfg.mesh_key, seed);
+    err = vs_hs_start_responder_keys(&p->hs, &n->cfg.identity, (const uint8_t(*)[VS_MESH_KEY_BYTES])n->keys.key,
+                                     n->keys.count, seed);
     if (err == VS_OK) {
       cookie_rotate(n, now_ms);
       err = vs_hs_responder_cookie(&p->hs, n->cookie_secret, n->cookie_has_prev ? n->cookie_prev : NULL, addr,
@@ -416,6 +426,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {
       n->stats.handshakes_timeout++;
+      if (p->initiator) nd_dial_failed(n, p); /* the next dial there tries the next key */
       nd_peer_close(n, p);
       continue;
     }

@@ -21,6 +21,7 @@
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 #include "wire.h"
+#include "mgate.h"
 
 #define QUEUE_MAX 4096u /* frames queued per peer; past it the peer is too slow: closed */
 
@@ -47,7 +48,9 @@ typedef struct flight {
 #define RESEND_LEVEL_MAX 32u /* resend_ms << level saturates at resend_max_ms long before */
 #define QUOTA_UNIT 60000u    /* origin quota tokens are counted in 1/60000: one per minute-ms */
 #define QUOTA_ALL_PEERS 4u   /* the node-wide bucket holds and refills this many peers' worth */
-#define FORK_SEARCH_TRIES 3u /* a WANT asked this many times unanswered ends the search (node_fork.c) */
+#define FORK_SEARCH_TRIES 3u
+#define DIAL_TAG_BYTES 16u   /* an address's hash: which key a dial to it tries (node_member.c) */
+#define DIAL_SLOTS 32u       /* addresses remembered so */ /* a WANT asked this many times unanswered ends the search (node_fork.c) */
 
 typedef struct peer {
   peer_state st;
@@ -102,6 +105,11 @@ typedef struct peer {
    * taken from it. */
   bool probation;
   uint64_t probation_end_ms;
+  /* The mesh key of its handshake: an index into the node's keys (0: the
+   * newest); as initiator, the dial slot of its address (node_member.c). */
+  bool initiator;
+  uint32_t key_index;
+  uint8_t dial_tag[DIAL_TAG_BYTES];
   uint64_t present_ms; /* when we present our own admission to it next */
   frame *q;
   uint32_t q_head, q_tail, q_cap;
@@ -158,6 +166,19 @@ struct vs_node {
   uint64_t mesh_gen; /* the store's member-record generation last checked against the sessions */
   bool mesh_managed; /* the store is a managed mesh (as of the last sweep) */
   bool mesh_checked; /* a sweep ran since the node opened */
+  /* The mesh keys handshakes use (mgate.h): reloaded when the records'
+   * generation moves; key[0] is the newest, since key_new_ms here. */
+  vs_mesh_keys keys;
+  uint64_t key_new_ms;
+  uint64_t rekey_next_ms; /* no rekey of ours before then */
+  /* Per dialled address: the key to try (a peer that has not seen our
+   * newest epoch answers only an older one). */
+  struct {
+    uint8_t tag[DIAL_TAG_BYTES];
+    uint32_t index;
+    bool used;
+  } dial[DIAL_SLOTS];
+  uint32_t dial_next; /* the slot a new address takes when all are used */
 };
 
 /* Functions shared between the node's files (not exported: the library is
@@ -195,6 +216,8 @@ vs_err nd_member_after_run(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_B
                            vs_err apply_err);
 vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms);
 bool nd_member_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now);
+uint32_t nd_dial_key(vs_node *n, const uint8_t *addr, size_t addr_bytes, uint8_t tag_out[DIAL_TAG_BYTES]);
+void nd_dial_failed(vs_node *n, const peer *p);
 uint32_t nd_ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES], uint64_t now_ms);
 void nd_mesh_acked(vs_node *n, uint32_t ack_id, uint64_t held);
 bool nd_mesh_held(void *ctx, vs_op_id *id_out);

@@ -20,6 +20,8 @@
  *    an open mesh admits every key holder. */
 #include "node_int.h"
 
+#include <sodium.h>
+
 #include "member.h"
 #include "mgate.h"
 
@@ -50,7 +52,90 @@ static vs_err judge(MDB_txn *txn, const vs_node *n, const uint8_t pk[VS_ORIGIN_B
   return VS_OK;
 }
 
+/* ---- the mesh keys (docs/membership.md, "Rekey") ---- */
+
+/* The grace of the newest key ends this long after its rekey was written
+ * (its HLC) or after this node learned it, whichever is earlier. */
+static bool grace_over(const vs_node *n, uint64_t now_ms) {
+  if (n->keys.count < 2) return false;
+  uint64_t since = n->key_new_ms;
+  uint64_t written = vs_hlc_wall_ms(n->keys.view_hlc);
+  if (n->keys.epoch[0] == n->keys.view_epoch && n->keys.view_epoch > 0 && written < since) since = written;
+  return now_ms >= vs_add_sat_u64(since, n->cfg.rekey_grace_ms);
+}
+
+uint32_t nd_dial_key(vs_node *n, const uint8_t *addr, size_t addr_bytes, uint8_t tag_out[DIAL_TAG_BYTES]) {
+  crypto_generichash(tag_out, DIAL_TAG_BYTES, addr, addr_bytes, NULL, 0);
+  for (uint32_t i = 0; i < DIAL_SLOTS; i++) /* bounded: DIAL_SLOTS */
+    if (n->dial[i].used && memcmp(n->dial[i].tag, tag_out, DIAL_TAG_BYTES) == 0)
+      return n->dial[i].index % n->keys.count;
+  return 0;
+}
+
+void nd_dial_failed(vs_node *n, const peer *p) {
+  if (n->keys.count < 2) return;
+  uint32_t slot = DIAL_SLOTS;
+  for (uint32_t i = 0; i < DIAL_SLOTS && slot == DIAL_SLOTS; i++)
+    if (n->dial[i].used && memcmp(n->dial[i].tag, p->dial_tag, DIAL_TAG_BYTES) == 0) slot = i;
+  if (slot == DIAL_SLOTS) { /* a new address: a free slot, else the oldest taken */
+    for (uint32_t i = 0; i < DIAL_SLOTS && slot == DIAL_SLOTS; i++)
+      if (!n->dial[i].used) slot = i;
+    if (slot == DIAL_SLOTS) slot = n->dial_next++ % DIAL_SLOTS;
+    memcpy(n->dial[slot].tag, p->dial_tag, DIAL_TAG_BYTES);
+    n->dial[slot].used = true;
+  }
+  n->dial[slot].index = (p->key_index + 1u) % n->keys.count;
+}
+
+/* The keys again from the store (its records moved); the newest key's
+ * grace starts now if it is new. */
+static vs_err keys_reload(vs_node *n, MDB_txn *txn, uint64_t now_ms) {
+  vs_mesh_keys k;
+  vs_err err = vs_mesh_keys_txn(txn, n->store, &n->cfg.identity, n->cfg.mesh_key, &k);
+  if (err != VS_OK) return err;
+  if (sodium_memcmp(k.key[0], n->keys.key[0], VS_MESH_KEY_BYTES) != 0) {
+    n->key_new_ms = now_ms;
+    memset(n->dial, 0, sizeof n->dial); /* every address tries the newest first again */
+  }
+  vs_mesh_keys_wipe(&n->keys);
+  n->keys = k;
+  vs_mesh_keys_wipe(&k);
+  n->stats.mesh_epoch = n->keys.view_epoch;
+  n->stats.key_epoch = n->keys.epoch[0];
+  return VS_OK;
+}
+
+/* An admin's node rotates the key when a revoked device may hold it or an
+ * active member has no box of it (vs_mesh_keys.rekey_due): the new key
+ * and the box key's seed from cfg.random. Concurrent rekeys of one epoch
+ * settle by the smallest hash everywhere; one that loses and still leaves
+ * the key due is followed by the next epoch. At most one try per
+ * REKEY_RETRY_MS. */
+#define REKEY_RETRY_MS 5000u
+static vs_err maybe_rekey(vs_node *n, uint64_t now_ms) {
+  if (!n->keys.managed || !n->keys.admin || !n->keys.rekey_due || n->own_void || now_ms < n->rekey_next_ms)
+    return VS_OK;
+  n->rekey_next_ms = vs_add_sat_u64(now_ms, REKEY_RETRY_MS);
+  uint8_t key[VS_MESH_KEY_BYTES], seed[32];
+  n->cfg.random(n->cfg.random_ctx, key, sizeof key);
+  n->cfg.random(n->cfg.random_ctx, seed, sizeof seed);
+  uint32_t epoch = 0;
+  vs_err err = vs_mesh_rekey(n->store, key, seed, now_ms, &epoch);
+  sodium_memzero(key, sizeof key);
+  sodium_memzero(seed, sizeof seed);
+  if (err == VS_OK) {
+    n->stats.rekeys_issued++;
+    return nd_refresh_mine(n, n->cfg.identity.pk); /* the sweep that follows reloads the keys */
+  }
+  /* Not allowed (any more), or no room: the store says so; nothing to undo. */
+  if (err == VS_ERR_DENIED || err == VS_ERR_REVOKED || err == VS_ERR_LIMIT || err == VS_ERR_NOTFOUND ||
+      err == VS_ERR_INVAL)
+    return VS_OK;
+  return err;
+}
+
 vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms) {
+  if (!p->initiator) p->key_index = p->sess.key_index;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
@@ -58,6 +143,14 @@ vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms) {
   err = judge(txn, n, p->sess.peer_id, &a);
   mdb_txn_abort(txn);
   if (err != VS_OK) return err;
+  if (p->key_index > 0) n->stats.handshakes_stale_key++;
+  /* An older key past its grace admits active members only: a device
+   * presenting its admission must hold the newest key (its token's). */
+  if (p->key_index > 0 && a == ADMIT_PROBATION && grace_over(n, now_ms)) {
+    n->stats.rejected_stale_key++;
+    nd_peer_close(n, p);
+    return VS_OK;
+  }
   p->probation = a == ADMIT_PROBATION;
   if (p->probation) {
     p->probation_end_ms = vs_add_sat_u64(now_ms, PROBATION_MS);
@@ -108,8 +201,9 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
   if (err == VS_OK) err = vs_mesh_gen_get_txn(txn, n->store, &gen);
   if (err != VS_OK || gen == n->mesh_gen) {
     mdb_txn_abort(txn);
-    return err;
+    return err == VS_OK ? maybe_rekey(n, now_ms) : err;
   }
+  if (n->mesh_managed) err = keys_reload(n, txn, now_ms);
   /* The records moved: every session is judged again, in one read txn. */
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX && err == VS_OK; s++) {
     peer *p = &n->peers[s];
@@ -137,6 +231,7 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
    * send must say what we hold. */
   if (err == VS_OK) err = reload_mine(n);
   if (err == VS_OK) n->mesh_gen = gen;
+  if (err == VS_OK) err = maybe_rekey(n, now_ms);
   return err;
 }
 

@@ -162,6 +162,9 @@ extern "C" {
  * that use it; VS_APPLY_RUN_OPS_MAX is the same (test_wire_msgs.c asserts it). */
 #define VS_WIRE_RUN_OPS_MAX 65536u
 #define VS_REPLAY_WINDOW 64u
+/* Mesh keys one responder accepts (a mesh key's epochs, docs/membership.md
+ * "Rekey"): a HELLO costs at most this many keyed hashes. */
+#define VS_HS_KEYS_MAX 9u
 
 /* ---- handshake and session ---- */
 
@@ -174,6 +177,7 @@ typedef struct vs_session {
   uint64_t rx_highest;  /**< highest counter accepted (valid when rx_any) */
   uint64_t rx_window;   /**< bit i: counter rx_highest - i was accepted */
   bool rx_any;
+  uint32_t key_index;   /**< responder: which of its mesh keys the initiator's HELLO was MACed with */
 } vs_session;
 
 typedef enum vs_hs_role { VS_HS_INITIATOR = 1, VS_HS_RESPONDER = 2 } vs_hs_role;
@@ -201,6 +205,11 @@ typedef struct vs_hs {
   uint8_t cookie_addr[32];
   bool cookie_set, cookie_has_prev;
   uint32_t cookies_sent; /**< COOKIE frames this responder wrote */
+  /* Responder until HELLO2: the mesh keys it accepts (keys[0] = mesh_key
+   * at the start); a HELLO selects the one its mac0 holds under into
+   * mesh_key (key_index), and the rest of the handshake uses it alone. */
+  uint8_t keys[VS_HS_KEYS_MAX][VS_MESH_KEY_BYTES];
+  uint32_t key_count, key_index;
 } vs_hs;
 
 /** Start as initiator: writes HELLO into out. `eph_seed` is 32 fresh random
@@ -217,6 +226,14 @@ vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mes
  *  @return VS_OK, VS_ERR_INVAL or VS_ERR_CRYPTO, as vs_hs_start_initiator. */
 vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32]);
+
+/** Start as responder accepting any of `count` (1..VS_HS_KEYS_MAX) mesh
+ *  keys: a HELLO is checked against each in order (at most `count` keyed
+ *  hashes) and the handshake goes on with the first that holds; the
+ *  session's key_index names it. vs_hs_start_responder is this with one key.
+ *  @return as vs_hs_start_responder; VS_ERR_INVAL for a count out of range. */
+vs_err vs_hs_start_responder_keys(vs_hs *hs, const vs_identity *id, const uint8_t (*keys)[VS_MESH_KEY_BYTES],
+                                  uint32_t count, const uint8_t eph_seed[32]);
 
 /** Responder: the cookie secret (and the previous one, or NULL) and the
  *  initiator's transport address as the driver names it (any bytes, e.g.

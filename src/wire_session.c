@@ -238,8 +238,19 @@ vs_err vs_hs_start_initiator(vs_hs *hs, const vs_identity *id, const uint8_t mes
 
 vs_err vs_hs_start_responder(vs_hs *hs, const vs_identity *id, const uint8_t mesh_key[VS_MESH_KEY_BYTES],
                              const uint8_t eph_seed[32]) {
-  if (hs == NULL || id == NULL || mesh_key == NULL || eph_seed == NULL) return VS_ERR_INVAL;
-  return hs_start(hs, VS_HS_RESPONDER, id, mesh_key, eph_seed);
+  if (mesh_key == NULL) return VS_ERR_INVAL;
+  return vs_hs_start_responder_keys(hs, id, (const uint8_t(*)[VS_MESH_KEY_BYTES])mesh_key, 1, eph_seed);
+}
+
+vs_err vs_hs_start_responder_keys(vs_hs *hs, const vs_identity *id, const uint8_t (*keys)[VS_MESH_KEY_BYTES],
+                                  uint32_t count, const uint8_t eph_seed[32]) {
+  if (hs == NULL || id == NULL || keys == NULL || eph_seed == NULL) return VS_ERR_INVAL;
+  if (count == 0 || count > VS_HS_KEYS_MAX) return VS_ERR_INVAL;
+  vs_err err = hs_start(hs, VS_HS_RESPONDER, id, keys[0], eph_seed);
+  if (err != VS_OK) return err;
+  memcpy(hs->keys, keys, (size_t)count * VS_MESH_KEY_BYTES);
+  hs->key_count = count;
+  return VS_OK;
 }
 
 /* Responder: HELLO [eph_i 32][mac0 32] -> COOKIE. Two hashes: unknown
@@ -254,7 +265,13 @@ static vs_err hs_on_hello(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_t
   if (!hs->cookie_set || hs->cookies_sent >= VS_HS_COOKIES_MAX) return VS_ERR_STATE;
   const uint8_t *eph_i = in + 2, *mac0 = in + 34;
   uint8_t m[HS_INPUT_BYTES_MAX];
-  if (!hs_mac_ok(hs->mesh_key, m, HS_JOIN(m, HELLO_DOMAIN, eph_i, 32, NULL, 0), mac0)) return VS_ERR_AUTH;
+  size_t m_bytes = HS_JOIN(m, HELLO_DOMAIN, eph_i, 32, NULL, 0);
+  /* Every key the responder accepts, in order (bounded: VS_HS_KEYS_MAX). */
+  uint32_t k = 0;
+  while (k < hs->key_count && !hs_mac_ok(hs->keys[k], m, m_bytes, mac0)) k++;
+  if (k == hs->key_count) return VS_ERR_AUTH;
+  memcpy(hs->mesh_key, hs->keys[k], VS_MESH_KEY_BYTES);
+  hs->key_index = k;
   out[0] = VS_WIRE_VERSION;
   out[1] = VS_FRAME_COOKIE;
   hs_cookie(hs->cookie_secret, hs->cookie_addr, eph_i, out + 2);
@@ -327,6 +344,7 @@ static vs_err hs_on_hello2(vs_hs *hs, const uint8_t *in, size_t in_bytes, uint8_
   sodium_memzero(hs->eph_seed, sizeof hs->eph_seed);
   sodium_memzero(hs->cookie_secret, sizeof hs->cookie_secret);
   sodium_memzero(hs->cookie_prev, sizeof hs->cookie_prev);
+  sodium_memzero(hs->keys, sizeof hs->keys); /* the one HELLO chose is mesh_key */
   hs->step = HS_WAIT_AUTH;
   *out_bytes = VS_REPLY_BYTES;
   return VS_OK;
@@ -415,6 +433,7 @@ static vs_err hs_on_auth(vs_hs *hs, const uint8_t *in, size_t in_bytes, vs_sessi
   memcpy(s.rx_key, hs->rx_key, 32);
   memcpy(s.tx_key, hs->tx_key, 32);
   memcpy(s.peer_id, id_i, VS_ORIGIN_BYTES);
+  s.key_index = hs->key_index;
   *session_out = s;
   sodium_memzero(&s, sizeof s);
   memcpy(hs->peer_id, id_i, VS_ORIGIN_BYTES);

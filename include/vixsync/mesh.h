@@ -71,7 +71,8 @@ typedef struct vs_mesh_invite_req {
   /** The invite key's seed: 32 bytes of entropy the caller draws (the
    *  library draws none). Secret: it goes into the token only. */
   const uint8_t *invite_seed;
-  /** The current mesh key, carried in the token (secret). */
+  /** This device's base mesh key (vs_mesh_key's base_key, secret): the
+   *  token carries the newest key this device holds (vs_mesh_key). */
   const uint8_t *mesh_key;
   /** Up to VS_MESH_ADDRS_MAX "HOST:PORT" strings where a member listens
    *  (NULL with addr_count 0: none). */
@@ -130,6 +131,37 @@ VS_API vs_err vs_mesh_join(vs_store *store, const char *token, size_t token_char
  *  at or below that cut); VS_ERR_LIMIT; VS_ERR_FULL; VS_ERR_STORE. */
 VS_API vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES], uint64_t now_ms,
                              uint64_t *cut_seq_out);
+
+/** The mesh key as this device holds it (docs/membership.md, "Rekey"). */
+typedef struct vs_mesh_key_info {
+  uint32_t epoch;     /**< the mesh's current epoch (0: never rekeyed) */
+  uint32_t key_epoch; /**< the epoch of `key` (0: the base key; below epoch: no box of the current key reached us yet) */
+  bool rekey_due;     /**< a revoked device may hold the current key, or an active member has no box of it:
+                           an admin should call vs_mesh_rekey (vs_node does, in a node of an admin) */
+  uint8_t key[VS_MESH_KEY_BYTES]; /**< secret: the newest key this device holds (wipe it) */
+} vs_mesh_key_info;
+
+/** The mesh key this device holds: the newest epoch's it can open (a
+ *  mesh.rekey boxed for it), else `base_key` (the key it created the mesh
+ *  with or its token gave it: vix-node's mesh.key). Invites carry this key.
+ *  @return VS_OK; VS_ERR_NOTFOUND (an open mesh); VS_ERR_INVAL;
+ *  VS_ERR_NO_IDENTITY; VS_ERR_NOMEM; VS_ERR_STORE; VS_ERR_CORRUPT. */
+VS_API vs_err vs_mesh_key(vs_store *store, const uint8_t base_key[VS_MESH_KEY_BYTES], vs_mesh_key_info *out);
+
+/** Rotate the mesh key (this store's identity must be an active admin):
+ *  write mesh.rekey{epoch + 1} with `new_key` boxed (crypto_box_easy, an
+ *  ephemeral key from `eph_seed`) for every active member this store knows.
+ *  A revoked device gets no box and cannot open it. Both inputs are 32
+ *  bytes of fresh entropy the caller draws (the library draws none). Of
+ *  concurrent rekeys of one epoch every node takes the one with the
+ *  smallest op hash.
+ *  @return VS_OK (*epoch_out, may be NULL: the new epoch); VS_ERR_INVAL
+ *  (NULLs, an all-zero input); VS_ERR_NOTFOUND (an open mesh);
+ *  VS_ERR_NO_IDENTITY; VS_ERR_DENIED; VS_ERR_REVOKED; VS_ERR_LIMIT (the
+ *  author's fact quota, the mesh's room, or the last epoch); VS_ERR_FULL;
+ *  VS_ERR_STORE. */
+VS_API vs_err vs_mesh_rekey(vs_store *store, const uint8_t new_key[VS_MESH_KEY_BYTES], const uint8_t eph_seed[32],
+                            uint64_t now_ms, uint32_t *epoch_out);
 
 /** One member as this store sees it. */
 typedef struct vs_mesh_member_info {

@@ -130,6 +130,13 @@ typedef struct vs_node_cfg {
    *  Optional (a later field: callers built before it get NULL). */
   void (*on_void)(void *ctx, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from_seq, uint64_t to_seq);
   void *on_void_ctx;
+  /** A managed mesh whose key was rotated (docs/membership.md, "Rekey"):
+   *  for this long after the newest epoch's rekey (its HLC, or when this
+   *  node learned it if earlier), a handshake on an older key of the mesh
+   *  is taken as on the newest one; after it, only from active members (a
+   *  device presenting its admission must hold the newest key). A revoked
+   *  device is refused on any key. Default 10 minutes (a later field). */
+  uint64_t rekey_grace_ms;
 } vs_node_cfg;
 
 /** Defaults for everything but dir, identity, mesh key and random; use it
@@ -173,6 +180,14 @@ typedef struct vs_node_stats {
                                      admission may arrive later, and the run is offered again) */
   uint64_t rejected_revoked;    /**< runs refused: past their origin's revocation cut */
   uint64_t rejected_denied;     /**< runs refused: an op the author's role or fact quota does not allow */
+  uint64_t mesh_epoch;          /**< a managed mesh's current key epoch (0: never rekeyed) */
+  uint64_t key_epoch;           /**< the epoch of the key new handshakes use (below mesh_epoch: no box of the
+                                     current key reached this node yet; 0 also for the base key) */
+  uint64_t rekeys_issued;       /**< mesh.rekey ops this node wrote: it is an admin and a revoked device may
+                                     have held the current key, or an active member had no box of it */
+  uint64_t handshakes_stale_key; /**< sessions made on an older key of the mesh than this node's newest */
+  uint64_t rejected_stale_key;  /**< sessions closed: an older key past the grace period, from a device
+                                     that is no active member here */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

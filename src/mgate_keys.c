@@ -1,0 +1,163 @@
+/* The mesh keys a device holds, and whether the current one needs
+ * replacing (issue 16, rekey; mgate.h, docs/membership.md "Rekey").
+ *
+ * Only reads: the fact records (mstore.h) for the rekeys, the member
+ * records for their authors' validity and for who may hold the current
+ * key. The winner of each epoch is chosen as the reducer chooses the
+ * current one (member.h, vs_mesh_view.epoch), so every device that holds
+ * the same facts names the same key for the same epoch. */
+#include "mgate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "mstore.h"
+
+/* A rekey whose author may rekey at its seq. */
+typedef struct cand {
+  uint32_t epoch;
+  uint32_t fact; /* index into the facts */
+  uint8_t hash[VS_HASH_BYTES];
+} cand;
+
+/* Epoch descending, then op hash ascending: each epoch's winner first. */
+static int cand_cmp(const void *a, const void *b) {
+  const cand *x = a, *y = b;
+  if (x->epoch != y->epoch) return x->epoch > y->epoch ? -1 : 1;
+  return memcmp(x->hash, y->hash, VS_HASH_BYTES);
+}
+
+static bool author_valid(MDB_txn *txn, const vs_store *store, const vs_mesh_fact *f, vs_err *err) {
+  vs_mesh_rec r;
+  *err = vs_mesh_rec_get_txn(txn, store, f->origin, &r);
+  if (*err == VS_ERR_NOTFOUND) {
+    *err = VS_OK;
+    return false;
+  }
+  if (*err != VS_OK) return false;
+  return r.role == VS_MESH_ADMIN && (!r.revoked || f->seq <= r.cut_seq);
+}
+
+/* The HLC of the invite op (origin, seq) among the facts (sorted by origin,
+ * seq: vs_mesh_facts_read_txn's order); 0 when not held. */
+static uint64_t invite_hlc(const vs_mesh_fact *facts, uint32_t n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) { /* bounded: log2(n) steps */
+    uint32_t mid = lo + (hi - lo) / 2u;
+    int c = memcmp(facts[mid].origin, origin, VS_ORIGIN_BYTES);
+    if (c == 0) c = facts[mid].seq < seq ? -1 : (facts[mid].seq > seq ? 1 : 0);
+    if (c == 0) return facts[mid].hlc;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return 0;
+}
+
+/* Who may hold the current key, over the member records (bounded by
+ * VS_MESH_MEMBERS_MAX). `w` is the current epoch's winner payload (NULL at
+ * epoch 0). */
+static vs_err judge_members(MDB_txn *txn, const vs_store *store, const vs_identity *self, const vs_mesh_fact *facts,
+                            uint32_t n, const uint8_t *w, size_t w_bytes, vs_mesh_keys *out) {
+  MDB_cursor *cur = NULL;
+  vs_err err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_members, &cur));
+  if (err != VS_OK) return err;
+  MDB_val k, v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  for (uint32_t seen = 0; rc == MDB_SUCCESS && err == VS_OK; seen++) {
+    if (seen > VS_MESH_MEMBERS_MAX || k.mv_size != VS_ORIGIN_BYTES) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    vs_mesh_rec r;
+    err = vs_mesh_rec_decode(&v, &r);
+    if (err != VS_OK) break;
+    const uint8_t *pk = k.mv_data;
+    bool named = w != NULL && vs_mesh_rekey_names(w, w_bytes, pk);
+    if (r.revoked) {
+      bool may_hold = w == NULL || named || invite_hlc(facts, n, r.inviter, r.invite_seq) > out->view_hlc;
+      if (may_hold) out->rekey_due = true;
+    } else {
+      out->active++;
+      if (w != NULL && !named) out->rekey_due = true; /* it holds no box of the current key */
+      if (memcmp(pk, self->pk, VS_ORIGIN_BYTES) == 0 && r.role == VS_MESH_ADMIN) out->admin = true;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  if (err == VS_OK && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  return err;
+}
+
+static void add_key(vs_mesh_keys *out, const uint8_t key[VS_MESH_KEY_BYTES], uint32_t epoch) {
+  for (uint32_t i = 0; i < out->count; i++)
+    if (sodium_memcmp(out->key[i], key, VS_MESH_KEY_BYTES) == 0) return;
+  if (out->count >= VS_MESH_KEYS_MAX) return;
+  memcpy(out->key[out->count], key, VS_MESH_KEY_BYTES);
+  out->epoch[out->count++] = epoch;
+}
+
+vs_err vs_mesh_keys_txn(MDB_txn *txn, const vs_store *store, const vs_identity *self,
+                        const uint8_t base[VS_MESH_KEY_BYTES], vs_mesh_keys *out) {
+  memset(out, 0, sizeof *out);
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
+  if (err == VS_ERR_NOTFOUND) { /* an open mesh: the one key */
+    add_key(out, base, 0);
+    return VS_OK;
+  }
+  if (err != VS_OK) return err;
+  out->managed = true;
+  vs_mesh_fact *facts = NULL;
+  uint32_t n = 0;
+  err = vs_mesh_facts_read_txn(txn, store, &facts, &n);
+  cand *c = NULL;
+  uint32_t nc = 0;
+  if (err == VS_OK) {
+    c = malloc((size_t)(n > 0 ? n : 1) * sizeof *c);
+    if (c == NULL) err = VS_ERR_NOMEM;
+  }
+  for (uint32_t i = 0; i < n && err == VS_OK; i++) { /* bounded: VS_MESH_FACTS_MAX */
+    if (facts[i].kind != VS_MESH_REKEY) continue;
+    if (!author_valid(txn, store, &facts[i], &err)) continue;
+    c[nc].epoch = facts[i].u.rekey.epoch;
+    c[nc].fact = i;
+    memcpy(c[nc].hash, facts[i].hash, VS_HASH_BYTES);
+    nc++;
+  }
+  if (err == VS_OK && nc > 1) qsort(c, nc, sizeof *c, cand_cmp);
+  const uint8_t *w = NULL;
+  size_t w_bytes = 0;
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < nc && err == VS_OK && kept < VS_MESH_EPOCHS_KEPT; i++) { /* bounded: nc */
+    if (i > 0 && c[i].epoch == c[i - 1].epoch) continue; /* not its epoch's winner */
+    const vs_mesh_fact *f = &facts[c[i].fact];
+    vs_op op;
+    err = vs_mesh_record_op_txn(txn, store, f->origin, f->seq, &op);
+    if (err != VS_OK) break;
+    if (kept == 0) {
+      out->view_epoch = c[i].epoch;
+      out->view_hlc = f->hlc;
+      w = op.payload; /* valid while txn lives */
+      w_bytes = op.payload_bytes;
+    }
+    kept++;
+    uint8_t key[VS_MESH_KEY_BYTES];
+    vs_err oe = vs_mesh_rekey_open(op.payload, op.payload_bytes, mesh_id, self, key);
+    if (oe == VS_OK) add_key(out, key, c[i].epoch); /* else not ours to open: no box, or a forged one */
+    sodium_memzero(key, sizeof key);
+  }
+  if (err == VS_OK) add_key(out, base, 0);
+  if (err == VS_OK) err = judge_members(txn, store, self, facts, n, w, w_bytes, out);
+  free(c);
+  free(facts);
+  if (err != VS_OK) vs_mesh_keys_wipe(out);
+  return err;
+}
+
+void vs_mesh_keys_wipe(vs_mesh_keys *keys) {
+  if (keys != NULL) sodium_memzero(keys, sizeof *keys);
+}
