@@ -158,6 +158,11 @@ vs_err vs_mesh_rekey_make(const uint8_t mesh_id[VS_HASH_BYTES], uint32_t epoch, 
 vs_err vs_mesh_rekey_open(const uint8_t *payload, size_t payload_bytes, const uint8_t mesh_id[VS_HASH_BYTES],
                           const vs_identity *self, uint8_t key_out[VS_MESH_KEY_BYTES]);
 
+/** Whether a box can be made for `pk` (an ed25519 key with an X25519
+ *  twin): a rekey boxes only such members, and no rekey is due for the
+ *  others (else every rekey would leave one "without a box": a storm). */
+bool vs_mesh_boxable(const uint8_t pk[VS_ORIGIN_BYTES]);
+
 /** The epoch a set of valid rekeys reaches (`epochs`: their epochs, any
  *  order, repeats allowed): the greatest e such that every epoch 1..e is
  *  among them, 0 when epoch 1 is not. A rekey cannot skip epochs, so no

@@ -162,3 +162,8 @@ uint32_t vs_mesh_epoch_reached(const uint32_t *epochs, uint32_t n) {
   while (e < VS_MESH_FACTS_MAX && (seen[(e + 1u) / 8u] & (1u << ((e + 1u) % 8u))) != 0) e++; /* bounded */
   return e;
 }
+
+bool vs_mesh_boxable(const uint8_t pk[VS_ORIGIN_BYTES]) {
+  uint8_t xpk[crypto_box_PUBLICKEYBYTES];
+  return sodium_init() >= 0 && crypto_sign_ed25519_pk_to_curve25519(xpk, pk) == 0;
+}

@@ -82,7 +82,7 @@ static vs_err judge_members(MDB_txn *txn, const vs_store *store, const vs_identi
       if (may_hold) out->rekey_due = true;
     } else {
       out->active++;
-      if (w != NULL && !named) out->rekey_due = true; /* it holds no box of the current key */
+      if (w != NULL && !named && vs_mesh_boxable(pk)) out->rekey_due = true; /* it holds no box of the current key */
       if (memcmp(pk, self->pk, VS_ORIGIN_BYTES) == 0 && r.role == VS_MESH_ADMIN) out->admin = true;
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
