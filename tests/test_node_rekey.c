@@ -20,6 +20,10 @@
 #include "fixture.h"
 #include "mesh_harness.h"
 #include "member_nodes.h"
+#include "member.h"
+#include "mgate.h"
+#include "mstore.h"
+#include "write_int.h"
 #include "vixsync/mesh.h"
 #include "vixsync/node.h"
 #include "vixsync/state.h"
@@ -285,6 +289,58 @@ static void test_rekey_reboxes_late_joiner(void **state) {
   mh_free(&m);
 }
 
+/* A hostile admin writes a rekey that boxes the revoked device too (made
+ * by hand: its own node would not). Every honest node takes it as the
+ * epoch's winner, sees a revoked device named in it and an admin's node
+ * answers with the next epoch: the revoked device holds no key of the
+ * last one. */
+static void test_rekey_hostile_admin_boxes_revoked(void **state) {
+  (void)state;
+  mh_mesh m;
+  const uint8_t roles[] = {VS_MESH_ADMIN, VS_MESH_ADMIN, VS_MESH_WRITER, VS_MESH_WRITER};
+  mn_mesh(&m, 4, 4, roles, "rk-hostile", 0x91, 0x91, short_grace);
+  mh_connect(&m, 1, 0);
+  mh_connect(&m, 2, 0);
+  mh_connect(&m, 3, 0);
+  mh_run(&m, 4000);
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  vs_mesh_key_info before = key_of(&m, 0);
+  assert_true(before.epoch >= 1 && !before.rekey_due);
+  /* 1 boxes a key it chose for everyone, 2 included, at the next epoch. */
+  uint8_t mesh_id[VS_MESH_ID_BYTES], key[VS_MESH_KEY_BYTES], eph[32], pks[4][VS_ORIGIN_BYTES];
+  assert_err(vs_mesh_id(st(&m, 1), mesh_id), VS_OK);
+  memset(key, 0xee, sizeof key);
+  memset(eph, 0xef, sizeof eph);
+  for (uint32_t i = 0; i < 4; i++) memcpy(pks[i], m.ids[i].pk, VS_ORIGIN_BYTES);
+  static uint8_t payload[VS_MESH_REKEY_BYTES_MAX];
+  size_t bytes = 0;
+  assert_err(vs_mesh_rekey_make(mesh_id, before.epoch + 1u, key, eph, (const uint8_t(*)[VS_ORIGIN_BYTES])pks, 4, payload,
+                                sizeof payload, &bytes),
+             VS_OK);
+  write_ctx *c = NULL;
+  vs_write_result res;
+  uint8_t hash[VS_HASH_BYTES];
+  assert_err(vs_write_sys_begin(st(&m, 1), m.now_ms, &c), VS_OK);
+  assert_err(vs_write_sys_op(c, VS_MESH_KIND_REKEY, payload, (uint32_t)bytes, &res, hash), VS_OK);
+  /* Its own store records it as vs_mesh_rekey would (mesh_api.c). */
+  bool refolded = false;
+  assert_err(vs_mesh_record_put_txn(vs_write_sys_txn(c), st(&m, 1), m.ids[1].pk, res.seq, hash, res.lsn), VS_OK);
+  assert_err(vs_mesh_refresh_txn(vs_write_sys_txn(c), st(&m, 1), mesh_id, &refolded), VS_OK);
+  assert_err(vs_write_sys_commit(c), VS_OK);
+  uint64_t issued = mn_stats(&m, 0).rekeys_issued + mn_stats(&m, 1).rekeys_issued;
+  mh_run(&m, 6000);
+  vs_mesh_key_info after = key_of(&m, 0);
+  assert_true(after.epoch >= before.epoch + 2u); /* the hostile epoch, then the answer */
+  assert_false(after.rekey_due);
+  assert_true(mn_stats(&m, 0).rekeys_issued + mn_stats(&m, 1).rekeys_issued > issued);
+  assert_true(same_key(&m, 0, 3) && same_key(&m, 0, 1));
+  assert_true(memcmp(after.key, key, VS_MESH_KEY_BYTES) != 0);
+  /* 2 holds the hostile epoch's key (it was boxed), not the last one. */
+  assert_false(same_key(&m, 0, 2));
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rekey_after_revoke),
@@ -293,6 +349,7 @@ int main(void) {
       cmocka_unit_test(test_rekey_old_token_past_grace),
       cmocka_unit_test(test_rekey_concurrent_revokes),
       cmocka_unit_test(test_rekey_reboxes_late_joiner),
+      cmocka_unit_test(test_rekey_hostile_admin_boxes_revoked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
