@@ -113,16 +113,20 @@ vs_err nd_send_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
 /* Our vector, in parts of VS_WIRE_VV_MAX entries (wire.h): as many as the
  * store's origins need, each part its own message, queued in order. */
 static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
-  uint32_t parts = n->mine.n == 0 ? 1u : (n->mine.n - 1u) / VS_WIRE_VV_MAX + 1u;
+  /* A device on probation on an older key past the grace (node_member.c)
+   * learns nothing of what we hold: an empty vector (it then offers what
+   * it holds, its admission first). */
+  uint32_t held = p->stale_probation ? 0 : n->mine.n;
+  uint32_t parts = held == 0 ? 1u : (held - 1u) / VS_WIRE_VV_MAX + 1u;
   vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
-  vs_vv_part part = {++p->vv_out_no, 0, parts, n->forks_digest};
+  vs_vv_part part = {++p->vv_out_no, 0, parts, p->stale_probation ? 0 : n->forks_digest};
   for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
-    uint32_t first = k * VS_WIRE_VV_MAX, count = n->mine.n - first;
+    uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
     if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
     size_t len = 0;
     part.part = k;
-    err = vs_msg_vv_encode(&part, n->mine.e == NULL ? NULL : n->mine.e + first, count, n->msg, VS_MSG_BYTES_MAX,
-                           &len);
+    err = vs_msg_vv_encode(&part, n->mine.e == NULL || held == 0 ? NULL : n->mine.e + first, count, n->msg,
+                           VS_MSG_BYTES_MAX, &len);
     if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
   }
   p->vv_due = false;

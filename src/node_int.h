@@ -105,6 +105,9 @@ typedef struct peer {
    * taken from it. */
   bool probation;
   uint64_t probation_end_ms;
+  /* On probation on an older key past the grace: it is sent nothing of
+   * ours (an empty vector, no admission of ours) until its admit takes. */
+  bool stale_probation;
   /* The mesh key of its handshake: an index into the node's keys (0: the
    * newest); as initiator, the dial slot of its address (node_member.c). */
   bool initiator;

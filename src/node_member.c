@@ -167,13 +167,13 @@ vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms) {
   mdb_txn_abort(txn);
   if (err != VS_OK) return err;
   if (p->key_index > 0) n->stats.handshakes_stale_key++;
-  /* An older key past its grace admits active members only: a device
-   * presenting its admission must hold the newest key (its token's). */
-  if (p->key_index > 0 && a == ADMIT_PROBATION && grace_over(n, now_ms)) {
-    n->stats.rejected_stale_key++;
-    nd_peer_close(n, p);
-    return VS_OK;
-  }
+  /* An older key past its grace: an active member is taken as on the
+   * newest; a device that is no member here is sent nothing of ours (no
+   * admission, an empty vector) and must make itself one with its own
+   * admission within the probation (a device that joined with a token of
+   * before the rekey and was offline since), else it is closed
+   * (rejected_stale_key): an outsider with an old key learns nothing. */
+  p->stale_probation = p->key_index > 0 && a == ADMIT_PROBATION && grace_over(n, now_ms);
   p->probation = a == ADMIT_PROBATION;
   if (p->probation) {
     p->probation_end_ms = vs_add_sat_u64(now_ms, PROBATION_MS);
@@ -209,7 +209,11 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_READY && p->probation && now_ms >= p->probation_end_ms) {
-      n->stats.rejected_not_member++; /* it presented no admission in time */
+      /* it presented no admission in time */
+      if (p->stale_probation)
+        n->stats.rejected_stale_key++;
+      else
+        n->stats.rejected_not_member++;
       nd_peer_close(n, p);
     }
   }
@@ -246,6 +250,7 @@ vs_err nd_member_sweep(vs_node *n, uint64_t now_ms) {
       p->present_ms = now_ms;
     } else if (a == ADMIT_OK && p->probation) {
       p->probation = false; /* its admit took: it syncs like any member */
+      p->stale_probation = false;
       p->vv_due = true;
     }
   }
@@ -271,7 +276,7 @@ vs_err nd_member_after_run(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_B
 }
 
 vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms) {
-  if (!p->probation || now_ms < p->present_ms) return VS_OK;
+  if (!p->probation || p->stale_probation || now_ms < p->present_ms) return VS_OK;
   if (nd_vv_get(&p->known, n->cfg.identity.pk) >= 1) {
     p->present_ms = UINT64_MAX; /* it holds our admission: nothing to present (in this probation) */
     return VS_OK;

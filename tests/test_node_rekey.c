@@ -178,21 +178,26 @@ static void test_rekey_offline_responder_catches_up(void **state) {
   mh_free(&m);
 }
 
-/* An invite written before the rekey carries the old key: within the grace
- * its device joins on it; past the grace the old key admits members only,
- * and a device presenting its admission is closed (rejected_stale_key). An
- * invite written after carries the new key. */
+/* An invite written before the rekey carries the old key. Past the grace,
+ * a device that joins with it (offline since it joined, say) is on
+ * probation on the old key: sent nothing of ours, it presents its own
+ * admission, which makes it a member, and syncs (and gets the new key). An
+ * outsider with the old key and no admission learns nothing (an empty
+ * vector) and is closed at the end of its probation (rejected_stale_key).
+ * An invite written after the rekey carries the new key. */
 static void test_rekey_old_token_past_grace(void **state) {
   (void)state;
   mh_mesh m;
-  mn_mesh(&m, 5, 3, NULL, "rk-token", 0x61, 0x61, short_grace);
-  /* 3's token now, at epoch 0; 3 joins later. */
+  mn_mesh(&m, 6, 3, NULL, "rk-token", 0x61, 0x61, short_grace);
   uint8_t seed[VS_SEED_BYTES];
   memset(seed, 0x43, sizeof seed);
   vs_mesh_invite_req req = {VS_MESH_WRITER, m.now_ms + MN_DAY_MS, seed, m.keys[0], NULL, 0};
   char tok[VS_MESH_TOKEN_LINE_MAX + 1];
   size_t tok_n = 0;
   assert_err(vs_mesh_invite(st(&m, 0), &req, m.now_ms, tok, sizeof tok, &tok_n), VS_OK);
+  vs_mesh_joined j;
+  assert_err(vs_mesh_join(st(&m, 3), tok, tok_n, m.now_ms, &j), VS_OK); /* 3 joins, then is away */
+  assert_memory_equal(j.mesh_key, m.keys[0], VS_MESH_KEY_BYTES);         /* the epoch-0 key */
   mh_connect(&m, 1, 0);
   mh_connect(&m, 2, 0);
   mh_run(&m, 4000);
@@ -200,14 +205,26 @@ static void test_rekey_old_token_past_grace(void **state) {
   mh_run(&m, 4000);
   assert_int_equal(stats(&m, 1).key_epoch, 1);
   mh_run_for(&m, 2u * GRACE_MS);
-  vs_mesh_joined j;
-  assert_err(vs_mesh_join(st(&m, 3), tok, tok_n, m.now_ms, &j), VS_OK);
-  assert_memory_equal(j.mesh_key, m.keys[0], VS_MESH_KEY_BYTES); /* the epoch-0 key */
-  mh_connect(&m, 3, 1);
-  mh_run(&m, 4000);
+  /* The outsider: a store of its own, the old key, no admission. */
+  mh_connect(&m, 5, 1);
+  mh_run(&m, 200);
+  assert_int_equal(mn_head(&m, 5, 0), 0);
+  assert_int_equal(mn_head(&m, 5, 1), 0);
+  mh_run_for(&m, 40000); /* past its probation */
   assert_int_equal(stats(&m, 1).rejected_stale_key, 1);
-  assert_int_equal(vs_node_peers_ready(m.nodes[3]), 0);
-  /* A token of now carries epoch 1's key: 4 joins on it. */
+  assert_int_equal(vs_node_peers_ready(m.nodes[5]), 0);
+  assert_int_equal(mn_head(&m, 5, 0), 0);
+  /* 3 comes back: its admission takes on the old key. */
+  mh_write(&m, 3, "put", "old-token", "u");
+  mh_connect(&m, 3, 1);
+  mh_run(&m, 6000);
+  assert_true(has(&m, 1, "old-token"));
+  /* A member without a box of epoch 1: 0 boxes it in epoch 2. */
+  assert_int_equal(stats(&m, 0).mesh_epoch, 2);
+  assert_int_equal(stats(&m, 3).key_epoch, 2);
+  assert_true(same_key(&m, 3, 1) && same_key(&m, 3, 0));
+  assert_int_equal(stats(&m, 1).rejected_stale_key, 1);
+  /* A token of now carries epoch 2's key: 4 joins on it. */
   join(&m, 0, 4, VS_MESH_WRITER);
   assert_true(same_key(&m, 4, 1));
   mh_connect(&m, 4, 1);
