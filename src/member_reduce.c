@@ -162,9 +162,22 @@ static uint32_t origin_first(const red *r, const uint8_t origin[VS_ORIGIN_BYTES]
   return lo;
 }
 
-/* Per invite, the admit that wins it (pass 2). */
-static void pick_winners(red *r) {
+static int pk_cmp(const void *a, const void *b) { return memcmp(a, b, VS_ORIGIN_BYTES); }
+
+/* Per invite, the admit that wins it (pass 2). An admit whose device some
+ * revoke names is **pinned**: a revoked device cannot escape its revoke by
+ * admitting a fresh identity through its own invite at a smaller HLC, nor
+ * be displaced out of the tree so that the revoke names no member. Of the
+ * admits of one invite, the pinned ones compete alone when there are any;
+ * of those that compete, the smallest (hlc, device pk) wins. */
+static vs_err pick_winners(red *r) {
   for (uint32_t i = 0; i < r->n; i++) r->winner[i] = NONE;
+  uint32_t nt = 0;
+  uint8_t (*targets)[VS_ORIGIN_BYTES] = malloc((size_t)(r->n > 0 ? r->n : 1) * VS_ORIGIN_BYTES);
+  if (targets == NULL) return VS_ERR_NOMEM;
+  for (uint32_t i = 0; i < r->n; i++)
+    if (r->f[i].kind == VS_MESH_REVOKE) memcpy(targets[nt++], r->f[i].u.revoke.device_pk, VS_ORIGIN_BYTES);
+  qsort(targets, nt, VS_ORIGIN_BYTES, pk_cmp);
   for (uint32_t i = 0; i < r->n; i++) {
     const vs_mesh_fact *a = &r->f[i];
     if (a->kind != VS_MESH_ADMIT || a->seq != 1) continue;
@@ -174,15 +187,19 @@ static void pick_winners(red *r) {
     const vs_mesh_invite_pl *in = &r->f[inv].u.invite;
     if (memcmp(in->invite_pk, a->u.admit.invite_pk, VS_ORIGIN_BYTES) != 0) continue;
     if (a->hlc > in->expires_hlc) continue;
+    bool pinned = nt > 0 && bsearch(a->origin, targets, nt, VS_ORIGIN_BYTES, pk_cmp) != NULL;
     uint32_t w = r->winner[inv];
     if (w != NONE) {
       const vs_mesh_fact *b = &r->f[w];
-      int c = cmp_u64(a->hlc, b->hlc);
+      bool b_pinned = nt > 0 && bsearch(b->origin, targets, nt, VS_ORIGIN_BYTES, pk_cmp) != NULL;
+      int c = pinned == b_pinned ? cmp_u64(a->hlc, b->hlc) : (pinned ? -1 : 1);
       if (c == 0) c = memcmp(a->origin, b->origin, VS_ORIGIN_BYTES);
       if (c >= 0) continue;
     }
     r->winner[inv] = i;
   }
+  free(targets);
+  return VS_OK;
 }
 
 /* The potential tree, breadth first from the genesis fact `g` (pass 2). */
@@ -503,7 +520,7 @@ static vs_err reduce(red *r, const vs_mesh_fact *facts, uint32_t count, vs_mesh_
   if (g == NONE) return VS_OK; /* no genesis: no members */
   v->has_genesis = true;
   if ((err = alloc_scratch(r)) != VS_OK) return err;
-  pick_winners(r);
+  if ((err = pick_winners(r)) != VS_OK) return err;
   if ((err = build_tree(r, g)) != VS_OK) return err;
   if ((err = index_by_pk(r)) != VS_OK) return err;
   if ((err = revokes(r)) != VS_OK) return err;

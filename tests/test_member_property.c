@@ -243,6 +243,14 @@ static bool admit_matches(const mf_set *s, uint32_t i, uint32_t *inv_out) {
   return false;
 }
 
+/* Some revoke names the device of fact i (its admit is pinned). */
+static bool o_pinned(const mf_set *s, uint32_t i) {
+  for (uint32_t k = 0; k < s->n; k++)
+    if (s->f[k].kind == VS_MESH_REVOKE && memcmp(s->f[k].u.revoke.device_pk, s->f[i].origin, VS_ORIGIN_BYTES) == 0)
+      return true;
+  return false;
+}
+
 /* Members under the cuts: a fixpoint, one admission at a time. */
 static uint32_t o_members(const mf_set *s, const ocut *cs, uint32_t ncs, om *ms) {
   uint32_t n = 0;
@@ -265,8 +273,10 @@ static uint32_t o_members(const mf_set *s, const ocut *cs, uint32_t ncs, om *ms)
       for (uint32_t k = 0; k < s->n; k++) {
         uint32_t inv2;
         if (k == i || !admit_matches(s, k, &inv2) || inv2 != inv) continue;
-        if (s->f[k].hlc < s->f[i].hlc ||
-            (s->f[k].hlc == s->f[i].hlc && memcmp(s->f[k].origin, s->f[i].origin, VS_ORIGIN_BYTES) < 0))
+        bool pk_ = o_pinned(s, k), pi = o_pinned(s, i);
+        if (pk_ && !pi) smallest = false; /* a pinned admit beats any other */
+        if (pk_ == pi && (s->f[k].hlc < s->f[i].hlc ||
+                          (s->f[k].hlc == s->f[i].hlc && memcmp(s->f[k].origin, s->f[i].origin, VS_ORIGIN_BYTES) < 0)))
           smallest = false;
       }
       if (!smallest) continue;
