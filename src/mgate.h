@@ -148,7 +148,7 @@ vs_err vs_mesh_refresh_managed_txn(MDB_txn *txn, vs_store *store, bool *refolded
  * last VS_MESH_EPOCHS_KEPT winners it can open, newest first, then its
  * base key (the key it created the mesh with, or its token's: the node's
  * mesh.key) unless that is one of them. */
-#define VS_MESH_EPOCHS_KEPT 8u
+#define VS_MESH_EPOCHS_KEPT 32u
 #define VS_MESH_KEYS_MAX (VS_MESH_EPOCHS_KEPT + 1u)
 
 typedef struct vs_mesh_keys {
@@ -160,9 +160,11 @@ typedef struct vs_mesh_keys {
   uint64_t view_hlc;     /* its winner's HLC (0 at epoch 0) */
   bool admin;            /* this device is an active admin */
   /* The current key needs replacing: a revoked member may hold it (at
-   * epoch 0 any revoked member does; later, one named in the winner or
-   * admitted by an invite written after it, whose token may carry it), or
-   * an active member holds no box of it. */
+   * epoch 0 any revoked member does; later, one named in the winner, the
+   * winner's author, or one admitted by an invite written after the
+   * winner, whose token may carry it); an active member whose invite was
+   * written before the winner holds no box of it (its token carried an
+   * older key); or our own box of it does not open. */
   bool rekey_due;
   uint32_t active;       /* active (unrevoked) members */
 } vs_mesh_keys;

@@ -57,11 +57,34 @@ static uint64_t invite_hlc(const vs_mesh_fact *facts, uint32_t n, const uint8_t 
   return 0;
 }
 
+/* Whether the winner's boxes (count of them, hints non-decreasing) name
+ * `pk`'s hint: a binary search (the payload was decoded once). */
+static bool names(const uint8_t *boxes, uint32_t count, const uint8_t pk[VS_ORIGIN_BYTES]) {
+  uint32_t lo = 0, hi = count;
+  while (lo < hi) { /* bounded: log2(count) steps; finds the first hint >= pk's */
+    uint32_t mid = lo + (hi - lo) / 2u;
+    if (memcmp(boxes + (size_t)mid * VS_MESH_REKEY_BOX_BYTES, pk, VS_MESH_REKEY_HINT_BYTES) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < count && memcmp(boxes + (size_t)lo * VS_MESH_REKEY_BOX_BYTES, pk, VS_MESH_REKEY_HINT_BYTES) == 0;
+}
+
 /* Who may hold the current key, over the member records (bounded by
  * VS_MESH_MEMBERS_MAX). `w` is the current epoch's winner payload (NULL at
- * epoch 0). */
+ * epoch 0), `w_author` its author. */
 static vs_err judge_members(MDB_txn *txn, const vs_store *store, const vs_identity *self, const vs_mesh_fact *facts,
-                            uint32_t n, const uint8_t *w, size_t w_bytes, vs_mesh_keys *out) {
+                            uint32_t n, const uint8_t *w, size_t w_bytes, const uint8_t *w_author,
+                            vs_mesh_keys *out) {
+  const uint8_t *boxes = NULL;
+  uint32_t count = 0;
+  if (w != NULL) {
+    vs_mesh_rekey_pl pl;
+    if (vs_mesh_rekey_decode(w, w_bytes, &pl) != VS_OK) return VS_ERR_CORRUPT; /* it was taken as a fact */
+    boxes = w + VS_MESH_REKEY_HEADER_BYTES;
+    count = pl.count;
+  }
   MDB_cursor *cur = NULL;
   vs_err err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_members, &cur));
   if (err != VS_OK) return err;
@@ -76,13 +99,23 @@ static vs_err judge_members(MDB_txn *txn, const vs_store *store, const vs_identi
     err = vs_mesh_rec_decode(&v, &r);
     if (err != VS_OK) break;
     const uint8_t *pk = k.mv_data;
-    bool named = w != NULL && vs_mesh_rekey_names(w, w_bytes, pk);
     if (r.revoked) {
-      bool may_hold = w == NULL || named || invite_hlc(facts, n, r.inviter, r.invite_seq) > out->view_hlc;
+      /* It may hold the key: named, or its token may carry it (its invite
+       * was written after the winner), or it made the key (the winner's
+       * author, revoked with a cut that keeps the rekey valid). */
+      bool may_hold = w == NULL || names(boxes, count, pk) ||
+                      invite_hlc(facts, n, r.inviter, r.invite_seq) > out->view_hlc ||
+                      memcmp(pk, w_author, VS_ORIGIN_BYTES) == 0;
       if (may_hold) out->rekey_due = true;
     } else {
       out->active++;
-      if (w != NULL && !named && vs_mesh_boxable(pk)) out->rekey_due = true; /* it holds no box of the current key */
+      /* A member whose token carried an older key than the current one
+       * (its invite written before the winner) and that holds no box of
+       * it: the next epoch boxes it. One that joined later has the key
+       * from its token; the next revoke's rekey boxes it. */
+      if (w != NULL && !names(boxes, count, pk) && invite_hlc(facts, n, r.inviter, r.invite_seq) < out->view_hlc &&
+          vs_mesh_boxable(pk))
+        out->rekey_due = true;
       if (memcmp(pk, self->pk, VS_ORIGIN_BYTES) == 0 && r.role == VS_MESH_ADMIN) out->admin = true;
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -139,8 +172,9 @@ vs_err vs_mesh_keys_txn(MDB_txn *txn, const vs_store *store, const vs_identity *
     free(ep);
   }
   if (err == VS_OK && nc > 1) qsort(c, nc, sizeof *c, cand_cmp);
-  const uint8_t *w = NULL;
+  const uint8_t *w = NULL, *w_author = NULL;
   size_t w_bytes = 0;
+  bool spoiled = false; /* our box of the current key does not open */
   uint32_t kept = 0;
   for (uint32_t i = 0; i < nc && err == VS_OK && kept < VS_MESH_EPOCHS_KEPT; i++) { /* bounded: nc */
     if (c[i].epoch > reached) continue;
@@ -154,15 +188,20 @@ vs_err vs_mesh_keys_txn(MDB_txn *txn, const vs_store *store, const vs_identity *
       out->view_hlc = f->hlc;
       w = op.payload; /* valid while txn lives */
       w_bytes = op.payload_bytes;
+      w_author = f->origin;
     }
-    kept++;
     uint8_t key[VS_MESH_KEY_BYTES];
     vs_err oe = vs_mesh_rekey_open(op.payload, op.payload_bytes, mesh_id, self, key);
     if (oe == VS_OK) add_key(out, key, c[i].epoch); /* else not ours to open: no box, or a forged one */
+    if (kept == 0 && oe == VS_ERR_AUTH) spoiled = true;
+    kept++;
     sodium_memzero(key, sizeof key);
   }
   if (err == VS_OK) add_key(out, base, 0);
-  if (err == VS_OK) err = judge_members(txn, store, self, facts, n, w, w_bytes, out);
+  if (err == VS_OK) err = judge_members(txn, store, self, facts, n, w, w_bytes, w_author, out);
+  /* A box under our hint that does not open (spoiled by its author): we
+   * hold no current key, nobody else can tell; an admin's node rekeys. */
+  if (err == VS_OK && spoiled) out->rekey_due = true;
   free(c);
   free(facts);
   if (err != VS_OK) vs_mesh_keys_wipe(out);

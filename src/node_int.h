@@ -50,7 +50,8 @@ typedef struct flight {
 #define QUOTA_ALL_PEERS 4u   /* the node-wide bucket holds and refills this many peers' worth */
 #define FORK_SEARCH_TRIES 3u
 #define DIAL_TAG_BYTES 16u   /* an address's hash: which key a dial to it tries (node_member.c) */
-#define DIAL_SLOTS 32u       /* addresses remembered so */ /* a WANT asked this many times unanswered ends the search (node_fork.c) */
+#define DIAL_SLOTS 32u       /* addresses remembered so */
+#define REKEYS_PER_HOUR 6u   /* rekeys a node of an admin writes at most in an hour (node_member.c) */ /* a WANT asked this many times unanswered ends the search (node_fork.c) */
 
 typedef struct peer {
   peer_state st;
@@ -174,6 +175,8 @@ struct vs_node {
   vs_mesh_keys keys;
   uint64_t key_new_ms;
   uint64_t rekey_next_ms; /* no rekey of ours before then */
+  uint64_t rekey_at[REKEYS_PER_HOUR]; /* when our last rekeys were written (0: none), a ring */
+  uint32_t rekey_slot;
   /* Per dialled address: the key to try (a peer that has not seen our
    * newest epoch answers only an older one). */
   struct {

@@ -119,16 +119,26 @@ vs_err nd_keys_open(vs_node *n) {
   return err;
 }
 
-/* An admin's node rotates the key when a revoked device may hold it or an
- * active member has no box of it (vs_mesh_keys.rekey_due): the new key
- * and the box key's seed from cfg.random. Concurrent rekeys of one epoch
- * settle by the smallest hash everywhere; one that loses and still leaves
- * the key due is followed by the next epoch. At most one try per
- * REKEY_RETRY_MS. */
+/* An admin's node rotates the key when a revoked device may hold it, a
+ * member holds no box of it that its token did not give it, or its own
+ * box does not open (vs_mesh_keys.rekey_due): the new key and the box
+ * key's seed from cfg.random. Concurrent rekeys of one epoch settle by the
+ * smallest hash everywhere; one that loses and still leaves the key due is
+ * followed by the next epoch. At most one try per REKEY_RETRY_MS and
+ * REKEYS_PER_HOUR an hour: every rekey is a fact of this device's quota,
+ * and a hostile admin (boxing revoked devices) or a token holder
+ * (admitting fresh identities) could otherwise spend it for us. */
 #define REKEY_RETRY_MS 5000u
+#define REKEY_HOUR_MS 3600000u
+_Static_assert(VS_MESH_KEYS_MAX <= VS_HS_KEYS_MAX, "a responder takes every key the node holds");
 static vs_err maybe_rekey(vs_node *n, uint64_t now_ms) {
   if (!n->keys.managed || !n->keys.admin || !n->keys.rekey_due || n->own_void || now_ms < n->rekey_next_ms)
     return VS_OK;
+  uint32_t slot = n->rekey_slot % REKEYS_PER_HOUR;
+  if (n->rekey_at[slot] != 0 && now_ms < vs_add_sat_u64(n->rekey_at[slot], REKEY_HOUR_MS)) {
+    n->rekey_next_ms = vs_add_sat_u64(n->rekey_at[slot], REKEY_HOUR_MS); /* the hour's rekeys are spent */
+    return VS_OK;
+  }
   n->rekey_next_ms = vs_add_sat_u64(now_ms, REKEY_RETRY_MS);
   uint8_t key[VS_MESH_KEY_BYTES], seed[32];
   n->cfg.random(n->cfg.random_ctx, key, sizeof key);
@@ -139,7 +149,13 @@ static vs_err maybe_rekey(vs_node *n, uint64_t now_ms) {
   sodium_memzero(seed, sizeof seed);
   if (err == VS_OK) {
     n->stats.rekeys_issued++;
-    return nd_refresh_mine(n, n->cfg.identity.pk); /* the sweep that follows reloads the keys */
+    n->rekey_at[slot] = now_ms > 0 ? now_ms : 1;
+    n->rekey_slot++;
+    err = nd_refresh_mine(n, n->cfg.identity.pk);
+    /* Take our own rekey at once (the keys, the sessions' vectors): a
+     * node with no peer may not be polled again for a long time. The
+     * retry time above keeps this from writing again. */
+    return err == VS_OK ? nd_member_sweep(n, now_ms) : err;
   }
   /* Not allowed (any more), or no room: the store says so; nothing to undo. */
   if (err == VS_ERR_DENIED || err == VS_ERR_REVOKED || err == VS_ERR_LIMIT || err == VS_ERR_NOTFOUND ||

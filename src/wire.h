@@ -172,7 +172,7 @@ extern "C" {
 #define VS_REPLAY_WINDOW 64u
 /* Mesh keys one responder accepts (a mesh key's epochs, docs/membership.md
  * "Rekey"): a HELLO costs at most this many keyed hashes. */
-#define VS_HS_KEYS_MAX 9u
+#define VS_HS_KEYS_MAX 33u
 
 /* ---- handshake and session ---- */
 
