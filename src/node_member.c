@@ -134,8 +134,17 @@ static vs_err maybe_rekey(vs_node *n, uint64_t now_ms) {
   return err;
 }
 
+/* A dial on an older key worked: the peer gets the rekey from this session,
+ * so the next dial there starts from the newest key again (no one on the
+ * path can keep us on an old key by closing a handshake). */
+static void dial_ok(vs_node *n, const peer *p) {
+  for (uint32_t i = 0; i < DIAL_SLOTS; i++)
+    if (n->dial[i].used && memcmp(n->dial[i].tag, p->dial_tag, DIAL_TAG_BYTES) == 0) n->dial[i].used = false;
+}
+
 vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms) {
   if (!p->initiator) p->key_index = p->sess.key_index;
+  if (p->initiator && p->key_index > 0) dial_ok(n, p);
   MDB_txn *txn;
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
