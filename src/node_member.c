@@ -55,12 +55,16 @@ static vs_err judge(MDB_txn *txn, const vs_node *n, const uint8_t pk[VS_ORIGIN_B
 /* ---- the mesh keys (docs/membership.md, "Rekey") ---- */
 
 /* The grace of the newest key ends this long after its rekey was written
- * (its HLC) or after this node learned it, whichever is earlier. */
+ * (its HLC) or after this node learned it, whichever is earlier; a key
+ * held when the node opened was learned before (UINT64_MAX): its HLC
+ * alone decides, or, for a key of an older epoch than the mesh's, the
+ * grace is over. */
 static bool grace_over(const vs_node *n, uint64_t now_ms) {
   if (n->keys.count < 2) return false;
   uint64_t since = n->key_new_ms;
   uint64_t written = vs_hlc_wall_ms(n->keys.view_hlc);
   if (n->keys.epoch[0] == n->keys.view_epoch && n->keys.view_epoch > 0 && written < since) since = written;
+  if (since == UINT64_MAX) return true;
   return now_ms >= vs_add_sat_u64(since, n->cfg.rekey_grace_ms);
 }
 
@@ -103,6 +107,16 @@ static vs_err keys_reload(vs_node *n, MDB_txn *txn, uint64_t now_ms) {
   n->stats.mesh_epoch = n->keys.view_epoch;
   n->stats.key_epoch = n->keys.epoch[0];
   return VS_OK;
+}
+
+vs_err nd_keys_open(vs_node *n) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  err = keys_reload(n, txn, 0);
+  mdb_txn_abort(txn);
+  n->key_new_ms = UINT64_MAX; /* learned before we opened */
+  return err;
 }
 
 /* An admin's node rotates the key when a revoked device may hold it or an
