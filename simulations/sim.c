@@ -169,10 +169,10 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
                ", \"writes_refused\": %" PRIu64 ", \"void_acked\": %" PRIu64 ", \"rejected_not_member\": %" PRIu64
                ", \"rejected_revoked\": %" PRIu64 ", \"rejected_denied\": %" PRIu64 ", \"rekeys\": %" PRIu64
                ", \"rekeys_issued\": %" PRIu64 ", \"epoch\": %u, \"handshakes_stale_key\": %" PRIu64
-               ", \"rejected_stale_key\": %" PRIu64 ", \"revoked_dials\": %" PRIu64 "},\n",
+               ", \"rejected_stale_key\": %" PRIu64 ", \"hello_key_refused\": %" PRIu64 ", \"revoked_dials\": %" PRIu64 "},\n",
             s->view_n, honest, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->mesh_deferred, t->mesh_dropped,
             t->refused_writes, s->void_cut_acked, not_member, revoked, denied, t->rekeys, issued, t->final_epoch, stale,
-            stale_rej, t->revoked_dials);
+            stale_rej, t->hello_key_refused, t->revoked_dials);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
