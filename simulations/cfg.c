@@ -73,6 +73,8 @@ static const opt OPTS[] = {
      "a managed mesh: node 0 creates it, the others join with its invites (issue 16)"},
     {"spare", O_U32, F(spare), true, "--managed: the last K nodes start only at a membership event"},
     {"admins", O_U32, F(admins), true, "--managed: nodes 0..N-1 are admins, the others writers"},
+    {"rekey-grace", O_MS, F(rekey_grace_ms), true,
+     "--managed: a handshake on an older mesh key is taken this long after a rekey (vs_node_cfg.rekey_grace_ms)"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
     {"json", O_FLAG, F(json), false, "print a JSON summary"},
     {"keep", O_FLAG, F(keep), false, "keep the node directories"},
@@ -124,6 +126,7 @@ void sim_cfg_default(sim_cfg *c) {
   c->check_every_ms = 1000;
   c->map_mib = 32;
   c->admins = 1;
+  c->rekey_grace_ms = 600000; /* the library's default */
 }
 
 static bool errf(char *err, size_t err_bytes, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -448,7 +451,8 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
     return errf(err, err_bytes, "--equivocate: at least %u nodes (the twins 0 and 1, honest nodes from %u on)",
                 SIM_HONEST_REF + 1, SIM_HONEST_REF);
   if (c->managed && c->equivocate) return errf(err, err_bytes, "--managed and --equivocate: one or the other");
-  if (!c->managed && (c->spare != 0 || c->admins != 1)) return errf(err, err_bytes, "--spare and --admins need --managed");
+  if (!c->managed && (c->spare != 0 || c->admins != 1 || c->rekey_grace_ms != 600000))
+    return errf(err, err_bytes, "--spare, --admins and --rekey-grace need --managed");
   if (c->managed && (c->spare >= c->nodes || c->admins < 1 || c->admins > c->nodes - c->spare))
     return errf(err, err_bytes, "--managed: --spare below --nodes, --admins from 1 to the nodes that are not spares");
   if (c->check_every_ms < 1 || c->conn_timeout_ms < 1 || c->tick_ms < 1 || c->tick_ms > 60000) return errf(err, err_bytes, "--check-every, --conn-timeout, --tick: at least 1 ms (--tick at most 1m)");

@@ -38,14 +38,26 @@
  * is not a member in its own view yet), is tried again every 100 ms, for
  * 30 s at most; then it is dropped (counted) and its spare never starts.
  *
- * Rekey epochs (the mesh key rotated on revoke) are not built yet: a
- * revoked node keeps the mesh key here and is kept out by the member
- * records alone; rekey races are not simulated. */
+ * Rekey (docs/membership.md, "Rekey"): an admin's node writes mesh.rekey
+ * ops itself (vs_node_stats.rekeys_issued); after each poll the simulator
+ * records them as that node's membership ops (sim_mesh_node_rekeys: the
+ * newest ops of its chain, each checked to be a mesh.rekey), so they are
+ * owed like any other. A joiner's mesh key is its token's (the newest key
+ * of its inviter). Quiesce waits while a rekey is due or an honest node
+ * lacks the current epoch's key (sim_mesh_rekey_pending), then checks
+ * (rekeys): one epoch on every honest node; after a revoke, with an active
+ * admin up, epoch >= 1 and every honest node holding the current key, no
+ * rekey due; no revoked device holding that key (its store's vs_mesh_key,
+ * and its identity tried on every rekey of that epoch). net.c counts the
+ * connections revoked nodes make after revoke + --rekey-grace (the
+ * handshakes the sessions check covers) and the HELLOs refused on a key
+ * the responder lacked (out of G6). */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "member.h" /* src/: the rekey payload, to try a revoked device's identity on it */
 #include "sched.h"
 #include "sim.h"
 
@@ -77,9 +89,73 @@ static bool sysop_add(sim *s, uint32_t i) {
     s->sysops = v;
     s->sysops_cap = cap;
   }
-  s->sysops[s->sysops_n++] = (sim_sysop){i, seq, hlc};
+  s->sysops[s->sysops_n++] = (sim_sysop){i, seq, hlc, false};
   sim_trace(s, 'y', i, seq, hlc, NULL, 0);
   sim_mark_dirty(s, i);
+  return true;
+}
+
+/* The first WAL record from an LSN on (vs_wal_replay stops at it). */
+typedef struct first_rec {
+  bool got;
+  char kind[VS_OP_KIND_BYTES_MAX + 1];
+  uint64_t seq, hlc;
+  uint8_t origin[VS_ORIGIN_BYTES];
+} first_rec;
+
+static vs_err first_cb(const vs_wal_record *rec, void *ctx) {
+  first_rec *f = ctx;
+  f->got = true;
+  snprintf(f->kind, sizeof f->kind, "%s", rec->op.kind);
+  f->seq = rec->op.seq;
+  f->hlc = rec->op.hlc;
+  memcpy(f->origin, rec->op.origin, VS_ORIGIN_BYTES);
+  return VS_ERR_EXISTS; /* stop: one record is all we want */
+}
+
+bool sim_mesh_node_rekeys(sim *s, uint32_t i) {
+  sim_node *n = &s->nodes[i];
+  if (n->node == NULL) return true;
+  vs_node_stats st;
+  vs_node_stats_get(n->node, &st);
+  if (st.rekeys_issued == n->rekeys_seen) return true;
+  if (st.rekeys_issued < n->rekeys_seen)
+    return sim_fail(s, SIM_EXIT_FAIL, "node %u: rekeys_issued went down (%" PRIu64 " after %" PRIu64 ")", i,
+                    st.rekeys_issued, n->rekeys_seen);
+  /* Only the node writes to its chain during a poll (client writes and
+   * the simulator's vs_mesh_* calls come between polls): the newest
+   * `fresh` ops of its chain are the rekeys. */
+  uint64_t fresh = st.rekeys_issued - n->rekeys_seen, head = 0;
+  vs_store *st_i = store_of(s, i);
+  vs_err err = vs_wal_head(st_i, n->id.pk, &head, NULL, NULL);
+  if (err != VS_OK || head < fresh)
+    return sim_fail(s, SIM_EXIT_FAIL, "node %u: chain head %" PRIu64 " after %" PRIu64 " rekeys of its own: %s", i, head, fresh,
+                    vs_err_name(err));
+  for (uint64_t seq = head - fresh + 1; seq <= head; seq++) { /* bounded: fresh <= head */
+    vs_op_id id;
+    vs_op_id_derive(n->id.pk, seq, &id);
+    uint64_t lsn = 0;
+    first_rec f = {0};
+    err = vs_wal_find(st_i, &id, &lsn);
+    if (err == VS_OK) err = vs_wal_replay(st_i, lsn, first_cb, &f);
+    if (err == VS_ERR_EXISTS && f.got) err = VS_OK;
+    if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: its op %" PRIu64 ": %s", i, seq, vs_err_name(err));
+    if (f.seq != seq || memcmp(f.origin, n->id.pk, VS_ORIGIN_BYTES) != 0 || strcmp(f.kind, VS_MESH_KIND_REKEY) != 0)
+      return sim_fail(s, SIM_EXIT_FAIL, "node %u wrote op %" PRIu64 " (%s) during a poll, counted as a rekey", i, seq, f.kind);
+    if (s->sysops_n == s->sysops_cap) {
+      size_t cap = s->sysops_cap == 0 ? 64 : s->sysops_cap * 2;
+      sim_sysop *v = realloc(s->sysops, sizeof *v * cap);
+      if (v == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+      s->sysops = v;
+      s->sysops_cap = cap;
+    }
+    s->sysops[s->sysops_n++] = (sim_sysop){i, seq, f.hlc, true};
+    s->tot.rekeys++;
+    sim_trace(s, 'K', i, seq, f.hlc, NULL, 0);
+    if (s->verbose_out != NULL)
+      fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u rekeyed the mesh (its op %" PRIu64 ")\n", s->now, i, seq);
+  }
+  n->rekeys_seen = st.rekeys_issued;
   return true;
 }
 
@@ -101,13 +177,27 @@ static bool invite(sim *s, uint32_t a, uint8_t role, uint64_t expires_ms, char *
   return sysop_add(s, a);
 }
 
+/* Node i joins with a token. Its mesh.key is the token's key (the newest
+ * its inviter held): when that is not the key it was opened with (a rekey
+ * came first), it is opened again with it, as vix-node runs after
+ * `init --join`. */
 static bool join(sim *s, uint32_t i, const char *tok, size_t tok_n, uint64_t now_ms) {
+  sim_node *n = &s->nodes[i];
   vs_mesh_joined j;
   vs_err err = vs_mesh_join(store_of(s, i), tok, tok_n, now_ms, &j);
+  bool rekeyed = err == VS_OK && sodium_memcmp(j.mesh_key, n->base_key, VS_MESH_KEY_BYTES) != 0;
+  if (rekeyed) memcpy(n->base_key, j.mesh_key, VS_MESH_KEY_BYTES);
   sodium_memzero(&j, sizeof j);
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: join: %s", i, vs_err_name(err));
   s->tot.joins++;
-  return sysop_add(s, i);
+  if (!sysop_add(s, i)) return false;
+  if (!rekeyed) return true;
+  vs_outbox_close(n->ob);
+  n->ob = NULL;
+  vs_node_close(n->node);
+  n->node = NULL;
+  sim_trace(s, 'J', i, 0, 0, NULL, 0);
+  return sim_node_open(s, i);
 }
 
 /* A spare comes to life: a fresh store, the mesh key, its links dialled. */
@@ -181,7 +271,10 @@ static bool revoke(sim *s, uint32_t a, uint32_t t) {
     s->revs_cap = cap;
   }
   s->revs[s->revs_n++] = (sim_revoke){a, t, cut};
-  if (s->nodes[t].ms == MS_MEMBER || s->nodes[t].ms == MS_DOUBLE) s->nodes[t].ms = MS_REVOKED;
+  if (s->nodes[t].ms == MS_MEMBER || s->nodes[t].ms == MS_DOUBLE) {
+    s->nodes[t].ms = MS_REVOKED;
+    s->nodes[t].revoked_at = s->now;
+  }
   if (s->verbose_out != NULL)
     fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u revoked node %u at cut %" PRIu64 "\n", s->now, a, t, cut);
   return sysop_add(s, a);
@@ -366,6 +459,38 @@ bool sim_mesh_settled(const sim *s, char *why, size_t why_bytes) {
   return true;
 }
 
+/* Is a rekey still to come? An honest node says one is due, or holds an
+ * older key than its mesh's epoch, while an active admin is up: its node
+ * rotates the key within a few seconds (node_member.c: at most every 5 s),
+ * so the run is not quiet yet. Unless the admins have rekeyed more than
+ * 4 times each since the heal and the key is still due: rekeys that never
+ * settle it (a revoked device boxed again and again: rekey-boxes-revoked)
+ * are for the checks to name, not a reason to wait for ever. */
+#define SIM_REKEYS_AFTER_HEAL_PER_ADMIN 4u
+bool sim_mesh_rekey_pending(sim *s, bool *pending, char *why, size_t why_bytes) {
+  *pending = false;
+  if (s->tot.rekeys - s->rekeys_at_heal > (uint64_t)SIM_REKEYS_AFTER_HEAL_PER_ADMIN * s->cfg->admins) return true;
+  bool admin_up = false;
+  for (uint32_t k = 0; k < s->view_n; k++) {
+    uint32_t j = sim_node_of(s, s->view[k].pk);
+    admin_up |= !s->view[k].revoked && s->view[k].role == VS_MESH_ADMIN && j != UINT32_MAX && s->honest[j] &&
+                s->nodes[j].node != NULL;
+  }
+  for (uint32_t h = 0; admin_up && !*pending && h < s->n; h++) {
+    if (!s->honest[h] || s->nodes[h].node == NULL) continue;
+    vs_mesh_key_info ki;
+    vs_err err = vs_mesh_key(store_of(s, h), s->nodes[h].base_key, &ki);
+    if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_mesh_key: %s", h, vs_err_name(err));
+    if (ki.rekey_due || ki.key_epoch != ki.epoch) {
+      *pending = true;
+      snprintf(why, why_bytes, "node %u: %s (epoch %u, its key's %u)", h, ki.rekey_due ? "a rekey is due" :
+               "no box of the current key", ki.epoch, ki.key_epoch);
+    }
+    sodium_memzero(&ki, sizeof ki);
+  }
+  return true;
+}
+
 /* ---- the checks ---- */
 
 static bool expectations(sim *s) {
@@ -511,11 +636,127 @@ static bool sessions(sim *s) {
   return true;
 }
 
+/* ---- rekey (docs/membership.md, "Rekey") ---- */
+
+/* The rekeys of epoch `epoch` in a node's log: can any of `who`'s
+ * identities open one to `key`? */
+typedef struct box_try {
+  const sim *s;
+  uint32_t epoch;
+  const uint8_t *key;
+  const vs_identity *id;
+  uint32_t tried;  /* rekeys of the epoch seen */
+  bool opened;     /* the identity opened one to `key` */
+  uint64_t seq;    /* that rekey: its author and seq */
+  uint32_t author;
+} box_try;
+
+static vs_err box_cb(const vs_wal_record *rec, void *ctx) {
+  box_try *b = ctx;
+  if (strcmp(rec->op.kind, VS_MESH_KIND_REKEY) != 0) return VS_OK;
+  vs_mesh_rekey_pl pl;
+  if (vs_mesh_rekey_decode(rec->op.payload, rec->op.payload_bytes, &pl) != VS_OK || pl.epoch != b->epoch) return VS_OK;
+  b->tried++;
+  uint8_t key[VS_MESH_KEY_BYTES];
+  vs_err err = vs_mesh_rekey_open(rec->op.payload, rec->op.payload_bytes, b->s->mesh_id, b->id, key);
+  if (err == VS_OK && sodium_memcmp(key, b->key, VS_MESH_KEY_BYTES) == 0 && !b->opened) {
+    b->opened = true;
+    b->seq = rec->op.seq;
+    b->author = sim_node_of(b->s, rec->op.origin);
+  }
+  sodium_memzero(key, sizeof key);
+  return VS_OK;
+}
+
+/* After quiesce, over the honest nodes: one mesh epoch everywhere (their
+ * stores and their nodes' stats agree); when a member was revoked and an
+ * active admin is up, the mesh was rekeyed (epoch >= 1), every honest node
+ * holds the current key (key_epoch == epoch, the same key) and none says a
+ * rekey is due; no revoked device holds the current key: its own store
+ * does not yield it, and its identity opens no box of the current epoch's
+ * rekeys (the honest reference's log). */
+static bool rekeys(sim *s) {
+  const sim_node *r = &s->nodes[s->mref];
+  vs_mesh_key_info ri;
+  vs_err err = vs_mesh_key(store_of(s, s->mref), r->base_key, &ri);
+  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_mesh_key: %s", s->mref, vs_err_name(err));
+  s->tot.final_epoch = ri.epoch;
+  bool revoked_any = false, admin_up = false;
+  for (uint32_t k = 0; k < s->view_n; k++) {
+    uint32_t j = sim_node_of(s, s->view[k].pk);
+    revoked_any |= s->view[k].revoked;
+    admin_up |= !s->view[k].revoked && s->view[k].role == VS_MESH_ADMIN && j != UINT32_MAX && s->honest[j] &&
+                s->nodes[j].node != NULL;
+  }
+  bool must = revoked_any && admin_up;
+  bool ok = true;
+  if (must && ri.epoch == 0)
+    ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: a member was revoked and an active admin is up, yet the mesh key was never "
+                  "rotated (epoch 0 at node %u)", s->mref);
+  for (uint32_t h = 0; ok && h < s->n; h++) {
+    if (!s->honest[h] || s->nodes[h].node == NULL) continue;
+    vs_mesh_key_info hi;
+    vs_node_stats st;
+    err = vs_mesh_key(store_of(s, h), s->nodes[h].base_key, &hi);
+    vs_node_stats_get(s->nodes[h].node, &st);
+    if (err != VS_OK)
+      ok = sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_mesh_key: %s", h, vs_err_name(err));
+    else if (hi.epoch != ri.epoch)
+      ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: honest nodes %u and %u are at mesh epochs %u and %u", h, s->mref, hi.epoch,
+                    ri.epoch);
+    else if (st.mesh_epoch != hi.epoch || st.key_epoch != hi.key_epoch)
+      ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: node %u's stats say epoch %" PRIu64 " key %" PRIu64 ", its store %u key %u", h,
+                    st.mesh_epoch, st.key_epoch, hi.epoch, hi.key_epoch);
+    else if (must && (hi.key_epoch != hi.epoch || sodium_memcmp(hi.key, ri.key, VS_MESH_KEY_BYTES) != 0))
+      ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: honest node %u holds the key of epoch %u, the mesh is at epoch %u%s", h,
+                    hi.key_epoch, hi.epoch, hi.key_epoch == hi.epoch ? " (another key)" : "");
+    sodium_memzero(&hi, sizeof hi);
+  }
+  /* The revoked devices (and the other started non-members): the key of
+   * the current epoch is beyond them. */
+  for (uint32_t j = 0; ok && ri.epoch > 0 && ri.key_epoch == ri.epoch && j < s->n; j++) {
+    uint64_t cut;
+    if (view_of(s, j, &cut) != 2) continue;
+    const sim_node *n = &s->nodes[j];
+    if (n->node != NULL) {
+      /* Not its epoch number: a revoked admin may have rekeyed its own
+       * side of a partition (an epoch as high as the mesh's, a key that
+       * lost or is past its cut); the key is what must differ. */
+      vs_mesh_key_info ji;
+      err = vs_mesh_key(store_of(s, j), n->base_key, &ji);
+      if (err == VS_OK && sodium_memcmp(ji.key, ri.key, VS_MESH_KEY_BYTES) == 0)
+        ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: revoked node %u holds the current key (epoch %u) in its store", j, ri.epoch);
+      else if (err != VS_OK && err != VS_ERR_NOTFOUND)
+        ok = sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_mesh_key: %s", j, vs_err_name(err));
+      sodium_memzero(&ji, sizeof ji);
+    }
+    box_try b = {s, ri.epoch, ri.key, &n->id, 0, false, 0, 0};
+    err = ok ? vs_wal_replay(store_of(s, s->mref), 1, box_cb, &b) : VS_OK;
+    if (ok && err != VS_OK) ok = sim_fail(s, SIM_EXIT_FAIL, "node %u: WAL replay: %s", s->mref, vs_err_name(err));
+    if (ok && b.tried == 0)
+      ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: node %u is at epoch %u and holds no rekey of it", s->mref, ri.epoch);
+    if (ok && b.opened)
+      ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: revoked node %u can open the current key (epoch %u): node %u's rekey (op %" PRIu64
+                    ") boxes it", j, ri.epoch, b.author, b.seq);
+  }
+  if (ok && must) {
+    vs_mesh_key_info hi;
+    for (uint32_t h = 0; ok && h < s->n; h++) {
+      if (!s->honest[h] || s->nodes[h].node == NULL) continue;
+      if (vs_mesh_key(store_of(s, h), s->nodes[h].base_key, &hi) == VS_OK && hi.rekey_due)
+        ok = sim_fail(s, SIM_EXIT_FAIL, "rekey: node %u says a rekey is due after quiesce (epoch %u)", h, hi.epoch);
+    }
+    sodium_memzero(&hi, sizeof hi);
+  }
+  sodium_memzero(&ri, sizeof ri);
+  return ok;
+}
+
 bool sim_mesh_check(sim *s) {
   bool have_ref = false;
   if (!sim_mesh_honest(s, &have_ref)) return false;
   if (!have_ref) return sim_fail(s, SIM_EXIT_FAIL, "membership: no honest node is left");
-  if (!expectations(s) || !same_views(s) || !heads(s) || !sessions(s)) return false;
+  if (!expectations(s) || !same_views(s) || !heads(s) || !sessions(s) || !rekeys(s)) return false;
   for (uint32_t i = 0; i < s->n; i++)
     if (s->honest[i] && s->nodes[i].refused_writes > 0)
       return sim_fail(s, SIM_EXIT_FAIL, "membership: honest node %u refused %" PRIu64 " client writes", i,

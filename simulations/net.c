@@ -298,6 +298,13 @@ bool sim_net_dial(sim *s, uint32_t li) {
                                sim_local_ms(&s->nodes[resp], s->now));
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "link %u-%u: peer_up: %s", l->a, l->b, vs_err_name(err));
   s->tot.conns++;
+  for (int e = 0; e < 2; e++) { /* a revoked node dialling on: each connection a handshake the other end must refuse */
+    sim_node *rn = &s->nodes[e == 0 ? l->a : l->b];
+    if (rn->ms == MS_REVOKED && s->now >= rn->revoked_at + s->cfg->rekey_grace_ms) {
+      rn->dials_after_grace++;
+      s->tot.revoked_dials++;
+    }
+  }
   sim_trace(s, 'U', li, l->conn, ini, NULL, 0);
   sim_mark_dirty(s, l->a);
   sim_mark_dirty(s, l->b);
@@ -400,6 +407,14 @@ bool sim_net_deliver(sim *s, const sim_ev *e) {
    * storage failure stops the run. */
   if (err == VS_ERR_STORE || err == VS_ERR_FULL || err == VS_ERR_NOMEM)
     return sim_fail(s, SIM_EXIT_STORE, "node %u: on_frame: %s (raise --map-mib?)", to, vs_err_name(err));
+  /* A HELLO MACed with a mesh key the responder does not hold (yet): after
+   * a rekey, what a node that learnt a newer key than its peer sends first
+   * (it steps down to an older key after the timeout). Counted apart from
+   * G6's refusals of honest frames. */
+  if (err == VS_ERR_AUTH && s->cfg->managed && s->tot.rekeys > 0 && e->len == VS_HELLO_BYTES && e->bytes[1] == VS_FRAME_HELLO) {
+    n->hello_key_refused++;
+    s->tot.hello_key_refused++;
+  }
   s->tot.frames_delivered++;
   sim_trace(s, 'D', from, to, (uint64_t)(int64_t)err, NULL, 0);
   sim_mark_dirty(s, to);

@@ -13,10 +13,10 @@
 #ifdef VS_FAULT_INJECTION
 #include "fault.h"
 const char *const sim_bug_names[] = {"dup-incr",   "lww-tie",           "ack-before-commit", "skip-chain-check",
-                                     "ignore-cut", "revoke-last-admin", "accept-nonmember",  NULL};
+                                     "ignore-cut", "revoke-last-admin", "accept-nonmember",  "rekey-boxes-revoked", NULL};
 static const uint32_t BUG_MASKS[] = {VS_FAULT_DUP_INCR,   VS_FAULT_LWW_TIE,           VS_FAULT_ACK_BEFORE_COMMIT,
                                      VS_FAULT_SKIP_CHAIN_CHECK, VS_FAULT_IGNORE_CUT, VS_FAULT_REVOKE_LAST_ADMIN,
-                                     VS_FAULT_ACCEPT_NONMEMBER};
+                                     VS_FAULT_ACCEPT_NONMEMBER, VS_FAULT_REKEY_BOXES_REVOKED};
 #else
 const char *const sim_bug_names[] = {NULL};
 static const uint32_t BUG_MASKS[] = {0};
@@ -153,20 +153,26 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             runs_void, wants);
   }
   if (s->cfg->managed) {
-    uint64_t not_member = 0, revoked = 0, denied = 0, honest = 0;
+    uint64_t not_member = 0, revoked = 0, denied = 0, honest = 0, stale = 0, stale_rej = 0, issued = 0;
     for (uint32_t i = 0; i < s->n && s->nodes != NULL; i++) {
       sim_node_stats_total(&s->nodes[i], &st);
       not_member += st.rejected_not_member;
       revoked += st.rejected_revoked;
       denied += st.rejected_denied;
+      stale += st.handshakes_stale_key;
+      stale_rej += st.rejected_stale_key;
+      issued += st.rekeys_issued;
       honest += s->honest != NULL && s->honest[i];
     }
     fprintf(f, " \"membership\": {\"members\": %u, \"honest\": %" PRIu64 ", \"joins\": %" PRIu64 ", \"revokes\": %" PRIu64
                ", \"revokes_refused\": %" PRIu64 ", \"revokes_unwritten\": %" PRIu64 ", \"events_deferred\": %" PRIu64 ", \"events_dropped\": %" PRIu64
                ", \"writes_refused\": %" PRIu64 ", \"void_acked\": %" PRIu64 ", \"rejected_not_member\": %" PRIu64
-               ", \"rejected_revoked\": %" PRIu64 ", \"rejected_denied\": %" PRIu64 "},\n",
+               ", \"rejected_revoked\": %" PRIu64 ", \"rejected_denied\": %" PRIu64 ", \"rekeys\": %" PRIu64
+               ", \"rekeys_issued\": %" PRIu64 ", \"epoch\": %u, \"handshakes_stale_key\": %" PRIu64
+               ", \"rejected_stale_key\": %" PRIu64 ", \"hello_key_refused\": %" PRIu64 ", \"revoked_dials\": %" PRIu64 "},\n",
             s->view_n, honest, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->mesh_deferred, t->mesh_dropped,
-            t->refused_writes, s->void_cut_acked, not_member, revoked, denied);
+            t->refused_writes, s->void_cut_acked, not_member, revoked, denied, t->rekeys, issued, t->final_epoch, stale,
+            stale_rej, t->hello_key_refused, t->revoked_dials);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
@@ -196,8 +202,11 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
   if (s->cfg->managed)
     fprintf(f, "  membership: %u members in the reference's view, %" PRIu64 " joins, %" PRIu64 " revokes (%" PRIu64
                " refused, %" PRIu64 " answered VS_OK writing nothing), %" PRIu64 " writes refused, %" PRIu64
-               " acknowledged writes void (past a cut, or of non-members)\n",
-            s->view_n, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->refused_writes, s->void_cut_acked);
+               " acknowledged writes void (past a cut, or of non-members)\n"
+               "  rekey: %" PRIu64 " rekeys written by admins' nodes, final epoch %u, %" PRIu64
+               " connections of revoked nodes after their revoke + the grace\n",
+            s->view_n, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->refused_writes, s->void_cut_acked,
+            t->rekeys, t->final_epoch, t->revoked_dials);
   fprintf(f, "  trace_hash %s\n", th);
 }
 

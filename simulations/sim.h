@@ -144,6 +144,7 @@ typedef struct sim_cfg {
   bool managed;
   uint32_t spare;
   uint32_t admins;
+  uint64_t rekey_grace_ms; /* vs_node_cfg.rekey_grace_ms */
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;
@@ -230,10 +231,12 @@ enum {
   MS_REVOKED,  /* an admin's revoke of it returned VS_OK */
 };
 
-/* --managed: a membership op a node wrote (create, invite, admit, revoke). */
+/* --managed: a membership op a node wrote (create, invite, admit, revoke;
+ * rekey: written by the node of an admin itself, stats.rekeys_issued). */
 typedef struct sim_sysop {
   uint32_t node;
   uint64_t seq, hlc;
+  bool rekey;
 } sim_sysop;
 
 /* --managed: a revoke that returned VS_OK. */
@@ -272,6 +275,11 @@ typedef struct sim_node {
   uint32_t inviter;    /* MS_MEMBER by invite: the admin (UINT32_MAX: the creator) */
   uint32_t partner;    /* MS_DOUBLE: the other device of the token */
   uint64_t refused_writes; /* client writes the node refused (VS_ERR_REVOKED, NOT_MEMBER, DENIED) */
+  uint64_t rekeys_seen;    /* this lifetime's stats.rekeys_issued already recorded as sysops */
+  uint64_t revoked_at;     /* MS_REVOKED: virtual ms of the (first) revoke of it that returned VS_OK */
+  uint64_t hello_key_refused; /* HELLOs it refused (VS_ERR_AUTH) on a key it did not hold, after a rekey */
+  uint64_t dials_after_grace; /* MS_REVOKED: connections it made with a node after revoked_at + the rekey grace */
+  uint8_t base_key[VS_MESH_KEY_BYTES]; /* its mesh.key: the run's key, or a joiner's token's (the newest key then) */
 } sim_node;
 
 typedef struct sim_link {
@@ -319,6 +327,10 @@ typedef struct sim_totals {
   uint64_t applications; /* on_apply calls, all nodes (local writes included) */
   /* --managed */
   uint64_t joins, revokes, revokes_refused, revokes_unwritten, mesh_deferred, mesh_dropped, refused_writes;
+  uint64_t rekeys;             /* mesh.rekey ops the admins' nodes wrote */
+  uint64_t hello_key_refused;  /* HELLOs refused on a mesh key the responder did not hold (after a rekey) */
+  uint64_t revoked_dials;      /* connections of revoked nodes after their revoke + the rekey grace */
+  uint32_t final_epoch;        /* after quiesce: the honest nodes' mesh epoch */
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
 
@@ -342,6 +354,7 @@ typedef struct sim {
   uint32_t chaos_pending; /* chaos events that must happen before the heal (rolling restarts) */
   FILE *verbose_out;
   uint64_t heal_at, converged_at, settle_until, last_apply_v;
+  uint64_t rekeys_at_heal; /* --managed: s->tot.rekeys at the heal */
   uint64_t ops_issued, sched_fired;
   uint64_t tick_at; /* the pending EV_TICK (0: none) */
   uint16_t *part_group; /* current partition: group per node (NULL: none) */
@@ -453,11 +466,17 @@ bool sim_mesh_honest(sim *s, bool *have_ref);
 /** Is op `seq` of node `origin` owed on every honest node (the view:
  *  an active member's, or a revoked one's up to its cut)? After sim_mesh_honest. */
 bool sim_mesh_owed(const sim *s, uint32_t origin, uint64_t seq);
+/** After a poll of node i: the mesh.rekey ops its node wrote since the last
+ *  look (stats.rekeys_issued) are recorded as its membership ops. */
+bool sim_mesh_node_rekeys(sim *s, uint32_t i);
 /** At the heal: link the nodes meant to stay members where revoked nodes
  *  and outsiders were their only paths to each other. */
 bool sim_mesh_heal_links(sim *s);
 /** Has the reference's view caught up with every join and revoke? (why) */
 bool sim_mesh_settled(const sim *s, char *why, size_t why_bytes);
+/** Is a rekey still to come (an honest node says one is due, or lacks the
+ *  current epoch's key, while an active admin is up)? (why) */
+bool sim_mesh_rekey_pending(sim *s, bool *pending, char *why, size_t why_bytes);
 /** Does an honest node list other members than the reference? */
 bool sim_mesh_views_differ(sim *s, bool *differ, char *why, size_t why_bytes);
 /** The membership invariants after quiesce (member.c's header). */

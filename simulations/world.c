@@ -122,7 +122,8 @@ bool sim_node_open(sim *s, uint32_t i) {
   cfg.durability = VS_DURABILITY_NOSYNC;
   cfg.map_bytes = (uint64_t)s->cfg->map_mib << 20;
   cfg.identity = n->id;
-  memcpy(cfg.mesh_key, s->mesh_key, VS_MESH_KEY_BYTES);
+  memcpy(cfg.mesh_key, n->base_key, VS_MESH_KEY_BYTES);
+  cfg.rekey_grace_ms = s->cfg->rekey_grace_ms;
   cfg.random = sim_rng_fill;
   cfg.random_ctx = &s->rng;
   cfg.on_apply = on_apply;
@@ -141,6 +142,7 @@ bool sim_node_open(sim *s, uint32_t i) {
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: vs_outbox_open: %s", i, vs_err_name(err));
   n->wake_v = UINT64_MAX;
   n->wake_token++;
+  n->rekeys_seen = 0;
   sim_mark_dirty(s, i);
   return true;
 }
@@ -178,6 +180,10 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->rejected_not_member += x->rejected_not_member;
   acc->rejected_revoked += x->rejected_revoked;
   acc->rejected_denied += x->rejected_denied;
+  /* mesh_epoch and key_epoch are gauges: sim_node_stats_total takes the live node's */
+  acc->rekeys_issued += x->rekeys_issued;
+  acc->handshakes_stale_key += x->handshakes_stale_key;
+  acc->rejected_stale_key += x->rejected_stale_key;
 }
 
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
@@ -186,6 +192,8 @@ void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
     vs_node_stats now;
     vs_node_stats_get(n->node, &now);
     stats_add(out, &now);
+    out->mesh_epoch = now.mesh_epoch;
+    out->key_epoch = now.key_epoch;
   }
 }
 
@@ -278,7 +286,7 @@ static bool poll_node(sim *s, uint32_t i) {
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: poll: %s", i, vs_err_name(err));
     if (out.kind == VS_NODE_OUT_NONE) {
       schedule_wake(s, i, wake);
-      return true;
+      return !s->cfg->managed || sim_mesh_node_rekeys(s, i);
     }
     int li = sim_link_find_conn(s, i, out.peer);
     if (li < 0) { /* a connection the node was told is gone */
@@ -454,6 +462,7 @@ static bool heal(sim *s) {
   s->phase = PH_QUIESCE;
   s->faults = false;
   s->heal_at = s->now;
+  s->rekeys_at_heal = s->tot.rekeys;
   sim_trace(s, 'H', 0, 0, 0, NULL, 0);
   if (s->verbose_out != NULL)
     fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: heal (%" PRIu64 " ops issued)\n", s->now, s->ops_issued);
@@ -612,6 +621,7 @@ static bool setup(sim *s) {
     n->idx = i;
     n->sim = s;
     n->wake_v = UINT64_MAX;
+    memcpy(n->base_key, s->mesh_key, VS_MESH_KEY_BYTES);
     uint8_t seed[VS_SEED_BYTES];
     sim_rng_fill(&s->rng, seed, sizeof seed);
     vs_err err = vs_identity_from_seed(seed, &n->id);
@@ -755,6 +765,7 @@ void sim_free(sim *s) {
     vs_outbox_close(n->ob);
     vs_node_close(n->node);
     vs_identity_wipe(&n->id);
+    sodium_memzero(n->base_key, sizeof n->base_key);
     free(n->links);
     if (!s->cfg->keep && n->dir[0] != '\0') rm_dir(n->dir);
   }

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "chain.h"
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "internal.h"
 #include "member.h"
 #include "mgate.h"
@@ -403,8 +404,10 @@ static vs_err active_members(MDB_txn *txn, const vs_store *store, uint8_t (*pks)
     vs_mesh_rec r;
     if (k.mv_size != VS_ORIGIN_BYTES || *n_out >= VS_MESH_MEMBERS_MAX) err = VS_ERR_CORRUPT;
     if (err == VS_OK) err = vs_mesh_rec_decode(&v, &r);
-    /* A key without an X25519 twin can get no box (vs_mesh_boxable). */
-    if (err == VS_OK && !r.revoked && vs_mesh_boxable(k.mv_data)) memcpy(pks[(*n_out)++], k.mv_data, VS_ORIGIN_BYTES);
+    /* A key without an X25519 twin can get no box (vs_mesh_boxable).
+     * fault: the revoked get a box too. */
+    if (err == VS_OK && (!r.revoked || VS_FAULT(VS_FAULT_REKEY_BOXES_REVOKED)) && vs_mesh_boxable(k.mv_data))
+      memcpy(pks[(*n_out)++], k.mv_data, VS_ORIGIN_BYTES);
     if (err == VS_OK) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
   }
   if (err == VS_OK && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
