@@ -385,6 +385,9 @@ vs_err vs_node_peer_down(vs_node *n, uint32_t handle, uint64_t now_ms) {
   if (n == NULL) return VS_ERR_INVAL;
   peer *p = nd_peer_find(n, handle);
   if (p == NULL) return VS_ERR_NOTFOUND;
+  /* Closed during our handshake: a responder that holds none of our key's
+   * epoch closes at our HELLO; the next dial there tries the next key. */
+  if (p->st == PEER_HANDSHAKE && p->initiator) nd_dial_failed(n, p);
   peer_free(p);
   return VS_OK;
 }

@@ -138,6 +138,10 @@ static bool late_flush(mh_mesh *m) {
 bool mh_round(mh_mesh *m) {
   bool any = false;
   for (uint32_t i = 0; i < m->n; i++) {
+    if (m->nodes[i] == NULL) { /* closed (mh_close): asks for nothing */
+      m->wake[i] = UINT64_MAX;
+      continue;
+    }
     for (uint32_t k = 0; k < MH_OUTS_PER_POLL_MAX; k++) {
       vs_node_out out;
       uint64_t w = UINT64_MAX;

@@ -1,0 +1,349 @@
+/* Rekey in the node (src/node_member.c, src/mgate_keys.c; docs/membership.md
+ * "Rekey"): real vs_nodes on the in-memory mesh (tests/mesh_harness.h).
+ * A revoke makes an admin's node rotate the mesh key; the others open
+ * their boxes and handshake on it; the revoked device holds no key of the
+ * new epoch and is refused on any key; a device that was offline comes
+ * back on its old key (an active member), as initiator or as responder,
+ * and gets the new one; past the grace an older key admits no device that
+ * is not a member yet; concurrent revokes by two admins end in one epoch
+ * that excludes both. */
+#include "testutil.h" /* first: it sets _XOPEN_SOURCE */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "fixture.h"
+#include "mesh_harness.h"
+#include "vixsync/mesh.h"
+#include "vixsync/node.h"
+#include "vixsync/state.h"
+
+#define DAY_MS (24ull * 3600ull * 1000ull)
+#define GRACE_MS 60000u
+
+static vs_store *st(mh_mesh *m, uint32_t i) { return vs_node_store(m->nodes[i]); }
+
+static vs_node_stats stats(mh_mesh *m, uint32_t i) {
+  vs_node_stats s;
+  vs_node_stats_get(m->nodes[i], &s);
+  return s;
+}
+
+static void short_grace(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  (void)i;
+  cfg->rekey_grace_ms = GRACE_MS;
+}
+
+/* Node `dev` joins with an invite of node `admin` (role); the token carries
+ * the newest key `admin` holds, which `dev` keeps as its base key (as
+ * vix-node keeps it in mesh.key), so dev reopens with it. */
+static void join(mh_mesh *m, uint32_t admin, uint32_t dev, uint8_t role) {
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, (int)(0x40 + dev), sizeof seed);
+  vs_mesh_invite_req req = {role, m->now_ms + DAY_MS, seed, m->keys[admin], NULL, 0};
+  char tok[VS_MESH_TOKEN_LINE_MAX + 1];
+  size_t n = 0;
+  assert_err(vs_mesh_invite(st(m, admin), &req, m->now_ms, tok, sizeof tok, &n), VS_OK);
+  vs_mesh_joined j;
+  assert_err(vs_mesh_join(st(m, dev), tok, n, m->now_ms, &j), VS_OK);
+  if (memcmp(j.mesh_key, m->keys[dev], VS_MESH_KEY_BYTES) != 0) {
+    memcpy(m->keys[dev], j.mesh_key, VS_MESH_KEY_BYTES);
+    mh_restart(m, dev);
+  }
+}
+
+static vs_mesh_key_info key_of(mh_mesh *m, uint32_t i) {
+  vs_mesh_key_info k;
+  assert_err(vs_mesh_key(st(m, i), m->keys[i], &k), VS_OK);
+  return k;
+}
+
+static bool same_key(mh_mesh *m, uint32_t a, uint32_t b) {
+  vs_mesh_key_info x = key_of(m, a), y = key_of(m, b);
+  return memcmp(x.key, y.key, VS_MESH_KEY_BYTES) == 0;
+}
+
+static vs_err seen_cb(const vs_state_entry *e, void *ctx) {
+  (void)e;
+  *(bool *)ctx = true;
+  return VS_OK;
+}
+
+static bool has(mh_mesh *m, uint32_t i, const char *target) {
+  bool seen = false;
+  vs_err err = vs_state_get(st(m, i), (const uint8_t *)target, (uint32_t)strlen(target), false, seen_cb, &seen);
+  assert_true(err == VS_OK || err == VS_ERR_NOTFOUND);
+  return seen;
+}
+
+/* 0 (admin) creates; 1, 2 and 3 join; all connected through 0 and 1.
+ * Nodes past 3 (n > 4) are left alone. */
+static void four_of(mh_mesh *m, uint32_t n, const char *tag, uint8_t id_base) {
+  mh_init(m, n, tag, id_base, id_base);
+  m->configure = short_grace;
+  for (uint32_t i = 0; i < n; i++) mh_restart(m, i);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(st(m, 0), m->now_ms, mesh_id), VS_OK);
+  for (uint32_t i = 1; i < 4; i++) join(m, 0, i, VS_MESH_WRITER);
+  mh_connect(m, 1, 0);
+  mh_connect(m, 2, 0);
+  mh_connect(m, 3, 0);
+  mh_connect(m, 2, 1);
+  mh_connect(m, 3, 1);
+  mh_write(m, 2, "put", "before", "x");
+  mh_run(m, 4000);
+  assert_true(has(m, 0, "before") && has(m, 1, "before") && has(m, 3, "before"));
+  assert_int_equal(key_of(m, 0).epoch, 0);
+}
+
+static void four(mh_mesh *m, const char *tag, uint8_t id_base) { four_of(m, 4, tag, id_base); }
+
+/* Node i goes offline: its links drop, it closes (its store stays). */
+static void offline(mh_mesh *m, uint32_t i) {
+  for (uint32_t j = 0; j < m->n; j++) mh_disconnect(m, i, j);
+  mh_close(m, i);
+}
+
+/* Drop every link and dial again: fresh handshakes. */
+static void redial(mh_mesh *m, const uint32_t (*pairs)[2], uint32_t n) {
+  for (uint32_t i = 0; i < m->n; i++)
+    for (uint32_t j = 0; j < m->n; j++) mh_disconnect(m, i, j);
+  for (uint32_t k = 0; k < n; k++) mh_connect(m, pairs[k][0], pairs[k][1]);
+}
+
+/* A revoke: 0's node rotates the key at once; 1 and 3 open their boxes and
+ * sync on the new key; 2 holds no key of epoch 1 and is refused. */
+static void test_rekey_after_revoke(void **state) {
+  (void)state;
+  mh_mesh m;
+  four(&m, "rk-revoke", 0x31);
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 0).rekeys_issued, 1);
+  for (uint32_t i = 0; i < 4; i++) {
+    if (i == 2) continue;
+    assert_int_equal(stats(&m, i).mesh_epoch, 1);
+    assert_int_equal(stats(&m, i).key_epoch, 1);
+    vs_mesh_key_info k = key_of(&m, i);
+    assert_int_equal(k.epoch, 1);
+    assert_int_equal(k.key_epoch, 1);
+    assert_false(k.rekey_due);
+  }
+  assert_true(same_key(&m, 0, 1) && same_key(&m, 0, 3));
+  /* The revoked device holds the epoch's rekey op (it was a member when it
+   * was written, or it relays) or not: either way it cannot open it. */
+  assert_false(same_key(&m, 0, 2));
+  assert_int_equal(key_of(&m, 2).key_epoch, 0);
+  /* Fresh handshakes: all on the new key, none stale; 2 is refused. */
+  uint64_t stale = stats(&m, 1).handshakes_stale_key, revoked = stats(&m, 1).rejected_revoked;
+  const uint32_t pairs[][2] = {{1, 0}, {3, 0}, {3, 1}, {2, 1}};
+  redial(&m, pairs, 4);
+  mh_write(&m, 3, "put", "on-new-key", "y");
+  mh_write(&m, 2, "put", "from-revoked", "z");
+  mh_run(&m, 4000);
+  assert_true(has(&m, 0, "on-new-key") && has(&m, 1, "on-new-key"));
+  assert_false(has(&m, 1, "from-revoked"));
+  assert_int_equal(stats(&m, 1).handshakes_stale_key, stale + 1); /* 2's, on the only key it holds */
+  assert_true(stats(&m, 1).rejected_revoked > revoked);
+  assert_int_equal(vs_node_peers_ready(m.nodes[2]), 0);
+  mh_free(&m);
+}
+
+/* 3 is offline through the revoke and rekey and past the grace: it dials 1
+ * on its old key, 1 takes it (an active member), 3 gets the rekey and
+ * holds the new key; its next handshake is on the new key. */
+static void test_rekey_offline_initiator_catches_up(void **state) {
+  (void)state;
+  mh_mesh m;
+  four(&m, "rk-offline-i", 0x41);
+  offline(&m, 3);
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 1).key_epoch, 1);
+  mh_run_for(&m, 2u * GRACE_MS);
+  mh_open(&m, 3, 0);
+  assert_int_equal(key_of(&m, 3).key_epoch, 0);
+  uint64_t stale = stats(&m, 1).handshakes_stale_key;
+  mh_connect(&m, 3, 1);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 1).handshakes_stale_key, stale + 1);
+  assert_int_equal(stats(&m, 1).rejected_stale_key, 0);
+  assert_int_equal(stats(&m, 3).key_epoch, 1);
+  assert_true(same_key(&m, 3, 1));
+  /* Its next handshake is on the new key. */
+  mh_disconnect(&m, 3, 1);
+  mh_connect(&m, 3, 1);
+  mh_write(&m, 3, "put", "back", "w");
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 1).handshakes_stale_key, stale + 1);
+  assert_true(has(&m, 1, "back"));
+  mh_free(&m);
+}
+
+/* 3 is offline through the rekey and only listens: 1 dials it on the new
+ * key, which 3 cannot check (a stranger's HELLO: closed, nothing sent);
+ * 1's next dial there tries the older key. */
+static void test_rekey_offline_responder_catches_up(void **state) {
+  (void)state;
+  mh_mesh m;
+  four(&m, "rk-offline-r", 0x51);
+  offline(&m, 3);
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  mh_run_for(&m, 2u * GRACE_MS);
+  mh_open(&m, 3, 0);
+  uint64_t done = stats(&m, 1).handshakes_done;
+  mh_connect(&m, 1, 3);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 1).handshakes_done, done); /* 3 closed at the HELLO */
+  assert_int_equal(vs_node_peers_ready(m.nodes[3]), 0);
+  assert_int_equal(stats(&m, 3).rejected_auth, 1);
+  mh_disconnect(&m, 1, 3);
+  mh_connect(&m, 1, 3);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 3).key_epoch, 1);
+  assert_true(stats(&m, 1).handshakes_stale_key >= 1);
+  assert_true(same_key(&m, 3, 0));
+  mh_free(&m);
+}
+
+/* An invite written before the rekey carries the old key: within the grace
+ * its device joins on it; past the grace the old key admits members only,
+ * and a device presenting its admission is closed (rejected_stale_key). An
+ * invite written after carries the new key. */
+static void test_rekey_old_token_past_grace(void **state) {
+  (void)state;
+  mh_mesh m;
+  mh_init(&m, 5, "rk-token", 0x61, 0x61);
+  m.configure = short_grace;
+  for (uint32_t i = 0; i < 5; i++) mh_restart(&m, i);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(st(&m, 0), m.now_ms, mesh_id), VS_OK);
+  join(&m, 0, 1, VS_MESH_WRITER);
+  join(&m, 0, 2, VS_MESH_WRITER);
+  /* 3's token now, at epoch 0; 3 joins later. */
+  uint8_t seed[VS_SEED_BYTES];
+  memset(seed, 0x43, sizeof seed);
+  vs_mesh_invite_req req = {VS_MESH_WRITER, m.now_ms + DAY_MS, seed, m.keys[0], NULL, 0};
+  char tok[VS_MESH_TOKEN_LINE_MAX + 1];
+  size_t tok_n = 0;
+  assert_err(vs_mesh_invite(st(&m, 0), &req, m.now_ms, tok, sizeof tok, &tok_n), VS_OK);
+  mh_connect(&m, 1, 0);
+  mh_connect(&m, 2, 0);
+  mh_run(&m, 4000);
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 1).key_epoch, 1);
+  mh_run_for(&m, 2u * GRACE_MS);
+  vs_mesh_joined j;
+  assert_err(vs_mesh_join(st(&m, 3), tok, tok_n, m.now_ms, &j), VS_OK);
+  assert_memory_equal(j.mesh_key, m.keys[0], VS_MESH_KEY_BYTES); /* the epoch-0 key */
+  mh_connect(&m, 3, 1);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 1).rejected_stale_key, 1);
+  assert_int_equal(vs_node_peers_ready(m.nodes[3]), 0);
+  /* A token of now carries epoch 1's key: 4 joins on it. */
+  join(&m, 0, 4, VS_MESH_WRITER);
+  assert_true(same_key(&m, 4, 1));
+  mh_connect(&m, 4, 1);
+  mh_write(&m, 4, "put", "new-device", "v");
+  mh_run(&m, 6000);
+  assert_true(has(&m, 1, "new-device"));
+  assert_int_equal(stats(&m, 1).rejected_stale_key, 1);
+  mh_free(&m);
+}
+
+/* Two admins revoke one member each while apart: each rotates the key
+ * without the other's revoke. Together, the winner of epoch 1 still holds a
+ * box of one revoked device, so a new epoch follows; the last excludes both. */
+static void test_rekey_concurrent_revokes(void **state) {
+  (void)state;
+  mh_mesh m;
+  mh_init(&m, 4, "rk-race", 0x71, 0x71);
+  m.configure = short_grace;
+  for (uint32_t i = 0; i < 4; i++) mh_restart(&m, i);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(st(&m, 0), m.now_ms, mesh_id), VS_OK);
+  join(&m, 0, 1, VS_MESH_ADMIN);
+  join(&m, 0, 2, VS_MESH_WRITER);
+  join(&m, 0, 3, VS_MESH_WRITER);
+  mh_connect(&m, 1, 0);
+  mh_connect(&m, 2, 0);
+  mh_connect(&m, 3, 1);
+  mh_run(&m, 4000);
+  mh_disconnect(&m, 1, 0); /* apart: {0, 2} and {1, 3} */
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[3].pk, m.now_ms, NULL), VS_OK);
+  assert_err(vs_mesh_revoke(st(&m, 1), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 0).rekeys_issued, 1);
+  assert_int_equal(stats(&m, 1).rekeys_issued, 1);
+  assert_int_equal(stats(&m, 0).mesh_epoch, 1);
+  /* Each side's epoch 1 has another key: 1's first dial is closed at the
+   * HELLO, the next one tries epoch 0's key, which both still hold. */
+  for (uint32_t tries = 0; tries < 3 && !m.link[1][0]; tries++) {
+    mh_connect(&m, 1, 0);
+    mh_run(&m, 8000);
+  }
+  vs_mesh_key_info k0 = key_of(&m, 0), k1 = key_of(&m, 1);
+  assert_true(k0.epoch >= 2);
+  assert_int_equal(k0.epoch, k1.epoch);
+  assert_int_equal(k0.key_epoch, k0.epoch);
+  assert_int_equal(k1.key_epoch, k1.epoch);
+  assert_memory_equal(k0.key, k1.key, VS_MESH_KEY_BYTES);
+  assert_false(k0.rekey_due);
+  assert_false(same_key(&m, 0, 2));
+  assert_false(same_key(&m, 0, 3));
+  assert_true(key_of(&m, 2).key_epoch < k0.epoch);
+  assert_true(key_of(&m, 3).key_epoch < k0.epoch);
+  /* At most one more rekey each: the race settles. */
+  assert_true(stats(&m, 0).rekeys_issued + stats(&m, 1).rekeys_issued <= 4);
+  mh_free(&m);
+}
+
+/* A device that joins after a rekey holds the key its token carried but
+ * no box: the admin's node boxes it in a new epoch; revoked in turn, it
+ * cannot open the epoch that follows. */
+static void test_rekey_reboxes_late_joiner(void **state) {
+  (void)state;
+  mh_mesh m;
+  four_of(&m, 5, "rk-late", 0x81);
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  assert_int_equal(stats(&m, 0).mesh_epoch, 1);
+  join(&m, 0, 4, VS_MESH_WRITER);
+  assert_int_equal(key_of(&m, 4).key_epoch, 0); /* its token's key: epoch 1's, but no box */
+  assert_true(same_key(&m, 4, 0));
+  mh_connect(&m, 4, 0);
+  mh_connect(&m, 4, 1);
+  mh_run(&m, 6000);
+  assert_int_equal(stats(&m, 0).rekeys_issued, 2);
+  assert_int_equal(stats(&m, 4).mesh_epoch, 2);
+  assert_int_equal(stats(&m, 4).key_epoch, 2);
+  assert_true(same_key(&m, 4, 1));
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[4].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 6000);
+  assert_int_equal(stats(&m, 0).rekeys_issued, 3);
+  assert_int_equal(stats(&m, 1).key_epoch, 3);
+  assert_int_equal(stats(&m, 3).key_epoch, 3);
+  assert_false(same_key(&m, 4, 0));
+  assert_true(key_of(&m, 4).key_epoch < 3);
+  mh_free(&m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rekey_after_revoke),
+      cmocka_unit_test(test_rekey_offline_initiator_catches_up),
+      cmocka_unit_test(test_rekey_offline_responder_catches_up),
+      cmocka_unit_test(test_rekey_old_token_past_grace),
+      cmocka_unit_test(test_rekey_concurrent_revokes),
+      cmocka_unit_test(test_rekey_reboxes_late_joiner),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
