@@ -439,6 +439,19 @@ static void node_drain(vn_daemon *d) {
 
 /* ---- half-open sweep ---- */
 
+/* A managed mesh's key moved (a rekey written here or received, a box
+ * opened): one log line, and run.json soon. */
+static void key_watch(vn_daemon *d) {
+  vs_node_stats st;
+  vs_node_stats_get(d->node, &st);
+  uint64_t now[3] = {st.mesh_epoch, st.key_epoch, st.rekeys_issued};
+  if (memcmp(now, d->key_seen, sizeof now) == 0) return;
+  memcpy(d->key_seen, now, sizeof now);
+  d->status_dirty = true;
+  vn_log(VN_LOG_INFO, "mesh_key", "mesh_epoch=%llu key_epoch=%llu rekeys_issued=%llu", (unsigned long long)now[0],
+         (unsigned long long)now[1], (unsigned long long)now[2]);
+}
+
 static void sweep(vn_daemon *d) {
   uint32_t reset = 0, live = 0;
   for (uint32_t si = 0; si < d->host->peerCount; si++) {
@@ -473,6 +486,7 @@ static void sweep(vn_daemon *d) {
   d->enet_live = live;
   d->sweep_next_ms = d->now_ms + SWEEP_MS;
   vn_limits_log(d);
+  key_watch(d);
 }
 
 /* ---- the loop ---- */

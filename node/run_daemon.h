@@ -108,6 +108,7 @@ typedef struct vn_daemon {
   uint64_t limit_logged;  /* refusals + evictions at the last conn_limit log line, and when */
   uint64_t limit_log_ms;
   uint64_t admit_seq;     /* CONNECTs admitted so far */
+  uint64_t key_seen[3];   /* mesh_epoch, key_epoch, rekeys_issued at the last event=mesh_key */
 } vn_daemon;
 
 /* ---- DIR/run.json (run_status.c) ---- */

@@ -59,6 +59,23 @@ def figure(what, t0):
     print("figure %s: %.2f s" % (what, time.monotonic() - t0), flush=True)
 
 
+KEY_EVENT = re.compile(r"^ts=(\d+) level=\w+ event=mesh_key mesh_epoch=(\d+) key_epoch=(\d+) ", re.M)
+
+
+def key_logged_ms(dm, epoch):
+    """The wall ms at which the daemon logged holding the key of `epoch` or
+    a later one (event=mesh_key, key_epoch == mesh_epoch), else None."""
+    for ts, mesh, key in KEY_EVENT.findall(dm.text()):
+        if int(key) >= epoch and int(key) == int(mesh):
+            return int(ts)
+    return None
+
+
+def key_figure(what, dm, epoch, since_wall_ms):
+    ts = ml.wait_until(lambda: key_logged_ms(dm, epoch), SYNC_S, "%s to log event=mesh_key" % dm.dir)
+    print("figure %s: %d ms (event=mesh_key)" % (what, ts - since_wall_ms), flush=True)
+
+
 def test_revoke_rekey(m):
     a, aid = new_mesh(m, "a")
     base = mesh_key(a)
@@ -91,7 +108,7 @@ def test_revoke_rekey(m):
 
     # The revoke and the rekey, from the command line, with a's daemon running.
     c_seq = ml.status(c)["seq"]
-    t_revoke = time.monotonic()
+    t_revoke, wall_revoke = time.monotonic(), int(time.time() * 1000)
     out = vn_ok("revoke", "--data", a, cid)
     # Epoch 1, unless a's daemon, seeing the revoke, rotated the key first.
     lines = out.splitlines()
@@ -111,9 +128,9 @@ def test_revoke_rekey(m):
     vn_ok("put", "--data", b, "b-after", "from b")
 
     ml.wait_until(lambda: holds_newest(a), SYNC_S, "a's daemon to take the new key", 0.05)
-    figure("revoke -> a's daemon on the new key", t_revoke)
     ml.wait_until(lambda: holds_newest(b), SYNC_S, "b to get the new key from a", 0.05)
-    figure("revoke -> b on the new key (its box from a)", t_revoke)
+    key_figure("revoke started -> a's daemon on the new key", da, 1, wall_revoke)
+    key_figure("revoke started -> b on the new key (its box from a)", db, 1, wall_revoke)
     t_grace = time.monotonic()  # from here both are past any learning of epoch 1
     mesh_epoch = epochs(a)[0]
     check(epochs(b)[0] == mesh_epoch, "a and b agree on the epoch")
@@ -168,10 +185,10 @@ def test_revoke_rekey(m):
               "%s: its sessions use the new key: %r" % (x, s))
 
     # d comes back on the old key, as an active member: let in, given the new key.
-    t_back = time.monotonic()
+    t_back, wall_back = time.monotonic(), int(time.time() * 1000)
     dd.start()
     ml.wait_until(lambda: holds_newest(d, mesh_epoch), SYNC_S, "d to get the new key", 0.05)
-    figure("d restarted -> d holds the new key", t_back)
+    key_figure("d started -> d holds the new key", dd, mesh_epoch, wall_back)
     check(ml.stats(a)["handshakes_stale_key"] + ml.stats(b)["handshakes_stale_key"] >= 1,
           "d came in on its old key")
     check(members_json(d)["key_epoch"] == members_json(d)["epoch"] >= 1, "members on d: the newest key")
