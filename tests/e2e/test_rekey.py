@@ -15,6 +15,7 @@ older one) and B's write reaches A. D comes back on its old key, as an
 active member: it is let in, gets the new key and syncs; C, started again,
 is refused by the restarted A and B. An invite made after the rekey carries
 the new key: E joins with it and syncs (and A boxes the key again for E).
+And a revoke with no daemon running anywhere rotates the key by itself.
 
 Every wait is bounded; timing only ever acts as a generous timeout, or
 makes a precondition certain (the grace is over). The figures printed
@@ -133,6 +134,10 @@ def test_revoke_rekey(m):
     key_figure("revoke started -> b on the new key (its box from a)", db, 1, wall_revoke)
     t_grace = time.monotonic()  # from here both are past any learning of epoch 1
     mesh_epoch = epochs(a)[0]
+    # Normally the command's rekey is the only one; a's daemon may have
+    # written one too if it saw the revoke before the command's rekey.
+    print("figure epoch after the revoke: %d (a's daemon issued %d rekeys)"
+          % (mesh_epoch, ml.stats(a)["rekeys_issued"]), flush=True)
     check(epochs(b)[0] == mesh_epoch, "a and b agree on the epoch")
 
     # c is out: closed by both, no ready peer, dialling in vain.
@@ -225,7 +230,36 @@ def test_revoke_rekey(m):
         dm.stop()
 
 
+def test_revoke_without_daemon(m):
+    """`revoke` with no daemon running anywhere rotates the key by itself:
+    A's daemon, started afterwards, has nothing left to rekey, and B gets
+    the new key from it."""
+    a, aid = new_mesh(m, "a")
+    b, bid, _ = join(m, "b", invite(a))
+    c, cid, _ = join(m, "c", invite(a))
+    da = m.start(a)
+    db = m.start(b, peers=[da.port])
+    dc = m.start(c, peers=[da.port])
+    ml.wait_until(lambda: all(len(members_json(x)["members"]) == 3 for x in (a, b, c)), SYNC_S,
+                  "every node to list the three members")
+    for dm in (da, db, dc):
+        dm.stop()
+    out = vn_ok("revoke", "--data", a, cid)
+    check(out.splitlines()[1:] == ["mesh key rotated to epoch 1"], "the command rotates the key: %r" % out)
+    check({k: members_json(a)[k] for k in ("epoch", "key_epoch")} == {"epoch": 1, "key_epoch": 1}, "a holds it")
+    check(members_json(b)["key_epoch"] == 0, "b does not hold it yet")
+    da.start()
+    db.start()
+    ml.wait_until(lambda: holds_newest(a) and holds_newest(b), SYNC_S, "b to get the new key from a")
+    check(epochs(a) == epochs(b) == (1, 1), "one epoch: %r %r" % (epochs(a), epochs(b)))
+    check(ml.stats(a)["rekeys_issued"] == 0, "a's daemon found the key rotated already")
+    check(members_json(b)["key_epoch"] == 1, "members on b: epoch 1's key")
+    for dm in (da, db):
+        dm.stop()
+
+
 if __name__ == "__main__":
     ml.main([
         ("revoke_rekey", test_revoke_rekey),
+        ("revoke_without_daemon", test_revoke_without_daemon),
     ])
