@@ -27,6 +27,7 @@ _Static_assert(UNAUTH_IN_MAX + DIAL_RESERVED_MAX < VS_NODE_PEERS_MAX, "room for 
 #define SWEEP_MS 100u
 #define BACKOFF_MIN_MS 200u
 #define BACKOFF_MAX_MS 5000u
+#define SESSION_SHORT_MS 2000u   /* a dialled session that ends sooner is a failed attempt */
 #define STATUS_MS 1000u           /* run.json refresh */
 #define STATUS_DIRTY_MS 100u      /* at most this often on peer changes */
 #define EVENTS_PER_ROUND 256u     /* ENet events handled before the node is drained */
@@ -66,6 +67,12 @@ typedef struct vn_dial {
   int32_t slot;     /* the ENet peer of the current attempt or connection, -1: waiting */
   uint32_t attempt; /* failures since the last good handshake */
   uint64_t next_ms;
+  /* The last good handshake: when (0: none since the last loss), and the
+   * failures it cleared, which count again if the session ends within
+   * SESSION_SHORT_MS (a peer that closes us at once, e.g. after a revoke,
+   * is redialled with a growing backoff, not every 200 ms). */
+  uint64_t ready_ms;
+  uint32_t attempt_cleared;
 } vn_dial;
 
 typedef struct vn_counters {
