@@ -158,6 +158,18 @@ vs_err vs_mesh_rekey_make(const uint8_t mesh_id[VS_HASH_BYTES], uint32_t epoch, 
 vs_err vs_mesh_rekey_open(const uint8_t *payload, size_t payload_bytes, const uint8_t mesh_id[VS_HASH_BYTES],
                           const vs_identity *self, uint8_t key_out[VS_MESH_KEY_BYTES]);
 
+/** Whether a box can be made for `pk` (an ed25519 key with an X25519
+ *  twin): a rekey boxes only such members, and no rekey is due for the
+ *  others (else every rekey would leave one "without a box": a storm). */
+bool vs_mesh_boxable(const uint8_t pk[VS_ORIGIN_BYTES]);
+
+/** The epoch a set of valid rekeys reaches (`epochs`: their epochs, any
+ *  order, repeats allowed): the greatest e such that every epoch 1..e is
+ *  among them, 0 when epoch 1 is not. A rekey cannot skip epochs, so no
+ *  admin can end rotation by writing epoch 2^32-1. At most
+ *  VS_MESH_FACTS_MAX. */
+uint32_t vs_mesh_epoch_reached(const uint32_t *epochs, uint32_t n);
+
 /** Whether a rekey payload holds a box under `pk`'s hint (a recipient, or
  *  a hint collision: the caller treats both alike). */
 bool vs_mesh_rekey_names(const uint8_t *payload, size_t payload_bytes, const uint8_t pk[VS_ORIGIN_BYTES]);
@@ -276,10 +288,10 @@ typedef struct vs_mesh_view {
   bool has_genesis; /* the genesis op is among the facts */
   uint32_t count;   /* members, sorted by pk */
   vs_mesh_member members[VS_MESH_MEMBERS_MAX];
-  /* The mesh key's epoch: the greatest epoch of a rekey whose author is an
-   * admin valid at the rekey's seq (0: none, the key of the genesis and
-   * the tokens), and of those the one with the smallest op hash (origin,
-   * seq, hash: zero when epoch is 0). */
+  /* The mesh key's epoch: the greatest epoch the rekeys whose author is an
+   * admin valid at the rekey's seq reach without a gap (0: none, the key
+   * of the genesis), and of its rekeys the one with the smallest op hash
+   * (origin, seq, hash: zero when epoch is 0). */
   uint32_t epoch;
   uint8_t epoch_origin[VS_ORIGIN_BYTES];
   uint64_t epoch_seq;
@@ -315,8 +327,9 @@ typedef struct vs_mesh_view {
  *    and, through the cut, voids every admission its target's invites at
  *    seqs past the cut made (cascade);
  *  - invites, revokes and rekeys by non-admins, or past their author's
- *    cut, do nothing; the epoch is the greatest of the valid rekeys' (ties:
- *    the smallest op hash).
+ *    cut, do nothing; the epoch is the greatest that the valid rekeys
+ *    reach without a gap (vs_mesh_epoch_reached), and of its rekeys the
+ *    one with the smallest op hash wins.
  *  A revoke's cut_hash is not checked here (the reducer holds no data
  *  ops): the caller compares it with the target's op at cut_seq, where a
  *  mismatch is a fork of the target.

@@ -365,22 +365,28 @@ static void fill_member(const red *r, uint32_t k, vs_mesh_member *m) {
   }
 }
 
-/* The epoch: of the rekeys whose author is an admin member valid at the
- * rekey's seq (under the taken revokes), the greatest epoch, then the
- * smallest op hash. Bounded by the facts. */
-static void pick_epoch(const red *r, vs_mesh_view *v) {
+/* A rekey whose author is an admin member valid at its seq (under the
+ * taken revokes). */
+static bool rekey_valid(const red *r, const vs_mesh_fact *f) {
+  if (f->kind != VS_MESH_REKEY) return false;
+  uint32_t k = node_find(r, f->origin);
+  if (k == NONE || !r->mem[k] || r->nodes[k].role != VS_MESH_ADMIN) return false;
+  return r->cut[k] == CUT_NONE || f->seq <= r->cut[k];
+}
+
+/* The epoch: the greatest the valid rekeys reach without a gap
+ * (vs_mesh_epoch_reached), then of its rekeys the smallest op hash.
+ * Bounded by the facts (two passes); `epochs` is scratch for r->n. */
+static void pick_epoch(const red *r, uint32_t *epochs, vs_mesh_view *v) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < r->n; i++)
+    if (rekey_valid(r, &r->f[i])) epochs[n++] = r->f[i].u.rekey.epoch;
+  uint32_t reached = vs_mesh_epoch_reached(epochs, n);
   uint32_t best = NONE;
-  for (uint32_t i = 0; i < r->n; i++) {
+  for (uint32_t i = 0; i < r->n && reached > 0; i++) {
     const vs_mesh_fact *f = &r->f[i];
-    if (f->kind != VS_MESH_REKEY) continue;
-    uint32_t k = node_find(r, f->origin);
-    if (k == NONE || !r->mem[k] || r->nodes[k].role != VS_MESH_ADMIN) continue;
-    if (r->cut[k] != CUT_NONE && f->seq > r->cut[k]) continue;
-    if (best != NONE) {
-      const vs_mesh_fact *b = &r->f[best];
-      if (f->u.rekey.epoch < b->u.rekey.epoch) continue;
-      if (f->u.rekey.epoch == b->u.rekey.epoch && memcmp(f->hash, b->hash, VS_HASH_BYTES) >= 0) continue;
-    }
+    if (!rekey_valid(r, f) || f->u.rekey.epoch != reached) continue;
+    if (best != NONE && memcmp(f->hash, r->f[best].hash, VS_HASH_BYTES) >= 0) continue;
     best = i;
   }
   if (best == NONE) return;
@@ -505,7 +511,10 @@ static vs_err reduce(red *r, const vs_mesh_fact *facts, uint32_t count, vs_mesh_
     uint32_t k = r->by_pk[j];
     if (r->mem[k]) fill_member(r, k, &v->members[v->count++]);
   }
-  pick_epoch(r, v);
+  uint32_t *epochs = malloc((size_t)(r->n > 0 ? r->n : 1) * sizeof *epochs);
+  if (epochs == NULL) return VS_ERR_NOMEM;
+  pick_epoch(r, epochs, v);
+  free(epochs);
   return VS_OK;
 }
 

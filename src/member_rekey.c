@@ -150,3 +150,20 @@ bool vs_mesh_rekey_names(const uint8_t *payload, size_t payload_bytes, const uin
     if (memcmp(boxes + (size_t)i * VS_MESH_REKEY_BOX_BYTES, pk, VS_MESH_REKEY_HINT_BYTES) == 0) return true;
   return false;
 }
+
+uint32_t vs_mesh_epoch_reached(const uint32_t *epochs, uint32_t n) {
+  /* Epochs past VS_MESH_FACTS_MAX can never be reached: each one below
+   * needs a rekey fact of its own. */
+  uint8_t seen[VS_MESH_FACTS_MAX / 8u + 1u];
+  memset(seen, 0, sizeof seen);
+  for (uint32_t i = 0; i < n; i++) /* bounded: n */
+    if (epochs[i] >= 1 && epochs[i] <= VS_MESH_FACTS_MAX) seen[epochs[i] / 8u] |= (uint8_t)(1u << (epochs[i] % 8u));
+  uint32_t e = 0;
+  while (e < VS_MESH_FACTS_MAX && (seen[(e + 1u) / 8u] & (1u << ((e + 1u) % 8u))) != 0) e++; /* bounded */
+  return e;
+}
+
+bool vs_mesh_boxable(const uint8_t pk[VS_ORIGIN_BYTES]) {
+  uint8_t xpk[crypto_box_PUBLICKEYBYTES];
+  return sodium_init() >= 0 && crypto_sign_ed25519_pk_to_curve25519(xpk, pk) == 0;
+}

@@ -390,8 +390,8 @@ vs_err vs_mesh_key(vs_store *store, const uint8_t base_key[VS_MESH_KEY_BYTES], v
   return err;
 }
 
-/* The active members' pks, from the member records (bounded by
- * VS_MESH_MEMBERS_MAX): a rekey's recipients. */
+/* The active members' pks that can get a box, from the member records
+ * (bounded by VS_MESH_MEMBERS_MAX): a rekey's recipients. */
 static vs_err active_members(MDB_txn *txn, const vs_store *store, uint8_t (*pks)[VS_ORIGIN_BYTES], uint32_t *n_out) {
   *n_out = 0;
   MDB_cursor *cur;
@@ -403,7 +403,8 @@ static vs_err active_members(MDB_txn *txn, const vs_store *store, uint8_t (*pks)
     vs_mesh_rec r;
     if (k.mv_size != VS_ORIGIN_BYTES || *n_out >= VS_MESH_MEMBERS_MAX) err = VS_ERR_CORRUPT;
     if (err == VS_OK) err = vs_mesh_rec_decode(&v, &r);
-    if (err == VS_OK && !r.revoked) memcpy(pks[(*n_out)++], k.mv_data, VS_ORIGIN_BYTES);
+    /* A key without an X25519 twin can get no box (vs_mesh_boxable). */
+    if (err == VS_OK && !r.revoked && vs_mesh_boxable(k.mv_data)) memcpy(pks[(*n_out)++], k.mv_data, VS_ORIGIN_BYTES);
     if (err == VS_OK) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
   }
   if (err == VS_OK && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);

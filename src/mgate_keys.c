@@ -82,7 +82,7 @@ static vs_err judge_members(MDB_txn *txn, const vs_store *store, const vs_identi
       if (may_hold) out->rekey_due = true;
     } else {
       out->active++;
-      if (w != NULL && !named) out->rekey_due = true; /* it holds no box of the current key */
+      if (w != NULL && !named && vs_mesh_boxable(pk)) out->rekey_due = true; /* it holds no box of the current key */
       if (memcmp(pk, self->pk, VS_ORIGIN_BYTES) == 0 && r.role == VS_MESH_ADMIN) out->admin = true;
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -128,11 +128,22 @@ vs_err vs_mesh_keys_txn(MDB_txn *txn, const vs_store *store, const vs_identity *
     memcpy(c[nc].hash, facts[i].hash, VS_HASH_BYTES);
     nc++;
   }
+  /* Epochs past what the rekeys reach without a gap do not count (the
+   * reducer's rule: vs_mesh_epoch_reached). */
+  uint32_t reached = 0;
+  if (err == VS_OK && nc > 0) {
+    uint32_t *ep = malloc((size_t)nc * sizeof *ep);
+    if (ep == NULL) err = VS_ERR_NOMEM;
+    for (uint32_t i = 0; ep != NULL && i < nc; i++) ep[i] = c[i].epoch;
+    if (ep != NULL) reached = vs_mesh_epoch_reached(ep, nc);
+    free(ep);
+  }
   if (err == VS_OK && nc > 1) qsort(c, nc, sizeof *c, cand_cmp);
   const uint8_t *w = NULL;
   size_t w_bytes = 0;
   uint32_t kept = 0;
   for (uint32_t i = 0; i < nc && err == VS_OK && kept < VS_MESH_EPOCHS_KEPT; i++) { /* bounded: nc */
+    if (c[i].epoch > reached) continue;
     if (i > 0 && c[i].epoch == c[i - 1].epoch) continue; /* not its epoch's winner */
     const vs_mesh_fact *f = &facts[c[i].fact];
     vs_op op;

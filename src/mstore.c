@@ -98,13 +98,21 @@ static vs_err record_fact(vs_wal_reader *wr, const MDB_val *k, const MDB_val *v,
   return err == VS_OK ? VS_OK : VS_ERR_CORRUPT;
 }
 
+/* The record (origin, seq): its key into `key`, k and v set. */
+static vs_err record_lookup(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                            uint8_t key[VS_MESH_RECORD_KEY_BYTES], MDB_val *k, MDB_val *v) {
+  record_key(key, origin, seq);
+  k->mv_size = VS_MESH_RECORD_KEY_BYTES;
+  k->mv_data = key;
+  return vs_mdb_err(mdb_get(txn, store->dbi_mesh, k, v));
+}
+
 vs_err vs_mesh_fact_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
                             vs_mesh_fact *out) {
   uint8_t key[VS_MESH_RECORD_KEY_BYTES];
-  record_key(key, origin, seq);
-  MDB_val k = {sizeof key, key}, v;
-  int rc = mdb_get(txn, store->dbi_mesh, &k, &v);
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  vs_err lerr = record_lookup(txn, store, origin, seq, key, &k, &v);
+  if (lerr != VS_OK) return lerr;
   vs_wal_reader wr = {NULL, 0};
   vs_err err = vs_wal_reader_open(txn, store, &wr);
   if (err == VS_OK) err = record_fact(&wr, &k, &v, out);
@@ -175,15 +183,14 @@ vs_err vs_mesh_view_get(vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], v
 vs_err vs_mesh_record_op_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
                              vs_op *op_out) {
   uint8_t key[VS_MESH_RECORD_KEY_BYTES];
-  record_key(key, origin, seq);
-  MDB_val k = {sizeof key, key}, v;
-  int rc = mdb_get(txn, store->dbi_mesh, &k, &v);
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  vs_err err = record_lookup(txn, store, origin, seq, key, &k, &v);
+  if (err != VS_OK) return err;
   const uint8_t *val = v.mv_data;
   if (v.mv_size != VS_MESH_RECORD_BYTES || val[0] != VS_MESH_RECORD_VERSION) return VS_ERR_NOTFOUND; /* an orphan */
   const uint8_t *enc = NULL;
   uint32_t enc_bytes = 0;
-  vs_err err = vs_wal_op_encoded_txn(txn, store, vs_get_u64le(val + 1 + VS_HASH_BYTES), &enc, &enc_bytes);
+  err = vs_wal_op_encoded_txn(txn, store, vs_get_u64le(val + 1 + VS_HASH_BYTES), &enc, &enc_bytes);
   if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT;
   if (err != VS_OK) return err;
   if (vs_op_decode(enc, enc_bytes, op_out) != VS_OK || op_out->seq != seq ||

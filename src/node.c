@@ -226,6 +226,7 @@ static vs_err node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (err == VS_OK) err = vs_store_set_identity(n->store, &cfg->identity);
   if (err == VS_OK) err = open_engine(n);
   if (err == VS_OK) err = nd_load_mine(n);
+  if (err == VS_OK) err = nd_keys_open(n); /* before any handshake: every epoch's key we hold */
   if (err == VS_OK) err = vs_write_restoring(n->store, &n->restore_to);
   uint64_t own_void_from = 0;
   if (err == VS_OK) err = vs_apply_void_from(n->store, cfg->identity.pk, &own_void_from);

@@ -216,6 +216,7 @@ vs_err nd_member_after_run(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_B
                            vs_err apply_err);
 vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms);
 bool nd_member_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now);
+vs_err nd_keys_open(vs_node *n);
 uint32_t nd_dial_key(vs_node *n, const uint8_t *addr, size_t addr_bytes, uint8_t tag_out[DIAL_TAG_BYTES]);
 void nd_dial_failed(vs_node *n, const peer *p);
 uint32_t nd_ack_id_for(vs_node *n, const uint8_t pk[VS_ORIGIN_BYTES], uint64_t now_ms);

@@ -55,12 +55,16 @@ static vs_err judge(MDB_txn *txn, const vs_node *n, const uint8_t pk[VS_ORIGIN_B
 /* ---- the mesh keys (docs/membership.md, "Rekey") ---- */
 
 /* The grace of the newest key ends this long after its rekey was written
- * (its HLC) or after this node learned it, whichever is earlier. */
+ * (its HLC) or after this node learned it, whichever is earlier; a key
+ * held when the node opened was learned before (UINT64_MAX): its HLC
+ * alone decides, or, for a key of an older epoch than the mesh's, the
+ * grace is over. */
 static bool grace_over(const vs_node *n, uint64_t now_ms) {
   if (n->keys.count < 2) return false;
   uint64_t since = n->key_new_ms;
   uint64_t written = vs_hlc_wall_ms(n->keys.view_hlc);
   if (n->keys.epoch[0] == n->keys.view_epoch && n->keys.view_epoch > 0 && written < since) since = written;
+  if (since == UINT64_MAX) return true;
   return now_ms >= vs_add_sat_u64(since, n->cfg.rekey_grace_ms);
 }
 
@@ -105,6 +109,16 @@ static vs_err keys_reload(vs_node *n, MDB_txn *txn, uint64_t now_ms) {
   return VS_OK;
 }
 
+vs_err nd_keys_open(vs_node *n) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  err = keys_reload(n, txn, 0);
+  mdb_txn_abort(txn);
+  n->key_new_ms = UINT64_MAX; /* learned before we opened */
+  return err;
+}
+
 /* An admin's node rotates the key when a revoked device may hold it or an
  * active member has no box of it (vs_mesh_keys.rekey_due): the new key
  * and the box key's seed from cfg.random. Concurrent rekeys of one epoch
@@ -134,8 +148,17 @@ static vs_err maybe_rekey(vs_node *n, uint64_t now_ms) {
   return err;
 }
 
+/* A dial on an older key worked: the peer gets the rekey from this session,
+ * so the next dial there starts from the newest key again (no one on the
+ * path can keep us on an old key by closing a handshake). */
+static void dial_ok(vs_node *n, const peer *p) {
+  for (uint32_t i = 0; i < DIAL_SLOTS; i++)
+    if (n->dial[i].used && memcmp(n->dial[i].tag, p->dial_tag, DIAL_TAG_BYTES) == 0) n->dial[i].used = false;
+}
+
 vs_err nd_member_on_ready(vs_node *n, peer *p, uint64_t now_ms) {
   if (!p->initiator) p->key_index = p->sess.key_index;
+  if (p->initiator && p->key_index > 0) dial_ok(n, p);
   MDB_txn *txn;
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;

@@ -60,6 +60,14 @@
  * names the real other end (no unknown key share), and a REPLY or AUTH
  * accepted proves that its sender derived the same keys.
  *
+ * SEVERAL MESH KEYS. A managed mesh rotates its key (docs/membership.md,
+ * "Rekey"): a responder may accept up to VS_HS_KEYS_MAX keys (its epochs'),
+ * tries mac0 of a HELLO under each in order and goes on with the first
+ * that holds as K (the session's key_index names it). An initiator uses
+ * one key; a responder that holds none of its epoch answers nothing, and
+ * the node's next dial there tries the next key it holds. Nothing on the
+ * wire changes: K is whichever key both hold.
+ *
  * DATA  [3][4][counter u64][XChaCha20-Poly1305(plaintext, ad = first 10 bytes)]
  * with nonce = counter (u64 LE) then 16 zero bytes, counters from 0 per
  * direction and session. The receiver keeps a 64-frame window: a counter

@@ -1,6 +1,7 @@
 /* mesh.rekey (src/member_rekey.c, member.h): the payload's layout, boxes
  * that only their recipient opens, and the reducer's epoch (the greatest
- * epoch of a valid admin's rekey, ties to the smallest op hash). */
+ * epoch valid admins' rekeys reach without a gap, ties to the smallest op
+ * hash). */
 #include "testutil.h" /* first: it sets _XOPEN_SOURCE */
 
 #include <stdarg.h>
@@ -208,12 +209,39 @@ static void test_rekey_epoch_in_view(void **state) {
   assert_memory_equal(v.epoch_origin, fa->origin, VS_ORIGIN_BYTES); /* A's epoch-2 rekey now */
 }
 
+/* A rekey cannot skip epochs: an admin's jump to 2^32-1 (which would end
+ * rotation for good) counts for nothing; the next honest epoch does. */
+static void test_rekey_epoch_no_gap(void **state) {
+  (void)state;
+  const uint32_t a[] = {1, 2, 2, 4}, b[] = {2, 3}, c[] = {3, 1, 2, UINT32_MAX}, d[] = {UINT32_MAX};
+  assert_int_equal(vs_mesh_epoch_reached(a, 4), 2);
+  assert_int_equal(vs_mesh_epoch_reached(b, 2), 0);
+  assert_int_equal(vs_mesh_epoch_reached(c, 4), 3);
+  assert_int_equal(vs_mesh_epoch_reached(d, 1), 0);
+  assert_int_equal(vs_mesh_epoch_reached(NULL, 0), 0);
+  static mf_set s;
+  static vs_mesh_view v;
+  memset(&s, 0, sizeof s);
+  mf_genesis(&s, A, 5);
+  mf_join(&s, A, 2, B, VS_MESH_ADMIN);
+  mf_rekey(&s, A, 4, 110, 1, 1);
+  mf_rekey(&s, B, 2, 120, UINT32_MAX, 2); /* a hostile admin's jump */
+  assert_err(vs_mesh_reduce(s.mesh_id, s.f, s.n, &v), VS_OK);
+  assert_int_equal(v.epoch, 1);
+  assert_int_equal(v.epoch_seq, 4);
+  mf_rekey(&s, A, 5, 130, 2, 3);
+  assert_err(vs_mesh_reduce(s.mesh_id, s.f, s.n, &v), VS_OK);
+  assert_int_equal(v.epoch, 2);
+  assert_int_equal(v.epoch_seq, 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rekey_boxes_open_for_recipients_only),
       cmocka_unit_test(test_rekey_make_refuses),
       cmocka_unit_test(test_rekey_decode_strict),
       cmocka_unit_test(test_rekey_epoch_in_view),
+      cmocka_unit_test(test_rekey_epoch_no_gap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,57 +16,22 @@
 
 #include "fixture.h"
 #include "mesh_harness.h"
+#include "member_nodes.h"
 #include "vixsync/mesh.h"
 #include "vixsync/node.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 
-#define DAY_MS (24ull * 3600ull * 1000ull)
-
-static vs_store *st(mh_mesh *m, uint32_t i) { return vs_node_store(m->nodes[i]); }
-
-/* Node `dev` joins with an invite of node `admin` (role). */
-static void join(mh_mesh *m, uint32_t admin, uint32_t dev, uint8_t role) {
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, (int)(0x40 + dev), sizeof seed);
-  vs_mesh_invite_req req = {role, m->now_ms + DAY_MS, seed, m->keys[admin], NULL, 0};
-  char tok[VS_MESH_TOKEN_LINE_MAX + 1];
-  size_t n = 0;
-  assert_err(vs_mesh_invite(st(m, admin), &req, m->now_ms, tok, sizeof tok, &n), VS_OK);
-  vs_mesh_joined j;
-  assert_err(vs_mesh_join(st(m, dev), tok, n, m->now_ms, &j), VS_OK);
-}
+static vs_store *st(mh_mesh *m, uint32_t i) { return mn_store(m, i); }
+static vs_node_stats stats(mh_mesh *m, uint32_t i) { return mn_stats(m, i); }
+static void join(mh_mesh *m, uint32_t admin, uint32_t dev, uint8_t role) { mn_join(m, admin, dev, role); }
+static bool has(mh_mesh *m, uint32_t i, const char *target) { return mn_has(m, i, target); }
+static uint64_t head(mh_mesh *m, uint32_t i, uint32_t origin) { return mn_head(m, i, origin); }
 
 static uint32_t members(mh_mesh *m, uint32_t i) {
   uint32_t c = 0;
   assert_err(vs_mesh_members(st(m, i), NULL, 0, &c), VS_OK);
   return c;
-}
-
-static uint64_t head(mh_mesh *m, uint32_t i, uint32_t origin) {
-  uint64_t seq = 0;
-  uint8_t h[VS_HASH_BYTES];
-  assert_err(vs_wal_head(st(m, i), m->ids[origin].pk, &seq, h, NULL), VS_OK);
-  return seq;
-}
-
-static vs_node_stats stats(mh_mesh *m, uint32_t i) {
-  vs_node_stats s;
-  vs_node_stats_get(m->nodes[i], &s);
-  return s;
-}
-
-static vs_err seen_cb(const vs_state_entry *e, void *ctx) {
-  (void)e;
-  *(bool *)ctx = true;
-  return VS_OK;
-}
-
-static bool has(mh_mesh *m, uint32_t i, const char *target) {
-  bool seen = false;
-  vs_err err = vs_state_get(st(m, i), (const uint8_t *)target, (uint32_t)strlen(target), false, seen_cb, &seen);
-  assert_true(err == VS_OK || err == VS_ERR_NOTFOUND);
-  return seen;
 }
 
 /* 0 creates; 1 and 2 join with 0's invites while 0 is the only one they
@@ -205,13 +170,7 @@ static void test_member_on_void_after_cut(void **state) {
   (void)state;
   memset(g_voids, 0, sizeof g_voids);
   mh_mesh m;
-  mh_init(&m, 3, "nmem-void", 0x91, 14);
-  m.configure = with_on_void;
-  for (uint32_t i = 0; i < 3; i++) mh_restart(&m, i);
-  uint8_t mesh_id[VS_MESH_ID_BYTES];
-  assert_err(vs_mesh_create(st(&m, 0), m.now_ms, mesh_id), VS_OK);
-  join(&m, 0, 1, VS_MESH_WRITER);
-  join(&m, 0, 2, VS_MESH_WRITER);
+  mn_mesh(&m, 3, 3, NULL, "nmem-void", 0x91, 14, with_on_void);
   mh_connect(&m, 1, 0);
   mh_connect(&m, 2, 0);
   mh_connect(&m, 2, 1);

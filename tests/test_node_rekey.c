@@ -19,43 +19,26 @@
 
 #include "fixture.h"
 #include "mesh_harness.h"
+#include "member_nodes.h"
+#include "member.h"
+#include "mgate.h"
+#include "mstore.h"
+#include "write_int.h"
 #include "vixsync/mesh.h"
 #include "vixsync/node.h"
 #include "vixsync/state.h"
 
-#define DAY_MS (24ull * 3600ull * 1000ull)
 #define GRACE_MS 60000u
 
-static vs_store *st(mh_mesh *m, uint32_t i) { return vs_node_store(m->nodes[i]); }
-
-static vs_node_stats stats(mh_mesh *m, uint32_t i) {
-  vs_node_stats s;
-  vs_node_stats_get(m->nodes[i], &s);
-  return s;
-}
+static vs_store *st(mh_mesh *m, uint32_t i) { return mn_store(m, i); }
+static vs_node_stats stats(mh_mesh *m, uint32_t i) { return mn_stats(m, i); }
+static void join(mh_mesh *m, uint32_t admin, uint32_t dev, uint8_t role) { mn_join(m, admin, dev, role); }
+static bool has(mh_mesh *m, uint32_t i, const char *target) { return mn_has(m, i, target); }
 
 static void short_grace(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   (void)m;
   (void)i;
   cfg->rekey_grace_ms = GRACE_MS;
-}
-
-/* Node `dev` joins with an invite of node `admin` (role); the token carries
- * the newest key `admin` holds, which `dev` keeps as its base key (as
- * vix-node keeps it in mesh.key), so dev reopens with it. */
-static void join(mh_mesh *m, uint32_t admin, uint32_t dev, uint8_t role) {
-  uint8_t seed[VS_SEED_BYTES];
-  memset(seed, (int)(0x40 + dev), sizeof seed);
-  vs_mesh_invite_req req = {role, m->now_ms + DAY_MS, seed, m->keys[admin], NULL, 0};
-  char tok[VS_MESH_TOKEN_LINE_MAX + 1];
-  size_t n = 0;
-  assert_err(vs_mesh_invite(st(m, admin), &req, m->now_ms, tok, sizeof tok, &n), VS_OK);
-  vs_mesh_joined j;
-  assert_err(vs_mesh_join(st(m, dev), tok, n, m->now_ms, &j), VS_OK);
-  if (memcmp(j.mesh_key, m->keys[dev], VS_MESH_KEY_BYTES) != 0) {
-    memcpy(m->keys[dev], j.mesh_key, VS_MESH_KEY_BYTES);
-    mh_restart(m, dev);
-  }
 }
 
 static vs_mesh_key_info key_of(mh_mesh *m, uint32_t i) {
@@ -69,28 +52,10 @@ static bool same_key(mh_mesh *m, uint32_t a, uint32_t b) {
   return memcmp(x.key, y.key, VS_MESH_KEY_BYTES) == 0;
 }
 
-static vs_err seen_cb(const vs_state_entry *e, void *ctx) {
-  (void)e;
-  *(bool *)ctx = true;
-  return VS_OK;
-}
-
-static bool has(mh_mesh *m, uint32_t i, const char *target) {
-  bool seen = false;
-  vs_err err = vs_state_get(st(m, i), (const uint8_t *)target, (uint32_t)strlen(target), false, seen_cb, &seen);
-  assert_true(err == VS_OK || err == VS_ERR_NOTFOUND);
-  return seen;
-}
-
 /* 0 (admin) creates; 1, 2 and 3 join; all connected through 0 and 1.
  * Nodes past 3 (n > 4) are left alone. */
 static void four_of(mh_mesh *m, uint32_t n, const char *tag, uint8_t id_base) {
-  mh_init(m, n, tag, id_base, id_base);
-  m->configure = short_grace;
-  for (uint32_t i = 0; i < n; i++) mh_restart(m, i);
-  uint8_t mesh_id[VS_MESH_ID_BYTES];
-  assert_err(vs_mesh_create(st(m, 0), m->now_ms, mesh_id), VS_OK);
-  for (uint32_t i = 1; i < 4; i++) join(m, 0, i, VS_MESH_WRITER);
+  mn_mesh(m, n, 4, NULL, tag, id_base, id_base, short_grace);
   mh_connect(m, 1, 0);
   mh_connect(m, 2, 0);
   mh_connect(m, 3, 0);
@@ -220,17 +185,11 @@ static void test_rekey_offline_responder_catches_up(void **state) {
 static void test_rekey_old_token_past_grace(void **state) {
   (void)state;
   mh_mesh m;
-  mh_init(&m, 5, "rk-token", 0x61, 0x61);
-  m.configure = short_grace;
-  for (uint32_t i = 0; i < 5; i++) mh_restart(&m, i);
-  uint8_t mesh_id[VS_MESH_ID_BYTES];
-  assert_err(vs_mesh_create(st(&m, 0), m.now_ms, mesh_id), VS_OK);
-  join(&m, 0, 1, VS_MESH_WRITER);
-  join(&m, 0, 2, VS_MESH_WRITER);
+  mn_mesh(&m, 5, 3, NULL, "rk-token", 0x61, 0x61, short_grace);
   /* 3's token now, at epoch 0; 3 joins later. */
   uint8_t seed[VS_SEED_BYTES];
   memset(seed, 0x43, sizeof seed);
-  vs_mesh_invite_req req = {VS_MESH_WRITER, m.now_ms + DAY_MS, seed, m.keys[0], NULL, 0};
+  vs_mesh_invite_req req = {VS_MESH_WRITER, m.now_ms + MN_DAY_MS, seed, m.keys[0], NULL, 0};
   char tok[VS_MESH_TOKEN_LINE_MAX + 1];
   size_t tok_n = 0;
   assert_err(vs_mesh_invite(st(&m, 0), &req, m.now_ms, tok, sizeof tok, &tok_n), VS_OK);
@@ -265,14 +224,8 @@ static void test_rekey_old_token_past_grace(void **state) {
 static void test_rekey_concurrent_revokes(void **state) {
   (void)state;
   mh_mesh m;
-  mh_init(&m, 4, "rk-race", 0x71, 0x71);
-  m.configure = short_grace;
-  for (uint32_t i = 0; i < 4; i++) mh_restart(&m, i);
-  uint8_t mesh_id[VS_MESH_ID_BYTES];
-  assert_err(vs_mesh_create(st(&m, 0), m.now_ms, mesh_id), VS_OK);
-  join(&m, 0, 1, VS_MESH_ADMIN);
-  join(&m, 0, 2, VS_MESH_WRITER);
-  join(&m, 0, 3, VS_MESH_WRITER);
+  const uint8_t roles[] = {VS_MESH_ADMIN, VS_MESH_ADMIN, VS_MESH_WRITER, VS_MESH_WRITER};
+  mn_mesh(&m, 4, 4, roles, "rk-race", 0x71, 0x71, short_grace);
   mh_connect(&m, 1, 0);
   mh_connect(&m, 2, 0);
   mh_connect(&m, 3, 1);
@@ -336,6 +289,58 @@ static void test_rekey_reboxes_late_joiner(void **state) {
   mh_free(&m);
 }
 
+/* A hostile admin writes a rekey that boxes the revoked device too (made
+ * by hand: its own node would not). Every honest node takes it as the
+ * epoch's winner, sees a revoked device named in it and an admin's node
+ * answers with the next epoch: the revoked device holds no key of the
+ * last one. */
+static void test_rekey_hostile_admin_boxes_revoked(void **state) {
+  (void)state;
+  mh_mesh m;
+  const uint8_t roles[] = {VS_MESH_ADMIN, VS_MESH_ADMIN, VS_MESH_WRITER, VS_MESH_WRITER};
+  mn_mesh(&m, 4, 4, roles, "rk-hostile", 0x91, 0x91, short_grace);
+  mh_connect(&m, 1, 0);
+  mh_connect(&m, 2, 0);
+  mh_connect(&m, 3, 0);
+  mh_run(&m, 4000);
+  assert_err(vs_mesh_revoke(st(&m, 0), m.ids[2].pk, m.now_ms, NULL), VS_OK);
+  mh_run(&m, 4000);
+  vs_mesh_key_info before = key_of(&m, 0);
+  assert_true(before.epoch >= 1 && !before.rekey_due);
+  /* 1 boxes a key it chose for everyone, 2 included, at the next epoch. */
+  uint8_t mesh_id[VS_MESH_ID_BYTES], key[VS_MESH_KEY_BYTES], eph[32], pks[4][VS_ORIGIN_BYTES];
+  assert_err(vs_mesh_id(st(&m, 1), mesh_id), VS_OK);
+  memset(key, 0xee, sizeof key);
+  memset(eph, 0xef, sizeof eph);
+  for (uint32_t i = 0; i < 4; i++) memcpy(pks[i], m.ids[i].pk, VS_ORIGIN_BYTES);
+  static uint8_t payload[VS_MESH_REKEY_BYTES_MAX];
+  size_t bytes = 0;
+  assert_err(vs_mesh_rekey_make(mesh_id, before.epoch + 1u, key, eph, (const uint8_t(*)[VS_ORIGIN_BYTES])pks, 4, payload,
+                                sizeof payload, &bytes),
+             VS_OK);
+  write_ctx *c = NULL;
+  vs_write_result res;
+  uint8_t hash[VS_HASH_BYTES];
+  assert_err(vs_write_sys_begin(st(&m, 1), m.now_ms, &c), VS_OK);
+  assert_err(vs_write_sys_op(c, VS_MESH_KIND_REKEY, payload, (uint32_t)bytes, &res, hash), VS_OK);
+  /* Its own store records it as vs_mesh_rekey would (mesh_api.c). */
+  bool refolded = false;
+  assert_err(vs_mesh_record_put_txn(vs_write_sys_txn(c), st(&m, 1), m.ids[1].pk, res.seq, hash, res.lsn), VS_OK);
+  assert_err(vs_mesh_refresh_txn(vs_write_sys_txn(c), st(&m, 1), mesh_id, &refolded), VS_OK);
+  assert_err(vs_write_sys_commit(c), VS_OK);
+  uint64_t issued = mn_stats(&m, 0).rekeys_issued + mn_stats(&m, 1).rekeys_issued;
+  mh_run(&m, 6000);
+  vs_mesh_key_info after = key_of(&m, 0);
+  assert_true(after.epoch >= before.epoch + 2u); /* the hostile epoch, then the answer */
+  assert_false(after.rekey_due);
+  assert_true(mn_stats(&m, 0).rekeys_issued + mn_stats(&m, 1).rekeys_issued > issued);
+  assert_true(same_key(&m, 0, 3) && same_key(&m, 0, 1));
+  assert_true(memcmp(after.key, key, VS_MESH_KEY_BYTES) != 0);
+  /* 2 holds the hostile epoch's key (it was boxed), not the last one. */
+  assert_false(same_key(&m, 0, 2));
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rekey_after_revoke),
@@ -344,6 +349,7 @@ int main(void) {
       cmocka_unit_test(test_rekey_old_token_past_grace),
       cmocka_unit_test(test_rekey_concurrent_revokes),
       cmocka_unit_test(test_rekey_reboxes_late_joiner),
+      cmocka_unit_test(test_rekey_hostile_admin_boxes_revoked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,6 +132,62 @@ static void test_hs_responder_sends_nothing_for_wrong_mesh_key(void **state) {
   assert_memory_equal(&before, &c.r, sizeof before);
 }
 
+/* A responder that holds several keys of a mesh (its epochs, docs/
+ * membership.md "Rekey"): an initiator on any of them completes the
+ * handshake, key_index names the one it used, and the rest of the
+ * handshake runs on it alone; a key it does not hold gets nothing, and the
+ * responder's state is unchanged. */
+static void test_hs_responder_keys(void **state) {
+  (void)state;
+  uint8_t keys[3][VS_MESH_KEY_BYTES], other[VS_MESH_KEY_BYTES];
+  fill(keys[0], VS_MESH_KEY_BYTES, 40);
+  fill(keys[1], VS_MESH_KEY_BYTES, 41);
+  fill(keys[2], VS_MESH_KEY_BYTES, 42);
+  fill(other, VS_MESH_KEY_BYTES, 43);
+  for (uint32_t k = 0; k < 4; k++) {
+    const uint8_t *mine = k < 3 ? keys[k] : other;
+    vs_hs i, r;
+    vs_session si, sr;
+    memset(&si, 0, sizeof si);
+    memset(&sr, 0, sizeof sr);
+    uint8_t seed_i[32], seed_r[32], hello[VS_HELLO_BYTES], f1[VS_HS_FRAME_BYTES_MAX], f2[VS_HS_FRAME_BYTES_MAX];
+    fill(seed_i, 32, (uint8_t)(60 + k));
+    fill(seed_r, 32, (uint8_t)(70 + k));
+    size_t n = 0;
+    bool done = false;
+    assert_err(vs_hs_start_initiator(&i, &ID_A, mine, seed_i, hello, sizeof hello, &n), VS_OK);
+    assert_err(vs_hs_start_responder_keys(&r, &ID_B, (const uint8_t(*)[VS_MESH_KEY_BYTES])keys, 3, seed_r), VS_OK);
+    assert_err(vs_hs_responder_cookie(&r, COOKIE_SECRET, NULL, CONN_ADDR, sizeof CONN_ADDR), VS_OK);
+    if (k == 3) {
+      vs_hs before = r;
+      assert_err(feed(&r, hello, sizeof hello, f1, sizeof f1, &n, &done, &sr), VS_ERR_AUTH);
+      assert_int_equal(n, 0);
+      assert_memory_equal(&before, &r, sizeof before);
+      vs_hs_wipe(&i);
+      vs_hs_wipe(&r);
+      continue;
+    }
+    assert_err(feed(&r, hello, sizeof hello, f1, sizeof f1, &n, &done, &sr), VS_OK); /* COOKIE */
+    assert_err(feed(&i, f1, n, f2, sizeof f2, &n, &done, &si), VS_OK);               /* HELLO2 */
+    assert_err(feed(&r, f2, n, f1, sizeof f1, &n, &done, &sr), VS_OK);               /* REPLY */
+    assert_err(feed(&i, f1, n, f2, sizeof f2, &n, &done, &si), VS_OK);               /* AUTH */
+    assert_true(done);
+    done = false;
+    assert_err(feed(&r, f2, n, NULL, 0, &n, &done, &sr), VS_OK);
+    assert_true(done);
+    assert_int_equal(sr.key_index, k);
+    assert_memory_equal(sr.tx_key, si.rx_key, 32);
+    vs_hs_wipe(&i);
+    vs_hs_wipe(&r);
+  }
+  vs_hs r;
+  uint8_t seed[32];
+  fill(seed, 32, 80);
+  assert_err(vs_hs_start_responder_keys(&r, &ID_B, (const uint8_t(*)[VS_MESH_KEY_BYTES])keys, 0, seed), VS_ERR_INVAL);
+  assert_err(vs_hs_start_responder_keys(&r, &ID_B, (const uint8_t(*)[VS_MESH_KEY_BYTES])keys, VS_HS_KEYS_MAX + 1u, seed),
+             VS_ERR_INVAL);
+}
+
 static void test_hs_initiator_rejects_reply_with_wrong_mesh_key(void **state) {
   (void)state;
   /* A responder of mesh 2 answers a HELLO with the same eph_i: only the
@@ -691,6 +747,7 @@ int main(void) {
       cmocka_unit_test(test_hs_completes_and_sessions_talk_both_ways),
       cmocka_unit_test(test_hs_frames_match_the_header_formulas),
       cmocka_unit_test(test_hs_responder_sends_nothing_for_wrong_mesh_key),
+      cmocka_unit_test(test_hs_responder_keys),
       cmocka_unit_test(test_hs_initiator_rejects_reply_with_wrong_mesh_key),
       cmocka_unit_test(test_hs_responder_rejects_auth_with_wrong_mesh_key),
       cmocka_unit_test(test_hs_reply_signed_by_another_key_is_auth),
