@@ -15,7 +15,9 @@ older one) and B's write reaches A. D comes back on its old key, as an
 active member: it is let in, gets the new key and syncs; C, started again,
 is refused by the restarted A and B. An invite made after the rekey carries
 the new key: E joins with it and syncs (and A boxes the key again for E).
-And a revoke with no daemon running anywhere rotates the key by itself.
+And a revoke with no daemon running anywhere rotates the key by itself; one
+whose rekey does not fit the store stands, says so, exits 3, and the
+admin's daemon rotates the key later.
 
 Every wait is bounded; timing only ever acts as a generous timeout, or
 makes a precondition certain (the grace is over). The figures printed
@@ -24,12 +26,14 @@ directories of a failed test.
 """
 
 import json
+import os
 import re
+import shutil
 import time
 
 import meshlib as ml
 import meshtoken
-from meshlib import check, vn_ok
+from meshlib import check, vn, vn_ok
 from test_members import get, invite, join, mesh_key, new_mesh, origin_ops
 
 SYNC_S = 60.0
@@ -266,8 +270,75 @@ def test_revoke_without_daemon(m):
         dm.stop()
 
 
+def revoke_copy(m, src, cid, map_bytes, name):
+    """`revoke` on a copy of the stopped data directory src, with the store
+    limited to map_bytes: (copy, rc, stdout, stderr); outcome "none" (full,
+    nothing written), "partial" (the revoke written, not the rekey), "ok"."""
+    t = os.path.join(m.root, name)
+    shutil.copytree(src, t)
+    os.remove(os.path.join(t, "lock.mdb"))
+    rc, out, err = vn("revoke", "--data", t, cid, env=dict(os.environ, VIX_NODE_MAP_BYTES=str(map_bytes)))
+    kind = "none" if rc == 3 and out == "" else "ok" if rc == 0 else "partial"
+    return t, kind, rc, out, err
+
+
+def test_revoke_rekey_fails(m):
+    """The revoke written, its rekey refused (the store is full): the revoke
+    stands, `revoke` says so on stderr and exits 3; A's daemon, started
+    later with room, rotates the key by itself. The store's limit that
+    lets the revoke in but not the rekey is found by bisection on copies
+    of A's directory (whole pages: deterministic for one build)."""
+    a, aid = new_mesh(m, "a")
+    b, bid, _ = join(m, "b", invite(a))
+    c, cid, _ = join(m, "c", invite(a))
+    da = m.start(a)
+    db = m.start(b, peers=[da.port])
+    dc = m.start(c, peers=[da.port])
+    ml.wait_until(lambda: all(len(members_json(x)["members"]) == 3 for x in (a, b)), SYNC_S,
+                  "a and b to list the three members")
+    for dm in (da, db, dc):
+        dm.stop()
+    lines = "".join(json.dumps({"kind": "put", "target": "k%d" % i, "value": "v" * 1500}) + "\n" for i in range(60))
+    vn_ok("import", "--data", a, stdin=lines)  # past the smallest store allowed (64 KiB)
+    page, tries = 4096, [0]
+
+    def outcome(map_bytes):
+        tries[0] += 1
+        t, kind, rc, out, err = revoke_copy(m, a, cid, map_bytes, "try%d" % tries[0])
+        shutil.rmtree(t)
+        return kind
+    lo, hi = 64 * 1024, 256 * 1024 * 1024  # lo: nothing written; hi: everything written
+    check(outcome(lo) == "none" and outcome(hi) == "ok", "the bounds of the search")
+    while hi - lo > page:  # bounded: log2 of the range in pages
+        mid = (lo + hi) // 2 // page * page
+        if outcome(mid) == "none":
+            lo = mid
+        else:
+            hi = mid
+    t, kind, rc, out, err = revoke_copy(m, a, cid, hi, "partial")
+    print("figure smallest store that takes the revoke: %d bytes (%s)" % (hi, kind), flush=True)
+    check(kind == "partial" and rc == 3, "the revoke fits, its rekey does not: exit %d %r %r" % (rc, out, err))
+    check(re.fullmatch(r"revoked %s at seq \d+\n" % cid, out), "the revoke is printed, no epoch: %r" % out)
+    check(len(err.splitlines()) == 1 and err.startswith("vix-node revoke: the revoke stands, but the mesh key was "
+                                                        "not rotated (VS_ERR_FULL"), "one line says so: %r" % err)
+    ms = {x["node_id"]: x for x in members_json(t)["members"]}
+    check(ms[cid]["state"] == "revoked" and members_json(t)["epoch"] == 0, "the revoke stands, at epoch 0")
+    # A daemon of the admin, with room, rotates the key; b, its peer, gets
+    # it. (Alone, the daemon writes the rekey but its status keeps epoch 0
+    # until a peer makes the node poll again: reported to the library.)
+    dt = m.start(t)
+    db.peers = [dt.port]
+    db.start()
+    ml.wait_until(lambda: holds_newest(t) and holds_newest(b), SYNC_S, "the admin's daemon to rotate the key")
+    check(ml.stats(t)["rekeys_issued"] == 1 and epochs(t) == epochs(b) == (1, 1),
+          "one rekey, epoch 1: %r %r" % (epochs(t), epochs(b)))
+    dt.stop()
+    db.stop()
+
+
 if __name__ == "__main__":
     ml.main([
         ("revoke_rekey", test_revoke_rekey),
         ("revoke_without_daemon", test_revoke_without_daemon),
+        ("revoke_rekey_fails", test_revoke_rekey_fails),
     ])
