@@ -137,7 +137,9 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
           if (err == VS_OK) err = nd_restore_update(n, now_ms);
         }
       }
-      for (uint32_t i = count - r->applied; i < count && n->cfg.on_apply != NULL; i++)
+      /* The ops stored follow the ones held already; a run that crosses a
+       * revocation cut is taken up to the cut, so its tail may not be. */
+      for (uint32_t i = r->duplicates; i < r->duplicates + r->applied && i < count && n->cfg.on_apply != NULL; i++)
         n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
       return err;
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */

@@ -11,7 +11,9 @@
  *    depth = inviter's + 1; the genesis author alone at depth 0; every
  *    revoked member's revoker an admin member valid at the revoke's seq);
  *  - a naive re-implementation of the rules (fixpoint admissions, greedy
- *    revokes re-checking everything from scratch) gives the same members.
+ *    revokes re-checking everything from scratch) gives the same members,
+ *    and the same epoch and winner (rekeys by anyone, at the next epochs or
+ *    jumping to 2^32-1: only admins' count, with no gap).
  * Usage: test_member_property [seed [sets]]; the seed is printed, and a
  * failure names the set's index: rerun with that seed to reproduce. */
 #include "testutil.h" /* first: it sets _XOPEN_SOURCE */
@@ -116,7 +118,7 @@ static void generate(gen *g, mf_set *s, uint64_t seed, uint32_t honest, uint32_t
    * sets with every compiler. */
   for (uint32_t i = 0; i < moves; i++) {
     uint32_t a, b;
-    switch (rnd(&g->rng, 9)) {
+    switch (rnd(&g->rng, 10)) {
       case 0: /* a revoke by an admin */
         a = pick_admin(g);
         b = pick_dev(g);
@@ -153,6 +155,11 @@ static void generate(gen *g, mf_set *s, uint64_t seed, uint32_t honest, uint32_t
         g_revoke(g, a, b);
         a = pick_admin(g);
         g_revoke(g, a, b);
+        break;
+      case 9: /* an admin or anyone rekeys: the next epochs, or a jump */
+        a = rnd(&g->rng, 2) ? pick_admin(g) : pick_dev(g);
+        b = rnd(&g->rng, 8) == 0 ? UINT32_MAX - (uint32_t)rnd(&g->rng, 2) : 1 + (uint32_t)rnd(&g->rng, 4);
+        mf_rekey(g->s, a, g->next_seq[a]++, hlc(g), b, (uint8_t)rnd(&g->rng, 256));
         break;
       default: /* a self revoke */
         a = pick_admin(g);
@@ -358,6 +365,34 @@ static void oracle_check(const mf_set *s, const vs_mesh_view *v, uint64_t set) {
   }
 }
 
+/* The epoch, naively: the rekeys whose author is an admin of the view not
+ * past its cut; the greatest epoch reached from 1 with no gap (tried one
+ * by one); of its rekeys the smallest hash. */
+static void oracle_epoch(const mf_set *s, const vs_mesh_view *v, uint64_t set) {
+  uint32_t reached = 0, best = UINT32_MAX;
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (uint32_t i = 0; i < s->n && !grew; i++) {
+      const vs_mesh_fact *f = &s->f[i];
+      if (f->kind != VS_MESH_REKEY || f->u.rekey.epoch != reached + 1u) continue;
+      const vs_mesh_member *a = vs_mesh_find(v, f->origin);
+      if (a == NULL || a->role != VS_MESH_ADMIN || (a->revoked && f->seq > a->cut_seq)) continue;
+      reached++;
+      grew = true;
+    }
+  }
+  for (uint32_t i = 0; i < s->n && reached > 0; i++) {
+    const vs_mesh_fact *f = &s->f[i];
+    if (f->kind != VS_MESH_REKEY || f->u.rekey.epoch != reached) continue;
+    const vs_mesh_member *a = vs_mesh_find(v, f->origin);
+    if (a == NULL || a->role != VS_MESH_ADMIN || (a->revoked && f->seq > a->cut_seq)) continue;
+    if (best == UINT32_MAX || memcmp(f->hash, s->f[best].hash, VS_HASH_BYTES) < 0) best = i;
+  }
+  if (v->epoch != reached) fail_msg("set %" PRIu64 ": oracle epoch %u, reducer %u", set, reached, v->epoch);
+  if (reached > 0 && memcmp(v->epoch_hash, s->f[best].hash, VS_HASH_BYTES) != 0)
+    fail_msg("set %" PRIu64 ": oracle epoch winner differs", set);
+}
+
 /* ---- order independence ---- */
 
 static void shuffle(vs_mesh_fact *f, uint32_t n, uint64_t *rng) {
@@ -379,7 +414,7 @@ static void test_random_sets(void **state) {
   static mf_set s;
   static gen g;
   static vs_mesh_fact perm[2 * MF_FACTS_MAX];
-  uint64_t rng = g_seed, members = 0, revoked = 0, facts = 0;
+  uint64_t rng = g_seed, members = 0, revoked = 0, facts = 0, epochs = 0;
   printf("seed %#" PRIx64 ", %u sets\n", g_seed, g_sets);
   for (uint32_t k = 0; k < g_sets; k++) {
     uint64_t set_seed = vt_sm64(&rng);
@@ -390,8 +425,10 @@ static void test_random_sets(void **state) {
     assert_err(vs_mesh_reduce(s.mesh_id, s.f, s.n, &g_v1), VS_OK);
     check_invariants(&g_v1, k);
     oracle_check(&s, &g_v1, k);
+    oracle_epoch(&s, &g_v1, k);
     members += g_v1.count;
     facts += s.n;
+    epochs += g_v1.epoch > 0;
     for (uint32_t i = 0; i < g_v1.count; i++) revoked += g_v1.members[i].revoked;
     for (int p = 0; p < 4; p++) {
       memcpy(perm, s.f, s.n * sizeof *perm);
@@ -407,7 +444,9 @@ static void test_random_sets(void **state) {
     shuffle(perm, n, &rng);
     reduce_same(&s, perm, n, k, "duplicates");
   }
-  printf("%u sets: %" PRIu64 " facts, %" PRIu64 " members, %" PRIu64 " revoked\n", g_sets, facts, members, revoked);
+  printf("%u sets: %" PRIu64 " facts, %" PRIu64 " members, %" PRIu64 " revoked, %" PRIu64 " with an epoch\n", g_sets,
+         facts, members, revoked, epochs);
+  assert_true(g_sets < 100 || epochs > 0); /* the epoch oracle is not vacuous */
 }
 
 /* Every permutation of small sets (Heap's algorithm, iterative). */
@@ -426,6 +465,7 @@ static void test_every_permutation_of_small_sets(void **state) {
     assert_err(vs_mesh_reduce(s.mesh_id, s.f, s.n, &g_v1), VS_OK);
     check_invariants(&g_v1, k);
     oracle_check(&s, &g_v1, k);
+    oracle_epoch(&s, &g_v1, k);
     uint32_t n = s.n, c[MF_FACTS_MAX] = {0};
     memcpy(perm, s.f, n * sizeof *perm);
     for (uint32_t i = 1; i < n;) {
