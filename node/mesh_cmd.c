@@ -22,12 +22,9 @@
 /* ---- what the commands share ---- */
 
 #define DURATION_DIGITS_MAX 12u
-#define DURATION_MS_MAX (3650ull * 24u * 3600u * 1000u) /* ten years */
 #define EXPIRES_DEFAULT "24h"
 
-/* "N" then a unit: ms, s, m, h or d; N a positive decimal; at most
- * DURATION_MS_MAX. The one duration syntax of vix-node's options. */
-static bool parse_duration(const char *s, uint64_t *ms_out) {
+bool vn_parse_duration(const char *s, uint64_t *ms_out) {
   static const struct {
     const char *unit;
     uint64_t ms;
@@ -41,7 +38,7 @@ static bool parse_duration(const char *s, uint64_t *ms_out) {
   if (digits == 0 || n == 0 || (s[digits] >= '0' && s[digits] <= '9')) return false;
   for (size_t i = 0; i < sizeof UNITS / sizeof UNITS[0]; i++) {
     if (strcmp(s + digits, UNITS[i].unit) != 0) continue;
-    if (n > DURATION_MS_MAX / UNITS[i].ms) return false;
+    if (n > VN_DURATION_MS_MAX / UNITS[i].ms) return false;
     *ms_out = n * UNITS[i].ms;
     return true;
   }
@@ -76,6 +73,19 @@ static int require_managed(const char *cmd, const char *dir, vs_store *store) {
     return VN_EXIT_NOTFOUND;
   }
   return vn_report(cmd, dir, err);
+}
+
+/* DIR/mesh.key: this device's base mesh key (the one it created the mesh
+ * with or its token's; vs_mesh_key starts from it). VN_EXIT_OK, or one
+ * line and exit 3. */
+static int load_base_key(const char *cmd, const char *dir, uint8_t key[VS_MESH_KEY_BYTES]) {
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof path, "%s/%s", dir, VN_MESH_KEY_FILE);
+  vs_err err = n > 0 && (size_t)n < sizeof path ? vs_mesh_key_load(path, key) : VS_ERR_INVAL;
+  if (err == VS_OK) return VN_EXIT_OK;
+  sodium_memzero(key, VS_MESH_KEY_BYTES);
+  vn_errorf(cmd, "%s/%s: cannot read the mesh key (%s)", dir, VN_MESH_KEY_FILE, vs_strerror(err));
+  return VN_EXIT_STORAGE;
 }
 
 /* ---- init --new-mesh ---- */
@@ -181,8 +191,8 @@ static int cmd_invite(const mesh_args *m) {
   if (rc != VN_EXIT_OK) return rc;
   uint64_t dur_ms = 0;
   const char *expires = m->expires != NULL ? m->expires : EXPIRES_DEFAULT;
-  if (!parse_duration(expires, &dur_ms))
-    return vn_usage_error(a, "--expires: '%s' is not a duration (N then ms, s, m, h or d; at most 3650d)", expires);
+  if (!vn_parse_duration(expires, &dur_ms))
+    return vn_usage_error(a, "--expires: '%s' is not a duration (" VN_DURATION_HELP ")", expires);
   for (uint32_t i = 0; i < m->addr_count; i++) {
     if (!vs_mesh_addr_valid(m->addrs[i], strlen(m->addrs[i])))
       return vn_usage_error(a, "--addr '%s': expected HOST:PORT (a name, an IPv4 address or [IPv6], port 1..65535)",
@@ -194,16 +204,11 @@ static int cmd_invite(const mesh_args *m) {
   if (rc != VN_EXIT_OK) return rc;
   vs_store *store = vs_node_store(node);
   rc = require_managed(a->cmd, a->data, store);
+  /* The base key: vs_mesh_invite puts the newest key this device holds
+   * (a rekey's, else this one) in the token. */
   uint8_t mesh_key[VS_MESH_KEY_BYTES], seed[VS_SEED_BYTES];
-  char path[PATH_MAX];
-  if (rc == VN_EXIT_OK) {
-    int n = snprintf(path, sizeof path, "%s/%s", a->data, VN_MESH_KEY_FILE);
-    vs_err err = n > 0 && (size_t)n < sizeof path ? vs_mesh_key_load(path, mesh_key) : VS_ERR_INVAL;
-    if (err != VS_OK) {
-      vn_errorf(a->cmd, "%s/%s: cannot read the mesh key (%s)", a->data, VN_MESH_KEY_FILE, vs_strerror(err));
-      rc = VN_EXIT_STORAGE;
-    }
-  }
+  memset(mesh_key, 0, sizeof mesh_key);
+  if (rc == VN_EXIT_OK) rc = load_base_key(a->cmd, a->data, mesh_key);
   char token[VS_MESH_TOKEN_LINE_MAX + 1];
   size_t chars = 0;
   randombytes_buf(seed, sizeof seed);
@@ -350,6 +355,28 @@ static vs_err member_known(vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES]) {
   return found ? VS_OK : VS_ERR_NOTFOUND;
 }
 
+/* The mesh key rotated at once after a revoke (vs_mesh_rekey): a fresh key
+ * and box seed from libsodium, wiped after. */
+static vs_err rekey_now(vs_store *store, uint32_t *epoch_out) {
+  uint8_t key[VS_MESH_KEY_BYTES], seed[32];
+  randombytes_buf(key, sizeof key);
+  randombytes_buf(seed, sizeof seed);
+  vs_err err = vs_mesh_rekey(store, key, seed, vn_now_ms(), epoch_out);
+  sodium_memzero(key, sizeof key);
+  sodium_memzero(seed, sizeof seed);
+  return err;
+}
+
+/* The revoke was written and stands; the rekey that follows it failed. */
+static int rekey_failed(const char *cmd, vs_err err) {
+  vn_errorf(cmd,
+            "the revoke stands, but the mesh key was not rotated (%s: %s); a running daemon of an admin rotates "
+            "it by itself",
+            vs_err_name(err), vs_strerror(err));
+  /* No room for another fact or epoch: "not allowed", as for the revoke. */
+  return err == VS_ERR_LIMIT ? VN_EXIT_NOTFOUND : vn_exit_for(err);
+}
+
 static int cmd_revoke(const mesh_args *m) {
   const vn_args *a = &m->base;
   uint8_t device[VS_ORIGIN_BYTES];
@@ -361,11 +388,15 @@ static int cmd_revoke(const mesh_args *m) {
   if (rc != VN_EXIT_OK) return rc;
   rc = require_managed(a->cmd, a->data, vs_node_store(node));
   uint64_t cut = 0;
-  vs_err err = VS_OK;
+  vs_err err = VS_OK, rekey_err = VS_OK;
+  uint32_t epoch = 0;
   /* Checked here too: a revoke of a device the mesh never admitted must
    * not print a cut. */
   if (rc == VN_EXIT_OK) err = member_known(vs_node_store(node), device);
   if (rc == VN_EXIT_OK && err == VS_OK) err = vs_mesh_revoke(vs_node_store(node), device, vn_now_ms(), &cut);
+  /* Then the key the revoked device holds is replaced at once, boxed for
+   * every active member: no daemon of an admin needs to run for it. */
+  if (rc == VN_EXIT_OK && err == VS_OK) rekey_err = rekey_now(vs_node_store(node), &epoch);
   vs_node_close(node);
   if (rc != VN_EXIT_OK) return rc;
   const char *id = a->pos[0];
@@ -378,9 +409,10 @@ static int cmd_revoke(const mesh_args *m) {
       printf("revoked ");
       write_hex(stdout, device, sizeof device);
       printf(" at seq %" PRIu64 "\n", cut);
+      if (rekey_err == VS_OK) printf("mesh key rotated to epoch %" PRIu32 "\n", epoch);
       fflush(stdout);
       vn_nudge(a->data);
-      return VN_EXIT_OK;
+      return rekey_err == VS_OK ? VN_EXIT_OK : rekey_failed(a->cmd, rekey_err);
     case VS_ERR_DENIED:
       vn_errorf(a->cmd, "not allowed: this device is not an admin, or %s is the mesh's last admin", id);
       break;
@@ -460,6 +492,18 @@ static int cmd_members(const mesh_args *m) {
     vs_err err = list == NULL ? VS_ERR_NOMEM : vs_mesh_members(vs_node_store(node), list, VS_MESH_MEMBERS_MAX, &count);
     if (err != VS_OK) rc = vn_report(a->cmd, a->data, err);
   }
+  /* The mesh's key epoch, and the newest one this device holds (from its
+   * base key, DIR/mesh.key): below the mesh's, no box reached it yet. */
+  vs_mesh_key_info key;
+  memset(&key, 0, sizeof key);
+  if (rc == VN_EXIT_OK) {
+    uint8_t base[VS_MESH_KEY_BYTES];
+    rc = load_base_key(a->cmd, a->data, base);
+    vs_err err = rc == VN_EXIT_OK ? vs_mesh_key(vs_node_store(node), base, &key) : VS_OK;
+    sodium_memzero(base, sizeof base);
+    sodium_memzero(key.key, sizeof key.key); /* only the epochs are shown */
+    if (err != VS_OK) rc = vn_report(a->cmd, a->data, err);
+  }
   vs_node_close(node);
   if (rc == VN_EXIT_OK) {
     if (count > VS_MESH_MEMBERS_MAX) {
@@ -473,12 +517,14 @@ static int cmd_members(const mesh_args *m) {
       vn_errorf(a->cmd, "note: this device is not listed yet: its admission counts here once the invite it "
                 "joined with arrives from a member (vix-node run with --peer)");
     if (a->json) {
+      printf("{\"epoch\": %" PRIu32 ", \"key_epoch\": %" PRIu32 ", \"members\": ", key.epoch, key.key_epoch);
       for (uint32_t i = 0; i < count; i++) member_json(stdout, &list[i], i == 0);
-      fputs(count == 0 ? "[]\n" : "\n]\n", stdout);
+      fputs(count == 0 ? "[]}\n" : "\n]}\n", stdout);
     } else {
       printf("%-64s  %-6s  %-64s  %-24s  %-20s  %s\n", "node_id", "role", "admitted_by", "admitted_at", "state",
              "last_seen");
       for (uint32_t i = 0; i < count; i++) member_text(stdout, &list[i]);
+      printf("epoch %" PRIu32 " (this device holds %" PRIu32 ")\n", key.epoch, key.key_epoch);
     }
   }
   free(list);
@@ -537,14 +583,18 @@ static const mesh_cmd_spec MCOMMANDS[] = {
     {"revoke", "--data DIR DEVICE_ID",
      "Put the device DEVICE_ID (64 hex, see `vix-node members`) out of the mesh (this device must be an\n"
      "admin): its operations up to the newest one this device holds (the cut) stay, later ones are void on\n"
-     "every node; print 'revoked ID at seq CUT'. Not allowed (not an admin, the last admin, an unknown or\n"
-     "already revoked device): exit 1.",
+     "every node; print 'revoked ID at seq CUT'. Then rotate the mesh key at once: a new random key boxed\n"
+     "for every active member, not for DEVICE_ID; print 'mesh key rotated to epoch N'. Not allowed (not an\n"
+     "admin, the last admin, an unknown or already revoked device): exit 1, nothing written. The revoke\n"
+     "written but the rotation failed: the revoke stands, one line on stderr, exit 1 (no room for it) or 3.",
      MOPT_DATA, "DEVICE_ID", cmd_revoke},
     {"members", "--data DIR [--json]",
      "List the mesh's devices by id: role, admitted by (inviter; '-' for the mesh's creator) and at (UTC),\n"
      "state (active, or revoked with its cut seq) and last seen (its newest operation held here, or '-').\n"
-     "--json: an array of {node_id, role, depth, admitted_by, admitted_hlc, state, cut_seq (revoked only),\n"
-     "revoked_by, seq, last_hlc}. An open mesh: exit 1.",
+     "Then one line 'epoch N (this device holds K)': the mesh key's epoch (0: never rotated) and the newest\n"
+     "epoch whose key this device holds (below N: the new key has not reached it yet).\n"
+     "--json: an object {epoch, key_epoch, members}, members an array of {node_id, role, depth, admitted_by,\n"
+     "admitted_hlc, state, cut_seq (revoked only), revoked_by, seq, last_hlc}. An open mesh: exit 1.",
      MOPT_DATA | MOPT_JSON, NULL, cmd_members},
 };
 #define MCOMMAND_COUNT (sizeof MCOMMANDS / sizeof MCOMMANDS[0])

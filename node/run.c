@@ -119,7 +119,8 @@ static void handle_free(vn_daemon *d, uint32_t h) {
  * (hex id): 200 ms doubling to 5 s, minus up to a quarter. The jitter is a
  * hash of (node, address, attempt), not rand(): the schedule is
  * reproducible, and nodes redialling one address after its restart still
- * spread out. */
+ * spread out. A good handshake clears the failures, unless its session
+ * ends within SESSION_SHORT_MS (dial_lost). */
 static uint64_t backoff_ms(const char *self, const char *text, uint32_t attempt) {
   assert(attempt >= 1);
   uint64_t d = BACKOFF_MIN_MS;
@@ -142,6 +143,8 @@ static void dial_lost(vn_daemon *d, int32_t di) {
   assert(di >= 0 && (uint32_t)di < d->dial_count);
   vn_dial *dl = &d->dials[di];
   dl->slot = -1;
+  if (dl->ready_ms != 0 && d->now_ms - dl->ready_ms < SESSION_SHORT_MS) dl->attempt = dl->attempt_cleared;
+  dl->ready_ms = 0;
   if (dl->attempt < UINT32_MAX) dl->attempt++;
   uint64_t delay = backoff_ms(d->node_hex, dl->text, dl->attempt);
   dl->next_ms = d->now_ms + delay;
@@ -352,7 +355,12 @@ static bool on_receive(vn_daemon *d, ENetPeer *p, ENetPacket *pkt) {
     memcpy(s->node_id, pkt->data + at, VS_ORIGIN_BYTES);
     s->ready = true;
     s->up_ms = d->now_ms;
-    if (s->dial >= 0) d->dials[s->dial].attempt = 0;
+    if (s->dial >= 0) {
+      vn_dial *dl = &d->dials[s->dial];
+      dl->attempt_cleared = dl->attempt;
+      dl->attempt = 0;
+      dl->ready_ms = d->now_ms > 0 ? d->now_ms : 1u;
+    }
     char hex[VS_NODE_ID_HEX_BYTES];
     vs_hex_encode(s->node_id, VS_ORIGIN_BYTES, hex);
     vn_log(VN_LOG_INFO, "peer_up", "peer=%u addr=%s dir=%s node=%.16s", s->handle, s->addr,
@@ -439,6 +447,19 @@ static void node_drain(vn_daemon *d) {
 
 /* ---- half-open sweep ---- */
 
+/* A managed mesh's key moved (a rekey written here or received, a box
+ * opened): one log line, and run.json soon. */
+static void key_watch(vn_daemon *d) {
+  vs_node_stats st;
+  vs_node_stats_get(d->node, &st);
+  uint64_t now[3] = {st.mesh_epoch, st.key_epoch, st.rekeys_issued};
+  if (memcmp(now, d->key_seen, sizeof now) == 0) return;
+  memcpy(d->key_seen, now, sizeof now);
+  d->status_dirty = true;
+  vn_log(VN_LOG_INFO, "mesh_key", "mesh_epoch=%llu key_epoch=%llu rekeys_issued=%llu", (unsigned long long)now[0],
+         (unsigned long long)now[1], (unsigned long long)now[2]);
+}
+
 static void sweep(vn_daemon *d) {
   uint32_t reset = 0, live = 0;
   for (uint32_t si = 0; si < d->host->peerCount; si++) {
@@ -473,6 +494,7 @@ static void sweep(vn_daemon *d) {
   d->enet_live = live;
   d->sweep_next_ms = d->now_ms + SWEEP_MS;
   vn_limits_log(d);
+  key_watch(d);
 }
 
 /* ---- the loop ---- */
@@ -660,7 +682,7 @@ static int daemon_open(vn_daemon *d, const vn_run_args *a) {
   d->dials_reserved = d->dial_count < DIAL_RESERVED_MAX ? d->dial_count : DIAL_RESERVED_MAX;
   d->ready_in_max = VS_NODE_PEERS_MAX - UNAUTH_IN_MAX - d->dials_reserved;
   uint8_t id[VS_ORIGIN_BYTES];
-  vn_node_tune tune = {a->origin_quota_set, a->origin_quota};
+  vn_node_tune tune = {a->origin_quota_set, a->origin_quota, a->rekey_grace_set, a->rekey_grace_ms};
   rc = vn_open_node_tuned("run", a->dir, a->mesh_key, true, &tune, &d->node, id);
   if (rc != 0) return rc;
   vs_hex_encode(id, VS_ORIGIN_BYTES, d->node_hex);

@@ -59,6 +59,8 @@ typedef struct vn_run_args {
   vn_log_level level;
   bool origin_quota_set;  /* --origin-quota N */
   uint32_t origin_quota;
+  bool rekey_grace_set;   /* --rekey-grace DUR */
+  uint64_t rekey_grace_ms;
 } vn_run_args;
 
 /* Parse argv (argv[0] is "run"). Returns 0 to go on, or an exit code after

@@ -7,7 +7,7 @@
 
 static void usage_full(FILE *out) {
   fputs("usage: vix-node run --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE]\n"
-        "                    [--log-level error|warn|info|debug] [--origin-quota N]\n\n"
+        "                    [--log-level error|warn|info|debug] [--origin-quota N] [--rekey-grace DUR]\n\n"
         "Run the sync node of DIR: listen on HOST:PORT (UDP, ENet; port 0 picks a free port, logged as\n"
         "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
         "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
@@ -19,13 +19,18 @@ static void usage_full(FILE *out) {
         "  --origin-quota N  new origins (writers this node holds nothing of) accepted from one peer:\n"
         "                    N at once, then N a minute (default 64; 0 = no limit). Runs past it are\n"
         "                    refused before anything is stored, counted as rejected_origin_quota in\n"
-        "                    `status --json`, and offered again by the peer later.\n",
+        "                    `status --json`, and offered again by the peer later.\n"
+        "  --rekey-grace DUR a managed mesh whose key was rotated (after a revoke): for DUR after the\n"
+        "                    newest rekey, a device that is not yet an active member here (one joining)\n"
+        "                    may still connect on an older key of the mesh; after it only active\n"
+        "                    members may (refused ones: rejected_stale_key). A revoked device is refused\n"
+        "                    on any key. DUR: N then ms, s, m, h or d (default 10m).\n",
         out);
 }
 
 void vn_usage_run(FILE *out) {
   fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n"
-        "           [--origin-quota N]\n",
+        "           [--origin-quota N] [--rekey-grace DUR]\n",
         out);
 }
 
@@ -75,6 +80,12 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
       }
       a->origin_quota_set = v != NULL;
       a->origin_quota = (uint32_t)q;
+    } else if ((v = opt_value(argc, argv, &i, "--rekey-grace", &m)) != NULL || m) {
+      if (v != NULL && !vn_parse_duration(v, &a->rekey_grace_ms)) {
+        vn_errorf("run", "--rekey-grace: '%s' is not a duration (" VN_DURATION_HELP ")", v);
+        return VN_EXIT_USAGE;
+      }
+      a->rekey_grace_set = v != NULL;
     } else if ((v = opt_value(argc, argv, &i, "--log-level", &m)) != NULL || m) {
       if (v != NULL && !vn_log_level_parse(v, &a->level)) {
         vn_errorf("run", "--log-level: '%s' is not error, warn, info or debug", v);

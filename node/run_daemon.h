@@ -27,6 +27,7 @@ _Static_assert(UNAUTH_IN_MAX + DIAL_RESERVED_MAX < VS_NODE_PEERS_MAX, "room for 
 #define SWEEP_MS 100u
 #define BACKOFF_MIN_MS 200u
 #define BACKOFF_MAX_MS 5000u
+#define SESSION_SHORT_MS 2000u   /* a dialled session that ends sooner is a failed attempt */
 #define STATUS_MS 1000u           /* run.json refresh */
 #define STATUS_DIRTY_MS 100u      /* at most this often on peer changes */
 #define EVENTS_PER_ROUND 256u     /* ENet events handled before the node is drained */
@@ -66,6 +67,12 @@ typedef struct vn_dial {
   int32_t slot;     /* the ENet peer of the current attempt or connection, -1: waiting */
   uint32_t attempt; /* failures since the last good handshake */
   uint64_t next_ms;
+  /* The last good handshake: when (0: none since the last loss), and the
+   * failures it cleared, which count again if the session ends within
+   * SESSION_SHORT_MS (a peer that closes us at once, e.g. after a revoke,
+   * is redialled with a growing backoff, not every 200 ms). */
+  uint64_t ready_ms;
+  uint32_t attempt_cleared;
 } vn_dial;
 
 typedef struct vn_counters {
@@ -108,6 +115,7 @@ typedef struct vn_daemon {
   uint64_t limit_logged;  /* refusals + evictions at the last conn_limit log line, and when */
   uint64_t limit_log_ms;
   uint64_t admit_seq;     /* CONNECTs admitted so far */
+  uint64_t key_seen[3];   /* mesh_epoch, key_epoch, rekeys_issued at the last event=mesh_key */
 } vn_daemon;
 
 /* ---- DIR/run.json (run_status.c) ---- */

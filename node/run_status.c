@@ -358,6 +358,8 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "  \"fork_verdicts\": %llu, \"fork_evidence_bad\": %llu, \"runs_void\": %llu, \"wants_sent\": %llu, "
           "\"wants_served\": %llu, \"rejected_want_quota\": %llu, \"fork_verdicts_deferred\": %llu,\n"
           "  \"rejected_not_member\": %llu, \"rejected_revoked\": %llu, \"rejected_denied\": %llu,\n"
+          "  \"mesh_epoch\": %llu, \"key_epoch\": %llu, \"rekeys_issued\": %llu, \"handshakes_stale_key\": %llu, "
+          "\"rejected_stale_key\": %llu,\n"
           "  \"nudge_wakes\": %llu, \"sighups\": %llu,\n"
           "  \"connect_requests\": %llu, \"refused_host\": %llu, \"refused_unauth_full\": %llu, "
           "\"refused_no_slot\": %llu,\n"
@@ -370,6 +372,9 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.wants_served, (unsigned long long)st.rejected_want_quota,
           (unsigned long long)st.fork_verdicts_deferred, (unsigned long long)st.rejected_not_member,
           (unsigned long long)st.rejected_revoked, (unsigned long long)st.rejected_denied,
+          (unsigned long long)st.mesh_epoch, (unsigned long long)st.key_epoch,
+          (unsigned long long)st.rekeys_issued, (unsigned long long)st.handshakes_stale_key,
+          (unsigned long long)st.rejected_stale_key,
           (unsigned long long)c->nudge_wakes, (unsigned long long)c->sighups,
           (unsigned long long)c->connect_requests, (unsigned long long)c->refused_host,
           (unsigned long long)c->refused_unauth_full, (unsigned long long)c->refused_no_slot,

@@ -71,6 +71,13 @@ void vn_nudge(const char *dir);
  * daemon runs on `dir`. Returns true when a daemon was found. */
 bool vn_run_status_json(const char *dir, FILE *out);
 
+/* mesh_cmd.c: a duration "N" then a unit: ms, s, m, h or d; N a positive
+ * decimal; at most VN_DURATION_MS_MAX. The one duration syntax of
+ * vix-node's options (invite --expires, run --rekey-grace). */
+#define VN_DURATION_MS_MAX (3650ull * 24u * 3600u * 1000u) /* ten years */
+#define VN_DURATION_HELP "N then ms, s, m, h or d; at most 3650d"
+bool vn_parse_duration(const char *text, uint64_t *ms_out);
+
 /* local.c: an error line on stderr, "vix-node CMD: message". */
 void vn_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -92,6 +99,8 @@ int vn_open_node_id(const char *cmd, const char *dir, const char *mesh_key_path,
 typedef struct vn_node_tune {
   bool origin_quota_set;
   uint32_t origin_quota_per_min; /* vs_node_cfg.origin_quota_per_min when set */
+  bool rekey_grace_set;
+  uint64_t rekey_grace_ms; /* vs_node_cfg.rekey_grace_ms when set */
 } vn_node_tune;
 
 /* vn_open_node_id with `tune` (NULL: the defaults). */

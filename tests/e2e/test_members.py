@@ -40,9 +40,13 @@ def mesh_key(d):
 
 
 def members(d):
+    """The member list of `members --json` ({epoch, key_epoch, members})."""
     rc, out, err = vn("members", "--data", d, "--json")
     check(rc == 0, "members on %s: exit %d, %s" % (d, rc, err.strip()))
-    return json.loads(out)
+    doc = json.loads(out)
+    check(sorted(doc) == ["epoch", "key_epoch", "members"] and doc["key_epoch"] <= doc["epoch"],
+          "members --json: %r" % out)
+    return doc["members"]
 
 
 def by_id(ms):
@@ -147,7 +151,10 @@ def test_invite_join_revoke(m):
 
     # The cut: what a holds of c's chain, which is all of it (converged).
     out = vn_ok("revoke", "--data", a, cid)
-    check(out == "revoked %s at seq %d\n" % (cid, c_seq), "revoke prints the cut: %r (c's seq %d)" % (out, c_seq))
+    lines = out.splitlines()
+    check(len(lines) == 2 and lines[0] == "revoked %s at seq %d" % (cid, c_seq) and
+          re.fullmatch(r"mesh key rotated to epoch [1-9][0-9]*", lines[1]),
+          "revoke prints the cut and the new epoch: %r (c's seq %d)" % (out, c_seq))
     expect_refused(("revoke", "--data", a, cid), EXIT_NOT_ALLOWED, ["already revoked"], "revoke twice")
     for i in range(3):  # c does not know yet, or does not care: it writes on
         vn_ok("put", "--data", c, "after%d" % i, "void")
@@ -180,7 +187,9 @@ def test_invite_join_revoke(m):
               "%s lists c revoked by a at seq %d: %r" % (d, c_seq, ms[cid]))
         check(ms[aid]["state"] == ms[bid]["state"] == "active", "%s: a and b stay active" % d)
         text = vn_ok("members", "--data", d).splitlines()
-        check(len(text) == 4 and text[0].split()[:2] == ["node_id", "role"], "members: a header and 3 rows: %r" % text)
+        check(len(text) == 5 and text[0].split()[:2] == ["node_id", "role"] and
+              re.fullmatch(r"epoch [1-9][0-9]* \(this device holds [0-9]+\)", text[4]),
+              "members: a header, 3 rows and the epoch: %r" % text)
         row = [r for r in text if r.startswith(cid)]
         check(len(row) == 1 and "revoked(cut=%d)" % c_seq in row[0], "the text lists c's cut: %r" % row)
     check(ml.dump(a) == ml.dump(b), "a and b agree")

@@ -230,6 +230,11 @@ def test_run_errors(m):
     check(vn("run", "--data", a)[0] == 2, "missing --listen is a usage error")
     check(vn("run", "--data", a, "--listen", "127.0.0.1")[0] == 2, "an address without a port")
     check(vn("run", "--data", a, "--listen", "127.0.0.1:0", "--log-level", "loud")[0] == 2, "bad log level")
+    check("--rekey-grace DUR" in out, "run --help names --rekey-grace")
+    for bad in ("0s", "10", "5x", "", "-1s", "3651d"):
+        rc, _, err = vn("run", "--data", a, "--listen", "127.0.0.1:0", "--rekey-grace", bad)
+        check(rc == 2 and len(err.splitlines()) == 1 and "--rekey-grace" in err, "bad --rekey-grace %r: %r" % (bad, err))
+    check(vn("run", "--data", a, "--listen", "127.0.0.1:0", "--rekey-grace")[0] == 2, "--rekey-grace without DUR")
     env = dict(os.environ, VIX_NODE_RX_MIN_BYTES="64k")
     check(vn("run", "--data", a, "--listen", "127.0.0.1:0", env=env)[0] == 2, "a bad VIX_NODE_RX_MIN_BYTES")
     check(vn("run", "--data", os.path.join(m.root, "nothing"), "--listen", "127.0.0.1:0")[0] == 3, "no store")
