@@ -67,6 +67,73 @@ static uint64_t chain_add_ext(chain *c, uint64_t hlc, const char *kind, const ui
 }
 
 /* =====================================================================
+ * D0. ANY revoked device that kept its token comes back, with a new key,
+ * and gets the epoch key written because of its revoke: it admits a fresh
+ * identity P with its own token's invite at an HLC below its own admit. P
+ * wins the invite (smallest (hlc, pk)), the revoked device drops out of the
+ * tree, so its revoke names no member and is not taken; P is an active
+ * member without a box, rekey_due holds, and the admin's node boxes the
+ * current key for P within 5 s. Root cause in the reducer (membership),
+ * but it defeats revoke + rekey entirely.
+ * ===================================================================== */
+static void test_d0_revoked_device_returns_with_own_token(void **state) {
+  (void)state;
+  node g;
+  node_open(&g, "rv9-return", 0x10);
+  uint64_t now = MESH_NOW_MS;
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(g.store, now, mesh_id), VS_OK);
+  chain *r = chain_new(0x15), *w = chain_new(0x16), *p = chain_new(0x17);
+  uint64_t inv_r = api_invite(g.store, VS_MESH_WRITER, 0xb1, now);
+  chain_admit_hlc(r, hlc_at(3000), mesh_id, g.id.pk, inv_r, 0xb1, NULL);
+  assert_err(apply_one(g.store, r, 1, now), VS_OK);
+  uint64_t inv_w = api_invite(g.store, VS_MESH_WRITER, 0xb2, now);
+  chain_admit_hlc(w, hlc_at(3100), mesh_id, g.id.pk, inv_w, 0xb2, NULL);
+  assert_err(apply_one(g.store, w, 1, now), VS_OK);
+  chain_data(r, 4000);
+  assert_err(apply_one(g.store, r, 2, now), VS_OK);
+  /* G revokes R and rotates (what `vix-node revoke` and the node do). */
+  assert_err(vs_mesh_revoke(g.store, r->id.pk, now + 1, NULL), VS_OK);
+  uint8_t k1[VS_MESH_KEY_BYTES], k2[VS_MESH_KEY_BYTES], eph[32];
+  memset(k1, 0x31, sizeof k1);
+  memset(eph, 0x32, sizeof eph);
+  uint32_t epoch = 0;
+  assert_err(vs_mesh_rekey(g.store, k1, eph, now + 2, &epoch), VS_OK);
+  assert_false(key_info(g.store).rekey_due);
+  /* R re-enters as P with the token it kept. */
+  chain_admit_hlc(p, hlc_at(2999), mesh_id, g.id.pk, inv_r, 0xb1, NULL);
+  assert_err(apply_one(g.store, p, 1, now + 3), VS_OK);
+  vs_mesh_member_info mi[8];
+  uint32_t mn = 0;
+  assert_err(vs_mesh_members(g.store, mi, 8, &mn), VS_OK);
+  bool p_active = false, r_listed = false;
+  for (uint32_t i = 0; i < mn; i++) {
+    if (memcmp(mi[i].pk, p->id.pk, VS_ORIGIN_BYTES) == 0) p_active = !mi[i].revoked;
+    if (memcmp(mi[i].pk, r->id.pk, VS_ORIGIN_BYTES) == 0) r_listed = true;
+  }
+  assert_true(p_active); /* DEFECT: the revoked device is back as an active member */
+  assert_false(r_listed); /* its revoke now names no member */
+  assert_true(key_info(g.store).rekey_due);
+  memset(k2, 0x33, sizeof k2);
+  memset(eph, 0x34, sizeof eph);
+  assert_err(vs_mesh_rekey(g.store, k2, eph, now + 4, &epoch), VS_OK);
+  MDB_txn *txn;
+  vs_mesh_keys *pk = malloc(sizeof *pk);
+  assert_non_null(pk);
+  assert_err(vs_txn_begin(g.store, false, &txn), VS_OK);
+  assert_err(vs_mesh_keys_txn(txn, g.store, &p->id, BASE_KEY, pk), VS_OK);
+  mdb_txn_abort(txn);
+  assert_int_equal(pk->epoch[0], 2);
+  assert_memory_equal(pk->key[0], k2, VS_MESH_KEY_BYTES); /* DEFECT: the current key, after the revoke */
+  vs_mesh_keys_wipe(pk);
+  free(pk);
+  chain_free(r);
+  chain_free(w);
+  chain_free(p);
+  node_close(&g);
+}
+
+/* =====================================================================
  * D1. A revoked admin gets the key of every later epoch back through a
  * puppet: any invite it wrote at or below its cut stays valid, and an admit
  * with a smaller HLC wins the invite from the device that used it (expiry
@@ -451,8 +518,11 @@ static void test_d6_invitee_drains_admin_quota(void **state) {
   mh_free(&m);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* `test_review9 PATTERN`: only the tests whose names match (cmocka's filter). */
+  if (argc > 1) cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_d0_revoked_device_returns_with_own_token),
       cmocka_unit_test(test_d1_revoked_admin_puppet_gets_new_epoch),
       cmocka_unit_test(test_d2_mixed_order_member_blocks_every_rekey),
       cmocka_unit_test(test_d3_revoked_author_of_winner_not_due),
