@@ -210,7 +210,7 @@ static void test_d1_revoked_admin_puppet_gets_new_epoch(void **state) {
 }
 
 /* =====================================================================
- * D2. A member whose pk is a valid ed25519 key of mixed order (aB + T, T
+ * D2 (FIXED on s9 by 640d2a8; kept as a regression test). A member whose pk is a valid ed25519 key of mixed order (aB + T, T
  * of order 8) signs chain heads that libsodium's cofactorless verify
  * accepts (1 in 8 messages: retry the HLC), so it is admitted; its pk has
  * no X25519 form, so vs_mesh_rekey_make refuses the whole rekey
@@ -266,11 +266,12 @@ static void test_d2_mixed_order_member_blocks_every_rekey(void **state) {
   memset(k, 0x61, sizeof k);
   memset(eph, 0x62, sizeof eph);
   uint32_t epoch = 0;
-  /* DEFECT: every rekey fails while M is an active member. */
-  assert_err(vs_mesh_rekey(g.store, k, eph, now + 2, &epoch), VS_ERR_INVAL);
+  /* Was the defect at c1cac44 (VS_ERR_INVAL on every try, due forever);
+   * fixed on s9 by 640d2a8 (vs_mesh_boxable): now a regression test. */
+  assert_err(vs_mesh_rekey(g.store, k, eph, now + 2, &epoch), VS_OK);
   vs_mesh_key_info ki = key_info(g.store);
-  assert_int_equal(ki.epoch, 0);
-  assert_true(ki.rekey_due); /* due forever: the revoked W keeps the key */
+  assert_int_equal(ki.epoch, 1);
+  assert_false(ki.rekey_due); /* M gets no box and asks for none */
   chain_free(w);
   chain_free(m);
   node_close(&g);
@@ -426,6 +427,14 @@ static void test_d5_names_cost(void **state) {
   for (uint32_t i = 0; i < n; i++) named += vs_mesh_rekey_names(pl, bytes, pks[i]) ? 1u : 0u;
   clock_gettime(CLOCK_MONOTONIC, &t1);
   assert_int_equal(named, n);
+  struct timespec t2;
+  uint32_t boxable = 0;
+  for (uint32_t i = 0; i < n; i++) boxable += vs_mesh_boxable(pks[i]) ? 1u : 0u;
+  clock_gettime(CLOCK_MONOTONIC, &t2);
+  assert_int_equal(boxable, n);
+  double ms_box = (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6;
+  printf("D5: %u x vs_mesh_boxable (640d2a8, once per record in judge_members and active_members): %.1f ms\n", n,
+         ms_box);
   double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
   printf("D5: %u x vs_mesh_rekey_names on a %zu-byte rekey: %.1f ms (%.1f MB hashed)\n", n, bytes, ms,
          (double)n * (double)(bytes - VS_MESH_REKEY_HEADER_BYTES) / 1e6);
