@@ -527,6 +527,45 @@ static void test_d6_invitee_drains_admin_quota(void **state) {
   mh_free(&m);
 }
 
+/* =====================================================================
+ * D7. The same displacement fills the mesh's room: an admission that lost
+ * its invite keeps its fact record (voids.c drops records on forks only),
+ * so each displacing admit costs one of VS_MESH_NONREVOKE_FACTS_MAX
+ * (12,288) for good, and makes every store refold and every node reload
+ * its keys (the generation moves). One reader's token suffices; at the
+ * bound no admin can invite or rekey again (revokes keep their room).
+ * ===================================================================== */
+static void test_d7_displacing_admits_fill_room(void **state) {
+  (void)state;
+  node g;
+  node_open(&g, "rv9-room", 0x18);
+  uint64_t now = MESH_NOW_MS;
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(g.store, now, mesh_id), VS_OK);
+  uint64_t inv = api_invite(g.store, VS_MESH_READER, 0xa9, now);
+  uint64_t before = mesh_records(g.store);
+  chain *d = malloc(sizeof *d);
+  assert_non_null(d);
+  const uint32_t rounds = 50;
+  for (uint32_t i = 0; i < rounds; i++) {
+    uint8_t ds[VS_SEED_BYTES];
+    memset(ds, 0, sizeof ds);
+    ds[0] = (uint8_t)i;
+    ds[1] = 0x78;
+    chain_init_seed(d, ds);
+    chain_admit_hlc(d, hlc_at(500000 - i), mesh_id, g.id.pk, inv, 0xa9, NULL);
+    assert_err(apply_one(g.store, d, 1, now), VS_OK);
+    vs_identity_wipe(&d->id);
+  }
+  free(d);
+  vs_mesh_member_info mi[8];
+  uint32_t mn = 0;
+  assert_err(vs_mesh_members(g.store, mi, 8, &mn), VS_OK);
+  assert_int_equal(mn, 2);                                 /* G and the last admit */
+  assert_int_equal(mesh_records(g.store), before + rounds); /* DEFECT: every loser's record stays */
+  node_close(&g);
+}
+
 int main(int argc, char **argv) {
   /* `test_review9 PATTERN`: only the tests whose names match (cmocka's filter). */
   if (argc > 1) cmocka_set_test_filter(argv[1]);
@@ -538,6 +577,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_d4_unopenable_box_never_repaired),
       cmocka_unit_test(test_d5_names_cost),
       cmocka_unit_test(test_d6_invitee_drains_admin_quota),
+      cmocka_unit_test(test_d7_displacing_admits_fill_room),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
