@@ -384,7 +384,7 @@ vs_err vs_mesh_key(vs_store *store, const uint8_t base_key[VS_MESH_KEY_BYTES], v
   if (err == VS_OK) {
     out->epoch = keys->view_epoch;
     out->key_epoch = keys->epoch[0];
-    out->rekey_due = keys->rekey_due;
+    out->rekey_due = keys->rekey_due || keys->rebox_due;
     memcpy(out->key, keys->key[0], VS_MESH_KEY_BYTES);
   }
   sodium_free(keys);

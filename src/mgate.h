@@ -162,10 +162,12 @@ typedef struct vs_mesh_keys {
   /* The current key needs replacing: a revoked member may hold it (at
    * epoch 0 any revoked member does; later, one named in the winner, the
    * winner's author, or one admitted by an invite written after the
-   * winner, whose token may carry it); an active member whose invite was
-   * written before the winner holds no box of it (its token carried an
-   * older key); or our own box of it does not open. */
+   * winner, whose token may carry it), or our own box of it does not open. */
   bool rekey_due;
+  /* An active member holds no box of the current key (it joined after
+   * the rekey, with a token of it or of an older key): a new epoch should
+   * box it, without haste (joins are batched, node_member.c). */
+  bool rebox_due;
   uint32_t active;       /* active (unrevoked) members */
 } vs_mesh_keys;
 

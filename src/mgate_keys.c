@@ -109,13 +109,10 @@ static vs_err judge_members(MDB_txn *txn, const vs_store *store, const vs_identi
       if (may_hold) out->rekey_due = true;
     } else {
       out->active++;
-      /* A member whose token carried an older key than the current one
-       * (its invite written before the winner) and that holds no box of
-       * it: the next epoch boxes it. One that joined later has the key
-       * from its token; the next revoke's rekey boxes it. */
-      if (w != NULL && !names(boxes, count, pk) && invite_hlc(facts, n, r.inviter, r.invite_seq) < out->view_hlc &&
-          vs_mesh_boxable(pk))
-        out->rekey_due = true;
+      /* A member with no box of the current key: its token may have
+       * carried it, or an older one (an invite written concurrently with
+       * the rekey: HLCs do not tell), so the next epoch boxes it. */
+      if (w != NULL && !names(boxes, count, pk) && vs_mesh_boxable(pk)) out->rebox_due = true;
       if (memcmp(pk, self->pk, VS_ORIGIN_BYTES) == 0 && r.role == VS_MESH_ADMIN) out->admin = true;
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

@@ -177,6 +177,7 @@ struct vs_node {
   uint64_t rekey_next_ms; /* no rekey of ours before then */
   uint64_t rekey_at[REKEYS_PER_HOUR]; /* when our last rekeys were written (0: none), a ring */
   uint32_t rekey_slot;
+  uint64_t rebox_since_ms; /* since when a member has had no box of the current key (0: none lacks one) */
   /* Per dialled address: the key to try (a peer that has not seen our
    * newest epoch answers only an older one). */
   struct {

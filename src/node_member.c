@@ -119,9 +119,9 @@ vs_err nd_keys_open(vs_node *n) {
   return err;
 }
 
-/* An admin's node rotates the key when a revoked device may hold it, a
- * member holds no box of it that its token did not give it, or its own
- * box does not open (vs_mesh_keys.rekey_due): the new key and the box
+/* An admin's node rotates the key when a revoked device may hold it or its
+ * own box does not open (vs_mesh_keys.rekey_due), and, after
+ * REBOX_DELAY_MS, when an active member holds no box of it (rebox_due): the new key and the box
  * key's seed from cfg.random. Concurrent rekeys of one epoch settle by the
  * smallest hash everywhere; one that loses and still leaves the key due is
  * followed by the next epoch. At most one try per REKEY_RETRY_MS and
@@ -129,10 +129,17 @@ vs_err nd_keys_open(vs_node *n) {
  * and a hostile admin (boxing revoked devices) or a token holder
  * (admitting fresh identities) could otherwise spend it for us. */
 #define REKEY_RETRY_MS 5000u
+#define REBOX_DELAY_MS 20000u
 #define REKEY_HOUR_MS 3600000u
 _Static_assert(VS_MESH_KEYS_MAX <= VS_HS_KEYS_MAX, "a responder takes every key the node holds");
 static vs_err maybe_rekey(vs_node *n, uint64_t now_ms) {
-  if (!n->keys.managed || !n->keys.admin || !n->keys.rekey_due || n->own_void || now_ms < n->rekey_next_ms)
+  /* Boxes for members that joined after the rekey wait REBOX_DELAY_MS
+   * (joins come in groups: one epoch for them all); a revoked device that
+   * may hold the key does not wait. */
+  if (!n->keys.rebox_due) n->rebox_since_ms = 0;
+  else if (n->rebox_since_ms == 0) n->rebox_since_ms = now_ms > 0 ? now_ms : 1;
+  bool rebox = n->keys.rebox_due && now_ms >= vs_add_sat_u64(n->rebox_since_ms, REBOX_DELAY_MS);
+  if (!n->keys.managed || !n->keys.admin || !(n->keys.rekey_due || rebox) || n->own_void || now_ms < n->rekey_next_ms)
     return VS_OK;
   uint32_t slot = n->rekey_slot % REKEYS_PER_HOUR;
   if (n->rekey_at[slot] != 0 && now_ms < vs_add_sat_u64(n->rekey_at[slot], REKEY_HOUR_MS)) {
