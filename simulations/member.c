@@ -77,11 +77,8 @@ bool sim_counted(const sim *s, uint32_t i) {
 static vs_store *store_of(sim *s, uint32_t i) { return vs_node_store(s->nodes[i].node); }
 
 /* The membership op node i just wrote: the head of its own chain. */
-static bool sysop_add(sim *s, uint32_t i) {
-  uint64_t seq = 0, hlc = 0;
-  uint8_t hash[VS_HASH_BYTES];
-  vs_err err = vs_wal_head(store_of(s, i), s->nodes[i].id.pk, &seq, hash, &hlc);
-  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: its chain head after a membership op: %s", i, vs_err_name(err));
+/* Append one membership op written by a node of the run. */
+static bool sysop_push(sim *s, sim_sysop op) {
   if (s->sysops_n == s->sysops_cap) {
     size_t cap = s->sysops_cap == 0 ? 64 : s->sysops_cap * 2;
     sim_sysop *v = realloc(s->sysops, sizeof *v * cap);
@@ -89,7 +86,16 @@ static bool sysop_add(sim *s, uint32_t i) {
     s->sysops = v;
     s->sysops_cap = cap;
   }
-  s->sysops[s->sysops_n++] = (sim_sysop){i, seq, hlc, false};
+  s->sysops[s->sysops_n++] = op;
+  return true;
+}
+
+static bool sysop_add(sim *s, uint32_t i) {
+  uint64_t seq = 0, hlc = 0;
+  uint8_t hash[VS_HASH_BYTES];
+  vs_err err = vs_wal_head(store_of(s, i), s->nodes[i].id.pk, &seq, hash, &hlc);
+  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: its chain head after a membership op: %s", i, vs_err_name(err));
+  if (!sysop_push(s, (sim_sysop){i, seq, hlc, false})) return false;
   sim_trace(s, 'y', i, seq, hlc, NULL, 0);
   sim_mark_dirty(s, i);
   return true;
@@ -142,14 +148,7 @@ bool sim_mesh_node_rekeys(sim *s, uint32_t i) {
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: its op %" PRIu64 ": %s", i, seq, vs_err_name(err));
     if (f.seq != seq || memcmp(f.origin, n->id.pk, VS_ORIGIN_BYTES) != 0 || strcmp(f.kind, VS_MESH_KIND_REKEY) != 0)
       return sim_fail(s, SIM_EXIT_FAIL, "node %u wrote op %" PRIu64 " (%s) during a poll, counted as a rekey", i, seq, f.kind);
-    if (s->sysops_n == s->sysops_cap) {
-      size_t cap = s->sysops_cap == 0 ? 64 : s->sysops_cap * 2;
-      sim_sysop *v = realloc(s->sysops, sizeof *v * cap);
-      if (v == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
-      s->sysops = v;
-      s->sysops_cap = cap;
-    }
-    s->sysops[s->sysops_n++] = (sim_sysop){i, seq, f.hlc, true};
+    if (!sysop_push(s, (sim_sysop){i, seq, f.hlc, true})) return false;
     s->tot.rekeys++;
     sim_trace(s, 'K', i, seq, f.hlc, NULL, 0);
     if (s->verbose_out != NULL)
