@@ -90,7 +90,8 @@ int vn_cmd_dump(const vn_args *a) {
 
 typedef struct status_info {
   uint8_t node_id[VS_ORIGIN_BYTES];
-  uint64_t seq, lsn, forks_total, used_bytes, map_bytes;
+  uint64_t seq, lsn, forks_total;
+  vs_store_space space;
   vs_fork forks[STATUS_FORKS_MAX]; /* the first min(forks_total, STATUS_FORKS_MAX), by origin */
   uint64_t restoring; /* a restored copy: own seq to reach before writing (0: none) */
   uint8_t state_hash[VS_HASH_BYTES];
@@ -105,7 +106,7 @@ static vs_err read_status(vs_node *node, status_info *s) {
   if (err == VS_OK) err = vs_wal_last_lsn(store, &s->lsn);
   if (err == VS_OK) err = vs_state_hash(store, s->state_hash);
   if (err == VS_OK) err = vs_apply_forks(store, s->forks, STATUS_FORKS_MAX, &s->forks_total);
-  if (err == VS_OK) err = vs_store_usage(store, &s->used_bytes, &s->map_bytes);
+  if (err == VS_OK) err = vs_store_space_get(store, &s->space);
   if (err == VS_OK) err = vs_write_restoring(store, &s->restoring);
   vs_outbox *ob = NULL;
   if (err == VS_OK) err = vs_outbox_open(store, NULL, &ob); /* the mesh sink, "default" */
@@ -192,9 +193,10 @@ static int status_json(const vn_args *a, vs_node *node, const status_info *s) {
     fprintf(out, "\", \"seq\": %" PRIu64 "}", s->forks[i].seq);
   }
   fprintf(out,
-          "], \"forks_total\": %" PRIu64 ", \"store\": {\"used_bytes\": %" PRIu64 ", \"map_bytes\": %" PRIu64
-          "}, ",
-          s->forks_total, s->used_bytes, s->map_bytes);
+          "], \"forks_total\": %" PRIu64 ", \"store\": {\"used_bytes\": %" PRIu64 ", \"free_bytes\": %" PRIu64
+          ", \"high_water_bytes\": %" PRIu64 ", \"file_bytes\": %" PRIu64 ", \"map_bytes\": %" PRIu64 "}, ",
+          s->forks_total, s->space.used_bytes, s->space.free_bytes, s->space.high_water_bytes, s->space.file_bytes,
+          s->space.map_bytes);
   fprintf(out, "\"restoring\": %" PRIu64 ", ", s->restoring);
   (void)vn_run_status_json(a->data, out);
   fputs("}\n", out);
@@ -224,7 +226,9 @@ static int status_text(const vn_args *a, vs_node *node, const status_info *s) {
             "restoring  to own seq %" PRIu64 " (a restored copy: peers hold later ops of this device; writes wait)\n",
             s->restoring);
   forks_text(out, a->data, s);
-  fprintf(out, "store      %.1f of %.1f MiB used\n", (double)s->used_bytes / 1048576.0, (double)s->map_bytes / 1048576.0);
+  fprintf(out, "store      %.1f of %.1f MiB used (%.1f MiB free for reuse, file %.1f MiB)\n",
+          (double)s->space.used_bytes / 1048576.0, (double)s->space.map_bytes / 1048576.0,
+          (double)s->space.free_bytes / 1048576.0, (double)s->space.file_bytes / 1048576.0);
   /* The daemon's part is JSON members; the text form only says whether one
    * runs (its peers are in status --json). */
   char *live = NULL;

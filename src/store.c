@@ -361,15 +361,67 @@ vs_err vs_store_lock_owner(vs_store *store) {
 
 const char *vs_store_dir(const vs_store *store) { return store != NULL ? store->dir : NULL; }
 
-vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out) {
-  if (store == NULL) return VS_ERR_INVAL;
+/* Pages on LMDB's free list: each record of the free database (dbi 0)
+ * is a list of page numbers whose first word is its length (LMDB's IDL,
+ * as mdb_stat -f counts them). Bounded by the list's records. */
+static vs_err free_pages(MDB_txn *txn, uint64_t *pages_out) {
+  *pages_out = 0;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, 0, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == MDB_SUCCESS) { /* bounded: the list's records */
+    size_t n = 0;
+    if (v.mv_size < sizeof n) {
+      rc = MDB_CORRUPTED;
+      break;
+    }
+    memcpy(&n, v.mv_data, sizeof n);
+    if (n > (v.mv_size - sizeof n) / sizeof n) { /* more pages than the record holds */
+      rc = MDB_CORRUPTED;
+      break;
+    }
+    *pages_out += n;
+  }
+  mdb_cursor_close(cur);
+  return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+}
+
+vs_err vs_store_space_get(vs_store *store, vs_store_space *out) {
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (store == NULL || out == NULL) return VS_ERR_INVAL;
   MDB_envinfo info;
   MDB_stat st;
   int rc = mdb_env_info(store->env, &info);
   if (rc == MDB_SUCCESS) rc = mdb_env_stat(store->env, &st);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (used_bytes_out != NULL) *used_bytes_out = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-  if (map_bytes_out != NULL) *map_bytes_out = info.me_mapsize;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  uint64_t free_n = 0;
+  err = free_pages(txn, &free_n);
+  mdb_txn_abort(txn);
+  if (err != VS_OK) return err;
+  uint64_t pages = (uint64_t)info.me_last_pgno + 1u;
+  if (free_n > pages) return VS_ERR_CORRUPT;
+  mdb_filehandle_t fd;
+  struct stat fst;
+  if (mdb_env_get_fd(store->env, &fd) != MDB_SUCCESS || fstat(fd, &fst) != 0) return VS_ERR_STORE;
+  out->high_water_bytes = pages * st.ms_psize;
+  out->free_bytes = free_n * st.ms_psize;
+  out->used_bytes = out->high_water_bytes - out->free_bytes;
+  out->file_bytes = (uint64_t)fst.st_size;
+  out->map_bytes = info.me_mapsize;
+  return VS_OK;
+}
+
+vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out) {
+  if (store == NULL) return VS_ERR_INVAL;
+  vs_store_space sp;
+  vs_err err = vs_store_space_get(store, &sp);
+  if (err != VS_OK) return err;
+  if (used_bytes_out != NULL) *used_bytes_out = sp.used_bytes;
+  if (map_bytes_out != NULL) *map_bytes_out = sp.map_bytes;
   return VS_OK;
 }
 

@@ -29,6 +29,7 @@
 #include <lmdb.h>
 
 #include "fixture.h"
+#include "internal.h" /* the store's env and meta database: test_store_space_counts_free_pages */
 #include "testutil.h"
 #include "vixsync/store.h"
 #include "vixsync/wal.h"
@@ -561,6 +562,50 @@ static void test_store_usage_reports_map_and_growth(void **state) {
   assert_true(used1 <= map1);
 }
 
+/* vs_store_space_get: pages freed (LMDB's free list) are not in use; the
+ * high-water mark never falls. Keys put straight into the meta database
+ * and deleted make the free pages. */
+static void test_store_space_counts_free_pages(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 8 * MIB, &f->store), VS_OK);
+  vs_store_space sp0, sp1, sp2;
+  assert_err(vs_store_space_get(f->store, &sp0), VS_OK);
+  assert_true(sp0.used_bytes + sp0.free_bytes == sp0.high_water_bytes);
+  assert_int_equal(sp0.map_bytes, 8 * MIB);
+  assert_true(sp0.file_bytes > 0);
+  static uint8_t value[512];
+  memset(value, 0x5c, sizeof value);
+  MDB_txn *txn;
+  assert_int_equal(mdb_txn_begin(f->store->env, NULL, 0, &txn), MDB_SUCCESS);
+  for (uint32_t i = 0; i < 2000; i++) {
+    char key[32];
+    int n = snprintf(key, sizeof key, "space-test-%05u", i);
+    MDB_val k = {(size_t)n, key}, v = {sizeof value, value};
+    assert_int_equal(mdb_put(txn, f->store->dbi_meta, &k, &v, 0), MDB_SUCCESS);
+  }
+  assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+  assert_err(vs_store_space_get(f->store, &sp1), VS_OK);
+  assert_true(sp1.used_bytes >= sp0.used_bytes + 2000u * 512u);
+  assert_int_equal(mdb_txn_begin(f->store->env, NULL, 0, &txn), MDB_SUCCESS);
+  for (uint32_t i = 0; i < 2000; i++) {
+    char key[32];
+    int n = snprintf(key, sizeof key, "space-test-%05u", i);
+    MDB_val k = {(size_t)n, key};
+    assert_int_equal(mdb_del(txn, f->store->dbi_meta, &k, NULL), MDB_SUCCESS);
+  }
+  assert_int_equal(mdb_txn_commit(txn), MDB_SUCCESS);
+  assert_err(vs_store_space_get(f->store, &sp2), VS_OK);
+  assert_true(sp2.high_water_bytes >= sp1.high_water_bytes); /* never falls */
+  assert_true(sp2.used_bytes + 2000u * 512u <= sp1.used_bytes); /* the pages are free again */
+  assert_true(sp2.free_bytes >= 2000u * 512u);
+  assert_true(sp2.used_bytes + sp2.free_bytes == sp2.high_water_bytes);
+  uint64_t used = 0, map = 0;
+  assert_err(vs_store_usage(f->store, &used, &map), VS_OK);
+  assert_int_equal(used, sp2.used_bytes);
+  assert_err(vs_store_space_get(NULL, &sp2), VS_ERR_INVAL);
+  assert_err(vs_store_space_get(f->store, NULL), VS_ERR_INVAL);
+}
+
 static void test_store_usage_default_map_size(void **state) {
   fixture *f = *state;
   assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
@@ -625,6 +670,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_store_owner_lock_released_by_close, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_child_opens_while_parent_holds_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_usage_reports_map_and_growth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_space_counts_free_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_usage_default_map_size, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_set_map_bytes_grows_map, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_set_map_bytes_below_min_is_inval, setup, teardown),

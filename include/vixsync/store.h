@@ -126,9 +126,24 @@ VS_API vs_err vs_store_set_identity(vs_store *store, const vs_identity *identity
 /** The directory the store was opened on (as given). */
 VS_API const char *vs_store_dir(const vs_store *store);
 
-/** Bytes of the map in use (pages in use times the page size) and the map
- *  size, for monitoring. */
+/** Bytes of the map in use (pages in use times the page size: the
+ *  high-water mark less the free pages LMDB will reuse) and the map size,
+ *  for monitoring. vs_store_space says more. */
 VS_API vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_bytes_out);
+
+/** Where a store's bytes are (one read transaction). */
+typedef struct vs_store_space {
+  uint64_t used_bytes;       /**< pages in use: high_water_bytes - free_bytes */
+  uint64_t free_bytes;       /**< pages freed and reusable (LMDB's free list): the file keeps them */
+  uint64_t high_water_bytes; /**< pages ever used: the file's extent within the map (it never falls) */
+  uint64_t file_bytes;       /**< the data file's size on disk */
+  uint64_t map_bytes;        /**< the map size (the store's bound) */
+} vs_store_space;
+
+/** The store's space. The free list is read in full (bounded by its
+ *  records; status and monitoring, not a hot path).
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_STORE (incl. the data file's stat). */
+VS_API vs_err vs_store_space_get(vs_store *store, vs_store_space *out);
 
 /** Whether `origin` was voided by fork evidence: a device (an equivocating
  *  writer, or a copied data directory or restored backup that wrote on)
