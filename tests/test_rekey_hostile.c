@@ -67,6 +67,17 @@ static uint64_t chain_add_ext(chain *c, uint64_t hlc, const char *kind, const ui
   return c->seq;
 }
 
+/* `c` joins through an invite of G's (role, invite key of seed byte
+ * key_byte): its admit at hlc_at(admit_ms), applied to G's store. Returns
+ * the invite's seq. */
+static uint64_t join_chain(node *g, const uint8_t mesh_id[VS_MESH_ID_BYTES], chain *c, uint8_t role, uint8_t key_byte,
+                           uint64_t admit_ms, uint64_t now) {
+  uint64_t inv = api_invite(g->store, role, key_byte, now);
+  chain_admit_hlc(c, hlc_at(admit_ms), mesh_id, g->id.pk, inv, key_byte, NULL);
+  assert_err(apply_one(g->store, c, 1, now), VS_OK);
+  return inv;
+}
+
 /* =====================================================================
  * D0 (FIXED: the reducer pins an invite to the devices a revoke names; this
  * is now its regression test). ANY revoked device that kept its token came back, with a new key,
@@ -86,12 +97,8 @@ static void test_d0_revoked_device_returns_with_own_token(void **state) {
   uint8_t mesh_id[VS_MESH_ID_BYTES];
   assert_err(vs_mesh_create(g.store, now, mesh_id), VS_OK);
   chain *r = chain_new(0x15), *w = chain_new(0x16), *p = chain_new(0x17);
-  uint64_t inv_r = api_invite(g.store, VS_MESH_WRITER, 0xb1, now);
-  chain_admit_hlc(r, hlc_at(3000), mesh_id, g.id.pk, inv_r, 0xb1, NULL);
-  assert_err(apply_one(g.store, r, 1, now), VS_OK);
-  uint64_t inv_w = api_invite(g.store, VS_MESH_WRITER, 0xb2, now);
-  chain_admit_hlc(w, hlc_at(3100), mesh_id, g.id.pk, inv_w, 0xb2, NULL);
-  assert_err(apply_one(g.store, w, 1, now), VS_OK);
+  uint64_t inv_r = join_chain(&g, mesh_id, r, VS_MESH_WRITER, 0xb1, 3000, now);
+  (void)join_chain(&g, mesh_id, w, VS_MESH_WRITER, 0xb2, 3100, now);
   chain_data(r, 4000);
   assert_err(apply_one(g.store, r, 2, now), VS_OK);
   /* G revokes R and rotates (what `vix-node revoke` and the node do). */
@@ -141,9 +148,7 @@ static void test_d1_revoked_admin_puppet_gets_new_epoch(void **state) {
   assert_err(vs_mesh_create(g.store, now, mesh_id), VS_OK);
   /* R: an admin G invited. R invites X (writer), X joins. */
   chain *r = chain_new(0x21), *x = chain_new(0x22), *p = chain_new(0x23);
-  uint64_t inv_r = api_invite(g.store, VS_MESH_ADMIN, 0xd1, now);
-  chain_admit_hlc(r, hlc_at(1000), mesh_id, g.id.pk, inv_r, 0xd1, NULL);
-  assert_err(apply_one(g.store, r, 1, now), VS_OK);
+  (void)join_chain(&g, mesh_id, r, VS_MESH_ADMIN, 0xd1, 1000, now);
   uint64_t inv_x = chain_invite(r, 2000, VS_MESH_WRITER, 0xd2);
   assert_err(apply_one(g.store, r, inv_x, now), VS_OK);
   chain_admit_hlc(x, hlc_at(3000), mesh_id, r->id.pk, inv_x, 0xd2, NULL);
@@ -233,9 +238,7 @@ static void test_d2_mixed_order_member_blocks_every_rekey(void **state) {
   uint8_t mesh_id[VS_MESH_ID_BYTES];
   assert_err(vs_mesh_create(g.store, now, mesh_id), VS_OK);
   chain *w = chain_new(0x31), *m = chain_new(0x32);
-  uint64_t inv_w = api_invite(g.store, VS_MESH_WRITER, 0xc1, now);
-  chain_admit_hlc(w, hlc_at(1000), mesh_id, g.id.pk, inv_w, 0xc1, NULL);
-  assert_err(apply_one(g.store, w, 1, now), VS_OK);
+  (void)join_chain(&g, mesh_id, w, VS_MESH_WRITER, 0xc1, 1000, now);
   uint64_t inv_m = api_invite(g.store, VS_MESH_READER, 0xc2, now);
   make_mixed(m);
   /* Retry the admit's HLC until the chain signature verifies (8 | h). */
@@ -286,12 +289,8 @@ static void test_d3_revoked_author_of_winner_not_due(void **state) {
   uint8_t mesh_id[VS_MESH_ID_BYTES];
   assert_err(vs_mesh_create(g.store, now, mesh_id), VS_OK);
   chain *h = chain_new(0x41), *w = chain_new(0x42);
-  uint64_t inv_h = api_invite(g.store, VS_MESH_ADMIN, 0xe1, now);
-  chain_admit_hlc(h, hlc_at(1000), mesh_id, g.id.pk, inv_h, 0xe1, NULL);
-  assert_err(apply_one(g.store, h, 1, now), VS_OK);
-  uint64_t inv_w = api_invite(g.store, VS_MESH_WRITER, 0xe2, now);
-  chain_admit_hlc(w, hlc_at(1100), mesh_id, g.id.pk, inv_w, 0xe2, NULL);
-  assert_err(apply_one(g.store, w, 1, now), VS_OK);
+  (void)join_chain(&g, mesh_id, h, VS_MESH_ADMIN, 0xe1, 1000, now);
+  (void)join_chain(&g, mesh_id, w, VS_MESH_WRITER, 0xe2, 1100, now);
   /* H's rekey of epoch 1: boxes for G and W, none for H. */
   uint8_t pks[2][VS_ORIGIN_BYTES], key[VS_MESH_KEY_BYTES], eph[32];
   memcpy(pks[0], g.id.pk, VS_ORIGIN_BYTES);
@@ -338,12 +337,8 @@ static void test_d4_unopenable_box_never_repaired(void **state) {
   uint8_t mesh_id[VS_MESH_ID_BYTES];
   assert_err(vs_mesh_create(g.store, now, mesh_id), VS_OK);
   chain *h = chain_new(0x51), *a = chain_new(0x52);
-  uint64_t inv_h = api_invite(g.store, VS_MESH_ADMIN, 0xf1, now);
-  chain_admit_hlc(h, hlc_at(1000), mesh_id, g.id.pk, inv_h, 0xf1, NULL);
-  assert_err(apply_one(g.store, h, 1, now), VS_OK);
-  uint64_t inv_a = api_invite(g.store, VS_MESH_ADMIN, 0xf2, now);
-  chain_admit_hlc(a, hlc_at(1100), mesh_id, g.id.pk, inv_a, 0xf2, NULL);
-  assert_err(apply_one(g.store, a, 1, now), VS_OK);
+  (void)join_chain(&g, mesh_id, h, VS_MESH_ADMIN, 0xf1, 1000, now);
+  (void)join_chain(&g, mesh_id, a, VS_MESH_ADMIN, 0xf2, 1100, now);
   uint8_t pks[3][VS_ORIGIN_BYTES], key[VS_MESH_KEY_BYTES], eph[32];
   memcpy(pks[0], g.id.pk, VS_ORIGIN_BYTES);
   memcpy(pks[1], h->id.pk, VS_ORIGIN_BYTES);
