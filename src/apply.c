@@ -38,11 +38,23 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   vs_err err = vs_head_get(txn, store, ops[0].origin, &head);
   if (err != VS_OK) return err;
   uint32_t skip = 0;
+  vs_horizon hz = {0, 0, {0}};
+  bool hz_read = false;
   for (; skip < count && ops[skip].seq <= head.seq; skip++) {
     vs_op_id id;
     uint8_t held[VS_HASH_BYTES];
     vs_op_id_derive(ops[skip].origin, ops[skip].seq, &id);
     err = vs_opid_get(txn, store, &id, NULL, held);
+    if (err == VS_ERR_NOTFOUND && !hz_read) { /* compacted here? (read once per run) */
+      err = vs_horizon_get(txn, store, ops[skip].origin, &hz);
+      if (err != VS_OK) return err;
+      hz_read = true;
+      err = VS_ERR_NOTFOUND;
+    }
+    /* Below the horizon: held and acknowledged by every member, folded
+     * into the base, its record gone: a duplicate, with nothing left here to
+     * compare it with (a fork there cannot be found by this node). */
+    if (err == VS_ERR_NOTFOUND && ops[skip].seq < hz.seq) continue;
     if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the head says we hold it */
     if (err != VS_OK) return err;
     if (memcmp(held, hashes[skip], VS_HASH_BYTES) != 0) {

@@ -41,6 +41,31 @@ vs_err vs_head_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
   return vs_mdb_err(mdb_put(txn, store->dbi_heads, &k, &v, 0));
 }
 
+vs_err vs_horizon_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_horizon *out) {
+  memset(out, 0, sizeof *out);
+  MDB_val k = val(origin, VS_ORIGIN_BYTES), v;
+  int rc = mdb_get(txn, store->dbi_horizon, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *p = v.mv_data;
+  if (v.mv_size != VS_HORIZON_VALUE_BYTES || p[0] != VS_HORIZON_VERSION) return VS_ERR_CORRUPT;
+  out->seq = vs_get_u64le(p + 1);
+  out->hlc = vs_get_u64le(p + 9);
+  memcpy(out->hash, p + 17, VS_HASH_BYTES);
+  return out->seq > 0 ? VS_OK : VS_ERR_CORRUPT;
+}
+
+vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                          const vs_horizon *h) {
+  uint8_t buf[VS_HORIZON_VALUE_BYTES];
+  buf[0] = VS_HORIZON_VERSION;
+  vs_put_u64le(buf + 1, h->seq);
+  vs_put_u64le(buf + 9, h->hlc);
+  memcpy(buf + 17, h->hash, VS_HASH_BYTES);
+  MDB_val k = val(origin, VS_ORIGIN_BYTES), v = val(buf, sizeof buf);
+  return vs_mdb_err(mdb_put(txn, store->dbi_horizon, &k, &v, 0));
+}
+
 vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
                    uint8_t hash_out[VS_HASH_BYTES]) {
   MDB_val k = val(id->bytes, VS_OP_ID_BYTES), v;
@@ -194,7 +219,17 @@ static bool id_key_seq(const MDB_val *k, const vs_op_id *tag, uint64_t *seq_out)
 vs_err vs_chain_runs_open(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
                           uint64_t last, vs_chain_runs *r) {
   memset(r, 0, sizeof *r);
+  vs_horizon h;
+  vs_err herr = vs_horizon_get(txn, store, origin, &h);
+  if (herr != VS_OK) return herr;
   vs_op_id_derive(origin, from, &r->start);
+  /* Below the horizon only membership ops stay (the anchor at h.seq and
+   * everything after it are held): a run can start at one of those. */
+  r->horizon = h.seq;
+  if (from < h.seq) {
+    herr = vs_opid_get(txn, store, &r->start, NULL, NULL);
+    if (herr != VS_OK) return herr == VS_ERR_NOTFOUND ? VS_ERR_BEHIND_HORIZON : herr;
+  }
   r->seq = from;
   r->last = last;
   int rc = mdb_cursor_open(txn, store->dbi_sigs, &r->sigs);
@@ -224,6 +259,7 @@ vs_err vs_chain_runs_next(vs_chain_runs *r, vs_chain_op *op_out) {
   if (err == VS_OK && (!id_key_seq(&ok, &r->start, &got) || got != r->seq || ov.mv_size != VS_OPID_VALUE_BYTES))
     err = VS_ERR_CORRUPT;
   if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
+  if (err == VS_ERR_CORRUPT && r->seq < r->horizon) err = VS_ERR_BEHIND_HORIZON; /* compacted, not lost */
   if (err != VS_OK) return err;
   r->stepped = true;
   op_out->seq = r->seq;

@@ -47,6 +47,22 @@ vs_err vs_head_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin
 vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
                    uint8_t hash_out[VS_HASH_BYTES]);
 
+/** An origin's horizon (compact.h): every op up to `seq` is folded into the
+ *  base state; the op at `seq` (hash, hlc) stays in the log as the chain's
+ *  anchor, the ones below it are gone. seq 0: nothing compacted. */
+typedef struct vs_horizon {
+  uint64_t seq;
+  uint64_t hlc;
+  uint8_t hash[VS_HASH_BYTES];
+} vs_horizon;
+#define VS_HORIZON_VERSION 1u
+#define VS_HORIZON_VALUE_BYTES (1u + 8u + 8u + VS_HASH_BYTES)
+
+/** Read `origin`'s horizon in `txn` (zero if none) / store it. */
+vs_err vs_horizon_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_horizon *out);
+vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                          const vs_horizon *h);
+
 /** Read the node-wide HLC (0 if never set) / store a new one. */
 vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
 vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
@@ -93,6 +109,7 @@ typedef struct vs_chain_runs {
   uint64_t signed_seq; /* the next signed seq, <= last */
   const uint8_t *sig;  /* its signature */
   bool stepped;        /* next read an op: the cursor steps on */
+  uint64_t horizon;    /* the origin's horizon: a missing op below it was compacted */
 } vs_chain_runs;
 
 typedef struct vs_chain_op {
@@ -104,7 +121,9 @@ typedef struct vs_chain_op {
 /** Start reading `origin` from seq `from` (at most to `last`). Close it
  *  (also after an error) before `txn` ends.
  *  @return VS_OK; VS_ERR_NOTFOUND (no signed op in from..last: unsigned
- *  ops stay local); VS_ERR_CORRUPT (a signature without its op). */
+ *  ops stay local); VS_ERR_BEHIND_HORIZON (`from` is below the origin's
+ *  horizon: those ops were compacted here); VS_ERR_CORRUPT (a signature
+ *  without its op). */
 vs_err vs_chain_runs_open(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
                           uint64_t last, vs_chain_runs *r);
 /** The next op (from, from + 1, ...; the caller stops at `last`).

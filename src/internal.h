@@ -121,6 +121,12 @@ struct vs_store {
   MDB_dbi dbi_mesh;      /* origin, seq u64be -> mesh.* op's record: version u8, hash, lsn u64le (mstore.c) */
   MDB_dbi dbi_members;   /* device pk -> member record of a managed mesh (mgate.c); meta "mesh_id" says managed */
   MDB_dbi dbi_inert;     /* op id -> "": a held op with no effect on the state (a reader's data op: mgate.c) */
+  /* Store format 6 (compaction, compact.c): the state folded from every op
+   * at or below the horizon (same records as state/incrs), and per origin
+   * the horizon: the op the log keeps as the chain's anchor. */
+  MDB_dbi dbi_hstate;    /* state key -> state record of the base (state.c) */
+  MDB_dbi dbi_hincrs;    /* as incrs, for the base */
+  MDB_dbi dbi_horizon;   /* origin -> horizon record (chain.c) */
   bool has_identity;     /* local writes of identity.pk are signed */
   bool hold_verdicts; /* the node defers fork verdicts found by apply (its refold budget is spent) */
   vs_identity identity;

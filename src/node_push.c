@@ -102,8 +102,10 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
       uint64_t end = 0;
       size_t used_before = w.used;
       err = nd_add_run(n, txn, &wr, &w, mine->origin, from, mine->seq, &end);
-      if (err == VS_ERR_NOTFOUND) {
-        err = VS_OK; /* unsigned ops (a store used without identity) stay local */
+      if (err == VS_ERR_NOTFOUND || err == VS_ERR_BEHIND_HORIZON) {
+        /* Unsigned ops (a store used without identity) stay local; ops
+         * compacted here cannot be sent: never a partial stream. */
+        err = VS_OK;
         break;
       }
       if (err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT) {

@@ -60,6 +60,7 @@ _Static_assert(KEY_BYTES_MAX <= 511u, "LMDB's default key size limit");
 static const char TAG_DOMAIN[] = "vixsync/target-tag/v1";
 static const char ENTRY_DOMAIN[] = "vixsync/state-entry/v1";
 static const char META_STATE_HASH[] = "state_hash";
+static const char META_BASE_HASH[] = "base_hash"; /* the state hash of the base state (hstate) */
 
 /* A decoded record. Pointers go into the record's bytes. */
 typedef struct record {
@@ -171,9 +172,18 @@ static void record_fill(uint8_t *p, const record *r) {
 
 static size_t record_bytes(const record *r) { return REC_FIXED_BYTES + (size_t)r->target_bytes + r->base_value_bytes; }
 
-static vs_err record_put(MDB_txn *txn, const vs_store *store, const uint8_t *key, size_t key_bytes, const record *r) {
+/* The databases a fold writes: the live state (state, incrs) or the base
+ * state that compaction folds the ops below the horizon into (hstate,
+ * hincrs): one record layout for both. */
+typedef struct tables {
+  MDB_dbi state, incrs;
+} tables;
+
+static tables live_tables(const vs_store *store) { return (tables){store->dbi_state, store->dbi_incrs}; }
+
+static vs_err record_put(MDB_txn *txn, tables t, const uint8_t *key, size_t key_bytes, const record *r) {
   MDB_val k = {key_bytes, (void *)key}, v = {record_bytes(r), NULL};
-  int rc = mdb_put(txn, store->dbi_state, &k, &v, MDB_RESERVE);
+  int rc = mdb_put(txn, t.state, &k, &v, MDB_RESERVE);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   record_fill(v.mv_data, r);
   return VS_OK;
@@ -227,13 +237,13 @@ static void xor_into(uint8_t acc[VS_HASH_BYTES], const uint8_t d[VS_HASH_BYTES])
 }
 
 /* Re-count the incrs after a new base: bounded by the incrs of the target. */
-static vs_err recount_after(MDB_txn *txn, const vs_store *store, const uint8_t tag[TAG_BYTES], record *r) {
+static vs_err recount_after(MDB_txn *txn, tables t, const uint8_t tag[TAG_BYTES], record *r) {
   uint8_t key[INCR_SEEK_BYTES]; /* a prefix: sorts before every seq under it */
   memcpy(key, tag, TAG_BYTES);
   vs_put_u64be(key + TAG_BYTES, r->base_hlc);
   memcpy(key + TAG_BYTES + 8, r->base_origin, VS_ORIGIN_BYTES);
   MDB_cursor *cur;
-  int rc = mdb_cursor_open(txn, store->dbi_incrs, &cur);
+  int rc = mdb_cursor_open(txn, t.incrs, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   r->incr_count = 0;
   r->incr_sum = 0;
@@ -261,8 +271,7 @@ static vs_err recount_after(MDB_txn *txn, const vs_store *store, const uint8_t t
   return err;
 }
 
-static vs_err incr_put(MDB_txn *txn, const vs_store *store, const uint8_t tag[TAG_BYTES], const vs_op *op,
-                       int64_t delta) {
+static vs_err incr_put(MDB_txn *txn, tables t, const uint8_t tag[TAG_BYTES], const vs_op *op, int64_t delta) {
   uint8_t key[INCR_KEY_BYTES], val[8];
   memcpy(key, tag, TAG_BYTES);
   vs_put_u64be(key + TAG_BYTES, op->hlc);
@@ -270,7 +279,7 @@ static vs_err incr_put(MDB_txn *txn, const vs_store *store, const uint8_t tag[TA
   vs_put_u64be(key + INCR_SEEK_BYTES, op->seq);
   vs_put_u64le(val, (uint64_t)delta);
   MDB_val k = {sizeof key, key}, v = {sizeof val, val};
-  return vs_mdb_err(mdb_put(txn, store->dbi_incrs, &k, &v, 0));
+  return vs_mdb_err(mdb_put(txn, t.incrs, &k, &v, 0));
 }
 
 /* The record of a target that has none: `op` is its first counted op. */
@@ -306,7 +315,7 @@ static void record_digest(record *r, const uint8_t *base_op_hash) {
   entry_digest(&e, r->digest);
 }
 
-vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t op_hash[VS_HASH_BYTES],
+static vs_err state_apply(MDB_txn *txn, tables t, const vs_op *op, const uint8_t op_hash[VS_HASH_BYTES],
                           uint8_t state_hash[VS_HASH_BYTES]) {
   bool is_put = strcmp(op->kind, "put") == 0, is_del = !is_put && strcmp(op->kind, "del") == 0;
   bool is_incr = !is_put && !is_del && strcmp(op->kind, "incr") == 0;
@@ -323,13 +332,13 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
   record_first(op, is_put, is_incr, delta, &r);
   record_digest(&r, op_hash);
   MDB_val k = {key_bytes, key}, v = {record_bytes(&r), NULL};
-  int rc = mdb_put(txn, store->dbi_state, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+  int rc = mdb_put(txn, t.state, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
   if (rc == MDB_SUCCESS) {
     record_fill(v.mv_data, &r);
     /* No record: no incrs to re-count, and only an incr needs the tag. */
     if (is_incr) {
       target_tag(op->target, op->target_bytes, tag);
-      vs_err err = incr_put(txn, store, tag, op, delta);
+      vs_err err = incr_put(txn, t, tag, op, delta);
       if (err != VS_OK) return err;
     }
     xor_into(state_hash, r.digest);
@@ -344,7 +353,7 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
   bool after_base = !has_base || lww_cmp(op->hlc, op->origin, r.base_hlc, r.base_origin) > 0;
   if (!after_base) {
     if (!is_incr) return VS_OK; /* an older put or del changes nothing */
-    return incr_put(txn, store, tag, op, delta); /* kept for a later re-count */
+    return incr_put(txn, t, tag, op, delta); /* kept for a later re-count */
   }
   /* The old entry's digest, kept aside: r.digest is about to change. */
   uint8_t old_digest[VS_HASH_BYTES];
@@ -361,7 +370,7 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
   r.target = op->target;
   r.target_bytes = op->target_bytes;
   if (is_incr) {
-    err = incr_put(txn, store, tag, op, delta);
+    err = incr_put(txn, t, tag, op, delta);
     if (err == VS_OK) {
       r.incr_count++;
       r.incr_sum += (uint64_t)delta;
@@ -378,11 +387,11 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
     memcpy(r.last_origin, op->origin, VS_ORIGIN_BYTES);
     r.base_value = is_put ? op->payload : NULL;
     r.base_value_bytes = is_put ? op->payload_bytes : 0;
-    err = recount_after(txn, store, tag, &r);
+    err = recount_after(txn, t, tag, &r);
   }
   if (err == VS_OK) {
     record_digest(&r, is_incr ? NULL : op_hash);
-    err = record_put(txn, store, key, key_bytes, &r);
+    err = record_put(txn, t, key, key_bytes, &r);
   }
   if (err == VS_OK) {
     xor_into(state_hash, old_digest);
@@ -390,6 +399,36 @@ vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, 
   }
   free(old_value);
   return err;
+}
+
+vs_err vs_state_apply_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t op_hash[VS_HASH_BYTES],
+                          uint8_t state_hash[VS_HASH_BYTES]) {
+  return state_apply(txn, live_tables(store), op, op_hash, state_hash);
+}
+
+vs_err vs_state_fold_base_txn(MDB_txn *txn, const vs_store *store, const vs_op *op, const uint8_t op_hash[VS_HASH_BYTES],
+                              uint8_t base_hash[VS_HASH_BYTES]) {
+  return state_apply(txn, (tables){store->dbi_hstate, store->dbi_hincrs}, op, op_hash, base_hash);
+}
+
+static vs_err meta_hash_get(MDB_txn *txn, const vs_store *store, const char *name, uint8_t hash_out[VS_HASH_BYTES]) {
+  MDB_val k = {strlen(name), (void *)name}, v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  memset(hash_out, 0, VS_HASH_BYTES);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != VS_HASH_BYTES) return VS_ERR_CORRUPT;
+  memcpy(hash_out, v.mv_data, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+vs_err vs_state_base_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]) {
+  return meta_hash_get(txn, store, META_BASE_HASH, hash_out);
+}
+
+vs_err vs_state_base_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]) {
+  MDB_val k = {sizeof META_BASE_HASH - 1, (void *)META_BASE_HASH}, v = {VS_HASH_BYTES, (void *)hash};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 
 vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]) {
@@ -408,29 +447,70 @@ vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 
+/* Copy every entry of `from` into the empty `to` (sorted: appended).
+ * Bounded by the entries of `from`. */
+static vs_err copy_db(MDB_txn *txn, MDB_dbi from, MDB_dbi to) {
+  MDB_cursor *src, *dst;
+  int rc = mdb_cursor_open(txn, from, &src);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  rc = mdb_cursor_open(txn, to, &dst);
+  if (rc != MDB_SUCCESS) {
+    mdb_cursor_close(src);
+    return vs_mdb_err(rc);
+  }
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(src, &k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(src, &k, &v, MDB_NEXT)) {
+    rc = mdb_cursor_put(dst, &k, &v, MDB_APPEND);
+    if (rc != MDB_SUCCESS) break;
+  }
+  mdb_cursor_close(dst);
+  mdb_cursor_close(src);
+  return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+}
+
 vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store) {
   int rc = mdb_drop(txn, store->dbi_state, 0);
   if (rc == MDB_SUCCESS) rc = mdb_drop(txn, store->dbi_incrs, 0);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  /* The base first: what compaction folded (every op up to each origin's
+   * horizon), then every live op above the horizons. */
   uint8_t state_hash[VS_HASH_BYTES] = {0};
+  vs_err err = copy_db(txn, store->dbi_hstate, store->dbi_state);
+  if (err == VS_OK) err = copy_db(txn, store->dbi_hincrs, store->dbi_incrs);
+  if (err == VS_OK) err = vs_state_base_hash_get_txn(txn, store, state_hash);
+  if (err != VS_OK) return err;
   uint8_t *buf = malloc(VS_OP_ENCODED_BYTES_MAX);
   if (buf == NULL) return VS_ERR_NOMEM;
-  uint64_t last = 0;
-  vs_err err = vs_wal_last_lsn_txn(txn, store, &last);
-  MDB_stat ist;
-  if (err == VS_OK) err = vs_mdb_err(mdb_stat(txn, store->dbi_inert, &ist));
-  bool any_inert = err == VS_OK && ist.ms_entries > 0;
-  /* Bounded: one step per WAL record. The state is a CRDT, so refolding
-   * in LSN order gives what any order gives. An op is live when the op-id
-   * index still names its record (a verdict removed the void ones). */
-  for (uint64_t lsn = 1; lsn <= last && err == VS_OK; lsn++) {
+  MDB_stat ist, hst;
+  err = vs_mdb_err(mdb_stat(txn, store->dbi_inert, &ist));
+  if (err == VS_OK) err = vs_mdb_err(mdb_stat(txn, store->dbi_horizon, &hst));
+  bool any_inert = err == VS_OK && ist.ms_entries > 0, any_horizon = err == VS_OK && hst.ms_entries > 0;
+  MDB_cursor *cur = NULL;
+  if (err == VS_OK) err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_wal, &cur));
+  /* Bounded: one step per WAL record (compaction leaves gaps between LSNs:
+   * the cursor steps over them). The state is a CRDT, so refolding in LSN
+   * order gives what any order gives. An op is live when the op-id index
+   * still names its record (a verdict removed the void ones). */
+  uint64_t next = 1;
+  while (err == VS_OK && cur != NULL) {
+    uint8_t key[8];
+    vs_put_u64be(key, next);
+    MDB_val k = {sizeof key, key}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) break;
+    if (rc != MDB_SUCCESS) {
+      err = vs_mdb_err(rc);
+      break;
+    }
+    if (k.mv_size != 8) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    uint64_t lsn = vs_get_u64be(k.mv_data);
+    next = lsn + 1; /* the cursor is re-seeked: the writes below may move pages */
     const uint8_t *enc = NULL;
     uint32_t enc_bytes = 0;
     err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
-    if (err == VS_ERR_NOTFOUND) {
-      err = VS_OK;
-      continue;
-    }
     if (err != VS_OK) break;
     if (enc_bytes > VS_OP_ENCODED_BYTES_MAX) {
       err = VS_ERR_CORRUPT;
@@ -452,13 +532,19 @@ vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store) {
     }
     if (err == VS_OK && any_inert) { /* held without effect (a reader's data op) */
       MDB_val ik = {VS_OP_ID_BYTES, op.id.bytes}, iv;
-      int rc = mdb_get(txn, store->dbi_inert, &ik, &iv);
+      rc = mdb_get(txn, store->dbi_inert, &ik, &iv);
       if (rc == MDB_SUCCESS) continue;
       if (rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+    }
+    if (err == VS_OK && any_horizon) { /* folded into the base already (the anchor is) */
+      vs_horizon h;
+      err = vs_horizon_get(txn, store, op.origin, &h);
+      if (err == VS_OK && op.seq <= h.seq) continue;
     }
     vs_op_hash_encoded(buf, enc_bytes, hash);
     if (err == VS_OK) err = vs_state_apply_txn(txn, store, &op, hash, state_hash);
   }
+  if (cur != NULL) mdb_cursor_close(cur);
   free(buf);
   if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, state_hash);
   return err;

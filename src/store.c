@@ -25,7 +25,7 @@
  *   5: the `mesh` database: a record per mesh.* op held (mstore.h); the
  *      `members` and `inert` databases and meta "mesh_id" of a managed mesh (mgate.h) */
 #define STORE_FORMAT VS_STORE_FORMAT
-#define STORE_DBS 16
+#define STORE_DBS 24
 static const char STORE_MAGIC[] = "vixsync";
 
 /* LMDB forbids opening one environment twice in a process (its locks are
@@ -117,6 +117,9 @@ static const dbi_spec DBIS[] = {
     {"incrs", offsetof(vs_store, dbi_incrs)},         {"sigs", offsetof(vs_store, dbi_sigs)},
     {"forks", offsetof(vs_store, dbi_forks)},         {"mesh", offsetof(vs_store, dbi_mesh)},
     {"members", offsetof(vs_store, dbi_members)},     {"inert", offsetof(vs_store, dbi_inert)},
+    /* format 6: an older store gets them (empty) when it opens */
+    {"hstate", offsetof(vs_store, dbi_hstate)},       {"hincrs", offsetof(vs_store, dbi_hincrs)},
+    {"horizon", offsetof(vs_store, dbi_horizon)},
 };
 #define DBI_COUNT (sizeof DBIS / sizeof DBIS[0])
 _Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");
@@ -135,32 +138,59 @@ static vs_err read_format(MDB_txn *txn, MDB_dbi meta, uint32_t *format_out) {
   return VS_OK;
 }
 
-/* Check the magic and format of an existing store. */
-static vs_err check_meta(MDB_txn *txn, vs_store *store) {
-  uint32_t format = 0;
-  vs_err err = read_format(txn, store->dbi_meta, &format);
+/* The oldest format this build opens: its stores lack the databases of the
+ * formats since, which vs_store_open adds (empty) in one write transaction. */
+#define STORE_FORMAT_UPGRADES_FROM 5u
+
+/* A store of format STORE_FORMAT_UPGRADES_FROM .. STORE_FORMAT - 1: every
+ * database opened with MDB_CREATE (the missing ones are new and empty: the
+ * formats since only added databases) and the format written, in one
+ * transaction, so an interrupted upgrade leaves the old store. */
+static vs_err upgrade(vs_store *store) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
   if (err != VS_OK) return err;
-  return format == STORE_FORMAT ? VS_OK : VS_ERR_VERSION;
+  for (size_t i = 0; i < DBI_COUNT && err == VS_OK; i++)
+    err = vs_mdb_err(mdb_dbi_open(txn, DBIS[i].name, MDB_CREATE, dbi_slot(store, i)));
+  uint32_t format = 0;
+  if (err == VS_OK) err = read_format(txn, store->dbi_meta, &format);
+  if (err == VS_OK && (format < STORE_FORMAT_UPGRADES_FROM || format >= STORE_FORMAT)) err = VS_ERR_VERSION;
+  uint8_t fmt[4];
+  vs_put_u32le(fmt, STORE_FORMAT);
+  MDB_val k = {sizeof STORE_MAGIC - 1, (void *)STORE_MAGIC}, v = {sizeof fmt, fmt};
+  if (err == VS_OK) err = vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  return vs_txn_commit(txn);
 }
 
-/* Open the named databases of an existing store in a read transaction. */
+/* Open the named databases of an existing store in a read transaction (an
+ * older format that this build upgrades: in a write transaction). */
 static vs_err open_existing(vs_store *store) {
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, false, &txn);
   if (err != VS_OK) return err;
   assert(DBIS[0].offset == offsetof(vs_store, dbi_meta));
-  for (size_t i = 0; i < DBI_COUNT && err == VS_OK; i++) {
+  bool old = false;
+  for (size_t i = 0; i < DBI_COUNT && err == VS_OK && !old; i++) {
     int rc = mdb_dbi_open(txn, DBIS[i].name, 0, dbi_slot(store, i));
     if (rc == MDB_NOTFOUND) err = VS_ERR_NOTFOUND;
     else if (rc == MDB_INCOMPATIBLE) err = VS_ERR_FOREIGN;
     else err = vs_mdb_err(rc);
     /* The format first (meta is DBIS[0]): a store of another format may
      * lack or name differently the databases that follow. */
-    if (err == VS_OK && i == 0) err = check_meta(txn, store);
+    if (err == VS_OK && i == 0) {
+      uint32_t format = 0;
+      err = read_format(txn, store->dbi_meta, &format);
+      old = err == VS_OK && format >= STORE_FORMAT_UPGRADES_FROM && format < STORE_FORMAT;
+      if (err == VS_OK && !old && format != STORE_FORMAT) err = VS_ERR_VERSION;
+    }
   }
-  if (err != VS_OK) {
+  if (err != VS_OK || old) {
     mdb_txn_abort(txn);
-    return err;
+    return err == VS_OK ? upgrade(store) : err;
   }
   return vs_txn_commit(txn); /* a read-only commit keeps the dbi handles */
 }

@@ -65,6 +65,13 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
   vs_head head;
   vs_err err = vs_head_get(txn, store, origin, &head);
   *changed_out = false;
+  /* Never below the horizon: the ops up to it were held and acknowledged,
+   * with the same hashes, by every member before they were compacted, so
+   * no verdict or cut found later takes them back (docs/storage.md,
+   * "Compaction"); the void starts after the anchor. */
+  vs_horizon hz;
+  if (err == VS_OK) err = vs_horizon_get(txn, store, origin, &hz);
+  if (err == VS_OK && from <= hz.seq) from = hz.seq + 1;
   if (err != VS_OK || head.seq < from) return err;
   *changed_out = true;
   err = fail_outbox(txn, store, origin, from, why);

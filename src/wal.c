@@ -208,13 +208,15 @@ vs_err vs_wal_replay(vs_store *store, uint64_t from_lsn, vs_wal_handler handler,
   vs_put_u64be(key, from_lsn);
   MDB_val k = val(key, sizeof key), v;
   uint64_t expect = from_lsn;
-  /* Bounded by the records in the snapshot: each step moves the cursor on. */
+  /* Bounded by the records in the snapshot: each step moves the cursor on.
+   * LSNs increase; compaction leaves gaps below the horizons. */
   for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS && err == VS_OK;
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
     vs_wal_record rec;
-    err = record_decode(&k, &v, expect, &rec);
+    uint64_t lsn = k.mv_size == 8 ? vs_get_u64be(k.mv_data) : 0;
+    err = lsn >= expect ? record_decode(&k, &v, lsn, &rec) : VS_ERR_CORRUPT;
     if (err == VS_OK) err = handler(&rec, ctx);
-    expect++;
+    expect = lsn + 1;
   }
   if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS) err = vs_mdb_err(rc);
   mdb_cursor_close(cur);

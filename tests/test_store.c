@@ -257,7 +257,7 @@ static void raw_set_format(const char *dir, uint32_t format) {
   MDB_txn *txn = NULL;
   MDB_dbi meta;
   assert_int_equal(mdb_env_create(&env), 0);
-  assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
   assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
   assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
   assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
@@ -292,7 +292,7 @@ static void *read_data_file(const char *dir, size_t *bytes_out) {
  * can say "store format 2, this build reads 3". */
 static void test_store_other_format_is_a_version_error(void **state) {
   fixture *f = *state;
-  assert_int_equal(VS_STORE_FORMAT, 5);
+  assert_int_equal(VS_STORE_FORMAT, 6);
   assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
   write_one(f->store, 10, 1000);
   uint32_t found = 0;
@@ -301,7 +301,7 @@ static void test_store_other_format_is_a_version_error(void **state) {
   f->store = NULL;
   assert_err(vs_store_format(f->dir, &found), VS_OK);
   assert_int_equal(found, VS_STORE_FORMAT);
-  static const uint32_t others[] = {1u, 2u, 3u, 4u, VS_STORE_FORMAT + 1u, UINT32_MAX};
+  static const uint32_t others[] = {1u, 2u, 3u, 4u, VS_STORE_FORMAT + 1u, UINT32_MAX}; /* 5 upgrades: below */
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
     raw_set_format(f->dir, others[i]);
     size_t before_bytes = 0, after_bytes = 0;
@@ -325,6 +325,54 @@ static void test_store_other_format_is_a_version_error(void **state) {
   uint64_t lsn = 0;
   assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
   assert_int_equal(lsn, 1);
+}
+
+/* Delete the named databases format 6 added: what a format-5 store holds. */
+static void raw_drop_format6(const char *dir) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+  assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  static const char *const added[] = {"hstate", "hincrs", "horizon"};
+  for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
+    MDB_dbi dbi;
+    assert_int_equal(mdb_dbi_open(txn, added[i], 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+  }
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+/* A format-5 store (no compaction databases) opens: it is upgraded to 6 in
+ * one transaction, its ops and state intact; a read-only look first (the
+ * format) changes nothing. */
+static void test_store_format5_upgrades(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  write_one(f->store, 10, 1000);
+  uint8_t hash_before[VS_HASH_BYTES], hash_after[VS_HASH_BYTES];
+  assert_err(vs_state_hash(f->store, hash_before), VS_OK);
+  vs_store_close(f->store);
+  f->store = NULL;
+  raw_drop_format6(f->dir);
+  raw_set_format(f->dir, 5);
+  uint32_t found = 0;
+  assert_err(vs_store_format(f->dir, &found), VS_OK);
+  assert_int_equal(found, 5);
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  uint64_t lsn = 0;
+  assert_err(vs_wal_last_lsn(f->store, &lsn), VS_OK);
+  assert_int_equal(lsn, 1);
+  assert_err(vs_state_hash(f->store, hash_after), VS_OK);
+  assert_memory_equal(hash_before, hash_after, VS_HASH_BYTES);
+  write_one(f->store, 11, 1001); /* writes go on */
+  vs_store_close(f->store);
+  f->store = NULL;
+  assert_err(vs_store_format(f->dir, &found), VS_OK);
+  assert_int_equal(found, VS_STORE_FORMAT);
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
 }
 
 static void test_store_format_of_no_store_or_foreign(void **state) {
@@ -669,6 +717,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_store_owner_lock_released_by_process_death, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_owner_lock_released_by_close, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_child_opens_while_parent_holds_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_format5_upgrades, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_usage_reports_map_and_growth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_space_counts_free_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_usage_default_map_size, setup, teardown),

@@ -41,10 +41,12 @@ typedef enum vs_durability {
 } vs_durability;
 
 /** The store format this build reads and writes (meta["vixsync"]). A store
- *  of any other format is refused (VS_ERR_VERSION); there is no migration
- *  yet. 5: a record per membership op (the `mesh` database); 4: fork verdicts keep their evidence (apply.h); 3: 24-byte op ids
+ *  of format 5 is upgraded when it opens (the databases format 6 added are
+ *  created, empty, in one transaction); any other is refused
+ *  (VS_ERR_VERSION). 6: compaction (the base state and the horizons:
+ *  docs/storage.md); 5: a record per membership op (the `mesh` database); 4: fork verdicts keep their evidence (apply.h); 3: 24-byte op ids
  *  (op.h); 2: state records keep their digest. */
-#define VS_STORE_FORMAT 5u
+#define VS_STORE_FORMAT 6u
 
 #define VS_STORE_MAP_BYTES_DEFAULT (1024ull * 1024ull * 1024ull) /* 1 GiB */
 #define VS_STORE_MAP_BYTES_MIN (64ull * 1024ull)
@@ -80,8 +82,8 @@ typedef struct vs_store vs_store;
  *  vs_store_cfg_default), VS_ERR_NO_STORE (nothing there and
  *  cfg->create is false, or the directory is missing), VS_ERR_FOREIGN (not a
  *  vixsync store), VS_ERR_VERSION (a vixsync store of a format other than
- *  VS_STORE_FORMAT, older or newer: vs_store_format says which; nothing is
- *  changed), VS_ERR_BUSY (already open in this process), VS_ERR_NOMEM or
+ *  VS_STORE_FORMAT, older or newer, that this build does not upgrade:
+ *  vs_store_format says which; nothing is changed), VS_ERR_BUSY (already open in this process), VS_ERR_NOMEM or
  *  VS_ERR_STORE. */
 VS_API vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_out);
 

@@ -1,7 +1,9 @@
 /* vixsync: the write-ahead log.
  *
  * An ordered, append-only log of every operation the node holds (its own and,
- * later, its peers'), keyed by a gapless log sequence number (LSN) from 1.
+ * later, its peers'), keyed by a log sequence number (LSN) from 1, each
+ * record one more than the last; compaction (store format 6) takes out the
+ * records of ops folded below a horizon, so a log may have gaps.
  * Each record carries a CRC-32C checksum, verified on every read.
  *
  * Record layout, version 1 (little-endian):
@@ -50,8 +52,10 @@ typedef vs_err (*vs_wal_handler)(const vs_wal_record *record, void *ctx);
 /** Replay records with lsn >= from_lsn in order, in one read-only
  *  transaction (a consistent snapshot; concurrent writers are not blocked).
  *  Stops at the first handler error and returns it.
- *  @return VS_OK, the handler's error, VS_ERR_CORRUPT (checksum mismatch, an
- *  LSN gap or a record that does not decode) or VS_ERR_STORE. */
+ *  Gaps (compacted records) are stepped over.
+ *  @return VS_OK, the handler's error, VS_ERR_CORRUPT (checksum mismatch, a
+ *  record whose LSN field is not its key, or one that does not decode) or
+ *  VS_ERR_STORE. */
 VS_API vs_err vs_wal_replay(vs_store *store, uint64_t from_lsn, vs_wal_handler handler, void *ctx);
 
 /** The highest LSN (0 for an empty log). */

@@ -1,0 +1,226 @@
+#define _POSIX_C_SOURCE 200809L
+/* Compaction below a stable cut (compact.h). */
+#include "compact.h"
+
+#include <stdlib.h>
+
+#include "chain.h"
+#include "fork.h"
+#include "member.h"
+#include "outbox_int.h"
+#include "sinks.h"
+#include "state_int.h"
+#include "wal_int.h"
+
+static const char META_GC_FLOOR[] = "gc_floor";
+
+vs_err vs_gc_floor_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *floor_out) {
+  MDB_val k = {sizeof META_GC_FLOOR - 1, (void *)META_GC_FLOOR}, v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  *floor_out = 0;
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 8) return VS_ERR_CORRUPT;
+  *floor_out = vs_get_u64le(v.mv_data);
+  return VS_OK;
+}
+
+static vs_err gc_floor_put(MDB_txn *txn, const vs_store *store, uint64_t floor) {
+  uint8_t buf[8];
+  vs_put_u64le(buf, floor);
+  MDB_val k = {sizeof META_GC_FLOOR - 1, (void *)META_GC_FLOOR}, v = {sizeof buf, buf};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+/* What one compaction call works with. */
+typedef struct job {
+  MDB_txn *txn;
+  vs_store *store;
+  uint8_t *buf; /* an op's encoding, copied out of the map (writes move pages) */
+  uint32_t sinks[VS_OUTBOX_SINKS_MAX];
+  uint32_t sinks_n; /* sinks whose entries hold an op back (not ranges-only) */
+  uint8_t base_hash[VS_HASH_BYTES];
+  uint64_t gc_floor;
+} job;
+
+/* One held op of the log: decoded from the copy in j->buf. */
+typedef struct held_op {
+  uint64_t lsn;
+  uint8_t hash[VS_HASH_BYTES];
+  vs_op op;
+  bool mesh;  /* a membership op: it stays */
+  bool inert; /* held without effect on the state (a reader's data op) */
+} held_op;
+
+static vs_err op_read(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, held_op *h) {
+  vs_op_id id;
+  vs_op_id_derive(origin, seq, &id);
+  vs_err err = vs_opid_get(j->txn, j->store, &id, &h->lsn, h->hash);
+  if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* at or below the head: held */
+  const uint8_t *enc = NULL;
+  uint32_t enc_bytes = 0;
+  if (err == VS_OK) err = vs_wal_op_encoded_txn(j->txn, j->store, h->lsn, &enc, &enc_bytes);
+  if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT;
+  if (err != VS_OK) return err;
+  if (enc_bytes > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_CORRUPT;
+  memcpy(j->buf, enc, enc_bytes);
+  if (vs_op_decode(j->buf, enc_bytes, &h->op) != VS_OK || h->op.seq != seq ||
+      memcmp(h->op.origin, origin, VS_ORIGIN_BYTES) != 0)
+    return VS_ERR_CORRUPT;
+  h->mesh = vs_mesh_kind_reserved(h->op.kind, h->op.kind_bytes);
+  MDB_val ik = {VS_OP_ID_BYTES, h->op.id.bytes}, iv;
+  int rc = mdb_get(j->txn, j->store->dbi_inert, &ik, &iv);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
+  h->inert = rc == MDB_SUCCESS;
+  return VS_OK;
+}
+
+/* May the op at `lsn` leave the log? Not while a sink that sends it (an
+ * HTTP sink) has yet to: its entry is PENDING, INFLIGHT or FAILED. The
+ * mesh's ranges-only sink never blocks: a stable op is held by every member. */
+static vs_err outbox_lets_go(job *j, uint64_t lsn, bool *ok_out) {
+  *ok_out = true;
+  for (uint32_t i = 0; i < j->sinks_n; i++) {
+    vs_outbox_entry e;
+    vs_err err = vs_obx_entry_get(j->txn, j->store, j->sinks[i], lsn, &e);
+    if (err == VS_ERR_NOTFOUND) continue;
+    if (err != VS_OK) return err;
+    if (e.state != VS_OUTBOX_DONE) {
+      *ok_out = false;
+      return VS_OK;
+    }
+  }
+  return VS_OK;
+}
+
+static vs_err del_key(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_bytes) {
+  MDB_val k = {key_bytes, (void *)key};
+  int rc = mdb_del(txn, dbi, &k, NULL);
+  return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+}
+
+/* The op at `seq` is below the new horizon and already folded: its record,
+ * op id, signature and inert mark go; a membership op stays whole. */
+static vs_err op_drop(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_compact_result *res) {
+  held_op h;
+  vs_err err = op_read(j, origin, seq, &h);
+  if (err != VS_OK || h.mesh) return err;
+  uint8_t lsn_key[8];
+  vs_put_u64be(lsn_key, h.lsn);
+  err = del_key(j->txn, j->store->dbi_wal, lsn_key, sizeof lsn_key);
+  if (err == VS_OK) err = del_key(j->txn, j->store->dbi_opid, h.op.id.bytes, VS_OP_ID_BYTES);
+  if (err == VS_OK) err = del_key(j->txn, j->store->dbi_sigs, h.op.id.bytes, VS_OP_ID_BYTES);
+  if (err == VS_OK && h.inert) err = del_key(j->txn, j->store->dbi_inert, h.op.id.bytes, VS_OP_ID_BYTES);
+  if (err == VS_OK) res->records_dropped++;
+  return err;
+}
+
+/* Move one origin's horizon towards `to`, spending *budget. */
+static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t to, uint64_t *budget,
+                             vs_compact_result *res) {
+  vs_head head;
+  vs_horizon hz;
+  uint64_t void_from = 0;
+  uint8_t void_prev[VS_HASH_BYTES];
+  vs_err err = vs_head_get(j->txn, j->store, origin, &head);
+  if (err == VS_OK) err = vs_horizon_get(j->txn, j->store, origin, &hz);
+  if (err == VS_OK) err = vs_fork_get_txn(j->txn, j->store, origin, &void_from, void_prev);
+  if (err != VS_OK) return err;
+  if (void_from != 0) return VS_OK; /* an origin with fork evidence never advances */
+  if (to > head.seq) to = head.seq;
+  uint64_t seq = hz.seq;
+  bool moved = false;
+  /* Bounded: each round folds one op and spends one unit of the budget. */
+  while (seq < to && *budget > 0 && err == VS_OK) {
+    held_op h;
+    err = op_read(j, origin, seq + 1, &h);
+    bool ok = true;
+    if (err == VS_OK) err = outbox_lets_go(j, h.lsn, &ok);
+    if (err != VS_OK) break;
+    if (!ok) {
+      res->held_by_outbox++;
+      break;
+    }
+    if (!h.mesh && !h.inert) err = vs_state_fold_base_txn(j->txn, j->store, &h.op, h.hash, j->base_hash);
+    if (err != VS_OK) break;
+    if (h.op.hlc > j->gc_floor) j->gc_floor = h.op.hlc;
+    seq++;
+    hz.seq = seq;
+    hz.hlc = h.op.hlc;
+    memcpy(hz.hash, h.hash, VS_HASH_BYTES);
+    (*budget)--;
+    res->ops_folded++;
+    moved = true;
+    /* The op before it (the old anchor, or one folded just now) goes. */
+    if (seq > 1) err = op_drop(j, origin, seq - 1, res);
+  }
+  if (err == VS_OK && moved) {
+    err = vs_horizon_put_txn(j->txn, j->store, origin, &hz);
+    res->origins_moved++;
+  }
+  if (err == VS_OK && seq < to && *budget == 0) res->more = true;
+  return err;
+}
+
+static int origin_cmp(const void *a, const void *b) { return memcmp(a, b, VS_ORIGIN_BYTES); }
+
+vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget,
+                      vs_compact_result *res) {
+  if (txn == NULL || store == NULL || (cut == NULL && n > 0) || budget == 0 || res == NULL) return VS_ERR_INVAL;
+  /* An origin named twice is a caller's bug: refuse it before any write. */
+  uint8_t(*seen)[VS_ORIGIN_BYTES] = n > 0 ? malloc((size_t)n * VS_ORIGIN_BYTES) : NULL;
+  if (n > 0 && seen == NULL) return VS_ERR_NOMEM;
+  for (uint32_t i = 0; i < n; i++) memcpy(seen[i], cut[i].origin, VS_ORIGIN_BYTES);
+  if (n > 1) qsort(seen, n, VS_ORIGIN_BYTES, origin_cmp);
+  bool twice = false;
+  for (uint32_t i = 1; i < n && !twice; i++) twice = memcmp(seen[i - 1], seen[i], VS_ORIGIN_BYTES) == 0;
+  free(seen);
+  if (twice) return VS_ERR_INVAL;
+  job j;
+  memset(&j, 0, sizeof j);
+  j.txn = txn;
+  j.store = store;
+  j.buf = malloc(VS_OP_ENCODED_BYTES_MAX);
+  if (j.buf == NULL) return VS_ERR_NOMEM;
+  uint32_t ids[VS_OUTBOX_SINKS_MAX], ids_n = 0;
+  vs_err err = vs_sinks_list(txn, store, ids, &ids_n);
+  for (uint32_t i = 0; i < ids_n && err == VS_OK; i++) {
+    bool ranges_only = false;
+    err = vs_obx_ranges_only_txn(txn, store, ids[i], &ranges_only);
+    if (err == VS_OK && !ranges_only) j.sinks[j.sinks_n++] = ids[i];
+  }
+  if (err == VS_OK) err = vs_state_base_hash_get_txn(txn, store, j.base_hash);
+  if (err == VS_OK) err = vs_gc_floor_get_txn(txn, store, &j.gc_floor);
+  uint64_t floor_before = j.gc_floor, folded_before = res->ops_folded;
+  for (uint32_t i = 0; i < n && err == VS_OK && budget > 0; i++)
+    err = compact_origin(&j, cut[i].origin, cut[i].seq, &budget, res);
+  if (err == VS_OK && budget == 0) {
+    /* Whether anything is left: the next call says so exactly; here, any
+     * origin not reached is more. */
+    for (uint32_t i = 0; i < n && !res->more && err == VS_OK; i++) {
+      vs_horizon hz;
+      vs_head head;
+      err = vs_horizon_get(txn, store, cut[i].origin, &hz);
+      if (err == VS_OK) err = vs_head_get(txn, store, cut[i].origin, &head);
+      uint64_t to = cut[i].seq < head.seq ? cut[i].seq : head.seq;
+      if (err == VS_OK && hz.seq < to) res->more = true;
+    }
+  }
+  if (err == VS_OK && res->ops_folded > folded_before) err = vs_state_base_hash_put_txn(txn, store, j.base_hash);
+  if (err == VS_OK && j.gc_floor != floor_before) err = gc_floor_put(txn, store, j.gc_floor);
+  free(j.buf);
+  return err;
+}
+
+vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget, vs_compact_result *res) {
+  if (store == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  err = vs_compact_txn(txn, store, cut, n, budget, res);
+  if (err != VS_OK) {
+    mdb_txn_abort(txn);
+    return err;
+  }
+  return vs_txn_commit(txn);
+}

@@ -1,0 +1,52 @@
+/* Compaction (issue 17; docs/storage.md, "Compaction"): the ops of each
+ * origin up to a stable cut leave the log, folded into the base state; the
+ * op at the cut stays as the chain's anchor (the origin's horizon). Not
+ * installed.
+ *
+ * The cut must be stable: every member holds every op up to it, with the
+ * same hashes (the caller computes it from the members' signed
+ * acknowledgements). Then no later op is ordered before what was folded,
+ * no fork verdict or revocation cut can void it (voids.c starts above the
+ * horizon), and peers that lack those ops can only be members' new devices,
+ * which start from a snapshot (chain.h: VS_ERR_BEHIND_HORIZON).
+ *
+ * What stays below the horizon: membership ops (the reducer reads them by
+ * LSN; their records, op ids and signatures stay), and own ops that some
+ * sink has yet to deliver (an HTTP sink's PENDING entry: their origin's
+ * compaction stops before the first of them). */
+#ifndef VIXSYNC_COMPACT_H
+#define VIXSYNC_COMPACT_H
+
+#include "internal.h"
+
+typedef struct vs_cut_entry {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq; /* compact this origin up to here (clamped to its head) */
+} vs_cut_entry;
+
+typedef struct vs_compact_result {
+  uint64_t ops_folded;      /* ops folded into the base state (their effect moved there) */
+  uint64_t records_dropped; /* WAL records deleted (with their op ids and signatures) */
+  uint64_t origins_moved;   /* origins whose horizon rose */
+  uint64_t held_by_outbox;  /* origins stopped short of the cut: an own op a sink has to deliver */
+  bool more;                /* the budget ran out first: call again */
+} vs_compact_result;
+
+/** Compact, inside the caller's write transaction, each origin of `cut`
+ *  (n entries, any order; an origin twice is VS_ERR_INVAL) from its horizon
+ *  up to min(cut seq, its head), at most `budget` ops in all (>= 1).
+ *  Origins with a fork verdict are skipped (their stable cut never
+ *  advances). Bounded by `budget` ops, each a few B-tree operations. The
+ *  result is added into *res. Resumable: call again with the same cut. */
+vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget,
+                      vs_compact_result *res);
+
+/** The same in its own write transaction (one per call). */
+vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget, vs_compact_result *res);
+
+/** gc_floor: the greatest HLC of any op folded here (0: none), meta
+ *  "gc_floor": an own op not yet sent whose HLC is at or below a
+ *  snapshot's gc_floor would be ordered among ops already folded away. */
+vs_err vs_gc_floor_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *floor_out);
+
+#endif

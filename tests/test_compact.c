@@ -1,0 +1,279 @@
+/* Compaction below a stable cut (src/compact.h): the log's ops up to the cut
+ * leave the WAL, folded into the base state, and nothing a reader sees
+ * changes: every test compares a compacted store with a twin that received
+ * the same ops and never compacted (same state hash, same dump, same
+ * vector), before and after later ops, refolds and voids. */
+#include "apply_nodes.h"
+
+#include "chain.h"
+#include "compact.h"
+#include "internal.h"
+#include "outbox_step.h"
+#include "state_int.h"
+#include "voids.h"
+
+typedef struct world {
+  node a, b, e; /* writers; e's clock runs behind */
+  node c, d;    /* c compacts, d is its twin that never does */
+} world;
+
+static uint64_t wal_records(vs_store *s) {
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+  MDB_stat st;
+  assert_int_equal(mdb_stat(txn, s->dbi_wal, &st), 0);
+  mdb_txn_abort(txn);
+  return st.ms_entries;
+}
+
+static vs_horizon horizon_of(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  MDB_txn *txn;
+  vs_horizon h;
+  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+  assert_err(vs_horizon_get(txn, s, origin, &h), VS_OK);
+  mdb_txn_abort(txn);
+  return h;
+}
+
+/* Interleaved puts, dels and incrs of a and b on four targets: overwrites,
+ * deletes, counters after a base and before it. */
+static void write_round(world *w, uint64_t t, unsigned round) {
+  char v[32];
+  snprintf(v, sizeof v, "a%u", round);
+  wr(&w->a, "put", "k1", v, t + 1);
+  wr(&w->b, "incr", "n", "5", t + 2);
+  wr(&w->a, "incr", "n", "-2", t + 3);
+  snprintf(v, sizeof v, "b%u", round);
+  wr(&w->b, "put", "k2", v, t + 4);
+  wr(&w->a, round % 2 ? "del" : "put", "k2", "x", t + 5);
+  wr(&w->b, "put", "n", "100", t + 6 + (round % 3)); /* a new base under the counter */
+  wr(&w->a, "incr", "n", "7", t + 7);
+  snprintf(v, sizeof v, "c%u", round);
+  wr(&w->b, round % 2 ? "put" : "del", "k3", v, t + 8);
+}
+
+static void sync_all(world *w, uint64_t now) {
+  node *writers[] = {&w->a, &w->b, &w->e};
+  node *readers[] = {&w->c, &w->d};
+  for (unsigned r = 0; r < 2; r++)
+    for (unsigned i = 0; i < 3; i++) sync_origin(writers[i], readers[r], writers[i]->id.pk, now);
+}
+
+static int setup(void **state) {
+  world *w = calloc(1, sizeof *w);
+  assert_non_null(w);
+  node_open(&w->a, "compact-a", 1);
+  node_open(&w->b, "compact-b", 2);
+  node_open(&w->e, "compact-e", 5);
+  node_open(&w->c, "compact-c", 3);
+  node_open(&w->d, "compact-d", 4);
+  for (unsigned round = 0; round < 6; round++) write_round(w, T0_MS + round * 100, round);
+  sync_all(w, T0_MS + 10000);
+  assert_converged(w->c.store, w->d.store);
+  *state = w;
+  return 0;
+}
+
+static int teardown(void **state) {
+  world *w = *state;
+  node_close(&w->a);
+  node_close(&w->b);
+  node_close(&w->e);
+  node_close(&w->c);
+  node_close(&w->d);
+  free(w);
+  return 0;
+}
+
+static void cut_of(node *n, uint64_t seq, vs_cut_entry *out) {
+  memcpy(out->origin, n->id.pk, VS_ORIGIN_BYTES);
+  out->seq = seq;
+}
+
+static void refold(vs_store *s) {
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(s, true, &txn), VS_OK);
+  assert_err(vs_state_rebuild_txn(txn, s), VS_OK);
+  assert_err(vs_txn_commit(txn), VS_OK);
+}
+
+/* Everything compacted: two anchors left in the log, the state as the
+ * twin's, a refold from the base gives it again, and so do later ops of
+ * every origin (e's behind the folded HLCs: concurrent, ordered before). */
+static void test_compact_everything_keeps_the_state(void **state) {
+  world *w = *state;
+  uint64_t before = wal_records(w->c.store);
+  assert_int_equal(before, 48);
+  vs_cut_entry cut[2];
+  cut_of(&w->a, 24, &cut[0]);
+  cut_of(&w->b, 1000, &cut[1]); /* past the head: clamped */
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_int_equal(res.ops_folded, 48);
+  assert_int_equal(res.records_dropped, 46);
+  assert_int_equal(res.origins_moved, 2);
+  assert_false(res.more);
+  assert_int_equal(wal_records(w->c.store), 2); /* the anchors */
+  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 24);
+  assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 24);
+  assert_converged(w->c.store, w->d.store);
+  refold(w->c.store);
+  assert_converged(w->c.store, w->d.store);
+  /* Again: nothing left to do. */
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_int_equal(res.ops_folded, 0);
+  /* Later ops: a and b go on; e writes with a clock far behind (its ops
+   * order before folded ones: a put there loses, an incr there counts). */
+  for (unsigned round = 6; round < 9; round++) write_round(w, T0_MS + round * 100, round);
+  wr(&w->e, "put", "k1", "old", T0_MS - 5000);
+  wr(&w->e, "incr", "n", "1000", T0_MS - 4000);
+  wr(&w->e, "del", "k3", NULL, T0_MS - 3000);
+  wr(&w->e, "put", "fresh", "e", T0_MS - 2000);
+  sync_all(w, T0_MS + 20000);
+  assert_converged(w->c.store, w->d.store);
+  refold(w->c.store);
+  refold(w->d.store);
+  assert_converged(w->c.store, w->d.store);
+  /* The log's gaps are no corruption: a replay steps over them. */
+  oplist *l = collect(w->c.store, w->e.id.pk);
+  assert_int_equal(l->count, 4);
+  oplist_free(l);
+}
+
+/* In budget steps: the same result however it is cut, each call bounded. */
+static void test_compact_in_steps(void **state) {
+  world *w = *state;
+  vs_cut_entry cut[2];
+  cut_of(&w->b, 15, &cut[0]);
+  cut_of(&w->a, 20, &cut[1]);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  unsigned calls = 0;
+  do {
+    res.more = false;
+    uint64_t folded = res.ops_folded;
+    assert_err(vs_compact_to(w->c.store, cut, 2, 7, &res), VS_OK);
+    assert_true(res.ops_folded - folded <= 7);
+    calls++;
+    assert_true(calls <= 10);
+  } while (res.more);
+  assert_int_equal(res.ops_folded, 35);
+  assert_int_equal(calls, 5);
+  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
+  assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 15);
+  assert_int_equal(wal_records(w->c.store), 48 - 35 + 2);
+  assert_converged(w->c.store, w->d.store);
+  refold(w->c.store);
+  assert_converged(w->c.store, w->d.store);
+  /* An origin named twice, a zero budget: refused, nothing written. */
+  vs_cut_entry twice[2];
+  cut_of(&w->a, 24, &twice[0]);
+  cut_of(&w->a, 24, &twice[1]);
+  assert_err(vs_compact_to(w->c.store, twice, 2, 100, &res), VS_ERR_INVAL);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 0, &res), VS_ERR_INVAL);
+  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
+}
+
+/* Below the horizon: runs sent again are duplicates (nothing to compare
+ * them with), a run cannot be read from there (never a partial stream), and
+ * from the anchor on it can. */
+static void test_compact_below_horizon(void **state) {
+  world *w = *state;
+  vs_cut_entry cut;
+  cut_of(&w->a, 20, &cut);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, &cut, 1, 100, &res), VS_OK);
+  assert_int_equal(sync_origin(&w->a, &w->c, w->a.id.pk, T0_MS + 30000), 0);
+  assert_converged(w->c.store, w->d.store);
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(w->c.store, false, &txn), VS_OK);
+  vs_chain_runs r;
+  assert_err(vs_chain_runs_open(txn, w->c.store, w->a.id.pk, 1, 24, &r), VS_ERR_BEHIND_HORIZON);
+  vs_chain_runs_close(&r);
+  assert_err(vs_chain_runs_open(txn, w->c.store, w->a.id.pk, 19, 24, &r), VS_ERR_BEHIND_HORIZON);
+  vs_chain_runs_close(&r);
+  assert_err(vs_chain_runs_open(txn, w->c.store, w->a.id.pk, 20, 24, &r), VS_OK);
+  vs_chain_op op;
+  assert_err(vs_chain_runs_next(&r, &op), VS_OK);
+  assert_int_equal(op.seq, 20);
+  vs_chain_runs_close(&r);
+  mdb_txn_abort(txn);
+}
+
+/* A void (fork verdict, revocation cut) that reaches below the horizon
+ * starts above it: the ops up to it were held by every member. The twin
+ * voided from there gives the same state. */
+static void test_compact_void_starts_above_horizon(void **state) {
+  world *w = *state;
+  vs_cut_entry cut;
+  cut_of(&w->b, 12, &cut);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, &cut, 1, 100, &res), VS_OK);
+  uint8_t prev[VS_HASH_BYTES] = {0};
+  bool changed = false;
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(w->c.store, true, &txn), VS_OK);
+  assert_err(vs_void_from_txn(txn, w->c.store, w->b.id.pk, 3, prev, NULL, VS_VOID_FORK, true, &changed), VS_OK);
+  assert_err(vs_txn_commit(txn), VS_OK);
+  assert_true(changed);
+  assert_err(vs_txn_begin(w->d.store, true, &txn), VS_OK);
+  assert_err(vs_void_from_txn(txn, w->d.store, w->b.id.pk, 13, prev, NULL, VS_VOID_FORK, true, &changed), VS_OK);
+  assert_err(vs_txn_commit(txn), VS_OK);
+  assert_converged(w->c.store, w->d.store);
+  uint64_t seq = 0;
+  assert_err(vs_wal_head(w->c.store, w->b.id.pk, &seq, NULL, NULL), VS_OK);
+  assert_int_equal(seq, 12);
+}
+
+/* An own op a sink still has to send (an HTTP sink's PENDING entry) keeps
+ * its record: its origin's compaction stops before it, and goes on once
+ * the sink delivered it. */
+static void test_compact_waits_for_the_outbox(void **state) {
+  world *w = *state;
+  vs_outbox *ob = NULL;
+  assert_err(vs_outbox_open(w->a.store, NULL, &ob), VS_OK); /* sink "default": claimed, as HTTP's */
+  vs_outbox_entry e;
+  vs_op_id id;
+  vs_op_id_derive(w->a.id.pk, 1, &id);
+  assert_err(vs_outbox_get(ob, &id, &e), VS_OK);
+  assert_int_equal(e.state, VS_OUTBOX_PENDING);
+  vs_cut_entry cut;
+  cut_of(&w->a, 10, &cut);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->a.store, &cut, 1, 100, &res), VS_OK);
+  assert_int_equal(res.ops_folded, 0);
+  assert_int_equal(res.held_by_outbox, 1);
+  for (uint64_t seq = 1; seq <= 4; seq++) {
+    vs_op_id_derive(w->a.id.pk, seq, &id);
+    vs_outbox_entry got;
+    assert_err(vs_outbox_claim(ob, &id, T0_MS + 50000, 1000u, &got), VS_OK);
+    assert_err(vs_outbox_complete(ob, &id, T0_MS + 50001), VS_OK);
+  }
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->a.store, &cut, 1, 100, &res), VS_OK);
+  assert_int_equal(res.ops_folded, 4);
+  assert_int_equal(res.held_by_outbox, 1);
+  assert_int_equal(horizon_of(w->a.store, w->a.id.pk).seq, 4);
+  vs_outbox_close(ob);
+  /* What a writes still reads the same: a's view equals c's of a alone. */
+  uint64_t seq = 0;
+  assert_err(vs_wal_head(w->a.store, w->a.id.pk, &seq, NULL, NULL), VS_OK);
+  assert_int_equal(seq, 24);
+  wr(&w->a, "put", "after", "1", T0_MS + 60000); /* the chain goes on from its head */
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_compact_everything_keeps_the_state, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_in_steps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_below_horizon, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_void_starts_above_horizon, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_waits_for_the_outbox, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
