@@ -51,10 +51,12 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
       hz_read = true;
       err = VS_ERR_NOTFOUND;
     }
-    /* Below the horizon: held and acknowledged by every member, folded
-     * into the base, its record gone: a duplicate, with nothing left here to
-     * compare it with (a fork there cannot be found by this node). */
-    if (err == VS_ERR_NOTFOUND && ops[skip].seq < hz.seq) continue;
+    /* At or below the horizon: held and acknowledged by every member,
+     * folded into the base, its record gone: a duplicate, with nothing left
+     * here to compare it with (a fork there cannot be proven by this node;
+     * a run that goes on past the horizon from another branch fails the
+     * link to our head below). */
+    if (err == VS_ERR_NOTFOUND && ops[skip].seq <= hz.seq) continue;
     if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the head says we hold it */
     if (err != VS_OK) return err;
     if (memcmp(held, hashes[skip], VS_HASH_BYTES) != 0) {

@@ -66,6 +66,20 @@ vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t ori
   return vs_mdb_err(mdb_put(txn, store->dbi_horizon, &k, &v, 0));
 }
 
+vs_err vs_op_hash_at_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                         uint8_t hash_out[VS_HASH_BYTES]) {
+  vs_op_id id;
+  vs_op_id_derive(origin, seq, &id);
+  vs_err err = vs_opid_get(txn, store, &id, NULL, hash_out);
+  if (err != VS_ERR_NOTFOUND) return err;
+  vs_horizon h;
+  err = vs_horizon_get(txn, store, origin, &h);
+  if (err != VS_OK) return err;
+  if (h.seq == 0 || h.seq != seq) return VS_ERR_NOTFOUND;
+  memcpy(hash_out, h.hash, VS_HASH_BYTES);
+  return VS_OK;
+}
+
 vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint64_t *lsn_out,
                    uint8_t hash_out[VS_HASH_BYTES]) {
   MDB_val k = val(id->bytes, VS_OP_ID_BYTES), v;
@@ -223,10 +237,10 @@ vs_err vs_chain_runs_open(MDB_txn *txn, const vs_store *store, const uint8_t ori
   vs_err herr = vs_horizon_get(txn, store, origin, &h);
   if (herr != VS_OK) return herr;
   vs_op_id_derive(origin, from, &r->start);
-  /* Below the horizon only membership ops stay (the anchor at h.seq and
-   * everything after it are held): a run can start at one of those. */
+  /* At or below the horizon only membership ops stay (everything after
+   * it is held): a run can start at one of those. */
   r->horizon = h.seq;
-  if (from < h.seq) {
+  if (from <= h.seq) {
     herr = vs_opid_get(txn, store, &r->start, NULL, NULL);
     if (herr != VS_OK) return herr == VS_ERR_NOTFOUND ? VS_ERR_BEHIND_HORIZON : herr;
   }
@@ -259,7 +273,7 @@ vs_err vs_chain_runs_next(vs_chain_runs *r, vs_chain_op *op_out) {
   if (err == VS_OK && (!id_key_seq(&ok, &r->start, &got) || got != r->seq || ov.mv_size != VS_OPID_VALUE_BYTES))
     err = VS_ERR_CORRUPT;
   if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT;
-  if (err == VS_ERR_CORRUPT && r->seq < r->horizon) err = VS_ERR_BEHIND_HORIZON; /* compacted, not lost */
+  if (err == VS_ERR_CORRUPT && r->seq <= r->horizon) err = VS_ERR_BEHIND_HORIZON; /* compacted, not lost */
   if (err != VS_OK) return err;
   r->stepped = true;
   op_out->seq = r->seq;

@@ -48,8 +48,9 @@ vs_err vs_opid_get(MDB_txn *txn, const vs_store *store, const vs_op_id *id, uint
                    uint8_t hash_out[VS_HASH_BYTES]);
 
 /** An origin's horizon (compact.h): every op up to `seq` is folded into the
- *  base state; the op at `seq` (hash, hlc) stays in the log as the chain's
- *  anchor, the ones below it are gone. seq 0: nothing compacted. */
+ *  base state and gone from the log (membership ops stay); `hash` and `hlc`
+ *  are those of the op at `seq`, the chain's anchor. seq 0: nothing
+ *  compacted. */
 typedef struct vs_horizon {
   uint64_t seq;
   uint64_t hlc;
@@ -59,6 +60,10 @@ typedef struct vs_horizon {
 #define VS_HORIZON_VALUE_BYTES (1u + 8u + 8u + VS_HASH_BYTES)
 
 /** Read `origin`'s horizon in `txn` (zero if none) / store it. */
+/** The hash of `origin`'s op at `seq` if this store holds it or has it as
+ *  its horizon's anchor. @return VS_OK or VS_ERR_NOTFOUND. */
+vs_err vs_op_hash_at_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                         uint8_t hash_out[VS_HASH_BYTES]);
 vs_err vs_horizon_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], vs_horizon *out);
 vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
                           const vs_horizon *h);

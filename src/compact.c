@@ -99,8 +99,8 @@ static vs_err del_key(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_byt
   return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
 }
 
-/* The op at `seq` is below the new horizon and already folded: its record,
- * op id, signature and inert mark go; a membership op stays whole. */
+/* The op at `seq` is at or below the new horizon and already folded: its
+ * record, op id, signature and inert mark go; a membership op stays whole. */
 static vs_err op_drop(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, vs_compact_result *res) {
   held_op h;
   vs_err err = op_read(j, origin, seq, &h);
@@ -151,8 +151,9 @@ static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint
     (*budget)--;
     res->ops_folded++;
     moved = true;
-    /* The op before it (the old anchor, or one folded just now) goes. */
-    if (seq > 1) err = op_drop(j, origin, seq - 1, res);
+    /* Its record goes (a membership op's stays): the horizon keeps its
+     * hash and HLC, all the chain needs to go on from it. */
+    err = op_drop(j, origin, seq, res);
   }
   if (err == VS_OK && moved) {
     err = vs_horizon_put_txn(j->txn, j->store, origin, &hz);
@@ -189,6 +190,7 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
     err = vs_obx_ranges_only_txn(txn, store, ids[i], &ranges_only);
     if (err == VS_OK && !ranges_only) j.sinks[j.sinks_n++] = ids[i];
   }
+  if (err == VS_OK) err = vs_wal_last_lsn_keep_txn(txn, store); /* the log's last records may go */
   if (err == VS_OK) err = vs_state_base_hash_get_txn(txn, store, j.base_hash);
   if (err == VS_OK) err = vs_gc_floor_get_txn(txn, store, &j.gc_floor);
   uint64_t floor_before = j.gc_floor, folded_before = res->ops_folded;

@@ -1,7 +1,8 @@
 /* Compaction (issue 17; docs/storage.md, "Compaction"): the ops of each
  * origin up to a stable cut leave the log, folded into the base state; the
- * op at the cut stays as the chain's anchor (the origin's horizon). Not
- * installed.
+ * origin's horizon keeps the seq, hash and HLC of the op at the cut, the
+ * chain's anchor (a device bootstrapped from a snapshot has the same
+ * horizons, from the snapshot's header). Not installed.
  *
  * The cut must be stable: every member holds every op up to it, with the
  * same hashes (the caller computes it from the members' signed

@@ -222,8 +222,10 @@ vs_err nd_on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t 
     n->stats.wants_served++;
   }
   free(buf);
-  /* Nothing signed there, or a run too large for one message: no answer. */
-  return err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT ? VS_OK : err;
+  /* Nothing signed there, a run too large for one message, or ops
+   * compacted here (below the horizon): no answer. */
+  return err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_LIMIT || err == VS_ERR_BEHIND_HORIZON ? VS_OK
+                                                                                                                : err;
 }
 
 /* Send a new session the verdicts it has not had, a few per poll. */

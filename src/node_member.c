@@ -323,7 +323,8 @@ vs_err nd_member_present(vs_node *n, peer *p, uint64_t now_ms) {
   mdb_txn_abort(txn);
   /* Nothing of ours to present (an open store, no chain yet, or seq 1 not
    * signed alone): the peer judges us by what it holds. */
-  if (err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_CORRUPT) err = VS_OK;
+  if (err == VS_ERR_NOTFOUND || err == VS_ERR_BUFSIZE || err == VS_ERR_CORRUPT || err == VS_ERR_BEHIND_HORIZON)
+    err = VS_OK;
   return err;
 }
 

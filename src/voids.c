@@ -92,13 +92,19 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
     uint64_t lsn = 0;
     vs_head nh = {from - 1, 0, {0}};
     err = vs_opid_get(txn, store, &id, &lsn, nh.hash);
+    if (err == VS_ERR_NOTFOUND && from - 1 == hz.seq) { /* the horizon's anchor: its record is gone */
+      memcpy(nh.hash, hz.hash, VS_HASH_BYTES);
+      nh.hlc = hz.hlc;
+      lsn = 0;
+      err = VS_OK;
+    }
     if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT; /* below the head: held */
     const uint8_t *enc = NULL;
     uint32_t enc_bytes = 0;
     vs_op op;
-    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
-    if (err == VS_OK) err = vs_op_decode(enc, enc_bytes, &op);
-    if (err == VS_OK) nh.hlc = op.hlc;
+    if (err == VS_OK && lsn != 0) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
+    if (err == VS_OK && lsn != 0) err = vs_op_decode(enc, enc_bytes, &op);
+    if (err == VS_OK && lsn != 0) nh.hlc = op.hlc;
     if (err == VS_OK) err = vs_head_put_txn(txn, store, origin, &nh);
     /* The new head must stay relayable: a run ends at a signed op. Where
      * the origin signed only past the fork, the evidence vouches for this
@@ -106,7 +112,7 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
      * (apply.h). */
     uint8_t sig[VS_SIGNATURE_BYTES];
     uint64_t signed_seq = 0;
-    if (err == VS_OK) {
+    if (err == VS_OK && lsn != 0) { /* (the anchor is no op held here: nothing to sign or relay) */
       err = vs_sig_next_txn(txn, store, origin, from - 1, &signed_seq, sig);
       /* Only where the evidence does vouch for it: our op there may be of
        * a third branch that parts lower down (then nothing vouches for it;

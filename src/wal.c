@@ -20,6 +20,8 @@ static uint32_t record_crc(const uint8_t *rec, size_t rec_bytes) {
   return vs_crc32c(crc, rec + 8, rec_bytes - 8);
 }
 
+static const char META_WAL_LAST[] = "wal_last"; /* the last LSN, when compaction took its record out */
+
 vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_out) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, store->dbi_wal, &cur);
@@ -27,14 +29,32 @@ vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_ou
   MDB_val k, v;
   rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
   mdb_cursor_close(cur);
-  if (rc == MDB_NOTFOUND) {
-    *lsn_out = 0;
-    return VS_OK;
+  *lsn_out = 0;
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return vs_mdb_err(rc);
+  if (rc == MDB_SUCCESS) {
+    if (k.mv_size != 8) return VS_ERR_CORRUPT;
+    *lsn_out = vs_get_u64be(k.mv_data);
   }
+  /* An LSN is never given twice (outbox entries are keyed by it): a log
+   * whose last records were compacted remembers where it was. */
+  MDB_val mk = {sizeof META_WAL_LAST - 1, (void *)META_WAL_LAST}, mv;
+  rc = mdb_get(txn, store->dbi_meta, &mk, &mv);
+  if (rc == MDB_NOTFOUND) return VS_OK;
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (k.mv_size != 8) return VS_ERR_CORRUPT;
-  *lsn_out = vs_get_u64be(k.mv_data);
+  if (mv.mv_size != 8) return VS_ERR_CORRUPT;
+  uint64_t kept = vs_get_u64le(mv.mv_data);
+  if (kept > *lsn_out) *lsn_out = kept;
   return VS_OK;
+}
+
+vs_err vs_wal_last_lsn_keep_txn(MDB_txn *txn, const vs_store *store) {
+  uint64_t last = 0;
+  vs_err err = vs_wal_last_lsn_txn(txn, store, &last);
+  if (err != VS_OK) return err;
+  uint8_t buf[8];
+  vs_put_u64le(buf, last);
+  MDB_val mk = {sizeof META_WAL_LAST - 1, (void *)META_WAL_LAST}, mv = {sizeof buf, buf};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &mk, &mv, 0));
 }
 
 vs_err vs_wal_cursors_open(MDB_txn *txn, const vs_store *store, vs_wal_cursors *c) {

@@ -6,8 +6,13 @@
 
 #include "internal.h"
 
-/** Highest LSN in `txn` (0 if empty). */
+/** Highest LSN given so far (0 if none): the last record's, or the one
+ *  vs_wal_last_lsn_keep_txn kept when compaction took the last records out. */
 vs_err vs_wal_last_lsn_txn(MDB_txn *txn, const vs_store *store, uint64_t *lsn_out);
+
+/** Remember the highest LSN given so far (meta "wal_last") before records
+ *  at the end of the log are deleted, so that no LSN is given twice. */
+vs_err vs_wal_last_lsn_keep_txn(MDB_txn *txn, const vs_store *store);
 
 /** Append `op` as record `lsn` (which must be last + 1) inside `txn`: the WAL
  *  record, the op-id index and the chain head. The op must extend its chain

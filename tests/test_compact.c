@@ -7,6 +7,10 @@
 
 #include "chain.h"
 #include "compact.h"
+#include "member.h"
+#include "member_facts.h"
+#include "mstore.h"
+#include "vixsync/mesh.h"
 #include "internal.h"
 #include "outbox_step.h"
 #include "state_int.h"
@@ -102,7 +106,7 @@ static void refold(vs_store *s) {
  * every origin (e's behind the folded HLCs: concurrent, ordered before). */
 static void test_compact_everything_keeps_the_state(void **state) {
   world *w = *state;
-  uint64_t before = wal_records(w->c.store);
+  uint64_t before = wal_records(w->c.store), lsn_before = last_lsn(w->c.store);
   assert_int_equal(before, 48);
   vs_cut_entry cut[2];
   cut_of(&w->a, 24, &cut[0]);
@@ -111,10 +115,11 @@ static void test_compact_everything_keeps_the_state(void **state) {
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
   assert_int_equal(res.ops_folded, 48);
-  assert_int_equal(res.records_dropped, 46);
+  assert_int_equal(res.records_dropped, 48);
   assert_int_equal(res.origins_moved, 2);
   assert_false(res.more);
-  assert_int_equal(wal_records(w->c.store), 2); /* the anchors */
+  assert_int_equal(wal_records(w->c.store), 0); /* the horizons keep the anchors' hashes */
+  assert_int_equal(last_lsn(w->c.store), lsn_before); /* never given again */
   assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 24);
   assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 24);
   assert_converged(w->c.store, w->d.store);
@@ -163,7 +168,7 @@ static void test_compact_in_steps(void **state) {
   assert_int_equal(calls, 5);
   assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
   assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 15);
-  assert_int_equal(wal_records(w->c.store), 48 - 35 + 2);
+  assert_int_equal(wal_records(w->c.store), 48 - 35);
   assert_converged(w->c.store, w->d.store);
   refold(w->c.store);
   assert_converged(w->c.store, w->d.store);
@@ -195,10 +200,19 @@ static void test_compact_below_horizon(void **state) {
   vs_chain_runs_close(&r);
   assert_err(vs_chain_runs_open(txn, w->c.store, w->a.id.pk, 19, 24, &r), VS_ERR_BEHIND_HORIZON);
   vs_chain_runs_close(&r);
-  assert_err(vs_chain_runs_open(txn, w->c.store, w->a.id.pk, 20, 24, &r), VS_OK);
+  assert_err(vs_chain_runs_open(txn, w->c.store, w->a.id.pk, 20, 24, &r), VS_ERR_BEHIND_HORIZON);
+  vs_chain_runs_close(&r);
+  assert_err(vs_chain_runs_open(txn, w->c.store, w->a.id.pk, 21, 24, &r), VS_OK);
   vs_chain_op op;
   assert_err(vs_chain_runs_next(&r, &op), VS_OK);
-  assert_int_equal(op.seq, 20);
+  assert_int_equal(op.seq, 21);
+  vs_chain_runs_close(&r);
+  /* The anchor's hash stays known: acknowledgements name it. */
+  uint8_t h20[VS_HASH_BYTES], h19[VS_HASH_BYTES];
+  assert_err(vs_op_hash_at_txn(txn, w->c.store, w->a.id.pk, 20, h20), VS_OK);
+  assert_memory_equal(h20, horizon_of(w->c.store, w->a.id.pk).hash, VS_HASH_BYTES);
+  assert_err(vs_op_hash_at_txn(txn, w->c.store, w->a.id.pk, 19, h19), VS_ERR_NOTFOUND);
+  assert_err(vs_op_hash_at_txn(txn, w->c.store, w->a.id.pk, 21, h19), VS_OK);
   vs_chain_runs_close(&r);
   mdb_txn_abort(txn);
 }
@@ -267,6 +281,81 @@ static void test_compact_waits_for_the_outbox(void **state) {
   wr(&w->a, "put", "after", "1", T0_MS + 60000); /* the chain goes on from its head */
 }
 
+/* A managed store: its membership ops (genesis, invites) stay whole below
+ * the horizon, so the view reads the same facts after compaction, and a
+ * device's own admission can still be presented (a run from seq 1). */
+static void test_compact_keeps_membership_ops(void **state) {
+  (void)state;
+  node a;
+  node_open(&a, "compact-m", 7);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(a.store, T0_MS, mesh_id), VS_OK);
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
+  ocfg.ranges_only = true; /* the mesh's sink, as the node opens it: it never holds an op back */
+  vs_outbox *ob = NULL;
+  assert_err(vs_outbox_open(a.store, &ocfg, &ob), VS_OK);
+  uint8_t key[VS_MESH_KEY_BYTES], seed[32];
+  memset(key, 0x11, sizeof key);
+  char token[VS_MESH_TOKEN_LINE_MAX + 1];
+  size_t chars = 0;
+  for (unsigned i = 0; i < 3; i++) {
+    wr(&a, "put", "k", i % 2 ? "x" : "y", T0_MS + 10 + i * 10);
+    memset(seed, (int)(0x20 + i), sizeof seed);
+    vs_mesh_invite_req req = {.role = VS_MESH_WRITER, .expires_ms = T0_MS + 3600000, .invite_seed = seed, .mesh_key = key};
+    assert_err(vs_mesh_invite(a.store, &req, T0_MS + 15 + i * 10, token, sizeof token, &chars), VS_OK);
+    wr(&a, "incr", "n", "3", T0_MS + 17 + i * 10);
+  }
+  uint64_t head = 0;
+  assert_err(vs_wal_head(a.store, a.id.pk, &head, NULL, NULL), VS_OK);
+  assert_int_equal(head, 10); /* genesis, then 3 x (put, invite, incr) */
+  vs_mesh_view *before = malloc(sizeof *before), *after = malloc(sizeof *after);
+  assert_non_null(before);
+  assert_non_null(after);
+  assert_err(vs_mesh_view_get(a.store, mesh_id, before), VS_OK);
+  assert_int_equal(before->count, 1);
+  assert_true(before->has_genesis);
+  uint8_t hash_before[VS_HASH_BYTES], hash_after[VS_HASH_BYTES];
+  state_hash(a.store, hash_before);
+  vs_cut_entry cut;
+  cut_of(&a, head, &cut);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(a.store, &cut, 1, 100, &res), VS_OK);
+  assert_int_equal(res.ops_folded, 10);
+  assert_int_equal(res.records_dropped, 6);
+  assert_int_equal(wal_records(a.store), 4);
+  assert_err(vs_mesh_view_get(a.store, mesh_id, after), VS_OK);
+  assert_true(mf_view_equal(before, after));
+  free(before);
+  free(after);
+  refold(a.store);
+  state_hash(a.store, hash_after);
+  assert_memory_equal(hash_before, hash_after, VS_HASH_BYTES);
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(a.store, false, &txn), VS_OK);
+  vs_chain_runs r;
+  assert_err(vs_chain_runs_open(txn, a.store, a.id.pk, 1, 1, &r), VS_OK); /* the genesis alone */
+  vs_chain_op op;
+  assert_err(vs_chain_runs_next(&r, &op), VS_OK);
+  assert_int_equal(op.seq, 1);
+  assert_non_null(op.sig);
+  vs_chain_runs_close(&r);
+  assert_err(vs_chain_runs_open(txn, a.store, a.id.pk, 1, 10, &r), VS_OK);
+  assert_err(vs_chain_runs_next(&r, &op), VS_OK);
+  assert_err(vs_chain_runs_next(&r, &op), VS_ERR_BEHIND_HORIZON); /* seq 2 was compacted */
+  vs_chain_runs_close(&r);
+  mdb_txn_abort(txn);
+  /* Writes go on, membership ops too. */
+  wr(&a, "put", "k", "z", T0_MS + 100);
+  memset(seed, 0x30, sizeof seed);
+  vs_mesh_invite_req req = {.role = VS_MESH_READER, .expires_ms = T0_MS + 3600000, .invite_seed = seed, .mesh_key = key};
+  assert_err(vs_mesh_invite(a.store, &req, T0_MS + 110, token, sizeof token, &chars), VS_OK);
+  sodium_memzero(token, sizeof token);
+  vs_outbox_close(ob);
+  node_close(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_compact_everything_keeps_the_state, setup, teardown),
@@ -274,6 +363,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_compact_below_horizon, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_void_starts_above_horizon, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_waits_for_the_outbox, setup, teardown),
+      cmocka_unit_test(test_compact_keeps_membership_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
