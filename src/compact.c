@@ -12,26 +12,6 @@
 #include "state_int.h"
 #include "wal_int.h"
 
-static const char META_GC_FLOOR[] = "gc_floor";
-
-vs_err vs_gc_floor_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *floor_out) {
-  MDB_val k = {sizeof META_GC_FLOOR - 1, (void *)META_GC_FLOOR}, v;
-  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
-  *floor_out = 0;
-  if (rc == MDB_NOTFOUND) return VS_OK;
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != 8) return VS_ERR_CORRUPT;
-  *floor_out = vs_get_u64le(v.mv_data);
-  return VS_OK;
-}
-
-static vs_err gc_floor_put(MDB_txn *txn, const vs_store *store, uint64_t floor) {
-  uint8_t buf[8];
-  vs_put_u64le(buf, floor);
-  MDB_val k = {sizeof META_GC_FLOOR - 1, (void *)META_GC_FLOOR}, v = {sizeof buf, buf};
-  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
-}
-
 /* What one compaction call works with. */
 typedef struct job {
   MDB_txn *txn;
@@ -40,7 +20,6 @@ typedef struct job {
   uint32_t sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t sinks_n; /* sinks whose entries hold an op back (not ranges-only) */
   uint8_t base_hash[VS_HASH_BYTES];
-  uint64_t gc_floor;
 } job;
 
 /* One held op of the log: decoded from the copy in j->buf. */
@@ -141,9 +120,19 @@ static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint
       res->held_by_outbox++;
       break;
     }
+    if (h.mesh) { /* it stays, and must stay provable alone: by its own signature */
+      uint8_t sig[VS_SIGNATURE_BYTES];
+      MDB_val sk = {VS_OP_ID_BYTES, h.op.id.bytes}, sv;
+      int rc = mdb_get(j->txn, j->store->dbi_sigs, &sk, &sv);
+      if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+      if (err != VS_OK) break;
+      if (rc == MDB_NOTFOUND || sv.mv_size != sizeof sig) {
+        res->held_by_mesh++;
+        break;
+      }
+    }
     if (!h.mesh && !h.inert) err = vs_state_fold_base_txn(j->txn, j->store, &h.op, h.hash, j->base_hash);
     if (err != VS_OK) break;
-    if (h.op.hlc > j->gc_floor) j->gc_floor = h.op.hlc;
     seq++;
     hz.seq = seq;
     hz.hlc = h.op.hlc;
@@ -192,8 +181,7 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
   }
   if (err == VS_OK) err = vs_wal_last_lsn_keep_txn(txn, store); /* the log's last records may go */
   if (err == VS_OK) err = vs_state_base_hash_get_txn(txn, store, j.base_hash);
-  if (err == VS_OK) err = vs_gc_floor_get_txn(txn, store, &j.gc_floor);
-  uint64_t floor_before = j.gc_floor, folded_before = res->ops_folded;
+  uint64_t folded_before = res->ops_folded;
   for (uint32_t i = 0; i < n && err == VS_OK && budget > 0; i++)
     err = compact_origin(&j, cut[i].origin, cut[i].seq, &budget, res);
   if (err == VS_OK && budget == 0) {
@@ -209,7 +197,6 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
     }
   }
   if (err == VS_OK && res->ops_folded > folded_before) err = vs_state_base_hash_put_txn(txn, store, j.base_hash);
-  if (err == VS_OK && j.gc_floor != floor_before) err = gc_floor_put(txn, store, j.gc_floor);
   free(j.buf);
   return err;
 }

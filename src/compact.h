@@ -11,8 +11,17 @@
  * horizon), and peers that lack those ops can only be members' new devices,
  * which start from a snapshot (chain.h: VS_ERR_BEHIND_HORIZON).
  *
+ * Nothing a later op needs is dropped: the base state keeps, per target,
+ * the winning put or del (its HLC and origin: a tombstone is kept) and
+ * every incr (a late base re-counts them), so an op of any HLC that comes
+ * later merges exactly as it would have without compaction; only values
+ * that a newer put or del superseded go. (Dropping tombstones and folding
+ * counters is later work: it is what will need a gc_floor and orphans.)
+ *
  * What stays below the horizon: membership ops (the reducer reads them by
- * LSN; their records, op ids and signatures stay), and own ops that some
+ * LSN; their records, op ids and signatures stay, and one without its own
+ * signature holds its origin's horizon below it, so that every kept
+ * membership op can be proven alone, as a snapshot carries it), and own ops that some
  * sink has yet to deliver (an HTTP sink's PENDING entry: their origin's
  * compaction stops before the first of them). */
 #ifndef VIXSYNC_COMPACT_H
@@ -30,6 +39,8 @@ typedef struct vs_compact_result {
   uint64_t records_dropped; /* WAL records deleted (with their op ids and signatures) */
   uint64_t origins_moved;   /* origins whose horizon rose */
   uint64_t held_by_outbox;  /* origins stopped short of the cut: an own op a sink has to deliver */
+  uint64_t held_by_mesh;    /* ... or a membership op without its own signature (the ops up to the
+                               next signed one prove it: they stay) */
   bool more;                /* the budget ran out first: call again */
 } vs_compact_result;
 
@@ -44,10 +55,5 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
 
 /** The same in its own write transaction (one per call). */
 vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget, vs_compact_result *res);
-
-/** gc_floor: the greatest HLC of any op folded here (0: none), meta
- *  "gc_floor": an own op not yet sent whose HLC is at or below a
- *  snapshot's gc_floor would be ordered among ops already folded away. */
-vs_err vs_gc_floor_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *floor_out);
 
 #endif

@@ -3,6 +3,7 @@
  * mesh as the engine's transport (acknowledgement quorum), and the marker
  * of a restored copy. */
 #include "node_int.h"
+#include "member.h"
 
 #include <stdlib.h>
 
@@ -58,6 +59,15 @@ vs_err nd_add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer *w,
     if (op.sig == NULL) continue;
     end = seq;
     end_sig = op.sig;
+    /* A membership op ends its run: the receiver then holds its signature,
+     * so it can be proven alone once the ops around it are compacted
+     * (compact.h) and carried in a snapshot. The kind sits at a fixed place
+     * of the encoding (op.h: byte 82 its length, then its bytes). */
+    const uint8_t *e = n->run_enc[count - 1];
+    uint32_t elen = n->run_lens[count - 1];
+    if (elen > 83u + sizeof VS_MESH_KIND_PREFIX - 1 && e[82] >= sizeof VS_MESH_KIND_PREFIX - 1 &&
+        memcmp(e + 83, VS_MESH_KIND_PREFIX, sizeof VS_MESH_KIND_PREFIX - 1) == 0)
+      break;
     err = vs_chain_runs_past_sig(&rr);
     if (err == VS_ERR_NOTFOUND) {
       err = VS_OK; /* no later signed op up to `last`: the run ends here */
