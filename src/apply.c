@@ -38,7 +38,8 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   vs_err err = vs_head_get(txn, store, ops[0].origin, &head);
   if (err != VS_OK) return err;
   uint32_t skip = 0;
-  vs_horizon hz = {0, 0, {0}};
+  vs_horizon hz;
+  memset(&hz, 0, sizeof hz);
   bool hz_read = false;
   for (; skip < count && ops[skip].seq <= head.seq; skip++) {
     vs_op_id id;

@@ -52,7 +52,9 @@ vs_err vs_horizon_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[
   out->seq = vs_get_u64le(p + 1);
   out->hlc = vs_get_u64le(p + 9);
   memcpy(out->hash, p + 17, VS_HASH_BYTES);
-  return out->seq > 0 ? VS_OK : VS_ERR_CORRUPT;
+  out->has_sig = p[49] == 1;
+  memcpy(out->sig, p + 50, VS_SIGNATURE_BYTES);
+  return out->seq > 0 && p[49] <= 1 ? VS_OK : VS_ERR_CORRUPT;
 }
 
 vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
@@ -62,6 +64,9 @@ vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t ori
   vs_put_u64le(buf + 1, h->seq);
   vs_put_u64le(buf + 9, h->hlc);
   memcpy(buf + 17, h->hash, VS_HASH_BYTES);
+  buf[49] = h->has_sig ? 1u : 0u;
+  if (h->has_sig) memcpy(buf + 50, h->sig, VS_SIGNATURE_BYTES);
+  else memset(buf + 50, 0, VS_SIGNATURE_BYTES);
   MDB_val k = val(origin, VS_ORIGIN_BYTES), v = val(buf, sizeof buf);
   return vs_mdb_err(mdb_put(txn, store->dbi_horizon, &k, &v, 0));
 }

@@ -55,9 +55,11 @@ typedef struct vs_horizon {
   uint64_t seq;
   uint64_t hlc;
   uint8_t hash[VS_HASH_BYTES];
+  bool has_sig; /* the origin's signature of its chain head at seq (it signed there) */
+  uint8_t sig[VS_SIGNATURE_BYTES];
 } vs_horizon;
 #define VS_HORIZON_VERSION 1u
-#define VS_HORIZON_VALUE_BYTES (1u + 8u + 8u + VS_HASH_BYTES)
+#define VS_HORIZON_VALUE_BYTES (1u + 8u + 8u + VS_HASH_BYTES + 1u + VS_SIGNATURE_BYTES)
 
 /** Read `origin`'s horizon in `txn` (zero if none) / store it. */
 /** The hash of `origin`'s op at `seq` if this store holds it or has it as

@@ -137,6 +137,14 @@ static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint
     hz.seq = seq;
     hz.hlc = h.op.hlc;
     memcpy(hz.hash, h.hash, VS_HASH_BYTES);
+    /* Its signature, if it has one, goes with the anchor (a snapshot
+     * anchors the chain with it). */
+    MDB_val sk = {VS_OP_ID_BYTES, h.op.id.bytes}, sv;
+    int rc = mdb_get(j->txn, j->store->dbi_sigs, &sk, &sv);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+    hz.has_sig = rc == MDB_SUCCESS && sv.mv_size == VS_SIGNATURE_BYTES;
+    if (hz.has_sig) memcpy(hz.sig, sv.mv_data, VS_SIGNATURE_BYTES);
+    if (err != VS_OK) break;
     (*budget)--;
     res->ops_folded++;
     moved = true;

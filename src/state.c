@@ -550,6 +550,101 @@ vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store) {
   return err;
 }
 
+/* ---- export and import (snapshots: snapshot.c) ---- */
+
+vs_err vs_state_export_txn(MDB_txn *txn, const vs_store *store, vs_state_export_fn on_entry, vs_state_export_incr_fn on_incr,
+                           void *ctx) {
+  MDB_cursor *cur = NULL, *icur = NULL;
+  int rc = mdb_cursor_open(txn, store->dbi_state, &cur);
+  if (rc == MDB_SUCCESS) rc = mdb_cursor_open(txn, store->dbi_incrs, &icur);
+  vs_err err = vs_mdb_err(rc);
+  MDB_val k, v;
+  /* Bounded: one step per record, and per record one per incr of its
+   * target (every incr row belongs to one record). */
+  for (rc = err == VS_OK ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND; rc == MDB_SUCCESS && err == VS_OK;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    record r;
+    err = record_decode(&v, &r);
+    if (err != VS_OK) break;
+    vs_state_export_entry e;
+    memset(&e, 0, sizeof e);
+    e.target = r.target;
+    e.target_bytes = r.target_bytes;
+    e.base_kind = r.base_kind;
+    e.base_hlc = r.base_hlc;
+    e.base_origin = r.base_origin;
+    e.value = r.base_value;
+    e.value_bytes = r.base_value_bytes;
+    e.lone = r.incr_count == 0 && r.base_kind != BASE_NONE;
+    if (e.lone) memcpy(e.lone_digest, r.digest, VS_HASH_BYTES);
+    err = on_entry(ctx, &e);
+    if (err != VS_OK) break;
+    uint8_t tag[TAG_BYTES];
+    target_tag(r.target, r.target_bytes, tag);
+    MDB_val ik = {TAG_BYTES, tag}, iv;
+    int irc;
+    for (irc = mdb_cursor_get(icur, &ik, &iv, MDB_SET_RANGE); irc == MDB_SUCCESS && err == VS_OK;
+         irc = mdb_cursor_get(icur, &ik, &iv, MDB_NEXT)) {
+      if (ik.mv_size != INCR_KEY_BYTES || iv.mv_size != 8) {
+        err = VS_ERR_CORRUPT;
+        break;
+      }
+      const uint8_t *kp = ik.mv_data;
+      if (memcmp(kp, tag, TAG_BYTES) != 0) break;
+      err = on_incr(ctx, vs_get_u64be(kp + TAG_BYTES), kp + TAG_BYTES + 8, vs_get_u64be(kp + INCR_SEEK_BYTES),
+                    (int64_t)vs_get_u64le(iv.mv_data));
+    }
+    if (err == VS_OK && irc != MDB_SUCCESS && irc != MDB_NOTFOUND) err = vs_mdb_err(irc);
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  if (icur != NULL) mdb_cursor_close(icur);
+  if (cur != NULL) mdb_cursor_close(cur);
+  return err;
+}
+
+vs_err vs_state_import_entry_txn(MDB_txn *txn, const vs_store *store, const vs_state_export_entry *e,
+                                 uint8_t base_hash[VS_HASH_BYTES]) {
+  if (e->base_kind == BASE_NONE) return VS_OK; /* a counter alone: its incrs make the record */
+  if (e->base_kind > BASE_DEL || e->target_bytes > VS_OP_TARGET_BYTES_MAX || e->value_bytes > VS_OP_PAYLOAD_BYTES_MAX ||
+      (e->base_kind == BASE_DEL && e->value_bytes > 0))
+    return VS_ERR_MALFORMED;
+  vs_op op;
+  memset(&op, 0, sizeof op);
+  memcpy(op.kind, e->base_kind == BASE_PUT ? "put" : "del", 4);
+  op.kind_bytes = 3;
+  op.target = e->target;
+  op.target_bytes = e->target_bytes;
+  op.payload = e->value;
+  op.payload_bytes = e->value_bytes;
+  op.hlc = e->base_hlc;
+  memcpy(op.origin, e->base_origin, VS_ORIGIN_BYTES);
+  /* A lone base's digest is its op's hash (the snapshot's signer vouches
+   * for it); with incrs counted, the digest is computed from the entry. */
+  return vs_state_fold_base_txn(txn, store, &op, e->lone_digest, base_hash);
+}
+
+vs_err vs_state_import_incr_txn(MDB_txn *txn, const vs_store *store, const uint8_t *target, uint32_t target_bytes,
+                                uint64_t hlc, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, int64_t delta,
+                                uint8_t base_hash[VS_HASH_BYTES]) {
+  if (target_bytes > VS_OP_TARGET_BYTES_MAX || seq == 0) return VS_ERR_MALFORMED;
+  char text[I64_TEXT_MAX];
+  int n = snprintf(text, sizeof text, "%" PRId64, delta);
+  if (n <= 0 || (size_t)n >= sizeof text) return VS_ERR_MALFORMED;
+  vs_op op;
+  memset(&op, 0, sizeof op);
+  memcpy(op.kind, "incr", 5);
+  op.kind_bytes = 4;
+  op.target = target;
+  op.target_bytes = target_bytes;
+  op.payload = (const uint8_t *)text;
+  op.payload_bytes = (uint32_t)n;
+  op.hlc = hlc;
+  op.seq = seq;
+  memcpy(op.origin, origin, VS_ORIGIN_BYTES);
+  static const uint8_t no_hash[VS_HASH_BYTES]; /* an incr's digest is computed from the entry */
+  return vs_state_fold_base_txn(txn, store, &op, no_hash, base_hash);
+}
+
 /* ---- reading ---- */
 
 vs_err vs_state_hash(vs_store *store, uint8_t hash_out[VS_HASH_BYTES]) {

@@ -24,6 +24,38 @@ vs_err vs_state_fold_base_txn(MDB_txn *txn, const vs_store *store, const vs_op *
 vs_err vs_state_base_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
 vs_err vs_state_base_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]);
 
+/** One target of the state as a snapshot carries it (state.c's record):
+ *  the winning put or del (base_kind 0: none, 1 put, 2 del) and, when no
+ *  incr is counted after it (lone), the digest it adds to the state hash
+ *  (its op's hash). Pointers valid during the callback. */
+typedef struct vs_state_export_entry {
+  const uint8_t *target;
+  uint32_t target_bytes;
+  uint8_t base_kind;
+  uint64_t base_hlc;
+  const uint8_t *base_origin;
+  const uint8_t *value;
+  uint32_t value_bytes;
+  bool lone;
+  uint8_t lone_digest[VS_HASH_BYTES];
+} vs_state_export_entry;
+typedef vs_err (*vs_state_export_fn)(void *ctx, const vs_state_export_entry *e);
+/** One incr row of the entry just exported (every one, counted or not). */
+typedef vs_err (*vs_state_export_incr_fn)(void *ctx, uint64_t hlc, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                                          int64_t delta);
+/** The live state in state-key order: each entry, then its incr rows.
+ *  Bounded by the records and incr rows. */
+vs_err vs_state_export_txn(MDB_txn *txn, const vs_store *store, vs_state_export_fn on_entry, vs_state_export_incr_fn on_incr,
+                           void *ctx);
+/** Fold an exported entry's base, or one of its incrs, into the base state
+ *  (hstate; base_hash in/out). Importing every entry and incr of an export
+ *  in any order rebuilds the exported state and its hash exactly. */
+vs_err vs_state_import_entry_txn(MDB_txn *txn, const vs_store *store, const vs_state_export_entry *e,
+                                 uint8_t base_hash[VS_HASH_BYTES]);
+vs_err vs_state_import_incr_txn(MDB_txn *txn, const vs_store *store, const uint8_t *target, uint32_t target_bytes,
+                                uint64_t hlc, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, int64_t delta,
+                                uint8_t base_hash[VS_HASH_BYTES]);
+
 /** Read / store the state hash kept in meta. */
 vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
 vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]);

@@ -1,0 +1,91 @@
+/* vixsync: snapshots, the state at a version vector for a new device
+ * (issue 17; docs/storage.md, "Snapshots").
+ *
+ * A snapshot holds what a device needs to start where the mesh is instead
+ * of replaying its history: the state (every target's winning put or del
+ * and every incr), the membership ops with their signatures, and per origin
+ * the chain's anchor (seq, hash and the origin's signature of it). It is
+ * signed by the store that made it and cut into chunks, each checked
+ * against a root the signature covers, so a changed byte anywhere is
+ * refused before anything is installed. Installing is one transaction: a
+ * crash leaves the store as it was or bootstrapped. Anti-entropy then goes
+ * on from the snapshot's vector (the anchors): the device holds nothing
+ * below it and serves nothing from there (VS_ERR_BEHIND_HORIZON).
+ *
+ * What is checked and what is vouched for: the anchors are the origins'
+ * own signatures, membership ops theirs (so a snapshot cannot admit a
+ * device), the state hash is recomputed from the entries; the entries
+ * themselves (which value won, which incrs exist) are vouched for by the
+ * signer, a member of the mesh (in a managed mesh: an active member as the
+ * snapshot's own membership ops say). */
+#ifndef VIXSYNC_SNAPSHOT_H
+#define VIXSYNC_SNAPSHOT_H
+
+#include "vixsync/api.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vixsync/error.h"
+#include "vixsync/identity.h"
+#include "vixsync/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VS_SNAPSHOT_VERSION 1u
+#define VS_SNAPSHOT_CHUNK_BYTES (64u * 1024u)      /**< chunks are cut past this (one item may make one longer) */
+#define VS_SNAPSHOT_CHUNK_BYTES_MAX (160u * 1024u) /**< no chunk is longer: a longer one is refused */
+#define VS_SNAPSHOT_ORIGINS_MAX (1u << 20)
+#define VS_SNAPSHOT_CHUNKS_MAX (1u << 20)
+
+/** Takes the next `len` bytes of a snapshot being made. */
+typedef vs_err (*vs_snapshot_write_fn)(void *ctx, const uint8_t *bytes, size_t len);
+/** Fills `buf` with exactly the next `len` bytes of a snapshot being read:
+ *  VS_OK, or an error (VS_ERR_TRUNCATED at its end) that stops the install. */
+typedef vs_err (*vs_snapshot_read_fn)(void *ctx, uint8_t *buf, size_t len);
+
+typedef struct vs_snapshot_info {
+  uint8_t signer[VS_ORIGIN_BYTES]; /**< the device that made it */
+  uint8_t mesh_id[32];             /**< zero: an open mesh */
+  uint8_t state_hash[32];          /**< the state it holds (vs_state_hash once installed, before newer ops) */
+  uint64_t hlc;                    /**< the signer's HLC when it was made */
+  uint32_t origins;                /**< chains anchored */
+  uint32_t chunks;
+  uint64_t entries;                /**< targets */
+  uint64_t incrs;
+  uint64_t mesh_ops;
+  uint64_t bytes;                  /**< the whole snapshot */
+} vs_snapshot_info;
+
+/** Make a snapshot of `store` (which needs an identity: it signs), writing
+ *  its bytes through `fn`, from one read transaction (a consistent state;
+ *  writers are not blocked). Reads the state twice (the chunks' root is in
+ *  the signed header, which comes first). `info` may be NULL.
+ *  @return VS_OK; VS_ERR_INVAL; VS_ERR_NO_IDENTITY; VS_ERR_FORKED (an
+ *  origin's head is vouched for by fork evidence only: not yet carried);
+ *  VS_ERR_STATE (a chain head or membership op without its signature);
+ *  VS_ERR_LIMIT (more than VS_SNAPSHOT_ORIGINS_MAX origins or
+ *  VS_SNAPSHOT_CHUNKS_MAX chunks); fn's error; VS_ERR_NOMEM, VS_ERR_STORE. */
+VS_API vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *ctx, vs_snapshot_info *info);
+
+/** Install a snapshot read through `fn` into `store`, in one transaction.
+ *  The store must hold no op of another origin than its own identity's (a
+ *  new device: empty, or just joined), and must be of the snapshot's mesh
+ *  (a managed store joins first). Every check happens before the commit;
+ *  on any error nothing is changed.
+ *  @return VS_OK; VS_ERR_INVAL; VS_ERR_MALFORMED, VS_ERR_VERSION,
+ *  VS_ERR_TRUNCATED (fn's) (not a snapshot, or cut short); VS_ERR_AUTH (a
+ *  signature, chunk or the state hash does not match: a changed byte);
+ *  VS_ERR_NOT_MEMBER (the signer is no active member of the mesh it
+ *  carries); VS_ERR_STATE (the store holds other origins' ops, belongs to
+ *  another mesh, or the snapshot holds more of this device's own chain than
+ *  the store: a restored copy); VS_ERR_FULL, VS_ERR_NOMEM, VS_ERR_STORE. */
+VS_API vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, vs_snapshot_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
