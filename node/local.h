@@ -58,5 +58,8 @@ int vn_cmd_get(const vn_args *a);
 int vn_cmd_dump(const vn_args *a);
 int vn_cmd_status(const vn_args *a);
 int vn_cmd_log(const vn_args *a);
+/* snapshot_cmd.c */
+int vn_cmd_snapshot(const vn_args *a);
+int vn_cmd_restore(const vn_args *a);
 
 #endif

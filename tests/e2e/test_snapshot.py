@@ -1,0 +1,117 @@
+"""End-to-end: vix-node snapshot and restore with real daemons on 127.0.0.1.
+
+    python3 test_snapshot.py PATH_TO_VIX_NODE [TEST...]
+
+A new device restored from one file holds the mesh's state without its
+history (its log is empty), then syncs from there; a changed byte, a
+directory that is not fresh, a running daemon are refused with nothing
+changed. Every wait is bounded; timing only acts as a generous timeout.
+"""
+
+import json
+import os
+
+import meshlib as ml
+from meshlib import check, vn, vn_ok
+
+
+def log_lines(d):
+    return [line for line in vn_ok("log", "--data", d, "--json").splitlines() if line.strip()]
+
+
+def import_ops(d, n, keys):
+    lines = []
+    for i in range(n):
+        k = "k%d" % (i % keys)
+        if i % 7 == 3:
+            lines.append(json.dumps({"kind": "incr", "target": "n%d" % (i % 3), "value": 1}))
+        elif i % 11 == 5:
+            lines.append(json.dumps({"kind": "del", "target": k}))
+        else:
+            lines.append(json.dumps({"kind": "put", "target": k, "value": "v%d" % i}))
+    out = vn_ok("import", "--data", d, stdin="\n".join(lines) + "\n")
+    check(out.strip() == str(n), "import counts %d: %r" % (n, out))
+
+
+def test_open_mesh_restore(m):
+    """a and b run and write; a's snapshot seeds c, which syncs on from it."""
+    a, b = m.init("a"), m.init("b")
+    import_ops(a, 3000, 50)
+    import_ops(b, 2000, 50)
+    da = m.start(a)
+    m.start(b, peers=[da.port])
+    ml.wait_converged([a, b])
+    snap = os.path.join(m.root, "a.snap")
+    info = json.loads(vn_ok("snapshot", "--data", a, "--out", snap, "--json"))
+    check(info["snapshot"] and info["bytes"] == os.path.getsize(snap), "snapshot --json names its size: %r" % info)
+    check(info["origins"] == 2 and info["targets"] >= 50, "the snapshot holds both chains' state: %r" % info)
+    check(oct(os.stat(snap).st_mode & 0o777) == "0o600", "the snapshot file is private")
+    key = os.path.join(a, "mesh.key")
+    c = m.init("c", key=key)
+    # A changed byte: refused (exit 2), nothing installed.
+    bad = os.path.join(m.root, "bad.snap")
+    data = bytearray(open(snap, "rb").read())
+    data[len(data) // 2] ^= 0x40
+    open(bad, "wb").write(bytes(data))
+    before = ml.fingerprint(c)
+    rc, out, err = vn("restore", "--data", c, bad)
+    check(rc == 2 and "nothing installed" in err, "a changed byte is refused: %d %r" % (rc, err))
+    check(ml.fingerprint(c) == before, "nothing changed by the refused restore")
+    rc, out, err = vn("restore", "--data", c, snap[:-5] + ".none")
+    check(rc == 2, "a missing file is a usage error: %d %r" % (rc, err))
+    got = json.loads(vn_ok("restore", "--data", c, snap, "--json"))
+    check(got["state_hash"] == info["state_hash"], "restore reports the snapshot's state")
+    check(ml.status(c)["state_hash"] == ml.status(a)["state_hash"], "c holds a's state")
+    check(len(log_lines(c)) == 0, "c holds no history: its log is empty")
+    # Not fresh any more: refused (exit 1), nothing changed.
+    before = ml.fingerprint(c)
+    rc, _, err = vn("restore", "--data", c, snap)
+    check(rc == 1 and "fresh" in err, "a second restore is refused: %d %r" % (rc, err))
+    check(ml.fingerprint(c) == before, "nothing changed by the second restore")
+    # c runs: later writes of a and b reach it, and its own reach them.
+    dc = m.start(c, peers=[da.port])
+    vn_ok("put", "--data", a, "after", "from a")
+    vn_ok("put", "--data", c, "mine", "from c")
+    vn_ok("incr", "--data", b, "n0", "5")
+    ml.wait_converged([a, b, c])
+    check(len(log_lines(c)) == 3, "c's log: only what came after the snapshot (%d)" % len(log_lines(c)))
+    # A running daemon: restore refused (it takes the store's owner lock).
+    d2 = m.init("d", key=key)
+    dd = m.start(d2, peers=[da.port])
+    rc, _, err = vn("restore", "--data", d2, snap)
+    check(rc != 0, "restore beside a running daemon is refused: %d %r" % (rc, err))
+    dd.stop()
+    dc.stop()
+
+
+def test_managed_mesh_restore(m):
+    """A managed mesh: a device that joined restores an admin's snapshot
+    (its admission intact, the members as the admin sees them) and syncs."""
+    a = os.path.join(m.root, "a")
+    vn_ok("init", "--data", a, "--new-mesh")
+    import_ops(a, 1500, 40)
+    tok = vn_ok("invite", "--data", a).strip()
+    j = os.path.join(m.root, "j")
+    vn_ok("join", "--data", j, tok)
+    snap = os.path.join(m.root, "a.snap")
+    info = json.loads(vn_ok("snapshot", "--data", a, "--out", snap, "--json"))
+    check(info["mesh_ops"] == 2, "genesis and invite travel with their signatures: %r" % info)
+    got = json.loads(vn_ok("restore", "--data", j, snap, "--json"))
+    check(got["targets"] == info["targets"], "restored every target")
+    members = json.loads(vn_ok("members", "--data", j, "--json"))
+    check(len(members["members"]) == 2, "j sees a and itself as members: %r" % members)
+    da = m.start(a)
+    m.start(j, peers=[da.port])
+    vn_ok("put", "--data", j, "from-j", "1")
+    vn_ok("put", "--data", a, "from-a", "2")
+    ml.wait_converged([a, j])
+    # The membership ops (genesis, invite) stay as held ops, with their
+    # signatures; then j's admission and write, and a's write after.
+    check(len(log_lines(j)) == 5, "j's log: 2 membership ops, its own 2, a's 1 after the snapshot (%d)" % len(log_lines(j)))
+
+
+if __name__ == "__main__":
+    ml.main([
+        ("open_mesh_restore", test_open_mesh_restore),
+        ("managed_mesh_restore", test_managed_mesh_restore),
+    ])
