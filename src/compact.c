@@ -95,6 +95,48 @@ static vs_err op_drop(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t se
 }
 
 /* Move one origin's horizon towards `to`, spending *budget. */
+/* The signature of the op `id`, if the origin signed there. */
+static vs_err sig_of(job *j, const vs_op_id *id, bool *has_out, uint8_t sig_out[VS_SIGNATURE_BYTES]) {
+  MDB_val sk = {VS_OP_ID_BYTES, (void *)id->bytes}, sv;
+  int rc = mdb_get(j->txn, j->store->dbi_sigs, &sk, &sv);
+  *has_out = rc == MDB_SUCCESS && sv.mv_size == VS_SIGNATURE_BYTES;
+  if (*has_out && sig_out != NULL) memcpy(sig_out, sv.mv_data, VS_SIGNATURE_BYTES);
+  return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
+}
+
+/* How far one origin's horizon may move from hz towards `to`: past no op a
+ * sink has yet to deliver, no membership op without its own signature, and
+ * only to a signed op (the anchor a snapshot gives its receiver is the
+ * origin's own signature); about `budget` ops, more only to reach the first
+ * signed op (a run: at most VS_APPLY_RUN_OPS_MAX of them in a received
+ * run, though a store's own unsigned ops could make it longer: bounded by
+ * `to`). *end_out: hz when nothing may go. */
+static vs_err reach(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint64_t to, uint64_t budget,
+                    uint64_t *end_out, vs_compact_result *res) {
+  *end_out = from;
+  vs_err err = VS_OK;
+  for (uint64_t seq = from + 1; seq <= to && err == VS_OK; seq++) { /* bounded by to - from */
+    if (seq - from > budget && *end_out > from) break;
+    held_op h;
+    bool ok = true, has_sig = false;
+    err = op_read(j, origin, seq, &h);
+    if (err == VS_OK) err = outbox_lets_go(j, h.lsn, &ok);
+    if (err == VS_OK) err = sig_of(j, &h.op.id, &has_sig, NULL);
+    if (err != VS_OK) break;
+    if (!ok) {
+      res->held_by_outbox++;
+      break;
+    }
+    if (h.mesh && !has_sig) { /* it stays, and must stay provable alone */
+      res->held_by_mesh++;
+      break;
+    }
+    if (has_sig) *end_out = seq;
+  }
+  return err;
+}
+
+/* Move one origin's horizon towards `to`, spending *budget. */
 static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t to, uint64_t *budget,
                              vs_compact_result *res) {
   vs_head head;
@@ -107,56 +149,29 @@ static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint
   if (err != VS_OK) return err;
   if (void_from != 0) return VS_OK; /* an origin with fork evidence never advances */
   if (to > head.seq) to = head.seq;
-  uint64_t seq = hz.seq;
-  bool moved = false;
-  /* Bounded: each round folds one op and spends one unit of the budget. */
-  while (seq < to && *budget > 0 && err == VS_OK) {
+  uint64_t from = hz.seq, end = hz.seq;
+  if (to > from) err = reach(j, origin, from, to, *budget, &end, res);
+  /* Bounded: each round folds one op (end - from of them). */
+  for (uint64_t seq = from + 1; seq <= end && err == VS_OK; seq++) {
     held_op h;
-    err = op_read(j, origin, seq + 1, &h);
-    bool ok = true;
-    if (err == VS_OK) err = outbox_lets_go(j, h.lsn, &ok);
-    if (err != VS_OK) break;
-    if (!ok) {
-      res->held_by_outbox++;
-      break;
+    err = op_read(j, origin, seq, &h);
+    if (err == VS_OK && !h.mesh && !h.inert) err = vs_state_fold_base_txn(j->txn, j->store, &h.op, h.hash, j->base_hash);
+    if (err == VS_OK && seq == end) {
+      hz.seq = seq;
+      hz.hlc = h.op.hlc;
+      memcpy(hz.hash, h.hash, VS_HASH_BYTES);
+      err = sig_of(j, &h.op.id, &hz.has_sig, hz.sig); /* signed: reach() ends only there */
+      if (err == VS_OK && !hz.has_sig) err = VS_ERR_CORRUPT;
     }
-    if (h.mesh) { /* it stays, and must stay provable alone: by its own signature */
-      uint8_t sig[VS_SIGNATURE_BYTES];
-      MDB_val sk = {VS_OP_ID_BYTES, h.op.id.bytes}, sv;
-      int rc = mdb_get(j->txn, j->store->dbi_sigs, &sk, &sv);
-      if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
-      if (err != VS_OK) break;
-      if (rc == MDB_NOTFOUND || sv.mv_size != sizeof sig) {
-        res->held_by_mesh++;
-        break;
-      }
-    }
-    if (!h.mesh && !h.inert) err = vs_state_fold_base_txn(j->txn, j->store, &h.op, h.hash, j->base_hash);
-    if (err != VS_OK) break;
-    seq++;
-    hz.seq = seq;
-    hz.hlc = h.op.hlc;
-    memcpy(hz.hash, h.hash, VS_HASH_BYTES);
-    /* Its signature, if it has one, goes with the anchor (a snapshot
-     * anchors the chain with it). */
-    MDB_val sk = {VS_OP_ID_BYTES, h.op.id.bytes}, sv;
-    int rc = mdb_get(j->txn, j->store->dbi_sigs, &sk, &sv);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
-    hz.has_sig = rc == MDB_SUCCESS && sv.mv_size == VS_SIGNATURE_BYTES;
-    if (hz.has_sig) memcpy(hz.sig, sv.mv_data, VS_SIGNATURE_BYTES);
-    if (err != VS_OK) break;
-    (*budget)--;
-    res->ops_folded++;
-    moved = true;
-    /* Its record goes (a membership op's stays): the horizon keeps its
-     * hash and HLC, all the chain needs to go on from it. */
-    err = op_drop(j, origin, seq, res);
+    /* Its record goes (a membership op's stays): the horizon keeps the
+     * anchor's hash, HLC and signature, all the chain needs from it. */
+    if (err == VS_OK) err = op_drop(j, origin, seq, res);
+    if (err == VS_OK) res->ops_folded++;
   }
-  if (err == VS_OK && moved) {
-    err = vs_horizon_put_txn(j->txn, j->store, origin, &hz);
-    res->origins_moved++;
-  }
-  if (err == VS_OK && seq < to && *budget == 0) res->more = true;
+  if (err != VS_OK || end == from) return err;
+  err = vs_horizon_put_txn(j->txn, j->store, origin, &hz);
+  res->origins_moved++;
+  *budget = end - from >= *budget ? 0 : *budget - (end - from);
   return err;
 }
 
@@ -192,18 +207,10 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
   uint64_t folded_before = res->ops_folded;
   for (uint32_t i = 0; i < n && err == VS_OK && budget > 0; i++)
     err = compact_origin(&j, cut[i].origin, cut[i].seq, &budget, res);
-  if (err == VS_OK && budget == 0) {
-    /* Whether anything is left: the next call says so exactly; here, any
-     * origin not reached is more. */
-    for (uint32_t i = 0; i < n && !res->more && err == VS_OK; i++) {
-      vs_horizon hz;
-      vs_head head;
-      err = vs_horizon_get(txn, store, cut[i].origin, &hz);
-      if (err == VS_OK) err = vs_head_get(txn, store, cut[i].origin, &head);
-      uint64_t to = cut[i].seq < head.seq ? cut[i].seq : head.seq;
-      if (err == VS_OK && hz.seq < to) res->more = true;
-    }
-  }
+  /* The budget ran out: there may be more (a call that does not spend it
+   * all has done everything it could; each call that does folds at least
+   * one op, so calling again while `more` ends). */
+  if (err == VS_OK && budget == 0) res->more = true;
   if (err == VS_OK && res->ops_folded > folded_before) err = vs_state_base_hash_put_txn(txn, store, j.base_hash);
   free(j.buf);
   return err;

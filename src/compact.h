@@ -41,12 +41,15 @@ typedef struct vs_compact_result {
   uint64_t held_by_outbox;  /* origins stopped short of the cut: an own op a sink has to deliver */
   uint64_t held_by_mesh;    /* ... or a membership op without its own signature (the ops up to the
                                next signed one prove it: they stay) */
-  bool more;                /* the budget ran out first: call again */
+  bool more;                /* the budget ran out: call again (a call that does not spend it all did
+                               everything it could) */
 } vs_compact_result;
 
 /** Compact, inside the caller's write transaction, each origin of `cut`
  *  (n entries, any order; an origin twice is VS_ERR_INVAL) from its horizon
- *  up to min(cut seq, its head), at most `budget` ops in all (>= 1).
+ *  up to the last op the origin signed at or below min(cut seq, its head)
+ *  (the anchor is a signed op: a snapshot hands it on), about `budget` ops
+ *  in all (>= 1; past it only to reach an origin's next signed op).
  *  Origins with a fork verdict are skipped (their stable cut never
  *  advances). Bounded by `budget` ops, each a few B-tree operations. The
  *  result is added into *res. Resumable: call again with the same cut. */

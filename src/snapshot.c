@@ -80,6 +80,7 @@ static void header_digest(const uint8_t *hdr, size_t bytes, uint8_t out[crypto_s
 typedef struct maker {
   MDB_txn *txn;
   vs_store *store;
+  bool base; /* a managed mesh: the base state at the horizons (else the live state at the heads) */
   bool emit; /* pass 2: write; pass 1: only hash */
   vs_snapshot_write_fn fn;
   void *ctx;
@@ -193,6 +194,12 @@ static vs_err mesh_items(maker *m) {
     const uint8_t *origin = k.mv_data;
     uint64_t seq = vs_get_u64be((const uint8_t *)k.mv_data + VS_ORIGIN_BYTES);
     uint64_t lsn = vs_get_u64le((const uint8_t *)v.mv_data + 1 + VS_HASH_BYTES);
+    if (m->base) { /* past the horizon it comes with its chain, by anti-entropy */
+      vs_horizon hz;
+      err = vs_horizon_get(m->txn, m->store, origin, &hz);
+      if (err != VS_OK) break;
+      if (seq > hz.seq) continue;
+    }
     vs_op_id id;
     uint64_t at = 0;
     vs_op_id_derive(origin, seq, &id);
@@ -227,7 +234,7 @@ static vs_err pass(maker *m) {
   m->items = 0;
   vs_put_u32le(m->chunk, 0);
   m->entries = m->incrs = m->mesh_ops = 0;
-  vs_err err = vs_state_export_txn(m->txn, m->store, on_entry, on_incr, m);
+  vs_err err = vs_state_export_txn(m->txn, m->store, m->base, on_entry, on_incr, m);
   if (err == VS_OK) err = mesh_items(m);
   if (err == VS_OK) err = flush(m);
   return err;
@@ -237,7 +244,7 @@ static vs_err pass(maker *m) {
  * the signatures, or the horizon's anchor when the head was compacted). */
 static vs_err origins_fill(maker *m, uint8_t **out, uint32_t *n_out) {
   MDB_cursor *cur;
-  int rc = mdb_cursor_open(m->txn, m->store->dbi_heads, &cur);
+  int rc = mdb_cursor_open(m->txn, m->base ? m->store->dbi_horizon : m->store->dbi_heads, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   uint8_t *buf = NULL;
   uint32_t n = 0, cap = 0;
@@ -247,7 +254,17 @@ static vs_err origins_fill(maker *m, uint8_t **out, uint32_t *n_out) {
   for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK;
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
     vs_head head;
-    err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &head) : VS_ERR_CORRUPT;
+    vs_horizon anchor;
+    memset(&anchor, 0, sizeof anchor);
+    if (k.mv_size != VS_ORIGIN_BYTES) err = VS_ERR_CORRUPT;
+    else if (!m->base) err = vs_head_decode(&v, &head);
+    else err = vs_horizon_get(m->txn, m->store, k.mv_data, &anchor); /* compaction anchors only at signed ops */
+    if (err == VS_OK && m->base) {
+      head.seq = anchor.seq;
+      head.hlc = anchor.hlc;
+      memcpy(head.hash, anchor.hash, VS_HASH_BYTES);
+      if (!anchor.has_sig) err = VS_ERR_STATE;
+    }
     if (err != VS_OK) break;
     if (n == VS_SNAPSHOT_ORIGINS_MAX) {
       err = VS_ERR_LIMIT;
@@ -270,8 +287,10 @@ static vs_err origins_fill(maker *m, uint8_t **out, uint32_t *n_out) {
     vs_op_id id;
     vs_op_id_derive(p, head.seq, &id);
     MDB_val sk = {VS_OP_ID_BYTES, id.bytes}, sv;
-    int src = mdb_get(m->txn, m->store->dbi_sigs, &sk, &sv);
-    if (src == MDB_SUCCESS && sv.mv_size == VS_SIGNATURE_BYTES) {
+    int src = m->base ? MDB_NOTFOUND : mdb_get(m->txn, m->store->dbi_sigs, &sk, &sv);
+    if (m->base) {
+      memcpy(p + 80, anchor.sig, VS_SIGNATURE_BYTES);
+    } else if (src == MDB_SUCCESS && sv.mv_size == VS_SIGNATURE_BYTES) {
       memcpy(p + 80, sv.mv_data, VS_SIGNATURE_BYTES);
     } else if (src == MDB_SUCCESS || src == MDB_NOTFOUND) {
       vs_horizon hz;
@@ -321,8 +340,14 @@ vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *ctx, vs_
     memset(mesh_id, 0, sizeof mesh_id);
     err = VS_OK;
   }
+  /* A managed mesh: the base state at the horizons, the stable part: what
+   * the receiver then holds as final is what every member holds (voids
+   * never reach below a horizon). An open mesh has no stable cut: the live
+   * state at the heads (docs/storage.md, "Snapshots"). */
+  m.base = memcmp(mesh_id, (const uint8_t[VS_HASH_BYTES]){0}, VS_HASH_BYTES) != 0;
   if (err == VS_OK) err = vs_meta_hlc_get(m.txn, store, &hlc);
-  if (err == VS_OK) err = vs_state_hash_get_txn(m.txn, store, m.state_hash);
+  if (err == VS_OK && m.base) err = vs_state_base_hash_get_txn(m.txn, store, m.state_hash);
+  if (err == VS_OK && !m.base) err = vs_state_hash_get_txn(m.txn, store, m.state_hash);
   if (err == VS_OK) err = origins_fill(&m, &origins, &n_origins);
   if (err == VS_OK) err = pass(&m); /* pass 1: the chunks' hashes */
   size_t hdr_bytes = HDR_FIXED + (size_t)n_origins * ORIGIN_REC + VS_SIGNATURE_BYTES;

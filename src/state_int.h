@@ -40,13 +40,15 @@ typedef struct vs_state_export_entry {
   uint8_t lone_digest[VS_HASH_BYTES];
 } vs_state_export_entry;
 typedef vs_err (*vs_state_export_fn)(void *ctx, const vs_state_export_entry *e);
-/** One incr row of the entry just exported (every one, counted or not). */
+/** One incr row of the entry just exported. */
 typedef vs_err (*vs_state_export_incr_fn)(void *ctx, uint64_t hlc, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
                                           int64_t delta);
-/** The live state in state-key order: each entry, then its incr rows.
- *  Bounded by the records and incr rows. */
-vs_err vs_state_export_txn(MDB_txn *txn, const vs_store *store, vs_state_export_fn on_entry, vs_state_export_incr_fn on_incr,
-                           void *ctx);
+/** The live state (or with `base` the base state) in state-key order:
+ *  each entry, then its incr rows ordered after its base (one before it
+ *  counts again only if the base is voided, and a snapshot's receiver holds
+ *  everything below its horizon). Bounded by the records and incr rows. */
+vs_err vs_state_export_txn(MDB_txn *txn, const vs_store *store, bool base, vs_state_export_fn on_entry,
+                           vs_state_export_incr_fn on_incr, void *ctx);
 /** Fold an exported entry's base, or one of its incrs, into the base state
  *  (hstate; base_hash in/out). Importing every entry and incr of an export
  *  in any order rebuilds the exported state and its hash exactly. */

@@ -162,10 +162,10 @@ static void test_compact_in_steps(void **state) {
     assert_err(vs_compact_to(w->c.store, cut, 2, 7, &res), VS_OK);
     assert_true(res.ops_folded - folded <= 7);
     calls++;
-    assert_true(calls <= 10);
+    assert_true(calls <= 6);
   } while (res.more);
   assert_int_equal(res.ops_folded, 35);
-  assert_int_equal(calls, 5);
+  assert_int_equal(calls, 6); /* the fifth spent its budget exactly: one more finds nothing */
   assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
   assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 15);
   assert_int_equal(wal_records(w->c.store), 48 - 35);
