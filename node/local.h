@@ -58,5 +58,6 @@ int vn_cmd_get(const vn_args *a);
 int vn_cmd_dump(const vn_args *a);
 int vn_cmd_status(const vn_args *a);
 int vn_cmd_log(const vn_args *a);
+int vn_cmd_compact(const vn_args *a); /* compact.c */
 
 #endif
