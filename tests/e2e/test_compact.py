@@ -9,6 +9,7 @@ Timing never decides pass or fail: every wait is a generous deadline.
 """
 
 import json
+import threading
 
 import meshlib as ml
 from meshlib import check, vn, vn_ok
@@ -112,8 +113,51 @@ def test_compact_stopped_node(m):
     check(rc == 2 and "--purge-done-after" in err, "run --purge-done-after -1: exit 2, got %d %r" % (rc, err))
 
 
+def test_compact_while_replicating(m):
+    """`compact` again and again while the daemon replicates a stream of
+    writes: the daemon delivers everything, every write is purged exactly
+    once (what the compacts purged adds up to the writes), nothing else is
+    touched, and both nodes end with the same state."""
+    a, b = m.init("a"), m.init("b")
+    da = m.start(a, extra=["--purge-done-after", "off"])
+    db = m.start(b, peers=[da.port])
+    batches, per = 6, 500
+    errors = []
+
+    def writer():
+        try:
+            for k in range(batches):
+                import_puts(a, per, "w%d" % k)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    purged, compacts = 0, 0
+    while t.is_alive() and compacts < 500:
+        purged += compact(a)["outbox_purged"]
+        compacts += 1
+    t.join()
+    during = purged
+    check(not errors, "the imports: %r" % errors)
+    total = batches * per
+    ml.wait_converged([a, b], 120)
+    ml.wait_until(lambda: delivered(a, total), 120, "every write to be acknowledged")
+    purged += compact(a)["outbox_purged"]
+    check(purged == total, "every write purged once: %d purged by %d compacts (%d while writing), %d written"
+          % (purged, compacts + 1, during, total))
+    print("     %d compacts while writing purged %d of %d" % (compacts, during, total))
+    s = mesh_sink(a)
+    check(s["done"] == 0 and s["pending"] == 0, "nothing left: %r" % s)
+    check(da.alive() and db.alive(), "both daemons alive")
+    check(ml.dump(a) == ml.dump(b), "the same state on both")
+    db.stop()
+    da.stop()
+
+
 if __name__ == "__main__":
     ml.main([
         ("daemon_purges_past_threshold", test_daemon_purges_past_threshold),
         ("compact_stopped_node", test_compact_stopped_node),
+        ("compact_while_replicating", test_compact_while_replicating),
     ])
