@@ -83,7 +83,7 @@ static vs_err obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old
 vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
   vs_err err = obx_write(ob, t, old_e, now_e);
   if (err == VS_OK && now_e->state == VS_OUTBOX_DONE && old_e != NULL && old_e->state != VS_OUTBOX_DONE)
-    err = vs_obx_done_note(ob, t, now_e->lsn); /* below the purge mark: indexed */
+    err = vs_obx_done_mark(ob, t, now_e->lsn); /* below the purge mark: indexed */
   return err;
 }
 
@@ -355,7 +355,7 @@ static vs_err held_walk(vs_outbox *ob, vs_obx_txn *t, uint64_t now_ms, vs_outbox
       t->counts.done++;
       h->completed++;
       t->dirty = true;
-      err = vs_obx_done_note(ob, t, lsn); /* below the purge mark: indexed */
+      err = vs_obx_done_mark(ob, t, lsn); /* below the purge mark: indexed */
       if (err != VS_OK) break;
     } else if (e.state == VS_OUTBOX_INFLIGHT) {
       break; /* claimed by hand (vs_outbox_claim): its result or lease decides first */
