@@ -14,7 +14,7 @@ import threading
 import meshlib as ml
 from meshlib import check, vn, vn_ok
 
-WRITES = 3000
+WRITES = 10000
 
 
 def import_puts(d, n, tag):
@@ -63,7 +63,8 @@ def test_daemon_purges_past_threshold(m):
     check(s["done"] == keep, "the daemon keeps the %d youngest DONE entries: %r" % (keep, s))
     check(st["outbox_purged"] + s["done"] == WRITES,
           "every write is DONE or purged, once: %d purged + %d done" % (st["outbox_purged"], s["done"]))
-    check(st["purge_steps"] >= 1, "purged in steps: %r" % st["purge_steps"])
+    # A step looks at 4,096 entries at most: more than twice that took steps.
+    check(st["purge_steps"] >= 3, "purged in bounded steps: %r" % st["purge_steps"])
     # On demand, beside the running daemon: the rest goes.
     r = compact(a)
     check(r["outbox_purged"] == keep, "compact purged the %d kept: %r" % (keep, r))
