@@ -9,12 +9,18 @@ Timing never decides pass or fail: every wait is a generous deadline.
 """
 
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
+import urllib.request
 
 import meshlib as ml
 from meshlib import check, vn, vn_ok
 
 WRITES = 10000
+RECEIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http_receiver.py")
 
 
 def import_puts(d, n, tag):
@@ -156,9 +162,50 @@ def test_compact_while_replicating(m):
     da.stop()
 
 
+def sink_named(d, name):
+    sinks = {s["name"]: s for s in ml.status(d)["sinks"]}
+    check(name in sinks, "sink %s is listed: %r" % (name, sinks))
+    return sinks[name]
+
+
+def test_push_sink_purged(m):
+    """Every sink, not only the mesh: an HTTP endpoint's entries, delivered
+    by `push`, are purged by the daemon past N and by `compact`; `push`
+    again delivers nothing twice (purged entries are never enqueued again)."""
+    n = 2000
+    rcv = subprocess.Popen([sys.executable, RECEIVER, "--port", "0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = re.match(r"PORT (\d+)$", rcv.stdout.readline().strip())
+        check(port is not None, "the receiver started")
+        url = "http://127.0.0.1:%s/ingest" % port.group(1)
+        a = m.init("a")
+        import_puts(a, n, "h")
+        r = json.loads(vn_ok("push", "--data", a, "--url", url))
+        check(r["drained"] and r["delivered"] == n, "push delivered every write: %r" % r)
+        check(sink_named(a, "http")["done"] == n, "the http sink holds them DONE")
+        da = m.start(a, extra=["--purge-done-after", "500"])  # no peer: the mesh sink stays PENDING
+        ml.wait_until(lambda: sink_named(a, "http")["done"] <= 500, 60, "the daemon to purge the http sink")
+        check(sink_named(a, "http")["done"] == 500, "500 kept")
+        check(sink_named(a, "default")["pending"] == n, "the mesh sink untouched: nothing delivered there")
+        da.stop()
+        c = compact(a)
+        got = {x["name"]: x["purged"] for x in c["sinks"]}
+        check(got == {"default": 0, "http": 500} and c["outbox_purged"] == 500, "compact: %r" % c)
+        r = json.loads(vn_ok("push", "--data", a, "--url", url))
+        check(r["drained"] and r["delivered"] == 0 and r["backfilled"] == 0, "nothing is sent twice: %r" % r)
+        with urllib.request.urlopen(url.replace("/ingest", "/_stats"), timeout=30) as f:
+            stats = json.loads(f.read())
+        check(stats["ops_stored"] == n, "the receiver holds each write once: %r" % stats)
+    finally:
+        rcv.kill()
+        rcv.wait()
+
+
 if __name__ == "__main__":
     ml.main([
         ("daemon_purges_past_threshold", test_daemon_purges_past_threshold),
         ("compact_stopped_node", test_compact_stopped_node),
         ("compact_while_replicating", test_compact_while_replicating),
+        ("push_sink_purged", test_push_sink_purged),
     ])
