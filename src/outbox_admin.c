@@ -265,55 +265,52 @@ static vs_err purge_limit(vs_outbox *ob, vs_obx_txn *t, uint64_t *limit_out) {
   return VS_OK;
 }
 
-/* One step for one sink inside t: the DONE keys, then the walk. */
-static vs_err purge_txn(vs_outbox *ob, vs_obx_txn *t, uint64_t max_visits, uint64_t keep_done,
-                        vs_outbox_purge_stats *st) {
-  uint64_t budget = t->counts.done > keep_done ? t->counts.done - keep_done : 0;
-  if (budget == 0 || max_visits == 0) {
-    st->more = budget > 0;
-    return VS_OK;
-  }
-  uint64_t mark, limit;
-  vs_err err = vs_obx_purge_mark_get(t->txn, ob->store, ob->sink, &mark);
-  if (err == VS_OK) err = purge_limit(ob, t, &limit);
-  if (err != VS_OK) return err;
-  /* 1. DONE keys: entries that turned DONE below the mark (and an older
-   * store's keys). Each visit deletes its key: bounded by max_visits. */
+/* 1. The DONE keys: entries that turned DONE below the mark (and an older
+ * store's keys), each deleted with its key; a key whose entry is gone goes
+ * alone. Each key looked at is deleted: bounded by max_visits. *left_out:
+ * it stopped at a bound, keys may be left. */
+static vs_err purge_keys(vs_outbox *ob, vs_obx_txn *t, uint64_t max_visits, uint64_t budget,
+                         vs_outbox_purge_stats *st, bool *left_out) {
   uint8_t prefix[5];
   vs_put_u32be(prefix, ob->sink);
   prefix[4] = VS_OUTBOX_DONE;
+  *left_out = true;
   while (st->visited < max_visits && st->purged < budget) {
     bool found;
     uint64_t unused, lsn;
-    err = vs_obx_first_key(t->txn, ob->store->dbi_obx_state, prefix, sizeof prefix, &found, &unused, &lsn);
-    if (err != VS_OK || !found) break;
+    vs_err err = vs_obx_first_key(t->txn, ob->store->dbi_obx_state, prefix, sizeof prefix, &found, &unused, &lsn);
+    if (err != VS_OK) return err;
+    if (!found) {
+      *left_out = false;
+      return VS_OK;
+    }
     st->visited++;
     uint8_t ikey[13], key[ENTRY_KEY_BYTES];
     done_key(ikey, ob->sink, lsn);
+    vs_obx_entry_key(key, ob->sink, lsn);
     MDB_val ik = {sizeof ikey, ikey}, k = {sizeof key, key};
     t->dirty = true;
     err = vs_mdb_err(mdb_del(t->txn, ob->store->dbi_obx_state, &ik, NULL));
     vs_outbox_entry e;
     if (err == VS_OK) err = vs_obx_entry_get(t->txn, ob->store, ob->sink, lsn, &e);
-    if (err == VS_ERR_NOTFOUND) { /* a key left without its entry: it goes alone */
-      err = VS_OK;
-      continue;
-    }
+    if (err == VS_ERR_NOTFOUND) continue;
+    /* DONE is final: a key names a DONE entry, counted. */
     if (err == VS_OK && (e.state != VS_OUTBOX_DONE || t->counts.done == 0)) err = VS_ERR_CORRUPT;
-    vs_obx_entry_key(key, ob->sink, lsn);
     if (err == VS_OK) err = vs_mdb_err(mdb_del(t->txn, ob->store->dbi_outbox, &k, NULL));
     if (err != VS_OK) return err;
     t->counts.done--;
     t->removed++;
     st->purged++;
   }
-  if (err != VS_OK || st->visited == max_visits || st->purged == budget) {
-    st->more = err == VS_OK && st->visited == max_visits && st->purged < budget;
-    return err;
-  }
-  /* 2. The walk from the mark. No DONE key of the sink is left (phase 1
-   * took them all), so a DONE entry goes alone, through the cursor. */
-  err = vs_obx_cursor(ob, t);
+  return VS_OK;
+}
+
+/* 2. The walk in LSN order from the mark, up to `limit`: DONE entries are
+ * deleted through the cursor (no DONE key is left: purge_keys took them
+ * all), the others stepped over; the mark moves past each entry looked at. */
+static vs_err purge_walk(vs_outbox *ob, vs_obx_txn *t, uint64_t mark, uint64_t limit, uint64_t max_visits,
+                         uint64_t budget, vs_outbox_purge_stats *st) {
+  vs_err err = vs_obx_cursor(ob, t);
   if (err != VS_OK) return err;
   t->ec_lsn = 0; /* the walk moves the cursor */
   uint8_t key[ENTRY_KEY_BYTES];
@@ -321,9 +318,11 @@ static vs_err purge_txn(vs_outbox *ob, vs_obx_txn *t, uint64_t max_visits, uint6
   MDB_val k = {sizeof key, key}, v;
   uint64_t mark_at_start = mark;
   int rc;
+  /* Bounded by max_visits: every round but the last looks at one entry. */
   for (rc = mdb_cursor_get(t->ec, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(t->ec, &k, &v, MDB_NEXT)) {
     if (k.mv_size != ENTRY_KEY_BYTES || vs_get_u32be(k.mv_data) != ob->sink) break; /* past the sink */
     uint64_t lsn = vs_get_u64be((const uint8_t *)k.mv_data + 4);
+    assert(lsn >= mark);
     if (lsn >= limit || st->purged == budget) break;
     if (st->visited == max_visits) {
       st->more = true;
@@ -354,6 +353,27 @@ static vs_err purge_txn(vs_outbox *ob, vs_obx_txn *t, uint64_t max_visits, uint6
     t->dirty = true;
     err = purge_mark_put(t->txn, ob->store, ob->sink, mark);
   }
+  return err;
+}
+
+/* One step for one sink inside t: the DONE keys, then the walk. */
+static vs_err purge_txn(vs_outbox *ob, vs_obx_txn *t, uint64_t max_visits, uint64_t keep_done,
+                        vs_outbox_purge_stats *st) {
+  uint64_t done_at_start = t->counts.done;
+  uint64_t budget = done_at_start > keep_done ? done_at_start - keep_done : 0;
+  if (budget == 0 || max_visits == 0) {
+    st->more = budget > 0;
+    return VS_OK;
+  }
+  uint64_t mark, limit;
+  bool keys_left = false;
+  vs_err err = vs_obx_purge_mark_get(t->txn, ob->store, ob->sink, &mark);
+  if (err == VS_OK) err = purge_limit(ob, t, &limit);
+  if (err == VS_OK) err = purge_keys(ob, t, max_visits, budget, st, &keys_left);
+  if (err == VS_OK && keys_left) st->more = st->visited == max_visits && st->purged < budget;
+  else if (err == VS_OK) err = purge_walk(ob, t, mark, limit, max_visits, budget, st);
+  assert(err != VS_OK || (st->purged <= st->visited && st->visited <= max_visits && st->purged <= budget));
+  assert(err != VS_OK || t->counts.done + st->purged == done_at_start);
   return err;
 }
 
