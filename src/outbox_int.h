@@ -142,7 +142,8 @@ vs_err vs_obx_finish(vs_outbox *ob, vs_obx_txn *t, vs_err err);
 vs_err vs_obx_cursor(vs_outbox *ob, vs_obx_txn *t);
 /** Read entry `lsn` inside a step's transaction, leaving the entries cursor on it. */
 vs_err vs_obx_get(vs_outbox *ob, vs_obx_txn *t, uint64_t lsn, vs_outbox_entry *e);
-/** vs_obx_entry_write inside a step's transaction. */
+/** vs_obx_entry_write inside a step's transaction; a move to DONE below
+ *  the purge mark also writes the entry's DONE key (vs_obx_done_note). */
 vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e);
 /** vs_obx_entry_find inside a step's transaction; `lsn_hint` (0 = none). */
 vs_err vs_obx_find(vs_outbox *ob, vs_obx_txn *t, const vs_op_id *id, uint64_t lsn_hint, vs_outbox_entry *e);

@@ -78,15 +78,6 @@ vs_err vs_obx_get(vs_outbox *ob, vs_obx_txn *t, uint64_t lsn, vs_outbox_entry *e
 
 /* vs_obx_entry_write inside a step's transaction. Rewriting the entry vs_obx_get just
  * read goes through the cursor that is on it (no second search). */
-static vs_err obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e);
-
-vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
-  vs_err err = obx_write(ob, t, old_e, now_e);
-  if (err == VS_OK && now_e->state == VS_OUTBOX_DONE && old_e != NULL && old_e->state != VS_OUTBOX_DONE)
-    err = vs_obx_done_mark(ob, t, now_e->lsn); /* below the purge mark: indexed */
-  return err;
-}
-
 static vs_err obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
   t->dirty = true;
   if (old_e != NULL && t->ec != NULL && t->ec_lsn != old_e->lsn) {
@@ -109,6 +100,15 @@ static vs_err obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old
   vs_obx_entry_key(key, ob->sink, now_e->lsn);
   MDB_val k = {sizeof key, key}, v = {vs_obx_entry_encode(now_e, buf), buf};
   return vs_mdb_err(mdb_cursor_put(t->ec, &k, &v, MDB_CURRENT));
+}
+
+/* The same, and a move to DONE below the purge mark gets its DONE key (the
+ * purge's invariant, outbox_admin.c). */
+vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
+  vs_err err = obx_write(ob, t, old_e, now_e);
+  if (err == VS_OK && now_e->state == VS_OUTBOX_DONE && old_e != NULL && old_e->state != VS_OUTBOX_DONE)
+    err = vs_obx_done_mark(ob, t, now_e->lsn);
+  return err;
 }
 
 /* vs_obx_entry_find inside a step's transaction. `lsn_hint` (0 = none) is where the
