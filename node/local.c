@@ -741,6 +741,12 @@ static const cmd_spec COMMANDS[] = {
      "that origin's operations from its seq on, on every node; its device needs a new identity.\n"
      "--json: forks is [{origin, seq}] (the first 64, by origin), forks_total counts them all.",
      OPT_DATA | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_status},
+    {"compact", "--data DIR [--json]",
+     "Compaction now, whether or not a daemon runs on DIR (it goes on delivering): the delivered (DONE)\n"
+     "outbox entries of every sink are purged. Prints what each step did and the store's used_bytes\n"
+     "before and after; --json: {outbox_purged, sinks: [{name, purged, pending, inflight, done, failed}],\n"
+     "used_bytes_before, used_bytes_after}. The daemon purges by itself too (run --purge-done-after).",
+     OPT_DATA | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_compact},
     {"log", "--data DIR [--from LSN] [--json]",
      "Print every operation the node holds (its own and its peers'), in LSN order from LSN (default 1);\n"
      "with --json one object per line {lsn, id, origin, seq, hlc, kind, target, value, stored_at_ms}.",

@@ -61,5 +61,6 @@ int vn_cmd_log(const vn_args *a);
 /* snapshot_cmd.c */
 int vn_cmd_snapshot(const vn_args *a);
 int vn_cmd_restore(const vn_args *a);
+int vn_cmd_compact(const vn_args *a); /* compact.c */
 
 #endif

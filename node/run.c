@@ -6,8 +6,8 @@
  * it services ENet, feeds each event to the node, drains vs_node_poll
  * (SEND -> enet_peer_send, CLOSE -> disconnect)
  * and sleeps until the earliest of the node's wake time, a dial's next
- * attempt, the half-open sweep and the status file; a packet, a nudge or a
- * signal wakes it sooner.
+ * attempt, the half-open sweep, the status file and the outbox purge
+ * (run_purge.c); a packet, a nudge or a signal wakes it sooner.
  *
  * Connections get small integer handles (the node's `peer`), lowest free
  * first; ENet peers are found by their index in host->peers. Dials (--peer)
@@ -519,6 +519,7 @@ static void wait_round(vn_daemon *d) {
   uint64_t next = d->node_wake_ms;
   next = min_u64(next, dials_next(d));
   next = min_u64(next, d->status_next_ms);
+  next = min_u64(next, vn_purge_next(d));
   if (d->enet_live > 0) next = min_u64(next, d->sweep_next_ms);
   uint64_t cap = d->enet_live > 0 ? ENET_SLEEP_MS : IDLE_SLEEP_MS;
   uint64_t now = tick_clock(d);
@@ -573,6 +574,7 @@ static void run_loop(vn_daemon *d) {
       d->kick = false;
       node_drain(d);
     }
+    vn_purge_tick(d);
     vn_status_maybe(d);
     enet_host_flush(d->host); /* send what the node queued */
     wait_round(d);
@@ -679,6 +681,9 @@ static int daemon_open(vn_daemon *d, const vn_run_args *a) {
     rc = vn_run_resolve("--peer", a->peers[i], 1, &dl->addr);
   }
   if (rc != 0) return rc;
+  d->purge_off = a->purge_off;
+  d->purge_keep = a->purge_keep;
+  d->purge_next_ms = d->now_ms + 1000u; /* the first check a second after the start */
   d->dials_reserved = d->dial_count < DIAL_RESERVED_MAX ? d->dial_count : DIAL_RESERVED_MAX;
   d->ready_in_max = VS_NODE_PEERS_MAX - UNAUTH_IN_MAX - d->dials_reserved;
   uint8_t id[VS_ORIGIN_BYTES];

@@ -12,6 +12,7 @@
  *                 ENet intercept hook
  *   run_status.c  structured logs, the nudge socket, DIR/run.json and its
  *                 content (the live part of `status --json`)
+ *   run_purge.c   the automatic purge of delivered outbox entries
  */
 #ifndef VN_RUN_H
 #define VN_RUN_H
@@ -61,7 +62,11 @@ typedef struct vn_run_args {
   uint32_t origin_quota;
   bool rekey_grace_set;   /* --rekey-grace DUR */
   uint64_t rekey_grace_ms;
+  bool purge_off;         /* --purge-done-after off */
+  uint64_t purge_keep;    /* --purge-done-after N (default VN_PURGE_KEEP_DEFAULT) */
 } vn_run_args;
+
+#define VN_PURGE_KEEP_DEFAULT 1000u /* DONE outbox entries a sink keeps before the daemon purges */
 
 /* Parse argv (argv[0] is "run"). Returns 0 to go on, or an exit code after
  * printing why; `--help` prints the usage on stdout and returns 0 with *done. */

@@ -7,7 +7,8 @@
 
 static void usage_full(FILE *out) {
   fputs("usage: vix-node run --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE]\n"
-        "                    [--log-level error|warn|info|debug] [--origin-quota N] [--rekey-grace DUR]\n\n"
+        "                    [--log-level error|warn|info|debug] [--origin-quota N] [--rekey-grace DUR]\n"
+        "                    [--purge-done-after N|off]\n\n"
         "Run the sync node of DIR: listen on HOST:PORT (UDP, ENet; port 0 picks a free port, logged as\n"
         "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
         "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
@@ -24,13 +25,18 @@ static void usage_full(FILE *out) {
         "                    newest rekey, a device that is not yet an active member here (one joining)\n"
         "                    may still connect on an older key of the mesh; after it only active\n"
         "                    members may (refused ones: rejected_stale_key). A revoked device is refused\n"
-        "                    on any key. DUR: N then ms, s, m, h or d (default 10m).\n",
+        "                    on any key. DUR: N then ms, s, m, h or d (default 10m).\n"
+        "  --purge-done-after N|off\n"
+        "                    delivered (DONE) outbox entries a sink keeps: past N the daemon purges the\n"
+        "                    oldest, in steps of at most 4096 entries, one every 50 ms while there is more,\n"
+        "                    checked every second (default 1000; 0: all of them; off: never, then\n"
+        "                    `vix-node compact` purges). Counted as outbox_purged in `status --json`.\n",
         out);
 }
 
 void vn_usage_run(FILE *out) {
   fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n"
-        "           [--origin-quota N] [--rekey-grace DUR]\n",
+        "           [--origin-quota N] [--rekey-grace DUR] [--purge-done-after N|off]\n",
         out);
 }
 
@@ -53,6 +59,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, bo
 int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
   memset(a, 0, sizeof *a);
   a->level = VN_LOG_INFO;
+  a->purge_keep = VN_PURGE_KEEP_DEFAULT;
   *done = false;
   for (int i = 1; i < argc; i++) { /* bounded by argc */
     bool m = false;
@@ -86,6 +93,15 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
         return VN_EXIT_USAGE;
       }
       a->rekey_grace_set = v != NULL;
+    } else if ((v = opt_value(argc, argv, &i, "--purge-done-after", &m)) != NULL || m) {
+      char *end = NULL;
+      unsigned long long q = v != NULL && strcmp(v, "off") != 0 ? strtoull(v, &end, 10) : 0;
+      a->purge_off = v != NULL && strcmp(v, "off") == 0;
+      if (v != NULL && !a->purge_off && (v[0] < '0' || v[0] > '9' || *end != '\0' || q > UINT32_MAX)) {
+        vn_errorf("run", "--purge-done-after: '%s' is not a count (0..%u) or off", v, UINT32_MAX);
+        return VN_EXIT_USAGE;
+      }
+      a->purge_keep = q;
     } else if ((v = opt_value(argc, argv, &i, "--log-level", &m)) != NULL || m) {
       if (v != NULL && !vn_log_level_parse(v, &a->level)) {
         vn_errorf("run", "--log-level: '%s' is not error, warn, info or debug", v);

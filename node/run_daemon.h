@@ -86,6 +86,7 @@ typedef struct vn_counters {
   uint64_t refused_ready_full;   /* closed at the end of its handshake: authenticated inbound budget full */
   uint64_t dial_attempts, connections_in, connections_out;
   uint64_t rx_pipelined; /* frames applied after the receive pipeline prepared them */
+  uint64_t outbox_purged, purge_steps; /* DONE outbox entries purged, in that many steps (run_purge.c) */
 } vn_counters;
 
 typedef struct vn_daemon {
@@ -116,6 +117,10 @@ typedef struct vn_daemon {
   uint64_t limit_log_ms;
   uint64_t admit_seq;     /* CONNECTs admitted so far */
   uint64_t key_seen[3];   /* mesh_epoch, key_epoch, rekeys_issued at the last event=mesh_key */
+  bool purge_off;         /* run --purge-done-after off */
+  uint64_t purge_keep;    /* DONE entries a sink keeps (run --purge-done-after N) */
+  uint64_t purge_next_ms; /* the next purge check or step */
+  uint32_t purge_turn;    /* the sink (index) whose turn is next */
 } vn_daemon;
 
 /* ---- DIR/run.json (run_status.c) ---- */
@@ -124,6 +129,13 @@ typedef struct vn_daemon {
 void vn_status_write(vn_daemon *d);
 /* Write it when due: every STATUS_MS, or STATUS_DIRTY_MS after a peer change. */
 void vn_status_maybe(vn_daemon *d);
+
+/* ---- the automatic outbox purge (run_purge.c) ---- */
+
+/* When due: one purge step for the next sink over its threshold. */
+void vn_purge_tick(vn_daemon *d);
+/* When the next purge check or step is due (UINT64_MAX: off). */
+uint64_t vn_purge_next(const vn_daemon *d);
 
 /* ---- admission of inbound connections (run_inbound.c) ---- */
 

@@ -337,7 +337,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
           "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
-          "  \"rx_pipelined\": %llu,\n",
+          "  \"rx_pipelined\": %llu, \"outbox_purged\": %llu, \"purge_steps\": %llu,\n",
           (unsigned long long)st.frames_in, (unsigned long long)st.frames_out, (unsigned long long)st.bytes_in,
           (unsigned long long)st.bytes_out, (unsigned long long)st.handshakes_done,
           (unsigned long long)st.handshakes_timeout, (unsigned long long)st.rejected_auth,
@@ -352,7 +352,8 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
           (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
           (unsigned long long)c->connections_in, (unsigned long long)c->connections_out,
-          (unsigned long long)c->rx_pipelined);
+          (unsigned long long)c->rx_pipelined, (unsigned long long)c->outbox_purged,
+          (unsigned long long)c->purge_steps);
   fprintf(f,
           "  \"rejected_vv_future\": %llu, \"own_ops_restored\": %llu, \"cookies_sent\": %llu,\n"
           "  \"fork_verdicts\": %llu, \"fork_evidence_bad\": %llu, \"runs_void\": %llu, \"wants_sent\": %llu, "

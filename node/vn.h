@@ -15,6 +15,7 @@
  *            receive pipeline)
  *   demo.c   demo: three child nodes on loopback, kill -9, restart, converge
  *   push.c   push: the node's outbox to an HTTP endpoint (its own sink)
+ *   compact.c  compact: compaction now, a list of steps (the outbox purge)
  *   mesh_cmd.c  invite, join, revoke, members, init --new-mesh: a managed
  *            mesh (vixsync/mesh.h)
  */

@@ -1,5 +1,6 @@
 /* The outbox's administration (vixsync/outbox.h): backfill a new sink,
- * requeue after a crash, retry what failed, purge what was delivered. */
+ * requeue after a crash, retry what failed, purge what was delivered
+ * (resumable: meta["obxpurge" sink], see the purge section). */
 #include "outbox_int.h"
 #include "wal_int.h"
 
@@ -174,70 +175,248 @@ vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *coun
                   now_ms, UINT64_MAX, count_out);
 }
 
-/* Purge: walk this sink's entries in LSN order, a pass of up to PURGE_PASS
- * DONE entries at a time (listed with a cursor, then deleted by key, with
- * the DONE index key of an older store if there is one). Bounded: every
- * entry of the sink is visited at most once, and at most max_entries go. */
-#define PURGE_PASS 1024u
-vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out) {
-  if (outbox == NULL) return VS_ERR_INVAL;
-  vs_obx_txn t;
-  vs_err err = vs_obx_begin(outbox, &t);
+/* ---- purge: what was delivered goes, in bounded, resumable steps ----
+ *
+ * meta["obxpurge" sink] = [1][u64le mark] (absent: 0). The invariant: every
+ * DONE entry of the sink below the mark has a DONE index key
+ * obx_state[(sink, 2, lsn)]. A step first takes the DONE keys (each names
+ * a DONE entry below the mark: key and entry go), then walks the entries in
+ * LSN order from the mark, deleting the DONE ones and stepping over the
+ * others, and moves the mark past every entry it visited. An entry that
+ * turns DONE below the mark later (a late result, a retry or requeue that
+ * then completes, a range, a lease that ended then completed) gets its DONE
+ * key in the transaction of that move (vs_obx_done_note, called by every
+ * move to DONE), so nothing is missed; entries that turn DONE at or above
+ * the mark, the usual case, cost nothing more. The mark never goes back:
+ * over all steps the walk visits each entry at most once, and the keys are
+ * written at most once per entry, so the total work is O(entries ever
+ * enqueued); each step is bounded by its max_visits. */
+
+static const char PURGE_PREFIX[] = "obxpurge";
+#define PURGE_KEY_BYTES (sizeof PURGE_PREFIX - 1 + 4u)
+#define PURGE_VALUE_BYTES 9u
+
+static void purge_key(uint8_t key[PURGE_KEY_BYTES], uint32_t sink) {
+  memcpy(key, PURGE_PREFIX, sizeof PURGE_PREFIX - 1);
+  vs_put_u32be(key + sizeof PURGE_PREFIX - 1, sink);
+}
+
+vs_err vs_obx_purge_mark_get(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t *mark_out) {
+  uint8_t key[PURGE_KEY_BYTES];
+  purge_key(key, sink);
+  MDB_val k = {sizeof key, key}, v;
+  *mark_out = 0;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *p = v.mv_data;
+  if (v.mv_size != PURGE_VALUE_BYTES || p[0] != 1) return VS_ERR_CORRUPT;
+  *mark_out = vs_get_u64le(p + 1);
+  return VS_OK;
+}
+
+static vs_err purge_mark_put(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t mark) {
+  uint8_t key[PURGE_KEY_BYTES], val[PURGE_VALUE_BYTES];
+  purge_key(key, sink);
+  val[0] = 1;
+  vs_put_u64le(val + 1, mark);
+  MDB_val k = {sizeof key, key}, v = {sizeof val, val};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+static void done_key(uint8_t key[13], uint32_t sink, uint64_t lsn) {
+  vs_put_u32be(key, sink);
+  key[4] = VS_OUTBOX_DONE;
+  vs_put_u64be(key + 5, lsn);
+}
+
+vs_err vs_obx_done_note(vs_outbox *ob, vs_obx_txn *t, uint64_t lsn) {
+  if (!t->pmark_loaded) {
+    vs_err err = vs_obx_purge_mark_get(t->txn, ob->store, ob->sink, &t->pmark);
+    if (err != VS_OK) return err;
+    t->pmark_loaded = true;
+  }
+  if (lsn >= t->pmark) return VS_OK; /* the walk will find it */
+  uint8_t key[13];
+  done_key(key, ob->sink, lsn);
+  MDB_val k = {sizeof key, key}, empty = {0, NULL};
+  t->dirty = true;
+  return vs_mdb_err(mdb_put(t->txn, ob->store->dbi_obx_state, &k, &empty, 0));
+}
+
+/* How far the walk may go: entries a ranges-only sink has not completed yet
+ * (from its mark on) wait for their range, and a backfill that has not
+ * finished may still look at LSNs past what it reached (an entry purged there
+ * would be enqueued again). UINT64_MAX: no limit. */
+static vs_err purge_limit(vs_outbox *ob, vs_obx_txn *t, uint64_t *limit_out) {
+  *limit_out = t->ranges ? t->rng_from : UINT64_MAX;
+  if (ob->is_default) return VS_OK; /* never backfilled */
+  uint8_t key[sizeof FILL_PREFIX - 1 + 4];
+  memcpy(key, FILL_PREFIX, sizeof FILL_PREFIX - 1);
+  vs_put_u32be(key + sizeof FILL_PREFIX - 1, ob->sink);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(t->txn, ob->store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *p = v.mv_data;
+  if (v.mv_size != FILL_VALUE_BYTES || p[0] != 1) return VS_ERR_CORRUPT;
+  uint64_t reached = vs_get_u64le(p + 1), end = vs_get_u64le(p + 9);
+  if (reached < end && reached + 1 < *limit_out) *limit_out = reached + 1;
+  return VS_OK;
+}
+
+/* 1. The DONE keys: entries that turned DONE below the mark (and an older
+ * store's keys), each deleted with its key; a key whose entry is gone goes
+ * alone. Each key looked at is deleted: bounded by max_visits. *left_out:
+ * it stopped at a bound, keys may be left. */
+static vs_err purge_keys(vs_outbox *ob, vs_obx_txn *t, uint64_t max_visits, uint64_t budget,
+                         vs_outbox_purge_stats *st, bool *left_out) {
+  uint8_t prefix[5];
+  vs_put_u32be(prefix, ob->sink);
+  prefix[4] = VS_OUTBOX_DONE;
+  *left_out = true;
+  while (st->visited < max_visits && st->purged < budget) {
+    bool found;
+    uint64_t unused, lsn;
+    vs_err err = vs_obx_first_key(t->txn, ob->store->dbi_obx_state, prefix, sizeof prefix, &found, &unused, &lsn);
+    if (err != VS_OK) return err;
+    if (!found) {
+      *left_out = false;
+      return VS_OK;
+    }
+    st->visited++;
+    uint8_t ikey[13], key[ENTRY_KEY_BYTES];
+    done_key(ikey, ob->sink, lsn);
+    vs_obx_entry_key(key, ob->sink, lsn);
+    MDB_val ik = {sizeof ikey, ikey}, k = {sizeof key, key};
+    t->dirty = true;
+    err = vs_mdb_err(mdb_del(t->txn, ob->store->dbi_obx_state, &ik, NULL));
+    vs_outbox_entry e;
+    if (err == VS_OK) err = vs_obx_entry_get(t->txn, ob->store, ob->sink, lsn, &e);
+    if (err == VS_ERR_NOTFOUND) continue;
+    /* DONE is final: a key names a DONE entry, counted. */
+    if (err == VS_OK && (e.state != VS_OUTBOX_DONE || t->counts.done == 0)) err = VS_ERR_CORRUPT;
+    if (err == VS_OK) err = vs_mdb_err(mdb_del(t->txn, ob->store->dbi_outbox, &k, NULL));
+    if (err != VS_OK) return err;
+    t->counts.done--;
+    t->removed++;
+    st->purged++;
+  }
+  return VS_OK;
+}
+
+/* 2. The walk in LSN order from the mark, up to `limit`: DONE entries are
+ * deleted through the cursor (no DONE key is left: purge_keys took them
+ * all), the others stepped over; the mark moves past each entry looked at. */
+static vs_err purge_walk(vs_outbox *ob, vs_obx_txn *t, uint64_t mark, uint64_t limit, uint64_t max_visits,
+                         uint64_t budget, vs_outbox_purge_stats *st) {
+  vs_err err = vs_obx_cursor(ob, t);
   if (err != VS_OK) return err;
-  uint64_t purged = 0, from = 0, lsns[PURGE_PASS], done_at_start = t.counts.done;
-  bool more = true;
-  while (err == VS_OK && more && purged < max_entries && purged < done_at_start) {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(t.txn, outbox->store->dbi_outbox, &cur);
-    if (rc != MDB_SUCCESS) {
-      err = vs_mdb_err(rc);
+  t->ec_lsn = 0; /* the walk moves the cursor */
+  uint8_t key[ENTRY_KEY_BYTES];
+  vs_obx_entry_key(key, ob->sink, mark);
+  MDB_val k = {sizeof key, key}, v;
+  uint64_t mark_at_start = mark;
+  int rc;
+  /* Bounded by max_visits: every round but the last looks at one entry. */
+  for (rc = mdb_cursor_get(t->ec, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(t->ec, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != ENTRY_KEY_BYTES || vs_get_u32be(k.mv_data) != ob->sink) break; /* past the sink */
+    uint64_t lsn = vs_get_u64be((const uint8_t *)k.mv_data + 4);
+    assert(lsn >= mark);
+    if (lsn >= limit || st->purged == budget) break;
+    if (st->visited == max_visits) {
+      st->more = true;
       break;
     }
-    uint8_t key[ENTRY_KEY_BYTES];
-    vs_obx_entry_key(key, outbox->sink, from);
-    MDB_val k = {sizeof key, key}, v;
-    uint64_t want = max_entries - purged < PURGE_PASS ? max_entries - purged : PURGE_PASS;
-    uint32_t listed = 0;
-    more = false;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-      if (k.mv_size != ENTRY_KEY_BYTES || vs_get_u32be(k.mv_data) != outbox->sink) break;
-      const uint8_t *e = v.mv_data;
-      if (v.mv_size < ENTRY_FIXED_BYTES) {
-        rc = MDB_CORRUPTED;
+    st->visited++;
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < ENTRY_FIXED_BYTES || p[0] != ENTRY_VERSION || p[1] > VS_OUTBOX_FAILED) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    if (p[1] == VS_OUTBOX_DONE) {
+      if (t->counts.done == 0) {
+        err = VS_ERR_CORRUPT;
         break;
       }
-      uint64_t lsn = vs_get_u64be((const uint8_t *)k.mv_data + 4);
-      if (e[1] == VS_OUTBOX_DONE) {
-        if (listed == want) { /* the next pass starts here */
-          more = true;
-          break;
-        }
-        lsns[listed++] = lsn;
-      }
-      from = lsn + 1;
+      rc = mdb_cursor_del(t->ec, 0); /* the cursor is then on the next entry: MDB_NEXT returns it */
+      if (rc != MDB_SUCCESS) break;
+      t->counts.done--;
+      t->removed++;
+      t->dirty = true;
+      st->purged++;
     }
-    mdb_cursor_close(cur);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
-    for (uint32_t i = 0; i < listed && err == VS_OK; i++) {
-      uint8_t ikey[13];
-      vs_put_u32be(ikey, outbox->sink);
-      ikey[4] = VS_OUTBOX_DONE;
-      vs_put_u64be(ikey + 5, lsns[i]);
-      MDB_val ik = {sizeof ikey, ikey}, ek = {sizeof key, key};
-      vs_obx_entry_key(key, outbox->sink, lsns[i]);
-      rc = mdb_del(t.txn, outbox->store->dbi_obx_state, &ik, NULL);
-      if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND) rc = mdb_del(t.txn, outbox->store->dbi_outbox, &ek, NULL);
-      err = vs_mdb_err(rc);
-      if (err == VS_OK) {
-        t.dirty = true;
-        t.counts.done--;
-        t.removed++;
-        purged++;
-      }
-    }
-    if (listed > 0 && err == VS_OK) from = lsns[listed - 1] + 1;
+    mark = lsn + 1;
   }
-  err = vs_obx_finish(outbox, &t, err);
-  if (count_out != NULL) *count_out = err == VS_OK ? purged : 0;
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  if (err == VS_OK && mark != mark_at_start) {
+    t->dirty = true;
+    err = purge_mark_put(t->txn, ob->store, ob->sink, mark);
+  }
   return err;
+}
+
+/* One step for one sink inside t: the DONE keys, then the walk. */
+static vs_err purge_txn(vs_outbox *ob, vs_obx_txn *t, uint64_t max_visits, uint64_t keep_done,
+                        vs_outbox_purge_stats *st) {
+  uint64_t done_at_start = t->counts.done;
+  uint64_t budget = done_at_start > keep_done ? done_at_start - keep_done : 0;
+  if (budget == 0 || max_visits == 0) {
+    st->more = budget > 0;
+    return VS_OK;
+  }
+  uint64_t mark, limit;
+  bool keys_left = false;
+  vs_err err = vs_obx_purge_mark_get(t->txn, ob->store, ob->sink, &mark);
+  if (err == VS_OK) err = purge_limit(ob, t, &limit);
+  if (err == VS_OK) err = purge_keys(ob, t, max_visits, budget, st, &keys_left);
+  if (err == VS_OK && keys_left) st->more = st->visited == max_visits && st->purged < budget;
+  else if (err == VS_OK) err = purge_walk(ob, t, mark, limit, max_visits, budget, st);
+  assert(err != VS_OK || (st->purged <= st->visited && st->visited <= max_visits && st->purged <= budget));
+  assert(err != VS_OK || t->counts.done + st->purged == done_at_start);
+  return err;
+}
+
+static vs_err purge_step(vs_outbox *ob, uint64_t max_visits, uint64_t keep_done, vs_outbox_purge_stats *st) {
+  memset(st, 0, sizeof *st);
+  vs_obx_txn t;
+  vs_err err = vs_obx_begin(ob, &t);
+  if (err != VS_OK) return err;
+  err = purge_txn(ob, &t, max_visits, keep_done, st);
+  err = vs_obx_finish(ob, &t, err);
+  if (err != VS_OK) memset(st, 0, sizeof *st); /* nothing changed */
+  return err;
+}
+
+vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out) {
+  if (count_out != NULL) *count_out = 0;
+  if (outbox == NULL) return VS_ERR_INVAL;
+  vs_outbox_purge_stats st;
+  vs_err err = purge_step(outbox, max_entries, 0, &st);
+  if (count_out != NULL) *count_out = st.purged;
+  return err;
+}
+
+vs_err vs_outbox_purge_sink(vs_store *store, uint32_t sink, uint64_t max_visits, uint64_t keep_done,
+                            vs_outbox_purge_stats *stats_out) {
+  if (stats_out != NULL) memset(stats_out, 0, sizeof *stats_out);
+  if (store == NULL || stats_out == NULL) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  uint32_t ids[VS_OUTBOX_SINKS_MAX], n = 0;
+  err = vs_sinks_list(txn, store, ids, &n);
+  mdb_txn_abort(txn);
+  if (err != VS_OK) return err;
+  bool known = false;
+  for (uint32_t i = 0; i < n; i++) known = known || ids[i] == sink;
+  if (!known) return VS_ERR_NOTFOUND;
+  /* A handle of this process only (no sink opened: its settings unchanged;
+   * the sink with id 0 is "default", registered with the store). */
+  vs_outbox ob;
+  memset(&ob, 0, sizeof ob);
+  ob.store = store;
+  ob.sink = sink;
+  ob.is_default = sink == 0;
+  return purge_step(&ob, max_visits, keep_done, stats_out);
 }

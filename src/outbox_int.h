@@ -129,6 +129,9 @@ typedef struct vs_obx_txn {
   uint64_t total_at_begin;
   uint64_t added;
   uint64_t removed;
+  /* The purge mark (outbox_admin.c), read on the first move to DONE. */
+  bool pmark_loaded;
+  uint64_t pmark;
 } vs_obx_txn;
 
 vs_err vs_obx_begin(vs_outbox *ob, vs_obx_txn *t);
@@ -139,9 +142,25 @@ vs_err vs_obx_finish(vs_outbox *ob, vs_obx_txn *t, vs_err err);
 vs_err vs_obx_cursor(vs_outbox *ob, vs_obx_txn *t);
 /** Read entry `lsn` inside a step's transaction, leaving the entries cursor on it. */
 vs_err vs_obx_get(vs_outbox *ob, vs_obx_txn *t, uint64_t lsn, vs_outbox_entry *e);
-/** vs_obx_entry_write inside a step's transaction. */
+/** vs_obx_entry_write inside a step's transaction; a move to DONE below
+ *  the purge mark also writes the entry's DONE key (vs_obx_done_note). */
 vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e);
 /** vs_obx_entry_find inside a step's transaction; `lsn_hint` (0 = none). */
 vs_err vs_obx_find(vs_outbox *ob, vs_obx_txn *t, const vs_op_id *id, uint64_t lsn_hint, vs_outbox_entry *e);
+
+/* ---- the purge mark (outbox_admin.c) ---- */
+
+/** meta["obxpurge" sink]: every DONE entry of the sink below this LSN has
+ *  a DONE index key (0 when absent). */
+vs_err vs_obx_purge_mark_get(MDB_txn *txn, const vs_store *store, uint32_t sink, uint64_t *mark_out);
+/** Entry `lsn` of this sink just became DONE in t: below the purge mark it
+ *  gets its DONE index key, so that the next purge finds it. Every move to
+ *  DONE calls it (vs_obx_write, the ranges walk). */
+vs_err vs_obx_done_note(vs_outbox *ob, vs_obx_txn *t, uint64_t lsn);
+/* The same, with the common case (at or above a mark already read) inline:
+ * a range completes thousands of entries in one transaction. */
+static inline vs_err vs_obx_done_mark(vs_outbox *ob, vs_obx_txn *t, uint64_t lsn) {
+  return t->pmark_loaded && lsn >= t->pmark ? VS_OK : vs_obx_done_note(ob, t, lsn);
+}
 
 #endif

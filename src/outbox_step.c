@@ -23,6 +23,8 @@ vs_err vs_obx_begin(vs_outbox *ob, vs_obx_txn *t) {
   t->added = 0;
   t->removed = 0;
   t->rng_dirty = false;
+  t->pmark_loaded = false;
+  t->pmark = 0;
   if (err == VS_OK) err = vs_obx_ranges_get_txn(t->txn, ob->store, ob->sink, &t->ranges, &t->rng_from);
   if (err != VS_OK) mdb_txn_abort(t->txn);
   return err;
@@ -76,7 +78,7 @@ vs_err vs_obx_get(vs_outbox *ob, vs_obx_txn *t, uint64_t lsn, vs_outbox_entry *e
 
 /* vs_obx_entry_write inside a step's transaction. Rewriting the entry vs_obx_get just
  * read goes through the cursor that is on it (no second search). */
-vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
+static vs_err obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
   t->dirty = true;
   if (old_e != NULL && t->ec != NULL && t->ec_lsn != old_e->lsn) {
     /* A step writes back the entries it read, youngest first: the cursor
@@ -98,6 +100,15 @@ vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, 
   vs_obx_entry_key(key, ob->sink, now_e->lsn);
   MDB_val k = {sizeof key, key}, v = {vs_obx_entry_encode(now_e, buf), buf};
   return vs_mdb_err(mdb_cursor_put(t->ec, &k, &v, MDB_CURRENT));
+}
+
+/* The same, and a move to DONE below the purge mark gets its DONE key (the
+ * purge's invariant, outbox_admin.c). */
+vs_err vs_obx_write(vs_outbox *ob, vs_obx_txn *t, const vs_outbox_entry *old_e, const vs_outbox_entry *now_e) {
+  vs_err err = obx_write(ob, t, old_e, now_e);
+  if (err == VS_OK && now_e->state == VS_OUTBOX_DONE && old_e != NULL && old_e->state != VS_OUTBOX_DONE)
+    err = vs_obx_done_mark(ob, t, now_e->lsn);
+  return err;
 }
 
 /* vs_obx_entry_find inside a step's transaction. `lsn_hint` (0 = none) is where the
@@ -344,6 +355,8 @@ static vs_err held_walk(vs_outbox *ob, vs_obx_txn *t, uint64_t now_ms, vs_outbox
       t->counts.done++;
       h->completed++;
       t->dirty = true;
+      err = vs_obx_done_mark(ob, t, lsn); /* below the purge mark: indexed */
+      if (err != VS_OK) break;
     } else if (e.state == VS_OUTBOX_INFLIGHT) {
       break; /* claimed by hand (vs_outbox_claim): its result or lease decides first */
     }

@@ -281,6 +281,29 @@ static vs_err step_outbox_step(void *fx) {
   return vs_outbox_step(w->ob, T0_MS + 10, &res, 1, &verdict, &claim, &n);
 }
 
+/* A purge with work in both of its phases: one DONE entry below the purge
+ * mark (a DONE key) and one above it (the walk); `own` stays PENDING. */
+static void prep_purgeable(void *fx) {
+  walk_fx *w = fx;
+  vs_op_id p1 = wr(&w->b, "put", "p1", "1", T0_MS).op_id;
+  vs_op_id p2 = wr(&w->b, "put", "p2", "2", T0_MS).op_id;
+  assert_err(vs_outbox_complete(w->ob, &p2, T0_MS + 1), VS_OK);
+  vs_outbox_purge_stats st;
+  assert_err(vs_outbox_purge_sink(w->b.store, 0, 100, 0, &st), VS_OK); /* the mark passes p1 */
+  assert_int_equal(st.purged, 1);
+  assert_err(vs_outbox_complete(w->ob, &p1, T0_MS + 2), VS_OK); /* DONE below the mark */
+  vs_op_id p3 = wr(&w->b, "put", "p3", "3", T0_MS + 3).op_id;
+  assert_err(vs_outbox_complete(w->ob, &p3, T0_MS + 3), VS_OK); /* DONE above it */
+}
+
+static vs_err step_purge(void *fx) {
+  walk_fx *w = fx;
+  vs_outbox_purge_stats st;
+  vs_err err = vs_outbox_purge_sink(w->b.store, 0, 100, 0, &st);
+  if (err == VS_OK) assert_int_equal(st.purged, 2);
+  return err;
+}
+
 /* ---- a node receiving: B (a vs_node) gets A's OPS frame ---- */
 
 typedef struct node_fx {
@@ -475,6 +498,7 @@ static void test_fault_nth_outbox(void **state) {
   walk_both("outbox complete", prep_claimed, step_complete, true);
   walk_both("outbox fail", prep_claimed, step_fail, true);
   walk_both("outbox step", prep_claimed, step_outbox_step, false);
+  walk_both("outbox purge", prep_purgeable, step_purge, true);
 }
 
 static void test_fault_nth_receive(void **state) {

@@ -151,12 +151,40 @@ VS_API vs_err vs_outbox_requeue_inflight(vs_outbox *outbox, uint64_t now_ms, uin
  *  now_ms), once the cause is fixed. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
 VS_API vs_err vs_outbox_retry_failed(vs_outbox *outbox, uint64_t now_ms, uint64_t *count_out);
 
-/** Delete up to `max_entries` DONE entries of this sink (oldest LSN first).
- *  DONE entries are not indexed (one write less per delivery): this walks
- *  the sink's entries in LSN order, so it costs the entries it passes, which
- *  are mostly DONE ones since the oldest are delivered first. The WAL keeps
- *  the operations. @return VS_OK, VS_ERR_FULL, VS_ERR_STORE. */
+/** Delete DONE entries of this sink, oldest LSN first, looking at no more
+ *  than `max_entries` entries (DONE or not: a call on a long prefix of
+ *  PENDING or FAILED entries is bounded too). Resumable: the sink keeps a
+ *  mark (meta "obxpurge" + sink id) where the last call's walk stopped, and
+ *  an entry that turns DONE below it later gets an index key the next call
+ *  takes first, so calls never walk the same entries again: all calls
+ *  together cost O(entries ever enqueued), whatever the mix of states. A
+ *  ranges-only sink is walked only below its range mark (what is delivered);
+ *  a sink whose backfill has not finished only below what the backfill
+ *  reached (a purged entry is never enqueued again; call vs_outbox_backfill
+ *  before purging a new sink). One write transaction per call. The WAL
+ *  keeps the operations.
+ *  @param[out] count_out entries deleted (may be NULL).
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_CORRUPT, VS_ERR_FULL, VS_ERR_STORE. */
 VS_API vs_err vs_outbox_purge_done(vs_outbox *outbox, uint64_t max_entries, uint64_t *count_out);
+
+/** What one purge step did. */
+typedef struct vs_outbox_purge_stats {
+  uint64_t purged;  /**< DONE entries deleted */
+  uint64_t visited; /**< entries (and DONE index keys) looked at, purged ones included */
+  bool more;        /**< stopped at max_visits with DONE entries over keep_done left */
+} vs_outbox_purge_stats;
+
+/** vs_outbox_purge_done for the sink with id `sink` (vs_sink_info.id),
+ *  without opening it (its settings stay as they are: a daemon or another
+ *  process may be delivering it; purge takes no owner lock, the entries it
+ *  deletes are DONE, which no delivery looks at again), keeping the
+ *  `keep_done` youngest DONE entries: the step stops once the sink's DONE
+ *  count is down to keep_done (0: purge all). At most `max_visits` entries
+ *  looked at, one write transaction.
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_NOTFOUND (no such sink),
+ *  VS_ERR_CORRUPT, VS_ERR_FULL or VS_ERR_STORE (stats zero: nothing changed). */
+VS_API vs_err vs_outbox_purge_sink(vs_store *store, uint32_t sink, uint64_t max_visits, uint64_t keep_done,
+                                   vs_outbox_purge_stats *stats_out);
 
 /** One registered sink: its name and its entries per state. */
 typedef struct vs_sink_info {

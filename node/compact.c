@@ -1,0 +1,119 @@
+/* vix-node compact: compaction now, whether or not a daemon runs on DIR.
+ *
+ * A list of steps, run in order on the open node, each adding its part to
+ * the report: the outbox purge (every sink's DONE entries; the purge takes
+ * no owner lock, so a daemon delivering on DIR goes on: the entries it
+ * deletes are DONE ones, which no delivery reads again, and each step is
+ * one LMDB write transaction of at most COMPACT_STEP_VISITS entries).
+ * Another kind of compaction is one more entry in STEPS. The report:
+ *   text    one line per step, then `store: used_bytes A -> B`
+ *   --json  {"outbox_purged": N, "sinks": [...], ..., "used_bytes_before": A,
+ *            "used_bytes_after": B}: each step's members, then the sizes
+ *            (vs_store_space_get). */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "local.h"
+
+#define COMPACT_STEP_VISITS 4096u /* entries one purge transaction looks at, at most */
+
+/* What a step works on, and where it reports. */
+typedef struct compact_ctx {
+  const vn_args *a;
+  vs_node *node;
+  vs_store *store;
+  FILE *json; /* the step's JSON members, `"name": value, ` each (--json) */
+  FILE *text; /* its line(s) of the text report */
+} compact_ctx;
+
+/* One step: do its work and write its report; VS_OK or the error that
+ * stopped it (what it committed before stays). */
+typedef vs_err (*compact_step_fn)(compact_ctx *c);
+
+/* ---- the outbox: DONE entries of every sink ---- */
+
+static vs_err step_outbox(compact_ctx *c) {
+  vs_sink_info sinks[VS_OUTBOX_SINKS_MAX];
+  uint32_t n = 0;
+  vs_err err = vs_outbox_sinks(c->store, sinks, VS_OUTBOX_SINKS_MAX, &n);
+  if (n > VS_OUTBOX_SINKS_MAX) n = VS_OUTBOX_SINKS_MAX;
+  uint64_t purged[VS_OUTBOX_SINKS_MAX] = {0}, total = 0;
+  for (uint32_t i = 0; i < n && err == VS_OK; i++) {
+    const vs_outbox_counts *k = &sinks[i].counts;
+    /* Each step looks at COMPACT_STEP_VISITS entries or finishes; a daemon
+     * may add entries meanwhile, so the bound has room for as many again. */
+    uint64_t entries = k->pending + k->inflight + k->done + k->failed;
+    uint64_t rounds = 2u * (entries / COMPACT_STEP_VISITS) + 16u;
+    vs_outbox_purge_stats st = {0, 0, true};
+    for (uint64_t r = 0; r < rounds && st.more && err == VS_OK; r++) {
+      err = vs_outbox_purge_sink(c->store, sinks[i].id, COMPACT_STEP_VISITS, 0, &st);
+      purged[i] += st.purged;
+    }
+    total += purged[i];
+  }
+  if (err == VS_OK) err = vs_outbox_sinks(c->store, sinks, VS_OUTBOX_SINKS_MAX, &n); /* the counts after */
+  if (n > VS_OUTBOX_SINKS_MAX) n = VS_OUTBOX_SINKS_MAX;
+  fprintf(c->text, "outbox: purged %" PRIu64 " delivered entr%s", total, total == 1 ? "y" : "ies");
+  fprintf(c->json, "\"outbox_purged\": %" PRIu64 ", \"sinks\": [", total);
+  for (uint32_t i = 0; i < n; i++) {
+    fprintf(c->text, "%s%s %" PRIu64, i == 0 ? " (" : ", ", sinks[i].name, purged[i]);
+    fprintf(c->json, "%s{\"name\": ", i == 0 ? "" : ", ");
+    vn_json_write_string(c->json, (const uint8_t *)sinks[i].name, strlen(sinks[i].name));
+    fprintf(c->json,
+            ", \"purged\": %" PRIu64 ", \"pending\": %" PRIu64 ", \"inflight\": %" PRIu64 ", \"done\": %" PRIu64
+            ", \"failed\": %" PRIu64 "}",
+            purged[i], sinks[i].counts.pending, sinks[i].counts.inflight, sinks[i].counts.done,
+            sinks[i].counts.failed);
+  }
+  fputs(n > 0 ? ")\n" : "\n", c->text);
+  fputs("], ", c->json);
+  return err;
+}
+
+static const struct {
+  const char *name;
+  compact_step_fn run;
+} STEPS[] = {
+    {"outbox", step_outbox},
+};
+#define STEP_COUNT (sizeof STEPS / sizeof STEPS[0])
+
+int vn_cmd_compact(const vn_args *a) {
+  compact_ctx c = {a, NULL, NULL, NULL, NULL};
+  int rc = vn_open_node(a->cmd, a->data, NULL, false, &c.node);
+  if (rc != VN_EXIT_OK) return rc;
+  c.store = vs_node_store(c.node);
+  char *json = NULL, *text = NULL;
+  size_t json_len = 0, text_len = 0;
+  c.json = open_memstream(&json, &json_len);
+  c.text = open_memstream(&text, &text_len);
+  vs_store_space before, after;
+  vs_err err = c.json != NULL && c.text != NULL ? VS_OK : VS_ERR_NOMEM;
+  if (err == VS_OK) err = vs_store_space_get(c.store, &before);
+  const char *failed = NULL;
+  for (size_t i = 0; i < STEP_COUNT && err == VS_OK; i++) { /* bounded: STEP_COUNT */
+    err = STEPS[i].run(&c);
+    if (err != VS_OK) failed = STEPS[i].name;
+  }
+  if (err == VS_OK) err = vs_store_space_get(c.store, &after);
+  if (c.json != NULL) fclose(c.json);
+  if (c.text != NULL) fclose(c.text);
+  vs_node_close(c.node);
+  if (err != VS_OK) {
+    if (failed != NULL) vn_errorf(a->cmd, "step %s stopped (what it did before stays)", failed);
+    rc = vn_report(a->cmd, a->data, err);
+  } else if (a->json) {
+    printf("{%.*s\"used_bytes_before\": %" PRIu64 ", \"used_bytes_after\": %" PRIu64 "}\n", (int)json_len, json,
+           before.used_bytes, after.used_bytes);
+  } else {
+    printf("%.*sstore: used_bytes %" PRIu64 " -> %" PRIu64 "\n", (int)text_len, text, before.used_bytes,
+           after.used_bytes);
+  }
+  free(json);
+  free(text);
+  if (rc == VN_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) rc = VN_EXIT_STORAGE;
+  return rc;
+}
