@@ -726,8 +726,9 @@ static const cmd_spec COMMANDS[] = {
      "string. A bad line stops the import (exit 2, its number on stderr); every line before it is committed.",
      OPT_DATA, {"FILE", NULL}, 0, 1, vn_cmd_import},
     {"retry-failed", "--data DIR",
-     "Requeue the FAILED outbox entries of every sink (the mesh and each HTTP endpoint; attempts reset)\n"
-     "once the cause is fixed; print how many.", OPT_DATA,
+     "Requeue the FAILED outbox entries of every HTTP endpoint's sink (attempts reset) once the cause is\n"
+     "fixed; print how many. The mesh's FAILED entries are writes a fork or a revocation voided: never\n"
+     "requeued (no peer takes them).", OPT_DATA,
      {NULL, NULL}, 0, 0, vn_cmd_retry_failed},
     {"dump", "--data DIR [--json] [--tombstones]",
      "Print the whole state sorted by target: 'target<TAB>value' lines (control characters and bytes\n"

@@ -108,12 +108,14 @@ static vs_err read_status(vs_node *node, status_info *s) {
   if (err == VS_OK) err = vs_apply_forks(store, s->forks, STATUS_FORKS_MAX, &s->forks_total);
   if (err == VS_OK) err = vs_store_space_get(store, &s->space);
   if (err == VS_OK) err = vs_write_restoring(store, &s->restoring);
-  vs_outbox *ob = NULL;
-  if (err == VS_OK) err = vs_outbox_open(store, NULL, &ob); /* the mesh sink, "default" */
-  if (err == VS_OK) err = vs_outbox_counts_get(ob, &s->outbox);
-  vs_outbox_close(ob);
+  /* Read only: opening the mesh sink's outbox with the defaults would switch
+   * it from ranges-only to claimed (a write, and O(pending) work for the
+   * daemon to switch back). The registry has every sink's counts. */
   if (err == VS_OK) err = vs_outbox_sinks(store, s->sinks, VS_OUTBOX_SINKS_MAX, &s->sink_count);
   if (s->sink_count > VS_OUTBOX_SINKS_MAX) s->sink_count = VS_OUTBOX_SINKS_MAX;
+  memset(&s->outbox, 0, sizeof s->outbox);
+  for (uint32_t i = 0; i < s->sink_count; i++)
+    if (strcmp(s->sinks[i].name, VS_OUTBOX_SINK_DEFAULT) == 0) s->outbox = s->sinks[i].counts;
   return err;
 }
 

@@ -80,7 +80,10 @@ int vn_cmd_retry_failed(const vn_args *a) {
   vs_err err = vs_outbox_sinks(vs_node_store(node), sinks, VS_OUTBOX_SINKS_MAX, &n);
   if (n > VS_OUTBOX_SINKS_MAX) n = VS_OUTBOX_SINKS_MAX;
   for (uint32_t i = 0; i < n && err == VS_OK; i++) {
-    if (sinks[i].counts.failed == 0) continue;
+    /* The mesh's FAILED entries are writes a fork verdict or a revocation
+     * voided: no peer will ever take them, so none is requeued (and opening
+     * its outbox with the defaults would switch it from ranges-only). */
+    if (sinks[i].counts.failed == 0 || strcmp(sinks[i].name, VS_OUTBOX_SINK_DEFAULT) == 0) continue;
     vs_outbox_cfg ocfg;
     vs_outbox_cfg_default(&ocfg);
     ocfg.sink = sinks[i].name;

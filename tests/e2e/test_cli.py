@@ -618,6 +618,14 @@ def test_status(t):
     assert s["outbox"] == {"pending": 4, "inflight": 0, "done": 0, "failed": 0}
     r = n.ok("status")
     assert node_id in r.out and "pending" in r.out
+    # status only reads: the store's file is the same byte for byte after it
+    # (it once switched the mesh sink from ranges-only to claimed).
+    with open(os.path.join(n.data, "data.mdb"), "rb") as f:
+        before = f.read()
+    n.ok("status", "--json")
+    n.ok("retry-failed")
+    with open(os.path.join(n.data, "data.mdb"), "rb") as f:
+        assert f.read() == before, "status or retry-failed wrote to the store"
 
 
 @suite.test
