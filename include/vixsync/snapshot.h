@@ -37,8 +37,11 @@ extern "C" {
 #define VS_SNAPSHOT_VERSION 1u
 #define VS_SNAPSHOT_CHUNK_BYTES (64u * 1024u)      /**< chunks are cut past this (one item may make one longer) */
 #define VS_SNAPSHOT_CHUNK_BYTES_MAX (160u * 1024u) /**< no chunk is longer: a longer one is refused */
-#define VS_SNAPSHOT_ORIGINS_MAX (1u << 20)
-#define VS_SNAPSHOT_CHUNKS_MAX (1u << 20)
+/** Bounds on what a header may announce: a forged header costs its reader
+ *  at most 9.4 MB (origins) and 8 MB (chunk hashes) before its signature is
+ *  checked. 65,536 chains; 262,144 chunks of 64 KiB: 16 GiB of state. */
+#define VS_SNAPSHOT_ORIGINS_MAX (1u << 16)
+#define VS_SNAPSHOT_CHUNKS_MAX (1u << 18)
 
 /** Takes the next `len` bytes of a snapshot being made. */
 typedef vs_err (*vs_snapshot_write_fn)(void *ctx, const uint8_t *bytes, size_t len);
