@@ -194,6 +194,21 @@ static void test_snapshot_tampered_or_cut_is_refused(void **state) {
     vs_err err = install(w->f.store, &b, len, NULL);
     if (err == VS_OK) fail_msg("cut at %zu: installed", len);
   }
+  /* Counts past the bounds: refused before anything is allocated for them. */
+  uint8_t saved[8];
+  memcpy(saved, b.p + 152, 8);
+  vs_put_u32le(b.p + 152, VS_SNAPSHOT_ORIGINS_MAX + 1u);
+  assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_MALFORMED);
+  memcpy(b.p + 152, saved, 8);
+  vs_put_u32le(b.p + 156, VS_SNAPSHOT_CHUNKS_MAX + 1u);
+  assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_MALFORMED);
+  memcpy(b.p + 152, saved, 8);
+  memcpy(b.p, "VIXSNAP2", 8);
+  assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_MALFORMED);
+  memcpy(b.p, "VIXSNAP1", 8);
+  vs_put_u32le(b.p + 8, 2);
+  assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_VERSION);
+  vs_put_u32le(b.p + 8, 1);
   assert_untouched(w->f.store);
   assert_err(install(w->f.store, &b, b.len, NULL), VS_OK);
   free(b.p);
