@@ -121,6 +121,7 @@ struct vs_store {
   MDB_dbi dbi_mesh;      /* origin, seq u64be -> mesh.* op's record: version u8, hash, lsn u64le (mstore.c) */
   MDB_dbi dbi_members;   /* device pk -> member record of a managed mesh (mgate.c); meta "mesh_id" says managed */
   MDB_dbi dbi_inert;     /* op id -> "": a held op with no effect on the state (a reader's data op: mgate.c) */
+  MDB_dbi dbi_acks;      /* member pk -> its latest acknowledgement: keyframe and delta (acks.h) */
   bool has_identity;     /* local writes of identity.pk are signed */
   bool hold_verdicts; /* the node defers fork verdicts found by apply (its refold budget is spent) */
   vs_identity identity;

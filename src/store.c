@@ -23,9 +23,10 @@
  *      keys, the idempotency index values and outbox entries hold them
  *   4: fork verdicts keep their evidence (fork.c)
  *   5: the `mesh` database: a record per mesh.* op held (mstore.h); the
- *      `members` and `inert` databases and meta "mesh_id" of a managed mesh (mgate.h) */
+ *      `members` and `inert` databases and meta "mesh_id" of a managed mesh (mgate.h)
+ *   (issue 17, with the next format: the `acks` database of member acknowledgements, acks.h) */
 #define STORE_FORMAT VS_STORE_FORMAT
-#define STORE_DBS 16
+#define STORE_DBS 24
 static const char STORE_MAGIC[] = "vixsync";
 
 /* LMDB forbids opening one environment twice in a process (its locks are
@@ -117,6 +118,7 @@ static const dbi_spec DBIS[] = {
     {"incrs", offsetof(vs_store, dbi_incrs)},         {"sigs", offsetof(vs_store, dbi_sigs)},
     {"forks", offsetof(vs_store, dbi_forks)},         {"mesh", offsetof(vs_store, dbi_mesh)},
     {"members", offsetof(vs_store, dbi_members)},     {"inert", offsetof(vs_store, dbi_inert)},
+    {"acks", offsetof(vs_store, dbi_acks)},
 };
 #define DBI_COUNT (sizeof DBIS / sizeof DBIS[0])
 _Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");
