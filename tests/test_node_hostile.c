@@ -320,8 +320,8 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
   uint8_t msg[4096], frame[8192];
   snap s0;
   snap_take(t->h.nodes[0], &s0);
-  /* Unknown message types, an empty message. */
-  const uint8_t types[4] = {0, 5, 0x7f, 0xff};
+  /* Unknown message types (5 is ACKS since wire v4), an empty message. */
+  const uint8_t types[4] = {0, 6, 0x7f, 0xff};
   for (int k = 0; k < 4; k++) {
     memset(msg, 0, 64);
     msg[0] = types[k];
@@ -343,7 +343,8 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
   vt_put_u32le(msg + 9, 0);
   vt_put_u32le(msg + 13, 1);
   vt_put_u64le(msg + 17, 0);
-  vt_put_u32le(msg + 25, 2);
+  vt_put_u64le(msg + 25, 0);
+  vt_put_u32le(msg + VS_MSG_VV_HEADER_BYTES - 4, 2);
   for (int k = 0; k < 2; k++) {
     memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 48, e[k].origin, VS_ORIGIN_BYTES);
     vt_put_u64le(msg + VS_MSG_VV_HEADER_BYTES + k * 48 + 32, e[k].seq);
