@@ -109,6 +109,7 @@ static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool *made_o
   err = own_vector(txn, n->store, full, &full_n);
   if (err == VS_ERR_LIMIT) return VS_OK; /* too many origins to ack (docs/protocol.md) */
   vs_ack_rec rec;
+  memset(&rec, 0, sizeof rec);
   bool have = false;
   if (err == VS_OK) {
     err = vs_acks_get_txn(txn, n->store, self, &rec);
@@ -122,6 +123,10 @@ static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool *made_o
   }
   uint64_t hlc = 0;
   err = vs_meta_hlc_get(txn, n->store, &hlc);
+  if (have && rec.hlc == UINT64_MAX) {
+    vs_ack_rec_free(&rec);
+    return VS_OK; /* no hlc left (our own clock's doing: nothing a peer sends moves it) */
+  }
   if (have && hlc <= rec.hlc) hlc = rec.hlc + 1;
   if (hlc == 0) hlc = 1;
   /* A delta when it stays small against our keyframe. */
@@ -371,7 +376,8 @@ static bool quota_take(vs_node *n, const peer *p, uint64_t now_ms) {
 static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
   rx *x = ctx;
   vs_node *n = x->n;
-  if (memcmp(a->author, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) { /* ours: we know better */
+  if (memcmp(a->author, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) {
+    /* Ours (never relayed to its author by an honest peer): we know better. */
     n->stats.acks_unusable++;
     return VS_OK;
   }
@@ -388,15 +394,14 @@ static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
     }
     return err;
   }
+  uint64_t held = 0;
+  err = vs_acks_hlc_txn(x->txn, n->store, a->author, &held);
+  if (err != VS_OK || (held != 0 && a->hlc <= held)) return err; /* a duplicate (or older): nothing spent on it */
   vs_ack_rec rec;
   err = vs_acks_get_txn(x->txn, n->store, a->author, &rec);
   bool have = err == VS_OK;
   if (err == VS_ERR_NOTFOUND) err = VS_OK;
   if (err != VS_OK) return err;
-  if (have && a->hlc <= rec.hlc) { /* a duplicate (or older): no signature spent on it */
-    vs_ack_rec_free(&rec);
-    return VS_OK;
-  }
   bool keyframe = a->key_hlc == a->hlc;
   /* Entries of the message, then the full vector at a->hlc. */
   vs_ack_entry *mine = x->full + VS_WIRE_VV_MAX;
