@@ -110,6 +110,99 @@ static void expect_all_stable(mh_mesh *m, uint32_t count) {
   }
 }
 
+/* ---- the ACKS codec (wire.h) and the record helpers (acks.h) ---- */
+
+static vs_err count_cb(const vs_ack_view *a, void *ctx) {
+  vs_ack_entry e;
+  if (a->count > 0) vs_ack_entry_at(a, a->count - 1, &e);
+  (*(uint32_t *)ctx)++;
+  return VS_OK;
+}
+
+static void test_acks_codec(void **state) {
+  (void)state;
+  uint8_t author[VS_ORIGIN_BYTES], sig[VS_SIGNATURE_BYTES], buf[2048];
+  memset(author, 7, sizeof author);
+  memset(sig, 9, sizeof sig);
+  vs_ack_entry e[3];
+  memset(e, 0, sizeof e);
+  for (int i = 0; i < 3; i++) {
+    e[i].origin[0] = (uint8_t)(i + 1);
+    e[i].seq = (uint64_t)(10 * (i + 1));
+  }
+  vs_acks_writer w;
+  size_t len = 0;
+  assert_err(vs_acks_writer_init(&w, buf, sizeof buf), VS_OK);
+  assert_err(vs_acks_writer_finish(&w, &len), VS_ERR_INVAL); /* no ack */
+  assert_err(vs_acks_writer_add(&w, author, 5, 5, sig, e, 3), VS_OK);   /* a keyframe */
+  e[1].seq = 0;                                                          /* a delta may drop an origin */
+  assert_err(vs_acks_writer_add(&w, author, 5, 6, sig, e, 3), VS_ERR_INVAL); /* key_hlc > hlc */
+  assert_err(vs_acks_writer_add(&w, author, 6, 6, sig, e, 3), VS_ERR_INVAL); /* seq 0 in a keyframe */
+  assert_err(vs_acks_writer_add(&w, author, 6, 5, sig, e, 3), VS_OK);
+  vs_ack_entry swapped[2] = {e[2], e[0]};
+  assert_err(vs_acks_writer_add(&w, author, 7, 5, sig, swapped, 2), VS_ERR_INVAL); /* unsorted */
+  assert_err(vs_acks_writer_finish(&w, &len), VS_OK);
+  assert_int_equal(len, VS_MSG_ACKS_HEADER_BYTES + 2 * VS_ACK_HEADER_BYTES + 6 * VS_ACK_ENTRY_BYTES);
+  uint32_t seen = 0;
+  assert_err(vs_msg_acks_decode(buf, len, count_cb, &seen), VS_OK);
+  assert_int_equal(seen, 2);
+  /* Truncated, trailing, a wrong type: nothing called. */
+  seen = 0;
+  assert_err(vs_msg_acks_decode(buf, len - 1, count_cb, &seen), VS_ERR_TRUNCATED);
+  uint8_t more[2048 + 1];
+  memcpy(more, buf, len);
+  more[len] = 0;
+  assert_err(vs_msg_acks_decode(more, len + 1, count_cb, &seen), VS_ERR_TRAILING);
+  more[0] = VS_MSG_VV;
+  assert_err(vs_msg_acks_decode(more, len, count_cb, &seen), VS_ERR_MALFORMED);
+  assert_int_equal(seen, 0);
+  /* A full message refuses the next ack and stays valid. */
+  uint8_t small[VS_MSG_ACKS_HEADER_BYTES + VS_ACK_HEADER_BYTES + 3 * VS_ACK_ENTRY_BYTES];
+  assert_err(vs_acks_writer_init(&w, small, sizeof small), VS_OK);
+  e[1].seq = 20;
+  assert_err(vs_acks_writer_add(&w, author, 5, 5, sig, e, 3), VS_OK);
+  assert_err(vs_acks_writer_add(&w, author, 6, 6, sig, e, 1), VS_ERR_BUFSIZE);
+  assert_err(vs_acks_writer_finish(&w, &len), VS_OK);
+  assert_err(vs_msg_acks_decode(small, len, count_cb, &seen), VS_OK);
+  assert_int_equal(seen, 1);
+}
+
+/* A delta is what differs from the keyframe; the keyframe with the delta
+ * applied is the full vector again. */
+static void test_acks_diff_and_merge(void **state) {
+  (void)state;
+  vs_ack_entry key[3], full[3], d[4], back[4];
+  memset(key, 0, sizeof key);
+  memset(full, 0, sizeof full);
+  for (int i = 0; i < 3; i++) key[i].origin[0] = (uint8_t)(1 + i); /* origins 1, 2, 3 */
+  key[0].seq = 5, key[1].seq = 6, key[2].seq = 7;
+  full[0] = key[0];               /* 1 unchanged */
+  full[1] = key[2];               /* 2 gone */
+  full[1].seq = 9;                /* 3 moved */
+  full[2].origin[0] = 4;          /* 4 new */
+  full[2].seq = 1;
+  uint32_t dn = 0, bn = 0;
+  assert_err(vs_acks_diff(key, 3, full, 3, d, 4, &dn), VS_OK);
+  assert_int_equal(dn, 3);
+  assert_int_equal(d[0].origin[0], 2);
+  assert_int_equal(d[0].seq, 0);
+  assert_int_equal(d[1].seq, 9);
+  assert_int_equal(d[2].origin[0], 4);
+  assert_err(vs_acks_diff(key, 3, full, 3, d, 2, &dn), VS_ERR_LIMIT);
+  assert_err(vs_acks_merge(key, 3, d, 3, back, 4, &bn), VS_OK);
+  assert_int_equal(bn, 3);
+  for (uint32_t i = 0; i < bn; i++) {
+    assert_memory_equal(back[i].origin, full[i].origin, VS_ORIGIN_BYTES);
+    assert_int_equal(back[i].seq, full[i].seq);
+  }
+  assert_err(vs_acks_merge(key, 3, d, 3, back, 2, &bn), VS_ERR_LIMIT);
+  /* The digest tag depends on author and hlc. */
+  uint8_t a[VS_ORIGIN_BYTES] = {1}, b[VS_ORIGIN_BYTES] = {2};
+  assert_true(vs_acks_tag(a, 1) != vs_acks_tag(a, 2));
+  assert_true(vs_acks_tag(a, 1) != vs_acks_tag(b, 1));
+  assert_true(vs_acks_tag(a, 1) == vs_acks_tag(a, 1));
+}
+
 /* ---- tests ---- */
 
 static void test_three_members_cut_is_the_common_vector(void **state) {
@@ -281,6 +374,8 @@ static void test_open_mesh_no_acks(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_acks_codec),
+      cmocka_unit_test(test_acks_diff_and_merge),
       cmocka_unit_test(test_three_members_cut_is_the_common_vector),
       cmocka_unit_test(test_member_that_stops_acking_holds_the_cut),
       cmocka_unit_test(test_deltas_follow_the_keyframe),
