@@ -95,8 +95,9 @@ static bool same_vector(const vs_ack_entry *a, uint32_t an, const vs_ack_entry *
 }
 
 /* Sign and store a new ack of ours when our vector changed (in `txn`).
- * *made_out: one was stored. */
-static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool *made_out) {
+ * *made_out: one was stored (dry: one is due; nothing is signed or
+ * written, `txn` may be a read transaction). */
+static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, bool *made_out) {
   const uint8_t *self = n->cfg.identity.pk;
   uint8_t mesh_id[VS_HASH_BYTES];
   vs_err err = vs_mesh_id_get_txn(txn, n->store, mesh_id);
@@ -117,8 +118,9 @@ static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool *made_o
     if (err == VS_ERR_NOTFOUND) err = VS_OK;
   }
   if (err == VS_OK && have) err = vs_acks_merge(rec.key, rec.key_n, rec.delta, rec.delta_n, old, VS_WIRE_VV_MAX, &old_n);
-  if (err != VS_OK || (have && same_vector(full, full_n, old, old_n))) {
+  if (err != VS_OK || (have && same_vector(full, full_n, old, old_n)) || dry) {
     vs_ack_rec_free(&rec);
+    if (err == VS_OK && dry && !(have && same_vector(full, full_n, old, old_n))) *made_out = true;
     return err;
   }
   uint64_t hlc = 0;
@@ -187,13 +189,22 @@ vs_err nd_acks_tick(vs_node *n, uint64_t now_ms) {
   if (n->acks_gen == 0) n->acks_gen = 1;
   vs_ack_entry *buf = malloc(sizeof *buf * 3u * VS_WIRE_VV_MAX);
   if (buf == NULL) return VS_ERR_NOMEM;
+  /* A read transaction decides; the write lock is taken only to store a
+   * new ack (a long write elsewhere, a CLI import, does not stall polls). */
   MDB_txn *txn = NULL;
-  vs_err err = vs_txn_begin(n->store, true, &txn);
-  bool made = false, redigest = false;
+  bool due = false, made = false;
+  bool redigest = !n->acks_loaded || n->acks_mesh_gen != n->mesh_gen;
   uint64_t digest = n->acks_digest;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err == VS_OK) {
-    err = make_own(n, txn, buf, &made);
-    redigest = made || !n->acks_loaded || n->acks_mesh_gen != n->mesh_gen;
+    err = make_own(n, txn, buf, true, &due);
+    if (err == VS_OK && redigest && !due) err = vs_acks_digest_txn(txn, n->store, &digest);
+    mdb_txn_abort(txn);
+  }
+  if (err == VS_OK && due) err = vs_txn_begin(n->store, true, &txn);
+  if (err == VS_OK && due) {
+    err = make_own(n, txn, buf, false, &made);
+    redigest = redigest || made;
     if (err == VS_OK && redigest) err = vs_acks_digest_txn(txn, n->store, &digest);
     if (err == VS_OK && made) err = vs_txn_commit(txn);
     else mdb_txn_abort(txn);
