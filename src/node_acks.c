@@ -366,12 +366,21 @@ typedef struct rx {
   bool dropped; /* a revoked author's record was deleted */
 } rx;
 
-/* One signature check on `p`'s identity's bucket (4 per active member per
- * minute plus a burst): false when spent. */
+/* Acks one peer identity may make us check per minute: every active
+ * member's acks at our own pace (one per ack_interval_ms), twice over (a
+ * keyframe and a delta), plus a burst. An honest peer relays at most every
+ * member's new acks; a peer flooding forged ones costs us at most this many
+ * signature checks (and their lookups) a minute. */
+static uint64_t quota_per_min(const vs_node *n) {
+  uint64_t per_member = 2u * (60000u / n->cfg.ack_interval_ms + 1u);
+  return per_member * (uint64_t)n->keys.active + ACK_QUOTA_BURST;
+}
+
+/* One ack's check on `p`'s identity's bucket: false when spent. */
 static bool quota_take(vs_node *n, const peer *p, uint64_t now_ms) {
   uint32_t id = p->ack_id;
   if (id >= VS_NODE_PEERS_MAX) return false;
-  uint64_t per_min = 4u * (uint64_t)n->keys.active + ACK_QUOTA_BURST;
+  uint64_t per_min = quota_per_min(n);
   if ((n->ack_tok_init & (1ull << id)) == 0) {
     n->ack_tok_init |= 1ull << id;
     n->ack_tokens[id] = per_min * QUOTA_UNIT;
@@ -427,16 +436,18 @@ static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
   } else {
     usable = vs_acks_merge(rec.key, rec.key_n, mine, a->count, x->full, VS_WIRE_VV_MAX, &full_n) == VS_OK;
   }
+  /* From here an ack costs lookups (one per entry) and a signature check:
+   * the identity's quota pays for both. */
+  if (usable && !quota_take(n, x->p, x->now_ms)) {
+    n->stats.rejected_ack_quota++;
+    vs_ack_rec_free(&rec);
+    return VS_OK;
+  }
   uint8_t msg[VS_ACK_SIGNED_BYTES];
   if (usable) {
     err = vs_acks_signed_txn(x->txn, n->store, x->mesh_id, a->author, a->hlc, x->full, full_n, msg);
     usable = err == VS_OK;
     if (err == VS_ERR_NOTFOUND) err = VS_OK; /* an op we lack or hold no more: cannot verify here */
-  }
-  if (err == VS_OK && usable && !quota_take(n, x->p, x->now_ms)) {
-    n->stats.rejected_ack_quota++;
-    vs_ack_rec_free(&rec);
-    return VS_OK;
   }
   if (err == VS_OK && usable) usable = crypto_sign_verify_detached(a->sig, msg, sizeof msg, a->author) == 0;
   if (err == VS_OK && !usable) n->stats.acks_unusable++;

@@ -62,7 +62,7 @@ typedef struct told {
 } told;
 
 #define ACKS_MSGS_PER_ROUND 4u /* ACKS messages one peer is sent per poll round (more the next round) */
-#define ACK_QUOTA_BURST 64u    /* signature checks per minute per identity, beyond 4 per active member */
+#define ACK_QUOTA_BURST 64u    /* ack checks per minute per identity, beyond those of the members' pace */
 
 typedef struct peer {
   peer_state st;
