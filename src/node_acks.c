@@ -97,7 +97,7 @@ static bool same_vector(const vs_ack_entry *a, uint32_t an, const vs_ack_entry *
 /* Sign and store a new ack of ours when our vector changed (in `txn`).
  * *made_out: one was stored (dry: one is due; nothing is signed or
  * written, `txn` may be a read transaction). */
-static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, bool *made_out) {
+static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, uint64_t now_ms, bool *made_out) {
   const uint8_t *self = n->cfg.identity.pk;
   uint8_t mesh_id[VS_HASH_BYTES];
   vs_err err = vs_mesh_id_get_txn(txn, n->store, mesh_id);
@@ -123,8 +123,11 @@ static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, bo
     if (err == VS_OK && dry && !(have && same_vector(full, full_n, old, old_n))) *made_out = true;
     return err;
   }
+  /* The store's clock ticked at now (its wall part is a time: the cut's
+   * oldest_hlc says how old the oldest member's word is), past our last. */
   uint64_t hlc = 0;
   err = vs_meta_hlc_get(txn, n->store, &hlc);
+  hlc = vs_hlc_next(hlc, now_ms);
   if (have && rec.hlc == UINT64_MAX) {
     vs_ack_rec_free(&rec);
     return VS_OK; /* no hlc left (our own clock's doing: nothing a peer sends moves it) */
@@ -197,13 +200,13 @@ vs_err nd_acks_tick(vs_node *n, uint64_t now_ms) {
   uint64_t digest = n->acks_digest;
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err == VS_OK) {
-    err = make_own(n, txn, buf, true, &due);
+    err = make_own(n, txn, buf, true, now_ms, &due);
     if (err == VS_OK && redigest && !due) err = vs_acks_digest_txn(txn, n->store, &digest);
     mdb_txn_abort(txn);
   }
   if (err == VS_OK && due) err = vs_txn_begin(n->store, true, &txn);
   if (err == VS_OK && due) {
-    err = make_own(n, txn, buf, false, &made);
+    err = make_own(n, txn, buf, false, now_ms, &made);
     redigest = redigest || made;
     if (err == VS_OK && redigest) err = vs_acks_digest_txn(txn, n->store, &digest);
     if (err == VS_OK && made) err = vs_txn_commit(txn);

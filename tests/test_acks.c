@@ -97,7 +97,8 @@ static void expect_all_stable(mh_mesh *m, uint32_t count) {
     cut_check c = node_cut(m, i, &info);
     assert_int_equal(info.members, count);
     assert_int_equal(info.with_ack, count);
-    assert_true(info.oldest_hlc > 0);
+    assert_true(info.oldest_hlc > 0); /* an HLC: its wall part is node time */
+    assert_true(vs_hlc_wall_ms(info.oldest_hlc) > 0 && vs_hlc_wall_ms(info.oldest_hlc) <= m->now_ms);
     assert_int_equal(c.origins, count);
     assert_int_equal(c.below, 0);
     assert_int_equal(c.cut_sum, c.head_sum);
