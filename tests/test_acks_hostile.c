@@ -38,13 +38,33 @@ typedef struct fake {
   size_t cap_len[CAP_MAX];
   uint32_t cap_n, cap_read;
   bool closed;
+  /* Once ready: node 0's messages are opened and its ACKS counted. */
+  bool ready;
+  uint64_t acks_seen, acks_own; /* acks received; of them, the fake's own */
 } fake;
+
+static vs_err seen_ack(const vs_ack_view *a, void *ctx) {
+  fake *f = ctx;
+  f->acks_seen++;
+  if (memcmp(a->author, f->id.pk, VS_ORIGIN_BYTES) == 0) f->acks_own++;
+  return VS_OK;
+}
 
 static bool capture(mh_mesh *m, uint32_t from, const vs_node_out *out) {
   fake *f = m->ctx;
   if (from != 0 || out->peer != FAKE) return false;
   if (out->kind == VS_NODE_OUT_CLOSE) {
     f->closed = true;
+    return true;
+  }
+  if (f->ready) {
+    uint8_t *msg = malloc(out->bytes_len);
+    size_t len = 0;
+    assert_non_null(msg);
+    if (vs_session_open(&f->sess, out->bytes, out->bytes_len, msg, out->bytes_len, &len) == VS_OK && len > 0 &&
+        msg[0] == VS_MSG_ACKS)
+      assert_err(vs_msg_acks_decode(msg, len, seen_ack, f), VS_OK);
+    free(msg);
     return true;
   }
   if (out->bytes_len <= VS_HS_FRAME_BYTES_MAX && f->cap_n < CAP_MAX) {
@@ -67,6 +87,7 @@ static size_t take(fake *f, uint8_t *out) {
 static void fake_dial(mh_mesh *m, fake *f) {
   f->cap_n = f->cap_read = 0;
   f->closed = false;
+  f->ready = false;
   assert_err(vs_node_peer_up(m->nodes[0], FAKE, false, m->now_ms), VS_OK);
   uint8_t eph[32], frame[VS_HS_FRAME_BYTES_MAX], out[VS_HS_FRAME_BYTES_MAX];
   vt_sm_fill(&m->rng, eph, sizeof eph);
@@ -82,6 +103,7 @@ static void fake_dial(mh_mesh *m, fake *f) {
   got = take(f, frame); /* REPLY */
   assert_err(vs_hs_on_frame(&f->hs, frame, got, out, sizeof out, &len, &done, &f->sess), VS_OK);
   assert_true(done);
+  f->ready = true;
   assert_err(mh_deliver(m, 0, FAKE, out, len), VS_OK); /* AUTH */
   mh_pump(m);
   assert_false(f->closed); /* a member: no probation, no close */
@@ -404,6 +426,57 @@ static void test_malformed_closes(void **state) {
   mh_free(&m);
 }
 
+/* Node 0 relays the other members' acks to the fake, never the fake's own
+ * (it is their author). */
+static void test_relay_skips_the_author(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, "ackh-relay");
+  mh_run_for(&m, 3000);
+  assert_true(f.acks_seen >= 2); /* node 0's and node 1's */
+  assert_int_equal(f.acks_own, 0);
+  assert_false(f.closed);
+  mh_free(&m);
+}
+
+/* An open mesh makes no acks: a well-formed ACKS is ignored and counted,
+ * nothing stored, the session up. */
+static void test_open_mesh_ignores_acks(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  mh_init(&m, 2, "ackh-open", 0xe1, 41);
+  mh_connect(&m, 0, 1);
+  mh_write(&m, 1, "put", "k", "v");
+  mh_run_for(&m, 5000);
+  memset(&f, 0, sizeof f);
+  vt_identity_from_byte(0x77, &f.id);
+  memcpy(f.mesh, m.keys[0], VS_MESH_KEY_BYTES);
+  m.ctx = &f;
+  m.intercept = capture;
+  fake_dial(&m, &f);
+  ack a[2];
+  memset(a, 0, sizeof a);
+  for (int i = 0; i < 2; i++) {
+    memcpy(a[i].author, m.ids[1].pk, VS_ORIGIN_BYTES);
+    a[i].hlc = a[i].key_hlc = 100u + (uint64_t)i;
+    memcpy(a[i].e[0].origin, m.ids[1].pk, VS_ORIGIN_BYTES);
+    a[i].e[0].seq = 1;
+    a[i].n = 1;
+  }
+  vs_node_stats s0 = mn_stats(&m, 0);
+  assert_err(send_acks(&m, &f, a, 2), VS_OK);
+  EXPECT_DELTA(s0, acks_unusable, 2);
+  EXPECT_DELTA(s0, acks_received, 0);
+  EXPECT_DELTA(s0, rejected_ack_quota, 0);
+  assert_int_equal(held_hlc(&m, m.ids[1].pk), 0);
+  mh_run_for(&m, 3000);
+  assert_int_equal(f.acks_seen, 0); /* and sends none */
+  assert_false(f.closed);
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_then_replayed),
@@ -411,6 +484,8 @@ int main(void) {
       cmocka_unit_test(test_revoked_author),
       cmocka_unit_test(test_flood_bounded_by_quota),
       cmocka_unit_test(test_malformed_closes),
+      cmocka_unit_test(test_relay_skips_the_author),
+      cmocka_unit_test(test_open_mesh_ignores_acks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
