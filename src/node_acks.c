@@ -94,9 +94,58 @@ static bool same_vector(const vs_ack_entry *a, uint32_t an, const vs_ack_entry *
   return true;
 }
 
+/* The record after an ack at `hlc` signed `sig`: a keyframe of e[0..n),
+ * or a delta e[0..n) against `held`'s keyframe (entries borrowed). */
+static void rec_next(const vs_ack_rec *held, bool keyframe, uint64_t hlc, const uint8_t sig[VS_SIGNATURE_BYTES],
+                     const vs_ack_entry *e, uint32_t n, vs_ack_rec *out) {
+  assert(keyframe || held != NULL);
+  memset(out, 0, sizeof *out);
+  out->hlc = hlc;
+  memcpy(out->sig, sig, VS_SIGNATURE_BYTES);
+  if (keyframe) {
+    out->key_hlc = hlc;
+    memcpy(out->key_sig, sig, VS_SIGNATURE_BYTES);
+    out->key = (vs_ack_entry *)e;
+    out->key_n = n;
+    return;
+  }
+  assert(held->key_hlc < hlc);
+  out->key_hlc = held->key_hlc;
+  memcpy(out->key_sig, held->key_sig, VS_SIGNATURE_BYTES);
+  out->key = held->key;
+  out->key_n = held->key_n;
+  out->delta = (vs_ack_entry *)e;
+  out->delta_n = n;
+}
+
+/* Sign our vector full[0..full_n) (it differs from `held`'s, when have)
+ * and store it: a delta when it stays small against our keyframe. `delta`
+ * has room for VS_WIRE_VV_MAX entries. */
+static vs_err sign_own(vs_node *n, MDB_txn *txn, const uint8_t mesh_id[VS_HASH_BYTES], const vs_ack_entry *full,
+                       uint32_t full_n, const vs_ack_rec *held, bool have, vs_ack_entry *delta, uint64_t now_ms) {
+  /* The store's clock ticked at now (its wall part is a time: the cut's
+   * oldest_hlc says how old the oldest member's word is), past our last. */
+  uint64_t hlc = 0;
+  vs_err err = vs_meta_hlc_get(txn, n->store, &hlc);
+  if (err != VS_OK) return err;
+  if (have && held->hlc == UINT64_MAX) return VS_ERR_LIMIT; /* no hlc left: our own clock's doing */
+  hlc = vs_hlc_next(hlc, now_ms);
+  if (have && hlc <= held->hlc) hlc = held->hlc + 1;
+  if (hlc == 0) hlc = 1;
+  uint32_t delta_n = 0, max = full_n / 4 > 16 ? full_n / 4 : 16;
+  bool keyframe = !have || vs_acks_diff(held->key, held->key_n, full, full_n, delta, max, &delta_n) != VS_OK;
+  uint8_t msg[VS_ACK_SIGNED_BYTES], sig[VS_SIGNATURE_BYTES];
+  err = vs_acks_signed_txn(txn, n->store, mesh_id, n->cfg.identity.pk, hlc, full, full_n, msg);
+  if (err == VS_OK && crypto_sign_detached(sig, NULL, msg, sizeof msg, n->cfg.identity.sk) != 0) err = VS_ERR_CRYPTO;
+  if (err != VS_OK) return err;
+  vs_ack_rec next;
+  rec_next(held, keyframe, hlc, sig, keyframe ? full : delta, keyframe ? full_n : delta_n, &next);
+  return vs_acks_put_txn(txn, n->store, n->cfg.identity.pk, &next);
+}
+
 /* Sign and store a new ack of ours when our vector changed (in `txn`).
  * *made_out: one was stored (dry: one is due; nothing is signed or
- * written, `txn` may be a read transaction). */
+ * written, `txn` may be a read transaction). `buf`: 3 x VS_WIRE_VV_MAX. */
 static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, uint64_t now_ms, bool *made_out) {
   const uint8_t *self = n->cfg.identity.pk;
   uint8_t mesh_id[VS_HASH_BYTES];
@@ -106,7 +155,7 @@ static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, ui
   if (err == VS_OK) err = vs_acks_member_txn(txn, n->store, self, &active);
   if (err != VS_OK || !active) return err;
   vs_ack_entry *full = buf, *old = buf + VS_WIRE_VV_MAX, *delta = buf + 2 * VS_WIRE_VV_MAX;
-  uint32_t full_n = 0, old_n = 0, delta_n = 0;
+  uint32_t full_n = 0, old_n = 0;
   err = own_vector(txn, n->store, full, &full_n);
   if (err == VS_ERR_LIMIT) return VS_OK; /* too many origins to ack (docs/protocol.md) */
   vs_ack_rec rec;
@@ -118,54 +167,11 @@ static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, ui
     if (err == VS_ERR_NOTFOUND) err = VS_OK;
   }
   if (err == VS_OK && have) err = vs_acks_merge(rec.key, rec.key_n, rec.delta, rec.delta_n, old, VS_WIRE_VV_MAX, &old_n);
-  if (err != VS_OK || (have && same_vector(full, full_n, old, old_n)) || dry) {
-    vs_ack_rec_free(&rec);
-    if (err == VS_OK && dry && !(have && same_vector(full, full_n, old, old_n))) *made_out = true;
-    return err;
-  }
-  /* The store's clock ticked at now (its wall part is a time: the cut's
-   * oldest_hlc says how old the oldest member's word is), past our last. */
-  uint64_t hlc = 0;
-  err = vs_meta_hlc_get(txn, n->store, &hlc);
-  hlc = vs_hlc_next(hlc, now_ms);
-  if (have && rec.hlc == UINT64_MAX) {
-    vs_ack_rec_free(&rec);
-    return VS_OK; /* no hlc left (our own clock's doing: nothing a peer sends moves it) */
-  }
-  if (have && hlc <= rec.hlc) hlc = rec.hlc + 1;
-  if (hlc == 0) hlc = 1;
-  /* A delta when it stays small against our keyframe. */
-  bool keyframe = !have;
-  if (err == VS_OK && have) {
-    uint32_t max = full_n / 4 > 16 ? full_n / 4 : 16;
-    vs_err derr = vs_acks_diff(rec.key, rec.key_n, full, full_n, delta, max, &delta_n);
-    keyframe = derr != VS_OK;
-  }
-  uint8_t msg[VS_ACK_SIGNED_BYTES], sig[VS_SIGNATURE_BYTES];
-  if (err == VS_OK) err = vs_acks_signed_txn(txn, n->store, mesh_id, self, hlc, full, full_n, msg);
-  if (err == VS_OK && crypto_sign_detached(sig, NULL, msg, sizeof msg, n->cfg.identity.sk) != 0) err = VS_ERR_CRYPTO;
-  if (err == VS_OK) {
-    vs_ack_rec nr;
-    memset(&nr, 0, sizeof nr);
-    nr.hlc = hlc;
-    memcpy(nr.sig, sig, sizeof sig);
-    if (keyframe) {
-      nr.key_hlc = hlc;
-      memcpy(nr.key_sig, sig, sizeof sig);
-      nr.key = full;
-      nr.key_n = full_n;
-    } else {
-      nr.key_hlc = rec.key_hlc;
-      memcpy(nr.key_sig, rec.key_sig, sizeof sig);
-      nr.key = rec.key;
-      nr.key_n = rec.key_n;
-      nr.delta = delta;
-      nr.delta_n = delta_n;
-    }
-    err = vs_acks_put_txn(txn, n->store, self, &nr);
-  }
+  bool due = err == VS_OK && !(have && same_vector(full, full_n, old, old_n));
+  if (due && !dry) err = sign_own(n, txn, mesh_id, full, full_n, &rec, have, delta, now_ms);
   vs_ack_rec_free(&rec);
-  if (err == VS_OK) *made_out = true;
+  if (err == VS_ERR_LIMIT) return VS_OK; /* no hlc left: we ack no more */
+  if (err == VS_OK && due) *made_out = true;
   return err;
 }
 
@@ -395,58 +401,56 @@ static bool quota_take(vs_node *n, const peer *p, uint64_t now_ms) {
   return true;
 }
 
-/* One ack of a message: checked, and stored when it verifies. */
-static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
-  rx *x = ctx;
+/* The cheap checks of an ack, before anything is spent on it: not ours,
+ * its author an active member (a revoked author's record goes), newer than
+ * the record held. *go_out: go on with it. */
+static vs_err rx_screen(rx *x, const vs_ack_view *a, bool *go_out) {
   vs_node *n = x->n;
+  *go_out = false;
   if (memcmp(a->author, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) {
-    /* Ours (never relayed to its author by an honest peer): we know better. */
-    n->stats.acks_unusable++;
+    n->stats.acks_unusable++; /* ours (an honest peer never relays it to us): we know better */
     return VS_OK;
   }
   bool active = false;
+  uint64_t held = 0;
   vs_err err = vs_acks_member_txn(x->txn, n->store, a->author, &active);
+  if (err == VS_OK) err = vs_acks_hlc_txn(x->txn, n->store, a->author, &held);
   if (err != VS_OK) return err;
   if (!active) { /* no member, or revoked: its old record (if any) goes */
     n->stats.acks_unusable++;
-    uint64_t old = 0;
-    err = vs_acks_hlc_txn(x->txn, n->store, a->author, &old);
-    if (err == VS_OK && old != 0) {
-      x->dropped = true;
-      err = vs_acks_del_txn(x->txn, n->store, a->author);
-    }
-    return err;
+    x->dropped = x->dropped || held != 0;
+    return held != 0 ? vs_acks_del_txn(x->txn, n->store, a->author) : VS_OK;
   }
-  uint64_t held = 0;
-  err = vs_acks_hlc_txn(x->txn, n->store, a->author, &held);
-  if (err != VS_OK || (held != 0 && a->hlc <= held)) return err; /* a duplicate (or older): nothing spent on it */
-  vs_ack_rec rec;
-  err = vs_acks_get_txn(x->txn, n->store, a->author, &rec);
-  bool have = err == VS_OK;
-  if (err == VS_ERR_NOTFOUND) err = VS_OK;
-  if (err != VS_OK) return err;
-  bool keyframe = a->key_hlc == a->hlc;
-  /* Entries of the message, then the full vector at a->hlc. */
-  vs_ack_entry *mine = x->full + VS_WIRE_VV_MAX;
-  for (uint32_t i = 0; i < a->count; i++) vs_ack_entry_at(a, i, &mine[i]); /* bounded: <= VS_WIRE_VV_MAX */
+  *go_out = held == 0 || a->hlc > held; /* else a duplicate (or older): nothing spent on it */
+  return VS_OK;
+}
+
+/* Whether the ack verifies here: the full vector at its hlc (its keyframe,
+ * or the delta applied to the keyframe held) names only ops we hold, with
+ * the hashes the author signed. Quota first: it pays for the lookups and
+ * the signature check. x->full[0..VS_WIRE_VV_MAX) gets the full vector,
+ * x->full[VS_WIRE_VV_MAX..) the ack's own entries. */
+static vs_err rx_verify(rx *x, const vs_ack_view *a, const vs_ack_rec *rec, bool have, bool *ok_out) {
+  vs_node *n = x->n;
+  *ok_out = false;
+  vs_ack_entry *own = x->full + VS_WIRE_VV_MAX;
+  for (uint32_t i = 0; i < a->count; i++) vs_ack_entry_at(a, i, &own[i]); /* bounded: <= VS_WIRE_VV_MAX */
   uint32_t full_n = 0;
   bool usable = true;
-  if (keyframe) {
-    memcpy(x->full, mine, sizeof *mine * a->count);
+  if (a->key_hlc == a->hlc) {
+    memcpy(x->full, own, sizeof *own * a->count);
     full_n = a->count;
-  } else if (!have || rec.key_hlc != a->key_hlc) {
+  } else if (!have || rec->key_hlc != a->key_hlc) {
     usable = false; /* a delta against a keyframe we do not hold */
   } else {
-    usable = vs_acks_merge(rec.key, rec.key_n, mine, a->count, x->full, VS_WIRE_VV_MAX, &full_n) == VS_OK;
+    usable = vs_acks_merge(rec->key, rec->key_n, own, a->count, x->full, VS_WIRE_VV_MAX, &full_n) == VS_OK;
   }
-  /* From here an ack costs lookups (one per entry) and a signature check:
-   * the identity's quota pays for both. */
   if (usable && !quota_take(n, x->p, x->now_ms)) {
     n->stats.rejected_ack_quota++;
-    vs_ack_rec_free(&rec);
     return VS_OK;
   }
   uint8_t msg[VS_ACK_SIGNED_BYTES];
+  vs_err err = VS_OK;
   if (usable) {
     err = vs_acks_signed_txn(x->txn, n->store, x->mesh_id, a->author, a->hlc, x->full, full_n, msg);
     usable = err == VS_OK;
@@ -454,25 +458,26 @@ static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
   }
   if (err == VS_OK && usable) usable = crypto_sign_verify_detached(a->sig, msg, sizeof msg, a->author) == 0;
   if (err == VS_OK && !usable) n->stats.acks_unusable++;
-  if (err == VS_OK && usable) {
-    vs_ack_rec nr;
-    memset(&nr, 0, sizeof nr);
-    nr.hlc = a->hlc;
-    memcpy(nr.sig, a->sig, VS_SIGNATURE_BYTES);
-    if (keyframe) {
-      nr.key_hlc = a->hlc;
-      memcpy(nr.key_sig, a->sig, VS_SIGNATURE_BYTES);
-      nr.key = mine;
-      nr.key_n = a->count;
-    } else {
-      nr.key_hlc = rec.key_hlc;
-      memcpy(nr.key_sig, rec.key_sig, VS_SIGNATURE_BYTES);
-      nr.key = rec.key;
-      nr.key_n = rec.key_n;
-      nr.delta = mine;
-      nr.delta_n = a->count;
-    }
-    err = vs_acks_put_txn(x->txn, n->store, a->author, &nr);
+  *ok_out = err == VS_OK && usable;
+  return err;
+}
+
+/* One ack of a message: checked, and stored when it verifies. */
+static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
+  rx *x = ctx;
+  bool go = false, ok = false;
+  vs_err err = rx_screen(x, a, &go);
+  if (err != VS_OK || !go) return err;
+  vs_ack_rec rec;
+  err = vs_acks_get_txn(x->txn, x->n->store, a->author, &rec);
+  bool have = err == VS_OK;
+  if (err == VS_ERR_NOTFOUND) err = VS_OK;
+  if (err == VS_OK) err = rx_verify(x, a, &rec, have, &ok);
+  if (err == VS_OK && ok) {
+    vs_ack_rec next;
+    bool keyframe = a->key_hlc == a->hlc;
+    rec_next(&rec, keyframe, a->hlc, a->sig, x->full + VS_WIRE_VV_MAX, a->count, &next);
+    err = vs_acks_put_txn(x->txn, x->n->store, a->author, &next);
     if (err == VS_OK) x->stored++;
   }
   vs_ack_rec_free(&rec);
