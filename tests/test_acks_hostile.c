@@ -477,6 +477,67 @@ static void test_open_mesh_ignores_acks(void **state) {
   mh_free(&m);
 }
 
+#ifdef VS_FAULT_INJECTION
+#include "fault.h"
+
+/* The fault build only (fault_acks): the Nth LMDB write or commit, then
+ * the Nth allocation, of receiving one valid ACKS fails, for N = 1, 2, ...
+ * until the receipt makes fewer calls: the frame is refused with an error,
+ * nothing is stored, and the same ack sent again is stored. */
+static void fault_walk(bool alloc) {
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, alloc ? "ackh-fault-alloc" : "ackh-fault-lmdb");
+  vs_ack_entry e[8];
+  uint32_t n = vector_of_0(&m, e);
+  uint64_t h = held_hlc(&m, f.id.pk), steps = 0;
+  static uint8_t msg[4096], frame[4096 + VS_DATA_OVERHEAD_BYTES];
+  for (uint64_t nth = 1; nth <= 1000; nth++) {
+    ack a;
+    sign_keyframe(&m, &f.id, h + nth, e, n, &a);
+    size_t len = acks_msg(&a, 1, msg, sizeof msg), flen = 0;
+    vs_node_stats s0 = mn_stats(&m, 0);
+    assert_err(vs_session_seal(&f.sess, msg, len, frame, sizeof frame, &flen), VS_OK);
+    if (alloc) vs_fault_fail_nth_alloc(nth);
+    else vs_fault_fail_nth(nth);
+    vs_err err = mh_deliver(&m, 0, FAKE, frame, flen);
+    bool fired = alloc ? vs_fault_alloc_nth_fired() : vs_fault_nth_fired();
+    vs_fault_fail_nth(0);
+    vs_fault_fail_nth_alloc(0);
+    mh_pump(&m);
+    if (fired) {
+      assert_true(err != VS_OK);
+      if (alloc) assert_err(err, VS_ERR_NOMEM);
+      assert_int_equal(held_hlc(&m, f.id.pk), h + nth - 1);
+      EXPECT_DELTA(s0, acks_received, 0);
+      assert_false(f.closed);
+      assert_err(vs_session_seal(&f.sess, msg, len, frame, sizeof frame, &flen), VS_OK);
+      err = mh_deliver(&m, 0, FAKE, frame, flen);
+      mh_pump(&m);
+    }
+    assert_err(err, VS_OK);
+    assert_int_equal(held_hlc(&m, f.id.pk), h + nth);
+    EXPECT_DELTA(s0, acks_received, 1);
+    if (!fired) break;
+    steps = nth;
+  }
+  assert_true(steps >= 1);
+  print_message("ACKS receipt: %llu %s, each failed once\n", (unsigned long long)steps,
+                alloc ? "allocations" : "LMDB writes and commits");
+  mh_free(&m);
+}
+
+static void test_fault_walk_lmdb(void **state) {
+  (void)state;
+  fault_walk(false);
+}
+
+static void test_fault_walk_alloc(void **state) {
+  (void)state;
+  fault_walk(true);
+}
+#endif
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_then_replayed),
@@ -486,6 +547,10 @@ int main(void) {
       cmocka_unit_test(test_malformed_closes),
       cmocka_unit_test(test_relay_skips_the_author),
       cmocka_unit_test(test_open_mesh_ignores_acks),
+#ifdef VS_FAULT_INJECTION
+      cmocka_unit_test(test_fault_walk_lmdb),
+      cmocka_unit_test(test_fault_walk_alloc),
+#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
