@@ -440,6 +440,36 @@ static void test_relay_skips_the_author(void **state) {
   mh_free(&m);
 }
 
+/* A device that is no member (on probation, presenting nothing) holds the
+ * mesh key: it is told no ack, and its own flood of acks (authors of its
+ * choosing) stores nothing. */
+static void test_probation_told_nothing(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, "ackh-probation");
+  (void)vs_node_peer_down(m.nodes[0], FAKE, m.now_ms);
+  vs_identity stranger;
+  vt_identity_from_byte(0x55, &stranger);
+  memset(&f, 0, sizeof f);
+  f.id = stranger;
+  memcpy(f.mesh, m.keys[2], VS_MESH_KEY_BYTES);
+  fake_dial(&m, &f);
+  mh_run_for(&m, 200); /* well within its probation */
+  assert_false(f.closed);
+  assert_int_equal(f.acks_seen, 0);
+  vs_ack_entry e[8];
+  uint32_t n = vector_of_0(&m, e);
+  ack a;
+  sign_keyframe(&m, &m.ids[1], held_hlc(&m, m.ids[1].pk) + 10, e, n, &a);
+  a.sig[1] ^= 2;
+  vs_node_stats s0 = mn_stats(&m, 0);
+  assert_err(send_acks(&m, &f, &a, 1), VS_OK);
+  EXPECT_DELTA(s0, acks_unusable, 1);
+  EXPECT_DELTA(s0, acks_received, 0);
+  mh_free(&m);
+}
+
 /* An open mesh makes no acks: a well-formed ACKS is ignored and counted,
  * nothing stored, the session up. */
 static void test_open_mesh_ignores_acks(void **state) {
@@ -546,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_flood_bounded_by_quota),
       cmocka_unit_test(test_malformed_closes),
       cmocka_unit_test(test_relay_skips_the_author),
+      cmocka_unit_test(test_probation_told_nothing),
       cmocka_unit_test(test_open_mesh_ignores_acks),
 #ifdef VS_FAULT_INJECTION
       cmocka_unit_test(test_fault_walk_lmdb),
