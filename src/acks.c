@@ -61,8 +61,10 @@ vs_err vs_acks_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t author
   return err;
 }
 
-vs_err vs_acks_hlc_txn(MDB_txn *txn, const vs_store *store, const uint8_t author[VS_ORIGIN_BYTES], uint64_t *hlc_out) {
+vs_err vs_acks_hlc_txn(MDB_txn *txn, const vs_store *store, const uint8_t author[VS_ORIGIN_BYTES], uint64_t *hlc_out,
+                       uint64_t *key_hlc_out) {
   *hlc_out = 0;
+  if (key_hlc_out != NULL) *key_hlc_out = 0;
   MDB_val k = val(author, VS_ORIGIN_BYTES), v;
   int rc = mdb_get(txn, store->dbi_acks, &k, &v);
   if (rc == MDB_NOTFOUND) return VS_OK;
@@ -70,6 +72,7 @@ vs_err vs_acks_hlc_txn(MDB_txn *txn, const vs_store *store, const uint8_t author
   vs_ack_rec r;
   vs_err err = rec_decode(&v, &r, false);
   if (err == VS_OK) *hlc_out = r.hlc;
+  if (err == VS_OK && key_hlc_out != NULL) *key_hlc_out = r.key_hlc;
   return err;
 }
 

@@ -48,8 +48,10 @@ typedef struct vs_ack_rec {
 vs_err vs_acks_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t author[VS_ORIGIN_BYTES], vs_ack_rec *out);
 void vs_ack_rec_free(vs_ack_rec *rec);
 
-/** Only the record's hlc (0: none), without decoding the entries. */
-vs_err vs_acks_hlc_txn(MDB_txn *txn, const vs_store *store, const uint8_t author[VS_ORIGIN_BYTES], uint64_t *hlc_out);
+/** Only the record's hlc (0: none) and its keyframe's (key_hlc_out may be
+ *  NULL), without decoding the entries. */
+vs_err vs_acks_hlc_txn(MDB_txn *txn, const vs_store *store, const uint8_t author[VS_ORIGIN_BYTES], uint64_t *hlc_out,
+                       uint64_t *key_hlc_out);
 
 /** Write `author`'s record (entries as in the record; counts <= VS_WIRE_VV_MAX). */
 vs_err vs_acks_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t author[VS_ORIGIN_BYTES],

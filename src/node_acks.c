@@ -272,12 +272,15 @@ static vs_err relay_add(relay *r, const uint8_t author[VS_ORIGIN_BYTES], uint64_
 /* One author's record to the peer: the keyframe first when what it was
  * told has another, then the delta when newer than what it was told. */
 static vs_err relay_author(relay *r, MDB_txn *txn, const uint8_t author[VS_ORIGIN_BYTES]) {
-  vs_ack_rec rec;
-  vs_err err = vs_acks_get_txn(txn, r->n->store, author, &rec);
-  if (err != VS_OK) return err;
   bool found;
   int i = told_find(r->p, author, &found);
   uint64_t t_key = found ? r->p->told[i].key_hlc : 0, t_hlc = found ? r->p->told[i].hlc : 0;
+  uint64_t hlc = 0, key_hlc = 0;
+  vs_err err = vs_acks_hlc_txn(txn, r->n->store, author, &hlc, &key_hlc);
+  if (err != VS_OK || (t_key == key_hlc && t_hlc >= hlc)) return err; /* told already: nothing decoded */
+  vs_ack_rec rec;
+  err = vs_acks_get_txn(txn, r->n->store, author, &rec);
+  if (err != VS_OK) return err;
   if (t_key != rec.key_hlc) {
     err = relay_add(r, author, rec.key_hlc, rec.key_hlc, rec.key_sig, rec.key, rec.key_n);
     if (err == VS_OK && !r->stopped) err = told_set(r->p, author, rec.key_hlc, rec.key_hlc);
@@ -414,7 +417,7 @@ static vs_err rx_screen(rx *x, const vs_ack_view *a, bool *go_out) {
   bool active = false;
   uint64_t held = 0;
   vs_err err = vs_acks_member_txn(x->txn, n->store, a->author, &active);
-  if (err == VS_OK) err = vs_acks_hlc_txn(x->txn, n->store, a->author, &held);
+  if (err == VS_OK) err = vs_acks_hlc_txn(x->txn, n->store, a->author, &held, NULL);
   if (err != VS_OK) return err;
   if (!active) { /* no member, or revoked: its old record (if any) goes */
     n->stats.acks_unusable++;

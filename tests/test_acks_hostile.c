@@ -186,7 +186,7 @@ static uint64_t held_hlc(mh_mesh *m, const uint8_t pk[VS_ORIGIN_BYTES]) {
   MDB_txn *txn;
   uint64_t hlc = 0;
   assert_err(vs_txn_begin(mn_store(m, 0), false, &txn), VS_OK);
-  assert_err(vs_acks_hlc_txn(txn, mn_store(m, 0), pk, &hlc), VS_OK);
+  assert_err(vs_acks_hlc_txn(txn, mn_store(m, 0), pk, &hlc, NULL), VS_OK);
   mdb_txn_abort(txn);
   return hlc;
 }
