@@ -465,11 +465,23 @@ static vs_err rx_verify(rx *x, const vs_ack_view *a, const vs_ack_rec *rec, bool
   return err;
 }
 
+/* The peer that sent us an ack holds it: it need not be told it (only
+ * ever raised; a peer lying here only keeps acks from itself). */
+static vs_err told_heard(peer *p, const vs_ack_view *a) {
+  bool found;
+  int i = told_find(p, a->author, &found);
+  if (found && p->told[i].hlc >= a->hlc) return VS_OK;
+  return told_set(p, a->author, a->key_hlc, a->hlc);
+}
+
 /* One ack of a message: checked, and stored when it verifies. */
 static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
   rx *x = ctx;
   bool go = false, ok = false;
   vs_err err = rx_screen(x, a, &go);
+  uint64_t held = 0;
+  if (err == VS_OK && !go) err = vs_acks_hlc_txn(x->txn, x->n->store, a->author, &held, NULL);
+  if (err == VS_OK && !go && held != 0 && held >= a->hlc) err = told_heard(x->p, a); /* a duplicate */
   if (err != VS_OK || !go) return err;
   vs_ack_rec rec;
   err = vs_acks_get_txn(x->txn, x->n->store, a->author, &rec);
@@ -482,6 +494,7 @@ static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
     rec_next(&rec, keyframe, a->hlc, a->sig, x->full + VS_WIRE_VV_MAX, a->count, &next);
     err = vs_acks_put_txn(x->txn, x->n->store, a->author, &next);
     if (err == VS_OK) x->stored++;
+    if (err == VS_OK) err = told_heard(x->p, a);
   }
   vs_ack_rec_free(&rec);
   return err;
