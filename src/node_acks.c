@@ -355,7 +355,7 @@ void nd_acks_on_vv(vs_node *n, peer *p, uint64_t digest, uint64_t now_ms) {
   uint64_t wait = n->cfg.resend_ms;
   for (uint32_t i = 0; i < p->retell_level && wait < n->cfg.resend_max_ms; i++) wait *= 2; /* bounded: level */
   if (wait > n->cfg.resend_max_ms) wait = n->cfg.resend_max_ms;
-  if (now_ms - p->acks_since_ms < wait) return;
+  if (now_ms < p->acks_since_ms || now_ms - p->acks_since_ms < wait) return; /* time going back waits */
   free(p->told);
   p->told = NULL;
   p->told_n = p->told_cap = 0;
