@@ -476,7 +476,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
      * only the evidence vouches for (the zero signature, apply.h). */
     if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all && !p->probation) err = nd_anti_entropy(n, p, now_ms);
     if (err == VS_OK && p->st == PEER_READY && p->probation) err = nd_member_present(n, p, now_ms);
-    if (err == VS_OK && p->st == PEER_READY && nd_acks_due(n, p)) err = nd_acks_relay(n, p);
+    if (err == VS_OK && nd_acks_due(n, p, now_ms)) err = nd_acks_relay(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
   }
   vs_err rerr = nd_restore_update(n, now_ms);
@@ -503,7 +503,8 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
       if (p->probation && p->probation_end_ms < t) t = p->probation_end_ms;
       if (p->probation && p->present_ms < t) t = p->present_ms;
       if (!p->fk_sent_all && !p->probation) t = now_ms;
-      if (nd_acks_due(n, p)) t = now_ms;
+      uint64_t a = nd_acks_wake(n, p, now_ms);
+      if (a < t) t = a;
       if (p->sent.n > 0) {
         uint64_t r = vs_add_sat_u64(p->sent_at_ms, nd_resend_wait_ms(n, p));
         t = r < t ? r : t;

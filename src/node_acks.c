@@ -234,9 +234,17 @@ vs_err nd_acks_tick(vs_node *n, uint64_t now_ms) {
 
 /* ---- relaying ---- */
 
-bool nd_acks_due(const vs_node *n, const peer *p) {
-  return p->st == PEER_READY && n->mesh_managed && !p->probation && n->acks_gen != 0 && p->told_gen != n->acks_gen;
+/* When `p` is to be sent acks next: UINT64_MAX when it was told all we
+ * hold. Relays are paced (a quarter of ack_interval_ms apart, unless a
+ * round stopped at its message cap): acks of several members arriving
+ * within that time travel in one message, one transaction at the peer. */
+uint64_t nd_acks_wake(const vs_node *n, const peer *p, uint64_t now_ms) {
+  if (p->st != PEER_READY || !n->mesh_managed || p->probation || n->acks_gen == 0 || p->told_gen == n->acks_gen)
+    return UINT64_MAX;
+  return p->acks_relay_ms > now_ms ? p->acks_relay_ms : now_ms;
 }
+
+bool nd_acks_due(const vs_node *n, const peer *p, uint64_t now_ms) { return nd_acks_wake(n, p, now_ms) <= now_ms; }
 
 typedef struct relay {
   vs_node *n;
@@ -298,7 +306,7 @@ static vs_err relay_author(relay *r, MDB_txn *txn, const uint8_t author[VS_ORIGI
 /* Send a peer the acks it was not told yet: at most ACKS_MSGS_PER_ROUND
  * messages per round; never an author's own ack to it, never acks of
  * authors that are no active members. */
-vs_err nd_acks_relay(vs_node *n, peer *p) {
+vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms) {
   uint64_t gen = n->acks_gen;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(n->store, false, &txn);
@@ -329,6 +337,7 @@ vs_err nd_acks_relay(vs_node *n, peer *p) {
   if (err == VS_OK && p->st == PEER_READY) err = relay_flush(&r);
   mdb_txn_abort(txn);
   if (err == VS_OK && !r.stopped) p->told_gen = gen;
+  if (err == VS_OK && !r.stopped) p->acks_relay_ms = vs_add_sat_u64(now_ms, n->cfg.ack_interval_ms / 4);
   return err;
 }
 

@@ -133,6 +133,7 @@ typedef struct peer {
   told *told;
   uint32_t told_n, told_cap;
   uint64_t told_gen;
+  uint64_t acks_relay_ms; /* no relay to it before then (paced) */
   uint64_t asm_acks;
   uint64_t acks_peer, acks_ours_then, acks_since_ms;
   uint32_t retell_level;
@@ -279,8 +280,9 @@ vs_err nd_forks_to_session(vs_node *n, peer *p);
 /* node_acks.c: member acknowledgements (made, relayed, received) and the
  * stable cut's counters. */
 vs_err nd_acks_tick(vs_node *n, uint64_t now_ms);
-bool nd_acks_due(const vs_node *n, const peer *p);
-vs_err nd_acks_relay(vs_node *n, peer *p);
+uint64_t nd_acks_wake(const vs_node *n, const peer *p, uint64_t now_ms);
+bool nd_acks_due(const vs_node *n, const peer *p, uint64_t now_ms);
+vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms);
 vs_err nd_on_acks(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
 void nd_acks_on_vv(vs_node *n, peer *p, uint64_t digest, uint64_t now_ms);
 void nd_acks_peer_free(peer *p);
