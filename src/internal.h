@@ -127,6 +127,7 @@ struct vs_store {
   MDB_dbi dbi_hstate;    /* state key -> state record of the base (state.c) */
   MDB_dbi dbi_hincrs;    /* as incrs, for the base */
   MDB_dbi dbi_horizon;   /* origin -> horizon record (chain.c) */
+  MDB_dbi dbi_acks;      /* member pk -> its latest acknowledgement: keyframe and delta (acks.h) */
   bool has_identity;     /* local writes of identity.pk are signed */
   bool hold_verdicts; /* the node defers fork verdicts found by apply (its refold budget is spent) */
   vs_identity identity;

@@ -27,6 +27,7 @@ static vs_node_cfg node_cfg_defaults(void) {
   c.resend_max_ms = 60000;
   c.origin_quota_per_min = 64;
   c.rekey_grace_ms = 600000;
+  c.ack_interval_ms = 1000;
   return c;
 }
 
@@ -119,7 +120,8 @@ static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
   uint32_t held = p->stale_probation ? 0 : n->mine.n;
   uint32_t parts = held == 0 ? 1u : (held - 1u) / VS_WIRE_VV_MAX + 1u;
   vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
-  vs_vv_part part = {++p->vv_out_no, 0, parts, p->stale_probation ? 0 : n->forks_digest};
+  vs_vv_part part = {++p->vv_out_no, 0, parts, p->stale_probation ? 0 : n->forks_digest,
+                     p->stale_probation ? 0 : n->acks_digest};
   for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
     uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
     if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
@@ -147,6 +149,7 @@ void vs_node_close(vs_node *n) {
     nd_vv_free(&p->asm);
     nd_vv_free(&p->sent);
     nd_flight_clear(p);
+    nd_acks_peer_free(p);
   }
   vs_engine_free(n->engine);
   vs_outbox_close(n->outbox);
@@ -210,7 +213,7 @@ static vs_err node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (cfg->ack_quorum == 0 || cfg->ack_quorum > VS_NODE_PEERS_MAX || cfg->handshake_timeout_ms == 0 ||
       cfg->hello_timeout_ms == 0 ||
       cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0 ||
-      cfg->resend_max_ms < cfg->resend_ms)
+      cfg->resend_max_ms < cfg->resend_ms || cfg->ack_interval_ms == 0)
     return VS_ERR_INVAL;
   *node_out = NULL;
   vs_err id_err = node_identity_check(&cfg->identity); /* before anything is created */
@@ -382,6 +385,7 @@ static void peer_free(peer *p) {
   nd_vv_free(&p->asm);
   nd_vv_free(&p->sent);
   nd_flight_clear(p);
+  nd_acks_peer_free(p);
   p->st = PEER_FREE;
 }
 
@@ -430,6 +434,8 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     if (merr != VS_OK) return merr;
     n->mesh_checked = true;
   }
+  vs_err aerr = nd_acks_tick(n, now_ms); /* our own ack, the stable cut's counters */
+  if (aerr != VS_OK) return aerr;
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {
@@ -470,6 +476,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
      * only the evidence vouches for (the zero signature, apply.h). */
     if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all && !p->probation) err = nd_anti_entropy(n, p, now_ms);
     if (err == VS_OK && p->st == PEER_READY && p->probation) err = nd_member_present(n, p, now_ms);
+    if (err == VS_OK && nd_acks_due(n, p, now_ms)) err = nd_acks_relay(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
   }
   vs_err rerr = nd_restore_update(n, now_ms);
@@ -496,6 +503,8 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
       if (p->probation && p->probation_end_ms < t) t = p->probation_end_ms;
       if (p->probation && p->present_ms < t) t = p->present_ms;
       if (!p->fk_sent_all && !p->probation) t = now_ms;
+      uint64_t a = nd_acks_wake(n, p, now_ms);
+      if (a < t) t = a;
       if (p->sent.n > 0) {
         uint64_t r = vs_add_sat_u64(p->sent_at_ms, nd_resend_wait_ms(n, p));
         t = r < t ? r : t;
@@ -503,6 +512,7 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
     }
     wake = t < wake ? t : wake;
   }
+  if (n->mesh_managed && n->ack_next_ms < wake) wake = n->ack_next_ms;
   if (n->engine != NULL) {
     uint64_t e = UINT64_MAX;
     if (vs_engine_tick(n->engine, now_ms, &e) == VS_OK && e < wake) wake = e;

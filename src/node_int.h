@@ -8,7 +8,9 @@
  *                transport (quorum), a restored copy's marker
  *   node_fork.c  forks: the WANT search, verdicts taken and relayed
  *   node_rx.c    receiving: frames, messages, the origin quota, what a
- *                run's apply result means, the prepared-frames pipeline */
+ *                run's apply result means, the prepared-frames pipeline
+ *   node_acks.c  member acknowledgements: our own, relayed, received; the
+ *                stable cut's counters */
 #ifndef VIXSYNC_NODE_INT_H
 #define VIXSYNC_NODE_INT_H
 
@@ -52,6 +54,15 @@ typedef struct flight {
 #define DIAL_TAG_BYTES 16u   /* an address's hash: which key a dial to it tries (node_member.c) */
 #define DIAL_SLOTS 32u       /* addresses remembered so */
 #define REKEYS_PER_HOUR 6u   /* rekeys a node of an admin writes at most in an hour (node_member.c) */ /* a WANT asked this many times unanswered ends the search (node_fork.c) */
+
+/* What a peer was told of one author's acks (node_acks.c). */
+typedef struct told {
+  uint8_t author[VS_ORIGIN_BYTES];
+  uint64_t key_hlc, hlc;
+} told;
+
+#define ACKS_MSGS_PER_ROUND 4u /* ACKS messages one peer is sent per poll round (more the next round) */
+#define ACK_QUOTA_BURST 64u    /* ack checks per minute per identity, beyond those of the members' pace */
 
 typedef struct peer {
   peer_state st;
@@ -115,6 +126,17 @@ typedef struct peer {
   uint32_t key_index;
   uint8_t dial_tag[DIAL_TAG_BYTES];
   uint64_t present_ms; /* when we present our own admission to it next */
+  /* Acknowledgements (node_acks.c): per author what it was told (sorted by
+   * author); told_gen: the node's acks_gen when all was told (0: not yet).
+   * Its last acks digest (VV) and ours then, since when both held still;
+   * retell_level doubles the wait as resend_level does. */
+  told *told;
+  uint32_t told_n, told_cap;
+  uint64_t told_gen;
+  uint64_t acks_relay_ms; /* no relay to it before then (paced) */
+  uint64_t asm_acks;
+  uint64_t acks_peer, acks_ours_then, acks_since_ms;
+  uint32_t retell_level;
   frame *q;
   uint32_t q_head, q_tail, q_cap;
 } peer;
@@ -186,6 +208,15 @@ struct vs_node {
     bool used;
   } dial[DIAL_SLOTS];
   uint32_t dial_next; /* the slot a new address takes when all are used */
+  /* Acknowledgements (node_acks.c): the store's acks digest (sent in every
+   * VV), a generation bumped by every ack stored (a peer whose told_gen
+   * differs is sent what is new), when our next own ack may be made, and
+   * ack_id -> signature checks that identity may still cost us (bucket). */
+  uint64_t acks_digest, acks_gen, ack_next_ms;
+  uint64_t acks_mesh_gen; /* mesh_gen the digest was computed at */
+  bool acks_loaded;
+  uint64_t ack_tokens[VS_NODE_PEERS_MAX], ack_tok_ms[VS_NODE_PEERS_MAX];
+  uint64_t ack_tok_init; /* bit per ack_id: its bucket was filled once */
 };
 
 /* Functions shared between the node's files (not exported: the library is
@@ -245,6 +276,16 @@ vs_err nd_fork_verdict(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES], uint64
 vs_err nd_on_fork_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
 vs_err nd_on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
 vs_err nd_forks_to_session(vs_node *n, peer *p);
+
+/* node_acks.c: member acknowledgements (made, relayed, received) and the
+ * stable cut's counters. */
+vs_err nd_acks_tick(vs_node *n, uint64_t now_ms);
+uint64_t nd_acks_wake(const vs_node *n, const peer *p, uint64_t now_ms);
+bool nd_acks_due(const vs_node *n, const peer *p, uint64_t now_ms);
+vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms);
+vs_err nd_on_acks(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+void nd_acks_on_vv(vs_node *n, peer *p, uint64_t digest, uint64_t now_ms);
+void nd_acks_peer_free(peer *p);
 
 /* node_rx.c: receiving; the origin quota's buckets. */
 void nd_bucket_refill(uint64_t *tokens, uint64_t *at_ms, uint64_t per_min, uint64_t now_ms);

@@ -340,6 +340,7 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
   if (msg[0] == VS_MSG_VV) return nd_on_vv(n, p, msg, msg_len, now_ms);
   if (msg[0] == VS_MSG_FORK) return nd_on_fork_msg(n, p, msg, msg_len, now_ms);
   if (msg[0] == VS_MSG_WANT) return nd_on_want(n, p, msg, msg_len, now_ms);
+  if (msg[0] == VS_MSG_ACKS) return nd_on_acks(n, p, msg, msg_len, now_ms);
   if (msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   vs_err err;
   if (prep == NULL) {

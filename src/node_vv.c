@@ -275,6 +275,7 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     p->fk_next_set = false;
     p->fk_resend_ms = vs_add_sat_u64(now_ms, 2 * n->cfg.resend_ms);
   }
+  nd_acks_on_vv(n, p, p->asm_acks, now_ms); /* its acks differ from ours for long: tell it all again */
   /* Equal seqs, different heads: its branch of that origin is not ours. */
   for (uint32_t i = 0; i < p->known.n && !p->fk_active; i++) { /* bounded: known.n */
     const vs_vv_entry *e = &p->known.e[i];
@@ -336,6 +337,7 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
     if (count > 0) memcpy(p->asm_last, e[count - 1].origin, VS_ORIGIN_BYTES);
     p->asm_next = part.part + 1;
     p->asm_forks = part.forks;
+    p->asm_acks = part.acks;
     if (p->asm_next == p->asm_parts) err = vv_complete(n, p, now_ms);
   } else if (take) {
     asm_drop(p);

@@ -17,13 +17,16 @@
 #include "sinks.h"
 
 /* The format version in meta["vixsync"] (u32le). Every other value is
- * VS_ERR_VERSION (vs_store_format names it); there is no migration yet.
+ * VS_ERR_VERSION (vs_store_format names it), but for the upgrade below.
  *   2: state records keep their digest (state.c)
  *   3: op ids are 24 bytes (op.h, op-id v2): the op-id and signature index
  *      keys, the idempotency index values and outbox entries hold them
  *   4: fork verdicts keep their evidence (fork.c)
  *   5: the `mesh` database: a record per mesh.* op held (mstore.h); the
- *      `members` and `inert` databases and meta "mesh_id" of a managed mesh (mgate.h) */
+ *      `members` and `inert` databases and meta "mesh_id" of a managed mesh (mgate.h)
+ *   6: compaction and acknowledgements (issue 17): the `hstate`, `hincrs`
+ *      and `horizon` databases (compact.h) and `acks` (acks.h); a format-5
+ *      store is upgraded when it opens (the databases created, empty) */
 #define STORE_FORMAT VS_STORE_FORMAT
 #define STORE_DBS 24
 static const char STORE_MAGIC[] = "vixsync";
@@ -120,6 +123,7 @@ static const dbi_spec DBIS[] = {
     /* format 6: an older store gets them (empty) when it opens */
     {"hstate", offsetof(vs_store, dbi_hstate)},       {"hincrs", offsetof(vs_store, dbi_hincrs)},
     {"horizon", offsetof(vs_store, dbi_horizon)},
+    {"acks", offsetof(vs_store, dbi_acks)},
 };
 #define DBI_COUNT (sizeof DBIS / sizeof DBIS[0])
 _Static_assert(DBI_COUNT <= STORE_DBS, "room for every named database");

@@ -1,10 +1,10 @@
-/* vixsync: wire protocol v3 (frames, handshake, sessions, messages).
+/* vixsync: wire protocol v4 (frames, handshake, sessions, messages).
  *
  * Sans-IO: every function takes bytes and returns bytes; randomness (the
  * ephemeral key seed) comes from the caller. All integers little-endian.
  *
- * FRAMES. Every frame starts with [u8 version = 3][u8 type]. A frame of
- * another version is VS_ERR_VERSION (a v1 or v2 peer: see VS_WIRE_VERSION; the
+ * FRAMES. Every frame starts with [u8 version = 4][u8 type]. A frame of
+ * another version is VS_ERR_VERSION (a v1, v2 or v3 peer: see VS_WIRE_VERSION; the
  * driver names both versions in its log), an unknown type VS_ERR_MALFORMED.
  * At most VS_FRAME_BYTES_MAX bytes.
  *
@@ -75,7 +75,7 @@
  * reordered within the window, never accepted twice).
  *
  * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
- *   VV   [1][vector u64][part u32][parts u32][forks u64][u32 n][n x (origin 32, seq u64, head 8)]
+ *   VV   [1][vector u64][part u32][parts u32][forks u64][acks u64][u32 n][n x (origin 32, seq u64, head 8)]
  *        A node's version vector: sent after the handshake, after it changes,
  *        `head` is the first VS_VV_HEAD_BYTES bytes of the hash of the
  *        sender's op at `seq`: two nodes at one seq with different heads hold
@@ -83,6 +83,9 @@
  *        `forks` digests the sender's fork verdicts (0: none; node.c, send_vv): a
  *        peer whose digest differs from ours is sent our verdicts again, so
  *        evidence lost in transit is repaired like any other difference.
+ *        `acks` (wire v4) digests the member acknowledgements the sender
+ *        holds (acks.h, vs_acks_tag; 0: none): two quiescent peers whose
+ *        digests differ tell each other their acks again (node_acks.c).
  *        and as the acknowledgement of received operations. A vector of more
  *        than VS_WIRE_VV_MAX origins travels in `parts` messages (part 0 ..
  *        parts-1, sent in order, 1 <= parts <= VS_WIRE_VV_PARTS_MAX), each
@@ -114,6 +117,13 @@
  *        "Send me your run of `origin` from seq `from`": answered with an OPS
  *        message of one run (from .. the next signed op) when held. Used to
  *        find where two branches part (node_fork.c); rate-limited per peer.
+ *   ACKS [5][u32 n][n x ack]   n >= 1, at most VS_MSG_BYTES_MAX in all (wire v4)
+ *        ack = [author 32][hlc u64][key_hlc u64][sig 64][u32 m][m x (origin 32, seq u64)]
+ *        A member's signed acknowledgement of its version vector (acks.h,
+ *        docs/protocol.md "Acknowledgements"): key_hlc == hlc is a keyframe
+ *        (every seq >= 1), key_hlc < hlc a delta against the author's
+ *        keyframe at key_hlc (seq 0: the origin is absent). m <=
+ *        VS_WIRE_VV_MAX, origins strictly increasing, seqs <= VS_OP_SEQ_MAX.
  * Unknown message types are VS_ERR_MALFORMED (a new type needs a new
  * protocol version, negotiated later by the version byte).
  */
@@ -132,8 +142,9 @@
 extern "C" {
 #endif
 
-#define VS_WIRE_VERSION 3u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
-                             * or WANT (a v1 or v2 frame is VS_ERR_VERSION) */
+#define VS_WIRE_VERSION 4u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
+                             * or WANT; 3: no ACKS, no acks digest in VV (a v1, v2 or v3 frame is
+                             * VS_ERR_VERSION) */
 #define VS_FRAME_HELLO 1u
 #define VS_FRAME_REPLY 2u
 #define VS_FRAME_AUTH 3u
@@ -144,6 +155,7 @@ extern "C" {
 #define VS_MSG_OPS 2u
 #define VS_MSG_FORK 3u
 #define VS_MSG_WANT 4u
+#define VS_MSG_ACKS 5u
 #define VS_VV_HEAD_BYTES 8u
 #define VS_MSG_WANT_BYTES (1u + VS_ORIGIN_BYTES + 8u)
 #define VS_MSG_FORK_HEADER_BYTES (1u + VS_ORIGIN_BYTES + 8u)
@@ -163,7 +175,10 @@ extern "C" {
 #define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
 #define VS_WIRE_VV_MAX 4096u       /* entries per VV message (part) */
 #define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
-#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 4u)
+#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 8u + 4u)
+#define VS_ACK_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u)
+#define VS_ACK_HEADER_BYTES (VS_ORIGIN_BYTES + 8u + 8u + VS_SIGNATURE_BYTES + 4u)
+#define VS_MSG_ACKS_HEADER_BYTES (1u + 4u)
 #define VS_WIRE_RUNS_MAX 4096u
 /* Ops in one run of an OPS message or one proof of a FORK message. Defined
  * here, with the format, so that the codec needs no header of the modules
@@ -324,6 +339,7 @@ typedef struct vs_vv_part {
   uint32_t part;   /**< 0 .. parts-1 */
   uint32_t parts;  /**< 1 .. VS_WIRE_VV_PARTS_MAX */
   uint64_t forks;  /**< digest of the sender's fork verdicts (0: none) */
+  uint64_t acks;   /**< digest of the member acknowledgements the sender holds (0: none; wire v4) */
 } vs_vv_part;
 
 /** Encode one part of a VV message; entries must be sorted by origin,
@@ -435,6 +451,58 @@ void vs_fork_msg_free(vs_fork_msg *m);
 vs_err vs_msg_want_encode(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from, uint8_t *out, size_t out_max,
                           size_t *out_bytes);
 vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out[VS_ORIGIN_BYTES], uint64_t *from_out);
+
+/** One entry of an acknowledgement (ACKS above). */
+typedef struct vs_ack_entry {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq; /**< 0 only in a delta: the origin is absent at the ack's hlc */
+} vs_ack_entry;
+
+/** One ack of a decoded ACKS message; author, sig and entries point into
+ *  the message (entries: count x VS_ACK_ENTRY_BYTES, vs_ack_entry_at). */
+typedef struct vs_ack_view {
+  const uint8_t *author;
+  uint64_t hlc, key_hlc;
+  const uint8_t *sig;
+  uint32_t count;
+  const uint8_t *entries;
+} vs_ack_view;
+
+/** Entry i (< v->count) of a decoded ack. */
+void vs_ack_entry_at(const vs_ack_view *v, uint32_t i, vs_ack_entry *out);
+
+/** Builds an ACKS message ack by ack into a caller buffer. */
+typedef struct vs_acks_writer {
+  uint8_t *out;
+  size_t out_max;
+  size_t used;
+  uint32_t acks;
+} vs_acks_writer;
+
+/** Start an ACKS message. @return VS_OK or VS_ERR_BUFSIZE. */
+vs_err vs_acks_writer_init(vs_acks_writer *w, uint8_t *out, size_t out_max);
+
+/** Append one ack (checked as the decoder does: VS_ERR_INVAL otherwise).
+ *  Nothing is written if it does not fit (VS_ERR_BUFSIZE: the message stays
+ *  valid); never past VS_MSG_BYTES_MAX. `entries` may be NULL when count is 0. */
+vs_err vs_acks_writer_add(vs_acks_writer *w, const uint8_t author[VS_ORIGIN_BYTES], uint64_t hlc, uint64_t key_hlc,
+                          const uint8_t sig[VS_SIGNATURE_BYTES], const vs_ack_entry *entries, uint32_t count);
+
+/** Finish: the message is w->out[0, *out_bytes). @return VS_OK or
+ *  VS_ERR_INVAL (no ack). */
+vs_err vs_acks_writer_finish(vs_acks_writer *w, size_t *out_bytes);
+
+/** Called once per ack of a decoded ACKS message, in order; a non-OK
+ *  return stops the walk and is returned. */
+typedef vs_err (*vs_ack_fn)(const vs_ack_view *ack, void *ctx);
+
+/** Validate a whole ACKS message first (n >= 1, each ack's count <=
+ *  VS_WIRE_VV_MAX, key_hlc <= hlc, origins strictly increasing, seqs <=
+ *  VS_OP_SEQ_MAX and >= 1 in a keyframe), then call fn per ack. Nothing is
+ *  called for an invalid message; nothing is allocated.
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED, VS_ERR_TRAILING,
+ *  VS_ERR_TOO_LARGE, VS_ERR_MALFORMED, or fn's error. */
+vs_err vs_msg_acks_decode(const uint8_t *in, size_t in_bytes, vs_ack_fn fn, void *ctx);
 
 /* Internal to the library (was in internal.h): vs_msg_ops_decode, with each op's encoding (a pointer into the message
  * and its length) beside the decoded ops: the receive path hashes and

@@ -1,6 +1,6 @@
-/* Wire protocol v3 (see wire.h), the messages carried inside DATA frames:
+/* Wire protocol v4 (see wire.h), the messages carried inside DATA frames:
  * VV (version vectors, in parts), OPS (signed runs: a writer and a
- * decoder), FORK (fork evidence) and WANT. Frames, the handshake and the
+ * decoder), FORK (fork evidence), WANT and ACKS (member acknowledgements). Frames, the handshake and the
  * sessions that seal these messages are in wire_session.c.
  *
  * Everything here parses bytes from peers that may be hostile (G6): every
@@ -52,7 +52,8 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
   vs_put_u32le(out + 9, part->part);
   vs_put_u32le(out + 13, part->parts);
   vs_put_u64le(out + 17, part->forks);
-  vs_put_u32le(out + 25, count);
+  vs_put_u64le(out + 25, part->acks);
+  vs_put_u32le(out + 33, count);
   uint8_t *p = out + VS_MSG_VV_HEADER_BYTES;
   for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
     memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
@@ -71,8 +72,9 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_MSG_VV) return VS_ERR_MALFORMED;
   if (in_bytes < VS_MSG_VV_HEADER_BYTES) return VS_ERR_TRUNCATED;
-  vs_vv_part part = {vs_get_u64le(in + 1), vs_get_u32le(in + 9), vs_get_u32le(in + 13), vs_get_u64le(in + 17)};
-  uint32_t count = vs_get_u32le(in + 25);
+  vs_vv_part part = {vs_get_u64le(in + 1), vs_get_u32le(in + 9), vs_get_u32le(in + 13), vs_get_u64le(in + 17),
+                     vs_get_u64le(in + 25)};
+  uint32_t count = vs_get_u32le(in + 33);
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
   size_t body = (size_t)count * VV_ENTRY_BYTES;
   if (in_bytes - VS_MSG_VV_HEADER_BYTES < body) return VS_ERR_TRUNCATED;
@@ -530,5 +532,124 @@ vs_err vs_msg_want_decode(const uint8_t *in, size_t in_bytes, uint8_t origin_out
   if (from == 0 || from > VS_OP_SEQ_MAX) return VS_ERR_MALFORMED;
   memcpy(origin_out, in + 1, VS_ORIGIN_BYTES);
   *from_out = from;
+  return VS_OK;
+}
+
+/* ---- ACKS messages ---- */
+
+_Static_assert(VS_MSG_ACKS_HEADER_BYTES + VS_ACK_HEADER_BYTES + (size_t)VS_WIRE_VV_MAX * VS_ACK_ENTRY_BYTES <=
+                   VS_MSG_BYTES_MAX,
+               "a full ack fits one message");
+
+/* An ack's entries are well formed: strictly increasing origins, seqs in
+ * range (>= 1 in a keyframe). */
+static bool ack_entries_ok(const uint8_t *p, uint32_t count, bool keyframe) {
+  for (uint32_t i = 0; i < count; i++) { /* bounded: count <= VS_WIRE_VV_MAX */
+    const uint8_t *e = p + (size_t)i * VS_ACK_ENTRY_BYTES;
+    uint64_t seq = vs_get_u64le(e + VS_ORIGIN_BYTES);
+    if (seq > VS_OP_SEQ_MAX || (keyframe && seq == 0)) return false;
+    if (i > 0 && memcmp(e - VS_ACK_ENTRY_BYTES, e, VS_ORIGIN_BYTES) >= 0) return false;
+  }
+  return true;
+}
+
+void vs_ack_entry_at(const vs_ack_view *v, uint32_t i, vs_ack_entry *out) {
+  assert(i < v->count);
+  const uint8_t *e = v->entries + (size_t)i * VS_ACK_ENTRY_BYTES;
+  memcpy(out->origin, e, VS_ORIGIN_BYTES);
+  out->seq = vs_get_u64le(e + VS_ORIGIN_BYTES);
+}
+
+vs_err vs_acks_writer_init(vs_acks_writer *w, uint8_t *out, size_t out_max) {
+  if (w == NULL || out == NULL) return VS_ERR_INVAL;
+  if (out_max < VS_MSG_ACKS_HEADER_BYTES) return VS_ERR_BUFSIZE;
+  w->out = out;
+  w->out_max = out_max;
+  w->used = VS_MSG_ACKS_HEADER_BYTES;
+  w->acks = 0;
+  out[0] = VS_MSG_ACKS;
+  vs_put_u32le(out + 1, 0);
+  return VS_OK;
+}
+
+vs_err vs_acks_writer_add(vs_acks_writer *w, const uint8_t author[VS_ORIGIN_BYTES], uint64_t hlc, uint64_t key_hlc,
+                          const uint8_t sig[VS_SIGNATURE_BYTES], const vs_ack_entry *entries, uint32_t count) {
+  if (w == NULL || w->out == NULL || author == NULL || sig == NULL || (entries == NULL && count > 0))
+    return VS_ERR_INVAL;
+  if (count > VS_WIRE_VV_MAX || key_hlc > hlc || w->acks == UINT32_MAX) return VS_ERR_INVAL;
+  for (uint32_t i = 0; i < count; i++) {
+    if (entries[i].seq > VS_OP_SEQ_MAX || (key_hlc == hlc && entries[i].seq == 0)) return VS_ERR_INVAL;
+    if (i > 0 && memcmp(entries[i - 1].origin, entries[i].origin, VS_ORIGIN_BYTES) >= 0) return VS_ERR_INVAL;
+  }
+  size_t need = VS_ACK_HEADER_BYTES + (size_t)count * VS_ACK_ENTRY_BYTES;
+  size_t cap = w->out_max < VS_MSG_BYTES_MAX ? w->out_max : VS_MSG_BYTES_MAX;
+  assert(w->used <= cap);
+  if (need > cap - w->used) return VS_ERR_BUFSIZE;
+  uint8_t *p = w->out + w->used;
+  memcpy(p, author, VS_ORIGIN_BYTES);
+  vs_put_u64le(p + 32, hlc);
+  vs_put_u64le(p + 40, key_hlc);
+  memcpy(p + 48, sig, VS_SIGNATURE_BYTES);
+  vs_put_u32le(p + 48 + VS_SIGNATURE_BYTES, count);
+  p += VS_ACK_HEADER_BYTES;
+  for (uint32_t i = 0; i < count; i++, p += VS_ACK_ENTRY_BYTES) {
+    memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
+    vs_put_u64le(p + VS_ORIGIN_BYTES, entries[i].seq);
+  }
+  w->used += need;
+  w->acks++;
+  vs_put_u32le(w->out + 1, w->acks);
+  return VS_OK;
+}
+
+vs_err vs_acks_writer_finish(vs_acks_writer *w, size_t *out_bytes) {
+  if (w == NULL || w->out == NULL || out_bytes == NULL || w->acks == 0) return VS_ERR_INVAL;
+  *out_bytes = w->used;
+  return VS_OK;
+}
+
+/* Read the ack at *pos into v (its entries unchecked). */
+static vs_err take_ack(const uint8_t *in, size_t in_bytes, size_t *pos, vs_ack_view *v) {
+  if (in_bytes - *pos < VS_ACK_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  const uint8_t *p = in + *pos;
+  v->author = p;
+  v->hlc = vs_get_u64le(p + 32);
+  v->key_hlc = vs_get_u64le(p + 40);
+  v->sig = p + 48;
+  v->count = vs_get_u32le(p + 48 + VS_SIGNATURE_BYTES);
+  *pos += VS_ACK_HEADER_BYTES;
+  if (v->count > VS_WIRE_VV_MAX) return VS_ERR_TOO_LARGE;
+  size_t body = (size_t)v->count * VS_ACK_ENTRY_BYTES;
+  if (in_bytes - *pos < body) return VS_ERR_TRUNCATED;
+  v->entries = in + *pos;
+  *pos += body;
+  if (v->key_hlc > v->hlc) return VS_ERR_MALFORMED;
+  return ack_entries_ok(v->entries, v->count, v->key_hlc == v->hlc) ? VS_OK : VS_ERR_MALFORMED;
+}
+
+vs_err vs_msg_acks_decode(const uint8_t *in, size_t in_bytes, vs_ack_fn fn, void *ctx) {
+  if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_ACKS) return VS_ERR_MALFORMED;
+  if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes < VS_MSG_ACKS_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  uint32_t n = vs_get_u32le(in + 1);
+  if (n == 0) return VS_ERR_MALFORMED;
+  if ((uint64_t)n * VS_ACK_HEADER_BYTES > in_bytes - VS_MSG_ACKS_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  /* Validate everything before calling anything. */
+  size_t pos = VS_MSG_ACKS_HEADER_BYTES;
+  vs_ack_view v;
+  for (uint32_t i = 0; i < n; i++) { /* bounded: n * header <= in_bytes */
+    vs_err err = take_ack(in, in_bytes, &pos, &v);
+    if (err != VS_OK) return err;
+  }
+  if (pos != in_bytes) return VS_ERR_TRAILING;
+  pos = VS_MSG_ACKS_HEADER_BYTES;
+  for (uint32_t i = 0; i < n; i++) {
+    vs_err err = take_ack(in, in_bytes, &pos, &v);
+    assert(err == VS_OK);
+    err = fn(&v, ctx);
+    if (err != VS_OK) return err;
+  }
   return VS_OK;
 }

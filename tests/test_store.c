@@ -335,7 +335,7 @@ static void raw_drop_format6(const char *dir) {
   assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
   assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
   assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-  static const char *const added[] = {"hstate", "hincrs", "horizon"};
+  static const char *const added[] = {"hstate", "hincrs", "horizon", "acks"};
   for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
     MDB_dbi dbi;
     assert_int_equal(mdb_dbi_open(txn, added[i], 0, &dbi), 0);

@@ -16,7 +16,7 @@ static void test_vv_round_trip(void **state) {
   uint8_t buf[VVH + 5 * VVE];
   size_t n = 0;
   uint32_t count = 0;
-  vs_vv_part part = {0x0102030405060708ull, 2, 3, 0x1122334455667788ull}, got;
+  vs_vv_part part = {0x0102030405060708ull, 2, 3, 0x1122334455667788ull, 0x99aabbccddeeff00ull}, got;
   assert_err(vs_msg_vv_encode(&part, e, 5, buf, sizeof buf, &n), VS_OK);
   assert_int_equal(n, VVH + 5 * VVE);
   assert_int_equal(buf[0], VS_MSG_VV);
@@ -24,7 +24,8 @@ static void test_vv_round_trip(void **state) {
   assert_int_equal(vt_get_u32le(buf + 9), 2);
   assert_int_equal(vt_get_u32le(buf + 13), 3);
   assert_int_equal(vt_get_u64le(buf + 17), part.forks);
-  assert_int_equal(vt_get_u32le(buf + 25), 5);
+  assert_int_equal(vt_get_u64le(buf + 25), part.acks);
+  assert_int_equal(vt_get_u32le(buf + 33), 5);
   assert_memory_equal(buf + VVH, e[0].origin, 32);
   uint8_t *copy = vt_dup_exact(buf, n);
   assert_err(vs_msg_vv_decode(copy, n, &got, d, 5, &count), VS_OK);
@@ -34,6 +35,7 @@ static void test_vv_round_trip(void **state) {
   assert_int_equal(got.part, 2);
   assert_int_equal(got.parts, 3);
   assert_int_equal(got.forks, part.forks);
+  assert_int_equal(got.acks, part.acks);
   for (int k = 0; k < 5; k++) {
     assert_memory_equal(d[k].origin, e[k].origin, 32);
     assert_int_equal(d[k].seq, e[k].seq);
@@ -56,7 +58,7 @@ static void test_vv_part_header_checked(void **state) {
   uint8_t buf[VVH + 2 * VVE];
   size_t n = 0;
   uint32_t count = 0;
-  static const vs_vv_part bad[] = {{0, 0, 1, 0}, {1, 1, 1, 0}, {1, 0, 0, 0}, {1, 0, VS_WIRE_VV_PARTS_MAX + 1, 0}, {1, 5, 5, 0}};
+  static const vs_vv_part bad[] = {{0, 0, 1, 0, 0}, {1, 1, 1, 0, 0}, {1, 0, 0, 0, 0}, {1, 0, VS_WIRE_VV_PARTS_MAX + 1, 0, 0}, {1, 5, 5, 0, 0}};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     assert_err(vs_msg_vv_encode(&bad[k], e, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
     assert_err(vs_msg_vv_encode(&ONE_PART, e, 2, buf, sizeof buf, &n), VS_OK);
@@ -65,10 +67,10 @@ static void test_vv_part_header_checked(void **state) {
     vt_put_u32le(buf + 13, bad[k].parts);
     assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_ERR_MALFORMED);
   }
-  vs_vv_part last = {7, VS_WIRE_VV_PARTS_MAX - 1, VS_WIRE_VV_PARTS_MAX, 0};
+  vs_vv_part last = {7, VS_WIRE_VV_PARTS_MAX - 1, VS_WIRE_VV_PARTS_MAX, 0, 0};
   assert_err(vs_msg_vv_encode(&last, e, 2, buf, sizeof buf, &n), VS_OK);
   assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_OK);
-  vs_vv_part empty_of_two = {1, 0, 2, 0};
+  vs_vv_part empty_of_two = {1, 0, 2, 0, 0};
   assert_err(vs_msg_vv_encode(&empty_of_two, NULL, 0, buf, sizeof buf, &n), VS_ERR_INVAL);
   assert_err(vs_msg_vv_encode(&ONE_PART, NULL, 0, buf, sizeof buf, &n), VS_OK);
   vt_put_u32le(buf + 13, 2);
@@ -118,13 +120,13 @@ static void test_vv_counts_past_limits_are_too_large(void **state) {
   uint8_t hdr[VVH] = {VS_MSG_VV};
   vt_put_u64le(hdr + 1, 1);
   vt_put_u32le(hdr + 13, 1);
-  vt_put_u32le(hdr + 25, VS_WIRE_VV_MAX + 1);
+  vt_put_u32le(hdr + VVH - 4, VS_WIRE_VV_MAX + 1);
   assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TOO_LARGE);
-  vt_put_u32le(hdr + 25, UINT32_MAX);
+  vt_put_u32le(hdr + VVH - 4, UINT32_MAX);
   assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TOO_LARGE);
-  vt_put_u32le(hdr + 25, 5); /* past the caller's room */
+  vt_put_u32le(hdr + VVH - 4, 5); /* past the caller's room */
   assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TOO_LARGE);
-  vt_put_u32le(hdr + 25, 4);
+  vt_put_u32le(hdr + VVH - 4, 4);
   assert_err(vv_decode_exact(hdr, VVH, d, 4, &count), VS_ERR_TRUNCATED);
 
   /* The largest part round-trips; one more entry cannot be encoded (it goes

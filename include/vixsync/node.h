@@ -137,6 +137,10 @@ typedef struct vs_node_cfg {
    *  device presenting its admission must hold the newest key). A revoked
    *  device is refused on any key. Default 10 minutes (a later field). */
   uint64_t rekey_grace_ms;
+  /** A managed mesh: a member signs a new acknowledgement of its vector
+   *  (docs/protocol.md, "Acknowledgements") at most this often, when the
+   *  vector changed. Default 1000 (a later field). */
+  uint64_t ack_interval_ms;
 } vs_node_cfg;
 
 /** Defaults for everything but dir, identity, mesh key and random; use it
@@ -188,6 +192,17 @@ typedef struct vs_node_stats {
   uint64_t handshakes_stale_key; /**< sessions made on an older key of the mesh than this node's newest */
   uint64_t rejected_stale_key;  /**< sessions closed: an older key past the grace period, from a device
                                      that is no active member here */
+  /* Member acknowledgements and the stable cut (a managed mesh; docs/protocol.md, "Acknowledgements"). */
+  uint64_t stable_ops;          /**< sum over origins held of the stable cut's seq (every active member holds
+                                     those very ops); refreshed every ack_interval_ms */
+  uint64_t stable_behind;       /**< sum over origins held of head seq - cut seq */
+  uint64_t acks_made;           /**< acks this node signed (its vector changed) */
+  uint64_t acks_sent;           /**< acks sent to peers (keyframes and deltas) */
+  uint64_t acks_received;       /**< acks received, verified and stored */
+  uint64_t acks_unusable;       /**< acks dropped: no verify here (ops we lack or hold on another branch, or a
+                                     forged signature), unknown keyframe, author no active member, an open mesh */
+  uint64_t acks_retold;         /**< times all acks were told a peer again (its acks digest stayed different) */
+  uint64_t rejected_ack_quota;  /**< acks dropped unchecked: the peer's signature-check quota was spent */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
