@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "acks.h"
 #include "chain.h"
 #include "fork.h"
 #include "member.h"
@@ -227,4 +228,60 @@ vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint6
     return err;
   }
   return vs_txn_commit(txn);
+}
+
+/* The stable cut, gathered for vs_compact_txn: the origins whose cut is
+ * above nothing (0 is "nothing stable"). */
+typedef struct cut_buf {
+  vs_cut_entry *e;
+  uint32_t n, cap;
+} cut_buf;
+
+static vs_err cut_collect(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t cut, uint64_t head, void *ctx) {
+  (void)head;
+  cut_buf *b = ctx;
+  if (cut == 0) return VS_OK;
+  if (b->n == b->cap) {
+    uint32_t cap = b->cap == 0 ? 16 : b->cap * 2;
+    vs_cut_entry *g = realloc(b->e, (size_t)cap * sizeof *g);
+    if (g == NULL) return VS_ERR_NOMEM;
+    b->e = g;
+    b->cap = cap;
+  }
+  memcpy(b->e[b->n].origin, origin, VS_ORIGIN_BYTES);
+  b->e[b->n].seq = cut;
+  b->n++;
+  return VS_OK;
+}
+
+vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info) {
+  if (store == NULL || max_ops == 0) return VS_ERR_INVAL;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) return err;
+  cut_buf b = {NULL, 0, 0};
+  vs_acks_cut_info ci;
+  memset(&ci, 0, sizeof ci);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  /* The cut and the compaction in one transaction: nothing voids an op
+   * between the two. */
+  err = vs_acks_cut_txn(txn, store, cut_collect, &b, &ci);
+  if (err == VS_OK && b.n > 0) err = vs_compact_txn(txn, store, b.e, b.n, max_ops, &res);
+  free(b.e);
+  if (err == VS_OK && res.ops_folded > 0) err = vs_txn_commit(txn);
+  else mdb_txn_abort(txn);
+  if (err == VS_OK && info != NULL) {
+    memset(info, 0, sizeof *info);
+    info->ops_folded = res.ops_folded;
+    info->records_dropped = res.records_dropped;
+    info->origins_moved = res.origins_moved;
+    info->held_by_outbox = res.held_by_outbox;
+    info->held_by_mesh = res.held_by_mesh;
+    info->members = ci.members;
+    info->members_acked = ci.with_ack;
+    info->stable_ops = ci.stable_ops;
+    info->more = res.more;
+  }
+  return err;
 }

@@ -147,6 +147,28 @@ typedef struct vs_store_space {
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_STORE (incl. the data file's stat). */
 VS_API vs_err vs_store_space_get(vs_store *store, vs_store_space *out);
 
+/** What one vs_store_compact call did (docs/storage.md, "Compaction"). */
+typedef struct vs_compact_info {
+  uint64_t ops_folded;      /**< ops folded into the base state: gone from the log */
+  uint64_t records_dropped; /**< WAL records deleted (membership ops stay) */
+  uint64_t origins_moved;   /**< origins whose horizon rose */
+  uint64_t held_by_outbox;  /**< origins held below the cut by an own op an HTTP sink has yet to deliver */
+  uint64_t held_by_mesh;    /**< ... by a membership op without its own signature */
+  uint32_t members;         /**< active members (0: an open mesh, which never compacts its log) */
+  uint32_t members_acked;   /**< of them, with an acknowledgement held (all: the cut can move) */
+  uint64_t stable_ops;      /**< the stable cut: the sum of its seqs */
+  bool more;                /**< the budget ran out: call again */
+} vs_compact_info;
+
+/** Compact the log below the stable cut: every active member's signed
+ *  acknowledgement (docs/protocol.md, "Acknowledgements") says it holds
+ *  those very ops, so they are folded into the base state and leave the
+ *  log, in one write transaction, at most about `max_ops` (>= 1) of them
+ *  (call again while info->more). An open mesh, or one where a member has
+ *  not acknowledged yet, compacts nothing. `info` may be NULL.
+ *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL, VS_ERR_NOMEM, VS_ERR_STORE. */
+VS_API vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info);
+
 /** Whether `origin` was voided by fork evidence: a device (an equivocating
  *  writer, or a copied data directory or restored backup that wrote on)
  *  signed two different operations at one seq. The store that holds the
