@@ -169,9 +169,8 @@ vs_err vs_acks_signed_txn(MDB_txn *txn, const vs_store *store, const uint8_t mes
     if (full[i].seq == h.seq) {
       memcpy(hash, h.hash, VS_HASH_BYTES);
     } else {
-      vs_op_id id;
-      vs_op_id_derive(full[i].origin, full[i].seq, &id);
-      err = vs_opid_get(txn, store, &id, NULL, hash);
+      /* Held, or the anchor of a compacted chain (its hash is kept). */
+      err = vs_op_hash_at_txn(txn, store, full[i].origin, full[i].seq, hash);
       if (err != VS_OK) return err; /* VS_ERR_NOTFOUND: not held */
     }
     uint8_t seq[8];
