@@ -28,6 +28,8 @@ static vs_node_cfg node_cfg_defaults(void) {
   c.origin_quota_per_min = 64;
   c.rekey_grace_ms = 600000;
   c.ack_interval_ms = 1000;
+  c.compact_every_ms = 0; /* off until a device behind a horizon can bootstrap over a session */
+  c.compact_after_ops = 10000;
   return c;
 }
 
@@ -435,6 +437,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     n->mesh_checked = true;
   }
   vs_err aerr = nd_acks_tick(n, now_ms); /* our own ack, the stable cut's counters */
+  if (aerr == VS_OK) aerr = nd_compact_tick(n, now_ms); /* the log below the stable cut */
   if (aerr != VS_OK) return aerr;
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
@@ -513,6 +516,8 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
     wake = t < wake ? t : wake;
   }
   if (n->mesh_managed && n->ack_next_ms < wake) wake = n->ack_next_ms;
+  uint64_t c = nd_compact_wake(n, now_ms);
+  if (c < wake) wake = c;
   if (n->engine != NULL) {
     uint64_t e = UINT64_MAX;
     if (vs_engine_tick(n->engine, now_ms, &e) == VS_OK && e < wake) wake = e;

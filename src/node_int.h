@@ -217,6 +217,10 @@ struct vs_node {
   bool acks_loaded;
   uint64_t ack_tokens[VS_NODE_PEERS_MAX], ack_tok_ms[VS_NODE_PEERS_MAX];
   uint64_t ack_tok_init; /* bit per ack_id: its bucket was filled once */
+  /* Compaction (node_compact.c): the next step is due then (0: at the
+   * first poll), or when the ops stored reach compact_ops_mark +
+   * cfg.compact_after_ops. */
+  uint64_t compact_next_ms, compact_ops_mark;
 };
 
 /* Functions shared between the node's files (not exported: the library is
@@ -286,6 +290,10 @@ vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms);
 vs_err nd_on_acks(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
 void nd_acks_on_vv(vs_node *n, peer *p, uint64_t digest, uint64_t now_ms);
 void nd_acks_peer_free(peer *p);
+
+/* node_compact.c: the log below the stable cut, a bounded step per poll. */
+vs_err nd_compact_tick(vs_node *n, uint64_t now_ms);
+uint64_t nd_compact_wake(const vs_node *n, uint64_t now_ms);
 
 /* node_rx.c: receiving; the origin quota's buckets. */
 void nd_bucket_refill(uint64_t *tokens, uint64_t *at_ms, uint64_t per_min, uint64_t now_ms);

@@ -141,7 +141,22 @@ typedef struct vs_node_cfg {
    *  (docs/protocol.md, "Acknowledgements") at most this often, when the
    *  vector changed. Default 1000 (a later field). */
   uint64_t ack_interval_ms;
+  /** A managed mesh: compaction (docs/storage.md, "Compaction") runs at
+   *  least this often, in steps of VS_NODE_COMPACT_STEP_OPS ops, one per
+   *  poll while there is more: the ops every member has acknowledged leave
+   *  the log. 0: never (vs_store_compact then runs only when called).
+   *  Default 0 for now: a device that joins after a compaction lacks the
+   *  compacted ops and no peer sends them (VS_ERR_BEHIND_HORIZON: never a
+   *  partial stream); until it can fetch a snapshot over a session, such
+   *  devices are seeded with vs_snapshot_install (vix-node restore) first.
+   *  (A later field.) */
+  uint64_t compact_every_ms;
+  /** ... and as soon as this many ops were stored since the last
+   *  compaction (0: by time only). Default 10000 (a later field). */
+  uint64_t compact_after_ops;
 } vs_node_cfg;
+
+#define VS_NODE_COMPACT_STEP_OPS 4096u /* ops one compaction step folds at most (about: to a signed op) */
 
 /** Defaults for everything but dir, identity, mesh key and random; use it
  *  through vs_node_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
@@ -203,6 +218,8 @@ typedef struct vs_node_stats {
                                      forged signature), unknown keyframe, author no active member, an open mesh */
   uint64_t acks_retold;         /**< times all acks were told a peer again (its acks digest stayed different) */
   uint64_t rejected_ack_quota;  /**< acks dropped unchecked: the peer's signature-check quota was spent */
+  uint64_t compact_steps;       /**< compaction steps that folded ops (compact_every_ms, compact_after_ops) */
+  uint64_t ops_compacted;       /**< ops folded into the base state and gone from the log */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

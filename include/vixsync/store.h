@@ -157,6 +157,8 @@ typedef struct vs_compact_info {
   uint32_t members;         /**< active members (0: an open mesh, which never compacts its log) */
   uint32_t members_acked;   /**< of them, with an acknowledgement held (all: the cut can move) */
   uint64_t stable_ops;      /**< the stable cut: the sum of its seqs */
+  uint32_t pending_invites; /**< invites not used yet nor expired: while any, nothing is compacted (the
+                                 device may join holding nothing that no acknowledgement accounts for) */
   bool more;                /**< the budget ran out: call again */
 } vs_compact_info;
 
@@ -164,8 +166,9 @@ typedef struct vs_compact_info {
  *  acknowledgement (docs/protocol.md, "Acknowledgements") says it holds
  *  those very ops, so they are folded into the base state and leave the
  *  log, in one write transaction, at most about `max_ops` (>= 1) of them
- *  (call again while info->more). An open mesh, or one where a member has
- *  not acknowledged yet, compacts nothing. `info` may be NULL.
+ *  (call again while info->more). An open mesh, one where a member has not
+ *  acknowledged yet, or one with an invite not used yet nor expired,
+ *  compacts nothing. `info` may be NULL.
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL, VS_ERR_NOMEM, VS_ERR_STORE. */
 VS_API vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info);
 
