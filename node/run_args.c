@@ -8,7 +8,7 @@
 static void usage_full(FILE *out) {
   fputs("usage: vix-node run --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE]\n"
         "                    [--log-level error|warn|info|debug] [--origin-quota N] [--rekey-grace DUR]\n"
-        "                    [--purge-done-after N|off]\n\n"
+        "                    [--purge-done-after N|off] [--compact-every DUR|off]\n\n"
         "Run the sync node of DIR: listen on HOST:PORT (UDP, ENet; port 0 picks a free port, logged as\n"
         "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
         "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
@@ -30,13 +30,19 @@ static void usage_full(FILE *out) {
         "                    delivered (DONE) outbox entries a sink keeps: past N the daemon purges the\n"
         "                    oldest, in steps of at most 4096 entries, one every 50 ms while there is more,\n"
         "                    checked every second (default 1000; 0: all of them; off: never, then\n"
-        "                    `vix-node compact` purges). Counted as outbox_purged in `status --json`.\n",
+        "                    `vix-node compact` purges). Counted as outbox_purged in `status --json`.\n"
+        "  --compact-every DUR|off\n"
+        "                    a managed mesh: fold the operations every member has acknowledged into the\n"
+        "                    base state and drop them from the log, every DUR and after every 10000 ops\n"
+        "                    stored (default off). A device that joins afterwards must be seeded with\n"
+        "                    `vix-node restore` of a member's snapshot first: no peer sends it what was\n"
+        "                    compacted. Counted as compact_steps and ops_compacted in `status --json`.\n",
         out);
 }
 
 void vn_usage_run(FILE *out) {
   fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n"
-        "           [--origin-quota N] [--rekey-grace DUR] [--purge-done-after N|off]\n",
+        "           [--origin-quota N] [--rekey-grace DUR] [--purge-done-after N|off] [--compact-every DUR|off]\n",
         out);
 }
 
@@ -102,6 +108,14 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
         return VN_EXIT_USAGE;
       }
       a->purge_keep = q;
+    } else if ((v = opt_value(argc, argv, &i, "--compact-every", &m)) != NULL || m) {
+      uint64_t every = 0;
+      if (v != NULL && strcmp(v, "off") != 0 && (!vn_parse_duration(v, &every) || every == 0)) {
+        vn_errorf("run", "--compact-every: '%s' is not a duration (" VN_DURATION_HELP ") or off", v);
+        return VN_EXIT_USAGE;
+      }
+      a->compact_every_set = v != NULL;
+      a->compact_every_ms = every;
     } else if ((v = opt_value(argc, argv, &i, "--log-level", &m)) != NULL || m) {
       if (v != NULL && !vn_log_level_parse(v, &a->level)) {
         vn_errorf("run", "--log-level: '%s' is not error, warn, info or debug", v);
