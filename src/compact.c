@@ -118,7 +118,10 @@ static vs_err reach(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from
   *end_out = from;
   vs_err err = VS_OK;
   for (uint64_t seq = from + 1; seq <= to && err == VS_OK; seq++) { /* bounded by to - from */
-    if (seq - from > budget && *end_out > from) break;
+    if (seq - from > budget && *end_out > from) {
+      res->more = true; /* the rest next time */
+      break;
+    }
     held_op h;
     bool ok = true, has_sig = false;
     err = op_read(j, origin, seq, &h);
