@@ -120,7 +120,7 @@ int vn_cmd_restore(const vn_args *a) {
     return rc;
   }
   vs_snapshot_info info;
-  vs_err err = vs_snapshot_install(vs_node_store(node), file_read, f, &info);
+  vs_err err = vs_snapshot_install(vs_node_store(node), file_read, f, vn_now_ms(), &info);
   vs_node_close(node);
   if (f != stdin) fclose(f);
   if (err == VS_ERR_STATE) {

@@ -57,7 +57,13 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
      * here to compare it with (a fork there cannot be proven by this node;
      * a run that goes on past the horizon from another branch fails the
      * link to our head below). */
-    if (err == VS_ERR_NOTFOUND && ops[skip].seq <= hz.seq) continue;
+    if (err == VS_ERR_NOTFOUND && ops[skip].seq <= hz.seq) {
+      /* At the anchor its hash is known: another op there is another
+       * branch (a restored copy that wrote on, or an equivocation), not a
+       * duplicate; nothing here can prove it (the op is gone): refused. */
+      if (ops[skip].seq == hz.seq && memcmp(hz.hash, hashes[skip], VS_HASH_BYTES) != 0) return VS_ERR_CHAIN;
+      continue;
+    }
     if (err == VS_ERR_NOTFOUND) return VS_ERR_CORRUPT; /* the head says we hold it */
     if (err != VS_OK) return err;
     if (memcmp(held, hashes[skip], VS_HASH_BYTES) != 0) {

@@ -47,6 +47,10 @@ static vs_err fill_step(vs_outbox *ob, const uint8_t origin[VS_ORIGIN_BYTES], ui
     uint32_t enc_bytes;
     vs_op op;
     err = vs_wal_reader_op(&wr, lsn, &enc, &enc_bytes);
+    if (err == VS_ERR_NOTFOUND) { /* compacted (docs/storage.md): nothing left to enqueue */
+      err = VS_OK;
+      continue;
+    }
     if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
     if (err != VS_OK || memcmp(op.origin, origin, VS_ORIGIN_BYTES) != 0) continue;
     t.dirty = true;

@@ -29,6 +29,7 @@
 #include "mstore.h"
 #include "state_int.h"
 #include "wal_int.h"
+#include "vixsync/node.h" /* VS_MAX_DRIFT_MS_DEFAULT */
 
 #define MAGIC "VIXSNAP1"
 #define HDR_FIXED 192u
@@ -414,6 +415,9 @@ typedef struct installer {
   bool have_mesh;
   uint64_t entries, incrs, mesh_ops, mesh_items;
   uint64_t lsn; /* the WAL's last LSN */
+  const uint8_t *origins; /* the header's anchors (ORIGIN_REC each, by origin) */
+  uint32_t n_origins;
+  uint64_t hlc_max; /* no HLC whose wall ms is past this is taken: now + the drift a run may have */
   vs_wal_cursors cur;
 } installer;
 
@@ -446,6 +450,7 @@ static vs_err item_entry(installer *in, const uint8_t *b, uint32_t len) {
   e.lone = *p++ == 1;
   memcpy(e.lone_digest, p, VS_HASH_BYTES);
   if (e.base_kind > 2 || (e.lone && e.base_kind == 0) || (e.base_kind != 1 && e.value_bytes > 0)) return VS_ERR_MALFORMED;
+  if (vs_hlc_wall_ms(e.base_hlc) > in->hlc_max) return VS_ERR_FUTURE;
   vs_err err = vs_state_import_entry_txn(in->txn, in->store, &e, in->base_hash);
   if (err != VS_OK) return err;
   memcpy(in->target, e.target, e.target_bytes);
@@ -457,6 +462,7 @@ static vs_err item_entry(installer *in, const uint8_t *b, uint32_t len) {
 
 static vs_err item_incr(installer *in, const uint8_t *b, uint32_t len) {
   if (len != INCR_BODY || !in->have_target) return VS_ERR_MALFORMED;
+  if (vs_hlc_wall_ms(vs_get_u64le(b)) > in->hlc_max) return VS_ERR_FUTURE;
   in->incrs++;
   return vs_state_import_incr_txn(in->txn, in->store, in->target, in->target_bytes, vs_get_u64le(b), b + 8,
                                   vs_get_u64le(b + 8 + VS_ORIGIN_BYTES), (int64_t)vs_get_u64le(b + 16 + VS_ORIGIN_BYTES),
@@ -478,6 +484,19 @@ static vs_err item_mesh(installer *in, const uint8_t *b, uint32_t len) {
   vs_put_u64be(key + VS_ORIGIN_BYTES, op.seq);
   if (in->have_mesh && memcmp(key, in->last_key, sizeof key) <= 0) return VS_ERR_MALFORMED;
   memcpy(in->last_key, key, sizeof key);
+  /* Only below an anchor the header names: the chain after it comes by
+   * anti-entropy, where the op would be a second copy. */
+  const uint8_t *anchor = NULL;
+  for (uint32_t lo = 0, hi = in->n_origins; lo < hi && anchor == NULL;) { /* bounded: log2(origins) */
+    uint32_t mid = lo + (hi - lo) / 2;
+    const uint8_t *rec = in->origins + (size_t)mid * ORIGIN_REC;
+    int c = memcmp(op.origin, rec, VS_ORIGIN_BYTES);
+    if (c == 0) anchor = rec;
+    else if (c < 0) hi = mid;
+    else lo = mid + 1;
+  }
+  if (anchor == NULL || op.seq > vs_get_u64le(anchor + 32)) return VS_ERR_MALFORMED;
+  if (vs_hlc_wall_ms(op.hlc) > in->hlc_max) return VS_ERR_FUTURE;
   in->have_mesh = true;
   in->mesh_items++;
   uint8_t hash[VS_HASH_BYTES];
@@ -522,6 +541,8 @@ static vs_err store_fresh(installer *in, const uint8_t *self) {
   MDB_stat st;
   vs_err err = vs_mdb_err(mdb_stat(in->txn, in->store->dbi_horizon, &st));
   if (err == VS_OK && st.ms_entries > 0) return VS_ERR_STATE;
+  if (err == VS_OK) err = vs_mdb_err(mdb_stat(in->txn, in->store->dbi_hstate, &st));
+  if (err == VS_OK && st.ms_entries > 0) return VS_ERR_STATE; /* an install that held no anchor */
   err = vs_mdb_err(mdb_stat(in->txn, in->store->dbi_heads, &st));
   if (err != VS_OK) return err;
   if (st.ms_entries == 0) return VS_OK;
@@ -565,8 +586,11 @@ static vs_err read_exact(vs_snapshot_read_fn fn, void *ctx, uint8_t *buf, size_t
   return err;
 }
 
-vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, vs_snapshot_info *info) {
+vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_snapshot_info *info) {
   if (store == NULL || fn == NULL) return VS_ERR_INVAL;
+  /* HLCs as apply takes them: none past now + the drift (apply.h), so a
+   * maker with a wild clock cannot drag ours or win every race. */
+  uint64_t hlc_max = vs_add_sat_u64(now_ms, VS_MAX_DRIFT_MS_DEFAULT); /* in wall ms */
   uint8_t fixed[HDR_FIXED];
   uint64_t total = 0;
   vs_err err = read_exact(fn, ctx, fixed, sizeof fixed, &total);
@@ -592,11 +616,13 @@ vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, v
     if (crypto_sign_verify_detached(hdr + hdr_bytes - VS_SIGNATURE_BYTES, digest, sizeof digest, signer) != 0)
       err = VS_ERR_AUTH;
   }
+  if (err == VS_OK && vs_hlc_wall_ms(vs_get_u64le(hdr + 80)) > hlc_max) err = VS_ERR_FUTURE;
   for (uint32_t i = 0; i < n_origins && err == VS_OK; i++) {
     const uint8_t *rec = hdr + HDR_FIXED + (size_t)i * ORIGIN_REC;
     if (i > 0 && memcmp(rec - ORIGIN_REC, rec, VS_ORIGIN_BYTES) >= 0) err = VS_ERR_MALFORMED;
     else if (vs_get_u64le(rec + 32) == 0) err = VS_ERR_MALFORMED;
     else if (!vs_chain_verify(rec, vs_get_u64le(rec + 32), rec + 48, rec + 80)) err = VS_ERR_AUTH;
+    else if (vs_hlc_wall_ms(vs_get_u64le(rec + 40)) > hlc_max) err = VS_ERR_FUTURE; /* the anchor's HLC: not signed */
   }
   if (err == VS_OK && n_chunks > 0) err = read_exact(fn, ctx, hashes[0], (size_t)n_chunks * VS_HASH_BYTES, &total);
   if (err == VS_OK) {
@@ -607,6 +633,9 @@ vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, v
   installer in;
   memset(&in, 0, sizeof in);
   in.store = store;
+  in.origins = hdr + HDR_FIXED;
+  in.n_origins = n_origins;
+  in.hlc_max = hlc_max;
   if (err == VS_OK) err = vs_txn_begin(store, true, &in.txn);
   if (err != VS_OK) {
     free(hdr);

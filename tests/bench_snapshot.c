@@ -186,7 +186,7 @@ int main(int argc, char **argv) {
   double make_s = now_s() - t0;
   vs_store *c = open_store("snapshot");
   t0 = now_s();
-  CHECK_VS(vs_snapshot_install(c, mem_read, &snap, NULL));
+  CHECK_VS(vs_snapshot_install(c, mem_read, &snap, T0_MS + n + 1000, NULL));
   double install_s = now_s() - t0;
 
   uint8_t ha[VS_HASH_BYTES], hb[VS_HASH_BYTES], hc[VS_HASH_BYTES];

@@ -217,6 +217,34 @@ static void test_compact_below_horizon(void **state) {
   mdb_txn_abort(txn);
 }
 
+/* A second branch of a compacted chain (a restored copy of a's directory
+ * that wrote on, with a's identity): its run ending at the anchor differs
+ * there and is refused, not taken for a duplicate; one ending below the
+ * anchor cannot be told apart here (the ops are gone: docs/storage.md). */
+static void test_compact_other_branch_at_anchor(void **state) {
+  world *w = *state;
+  vs_cut_entry cut;
+  cut_of(&w->a, 4, &cut);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, &cut, 1, 100, &res), VS_OK);
+  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 4);
+  node copy;
+  node_open(&copy, "compact-copy", 1); /* a's identity, another history */
+  for (unsigned i = 0; i < 4; i++) wr(&copy, "put", "other", i % 2 ? "x" : "y", T0_MS + 50000 + i);
+  oplist *l = collect(copy.store, copy.id.pk);
+  run runs[RUNS_MAX];
+  uint32_t n = cut_runs(copy.store, l, runs, RUNS_MAX);
+  assert_int_equal(n, 4);
+  vs_apply_result ar;
+  assert_err(apply_run(&w->c, l, &runs[2], T0_MS + 60000, &ar), VS_OK); /* seq 3: below the anchor, taken as held */
+  assert_int_equal(ar.applied, 0);
+  assert_err(apply_run(&w->c, l, &runs[3], T0_MS + 60000, &ar), VS_ERR_CHAIN); /* seq 4: the anchor differs */
+  assert_converged(w->c.store, w->d.store);
+  oplist_free(l);
+  node_close(&copy);
+}
+
 /* A void (fork verdict, revocation cut) that reaches below the horizon
  * starts above it: the ops up to it were held by every member. The twin
  * voided from there gives the same state. */
@@ -361,6 +389,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_compact_everything_keeps_the_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_in_steps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_below_horizon, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_other_branch_at_anchor, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_void_starts_above_horizon, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_waits_for_the_outbox, setup, teardown),
       cmocka_unit_test(test_compact_keeps_membership_ops),

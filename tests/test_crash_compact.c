@@ -284,7 +284,7 @@ static void install_child(const fx *f) {
   cfg.create = true;
   if (vs_store_open(f->fresh, &cfg, &s) != VS_OK) _exit(2);
   rd r = {0};
-  vs_err err = vs_snapshot_install(s, snap_read, &r, NULL);
+  vs_err err = vs_snapshot_install(s, snap_read, &r, T0_MS + 100000000ull, NULL);
   vs_store_close(s);
   _exit(err == VS_OK ? 0 : 3);
 }
@@ -314,7 +314,7 @@ static void test_crash_during_install(void **state) {
     if (memcmp(h, zero, VS_HASH_BYTES) == 0) {
       assert_int_equal(seq, 0); /* untouched: nothing of it */
       rd r = {0};
-      assert_err(vs_snapshot_install(s, snap_read, &r, NULL), VS_OK); /* and it installs after the crash */
+      assert_err(vs_snapshot_install(s, snap_read, &r, T0_MS + 100000000ull, NULL), VS_OK); /* and it installs after the crash */
       state_hash(s, h);
       untouched++;
     } else {

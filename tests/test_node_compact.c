@@ -161,7 +161,7 @@ static void test_node_late_device_seeded_by_snapshot(void **state) {
   vs_store *s = NULL;
   assert_err(vt_store_open(m.dirs[3], 64ull << 20, &s), VS_OK);
   assert_err(vs_store_set_identity(s, &m.ids[3]), VS_OK);
-  assert_err(vs_snapshot_install(s, sb_read, &snap, NULL), VS_OK);
+  assert_err(vs_snapshot_install(s, sb_read, &snap, m.now_ms, NULL), VS_OK);
   vs_store_close(s);
   free(snap.p);
   mh_open(&m, 3, 0);

@@ -48,7 +48,7 @@ static vs_err install(vs_store *s, const buf *src, size_t len, vs_snapshot_info 
   buf b = *src;
   b.len = len;
   b.at = 0;
-  return vs_snapshot_install(s, buf_read, &b, info);
+  return vs_snapshot_install(s, buf_read, &b, T0_MS + 3600000ull, info);
 }
 
 typedef struct world {
@@ -209,6 +209,12 @@ static void test_snapshot_tampered_or_cut_is_refused(void **state) {
   vs_put_u32le(b.p + 8, 2);
   assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_VERSION);
   vs_put_u32le(b.p + 8, 1);
+  /* Made by a clock ahead of ours past the drift a run may have: refused
+   * (its HLCs would drag ours and win every race), nothing installed. */
+  buf late = b;
+  late.at = 0;
+  assert_err(vs_snapshot_install(w->f.store, buf_read, &late, T0_MS - VS_MAX_DRIFT_MS_DEFAULT - 60000u, NULL),
+             VS_ERR_FUTURE);
   assert_untouched(w->f.store);
   assert_err(install(w->f.store, &b, b.len, NULL), VS_OK);
   free(b.p);

@@ -128,7 +128,9 @@ VS_API void vs_outbox_close(vs_outbox *outbox);
  *  "sinkfill" + sink id: the LSN reached and the LSN to reach). An
  *  interrupted scan resumes there; a finished one is never repeated, so
  *  entries purged later (vs_outbox_purge_done) are not enqueued again.
- *  Received operations (other origins) are not enqueued, as for vs_write.
+ *  Received operations (other origins) are not enqueued, as for vs_write;
+ *  nor are operations compaction took out of the log (vs_store_compact:
+ *  every member holds them; an HTTP sink registered later never sees them).
  *  The sink "default" exists from the store's creation: nothing is scanned.
  *  @param[out] enqueued_out entries created (may be NULL).
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_CORRUPT, VS_ERR_FULL or VS_ERR_STORE

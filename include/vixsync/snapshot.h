@@ -77,15 +77,18 @@ VS_API vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *c
  *  The store must hold no op of another origin than its own identity's (a
  *  new device: empty, or just joined), and must be of the snapshot's mesh
  *  (a managed store joins first). Every check happens before the commit;
- *  on any error nothing is changed.
- *  @return VS_OK; VS_ERR_INVAL; VS_ERR_MALFORMED, VS_ERR_VERSION,
+ *  on any error nothing is changed. `now_ms`: the caller's wall clock; an
+ *  HLC in the snapshot past it plus VS_MAX_DRIFT_MS_DEFAULT is refused, as
+ *  a run is (apply.h).
+ *  @return VS_OK; VS_ERR_INVAL; VS_ERR_FUTURE (an HLC past now + drift); VS_ERR_MALFORMED, VS_ERR_VERSION,
  *  VS_ERR_TRUNCATED (fn's) (not a snapshot, or cut short); VS_ERR_AUTH (a
  *  signature, chunk or the state hash does not match: a changed byte);
  *  VS_ERR_NOT_MEMBER (the signer is no active member of the mesh it
  *  carries); VS_ERR_STATE (the store holds other origins' ops, belongs to
  *  another mesh, or the snapshot holds more of this device's own chain than
  *  the store: a restored copy); VS_ERR_FULL, VS_ERR_NOMEM, VS_ERR_STORE. */
-VS_API vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, vs_snapshot_info *info);
+VS_API vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms,
+                                  vs_snapshot_info *info);
 
 #ifdef __cplusplus
 }
