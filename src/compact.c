@@ -161,6 +161,9 @@ static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint
     held_op h;
     err = op_read(j, origin, seq, &h);
     if (err == VS_OK && !h.mesh && !h.inert) err = vs_state_fold_base_txn(j->txn, j->store, &h.op, h.hash, j->base_hash);
+    /* A put or del folded is final: the incrs before it never count again. */
+    if (err == VS_OK && !h.mesh && !h.inert && (strcmp(h.op.kind, "put") == 0 || strcmp(h.op.kind, "del") == 0))
+      err = vs_state_prune_dead_incrs_txn(j->txn, j->store, h.op.target, h.op.target_bytes, &res->incrs_dropped);
     if (err == VS_OK && seq == end) {
       hz.seq = seq;
       hz.hlc = h.op.hlc;

@@ -13,10 +13,13 @@
  *
  * Nothing a later op needs is dropped: the base state keeps, per target,
  * the winning put or del (its HLC and origin: a tombstone is kept) and
- * every incr (a late base re-counts them), so an op of any HLC that comes
- * later merges exactly as it would have without compaction; only values
- * that a newer put or del superseded go. (Dropping tombstones and folding
- * counters is later work: it is what will need a gc_floor and orphans.)
+ * every incr after it (a late base re-counts them), so an op of any HLC
+ * that comes later merges exactly as it would have without compaction;
+ * what goes: values a newer put or del superseded, and the incr rows
+ * ordered before a folded base (they could count again only if that base
+ * were voided, and nothing voids below a horizon). (Dropping tombstones
+ * and folding counted incrs is later work: it is what will need a
+ * gc_floor and orphans.)
  *
  * What stays below the horizon: membership ops (the reducer reads them by
  * LSN; their records, op ids and signatures stay, and one without its own
@@ -37,6 +40,7 @@ typedef struct vs_cut_entry {
 typedef struct vs_compact_result {
   uint64_t ops_folded;      /* ops folded into the base state (their effect moved there) */
   uint64_t records_dropped; /* WAL records deleted (with their op ids and signatures) */
+  uint64_t incrs_dropped;   /* incr rows ordered before a folded base: they never count again */
   uint64_t origins_moved;   /* origins whose horizon rose */
   uint64_t held_by_outbox;  /* origins stopped short of the cut: an own op a sink has to deliver */
   uint64_t held_by_mesh;    /* ... or a membership op without its own signature (the ops up to the

@@ -550,6 +550,71 @@ vs_err vs_state_rebuild_txn(MDB_txn *txn, const vs_store *store) {
   return err;
 }
 
+/* ---- dead incrs (compaction) ---- */
+
+/* Delete the incr rows of `tag` in `dbi` ordered at or before (hlc,
+ * origin): a base there that never goes away makes them count never again.
+ * Bounded by the target's incr rows. */
+static vs_err incrs_drop_through(MDB_txn *txn, MDB_dbi dbi, const uint8_t tag[TAG_BYTES], uint64_t hlc,
+                                 const uint8_t origin[VS_ORIGIN_BYTES], uint64_t *dropped) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  vs_err err = VS_OK;
+  /* Bounded: each round deletes one row; the seek restarts at the tag (a
+   * delete leaves the cursor where LMDB says little about). */
+  for (;;) {
+    k = (MDB_val){TAG_BYTES, (void *)tag};
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc != MDB_SUCCESS) break;
+    if (k.mv_size != INCR_KEY_BYTES) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    const uint8_t *kp = k.mv_data;
+    if (memcmp(kp, tag, TAG_BYTES) != 0) break;
+    if (lww_cmp(vs_get_u64be(kp + TAG_BYTES), kp + TAG_BYTES + 8, hlc, origin) > 0) break; /* sorted: the rest is after */
+    rc = mdb_cursor_del(cur, 0);
+    if (rc != MDB_SUCCESS) break;
+    (*dropped)++;
+  }
+  mdb_cursor_close(cur);
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  return err;
+}
+
+vs_err vs_state_prune_dead_incrs_txn(MDB_txn *txn, const vs_store *store, const uint8_t *target, uint32_t target_bytes,
+                                     uint64_t *dropped_out) {
+  uint8_t key[KEY_BYTES_MAX], tag[TAG_BYTES];
+  MDB_val k = {state_key(target, target_bytes, key), key}, v;
+  int rc = mdb_get(txn, store->dbi_hstate, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  record base;
+  vs_err err = record_decode(&v, &base);
+  if (err != VS_OK || base.base_kind == BASE_NONE) return err;
+  uint64_t hlc = base.base_hlc;
+  uint8_t origin[VS_ORIGIN_BYTES];
+  memcpy(origin, base.base_origin, VS_ORIGIN_BYTES);
+  target_tag(target, target_bytes, tag);
+  err = incrs_drop_through(txn, store->dbi_hincrs, tag, hlc, origin, dropped_out);
+  /* The live state's rows too, once its base is that same final one (or a
+   * later one: it never goes below a final base). */
+  if (err == VS_OK) {
+    rc = mdb_get(txn, store->dbi_state, &k, &v);
+    if (rc == MDB_SUCCESS) {
+      record live;
+      err = record_decode(&v, &live);
+      if (err == VS_OK && live.base_kind != BASE_NONE && lww_cmp(live.base_hlc, live.base_origin, hlc, origin) >= 0)
+        err = incrs_drop_through(txn, store->dbi_incrs, tag, hlc, origin, dropped_out);
+    } else if (rc != MDB_NOTFOUND) {
+      err = vs_mdb_err(rc);
+    }
+  }
+  return err;
+}
+
 /* ---- export and import (snapshots: snapshot.c) ---- */
 
 vs_err vs_state_export_txn(MDB_txn *txn, const vs_store *store, bool base, vs_state_export_fn on_entry,

@@ -24,6 +24,14 @@ vs_err vs_state_fold_base_txn(MDB_txn *txn, const vs_store *store, const vs_op *
 vs_err vs_state_base_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
 vs_err vs_state_base_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]);
 
+/** The incr rows of `target` ordered at or before its base state's base
+ *  (a put or del folded below a horizon, which nothing voids: they can
+ *  never count again), in the base and, when the live base is that one or
+ *  later, in the live state; the state hash is unchanged (only counted
+ *  incrs are in it). *dropped_out is added to. Bounded by the rows. */
+vs_err vs_state_prune_dead_incrs_txn(MDB_txn *txn, const vs_store *store, const uint8_t *target, uint32_t target_bytes,
+                                     uint64_t *dropped_out);
+
 /** One target of the state as a snapshot carries it (state.c's record):
  *  the winning put or del (base_kind 0: none, 1 put, 2 del) and, when no
  *  incr is counted after it (lone), the digest it adds to the state hash

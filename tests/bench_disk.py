@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""bench_disk: does a store's size stay bounded under a long stream of
+overwrites? (issue 17, "Disk stays bounded"; by hand, not in CI)
+
+    python3 tests/bench_disk.py PATH_TO_VIX_NODE [OPS [KEYS]]   (default 1000000 over 1000)
+
+A 3-member managed mesh of real daemons on 127.0.0.1 (node a creates it, b
+and c join), OPS writes over KEYS keys spread over the three (60% puts of
+16-64 bytes, 20% dels, 20% incrs) imported in rounds of 20,000 while the
+daemons run, twice in the same run: with `run --compact-every 5s` and with
+compaction off. After each round: every store's used_bytes (pages in use)
+and log length. The baseline, measured in the same run: a store holding the
+same live state written once (`import` of the final state into a fresh
+directory). Prints `name: value unit` lines and `ratio` lines; the size
+series as CSV lines `series,MODE,ROUND,OPS,NODE,USED_BYTES` for a plot.
+"""
+import json
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e"))
+import meshlib as ml  # noqa: E402
+from meshlib import vn_ok  # noqa: E402
+
+ROUND = 20000
+
+
+def members_mesh(m, extra):
+    a = os.path.join(m.root, "a")
+    vn_ok("init", "--data", a, "--new-mesh")
+    dirs = [a]
+    for name in ("b", "c"):
+        d = os.path.join(m.root, name)
+        vn_ok("join", "--data", d, vn_ok("invite", "--data", a).strip())
+        dirs.append(d)
+    da = m.start(a, extra=extra)
+    for d in dirs[1:]:
+        m.start(d, peers=[da.port], extra=extra)
+    return dirs
+
+
+def used(d):
+    return ml.status(d)["store"]["used_bytes"]
+
+
+def log_len(d):
+    return sum(1 for line in vn_ok("log", "--data", d, "--json").splitlines() if line.strip())
+
+
+def one_run(mode, ops, keys, series):
+    m = ml.Mesh("disk-" + mode)
+    try:
+        extra = ("--compact-every", "5s") if mode == "on" else ()
+        dirs = members_mesh(m, extra)
+        rng = random.Random(7)
+        done = 0
+        rnd = 0
+        t0 = time.monotonic()
+        while done < ops:
+            n = min(ROUND, ops - done)
+            for i, d in enumerate(dirs):
+                lines = []
+                for _ in range(n // 3 + (1 if i < n % 3 else 0)):
+                    k = "key%05d" % rng.randrange(keys)
+                    p = rng.random()
+                    if p < 0.6:
+                        lines.append(json.dumps({"kind": "put", "target": k, "value": "v" * rng.randint(16, 64)}))
+                    elif p < 0.8:
+                        lines.append(json.dumps({"kind": "del", "target": k}))
+                    else:
+                        lines.append(json.dumps({"kind": "incr", "target": k, "value": rng.randint(-50, 50)}))
+                if lines:
+                    vn_ok("import", "--data", d, stdin="\n".join(lines) + "\n", timeout=600)
+            done += n
+            rnd += 1
+            ml.wait_converged(dirs, timeout_s=600)
+            for i, d in enumerate(dirs):
+                series.append((mode, rnd, done, "abc"[i], used(d)))
+        # settle: acks in, one more compaction interval
+        time.sleep(12 if mode == "on" else 1)
+        ml.wait_converged(dirs, timeout_s=600)
+        wall = time.monotonic() - t0
+        final = [used(d) for d in dirs]
+        logs = [log_len(d) for d in dirs]
+        state = ml.dump(dirs[0])
+        return final, logs, state, wall, series
+    finally:
+        m.close()
+
+
+def baseline(state):
+    m = ml.Mesh("disk-base")
+    try:
+        d = m.init("base")
+        lines = []
+        for e in state:
+            if e.get("kind") == "counter":
+                lines.append(json.dumps({"kind": "incr", "target": e["target"], "value": int(e["value"])}))
+            elif e.get("kind") == "put":
+                lines.append(json.dumps({"kind": "put", "target": e["target"], "value": e["value"]}))
+        if lines:
+            vn_ok("import", "--data", d, stdin="\n".join(lines) + "\n", timeout=600)
+        return used(d), len(lines)
+    finally:
+        m.close()
+
+
+def main():
+    ml.VN = os.path.abspath(sys.argv[1])
+    ops = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
+    keys = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    series = []
+    on_final, on_logs, state, on_wall, _ = one_run("on", ops, keys, series)
+    off_final, off_logs, _, off_wall, _ = one_run("off", ops, keys, series)
+    base, live = baseline(state)
+    print("ops: %d\nkeys: %d\nlive_targets: %d" % (ops, keys, live))
+    print("baseline_used: %d bytes (the live state written once)" % base)
+    for name, final, logs, wall in (("on", on_final, on_logs, on_wall), ("off", off_final, off_logs, off_wall)):
+        for i, u in enumerate(final):
+            print("compact_%s_used_%s: %d bytes (log %d records)" % (name, "abc"[i], u, logs[i]))
+        print("compact_%s_wall: %.1f s" % (name, wall))
+    worst_on = max(on_final)
+    print("ratio store with compaction / (3x baseline + 8 MiB): %.4f" % (worst_on / (3 * base + 8 * 1048576)))
+    print("ratio store with compaction / without: %.4f" % (worst_on / max(off_final)))
+    for s in series:
+        print("series,%s,%d,%d,%s,%d" % s)
+
+
+if __name__ == "__main__":
+    main()
