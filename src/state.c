@@ -426,25 +426,21 @@ vs_err vs_state_base_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t h
   return meta_hash_get(txn, store, META_BASE_HASH, hash_out);
 }
 
-vs_err vs_state_base_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]) {
-  MDB_val k = {sizeof META_BASE_HASH - 1, (void *)META_BASE_HASH}, v = {VS_HASH_BYTES, (void *)hash};
+static vs_err meta_hash_put(MDB_txn *txn, const vs_store *store, const char *name, const uint8_t hash[VS_HASH_BYTES]) {
+  MDB_val k = {strlen(name), (void *)name}, v = {VS_HASH_BYTES, (void *)hash};
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+vs_err vs_state_base_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]) {
+  return meta_hash_put(txn, store, META_BASE_HASH, hash);
 }
 
 vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]) {
-  MDB_val k = {sizeof META_STATE_HASH - 1, (void *)META_STATE_HASH}, v;
-  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
-  memset(hash_out, 0, VS_HASH_BYTES);
-  if (rc == MDB_NOTFOUND) return VS_OK;
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != VS_HASH_BYTES) return VS_ERR_CORRUPT;
-  memcpy(hash_out, v.mv_data, VS_HASH_BYTES);
-  return VS_OK;
+  return meta_hash_get(txn, store, META_STATE_HASH, hash_out);
 }
 
 vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]) {
-  MDB_val k = {sizeof META_STATE_HASH - 1, (void *)META_STATE_HASH}, v = {VS_HASH_BYTES, (void *)hash};
-  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+  return meta_hash_put(txn, store, META_STATE_HASH, hash);
 }
 
 /* Copy every entry of `from` into the empty `to` (sorted: appended).

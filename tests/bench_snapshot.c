@@ -29,37 +29,14 @@
 #include "internal.h"
 #include "wal_int.h"
 #include "vixsync/snapshot.h"
+#include "snap_buf.h"
 
 #define T0_MS 1700000000000ull
 #define BATCH 1000u
 
-typedef struct membuf {
-  uint8_t *p;
-  size_t len, cap, at;
-} membuf;
-
-static vs_err mem_write(void *ctx, const uint8_t *bytes, size_t len) {
-  membuf *b = ctx;
-  if (b->len + len > b->cap) {
-    size_t cap = b->cap == 0 ? (1u << 20) : b->cap;
-    while (cap < b->len + len) cap *= 2;
-    uint8_t *g = realloc(b->p, cap);
-    if (g == NULL) return VS_ERR_NOMEM;
-    b->p = g;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, bytes, len);
-  b->len += len;
-  return VS_OK;
-}
-
-static vs_err mem_read(void *ctx, uint8_t *out, size_t len) {
-  membuf *b = ctx;
-  if (len > b->len - b->at) return VS_ERR_TRUNCATED;
-  memcpy(out, b->p + b->at, len);
-  b->at += len;
-  return VS_OK;
-}
+typedef vt_snap_buf membuf;
+#define mem_write vt_snap_write
+#define mem_read vt_snap_read
 
 static vs_store *open_store(const char *tag) {
   char dir[4200];

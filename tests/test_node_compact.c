@@ -23,6 +23,7 @@
 #include "chain.h"
 #include "internal.h"
 #include "vixsync/snapshot.h"
+#include "snap_buf.h"
 
 static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   (void)m;
@@ -114,28 +115,9 @@ static void test_node_away_member_holds_the_cut(void **state) {
   mh_free(&m);
 }
 
-typedef struct sbuf {
-  uint8_t *p;
-  size_t len, at;
-} sbuf;
-
-static vs_err sb_write(void *ctx, const uint8_t *b, size_t len) {
-  sbuf *s = ctx;
-  uint8_t *g = realloc(s->p, s->len + len);
-  if (g == NULL) return VS_ERR_NOMEM;
-  s->p = g;
-  memcpy(s->p + s->len, b, len);
-  s->len += len;
-  return VS_OK;
-}
-
-static vs_err sb_read(void *ctx, uint8_t *out, size_t len) {
-  sbuf *s = ctx;
-  if (len > s->len - s->at) return VS_ERR_TRUNCATED;
-  memcpy(out, s->p + s->at, len);
-  s->at += len;
-  return VS_OK;
-}
+typedef vt_snap_buf sbuf;
+#define sb_write vt_snap_write
+#define sb_read vt_snap_read
 
 /* A device joining after compaction: seeded from a member's snapshot it
  * converges, its log holding only what came after; without one it gets
@@ -153,7 +135,7 @@ static void test_node_late_device_seeded_by_snapshot(void **state) {
   mn_join(&m, 0, 4, VS_MESH_WRITER);
   mh_run_for(&m, 100);
   /* Node 3: a snapshot of node 0, installed while its node is closed. */
-  sbuf snap = {NULL, 0, 0};
+  sbuf snap = {NULL, 0, 0, 0};
   vs_snapshot_info info;
   assert_err(vs_snapshot_make(mn_store(&m, 0), sb_write, &snap, &info), VS_OK);
   assert_true(info.entries > 0 && info.origins == 3);

@@ -9,34 +9,11 @@
 #include "internal.h"
 #include "vixsync/mesh.h"
 #include "vixsync/snapshot.h"
+#include "snap_buf.h"
 
-typedef struct buf {
-  uint8_t *p;
-  size_t len, cap, at;
-} buf;
-
-static vs_err buf_write(void *ctx, const uint8_t *bytes, size_t len) {
-  buf *b = ctx;
-  if (b->len + len > b->cap) {
-    size_t cap = b->cap == 0 ? 4096 : b->cap;
-    while (cap < b->len + len) cap *= 2;
-    uint8_t *g = realloc(b->p, cap);
-    if (g == NULL) return VS_ERR_NOMEM;
-    b->p = g;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, bytes, len);
-  b->len += len;
-  return VS_OK;
-}
-
-static vs_err buf_read(void *ctx, uint8_t *out, size_t len) {
-  buf *b = ctx;
-  if (len > b->len - b->at) return VS_ERR_TRUNCATED;
-  memcpy(out, b->p + b->at, len);
-  b->at += len;
-  return VS_OK;
-}
+typedef vt_snap_buf buf;
+#define buf_write vt_snap_write
+#define buf_read vt_snap_read
 
 static buf make(vs_store *s, vs_snapshot_info *info) {
   buf b = {NULL, 0, 0, 0};
