@@ -75,6 +75,8 @@ static const opt OPTS[] = {
     {"admins", O_U32, F(admins), true, "--managed: nodes 0..N-1 are admins, the others writers"},
     {"compact", O_ONOFF, F(compact), true,
      "--managed: on (the default) or off: every node compacts its log below the stable cut (every 2 s, or after 200 ops)"},
+    {"tamper-snapshot", O_FLAG, F(tamper_snapshot), true,
+     "--managed: before a late device's snapshot is installed, a copy with one byte flipped must be refused"},
     {"rekey-grace", O_MS, F(rekey_grace_ms), true,
      "--managed: a handshake on an older mesh key is taken this long after a rekey (vs_node_cfg.rekey_grace_ms)"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
@@ -463,8 +465,8 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
     return errf(err, err_bytes, "--equivocate: at least %u nodes (the twins 0 and 1, honest nodes from %u on)",
                 SIM_HONEST_REF + 1, SIM_HONEST_REF);
   if (c->managed && c->equivocate) return errf(err, err_bytes, "--managed and --equivocate: one or the other");
-  if (!c->managed && (c->spare != 0 || c->admins != 1 || c->rekey_grace_ms != 600000 || c->compact != SIM_AUTO))
-    return errf(err, err_bytes, "--spare, --admins, --rekey-grace and --compact need --managed (an open mesh never compacts)");
+  if (!c->managed && (c->spare != 0 || c->admins != 1 || c->rekey_grace_ms != 600000 || c->compact != SIM_AUTO || c->tamper_snapshot))
+    return errf(err, err_bytes, "--spare, --admins, --rekey-grace, --compact and --tamper-snapshot need --managed (an open mesh never compacts)");
   if (c->managed && (c->spare >= c->nodes || c->admins < 1 || c->admins > c->nodes - c->spare))
     return errf(err, err_bytes, "--managed: --spare below --nodes, --admins from 1 to the nodes that are not spares");
   if (c->check_every_ms < 1 || c->conn_timeout_ms < 1 || c->tick_ms < 1 || c->tick_ms > 60000) return errf(err, err_bytes, "--check-every, --conn-timeout, --tick: at least 1 ms (--tick at most 1m)");

@@ -245,6 +245,36 @@ static vs_err install(sim *s, uint32_t t, sbuf *b) {
   return err;
 }
 
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* Where the last state entry's hlc's top byte is: the least written key.
+ * Raised there, the entry wins over every later write of its key (a byte
+ * flipped in a value is soon covered by one). From the layout in src/snapshot.c's header; b->n: none.
+ * Header (its bytes at offset 12, chunks at 156), chunk hashes, then per
+ * chunk [u32 bytes][u32 index][u32 items] and items [u8 type][u32 len]
+ * [body]; ENTRY (1) body: u32 target bytes, target, u8 kind, u64 hlc,
+ * origin 32, u32 value bytes, value. */
+static size_t tamper_at(const sbuf *b) {
+  if (b->n < 192) return b->n;
+  uint32_t chunks = le32(b->p + 156);
+  size_t at = (size_t)le32(b->p + 12) + (size_t)chunks * 32u, found = b->n;
+  for (uint32_t c = 0; c < chunks && at + 12 <= b->n; c++) {
+    size_t end = at + 4 + le32(b->p + at);
+    uint32_t items = le32(b->p + at + 8);
+    size_t p = at + 12;
+    for (uint32_t i = 0; i < items && p + 5 <= end && end <= b->n; i++) {
+      size_t len = le32(b->p + p + 1), body = p + 5;
+      if (b->p[p] == 1 && body + 4 <= end) {
+        size_t hlc = body + 4 + le32(b->p + body) + 1, vlen = hlc + 8 + 32;
+        if (vlen + 4 <= end) found = hlc + 7; /* the hlc's top byte */
+      }
+      p = body + len;
+    }
+    at = end;
+  }
+  return found;
+}
+
 typedef struct others_ctx {
   const uint8_t *own;
   uint64_t n, sum;
@@ -272,7 +302,24 @@ bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t) {
   n->ob = NULL;
   vs_node_close(n->node);
   n->node = NULL;
-  err = install(s, t, &b);
+  err = VS_ERR_AUTH;
+  size_t flip = tamper_at(&b);
+  if (s->cfg->tamper_snapshot && flip < b.n) {
+    /* One bit of the last entry's hlc flipped: every
+     * changed byte must be refused, nothing installed (snapshot.h). */
+    uint8_t was = b.p[flip];
+    b.p[flip] = (uint8_t)(was ^ 0x40);
+    err = install(s, t, &b);
+    b.p[flip] = was;
+    sim_trace(s, 'z', a, t, (uint64_t)(int64_t)err, NULL, 0);
+    if (err == VS_OK) s->tot.tamper_installed++;
+    else s->tot.tamper_refused++;
+    if (err == VS_OK && s->verbose_out != NULL)
+      fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u installed a tampered snapshot of node %u\n", s->now, t, a);
+  }
+  /* The genuine one (unless the tampered copy went in: the checks must
+   * then find what it changed). */
+  if (err != VS_OK) err = install(s, t, &b);
   sim_trace(s, 'Z', a, t, (uint64_t)(int64_t)err, info.state_hash, sizeof info.state_hash);
   free(b.p);
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_snapshot_install of node %u's snapshot: %s", t, a, vs_err_name(err));

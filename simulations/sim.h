@@ -146,6 +146,7 @@ typedef struct sim_cfg {
   uint32_t admins;
   uint64_t rekey_grace_ms; /* vs_node_cfg.rekey_grace_ms */
   uint8_t compact;         /* --compact: SIM_AUTO (on when managed), SIM_ON, SIM_OFF */
+  bool tamper_snapshot;    /* a seed's snapshot is first offered with one byte flipped */
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;
@@ -342,6 +343,7 @@ typedef struct sim_totals {
   uint64_t revoked_dials;      /* connections of revoked nodes after their revoke + the rekey grace */
   uint32_t final_epoch;        /* after quiesce: the honest nodes' mesh epoch */
   uint64_t seeded;             /* late devices seeded from a snapshot (compact.c) */
+  uint64_t tamper_refused, tamper_installed; /* --tamper-snapshot: the flipped copy refused / installed */
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
 

@@ -165,7 +165,10 @@ static bool do_write(sim *s, uint32_t node, const client_op *op, size_t retry_of
   }
   if (err == VS_ERR_FULL || err == VS_ERR_STORE || err == VS_ERR_NOMEM)
     return sim_fail(s, SIM_EXIT_STORE, "node %u: write: %s (raise --map-mib?)", node, vs_err_name(err));
-  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: write %s %s: %s", node, req.kind, op->target, vs_err_name(err));
+  if (err != VS_OK)
+    return sim_fail(s, SIM_EXIT_FAIL, "node %u: write %s %s%s%s%s: %s", node, req.kind, op->target,
+                    retry_of != SIZE_MAX ? " (a client retry with idempotency key " : "", retry_of != SIZE_MAX ? op->idem : "",
+                    retry_of != SIZE_MAX ? ")" : "", vs_err_name(err));
   uint8_t digest[16];
   sim_op_digest(op->kind, req.target, req.target_bytes, op->payload, op->payload_bytes, digest);
   uint8_t rec[VS_OP_ID_BYTES + sizeof digest];
