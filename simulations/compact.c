@@ -194,15 +194,25 @@ bool sim_compact_check(sim *s, uint32_t i) {
   vs_acks_cut_info info;
   memset(&info, 0, sizeof info);
   vs_err err = vs_acks_cut_txn(txn, st, cut_cb, &c, &info);
+  /* The active members whose ack it lacks, for the message. */
+  char lack[128] = "";
+  size_t ln = 0;
+  for (uint32_t k = 0; c.bad && err == VS_OK && k < s->n && ln + 12 < sizeof lack; k++) {
+    bool active = false;
+    uint64_t hlc = 0;
+    if (vs_acks_member_txn(txn, st, s->nodes[k].id.pk, &active) != VS_OK || !active) continue;
+    if (vs_acks_hlc_txn(txn, st, s->nodes[k].id.pk, &hlc, NULL) != VS_OK || hlc == 0)
+      ln += (size_t)snprintf(lack + ln, sizeof lack - ln, " %u", k);
+  }
   mdb_txn_abort(txn);
   if (s->failed) return false;
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: the stable cut: %s", i, vs_err_name(err));
   if (c.bad)
     return sim_fail(s, SIM_EXIT_FAIL,
                     "compaction: node %u%s, origin of node %u: horizon %" PRIu64 ", stable cut %" PRIu64 ", head %" PRIu64
-                    " (want horizon <= cut <= head; it holds acks of %u of %u active members)",
+                    " (want horizon <= cut <= head; it holds acks of %u of %u active members; none of node(s)%s)",
                     i, s->nodes[i].seeded ? " (seeded from a snapshot)" : "", c.bad_node, c.bad_h, c.bad_cut, c.bad_head,
-                    info.with_ack, info.members);
+                    info.with_ack, info.members, lack);
   s->compacted_total += c.compacted;
   return true;
 }
