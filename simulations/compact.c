@@ -207,12 +207,15 @@ bool sim_compact_check(sim *s, uint32_t i) {
   mdb_txn_abort(txn);
   if (s->failed) return false;
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: the stable cut: %s", i, vs_err_name(err));
+  vs_node_stats ns;
+  sim_node_stats_total(&s->nodes[i], &ns);
   if (c.bad)
     return sim_fail(s, SIM_EXIT_FAIL,
                     "compaction: node %u%s, origin of node %u: horizon %" PRIu64 ", stable cut %" PRIu64 ", head %" PRIu64
-                    " (want horizon <= cut <= head; it holds acks of %u of %u active members; none of node(s)%s)",
+                    " (want horizon <= cut <= head; it holds acks of %u of %u active members; none of node(s)%s; acks received %" PRIu64
+                    ", unusable %" PRIu64 ")",
                     i, s->nodes[i].seeded ? " (seeded from a snapshot)" : "", c.bad_node, c.bad_h, c.bad_cut, c.bad_head,
-                    info.with_ack, info.members, lack);
+                    info.with_ack, info.members, lack, ns.acks_received, ns.acks_unusable);
   s->compacted_total += c.compacted;
   return true;
 }
