@@ -16,7 +16,7 @@
 #include "sched.h"
 #include "sim.h"
 
-typedef enum otype { O_U32, O_U64, O_PPM, O_MS, O_RANGE, O_TOPO, O_MIX, O_MILLI, O_FLAG, O_STR, O_BUG } otype;
+typedef enum otype { O_U32, O_U64, O_PPM, O_MS, O_RANGE, O_TOPO, O_MIX, O_MILLI, O_FLAG, O_STR, O_BUG, O_ONOFF } otype;
 
 typedef struct opt {
   const char *name;
@@ -73,6 +73,10 @@ static const opt OPTS[] = {
      "a managed mesh: node 0 creates it, the others join with its invites (issue 16)"},
     {"spare", O_U32, F(spare), true, "--managed: the last K nodes start only at a membership event"},
     {"admins", O_U32, F(admins), true, "--managed: nodes 0..N-1 are admins, the others writers"},
+    {"compact", O_ONOFF, F(compact), true,
+     "--managed: on (the default) or off: every node compacts its log below the stable cut (every 2 s, or after 200 ops)"},
+    {"tamper-snapshot", O_FLAG, F(tamper_snapshot), true,
+     "--managed: before a late device's snapshot is installed, a copy with one byte flipped must be refused"},
     {"rekey-grace", O_MS, F(rekey_grace_ms), true,
      "--managed: a handshake on an older mesh key is taken this long after a rekey (vs_node_cfg.rekey_grace_ms)"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
@@ -287,6 +291,11 @@ static bool opt_set(sim_cfg *c, const opt *o, const char *v, char *err, size_t e
       *(uint32_t *)p = (uint32_t)u;
       return true;
     case O_FLAG: *(bool *)p = true; return true;
+    case O_ONOFF:
+      if (strcmp(v, "on") == 0) *(uint8_t *)p = SIM_ON;
+      else if (strcmp(v, "off") == 0) *(uint8_t *)p = SIM_OFF;
+      else return errf(err, err_bytes, "--%s: on or off, not %s", o->name, v);
+      return true;
     case O_STR: *(const char **)p = v; return true;
     case O_BUG:
       if (strlen(v) >= sizeof c->bug) return errf(err, err_bytes, "--inject-bug: unknown bug %s", v);
@@ -320,6 +329,11 @@ static void opt_get(const sim_cfg *c, const opt *o, char *out, size_t out_bytes)
     }
     case O_MILLI: fmt_fixed(*(const uint32_t *)p, 3, out, out_bytes); break;
     case O_FLAG: snprintf(out, out_bytes, "%s", *(const bool *)p ? "1" : ""); break;
+    case O_ONOFF: {
+      uint8_t x = *(const uint8_t *)p;
+      snprintf(out, out_bytes, "%s", x == SIM_ON ? "on" : x == SIM_OFF ? "off" : "");
+      break;
+    }
     case O_STR: snprintf(out, out_bytes, "%s", *(const char *const *)p ? *(const char *const *)p : ""); break;
     case O_BUG: snprintf(out, out_bytes, "%s", c->bug); break;
   }
@@ -451,8 +465,8 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
     return errf(err, err_bytes, "--equivocate: at least %u nodes (the twins 0 and 1, honest nodes from %u on)",
                 SIM_HONEST_REF + 1, SIM_HONEST_REF);
   if (c->managed && c->equivocate) return errf(err, err_bytes, "--managed and --equivocate: one or the other");
-  if (!c->managed && (c->spare != 0 || c->admins != 1 || c->rekey_grace_ms != 600000))
-    return errf(err, err_bytes, "--spare, --admins and --rekey-grace need --managed");
+  if (!c->managed && (c->spare != 0 || c->admins != 1 || c->rekey_grace_ms != 600000 || c->compact != SIM_AUTO || c->tamper_snapshot))
+    return errf(err, err_bytes, "--spare, --admins, --rekey-grace, --compact and --tamper-snapshot need --managed (an open mesh never compacts)");
   if (c->managed && (c->spare >= c->nodes || c->admins < 1 || c->admins > c->nodes - c->spare))
     return errf(err, err_bytes, "--managed: --spare below --nodes, --admins from 1 to the nodes that are not spares");
   if (c->check_every_ms < 1 || c->conn_timeout_ms < 1 || c->tick_ms < 1 || c->tick_ms > 60000) return errf(err, err_bytes, "--check-every, --conn-timeout, --tick: at least 1 ms (--tick at most 1m)");
@@ -606,3 +620,5 @@ void sim_usage(FILE *f) {
           "  (A an admin; N, M spares: --spare K)\n"
           "Exit: 0 all invariants hold, 1 an invariant failed, 2 usage, 3 storage.\n");
 }
+
+bool sim_cfg_compacts(const sim_cfg *c) { return c->managed && c->compact != SIM_OFF; }

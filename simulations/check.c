@@ -379,6 +379,7 @@ typedef struct dump_cmp {
   size_t pos; /* next op index (sorted by target) */
   size_t entries;
   bool bad;
+  bool oracle; /* w is the never-compacting oracle (every acknowledged write), not the node's log */
 } dump_cmp;
 
 static void show(const uint8_t *p, uint32_t n, char *out, size_t out_bytes) {
@@ -415,7 +416,8 @@ static vs_err dump_cb(const vs_state_entry *d, void *ctx) {
   show(d->target, d->target_bytes, t, sizeof t);
   describe(d->kind, d->value, d->value_bytes, d->counter, d->hlc, d->origin, got, sizeof got);
   if (!have) {
-    sim_fail(c->s, SIM_EXIT_FAIL, "recomputation: node %u shows target \"%s\" = %s, its log has no such entry", c->node, t, got);
+    sim_fail(c->s, SIM_EXIT_FAIL, "recomputation: node %u shows target \"%s\" = %s, %s has no such entry", c->node, t, got,
+             c->oracle ? "the oracle (every acknowledged write, never compacted)" : "its log");
     return VS_ERR_STATE;
   }
   describe(e.kind, e.value, e.value_bytes, e.counter, e.last->hlc, e.last->origin, want, sizeof want);
@@ -426,6 +428,19 @@ static vs_err dump_cb(const vs_state_entry *d, void *ctx) {
     char text[24];
     int tn = snprintf(text, sizeof text, "%" PRId64, e.counter);
     same = d->counter == e.counter && cmp_bytes(d->value, d->value_bytes, (const uint8_t *)text, (uint32_t)tn) == 0;
+  }
+  if (!same && c->oracle && e.kind == VS_STATE_TOMBSTONE && d->kind != VS_STATE_TOMBSTONE) {
+    sim_fail(c->s, SIM_EXIT_FAIL,
+             "resurrection: node %u shows \"%s\" = %s live; the oracle has it deleted (%s) and no later op put it back", c->node,
+             t, got, want);
+    return VS_ERR_STATE;
+  }
+  if (!same && c->oracle) {
+    char et[96];
+    show(e.target, e.target_bytes, et, sizeof et);
+    sim_fail(c->s, SIM_EXIT_FAIL, "oracle (G5): node %u shows \"%s\" = %s; the never-compacting oracle gives \"%s\" = %s", c->node,
+             t, got, et, want);
+    return VS_ERR_STATE;
   }
   if (!same) {
     char et[96];
@@ -440,7 +455,10 @@ static vs_err dump_cb(const vs_state_entry *d, void *ctx) {
 /* ---- the checks of one node ---- */
 
 /* aidx: the acks owed on every node (aidx_n of them), sorted by id. */
-static bool check_ids(sim *s, uint32_t i, const wal_view *w, uint32_t *idx, const uint32_t *aidx, size_t aidx_n) {
+/* hz (NULL: nothing compacted): node i's horizon per node index; an
+ * acknowledged write at or below it is held in the base state. */
+static bool check_ids(sim *s, uint32_t i, const wal_view *w, uint32_t *idx, const uint32_t *aidx, size_t aidx_n,
+                      const uint64_t *hz) {
   for (size_t k = 0; k < w->n; k++) idx[k] = (uint32_t)k;
   if (!sort_idx(idx, w->n, cmp_id, w->r)) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
   char hex[VS_OP_ID_HEX_BYTES];
@@ -454,6 +472,10 @@ static bool check_ids(sim *s, uint32_t i, const wal_view *w, uint32_t *idx, cons
   size_t a = 0, b = 0;
   while (a < aidx_n || b < w->n) { /* merge: acked ids vs held ids */
     int c = a == aidx_n ? 1 : b == w->n ? -1 : memcmp(s->acked[aidx[a]].id.bytes, w->r[idx[b]].id.bytes, VS_OP_ID_BYTES);
+    if (c < 0 && hz != NULL && vs_op_id_seq(&s->acked[aidx[a]].id) <= hz[s->acked[aidx[a]].node]) {
+      a++; /* compacted: folded into the base state (sim_base_ops counts it) */
+      continue;
+    }
     if (c < 0) {
       const sim_ack *ak = &s->acked[aidx[a]];
       vs_op_id_to_hex(&ak->id, hex);
@@ -516,8 +538,10 @@ static bool check_forks(sim *s, uint32_t i) {
   return true;
 }
 
+/* ov, oidx: the oracle and its index sorted by target (NULL: the run does
+ * not compact); hz: room for s->n horizons. */
 static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *idx_cap, const uint32_t *aidx,
-                       size_t aidx_n) {
+                       size_t aidx_n, const wal_view *ov, const uint32_t *oidx, uint64_t *hz) {
   sim_node *n = &s->nodes[i];
   vs_store *st = vs_node_store(n->node);
   /* Under --equivocate the verdict first: the views below depend on it. */
@@ -548,16 +572,21 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
     *idx = v;
     *idx_cap = w->n;
   }
-  if (!check_ids(s, i, w, *idx, aidx, aidx_n)) return false;
+  /* Compacting: the ops below the horizons are in the base state only. */
+  uint64_t base_n = 0, base_sum = 0;
+  if (ov != NULL && (!sim_horizons(s, i, hz) || !sim_base_ops(s, st, i, &base_n, &base_sum) || !sim_compact_check(s, i)))
+    return false;
+  if (!check_ids(s, i, w, *idx, aidx, aidx_n, ov != NULL ? hz : NULL)) return false;
   vv_sum vs = {0};
   err = vs_vv_each(st, vv_sum_cb, &vs);
-  if (err != VS_OK || vs.sum != w->n + w->mesh_n)
-    return sim_fail(s, SIM_EXIT_FAIL, "node %u: its version vector sums to %" PRIu64 ", its log holds %zu ops (%s)", i, vs.sum,
-                    w->n + w->mesh_n, vs_err_name(err));
+  if (err != VS_OK || vs.sum != w->n + w->mesh_n + base_n)
+    return sim_fail(s, SIM_EXIT_FAIL, "node %u: its version vector sums to %" PRIu64 ", its log holds %zu ops and its base state %" PRIu64 " (%s)", i, vs.sum,
+                    w->n + w->mesh_n, base_n, vs_err_name(err));
   /* Void ops were applied (and called back) before the verdict voided
    * them: the callback ran once per record of the log, void or not. */
-  uint64_t stored = w->n + w->void_n, stored_sum = w->id_sum + w->void_id_sum;
-  uint64_t applied = n->applied, applied_sum = n->applied_sum;
+  uint64_t stored = w->n + w->void_n + base_n, stored_sum = w->id_sum + w->void_id_sum + base_sum;
+  /* A seeded device got its snapshot's ops without a callback. */
+  uint64_t applied = n->applied + n->seed_n, applied_sum = n->applied_sum + n->seed_sum;
   if (s->cfg->managed) {
     /* Its own membership ops went to its store directly (vs_mesh_*), not
      * through the node: no callback ran for them. */
@@ -591,10 +620,29 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
                     ", forks %" PRIu64 ", vectors going backwards %" PRIu64,
                     i, auth, t.rejected_malformed, t.runs_forged, runs_fork, t.rejected_vv_regress);
   if (!s->cfg->equivocate && !check_forks(s, i)) return false;
-  /* The recomputation: group the log by target, fold, compare with the dump. */
+  if (ov != NULL) { /* the never-compacting oracle: every acknowledged write owed, folded */
+    dump_cmp oc = {s, i, ov, oidx, 0, 0, false, true};
+    err = vs_state_dump(st, true, dump_cb, &oc);
+    if (s->failed) return false;
+    if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: dump: %s", i, vs_err_name(err));
+    mentry e;
+    while (oc.pos < ov->n) {
+      size_t lo = oc.pos, hi = lo + 1;
+      while (hi < ov->n && cmp_target(ov, oidx[lo], oidx[hi]) == 0) hi++;
+      oc.pos = hi;
+      if (fold(ov, oidx, lo, hi, &e)) {
+        char t[96];
+        show(e.target, e.target_bytes, t, sizeof t);
+        return sim_fail(s, SIM_EXIT_FAIL, "oracle (G5): the oracle gives target \"%s\" an entry node %u's state lacks", t, i);
+      }
+    }
+  }
+  /* The recomputation from its own log: only where nothing was compacted
+   * (below a horizon the log no longer holds the ops). */
+  if (base_n > 0 || n->seeded) return true;
   for (size_t k = 0; k < w->n; k++) (*idx)[k] = (uint32_t)k;
   if (!sort_idx(*idx, w->n, cmp_target, w)) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
-  dump_cmp dc = {s, i, w, *idx, 0, 0, false};
+  dump_cmp dc = {s, i, w, *idx, 0, 0, false, false};
   err = vs_state_dump(st, true, dump_cb, &dc);
   if (s->failed) return false;
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: dump: %s", i, vs_err_name(err));
@@ -641,6 +689,41 @@ bool sim_twin_fork(sim *s) {
   return ok;
 }
 
+/* The never-compacting oracle: every acknowledged write owed everywhere
+ * (aidx, n of them), as records the model folds, with the values the
+ * client wrote (not read back from any store); *oidx_out sorted by
+ * target. Membership ops touch no state. */
+static bool oracle_build(sim *s, wal_view *ov, const uint32_t *aidx, size_t n, uint32_t **oidx_out) {
+  ov->r = malloc(sizeof *ov->r * (n > 0 ? n : 1));
+  uint32_t *oidx = malloc(sizeof *oidx * (n > 0 ? n : 1));
+  *oidx_out = oidx;
+  if (ov->r == NULL || oidx == NULL) return false;
+  ov->cap = n;
+  static const char *const KINDS[] = {"put", "del", "incr"};
+  for (size_t k = 0; k < n; k++) {
+    const sim_ack *a = &s->acked[aidx[k]];
+    mrec *m = &ov->r[ov->n];
+    memset(m, 0, sizeof *m);
+    char target[16];
+    int tn = snprintf(target, sizeof target, "k%05" PRIu32, a->key);
+    m->id = a->id;
+    m->hlc = a->hlc;
+    memcpy(m->origin, s->nodes[a->node].id.pk, VS_ORIGIN_BYTES);
+    m->kind = kind_index(KINDS[a->kind]);
+    memcpy(m->digest, a->digest, sizeof m->digest);
+    if (!arena_add(ov, (const uint8_t *)target, (uint32_t)tn, &m->toff)) return false;
+    m->tlen = (uint32_t)tn;
+    if (m->kind == 0) {
+      if (a->plen > 0 && !arena_add(ov, s->ack_vals + a->poff, a->plen, &m->voff)) return false;
+      m->vlen = a->plen;
+    }
+    m->delta = a->delta;
+    ov->n++;
+  }
+  for (size_t k = 0; k < ov->n; k++) oidx[k] = (uint32_t)k;
+  return sort_idx(oidx, ov->n, cmp_target, ov);
+}
+
 bool sim_check(sim *s) {
   uint32_t *aidx = malloc(sizeof *aidx * (s->acked_n > 0 ? s->acked_n : 1));
   if (aidx == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
@@ -674,14 +757,25 @@ bool sim_check(sim *s) {
     if (!ack_void(s, &s->acked[aidx[k]])) aidx[live_n++] = aidx[k]; /* still sorted: a subsequence */
     else if (s->cfg->managed) s->void_cut_acked++;
   }
-  wal_view w;
+  wal_view w, ov;
   memset(&w, 0, sizeof w);
+  memset(&ov, 0, sizeof ov);
   w.s = s;
-  uint32_t *idx = NULL;
+  ov.s = s;
+  uint32_t *idx = NULL, *oidx = NULL;
+  uint64_t *hz = NULL;
   size_t idx_cap = 0;
+  bool compacts = sim_cfg_compacts(s->cfg);
+  if (ok && compacts) ok = oracle_build(s, &ov, aidx, live_n, &oidx) && (hz = calloc(s->n, sizeof *hz)) != NULL;
+  if (compacts && !ok && !s->failed) ok = sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  s->compacted_total = 0;
   for (uint32_t i = 0; ok && i < s->n; i++)
-    if (sim_counted(s, i)) ok = check_node(s, i, &w, &idx, &idx_cap, aidx, live_n);
+    if (sim_counted(s, i)) ok = check_node(s, i, &w, &idx, &idx_cap, aidx, live_n, compacts ? &ov : NULL, oidx, hz);
   free(idx);
+  free(oidx);
+  free(hz);
+  free(ov.r);
+  free(ov.arena);
   free(w.r);
   free(w.arena);
   free(aidx);

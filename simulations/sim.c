@@ -13,10 +13,12 @@
 #ifdef VS_FAULT_INJECTION
 #include "fault.h"
 const char *const sim_bug_names[] = {"dup-incr",   "lww-tie",           "ack-before-commit", "skip-chain-check",
-                                     "ignore-cut", "revoke-last-admin", "accept-nonmember",  "rekey-boxes-revoked", NULL};
+                                     "ignore-cut", "revoke-last-admin", "accept-nonmember",  "rekey-boxes-revoked",
+                                     "compact-above-cut", "snapshot-no-verify", NULL};
 static const uint32_t BUG_MASKS[] = {VS_FAULT_DUP_INCR,   VS_FAULT_LWW_TIE,           VS_FAULT_ACK_BEFORE_COMMIT,
                                      VS_FAULT_SKIP_CHAIN_CHECK, VS_FAULT_IGNORE_CUT, VS_FAULT_REVOKE_LAST_ADMIN,
-                                     VS_FAULT_ACCEPT_NONMEMBER, VS_FAULT_REKEY_BOXES_REVOKED};
+                                     VS_FAULT_ACCEPT_NONMEMBER, VS_FAULT_REKEY_BOXES_REVOKED,
+                                     VS_FAULT_COMPACT_ABOVE_CUT, VS_FAULT_SNAPSHOT_NO_VERIFY};
 #else
 const char *const sim_bug_names[] = {NULL};
 static const uint32_t BUG_MASKS[] = {0};
@@ -173,6 +175,17 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             s->view_n, honest, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->mesh_deferred, t->mesh_dropped,
             t->refused_writes, s->void_cut_acked, not_member, revoked, denied, t->rekeys, issued, t->final_epoch, stale,
             stale_rej, t->hello_key_refused, t->revoked_dials);
+    uint64_t steps = 0, folded = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+      vs_node_stats st;
+      sim_node_stats_total(&s->nodes[i], &st);
+      steps += st.compact_steps;
+      folded += st.ops_compacted;
+    }
+    fprintf(f, " \"compaction\": {\"on\": %s, \"steps\": %" PRIu64 ", \"ops_compacted\": %" PRIu64 ", \"horizons_sum\": %" PRIu64
+               ", \"seeded\": %" PRIu64 ", \"seed_skipped\": %" PRIu64 ", \"tamper_refused\": %" PRIu64 ", \"tamper_installed\": %" PRIu64 "},\n",
+            sim_cfg_compacts(s->cfg) ? "true" : "false", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->tamper_refused,
+            t->tamper_installed);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
@@ -207,6 +220,18 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
                " connections of revoked nodes after their revoke + the grace\n",
             s->view_n, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->refused_writes, s->void_cut_acked,
             t->rekeys, t->final_epoch, t->revoked_dials);
+  if (s->cfg->managed) {
+    uint64_t steps = 0, folded = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+      vs_node_stats st;
+      sim_node_stats_total(&s->nodes[i], &st);
+      steps += st.compact_steps;
+      folded += st.ops_compacted;
+    }
+    fprintf(f, "  compaction: %s, %" PRIu64 " steps, %" PRIu64 " ops compacted, horizons sum %" PRIu64 " (honest nodes, at the check), %" PRIu64
+               " devices seeded from a snapshot, %" PRIu64 " not (nothing compacted at the inviter) (tampered copies: %" PRIu64 " refused, %" PRIu64 " installed)\n",
+            sim_cfg_compacts(s->cfg) ? "on" : "off", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->tamper_refused, t->tamper_installed);
+  }
   fprintf(f, "  trace_hash %s\n", th);
 }
 

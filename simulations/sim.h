@@ -145,6 +145,8 @@ typedef struct sim_cfg {
   uint32_t spare;
   uint32_t admins;
   uint64_t rekey_grace_ms; /* vs_node_cfg.rekey_grace_ms */
+  uint8_t compact;         /* --compact: SIM_AUTO (on when managed), SIM_ON, SIM_OFF */
+  bool tamper_snapshot;    /* a seed's snapshot is first offered with one byte flipped */
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;
@@ -156,6 +158,11 @@ typedef struct sim_cfg {
   char bug[32]; /* --inject-bug NAME ("" = none) */
 } sim_cfg;
 
+enum { SIM_AUTO = 0, SIM_ON = 1, SIM_OFF = 2 };
+#define SIM_COMPACT_EVERY_MS 2000u /* --managed --compact on: vs_node_cfg.compact_every_ms */
+#define SIM_COMPACT_AFTER_OPS 200u /* ... and compact_after_ops */
+/** Do the nodes of this run compact (a managed mesh, --compact not off)? */
+bool sim_cfg_compacts(const sim_cfg *c);
 void sim_cfg_default(sim_cfg *c);
 /** Parse argv into c (defaults first). Writes a message to `err` and
  *  returns false on a usage error. */
@@ -276,6 +283,9 @@ typedef struct sim_node {
   uint32_t partner;    /* MS_DOUBLE: the other device of the token */
   uint64_t refused_writes; /* client writes the node refused (VS_ERR_REVOKED, NOT_MEMBER, DENIED) */
   uint64_t rekeys_seen;    /* this lifetime's stats.rekeys_issued already recorded as sysops */
+  uint64_t compact_seen;   /* this lifetime's stats.compact_steps already checked (compact.c) */
+  uint64_t seed_n, seed_sum; /* a spare seeded by a snapshot: the ops it got in the base state (no callback ran) */
+  bool seeded;
   uint64_t revoked_at;     /* MS_REVOKED: virtual ms of the (first) revoke of it that returned VS_OK */
   uint64_t hello_key_refused; /* HELLOs it refused (VS_ERR_AUTH) on a key it did not hold, after a rekey */
   uint64_t dials_after_grace; /* MS_REVOKED: connections it made with a node after revoked_at + the rekey grace */
@@ -308,6 +318,7 @@ typedef struct sim_ack {
   uint8_t digest[16]; /* BLAKE2b-128 of (kind, target, payload) */
   uint32_t key;
   int64_t delta;
+  uint32_t poff, plen; /* a put's value, in sim.ack_vals (the never-compacting oracle folds it) */
 } sim_ack;
 
 typedef struct sim_interval {
@@ -331,6 +342,9 @@ typedef struct sim_totals {
   uint64_t hello_key_refused;  /* HELLOs refused on a mesh key the responder did not hold (after a rekey) */
   uint64_t revoked_dials;      /* connections of revoked nodes after their revoke + the rekey grace */
   uint32_t final_epoch;        /* after quiesce: the honest nodes' mesh epoch */
+  uint64_t seeded;             /* late devices seeded from a snapshot (compact.c) */
+  uint64_t seed_skipped;       /* ... not seeded: the inviter had compacted nothing (its snapshot is empty) */
+  uint64_t tamper_refused, tamper_installed; /* --tamper-snapshot: the flipped copy refused / installed */
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
 
@@ -364,6 +378,8 @@ typedef struct sim {
   sim_zipf zipf;
   sim_ack *acked;
   size_t acked_n, acked_cap;
+  uint8_t *ack_vals; /* the acknowledged puts' values (sim_ack.poff) */
+  size_t ack_vals_n, ack_vals_cap;
   void *keyed; /* per node: its last keyed write (workload.c) */
   uint8_t *payload_buf;
   /* polling */
@@ -401,6 +417,7 @@ typedef struct sim {
   size_t samples_n, samples_cap;
   sim_interval *iv;
   size_t iv_n, iv_cap;
+  uint64_t compacted_total; /* after the checks: the sum of every honest node's horizons */
   /* outcome */
   bool failed;
   int exit_code;
@@ -487,6 +504,21 @@ uint32_t sim_node_of(const sim *s, const uint8_t pk[VS_ORIGIN_BYTES]);
 /** Is node i one of the nodes every check covers? (all but --managed's
  *  non-honest ones) */
 bool sim_counted(const sim *s, uint32_t i);
+
+/* compact.c (--managed --compact on: issue 17) */
+/** After a poll of node i: for each compaction step it took, every origin's
+ *  horizon there is at most every honest member's real chain head. */
+bool sim_compact_watch(sim *s, uint32_t i);
+/** Node i's horizon per node index (its origin's; hz: s->n entries). */
+bool sim_horizons(sim *s, uint32_t i, uint64_t *hz);
+/** Ops a store holds only in its base state (at or below its horizons, not
+ *  membership ops, which stay in the log): count and sum of id hashes. */
+bool sim_base_ops(sim *s, vs_store *st, uint32_t i, uint64_t *n_out, uint64_t *sum_out);
+/** After settle, node i: horizon <= stable cut <= head, per origin. */
+bool sim_compact_check(sim *s, uint32_t i);
+/** A late device t (its store just joined) is seeded from node a's
+ *  snapshot: made in memory, installed while t's node is closed. */
+bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t);
 
 /* workload.c */
 bool sim_workload_init(sim *s);

@@ -89,6 +89,8 @@ void sim_workload_free(sim *s) {
   s->payload_buf = NULL;
   free(s->acked);
   s->acked = NULL;
+  free(s->ack_vals);
+  s->ack_vals = NULL;
   sim_zipf_free(&s->zipf);
 }
 
@@ -163,7 +165,10 @@ static bool do_write(sim *s, uint32_t node, const client_op *op, size_t retry_of
   }
   if (err == VS_ERR_FULL || err == VS_ERR_STORE || err == VS_ERR_NOMEM)
     return sim_fail(s, SIM_EXIT_STORE, "node %u: write: %s (raise --map-mib?)", node, vs_err_name(err));
-  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: write %s %s: %s", node, req.kind, op->target, vs_err_name(err));
+  if (err != VS_OK)
+    return sim_fail(s, SIM_EXIT_FAIL, "node %u: write %s %s%s%s%s: %s", node, req.kind, op->target,
+                    retry_of != SIZE_MAX ? " (a client retry with idempotency key " : "", retry_of != SIZE_MAX ? op->idem : "",
+                    retry_of != SIZE_MAX ? ")" : "", vs_err_name(err));
   uint8_t digest[16];
   sim_op_digest(op->kind, req.target, req.target_bytes, op->payload, op->payload_bytes, digest);
   uint8_t rec[VS_OP_ID_BYTES + sizeof digest];
@@ -195,6 +200,21 @@ static bool do_write(sim *s, uint32_t node, const client_op *op, size_t retry_of
   memcpy(a.digest, digest, sizeof digest);
   a.key = op->key;
   a.delta = op->delta;
+  if (op->kind == 0) { /* the value, for the oracle (check.c) */
+    if (s->ack_vals_n + op->payload_bytes > s->ack_vals_cap) {
+      size_t cap = s->ack_vals_cap == 0 ? 65536 : s->ack_vals_cap;
+      while (cap < s->ack_vals_n + op->payload_bytes) cap *= 2;
+      uint8_t *v = realloc(s->ack_vals, cap);
+      if (v == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory (acks)");
+      s->ack_vals = v;
+      s->ack_vals_cap = cap;
+    }
+    if (s->ack_vals_n > UINT32_MAX - op->payload_bytes) return sim_fail(s, SIM_EXIT_STORE, "acknowledged values past 4 GiB");
+    if (op->payload_bytes > 0) memcpy(s->ack_vals + s->ack_vals_n, op->payload, op->payload_bytes);
+    a.poff = (uint32_t)s->ack_vals_n;
+    a.plen = op->payload_bytes;
+    s->ack_vals_n += op->payload_bytes;
+  }
   if (!ack_add(s, &a)) return false;
   n->local_writes++;
   s->tot.writes++;

@@ -124,6 +124,10 @@ bool sim_node_open(sim *s, uint32_t i) {
   cfg.identity = n->id;
   memcpy(cfg.mesh_key, n->base_key, VS_MESH_KEY_BYTES);
   cfg.rekey_grace_ms = s->cfg->rekey_grace_ms;
+  if (sim_cfg_compacts(s->cfg)) {
+    cfg.compact_every_ms = SIM_COMPACT_EVERY_MS;
+    cfg.compact_after_ops = SIM_COMPACT_AFTER_OPS;
+  }
   cfg.random = sim_rng_fill;
   cfg.random_ctx = &s->rng;
   cfg.on_apply = on_apply;
@@ -143,6 +147,7 @@ bool sim_node_open(sim *s, uint32_t i) {
   n->wake_v = UINT64_MAX;
   n->wake_token++;
   n->rekeys_seen = 0;
+  n->compact_seen = 0;
   sim_mark_dirty(s, i);
   return true;
 }
@@ -182,6 +187,8 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->rejected_denied += x->rejected_denied;
   /* mesh_epoch and key_epoch are gauges: sim_node_stats_total takes the live node's */
   acc->rekeys_issued += x->rekeys_issued;
+  acc->compact_steps += x->compact_steps;
+  acc->ops_compacted += x->ops_compacted;
   acc->handshakes_stale_key += x->handshakes_stale_key;
   acc->rejected_stale_key += x->rejected_stale_key;
 }
@@ -286,7 +293,7 @@ static bool poll_node(sim *s, uint32_t i) {
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: poll: %s", i, vs_err_name(err));
     if (out.kind == VS_NODE_OUT_NONE) {
       schedule_wake(s, i, wake);
-      return !s->cfg->managed || sim_mesh_node_rekeys(s, i);
+      return !s->cfg->managed || (sim_mesh_node_rekeys(s, i) && sim_compact_watch(s, i));
     }
     int li = sim_link_find_conn(s, i, out.peer);
     if (li < 0) { /* a connection the node was told is gone */

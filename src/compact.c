@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 /* Compaction below a stable cut (compact.h). */
 #include "compact.h"
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 
 #include <stdlib.h>
 
@@ -247,6 +248,7 @@ typedef struct cut_buf {
 static vs_err cut_collect(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t cut, uint64_t head, void *ctx) {
   (void)head;
   cut_buf *b = ctx;
+  if (VS_FAULT(VS_FAULT_COMPACT_ABOVE_CUT)) cut = head; /* fault: our head, not what every member holds */
   if (cut == 0) return VS_OK;
   if (b->n == b->cap) {
     uint32_t cap = b->cap == 0 ? 16 : b->cap * 2;

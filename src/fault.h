@@ -22,6 +22,8 @@ enum {
   VS_FAULT_REVOKE_LAST_ADMIN = 1u << 5, /* member_reduce.c: every admin's revoke is taken unchecked (none may be left) */
   VS_FAULT_ACCEPT_NONMEMBER = 1u << 6,  /* mgate.c: a non-member's data run is stored */
   VS_FAULT_REKEY_BOXES_REVOKED = 1u << 7, /* mesh_api.c: vs_mesh_rekey boxes the new key for revoked members too */
+  VS_FAULT_COMPACT_ABOVE_CUT = 1u << 8,   /* compact.c: vs_store_compact compacts up to the head, not the stable cut */
+  VS_FAULT_SNAPSHOT_NO_VERIFY = 1u << 9,  /* snapshot.c: install checks neither the chunks' hashes nor the state hash */
 };
 /** Switch faults on (a mask; 0: none). Process-wide: the fault build is a
  *  test tool for a single-threaded simulator, the one place a global is fine. */
