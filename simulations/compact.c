@@ -262,7 +262,7 @@ static vs_err install(sim *s, uint32_t t, sbuf *b) {
   vs_err err = vs_store_open(n->dir, &cfg, &st);
   if (err == VS_OK) err = vs_store_set_identity(st, &n->id);
   b->at = 0;
-  if (err == VS_OK) err = vs_snapshot_install(st, sb_read, b, NULL);
+  if (err == VS_OK) err = vs_snapshot_install(st, sb_read, b, sim_local_ms(n, s->now), NULL);
   vs_store_close(st);
   return err;
 }
@@ -288,7 +288,9 @@ static size_t tamper_at(const sbuf *b) {
       size_t len = le32(b->p + p + 1), body = p + 5;
       if (b->p[p] == 1 && body + 4 <= end) {
         size_t hlc = body + 4 + le32(b->p + body) + 1, vlen = hlc + 8 + 32;
-        if (vlen + 4 <= end) found = hlc + 7; /* the hlc's top byte */
+        /* A value's first byte: only the chunk hashes tell (an HLC pushed
+         * past the clock is refused on its own: VS_ERR_FUTURE). */
+        if (vlen + 4 < end && le32(b->p + vlen) > 0) found = vlen + 4;
       }
       p = body + len;
     }

@@ -167,6 +167,20 @@ static vs_err ctx_commit(write_ctx *c) {
 /* Fill a duplicate's result from the operation the key created. */
 static vs_err describe_stored(write_ctx *c, vs_write_result *res) {
   vs_err err = vs_opid_get(c->txn, c->store, &res->op_id, &res->lsn, NULL);
+  if (err == VS_ERR_NOTFOUND) {
+    /* Compacted (compact.h): held by every member, its record gone; the
+     * id and seq stand, the LSN is 0, the HLC known only at the anchor. */
+    vs_horizon hz;
+    err = vs_horizon_get(c->txn, c->store, c->origin, &hz);
+    uint64_t seq = vs_op_id_seq(&res->op_id);
+    if (err == VS_OK && seq >= 1 && seq <= hz.seq) {
+      res->lsn = 0;
+      res->seq = seq;
+      res->hlc = seq == hz.seq ? hz.hlc : 0;
+      return VS_OK;
+    }
+    if (err == VS_OK) err = VS_ERR_NOTFOUND;
+  }
   const uint8_t *enc;
   uint32_t enc_bytes;
   if (err == VS_OK) err = vs_wal_op_encoded_txn(c->txn, c->store, res->lsn, &enc, &enc_bytes);

@@ -303,10 +303,36 @@ static void test_compact_waits_for_the_outbox(void **state) {
   assert_int_equal(res.held_by_outbox, 1);
   assert_int_equal(horizon_of(w->a.store, w->a.id.pk).seq, 4);
   vs_outbox_close(ob);
+  /* A client's retry of a compacted write (its idempotency key): the same
+   * op id, nothing written, no record to describe it (lsn 0). */
+  vs_write_req rq = req_of("put", "idem-target", "v");
+  rq.idem_key = (const uint8_t *)"k1";
+  rq.idem_key_bytes = 2;
+  vs_write_result first, again;
+  assert_err(vs_write(w->a.store, w->a.id.pk, &rq, T0_MS + 52000, &first), VS_OK);
+  vs_outbox_open(w->a.store, NULL, &ob);
+  vs_outbox_entry ent;
+  assert_err(vs_outbox_claim(ob, &first.op_id, T0_MS + 52001, 1000u, &ent), VS_OK);
+  assert_err(vs_outbox_complete(ob, &first.op_id, T0_MS + 52002), VS_OK);
+  for (uint64_t seq = 5; seq < first.seq; seq++) {
+    vs_op_id_derive(w->a.id.pk, seq, &id);
+    if (vs_outbox_claim(ob, &id, T0_MS + 52003, 1000u, &ent) == VS_OK) assert_err(vs_outbox_complete(ob, &id, T0_MS + 52004), VS_OK);
+  }
+  vs_outbox_close(ob);
+  cut.seq = first.seq;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->a.store, &cut, 1, 100, &res), VS_OK);
+  assert_int_equal(horizon_of(w->a.store, w->a.id.pk).seq, first.seq);
+  assert_err(vs_write(w->a.store, w->a.id.pk, &rq, T0_MS + 53000, &again), VS_OK);
+  assert_true(again.duplicate);
+  assert_memory_equal(again.op_id.bytes, first.op_id.bytes, VS_OP_ID_BYTES);
+  assert_int_equal(again.seq, first.seq);
+  assert_int_equal(again.lsn, 0);
+  assert_int_equal(again.hlc, first.hlc); /* the anchor: its HLC is kept */
   /* What a writes still reads the same: a's view equals c's of a alone. */
   uint64_t seq = 0;
   assert_err(vs_wal_head(w->a.store, w->a.id.pk, &seq, NULL, NULL), VS_OK);
-  assert_int_equal(seq, 24);
+  assert_int_equal(seq, 25);
   wr(&w->a, "put", "after", "1", T0_MS + 60000); /* the chain goes on from its head */
 }
 

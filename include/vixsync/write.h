@@ -52,7 +52,9 @@ typedef struct vs_write_result {
   uint64_t seq;
   uint64_t hlc;
   /** True when the idempotency key had been used with the same arguments:
-   *  op_id and the rest describe the first operation, nothing was written. */
+   *  op_id and the rest describe the first operation, nothing was written
+   *  (if compaction took that operation out of the log since: lsn 0, and
+   *  hlc 0 unless it is the chain's anchor; vs_store_compact). */
   bool duplicate;
 } vs_write_result;
 
