@@ -95,6 +95,9 @@ static vs_err step_log(compact_ctx *c) {
     total.pending_invites = info.pending_invites;
     total.stable_ops = info.stable_ops;
     total.held_by_outbox = info.held_by_outbox;
+    total.unfinal_members = info.unfinal_members;
+    total.revoked_holding = info.revoked_holding;
+    total.horizon_breaches = info.horizon_breaches;
   }
   if (total.members == 0) {
     fputs("log: an open mesh keeps its log (no member set acknowledges it)\n", c->text);
@@ -107,13 +110,23 @@ static vs_err step_log(compact_ctx *c) {
       fprintf(c->text, "; %" PRIu32 " invite%s not used yet: nothing compacted until %s joined or expired",
               total.pending_invites, total.pending_invites == 1 ? "" : "s", total.pending_invites == 1 ? "it" : "they");
     if (total.held_by_outbox > 0) fputs("; own operations an HTTP sink has yet to deliver stay", c->text);
+    if (total.unfinal_members > 0)
+      fprintf(c->text, "; %" PRIu32 " member%s admitted through an invite not expired yet: %s operations stay",
+              total.unfinal_members, total.unfinal_members == 1 ? "" : "s", total.unfinal_members == 1 ? "its" : "their");
+    if (total.revoked_holding > 0)
+      fprintf(c->text, "; %" PRIu32 " revoked device%s whose revocation is not settled hold%s the cut",
+              total.revoked_holding, total.revoked_holding == 1 ? "" : "s", total.revoked_holding == 1 ? "s" : "");
+    if (total.horizon_breaches > 0)
+      fprintf(c->text, "; WARNING: %" PRIu64 " verdict%s reached below a horizon (docs/storage.md)",
+              total.horizon_breaches, total.horizon_breaches == 1 ? "" : "s");
     fputc('\n', c->text);
   }
   fprintf(c->json,
           "\"log_folded\": %" PRIu64 ", \"log_records_dropped\": %" PRIu64 ", \"members\": %" PRIu32
-          ", \"members_acked\": %" PRIu32 ", \"pending_invites\": %" PRIu32 ", \"stable_ops\": %" PRIu64 ", ",
+          ", \"members_acked\": %" PRIu32 ", \"pending_invites\": %" PRIu32 ", \"unfinal_members\": %" PRIu32
+          ", \"revoked_holding\": %" PRIu32 ", \"horizon_breaches\": %" PRIu64 ", \"stable_ops\": %" PRIu64 ", ",
           total.ops_folded, total.records_dropped, total.members, total.members_acked, total.pending_invites,
-          total.stable_ops);
+          total.unfinal_members, total.revoked_holding, total.horizon_breaches, total.stable_ops);
   return err;
 }
 

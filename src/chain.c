@@ -71,6 +71,29 @@ vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t ori
   return vs_mdb_err(mdb_put(txn, store->dbi_horizon, &k, &v, 0));
 }
 
+static const char META_HZ_BREACH[] = "hz_breach";
+
+vs_err vs_horizon_breaches_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *count_out) {
+  *count_out = 0;
+  MDB_val k = val(META_HZ_BREACH, sizeof META_HZ_BREACH - 1), v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 8) return VS_ERR_CORRUPT;
+  *count_out = vs_get_u64le(v.mv_data);
+  return VS_OK;
+}
+
+vs_err vs_horizon_breach_add_txn(MDB_txn *txn, const vs_store *store) {
+  uint64_t n = 0;
+  vs_err err = vs_horizon_breaches_get_txn(txn, store, &n);
+  if (err != VS_OK) return err;
+  uint8_t buf[8];
+  vs_put_u64le(buf, n + 1);
+  MDB_val k = val(META_HZ_BREACH, sizeof META_HZ_BREACH - 1), v = val(buf, sizeof buf);
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
 vs_err vs_op_hash_at_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
                          uint8_t hash_out[VS_HASH_BYTES]) {
   vs_op_id id;

@@ -70,6 +70,16 @@ vs_err vs_horizon_get(MDB_txn *txn, const vs_store *store, const uint8_t origin[
 vs_err vs_horizon_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
                           const vs_horizon *h);
 
+/** Verdicts that reached below a horizon (meta "hz_breach" u64le): a fork
+ *  verdict or a revocation cut or lost admission that would void ops this
+ *  store already folded. It cannot (voids.c starts above the horizon), so
+ *  this store and one that did not compact disagree on those ops: the
+ *  finality rules (compact_final.h) keep honest meshes from it; what is
+ *  left is counted here and logged by the daemon (docs/storage.md,
+ *  "Membership finality"). */
+vs_err vs_horizon_breaches_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *count_out);
+vs_err vs_horizon_breach_add_txn(MDB_txn *txn, const vs_store *store);
+
 /** Read the node-wide HLC (0 if never set) / store a new one. */
 vs_err vs_meta_hlc_get(MDB_txn *txn, const vs_store *store, uint64_t *hlc_out);
 vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);

@@ -7,6 +7,7 @@
 
 #include "acks.h"
 #include "chain.h"
+#include "compact_final.h"
 #include "fork.h"
 #include "member.h"
 #include "mstore.h"
@@ -263,31 +264,6 @@ static vs_err cut_collect(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t cut, u
   return VS_OK;
 }
 
-/* Invites no admission has used yet and that have not expired by the
- * store's clock: each may still bring a device that holds nothing, and
- * that no acknowledgement accounts for yet. While one is pending nothing
- * is compacted (the invite's expiry bounds the wait; the default is a day). */
-static vs_err pending_invites(MDB_txn *txn, const vs_store *store, uint32_t *count_out) {
-  *count_out = 0;
-  vs_mesh_fact *facts = NULL;
-  uint32_t n = 0;
-  uint64_t now_hlc = 0;
-  vs_err err = vs_mesh_facts_read_txn(txn, store, &facts, &n);
-  if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &now_hlc);
-  /* Bounded: facts x facts, both at most VS_MESH_FACTS_MAX. */
-  for (uint32_t i = 0; i < n && err == VS_OK; i++) {
-    const vs_mesh_fact *f = &facts[i];
-    if (f->kind != VS_MESH_INVITE || f->u.invite.expires_hlc <= now_hlc) continue;
-    bool used = false;
-    for (uint32_t k = 0; k < n && !used; k++)
-      used = facts[k].kind == VS_MESH_ADMIT && facts[k].u.admit.invite_seq == f->seq &&
-             memcmp(facts[k].u.admit.inviter, f->origin, VS_ORIGIN_BYTES) == 0;
-    if (!used) (*count_out)++;
-  }
-  free(facts);
-  return err;
-}
-
 vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info) {
   if (store == NULL || max_ops == 0) return VS_ERR_INVAL;
   MDB_txn *txn;
@@ -301,10 +277,14 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
   /* The cut and the compaction in one transaction: nothing voids an op
    * between the two. */
   err = vs_acks_cut_txn(txn, store, cut_collect, &b, &ci);
-  uint32_t pending = 0;
-  if (err == VS_OK && b.n > 0) err = pending_invites(txn, store, &pending);
-  if (err == VS_OK && b.n > 0 && pending == 0) err = vs_compact_txn(txn, store, b.e, b.n, max_ops, &res);
+  /* Lowered where a membership verdict could still void ops (compact_final.h). */
+  vs_final_info fi;
+  memset(&fi, 0, sizeof fi);
+  if (err == VS_OK && b.n > 0) err = vs_final_cut_txn(txn, store, b.e, b.n, &fi);
+  if (err == VS_OK && b.n > 0 && fi.pending_invites == 0) err = vs_compact_txn(txn, store, b.e, b.n, max_ops, &res);
   free(b.e);
+  uint64_t breaches = 0;
+  if (err == VS_OK) err = vs_horizon_breaches_get_txn(txn, store, &breaches);
   if (err == VS_OK && res.ops_folded > 0) err = vs_txn_commit(txn);
   else mdb_txn_abort(txn);
   if (err == VS_OK && info != NULL) {
@@ -317,7 +297,10 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
     info->members = ci.members;
     info->members_acked = ci.with_ack;
     info->stable_ops = ci.stable_ops;
-    info->pending_invites = pending;
+    info->pending_invites = fi.pending_invites;
+    info->unfinal_members = fi.unfinal_members;
+    info->revoked_holding = fi.revoked_holding;
+    info->horizon_breaches = breaches;
     info->more = res.more;
   }
   return err;

@@ -384,7 +384,6 @@ typedef struct rx {
   uint8_t mesh_id[VS_HASH_BYTES];
   vs_ack_entry *full; /* VS_WIRE_VV_MAX */
   uint32_t stored;
-  bool dropped; /* a revoked author's record was deleted */
 } rx;
 
 /* Acks one peer identity may make us check per minute: every active
@@ -428,10 +427,10 @@ static vs_err rx_screen(rx *x, const vs_ack_view *a, bool *go_out) {
   vs_err err = vs_acks_member_txn(x->txn, n->store, a->author, &active);
   if (err == VS_OK) err = vs_acks_hlc_txn(x->txn, n->store, a->author, &held, NULL);
   if (err != VS_OK) return err;
-  if (!active) { /* no member, or revoked: its old record (if any) goes */
+  if (!active) { /* no member, or revoked: its record (if any) stays, as it was when it was revoked: it
+                   * holds the cut until the revocation is settled (compact_final.h) */
     n->stats.acks_unusable++;
-    x->dropped = x->dropped || held != 0;
-    return held != 0 ? vs_acks_del_txn(x->txn, n->store, a->author) : VS_OK;
+    return VS_OK;
   }
   *go_out = held == 0 || a->hlc > held; /* else a duplicate (or older): nothing spent on it */
   return VS_OK;
@@ -547,7 +546,7 @@ vs_err nd_on_acks(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t 
   uint64_t digest = n->acks_digest;
   if (err == VS_OK && x.stored > 0) err = vs_acks_digest_txn(x.txn, n->store, &digest);
   if (x.txn != NULL) {
-    if (err == VS_OK && (x.stored > 0 || x.dropped)) err = vs_txn_commit(x.txn);
+    if (err == VS_OK && x.stored > 0) err = vs_txn_commit(x.txn);
     else mdb_txn_abort(x.txn);
   }
   free(x.full);

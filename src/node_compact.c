@@ -6,6 +6,8 @@
  * one write transaction of about VS_NODE_COMPACT_STEP_OPS ops). */
 #include "node_int.h"
 
+#include <stdio.h>
+
 /* Ops the store took since it opened: received, and own writes (the own
  * head: one per write). */
 static uint64_t ops_stored(const vs_node *n) {
@@ -25,6 +27,16 @@ vs_err nd_compact_tick(vs_node *n, uint64_t now_ms) {
   vs_compact_info info;
   vs_err err = vs_store_compact(n->store, VS_NODE_COMPACT_STEP_OPS, &info);
   if (err != VS_OK) return err;
+  if (info.horizon_breaches > n->stats.horizon_breaches && n->cfg.log != NULL) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "event=horizon_breach count=%llu: a verdict (fork, revocation cut or lost admission) voids ops this "
+             "store folded below a horizon; its state now differs from stores that did not compact them "
+             "(docs/storage.md, \"Membership finality\")",
+             (unsigned long long)info.horizon_breaches);
+    n->cfg.log(n->cfg.log_ctx, VS_LOG_ERROR, msg);
+  }
+  n->stats.horizon_breaches = info.horizon_breaches;
   if (info.ops_folded > 0) {
     n->stats.compact_steps++;
     n->stats.ops_compacted += info.ops_folded;

@@ -71,7 +71,10 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
    * "Compaction"); the void starts after the anchor. */
   vs_horizon hz;
   if (err == VS_OK) err = vs_horizon_get(txn, store, origin, &hz);
-  if (err == VS_OK && from <= hz.seq) from = hz.seq + 1;
+  if (err == VS_OK && from <= hz.seq) {
+    err = vs_horizon_breach_add_txn(txn, store); /* counted: this store cannot follow the verdict */
+    from = hz.seq + 1;
+  }
   if (err != VS_OK || head.seq < from) return err;
   *changed_out = true;
   err = fail_outbox(txn, store, origin, from, why);

@@ -13,6 +13,9 @@
 #include "vixsync/wal.h"
 
 #define MN_DAY_MS (24ull * 3600ull * 1000ull)
+#ifndef MN_INVITE_MS /* how long mn_join's invites last (a test that compacts waits them out) */
+#define MN_INVITE_MS MN_DAY_MS
+#endif
 
 static inline vs_store *mn_store(mh_mesh *m, uint32_t i) { return vs_node_store(m->nodes[i]); }
 
@@ -28,7 +31,7 @@ static inline vs_node_stats mn_stats(mh_mesh *m, uint32_t i) {
 static inline void mn_join(mh_mesh *m, uint32_t admin, uint32_t dev, uint8_t role) {
   uint8_t seed[VS_SEED_BYTES];
   memset(seed, (int)(0x40 + dev), sizeof seed);
-  vs_mesh_invite_req req = {role, m->now_ms + MN_DAY_MS, seed, m->keys[admin], NULL, 0};
+  vs_mesh_invite_req req = {role, m->now_ms + MN_INVITE_MS, seed, m->keys[admin], NULL, 0};
   char tok[VS_MESH_TOKEN_LINE_MAX + 1];
   size_t n = 0;
   assert_err(vs_mesh_invite(mn_store(m, admin), &req, m->now_ms, tok, sizeof tok, &n), VS_OK);

@@ -19,6 +19,10 @@
 
 #include "fixture.h"
 #include "mesh_harness.h"
+/* Invites that expire soon: a member's ops compact only once no other
+ * admission can take its invite (compact_final.h), judged by the store's
+ * HLC, so each test writes after the expiry. */
+#define MN_INVITE_MS 2000ull
 #include "member_nodes.h"
 #include "chain.h"
 #include "internal.h"
@@ -70,6 +74,7 @@ static void test_node_compacts_the_stable_part(void **state) {
   mh_connect(&m, 1, 0);
   mh_connect(&m, 2, 0);
   mh_connect(&m, 2, 1);
+  mh_run_for(&m, 2500);
   writes(&m, 3, 300, 0);
   mh_run_for(&m, 30000);
   for (uint32_t i = 0; i < 3; i++) {
@@ -97,6 +102,7 @@ static void test_node_away_member_holds_the_cut(void **state) {
   mn_mesh(&m, 3, 3, NULL, "nc-away", 0x31, 0x31, compacting);
   mh_connect(&m, 1, 0);
   mh_connect(&m, 2, 0);
+  mh_run_for(&m, 2500);
   writes(&m, 3, 60, 0);
   mh_run_for(&m, 20000);
   uint64_t seen = mn_head(&m, 2, 0); /* what node 2 holds of node 0's chain */
@@ -128,6 +134,7 @@ static void test_node_late_device_seeded_by_snapshot(void **state) {
   mn_mesh(&m, 5, 3, NULL, "nc-late", 0x41, 0x41, compacting);
   mh_connect(&m, 1, 0);
   mh_connect(&m, 2, 0);
+  mh_run_for(&m, 2500);
   writes(&m, 3, 200, 0);
   mh_run_for(&m, 30000);
   assert_true(horizon(&m, 0, 0) > 0);

@@ -159,6 +159,12 @@ typedef struct vs_compact_info {
   uint64_t stable_ops;      /**< the stable cut: the sum of its seqs */
   uint32_t pending_invites; /**< invites not used yet nor expired: while any, nothing is compacted (the
                                  device may join holding nothing that no acknowledgement accounts for) */
+  uint32_t unfinal_members; /**< members whose admission another admit of the same invite could still
+                                 displace (an invite up their admission chain not expired): their ops stay */
+  uint64_t horizon_breaches; /**< verdicts (fork, revocation cut, lost admission) that reached below a
+                                  horizon, ever: this store kept ops others void (docs/storage.md) */
+  uint32_t revoked_holding; /**< revoked devices whose revocation could still be lifted: their last
+                                 acknowledgement lowers the cut (docs/storage.md, "Membership finality") */
   bool more;                /**< the budget ran out: call again */
 } vs_compact_info;
 

@@ -10,9 +10,12 @@ changed. Every wait is bounded; timing only acts as a generous timeout.
 
 import json
 import os
+import time
 
 import meshlib as ml
 from meshlib import check, vn, vn_ok
+
+INVITE_S = 10  # bounded_store_check: how long b's invite lasts
 
 
 def log_lines(d):
@@ -110,7 +113,10 @@ def test_managed_mesh_restore(m):
     vn_ok("join", "--data", k, vn_ok("invite", "--data", a).strip())
     j = k
     info = json.loads(vn_ok("snapshot", "--data", a, "--out", snap, "--json"))
-    check(info["mesh_ops"] >= 3, "genesis and invites travel with their signatures: %r" % info)
+    # j's chain is not folded (its invite can still admit another device
+    # until it expires: its admission is not final), so its admit reaches
+    # k by anti-entropy; the genesis and the invite travel in the snapshot.
+    check(info["mesh_ops"] >= 2, "genesis and invites travel with their signatures: %r" % info)
     got = json.loads(vn_ok("restore", "--data", j, snap, "--json"))
     check(got["targets"] == info["targets"], "restored every target")
     m.start(j, peers=[da.port])
@@ -137,13 +143,21 @@ def test_bounded_store_check(m):
     a = os.path.join(m.root, "a")
     vn_ok("init", "--data", a, "--new-mesh")
     b = os.path.join(m.root, "b")
-    vn_ok("join", "--data", b, vn_ok("invite", "--data", a).strip())
+    # A short invite: b's ops fold only once no other device can take its
+    # invite (expired by the stores' clocks: docs/storage.md, "Membership
+    # finality").
+    invited = time.time()
+    vn_ok("join", "--data", b, vn_ok("invite", "--data", a, "--expires", "%ds" % INVITE_S).strip())
     da = m.start(a)
     m.start(b, peers=[da.port])
     for d, tag in ((a, "a"), (b, "b")):
         lines = "\n".join(json.dumps({"kind": "put", "target": "key%03d" % (i % 100), "value": "%s-%d" % (tag, i)})
                           for i in range(100000))
         vn_ok("import", "--data", d, stdin=lines + "\n", timeout=300)
+    # Past the expiry, a write on each moves the stores' clocks past it.
+    time.sleep(max(0.0, invited + INVITE_S + 1 - time.time()))
+    for d in (a, b):
+        vn_ok("put", "--data", d, "key000", "tick-" + os.path.basename(d))
     ml.wait_converged([a, b], timeout_s=300)
     # Every member has acknowledged every op: the stable cut is the vector.
     ml.wait_until(lambda: all((stable(d) or {}).get("stable_ops", 0) >= 200000 and stable(d)["stable_behind"] == 0

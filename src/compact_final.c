@@ -1,0 +1,177 @@
+/* Membership finality for compaction (compact_final.h). */
+#include "compact_final.h"
+
+#include <stdlib.h>
+
+#include "acks.h"
+#include "chain.h"
+#include "member.h"
+#include "mgate.h"
+#include "mstore.h"
+
+static int cmp_u64(uint64_t a, uint64_t b) { return a < b ? -1 : a > b ? 1 : 0; }
+
+/* An invite of the facts: where it is and when it expires. */
+typedef struct inv {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq, expires_hlc;
+  bool used;
+} inv;
+
+static int inv_cmp(const void *a, const void *b) {
+  const inv *x = a, *y = b;
+  int c = memcmp(x->origin, y->origin, VS_ORIGIN_BYTES);
+  return c != 0 ? c : cmp_u64(x->seq, y->seq);
+}
+
+static inv *inv_find(inv *v, uint32_t n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+  inv key;
+  memcpy(key.origin, origin, VS_ORIGIN_BYTES);
+  key.seq = seq;
+  return n == 0 ? NULL : bsearch(&key, v, n, sizeof *v, inv_cmp);
+}
+
+static vs_cut_entry *cut_find(vs_cut_entry *cut, uint32_t n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) { /* bounded: log2(n) rounds */
+    uint32_t mid = lo + (hi - lo) / 2;
+    int c = memcmp(cut[mid].origin, origin, VS_ORIGIN_BYTES);
+    if (c == 0) return &cut[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}
+
+/* The reducer's seniority order: depth, admitting invite's (hlc, inviter), pk. */
+static int senior_cmp(const vs_mesh_member *a, const vs_mesh_member *b) {
+  int c = cmp_u64(a->depth, b->depth);
+  if (c == 0) c = cmp_u64(a->invite_hlc, b->invite_hlc);
+  if (c == 0) c = memcmp(a->inviter, b->inviter, VS_ORIGIN_BYTES);
+  if (c == 0) c = memcmp(a->pk, b->pk, VS_ORIGIN_BYTES);
+  return c;
+}
+
+/* Whether m's admission, or one up its admission chain, rests on an invite
+ * not expired by now_hlc (another admit may still take that invite). */
+static bool admission_open(const vs_mesh_view *view, inv *invs, uint32_t invs_n, const vs_mesh_member *m,
+                           uint64_t now_hlc) {
+  /* Bounded: depth decreases by one per step (the genesis has depth 0). */
+  for (uint32_t step = 0; m != NULL && m->depth > 0 && step < VS_MESH_MEMBERS_MAX; step++) {
+    const inv *i = inv_find(invs, invs_n, m->inviter, m->invite_seq);
+    if (i == NULL || i->expires_hlc > now_hlc) return true; /* (no invite: cannot be; hold) */
+    m = vs_mesh_find(view, m->inviter);
+  }
+  return false;
+}
+
+/* cut[o] = min(cut[o], full's seq of o (0 when absent)): both sorted. */
+static void lower_by(vs_cut_entry *cut, uint32_t n, const vs_ack_entry *full, uint32_t full_n) {
+  uint32_t j = 0;
+  for (uint32_t i = 0; i < n; i++) { /* bounded: n + full_n steps in all */
+    while (j < full_n && memcmp(full[j].origin, cut[i].origin, VS_ORIGIN_BYTES) < 0) j++;
+    uint64_t seq = j < full_n && memcmp(full[j].origin, cut[i].origin, VS_ORIGIN_BYTES) == 0 ? full[j].seq : 0;
+    if (seq < cut[i].seq) cut[i].seq = seq;
+  }
+}
+
+/* Revoked device d: settled, or its last ack lowers the cut (all of it
+ * when it has none). `settled_by` is the cut before any revoked device
+ * lowered it (what the active members hold). */
+static vs_err revoked_lower(MDB_txn *txn, const vs_store *store, const vs_mesh_view *view, const vs_mesh_member *d,
+                            const vs_cut_entry *active, vs_cut_entry *cut, uint32_t n, vs_ack_entry *full,
+                            vs_final_info *info) {
+  const vs_mesh_member *x = vs_mesh_find(view, d->revoked_by);
+  const vs_cut_entry *held = cut_find((vs_cut_entry *)active, n, d->revoked_by);
+  if (x != NULL && senior_cmp(x, d) < 0 && held != NULL && held->seq >= d->revoke_seq) {
+    info->revoked_settled++;
+    return VS_OK;
+  }
+  info->revoked_holding++;
+  vs_ack_rec r;
+  vs_err err = vs_acks_get_txn(txn, store, d->pk, &r);
+  if (err == VS_ERR_NOTFOUND) {
+    for (uint32_t i = 0; i < n; i++) cut[i].seq = 0; /* bounded: n */
+    return VS_OK;
+  }
+  uint32_t full_n = 0;
+  if (err == VS_OK) err = vs_acks_merge(r.key, r.key_n, r.delta, r.delta_n, full, VS_WIRE_VV_MAX, &full_n);
+  if (err == VS_OK) lower_by(cut, n, full, full_n);
+  vs_ack_rec_free(&r);
+  return err;
+}
+
+/* The invites of the facts, sorted, each marked used when an admit names it. */
+static vs_err invites_of(const vs_mesh_fact *facts, uint32_t n, inv **out, uint32_t *n_out) {
+  *out = NULL;
+  *n_out = 0;
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; i++) k += facts[i].kind == VS_MESH_INVITE; /* bounded: n */
+  if (k == 0) return VS_OK;
+  inv *v = malloc((size_t)k * sizeof *v);
+  if (v == NULL) return VS_ERR_NOMEM;
+  k = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (facts[i].kind != VS_MESH_INVITE) continue;
+    memcpy(v[k].origin, facts[i].origin, VS_ORIGIN_BYTES);
+    v[k].seq = facts[i].seq;
+    v[k].expires_hlc = facts[i].u.invite.expires_hlc;
+    v[k].used = false;
+    k++;
+  }
+  qsort(v, k, sizeof *v, inv_cmp);
+  for (uint32_t i = 0; i < n; i++) { /* bounded: n binary searches */
+    if (facts[i].kind != VS_MESH_ADMIT) continue;
+    inv *hit = inv_find(v, k, facts[i].u.admit.inviter, facts[i].u.admit.invite_seq);
+    if (hit != NULL) hit->used = true;
+  }
+  *out = v;
+  *n_out = k;
+  return VS_OK;
+}
+
+vs_err vs_final_cut_txn(MDB_txn *txn, const vs_store *store, vs_cut_entry *cut, uint32_t n, vs_final_info *info) {
+  if (txn == NULL || store == NULL || (cut == NULL && n > 0) || info == NULL) return VS_ERR_INVAL;
+  memset(info, 0, sizeof *info);
+  for (uint32_t i = 1; i < n; i++) /* bounded: n */
+    if (memcmp(cut[i - 1].origin, cut[i].origin, VS_ORIGIN_BYTES) >= 0) return VS_ERR_INVAL;
+  uint8_t mesh_id[VS_HASH_BYTES];
+  vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
+  if (err == VS_ERR_NOTFOUND) return VS_OK; /* an open mesh: its cut is 0 anyway */
+  if (err != VS_OK) return err;
+  vs_mesh_fact *facts = NULL;
+  uint32_t facts_n = 0, invs_n = 0;
+  inv *invs = NULL;
+  uint64_t now_hlc = 0;
+  vs_mesh_view *view = malloc(sizeof *view);
+  vs_cut_entry *active = n > 0 ? malloc((size_t)n * sizeof *active) : NULL;
+  vs_ack_entry *full = malloc(sizeof *full * VS_WIRE_VV_MAX);
+  if (view == NULL || (n > 0 && active == NULL) || full == NULL) err = VS_ERR_NOMEM;
+  if (err == VS_OK) err = vs_mesh_facts_read_txn(txn, store, &facts, &facts_n);
+  if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &now_hlc);
+  if (err == VS_OK) err = vs_mesh_reduce(mesh_id, facts, facts_n, view);
+  if (err == VS_OK) err = invites_of(facts, facts_n, &invs, &invs_n);
+  for (uint32_t i = 0; i < invs_n && err == VS_OK; i++)
+    info->pending_invites += !invs[i].used && invs[i].expires_hlc > now_hlc;
+  if (err == VS_OK && n > 0) memcpy(active, cut, (size_t)n * sizeof *active);
+  /* Bounded: view->count <= VS_MESH_MEMBERS_MAX members. */
+  for (uint32_t m = 0; m < view->count && err == VS_OK && info->pending_invites == 0; m++) {
+    const vs_mesh_member *d = &view->members[m];
+    if (d->revoked) {
+      err = revoked_lower(txn, store, view, d, active, cut, n, full, info);
+      continue;
+    }
+    if (!admission_open(view, invs, invs_n, d, now_hlc)) continue;
+    info->unfinal_members++;
+    vs_cut_entry *e = cut_find(cut, n, d->pk);
+    if (e != NULL) e->seq = 0;
+  }
+  if (err == VS_OK && info->pending_invites > 0)
+    for (uint32_t i = 0; i < n; i++) cut[i].seq = 0; /* bounded: n */
+  free(invs);
+  free(facts);
+  free(full);
+  free(active);
+  free(view);
+  return err;
+}
