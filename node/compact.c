@@ -13,9 +13,14 @@
  *            "used_bytes_after": B}: each step's members, then the sizes
  *            (vs_store_space_get). */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "local.h"
@@ -130,6 +135,83 @@ static vs_err step_log(compact_ctx *c) {
   return err;
 }
 
+/* ---- --copy NEWDIR: the store rewritten compactly, with DIR's key files ---- */
+
+#define COPY_FILES_MAX 64u          /* DIR's entries looked at, at most (a data directory holds a few) */
+#define COPY_FILE_BYTES_MAX 65536u  /* a key file is under 200 bytes */
+
+/* What is not copied: the store (copied compactly), LMDB's lock file, the
+ * daemon's lock, socket and status file. */
+static bool copy_skips(const char *name) {
+  static const char *const SKIP[] = {"data.mdb", "lock.mdb", "owner.lock", "nudge.sock", "run.json"};
+  if (name[0] == '.') return true;
+  for (size_t i = 0; i < sizeof SKIP / sizeof SKIP[0]; i++)
+    if (strcmp(name, SKIP[i]) == 0) return true;
+  return false;
+}
+
+/* Copy the small regular file `name` of dir to newdir (0600, fsync'ed). */
+static vs_err copy_file(const char *dir, const char *newdir, const char *name) {
+  char from[4096], to[4096];
+  if ((size_t)snprintf(from, sizeof from, "%s/%s", dir, name) >= sizeof from ||
+      (size_t)snprintf(to, sizeof to, "%s/%s", newdir, name) >= sizeof to)
+    return VS_ERR_INVAL;
+  struct stat st;
+  if (lstat(from, &st) != 0) return VS_ERR_STORE;
+  if (!S_ISREG(st.st_mode)) return VS_OK; /* a socket, a directory, a link: not copied */
+  if (st.st_size > (off_t)COPY_FILE_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (in < 0) return VS_ERR_STORE;
+  static uint8_t buf[COPY_FILE_BYTES_MAX];
+  ssize_t got = read(in, buf, sizeof buf);
+  close(in);
+  if (got < 0 || got != st.st_size) return VS_ERR_STORE;
+  int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) return errno == EEXIST ? VS_ERR_EXISTS : VS_ERR_STORE;
+  bool ok = write(out, buf, (size_t)got) == got && fsync(out) == 0;
+  ok = close(out) == 0 && ok;
+  return ok ? VS_OK : VS_ERR_STORE;
+}
+
+static vs_err copy_keys(const char *dir, const char *newdir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return VS_ERR_STORE;
+  vs_err err = VS_OK;
+  struct dirent *e;
+  for (uint32_t i = 0; i < COPY_FILES_MAX && err == VS_OK && (e = readdir(d)) != NULL; i++)
+    if (!copy_skips(e->d_name)) err = copy_file(dir, newdir, e->d_name);
+  closedir(d);
+  return err;
+}
+
+/* After the steps: NEWDIR made (never an existing one), the key files, the
+ * store copied compactly. No daemon may run on DIR (the copy would miss
+ * what it writes next); the owner lock says so. */
+static int copy_store(compact_ctx *c, uint64_t *file_bytes_out) {
+  const char *newdir = c->a->copy;
+  vs_err err = vs_store_lock_owner(c->store);
+  if (err == VS_ERR_BUSY) {
+    vn_errorf(c->a->cmd, "%s: a daemon runs on this directory: stop it before --copy (what it writes after the "
+                         "copy would not be in it)", c->a->data);
+    return VN_EXIT_STORAGE;
+  }
+  if (err != VS_OK) return vn_report(c->a->cmd, c->a->data, err);
+  if (mkdir(newdir, 0700) != 0) {
+    vn_errorf(c->a->cmd, "%s: %s (--copy makes a new directory, never over an existing one)", newdir,
+              errno == EEXIST ? "exists" : strerror(errno));
+    return VN_EXIT_STORAGE;
+  }
+  err = copy_keys(c->a->data, newdir);
+  if (err == VS_OK) err = vs_store_copy_compact(c->store, newdir);
+  if (err != VS_OK) return vn_report(c->a->cmd, newdir, err);
+  char path[4096];
+  struct stat st;
+  if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", newdir) >= sizeof path || stat(path, &st) != 0)
+    return vn_report(c->a->cmd, newdir, VS_ERR_STORE);
+  *file_bytes_out = (uint64_t)st.st_size;
+  return VN_EXIT_OK;
+}
+
 static const struct {
   const char *name;
   compact_step_fn run;
@@ -159,16 +241,30 @@ int vn_cmd_compact(const vn_args *a) {
   if (err == VS_OK) err = vs_store_space_get(c.store, &after);
   if (c.json != NULL) fclose(c.json);
   if (c.text != NULL) fclose(c.text);
+  uint64_t copy_bytes = 0;
+  if (err == VS_OK && a->copy != NULL) rc = copy_store(&c, &copy_bytes);
   vs_node_close(c.node);
   if (err != VS_OK) {
     if (failed != NULL) vn_errorf(a->cmd, "step %s stopped (what it did before stays)", failed);
     rc = vn_report(a->cmd, a->data, err);
+  } else if (rc != VN_EXIT_OK) {
+    /* (copy_store said why) */
   } else if (a->json) {
-    printf("{%.*s\"used_bytes_before\": %" PRIu64 ", \"used_bytes_after\": %" PRIu64 "}\n", (int)json_len, json,
-           before.used_bytes, after.used_bytes);
+    printf("{%.*s\"used_bytes_before\": %" PRIu64 ", \"used_bytes_after\": %" PRIu64 ", \"file_bytes\": %" PRIu64,
+           (int)json_len, json, before.used_bytes, after.used_bytes, after.file_bytes);
+    if (a->copy != NULL) {
+      fputs(", \"copy\": {\"dir\": ", stdout);
+      vn_json_write_string(stdout, (const uint8_t *)a->copy, strlen(a->copy));
+      printf(", \"file_bytes\": %" PRIu64 "}", copy_bytes);
+    }
+    puts("}");
   } else {
     printf("%.*sstore: used_bytes %" PRIu64 " -> %" PRIu64 "\n", (int)text_len, text, before.used_bytes,
            after.used_bytes);
+    if (a->copy != NULL)
+      printf("copy: %s/data.mdb %" PRIu64 " bytes (the store file: %" PRIu64 "); move %s into %s's place when "
+             "nothing uses %s\n",
+             a->copy, copy_bytes, after.file_bytes, a->copy, a->data, a->data);
   }
   free(json);
   free(text);

@@ -665,6 +665,7 @@ enum {
   OPT_FROM = 1u << 5,
   OPT_OUT = 1u << 6,
   OPT_NEW_MESH = 1u << 7,
+  OPT_COPY = 1u << 8,
 };
 
 typedef struct option_spec {
@@ -676,7 +677,7 @@ typedef struct option_spec {
 static const option_spec OPTIONS[] = {
     {"--data", OPT_DATA, true},  {"--mesh-key", OPT_MESH_KEY, true},     {"--idem", OPT_IDEM, true},
     {"--json", OPT_JSON, false}, {"--tombstones", OPT_TOMBSTONES, false}, {"--from", OPT_FROM, true},
-    {"--out", OPT_OUT, true},    {"--new-mesh", OPT_NEW_MESH, false},
+    {"--out", OPT_OUT, true},    {"--new-mesh", OPT_NEW_MESH, false},     {"--copy", OPT_COPY, true},
 };
 #define OPTION_COUNT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -743,12 +744,16 @@ static const cmd_spec COMMANDS[] = {
      "that origin's operations from its seq on, on every node; its device needs a new identity.\n"
      "--json: forks is [{origin, seq}] (the first 64, by origin), forks_total counts them all.",
      OPT_DATA | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_status},
-    {"compact", "--data DIR [--json]",
-     "Compaction now, whether or not a daemon runs on DIR (it goes on delivering): the delivered (DONE)\n"
-     "outbox entries of every sink are purged. Prints what each step did and the store's used_bytes\n"
-     "before and after; --json: {outbox_purged, sinks: [{name, purged, pending, inflight, done, failed}],\n"
-     "used_bytes_before, used_bytes_after}. The daemon purges by itself too (run --purge-done-after).",
-     OPT_DATA | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_compact},
+    {"compact", "--data DIR [--copy NEWDIR] [--json]",
+     "Compaction now, whether or not a daemon runs on DIR (it goes on delivering): in a managed mesh the\n"
+     "operations every member acknowledged leave the log (folded into the base state), and the delivered\n"
+     "(DONE) outbox entries of every sink are purged. Prints what each step did and the store's used_bytes\n"
+     "before and after; --json: {log_folded, ..., outbox_purged, sinks: [...], used_bytes_before,\n"
+     "used_bytes_after}. The daemon does both by itself too (run --compact-every, --purge-done-after).\n"
+     "--copy NEWDIR: then write a compact copy of DIR into NEWDIR (created, 0700; never over an existing\n"
+     "one, exit 3): the store file rewritten without its free pages, and DIR's key files. The store file\n"
+     "never shrinks in place; move NEWDIR into DIR's place when nothing uses DIR. Needs no daemon on DIR.",
+     OPT_DATA | OPT_JSON | OPT_COPY, {NULL, NULL}, 0, 0, vn_cmd_compact},
     {"log", "--data DIR [--from LSN] [--json]",
      "Print every operation the node holds (its own and its peers'), in LSN order from LSN (default 1);\n"
      "with --json one object per line {lsn, id, origin, seq, hlc, kind, target, value, stored_at_ms}.",
@@ -820,6 +825,7 @@ static int parse_option(const cmd_spec *spec, vn_args *a, int argc, char **argv,
     case OPT_JSON: a->json = true; break;
     case OPT_TOMBSTONES: a->tombstones = true; break;
     case OPT_NEW_MESH: a->new_mesh = true; break;
+    case OPT_COPY: a->copy = value; break;
     default: assert(false); break;
   }
   if (value != NULL && value[0] == '\0' && o->bit != OPT_IDEM)

@@ -22,6 +22,7 @@ typedef struct vn_args {
   bool json;            /* --json */
   bool tombstones;      /* --tombstones */
   bool new_mesh;        /* --new-mesh (init) */
+  const char *copy;     /* --copy NEWDIR (compact) */
   const char *pos[VN_POSITIONALS_MAX];
   uint32_t pos_count;
 } vn_args;

@@ -178,6 +178,19 @@ typedef struct vs_compact_info {
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_FULL, VS_ERR_NOMEM, VS_ERR_STORE. */
 VS_API vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info);
 
+/** Write a compacting copy of the store into `dest_dir` (an existing
+ *  directory without a data.mdb): LMDB's compacting copy (free pages left
+ *  out, so the file is about the size of the pages in use,
+ *  vs_store_space_get's used_bytes), from one read transaction (writers go
+ *  on; what commits after it began is not in the copy), fsync'ed. The
+ *  store's own file never shrinks (LMDB reuses its free pages instead):
+ *  this is how a user gets the disk space back, by moving the copy into
+ *  place while nothing has the store open (vix-node compact --copy).
+ *  @return VS_OK; VS_ERR_INVAL; VS_ERR_EXISTS (dest_dir holds a data.mdb);
+ *  VS_ERR_FULL (the disk); VS_ERR_NOMEM; VS_ERR_STORE (dest_dir missing,
+ *  not writable). */
+VS_API vs_err vs_store_copy_compact(vs_store *store, const char *dest_dir);
+
 /** Whether `origin` was voided by fork evidence: a device (an equivocating
  *  writer, or a copied data directory or restored backup that wrote on)
  *  signed two different operations at one seq. The store that holds the

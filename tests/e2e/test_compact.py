@@ -121,6 +121,37 @@ def test_compact_stopped_node(m):
     check(rc == 2 and "--purge-done-after" in err, "run --purge-done-after -1: exit 2, got %d %r" % (rc, err))
 
 
+def test_compact_copy(m):
+    """`compact --copy NEWDIR`: the purge frees pages but the store file
+    keeps its size; the copy is about the pages in use, holds the same
+    state and key files, opens as a node (same id, same dump); never over an
+    existing directory (exit 3), never beside a running daemon (exit 3)."""
+    a = m.init("a")
+    import_puts(a, WRITES, "c")
+    overwrite = "\n".join(json.dumps({"kind": "put", "target": "key%03d" % (i % 50), "value": "x" * 200})
+                           for i in range(4000))
+    vn_ok("import", "--data", a, stdin=overwrite + "\n")
+    before = ml.status(a)["store"]
+    new = os.path.join(m.root, "a-compact")
+    r = json.loads(vn_ok("compact", "--data", a, "--copy", new, "--json"))
+    check(r["file_bytes"] == before["file_bytes"], "the store file keeps its size in place: %r %r" % (r, before))
+    check(r["copy"]["file_bytes"] < r["file_bytes"], "the copy is smaller than the file: %r" % r)
+    check(r["copy"]["file_bytes"] <= r["used_bytes_after"] + 65536, "the copy is about the pages in use: %r" % r)
+    print("  file %d bytes, used %d, copy %d" % (r["file_bytes"], r["used_bytes_after"], r["copy"]["file_bytes"]))
+    check(sorted(os.listdir(new)) == ["data.mdb", "identity.key", "mesh.key"], "the copy: %r" % os.listdir(new))
+    check(os.stat(new).st_mode & 0o777 == 0o700, "NEWDIR is private")
+    check(vn_ok("id", "--data", new) == vn_ok("id", "--data", a), "the same identity")
+    check(ml.dump(new) == ml.dump(a), "the same state")
+    check(ml.status(new)["state_hash"] == ml.status(a)["state_hash"], "the same state hash")
+    rc, out, err = vn("compact", "--data", a, "--copy", new)
+    check(rc == 3 and "exists" in err, "--copy over an existing directory: exit 3, got %d %r" % (rc, err))
+    da = m.start(a)
+    rc, out, err = vn("compact", "--data", a, "--copy", os.path.join(m.root, "a-other"))
+    check(rc == 3 and "daemon" in err, "--copy beside a daemon: exit 3, got %d %r" % (rc, err))
+    check(not os.path.exists(os.path.join(m.root, "a-other")), "nothing made beside a daemon")
+    da.stop()
+
+
 def test_compact_while_replicating(m):
     """`compact` again and again while the daemon replicates a stream of
     writes: the daemon delivers everything, every write is purged exactly
@@ -207,6 +238,7 @@ if __name__ == "__main__":
     ml.main([
         ("daemon_purges_past_threshold", test_daemon_purges_past_threshold),
         ("compact_stopped_node", test_compact_stopped_node),
+        ("compact_copy", test_compact_copy),
         ("compact_while_replicating", test_compact_while_replicating),
         ("push_sink_purged", test_push_sink_purged),
     ])

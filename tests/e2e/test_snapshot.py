@@ -188,6 +188,13 @@ def test_bounded_store_check(m):
     logc = len(log_lines(c))
     print("  c: log %d lines, snapshot %d bytes" % (logc, info["bytes"]))
     check(logc < 10000, "c's log has %d records" % logc)
+    # The disk space back: a's file keeps its high-water size; its compact
+    # copy is about what it uses.
+    da.stop()
+    r = json.loads(vn_ok("compact", "--data", a, "--copy", os.path.join(m.root, "a-copy"), "--json"))
+    print("  a: file_bytes %d, compact copy %d bytes" % (r["file_bytes"], r["copy"]["file_bytes"]))
+    check(r["copy"]["file_bytes"] <= 1048576 and r["copy"]["file_bytes"] * 10 < r["file_bytes"],
+          "the copy gives the space back: %r" % r)
 
 
 if __name__ == "__main__":
