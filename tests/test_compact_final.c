@@ -27,6 +27,7 @@
 #define MN_INVITE_MS 2000ull /* short invites: each test writes after they expire */
 #include "member_nodes.h"
 #include "chain.h"
+#include "compact_util.h"
 #include "internal.h"
 #include "member.h"
 #include "mgate.h"
@@ -41,12 +42,7 @@ static void compact_but_twin(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
 }
 
 static uint64_t horizon(mh_mesh *m, uint32_t i, uint32_t origin) {
-  MDB_txn *txn;
-  vs_horizon h;
-  assert_err(vs_txn_begin(mn_store(m, i), false, &txn), VS_OK);
-  assert_err(vs_horizon_get(txn, mn_store(m, i), m->ids[origin].pk, &h), VS_OK);
-  mdb_txn_abort(txn);
-  return h.seq;
+  return vt_horizon_of(mn_store(m, i), m->ids[origin].pk).seq;
 }
 
 static vs_compact_info compact_now(mh_mesh *m, uint32_t i) {

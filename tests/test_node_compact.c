@@ -25,6 +25,7 @@
 #define MN_INVITE_MS 2000ull
 #include "member_nodes.h"
 #include "chain.h"
+#include "compact_util.h"
 #include "internal.h"
 #include "vixsync/snapshot.h"
 #include "snap_buf.h"
@@ -36,22 +37,8 @@ static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   cfg->compact_after_ops = 0;
 }
 
-static uint64_t wal_records(vs_store *s) {
-  MDB_txn *txn;
-  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
-  MDB_stat st;
-  assert_int_equal(mdb_stat(txn, s->dbi_wal, &st), 0);
-  mdb_txn_abort(txn);
-  return st.ms_entries;
-}
-
 static uint64_t horizon(mh_mesh *m, uint32_t i, uint32_t origin) {
-  MDB_txn *txn;
-  vs_horizon h;
-  assert_err(vs_txn_begin(mn_store(m, i), false, &txn), VS_OK);
-  assert_err(vs_horizon_get(txn, mn_store(m, i), m->ids[origin].pk, &h), VS_OK);
-  mdb_txn_abort(txn);
-  return h.seq;
+  return vt_horizon_of(mn_store(m, i), m->ids[origin].pk).seq;
 }
 
 static void writes(mh_mesh *m, uint32_t nodes, uint32_t count, uint32_t round) {
@@ -81,7 +68,7 @@ static void test_node_compacts_the_stable_part(void **state) {
     vs_node_stats s = mn_stats(&m, i);
     assert_true(s.ops_compacted >= 250);
     assert_true(s.compact_steps >= 1);
-    assert_true(wal_records(mn_store(&m, i)) < 20); /* genesis, invites, admits, and an unsigned tail at most */
+    assert_true(vt_wal_records(mn_store(&m, i)) < 20); /* genesis, invites, admits, and an unsigned tail at most */
     for (uint32_t o = 0; o < 3; o++) assert_true(horizon(&m, i, o) > 0);
   }
   mh_expect_converged(&m, 0, 1);
@@ -158,7 +145,7 @@ static void test_node_late_device_seeded_by_snapshot(void **state) {
   mh_connect(&m, 4, 0);
   mh_run_for(&m, 40000);
   mh_expect_converged(&m, 0, 3);
-  assert_true(wal_records(mn_store(&m, 3)) < 40);
+  assert_true(vt_wal_records(mn_store(&m, 3)) < 40);
   /* Node 4, never seeded: of node 0's chain it got the membership ops
    * that start it (genesis, invites: kept whole, each its own run) and
    * nothing past the first compacted op: no data, no gap. */
