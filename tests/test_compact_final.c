@@ -205,9 +205,10 @@ static void test_mutual_revoke_holds_the_cut(void **state) {
   assert_false(mn_has(&m, TWIN, "p2-1"));
   assert_true(mn_has(&m, TWIN, "p0-1"));
   /* Node 0 still holds them unfolded, so the same verdict can void them
-   * there. (It cannot reach node 0 here: each revoker rekeyed, to two
-   * different epoch-1 keys, and the sides cannot handshake again: a
-   * membership limit of its own, docs/membership.md.) */
+   * there. (It does not reach node 0 over this harness's link: each
+   * revoker rekeyed, to two different epoch-1 keys, and a link here is
+   * made once on each side's newest key; a daemon's next dial steps back
+   * to an older key, node_member.c.) */
   assert_true(horizon(&m, 0, 2) <= seen);
   info = compact_now(&m, 0);
   assert_int_equal(info.horizon_breaches, 0);
