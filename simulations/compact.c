@@ -107,6 +107,31 @@ bool sim_base_ops(sim *s, vs_store *st, uint32_t i, uint64_t *n_out, uint64_t *s
   return ok;
 }
 
+/* The members node i's store lists as active (view[k] for sim node k). */
+static bool view_of(sim *s, uint32_t i, bool *view) {
+  vs_store *st = vs_node_store(s->nodes[i].node);
+  MDB_txn *txn = NULL;
+  if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) return sim_fail(s, SIM_EXIT_STORE, "node %u: a read transaction", i);
+  bool ok = true;
+  for (uint32_t k = 0; ok && k < s->n; k++) {
+    vs_err err = vs_acks_member_txn(txn, st, s->nodes[k].id.pk, &view[k]);
+    if (err == VS_ERR_NOTFOUND) err = VS_OK;
+    if (err != VS_OK) ok = sim_fail(s, SIM_EXIT_STORE, "node %u: member: %s", i, vs_err_name(err));
+  }
+  mdb_txn_abort(txn);
+  return ok;
+}
+
+/* Node i's horizons were just set (a compaction step, a snapshot's
+ * install): they answer to the members of `view` from now on. */
+static bool hz_from_set(sim *s, uint32_t i, const bool *view) {
+  sim_node *n = &s->nodes[i];
+  if (n->hz_from == NULL) n->hz_from = calloc(s->n, sizeof *n->hz_from);
+  if (n->hz_from == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  memcpy(n->hz_from, view, sizeof *view * s->n);
+  return true;
+}
+
 /* ---- ground truth at every compaction step ---- */
 
 bool sim_compact_watch(sim *s, uint32_t i) {
@@ -123,15 +148,7 @@ bool sim_compact_watch(sim *s, uint32_t i) {
   /* The members node i knows as active: the cut it compacted below covers
    * them (a device admitted where i has not heard of it yet is not in it:
    * the members that have keep those ops until it acknowledges). */
-  vs_store *sti = vs_node_store(n->node);
-  MDB_txn *txn = NULL;
-  if (ok && mdb_txn_begin(sti->env, NULL, MDB_RDONLY, &txn) != 0) ok = sim_fail(s, SIM_EXIT_STORE, "node %u: a read transaction", i);
-  for (uint32_t k = 0; ok && k < s->n; k++) {
-    vs_err err = vs_acks_member_txn(txn, sti, s->nodes[k].id.pk, &view[k]);
-    if (err == VS_ERR_NOTFOUND) err = VS_OK;
-    if (err != VS_OK) ok = sim_fail(s, SIM_EXIT_STORE, "node %u: member: %s", i, vs_err_name(err));
-  }
-  if (txn != NULL) mdb_txn_abort(txn);
+  if (ok) ok = view_of(s, i, view) && hz_from_set(s, i, view);
   for (uint32_t j = 0; ok && j < s->n; j++) {
     if (hz[j] == 0 || !first_of_pk(s, j)) continue;
     for (uint32_t k = 0; ok && k < s->n; k++) {
@@ -153,71 +170,114 @@ bool sim_compact_watch(sim *s, uint32_t i) {
   return ok;
 }
 
-/* ---- horizon <= stable cut <= head, after settle ---- */
+/* ---- after settle: horizon <= what its members acked; cut <= head ---- */
+
+/* The check is not `horizon <= stable cut`: a member admitted after a
+ * compaction has acknowledged nothing when it arrives, and its missing ack
+ * drops every node's cut to 0 under horizons that were right when they
+ * moved (docs/simulator.md, "Compaction"). Per origin, a node's horizon is
+ * at most the seq of that origin in the acked vector the node stores of
+ * each member its horizons answer to (hz_from: active in its view at its
+ * last compaction step, or at its snapshot's install) that is still an
+ * active member there; and the stable cut (vs_acks_cut_txn) is at most the
+ * head. Stored acks only grow, so for a compacting node this holds from the
+ * step on (what the step relied on stays stored); for a seeded device it
+ * says that it came to store every member's ack of its snapshot's horizons
+ * (the acks it could not check before, tests/test_acks_snapshot.c). */
 
 typedef struct cut_ctx {
   sim *s;
-  MDB_txn *txn;
-  vs_store *st;
-  uint32_t node;
   uint64_t compacted; /* sum of horizons */
   bool bad;
   uint32_t bad_node;
-  uint64_t bad_h, bad_cut, bad_head;
+  uint64_t bad_cut, bad_head;
 } cut_ctx;
 
 static vs_err cut_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t cut, uint64_t head, void *ctx) {
   cut_ctx *c = ctx;
-  vs_horizon h;
-  vs_err err = vs_horizon_get(c->txn, c->st, origin, &h);
-  if (err != VS_OK) return err;
-  uint64_t vv = 0;
-  uint32_t j = sim_node_of(c->s, origin);
-  if ((h.seq > cut || cut > head) && !c->bad) {
-    c->bad = true; /* named after the walk, with the cut's info */
-    c->bad_node = j;
-    c->bad_h = h.seq;
+  if (cut > head && !c->bad) {
+    c->bad = true;
+    c->bad_node = sim_node_of(c->s, origin);
     c->bad_cut = cut;
     c->bad_head = head;
   }
-  (void)vv;
-  c->compacted += h.seq;
   return VS_OK;
 }
 
+/* The seq of origin `pk` in member k's acked vector as node i stores it
+ * (0: no ack, or the origin is not in it). full: VS_WIRE_VV_MAX entries. */
+static vs_err acked_seq(MDB_txn *txn, vs_store *st, const uint8_t member[VS_ORIGIN_BYTES], vs_ack_entry *full, uint32_t *full_n,
+                        bool *have) {
+  vs_ack_rec rec;
+  *full_n = 0;
+  *have = false;
+  vs_err err = vs_acks_get_txn(txn, st, member, &rec);
+  if (err == VS_ERR_NOTFOUND) return VS_OK;
+  if (err == VS_OK) err = vs_acks_merge(rec.key, rec.key_n, rec.delta, rec.delta_n, full, VS_WIRE_VV_MAX, full_n);
+  vs_ack_rec_free(&rec);
+  *have = err == VS_OK;
+  return err;
+}
+
+static uint64_t seq_in(const vs_ack_entry *e, uint32_t n, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  for (uint32_t k = 0; k < n; k++) /* bounded: n */
+    if (memcmp(e[k].origin, origin, VS_ORIGIN_BYTES) == 0) return e[k].seq;
+  return 0;
+}
+
 bool sim_compact_check(sim *s, uint32_t i) {
-  vs_store *st = vs_node_store(s->nodes[i].node);
+  sim_node *n = &s->nodes[i];
+  vs_store *st = vs_node_store(n->node);
+  uint64_t *hz = calloc(s->n, sizeof *hz);
+  bool *view = calloc(s->n, sizeof *view);
+  vs_ack_entry *full = malloc(sizeof *full * VS_WIRE_VV_MAX);
+  bool ok = hz != NULL && view != NULL && full != NULL ? sim_horizons(s, i, hz) && view_of(s, i, view)
+                                                        : sim_fail(s, SIM_EXIT_STORE, "out of memory");
   MDB_txn *txn = NULL;
-  if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
-    return sim_fail(s, SIM_EXIT_STORE, "node %u: a read transaction for its cut", i);
-  cut_ctx c = {s, txn, st, i, 0, false, 0, 0, 0, 0};
+  if (ok && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+    ok = sim_fail(s, SIM_EXIT_STORE, "node %u: a read transaction for its cut", i);
+  cut_ctx c = {s, 0, false, 0, 0, 0};
   vs_acks_cut_info info;
   memset(&info, 0, sizeof info);
-  vs_err err = vs_acks_cut_txn(txn, st, cut_cb, &c, &info);
-  /* The active members whose ack it lacks, for the message. */
-  char lack[128] = "";
-  size_t ln = 0;
-  for (uint32_t k = 0; c.bad && err == VS_OK && k < s->n && ln + 12 < sizeof lack; k++) {
-    bool active = false;
-    uint64_t hlc = 0;
-    if (vs_acks_member_txn(txn, st, s->nodes[k].id.pk, &active) != VS_OK || !active) continue;
-    if (vs_acks_hlc_txn(txn, st, s->nodes[k].id.pk, &hlc, NULL) != VS_OK || hlc == 0)
-      ln += (size_t)snprintf(lack + ln, sizeof lack - ln, " %u", k);
+  vs_err err = ok ? vs_acks_cut_txn(txn, st, cut_cb, &c, &info) : VS_OK;
+  if (ok && err != VS_OK) ok = sim_fail(s, SIM_EXIT_STORE, "node %u: the stable cut: %s", i, vs_err_name(err));
+  if (ok && c.bad)
+    ok = sim_fail(s, SIM_EXIT_FAIL, "compaction: node %u, origin of node %u: stable cut %" PRIu64 " above the head %" PRIu64, i,
+                  c.bad_node, c.bad_cut, c.bad_head);
+  uint64_t hz_sum = 0;
+  for (uint32_t j = 0; ok && j < s->n; j++) hz_sum += first_of_pk(s, j) ? hz[j] : 0;
+  if (ok && hz_sum > 0 && n->hz_from == NULL)
+    ok = sim_fail(s, SIM_EXIT_FAIL, "compaction: node %u holds horizons (sum %" PRIu64 ") the simulator never saw set", i, hz_sum);
+  for (uint32_t k = 0; ok && hz_sum > 0 && k < s->n; k++) {
+    if (!n->hz_from[k] || !view[k] || !first_of_pk(s, k)) continue;
+    uint32_t full_n = 0;
+    bool have = false;
+    err = acked_seq(txn, st, s->nodes[k].id.pk, full, &full_n, &have);
+    if (err != VS_OK) {
+      ok = sim_fail(s, SIM_EXIT_STORE, "node %u: the ack of node %u: %s", i, k, vs_err_name(err));
+      break;
+    }
+    for (uint32_t j = 0; ok && j < s->n; j++) {
+      if (hz[j] == 0 || !first_of_pk(s, j)) continue;
+      uint64_t acked = seq_in(full, full_n, s->nodes[j].id.pk);
+      if (acked >= hz[j]) continue;
+      vs_node_stats ns, ks;
+      sim_node_stats_total(n, &ns);
+      sim_node_stats_total(&s->nodes[k], &ks);
+      ok = sim_fail(s, SIM_EXIT_FAIL,
+                    "compaction: node %u%s, origin of node %u: horizon %" PRIu64 " above member node %u's ack of it, %" PRIu64
+                    "%s (node %u's horizons answer to node %u: a member when they were last set; it holds acks of %u of %u active "
+                    "members; acks received %" PRIu64 ", unusable %" PRIu64 "; node %u made %" PRIu64 " acks, sent %" PRIu64 ")",
+                    i, n->seeded ? " (seeded from a snapshot)" : "", j, hz[j], k, acked, have ? "" : " (no ack of it stored)", i, k,
+                    info.with_ack, info.members, ns.acks_received, ns.acks_unusable, k, ks.acks_made, ks.acks_sent);
+    }
   }
-  mdb_txn_abort(txn);
-  if (s->failed) return false;
-  if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: the stable cut: %s", i, vs_err_name(err));
-  vs_node_stats ns;
-  sim_node_stats_total(&s->nodes[i], &ns);
-  if (c.bad)
-    return sim_fail(s, SIM_EXIT_FAIL,
-                    "compaction: node %u%s, origin of node %u: horizon %" PRIu64 ", stable cut %" PRIu64 ", head %" PRIu64
-                    " (want horizon <= cut <= head; it holds acks of %u of %u active members; none of node(s)%s; acks received %" PRIu64
-                    ", unusable %" PRIu64 ")",
-                    i, s->nodes[i].seeded ? " (seeded from a snapshot)" : "", c.bad_node, c.bad_h, c.bad_cut, c.bad_head,
-                    info.with_ack, info.members, lack, ns.acks_received, ns.acks_unusable);
-  s->compacted_total += c.compacted;
-  return true;
+  if (txn != NULL) mdb_txn_abort(txn);
+  free(hz);
+  free(view);
+  free(full);
+  if (ok) s->compacted_total += hz_sum;
+  return ok;
 }
 
 /* ---- a late device seeded by a snapshot ---- */
@@ -372,6 +432,10 @@ bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t) {
     fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u seeded from node %u's snapshot (%" PRIu64 " bytes, %" PRIu64 " entries)\n",
             s->now, t, a, info.bytes, info.entries);
   if (!sim_node_open(s, t)) return false;
+  bool *view = calloc(s->n, sizeof *view);
+  bool vok = view != NULL ? view_of(s, t, view) && hz_from_set(s, t, view) : sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  free(view);
+  if (!vok) return false;
   /* What no callback ran for: the base state, and the other origins' ops
    * the snapshot put in the log (membership ops). */
   vs_store *st = vs_node_store(n->node);
