@@ -372,65 +372,90 @@ static vs_err others_cb(const vs_wal_record *rec, void *ctx) {
   return VS_OK;
 }
 
+/* Node k's snapshot into b (b->n 0: none to use). A managed snapshot that
+ * cannot show its signer as a member is passed over: the signer's
+ * admission is not at or below its anchors yet (nothing compacted, or not
+ * that far: docs/simulator.md, "Compaction", item 2); vs_snapshot_make
+ * refuses it (VS_ERR_NOT_MEMBER) once the library checks that itself,
+ * and today it comes out with no origin at all or is refused at install. */
+static bool snap_of(sim *s, uint32_t k, sbuf *b, vs_snapshot_info *info) {
+  b->n = b->at = 0;
+  vs_err err = vs_snapshot_make(vs_node_store(s->nodes[k].node), sb_write, b, info);
+  if (err == VS_ERR_NOT_MEMBER || (err == VS_OK && info->origins == 0)) {
+    b->n = 0;
+    s->tot.seed_passed++;
+    sim_trace(s, 'Z', k, err == VS_OK ? 0 : 1, 0, NULL, 0);
+    return true;
+  }
+  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_snapshot_make: %s", k, vs_err_name(err));
+  return true;
+}
+
 bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t) {
   sim_node *n = &s->nodes[t];
   if (s->nodes[a].node == NULL || n->node == NULL) return sim_fail(s, SIM_EXIT_FAIL, "seed node %u from node %u: one is down", t, a);
-  sbuf b = {NULL, 0, 0, 0};
-  vs_snapshot_info info;
-  vs_err err = vs_snapshot_make(vs_node_store(s->nodes[a].node), sb_write, &b, &info);
-  if (err != VS_OK) {
-    free(b.p);
-    return sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_snapshot_make: %s", a, vs_err_name(err));
-  }
-  if (info.origins == 0) {
-    /* Nothing compacted at a yet: its snapshot holds only the (empty) base
-     * state and no membership op, and installing it is refused
-     * (VS_ERR_NOT_MEMBER, 2026-12). The device syncs by replay instead:
-     * a is a member that knows the invite, so it compacts nothing until
-     * the device has acknowledged. */
-    free(b.p);
-    s->tot.seed_skipped++;
-    sim_trace(s, 'Z', a, t, 0, NULL, 0);
-    return true;
-  }
   vs_outbox_close(n->ob);
   n->ob = NULL;
   vs_node_close(n->node);
   n->node = NULL;
-  err = VS_ERR_AUTH;
-  size_t flip = tamper_at(&b);
-  if (s->cfg->tamper_snapshot && flip < b.n) {
-    /* One bit of the last entry's hlc flipped: every
-     * changed byte must be refused, nothing installed (snapshot.h). */
-    uint8_t was = b.p[flip];
-    b.p[flip] = (uint8_t)(was ^ 0x40);
-    err = install(s, t, &b);
-    b.p[flip] = was;
-    sim_trace(s, 'z', a, t, (uint64_t)(int64_t)err, NULL, 0);
-    if (err == VS_OK) s->tot.tamper_installed++;
-    else s->tot.tamper_refused++;
-    if (err == VS_OK && s->verbose_out != NULL)
-      fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u installed a tampered snapshot of node %u\n", s->now, t, a);
+  /* The inviter's snapshot first, then every other member's that is up,
+   * as a user would (vix-node snapshot on another device): the first that
+   * installs seeds the device. */
+  sbuf b = {NULL, 0, 0, 0};
+  vs_snapshot_info info;
+  memset(&info, 0, sizeof info);
+  vs_err err = VS_ERR_NOT_MEMBER;
+  bool ok = true, tampered = false;
+  uint32_t maker = a;
+  for (uint32_t c = 0; ok && err == VS_ERR_NOT_MEMBER && c < s->n; c++) { /* bounded: s->n makers */
+    uint32_t k = c == 0 ? a : (c <= a ? c - 1 : c);
+    if (c > 0 && (k == a || k == t || s->nodes[k].node == NULL || s->nodes[k].ms != MS_MEMBER)) continue;
+    ok = snap_of(s, k, &b, &info);
+    if (!ok || b.n == 0) continue;
+    maker = k;
+    size_t flip = tamper_at(&b);
+    if (s->cfg->tamper_snapshot && !tampered && flip < b.n) {
+      /* One bit of the last entry's value flipped: every changed byte
+       * must be refused, nothing installed (snapshot.h). */
+      tampered = true;
+      uint8_t was = b.p[flip];
+      b.p[flip] = (uint8_t)(was ^ 0x40);
+      err = install(s, t, &b);
+      b.p[flip] = was;
+      sim_trace(s, 'z', k, t, (uint64_t)(int64_t)err, NULL, 0);
+      if (err == VS_OK) s->tot.tamper_installed++;
+      else s->tot.tamper_refused++;
+      if (err == VS_OK && s->verbose_out != NULL)
+        fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u installed a tampered snapshot of node %u\n", s->now, t, k);
+      if (err == VS_OK) break; /* the checks must then find what it changed */
+    }
+    err = install(s, t, &b); /* the genuine one */
+    sim_trace(s, 'Z', k, t, (uint64_t)(int64_t)err, info.state_hash, sizeof info.state_hash);
+    if (err == VS_ERR_NOT_MEMBER) s->tot.seed_passed++;
   }
-  /* The genuine one (unless the tampered copy went in: the checks must
-   * then find what it changed). */
-  if (err != VS_OK) err = install(s, t, &b);
-  sim_trace(s, 'Z', a, t, (uint64_t)(int64_t)err, info.state_hash, sizeof info.state_hash);
   free(b.p);
+  if (!ok) return false;
+  if (err == VS_ERR_NOT_MEMBER) {
+    /* No member's snapshot installs: the device syncs by replay (the
+     * members that know of it compact nothing it has not acknowledged; if
+     * the mesh compacted before, convergence fails and says so). */
+    s->tot.seed_skipped++;
+    return sim_node_open(s, t);
+  }
   if (err != VS_OK) {
     uint64_t *hz = calloc(s->n, sizeof *hz), sum = 0;
-    if (hz != NULL && sim_horizons(s, a, hz))
+    if (hz != NULL && sim_horizons(s, maker, hz))
       for (uint32_t j = 0; j < s->n; j++) sum += hz[j];
     free(hz);
     return sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_snapshot_install of node %u's snapshot (%" PRIu64 " bytes, %u origins, %" PRIu64
                     " membership ops; node %u's horizons sum to %" PRIu64 "): %s",
-                    t, a, info.bytes, info.origins, info.mesh_ops, a, sum, vs_err_name(err));
+                    t, maker, info.bytes, info.origins, info.mesh_ops, maker, sum, vs_err_name(err));
   }
   s->tot.seeded++;
   n->seeded = true;
   if (s->verbose_out != NULL)
     fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u seeded from node %u's snapshot (%" PRIu64 " bytes, %" PRIu64 " entries)\n",
-            s->now, t, a, info.bytes, info.entries);
+            s->now, t, maker, info.bytes, info.entries);
   if (!sim_node_open(s, t)) return false;
   bool *view = calloc(s->n, sizeof *view);
   bool vok = view != NULL ? view_of(s, t, view) && hz_from_set(s, t, view) : sim_fail(s, SIM_EXIT_STORE, "out of memory");

@@ -347,7 +347,8 @@ typedef struct sim_totals {
   uint64_t revoked_dials;      /* connections of revoked nodes after their revoke + the rekey grace */
   uint32_t final_epoch;        /* after quiesce: the honest nodes' mesh epoch */
   uint64_t seeded;             /* late devices seeded from a snapshot (compact.c) */
-  uint64_t seed_skipped;       /* ... not seeded: the inviter had compacted nothing (its snapshot is empty) */
+  uint64_t seed_skipped;       /* ... not seeded: no member's snapshot installs (it syncs by replay) */
+  uint64_t seed_passed;        /* members' snapshots passed over: no view in them holds their signer (compact.c) */
   uint64_t tamper_refused, tamper_installed; /* --tamper-snapshot: the flipped copy refused / installed */
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;

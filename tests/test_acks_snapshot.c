@@ -103,7 +103,6 @@ static bool key_seq(mh_mesh *m, uint32_t i, uint32_t a, uint32_t origin, uint64_
   for (uint32_t k = 0; k < rec.key_n; k++)
     if (memcmp(rec.key[k].origin, m->ids[origin].pk, VS_ORIGIN_BYTES) == 0) *seq_out = rec.key[k].seq;
   *delta_out = rec.hlc != rec.key_hlc;
-  if (getenv("DBG")) fprintf(stderr, "node %u rec of %u: key_hlc %llu hlc %llu key_n %u delta_n %u seq %llu\n", i, a, (unsigned long long)rec.key_hlc, (unsigned long long)rec.hlc, rec.key_n, rec.delta_n, (unsigned long long)*seq_out);
   vs_ack_rec_free(&rec);
   return true;
 }
