@@ -27,6 +27,7 @@
 #include "chain.h"
 #include "internal.h"
 #include "sim.h"
+#include "state_int.h"
 #include "vixsync/snapshot.h"
 
 static bool first_of_pk(const sim *s, uint32_t j) {
@@ -311,7 +312,54 @@ static vs_err sb_read(void *ctx, uint8_t *buf, size_t len) {
   return VS_OK;
 }
 
-static vs_err install(sim *s, uint32_t t, sbuf *b) {
+/* A digest of every byte of a store's base state (the state at its
+ * horizons): each entry (target, kind, hlc, origin, value, lone digest)
+ * and incr row, in the export's order. Not the state hash: that covers
+ * the ops' digests, not the values (a value changed in transit keeps it). */
+static vs_err bd_entry(void *ctx, const vs_state_export_entry *e) {
+  crypto_generichash_state *h = ctx;
+  uint8_t fixed[4 + 1 + 8 + 4 + 1];
+  vs_put_u32le(fixed, e->target_bytes);
+  fixed[4] = e->base_kind;
+  vs_put_u64le(fixed + 5, e->base_hlc);
+  vs_put_u32le(fixed + 13, e->value_bytes);
+  fixed[17] = e->lone ? 1 : 0;
+  crypto_generichash_update(h, (const uint8_t *)"E", 1);
+  crypto_generichash_update(h, fixed, sizeof fixed);
+  crypto_generichash_update(h, e->target, e->target_bytes);
+  if (e->base_origin != NULL) crypto_generichash_update(h, e->base_origin, VS_ORIGIN_BYTES);
+  if (e->value_bytes > 0) crypto_generichash_update(h, e->value, e->value_bytes);
+  crypto_generichash_update(h, e->lone_digest, VS_HASH_BYTES);
+  return VS_OK;
+}
+
+static vs_err bd_incr(void *ctx, uint64_t hlc, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, int64_t delta) {
+  crypto_generichash_state *h = ctx;
+  uint8_t rec[1 + 8 + 8 + 8];
+  rec[0] = 'I';
+  vs_put_u64le(rec + 1, hlc);
+  vs_put_u64le(rec + 9, seq);
+  vs_put_u64le(rec + 17, (uint64_t)delta);
+  crypto_generichash_update(h, rec, sizeof rec);
+  crypto_generichash_update(h, origin, VS_ORIGIN_BYTES);
+  return VS_OK;
+}
+
+static vs_err base_hash(vs_store *st, uint8_t out[VS_HASH_BYTES]) {
+  MDB_txn *txn = NULL;
+  if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) return VS_ERR_STORE;
+  crypto_generichash_state h;
+  crypto_generichash_init(&h, NULL, 0, VS_HASH_BYTES);
+  vs_err err = vs_state_export_txn(txn, st, true, bd_entry, bd_incr, &h);
+  mdb_txn_abort(txn);
+  crypto_generichash_final(&h, out, VS_HASH_BYTES);
+  return err;
+}
+
+/* Install b into node t's store (its node closed); on success *got gets
+ * the base state's hash the store then holds (what the install folded
+ * from the entries, src/snapshot.c). */
+static vs_err install(sim *s, uint32_t t, sbuf *b, uint8_t got[VS_HASH_BYTES]) {
   sim_node *n = &s->nodes[t];
   vs_store_cfg cfg;
   vs_store_cfg_default(&cfg);
@@ -323,6 +371,7 @@ static vs_err install(sim *s, uint32_t t, sbuf *b) {
   if (err == VS_OK) err = vs_store_set_identity(st, &n->id);
   b->at = 0;
   if (err == VS_OK) err = vs_snapshot_install(st, sb_read, b, sim_local_ms(n, s->now), NULL);
+  if (err == VS_OK) err = base_hash(st, got);
   vs_store_close(st);
   return err;
 }
@@ -407,12 +456,19 @@ bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t) {
   vs_err err = VS_ERR_NOT_MEMBER;
   bool ok = true, tampered = false;
   uint32_t maker = a;
+  uint8_t want[VS_HASH_BYTES], got[VS_HASH_BYTES];
+  memset(got, 0, sizeof got);
   for (uint32_t c = 0; ok && err == VS_ERR_NOT_MEMBER && c < s->n; c++) { /* bounded: s->n makers */
     uint32_t k = c == 0 ? a : (c <= a ? c - 1 : c);
     if (c > 0 && (k == a || k == t || s->nodes[k].node == NULL || s->nodes[k].ms != MS_MEMBER)) continue;
     ok = snap_of(s, k, &b, &info);
     if (!ok || b.n == 0) continue;
     maker = k;
+    /* The truth: the maker's base state, as it holds it now (the snapshot's
+     * instant: nothing ran in between). */
+    vs_err herr = base_hash(vs_node_store(s->nodes[k].node), want);
+    if (herr != VS_OK) ok = sim_fail(s, SIM_EXIT_STORE, "node %u: its base state's hash: %s", k, vs_err_name(herr));
+    if (!ok) break;
     size_t flip = tamper_at(&b);
     if (s->cfg->tamper_snapshot && !tampered && flip < b.n) {
       /* One bit of the last entry's value flipped: every changed byte
@@ -420,7 +476,7 @@ bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t) {
       tampered = true;
       uint8_t was = b.p[flip];
       b.p[flip] = (uint8_t)(was ^ 0x40);
-      err = install(s, t, &b);
+      err = install(s, t, &b, got);
       b.p[flip] = was;
       sim_trace(s, 'z', k, t, (uint64_t)(int64_t)err, NULL, 0);
       if (err == VS_OK) s->tot.tamper_installed++;
@@ -429,7 +485,7 @@ bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t) {
         fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u installed a tampered snapshot of node %u\n", s->now, t, k);
       if (err == VS_OK) break; /* the checks must then find what it changed */
     }
-    err = install(s, t, &b); /* the genuine one */
+    err = install(s, t, &b, got); /* the genuine one */
     sim_trace(s, 'Z', k, t, (uint64_t)(int64_t)err, info.state_hash, sizeof info.state_hash);
     if (err == VS_ERR_NOT_MEMBER) s->tot.seed_passed++;
   }
@@ -451,6 +507,12 @@ bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t) {
                     " membership ops; node %u's horizons sum to %" PRIu64 "): %s",
                     t, maker, info.bytes, info.origins, info.mesh_ops, maker, sum, vs_err_name(err));
   }
+  /* Ground truth at install: the device holds its maker's base state. A
+   * copy changed on the way that the install let in differs here, even
+   * when later writes cover the changed entry in the live state. */
+  if (memcmp(want, got, VS_HASH_BYTES) != 0)
+    return sim_fail(s, SIM_EXIT_FAIL, "snapshot: node %u's base state after installing node %u's snapshot is not node %u's (hash %02x%02x%02x%02x, want %02x%02x%02x%02x)",
+                    t, maker, maker, got[0], got[1], got[2], got[3], want[0], want[1], want[2], want[3]);
   s->tot.seeded++;
   n->seeded = true;
   if (s->verbose_out != NULL)
