@@ -661,6 +661,7 @@ static bool setup(sim *s) {
       s->nodes[i].ms = MS_SPARE; /* a device that does not exist yet */
       continue;
     }
+    if (c->managed && c->equivocate && i == 1) continue; /* node 0's clone, made by sim_mesh_setup */
     if (!sim_node_open(s, i)) return false;
   }
   if (c->managed && !sim_mesh_setup(s)) return false;
