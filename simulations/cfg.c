@@ -464,7 +464,9 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
   if (c->equivocate && c->nodes <= SIM_HONEST_REF)
     return errf(err, err_bytes, "--equivocate: at least %u nodes (the twins 0 and 1, honest nodes from %u on)",
                 SIM_HONEST_REF + 1, SIM_HONEST_REF);
-  if (c->managed && c->equivocate) return errf(err, err_bytes, "--managed and --equivocate: one or the other");
+  if (c->managed && c->equivocate && c->admins != 1)
+    return errf(err, err_bytes, "--managed --equivocate: one admin, node %u (the creator; the twins 0 and 1 are one writer)",
+                SIM_HONEST_REF);
   if (!c->managed && (c->spare != 0 || c->admins != 1 || c->rekey_grace_ms != 600000 || c->compact != SIM_AUTO || c->tamper_snapshot))
     return errf(err, err_bytes, "--spare, --admins, --rekey-grace, --compact and --tamper-snapshot need --managed (an open mesh never compacts)");
   if (c->managed && (c->spare >= c->nodes || c->admins < 1 || c->admins > c->nodes - c->spare))

@@ -661,9 +661,10 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
 }
 
 static bool ack_void(const sim *s, const sim_ack *a) {
-  /* --managed: a revoked node's writes past its cut, a non-member's all. */
-  if (s->cfg->managed) return !sim_mesh_owed(s, a->node, vs_op_id_seq(&a->id));
-  return s->fork_seq != 0 && sim_twin(s, a->node) && vs_op_id_seq(&a->id) >= s->fork_seq;
+  /* The twins' from the fork on (--equivocate); --managed: a revoked
+   * node's writes past its cut, a non-member's all. */
+  if (s->fork_seq != 0 && sim_twin(s, a->node) && vs_op_id_seq(&a->id) >= s->fork_seq) return true;
+  return s->cfg->managed && !sim_mesh_owed(s, a->node, vs_op_id_seq(&a->id));
 }
 
 bool sim_twin_fork(sim *s) {

@@ -218,22 +218,36 @@ bool sim_mesh_setup(sim *s) {
   s->honest = calloc(s->n, sizeof *s->honest);
   s->view = calloc(s->n, sizeof *s->view);
   if (s->honest == NULL || s->view == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
-  vs_err err = vs_mesh_create(store_of(s, 0), sim_local_ms(&s->nodes[0], s->now), s->mesh_id);
-  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node 0: vs_mesh_create: %s", vs_err_name(err));
-  s->nodes[0].ms = MS_MEMBER;
-  s->nodes[0].inviter = UINT32_MAX;
-  if (!sysop_add(s, 0)) return false;
+  /* --equivocate: the creator is the honest node 2; the twins 0 and 1 are
+   * one writer (node 1 a copy of node 0's store once it joined: one
+   * device cloned, sim_twin_clone). */
+  uint32_t cr = c->equivocate ? SIM_HONEST_REF : 0;
+  vs_err err = vs_mesh_create(store_of(s, cr), sim_local_ms(&s->nodes[cr], s->now), s->mesh_id);
+  if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: vs_mesh_create: %s", cr, vs_err_name(err));
+  s->nodes[cr].ms = MS_MEMBER;
+  s->nodes[cr].inviter = UINT32_MAX;
+  if (!sysop_add(s, cr)) return false;
   char tok[VS_MESH_TOKEN_LINE_MAX + 1];
   bool ok = true;
-  for (uint32_t i = 1; ok && i < s->n - c->spare; i++) {
+  for (uint32_t i = 0; ok && i < s->n - c->spare; i++) {
+    if (i == cr || (c->equivocate && i == 1)) continue;
     size_t tn = 0;
-    ok = invite(s, 0, i < c->admins ? VS_MESH_ADMIN : VS_MESH_WRITER, sim_local_ms(&s->nodes[0], s->now) + DAY_MS, tok,
+    ok = invite(s, cr, i < c->admins ? VS_MESH_ADMIN : VS_MESH_WRITER, sim_local_ms(&s->nodes[cr], s->now) + DAY_MS, tok,
                 sizeof tok, &tn, NULL) &&
          join(s, i, tok, tn, sim_local_ms(&s->nodes[i], s->now));
     s->nodes[i].ms = MS_MEMBER;
-    s->nodes[i].inviter = 0;
+    s->nodes[i].inviter = cr;
   }
   sodium_memzero(tok, sizeof tok);
+  if (ok && c->equivocate) {
+    /* The clone: node 0's store copied (LMDB's consistent copy) into node
+     * 1's directory, before either wrote data. */
+    int rc = mdb_env_copy2(store_of(s, 0)->env, s->nodes[1].dir, 0);
+    if (rc != 0) return sim_fail(s, SIM_EXIT_STORE, "node 1: a copy of node 0's store: %s", mdb_strerror(rc));
+    ok = sim_node_open(s, 1);
+    s->nodes[1].ms = MS_MEMBER;
+    s->nodes[1].inviter = cr;
+  }
   return ok;
 }
 

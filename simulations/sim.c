@@ -183,9 +183,9 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
       folded += st.ops_compacted;
     }
     fprintf(f, " \"compaction\": {\"on\": %s, \"steps\": %" PRIu64 ", \"ops_compacted\": %" PRIu64 ", \"horizons_sum\": %" PRIu64
-               ", \"seeded\": %" PRIu64 ", \"seed_skipped\": %" PRIu64 ", \"tamper_refused\": %" PRIu64 ", \"tamper_installed\": %" PRIu64 "},\n",
-            sim_cfg_compacts(s->cfg) ? "true" : "false", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->tamper_refused,
-            t->tamper_installed);
+               ", \"seeded\": %" PRIu64 ", \"seed_skipped\": %" PRIu64 ", \"seed_passed_over\": %" PRIu64 ", \"tamper_refused\": %" PRIu64 ", \"tamper_installed\": %" PRIu64 "},\n",
+            sim_cfg_compacts(s->cfg) ? "true" : "false", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->seed_passed,
+            t->tamper_refused, t->tamper_installed);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
@@ -229,8 +229,10 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
       folded += st.ops_compacted;
     }
     fprintf(f, "  compaction: %s, %" PRIu64 " steps, %" PRIu64 " ops compacted, horizons sum %" PRIu64 " (honest nodes, at the check), %" PRIu64
-               " devices seeded from a snapshot, %" PRIu64 " not (nothing compacted at the inviter) (tampered copies: %" PRIu64 " refused, %" PRIu64 " installed)\n",
-            sim_cfg_compacts(s->cfg) ? "on" : "off", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->tamper_refused, t->tamper_installed);
+               " devices seeded from a snapshot, %" PRIu64 " not (no member's snapshot showed its signer as a member), %" PRIu64
+               " snapshots passed over (tampered copies: %" PRIu64 " refused, %" PRIu64 " installed)\n",
+            sim_cfg_compacts(s->cfg) ? "on" : "off", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->seed_passed,
+            t->tamper_refused, t->tamper_installed);
   }
   fprintf(f, "  trace_hash %s\n", th);
 }

@@ -286,6 +286,10 @@ typedef struct sim_node {
   uint64_t compact_seen;   /* this lifetime's stats.compact_steps already checked (compact.c) */
   uint64_t seed_n, seed_sum; /* a spare seeded by a snapshot: the ops it got in the base state (no callback ran) */
   bool seeded;
+  /* The members the node's horizons answer to (compact.c): those active in
+   * its view at its last compaction step (or at its snapshot's install),
+   * s->n entries, NULL before either. */
+  bool *hz_from;
   uint64_t revoked_at;     /* MS_REVOKED: virtual ms of the (first) revoke of it that returned VS_OK */
   uint64_t hello_key_refused; /* HELLOs it refused (VS_ERR_AUTH) on a key it did not hold, after a rekey */
   uint64_t dials_after_grace; /* MS_REVOKED: connections it made with a node after revoked_at + the rekey grace */
@@ -343,7 +347,8 @@ typedef struct sim_totals {
   uint64_t revoked_dials;      /* connections of revoked nodes after their revoke + the rekey grace */
   uint32_t final_epoch;        /* after quiesce: the honest nodes' mesh epoch */
   uint64_t seeded;             /* late devices seeded from a snapshot (compact.c) */
-  uint64_t seed_skipped;       /* ... not seeded: the inviter had compacted nothing (its snapshot is empty) */
+  uint64_t seed_skipped;       /* ... not seeded: no member's snapshot installs (it syncs by replay) */
+  uint64_t seed_passed;        /* members' snapshots passed over: no view in them holds their signer (compact.c) */
   uint64_t tamper_refused, tamper_installed; /* --tamper-snapshot: the flipped copy refused / installed */
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;

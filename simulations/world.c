@@ -191,6 +191,13 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->ops_compacted += x->ops_compacted;
   acc->handshakes_stale_key += x->handshakes_stale_key;
   acc->rejected_stale_key += x->rejected_stale_key;
+  acc->acks_made += x->acks_made;
+  acc->acks_sent += x->acks_sent;
+  acc->acks_received += x->acks_received;
+  acc->acks_unusable += x->acks_unusable;
+  acc->acks_retold += x->acks_retold;
+  acc->rejected_ack_quota += x->rejected_ack_quota;
+  /* stable_ops and stable_behind are gauges: the live node's */
 }
 
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
@@ -201,6 +208,8 @@ void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
     stats_add(out, &now);
     out->mesh_epoch = now.mesh_epoch;
     out->key_epoch = now.key_epoch;
+    out->stable_ops = now.stable_ops;
+    out->stable_behind = now.stable_behind;
   }
 }
 
@@ -652,6 +661,7 @@ static bool setup(sim *s) {
       s->nodes[i].ms = MS_SPARE; /* a device that does not exist yet */
       continue;
     }
+    if (c->managed && c->equivocate && i == 1) continue; /* node 0's clone, made by sim_mesh_setup */
     if (!sim_node_open(s, i)) return false;
   }
   if (c->managed && !sim_mesh_setup(s)) return false;
@@ -774,6 +784,7 @@ void sim_free(sim *s) {
     vs_identity_wipe(&n->id);
     sodium_memzero(n->base_key, sizeof n->base_key);
     free(n->links);
+    free(n->hz_from);
     if (!s->cfg->keep && n->dir[0] != '\0') rm_dir(n->dir);
   }
   if (s->root[0] != '\0' && !s->cfg->keep) (void)rmdir(s->root);

@@ -382,8 +382,18 @@ typedef struct rx {
   uint64_t now_ms;
   MDB_txn *txn;
   uint8_t mesh_id[VS_HASH_BYTES];
-  vs_ack_entry *full; /* VS_WIRE_VV_MAX */
+  vs_ack_entry *full; /* 3 x VS_WIRE_VV_MAX: the full vector, the ack's entries, a held keyframe's */
   uint32_t stored;
+  /* A keyframe that names ops we do not hold (a store seeded from a
+   * snapshot holds nothing below its horizons, and an author's keyframe
+   * may be its first ack): it cannot be checked here, so it is held, for
+   * this message only, for the next ack of its author; a delta against it
+   * whose full vector verifies is stored with it (rx_verify). */
+  bool pend;
+  uint8_t pend_author[VS_ORIGIN_BYTES];
+  uint64_t pend_hlc;
+  uint8_t pend_sig[VS_SIGNATURE_BYTES];
+  uint32_t pend_n; /* its entries: full + 2 x VS_WIRE_VV_MAX */
 } rx;
 
 /* Acks one peer identity may make us check per minute: every active
@@ -413,7 +423,7 @@ static bool quota_take(vs_node *n, const peer *p, uint64_t now_ms) {
 }
 
 /* The cheap checks of an ack, before anything is spent on it: not ours,
- * its author an active member (a revoked author's record goes), newer than
+ * its author an active member (a revoked author's record stays), newer than
  * the record held. *go_out: go on with it. */
 static vs_err rx_screen(rx *x, const vs_ack_view *a, bool *go_out) {
   vs_node *n = x->n;
@@ -437,13 +447,19 @@ static vs_err rx_screen(rx *x, const vs_ack_view *a, bool *go_out) {
 }
 
 /* Whether the ack verifies here: the full vector at its hlc (its keyframe,
- * or the delta applied to the keyframe held) names only ops we hold, with
- * the hashes the author signed. Quota first: it pays for the lookups and
- * the signature check. x->full[0..VS_WIRE_VV_MAX) gets the full vector,
- * x->full[VS_WIRE_VV_MAX..) the ack's own entries. */
-static vs_err rx_verify(rx *x, const vs_ack_view *a, const vs_ack_rec *rec, bool have, bool *ok_out) {
+ * or the delta applied to the keyframe held, or to the keyframe held back
+ * in this message, x->pend) names only ops we hold, with the hashes the
+ * author signed. Quota first: it pays for the lookups and the signature
+ * check. x->full[0..VS_WIRE_VV_MAX) gets the full vector,
+ * x->full[VS_WIRE_VV_MAX..) the ack's own entries. *lacks_out: a keyframe
+ * that names an op we do not hold (nothing could be checked). *pend_out:
+ * a delta verified against x->pend. */
+static vs_err rx_verify(rx *x, const vs_ack_view *a, const vs_ack_rec *rec, bool have, bool *ok_out, bool *lacks_out,
+                        bool *pend_out) {
   vs_node *n = x->n;
   *ok_out = false;
+  *lacks_out = false;
+  *pend_out = false;
   vs_ack_entry *own = x->full + VS_WIRE_VV_MAX;
   for (uint32_t i = 0; i < a->count; i++) vs_ack_entry_at(a, i, &own[i]); /* bounded: <= VS_WIRE_VV_MAX */
   uint32_t full_n = 0;
@@ -451,6 +467,12 @@ static vs_err rx_verify(rx *x, const vs_ack_view *a, const vs_ack_rec *rec, bool
   if (a->key_hlc == a->hlc) {
     memcpy(x->full, own, sizeof *own * a->count);
     full_n = a->count;
+  } else if (x->pend && x->pend_hlc == a->key_hlc && memcmp(x->pend_author, a->author, VS_ORIGIN_BYTES) == 0) {
+    /* Against the keyframe held back: the delta's signature covers the
+     * merged vector, so what verifies is the author's word (the keyframe's
+     * entries the delta overrides are unchecked: docs/protocol.md). */
+    *pend_out = true;
+    usable = vs_acks_merge(x->full + 2u * VS_WIRE_VV_MAX, x->pend_n, own, a->count, x->full, VS_WIRE_VV_MAX, &full_n) == VS_OK;
   } else if (!have || rec->key_hlc != a->key_hlc) {
     usable = false; /* a delta against a keyframe we do not hold */
   } else {
@@ -465,10 +487,13 @@ static vs_err rx_verify(rx *x, const vs_ack_view *a, const vs_ack_rec *rec, bool
   if (usable) {
     err = vs_acks_signed_txn(x->txn, n->store, x->mesh_id, a->author, a->hlc, x->full, full_n, msg);
     usable = err == VS_OK;
-    if (err == VS_ERR_NOTFOUND) err = VS_OK; /* an op we lack or hold no more: cannot verify here */
+    if (err == VS_ERR_NOTFOUND) { /* an op we lack or hold no more: cannot verify here */
+      err = VS_OK;
+      *lacks_out = a->key_hlc == a->hlc;
+    }
   }
   if (err == VS_OK && usable) usable = crypto_sign_verify_detached(a->sig, msg, sizeof msg, a->author) == 0;
-  if (err == VS_OK && !usable) n->stats.acks_unusable++;
+  if (err == VS_OK && !usable && !*lacks_out) n->stats.acks_unusable++; /* a keyframe held back is counted later */
   *ok_out = err == VS_OK && usable;
   return err;
 }
@@ -482,27 +507,57 @@ static vs_err told_heard(peer *p, const vs_ack_view *a) {
   return told_set(p, a->author, a->key_hlc, a->hlc);
 }
 
+/* A keyframe held back is dropped (counted unusable): its author's next ack
+ * in the message was not a delta against it, or the message ended. */
+static void pend_drop(rx *x) {
+  if (x->pend) x->n->stats.acks_unusable++;
+  x->pend = false;
+}
+
 /* One ack of a message: checked, and stored when it verifies. */
 static vs_err rx_ack(const vs_ack_view *a, void *ctx) {
   rx *x = ctx;
-  bool go = false, ok = false;
+  bool go = false, ok = false, lacks = false, via_pend = false;
+  bool pend_here = x->pend && memcmp(x->pend_author, a->author, VS_ORIGIN_BYTES) == 0;
   vs_err err = rx_screen(x, a, &go);
   uint64_t held = 0;
   if (err == VS_OK && !go) err = vs_acks_hlc_txn(x->txn, x->n->store, a->author, &held, NULL);
   if (err == VS_OK && !go && held != 0 && held >= a->hlc) err = told_heard(x->p, a); /* a duplicate */
-  if (err != VS_OK || !go) return err;
+  if (err != VS_OK || !go) {
+    if (pend_here) pend_drop(x);
+    return err;
+  }
   vs_ack_rec rec;
   err = vs_acks_get_txn(x->txn, x->n->store, a->author, &rec);
   bool have = err == VS_OK;
   if (err == VS_ERR_NOTFOUND) err = VS_OK;
-  if (err == VS_OK) err = rx_verify(x, a, &rec, have, &ok);
+  if (err == VS_OK) err = rx_verify(x, a, &rec, have, &ok, &lacks, &via_pend);
+  if (via_pend && ok && err == VS_OK) x->pend = false; /* used: stored below with the delta */
+  if (pend_here) pend_drop(x);                         /* passed over: dropped */
   if (err == VS_OK && ok) {
-    vs_ack_rec next;
+    vs_ack_rec next, key;
     bool keyframe = a->key_hlc == a->hlc;
-    rec_next(&rec, keyframe, a->hlc, a->sig, x->full + VS_WIRE_VV_MAX, a->count, &next);
+    const vs_ack_rec *base = &rec;
+    if (via_pend) { /* the keyframe held back, with this delta */
+      memset(&key, 0, sizeof key);
+      key.hlc = key.key_hlc = x->pend_hlc;
+      memcpy(key.key_sig, x->pend_sig, VS_SIGNATURE_BYTES);
+      key.key = x->full + 2u * VS_WIRE_VV_MAX;
+      key.key_n = x->pend_n;
+      base = &key;
+    }
+    rec_next(base, keyframe, a->hlc, a->sig, x->full + VS_WIRE_VV_MAX, a->count, &next);
     err = vs_acks_put_txn(x->txn, x->n->store, a->author, &next);
     if (err == VS_OK) x->stored++;
     if (err == VS_OK) err = told_heard(x->p, a);
+  } else if (err == VS_OK && lacks) { /* a keyframe that names ops we lack: held for a delta */
+    pend_drop(x);
+    x->pend = true;
+    memcpy(x->pend_author, a->author, VS_ORIGIN_BYTES);
+    x->pend_hlc = a->hlc;
+    memcpy(x->pend_sig, a->sig, VS_SIGNATURE_BYTES);
+    memcpy(x->full + 2u * VS_WIRE_VV_MAX, x->full + VS_WIRE_VV_MAX, sizeof *x->full * a->count);
+    x->pend_n = a->count;
   }
   vs_ack_rec_free(&rec);
   return err;
@@ -533,7 +588,7 @@ vs_err nd_on_acks(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t 
   x.n = n;
   x.p = p;
   x.now_ms = now_ms;
-  x.full = malloc(sizeof *x.full * 2u * VS_WIRE_VV_MAX);
+  x.full = malloc(sizeof *x.full * 3u * VS_WIRE_VV_MAX);
   if (x.full == NULL) return VS_ERR_NOMEM;
   err = vs_txn_begin(n->store, true, &x.txn);
   if (err == VS_OK) err = vs_mesh_id_get_txn(x.txn, n->store, x.mesh_id);
@@ -542,6 +597,7 @@ vs_err nd_on_acks(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t 
     err = VS_OK;
   } else if (err == VS_OK) {
     err = vs_msg_acks_decode(msg, len, rx_ack, &x);
+    pend_drop(&x);
   }
   uint64_t digest = n->acks_digest;
   if (err == VS_OK && x.stored > 0) err = vs_acks_digest_txn(x.txn, n->store, &digest);
