@@ -688,7 +688,8 @@ static int daemon_open(vn_daemon *d, const vn_run_args *a) {
   d->ready_in_max = VS_NODE_PEERS_MAX - UNAUTH_IN_MAX - d->dials_reserved;
   uint8_t id[VS_ORIGIN_BYTES];
   vn_node_tune tune = {a->origin_quota_set, a->origin_quota,     a->rekey_grace_set,
-                       a->rekey_grace_ms,   a->compact_every_set, a->compact_every_ms};
+                       a->rekey_grace_ms,   a->compact_every_set, a->compact_every_ms,
+                       a->suspend_after_set, a->suspend_after_ms};
   rc = vn_open_node_tuned("run", a->dir, a->mesh_key, true, &tune, &d->node, id);
   if (rc != 0) return rc;
   vs_hex_encode(id, VS_ORIGIN_BYTES, d->node_hex);

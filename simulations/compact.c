@@ -193,7 +193,7 @@ bool sim_compact_check(sim *s, uint32_t i) {
   cut_ctx c = {s, txn, st, i, 0, false, 0, 0, 0, 0};
   vs_acks_cut_info info;
   memset(&info, 0, sizeof info);
-  vs_err err = vs_acks_cut_txn(txn, st, cut_cb, &c, &info);
+  vs_err err = vs_acks_cut_txn(txn, st, 0, cut_cb, &c, &info);
   /* The active members whose ack it lacks, for the message. */
   char lack[128] = "";
   size_t ln = 0;

@@ -300,7 +300,7 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
   memset(&res, 0, sizeof res);
   /* The cut and the compaction in one transaction: nothing voids an op
    * between the two. */
-  err = vs_acks_cut_txn(txn, store, cut_collect, &b, &ci);
+  err = vs_acks_cut_txn(txn, store, store->suspend_after_ms, cut_collect, &b, &ci);
   uint32_t pending = 0;
   if (err == VS_OK && b.n > 0) err = pending_invites(txn, store, &pending);
   if (err == VS_OK && b.n > 0 && pending == 0) err = vs_compact_txn(txn, store, b.e, b.n, max_ops, &res);
@@ -318,6 +318,7 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
     info->members_acked = ci.with_ack;
     info->stable_ops = ci.stable_ops;
     info->pending_invites = pending;
+    info->members_suspended = ci.suspended;
     info->more = res.more;
   }
   return err;

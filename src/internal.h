@@ -132,6 +132,7 @@ struct vs_store {
   bool hold_verdicts; /* the node defers fork verdicts found by apply (its refold budget is spent) */
   vs_identity identity;
   vs_durability durability;
+  uint64_t suspend_after_ms; /* vs_store_set_suspend_after: vs_store_compact's bound on silent members */
   int owner_fd; /* -1 unless the owner lock is held */
   dev_t dev;
   ino_t ino;
