@@ -359,7 +359,7 @@ vs_err vs_acks_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
 
 /* Lower the cut by every active member's ack; *all_out false when one has none. */
 static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_acks_cut_info *info, bool *all_out,
-                          uint64_t now_hlc, uint64_t suspend_after_ms) {
+                          uint64_t now_hlc, uint64_t suspend_after_ms, uint32_t *others_out) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, store->dbi_members, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
@@ -378,10 +378,9 @@ static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_ac
     vs_ack_rec r;
     err = vs_acks_get_txn(txn, store, k.mv_data, &r);
     bool suspended = false;
-    if (err == VS_ERR_NOTFOUND) {
-      err = vs_acks_suspended_txn(txn, store, k.mv_data, m.admit_hlc, NULL, 0, now_hlc, suspend_after_ms, &suspended);
-      if (err == VS_OK && suspended) info->suspended++;
-      else if (err == VS_OK) *all_out = false;
+    if (err == VS_ERR_NOTFOUND) { /* nothing known of its silence: it holds the cut */
+      err = VS_OK;
+      *all_out = false;
       continue;
     }
     uint32_t n = 0;
@@ -389,6 +388,8 @@ static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_ac
     if (err == VS_OK)
       err = vs_acks_suspended_txn(txn, store, k.mv_data, r.hlc, full, n, now_hlc, suspend_after_ms, &suspended);
     if (err == VS_OK && suspended) info->suspended++; /* leaves the minimum until it acks again */
+    bool self = store->has_identity && memcmp(k.mv_data, store->identity.pk, VS_ORIGIN_BYTES) == 0;
+    if (err == VS_OK && !suspended && !self) (*others_out)++;
     if (err == VS_OK && !suspended) {
       info->with_ack++;
       if (info->oldest_hlc == 0 || r.hlc < info->oldest_hlc) info->oldest_hlc = r.hlc;
@@ -415,8 +416,12 @@ vs_err vs_acks_cut_txn(MDB_txn *txn, const vs_store *store, uint64_t suspend_aft
   if (err == VS_OK) err = cut_heads(txn, store, &c);
   uint64_t now_hlc = 0;
   if (err == VS_OK && managed) err = vs_meta_hlc_get(txn, store, &now_hlc);
-  if (err == VS_OK && managed) err = cut_members(txn, store, &c, info, &all, now_hlc, suspend_after_ms);
-  if (err == VS_OK && (!managed || !all || info->members == info->suspended))
+  uint32_t others = 0; /* members counted other than this store's identity */
+  if (err == VS_OK && managed) err = cut_members(txn, store, &c, info, &all, now_hlc, suspend_after_ms, &others);
+  /* A store that suspends members needs one other member still counted:
+   * alone (the others all silent) it may be the one cut off, and its own
+   * unsent ops must not count as held. */
+  if (err == VS_OK && (!managed || !all || info->members == 0 || (info->suspended > 0 && others == 0)))
     for (uint32_t i = 0; i < c.n; i++) c.cut[i] = 0; /* bounded: c.n */
   for (uint32_t i = 0; i < c.n && err == VS_OK; i++) { /* bounded: origins held */
     info->stable_ops += c.cut[i];

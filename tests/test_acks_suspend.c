@@ -4,7 +4,8 @@
  * minute of virtual time. A member silent past the bound stops holding the
  * cut and counts again as soon as it acknowledges; a mesh that wrote
  * nothing for longer than the bound suspends nobody when one op arrives;
- * 0 suspends nobody; the store's own identity is never suspended. Time is
+ * 0 suspends nobody; a store alone suspends nobody; a member whose ack a
+ * store never held is not suspended there. Time is
  * virtual; nothing here depends on how fast the machine is. */
 #include "testutil.h" /* first: it sets _XOPEN_SOURCE */
 
@@ -158,14 +159,17 @@ static void test_quiet_mesh_then_one_op_suspends_nobody(void **state) {
   mh_free(&m);
 }
 
-/* Node 0 alone past the bound (1 and 2 away): both are suspended; the
- * store's own identity never is, and the cut is its own ack. */
-static void test_own_identity_never_suspended(void **state) {
+/* Node 0 alone past the bound (1 and 2 away): both would be suspended,
+ * but a store with no other member counted may be the one cut off (and its
+ * own unsent ops must not pass for held): nothing is stable. When 1
+ * returns and acknowledges, 2 alone is suspended and the cut moves. */
+static void test_alone_suspends_nobody(void **state) {
   (void)state;
   mh_mesh m;
-  three(&m, "susp-self");
+  three(&m, "susp-alone");
   mh_write(&m, 0, "put", "s", "1");
   mh_run_for(&m, 20000);
+  uint64_t held = mn_head(&m, 0, 0);
   away(&m, 1);
   away(&m, 2);
   for (int k = 0; k < 8; k++) {
@@ -173,9 +177,45 @@ static void test_own_identity_never_suspended(void **state) {
     mh_run_for(&m, 10000);
   }
   vs_acks_cut_info info;
-  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), mn_head(&m, 0, 0));
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), 0);
   assert_int_equal(info.suspended, 2);
-  assert_int_equal(mn_stats(&m, 0).members_suspended, 2);
+  assert_int_equal(mn_stats(&m, 0).stable_ops, 0);
+  vs_compact_info ci;
+  assert_err(vs_store_compact(mn_store(&m, 0), 1u << 20, &ci), VS_OK);
+  assert_int_equal(ci.ops_folded, 0);
+  assert_true(mn_head(&m, 0, 0) > held);
+  mh_open(&m, 1, 0);
+  mh_connect(&m, 0, 1);
+  mh_run_for(&m, 20000);
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), mn_head(&m, 0, 0));
+  assert_int_equal(info.suspended, 1);
+  mh_free(&m);
+}
+
+/* A member none of whose acks reached a store is never suspended there
+ * (a store seeded from a snapshot, or just rebased, holds none yet): it
+ * holds every cut at 0 until one arrives. Shown by deleting node 0's
+ * record of 2's ack: the cut falls to 0 and 2 is not counted suspended. */
+static void test_no_ack_held_is_not_silence(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-noack");
+  mh_write(&m, 0, "put", "s", "1");
+  mh_run_for(&m, 20000);
+  away(&m, 2);
+  for (int k = 0; k < 8; k++) {
+    mh_write(&m, 0, "put", "s", "2");
+    mh_run_for(&m, 10000);
+  }
+  vs_acks_cut_info info;
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), mn_head(&m, 0, 0));
+  assert_int_equal(info.suspended, 1);
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(mn_store(&m, 0), true, &txn), VS_OK);
+  assert_err(vs_acks_del_txn(txn, mn_store(&m, 0), m.ids[2].pk), VS_OK);
+  assert_err(vs_txn_commit(txn), VS_OK);
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), 0);
+  assert_int_equal(info.suspended, 0);
   mh_free(&m);
 }
 
@@ -183,7 +223,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_silent_member_leaves_the_cut_and_returns),
       cmocka_unit_test(test_quiet_mesh_then_one_op_suspends_nobody),
-      cmocka_unit_test(test_own_identity_never_suspended),
+      cmocka_unit_test(test_alone_suspends_nobody),
+      cmocka_unit_test(test_no_ack_held_is_not_silence),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -171,9 +171,11 @@ typedef struct vs_compact_info {
 /** The bound vs_store_compact uses (default VS_SUSPEND_AFTER_MS_DEFAULT; 0:
  *  never suspend: one silent member then holds compaction for ever). Silence
  *  is judged on the store's HLC, not a clock: a member is suspended when
- *  both its latest acknowledgement (its admission when it never acked) and
- *  the oldest op it lacks are older than the bound by the physical part of
- *  the store's HLC. It counts again as soon as it acknowledges.
+ *  both its latest acknowledgement and the oldest op it lacks are older than
+ *  the bound by the physical part of the store's HLC. A member none of
+ *  whose acknowledgements reached this store is never suspended, and a
+ *  store with no other member still counted suspends nobody (alone, it may
+ *  be the one cut off). It counts again as soon as it acknowledges.
  *  @return VS_OK, VS_ERR_INVAL. */
 VS_API vs_err vs_store_set_suspend_after(vs_store *store, uint64_t suspend_after_ms);
 
