@@ -102,7 +102,12 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
      * signed those seqs again): an own op the mesh never took is not the
      * one the mesh holds at that seq. */
     uint64_t last = p->head.seq < p->anchor ? p->head.seq : p->anchor;
-    for (uint64_t s = p->horizon.seq + 1; s <= last; s++) { /* bounded: our chain */
+    bool any_ranges = false;
+    for (uint32_t i = 0; i < p->n_sinks; i++) any_ranges = any_ranges || p->ranges[i];
+    /* No sink of the mesh's: nothing tells which ops it took. All of
+     * them are orphans (surfaced, never dropped unseen). */
+    if (!any_ranges && last > p->horizon.seq) p->orphan_from = p->horizon.seq + 1;
+    for (uint64_t s = p->horizon.seq + 1; s <= last && p->orphan_from == UINT64_MAX; s++) { /* bounded: our chain */
       uint64_t lsn = 0;
       uint8_t hash[VS_HASH_BYTES];
       vs_op op;

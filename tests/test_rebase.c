@@ -478,6 +478,45 @@ static void test_restored_backup_orphans_exactly_once(void **state) {
   free(b.p);
 }
 
+/* The same restored backup on a store without the mesh's (ranges-only)
+ * sink: nothing says which own ops the mesh took, so every own op in the
+ * log is orphaned (surfaced, never dropped unseen). */
+static void test_restored_backup_without_mesh_sink(void **state) {
+  world *w = *state;
+  wr(&w->a, "put", "k", "1", T0_MS + 1);
+  wr(&w->a, "put", "k", "2", T0_MS + 2);
+  to_mesh(w, &w->a, T0_MS + 10);
+  char data[600], backup[600];
+  path_of(data, sizeof data, w->a.dir, "data.mdb");
+  path_of(backup, sizeof backup, w->c.dir, "a-backup.mdb");
+  vs_store_close(w->a.store);
+  copy_file(data, backup);
+  assert_err(vt_store_open(w->a.dir, 64 * MIB, &w->a.store), VS_OK);
+  assert_err(vs_store_set_identity(w->a.store, &w->a.id), VS_OK);
+  wr(&w->a, "put", "k", "3", T0_MS + 3);
+  wr(&w->a, "put", "k", "4", T0_MS + 4);
+  to_mesh(w, &w->a, T0_MS + 10);
+  vs_store_close(w->a.store);
+  copy_file(backup, data);
+  assert_err(vt_store_open(w->a.dir, 64 * MIB, &w->a.store), VS_OK);
+  assert_err(vs_store_set_identity(w->a.store, &w->a.id), VS_OK);
+  wr(&w->a, "put", "k", "3-again", T0_MS + 50);
+  buf b = make(w->c.store);
+  vs_rebase_info info;
+  assert_err(rebase(w->a.store, &b, b.len, &info), VS_OK);
+  assert_int_equal(info.own_anchor, 4);
+  assert_int_equal(info.own_held, 0);
+  assert_int_equal(info.orphaned, 3); /* 1, 2 and 3' */
+  assert_int_equal(info.own_head_after, 4);
+  assert_converged(w->a.store, w->c.store);
+  assert_int_equal(wr(&w->a, "put", "k", "5", NOW + 1).seq, 5);
+  vs_apply_result res;
+  assert_err(push(w->a.store, w->c.store, w->a.id.pk, NOW + 2, &res), VS_OK);
+  assert_int_equal(res.applied, 1);
+  assert_false(forked(w->c.store, w->a.id.pk));
+  free(b.p);
+}
+
 /* A replay cut short after its writes (the removal's transaction lost):
  * the next replay writes nothing twice (the idempotency keys). */
 static void test_replay_is_idempotent(void **state) {
@@ -554,6 +593,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_signer_cannot_move_our_anchor, setup, teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_without_our_chain_keeps_it, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restored_backup_orphans_exactly_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_restored_backup_without_mesh_sink, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_is_idempotent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_orphans_bound, setup, teardown),
   };

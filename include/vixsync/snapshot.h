@@ -121,7 +121,8 @@ typedef struct vs_rebase_info {
  *  - otherwise (our chain is behind the anchor, or our op there differs: a
  *    restored backup re-signed those seqs) the first own op at a seq up to
  *    the anchor that no ranges-only sink (the mesh's) delivered, or the op
- *    at the anchor, starts the orphans;
+ *    at the anchor, starts the orphans (with no ranges-only sink at all,
+ *    the first own op in the log: nothing tells which ones the mesh took);
  *  - own ops above the anchor stay in the chain and are sent, up to the
  *    first whose HLC is at or below the snapshot's gc_floor or whose seq
  *    the mesh is known to hold already (the restore mark:
