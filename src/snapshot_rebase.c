@@ -127,6 +127,9 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
   /* Above the anchor: kept, up to the first at or below the gc_floor or
    * at a seq the mesh holds already (the restore mark). */
   uint64_t gc_floor = vs_get_u64le(h->hdr + VS_SNAP_GC_FLOOR);
+  /* What was dropped is older than the snapshot: a floor past its HLC
+   * would only serve to orphan our unsent ops. */
+  if (gc_floor > vs_get_u64le(h->hdr + VS_SNAP_HLC)) return VS_ERR_MALFORMED;
   uint64_t from = p->anchor > p->horizon.seq ? p->anchor : p->horizon.seq;
   for (uint64_t s = from + 1; s <= p->head.seq && p->orphan_from == UINT64_MAX; s++) { /* bounded: our chain */
     uint64_t lsn = 0;

@@ -517,6 +517,38 @@ static void test_restored_backup_without_mesh_sink(void **state) {
   free(b.p);
 }
 
+/* gc_floor (a header field; 0 until tombstones are dropped): own unsent
+ * ops from the first whose HLC is at or below it are orphaned (they could
+ * resurrect what the mesh forgot). Set here by a signer re-signing its
+ * header; one past the snapshot's own HLC is refused, nothing changed. */
+static void test_gc_floor_orphans_old_unsent_ops(void **state) {
+  world *w = *state;
+  away_and_compacted(w);
+  buf b = make(w->c.store);
+  look before = look_at(w->a.store, w->a.id.pk);
+  uint64_t snap_hlc = vs_get_u64le(b.p + VS_SNAP_HLC);
+  vs_put_u64le(b.p + VS_SNAP_GC_FLOOR, snap_hlc + 1);
+  resign(&b, &w->c.id);
+  assert_err(rebase(w->a.store, &b, b.len, NULL), VS_ERR_MALFORMED);
+  assert_same_look(w->a.store, w->a.id.pk, &before);
+  /* A floor at the first unsent op's HLC (a's seq 4, written at T0 + 20). */
+  vs_put_u64le(b.p + VS_SNAP_GC_FLOOR, vs_hlc_make(T0_MS + 20, 0xffff));
+  resign(&b, &w->c.id);
+  seen s;
+  memset(&s, 0, sizeof s);
+  assert_err(vs_store_set_orphan_fn(w->a.store, seen_cb, &s), VS_OK);
+  vs_rebase_info info;
+  assert_err(rebase(w->a.store, &b, b.len, &info), VS_OK);
+  assert_int_equal(info.own_anchor, 3);
+  assert_int_equal(info.own_kept, 0);
+  assert_int_equal(info.orphaned, 2);
+  assert_int_equal(info.own_head_after, 3);
+  assert_int_equal(s.n, 2);
+  assert_int_equal(s.seqs[0], 4);
+  assert_converged(w->a.store, w->c.store); /* nothing of them counts */
+  free(b.p);
+}
+
 /* A replay cut short after its writes (the removal's transaction lost):
  * the next replay writes nothing twice (the idempotency keys). */
 static void test_replay_is_idempotent(void **state) {
@@ -594,6 +626,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_snapshot_without_our_chain_keeps_it, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restored_backup_orphans_exactly_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restored_backup_without_mesh_sink, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gc_floor_orphans_old_unsent_ops, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_is_idempotent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_orphans_bound, setup, teardown),
   };

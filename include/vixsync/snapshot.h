@@ -140,7 +140,8 @@ typedef struct vs_rebase_info {
  *  compacted of it (a stale snapshot), or a membership op of ours would be
  *  orphaned (never done: restore it from a newer snapshot); VS_ERR_LIMIT:
  *  the orphans would pass VS_ORPHANS_MAX or VS_ORPHANS_BYTES_MAX (replay
- *  or drop orphans first). */
+ *  or drop orphans first); VS_ERR_MALFORMED also for a gc_floor past the
+ *  snapshot's HLC. */
 VS_API vs_err vs_snapshot_rebase(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms,
                                  vs_rebase_info *info);
 
