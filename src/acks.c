@@ -337,6 +337,10 @@ static vs_err lacks_older(MDB_txn *txn, const vs_store *store, const vs_ack_entr
     }
     uint64_t hlc = 0;
     err = op_hlc_at(txn, store, k.mv_data, seq + 1, &hlc);
+    if (err == VS_ERR_NOTFOUND) { /* not in the log (voided): this origin says nothing */
+      err = VS_OK;
+      continue;
+    }
     if (err == VS_OK && vs_hlc_wall_ms(hlc) < before) *out = true;
   }
   mdb_cursor_close(cur);
