@@ -6,7 +6,6 @@
 
 #include "chain.h"
 #include "mgate.h"
-#include "wal_int.h"
 
 static const char ACK_DOMAIN[] = "vixsync-ack-v1";
 _Static_assert(sizeof ACK_DOMAIN - 1 == 14, "VS_ACK_SIGNED_BYTES counts the domain");
@@ -293,23 +292,28 @@ static vs_err cut_heads(MDB_txn *txn, const vs_store *store, cut_vec *c) {
 
 /* ---- suspended members (suspend_after) ---- */
 
-/* The HLC of `origin`'s op at `seq`, held in the log. */
-static vs_err op_hlc_at(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
-                        uint64_t *hlc_out) {
+/* When this store stored `origin`'s op at `seq` (its WAL record's
+ * stored_at_ms: the caller's clock at that commit, as the HLC's physical
+ * part is). Not the op's own HLC: its writer chose that, and a backdated op
+ * would make every member that has not received it yet look silent. */
+static vs_err op_stored_at(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                           uint64_t *ms_out) {
   vs_op_id id;
   uint64_t lsn = 0;
   vs_op_id_derive(origin, seq, &id);
   vs_err err = vs_opid_get(txn, store, &id, &lsn, NULL);
-  const uint8_t *enc = NULL;
-  uint32_t enc_bytes = 0;
-  if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
-  vs_op op;
-  if (err == VS_OK) err = vs_op_decode(enc, enc_bytes, &op) == VS_OK ? VS_OK : VS_ERR_CORRUPT;
-  if (err == VS_OK) *hlc_out = op.hlc;
-  return err;
+  if (err != VS_OK) return err;
+  uint8_t key[8];
+  vs_put_u64be(key, lsn);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_wal, &k, &v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size < 24) return VS_ERR_CORRUPT; /* wal.h: stored_at_ms at 16, the op from 24 */
+  *ms_out = vs_get_u64le((const uint8_t *)v.mv_data + 16);
+  return VS_OK;
 }
 
-/* Whether `full` lacks an op held here whose HLC is older than `before`
+/* Whether `full` lacks an op this store has held since before `before`
  * (wall ms): per origin held, the op after the member's seq. */
 static vs_err lacks_older(MDB_txn *txn, const vs_store *store, const vs_ack_entry *full, uint32_t n, uint64_t before,
                           bool *out) {
@@ -335,13 +339,13 @@ static vs_err lacks_older(MDB_txn *txn, const vs_store *store, const vs_ack_entr
       *out = true;
       break;
     }
-    uint64_t hlc = 0;
-    err = op_hlc_at(txn, store, k.mv_data, seq + 1, &hlc);
+    uint64_t at = 0;
+    err = op_stored_at(txn, store, k.mv_data, seq + 1, &at);
     if (err == VS_ERR_NOTFOUND) { /* not in the log (voided): this origin says nothing */
       err = VS_OK;
       continue;
     }
-    if (err == VS_OK && vs_hlc_wall_ms(hlc) < before) *out = true;
+    if (err == VS_OK && at < before) *out = true;
   }
   mdb_cursor_close(cur);
   if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS && !*out) err = vs_mdb_err(rc);

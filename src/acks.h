@@ -123,9 +123,11 @@ vs_err vs_acks_cut_txn(MDB_txn *txn, const vs_store *store, uint64_t suspend_aft
  *  suspend_after_ms, judged on HLCs only (the core has no clock): the
  *  physical part of the store's HLC `now_hlc` against
  *  - the physical part of the member's latest ack's HLC `heard_hlc`, and
- *  - that of the oldest op held here that its acked vector `full` (n
+ *  - when this store stored the oldest op its acked vector `full` (n
  *    entries, sorted; NULL/0: none) lacks, per origin the op after its
- *    seq (one below our horizon counts as lacked for ever).
+ *    seq (its WAL record's stored_at_ms, the caller's clock then: not the
+ *    op's HLC, which its writer chose; one below our horizon counts as
+ *    lacked for ever).
  *  Both must be older than the bound: a member that acked recently, or one
  *  that lacks only ops newer than the bound (a mesh that wrote nothing for
  *  a month, then one op), is not suspended. The store's own identity is

@@ -171,8 +171,9 @@ typedef struct vs_compact_info {
 /** The bound vs_store_compact uses (default VS_SUSPEND_AFTER_MS_DEFAULT; 0:
  *  never suspend: one silent member then holds compaction for ever). Silence
  *  is judged on the store's HLC, not a clock: a member is suspended when
- *  both its latest acknowledgement and the oldest op it lacks are older than
- *  the bound by the physical part of the store's HLC. A member none of
+ *  both its latest acknowledgement's HLC and the time this store stored the
+ *  oldest op it lacks are older than the bound, by the physical part of the
+ *  store's HLC. A member none of
  *  whose acknowledgements reached this store is never suspended, and a
  *  store with no other member still counted suspends nobody (alone, it may
  *  be the one cut off). It counts again as soon as it acknowledges.
