@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "chain.h"
+#include "fork.h"
 #include "internal.h"
 #include "member.h"
 #include "mgate.h"
@@ -75,7 +76,12 @@ static vs_err undelivered(MDB_txn *txn, const vs_store *store, const plan *p, ui
 
 /* Step 1: where our chain's orphans start. */
 static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, plan *p) {
-  vs_err err = vs_head_get(txn, store, p->self, &p->head);
+  /* A forked identity never writes again (every node refuses its ops from
+   * the fork on): a rebase would only hide the verdict here. */
+  uint64_t void_from = 0;
+  vs_err err = vs_fork_get_txn(txn, store, p->self, &void_from, NULL);
+  if (err == VS_OK && void_from != 0) return VS_ERR_FORKED;
+  if (err == VS_OK) err = vs_head_get(txn, store, p->self, &p->head);
   if (err == VS_OK) err = vs_horizon_get(txn, store, p->self, &p->horizon);
   if (err == VS_OK) err = vs_meta_restore_get(txn, store, &p->restore_to);
   if (err == VS_OK) err = vs_sinks_list(txn, store, p->sinks, &p->n_sinks);

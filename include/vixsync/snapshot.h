@@ -135,7 +135,9 @@ typedef struct vs_rebase_info {
  *  itself (it reloads what it caches). After the commit, the orphan
  *  callback (vs_store_set_orphan_fn) sees each new orphan once. `info` may
  *  be NULL.
- *  @return as vs_snapshot_install, and VS_ERR_NO_IDENTITY; VS_ERR_STATE
+ *  @return as vs_snapshot_install, and VS_ERR_NO_IDENTITY; VS_ERR_FORKED
+ *  (this store holds a fork verdict on its own identity: it needs a new
+ *  one, a rebase would only hide the verdict here); VS_ERR_STATE
  *  also when the snapshot anchors our chain below what this store
  *  compacted of it (a stale snapshot), or a membership op of ours would be
  *  orphaned (never done: restore it from a newer snapshot); VS_ERR_LIMIT:
