@@ -10,8 +10,11 @@
  *   writes fresh ops, once;
  * - a tampered snapshot (every byte, cut lengths) changes nothing;
  * - hostile: a signer that moves our anchor (re-signing its header) is
- *   refused; one that omits our chain cannot make us drop it;
- * - the orphans' bound refuses with nothing changed. */
+ *   refused; one that omits our chain cannot make us drop it; a gc_floor
+ *   past the snapshot's HLC is refused, one below orphans older unsent ops;
+ * - a store without the mesh's sink orphans what it cannot prove; a store
+ *   holding a fork verdict on itself is refused;
+ * - replay is idempotent; the orphans' bound refuses with nothing changed. */
 #include "apply_nodes.h"
 
 #include <stdio.h>
@@ -53,9 +56,9 @@ static uint64_t head_of(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES]) {
 /* Hand every op `src` holds of `origin` above `dst`'s head to `dst`, in
  * signed runs (what a peer's anti-entropy sends). *last: the last run's
  * result with `applied` summed over all runs. */
-static vs_err push(vs_store *src, vs_store *dst, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now,
-                   vs_apply_result *last) {
-  uint64_t from = head_of(dst, origin) + 1, to = head_of(src, origin);
+static vs_err push_from(vs_store *src, vs_store *dst, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
+                        uint64_t now, vs_apply_result *last) {
+  uint64_t to = head_of(src, origin);
   if (to < from) return VS_OK;
   MDB_txn *txn;
   assert_err(vs_txn_begin(src, false, &txn), VS_OK);
@@ -91,6 +94,11 @@ static vs_err push(vs_store *src, vs_store *dst, const uint8_t origin[VS_ORIGIN_
   mdb_txn_abort(txn);
   free(ops);
   return err == VS_ERR_NOTFOUND ? VS_OK : err;
+}
+
+static vs_err push(vs_store *src, vs_store *dst, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now,
+                   vs_apply_result *last) {
+  return push_from(src, dst, origin, head_of(dst, origin) + 1, now, last);
 }
 
 static void compact_all(vs_store *s, const uint8_t *o1, const uint8_t *o2) {
@@ -549,6 +557,40 @@ static void test_gc_floor_orphans_old_unsent_ops(void **state) {
   free(b.p);
 }
 
+/* A store that learned its own identity forked (the original's run over
+ * the restored backup's seq 4) holds a verdict on itself: a rebase is
+ * refused (VS_ERR_FORKED), nothing changed; that identity is spent. */
+static void test_own_fork_verdict_refused(void **state) {
+  world *w = *state;
+  wr(&w->a, "put", "k", "1", T0_MS + 1);
+  wr(&w->a, "put", "k", "2", T0_MS + 2);
+  wr(&w->a, "put", "k", "3", T0_MS + 3);
+  to_mesh(w, &w->a, T0_MS + 10);
+  char data[600], backup[600];
+  path_of(data, sizeof data, w->a.dir, "data.mdb");
+  path_of(backup, sizeof backup, w->c.dir, "a-backup.mdb");
+  vs_store_close(w->a.store);
+  copy_file(data, backup);
+  assert_err(vt_store_open(w->a.dir, 64 * MIB, &w->a.store), VS_OK);
+  assert_err(vs_store_set_identity(w->a.store, &w->a.id), VS_OK);
+  wr(&w->a, "put", "k", "4", T0_MS + 4);
+  wr(&w->a, "put", "k", "5", T0_MS + 5);
+  to_mesh(w, &w->a, T0_MS + 10);
+  vs_store_close(w->a.store);
+  copy_file(backup, data);
+  assert_err(vt_store_open(w->a.dir, 64 * MIB, &w->a.store), VS_OK);
+  assert_err(vs_store_set_identity(w->a.store, &w->a.id), VS_OK);
+  wr(&w->a, "put", "k", "4-again", T0_MS + 50);
+  vs_apply_result res;
+  assert_err(push_from(w->c.store, w->a.store, w->a.id.pk, 4, T0_MS + 60, &res), VS_ERR_FORK);
+  assert_true(forked(w->a.store, w->a.id.pk));
+  buf b = make(w->c.store);
+  look before = look_at(w->a.store, w->a.id.pk);
+  assert_err(rebase(w->a.store, &b, b.len, NULL), VS_ERR_FORKED);
+  assert_same_look(w->a.store, w->a.id.pk, &before);
+  free(b.p);
+}
+
 /* A replay cut short after its writes (the removal's transaction lost):
  * the next replay writes nothing twice (the idempotency keys). */
 static void test_replay_is_idempotent(void **state) {
@@ -627,6 +669,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_restored_backup_orphans_exactly_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restored_backup_without_mesh_sink, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gc_floor_orphans_old_unsent_ops, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_own_fork_verdict_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_is_idempotent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_orphans_bound, setup, teardown),
   };
