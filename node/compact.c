@@ -95,6 +95,7 @@ static vs_err step_log(compact_ctx *c) {
     total.pending_invites = info.pending_invites;
     total.stable_ops = info.stable_ops;
     total.held_by_outbox = info.held_by_outbox;
+    total.members_suspended = info.members_suspended;
   }
   if (total.members == 0) {
     fputs("log: an open mesh keeps its log (no member set acknowledges it)\n", c->text);
@@ -107,13 +108,16 @@ static vs_err step_log(compact_ctx *c) {
       fprintf(c->text, "; %" PRIu32 " invite%s not used yet: nothing compacted until %s joined or expired",
               total.pending_invites, total.pending_invites == 1 ? "" : "s", total.pending_invites == 1 ? "it" : "they");
     if (total.held_by_outbox > 0) fputs("; own operations an HTTP sink has yet to deliver stay", c->text);
+    if (total.members_suspended > 0)
+      fprintf(c->text, "; %" PRIu32 " silent past suspend_after, left out of the cut", total.members_suspended);
     fputc('\n', c->text);
   }
   fprintf(c->json,
           "\"log_folded\": %" PRIu64 ", \"log_records_dropped\": %" PRIu64 ", \"members\": %" PRIu32
-          ", \"members_acked\": %" PRIu32 ", \"pending_invites\": %" PRIu32 ", \"stable_ops\": %" PRIu64 ", ",
+          ", \"members_acked\": %" PRIu32 ", \"pending_invites\": %" PRIu32 ", \"stable_ops\": %" PRIu64
+          ", \"members_suspended\": %" PRIu32 ", ",
           total.ops_folded, total.records_dropped, total.members, total.members_acked, total.pending_invites,
-          total.stable_ops);
+          total.stable_ops, total.members_suspended);
   return err;
 }
 
