@@ -322,6 +322,7 @@ int vn_open_node_tuned(const char *cmd, const char *dir, const char *mesh_key_pa
     if (tune != NULL && tune->origin_quota_set) cfg.origin_quota_per_min = tune->origin_quota_per_min;
     if (tune != NULL && tune->rekey_grace_set) cfg.rekey_grace_ms = tune->rekey_grace_ms;
     if (tune != NULL && tune->compact_every_set) cfg.compact_every_ms = tune->compact_every_ms;
+    if (tune != NULL && tune->suspend_after_set) cfg.suspend_after_ms = tune->suspend_after_ms;
     memcpy(node_id_out, cfg.identity.pk, VS_ORIGIN_BYTES);
     vs_err err = vs_node_open(&cfg, node_out);
     if (err != VS_OK) rc = vn_report(cmd, dir, err);
@@ -666,6 +667,8 @@ enum {
   OPT_OUT = 1u << 6,
   OPT_NEW_MESH = 1u << 7,
   OPT_COPY = 1u << 8,
+  OPT_REBASE = 1u << 9,
+  OPT_REPLAY = 1u << 10,
 };
 
 typedef struct option_spec {
@@ -678,6 +681,7 @@ static const option_spec OPTIONS[] = {
     {"--data", OPT_DATA, true},  {"--mesh-key", OPT_MESH_KEY, true},     {"--idem", OPT_IDEM, true},
     {"--json", OPT_JSON, false}, {"--tombstones", OPT_TOMBSTONES, false}, {"--from", OPT_FROM, true},
     {"--out", OPT_OUT, true},    {"--new-mesh", OPT_NEW_MESH, false},     {"--copy", OPT_COPY, true},
+    {"--rebase", OPT_REBASE, false}, {"--replay", OPT_REPLAY, false},
 };
 #define OPTION_COUNT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -763,12 +767,23 @@ static const cmd_spec COMMANDS[] = {
      "membership ops and each origin's chain head, signed by this device, in verified chunks. A new\n"
      "device restores it instead of replaying the whole history. May run beside a daemon.",
      OPT_DATA | OPT_OUT | OPT_JSON, {NULL, NULL}, 0, 0, vn_cmd_snapshot},
-    {"restore", "--data DIR FILE [--json]",
+    {"restore", "--data DIR FILE [--rebase] [--json]",
      "Install the snapshot FILE ('-': standard input) into DIR, a fresh data directory (after init, or\n"
      "join for a managed mesh; no daemon running), in one transaction; then run syncs from there.\n"
      "Every byte is checked first: a changed one is refused (exit 2) with nothing installed; a directory\n"
-     "that holds other devices' operations or another mesh's is refused (exit 1).",
-     OPT_DATA | OPT_JSON, {"FILE", NULL}, 1, 1, vn_cmd_restore},
+     "that holds other devices' operations or another mesh's is refused (exit 1).\n"
+     "--rebase: DIR holds data already (a device back from long away, behind what the mesh compacted, or\n"
+     "restored from a backup): its log and state are replaced by the snapshot's in one transaction,\n"
+     "keeping its identity, its sinks and its own operations the mesh does not hold; own operations\n"
+     "that would fork its chain become orphans, one line each on stderr (vix-node orphans).",
+     OPT_DATA | OPT_JSON | OPT_REBASE, {"FILE", NULL}, 1, 1, vn_cmd_restore},
+    {"orphans", "--data DIR [--json] [--replay]",
+     "List this device's orphans: its own operations a restore --rebase took out of its chain (the mesh\n"
+     "held other operations at their seqs, or they were too old to merge), never sent: 'id<TAB>seq<TAB>\n"
+     "kind<TAB>target<TAB>value' lines, or with --json one object per line {id, seq, hlc, kind, target,\n"
+     "value}. --replay writes each one's kind, target and value again as a new operation (sent as usual)\n"
+     "and removes it; print the count. Idempotent: run again after a crash, nothing is written twice.",
+     OPT_DATA | OPT_JSON | OPT_REPLAY, {NULL, NULL}, 0, 0, vn_cmd_orphans},
 };
 #define COMMAND_COUNT (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -826,6 +841,8 @@ static int parse_option(const cmd_spec *spec, vn_args *a, int argc, char **argv,
     case OPT_TOMBSTONES: a->tombstones = true; break;
     case OPT_NEW_MESH: a->new_mesh = true; break;
     case OPT_COPY: a->copy = value; break;
+    case OPT_REBASE: a->rebase = true; break;
+    case OPT_REPLAY: a->replay = true; break;
     default: assert(false); break;
   }
   if (value != NULL && value[0] == '\0' && o->bit != OPT_IDEM)

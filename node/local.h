@@ -23,6 +23,8 @@ typedef struct vn_args {
   bool tombstones;      /* --tombstones */
   bool new_mesh;        /* --new-mesh (init) */
   const char *copy;     /* --copy NEWDIR (compact) */
+  bool rebase;          /* --rebase (restore) */
+  bool replay;          /* --replay (orphans) */
   const char *pos[VN_POSITIONALS_MAX];
   uint32_t pos_count;
 } vn_args;
@@ -62,6 +64,7 @@ int vn_cmd_log(const vn_args *a);
 /* snapshot_cmd.c */
 int vn_cmd_snapshot(const vn_args *a);
 int vn_cmd_restore(const vn_args *a);
+int vn_cmd_orphans(const vn_args *a);
 int vn_cmd_compact(const vn_args *a); /* compact.c */
 
 #endif

@@ -52,6 +52,16 @@
 #include <sodium.h>
 
 #include "run_daemon.h"
+#include "vixsync/snapshot.h"
+
+/* An own op a re-bootstrap took out of the chain (docs/storage.md,
+ * "Re-bootstrap and orphans"): once, after the rebase committed. */
+static vs_err orphan_log(void *ctx, const vs_orphan *o) {
+  (void)ctx;
+  vn_log(VN_LOG_WARN, "orphan", "id=%llu seq=%llu hlc=%llu note=not_sent_see_vix-node_orphans",
+         (unsigned long long)o->id, (unsigned long long)o->seq, (unsigned long long)o->hlc);
+  return VS_OK;
+}
 
 /* ---- signals: a flag and a self-pipe, so poll wakes ---- */
 
@@ -688,9 +698,11 @@ static int daemon_open(vn_daemon *d, const vn_run_args *a) {
   d->ready_in_max = VS_NODE_PEERS_MAX - UNAUTH_IN_MAX - d->dials_reserved;
   uint8_t id[VS_ORIGIN_BYTES];
   vn_node_tune tune = {a->origin_quota_set, a->origin_quota,     a->rekey_grace_set,
-                       a->rekey_grace_ms,   a->compact_every_set, a->compact_every_ms};
+                       a->rekey_grace_ms,   a->compact_every_set, a->compact_every_ms,
+                       a->suspend_after_set, a->suspend_after_ms};
   rc = vn_open_node_tuned("run", a->dir, a->mesh_key, true, &tune, &d->node, id);
   if (rc != 0) return rc;
+  (void)vs_store_set_orphan_fn(vs_node_store(d->node), orphan_log, NULL); /* a rebase in the daemon */
   vs_hex_encode(id, VS_ORIGIN_BYTES, d->node_hex);
   rc = open_host(d, a->listen, &listen);
   if (rc != 0) return rc;

@@ -8,7 +8,8 @@
 static void usage_full(FILE *out) {
   fputs("usage: vix-node run --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE]\n"
         "                    [--log-level error|warn|info|debug] [--origin-quota N] [--rekey-grace DUR]\n"
-        "                    [--purge-done-after N|off] [--compact-every DUR|off]\n\n"
+        "                    [--purge-done-after N|off] [--compact-every DUR|off]\n"
+        "                    [--suspend-after DUR|off]\n\n"
         "Run the sync node of DIR: listen on HOST:PORT (UDP, ENet; port 0 picks a free port, logged as\n"
         "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
         "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
@@ -36,13 +37,19 @@ static void usage_full(FILE *out) {
         "                    base state and drop them from the log, every DUR and after every 10000 ops\n"
         "                    stored (default off). A device that joins afterwards must be seeded with\n"
         "                    `vix-node restore` of a member's snapshot first: no peer sends it what was\n"
-        "                    compacted. Counted as compact_steps and ops_compacted in `status --json`.\n",
+        "                    compacted. Counted as compact_steps and ops_compacted in `status --json`.\n"
+        "  --suspend-after DUR|off\n"
+        "                    a managed mesh: a member silent for DUR (its last acknowledgement and the\n"
+        "                    oldest operation it lacks both older than DUR, by this store's clock) stops\n"
+        "                    holding compaction back; it counts again when it acknowledges (default 30d;\n"
+        "                    off: never). Counted as stable.suspended in `status --json`.\n",
         out);
 }
 
 void vn_usage_run(FILE *out) {
   fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n"
-        "           [--origin-quota N] [--rekey-grace DUR] [--purge-done-after N|off] [--compact-every DUR|off]\n",
+        "           [--origin-quota N] [--rekey-grace DUR] [--purge-done-after N|off] [--compact-every DUR|off]\n"
+        "           [--suspend-after DUR|off]\n",
         out);
 }
 
@@ -116,6 +123,14 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
       }
       a->compact_every_set = v != NULL;
       a->compact_every_ms = every;
+    } else if ((v = opt_value(argc, argv, &i, "--suspend-after", &m)) != NULL || m) {
+      uint64_t after = 0;
+      if (v != NULL && strcmp(v, "off") != 0 && (!vn_parse_duration(v, &after) || after == 0)) {
+        vn_errorf("run", "--suspend-after: '%s' is not a duration (" VN_DURATION_HELP ") or off", v);
+        return VN_EXIT_USAGE;
+      }
+      a->suspend_after_set = v != NULL;
+      a->suspend_after_ms = after;
     } else if ((v = opt_value(argc, argv, &i, "--log-level", &m)) != NULL || m) {
       if (v != NULL && !vn_log_level_parse(v, &a->level)) {
         vn_errorf("run", "--log-level: '%s' is not error, warn, info or debug", v);

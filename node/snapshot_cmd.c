@@ -3,7 +3,9 @@
  * from one file instead of the mesh's whole history. `snapshot` reads one
  * consistent state (it may run beside a daemon); `restore` installs into a
  * fresh data directory (after `init` or `join`, before the daemon starts:
- * it takes the store's owner lock, so a running daemon makes it exit 1). */
+ * it takes the store's owner lock, so a running daemon makes it exit 1);
+ * `restore --rebase` re-bootstraps one that holds data (vs_snapshot_rebase;
+ * docs/storage.md, "Re-bootstrap and orphans"). */
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "local.h"
 #include "vixsync/snapshot.h"
 
@@ -106,6 +109,34 @@ int vn_cmd_snapshot(const vn_args *a) {
   return VN_EXIT_OK;
 }
 
+/* One line on stderr per orphan a rebase makes (the store's callback:
+ * once, after the commit). */
+static vs_err orphan_line(void *ctx, const vs_orphan *o) {
+  const char *cmd = ctx;
+  vs_op op;
+  if (vs_op_decode(o->op, o->op_bytes, &op) != VS_OK) return VS_OK;
+  fprintf(stderr, "vix-node %s: orphaned own operation seq %" PRIu64 " (orphan %" PRIu64 ": %s ", cmd, o->seq, o->id,
+          op.kind);
+  vn_text_write(stderr, op.target, op.target_bytes);
+  fputs("): not sent; vix-node orphans lists it, --replay writes it again\n", stderr);
+  return VS_OK;
+}
+
+static void print_rebase(const vn_args *a, const char *file, const vs_rebase_info *r) {
+  print_info(a, "restored", file, &r->snapshot);
+  if (a->json) {
+    printf("{\"rebased\": true, \"own_anchor\": %" PRIu64 ", \"own_head_before\": %" PRIu64 ", \"own_head_after\": %" PRIu64
+           ", \"own_held\": %" PRIu64 ", \"own_kept\": %" PRIu64 ", \"orphaned\": %" PRIu64 ", \"ops_dropped\": %" PRIu64
+           ", \"entries_dropped\": %" PRIu64 "}\n",
+           r->own_anchor, r->own_head_before, r->own_head_after, r->own_held, r->own_kept, r->orphaned, r->ops_dropped,
+           r->entries_dropped);
+  } else {
+    printf("rebased: own chain %" PRIu64 " -> %" PRIu64 " (anchor %" PRIu64 "), %" PRIu64 " own ops kept to send, %" PRIu64
+           " held by the mesh, %" PRIu64 " orphaned\n",
+           r->own_head_before, r->own_head_after, r->own_anchor, r->own_kept, r->own_held, r->orphaned);
+  }
+}
+
 int vn_cmd_restore(const vn_args *a) {
   const char *file = a->pos[0];
   FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
@@ -120,15 +151,36 @@ int vn_cmd_restore(const vn_args *a) {
     return rc;
   }
   vs_snapshot_info info;
-  vs_err err = vs_snapshot_install(vs_node_store(node), file_read, f, vn_now_ms(), &info);
+  vs_rebase_info rinfo;
+  vs_err err;
+  if (a->rebase) {
+    (void)vs_store_set_orphan_fn(vs_node_store(node), orphan_line, (void *)a->cmd);
+    err = vs_snapshot_rebase(vs_node_store(node), file_read, f, vn_now_ms(), &rinfo);
+  } else {
+    err = vs_snapshot_install(vs_node_store(node), file_read, f, vn_now_ms(), &info);
+  }
   vs_node_close(node);
   if (f != stdin) fclose(f);
+  if (err == VS_ERR_STATE && a->rebase) {
+    vn_errorf(a->cmd,
+              "%s: refused, nothing changed: the snapshot belongs to another mesh (run join first), anchors this "
+              "device's chain below what it compacted of it (use a newer snapshot), or would orphan one of its "
+              "membership operations",
+              a->data);
+    return VN_EXIT_NOTFOUND;
+  }
   if (err == VS_ERR_STATE) {
     vn_errorf(a->cmd,
               "%s: not a fresh data directory of this snapshot's mesh (it holds other devices' operations, or "
-              "belongs to another mesh: run join first), or the snapshot holds more of this device's own chain",
+              "belongs to another mesh: run join first), or the snapshot holds more of this device's own chain "
+              "(restore --rebase re-bootstraps a directory that holds data)",
               a->data);
     return VN_EXIT_NOTFOUND; /* an invariant of the directory: exit 1 */
+  }
+  if (err == VS_ERR_LIMIT && a->rebase) {
+    vn_errorf(a->cmd, "%s: refused, nothing changed: the orphans are full (%u operations or %u bytes); "
+              "vix-node orphans --replay them first", a->data, VS_ORPHANS_MAX, VS_ORPHANS_BYTES_MAX);
+    return VN_EXIT_STORAGE;
   }
   if (err == VS_ERR_AUTH || err == VS_ERR_MALFORMED || err == VS_ERR_TRUNCATED || err == VS_ERR_VERSION ||
       err == VS_ERR_NOT_MEMBER) {
@@ -140,6 +192,7 @@ int vn_cmd_restore(const vn_args *a) {
     return VN_EXIT_USAGE; /* bad input: exit 2 */
   }
   if (err != VS_OK) return vn_report(a->cmd, a->data, err);
-  print_info(a, "restored", file, &info);
+  if (a->rebase) print_rebase(a, file, &rinfo);
+  else print_info(a, "restored", file, &info);
   return VN_EXIT_OK;
 }

@@ -104,6 +104,8 @@ typedef struct vn_node_tune {
   uint64_t rekey_grace_ms; /* vs_node_cfg.rekey_grace_ms when set */
   bool compact_every_set;
   uint64_t compact_every_ms; /* vs_node_cfg.compact_every_ms when set (0: off) */
+  bool suspend_after_set;
+  uint64_t suspend_after_ms; /* vs_node_cfg.suspend_after_ms when set (0: off) */
 } vn_node_tune;
 
 /* vn_open_node_id with `tune` (NULL: the defaults). */

@@ -251,7 +251,7 @@ bool sim_compact_check(sim *s, uint32_t i) {
   cut_ctx c = {s, 0, false, 0, 0, 0};
   vs_acks_cut_info info;
   memset(&info, 0, sizeof info);
-  vs_err err = ok ? vs_acks_cut_txn(txn, st, cut_cb, &c, &info) : VS_OK;
+  vs_err err = ok ? vs_acks_cut_txn(txn, st, 0, cut_cb, &c, &info) : VS_OK;
   if (ok && err != VS_OK) ok = sim_fail(s, SIM_EXIT_STORE, "node %u: the stable cut: %s", i, vs_err_name(err));
   if (ok && c.bad)
     ok = sim_fail(s, SIM_EXIT_FAIL, "compaction: node %u, origin of node %u: stable cut %" PRIu64 " above the head %" PRIu64, i,

@@ -290,8 +290,84 @@ static vs_err cut_heads(MDB_txn *txn, const vs_store *store, cut_vec *c) {
   return err;
 }
 
+/* ---- suspended members (suspend_after) ---- */
+
+/* When this store stored `origin`'s op at `seq` (its WAL record's
+ * stored_at_ms: the caller's clock at that commit, as the HLC's physical
+ * part is). Not the op's own HLC: its writer chose that, and a backdated op
+ * would make every member that has not received it yet look silent. */
+static vs_err op_stored_at(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                           uint64_t *ms_out) {
+  vs_op_id id;
+  uint64_t lsn = 0;
+  vs_op_id_derive(origin, seq, &id);
+  vs_err err = vs_opid_get(txn, store, &id, &lsn, NULL);
+  if (err != VS_OK) return err;
+  uint8_t key[8];
+  vs_put_u64be(key, lsn);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_wal, &k, &v);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size < 24) return VS_ERR_CORRUPT; /* wal.h: stored_at_ms at 16, the op from 24 */
+  *ms_out = vs_get_u64le((const uint8_t *)v.mv_data + 16);
+  return VS_OK;
+}
+
+/* Whether `full` lacks an op this store has held since before `before`
+ * (wall ms): per origin held, the op after the member's seq. */
+static vs_err lacks_older(MDB_txn *txn, const vs_store *store, const vs_ack_entry *full, uint32_t n, uint64_t before,
+                          bool *out) {
+  *out = false;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_heads, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  vs_err err = VS_OK;
+  uint32_t j = 0;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK && !*out; /* bounded: origins */
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    vs_head h;
+    err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &h) : VS_ERR_CORRUPT;
+    if (err != VS_OK) break;
+    while (j < n && memcmp(full[j].origin, k.mv_data, VS_ORIGIN_BYTES) < 0) j++; /* bounded: n in all */
+    uint64_t seq = j < n && memcmp(full[j].origin, k.mv_data, VS_ORIGIN_BYTES) == 0 ? full[j].seq : 0;
+    if (seq >= h.seq) continue; /* lacks nothing of this origin */
+    vs_horizon hz;
+    err = vs_horizon_get(txn, store, k.mv_data, &hz);
+    if (err != VS_OK) break;
+    if (seq < hz.seq) { /* behind our horizon: only a snapshot helps it */
+      *out = true;
+      break;
+    }
+    uint64_t at = 0;
+    err = op_stored_at(txn, store, k.mv_data, seq + 1, &at);
+    if (err == VS_ERR_NOTFOUND) { /* not in the log (voided): this origin says nothing */
+      err = VS_OK;
+      continue;
+    }
+    if (err == VS_OK && at < before) *out = true;
+  }
+  mdb_cursor_close(cur);
+  if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS && !*out) err = vs_mdb_err(rc);
+  return err;
+}
+
+vs_err vs_acks_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES],
+                             uint64_t heard_hlc, const vs_ack_entry *full, uint32_t n, uint64_t now_hlc,
+                             uint64_t suspend_after_ms, bool *suspended_out) {
+  *suspended_out = false;
+  if (suspend_after_ms == 0) return VS_OK;
+  if (store->has_identity && memcmp(pk, store->identity.pk, VS_ORIGIN_BYTES) == 0) return VS_OK;
+  uint64_t now = vs_hlc_wall_ms(now_hlc);
+  if (now <= suspend_after_ms) return VS_OK;
+  uint64_t before = now - suspend_after_ms; /* silent since before this wall ms */
+  if (vs_hlc_wall_ms(heard_hlc) >= before) return VS_OK;
+  return lacks_older(txn, store, full, n, before, suspended_out);
+}
+
 /* Lower the cut by every active member's ack; *all_out false when one has none. */
-static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_acks_cut_info *info, bool *all_out) {
+static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_acks_cut_info *info, bool *all_out,
+                          uint64_t now_hlc, uint64_t suspend_after_ms, uint32_t *others_out) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, store->dbi_members, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
@@ -309,14 +385,20 @@ static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_ac
     info->members++;
     vs_ack_rec r;
     err = vs_acks_get_txn(txn, store, k.mv_data, &r);
-    if (err == VS_ERR_NOTFOUND) {
+    bool suspended = false;
+    if (err == VS_ERR_NOTFOUND) { /* nothing known of its silence: it holds the cut */
       err = VS_OK;
       *all_out = false;
       continue;
     }
     uint32_t n = 0;
     if (err == VS_OK) err = vs_acks_merge(r.key, r.key_n, r.delta, r.delta_n, full, VS_WIRE_VV_MAX, &n);
-    if (err == VS_OK) {
+    if (err == VS_OK)
+      err = vs_acks_suspended_txn(txn, store, k.mv_data, r.hlc, full, n, now_hlc, suspend_after_ms, &suspended);
+    if (err == VS_OK && suspended) info->suspended++; /* leaves the minimum until it acks again */
+    bool self = store->has_identity && memcmp(k.mv_data, store->identity.pk, VS_ORIGIN_BYTES) == 0;
+    if (err == VS_OK && !suspended && !self) (*others_out)++;
+    if (err == VS_OK && !suspended) {
       info->with_ack++;
       if (info->oldest_hlc == 0 || r.hlc < info->oldest_hlc) info->oldest_hlc = r.hlc;
       cut_lower(c, full, n);
@@ -329,7 +411,8 @@ static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_ac
   return err;
 }
 
-vs_err vs_acks_cut_txn(MDB_txn *txn, const vs_store *store, vs_acks_cut_fn fn, void *ctx, vs_acks_cut_info *info) {
+vs_err vs_acks_cut_txn(MDB_txn *txn, const vs_store *store, uint64_t suspend_after_ms, vs_acks_cut_fn fn, void *ctx,
+                       vs_acks_cut_info *info) {
   if (txn == NULL || store == NULL || info == NULL) return VS_ERR_INVAL;
   memset(info, 0, sizeof *info);
   cut_vec c;
@@ -339,8 +422,14 @@ vs_err vs_acks_cut_txn(MDB_txn *txn, const vs_store *store, vs_acks_cut_fn fn, v
   bool managed = err == VS_OK, all = false;
   if (err == VS_ERR_NOTFOUND) err = VS_OK;
   if (err == VS_OK) err = cut_heads(txn, store, &c);
-  if (err == VS_OK && managed) err = cut_members(txn, store, &c, info, &all);
-  if (err == VS_OK && (!managed || !all || info->members == 0))
+  uint64_t now_hlc = 0;
+  if (err == VS_OK && managed) err = vs_meta_hlc_get(txn, store, &now_hlc);
+  uint32_t others = 0; /* members counted other than this store's identity */
+  if (err == VS_OK && managed) err = cut_members(txn, store, &c, info, &all, now_hlc, suspend_after_ms, &others);
+  /* A store that suspends members needs one other member still counted:
+   * alone (the others all silent) it may be the one cut off, and its own
+   * unsent ops must not count as held. */
+  if (err == VS_OK && (!managed || !all || info->members == 0 || (info->suspended > 0 && others == 0)))
     for (uint32_t i = 0; i < c.n; i++) c.cut[i] = 0; /* bounded: c.n */
   for (uint32_t i = 0; i < c.n && err == VS_OK; i++) { /* bounded: origins held */
     info->stable_ops += c.cut[i];

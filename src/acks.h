@@ -95,6 +95,7 @@ typedef struct vs_acks_cut_info {
   uint64_t oldest_hlc; /**< the oldest of their acks' hlc (0: none) */
   uint64_t stable_ops; /**< sum of the cut's seqs */
   uint64_t behind;     /**< sum over origins held of head - cut */
+  uint32_t suspended;  /**< active members left out of the minimum: silent past suspend_after */
 } vs_acks_cut_info;
 
 /** Called per origin held, in origin order, with its cut seq (0: nothing
@@ -106,7 +107,33 @@ typedef vs_err (*vs_acks_cut_fn)(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t
  *  active members m of m's latest ack's seq for it (0 when absent)); when
  *  an active member has no ack stored (or the store is an open mesh), every
  *  cut is 0. fn may be NULL (info only). Memory: one member's vector at a
- *  time plus one u64 per origin held. */
-vs_err vs_acks_cut_txn(MDB_txn *txn, const vs_store *store, vs_acks_cut_fn fn, void *ctx, vs_acks_cut_info *info);
+ *  time plus one u64 per origin held.
+ *
+ *  suspend_after_ms (0: never): a member that has been silent that long
+ *  leaves the minimum (vs_acks_suspended_txn; docs/storage.md, "Members
+ *  who stop acking"). A member with no ack stored is never suspended
+ *  (nothing is known of its silence: it holds every cut at 0). When
+ *  members are suspended and no member other than the store's identity is
+ *  still counted, every cut is 0: a store alone may be the one cut off,
+ *  and its own unsent ops must not pass for held. */
+vs_err vs_acks_cut_txn(MDB_txn *txn, const vs_store *store, uint64_t suspend_after_ms, vs_acks_cut_fn fn, void *ctx,
+                       vs_acks_cut_info *info);
+
+/** Whether member `pk` is suspended: silent for more than
+ *  suspend_after_ms, judged on HLCs only (the core has no clock): the
+ *  physical part of the store's HLC `now_hlc` against
+ *  - the physical part of the member's latest ack's HLC `heard_hlc`, and
+ *  - when this store stored the oldest op its acked vector `full` (n
+ *    entries, sorted; NULL/0: none) lacks, per origin the op after its
+ *    seq (its WAL record's stored_at_ms, the caller's clock then: not the
+ *    op's HLC, which its writer chose; one below our horizon counts as
+ *    lacked for ever).
+ *  Both must be older than the bound: a member that acked recently, or one
+ *  that lacks only ops newer than the bound (a mesh that wrote nothing for
+ *  a month, then one op), is not suspended. The store's own identity is
+ *  never suspended; suspend_after_ms 0 suspends nobody. */
+vs_err vs_acks_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES],
+                             uint64_t heard_hlc, const vs_ack_entry *full, uint32_t n, uint64_t now_hlc,
+                             uint64_t suspend_after_ms, bool *suspended_out);
 
 #endif

@@ -276,7 +276,7 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
   memset(&res, 0, sizeof res);
   /* The cut and the compaction in one transaction: nothing voids an op
    * between the two. */
-  err = vs_acks_cut_txn(txn, store, cut_collect, &b, &ci);
+  err = vs_acks_cut_txn(txn, store, store->suspend_after_ms, cut_collect, &b, &ci);
   /* Lowered where a membership verdict could still void ops (compact_final.h). */
   vs_final_info fi;
   memset(&fi, 0, sizeof fi);
@@ -301,6 +301,7 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
     info->unfinal_members = fi.unfinal_members;
     info->revoked_holding = fi.revoked_holding;
     info->horizon_breaches = breaches;
+    info->members_suspended = ci.suspended;
     info->more = res.more;
   }
   return err;

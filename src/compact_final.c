@@ -75,28 +75,50 @@ static void lower_by(vs_cut_entry *cut, uint32_t n, const vs_ack_entry *full, ui
   }
 }
 
-/* Revoked device d: settled, or its last ack lowers the cut (all of it
- * when it has none). `settled_by` is the cut before any revoked device
- * lowered it (what the active members hold). */
+/* The HLC of the fact (origin, seq), 0 when not among the facts. */
+static uint64_t fact_hlc(const vs_mesh_fact *facts, uint32_t n, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
+  for (uint32_t i = 0; i < n; i++) /* bounded: n */
+    if (facts[i].seq == seq && memcmp(facts[i].origin, origin, VS_ORIGIN_BYTES) == 0) return facts[i].hlc;
+  return 0;
+}
+
+/* Revoked device d: settled, suspended, or its last ack lowers the cut
+ * (all of it when it has none). `active` is the cut before any revoked
+ * device lowered it (what the active members hold). */
 static vs_err revoked_lower(MDB_txn *txn, const vs_store *store, const vs_mesh_view *view, const vs_mesh_member *d,
-                            const vs_cut_entry *active, vs_cut_entry *cut, uint32_t n, vs_ack_entry *full,
-                            vs_final_info *info) {
+                            const vs_mesh_fact *facts, uint32_t facts_n, uint64_t now_hlc, const vs_cut_entry *active,
+                            vs_cut_entry *cut, uint32_t n, vs_ack_entry *full, vs_final_info *info) {
   const vs_mesh_member *x = vs_mesh_find(view, d->revoked_by);
   const vs_cut_entry *held = cut_find((vs_cut_entry *)active, n, d->revoked_by);
   if (x != NULL && senior_cmp(x, d) < 0 && held != NULL && held->seq >= d->revoke_seq) {
     info->revoked_settled++;
     return VS_OK;
   }
-  info->revoked_holding++;
+  /* Silent past suspend_after (as a member would be, acks.h): it holds no
+   * more; one of which no ack reached us, once its revoke is that old. */
   vs_ack_rec r;
   vs_err err = vs_acks_get_txn(txn, store, d->pk, &r);
   if (err == VS_ERR_NOTFOUND) {
+    uint64_t since = fact_hlc(facts, facts_n, d->revoked_by, d->revoke_seq);
+    uint64_t after = store->suspend_after_ms, now = vs_hlc_wall_ms(now_hlc);
+    if (after > 0 && since > 0 && now > after && vs_hlc_wall_ms(since) < now - after) {
+      info->revoked_suspended++;
+      return VS_OK;
+    }
+    info->revoked_holding++;
     for (uint32_t i = 0; i < n; i++) cut[i].seq = 0; /* bounded: n */
     return VS_OK;
   }
   uint32_t full_n = 0;
+  bool suspended = false;
   if (err == VS_OK) err = vs_acks_merge(r.key, r.key_n, r.delta, r.delta_n, full, VS_WIRE_VV_MAX, &full_n);
-  if (err == VS_OK) lower_by(cut, n, full, full_n);
+  if (err == VS_OK)
+    err = vs_acks_suspended_txn(txn, store, d->pk, r.hlc, full, full_n, now_hlc, store->suspend_after_ms, &suspended);
+  if (err == VS_OK && suspended) info->revoked_suspended++;
+  if (err == VS_OK && !suspended) {
+    info->revoked_holding++;
+    lower_by(cut, n, full, full_n);
+  }
   vs_ack_rec_free(&r);
   return err;
 }
@@ -158,7 +180,7 @@ vs_err vs_final_cut_txn(MDB_txn *txn, const vs_store *store, vs_cut_entry *cut, 
   for (uint32_t m = 0; m < view->count && err == VS_OK && info->pending_invites == 0; m++) {
     const vs_mesh_member *d = &view->members[m];
     if (d->revoked) {
-      err = revoked_lower(txn, store, view, d, active, cut, n, full, info);
+      err = revoked_lower(txn, store, view, d, facts, facts_n, now_hlc, active, cut, n, full, info);
       continue;
     }
     if (!admission_open(view, invs, invs_n, d, now_hlc)) continue;

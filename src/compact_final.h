@@ -45,6 +45,8 @@ typedef struct vs_final_info {
                                  admission chain not expired): their origins compact nothing */
   uint32_t revoked_holding;   /* revoked devices not settled: their last ack lowers the cut */
   uint32_t revoked_settled;   /* revoked devices that no longer count */
+  uint32_t revoked_suspended; /* revoked devices not settled but silent past suspend_after (acks.h):
+                                 they no longer count either (the documented bound) */
 } vs_final_info;
 
 /** Lower `cut` (n entries, sorted by origin, each origin once) for

@@ -99,6 +99,8 @@ bool vs_crc32c_accelerated(void);
 
 /* ---- the store ---- */
 
+struct vs_orphan; /* vixsync/snapshot.h */
+
 struct vs_store {
   MDB_env *env;
   /* meta's keys: "vixsync" -> store format u32le (store.c); "hlc", "restore"
@@ -132,6 +134,9 @@ struct vs_store {
   bool hold_verdicts; /* the node defers fork verdicts found by apply (its refold budget is spent) */
   vs_identity identity;
   vs_durability durability;
+  uint64_t suspend_after_ms; /* vs_store_set_suspend_after: vs_store_compact's bound on silent members */
+  vs_err (*on_orphan)(void *ctx, const struct vs_orphan *orphan); /* vs_store_set_orphan_fn */
+  void *on_orphan_ctx;
   int owner_fd; /* -1 unless the owner lock is held */
   dev_t dev;
   ino_t ino;

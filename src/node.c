@@ -30,6 +30,7 @@ static vs_node_cfg node_cfg_defaults(void) {
   c.ack_interval_ms = 1000;
   c.compact_every_ms = 0; /* off until a device behind a horizon can bootstrap over a session */
   c.compact_after_ops = 10000;
+  c.suspend_after_ms = VS_SUSPEND_AFTER_MS_DEFAULT;
   return c;
 }
 
@@ -233,6 +234,7 @@ static vs_err node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   scfg.map_bytes = cfg->map_bytes;
   vs_err err = n->msg != NULL ? vs_store_open(cfg->dir, &scfg, &n->store) : VS_ERR_NOMEM;
   if (err == VS_OK) err = vs_store_set_identity(n->store, &cfg->identity);
+  if (err == VS_OK) err = vs_store_set_suspend_after(n->store, cfg->suspend_after_ms);
   if (err == VS_OK) err = open_engine(n);
   if (err == VS_OK) err = nd_load_mine(n);
   if (err == VS_OK) err = nd_keys_open(n); /* before any handshake: every epoch's key we hold */

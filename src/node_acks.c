@@ -180,11 +180,12 @@ static vs_err stable_refresh(vs_node *n) {
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
   vs_acks_cut_info info;
-  err = vs_acks_cut_txn(txn, n->store, NULL, NULL, &info);
+  err = vs_acks_cut_txn(txn, n->store, n->cfg.suspend_after_ms, NULL, NULL, &info);
   mdb_txn_abort(txn);
   if (err == VS_OK) {
     n->stats.stable_ops = info.stable_ops;
     n->stats.stable_behind = info.behind;
+    n->stats.members_suspended = info.suspended;
   }
   return err;
 }

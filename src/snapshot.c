@@ -28,6 +28,7 @@
 #include "member.h"
 #include "mgate.h"
 #include "mstore.h"
+#include "snapshot_int.h"
 #include "state_int.h"
 #include "wal_int.h"
 #include "vixsync/node.h" /* VS_MAX_DRIFT_MS_DEFAULT */
@@ -587,14 +588,23 @@ static vs_err read_exact(vs_snapshot_read_fn fn, void *ctx, uint8_t *buf, size_t
   return err;
 }
 
-vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_snapshot_info *info) {
-  if (store == NULL || fn == NULL) return VS_ERR_INVAL;
+/* ---- the parts install and rebase share (snapshot_int.h) ---- */
+
+void vs_snap_head_free(vs_snap_head *h) {
+  free(h->hdr);
+  free(h->hashes);
+  h->hdr = NULL;
+  h->hashes = NULL;
+}
+
+vs_err vs_snap_head_read(vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_snap_head *h) {
+  memset(h, 0, sizeof *h);
+  if (fn == NULL) return VS_ERR_INVAL;
   /* HLCs as apply takes them: none past now + the drift (apply.h), so a
    * maker with a wild clock cannot drag ours or win every race. */
-  uint64_t hlc_max = vs_add_sat_u64(now_ms, VS_MAX_DRIFT_MS_DEFAULT); /* in wall ms */
+  h->hlc_max = vs_add_sat_u64(now_ms, VS_MAX_DRIFT_MS_DEFAULT); /* in wall ms */
   uint8_t fixed[HDR_FIXED];
-  uint64_t total = 0;
-  vs_err err = read_exact(fn, ctx, fixed, sizeof fixed, &total);
+  vs_err err = read_exact(fn, ctx, fixed, sizeof fixed, &h->total);
   if (err != VS_OK) return err;
   if (memcmp(fixed, MAGIC, 8) != 0) return VS_ERR_MALFORMED;
   if (vs_get_u32le(fixed + 8) != VS_SNAPSHOT_VERSION) return VS_ERR_VERSION;
@@ -602,72 +612,96 @@ vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, u
   if (n_origins > VS_SNAPSHOT_ORIGINS_MAX || n_chunks > VS_SNAPSHOT_CHUNKS_MAX) return VS_ERR_MALFORMED;
   size_t hdr_bytes = HDR_FIXED + (size_t)n_origins * ORIGIN_REC + VS_SIGNATURE_BYTES;
   if (vs_get_u32le(fixed + 12) != hdr_bytes) return VS_ERR_MALFORMED;
-  uint8_t *hdr = malloc(hdr_bytes), *chunk = malloc(VS_SNAPSHOT_CHUNK_BYTES_MAX);
-  uint8_t(*hashes)[VS_HASH_BYTES] = n_chunks > 0 ? malloc((size_t)n_chunks * VS_HASH_BYTES) : NULL;
-  if (hdr == NULL || chunk == NULL || (n_chunks > 0 && hashes == NULL)) err = VS_ERR_NOMEM;
+  h->n_origins = n_origins;
+  h->n_chunks = n_chunks;
+  h->hdr_bytes = hdr_bytes;
+  h->hdr = malloc(hdr_bytes);
+  h->hashes = n_chunks > 0 ? malloc((size_t)n_chunks * VS_HASH_BYTES) : NULL;
+  if (h->hdr == NULL || (n_chunks > 0 && h->hashes == NULL)) err = VS_ERR_NOMEM;
+  uint8_t *hdr = h->hdr;
   if (err == VS_OK) {
     memcpy(hdr, fixed, sizeof fixed);
-    err = read_exact(fn, ctx, hdr + HDR_FIXED, hdr_bytes - HDR_FIXED, &total);
+    err = read_exact(fn, ctx, hdr + HDR_FIXED, hdr_bytes - HDR_FIXED, &h->total);
   }
   /* The signer's signature first, then the anchors, then the root. */
-  const uint8_t *signer = hdr + 48;
   if (err == VS_OK) {
     uint8_t digest[64];
     header_digest(hdr, hdr_bytes - VS_SIGNATURE_BYTES, digest);
-    if (crypto_sign_verify_detached(hdr + hdr_bytes - VS_SIGNATURE_BYTES, digest, sizeof digest, signer) != 0)
+    if (crypto_sign_verify_detached(hdr + hdr_bytes - VS_SIGNATURE_BYTES, digest, sizeof digest, hdr + 48) != 0)
       err = VS_ERR_AUTH;
   }
-  if (err == VS_OK && vs_hlc_wall_ms(vs_get_u64le(hdr + 80)) > hlc_max) err = VS_ERR_FUTURE;
+  if (err == VS_OK && vs_hlc_wall_ms(vs_get_u64le(hdr + 80)) > h->hlc_max) err = VS_ERR_FUTURE;
   for (uint32_t i = 0; i < n_origins && err == VS_OK; i++) {
     const uint8_t *rec = hdr + HDR_FIXED + (size_t)i * ORIGIN_REC;
     if (i > 0 && memcmp(rec - ORIGIN_REC, rec, VS_ORIGIN_BYTES) >= 0) err = VS_ERR_MALFORMED;
     else if (vs_get_u64le(rec + 32) == 0) err = VS_ERR_MALFORMED;
     else if (!vs_chain_verify(rec, vs_get_u64le(rec + 32), rec + 48, rec + 80)) err = VS_ERR_AUTH;
-    else if (vs_hlc_wall_ms(vs_get_u64le(rec + 40)) > hlc_max) err = VS_ERR_FUTURE; /* the anchor's HLC: not signed */
+    else if (vs_hlc_wall_ms(vs_get_u64le(rec + 40)) > h->hlc_max) err = VS_ERR_FUTURE; /* the anchor's HLC: not signed */
   }
-  if (err == VS_OK && n_chunks > 0) err = read_exact(fn, ctx, hashes[0], (size_t)n_chunks * VS_HASH_BYTES, &total);
+  if (err == VS_OK && n_chunks > 0) err = read_exact(fn, ctx, h->hashes[0], (size_t)n_chunks * VS_HASH_BYTES, &h->total);
   if (err == VS_OK) {
     uint8_t root[VS_HASH_BYTES];
-    root_of((const uint8_t(*)[VS_HASH_BYTES])hashes, n_chunks, root);
+    root_of((const uint8_t(*)[VS_HASH_BYTES])h->hashes, n_chunks, root);
     if (memcmp(root, hdr + 160, VS_HASH_BYTES) != 0) err = VS_ERR_AUTH;
   }
-  installer in;
-  memset(&in, 0, sizeof in);
-  in.store = store;
-  in.origins = hdr + HDR_FIXED;
-  in.n_origins = n_origins;
-  in.hlc_max = hlc_max;
-  if (err == VS_OK) err = vs_txn_begin(store, true, &in.txn);
-  if (err != VS_OK) {
-    free(hdr);
-    free(chunk);
-    free(hashes);
-    return err;
+  if (err != VS_OK) vs_snap_head_free(h);
+  return err;
+}
+
+const uint8_t *vs_snap_anchor(const vs_snap_head *h, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  const uint8_t *origins = h->hdr + HDR_FIXED;
+  for (uint32_t lo = 0, hi = h->n_origins; lo < hi;) { /* bounded: log2(origins) */
+    uint32_t mid = lo + (hi - lo) / 2;
+    const uint8_t *rec = origins + (size_t)mid * ORIGIN_REC;
+    int c = memcmp(origin, rec, VS_ORIGIN_BYTES);
+    if (c == 0) return rec;
+    if (c < 0) hi = mid;
+    else lo = mid + 1;
   }
-  const uint8_t *self = store->has_identity ? store->identity.pk : NULL;
+  return NULL;
+}
+
+vs_err vs_snap_mesh_check_txn(MDB_txn *txn, const vs_store *store, const vs_snap_head *h) {
   uint8_t mesh_id[VS_HASH_BYTES];
-  static const uint8_t zero[VS_HASH_BYTES];
-  err = vs_mesh_id_get_txn(in.txn, store, mesh_id);
+  vs_err err = vs_mesh_id_get_txn(txn, store, mesh_id);
   if (err == VS_ERR_NOTFOUND) {
     memset(mesh_id, 0, sizeof mesh_id);
     err = VS_OK;
   }
-  if (err == VS_OK && memcmp(mesh_id, hdr + 16, VS_HASH_BYTES) != 0) err = VS_ERR_STATE; /* another mesh (or join first) */
-  if (err == VS_OK) err = store_fresh(&in, self);
-  if (err == VS_OK) err = vs_wal_last_lsn_txn(in.txn, store, &in.lsn);
+  if (err == VS_OK && memcmp(mesh_id, h->hdr + 16, VS_HASH_BYTES) != 0) err = VS_ERR_STATE; /* another mesh (or join first) */
+  return err;
+}
+
+vs_err vs_snap_body_txn(MDB_txn *txn, vs_store *store, vs_snap_head *h, vs_snapshot_read_fn fn, void *ctx,
+                        vs_snapshot_info *info) {
+  uint8_t *hdr = h->hdr, *chunk = malloc(VS_SNAPSHOT_CHUNK_BYTES_MAX);
+  if (chunk == NULL) return VS_ERR_NOMEM;
+  const uint8_t *signer = hdr + 48;
+  const uint32_t n_origins = h->n_origins, n_chunks = h->n_chunks;
+  static const uint8_t zero[VS_HASH_BYTES];
+  installer in;
+  memset(&in, 0, sizeof in);
+  in.txn = txn;
+  in.store = store;
+  in.origins = hdr + HDR_FIXED;
+  in.n_origins = n_origins;
+  in.hlc_max = h->hlc_max;
+  const uint8_t *self = store->has_identity ? store->identity.pk : NULL;
+  vs_err err = vs_wal_last_lsn_txn(in.txn, store, &in.lsn);
   if (err == VS_OK) err = vs_wal_cursors_open(in.txn, store, &in.cur);
   for (uint32_t i = 0; i < n_chunks && err == VS_OK; i++) {
     uint8_t len[4];
-    err = read_exact(fn, ctx, len, sizeof len, &total);
+    err = read_exact(fn, ctx, len, sizeof len, &h->total);
     uint32_t bytes = err == VS_OK ? vs_get_u32le(len) : 0;
     if (err == VS_OK && (bytes < CHUNK_HEAD || bytes > VS_SNAPSHOT_CHUNK_BYTES_MAX)) err = VS_ERR_MALFORMED;
-    if (err == VS_OK) err = read_exact(fn, ctx, chunk, bytes, &total);
-    uint8_t h[VS_HASH_BYTES];
-    if (err == VS_OK) chunk_hash(chunk, bytes, h);
-    if (err == VS_OK && memcmp(h, hashes[i], VS_HASH_BYTES) != 0 && !VS_FAULT(VS_FAULT_SNAPSHOT_NO_VERIFY)) err = VS_ERR_AUTH;
+    if (err == VS_OK) err = read_exact(fn, ctx, chunk, bytes, &h->total);
+    uint8_t hh[VS_HASH_BYTES];
+    if (err == VS_OK) chunk_hash(chunk, bytes, hh);
+    if (err == VS_OK && memcmp(hh, h->hashes[i], VS_HASH_BYTES) != 0 && !VS_FAULT(VS_FAULT_SNAPSHOT_NO_VERIFY)) err = VS_ERR_AUTH;
     if (err == VS_OK) err = chunk_items(&in, chunk, bytes, i);
   }
   vs_wal_cursors_close(&in.cur);
+  free(chunk);
   /* What the header promised, and the state the entries make. */
   if (err == VS_OK && (in.entries != vs_get_u64le(hdr + 128) || in.incrs != vs_get_u64le(hdr + 136) ||
                        in.mesh_items != vs_get_u64le(hdr + 144)))
@@ -690,8 +724,6 @@ vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, u
   }
   /* The live state: the base, then this device's own ops past its anchor. */
   if (err == VS_OK) err = vs_state_rebuild_txn(in.txn, store);
-  if (err == VS_OK) err = vs_txn_commit(in.txn);
-  else mdb_txn_abort(in.txn);
   if (err == VS_OK && info != NULL) {
     memset(info, 0, sizeof *info);
     memcpy(info->signer, signer, VS_ORIGIN_BYTES);
@@ -703,10 +735,33 @@ vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, u
     info->entries = in.entries;
     info->incrs = in.incrs;
     info->mesh_ops = vs_get_u64le(hdr + 144);
-    info->bytes = total;
+    info->bytes = h->total;
   }
-  free(hdr);
-  free(chunk);
-  free(hashes);
+  return err;
+}
+
+vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_snapshot_info *info) {
+  if (store == NULL || fn == NULL) return VS_ERR_INVAL;
+  vs_snap_head h;
+  vs_err err = vs_snap_head_read(fn, ctx, now_ms, &h);
+  if (err != VS_OK) return err;
+  MDB_txn *txn = NULL;
+  err = vs_txn_begin(store, true, &txn);
+  if (err != VS_OK) {
+    vs_snap_head_free(&h);
+    return err;
+  }
+  installer in; /* for store_fresh */
+  memset(&in, 0, sizeof in);
+  in.txn = txn;
+  in.store = store;
+  err = vs_snap_mesh_check_txn(txn, store, &h);
+  if (err == VS_OK) err = store_fresh(&in, store->has_identity ? store->identity.pk : NULL);
+  vs_snapshot_info got;
+  if (err == VS_OK) err = vs_snap_body_txn(txn, store, &h, fn, ctx, &got);
+  if (err == VS_OK) err = vs_txn_commit(txn);
+  else mdb_txn_abort(txn);
+  if (err == VS_OK && info != NULL) *info = got;
+  vs_snap_head_free(&h);
   return err;
 }

@@ -289,6 +289,7 @@ vs_err vs_store_open(const char *dir, const vs_store_cfg *cfg, vs_store **store_
   vs_store *store = calloc(1, sizeof *store);
   if (store == NULL) return VS_ERR_NOMEM;
   store->owner_fd = -1;
+  store->suspend_after_ms = VS_SUSPEND_AFTER_MS_DEFAULT;
   store->durability = cfg->durability;
   store->dev = st.st_dev;
   store->ino = st.st_ino;
@@ -456,6 +457,12 @@ vs_err vs_store_usage(vs_store *store, uint64_t *used_bytes_out, uint64_t *map_b
   if (err != VS_OK) return err;
   if (used_bytes_out != NULL) *used_bytes_out = sp.used_bytes;
   if (map_bytes_out != NULL) *map_bytes_out = sp.map_bytes;
+  return VS_OK;
+}
+
+vs_err vs_store_set_suspend_after(vs_store *store, uint64_t suspend_after_ms) {
+  if (store == NULL) return VS_ERR_INVAL;
+  store->suspend_after_ms = suspend_after_ms;
   return VS_OK;
 }
 

@@ -45,7 +45,7 @@ static cut_check node_cut(mh_mesh *m, uint32_t i, vs_acks_cut_info *info) {
   memset(&c, 0, sizeof c);
   MDB_txn *txn;
   assert_err(vs_txn_begin(mn_store(m, i), false, &txn), VS_OK);
-  assert_err(vs_acks_cut_txn(txn, mn_store(m, i), cut_cb, &c, info), VS_OK);
+  assert_err(vs_acks_cut_txn(txn, mn_store(m, i), 0, cut_cb, &c, info), VS_OK);
   mdb_txn_abort(txn);
   return c;
 }
@@ -68,7 +68,7 @@ static uint64_t cut_of(mh_mesh *m, uint32_t i, uint32_t origin) {
   vs_acks_cut_info info;
   MDB_txn *txn;
   assert_err(vs_txn_begin(mn_store(m, i), false, &txn), VS_OK);
-  assert_err(vs_acks_cut_txn(txn, mn_store(m, i), one_cb, &o, &info), VS_OK);
+  assert_err(vs_acks_cut_txn(txn, mn_store(m, i), 0, one_cb, &o, &info), VS_OK);
   mdb_txn_abort(txn);
   return o.cut;
 }

@@ -195,7 +195,7 @@ static vs_acks_cut_info cut_info(mh_mesh *m) {
   vs_acks_cut_info info;
   MDB_txn *txn;
   assert_err(vs_txn_begin(mn_store(m, 0), false, &txn), VS_OK);
-  assert_err(vs_acks_cut_txn(txn, mn_store(m, 0), NULL, NULL, &info), VS_OK);
+  assert_err(vs_acks_cut_txn(txn, mn_store(m, 0), 0, NULL, NULL, &info), VS_OK);
   mdb_txn_abort(txn);
   return info;
 }

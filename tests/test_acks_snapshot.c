@@ -78,7 +78,7 @@ static vs_err hz_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t cut, uint64_
 static hz_check check_cut(mh_mesh *m, uint32_t i, vs_acks_cut_info *info) {
   hz_check c = {m, NULL, mn_store(m, i), 0, 0};
   assert_err(vs_txn_begin(c.st, false, &c.txn), VS_OK);
-  assert_err(vs_acks_cut_txn(c.txn, c.st, hz_cb, &c, info), VS_OK);
+  assert_err(vs_acks_cut_txn(c.txn, c.st, 0, hz_cb, &c, info), VS_OK);
   mdb_txn_abort(c.txn);
   c.txn = NULL;
   return c;

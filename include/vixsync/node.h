@@ -154,6 +154,13 @@ typedef struct vs_node_cfg {
   /** ... and as soon as this many ops were stored since the last
    *  compaction (0: by time only). Default 10000 (a later field). */
   uint64_t compact_after_ops;
+  /** A managed mesh: a member silent this long (judged on HLCs:
+   *  vs_store_set_suspend_after) leaves the stable cut's minimum, so one
+   *  lost device does not hold compaction for ever; it counts again when it
+   *  acknowledges (re-bootstrapping from a snapshot if it is behind a
+   *  horizon). 0: never. Default VS_SUSPEND_AFTER_MS_DEFAULT, 30 days (a
+   *  later field). */
+  uint64_t suspend_after_ms;
 } vs_node_cfg;
 
 #define VS_NODE_COMPACT_STEP_OPS 4096u /* ops one compaction step folds at most (about: to a signed op) */
@@ -222,6 +229,8 @@ typedef struct vs_node_stats {
   uint64_t ops_compacted;       /**< ops folded into the base state and gone from the log */
   uint64_t horizon_breaches;    /**< the store's count of verdicts that reached below a horizon (read at
                                      each compaction round; each new one logged) */
+  uint64_t members_suspended;   /**< active members left out of the stable cut: silent past suspend_after_ms
+                                     (refreshed every ack_interval_ms) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

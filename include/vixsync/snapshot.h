@@ -90,6 +90,98 @@ VS_API vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *c
 VS_API vs_err vs_snapshot_install(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms,
                                   vs_snapshot_info *info);
 
+/* ---- re-bootstrap of a store that holds data, and orphans ----
+ * (docs/storage.md, "Re-bootstrap and orphans") */
+
+/** What one vs_snapshot_rebase did. */
+typedef struct vs_rebase_info {
+  vs_snapshot_info snapshot;  /**< as vs_snapshot_install's */
+  uint64_t own_anchor;        /**< the snapshot's seq of this store's own chain (0: it anchors none) */
+  uint64_t own_head_before;   /**< our own chain's head before */
+  uint64_t own_head_after;    /**< ... and after: the anchor, or the last own op kept above it */
+  uint64_t own_held;          /**< own ops at or below the anchor left the log: the mesh holds them */
+  uint64_t own_kept;          /**< own ops above the anchor kept in the chain: they are sent as usual */
+  uint64_t orphaned;          /**< own ops moved to the orphans (never sent) */
+  uint64_t first_orphan;      /**< the first new orphan's id (vs_orphan.id; 0: none) */
+  uint64_t ops_dropped;       /**< other origins' ops that left the log (the snapshot's state has them) */
+  uint64_t entries_dropped;   /**< undelivered outbox entries (any sink) of own ops that left the log */
+} vs_rebase_info;
+
+/** Re-bootstrap a store that already holds data from a snapshot: a member
+ *  returning behind a horizon, or a store restored from a backup whose own
+ *  chain is behind what the mesh holds. In ONE write transaction: the
+ *  snapshot is verified as vs_snapshot_install verifies it (nothing
+ *  changes on any error), then the store's log, state, heads, horizons,
+ *  member view, fork verdicts and held acknowledgements are replaced by the
+ *  snapshot's, keeping the store's identity, its sinks, its HLC (raised to
+ *  the snapshot's) and its own ops the mesh does not hold:
+ *  - own ops at or below the snapshot's anchor of our chain leave the log
+ *    (the snapshot's state has them), when we hold the op at the anchor
+ *    with the anchor's hash (the chain's links prove the rest);
+ *  - otherwise (our chain is behind the anchor, or our op there differs: a
+ *    restored backup re-signed those seqs) the first own op at a seq up to
+ *    the anchor that no ranges-only sink (the mesh's) delivered, or the op
+ *    at the anchor, starts the orphans (with no ranges-only sink at all,
+ *    the first own op in the log: nothing tells which ones the mesh took);
+ *  - own ops above the anchor stay in the chain and are sent, up to the
+ *    first whose HLC is at or below the snapshot's gc_floor or whose seq
+ *    the mesh is known to hold already (the restore mark:
+ *    vs_write_restoring), which starts the orphans;
+ *  - an orphan and every later own op are moved to the orphans
+ *    (vs_orphans_list), never sent, their outbox entries dropped.
+ *  The chain then resumes at the anchor (or after the kept ops): the next
+ *  write gets that seq + 1. The store's identity is required (its chain is
+ *  what is kept). Called on a store no vs_node has open, or by the node
+ *  itself (it reloads what it caches). After the commit, the orphan
+ *  callback (vs_store_set_orphan_fn) sees each new orphan once. `info` may
+ *  be NULL.
+ *  @return as vs_snapshot_install, and VS_ERR_NO_IDENTITY; VS_ERR_FORKED
+ *  (this store holds a fork verdict on its own identity: it needs a new
+ *  one, a rebase would only hide the verdict here); VS_ERR_STATE
+ *  also when the snapshot anchors our chain below what this store
+ *  compacted of it (a stale snapshot), or a membership op of ours would be
+ *  orphaned (never done: restore it from a newer snapshot); VS_ERR_LIMIT:
+ *  the orphans would pass VS_ORPHANS_MAX or VS_ORPHANS_BYTES_MAX (replay
+ *  or drop orphans first); VS_ERR_MALFORMED also for a gc_floor past the
+ *  snapshot's HLC. */
+VS_API vs_err vs_snapshot_rebase(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms,
+                                 vs_rebase_info *info);
+
+#define VS_ORPHANS_MAX 65536u                /**< orphans a store holds at most */
+#define VS_ORPHANS_BYTES_MAX (64u << 20)     /**< and at most this many bytes of their ops */
+
+/** One orphan: an own op that a rebase took out of the chain. */
+typedef struct vs_orphan {
+  uint64_t id;        /**< increasing, never reused in a store */
+  uint64_t seq;       /**< the seq it had in our chain */
+  uint64_t hlc;
+  const uint8_t *op;  /**< its encoding (vixsync/op.h: vs_op_decode), valid during the call */
+  uint32_t op_bytes;
+} vs_orphan;
+
+typedef vs_err (*vs_orphan_fn)(void *ctx, const vs_orphan *orphan);
+
+/** Each orphan held, in id order, from one read transaction. A non-OK
+ *  return of fn stops the walk and is returned. */
+VS_API vs_err vs_orphans_list(vs_store *store, vs_orphan_fn fn, void *ctx);
+
+/** Write every orphan's kind, target and value again as a new own op (a
+ *  fresh seq and HLC, as vs_write does), then remove it. Idempotent: each
+ *  write carries the idempotency key "vixsync/orphan/" + the hex of the
+ *  orphan's op hash, so a crash between the writes (one transaction) and
+ *  the removal (the next) writes nothing twice when called again.
+ *  *count_out (may be NULL): orphans replayed.
+ *  @return VS_OK; VS_ERR_NO_IDENTITY; vs_write_batch's errors (nothing
+ *  written, nothing removed). */
+VS_API vs_err vs_orphans_replay(vs_store *store, uint64_t now_ms, uint64_t *count_out);
+
+/** Remove one orphan (the application decided it is not wanted).
+ *  @return VS_OK, VS_ERR_NOTFOUND, VS_ERR_STORE. */
+VS_API vs_err vs_orphans_drop(vs_store *store, uint64_t id);
+
+/** Called once per orphan a rebase makes, after its commit (NULL: none). */
+VS_API vs_err vs_store_set_orphan_fn(vs_store *store, vs_orphan_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -166,7 +166,25 @@ typedef struct vs_compact_info {
   uint32_t revoked_holding; /**< revoked devices whose revocation could still be lifted: their last
                                  acknowledgement lowers the cut (docs/storage.md, "Membership finality") */
   bool more;                /**< the budget ran out: call again */
+  uint32_t members_suspended; /**< active members left out of the cut: silent past suspend_after */
 } vs_compact_info;
+
+/** A member silent this long leaves the stable cut's minimum (docs/storage.md,
+ *  "Members who stop acking"): 30 days, like a grace period, but judged on
+ *  HLCs and detected (it re-bootstraps from a snapshot when it returns). */
+#define VS_SUSPEND_AFTER_MS_DEFAULT (30ull * 24u * 3600u * 1000u)
+
+/** The bound vs_store_compact uses (default VS_SUSPEND_AFTER_MS_DEFAULT; 0:
+ *  never suspend: one silent member then holds compaction for ever). Silence
+ *  is judged on the store's HLC, not a clock: a member is suspended when
+ *  both its latest acknowledgement's HLC and the time this store stored the
+ *  oldest op it lacks are older than the bound, by the physical part of the
+ *  store's HLC. A member none of
+ *  whose acknowledgements reached this store is never suspended, and a
+ *  store with no other member still counted suspends nobody (alone, it may
+ *  be the one cut off). It counts again as soon as it acknowledges.
+ *  @return VS_OK, VS_ERR_INVAL. */
+VS_API vs_err vs_store_set_suspend_after(vs_store *store, uint64_t suspend_after_ms);
 
 /** Compact the log below the stable cut: every active member's signed
  *  acknowledgement (docs/protocol.md, "Acknowledgements") says it holds

@@ -1,0 +1,230 @@
+/* Members who stop acking (src/acks.c vs_acks_suspended_txn; docs/storage.md,
+ * "Members who stop acking"): real vs_nodes of a managed mesh on the
+ * in-memory mesh (tests/mesh_harness.h) with suspend_after_ms set to a
+ * minute of virtual time. A member silent past the bound stops holding the
+ * cut and counts again as soon as it acknowledges; a mesh that wrote
+ * nothing for longer than the bound suspends nobody when one op arrives;
+ * 0 suspends nobody; a store alone suspends nobody; a member whose ack a
+ * store never held is not suspended there. Time is
+ * virtual; nothing here depends on how fast the machine is. */
+#include "testutil.h" /* first: it sets _XOPEN_SOURCE */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "acks.h"
+#include "fixture.h"
+#include "internal.h"
+#include "mesh_harness.h"
+#include "member_nodes.h"
+
+#define BOUND_MS 60000u /* suspend_after_ms of every node here */
+
+static void configure(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  (void)i;
+  cfg->suspend_after_ms = BOUND_MS;
+}
+
+typedef struct one_cut {
+  const uint8_t *origin;
+  uint64_t cut;
+} one_cut;
+
+static vs_err one_cb(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t cut, uint64_t head, void *ctx) {
+  assert_true(cut <= head);
+  one_cut *o = ctx;
+  if (memcmp(origin, o->origin, VS_ORIGIN_BYTES) == 0) o->cut = cut;
+  return VS_OK;
+}
+
+/* Node i's cut of `origin`'s chain with the bound `after` (0: never). */
+static uint64_t cut_of(mh_mesh *m, uint32_t i, uint32_t origin, uint64_t after, vs_acks_cut_info *info) {
+  one_cut o = {m->ids[origin].pk, 0};
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(mn_store(m, i), false, &txn), VS_OK);
+  assert_err(vs_acks_cut_txn(txn, mn_store(m, i), after, one_cb, &o, info), VS_OK);
+  mdb_txn_abort(txn);
+  return o.cut;
+}
+
+static void three(mh_mesh *m, const char *tag) {
+  mn_mesh(m, 3, 3, NULL, tag, 0xd1, 29, configure);
+  mh_connect(m, 0, 1);
+  mh_connect(m, 0, 2);
+  mh_connect(m, 1, 2);
+}
+
+static void away(mh_mesh *m, uint32_t i) {
+  for (uint32_t j = 0; j < m->n; j++)
+    if (j != i) mh_disconnect(m, i, j);
+  mh_close(m, i);
+}
+
+/* Node 2 goes away; 0 and 1 write on for longer than the bound: 2 leaves
+ * the minimum (the cut reaches the heads, suspended 1) while 0 says the
+ * cut without the bound stays where 2 acked. 2 comes back: it catches up,
+ * acknowledges and counts again (suspended 0). */
+static void test_silent_member_leaves_the_cut_and_returns(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-return");
+  mh_write(&m, 0, "put", "x", "1");
+  mh_run_for(&m, 20000);
+  uint64_t held0 = mn_head(&m, 0, 0);
+  vs_acks_cut_info info;
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), held0);
+  assert_int_equal(info.suspended, 0);
+  away(&m, 2);
+  /* Within the bound 2 still holds the cut. */
+  for (int k = 0; k < 4; k++) {
+    mh_write(&m, 0, "put", "y", "2");
+    mh_write(&m, 1, "put", "z", "3");
+    mh_run_for(&m, 5000);
+  }
+  assert_true(mn_head(&m, 0, 0) > held0);
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), held0);
+  assert_int_equal(info.suspended, 0);
+  assert_int_equal(mn_stats(&m, 0).members_suspended, 0);
+  /* Past it (by the store's HLC: the writes move it). */
+  for (int k = 0; k < 8; k++) {
+    mh_write(&m, 0, "put", "y", "4");
+    mh_write(&m, 1, "put", "z", "5");
+    mh_run_for(&m, 10000);
+  }
+  for (uint32_t i = 0; i < 2; i++) {
+    assert_int_equal(cut_of(&m, i, 0, BOUND_MS, &info), mn_head(&m, i, 0));
+    assert_int_equal(cut_of(&m, i, 1, BOUND_MS, &info), mn_head(&m, i, 1));
+    assert_int_equal(info.suspended, 1);
+    assert_int_equal(info.members, 3);
+    assert_int_equal(cut_of(&m, i, 0, 0, &info), held0); /* 0: never suspended */
+    assert_int_equal(info.suspended, 0);
+    vs_node_stats s = mn_stats(&m, i);
+    assert_int_equal(s.members_suspended, 1);
+    assert_int_equal(s.stable_behind, 0);
+  }
+  /* vs_store_compact judges with the store's bound (set by the node). */
+  vs_compact_info ci;
+  assert_err(vs_store_compact(mn_store(&m, 0), 1u << 20, &ci), VS_OK);
+  assert_int_equal(ci.members_suspended, 1);
+  assert_true(ci.ops_folded > 0);
+  /* 2 returns before anything it lacks was compacted on node 1: it
+   * catches up from 1 and counts again. */
+  mh_open(&m, 2, 0);
+  mh_connect(&m, 2, 1);
+  mh_run_for(&m, 30000);
+  mh_expect_converged(&m, 1, 2);
+  for (uint32_t i = 1; i < 3; i++) {
+    assert_int_equal(cut_of(&m, i, 1, BOUND_MS, &info), mn_head(&m, i, 1));
+    assert_int_equal(info.suspended, 0);
+    assert_int_equal(info.with_ack, 3);
+    assert_int_equal(cut_of(&m, i, 1, 0, &info), mn_head(&m, i, 1)); /* it holds the cut again */
+    assert_int_equal(mn_stats(&m, i).members_suspended, 0);
+  }
+  mh_free(&m);
+}
+
+/* A mesh that wrote nothing for three times the bound, then one op while
+ * 2 is away: 2's last ack is old by the store's HLC, but the op it lacks
+ * is new, so it is not suspended (it may be on its way). Only once that
+ * op is older than the bound does 2 leave the minimum. */
+static void test_quiet_mesh_then_one_op_suspends_nobody(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-quiet");
+  mh_write(&m, 0, "put", "q", "1");
+  mh_run_for(&m, 20000);
+  uint64_t held = mn_head(&m, 0, 0);
+  mh_run_for(&m, 3 * BOUND_MS);
+  away(&m, 2);
+  mh_write(&m, 0, "put", "q", "2");
+  mh_run_for(&m, 5000);
+  vs_acks_cut_info info;
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), held);
+  assert_int_equal(info.suspended, 0);
+  assert_int_equal(mn_stats(&m, 0).members_suspended, 0);
+  /* Time alone moves no HLC: 2 stays in until newer ops are written. */
+  mh_run_for(&m, 2 * BOUND_MS);
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), held);
+  assert_int_equal(info.suspended, 0);
+  mh_write(&m, 1, "put", "q", "3");
+  mh_run_for(&m, 5000);
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), mn_head(&m, 0, 0));
+  assert_int_equal(info.suspended, 1);
+  mh_free(&m);
+}
+
+/* Node 0 alone past the bound (1 and 2 away): both would be suspended,
+ * but a store with no other member counted may be the one cut off (and its
+ * own unsent ops must not pass for held): nothing is stable. When 1
+ * returns and acknowledges, 2 alone is suspended and the cut moves. */
+static void test_alone_suspends_nobody(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-alone");
+  mh_write(&m, 0, "put", "s", "1");
+  mh_run_for(&m, 20000);
+  uint64_t held = mn_head(&m, 0, 0);
+  away(&m, 1);
+  away(&m, 2);
+  for (int k = 0; k < 8; k++) {
+    mh_write(&m, 0, "put", "s", "2");
+    mh_run_for(&m, 10000);
+  }
+  vs_acks_cut_info info;
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), 0);
+  assert_int_equal(info.suspended, 2);
+  assert_int_equal(mn_stats(&m, 0).stable_ops, 0);
+  vs_compact_info ci;
+  assert_err(vs_store_compact(mn_store(&m, 0), 1u << 20, &ci), VS_OK);
+  assert_int_equal(ci.ops_folded, 0);
+  assert_true(mn_head(&m, 0, 0) > held);
+  mh_open(&m, 1, 0);
+  mh_connect(&m, 0, 1);
+  mh_run_for(&m, 20000);
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), mn_head(&m, 0, 0));
+  assert_int_equal(info.suspended, 1);
+  mh_free(&m);
+}
+
+/* A member none of whose acks reached a store is never suspended there
+ * (a store seeded from a snapshot, or just rebased, holds none yet): it
+ * holds every cut at 0 until one arrives. Shown by deleting node 0's
+ * record of 2's ack: the cut falls to 0 and 2 is not counted suspended. */
+static void test_no_ack_held_is_not_silence(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-noack");
+  mh_write(&m, 0, "put", "s", "1");
+  mh_run_for(&m, 20000);
+  away(&m, 2);
+  for (int k = 0; k < 8; k++) {
+    mh_write(&m, 0, "put", "s", "2");
+    mh_run_for(&m, 10000);
+  }
+  vs_acks_cut_info info;
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), mn_head(&m, 0, 0));
+  assert_int_equal(info.suspended, 1);
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(mn_store(&m, 0), true, &txn), VS_OK);
+  assert_err(vs_acks_del_txn(txn, mn_store(&m, 0), m.ids[2].pk), VS_OK);
+  assert_err(vs_txn_commit(txn), VS_OK);
+  assert_int_equal(cut_of(&m, 0, 0, BOUND_MS, &info), 0);
+  assert_int_equal(info.suspended, 0);
+  mh_free(&m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_silent_member_leaves_the_cut_and_returns),
+      cmocka_unit_test(test_quiet_mesh_then_one_op_suspends_nobody),
+      cmocka_unit_test(test_alone_suspends_nobody),
+      cmocka_unit_test(test_no_ack_held_is_not_silence),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
