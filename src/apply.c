@@ -106,6 +106,16 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
     res->ahead_ms = ahead_ms;
     return VS_ERR_FUTURE;
   }
+  /* A data op at or below gc_floor may be ordered before a tombstone our
+   * compaction dropped (or among counter rows it folded): merged, it would
+   * give what no store that kept them gives. Refused, nothing stored
+   * (docs/storage.md, "Dropping tombstones"): no honest op of a member is
+   * that old, only a too-late replica's (whose author re-bootstraps). */
+  uint64_t gc_floor = 0;
+  err = vs_state_gc_floor_get_txn(txn, store, &gc_floor);
+  for (uint32_t i = skip; i < count && err == VS_OK && gc_floor > 0; i++)
+    if (vs_state_kind_below_floor(&ops[i], gc_floor)) err = VS_ERR_BELOW_FLOOR;
+  if (err != VS_OK) return err;
   uint64_t lsn, node_hlc;
   uint8_t state_hash[VS_HASH_BYTES];
   err = vs_wal_last_lsn_txn(txn, store, &lsn);

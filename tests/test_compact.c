@@ -73,7 +73,7 @@ static int setup(void **state) {
   node_open(&w->d, "compact-d", 4);
   for (unsigned round = 0; round < 6; round++) write_round(w, T0_MS + round * 100, round);
   sync_all(w, T0_MS + 10000);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   *state = w;
   return 0;
 }
@@ -87,6 +87,37 @@ static int teardown(void **state) {
   node_close(&w->d);
   free(w);
   return 0;
+}
+
+static vs_err count_cb(const vs_wal_record *rec, void *ctx) {
+  (void)rec;
+  (*(uint64_t *)ctx)++;
+  return VS_OK;
+}
+
+static uint64_t floor_of(vs_store *s) {
+  MDB_txn *txn;
+  uint64_t floor = 0;
+  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+  assert_err(vs_state_gc_floor_get_txn(txn, s, &floor), VS_OK);
+  mdb_txn_abort(txn);
+  return floor;
+}
+
+/* Every run `src` holds of its own chain, applied to `dst`: the first
+ * error, or VS_OK. */
+static vs_err send_all(node *src, node *dst, uint64_t now_ms) {
+  oplist *l = collect(src->store, src->id.pk);
+  run runs[RUNS_MAX];
+  uint32_t nruns = cut_runs(src->store, l, runs, RUNS_MAX);
+  vs_err err = VS_OK;
+  for (uint32_t i = 0; i < nruns && err == VS_OK; i++) {
+    vs_apply_result res;
+    memset(&res, 0, sizeof res);
+    err = apply_run(dst, l, &runs[i], now_ms, &res);
+  }
+  oplist_free(l);
+  return err;
 }
 
 static void cut_of(node *n, uint64_t seq, vs_cut_entry *out) {
@@ -103,7 +134,9 @@ static void refold(vs_store *s) {
 
 /* Everything compacted: two anchors left in the log, the state as the
  * twin's, a refold from the base gives it again, and so do later ops of
- * every origin (e's behind the folded HLCs: concurrent, ordered before). */
+ * every origin. e's, behind the folded HLCs, are the too-late replica's:
+ * at or below gc_floor, refused by the compacted store (its twin, which
+ * dropped nothing, takes them). */
 static void test_compact_everything_keeps_the_state(void **state) {
   world *w = *state;
   uint64_t before = wal_records(w->c.store), lsn_before = last_lsn(w->c.store);
@@ -119,33 +152,50 @@ static void test_compact_everything_keeps_the_state(void **state) {
   assert_int_equal(res.origins_moved, 2);
   assert_true(res.incrs_dropped > 0); /* incrs before a folded base: they never count again */
   assert_false(res.more);
+  assert_true(res.tombstones_dropped > 0); /* k2's, k3's below the bound */
+  assert_true(floor_of(w->c.store) > 0);
   assert_int_equal(wal_records(w->c.store), 0); /* the horizons keep the anchors' hashes */
   assert_int_equal(last_lsn(w->c.store), lsn_before); /* never given again */
   assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 24);
   assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 24);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   refold(w->c.store);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   /* Again: nothing left to do. */
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
   assert_int_equal(res.ops_folded, 0);
-  /* Later ops: a and b go on; e writes with a clock far behind (its ops
-   * order before folded ones: a put there loses, an incr there counts). */
+  /* Later ops: a and b go on. */
   for (unsigned round = 6; round < 9; round++) write_round(w, T0_MS + round * 100, round);
+  node *writers[] = {&w->a, &w->b};
+  for (unsigned i = 0; i < 2; i++) {
+    sync_origin(writers[i], &w->c, writers[i]->id.pk, T0_MS + 20000);
+    sync_origin(writers[i], &w->d, writers[i]->id.pk, T0_MS + 20000);
+  }
+  assert_converged_live(w->c.store, w->d.store);
+  refold(w->c.store);
+  refold(w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
+  /* The log's gaps are no corruption: a replay steps over them. */
+  uint64_t replayed = 0;
+  assert_err(vs_wal_replay(w->c.store, 1, count_cb, &replayed), VS_OK);
+  assert_int_equal(replayed, 24); /* the rounds after the horizons, of a and b */
+  /* e writes with a clock far behind: its ops order before folded ones
+   * (a put there might have lost to a tombstone c no longer has). Refused
+   * by c, whole: nothing stored, the state as it was. */
   wr(&w->e, "put", "k1", "old", T0_MS - 5000);
   wr(&w->e, "incr", "n", "1000", T0_MS - 4000);
   wr(&w->e, "del", "k3", NULL, T0_MS - 3000);
   wr(&w->e, "put", "fresh", "e", T0_MS - 2000);
-  sync_all(w, T0_MS + 20000);
-  assert_converged(w->c.store, w->d.store);
-  refold(w->c.store);
-  refold(w->d.store);
-  assert_converged(w->c.store, w->d.store);
-  /* The log's gaps are no corruption: a replay steps over them. */
-  oplist *l = collect(w->c.store, w->e.id.pk);
-  assert_int_equal(l->count, 4);
-  oplist_free(l);
+  uint8_t h0[VS_HASH_BYTES], h1[VS_HASH_BYTES];
+  state_hash(w->c.store, h0);
+  assert_err(send_all(&w->e, &w->c, T0_MS + 20000), VS_ERR_BELOW_FLOOR);
+  state_hash(w->c.store, h1);
+  assert_memory_equal(h0, h1, VS_HASH_BYTES);
+  uint64_t held = 0;
+  uint8_t hh[VS_HASH_BYTES];
+  assert_err(vs_wal_head(w->c.store, w->e.id.pk, &held, hh, NULL), VS_OK);
+  assert_int_equal(held, 0);
 }
 
 /* In budget steps: the same result however it is cut, each call bounded. */
@@ -170,9 +220,9 @@ static void test_compact_in_steps(void **state) {
   assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
   assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 15);
   assert_int_equal(wal_records(w->c.store), 48 - 35);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   refold(w->c.store);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   /* An origin named twice, a zero budget: refused, nothing written. */
   vs_cut_entry twice[2];
   cut_of(&w->a, 24, &twice[0]);
@@ -193,7 +243,7 @@ static void test_compact_below_horizon(void **state) {
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(w->c.store, &cut, 1, 100, &res), VS_OK);
   assert_int_equal(sync_origin(&w->a, &w->c, w->a.id.pk, T0_MS + 30000), 0);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   MDB_txn *txn;
   assert_err(vs_txn_begin(w->c.store, false, &txn), VS_OK);
   vs_chain_runs r;
@@ -241,7 +291,7 @@ static void test_compact_other_branch_at_anchor(void **state) {
   assert_err(apply_run(&w->c, l, &runs[2], T0_MS + 60000, &ar), VS_OK); /* seq 3: below the anchor, taken as held */
   assert_int_equal(ar.applied, 0);
   assert_err(apply_run(&w->c, l, &runs[3], T0_MS + 60000, &ar), VS_ERR_CHAIN); /* seq 4: the anchor differs */
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   oplist_free(l);
   node_close(&copy);
 }
@@ -266,7 +316,7 @@ static void test_compact_void_starts_above_horizon(void **state) {
   assert_err(vs_txn_begin(w->d.store, true, &txn), VS_OK);
   assert_err(vs_void_from_txn(txn, w->d.store, w->b.id.pk, 13, prev, NULL, VS_VOID_FORK, true, &changed), VS_OK);
   assert_err(vs_txn_commit(txn), VS_OK);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   uint64_t seq = 0;
   assert_err(vs_wal_head(w->c.store, w->b.id.pk, &seq, NULL, NULL), VS_OK);
   assert_int_equal(seq, 12);

@@ -292,7 +292,7 @@ static void *read_data_file(const char *dir, size_t *bytes_out) {
  * can say "store format 2, this build reads 3". */
 static void test_store_other_format_is_a_version_error(void **state) {
   fixture *f = *state;
-  assert_int_equal(VS_STORE_FORMAT, 6);
+  assert_int_equal(VS_STORE_FORMAT, 7);
   assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
   write_one(f->store, 10, 1000);
   uint32_t found = 0;

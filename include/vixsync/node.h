@@ -220,6 +220,8 @@ typedef struct vs_node_stats {
   uint64_t rejected_ack_quota;  /**< acks dropped unchecked: the peer's signature-check quota was spent */
   uint64_t compact_steps;       /**< compaction steps that folded ops (compact_every_ms, compact_after_ops) */
   uint64_t ops_compacted;       /**< ops folded into the base state and gone from the log */
+  uint64_t runs_below_floor;    /**< runs refused: a data op at or below our gc_floor (a too-late replica's:
+                                     docs/storage.md, "Dropping tombstones") */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
