@@ -461,10 +461,167 @@ static void test_compact_keeps_membership_ops(void **state) {
   node_close(&a);
 }
 
+/* ---- tombstones and counters below the bound (docs/storage.md, "Dropping tombstones") ---- */
+
+static uint64_t db_rows(vs_store *s, MDB_dbi dbi) {
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+  MDB_stat st;
+  assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+  mdb_txn_abort(txn);
+  return st.ms_entries;
+}
+
+static vs_err get_cb(const vs_state_entry *e, void *ctx) {
+  *(vs_state_kind *)ctx = e->kind;
+  return VS_OK;
+}
+
+/* The kind `target` shows in `s` (tombstones included), or -1 if none. */
+static int kind_of(vs_store *s, const char *target) {
+  vs_state_kind k = VS_STATE_VALUE;
+  vs_err err = vs_state_get(s, (const uint8_t *)target, (uint32_t)strlen(target), true, get_cb, &k);
+  if (err == VS_ERR_NOTFOUND) return -1;
+  assert_err(err, VS_OK);
+  return (int)k;
+}
+
+/* Compact c up to every head, in steps of `budget`. */
+static vs_compact_result compact_all(world *w, uint64_t budget) {
+  vs_cut_entry cut[3];
+  cut_of(&w->a, 100000, &cut[0]);
+  cut_of(&w->b, 100000, &cut[1]);
+  cut_of(&w->e, 100000, &cut[2]);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  unsigned calls = 0;
+  do {
+    res.more = false;
+    assert_err(vs_compact_to(w->c.store, cut, 3, budget, &res), VS_OK);
+    assert_true(++calls < 10000);
+  } while (res.more);
+  return res;
+}
+
+static void sync_ab(world *w, uint64_t now) {
+  node *writers[] = {&w->a, &w->b};
+  node *readers[] = {&w->c, &w->d};
+  for (unsigned r = 0; r < 2; r++)
+    for (unsigned i = 0; i < 2; i++) sync_origin(writers[i], readers[r], writers[i]->id.pk, now);
+}
+
+/* A deleted target and a counter written many times: after compaction the
+ * tombstone is gone (not merely hidden), the counter's rows are one per
+ * origin, and the compacted store and its twin agree on the hash, the dump
+ * and every get, before and after later ops from every origin with HLCs
+ * just above gc_floor, and after refolds. An op just at the floor is the
+ * too-late replica's: refused by c, nothing stored. */
+static void test_compact_drops_tombstones_folds_counters(void **state) {
+  world *w = *state;
+  uint64_t t = T0_MS + 1000;
+  wr(&w->a, "put", "gone", "v", t++);
+  for (unsigned i = 0; i < 200; i++) {
+    wr(&w->a, "incr", "hot", "1", t++);
+    wr(&w->b, "incr", "hot", "2", t++);
+    if (i == 50) wr(&w->b, "put", "hot", "1000", t++); /* a base under the counter: the incrs before it die */
+  }
+  wr(&w->b, "del", "gone", NULL, t++);
+  wr(&w->a, "put", "end", "a", t++); /* the horizons' HLCs: above everything before */
+  wr(&w->b, "put", "end", "b", t++);
+  sync_ab(w, t + 10000);
+  assert_int_equal(kind_of(w->c.store, "gone"), VS_STATE_TOMBSTONE);
+  uint64_t twin_incrs = db_rows(w->d.store, w->d.store->dbi_incrs);
+  vs_compact_result res = compact_all(w, 64);
+  assert_true(res.tombstones_dropped >= 2); /* gone, and k2 or k3 of the rounds */
+  assert_true(res.incr_rows_folded > 0);
+  assert_converged_live(w->c.store, w->d.store);
+  assert_int_equal(kind_of(w->c.store, "gone"), -1); /* dropped, */
+  assert_int_equal(kind_of(w->d.store, "gone"), VS_STATE_TOMBSTONE); /* kept by the twin */
+  assert_int_equal(kind_of(w->c.store, "hot"), VS_STATE_COUNTER);
+  /* The counter's rows: a's and b's totals, in the base and the live copy
+   * (the twin keeps one row per incr after the base). */
+  uint64_t base_rows = db_rows(w->c.store, w->c.store->dbi_hincrs), live_rows = db_rows(w->c.store, w->c.store->dbi_incrs);
+  assert_true(base_rows <= 4);
+  assert_true(live_rows <= 4);
+  assert_true(twin_incrs > 300);
+  uint64_t floor = floor_of(w->c.store);
+  assert_true(floor > 0);
+  refold(w->c.store);
+  assert_converged_live(w->c.store, w->d.store);
+  /* Later ops of every origin, just above the floor: the same everywhere,
+   * a put on the dropped target included (it wins over the tombstone in
+   * the twin too: it is ordered after it). */
+  uint64_t above = vs_hlc_wall_ms(floor) + 1;
+  wr(&w->e, "put", "gone", "back", above);
+  wr(&w->e, "incr", "hot", "5", above + 1);
+  wr(&w->e, "del", "k1", NULL, above + 2);
+  wr(&w->a, "incr", "hot", "7", above + 3);
+  wr(&w->b, "put", "hot", "1", above + 4);
+  wr(&w->b, "incr", "hot", "1", above + 5);
+  sync_all(w, above + 20000);
+  assert_converged_live(w->c.store, w->d.store);
+  assert_int_equal(kind_of(w->c.store, "gone"), VS_STATE_VALUE);
+  compact_all(w, 1000);
+  assert_converged_live(w->c.store, w->d.store);
+  refold(w->c.store);
+  refold(w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
+  /* A replica whose clock stood at the floor: its put on the dropped
+   * target is refused by c (detected, never merged), whole. */
+  uint64_t floor2 = floor_of(w->c.store);
+  assert_true(floor2 >= floor);
+  node late;
+  node_open(&late, "compact-late", 6);
+  wr(&late, "put", "k-late", "x", T0_MS); /* below: refused as a whole run with the next */
+  wr(&late, "put", "gone", "zombie", vs_hlc_wall_ms(floor2));
+  uint8_t h0[VS_HASH_BYTES], h1[VS_HASH_BYTES];
+  state_hash(w->c.store, h0);
+  assert_err(send_all(&late, &w->c, above + 30000), VS_ERR_BELOW_FLOOR);
+  state_hash(w->c.store, h1);
+  assert_memory_equal(h0, h1, VS_HASH_BYTES);
+  assert_int_equal(kind_of(w->c.store, "k-late"), -1);
+  /* The twin, which dropped nothing, merges it as a CRDT does. */
+  assert_err(send_all(&late, &w->d, above + 30000), VS_OK);
+  node_close(&late);
+}
+
+/* A tombstone above the bound stays: an origin whose horizon is low may
+ * still send ops ordered before it. When that horizon rises, the walk's
+ * next round drops it. */
+static void test_compact_tombstone_above_bound_stays(void **state) {
+  world *w = *state;
+  /* k2's last op: a's del at round 5 (t + 5). */
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  vs_cut_entry cut[2];
+  cut_of(&w->a, 1000, &cut[0]);
+  cut_of(&w->b, 2, &cut[1]); /* b's ops from seq 3 on may be ordered before it */
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_true(res.gc_bound > 0);
+  assert_true(res.gc_bound < vs_hlc_make(T0_MS + 505, 0));
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  assert_true(floor_of(w->c.store) <= res.gc_bound);
+  assert_converged_live(w->c.store, w->d.store);
+  cut[1].seq = 1000;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_true(res.tombstones_dropped > 0);
+  assert_int_equal(kind_of(w->c.store, "k2"), -1);
+  assert_converged_live(w->c.store, w->d.store);
+  /* Nothing new to fold and the bound the same: no round, nothing visited. */
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_int_equal(res.gc_visited, 0);
+  assert_false(res.more);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_compact_everything_keeps_the_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_in_steps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_drops_tombstones_folds_counters, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_tombstone_above_bound_stays, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_below_horizon, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_other_branch_at_anchor, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_void_starts_above_horizon, setup, teardown),
