@@ -9,6 +9,7 @@
 #include "chain.h"
 #include "fork.h"
 #include "member.h"
+#include "mgate.h"
 #include "mstore.h"
 #include "outbox_int.h"
 #include "sinks.h"
@@ -190,7 +191,8 @@ static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint
  * write takes the clock past the last), so an origin's ops above its
  * horizon are above the anchor's HLC, and with no horizon yet at least its
  * first op's HLC (we hold it: nothing was folded): the bound is the least
- * of these over every origin held. An origin with fork evidence holds two
+ * of these over every origin held, but active members folded up to their
+ * head (below). An origin with fork evidence holds two
  * branches of any HLCs: no bound (0). Origins we hold nothing of are
  * members whose acks (which a stable cut needs) show they hold everything
  * below it, so their ops come after, at higher HLCs; and devices not yet
@@ -201,7 +203,7 @@ static vs_err gc_bound(job *j, uint64_t *bound_out) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(j->txn, j->store->dbi_heads, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  uint64_t bound = UINT64_MAX;
+  uint64_t bound = UINT64_MAX, top = 0; /* top: the highest anchor HLC, what the base reaches */
   vs_err err = VS_OK;
   MDB_val k, v;
   uint8_t origin[VS_ORIGIN_BYTES];
@@ -222,6 +224,18 @@ static vs_err gc_bound(job *j, uint64_t *bound_out) {
     vs_horizon hz;
     if (err == VS_OK && bound > 0) err = vs_horizon_get(j->txn, j->store, origin, &hz);
     if (err != VS_OK || bound == 0) continue;
+    if (hz.seq > 0 && hz.hlc > top) top = hz.hlc;
+    /* An active member of which we hold nothing above its horizon: the
+     * ops of it we lack were written after its acknowledgement (a usable
+     * one names only ops we hold), which a stable cut needs and which
+     * covers everything folded: they are above all of it. No bound. */
+    if (hz.seq > 0 && hz.seq == head.seq) {
+      vs_mesh_rec rec;
+      vs_err merr = vs_mesh_rec_get_txn(j->txn, j->store, origin, &rec);
+      if (merr == VS_OK && !rec.revoked) continue;
+      if (merr != VS_OK && merr != VS_ERR_NOTFOUND) err = merr;
+      if (err != VS_OK) continue;
+    }
     uint64_t at = hz.hlc;
     if (hz.seq == 0) {
       held_op h;
@@ -232,7 +246,9 @@ static vs_err gc_bound(job *j, uint64_t *bound_out) {
   }
   if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
   mdb_cursor_close(cur);
-  if (err == VS_OK) *bound_out = bound == UINT64_MAX ? 0 : bound;
+  /* Unconstrained (every origin an active member folded to its head): the
+   * base's top, so that the walk's next round starts when more is folded. */
+  if (err == VS_OK) *bound_out = bound < top ? bound : top;
   return err;
 }
 

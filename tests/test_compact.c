@@ -120,6 +120,8 @@ static vs_err send_all(node *src, node *dst, uint64_t now_ms) {
   return err;
 }
 
+static int kind_of(vs_store *s, const char *target);
+
 static void cut_of(node *n, uint64_t seq, vs_cut_entry *out) {
   memcpy(out->origin, n->id.pk, VS_ORIGIN_BYTES);
   out->seq = seq;
@@ -404,6 +406,7 @@ static void test_compact_keeps_membership_ops(void **state) {
   memset(key, 0x11, sizeof key);
   char token[VS_MESH_TOKEN_LINE_MAX + 1];
   size_t chars = 0;
+  wr(&a, "del", "gone", NULL, T0_MS + 5); /* a tombstone: the only member, folded to its head: it goes */
   for (unsigned i = 0; i < 3; i++) {
     wr(&a, "put", "k", i % 2 ? "x" : "y", T0_MS + 10 + i * 10);
     memset(seed, (int)(0x20 + i), sizeof seed);
@@ -413,7 +416,7 @@ static void test_compact_keeps_membership_ops(void **state) {
   }
   uint64_t head = 0;
   assert_err(vs_wal_head(a.store, a.id.pk, &head, NULL, NULL), VS_OK);
-  assert_int_equal(head, 10); /* genesis, then 3 x (put, invite, incr) */
+  assert_int_equal(head, 11); /* genesis, del, then 3 x (put, invite, incr) */
   vs_mesh_view *before = malloc(sizeof *before), *after = malloc(sizeof *after);
   assert_non_null(before);
   assert_non_null(after);
@@ -427,8 +430,14 @@ static void test_compact_keeps_membership_ops(void **state) {
   vs_compact_result res;
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(a.store, &cut, 1, 100, &res), VS_OK);
-  assert_int_equal(res.ops_folded, 10);
-  assert_int_equal(res.records_dropped, 6);
+  assert_int_equal(res.ops_folded, 11);
+  assert_int_equal(res.records_dropped, 7);
+  /* The only member, an active one, folded up to its head: its later ops
+   * come after everything folded (docs/storage.md, "Dropping tombstones"),
+   * so nothing bounds the walk but the base's top. */
+  assert_int_equal(res.tombstones_dropped, 1);
+  assert_int_equal(kind_of(a.store, "gone"), -1);
+  assert_true(res.incr_rows_folded >= 1); /* n's three incrs, one total */
   assert_int_equal(wal_records(a.store), 4);
   assert_err(vs_mesh_view_get(a.store, mesh_id, after), VS_OK);
   assert_true(mf_view_equal(before, after));
