@@ -359,10 +359,39 @@ static void test_snapshot_managed_mesh(void **state) {
   node_close(&o);
 }
 
+/* A maker (hostile, with a real key) that claims a gc_floor past its own
+ * clock: refused, nothing installed. At its clock it is taken: the
+ * installer then refuses data ops at or below it, as the maker would. */
+static void test_snapshot_gc_floor_checked_and_adopted(void **state) {
+  world *w = *state;
+  buf b = make(w->c.store, NULL);
+  uint64_t hlc = vs_get_u64le(b.p + 80);
+  vs_put_u64le(b.p + 88, hlc + 1);
+  resign(&b, &w->c.id);
+  assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_MALFORMED);
+  assert_untouched(w->f.store);
+  vs_put_u64le(b.p + 88, hlc);
+  resign(&b, &w->c.id);
+  vs_snapshot_info got;
+  assert_err(install(w->f.store, &b, b.len, &got), VS_OK);
+  assert_int_equal(got.gc_floor, hlc);
+  /* b's next op, written with a clock that stood before the floor. */
+  wr(&w->b, "put", "late", "x", vs_hlc_wall_ms(hlc) - 1);
+  oplist *l = collect(w->b.store, w->b.id.pk);
+  run runs[RUNS_MAX];
+  uint32_t nruns = cut_runs(w->b.store, l, runs, RUNS_MAX);
+  vs_apply_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(apply_run(&w->f, l, &runs[nruns - 1], T0_MS + 3600000ull, &res), VS_ERR_BELOW_FLOOR);
+  oplist_free(l);
+  free(b.p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_of_compacted_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_snapshot_gc_floor_checked_and_adopted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_tampered_or_cut_is_refused, setup, teardown),
       cmocka_unit_test(test_snapshot_managed_mesh),
   };
