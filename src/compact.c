@@ -225,6 +225,14 @@ static vs_err gc_bound(job *j, uint64_t *bound_out) {
     if (err == VS_OK && bound > 0) err = vs_horizon_get(j->txn, j->store, origin, &hz);
     if (err != VS_OK || bound == 0) continue;
     if (hz.seq > 0 && hz.hlc > top) top = hz.hlc;
+    /* An op of a chain whose HLC went back, above the horizon: it bounds. */
+    uint64_t low_seq = 0, low_hlc = 0;
+    err = vs_state_gc_low_get_txn(j->txn, j->store, origin, &low_seq, &low_hlc);
+    if (err != VS_OK) continue;
+    if (low_seq > hz.seq) {
+      uint64_t at_low = low_hlc > 0 ? low_hlc - 1 : 0;
+      if (at_low < bound) bound = at_low;
+    }
     /* An active member of which we hold nothing above its horizon: the
      * ops of it we lack were written after its acknowledgement (a usable
      * one names only ops we hold), which a stable cut needs and which

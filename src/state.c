@@ -910,6 +910,53 @@ vs_err vs_state_gc_step_txn(MDB_txn *txn, const vs_store *store, uint64_t bound,
   return err;
 }
 
+/* ---- chains whose HLC went back (gc_bound's premise broken) ---- */
+
+/* meta "gclow" + origin: [seq u64le][hlc u64le]: the origin's ops up to
+ * seq include one whose HLC is not above the op before it; hlc: the least
+ * such HLC. The bound counts it while seq is above the origin's horizon. */
+#define GC_LOW_KEY_BYTES (5u + VS_ORIGIN_BYTES)
+
+static void gc_low_key(const uint8_t origin[VS_ORIGIN_BYTES], uint8_t key[GC_LOW_KEY_BYTES]) {
+  memcpy(key, "gclow", 5);
+  memcpy(key + 5, origin, VS_ORIGIN_BYTES);
+}
+
+vs_err vs_state_gc_low_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                               uint64_t *seq_out, uint64_t *hlc_out) {
+  uint8_t key[GC_LOW_KEY_BYTES];
+  gc_low_key(origin, key);
+  MDB_val k = {sizeof key, key}, v;
+  *seq_out = 0;
+  *hlc_out = 0;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 16) return VS_ERR_CORRUPT;
+  *seq_out = vs_get_u64le(v.mv_data);
+  *hlc_out = vs_get_u64le((const uint8_t *)v.mv_data + 8);
+  return VS_OK;
+}
+
+vs_err vs_state_gc_low_note_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                                uint64_t hlc) {
+  uint64_t old_seq = 0, old_hlc = 0;
+  vs_horizon hz;
+  vs_err err = vs_state_gc_low_get_txn(txn, store, origin, &old_seq, &old_hlc);
+  if (err == VS_OK) err = vs_horizon_get(txn, store, origin, &hz);
+  if (err != VS_OK) return err;
+  if (old_seq > hz.seq) { /* still above the horizon: both count */
+    if (old_seq > seq) seq = old_seq;
+    if (old_hlc < hlc) hlc = old_hlc;
+  }
+  uint8_t key[GC_LOW_KEY_BYTES], val[16];
+  gc_low_key(origin, key);
+  vs_put_u64le(val, seq);
+  vs_put_u64le(val + 8, hlc);
+  MDB_val k = {sizeof key, key}, v = {sizeof val, val};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
 /* ---- format 7: tombstones add nothing to the state hash ---- */
 
 /* Zero the digest of every tombstone record of `dbi`, taking it out of

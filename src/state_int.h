@@ -96,6 +96,15 @@ typedef struct vs_state_gc_result {
  *  hash and what a dump shows do not change. Results are added to *res. */
 vs_err vs_state_gc_step_txn(MDB_txn *txn, const vs_store *store, uint64_t bound, uint64_t budget,
                             vs_state_gc_result *res);
+/** An origin's chain went back in HLC (an op not above the one before it:
+ *  no honest device writes one, acceptance never checks it): the bound of
+ *  vs_state_gc_step_txn must count that op while it is above the origin's
+ *  horizon (meta "gclow" + origin: the highest such seq, the least such
+ *  HLC; a mark already folded is replaced). Get: 0, 0 if none. */
+vs_err vs_state_gc_low_note_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                                uint64_t hlc);
+vs_err vs_state_gc_low_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                               uint64_t *seq_out, uint64_t *hlc_out);
 /** Format 6 -> 7: tombstones' digests zeroed (they add nothing to the
  *  state hash now) in the base and the live state, both hashes mended. */
 vs_err vs_state_rehash_txn(MDB_txn *txn, const vs_store *store);

@@ -9,6 +9,7 @@
 #include "compact.h"
 #include "member.h"
 #include "member_facts.h"
+#include "mesh_ops.h"
 #include "mstore.h"
 #include "vixsync/mesh.h"
 #include "internal.h"
@@ -632,12 +633,46 @@ static void test_compact_tombstone_above_bound_stays(void **state) {
   assert_false(res.more);
 }
 
+/* A hostile chain whose HLC goes back: its op ordered before a's del of
+ * k2, held above its horizon, must hold the tombstone (honest chains
+ * never do this; acceptance does not check it). Without the mark the
+ * bound is its anchor's HLC, the del would go, and a refold would show
+ * the hostile put. */
+static void test_compact_chain_going_back_holds_the_bound(void **state) {
+  world *w = *state;
+  chain *h = chain_new(0x61);
+  chain_put(h, 2000, "h1", "x");
+  chain_put(h, 3000, "h2", "y");
+  chain_put(h, 100, "k2", "zombie"); /* back in time: before a's del (t + 505) */
+  node *readers[] = {&w->c, &w->d};
+  for (unsigned r = 0; r < 2; r++) {
+    assert_err(apply_seqs(readers[r]->store, h, 1, 2, NULL), VS_OK);
+    assert_err(apply_seqs(readers[r]->store, h, 3, 3, NULL), VS_OK);
+  }
+  assert_converged_live(w->c.store, w->d.store);
+  vs_cut_entry cut[3];
+  cut_of(&w->a, 1000, &cut[0]);
+  cut_of(&w->b, 1000, &cut[1]);
+  memcpy(cut[2].origin, h->id.pk, VS_ORIGIN_BYTES);
+  cut[2].seq = 2; /* the op that went back stays above the horizon */
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 3, 1000, &res), VS_OK);
+  assert_true(res.gc_bound < hlc_at(100));
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  refold(w->c.store);
+  assert_converged_live(w->c.store, w->d.store);
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  chain_free(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_compact_everything_keeps_the_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_in_steps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_drops_tombstones_folds_counters, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_tombstone_above_bound_stays, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_chain_going_back_holds_the_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_below_horizon, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_other_branch_at_anchor, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_void_starts_above_horizon, setup, teardown),
