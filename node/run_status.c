@@ -367,7 +367,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "  \"evicted_no_hello\": %llu, \"closed_oversized\": %llu, \"refused_ready_full\": %llu},\n"
           " \"stable\": {\"stable_ops\": %llu, \"stable_behind\": %llu, \"acks_made\": %llu, \"acks_sent\": %llu, "
           "\"acks_received\": %llu, \"acks_unusable\": %llu, \"acks_retold\": %llu, \"rejected_ack_quota\": %llu, "
-          "\"compact_steps\": %llu, \"ops_compacted\": %llu, \"horizon_breaches\": %llu, \"suspended\": %llu},\n"
+          "\"compact_steps\": %llu, \"ops_compacted\": %llu, \"horizon_breaches\": %llu, \"suspended\": %llu, \"runs_below_floor\": %llu},\n"
           " \"limits\": {\"unauth_in_max\": %u, \"unauth_per_host_max\": %u, \"ready_in_max\": %u, "
           "\"dials_reserved\": %u, \"hello_timeout_ms\": %u}",
           (unsigned long long)st.rejected_vv_future, (unsigned long long)st.own_ops_restored,
@@ -388,7 +388,8 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.acks_received, (unsigned long long)st.acks_unusable,
           (unsigned long long)st.acks_retold, (unsigned long long)st.rejected_ack_quota,
           (unsigned long long)st.compact_steps, (unsigned long long)st.ops_compacted,
-          (unsigned long long)st.horizon_breaches, (unsigned long long)st.members_suspended, UNAUTH_IN_MAX,
+          (unsigned long long)st.horizon_breaches, (unsigned long long)st.members_suspended,
+          (unsigned long long)st.runs_below_floor, UNAUTH_IN_MAX,
           UNAUTH_PER_HOST_MAX, d->ready_in_max,
           d->dials_reserved, (unsigned)defaults.hello_timeout_ms);
 }

@@ -106,6 +106,24 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
     res->ahead_ms = ahead_ms;
     return VS_ERR_FUTURE;
   }
+  /* A data op at or below gc_floor may be ordered before a tombstone our
+   * compaction dropped (or among counter rows it folded): merged, it would
+   * give what no store that kept them gives. Refused, nothing stored
+   * (docs/storage.md, "Dropping tombstones"): no honest op of a member is
+   * that old, only a too-late replica's (whose author re-bootstraps). */
+  uint64_t gc_floor = 0;
+  err = vs_state_gc_floor_get_txn(txn, store, &gc_floor);
+  for (uint32_t i = skip; i < count && err == VS_OK && gc_floor > 0; i++)
+    if (vs_state_kind_below_floor(&ops[i], gc_floor)) err = VS_ERR_BELOW_FLOOR;
+  /* A chain whose HLC goes back breaks compaction's bound (no honest
+   * device writes one; acceptance never checks it): noted, so that the
+   * bound counts the op while it is above the horizon. */
+  for (uint32_t i = skip; i < count && err == VS_OK; i++) {
+    uint64_t prev = i == skip ? head.hlc : ops[i - 1].hlc;
+    if ((i > skip || head.seq > 0) && ops[i].hlc <= prev)
+      err = vs_state_gc_low_note_txn(txn, store, ops[i].origin, ops[i].seq, ops[i].hlc);
+  }
+  if (err != VS_OK) return err;
   uint64_t lsn, node_hlc;
   uint8_t state_hash[VS_HASH_BYTES];
   err = vs_wal_last_lsn_txn(txn, store, &lsn);

@@ -112,7 +112,10 @@ typedef struct vs_apply_result {
  *  not cover every op: checked before the signature, which is then not
  *  verified); VS_ERR_FUTURE (a valid run with a new op whose HLC is past
  *  now_ms + max_drift_ms: deferred, see the file comment; result_out gets
- *  deferred, ahead_ms and head_seq); for a signed run holding a mesh.* op
+ *  deferred, ahead_ms and head_seq); VS_ERR_BELOW_FLOOR (a new data op,
+ *  put, del or incr, with an HLC at or below the store's gc_floor: it may
+ *  be ordered before a tombstone compaction dropped, so the whole run is
+ *  refused, nothing stored: docs/storage.md, "Dropping tombstones"); for a signed run holding a mesh.* op
  *  (membership, member.h), checked after the signature: that op's
  *  vs_mesh_fact_from_op error (VS_ERR_MALFORMED, VS_ERR_TRUNCATED,
  *  VS_ERR_TRAILING, VS_ERR_VERSION, VS_ERR_AUTH); in a managed mesh, the

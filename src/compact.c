@@ -10,6 +10,7 @@
 #include "compact_final.h"
 #include "fork.h"
 #include "member.h"
+#include "mgate.h"
 #include "mstore.h"
 #include "outbox_int.h"
 #include "sinks.h"
@@ -185,6 +186,97 @@ static vs_err compact_origin(job *j, const uint8_t origin[VS_ORIGIN_BYTES], uint
   return err;
 }
 
+/* The bound below which tombstones may go and incr rows fold (docs/
+ * storage.md, "Dropping tombstones"): every op this store has not folded,
+ * held or not, has an HLC above it. An honest chain's HLCs increase (each
+ * write takes the clock past the last), so an origin's ops above its
+ * horizon are above the anchor's HLC, and with no horizon yet at least its
+ * first op's HLC (we hold it: nothing was folded): the bound is the least
+ * of these over every origin held, but active members folded up to their
+ * head (below). An origin with fork evidence holds two
+ * branches of any HLCs: no bound (0). Origins we hold nothing of are
+ * members whose acks (which a stable cut needs) show they hold everything
+ * below it, so their ops come after, at higher HLCs; and devices not yet
+ * admitted are invited later, by a member that held it. Bounded by the
+ * origins held. */
+static vs_err gc_bound(job *j, uint64_t *bound_out) {
+  *bound_out = 0;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(j->txn, j->store->dbi_heads, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint64_t bound = UINT64_MAX, top = 0; /* top: the highest anchor HLC, what the base reaches */
+  vs_err err = VS_OK;
+  MDB_val k, v;
+  uint8_t origin[VS_ORIGIN_BYTES];
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK && bound > 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != VS_ORIGIN_BYTES) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    memcpy(origin, k.mv_data, VS_ORIGIN_BYTES);
+    vs_head head;
+    err = vs_head_decode(&v, &head);
+    if (err != VS_OK || head.seq == 0) continue;
+    uint64_t void_from = 0;
+    uint8_t void_prev[VS_HASH_BYTES];
+    err = vs_fork_get_txn(j->txn, j->store, origin, &void_from, void_prev);
+    if (err == VS_OK && void_from != 0) bound = 0;
+    vs_horizon hz;
+    if (err == VS_OK && bound > 0) err = vs_horizon_get(j->txn, j->store, origin, &hz);
+    if (err != VS_OK || bound == 0) continue;
+    if (hz.seq > 0 && hz.hlc > top) top = hz.hlc;
+    /* An op of a chain whose HLC went back, above the horizon: it bounds. */
+    uint64_t low_seq = 0, low_hlc = 0;
+    err = vs_state_gc_low_get_txn(j->txn, j->store, origin, &low_seq, &low_hlc);
+    if (err != VS_OK) continue;
+    if (low_seq > hz.seq) {
+      uint64_t at_low = low_hlc > 0 ? low_hlc - 1 : 0;
+      if (at_low < bound) bound = at_low;
+    }
+    /* An active member of which we hold nothing above its horizon: the
+     * ops of it we lack were written after its acknowledgement (a usable
+     * one names only ops we hold), which a stable cut needs and which
+     * covers everything folded: they are above all of it. No bound. */
+    if (hz.seq > 0 && hz.seq == head.seq) {
+      vs_mesh_rec rec;
+      vs_err merr = vs_mesh_rec_get_txn(j->txn, j->store, origin, &rec);
+      if (merr == VS_OK && !rec.revoked) continue;
+      if (merr != VS_OK && merr != VS_ERR_NOTFOUND) err = merr;
+      if (err != VS_OK) continue;
+    }
+    uint64_t at = hz.hlc;
+    if (hz.seq == 0) {
+      held_op h;
+      err = op_read(j, origin, 1, &h); /* reads through the cursor's pages: nothing is written here */
+      at = h.op.hlc > 0 ? h.op.hlc - 1 : 0;
+    }
+    if (err == VS_OK && at < bound) bound = at;
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  /* Unconstrained (every origin an active member folded to its head): the
+   * base's top, so that the walk's next round starts when more is folded. */
+  if (err == VS_OK) *bound_out = bound < top ? bound : top;
+  return err;
+}
+
+/* After the folds: the walk's next step under the bound. */
+static vs_err gc_step(job *j, uint64_t budget, vs_compact_result *res) {
+  uint64_t bound = 0;
+  vs_err err = gc_bound(j, &bound);
+  if (err != VS_OK) return err;
+  res->gc_bound = bound;
+  vs_state_gc_result g;
+  memset(&g, 0, sizeof g);
+  err = vs_state_gc_step_txn(j->txn, j->store, bound, budget, &g);
+  res->gc_visited += g.visited;
+  res->tombstones_dropped += g.tombstones_dropped;
+  res->incr_rows_folded += g.incr_rows_folded;
+  if (g.more) res->more = true;
+  return err;
+}
+
 static int origin_cmp(const void *a, const void *b) { return memcmp(a, b, VS_ORIGIN_BYTES); }
 
 vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget,
@@ -214,7 +306,7 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
   }
   if (err == VS_OK) err = vs_wal_last_lsn_keep_txn(txn, store); /* the log's last records may go */
   if (err == VS_OK) err = vs_state_base_hash_get_txn(txn, store, j.base_hash);
-  uint64_t folded_before = res->ops_folded;
+  uint64_t folded_before = res->ops_folded, budget_in = budget;
   for (uint32_t i = 0; i < n && err == VS_OK && budget > 0; i++)
     err = compact_origin(&j, cut[i].origin, cut[i].seq, &budget, res);
   /* The budget ran out: there may be more (a call that does not spend it
@@ -222,6 +314,9 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
    * one op, so calling again while `more` ends). */
   if (err == VS_OK && budget == 0) res->more = true;
   if (err == VS_OK && res->ops_folded > folded_before) err = vs_state_base_hash_put_txn(txn, store, j.base_hash);
+  /* Tombstones and incr rows under the bound (the base hash stays: a
+   * tombstone adds nothing to it, nor how a counter's rows are kept). */
+  if (err == VS_OK) err = gc_step(&j, budget_in, res);
   free(j.buf);
   return err;
 }
@@ -264,6 +359,16 @@ static vs_err cut_collect(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t cut, u
   return VS_OK;
 }
 
+/* The store's gc_floor, in a read transaction of its own. */
+static vs_err gc_floor_read(vs_store *store, uint64_t *floor_out) {
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_state_gc_floor_get_txn(txn, store, floor_out);
+  mdb_txn_abort(txn);
+  return err;
+}
+
 vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info) {
   if (store == NULL || max_ops == 0) return VS_ERR_INVAL;
   MDB_txn *txn;
@@ -285,7 +390,7 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
   free(b.e);
   uint64_t breaches = 0;
   if (err == VS_OK) err = vs_horizon_breaches_get_txn(txn, store, &breaches);
-  if (err == VS_OK && res.ops_folded > 0) err = vs_txn_commit(txn);
+  if (err == VS_OK && (res.ops_folded > 0 || res.gc_visited > 0)) err = vs_txn_commit(txn);
   else mdb_txn_abort(txn);
   if (err == VS_OK && info != NULL) {
     memset(info, 0, sizeof *info);
@@ -303,6 +408,9 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
     info->horizon_breaches = breaches;
     info->members_suspended = ci.suspended;
     info->more = res.more;
+    info->tombstones_dropped = res.tombstones_dropped;
+    info->incr_rows_folded = res.incr_rows_folded;
+    err = gc_floor_read(store, &info->gc_floor);
   }
   return err;
 }

@@ -17,9 +17,13 @@
  * that comes later merges exactly as it would have without compaction;
  * what goes: values a newer put or del superseded, and the incr rows
  * ordered before a folded base (they could count again only if that base
- * were voided, and nothing voids below a horizon). (Dropping tombstones
- * and folding counted incrs is later work: it is what will need a
- * gc_floor and orphans.)
+ * were voided, and nothing voids below a horizon). Then tombstones and
+ * counted incrs go too, below a bound every op not folded yet is above
+ * (the walk of vs_state_gc_step_txn; docs/storage.md, "Dropping
+ * tombstones"): a tombstone at or below it is dropped, incr rows at or
+ * below it fold into per-(target, origin) totals, and gc_floor (meta)
+ * rises to the highest HLC of what went; a data op at or below gc_floor
+ * that comes later is refused (VS_ERR_BELOW_FLOOR), never merged.
  *
  * What stays below the horizon: membership ops (the reducer reads them by
  * LSN; their records, op ids and signatures stay, and one without its own
@@ -47,6 +51,10 @@ typedef struct vs_compact_result {
                                next signed one prove it: they stay) */
   bool more;                /* the budget ran out: call again (a call that does not spend it all did
                                everything it could) */
+  uint64_t gc_visited;         /* base records the tombstone walk visited (it moved: commit) */
+  uint64_t tombstones_dropped; /* tombstones dropped below the bound (docs/storage.md, "Dropping tombstones") */
+  uint64_t incr_rows_folded;   /* incr rows folded into per-(target, origin) totals */
+  uint64_t gc_bound;           /* the bound this call used: every op not folded here is above it */
 } vs_compact_result;
 
 /** Compact, inside the caller's write transaction, each origin of `cut`

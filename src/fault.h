@@ -24,6 +24,7 @@ enum {
   VS_FAULT_REKEY_BOXES_REVOKED = 1u << 7, /* mesh_api.c: vs_mesh_rekey boxes the new key for revoked members too */
   VS_FAULT_COMPACT_ABOVE_CUT = 1u << 8,   /* compact.c: vs_store_compact compacts up to the head, not the stable cut */
   VS_FAULT_SNAPSHOT_NO_VERIFY = 1u << 9,  /* snapshot.c: install checks neither the chunks' hashes nor the state hash */
+  VS_FAULT_DROP_TOMBSTONE_EARLY = 1u << 10, /* state.c: compaction drops every tombstone of the base, no bound, no gc_floor */
 };
 /** Switch faults on (a mask; 0: none). Process-wide: the fault build is a
  *  test tool for a single-threaded simulator, the one place a global is fine. */

@@ -162,6 +162,9 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
       n->stats.rejected_malformed++;
       return VS_OK;
     case VS_ERR_FORKED: n->stats.runs_void++; return VS_OK; /* its sender has not heard of the verdict yet */
+    /* A data op ordered before what our compaction dropped: never merged
+     * (docs/storage.md, "Dropping tombstones"); its author re-bootstraps. */
+    case VS_ERR_BELOW_FLOOR: n->stats.runs_below_floor++; return VS_OK;
     /* Membership (mgate.h): nothing stored; an honest sender may hold an
      * admission or a revoke we lack yet, so the session stays. */
     case VS_ERR_NOT_MEMBER: n->stats.rejected_not_member++; return VS_OK;

@@ -10,10 +10,13 @@
  *   item  = [u8 type][u32 body bytes][body]
  *   ENTRY (1) = u32 target bytes, target, u8 base kind, u64 base hlc,
  *               origin 32, u32 value bytes, value, u8 lone, digest 32
- *   INCR  (2) = u64 hlc, origin 32, u64 seq, i64 delta (of the last ENTRY)
+ *               (zero for a del: a tombstone adds nothing to the state hash)
+ *   INCR  (2) = u64 hlc, origin 32, u64 seq, i64 delta (of the last ENTRY):
+ *               one incr, or the total of one origin's incrs that the
+ *               maker's compaction folded (its greatest hlc and seq)
  *   MESH  (3) = sig 64 (the origin's, of its chain head at the op), op
  * Header (little-endian): magic "VIXSNAP1", u32 version, u32 header bytes,
- * mesh id 32, signer 32, u64 hlc, u64 gc_floor, state hash 32, u64
+ * mesh id 32, signer 32, u64 hlc, u64 gc_floor (the maker's: <= hlc), state hash 32, u64
  * entries, u64 incrs, u64 mesh ops, u32 origins, u32 chunks, root 32, then
  * per origin (increasing) origin 32, u64 seq, u64 hlc, hash 32, sig 64,
  * then the signer's Ed25519 signature of BLAKE2b-512(domain || the header
@@ -351,6 +354,10 @@ vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *ctx, vs_
   if (err == VS_OK) err = vs_meta_hlc_get(m.txn, store, &hlc);
   if (err == VS_OK && m.base) err = vs_state_base_hash_get_txn(m.txn, store, m.state_hash);
   if (err == VS_OK && !m.base) err = vs_state_hash_get_txn(m.txn, store, m.state_hash);
+  /* What the base dropped (tombstones, incr rows folded into totals) was
+   * at or below it: the receiver refuses later data ops there as we do. */
+  uint64_t gc_floor = 0;
+  if (err == VS_OK) err = vs_state_gc_floor_get_txn(m.txn, store, &gc_floor);
   if (err == VS_OK) err = origins_fill(&m, &origins, &n_origins);
   if (err == VS_OK) err = pass(&m); /* pass 1: the chunks' hashes */
   size_t hdr_bytes = HDR_FIXED + (size_t)n_origins * ORIGIN_REC + VS_SIGNATURE_BYTES;
@@ -363,7 +370,7 @@ vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *ctx, vs_
     memcpy(p + 16, mesh_id, 32);
     memcpy(p + 48, store->identity.pk, VS_ORIGIN_BYTES);
     vs_put_u64le(p + 80, hlc);
-    vs_put_u64le(p + 88, 0); /* gc_floor: nothing dropped changes how later ops merge (compact.h) */
+    vs_put_u64le(p + 88, gc_floor); /* docs/storage.md, "Dropping tombstones" */
     memcpy(p + 96, m.state_hash, VS_HASH_BYTES);
     vs_put_u64le(p + 128, m.entries);
     vs_put_u64le(p + 136, m.incrs);
@@ -394,6 +401,7 @@ vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *ctx, vs_
     info->incrs = m.incrs;
     info->mesh_ops = m.mesh_ops;
     info->bytes = m.bytes;
+    info->gc_floor = gc_floor;
   }
   free(hdr);
   free(origins);
@@ -452,6 +460,9 @@ static vs_err item_entry(installer *in, const uint8_t *b, uint32_t len) {
   e.lone = *p++ == 1;
   memcpy(e.lone_digest, p, VS_HASH_BYTES);
   if (e.base_kind > 2 || (e.lone && e.base_kind == 0) || (e.base_kind != 1 && e.value_bytes > 0)) return VS_ERR_MALFORMED;
+  static const uint8_t zero[VS_HASH_BYTES];
+  if (e.lone && e.base_kind == 2 && memcmp(e.lone_digest, zero, VS_HASH_BYTES) != 0)
+    return VS_ERR_MALFORMED; /* a tombstone adds nothing to the state hash: its digest is zero */
   if (vs_hlc_wall_ms(e.base_hlc) > in->hlc_max) return VS_ERR_FUTURE;
   vs_err err = vs_state_import_entry_txn(in->txn, in->store, &e, in->base_hash);
   if (err != VS_OK) return err;
@@ -631,6 +642,8 @@ vs_err vs_snap_head_read(vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_
       err = VS_ERR_AUTH;
   }
   if (err == VS_OK && vs_hlc_wall_ms(vs_get_u64le(hdr + 80)) > h->hlc_max) err = VS_ERR_FUTURE;
+  /* gc_floor: what the maker dropped is below its own clock. */
+  if (err == VS_OK && vs_get_u64le(hdr + 88) > vs_get_u64le(hdr + 80)) err = VS_ERR_MALFORMED;
   for (uint32_t i = 0; i < n_origins && err == VS_OK; i++) {
     const uint8_t *rec = hdr + HDR_FIXED + (size_t)i * ORIGIN_REC;
     if (i > 0 && memcmp(rec - ORIGIN_REC, rec, VS_ORIGIN_BYTES) >= 0) err = VS_ERR_MALFORMED;
@@ -713,6 +726,10 @@ vs_err vs_snap_body_txn(MDB_txn *txn, vs_store *store, vs_snap_head *h, vs_snaps
   uint64_t hlc = 0;
   if (err == VS_OK) err = vs_meta_hlc_get(in.txn, store, &hlc);
   if (err == VS_OK && vs_get_u64le(hdr + 80) > hlc) err = vs_meta_hlc_put(in.txn, store, vs_get_u64le(hdr + 80));
+  /* The maker's gc_floor is ours (meta; monotone): a data op at or below it
+   * may be ordered before a tombstone the base no longer has. Our clock is
+   * past it (the header's HLC, taken above, is at least the floor). */
+  if (err == VS_OK) err = vs_state_gc_floor_raise_txn(in.txn, store, vs_get_u64le(hdr + 88));
   /* A managed mesh: the view from the facts it carries, and the signer must
    * be an active member in it. */
   bool managed = memcmp(hdr + 16, zero, VS_HASH_BYTES) != 0, refolded = false;
@@ -736,6 +753,7 @@ vs_err vs_snap_body_txn(MDB_txn *txn, vs_store *store, vs_snap_head *h, vs_snaps
     info->incrs = in.incrs;
     info->mesh_ops = vs_get_u64le(hdr + 144);
     info->bytes = h->total;
+    info->gc_floor = vs_get_u64le(hdr + 88);
   }
   return err;
 }

@@ -22,13 +22,26 @@
  *   104 4  base value bytes   108 32 digest (what the entry adds to the state hash)
  *   140 .. target, then the base value
  *
- * State hash: the XOR of every target's digest. A target whose entry is one
- * put or del (no incr after it) contributes that op's hash: it names the
- * entry exactly (target, value, origin, hlc are all in the op), every
- * replica holds the same op for it, and it is already computed on every
- * path that applies an op. Entries with counted incrs contribute a
- * BLAKE2b-256 of what the entry shows (entry_digest). Keeping the digest in
- * the record spares recomputing the old one on every update.
+ * State hash: the XOR of every target's digest, over what the application
+ * sees: a tombstone (a del with no incr after it) contributes nothing (all
+ * zero), so a store that dropped it (compaction below gc_floor) and one
+ * that keeps it have the same hash. A target whose entry is one put (no
+ * incr after it) contributes that op's hash: it names the entry exactly
+ * (target, value, origin, hlc are all in the op), every replica holds the
+ * same op for it, and it is already computed on every path that applies
+ * an op. Entries with counted incrs contribute a BLAKE2b-256 of what the
+ * entry shows (entry_digest: the total, and the greatest counted op's hlc
+ * and origin), which does not depend on how the incr rows are kept (one
+ * per op, or folded into per-origin totals). Keeping the digest in the
+ * record spares recomputing the old one on every update. (Store format 7;
+ * a format-6 store's digests are rewritten when it opens:
+ * vs_state_rehash_txn.)
+ *
+ * gc_floor (meta "gc_floor", u64le, monotone): the highest HLC of a
+ * tombstone dropped or an incr row folded into a per-origin total
+ * (vs_state_gc_step_txn). A data op with an HLC at or below it cannot be
+ * merged as it would have been before: received ones are refused
+ * (VS_ERR_BELOW_FLOOR; docs/storage.md, "Dropping tombstones").
  */
 #include "vixsync/state.h"
 
@@ -305,6 +318,10 @@ static void record_first(const vs_op *op, bool is_put, bool is_incr, int64_t del
 /* Set r->digest, the entry's part of the state hash. base_op_hash: the hash
  * of the op that just became the base (NULL when the base did not change). */
 static void record_digest(record *r, const uint8_t *base_op_hash) {
+  if (r->incr_count == 0 && r->base_kind == BASE_DEL) { /* a tombstone shows nothing: it adds nothing */
+    memset(r->digest, 0, VS_HASH_BYTES);
+    return;
+  }
   if (r->incr_count == 0 && r->base_kind != BASE_NONE && base_op_hash != NULL) {
     memcpy(r->digest, base_op_hash, VS_HASH_BYTES);
     return;
@@ -608,6 +625,382 @@ vs_err vs_state_prune_dead_incrs_txn(MDB_txn *txn, const vs_store *store, const 
       err = vs_mdb_err(rc);
     }
   }
+  return err;
+}
+
+/* ---- gc_floor: dropping tombstones, folding incrs (compaction) ---- */
+
+static const char META_GC_FLOOR[] = "gc_floor";
+/* The walk over the base state: u64le the bound its round started at, u8
+ * active, then the last state key visited (none: the round starts at the
+ * first). Absent: no round yet. */
+static const char META_GC_WALK[] = "gc_walk";
+#define GC_WALK_FIXED 9u
+
+vs_err vs_state_gc_floor_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *floor_out) {
+  MDB_val k = {sizeof META_GC_FLOOR - 1, (void *)META_GC_FLOOR}, v;
+  *floor_out = 0;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 8) return VS_ERR_CORRUPT;
+  *floor_out = vs_get_u64le(v.mv_data);
+  return VS_OK;
+}
+
+vs_err vs_state_gc_floor_raise_txn(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
+  uint64_t floor = 0;
+  vs_err err = vs_state_gc_floor_get_txn(txn, store, &floor);
+  if (err != VS_OK || hlc <= floor) return err; /* monotone */
+  uint8_t buf[8];
+  vs_put_u64le(buf, hlc);
+  MDB_val k = {sizeof META_GC_FLOOR - 1, (void *)META_GC_FLOOR}, v = {sizeof buf, buf};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+bool vs_state_kind_below_floor(const vs_op *op, uint64_t gc_floor) {
+  if (gc_floor == 0 || op->hlc > gc_floor) return false;
+  return strcmp(op->kind, "put") == 0 || strcmp(op->kind, "del") == 0 || strcmp(op->kind, "incr") == 0;
+}
+
+/* One origin's incr rows of a target being folded into a total. */
+typedef struct incr_group {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t rows, sum, hlc, seq; /* hlc, seq: the greatest row's (its key keeps the total) */
+} incr_group;
+
+/* Fold the incr rows of `tag` in `dbi` ordered after the base (kind, hlc,
+ * origin) and with an HLC at or below `bound` into one row per origin: its
+ * key the origin's greatest row's, its delta their sum (two's complement,
+ * as the record sums). Every later op has an HLC above `bound`, so a later
+ * base is ordered after all of them and none of them before it: each
+ * counts exactly when its total does. *floor_out rises to the greatest HLC
+ * of a group folded; *folded_out counts the rows that went. Bounded by the
+ * target's incr rows (three passes). */
+static vs_err incrs_fold(MDB_txn *txn, MDB_dbi dbi, const uint8_t tag[TAG_BYTES], uint8_t base_kind, uint64_t base_hlc,
+                         const uint8_t base_origin[VS_ORIGIN_BYTES], uint64_t bound, uint64_t *floor_out,
+                         uint64_t *folded_out) {
+  incr_group *g = NULL;
+  size_t n = 0, cap = 0;
+  uint8_t seek[INCR_SEEK_BYTES];
+  memcpy(seek, tag, TAG_BYTES);
+  vs_put_u64be(seek + TAG_BYTES, base_kind == BASE_NONE ? 0 : base_hlc);
+  memset(seek + TAG_BYTES + 8, 0, VS_ORIGIN_BYTES);
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  vs_err err = VS_OK;
+  MDB_val k = {sizeof seek, seek}, v;
+  /* Pass 1: the groups. Bounded by the rows. */
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != INCR_KEY_BYTES || v.mv_size != 8) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    const uint8_t *kp = k.mv_data;
+    if (memcmp(kp, tag, TAG_BYTES) != 0) break;
+    uint64_t hlc = vs_get_u64be(kp + TAG_BYTES);
+    const uint8_t *origin = kp + TAG_BYTES + 8;
+    if (hlc > bound) break; /* sorted by hlc: the rest is above */
+    if (base_kind != BASE_NONE && lww_cmp(hlc, origin, base_hlc, base_origin) <= 0) continue; /* not counted */
+    size_t i = 0;
+    while (i < n && memcmp(g[i].origin, origin, VS_ORIGIN_BYTES) != 0) i++; /* bounded by the origins */
+    if (i == n) {
+      if (n == cap) {
+        size_t c = cap == 0 ? 8 : cap * 2;
+        incr_group *ng = realloc(g, c * sizeof *ng);
+        if (ng == NULL) {
+          err = VS_ERR_NOMEM;
+          break;
+        }
+        g = ng;
+        cap = c;
+      }
+      memset(&g[n], 0, sizeof g[n]);
+      memcpy(g[n].origin, origin, VS_ORIGIN_BYTES);
+      n++;
+    }
+    g[i].rows++;
+    g[i].sum += vs_get_u64le(v.mv_data);
+    g[i].hlc = hlc; /* rows come in key order: the last is the greatest */
+    g[i].seq = vs_get_u64be(kp + INCR_SEEK_BYTES);
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  bool any = false;
+  for (size_t i = 0; i < n; i++) any = any || g[i].rows > 1;
+  /* Pass 2: delete the rows of the groups that fold (re-seeking after each
+   * delete, as incrs_drop_through does). Bounded by the rows. */
+  uint8_t at[INCR_KEY_BYTES];
+  memcpy(at, seek, sizeof seek);
+  size_t at_bytes = sizeof seek;
+  while (err == VS_OK && any) {
+    k = (MDB_val){at_bytes, at};
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc != MDB_SUCCESS) break;
+    const uint8_t *kp = k.mv_data;
+    if (k.mv_size != INCR_KEY_BYTES || memcmp(kp, tag, TAG_BYTES) != 0 || vs_get_u64be(kp + TAG_BYTES) > bound) break;
+    memcpy(at, kp, INCR_KEY_BYTES);
+    at_bytes = INCR_KEY_BYTES;
+    const uint8_t *origin = kp + TAG_BYTES + 8;
+    size_t i = 0;
+    while (i < n && memcmp(g[i].origin, origin, VS_ORIGIN_BYTES) != 0) i++;
+    bool counted = base_kind == BASE_NONE || lww_cmp(vs_get_u64be(kp + TAG_BYTES), origin, base_hlc, base_origin) > 0;
+    if (i < n && counted && g[i].rows > 1) {
+      rc = mdb_cursor_del(cur, 0);
+      if (rc != MDB_SUCCESS) break;
+      continue; /* the seek finds the next row */
+    }
+    /* kept: step past it (the key with one more byte sorts right after) */
+    uint64_t sq = vs_get_u64be(at + INCR_SEEK_BYTES);
+    if (sq == UINT64_MAX) break;
+    vs_put_u64be(at + INCR_SEEK_BYTES, sq + 1);
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  /* Pass 3: a total per group folded. */
+  for (size_t i = 0; i < n && err == VS_OK; i++) {
+    if (g[i].rows < 2) continue;
+    uint8_t key[INCR_KEY_BYTES], val[8];
+    memcpy(key, tag, TAG_BYTES);
+    vs_put_u64be(key + TAG_BYTES, g[i].hlc);
+    memcpy(key + TAG_BYTES + 8, g[i].origin, VS_ORIGIN_BYTES);
+    vs_put_u64be(key + INCR_SEEK_BYTES, g[i].seq);
+    vs_put_u64le(val, g[i].sum);
+    MDB_val pk = {sizeof key, key}, pv = {sizeof val, val};
+    err = vs_mdb_err(mdb_put(txn, dbi, &pk, &pv, 0));
+    *folded_out += g[i].rows - 1;
+    if (g[i].hlc > *floor_out) *floor_out = g[i].hlc;
+  }
+  free(g);
+  return err;
+}
+
+/* Read the record at `key` of `dbi` into *r, its bytes copied to *buf_out
+ * (freed by the caller): the writes that follow may move the map's pages.
+ * *found_out false: none. */
+static vs_err record_copy(MDB_txn *txn, MDB_dbi dbi, const uint8_t *key, size_t key_bytes, record *r, uint8_t **buf_out,
+                          bool *found_out) {
+  MDB_val k = {key_bytes, (void *)key}, v;
+  *buf_out = NULL;
+  *found_out = false;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  uint8_t *buf = malloc(v.mv_size);
+  if (buf == NULL) return VS_ERR_NOMEM;
+  memcpy(buf, v.mv_data, v.mv_size);
+  MDB_val c = {v.mv_size, buf};
+  vs_err err = record_decode(&c, r);
+  if (err != VS_OK) {
+    free(buf);
+    return err;
+  }
+  *buf_out = buf;
+  *found_out = true;
+  return VS_OK;
+}
+
+/* One target of the base state (its record at `key`): a tombstone at or
+ * below `tomb_bound` goes from the base and, when the live state shows
+ * that same tombstone, from there too; else its incr rows at or below
+ * `bound` fold into per-origin totals, in both. */
+static vs_err gc_target(MDB_txn *txn, const vs_store *store, const uint8_t *key, size_t key_bytes, uint64_t bound,
+                        uint64_t tomb_bound, uint64_t *floor, vs_state_gc_result *res) {
+  record b, l;
+  uint8_t *bbuf = NULL, *lbuf = NULL, tag[TAG_BYTES];
+  bool bfound = false, lfound = false;
+  vs_err err = record_copy(txn, store->dbi_hstate, key, key_bytes, &b, &bbuf, &bfound);
+  if (err == VS_OK && bfound) err = record_copy(txn, store->dbi_state, key, key_bytes, &l, &lbuf, &lfound);
+  if (err != VS_OK || !bfound) goto out;
+  target_tag(b.target, b.target_bytes, tag);
+  if (b.base_kind == BASE_DEL && b.incr_count == 0) {
+    if (b.base_hlc > tomb_bound) goto out; /* a later op may still be ordered before it */
+    MDB_val k = {key_bytes, (void *)key};
+    err = vs_mdb_err(mdb_del(txn, store->dbi_hstate, &k, NULL));
+    uint64_t none = 0;
+    if (err == VS_OK) err = incrs_drop_through(txn, store->dbi_hincrs, tag, b.base_hlc, b.base_origin, &none);
+    bool same = lfound && l.base_kind == BASE_DEL && l.incr_count == 0 && l.base_hlc == b.base_hlc &&
+                memcmp(l.base_origin, b.base_origin, VS_ORIGIN_BYTES) == 0;
+    if (err == VS_OK && same) err = vs_mdb_err(mdb_del(txn, store->dbi_state, &k, NULL));
+    if (err == VS_OK && same) err = incrs_drop_through(txn, store->dbi_incrs, tag, b.base_hlc, b.base_origin, &none);
+    /* the fault drops without raising the floor: nothing detects the late op */
+    if (err == VS_OK && b.base_hlc > *floor && !VS_FAULT(VS_FAULT_DROP_TOMBSTONE_EARLY)) *floor = b.base_hlc;
+    if (err == VS_OK) res->tombstones_dropped++;
+    goto out;
+  }
+  err = incrs_fold(txn, store->dbi_hincrs, tag, b.base_kind, b.base_hlc, b.base_origin, bound, floor,
+                   &res->incr_rows_folded);
+  uint64_t live_folded = 0; /* the same rows, in the live state's copy */
+  if (err == VS_OK && lfound)
+    err = incrs_fold(txn, store->dbi_incrs, tag, l.base_kind, l.base_hlc, l.base_origin, bound, floor, &live_folded);
+out:
+  free(bbuf);
+  free(lbuf);
+  return err;
+}
+
+vs_err vs_state_gc_step_txn(MDB_txn *txn, const vs_store *store, uint64_t bound, uint64_t budget,
+                            vs_state_gc_result *res) {
+  if (budget == 0) return VS_OK;
+  MDB_val wk = {sizeof META_GC_WALK - 1, (void *)META_GC_WALK}, wv;
+  uint8_t walk[GC_WALK_FIXED + KEY_BYTES_MAX];
+  size_t walk_bytes = 0;
+  int rc = mdb_get(txn, store->dbi_meta, &wk, &wv);
+  if (rc == MDB_SUCCESS) {
+    if (wv.mv_size < GC_WALK_FIXED || wv.mv_size > sizeof walk) return VS_ERR_CORRUPT;
+    memcpy(walk, wv.mv_data, wv.mv_size);
+    walk_bytes = wv.mv_size;
+  } else if (rc != MDB_NOTFOUND) {
+    return vs_mdb_err(rc);
+  } else {
+    memset(walk, 0, GC_WALK_FIXED);
+    walk_bytes = GC_WALK_FIXED;
+  }
+  uint64_t round_bound = vs_get_u64le(walk);
+  bool active = walk[8] != 0;
+  if (!active) {
+    /* A round when the bound rose since the last one began: what it frees
+     * is what the last round could not. */
+    if (bound == 0 || bound <= round_bound) return VS_OK;
+    vs_put_u64le(walk, bound);
+    walk[8] = 1;
+    walk_bytes = GC_WALK_FIXED;
+  }
+  uint64_t tomb_bound = VS_FAULT(VS_FAULT_DROP_TOMBSTONE_EARLY) ? UINT64_MAX : bound; /* fault: no bound */
+  uint64_t floor = 0;
+  vs_err err = vs_state_gc_floor_get_txn(txn, store, &floor);
+  uint64_t floor_before = floor;
+  MDB_cursor *cur = NULL;
+  if (err == VS_OK) err = vs_mdb_err(mdb_cursor_open(txn, store->dbi_hstate, &cur));
+  bool done = false;
+  /* Bounded: `budget` records, each bounded by its target's incr rows. */
+  for (uint64_t visited = 0; err == VS_OK && visited < budget; visited++) {
+    MDB_val k, v;
+    if (walk_bytes == GC_WALK_FIXED) {
+      rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    } else {
+      k = (MDB_val){walk_bytes - GC_WALK_FIXED, walk + GC_WALK_FIXED};
+      rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+      if (rc == MDB_SUCCESS && k.mv_size == walk_bytes - GC_WALK_FIXED &&
+          memcmp(k.mv_data, walk + GC_WALK_FIXED, k.mv_size) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* visited last time */
+    }
+    if (rc == MDB_NOTFOUND) {
+      done = true;
+      break;
+    }
+    if (rc != MDB_SUCCESS || k.mv_size == 0 || k.mv_size > KEY_BYTES_MAX) {
+      err = rc != MDB_SUCCESS ? vs_mdb_err(rc) : VS_ERR_CORRUPT;
+      break;
+    }
+    memcpy(walk + GC_WALK_FIXED, k.mv_data, k.mv_size); /* the key, copied: the writes below move pages */
+    walk_bytes = GC_WALK_FIXED + k.mv_size;
+    err = gc_target(txn, store, walk + GC_WALK_FIXED, k.mv_size, bound, tomb_bound, &floor, res);
+    res->visited++;
+  }
+  if (cur != NULL) mdb_cursor_close(cur);
+  if (done) {
+    walk[8] = 0; /* the round is over; the next starts when the bound rises */
+    walk_bytes = GC_WALK_FIXED;
+  }
+  res->more = !done;
+  if (err == VS_OK && floor > floor_before) err = vs_state_gc_floor_raise_txn(txn, store, floor);
+  wv = (MDB_val){walk_bytes, walk};
+  if (err == VS_OK) err = vs_mdb_err(mdb_put(txn, store->dbi_meta, &wk, &wv, 0));
+  return err;
+}
+
+/* ---- chains whose HLC went back (gc_bound's premise broken) ---- */
+
+/* meta "gclow" + origin: [seq u64le][hlc u64le]: the origin's ops up to
+ * seq include one whose HLC is not above the op before it; hlc: the least
+ * such HLC. The bound counts it while seq is above the origin's horizon. */
+#define GC_LOW_KEY_BYTES (5u + VS_ORIGIN_BYTES)
+
+static void gc_low_key(const uint8_t origin[VS_ORIGIN_BYTES], uint8_t key[GC_LOW_KEY_BYTES]) {
+  memcpy(key, "gclow", 5);
+  memcpy(key + 5, origin, VS_ORIGIN_BYTES);
+}
+
+vs_err vs_state_gc_low_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                               uint64_t *seq_out, uint64_t *hlc_out) {
+  uint8_t key[GC_LOW_KEY_BYTES];
+  gc_low_key(origin, key);
+  MDB_val k = {sizeof key, key}, v;
+  *seq_out = 0;
+  *hlc_out = 0;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 16) return VS_ERR_CORRUPT;
+  *seq_out = vs_get_u64le(v.mv_data);
+  *hlc_out = vs_get_u64le((const uint8_t *)v.mv_data + 8);
+  return VS_OK;
+}
+
+vs_err vs_state_gc_low_note_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                                uint64_t hlc) {
+  uint64_t old_seq = 0, old_hlc = 0;
+  vs_horizon hz;
+  vs_err err = vs_state_gc_low_get_txn(txn, store, origin, &old_seq, &old_hlc);
+  if (err == VS_OK) err = vs_horizon_get(txn, store, origin, &hz);
+  if (err != VS_OK) return err;
+  if (old_seq > hz.seq) { /* still above the horizon: both count */
+    if (old_seq > seq) seq = old_seq;
+    if (old_hlc < hlc) hlc = old_hlc;
+  }
+  uint8_t key[GC_LOW_KEY_BYTES], val[16];
+  gc_low_key(origin, key);
+  vs_put_u64le(val, seq);
+  vs_put_u64le(val + 8, hlc);
+  MDB_val k = {sizeof key, key}, v = {sizeof val, val};
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+/* ---- format 7: tombstones add nothing to the state hash ---- */
+
+/* Zero the digest of every tombstone record of `dbi`, taking it out of
+ * *hash. Bounded by the records. */
+static vs_err rehash_db(MDB_txn *txn, MDB_dbi dbi, uint8_t hash[VS_HASH_BYTES]) {
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  vs_err err = VS_OK;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    record r;
+    err = record_decode(&v, &r);
+    if (err != VS_OK || r.base_kind != BASE_DEL || r.incr_count != 0) continue;
+    static const uint8_t zero[VS_HASH_BYTES];
+    if (memcmp(r.digest, zero, VS_HASH_BYTES) == 0) continue;
+    xor_into(hash, r.digest);
+    /* Same size, same key: overwritten in place through the cursor. */
+    uint8_t *copy = malloc(v.mv_size);
+    if (copy == NULL) {
+      err = VS_ERR_NOMEM;
+      break;
+    }
+    memcpy(copy, v.mv_data, v.mv_size);
+    memset(copy + REC_DIGEST_OFFSET, 0, VS_HASH_BYTES);
+    MDB_val nv = {v.mv_size, copy};
+    rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+    free(copy);
+    if (rc != MDB_SUCCESS) err = vs_mdb_err(rc);
+  }
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  mdb_cursor_close(cur);
+  return err;
+}
+
+vs_err vs_state_rehash_txn(MDB_txn *txn, const vs_store *store) {
+  uint8_t h[VS_HASH_BYTES];
+  vs_err err = vs_state_base_hash_get_txn(txn, store, h);
+  if (err == VS_OK) err = rehash_db(txn, store->dbi_hstate, h);
+  if (err == VS_OK) err = vs_state_base_hash_put_txn(txn, store, h);
+  if (err == VS_OK) err = vs_state_hash_get_txn(txn, store, h);
+  if (err == VS_OK) err = rehash_db(txn, store->dbi_state, h);
+  if (err == VS_OK) err = vs_state_hash_put_txn(txn, store, h);
   return err;
 }
 

@@ -66,6 +66,49 @@ vs_err vs_state_import_incr_txn(MDB_txn *txn, const vs_store *store, const uint8
                                 uint64_t hlc, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, int64_t delta,
                                 uint8_t base_hash[VS_HASH_BYTES]);
 
+/** Is `op` a data op (put, del, incr) at or below `gc_floor` (0: none)?
+ *  Such an op may be ordered before a tombstone this store dropped or
+ *  between incr rows it folded: merging it would not give what a store
+ *  that never compacted gives (apply.c refuses it: VS_ERR_BELOW_FLOOR). */
+bool vs_state_kind_below_floor(const vs_op *op, uint64_t gc_floor);
+/** gc_floor (meta "gc_floor"; 0 if none): the highest HLC of a tombstone
+ *  dropped or an incr row folded into a total. Raise: to max(floor, hlc). */
+vs_err vs_state_gc_floor_get_txn(MDB_txn *txn, const vs_store *store, uint64_t *floor_out);
+vs_err vs_state_gc_floor_raise_txn(MDB_txn *txn, const vs_store *store, uint64_t hlc);
+
+typedef struct vs_state_gc_result {
+  uint64_t visited;            /* base records visited */
+  uint64_t tombstones_dropped; /* tombstones gone from the base (and the live state) */
+  uint64_t incr_rows_folded;   /* base incr rows folded into per-origin totals (gone) */
+  bool more;                   /* the walk's round is not over */
+} vs_state_gc_result;
+/** One step of the walk over the base state (resumable: meta "gc_walk"),
+ *  at most `budget` records: each tombstone (a del with no incr after it)
+ *  whose HLC is at or below `bound` is dropped from the base and, when the
+ *  live state shows the same one, from there; the incr rows of other
+ *  targets ordered after their base with an HLC at or below `bound` fold
+ *  into one row per (target, origin) holding their sum, in the base and in
+ *  the live state. gc_floor rises to the highest HLC dropped or folded.
+ *  The caller vouches that every op this store does not hold folded into
+ *  its base, held or not, has an HLC above `bound` (compact.c computes it:
+ *  docs/storage.md, "Dropping tombstones"). A round starts when `bound`
+ *  rose since the last round began and ends at the last record. The state
+ *  hash and what a dump shows do not change. Results are added to *res. */
+vs_err vs_state_gc_step_txn(MDB_txn *txn, const vs_store *store, uint64_t bound, uint64_t budget,
+                            vs_state_gc_result *res);
+/** An origin's chain went back in HLC (an op not above the one before it:
+ *  no honest device writes one, acceptance never checks it): the bound of
+ *  vs_state_gc_step_txn must count that op while it is above the origin's
+ *  horizon (meta "gclow" + origin: the highest such seq, the least such
+ *  HLC; a mark already folded is replaced). Get: 0, 0 if none. */
+vs_err vs_state_gc_low_note_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq,
+                                uint64_t hlc);
+vs_err vs_state_gc_low_get_txn(MDB_txn *txn, const vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES],
+                               uint64_t *seq_out, uint64_t *hlc_out);
+/** Format 6 -> 7: tombstones' digests zeroed (they add nothing to the
+ *  state hash now) in the base and the live state, both hashes mended. */
+vs_err vs_state_rehash_txn(MDB_txn *txn, const vs_store *store);
+
 /** Read / store the state hash kept in meta. */
 vs_err vs_state_hash_get_txn(MDB_txn *txn, const vs_store *store, uint8_t hash_out[VS_HASH_BYTES]);
 vs_err vs_state_hash_put_txn(MDB_txn *txn, const vs_store *store, const uint8_t hash[VS_HASH_BYTES]);

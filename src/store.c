@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "internal.h"
 #include "sinks.h"
+#include "state_int.h" /* format 7: vs_state_rehash_txn */
 
 /* The format version in meta["vixsync"] (u32le). Every other value is
  * VS_ERR_VERSION (vs_store_format names it), but for the upgrade below.
@@ -26,7 +27,10 @@
  *      `members` and `inert` databases and meta "mesh_id" of a managed mesh (mgate.h)
  *   6: compaction and acknowledgements (issue 17): the `hstate`, `hincrs`
  *      and `horizon` databases (compact.h) and `acks` (acks.h); a format-5
- *      store is upgraded when it opens (the databases created, empty) */
+ *      store is upgraded when it opens (the databases created, empty)
+ *   7: a tombstone adds nothing to the state hash (state.c; its digest is
+ *      zero); an older store's digests and hashes are rewritten when it
+ *      opens (vs_state_rehash_txn), in the upgrade's transaction */
 #define STORE_FORMAT VS_STORE_FORMAT
 #define STORE_DBS 24
 static const char STORE_MAGIC[] = "vixsync";
@@ -159,6 +163,7 @@ static vs_err upgrade(vs_store *store) {
   uint32_t format = 0;
   if (err == VS_OK) err = read_format(txn, store->dbi_meta, &format);
   if (err == VS_OK && (format < STORE_FORMAT_UPGRADES_FROM || format >= STORE_FORMAT)) err = VS_ERR_VERSION;
+  if (err == VS_OK && format < 7u) err = vs_state_rehash_txn(txn, store);
   uint8_t fmt[4];
   vs_put_u32le(fmt, STORE_FORMAT);
   MDB_val k = {sizeof STORE_MAGIC - 1, (void *)STORE_MAGIC}, v = {sizeof fmt, fmt};

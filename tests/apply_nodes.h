@@ -221,6 +221,15 @@ static inline dumpbuf *dump(vs_store *store) {
   return d;
 }
 
+/* What the application sees (no tombstones): a compacted store may have
+ * dropped tombstones its twin keeps (docs/storage.md, "Dropping tombstones"). */
+static inline dumpbuf *dump_live(vs_store *store) {
+  dumpbuf *d = calloc(1, sizeof *d);
+  assert_non_null(d);
+  assert_err(vs_state_dump(store, false, dump_cb, d), VS_OK);
+  return d;
+}
+
 typedef struct vvbuf {
   uint32_t count;
   uint8_t origins[8][VS_ORIGIN_BYTES];
@@ -264,6 +273,20 @@ static inline void assert_converged(vs_store *a, vs_store *b) {
   assert_memory_not_equal(ha, zero, VS_HASH_BYTES);
   assert_memory_equal(ha, hb, VS_HASH_BYTES);
   dumpbuf *da = dump(a), *db = dump(b);
+  assert_int_equal(da->len, db->len);
+  assert_memory_equal(da->bytes, db->bytes, da->len);
+  free(da);
+  free(db);
+  assert_same_vv(a, b);
+}
+
+/* The same, the dumps without tombstones: twins one of which compacted. */
+static inline void assert_converged_live(vs_store *a, vs_store *b) {
+  uint8_t ha[VS_HASH_BYTES], hb[VS_HASH_BYTES];
+  state_hash(a, ha);
+  state_hash(b, hb);
+  assert_memory_equal(ha, hb, VS_HASH_BYTES);
+  dumpbuf *da = dump_live(a), *db = dump_live(b);
   assert_int_equal(da->len, db->len);
   assert_memory_equal(da->bytes, db->bytes, da->len);
   free(da);

@@ -9,6 +9,7 @@
 #include "compact.h"
 #include "member.h"
 #include "member_facts.h"
+#include "mesh_ops.h"
 #include "mstore.h"
 #include "vixsync/mesh.h"
 #include "internal.h"
@@ -73,7 +74,7 @@ static int setup(void **state) {
   node_open(&w->d, "compact-d", 4);
   for (unsigned round = 0; round < 6; round++) write_round(w, T0_MS + round * 100, round);
   sync_all(w, T0_MS + 10000);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   *state = w;
   return 0;
 }
@@ -89,6 +90,39 @@ static int teardown(void **state) {
   return 0;
 }
 
+static vs_err count_cb(const vs_wal_record *rec, void *ctx) {
+  (void)rec;
+  (*(uint64_t *)ctx)++;
+  return VS_OK;
+}
+
+static uint64_t floor_of(vs_store *s) {
+  MDB_txn *txn;
+  uint64_t floor = 0;
+  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+  assert_err(vs_state_gc_floor_get_txn(txn, s, &floor), VS_OK);
+  mdb_txn_abort(txn);
+  return floor;
+}
+
+/* Every run `src` holds of its own chain, applied to `dst`: the first
+ * error, or VS_OK. */
+static vs_err send_all(node *src, node *dst, uint64_t now_ms) {
+  oplist *l = collect(src->store, src->id.pk);
+  run runs[RUNS_MAX];
+  uint32_t nruns = cut_runs(src->store, l, runs, RUNS_MAX);
+  vs_err err = VS_OK;
+  for (uint32_t i = 0; i < nruns && err == VS_OK; i++) {
+    vs_apply_result res;
+    memset(&res, 0, sizeof res);
+    err = apply_run(dst, l, &runs[i], now_ms, &res);
+  }
+  oplist_free(l);
+  return err;
+}
+
+static int kind_of(vs_store *s, const char *target);
+
 static void cut_of(node *n, uint64_t seq, vs_cut_entry *out) {
   memcpy(out->origin, n->id.pk, VS_ORIGIN_BYTES);
   out->seq = seq;
@@ -103,7 +137,9 @@ static void refold(vs_store *s) {
 
 /* Everything compacted: two anchors left in the log, the state as the
  * twin's, a refold from the base gives it again, and so do later ops of
- * every origin (e's behind the folded HLCs: concurrent, ordered before). */
+ * every origin. e's, behind the folded HLCs, are the too-late replica's:
+ * at or below gc_floor, refused by the compacted store (its twin, which
+ * dropped nothing, takes them). */
 static void test_compact_everything_keeps_the_state(void **state) {
   world *w = *state;
   uint64_t before = wal_records(w->c.store), lsn_before = last_lsn(w->c.store);
@@ -119,33 +155,50 @@ static void test_compact_everything_keeps_the_state(void **state) {
   assert_int_equal(res.origins_moved, 2);
   assert_true(res.incrs_dropped > 0); /* incrs before a folded base: they never count again */
   assert_false(res.more);
+  assert_true(res.tombstones_dropped > 0); /* k2's, k3's below the bound */
+  assert_true(floor_of(w->c.store) > 0);
   assert_int_equal(wal_records(w->c.store), 0); /* the horizons keep the anchors' hashes */
   assert_int_equal(last_lsn(w->c.store), lsn_before); /* never given again */
   assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 24);
   assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 24);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   refold(w->c.store);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   /* Again: nothing left to do. */
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
   assert_int_equal(res.ops_folded, 0);
-  /* Later ops: a and b go on; e writes with a clock far behind (its ops
-   * order before folded ones: a put there loses, an incr there counts). */
+  /* Later ops: a and b go on. */
   for (unsigned round = 6; round < 9; round++) write_round(w, T0_MS + round * 100, round);
+  node *writers[] = {&w->a, &w->b};
+  for (unsigned i = 0; i < 2; i++) {
+    sync_origin(writers[i], &w->c, writers[i]->id.pk, T0_MS + 20000);
+    sync_origin(writers[i], &w->d, writers[i]->id.pk, T0_MS + 20000);
+  }
+  assert_converged_live(w->c.store, w->d.store);
+  refold(w->c.store);
+  refold(w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
+  /* The log's gaps are no corruption: a replay steps over them. */
+  uint64_t replayed = 0;
+  assert_err(vs_wal_replay(w->c.store, 1, count_cb, &replayed), VS_OK);
+  assert_int_equal(replayed, 24); /* the rounds after the horizons, of a and b */
+  /* e writes with a clock far behind: its ops order before folded ones
+   * (a put there might have lost to a tombstone c no longer has). Refused
+   * by c, whole: nothing stored, the state as it was. */
   wr(&w->e, "put", "k1", "old", T0_MS - 5000);
   wr(&w->e, "incr", "n", "1000", T0_MS - 4000);
   wr(&w->e, "del", "k3", NULL, T0_MS - 3000);
   wr(&w->e, "put", "fresh", "e", T0_MS - 2000);
-  sync_all(w, T0_MS + 20000);
-  assert_converged(w->c.store, w->d.store);
-  refold(w->c.store);
-  refold(w->d.store);
-  assert_converged(w->c.store, w->d.store);
-  /* The log's gaps are no corruption: a replay steps over them. */
-  oplist *l = collect(w->c.store, w->e.id.pk);
-  assert_int_equal(l->count, 4);
-  oplist_free(l);
+  uint8_t h0[VS_HASH_BYTES], h1[VS_HASH_BYTES];
+  state_hash(w->c.store, h0);
+  assert_err(send_all(&w->e, &w->c, T0_MS + 20000), VS_ERR_BELOW_FLOOR);
+  state_hash(w->c.store, h1);
+  assert_memory_equal(h0, h1, VS_HASH_BYTES);
+  uint64_t held = 0;
+  uint8_t hh[VS_HASH_BYTES];
+  assert_err(vs_wal_head(w->c.store, w->e.id.pk, &held, hh, NULL), VS_OK);
+  assert_int_equal(held, 0);
 }
 
 /* In budget steps: the same result however it is cut, each call bounded. */
@@ -170,9 +223,9 @@ static void test_compact_in_steps(void **state) {
   assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
   assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 15);
   assert_int_equal(wal_records(w->c.store), 48 - 35);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   refold(w->c.store);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   /* An origin named twice, a zero budget: refused, nothing written. */
   vs_cut_entry twice[2];
   cut_of(&w->a, 24, &twice[0]);
@@ -193,7 +246,7 @@ static void test_compact_below_horizon(void **state) {
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(w->c.store, &cut, 1, 100, &res), VS_OK);
   assert_int_equal(sync_origin(&w->a, &w->c, w->a.id.pk, T0_MS + 30000), 0);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   MDB_txn *txn;
   assert_err(vs_txn_begin(w->c.store, false, &txn), VS_OK);
   vs_chain_runs r;
@@ -241,7 +294,7 @@ static void test_compact_other_branch_at_anchor(void **state) {
   assert_err(apply_run(&w->c, l, &runs[2], T0_MS + 60000, &ar), VS_OK); /* seq 3: below the anchor, taken as held */
   assert_int_equal(ar.applied, 0);
   assert_err(apply_run(&w->c, l, &runs[3], T0_MS + 60000, &ar), VS_ERR_CHAIN); /* seq 4: the anchor differs */
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   oplist_free(l);
   node_close(&copy);
 }
@@ -266,7 +319,7 @@ static void test_compact_void_starts_above_horizon(void **state) {
   assert_err(vs_txn_begin(w->d.store, true, &txn), VS_OK);
   assert_err(vs_void_from_txn(txn, w->d.store, w->b.id.pk, 13, prev, NULL, VS_VOID_FORK, true, &changed), VS_OK);
   assert_err(vs_txn_commit(txn), VS_OK);
-  assert_converged(w->c.store, w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
   uint64_t seq = 0;
   assert_err(vs_wal_head(w->c.store, w->b.id.pk, &seq, NULL, NULL), VS_OK);
   assert_int_equal(seq, 12);
@@ -354,6 +407,7 @@ static void test_compact_keeps_membership_ops(void **state) {
   memset(key, 0x11, sizeof key);
   char token[VS_MESH_TOKEN_LINE_MAX + 1];
   size_t chars = 0;
+  wr(&a, "del", "gone", NULL, T0_MS + 5); /* a tombstone: the only member, folded to its head: it goes */
   for (unsigned i = 0; i < 3; i++) {
     wr(&a, "put", "k", i % 2 ? "x" : "y", T0_MS + 10 + i * 10);
     memset(seed, (int)(0x20 + i), sizeof seed);
@@ -363,7 +417,7 @@ static void test_compact_keeps_membership_ops(void **state) {
   }
   uint64_t head = 0;
   assert_err(vs_wal_head(a.store, a.id.pk, &head, NULL, NULL), VS_OK);
-  assert_int_equal(head, 10); /* genesis, then 3 x (put, invite, incr) */
+  assert_int_equal(head, 11); /* genesis, del, then 3 x (put, invite, incr) */
   vs_mesh_view *before = malloc(sizeof *before), *after = malloc(sizeof *after);
   assert_non_null(before);
   assert_non_null(after);
@@ -377,8 +431,14 @@ static void test_compact_keeps_membership_ops(void **state) {
   vs_compact_result res;
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(a.store, &cut, 1, 100, &res), VS_OK);
-  assert_int_equal(res.ops_folded, 10);
-  assert_int_equal(res.records_dropped, 6);
+  assert_int_equal(res.ops_folded, 11);
+  assert_int_equal(res.records_dropped, 7);
+  /* The only member, an active one, folded up to its head: its later ops
+   * come after everything folded (docs/storage.md, "Dropping tombstones"),
+   * so nothing bounds the walk but the base's top. */
+  assert_int_equal(res.tombstones_dropped, 1);
+  assert_int_equal(kind_of(a.store, "gone"), -1);
+  assert_true(res.incr_rows_folded >= 1); /* n's three incrs, one total */
   assert_int_equal(wal_records(a.store), 4);
   assert_err(vs_mesh_view_get(a.store, mesh_id, after), VS_OK);
   assert_true(mf_view_equal(before, after));
@@ -411,10 +471,208 @@ static void test_compact_keeps_membership_ops(void **state) {
   node_close(&a);
 }
 
+/* ---- tombstones and counters below the bound (docs/storage.md, "Dropping tombstones") ---- */
+
+static uint64_t db_rows(vs_store *s, MDB_dbi dbi) {
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
+  MDB_stat st;
+  assert_int_equal(mdb_stat(txn, dbi, &st), 0);
+  mdb_txn_abort(txn);
+  return st.ms_entries;
+}
+
+static vs_err get_cb(const vs_state_entry *e, void *ctx) {
+  *(vs_state_kind *)ctx = e->kind;
+  return VS_OK;
+}
+
+/* The kind `target` shows in `s` (tombstones included), or -1 if none. */
+static int kind_of(vs_store *s, const char *target) {
+  vs_state_kind k = VS_STATE_VALUE;
+  vs_err err = vs_state_get(s, (const uint8_t *)target, (uint32_t)strlen(target), true, get_cb, &k);
+  if (err == VS_ERR_NOTFOUND) return -1;
+  assert_err(err, VS_OK);
+  return (int)k;
+}
+
+/* Compact c up to every head, in steps of `budget`. */
+static vs_compact_result compact_all(world *w, uint64_t budget) {
+  vs_cut_entry cut[3];
+  cut_of(&w->a, 100000, &cut[0]);
+  cut_of(&w->b, 100000, &cut[1]);
+  cut_of(&w->e, 100000, &cut[2]);
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  unsigned calls = 0;
+  do {
+    res.more = false;
+    assert_err(vs_compact_to(w->c.store, cut, 3, budget, &res), VS_OK);
+    assert_true(++calls < 10000);
+  } while (res.more);
+  return res;
+}
+
+static void sync_ab(world *w, uint64_t now) {
+  node *writers[] = {&w->a, &w->b};
+  node *readers[] = {&w->c, &w->d};
+  for (unsigned r = 0; r < 2; r++)
+    for (unsigned i = 0; i < 2; i++) sync_origin(writers[i], readers[r], writers[i]->id.pk, now);
+}
+
+/* A deleted target and a counter written many times: after compaction the
+ * tombstone is gone (not merely hidden), the counter's rows are one per
+ * origin, and the compacted store and its twin agree on the hash, the dump
+ * and every get, before and after later ops from every origin with HLCs
+ * just above gc_floor, and after refolds. An op just at the floor is the
+ * too-late replica's: refused by c, nothing stored. */
+static void test_compact_drops_tombstones_folds_counters(void **state) {
+  world *w = *state;
+  uint64_t t = T0_MS + 1000;
+  wr(&w->a, "put", "gone", "v", t++);
+  for (unsigned i = 0; i < 200; i++) {
+    wr(&w->a, "incr", "hot", "1", t++);
+    wr(&w->b, "incr", "hot", "2", t++);
+    if (i == 50) wr(&w->b, "put", "hot", "1000", t++); /* a base under the counter: the incrs before it die */
+  }
+  wr(&w->b, "del", "gone", NULL, t++);
+  wr(&w->a, "put", "end", "a", t++); /* the horizons' HLCs: above everything before */
+  wr(&w->b, "put", "end", "b", t++);
+  sync_ab(w, t + 10000);
+  assert_int_equal(kind_of(w->c.store, "gone"), VS_STATE_TOMBSTONE);
+  uint64_t twin_incrs = db_rows(w->d.store, w->d.store->dbi_incrs);
+  vs_compact_result res = compact_all(w, 64);
+  assert_true(res.tombstones_dropped >= 2); /* gone, and k2 or k3 of the rounds */
+  assert_true(res.incr_rows_folded > 0);
+  assert_converged_live(w->c.store, w->d.store);
+  assert_int_equal(kind_of(w->c.store, "gone"), -1); /* dropped, */
+  assert_int_equal(kind_of(w->d.store, "gone"), VS_STATE_TOMBSTONE); /* kept by the twin */
+  assert_int_equal(kind_of(w->c.store, "hot"), VS_STATE_COUNTER);
+  /* The counter's rows: a's and b's totals, in the base and the live copy
+   * (the twin keeps one row per incr after the base). */
+  uint64_t base_rows = db_rows(w->c.store, w->c.store->dbi_hincrs), live_rows = db_rows(w->c.store, w->c.store->dbi_incrs);
+  assert_true(base_rows <= 4);
+  assert_true(live_rows <= 4);
+  assert_true(twin_incrs > 300);
+  uint64_t floor = floor_of(w->c.store);
+  assert_true(floor > 0);
+  refold(w->c.store);
+  assert_converged_live(w->c.store, w->d.store);
+  /* Later ops of every origin, just above the floor: the same everywhere,
+   * a put on the dropped target included (it wins over the tombstone in
+   * the twin too: it is ordered after it). */
+  uint64_t above = vs_hlc_wall_ms(floor) + 1;
+  wr(&w->e, "put", "gone", "back", above);
+  wr(&w->e, "incr", "hot", "5", above + 1);
+  wr(&w->e, "del", "k1", NULL, above + 2);
+  wr(&w->a, "incr", "hot", "7", above + 3);
+  wr(&w->b, "put", "hot", "1", above + 4);
+  wr(&w->b, "incr", "hot", "1", above + 5);
+  sync_all(w, above + 20000);
+  assert_converged_live(w->c.store, w->d.store);
+  assert_int_equal(kind_of(w->c.store, "gone"), VS_STATE_VALUE);
+  compact_all(w, 1000);
+  assert_converged_live(w->c.store, w->d.store);
+  refold(w->c.store);
+  refold(w->d.store);
+  assert_converged_live(w->c.store, w->d.store);
+  /* A replica whose clock stood at the floor: its put on the dropped
+   * target is refused by c (detected, never merged), whole. */
+  uint64_t floor2 = floor_of(w->c.store);
+  assert_true(floor2 >= floor);
+  node late;
+  node_open(&late, "compact-late", 6);
+  wr(&late, "put", "k-late", "x", T0_MS); /* below: refused as a whole run with the next */
+  wr(&late, "put", "gone", "zombie", vs_hlc_wall_ms(floor2));
+  uint8_t h0[VS_HASH_BYTES], h1[VS_HASH_BYTES];
+  state_hash(w->c.store, h0);
+  assert_err(send_all(&late, &w->c, above + 30000), VS_ERR_BELOW_FLOOR);
+  state_hash(w->c.store, h1);
+  assert_memory_equal(h0, h1, VS_HASH_BYTES);
+  assert_int_equal(kind_of(w->c.store, "k-late"), -1);
+  /* The twin, which dropped nothing, merges it as a CRDT does. */
+  assert_err(send_all(&late, &w->d, above + 30000), VS_OK);
+  node_close(&late);
+}
+
+/* A tombstone above the bound stays: an origin whose horizon is low may
+ * still send ops ordered before it. When that horizon rises, the walk's
+ * next round drops it. */
+static void test_compact_tombstone_above_bound_stays(void **state) {
+  world *w = *state;
+  /* k2's last op: a's del at round 5 (t + 5). */
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  vs_cut_entry cut[2];
+  cut_of(&w->a, 1000, &cut[0]);
+  cut_of(&w->b, 2, &cut[1]); /* b's ops from seq 3 on may be ordered before it */
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_true(res.gc_bound > 0);
+  assert_true(res.gc_bound < vs_hlc_make(T0_MS + 505, 0));
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  assert_true(floor_of(w->c.store) <= res.gc_bound);
+  assert_converged_live(w->c.store, w->d.store);
+  cut[1].seq = 1000;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_true(res.tombstones_dropped > 0);
+  assert_int_equal(kind_of(w->c.store, "k2"), -1);
+  assert_converged_live(w->c.store, w->d.store);
+  /* What the bound protected: b's put of k2 at round 5 (t + 4) is ordered
+   * before a's del (t + 5). Had the del gone at the first call, folding
+   * the put at the second would have made it the base's winner: a refold
+   * (or a snapshot of the base) would show k2 again, the twin not. */
+  refold(w->c.store);
+  assert_converged_live(w->c.store, w->d.store);
+  assert_int_equal(kind_of(w->c.store, "k2"), -1);
+  /* Nothing new to fold and the bound the same: no round, nothing visited. */
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 2, 1000, &res), VS_OK);
+  assert_int_equal(res.gc_visited, 0);
+  assert_false(res.more);
+}
+
+/* A hostile chain whose HLC goes back: its op ordered before a's del of
+ * k2, held above its horizon, must hold the tombstone (honest chains
+ * never do this; acceptance does not check it). Without the mark the
+ * bound is its anchor's HLC, the del would go, and a refold would show
+ * the hostile put. */
+static void test_compact_chain_going_back_holds_the_bound(void **state) {
+  world *w = *state;
+  chain *h = chain_new(0x61);
+  chain_put(h, 2000, "h1", "x");
+  chain_put(h, 3000, "h2", "y");
+  chain_put(h, 100, "k2", "zombie"); /* back in time: before a's del (t + 505) */
+  node *readers[] = {&w->c, &w->d};
+  for (unsigned r = 0; r < 2; r++) {
+    assert_err(apply_seqs(readers[r]->store, h, 1, 2, NULL), VS_OK);
+    assert_err(apply_seqs(readers[r]->store, h, 3, 3, NULL), VS_OK);
+  }
+  assert_converged_live(w->c.store, w->d.store);
+  vs_cut_entry cut[3];
+  cut_of(&w->a, 1000, &cut[0]);
+  cut_of(&w->b, 1000, &cut[1]);
+  memcpy(cut[2].origin, h->id.pk, VS_ORIGIN_BYTES);
+  cut[2].seq = 2; /* the op that went back stays above the horizon */
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->c.store, cut, 3, 1000, &res), VS_OK);
+  assert_true(res.gc_bound < hlc_at(100));
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  refold(w->c.store);
+  assert_converged_live(w->c.store, w->d.store);
+  assert_int_equal(kind_of(w->c.store, "k2"), VS_STATE_TOMBSTONE);
+  chain_free(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_compact_everything_keeps_the_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_in_steps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_drops_tombstones_folds_counters, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_tombstone_above_bound_stays, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compact_chain_going_back_holds_the_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_below_horizon, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_other_branch_at_anchor, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compact_void_starts_above_horizon, setup, teardown),

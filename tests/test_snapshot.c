@@ -7,6 +7,7 @@
 #include "chain.h"
 #include "compact.h"
 #include "internal.h"
+#include "state_int.h"
 #include "vixsync/mesh.h"
 #include "vixsync/snapshot.h"
 #include "snap_buf.h"
@@ -133,7 +134,10 @@ static void test_snapshot_round_trip(void **state) {
 }
 
 /* A compacted store makes snapshots too (heads anchored by the horizons'
- * signatures), equal to its twin's. */
+ * signatures) of the same state hash as before it compacted, smaller: the
+ * tombstones below the bound are gone and the counters' incrs are
+ * per-origin totals; the header carries the maker's gc_floor, which the
+ * installer adopts. */
 static void test_snapshot_of_compacted_store(void **state) {
   world *w = *state;
   vs_cut_entry cut[2];
@@ -143,15 +147,37 @@ static void test_snapshot_of_compacted_store(void **state) {
   vs_compact_result res;
   memset(&res, 0, sizeof res);
   vs_snapshot_info before, after;
+  /* A counter written many times by both writers: its rows fold. */
+  for (unsigned i = 0; i < 4; i++) {
+    wr(&w->b, "incr", "n", "3", T0_MS + 1100 + i);
+    wr(&w->a, "incr", "n", "-1", T0_MS + 1200 + i);
+  }
+  wr(&w->b, "put", "last", "b", T0_MS + 1300);
+  wr(&w->a, "put", "last", "a", T0_MS + 1301);
+  sync_into(w, &w->c, T0_MS + 10000);
   buf b0 = make(w->c.store, &before);
   assert_err(vs_compact_to(w->c.store, cut, 2, 10000, &res), VS_OK);
-  assert_int_equal(last_lsn(w->c.store), 49);
+  assert_int_equal(last_lsn(w->c.store), 59);
   buf b = make(w->c.store, &after);
   assert_memory_equal(before.state_hash, after.state_hash, VS_HASH_BYTES);
-  assert_int_equal(b0.len, b.len);
-  assert_memory_equal(b0.p + 192, b.p + 192, b.len - 192 - 0); /* all but the fixed header's hlc-free part */
-  assert_err(install(w->f.store, &b, b.len, NULL), VS_OK);
-  assert_converged(w->f.store, w->c.store);
+  assert_true(res.tombstones_dropped > 0);
+  assert_true(res.incr_rows_folded > 0);
+  assert_true(b.len < b0.len);
+  assert_true(after.incrs < before.incrs);
+  assert_true(after.entries < before.entries); /* the tombstones */
+  assert_int_equal(before.gc_floor, 0);
+  assert_true(after.gc_floor > 0);
+  assert_int_equal(vs_get_u64le(b.p + 88), after.gc_floor);
+  vs_snapshot_info got;
+  assert_err(install(w->f.store, &b, b.len, &got), VS_OK);
+  assert_int_equal(got.gc_floor, after.gc_floor);
+  MDB_txn *txn;
+  uint64_t floor = 0;
+  assert_err(vs_txn_begin(w->f.store, false, &txn), VS_OK);
+  assert_err(vs_state_gc_floor_get_txn(txn, w->f.store, &floor), VS_OK);
+  mdb_txn_abort(txn);
+  assert_int_equal(floor, after.gc_floor);
+  assert_converged_live(w->f.store, w->c.store);
   free(b0.p);
   free(b.p);
 }
@@ -183,9 +209,11 @@ static void test_snapshot_tampered_or_cut_is_refused(void **state) {
   memcpy(b.p, "VIXSNAP2", 8);
   assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_MALFORMED);
   memcpy(b.p, "VIXSNAP1", 8);
-  vs_put_u32le(b.p + 8, 2);
+  vs_put_u32le(b.p + 8, VS_SNAPSHOT_VERSION + 1u);
   assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_VERSION);
-  vs_put_u32le(b.p + 8, 1);
+  vs_put_u32le(b.p + 8, VS_SNAPSHOT_VERSION - 1u); /* 1: tombstones were in its state hash */
+  assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_VERSION);
+  vs_put_u32le(b.p + 8, VS_SNAPSHOT_VERSION);
   /* Made by a clock ahead of ours past the drift a run may have: refused
    * (its HLCs would drag ours and win every race), nothing installed. */
   buf late = b;
@@ -331,10 +359,39 @@ static void test_snapshot_managed_mesh(void **state) {
   node_close(&o);
 }
 
+/* A maker (hostile, with a real key) that claims a gc_floor past its own
+ * clock: refused, nothing installed. At its clock it is taken: the
+ * installer then refuses data ops at or below it, as the maker would. */
+static void test_snapshot_gc_floor_checked_and_adopted(void **state) {
+  world *w = *state;
+  buf b = make(w->c.store, NULL);
+  uint64_t hlc = vs_get_u64le(b.p + 80);
+  vs_put_u64le(b.p + 88, hlc + 1);
+  resign(&b, &w->c.id);
+  assert_err(install(w->f.store, &b, b.len, NULL), VS_ERR_MALFORMED);
+  assert_untouched(w->f.store);
+  vs_put_u64le(b.p + 88, hlc);
+  resign(&b, &w->c.id);
+  vs_snapshot_info got;
+  assert_err(install(w->f.store, &b, b.len, &got), VS_OK);
+  assert_int_equal(got.gc_floor, hlc);
+  /* b's next op, written with a clock that stood before the floor. */
+  wr(&w->b, "put", "late", "x", vs_hlc_wall_ms(hlc) - 1);
+  oplist *l = collect(w->b.store, w->b.id.pk);
+  run runs[RUNS_MAX];
+  uint32_t nruns = cut_runs(w->b.store, l, runs, RUNS_MAX);
+  vs_apply_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(apply_run(&w->f, l, &runs[nruns - 1], T0_MS + 3600000ull, &res), VS_ERR_BELOW_FLOOR);
+  oplist_free(l);
+  free(b.p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_of_compacted_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_snapshot_gc_floor_checked_and_adopted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_tampered_or_cut_is_refused, setup, teardown),
       cmocka_unit_test(test_snapshot_managed_mesh),
   };

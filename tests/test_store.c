@@ -292,7 +292,7 @@ static void *read_data_file(const char *dir, size_t *bytes_out) {
  * can say "store format 2, this build reads 3". */
 static void test_store_other_format_is_a_version_error(void **state) {
   fixture *f = *state;
-  assert_int_equal(VS_STORE_FORMAT, 6);
+  assert_int_equal(VS_STORE_FORMAT, 7);
   assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
   write_one(f->store, 10, 1000);
   uint32_t found = 0;
@@ -373,6 +373,72 @@ static void test_store_format5_upgrades(void **state) {
   assert_err(vs_store_format(f->dir, &found), VS_OK);
   assert_int_equal(found, VS_STORE_FORMAT);
   assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+}
+
+/* What a format-6 store held for a tombstone: its del's hash as the
+ * record's digest, XORed into the state hash. Put `mark` there (the
+ * record of target "k", in `dbname`) and into the hash kept in `hash_key`. */
+static void raw_mark_tombstone(const char *dir, const char *dbname, const char *hash_key, const uint8_t mark[32]) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_dbi db, meta;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+  assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, dbname, 0, &db), 0);
+  assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+  MDB_val k = {2, (void *)"tk"}, v; /* state key: 't' then the target */
+  assert_int_equal(mdb_get(txn, db, &k, &v), 0);
+  assert_true(v.mv_size >= 140);
+  uint8_t rec[512];
+  assert_true(v.mv_size <= sizeof rec);
+  memcpy(rec, v.mv_data, v.mv_size);
+  assert_int_equal(rec[1], 2); /* a del */
+  for (unsigned i = 0; i < 32; i++) assert_int_equal(rec[108 + i], 0); /* this build zeroes it */
+  memcpy(rec + 108, mark, 32);
+  MDB_val nv = {v.mv_size, rec};
+  assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
+  MDB_val hk = {strlen(hash_key), (void *)hash_key}, hv;
+  uint8_t h[32] = {0};
+  int rc = mdb_get(txn, meta, &hk, &hv);
+  if (rc == 0) memcpy(h, hv.mv_data, 32);
+  for (unsigned i = 0; i < 32; i++) h[i] ^= mark[i];
+  MDB_val nh = {32, h};
+  assert_int_equal(mdb_put(txn, meta, &hk, &nh, 0), 0);
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+/* A format-6 store: a tombstone's digest was its del's hash, in the state
+ * hash. Opening it rewrites both (format 7: a tombstone adds nothing), in
+ * the upgrade's transaction: the hash is then the one of the state without
+ * the tombstone, as a store that never held it has. */
+static void test_store_format6_tombstones_rehashed(void **state) {
+  fixture *f = *state;
+  assert_err(open_dir(f->dir, true, 0, &f->store), VS_OK);
+  uint8_t origin[VS_ORIGIN_BYTES], hash_want[VS_HASH_BYTES], hash_after[VS_HASH_BYTES], zero[VS_HASH_BYTES] = {0};
+  vt_origin(origin, 1);
+  vs_write_req del = {.kind = "del", .target = (const uint8_t *)"k", .target_bytes = 1};
+  assert_err(vs_write(f->store, origin, &del, 1000, NULL), VS_OK);
+  assert_err(vs_state_hash(f->store, hash_want), VS_OK);
+  assert_memory_equal(hash_want, zero, VS_HASH_BYTES); /* the tombstone alone: nothing shows */
+  vs_store_close(f->store);
+  f->store = NULL;
+  uint8_t mark[32];
+  memset(mark, 0x5a, sizeof mark);
+  raw_mark_tombstone(f->dir, "state", "state_hash", mark);
+  raw_set_format(f->dir, 6);
+  assert_err(open_dir(f->dir, false, 0, &f->store), VS_OK);
+  assert_err(vs_state_hash(f->store, hash_after), VS_OK);
+  assert_memory_equal(hash_after, hash_want, VS_HASH_BYTES);
+  vs_store_close(f->store);
+  f->store = NULL;
+  uint32_t found = 0;
+  assert_err(vs_store_format(f->dir, &found), VS_OK);
+  assert_int_equal(found, VS_STORE_FORMAT);
+  /* The record itself was rewritten: marking it again finds it zero. */
+  raw_mark_tombstone(f->dir, "state", "state_hash", mark);
 }
 
 static void test_store_format_of_no_store_or_foreign(void **state) {
@@ -718,6 +784,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_store_owner_lock_released_by_close, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_child_opens_while_parent_holds_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_format5_upgrades, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_format6_tombstones_rehashed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_usage_reports_map_and_growth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_space_counts_free_pages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_usage_default_map_size, setup, teardown),

@@ -231,6 +231,8 @@ typedef struct vs_node_stats {
                                      each compaction round; each new one logged) */
   uint64_t members_suspended;   /**< active members left out of the stable cut: silent past suspend_after_ms
                                      (refreshed every ack_interval_ms) */
+  uint64_t runs_below_floor;    /**< runs refused: a data op at or below our gc_floor (a too-late replica's:
+                                     docs/storage.md, "Dropping tombstones") */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

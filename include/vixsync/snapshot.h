@@ -2,8 +2,9 @@
  * (issue 17; docs/storage.md, "Snapshots").
  *
  * A snapshot holds what a device needs to start where the mesh is instead
- * of replaying its history: the state (every target's winning put or del
- * and every incr), the membership ops with their signatures, and per origin
+ * of replaying its history: the state (every target's winning put or del,
+ * but tombstones its maker's compaction dropped, and every incr counted,
+ * those compaction folded as per-origin totals), the membership ops with their signatures, and per origin
  * the chain's anchor (seq, hash and the origin's signature of it). It is
  * signed by the store that made it and cut into chunks, each checked
  * against a root the signature covers, so a changed byte anywhere is
@@ -34,7 +35,7 @@
 extern "C" {
 #endif
 
-#define VS_SNAPSHOT_VERSION 1u
+#define VS_SNAPSHOT_VERSION 2u
 #define VS_SNAPSHOT_CHUNK_BYTES (64u * 1024u)      /**< chunks are cut past this (one item may make one longer) */
 #define VS_SNAPSHOT_CHUNK_BYTES_MAX (160u * 1024u) /**< no chunk is longer: a longer one is refused */
 /** Bounds on what a header may announce: a forged header costs its reader
@@ -60,6 +61,8 @@ typedef struct vs_snapshot_info {
   uint64_t incrs;
   uint64_t mesh_ops;
   uint64_t bytes;                  /**< the whole snapshot */
+  uint64_t gc_floor;               /**< the maker's gc_floor, which the installer adopts: a data op at or below it
+                                        is refused (docs/storage.md, "Dropping tombstones") */
 } vs_snapshot_info;
 
 /** Make a snapshot of `store` (which needs an identity: it signs), writing

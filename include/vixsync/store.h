@@ -46,7 +46,7 @@ typedef enum vs_durability {
  *  (VS_ERR_VERSION). 6: compaction (the base state and the horizons:
  *  docs/storage.md); 5: a record per membership op (the `mesh` database); 4: fork verdicts keep their evidence (apply.h); 3: 24-byte op ids
  *  (op.h); 2: state records keep their digest. */
-#define VS_STORE_FORMAT 6u
+#define VS_STORE_FORMAT 7u
 
 #define VS_STORE_MAP_BYTES_DEFAULT (1024ull * 1024ull * 1024ull) /* 1 GiB */
 #define VS_STORE_MAP_BYTES_MIN (64ull * 1024ull)
@@ -167,6 +167,9 @@ typedef struct vs_compact_info {
                                  acknowledgement lowers the cut (docs/storage.md, "Membership finality") */
   bool more;                /**< the budget ran out: call again */
   uint32_t members_suspended; /**< active members left out of the cut: silent past suspend_after */
+  uint64_t tombstones_dropped; /**< tombstones dropped below gc_floor's bound (docs/storage.md, "Dropping tombstones") */
+  uint64_t incr_rows_folded;   /**< counter rows folded into per-(target, origin) totals */
+  uint64_t gc_floor;           /**< the store's gc_floor afterwards: a data op at or below it is refused */
 } vs_compact_info;
 
 /** A member silent this long leaves the stable cut's minimum (docs/storage.md,
