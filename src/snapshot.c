@@ -98,7 +98,44 @@ typedef struct maker {
   uint32_t n, cap;
   uint64_t entries, incrs, mesh_ops, bytes;
   uint8_t state_hash[VS_HASH_BYTES];
+  /* A managed mesh, pass 1: the facts of the membership ops carried (the
+   * view an installer makes of them must hold the signer). */
+  vs_mesh_fact *facts;
+  uint32_t facts_n, facts_cap;
 } maker;
+
+/* Pass 1 of a managed mesh's snapshot: the fact of a membership op carried. */
+static vs_err fact_add(maker *m, const uint8_t *enc, uint32_t enc_bytes) {
+  if (m->emit || !m->base) return VS_OK;
+  if (m->facts_n == VS_MESH_FACTS_MAX) return VS_ERR_LIMIT;
+  if (m->facts_n == m->facts_cap) {
+    uint32_t cap = m->facts_cap == 0 ? 16 : m->facts_cap * 2;
+    vs_mesh_fact *g = realloc(m->facts, sizeof *g * cap);
+    if (g == NULL) return VS_ERR_NOMEM;
+    m->facts = g;
+    m->facts_cap = cap;
+  }
+  vs_op op;
+  uint8_t hash[VS_HASH_BYTES];
+  vs_err err = vs_op_decode(enc, enc_bytes, &op);
+  if (err == VS_OK) {
+    vs_op_hash_encoded(enc, enc_bytes, hash);
+    err = vs_mesh_fact_from_op(&op, hash, &m->facts[m->facts_n]);
+  }
+  if (err == VS_OK) m->facts_n++;
+  return err == VS_OK ? VS_OK : VS_ERR_CORRUPT; /* a stored membership op that does not read */
+}
+
+/* Whether the view the carried membership ops make holds the signer as an
+ * active member: else no installer would take the snapshot. */
+static vs_err signer_check(maker *m, const uint8_t mesh_id[VS_HASH_BYTES], const uint8_t self[VS_ORIGIN_BYTES]) {
+  vs_mesh_view *view = malloc(sizeof *view);
+  if (view == NULL) return VS_ERR_NOMEM;
+  vs_err err = vs_mesh_reduce(mesh_id, m->facts, m->facts_n, view);
+  if (err == VS_OK && !vs_mesh_active(view, self)) err = VS_ERR_NOT_MEMBER;
+  free(view);
+  return err;
+}
 
 static vs_err put(maker *m, const uint8_t *bytes, size_t len) {
   m->bytes += len;
@@ -224,6 +261,7 @@ static vs_err mesh_items(maker *m) {
     uint32_t enc_bytes = 0;
     if (err == VS_OK) err = vs_wal_op_encoded_txn(m->txn, m->store, lsn, &enc, &enc_bytes);
     if (err == VS_OK && enc_bytes > VS_OP_ENCODED_BYTES_MAX) err = VS_ERR_CORRUPT;
+    if (err == VS_OK) err = fact_add(m, enc, enc_bytes);
     if (err != VS_OK) break;
     memcpy(m->item + ITEM_HEAD, sv.mv_data, VS_SIGNATURE_BYTES);
     memcpy(m->item + ITEM_HEAD + VS_SIGNATURE_BYTES, enc, enc_bytes);
@@ -360,6 +398,11 @@ vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *ctx, vs_
   if (err == VS_OK) err = vs_state_gc_floor_get_txn(m.txn, store, &gc_floor);
   if (err == VS_OK) err = origins_fill(&m, &origins, &n_origins);
   if (err == VS_OK) err = pass(&m); /* pass 1: the chunks' hashes */
+  /* Nothing is written for a snapshot whose signer's admission is not at
+   * or below its anchors yet (nothing compacted, or not that far). */
+  if (err == VS_OK && m.base) err = signer_check(&m, mesh_id, store->identity.pk);
+  free(m.facts);
+  m.facts = NULL;
   size_t hdr_bytes = HDR_FIXED + (size_t)n_origins * ORIGIN_REC + VS_SIGNATURE_BYTES;
   if (err == VS_OK && (hdr = malloc(hdr_bytes)) == NULL) err = VS_ERR_NOMEM;
   if (err == VS_OK) {
