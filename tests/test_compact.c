@@ -7,6 +7,7 @@
 
 #include "chain.h"
 #include "compact.h"
+#include "compact_util.h"
 #include "member.h"
 #include "member_facts.h"
 #include "mesh_ops.h"
@@ -21,24 +22,6 @@ typedef struct world {
   node a, b, e; /* writers; e's clock runs behind */
   node c, d;    /* c compacts, d is its twin that never does */
 } world;
-
-static uint64_t wal_records(vs_store *s) {
-  MDB_txn *txn;
-  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
-  MDB_stat st;
-  assert_int_equal(mdb_stat(txn, s->dbi_wal, &st), 0);
-  mdb_txn_abort(txn);
-  return st.ms_entries;
-}
-
-static vs_horizon horizon_of(vs_store *s, const uint8_t origin[VS_ORIGIN_BYTES]) {
-  MDB_txn *txn;
-  vs_horizon h;
-  assert_err(vs_txn_begin(s, false, &txn), VS_OK);
-  assert_err(vs_horizon_get(txn, s, origin, &h), VS_OK);
-  mdb_txn_abort(txn);
-  return h;
-}
 
 /* Interleaved puts, dels and incrs of a and b on four targets: overwrites,
  * deletes, counters after a base and before it. */
@@ -142,7 +125,7 @@ static void refold(vs_store *s) {
  * dropped nothing, takes them). */
 static void test_compact_everything_keeps_the_state(void **state) {
   world *w = *state;
-  uint64_t before = wal_records(w->c.store), lsn_before = last_lsn(w->c.store);
+  uint64_t before = vt_wal_records(w->c.store), lsn_before = last_lsn(w->c.store);
   assert_int_equal(before, 48);
   vs_cut_entry cut[2];
   cut_of(&w->a, 24, &cut[0]);
@@ -157,10 +140,10 @@ static void test_compact_everything_keeps_the_state(void **state) {
   assert_false(res.more);
   assert_true(res.tombstones_dropped > 0); /* k2's, k3's below the bound */
   assert_true(floor_of(w->c.store) > 0);
-  assert_int_equal(wal_records(w->c.store), 0); /* the horizons keep the anchors' hashes */
+  assert_int_equal(vt_wal_records(w->c.store), 0); /* the horizons keep the anchors' hashes */
   assert_int_equal(last_lsn(w->c.store), lsn_before); /* never given again */
-  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 24);
-  assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 24);
+  assert_int_equal(vt_horizon_of(w->c.store, w->a.id.pk).seq, 24);
+  assert_int_equal(vt_horizon_of(w->c.store, w->b.id.pk).seq, 24);
   assert_converged_live(w->c.store, w->d.store);
   refold(w->c.store);
   assert_converged_live(w->c.store, w->d.store);
@@ -220,9 +203,9 @@ static void test_compact_in_steps(void **state) {
   } while (res.more);
   assert_int_equal(res.ops_folded, 35);
   assert_int_equal(calls, 6); /* the fifth spent its budget exactly: one more finds nothing */
-  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
-  assert_int_equal(horizon_of(w->c.store, w->b.id.pk).seq, 15);
-  assert_int_equal(wal_records(w->c.store), 48 - 35);
+  assert_int_equal(vt_horizon_of(w->c.store, w->a.id.pk).seq, 20);
+  assert_int_equal(vt_horizon_of(w->c.store, w->b.id.pk).seq, 15);
+  assert_int_equal(vt_wal_records(w->c.store), 48 - 35);
   assert_converged_live(w->c.store, w->d.store);
   refold(w->c.store);
   assert_converged_live(w->c.store, w->d.store);
@@ -232,7 +215,7 @@ static void test_compact_in_steps(void **state) {
   cut_of(&w->a, 24, &twice[1]);
   assert_err(vs_compact_to(w->c.store, twice, 2, 100, &res), VS_ERR_INVAL);
   assert_err(vs_compact_to(w->c.store, cut, 2, 0, &res), VS_ERR_INVAL);
-  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 20);
+  assert_int_equal(vt_horizon_of(w->c.store, w->a.id.pk).seq, 20);
 }
 
 /* Below the horizon: runs sent again are duplicates (nothing to compare
@@ -264,7 +247,7 @@ static void test_compact_below_horizon(void **state) {
   /* The anchor's hash stays known: acknowledgements name it. */
   uint8_t h20[VS_HASH_BYTES], h19[VS_HASH_BYTES];
   assert_err(vs_op_hash_at_txn(txn, w->c.store, w->a.id.pk, 20, h20), VS_OK);
-  assert_memory_equal(h20, horizon_of(w->c.store, w->a.id.pk).hash, VS_HASH_BYTES);
+  assert_memory_equal(h20, vt_horizon_of(w->c.store, w->a.id.pk).hash, VS_HASH_BYTES);
   assert_err(vs_op_hash_at_txn(txn, w->c.store, w->a.id.pk, 19, h19), VS_ERR_NOTFOUND);
   assert_err(vs_op_hash_at_txn(txn, w->c.store, w->a.id.pk, 21, h19), VS_OK);
   vs_chain_runs_close(&r);
@@ -282,7 +265,7 @@ static void test_compact_other_branch_at_anchor(void **state) {
   vs_compact_result res;
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(w->c.store, &cut, 1, 100, &res), VS_OK);
-  assert_int_equal(horizon_of(w->c.store, w->a.id.pk).seq, 4);
+  assert_int_equal(vt_horizon_of(w->c.store, w->a.id.pk).seq, 4);
   node copy;
   node_open(&copy, "compact-copy", 1); /* a's identity, another history */
   for (unsigned i = 0; i < 4; i++) wr(&copy, "put", "other", i % 2 ? "x" : "y", T0_MS + 50000 + i);
@@ -354,7 +337,7 @@ static void test_compact_waits_for_the_outbox(void **state) {
   assert_err(vs_compact_to(w->a.store, &cut, 1, 100, &res), VS_OK);
   assert_int_equal(res.ops_folded, 4);
   assert_int_equal(res.held_by_outbox, 1);
-  assert_int_equal(horizon_of(w->a.store, w->a.id.pk).seq, 4);
+  assert_int_equal(vt_horizon_of(w->a.store, w->a.id.pk).seq, 4);
   vs_outbox_close(ob);
   /* A client's retry of a compacted write (its idempotency key): the same
    * op id, nothing written, no record to describe it (lsn 0). */
@@ -375,7 +358,7 @@ static void test_compact_waits_for_the_outbox(void **state) {
   cut.seq = first.seq;
   memset(&res, 0, sizeof res);
   assert_err(vs_compact_to(w->a.store, &cut, 1, 100, &res), VS_OK);
-  assert_int_equal(horizon_of(w->a.store, w->a.id.pk).seq, first.seq);
+  assert_int_equal(vt_horizon_of(w->a.store, w->a.id.pk).seq, first.seq);
   assert_err(vs_write(w->a.store, w->a.id.pk, &rq, T0_MS + 53000, &again), VS_OK);
   assert_true(again.duplicate);
   assert_memory_equal(again.op_id.bytes, first.op_id.bytes, VS_OP_ID_BYTES);
@@ -439,7 +422,7 @@ static void test_compact_keeps_membership_ops(void **state) {
   assert_int_equal(res.tombstones_dropped, 1);
   assert_int_equal(kind_of(a.store, "gone"), -1);
   assert_true(res.incr_rows_folded >= 1); /* n's three incrs, one total */
-  assert_int_equal(wal_records(a.store), 4);
+  assert_int_equal(vt_wal_records(a.store), 4);
   assert_err(vs_mesh_view_get(a.store, mesh_id, after), VS_OK);
   assert_true(mf_view_equal(before, after));
   free(before);
