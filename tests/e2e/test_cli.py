@@ -703,7 +703,7 @@ def test_missing_and_foreign_dirs(t):
 def test_store_of_another_format_names_both_versions(t):
     """A store written before op-id v2 (store format 2: 16-byte op ids) is
     refused by every command, with one line naming both formats, and left
-    as it was (format 5 is upgraded on open: test_store.c)."""
+    as it was (formats 5 and 6 are upgraded on open: test_store.c)."""
     n = t.node()
     n.init("--mesh-key", t.write("mesh.key", t.run("mesh-key").out, 0o600))
     n.ok("put", "k", "v")
@@ -711,9 +711,9 @@ def test_store_of_another_format_names_both_versions(t):
     with open(path, "rb") as f:
         data = f.read()
     # meta["vixsync"] = format u32le: in an LMDB leaf node the value follows the key.
-    now = b"vixsync" + struct.pack("<I", 6)
-    assert data.count(now) >= 1, "store format 6 not found in data.mdb"
-    for old, word in ((4, "an older"), (7, "a newer")):
+    now = b"vixsync" + struct.pack("<I", 7)
+    assert data.count(now) >= 1, "store format 7 not found in data.mdb"
+    for old, word in ((4, "an older"), (8, "a newer")):
         patched = data.replace(now, b"vixsync" + struct.pack("<I", old))
         with open(path, "wb") as f:
             f.write(patched)
@@ -721,7 +721,7 @@ def test_store_of_another_format_names_both_versions(t):
             r = t.run(cmd[0], "--data", n.data, *cmd[1:], input="")
             t.expect(r, 3, "")
             line = t.one_error_line(r, cmd[0])
-            want = "store format %d, this build reads 6 (written by %s vixsync" % (old, word)
+            want = "store format %d, this build reads 7 (written by %s vixsync" % (old, word)
             assert want in line, (want, r)
         with open(path, "rb") as f:
             assert f.read() == patched  # nothing written
