@@ -154,9 +154,23 @@ typedef struct vs_node_cfg {
   /** ... and as soon as this many ops were stored since the last
    *  compaction (0: by time only). Default 10000 (a later field). */
   uint64_t compact_after_ops;
+  /** Snapshots over a session (docs/protocol.md, "Snapshots over a
+   *  session"): the largest snapshot this node makes for a peer (held in
+   *  memory while it streams) or takes from one (buffered in memory until
+   *  complete, then installed in one transaction). A larger one is
+   *  declined or refused. Default 64 MiB (a later field). */
+  uint64_t snap_bytes_max;
+  /** A snapshot transfer with no progress for this long (no chunk
+   *  received; no acknowledgement of chunks sent) is dropped and its buffer
+   *  freed (snap_timeouts). Default 30 s (a later field). */
+  uint64_t snap_timeout_ms;
 } vs_node_cfg;
 
 #define VS_NODE_COMPACT_STEP_OPS 4096u /* ops one compaction step folds at most (about: to a signed op) */
+#define VS_NODE_SNAP_SERVE_MAX 2u          /* snapshots one node streams to peers at once */
+#define VS_NODE_SNAP_INTERVAL_MS 10000u    /* one snapshot made per peer identity in this long at most */
+#define VS_NODE_SNAP_WINDOW_BYTES (1024u * 1024u) /* snapshot bytes sent beyond the peer's SNAPACK at most */
+#define VS_NODE_SNAP_RETRY_MS 5000u        /* after a failed, declined or stalled transfer, no request before */
 
 /** Defaults for everything but dir, identity, mesh key and random; use it
  *  through vs_node_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
@@ -220,6 +234,27 @@ typedef struct vs_node_stats {
   uint64_t rejected_ack_quota;  /**< acks dropped unchecked: the peer's signature-check quota was spent */
   uint64_t compact_steps;       /**< compaction steps that folded ops (compact_every_ms, compact_after_ops) */
   uint64_t ops_compacted;       /**< ops folded into the base state and gone from the log */
+  /* Snapshots over a session (docs/protocol.md, "Snapshots over a session"). */
+  uint64_t snap_behind_sent;     /**< BEHIND messages sent: a peer's vector was below our horizon (no run of
+                                      those origins went to it) */
+  uint64_t snap_behind_received; /**< BEHIND messages received */
+  uint64_t snap_behind_false;    /**< of them, ignored: we hold every origin named up to its horizon (a lie,
+                                      or stale), or an open mesh (which never compacts) */
+  uint64_t snap_behind_stuck;    /**< of them, true but this store cannot take a snapshot (it holds other
+                                      origins' ops: a returning member); left to re-bootstrap, nothing asked */
+  uint64_t snap_requests_sent;   /**< SNAPREQs sent (one transfer at a time per node) */
+  uint64_t snap_requests_refused; /**< SNAPREQs of peers declined or ignored: not told BEHIND, on probation,
+                                       one in flight, the rate or concurrency limit, too large, cannot make */
+  uint64_t snap_served;          /**< snapshots made and streamed to a peer */
+  uint64_t snap_declined;        /**< our SNAPREQs the peer declined */
+  uint64_t snap_chunks_sent, snap_bytes_sent;         /**< SNAPCHUNKs sent, and their snapshot bytes */
+  uint64_t snap_chunks_received, snap_bytes_received; /**< SNAPCHUNKs taken, and their snapshot bytes */
+  uint64_t snap_rejected;        /**< snapshot messages refused: unrequested, out of order, past snap_bytes_max,
+                                      an acknowledgement of what was never sent (the transfer is dropped) */
+  uint64_t snap_installs;        /**< snapshots received and installed */
+  uint64_t snap_install_failed;  /**< snapshots received whole and refused by vs_snapshot_install (nothing
+                                      installed): tampered, truncated, another mesh, the store not fresh */
+  uint64_t snap_timeouts;        /**< transfers dropped for no progress in snap_timeout_ms (either side) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
