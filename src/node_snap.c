@@ -68,7 +68,6 @@ typedef struct nd_snap_node {
   size_t in_len, in_cap;
   uint64_t next_id;  /* our last request's id */
   uint64_t retry_ms; /* no request before then */
-  bool cannot;       /* an install was refused as the store is not fresh: not asked again */
   bool stuck_logged; /* the BEHIND a store with data cannot answer was logged */
 } nd_snap_node;
 
@@ -131,7 +130,9 @@ bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_O
     *err_out = VS_ERR_NOMEM;
     return true;
   }
-  if (s->buf == NULL && now_ms >= s->behind_next_ms) *err_out = pend_add(s, origin, &h);
+  /* Told only once its own vector is here: before that it holds nothing
+   * as far as we know, and a member that holds it all would be told. */
+  if (s->buf == NULL && p->known_vector != 0 && now_ms >= s->behind_next_ms) *err_out = pend_add(s, origin, &h);
   return true;
 }
 
@@ -330,7 +331,7 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
   if (sn == NULL || s == NULL) err = VS_ERR_NOMEM;
   else if (!behind || !n->mesh_managed) {
     n->stats.snap_behind_false++; /* nothing to fetch: ignored */
-  } else if (!store_fresh(n) || sn->cannot) {
+  } else if (!store_fresh(n)) {
     n->stats.snap_behind_stuck++;
     if (!sn->stuck_logged) {
       char line[160];
@@ -374,7 +375,9 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
     char line[128];
     snprintf(line, sizeof line, "event=snapshot_refused err=%s", vs_err_name(err));
     snap_log(n, VS_LOG_WARN, line);
-    if (err == VS_ERR_STATE) sn->cannot = true; /* not fresh (or another mesh): asking again cannot help */
+    /* Not asked again in this session. VS_ERR_STATE: another mesh's, or
+     * the store took runs meanwhile (then the next BEHIND finds it not
+     * fresh and asks nothing). */
     if (p->snap != NULL) p->snap->bad = true;
     return err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL ? err : VS_OK;
   }
