@@ -28,6 +28,10 @@ def stable(d):
 
 
 def snaps(d):
+    """The daemon's snapshot counters, written after now (run.json is
+    refreshed on a timer)."""
+    u = ml.status(d)["daemon"]["updated_ms"]
+    ml.wait_until(lambda: ml.status(d)["daemon"]["updated_ms"] > u, 60, "a fresh status of %s" % d, 0.05)
     return ml.status(d)["daemon"]["snapshots"]
 
 
@@ -78,8 +82,7 @@ def test_join_over_the_network(m):
     # The snapshot a makes now holds the same state: its size is what c took.
     snap = os.path.join(m.root, "a.snap")
     info = json.loads(vn_ok("snapshot", "--data", a, "--out", snap, "--json"))
-    live = ml.status(c)["daemon"]["stats"] if "stats" in ml.status(c)["daemon"] else {}
-    bytes_in = live.get("bytes_in", 0)
+    bytes_in = ml.status(c)["daemon"]["stats"]["bytes_in"]
     print("  join: %.2f s; snapshot received %d bytes in %d chunks (snapshot file %d bytes); c bytes_in %d; "
           "c log %d records; history %d ops" % (join_s, sc["bytes_received"], sc["chunks_received"], info["bytes"],
                                                bytes_in, logc, 2 * ops))
