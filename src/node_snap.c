@@ -324,18 +324,25 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
     return err;
   }
   n->stats.snap_behind_received++;
-  bool behind = false;
-  for (uint32_t i = 0; i < count && !behind; i++) behind = nd_vv_get(&n->mine, e[i].origin) < e[i].seq;
+  bool behind = false, own = false;
+  for (uint32_t i = 0; i < count; i++) { /* bounded: count <= VS_WIRE_BEHIND_MAX */
+    if (nd_vv_get(&n->mine, e[i].origin) >= e[i].seq) continue;
+    behind = true;
+    /* Behind on our own chain: the mesh holds more of it than we do (a
+     * restored copy): a snapshot cannot be installed over that either. */
+    own = own || memcmp(e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0;
+  }
   nd_snap_node *sn = node_state(n);
   nd_snap_peer *s = snap_of(p);
   if (sn == NULL || s == NULL) err = VS_ERR_NOMEM;
   else if (!behind || !n->mesh_managed) {
     n->stats.snap_behind_false++; /* nothing to fetch: ignored */
-  } else if (!store_fresh(n)) {
+  } else if (!store_fresh(n) || own) {
     n->stats.snap_behind_stuck++;
     if (!sn->stuck_logged) {
       char line[160];
-      snprintf(line, sizeof line, "event=behind_horizon origins=%u action=none reason=store_holds_data", count);
+      snprintf(line, sizeof line, "event=behind_horizon origins=%u action=none reason=%s", count,
+               own ? "own_chain_behind" : "store_holds_data");
       snap_log(n, VS_LOG_WARN, line);
       sn->stuck_logged = true;
     }

@@ -447,6 +447,30 @@ static void test_behind_lies_and_stuck(void **state) {
   teardown(&m, &f);
 }
 
+/* A fresh store told it is behind on its own chain (the mesh holds more
+ * of it: a restored copy) asks nothing: a snapshot cannot go over that. */
+static void test_behind_on_own_chain_asks_nothing(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, "swh-own");
+  fake_dial(&m, &f, 3);
+  vs_node_stats s0 = mn_stats(&m, 3);
+  vs_behind_entry e[2] = {horizon_entry(&m, 0), horizon_entry(&m, 0)};
+  memcpy(e[1].origin, m.ids[3].pk, VS_ORIGIN_BYTES);
+  e[1].seq = mn_head(&m, 3, 3) + 5;
+  if (memcmp(e[0].origin, e[1].origin, VS_ORIGIN_BYTES) > 0) {
+    vs_behind_entry t = e[0];
+    e[0] = e[1];
+    e[1] = t;
+  }
+  assert_err(send_behind(&m, &f, e, 2), VS_OK);
+  assert_int_equal(DELTA(s0, 3, snap_behind_stuck), 1);
+  assert_int_equal(DELTA(s0, 3, snap_requests_sent), 0);
+  assert_int_equal(f.snapreqs, 0);
+  teardown(&m, &f);
+}
+
 /* The fake tells fresh node 3 BEHIND (true) and gets a request; returns
  * its id. */
 static uint64_t get_request(mh_mesh *m, fake *f) {
@@ -618,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_behind_never_partial_flood_bounded),
       cmocka_unit_test(test_served_snapshot_installs),
       cmocka_unit_test(test_behind_lies_and_stuck),
+      cmocka_unit_test(test_behind_on_own_chain_asks_nothing),
       cmocka_unit_test(test_bad_chunks_refused_then_good_installs),
       cmocka_unit_test(test_late_device_over_the_network),
   };
