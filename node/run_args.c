@@ -34,9 +34,10 @@ static void usage_full(FILE *out) {
         "  --compact-every DUR|off\n"
         "                    a managed mesh: fold the operations every member has acknowledged into the\n"
         "                    base state and drop them from the log, every DUR and after every 10000 ops\n"
-        "                    stored (default off). A device that joins afterwards must be seeded with\n"
-        "                    `vix-node restore` of a member's snapshot first: no peer sends it what was\n"
-        "                    compacted. Counted as compact_steps and ops_compacted in `status --json`.\n",
+        "                    stored (default 60s). A device that joins afterwards is told it is behind\n"
+        "                    and fetches a member's snapshot over the session (or is seeded with\n"
+        "                    `vix-node restore`). Counted as compact_steps and ops_compacted in\n"
+        "                    `status --json`; the snapshots in its daemon.snapshots object.\n",
         out);
 }
 

@@ -28,7 +28,7 @@ static vs_node_cfg node_cfg_defaults(void) {
   c.origin_quota_per_min = 64;
   c.rekey_grace_ms = 600000;
   c.ack_interval_ms = 1000;
-  c.compact_every_ms = 0; /* off until a device behind a horizon can bootstrap over a session */
+  c.compact_every_ms = 60000; /* a device behind a horizon bootstraps over a session (node_snap.c) */
   c.compact_after_ops = 10000;
   c.snap_bytes_max = 64ull * 1024u * 1024u;
   c.snap_timeout_ms = 30000;

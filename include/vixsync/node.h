@@ -145,11 +145,12 @@ typedef struct vs_node_cfg {
    *  least this often, in steps of VS_NODE_COMPACT_STEP_OPS ops, one per
    *  poll while there is more: the ops every member has acknowledged leave
    *  the log. 0: never (vs_store_compact then runs only when called).
-   *  Default 0 for now: a device that joins after a compaction lacks the
-   *  compacted ops and no peer sends them (VS_ERR_BEHIND_HORIZON: never a
-   *  partial stream); until it can fetch a snapshot over a session, such
-   *  devices are seeded with vs_snapshot_install (vix-node restore) first.
-   *  (A later field.) */
+   *  Default 60 s: a device that joins after a compaction lacks the
+   *  compacted ops, which no peer sends (never a partial stream); it is
+   *  told BEHIND and fetches a snapshot over the session (snap_* below;
+   *  docs/protocol.md, "Snapshots over a session"), or is seeded offline
+   *  with vs_snapshot_install (vix-node restore). A store that already
+   *  holds data cannot take one yet (snap_behind_stuck). (A later field.) */
   uint64_t compact_every_ms;
   /** ... and as soon as this many ops were stored since the last
    *  compaction (0: by time only). Default 10000 (a later field). */
