@@ -54,7 +54,7 @@ def two_members(m, extra=()):
 
 def test_join_over_the_network(m):
     """2 members take 40,000 overwrites of 100 keys, acknowledge and
-    `compact`; a third member joins with `vix-node join` and `run` only:
+    compact (by themselves and with `compact`); a third member joins with `vix-node join` and `run` only:
     it reaches the same state hash, its log far shorter than the history,
     having received about one snapshot's bytes."""
     a, b, da, db = two_members(m)
@@ -65,8 +65,10 @@ def test_join_over_the_network(m):
     ml.wait_until(lambda: all((stable(d) or {}).get("stable_ops", 0) >= 2 * ops and stable(d)["stable_behind"] == 0
                               for d in (a, b)), 120, "both members' acks to cover everything")
     for d in (a, b):
-        r = json.loads(vn_ok("compact", "--data", d, "--json", timeout=300))
-        check(r["log_folded"] >= 2 * ops - 100, "the log folded: %r" % r)
+        # The daemons compact by themselves too (default every 60 s and
+        # after 10,000 ops): whatever is left, `compact` folds it.
+        vn_ok("compact", "--data", d, "--json", timeout=300)
+        check(len(log_lines(d)) < 100, "%s's log folded" % d)
     c = os.path.join(m.root, "c")
     vn_ok("join", "--data", c, vn_ok("invite", "--data", a).strip())
     t0 = time.monotonic()
