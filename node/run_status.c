@@ -368,6 +368,11 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           " \"stable\": {\"stable_ops\": %llu, \"stable_behind\": %llu, \"acks_made\": %llu, \"acks_sent\": %llu, "
           "\"acks_received\": %llu, \"acks_unusable\": %llu, \"acks_retold\": %llu, \"rejected_ack_quota\": %llu, "
           "\"compact_steps\": %llu, \"ops_compacted\": %llu, \"horizon_breaches\": %llu, \"suspended\": %llu, \"runs_below_floor\": %llu},\n"
+          " \"snapshots\": {\"behind_sent\": %llu, \"behind_received\": %llu, \"behind_false\": %llu, "
+          "\"behind_stuck\": %llu, \"requests_sent\": %llu, \"requests_refused\": %llu, \"served\": %llu, "
+          "\"declined\": %llu, \"chunks_sent\": %llu, \"bytes_sent\": %llu, \"chunks_received\": %llu, "
+          "\"bytes_received\": %llu, \"rejected\": %llu, \"installs\": %llu, \"install_failed\": %llu, "
+          "\"timeouts\": %llu},\n"
           " \"limits\": {\"unauth_in_max\": %u, \"unauth_per_host_max\": %u, \"ready_in_max\": %u, "
           "\"dials_reserved\": %u, \"hello_timeout_ms\": %u}",
           (unsigned long long)st.rejected_vv_future, (unsigned long long)st.own_ops_restored,
@@ -389,7 +394,15 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.acks_retold, (unsigned long long)st.rejected_ack_quota,
           (unsigned long long)st.compact_steps, (unsigned long long)st.ops_compacted,
           (unsigned long long)st.horizon_breaches, (unsigned long long)st.members_suspended,
-          (unsigned long long)st.runs_below_floor, UNAUTH_IN_MAX,
+          (unsigned long long)st.runs_below_floor,
+          (unsigned long long)st.snap_behind_sent, (unsigned long long)st.snap_behind_received,
+          (unsigned long long)st.snap_behind_false, (unsigned long long)st.snap_behind_stuck,
+          (unsigned long long)st.snap_requests_sent, (unsigned long long)st.snap_requests_refused,
+          (unsigned long long)st.snap_served, (unsigned long long)st.snap_declined,
+          (unsigned long long)st.snap_chunks_sent, (unsigned long long)st.snap_bytes_sent,
+          (unsigned long long)st.snap_chunks_received, (unsigned long long)st.snap_bytes_received,
+          (unsigned long long)st.snap_rejected, (unsigned long long)st.snap_installs,
+          (unsigned long long)st.snap_install_failed, (unsigned long long)st.snap_timeouts, UNAUTH_IN_MAX,
           UNAUTH_PER_HOST_MAX, d->ready_in_max,
           d->dials_reserved, (unsigned)defaults.hello_timeout_ms);
 }

@@ -127,6 +127,8 @@ bool sim_node_open(sim *s, uint32_t i) {
   if (sim_cfg_compacts(s->cfg)) {
     cfg.compact_every_ms = SIM_COMPACT_EVERY_MS;
     cfg.compact_after_ops = SIM_COMPACT_AFTER_OPS;
+  } else {
+    cfg.compact_every_ms = 0; /* the node's default compacts (every 60 s): --compact off means off */
   }
   cfg.random = sim_rng_fill;
   cfg.random_ctx = &s->rng;

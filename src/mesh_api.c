@@ -295,6 +295,16 @@ vs_err vs_mesh_revoke(vs_store *store, const uint8_t device_pk[VS_ORIGIN_BYTES],
   memset(&pl, 0, sizeof pl);
   memcpy(pl.device_pk, device_pk, VS_ORIGIN_BYTES);
   if (err == VS_OK) err = signed_cut(txn, store, device_pk, head.seq, &pl.cut_seq, pl.cut_hash, pl.cut_sig);
+  /* Compacted: the op at the horizon keeps its signature in the horizon
+   * record only (compact.h); a cut below it would name ops every member
+   * holds and nothing can void. */
+  vs_horizon hz;
+  if (err == VS_OK) err = vs_horizon_get(txn, store, device_pk, &hz);
+  if (err == VS_OK && hz.has_sig && hz.seq > pl.cut_seq && hz.seq <= head.seq) {
+    pl.cut_seq = hz.seq;
+    memcpy(pl.cut_hash, hz.hash, VS_HASH_BYTES);
+    memcpy(pl.cut_sig, hz.sig, VS_SIGNATURE_BYTES);
+  }
   /* Revoked at or below that already: nothing to cut. */
   if (err == VS_OK && target.revoked && target.cut_seq <= pl.cut_seq) err = VS_ERR_EXISTS;
   uint8_t payload[VS_MESH_REVOKE_BYTES], hash[VS_HASH_BYTES];

@@ -28,9 +28,11 @@ static vs_node_cfg node_cfg_defaults(void) {
   c.origin_quota_per_min = 64;
   c.rekey_grace_ms = 600000;
   c.ack_interval_ms = 1000;
-  c.compact_every_ms = 0; /* off until a device behind a horizon can bootstrap over a session */
+  c.compact_every_ms = 60000; /* a device behind a horizon bootstraps over a session (node_snap.c) */
   c.compact_after_ops = 10000;
   c.suspend_after_ms = VS_SUSPEND_AFTER_MS_DEFAULT;
+  c.snap_bytes_max = 64ull * 1024u * 1024u;
+  c.snap_timeout_ms = 30000;
   return c;
 }
 
@@ -91,8 +93,8 @@ vs_err nd_queue_copy(peer *p, const uint8_t *bytes, size_t len) {
 }
 
 void nd_peer_close(vs_node *n, peer *p) {
-  (void)n;
   if (p->st == PEER_CLOSING) return;
+  nd_snap_peer_free(n, p); /* its snapshot transfers end with the session */
   vs_hs_wipe(&p->hs);
   sodium_memzero(&p->sess, sizeof p->sess);
   queue_clear(p);
@@ -153,7 +155,9 @@ void vs_node_close(vs_node *n) {
     nd_vv_free(&p->sent);
     nd_flight_clear(p);
     nd_acks_peer_free(p);
+    nd_snap_peer_free(n, p);
   }
+  nd_snap_free(n);
   vs_engine_free(n->engine);
   vs_outbox_close(n->outbox);
   vs_store_close(n->store);
@@ -216,7 +220,7 @@ static vs_err node_open(const vs_node_cfg *cfg, vs_node **node_out) {
   if (cfg->ack_quorum == 0 || cfg->ack_quorum > VS_NODE_PEERS_MAX || cfg->handshake_timeout_ms == 0 ||
       cfg->hello_timeout_ms == 0 ||
       cfg->vv_interval_ms == 0 || cfg->resend_ms == 0 || cfg->inflight_bytes_max == 0 ||
-      cfg->resend_max_ms < cfg->resend_ms || cfg->ack_interval_ms == 0)
+      cfg->resend_max_ms < cfg->resend_ms || cfg->ack_interval_ms == 0 || cfg->snap_timeout_ms == 0)
     return VS_ERR_INVAL;
   *node_out = NULL;
   vs_err id_err = node_identity_check(&cfg->identity); /* before anything is created */
@@ -381,7 +385,8 @@ vs_err vs_node_peer_up_addr(vs_node *n, uint32_t handle, bool initiator, const u
   return err;
 }
 
-static void peer_free(peer *p) {
+static void peer_free(vs_node *n, peer *p) {
+  nd_snap_peer_free(n, p);
   vs_hs_wipe(&p->hs);
   sodium_memzero(&p->sess, sizeof p->sess);
   queue_clear(p);
@@ -401,7 +406,7 @@ vs_err vs_node_peer_down(vs_node *n, uint32_t handle, uint64_t now_ms) {
   /* Closed during our handshake: a responder that holds none of our key's
    * epoch closes at our HELLO; the next dial there tries the next key. */
   if (p->st == PEER_HANDSHAKE && p->initiator) nd_dial_failed(n, p);
-  peer_free(p);
+  peer_free(n, p);
   return VS_OK;
 }
 
@@ -440,6 +445,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
   }
   vs_err aerr = nd_acks_tick(n, now_ms); /* our own ack, the stable cut's counters */
   if (aerr == VS_OK) aerr = nd_compact_tick(n, now_ms); /* the log below the stable cut */
+  if (aerr == VS_OK) aerr = nd_snap_tick(n, now_ms); /* a snapshot being received that stalled */
   if (aerr != VS_OK) return aerr;
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
@@ -480,6 +486,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     /* Runs only once it has every verdict: a run may end at an op that
      * only the evidence vouches for (the zero signature, apply.h). */
     if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all && !p->probation) err = nd_anti_entropy(n, p, now_ms);
+    if (err == VS_OK && p->st == PEER_READY) err = nd_snap_peer_tick(n, p, now_ms); /* BEHIND, snapshot chunks */
     if (err == VS_OK && p->st == PEER_READY && p->probation) err = nd_member_present(n, p, now_ms);
     if (err == VS_OK && nd_acks_due(n, p, now_ms)) err = nd_acks_relay(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;
@@ -520,6 +527,8 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
   if (n->mesh_managed && n->ack_next_ms < wake) wake = n->ack_next_ms;
   uint64_t c = nd_compact_wake(n, now_ms);
   if (c < wake) wake = c;
+  c = nd_snap_wake(n, now_ms);
+  if (c < wake) wake = c;
   if (n->engine != NULL) {
     uint64_t e = UINT64_MAX;
     if (vs_engine_tick(n->engine, now_ms, &e) == VS_OK && e < wake) wake = e;
@@ -544,7 +553,7 @@ vs_err vs_node_poll(vs_node *n, uint64_t now_ms, vs_node_out *out, uint64_t *wak
     n->rr = s + 1;
     if (f.bytes == NULL) {
       out->kind = VS_NODE_OUT_CLOSE;
-      peer_free(p);
+      peer_free(n, p);
     } else {
       out->kind = VS_NODE_OUT_SEND;
       out->bytes = f.bytes;

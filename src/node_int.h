@@ -10,7 +10,8 @@
  *   node_rx.c    receiving: frames, messages, the origin quota, what a
  *                run's apply result means, the prepared-frames pipeline
  *   node_acks.c  member acknowledgements: our own, relayed, received; the
- *                stable cut's counters */
+ *                stable cut's counters
+ *   node_snap.c  BEHIND answers and snapshots over a session */
 #ifndef VIXSYNC_NODE_INT_H
 #define VIXSYNC_NODE_INT_H
 
@@ -139,6 +140,7 @@ typedef struct peer {
   uint32_t retell_level;
   frame *q;
   uint32_t q_head, q_tail, q_cap;
+  struct nd_snap_peer *snap; /* node_snap.c: NULL until BEHIND or a snapshot involves this session */
 } peer;
 
 struct vs_node {
@@ -221,6 +223,7 @@ struct vs_node {
    * first poll), or when the ops stored reach compact_ops_mark +
    * cfg.compact_after_ops. */
   uint64_t compact_next_ms, compact_ops_mark;
+  struct nd_snap_node *snap; /* node_snap.c: snapshots over a session (NULL until the first is involved) */
 };
 
 /* Functions shared between the node's files (not exported: the library is
@@ -294,6 +297,20 @@ void nd_acks_peer_free(peer *p);
 /* node_compact.c: the log below the stable cut, a bounded step per poll. */
 vs_err nd_compact_tick(vs_node *n, uint64_t now_ms);
 uint64_t nd_compact_wake(const vs_node *n, uint64_t now_ms);
+
+/* node_snap.c: BEHIND answers, snapshots over a session (made, streamed,
+ * received, installed). */
+bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
+                    vs_err *err_out);
+vs_err nd_snap_tick(vs_node *n, uint64_t now_ms);
+vs_err nd_snap_peer_tick(vs_node *n, peer *p, uint64_t now_ms);
+uint64_t nd_snap_wake(const vs_node *n, uint64_t now_ms);
+vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+vs_err nd_on_snapreq(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+vs_err nd_on_snapchunk(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+vs_err nd_on_snapack(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
+void nd_snap_peer_free(vs_node *n, peer *p);
+void nd_snap_free(vs_node *n);
 
 /* node_rx.c: receiving; the origin quota's buckets. */
 void nd_bucket_refill(uint64_t *tokens, uint64_t *at_ms, uint64_t per_min, uint64_t now_ms);

@@ -108,6 +108,9 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     const vs_vv_entry *mine = &n->mine.e[i];
     uint64_t known = nd_vv_get(&p->known, mine->origin), sent = nd_vv_get(&p->sent, mine->origin);
     uint64_t from = (known > sent ? known : sent) + 1;
+    /* Below our horizon: it lacks compacted ops, which no run carries. It
+     * gets nothing of this origin, and a BEHIND (node_snap.c). */
+    if (from <= mine->seq && nd_snap_behind(n, p, txn, mine->origin, now_ms, &err)) continue;
     while (from <= mine->seq && err == VS_OK) { /* bounded: from grows each round */
       uint64_t end = 0;
       size_t used_before = w.used;

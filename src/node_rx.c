@@ -344,6 +344,10 @@ static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len
   if (msg[0] == VS_MSG_FORK) return nd_on_fork_msg(n, p, msg, msg_len, now_ms);
   if (msg[0] == VS_MSG_WANT) return nd_on_want(n, p, msg, msg_len, now_ms);
   if (msg[0] == VS_MSG_ACKS) return nd_on_acks(n, p, msg, msg_len, now_ms);
+  if (msg[0] == VS_MSG_BEHIND) return nd_on_behind(n, p, msg, msg_len, now_ms);
+  if (msg[0] == VS_MSG_SNAPREQ) return nd_on_snapreq(n, p, msg, msg_len, now_ms);
+  if (msg[0] == VS_MSG_SNAPCHUNK) return nd_on_snapchunk(n, p, msg, msg_len, now_ms);
+  if (msg[0] == VS_MSG_SNAPACK) return nd_on_snapack(n, p, msg, msg_len, now_ms);
   if (msg[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
   vs_err err;
   if (prep == NULL) {

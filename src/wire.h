@@ -1,10 +1,10 @@
-/* vixsync: wire protocol v4 (frames, handshake, sessions, messages).
+/* vixsync: wire protocol v5 (frames, handshake, sessions, messages).
  *
  * Sans-IO: every function takes bytes and returns bytes; randomness (the
  * ephemeral key seed) comes from the caller. All integers little-endian.
  *
- * FRAMES. Every frame starts with [u8 version = 4][u8 type]. A frame of
- * another version is VS_ERR_VERSION (a v1, v2 or v3 peer: see VS_WIRE_VERSION; the
+ * FRAMES. Every frame starts with [u8 version = 5][u8 type]. A frame of
+ * another version is VS_ERR_VERSION (a v1..v4 peer: see VS_WIRE_VERSION; the
  * driver names both versions in its log), an unknown type VS_ERR_MALFORMED.
  * At most VS_FRAME_BYTES_MAX bytes.
  *
@@ -124,6 +124,23 @@
  *        (every seq >= 1), key_hlc < hlc a delta against the author's
  *        keyframe at key_hlc (seq 0: the origin is absent). m <=
  *        VS_WIRE_VV_MAX, origins strictly increasing, seqs <= VS_OP_SEQ_MAX.
+ *   BEHIND [6][u32 n][n x (origin 32, seq u64, hash 32)]   n in 1..VS_WIRE_BEHIND_MAX (wire v5)
+ *        "Your vector is below my horizon for these origins": per origin the
+ *        sender's horizon (seq >= 1, the hash of the op there, chain.h). The
+ *        sender sends it instead of any run of those origins (never a partial
+ *        stream); origins strictly increasing. The receiver may ask for a
+ *        snapshot (SNAPREQ) if it can install one (node_snap.c).
+ *   SNAPREQ [7][id u64]   id >= 1 (wire v5)
+ *        "Send me a snapshot" (include/vixsync/snapshot.h), numbered by the
+ *        requester; answered by SNAPCHUNKs carrying that id.
+ *   SNAPCHUNK [8][id u64][total u64][offset u64][bytes]   (wire v5)
+ *        Bytes offset .. offset+len-1 of a snapshot of `total` bytes (len =
+ *        the rest of the message, 1..VS_WIRE_SNAP_CHUNK_BYTES; offset + len
+ *        <= total <= VS_WIRE_SNAP_TOTAL_MAX). In order, from offset 0.
+ *        total 0 (offset 0, no bytes): the request is declined.
+ *   SNAPACK [9][id u64][received u64]   (wire v5)
+ *        The requester holds the first `received` bytes of snapshot `id`:
+ *        flow control (the sender keeps at most a window beyond it).
  * Unknown message types are VS_ERR_MALFORMED (a new type needs a new
  * protocol version, negotiated later by the version byte).
  */
@@ -142,9 +159,9 @@
 extern "C" {
 #endif
 
-#define VS_WIRE_VERSION 4u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
-                             * or WANT; 3: no ACKS, no acks digest in VV (a v1, v2 or v3 frame is
-                             * VS_ERR_VERSION) */
+#define VS_WIRE_VERSION 5u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
+                             * or WANT; 3: no ACKS, no acks digest in VV; 4: no BEHIND, SNAPREQ,
+                             * SNAPCHUNK or SNAPACK (a v1..v4 frame is VS_ERR_VERSION) */
 #define VS_FRAME_HELLO 1u
 #define VS_FRAME_REPLY 2u
 #define VS_FRAME_AUTH 3u
@@ -156,6 +173,18 @@ extern "C" {
 #define VS_MSG_FORK 3u
 #define VS_MSG_WANT 4u
 #define VS_MSG_ACKS 5u
+#define VS_MSG_BEHIND 6u
+#define VS_MSG_SNAPREQ 7u
+#define VS_MSG_SNAPCHUNK 8u
+#define VS_MSG_SNAPACK 9u
+#define VS_WIRE_BEHIND_MAX 256u /* origins named in one BEHIND message */
+#define VS_BEHIND_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u + 32u)
+#define VS_MSG_BEHIND_HEADER_BYTES (1u + 4u)
+#define VS_MSG_SNAPREQ_BYTES (1u + 8u)
+#define VS_MSG_SNAPCHUNK_HEADER_BYTES (1u + 8u + 8u + 8u)
+#define VS_MSG_SNAPACK_BYTES (1u + 8u + 8u)
+#define VS_WIRE_SNAP_CHUNK_BYTES (256u * 1024u) /* snapshot bytes in one SNAPCHUNK at most */
+#define VS_WIRE_SNAP_TOTAL_MAX (1ull << 40)     /* a snapshot announced past this is malformed */
 #define VS_VV_HEAD_BYTES 8u
 #define VS_MSG_WANT_BYTES (1u + VS_ORIGIN_BYTES + 8u)
 #define VS_MSG_FORK_HEADER_BYTES (1u + VS_ORIGIN_BYTES + 8u)
@@ -503,6 +532,51 @@ typedef vs_err (*vs_ack_fn)(const vs_ack_view *ack, void *ctx);
  *  @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED, VS_ERR_TRAILING,
  *  VS_ERR_TOO_LARGE, VS_ERR_MALFORMED, or fn's error. */
 vs_err vs_msg_acks_decode(const uint8_t *in, size_t in_bytes, vs_ack_fn fn, void *ctx);
+
+/** One origin of a BEHIND message: the sender's horizon there. */
+typedef struct vs_behind_entry {
+  uint8_t origin[VS_ORIGIN_BYTES];
+  uint64_t seq;      /**< >= 1 */
+  uint8_t hash[32];  /**< of the op at seq (the chain's anchor) */
+} vs_behind_entry;
+
+/** BEHIND: encode `count` (1..VS_WIRE_BEHIND_MAX) entries, origins strictly
+ *  increasing, seqs in 1..VS_OP_SEQ_MAX. @return VS_OK, VS_ERR_INVAL,
+ *  VS_ERR_BUFSIZE. */
+vs_err vs_msg_behind_encode(const vs_behind_entry *entries, uint32_t count, uint8_t *out, size_t out_max,
+                            size_t *out_bytes);
+/** Decode a BEHIND message into entries_out (room for max; untouched on
+ *  error). @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED, VS_ERR_TRAILING,
+ *  VS_ERR_TOO_LARGE (count past VS_WIRE_BEHIND_MAX or max), VS_ERR_MALFORMED
+ *  (type, count 0, order, seq 0 or past VS_OP_SEQ_MAX). */
+vs_err vs_msg_behind_decode(const uint8_t *in, size_t in_bytes, vs_behind_entry *entries_out, uint32_t max,
+                            uint32_t *count_out);
+
+/** SNAPREQ (VS_MSG_SNAPREQ_BYTES), id >= 1. @return VS_OK, VS_ERR_INVAL,
+ *  VS_ERR_BUFSIZE; decode VS_ERR_TRUNCATED, VS_ERR_TRAILING, VS_ERR_MALFORMED. */
+vs_err vs_msg_snapreq_encode(uint64_t id, uint8_t *out, size_t out_max, size_t *out_bytes);
+vs_err vs_msg_snapreq_decode(const uint8_t *in, size_t in_bytes, uint64_t *id_out);
+
+/** A decoded SNAPCHUNK: bytes points into the message. */
+typedef struct vs_snapchunk {
+  uint64_t id, total, offset;
+  const uint8_t *bytes;
+  size_t len;
+} vs_snapchunk;
+
+/** SNAPCHUNK: encode (header + len bytes; len 0 only with total 0, a
+ *  decline). @return VS_OK, VS_ERR_INVAL (id 0, len past
+ *  VS_WIRE_SNAP_CHUNK_BYTES, offset + len past total, total past
+ *  VS_WIRE_SNAP_TOTAL_MAX, a decline with bytes or offset), VS_ERR_BUFSIZE.
+ *  Decode checks the same: VS_ERR_TRUNCATED, VS_ERR_TOO_LARGE (len),
+ *  VS_ERR_MALFORMED. */
+vs_err vs_msg_snapchunk_encode(const vs_snapchunk *c, uint8_t *out, size_t out_max, size_t *out_bytes);
+vs_err vs_msg_snapchunk_decode(const uint8_t *in, size_t in_bytes, vs_snapchunk *out);
+
+/** SNAPACK (VS_MSG_SNAPACK_BYTES), id >= 1, received <=
+ *  VS_WIRE_SNAP_TOTAL_MAX. @return as SNAPREQ. */
+vs_err vs_msg_snapack_encode(uint64_t id, uint64_t received, uint8_t *out, size_t out_max, size_t *out_bytes);
+vs_err vs_msg_snapack_decode(const uint8_t *in, size_t in_bytes, uint64_t *id_out, uint64_t *received_out);
 
 /* Internal to the library (was in internal.h): vs_msg_ops_decode, with each op's encoding (a pointer into the message
  * and its length) beside the decoded ops: the receive path hashes and

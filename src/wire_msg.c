@@ -1,7 +1,9 @@
-/* Wire protocol v4 (see wire.h), the messages carried inside DATA frames:
+/* Wire protocol v5 (see wire.h), the messages carried inside DATA frames:
  * VV (version vectors, in parts), OPS (signed runs: a writer and a
- * decoder), FORK (fork evidence), WANT and ACKS (member acknowledgements). Frames, the handshake and the
- * sessions that seal these messages are in wire_session.c.
+ * decoder), FORK (fork evidence), WANT, ACKS (member acknowledgements),
+ * BEHIND, SNAPREQ, SNAPCHUNK and SNAPACK (snapshots over a session). Frames,
+ * the handshake and the sessions that seal these messages are in
+ * wire_session.c.
  *
  * Everything here parses bytes from peers that may be hostile (G6): every
  * length is checked before it is used, and loops are bounded by counts that
@@ -651,5 +653,152 @@ vs_err vs_msg_acks_decode(const uint8_t *in, size_t in_bytes, vs_ack_fn fn, void
     err = fn(&v, ctx);
     if (err != VS_OK) return err;
   }
+  return VS_OK;
+}
+
+/* ---- BEHIND, SNAPREQ, SNAPCHUNK, SNAPACK (wire v5: snapshots over a session) ---- */
+
+_Static_assert(VS_MSG_BEHIND_HEADER_BYTES + (size_t)VS_WIRE_BEHIND_MAX * VS_BEHIND_ENTRY_BYTES <= VS_MSG_BYTES_MAX,
+               "a full BEHIND fits one message");
+_Static_assert(VS_MSG_SNAPCHUNK_HEADER_BYTES + (size_t)VS_WIRE_SNAP_CHUNK_BYTES <= VS_MSG_BYTES_MAX,
+               "a full SNAPCHUNK fits one message");
+
+/* Entries strictly increasing by origin, seqs in range. */
+static bool behind_ok(const vs_behind_entry *e, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) { /* bounded: count <= VS_WIRE_BEHIND_MAX */
+    if (e[i].seq == 0 || e[i].seq > VS_OP_SEQ_MAX) return false;
+    if (i > 0 && memcmp(e[i - 1].origin, e[i].origin, VS_ORIGIN_BYTES) >= 0) return false;
+  }
+  return true;
+}
+
+vs_err vs_msg_behind_encode(const vs_behind_entry *entries, uint32_t count, uint8_t *out, size_t out_max,
+                            size_t *out_bytes) {
+  if (entries == NULL || out == NULL || out_bytes == NULL || count == 0 || count > VS_WIRE_BEHIND_MAX ||
+      !behind_ok(entries, count))
+    return VS_ERR_INVAL;
+  size_t len = VS_MSG_BEHIND_HEADER_BYTES + (size_t)count * VS_BEHIND_ENTRY_BYTES;
+  if (out_max < len) return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_BEHIND;
+  vs_put_u32le(out + 1, count);
+  uint8_t *p = out + VS_MSG_BEHIND_HEADER_BYTES;
+  for (uint32_t i = 0; i < count; i++, p += VS_BEHIND_ENTRY_BYTES) {
+    memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
+    vs_put_u64le(p + VS_ORIGIN_BYTES, entries[i].seq);
+    memcpy(p + VS_ORIGIN_BYTES + 8u, entries[i].hash, 32u);
+  }
+  *out_bytes = len;
+  return VS_OK;
+}
+
+vs_err vs_msg_behind_decode(const uint8_t *in, size_t in_bytes, vs_behind_entry *entries_out, uint32_t max,
+                            uint32_t *count_out) {
+  if ((in == NULL && in_bytes != 0) || entries_out == NULL || count_out == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_BEHIND) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_MSG_BEHIND_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  uint32_t count = vs_get_u32le(in + 1);
+  if (count == 0) return VS_ERR_MALFORMED;
+  if (count > VS_WIRE_BEHIND_MAX || count > max) return VS_ERR_TOO_LARGE;
+  size_t len = VS_MSG_BEHIND_HEADER_BYTES + (size_t)count * VS_BEHIND_ENTRY_BYTES;
+  if (in_bytes < len) return VS_ERR_TRUNCATED;
+  if (in_bytes > len) return VS_ERR_TRAILING;
+  const uint8_t *p = in + VS_MSG_BEHIND_HEADER_BYTES;
+  /* Checked in place before anything is written out. */
+  for (uint32_t i = 0; i < count; i++) { /* bounded: count <= VS_WIRE_BEHIND_MAX */
+    const uint8_t *e = p + (size_t)i * VS_BEHIND_ENTRY_BYTES;
+    uint64_t seq = vs_get_u64le(e + VS_ORIGIN_BYTES);
+    if (seq == 0 || seq > VS_OP_SEQ_MAX) return VS_ERR_MALFORMED;
+    if (i > 0 && memcmp(e - VS_BEHIND_ENTRY_BYTES, e, VS_ORIGIN_BYTES) >= 0) return VS_ERR_MALFORMED;
+  }
+  for (uint32_t i = 0; i < count; i++, p += VS_BEHIND_ENTRY_BYTES) {
+    memcpy(entries_out[i].origin, p, VS_ORIGIN_BYTES);
+    entries_out[i].seq = vs_get_u64le(p + VS_ORIGIN_BYTES);
+    memcpy(entries_out[i].hash, p + VS_ORIGIN_BYTES + 8u, 32u);
+  }
+  *count_out = count;
+  return VS_OK;
+}
+
+vs_err vs_msg_snapreq_encode(uint64_t id, uint8_t *out, size_t out_max, size_t *out_bytes) {
+  if (out == NULL || out_bytes == NULL || id == 0) return VS_ERR_INVAL;
+  if (out_max < VS_MSG_SNAPREQ_BYTES) return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_SNAPREQ;
+  vs_put_u64le(out + 1, id);
+  *out_bytes = VS_MSG_SNAPREQ_BYTES;
+  return VS_OK;
+}
+
+vs_err vs_msg_snapreq_decode(const uint8_t *in, size_t in_bytes, uint64_t *id_out) {
+  if ((in == NULL && in_bytes != 0) || id_out == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_SNAPREQ) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_MSG_SNAPREQ_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes > VS_MSG_SNAPREQ_BYTES) return VS_ERR_TRAILING;
+  uint64_t id = vs_get_u64le(in + 1);
+  if (id == 0) return VS_ERR_MALFORMED;
+  *id_out = id;
+  return VS_OK;
+}
+
+/* A chunk's numbers hold together (both directions check the same). */
+static bool snapchunk_ok(uint64_t id, uint64_t total, uint64_t offset, size_t len) {
+  if (id == 0 || total > VS_WIRE_SNAP_TOTAL_MAX || len > VS_WIRE_SNAP_CHUNK_BYTES) return false;
+  if (total == 0) return offset == 0 && len == 0; /* a decline */
+  return len > 0 && offset < total && len <= total - offset;
+}
+
+vs_err vs_msg_snapchunk_encode(const vs_snapchunk *c, uint8_t *out, size_t out_max, size_t *out_bytes) {
+  if (c == NULL || out == NULL || out_bytes == NULL || (c->bytes == NULL && c->len > 0) ||
+      !snapchunk_ok(c->id, c->total, c->offset, c->len))
+    return VS_ERR_INVAL;
+  if (out_max < VS_MSG_SNAPCHUNK_HEADER_BYTES || out_max - VS_MSG_SNAPCHUNK_HEADER_BYTES < c->len)
+    return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_SNAPCHUNK;
+  vs_put_u64le(out + 1, c->id);
+  vs_put_u64le(out + 9, c->total);
+  vs_put_u64le(out + 17, c->offset);
+  if (c->len > 0) memcpy(out + VS_MSG_SNAPCHUNK_HEADER_BYTES, c->bytes, c->len);
+  *out_bytes = VS_MSG_SNAPCHUNK_HEADER_BYTES + c->len;
+  return VS_OK;
+}
+
+vs_err vs_msg_snapchunk_decode(const uint8_t *in, size_t in_bytes, vs_snapchunk *out) {
+  if ((in == NULL && in_bytes != 0) || out == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_SNAPCHUNK) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_MSG_SNAPCHUNK_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  size_t len = in_bytes - VS_MSG_SNAPCHUNK_HEADER_BYTES;
+  if (len > VS_WIRE_SNAP_CHUNK_BYTES) return VS_ERR_TOO_LARGE;
+  uint64_t id = vs_get_u64le(in + 1), total = vs_get_u64le(in + 9), offset = vs_get_u64le(in + 17);
+  if (!snapchunk_ok(id, total, offset, len)) return VS_ERR_MALFORMED;
+  out->id = id;
+  out->total = total;
+  out->offset = offset;
+  out->bytes = in + VS_MSG_SNAPCHUNK_HEADER_BYTES;
+  out->len = len;
+  return VS_OK;
+}
+
+vs_err vs_msg_snapack_encode(uint64_t id, uint64_t received, uint8_t *out, size_t out_max, size_t *out_bytes) {
+  if (out == NULL || out_bytes == NULL || id == 0 || received > VS_WIRE_SNAP_TOTAL_MAX) return VS_ERR_INVAL;
+  if (out_max < VS_MSG_SNAPACK_BYTES) return VS_ERR_BUFSIZE;
+  out[0] = VS_MSG_SNAPACK;
+  vs_put_u64le(out + 1, id);
+  vs_put_u64le(out + 9, received);
+  *out_bytes = VS_MSG_SNAPACK_BYTES;
+  return VS_OK;
+}
+
+vs_err vs_msg_snapack_decode(const uint8_t *in, size_t in_bytes, uint64_t *id_out, uint64_t *received_out) {
+  if ((in == NULL && in_bytes != 0) || id_out == NULL || received_out == NULL) return VS_ERR_INVAL;
+  if (in_bytes < 1) return VS_ERR_TRUNCATED;
+  if (in[0] != VS_MSG_SNAPACK) return VS_ERR_MALFORMED;
+  if (in_bytes < VS_MSG_SNAPACK_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes > VS_MSG_SNAPACK_BYTES) return VS_ERR_TRAILING;
+  uint64_t id = vs_get_u64le(in + 1), received = vs_get_u64le(in + 9);
+  if (id == 0 || received > VS_WIRE_SNAP_TOTAL_MAX) return VS_ERR_MALFORMED;
+  *id_out = id;
+  *received_out = received;
   return VS_OK;
 }

@@ -51,7 +51,11 @@
   X(wants_sent) X(wants_served) X(rejected_want_quota) X(fork_verdicts_deferred) X(rejected_not_member)    \
   X(rejected_revoked) X(rejected_denied) X(mesh_epoch) X(key_epoch) X(rekeys_issued)     \
   X(handshakes_stale_key) X(rejected_stale_key) X(stable_ops) X(stable_behind) X(acks_made) X(acks_sent)   \
-  X(acks_received) X(acks_unusable) X(acks_retold) X(rejected_ack_quota) X(compact_steps) X(ops_compacted) X(horizon_breaches) X(members_suspended) X(runs_below_floor)
+  X(acks_received) X(acks_unusable) X(acks_retold) X(rejected_ack_quota) X(compact_steps) X(ops_compacted) X(horizon_breaches) X(members_suspended) X(runs_below_floor) \
+  X(snap_behind_sent) X(snap_behind_received) X(snap_behind_false) X(snap_behind_stuck) X(snap_requests_sent) \
+  X(snap_requests_refused) X(snap_served) X(snap_declined) X(snap_chunks_sent) X(snap_bytes_sent)           \
+  X(snap_chunks_received) X(snap_bytes_received) X(snap_rejected) X(snap_installs) X(snap_install_failed)    \
+  X(snap_timeouts)
 #define COUNT_(f) +1
 _Static_assert(sizeof(vs_node_stats) == (0 STATS_FIELDS(COUNT_)) * sizeof(uint64_t),
                "vs_node_stats: list every field in STATS_FIELDS");

@@ -145,11 +145,12 @@ typedef struct vs_node_cfg {
    *  least this often, in steps of VS_NODE_COMPACT_STEP_OPS ops, one per
    *  poll while there is more: the ops every member has acknowledged leave
    *  the log. 0: never (vs_store_compact then runs only when called).
-   *  Default 0 for now: a device that joins after a compaction lacks the
-   *  compacted ops and no peer sends them (VS_ERR_BEHIND_HORIZON: never a
-   *  partial stream); until it can fetch a snapshot over a session, such
-   *  devices are seeded with vs_snapshot_install (vix-node restore) first.
-   *  (A later field.) */
+   *  Default 60 s: a device that joins after a compaction lacks the
+   *  compacted ops, which no peer sends (never a partial stream); it is
+   *  told BEHIND and fetches a snapshot over the session (snap_* below;
+   *  docs/protocol.md, "Snapshots over a session"), or is seeded offline
+   *  with vs_snapshot_install (vix-node restore). A store that already
+   *  holds data cannot take one yet (snap_behind_stuck). (A later field.) */
   uint64_t compact_every_ms;
   /** ... and as soon as this many ops were stored since the last
    *  compaction (0: by time only). Default 10000 (a later field). */
@@ -161,9 +162,23 @@ typedef struct vs_node_cfg {
    *  horizon). 0: never. Default VS_SUSPEND_AFTER_MS_DEFAULT, 30 days (a
    *  later field). */
   uint64_t suspend_after_ms;
+  /** Snapshots over a session (docs/protocol.md, "Snapshots over a
+   *  session"): the largest snapshot this node makes for a peer (held in
+   *  memory while it streams) or takes from one (buffered in memory until
+   *  complete, then installed in one transaction). A larger one is
+   *  declined or refused. Default 64 MiB (a later field). */
+  uint64_t snap_bytes_max;
+  /** A snapshot transfer with no progress for this long (no chunk
+   *  received; no acknowledgement of chunks sent) is dropped and its buffer
+   *  freed (snap_timeouts). Default 30 s (a later field). */
+  uint64_t snap_timeout_ms;
 } vs_node_cfg;
 
 #define VS_NODE_COMPACT_STEP_OPS 4096u /* ops one compaction step folds at most (about: to a signed op) */
+#define VS_NODE_SNAP_SERVE_MAX 2u          /* snapshots one node streams to peers at once */
+#define VS_NODE_SNAP_INTERVAL_MS 10000u    /* one snapshot made per peer identity in this long at most */
+#define VS_NODE_SNAP_WINDOW_BYTES (1024u * 1024u) /* snapshot bytes sent beyond the peer's SNAPACK at most */
+#define VS_NODE_SNAP_RETRY_MS 5000u        /* after a failed, declined or stalled transfer, no request before */
 
 /** Defaults for everything but dir, identity, mesh key and random; use it
  *  through vs_node_cfg_default(&cfg), which passes sizeof cfg (cfg_bytes). */
@@ -233,6 +248,27 @@ typedef struct vs_node_stats {
                                      (refreshed every ack_interval_ms) */
   uint64_t runs_below_floor;    /**< runs refused: a data op at or below our gc_floor (a too-late replica's:
                                      docs/storage.md, "Dropping tombstones") */
+  /* Snapshots over a session (docs/protocol.md, "Snapshots over a session"). */
+  uint64_t snap_behind_sent;     /**< BEHIND messages sent: a peer's vector was below our horizon (no run of
+                                      those origins went to it) */
+  uint64_t snap_behind_received; /**< BEHIND messages received */
+  uint64_t snap_behind_false;    /**< of them, ignored: we hold every origin named up to its horizon (a lie,
+                                      or stale), or an open mesh (which never compacts) */
+  uint64_t snap_behind_stuck;    /**< of them, true but this store cannot take a snapshot (it holds other
+                                      origins' ops: a returning member); left to re-bootstrap, nothing asked */
+  uint64_t snap_requests_sent;   /**< SNAPREQs sent (one transfer at a time per node) */
+  uint64_t snap_requests_refused; /**< SNAPREQs of peers declined or ignored: not told BEHIND, on probation,
+                                       one in flight, the rate or concurrency limit, too large, cannot make */
+  uint64_t snap_served;          /**< snapshots made and streamed to a peer */
+  uint64_t snap_declined;        /**< our SNAPREQs the peer declined */
+  uint64_t snap_chunks_sent, snap_bytes_sent;         /**< SNAPCHUNKs sent, and their snapshot bytes */
+  uint64_t snap_chunks_received, snap_bytes_received; /**< SNAPCHUNKs taken, and their snapshot bytes */
+  uint64_t snap_rejected;        /**< snapshot messages refused: unrequested, out of order, past snap_bytes_max,
+                                      an acknowledgement of what was never sent (the transfer is dropped) */
+  uint64_t snap_installs;        /**< snapshots received and installed */
+  uint64_t snap_install_failed;  /**< snapshots received whole and refused by vs_snapshot_install (nothing
+                                      installed): tampered, truncated, another mesh, the store not fresh */
+  uint64_t snap_timeouts;        /**< transfers dropped for no progress in snap_timeout_ms (either side) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

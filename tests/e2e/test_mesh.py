@@ -189,10 +189,10 @@ def test_garbage_and_half_open_flood(m):
     rng = random.Random(seed)
     # Frames that reach vs_node_on_frame: an ENet session per payload (the
     # node closes a connection at its first bad handshake frame).
-    # Wire version 4; a version-3 HELLO and a version-5 one are refused by version.
-    payloads = [b"", b"\x04", b"\x04\x01" + rng.randbytes(64), b"\x04\x01" + rng.randbytes(10),
-                b"\x05\x01" + rng.randbytes(64), b"\x03\x01" + rng.randbytes(64),
-                b"\x04\x06" + rng.randbytes(80), b"\x04\x04" + rng.randbytes(40), b"\x04\x09" + rng.randbytes(5),
+    # Wire version 5; a version-4 HELLO and a version-6 one are refused by version.
+    payloads = [b"", b"\x05", b"\x05\x01" + rng.randbytes(64), b"\x05\x01" + rng.randbytes(10),
+                b"\x06\x01" + rng.randbytes(64), b"\x04\x01" + rng.randbytes(64),
+                b"\x05\x06" + rng.randbytes(80), b"\x05\x04" + rng.randbytes(40), b"\x05\x09" + rng.randbytes(5),
                 rng.randbytes(1000)]
     sessions = []
     for p in payloads:

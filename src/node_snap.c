@@ -1,0 +1,520 @@
+#define _POSIX_C_SOURCE 200809L
+/* The node's snapshots over a session (node_int.h; docs/protocol.md,
+ * "Snapshots over a session"; wire.h, BEHIND .. SNAPACK).
+ *
+ * Sending side. Anti-entropy (node_push.c) asks nd_snap_behind for every
+ * origin it has something of to send: a peer whose vector is below our
+ * horizon there (it lacks ops compacted here) gets no run of that origin,
+ * never a partial stream, and is told so in a BEHIND message (our horizons,
+ * at most one message per 2 x resend_ms while it stays behind). A peer told
+ * BEHIND in this session may ask for a snapshot (SNAPREQ): we make it at
+ * once, from one read transaction (vs_snapshot_make), into a buffer of at
+ * most cfg.snap_bytes_max, and stream it in SNAPCHUNKs of
+ * VS_WIRE_SNAP_CHUNK_BYTES, at most VS_NODE_SNAP_WINDOW_BYTES beyond what
+ * its SNAPACKs acknowledge. One snapshot per session at a time, at most
+ * VS_NODE_SNAP_SERVE_MAX per node, one per peer identity per
+ * VS_NODE_SNAP_INTERVAL_MS; a transfer without an acknowledgement for
+ * cfg.snap_timeout_ms is dropped and its buffer freed.
+ *
+ * Receiving side. A BEHIND is checked against our vector (an origin we
+ * hold up to the horizon named: not behind, the claim is ignored). If it is
+ * true and the store can take a snapshot (vs_snapshot_install: it holds no
+ * other origin's ops, a new device just joined; a managed mesh, as only
+ * those compact), we ask that peer for one: one transfer per node at a
+ * time. Chunks must come in order, of the requested id, within
+ * cfg.snap_bytes_max; the bytes are buffered in memory and installed in
+ * one transaction when complete (every check of the install happens
+ * before its commit), then our vector is reloaded and every peer gets it:
+ * anti-entropy goes on from the snapshot's anchors. Anything wrong drops
+ * the transfer (counted), that peer is not asked again in the session, and
+ * no request goes out for VS_NODE_SNAP_RETRY_MS. A store that cannot
+ * install (it holds data: a returning member) counts the BEHIND, logs it
+ * once and calls nd_snap_rebase, the seam for re-bootstrapping such a
+ * store; it asks nothing. */
+#include "node_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "vixsync/snapshot.h"
+
+/* Per session. */
+typedef struct nd_snap_peer {
+  /* Sending side: BEHIND. */
+  bool told;               /* told BEHIND in this session: its SNAPREQ may be served */
+  uint64_t behind_next_ms; /* no BEHIND to it before then */
+  vs_behind_entry *pend;   /* origins found behind since the last BEHIND, sorted */
+  uint32_t pend_n;
+  /* Sending side: the snapshot it asked for (buf NULL: none). */
+  uint64_t id;
+  uint8_t *buf;
+  size_t len, sent, acked;
+  uint64_t progress_ms; /* the last acknowledgement that moved (or the start) */
+  /* Receiving side. */
+  bool bad;        /* declined, sent a bad or stalled snapshot: not asked again in this session */
+  bool stuck_told; /* the rebase seam was called for this session */
+} nd_snap_peer;
+
+/* Per node. */
+typedef struct nd_snap_node {
+  uint32_t serving;                      /* sessions with a snapshot buffer (<= VS_NODE_SNAP_SERVE_MAX) */
+  uint64_t made_ms[VS_NODE_PEERS_MAX];   /* ack_id -> when we last made it a snapshot */
+  uint64_t made_any;                     /* bit per ack_id: made_ms is set */
+  /* The one snapshot being received. */
+  bool in_active;
+  uint32_t in_handle;
+  uint64_t in_sess, in_id, in_total, in_progress_ms;
+  uint8_t *in_buf;
+  size_t in_len, in_cap;
+  uint64_t next_id;  /* our last request's id */
+  uint64_t retry_ms; /* no request before then */
+  bool stuck_logged; /* the BEHIND a store with data cannot answer was logged */
+} nd_snap_node;
+
+static void snap_log(vs_node *n, vs_log_level level, const char *msg) {
+  if (n->cfg.log != NULL) n->cfg.log(n->cfg.log_ctx, level, msg);
+}
+
+static nd_snap_node *node_state(vs_node *n) {
+  if (n->snap == NULL) n->snap = calloc(1, sizeof *n->snap);
+  return n->snap;
+}
+
+static nd_snap_peer *snap_of(peer *p) {
+  if (p->snap == NULL) p->snap = calloc(1, sizeof *p->snap);
+  return p->snap;
+}
+
+/* ---- sending side: BEHIND ---- */
+
+/* Note `origin` as behind for p's next BEHIND (sorted, at most
+ * VS_WIRE_BEHIND_MAX: the rest are named in a later one). */
+static vs_err pend_add(nd_snap_peer *s, const uint8_t origin[VS_ORIGIN_BYTES], const vs_horizon *h) {
+  uint32_t lo = 0, hi = s->pend_n;
+  while (lo < hi) { /* bounded: log2(VS_WIRE_BEHIND_MAX) */
+    uint32_t mid = lo + (hi - lo) / 2;
+    int c = memcmp(s->pend[mid].origin, origin, VS_ORIGIN_BYTES);
+    if (c == 0) return VS_OK;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (s->pend_n >= VS_WIRE_BEHIND_MAX) return VS_OK;
+  if (s->pend == NULL) {
+    s->pend = malloc(sizeof *s->pend * VS_WIRE_BEHIND_MAX);
+    if (s->pend == NULL) return VS_ERR_NOMEM;
+  }
+  memmove(s->pend + lo + 1, s->pend + lo, sizeof *s->pend * (s->pend_n - lo));
+  memcpy(s->pend[lo].origin, origin, VS_ORIGIN_BYTES);
+  s->pend[lo].seq = h->seq;
+  memcpy(s->pend[lo].hash, h->hash, sizeof s->pend[lo].hash);
+  s->pend_n++;
+  return VS_OK;
+}
+
+/* Whether `p` is behind our horizon of `origin` (its vector holds less than
+ * our anchor: it lacks ops compacted here, which no run can carry). Then
+ * anti-entropy sends it nothing of that origin, and the origin goes into
+ * its next BEHIND. *err_out: a store or memory failure (then true). */
+bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
+                    vs_err *err_out) {
+  *err_out = VS_OK;
+  vs_horizon h;
+  vs_err err = vs_horizon_get(txn, n->store, origin, &h);
+  if (err != VS_OK) {
+    *err_out = err;
+    return true;
+  }
+  if (h.seq == 0 || nd_vv_get(&p->known, origin) >= h.seq) return false;
+  nd_snap_peer *s = snap_of(p);
+  if (s == NULL) {
+    *err_out = VS_ERR_NOMEM;
+    return true;
+  }
+  /* Told only once its own vector is here: before that it holds nothing
+   * as far as we know, and a member that holds it all would be told. */
+  if (s->buf == NULL && p->known_vector != 0 && now_ms >= s->behind_next_ms) *err_out = pend_add(s, origin, &h);
+  return true;
+}
+
+static vs_err send_behind(vs_node *n, peer *p, nd_snap_peer *s, uint64_t now_ms) {
+  size_t len = 0;
+  vs_err err = vs_msg_behind_encode(s->pend, s->pend_n, n->msg, VS_MSG_BYTES_MAX, &len);
+  s->pend_n = 0;
+  if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
+  if (err != VS_OK) return err;
+  s->told = true;
+  s->behind_next_ms = vs_add_sat_u64(now_ms, 2 * n->cfg.resend_ms);
+  n->stats.snap_behind_sent++;
+  return VS_OK;
+}
+
+/* ---- sending side: the snapshot a peer asked for ---- */
+
+typedef struct make_buf {
+  uint8_t *p;
+  size_t len, cap, max;
+} make_buf;
+
+static vs_err make_write(void *ctx, const uint8_t *bytes, size_t len) {
+  make_buf *b = ctx;
+  if (len > b->max - b->len) return VS_ERR_LIMIT; /* past snap_bytes_max */
+  if (b->len + len > b->cap) {
+    size_t cap = b->cap == 0 ? 64u * 1024u : b->cap;
+    while (cap < b->len + len) cap = cap > b->max / 2 ? b->max : cap * 2; /* bounded: doubles up to max */
+    uint8_t *q = realloc(b->p, cap);
+    if (q == NULL) return VS_ERR_NOMEM;
+    b->p = q;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, bytes, len);
+  b->len += len;
+  return VS_OK;
+}
+
+static void serve_drop(vs_node *n, nd_snap_peer *s) {
+  if (s->buf == NULL) return;
+  free(s->buf);
+  s->buf = NULL;
+  s->len = s->sent = s->acked = 0;
+  if (n->snap != NULL && n->snap->serving > 0) n->snap->serving--;
+}
+
+static vs_err send_decline(vs_node *n, peer *p, uint64_t id) {
+  vs_snapchunk c = {id, 0, 0, NULL, 0};
+  size_t len = 0;
+  vs_err err = vs_msg_snapchunk_encode(&c, n->msg, VS_MSG_BYTES_MAX, &len);
+  return err == VS_OK ? nd_send_msg(n, p, n->msg, len) : err;
+}
+
+vs_err nd_on_snapreq(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  uint64_t id = 0;
+  vs_err err = vs_msg_snapreq_decode(msg, len, &id);
+  if (err != VS_OK) return err;
+  nd_snap_node *sn = node_state(n);
+  nd_snap_peer *s = snap_of(p);
+  if (sn == NULL || s == NULL) return VS_ERR_NOMEM;
+  if (s->buf != NULL) { /* one in flight per session: a repeat or a flood is not answered */
+    n->stats.snap_requests_refused++;
+    return VS_OK;
+  }
+  /* Only a peer we found behind, a member (no probation), within the
+   * rates: making a snapshot reads the whole state. */
+  uint32_t a = p->ack_id;
+  bool rate_ok = !((sn->made_any >> a) & 1u) || now_ms >= vs_add_sat_u64(sn->made_ms[a], VS_NODE_SNAP_INTERVAL_MS) ||
+                 now_ms < sn->made_ms[a];
+  if (!s->told || p->probation || sn->serving >= VS_NODE_SNAP_SERVE_MAX || !rate_ok) {
+    n->stats.snap_requests_refused++;
+    return send_decline(n, p, id);
+  }
+  sn->made_ms[a] = now_ms;
+  sn->made_any |= 1ull << a;
+  make_buf b = {NULL, 0, 0, n->cfg.snap_bytes_max};
+  err = vs_snapshot_make(n->store, make_write, &b, NULL);
+  if (err != VS_OK || b.len == 0) {
+    free(b.p);
+    n->stats.snap_requests_refused++;
+    if (err == VS_ERR_NOMEM || err == VS_ERR_STORE) return err;
+    return send_decline(n, p, id); /* too large, a forked origin, ... */
+  }
+  s->id = id;
+  s->buf = b.p;
+  s->len = b.len;
+  s->sent = s->acked = 0;
+  s->progress_ms = now_ms;
+  s->pend_n = 0;
+  sn->serving++;
+  n->stats.snap_served++;
+  return nd_snap_peer_tick(n, p, now_ms);
+}
+
+vs_err nd_on_snapack(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  uint64_t id = 0, received = 0;
+  vs_err err = vs_msg_snapack_decode(msg, len, &id, &received);
+  if (err != VS_OK) return err;
+  nd_snap_peer *s = p->snap;
+  if (s == NULL || s->buf == NULL || id != s->id || received > s->sent || received < s->acked) {
+    n->stats.snap_rejected++; /* nothing of it is ours to count: ignored */
+    return VS_OK;
+  }
+  if (received > s->acked) s->progress_ms = now_ms;
+  s->acked = (size_t)received;
+  if (s->acked == s->len) serve_drop(n, s); /* all of it is there */
+  return VS_OK;
+}
+
+/* Chunks within the window. */
+static vs_err serve_chunks(vs_node *n, peer *p, nd_snap_peer *s) {
+  for (uint32_t k = 0; k < VS_NODE_SNAP_WINDOW_BYTES / VS_WIRE_SNAP_CHUNK_BYTES + 1u && s->sent < s->len &&
+                       s->sent - s->acked < VS_NODE_SNAP_WINDOW_BYTES && p->st == PEER_READY;
+       k++) {
+    size_t part = s->len - s->sent;
+    if (part > VS_WIRE_SNAP_CHUNK_BYTES) part = VS_WIRE_SNAP_CHUNK_BYTES;
+    vs_snapchunk c = {s->id, s->len, s->sent, s->buf + s->sent, part};
+    size_t len = 0;
+    vs_err err = vs_msg_snapchunk_encode(&c, n->msg, VS_MSG_BYTES_MAX, &len);
+    if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
+    if (err != VS_OK) return err;
+    s->sent += part;
+    n->stats.snap_chunks_sent++;
+    n->stats.snap_bytes_sent += part;
+  }
+  return VS_OK;
+}
+
+/* ---- receiving side ---- */
+
+static void recv_drop(vs_node *n, uint64_t now_ms) {
+  nd_snap_node *sn = n->snap;
+  if (sn == NULL || !sn->in_active) return;
+  free(sn->in_buf);
+  sn->in_buf = NULL;
+  sn->in_len = sn->in_cap = 0;
+  sn->in_total = 0;
+  sn->in_active = false;
+  sn->retry_ms = vs_add_sat_u64(now_ms, VS_NODE_SNAP_RETRY_MS);
+}
+
+/* The store can take a snapshot (vs_snapshot_install): it holds no op of
+ * another origin than its own. Our vector says so without a transaction. */
+static bool store_fresh(const vs_node *n) {
+  for (uint32_t i = 0; i < n->mine.n; i++) /* bounded: stops at the first other origin */
+    if (memcmp(n->mine.e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) != 0) return false;
+  return true;
+}
+
+/* The seam for re-bootstrapping a store that already holds data and is
+ * behind a peer's horizon (a returning member, a restored backup: issue 17,
+ * the "rebase" work). It is called once per session that tells us BEHIND.
+ * It cannot install a snapshot over what it holds (vs_snapshot_install:
+ * VS_ERR_STATE); until a re-bootstrap exists it answers VS_ERR_STATE and
+ * the node asks the peer nothing. */
+static vs_err nd_snap_rebase(vs_node *n, peer *p, const vs_behind_entry *e, uint32_t count, uint64_t now_ms) {
+  (void)n;
+  (void)p;
+  (void)e;
+  (void)count;
+  (void)now_ms;
+  return VS_ERR_STATE;
+}
+
+static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
+  uint64_t id = ++sn->next_id;
+  size_t len = 0;
+  vs_err err = vs_msg_snapreq_encode(id, n->msg, VS_MSG_BYTES_MAX, &len);
+  if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
+  if (err != VS_OK) return err;
+  sn->in_active = true;
+  sn->in_handle = p->handle;
+  sn->in_sess = p->sess_no;
+  sn->in_id = id;
+  sn->in_total = 0;
+  sn->in_len = 0;
+  sn->in_progress_ms = now_ms;
+  n->stats.snap_requests_sent++;
+  return VS_OK;
+}
+
+vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  uint32_t count = 0;
+  vs_behind_entry *e = malloc(sizeof *e * VS_WIRE_BEHIND_MAX);
+  if (e == NULL) return VS_ERR_NOMEM;
+  vs_err err = vs_msg_behind_decode(msg, len, e, VS_WIRE_BEHIND_MAX, &count);
+  if (err != VS_OK) {
+    free(e);
+    return err;
+  }
+  n->stats.snap_behind_received++;
+  bool behind = false, own = false;
+  for (uint32_t i = 0; i < count; i++) { /* bounded: count <= VS_WIRE_BEHIND_MAX */
+    if (nd_vv_get(&n->mine, e[i].origin) >= e[i].seq) continue;
+    behind = true;
+    /* Behind on our own chain: the mesh holds more of it than we do (a
+     * restored copy): a snapshot cannot be installed over that either. */
+    own = own || memcmp(e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0;
+  }
+  nd_snap_node *sn = node_state(n);
+  nd_snap_peer *s = snap_of(p);
+  if (sn == NULL || s == NULL) err = VS_ERR_NOMEM;
+  else if (!behind || !n->mesh_managed) {
+    n->stats.snap_behind_false++; /* nothing to fetch: ignored */
+  } else if (!store_fresh(n) || own) {
+    n->stats.snap_behind_stuck++;
+    if (!sn->stuck_logged) {
+      char line[160];
+      snprintf(line, sizeof line, "event=behind_horizon origins=%u action=none reason=%s", count,
+               own ? "own_chain_behind" : "store_holds_data");
+      snap_log(n, VS_LOG_WARN, line);
+      sn->stuck_logged = true;
+    }
+    if (!s->stuck_told) {
+      s->stuck_told = true;
+      err = nd_snap_rebase(n, p, e, count, now_ms);
+      if (err == VS_ERR_STATE) err = VS_OK; /* no re-bootstrap yet: nothing asked, nothing changed */
+    }
+  } else if (!sn->in_active && !s->bad && now_ms >= sn->retry_ms) {
+    err = send_request(n, p, sn, now_ms);
+  }
+  free(e);
+  return err;
+}
+
+typedef struct read_cur {
+  const uint8_t *p;
+  size_t len, at;
+} read_cur;
+
+static vs_err install_read(void *ctx, uint8_t *buf, size_t len) {
+  read_cur *c = ctx;
+  if (len > c->len - c->at) return VS_ERR_TRUNCATED;
+  memcpy(buf, c->p + c->at, len);
+  c->at += len;
+  return VS_OK;
+}
+
+/* The whole snapshot is here: install it, in one transaction. */
+static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
+  read_cur c = {sn->in_buf, sn->in_len, 0};
+  vs_snapshot_info info;
+  vs_err err = vs_snapshot_install(n->store, install_read, &c, now_ms, &info);
+  recv_drop(n, now_ms);
+  if (err != VS_OK) {
+    n->stats.snap_install_failed++;
+    char line[128];
+    snprintf(line, sizeof line, "event=snapshot_refused err=%s", vs_err_name(err));
+    snap_log(n, VS_LOG_WARN, line);
+    /* Not asked again in this session. VS_ERR_STATE: another mesh's, or
+     * the store took runs meanwhile (then the next BEHIND finds it not
+     * fresh and asks nothing). */
+    if (p->snap != NULL) p->snap->bad = true;
+    return err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL ? err : VS_OK;
+  }
+  sn->retry_ms = 0;
+  n->stats.snap_installs++;
+  char signer[2 * VS_ORIGIN_BYTES + 1], line[320];
+  vs_hex_encode(info.signer, VS_ORIGIN_BYTES, signer);
+  snprintf(line, sizeof line,
+           "event=snapshot_installed signer=%s origins=%u entries=%llu incrs=%llu mesh_ops=%llu bytes=%llu", signer,
+           info.origins, (unsigned long long)info.entries, (unsigned long long)info.incrs,
+           (unsigned long long)info.mesh_ops, (unsigned long long)info.bytes);
+  snap_log(n, VS_LOG_INFO, line);
+  /* Anti-entropy from the installed vector: ours again from the store,
+   * told to every peer; the membership view is read again at the sweep. */
+  nd_vv_free(&n->mine);
+  err = nd_load_mine(n);
+  n->mesh_checked = false;
+  n->acks_loaded = false;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++)
+    if (n->peers[i].st == PEER_READY) n->peers[i].vv_due = true;
+  return err;
+}
+
+vs_err nd_on_snapchunk(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
+  vs_snapchunk c;
+  vs_err err = vs_msg_snapchunk_decode(msg, len, &c);
+  if (err != VS_OK) return err;
+  nd_snap_node *sn = n->snap;
+  if (sn == NULL || !sn->in_active || sn->in_handle != p->handle || sn->in_sess != p->sess_no || c.id != sn->in_id) {
+    n->stats.snap_rejected++; /* not asked for: ignored, nothing kept */
+    return VS_OK;
+  }
+  nd_snap_peer *s = snap_of(p);
+  if (s == NULL) return VS_ERR_NOMEM;
+  if (c.total == 0) { /* declined */
+    n->stats.snap_declined++;
+    s->bad = true;
+    recv_drop(n, now_ms);
+    return VS_OK;
+  }
+  if (c.total > n->cfg.snap_bytes_max || (sn->in_total != 0 && c.total != sn->in_total) || c.offset != sn->in_len) {
+    n->stats.snap_rejected++; /* too large, changed its size, out of order: the transfer is over */
+    s->bad = true;
+    recv_drop(n, now_ms);
+    return VS_OK;
+  }
+  sn->in_total = c.total;
+  if (sn->in_len + c.len > sn->in_cap) { /* grows with what arrives, never past the total */
+    size_t cap = sn->in_cap == 0 ? 256u * 1024u : sn->in_cap * 2;
+    if (cap < sn->in_len + c.len) cap = sn->in_len + c.len;
+    if (cap > c.total) cap = (size_t)c.total;
+    uint8_t *q = realloc(sn->in_buf, cap);
+    if (q == NULL) {
+      recv_drop(n, now_ms);
+      return VS_ERR_NOMEM;
+    }
+    sn->in_buf = q;
+    sn->in_cap = cap;
+  }
+  memcpy(sn->in_buf + sn->in_len, c.bytes, c.len);
+  sn->in_len += c.len;
+  sn->in_progress_ms = now_ms;
+  n->stats.snap_chunks_received++;
+  n->stats.snap_bytes_received += c.len;
+  size_t out = 0;
+  err = vs_msg_snapack_encode(c.id, sn->in_len, n->msg, VS_MSG_BYTES_MAX, &out);
+  if (err == VS_OK) err = nd_send_msg(n, p, n->msg, out);
+  if (err != VS_OK) return err;
+  return sn->in_len == sn->in_total ? install(n, p, sn, now_ms) : VS_OK;
+}
+
+/* ---- timers ---- */
+
+vs_err nd_snap_tick(vs_node *n, uint64_t now_ms) {
+  nd_snap_node *sn = n->snap;
+  if (sn != NULL && sn->in_active && now_ms >= vs_add_sat_u64(sn->in_progress_ms, n->cfg.snap_timeout_ms)) {
+    n->stats.snap_timeouts++;
+    peer *p = nd_peer_find(n, sn->in_handle);
+    if (p != NULL && p->snap != NULL && p->sess_no == sn->in_sess) p->snap->bad = true;
+    recv_drop(n, now_ms);
+  }
+  return VS_OK;
+}
+
+vs_err nd_snap_peer_tick(vs_node *n, peer *p, uint64_t now_ms) {
+  nd_snap_peer *s = p->snap;
+  if (s == NULL || p->st != PEER_READY) return VS_OK;
+  if (s->buf != NULL && now_ms >= vs_add_sat_u64(s->progress_ms, n->cfg.snap_timeout_ms)) {
+    n->stats.snap_timeouts++; /* it acknowledges nothing: the buffer goes */
+    serve_drop(n, s);
+  }
+  if (s->buf != NULL) return serve_chunks(n, p, s);
+  if (s->pend_n > 0) return send_behind(n, p, s, now_ms);
+  return VS_OK;
+}
+
+uint64_t nd_snap_wake(const vs_node *n, uint64_t now_ms) {
+  uint64_t wake = UINT64_MAX;
+  const nd_snap_node *sn = n->snap;
+  if (sn != NULL && sn->in_active) wake = vs_add_sat_u64(sn->in_progress_ms, n->cfg.snap_timeout_ms);
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
+    const peer *p = &n->peers[i];
+    const nd_snap_peer *s = p->snap;
+    if (p->st != PEER_READY || s == NULL) continue;
+    uint64_t t = UINT64_MAX;
+    if (s->pend_n > 0 || (s->buf != NULL && s->sent < s->len && s->sent - s->acked < VS_NODE_SNAP_WINDOW_BYTES))
+      t = now_ms;
+    else if (s->buf != NULL)
+      t = vs_add_sat_u64(s->progress_ms, n->cfg.snap_timeout_ms);
+    if (t < wake) wake = t;
+  }
+  return wake;
+}
+
+/* ---- freeing ---- */
+
+void nd_snap_peer_free(vs_node *n, peer *p) {
+  nd_snap_peer *s = p->snap;
+  if (n->snap != NULL && n->snap->in_active && n->snap->in_handle == p->handle && n->snap->in_sess == p->sess_no)
+    recv_drop(n, n->snap->in_progress_ms); /* its transfer ends with it (retry measured from its last chunk) */
+  if (s == NULL) return;
+  serve_drop(n, s);
+  free(s->pend);
+  free(s);
+  p->snap = NULL;
+}
+
+void nd_snap_free(vs_node *n) {
+  if (n->snap == NULL) return;
+  free(n->snap->in_buf);
+  free(n->snap);
+  n->snap = NULL;
+}
