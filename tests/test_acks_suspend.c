@@ -21,6 +21,9 @@
 #include "fixture.h"
 #include "internal.h"
 #include "mesh_harness.h"
+/* Invites that expire soon: a member's ops compact only once no other
+ * admission can take its invite (compact_final.h). */
+#define MN_INVITE_MS 2000ull
 #include "member_nodes.h"
 
 #define BOUND_MS 60000u /* suspend_after_ms of every node here */
@@ -29,6 +32,7 @@ static void configure(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   (void)m;
   (void)i;
   cfg->suspend_after_ms = BOUND_MS;
+  cfg->compact_every_ms = 0; /* compaction by hand here (the node's default compacts every 60 s) */
 }
 
 typedef struct one_cut {
