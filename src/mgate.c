@@ -455,21 +455,25 @@ static vs_err run_links(MDB_txn *txn, const vs_store *store, const vs_op *ops, u
   vs_head head;
   vs_err err = vs_head_get(txn, store, ops[0].origin, &head);
   if (err != VS_OK || ops[0].seq > head.seq + 1) return err;
-  if (ops[0].seq > 1) {
-    vs_op_id id;
-    uint8_t below[VS_HASH_BYTES];
-    vs_op_id_derive(ops[0].origin, ops[0].seq - 1, &id);
-    err = vs_opid_get(txn, store, &id, NULL, below);
-    if (err == VS_ERR_NOTFOUND) return VS_OK;
-    if (err != VS_OK || memcmp(below, ops[0].prev, VS_HASH_BYTES) != 0) return err;
-  }
+  /* The run's ops are hash-chained (checked before): it links when its
+   * last op at or below our head is the one we hold there, or, starting
+   * past our head, when its prev is our head's hash. Either may be a
+   * horizon's anchor (compacted: its record is gone, its hash kept). */
+  uint64_t at = 0;
+  const uint8_t *want = NULL;
   for (uint32_t i = 0; i < count && ops[i].seq <= head.seq; i++) { /* bounded: the run */
+    at = ops[i].seq;
+    want = hashes[i];
+  }
+  if (want == NULL && ops[0].seq > 1) {
+    at = ops[0].seq - 1;
+    want = ops[0].prev;
+  }
+  if (want != NULL) {
     uint8_t held[VS_HASH_BYTES];
-    vs_op_id id;
-    vs_op_id_derive(ops[i].origin, ops[i].seq, &id);
-    err = vs_opid_get(txn, store, &id, NULL, held);
+    err = vs_op_hash_at_txn(txn, store, ops[0].origin, at, held);
     if (err == VS_ERR_NOTFOUND) return VS_OK;
-    if (err != VS_OK || memcmp(held, hashes[i], VS_HASH_BYTES) != 0) return err;
+    if (err != VS_OK || memcmp(held, want, VS_HASH_BYTES) != 0) return err;
   }
   *links_out = true;
   return VS_OK;
