@@ -35,30 +35,13 @@
 #include "internal.h"
 #include "state_int.h"
 #include "vixsync/snapshot.h"
+#include "crash_util.h"
 
 #define TC_SEED_DEFAULT 0x5eedc0ac7c0ffee1ull
 #define TC_KILLS_DEFAULT 200u
 #define TC_OPS 6000u
 #define TC_BUDGET 40u
 #define TC_DELAY_US_MAX 60000u
-
-static uint64_t tc_rand(uint64_t *s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
-}
-
-static uint64_t env_u64(const char *name, uint64_t dflt) {
-  const char *v = getenv(name);
-  return v == NULL || v[0] == '\0' ? dflt : strtoull(v, NULL, 0);
-}
-
-static void sleep_us(uint64_t us) {
-  struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
 static void copy_file(const char *from, const char *to) {
   int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -210,30 +193,16 @@ static pid_t spawn(void (*fn)(const fx *), const fx *f) {
   return pid;
 }
 
-/* Kill the child after `us`; true when it had finished first (exit 0). */
-static bool kill_after(pid_t pid, uint64_t us) {
-  sleep_us(us);
-  kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) assert_true(errno == EINTR);
-  if (WIFEXITED(status)) {
-    if (WEXITSTATUS(status) != 0) fail_msg("child exited %d", WEXITSTATUS(status));
-    return true;
-  }
-  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  return false;
-}
-
 static void test_crash_during_compaction(void **state) {
   fx *f = *state;
-  uint64_t rng = env_u64("VS_TORTURE_SEED", TC_SEED_DEFAULT) | 1u;
-  uint64_t kills = env_u64("VS_TORTURE_KILLS", TC_KILLS_DEFAULT), killed = 0, finished = 0, partial = 0;
+  uint64_t rng = crash_env_u64("VS_TORTURE_SEED", TC_SEED_DEFAULT) | 1u;
+  uint64_t kills = crash_env_u64("VS_TORTURE_KILLS", TC_KILLS_DEFAULT), killed = 0, finished = 0, partial = 0;
   printf("compaction torture: seed 0x%llx, %llu kills\n", (unsigned long long)rng, (unsigned long long)kills);
   char data[700];
   snprintf(data, sizeof data, "%s/data.mdb", f->dir);
   for (uint64_t round = 0; killed < kills && round < kills * 4; round++) {
     pid_t pid = spawn(compact_child, f);
-    if (kill_after(pid, tc_rand(&rng) % (TC_DELAY_US_MAX + 1))) finished++;
+    if (crash_kill_after(pid, crash_rand(&rng) % (TC_DELAY_US_MAX + 1))) finished++;
     else killed++;
     vs_store *s = open_dir(f->dir);
     uint64_t h = check_compacted(f, s);
@@ -296,8 +265,8 @@ static void test_crash_during_install(void **state) {
   vs_snapshot_info info;
   assert_err(vs_snapshot_make(f->a.store, snap_write, NULL, &info), VS_OK);
   memcpy(snap_hash, info.state_hash, VS_HASH_BYTES);
-  uint64_t rng = env_u64("VS_TORTURE_SEED", TC_SEED_DEFAULT) ^ 0x1234u;
-  uint64_t kills = env_u64("VS_TORTURE_KILLS", TC_KILLS_DEFAULT), killed = 0, whole = 0, untouched = 0;
+  uint64_t rng = crash_env_u64("VS_TORTURE_SEED", TC_SEED_DEFAULT) ^ 0x1234u;
+  uint64_t kills = crash_env_u64("VS_TORTURE_KILLS", TC_KILLS_DEFAULT), killed = 0, whole = 0, untouched = 0;
   printf("install torture: %zu-byte snapshot, %llu kills\n", snap_len, (unsigned long long)kills);
   uint8_t zero[VS_HASH_BYTES] = {0};
   /* The install takes a few ms: the delay spans it and the store's open. */
@@ -305,7 +274,7 @@ static void test_crash_during_install(void **state) {
     vt_rmrf(f->fresh);
     assert_int_equal(mkdir(f->fresh, 0700), 0);
     pid_t pid = spawn(install_child, f);
-    if (!kill_after(pid, tc_rand(&rng) % 30000u)) killed++;
+    if (!crash_kill_after(pid, crash_rand(&rng) % 30000u)) killed++;
     vs_store *s = open_dir(f->fresh);
     uint8_t h[VS_HASH_BYTES];
     state_hash(s, h);

@@ -28,35 +28,12 @@
 #include "orphans.h"
 #include "vixsync/snapshot.h"
 #include "snap_buf.h"
+#include "crash_util.h"
 
 #define TR_SEED_DEFAULT 0x5eedc0ac7eba5e11ull
 #define TR_KILLS_DEFAULT 200u
 #define TR_OTHER_OPS 1000u /* apply_nodes.h collects at most OPS_MAX */
 #define TR_NOW (T0_MS + 100000000ull)
-
-static uint64_t tr_rand(uint64_t *s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
-}
-
-static uint64_t env_u64(const char *name, uint64_t dflt) {
-  const char *v = getenv(name);
-  return v == NULL || v[0] == '\0' ? dflt : strtoull(v, NULL, 0);
-}
-
-static void sleep_us(uint64_t us) {
-  struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
-static uint64_t mono_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void copy_file(const char *from, const char *to) {
   int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -126,20 +103,6 @@ static void rebase_child(const char *dir, const vs_identity *id) {
   _exit(err == VS_OK ? 0 : 3);
 }
 
-/* Kill the child after `us`; true when it had finished first (exit 0). */
-static bool kill_after(pid_t pid, uint64_t us) {
-  sleep_us(us);
-  kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) assert_true(errno == EINTR);
-  if (WIFEXITED(status)) {
-    if (WEXITSTATUS(status) != 0) fail_msg("child exited %d", WEXITSTATUS(status));
-    return true;
-  }
-  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  return false;
-}
-
 static void write_many(node *n, uint32_t count, uint64_t t) {
   vs_write_req reqs[100];
   char targets[100][16], values[100][16];
@@ -205,17 +168,17 @@ static void test_crash_during_rebase(void **state) {
   vt_snap_buf rb = g_snap;
   rb.at = 0;
   vs_rebase_info info;
-  uint64_t t0 = mono_us();
+  uint64_t t0 = crash_mono_us();
   assert_err(vs_snapshot_rebase(s, vt_snap_read, &rb, TR_NOW, &info), VS_OK);
-  uint64_t took = mono_us() - t0;
+  uint64_t took = crash_mono_us() - t0;
   assert_int_equal(info.orphaned, 3);
   assert_int_equal(info.own_head_after, 5);
   look after = look_at(s, a.id.pk);
   vs_store_close(s);
   vt_rmrf(done_dir);
   assert_false(same(&before, &after));
-  uint64_t rng = env_u64("VS_TORTURE_SEED", TR_SEED_DEFAULT) | 1u;
-  uint64_t kills = env_u64("VS_TORTURE_KILLS", TR_KILLS_DEFAULT), killed = 0, finished = 0, old = 0, rebased = 0;
+  uint64_t rng = crash_env_u64("VS_TORTURE_SEED", TR_SEED_DEFAULT) | 1u;
+  uint64_t kills = crash_env_u64("VS_TORTURE_KILLS", TR_KILLS_DEFAULT), killed = 0, finished = 0, old = 0, rebased = 0;
   /* The delays span the child's open and the whole rebase. */
   uint64_t span = 2u * took + 20000u;
   printf("rebase torture: seed 0x%llx, %llu kills, %zu-byte snapshot, one rebase %llu us\n", (unsigned long long)rng,
@@ -226,7 +189,7 @@ static void test_crash_during_rebase(void **state) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) rebase_child(a.dir, &a.id);
-    if (kill_after(pid, tr_rand(&rng) % span)) finished++;
+    if (crash_kill_after(pid, crash_rand(&rng) % span)) finished++;
     else killed++;
     s = open_dir(a.dir, &a.id);
     look now = look_at(s, a.id.pk);
