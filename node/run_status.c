@@ -372,7 +372,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "\"behind_stuck\": %llu, \"requests_sent\": %llu, \"requests_refused\": %llu, \"served\": %llu, "
           "\"declined\": %llu, \"chunks_sent\": %llu, \"bytes_sent\": %llu, \"chunks_received\": %llu, "
           "\"bytes_received\": %llu, \"rejected\": %llu, \"installs\": %llu, \"install_failed\": %llu, "
-          "\"timeouts\": %llu},\n"
+          "\"timeouts\": %llu, \"rebases\": %llu},\n"
           " \"limits\": {\"unauth_in_max\": %u, \"unauth_per_host_max\": %u, \"ready_in_max\": %u, "
           "\"dials_reserved\": %u, \"hello_timeout_ms\": %u}",
           (unsigned long long)st.rejected_vv_future, (unsigned long long)st.own_ops_restored,
@@ -402,7 +402,8 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.snap_chunks_sent, (unsigned long long)st.snap_bytes_sent,
           (unsigned long long)st.snap_chunks_received, (unsigned long long)st.snap_bytes_received,
           (unsigned long long)st.snap_rejected, (unsigned long long)st.snap_installs,
-          (unsigned long long)st.snap_install_failed, (unsigned long long)st.snap_timeouts, UNAUTH_IN_MAX,
+          (unsigned long long)st.snap_install_failed, (unsigned long long)st.snap_timeouts,
+          (unsigned long long)st.snap_rebases, UNAUTH_IN_MAX,
           UNAUTH_PER_HOST_MAX, d->ready_in_max,
           d->dials_reserved, (unsigned)defaults.hello_timeout_ms);
 }

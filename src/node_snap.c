@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "snapshot_int.h"
 #include "vixsync/snapshot.h"
 
 /* Per session. */
@@ -62,6 +63,7 @@ typedef struct nd_snap_node {
   uint64_t made_any;                     /* bit per ack_id: made_ms is set */
   /* The one snapshot being received. */
   bool in_active;
+  bool in_rebase; /* the store holds data: the snapshot re-bootstraps it (vs_snapshot_rebase) */
   uint32_t in_handle;
   uint64_t in_sess, in_id, in_total, in_progress_ms;
   uint8_t *in_buf;
@@ -282,19 +284,18 @@ static bool store_fresh(const vs_node *n) {
   return true;
 }
 
-/* The seam for re-bootstrapping a store that already holds data and is
- * behind a peer's horizon (a returning member, a restored backup: issue 17,
- * the "rebase" work). It is called once per session that tells us BEHIND.
- * It cannot install a snapshot over what it holds (vs_snapshot_install:
- * VS_ERR_STATE); until a re-bootstrap exists it answers VS_ERR_STATE and
- * the node asks the peer nothing. */
-static vs_err nd_snap_rebase(vs_node *n, peer *p, const vs_behind_entry *e, uint32_t count, uint64_t now_ms) {
-  (void)n;
-  (void)p;
-  (void)e;
-  (void)count;
-  (void)now_ms;
-  return VS_ERR_STATE;
+static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms);
+
+/* Re-bootstrapping a store that already holds data and is behind a peer's
+ * horizon (a returning member, a restored backup): the snapshot is asked
+ * for as a new device's is, and taken with vs_snapshot_rebase when it
+ * covers every other chain we hold (rebase_covers). Called once per
+ * session that tells us BEHIND. */
+static vs_err nd_snap_rebase(vs_node *n, peer *p, nd_snap_node *sn, nd_snap_peer *s, uint64_t now_ms) {
+  if (sn->in_active || s->bad || now_ms < sn->retry_ms) return VS_OK;
+  vs_err err = send_request(n, p, sn, now_ms);
+  if (err == VS_OK) sn->in_rebase = true;
+  return err;
 }
 
 static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
@@ -304,6 +305,7 @@ static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_m
   if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
   if (err != VS_OK) return err;
   sn->in_active = true;
+  sn->in_rebase = false;
   sn->in_handle = p->handle;
   sn->in_sess = p->sess_no;
   sn->in_id = id;
@@ -341,15 +343,14 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
     n->stats.snap_behind_stuck++;
     if (!sn->stuck_logged) {
       char line[160];
-      snprintf(line, sizeof line, "event=behind_horizon origins=%u action=none reason=%s", count,
+      snprintf(line, sizeof line, "event=behind_horizon origins=%u action=rebase reason=%s", count,
                own ? "own_chain_behind" : "store_holds_data");
       snap_log(n, VS_LOG_WARN, line);
       sn->stuck_logged = true;
     }
     if (!s->stuck_told) {
       s->stuck_told = true;
-      err = nd_snap_rebase(n, p, e, count, now_ms);
-      if (err == VS_ERR_STATE) err = VS_OK; /* no re-bootstrap yet: nothing asked, nothing changed */
+      err = nd_snap_rebase(n, p, sn, s, now_ms);
     }
   } else if (!sn->in_active && !s->bad && now_ms >= sn->retry_ms) {
     err = send_request(n, p, sn, now_ms);
@@ -371,11 +372,62 @@ static vs_err install_read(void *ctx, uint8_t *buf, size_t len) {
   return VS_OK;
 }
 
-/* The whole snapshot is here: install it, in one transaction. */
+/* Whether the snapshot covers every other origin's chain we hold: its
+ * anchor at or past our head. A rebase replaces the log with the
+ * snapshot's state, so ops we hold past its anchors would leave: a member
+ * offering an old, validly signed snapshot must not roll a returning node
+ * back, and a vector that shrinks within a session is not sent again by
+ * peers that already sent it (they count it sent). Our own chain is kept
+ * by the rebase itself. Not covered: nothing changes (vix-node restore
+ * --rebase takes a snapshot file). *ok_out false: not covered. */
+static vs_err rebase_covers(vs_node *n, const uint8_t *buf, size_t len, uint64_t now_ms, bool *ok_out) {
+  read_cur c = {buf, len, 0};
+  vs_snap_head h;
+  *ok_out = false;
+  vs_err err = vs_snap_head_read(install_read, &c, now_ms, &h);
+  if (err != VS_OK) return VS_OK; /* not covered: the rebase would refuse it anyway */
+  bool ok = true;
+  for (uint32_t i = 0; i < n->mine.n && ok; i++) { /* bounded: origins held */
+    if (memcmp(n->mine.e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) continue;
+    const uint8_t *a = vs_snap_anchor(&h, n->mine.e[i].origin);
+    ok = a != NULL && vs_get_u64le(a + VS_SNAP_ANCHOR_SEQ) >= n->mine.e[i].seq;
+  }
+  vs_snap_head_free(&h);
+  *ok_out = ok;
+  return VS_OK;
+}
+
+/* A store with data: the snapshot re-bootstraps it when it covers what we
+ * hold (rebase_covers), in one transaction (vs_snapshot_rebase). */
+static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_info *info_out) {
+  bool covers = false;
+  vs_err err = rebase_covers(n, sn->in_buf, sn->in_len, now_ms, &covers);
+  if (err != VS_OK) return err;
+  if (!covers) {
+    snap_log(n, VS_LOG_WARN, "event=snapshot_refused reason=would_roll_back: it anchors a chain below what this "
+                             "store holds (vix-node restore --rebase takes a snapshot file)");
+    return VS_ERR_STATE;
+  }
+  read_cur c = {sn->in_buf, sn->in_len, 0};
+  vs_rebase_info info;
+  err = vs_snapshot_rebase(n->store, install_read, &c, now_ms, &info);
+  if (err != VS_OK) return err;
+  *info_out = info.snapshot;
+  n->stats.snap_rebases++;
+  char line[200];
+  snprintf(line, sizeof line,
+           "event=snapshot_rebased own_anchor=%llu own_kept=%llu orphaned=%llu ops_dropped=%llu",
+           (unsigned long long)info.own_anchor, (unsigned long long)info.own_kept,
+           (unsigned long long)info.orphaned, (unsigned long long)info.ops_dropped);
+  snap_log(n, info.orphaned > 0 ? VS_LOG_WARN : VS_LOG_INFO, line);
+  return VS_OK;
+}
+
+/* The whole snapshot is here: install it (or rebase onto it), in one transaction. */
 static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
   read_cur c = {sn->in_buf, sn->in_len, 0};
   vs_snapshot_info info;
-  vs_err err = vs_snapshot_install(n->store, install_read, &c, now_ms, &info);
+  vs_err err = sn->in_rebase ? rebase(n, sn, now_ms, &info) : vs_snapshot_install(n->store, install_read, &c, now_ms, &info);
   recv_drop(n, now_ms);
   if (err != VS_OK) {
     n->stats.snap_install_failed++;

@@ -421,6 +421,12 @@ static void test_behind_lies_and_stuck(void **state) {
   mh_mesh m;
   fake f;
   setup(&m, &f, "swh-lies");
+  /* A snapshot of node 1 that node 0 will have outgrown: node 1 writes on. */
+  vt_snap_buf stale;
+  memset(&stale, 0, sizeof stale);
+  assert_err(vs_snapshot_make(mn_store(&m, 1), vt_snap_write, &stale, NULL), VS_OK);
+  for (uint32_t k = 0; k < 8; k++) mh_write(&m, 1, "put", "later", k % 2 ? "x" : "y");
+  mh_run_for(&m, 2000);
   fake_dial(&m, &f, 0);
   look before = look_at(&m, 0);
   vs_node_stats s0 = mn_stats(&m, 0);
@@ -429,12 +435,20 @@ static void test_behind_lies_and_stuck(void **state) {
   assert_int_equal(DELTA(s0, 0, snap_behind_received), 1);
   assert_int_equal(DELTA(s0, 0, snap_behind_false), 1);
   assert_int_equal(f.snapreqs, 0);
-  /* True in its numbers (a horizon past our head) but node 0 holds data. */
+  /* True in its numbers (a horizon past our head) but node 0 holds data:
+   * one request per session, for a rebase; a snapshot that anchors a
+   * chain below what node 0 holds (an old one, validly signed) would roll
+   * it back: refused, nothing changed. */
   e.seq = mn_head(&m, 0, 1) + 1000;
   for (uint32_t k = 0; k < 20; k++) assert_err(send_behind(&m, &f, &e, 1), VS_OK);
   assert_int_equal(DELTA(s0, 0, snap_behind_stuck), 20);
-  assert_int_equal(DELTA(s0, 0, snap_requests_sent), 0);
-  assert_int_equal(f.snapreqs, 0);
+  assert_int_equal(DELTA(s0, 0, snap_requests_sent), 1);
+  assert_int_equal(f.snapreqs, 1);
+  send_snapshot(&m, &f, f.last_req_id, stale.p, stale.len);
+  free(stale.p);
+  assert_int_equal(DELTA(s0, 0, snap_install_failed), 1);
+  assert_int_equal(DELTA(s0, 0, snap_rebases), 0);
+  assert_int_equal(DELTA(s0, 0, snap_installs), 0);
   expect_unchanged(&m, 0, &before);
   /* A malformed BEHIND (origins out of order) is refused as such. */
   uint8_t bad[VS_MSG_BEHIND_HEADER_BYTES + 2 * VS_BEHIND_ENTRY_BYTES];
@@ -452,7 +466,8 @@ static void test_behind_lies_and_stuck(void **state) {
 }
 
 /* A fresh store told it is behind on its own chain (the mesh holds more
- * of it: a restored copy) asks nothing: a snapshot cannot go over that. */
+ * of it: a restored copy) asks for a snapshot to rebase onto (its own ops
+ * the mesh holds differently become orphans: test_rebase.c). */
 static void test_behind_on_own_chain_asks_nothing(void **state) {
   (void)state;
   mh_mesh m;
@@ -469,9 +484,10 @@ static void test_behind_on_own_chain_asks_nothing(void **state) {
     e[1] = t;
   }
   assert_err(send_behind(&m, &f, e, 2), VS_OK);
-  assert_int_equal(DELTA(s0, 3, snap_behind_stuck), 1);
-  assert_int_equal(DELTA(s0, 3, snap_requests_sent), 0);
-  assert_int_equal(f.snapreqs, 0);
+  assert_err(send_behind(&m, &f, e, 2), VS_OK);
+  assert_int_equal(DELTA(s0, 3, snap_behind_stuck), 2);
+  assert_int_equal(DELTA(s0, 3, snap_requests_sent), 1); /* one per session */
+  assert_int_equal(f.snapreqs, 1);
   teardown(&m, &f);
 }
 

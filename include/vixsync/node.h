@@ -269,6 +269,8 @@ typedef struct vs_node_stats {
   uint64_t snap_install_failed;  /**< snapshots received whole and refused by vs_snapshot_install (nothing
                                       installed): tampered, truncated, another mesh, the store not fresh */
   uint64_t snap_timeouts;        /**< transfers dropped for no progress in snap_timeout_ms (either side) */
+  uint64_t snap_rebases;         /**< snapshots received that re-bootstrapped this store, which held data
+                                      (vs_snapshot_rebase; counted in snap_installs too) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
