@@ -1,17 +1,19 @@
 /* tests/crash_util.h: what the SIGKILL tests of compaction, snapshot
  * install and rebase share (test_crash_compact.c, test_crash_rebase.c): a
- * seeded xorshift, environment overrides, and killing a forked child after
- * a delay. Include after cmocka.h. */
+ * seeded xorshift, environment overrides, killing a forked child after a
+ * delay, and copying a store file. Include after cmocka.h. */
 #ifndef VIXSYNC_CRASH_UTIL_H
 #define VIXSYNC_CRASH_UTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline uint64_t crash_rand(uint64_t *s) {
   *s ^= *s << 13;
@@ -50,6 +52,23 @@ static inline bool crash_kill_after(pid_t pid, uint64_t us) {
   }
   assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   return false;
+}
+
+/* Copy the file `from` to `to` (made or truncated, 0600), fsync'ed: a
+ * store's pristine copy, put back before each kill. */
+static inline void crash_copy_file(const char *from, const char *to) {
+  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(in >= 0 && out >= 0);
+  uint8_t buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof buf);
+    assert_true(n >= 0);
+    if (n == 0) break;
+    assert_int_equal(write(out, buf, (size_t)n), n);
+  }
+  assert_int_equal(fsync(out), 0);
+  close(in);
+  close(out);
 }
 
 #endif

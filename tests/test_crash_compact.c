@@ -43,21 +43,6 @@
 #define TC_BUDGET 40u
 #define TC_DELAY_US_MAX 60000u
 
-static void copy_file(const char *from, const char *to) {
-  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  assert_true(in >= 0 && out >= 0);
-  uint8_t buf[1 << 16];
-  for (;;) {
-    ssize_t n = read(in, buf, sizeof buf);
-    assert_true(n >= 0);
-    if (n == 0) break;
-    assert_int_equal(write(out, buf, (size_t)n), n);
-  }
-  assert_int_equal(fsync(out), 0);
-  close(in);
-  close(out);
-}
-
 static vs_store *open_dir(const char *dir) {
   vs_store_cfg cfg;
   vs_store_cfg_default(&cfg);
@@ -113,7 +98,7 @@ static int setup(void **state) {
   snprintf(f->pristine, sizeof f->pristine, "%s/pristine.mdb", f->a.dir);
   char data[700];
   snprintf(data, sizeof data, "%s/data.mdb", f->dir);
-  copy_file(data, f->pristine);
+  crash_copy_file(data, f->pristine);
   vt_tmpdir(f->fresh, sizeof f->fresh, "crashc-fresh");
   *state = f;
   return 0;
@@ -208,7 +193,7 @@ static void test_crash_during_compaction(void **state) {
     uint64_t h = check_compacted(f, s);
     if (h > 0 && h < f->head) partial++;
     vs_store_close(s);
-    if (h == f->head) copy_file(f->pristine, data); /* all folded: start again */
+    if (h == f->head) crash_copy_file(f->pristine, data); /* all folded: start again */
   }
   printf("compaction torture: %llu kills (%llu left a partial horizon), %llu runs finished\n",
          (unsigned long long)killed, (unsigned long long)partial, (unsigned long long)finished);

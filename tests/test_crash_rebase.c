@@ -35,21 +35,6 @@
 #define TR_OTHER_OPS 1000u /* apply_nodes.h collects at most OPS_MAX */
 #define TR_NOW (T0_MS + 100000000ull)
 
-static void copy_file(const char *from, const char *to) {
-  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  assert_true(in >= 0 && out >= 0);
-  uint8_t buf[1 << 16];
-  for (;;) {
-    ssize_t n = read(in, buf, sizeof buf);
-    assert_true(n >= 0);
-    if (n == 0) break;
-    assert_int_equal(write(out, buf, (size_t)n), n);
-  }
-  assert_int_equal(fsync(out), 0);
-  close(in);
-  close(out);
-}
-
 static vs_store *open_dir(const char *dir, const vs_identity *id) {
   vs_store_cfg cfg;
   vs_store_cfg_default(&cfg);
@@ -158,12 +143,12 @@ static void test_crash_during_rebase(void **state) {
   char data[600], pristine[600], done_dir[600];
   snprintf(data, sizeof data, "%s/data.mdb", a.dir);
   snprintf(pristine, sizeof pristine, "%s/pristine.mdb", a.dir);
-  copy_file(data, pristine);
+  crash_copy_file(data, pristine);
   /* A rebase to its end, on a copy: what "after" looks like, and how long. */
   vt_tmpdir(done_dir, sizeof done_dir, "crashr-done");
   char done_data[700];
   snprintf(done_data, sizeof done_data, "%s/data.mdb", done_dir);
-  copy_file(pristine, done_data);
+  crash_copy_file(pristine, done_data);
   vs_store *s = open_dir(done_dir, &a.id);
   vt_snap_buf rb = g_snap;
   rb.at = 0;
@@ -199,7 +184,7 @@ static void test_crash_during_rebase(void **state) {
     } else {
       assert_true(same(&now, &after));
       rebased++;
-      copy_file(pristine, data); /* start again */
+      crash_copy_file(pristine, data); /* start again */
     }
   }
   printf("rebase torture: %llu kills, %llu runs finished; stores found as before %llu, rebased %llu\n",
