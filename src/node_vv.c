@@ -239,6 +239,10 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
       return VS_ERR_STATE;
     }
   }
+  /* Whether its vector moved since its last one (any origin). */
+  bool moved = p->asm.n != p->known.n;
+  for (uint32_t i = 0; i < p->asm.n && !moved; i++) /* bounded: asm.n */
+    moved = nd_vv_get(&p->known, p->asm.e[i].origin) != p->asm.e[i].seq;
   bool progress = flight_release(p, &p->asm) > 0;
   for (uint32_t i = 0; i < p->sent.n && !progress; i++)
     progress = nd_vv_get(&p->asm, p->sent.e[i].origin) > nd_vv_get(&p->known, p->sent.e[i].origin);
@@ -261,9 +265,13 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   /* It holds nothing of our own chain though we sent it: in a managed mesh
    * it refused it (our admission's invite had not reached it: mgate.h) and
    * sends this vector since its view changed (node_member.c). Send again
-   * now rather than after the resend wait: joining is this. */
+   * now rather than after the resend wait: joining is this. Only when its
+   * vector moved (what changes its view comes in some chain): the vector
+   * it answers our refused run with is the same as before, and resending
+   * on that would ping-pong at the link's round trip until our admission
+   * reaches it, for ever if it never does (the resend wait backs off). */
   const uint8_t *self = n->cfg.identity.pk;
-  if (!progress && nd_vv_get(&p->sent, self) > 0 && nd_vv_get(&p->known, self) == 0 && n->mesh_managed) {
+  if (!progress && moved && nd_vv_get(&p->sent, self) > 0 && nd_vv_get(&p->known, self) == 0 && n->mesh_managed) {
     p->sent_at_ms = 0;
     p->resend_level = 0;
   }
