@@ -15,6 +15,12 @@
  *               one incr, or the total of one origin's incrs that the
  *               maker's compaction folded (its greatest hlc and seq)
  *   MESH  (3) = sig 64 (the origin's, of its chain head at the op), op
+ *   AHEAD (4) = as MESH, for a membership op past its origin's anchor
+ *               (version 3): stored by no installer (its chain brings it
+ *               by anti-entropy), only folded with the rest into the view
+ *               that must hold the signer. MESH and AHEAD items run
+ *               together in (origin, seq) order; the header's mesh ops
+ *               counts both.
  * Header (little-endian): magic "VIXSNAP1", u32 version, u32 header bytes,
  * mesh id 32, signer 32, u64 hlc, u64 gc_floor (the maker's: <= hlc), state hash 32, u64
  * entries, u64 incrs, u64 mesh ops, u32 origins, u32 chunks, root 32, then
@@ -44,6 +50,7 @@
 #define ITEM_ENTRY 1u
 #define ITEM_INCR 2u
 #define ITEM_MESH 3u
+#define ITEM_AHEAD 4u
 #define INCR_BODY (8u + VS_ORIGIN_BYTES + 8u + 8u)
 #define ENTRY_BODY_FIXED (4u + 1u + 8u + VS_ORIGIN_BYTES + 4u + 1u + VS_HASH_BYTES)
 #define ITEM_MAX (ITEM_HEAD + ENTRY_BODY_FIXED + VS_OP_TARGET_BYTES_MAX + VS_OP_PAYLOAD_BYTES_MAX)
@@ -223,7 +230,15 @@ static vs_err on_incr(void *ctx, uint64_t hlc, const uint8_t origin[VS_ORIGIN_BY
 }
 
 /* Every live membership op with its own signature. A record whose op is
- * void (past a cut: the view ignores it) or an orphan record is left out. */
+ * void (past a cut: the view ignores it) or an orphan record is left out.
+ * A managed mesh's snapshot (the base at the horizons) carries those at or
+ * below their origin's anchor as MESH items, which installers store, and
+ * those past it as AHEAD items: the view an installer checks the signer in
+ * is the maker's own (a member admitted less than an invite's lifetime ago
+ * has its admission past its anchor: finality keeps its chain
+ * uncompacted). An AHEAD record without its own signature (an op in the
+ * middle of a run: no membership op is, they are written alone) is left
+ * out. */
 static vs_err mesh_items(maker *m) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(m->txn, m->store->dbi_mesh, &cur);
@@ -237,11 +252,12 @@ static vs_err mesh_items(maker *m) {
     const uint8_t *origin = k.mv_data;
     uint64_t seq = vs_get_u64be((const uint8_t *)k.mv_data + VS_ORIGIN_BYTES);
     uint64_t lsn = vs_get_u64le((const uint8_t *)v.mv_data + 1 + VS_HASH_BYTES);
-    if (m->base) { /* past the horizon it comes with its chain, by anti-entropy */
+    uint8_t type = ITEM_MESH;
+    if (m->base) { /* past the horizon its chain brings it, by anti-entropy */
       vs_horizon hz;
       err = vs_horizon_get(m->txn, m->store, origin, &hz);
       if (err != VS_OK) break;
-      if (seq > hz.seq) continue;
+      if (seq > hz.seq) type = ITEM_AHEAD;
     }
     vs_op_id id;
     uint64_t at = 0;
@@ -254,6 +270,7 @@ static vs_err mesh_items(maker *m) {
     MDB_val sk = {VS_OP_ID_BYTES, id.bytes}, sv;
     if (err == VS_OK) {
       int src = mdb_get(m->txn, m->store->dbi_sigs, &sk, &sv);
+      if (src == MDB_NOTFOUND && type == ITEM_AHEAD) continue;
       if (src == MDB_NOTFOUND || (src == MDB_SUCCESS && sv.mv_size != VS_SIGNATURE_BYTES)) err = VS_ERR_STATE;
       else err = vs_mdb_err(src);
     }
@@ -266,7 +283,7 @@ static vs_err mesh_items(maker *m) {
     memcpy(m->item + ITEM_HEAD, sv.mv_data, VS_SIGNATURE_BYTES);
     memcpy(m->item + ITEM_HEAD + VS_SIGNATURE_BYTES, enc, enc_bytes);
     m->mesh_ops++;
-    err = item_add(m, ITEM_MESH, ITEM_HEAD + VS_SIGNATURE_BYTES + (size_t)enc_bytes);
+    err = item_add(m, type, ITEM_HEAD + VS_SIGNATURE_BYTES + (size_t)enc_bytes);
   }
   mdb_cursor_close(cur);
   if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
@@ -398,8 +415,8 @@ vs_err vs_snapshot_make(vs_store *store, vs_snapshot_write_fn fn, void *ctx, vs_
   if (err == VS_OK) err = vs_state_gc_floor_get_txn(m.txn, store, &gc_floor);
   if (err == VS_OK) err = origins_fill(&m, &origins, &n_origins);
   if (err == VS_OK) err = pass(&m); /* pass 1: the chunks' hashes */
-  /* Nothing is written for a snapshot whose signer's admission is not at
-   * or below its anchors yet (nothing compacted, or not that far). */
+  /* Nothing is written for a snapshot whose signer is no active member in
+   * the view its membership ops make (a revoked or never admitted maker). */
   if (err == VS_OK && m.base) err = signer_check(&m, mesh_id, store->identity.pk);
   free(m.facts);
   m.facts = NULL;
@@ -464,8 +481,13 @@ typedef struct installer {
   uint8_t target[VS_OP_TARGET_BYTES_MAX];
   uint32_t target_bytes;
   bool have_target;
-  uint8_t last_key[VS_ORIGIN_BYTES + 8]; /* the last MESH op's (origin, seq): increasing */
+  uint8_t last_key[VS_ORIGIN_BYTES + 8]; /* the last MESH or AHEAD op's (origin, seq): increasing */
   bool have_mesh;
+  uint32_t version; /* the snapshot's format: AHEAD items from 3 */
+  /* The facts of the AHEAD items: folded with the store's for the signer
+   * check, never stored. */
+  vs_mesh_fact *ahead;
+  uint32_t ahead_n, ahead_cap;
   uint64_t entries, incrs, mesh_ops, mesh_items;
   uint64_t lsn; /* the WAL's last LSN */
   const uint8_t *origins; /* the header's anchors (ORIGIN_REC each, by origin) */
@@ -527,8 +549,11 @@ static vs_err item_incr(installer *in, const uint8_t *b, uint32_t len) {
 
 /* A membership op with its origin's signature of its chain head there:
  * stored as held (WAL record, op id, signature, membership record). One
- * the store holds already (its own admission) must be the same op. */
-static vs_err item_mesh(installer *in, const uint8_t *b, uint32_t len) {
+ * the store holds already (its own admission) must be the same op. An
+ * AHEAD item (past its origin's anchor, or of an origin the header
+ * anchors no chain of) is checked the same way and only its fact kept,
+ * for the signer check. */
+static vs_err item_mesh(installer *in, const uint8_t *b, uint32_t len, bool ahead) {
   if (len <= VS_SIGNATURE_BYTES || len - VS_SIGNATURE_BYTES > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_MALFORMED;
   const uint8_t *sig = b, *enc = b + VS_SIGNATURE_BYTES;
   uint32_t enc_bytes = len - VS_SIGNATURE_BYTES;
@@ -551,7 +576,8 @@ static vs_err item_mesh(installer *in, const uint8_t *b, uint32_t len) {
     else if (c < 0) hi = mid;
     else lo = mid + 1;
   }
-  if (anchor == NULL || op.seq > vs_get_u64le(anchor + 32)) return VS_ERR_MALFORMED;
+  bool below = anchor != NULL && op.seq <= vs_get_u64le(anchor + 32);
+  if (below == ahead) return VS_ERR_MALFORMED;
   if (vs_hlc_wall_ms(op.hlc) > in->hlc_max) return VS_ERR_FUTURE;
   in->have_mesh = true;
   in->mesh_items++;
@@ -560,7 +586,22 @@ static vs_err item_mesh(installer *in, const uint8_t *b, uint32_t len) {
   if (!vs_chain_verify(op.origin, op.seq, hash, sig)) return VS_ERR_AUTH;
   uint8_t held[VS_HASH_BYTES];
   vs_err err = vs_opid_get(in->txn, in->store, &op.id, NULL, held);
-  if (err == VS_OK) return memcmp(held, hash, VS_HASH_BYTES) == 0 ? VS_OK : VS_ERR_STATE;
+  if (err == VS_OK && memcmp(held, hash, VS_HASH_BYTES) != 0) return VS_ERR_STATE;
+  if (ahead) {
+    if (err != VS_OK && err != VS_ERR_NOTFOUND) return err;
+    if (in->ahead_n == VS_MESH_FACTS_MAX) return VS_ERR_LIMIT;
+    if (in->ahead_n == in->ahead_cap) {
+      uint32_t cap = in->ahead_cap == 0 ? 16 : in->ahead_cap * 2;
+      vs_mesh_fact *g = realloc(in->ahead, sizeof *g * cap);
+      if (g == NULL) return VS_ERR_NOMEM;
+      in->ahead = g;
+      in->ahead_cap = cap;
+    }
+    if (vs_mesh_fact_from_op(&op, hash, &in->ahead[in->ahead_n]) != VS_OK) return VS_ERR_MALFORMED;
+    in->ahead_n++;
+    return VS_OK;
+  }
+  if (err == VS_OK) return VS_OK;
   if (err != VS_ERR_NOTFOUND) return err;
   in->lsn++;
   err = vs_wal_append_cur(in->txn, in->store, &in->cur, &op, enc, in->lsn, 0, hash, false, NULL);
@@ -584,7 +625,8 @@ static vs_err chunk_items(installer *in, const uint8_t *c, uint32_t bytes, uint3
     /* The order: entries (each with its incrs), then membership ops. */
     if (type == ITEM_ENTRY && !in->have_mesh) err = item_entry(in, p, len);
     else if (type == ITEM_INCR && !in->have_mesh) err = item_incr(in, p, len);
-    else if (type == ITEM_MESH) err = item_mesh(in, p, len);
+    else if (type == ITEM_MESH) err = item_mesh(in, p, len, false);
+    else if (type == ITEM_AHEAD && in->version >= 3) err = item_mesh(in, p, len, true);
     else err = VS_ERR_MALFORMED;
     p += len;
   }
@@ -661,7 +703,8 @@ vs_err vs_snap_head_read(vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_
   vs_err err = read_exact(fn, ctx, fixed, sizeof fixed, &h->total);
   if (err != VS_OK) return err;
   if (memcmp(fixed, MAGIC, 8) != 0) return VS_ERR_MALFORMED;
-  if (vs_get_u32le(fixed + 8) != VS_SNAPSHOT_VERSION) return VS_ERR_VERSION;
+  h->version = vs_get_u32le(fixed + 8);
+  if (h->version != VS_SNAPSHOT_VERSION && h->version != 2) return VS_ERR_VERSION;
   uint32_t n_origins = vs_get_u32le(fixed + 152), n_chunks = vs_get_u32le(fixed + 156);
   if (n_origins > VS_SNAPSHOT_ORIGINS_MAX || n_chunks > VS_SNAPSHOT_CHUNKS_MAX) return VS_ERR_MALFORMED;
   size_t hdr_bytes = HDR_FIXED + (size_t)n_origins * ORIGIN_REC + VS_SIGNATURE_BYTES;
@@ -728,6 +771,35 @@ vs_err vs_snap_mesh_check_txn(MDB_txn *txn, const vs_store *store, const vs_snap
   return err;
 }
 
+/* The signer is an active member of the view the store's facts make (the
+ * snapshot's MESH ops stored, and the store's own), folded with the AHEAD
+ * items' facts when there are any. */
+static vs_err signer_active(installer *in, const uint8_t mesh_id[VS_HASH_BYTES], const uint8_t *signer) {
+  vs_mesh_rec rec;
+  vs_err err = vs_mesh_rec_get_txn(in->txn, in->store, signer, &rec);
+  if (err == VS_OK && !rec.revoked) return VS_OK;
+  if (err != VS_OK && err != VS_ERR_NOTFOUND) return err;
+  if (in->ahead_n == 0) return VS_ERR_NOT_MEMBER;
+  vs_mesh_fact *facts = NULL;
+  uint32_t n = 0;
+  err = vs_mesh_facts_read_txn(in->txn, in->store, &facts, &n);
+  if (err == VS_OK && n > VS_MESH_FACTS_MAX) err = VS_ERR_LIMIT;
+  vs_mesh_fact *all = NULL;
+  if (err == VS_OK && (all = malloc(sizeof *all * ((size_t)n + in->ahead_n))) == NULL) err = VS_ERR_NOMEM;
+  vs_mesh_view *view = NULL;
+  if (err == VS_OK && (view = malloc(sizeof *view)) == NULL) err = VS_ERR_NOMEM;
+  if (err == VS_OK) {
+    if (n > 0) memcpy(all, facts, sizeof *all * n);
+    memcpy(all + n, in->ahead, sizeof *all * in->ahead_n);
+    err = vs_mesh_reduce(mesh_id, all, n + in->ahead_n, view);
+  }
+  if (err == VS_OK && !vs_mesh_active(view, signer)) err = VS_ERR_NOT_MEMBER;
+  free(view);
+  free(all);
+  free(facts);
+  return err;
+}
+
 vs_err vs_snap_body_txn(MDB_txn *txn, vs_store *store, vs_snap_head *h, vs_snapshot_read_fn fn, void *ctx,
                         vs_snapshot_info *info) {
   uint8_t *hdr = h->hdr, *chunk = malloc(VS_SNAPSHOT_CHUNK_BYTES_MAX);
@@ -742,6 +814,7 @@ vs_err vs_snap_body_txn(MDB_txn *txn, vs_store *store, vs_snap_head *h, vs_snaps
   in.origins = hdr + HDR_FIXED;
   in.n_origins = n_origins;
   in.hlc_max = h->hlc_max;
+  in.version = h->version;
   const uint8_t *self = store->has_identity ? store->identity.pk : NULL;
   vs_err err = vs_wal_last_lsn_txn(in.txn, store, &in.lsn);
   if (err == VS_OK) err = vs_wal_cursors_open(in.txn, store, &in.cur);
@@ -777,11 +850,8 @@ vs_err vs_snap_body_txn(MDB_txn *txn, vs_store *store, vs_snap_head *h, vs_snaps
    * be an active member in it. */
   bool managed = memcmp(hdr + 16, zero, VS_HASH_BYTES) != 0, refolded = false;
   if (err == VS_OK && managed) err = vs_mesh_refresh_txn(in.txn, store, hdr + 16, &refolded);
-  if (err == VS_OK && managed) {
-    vs_mesh_rec rec;
-    err = vs_mesh_rec_get_txn(in.txn, store, signer, &rec);
-    if (err == VS_ERR_NOTFOUND || (err == VS_OK && rec.revoked)) err = VS_ERR_NOT_MEMBER;
-  }
+  if (err == VS_OK && managed) err = signer_active(&in, hdr + 16, signer);
+  free(in.ahead);
   /* The live state: the base, then this device's own ops past its anchor. */
   if (err == VS_OK) err = vs_state_rebuild_txn(in.txn, store);
   if (err == VS_OK && info != NULL) {

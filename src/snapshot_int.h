@@ -25,6 +25,7 @@ typedef struct vs_snap_head {
   uint8_t *hdr; /* the header bytes (hdr_bytes) */
   size_t hdr_bytes;
   uint32_t n_origins, n_chunks;
+  uint32_t version;                 /* the format: 2 or VS_SNAPSHOT_VERSION */
   uint8_t (*hashes)[VS_HASH_BYTES]; /* the chunks' */
   uint64_t hlc_max;                 /* wall ms: now + the drift a run may have */
   uint64_t total;                   /* bytes read so far */

@@ -25,6 +25,8 @@
 #include "fixture.h"
 #include "mesh_harness.h"
 #include "member_nodes.h"
+#include "chain.h"
+#include "compact_util.h"
 
 #define WINDOW_BYTES (48u * 1024u)
 
@@ -129,10 +131,50 @@ static void test_join_window_either_order(void **state) {
   assert_true(stalled_case);
 }
 
+static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  (void)i;
+  cfg->compact_every_ms = 5000;
+  cfg->compact_after_ops = 0;
+}
+
+/* 0 creates, 1 joins (its invite lasts a day: finality keeps 1's chain,
+ * its admission included, uncompacted); both compact 0's chain. 0 invites
+ * 2 and goes away; 2 meets only 1, is behind 1's horizon of 0's chain and
+ * needs a snapshot, which 1 makes: its admission and 2's invite travel
+ * past their anchors (AHEAD). Before, 1 made none ("not a member" in the
+ * view of the ops at or below its anchors) and 2 waited for 0. */
+static void test_join_through_recent_member_after_compaction(void **state) {
+  (void)state;
+  mh_mesh m;
+  mn_mesh(&m, 3, 2, NULL, "joinsn", 0x50, 9, compacting);
+  mh_connect(&m, 0, 1);
+  mh_run_for(&m, 2000);
+  write_history(&m, 0, 300);
+  mh_run_for(&m, 30000);
+  assert_true(vt_horizon_of(mn_store(&m, 1), m.ids[0].pk).seq > 0);
+  assert_int_equal(vt_horizon_of(mn_store(&m, 1), m.ids[1].pk).seq, 0);
+  mn_join(&m, 0, 2, VS_MESH_WRITER);
+  mh_run_for(&m, 5000); /* the invite reaches 1 */
+  mh_disconnect(&m, 0, 1);
+  mh_close(&m, 0);
+  mh_connect(&m, 2, 1);
+  mh_run_for(&m, 60000);
+  vs_node_stats s1 = mn_stats(&m, 1), s2 = mn_stats(&m, 2);
+  assert_true(s1.snap_served >= 1);
+  assert_true(s2.snap_installs >= 1);
+  mh_write(&m, 2, "put", "from2", "x");
+  mh_run_for(&m, 10000);
+  assert_true(mn_has(&m, 1, "from2"));
+  mh_expect_converged(&m, 1, 2);
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_join_refused_is_not_resent_at_once),
       cmocka_unit_test(test_join_window_either_order),
+      cmocka_unit_test(test_join_through_recent_member_after_compaction),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define VS_SNAPSHOT_VERSION 2u
+#define VS_SNAPSHOT_VERSION 3u /**< 3 carries membership ops past the anchors (AHEAD); 2 is still read */
 #define VS_SNAPSHOT_CHUNK_BYTES (64u * 1024u)      /**< chunks are cut past this (one item may make one longer) */
 #define VS_SNAPSHOT_CHUNK_BYTES_MAX (160u * 1024u) /**< no chunk is longer: a longer one is refused */
 /** Bounds on what a header may announce: a forged header costs its reader
