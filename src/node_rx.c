@@ -335,10 +335,30 @@ vs_err vs_node_rx_key(const vs_node *n, uint32_t handle, vs_rx_key *key_out) {
   return VS_OK;
 }
 
+static vs_err on_message_of(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len, const vs_rx_prep *prep,
+                            uint64_t now_ms);
+
 /* An authentic message of an established session (opened, its counter
- * accepted). `prep` (may be NULL) holds the pure work on an OPS message. */
+ * accepted). `prep` (may be NULL) holds the pure work on an OPS message.
+ * One that does not decode (an unknown type, a count past its bounds,
+ * bytes missing or left over) was sealed by a peer holding the session
+ * key: a build of another protocol, or a hostile one. The session ends
+ * (as for forged FORK or ACKS evidence): nothing more is read from it,
+ * and a new session starts afresh. A run the message carries that fails
+ * its own checks (a signature, the links) is a run refused, not a
+ * message: run_outcome counts it and the session stays. */
 static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len, const vs_rx_prep *prep,
                          uint64_t now_ms) {
+  vs_err err = on_message_of(n, p, msg, msg_len, prep, now_ms);
+  if ((err == VS_ERR_MALFORMED || err == VS_ERR_TRUNCATED || err == VS_ERR_TRAILING) && p->st == PEER_READY) {
+    n->stats.sessions_closed_malformed++;
+    nd_peer_close(n, p);
+  }
+  return err;
+}
+
+static vs_err on_message_of(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len, const vs_rx_prep *prep,
+                            uint64_t now_ms) {
   if (msg_len == 0) return VS_ERR_TRUNCATED;
   if (msg[0] == VS_MSG_VV) return nd_on_vv(n, p, msg, msg_len, now_ms);
   if (msg[0] == VS_MSG_FORK) return nd_on_fork_msg(n, p, msg, msg_len, now_ms);

@@ -313,26 +313,46 @@ static void test_node_rejects_bad_frame_headers(void **state) {
   bench_free(t);
 }
 
+/* A message sealed with the session key that does not decode: refused,
+ * counted, and the session ends (sessions_closed_malformed): nothing more
+ * is read from it (its next frame finds no connection). The peer dials
+ * again and gets a fresh session. */
+static void bad_message(bench *t, fake *f, const uint8_t *msg, size_t len, vs_err want) {
+  uint8_t frame[8192];
+  snap s0;
+  snap_take(t->h.nodes[0], &s0);
+  vs_node_stats st0;
+  vs_node_stats_get(t->h.nodes[0], &st0);
+  size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), want);
+  expect_refused(t->h.nodes[0], &s0, "rejected_malformed", 1, "a message that does not decode");
+  vs_node_stats st1;
+  vs_node_stats_get(t->h.nodes[0], &st1);
+  assert_int_equal(st1.sessions_closed_malformed, st0.sessions_closed_malformed + 1);
+  flen = fake_seal(f, msg, len, frame, sizeof frame);
+  assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_ERR_NOTFOUND);
+  bench_pump(t);
+  caps_clear(t); /* the node's CLOSE of that connection */
+  fake_init(f, FAKE_HANDLE, 0x77);
+  fake_dial(t, f, 0);
+  caps_clear(t);
+}
+
 static void test_node_rejects_bad_messages_in_session(void **state) {
   (void)state;
   fake f;
   bench *t = bench_secure(&f);
-  uint8_t msg[4096], frame[8192];
-  snap s0;
-  snap_take(t->h.nodes[0], &s0);
-  /* Unknown message types (5 is ACKS since wire v4), an empty message. */
-  const uint8_t types[4] = {0, 6, 0x7f, 0xff};
+  uint8_t msg[4096];
+  /* Unknown message types (5 is ACKS since wire v4, 6-9 the snapshot
+   * messages since v5). */
+  const uint8_t types[4] = {0, 10, 0x7f, 0xff};
   for (int k = 0; k < 4; k++) {
     memset(msg, 0, 64);
     msg[0] = types[k];
-    size_t flen = fake_seal(&f, msg, 37, frame, sizeof frame);
-    assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_ERR_MALFORMED);
+    bad_message(t, &f, msg, 37, VS_ERR_MALFORMED);
   }
-  size_t flen = fake_seal(&f, msg, 0, frame, sizeof frame);
-  assert_true(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms) != VS_OK);
-  expect_refused(t->h.nodes[0], &s0, "rejected_malformed", 5, "unknown message type");
-  /* A VV whose origins are out of order; an OPS with no run. */
-  snap_take(t->h.nodes[0], &s0);
+  /* A VV whose origins are out of order; an OPS with no run; a VV cut
+   * short; a VV with a byte left over. */
   vs_vv_entry e[2];
   memset(e, 0, sizeof e);
   e[0].origin[0] = 2;
@@ -349,13 +369,15 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
     memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 48, e[k].origin, VS_ORIGIN_BYTES);
     vt_put_u64le(msg + VS_MSG_VV_HEADER_BYTES + k * 48 + 32, e[k].seq);
   }
-  flen = fake_seal(&f, msg, VS_MSG_VV_HEADER_BYTES + 96, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_ERR_MALFORMED);
+  bad_message(t, &f, msg, VS_MSG_VV_HEADER_BYTES + 96, VS_ERR_MALFORMED);
+  e[0].origin[0] = 1;
+  e[1].origin[0] = 2;
+  for (int k = 0; k < 2; k++) memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 48, e[k].origin, VS_ORIGIN_BYTES);
+  bad_message(t, &f, msg, VS_MSG_VV_HEADER_BYTES + 95, VS_ERR_TRUNCATED);
+  bad_message(t, &f, msg, VS_MSG_VV_HEADER_BYTES + 97, VS_ERR_TRAILING);
   msg[0] = VS_MSG_OPS;
   vt_put_u32le(msg + 1, 0);
-  flen = fake_seal(&f, msg, 5, frame, sizeof frame);
-  assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_ERR_MALFORMED);
-  expect_refused(t->h.nodes[0], &s0, "rejected_malformed", 2, "bad VV / empty OPS");
+  bad_message(t, &f, msg, 5, VS_ERR_MALFORMED);
   expect_legit_sync(t, "bad-messages");
   bench_free(t);
 }

@@ -271,6 +271,8 @@ typedef struct vs_node_stats {
   uint64_t snap_timeouts;        /**< transfers dropped for no progress in snap_timeout_ms (either side) */
   uint64_t snap_rebases;         /**< snapshots received that re-bootstrapped this store, which held data
                                       (vs_snapshot_rebase; counted in snap_installs too) */
+  uint64_t sessions_closed_malformed; /**< sessions closed: an authentic message that did not decode (also
+                                           counted in rejected_malformed) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
