@@ -111,26 +111,32 @@ typedef struct maker {
   uint32_t facts_n, facts_cap;
 } maker;
 
+/* Append the fact of `op` (hash `hash`) to a growing list, at most
+ * VS_MESH_FACTS_MAX (VS_ERR_LIMIT); VS_ERR_MALFORMED: no membership fact. */
+static vs_err fact_push(vs_mesh_fact **facts, uint32_t *n, uint32_t *cap, const vs_op *op,
+                        const uint8_t hash[VS_HASH_BYTES]) {
+  if (*n == VS_MESH_FACTS_MAX) return VS_ERR_LIMIT;
+  if (*n == *cap) {
+    uint32_t c = *cap == 0 ? 16 : *cap * 2;
+    vs_mesh_fact *g = realloc(*facts, sizeof *g * c);
+    if (g == NULL) return VS_ERR_NOMEM;
+    *facts = g;
+    *cap = c;
+  }
+  if (vs_mesh_fact_from_op(op, hash, &(*facts)[*n]) != VS_OK) return VS_ERR_MALFORMED;
+  (*n)++;
+  return VS_OK;
+}
+
 /* Pass 1 of a managed mesh's snapshot: the fact of a membership op carried. */
 static vs_err fact_add(maker *m, const uint8_t *enc, uint32_t enc_bytes) {
   if (m->emit || !m->base) return VS_OK;
-  if (m->facts_n == VS_MESH_FACTS_MAX) return VS_ERR_LIMIT;
-  if (m->facts_n == m->facts_cap) {
-    uint32_t cap = m->facts_cap == 0 ? 16 : m->facts_cap * 2;
-    vs_mesh_fact *g = realloc(m->facts, sizeof *g * cap);
-    if (g == NULL) return VS_ERR_NOMEM;
-    m->facts = g;
-    m->facts_cap = cap;
-  }
   vs_op op;
   uint8_t hash[VS_HASH_BYTES];
-  vs_err err = vs_op_decode(enc, enc_bytes, &op);
-  if (err == VS_OK) {
-    vs_op_hash_encoded(enc, enc_bytes, hash);
-    err = vs_mesh_fact_from_op(&op, hash, &m->facts[m->facts_n]);
-  }
-  if (err == VS_OK) m->facts_n++;
-  return err == VS_OK ? VS_OK : VS_ERR_CORRUPT; /* a stored membership op that does not read */
+  if (vs_op_decode(enc, enc_bytes, &op) != VS_OK) return VS_ERR_CORRUPT; /* a stored membership op that does not read */
+  vs_op_hash_encoded(enc, enc_bytes, hash);
+  vs_err err = fact_push(&m->facts, &m->facts_n, &m->facts_cap, &op, hash);
+  return err == VS_ERR_MALFORMED ? VS_ERR_CORRUPT : err;
 }
 
 /* Whether the view the carried membership ops make holds the signer as an
@@ -589,17 +595,7 @@ static vs_err item_mesh(installer *in, const uint8_t *b, uint32_t len, bool ahea
   if (err == VS_OK && memcmp(held, hash, VS_HASH_BYTES) != 0) return VS_ERR_STATE;
   if (ahead) {
     if (err != VS_OK && err != VS_ERR_NOTFOUND) return err;
-    if (in->ahead_n == VS_MESH_FACTS_MAX) return VS_ERR_LIMIT;
-    if (in->ahead_n == in->ahead_cap) {
-      uint32_t cap = in->ahead_cap == 0 ? 16 : in->ahead_cap * 2;
-      vs_mesh_fact *g = realloc(in->ahead, sizeof *g * cap);
-      if (g == NULL) return VS_ERR_NOMEM;
-      in->ahead = g;
-      in->ahead_cap = cap;
-    }
-    if (vs_mesh_fact_from_op(&op, hash, &in->ahead[in->ahead_n]) != VS_OK) return VS_ERR_MALFORMED;
-    in->ahead_n++;
-    return VS_OK;
+    return fact_push(&in->ahead, &in->ahead_n, &in->ahead_cap, &op, hash);
   }
   if (err == VS_OK) return VS_OK;
   if (err != VS_ERR_NOTFOUND) return err;
