@@ -253,7 +253,32 @@ typedef struct relay {
   vs_acks_writer w;
   uint32_t msgs;
   bool stopped; /* ACKS_MSGS_PER_ROUND reached: more next round */
+  bool held;    /* an author's ack held back (the peer lacks ops it names): again next round */
 } relay;
+
+/* Whether the peer's vector (its last VV) reaches every seq of `rec`'s full
+ * vector (its keyframe with its delta applied; entries by origin, strictly
+ * increasing in both). A peer verifies an ack only over ops it holds and
+ * drops one it cannot check; an ack relayed ahead of the ops it names (a
+ * relay's acks are small, its ops wait for the window) was dropped there,
+ * and the next one as well while ops kept flowing: a member two hops from
+ * a writer never stored its acks while the writes went on, and compacted
+ * nothing (tests/bench_disk.py: node c's store grew with the history). */
+static bool peer_covers(const peer *p, const vs_ack_rec *rec) {
+  uint32_t i = 0, j = 0;
+  while (i < rec->key_n || j < rec->delta_n) { /* bounded: key_n + delta_n steps */
+    const vs_ack_entry *e;
+    int c = i == rec->key_n ? 1 : j == rec->delta_n ? -1 : memcmp(rec->key[i].origin, rec->delta[j].origin, VS_ORIGIN_BYTES);
+    if (c < 0) {
+      e = &rec->key[i++];
+    } else {
+      e = &rec->delta[j++];
+      if (c == 0) i++; /* the delta's entry replaces the keyframe's */
+    }
+    if (e->seq != 0 && nd_vv_get(&p->known, e->origin) < e->seq) return false;
+  }
+  return true;
+}
 
 static vs_err relay_flush(relay *r) {
   size_t len = 0;
@@ -290,6 +315,11 @@ static vs_err relay_author(relay *r, MDB_txn *txn, const uint8_t author[VS_ORIGI
   vs_ack_rec rec;
   err = vs_acks_get_txn(txn, r->n->store, author, &rec);
   if (err != VS_OK) return err;
+  if (!peer_covers(r->p, &rec)) { /* it would drop it: after its vector says it holds those ops */
+    r->held = true;
+    vs_ack_rec_free(&rec);
+    return VS_OK;
+  }
   if (t_key != rec.key_hlc) {
     err = relay_add(r, author, rec.key_hlc, rec.key_hlc, rec.key_sig, rec.key, rec.key_n);
     if (err == VS_OK && !r->stopped) err = told_set(r->p, author, rec.key_hlc, rec.key_hlc);
@@ -312,7 +342,7 @@ vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms) {
   MDB_txn *txn;
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
-  relay r = {n, p, {0}, 0, false};
+  relay r = {n, p, {0}, 0, false, false};
   MDB_cursor *cur = NULL;
   err = vs_acks_writer_init(&r.w, n->msg, VS_MSG_BYTES_MAX);
   int rc = err == VS_OK ? mdb_cursor_open(txn, n->store->dbi_acks, &cur) : MDB_SUCCESS;
@@ -337,7 +367,7 @@ vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms) {
   if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS && !r.stopped) err = vs_mdb_err(rc);
   if (err == VS_OK && p->st == PEER_READY) err = relay_flush(&r);
   mdb_txn_abort(txn);
-  if (err == VS_OK && !r.stopped) p->told_gen = gen;
+  if (err == VS_OK && !r.stopped && !r.held) p->told_gen = gen;
   if (err == VS_OK && !r.stopped) p->acks_relay_ms = vs_add_sat_u64(now_ms, n->cfg.ack_interval_ms / 4);
   return err;
 }
