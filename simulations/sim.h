@@ -252,6 +252,12 @@ typedef struct sim_revoke {
   uint64_t cut;
 } sim_revoke;
 
+typedef struct sim_cb {
+  uint64_t h; /* sim_id_hash64 of the op id */
+  uint64_t seq;
+  uint32_t node; /* sim_node_of its origin */
+} sim_cb;
+
 typedef struct sim_node {
   struct sim *sim;
   uint32_t idx;
@@ -272,6 +278,12 @@ typedef struct sim_node {
   /* what the node did, across lifetimes */
   uint64_t applied;     /* on_apply calls */
   uint64_t applied_sum; /* sum of a 64-bit hash of each applied op id */
+  /* --managed: each callback's op (origin's node, seq, id hash), so that G4
+   * can tell an op taken again after a lifted cut, or one whose record a
+   * cut deleted, from one stored twice (check.c) */
+  struct sim_cb *cb;
+  size_t cb_n, cb_cap;
+  bool cb_oom;
   uint64_t local_writes;
   uint64_t last_apply_v;
   uint32_t crashes;
