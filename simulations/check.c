@@ -99,6 +99,9 @@ bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
     }
     vs_err err = vs_state_hash(vs_node_store(n->node), k == 0 ? h0 : h);
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: state hash: %s", i, vs_err_name(err));
+    bool stranded = false;
+    if (k > 0 && memcmp(h, h0, VS_HASH_BYTES) != 0 && !sim_twin_stranded(s, i, ref, &stranded)) return false;
+    if (stranded) continue; /* not counted from now on (docs/simulator.md item 6a) */
     if (k > 0 && memcmp(h, h0, VS_HASH_BYTES) != 0) {
       /* Equal version vectors mean the same set of operations: then equal
        * states are owed now, not after more syncing (G5). */
@@ -110,6 +113,7 @@ bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
         return sim_fail(s, SIM_EXIT_FAIL, "G5: nodes %u and %u hold the same operations (equal version vectors) but "
                         "their state hashes differ", ref, i);
       snprintf(why, why_bytes, "the state hash of node %u differs from node %u's", i, ref);
+      if (s->cfg->managed) sim_breaches_note(s, why, why_bytes);
       return true;
     }
   }
