@@ -640,8 +640,8 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
    * lifted again (a more senior revoke), and then the ops come back, are
    * called back again and stored once. So under --managed: a callback of
    * an op past its final cut (or of a non-member) that no record holds is
-   * a void's deleted record, and a second callback of an op is its
-   * retake. Nothing else is let off. */
+   * a void's deleted record, and a second callback of an op of a revoked
+   * origin is its retake. Nothing else is let off. */
   if (s->cfg->managed) {
     if (n->cb_oom || w->void_h_oom) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
     qsort(n->cb, n->cb_n, sizeof *n->cb, cmp_cb);
@@ -649,8 +649,11 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
     for (size_t k = 0; k < n->cb_n;) { /* bounded: k moves past each group of one op's callbacks */
       size_t e = k + 1;
       while (e < n->cb_n && n->cb[e].h == n->cb[k].h) e++;
-      applied -= e - k - 1;
-      applied_sum -= (uint64_t)(e - k - 1) * n->cb[k].h;
+      uint32_t o = n->cb[k].node;
+      if (o < s->n && s->nodes[o].revoked_at != 0) { /* a retake needs a cut that was lifted: a revoked origin */
+        applied -= e - k - 1;
+        applied_sum -= (uint64_t)(e - k - 1) * n->cb[k].h;
+      }
       if (!sim_mesh_owed(s, n->cb[k].node, n->cb[k].seq) &&
           bsearch(&n->cb[k].h, w->void_h, w->void_n, sizeof *w->void_h, cmp_u64) == NULL) {
         applied--;
