@@ -644,8 +644,8 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
    * origin is its retake. Nothing else is let off. */
   if (s->cfg->managed) {
     if (n->cb_oom || w->void_h_oom) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
-    qsort(n->cb, n->cb_n, sizeof *n->cb, cmp_cb);
-    qsort(w->void_h, w->void_n, sizeof *w->void_h, cmp_u64);
+    if (n->cb_n > 1) qsort(n->cb, n->cb_n, sizeof *n->cb, cmp_cb);
+    if (w->void_n > 1) qsort(w->void_h, w->void_n, sizeof *w->void_h, cmp_u64);
     for (size_t k = 0; k < n->cb_n;) { /* bounded: k moves past each group of one op's callbacks */
       size_t e = k + 1;
       while (e < n->cb_n && n->cb[e].h == n->cb[k].h) e++;
@@ -655,7 +655,7 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
         applied_sum -= (uint64_t)(e - k - 1) * n->cb[k].h;
       }
       if (!sim_mesh_owed(s, n->cb[k].node, n->cb[k].seq) &&
-          bsearch(&n->cb[k].h, w->void_h, w->void_n, sizeof *w->void_h, cmp_u64) == NULL) {
+          (w->void_n == 0 || bsearch(&n->cb[k].h, w->void_h, w->void_n, sizeof *w->void_h, cmp_u64) == NULL)) {
         applied--;
         applied_sum -= n->cb[k].h;
       }
