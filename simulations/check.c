@@ -99,6 +99,9 @@ bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
     }
     vs_err err = vs_state_hash(vs_node_store(n->node), k == 0 ? h0 : h);
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: state hash: %s", i, vs_err_name(err));
+    bool stranded = false;
+    if (k > 0 && memcmp(h, h0, VS_HASH_BYTES) != 0 && !sim_twin_stranded(s, i, ref, &stranded)) return false;
+    if (stranded) continue; /* not counted from now on (docs/simulator.md item 6a) */
     if (k > 0 && memcmp(h, h0, VS_HASH_BYTES) != 0) {
       /* Equal version vectors mean the same set of operations: then equal
        * states are owed now, not after more syncing (G5). */
@@ -110,6 +113,7 @@ bool sim_quiet(sim *s, bool *quiet, char *why, size_t why_bytes) {
         return sim_fail(s, SIM_EXIT_FAIL, "G5: nodes %u and %u hold the same operations (equal version vectors) but "
                         "their state hashes differ", ref, i);
       snprintf(why, why_bytes, "the state hash of node %u differs from node %u's", i, ref);
+      if (s->cfg->managed) sim_breaches_note(s, why, why_bytes);
       return true;
     }
   }
@@ -171,6 +175,9 @@ typedef struct wal_view {
   uint64_t void_from;
   size_t void_n;
   uint64_t void_id_sum;
+  uint64_t *void_h; /* --managed: the void records' id hashes (G4: sim_cb) */
+  size_t void_h_cap;
+  bool void_h_oom;
   /* --managed: membership ops (mesh.*), checked against what the nodes
    * wrote (s->sysops), not against client writes */
   size_t mesh_n;
@@ -217,13 +224,30 @@ static bool arena_add(wal_view *w, const uint8_t *p, uint32_t len, uint32_t *off
   return true;
 }
 
+static vs_err void_note(wal_view *w, const vs_op_id *id) {
+  uint64_t h = sim_id_hash64(id);
+  if (w->s->cfg->managed && !w->void_h_oom) {
+    if (w->void_n == w->void_h_cap) {
+      size_t cap = w->void_h_cap == 0 ? 256 : w->void_h_cap * 2;
+      uint64_t *v = realloc(w->void_h, sizeof *v * cap);
+      w->void_h_oom = v == NULL;
+      if (v != NULL) {
+        w->void_h = v;
+        w->void_h_cap = cap;
+      }
+    }
+    if (w->void_n < w->void_h_cap) w->void_h[w->void_n] = h;
+  }
+  w->void_n++;
+  w->void_id_sum += h;
+  return VS_OK;
+}
+
 static vs_err wal_cb(const vs_wal_record *rec, void *ctx) {
   wal_view *w = ctx;
   if (w->void_origin != NULL && rec->op.seq >= w->void_from &&
       memcmp(rec->op.origin, w->void_origin, VS_ORIGIN_BYTES) == 0) {
-    w->void_n++;
-    w->void_id_sum += sim_id_hash64(&rec->op.id);
-    return VS_OK;
+    return void_note(w, &rec->op.id);
   }
   if (w->s->cfg->managed && !sim_mesh_owed(w->s, sim_node_of(w->s, rec->op.origin), rec->op.seq)) {
     /* A revoked node's op past its cut, a non-member's op: void. Stored
@@ -231,9 +255,7 @@ static vs_err wal_cb(const vs_wal_record *rec, void *ctx) {
      * log as history, in no state (the node's chain head is the cut:
      * member.c checks it). Taken after, by a gate that let it through, it
      * shows up in the state: the recomputation leaves it out. */
-    w->void_n++;
-    w->void_id_sum += sim_id_hash64(&rec->op.id);
-    return VS_OK;
+    return void_note(w, &rec->op.id);
   }
   if (w->s->cfg->managed && strncmp(rec->op.kind, "mesh.", 5) == 0) {
     const sim *s = w->s;
@@ -272,6 +294,13 @@ static vs_err wal_cb(const vs_wal_record *rec, void *ctx) {
   w->n++;
   return VS_OK;
 }
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int cmp_cb(const void *a, const void *b) { return cmp_u64(&((const sim_cb *)a)->h, &((const sim_cb *)b)->h); }
 
 /* ---- a merge sort with a context (qsort has none in C11) ---- */
 
@@ -606,6 +635,33 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
       applied_sum += sim_id_hash64(&id);
     }
   }
+  /* A revoke's cut or a lost admission voids data ops that were called
+   * back, and their records go with the void (voids.c); a cut can be
+   * lifted again (a more senior revoke), and then the ops come back, are
+   * called back again and stored once. So under --managed: a callback of
+   * an op past its final cut (or of a non-member) that no record holds is
+   * a void's deleted record, and a second callback of an op of a revoked
+   * origin is its retake. Nothing else is let off. */
+  if (s->cfg->managed) {
+    if (n->cb_oom || w->void_h_oom) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+    if (n->cb_n > 1) qsort(n->cb, n->cb_n, sizeof *n->cb, cmp_cb);
+    if (w->void_n > 1) qsort(w->void_h, w->void_n, sizeof *w->void_h, cmp_u64);
+    for (size_t k = 0; k < n->cb_n;) { /* bounded: k moves past each group of one op's callbacks */
+      size_t e = k + 1;
+      while (e < n->cb_n && n->cb[e].h == n->cb[k].h) e++;
+      uint32_t o = n->cb[k].node;
+      if (o < s->n && s->nodes[o].revoked_at != 0) { /* a retake needs a cut that was lifted: a revoked origin */
+        applied -= e - k - 1;
+        applied_sum -= (uint64_t)(e - k - 1) * n->cb[k].h;
+      }
+      if (!sim_mesh_owed(s, n->cb[k].node, n->cb[k].seq) &&
+          (w->void_n == 0 || bsearch(&n->cb[k].h, w->void_h, w->void_n, sizeof *w->void_h, cmp_u64) == NULL)) {
+        applied--;
+        applied_sum -= n->cb[k].h;
+      }
+      k = e;
+    }
+  }
   if (applied != stored || applied_sum != stored_sum)
     return sim_fail(s, SIM_EXIT_FAIL, "G4: node %u: the apply callback ran %" PRIu64 " times for %" PRIu64 " stored operations%s", i,
                     applied, stored, applied == stored ? " (not once each)" : "");
@@ -785,6 +841,7 @@ bool sim_check(sim *s) {
   free(ov.arena);
   free(w.r);
   free(w.arena);
+  free(w.void_h);
   free(aidx);
   if (ok && s->n > 0) {
     vs_err err = vs_state_hash(vs_node_store(s->nodes[sim_ref_node(s)].node), s->final_state_hash);

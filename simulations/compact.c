@@ -53,6 +53,60 @@ static bool horizons_of(sim *s, vs_store *st, uint32_t i, uint64_t *hz) {
 
 bool sim_horizons(sim *s, uint32_t i, uint64_t *hz) { return horizons_of(s, vs_node_store(s->nodes[i].node), i, hz); }
 
+void sim_breaches_note(sim *s, char *why, size_t why_bytes) {
+  size_t len = strlen(why);
+  for (uint32_t i = 0; i < s->n && len + 1 < why_bytes; i++) {
+    if (s->nodes[i].node == NULL || !sim_counted(s, i)) continue;
+    vs_store *st = vs_node_store(s->nodes[i].node);
+    MDB_txn *txn = NULL;
+    uint64_t count = 0;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) continue;
+    vs_err err = vs_horizon_breaches_get_txn(txn, st, &count);
+    mdb_txn_abort(txn);
+    if (err != VS_OK || count == 0) continue;
+    int w = snprintf(why + len, why_bytes - len, "%s node %u %" PRIu64, strstr(why, "; horizon breaches") ? "," :
+                     "; horizon breaches (a verdict reached below a horizon: docs/storage.md, Known limits of compaction):", i, count);
+    if (w < 0 || (size_t)w >= why_bytes - len) break;
+    len += (size_t)w;
+  }
+}
+
+bool sim_twin_stranded(sim *s, uint32_t i, uint32_t ref, bool *out) {
+  *out = false;
+  if (!s->cfg->equivocate || !s->cfg->managed || !sim_twin(s, i)) return true;
+  if (s->stranded[i]) {
+    *out = true;
+    return true;
+  }
+  sim_node *n = &s->nodes[i];
+  if (n->node == NULL || s->nodes[ref].node == NULL) return true;
+  vs_store *st = vs_node_store(n->node);
+  uint64_t void_from = 0;
+  vs_err err = vs_store_fork_get(st, n->id.pk, &void_from);
+  if (err != VS_OK && err != VS_ERR_NOTFOUND) return sim_fail(s, SIM_EXIT_STORE, "node %u: fork verdict: %s", i, vs_err_name(err));
+  vs_node_stats st_now;
+  vs_node_stats_get(n->node, &st_now);
+  if (void_from == 0 || st_now.snap_behind_stuck == 0) return true;
+  uint64_t *hz = calloc(s->n, sizeof *hz);
+  if (hz == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  bool ok = sim_horizons(s, ref, hz);
+  for (uint32_t j = 0; ok && j < s->n && !*out; j++) {
+    if (hz[j] == 0 || !first_of_pk(s, j)) continue;
+    uint64_t head = 0;
+    uint8_t hash[VS_HASH_BYTES];
+    err = vs_wal_head(st, s->nodes[j].id.pk, &head, hash, NULL);
+    if (err != VS_OK) ok = sim_fail(s, SIM_EXIT_STORE, "node %u: head: %s", i, vs_err_name(err));
+    else if (head < hz[j]) {
+      *out = true;
+      s->stranded[i] = true;
+      snprintf(s->stranded_why[i], sizeof s->stranded_why[i],
+               "holds node %u's chain to seq %" PRIu64 ", node %u compacted it to %" PRIu64, j, head, ref, hz[j]);
+    }
+  }
+  free(hz);
+  return ok;
+}
+
 /* ---- the ops held only in the base state ---- */
 
 typedef struct base_ctx {

@@ -71,6 +71,7 @@ uint32_t sim_node_of(const sim *s, const uint8_t pk[VS_ORIGIN_BYTES]) {
 
 bool sim_counted(const sim *s, uint32_t i) {
   if (!s->cfg->managed) return true;
+  if (i < SIM_TWINS && s->stranded[i]) return false; /* docs/simulator.md item 6a: sim_twin_stranded */
   return s->honest != NULL && s->honest[i];
 }
 

@@ -150,9 +150,9 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
     }
     fprintf(f, " \"equivocate\": {\"fork_seq\": %" PRIu64 ", \"void_acked\": %" PRIu64 ", \"twin_refused_forked\": %" PRIu64
                ", \"twin_refused_restoring\": %" PRIu64 ", \"twin_outbox_failed\": %" PRIu64 ", \"fork_verdicts\": %" PRIu64
-               ", \"runs_void\": %" PRIu64 ", \"wants_sent\": %" PRIu64 "},\n",
+               ", \"runs_void\": %" PRIu64 ", \"wants_sent\": %" PRIu64 ", \"twins_stranded\": %d},\n",
             s->fork_seq, s->void_acked, t->twin_refused_forked, t->twin_refused_restoring, twin_outbox_failed(s), verdicts,
-            runs_void, wants);
+            runs_void, wants, (int)s->stranded[0] + (int)s->stranded[1]);
   }
   if (s->cfg->managed) {
     uint64_t not_member = 0, revoked = 0, denied = 0, honest = 0, stale = 0, stale_rej = 0, issued = 0;
@@ -212,6 +212,10 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
     fprintf(f, "  equivocate: twins 0 and 1 forked at seq %" PRIu64 " (0: never), %" PRIu64 " acknowledged writes void, %" PRIu64
                " writes refused as forked, %" PRIu64 " as restoring, %" PRIu64 " failed in the twins' outboxes (void)\n",
             s->fork_seq, s->void_acked, t->twin_refused_forked, t->twin_refused_restoring, twin_outbox_failed(s));
+  for (uint32_t i = 0; s->cfg->equivocate && i < SIM_TWINS; i++)
+    if (s->stranded[i])
+      fprintf(f, "  equivocate: twin %u stranded behind a horizon, not counted (docs/simulator.md item 6a): it %s; "
+                 "its identity is forked, so it never rebases\n", i, s->stranded_why[i]);
   if (s->cfg->managed)
     fprintf(f, "  membership: %u members in the reference's view, %" PRIu64 " joins, %" PRIu64 " revokes (%" PRIu64
                " refused, %" PRIu64 " answered VS_OK writing nothing), %" PRIu64 " writes refused, %" PRIu64

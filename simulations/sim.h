@@ -252,6 +252,12 @@ typedef struct sim_revoke {
   uint64_t cut;
 } sim_revoke;
 
+typedef struct sim_cb {
+  uint64_t h; /* sim_id_hash64 of the op id */
+  uint64_t seq;
+  uint32_t node; /* sim_node_of its origin */
+} sim_cb;
+
 typedef struct sim_node {
   struct sim *sim;
   uint32_t idx;
@@ -272,6 +278,12 @@ typedef struct sim_node {
   /* what the node did, across lifetimes */
   uint64_t applied;     /* on_apply calls */
   uint64_t applied_sum; /* sum of a 64-bit hash of each applied op id */
+  /* --managed: each callback's op (origin's node, seq, id hash), so that G4
+   * can tell an op taken again after a lifted cut, or one whose record a
+   * cut deleted, from one stored twice (check.c) */
+  struct sim_cb *cb;
+  size_t cb_n, cb_cap;
+  bool cb_oom;
   uint64_t local_writes;
   uint64_t last_apply_v;
   uint32_t crashes;
@@ -400,6 +412,11 @@ typedef struct sim {
    * writes it voids (the twins' from that seq on) */
   uint64_t fork_seq;
   uint64_t void_acked;
+  /* --equivocate --managed: a twin the mesh compacted past (one identity on
+   * two devices signs one ack record, docs/simulator.md item 6a), set by
+   * sim_quiet through sim_twin_stranded; not counted from then on */
+  bool stranded[SIM_TWINS];
+  char stranded_why[SIM_TWINS][160];
   /* --managed: the mesh, its membership ops and revokes; the honest nodes
    * (started, admitted, not revoked in the reference's view) and the
    * reference (the lowest honest node), set by sim_quiet */
@@ -516,6 +533,18 @@ bool sim_counted(const sim *s, uint32_t i);
 bool sim_compact_watch(sim *s, uint32_t i);
 /** Node i's horizon per node index (its origin's; hz: s->n entries). */
 bool sim_horizons(sim *s, uint32_t i, uint64_t *hz);
+/** --equivocate --managed: whether twin i is stranded behind node ref's
+ *  horizons for good (docs/simulator.md item 6a): its store holds the fork
+ *  verdict on its own identity (so it never rebases: VS_ERR_FORKED), lacks
+ *  ops at or below ref's horizon of some origin, and its node counted a
+ *  BEHIND it could not act on (snap_behind_stuck). Then it is marked
+ *  (s->stranded, with the reason) and no longer counted. */
+bool sim_twin_stranded(sim *s, uint32_t i, uint32_t ref, bool *out);
+/** Append to `why` the counted nodes whose store counts horizon breaches
+ *  (meta hz_breach): a verdict that reached below a horizon, a divergence
+ *  the library detects and cannot mend (docs/storage.md, "Known limits of
+ *  compaction"). Nothing when there are none. */
+void sim_breaches_note(sim *s, char *why, size_t why_bytes);
 /** Ops a store holds only in its base state (at or below its horizons, not
  *  membership ops, which stay in the log): count and sum of id hashes. */
 bool sim_base_ops(sim *s, vs_store *st, uint32_t i, uint64_t *n_out, uint64_t *sum_out);

@@ -109,6 +109,18 @@ static void on_apply(void *ctx, const vs_op *op) {
   sim *s = n->sim;
   n->applied++;
   n->applied_sum += sim_id_hash64(&op->id);
+  if (s->cfg->managed && !n->cb_oom) {
+    if (n->cb_n == n->cb_cap) {
+      size_t cap = n->cb_cap == 0 ? 1024 : n->cb_cap * 2;
+      sim_cb *v = realloc(n->cb, sizeof *v * cap);
+      n->cb_oom = v == NULL; /* G4 names it (check.c) */
+      if (v != NULL) {
+        n->cb = v;
+        n->cb_cap = cap;
+      }
+    }
+    if (n->cb_n < n->cb_cap) n->cb[n->cb_n++] = (sim_cb){sim_id_hash64(&op->id), op->seq, sim_node_of(s, op->origin)};
+  }
   n->last_apply_v = s->now;
   s->last_apply_v = s->now;
   s->tot.applications++;
@@ -787,6 +799,7 @@ void sim_free(sim *s) {
     sodium_memzero(n->base_key, sizeof n->base_key);
     free(n->links);
     free(n->hz_from);
+    free(n->cb);
     if (!s->cfg->keep && n->dir[0] != '\0') rm_dir(n->dir);
   }
   if (s->root[0] != '\0' && !s->cfg->keep) (void)rmdir(s->root);

@@ -12,6 +12,7 @@
 #include "mgate.h"
 #include "mstore.h"
 #include "state_int.h"
+#include "voids.h"
 #include "wal_int.h"
 
 static bool op_is_mesh(const vs_op *op) { return vs_mesh_kind_reserved(op->kind, op->kind_bytes); }
@@ -140,7 +141,9 @@ static vs_err run_apply_txn(MDB_txn *txn, vs_store *store, const vs_op *ops, con
   uint32_t end = count; /* a chain that comes in revoked stops at its cut */
   for (uint32_t i = skip; i < end && err == VS_OK; i++) {
     bool admitting = gate.admitting;
-    err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
+    err = vs_void_retake_txn(txn, store, &ops[i]); /* taken again after a lifted cut: stored once */
+    if (err == VS_OK)
+      err = vs_wal_append_cur(txn, store, &cur, &ops[i], enc != NULL ? enc[i] : NULL, ++lsn, now_ms, hashes[i],
                             i == end - 1 || admitting, NULL);
     /* Its membership effect in the same transaction (mgate.h): a fact, an
      * inert op, or, for the op that opens a chain, the admission. */

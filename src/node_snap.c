@@ -341,14 +341,23 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
     n->stats.snap_behind_false++; /* nothing to fetch: ignored */
   } else if (!store_fresh(n) || own) {
     n->stats.snap_behind_stuck++;
-    if (!sn->stuck_logged) {
+    /* A store holding the fork verdict on its own identity never rebases
+     * (vs_snapshot_rebase: VS_ERR_FORKED; the identity is spent and is
+     * replaced by a new one): asking would only fetch a snapshot to refuse
+     * (a device of a cloned identity the mesh compacted past:
+     * docs/storage.md, "One identity on two devices"). */
+    uint64_t void_from = 0;
+    err = vs_store_fork_get(n->store, n->cfg.identity.pk, &void_from);
+    if (err == VS_ERR_NOTFOUND) err = VS_OK;
+    if (err == VS_OK && !sn->stuck_logged) {
       char line[160];
-      snprintf(line, sizeof line, "event=behind_horizon origins=%u action=rebase reason=%s", count,
-               own ? "own_chain_behind" : "store_holds_data");
+      snprintf(line, sizeof line, "event=behind_horizon origins=%u action=%s reason=%s", count,
+               void_from != 0 ? "none" : "rebase",
+               void_from != 0 ? "own_identity_forked" : own ? "own_chain_behind" : "store_holds_data");
       snap_log(n, VS_LOG_WARN, line);
       sn->stuck_logged = true;
     }
-    if (!s->stuck_told) {
+    if (err == VS_OK && void_from == 0 && !s->stuck_told) {
       s->stuck_told = true;
       err = nd_snap_rebase(n, p, sn, s, now_ms);
     }

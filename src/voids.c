@@ -59,6 +59,63 @@ static vs_err fail_outbox(MDB_txn *txn, const vs_store *store, const uint8_t ori
   return err;
 }
 
+/* A cut or a lost admission can be lifted again (a more senior revoke),
+ * and then the ops come back in runs and are appended anew: a record left
+ * behind as history would store the op twice (vix-sim G4). So such a void
+ * deletes the WAL records (and inert marks) of the data ops it voids:
+ * nothing reads them (their op-id entries go, the state skips them, a
+ * peer is sent only what the index holds), and the peers that still hold
+ * them send them again if the void is lifted. Membership ops keep theirs:
+ * the reducer reads a fact past its author's cut by LSN (and apply drops
+ * that record when the op is taken again: vs_void_retake_txn). A fork is
+ * never lifted: its void ops stay as history (and evidence). Bounded by
+ * the origin's held ops from `from` to `head`. */
+static vs_err drop_data_records(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
+                                uint64_t head) {
+  vs_err err = vs_wal_last_lsn_keep_txn(txn, store); /* the log's last records may go: no LSN given twice */
+  for (uint64_t seq = from; seq <= head && err == VS_OK; seq++) {
+    vs_op_id id;
+    uint64_t lsn = 0;
+    vs_op_id_derive(origin, seq, &id);
+    err = vs_opid_get(txn, store, &id, &lsn, NULL);
+    if (err == VS_ERR_NOTFOUND) return VS_OK; /* past what is held */
+    const uint8_t *enc = NULL;
+    uint32_t enc_bytes = 0;
+    vs_op op;
+    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
+    if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
+    if (err != VS_OK || vs_mesh_kind_reserved(op.kind, op.kind_bytes)) continue;
+    uint8_t key[8];
+    vs_put_u64be(key, lsn);
+    MDB_val k = {sizeof key, key};
+    err = vs_mdb_err(mdb_del(txn, store->dbi_wal, &k, NULL));
+    k = (MDB_val){VS_OP_ID_BYTES, id.bytes};
+    int rc = err == VS_OK ? mdb_del(txn, store->dbi_inert, &k, NULL) : MDB_SUCCESS;
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  }
+  return err;
+}
+
+vs_err vs_void_retake_txn(MDB_txn *txn, vs_store *store, const vs_op *op) {
+  if (!vs_mesh_kind_reserved(op->kind, op->kind_bytes)) return VS_OK;
+  uint8_t key[VS_MESH_RECORD_KEY_BYTES];
+  memcpy(key, op->origin, VS_ORIGIN_BYTES);
+  vs_put_u64be(key + VS_ORIGIN_BYTES, op->seq);
+  MDB_val k = {sizeof key, key}, v;
+  int rc = mdb_get(txn, store->dbi_mesh, &k, &v);
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  const uint8_t *val = v.mv_data;
+  if (v.mv_size != VS_MESH_RECORD_BYTES || val[0] != VS_MESH_RECORD_VERSION) return VS_OK; /* an orphan: no WAL record */
+  uint8_t lk[8];
+  vs_put_u64be(lk, vs_get_u64le(val + 1 + VS_HASH_BYTES));
+  MDB_val wk = {sizeof lk, lk};
+  vs_err err = vs_wal_last_lsn_keep_txn(txn, store);
+  rc = err == VS_OK ? mdb_del(txn, store->dbi_wal, &wk, NULL) : MDB_SUCCESS;
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  return err;
+}
+
 vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t from,
                         const uint8_t prev[VS_HASH_BYTES], const uint8_t *prev_sig, vs_void_why why, bool rebuild,
                         bool *changed_out) {
@@ -78,6 +135,7 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
   if (err != VS_OK || head.seq < from) return err;
   *changed_out = true;
   err = fail_outbox(txn, store, origin, from, why);
+  if (err == VS_OK && why != VS_VOID_FORK) err = drop_data_records(txn, store, origin, from, head.seq);
   if (err == VS_OK) err = drop_from(txn, store->dbi_opid, origin, from);
   if (err == VS_OK) err = drop_from(txn, store->dbi_sigs, origin, from);
   /* A fork voids the facts for good. A cut or a lost admission only while

@@ -28,4 +28,11 @@ vs_err vs_void_from_txn(MDB_txn *txn, vs_store *store, const uint8_t origin[VS_O
                         const uint8_t prev[VS_HASH_BYTES], const uint8_t *prev_sig, vs_void_why why, bool rebuild,
                         bool *changed_out);
 
+/** `op` is about to be appended again after a lifted cut or admission
+ *  (its op-id entry went with the void): a membership op's WAL record, kept
+ *  for the reducer, is deleted so that the op is stored once (its mesh
+ *  record is rewritten with the new LSN by the gate). Data ops' records
+ *  went with the void itself. A no-op for an op never voided. */
+vs_err vs_void_retake_txn(MDB_txn *txn, vs_store *store, const vs_op *op);
+
 #endif

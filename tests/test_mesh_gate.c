@@ -258,6 +258,98 @@ static void test_gate_mutual_revoke_converges(void **state) {
   for (int i = 0; i < 5; i++) node_close(all[i]);
 }
 
+typedef struct ids {
+  vs_op_id id[64];
+  uint32_t n;
+  bool over;
+} ids;
+
+static vs_err ids_cb(const vs_wal_record *rec, void *ctx) {
+  ids *l = ctx;
+  if (l->n == 64) l->over = true;
+  else l->id[l->n++] = rec->op.id;
+  return VS_OK;
+}
+
+/* How many records of n's log hold one op id that another record holds. */
+static uint32_t log_dups(node *n) {
+  ids l;
+  memset(&l, 0, sizeof l);
+  assert_err(vs_wal_replay(n->store, 1, ids_cb, &l), VS_OK);
+  assert_false(l.over);
+  uint32_t dups = 0;
+  for (uint32_t i = 0; i < l.n; i++)
+    for (uint32_t j = i + 1; j < l.n; j++) dups += memcmp(l.id[i].bytes, l.id[j].bytes, VS_OP_ID_BYTES) == 0;
+  return dups;
+}
+
+/* A cut lifted again (vix-sim, mutual-revoke swarm seed 10: "G4: node 4
+ * stores operation ... twice"). o takes A's data ops and an invite past
+ * the cut that B's revoke then gives A; A, senior, revokes B, which lifts
+ * that cut, and A's ops come back to o. Each is stored once (the void
+ * deleted the data ops' records; the invite's record, kept for the
+ * reducer, goes when the op is taken again), and o ends as t, which never
+ * saw the cut. */
+static void test_gate_lifted_cut_stores_once(void **state) {
+  (void)state;
+  node g, a, b, o, t;
+  node_open(&g, "lift-g", 1);
+  node_open(&a, "lift-a", 2);
+  node_open(&b, "lift-b", 3);
+  node_open(&o, "lift-o", 4);
+  node_open(&t, "lift-t", 5);
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(g.store, NOW, mesh_id), VS_OK);
+  join(&g, &a, VS_MESH_ADMIN, 0x51, NOW + 10); /* invited first: senior */
+  join(&g, &b, VS_MESH_ADMIN, 0x52, NOW + 20);
+  join(&g, &o, VS_MESH_WRITER, 0x53, NOW + 30);
+  join(&g, &t, VS_MESH_WRITER, 0x54, NOW + 40);
+  node *all[] = {&g, &a, &b, &o, &t};
+  for (int i = 1; i < 5; i++) assert_err(send_origin(&g, all[i], g.id.pk, NOW + 50), VS_OK);
+  for (int i = 0; i < 5; i++) {
+    if (all[i] != &a) assert_err(send_origin(&a, all[i], a.id.pk, NOW + 60), VS_OK);
+    if (all[i] != &b) assert_err(send_origin(&b, all[i], b.id.pk, NOW + 60), VS_OK);
+  }
+  uint64_t a_joined = head_of(&o, a.id.pk);
+  assert_err(vs_mesh_revoke(b.store, a.id.pk, NOW + 100, NULL), VS_OK); /* cuts A at its admission */
+  put(&a, "lift/x1", "1", NOW + 110, VS_OK);
+  char tok[VS_MESH_TOKEN_LINE_MAX + 1];
+  size_t tok_n = 0;
+  invite_token(&a, VS_MESH_WRITER, 0x55, NOW + 111, tok, &tok_n); /* a membership op past the cut */
+  put(&a, "lift/x2", "2", NOW + 112, VS_OK);
+  assert_err(send_origin(&a, &o, a.id.pk, NOW + 113), VS_OK); /* o holds them, then the cut comes */
+  assert_int_equal(head_of(&o, a.id.pk), a_joined + 3);
+  assert_err(send_origin(&b, &o, b.id.pk, NOW + 114), VS_OK);
+  assert_true(head_of(&o, a.id.pk) <= a_joined); /* void past the cut (B's revoke cuts at or below it) */
+  assert_false(has_value(&o, "lift/x1"));
+  assert_err(vs_mesh_revoke(a.store, b.id.pk, NOW + 120, NULL), VS_OK); /* the senior's revoke lifts it */
+  /* A's chain past the cut as one run (the revoke signs it): it links to
+   * what o holds, so its revoke is kept for the reducer (mgate.c,
+   * run_links) and lifts the cut; then anti-entropy sends the chain again. */
+  uint64_t cut = head_of(&o, a.id.pk);
+  oplist *l = collect(a.store, a.id.pk);
+  run r;
+  r.first = (uint32_t)cut;
+  r.count = (uint32_t)(l->count - cut);
+  assert_err(vs_apply_sig_get(a.store, &l->ops[l->count - 1].id, r.sig), VS_OK);
+  vs_apply_result res;
+  (void)apply_run(&o, l, &r, NOW + 200, &res);
+  oplist_free(l);
+  assert_err(send_origin(&a, &o, a.id.pk, NOW + 300), VS_OK);
+  assert_err(send_origin(&a, &t, a.id.pk, NOW + 300), VS_OK);
+  (void)send_origin(&b, &t, b.id.pk, NOW + 300);
+  assert_int_equal(head_of(&o, a.id.pk), head_of(&a, a.id.pk));
+  assert_true(has_value(&o, "lift/x1"));
+  assert_true(has_value(&o, "lift/x2"));
+  assert_int_equal(log_dups(&o), 0);
+  assert_int_equal(log_dups(&t), 0);
+  uint8_t ho[VS_HASH_BYTES], ht[VS_HASH_BYTES];
+  state_hash(o.store, ho);
+  state_hash(t.store, ht);
+  assert_memory_equal(ho, ht, VS_HASH_BYTES);
+  for (int i = 0; i < 5; i++) node_close(all[i]);
+}
+
 /* A reader that wrote before its admission reached it: its run [admit,
  * data] admits it and keeps the data op without effect (review p7); a
  * writer's invite stays in its chain without effect (review p3). Every
@@ -327,6 +419,7 @@ int main(void) {
       cmocka_unit_test(test_gate_create_join_and_outsider),
       cmocka_unit_test(test_gate_revoke_cut),
       cmocka_unit_test(test_gate_mutual_revoke_converges),
+      cmocka_unit_test(test_gate_lifted_cut_stores_once),
       cmocka_unit_test(test_gate_inert_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -465,6 +465,61 @@ static void test_behind_lies_and_stuck(void **state) {
   teardown(&m, &f);
 }
 
+/* One op of node 0's chain at `seq` after `prev`, signed by node 0's key
+ * (a second device of its identity), encoded into `enc`. */
+static void own_op(mh_mesh *m, uint64_t seq, const uint8_t prev[VS_HASH_BYTES], uint64_t hlc, const char *value,
+                   uint8_t *enc, uint32_t *len, uint8_t sig[VS_SIGNATURE_BYTES]) {
+  vs_op op;
+  assert_err(vs_op_init(&op, m->ids[0].pk, seq, hlc, prev, "put", (const uint8_t *)"twin", 4, (const uint8_t *)value,
+                        (uint32_t)strlen(value)),
+             VS_OK);
+  size_t n = 0;
+  assert_err(vs_op_encode(&op, enc, 512, &n), VS_OK);
+  *len = (uint32_t)n;
+  uint8_t hash[VS_HASH_BYTES];
+  vs_op_hash_encoded(enc, n, hash);
+  vs_chain_sign(&m->ids[0], seq, hash, sig);
+}
+
+/* A store whose own identity is forked (two devices wrote two branches:
+ * it holds the verdict) and that the mesh compacted past (a BEHIND naming
+ * a horizon past what it holds): it can never rebase (VS_ERR_FORKED), so
+ * it asks for no snapshot, however often it is told; counted as stuck.
+ * (vix-sim --managed --equivocate seeds 228, 263, 385: the stranded twin
+ * fetched snapshots only to refuse them.) */
+static void test_behind_forked_identity_asks_nothing(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, "swh-forked");
+  fake_dial(&m, &f, 0);
+  uint64_t h = 0, hlc = 0;
+  uint8_t prev[VS_HASH_BYTES];
+  assert_err(vs_wal_head(mn_store(&m, 0), m.ids[0].pk, &h, prev, &hlc), VS_OK);
+  uint8_t e1[512], e2[512], s1[VS_SIGNATURE_BYTES], s2[VS_SIGNATURE_BYTES];
+  uint32_t l1 = 0, l2 = 0;
+  own_op(&m, h + 1, prev, hlc + 1, "one", e1, &l1, s1);
+  own_op(&m, h + 1, prev, hlc + 1, "two", e2, &l2, s2);
+  const uint8_t *p1[1] = {e1}, *p2[1] = {e2};
+  vs_fork_proof pr[2] = {{s1, 1, p1, &l1, NULL}, {s2, 1, p2, &l2, NULL}};
+  uint8_t msg[2048];
+  size_t mlen = 0;
+  assert_err(vs_msg_fork_encode(m.ids[0].pk, h + 1, pr, msg, sizeof msg, &mlen), VS_OK);
+  assert_err(fake_send(&m, &f, msg, mlen), VS_OK);
+  uint64_t void_from = 0;
+  assert_err(vs_store_fork_get(mn_store(&m, 0), m.ids[0].pk, &void_from), VS_OK);
+  assert_int_equal(void_from, h + 1);
+  vs_node_stats s0 = mn_stats(&m, 0);
+  vs_behind_entry e = horizon_entry(&m, 1);
+  e.seq = mn_head(&m, 0, 1) + 1000;
+  for (uint32_t k = 0; k < 5; k++) assert_err(send_behind(&m, &f, &e, 1), VS_OK);
+  assert_int_equal(DELTA(s0, 0, snap_behind_received), 5);
+  assert_int_equal(DELTA(s0, 0, snap_behind_stuck), 5);
+  assert_int_equal(DELTA(s0, 0, snap_requests_sent), 0);
+  assert_int_equal(f.snapreqs, 0);
+  teardown(&m, &f);
+}
+
 /* A fresh store told it is behind on its own chain (the mesh holds more
  * of it: a restored copy) asks for a snapshot to rebase onto (its own ops
  * the mesh holds differently become orphans: test_rebase.c). */
@@ -665,6 +720,7 @@ int main(void) {
       cmocka_unit_test(test_behind_never_partial_flood_bounded),
       cmocka_unit_test(test_served_snapshot_installs),
       cmocka_unit_test(test_behind_lies_and_stuck),
+      cmocka_unit_test(test_behind_forked_identity_asks_nothing),
       cmocka_unit_test(test_behind_on_own_chain_asks_nothing),
       cmocka_unit_test(test_bad_chunks_refused_then_good_installs),
       cmocka_unit_test(test_late_device_over_the_network),
