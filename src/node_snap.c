@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "member.h"
 #include "snapshot_int.h"
 #include "vixsync/snapshot.h"
 
@@ -407,11 +408,48 @@ static vs_err rebase_covers(const nd_snap_node *sn, const uint8_t *buf, size_t l
   return VS_OK;
 }
 
+/* A fresh store (only its own ops: a device that went offline before it
+ * received anything) whose own ops past the snapshot's anchor of its chain
+ * include a data op at or below the snapshot's gc_floor. An install keeps
+ * them in the chain, where every peer refuses them (below its floor) for
+ * good and nobody is told (vix-sim, session 12); the rebase orphans them
+ * from the first such op on, surfaced once. Bounded: our own chain past
+ * the anchor. */
+static vs_err own_below_floor(vs_node *n, const uint8_t *buf, size_t len, uint64_t now_ms, bool *out) {
+  read_cur c = {buf, len, 0};
+  vs_snap_head h;
+  *out = false;
+  if (vs_snap_head_read(install_read, &c, now_ms, &h) != VS_OK) return VS_OK; /* the install refuses it */
+  const uint8_t *self = n->cfg.identity.pk, *a = vs_snap_anchor(&h, self);
+  uint64_t floor = vs_get_u64le(h.hdr + VS_SNAP_GC_FLOOR), anchor = a != NULL ? vs_get_u64le(a + VS_SNAP_ANCHOR_SEQ) : 0;
+  uint64_t head = nd_vv_get(&n->mine, self);
+  vs_snap_head_free(&h);
+  if (floor == 0 || head <= anchor) return VS_OK;
+  MDB_txn *txn = NULL;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  for (uint64_t q = anchor + 1; q <= head && err == VS_OK && !*out; q++) {
+    vs_op_id id;
+    uint64_t lsn = 0;
+    const uint8_t *enc = NULL;
+    uint32_t enc_bytes = 0;
+    vs_op op;
+    vs_op_id_derive(self, q, &id);
+    err = vs_opid_get(txn, n->store, &id, &lsn, NULL);
+    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, n->store, lsn, &enc, &enc_bytes);
+    if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
+    if (err == VS_OK) *out = op.hlc <= floor && !vs_mesh_kind_reserved(op.kind, op.kind_bytes);
+  }
+  mdb_txn_abort(txn);
+  return err == VS_ERR_NOTFOUND ? VS_OK : err; /* a gap: the install decides */
+}
+
 /* A store with data: the snapshot re-bootstraps it when it covers what the
- * BEHIND named (rebase_covers), in one transaction (vs_snapshot_rebase). */
+ * BEHIND named (rebase_covers; a fresh store asked nothing of it), in one
+ * transaction (vs_snapshot_rebase). */
 static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_info *info_out) {
-  bool covers = false;
-  vs_err err = rebase_covers(sn, sn->in_buf, sn->in_len, now_ms, &covers);
+  bool covers = !sn->in_rebase;
+  vs_err err = sn->in_rebase ? rebase_covers(sn, sn->in_buf, sn->in_len, now_ms, &covers) : VS_OK;
   if (err != VS_OK) return err;
   if (!covers) {
     snap_log(n, VS_LOG_WARN, "event=snapshot_refused reason=would_roll_back: it anchors a chain below the horizon "
@@ -438,7 +476,8 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
   read_cur c = {sn->in_buf, sn->in_len, 0};
   vs_snapshot_info info;
   bool rebased = sn->in_rebase;
-  vs_err err = sn->in_rebase ? rebase(n, sn, now_ms, &info) : vs_snapshot_install(n->store, install_read, &c, now_ms, &info);
+  vs_err err = rebased ? VS_OK : own_below_floor(n, sn->in_buf, sn->in_len, now_ms, &rebased);
+  if (err == VS_OK) err = rebased ? rebase(n, sn, now_ms, &info) : vs_snapshot_install(n->store, install_read, &c, now_ms, &info);
   recv_drop(n, now_ms);
   if (err != VS_OK) {
     n->stats.snap_install_failed++;

@@ -154,7 +154,9 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
     uint32_t enc_bytes = 0;
     err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
     if (err != VS_OK) return err;
-    if ((gc_floor > 0 && op.hlc <= gc_floor) || s <= p->restore_to) p->orphan_from = s;
+    /* Membership ops are exempt from the floor (apply takes them below it). */
+    bool below = gc_floor > 0 && op.hlc <= gc_floor && !vs_mesh_kind_reserved(op.kind, op.kind_bytes);
+    if (below || s <= p->restore_to) p->orphan_from = s;
   }
   return VS_OK;
 }
