@@ -387,25 +387,44 @@ static vs_err install_read(void *ctx, uint8_t *buf, size_t len) {
 /* Whether the snapshot lifts us past what the BEHIND named: its anchor
  * of each origin we lacked at or past the horizon named. An older one,
  * validly signed, would leave us behind (and cost a transfer per session).
+ * And that origin's ops up to the anchor are ones our view holds valid: a
+ * member, or a revoked one up to its cut. A maker that folded ops we hold
+ * void (a lost admission, ops past a revocation cut: a horizon breach
+ * there, counted) would hand us its breach; we stay behind instead
+ * (tests/test_compact_final.c, the twin).
  * What we hold past its anchors stays through the rebase
  * (vs_snapshot_rebase keeps other chains' ops above the anchors; one that
  * we compacted past, or that does not continue the anchor, is refused
  * there). Not covered: nothing changes (vix-node restore --rebase takes a
  * snapshot file). *ok_out false: not covered. */
-static vs_err rebase_covers(const nd_snap_node *sn, const uint8_t *buf, size_t len, uint64_t now_ms, bool *ok_out) {
+static vs_err rebase_covers(vs_node *n, const nd_snap_node *sn, const uint8_t *buf, size_t len, uint64_t now_ms,
+                            bool *ok_out) {
   read_cur c = {buf, len, 0};
   vs_snap_head h;
   *ok_out = false;
   vs_err err = vs_snap_head_read(install_read, &c, now_ms, &h);
   if (err != VS_OK) return VS_OK; /* not covered: the rebase would refuse it anyway */
-  bool ok = true;
+  MDB_txn *txn = NULL;
+  err = vs_txn_begin(n->store, false, &txn);
+  bool ok = err == VS_OK;
   for (uint32_t i = 0; i < sn->want_n && ok; i++) { /* bounded: VS_WIRE_BEHIND_MAX */
     const uint8_t *a = vs_snap_anchor(&h, sn->want[i].origin);
-    ok = a != NULL && vs_get_u64le(a + VS_SNAP_ANCHOR_SEQ) >= sn->want[i].seq;
+    uint64_t anchor = a != NULL ? vs_get_u64le(a + VS_SNAP_ANCHOR_SEQ) : 0;
+    vs_mesh_rec rec;
+    ok = a != NULL && anchor >= sn->want[i].seq;
+    if (ok) err = vs_mesh_rec_get_txn(txn, n->store, sn->want[i].origin, &rec);
+    if (ok && err == VS_ERR_NOTFOUND) {
+      err = VS_OK;
+      ok = false; /* not a member in our view: its ops are void here */
+    } else if (ok && err == VS_OK) {
+      ok = !rec.revoked || anchor <= rec.cut_seq;
+    }
+    if (err != VS_OK) ok = false;
   }
+  if (txn != NULL) mdb_txn_abort(txn);
   vs_snap_head_free(&h);
   *ok_out = ok;
-  return VS_OK;
+  return err == VS_ERR_STORE || err == VS_ERR_NOMEM ? err : VS_OK;
 }
 
 /* A fresh store (only its own ops: a device that went offline before it
@@ -449,7 +468,7 @@ static vs_err own_below_floor(vs_node *n, const uint8_t *buf, size_t len, uint64
  * transaction (vs_snapshot_rebase). */
 static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_info *info_out) {
   bool covers = !sn->in_rebase;
-  vs_err err = sn->in_rebase ? rebase_covers(sn, sn->in_buf, sn->in_len, now_ms, &covers) : VS_OK;
+  vs_err err = sn->in_rebase ? rebase_covers(n, sn, sn->in_buf, sn->in_len, now_ms, &covers) : VS_OK;
   if (err != VS_OK) return err;
   if (!covers) {
     snap_log(n, VS_LOG_WARN, "event=snapshot_refused reason=would_roll_back: it anchors a chain below the horizon "
