@@ -218,6 +218,21 @@ static bool rebaseline(sim *s, uint32_t i) {
     own_n++;
     own_sum += sim_id_hash64(&id);
   }
+  /* Its horizons are the snapshot's now: they answer to the members its
+   * view holds after the rebase (as a seeded device's at its install). */
+  if (n->hz_from == NULL) n->hz_from = calloc(s->n, sizeof *n->hz_from);
+  if (n->hz_from == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  MDB_txn *txn = NULL;
+  if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) return sim_fail(s, SIM_EXIT_STORE, "node %u: a read transaction", i);
+  for (uint32_t k = 0; k < s->n && err == VS_OK; k++) {
+    err = vs_acks_member_txn(txn, st, s->nodes[k].id.pk, &n->hz_from[k]);
+    if (err == VS_ERR_NOTFOUND) {
+      n->hz_from[k] = false;
+      err = VS_OK;
+    }
+  }
+  mdb_txn_abort(txn);
+  if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: member: %s", i, vs_err_name(err));
   n->applied = 0;
   n->applied_sum = 0;
   n->seed_n = base_n + l.n - own_n;
