@@ -79,6 +79,10 @@ static const opt OPTS[] = {
      "--managed: before a late device's snapshot is installed, a copy with one byte flipped must be refused"},
     {"rekey-grace", O_MS, F(rekey_grace_ms), true,
      "--managed: a handshake on an older mesh key is taken this long after a rekey (vs_node_cfg.rekey_grace_ms)"},
+    {"suspend-after", O_MS, F(suspend_after_ms), true,
+     "--managed: a member silent this long leaves the stable cut (vs_node_cfg.suspend_after_ms; default 30 d; 0: never)"},
+    {"invite-expiry", O_MS, F(invite_ms), true,
+     "--managed: lifetime of the invites the admins make (default 24h; compaction holds a member's chain until it expires)"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
     {"json", O_FLAG, F(json), false, "print a JSON summary"},
     {"keep", O_FLAG, F(keep), false, "keep the node directories"},
@@ -131,6 +135,8 @@ void sim_cfg_default(sim_cfg *c) {
   c->map_mib = 32;
   c->admins = 1;
   c->rekey_grace_ms = 600000; /* the library's default */
+  c->suspend_after_ms = VS_SUSPEND_AFTER_MS_DEFAULT;
+  c->invite_ms = SIM_INVITE_MS_DEFAULT;
 }
 
 static bool errf(char *err, size_t err_bytes, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -469,6 +475,9 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
                 SIM_HONEST_REF);
   if (!c->managed && (c->spare != 0 || c->admins != 1 || c->rekey_grace_ms != 600000 || c->compact != SIM_AUTO || c->tamper_snapshot))
     return errf(err, err_bytes, "--spare, --admins, --rekey-grace, --compact and --tamper-snapshot need --managed (an open mesh never compacts)");
+  if (!c->managed && (c->suspend_after_ms != VS_SUSPEND_AFTER_MS_DEFAULT || c->invite_ms != SIM_INVITE_MS_DEFAULT))
+    return errf(err, err_bytes, "--suspend-after and --invite-expiry need --managed (an open mesh has no members)");
+  if (c->invite_ms < 1) return errf(err, err_bytes, "--invite-expiry: at least 1 ms");
   if (c->managed && (c->spare >= c->nodes || c->admins < 1 || c->admins > c->nodes - c->spare))
     return errf(err, err_bytes, "--managed: --spare below --nodes, --admins from 1 to the nodes that are not spares");
   if (c->check_every_ms < 1 || c->conn_timeout_ms < 1 || c->tick_ms < 1 || c->tick_ms > 60000) return errf(err, err_bytes, "--check-every, --conn-timeout, --tick: at least 1 ms (--tick at most 1m)");

@@ -203,7 +203,15 @@ bool sim_compact_watch(sim *s, uint32_t i) {
   /* The members node i knows as active: the cut it compacted below covers
    * them (a device admitted where i has not heard of it yet is not in it:
    * the members that have keep those ops until it acknowledges). */
-  if (ok) ok = view_of(s, i, view) && hz_from_set(s, i, view);
+  if (ok) ok = view_of(s, i, view);
+  /* A member i's cut leaves out (silent past suspend_after) may hold less,
+   * and its ack does not bound these horizons: suspend.c. */
+  for (uint32_t k = 0; ok && k < s->n; k++) {
+    bool suspended = false;
+    if (view[k] && s->nodes[k].node != NULL && s->nodes[k].ms == MS_MEMBER) ok = sim_susp_exempt(s, i, k, &suspended);
+    if (suspended) view[k] = false;
+  }
+  if (ok) ok = hz_from_set(s, i, view);
   for (uint32_t j = 0; ok && j < s->n; j++) {
     if (hz[j] == 0 || !first_of_pk(s, j)) continue;
     for (uint32_t k = 0; ok && k < s->n; k++) {

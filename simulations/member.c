@@ -61,7 +61,6 @@
 #include "sched.h"
 #include "sim.h"
 
-#define DAY_MS (24ull * 3600ull * 1000ull)
 
 uint32_t sim_node_of(const sim *s, const uint8_t pk[VS_ORIGIN_BYTES]) {
   for (uint32_t i = 0; i < s->n; i++)
@@ -233,7 +232,7 @@ bool sim_mesh_setup(sim *s) {
   for (uint32_t i = 0; ok && i < s->n - c->spare; i++) {
     if (i == cr || (c->equivocate && i == 1)) continue;
     size_t tn = 0;
-    ok = invite(s, cr, i < c->admins ? VS_MESH_ADMIN : VS_MESH_WRITER, sim_local_ms(&s->nodes[cr], s->now) + DAY_MS, tok,
+    ok = invite(s, cr, i < c->admins ? VS_MESH_ADMIN : VS_MESH_WRITER, sim_local_ms(&s->nodes[cr], s->now) + c->invite_ms, tok,
                 sizeof tok, &tn, NULL) &&
          join(s, i, tok, tn, sim_local_ms(&s->nodes[i], s->now));
     s->nodes[i].ms = MS_MEMBER;
@@ -310,7 +309,7 @@ bool sim_mesh_event(sim *s, const sim_sched_op *op, bool *deferred) {
   size_t tn = 0;
   uint64_t now_a = sim_local_ms(&s->nodes[a], s->now);
   bool expired = op->kind == SCH_EXPIRED_JOIN;
-  uint64_t expires = expired ? now_a + 1 : now_a + DAY_MS;
+  uint64_t expires = expired ? now_a + 1 : now_a + s->cfg->invite_ms;
   uint8_t ms = op->kind == SCH_INVITE_JOIN ? MS_MEMBER : expired ? MS_EXPIRED : MS_DOUBLE;
   bool denied = false;
   if (!invite(s, a, VS_MESH_WRITER, expires, tok, sizeof tok, &tn, &denied)) return false;

@@ -186,6 +186,11 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
                ", \"seeded\": %" PRIu64 ", \"seed_skipped\": %" PRIu64 ", \"seed_passed_over\": %" PRIu64 ", \"tamper_refused\": %" PRIu64 ", \"tamper_installed\": %" PRIu64 "},\n",
             sim_cfg_compacts(s->cfg) ? "true" : "false", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->seed_passed,
             t->tamper_refused, t->tamper_installed);
+    fprintf(f, " \"suspend\": {\"suspend_after_ms\": %" PRIu64 ", \"suspended\": %" PRIu64 ", \"exempt\": %" PRIu64
+               ", \"suspended_present\": %" PRIu64 ", \"rebased\": %" PRIu64 ", \"orphans_surfaced\": %" PRIu64 ", \"orphans_twice\": %" PRIu64
+               ", \"orphans_lost\": %" PRIu64 "},\n",
+            s->cfg->suspend_after_ms, t->susp_max, t->susp_exempt, t->susp_present, t->rebases, t->orphans_surfaced, t->orphans_twice,
+            t->orphans_lost);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
@@ -237,6 +242,10 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
                " snapshots passed over (tampered copies: %" PRIu64 " refused, %" PRIu64 " installed)\n",
             sim_cfg_compacts(s->cfg) ? "on" : "off", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->seed_passed,
             t->tamper_refused, t->tamper_installed);
+    fprintf(f, "  suspend: after %" PRIu64 " ms; at most %" PRIu64 " members left out of a node's cut, %" PRIu64
+               " rebases over the network, %" PRIu64 " orphans surfaced (%" PRIu64 " twice), %" PRIu64
+               " acknowledged writes orphaned (exempt from G2)\n",
+            s->cfg->suspend_after_ms, t->susp_max, t->rebases, t->orphans_surfaced, t->orphans_twice, t->orphans_lost);
   }
   fprintf(f, "  trace_hash %s\n", th);
 }

@@ -147,6 +147,8 @@ typedef struct sim_cfg {
   uint64_t rekey_grace_ms; /* vs_node_cfg.rekey_grace_ms */
   uint8_t compact;         /* --compact: SIM_AUTO (on when managed), SIM_ON, SIM_OFF */
   bool tamper_snapshot;    /* a seed's snapshot is first offered with one byte flipped */
+  uint64_t suspend_after_ms; /* vs_node_cfg.suspend_after_ms (suspend.c) */
+  uint64_t invite_ms;        /* lifetime of the admins' invites (member.c) */
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;
@@ -161,6 +163,7 @@ typedef struct sim_cfg {
 enum { SIM_AUTO = 0, SIM_ON = 1, SIM_OFF = 2 };
 #define SIM_COMPACT_EVERY_MS 2000u /* --managed --compact on: vs_node_cfg.compact_every_ms */
 #define SIM_COMPACT_AFTER_OPS 200u /* ... and compact_after_ops */
+#define SIM_INVITE_MS_DEFAULT (24ull * 3600ull * 1000ull) /* --invite-expiry */
 /** Do the nodes of this run compact (a managed mesh, --compact not off)? */
 bool sim_cfg_compacts(const sim_cfg *c);
 void sim_cfg_default(sim_cfg *c);
@@ -296,6 +299,7 @@ typedef struct sim_node {
   uint64_t refused_writes; /* client writes the node refused (VS_ERR_REVOKED, NOT_MEMBER, DENIED) */
   uint64_t rekeys_seen;    /* this lifetime's stats.rekeys_issued already recorded as sysops */
   uint64_t compact_seen;   /* this lifetime's stats.compact_steps already checked (compact.c) */
+  uint64_t rebases_seen; /* this lifetime's stats.snap_rebases already checked (suspend.c) */
   uint64_t seed_n, seed_sum; /* a spare seeded by a snapshot: the ops it got in the base state (no callback ran) */
   bool seeded;
   /* The members the node's horizons answer to (compact.c): those active in
@@ -331,6 +335,7 @@ typedef struct sim_ack {
   uint64_t hlc;
   uint32_t node;
   uint8_t kind; /* 0 put, 1 del, 2 incr */
+  uint8_t orphaned; /* times a rebase of its node surfaced it as an orphan (suspend.c): lost by design, once */
   uint8_t digest[16]; /* BLAKE2b-128 of (kind, target, payload) */
   uint32_t key;
   int64_t delta;
@@ -362,6 +367,14 @@ typedef struct sim_totals {
   uint64_t seed_skipped;       /* ... not seeded: no member's snapshot installs (it syncs by replay) */
   uint64_t seed_passed;        /* members' snapshots passed over: no view in them holds their signer (compact.c) */
   uint64_t tamper_refused, tamper_installed; /* --tamper-snapshot: the flipped copy refused / installed */
+  /* --managed: members away past suspend_after (suspend.c) */
+  uint64_t susp_max;         /* the most members one node left out of its stable cut at once */
+  uint64_t susp_exempt;      /* (compaction step, member) pairs the truth check skipped: the member was suspended */
+  uint64_t susp_present;     /* ... of them, the member and the node were not away and no partition was on */
+  uint64_t rebases;          /* vs_snapshot_rebase over the network (stats.snap_rebases) */
+  uint64_t orphans_surfaced; /* orphan callbacks */
+  uint64_t orphans_twice;    /* orphan callbacks for an op already surfaced (must stay 0) */
+  uint64_t orphans_lost;     /* after the checks: acknowledged writes orphaned, exempt from G2 */
   uint64_t polls, wakes, busy_waits, events;
 } sim_totals;
 
@@ -440,6 +453,7 @@ typedef struct sim {
   sim_interval *iv;
   size_t iv_n, iv_cap;
   uint64_t compacted_total; /* after the checks: the sum of every honest node's horizons */
+  void *susp;               /* suspend.c: the orphans surfaced in the current poll */
   /* outcome */
   bool failed;
   int exit_code;
@@ -553,6 +567,22 @@ bool sim_compact_check(sim *s, uint32_t i);
 /** A late device t (its store just joined) is seeded from node a's
  *  snapshot: made in memory, installed while t's node is closed. */
 bool sim_seed_snapshot(sim *s, uint32_t a, uint32_t t);
+
+/* suspend.c (--managed: a member away past suspend_after returns, rebases
+ * over the network, its orphans surface exactly once) */
+/** vs_store_set_orphan_fn of every node (ctx: its sim_node): matches the
+ *  orphan to the node's acknowledged write, counts it, fails a second time. */
+vs_err sim_susp_on_orphan(void *ctx, const vs_orphan *orphan);
+/** After a poll of node i: a rebase it took surfaced exactly the orphans
+ *  the oracle expects; re-baselines its apply accounting. */
+bool sim_susp_watch(sim *s, uint32_t i);
+/** Does node i's store leave member k out of its stable cut (suspended)?
+ *  compact.c's truth check skips such a member. */
+bool sim_susp_exempt(sim *s, uint32_t i, uint32_t k, bool *out);
+/** After quiesce: each node's orphans are exactly those surfaced, and no
+ *  node holds an orphaned op. */
+bool sim_susp_check(sim *s);
+void sim_susp_free(sim *s);
 
 /* workload.c */
 bool sim_workload_init(sim *s);

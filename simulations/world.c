@@ -136,6 +136,7 @@ bool sim_node_open(sim *s, uint32_t i) {
   cfg.identity = n->id;
   memcpy(cfg.mesh_key, n->base_key, VS_MESH_KEY_BYTES);
   cfg.rekey_grace_ms = s->cfg->rekey_grace_ms;
+  cfg.suspend_after_ms = s->cfg->suspend_after_ms; /* the library's default unless --suspend-after */
   if (sim_cfg_compacts(s->cfg)) {
     cfg.compact_every_ms = SIM_COMPACT_EVERY_MS;
     cfg.compact_after_ops = SIM_COMPACT_AFTER_OPS;
@@ -162,6 +163,8 @@ bool sim_node_open(sim *s, uint32_t i) {
   n->wake_token++;
   n->rekeys_seen = 0;
   n->compact_seen = 0;
+  n->rebases_seen = 0;
+  if (s->cfg->managed) (void)vs_store_set_orphan_fn(vs_node_store(n->node), sim_susp_on_orphan, n); /* suspend.c */
   sim_mark_dirty(s, i);
   return true;
 }
@@ -316,7 +319,7 @@ static bool poll_node(sim *s, uint32_t i) {
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: poll: %s", i, vs_err_name(err));
     if (out.kind == VS_NODE_OUT_NONE) {
       schedule_wake(s, i, wake);
-      return !s->cfg->managed || (sim_mesh_node_rekeys(s, i) && sim_compact_watch(s, i));
+      return !s->cfg->managed || (sim_mesh_node_rekeys(s, i) && sim_compact_watch(s, i) && sim_susp_watch(s, i));
     }
     int li = sim_link_find_conn(s, i, out.peer);
     if (li < 0) { /* a connection the node was told is gone */
@@ -791,6 +794,7 @@ static void rm_dir(const char *dir) {
 
 void sim_free(sim *s) {
   sim_mesh_free(s);
+  sim_susp_free(s);
   for (uint32_t i = 0; s->nodes != NULL && i < s->n; i++) {
     sim_node *n = &s->nodes[i];
     vs_outbox_close(n->ob);

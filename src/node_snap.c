@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "member.h"
 #include "snapshot_int.h"
 #include "vixsync/snapshot.h"
 
@@ -71,6 +72,10 @@ typedef struct nd_snap_node {
   uint64_t next_id;  /* our last request's id */
   uint64_t retry_ms; /* no request before then */
   bool stuck_logged; /* the BEHIND a store with data cannot answer was logged */
+  /* The rebase asked for: the origins the BEHIND named that we lack, with
+   * the horizons named (rebase_covers; VS_WIRE_BEHIND_MAX at most). */
+  vs_behind_entry *want;
+  uint32_t want_n;
 } nd_snap_node;
 
 static void snap_log(vs_node *n, vs_log_level level, const char *msg) {
@@ -289,10 +294,17 @@ static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_m
 /* Re-bootstrapping a store that already holds data and is behind a peer's
  * horizon (a returning member, a restored backup): the snapshot is asked
  * for as a new device's is, and taken with vs_snapshot_rebase when it
- * covers every other chain we hold (rebase_covers). Called once per
- * session that tells us BEHIND. */
-static vs_err nd_snap_rebase(vs_node *n, peer *p, nd_snap_node *sn, nd_snap_peer *s, uint64_t now_ms) {
+ * anchors every origin the BEHIND named at or past the horizon named
+ * (rebase_covers). Called once per session that tells us BEHIND; `e`
+ * (count entries): that BEHIND's. */
+static vs_err nd_snap_rebase(vs_node *n, peer *p, nd_snap_node *sn, nd_snap_peer *s, const vs_behind_entry *e,
+                             uint32_t count, uint64_t now_ms) {
   if (sn->in_active || s->bad || now_ms < sn->retry_ms) return VS_OK;
+  if (sn->want == NULL) sn->want = malloc(sizeof *sn->want * VS_WIRE_BEHIND_MAX);
+  if (sn->want == NULL) return VS_ERR_NOMEM;
+  sn->want_n = 0;
+  for (uint32_t i = 0; i < count && i < VS_WIRE_BEHIND_MAX; i++) /* bounded: VS_WIRE_BEHIND_MAX */
+    if (nd_vv_get(&n->mine, e[i].origin) < e[i].seq) sn->want[sn->want_n++] = e[i];
   vs_err err = send_request(n, p, sn, now_ms);
   if (err == VS_OK) sn->in_rebase = true;
   return err;
@@ -359,7 +371,7 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
     }
     if (err == VS_OK && void_from == 0 && !s->stuck_told) {
       s->stuck_told = true;
-      err = nd_snap_rebase(n, p, sn, s, now_ms);
+      err = nd_snap_rebase(n, p, sn, s, e, count, now_ms);
     }
   } else if (!sn->in_active && !s->bad && now_ms >= sn->retry_ms) {
     err = send_request(n, p, sn, now_ms);
@@ -381,40 +393,95 @@ static vs_err install_read(void *ctx, uint8_t *buf, size_t len) {
   return VS_OK;
 }
 
-/* Whether the snapshot covers every other origin's chain we hold: its
- * anchor at or past our head. A rebase replaces the log with the
- * snapshot's state, so ops we hold past its anchors would leave: a member
- * offering an old, validly signed snapshot must not roll a returning node
- * back, and a vector that shrinks within a session is not sent again by
- * peers that already sent it (they count it sent). Our own chain is kept
- * by the rebase itself. Not covered: nothing changes (vix-node restore
- * --rebase takes a snapshot file). *ok_out false: not covered. */
-static vs_err rebase_covers(vs_node *n, const uint8_t *buf, size_t len, uint64_t now_ms, bool *ok_out) {
+/* Whether the snapshot lifts us past what the BEHIND named: its anchor
+ * of each origin we lacked at or past the horizon named. An older one,
+ * validly signed, would leave us behind (and cost a transfer per session).
+ * And that origin's ops up to the anchor are ones our view holds valid: a
+ * member, or a revoked one up to its cut. A maker that folded ops we hold
+ * void (a lost admission, ops past a revocation cut: a horizon breach
+ * there, counted) would hand us its breach; we stay behind instead
+ * (tests/test_compact_final.c, the twin).
+ * What we hold past its anchors stays through the rebase
+ * (vs_snapshot_rebase keeps other chains' ops above the anchors; one that
+ * we compacted past, or that does not continue the anchor, is refused
+ * there). Not covered: nothing changes (vix-node restore --rebase takes a
+ * snapshot file). *ok_out false: not covered. */
+static vs_err rebase_covers(vs_node *n, const nd_snap_node *sn, const uint8_t *buf, size_t len, uint64_t now_ms,
+                            bool *ok_out) {
   read_cur c = {buf, len, 0};
   vs_snap_head h;
   *ok_out = false;
   vs_err err = vs_snap_head_read(install_read, &c, now_ms, &h);
   if (err != VS_OK) return VS_OK; /* not covered: the rebase would refuse it anyway */
-  bool ok = true;
-  for (uint32_t i = 0; i < n->mine.n && ok; i++) { /* bounded: origins held */
-    if (memcmp(n->mine.e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) continue;
-    const uint8_t *a = vs_snap_anchor(&h, n->mine.e[i].origin);
-    ok = a != NULL && vs_get_u64le(a + VS_SNAP_ANCHOR_SEQ) >= n->mine.e[i].seq;
+  MDB_txn *txn = NULL;
+  err = vs_txn_begin(n->store, false, &txn);
+  bool ok = err == VS_OK;
+  for (uint32_t i = 0; i < sn->want_n && ok; i++) { /* bounded: VS_WIRE_BEHIND_MAX */
+    const uint8_t *a = vs_snap_anchor(&h, sn->want[i].origin);
+    uint64_t anchor = a != NULL ? vs_get_u64le(a + VS_SNAP_ANCHOR_SEQ) : 0;
+    vs_mesh_rec rec;
+    ok = a != NULL && anchor >= sn->want[i].seq;
+    if (ok) err = vs_mesh_rec_get_txn(txn, n->store, sn->want[i].origin, &rec);
+    if (ok && err == VS_ERR_NOTFOUND) {
+      err = VS_OK;
+      ok = false; /* not a member in our view: its ops are void here */
+    } else if (ok && err == VS_OK) {
+      ok = !rec.revoked || anchor <= rec.cut_seq;
+    }
+    if (err != VS_OK) ok = false;
   }
+  if (txn != NULL) mdb_txn_abort(txn);
   vs_snap_head_free(&h);
   *ok_out = ok;
-  return VS_OK;
+  return err == VS_ERR_STORE || err == VS_ERR_NOMEM ? err : VS_OK;
 }
 
-/* A store with data: the snapshot re-bootstraps it when it covers what we
- * hold (rebase_covers), in one transaction (vs_snapshot_rebase). */
+/* A fresh store (only its own ops: a device that went offline before it
+ * received anything) whose own ops past the snapshot's anchor of its chain
+ * include a data op at or below the snapshot's gc_floor. An install keeps
+ * them in the chain, where every peer refuses them (below its floor) for
+ * good and nobody is told (vix-sim, session 12); the rebase orphans them
+ * from the first such op on, surfaced once. Bounded: our own chain past
+ * the anchor. */
+static vs_err own_below_floor(vs_node *n, const uint8_t *buf, size_t len, uint64_t now_ms, bool *out) {
+  read_cur c = {buf, len, 0};
+  vs_snap_head h;
+  *out = false;
+  if (vs_snap_head_read(install_read, &c, now_ms, &h) != VS_OK) return VS_OK; /* the install refuses it */
+  const uint8_t *self = n->cfg.identity.pk, *a = vs_snap_anchor(&h, self);
+  uint64_t floor = vs_get_u64le(h.hdr + VS_SNAP_GC_FLOOR), anchor = a != NULL ? vs_get_u64le(a + VS_SNAP_ANCHOR_SEQ) : 0;
+  uint64_t head = nd_vv_get(&n->mine, self);
+  vs_snap_head_free(&h);
+  if (floor == 0 || head <= anchor) return VS_OK;
+  MDB_txn *txn = NULL;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  for (uint64_t q = anchor + 1; q <= head && err == VS_OK && !*out; q++) {
+    vs_op_id id;
+    uint64_t lsn = 0;
+    const uint8_t *enc = NULL;
+    uint32_t enc_bytes = 0;
+    vs_op op;
+    vs_op_id_derive(self, q, &id);
+    err = vs_opid_get(txn, n->store, &id, &lsn, NULL);
+    if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, n->store, lsn, &enc, &enc_bytes);
+    if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
+    if (err == VS_OK) *out = op.hlc <= floor && !vs_mesh_kind_reserved(op.kind, op.kind_bytes);
+  }
+  mdb_txn_abort(txn);
+  return err == VS_ERR_NOTFOUND ? VS_OK : err; /* a gap: the install decides */
+}
+
+/* A store with data: the snapshot re-bootstraps it when it covers what the
+ * BEHIND named (rebase_covers; a fresh store asked nothing of it), in one
+ * transaction (vs_snapshot_rebase). */
 static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_info *info_out) {
-  bool covers = false;
-  vs_err err = rebase_covers(n, sn->in_buf, sn->in_len, now_ms, &covers);
+  bool covers = !sn->in_rebase;
+  vs_err err = sn->in_rebase ? rebase_covers(n, sn, sn->in_buf, sn->in_len, now_ms, &covers) : VS_OK;
   if (err != VS_OK) return err;
   if (!covers) {
-    snap_log(n, VS_LOG_WARN, "event=snapshot_refused reason=would_roll_back: it anchors a chain below what this "
-                             "store holds (vix-node restore --rebase takes a snapshot file)");
+    snap_log(n, VS_LOG_WARN, "event=snapshot_refused reason=would_roll_back: it anchors a chain below the horizon "
+                             "we were told (vix-node restore --rebase takes a snapshot file)");
     return VS_ERR_STATE;
   }
   read_cur c = {sn->in_buf, sn->in_len, 0};
@@ -436,7 +503,9 @@ static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_
 static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
   read_cur c = {sn->in_buf, sn->in_len, 0};
   vs_snapshot_info info;
-  vs_err err = sn->in_rebase ? rebase(n, sn, now_ms, &info) : vs_snapshot_install(n->store, install_read, &c, now_ms, &info);
+  bool rebased = sn->in_rebase;
+  vs_err err = rebased ? VS_OK : own_below_floor(n, sn->in_buf, sn->in_len, now_ms, &rebased);
+  if (err == VS_OK) err = rebased ? rebase(n, sn, now_ms, &info) : vs_snapshot_install(n->store, install_read, &c, now_ms, &info);
   recv_drop(n, now_ms);
   if (err != VS_OK) {
     n->stats.snap_install_failed++;
@@ -464,8 +533,20 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
   err = nd_load_mine(n);
   n->mesh_checked = false;
   n->acks_loaded = false;
-  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++)
-    if (n->peers[i].st == PEER_READY) n->peers[i].vv_due = true;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) {
+    peer *q = &n->peers[i];
+    if (q->st != PEER_READY) continue;
+    q->vv_due = true;
+    /* A rebase rewrote our chain above the anchor: what we counted as sent
+     * of it (orphans now, sent before the BEHIND came) says nothing of the
+     * new ops at those seqs. Forget it, so they go out at once rather than
+     * at the next resend, by when the peers' gc_floor may have passed
+     * them (refused for good: VS_ERR_BELOW_FLOOR). */
+    if (rebased) {
+      nd_vv_free(&q->sent);
+      nd_flight_clear(q);
+    }
+  }
   return err;
 }
 
@@ -576,6 +657,7 @@ void nd_snap_peer_free(vs_node *n, peer *p) {
 void nd_snap_free(vs_node *n) {
   if (n->snap == NULL) return;
   free(n->snap->in_buf);
+  free(n->snap->want);
   free(n->snap);
   n->snap = NULL;
 }

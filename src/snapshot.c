@@ -667,9 +667,16 @@ static vs_err anchor_put(installer *in, const uint8_t *rec, const uint8_t *self)
     if (err == VS_OK && memcmp(held, hz.hash, VS_HASH_BYTES) != 0) err = VS_ERR_STATE;
     return err == VS_OK ? vs_horizon_put_txn(in->txn, in->store, self, &hz) : err;
   }
+  /* A chain a rebase kept past the anchor (snapshot_rebase.c, others_plan:
+   * our op at the anchor has its hash): its head stays. An install's store
+   * holds no other chain (store_fresh). */
+  vs_head held;
+  vs_err err = vs_head_get(in->txn, in->store, rec, &held);
+  if (err != VS_OK) return err;
+  if (held.seq > hz.seq) return vs_horizon_put_txn(in->txn, in->store, rec, &hz);
   vs_head head = {hz.seq, hz.hlc, {0}};
   memcpy(head.hash, hz.hash, VS_HASH_BYTES);
-  vs_err err = vs_horizon_put_txn(in->txn, in->store, rec, &hz);
+  err = vs_horizon_put_txn(in->txn, in->store, rec, &hz);
   if (err == VS_OK) err = vs_head_put_txn(in->txn, in->store, rec, &head);
   return err;
 }

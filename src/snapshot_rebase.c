@@ -6,9 +6,11 @@
  *   1. the plan: from our own chain (head, horizon, restore mark), the
  *      snapshot's anchor of it and its gc_floor, which own ops the mesh
  *      holds (they leave the log), which stay above the anchor (sent as
- *      usual) and from which seq on they are orphans;
+ *      usual) and from which seq on they are orphans; and for every other
+ *      chain we hold past the snapshot's anchor of it, that those ops can
+ *      stay (others_plan: they continue its anchor);
  *   2. the orphans are written (bounded: VS_ORPHANS_MAX/_BYTES_MAX);
- *   3. every WAL record but the kept own ops is deleted, with its op id,
+ *   3. every WAL record but the kept ops is deleted, with its op id,
  *      signature, inert mark, membership record and (own ops) undelivered
  *      outbox entries; the tables the snapshot rewrites (heads, horizons,
  *      state, base state, members, fork verdicts, acks) are emptied; our
@@ -43,6 +45,13 @@ typedef struct plan {
   uint64_t orphan_from;        /* the first orphaned seq (UINT64_MAX: none) */
   uint32_t sinks[VS_OUTBOX_SINKS_MAX], n_sinks;
   bool ranges[VS_OUTBOX_SINKS_MAX];
+  /* Other chains held past the snapshot's anchor: their heads (the ops
+   * above the anchor stay in the log and the live state). */
+  struct kept_head {
+    uint8_t origin[VS_ORIGIN_BYTES];
+    vs_head head;
+  } *kept;
+  uint32_t kept_n;
 } plan;
 
 /* The op of our chain at `seq`: its record's LSN, hash and decoded op
@@ -145,9 +154,75 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
     uint32_t enc_bytes = 0;
     err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
     if (err != VS_OK) return err;
-    if ((gc_floor > 0 && op.hlc <= gc_floor) || s <= p->restore_to) p->orphan_from = s;
+    /* Membership ops are exempt from the floor (apply takes them below it). */
+    bool below = gc_floor > 0 && op.hlc <= gc_floor && !vs_mesh_kind_reserved(op.kind, op.kind_bytes);
+    if (below || s <= p->restore_to) p->orphan_from = s;
   }
   return VS_OK;
+}
+
+/* Step 1, other chains: a chain we hold past the snapshot's anchor keeps
+ * its ops above the anchor (a rebase must not take back what we hold: the
+ * peers that sent it count it sent). They continue the snapshot's chain:
+ * we hold its op at the anchor with the anchor's hash and compacted
+ * nothing past the anchor; none is a data op at or below the snapshot's
+ * gc_floor (the mesh refuses those); no fork verdict on that origin is
+ * held. Else VS_ERR_STATE: a stale or different snapshot, nothing changes. */
+static vs_err others_plan(MDB_txn *txn, vs_store *store, const vs_snap_head *h, plan *p) {
+  MDB_stat st;
+  vs_err err = vs_mdb_err(mdb_stat(txn, store->dbi_heads, &st));
+  if (err != VS_OK) return err;
+  p->kept = st.ms_entries > 0 ? calloc(st.ms_entries, sizeof *p->kept) : NULL;
+  if (st.ms_entries > 0 && p->kept == NULL) return VS_ERR_NOMEM;
+  uint64_t gc_floor = vs_get_u64le(h->hdr + VS_SNAP_GC_FLOOR);
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_heads, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK; /* bounded: origins held */
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    vs_head head;
+    err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &head) : VS_ERR_CORRUPT;
+    if (err != VS_OK || memcmp(k.mv_data, p->self, VS_ORIGIN_BYTES) == 0) continue;
+    const uint8_t *rec = vs_snap_anchor(h, k.mv_data);
+    uint64_t anchor = rec != NULL ? vs_get_u64le(rec + VS_SNAP_ANCHOR_SEQ) : 0;
+    if (head.seq <= anchor) continue; /* the snapshot covers it */
+    vs_horizon hz;
+    uint64_t void_from = 0;
+    err = vs_horizon_get(txn, store, k.mv_data, &hz);
+    if (err == VS_OK) err = vs_fork_get_txn(txn, store, k.mv_data, &void_from, NULL);
+    if (err == VS_OK && (hz.seq > anchor || void_from != 0)) err = VS_ERR_STATE;
+    if (err == VS_OK && anchor > 0) {
+      uint8_t held[VS_HASH_BYTES];
+      err = vs_op_hash_at_txn(txn, store, k.mv_data, anchor, held);
+      if (err == VS_ERR_NOTFOUND || (err == VS_OK && memcmp(held, rec + VS_SNAP_ANCHOR_HASH, VS_HASH_BYTES) != 0))
+        err = VS_ERR_STATE;
+    }
+    for (uint64_t q = anchor + 1; q <= head.seq && err == VS_OK && gc_floor > 0; q++) { /* bounded: the chain held */
+      vs_op_id id;
+      uint64_t lsn = 0;
+      const uint8_t *enc = NULL;
+      uint32_t enc_bytes = 0;
+      vs_op op;
+      vs_op_id_derive(k.mv_data, q, &id);
+      err = vs_opid_get(txn, store, &id, &lsn, NULL);
+      if (err == VS_ERR_NOTFOUND) err = VS_ERR_CORRUPT; /* a gap below a head */
+      if (err == VS_OK) err = vs_wal_op_encoded_txn(txn, store, lsn, &enc, &enc_bytes);
+      if (err == VS_OK && vs_op_decode(enc, enc_bytes, &op) != VS_OK) err = VS_ERR_CORRUPT;
+      if (err == VS_OK && op.hlc <= gc_floor && !vs_mesh_kind_reserved(op.kind, op.kind_bytes)) err = VS_ERR_STATE;
+    }
+    if (err != VS_OK) break;
+    if (p->kept_n >= st.ms_entries) {
+      err = VS_ERR_CORRUPT; /* more heads than the table held */
+      break;
+    }
+    memcpy(p->kept[p->kept_n].origin, k.mv_data, VS_ORIGIN_BYTES);
+    p->kept[p->kept_n].head = head;
+    p->kept_n++;
+  }
+  mdb_cursor_close(cur);
+  if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  return err;
 }
 
 /* Step 2: the orphans, from p->orphan_from to our head. */
@@ -218,7 +293,7 @@ static vs_err del_key(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t bytes) 
 }
 
 /* Step 3: every WAL record but our kept ops leaves, with what hangs on it. */
-static vs_err log_wipe(MDB_txn *txn, vs_store *store, const plan *p, vs_rebase_info *info) {
+static vs_err log_wipe(MDB_txn *txn, vs_store *store, const vs_snap_head *h, const plan *p, vs_rebase_info *info) {
   MDB_cursor *cur;
   int rc = mdb_cursor_open(txn, store->dbi_wal, &cur);
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
@@ -239,7 +314,10 @@ static vs_err log_wipe(MDB_txn *txn, vs_store *store, const plan *p, vs_rebase_i
     if (err != VS_OK) break;
     bool own = memcmp(op.origin, p->self, VS_ORIGIN_BYTES) == 0;
     bool mesh = vs_mesh_kind_reserved(op.kind, op.kind_bytes);
-    if (own && op.seq > p->anchor && op.seq < p->orphan_from) {
+    const uint8_t *rec = own ? NULL : vs_snap_anchor(h, op.origin);
+    bool kept_other = !own && op.seq > (rec != NULL ? vs_get_u64le(rec + VS_SNAP_ANCHOR_SEQ) : 0); /* others_plan */
+    if (kept_other) info->others_kept++;
+    if ((own && op.seq > p->anchor && op.seq < p->orphan_from) || kept_other) {
       if (mesh) { /* its membership record comes back (the table is emptied below) */
         uint8_t hash[VS_HASH_BYTES];
         vs_op_hash_encoded(enc, enc_bytes, hash);
@@ -286,6 +364,14 @@ static vs_err idem_wipe(MDB_txn *txn, const vs_store *store, const plan *p) {
   }
   mdb_cursor_close(cur);
   if (err == VS_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = vs_mdb_err(rc);
+  return err;
+}
+
+/* The heads of the other chains kept past their anchors (others_plan):
+ * the install's anchors then set their horizons only (snapshot.c). */
+static vs_err others_heads_put(MDB_txn *txn, vs_store *store, const plan *p) {
+  vs_err err = VS_OK;
+  for (uint32_t i = 0; i < p->kept_n && err == VS_OK; i++) err = vs_head_put_txn(txn, store, p->kept[i].origin, &p->kept[i].head);
   return err;
 }
 
@@ -355,22 +441,25 @@ vs_err vs_snapshot_rebase(vs_store *store, vs_snapshot_read_fn fn, void *ctx, ui
   p.self = store->identity.pk;
   err = vs_snap_mesh_check_txn(txn, store, &h);
   if (err == VS_OK) err = plan_make(txn, store, &h, &p);
+  if (err == VS_OK) err = others_plan(txn, store, &h, &p);
   got.own_anchor = p.anchor;
   got.own_head_before = p.head.seq;
   if (err == VS_OK) err = orphans_write(txn, store, &p, &got);
   /* LSNs are never given twice (outbox entries and feeds key on them). */
   if (err == VS_OK) err = vs_wal_last_lsn_keep_txn(txn, store);
   if (err == VS_OK) err = empty(txn, store->dbi_mesh); /* kept own ops put theirs back in log_wipe */
-  if (err == VS_OK) err = log_wipe(txn, store, &p, &got);
+  if (err == VS_OK) err = log_wipe(txn, store, &h, &p, &got);
   if (err == VS_OK) err = idem_wipe(txn, store, &p);
   MDB_dbi wiped[] = {store->dbi_heads, store->dbi_state,   store->dbi_incrs, store->dbi_hstate, store->dbi_hincrs,
                      store->dbi_horizon, store->dbi_forks, store->dbi_acks,  store->dbi_members};
   for (size_t i = 0; i < sizeof wiped / sizeof wiped[0] && err == VS_OK; i++) err = empty(txn, wiped[i]);
   if (err == VS_OK) err = own_chain_set(txn, store, &p, &got);
+  if (err == VS_OK) err = others_heads_put(txn, store, &p);
   if (err == VS_OK) err = vs_snap_body_txn(txn, store, &h, fn, ctx, &got.snapshot);
   if (err == VS_OK) err = vs_txn_commit(txn);
   else mdb_txn_abort(txn);
   vs_snap_head_free(&h);
+  free(p.kept);
   if (err != VS_OK) return err;
   if (info != NULL) *info = got;
   /* Surfaced once: the callback sees each new orphan after the commit. */

@@ -332,6 +332,62 @@ static void test_snapshot_without_our_chain_keeps_it(void **state) {
   free(b.p);
 }
 
+/* a took b's ops past the snapshot's anchor of b's chain (b wrote on after
+ * c compacted, and a holds it): they stay through the rebase, in the log,
+ * the head and the live state, and only b's ops at or below the anchor
+ * leave (a rebase takes back nothing a peer sent us: that peer counts it
+ * sent). a converges with c and with the twin that never compacted. */
+static void test_other_chain_kept_above_anchor(void **state) {
+  world *w = *state;
+  away_and_compacted(w); /* c: a's horizon 3, b's 8 */
+  buf b = make(w->c.store);
+  wr(&w->b, "put", "k4", "b5", T0_MS + 50);
+  wr(&w->b, "del", "k3", NULL, T0_MS + 51);
+  wr(&w->b, "incr", "n", "2", T0_MS + 52);
+  wr(&w->b, "put", "k1", "b6", T0_MS + 53); /* b: 9..12 */
+  assert_err(push(w->b.store, w->a.store, w->b.id.pk, T0_MS + 60, NULL), VS_OK);
+  to_mesh(w, &w->b, T0_MS + 60);
+  assert_int_equal(head_of(w->a.store, w->b.id.pk), 12);
+  vs_rebase_info info;
+  assert_err(rebase(w->a.store, &b, b.len, &info), VS_OK);
+  assert_int_equal(info.others_kept, 4);  /* b's 9..12 */
+  assert_int_equal(info.ops_dropped, 8);  /* b's 1..8: in the snapshot's base */
+  assert_int_equal(info.own_kept, 2);
+  assert_int_equal(info.orphaned, 0);
+  assert_int_equal(head_of(w->a.store, w->b.id.pk), 12);
+  assert_err(push(w->c.store, w->a.store, w->b.id.pk, NOW, NULL), VS_OK); /* nothing new */
+  to_mesh(w, &w->a, NOW);
+  assert_converged(w->a.store, w->c.store);
+  assert_converged_live(w->a.store, w->t.store);
+  vs_write_result wres = wr(&w->a, "put", "k9", "after", NOW + 1);
+  assert_int_equal(wres.seq, 6);
+  free(b.p);
+}
+
+/* A chain we compacted past the snapshot's anchor of it: those ops are in
+ * no log here and not in its state. Refused, nothing changed. */
+static void test_other_chain_compacted_past_anchor_refused(void **state) {
+  world *w = *state;
+  away_and_compacted(w); /* c: a's horizon 3, b's 8 */
+  buf b = make(w->c.store);
+  for (unsigned i = 0; i < 4; i++) wr(&w->b, "put", "k5", i % 2 ? "x" : "y", T0_MS + 50 + i); /* b: 9..12 */
+  assert_err(push(w->b.store, w->a.store, w->b.id.pk, T0_MS + 60, NULL), VS_OK);
+  vs_cut_entry cut[2];
+  memcpy(cut[0].origin, w->a.id.pk, VS_ORIGIN_BYTES);
+  cut[0].seq = 3;
+  memcpy(cut[1].origin, w->b.id.pk, VS_ORIGIN_BYTES);
+  cut[1].seq = 10;
+  vs_compact_result res;
+  memset(&res, 0, sizeof res);
+  assert_err(vs_compact_to(w->a.store, cut, 2, 1u << 20, &res), VS_OK);
+  assert_true(res.ops_folded > 0);
+  look before = look_at(w->a.store, w->a.id.pk);
+  assert_err(rebase(w->a.store, &b, b.len, NULL), VS_ERR_STATE);
+  assert_same_look(w->a.store, w->a.id.pk, &before);
+  assert_int_equal(head_of(w->a.store, w->b.id.pk), 12);
+  free(b.p);
+}
+
 /* ---- a restored backup ---- */
 
 static void copy_file(const char *from, const char *to) {
@@ -666,6 +722,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tampered_snapshot_changes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_signer_cannot_move_our_anchor, setup, teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_without_our_chain_keeps_it, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_other_chain_kept_above_anchor, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_other_chain_compacted_past_anchor_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restored_backup_orphans_exactly_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restored_backup_without_mesh_sink, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gc_floor_orphans_old_unsent_ops, setup, teardown),

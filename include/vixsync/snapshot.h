@@ -108,6 +108,7 @@ typedef struct vs_rebase_info {
   uint64_t first_orphan;      /**< the first new orphan's id (vs_orphan.id; 0: none) */
   uint64_t ops_dropped;       /**< other origins' ops that left the log (the snapshot's state has them) */
   uint64_t entries_dropped;   /**< undelivered outbox entries (any sink) of own ops that left the log */
+  uint64_t others_kept;       /**< other origins' ops above the snapshot's anchors that stayed (a later field) */
 } vs_rebase_info;
 
 /** Re-bootstrap a store that already holds data from a snapshot: a member
@@ -131,7 +132,13 @@ typedef struct vs_rebase_info {
  *    the mesh is known to hold already (the restore mark:
  *    vs_write_restoring), which starts the orphans;
  *  - an orphan and every later own op are moved to the orphans
- *    (vs_orphans_list), never sent, their outbox entries dropped.
+ *    (vs_orphans_list), never sent, their outbox entries dropped;
+ *  - another origin's ops above the snapshot's anchor of its chain stay
+ *    in the log and the live state (they continue the chain: we hold its
+ *    op at the anchor with the anchor's hash and compacted no further);
+ *    a chain that does not continue the anchor, one with a fork verdict
+ *    held, or a kept data op at or below the snapshot's gc_floor refuses
+ *    the rebase (VS_ERR_STATE).
  *  The chain then resumes at the anchor (or after the kept ops): the next
  *  write gets that seq + 1. The store's identity is required (its chain is
  *  what is kept). Called on a store no vs_node has open, or by the node

@@ -7,6 +7,8 @@
   check_sim.py scenario VIX_SIM FILE    the scenario passes; its "# expect KEY >= N" lines hold
   check_sim.py swarm VIX_SIM K [OPT..]  K seeds with randomized fault mixes (and options such as
                                         --equivocate), no failure
+  check_sim.py seeds VIX_SIM FILE S,..  the scenario passes with each pinned seed (--seed S), its
+                                        "# expect" lines hold
   check_sim.py bug VIX_SIM_FAULTS VIX_SIM NAME SEED [OPT..]
                                         the pinned seed (with options such as --managed and
                                         --event lines) catches bug NAME, its printed replay
@@ -100,7 +102,9 @@ def cli(sim):
     for argv in (["--nodes", "0"], ["--bogus"], ["--drop", "101"], ["--event", "1s crash 99"] + SMALL,
                  ["--topology", "full", "--nodes", "70"], ["--latency", "0-5ms"],
                  ["--compact", "on"] + SMALL, ["--managed", "--compact", "maybe"] + SMALL,
-                 ["--tamper-snapshot"] + SMALL, ["--managed", "--equivocate", "--admins", "2"] + SMALL):
+                 ["--tamper-snapshot"] + SMALL, ["--managed", "--equivocate", "--admins", "2"] + SMALL,
+                 ["--suspend-after", "20s"] + SMALL, ["--invite-expiry", "5s"] + SMALL,
+                 ["--managed", "--invite-expiry", "0ms"] + SMALL):
         rc, out, err = run([sim] + argv)
         if rc != 2:
             fail("%s: exit %d, want 2 (usage)" % (argv, rc))
@@ -113,8 +117,8 @@ def cli(sim):
     print("ok: usage errors exit 2")
 
 
-def scenario(sim, path):
-    rc, j, err = run_json([sim, "--scenario", path])
+def scenario(sim, path, extra=()):
+    rc, j, err = run_json([sim, "--scenario", path] + list(extra))
     print("%s: ok=%s trace_hash %s, virtual %d ms, converged at %d ms, faults %s" %
           (os.path.basename(path), j["ok"], j["trace_hash"], j["virtual_ms"], j["converged_at_ms"], j["faults"]))
     if rc != 0 or not j["ok"]:
@@ -130,6 +134,12 @@ def scenario(sim, path):
         if op != ">=" or v < want:
             fail("%s: expected %s %s %d, got %s" % (path, key, op, want, v))
     print("ok: scenario")
+
+
+def seeds(sim, path, pinned):
+    for seed in pinned.split(","):
+        scenario(sim, path, ["--seed", seed])
+    print("ok: seeds %s" % pinned)
 
 
 def swarm(sim, k, extra):
@@ -174,6 +184,8 @@ def main():
         cli(sim)
     elif mode == "scenario":
         scenario(sim, sys.argv[3])
+    elif mode == "seeds":
+        seeds(sim, sys.argv[3], sys.argv[4])
     elif mode == "swarm":
         swarm(sim, int(sys.argv[3]), sys.argv[4:])
     elif mode == "bug":
