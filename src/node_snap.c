@@ -37,6 +37,7 @@
 #include <stdlib.h>
 
 #include "member.h"
+#include "mstore.h"
 #include "snapshot_int.h"
 #include "vixsync/snapshot.h"
 
@@ -423,8 +424,14 @@ static vs_err rebase_covers(vs_node *n, const nd_snap_node *sn, const uint8_t *b
     ok = a != NULL && anchor >= sn->want[i].seq;
     if (ok) err = vs_mesh_rec_get_txn(txn, n->store, sn->want[i].origin, &rec);
     if (ok && err == VS_ERR_NOTFOUND) {
-      err = VS_OK;
-      ok = false; /* not a member in our view: its ops are void here */
+      /* Not a member in our view: its ops are void here (an admission
+       * that lost: we hold it, and its record), unless we hold nothing of
+       * it (a member admitted while we were away: its admission is in the
+       * snapshot's membership ops, which the rebase folds). */
+      vs_mesh_fact f;
+      err = vs_mesh_fact_get_txn(txn, n->store, sn->want[i].origin, 1, &f);
+      ok = err == VS_ERR_NOTFOUND && nd_vv_get(&n->mine, sn->want[i].origin) == 0;
+      if (err == VS_ERR_NOTFOUND || err == VS_OK) err = VS_OK;
     } else if (ok && err == VS_OK) {
       ok = !rec.revoked || anchor <= rec.cut_seq;
     }
