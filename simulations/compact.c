@@ -153,7 +153,8 @@ static bool hz_from_set(sim *s, uint32_t i, const bool *view) {
  *       a BEHIND (its snap_behind_received moves) within BH_TELL_MS, or
  *       stop being behind (a snapshot installed). BEHIND repeats every
  *       2 x resend_ms while the peer stays behind; BH_TELL_MS allows ten
- *       of them, so frame loss alone cannot trip it. */
+ *       of them, so frame loss alone cannot trip it. A peer on probation
+ *       is sent nothing by design (node_member.c) and is left out. */
 #define BH_TELL_MS 40000u
 
 static vs_err vv_into(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
@@ -205,8 +206,11 @@ static bool behind_watch(sim *s, uint32_t i) {
                       s->now, i, r, j, sent, r, i, known, i, n->bh_hz[j]);
       prev[j] = sent;
     }
-    /* (b): the peer's store itself, once node i has its vector. */
-    if (!ok || r == UINT32_MAX || r == i || sim_twin(s, r) || p->known_vector == 0 || s->nodes[r].node == NULL) continue;
+    /* (b): the peer's store itself, once node i has its vector; not a peer
+     * on probation (a device whose admission node i has not seen yet, one
+     * on an older key past the grace), which by design is sent nothing. */
+    if (!ok || r == UINT32_MAX || r == i || sim_twin(s, r) || p->known_vector == 0 || p->probation || s->nodes[r].node == NULL)
+      continue;
     memset(rv, 0, sizeof *rv * s->n);
     const void *ctx[2] = {s, rv};
     vs_err err = vs_vv_each(vs_node_store(s->nodes[r].node), vv_into, (void *)ctx);
