@@ -100,7 +100,8 @@ def cli(sim):
     for argv in (["--nodes", "0"], ["--bogus"], ["--drop", "101"], ["--event", "1s crash 99"] + SMALL,
                  ["--topology", "full", "--nodes", "70"], ["--latency", "0-5ms"],
                  ["--compact", "on"] + SMALL, ["--managed", "--compact", "maybe"] + SMALL,
-                 ["--tamper-snapshot"] + SMALL, ["--managed", "--equivocate", "--admins", "2"] + SMALL):
+                 ["--tamper-snapshot"] + SMALL, ["--managed", "--equivocate", "--admins", "2"] + SMALL,
+                 ["--join-net"] + SMALL):
         rc, out, err = run([sim] + argv)
         if rc != 2:
             fail("%s: exit %d, want 2 (usage)" % (argv, rc))
