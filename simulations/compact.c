@@ -157,12 +157,15 @@ static bool hz_from_set(sim *s, uint32_t i, const bool *view) {
  *       is sent nothing by design (node_member.c) and is left out. */
 #define BH_TELL_MS 40000u
 
+typedef struct vv_ctx {
+  sim *s;
+  uint64_t *v; /* per sim node index */
+} vv_ctx;
+
 static vs_err vv_into(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
-  const void *const *c = ctx;
-  sim *s = (sim *)c[0];
-  uint64_t *v = (uint64_t *)c[1];
-  uint32_t j = sim_node_of(s, origin);
-  if (j != UINT32_MAX) v[j] = seq;
+  vv_ctx *c = ctx;
+  uint32_t j = sim_node_of(c->s, origin);
+  if (j != UINT32_MAX) c->v[j] = seq;
   return VS_OK;
 }
 
@@ -212,8 +215,8 @@ static bool behind_watch(sim *s, uint32_t i) {
     if (!ok || r == UINT32_MAX || r == i || sim_twin(s, r) || p->known_vector == 0 || p->probation || s->nodes[r].node == NULL)
       continue;
     memset(rv, 0, sizeof *rv * s->n);
-    const void *ctx[2] = {s, rv};
-    vs_err err = vs_vv_each(vs_node_store(s->nodes[r].node), vv_into, (void *)ctx);
+    vv_ctx vc = {s, rv};
+    vs_err err = vs_vv_each(vs_node_store(s->nodes[r].node), vv_into, &vc);
     if (err != VS_OK) {
       ok = sim_fail(s, SIM_EXIT_STORE, "node %u: version vector: %s", r, vs_err_name(err));
       break;
