@@ -77,6 +77,8 @@ static const opt OPTS[] = {
      "--managed: on (the default) or off: every node compacts its log below the stable cut (every 2 s, or after 200 ops)"},
     {"tamper-snapshot", O_FLAG, F(tamper_snapshot), true,
      "--managed: before a late device's snapshot is installed, a copy with one byte flipped must be refused"},
+    {"join-net", O_FLAG, F(join_net), true,
+     "--managed: a device joining by invite gets its snapshot over the session (BEHIND, SNAPREQ), not from the simulator"},
     {"rekey-grace", O_MS, F(rekey_grace_ms), true,
      "--managed: a handshake on an older mesh key is taken this long after a rekey (vs_node_cfg.rekey_grace_ms)"},
     {"suspend-after", O_MS, F(suspend_after_ms), true,
@@ -478,6 +480,7 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
   if (!c->managed && (c->suspend_after_ms != VS_SUSPEND_AFTER_MS_DEFAULT || c->invite_ms != SIM_INVITE_MS_DEFAULT))
     return errf(err, err_bytes, "--suspend-after and --invite-expiry need --managed (an open mesh has no members)");
   if (c->invite_ms < 1) return errf(err, err_bytes, "--invite-expiry: at least 1 ms");
+  if (!c->managed && c->join_net) return errf(err, err_bytes, "--join-net needs --managed (an open mesh never compacts)");
   if (c->managed && (c->spare >= c->nodes || c->admins < 1 || c->admins > c->nodes - c->spare))
     return errf(err, err_bytes, "--managed: --spare below --nodes, --admins from 1 to the nodes that are not spares");
   if (c->check_every_ms < 1 || c->conn_timeout_ms < 1 || c->tick_ms < 1 || c->tick_ms > 60000) return errf(err, err_bytes, "--check-every, --conn-timeout, --tick: at least 1 ms (--tick at most 1m)");

@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "sim.h"
+#include "state_int.h"
 
 /* ---- convergence (cheap tests first: it runs every check-every ms) ---- */
 
@@ -243,6 +245,20 @@ static vs_err void_note(wal_view *w, const vs_op_id *id) {
   return VS_OK;
 }
 
+/* A zeroed record at the end of w (not counted in w->n yet); NULL: out of memory. */
+static mrec *rec_new(wal_view *w) {
+  if (w->n == w->cap) {
+    size_t cap = w->cap == 0 ? 1024 : w->cap * 2;
+    mrec *v = realloc(w->r, sizeof *v * cap);
+    if (v == NULL) return NULL;
+    w->r = v;
+    w->cap = cap;
+  }
+  mrec *m = &w->r[w->n];
+  memset(m, 0, sizeof *m);
+  return m;
+}
+
 static vs_err wal_cb(const vs_wal_record *rec, void *ctx) {
   wal_view *w = ctx;
   if (w->void_origin != NULL && rec->op.seq >= w->void_from &&
@@ -268,16 +284,9 @@ static vs_err wal_cb(const vs_wal_record *rec, void *ctx) {
     w->mesh_id_sum += sim_id_hash64(&rec->op.id);
     return VS_OK;
   }
-  if (w->n == w->cap) {
-    size_t cap = w->cap == 0 ? 1024 : w->cap * 2;
-    mrec *v = realloc(w->r, sizeof *v * cap);
-    if (v == NULL) return VS_ERR_NOMEM;
-    w->r = v;
-    w->cap = cap;
-  }
+  mrec *m = rec_new(w);
+  if (m == NULL) return VS_ERR_NOMEM;
   const vs_op *op = &rec->op;
-  mrec *m = &w->r[w->n];
-  memset(m, 0, sizeof *m);
   m->id = op->id;
   m->hlc = op->hlc;
   memcpy(m->origin, op->origin, VS_ORIGIN_BYTES);
@@ -400,6 +409,90 @@ static bool fold(const wal_view *w, const uint32_t *idx, size_t lo, size_t hi, m
   return true;
 }
 
+/* ---- the refold: what a node holds, folded again ---- */
+
+/* The base state (what compaction folded, or a snapshot installed) as
+ * records the model folds: each entry's winning put or del as one record,
+ * each incr row counted after it as one incr. Appended to a view of the
+ * log above the horizons (wal_cb: no data op at or below a horizon is left
+ * in it, sim_base_ops checks), the fold is what the node would show if it
+ * refolded everything it holds (as vs_state_rebuild_txn does after a fork
+ * verdict): its live state must be exactly that. A tombstone dropped too
+ * early (before an op ordered below it was folded or received) shows here:
+ * the op it hid wins the refold while the live state shows nothing. */
+typedef struct base_view {
+  wal_view *w;
+  uint32_t toff, tlen; /* the last entry's target, in w's arena */
+  uint64_t entries, incrs;
+} base_view;
+
+static vs_err base_entry_cb(void *ctx, const vs_state_export_entry *e) {
+  base_view *b = ctx;
+  wal_view *w = b->w;
+  if (!arena_add(w, e->target, e->target_bytes, &b->toff)) return VS_ERR_NOMEM;
+  b->tlen = e->target_bytes;
+  b->entries++;
+  if (e->base_kind == 0) return VS_OK; /* a counter alone: its incrs make the entry */
+  if (e->base_kind > 2 || e->base_origin == NULL) return VS_ERR_CORRUPT;
+  mrec *m = rec_new(w);
+  if (m == NULL) return VS_ERR_NOMEM;
+  m->hlc = e->base_hlc;
+  memcpy(m->origin, e->base_origin, VS_ORIGIN_BYTES);
+  m->kind = e->base_kind == 1 ? 0 : 1;
+  m->toff = b->toff;
+  m->tlen = b->tlen;
+  if (m->kind == 0 && !arena_add(w, e->value, e->value_bytes, &m->voff)) return VS_ERR_NOMEM;
+  m->vlen = m->kind == 0 ? e->value_bytes : 0;
+  w->n++;
+  return VS_OK;
+}
+
+static vs_err base_incr_cb(void *ctx, uint64_t hlc, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, int64_t delta) {
+  (void)seq;
+  base_view *b = ctx;
+  if (b->entries == 0) return VS_ERR_CORRUPT; /* a row comes after its entry */
+  mrec *m = rec_new(b->w);
+  if (m == NULL) return VS_ERR_NOMEM;
+  m->hlc = hlc;
+  memcpy(m->origin, origin, VS_ORIGIN_BYTES);
+  m->kind = 2;
+  m->toff = b->toff;
+  m->tlen = b->tlen;
+  m->delta = delta;
+  b->w->n++;
+  b->incrs++;
+  return VS_OK;
+}
+
+/* Append node i's base state to w (the records of its log above the horizons). */
+static bool base_records(sim *s, uint32_t i, vs_store *st, wal_view *w) {
+  MDB_txn *txn = NULL;
+  if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+    return sim_fail(s, SIM_EXIT_STORE, "node %u: a read transaction for its base state", i);
+  base_view b = {w, 0, 0, 0, 0};
+  vs_err err = vs_state_export_txn(txn, st, true, base_entry_cb, base_incr_cb, &b);
+  mdb_txn_abort(txn);
+  if (err != VS_OK)
+    return sim_fail(s, err == VS_ERR_NOMEM ? SIM_EXIT_STORE : SIM_EXIT_FAIL, "node %u: its base state's export: %s", i,
+                    vs_err_name(err));
+  return true;
+}
+
+/* The oracle's entry for a target (false: none, or no oracle). */
+static bool oracle_entry(const wal_view *ov, const uint32_t *oidx, const uint8_t *t, uint32_t tn, mentry *e) {
+  if (ov == NULL || oidx == NULL) return false;
+  size_t lo = 0, hi = ov->n;
+  while (lo < hi) { /* bounded: log2(n); the first record of the target */
+    size_t mid = lo + (hi - lo) / 2;
+    const mrec *r = &ov->r[oidx[mid]];
+    if (cmp_bytes(ov->arena + r->toff, r->tlen, t, tn) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  size_t end = lo;
+  while (end < ov->n && cmp_bytes(ov->arena + ov->r[oidx[end]].toff, ov->r[oidx[end]].tlen, t, tn) == 0) end++;
+  return end > lo && fold(ov, oidx, lo, end, e);
+}
+
 typedef struct dump_cmp {
   sim *s;
   uint32_t node;
@@ -409,6 +502,9 @@ typedef struct dump_cmp {
   size_t entries;
   bool bad;
   bool oracle; /* w is the never-compacting oracle (every acknowledged write), not the node's log */
+  bool refold; /* w is the node's base state and its log above the horizons (not the oracle) */
+  const wal_view *ov; /* the oracle, to name what it gives a target in a message (NULL: none) */
+  const uint32_t *oidx;
 } dump_cmp;
 
 static void show(const uint8_t *p, uint32_t n, char *out, size_t out_bytes) {
@@ -427,6 +523,39 @@ static void describe(vs_state_kind kind, const uint8_t *value, uint32_t value_by
   else show(value, value_bytes, v, sizeof v);
   snprintf(out, out_bytes, "%s \"%s\" (hlc %" PRIu64 ", origin %02x%02x%02x%02x)", vs_state_kind_name(kind), v, hlc,
            origin[0], origin[1], origin[2], origin[3]);
+}
+
+/* What the oracle gives target t, for a message ("" without an oracle). */
+static void oracle_says(const dump_cmp *c, const uint8_t *t, uint32_t tn, bool *deleted, char *out, size_t out_bytes) {
+  mentry o;
+  *deleted = false;
+  out[0] = '\0';
+  if (c->ov == NULL) return;
+  if (!oracle_entry(c->ov, c->oidx, t, tn, &o)) {
+    snprintf(out, out_bytes, "; the never-compacting oracle has no entry");
+    return;
+  }
+  char v[200];
+  describe(o.kind, o.value, o.value_bytes, o.counter, o.last->hlc, o.last->origin, v, sizeof v);
+  *deleted = o.kind == VS_STATE_TOMBSTONE;
+  snprintf(out, out_bytes, "; the never-compacting oracle gives %s", v);
+}
+
+/* A refold (base state + log above the horizons) that the live state does
+ * not show: e, what the refold gives its target; got: what the node shows
+ * there (NULL: no entry). */
+static void refold_fail(const dump_cmp *c, const mentry *e, const char *got) {
+  char t[96], want[200], o[260];
+  bool deleted = false;
+  show(e->target, e->target_bytes, t, sizeof t);
+  describe(e->kind, e->value, e->value_bytes, e->counter, e->last->hlc, e->last->origin, want, sizeof want);
+  oracle_says(c, e->target, e->target_bytes, &deleted, o, sizeof o);
+  bool latent = deleted && e->kind != VS_STATE_TOMBSTONE;
+  sim_fail(c->s, SIM_EXIT_FAIL,
+           "%srefold: node %u shows %s for \"%s\", but folding again what it holds (its base state and its log above "
+           "the horizons) gives %s%s%s",
+           latent ? "resurrection (latent): " : "", c->node, got != NULL ? got : "no entry", t, want, o,
+           latent ? ": a tombstone went from its base state while an op ordered before it was not folded yet" : "");
 }
 
 static vs_err dump_cb(const vs_state_entry *d, void *ctx) {
@@ -450,6 +579,10 @@ static vs_err dump_cb(const vs_state_entry *d, void *ctx) {
   char t[96], got[200], want[200];
   show(d->target, d->target_bytes, t, sizeof t);
   describe(d->kind, d->value, d->value_bytes, d->counter, d->hlc, d->origin, got, sizeof got);
+  if (have && c->refold && cmp_bytes(e.target, e.target_bytes, d->target, d->target_bytes) < 0) {
+    refold_fail(c, &e, NULL); /* a target the refold has and the node does not show */
+    return VS_ERR_STATE;
+  }
   if (!have) {
     sim_fail(c->s, SIM_EXIT_FAIL, "recomputation: node %u shows target \"%s\" = %s, %s has no such entry", c->node, t, got,
              c->oracle ? "the oracle (every acknowledged write, never compacted)" : "its log");
@@ -475,6 +608,10 @@ static vs_err dump_cb(const vs_state_entry *d, void *ctx) {
     show(e.target, e.target_bytes, et, sizeof et);
     sim_fail(c->s, SIM_EXIT_FAIL, "oracle (G5): node %u shows \"%s\" = %s; the never-compacting oracle gives \"%s\" = %s", c->node,
              t, got, et, want);
+    return VS_ERR_STATE;
+  }
+  if (!same && c->refold && cmp_bytes(d->target, d->target_bytes, e.target, e.target_bytes) == 0) {
+    refold_fail(c, &e, got);
     return VS_ERR_STATE;
   }
   if (!same) {
@@ -683,7 +820,7 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
                     i, auth, t.rejected_malformed, t.runs_forged, runs_fork, t.rejected_vv_regress);
   if (!s->cfg->equivocate && !check_forks(s, i)) return false;
   if (ov != NULL) { /* the never-compacting oracle: every acknowledged write owed, folded */
-    dump_cmp oc = {s, i, ov, oidx, 0, 0, false, true};
+    dump_cmp oc = {s, i, ov, oidx, 0, 0, false, true, false, NULL, NULL};
     err = vs_state_dump(st, true, dump_cb, &oc);
     if (s->failed) return false;
     if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: dump: %s", i, vs_err_name(err));
@@ -699,12 +836,20 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
       }
     }
   }
-  /* The recomputation from its own log: only where nothing was compacted
-   * (below a horizon the log no longer holds the ops). */
-  if (base_n > 0 || n->seeded) return true;
+  /* The recomputation from what it holds: its own log and, where it
+   * compacted or was seeded, its base state (the refold: below a horizon
+   * the log no longer holds the ops, the base state holds their fold). */
+  bool refold = ov != NULL || n->seeded;
+  if (refold && !base_records(s, i, st, w)) return false;
+  if (w->n > *idx_cap) {
+    uint32_t *v = realloc(*idx, sizeof *v * w->n);
+    if (v == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+    *idx = v;
+    *idx_cap = w->n;
+  }
   for (size_t k = 0; k < w->n; k++) (*idx)[k] = (uint32_t)k;
   if (!sort_idx(*idx, w->n, cmp_target, w)) return sim_fail(s, SIM_EXIT_STORE, "out of memory");
-  dump_cmp dc = {s, i, w, *idx, 0, 0, false, false};
+  dump_cmp dc = {s, i, w, *idx, 0, 0, false, false, refold, ov, oidx};
   err = vs_state_dump(st, true, dump_cb, &dc);
   if (s->failed) return false;
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_FAIL, "node %u: dump: %s", i, vs_err_name(err));
@@ -713,6 +858,10 @@ static bool check_node(sim *s, uint32_t i, wal_view *w, uint32_t **idx, size_t *
     size_t lo = dc.pos, hi = lo + 1;
     while (hi < w->n && cmp_target(w, (*idx)[lo], (*idx)[hi]) == 0) hi++;
     dc.pos = hi;
+    if (fold(w, *idx, lo, hi, &e) && refold) {
+      refold_fail(&dc, &e, NULL);
+      return false;
+    }
     if (fold(w, *idx, lo, hi, &e)) {
       char t[96];
       show(e.target, e.target_bytes, t, sizeof t);

@@ -26,6 +26,7 @@
 #include "acks.h"
 #include "chain.h"
 #include "internal.h"
+#include "node_int.h"
 #include "sim.h"
 #include "state_int.h"
 #include "vixsync/snapshot.h"
@@ -187,11 +188,178 @@ static bool hz_from_set(sim *s, uint32_t i, const bool *view) {
   return true;
 }
 
+/* ---- behind_horizon: never a partial stream, always a BEHIND ---- */
+
+/* A peer whose vector is below our horizon of an origin lacks ops that no
+ * run can carry any more (docs/protocol.md, "Snapshots over a session"):
+ * it must get nothing of that origin (a run above the horizon would be a
+ * partial stream, refused for its gap over and over) and a BEHIND (so it
+ * fetches a snapshot, or knows it must re-bootstrap). After every poll of
+ * node i, for each ready session (the node's own peer table, node_int.h):
+ *   (a) no partial stream: if what it sent of origin j this session moved
+ *       during the poll, the peer's vector as node i knows it (after the
+ *       poll: it only grows) reaches node i's horizon of j as it stood
+ *       before the poll (horizons only grow): the send was to a peer known
+ *       to hold everything below the horizon;
+ *   (b) BEHIND told: a peer whose store (read by the simulator, not as
+ *       node i believes) holds less of an origin than node i's horizon,
+ *       over a ready session in which node i has its vector, must receive
+ *       a BEHIND (its snap_behind_received moves) within BH_TELL_MS, or
+ *       stop being behind (a snapshot installed). BEHIND repeats every
+ *       2 x resend_ms while the peer stays behind; BH_TELL_MS allows ten
+ *       of them, so frame loss alone cannot trip it. A peer on probation
+ *       is sent nothing by design (node_member.c) and is left out. */
+#define BH_TELL_MS 40000u
+
+typedef struct vv_ctx {
+  sim *s;
+  uint64_t *v; /* per sim node index */
+} vv_ctx;
+
+static vs_err vv_into(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, void *ctx) {
+  vv_ctx *c = ctx;
+  uint32_t j = sim_node_of(c->s, origin);
+  if (j != UINT32_MAX) c->v[j] = seq;
+  return VS_OK;
+}
+
+static bool bh_alloc(sim *s, sim_node *n) {
+  if (n->bh_sent != NULL) return true;
+  n->bh_sent = calloc((size_t)VS_NODE_PEERS_MAX * s->n, sizeof *n->bh_sent);
+  n->bh_handle = calloc(VS_NODE_PEERS_MAX, sizeof *n->bh_handle);
+  n->bh_hz = calloc(s->n, sizeof *n->bh_hz);
+  n->bh_since = calloc(s->n, sizeof *n->bh_since);
+  n->bh_recv = calloc(s->n, sizeof *n->bh_recv);
+  if (n->bh_sent != NULL && n->bh_handle != NULL && n->bh_hz != NULL && n->bh_since != NULL && n->bh_recv != NULL) return true;
+  return sim_fail(s, SIM_EXIT_STORE, "out of memory");
+}
+
+static bool behind_watch(sim *s, uint32_t i) {
+  sim_node *n = &s->nodes[i];
+  if (!bh_alloc(s, n)) return false;
+  uint64_t *hz = calloc(s->n, sizeof *hz), *rv = calloc(s->n, sizeof *rv);
+  bool *seen = calloc(s->n, sizeof *seen);
+  bool ok = hz != NULL && rv != NULL && seen != NULL ? sim_horizons(s, i, hz) : sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  uint64_t hz_any = 0;
+  for (uint32_t j = 0; ok && j < s->n; j++) hz_any |= hz[j] | n->bh_hz[j];
+  const vs_node *nd = n->node;
+  for (uint32_t slot = 0; ok && hz_any != 0 && slot < VS_NODE_PEERS_MAX; slot++) {
+    const peer *p = &nd->peers[slot];
+    uint64_t *prev = n->bh_sent + (size_t)slot * s->n;
+    if (p->st != PEER_READY || p->handle != n->bh_handle[slot]) { /* another session: nothing sent in it yet */
+      memset(prev, 0, sizeof *prev * s->n);
+      n->bh_handle[slot] = p->st == PEER_READY ? p->handle : 0;
+    }
+    if (p->st != PEER_READY) continue;
+    uint32_t r = sim_node_of(s, p->sess.peer_id);
+    for (uint32_t j = 0; ok && j < s->n; j++) {
+      if (!first_of_pk(s, j)) continue;
+      uint64_t sent = nd_vv_get(&p->sent, s->nodes[j].id.pk), known = nd_vv_get(&p->known, s->nodes[j].id.pk);
+      if (sent > prev[j] && known < n->bh_hz[j])
+        ok = sim_fail(s, SIM_EXIT_FAIL,
+                      "behind_horizon: at t=%" PRIu64 " ms node %u sent node %u ops of node %u's chain up to seq %" PRIu64
+                      " (a partial stream), but node %u's vector as node %u knows it holds only seq %" PRIu64
+                      ", below node %u's horizon %" PRIu64 ": it must get nothing of that chain and a BEHIND",
+                      s->now, i, r, j, sent, r, i, known, i, n->bh_hz[j]);
+      prev[j] = sent;
+    }
+    /* (b): the peer's store itself, once node i has its vector; not a peer
+     * on probation (a device whose admission node i has not seen yet, one
+     * on an older key past the grace), which by design is sent nothing. */
+    if (!ok || r == UINT32_MAX || r == i || sim_twin(s, r) || p->known_vector == 0 || p->probation || s->nodes[r].node == NULL)
+      continue;
+    memset(rv, 0, sizeof *rv * s->n);
+    vv_ctx vc = {s, rv};
+    vs_err err = vs_vv_each(vs_node_store(s->nodes[r].node), vv_into, &vc);
+    if (err != VS_OK) {
+      ok = sim_fail(s, SIM_EXIT_STORE, "node %u: version vector: %s", r, vs_err_name(err));
+      break;
+    }
+    uint32_t behind_j = UINT32_MAX;
+    for (uint32_t j = 0; j < s->n && behind_j == UINT32_MAX; j++)
+      if (first_of_pk(s, j) && rv[j] < hz[j]) behind_j = j;
+    if (behind_j == UINT32_MAX) continue;
+    seen[r] = true;
+    vs_node_stats rs;
+    sim_node_stats_total(&s->nodes[r], &rs);
+    vs_node_stats is;
+    sim_node_stats_total(n, &is);
+    if (n->bh_since[r] == 0 || rs.snap_behind_received != n->bh_recv[r]) { /* newly behind, or told since */
+      n->bh_since[r] = s->now > 0 ? s->now : 1;
+      n->bh_recv[r] = rs.snap_behind_received;
+    } else if (s->now - n->bh_since[r] > BH_TELL_MS) {
+      ok = sim_fail(s, SIM_EXIT_FAIL,
+                    "behind_horizon: node %u has held node %u's chain only up to seq %" PRIu64 ", below node %u's horizon %" PRIu64
+                    ", over a ready session since t=%" PRIu64 " ms and was told no BEHIND in %u ms (node %u sent %" PRIu64
+                    " BEHIND messages in all)",
+                    r, behind_j, rv[behind_j], i, hz[behind_j], n->bh_since[r], BH_TELL_MS, i, is.snap_behind_sent);
+    }
+  }
+  for (uint32_t r = 0; ok && r < s->n; r++)
+    if (!seen[r]) n->bh_since[r] = 0;
+  if (ok) memcpy(n->bh_hz, hz, sizeof *hz * s->n);
+  free(hz);
+  free(rv);
+  free(seen);
+  return ok;
+}
+
+/* A snapshot installed over a session (--join-net): what no callback ran
+ * for. Everything the node held before came through a callback (its
+ * client writes, runs it applied) or is one of its own membership ops
+ * (counted at the check), and a snapshot drops nothing it held (an install
+ * needs a store holding only its own ops; a rebase, one whose anchors cover
+ * every other chain it holds). So what it holds now, less what the
+ * callbacks counted, is what the snapshot brought: its base state and the
+ * membership ops it put in the log. Own membership ops are left out here
+ * as check.c adds them. */
+typedef struct held_ctx {
+  const sim *s;
+  uint32_t node;
+  uint64_t n, sum;
+} held_ctx;
+
+static vs_err held_cb(const vs_wal_record *rec, void *ctx) {
+  held_ctx *h = ctx;
+  if (memcmp(rec->op.origin, h->s->nodes[h->node].id.pk, VS_ORIGIN_BYTES) == 0 && strncmp(rec->op.kind, "mesh.", 5) == 0)
+    return VS_OK;
+  h->n++;
+  h->sum += sim_id_hash64(&rec->op.id);
+  return VS_OK;
+}
+
+bool sim_snap_watch(sim *s, uint32_t t) {
+  sim_node *n = &s->nodes[t];
+  if (n->node == NULL) return true;
+  vs_node_stats st;
+  sim_node_stats_total(n, &st);
+  if (st.snap_installs == n->snap_installs_seen) return true;
+  n->snap_installs_seen = st.snap_installs;
+  s->tot.seeded++;
+  n->seeded = true;
+  if (s->verbose_out != NULL)
+    fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: node %u installed a snapshot received over a session%s\n", s->now, t,
+            st.snap_rebases > 0 ? " (a rebase)" : "");
+  bool *view = calloc(s->n, sizeof *view);
+  bool ok = view != NULL ? view_of(s, t, view) && hz_from_set(s, t, view) : sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  free(view);
+  vs_store *store = vs_node_store(n->node);
+  uint64_t base_n = 0, base_sum = 0;
+  if (ok) ok = sim_base_ops(s, store, t, &base_n, &base_sum);
+  held_ctx h = {s, t, 0, 0};
+  vs_err err = ok ? vs_wal_replay(store, 1, held_cb, &h) : VS_OK;
+  if (ok && err != VS_OK) ok = sim_fail(s, SIM_EXIT_FAIL, "node %u: WAL replay: %s", t, vs_err_name(err));
+  n->seed_n = base_n + h.n - n->applied;
+  n->seed_sum = base_sum + h.sum - n->applied_sum;
+  return ok;
+}
+
 /* ---- ground truth at every compaction step ---- */
 
 bool sim_compact_watch(sim *s, uint32_t i) {
   sim_node *n = &s->nodes[i];
   if (!sim_cfg_compacts(s->cfg) || n->node == NULL) return true;
+  if (!behind_watch(s, i) || (s->cfg->join_net && !sim_snap_watch(s, i))) return false;
   vs_node_stats st;
   vs_node_stats_get(n->node, &st);
   if (st.compact_steps == n->compact_seen) return true;

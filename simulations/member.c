@@ -327,7 +327,7 @@ bool sim_mesh_event(sim *s, const sim_sched_op *op, bool *deferred) {
   ok = ok && join(s, t, tok, tn, now_t);
   /* Compacting: the late device starts from its inviter's snapshot (no
    * peer sends ops below a horizon, issue 17). */
-  ok = ok && (!sim_cfg_compacts(s->cfg) || ms != MS_MEMBER || sim_seed_snapshot(s, a, t));
+  ok = ok && (!sim_cfg_compacts(s->cfg) || ms != MS_MEMBER || s->cfg->join_net || sim_seed_snapshot(s, a, t));
   s->nodes[t].inviter = a;
   if (ok && op->kind == SCH_DOUBLE_JOIN) {
     uint32_t m = (uint32_t)op->b;

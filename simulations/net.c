@@ -415,6 +415,7 @@ bool sim_net_deliver(sim *s, const sim_ev *e) {
     n->hello_key_refused++;
     s->tot.hello_key_refused++;
   }
+  if (s->cfg->join_net && !sim_snap_watch(s, to)) return false;
   s->tot.frames_delivered++;
   sim_trace(s, 'D', from, to, (uint64_t)(int64_t)err, NULL, 0);
   sim_mark_dirty(s, to);

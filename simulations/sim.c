@@ -14,11 +14,13 @@
 #include "fault.h"
 const char *const sim_bug_names[] = {"dup-incr",   "lww-tie",           "ack-before-commit", "skip-chain-check",
                                      "ignore-cut", "revoke-last-admin", "accept-nonmember",  "rekey-boxes-revoked",
-                                     "compact-above-cut", "snapshot-no-verify", "drop-tombstone-early", NULL};
+                                     "compact-above-cut", "snapshot-no-verify", "drop-tombstone-early",
+                                     "partial-stream", "no-behind", NULL};
 static const uint32_t BUG_MASKS[] = {VS_FAULT_DUP_INCR,   VS_FAULT_LWW_TIE,           VS_FAULT_ACK_BEFORE_COMMIT,
                                      VS_FAULT_SKIP_CHAIN_CHECK, VS_FAULT_IGNORE_CUT, VS_FAULT_REVOKE_LAST_ADMIN,
                                      VS_FAULT_ACCEPT_NONMEMBER, VS_FAULT_REKEY_BOXES_REVOKED,
-                                     VS_FAULT_COMPACT_ABOVE_CUT, VS_FAULT_SNAPSHOT_NO_VERIFY, VS_FAULT_DROP_TOMBSTONE_EARLY};
+                                     VS_FAULT_COMPACT_ABOVE_CUT, VS_FAULT_SNAPSHOT_NO_VERIFY, VS_FAULT_DROP_TOMBSTONE_EARLY,
+                                     VS_FAULT_PARTIAL_STREAM, VS_FAULT_NO_BEHIND};
 #else
 const char *const sim_bug_names[] = {NULL};
 static const uint32_t BUG_MASKS[] = {0};

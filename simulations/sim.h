@@ -149,6 +149,7 @@ typedef struct sim_cfg {
   bool tamper_snapshot;    /* a seed's snapshot is first offered with one byte flipped */
   uint64_t suspend_after_ms; /* vs_node_cfg.suspend_after_ms (suspend.c) */
   uint64_t invite_ms;        /* lifetime of the admins' invites (member.c) */
+  bool join_net;           /* a device joining by invite gets its snapshot over the session (BEHIND), not from the simulator */
   /* scheduled events */
   sim_sched sched[SIM_SCHED_MAX];
   uint32_t sched_n;
@@ -306,6 +307,15 @@ typedef struct sim_node {
    * its view at its last compaction step (or at its snapshot's install),
    * s->n entries, NULL before either. */
   bool *hz_from;
+  /* The behind_horizon invariant (compact.c, sim_behind_watch): per peer
+   * slot of this node's sessions (VS_NODE_PEERS_MAX) x origin (s->n), what
+   * it had sent that session by the last poll, and the session's handle;
+   * its horizons at the last poll; per other node, since when (virtual ms,
+   * 0: not) that node is truly behind one of those horizons over a ready
+   * session, and its BEHIND messages received then. NULL until used. */
+  uint64_t *bh_sent, *bh_hz, *bh_since, *bh_recv;
+  uint32_t *bh_handle;
+  uint64_t snap_installs_seen; /* snapshots it installed over a session, accounted (join_net) */
   uint64_t revoked_at;     /* MS_REVOKED: virtual ms of the (first) revoke of it that returned VS_OK */
   uint64_t hello_key_refused; /* HELLOs it refused (VS_ERR_AUTH) on a key it did not hold, after a rekey */
   uint64_t dials_after_grace; /* MS_REVOKED: connections it made with a node after revoked_at + the rekey grace */
@@ -545,6 +555,9 @@ bool sim_counted(const sim *s, uint32_t i);
 /** After a poll of node i: for each compaction step it took, every origin's
  *  horizon there is at most every honest member's real chain head. */
 bool sim_compact_watch(sim *s, uint32_t i);
+/** After node `to` took a frame: a snapshot it installed over a session
+ *  (--join-net) is accounted as a seed is (the ops no callback ran for). */
+bool sim_snap_watch(sim *s, uint32_t to);
 /** Node i's horizon per node index (its origin's; hz: s->n entries). */
 bool sim_horizons(sim *s, uint32_t i, uint64_t *hz);
 /** --equivocate --managed: whether twin i is stranded behind node ref's

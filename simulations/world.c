@@ -213,6 +213,8 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->acks_received += x->acks_received;
   acc->acks_unusable += x->acks_unusable;
   acc->acks_retold += x->acks_retold;
+  acc->snap_behind_sent += x->snap_behind_sent, acc->snap_behind_received += x->snap_behind_received;
+  acc->snap_installs += x->snap_installs, acc->snap_rebases += x->snap_rebases;
   acc->rejected_ack_quota += x->rejected_ack_quota;
   /* stable_ops and stable_behind are gauges: the live node's */
 }
@@ -804,6 +806,7 @@ void sim_free(sim *s) {
     free(n->links);
     free(n->hz_from);
     free(n->cb);
+    free(n->bh_sent), free(n->bh_hz), free(n->bh_since), free(n->bh_recv), free(n->bh_handle);
     if (!s->cfg->keep && n->dir[0] != '\0') rm_dir(n->dir);
   }
   if (s->root[0] != '\0' && !s->cfg->keep) (void)rmdir(s->root);

@@ -25,6 +25,8 @@ enum {
   VS_FAULT_COMPACT_ABOVE_CUT = 1u << 8,   /* compact.c: vs_store_compact compacts up to the head, not the stable cut */
   VS_FAULT_SNAPSHOT_NO_VERIFY = 1u << 9,  /* snapshot.c: install checks neither the chunks' hashes nor the state hash */
   VS_FAULT_DROP_TOMBSTONE_EARLY = 1u << 10, /* state.c: compaction drops every tombstone of the base, no bound, no gc_floor */
+  VS_FAULT_PARTIAL_STREAM = 1u << 11,       /* node_push.c: a peer below our horizon gets the ops above it, no BEHIND */
+  VS_FAULT_NO_BEHIND = 1u << 12,            /* node_snap.c: a peer below our horizon gets nothing of it, and no BEHIND */
 };
 /** Switch faults on (a mask; 0: none). Process-wide: the fault build is a
  *  test tool for a single-threaded simulator, the one place a global is fine. */

@@ -4,6 +4,7 @@
  * of a restored copy. */
 #include "node_int.h"
 #include "member.h"
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 
 #include <stdlib.h>
 
@@ -110,7 +111,14 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     uint64_t from = (known > sent ? known : sent) + 1;
     /* Below our horizon: it lacks compacted ops, which no run carries. It
      * gets nothing of this origin, and a BEHIND (node_snap.c). */
-    if (from <= mine->seq && nd_snap_behind(n, p, txn, mine->origin, now_ms, &err)) continue;
+    if (from <= mine->seq && !VS_FAULT(VS_FAULT_PARTIAL_STREAM) && nd_snap_behind(n, p, txn, mine->origin, now_ms, &err))
+      continue;
+#ifdef VS_FAULT_INJECTION
+    if (from <= mine->seq && VS_FAULT(VS_FAULT_PARTIAL_STREAM)) { /* fault: what the log holds above it, no BEHIND */
+      vs_horizon h;
+      if (vs_horizon_get(txn, n->store, mine->origin, &h) == VS_OK && from <= h.seq) from = h.seq + 1;
+    }
+#endif
     while (from <= mine->seq && err == VS_OK) { /* bounded: from grows each round */
       uint64_t end = 0;
       size_t used_before = w.used;

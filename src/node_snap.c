@@ -38,6 +38,7 @@
 
 #include "member.h"
 #include "mstore.h"
+#include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
 #include "snapshot_int.h"
 #include "vixsync/snapshot.h"
 
@@ -140,7 +141,8 @@ bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_O
   }
   /* Told only once its own vector is here: before that it holds nothing
    * as far as we know, and a member that holds it all would be told. */
-  if (s->buf == NULL && p->known_vector != 0 && now_ms >= s->behind_next_ms) *err_out = pend_add(s, origin, &h);
+  if (s->buf == NULL && p->known_vector != 0 && now_ms >= s->behind_next_ms && !VS_FAULT(VS_FAULT_NO_BEHIND))
+    *err_out = pend_add(s, origin, &h); /* (the fault: never told) */
   return true;
 }
 

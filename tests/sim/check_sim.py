@@ -104,7 +104,7 @@ def cli(sim):
                  ["--compact", "on"] + SMALL, ["--managed", "--compact", "maybe"] + SMALL,
                  ["--tamper-snapshot"] + SMALL, ["--managed", "--equivocate", "--admins", "2"] + SMALL,
                  ["--suspend-after", "20s"] + SMALL, ["--invite-expiry", "5s"] + SMALL,
-                 ["--managed", "--invite-expiry", "0ms"] + SMALL):
+                 ["--managed", "--invite-expiry", "0ms"] + SMALL, ["--join-net"] + SMALL):
         rc, out, err = run([sim] + argv)
         if rc != 2:
             fail("%s: exit %d, want 2 (usage)" % (argv, rc))
