@@ -334,7 +334,10 @@ bool sim_snap_watch(sim *s, uint32_t t) {
   vs_node_stats st;
   sim_node_stats_total(n, &st);
   if (st.snap_installs == n->snap_installs_seen) return true;
+  bool rebase = st.snap_rebases != n->snap_rebases_seen;
   n->snap_installs_seen = st.snap_installs;
+  n->snap_rebases_seen = st.snap_rebases;
+  if (rebase) return true; /* a store that held data: suspend.c accounts for it */
   s->tot.seeded++;
   n->seeded = true;
   if (s->verbose_out != NULL)
@@ -359,7 +362,7 @@ bool sim_snap_watch(sim *s, uint32_t t) {
 bool sim_compact_watch(sim *s, uint32_t i) {
   sim_node *n = &s->nodes[i];
   if (!sim_cfg_compacts(s->cfg) || n->node == NULL) return true;
-  if (!behind_watch(s, i) || (s->cfg->join_net && !sim_snap_watch(s, i))) return false;
+  if (!behind_watch(s, i) || (s->cfg->managed && !sim_snap_watch(s, i))) return false;
   vs_node_stats st;
   vs_node_stats_get(n->node, &st);
   if (st.compact_steps == n->compact_seen) return true;

@@ -415,7 +415,10 @@ bool sim_net_deliver(sim *s, const sim_ev *e) {
     n->hello_key_refused++;
     s->tot.hello_key_refused++;
   }
-  if (s->cfg->join_net && !sim_snap_watch(s, to)) return false;
+  /* A device may install a snapshot over a session whenever it joins
+   * late (not only with --join-net): the simulator passes over seeding it
+   * when no member's store compacted anything yet. */
+  if (s->cfg->managed && !sim_snap_watch(s, to)) return false;
   s->tot.frames_delivered++;
   sim_trace(s, 'D', from, to, (uint64_t)(int64_t)err, NULL, 0);
   sim_mark_dirty(s, to);

@@ -315,7 +315,8 @@ typedef struct sim_node {
    * session, and its BEHIND messages received then. NULL until used. */
   uint64_t *bh_sent, *bh_hz, *bh_since, *bh_recv;
   uint32_t *bh_handle;
-  uint64_t snap_installs_seen; /* snapshots it installed over a session, accounted (join_net) */
+  uint64_t snap_installs_seen; /* snapshots it installed over a session, accounted (managed runs) */
+  uint64_t snap_rebases_seen;  /* of them, rebases (suspend.c accounts for those) */
   uint64_t revoked_at;     /* MS_REVOKED: virtual ms of the (first) revoke of it that returned VS_OK */
   uint64_t hello_key_refused; /* HELLOs it refused (VS_ERR_AUTH) on a key it did not hold, after a rekey */
   uint64_t dials_after_grace; /* MS_REVOKED: connections it made with a node after revoked_at + the rekey grace */
