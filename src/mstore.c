@@ -164,6 +164,19 @@ vs_err vs_mesh_facts_read_txn(MDB_txn *txn, const vs_store *store, vs_mesh_fact 
   return VS_OK;
 }
 
+vs_err vs_mesh_revoke_held_txn(MDB_txn *txn, const vs_store *store, const uint8_t device[VS_ORIGIN_BYTES], uint64_t seq,
+                               bool *out) {
+  *out = false;
+  vs_mesh_fact *facts = NULL;
+  uint32_t n = 0;
+  vs_err err = vs_mesh_facts_read_txn(txn, store, &facts, &n);
+  for (uint32_t i = 0; err == VS_OK && i < n && !*out; i++) /* bounded: VS_MESH_FACTS_MAX */
+    *out = facts[i].kind == VS_MESH_REVOKE && memcmp(facts[i].u.revoke.device_pk, device, VS_ORIGIN_BYTES) == 0 &&
+           facts[i].u.revoke.cut_seq <= seq;
+  free(facts);
+  return err;
+}
+
 vs_err vs_mesh_view_get(vs_store *store, const uint8_t mesh_id[VS_HASH_BYTES], vs_mesh_view *view_out) {
   if (view_out != NULL) memset(view_out, 0, sizeof *view_out);
   if (store == NULL || mesh_id == NULL || view_out == NULL) return VS_ERR_INVAL;

@@ -52,6 +52,15 @@ vs_err vs_mesh_record_op_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
  *  *count_out of them. Errors as vs_mesh_view_get's. */
 vs_err vs_mesh_facts_read_txn(MDB_txn *txn, const vs_store *store, vs_mesh_fact **facts_out, uint32_t *count_out);
 
+/** *out: whether some revoke this store holds (its author's cut or a senior
+ *  revoke may leave it without effect here: an orphan, or the loser of two
+ *  admins' mutual revokes) names `device` with a cut at or below `seq`. A
+ *  peer that took that revoke voided `device`'s ops past the cut, so its
+ *  vector may fall to it (node_member.c). Reads every record: bounded by
+ *  VS_MESH_FACTS_MAX. Errors as vs_mesh_facts_read_txn's. */
+vs_err vs_mesh_revoke_held_txn(MDB_txn *txn, const vs_store *store, const uint8_t device[VS_ORIGIN_BYTES], uint64_t seq,
+                               bool *out);
+
 /** The view of mesh `mesh_id` from the facts the store holds: in one read
  *  transaction, every record's op is read from the WAL, decoded, checked
  *  against the record (origin, seq, hash: VS_ERR_CORRUPT when they differ

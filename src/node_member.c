@@ -24,6 +24,7 @@
 
 #include "member.h"
 #include "mgate.h"
+#include "mstore.h"
 
 /* How long a device may take to present its admission, and how often we
  * present ours to it meanwhile. */
@@ -339,6 +340,20 @@ bool nd_member_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTE
     /* No member (its admission lost): all of it is void; revoked: what
      * lies past its cut (voids.c). */
     exempt = err == VS_ERR_NOTFOUND || (err == VS_OK && r.revoked && now >= r.cut_seq);
+    /* Active here, revoked there: two admins revoked each other and the
+     * peer holds only one side yet. Here the other revoke (senior, or its
+     * author not cut below it) wins, and the peer's revoke is held as an
+     * orphan or a fact without effect; there it voided the origin past
+     * its cut. Its fall stands: we send the origin again from the cut on,
+     * and the first op past it is what links the other revoke (an orphan:
+     * mgate.c run_links) on the peer, which then folds our view. Kept at
+     * its old entry, the peer got runs that start past its head, which
+     * never link: the views never agreed (vix-sim, mutual-revoke swarm,
+     * seed 40). Only down to a revoke we hold: signed by its admin author,
+     * with the device's own signature of the op at the cut. */
+    bool held = false;
+    if (!exempt && err == VS_OK && !r.revoked && vs_mesh_revoke_held_txn(txn, n->store, origin, now, &held) == VS_OK)
+      exempt = held;
   }
   mdb_txn_abort(txn);
   return exempt;
