@@ -2,7 +2,7 @@
 """bench_disk: does a store's size stay bounded under a long stream of
 overwrites? (issue 17, "Disk stays bounded"; by hand, not in CI)
 
-    python3 tests/bench_disk.py PATH_TO_VIX_NODE [OPS [KEYS]]   (default 1000000 over 1000)
+    python3 tests/bench_disk.py PATH_TO_VIX_NODE [OPS [KEYS [SVG]]]   (default 1000000 over 1000)
 
 A 3-member managed mesh of real daemons on 127.0.0.1 (node a creates it, b
 and c join), OPS writes over KEYS keys spread over the three (60% puts of
@@ -110,7 +110,40 @@ def baseline(state):
         m.close()
 
 
+def svg(series, path, ops):
+    """The size series of node a, both runs, as an SVG plot (docs/bench_disk.svg)."""
+    pts = {m: [(o, u) for (mode, _, o, node, u) in series if mode == m and node == "a"] for m in ("on", "off")}
+    top = max([u for v in pts.values() for _, u in v] + [1])
+    mib = 1048576.0
+    step = 50 if top / mib > 100 else 5
+    ymax = (int(top / mib / step) + 1) * step
+    w, h, x0, x1, y0, y1 = 720, 400, 70, 700, 350, 40
+    X = lambda o: x0 + (x1 - x0) * o / max(ops, 1)
+    Y = lambda u: y0 - (y0 - y1) * (u / mib) / ymax
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (w, h),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="70" y="18" font-size="14">bench_disk: store used_bytes of node a, 3-member managed mesh, '
+           '%s ops over the keys</text>' % format(ops, ",")]
+    for k in range(0, ymax + 1, step):
+        out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>' % (x0, Y(k * mib), x1, Y(k * mib)))
+        out.append('<text x="%d" y="%.1f" text-anchor="end">%d MiB</text>' % (x0 - 6, Y(k * mib) + 4, k))
+    for k in range(6):
+        o = ops * k / 5
+        out.append('<text x="%.1f" y="368" text-anchor="middle">%dk</text>' % (X(o), o / 1000))
+    out.append('<text x="385" y="388" text-anchor="middle">operations written</text>')
+    for m, colour in (("off", "#c33"), ("on", "#36c")):
+        if pts[m]:
+            d = " ".join("%.1f,%.1f" % (X(o), Y(u)) for o, u in [(0, 0)] + pts[m])
+            out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (colour, d))
+    out.append('<text x="80" y="60" fill="#c33">compaction off</text>')
+    out.append('<text x="80" y="76" fill="#36c">run --compact-every 5s</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def main():
+    """bench_disk.py VIX_NODE [OPS [KEYS [SVG]]]"""
     ml.VN = os.path.abspath(sys.argv[1])
     ops = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
     keys = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
@@ -129,6 +162,8 @@ def main():
     print("ratio store with compaction / without: %.4f" % (worst_on / max(off_final)))
     for s in series:
         print("series,%s,%d,%d,%s,%d" % s)
+    if len(sys.argv) > 4:
+        svg(series, sys.argv[4], ops)
 
 
 if __name__ == "__main__":
