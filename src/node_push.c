@@ -119,10 +119,21 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
       if (vs_horizon_get(txn, n->store, mine->origin, &h) == VS_OK && from <= h.seq) from = h.seq + 1;
     }
 #endif
-    while (from <= mine->seq && err == VS_OK) { /* bounded: from grows each round */
+    /* A managed mesh: of an origin the peer holds nothing of, one op (its
+     * admission) until its vector shows it. A device that knows no member
+     * yet refuses the runs of members whose admission it lacks ("not yet a
+     * member"); whole chains of those held the window until the resend and
+     * came first again in it, so the origins after them, the one whose
+     * BEHIND would have brought the device a snapshot included, were never
+     * reached: a new device stalled for good behind an uncompacted chain
+     * (a member admitted less than its invite's lifetime ago) larger than
+     * the window (tests/bench_join.py; test_join_window). */
+    uint64_t to = mine->seq;
+    if (n->mesh_managed && known == 0 && to > 1) to = 1;
+    while (from <= to && err == VS_OK) { /* bounded: from grows each round */
       uint64_t end = 0;
       size_t used_before = w.used;
-      err = nd_add_run(n, txn, &wr, &w, mine->origin, from, mine->seq, &end);
+      err = nd_add_run(n, txn, &wr, &w, mine->origin, from, to, &end);
       if (err == VS_ERR_NOTFOUND || err == VS_ERR_BEHIND_HORIZON) {
         /* Unsigned ops (a store used without identity) stay local; ops
          * compacted here cannot be sent: never a partial stream. */

@@ -131,6 +131,14 @@ static void test_join_window_either_order(void **state) {
   assert_true(stalled_case);
 }
 
+static void window_compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  (void)i;
+  cfg->inflight_bytes_max = WINDOW_BYTES;
+  cfg->compact_every_ms = 5000;
+  cfg->compact_after_ops = 0;
+}
+
 static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   (void)m;
   (void)i;
@@ -170,11 +178,48 @@ static void test_join_through_recent_member_after_compaction(void **state) {
   mh_free(&m);
 }
 
+/* 0 creates, 1 joins (its invite lasts a day: finality keeps 1's chain
+ * uncompacted) and writes ten windows of history; both compact 0's chain.
+ * Device 2 joins with an invite of 0 and meets only 0. It knows no member
+ * yet: it refuses 1's runs until it holds 1's admission, which needs 0's
+ * invite, compacted (a snapshot). When 1's origin sorted before 0's, 1's
+ * refused runs filled 0's window, the loop never reached 0's origin, whose
+ * BEHIND would have brought the snapshot: 2 stalled for good. Returns
+ * whether 1's origin sorts before 0's. */
+static bool join_past_uncompacted(uint8_t id_base) {
+  mh_mesh m;
+  mn_mesh(&m, 3, 2, NULL, "joinuc", id_base, 9, window_compacting);
+  mh_connect(&m, 0, 1);
+  mh_run_for(&m, 2000);
+  write_history(&m, 1, 2000);
+  write_history(&m, 0, 100);
+  mh_run_for(&m, 30000);
+  assert_true(vt_horizon_of(mn_store(&m, 0), m.ids[0].pk).seq > 0);
+  assert_int_equal(vt_horizon_of(mn_store(&m, 0), m.ids[1].pk).seq, 0);
+  mn_join(&m, 0, 2, VS_MESH_WRITER);
+  mh_disconnect(&m, 0, 1);
+  mh_connect(&m, 2, 0);
+  mh_run_for(&m, 120000);
+  assert_int_equal(mn_head(&m, 2, 1), mn_head(&m, 0, 1));
+  mh_expect_converged(&m, 0, 2);
+  bool before = memcmp(m.ids[1].pk, m.ids[0].pk, VS_ORIGIN_BYTES) < 0;
+  mh_free(&m);
+  return before;
+}
+
+static void test_join_past_an_uncompacted_chain(void **state) {
+  (void)state;
+  bool stalled_case = false;
+  for (uint8_t b = 0x60; b <= 0x90; b += 0x10) stalled_case = join_past_uncompacted(b) || stalled_case;
+  assert_true(stalled_case);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_join_refused_is_not_resent_at_once),
       cmocka_unit_test(test_join_window_either_order),
       cmocka_unit_test(test_join_through_recent_member_after_compaction),
+      cmocka_unit_test(test_join_past_an_uncompacted_chain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
