@@ -129,7 +129,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
      * (a member admitted less than its invite's lifetime ago) larger than
      * the window (tests/bench_join.py; test_join_window). */
     uint64_t to = mine->seq;
-    if (n->mesh_managed && known == 0 && to > 1) to = 1;
+    if (n->mesh_managed && known == 0 && to > 1 && !VS_FAULT(VS_FAULT_PARTIAL_STREAM)) to = 1;
     while (from <= to && err == VS_OK) { /* bounded: from grows each round */
       uint64_t end = 0;
       size_t used_before = w.used;
