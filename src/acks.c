@@ -365,6 +365,27 @@ vs_err vs_acks_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
   return lacks_older(txn, store, full, n, before, suspended_out);
 }
 
+vs_err vs_acks_member_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES],
+                                    uint64_t suspend_after_ms, bool *suspended_out) {
+  *suspended_out = false;
+  if (suspend_after_ms == 0) return VS_OK;
+  vs_ack_rec r;
+  vs_err err = vs_acks_get_txn(txn, store, pk, &r);
+  if (err == VS_ERR_NOTFOUND) return VS_OK;
+  if (err != VS_OK) return err;
+  uint64_t now_hlc = 0;
+  uint32_t n = 0;
+  vs_ack_entry *full = malloc(sizeof *full * VS_WIRE_VV_MAX);
+  if (full == NULL) err = VS_ERR_NOMEM;
+  if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &now_hlc);
+  if (err == VS_OK) err = vs_acks_merge(r.key, r.key_n, r.delta, r.delta_n, full, VS_WIRE_VV_MAX, &n);
+  if (err == VS_OK)
+    err = vs_acks_suspended_txn(txn, store, pk, r.hlc, full, n, now_hlc, suspend_after_ms, suspended_out);
+  free(full);
+  vs_ack_rec_free(&r);
+  return err;
+}
+
 /* Lower the cut by every active member's ack; *all_out false when one has none. */
 static vs_err cut_members(MDB_txn *txn, const vs_store *store, cut_vec *c, vs_acks_cut_info *info, bool *all_out,
                           uint64_t now_hlc, uint64_t suspend_after_ms, uint32_t *others_out) {

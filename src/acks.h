@@ -136,4 +136,11 @@ vs_err vs_acks_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
                              uint64_t heard_hlc, const vs_ack_entry *full, uint32_t n, uint64_t now_hlc,
                              uint64_t suspend_after_ms, bool *suspended_out);
 
+/** vs_acks_suspended_txn from the store alone (member `pk`'s latest ack
+ *  and the store's HLC) for a silence of suspend_after_ms (compact.c asks
+ *  with twice the store's: the GC bound's pin). A member with no ack
+ *  stored is not suspended (nothing is known of its silence). */
+vs_err vs_acks_member_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES],
+                                    uint64_t suspend_after_ms, bool *suspended_out);
+
 #endif

@@ -25,6 +25,8 @@ typedef struct job {
   uint32_t sinks[VS_OUTBOX_SINKS_MAX];
   uint32_t sinks_n; /* sinks whose entries hold an op back (not ranges-only) */
   uint8_t base_hash[VS_HASH_BYTES];
+  uint64_t gc_cap;     /* vs_compact_txn's: the GC bound is at most this */
+  uint32_t gc_pinned;  /* members silent past suspend_after that held the bound (gc_bound) */
 } job;
 
 /* One held op of the log: decoded from the copy in j->buf. */
@@ -237,11 +239,26 @@ static vs_err gc_bound(job *j, uint64_t *bound_out) {
     /* An active member of which we hold nothing above its horizon: the
      * ops of it we lack were written after its acknowledgement (a usable
      * one names only ops we hold), which a stable cut needs and which
-     * covers everything folded: they are above all of it. No bound. */
+     * covers everything folded: they are above all of it. No bound. Not
+     * so once it is silent past suspend_after: its acks left the cut, and
+     * what it wrote meanwhile is above only its last op we hold. The
+     * bound stays at that op (below) for another suspend_after, so that
+     * its writes are not refused below our floor while others, whose
+     * floor had not passed them, take them (vix-sim: the mesh diverged);
+     * past 2 x suspend_after it no longer bounds (storage stays bounded;
+     * what it sends below the floor then is a too-late replica's). */
     if (hz.seq > 0 && hz.seq == head.seq) {
       vs_mesh_rec rec;
+      bool gone = false;
       vs_err merr = vs_mesh_rec_get_txn(j->txn, j->store, origin, &rec);
-      if (merr == VS_OK && !rec.revoked) continue;
+      if (merr == VS_OK && !rec.revoked) {
+        uint64_t s2 = j->store->suspend_after_ms > UINT64_MAX / 2 ? UINT64_MAX : 2 * j->store->suspend_after_ms;
+        bool pin = false;
+        merr = vs_acks_member_suspended_txn(j->txn, j->store, origin, j->store->suspend_after_ms, &pin);
+        if (merr == VS_OK && pin) merr = vs_acks_member_suspended_txn(j->txn, j->store, origin, s2, &gone);
+        if (merr == VS_OK && (!pin || gone)) continue;
+        if (merr == VS_OK) j->gc_pinned++;
+      }
       if (merr != VS_OK && merr != VS_ERR_NOTFOUND) err = merr;
       if (err != VS_OK) continue;
     }
@@ -257,7 +274,9 @@ static vs_err gc_bound(job *j, uint64_t *bound_out) {
   mdb_cursor_close(cur);
   /* Unconstrained (every origin an active member folded to its head): the
    * base's top, so that the walk's next round starts when more is folded. */
-  if (err == VS_OK) *bound_out = bound < top ? bound : top;
+  if (bound > top) bound = top;
+  if (bound > j->gc_cap) bound = j->gc_cap;
+  if (err == VS_OK) *bound_out = bound;
   return err;
 }
 
@@ -267,6 +286,7 @@ static vs_err gc_step(job *j, uint64_t budget, vs_compact_result *res) {
   vs_err err = gc_bound(j, &bound);
   if (err != VS_OK) return err;
   res->gc_bound = bound;
+  res->gc_pinned += j->gc_pinned;
   vs_state_gc_result g;
   memset(&g, 0, sizeof g);
   err = vs_state_gc_step_txn(j->txn, j->store, bound, budget, &g);
@@ -280,7 +300,7 @@ static vs_err gc_step(job *j, uint64_t budget, vs_compact_result *res) {
 static int origin_cmp(const void *a, const void *b) { return memcmp(a, b, VS_ORIGIN_BYTES); }
 
 vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget,
-                      vs_compact_result *res) {
+                      uint64_t gc_cap, vs_compact_result *res) {
   if (txn == NULL || store == NULL || (cut == NULL && n > 0) || budget == 0 || res == NULL) return VS_ERR_INVAL;
   /* An origin named twice is a caller's bug: refuse it before any write. */
   uint8_t(*seen)[VS_ORIGIN_BYTES] = n > 0 ? malloc((size_t)n * VS_ORIGIN_BYTES) : NULL;
@@ -295,6 +315,7 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
   memset(&j, 0, sizeof j);
   j.txn = txn;
   j.store = store;
+  j.gc_cap = gc_cap;
   j.buf = malloc(VS_OP_ENCODED_BYTES_MAX);
   if (j.buf == NULL) return VS_ERR_NOMEM;
   uint32_t ids[VS_OUTBOX_SINKS_MAX], ids_n = 0;
@@ -326,7 +347,7 @@ vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint6
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, true, &txn);
   if (err != VS_OK) return err;
-  err = vs_compact_txn(txn, store, cut, n, budget, res);
+  err = vs_compact_txn(txn, store, cut, n, budget, UINT64_MAX, res);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;
@@ -386,7 +407,8 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
   vs_final_info fi;
   memset(&fi, 0, sizeof fi);
   if (err == VS_OK && b.n > 0) err = vs_final_cut_txn(txn, store, b.e, b.n, &fi);
-  if (err == VS_OK && b.n > 0 && fi.pending_invites == 0) err = vs_compact_txn(txn, store, b.e, b.n, max_ops, &res);
+  if (err == VS_OK && b.n > 0 && fi.pending_invites == 0)
+    err = vs_compact_txn(txn, store, b.e, b.n, max_ops, fi.gc_cap, &res);
   free(b.e);
   uint64_t breaches = 0;
   if (err == VS_OK) err = vs_horizon_breaches_get_txn(txn, store, &breaches);
@@ -410,6 +432,7 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
     info->more = res.more;
     info->tombstones_dropped = res.tombstones_dropped;
     info->incr_rows_folded = res.incr_rows_folded;
+    info->gc_pinned = res.gc_pinned + fi.gc_pinned_invites;
     err = gc_floor_read(store, &info->gc_floor);
   }
   return err;

@@ -54,6 +54,7 @@ typedef struct vs_compact_result {
   uint64_t gc_visited;         /* base records the tombstone walk visited (it moved: commit) */
   uint64_t tombstones_dropped; /* tombstones dropped below the bound (docs/storage.md, "Dropping tombstones") */
   uint64_t incr_rows_folded;   /* incr rows folded into per-(target, origin) totals */
+  uint32_t gc_pinned;          /* members silent past suspend_after holding the bound (compact.c) */
   uint64_t gc_bound;           /* the bound this call used: every op not folded here is above it */
 } vs_compact_result;
 
@@ -64,9 +65,11 @@ typedef struct vs_compact_result {
  *  in all (>= 1; past it only to reach an origin's next signed op).
  *  Origins with a fork verdict are skipped (their stable cut never
  *  advances). Bounded by `budget` ops, each a few B-tree operations. The
- *  result is added into *res. Resumable: call again with the same cut. */
+ *  result is added into *res. Resumable: call again with the same cut.
+ *  gc_cap (UINT64_MAX: none) caps the bound under which tombstones drop
+ *  and incr rows fold (compact_final.h: invites that may hide a device). */
 vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget,
-                      vs_compact_result *res);
+                      uint64_t gc_cap, vs_compact_result *res);
 
 /** The same in its own write transaction (one per call). */
 vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget, vs_compact_result *res);

@@ -14,7 +14,7 @@ static int cmp_u64(uint64_t a, uint64_t b) { return a < b ? -1 : a > b ? 1 : 0; 
 /* An invite of the facts: where it is and when it expires. */
 typedef struct inv {
   uint8_t origin[VS_ORIGIN_BYTES];
-  uint64_t seq, expires_hlc;
+  uint64_t seq, hlc, expires_hlc;
   bool used;
 } inv;
 
@@ -137,6 +137,7 @@ static vs_err invites_of(const vs_mesh_fact *facts, uint32_t n, inv **out, uint3
     if (facts[i].kind != VS_MESH_INVITE) continue;
     memcpy(v[k].origin, facts[i].origin, VS_ORIGIN_BYTES);
     v[k].seq = facts[i].seq;
+    v[k].hlc = facts[i].hlc;
     v[k].expires_hlc = facts[i].u.invite.expires_hlc;
     v[k].used = false;
     k++;
@@ -173,8 +174,23 @@ vs_err vs_final_cut_txn(MDB_txn *txn, const vs_store *store, vs_cut_entry *cut, 
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &now_hlc);
   if (err == VS_OK) err = vs_mesh_reduce(mesh_id, facts, facts_n, view);
   if (err == VS_OK) err = invites_of(facts, facts_n, &invs, &invs_n);
-  for (uint32_t i = 0; i < invs_n && err == VS_OK; i++)
+  info->gc_cap = UINT64_MAX;
+  for (uint32_t i = 0; i < invs_n && err == VS_OK; i++) {
     info->pending_invites += !invs[i].used && invs[i].expires_hlc > now_hlc;
+    /* Expired unused in our view: a device may have joined on it before it
+     * expired and not be heard yet. Its data ops follow its admission, so
+     * they are above the invite's HLC (a joiner's clock behind the
+     * inviter's aside: docs/storage.md, "Dropping tombstones", case 3);
+     * the GC bound stays below it for 2 x suspend_after past the expiry,
+     * as for a member silent that long (compact.c, gc_bound). */
+    uint64_t grace = store->suspend_after_ms > UINT64_MAX / 2 ? UINT64_MAX : 2 * store->suspend_after_ms;
+    if (!invs[i].used && invs[i].expires_hlc <= now_hlc &&
+        vs_hlc_wall_ms(now_hlc) < vs_add_sat_u64(vs_hlc_wall_ms(invs[i].expires_hlc), grace)) {
+      info->gc_pinned_invites++;
+      uint64_t cap = invs[i].hlc > 0 ? invs[i].hlc - 1 : 0;
+      if (cap < info->gc_cap) info->gc_cap = cap;
+    }
+  }
   if (err == VS_OK && n > 0) memcpy(active, cut, (size_t)n * sizeof *active);
   /* Bounded: view->count <= VS_MESH_MEMBERS_MAX members. */
   for (uint32_t m = 0; m < view->count && err == VS_OK && info->pending_invites == 0; m++) {

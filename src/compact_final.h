@@ -47,6 +47,10 @@ typedef struct vs_final_info {
   uint32_t revoked_settled;   /* revoked devices that no longer count */
   uint32_t revoked_suspended; /* revoked devices not settled but silent past suspend_after (acks.h):
                                  they no longer count either (the documented bound) */
+  uint64_t gc_cap;            /* the GC bound's cap from invites (UINT64_MAX: none): the HLC of the
+                                 oldest invite that expired unused in our view less than
+                                 2 x suspend_after ago, less one (compact.c, gc_bound) */
+  uint32_t gc_pinned_invites; /* those invites */
 } vs_final_info;
 
 /** Lower `cut` (n entries, sorted by origin, each origin once) for

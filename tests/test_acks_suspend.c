@@ -15,9 +15,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "acks.h"
+#include "vixsync/snapshot.h"
+#include "vixsync/wal.h"
 #include "fixture.h"
 #include "internal.h"
 #include "mesh_harness.h"
@@ -223,12 +226,128 @@ static void test_no_ack_held_is_not_silence(void **state) {
   mh_free(&m);
 }
 
+/* The HLC of node i's newest op of `origin`'s chain. */
+static uint64_t head_hlc(mh_mesh *m, uint32_t i, uint32_t origin) {
+  uint64_t seq = 0, hlc = 0;
+  uint8_t hash[VS_HASH_BYTES];
+  assert_err(vs_wal_head(mn_store(m, i), m->ids[origin].pk, &seq, hash, &hlc), VS_OK);
+  return hlc;
+}
+
+static vs_err count_cb(void *ctx, const vs_orphan *o) {
+  (void)o;
+  (*(uint64_t *)ctx)++;
+  return VS_OK;
+}
+
+static uint64_t orphans(mh_mesh *m, uint32_t i) {
+  uint64_t n = 0;
+  assert_err(vs_orphans_list(mn_store(m, i), count_cb, &n), VS_OK);
+  return n;
+}
+
+/* Compact node i to the end; its info (gc_pinned: the last call's). */
+static vs_compact_info compact_all(mh_mesh *m, uint32_t i) {
+  vs_compact_info ci;
+  int k = 0;
+  do assert_err(vs_store_compact(mn_store(m, i), 1u << 20, &ci), VS_OK);
+  while (ci.more && ++k < 64);
+  return ci;
+}
+
+/* 0 and 1 put and delete; i writes too (offline if it is cut off). */
+static void churn(mh_mesh *m, uint32_t steps, uint32_t also) {
+  for (uint32_t k = 0; k < steps; k++) {
+    char t[16];
+    snprintf(t, sizeof t, "t%u", k % 7);
+    mh_write(m, k % 2, k % 3 == 0 ? "del" : "put", t, k % 3 == 0 ? "" : "v");
+    mh_write(m, also, "put", "mine", "w");
+    mh_run_for(m, 5000);
+  }
+}
+
+/* Node 2 is cut off (its store stays open: it writes offline-first) for
+ * longer than suspend_after but less than twice it, while 0 and 1 put
+ * and delete: 2 leaves the cut (the log compacts past it) but its last op
+ * held bounds what tombstones drop (gc_pinned, gc_floor below it), so
+ * when it comes back its offline writes are refused nowhere (without the
+ * pin every peer's floor passed them: vix-sim, the mesh diverged). Past
+ * twice the bound it no longer holds the floor (storage stays bounded). */
+static void test_silent_member_pins_gc(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-gcpin");
+  mh_write(&m, 2, "put", "mine", "0");
+  mh_run_for(&m, 20000);
+  mh_disconnect(&m, 2, 0);
+  mh_disconnect(&m, 2, 1);
+  churn(&m, 18, 2); /* 90 s: past the bound, within twice it */
+  for (uint32_t i = 0; i < 2; i++) {
+    vs_compact_info ci = compact_all(&m, i);
+    assert_int_equal(ci.members_suspended, 1);
+    assert_true(ci.gc_floor <= head_hlc(&m, i, 2)); /* below what 2 wrote offline */
+    assert_true(ci.gc_pinned >= 1);
+  }
+  mh_connect(&m, 2, 0);
+  mh_connect(&m, 2, 1);
+  mh_run_for(&m, 60000);
+  mh_expect_converged(&m, 0, 2);
+  mh_expect_converged(&m, 1, 2);
+  for (uint32_t i = 0; i < 3; i++) {
+    assert_int_equal(mn_stats(&m, i).runs_below_floor, 0);
+    assert_int_equal(orphans(&m, i), 0);
+  }
+  assert_int_equal(mn_head(&m, 0, 2), mn_head(&m, 2, 2)); /* every offline write arrived */
+  /* Away again, past twice the bound: it no longer holds the floor. */
+  mh_disconnect(&m, 2, 0);
+  mh_disconnect(&m, 2, 1);
+  churn(&m, 30, 0); /* 150 s */
+  vs_compact_info ci = compact_all(&m, 0);
+  assert_int_equal(ci.members_suspended, 1);
+  assert_int_equal(ci.gc_pinned, 0);
+  assert_true(ci.gc_floor > head_hlc(&m, 0, 2));
+  mh_free(&m);
+}
+
+/* A device joins on an invite of 0's (its admission is in its own chain)
+ * and writes offline; nobody hears of it. Once the invite expires the
+ * others compact, but the invite (expired, unused in their view) holds
+ * the GC bound below its HLC for twice suspend_after: the device that
+ * turns up within that has none of its writes refused below a floor. */
+static void test_expired_invite_pins_gc(void **state) {
+  (void)state;
+  mh_mesh m;
+  mn_mesh(&m, 4, 3, NULL, "susp-gcinv", 0xd5, 31, configure);
+  mh_connect(&m, 0, 1);
+  mh_connect(&m, 0, 2);
+  mh_connect(&m, 1, 2);
+  mh_run_for(&m, 10000);
+  mn_join(&m, 0, 3, VS_MESH_WRITER); /* nobody is linked to 3 */
+  mh_restart(&m, 3);                  /* as vix-node join: the daemon starts on the joined store */
+  churn(&m, 16, 3); /* 80 s */
+  for (uint32_t i = 0; i < 3; i++) {
+    vs_compact_info ci = compact_all(&m, i);
+    assert_int_equal(ci.pending_invites, 0); /* expired */
+    assert_true(ci.gc_floor < head_hlc(&m, 3, 3));
+    assert_true(ci.gc_pinned >= 1);
+  }
+  mh_connect(&m, 3, 0);
+  mh_run_for(&m, 60000);
+  for (uint32_t i = 0; i < 3; i++) {
+    mh_expect_converged(&m, i, 3);
+    assert_int_equal(mn_stats(&m, i).runs_below_floor, 0);
+  }
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_silent_member_leaves_the_cut_and_returns),
       cmocka_unit_test(test_quiet_mesh_then_one_op_suspends_nobody),
       cmocka_unit_test(test_alone_suspends_nobody),
       cmocka_unit_test(test_no_ack_held_is_not_silence),
+      cmocka_unit_test(test_silent_member_pins_gc),
+      cmocka_unit_test(test_expired_invite_pins_gc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -170,6 +170,10 @@ typedef struct vs_compact_info {
   uint64_t tombstones_dropped; /**< tombstones dropped below gc_floor's bound (docs/storage.md, "Dropping tombstones") */
   uint64_t incr_rows_folded;   /**< counter rows folded into per-(target, origin) totals */
   uint64_t gc_floor;           /**< the store's gc_floor afterwards: a data op at or below it is refused */
+  uint32_t gc_pinned;          /**< what held tombstone drops and counter folds back: members silent past
+                                    suspend_after but not 2 x suspend_after (the bound stays at their last op
+                                    held), and invites that expired unused that recently (a device may have
+                                    joined on one and not be heard yet): docs/storage.md, "Dropping tombstones" */
 } vs_compact_info;
 
 /** A member silent this long leaves the stable cut's minimum (docs/storage.md,

@@ -4,7 +4,7 @@
   check_sim.py determinism VIX_SIM      same seed twice: same trace_hash; another seed:
                                         another; --report does not change the run
   check_sim.py cli VIX_SIM              usage errors exit 2; --inject-bug needs the fault build
-  check_sim.py scenario VIX_SIM FILE    the scenario passes; its "# expect KEY >= N" lines hold
+  check_sim.py scenario VIX_SIM FILE    the scenario passes; its "# expect KEY >= N" (or <=) lines hold
   check_sim.py swarm VIX_SIM K [OPT..]  K seeds with randomized fault mixes (and options such as
                                         --equivocate), no failure
   check_sim.py seeds VIX_SIM FILE S,..  the scenario passes with each pinned seed (--seed S), its
@@ -131,7 +131,7 @@ def scenario(sim, path, extra=()):
         v = j
         for part in key.split("."):
             v = v[part]
-        if op != ">=" or v < want:
+        if op not in (">=", "<=") or (op == ">=" and v < want) or (op == "<=" and v > want):
             fail("%s: expected %s %s %d, got %s" % (path, key, op, want, v))
     print("ok: scenario")
 
