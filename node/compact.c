@@ -104,6 +104,7 @@ static vs_err step_log(compact_ctx *c) {
     total.revoked_holding = info.revoked_holding;
     total.horizon_breaches = info.horizon_breaches;
     total.members_suspended = info.members_suspended;
+    total.gc_pinned = info.gc_pinned;
   }
   if (total.members == 0) {
     fputs("log: an open mesh keeps its log (no member set acknowledges it)\n", c->text);
@@ -127,16 +128,19 @@ static vs_err step_log(compact_ctx *c) {
               total.horizon_breaches, total.horizon_breaches == 1 ? "" : "s");
     if (total.members_suspended > 0)
       fprintf(c->text, "; %" PRIu32 " silent past suspend_after, left out of the cut", total.members_suspended);
+    if (total.gc_pinned > 0)
+      fprintf(c->text, "; tombstones newer than the last op of %" PRIu32 " silent member%s or unused invite%s stay",
+              total.gc_pinned, total.gc_pinned == 1 ? "" : "s", total.gc_pinned == 1 ? "" : "s");
     fputc('\n', c->text);
   }
   fprintf(c->json,
           "\"log_folded\": %" PRIu64 ", \"log_records_dropped\": %" PRIu64 ", \"members\": %" PRIu32
           ", \"members_acked\": %" PRIu32 ", \"pending_invites\": %" PRIu32 ", \"unfinal_members\": %" PRIu32
           ", \"revoked_holding\": %" PRIu32 ", \"horizon_breaches\": %" PRIu64 ", \"stable_ops\": %" PRIu64
-          ", \"members_suspended\": %" PRIu32 ", ",
+          ", \"members_suspended\": %" PRIu32 ", \"gc_pinned\": %" PRIu32 ", ",
           total.ops_folded, total.records_dropped, total.members, total.members_acked, total.pending_invites,
           total.unfinal_members, total.revoked_holding, total.horizon_breaches, total.stable_ops,
-          total.members_suspended);
+          total.members_suspended, total.gc_pinned);
   return err;
 }
 

@@ -37,6 +37,7 @@ vs_err nd_compact_tick(vs_node *n, uint64_t now_ms) {
     n->cfg.log(n->cfg.log_ctx, VS_LOG_ERROR, msg);
   }
   n->stats.horizon_breaches = info.horizon_breaches;
+  n->stats.gc_pinned = info.gc_pinned;
   if (info.ops_folded > 0) {
     n->stats.compact_steps++;
     n->stats.ops_compacted += info.ops_folded;
