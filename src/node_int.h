@@ -94,6 +94,7 @@ typedef struct peer {
    * gets applied), or the session closes (rejected_vv_future). */
   uint64_t own_claim, own_claim_deadline_ms;
   bool own_backed; /* it sent us own ops we lacked: we are a restored copy */
+  bool split_logged; /* node_rx.c: a floor split through it was logged in this session */
   /* Looking for where our branch of `fk_origin` and the peer's part (a
    * fork suspected: node_fork.c): they are equal at fk_lo (0: nothing
    * to compare yet) and differ at fk_hi; fk_want is the seq asked for. */

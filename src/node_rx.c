@@ -163,8 +163,27 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
       return VS_OK;
     case VS_ERR_FORKED: n->stats.runs_void++; return VS_OK; /* its sender has not heard of the verdict yet */
     /* A data op ordered before what our compaction dropped: never merged
-     * (docs/storage.md, "Dropping tombstones"); its author re-bootstraps. */
-    case VS_ERR_BELOW_FLOOR: n->stats.runs_below_floor++; return VS_OK;
+     * (docs/storage.md, "Dropping tombstones"); its author re-bootstraps.
+     * Relayed by a peer that is not its author: that peer holds what we
+     * never will, the mesh has diverged on that chain (a too-late
+     * replica's writes near the floors: docs/storage.md, "Members who stop
+     * acking"). Counted and logged once per session; nothing mends it yet. */
+    case VS_ERR_BELOW_FLOOR:
+      n->stats.runs_below_floor++;
+      if (memcmp(origin, p->sess.peer_id, VS_ORIGIN_BYTES) != 0) {
+        n->stats.floor_splits++;
+        if (!p->split_logged && n->cfg.log != NULL) {
+          char hex[2 * VS_ORIGIN_BYTES + 1], line[256];
+          vs_hex_encode(origin, VS_ORIGIN_BYTES, hex);
+          snprintf(line, sizeof line,
+                   "event=floor_split origin=%s seq=%llu: a peer holds ops of it below our gc_floor, which we "
+                   "refuse: the stores differ on that chain",
+                   hex, (unsigned long long)ops[0].seq);
+          n->cfg.log(n->cfg.log_ctx, VS_LOG_ERROR, line);
+        }
+        p->split_logged = true;
+      }
+      return VS_OK;
     /* Membership (mgate.h): nothing stored; an honest sender may hold an
      * admission or a revoke we lack yet, so the session stays. */
     case VS_ERR_NOT_MEMBER: n->stats.rejected_not_member++; return VS_OK;

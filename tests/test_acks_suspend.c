@@ -340,6 +340,42 @@ static void test_expired_invite_pins_gc(void **state) {
   mh_free(&m);
 }
 
+/* Past twice the bound the pin is gone: a peer whose floor passed node
+ * 2's offline writes refuses them, one that compacted nothing takes them.
+ * Node 2 comes back through node 1 only (which never compacted): 1 takes
+ * its writes and relays them to 0, whose floor passed them: 0 refuses
+ * them for good and counts a floor split (the open problem of the
+ * too-late replica: docs/storage.md, "Members who stop acking"); a run
+ * refused from its own author is not one. */
+static void test_floor_split_counted(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-split");
+  mh_write(&m, 2, "put", "mine", "0");
+  mh_run_for(&m, 20000);
+  mh_disconnect(&m, 2, 0);
+  mh_disconnect(&m, 2, 1);
+  churn(&m, 30, 2); /* 150 s: past twice the bound */
+  vs_compact_info ci = compact_all(&m, 0);
+  assert_int_equal(ci.gc_pinned, 0);
+  assert_true(ci.gc_floor > head_hlc(&m, 0, 2) + 1);
+  mh_connect(&m, 2, 1);
+  mh_run_for(&m, 30000);
+  assert_int_equal(mn_head(&m, 1, 2), mn_head(&m, 2, 2)); /* 1 took them all */
+  vs_node_stats s0 = mn_stats(&m, 0);
+  assert_true(s0.runs_below_floor > 0);
+  assert_true(s0.floor_splits > 0);
+  assert_true(mn_head(&m, 0, 2) < mn_head(&m, 1, 2));
+  /* From the author itself: refused, not a split. */
+  mh_disconnect(&m, 1, 0);
+  mh_connect(&m, 2, 0);
+  uint64_t splits = mn_stats(&m, 0).floor_splits, below = mn_stats(&m, 0).runs_below_floor;
+  mh_run_for(&m, 30000);
+  assert_true(mn_stats(&m, 0).runs_below_floor > below);
+  assert_int_equal(mn_stats(&m, 0).floor_splits, splits);
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_silent_member_leaves_the_cut_and_returns),
@@ -348,6 +384,7 @@ int main(void) {
       cmocka_unit_test(test_no_ack_held_is_not_silence),
       cmocka_unit_test(test_silent_member_pins_gc),
       cmocka_unit_test(test_expired_invite_pins_gc),
+      cmocka_unit_test(test_floor_split_counted),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

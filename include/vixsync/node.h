@@ -273,6 +273,9 @@ typedef struct vs_node_stats {
                                       (vs_snapshot_rebase; counted in snap_installs too) */
   uint64_t sessions_closed_malformed; /**< sessions closed: an authentic message that did not decode (also
                                            counted in rejected_malformed) */
+  uint64_t floor_splits;        /**< runs refused below our gc_floor that the session peer relayed (it holds
+                                     them, we never will: the stores differ on that chain; docs/storage.md,
+                                     "Members who stop acking"); also counted in runs_below_floor */
   uint64_t gc_pinned;           /**< members silent past suspend_after (not twice it) and recently expired unused
                                      invites holding tombstone drops and counter folds back, as of the last
                                      compaction round (vs_compact_info.gc_pinned; a dead device holds them for
