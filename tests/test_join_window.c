@@ -10,7 +10,14 @@
  * - joining through a relay whose history is ten in-flight windows, the
  *   chain of the member's admitter sorting after the member's own or not
  *   (the device refuses the member's runs until it holds its admitter's
- *   admission): the device catches up. */
+ *   admission): the device catches up.
+ * - joining through an admin whose own chain is compacted while a member's
+ *   (admitted less than an invite's lifetime ago) is not, and is larger
+ *   than the in-flight window: the device refuses that chain until it holds
+ *   the member's admission, which comes in the admin's snapshot; the admin
+ *   must reach its own origin (BEHIND) past the refused runs: the one-op
+ *   probe of src/node_push.c (test_join_past_a_chain_larger_than_the_window
+ *   fails without it; test_join_past_an_uncompacted_chain does not). */
 #include "testutil.h" /* first: it sets _XOPEN_SOURCE */
 
 #include <stdarg.h>
@@ -214,12 +221,78 @@ static void test_join_past_an_uncompacted_chain(void **state) {
   assert_true(stalled_case);
 }
 
+/* What the case above missed (bench_join's daemons stalled, it did not
+ * without the one-op probe): the window is checked before each message, and
+ * a message (VS_MSG_BYTES_MAX, 1 MiB) is the unit it counts in. Ten 48 KiB
+ * windows of history (2000 ops of ~300 bytes, ~0.6 MiB) still went out in
+ * one message, which carried the refused chain whole and then reached 0's
+ * origin and its BEHIND. The daemons' 4 MiB window stalls only behind more
+ * than about five messages of refused runs sorted first: here 1's chain is
+ * ~6.9 MiB (6000 ops of ~1.1 KiB) with the default window. Without the
+ * probe: its runs fill the window, 2 refuses them ("not yet a member") and
+ * answers with the same vector (no credit back), the resend starts with
+ * them again, and 0's origin is never reached: 0 sends no BEHIND, 2 applies
+ * nothing, for good (measured without the probe: behind_sent 0, 5 resends,
+ * ops_applied 0; 4000 ops, ~4.6 MiB, did not stall; with a 48 KiB window
+ * 1000 ops of ~1.1 KiB, just over one message, stalled and 800 did not). */
+static void write_big(mh_mesh *m, uint32_t i, uint32_t ops) {
+  char key[32], val[1100];
+  memset(val, 'w', sizeof val - 1);
+  val[sizeof val - 1] = 0;
+  for (uint32_t k = 0; k < ops; k++) {
+    snprintf(key, sizeof key, "b%u", k % 50);
+    mh_write(m, i, "put", key, val);
+    if (k % 100 == 99) mh_run_for(m, 50);
+  }
+}
+
+/* The first seed byte from `from` whose node 1 sorts before node 0 (the
+ * order that stalled). */
+static uint8_t member_first_base(uint8_t from) {
+  for (uint32_t b = from; b < from + 64u; b += 2) {
+    vs_identity a, c;
+    vt_identity_from_byte((uint8_t)b, &a);
+    vt_identity_from_byte((uint8_t)(b + 1), &c);
+    bool before = memcmp(c.pk, a.pk, VS_ORIGIN_BYTES) < 0;
+    sodium_memzero(&a, sizeof a);
+    sodium_memzero(&c, sizeof c);
+    if (before) return (uint8_t)b;
+  }
+  fail_msg("no seed byte puts node 1 first");
+  return 0;
+}
+
+static void test_join_past_a_chain_larger_than_the_window(void **state) {
+  (void)state;
+  mh_mesh m;
+  mn_mesh(&m, 3, 2, NULL, "joinbig", member_first_base(0xa0), 9, compacting); /* the default window */
+  assert_true(memcmp(m.ids[1].pk, m.ids[0].pk, VS_ORIGIN_BYTES) < 0);
+  mh_connect(&m, 0, 1);
+  mh_run_for(&m, 2000);
+  write_big(&m, 1, 6000);
+  write_history(&m, 0, 100);
+  mh_run_for(&m, 30000);
+  assert_true(vt_horizon_of(mn_store(&m, 0), m.ids[0].pk).seq > 0);
+  assert_int_equal(vt_horizon_of(mn_store(&m, 0), m.ids[1].pk).seq, 0);
+  mn_join(&m, 0, 2, VS_MESH_WRITER);
+  mh_disconnect(&m, 0, 1);
+  mh_connect(&m, 2, 0);
+  mh_run_for(&m, 120000);
+  vs_node_stats s0 = mn_stats(&m, 0), s2 = mn_stats(&m, 2);
+  assert_true(s0.snap_behind_sent >= 1); /* 0's origin was reached */
+  assert_true(s2.snap_installs >= 1);
+  assert_int_equal(mn_head(&m, 2, 1), mn_head(&m, 0, 1));
+  mh_expect_converged(&m, 0, 2);
+  mh_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_join_refused_is_not_resent_at_once),
       cmocka_unit_test(test_join_window_either_order),
       cmocka_unit_test(test_join_through_recent_member_after_compaction),
       cmocka_unit_test(test_join_past_an_uncompacted_chain),
+      cmocka_unit_test(test_join_past_a_chain_larger_than_the_window),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
