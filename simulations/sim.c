@@ -177,12 +177,14 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             s->view_n, honest, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->mesh_deferred, t->mesh_dropped,
             t->refused_writes, s->void_cut_acked, not_member, revoked, denied, t->rekeys, issued, t->final_epoch, stale,
             stale_rej, t->hello_key_refused, t->revoked_dials);
-    uint64_t steps = 0, folded = 0;
+    uint64_t steps = 0, folded = 0, below = 0, splits = 0;
     for (uint32_t i = 0; i < s->n; i++) {
       vs_node_stats st;
       sim_node_stats_total(&s->nodes[i], &st);
       steps += st.compact_steps;
       folded += st.ops_compacted;
+      below += st.runs_below_floor;
+      splits += st.floor_splits;
     }
     fprintf(f, " \"compaction\": {\"on\": %s, \"steps\": %" PRIu64 ", \"ops_compacted\": %" PRIu64 ", \"horizons_sum\": %" PRIu64
                ", \"seeded\": %" PRIu64 ", \"seed_skipped\": %" PRIu64 ", \"seed_passed_over\": %" PRIu64 ", \"tamper_refused\": %" PRIu64 ", \"tamper_installed\": %" PRIu64 "},\n",
@@ -190,9 +192,9 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             t->tamper_refused, t->tamper_installed);
     fprintf(f, " \"suspend\": {\"suspend_after_ms\": %" PRIu64 ", \"suspended\": %" PRIu64 ", \"exempt\": %" PRIu64
                ", \"suspended_present\": %" PRIu64 ", \"rebased\": %" PRIu64 ", \"orphans_surfaced\": %" PRIu64 ", \"orphans_twice\": %" PRIu64
-               ", \"orphans_lost\": %" PRIu64 "},\n",
+               ", \"orphans_lost\": %" PRIu64 ", \"runs_below_floor\": %" PRIu64 ", \"floor_splits\": %" PRIu64 "},\n",
             s->cfg->suspend_after_ms, t->susp_max, t->susp_exempt, t->susp_present, t->rebases, t->orphans_surfaced, t->orphans_twice,
-            t->orphans_lost);
+            t->orphans_lost, below, splits);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
@@ -232,12 +234,14 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
             s->view_n, t->joins, t->revokes, t->revokes_refused, t->revokes_unwritten, t->refused_writes, s->void_cut_acked,
             t->rekeys, t->final_epoch, t->revoked_dials);
   if (s->cfg->managed) {
-    uint64_t steps = 0, folded = 0;
+    uint64_t steps = 0, folded = 0, below = 0, splits = 0;
     for (uint32_t i = 0; i < s->n; i++) {
       vs_node_stats st;
       sim_node_stats_total(&s->nodes[i], &st);
       steps += st.compact_steps;
       folded += st.ops_compacted;
+      below += st.runs_below_floor;
+      splits += st.floor_splits;
     }
     fprintf(f, "  compaction: %s, %" PRIu64 " steps, %" PRIu64 " ops compacted, horizons sum %" PRIu64 " (honest nodes, at the check), %" PRIu64
                " devices seeded from a snapshot, %" PRIu64 " not (no member's snapshot showed its signer as a member), %" PRIu64
@@ -246,8 +250,10 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
             t->tamper_refused, t->tamper_installed);
     fprintf(f, "  suspend: after %" PRIu64 " ms; at most %" PRIu64 " members left out of a node's cut, %" PRIu64
                " rebases over the network, %" PRIu64 " orphans surfaced (%" PRIu64 " twice), %" PRIu64
-               " acknowledged writes orphaned (exempt from G2)\n",
-            s->cfg->suspend_after_ms, t->susp_max, t->rebases, t->orphans_surfaced, t->orphans_twice, t->orphans_lost);
+               " acknowledged writes orphaned (exempt from G2), %" PRIu64 " runs refused below a floor (%" PRIu64
+               " relayed: floor splits)\n",
+            s->cfg->suspend_after_ms, t->susp_max, t->rebases, t->orphans_surfaced, t->orphans_twice, t->orphans_lost, below,
+            splits);
   }
   fprintf(f, "  trace_hash %s\n", th);
 }

@@ -169,54 +169,26 @@ bool sim_node_open(sim *s, uint32_t i) {
   return true;
 }
 
+/* Every counter of x added into acc; the gauges (a level, not a count)
+ * take x's: a closed lifetime's are stale, sim_node_stats_total takes the
+ * live node's. vs_node_stats is u64 fields only (tests/test_node_pipeline.c
+ * asserts it), so this follows every field the library adds. */
 static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
-  acc->frames_in += x->frames_in;
-  acc->frames_out += x->frames_out;
-  acc->bytes_in += x->bytes_in;
-  acc->bytes_out += x->bytes_out;
-  acc->handshakes_done += x->handshakes_done;
-  acc->handshakes_timeout += x->handshakes_timeout;
-  acc->rejected_auth += x->rejected_auth;
-  acc->rejected_replay += x->rejected_replay;
-  acc->rejected_malformed += x->rejected_malformed;
-  acc->rejected_state += x->rejected_state;
-  acc->rejected_unknown_peer += x->rejected_unknown_peer;
-  acc->runs_applied += x->runs_applied;
-  acc->ops_applied += x->ops_applied;
-  acc->ops_duplicate += x->ops_duplicate;
-  acc->runs_gap += x->runs_gap;
-  acc->runs_forged += x->runs_forged;
-  acc->runs_fork += x->runs_fork;
-  acc->ops_deferred_future += x->ops_deferred_future;
-  acc->ops_sent += x->ops_sent;
-  acc->runs_sent += x->runs_sent;
-  acc->resends += x->resends;
-  acc->rejected_origin_quota += x->rejected_origin_quota;
-  acc->rejected_vv_regress += x->rejected_vv_regress;
-  acc->fork_verdicts += x->fork_verdicts;
-  acc->fork_evidence_bad += x->fork_evidence_bad;
-  acc->runs_void += x->runs_void;
-  acc->wants_sent += x->wants_sent;
-  acc->wants_served += x->wants_served;
-  acc->rejected_want_quota += x->rejected_want_quota;
-  acc->rejected_not_member += x->rejected_not_member;
-  acc->rejected_revoked += x->rejected_revoked;
-  acc->rejected_denied += x->rejected_denied;
-  /* mesh_epoch and key_epoch are gauges: sim_node_stats_total takes the live node's */
-  acc->rekeys_issued += x->rekeys_issued;
-  acc->compact_steps += x->compact_steps;
-  acc->ops_compacted += x->ops_compacted;
-  acc->handshakes_stale_key += x->handshakes_stale_key;
-  acc->rejected_stale_key += x->rejected_stale_key;
-  acc->acks_made += x->acks_made;
-  acc->acks_sent += x->acks_sent;
-  acc->acks_received += x->acks_received;
-  acc->acks_unusable += x->acks_unusable;
-  acc->acks_retold += x->acks_retold;
-  acc->snap_behind_sent += x->snap_behind_sent, acc->snap_behind_received += x->snap_behind_received;
-  acc->snap_installs += x->snap_installs, acc->snap_rebases += x->snap_rebases;
-  acc->rejected_ack_quota += x->rejected_ack_quota;
-  /* stable_ops and stable_behind are gauges: the live node's */
+  _Static_assert(sizeof(vs_node_stats) % sizeof(uint64_t) == 0, "vs_node_stats: u64 fields only");
+  enum { N = sizeof(vs_node_stats) / sizeof(uint64_t) };
+  uint64_t a[N], b[N];
+  memcpy(a, acc, sizeof a);
+  memcpy(b, x, sizeof b);
+  for (size_t i = 0; i < N; i++) a[i] += b[i];
+  memcpy(acc, a, sizeof a);
+  acc->mesh_epoch = x->mesh_epoch;
+  acc->key_epoch = x->key_epoch;
+  acc->stable_ops = x->stable_ops;
+  acc->stable_behind = x->stable_behind;
+  acc->horizon_breaches = x->horizon_breaches;
+  acc->members_suspended = x->members_suspended;
+  acc->gc_pinned = x->gc_pinned;
+  acc->version_seen = x->version_seen;
 }
 
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
@@ -224,11 +196,7 @@ void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
   if (n->node != NULL) {
     vs_node_stats now;
     vs_node_stats_get(n->node, &now);
-    stats_add(out, &now);
-    out->mesh_epoch = now.mesh_epoch;
-    out->key_epoch = now.key_epoch;
-    out->stable_ops = now.stable_ops;
-    out->stable_behind = now.stable_behind;
+    stats_add(out, &now); /* the gauges: the live node's */
   }
 }
 
