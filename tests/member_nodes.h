@@ -1,6 +1,7 @@
 /* tests/member_nodes.h: managed meshes of real vs_nodes on the in-memory
- * mesh (mesh_harness.h), for test_node_member.c and test_node_rekey.c.
- * Include after mesh_harness.h. */
+ * mesh (mesh_harness.h), for test_node_member.c, test_node_rekey.c and the
+ * tests that compact (test_node_compact.c, test_compact_final.c,
+ * test_join_window.c, ...). Include after mesh_harness.h. */
 #ifndef VIXSYNC_MEMBER_NODES_H
 #define VIXSYNC_MEMBER_NODES_H
 
@@ -57,6 +58,33 @@ static inline void mn_mesh(mh_mesh *m, uint32_t n, uint32_t joined, const uint8_
   uint8_t mesh_id[VS_MESH_ID_BYTES];
   assert_err(vs_mesh_create(mn_store(m, 0), m->now_ms, mesh_id), VS_OK);
   for (uint32_t i = 1; i < joined; i++) mn_join(m, 0, i, roles != NULL ? roles[i] : VS_MESH_WRITER);
+}
+
+#define MN_COMPACT_EVERY_MS 5000u /* how often mn_compacting's nodes compact */
+
+/* A node config's compaction knobs: compact every `every_ms` (0: never on
+ * a timer), never on an op count; `inflight_bytes` (0: keep the default)
+ * bounds what one peer has in flight. */
+static inline void mn_compact_cfg(vs_node_cfg *cfg, uint64_t every_ms, uint64_t inflight_bytes) {
+  cfg->compact_every_ms = every_ms;
+  cfg->compact_after_ops = 0;
+  if (inflight_bytes != 0) cfg->inflight_bytes_max = inflight_bytes;
+}
+
+/* The configure hook (mn_mesh's `configure`) of tests that compact: every
+ * node compacts every MN_COMPACT_EVERY_MS. */
+static inline void mn_compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  (void)i;
+  mn_compact_cfg(cfg, MN_COMPACT_EVERY_MS, 0);
+}
+
+/* The set-up of tests that compact: mn_mesh of `n` nodes, all compacting
+ * (mn_compacting), nodes 0..joined-1 members (writers); `id_base` is the
+ * seed too. Each member but 0 dials node 0; nothing runs yet. */
+static inline void mn_compacting_star(mh_mesh *m, uint32_t n, uint32_t joined, const char *tag, uint8_t id_base) {
+  mn_mesh(m, n, joined, NULL, tag, id_base, id_base, mn_compacting);
+  for (uint32_t i = 1; i < joined; i++) mh_connect(m, i, 0);
 }
 
 static inline vs_err mn_seen_cb(const vs_state_entry *e, void *ctx) {
