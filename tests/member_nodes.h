@@ -10,6 +10,7 @@
 #include "mesh_harness.h"
 #include "vixsync/mesh.h"
 #include "vixsync/node.h"
+#include "vixsync/snapshot.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 
@@ -107,6 +108,34 @@ static inline uint64_t mn_head(mh_mesh *m, uint32_t i, uint32_t origin) {
   uint8_t h[VS_HASH_BYTES];
   assert_err(vs_wal_head(mn_store(m, i), m->ids[origin].pk, &seq, h, NULL), VS_OK);
   return seq;
+}
+
+static inline vs_err mn_count_orphan_cb(void *ctx, const vs_orphan *o) {
+  (void)o;
+  (*(uint64_t *)ctx)++;
+  return VS_OK;
+}
+
+/* The orphan records (vs_orphans_list) node i holds. */
+static inline uint64_t mn_orphans(mh_mesh *m, uint32_t i) {
+  uint64_t n = 0;
+  assert_err(vs_orphans_list(mn_store(m, i), mn_count_orphan_cb, &n), VS_OK);
+  return n;
+}
+
+/* An intercept (m->intercept = mn_drop_link, m->ctx = a mn_drop) that
+ * loses everything node `from` sends node `to` while `dropping`. */
+typedef struct mn_drop {
+  uint32_t from, to;
+  bool dropping;
+  uint64_t dropped;
+} mn_drop;
+
+static inline bool mn_drop_link(mh_mesh *m, uint32_t from, const vs_node_out *out) {
+  mn_drop *d = m->ctx;
+  if (!d->dropping || from != d->from || out->peer != d->to || out->kind != VS_NODE_OUT_SEND) return false;
+  d->dropped++;
+  return true;
 }
 
 #endif
