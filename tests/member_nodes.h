@@ -1,6 +1,7 @@
 /* tests/member_nodes.h: managed meshes of real vs_nodes on the in-memory
- * mesh (mesh_harness.h), for test_node_member.c and test_node_rekey.c.
- * Include after mesh_harness.h. */
+ * mesh (mesh_harness.h), for test_node_member.c, test_node_rekey.c and the
+ * tests that compact (test_node_compact.c, test_compact_final.c,
+ * test_join_window.c, ...). Include after mesh_harness.h. */
 #ifndef VIXSYNC_MEMBER_NODES_H
 #define VIXSYNC_MEMBER_NODES_H
 
@@ -9,6 +10,7 @@
 #include "mesh_harness.h"
 #include "vixsync/mesh.h"
 #include "vixsync/node.h"
+#include "vixsync/snapshot.h"
 #include "vixsync/state.h"
 #include "vixsync/wal.h"
 
@@ -59,6 +61,33 @@ static inline void mn_mesh(mh_mesh *m, uint32_t n, uint32_t joined, const uint8_
   for (uint32_t i = 1; i < joined; i++) mn_join(m, 0, i, roles != NULL ? roles[i] : VS_MESH_WRITER);
 }
 
+#define MN_COMPACT_EVERY_MS 5000u /* how often mn_compacting's nodes compact */
+
+/* A node config's compaction knobs: compact every `every_ms` (0: never on
+ * a timer), never on an op count; `inflight_bytes` (0: keep the default)
+ * bounds what one peer has in flight. */
+static inline void mn_compact_cfg(vs_node_cfg *cfg, uint64_t every_ms, uint64_t inflight_bytes) {
+  cfg->compact_every_ms = every_ms;
+  cfg->compact_after_ops = 0;
+  if (inflight_bytes != 0) cfg->inflight_bytes_max = inflight_bytes;
+}
+
+/* The configure hook (mn_mesh's `configure`) of tests that compact: every
+ * node compacts every MN_COMPACT_EVERY_MS. */
+static inline void mn_compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  (void)i;
+  mn_compact_cfg(cfg, MN_COMPACT_EVERY_MS, 0);
+}
+
+/* The set-up of tests that compact: mn_mesh of `n` nodes, all compacting
+ * (mn_compacting), nodes 0..joined-1 members (writers); `id_base` is the
+ * seed too. Each member but 0 dials node 0; nothing runs yet. */
+static inline void mn_compacting_star(mh_mesh *m, uint32_t n, uint32_t joined, const char *tag, uint8_t id_base) {
+  mn_mesh(m, n, joined, NULL, tag, id_base, id_base, mn_compacting);
+  for (uint32_t i = 1; i < joined; i++) mh_connect(m, i, 0);
+}
+
 static inline vs_err mn_seen_cb(const vs_state_entry *e, void *ctx) {
   (void)e;
   *(bool *)ctx = true;
@@ -79,6 +108,34 @@ static inline uint64_t mn_head(mh_mesh *m, uint32_t i, uint32_t origin) {
   uint8_t h[VS_HASH_BYTES];
   assert_err(vs_wal_head(mn_store(m, i), m->ids[origin].pk, &seq, h, NULL), VS_OK);
   return seq;
+}
+
+static inline vs_err mn_count_orphan_cb(void *ctx, const vs_orphan *o) {
+  (void)o;
+  (*(uint64_t *)ctx)++;
+  return VS_OK;
+}
+
+/* The orphan records (vs_orphans_list) node i holds. */
+static inline uint64_t mn_orphans(mh_mesh *m, uint32_t i) {
+  uint64_t n = 0;
+  assert_err(vs_orphans_list(mn_store(m, i), mn_count_orphan_cb, &n), VS_OK);
+  return n;
+}
+
+/* An intercept (m->intercept = mn_drop_link, m->ctx = a mn_drop) that
+ * loses everything node `from` sends node `to` while `dropping`. */
+typedef struct mn_drop {
+  uint32_t from, to;
+  bool dropping;
+  uint64_t dropped;
+} mn_drop;
+
+static inline bool mn_drop_link(mh_mesh *m, uint32_t from, const vs_node_out *out) {
+  mn_drop *d = m->ctx;
+  if (!d->dropping || from != d->from || out->peer != d->to || out->kind != VS_NODE_OUT_SEND) return false;
+  d->dropped++;
+  return true;
 }
 
 #endif

@@ -304,19 +304,6 @@ static void test_deltas_follow_the_keyframe(void **state) {
 
 /* ---- a lost ack, repaired by the re-tell ---- */
 
-typedef struct drop_ctx {
-  bool dropping;
-  uint64_t dropped;
-} drop_ctx;
-
-/* Everything node 0 sends node 1 is lost while dropping. */
-static bool drop_0_to_1(mh_mesh *m, uint32_t from, const vs_node_out *out) {
-  drop_ctx *d = m->ctx;
-  if (!d->dropping || from != 0 || out->peer != 1 || out->kind != VS_NODE_OUT_SEND) return false;
-  d->dropped++;
-  return true;
-}
-
 /* 1 - 0 - 2 in a line: 1 hears of 2's acks only through 0. 2 writes while
  * everything 0 sends 1 is lost: 2's last ack (and 0's) reach 1 only when
  * 0 tells it everything again, because their digests stay different. */
@@ -324,9 +311,9 @@ static void test_lost_ack_repaired_by_retell(void **state) {
   (void)state;
   mh_mesh m;
   mn_mesh(&m, 3, 3, NULL, "acks-retell", 0xb1, 23, NULL);
-  drop_ctx d = {false, 0};
+  mn_drop d = {0, 1, false, 0}; /* everything node 0 sends node 1 is lost while dropping */
   m.ctx = &d;
-  m.intercept = drop_0_to_1;
+  m.intercept = mn_drop_link;
   mh_connect(&m, 0, 1);
   mh_connect(&m, 0, 2);
   mh_run_for(&m, 15000);

@@ -38,13 +38,6 @@
 #include "vixsync/snapshot.h"
 #include "wire.h"
 
-static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
-  (void)m;
-  (void)i;
-  cfg->compact_every_ms = 5000;
-  cfg->compact_after_ops = 0;
-}
-
 static void writes(mh_mesh *m, uint32_t nodes, uint32_t count, uint32_t round) {
   char t[32], v[32];
   for (uint32_t k = 0; k < count; k++) {
@@ -114,7 +107,7 @@ static bool key_seq(mh_mesh *m, uint32_t i, uint32_t a, uint32_t origin, uint64_
  * snapshot (as vix-node restore does), then node 4 joins (a new member
  * makes every vector move: new acks of everyone). */
 static void seeded_world(mh_mesh *m, const char *tag) {
-  mn_mesh(m, 4, 3, NULL, tag, 0x51, 0x51, compacting);
+  mn_mesh(m, 4, 3, NULL, tag, 0x51, 0x51, mn_compacting);
   mh_connect(m, 1, 0);
   mh_connect(m, 2, 0);
   mh_connect(m, 2, 1);

@@ -234,18 +234,6 @@ static uint64_t head_hlc(mh_mesh *m, uint32_t i, uint32_t origin) {
   return hlc;
 }
 
-static vs_err count_cb(void *ctx, const vs_orphan *o) {
-  (void)o;
-  (*(uint64_t *)ctx)++;
-  return VS_OK;
-}
-
-static uint64_t orphans(mh_mesh *m, uint32_t i) {
-  uint64_t n = 0;
-  assert_err(vs_orphans_list(mn_store(m, i), count_cb, &n), VS_OK);
-  return n;
-}
-
 /* Compact node i to the end; its info (gc_pinned: the last call's). */
 static vs_compact_info compact_all(mh_mesh *m, uint32_t i) {
   vs_compact_info ci;
@@ -295,7 +283,7 @@ static void test_silent_member_pins_gc(void **state) {
   mh_expect_converged(&m, 1, 2);
   for (uint32_t i = 0; i < 3; i++) {
     assert_int_equal(mn_stats(&m, i).runs_below_floor, 0);
-    assert_int_equal(orphans(&m, i), 0);
+    assert_int_equal(mn_orphans(&m, i), 0);
   }
   assert_int_equal(mn_head(&m, 0, 2), mn_head(&m, 2, 2)); /* every offline write arrived */
   /* Away again, past twice the bound: it no longer holds the floor. */

@@ -37,8 +37,7 @@
 
 static void compact_but_twin(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   (void)m;
-  cfg->compact_every_ms = i == TWIN ? 0 : 5000;
-  cfg->compact_after_ops = 0;
+  mn_compact_cfg(cfg, i == TWIN ? 0 : MN_COMPACT_EVERY_MS, 0);
 }
 
 static uint64_t horizon(mh_mesh *m, uint32_t i, uint32_t origin) {
@@ -215,21 +214,12 @@ static void test_mutual_revoke_holds_the_cut(void **state) {
   mh_free(&m);
 }
 
-static void compact_all(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
-  (void)m;
-  (void)i;
-  cfg->compact_every_ms = 5000;
-  cfg->compact_after_ops = 0;
-}
-
 /* The genesis admin revokes node 2 (its junior). Once every member holds
  * the revoke, node 2 is settled: the cut moves past its last ack. */
 static void test_settled_revoke_frees_the_cut(void **state) {
   (void)state;
   mh_mesh m;
-  mn_mesh(&m, 3, 3, NULL, "cf-settled", 0x71, 0x71, compact_all);
-  mh_connect(&m, 1, 0);
-  mh_connect(&m, 2, 0);
+  mn_compacting_star(&m, 3, 3, "cf-settled", 0x71);
   mh_run_for(&m, 2500);
   writes(&m, 0, 30, "a");
   mh_run_for(&m, 20000);

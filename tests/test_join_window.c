@@ -40,9 +40,7 @@
 static void small_window(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   (void)m;
   (void)i;
-  cfg->inflight_bytes_max = WINDOW_BYTES;
-  cfg->compact_every_ms = 0; /* the whole history travels */
-  cfg->compact_after_ops = 0;
+  mn_compact_cfg(cfg, 0, WINDOW_BYTES); /* no compaction: the whole history travels */
 }
 
 static void no_compaction(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
@@ -51,8 +49,7 @@ static void no_compaction(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   /* 1 would compact 0's chain before it knows of 2, and 2 would need a
    * snapshot that 1, admitted less than an invite's lifetime ago, cannot
    * make yet (docs/storage.md, "Known limits of compaction") */
-  cfg->compact_every_ms = 0;
-  cfg->compact_after_ops = 0;
+  mn_compact_cfg(cfg, 0, 0);
 }
 
 static void write_history(mh_mesh *m, uint32_t i, uint32_t ops) {
@@ -141,17 +138,10 @@ static void test_join_window_either_order(void **state) {
 static void window_compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   (void)m;
   (void)i;
-  cfg->inflight_bytes_max = WINDOW_BYTES;
-  cfg->compact_every_ms = 5000;
-  cfg->compact_after_ops = 0;
+  mn_compact_cfg(cfg, MN_COMPACT_EVERY_MS, WINDOW_BYTES);
 }
 
-static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
-  (void)m;
-  (void)i;
-  cfg->compact_every_ms = 5000;
-  cfg->compact_after_ops = 0;
-}
+static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) { mn_compacting(m, i, cfg); }
 
 /* 0 creates, 1 joins (its invite lasts a day: finality keeps 1's chain,
  * its admission included, uncompacted); both compact 0's chain. 0 invites

@@ -206,6 +206,31 @@ static void test_gate_revoke_cut(void **state) {
   node_close(&n);
 }
 
+/* Five fresh nodes all[0..4] (tmp dirs "<tag>-g", "-a", "-b", "-o1",
+ * "-o2"; identity salts 1 to 5): g creates the mesh and invites (invite
+ * seed bytes seed_byte to seed_byte + 3) a, then b as admins (a, invited
+ * first, is the senior), then two writers; g's, a's and b's chains reach
+ * every other node. */
+static void two_admins_mesh(node *all[5], const char *tag, uint8_t seed_byte) {
+  static const char *const suffix[5] = {"g", "a", "b", "o1", "o2"};
+  for (uint8_t i = 0; i < 5; i++) {
+    char name[64];
+    int len = snprintf(name, sizeof name, "%s-%s", tag, suffix[i]);
+    assert_true(len > 0 && (size_t)len < sizeof name);
+    node_open(all[i], name, (uint8_t)(i + 1));
+  }
+  node *g = all[0], *a = all[1], *b = all[2];
+  uint8_t mesh_id[VS_MESH_ID_BYTES];
+  assert_err(vs_mesh_create(g->store, NOW, mesh_id), VS_OK);
+  for (uint8_t i = 1; i < 5; i++)
+    join(g, all[i], i <= 2 ? VS_MESH_ADMIN : VS_MESH_WRITER, (uint8_t)(seed_byte + i - 1), NOW + 10u * i);
+  for (int i = 1; i < 5; i++) assert_err(send_origin(g, all[i], g->id.pk, NOW + 50), VS_OK);
+  for (int i = 0; i < 5; i++) {
+    if (all[i] != a) assert_err(send_origin(a, all[i], a->id.pk, NOW + 60), VS_OK);
+    if (all[i] != b) assert_err(send_origin(b, all[i], b->id.pk, NOW + 60), VS_OK);
+  }
+}
+
 /* A mutual revoke between two admins, partitioned (docs/membership.md's
  * example): observers that take the two revokes in either order end with
  * the same verdict (the senior's revoke wins). The junior's revoke lies
@@ -214,23 +239,8 @@ static void test_gate_revoke_cut(void **state) {
 static void test_gate_mutual_revoke_converges(void **state) {
   (void)state;
   node g, a, b, o1, o2;
-  node_open(&g, "mut-g", 1);
-  node_open(&a, "mut-a", 2);
-  node_open(&b, "mut-b", 3);
-  node_open(&o1, "mut-o1", 4);
-  node_open(&o2, "mut-o2", 5);
-  uint8_t mesh_id[VS_MESH_ID_BYTES];
-  assert_err(vs_mesh_create(g.store, NOW, mesh_id), VS_OK);
-  join(&g, &a, VS_MESH_ADMIN, 0x41, NOW + 10); /* invited first: senior */
-  join(&g, &b, VS_MESH_ADMIN, 0x42, NOW + 20);
-  join(&g, &o1, VS_MESH_WRITER, 0x43, NOW + 30);
-  join(&g, &o2, VS_MESH_WRITER, 0x44, NOW + 40);
   node *all[] = {&g, &a, &b, &o1, &o2};
-  for (int i = 1; i < 5; i++) assert_err(send_origin(&g, all[i], g.id.pk, NOW + 50), VS_OK);
-  for (int i = 0; i < 5; i++) {
-    if (all[i] != &a) assert_err(send_origin(&a, all[i], a.id.pk, NOW + 60), VS_OK);
-    if (all[i] != &b) assert_err(send_origin(&b, all[i], b.id.pk, NOW + 60), VS_OK);
-  }
+  two_admins_mesh(all, "mut", 0x41);
   assert_err(vs_mesh_revoke(a.store, b.id.pk, NOW + 100, NULL), VS_OK);
   assert_err(vs_mesh_revoke(b.store, a.id.pk, NOW + 100, NULL), VS_OK);
   (void)send_origin(&a, &o1, a.id.pk, NOW + 200);
@@ -293,23 +303,8 @@ static uint32_t log_dups(node *n) {
 static void test_gate_lifted_cut_stores_once(void **state) {
   (void)state;
   node g, a, b, o, t;
-  node_open(&g, "lift-g", 1);
-  node_open(&a, "lift-a", 2);
-  node_open(&b, "lift-b", 3);
-  node_open(&o, "lift-o", 4);
-  node_open(&t, "lift-t", 5);
-  uint8_t mesh_id[VS_MESH_ID_BYTES];
-  assert_err(vs_mesh_create(g.store, NOW, mesh_id), VS_OK);
-  join(&g, &a, VS_MESH_ADMIN, 0x51, NOW + 10); /* invited first: senior */
-  join(&g, &b, VS_MESH_ADMIN, 0x52, NOW + 20);
-  join(&g, &o, VS_MESH_WRITER, 0x53, NOW + 30);
-  join(&g, &t, VS_MESH_WRITER, 0x54, NOW + 40);
   node *all[] = {&g, &a, &b, &o, &t};
-  for (int i = 1; i < 5; i++) assert_err(send_origin(&g, all[i], g.id.pk, NOW + 50), VS_OK);
-  for (int i = 0; i < 5; i++) {
-    if (all[i] != &a) assert_err(send_origin(&a, all[i], a.id.pk, NOW + 60), VS_OK);
-    if (all[i] != &b) assert_err(send_origin(&b, all[i], b.id.pk, NOW + 60), VS_OK);
-  }
+  two_admins_mesh(all, "lift", 0x51);
   uint64_t a_joined = head_of(&o, a.id.pk);
   assert_err(vs_mesh_revoke(b.store, a.id.pk, NOW + 100, NULL), VS_OK); /* cuts A at its admission */
   put(&a, "lift/x1", "1", NOW + 110, VS_OK);

@@ -30,13 +30,6 @@
 #include "vixsync/snapshot.h"
 #include "snap_buf.h"
 
-static void compacting(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
-  (void)m;
-  (void)i;
-  cfg->compact_every_ms = 5000;
-  cfg->compact_after_ops = 0;
-}
-
 static uint64_t horizon(mh_mesh *m, uint32_t i, uint32_t origin) {
   return vt_horizon_of(mn_store(m, i), m->ids[origin].pk).seq;
 }
@@ -57,9 +50,7 @@ static void writes(mh_mesh *m, uint32_t nodes, uint32_t count, uint32_t round) {
 static void test_node_compacts_the_stable_part(void **state) {
   (void)state;
   mh_mesh m;
-  mn_mesh(&m, 3, 3, NULL, "nc-three", 0x21, 0x21, compacting);
-  mh_connect(&m, 1, 0);
-  mh_connect(&m, 2, 0);
+  mn_compacting_star(&m, 3, 3, "nc-three", 0x21);
   mh_connect(&m, 2, 1);
   mh_run_for(&m, 2500);
   writes(&m, 3, 300, 0);
@@ -86,9 +77,7 @@ static void test_node_compacts_the_stable_part(void **state) {
 static void test_node_away_member_holds_the_cut(void **state) {
   (void)state;
   mh_mesh m;
-  mn_mesh(&m, 3, 3, NULL, "nc-away", 0x31, 0x31, compacting);
-  mh_connect(&m, 1, 0);
-  mh_connect(&m, 2, 0);
+  mn_compacting_star(&m, 3, 3, "nc-away", 0x31);
   mh_run_for(&m, 2500);
   writes(&m, 3, 60, 0);
   mh_run_for(&m, 20000);
@@ -118,9 +107,7 @@ typedef vt_snap_buf sbuf;
 static void test_node_late_device_seeded_by_snapshot(void **state) {
   (void)state;
   mh_mesh m;
-  mn_mesh(&m, 5, 3, NULL, "nc-late", 0x41, 0x41, compacting);
-  mh_connect(&m, 1, 0);
-  mh_connect(&m, 2, 0);
+  mn_compacting_star(&m, 5, 3, "nc-late", 0x41);
   mh_run_for(&m, 2500);
   writes(&m, 3, 200, 0);
   mh_run_for(&m, 30000);

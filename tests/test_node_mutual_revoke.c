@@ -27,19 +27,6 @@
 #include "vixsync/mesh.h"
 #include "vixsync/node.h"
 
-typedef struct drop_ctx {
-  bool dropping;
-  uint64_t dropped;
-} drop_ctx;
-
-/* Everything node 3 sends node 2 is lost while dropping. */
-static bool drop_3_to_2(mh_mesh *m, uint32_t from, const vs_node_out *out) {
-  drop_ctx *d = m->ctx;
-  if (!d->dropping || from != 3 || out->peer != 2 || out->kind != VS_NODE_OUT_SEND) return false;
-  d->dropped++;
-  return true;
-}
-
 /* Node `i`'s record of node `who`: *revoked and its cut. */
 static void member_of(mh_mesh *m, uint32_t i, uint32_t who, bool *revoked, uint64_t *cut) {
   vs_mesh_member_info v[8];
@@ -59,9 +46,9 @@ static void test_mutual_revoke_fallen_vector(void **state) {
   const uint8_t roles[4] = {0, VS_MESH_ADMIN, VS_MESH_WRITER, VS_MESH_WRITER};
   mh_mesh m;
   mn_mesh(&m, 4, 4, roles, "nmrv", 0xa1, 40, NULL);
-  drop_ctx d = {false, 0};
+  mn_drop d = {3, 2, false, 0}; /* everything node 3 sends node 2 is lost while dropping */
   m.ctx = &d;
-  m.intercept = drop_3_to_2;
+  m.intercept = mn_drop_link;
   for (uint32_t i = 0; i < 4; i++)
     for (uint32_t j = i + 1; j < 4; j++) mh_connect(&m, i, j);
   mh_run_for(&m, 15000);
