@@ -303,6 +303,10 @@ uint64_t nd_compact_wake(const vs_node *n, uint64_t now_ms);
  * received, installed). */
 bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms,
                     vs_err *err_out);
+/* node_snap.c: a run of p's own chain refused below our gc_floor: p's next
+ * BEHIND names its own origin at our head of it (a floor notice; the
+ * author rebases: docs/protocol.md, "Snapshots over a session"). */
+vs_err nd_snap_floor(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms);
 vs_err nd_snap_tick(vs_node *n, uint64_t now_ms);
 vs_err nd_snap_peer_tick(vs_node *n, peer *p, uint64_t now_ms);
 uint64_t nd_snap_wake(const vs_node *n, uint64_t now_ms);

@@ -182,8 +182,9 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
           n->cfg.log(n->cfg.log_ctx, VS_LOG_ERROR, line);
         }
         p->split_logged = true;
+        return VS_OK;
       }
-      return VS_OK;
+      return nd_snap_floor(n, p, origin, now_ms);
     /* Membership (mgate.h): nothing stored; an honest sender may hold an
      * admission or a revoke we lack yet, so the session stays. */
     case VS_ERR_NOT_MEMBER: n->stats.rejected_not_member++; return VS_OK;

@@ -146,6 +146,27 @@ bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_O
   return true;
 }
 
+vs_err nd_snap_floor(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms) {
+  if (!n->mesh_managed || VS_FAULT(VS_FAULT_NO_BEHIND)) return VS_OK;
+  nd_snap_peer *s = snap_of(p);
+  if (s == NULL) return VS_ERR_NOMEM;
+  if (s->buf != NULL || p->known_vector == 0 || now_ms < s->behind_next_ms) return VS_OK;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  vs_head h;
+  err = vs_head_get(txn, n->store, origin, &h);
+  mdb_txn_abort(txn);
+  if (err == VS_ERR_NOTFOUND || (err == VS_OK && h.seq == 0)) return VS_OK; /* nothing of it held: its first op was refused */
+  if (err != VS_OK) return err;
+  vs_horizon at;
+  memset(&at, 0, sizeof at);
+  at.seq = h.seq;
+  memcpy(at.hash, h.hash, sizeof at.hash);
+  n->stats.floor_notices++;
+  return pend_add(s, origin, &at);
+}
+
 static vs_err send_behind(vs_node *n, peer *p, nd_snap_peer *s, uint64_t now_ms) {
   size_t len = 0;
   vs_err err = vs_msg_behind_encode(s->pend, s->pend_n, n->msg, VS_MSG_BYTES_MAX, &len);
@@ -301,13 +322,17 @@ static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_m
  * (rebase_covers). Called once per session that tells us BEHIND; `e`
  * (count entries): that BEHIND's. */
 static vs_err nd_snap_rebase(vs_node *n, peer *p, nd_snap_node *sn, nd_snap_peer *s, const vs_behind_entry *e,
-                             uint32_t count, uint64_t now_ms) {
+                             uint32_t count, bool own_floor, uint64_t now_ms) {
   if (sn->in_active || s->bad || now_ms < sn->retry_ms) return VS_OK;
   if (sn->want == NULL) sn->want = malloc(sizeof *sn->want * VS_WIRE_BEHIND_MAX);
   if (sn->want == NULL) return VS_ERR_NOMEM;
   sn->want_n = 0;
-  for (uint32_t i = 0; i < count && i < VS_WIRE_BEHIND_MAX; i++) /* bounded: VS_WIRE_BEHIND_MAX */
-    if (nd_vv_get(&n->mine, e[i].origin) < e[i].seq) sn->want[sn->want_n++] = e[i];
+  for (uint32_t i = 0; i < count && i < VS_WIRE_BEHIND_MAX; i++) { /* bounded: VS_WIRE_BEHIND_MAX */
+    bool self = memcmp(e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0;
+    /* A floor notice: the snapshot must anchor our chain at what the
+     * peer holds of it (its orphans start above that, never below). */
+    if (nd_vv_get(&n->mine, e[i].origin) < e[i].seq || (self && own_floor)) sn->want[sn->want_n++] = e[i];
+  }
   vs_err err = send_request(n, p, sn, now_ms);
   if (err == VS_OK) sn->in_rebase = true;
   return err;
@@ -331,6 +356,22 @@ static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_m
   return VS_OK;
 }
 
+/* An entry naming our own origin at a seq we hold: the sender refused our
+ * run after it below its gc_floor (nd_snap_floor). Taken when the hash is
+ * our op's there (the sender holds our chain up to it); else ignored (an
+ * old notice from before a rebase, or a liar: nothing changes). */
+static vs_err floor_notice(vs_node *n, const vs_behind_entry *e, bool *out) {
+  MDB_txn *txn;
+  uint8_t held[VS_HASH_BYTES];
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_op_hash_at_txn(txn, n->store, e->origin, e->seq, held);
+  mdb_txn_abort(txn);
+  if (err == VS_ERR_NOTFOUND) return VS_OK; /* compacted here or never held: not ours to judge */
+  if (err == VS_OK && memcmp(held, e->hash, VS_HASH_BYTES) == 0) *out = true;
+  return err;
+}
+
 vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
   uint32_t count = 0;
   vs_behind_entry *e = malloc(sizeof *e * VS_WIRE_BEHIND_MAX);
@@ -341,8 +382,10 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
     return err;
   }
   n->stats.snap_behind_received++;
-  bool behind = false, own = false;
-  for (uint32_t i = 0; i < count; i++) { /* bounded: count <= VS_WIRE_BEHIND_MAX */
+  bool behind = false, own = false, own_floor = false;
+  for (uint32_t i = 0; i < count && err == VS_OK; i++) { /* bounded: count <= VS_WIRE_BEHIND_MAX */
+    if (memcmp(e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0 && nd_vv_get(&n->mine, e[i].origin) >= e[i].seq)
+      err = floor_notice(n, &e[i], &own_floor); /* our own chain, held up to there: a floor notice? */
     if (nd_vv_get(&n->mine, e[i].origin) >= e[i].seq) continue;
     behind = true;
     /* Behind on our own chain: the mesh holds more of it than we do (a
@@ -351,8 +394,25 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
   }
   nd_snap_node *sn = node_state(n);
   nd_snap_peer *s = snap_of(p);
-  if (sn == NULL || s == NULL) err = VS_ERR_NOMEM;
-  else if (!behind || !n->mesh_managed) {
+  if (own_floor && err == VS_OK && n->mesh_managed) {
+    n->stats.floor_notices_received++;
+    /* A ready peer holds our chain past the notice: it took what this one
+     * refuses. Rebasing would sign those seqs again (a fork of our own
+     * identity); the stores differ on our chain and stay so (counted). */
+    for (uint32_t i = 0; i < VS_NODE_PEERS_MAX && own_floor; i++) { /* bounded: the peer table */
+      const peer *q = &n->peers[i];
+      if (q->st != PEER_READY || q == p) continue;
+      uint64_t held = nd_vv_get(&q->known, n->cfg.identity.pk);
+      for (uint32_t k = 0; k < count && own_floor; k++)
+        if (memcmp(e[k].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0 && held > e[k].seq) own_floor = false;
+    }
+    if (!own_floor) n->stats.floor_splits++;
+    else behind = own = true;
+  }
+  if (err == VS_OK && (sn == NULL || s == NULL)) err = VS_ERR_NOMEM;
+  if (err != VS_OK) {
+    /* nothing more: a store or memory failure */
+  } else if (!behind || !n->mesh_managed) {
     n->stats.snap_behind_false++; /* nothing to fetch: ignored */
   } else if (!store_fresh(n) || own) {
     n->stats.snap_behind_stuck++;
@@ -368,13 +428,14 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
       char line[160];
       snprintf(line, sizeof line, "event=behind_horizon origins=%u action=%s reason=%s", count,
                void_from != 0 ? "none" : "rebase",
-               void_from != 0 ? "own_identity_forked" : own ? "own_chain_behind" : "store_holds_data");
+               void_from != 0 ? "own_identity_forked" : own_floor ? "own_writes_below_floor" : own ? "own_chain_behind"
+                                                                                              : "store_holds_data");
       snap_log(n, VS_LOG_WARN, line);
       sn->stuck_logged = true;
     }
     if (err == VS_OK && void_from == 0 && !s->stuck_told) {
       s->stuck_told = true;
-      err = nd_snap_rebase(n, p, sn, s, e, count, now_ms);
+      err = nd_snap_rebase(n, p, sn, s, e, count, own_floor, now_ms);
     }
   } else if (!sn->in_active && !s->bad && now_ms >= sn->retry_ms) {
     err = send_request(n, p, sn, now_ms);

@@ -276,6 +276,10 @@ typedef struct vs_node_stats {
   uint64_t floor_splits;        /**< runs refused below our gc_floor that the session peer relayed (it holds
                                      them, we never will: the stores differ on that chain; docs/storage.md,
                                      "Members who stop acking"); also counted in runs_below_floor */
+  uint64_t floor_notices;       /**< BEHIND entries that named a peer's own origin at our head of it: we refused
+                                     its run after that below our gc_floor, so that it rebases and its writes
+                                     from there surface as orphans (docs/protocol.md, "Snapshots over a session") */
+  uint64_t floor_notices_received; /**< such notices about our own chain that checked (our op at that seq) */
   uint64_t gc_pinned;           /**< members silent past suspend_after (not twice it) and recently expired unused
                                      invites holding tombstone drops and counter folds back, as of the last
                                      compaction round (vs_compact_info.gc_pinned; a dead device holds them for
