@@ -8,8 +8,9 @@
  *   - ground truth at compaction (sim_compact_watch, after every poll that
  *     took a compaction step): every origin's horizon on that node is at
  *     most the real chain head of every member the simulator admitted and
- *     did not revoke and that is up: the cut said they all hold those ops,
- *     and the simulator can look;
+ *     did not revoke and that is up, that the node counted when that
+ *     horizon last moved and still counts: the cut said they all hold
+ *     those ops, and the simulator can look;
  *   - after settle (sim_compact_check): per origin, horizon <= stable cut
  *     <= head on every honest node (the cut from the store alone, acks.h);
  *   - the counts of check.c (G2, G4, the version vector) take the ops a
@@ -383,11 +384,29 @@ bool sim_compact_watch(sim *s, uint32_t i) {
     if (suspended) view[k] = false;
   }
   if (ok) ok = hz_from_set(s, i, view);
+  /* Per origin, the members its horizon answers to are those counted when
+   * it last moved (horizons only grow), and still counted now: a member
+   * node i hears of only after that step (its admission arriving after its
+   * invite expired in i's view) was in no cut that moved it, and is behind
+   * that horizon by the library's model: it rebases onto a snapshot like a
+   * new device (docs/simulator.md, "Compaction"; docs/storage.md, "Known
+   * limits of compaction"). The horizons that move at this step answer to
+   * the whole view, as before. */
+  if (ok && n->hz_seen == NULL) {
+    n->hz_seen = calloc(s->n, sizeof *n->hz_seen);
+    n->hz_bound = calloc((size_t)s->n * s->n, sizeof *n->hz_bound);
+    if (n->hz_seen == NULL || n->hz_bound == NULL) ok = sim_fail(s, SIM_EXIT_STORE, "out of memory");
+  }
   for (uint32_t j = 0; ok && j < s->n; j++) {
+    bool *bound = n->hz_bound + (size_t)j * s->n;
+    if (hz[j] != n->hz_seen[j]) {
+      memcpy(bound, view, sizeof *view * s->n);
+      n->hz_seen[j] = hz[j];
+    }
     if (hz[j] == 0 || !first_of_pk(s, j)) continue;
     for (uint32_t k = 0; ok && k < s->n; k++) {
       const sim_node *m = &s->nodes[k];
-      if (k == i || m->node == NULL || m->ms != MS_MEMBER || !view[k]) continue;
+      if (k == i || m->node == NULL || m->ms != MS_MEMBER || !view[k] || !bound[k]) continue;
       uint64_t head = 0;
       vs_err err = vs_wal_head(vs_node_store(m->node), s->nodes[j].id.pk, &head, NULL, NULL);
       if (err == VS_ERR_NOTFOUND) err = VS_OK;

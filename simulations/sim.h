@@ -307,6 +307,12 @@ typedef struct sim_node {
    * its view at its last compaction step (or at its snapshot's install),
    * s->n entries, NULL before either. */
   bool *hz_from;
+  /* Ground truth at compaction (compact.c, sim_compact_watch): per origin
+   * (s->n), its horizon at the node's last checked step; per origin x
+   * member (s->n x s->n, [origin * n + member]), the members it answered
+   * to when it last moved. NULL before the first step. */
+  uint64_t *hz_seen;
+  bool *hz_bound;
   /* The behind_horizon invariant (compact.c, sim_behind_watch): per peer
    * slot of this node's sessions (VS_NODE_PEERS_MAX) x origin (s->n), what
    * it had sent that session by the last poll, and the session's handle;

@@ -773,6 +773,7 @@ void sim_free(sim *s) {
     sodium_memzero(n->base_key, sizeof n->base_key);
     free(n->links);
     free(n->hz_from);
+    free(n->hz_seen), free(n->hz_bound);
     free(n->cb);
     free(n->bh_sent), free(n->bh_hz), free(n->bh_since), free(n->bh_recv), free(n->bh_handle);
     if (!s->cfg->keep && n->dir[0] != '\0') rm_dir(n->dir);
