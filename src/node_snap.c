@@ -26,7 +26,7 @@
  * one transaction when complete (every check of the install happens
  * before its commit), then our vector is reloaded and every peer gets it:
  * anti-entropy goes on from the snapshot's anchors. Anything wrong drops
- * the transfer (counted), that peer is not asked again in the session, and
+ * the transfer (counted), that peer is not asked again for SNAP_BAD_MS, and
  * no request goes out for VS_NODE_SNAP_RETRY_MS. A store that cannot
  * install (it holds data: a returning member) counts the BEHIND, logs it
  * once and calls nd_snap_rebase, the seam for re-bootstrapping such a
@@ -42,6 +42,14 @@
 #include "snapshot_int.h"
 #include "vixsync/snapshot.h"
 
+/* A peer that declined, or sent a bad or stalled snapshot, is not asked
+ * again for this long (and the rebase seam not called again for a session
+ * sooner): one transfer per such period per session at most, so that a
+ * transient refusal (its rate, a lost chunk) does not leave a returning
+ * member stuck behind for the whole session (vix-sim late seed 2: it was
+ * told BEHIND 544 times and asked twice). */
+#define SNAP_BAD_MS (6u * VS_NODE_SNAP_RETRY_MS)
+
 /* Per session. */
 typedef struct nd_snap_peer {
   /* Sending side: BEHIND. */
@@ -55,8 +63,8 @@ typedef struct nd_snap_peer {
   size_t len, sent, acked;
   uint64_t progress_ms; /* the last acknowledgement that moved (or the start) */
   /* Receiving side. */
-  bool bad;        /* declined, sent a bad or stalled snapshot: not asked again in this session */
-  bool stuck_told; /* the rebase seam was called for this session */
+  uint64_t bad_until_ms;  /* declined, sent a bad or stalled snapshot: not asked again before then */
+  uint64_t stuck_next_ms; /* the rebase seam is not called again for this session before then */
 } nd_snap_peer;
 
 /* Per node. */
@@ -319,11 +327,11 @@ static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_m
  * horizon (a returning member, a restored backup): the snapshot is asked
  * for as a new device's is, and taken with vs_snapshot_rebase when it
  * anchors every origin the BEHIND named at or past the horizon named
- * (rebase_covers). Called once per session that tells us BEHIND; `e`
+ * (rebase_covers). Called at most once per SNAP_BAD_MS per session that tells us BEHIND; `e`
  * (count entries): that BEHIND's. */
 static vs_err nd_snap_rebase(vs_node *n, peer *p, nd_snap_node *sn, nd_snap_peer *s, const vs_behind_entry *e,
                              uint32_t count, bool own_floor, uint64_t now_ms) {
-  if (sn->in_active || s->bad || now_ms < sn->retry_ms) return VS_OK;
+  if (sn->in_active || now_ms < s->bad_until_ms || now_ms < sn->retry_ms) return VS_OK;
   if (sn->want == NULL) sn->want = malloc(sizeof *sn->want * VS_WIRE_BEHIND_MAX);
   if (sn->want == NULL) return VS_ERR_NOMEM;
   sn->want_n = 0;
@@ -433,11 +441,11 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
       snap_log(n, VS_LOG_WARN, line);
       sn->stuck_logged = true;
     }
-    if (err == VS_OK && void_from == 0 && !s->stuck_told) {
-      s->stuck_told = true;
+    if (err == VS_OK && void_from == 0 && now_ms >= s->stuck_next_ms) {
+      s->stuck_next_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
       err = nd_snap_rebase(n, p, sn, s, e, count, own_floor, now_ms);
     }
-  } else if (!sn->in_active && !s->bad && now_ms >= sn->retry_ms) {
+  } else if (!sn->in_active && now_ms >= s->bad_until_ms && now_ms >= sn->retry_ms) {
     err = send_request(n, p, sn, now_ms);
   }
   free(e);
@@ -582,10 +590,10 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
     char line[128];
     snprintf(line, sizeof line, "event=snapshot_refused err=%s", vs_err_name(err));
     snap_log(n, VS_LOG_WARN, line);
-    /* Not asked again in this session. VS_ERR_STATE: another mesh's, or
+    /* Not asked again for SNAP_BAD_MS. VS_ERR_STATE: another mesh's, or
      * the store took runs meanwhile (then the next BEHIND finds it not
      * fresh and asks nothing). */
-    if (p->snap != NULL) p->snap->bad = true;
+    if (p->snap != NULL) p->snap->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
     return err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL ? err : VS_OK;
   }
   sn->retry_ms = 0;
@@ -633,13 +641,13 @@ vs_err nd_on_snapchunk(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint
   if (s == NULL) return VS_ERR_NOMEM;
   if (c.total == 0) { /* declined */
     n->stats.snap_declined++;
-    s->bad = true;
+    s->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
     recv_drop(n, now_ms);
     return VS_OK;
   }
   if (c.total > n->cfg.snap_bytes_max || (sn->in_total != 0 && c.total != sn->in_total) || c.offset != sn->in_len) {
     n->stats.snap_rejected++; /* too large, changed its size, out of order: the transfer is over */
-    s->bad = true;
+    s->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
     recv_drop(n, now_ms);
     return VS_OK;
   }
@@ -675,7 +683,8 @@ vs_err nd_snap_tick(vs_node *n, uint64_t now_ms) {
   if (sn != NULL && sn->in_active && now_ms >= vs_add_sat_u64(sn->in_progress_ms, n->cfg.snap_timeout_ms)) {
     n->stats.snap_timeouts++;
     peer *p = nd_peer_find(n, sn->in_handle);
-    if (p != NULL && p->snap != NULL && p->sess_no == sn->in_sess) p->snap->bad = true;
+    if (p != NULL && p->snap != NULL && p->sess_no == sn->in_sess)
+      p->snap->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
     recv_drop(n, now_ms);
   }
   return VS_OK;
