@@ -129,7 +129,10 @@
  *        sender's horizon (seq >= 1, the hash of the op there, chain.h). The
  *        sender sends it instead of any run of those origins (never a partial
  *        stream); origins strictly increasing. The receiver may ask for a
- *        snapshot (SNAPREQ) if it can install one (node_snap.c).
+ *        snapshot (SNAPREQ) if it can install one (node_snap.c). An entry
+ *        for the receiver's own origin at a seq it holds is a floor notice:
+ *        the sender holds its chain up to there (the hash of its op there)
+ *        and refused what followed below its gc_floor.
  *   SNAPREQ [7][id u64]   id >= 1 (wire v5)
  *        "Send me a snapshot" (include/vixsync/snapshot.h), numbered by the
  *        requester; answered by SNAPCHUNKs carrying that id.
