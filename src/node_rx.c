@@ -165,9 +165,9 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
     /* A data op ordered before what our compaction dropped: never merged
      * (docs/storage.md, "Dropping tombstones"); its author re-bootstraps.
      * Relayed by a peer that is not its author: that peer holds what we
-     * never will, the mesh has diverged on that chain (a too-late
-     * replica's writes near the floors: docs/storage.md, "Members who stop
-     * acking"). Counted and logged once per session; nothing mends it yet. */
+     * never will: the stores differ on that chain unless one of them
+     * rebases (a too-late replica's writes near the floors: docs/storage.md,
+     * "Members who stop acking"). Counted and logged once per session. */
     case VS_ERR_BELOW_FLOOR:
       n->stats.runs_below_floor++;
       if (memcmp(origin, p->sess.peer_id, VS_ORIGIN_BYTES) != 0) {
@@ -177,9 +177,9 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
           vs_hex_encode(origin, VS_ORIGIN_BYTES, hex);
           snprintf(line, sizeof line,
                    "event=floor_split origin=%s seq=%llu: a peer holds ops of it below our gc_floor, which we "
-                   "refuse: the stores differ on that chain",
+                   "refuse: the stores differ on that chain unless one of them rebases",
                    hex, (unsigned long long)ops[0].seq);
-          n->cfg.log(n->cfg.log_ctx, VS_LOG_ERROR, line);
+          n->cfg.log(n->cfg.log_ctx, VS_LOG_WARN, line);
         }
         p->split_logged = true;
         return VS_OK;

@@ -277,7 +277,16 @@ vs_err nd_on_snapack(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64
   }
   if (received > s->acked) s->progress_ms = now_ms;
   s->acked = (size_t)received;
-  if (s->acked == s->len) serve_drop(n, s); /* all of it is there */
+  if (s->acked == s->len) {
+    serve_drop(n, s); /* all of it is there */
+    /* Its store takes our snapshot in place of what it held, acks
+     * included (an install or a rebase empties them): what we told it of
+     * every author is told again, or it stores no ack of some members for
+     * as long as our digests keep moving (the re-tell waits for both to
+     * rest: node_acks.c), and its cut stays 0 (vix-sim: swarm seeds 10 and
+     * 28, a seeded node's horizons above acks it never got back). */
+    nd_acks_peer_free(p);
+  }
   return VS_OK;
 }
 
