@@ -581,6 +581,16 @@ static void test_restored_backup_without_mesh_sink(void **state) {
   free(b.p);
 }
 
+/* c's snapshot b with its gc_floor set at wall ms `floor_ms` (re-signed by
+ * c), taken by a's rebase; the orphans seen into *s. */
+static void rebase_at_floor(world *w, buf *b, uint64_t floor_ms, seen *s, vs_rebase_info *info) {
+  vs_put_u64le(b->p + VS_SNAP_GC_FLOOR, vs_hlc_make(floor_ms, 0xffff));
+  resign(b, &w->c.id);
+  memset(s, 0, sizeof *s);
+  assert_err(vs_store_set_orphan_fn(w->a.store, seen_cb, s), VS_OK);
+  assert_err(rebase(w->a.store, b, b->len, info), VS_OK);
+}
+
 /* gc_floor (a header field; 0 until tombstones are dropped): own unsent
  * ops from the first whose HLC is at or below it are orphaned (they could
  * resurrect what the mesh forgot). Set here by a signer re-signing its
@@ -596,13 +606,9 @@ static void test_gc_floor_orphans_old_unsent_ops(void **state) {
   assert_err(rebase(w->a.store, &b, b.len, NULL), VS_ERR_MALFORMED);
   assert_same_look(w->a.store, w->a.id.pk, &before);
   /* A floor at the first unsent op's HLC (a's seq 4, written at T0 + 20). */
-  vs_put_u64le(b.p + VS_SNAP_GC_FLOOR, vs_hlc_make(T0_MS + 20, 0xffff));
-  resign(&b, &w->c.id);
   seen s;
-  memset(&s, 0, sizeof s);
-  assert_err(vs_store_set_orphan_fn(w->a.store, seen_cb, &s), VS_OK);
   vs_rebase_info info;
-  assert_err(rebase(w->a.store, &b, b.len, &info), VS_OK);
+  rebase_at_floor(w, &b, T0_MS + 20, &s, &info);
   assert_int_equal(info.own_anchor, 3);
   assert_int_equal(info.own_kept, 0);
   assert_int_equal(info.orphaned, 2);
@@ -625,13 +631,9 @@ static void test_gc_floor_keeps_delivered_ops(void **state) {
   away_and_compacted(w);
   delivered(&w->a, 4);
   buf b = make(w->c.store);
-  vs_put_u64le(b.p + VS_SNAP_GC_FLOOR, vs_hlc_make(T0_MS + 21, 0xffff)); /* past both unsent ops */
-  resign(&b, &w->c.id);
   seen s;
-  memset(&s, 0, sizeof s);
-  assert_err(vs_store_set_orphan_fn(w->a.store, seen_cb, &s), VS_OK);
   vs_rebase_info info;
-  assert_err(rebase(w->a.store, &b, b.len, &info), VS_OK);
+  rebase_at_floor(w, &b, T0_MS + 21, &s, &info); /* past both unsent ops */
   assert_int_equal(info.own_anchor, 3);
   assert_int_equal(info.own_kept, 1);
   assert_int_equal(info.orphaned, 1);
