@@ -633,6 +633,14 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
       nd_vv_free(&q->sent);
       nd_flight_clear(q);
     }
+    /* The rebase emptied our acks; what the other peers count as told us
+     * of every author stays told for their session, so some members' acks
+     * never came back while the digests kept moving (vix-sim suspend swarm
+     * seeds 28, 56: horizons above acks the rebased node never got back;
+     * its cut stayed 0). A new session tells everything again: the other
+     * sessions close (the peers dial again; a rebase is rare). The maker
+     * tells again on its own (nd_on_snapack). */
+    if (rebased && q != p) nd_peer_close(n, q);
   }
   return err;
 }
