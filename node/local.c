@@ -323,6 +323,7 @@ int vn_open_node_tuned(const char *cmd, const char *dir, const char *mesh_key_pa
     if (tune != NULL && tune->rekey_grace_set) cfg.rekey_grace_ms = tune->rekey_grace_ms;
     if (tune != NULL && tune->compact_every_set) cfg.compact_every_ms = tune->compact_every_ms;
     if (tune != NULL && tune->suspend_after_set) cfg.suspend_after_ms = tune->suspend_after_ms;
+    if (tune != NULL && tune->ack_interval_set) cfg.ack_interval_ms = tune->ack_interval_ms;
     memcpy(node_id_out, cfg.identity.pk, VS_ORIGIN_BYTES);
     vs_err err = vs_node_open(&cfg, node_out);
     if (err != VS_OK) rc = vn_report(cmd, dir, err);

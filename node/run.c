@@ -699,7 +699,7 @@ static int daemon_open(vn_daemon *d, const vn_run_args *a) {
   uint8_t id[VS_ORIGIN_BYTES];
   vn_node_tune tune = {a->origin_quota_set, a->origin_quota,     a->rekey_grace_set,
                        a->rekey_grace_ms,   a->compact_every_set, a->compact_every_ms,
-                       a->suspend_after_set, a->suspend_after_ms};
+                       a->suspend_after_set, a->suspend_after_ms, a->ack_interval_set, a->ack_interval_ms};
   rc = vn_open_node_tuned("run", a->dir, a->mesh_key, true, &tune, &d->node, id);
   if (rc != 0) return rc;
   (void)vs_store_set_orphan_fn(vs_node_store(d->node), orphan_log, NULL); /* a rebase in the daemon */

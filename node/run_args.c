@@ -9,7 +9,7 @@ static void usage_full(FILE *out) {
   fputs("usage: vix-node run --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE]\n"
         "                    [--log-level error|warn|info|debug] [--origin-quota N] [--rekey-grace DUR]\n"
         "                    [--purge-done-after N|off] [--compact-every DUR|off]\n"
-        "                    [--suspend-after DUR|off]\n\n"
+        "                    [--suspend-after DUR|off] [--ack-interval DUR]\n\n"
         "Run the sync node of DIR: listen on HOST:PORT (UDP, ENet; port 0 picks a free port, logged as\n"
         "event=listening), keep a connection to every --peer (reconnecting with backoff), and exchange\n"
         "operations with every peer of the mesh (the mesh key: DIR/mesh.key, or FILE). Writes by other\n"
@@ -43,14 +43,19 @@ static void usage_full(FILE *out) {
         "                    a managed mesh: a member silent for DUR (its last acknowledgement and the\n"
         "                    oldest operation it lacks both older than DUR, by this store's clock) stops\n"
         "                    holding compaction back; it counts again when it acknowledges (default 30d;\n"
-        "                    off: never). Counted as stable.suspended in `status --json`.\n",
+        "                    off: never). Counted as stable.suspended in `status --json`.\n"
+        "  --ack-interval DUR\n"
+        "                    a managed mesh: how often this member signs an acknowledgement of what it\n"
+        "                    holds (when it changed) and the stable cut is taken again (default 1s).\n"
+        "                    Longer: fewer ACKS bytes and writes, compaction and suspension judged later.\n"
+        "                    Counted as stable.acks_made in `status --json`.\n",
         out);
 }
 
 void vn_usage_run(FILE *out) {
   fputs("  run      --data DIR --listen HOST:PORT [--peer HOST:PORT]... [--mesh-key FILE] [--log-level L]\n"
         "           [--origin-quota N] [--rekey-grace DUR] [--purge-done-after N|off] [--compact-every DUR|off]\n"
-        "           [--suspend-after DUR|off]\n",
+        "           [--suspend-after DUR|off] [--ack-interval DUR]\n",
         out);
 }
 
@@ -132,6 +137,14 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
       }
       a->suspend_after_set = v != NULL;
       a->suspend_after_ms = after;
+    } else if ((v = opt_value(argc, argv, &i, "--ack-interval", &m)) != NULL || m) {
+      uint64_t every = 0;
+      if (v != NULL && (!vn_parse_duration(v, &every) || every == 0)) {
+        vn_errorf("run", "--ack-interval: '%s' is not a duration of at least 1 ms (" VN_DURATION_HELP ")", v);
+        return VN_EXIT_USAGE;
+      }
+      a->ack_interval_set = v != NULL;
+      a->ack_interval_ms = every;
     } else if ((v = opt_value(argc, argv, &i, "--log-level", &m)) != NULL || m) {
       if (v != NULL && !vn_log_level_parse(v, &a->level)) {
         vn_errorf("run", "--log-level: '%s' is not error, warn, info or debug", v);

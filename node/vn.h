@@ -106,6 +106,8 @@ typedef struct vn_node_tune {
   uint64_t compact_every_ms; /* vs_node_cfg.compact_every_ms when set (0: off) */
   bool suspend_after_set;
   uint64_t suspend_after_ms; /* vs_node_cfg.suspend_after_ms when set (0: off) */
+  bool ack_interval_set;
+  uint64_t ack_interval_ms; /* vs_node_cfg.ack_interval_ms when set (>= 1) */
 } vn_node_tune;
 
 /* vn_open_node_id with `tune` (NULL: the defaults). */
