@@ -66,7 +66,7 @@ typedef struct vn_run_args {
   uint64_t compact_every_ms;
   bool suspend_after_set; /* --suspend-after DUR|off (0: off) */
   uint64_t suspend_after_ms;
-  bool ack_interval_set;  /* --ack-interval DUR (>= 1 ms) */
+  bool ack_interval_set;  /* --ack-interval DUR (100 ms .. 1 h) */
   uint64_t ack_interval_ms;
   bool purge_off;         /* --purge-done-after off */
   uint64_t purge_keep;    /* --purge-done-after N (default VN_PURGE_KEEP_DEFAULT) */

@@ -48,6 +48,8 @@ static void usage_full(FILE *out) {
         "                    a managed mesh: how often this member signs an acknowledgement of what it\n"
         "                    holds (when it changed) and the stable cut is taken again (default 1s).\n"
         "                    Longer: fewer ACKS bytes and writes, compaction and suspension judged later.\n"
+        "                    100ms to 1h; set the same on every member (a node takes each member's acks\n"
+        "                    at its own pace, twice over) and well below --suspend-after.\n"
         "                    Counted as stable.acks_made in `status --json`.\n",
         out);
 }
@@ -139,8 +141,8 @@ int vn_run_args_parse(int argc, char **argv, vn_run_args *a, bool *done) {
       a->suspend_after_ms = after;
     } else if ((v = opt_value(argc, argv, &i, "--ack-interval", &m)) != NULL || m) {
       uint64_t every = 0;
-      if (v != NULL && (!vn_parse_duration(v, &every) || every == 0)) {
-        vn_errorf("run", "--ack-interval: '%s' is not a duration of at least 1 ms (" VN_DURATION_HELP ")", v);
+      if (v != NULL && (!vn_parse_duration(v, &every) || every < 100 || every > 3600000)) {
+        vn_errorf("run", "--ack-interval: '%s' is not a duration from 100ms to 1h (" VN_DURATION_HELP ")", v);
         return VN_EXIT_USAGE;
       }
       a->ack_interval_set = v != NULL;

@@ -107,7 +107,7 @@ typedef struct vn_node_tune {
   bool suspend_after_set;
   uint64_t suspend_after_ms; /* vs_node_cfg.suspend_after_ms when set (0: off) */
   bool ack_interval_set;
-  uint64_t ack_interval_ms; /* vs_node_cfg.ack_interval_ms when set (>= 1) */
+  uint64_t ack_interval_ms; /* vs_node_cfg.ack_interval_ms when set (100 ms .. 1 h) */
 } vn_node_tune;
 
 /* vn_open_node_id with `tune` (NULL: the defaults). */

@@ -49,6 +49,7 @@
  * member stuck behind for the whole session (vix-sim late seed 2: it was
  * told BEHIND 544 times and asked twice). */
 #define SNAP_BAD_MS (6u * VS_NODE_SNAP_RETRY_MS)
+#define SNAP_BAD_LEVEL_MAX 4u /* the back-off doubles up to 16 x SNAP_BAD_MS (8 min) */
 
 /* Per session. */
 typedef struct nd_snap_peer {
@@ -65,6 +66,7 @@ typedef struct nd_snap_peer {
   /* Receiving side. */
   uint64_t bad_until_ms;  /* declined, sent a bad or stalled snapshot: not asked again before then */
   uint64_t stuck_next_ms; /* the rebase seam is not called again for this session before then */
+  uint32_t bad_level;     /* back-offs so far in this session: each doubles the next (snap_later) */
 } nd_snap_peer;
 
 /* Per node. */
@@ -95,6 +97,16 @@ static void snap_log(vs_node *n, vs_log_level level, const char *msg) {
 static nd_snap_node *node_state(vs_node *n) {
   if (n->snap == NULL) n->snap = calloc(1, sizeof *n->snap);
   return n->snap;
+}
+
+/* When s may be asked again (or the rebase seam called again): SNAP_BAD_MS,
+ * doubling with each back-off in the session, so that a failure that will
+ * recur (a snapshot that never covers what we were told) costs a transfer
+ * ever more rarely, not every 30 s. */
+static uint64_t snap_later(nd_snap_peer *s, uint64_t now_ms) {
+  uint64_t wait = (uint64_t)SNAP_BAD_MS << s->bad_level;
+  if (s->bad_level < SNAP_BAD_LEVEL_MAX) s->bad_level++;
+  return vs_add_sat_u64(now_ms, wait);
 }
 
 static nd_snap_peer *snap_of(peer *p) {
@@ -401,8 +413,10 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
   n->stats.snap_behind_received++;
   bool behind = false, own = false, own_floor = false;
   for (uint32_t i = 0; i < count && err == VS_OK; i++) { /* bounded: count <= VS_WIRE_BEHIND_MAX */
-    if (memcmp(e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0 && nd_vv_get(&n->mine, e[i].origin) >= e[i].seq)
-      err = floor_notice(n, &e[i], &own_floor); /* our own chain, held up to there: a floor notice? */
+    /* Our own chain, held past there: a floor notice? (At our head it
+     * names nothing refused: ignored, or anyone could make us rebase.) */
+    if (memcmp(e[i].origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0 && nd_vv_get(&n->mine, e[i].origin) > e[i].seq)
+      err = floor_notice(n, &e[i], &own_floor);
     if (nd_vv_get(&n->mine, e[i].origin) >= e[i].seq) continue;
     behind = true;
     /* Behind on our own chain: the mesh holds more of it than we do (a
@@ -451,7 +465,7 @@ vs_err nd_on_behind(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_
       sn->stuck_logged = true;
     }
     if (err == VS_OK && void_from == 0 && now_ms >= s->stuck_next_ms) {
-      s->stuck_next_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
+      s->stuck_next_ms = snap_later(s, now_ms);
       err = nd_snap_rebase(n, p, sn, s, e, count, own_floor, now_ms);
     }
   } else if (!sn->in_active && now_ms >= s->bad_until_ms && now_ms >= sn->retry_ms) {
@@ -602,7 +616,7 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
     /* Not asked again for SNAP_BAD_MS. VS_ERR_STATE: another mesh's, or
      * the store took runs meanwhile (then the next BEHIND finds it not
      * fresh and asks nothing). */
-    if (p->snap != NULL) p->snap->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
+    if (p->snap != NULL) p->snap->bad_until_ms = snap_later(p->snap, now_ms);
     return err == VS_ERR_NOMEM || err == VS_ERR_STORE || err == VS_ERR_FULL ? err : VS_OK;
   }
   sn->retry_ms = 0;
@@ -633,14 +647,6 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
       nd_vv_free(&q->sent);
       nd_flight_clear(q);
     }
-    /* The rebase emptied our acks; what the other peers count as told us
-     * of every author stays told for their session, so some members' acks
-     * never came back while the digests kept moving (vix-sim suspend swarm
-     * seeds 28, 56: horizons above acks the rebased node never got back;
-     * its cut stayed 0). A new session tells everything again: the other
-     * sessions close (the peers dial again; a rebase is rare). The maker
-     * tells again on its own (nd_on_snapack). */
-    if (rebased && q != p) nd_peer_close(n, q);
   }
   return err;
 }
@@ -658,13 +664,13 @@ vs_err nd_on_snapchunk(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint
   if (s == NULL) return VS_ERR_NOMEM;
   if (c.total == 0) { /* declined */
     n->stats.snap_declined++;
-    s->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
+    s->bad_until_ms = snap_later(s, now_ms);
     recv_drop(n, now_ms);
     return VS_OK;
   }
   if (c.total > n->cfg.snap_bytes_max || (sn->in_total != 0 && c.total != sn->in_total) || c.offset != sn->in_len) {
     n->stats.snap_rejected++; /* too large, changed its size, out of order: the transfer is over */
-    s->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
+    s->bad_until_ms = snap_later(s, now_ms);
     recv_drop(n, now_ms);
     return VS_OK;
   }
@@ -701,7 +707,7 @@ vs_err nd_snap_tick(vs_node *n, uint64_t now_ms) {
     n->stats.snap_timeouts++;
     peer *p = nd_peer_find(n, sn->in_handle);
     if (p != NULL && p->snap != NULL && p->sess_no == sn->in_sess)
-      p->snap->bad_until_ms = vs_add_sat_u64(now_ms, SNAP_BAD_MS);
+      p->snap->bad_until_ms = snap_later(p->snap, now_ms);
     recv_drop(n, now_ms);
   }
   return VS_OK;

@@ -146,8 +146,6 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
    * would only serve to orphan our unsent ops. */
   if (gc_floor > vs_get_u64le(h->hdr + VS_SNAP_HLC)) return VS_ERR_MALFORMED;
   uint64_t from = p->anchor > p->horizon.seq ? p->anchor : p->horizon.seq;
-  bool any_ranges = false;
-  for (uint32_t i = 0; i < p->n_sinks; i++) any_ranges = any_ranges || p->ranges[i];
   for (uint64_t s = from + 1; s <= p->head.seq && p->orphan_from == UINT64_MAX; s++) { /* bounded: our chain */
     uint64_t lsn = 0;
     uint8_t hash[VS_HASH_BYTES];
@@ -157,19 +155,10 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
     err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
     if (err != VS_OK) return err;
     /* Membership ops are exempt from the floor (apply takes them below it).
-     * So is an op the mesh's sink shows delivered: a peer holds it, and
-     * writing its seq again would fork our own identity (vix-sim late
-     * seed 16: a peer held ops 2-9 above a maker's anchor 0, the rebase
-     * orphaned them, the new ops at those seqs were a second branch and
-     * the mesh voided our chain from seq 2). A maker whose floor passed it
-     * refuses it (a floor split: counted there), but nothing forks. */
+     * A data op at or below it is orphaned even when a peer took it (the
+     * fork risk docs/storage.md names): kept, it would be merged here onto
+     * a base without the tombstones the floor dropped. */
     bool below = gc_floor > 0 && op.hlc <= gc_floor && !vs_mesh_kind_reserved(op.kind, op.kind_bytes);
-    if (below && any_ranges) {
-      bool und = false;
-      err = undelivered(txn, store, p, lsn, &und);
-      if (err != VS_OK) return err;
-      below = und;
-    }
     if (below || s <= p->restore_to) p->orphan_from = s;
   }
   return VS_OK;

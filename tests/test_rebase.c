@@ -619,30 +619,6 @@ static void test_gc_floor_orphans_old_unsent_ops(void **state) {
   free(b.p);
 }
 
-/* As above, but a peer acknowledged a's seq 4 (the mesh's sink shows it
- * delivered) though the snapshot's maker does not hold it: orphaning it
- * and writing seq 4 again would fork a's identity at that peer (vix-sim
- * late seed 16). It stays in the chain (the maker refuses it below its
- * floor: a floor split, counted there); the orphans start at the first
- * undelivered op, 5. */
-static void test_gc_floor_keeps_delivered_ops(void **state) {
-  world *w = *state;
-  vs_outbox_close(mesh_sink(&w->a)); /* registered before the first write */
-  away_and_compacted(w);
-  delivered(&w->a, 4);
-  buf b = make(w->c.store);
-  seen s;
-  vs_rebase_info info;
-  rebase_at_floor(w, &b, T0_MS + 21, &s, &info); /* past both unsent ops */
-  assert_int_equal(info.own_anchor, 3);
-  assert_int_equal(info.own_kept, 1);
-  assert_int_equal(info.orphaned, 1);
-  assert_int_equal(info.own_head_after, 4);
-  assert_int_equal(s.n, 1);
-  assert_int_equal(s.seqs[0], 5);
-  free(b.p);
-}
-
 /* A store that learned its own identity forked (the original's run over
  * the restored backup's seq 4) holds a verdict on itself: a rebase is
  * refused (VS_ERR_FORKED), nothing changed; that identity is spent. */
@@ -757,7 +733,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_restored_backup_orphans_exactly_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restored_backup_without_mesh_sink, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gc_floor_orphans_old_unsent_ops, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_gc_floor_keeps_delivered_ops, setup, teardown),
       cmocka_unit_test_setup_teardown(test_own_fork_verdict_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_is_idempotent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_orphans_bound, setup, teardown),

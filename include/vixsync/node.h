@@ -283,7 +283,7 @@ typedef struct vs_node_stats {
   uint64_t gc_pinned;           /**< members silent past suspend_after (not twice it) and recently expired unused
                                      invites holding tombstone drops and counter folds back, as of the last
                                      compaction round (vs_compact_info.gc_pinned; a dead device holds them for
-                                     twice suspend_after at most: revoke it to release them at once) */
+                                     twice suspend_after at most) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

@@ -236,7 +236,7 @@ def test_run_errors(m):
         check(rc == 2 and len(err.splitlines()) == 1 and "--rekey-grace" in err, "bad --rekey-grace %r: %r" % (bad, err))
     check(vn("run", "--data", a, "--listen", "127.0.0.1:0", "--rekey-grace")[0] == 2, "--rekey-grace without DUR")
     check("--ack-interval DUR" in out, "run --help names --ack-interval")
-    for bad in ("0s", "10", "off", ""):
+    for bad in ("0s", "10", "off", "", "99ms", "2h"):
         rc, _, err = vn("run", "--data", a, "--listen", "127.0.0.1:0", "--ack-interval", bad)
         check(rc == 2 and len(err.splitlines()) == 1 and "--ack-interval" in err, "bad --ack-interval %r: %r" % (bad, err))
     env = dict(os.environ, VIX_NODE_RX_MIN_BYTES="64k")
