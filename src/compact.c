@@ -26,6 +26,8 @@ typedef struct job {
   uint32_t sinks_n; /* sinks whose entries hold an op back (not ranges-only) */
   uint8_t base_hash[VS_HASH_BYTES];
   uint64_t gc_cap;     /* vs_compact_txn's: the GC bound is at most this */
+  const uint8_t (*settled)[VS_ORIGIN_BYTES]; /* revoked devices whose revocation is final */
+  uint32_t settled_n;
   uint32_t gc_pinned;  /* members silent past suspend_after that held the bound (gc_bound) */
 } job;
 
@@ -251,6 +253,14 @@ static vs_err gc_bound(job *j, uint64_t *bound_out) {
       vs_mesh_rec rec;
       bool gone = false;
       vs_err merr = vs_mesh_rec_get_txn(j->txn, j->store, origin, &rec);
+      /* A revoked device whose revocation is final and whose chain we
+       * hold and folded to its cut can send nothing valid any more: it
+       * bounds nothing (before, every revoke held the GC at the revoked
+       * device's last op for good: no tombstone dropped after it). */
+      bool final = false;
+      for (uint32_t k = 0; merr == VS_OK && rec.revoked && k < j->settled_n && !final; k++) /* bounded: members */
+        final = memcmp(j->settled[k], origin, VS_ORIGIN_BYTES) == 0 && head.seq >= rec.cut_seq;
+      if (final) continue;
       if (merr == VS_OK && !rec.revoked) {
         uint64_t s2 = j->store->suspend_after_ms > UINT64_MAX / 2 ? UINT64_MAX : 2 * j->store->suspend_after_ms;
         bool pin = false;
@@ -300,7 +310,8 @@ static vs_err gc_step(job *j, uint64_t budget, vs_compact_result *res) {
 static int origin_cmp(const void *a, const void *b) { return memcmp(a, b, VS_ORIGIN_BYTES); }
 
 vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget,
-                      uint64_t gc_cap, vs_compact_result *res) {
+                      uint64_t gc_cap, const uint8_t (*settled)[VS_ORIGIN_BYTES], uint32_t settled_n,
+                      vs_compact_result *res) {
   if (txn == NULL || store == NULL || (cut == NULL && n > 0) || budget == 0 || res == NULL) return VS_ERR_INVAL;
   /* An origin named twice is a caller's bug: refuse it before any write. */
   uint8_t(*seen)[VS_ORIGIN_BYTES] = n > 0 ? malloc((size_t)n * VS_ORIGIN_BYTES) : NULL;
@@ -316,6 +327,8 @@ vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, ui
   j.txn = txn;
   j.store = store;
   j.gc_cap = gc_cap;
+  j.settled = settled;
+  j.settled_n = settled_n;
   j.buf = malloc(VS_OP_ENCODED_BYTES_MAX);
   if (j.buf == NULL) return VS_ERR_NOMEM;
   uint32_t ids[VS_OUTBOX_SINKS_MAX], ids_n = 0;
@@ -347,7 +360,7 @@ vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint6
   MDB_txn *txn;
   vs_err err = vs_txn_begin(store, true, &txn);
   if (err != VS_OK) return err;
-  err = vs_compact_txn(txn, store, cut, n, budget, UINT64_MAX, res);
+  err = vs_compact_txn(txn, store, cut, n, budget, UINT64_MAX, NULL, 0, res);
   if (err != VS_OK) {
     mdb_txn_abort(txn);
     return err;
@@ -408,8 +421,10 @@ vs_err vs_store_compact(vs_store *store, uint64_t max_ops, vs_compact_info *info
   memset(&fi, 0, sizeof fi);
   if (err == VS_OK && b.n > 0) err = vs_final_cut_txn(txn, store, b.e, b.n, &fi);
   if (err == VS_OK && b.n > 0 && fi.pending_invites == 0)
-    err = vs_compact_txn(txn, store, b.e, b.n, max_ops, fi.gc_cap, &res);
+    err = vs_compact_txn(txn, store, b.e, b.n, max_ops, fi.gc_cap, (const uint8_t(*)[VS_ORIGIN_BYTES])fi.settled,
+                         fi.settled_n, &res);
   free(b.e);
+  free(fi.settled);
   uint64_t breaches = 0;
   if (err == VS_OK) err = vs_horizon_breaches_get_txn(txn, store, &breaches);
   if (err == VS_OK && (res.ops_folded > 0 || res.gc_visited > 0)) err = vs_txn_commit(txn);

@@ -67,9 +67,12 @@ typedef struct vs_compact_result {
  *  advances). Bounded by `budget` ops, each a few B-tree operations. The
  *  result is added into *res. Resumable: call again with the same cut.
  *  gc_cap (UINT64_MAX: none) caps the bound under which tombstones drop
- *  and incr rows fold (compact_final.h: invites that may hide a device). */
+ *  and incr rows fold (compact_final.h: invites that may hide a device);
+ *  settled (settled_n pks) are revoked devices whose revocation is final:
+ *  folded to their cut, they no longer bound it. */
 vs_err vs_compact_txn(MDB_txn *txn, vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget,
-                      uint64_t gc_cap, vs_compact_result *res);
+                      uint64_t gc_cap, const uint8_t (*settled)[VS_ORIGIN_BYTES], uint32_t settled_n,
+                      vs_compact_result *res);
 
 /** The same in its own write transaction (one per call). */
 vs_err vs_compact_to(vs_store *store, const vs_cut_entry *cut, uint32_t n, uint64_t budget, vs_compact_result *res);

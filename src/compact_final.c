@@ -92,6 +92,7 @@ static vs_err revoked_lower(MDB_txn *txn, const vs_store *store, const vs_mesh_v
   const vs_cut_entry *held = cut_find((vs_cut_entry *)active, n, d->revoked_by);
   if (x != NULL && senior_cmp(x, d) < 0 && held != NULL && held->seq >= d->revoke_seq) {
     info->revoked_settled++;
+    if (info->settled != NULL) memcpy(info->settled[info->settled_n++], d->pk, VS_ORIGIN_BYTES);
     return VS_OK;
   }
   /* Silent past suspend_after (as a member would be, acks.h): it holds no
@@ -174,6 +175,10 @@ vs_err vs_final_cut_txn(MDB_txn *txn, const vs_store *store, vs_cut_entry *cut, 
   if (err == VS_OK) err = vs_meta_hlc_get(txn, store, &now_hlc);
   if (err == VS_OK) err = vs_mesh_reduce(mesh_id, facts, facts_n, view);
   if (err == VS_OK) err = invites_of(facts, facts_n, &invs, &invs_n);
+  if (err == VS_OK && view->count > 0) {
+    info->settled = malloc((size_t)view->count * VS_ORIGIN_BYTES);
+    if (info->settled == NULL) err = VS_ERR_NOMEM;
+  }
   info->gc_cap = UINT64_MAX;
   for (uint32_t i = 0; i < invs_n && err == VS_OK; i++) {
     info->pending_invites += !invs[i].used && invs[i].expires_hlc > now_hlc;

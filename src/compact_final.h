@@ -51,6 +51,11 @@ typedef struct vs_final_info {
                                  oldest invite that expired unused in our view less than
                                  2 x suspend_after ago, less one (compact.c, gc_bound) */
   uint32_t gc_pinned_invites; /* those invites */
+  uint8_t (*settled)[VS_ORIGIN_BYTES]; /* the revoked devices counted in revoked_settled (malloc'd, the
+                                          caller frees; NULL when none): their revocation can no longer
+                                          be lifted, so once their chain is folded to its cut they no
+                                          longer bound the GC (compact.c, gc_bound) */
+  uint32_t settled_n;
 } vs_final_info;
 
 /** Lower `cut` (n entries, sorted by origin, each origin once) for

@@ -26,6 +26,7 @@
 #include "mesh_harness.h"
 #define MN_INVITE_MS 2000ull /* short invites: each test writes after they expire */
 #include "member_nodes.h"
+#include "vixsync/wal.h"
 #include "chain.h"
 #include "compact_util.h"
 #include "internal.h"
@@ -234,6 +235,23 @@ static void test_settled_revoke_frees_the_cut(void **state) {
   assert_int_equal(info.members, 2);
   assert_true(horizon(&m, 0, 0) > acked); /* node 2's old ack no longer holds it */
   assert_true(horizon(&m, 0, 1) > 0);
+  mh_expect_converged(&m, 0, 1);
+  /* Tombstones written after the revoke drop: a settled revoked device,
+   * its chain folded to its cut, no longer holds the GC bound at its last
+   * op (before session 13 it did for good: gc_floor stayed 0 here). */
+  uint64_t seq2 = 0, hlc2 = 0;
+  uint8_t head2[VS_HASH_BYTES];
+  assert_err(vs_wal_head(mn_store(&m, 0), m.ids[2].pk, &seq2, head2, &hlc2), VS_OK);
+  for (int k = 0; k < 10; k++) {
+    mh_write(&m, k % 2, "put", "gone", "v");
+    mh_run_for(&m, 500);
+    mh_write(&m, k % 2, "del", "gone", "");
+    mh_run_for(&m, 2000);
+  }
+  mh_run_for(&m, 20000);
+  info = compact_now(&m, 0);
+  info = compact_now(&m, 0);
+  assert_true(info.gc_floor > hlc2);
   mh_expect_converged(&m, 0, 1);
   mh_free(&m);
 }
