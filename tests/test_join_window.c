@@ -175,6 +175,19 @@ static void test_join_through_recent_member_after_compaction(void **state) {
   mh_free(&m);
 }
 
+/* After 1's and 0's histories: 0 compacted its own chain and none of 1's
+ * (1's admission is recent); device 2 joins with an invite of 0, 1 goes
+ * away, 2 meets only 0, for two minutes. */
+static void join_past_member(mh_mesh *m) {
+  mh_run_for(m, 30000);
+  assert_true(vt_horizon_of(mn_store(m, 0), m->ids[0].pk).seq > 0);
+  assert_int_equal(vt_horizon_of(mn_store(m, 0), m->ids[1].pk).seq, 0);
+  mn_join(m, 0, 2, VS_MESH_WRITER);
+  mh_disconnect(m, 0, 1);
+  mh_connect(m, 2, 0);
+  mh_run_for(m, 120000);
+}
+
 /* 0 creates, 1 joins (its invite lasts a day: finality keeps 1's chain
  * uncompacted) and writes ten windows of history; both compact 0's chain.
  * Device 2 joins with an invite of 0 and meets only 0. It knows no member
@@ -190,13 +203,7 @@ static bool join_past_uncompacted(uint8_t id_base) {
   mh_run_for(&m, 2000);
   write_history(&m, 1, 2000);
   write_history(&m, 0, 100);
-  mh_run_for(&m, 30000);
-  assert_true(vt_horizon_of(mn_store(&m, 0), m.ids[0].pk).seq > 0);
-  assert_int_equal(vt_horizon_of(mn_store(&m, 0), m.ids[1].pk).seq, 0);
-  mn_join(&m, 0, 2, VS_MESH_WRITER);
-  mh_disconnect(&m, 0, 1);
-  mh_connect(&m, 2, 0);
-  mh_run_for(&m, 120000);
+  join_past_member(&m);
   assert_int_equal(mn_head(&m, 2, 1), mn_head(&m, 0, 1));
   mh_expect_converged(&m, 0, 2);
   bool before = memcmp(m.ids[1].pk, m.ids[0].pk, VS_ORIGIN_BYTES) < 0;
@@ -261,13 +268,7 @@ static void test_join_past_a_chain_larger_than_the_window(void **state) {
   mh_run_for(&m, 2000);
   write_big(&m, 1, 6000);
   write_history(&m, 0, 100);
-  mh_run_for(&m, 30000);
-  assert_true(vt_horizon_of(mn_store(&m, 0), m.ids[0].pk).seq > 0);
-  assert_int_equal(vt_horizon_of(mn_store(&m, 0), m.ids[1].pk).seq, 0);
-  mn_join(&m, 0, 2, VS_MESH_WRITER);
-  mh_disconnect(&m, 0, 1);
-  mh_connect(&m, 2, 0);
-  mh_run_for(&m, 120000);
+  join_past_member(&m);
   vs_node_stats s0 = mn_stats(&m, 0), s2 = mn_stats(&m, 2);
   assert_true(s0.snap_behind_sent >= 1); /* 0's origin was reached */
   assert_true(s2.snap_installs >= 1);
