@@ -333,7 +333,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "\"unknown_peer\": %llu},\n"
           "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
           "\"runs_forged\": %llu, \"runs_fork\": %llu, \"ops_deferred_future\": %llu,\n"
-          "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu,\n"
+          "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu, \"origin_resends\": %llu,\n"
           "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu, \"sessions_closed_malformed\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
           "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
@@ -347,7 +347,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.ops_duplicate, (unsigned long long)st.runs_gap, (unsigned long long)st.runs_forged,
           (unsigned long long)st.runs_fork, (unsigned long long)st.ops_deferred_future,
           (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
-          (unsigned long long)st.resends, (unsigned long long)st.rejected_origin_quota,
+          (unsigned long long)st.resends, (unsigned long long)st.origin_resends, (unsigned long long)st.rejected_origin_quota,
           (unsigned long long)st.rejected_vv_regress, (unsigned long long)st.sessions_closed_malformed,
           (unsigned long long)c->half_open_resets,
           (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,

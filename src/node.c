@@ -521,6 +521,8 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
         uint64_t r = vs_add_sat_u64(p->sent_at_ms, nd_resend_wait_ms(n, p));
         t = r < t ? r : t;
       }
+      uint64_t st = nd_flight_stuck_at(n, p);
+      t = st < t ? st : t;
     }
     wake = t < wake ? t : wake;
   }

@@ -212,7 +212,7 @@ vs_err nd_on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t 
   if (wr.cur != NULL) vs_wal_reader_close(&wr);
   if (txn != NULL) mdb_txn_abort(txn);
   uint32_t fl_before = p->fl_n;
-  if (err == VS_OK) err = nd_flight_add(p, origin, end, out);
+  if (err == VS_OK) err = nd_flight_add(p, origin, end, out, now_ms);
   if (err == VS_OK) err = nd_send_msg(n, p, buf, out);
   if (err != VS_OK) p->fl_n = fl_before;
   if (err == VS_OK) {

@@ -46,6 +46,7 @@ typedef struct flight {
   uint8_t origin[VS_ORIGIN_BYTES];
   uint64_t end;
   uint64_t bytes;
+  uint64_t at_ms; /* when it was sent */
 } flight;
 
 #define RESEND_LEVEL_MAX 32u /* resend_ms << level saturates at resend_max_ms long before */
@@ -82,6 +83,7 @@ typedef struct peer {
   vv sent;   /* per origin, the highest seq we sent it */
   uint64_t sent_at_ms;
   uint32_t resend_level; /* resends since the last progress: the wait is resend_ms << level */
+  uint32_t stuck_level;  /* origins sent again alone (nd_flight_unstick) since all was acknowledged */
   uint64_t inflight_bytes; /* the sum of fl[].bytes */
   flight *fl;
   uint32_t fl_n, fl_cap;
@@ -242,7 +244,9 @@ uint64_t nd_vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]);
 vs_err nd_vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head);
 void nd_vv_free(vv *v);
 void nd_flight_clear(peer *p);
-vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t end, uint64_t bytes);
+vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t end, uint64_t bytes, uint64_t now_ms);
+uint64_t nd_flight_stuck_at(const vs_node *n, const peer *p);
+void nd_flight_unstick(vs_node *n, peer *p, uint64_t now_ms);
 uint64_t nd_resend_wait_ms(const vs_node *n, const peer *p);
 vs_err nd_load_mine(vs_node *n);
 vs_err nd_refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);

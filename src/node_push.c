@@ -148,7 +148,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
       if (err != VS_OK) break;
       runs++;
       ops += (uint32_t)(end - from + 1);
-      err = nd_flight_add(p, mine->origin, end, w.used - used_before);
+      err = nd_flight_add(p, mine->origin, end, w.used - used_before, now_ms);
       if (err == VS_OK) err = nd_vv_set(&p->sent, mine->origin, end, NULL);
       used_before = w.used;
       from = end + 1;
@@ -191,6 +191,7 @@ vs_err nd_anti_entropy(vs_node *n, peer *p, uint64_t now_ms) {
     nd_vv_free(&p->sent);
     nd_flight_clear(p);
   }
+  nd_flight_unstick(n, p, now_ms); /* an origin it refused, while it takes the others */
   /* Up to 64 messages while the window allows, but at most about one full
    * message's worth per call: the driver sends what is queued before the
    * next poll builds more, so a peer with a large backlog gets its first

@@ -95,7 +95,7 @@ void nd_flight_clear(peer *p) {
 /* Record a run sent (its credit is added to inflight_bytes by the caller,
  * once the message is queued). Bounded by the window: runs are only added
  * while inflight_bytes < inflight_bytes_max, one message at a time. */
-vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t end, uint64_t bytes) {
+vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t end, uint64_t bytes, uint64_t now_ms) {
   if (p->fl_n == p->fl_cap) {
     uint32_t cap = p->fl_cap == 0 ? 16 : p->fl_cap * 2;
     flight *f = realloc(p->fl, sizeof *f * cap);
@@ -106,8 +106,74 @@ vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t en
   memcpy(p->fl[p->fl_n].origin, origin, VS_ORIGIN_BYTES);
   p->fl[p->fl_n].end = end;
   p->fl[p->fl_n].bytes = bytes;
+  p->fl[p->fl_n].at_ms = now_ms;
   p->fl_n++;
   return VS_OK;
+}
+
+/* ---- one origin sent again ----
+ * The resend timer measures the oldest unacknowledged push, but any
+ * progress restarts it: while a peer acknowledges other origins, a run it
+ * refused stays unacknowledged and is never sent again. A run of a new
+ * member that a peer refused (its admission had not reached it: mgate.h),
+ * relayed by the one node that held it before its author went away, was
+ * never sent to that peer again while writes went on: the peer lacked those
+ * ops for good, and the relay's acks, which name them, were held back
+ * from it (nd_acks_relay), so every member left the relay out of its
+ * stable cut as silent (vix-sim --managed, compaction_suspend_late, seed
+ * 16). So each run in flight has its own deadline, resend_ms doubled per
+ * such resend (stuck_level, back to 0 once the peer holds all we sent; at
+ * most resend_max_ms): past it, that origin alone is sent again from what
+ * the peer's vector holds. A run refused for good (below the peer's floor)
+ * costs one run per resend_max_ms. */
+
+static uint64_t stuck_wait_ms(const vs_node *n, const peer *p) {
+  uint64_t wait = n->cfg.resend_ms;
+  for (uint32_t i = 0; i < p->stuck_level && wait < n->cfg.resend_max_ms; i++) wait *= 2; /* bounded: level */
+  return wait < n->cfg.resend_max_ms ? wait : n->cfg.resend_max_ms;
+}
+
+/* Whether flight `f` is one the resend timer no longer covers: the peer
+ * made progress after it was sent (sent_at_ms moved past it). A peer that
+ * acknowledges nothing is the resend timer's alone (its window once per
+ * backed-off resend, test_node_attacks.c). */
+static bool flight_orphaned(const peer *p, const flight *f) { return p->sent_at_ms > f->at_ms; }
+
+/* When the oldest run in flight is due to be sent again (UINT64_MAX: none,
+ * or the resend timer covers it). Runs are kept in the order they were
+ * sent. */
+uint64_t nd_flight_stuck_at(const vs_node *n, const peer *p) {
+  if (p->fl_n == 0 || !flight_orphaned(p, &p->fl[0])) return UINT64_MAX;
+  return vs_add_sat_u64(p->fl[0].at_ms, stuck_wait_ms(n, p));
+}
+
+void nd_flight_unstick(vs_node *n, peer *p, uint64_t now_ms) {
+  if (now_ms < nd_flight_stuck_at(n, p)) return;
+  uint64_t wait = stuck_wait_ms(n, p);
+  uint32_t again = 0;
+  /* Bounded: each pass takes out every flight of one origin. */
+  while (p->fl_n > 0 && flight_orphaned(p, &p->fl[0]) && now_ms >= vs_add_sat_u64(p->fl[0].at_ms, wait)) {
+    uint8_t origin[VS_ORIGIN_BYTES];
+    memcpy(origin, p->fl[0].origin, VS_ORIGIN_BYTES);
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < p->fl_n; i++) { /* bounded: fl_n */
+      if (memcmp(p->fl[i].origin, origin, VS_ORIGIN_BYTES) == 0) {
+        assert(p->fl[i].bytes <= p->inflight_bytes);
+        p->inflight_bytes -= p->fl[i].bytes;
+        continue;
+      }
+      p->fl[keep++] = p->fl[i];
+    }
+    p->fl_n = keep;
+    /* From what its vector holds: push_ops sends from there. */
+    uint64_t known = nd_vv_get(&p->known, origin);
+    if (known > 0) (void)nd_vv_set(&p->sent, origin, known, NULL); /* an entry exists: no allocation */
+    else vv_remove(&p->sent, origin);
+    again++;
+  }
+  if (again == 0) return;
+  n->stats.origin_resends += again;
+  if (p->stuck_level < RESEND_LEVEL_MAX) p->stuck_level++;
 }
 
 /* Release the credit of every run `acked` holds: only what a vector
@@ -257,6 +323,7 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   if (covered) {
     nd_vv_free(&p->sent);
     nd_flight_clear(p); /* all of it acknowledged: nothing holds credit */
+    p->stuck_level = 0;
   }
   if (progress) { /* acks are coming in: not lost, just behind */
     p->sent_at_ms = now_ms;

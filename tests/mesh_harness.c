@@ -197,6 +197,7 @@ void mh_run_for(mh_mesh *m, uint64_t ms) {
     uint64_t wake = min_wake(m);
     if (wake >= end) break;
     m->now_ms = wake > m->now_ms ? wake : m->now_ms + 1;
+    if (m->now_ms >= end) break; /* a wake left in the past steps 1 ms: time never goes back */
   }
   m->now_ms = end;
   mh_pump(m);

@@ -370,6 +370,57 @@ static void test_node_future_hlc_waits_for_clock(void **state) {
   mh_free(&t);
 }
 
+/* A run a peer refuses while it takes the others is sent again on its own.
+ * Node 1 takes one new origin a minute (origin_quota_per_min 1) and hears
+ * of everything through node 0. Node 0's writes reach it; node 2's one
+ * write, relayed by 0, is refused (the quota was spent on origin 0). Node
+ * 0 goes on writing and node 1 acknowledges each write: that progress
+ * restarts 0's resend timer, so before each run had its own deadline node
+ * 2's write was never sent to node 1 again (its author sends only to 0),
+ * and node 1 lacked it for good (nd_flight_unstick). */
+static void quota_one(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  (void)m;
+  if (i == 1) cfg->origin_quota_per_min = 1;
+}
+
+static void test_node_refused_run_sent_again_while_others_flow(void **state) {
+  (void)state;
+  mh_mesh t;
+  net_init(&t, 3);
+  t.configure = quota_one;
+  mh_restart(&t, 1);
+  mh_write(&t, 0, "put", "a", "first");
+  mh_connect(&t, 0, 1);
+  mh_connect(&t, 0, 2);
+  mh_run_for(&t, 1000);
+  mh_write(&t, 2, "put", "b", "from 2");
+  uint64_t held = 0;
+  for (uint32_t i = 0; i < 1200; i++) { /* 2 minutes of node 0 writing every 100 ms */
+    char v[16];
+    snprintf(v, sizeof v, "%u", i);
+    mh_write(&t, 0, "put", "a", v);
+    mh_run_for(&t, 100);
+    if (i == 100) { /* 10 s on: refused, and not there yet */
+      vs_node_stats s1;
+      vs_node_stats_get(t.nodes[1], &s1);
+      assert_true(s1.rejected_origin_quota >= 1);
+      assert_err(vs_wal_head(vs_node_store(t.nodes[1]), t.ids[2].pk, &held, NULL, NULL), VS_OK);
+      assert_int_equal(held, 0);
+    }
+  }
+  assert_err(vs_wal_head(vs_node_store(t.nodes[1]), t.ids[2].pk, &held, NULL, NULL), VS_OK);
+  assert_int_equal(held, 1);
+  vs_node_stats s0;
+  vs_node_stats_get(t.nodes[0], &s0);
+  assert_true(s0.origin_resends >= 1);
+  /* Backed off: from 2 s to resend_max_ms, not once per vector. */
+  assert_true(s0.origin_resends <= 8);
+  mh_run_for(&t, 5000);
+  mh_expect_converged(&t, 0, 1);
+  mh_expect_converged(&t, 0, 2);
+  mh_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_node_two_nodes_converge),
@@ -381,6 +432,7 @@ int main(void) {
       cmocka_unit_test(test_node_delivered_ranges_complete_unclaimed),
       cmocka_unit_test(test_node_held_ranges_respect_quorum),
       cmocka_unit_test(test_node_future_hlc_waits_for_clock),
+      cmocka_unit_test(test_node_refused_run_sent_again_while_others_flow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

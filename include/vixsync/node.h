@@ -284,6 +284,8 @@ typedef struct vs_node_stats {
                                      invites holding tombstone drops and counter folds back, as of the last
                                      compaction round (vs_compact_info.gc_pinned; a dead device holds them for
                                      twice suspend_after at most) */
+  uint64_t origin_resends;      /**< one origin's runs sent again alone: unacknowledged past their own resend
+                                     wait while the peer acknowledged others (a run it refused, or lost) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
