@@ -368,7 +368,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "  \"evicted_no_hello\": %llu, \"closed_oversized\": %llu, \"refused_ready_full\": %llu},\n"
           " \"stable\": {\"stable_ops\": %llu, \"stable_behind\": %llu, \"acks_made\": %llu, \"acks_sent\": %llu, "
           "\"acks_received\": %llu, \"acks_unusable\": %llu, \"acks_retold\": %llu, \"rejected_ack_quota\": %llu, "
-          "\"compact_steps\": %llu, \"ops_compacted\": %llu, \"horizon_breaches\": %llu, \"suspended\": %llu, \"runs_below_floor\": %llu, \"floor_splits\": %llu, \"floor_notices\": %llu, \"floor_notices_received\": %llu, \"gc_pinned\": %llu},\n"
+          "\"compact_steps\": %llu, \"ops_compacted\": %llu, \"horizon_breaches\": %llu, \"suspended\": %llu, \"runs_below_floor\": %llu, \"floor_splits\": %llu, \"floor_notices\": %llu, \"floor_notices_received\": %llu, \"gc_pinned\": %llu, \"late_returns\": %llu, \"late_rebases\": %llu},\n"
           " \"snapshots\": {\"behind_sent\": %llu, \"behind_received\": %llu, \"behind_false\": %llu, "
           "\"behind_stuck\": %llu, \"requests_sent\": %llu, \"requests_refused\": %llu, \"served\": %llu, "
           "\"declined\": %llu, \"chunks_sent\": %llu, \"bytes_sent\": %llu, \"chunks_received\": %llu, "
@@ -397,7 +397,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.horizon_breaches, (unsigned long long)st.members_suspended,
           (unsigned long long)st.runs_below_floor, (unsigned long long)st.floor_splits,
           (unsigned long long)st.floor_notices, (unsigned long long)st.floor_notices_received,
-          (unsigned long long)st.gc_pinned,
+          (unsigned long long)st.gc_pinned, (unsigned long long)st.late_returns, (unsigned long long)st.late_rebases,
           (unsigned long long)st.snap_behind_sent, (unsigned long long)st.snap_behind_received,
           (unsigned long long)st.snap_behind_false, (unsigned long long)st.snap_behind_stuck,
           (unsigned long long)st.snap_requests_sent, (unsigned long long)st.snap_requests_refused,

@@ -177,6 +177,14 @@ int vn_cmd_restore(const vn_args *a) {
               a->data);
     return VN_EXIT_NOTFOUND; /* an invariant of the directory: exit 1 */
   }
+  if (err == VS_ERR_HELD && a->rebase) {
+    vn_errorf(a->cmd,
+              "%s: refused, nothing changed: the snapshot's gc_floor would orphan operations of this device that a "
+              "peer already holds (its sink marked them delivered); writing those seqs again would fork its identity. "
+              "Use a snapshot made by a device that holds them",
+              a->data);
+    return VN_EXIT_NOTFOUND;
+  }
   if (err == VS_ERR_LIMIT && a->rebase) {
     vn_errorf(a->cmd, "%s: refused, nothing changed: the orphans are full (%u operations or %u bytes); "
               "vix-node orphans --replay them first", a->data, VS_ORPHANS_MAX, VS_ORPHANS_BYTES_MAX);

@@ -244,6 +244,14 @@ void sim_link_recheck(sim *s, uint32_t li) {
   } else if (!cut && l->cut_since != UINT64_MAX) {
     l->cut_since = UINT64_MAX;
     l->redial_fail = 0;
+    /* A dial the backoff put far off (it doubled while the link stayed
+     * cut) is dropped: the link is dialled again soon, as after a heal. A
+     * node rejoining after 30 s got its first session up to a minute
+     * later, and a scenario's "back at 32 s" became back at 45 s. */
+    if (l->dialing) {
+      l->dialing = false;
+      l->dial_gen++;
+    }
     if (!l->up && s->nodes[l->a].node != NULL && s->nodes[l->b].node != NULL) sim_link_dial_soon(s, li);
   }
 }

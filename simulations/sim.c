@@ -191,9 +191,9 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             sim_cfg_compacts(s->cfg) ? "true" : "false", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->seed_passed,
             t->tamper_refused, t->tamper_installed);
     fprintf(f, " \"suspend\": {\"suspend_after_ms\": %" PRIu64 ", \"suspended\": %" PRIu64 ", \"exempt\": %" PRIu64
-               ", \"suspended_present\": %" PRIu64 ", \"rebased\": %" PRIu64 ", \"orphans_surfaced\": %" PRIu64 ", \"orphans_twice\": %" PRIu64
+               ", \"suspended_present\": %" PRIu64 ", \"rebased\": %" PRIu64 ", \"late_rebased\": %" PRIu64 ", \"orphans_surfaced\": %" PRIu64 ", \"orphans_twice\": %" PRIu64
                ", \"orphans_lost\": %" PRIu64 ", \"runs_below_floor\": %" PRIu64 ", \"floor_splits\": %" PRIu64 "},\n",
-            s->cfg->suspend_after_ms, t->susp_max, t->susp_exempt, t->susp_present, t->rebases, t->orphans_surfaced, t->orphans_twice,
+            s->cfg->suspend_after_ms, t->susp_max, t->susp_exempt, t->susp_present, t->rebases, t->late_rebases, t->orphans_surfaced, t->orphans_twice,
             t->orphans_lost, below, splits);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
@@ -249,10 +249,10 @@ static void print_text(FILE *f, const sim *s, double secs, const usage *u) {
             sim_cfg_compacts(s->cfg) ? "on" : "off", steps, folded, s->compacted_total, t->seeded, t->seed_skipped, t->seed_passed,
             t->tamper_refused, t->tamper_installed);
     fprintf(f, "  suspend: after %" PRIu64 " ms; at most %" PRIu64 " members left out of a node's cut, %" PRIu64
-               " rebases over the network, %" PRIu64 " orphans surfaced (%" PRIu64 " twice), %" PRIu64
+               " rebases over the network (%" PRIu64 " of too-late replicas), %" PRIu64 " orphans surfaced (%" PRIu64 " twice), %" PRIu64
                " acknowledged writes orphaned (exempt from G2), %" PRIu64 " runs refused below a floor (%" PRIu64
                " relayed: floor splits)\n",
-            s->cfg->suspend_after_ms, t->susp_max, t->rebases, t->orphans_surfaced, t->orphans_twice, t->orphans_lost, below,
+            s->cfg->suspend_after_ms, t->susp_max, t->rebases, t->late_rebases, t->orphans_surfaced, t->orphans_twice, t->orphans_lost, below,
             splits);
   }
   fprintf(f, "  trace_hash %s\n", th);

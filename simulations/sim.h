@@ -301,6 +301,7 @@ typedef struct sim_node {
   uint64_t rekeys_seen;    /* this lifetime's stats.rekeys_issued already recorded as sysops */
   uint64_t compact_seen;   /* this lifetime's stats.compact_steps already checked (compact.c) */
   uint64_t rebases_seen; /* this lifetime's stats.snap_rebases already checked (suspend.c) */
+  uint64_t late_seen;    /* and stats.late_rebases (a too-late replica's) */
   uint64_t seed_n, seed_sum; /* a spare seeded by a snapshot: the ops it got in the base state (no callback ran) */
   bool seeded;
   /* The members the node's horizons answer to (compact.c): those active in
@@ -389,6 +390,7 @@ typedef struct sim_totals {
   uint64_t susp_exempt;      /* (compaction step, member) pairs the truth check skipped: the member was suspended */
   uint64_t susp_present;     /* ... of them, the member and the node were not away and no partition was on */
   uint64_t rebases;          /* vs_snapshot_rebase over the network (stats.snap_rebases) */
+  uint64_t late_rebases;     /* of them, a too-late replica's (stats.late_rebases) */
   uint64_t orphans_surfaced; /* orphan callbacks */
   uint64_t orphans_twice;    /* orphan callbacks for an op already surfaced (must stay 0) */
   uint64_t orphans_lost;     /* after the checks: acknowledged writes orphaned, exempt from G2 */

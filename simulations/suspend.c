@@ -159,13 +159,23 @@ static bool gc_floor_of(sim *s, uint32_t i, uint64_t *out) {
 /* The rebase node i just took: the orphans surfaced in this poll are
  * exactly its acknowledged writes above the anchor, from the first at or
  * below the gc_floor on (writes orphaned by an earlier rebase are no longer
- * its chain's: their seqs were written again). */
-static bool rebase_oracle(sim *s, uint32_t i, const susp *u) {
+ * its chain's: their seqs were written again); a too-late replica's
+ * (`late`: back after hearing no member for about twice suspend_after), from
+ * the first no other node holds, if that comes first (src/node_snap.c). */
+static bool rebase_oracle(sim *s, uint32_t i, const susp *u, bool late) {
   uint64_t *hz = calloc(s->n, sizeof *hz), floor = 0;
   bool ok = hz != NULL ? sim_horizons(s, i, hz) && gc_floor_of(s, i, &floor) : sim_fail(s, SIM_EXIT_STORE, "out of memory");
   uint64_t anchor = ok ? hz[i] : 0;
   free(hz);
   if (!ok) return false;
+  uint64_t held = anchor; /* of node i's chain, what the others hold */
+  for (uint32_t j = 0; late && j < s->n; j++) {
+    if (j == i || s->nodes[j].node == NULL) continue;
+    uint64_t h = 0;
+    vs_err err = vs_wal_head(vs_node_store(s->nodes[j].node), s->nodes[i].id.pk, &h, NULL, NULL);
+    if (err != VS_OK && err != VS_ERR_NOTFOUND) return sim_fail(s, SIM_EXIT_STORE, "node %u: chain head: %s", j, vs_err_name(err));
+    if (err == VS_OK && h > held) held = h;
+  }
   size_t fresh = u != NULL && u->fresh_node == i ? u->fresh_n : 0;
   uint64_t from = UINT64_MAX; /* the first orphaned seq the oracle expects */
   for (size_t k = 0; k < s->acked_n; k++) {
@@ -175,6 +185,7 @@ static bool rebase_oracle(sim *s, uint32_t i, const susp *u) {
     for (size_t f = 0; f < fresh && !now; f++) now = u->fresh[f] == k;
     if (a->node != i || (a->orphaned > 0 && !now) || seq <= anchor) continue;
     if (floor > 0 && a->hlc <= floor && seq < from) from = seq;
+    if (late && seq > held && seq < from) from = seq;
   }
   size_t want = 0;
   for (size_t k = 0; k < s->acked_n; k++) {
@@ -263,8 +274,11 @@ bool sim_susp_watch(sim *s, uint32_t i) {
   }
   s->tot.rebases += st.snap_rebases - n->rebases_seen;
   n->rebases_seen = st.snap_rebases;
+  bool late = st.late_rebases != n->late_seen;
+  n->late_seen = st.late_rebases;
+  s->tot.late_rebases += late;
   sim_trace(s, 'B', i, st.snap_rebases, fresh, NULL, 0);
-  bool ok = rebase_oracle(s, i, u) && rebaseline(s, i);
+  bool ok = rebase_oracle(s, i, u, late) && rebaseline(s, i);
   if (fresh > 0) n->idem_have = false; /* an orphaned keyed write's key was released: no retry of it */
   if (u != NULL) u->fresh_n = 0;
   return ok;

@@ -157,13 +157,22 @@ bool sim_node_open(sim *s, uint32_t i) {
   vs_err err = vs_node_open(&cfg, &n->node);
   sodium_memzero(&cfg.identity, sizeof cfg.identity);
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: vs_node_open(%s): %s", i, n->dir, vs_err_name(err));
-  err = vs_outbox_open(vs_node_store(n->node), NULL, &n->ob);
+  /* The node's own sink as the node opens it (src/node.c, open_engine):
+   * ranges-only, never FAILED. Opened with the defaults, it turned back
+   * into a claimed sink at every restart, and a rebase could not tell an
+   * own op a peer holds from one none does (docs/storage.md). */
+  vs_outbox_cfg ocfg;
+  vs_outbox_cfg_default(&ocfg);
+  ocfg.retry.max_attempts = 0;
+  ocfg.ranges_only = true;
+  err = vs_outbox_open(vs_node_store(n->node), &ocfg, &n->ob);
   if (err != VS_OK) return sim_fail(s, SIM_EXIT_STORE, "node %u: vs_outbox_open: %s", i, vs_err_name(err));
   n->wake_v = UINT64_MAX;
   n->wake_token++;
   n->rekeys_seen = 0;
   n->compact_seen = 0;
   n->rebases_seen = 0;
+  n->late_seen = 0;
   if (s->cfg->managed) (void)vs_store_set_orphan_fn(vs_node_store(n->node), sim_susp_on_orphan, n); /* suspend.c */
   sim_mark_dirty(s, i);
   return true;

@@ -365,6 +365,31 @@ vs_err vs_acks_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
   return lacks_older(txn, store, full, n, before, suspended_out);
 }
 
+vs_err vs_acks_heard_txn(MDB_txn *txn, const vs_store *store, const uint8_t self[VS_ORIGIN_BYTES], uint64_t *hlc_out) {
+  *hlc_out = 0;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, store->dbi_acks, &cur);
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  MDB_val k, v;
+  vs_err err = VS_OK;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == MDB_SUCCESS && err == VS_OK; /* bounded: one per member */
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != VS_ORIGIN_BYTES) {
+      err = VS_ERR_CORRUPT;
+      break;
+    }
+    if (memcmp(k.mv_data, self, VS_ORIGIN_BYTES) == 0) continue;
+    bool active = false;
+    uint64_t hlc = 0;
+    err = vs_acks_member_txn(txn, store, k.mv_data, &active);
+    if (err == VS_OK && active) err = vs_acks_hlc_txn(txn, store, k.mv_data, &hlc, NULL);
+    if (err == VS_OK && hlc > *hlc_out) *hlc_out = hlc;
+  }
+  mdb_cursor_close(cur);
+  if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS) err = vs_mdb_err(rc);
+  return err;
+}
+
 vs_err vs_acks_member_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t pk[VS_ORIGIN_BYTES],
                                     uint64_t suspend_after_ms, bool *suspended_out) {
   *suspended_out = false;

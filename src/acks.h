@@ -136,6 +136,12 @@ vs_err vs_acks_suspended_txn(MDB_txn *txn, const vs_store *store, const uint8_t 
                              uint64_t heard_hlc, const vs_ack_entry *full, uint32_t n, uint64_t now_hlc,
                              uint64_t suspend_after_ms, bool *suspended_out);
 
+/** The newest HLC of an acknowledgement held of an active member other
+ *  than `self` (0: none held): when this store last heard that the mesh
+ *  went on, as its members' clocks tell it (a device cut off hears none;
+ *  node_snap.c, the too-late replica). Bounded by the records held. */
+vs_err vs_acks_heard_txn(MDB_txn *txn, const vs_store *store, const uint8_t self[VS_ORIGIN_BYTES], uint64_t *hlc_out);
+
 /** vs_acks_suspended_txn from the store alone (member `pk`'s latest ack
  *  and the store's HLC) for a silence of suspend_after_ms (compact.c asks
  *  with twice the store's: the GC bound's pin). A member with no ack

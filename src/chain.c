@@ -7,6 +7,7 @@
 
 static const char META_HLC[] = "hlc";
 static const char META_RESTORE[] = "restore"; /* own seq a restored copy must reach before writing */
+static const char META_CONTACT[] = "contact"; /* wall ms a node last had a ready session (node_snap.c) */
 
 static MDB_val val(const void *data, size_t bytes) {
   MDB_val v = {bytes, (void *)data};
@@ -156,6 +157,25 @@ vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to) {
   }
   uint8_t buf[8];
   vs_put_u64le(buf, to);
+  MDB_val v = val(buf, sizeof buf);
+  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+vs_err vs_meta_contact_get(MDB_txn *txn, const vs_store *store, uint64_t *ms_out) {
+  MDB_val k = val(META_CONTACT, sizeof META_CONTACT - 1), v;
+  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+  *ms_out = 0;
+  if (rc == MDB_NOTFOUND) return VS_OK;
+  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
+  if (v.mv_size != 8) return VS_ERR_CORRUPT;
+  *ms_out = vs_get_u64le(v.mv_data);
+  return VS_OK;
+}
+
+vs_err vs_meta_contact_put(MDB_txn *txn, const vs_store *store, uint64_t ms) {
+  MDB_val k = val(META_CONTACT, sizeof META_CONTACT - 1);
+  uint8_t buf[8];
+  vs_put_u64le(buf, ms);
   MDB_val v = val(buf, sizeof buf);
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }

@@ -87,6 +87,10 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc);
  *  of 0 deletes it). See vs_write_restoring. */
 vs_err vs_meta_restore_get(MDB_txn *txn, const vs_store *store, uint64_t *to_out);
 vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to);
+/* meta "contact": the wall ms (the node's clock) it last had a ready
+ * session, kept every suspend_after / 8 (0: never). */
+vs_err vs_meta_contact_get(MDB_txn *txn, const vs_store *store, uint64_t *ms_out);
+vs_err vs_meta_contact_put(MDB_txn *txn, const vs_store *store, uint64_t ms);
 
 /** Store the signature of the chain head at op `id`. */
 vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]);

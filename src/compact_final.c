@@ -1,5 +1,6 @@
 /* Membership finality for compaction (compact_final.h). */
 #include "compact_final.h"
+#include "vixsync/node.h" /* VS_MAX_DRIFT_MS_DEFAULT */
 
 #include <stdlib.h>
 
@@ -183,16 +184,22 @@ vs_err vs_final_cut_txn(MDB_txn *txn, const vs_store *store, vs_cut_entry *cut, 
   for (uint32_t i = 0; i < invs_n && err == VS_OK; i++) {
     info->pending_invites += !invs[i].used && invs[i].expires_hlc > now_hlc;
     /* Expired unused in our view: a device may have joined on it before it
-     * expired and not be heard yet. Its data ops follow its admission, so
-     * they are above the invite's HLC (a joiner's clock behind the
-     * inviter's aside: docs/storage.md, "Dropping tombstones", case 3);
-     * the GC bound stays below it for 2 x suspend_after past the expiry,
-     * as for a member silent that long (compact.c, gc_bound). */
+     * expired and not be heard yet. Its data ops follow its admission, and
+     * until it receives anything they carry its own clock, which may be
+     * behind the inviter's: the GC bound stays below the invite's HLC less
+     * VS_MAX_DRIFT_MS_DEFAULT (the skew the mesh takes from a clock ahead,
+     * granted to one behind: docs/storage.md, "Dropping tombstones", case
+     * 3) for 2 x suspend_after past the expiry, as for a member silent that
+     * long (compact.c, gc_bound). Below the invite's HLC alone, a joiner
+     * 400 ms behind had its first writes refused by a peer whose floor
+     * passed them and taken by one whose floor had not: the mesh split on
+     * its chain for good (vix-sim suspend swarm, seed 39). */
     uint64_t grace = store->suspend_after_ms > UINT64_MAX / 2 ? UINT64_MAX : 2 * store->suspend_after_ms;
     if (!invs[i].used && invs[i].expires_hlc <= now_hlc &&
         vs_hlc_wall_ms(now_hlc) < vs_add_sat_u64(vs_hlc_wall_ms(invs[i].expires_hlc), grace)) {
       info->gc_pinned_invites++;
-      uint64_t cap = invs[i].hlc > 0 ? invs[i].hlc - 1 : 0;
+      uint64_t wall = vs_hlc_wall_ms(invs[i].hlc);
+      uint64_t cap = wall > VS_MAX_DRIFT_MS_DEFAULT ? vs_hlc_make(wall - VS_MAX_DRIFT_MS_DEFAULT, 0) : 0;
       if (cap < info->gc_cap) info->gc_cap = cap;
     }
   }

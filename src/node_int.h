@@ -49,6 +49,9 @@ typedef struct flight {
   uint64_t at_ms; /* when it was sent */
 } flight;
 
+/* A VV's acks digest saying "I hold none of what you told me": tell me
+ * every ack again (wire.h, VV; node_acks.c). */
+#define ACKS_DIGEST_FORGET UINT64_MAX
 #define RESEND_LEVEL_MAX 32u /* resend_ms << level saturates at resend_max_ms long before */
 #define QUOTA_UNIT 60000u    /* origin quota tokens are counted in 1/60000: one per minute-ms */
 #define QUOTA_ALL_PEERS 4u   /* the node-wide bucket holds and refills this many peers' worth */
@@ -141,6 +144,11 @@ typedef struct peer {
   uint64_t asm_acks;
   uint64_t acks_peer, acks_ours_then, acks_since_ms;
   uint32_t retell_level;
+  /* Our next VV carries ACKS_DIGEST_FORGET (we installed or rebased onto a
+   * snapshot: the acks it told us are gone); its FORGET is taken at most
+   * once per resend_ms (acks_forget_ok_ms). */
+  bool acks_forget_due;
+  uint64_t acks_forget_ok_ms;
   frame *q;
   uint32_t q_head, q_tail, q_cap;
   struct nd_snap_peer *snap; /* node_snap.c: NULL until BEHIND or a snapshot involves this session */
@@ -227,6 +235,16 @@ struct vs_node {
    * cfg.compact_after_ops. */
   uint64_t compact_next_ms, compact_ops_mark;
   struct nd_snap_node *snap; /* node_snap.c: snapshots over a session (NULL until the first is involved) */
+  /* A too-late replica (node_snap.c, nd_snap_late_check): back in touch
+   * after hearing nothing of the mesh for about twice suspend_after, with
+   * own writes no peer holds. Until it rebases it sends none of its own
+   * ops, and the rebase orphans them. ready_prev: ready peers at the last
+   * poll (the check runs when it goes from none to some). */
+  bool late;
+  uint32_t ready_prev;
+  /* When a peer was last ready (this process), and the last such time
+   * kept in meta "contact" (the check's measure of the silence). */
+  uint64_t contact_ms, contact_saved_ms;
 };
 
 /* Functions shared between the node's files (not exported: the library is
@@ -311,6 +329,8 @@ bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_O
  * BEHIND names its own origin at our head of it (a floor notice; the
  * author rebases: docs/protocol.md, "Snapshots over a session"). */
 vs_err nd_snap_floor(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms);
+vs_err nd_snap_late_check(vs_node *n, uint64_t now_ms);
+vs_err nd_snap_late_tick(vs_node *n, peer *p, uint64_t now_ms);
 vs_err nd_snap_tick(vs_node *n, uint64_t now_ms);
 vs_err nd_snap_peer_tick(vs_node *n, peer *p, uint64_t now_ms);
 uint64_t nd_snap_wake(const vs_node *n, uint64_t now_ms);

@@ -107,6 +107,8 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     if (k == 0) i = (uint32_t)own_i;
     else if (own_found && i == (uint32_t)own_i) continue;
     const vs_vv_entry *mine = &n->mine.e[i];
+    /* A too-late replica holds its own ops back until it rebases (node_snap.c). */
+    if (n->late && memcmp(mine->origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) continue;
     uint64_t known = nd_vv_get(&p->known, mine->origin), sent = nd_vv_get(&p->sent, mine->origin);
     uint64_t from = (known > sent ? known : sent) + 1;
     /* Below our horizon: it lacks compacted ops, which no run carries. It

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "acks.h"
 #include "member.h"
 #include "mstore.h"
 #include "fault.h" /* vix-sim-faults only; VS_FAULT(f) is false here otherwise */
@@ -248,12 +249,16 @@ vs_err nd_on_snapreq(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64
     n->stats.snap_requests_refused++;
     return VS_OK;
   }
-  /* Only a peer we found behind, a member (no probation), within the
-   * rates: making a snapshot reads the whole state. */
+  /* Only a peer we found behind, or that sent its vector (a too-late
+   * replica asks without a BEHIND: nd_snap_late_tick), a member (no
+   * probation), within the rates: making a snapshot reads the whole state.
+   * A member can always claim a vector that gets it a BEHIND, so the rates
+   * are the bound: one snapshot per identity per VS_NODE_SNAP_INTERVAL_MS,
+   * VS_NODE_SNAP_SERVE_MAX at once. */
   uint32_t a = p->ack_id;
   bool rate_ok = !((sn->made_any >> a) & 1u) || now_ms >= vs_add_sat_u64(sn->made_ms[a], VS_NODE_SNAP_INTERVAL_MS) ||
                  now_ms < sn->made_ms[a];
-  if (!s->told || p->probation || sn->serving >= VS_NODE_SNAP_SERVE_MAX || !rate_ok) {
+  if (!(s->told || p->known_vector != 0) || p->probation || sn->serving >= VS_NODE_SNAP_SERVE_MAX || !rate_ok) {
     n->stats.snap_requests_refused++;
     return send_decline(n, p, id);
   }
@@ -365,6 +370,105 @@ static vs_err nd_snap_rebase(vs_node *n, peer *p, nd_snap_node *sn, nd_snap_peer
   vs_err err = send_request(n, p, sn, now_ms);
   if (err == VS_OK) sn->in_rebase = true;
   return err;
+}
+
+/* ---- the too-late replica ----
+ * A member silent past twice suspend_after no longer bounds its peers'
+ * tombstone drops (compact.c, the pin), so their floors pass the writes it
+ * made meanwhile, each peer at its own time: one whose floor has not
+ * passed a write yet takes it, one whose floor has refuses it for good,
+ * and the mesh splits on that chain (vix-sim compaction_suspend_late: a
+ * peer that had just rebased onto a snapshot with no floor took them all).
+ * So a device that comes back in touch (a ready peer after none) having
+ * been out of touch for about that long (since it last had a ready
+ * session, kept in meta "contact", or heard an ack of another member,
+ * whichever is later: more than 1.75 x suspend_after, a quarter of the
+ * bound for clock skew; the peers' clocks start when they store an op it
+ * lacks, at the earliest when it lost touch) while it holds own writes no
+ * peer holds sends none of them, asks a peer for its snapshot and rebases onto
+ * it, orphaning every such write (surfaced once, never sent: the
+ * application replays what it still wants, as new writes). Not a member
+ * of a mesh of fewer than three (two never suspend each other), nor a
+ * device that holds no ack of anyone (new: it never was in the cut). */
+/* Keep when a peer was last ready: in memory at every poll, in meta every
+ * suspend_after / 8 at most (one small write transaction). */
+static vs_err contact_keep(vs_node *n, uint64_t now_ms) {
+  n->contact_ms = now_ms;
+  uint64_t every = n->cfg.suspend_after_ms / 8 > 1000 ? n->cfg.suspend_after_ms / 8 : 1000;
+  if (n->contact_saved_ms != 0 && now_ms >= n->contact_saved_ms && now_ms - n->contact_saved_ms < every) return VS_OK;
+  MDB_txn *txn;
+  vs_err err = vs_txn_begin(n->store, true, &txn);
+  if (err != VS_OK) return err;
+  err = vs_meta_contact_put(txn, n->store, now_ms);
+  if (err == VS_OK) err = vs_txn_commit(txn);
+  else mdb_txn_abort(txn);
+  if (err == VS_OK) n->contact_saved_ms = now_ms;
+  return err;
+}
+
+vs_err nd_snap_late_check(vs_node *n, uint64_t now_ms) {
+  uint32_t ready = 0;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) ready += n->peers[i].st == PEER_READY; /* bounded: the table */
+  uint32_t prev = n->ready_prev;
+  n->ready_prev = ready;
+  bool check = ready > 0 && prev == 0 && !n->late && n->mesh_managed && n->cfg.suspend_after_ms != 0 &&
+               n->keys.active >= 3 && n->cfg.suspend_after_ms <= UINT64_MAX / 4;
+  uint64_t last = n->contact_ms; /* before this poll's */
+  if (!check) return ready > 0 && n->mesh_managed && n->cfg.suspend_after_ms != 0 ? contact_keep(n, now_ms) : VS_OK;
+  uint64_t bound = n->cfg.suspend_after_ms * 2 - n->cfg.suspend_after_ms / 4;
+  MDB_txn *txn;
+  uint64_t heard = 0, kept = 0;
+  vs_err err = vs_txn_begin(n->store, false, &txn);
+  if (err != VS_OK) return err;
+  err = vs_acks_heard_txn(txn, n->store, n->cfg.identity.pk, &heard);
+  if (err == VS_OK) err = vs_meta_contact_get(txn, n->store, &kept);
+  mdb_txn_abort(txn);
+  if (err == VS_OK) err = contact_keep(n, now_ms);
+  if (err != VS_OK || heard == 0) return err; /* no ack of anyone held: a new device, never in a cut */
+  uint64_t heard_ms = vs_hlc_wall_ms(heard);
+  if (kept > heard_ms) heard_ms = kept;
+  if (last > heard_ms) heard_ms = last;
+  if (now_ms <= heard_ms || now_ms - heard_ms <= bound) return VS_OK;
+  vs_outbox_counts c;
+  err = n->outbox != NULL ? vs_outbox_counts_get(n->outbox, &c) : VS_ERR_STATE;
+  if (err != VS_OK) return err == VS_ERR_STATE ? VS_OK : err;
+  if (c.pending + c.inflight == 0) return VS_OK; /* every own write is held somewhere: nothing at risk */
+  n->late = true;
+  n->stats.late_returns++;
+  char line[200];
+  snprintf(line, sizeof line, "event=late_return silent_ms=%llu unsent=%llu action=rebase: own writes of the absence are "
+           "held back and will be orphaned", (unsigned long long)(now_ms - heard_ms),
+           (unsigned long long)(c.pending + c.inflight));
+  snap_log(n, VS_LOG_WARN, line);
+  return VS_OK;
+}
+
+/* While late: ask a ready peer that sent its vector for its snapshot (the
+ * rebase orphans our unsent writes: rebase()). One transfer at a time; a
+ * peer that declined or failed is asked again after the back-off. */
+vs_err nd_snap_late_tick(vs_node *n, peer *p, uint64_t now_ms) {
+  if (!n->late || p->probation || p->known_vector == 0) return VS_OK;
+  nd_snap_node *sn = node_state(n);
+  nd_snap_peer *s = snap_of(p);
+  if (sn == NULL || s == NULL) return VS_ERR_NOMEM;
+  if (sn->in_active || now_ms < s->bad_until_ms || now_ms < sn->retry_ms) return VS_OK;
+  sn->want_n = 0; /* any snapshot of the mesh: what it anchors is checked by the rebase */
+  vs_err err = send_request(n, p, sn, now_ms);
+  if (err == VS_OK) sn->in_rebase = true;
+  return err;
+}
+
+/* The seq of our chain that ready peers' vectors hold (a too-late
+ * replica's rebase orphans nothing at or below it). */
+static uint64_t own_held_by_peers(const vs_node *n) {
+  uint64_t held = 0;
+  for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) { /* bounded: the table */
+    const peer *q = &n->peers[i];
+    if (q->st != PEER_READY) continue;
+    uint64_t h = nd_vv_get(&q->known, n->cfg.identity.pk);
+    if (h > held) held = h;
+  }
+  return held;
 }
 
 static vs_err send_request(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
@@ -587,10 +691,15 @@ static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_
   }
   read_cur c = {sn->in_buf, sn->in_len, 0};
   vs_rebase_info info;
-  err = vs_snapshot_rebase(n->store, install_read, &c, now_ms, &info);
+  uint64_t held = n->late ? own_held_by_peers(n) : UINT64_MAX;
+  err = vs_snap_rebase_late(n->store, install_read, &c, now_ms, held, &info);
   if (err != VS_OK) return err;
   *info_out = info.snapshot;
   n->stats.snap_rebases++;
+  if (n->late) {
+    n->stats.late_rebases++;
+    n->late = false;
+  }
   char line[200];
   snprintf(line, sizeof line,
            "event=snapshot_rebased own_anchor=%llu own_kept=%llu orphaned=%llu ops_dropped=%llu",
@@ -638,6 +747,7 @@ static vs_err install(vs_node *n, peer *p, nd_snap_node *sn, uint64_t now_ms) {
     peer *q = &n->peers[i];
     if (q->st != PEER_READY) continue;
     q->vv_due = true;
+    q->acks_forget_due = true; /* the store's acks were emptied: every peer tells them again */
     /* A rebase rewrote our chain above the anchor: what we counted as sent
      * of it (orphans now, sent before the BEHIND came) says nothing of the
      * new ops at those seqs. Forget it, so they go out at once rather than
@@ -665,6 +775,10 @@ vs_err nd_on_snapchunk(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint
   if (c.total == 0) { /* declined */
     n->stats.snap_declined++;
     s->bad_until_ms = snap_later(s, now_ms);
+    /* A too-late replica that the peer holds nothing beyond: nothing
+     * moved while it was away (no floor can have passed its writes, which
+     * are older than any op a floor passes: those are stable ops of
+     * others'): it sends them after all. */
     recv_drop(n, now_ms);
     return VS_OK;
   }

@@ -42,6 +42,13 @@ const uint8_t *vs_snap_anchor(const vs_snap_head *h, const uint8_t origin[VS_ORI
 
 /** The store is of the snapshot's mesh (VS_ERR_STATE: another one, or a
  *  managed snapshot for a store that has not joined). */
+/* vs_snapshot_rebase for a too-late replica (node_snap.c): also every own
+ * data op above `held` (the seq of our chain peers are known to hold) and
+ * not marked delivered is orphaned, from the top of the chain down to the
+ * last membership op. held UINT64_MAX: vs_snapshot_rebase. */
+vs_err vs_snap_rebase_late(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, uint64_t held,
+                           vs_rebase_info *info);
+
 vs_err vs_snap_mesh_check_txn(MDB_txn *txn, const vs_store *store, const vs_snap_head *h);
 
 /** Read the chunks through fn and load them into the store in `txn`:

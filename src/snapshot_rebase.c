@@ -43,6 +43,7 @@ typedef struct plan {
   vs_horizon horizon;          /* ours before */
   uint64_t restore_to;         /* the restore mark (0: none) */
   uint64_t orphan_from;        /* the first orphaned seq (UINT64_MAX: none) */
+  uint64_t late_held;          /* a too-late replica: our chain's seq peers are known to hold (UINT64_MAX: not one) */
   uint32_t sinks[VS_OUTBOX_SINKS_MAX], n_sinks;
   bool ranges[VS_OUTBOX_SINKS_MAX];
   /* Other chains held past the snapshot's anchor: their heads (the ops
@@ -146,6 +147,7 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
    * would only serve to orphan our unsent ops. */
   if (gc_floor > vs_get_u64le(h->hdr + VS_SNAP_HLC)) return VS_ERR_MALFORMED;
   uint64_t from = p->anchor > p->horizon.seq ? p->anchor : p->horizon.seq;
+  bool floor_orphans = false;
   for (uint64_t s = from + 1; s <= p->head.seq && p->orphan_from == UINT64_MAX; s++) { /* bounded: our chain */
     uint64_t lsn = 0;
     uint8_t hash[VS_HASH_BYTES];
@@ -160,6 +162,53 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
      * a base without the tombstones the floor dropped. */
     bool below = gc_floor > 0 && op.hlc <= gc_floor && !vs_mesh_kind_reserved(op.kind, op.kind_bytes);
     if (below || s <= p->restore_to) p->orphan_from = s;
+    floor_orphans = below && s > p->restore_to;
+  }
+  /* Orphans the floor starts must be ops no peer holds: one the mesh's
+   * sink marked delivered was taken by a peer whose floor was below it,
+   * and writing its seq again would fork our identity (every node then
+   * voids our chain from there). Such a snapshot is refused: the maker
+   * adopts a holder's state once a holder relays our ops to it (a floor
+   * split: node_snap.c), and then anchors them. */
+  bool any_ranges = false;
+  for (uint32_t i = 0; i < p->n_sinks; i++) any_ranges = any_ranges || p->ranges[i];
+  /* A too-late replica (back after twice suspend_after: node_snap.c): the
+   * peers' floors may have passed any write no peer held, and they pass
+   * them at different times (a peer taking one that another refuses for
+   * good splits the mesh). So every own data op above what peers are
+   * known to hold (the late_held claim, the sink's delivered marks) is
+   * orphaned: the top of our chain down to the first op a peer holds or
+   * the last membership op (never orphaned; ops below it stay and are
+   * judged by the floor alone). */
+  if (p->late_held != UINT64_MAX) {
+    uint64_t lo = from > p->late_held ? from : p->late_held;
+    uint64_t late_from = UINT64_MAX;
+    for (uint64_t s = p->head.seq; s > lo; s--) { /* bounded: our chain */
+      uint64_t lsn = 0;
+      uint8_t hash[VS_HASH_BYTES];
+      vs_op op;
+      const uint8_t *enc = NULL;
+      uint32_t enc_bytes = 0;
+      bool und = true;
+      err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
+      if (err == VS_OK && any_ranges) err = undelivered(txn, store, p, lsn, &und);
+      if (err != VS_OK) return err;
+      if (!und || vs_mesh_kind_reserved(op.kind, op.kind_bytes)) break;
+      late_from = s;
+    }
+    if (late_from < p->orphan_from) p->orphan_from = late_from;
+  }
+  for (uint64_t s = p->orphan_from; floor_orphans && any_ranges && s <= p->head.seq; s++) { /* bounded: our chain */
+    uint64_t lsn = 0;
+    uint8_t hash[VS_HASH_BYTES];
+    vs_op op;
+    const uint8_t *enc = NULL;
+    uint32_t enc_bytes = 0;
+    bool und = false;
+    err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
+    if (err == VS_OK) err = undelivered(txn, store, p, lsn, &und);
+    if (err != VS_OK) return err;
+    if (!und) return VS_ERR_HELD;
   }
   return VS_OK;
 }
@@ -426,6 +475,11 @@ static vs_err notify_cb(void *ctx, const vs_orphan *o) {
 }
 
 vs_err vs_snapshot_rebase(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_rebase_info *info) {
+  return vs_snap_rebase_late(store, fn, ctx, now_ms, UINT64_MAX, info);
+}
+
+vs_err vs_snap_rebase_late(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, uint64_t held,
+                           vs_rebase_info *info) {
   if (store == NULL || fn == NULL) return VS_ERR_INVAL;
   if (!store->has_identity) return VS_ERR_NO_IDENTITY;
   vs_rebase_info got;
@@ -442,6 +496,7 @@ vs_err vs_snapshot_rebase(vs_store *store, vs_snapshot_read_fn fn, void *ctx, ui
   plan p;
   memset(&p, 0, sizeof p);
   p.self = store->identity.pk;
+  p.late_held = held;
   err = vs_snap_mesh_check_txn(txn, store, &h);
   if (err == VS_OK) err = plan_make(txn, store, &h, &p);
   if (err == VS_OK) err = others_plan(txn, store, &h, &p);

@@ -328,17 +328,75 @@ static void test_expired_invite_pins_gc(void **state) {
   mh_free(&m);
 }
 
-/* Past twice the bound the pin is gone: a peer whose floor passed node
- * 2's offline writes refuses them, one that compacted nothing takes them.
- * Node 2 comes back through node 1 only (which never compacted): 1 takes
- * its writes and relays them to 0, whose floor passed them: 0 refuses
- * them for good and counts a floor split (the open problem of the
- * too-late replica: docs/storage.md, "Members who stop acking"); a run
- * refused from its own author is not one. */
+/* Node 2 does not judge its own silence (suspend_after 0 on it alone: a
+ * misconfigured device; the bound is meant to be the same on every
+ * member), so it is no too-late replica to itself and sends its writes.
+ */
+static void configure_2_unbounded(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  configure(m, i, cfg);
+  if (i == 2) cfg->suspend_after_ms = 0;
+}
+
+/* Node 2 away for 150 s, past twice the bound: the pin is gone. It comes
+ * back through node 1 only, which never compacted, and is a too-late
+ * replica (back after more than 1.75 x the bound out of touch, with
+ * writes no peer holds): it sends none of them, rebases onto node 1's
+ * snapshot and orphans every one (surfaced once); then nothing of it is
+ * refused anywhere, nothing splits, all converge and its chain resumes
+ * from the mesh's head. (Before, node 1 took them all and relayed them to
+ * node 0, whose floor had passed them: refused there for good, the mesh
+ * split: test_floor_split_counted.) */
+static void test_too_late_replica_orphans_its_absence(void **state) {
+  (void)state;
+  mh_mesh m;
+  three(&m, "susp-late");
+  mh_write(&m, 2, "put", "mine", "0");
+  mh_run_for(&m, 20000);
+  uint64_t held = mn_head(&m, 0, 2);
+  assert_int_equal(held, mn_head(&m, 2, 2));
+  mh_disconnect(&m, 2, 0);
+  mh_disconnect(&m, 2, 1);
+  churn(&m, 30, 2); /* 150 s: past twice the bound; 2 writes 30 times */
+  vs_compact_info ci = compact_all(&m, 0);
+  assert_int_equal(ci.gc_pinned, 0);
+  assert_true(ci.gc_floor > head_hlc(&m, 0, 2) + 1);
+  assert_int_equal(mn_head(&m, 2, 2), held + 30);
+  mh_connect(&m, 2, 1);
+  mh_run_for(&m, 30000);
+  vs_node_stats s2 = mn_stats(&m, 2);
+  assert_int_equal(s2.late_returns, 1);
+  assert_int_equal(s2.late_rebases, 1);
+  assert_int_equal(mn_orphans(&m, 2), 30);
+  assert_int_equal(mn_head(&m, 1, 2), held); /* none of them sent */
+  mh_connect(&m, 2, 0);
+  mh_run_for(&m, 30000);
+  for (uint32_t i = 0; i < 3; i++) {
+    assert_int_equal(mn_stats(&m, i).runs_below_floor, 0);
+    assert_int_equal(mn_stats(&m, i).floor_splits, 0);
+  }
+  mh_expect_converged(&m, 0, 2);
+  mh_expect_converged(&m, 1, 2);
+  /* Its next write follows the mesh's head of its chain: taken everywhere. */
+  mh_write(&m, 2, "put", "mine", "after");
+  mh_run_for(&m, 10000);
+  assert_int_equal(mn_head(&m, 0, 2), held + 1);
+  mh_expect_converged(&m, 0, 2);
+  assert_int_equal(mn_stats(&m, 2).late_returns, 1); /* once */
+  mh_free(&m);
+}
+
+/* A device that does not judge its own silence (configure_2_unbounded)
+ * comes back past twice the bound through node 1 only, which never
+ * compacted: 1 takes its writes and relays them to 0, whose floor passed
+ * them: 0 refuses them for good and counts a floor split (detected, not
+ * mended: docs/storage.md, "Members who stop acking"); a run refused from
+ * its own author is not one. */
 static void test_floor_split_counted(void **state) {
   (void)state;
   mh_mesh m;
   three(&m, "susp-split");
+  m.configure = configure_2_unbounded;
+  mh_restart(&m, 2);
   mh_write(&m, 2, "put", "mine", "0");
   mh_run_for(&m, 20000);
   mh_disconnect(&m, 2, 0);
@@ -372,6 +430,7 @@ int main(void) {
       cmocka_unit_test(test_no_ack_held_is_not_silence),
       cmocka_unit_test(test_silent_member_pins_gc),
       cmocka_unit_test(test_expired_invite_pins_gc),
+      cmocka_unit_test(test_too_late_replica_orphans_its_absence),
       cmocka_unit_test(test_floor_split_counted),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

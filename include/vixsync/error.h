@@ -58,7 +58,8 @@ extern "C" {
   X(VS_ERR_REVOKED, -31, "this device was revoked from the mesh: its operations past the cut are void") \
   X(VS_ERR_DENIED, -32, "not allowed in this mesh (its role does not permit it, or it would remove the last admin)") \
   X(VS_ERR_BEHIND_HORIZON, -33, "those operations were compacted here (below the horizon): a device that lacks them starts from a snapshot") \
-  X(VS_ERR_BELOW_FLOOR, -34, "an operation at or below the gc_floor: it may be ordered before a tombstone compaction dropped, so it is not merged")
+  X(VS_ERR_BELOW_FLOOR, -34, "an operation at or below the gc_floor: it may be ordered before a tombstone compaction dropped, so it is not merged") \
+  X(VS_ERR_HELD, -35, "a peer holds own operations this snapshot would orphan: rebasing onto it would fork this identity; wait for a snapshot that anchors them")
 
 typedef enum vs_err {
 #define VS_ERR_ENUM_(name, value, msg) name = value,

@@ -286,6 +286,10 @@ typedef struct vs_node_stats {
                                      twice suspend_after at most) */
   uint64_t origin_resends;      /**< one origin's runs sent again alone: unacknowledged past their own resend
                                      wait while the peer acknowledged others (a run it refused, or lost) */
+  uint64_t late_returns;        /**< back in touch after hearing no member for about twice suspend_after, with
+                                     own writes no peer holds: a too-late replica (they are held back, then
+                                     orphaned by a rebase: docs/storage.md, "Members who stop acking") */
+  uint64_t late_rebases;        /**< rebases of a too-late replica (also in snap_rebases) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
