@@ -126,7 +126,8 @@ static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
   uint32_t parts = held == 0 ? 1u : (held - 1u) / VS_WIRE_VV_MAX + 1u;
   vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
   vs_vv_part part = {++p->vv_out_no, 0, parts, p->stale_probation ? 0 : n->forks_digest,
-                     p->stale_probation ? 0 : n->acks_digest};
+                     p->stale_probation ? 0 : p->acks_forget_due ? ACKS_DIGEST_FORGET : n->acks_digest};
+  p->acks_forget_due = false;
   for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
     uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
     if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
@@ -446,6 +447,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
   vs_err aerr = nd_acks_tick(n, now_ms); /* our own ack, the stable cut's counters */
   if (aerr == VS_OK) aerr = nd_compact_tick(n, now_ms); /* the log below the stable cut */
   if (aerr == VS_OK) aerr = nd_snap_tick(n, now_ms); /* a snapshot being received that stalled */
+  if (aerr == VS_OK) aerr = nd_snap_late_check(n, now_ms); /* back in touch after too long */
   if (aerr != VS_OK) return aerr;
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
@@ -487,6 +489,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
      * only the evidence vouches for (the zero signature, apply.h). */
     if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all && !p->probation) err = nd_anti_entropy(n, p, now_ms);
     if (err == VS_OK && p->st == PEER_READY) err = nd_snap_peer_tick(n, p, now_ms); /* BEHIND, snapshot chunks */
+    if (err == VS_OK && p->st == PEER_READY && n->late) err = nd_snap_late_tick(n, p, now_ms);
     if (err == VS_OK && p->st == PEER_READY && p->probation) err = nd_member_present(n, p, now_ms);
     if (err == VS_OK && nd_acks_due(n, p, now_ms)) err = nd_acks_relay(n, p, now_ms);
     if (err != VS_OK && err != VS_ERR_LIMIT) return err;

@@ -379,6 +379,23 @@ vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms) {
  * lost), forget what it was told: it is sent everything again. */
 void nd_acks_on_vv(vs_node *n, peer *p, uint64_t digest, uint64_t now_ms) {
   if (!n->mesh_managed || p->probation) return;
+  /* It installed or rebased onto a snapshot, which emptied the acks we
+   * told it: tell it all again now, not once both digests rest (a rebased
+   * member stored no ack of some members for seconds to minutes, and
+   * compacted nothing meanwhile: vix-sim suspend swarm seeds 28, 32). At
+   * most once per resend_ms: a peer that sends it in every vector costs us
+   * every ack once per resend_ms, as the re-tell below at its fastest. */
+  if (digest == ACKS_DIGEST_FORGET) {
+    if (now_ms < p->acks_forget_ok_ms) return;
+    p->acks_forget_ok_ms = vs_add_sat_u64(now_ms, n->cfg.resend_ms);
+    free(p->told);
+    p->told = NULL;
+    p->told_n = p->told_cap = 0;
+    p->told_gen = 0;
+    p->acks_since_ms = 0;
+    n->stats.acks_retold++;
+    return;
+  }
   if (digest == n->acks_digest) {
     p->retell_level = 0;
     p->acks_peer = digest;
@@ -505,7 +522,15 @@ static vs_err rx_verify(rx *x, const vs_ack_view *a, const vs_ack_rec *rec, bool
     *pend_out = true;
     usable = vs_acks_merge(x->full + 2u * VS_WIRE_VV_MAX, x->pend_n, own, a->count, x->full, VS_WIRE_VV_MAX, &full_n) == VS_OK;
   } else if (!have || rec->key_hlc != a->key_hlc) {
-    usable = false; /* a delta against a keyframe we do not hold */
+    /* A delta against a keyframe we do not hold: the keyframe was lost on
+     * the way (or went with a rebase), and its sender counts it told, so
+     * every delta it sends is dropped here until both digests rest. Our
+     * next VV asks it to tell us everything again (ACKS_DIGEST_FORGET:
+     * it takes that once per resend_ms at most): vix-sim suspend swarm
+     * seed 32, a rebased member that stored no ack of node 0 while
+     * node 0's deltas kept coming. */
+    usable = false;
+    x->p->acks_forget_due = true;
   } else {
     usable = vs_acks_merge(rec->key, rec->key_n, own, a->count, x->full, VS_WIRE_VV_MAX, &full_n) == VS_OK;
   }

@@ -86,6 +86,9 @@
  *        `acks` (wire v4) digests the member acknowledgements the sender
  *        holds (acks.h, vs_acks_tag; 0: none): two quiescent peers whose
  *        digests differ tell each other their acks again (node_acks.c).
+ *        2^64-1: the sender holds none of what it was told (it installed
+ *        or rebased onto a snapshot): the receiver tells it all again, at
+ *        most once per resend_ms (session 14).
  *        and as the acknowledgement of received operations. A vector of more
  *        than VS_WIRE_VV_MAX origins travels in `parts` messages (part 0 ..
  *        parts-1, sent in order, 1 <= parts <= VS_WIRE_VV_PARTS_MAX), each

@@ -348,6 +348,43 @@ static void test_lost_ack_repaired_by_retell(void **state) {
   mh_free(&m);
 }
 
+/* ---- a keyframe missing: asked for again ---- */
+
+/* 1 - 0 - 2 in a line. Node 1 loses node 2's ack record (as a keyframe
+ * lost on the way, or a rebase, leaves it) while 2 keeps writing: 2's new
+ * acks reach 1 as deltas against a keyframe it does not hold, which it
+ * cannot check. Its next vector asks 0 to tell it every ack again
+ * (ACKS_DIGEST_FORGET), so it stores 2's ack while the writes go on; before,
+ * only the re-tell of two digests at rest repaired it, after the writes. */
+static void test_missing_keyframe_asked_again(void **state) {
+  (void)state;
+  mh_mesh m;
+  mn_mesh(&m, 3, 3, NULL, "acks-forget", 0xb5, 27, NULL);
+  mh_connect(&m, 0, 1);
+  mh_connect(&m, 0, 2);
+  mh_run_for(&m, 15000);
+  expect_all_stable(&m, 3);
+  MDB_txn *txn;
+  assert_err(vs_txn_begin(mn_store(&m, 1), true, &txn), VS_OK);
+  assert_err(vs_acks_del_txn(txn, mn_store(&m, 1), m.ids[2].pk), VS_OK);
+  assert_err(vs_txn_commit(txn), VS_OK);
+  vs_ack_rec r;
+  assert_false(rec_of(&m, 1, 2, &r));
+  uint64_t retold = mn_stats(&m, 0).acks_retold;
+  for (uint32_t k = 0; k < 40; k++) { /* 2 writes every 250 ms for 10 s: the digests never rest */
+    char v[16];
+    snprintf(v, sizeof v, "%u", k);
+    mh_write(&m, 2, "put", "busy", v);
+    mh_run_for(&m, 250);
+  }
+  assert_true(rec_of(&m, 1, 2, &r)); /* while 2 writes on */
+  vs_ack_rec_free(&r);
+  assert_true(mn_stats(&m, 0).acks_retold > retold);
+  mh_run_for(&m, 5000);
+  expect_all_stable(&m, 3);
+  mh_free(&m);
+}
+
 /* An open mesh makes no acks and has no cut. */
 static void test_open_mesh_no_acks(void **state) {
   (void)state;
@@ -377,6 +414,7 @@ int main(void) {
       cmocka_unit_test(test_member_that_stops_acking_holds_the_cut),
       cmocka_unit_test(test_deltas_follow_the_keyframe),
       cmocka_unit_test(test_lost_ack_repaired_by_retell),
+      cmocka_unit_test(test_missing_keyframe_asked_again),
       cmocka_unit_test(test_open_mesh_no_acks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

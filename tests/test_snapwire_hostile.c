@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +53,7 @@ typedef struct fake {
   uint32_t cap_n, cap_read;
   bool closed, ready;
   /* What the target sent it, once ready. */
-  uint64_t behinds, snapreqs, declines, chunks, chunk_bytes, snapacks, ops_msgs;
+  uint64_t behinds, snapreqs, declines, chunks, chunk_bytes, snapacks, ops_msgs, acks_msgs;
   uint64_t last_req_id, last_ack;
   vs_behind_entry behind[8];
   uint32_t behind_n;
@@ -99,6 +100,8 @@ static void seen_msg(fake *f, const uint8_t *msg, size_t len) {
     uint64_t id = 0;
     f->snapacks++;
     assert_err(vs_msg_snapack_decode(msg, len, &id, &f->last_ack), VS_OK);
+  } else if (msg[0] == VS_MSG_ACKS) {
+    f->acks_msgs++;
   } else if (msg[0] == VS_MSG_OPS) {
     f->ops_msgs++;
     assert_err(vs_msg_ops_decode(msg, len, seen_run, f), VS_OK);
@@ -715,6 +718,69 @@ static void test_late_device_over_the_network(void **state) {
   teardown(&m, &f);
 }
 
+/* ---- acks: "tell me everything again" ---- */
+
+/* A VV from the fake claiming node 0's whole vector (so node 0 relays it
+ * every ack: none names an op it lacks), its acks digest `acks`. */
+static vs_err send_full_vv(mh_mesh *m, fake *f, uint64_t number, uint64_t acks) {
+  vs_vv_entry e[4];
+  uint32_t n = 0;
+  for (uint32_t o = 0; o < 4; o++) {
+    uint64_t seq = 0;
+    uint8_t hash[VS_HASH_BYTES];
+    vs_err err = vs_wal_head(mn_store(m, 0), m->ids[o].pk, &seq, hash, NULL);
+    if (err == VS_ERR_NOTFOUND || seq == 0) continue;
+    assert_err(err, VS_OK);
+    memcpy(e[n].origin, m->ids[o].pk, VS_ORIGIN_BYTES);
+    e[n].seq = seq;
+    memcpy(e[n].head, hash, VS_VV_HEAD_BYTES);
+    n++;
+  }
+  for (uint32_t i = 1; i < n; i++) /* sorted by origin (insertion sort: n <= 4) */
+    for (uint32_t j = i; j > 0 && memcmp(e[j - 1].origin, e[j].origin, VS_ORIGIN_BYTES) > 0; j--) {
+      vs_vv_entry t = e[j];
+      e[j] = e[j - 1];
+      e[j - 1] = t;
+    }
+  uint8_t buf[VS_MSG_VV_HEADER_BYTES + 4 * sizeof(vs_vv_entry) + 64];
+  size_t len = 0;
+  vs_vv_part part = {number, 0, 1, 0, acks};
+  assert_err(vs_msg_vv_encode(&part, e, n, buf, sizeof buf, &len), VS_OK);
+  return fake_send(m, f, buf, len);
+}
+
+/* A member whose every vector says "I hold none of the acks you told me"
+ * (the digest 2^64-1, which a node sends after it installed or rebased
+ * onto a snapshot, or when a delta came against a keyframe it lacks) gets
+ * every ack again at most once per resend_ms: 20 s of a vector every
+ * 100 ms cost node 0 at most 11 re-tells, and an ACKS message each. */
+static void test_forget_digest_rate_bounded(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, "swh-forget");
+  fake_dial(&m, &f, 0);
+  assert_err(send_full_vv(&m, &f, 1, 0), VS_OK);
+  mh_run_for(&m, 3000);
+  vs_node_stats s0 = mn_stats(&m, 0);
+  uint64_t msgs = f.acks_msgs;
+  for (uint64_t k = 0; k < 200; k++) {
+    assert_err(send_full_vv(&m, &f, k + 2, UINT64_MAX), VS_OK);
+    mh_run_for(&m, 100);
+  }
+  assert_false(f.closed);
+  vs_node_cfg d;
+  vs_node_cfg_default(&d);
+  uint64_t retold = DELTA(s0, 0, acks_retold), allowed = 20000 / d.resend_ms + 1;
+  print_message("  %" PRIu64 " re-tells (at most %" PRIu64 "), %" PRIu64 " ACKS messages\n", retold, allowed,
+                f.acks_msgs - msgs);
+  assert_true(retold >= allowed - 2); /* it did tell it again, each time it could */
+  assert_true(retold <= allowed);
+  assert_true(f.acks_msgs - msgs >= retold - 1); /* every ack, in one message each time */
+  assert_true(f.acks_msgs - msgs <= retold + 1);
+  teardown(&m, &f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_behind_never_partial_flood_bounded),
@@ -724,6 +790,7 @@ int main(void) {
       cmocka_unit_test(test_behind_on_own_chain_asks_nothing),
       cmocka_unit_test(test_bad_chunks_refused_then_good_installs),
       cmocka_unit_test(test_late_device_over_the_network),
+      cmocka_unit_test(test_forget_digest_rate_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
