@@ -138,46 +138,45 @@ vs_err vs_meta_hlc_put(MDB_txn *txn, const vs_store *store, uint64_t hlc) {
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
 }
 
-vs_err vs_meta_restore_get(MDB_txn *txn, const vs_store *store, uint64_t *to_out) {
-  MDB_val k = val(META_RESTORE, sizeof META_RESTORE - 1), v;
+/* A u64le meta value (absent: 0). */
+static vs_err meta_u64_get(MDB_txn *txn, const vs_store *store, const char *key, size_t key_bytes, uint64_t *out) {
+  MDB_val k = val(key, key_bytes), v;
   int rc = mdb_get(txn, store->dbi_meta, &k, &v);
-  *to_out = 0;
+  *out = 0;
   if (rc == MDB_NOTFOUND) return VS_OK;
   if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
   if (v.mv_size != 8) return VS_ERR_CORRUPT;
-  *to_out = vs_get_u64le(v.mv_data);
+  *out = vs_get_u64le(v.mv_data);
   return VS_OK;
 }
 
-vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to) {
-  MDB_val k = val(META_RESTORE, sizeof META_RESTORE - 1);
-  if (to == 0) {
+/* Write it; 0 deletes it. */
+static vs_err meta_u64_put(MDB_txn *txn, const vs_store *store, const char *key, size_t key_bytes, uint64_t value) {
+  MDB_val k = val(key, key_bytes);
+  if (value == 0) {
     int rc = mdb_del(txn, store->dbi_meta, &k, NULL);
     return rc == MDB_NOTFOUND ? VS_OK : vs_mdb_err(rc);
   }
   uint8_t buf[8];
-  vs_put_u64le(buf, to);
+  vs_put_u64le(buf, value);
   MDB_val v = val(buf, sizeof buf);
   return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+}
+
+vs_err vs_meta_restore_get(MDB_txn *txn, const vs_store *store, uint64_t *to_out) {
+  return meta_u64_get(txn, store, META_RESTORE, sizeof META_RESTORE - 1, to_out);
+}
+
+vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to) {
+  return meta_u64_put(txn, store, META_RESTORE, sizeof META_RESTORE - 1, to);
 }
 
 vs_err vs_meta_contact_get(MDB_txn *txn, const vs_store *store, uint64_t *ms_out) {
-  MDB_val k = val(META_CONTACT, sizeof META_CONTACT - 1), v;
-  int rc = mdb_get(txn, store->dbi_meta, &k, &v);
-  *ms_out = 0;
-  if (rc == MDB_NOTFOUND) return VS_OK;
-  if (rc != MDB_SUCCESS) return vs_mdb_err(rc);
-  if (v.mv_size != 8) return VS_ERR_CORRUPT;
-  *ms_out = vs_get_u64le(v.mv_data);
-  return VS_OK;
+  return meta_u64_get(txn, store, META_CONTACT, sizeof META_CONTACT - 1, ms_out);
 }
 
 vs_err vs_meta_contact_put(MDB_txn *txn, const vs_store *store, uint64_t ms) {
-  MDB_val k = val(META_CONTACT, sizeof META_CONTACT - 1);
-  uint8_t buf[8];
-  vs_put_u64le(buf, ms);
-  MDB_val v = val(buf, sizeof buf);
-  return vs_mdb_err(mdb_put(txn, store->dbi_meta, &k, &v, 0));
+  return meta_u64_put(txn, store, META_CONTACT, sizeof META_CONTACT - 1, ms);
 }
 
 vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]) {

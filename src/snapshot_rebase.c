@@ -46,6 +46,7 @@ typedef struct plan {
   uint64_t late_held;          /* a too-late replica: our chain's seq peers are known to hold (UINT64_MAX: not one) */
   uint32_t sinks[VS_OUTBOX_SINKS_MAX], n_sinks;
   bool ranges[VS_OUTBOX_SINKS_MAX];
+  bool any_ranges; /* a ranges-only sink (the mesh's) tells which own ops the mesh took */
   /* Other chains held past the snapshot's anchor: their heads (the ops
    * above the anchor stay in the log and the live state). */
   struct kept_head {
@@ -84,6 +85,19 @@ static vs_err undelivered(MDB_txn *txn, const vs_store *store, const plan *p, ui
   return VS_OK;
 }
 
+/* Our op at `seq` (decoded into *op_out, pointing into the transaction's
+ * pages) and whether a ranges-only sink has it undelivered. */
+static vs_err own_op_undelivered(MDB_txn *txn, const vs_store *store, const plan *p, uint64_t seq, vs_op *op_out,
+                                 bool *und_out) {
+  uint64_t lsn = 0;
+  uint8_t hash[VS_HASH_BYTES];
+  const uint8_t *enc = NULL;
+  uint32_t enc_bytes = 0;
+  vs_err err = own_op(txn, store, p, seq, &lsn, hash, op_out, &enc, &enc_bytes);
+  if (err == VS_OK) err = undelivered(txn, store, p, lsn, und_out);
+  return err;
+}
+
 /* Step 1: where our chain's orphans start. */
 static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, plan *p) {
   /* A forked identity never writes again (every node refuses its ops from
@@ -97,6 +111,7 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
   if (err == VS_OK) err = vs_sinks_list(txn, store, p->sinks, &p->n_sinks);
   for (uint32_t i = 0; i < p->n_sinks && err == VS_OK; i++) err = vs_obx_ranges_only_txn(txn, store, p->sinks[i], &p->ranges[i]);
   if (err != VS_OK) return err;
+  for (uint32_t i = 0; i < p->n_sinks; i++) p->any_ranges = p->any_ranges || p->ranges[i];
   p->anchor_rec = vs_snap_anchor(h, p->self);
   p->anchor = p->anchor_rec != NULL ? vs_get_u64le(p->anchor_rec + VS_SNAP_ANCHOR_SEQ) : 0;
   p->orphan_from = UINT64_MAX;
@@ -118,20 +133,13 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
      * signed those seqs again): an own op the mesh never took is not the
      * one the mesh holds at that seq. */
     uint64_t last = p->head.seq < p->anchor ? p->head.seq : p->anchor;
-    bool any_ranges = false;
-    for (uint32_t i = 0; i < p->n_sinks; i++) any_ranges = any_ranges || p->ranges[i];
     /* No sink of the mesh's: nothing tells which ops it took. All of
      * them are orphans (surfaced, never dropped unseen). */
-    if (!any_ranges && last > p->horizon.seq) p->orphan_from = p->horizon.seq + 1;
+    if (!p->any_ranges && last > p->horizon.seq) p->orphan_from = p->horizon.seq + 1;
     for (uint64_t s = p->horizon.seq + 1; s <= last && p->orphan_from == UINT64_MAX; s++) { /* bounded: our chain */
-      uint64_t lsn = 0;
-      uint8_t hash[VS_HASH_BYTES];
       vs_op op;
-      const uint8_t *enc = NULL;
-      uint32_t enc_bytes = 0;
       bool und = false;
-      err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
-      if (err == VS_OK) err = undelivered(txn, store, p, lsn, &und);
+      err = own_op_undelivered(txn, store, p, s, &op, &und);
       if (err != VS_OK) return err;
       if (und) {
         p->orphan_from = s;
@@ -170,8 +178,6 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
    * voids our chain from there). Such a snapshot is refused: the maker
    * adopts a holder's state once a holder relays our ops to it (a floor
    * split: node_snap.c), and then anchors them. */
-  bool any_ranges = false;
-  for (uint32_t i = 0; i < p->n_sinks; i++) any_ranges = any_ranges || p->ranges[i];
   /* A too-late replica (back after twice suspend_after: node_snap.c): the
    * peers' floors may have passed any write no peer held, and they pass
    * them at different times (a peer taking one that another refuses for
@@ -184,29 +190,19 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
     uint64_t lo = from > p->late_held ? from : p->late_held;
     uint64_t late_from = UINT64_MAX;
     for (uint64_t s = p->head.seq; s > lo; s--) { /* bounded: our chain */
-      uint64_t lsn = 0;
-      uint8_t hash[VS_HASH_BYTES];
       vs_op op;
-      const uint8_t *enc = NULL;
-      uint32_t enc_bytes = 0;
-      bool und = true;
-      err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
-      if (err == VS_OK && any_ranges) err = undelivered(txn, store, p, lsn, &und);
+      bool und = false;
+      err = own_op_undelivered(txn, store, p, s, &op, &und);
       if (err != VS_OK) return err;
-      if (!und || vs_mesh_kind_reserved(op.kind, op.kind_bytes)) break;
+      if ((p->any_ranges && !und) || vs_mesh_kind_reserved(op.kind, op.kind_bytes)) break; /* no such sink: none known held */
       late_from = s;
     }
     if (late_from < p->orphan_from) p->orphan_from = late_from;
   }
-  for (uint64_t s = p->orphan_from; floor_orphans && any_ranges && s <= p->head.seq; s++) { /* bounded: our chain */
-    uint64_t lsn = 0;
-    uint8_t hash[VS_HASH_BYTES];
+  for (uint64_t s = p->orphan_from; floor_orphans && p->any_ranges && s <= p->head.seq; s++) { /* bounded: our chain */
     vs_op op;
-    const uint8_t *enc = NULL;
-    uint32_t enc_bytes = 0;
     bool und = false;
-    err = own_op(txn, store, p, s, &lsn, hash, &op, &enc, &enc_bytes);
-    if (err == VS_OK) err = undelivered(txn, store, p, lsn, &und);
+    err = own_op_undelivered(txn, store, p, s, &op, &und);
     if (err != VS_OK) return err;
     if (!und) return VS_ERR_HELD;
   }

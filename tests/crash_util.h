@@ -54,6 +54,16 @@ static inline bool crash_kill_after(pid_t pid, uint64_t us) {
   return false;
 }
 
+/* The kill delay's span, fitted to the child's speed as the kills go:
+ * shorter after a child that finished before its kill, a little longer
+ * after one that was killed. A fixed span (a few times one run measured
+ * in the parent) left most children finished before their kill on a
+ * faster machine, and the torture fell short of its kills. */
+static inline void crash_span_adapt(uint64_t *span_us, bool finished) {
+  if (finished) *span_us = *span_us * 3u / 4u > 500u ? *span_us * 3u / 4u : 500u;
+  else *span_us += *span_us / 16u + 1u;
+}
+
 /* Copy the file `from` to `to` (made or truncated, 0600), fsync'ed: a
  * store's pristine copy, put back before each kill. */
 static inline void crash_copy_file(const char *from, const char *to) {

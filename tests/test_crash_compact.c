@@ -254,12 +254,16 @@ static void test_crash_during_install(void **state) {
   uint64_t kills = crash_env_u64("VS_TORTURE_KILLS", TC_KILLS_DEFAULT), killed = 0, whole = 0, untouched = 0;
   printf("install torture: %zu-byte snapshot, %llu kills\n", snap_len, (unsigned long long)kills);
   uint8_t zero[VS_HASH_BYTES] = {0};
-  /* The install takes a few ms: the delay spans it and the store's open. */
+  /* The install takes a few ms: the delay spans it and the store's open
+   * (fitted as the kills go: crash_span_adapt). */
+  uint64_t span = 30000u;
   for (uint64_t round = 0; killed < kills && round < kills * 4; round++) {
     vt_rmrf(f->fresh);
     assert_int_equal(mkdir(f->fresh, 0700), 0);
     pid_t pid = spawn(install_child, f);
-    if (!crash_kill_after(pid, crash_rand(&rng) % 30000u)) killed++;
+    bool done = crash_kill_after(pid, crash_rand(&rng) % span);
+    crash_span_adapt(&span, done);
+    if (!done) killed++;
     vs_store *s = open_dir(f->fresh);
     uint8_t h[VS_HASH_BYTES];
     state_hash(s, h);

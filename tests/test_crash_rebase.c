@@ -174,7 +174,9 @@ static void test_crash_during_rebase(void **state) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) rebase_child(a.dir, &a.id);
-    if (crash_kill_after(pid, crash_rand(&rng) % span)) finished++;
+    bool done = crash_kill_after(pid, crash_rand(&rng) % span);
+    crash_span_adapt(&span, done);
+    if (done) finished++;
     else killed++;
     s = open_dir(a.dir, &a.id);
     look now = look_at(s, a.id.pk);
