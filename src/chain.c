@@ -8,6 +8,7 @@
 static const char META_HLC[] = "hlc";
 static const char META_RESTORE[] = "restore"; /* own seq a restored copy must reach before writing */
 static const char META_CONTACT[] = "contact"; /* wall ms a node last had a ready session (node_snap.c) */
+static const char META_LATE[] = "late";       /* wall ms a node found itself a too-late replica (node_snap.c) */
 
 static MDB_val val(const void *data, size_t bytes) {
   MDB_val v = {bytes, (void *)data};
@@ -177,6 +178,14 @@ vs_err vs_meta_contact_get(MDB_txn *txn, const vs_store *store, uint64_t *ms_out
 
 vs_err vs_meta_contact_put(MDB_txn *txn, const vs_store *store, uint64_t ms) {
   return meta_u64_put(txn, store, META_CONTACT, sizeof META_CONTACT - 1, ms);
+}
+
+vs_err vs_meta_late_get(MDB_txn *txn, const vs_store *store, uint64_t *ms_out) {
+  return meta_u64_get(txn, store, META_LATE, sizeof META_LATE - 1, ms_out);
+}
+
+vs_err vs_meta_late_put(MDB_txn *txn, const vs_store *store, uint64_t ms) {
+  return meta_u64_put(txn, store, META_LATE, sizeof META_LATE - 1, ms);
 }
 
 vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]) {

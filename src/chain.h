@@ -91,6 +91,11 @@ vs_err vs_meta_restore_put(MDB_txn *txn, const vs_store *store, uint64_t to);
  * session, kept every suspend_after / 8 (0: never). */
 vs_err vs_meta_contact_get(MDB_txn *txn, const vs_store *store, uint64_t *ms_out);
 vs_err vs_meta_contact_put(MDB_txn *txn, const vs_store *store, uint64_t ms);
+/* meta "late": the wall ms the node found itself a too-late replica (0:
+ * not one); cleared by the rebase that orphans its absence, in its
+ * transaction, so a crash in between leaves it late. */
+vs_err vs_meta_late_get(MDB_txn *txn, const vs_store *store, uint64_t *ms_out);
+vs_err vs_meta_late_put(MDB_txn *txn, const vs_store *store, uint64_t ms);
 
 /** Store the signature of the chain head at op `id`. */
 vs_err vs_sig_put_txn(MDB_txn *txn, const vs_store *store, const vs_op_id *id, const uint8_t sig[VS_SIGNATURE_BYTES]);

@@ -414,25 +414,43 @@ vs_err nd_snap_late_check(vs_node *n, uint64_t now_ms) {
   bool check = ready > 0 && prev == 0 && !n->late && n->mesh_managed && n->cfg.suspend_after_ms != 0 &&
                n->keys.active >= 3 && n->cfg.suspend_after_ms <= UINT64_MAX / 4;
   uint64_t last = n->contact_ms; /* before this poll's */
-  if (!check) return ready > 0 && n->mesh_managed && n->cfg.suspend_after_ms != 0 ? contact_keep(n, now_ms) : VS_OK;
+  /* Contact is kept while in touch and not late: a too-late replica that
+   * crashes before its rebase finds the same silence when it is back. */
+  bool keep = ready > 0 && n->mesh_managed && n->cfg.suspend_after_ms != 0 && !n->late;
+  if (!check) return keep ? contact_keep(n, now_ms) : VS_OK;
   uint64_t bound = n->cfg.suspend_after_ms * 2 - n->cfg.suspend_after_ms / 4;
   MDB_txn *txn;
-  uint64_t heard = 0, kept = 0;
+  uint64_t heard = 0, kept = 0, marked = 0;
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
   err = vs_acks_heard_txn(txn, n->store, n->cfg.identity.pk, &heard);
   if (err == VS_OK) err = vs_meta_contact_get(txn, n->store, &kept);
+  if (err == VS_OK) err = vs_meta_late_get(txn, n->store, &marked);
   mdb_txn_abort(txn);
-  if (err == VS_OK) err = contact_keep(n, now_ms);
-  if (err != VS_OK || heard == 0) return err; /* no ack of anyone held: a new device, never in a cut */
+  if (err != VS_OK) return err;
+  if (marked != 0) { /* found late before a crash or a restart, and not rebased since: still late */
+    n->late = true;
+    n->stats.late_returns++;
+    snap_log(n, VS_LOG_WARN, "event=late_return action=rebase: still a too-late replica (marked before a restart)");
+    return VS_OK;
+  }
+  if (heard == 0) return contact_keep(n, now_ms); /* no ack of anyone held: a new device, never in a cut */
   uint64_t heard_ms = vs_hlc_wall_ms(heard);
   if (kept > heard_ms) heard_ms = kept;
   if (last > heard_ms) heard_ms = last;
-  if (now_ms <= heard_ms || now_ms - heard_ms <= bound) return VS_OK;
+  if (now_ms <= heard_ms || now_ms - heard_ms <= bound) return contact_keep(n, now_ms);
   vs_outbox_counts c;
   err = n->outbox != NULL ? vs_outbox_counts_get(n->outbox, &c) : VS_ERR_STATE;
   if (err != VS_OK) return err == VS_ERR_STATE ? VS_OK : err;
-  if (c.pending + c.inflight == 0) return VS_OK; /* every own write is held somewhere: nothing at risk */
+  if (c.pending + c.inflight == 0) return contact_keep(n, now_ms); /* every own write is held somewhere */
+  /* Marked in the store first: acks of others arrive while it waits for a
+   * snapshot, and after a crash they would say it was in touch. */
+  err = vs_txn_begin(n->store, true, &txn);
+  if (err != VS_OK) return err;
+  err = vs_meta_late_put(txn, n->store, now_ms > 0 ? now_ms : 1);
+  if (err == VS_OK) err = vs_txn_commit(txn);
+  else mdb_txn_abort(txn);
+  if (err != VS_OK) return err;
   n->late = true;
   n->stats.late_returns++;
   char line[200];

@@ -508,6 +508,7 @@ vs_err vs_snap_rebase_late(vs_store *store, vs_snapshot_read_fn fn, void *ctx, u
                      store->dbi_horizon, store->dbi_forks, store->dbi_acks,  store->dbi_members};
   for (size_t i = 0; i < sizeof wiped / sizeof wiped[0] && err == VS_OK; i++) err = empty(txn, wiped[i]);
   if (err == VS_OK) err = own_chain_set(txn, store, &p, &got);
+  if (err == VS_OK && held != UINT64_MAX) err = vs_meta_late_put(txn, store, 0); /* the absence is orphaned */
   if (err == VS_OK) err = others_heads_put(txn, store, &p);
   if (err == VS_OK) err = vs_snap_body_txn(txn, store, &h, fn, ctx, &got.snapshot);
   if (err == VS_OK) err = vs_txn_commit(txn);

@@ -337,6 +337,12 @@ static void configure_2_unbounded(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
   if (i == 2) cfg->suspend_after_ms = 0;
 }
 
+/* Node 1 declines every snapshot request (it can make none that small). */
+static void configure_1_no_snapshot(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  configure(m, i, cfg);
+  if (i == 1) cfg->snap_bytes_max = 1;
+}
+
 /* Node 2 away for 150 s, past twice the bound: the pin is gone. It comes
  * back through node 1 only, which never compacted, and is a too-late
  * replica (back after more than 1.75 x the bound out of touch, with
@@ -361,6 +367,26 @@ static void test_too_late_replica_orphans_its_absence(void **state) {
   assert_int_equal(ci.gc_pinned, 0);
   assert_true(ci.gc_floor > head_hlc(&m, 0, 2) + 1);
   assert_int_equal(mn_head(&m, 2, 2), held + 30);
+  /* First node 1 can make no snapshot (snap_bytes_max 1: it declines):
+   * node 2 knows it is late, sends none of its writes, and crashes before
+   * any rebase. Back, it knows again (the contact it keeps was not moved
+   * while late) and still sends none; then node 1 serves. */
+  m.configure = configure_1_no_snapshot;
+  mh_restart(&m, 1);
+  mh_connect(&m, 2, 1);
+  mh_run_for(&m, 5000);
+  assert_int_equal(mn_stats(&m, 2).late_returns, 1);
+  assert_int_equal(mn_stats(&m, 2).late_rebases, 0);
+  assert_true(mn_stats(&m, 2).snap_declined >= 1);
+  mh_disconnect(&m, 2, 1);
+  mh_restart(&m, 2);
+  mh_connect(&m, 2, 1);
+  mh_run_for(&m, 5000);
+  assert_int_equal(mn_stats(&m, 2).late_returns, 1); /* this lifetime's */
+  assert_int_equal(mn_head(&m, 1, 2), held);
+  m.configure = configure;
+  mh_disconnect(&m, 2, 1);
+  mh_restart(&m, 1);
   mh_connect(&m, 2, 1);
   mh_run_for(&m, 30000);
   vs_node_stats s2 = mn_stats(&m, 2);
