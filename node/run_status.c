@@ -367,7 +367,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "\"refused_no_slot\": %llu,\n"
           "  \"evicted_no_hello\": %llu, \"closed_oversized\": %llu, \"refused_ready_full\": %llu},\n"
           " \"stable\": {\"stable_ops\": %llu, \"stable_behind\": %llu, \"acks_made\": %llu, \"acks_sent\": %llu, "
-          "\"acks_received\": %llu, \"acks_unusable\": %llu, \"acks_retold\": %llu, \"rejected_ack_quota\": %llu, "
+          "\"acks_received\": %llu, \"acks_unusable\": %llu, \"acks_retold\": %llu, \"acks_forgets\": %llu, \"rejected_ack_quota\": %llu, "
           "\"compact_steps\": %llu, \"ops_compacted\": %llu, \"horizon_breaches\": %llu, \"suspended\": %llu, \"runs_below_floor\": %llu, \"floor_splits\": %llu, \"floor_notices\": %llu, \"floor_notices_received\": %llu, \"gc_pinned\": %llu, \"late_returns\": %llu, \"late_rebases\": %llu},\n"
           " \"snapshots\": {\"behind_sent\": %llu, \"behind_received\": %llu, \"behind_false\": %llu, "
           "\"behind_stuck\": %llu, \"requests_sent\": %llu, \"requests_refused\": %llu, \"served\": %llu, "
@@ -392,7 +392,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)c->refused_ready_full, (unsigned long long)st.stable_ops,
           (unsigned long long)st.stable_behind, (unsigned long long)st.acks_made, (unsigned long long)st.acks_sent,
           (unsigned long long)st.acks_received, (unsigned long long)st.acks_unusable,
-          (unsigned long long)st.acks_retold, (unsigned long long)st.rejected_ack_quota,
+          (unsigned long long)st.acks_retold, (unsigned long long)st.acks_forgets, (unsigned long long)st.rejected_ack_quota,
           (unsigned long long)st.compact_steps, (unsigned long long)st.ops_compacted,
           (unsigned long long)st.horizon_breaches, (unsigned long long)st.members_suspended,
           (unsigned long long)st.runs_below_floor, (unsigned long long)st.floor_splits,

@@ -125,9 +125,9 @@ static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
   uint32_t held = p->stale_probation ? 0 : n->mine.n;
   uint32_t parts = held == 0 ? 1u : (held - 1u) / VS_WIRE_VV_MAX + 1u;
   vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
+  bool forget = p->acks_forget_due && !p->stale_probation;
   vs_vv_part part = {++p->vv_out_no, 0, parts, p->stale_probation ? 0 : n->forks_digest,
-                     p->stale_probation ? 0 : p->acks_forget_due ? ACKS_DIGEST_FORGET : n->acks_digest};
-  p->acks_forget_due = false;
+                     p->stale_probation ? 0 : forget ? ACKS_DIGEST_FORGET : n->acks_digest};
   for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
     uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
     if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
@@ -136,6 +136,10 @@ static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
     err = vs_msg_vv_encode(&part, n->mine.e == NULL || held == 0 ? NULL : n->mine.e + first, count, n->msg,
                            VS_MSG_BYTES_MAX, &len);
     if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
+  }
+  if (err == VS_OK && forget) {
+    p->acks_forget_due = false;
+    n->stats.acks_forgets++;
   }
   p->vv_due = false;
   p->next_vv_ms = vs_add_sat_u64(now_ms, n->cfg.vv_interval_ms);

@@ -180,6 +180,10 @@ vs_err nd_on_want(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t 
   vs_err err = vs_msg_want_decode(msg, len, origin, &from);
   if (err != VS_OK) return err;
   if (p->probation) return VS_OK; /* a device not admitted here is sent no run (node_member.c) */
+  /* A too-late replica holds its own ops back (node_snap.c): a WANT would
+   * hand a member the writes its rebase then orphans, and with them a
+   * second op at each of those seqs: a fork of our identity. */
+  if (n->late && memcmp(origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) return VS_OK;
   uint32_t a = p->ack_id;
   if (!((n->want_init >> a) & 1u)) {
     n->want_tokens[a] = (uint64_t)WANT_PER_MIN * QUOTA_UNIT;

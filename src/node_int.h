@@ -241,6 +241,7 @@ struct vs_node {
    * ops, and the rebase orphans them. ready_prev: ready peers at the last
    * poll (the check runs when it goes from none to some). */
   bool late;
+  uint64_t late_since_ms; /* out of touch since then (meta contact, or the newest ack heard) */
   uint32_t ready_prev;
   /* When a peer was last ready (this process), and the last such time
    * kept in meta "contact" (the check's measure of the silence). */
@@ -266,6 +267,7 @@ vs_err nd_flight_add(peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t en
 uint64_t nd_flight_stuck_at(const vs_node *n, const peer *p);
 void nd_flight_unstick(vs_node *n, peer *p, uint64_t now_ms);
 uint64_t nd_resend_wait_ms(const vs_node *n, const peer *p);
+uint64_t nd_own_claim_verified(vs_node *n, const peer *p);
 vs_err nd_load_mine(vs_node *n);
 vs_err nd_refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);
 bool nd_vv_keep(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);

@@ -391,19 +391,42 @@ static vs_err nd_snap_rebase(vs_node *n, peer *p, nd_snap_node *sn, nd_snap_peer
  * of a mesh of fewer than three (two never suspend each other), nor a
  * device that holds no ack of anyone (new: it never was in the cut). */
 /* Keep when a peer was last ready: in memory at every poll, in meta every
- * suspend_after / 8 at most (one small write transaction). */
-static vs_err contact_keep(vs_node *n, uint64_t now_ms) {
+ * suspend_after / 8 at most (one small write transaction). A failed write
+ * is not retried before the next period and stops nothing (the measure is
+ * advisory; a full store fails louder elsewhere). */
+static void contact_keep(vs_node *n, uint64_t now_ms) {
   n->contact_ms = now_ms;
   uint64_t every = n->cfg.suspend_after_ms / 8 > 1000 ? n->cfg.suspend_after_ms / 8 : 1000;
-  if (n->contact_saved_ms != 0 && now_ms >= n->contact_saved_ms && now_ms - n->contact_saved_ms < every) return VS_OK;
+  if (n->contact_saved_ms != 0 && now_ms >= n->contact_saved_ms && now_ms - n->contact_saved_ms < every) return;
+  n->contact_saved_ms = now_ms;
   MDB_txn *txn;
-  vs_err err = vs_txn_begin(n->store, true, &txn);
-  if (err != VS_OK) return err;
-  err = vs_meta_contact_put(txn, n->store, now_ms);
-  if (err == VS_OK) err = vs_txn_commit(txn);
+  if (vs_txn_begin(n->store, true, &txn) != VS_OK) return;
+  if (vs_meta_contact_put(txn, n->store, now_ms) == VS_OK) (void)vs_txn_commit(txn);
   else mdb_txn_abort(txn);
-  if (err == VS_OK) n->contact_saved_ms = now_ms;
-  return err;
+}
+
+static vs_err late_enter(vs_node *n, uint64_t since_ms, uint64_t now_ms, uint64_t unsent, bool marked) {
+  if (!marked) { /* marked in the store first: acks of others arrive while it waits for a snapshot, and after a
+                  * crash they would say it was in touch */
+    MDB_txn *txn;
+    vs_err err = vs_txn_begin(n->store, true, &txn);
+    if (err != VS_OK) return err;
+    err = vs_meta_late_put(txn, n->store, now_ms > 0 ? now_ms : 1);
+    if (err == VS_OK) err = vs_txn_commit(txn);
+    else mdb_txn_abort(txn);
+    if (err != VS_OK) return err;
+  }
+  n->late = true;
+  n->late_since_ms = since_ms;
+  n->stats.late_returns++;
+  char line[220];
+  if (marked)
+    snprintf(line, sizeof line, "event=late_return action=rebase: still a too-late replica (marked before a restart)");
+  else
+    snprintf(line, sizeof line, "event=late_return silent_ms=%llu unsent=%llu action=rebase: own writes of the absence "
+             "are held back and will be orphaned", (unsigned long long)(now_ms - since_ms), (unsigned long long)unsent);
+  snap_log(n, VS_LOG_WARN, line);
+  return VS_OK;
 }
 
 vs_err nd_snap_late_check(vs_node *n, uint64_t now_ms) {
@@ -411,14 +434,15 @@ vs_err nd_snap_late_check(vs_node *n, uint64_t now_ms) {
   for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) ready += n->peers[i].st == PEER_READY; /* bounded: the table */
   uint32_t prev = n->ready_prev;
   n->ready_prev = ready;
-  bool check = ready > 0 && prev == 0 && !n->late && n->mesh_managed && n->cfg.suspend_after_ms != 0 &&
-               n->keys.active >= 3 && n->cfg.suspend_after_ms <= UINT64_MAX / 4;
-  uint64_t last = n->contact_ms; /* before this poll's */
+  bool back = ready > 0 && prev == 0 && !n->late && n->mesh_managed; /* in touch again, after none */
+  uint64_t last = n->contact_ms;                                      /* before this poll's */
   /* Contact is kept while in touch and not late: a too-late replica that
    * crashes before its rebase finds the same silence when it is back. */
   bool keep = ready > 0 && n->mesh_managed && n->cfg.suspend_after_ms != 0 && !n->late;
-  if (!check) return keep ? contact_keep(n, now_ms) : VS_OK;
-  uint64_t bound = n->cfg.suspend_after_ms * 2 - n->cfg.suspend_after_ms / 4;
+  if (!back) {
+    if (keep) contact_keep(n, now_ms);
+    return VS_OK;
+  }
   MDB_txn *txn;
   uint64_t heard = 0, kept = 0, marked = 0;
   vs_err err = vs_txn_begin(n->store, false, &txn);
@@ -428,37 +452,32 @@ vs_err nd_snap_late_check(vs_node *n, uint64_t now_ms) {
   if (err == VS_OK) err = vs_meta_late_get(txn, n->store, &marked);
   mdb_txn_abort(txn);
   if (err != VS_OK) return err;
-  if (marked != 0) { /* found late before a crash or a restart, and not rebased since: still late */
-    n->late = true;
-    n->stats.late_returns++;
-    snap_log(n, VS_LOG_WARN, "event=late_return action=rebase: still a too-late replica (marked before a restart)");
+  /* Found late before a crash or a restart, and not rebased since: still
+   * late, whatever the configuration says now. */
+  if (marked != 0) return late_enter(n, kept, now_ms, 0, true);
+  bool judged = n->cfg.suspend_after_ms != 0 && n->keys.active >= 3 && n->cfg.suspend_after_ms <= UINT64_MAX / 4;
+  /* No ack of anyone held: a new device, never in a cut. */
+  if (!judged || heard == 0) {
+    if (keep) contact_keep(n, now_ms);
     return VS_OK;
   }
-  if (heard == 0) return contact_keep(n, now_ms); /* no ack of anyone held: a new device, never in a cut */
-  uint64_t heard_ms = vs_hlc_wall_ms(heard);
-  if (kept > heard_ms) heard_ms = kept;
-  if (last > heard_ms) heard_ms = last;
-  if (now_ms <= heard_ms || now_ms - heard_ms <= bound) return contact_keep(n, now_ms);
+  /* Since when out of touch: our own clock's record of the last ready
+   * session; the newest ack of another member only for a store that kept
+   * none (made before session 14), as that member's clock, which may be
+   * ahead of ours, tells it. */
+  uint64_t since = last > kept ? last : kept;
+  if (since == 0) since = vs_hlc_wall_ms(heard);
+  uint64_t bound = n->cfg.suspend_after_ms * 2 - n->cfg.suspend_after_ms / 4;
   vs_outbox_counts c;
-  err = n->outbox != NULL ? vs_outbox_counts_get(n->outbox, &c) : VS_ERR_STATE;
-  if (err != VS_OK) return err == VS_ERR_STATE ? VS_OK : err;
-  if (c.pending + c.inflight == 0) return contact_keep(n, now_ms); /* every own write is held somewhere */
-  /* Marked in the store first: acks of others arrive while it waits for a
-   * snapshot, and after a crash they would say it was in touch. */
-  err = vs_txn_begin(n->store, true, &txn);
+  memset(&c, 0, sizeof c);
+  bool late = now_ms > since && now_ms - since > bound && n->outbox != NULL;
+  if (late) err = vs_outbox_counts_get(n->outbox, &c);
   if (err != VS_OK) return err;
-  err = vs_meta_late_put(txn, n->store, now_ms > 0 ? now_ms : 1);
-  if (err == VS_OK) err = vs_txn_commit(txn);
-  else mdb_txn_abort(txn);
-  if (err != VS_OK) return err;
-  n->late = true;
-  n->stats.late_returns++;
-  char line[200];
-  snprintf(line, sizeof line, "event=late_return silent_ms=%llu unsent=%llu action=rebase: own writes of the absence are "
-           "held back and will be orphaned", (unsigned long long)(now_ms - heard_ms),
-           (unsigned long long)(c.pending + c.inflight));
-  snap_log(n, VS_LOG_WARN, line);
-  return VS_OK;
+  if (!late || c.pending + c.inflight == 0) { /* every own write is held somewhere: nothing at risk */
+    contact_keep(n, now_ms);
+    return VS_OK;
+  }
+  return late_enter(n, since, now_ms, c.pending + c.inflight, false);
 }
 
 /* While late: ask a ready peer that sent its vector for its snapshot (the
@@ -476,14 +495,17 @@ vs_err nd_snap_late_tick(vs_node *n, peer *p, uint64_t now_ms) {
   return err;
 }
 
-/* The seq of our chain that ready peers' vectors hold (a too-late
- * replica's rebase orphans nothing at or below it). */
-static uint64_t own_held_by_peers(const vs_node *n) {
-  uint64_t held = 0;
+/* The seq of our chain that ready peers' vectors hold, naming our op
+ * there by hash (nd_own_claim_verified: a member claiming ops of ours it
+ * never got would keep them from being orphaned); a too-late replica's
+ * rebase orphans nothing at or below it. */
+static uint64_t own_held_by_peers(vs_node *n) {
+  uint64_t held = 0, head = nd_vv_get(&n->mine, n->cfg.identity.pk);
   for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) { /* bounded: the table */
     const peer *q = &n->peers[i];
     if (q->st != PEER_READY) continue;
-    uint64_t h = nd_vv_get(&q->known, n->cfg.identity.pk);
+    uint64_t h = nd_own_claim_verified(n, q);
+    if (h > head) h = head;
     if (h > held) held = h;
   }
   return held;
@@ -710,7 +732,10 @@ static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_
   read_cur c = {sn->in_buf, sn->in_len, 0};
   vs_rebase_info info;
   uint64_t held = n->late ? own_held_by_peers(n) : UINT64_MAX;
-  err = vs_snap_rebase_late(n->store, install_read, &c, now_ms, held, &info);
+  /* With ack_quorum > 1 an op one peer holds is not marked delivered:
+   * only writes made after we lost touch are surely held by none. */
+  uint64_t after = n->late && n->cfg.ack_quorum > 1 ? vs_hlc_make(n->late_since_ms, UINT16_MAX) : 0;
+  err = vs_snap_rebase_late(n->store, install_read, &c, now_ms, held, after, &info);
   if (err != VS_OK) return err;
   *info_out = info.snapshot;
   n->stats.snap_rebases++;

@@ -203,6 +203,34 @@ uint64_t nd_resend_wait_ms(const vs_node *n, const peer *p) {
   return wait < n->cfg.resend_max_ms ? wait : n->cfg.resend_max_ms;
 }
 
+/* What `p`'s last vector holds of our own chain, counted only when it
+ * names our op there by hash (its head bytes): a member cannot claim ops
+ * of ours it never received (we never sent them, it cannot know their
+ * hashes) to mark them delivered (the mesh sink's DONE, which a rebase
+ * then will not orphan: VS_ERR_HELD), nor to keep a too-late replica from
+ * orphaning them (node_snap.c). A seq compacted here (no op to compare)
+ * is below the stable cut: every member holds it. Claims past our head are
+ * policed apart (own_claim). */
+uint64_t nd_own_claim_verified(vs_node *n, const peer *p) {
+  const uint8_t *self = n->cfg.identity.pk;
+  bool found = false;
+  int i = nd_vv_find(&p->known, self, &found);
+  if (!found) return 0;
+  const vs_vv_entry *e = &p->known.e[i];
+  uint64_t head = nd_vv_get(&n->mine, self);
+  if (e->seq == 0 || e->seq > head) return e->seq;
+  bool mine_found = false;
+  int j = nd_vv_find(&n->mine, self, &mine_found);
+  if (mine_found && e->seq == head) return memcmp(n->mine.e[j].head, e->head, VS_VV_HEAD_BYTES) == 0 ? e->seq : 0;
+  MDB_txn *txn;
+  uint8_t hash[VS_HASH_BYTES];
+  if (vs_txn_begin(n->store, false, &txn) != VS_OK) return 0; /* not counted now: the next vector */
+  vs_err err = vs_op_hash_at_txn(txn, n->store, self, e->seq, hash);
+  mdb_txn_abort(txn);
+  if (err == VS_ERR_NOTFOUND) return e->seq;
+  return err == VS_OK && memcmp(hash, e->head, VS_VV_HEAD_BYTES) == 0 ? e->seq : 0;
+}
+
 /* Our vector from the store's chain heads (one read transaction). */
 vs_err nd_load_mine(vs_node *n) {
   MDB_txn *txn;
@@ -369,6 +397,8 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   } else {
     p->own_claim = 0;
   }
+  /* Delivery counts a claim only when it names our op by hash. */
+  if (claim <= head && claim > n->ack_held[p->ack_id]) claim = nd_own_claim_verified(n, p);
   nd_mesh_acked(n, p->ack_id, claim);
   return VS_OK;
 }

@@ -45,9 +45,14 @@ const uint8_t *vs_snap_anchor(const vs_snap_head *h, const uint8_t origin[VS_ORI
 /* vs_snapshot_rebase for a too-late replica (node_snap.c): also every own
  * data op above `held` (the seq of our chain peers are known to hold) and
  * not marked delivered is orphaned, from the top of the chain down to the
- * last membership op. held UINT64_MAX: vs_snapshot_rebase. */
+ * last membership op, and (after_hlc > 0) down to the last op at or below
+ * after_hlc: with ack_quorum > 1 an op one peer holds is not marked
+ * delivered, so only ops written after the device lost touch are surely
+ * held by none. held UINT64_MAX: vs_snapshot_rebase, which does the same
+ * with held 0 when the store is marked late (meta "late": a daemon that
+ * could not rebase over a session, rebased from a file). */
 vs_err vs_snap_rebase_late(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, uint64_t held,
-                           vs_rebase_info *info);
+                           uint64_t after_hlc, vs_rebase_info *info);
 
 vs_err vs_snap_mesh_check_txn(MDB_txn *txn, const vs_store *store, const vs_snap_head *h);
 

@@ -44,6 +44,7 @@ typedef struct plan {
   uint64_t restore_to;         /* the restore mark (0: none) */
   uint64_t orphan_from;        /* the first orphaned seq (UINT64_MAX: none) */
   uint64_t late_held;          /* a too-late replica: our chain's seq peers are known to hold (UINT64_MAX: not one) */
+  uint64_t late_after;         /* and: only ops above this HLC (0: any) */
   uint32_t sinks[VS_OUTBOX_SINKS_MAX], n_sinks;
   bool ranges[VS_OUTBOX_SINKS_MAX];
   bool any_ranges; /* a ranges-only sink (the mesh's) tells which own ops the mesh took */
@@ -194,7 +195,8 @@ static vs_err plan_make(MDB_txn *txn, vs_store *store, const vs_snap_head *h, pl
       bool und = false;
       err = own_op_undelivered(txn, store, p, s, &op, &und);
       if (err != VS_OK) return err;
-      if ((p->any_ranges && !und) || vs_mesh_kind_reserved(op.kind, op.kind_bytes)) break; /* no such sink: none known held */
+      if ((p->any_ranges && !und) || vs_mesh_kind_reserved(op.kind, op.kind_bytes) || op.hlc <= p->late_after)
+        break; /* held, a membership op, or written before we lost touch (ack_quorum > 1); no such sink: none known held */
       late_from = s;
     }
     if (late_from < p->orphan_from) p->orphan_from = late_from;
@@ -471,11 +473,11 @@ static vs_err notify_cb(void *ctx, const vs_orphan *o) {
 }
 
 vs_err vs_snapshot_rebase(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, vs_rebase_info *info) {
-  return vs_snap_rebase_late(store, fn, ctx, now_ms, UINT64_MAX, info);
+  return vs_snap_rebase_late(store, fn, ctx, now_ms, UINT64_MAX, 0, info);
 }
 
 vs_err vs_snap_rebase_late(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms, uint64_t held,
-                           vs_rebase_info *info) {
+                           uint64_t after_hlc, vs_rebase_info *info) {
   if (store == NULL || fn == NULL) return VS_ERR_INVAL;
   if (!store->has_identity) return VS_ERR_NO_IDENTITY;
   vs_rebase_info got;
@@ -492,8 +494,12 @@ vs_err vs_snap_rebase_late(vs_store *store, vs_snapshot_read_fn fn, void *ctx, u
   plan p;
   memset(&p, 0, sizeof p);
   p.self = store->identity.pk;
+  uint64_t marked = 0;
+  err = vs_meta_late_get(txn, store, &marked);
+  if (err == VS_OK && held == UINT64_MAX && marked != 0) held = 0; /* marked late: as the node's late rebase */
   p.late_held = held;
-  err = vs_snap_mesh_check_txn(txn, store, &h);
+  p.late_after = after_hlc;
+  if (err == VS_OK) err = vs_snap_mesh_check_txn(txn, store, &h);
   if (err == VS_OK) err = plan_make(txn, store, &h, &p);
   if (err == VS_OK) err = others_plan(txn, store, &h, &p);
   got.own_anchor = p.anchor;

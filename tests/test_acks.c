@@ -379,6 +379,7 @@ static void test_missing_keyframe_asked_again(void **state) {
   }
   assert_true(rec_of(&m, 1, 2, &r)); /* while 2 writes on */
   vs_ack_rec_free(&r);
+  assert_true(mn_stats(&m, 1).acks_forgets >= 1); /* it asked */
   assert_true(mn_stats(&m, 0).acks_retold > retold);
   mh_run_for(&m, 5000);
   expect_all_stable(&m, 3);

@@ -781,6 +781,51 @@ static void test_forget_digest_rate_bounded(void **state) {
   teardown(&m, &f);
 }
 
+/* A member claims node 0's newest write, which it never received: with the
+ * right seq but not the op's hash (it cannot know it), the claim does not
+ * mark the write delivered (the mesh sink's DONE, which a rebase would
+ * then refuse to orphan: VS_ERR_HELD, and which tells the application the
+ * write reached a peer); naming the op by its hash, it does. */
+static void test_claim_of_unsent_op_not_credited(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, "swh-claim");
+  mh_disconnect(&m, 0, 1);
+  fake_dial(&m, &f, 0);
+  mh_write(&m, 0, "put", "unsent", "x");
+  mh_run_for(&m, 100);
+  uint64_t seq = 0;
+  uint8_t hash[VS_HASH_BYTES];
+  assert_err(vs_wal_head(mn_store(&m, 0), m.ids[0].pk, &seq, hash, NULL), VS_OK);
+  vs_outbox_counts c0;
+  mh_outbox_counts(&m, 0, &c0);
+  assert_true(c0.pending >= 1);
+  vs_vv_entry e;
+  memcpy(e.origin, m.ids[0].pk, VS_ORIGIN_BYTES);
+  e.seq = seq;
+  memcpy(e.head, hash, VS_VV_HEAD_BYTES);
+  e.head[0] ^= 0x5a; /* a guess */
+  uint8_t buf[VS_MSG_VV_HEADER_BYTES + sizeof e + 64];
+  size_t len = 0;
+  vs_vv_part part = {1, 0, 1, 0, 0};
+  assert_err(vs_msg_vv_encode(&part, &e, 1, buf, sizeof buf, &len), VS_OK);
+  assert_err(fake_send(&m, &f, buf, len), VS_OK);
+  mh_run_for(&m, 5000);
+  vs_outbox_counts c1;
+  mh_outbox_counts(&m, 0, &c1);
+  assert_int_equal(c1.done, c0.done);
+  assert_int_equal(c1.pending + c1.inflight, c0.pending + c0.inflight);
+  e.head[0] ^= 0x5a; /* the op's hash: it holds it */
+  part.vector = 2;
+  assert_err(vs_msg_vv_encode(&part, &e, 1, buf, sizeof buf, &len), VS_OK);
+  assert_err(fake_send(&m, &f, buf, len), VS_OK);
+  mh_run_for(&m, 5000);
+  mh_outbox_counts(&m, 0, &c1);
+  assert_true(c1.done > c0.done);
+  teardown(&m, &f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_behind_never_partial_flood_bounded),
@@ -791,6 +836,7 @@ int main(void) {
       cmocka_unit_test(test_bad_chunks_refused_then_good_installs),
       cmocka_unit_test(test_late_device_over_the_network),
       cmocka_unit_test(test_forget_digest_rate_bounded),
+      cmocka_unit_test(test_claim_of_unsent_op_not_credited),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

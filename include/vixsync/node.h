@@ -290,6 +290,8 @@ typedef struct vs_node_stats {
                                      own writes no peer holds: a too-late replica (they are held back, then
                                      orphaned by a rebase: docs/storage.md, "Members who stop acking") */
   uint64_t late_rebases;        /**< rebases of a too-late replica (also in snap_rebases) */
+  uint64_t acks_forgets;        /**< vectors that asked a peer to tell every ack again (after an install or a
+                                     rebase, or a delta against a keyframe we lack: docs/protocol.md, "Forget") */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

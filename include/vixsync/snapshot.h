@@ -153,7 +153,11 @@ typedef struct vs_rebase_info {
  *  orphaned (never done: restore it from a newer snapshot); VS_ERR_LIMIT:
  *  the orphans would pass VS_ORPHANS_MAX or VS_ORPHANS_BYTES_MAX (replay
  *  or drop orphans first); VS_ERR_MALFORMED also for a gc_floor past the
- *  snapshot's HLC; VS_ERR_HELD: the gc_floor would orphan an own op a
+ *  snapshot's HLC; a store a daemon marked a too-late replica (meta
+ *  "late": back after about twice suspend_after out of touch) also has
+ *  every own data op no peer is known to hold orphaned, and the mark
+ *  cleared (docs/storage.md, "Members who stop acking"); VS_ERR_HELD: the
+ *  gc_floor would orphan an own op a
  *  ranges-only sink marked delivered (a peer holds it: writing its seq
  *  again would fork this identity; wait for a snapshot that anchors it). */
 VS_API vs_err vs_snapshot_rebase(vs_store *store, vs_snapshot_read_fn fn, void *ctx, uint64_t now_ms,
