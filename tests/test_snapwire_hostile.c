@@ -826,6 +826,59 @@ static void test_claim_of_unsent_op_not_credited(void **state) {
   teardown(&m, &f);
 }
 
+/* ---- a too-late replica's held-back writes ---- */
+
+static void late_bound(mh_mesh *m, uint32_t i, vs_node_cfg *cfg) {
+  compacting(m, i, cfg);
+  cfg->suspend_after_ms = 10000;
+}
+
+/* Node 0, out of touch for 40 s with a bound of 10 s and writes no peer
+ * holds, is a too-late replica when the fake (a member) connects: it holds
+ * its own ops back, and a WANT for them gets nothing (a member that took
+ * them that way would hold two signed ops at each seq once the rebase
+ * writes those seqs again: a fork of node 0's identity). Other chains are
+ * served as before. */
+static void test_late_replica_serves_no_want_of_its_chain(void **state) {
+  (void)state;
+  mh_mesh m;
+  fake f;
+  setup(&m, &f, "swh-late");
+  uint64_t held = mn_head(&m, 1, 0);
+  mh_disconnect(&m, 0, 1);
+  m.configure = late_bound;
+  mh_restart(&m, 0);
+  for (uint32_t k = 0; k < 8; k++) {
+    char v[16];
+    snprintf(v, sizeof v, "%u", k);
+    mh_write(&m, 0, "put", "offline", v);
+    mh_run_for(&m, 5000);
+  }
+  uint64_t head = mn_head(&m, 0, 0);
+  assert_true(head >= held + 8);
+  fake_dial(&m, &f, 0);
+  mh_run_for(&m, 100);
+  assert_int_equal(mn_stats(&m, 0).late_returns, 1);
+  uint32_t runs = f.runs;
+  uint8_t buf[VS_MSG_WANT_BYTES];
+  size_t len = 0;
+  assert_err(vs_msg_want_encode(m.ids[0].pk, held + 1, buf, sizeof buf, &len), VS_OK);
+  assert_err(fake_send(&m, &f, buf, len), VS_OK);
+  mh_run_for(&m, 1000);
+  for (uint32_t k = runs; k < f.runs; k++) /* no run of node 0's held-back ops */
+    assert_false(memcmp(f.run_origin[k], m.ids[0].pk, VS_ORIGIN_BYTES) == 0 && f.run_first[k] > held);
+  uint64_t h1 = mn_head(&m, 1, 1);
+  assert_true(h1 > 0);
+  assert_err(vs_msg_want_encode(m.ids[1].pk, 1, buf, sizeof buf, &len), VS_OK); /* another chain: served */
+  assert_err(fake_send(&m, &f, buf, len), VS_OK);
+  mh_run_for(&m, 1000);
+  bool served = false;
+  for (uint32_t k = runs; k < f.runs; k++) served = served || memcmp(f.run_origin[k], m.ids[1].pk, VS_ORIGIN_BYTES) == 0;
+  assert_true(served || f.behinds > 0); /* below node 0's horizon it is a BEHIND, never a partial stream */
+  assert_int_equal(mn_head(&m, 0, 0), head);
+  teardown(&m, &f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_behind_never_partial_flood_bounded),
@@ -837,6 +890,7 @@ int main(void) {
       cmocka_unit_test(test_late_device_over_the_network),
       cmocka_unit_test(test_forget_digest_rate_bounded),
       cmocka_unit_test(test_claim_of_unsent_op_not_credited),
+      cmocka_unit_test(test_late_replica_serves_no_want_of_its_chain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
