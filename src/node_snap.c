@@ -818,10 +818,9 @@ vs_err nd_on_snapchunk(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint
   if (c.total == 0) { /* declined */
     n->stats.snap_declined++;
     s->bad_until_ms = snap_later(s, now_ms);
-    /* A too-late replica that the peer holds nothing beyond: nothing
-     * moved while it was away (no floor can have passed its writes, which
-     * are older than any op a floor passes: those are stable ops of
-     * others'): it sends them after all. */
+    /* A too-late replica stays late: it asks another peer, or this one
+     * after the back-off (a peer that holds nothing beyond it proves
+     * nothing of the peers it cannot reach). */
     recv_drop(n, now_ms);
     return VS_OK;
   }
