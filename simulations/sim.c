@@ -196,6 +196,38 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             s->cfg->suspend_after_ms, t->susp_max, t->susp_exempt, t->susp_present, t->rebases, t->late_rebases, t->orphans_surfaced, t->orphans_twice,
             t->orphans_lost, below, splits);
   }
+  {
+    /* Where the bytes went (docs/simulator.md, "Wire figures"): sealed DATA
+     * frames by message type, the handshakes' the rest; what was newly
+     * applied; and the settle phase (no writes, converged) as the steady
+     * state's traffic per node and minute. */
+    vs_node_stats w;
+    memset(&w, 0, sizeof w);
+    for (uint32_t i = 0; i < s->n && s->nodes != NULL; i++) {
+      sim_node_stats_total(&s->nodes[i], &st);
+      w.bytes_sent_ops += st.bytes_sent_ops;
+      w.bytes_sent_vv += st.bytes_sent_vv;
+      w.bytes_sent_acks += st.bytes_sent_acks;
+      w.bytes_sent_other += st.bytes_sent_other;
+      w.op_bytes_applied += st.op_bytes_applied;
+      w.payload_bytes_applied += st.payload_bytes_applied;
+    }
+    uint64_t useful = t->applications > s->cfg->ops ? t->applications - s->cfg->ops : 0;
+    uint64_t data = w.bytes_sent_ops + w.bytes_sent_vv + w.bytes_sent_acks + w.bytes_sent_other;
+    uint64_t hs_bytes = t->bytes_sent > data ? t->bytes_sent - data : 0;
+    double per = useful > 0 ? 1.0 / (double)useful : 0.0, all = t->bytes_sent > 0 ? 1.0 / (double)t->bytes_sent : 0.0;
+    uint64_t settle_ms = s->phase == PH_DONE && s->now > s->converged_at ? s->now - s->converged_at : 0;
+    double steady = settle_ms > 0 && s->n > 0 ? (double)s->settle_bytes * 60000.0 / (double)settle_ms / (double)s->n : 0.0;
+    fprintf(f, " \"wire\": {\"useful_applications\": %" PRIu64 ", \"bytes_per_useful\": %.1f, \"duplicates_per_useful\": %.3f"
+               ", \"bytes_ops\": %" PRIu64 ", \"bytes_vv\": %" PRIu64 ", \"bytes_acks\": %" PRIu64 ", \"bytes_other\": %" PRIu64
+               ", \"bytes_handshake\": %" PRIu64 ", \"op_bytes_applied\": %" PRIu64 ", \"payload_bytes_applied\": %" PRIu64
+               ", \"metadata_share\": %.3f, \"settle_ms\": %" PRIu64 ", \"settle_bytes\": %" PRIu64
+               ", \"steady_bytes_per_node_min\": %.1f},\n",
+            useful, (double)t->bytes_sent * per, (double)dup * per, w.bytes_sent_ops, w.bytes_sent_vv, w.bytes_sent_acks,
+            w.bytes_sent_other, hs_bytes, w.op_bytes_applied, w.payload_bytes_applied,
+            t->bytes_sent > w.bytes_sent_ops ? (double)(t->bytes_sent - w.bytes_sent_ops) * all : 0.0, settle_ms,
+            s->settle_bytes, steady);
+  }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
 }

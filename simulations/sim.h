@@ -417,6 +417,7 @@ typedef struct sim {
   uint32_t chaos_pending; /* chaos events that must happen before the heal (rolling restarts) */
   FILE *verbose_out;
   uint64_t heal_at, converged_at, settle_until, last_apply_v;
+  uint64_t settle_bytes0, settle_bytes; /* bytes sent when convergence was seen; sent from then to the end */
   uint64_t rekeys_at_heal; /* --managed: s->tot.rekeys at the heal */
   uint64_t ops_issued, sched_fired;
   uint64_t tick_at; /* the pending EV_TICK (0: none) */

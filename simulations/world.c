@@ -509,6 +509,7 @@ static bool check_event(sim *s) {
   if (s->phase == PH_QUIESCE) {
     if (quiet) {
       s->converged_at = s->now;
+      s->settle_bytes0 = s->tot.bytes_sent; /* the steady state's traffic is measured from here */
       s->phase = PH_SETTLE;
       if (s->verbose_out != NULL) fprintf(s->verbose_out, "vix-sim: t=%" PRIu64 " ms: converged\n", s->now);
       sim_heap_push(s, s->now + s->cfg->settle_ms, EV_CHECK, 0, 0, 0, NULL, 0);
@@ -523,6 +524,7 @@ static bool check_event(sim *s) {
     return sim_fail(s, SIM_EXIT_FAIL, "converged at t=%" PRIu64 " ms, no longer at t=%" PRIu64 " ms: %s", s->converged_at,
                     s->now, why);
   s->phase = PH_DONE;
+  s->settle_bytes = s->tot.bytes_sent - s->settle_bytes0;
   return true;
 }
 

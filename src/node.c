@@ -109,40 +109,18 @@ vs_err nd_send_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len) {
   if (buf == NULL) return VS_ERR_NOMEM;
   vs_err err = vs_session_seal(&p->sess, msg, len, buf, cap, &out_len);
   if (err == VS_OK) err = queue_push(p, buf, out_len);
+  if (err == VS_OK) {
+    uint8_t type = len > 0 ? msg[0] : 0;
+    uint64_t *by = type == VS_MSG_OPS    ? &n->stats.bytes_sent_ops
+                   : type == VS_MSG_VV   ? &n->stats.bytes_sent_vv
+                   : type == VS_MSG_ACKS ? &n->stats.bytes_sent_acks
+                                           : &n->stats.bytes_sent_other;
+    *by += out_len;
+  }
   if (err != VS_OK) {
     free(buf);
     if (err == VS_ERR_LIMIT) nd_peer_close(n, p); /* a peer that reads nothing is dropped */
   }
-  return err;
-}
-
-/* Our vector, in parts of VS_WIRE_VV_MAX entries (wire.h): as many as the
- * store's origins need, each part its own message, queued in order. */
-static vs_err send_vv(vs_node *n, peer *p, uint64_t now_ms) {
-  /* A device on probation on an older key past the grace (node_member.c)
-   * learns nothing of what we hold: an empty vector (it then offers what
-   * it holds, its admission first). */
-  uint32_t held = p->stale_probation ? 0 : n->mine.n;
-  uint32_t parts = held == 0 ? 1u : (held - 1u) / VS_WIRE_VV_MAX + 1u;
-  vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
-  bool forget = p->acks_forget_due && !p->stale_probation;
-  vs_vv_part part = {++p->vv_out_no, 0, parts, p->stale_probation ? 0 : n->forks_digest,
-                     p->stale_probation ? 0 : forget ? ACKS_DIGEST_FORGET : n->acks_digest};
-  for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
-    uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
-    if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
-    size_t len = 0;
-    part.part = k;
-    err = vs_msg_vv_encode(&part, n->mine.e == NULL || held == 0 ? NULL : n->mine.e + first, count, n->msg,
-                           VS_MSG_BYTES_MAX, &len);
-    if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
-  }
-  if (err == VS_OK && forget) {
-    p->acks_forget_due = false;
-    n->stats.acks_forgets++;
-  }
-  p->vv_due = false;
-  p->next_vv_ms = vs_add_sat_u64(now_ms, n->cfg.vv_interval_ms);
   return err;
 }
 
@@ -352,6 +330,7 @@ vs_err vs_node_peer_up_addr(vs_node *n, uint32_t handle, bool initiator, const u
   }
   if (p == NULL) return VS_ERR_LIMIT;
   memset(p, 0, sizeof *p);
+  p->known.summed = true; /* its digest is checked against the VV's (wire v6) */
   p->handle = handle;
   p->st = PEER_HANDSHAKE;
   p->hs_end_ms = vs_add_sat_u64(now_ms, n->cfg.handshake_timeout_ms);
@@ -488,7 +467,15 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
     }
     /* Verdicts carry ops: a device on probation gets none (node_member.c). */
     if (err == VS_OK && !p->fk_sent_all && !p->probation) err = nd_forks_to_session(n, p); /* before anything they vouch for */
-    if (err == VS_OK && p->st == PEER_READY && (p->vv_due || now_ms >= p->next_vv_ms)) err = send_vv(n, p, now_ms);
+    if (err == VS_OK && p->fk_recheck && p->st == PEER_READY) { /* our entry changed to another branch than its */
+      p->fk_recheck = false;
+      uint64_t seq = nd_vv_get(&n->mine, p->fk_recheck_origin);
+      bool found = false;
+      int k = nd_vv_find(&p->known, p->fk_recheck_origin, &found);
+      if (found && seq == p->known.e[k].seq && !p->fk_active) err = nd_fork_suspect(n, p, p->fk_recheck_origin, seq, now_ms);
+    }
+    if (err == VS_OK && p->st == PEER_READY && nd_vv_send_due(n, p, now_ms)) err = nd_send_vv(n, p, now_ms);
+    else if (p->st == PEER_READY) p->vv_due = false; /* nothing new to say */
     /* Runs only once it has every verdict: a run may end at an op that
      * only the evidence vouches for (the zero signature, apply.h). */
     if (err == VS_OK && p->st == PEER_READY && p->fk_sent_all && !p->probation) err = nd_anti_entropy(n, p, now_ms);
@@ -515,7 +502,7 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
     if (p->q_tail > p->q_head) t = now_ms;
     else if (p->st == PEER_HANDSHAKE) t = p->hs_deadline_ms;
     else if (p->st == PEER_READY) {
-      t = p->vv_due ? now_ms : p->next_vv_ms;
+      t = nd_vv_wake(n, p, now_ms);
       if (p->own_claim > 0 && p->own_claim_deadline_ms < t) t = p->own_claim_deadline_ms;
       if (p->fk_active && p->fk_deadline_ms < t) t = p->fk_deadline_ms;
       if (p->fall_pending && p->fall_deadline_ms < t) t = p->fall_deadline_ms;

@@ -38,7 +38,19 @@ typedef struct frame {
 typedef struct vv {
   vs_vv_entry *e;
   uint32_t n, cap;
+  bool summed;  /* keep sum (our vector, a peer's known) */
+  uint64_t sum; /* the vector's digest (wire.h, vs_vv_sum_entry) when summed */
 } vv;
+
+/* Origins we hold nothing of that a peer's known vector keeps, at most
+ * (their entries make its digest checkable; past it the vector is partial). */
+#define VV_FOREIGN_MAX 4096u
+/* A peer that holds our vector whole hears from us only this many
+ * vv_interval_ms apart (a digest, no entries), unless something changes. */
+#define VV_IDLE_FACTOR 20u
+/* A delta the peer has not confirmed is sent again this many
+ * vv_interval_ms after the last. */
+#define VV_RESEND_FACTOR 3u
 
 /* A run sent to a peer and not yet acknowledged: its in-flight credit comes
  * back when the peer's vector holds `end` of `origin`, and only then. */
@@ -76,10 +88,19 @@ typedef struct peer {
   vs_session sess;
   uint64_t hs_deadline_ms; /* the earlier of hs_end_ms and, until a valid HELLO, the HELLO deadline */
   uint64_t hs_end_ms;
-  vv known;  /* the peer's last complete vector, only origins we hold (and our own) */
+  vv known;  /* the peer's last complete vector (origins we hold, our own, and up to VV_FOREIGN_MAX others) */
   uint64_t known_vector; /* its number (0: none yet) */
-  vv asm;    /* a vector being assembled from its parts (filtered as known) */
-  uint64_t asm_vector;
+  uint64_t known_gen;    /* its generation (wire v6: deltas build on it) */
+  bool known_partial;    /* entries were left out (VV_FOREIGN_MAX): its digest cannot be checked */
+  bool want_full;        /* ask it for its whole vector (our next VV tells held 0) */
+  vv asm;    /* the entries of a vector (or delta) being assembled from its parts */
+  uint64_t asm_vector, asm_gen, asm_base, asm_held, asm_sum;
+  bool asm_partial;
+  /* What we told it (wire v6): our generation, the held we told, our
+   * digests; the highest generation of ours it holds whole (from its VV);
+   * when an unconfirmed delta goes again, and the next idle digest. */
+  uint64_t vv_told_gen, held_told, told_forks, told_acks, peer_held;
+  uint64_t vv_resend_ms, vv_idle_ms;
   uint32_t asm_next, asm_parts; /* asm_parts 0: nothing being assembled */
   uint8_t asm_last[VS_ORIGIN_BYTES]; /* the last origin of the previous part */
   uint64_t vv_out_no; /* the number of the last vector we sent it */
@@ -104,6 +125,11 @@ typedef struct peer {
    * fork suspected: node_fork.c): they are equal at fk_lo (0: nothing
    * to compare yet) and differ at fk_hi; fk_want is the seq asked for. */
   bool fk_active;
+  /* Our entry of fk_recheck_origin changed to a seq its known vector holds
+   * with another head (nd_refresh_mine): the next maintain suspects it
+   * (deltas do not repeat its unchanged entry). */
+  bool fk_recheck;
+  uint8_t fk_recheck_origin[VS_ORIGIN_BYTES];
   uint8_t fk_origin[VS_ORIGIN_BYTES];
   uint64_t fk_lo, fk_hi, fk_want, fk_deadline_ms;
   uint32_t fk_tries;
@@ -162,6 +188,10 @@ struct vs_node {
   peer peers[VS_NODE_PEERS_MAX];
   uint32_t rr; /* round-robin cursor for poll */
   vv mine;
+  /* Our vector's generation: bumped by every change of an entry (whose gen
+   * it then is); vv_cut_gen: the last that removed an entry or reloaded
+   * the whole vector (deltas from before it are not possible). */
+  uint64_t vv_gen, vv_cut_gen;
   vs_node_stats stats;
   uint8_t *msg;   /* plaintext scratch, VS_MSG_BYTES_MAX */
   uint8_t *last;  /* the frame handed out by the previous poll */
@@ -270,6 +300,9 @@ uint64_t nd_resend_wait_ms(const vs_node *n, const peer *p);
 uint64_t nd_own_claim_verified(vs_node *n, const peer *p);
 vs_err nd_load_mine(vs_node *n);
 vs_err nd_refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);
+bool nd_vv_send_due(const vs_node *n, const peer *p, uint64_t now_ms);
+uint64_t nd_vv_wake(const vs_node *n, const peer *p, uint64_t now_ms);
+vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms);
 bool nd_vv_keep(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);
 vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
 

@@ -139,8 +139,11 @@ static vs_err run_outcome_base(vs_node *n, peer *p, const uint8_t origin[VS_ORIG
       }
       /* The ops stored follow the ones held already; a run that crosses a
        * revocation cut is taken up to the cut, so its tail may not be. */
-      for (uint32_t i = r->duplicates; i < r->duplicates + r->applied && i < count && n->cfg.on_apply != NULL; i++)
-        n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
+      for (uint32_t i = r->duplicates; i < r->duplicates + r->applied && i < count; i++) {
+        n->stats.op_bytes_applied += vs_op_encoded_bytes(&ops[i]);
+        n->stats.payload_bytes_applied += ops[i].payload_bytes;
+        if (n->cfg.on_apply != NULL) n->cfg.on_apply(n->cfg.on_apply_ctx, &ops[i]);
+      }
       return err;
     case VS_ERR_CHAIN: n->stats.runs_gap++; return VS_OK;     /* fetched again after the VV exchange */
     case VS_ERR_AUTH:      /* the signature does not verify */

@@ -32,13 +32,17 @@ uint64_t nd_vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
 
 /* Set `origin`'s entry; head (VS_VV_HEAD_BYTES, may be NULL: zero) is
  * what VV messages carry of the op at seq. */
+static uint64_t entry_sum(const vs_vv_entry *e) { return vs_vv_sum_entry(e->origin, e->seq, e->head); }
+
 vs_err nd_vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head) {
   bool found;
   int i = nd_vv_find(v, origin, &found);
   if (found) {
+    if (v->summed) v->sum -= entry_sum(&v->e[i]);
     v->e[i].seq = seq;
     if (head != NULL) memcpy(v->e[i].head, head, VS_VV_HEAD_BYTES);
     else memset(v->e[i].head, 0, VS_VV_HEAD_BYTES);
+    if (v->summed) v->sum += entry_sum(&v->e[i]);
     return VS_OK;
   }
   /* No cap here: our own vector holds every origin the store holds (a wire
@@ -58,6 +62,8 @@ vs_err nd_vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, con
   v->e[i].seq = seq;
   if (head != NULL) memcpy(v->e[i].head, head, VS_VV_HEAD_BYTES);
   else memset(v->e[i].head, 0, VS_VV_HEAD_BYTES);
+  v->e[i].gen = 0;
+  if (v->summed) v->sum += entry_sum(&v->e[i]);
   v->n++;
   return VS_OK;
 }
@@ -67,6 +73,7 @@ static void vv_remove(vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
   bool found;
   int i = nd_vv_find(v, origin, &found);
   if (!found) return;
+  if (v->summed) v->sum -= entry_sum(&v->e[i]);
   memmove(&v->e[i], &v->e[i + 1], sizeof *v->e * (v->n - (uint32_t)i - 1));
   v->n--;
 }
@@ -231,8 +238,12 @@ uint64_t nd_own_claim_verified(vs_node *n, const peer *p) {
   return err == VS_OK && memcmp(hash, e->head, VS_VV_HEAD_BYTES) == 0 ? e->seq : 0;
 }
 
-/* Our vector from the store's chain heads (one read transaction). */
+/* Our vector from the store's chain heads (one read transaction): a new
+ * generation, from which deltas start (every peer is told it whole next). */
 vs_err nd_load_mine(vs_node *n) {
+  n->mine.summed = true;
+  n->mine.sum = 0;
+  n->vv_cut_gen = ++n->vv_gen;
   MDB_txn *txn;
   vs_err err = vs_txn_begin(n->store, false, &txn);
   if (err != VS_OK) return err;
@@ -246,6 +257,7 @@ vs_err nd_load_mine(vs_node *n) {
       vs_head h;
       err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &h) : VS_ERR_CORRUPT;
       if (err == VS_OK && h.seq > 0) err = vv_append(&n->mine, k.mv_data, h.seq, h.hash);
+      if (err == VS_OK && h.seq > 0) n->mine.e[n->mine.n - 1].gen = n->vv_gen;
     }
     mdb_cursor_close(cur);
   }
@@ -260,9 +272,33 @@ vs_err nd_refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
   uint64_t seq = 0;
   uint8_t hash[VS_HASH_BYTES];
   vs_err err = vs_wal_head(n->store, origin, &seq, hash, NULL);
-  if (err == VS_OK && seq > 0) err = nd_vv_set(&n->mine, origin, seq, hash);
-  if (err == VS_OK && seq == 0) vv_remove(&n->mine, origin);
-  return err;
+  if (err != VS_OK) return err;
+  bool found = false;
+  int i = nd_vv_find(&n->mine, origin, &found);
+  if (found && n->mine.e[i].seq == seq && memcmp(n->mine.e[i].head, hash, VS_VV_HEAD_BYTES) == 0) return VS_OK;
+  if (!found && seq == 0) return VS_OK;
+  n->vv_gen++; /* a change: deltas carry the entry from this generation on */
+  if (seq == 0) {
+    vv_remove(&n->mine, origin);
+    n->vv_cut_gen = n->vv_gen; /* deltas cannot say an entry went: peers are told the whole vector */
+    return VS_OK;
+  }
+  err = nd_vv_set(&n->mine, origin, seq, hash);
+  if (err != VS_OK) return err;
+  i = nd_vv_find(&n->mine, origin, &found);
+  assert(found);
+  n->mine.e[i].gen = n->vv_gen;
+  /* A peer that holds this seq with another head holds another branch:
+   * deltas will not repeat its unchanged entry, so look now (maintain). */
+  for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) { /* bounded: the peer slots */
+    peer *p = &n->peers[s];
+    if (p->st != PEER_READY || p->fk_recheck) continue;
+    int j = nd_vv_find(&p->known, origin, &found);
+    if (!found || p->known.e[j].seq != seq || memcmp(p->known.e[j].head, hash, VS_VV_HEAD_BYTES) == 0) continue;
+    p->fk_recheck = true;
+    memcpy(p->fk_recheck_origin, origin, VS_ORIGIN_BYTES);
+  }
+  return VS_OK;
 }
 
 /* What we keep of a peer's vector: origins we hold, and our own (what it
@@ -279,6 +315,7 @@ static void asm_drop(peer *p) {
   nd_vv_free(&p->asm);
   p->asm_vector = 0;
   p->asm_next = p->asm_parts = 0;
+  p->asm_partial = false;
 }
 
 /* An entry of a peer's vector may fall, within a session, only where the
@@ -298,53 +335,141 @@ static bool vv_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTE
 /* A complete vector (p->asm, numbered p->asm_vector) from `p`: check it does
  * not go backwards, release the credit of what it newly acknowledges, and
  * make it the peer's known vector. */
+
+/* Whether a peer's known vector may take an entry of `origin`: origins we
+ * hold and our own always; others (it holds what we do not yet) up to
+ * VV_FOREIGN_MAX, so that its digest can be checked and its entry is at
+ * hand once we hold that origin too. A peer inventing origins costs us at
+ * most that many entries. */
+static bool known_room(const vs_node *n, const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  return nd_vv_keep(n, origin) || v->n < n->mine.n + 1u + VV_FOREIGN_MAX;
+}
+
+/* Ask `p` for its whole vector: our next VV tells it we hold none of it. */
+static void want_full(vs_node *n, peer *p) {
+  if (!p->want_full) n->stats.vv_resyncs++;
+  p->want_full = true;
+  p->vv_due = true;
+}
+
+/* The changes a complete vector (p->asm: whole, or a delta against a
+ * generation we hold) makes to p->known, into *chg (sorted by origin; seq 0:
+ * the origin went). A whole vector also drops what it lacks. */
+static vs_err vv_changes(const peer *p, bool whole, vv *chg) {
+  vs_err err = VS_OK;
+  uint32_t i = 0, j = 0;
+  /* Bounded: each step consumes an entry of asm or of known. */
+  while (err == VS_OK && (i < p->asm.n || (whole && j < p->known.n))) {
+    int c = i == p->asm.n ? 1 : !whole || j == p->known.n ? -1 : memcmp(p->asm.e[i].origin, p->known.e[j].origin, VS_ORIGIN_BYTES);
+    if (c < 0 || (c == 0)) {
+      err = vv_append(chg, p->asm.e[i].origin, p->asm.e[i].seq, p->asm.e[i].head);
+      i++;
+      if (c == 0) j++;
+    } else {
+      err = vv_append(chg, p->known.e[j].origin, 0, NULL);
+      j++;
+    }
+  }
+  return err;
+}
+
+/* A complete vector (p->asm, numbered p->asm_vector: whole, or a delta)
+ * from `p`: check it does not go backwards, make it the peer's known
+ * vector, release the credit of what it newly acknowledges. The work is
+ * the size of the change, not of the vector (wire v6). */
 static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
-  for (uint32_t i = 0; i < p->known.n; i++) { /* bounded: known.n */
-    uint64_t was = p->known.e[i].seq, now = nd_vv_get(&p->asm, p->known.e[i].origin);
-    if (now < was && !vv_fall_exempt(n, p->known.e[i].origin, was, now) && n->mesh_managed) {
+  bool whole = p->asm_base == 0;
+  if (!whole && (p->known_vector == 0 || p->asm_base > p->known_gen)) {
+    /* A delta from a generation we do not hold (a lie, or ours was lost
+     * to a reset): nothing of it is taken; we ask for the whole. */
+    asm_drop(p);
+    want_full(n, p);
+    return VS_OK;
+  }
+  vv chg = {0};
+  vs_err err = vv_changes(p, whole, &chg);
+  if (err != VS_OK) {
+    nd_vv_free(&chg);
+    return err;
+  }
+  bool kept_old = false;
+  /* Falls first, nothing changed yet: a session that closes keeps nothing. */
+  for (uint32_t i = 0; i < chg.n; i++) { /* bounded: chg.n */
+    vs_vv_entry *e = &chg.e[i];
+    bool found = false;
+    int k = nd_vv_find(&p->known, e->origin, &found);
+    uint64_t was = found ? p->known.e[k].seq : 0;
+    if (e->seq >= was || vv_fall_exempt(n, e->origin, was, e->seq)) continue;
+    if (n->mesh_managed) {
       /* A managed mesh: the peer may have taken a revoke (or a fork
        * verdict) we lack yet, for several origins at once (a cascade). Its
        * old entry stands, so nothing is released or sent again on its word,
        * and the session goes on: once the revoke is here the fall is
        * exempt (node_member.c). */
-      vs_err e = nd_vv_set(&p->asm, p->known.e[i].origin, was, p->known.e[i].head);
-      if (e != VS_OK) return e;
+      e->seq = was;
+      memcpy(e->head, p->known.e[k].head, VS_VV_HEAD_BYTES);
+      kept_old = true;
       continue;
     }
-    if (now < was && !vv_fall_exempt(n, p->known.e[i].origin, was, now)) {
-      /* A store never loses ops: a peer whose vector falls is lying (or
-       * broken), unless a fork verdict we have not had yet voided what it
-       * held (one origin at a time, for a claim grace). Meanwhile its old
-       * entry stands: nothing is released or sent again on its word. */
-      if (!p->fall_pending || memcmp(p->fall_origin, p->known.e[i].origin, VS_ORIGIN_BYTES) == 0) {
-        if (!p->fall_pending) p->fall_deadline_ms = vs_add_sat_u64(now_ms, nd_claim_grace_ms(n));
-        p->fall_pending = true;
-        memcpy(p->fall_origin, p->known.e[i].origin, VS_ORIGIN_BYTES);
-        vs_err e = nd_vv_set(&p->asm, p->known.e[i].origin, was, p->known.e[i].head);
-        if (e != VS_OK) return e;
-        continue;
-      }
-      /* Releasing credit on its word would let it pull without bound
-       * (issue 14). The session ends; a new one starts afresh. */
-      n->stats.rejected_vv_regress++;
-      n->reject_counted = true;
-      asm_drop(p);
-      nd_peer_close(n, p);
-      return VS_ERR_STATE;
+    /* A store never loses ops: a peer whose vector falls is lying (or
+     * broken), unless a fork verdict we have not had yet voided what it
+     * held (one origin at a time, for a claim grace). Meanwhile its old
+     * entry stands: nothing is released or sent again on its word. */
+    if (!p->fall_pending || memcmp(p->fall_origin, e->origin, VS_ORIGIN_BYTES) == 0) {
+      if (!p->fall_pending) p->fall_deadline_ms = vs_add_sat_u64(now_ms, nd_claim_grace_ms(n));
+      p->fall_pending = true;
+      memcpy(p->fall_origin, e->origin, VS_ORIGIN_BYTES);
+      e->seq = was;
+      memcpy(e->head, p->known.e[k].head, VS_VV_HEAD_BYTES);
+      kept_old = true;
+      continue;
     }
+    /* Releasing credit on its word would let it pull without bound
+     * (issue 14). The session ends; a new one starts afresh. */
+    n->stats.rejected_vv_regress++;
+    n->reject_counted = true;
+    nd_vv_free(&chg);
+    asm_drop(p);
+    nd_peer_close(n, p);
+    return VS_ERR_STATE;
   }
-  /* Whether its vector moved since its last one (any origin). */
-  bool moved = p->asm.n != p->known.n;
-  for (uint32_t i = 0; i < p->asm.n && !moved; i++) /* bounded: asm.n */
-    moved = nd_vv_get(&p->known, p->asm.e[i].origin) != p->asm.e[i].seq;
-  bool progress = flight_release(p, &p->asm) > 0;
-  for (uint32_t i = 0; i < p->sent.n && !progress; i++)
-    progress = nd_vv_get(&p->asm, p->sent.e[i].origin) > nd_vv_get(&p->known, p->sent.e[i].origin);
-  nd_vv_free(&p->known);
-  p->known = p->asm;
+  /* Apply the changes: whether its vector moved, and whether it now holds
+   * more of what we sent it (acks are coming in). */
+  bool moved = false, progress = false;
+  for (uint32_t i = 0; i < chg.n && err == VS_OK; i++) { /* bounded: chg.n */
+    const vs_vv_entry *e = &chg.e[i];
+    bool found = false;
+    int k = nd_vv_find(&p->known, e->origin, &found);
+    uint64_t was = found ? p->known.e[k].seq : 0;
+    if (found && was == e->seq && memcmp(p->known.e[k].head, e->head, VS_VV_HEAD_BYTES) == 0) continue;
+    if (!found && e->seq == 0) continue;
+    moved = true;
+    if (e->seq > was && nd_vv_get(&p->sent, e->origin) > was) progress = true;
+    if (e->seq == 0) vv_remove(&p->known, e->origin);
+    else if (found || known_room(n, &p->known, e->origin)) err = nd_vv_set(&p->known, e->origin, e->seq, e->head);
+    else p->known_partial = true;
+  }
+  if (err != VS_OK) {
+    nd_vv_free(&chg);
+    asm_drop(p);
+    return err;
+  }
+  if (whole) {
+    p->known_partial = p->asm_partial;
+    p->want_full = false;
+  } else {
+    p->known_partial = p->known_partial || p->asm_partial;
+  }
   p->known_vector = p->asm_vector;
-  memset(&p->asm, 0, sizeof p->asm);
+  p->known_gen = p->asm_gen;
+  p->peer_held = p->asm_held;
+  uint64_t sum = p->asm_sum;
   asm_drop(p);
+  /* Drift (a bug, a lost reset): its digest is not that of what we hold of
+   * its vector. Ask for the whole (not while we keep an old entry of our
+   * own choosing, whose digest differs by design). */
+  if (sum != 0 && !kept_old && !p->known_partial && !p->want_full && sum != p->known.sum) want_full(n, p);
+  if (flight_release(p, &p->known) > 0) progress = true;
   bool covered = true;
   for (uint32_t i = 0; i < p->sent.n && covered; i++)
     covered = p->sent.e[i].seq <= nd_vv_get(&p->known, p->sent.e[i].origin);
@@ -379,16 +504,19 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     p->fk_resend_ms = vs_add_sat_u64(now_ms, 2 * n->cfg.resend_ms);
   }
   nd_acks_on_vv(n, p, p->asm_acks, now_ms); /* its acks differ from ours for long: tell it all again */
-  /* Equal seqs, different heads: its branch of that origin is not ours. */
-  for (uint32_t i = 0; i < p->known.n && !p->fk_active; i++) { /* bounded: known.n */
-    const vs_vv_entry *e = &p->known.e[i];
+  /* Equal seqs, different heads: its branch of that origin is not ours.
+   * Its changed entries here; ours that change, in nd_refresh_mine. */
+  for (uint32_t i = 0; i < chg.n && !p->fk_active && err == VS_OK; i++) { /* bounded: chg.n */
+    const vs_vv_entry *e = &chg.e[i];
     bool found = false;
     int j = nd_vv_find(&n->mine, e->origin, &found);
-    if (!found || n->mine.e[j].seq != e->seq || memcmp(n->mine.e[j].head, e->head, VS_VV_HEAD_BYTES) == 0) continue;
+    if (e->seq == 0 || !found || n->mine.e[j].seq != e->seq || memcmp(n->mine.e[j].head, e->head, VS_VV_HEAD_BYTES) == 0)
+      continue;
     if (p->fall_pending && memcmp(p->fall_origin, e->origin, VS_ORIGIN_BYTES) == 0) continue;
-    vs_err err = nd_fork_suspect(n, p, e->origin, e->seq, now_ms);
-    if (err != VS_OK) return err;
+    err = nd_fork_suspect(n, p, e->origin, e->seq, now_ms);
   }
+  nd_vv_free(&chg);
+  if (err != VS_OK) return err;
   uint64_t claim = nd_vv_get(&p->known, n->cfg.identity.pk), head = nd_vv_get(&n->mine, n->cfg.identity.pk);
   if (n->own_void) claim = head; /* our identity is spent: peers that still hold its void ops are no liars */
   if (claim > head) { /* more of our chain than we hold: to be backed by our signed ops (maintain) */
@@ -403,10 +531,12 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   return VS_OK;
 }
 
-/* One part of a peer's vector (wire.h). Parts of a vector arrive in order;
- * a part out of order (lost or reordered in transit) or of a vector older
- * than the one held is dropped, not refused: the next vector replaces it.
- * Memory: the assembled vector keeps only entries nd_vv_keep wants. */
+/* One part of a peer's vector or delta (wire.h). Parts of a vector arrive
+ * in order; a part out of order (lost or reordered in transit) or of a
+ * vector older than the one held is dropped, not refused: the next vector
+ * replaces it (a delta is always from a generation the peer knows we hold,
+ * so a lost one costs nothing but the next). Memory: the parts' entries,
+ * bounded as known is (known_room). */
 vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms) {
   /* Room for the entries the message announces (not the 160 KiB of
    * VS_WIRE_VV_MAX every time); the decoder checks the count against the
@@ -426,9 +556,12 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
       asm_drop(p);
       p->asm_vector = part.vector;
       p->asm_parts = part.parts;
+      p->asm_gen = part.gen;
+      p->asm_base = part.base;
     }
   } else if (take) {
-    take = p->asm_parts != 0 && part.vector == p->asm_vector && part.part == p->asm_next && part.parts == p->asm_parts;
+    take = p->asm_parts != 0 && part.vector == p->asm_vector && part.part == p->asm_next && part.parts == p->asm_parts &&
+           part.gen == p->asm_gen && part.base == p->asm_base;
     if (!take && part.vector > p->asm_vector) asm_drop(p); /* a newer vector whose first part we missed */
   }
   if (take && part.part > 0 && memcmp(e[0].origin, p->asm_last, VS_ORIGIN_BYTES) <= 0) {
@@ -436,17 +569,113 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
     asm_drop(p);
     take = false;
   }
-  for (uint32_t i = 0; take && err == VS_OK && i < count; i++) /* bounded: count <= VS_WIRE_VV_MAX */
-    if (nd_vv_keep(n, e[i].origin)) err = vv_append(&p->asm, e[i].origin, e[i].seq, e[i].head);
+  for (uint32_t i = 0; take && err == VS_OK && i < count; i++) { /* bounded: count <= VS_WIRE_VV_MAX */
+    if (known_room(n, &p->asm, e[i].origin)) err = vv_append(&p->asm, e[i].origin, e[i].seq, e[i].head);
+    else p->asm_partial = true;
+  }
   if (take && err == VS_OK) {
     if (count > 0) memcpy(p->asm_last, e[count - 1].origin, VS_ORIGIN_BYTES);
     p->asm_next = part.part + 1;
     p->asm_forks = part.forks;
     p->asm_acks = part.acks;
+    p->asm_held = part.held;
+    p->asm_sum = part.sum;
     if (p->asm_next == p->asm_parts) err = vv_complete(n, p, now_ms);
   } else if (take) {
     asm_drop(p);
   }
   free(e);
+  return err;
+}
+
+/* ---- sending our vector (wire v6: deltas) ---- */
+
+/* What our next VV to `p` says: our generation (0, and nothing of what we
+ * hold, to a device on probation on an older key past the grace:
+ * node_member.c), and the generation of its vector we hold whole. */
+static uint64_t gen_for(const vs_node *n, const peer *p) { return p->stale_probation ? 0 : n->vv_gen; }
+static uint64_t held_for(const peer *p) { return p->want_full ? 0 : p->known_gen; }
+static uint64_t forks_for(const vs_node *n, const peer *p) { return p->stale_probation ? 0 : n->forks_digest; }
+static uint64_t acks_for(const vs_node *n, const peer *p) {
+  return p->stale_probation ? 0 : p->acks_forget_due ? ACKS_DIGEST_FORGET : n->acks_digest;
+}
+
+/* Whether our VV has news for `p`: a change of our vector, of the
+ * generation of its vector we hold, or of a digest; or none was sent yet. */
+static bool vv_news(const vs_node *n, const peer *p) {
+  return p->vv_out_no == 0 || p->vv_told_gen != gen_for(n, p) || p->held_told != held_for(p) ||
+         p->told_forks != forks_for(n, p) || p->told_acks != acks_for(n, p);
+}
+
+/* Whether a VV is due to `p` now: at once when asked (an acknowledgement
+ * after its runs) and there is news; news otherwise at most once per
+ * vv_interval_ms (changes batch up); a delta it has not confirmed again
+ * after VV_RESEND_FACTOR intervals; and a digest when idle, every
+ * VV_IDLE_FACTOR intervals. A quiet session costs one small message per
+ * direction per idle period. */
+bool nd_vv_send_due(const vs_node *n, const peer *p, uint64_t now_ms) {
+  bool news = vv_news(n, p);
+  if (news && (p->vv_due || now_ms >= p->next_vv_ms)) return true;
+  if (p->peer_held != gen_for(n, p) && now_ms >= p->vv_resend_ms) return true;
+  return now_ms >= p->vv_idle_ms;
+}
+
+uint64_t nd_vv_wake(const vs_node *n, const peer *p, uint64_t now_ms) {
+  if (vv_news(n, p)) return p->vv_due ? now_ms : p->next_vv_ms;
+  uint64_t t = p->vv_idle_ms;
+  if (p->peer_held != gen_for(n, p) && p->vv_resend_ms < t) t = p->vv_resend_ms;
+  return t;
+}
+
+/* Our vector to `p`: whole, or what changed since the generation it told
+ * us it holds (held), in parts of VS_WIRE_VV_MAX entries (wire.h), each its
+ * own message, queued in order. */
+vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms) {
+  uint64_t gen = gen_for(n, p), base = p->peer_held;
+  bool whole = gen == 0 || base == 0 || base < n->vv_cut_gen || base > gen;
+  const vs_vv_entry *src = NULL;
+  vs_vv_entry *pick = NULL;
+  uint32_t held = 0;
+  if (gen != 0 && whole) {
+    src = n->mine.e;
+    held = n->mine.n;
+  } else if (gen != 0) {
+    for (uint32_t i = 0; i < n->mine.n; i++) held += n->mine.e[i].gen > base; /* bounded: mine.n */
+    pick = held > 0 ? malloc(sizeof *pick * held) : NULL;
+    if (held > 0 && pick == NULL) return VS_ERR_NOMEM;
+    for (uint32_t i = 0, k = 0; i < n->mine.n && k < held; i++)
+      if (n->mine.e[i].gen > base) pick[k++] = n->mine.e[i];
+    src = pick;
+  }
+  uint32_t parts = held == 0 ? 1u : (held - 1u) / VS_WIRE_VV_MAX + 1u;
+  vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
+  bool forget = p->acks_forget_due && !p->stale_probation;
+  vs_vv_part part = {++p->vv_out_no, 0, parts, forks_for(n, p), acks_for(n, p),
+                     gen, whole ? 0 : base, held_for(p), gen == 0 ? 0 : n->mine.sum};
+  for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
+    uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
+    if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
+    size_t len = 0;
+    part.part = k;
+    err = vs_msg_vv_encode(&part, src == NULL || held == 0 ? NULL : src + first, count, n->msg, VS_MSG_BYTES_MAX, &len);
+    if (err == VS_OK) err = nd_send_msg(n, p, n->msg, len);
+  }
+  free(pick);
+  if (err == VS_OK) {
+    n->stats.vv_sent++;
+    if (whole && gen != 0) n->stats.vv_sent_whole++;
+  }
+  if (err == VS_OK && forget) {
+    p->acks_forget_due = false;
+    n->stats.acks_forgets++;
+  }
+  p->vv_told_gen = gen;
+  p->held_told = part.held;
+  p->told_forks = part.forks;
+  p->told_acks = part.acks;
+  p->vv_due = false;
+  p->next_vv_ms = vs_add_sat_u64(now_ms, n->cfg.vv_interval_ms);
+  p->vv_resend_ms = vs_add_sat_u64(now_ms, VV_RESEND_FACTOR * n->cfg.vv_interval_ms);
+  p->vv_idle_ms = vs_add_sat_u64(now_ms, VV_IDLE_FACTOR * n->cfg.vv_interval_ms);
   return err;
 }

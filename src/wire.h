@@ -1,10 +1,10 @@
-/* vixsync: wire protocol v5 (frames, handshake, sessions, messages).
+/* vixsync: wire protocol v6 (frames, handshake, sessions, messages).
  *
  * Sans-IO: every function takes bytes and returns bytes; randomness (the
  * ephemeral key seed) comes from the caller. All integers little-endian.
  *
- * FRAMES. Every frame starts with [u8 version = 5][u8 type]. A frame of
- * another version is VS_ERR_VERSION (a v1..v4 peer: see VS_WIRE_VERSION; the
+ * FRAMES. Every frame starts with [u8 version = 6][u8 type]. A frame of
+ * another version is VS_ERR_VERSION (a v1..v5 peer: see VS_WIRE_VERSION; the
  * driver names both versions in its log), an unknown type VS_ERR_MALFORMED.
  * At most VS_FRAME_BYTES_MAX bytes.
  *
@@ -75,7 +75,17 @@
  * reordered within the window, never accepted twice).
  *
  * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
- *   VV   [1][vector u64][part u32][parts u32][forks u64][acks u64][u32 n][n x (origin 32, seq u64, head 8)]
+ *   VV   [1][vector u64][part u32][parts u32][forks u64][acks u64][gen u64][base u64][held u64][sum u64]
+ *        [u32 n][n x (origin 32, seq u64, head 8)]
+ *        (wire v6) base 0: the sender's whole vector, every seq >= 1; base >= 1:
+ *        a delta, the entries that changed after the sender's generation
+ *        `base` (< gen), with their values at `gen` (seq 0: the origin is no
+ *        longer held). `held`: the highest gen of the receiver's vector the
+ *        sender holds whole (0: none: send it whole). `sum`: the digest of
+ *        the sender's whole vector at gen (vs_vv_sum_entry; 0: none). A
+ *        sender deltas only against a gen the receiver said it holds, so
+ *        lost vectors cost nothing but the next delta (docs/protocol.md,
+ *        "Vectors as deltas").
  *        A node's version vector: sent after the handshake, after it changes,
  *        `head` is the first VS_VV_HEAD_BYTES bytes of the hash of the
  *        sender's op at `seq`: two nodes at one seq with different heads hold
@@ -165,9 +175,10 @@
 extern "C" {
 #endif
 
-#define VS_WIRE_VERSION 5u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
+#define VS_WIRE_VERSION 6u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
                              * or WANT; 3: no ACKS, no acks digest in VV; 4: no BEHIND, SNAPREQ,
-                             * SNAPCHUNK or SNAPACK (a v1..v4 frame is VS_ERR_VERSION) */
+                             * SNAPCHUNK or SNAPACK; 5: whole vectors only (no gen, base, held, sum)
+                             * (a v1..v5 frame is VS_ERR_VERSION) */
 #define VS_FRAME_HELLO 1u
 #define VS_FRAME_REPLY 2u
 #define VS_FRAME_AUTH 3u
@@ -210,7 +221,7 @@ extern "C" {
 #define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
 #define VS_WIRE_VV_MAX 4096u       /* entries per VV message (part) */
 #define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
-#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 8u + 4u)
+#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 8u + 8u + 8u + 8u + 8u + 4u)
 #define VS_ACK_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u)
 #define VS_ACK_HEADER_BYTES (VS_ORIGIN_BYTES + 8u + 8u + VS_SIGNATURE_BYTES + 4u)
 #define VS_MSG_ACKS_HEADER_BYTES (1u + 4u)
@@ -364,8 +375,10 @@ vs_err vs_frame_type(const uint8_t *in, size_t in_bytes, uint8_t *type_out);
 
 typedef struct vs_vv_entry {
   uint8_t origin[VS_ORIGIN_BYTES];
-  uint64_t seq;
+  uint64_t seq;                   /**< 0 only in a delta: the sender holds no op of origin any more */
   uint8_t head[VS_VV_HEAD_BYTES]; /**< first bytes of the hash of the op at seq (VV above) */
+  uint64_t gen;                   /**< node-local, never on the wire: the node's vector generation when the
+                                       entry last changed (node_vv.c, deltas) */
 } vs_vv_entry;
 
 /** Where a VV message sits in its vector (wire v2). */
@@ -375,7 +388,18 @@ typedef struct vs_vv_part {
   uint32_t parts;  /**< 1 .. VS_WIRE_VV_PARTS_MAX */
   uint64_t forks;  /**< digest of the sender's fork verdicts (0: none) */
   uint64_t acks;   /**< digest of the member acknowledgements the sender holds (0: none; wire v4) */
+  /* wire v6: vectors as deltas */
+  uint64_t gen;  /**< the sender's vector generation (grows when its vector changes; 0: not numbered) */
+  uint64_t base; /**< 0: the whole vector; else a delta: what changed since the sender's generation base */
+  uint64_t held; /**< the highest generation of the receiver's vector the sender holds whole (0: none) */
+  uint64_t sum;  /**< digest of the sender's whole vector at gen (vs_vv_sum_entry; 0: not given) */
 } vs_vv_part;
+
+/** One entry's share of a vector's digest (VV `sum`): the digest of a
+ *  vector is the sum, modulo 2^64, of this over its entries, so either side
+ *  keeps it as entries change. A check against drift, not an authenticator
+ *  (a peer may say what it likes of its own vector). */
+uint64_t vs_vv_sum_entry(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t head[VS_VV_HEAD_BYTES]);
 
 /** Encode one part of a VV message; entries must be sorted by origin,
  *  strictly, with seqs in 1..VS_OP_SEQ_MAX (what the decoder accepts), at

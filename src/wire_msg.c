@@ -1,4 +1,4 @@
-/* Wire protocol v5 (see wire.h), the messages carried inside DATA frames:
+/* Wire protocol v6 (see wire.h), the messages carried inside DATA frames:
  * VV (version vectors, in parts), OPS (signed runs: a writer and a
  * decoder), FORK (fork evidence), WANT, ACKS (member acknowledgements),
  * BEHIND, SNAPREQ, SNAPCHUNK and SNAPACK (snapshots over a session). Frames,
@@ -10,6 +10,7 @@
  * were checked against the input first. */
 #include "wire.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -30,15 +31,28 @@ _Static_assert(VS_OP_ENCODED_BYTES_MAX <= UINT32_MAX, "op lengths are u32 on the
 
 /* ---- VV messages ---- */
 
-static bool vv_entry_ok(const uint8_t *origin, uint64_t seq, const uint8_t *prev_origin) {
-  if (seq == 0 || seq > VS_OP_SEQ_MAX) return false;
+/* seq 0 only in a delta (the origin is no longer held). */
+static bool vv_entry_ok(const uint8_t *origin, uint64_t seq, const uint8_t *prev_origin, bool delta) {
+  if ((seq == 0 && !delta) || seq > VS_OP_SEQ_MAX) return false;
   return prev_origin == NULL || memcmp(prev_origin, origin, VS_ORIGIN_BYTES) < 0;
 }
 
 static bool vv_part_ok(const vs_vv_part *part, uint32_t count) {
   if (part->vector == 0 || part->parts == 0 || part->parts > VS_WIRE_VV_PARTS_MAX || part->part >= part->parts)
     return false;
-  return count > 0 || part->parts == 1; /* only an empty vector has an empty part */
+  if (part->base > part->gen) return false; /* a delta is from an older generation (or its own: empty) */
+  return count > 0 || part->parts == 1; /* only an empty vector (or delta) has an empty part */
+}
+
+uint64_t vs_vv_sum_entry(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t head[VS_VV_HEAD_BYTES]) {
+  /* SipHash-2-4 under a fixed key: fast, and a check against drift only. */
+  static const uint8_t key[crypto_shorthash_KEYBYTES + 1] = "vixsync/vvsum/1"; /* 16 bytes and a NUL */
+  uint8_t in[VS_ORIGIN_BYTES + 8 + VS_VV_HEAD_BYTES], out[crypto_shorthash_BYTES];
+  memcpy(in, origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(in + VS_ORIGIN_BYTES, seq);
+  memcpy(in + VS_ORIGIN_BYTES + 8, head, VS_VV_HEAD_BYTES);
+  crypto_shorthash(out, in, sizeof in, key);
+  return vs_get_u64le(out);
 }
 
 vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint32_t count, uint8_t *out,
@@ -46,7 +60,8 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
   if (part == NULL || (entries == NULL && count != 0) || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
   if (count > VS_WIRE_VV_MAX || !vv_part_ok(part, count)) return VS_ERR_INVAL;
   for (uint32_t i = 0; i < count; i++)
-    if (!vv_entry_ok(entries[i].origin, entries[i].seq, i > 0 ? entries[i - 1].origin : NULL)) return VS_ERR_INVAL;
+    if (!vv_entry_ok(entries[i].origin, entries[i].seq, i > 0 ? entries[i - 1].origin : NULL, part->base != 0))
+      return VS_ERR_INVAL;
   size_t n = VS_MSG_VV_HEADER_BYTES + (size_t)count * VV_ENTRY_BYTES;
   if (out_max < n) return VS_ERR_BUFSIZE;
   out[0] = VS_MSG_VV;
@@ -55,7 +70,11 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
   vs_put_u32le(out + 13, part->parts);
   vs_put_u64le(out + 17, part->forks);
   vs_put_u64le(out + 25, part->acks);
-  vs_put_u32le(out + 33, count);
+  vs_put_u64le(out + 33, part->gen);
+  vs_put_u64le(out + 41, part->base);
+  vs_put_u64le(out + 49, part->held);
+  vs_put_u64le(out + 57, part->sum);
+  vs_put_u32le(out + 65, count);
   uint8_t *p = out + VS_MSG_VV_HEADER_BYTES;
   for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
     memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
@@ -74,9 +93,10 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_MSG_VV) return VS_ERR_MALFORMED;
   if (in_bytes < VS_MSG_VV_HEADER_BYTES) return VS_ERR_TRUNCATED;
-  vs_vv_part part = {vs_get_u64le(in + 1), vs_get_u32le(in + 9), vs_get_u32le(in + 13), vs_get_u64le(in + 17),
-                     vs_get_u64le(in + 25)};
-  uint32_t count = vs_get_u32le(in + 33);
+  vs_vv_part part = {vs_get_u64le(in + 1),  vs_get_u32le(in + 9),  vs_get_u32le(in + 13),
+                     vs_get_u64le(in + 17), vs_get_u64le(in + 25), vs_get_u64le(in + 33),
+                     vs_get_u64le(in + 41), vs_get_u64le(in + 49), vs_get_u64le(in + 57)};
+  uint32_t count = vs_get_u32le(in + 65);
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
   size_t body = (size_t)count * VV_ENTRY_BYTES;
   if (in_bytes - VS_MSG_VV_HEADER_BYTES < body) return VS_ERR_TRUNCATED;
@@ -86,12 +106,13 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   const uint8_t *p = in + VS_MSG_VV_HEADER_BYTES;
   for (uint32_t i = 0; i < count; i++)
     if (!vv_entry_ok(p + i * VV_ENTRY_BYTES, vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES),
-                     i > 0 ? p + (i - 1) * VV_ENTRY_BYTES : NULL))
+                     i > 0 ? p + (i - 1) * VV_ENTRY_BYTES : NULL, part.base != 0))
       return VS_ERR_MALFORMED;
   for (uint32_t i = 0; i < count; i++) {
     memcpy(entries_out[i].origin, p + i * VV_ENTRY_BYTES, VS_ORIGIN_BYTES);
     entries_out[i].seq = vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES);
     memcpy(entries_out[i].head, p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES + 8, VS_VV_HEAD_BYTES);
+    entries_out[i].gen = 0;
   }
   *part_out = part;
   *count_out = count;

@@ -449,7 +449,7 @@ static inline void fake_send_vv1(bench *t, fake *f, const uint8_t origin[VS_ORIG
   uint8_t msg[128], frame[256];
   size_t len = 0;
   static uint64_t vector = 1000; /* each vector a fake sends has a higher number */
-  vs_vv_part part = {++vector, 0, 1, 0, 0};
+  vs_vv_part part = {++vector, 0, 1, 0, 0, 0, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&part, &e, 1, msg, sizeof msg, &len), VS_OK);
   size_t flen = fake_seal(f, msg, len, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_OK);

@@ -16,7 +16,8 @@ static void test_vv_round_trip(void **state) {
   uint8_t buf[VVH + 5 * VVE];
   size_t n = 0;
   uint32_t count = 0;
-  vs_vv_part part = {0x0102030405060708ull, 2, 3, 0x1122334455667788ull, 0x99aabbccddeeff00ull}, got;
+  vs_vv_part part = {0x0102030405060708ull, 2, 3, 0x1122334455667788ull, 0x99aabbccddeeff00ull,
+                     0x2000000000000001ull, 0x1000000000000002ull, 0x3000000000000003ull, 0x4000000000000004ull}, got;
   assert_err(vs_msg_vv_encode(&part, e, 5, buf, sizeof buf, &n), VS_OK);
   assert_int_equal(n, VVH + 5 * VVE);
   assert_int_equal(buf[0], VS_MSG_VV);
@@ -25,7 +26,11 @@ static void test_vv_round_trip(void **state) {
   assert_int_equal(vt_get_u32le(buf + 13), 3);
   assert_int_equal(vt_get_u64le(buf + 17), part.forks);
   assert_int_equal(vt_get_u64le(buf + 25), part.acks);
-  assert_int_equal(vt_get_u32le(buf + 33), 5);
+  assert_int_equal(vt_get_u64le(buf + 33), part.gen);
+  assert_int_equal(vt_get_u64le(buf + 41), part.base);
+  assert_int_equal(vt_get_u64le(buf + 49), part.held);
+  assert_int_equal(vt_get_u64le(buf + 57), part.sum);
+  assert_int_equal(vt_get_u32le(buf + 65), 5);
   assert_memory_equal(buf + VVH, e[0].origin, 32);
   uint8_t *copy = vt_dup_exact(buf, n);
   assert_err(vs_msg_vv_decode(copy, n, &got, d, 5, &count), VS_OK);
@@ -36,6 +41,10 @@ static void test_vv_round_trip(void **state) {
   assert_int_equal(got.parts, 3);
   assert_int_equal(got.forks, part.forks);
   assert_int_equal(got.acks, part.acks);
+  assert_int_equal(got.gen, part.gen);
+  assert_int_equal(got.base, part.base);
+  assert_int_equal(got.held, part.held);
+  assert_int_equal(got.sum, part.sum);
   for (int k = 0; k < 5; k++) {
     assert_memory_equal(d[k].origin, e[k].origin, 32);
     assert_int_equal(d[k].seq, e[k].seq);
@@ -58,19 +67,24 @@ static void test_vv_part_header_checked(void **state) {
   uint8_t buf[VVH + 2 * VVE];
   size_t n = 0;
   uint32_t count = 0;
-  static const vs_vv_part bad[] = {{0, 0, 1, 0, 0}, {1, 1, 1, 0, 0}, {1, 0, 0, 0, 0}, {1, 0, VS_WIRE_VV_PARTS_MAX + 1, 0, 0}, {1, 5, 5, 0, 0}};
+  /* The last: a delta from a generation past its own (wire v6). */
+  static const vs_vv_part bad[] = {{0, 0, 1, 0, 0, 0, 0, 0, 0}, {1, 1, 1, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0},
+                                   {1, 0, VS_WIRE_VV_PARTS_MAX + 1, 0, 0, 0, 0, 0, 0}, {1, 5, 5, 0, 0, 0, 0, 0, 0},
+                                   {1, 0, 1, 0, 0, 4, 5, 0, 0}};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     assert_err(vs_msg_vv_encode(&bad[k], e, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
     assert_err(vs_msg_vv_encode(&ONE_PART, e, 2, buf, sizeof buf, &n), VS_OK);
     vt_put_u64le(buf + 1, bad[k].vector);
     vt_put_u32le(buf + 9, bad[k].part);
     vt_put_u32le(buf + 13, bad[k].parts);
+    vt_put_u64le(buf + 33, bad[k].gen);
+    vt_put_u64le(buf + 41, bad[k].base);
     assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_ERR_MALFORMED);
   }
-  vs_vv_part last = {7, VS_WIRE_VV_PARTS_MAX - 1, VS_WIRE_VV_PARTS_MAX, 0, 0};
+  vs_vv_part last = {7, VS_WIRE_VV_PARTS_MAX - 1, VS_WIRE_VV_PARTS_MAX, 0, 0, 0, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&last, e, 2, buf, sizeof buf, &n), VS_OK);
   assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_OK);
-  vs_vv_part empty_of_two = {1, 0, 2, 0, 0};
+  vs_vv_part empty_of_two = {1, 0, 2, 0, 0, 0, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&empty_of_two, NULL, 0, buf, sizeof buf, &n), VS_ERR_INVAL);
   assert_err(vs_msg_vv_encode(&ONE_PART, NULL, 0, buf, sizeof buf, &n), VS_OK);
   vt_put_u32le(buf + 13, 2);
@@ -111,6 +125,17 @@ static void test_vv_unsorted_duplicate_or_bad_seq_rejected(void **state) {
   vs_vv_entry z = e[0];
   z.seq = 0;
   assert_err(vs_msg_vv_encode(&ONE_PART, &z, 1, buf, sizeof buf, &n), VS_ERR_INVAL);
+  /* In a delta (wire v6), seq 0 says the origin went: both sides take it. */
+  assert_err(vs_msg_vv_encode(&ONE_DELTA, &z, 1, buf, sizeof buf, &n), VS_OK);
+  vs_vv_part got;
+  uint8_t *copy = vt_dup_exact(buf, n);
+  assert_err(vs_msg_vv_decode(copy, n, &got, d, 3, &count), VS_OK);
+  free(copy);
+  assert_int_equal(count, 1);
+  assert_int_equal(d[0].seq, 0);
+  assert_int_equal(got.base, 8);
+  vt_put_u64le(buf + 41, 0); /* the same entry in a whole vector */
+  assert_err(vv_decode_exact(buf, n, d, 3, &count), VS_ERR_MALFORMED);
 }
 
 static void test_vv_counts_past_limits_are_too_large(void **state) {

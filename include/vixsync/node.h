@@ -292,6 +292,18 @@ typedef struct vs_node_stats {
   uint64_t late_rebases;        /**< rebases of a too-late replica (also in snap_rebases) */
   uint64_t acks_forgets;        /**< vectors that asked a peer to tell every ack again (after an install or a
                                      rebase, or a delta against a keyframe we lack: docs/protocol.md, "Forget") */
+  /* Bytes of sealed DATA frames queued, by message type (frame overhead
+   * included): bytes_out minus their sum is the handshakes'. */
+  uint64_t bytes_sent_ops;      /**< OPS messages (signed runs) */
+  uint64_t bytes_sent_vv;       /**< VV messages (version vectors: acknowledgements and digests) */
+  uint64_t bytes_sent_acks;     /**< ACKS messages (members' signed acknowledgements) */
+  uint64_t bytes_sent_other;    /**< every other message (FORK, WANT, BEHIND, snapshots) */
+  uint64_t op_bytes_applied;    /**< encoded bytes of the ops newly applied from peers (op.h) */
+  uint64_t payload_bytes_applied; /**< of them, payload bytes (the application's data) */
+  uint64_t vv_sent;             /**< vectors sent (wire v6: whole or a delta; each may be several VV parts) */
+  uint64_t vv_sent_whole;       /**< of them, whole vectors (a new session, a peer that asked, after a reload) */
+  uint64_t vv_resyncs;          /**< whole vectors asked of peers: a delta from a generation we lack, or a
+                                     digest that did not match what we held of the peer's vector */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;

@@ -15,6 +15,8 @@ import time
 import meshlib as ml
 from meshlib import check, vn, vn_ok
 
+WIRE = 6  # VS_WIRE_VERSION (src/wire.h)
+
 
 def put(d, target, value):
     return vn("put", "--data", d, target, value)[0]
@@ -189,10 +191,11 @@ def test_garbage_and_half_open_flood(m):
     rng = random.Random(seed)
     # Frames that reach vs_node_on_frame: an ENet session per payload (the
     # node closes a connection at its first bad handshake frame).
-    # Wire version 5; a version-4 HELLO and a version-6 one are refused by version.
-    payloads = [b"", b"\x05", b"\x05\x01" + rng.randbytes(64), b"\x05\x01" + rng.randbytes(10),
-                b"\x06\x01" + rng.randbytes(64), b"\x04\x01" + rng.randbytes(64),
-                b"\x05\x06" + rng.randbytes(80), b"\x05\x04" + rng.randbytes(40), b"\x05\x09" + rng.randbytes(5),
+    # Wire version WIRE; a HELLO of the version before and of the one after are refused by version.
+    v, old, new = bytes([WIRE]), bytes([WIRE - 1]), bytes([WIRE + 1])
+    payloads = [b"", v, v + b"\x01" + rng.randbytes(64), v + b"\x01" + rng.randbytes(10),
+                new + b"\x01" + rng.randbytes(64), old + b"\x01" + rng.randbytes(64),
+                v + b"\x06" + rng.randbytes(80), v + b"\x04" + rng.randbytes(40), v + b"\x09" + rng.randbytes(5),
                 rng.randbytes(1000)]
     sessions = []
     for p in payloads:
