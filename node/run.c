@@ -162,10 +162,41 @@ static void dial_lost(vn_daemon *d, int32_t di) {
          (unsigned long long)delay);
 }
 
+/* A dial covered by a session the node kept in place of ours (one session
+ * per pair): while it lives the address is not dialled, so two nodes that
+ * name each other do not redial and close in turn. */
+static bool dial_covered(vn_daemon *d, vn_dial *dl) {
+  if (dl->cover_conn == 0) return false;
+  const vn_slot *k = &d->slots[dl->cover_slot];
+  if (k->handle != 0 && k->ready && k->conn == dl->cover_conn) return true;
+  dl->cover_conn = 0; /* it ended: dial again, with the backoff dial_lost counted */
+  uint64_t delay = backoff_ms(d->node_hex, dl->text, dl->attempt > 0 ? dl->attempt : 1u);
+  dl->next_ms = d->now_ms + delay;
+  vn_log(VN_LOG_DEBUG, "dial_uncovered", "addr=%s delay_ms=%llu", dl->text, (unsigned long long)delay);
+  return false;
+}
+
+/* The node closed slot `si` as a duplicate of handle `kept`: its dial (and
+ * any dial covered by it) waits for the session kept. */
+static void dial_cover(vn_daemon *d, uint32_t si, uint32_t kept) {
+  if (kept < 1 || kept > HANDLES_MAX || d->handle_slot[kept] == 0) return;
+  uint32_t ks = d->handle_slot[kept] - 1;
+  const vn_slot *s = &d->slots[si];
+  for (uint32_t i = 0; i < d->dial_count; i++) { /* bounded: the dials */
+    vn_dial *dl = &d->dials[i];
+    bool mine = s->dial == (int32_t)i, via = dl->cover_conn != 0 && dl->cover_slot == si && dl->cover_conn == s->conn;
+    if (!mine && !via) continue;
+    dl->cover_conn = d->slots[ks].conn;
+    dl->cover_slot = ks;
+    if (mine) d->c.dials_covered++;
+    vn_log(VN_LOG_INFO, "dial_covered", "addr=%s peer=%u", dl->text, kept);
+  }
+}
+
 static void dials_due(vn_daemon *d) {
   for (uint32_t i = 0; i < d->dial_count; i++) {
     vn_dial *dl = &d->dials[i];
-    if (dl->slot >= 0 || d->now_ms < dl->next_ms) continue;
+    if (dl->slot >= 0 || dl->self || dial_covered(d, dl) || d->now_ms < dl->next_ms) continue;
     d->c.dial_attempts++;
     ENetPeer *p = enet_host_connect(d->host, &dl->addr, 1, 0);
     if (p == NULL) { /* every slot taken (a flood?): try again later */
@@ -186,8 +217,8 @@ static void dials_due(vn_daemon *d) {
 
 static uint64_t dials_next(const vn_daemon *d) {
   uint64_t t = UINT64_MAX;
-  for (uint32_t i = 0; i < d->dial_count; i++)
-    if (d->dials[i].slot < 0) t = min_u64(t, d->dials[i].next_ms);
+  for (uint32_t i = 0; i < d->dial_count; i++) /* a covered dial waits for an event (its cover's end) */
+    if (d->dials[i].slot < 0 && d->dials[i].cover_conn == 0 && !d->dials[i].self) t = min_u64(t, d->dials[i].next_ms);
   return t;
 }
 
@@ -418,8 +449,15 @@ static void out_close(vn_daemon *d, uint32_t h) {
   uint32_t si = d->handle_slot[h] - 1;
   vn_slot *s = &d->slots[si];
   /* The node has forgotten the handle already. */
-  vn_log(VN_LOG_INFO, s->ready ? "peer_down" : "handshake_failed", "peer=%u addr=%s reason=closed_by_node", h,
-         s->addr);
+  uint32_t kept = 0;
+  vs_node_close_why why = vs_node_close_reason(d->node, &kept);
+  const char *reason = why == VS_NODE_CLOSE_DUPLICATE ? "duplicate" : why == VS_NODE_CLOSE_SELF ? "self" : "closed_by_node";
+  vn_log(VN_LOG_INFO, s->ready ? "peer_down" : "handshake_failed", "peer=%u addr=%s reason=%s", h, s->addr, reason);
+  if (why == VS_NODE_CLOSE_DUPLICATE) dial_cover(d, si, kept);
+  if (why == VS_NODE_CLOSE_SELF && s->dial >= 0) {
+    d->dials[s->dial].self = true;
+    vn_log(VN_LOG_WARN, "dial_self", "addr=%s note=\"this node's own address: not dialled again\"", s->addr);
+  }
   bool was_ready = s->ready;
   handle_free(d, h);
   s->handle = 0;

@@ -73,6 +73,12 @@ typedef struct vn_dial {
    * is redialled with a growing backoff, not every 200 ms). */
   uint64_t ready_ms;
   uint32_t attempt_cleared;
+  /* The node closed our session here as a duplicate (vs_node_close_reason):
+   * not dialled again while the session kept, connection number cover_conn
+   * in slot cover_slot, lives (0: not covered); then with the backoff. */
+  uint64_t cover_conn;
+  uint32_t cover_slot;
+  bool self; /* the address is this node's own: never dialled again */
 } vn_dial;
 
 typedef struct vn_counters {
@@ -85,6 +91,7 @@ typedef struct vn_counters {
   uint64_t closed_oversized;     /* closed: unauthenticated, a packet past HS_FRAME_BYTES_MAX */
   uint64_t refused_ready_full;   /* closed at the end of its handshake: authenticated inbound budget full */
   uint64_t dial_attempts, connections_in, connections_out;
+  uint64_t dials_covered;        /* dialled sessions closed as duplicates: the dial waits for the session kept */
   uint64_t rx_pipelined; /* frames applied after the receive pipeline prepared them */
   uint64_t outbox_purged, purge_steps; /* DONE outbox entries purged, in that many steps (run_purge.c) */
 } vn_counters;

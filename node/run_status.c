@@ -334,7 +334,8 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           "  \"runs_applied\": %llu, \"ops_applied\": %llu, \"ops_duplicate\": %llu, \"runs_gap\": %llu, "
           "\"runs_forged\": %llu, \"runs_fork\": %llu, \"ops_deferred_future\": %llu,\n"
           "  \"runs_sent\": %llu, \"ops_sent\": %llu, \"resends\": %llu, \"origin_resends\": %llu,\n"
-          "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu, \"sessions_closed_malformed\": %llu,\n"
+          "  \"rejected_origin_quota\": %llu, \"rejected_vv_regress\": %llu, \"sessions_closed_malformed\": %llu, "
+          "\"sessions_duplicate\": %llu, \"dials_covered\": %llu,\n"
           "  \"half_open_resets\": %llu, \"stale_resets\": %llu, \"refused_full\": %llu, \"send_errors\": %llu,\n"
           "  \"nudges\": %llu, \"dial_attempts\": %llu, \"connections_in\": %llu, \"connections_out\": %llu,\n"
           "  \"rx_pipelined\": %llu, \"outbox_purged\": %llu, \"purge_steps\": %llu,\n",
@@ -349,6 +350,7 @@ static void json_stats(FILE *f, const vn_daemon *d) {
           (unsigned long long)st.runs_sent, (unsigned long long)st.ops_sent,
           (unsigned long long)st.resends, (unsigned long long)st.origin_resends, (unsigned long long)st.rejected_origin_quota,
           (unsigned long long)st.rejected_vv_regress, (unsigned long long)st.sessions_closed_malformed,
+          (unsigned long long)st.sessions_duplicate, (unsigned long long)c->dials_covered,
           (unsigned long long)c->half_open_resets,
           (unsigned long long)c->stale_resets, (unsigned long long)c->refused_full,
           (unsigned long long)c->send_errors, (unsigned long long)c->nudges, (unsigned long long)c->dial_attempts,
@@ -435,6 +437,8 @@ static void json_dials(FILE *f, const vn_daemon *d) {
     const vn_dial *dl = &d->dials[i];
     const char *state = "waiting";
     if (dl->slot >= 0) state = d->slots[dl->slot].ready ? "ready" : "connecting";
+    else if (dl->self) state = "self"; /* our own address: not dialled again */
+    else if (dl->cover_conn != 0) state = "covered"; /* by a session of the same node (its dial or ours) */
     fprintf(f, "%s{\"addr\": \"%s\", \"state\": \"%s\", \"attempt\": %u, \"next_ms\": %llu}", i > 0 ? ", " : "",
             dl->text, state, dl->attempt, (unsigned long long)(dl->slot >= 0 ? 0 : dl->next_ms));
   }

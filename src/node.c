@@ -333,6 +333,10 @@ vs_err vs_node_peer_up_addr(vs_node *n, uint32_t handle, bool initiator, const u
   p->known.summed = true; /* its digest is checked against the VV's (wire v6) */
   p->handle = handle;
   p->st = PEER_HANDSHAKE;
+  /* node_dup.c: duplicates share an identity and an address (for
+   * initiators, nd_dial_key below hashes it the same way). */
+  p->has_addr = addr_bytes > 0;
+  if (!initiator) crypto_generichash(p->dial_tag, DIAL_TAG_BYTES, addr, addr_bytes, NULL, 0);
   p->hs_end_ms = vs_add_sat_u64(now_ms, n->cfg.handshake_timeout_ms);
   p->hs_deadline_ms = p->hs_end_ms;
   if (!initiator) { /* the initiator speaks first: a silent one is not of the mesh */
@@ -432,6 +436,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
   if (aerr == VS_OK) aerr = nd_snap_tick(n, now_ms); /* a snapshot being received that stalled */
   if (aerr == VS_OK) aerr = nd_snap_late_check(n, now_ms); /* back in touch after too long */
   if (aerr != VS_OK) return aerr;
+  nd_dup_sweep(n, now_ms); /* one session per pair */
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {
@@ -441,6 +446,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
       continue;
     }
     if (p->st != PEER_READY) continue;
+    if (p->dup_doomed) continue; /* a duplicate, silent until it is closed (node_dup.c) */
     if (p->own_claim > own_head && now_ms >= p->own_claim_deadline_ms) {
       /* It claimed our ops beyond our head and sent nothing that backs it:
        * a protocol violation (a lying vector), not a restored copy. */
@@ -501,6 +507,7 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
     uint64_t t = UINT64_MAX;
     if (p->q_tail > p->q_head) t = now_ms;
     else if (p->st == PEER_HANDSHAKE) t = p->hs_deadline_ms;
+    else if (p->st == PEER_READY && p->dup_doomed) t = nd_dup_wake(n, p);
     else if (p->st == PEER_READY) {
       t = nd_vv_wake(n, p, now_ms);
       if (p->own_claim > 0 && p->own_claim_deadline_ms < t) t = p->own_claim_deadline_ms;
@@ -536,6 +543,8 @@ vs_err vs_node_poll(vs_node *n, uint64_t now_ms, vs_node_out *out, uint64_t *wak
   if (n == NULL || out == NULL) return VS_ERR_INVAL;
   free(n->last);
   n->last = NULL;
+  n->closed_why = VS_NODE_CLOSE_OTHER;
+  n->closed_kept = 0;
   memset(out, 0, sizeof *out);
   bool queued = false;
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX && !queued; s++) queued = n->peers[s].q_tail > n->peers[s].q_head;
@@ -549,6 +558,8 @@ vs_err vs_node_poll(vs_node *n, uint64_t now_ms, vs_node_out *out, uint64_t *wak
     n->rr = s + 1;
     if (f.bytes == NULL) {
       out->kind = VS_NODE_OUT_CLOSE;
+      n->closed_why = p->close_why; /* vs_node_close_reason */
+      n->closed_kept = p->dup_kept;
       peer_free(n, p);
     } else {
       out->kind = VS_NODE_OUT_SEND;

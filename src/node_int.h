@@ -11,7 +11,8 @@
  *                run's apply result means, the prepared-frames pipeline
  *   node_acks.c  member acknowledgements: our own, relayed, received; the
  *                stable cut's counters
- *   node_snap.c  BEHIND answers and snapshots over a session */
+ *   node_snap.c  BEHIND answers and snapshots over a session
+ *   node_dup.c   one session per pair: duplicates closed, the same on both ends */
 #ifndef VIXSYNC_NODE_INT_H
 #define VIXSYNC_NODE_INT_H
 
@@ -175,6 +176,15 @@ typedef struct peer {
    * once per resend_ms (acks_forget_ok_ms). */
   bool acks_forget_due;
   uint64_t acks_forget_ok_ms;
+  /* One session per pair (node_dup.c): dial_tag names the connection's
+   * address for responders too (has_addr: the driver gave one); rx_ms:
+   * READY, or the last authentic message; dup_doomed: a duplicate kept
+   * silent (since dup_since_ms) until its initiator closes it; close_why
+   * and dup_kept: what vs_node_close_reason says of its CLOSE. */
+  bool has_addr, dup_doomed;
+  uint8_t close_why;
+  uint32_t dup_kept;
+  uint64_t rx_ms, dup_since_ms;
   frame *q;
   uint32_t q_head, q_tail, q_cap;
   struct nd_snap_peer *snap; /* node_snap.c: NULL until BEHIND or a snapshot involves this session */
@@ -276,6 +286,9 @@ struct vs_node {
   /* When a peer was last ready (this process), and the last such time
    * kept in meta "contact" (the check's measure of the silence). */
   uint64_t contact_ms, contact_saved_ms;
+  /* The CLOSE the last poll returned: why (vs_node_close_why) and the session kept. */
+  uint8_t closed_why;
+  uint32_t closed_kept;
 };
 
 /* Functions shared between the node's files (not exported: the library is
@@ -375,6 +388,10 @@ vs_err nd_on_snapchunk(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint
 vs_err nd_on_snapack(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
 void nd_snap_peer_free(vs_node *n, peer *p);
 void nd_snap_free(vs_node *n);
+
+/* node_dup.c: one session per pair of nodes (docs/protocol.md). */
+void nd_dup_sweep(vs_node *n, uint64_t now_ms);
+uint64_t nd_dup_wake(const vs_node *n, const peer *p);
 
 /* node_rx.c: receiving; the origin quota's buckets. */
 void nd_bucket_refill(uint64_t *tokens, uint64_t *at_ms, uint64_t per_min, uint64_t now_ms);

@@ -372,6 +372,7 @@ static vs_err on_message_of(vs_node *n, peer *p, const uint8_t *msg, size_t msg_
  * message: run_outcome counts it and the session stays. */
 static vs_err on_message(vs_node *n, peer *p, const uint8_t *msg, size_t msg_len, const vs_rx_prep *prep,
                          uint64_t now_ms) {
+  p->rx_ms = now_ms; /* authentic: the session lives (node_dup.c) */
   vs_err err = on_message_of(n, p, msg, msg_len, prep, now_ms);
   if ((err == VS_ERR_MALFORMED || err == VS_ERR_TRUNCATED || err == VS_ERR_TRAILING) && p->st == PEER_READY) {
     n->stats.sessions_closed_malformed++;
@@ -486,6 +487,7 @@ vs_err vs_node_on_frame(vs_node *n, uint32_t handle, const uint8_t *bytes, size_
       vs_hs_wipe(&p->hs);
       p->ack_id = nd_ack_id_for(n, p->sess.peer_id, now_ms);
       p->sess_no = ++n->sessions;
+      p->rx_ms = now_ms; /* node_dup.c: live from here */
       p->st = PEER_READY;
       p->vv_due = true;
       n->stats.handshakes_done++;

@@ -30,6 +30,12 @@
  * own), so a peer cannot make it spend memory on origins it invents. New
  * origins from one peer are limited by origin_quota_per_min.
  *
+ * One session per pair: of two READY sessions with the same peer identity
+ * from the same address (both ends dialled), the node keeps one, chosen the
+ * same way on both ends, and closes the other (sessions_duplicate;
+ * vs_node_close_reason tells the driver, so it does not dial again while
+ * the session kept lives: docs/protocol.md, "One session per pair").
+ *
  * The node's own writes also go through its outbox (sink "default") and a
  * SyncEngine whose transport is the mesh: an entry is DONE once ack_quorum
  * distinct peers' version vectors hold it (a held_only transport: the engine
@@ -292,6 +298,9 @@ typedef struct vs_node_stats {
   uint64_t late_rebases;        /**< rebases of a too-late replica (also in snap_rebases) */
   uint64_t acks_forgets;        /**< vectors that asked a peer to tell every ack again (after an install or a
                                      rebase, or a delta against a keyframe we lack: docs/protocol.md, "Forget") */
+  uint64_t sessions_duplicate;  /**< sessions closed: another session with the same peer identity and address
+                                     is kept (both ends dialled), or a dial of this node to itself
+                                     (docs/protocol.md, "One session per pair"; vs_node_close_reason) */
   /* Bytes of sealed DATA frames queued, by message type (frame overhead
    * included): bytes_out minus their sum is the handshakes'. */
   uint64_t bytes_sent_ops;      /**< OPS messages (signed runs) */
@@ -441,10 +450,31 @@ typedef struct vs_node_out {
   size_t bytes_len;
 } vs_node_out;
 
+/** Why the node asked for the CLOSE that the last vs_node_poll returned
+ *  (vs_node_close_reason). */
+typedef enum vs_node_close_why {
+  VS_NODE_CLOSE_OTHER = 0,     /**< anything else (or the last poll returned no CLOSE) */
+  VS_NODE_CLOSE_DUPLICATE = 1, /**< another ready session with the same peer identity, from the same
+                                    address, is kept (`*kept_out`): a driver that dialled the closed
+                                    connection should not dial that address again while it lives */
+  VS_NODE_CLOSE_SELF = 2,      /**< the connection runs from this node to itself (a dial of its own
+                                    address): dialling it again only repeats this */
+} vs_node_close_why;
+
 /** Advance to now_ms and take the next thing to do. Call it until it returns
  *  kind NONE; then `*wake_ms_out` says when to call again at the latest
  *  (UINT64_MAX: only on the next event). */
 VS_API vs_err vs_node_poll(vs_node *node, uint64_t now_ms, vs_node_out *out, uint64_t *wake_ms_out);
+
+/** Why the node closed the connection of the VS_NODE_OUT_CLOSE that the last
+ *  vs_node_poll returned (docs/protocol.md, "One session per pair"). A
+ *  query rather than a field of vs_node_out, so that callers compiled
+ *  against the smaller struct keep working. Valid until the next
+ *  vs_node_poll.
+ *  @param[out] kept_out for VS_NODE_CLOSE_DUPLICATE, the handle of the
+ *  session kept in its place (may be NULL; 0 otherwise).
+ *  @return the reason; VS_NODE_CLOSE_OTHER for a NULL node. */
+VS_API vs_node_close_why vs_node_close_reason(const vs_node *node, uint32_t *kept_out);
 
 /** Counters. */
 VS_API void vs_node_stats_get(const vs_node *node, vs_node_stats *stats_out);
