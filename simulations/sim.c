@@ -211,6 +211,13 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
       w.bytes_sent_other += st.bytes_sent_other;
       w.op_bytes_applied += st.op_bytes_applied;
       w.payload_bytes_applied += st.payload_bytes_applied;
+      w.prunes += st.prunes;
+      w.grafts += st.grafts;
+      w.tree_moves += st.tree_moves;
+      w.vv_sent += st.vv_sent;
+      w.vv_sent_whole += st.vv_sent_whole;
+      w.vv_resyncs += st.vv_resyncs;
+      w.runs_sent += st.runs_sent;
     }
     uint64_t useful = t->applications > s->cfg->ops ? t->applications - s->cfg->ops : 0;
     uint64_t data = w.bytes_sent_ops + w.bytes_sent_vv + w.bytes_sent_acks + w.bytes_sent_other;
@@ -222,11 +229,12 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
                ", \"bytes_ops\": %" PRIu64 ", \"bytes_vv\": %" PRIu64 ", \"bytes_acks\": %" PRIu64 ", \"bytes_other\": %" PRIu64
                ", \"bytes_handshake\": %" PRIu64 ", \"op_bytes_applied\": %" PRIu64 ", \"payload_bytes_applied\": %" PRIu64
                ", \"metadata_share\": %.3f, \"settle_ms\": %" PRIu64 ", \"settle_bytes\": %" PRIu64
-               ", \"steady_bytes_per_node_min\": %.1f},\n",
+               ", \"steady_bytes_per_node_min\": %.1f, \"runs_sent\": %" PRIu64 ", \"vectors_sent\": %" PRIu64
+               ", \"vectors_whole\": %" PRIu64 ", \"vector_resyncs\": %" PRIu64 ", \"prunes\": %" PRIu64 ", \"grafts\": %" PRIu64 ", \"tree_moves\": %" PRIu64 "},\n",
             useful, (double)t->bytes_sent * per, (double)dup * per, w.bytes_sent_ops, w.bytes_sent_vv, w.bytes_sent_acks,
             w.bytes_sent_other, hs_bytes, w.op_bytes_applied, w.payload_bytes_applied,
             t->bytes_sent > w.bytes_sent_ops ? (double)(t->bytes_sent - w.bytes_sent_ops) * all : 0.0, settle_ms,
-            s->settle_bytes, steady);
+            s->settle_bytes, steady, w.runs_sent, w.vv_sent, w.vv_sent_whole, w.vv_resyncs, w.prunes, w.grafts, w.tree_moves);
   }
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);

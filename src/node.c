@@ -136,6 +136,7 @@ void vs_node_close(vs_node *n) {
     nd_vv_free(&p->known);
     nd_vv_free(&p->asm);
     nd_vv_free(&p->sent);
+    nd_vv_free(&p->has);
     nd_flight_clear(p);
     nd_acks_peer_free(p);
     nd_snap_peer_free(n, p);
@@ -381,6 +382,7 @@ static void peer_free(vs_node *n, peer *p) {
   nd_vv_free(&p->known);
   nd_vv_free(&p->asm);
   nd_vv_free(&p->sent);
+  nd_vv_free(&p->has);
   nd_flight_clear(p);
   nd_acks_peer_free(p);
   p->st = PEER_FREE;
@@ -437,6 +439,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
   if (aerr == VS_OK) aerr = nd_snap_late_check(n, now_ms); /* back in touch after too long */
   if (aerr != VS_OK) return aerr;
   nd_dup_sweep(n, now_ms); /* one session per pair */
+  nd_tree_update(n);       /* our place in the spanning tree, from the peers' vectors */
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {
@@ -480,6 +483,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
       int k = nd_vv_find(&p->known, p->fk_recheck_origin, &found);
       if (found && seq == p->known.e[k].seq && !p->fk_active) err = nd_fork_suspect(n, p, p->fk_recheck_origin, seq, now_ms);
     }
+    if (p->st == PEER_READY) nd_tree_tick(n, p, now_ms); /* a link that shows what we lack too long: graft */
     if (err == VS_OK && p->st == PEER_READY && nd_vv_send_due(n, p, now_ms)) err = nd_send_vv(n, p, now_ms);
     else if (p->st == PEER_READY) p->vv_due = false; /* nothing new to say */
     /* Runs only once it has every verdict: a run may end at an op that
@@ -510,6 +514,8 @@ static uint64_t next_wake(vs_node *n, uint64_t now_ms) {
     else if (p->st == PEER_READY && p->dup_doomed) t = nd_dup_wake(n, p);
     else if (p->st == PEER_READY) {
       t = nd_vv_wake(n, p, now_ms);
+      uint64_t g = nd_tree_wake(n, p);
+      if (g < t) t = g;
       if (p->own_claim > 0 && p->own_claim_deadline_ms < t) t = p->own_claim_deadline_ms;
       if (p->fk_active && p->fk_deadline_ms < t) t = p->fk_deadline_ms;
       if (p->fall_pending && p->fall_deadline_ms < t) t = p->fall_deadline_ms;

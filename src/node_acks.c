@@ -158,6 +158,26 @@ static vs_err make_own(vs_node *n, MDB_txn *txn, vs_ack_entry *buf, bool dry, ui
   uint32_t full_n = 0, old_n = 0;
   err = own_vector(txn, n->store, full, &full_n);
   if (err == VS_ERR_LIMIT) return VS_OK; /* too many origins to ack (docs/protocol.md) */
+  /* A too-late replica acks of its own chain only what peers are known to
+   * hold (node_snap.c): the rest it holds back, and its rebase orphans it.
+   * An ack naming it could be checked by no peer and would be relayed to
+   * none (peer_covers), so a member none of whose acks had arrived before
+   * it lost touch pinned every peer's cut, none compacted, and no
+   * snapshot anchored what it had compacted of its own chain: it stayed
+   * late for good (vix-sim compaction_suspend_late, seeds 19, 40, 48, 51,
+   * once runs took the spanning tree). Acking less than it holds is true. */
+  if (err == VS_OK && n->late) {
+    uint64_t held = nd_snap_own_held(n);
+    for (uint32_t i = 0; i < full_n; i++) { /* bounded: full_n */
+      if (memcmp(full[i].origin, self, VS_ORIGIN_BYTES) != 0 || full[i].seq <= held) continue;
+      full[i].seq = held;
+      if (held == 0) { /* none: the entry goes */
+        memmove(&full[i], &full[i + 1], sizeof *full * (full_n - i - 1));
+        full_n--;
+      }
+      break;
+    }
+  }
   vs_ack_rec rec;
   memset(&rec, 0, sizeof rec);
   bool have = false;

@@ -52,6 +52,8 @@ typedef struct vv {
 /* A delta the peer has not confirmed is sent again this many
  * vv_interval_ms after the last. */
 #define VV_RESEND_FACTOR 3u
+#define TREE_LACK_MAX 8u  /* entries a lazy link's lack timer watches (node_tree.c) */
+#define TREE_DIST_MAX 64u /* a place in the tree this far from its root is not taken (loops count up to it) */
 
 /* A run sent to a peer and not yet acknowledged: its in-flight credit comes
  * back when the peer's vector holds `end` of `origin`, and only then. */
@@ -102,10 +104,27 @@ typedef struct peer {
    * when an unconfirmed delta goes again, and the next idle digest. */
   uint64_t vv_told_gen, held_told, told_forks, told_acks, peer_held;
   uint64_t vv_resend_ms, vv_idle_ms;
+  /* The spanning tree (node_tree.c): its place as its VV said (adv_set:
+   * one came); want_me, we asked it to push us new runs though it is no
+   * tree edge (a graft), told_want what our last VV said; peer_wants, it
+   * asked us the same. lack_since_ms: its vector showed what we lack since
+   * then (0: nothing watched), on a link that pushes us nothing; lack: a
+   * sample of it (a graft only if one of these is still missing then, not
+   * whatever came since: writes never stop); graft_ms: our last graft. */
+  bool adv_set, want_me, told_want, peer_wants, asm_want;
+  bool lazy_link; /* it pushes us nothing (as of the last nd_tree_tick) */
+  uint8_t adv_dist, asm_dist;
+  uint64_t adv_root, adv_parent, asm_root, asm_parent;
+  uint64_t told_root, told_parent;
+  uint8_t told_dist;
+  uint64_t lack_since_ms, graft_ms;
+  vs_vv_entry lack[TREE_LACK_MAX];
+  uint32_t lack_n;
   uint32_t asm_next, asm_parts; /* asm_parts 0: nothing being assembled */
   uint8_t asm_last[VS_ORIGIN_BYTES]; /* the last origin of the previous part */
   uint64_t vv_out_no; /* the number of the last vector we sent it */
   vv sent;   /* per origin, the highest seq we sent it */
+  vv has;    /* per origin, the highest seq it sent us (it holds it: never pushed back to it) */
   uint64_t sent_at_ms;
   uint32_t resend_level; /* resends since the last progress: the wait is resend_ms << level */
   uint32_t stuck_level;  /* origins sent again alone (nd_flight_unstick) since all was acknowledged */
@@ -198,6 +217,10 @@ struct vs_node {
   peer peers[VS_NODE_PEERS_MAX];
   uint32_t rr; /* round-robin cursor for poll */
   vv mine;
+  /* Our place in the spanning tree (node_tree.c): the root's id, our
+   * hops to it, our parent's id (0: we are the root). */
+  uint64_t tree_root, tree_parent;
+  uint8_t tree_dist;
   /* Our vector's generation: bumped by every change of an entry (whose gen
    * it then is); vv_cut_gen: the last that removed an entry or reloaded
    * the whole vector (deltas from before it are not possible). */
@@ -319,6 +342,16 @@ vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms);
 bool nd_vv_keep(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]);
 vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t now_ms);
 
+/* node_tree.c: the spanning tree new runs travel along (grafts on a lack). */
+uint64_t nd_tree_id(const uint8_t pk[VS_ORIGIN_BYTES]);
+void nd_tree_update(vs_node *n);
+bool nd_tree_pushes(const vs_node *n, const peer *p);
+bool nd_tree_listens(const vs_node *n, const peer *p);
+void nd_tree_on_run(vs_node *n, peer *p, uint32_t applied, uint32_t duplicates, uint64_t now_ms);
+void nd_tree_tick(vs_node *n, peer *p, uint64_t now_ms);
+void nd_tree_lack(peer *p, const vs_vv_entry *e, uint64_t now_ms);
+uint64_t nd_tree_wake(const vs_node *n, const peer *p);
+
 /* node_push.c: anti-entropy, the mesh as the engine's transport, a
  * restored copy. */
 vs_err nd_add_run(vs_node *n, MDB_txn *txn, vs_wal_reader *wr, vs_ops_writer *w,
@@ -378,6 +411,7 @@ bool nd_snap_behind(vs_node *n, peer *p, MDB_txn *txn, const uint8_t origin[VS_O
  * author rebases: docs/protocol.md, "Snapshots over a session"). */
 vs_err nd_snap_floor(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t now_ms);
 vs_err nd_snap_late_check(vs_node *n, uint64_t now_ms);
+uint64_t nd_snap_own_held(vs_node *n);
 vs_err nd_snap_late_tick(vs_node *n, peer *p, uint64_t now_ms);
 vs_err nd_snap_tick(vs_node *n, uint64_t now_ms);
 vs_err nd_snap_peer_tick(vs_node *n, peer *p, uint64_t now_ms);

@@ -99,7 +99,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
   /* The peer's own origin first: a restored copy gets its own ops back
    * before anything else, and must (it refuses local writes meanwhile, and
    * its claim deadline is renewed only by them). Then the sorted rest. */
-  bool own_found = false;
+  bool own_found = false, pushes = nd_tree_pushes(n, p);
   int own_i = nd_vv_find(&n->mine, p->sess.peer_id, &own_found);
   for (uint32_t k = 0; k <= n->mine.n && !full && err == VS_OK; k++) {
     uint32_t i = k - 1;
@@ -110,11 +110,18 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     /* A too-late replica holds its own ops back until it rebases (node_snap.c). */
     if (n->late && memcmp(mine->origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) continue;
     uint64_t known = nd_vv_get(&p->known, mine->origin), sent = nd_vv_get(&p->sent, mine->origin);
+    uint64_t has = nd_vv_get(&p->has, mine->origin);
+    if (sent < has) sent = has; /* it sent us those: it holds them, whatever its last vector said */
     uint64_t from = (known > sent ? known : sent) + 1;
     /* Below our horizon: it lacks compacted ops, which no run carries. It
      * gets nothing of this origin, and a BEHIND (node_snap.c). */
     if (from <= mine->seq && !VS_FAULT(VS_FAULT_PARTIAL_STREAM) && nd_snap_behind(n, p, txn, mine->origin, now_ms, &err))
       continue;
+    /* No edge of the tree (node_tree.c): it has new runs from elsewhere,
+     * and asks (a graft) when it lacks, its own chain too (a restored
+     * copy grafts within graft_wait_ms, well inside its claim grace). A
+     * BEHIND above goes on every link: no run could bring what it lacks. */
+    if (!pushes) continue;
 #ifdef VS_FAULT_INJECTION
     if (from <= mine->seq && VS_FAULT(VS_FAULT_PARTIAL_STREAM)) { /* fault: what the log holds above it, no BEHIND */
       vs_horizon h;

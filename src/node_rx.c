@@ -207,6 +207,12 @@ static vs_err run_outcome(vs_node *n, peer *p, const uint8_t origin[VS_ORIGIN_BY
   if (out != VS_OK || p->st != PEER_READY) return out;
   if (err == VS_ERR_FORK && r->verdict) return nd_fork_verdict(n, origin, r->fork_seq, "found", NULL);
   if (answer) return nd_fork_answer(n, p, ops, count, err, r, now_ms);
+  /* It holds what it sent: never pushed back to it (best effort: without
+   * memory for the entry, a duplicate later, not a failed receive after
+   * its ops were stored). */
+  if (err == VS_OK && count > 0 && ops[count - 1].seq > nd_vv_get(&p->has, origin))
+    (void)nd_vv_set(&p->has, origin, ops[count - 1].seq, NULL);
+  if (err == VS_OK) nd_tree_on_run(n, p, r->applied, r->duplicates, now_ms); /* a duplicate ends a graft */
   if ((err == VS_ERR_FORK || err == VS_ERR_CHAIN) && r->suspect_seq > 0)
     return nd_fork_suspect(n, p, origin, r->suspect_seq, now_ms);
   return VS_OK;

@@ -499,7 +499,7 @@ vs_err nd_snap_late_tick(vs_node *n, peer *p, uint64_t now_ms) {
  * there by hash (nd_own_claim_verified: a member claiming ops of ours it
  * never got would keep them from being orphaned); a too-late replica's
  * rebase orphans nothing at or below it. */
-static uint64_t own_held_by_peers(vs_node *n) {
+uint64_t nd_snap_own_held(vs_node *n) {
   uint64_t held = 0, head = nd_vv_get(&n->mine, n->cfg.identity.pk);
   for (uint32_t i = 0; i < VS_NODE_PEERS_MAX; i++) { /* bounded: the table */
     const peer *q = &n->peers[i];
@@ -731,7 +731,7 @@ static vs_err rebase(vs_node *n, nd_snap_node *sn, uint64_t now_ms, vs_snapshot_
   }
   read_cur c = {sn->in_buf, sn->in_len, 0};
   vs_rebase_info info;
-  uint64_t held = n->late ? own_held_by_peers(n) : UINT64_MAX;
+  uint64_t held = n->late ? nd_snap_own_held(n) : UINT64_MAX;
   /* With ack_quorum > 1 an op one peer holds is not marked delivered:
    * only writes made after we lost touch are surely held by none. */
   uint64_t after = n->late && n->cfg.ack_quorum > 1 ? vs_hlc_make(n->late_since_ms, UINT16_MAX) : 0;

@@ -445,6 +445,12 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     if (!found && e->seq == 0) continue;
     moved = true;
     if (e->seq > was && nd_vv_get(&p->sent, e->origin) > was) progress = true;
+    /* A fall that stands (a verdict, a cut): what it sent us past it is
+     * gone there; send it again from there if it asks. */
+    if (e->seq < was && nd_vv_get(&p->has, e->origin) > e->seq) (void)nd_vv_set(&p->has, e->origin, e->seq, NULL); /* no allocation: it exists */
+    /* A link that pushes us nothing: it holds what we lack; the tree
+     * should bring it soon (nd_tree_tick grafts the link if it does not). */
+    if (e->seq > nd_vv_get(&n->mine, e->origin) && !nd_tree_listens(n, p)) nd_tree_lack(p, e, now_ms);
     if (e->seq == 0) vv_remove(&p->known, e->origin);
     else if (found || known_room(n, &p->known, e->origin)) err = nd_vv_set(&p->known, e->origin, e->seq, e->head);
     else p->known_partial = true;
@@ -463,6 +469,11 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   p->known_vector = p->asm_vector;
   p->known_gen = p->asm_gen;
   p->peer_held = p->asm_held;
+  p->peer_wants = p->asm_want;
+  p->adv_set = true;
+  p->adv_dist = p->asm_dist;
+  p->adv_root = p->asm_root;
+  p->adv_parent = p->asm_parent;
   uint64_t sum = p->asm_sum;
   asm_drop(p);
   /* Drift (a bug, a lost reset): its digest is not that of what we hold of
@@ -580,6 +591,10 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
     p->asm_acks = part.acks;
     p->asm_held = part.held;
     p->asm_sum = part.sum;
+    p->asm_want = (part.flags & VS_VV_WANT) != 0;
+    p->asm_dist = part.dist;
+    p->asm_root = part.root;
+    p->asm_parent = part.parent;
     if (p->asm_next == p->asm_parts) err = vv_complete(n, p, now_ms);
   } else if (take) {
     asm_drop(p);
@@ -604,7 +619,8 @@ static uint64_t acks_for(const vs_node *n, const peer *p) {
  * generation of its vector we hold, or of a digest; or none was sent yet. */
 static bool vv_news(const vs_node *n, const peer *p) {
   return p->vv_out_no == 0 || p->vv_told_gen != gen_for(n, p) || p->held_told != held_for(p) ||
-         p->told_forks != forks_for(n, p) || p->told_acks != acks_for(n, p);
+         p->told_forks != forks_for(n, p) || p->told_acks != acks_for(n, p) || p->told_want != p->want_me ||
+         p->told_root != n->tree_root || p->told_parent != n->tree_parent || p->told_dist != n->tree_dist;
 }
 
 /* Whether a VV is due to `p` now: at once when asked (an acknowledgement
@@ -651,7 +667,8 @@ vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms) {
   vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
   bool forget = p->acks_forget_due && !p->stale_probation;
   vs_vv_part part = {++p->vv_out_no, 0, parts, forks_for(n, p), acks_for(n, p),
-                     gen, whole ? 0 : base, held_for(p), gen == 0 ? 0 : n->mine.sum};
+                     gen, whole ? 0 : base, held_for(p), gen == 0 ? 0 : n->mine.sum, p->want_me ? VS_VV_WANT : 0,
+                     n->tree_dist, n->tree_root, n->tree_parent};
   for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
     uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
     if (count > VS_WIRE_VV_MAX) count = VS_WIRE_VV_MAX;
@@ -673,6 +690,10 @@ vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms) {
   p->held_told = part.held;
   p->told_forks = part.forks;
   p->told_acks = part.acks;
+  p->told_want = p->want_me;
+  p->told_root = n->tree_root;
+  p->told_parent = n->tree_parent;
+  p->told_dist = n->tree_dist;
   p->vv_due = false;
   p->next_vv_ms = vs_add_sat_u64(now_ms, n->cfg.vv_interval_ms);
   p->vv_resend_ms = vs_add_sat_u64(now_ms, VV_RESEND_FACTOR * n->cfg.vv_interval_ms);

@@ -76,7 +76,7 @@
  *
  * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
  *   VV   [1][vector u64][part u32][parts u32][forks u64][acks u64][gen u64][base u64][held u64][sum u64]
- *        [u32 n][n x (origin 32, seq u64, head 8)]
+ *        [flags u8][dist u8][root u64][parent u64][u32 n][n x (origin 32, seq u64, head 8)]
  *        (wire v6) base 0: the sender's whole vector, every seq >= 1; base >= 1:
  *        a delta, the entries that changed after the sender's generation
  *        `base` (< gen), with their values at `gen` (seq 0: the origin is no
@@ -85,7 +85,10 @@
  *        the sender's whole vector at gen (vs_vv_sum_entry; 0: none). A
  *        sender deltas only against a gen the receiver said it holds, so
  *        lost vectors cost nothing but the next delta (docs/protocol.md,
- *        "Vectors as deltas").
+ *        "Vectors as deltas"). dist, root, parent: the sender's place in
+ *        the spanning tree new runs travel along; flags: VS_VV_WANT (bit 0;
+ *        the others 0): push me new runs though we are no tree edge
+ *        (docs/protocol.md, "The spanning tree").
  *        A node's version vector: sent after the handshake, after it changes,
  *        `head` is the first VS_VV_HEAD_BYTES bytes of the hash of the
  *        sender's op at `seq`: two nodes at one seq with different heads hold
@@ -221,7 +224,7 @@ extern "C" {
 #define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
 #define VS_WIRE_VV_MAX 4096u       /* entries per VV message (part) */
 #define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
-#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 8u + 8u + 8u + 8u + 8u + 4u)
+#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 8u + 8u + 8u + 8u + 8u + 1u + 1u + 8u + 8u + 4u)
 #define VS_ACK_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u)
 #define VS_ACK_HEADER_BYTES (VS_ORIGIN_BYTES + 8u + 8u + VS_SIGNATURE_BYTES + 4u)
 #define VS_MSG_ACKS_HEADER_BYTES (1u + 4u)
@@ -393,7 +396,18 @@ typedef struct vs_vv_part {
   uint64_t base; /**< 0: the whole vector; else a delta: what changed since the sender's generation base */
   uint64_t held; /**< the highest generation of the receiver's vector the sender holds whole (0: none) */
   uint64_t sum;  /**< digest of the sender's whole vector at gen (vs_vv_sum_entry; 0: not given) */
+  uint8_t flags; /**< VS_VV_WANT; other bits 0 */
+  /* The sender's place in the mesh's spanning tree (docs/protocol.md,
+   * "The spanning tree"); ids are the first 8 bytes of a public key, LE. */
+  uint8_t dist;    /**< its hops to root */
+  uint64_t root;   /**< the tree's root as the sender sees it (its own id: it is the root) */
+  uint64_t parent; /**< its parent toward root (0: it is the root) */
 } vs_vv_part;
+
+/** VV flag: "push me new runs though we are no edge of the tree" (a graft:
+ *  the sender's vector lacked what the receiver's showed for too long;
+ *  docs/protocol.md, "The spanning tree"). Cleared again after a duplicate. */
+#define VS_VV_WANT 1u
 
 /** One entry's share of a vector's digest (VV `sum`): the digest of a
  *  vector is the sum, modulo 2^64, of this over its entries, so either side

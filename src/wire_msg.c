@@ -41,6 +41,7 @@ static bool vv_part_ok(const vs_vv_part *part, uint32_t count) {
   if (part->vector == 0 || part->parts == 0 || part->parts > VS_WIRE_VV_PARTS_MAX || part->part >= part->parts)
     return false;
   if (part->base > part->gen) return false; /* a delta is from an older generation (or its own: empty) */
+  if ((part->flags & ~VS_VV_WANT) != 0) return false;
   return count > 0 || part->parts == 1; /* only an empty vector (or delta) has an empty part */
 }
 
@@ -74,7 +75,11 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
   vs_put_u64le(out + 41, part->base);
   vs_put_u64le(out + 49, part->held);
   vs_put_u64le(out + 57, part->sum);
-  vs_put_u32le(out + 65, count);
+  out[65] = part->flags;
+  out[66] = part->dist;
+  vs_put_u64le(out + 67, part->root);
+  vs_put_u64le(out + 75, part->parent);
+  vs_put_u32le(out + 83, count);
   uint8_t *p = out + VS_MSG_VV_HEADER_BYTES;
   for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
     memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
@@ -95,8 +100,9 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   if (in_bytes < VS_MSG_VV_HEADER_BYTES) return VS_ERR_TRUNCATED;
   vs_vv_part part = {vs_get_u64le(in + 1),  vs_get_u32le(in + 9),  vs_get_u32le(in + 13),
                      vs_get_u64le(in + 17), vs_get_u64le(in + 25), vs_get_u64le(in + 33),
-                     vs_get_u64le(in + 41), vs_get_u64le(in + 49), vs_get_u64le(in + 57)};
-  uint32_t count = vs_get_u32le(in + 65);
+                     vs_get_u64le(in + 41), vs_get_u64le(in + 49), vs_get_u64le(in + 57), in[65],
+                     in[66],                vs_get_u64le(in + 67), vs_get_u64le(in + 75)};
+  uint32_t count = vs_get_u32le(in + 83);
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
   size_t body = (size_t)count * VV_ENTRY_BYTES;
   if (in_bytes - VS_MSG_VV_HEADER_BYTES < body) return VS_ERR_TRUNCATED;

@@ -88,7 +88,7 @@ static void send_vv(hp *h, const vs_vv_entry *entries, uint32_t n) {
   uint8_t buf[VS_MSG_VV_HEADER_BYTES + 64 * 40];
   size_t len = 0;
   if (n > 64) n = 64;
-  vs_vv_part part = {++h->vector_out, 0, 1, 0, 0, 0, 0, 0, 0};
+  vs_vv_part part = {++h->vector_out, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
   if (vs_msg_vv_encode(&part, entries, n, buf, sizeof buf, &len) != VS_OK) die("vv encode failed");
   send_msg(h, buf, len);
 }

@@ -442,7 +442,7 @@ static void fake_vv(mh_mesh *m, fake *f, uint64_t number) {
     assert_err(vs_wal_head(mn_store(m, 0), a[i].origin, &seq, h, NULL), VS_OK);
     memcpy(e[n].head, h, VS_VV_HEAD_BYTES);
   }
-  vs_vv_part part = {number, 0, 1, 0, 0, 0, 0, 0, 0};
+  vs_vv_part part = {number, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
   uint8_t msg[1024];
   size_t len = 0;
   assert_err(vs_msg_vv_encode(&part, e, n, msg, sizeof msg, &len), VS_OK);

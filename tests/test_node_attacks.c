@@ -312,7 +312,7 @@ static uint64_t fake_sink(bench *t, fake *f, uint64_t ms, bool answer, uint64_t 
     caps_clear(t);
     if (answer && frames > 0 && !*closed) {
       size_t vlen = 0;
-      vs_vv_part part = {++*vector, 0, 1, 0, 0, 0, 0, 0, 0};
+      vs_vv_part part = {++*vector, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
       assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
       size_t flen = fake_seal(f, vv, vlen, frame, sizeof frame);
       assert_err(vt_node_on_frame(t->h.nodes[0], f->handle, frame, flen, t->h.now_ms), VS_OK);
@@ -372,7 +372,7 @@ static void test_node_peer_acking_nothing_gets_window_per_backoff(void **state) 
     if (!answer) { /* one empty vector, then silence */
       uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
       size_t vlen = 0;
-      vs_vv_part part = {++vector, 0, 1, 0, 0, 0, 0, 0, 0};
+      vs_vv_part part = {++vector, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
       assert_err(vs_msg_vv_encode(&part, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
       size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
       assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
@@ -419,14 +419,14 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
   snap s0;
   snap_take(t->h.nodes[0], &s0);
   /* Vector 3 holds all of node 0's ops; vector 2 (empty) arrives late. */
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){3, 0, 1, 0, 0, 0, 0, 0, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){3, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){2, 0, 1, 0, 0, 0, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){2, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
   /* Part 1 of a vector whose part 0 never came: dropped, no harm. */
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){5, 1, 2, 0, 0, 0, 0, 0, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){5, 1, 2, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0}, &e, 1, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
   expect_only(t->h.nodes[0], &s0, "none", 0, "late vector, lone part");
@@ -435,7 +435,7 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
   /* Vector 6, empty: node 0's entry fell from `own` to 0. A fork verdict
    * node 0 has not had yet could explain it: the old entry stands for a
    * claim grace, then, no verdict having come, the session closes. */
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){6, 0, 1, 0, 0, 0, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){6, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   assert_err(vt_node_on_frame(t->h.nodes[0], f.handle, frame, flen, t->h.now_ms), VS_OK);
   expect_only(t->h.nodes[0], &s0, "none", 0, "falling vector, within the grace");

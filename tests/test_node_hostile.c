@@ -119,7 +119,7 @@ static void test_node_rejects_data_before_handshake(void **state) {
   bench *t = bench_secure(&f);
   uint8_t frame[256], vv[VS_MSG_VV_HEADER_BYTES];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1, 0, 0, 0, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   /* As responder: the connection waits for HELLO. */
   const uint32_t h = FAKE_HANDLE + 1;
@@ -265,7 +265,7 @@ static void test_node_rejects_bad_frame_headers(void **state) {
   assert_err(vs_node_peer_up(t->h.nodes[0], hs_handle, false, t->h.now_ms), VS_OK);
   uint8_t vv[VS_MSG_VV_HEADER_BYTES], frame[256];
   size_t vlen = 0;
-  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1, 0, 0, 0, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
+  assert_err(vs_msg_vv_encode(&(vs_vv_part){1, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0}, NULL, 0, vv, sizeof vv, &vlen), VS_OK);
   size_t flen = fake_seal(&f, vv, vlen, frame, sizeof frame);
   const uint32_t handles[2] = {f.handle, hs_handle};
   for (int k = 0; k < 2; k++) {

@@ -76,7 +76,7 @@ typedef struct seen {
 static void first_vv(bench *t, fake *f, seen *s) {
   /* The fake's own (empty) vector, generation 1: node 0 answers, whole
    * (the fake told no generation of node 0's yet). */
-  vs_vv_part p = {1, 0, 1, 0, 0, 1, 0, 0, 0};
+  vs_vv_part p = {2, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}; /* after fake_dial's vector 1 */
   fake_vv(t, f, &p, NULL, 0);
   bench_run(t, 1100); /* news for the fake waits vv_interval_ms (1 s) */
   assert_true(last_vv(t, f, &s->part, s->e, 8, &s->n));
@@ -87,7 +87,7 @@ static void first_vv(bench *t, fake *f, seen *s) {
  * 0's generation `held`. */
 static void fake_whole(bench *t, fake *f, uint64_t *vector, const vs_vv_entry *e, uint32_t n, uint64_t gen,
                        uint64_t held) {
-  vs_vv_part p = {++*vector, 0, 1, 0, 0, gen, 0, held, sum_of(e, n)};
+  vs_vv_part p = {++*vector, 0, 1, 0, 0, gen, 0, held, sum_of(e, n), 0, 0, 0, 0};
   fake_vv(t, f, &p, e, n);
 }
 
@@ -105,7 +105,7 @@ static void test_deltas_carry_what_changed(void **state) {
   assert_int_equal(s.n, 2);         /* nodes 0 and 1 */
   assert_true(s.part.gen >= 1);
   assert_int_equal(s.part.sum, sum_of(s.e, s.n));
-  uint64_t vector = 1;
+  uint64_t vector = 2;
   fake_whole(t, &f, &vector, s.e, s.n, 1, s.part.gen); /* it holds what node 0 holds */
   caps_clear(t);
   vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "put", "k", "1");
@@ -152,7 +152,7 @@ static void test_delta_from_unknown_generation_asks_whole(void **state) {
   bench *t = bench_secure(&f);
   seen s;
   first_vv(t, &f, &s);
-  uint64_t vector = 1;
+  uint64_t vector = 2;
   fake_whole(t, &f, &vector, s.e, s.n, 5, s.part.gen);
   caps_clear(t);
   snap s0;
@@ -161,7 +161,7 @@ static void test_delta_from_unknown_generation_asks_whole(void **state) {
    * far ahead, which node 0 would police if it took it. */
   vs_vv_entry d = s.e[0];
   d.seq += 1000;
-  vs_vv_part p = {++vector, 0, 1, 0, 0, 9, 7, s.part.gen, 0};
+  vs_vv_part p = {++vector, 0, 1, 0, 0, 9, 7, s.part.gen, 0, 0, 0, 0, 0};
   fake_vv(t, &f, &p, &d, 1);
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 1);
   bench_pump(t);
@@ -192,11 +192,11 @@ static void test_digest_mismatch_asks_whole(void **state) {
   bench *t = bench_secure(&f);
   seen s;
   first_vv(t, &f, &s);
-  uint64_t vector = 1;
+  uint64_t vector = 2;
   fake_whole(t, &f, &vector, s.e, s.n, 3, s.part.gen);
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 0);
   /* A delta that changes nothing, with a digest of another vector. */
-  vs_vv_part p = {++vector, 0, 1, 0, 0, 4, 3, s.part.gen, sum_of(s.e, s.n) + 1};
+  vs_vv_part p = {++vector, 0, 1, 0, 0, 4, 3, s.part.gen, sum_of(s.e, s.n) + 1, 0, 0, 0, 0};
   fake_vv(t, &f, &p, NULL, 0);
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 1);
   caps_clear(t);
@@ -207,7 +207,7 @@ static void test_digest_mismatch_asks_whole(void **state) {
   assert_true(last_vv(t, &f, &got, e, 8, &n));
   assert_int_equal(got.held, 0);
   fake_whole(t, &f, &vector, s.e, s.n, 5, s.part.gen); /* right digest: taken */
-  p = (vs_vv_part){++vector, 0, 1, 0, 0, 6, 5, s.part.gen, sum_of(s.e, s.n)};
+  p = (vs_vv_part){++vector, 0, 1, 0, 0, 6, 5, s.part.gen, sum_of(s.e, s.n), 0, 0, 0, 0};
   fake_vv(t, &f, &p, NULL, 0);
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 1);
   expect_legit_sync(t, "vv-digest");
@@ -236,13 +236,13 @@ static void test_foreign_origins_bounded(void **state) {
     e[i].seq = 1;
   }
   for (uint32_t k = 0; k < s.n; k++) assert_true(s.e[k].origin[0] != 0 || s.e[k].origin[1] >= 0x20);
-  uint64_t vector = 1;
+  uint64_t vector = 2;
   /* FEW foreign ones and a wrong digest: found. */
   vs_vv_entry *few = calloc(FEW + 8, sizeof *few);
   assert_non_null(few);
   memcpy(few, e, FEW * sizeof *e);
   memcpy(few + FEW, s.e, s.n * sizeof *s.e);
-  vs_vv_part p = {++vector, 0, 1, 0, 0, 2, 0, s.part.gen, sum_of(few, FEW + s.n) ^ 1u};
+  vs_vv_part p = {++vector, 0, 1, 0, 0, 2, 0, s.part.gen, sum_of(few, FEW + s.n) ^ 1u, 0, 0, 0, 0};
   fake_vv(t, &f, &p, few, FEW + s.n);
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 1);
   /* MANY foreign ones and a wrong digest: partial, not checked. */
@@ -251,7 +251,7 @@ static void test_foreign_origins_bounded(void **state) {
   uint64_t wrong = sum_of(e, total) ^ 1u, number = ++vector;
   for (uint32_t k = 0; k < parts; k++) {
     uint32_t first = k * VS_WIRE_VV_MAX, count = total - first > VS_WIRE_VV_MAX ? VS_WIRE_VV_MAX : total - first;
-    p = (vs_vv_part){number, k, parts, 0, 0, 3, 0, s.part.gen, wrong};
+    p = (vs_vv_part){number, k, parts, 0, 0, 3, 0, s.part.gen, wrong, 0, 0, 0, 0};
     fake_vv(t, &f, &p, e + first, count);
   }
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 1); /* the whole vector cleared the ask; no new one */
@@ -270,11 +270,11 @@ static void test_delta_fall_is_policed(void **state) {
   bench *t = bench_secure(&f);
   seen s;
   first_vv(t, &f, &s);
-  uint64_t vector = 1;
+  uint64_t vector = 2;
   fake_whole(t, &f, &vector, s.e, s.n, 2, s.part.gen);
   vs_vv_entry gone = s.e[0];
   gone.seq = 0;
-  vs_vv_part p = {++vector, 0, 1, 0, 0, 3, 2, s.part.gen, 0};
+  vs_vv_part p = {++vector, 0, 1, 0, 0, 3, 2, s.part.gen, 0, 0, 0, 0, 0};
   fake_vv(t, &f, &p, &gone, 1);
   caps_clear(t);
   snap s0;

@@ -218,7 +218,7 @@ static void send_snapshot(mh_mesh *m, fake *f, uint64_t id, const uint8_t *p, si
 static vs_err send_empty_vv(mh_mesh *m, fake *f, uint64_t number) {
   uint8_t buf[VS_MSG_VV_HEADER_BYTES];
   size_t len = 0;
-  vs_vv_part part = {number, 0, 1, 0, 0, 0, 0, 0, 0};
+  vs_vv_part part = {number, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&part, NULL, 0, buf, sizeof buf, &len), VS_OK);
   return fake_send(m, f, buf, len);
 }
@@ -744,7 +744,7 @@ static vs_err send_full_vv(mh_mesh *m, fake *f, uint64_t number, uint64_t acks) 
     }
   uint8_t buf[VS_MSG_VV_HEADER_BYTES + 4 * sizeof(vs_vv_entry) + 64];
   size_t len = 0;
-  vs_vv_part part = {number, 0, 1, 0, acks, 0, 0, 0, 0};
+  vs_vv_part part = {number, 0, 1, 0, acks, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&part, e, n, buf, sizeof buf, &len), VS_OK);
   return fake_send(m, f, buf, len);
 }
@@ -808,7 +808,7 @@ static void test_claim_of_unsent_op_not_credited(void **state) {
   e.head[0] ^= 0x5a; /* a guess */
   uint8_t buf[VS_MSG_VV_HEADER_BYTES + sizeof e + 64];
   size_t len = 0;
-  vs_vv_part part = {1, 0, 1, 0, 0, 0, 0, 0, 0};
+  vs_vv_part part = {1, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&part, &e, 1, buf, sizeof buf, &len), VS_OK);
   assert_err(fake_send(&m, &f, buf, len), VS_OK);
   mh_run_for(&m, 5000);

@@ -17,7 +17,8 @@ static void test_vv_round_trip(void **state) {
   size_t n = 0;
   uint32_t count = 0;
   vs_vv_part part = {0x0102030405060708ull, 2, 3, 0x1122334455667788ull, 0x99aabbccddeeff00ull,
-                     0x2000000000000001ull, 0x1000000000000002ull, 0x3000000000000003ull, 0x4000000000000004ull}, got;
+                     0x2000000000000001ull, 0x1000000000000002ull, 0x3000000000000003ull, 0x4000000000000004ull,
+                     VS_VV_WANT, 7, 0x5000000000000005ull, 0x6000000000000006ull}, got;
   assert_err(vs_msg_vv_encode(&part, e, 5, buf, sizeof buf, &n), VS_OK);
   assert_int_equal(n, VVH + 5 * VVE);
   assert_int_equal(buf[0], VS_MSG_VV);
@@ -30,7 +31,11 @@ static void test_vv_round_trip(void **state) {
   assert_int_equal(vt_get_u64le(buf + 41), part.base);
   assert_int_equal(vt_get_u64le(buf + 49), part.held);
   assert_int_equal(vt_get_u64le(buf + 57), part.sum);
-  assert_int_equal(vt_get_u32le(buf + 65), 5);
+  assert_int_equal(buf[65], part.flags);
+  assert_int_equal(buf[66], part.dist);
+  assert_int_equal(vt_get_u64le(buf + 67), part.root);
+  assert_int_equal(vt_get_u64le(buf + 75), part.parent);
+  assert_int_equal(vt_get_u32le(buf + 83), 5);
   assert_memory_equal(buf + VVH, e[0].origin, 32);
   uint8_t *copy = vt_dup_exact(buf, n);
   assert_err(vs_msg_vv_decode(copy, n, &got, d, 5, &count), VS_OK);
@@ -45,6 +50,10 @@ static void test_vv_round_trip(void **state) {
   assert_int_equal(got.base, part.base);
   assert_int_equal(got.held, part.held);
   assert_int_equal(got.sum, part.sum);
+  assert_int_equal(got.flags, part.flags);
+  assert_int_equal(got.dist, part.dist);
+  assert_int_equal(got.root, part.root);
+  assert_int_equal(got.parent, part.parent);
   for (int k = 0; k < 5; k++) {
     assert_memory_equal(d[k].origin, e[k].origin, 32);
     assert_int_equal(d[k].seq, e[k].seq);
@@ -67,10 +76,12 @@ static void test_vv_part_header_checked(void **state) {
   uint8_t buf[VVH + 2 * VVE];
   size_t n = 0;
   uint32_t count = 0;
-  /* The last: a delta from a generation past its own (wire v6). */
-  static const vs_vv_part bad[] = {{0, 0, 1, 0, 0, 0, 0, 0, 0}, {1, 1, 1, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0},
-                                   {1, 0, VS_WIRE_VV_PARTS_MAX + 1, 0, 0, 0, 0, 0, 0}, {1, 5, 5, 0, 0, 0, 0, 0, 0},
-                                   {1, 0, 1, 0, 0, 4, 5, 0, 0}};
+  /* The last two: a delta from a generation past its own, an unknown flag (wire v6). */
+  static const vs_vv_part bad[] = {
+      {0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+      {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 0, VS_WIRE_VV_PARTS_MAX + 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+      {1, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 1, 0, 0, 4, 5, 0, 0, 0, 0, 0, 0},
+      {1, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0}};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     assert_err(vs_msg_vv_encode(&bad[k], e, 2, buf, sizeof buf, &n), VS_ERR_INVAL);
     assert_err(vs_msg_vv_encode(&ONE_PART, e, 2, buf, sizeof buf, &n), VS_OK);
@@ -79,12 +90,13 @@ static void test_vv_part_header_checked(void **state) {
     vt_put_u32le(buf + 13, bad[k].parts);
     vt_put_u64le(buf + 33, bad[k].gen);
     vt_put_u64le(buf + 41, bad[k].base);
+    buf[65] = bad[k].flags;
     assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_ERR_MALFORMED);
   }
-  vs_vv_part last = {7, VS_WIRE_VV_PARTS_MAX - 1, VS_WIRE_VV_PARTS_MAX, 0, 0, 0, 0, 0, 0};
+  vs_vv_part last = {7, VS_WIRE_VV_PARTS_MAX - 1, VS_WIRE_VV_PARTS_MAX, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&last, e, 2, buf, sizeof buf, &n), VS_OK);
   assert_err(vv_decode_exact(buf, n, e, 2, &count), VS_OK);
-  vs_vv_part empty_of_two = {1, 0, 2, 0, 0, 0, 0, 0, 0};
+  vs_vv_part empty_of_two = {1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&empty_of_two, NULL, 0, buf, sizeof buf, &n), VS_ERR_INVAL);
   assert_err(vs_msg_vv_encode(&ONE_PART, NULL, 0, buf, sizeof buf, &n), VS_OK);
   vt_put_u32le(buf + 13, 2);

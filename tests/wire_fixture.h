@@ -341,8 +341,8 @@ static inline void vv_entries(vs_vv_entry *e, uint32_t count) {
 
 #define VVH VS_MSG_VV_HEADER_BYTES
 #define VVE (VS_ORIGIN_BYTES + 8 + VS_VV_HEAD_BYTES) /* bytes per entry */
-static const vs_vv_part ONE_PART = {1, 0, 1, 0, 0, 0, 0, 0, 0};
-static const vs_vv_part ONE_DELTA = {1, 0, 1, 0, 0, 9, 8, 0, 0}; /* wire v6: changes since generation 8 */
+static const vs_vv_part ONE_PART = {1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const vs_vv_part ONE_DELTA = {1, 0, 1, 0, 0, 9, 8, 0, 0, 0, 0, 0, 0}; /* wire v6: changes since generation 8 */
 
 static inline vs_err vv_decode_exact(const uint8_t *in, size_t n, vs_vv_entry *out, uint32_t max, uint32_t *count) {
   uint8_t *copy = vt_dup_exact(in, n);

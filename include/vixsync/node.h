@@ -313,6 +313,10 @@ typedef struct vs_node_stats {
   uint64_t vv_sent_whole;       /**< of them, whole vectors (a new session, a peer that asked, after a reload) */
   uint64_t vv_resyncs;          /**< whole vectors asked of peers: a delta from a generation we lack, or a
                                      digest that did not match what we held of the peer's vector */
+  uint64_t prunes;              /**< grafts ended: a grafted peer sent a run we held whole (docs/protocol.md, "The
+                                     spanning tree") */
+  uint64_t grafts;              /**< peers off the tree asked to push us runs: their vector held what we lacked too long */
+  uint64_t tree_moves;          /**< changes of our place in the spanning tree (root, hops or parent) */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
