@@ -196,6 +196,11 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             s->cfg->suspend_after_ms, t->susp_max, t->susp_exempt, t->susp_present, t->rebases, t->late_rebases, t->orphans_surfaced, t->orphans_twice,
             t->orphans_lost, below, splits);
   }
+  vs_sig_cache_stats sc;
+  vs_sig_cache_stats_get(s->sig_cache, &sc); /* all zero with --sig-cache 0 */
+  fprintf(f, " \"sig_cache\": {\"entries\": %u, \"hits\": %" PRIu64 ", \"misses\": %" PRIu64 ", \"inserts\": %" PRIu64
+             ", \"evictions\": %" PRIu64 "},\n",
+          sc.entries, sc.hits, sc.misses, sc.inserts, sc.evictions);
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
 }
