@@ -87,6 +87,8 @@ static const opt OPTS[] = {
      "--managed: lifetime of the invites the admins make (default 24h; compaction holds a member's chain until it expires)"},
     {"inject-bug", O_BUG, F(bug), true, "fault-injection build: switch on one deliberate bug"},
     {"json", O_FLAG, F(json), false, "print a JSON summary"},
+    {"sig-cache", O_U32, F(sig_cache), false,
+     "entries of the signature cache all nodes share (0: off; the same run, fewer ed25519 verifications)"},
     {"keep", O_FLAG, F(keep), false, "keep the node directories"},
     {"verbose", O_FLAG, F(verbose), false, "print the phases"},
     {"report", O_STR, F(report), false, "write an HTML report to FILE"},
@@ -139,6 +141,7 @@ void sim_cfg_default(sim_cfg *c) {
   c->rekey_grace_ms = 600000; /* the library's default */
   c->suspend_after_ms = VS_SUSPEND_AFTER_MS_DEFAULT;
   c->invite_ms = SIM_INVITE_MS_DEFAULT;
+  c->sig_cache = SIM_SIG_CACHE_DEFAULT;
 }
 
 static bool errf(char *err, size_t err_bytes, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -469,6 +472,7 @@ bool sim_cfg_check(const sim_cfg *c, char *err, size_t err_bytes) {
   if (c->drift_ppm > 100000) return errf(err, err_bytes, "--drift: at most 100000 ppm (10%%)");
   if (c->skew_ms > 365ull * 24 * 3600 * 1000) return errf(err, err_bytes, "--skew: at most a year");
   if (c->map_mib < 1 || c->map_mib > 1u << 20) return errf(err, err_bytes, "--map-mib: 1 to 1048576");
+  if (c->sig_cache > VS_SIG_CACHE_ENTRIES_MAX) return errf(err, err_bytes, "--sig-cache: 0 to %u", VS_SIG_CACHE_ENTRIES_MAX);
   if (c->equivocate && c->nodes <= SIM_HONEST_REF)
     return errf(err, err_bytes, "--equivocate: at least %u nodes (the twins 0 and 1, honest nodes from %u on)",
                 SIM_HONEST_REF + 1, SIM_HONEST_REF);

@@ -236,6 +236,11 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
             t->bytes_sent > w.bytes_sent_ops ? (double)(t->bytes_sent - w.bytes_sent_ops) * all : 0.0, settle_ms,
             s->settle_bytes, steady, w.runs_sent, w.vv_sent, w.vv_sent_whole, w.vv_resyncs, w.prunes, w.grafts, w.tree_moves);
   }
+  vs_sig_cache_stats sc;
+  vs_sig_cache_stats_get(s->sig_cache, &sc); /* all zero with --sig-cache 0 */
+  fprintf(f, " \"sig_cache\": {\"entries\": %u, \"hits\": %" PRIu64 ", \"misses\": %" PRIu64 ", \"inserts\": %" PRIu64
+             ", \"evictions\": %" PRIu64 "},\n",
+          sc.entries, sc.hits, sc.misses, sc.inserts, sc.evictions);
   fprintf(f, " \"driver\": {\"events\": %" PRIu64 ", \"polls\": %" PRIu64 ", \"wakes\": %" PRIu64 ", \"busy_waits\": %" PRIu64 "}}\n",
           t->events, t->polls, t->wakes, t->busy_waits);
 }

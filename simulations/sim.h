@@ -155,6 +155,7 @@ typedef struct sim_cfg {
   uint32_t sched_n;
   /* modes (not part of a run's identity) */
   bool json, keep, verbose, stop_on_fail;
+  uint32_t sig_cache; /* --sig-cache: entries of the signature cache the run's nodes share (0: none) */
   const char *report;
   uint64_t swarm;
   const char *dir_base;
@@ -165,6 +166,9 @@ enum { SIM_AUTO = 0, SIM_ON = 1, SIM_OFF = 2 };
 #define SIM_COMPACT_EVERY_MS 2000u /* --managed --compact on: vs_node_cfg.compact_every_ms */
 #define SIM_COMPACT_AFTER_OPS 200u /* ... and compact_after_ops */
 #define SIM_INVITE_MS_DEFAULT (24ull * 3600ull * 1000ull) /* --invite-expiry */
+/* --sig-cache: 65,536 entries (about 14 MiB) hold every chain-head signature of a
+ * 10,000-op run and the acks in flight; calloc maps only the pages used. */
+#define SIM_SIG_CACHE_DEFAULT (1u << 16)
 /** Do the nodes of this run compact (a managed mesh, --compact not off)? */
 bool sim_cfg_compacts(const sim_cfg *c);
 void sim_cfg_default(sim_cfg *c);
@@ -399,6 +403,9 @@ typedef struct sim_totals {
 
 typedef struct sim {
   const sim_cfg *cfg;
+  /* One cache of verified signatures for every node (--sig-cache): the
+   * simulator is one thread, as vixsync/sigcache.h requires. */
+  vs_sig_cache *sig_cache;
   uint32_t bug_mask;
   sim_rng rng;
   sim_heap heap;

@@ -147,6 +147,7 @@ bool sim_node_open(sim *s, uint32_t i) {
   cfg.random_ctx = &s->rng;
   cfg.on_apply = on_apply;
   cfg.on_apply_ctx = n;
+  cfg.sig_cache = s->sig_cache; /* NULL with --sig-cache 0 */
   /* Every node is an origin: a node may learn all of them from one peer at
    * once (a new or restarted node), so the default quota of a daemon (64 a
    * minute) would only slow a large open mesh down; --origin-quota 0 sizes
@@ -629,6 +630,10 @@ static bool setup(sim *s) {
   s->dirty = malloc(sizeof *s->dirty * s->n);
   if (s->nodes == NULL || s->dirty == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory for %u nodes", s->n);
   if (!make_dirs(s)) return false;
+  if (c->sig_cache > 0) {
+    s->sig_cache = vs_sig_cache_new(c->sig_cache);
+    if (s->sig_cache == NULL) return sim_fail(s, SIM_EXIT_STORE, "out of memory for a signature cache of %u entries", c->sig_cache);
+  }
   sim_rng_fill(&s->rng, s->mesh_key, sizeof s->mesh_key);
   for (uint32_t i = 0; i < s->n; i++) {
     sim_node *n = &s->nodes[i];
@@ -790,6 +795,8 @@ void sim_free(sim *s) {
     if (!s->cfg->keep && n->dir[0] != '\0') rm_dir(n->dir);
   }
   if (s->root[0] != '\0' && !s->cfg->keep) (void)rmdir(s->root);
+  vs_sig_cache_free(s->sig_cache); /* after every node using it is closed */
+  s->sig_cache = NULL;
   free(s->nodes);
   free(s->links);
   free(s->dirty);

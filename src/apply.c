@@ -11,6 +11,7 @@
 #include "member.h"
 #include "mgate.h"
 #include "mstore.h"
+#include "sigcache.h"
 #include "state_int.h"
 #include "voids.h"
 #include "wal_int.h"
@@ -224,7 +225,7 @@ static vs_err run_held(vs_store *store, const vs_op *ops, uint32_t count, const 
 
 vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES],
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
-  return vs_apply_run_enc(store, ops, NULL, NULL, count, sig, now_ms, max_drift_ms, result_out);
+  return vs_apply_run_enc(store, ops, NULL, NULL, count, sig, now_ms, max_drift_ms, NULL, result_out);
 }
 
 /* A run that differs from held ops at ops[at]: the verdict when the split
@@ -270,11 +271,11 @@ static vs_err on_fork(vs_store *store, const vs_op *ops, const uint8_t *const *e
  * transaction (the run's ops up to the cut, if any, committed before). */
 static vs_err past_cut_revokes(vs_store *store, const vs_op *ops, uint32_t from, uint32_t full,
                                const uint8_t (*hashes)[VS_HASH_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
-                               bool sig_ok, bool sig_known) {
+                               bool sig_ok, bool sig_known, vs_sig_cache *sig_cache) {
   bool any = false;
   for (uint32_t i = from; i < full && !any; i++) any = strcmp(ops[i].kind, VS_MESH_KIND_REVOKE) == 0;
   if (!any || sodium_is_zero(sig, VS_SIGNATURE_BYTES)) return VS_OK;
-  if (!sig_known) sig_ok = vs_chain_verify(ops[0].origin, ops[full - 1].seq, hashes[full - 1], sig);
+  if (!sig_known) sig_ok = vs_chain_verify_cached(sig_cache, ops[0].origin, ops[full - 1].seq, hashes[full - 1], sig);
   if (!sig_ok) return VS_ERR_AUTH;
   if (run_mesh_check(ops + from, full - from, hashes + from) != VS_OK) return VS_OK; /* refused with the run */
   MDB_txn *txn;
@@ -290,7 +291,8 @@ static vs_err past_cut_revokes(vs_store *store, const vs_op *ops, uint32_t from,
 
 static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *const *enc, uint32_t count,
                             const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre, bool sig_known,
-                            uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
+                            uint64_t now_ms, uint64_t max_drift_ms, vs_sig_cache *sig_cache,
+                            vs_apply_result *result_out) {
   const uint8_t (*hashes)[VS_HASH_BYTES] = pre->hashes;
   vs_apply_result res;
   memset(&res, 0, sizeof res);
@@ -344,7 +346,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
    * that does not verify is a forgery (VS_ERR_AUTH); the bytes decoded, so
    * it is not MALFORMED, which stays for a run whose own links break. */
   if (err == VS_OK && !vouched &&
-      !(sig_known ? pre->sig_ok : vs_chain_verify(ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig)))
+      !(sig_known ? pre->sig_ok
+                  : vs_chain_verify_cached(sig_cache, ops[0].origin, ops[count - 1].seq, hashes[count - 1], sig)))
     err = VS_ERR_AUTH;
   /* Past the held shortcut (held ops passed this when they came) and the
    * signature (an unsigned run costs no admit-signature checks, and its
@@ -367,7 +370,8 @@ static vs_err apply_checked(vs_store *store, const vs_op *ops, const uint8_t *co
   /* A revoked admin's revokes past its cut are kept apart (mgate.h): they
    * may lift another cut. Only under the signature of the whole run. */
   if (past_cut < full && (err == VS_OK || err == VS_ERR_REVOKED)) {
-    vs_err oerr = past_cut_revokes(store, ops, past_cut, full, hashes, sig, sig_known ? pre->sig_ok : false, sig_known);
+    vs_err oerr = past_cut_revokes(store, ops, past_cut, full, hashes, sig, sig_known ? pre->sig_ok : false, sig_known,
+                                   sig_cache);
     if (oerr != VS_OK) err = oerr;
   }
   if (result_out != NULL &&
@@ -385,12 +389,12 @@ static bool run_args_ok(const vs_store *store, const vs_op *ops, const uint8_t *
 
 vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
                         uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
-                        uint64_t max_drift_ms, vs_apply_result *result_out) {
+                        uint64_t max_drift_ms, vs_sig_cache *sig_cache, vs_apply_result *result_out) {
   if (!run_args_ok(store, ops, enc, enc_bytes, count, sig)) return VS_ERR_INVAL;
   uint8_t (*hashes)[VS_HASH_BYTES] = malloc((size_t)count * VS_HASH_BYTES);
   if (hashes == NULL) return VS_ERR_NOMEM;
   vs_run_pre pre = {(const uint8_t (*)[VS_HASH_BYTES])hashes, vs_run_check(ops, enc, enc_bytes, count, VS_RUN_BYTES_MAX, hashes), false};
-  vs_err err = apply_checked(store, ops, enc, count, sig, &pre, false, now_ms, max_drift_ms, result_out);
+  vs_err err = apply_checked(store, ops, enc, count, sig, &pre, false, now_ms, max_drift_ms, sig_cache, result_out);
   free(hashes);
   return err;
 }
@@ -413,7 +417,9 @@ vs_err vs_apply_run_pre(vs_store *store, const vs_op *ops, const uint8_t *const 
                         uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], const vs_run_pre *pre,
                         uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out) {
   if (!run_args_ok(store, ops, enc, enc_bytes, count, sig) || pre == NULL || pre->hashes == NULL) return VS_ERR_INVAL;
-  return apply_checked(store, ops, enc, count, sig, pre, true, now_ms, max_drift_ms, result_out);
+  /* No cache: the signature's verdict is pre's, found by vs_run_prepare
+   * (on any thread, so never through a cache: sigcache.h). */
+  return apply_checked(store, ops, enc, count, sig, pre, true, now_ms, max_drift_ms, NULL, result_out);
 }
 
 /* Moved here from wal.c (issue 15): it folds the op into the state and the

@@ -70,6 +70,7 @@
 #include "vixsync/error.h"
 #include "vixsync/identity.h"
 #include "vixsync/op.h"
+#include "vixsync/sigcache.h"
 #include "vixsync/store.h"
 
 #include "chain.h" /* VS_APPLY_RUN_OPS_MAX, VS_RUN_BYTES_MAX, the signature reads */
@@ -134,10 +135,13 @@ vs_err vs_apply_run(vs_store *store, const vs_op *ops, uint32_t count, const uin
                     uint64_t now_ms, uint64_t max_drift_ms, vs_apply_result *result_out);
 
 /** vs_apply_run with each op's encoding (enc[i], enc_bytes[i]; both may be
- *  NULL): hashed and stored as they are. */
+ *  NULL): hashed and stored as they are. The run's signature is verified
+ *  through `sig_cache` (vixsync/sigcache.h; NULL: directly): the same
+ *  verdict, maybe without the ed25519 work. The cache is used on the
+ *  calling thread only. */
 vs_err vs_apply_run_enc(vs_store *store, const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
                         uint32_t count, const uint8_t sig[VS_SIGNATURE_BYTES], uint64_t now_ms,
-                        uint64_t max_drift_ms, vs_apply_result *result_out);
+                        uint64_t max_drift_ms, vs_sig_cache *sig_cache, vs_apply_result *result_out);
 
 /** The pure checks of a run (no store: any thread), for a receive pipeline:
  *  what vs_apply_run_enc checks before it opens the store (count, one

@@ -227,7 +227,8 @@ static vs_err on_run(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS
   vs_apply_result r;
   memset(&r, 0, sizeof r);
   (void)nd_verdict_budget(n, rc->now_ms);
-  vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms, &r);
+  vs_err err = vs_apply_run_enc(n->store, ops, enc, enc_bytes, count, sig, rc->now_ms, n->cfg.max_drift_ms,
+                                n->cfg.sig_cache, &r);
   if (err == VS_OK && fresh && r.applied > 0) nd_quota_take(n, rc->p);
   return run_outcome(n, rc->p, origin, ops, count, err, &r, rc->now_ms);
 }

@@ -90,7 +90,7 @@ static inline uint64_t replay(vs_store *a, vs_store *b, const uint8_t origin[VS_
     if (sig == NULL) die("replay", "a run without a signature");
     bytes += VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES;
     vs_apply_result res;
-    CHECK_VS(vs_apply_run_enc(b, ops, enc, lens, count, sig, T0_MS + head + 1000, VS_MAX_DRIFT_MS_DEFAULT, &res));
+    CHECK_VS(vs_apply_run_enc(b, ops, enc, lens, count, sig, T0_MS + head + 1000, VS_MAX_DRIFT_MS_DEFAULT, NULL, &res));
     if (res.applied != count) die("replay", "not every op applied");
     from += count;
   }

@@ -55,6 +55,7 @@
 #include "vixsync/error.h"
 #include "vixsync/identity.h"
 #include "vixsync/outbox.h"
+#include "vixsync/sigcache.h"
 #include "vixsync/store.h"
 #include "vixsync/write.h"
 
@@ -178,6 +179,13 @@ typedef struct vs_node_cfg {
    *  received; no acknowledgement of chunks sent) is dropped and its buffer
    *  freed (snap_timeouts). Default 30 s (a later field). */
   uint64_t snap_timeout_ms;
+  /** A cache of successful signature verifications (vixsync/sigcache.h)
+   *  that this node may share with other nodes driven by the same thread:
+   *  the chain-head signature of a received run, and a member ack's, are
+   *  verified once for all of them. The same verdicts, less ed25519 work.
+   *  Borrowed: the caller frees it after closing every node that uses it.
+   *  Default NULL (verify every time; what vix-node does). (A later field.) */
+  vs_sig_cache *sig_cache;
 } vs_node_cfg;
 
 #define VS_NODE_COMPACT_STEP_OPS 4096u /* ops one compaction step folds at most (about: to a signed op) */

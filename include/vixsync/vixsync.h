@@ -17,6 +17,7 @@
 #include "vixsync/outbox.h"
 #include "vixsync/probe.h"
 #include "vixsync/retry.h"
+#include "vixsync/sigcache.h"
 #include "vixsync/snapshot.h"
 #include "vixsync/state.h"
 #include "vixsync/store.h"
