@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """vix-sim scaling benchmark: wall time, applications per second and peak
-memory per node for several node counts, 10,000 client operations in total.
+memory per node for several node counts, 10,000 client operations in total;
+and the wire (issue 18): bytes sent and duplicate deliveries per useful
+application, and the share of the bytes that is not runs, against N.
 
   simulations/bench.py VIX_SIM [--nodes 10,100,1000] [--out DIR] [-- vix-sim options instead of the default]
   simulations/bench.py DIR/bench.json --out DIR      (table and plot again from saved results)
@@ -27,14 +29,18 @@ def run(sim, n, extra):
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     j = json.loads(p.stdout)
     j["command"] = " ".join(["vix-sim"] + argv[1:])
-    print("%5d nodes: %s, %.1f s, %.0f applications/s, %d KiB per node" %
-          (n, "ok" if j["ok"] else "FAIL", j["wall_s"], j["applications_per_s"], j["peak_rss_per_node_kib"]), flush=True)
+    print("%5d nodes: %s, %.1f s, %.0f applications/s, %d KiB per node, %.0f bytes and %.3f duplicates per useful" %
+          (n, "ok" if j["ok"] else "FAIL", j["wall_s"], j["applications_per_s"], j["peak_rss_per_node_kib"],
+           j.get("wire", {}).get("bytes_per_useful", 0.0), j.get("wire", {}).get("duplicates_per_useful", 0.0)),
+          flush=True)
     return j
 
 
 def plot(rows, path):
-    """Log-log: wall time and applications/s against nodes; memory per node."""
-    w, h, x0, y0, pw, ph = 960, 280, 60, 20, 220, 220
+    """Log-log against nodes: wall time, applications/s, memory per node; then
+    bytes per useful application, duplicates per useful, metadata share."""
+    w, h, x0, pw, ph = 960, 280, 60, 220, 220
+    y0 = 20
     ns = [r["nodes"] for r in rows]
     lo, hi = math.log10(min(ns)), math.log10(max(ns))
     hi = hi if hi > lo else lo + 1
@@ -42,14 +48,16 @@ def plot(rows, path):
     def px(n, left):
         return left + (math.log10(n) - lo) / (hi - lo) * pw
 
-    def panel(left, title, key, color, unit):
+    def panel(left, title, key, color, unit, top=20):
+        nonlocal y0
+        y0 = top
         vals = [max(r[key], 1e-9) for r in rows]
         vlo, vhi = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
         vhi = vhi if vhi > vlo else vlo + 1
 
         def py(v):
             return y0 + ph - (math.log10(v) - vlo) / (vhi - vlo) * ph
-        out = ['<text x="%d" y="12" font-weight="bold">%s</text>' % (left, title),
+        out = ['<text x="%d" y="%d" font-weight="bold">%s</text>' % (left, y0 - 8, title),
                '<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>' % (left, y0, pw, ph)]
         for e in range(vlo, vhi + 1):
             out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" '
@@ -66,11 +74,19 @@ def plot(rows, path):
         return out
     for r in rows:
         r["rss_mib"] = r["peak_rss_per_node_kib"] / 1024.0
+        wire = r.get("wire", {})  # results saved before issue 18 have none
+        r["bytes_per_useful"] = wire.get("bytes_per_useful", 0.0)
+        r["duplicates_per_useful"] = wire.get("duplicates_per_useful", 0.0)
+        r["metadata_share"] = wire.get("metadata_share", 0.0)
     body = panel(x0, "wall time (s)", "wall_s", "#d62728", "") + \
         panel(x0 + pw + 90, "applications / s", "applications_per_s", "#1f77b4", "") + \
         panel(x0 + 2 * (pw + 90), "peak RSS per node (MiB)", "rss_mib", "#2ca02c", "")
+    top2 = h + 30
+    body += panel(x0, "bytes sent per useful application", "bytes_per_useful", "#9467bd", "", top2) + \
+        panel(x0 + pw + 90, "duplicates per useful application", "duplicates_per_useful", "#8c564b", "", top2) + \
+        panel(x0 + 2 * (pw + 90), "metadata share of bytes", "metadata_share", "#7f7f7f", "", top2)
     svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
-           'font-size="11">' % (w, h + 20)] + body + ["</svg>"]
+           'font-size="11">' % (w, 2 * h + 40)] + body + ["</svg>"]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(svg) + "\n")
 
@@ -102,13 +118,17 @@ def main():
         json.dump(rows, f, indent=1)
     with open(os.path.join(out, "bench.md"), "w", encoding="utf-8") as f:
         f.write("| nodes | wall s | applications | applications/s | peak RSS per node (total) | LMDB per node "
-                "| frames | frame bytes | runs verified |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+                "| frames | frame bytes | runs verified | bytes per useful | duplicates per useful | metadata share |\n"
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
         for r in rows:
-            f.write("| %d | %.1f | %d | %.0f | %.1f MiB (%.2f GiB) | %.1f MiB | %d | %.2f GB | %d |\n" %
+            wire = r.get("wire", {})
+            f.write("| %d | %.1f | %d | %.0f | %.1f MiB (%.2f GiB) | %.1f MiB | %d | %.2f GB | %d | %.0f | %.3f | %.2f |\n" %
                     (r["nodes"], r["wall_s"], r["applications"], r["applications_per_s"],
                      r["peak_rss_per_node_kib"] / 1024, r["peak_rss_kib"] / 2 ** 20,
                      r["store_used_bytes_per_node"] / 2 ** 20, r["network"]["frames_sent"],
-                     r["network"]["bytes_sent"] / 1e9, r["node_counters"]["runs_received"]))
+                     r["network"]["bytes_sent"] / 1e9, r["node_counters"]["runs_received"],
+                     wire.get("bytes_per_useful", 0.0), wire.get("duplicates_per_useful", 0.0),
+                     wire.get("metadata_share", 0.0)))
     plot(rows, os.path.join(out, "scaling.svg"))
     print("wrote %s/bench.json, bench.md, scaling.svg" % out)
 
