@@ -439,7 +439,7 @@ static vs_err maintain(vs_node *n, uint64_t now_ms) {
   if (aerr == VS_OK) aerr = nd_snap_late_check(n, now_ms); /* back in touch after too long */
   if (aerr != VS_OK) return aerr;
   nd_dup_sweep(n, now_ms); /* one session per pair */
-  nd_tree_update(n);       /* our place in the spanning tree, from the peers' vectors */
+  nd_tree_update(n);         /* our place in the spanning tree, from the peers' vectors */
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) {
     peer *p = &n->peers[s];
     if (p->st == PEER_HANDSHAKE && now_ms >= p->hs_deadline_ms) {

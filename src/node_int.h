@@ -95,6 +95,7 @@ typedef struct peer {
   uint64_t known_vector; /* its number (0: none yet) */
   uint64_t known_gen;    /* its generation (wire v6: deltas build on it) */
   bool known_partial;    /* entries were left out (VV_FOREIGN_MAX): its digest cannot be checked */
+  bool known_kept;       /* an entry of ours stands for one it let fall (vv_complete): no digest check */
   bool want_full;        /* ask it for its whole vector (our next VV tells held 0) */
   vv asm;    /* the entries of a vector (or delta) being assembled from its parts */
   uint64_t asm_vector, asm_gen, asm_base, asm_held, asm_sum;

@@ -51,17 +51,32 @@ bool nd_tree_pushes(const vs_node *n, const peer *p) { return p->adv_set && (p->
 /* Whether `p` pushes new runs to us at once (the same rule from its side). */
 bool nd_tree_listens(const vs_node *n, const peer *p) { return !p->adv_set || p->want_me || tree_edge(n, p); }
 
+/* Whether p's place is one a node can hold: its root is no higher than its
+ * own id (the lowest it heard of, itself included); a root is itself, with
+ * no parent; any other has a parent and hops. A place that is not is not
+ * taken (a key holder can still claim the lowest root there is, and then
+ * pass nothing on: grafts carry the runs around it, docs/protocol.md). */
+static bool place_ok(const peer *p, uint64_t id) {
+  if (p->adv_root == 0 || p->adv_root > id) return false;
+  if (p->adv_dist == 0) return p->adv_root == id && p->adv_parent == 0;
+  return p->adv_parent != 0 && p->adv_parent != id;
+}
+
 /* Our place from the ready peers' vectors: O(peers), every poll round. A
- * change goes to every peer at once (it moves tree edges). */
+ * change goes to every peer at once (it moves tree edges). (Not rate
+ * limited: a peer whose claims flap costs each node a wave of vectors per
+ * flip; limiting worse moves slowed the tree's forming in a new mesh and
+ * moved scenario outcomes: left for later, docs/protocol.md.) */
 void nd_tree_update(vs_node *n) {
   uint64_t self = nd_tree_id(n->cfg.identity.pk);
   uint64_t root = self, parent = 0;
   uint32_t dist = 0;
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) { /* bounded: the slots */
     const peer *p = &n->peers[s];
-    if (p->st != PEER_READY || !p->adv_set || p->probation || p->adv_root == 0) continue;
-    if (p->adv_parent == self || p->adv_dist + 1u >= TREE_DIST_MAX) continue; /* our child, or too far */
+    if (p->st != PEER_READY || !p->adv_set || p->probation) continue;
     uint64_t id = nd_tree_id(p->sess.peer_id);
+    if (!place_ok(p, id)) continue;
+    if (p->adv_parent == self || p->adv_dist + 1u >= TREE_DIST_MAX) continue; /* our child, or too far */
     uint32_t d = p->adv_dist + 1u;
     bool better = p->adv_root < root || (p->adv_root == root && root != self && (d < dist || (d == dist && id < parent)));
     if (!better) continue;
@@ -86,8 +101,9 @@ static uint64_t graft_wait_ms(const vs_node *n) { return n->cfg.vv_interval_ms /
 /* An entry of p's vector that we lack: the lack timer starts with it (a
  * sample of what it showed then; later lacks wait for the next timer). */
 void nd_tree_lack(peer *p, const vs_vv_entry *e, uint64_t now_ms) {
-  if (p->lack_since_ms != 0 && p->lack_since_ms != now_ms) return;
-  p->lack_since_ms = now_ms;
+  uint64_t at = now_ms > 0 ? now_ms : 1; /* 0: nothing watched */
+  if (p->lack_since_ms != 0 && p->lack_since_ms != at) return;
+  p->lack_since_ms = at;
   if (p->lack_n < TREE_LACK_MAX) p->lack[p->lack_n++] = *e;
 }
 

@@ -337,10 +337,11 @@ static bool vv_fall_exempt(const vs_node *n, const uint8_t origin[VS_ORIGIN_BYTE
  * make it the peer's known vector. */
 
 /* Whether a peer's known vector may take an entry of `origin`: origins we
- * hold and our own always; others (it holds what we do not yet) up to
- * VV_FOREIGN_MAX, so that its digest can be checked and its entry is at
- * hand once we hold that origin too. A peer inventing origins costs us at
- * most that many entries. */
+ * hold and our own always; others (it holds what we do not yet) while the
+ * copy holds fewer than our origins + 1 + VV_FOREIGN_MAX entries, so that
+ * its digest can be checked and its entry is at hand once we hold that
+ * origin too. A peer inventing origins costs us at most that many entries
+ * per copy (its known vector, and one being assembled). */
 static bool known_room(const vs_node *n, const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
   return nd_vv_keep(n, origin) || v->n < n->mine.n + 1u + VV_FOREIGN_MAX;
 }
@@ -400,6 +401,10 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     int k = nd_vv_find(&p->known, e->origin, &found);
     uint64_t was = found ? p->known.e[k].seq : 0;
     if (e->seq >= was || vv_fall_exempt(n, e->origin, was, e->seq)) continue;
+    /* An origin we hold nothing of: no credit or claim rests on it, and a
+     * whole vector past VV_FOREIGN_MAX leaves such entries out (it is
+     * partial here), which is no fall. */
+    if (!nd_vv_keep(n, e->origin)) continue;
     if (n->mesh_managed) {
       /* A managed mesh: the peer may have taken a revoke (or a fork
        * verdict) we lack yet, for several origins at once (a cascade). Its
@@ -463,7 +468,9 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   if (whole) {
     p->known_partial = p->asm_partial;
     p->want_full = false;
+    p->known_kept = kept_old;
   } else {
+    p->known_kept = p->known_kept || kept_old;
     p->known_partial = p->known_partial || p->asm_partial;
   }
   p->known_vector = p->asm_vector;
@@ -478,8 +485,9 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   asm_drop(p);
   /* Drift (a bug, a lost reset): its digest is not that of what we hold of
    * its vector. Ask for the whole (not while we keep an old entry of our
-   * own choosing, whose digest differs by design). */
-  if (sum != 0 && !kept_old && !p->known_partial && !p->want_full && sum != p->known.sum) want_full(n, p);
+   * own choosing, whose digest differs by design, until a whole vector
+   * comes without one: asking meanwhile would only bring the same). */
+  if (sum != 0 && !p->known_kept && !p->known_partial && !p->want_full && sum != p->known.sum) want_full(n, p);
   if (flight_release(p, &p->known) > 0) progress = true;
   bool covered = true;
   for (uint32_t i = 0; i < p->sent.n && covered; i++)

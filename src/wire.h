@@ -79,7 +79,7 @@
  *        [flags u8][dist u8][root u64][parent u64][u32 n][n x (origin 32, seq u64, head 8)]
  *        (wire v6) base 0: the sender's whole vector, every seq >= 1; base >= 1:
  *        a delta, the entries that changed after the sender's generation
- *        `base` (< gen), with their values at `gen` (seq 0: the origin is no
+ *        `base` (<= gen; equal: an empty delta), with their values at `gen` (seq 0: the origin is no
  *        longer held). `held`: the highest gen of the receiver's vector the
  *        sender holds whole (0: none: send it whole). `sum`: the digest of
  *        the sender's whole vector at gen (vs_vv_sum_entry; 0: none). A

@@ -111,8 +111,12 @@
 #define BENCH_STEPS_MAX 100000000ull
 #define BENCH_DBS 16 /* as src/store.c */
 /* An OPS message holds at least one run header (type, run count, origin, op
- * count, signature); A's VV message (one origin) is 45 bytes. */
-#define OPS_MSG_MIN_BYTES (1u + 4u + VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
+ * count, signature) and one op (its length and the smallest encoding); a
+ * VV message of the two origins here is shorter (wire v6: an 87-byte
+ * header, 48 bytes per entry), so a frame at least this long is OPS. */
+#define OPS_MSG_MIN_BYTES (1u + 4u + VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES + 4u + VS_OP_HEADER_BYTES + 1u + 4u + 4u)
+_Static_assert(VS_MSG_VV_HEADER_BYTES + 2u * (VS_ORIGIN_BYTES + 8u + VS_VV_HEAD_BYTES) < OPS_MSG_MIN_BYTES,
+               "a two-origin VV is told from an OPS message by its length");
 
 
 /* splitmix64, for payload bytes and the nodes' "random" source. */

@@ -66,7 +66,7 @@ printf '%s\n' "$out" | grep -q '^B: user:42 = Ada'
 # in src/; the in-memory transport is a test double, apart in testing/.
 installed=$(cd "$prefix/include" && find vixsync -type f | LC_ALL=C sort | tr '\n' ' ')
 want="vixsync/api.h vixsync/engine.h vixsync/error.h vixsync/http_transport.h vixsync/identity.h vixsync/mesh.h \
-vixsync/node.h vixsync/op.h vixsync/outbox.h vixsync/probe.h vixsync/retry.h vixsync/snapshot.h vixsync/state.h \
+vixsync/node.h vixsync/op.h vixsync/outbox.h vixsync/probe.h vixsync/retry.h vixsync/sigcache.h vixsync/snapshot.h vixsync/state.h \
 vixsync/store.h vixsync/testing/mem_transport.h vixsync/transport.h vixsync/version.h \
 vixsync/vixsync.h vixsync/wal.h vixsync/write.h "
 if [ "$installed" != "$want" ]; then

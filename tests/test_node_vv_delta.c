@@ -286,6 +286,84 @@ static void test_delta_fall_is_policed(void **state) {
   bench_free(t);
 }
 
+/* A whole vector past the foreign bound (node 0 keeps at most its origins
+ * + 1 + 4,096 entries of the fake's) leaves foreign entries out: no fall,
+ * the session stays (a review of session 15 closed an honest session so:
+ * a vector that gained an origin sorted first pushed one out). */
+static void test_partial_whole_vector_is_no_fall(void **state) {
+  (void)state;
+  enum { MANY = 4099 };
+  fake f;
+  bench *t = bench_secure(&f);
+  seen s;
+  first_vv(t, &f, &s);
+  vs_vv_entry *e = calloc(MANY + 1 + 8, sizeof *e);
+  assert_non_null(e);
+  for (uint32_t i = 0; i <= MANY; i++) { /* sorted below the real origins */
+    e[i].origin[0] = 0;
+    e[i].origin[1] = (uint8_t)(i >> 8);
+    e[i].origin[2] = (uint8_t)i;
+    e[i].seq = 1;
+  }
+  for (uint32_t k = 0; k < s.n; k++) assert_true(s.e[k].origin[0] != 0 || s.e[k].origin[1] >= 0x20);
+  uint64_t vector = 2;
+  /* Origins 1..MANY, then the real ones; then 0..MANY: one more, sorted
+   * first, pushes the last foreign one out of the copy. */
+  for (uint32_t round = 0; round < 2; round++) {
+    vs_vv_entry *from = e + (round == 0 ? 1 : 0);
+    uint32_t foreign = round == 0 ? MANY : MANY + 1, total = foreign + s.n;
+    vs_vv_entry *all = calloc(total, sizeof *all);
+    assert_non_null(all);
+    memcpy(all, from, foreign * sizeof *all);
+    memcpy(all + foreign, s.e, s.n * sizeof *s.e);
+    uint32_t parts = (total - 1) / VS_WIRE_VV_MAX + 1;
+    uint64_t number = ++vector, sum = sum_of(all, total);
+    for (uint32_t k = 0; k < parts; k++) {
+      uint32_t first = k * VS_WIRE_VV_MAX, count = total - first > VS_WIRE_VV_MAX ? VS_WIRE_VV_MAX : total - first;
+      vs_vv_part p = {number, k, parts, 0, 0, 2 + round, 0, s.part.gen, sum, 0, 0, 0, 0};
+      fake_vv(t, &f, &p, all + first, count);
+    }
+    free(all);
+  }
+  caps_clear(t);
+  snap s0;
+  snap_take(t->h.nodes[0], &s0);
+  bench_run(t, 30000);
+  expect_refused(t->h.nodes[0], &s0, "none", 0, "a whole vector that left foreign entries out");
+  assert_int_equal(caps_count(t, 0, f.handle, true), 0); /* the session stays */
+  expect_legit_sync(t, "vv-partial-whole");
+  free(e);
+  bench_free(t);
+}
+
+/* A place in the tree no node can hold (the fake a root whose id is not
+ * its own) is not taken: node 0 keeps its root. */
+static void test_impossible_tree_place_not_taken(void **state) {
+  (void)state;
+  fake f;
+  bench *t = bench_secure(&f);
+  seen s;
+  first_vv(t, &f, &s);
+  uint64_t root = s.part.root;
+  assert_true(root > 1);
+  vs_vv_part p = {3, 0, 1, 0, 0, 2, 0, s.part.gen, sum_of(s.e, s.n), 0, 0, 1, 0}; /* "I am root 1" */
+  fake_vv(t, &f, &p, s.e, s.n);
+  caps_clear(t);
+  bench_run(t, 3000);
+  vs_vv_part got;
+  vs_vv_entry e[8];
+  uint32_t n = 0;
+  assert_true(last_vv(t, &f, &got, e, 8, &n));
+  assert_int_equal(got.root, root);
+  p = (vs_vv_part){4, 0, 1, 0, 0, 3, 0, s.part.gen, sum_of(s.e, s.n), 0, 1, 1, 0}; /* hops but no parent */
+  fake_vv(t, &f, &p, s.e, s.n);
+  caps_clear(t);
+  bench_run(t, 3000);
+  if (last_vv(t, &f, &got, e, 8, &n)) assert_int_equal(got.root, root);
+  expect_legit_sync(t, "tree-impossible-place");
+  bench_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_deltas_carry_what_changed),
@@ -293,6 +371,8 @@ int main(void) {
       cmocka_unit_test(test_digest_mismatch_asks_whole),
       cmocka_unit_test(test_foreign_origins_bounded),
       cmocka_unit_test(test_delta_fall_is_policed),
+      cmocka_unit_test(test_partial_whole_vector_is_no_fall),
+      cmocka_unit_test(test_impossible_tree_place_not_taken),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
