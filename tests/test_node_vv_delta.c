@@ -65,6 +65,18 @@ static uint64_t stat_resyncs(vs_node *node) {
   return st.vv_resyncs;
 }
 
+/* A whole vector of `total` entries as vector `number`, in as many parts
+ * as it takes, with the digest `sum` (right or not). */
+static void fake_whole_parts(bench *t, fake *f, uint64_t number, const vs_vv_entry *e, uint32_t total, uint64_t gen,
+                             uint64_t held, uint64_t sum) {
+  uint32_t parts = (total - 1) / VS_WIRE_VV_MAX + 1;
+  for (uint32_t k = 0; k < parts; k++) {
+    uint32_t first = k * VS_WIRE_VV_MAX, count = total - first > VS_WIRE_VV_MAX ? VS_WIRE_VV_MAX : total - first;
+    vs_vv_part p = {number, k, parts, 0, 0, gen, 0, held, sum, 0, 0, 0, 0};
+    fake_vv(t, f, &p, e + first, count);
+  }
+}
+
 /* Node 0's whole vector as the fake saw it first, and node 0's entry of
  * its own origin (the fake claims to hold exactly that). */
 typedef struct seen {
@@ -247,13 +259,8 @@ static void test_foreign_origins_bounded(void **state) {
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 1);
   /* MANY foreign ones and a wrong digest: partial, not checked. */
   memcpy(e + MANY, s.e, s.n * sizeof *s.e);
-  uint32_t total = MANY + s.n, parts = (total - 1) / VS_WIRE_VV_MAX + 1;
-  uint64_t wrong = sum_of(e, total) ^ 1u, number = ++vector;
-  for (uint32_t k = 0; k < parts; k++) {
-    uint32_t first = k * VS_WIRE_VV_MAX, count = total - first > VS_WIRE_VV_MAX ? VS_WIRE_VV_MAX : total - first;
-    p = (vs_vv_part){number, k, parts, 0, 0, 3, 0, s.part.gen, wrong, 0, 0, 0, 0};
-    fake_vv(t, &f, &p, e + first, count);
-  }
+  uint32_t total = MANY + s.n;
+  fake_whole_parts(t, &f, ++vector, e, total, 3, s.part.gen, sum_of(e, total) ^ 1u);
   assert_int_equal(stat_resyncs(t->h.nodes[0]), 1); /* the whole vector cleared the ask; no new one */
   expect_legit_sync(t, "vv-foreign");
   free(few);
@@ -316,13 +323,7 @@ static void test_partial_whole_vector_is_no_fall(void **state) {
     assert_non_null(all);
     memcpy(all, from, foreign * sizeof *all);
     memcpy(all + foreign, s.e, s.n * sizeof *s.e);
-    uint32_t parts = (total - 1) / VS_WIRE_VV_MAX + 1;
-    uint64_t number = ++vector, sum = sum_of(all, total);
-    for (uint32_t k = 0; k < parts; k++) {
-      uint32_t first = k * VS_WIRE_VV_MAX, count = total - first > VS_WIRE_VV_MAX ? VS_WIRE_VV_MAX : total - first;
-      vs_vv_part p = {number, k, parts, 0, 0, 2 + round, 0, s.part.gen, sum, 0, 0, 0, 0};
-      fake_vv(t, &f, &p, all + first, count);
-    }
+    fake_whole_parts(t, &f, ++vector, all, total, 2 + round, s.part.gen, sum_of(all, total));
     free(all);
   }
   caps_clear(t);
