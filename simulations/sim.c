@@ -202,23 +202,7 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
      * applied; and the settle phase (no writes, converged) as the steady
      * state's traffic per node and minute. */
     vs_node_stats w;
-    memset(&w, 0, sizeof w);
-    for (uint32_t i = 0; i < s->n && s->nodes != NULL; i++) {
-      sim_node_stats_total(&s->nodes[i], &st);
-      w.bytes_sent_ops += st.bytes_sent_ops;
-      w.bytes_sent_vv += st.bytes_sent_vv;
-      w.bytes_sent_acks += st.bytes_sent_acks;
-      w.bytes_sent_other += st.bytes_sent_other;
-      w.op_bytes_applied += st.op_bytes_applied;
-      w.payload_bytes_applied += st.payload_bytes_applied;
-      w.prunes += st.prunes;
-      w.grafts += st.grafts;
-      w.tree_moves += st.tree_moves;
-      w.vv_sent += st.vv_sent;
-      w.vv_sent_whole += st.vv_sent_whole;
-      w.vv_resyncs += st.vv_resyncs;
-      w.runs_sent += st.runs_sent;
-    }
+    sim_stats_sum(s, &w);
     uint64_t useful = t->applications > s->cfg->ops ? t->applications - s->cfg->ops : 0;
     uint64_t data = w.bytes_sent_ops + w.bytes_sent_vv + w.bytes_sent_acks + w.bytes_sent_other;
     uint64_t hs_bytes = t->bytes_sent > data ? t->bytes_sent - data : 0;

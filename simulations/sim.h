@@ -526,6 +526,8 @@ bool sim_node_crash(sim *s, uint32_t i, uint64_t down_ms);
 bool sim_node_restart(sim *s, uint32_t i);
 uint64_t sim_local_ms(const sim_node *n, uint64_t v);
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out);
+/* Every node's counters summed (gauges: the last node's). */
+void sim_stats_sum(const sim *s, vs_node_stats *out);
 void sim_mark_dirty(sim *s, uint32_t i);
 /** --equivocate: is node i one of the twins (nodes 0 and 1)? */
 bool sim_twin(const sim *s, uint32_t i);

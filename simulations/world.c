@@ -201,6 +201,15 @@ static void stats_add(vs_node_stats *acc, const vs_node_stats *x) {
   acc->version_seen = x->version_seen;
 }
 
+void sim_stats_sum(const sim *s, vs_node_stats *out) {
+  memset(out, 0, sizeof *out);
+  for (uint32_t i = 0; i < s->n && s->nodes != NULL; i++) { /* bounded: the nodes */
+    vs_node_stats st;
+    sim_node_stats_total(&s->nodes[i], &st);
+    stats_add(out, &st);
+  }
+}
+
 void sim_node_stats_total(const sim_node *n, vs_node_stats *out) {
   *out = n->past;
   if (n->node != NULL) {
