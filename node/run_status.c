@@ -415,12 +415,13 @@ static void json_stats(FILE *f, const vn_daemon *d) {
   fprintf(f,
           ",\n \"wire\": {\"bytes_sent_ops\": %llu, \"bytes_sent_vv\": %llu, \"bytes_sent_acks\": %llu, "
           "\"bytes_sent_other\": %llu, \"op_bytes_applied\": %llu, \"payload_bytes_applied\": %llu, \"vv_sent\": %llu, "
-          "\"vv_sent_whole\": %llu, \"vv_resyncs\": %llu, \"tree_moves\": %llu, \"grafts\": %llu, \"prunes\": %llu}",
+          "\"vv_sent_whole\": %llu, \"vv_resyncs\": %llu, \"tree_moves\": %llu, \"grafts\": %llu, \"prunes\": %llu, \"vv_gaps\": %llu}",
           (unsigned long long)st.bytes_sent_ops, (unsigned long long)st.bytes_sent_vv,
           (unsigned long long)st.bytes_sent_acks, (unsigned long long)st.bytes_sent_other,
           (unsigned long long)st.op_bytes_applied, (unsigned long long)st.payload_bytes_applied,
           (unsigned long long)st.vv_sent, (unsigned long long)st.vv_sent_whole, (unsigned long long)st.vv_resyncs,
-          (unsigned long long)st.tree_moves, (unsigned long long)st.grafts, (unsigned long long)st.prunes);
+          (unsigned long long)st.tree_moves, (unsigned long long)st.grafts, (unsigned long long)st.prunes,
+          (unsigned long long)st.vv_gaps);
 }
 
 static void json_peers(FILE *f, const vn_daemon *d) {

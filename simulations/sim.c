@@ -214,11 +214,11 @@ static void print_json(FILE *f, const sim *s, const char *cmd, double secs, cons
                ", \"bytes_handshake\": %" PRIu64 ", \"op_bytes_applied\": %" PRIu64 ", \"payload_bytes_applied\": %" PRIu64
                ", \"metadata_share\": %.3f, \"settle_ms\": %" PRIu64 ", \"settle_bytes\": %" PRIu64
                ", \"steady_bytes_per_node_min\": %.1f, \"runs_sent\": %" PRIu64 ", \"vectors_sent\": %" PRIu64
-               ", \"vectors_whole\": %" PRIu64 ", \"vector_resyncs\": %" PRIu64 ", \"prunes\": %" PRIu64 ", \"grafts\": %" PRIu64 ", \"tree_moves\": %" PRIu64 "},\n",
+               ", \"vectors_whole\": %" PRIu64 ", \"vector_resyncs\": %" PRIu64 ", \"prunes\": %" PRIu64 ", \"grafts\": %" PRIu64 ", \"tree_moves\": %" PRIu64 ", \"vector_gaps\": %" PRIu64 "},\n",
             useful, (double)t->bytes_sent * per, (double)dup * per, w.bytes_sent_ops, w.bytes_sent_vv, w.bytes_sent_acks,
             w.bytes_sent_other, hs_bytes, w.op_bytes_applied, w.payload_bytes_applied,
             t->bytes_sent > w.bytes_sent_ops ? (double)(t->bytes_sent - w.bytes_sent_ops) * all : 0.0, settle_ms,
-            s->settle_bytes, steady, w.runs_sent, w.vv_sent, w.vv_sent_whole, w.vv_resyncs, w.prunes, w.grafts, w.tree_moves);
+            s->settle_bytes, steady, w.runs_sent, w.vv_sent, w.vv_sent_whole, w.vv_resyncs, w.prunes, w.grafts, w.tree_moves, w.vv_gaps);
   }
   vs_sig_cache_stats sc;
   vs_sig_cache_stats_get(s->sig_cache, &sc); /* all zero with --sig-cache 0 */

@@ -73,6 +73,50 @@ static inline uint32_t vs_popcount64(uint64_t x) {
   return n;
 }
 
+/* Unsigned LEB128 (wire v7): 7 bits per byte, low first, at most
+ * VS_VARINT_MAX bytes. vs_varint_put writes v at p (room for VS_VARINT_MAX)
+ * and returns the bytes written; vs_varint_bytes says how many it takes. */
+#ifndef VS_VARINT_MAX
+#define VS_VARINT_MAX 10u /* also in wire.h */
+#endif
+static inline size_t vs_varint_put(uint8_t *p, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80u) { /* bounded: 64 bits, 7 a step */
+    p[n++] = (uint8_t)(v | 0x80u);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+static inline size_t vs_varint_bytes(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80u) { /* bounded: 64 bits, 7 a step */
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+/* Read a varint at in[*pos] (in_bytes in all): the shortest encoding only
+ * (one value, one form), never past 64 bits. Returns false on a truncated,
+ * overlong or overflowing varint; *pos moves only on success. */
+static inline bool vs_varint_get(const uint8_t *in, size_t in_bytes, size_t *pos, uint64_t *out) {
+  uint64_t v = 0;
+  size_t i = *pos;
+  for (unsigned shift = 0; shift < 64; shift += 7) { /* bounded: 10 bytes */
+    if (i >= in_bytes) return false;
+    uint8_t b = in[i++];
+    if (shift == 63 && b > 1u) return false; /* past 64 bits */
+    v |= (uint64_t)(b & 0x7fu) << shift;
+    if ((b & 0x80u) == 0) {
+      if (b == 0 && shift > 0) return false; /* a longer form of a shorter value */
+      *pos = i;
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
 static inline uint64_t vs_add_sat_u64(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 /* ---- hashing ---- */

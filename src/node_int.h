@@ -105,6 +105,13 @@ typedef struct peer {
    * when an unconfirmed delta goes again, and the next idle digest. */
   uint64_t vv_told_gen, held_told, told_forks, told_acks, peer_held;
   uint64_t vv_resend_ms, vv_idle_ms;
+  /* Deltas build on the generation last sent (vv_base; 0: send it whole):
+   * on a healthy link each change crosses once. It asked us to go back to
+   * what it holds (a delta of ours was lost: VS_VV_GAP, or it wants the
+   * whole: held 0): resend_base, from peer_held. We missed a delta of its:
+   * gap_due, our next VV says so (asm_gap: its part said so). */
+  uint64_t vv_base;
+  bool resend_base, gap_due, told_gap, asm_gap;
   /* The spanning tree (node_tree.c): its place as its VV said (adv_set:
    * one came); want_me, we asked it to push us new runs though it is no
    * tree edge (a graft), told_want what our last VV said; peer_wants, it

@@ -63,6 +63,8 @@ vs_err nd_vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, con
   if (head != NULL) memcpy(v->e[i].head, head, VS_VV_HEAD_BYTES);
   else memset(v->e[i].head, 0, VS_VV_HEAD_BYTES);
   v->e[i].gen = 0;
+  v->e[i].born = 0;
+  v->e[i].short_id = false;
   if (v->summed) v->sum += entry_sum(&v->e[i]);
   v->n++;
   return VS_OK;
@@ -257,7 +259,7 @@ vs_err nd_load_mine(vs_node *n) {
       vs_head h;
       err = k.mv_size == VS_ORIGIN_BYTES ? vs_head_decode(&v, &h) : VS_ERR_CORRUPT;
       if (err == VS_OK && h.seq > 0) err = vv_append(&n->mine, k.mv_data, h.seq, h.hash);
-      if (err == VS_OK && h.seq > 0) n->mine.e[n->mine.n - 1].gen = n->vv_gen;
+      if (err == VS_OK && h.seq > 0) n->mine.e[n->mine.n - 1].gen = n->mine.e[n->mine.n - 1].born = n->vv_gen;
     }
     mdb_cursor_close(cur);
   }
@@ -285,9 +287,11 @@ vs_err nd_refresh_mine(vs_node *n, const uint8_t origin[VS_ORIGIN_BYTES]) {
   }
   err = nd_vv_set(&n->mine, origin, seq, hash);
   if (err != VS_OK) return err;
+  bool was_found = found;
   i = nd_vv_find(&n->mine, origin, &found);
   assert(found);
   n->mine.e[i].gen = n->vv_gen;
+  if (!was_found) n->mine.e[i].born = n->vv_gen;
   /* A peer that holds this seq with another head holds another branch:
    * deltas will not repeat its unchanged entry, so look now (maintain). */
   for (uint32_t s = 0; s < VS_NODE_PEERS_MAX; s++) { /* bounded: the peer slots */
@@ -380,11 +384,20 @@ static vs_err vv_changes(const peer *p, bool whole, vv *chg) {
  * the size of the change, not of the vector (wire v6). */
 static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   bool whole = p->asm_base == 0;
-  if (!whole && (p->known_vector == 0 || p->asm_base > p->known_gen)) {
-    /* A delta from a generation we do not hold (a lie, or ours was lost
-     * to a reset): nothing of it is taken; we ask for the whole. */
+  if (!whole && p->known_vector == 0) {
+    /* A delta and we hold none of its vector (a lie, or ours was lost to
+     * a reset): nothing of it is taken; we ask for the whole. */
     asm_drop(p);
     want_full(n, p);
+    return VS_OK;
+  }
+  if (!whole && p->asm_base > p->known_gen) {
+    /* A delta past what we hold: one before it was lost (or is still on
+     * its way, reordered). Nothing of it is taken; our next VV asks for
+     * the changes since what we hold (VS_VV_GAP). */
+    asm_drop(p);
+    if (!p->gap_due) n->stats.vv_gaps++;
+    p->gap_due = true;
     return VS_OK;
   }
   vv chg = {0};
@@ -476,6 +489,13 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   p->known_vector = p->asm_vector;
   p->known_gen = p->asm_gen;
   p->peer_held = p->asm_held;
+  /* It missed a delta of ours, or asks for the whole (held 0 after our
+   * first): the next delta builds on what it holds. At the pace of news
+   * (nd_vv_send_due), not at once: its asking cannot make us send faster. */
+  if (p->asm_gap || (p->asm_held == 0 && p->vv_out_no > 0)) {
+    p->vv_base = p->asm_held;
+    p->resend_base = true;
+  }
   p->peer_wants = p->asm_want;
   p->adv_set = true;
   p->adv_dist = p->asm_dist;
@@ -550,6 +570,23 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   return VS_OK;
 }
 
+/* A delta's short origin (wire v7), resolved in our copy of the peer's
+ * vector, which holds every origin of its vector at the delta's base
+ * unless entries were left out (known_partial). 1: resolved (e->origin
+ * whole); 0: not there, and our copy is partial; -1: ambiguous, or not
+ * there in a complete copy (a lie, or drift). */
+static int resolve_short(const peer *p, vs_vv_entry *e) {
+  bool found = false;
+  int i = nd_vv_find(&p->known, e->origin, &found); /* the rest zero: the first entry with that start */
+  if (found) return -1; /* an origin that IS its start and zero bytes: only a whole id names it */
+  bool at = (uint32_t)i < p->known.n && memcmp(p->known.e[i].origin, e->origin, VS_VV_SHORT_BYTES) == 0;
+  if (!at) return p->known_partial ? 0 : -1;
+  if ((uint32_t)i + 1 < p->known.n && memcmp(p->known.e[i + 1].origin, e->origin, VS_VV_SHORT_BYTES) == 0) return -1;
+  memcpy(e->origin, p->known.e[i].origin, VS_ORIGIN_BYTES);
+  e->short_id = false;
+  return 1;
+}
+
 /* One part of a peer's vector or delta (wire.h). Parts of a vector arrive
  * in order; a part out of order (lost or reordered in transit) or of a
  * vector older than the one held is dropped, not refused: the next vector
@@ -560,9 +597,8 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
   /* Room for the entries the message announces (not the 160 KiB of
    * VS_WIRE_VV_MAX every time); the decoder checks the count against the
    * message and the limit. */
-  uint32_t room = len >= VS_MSG_VV_HEADER_BYTES ? vs_get_u32le(msg + VS_MSG_VV_HEADER_BYTES - 4) : 1;
-  if (room > VS_WIRE_VV_MAX) room = VS_WIRE_VV_MAX;
-  if (room == 0) room = 1;
+  size_t fit = len / VS_VV_ENTRY_BYTES_MIN + 1u;
+  uint32_t room = fit > VS_WIRE_VV_MAX ? VS_WIRE_VV_MAX : (uint32_t)fit;
   vs_vv_entry *e = malloc(sizeof *e * room);
   if (e == NULL) return VS_ERR_NOMEM;
   vs_vv_part part;
@@ -589,6 +625,19 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
     take = false;
   }
   for (uint32_t i = 0; take && err == VS_OK && i < count; i++) { /* bounded: count <= VS_WIRE_VV_MAX */
+    if (e[i].short_id) {
+      int r = resolve_short(p, &e[i]);
+      if (r < 0) { /* none or two of our copy's origins start so: we ask for the whole */
+        asm_drop(p);
+        want_full(n, p);
+        take = false;
+        break;
+      }
+      if (r == 0) { /* an origin our copy left out (VV_FOREIGN_MAX) */
+        p->asm_partial = true;
+        continue;
+      }
+    }
     if (known_room(n, &p->asm, e[i].origin)) err = vv_append(&p->asm, e[i].origin, e[i].seq, e[i].head);
     else p->asm_partial = true;
   }
@@ -600,6 +649,7 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
     p->asm_held = part.held;
     p->asm_sum = part.sum;
     p->asm_want = (part.flags & VS_VV_WANT) != 0;
+    p->asm_gap = (part.flags & VS_VV_GAP) != 0;
     p->asm_dist = part.dist;
     p->asm_root = part.root;
     p->asm_parent = part.parent;
@@ -626,7 +676,8 @@ static uint64_t acks_for(const vs_node *n, const peer *p) {
 /* Whether our VV has news for `p`: a change of our vector, of the
  * generation of its vector we hold, or of a digest; or none was sent yet. */
 static bool vv_news(const vs_node *n, const peer *p) {
-  return p->vv_out_no == 0 || p->vv_told_gen != gen_for(n, p) || p->held_told != held_for(p) ||
+  return p->vv_out_no == 0 || p->vv_told_gen != gen_for(n, p) || p->held_told != held_for(p) || p->resend_base ||
+         p->gap_due != p->told_gap ||
          p->told_forks != forks_for(n, p) || p->told_acks != acks_for(n, p) || p->told_want != p->want_me ||
          p->told_root != n->tree_root || p->told_parent != n->tree_parent || p->told_dist != n->tree_dist;
 }
@@ -651,11 +702,25 @@ uint64_t nd_vv_wake(const vs_node *n, const peer *p, uint64_t now_ms) {
   return t;
 }
 
-/* Our vector to `p`: whole, or what changed since the generation it told
- * us it holds (held), in parts of VS_WIRE_VV_MAX entries (wire.h), each its
- * own message, queued in order. */
+/* Whether entry i of our vector may be named by its first bytes: no
+ * neighbour starts the same (sorted: only neighbours can) and it is not
+ * its start and zeros (which the receiver's search would meet first). */
+static bool short_unique(const vv *v, uint32_t i) {
+  const uint8_t *o = v->e[i].origin;
+  if (i > 0 && memcmp(v->e[i - 1].origin, o, VS_VV_SHORT_BYTES) == 0) return false;
+  if (i + 1 < v->n && memcmp(v->e[i + 1].origin, o, VS_VV_SHORT_BYTES) == 0) return false;
+  uint8_t nz = 0;
+  for (unsigned b = VS_VV_SHORT_BYTES; b < VS_ORIGIN_BYTES; b++) nz |= o[b]; /* bounded: 24 bytes */
+  return nz != 0;
+}
+
+/* Our vector to `p`: whole, or what changed since the generation we last
+ * sent it (or, sent again unconfirmed or asked so, since the one it told us
+ * it holds), in parts of VS_WIRE_VV_MAX entries (wire.h), each its own
+ * message, queued in order. */
 vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms) {
-  uint64_t gen = gen_for(n, p), base = p->peer_held;
+  uint64_t gen = gen_for(n, p), base = p->vv_base;
+  if (p->peer_held != gen && now_ms >= p->vv_resend_ms) base = p->peer_held; /* unconfirmed: again */
   bool whole = gen == 0 || base == 0 || base < n->vv_cut_gen || base > gen;
   const vs_vv_entry *src = NULL;
   vs_vv_entry *pick = NULL;
@@ -667,15 +732,21 @@ vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms) {
     for (uint32_t i = 0; i < n->mine.n; i++) held += n->mine.e[i].gen > base; /* bounded: mine.n */
     pick = held > 0 ? malloc(sizeof *pick * held) : NULL;
     if (held > 0 && pick == NULL) return VS_ERR_NOMEM;
-    for (uint32_t i = 0, k = 0; i < n->mine.n && k < held; i++)
-      if (n->mine.e[i].gen > base) pick[k++] = n->mine.e[i];
+    for (uint32_t i = 0, k = 0; i < n->mine.n && k < held; i++) {
+      if (n->mine.e[i].gen <= base) continue;
+      pick[k] = n->mine.e[i];
+      /* In our vector at base, so in every copy of it the peer may build
+       * this delta on: it is named by its first bytes (wire v7). */
+      pick[k++].short_id = n->mine.e[i].born <= base && short_unique(&n->mine, i);
+    }
     src = pick;
   }
   uint32_t parts = held == 0 ? 1u : (held - 1u) / VS_WIRE_VV_MAX + 1u;
   vs_err err = parts <= VS_WIRE_VV_PARTS_MAX ? VS_OK : VS_ERR_LIMIT;
   bool forget = p->acks_forget_due && !p->stale_probation;
   vs_vv_part part = {++p->vv_out_no, 0, parts, forks_for(n, p), acks_for(n, p),
-                     gen, whole ? 0 : base, held_for(p), gen == 0 ? 0 : n->mine.sum, p->want_me ? VS_VV_WANT : 0,
+                     gen, whole ? 0 : base, held_for(p), gen == 0 ? 0 : n->mine.sum,
+                     (uint8_t)((p->want_me ? VS_VV_WANT : 0) | (p->gap_due ? VS_VV_GAP : 0)),
                      n->tree_dist, n->tree_root, n->tree_parent};
   for (uint32_t k = 0; k < parts && err == VS_OK && p->st == PEER_READY; k++) { /* bounded: parts */
     uint32_t first = k * VS_WIRE_VV_MAX, count = held - first;
@@ -695,6 +766,10 @@ vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms) {
     n->stats.acks_forgets++;
   }
   p->vv_told_gen = gen;
+  p->vv_base = gen;
+  p->resend_base = false;
+  p->told_gap = p->gap_due;
+  p->gap_due = false;
   p->held_told = part.held;
   p->told_forks = part.forks;
   p->told_acks = part.acks;

@@ -178,10 +178,11 @@
 extern "C" {
 #endif
 
-#define VS_WIRE_VERSION 6u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
+#define VS_WIRE_VERSION 7u /* 1: no cookie round, a VV message in one part; 2: no heads in VV, no FORK
                              * or WANT; 3: no ACKS, no acks digest in VV; 4: no BEHIND, SNAPREQ,
-                             * SNAPCHUNK or SNAPACK; 5: whole vectors only (no gen, base, held, sum)
-                             * (a v1..v5 frame is VS_ERR_VERSION) */
+                             * SNAPCHUNK or SNAPACK; 5: whole vectors only (no gen, base, held, sum);
+                             * 6: fixed-width VV fields and whole origins, whole ops in runs
+                             * (a v1..v6 frame is VS_ERR_VERSION) */
 #define VS_FRAME_HELLO 1u
 #define VS_FRAME_REPLY 2u
 #define VS_FRAME_AUTH 3u
@@ -206,6 +207,9 @@ extern "C" {
 #define VS_WIRE_SNAP_CHUNK_BYTES (256u * 1024u) /* snapshot bytes in one SNAPCHUNK at most */
 #define VS_WIRE_SNAP_TOTAL_MAX (1ull << 40)     /* a snapshot announced past this is malformed */
 #define VS_VV_HEAD_BYTES 8u
+#ifndef VS_VARINT_MAX
+#define VS_VARINT_MAX 10u /* bytes of a LEB128 u64 at most (internal.h) */
+#endif
 #define VS_MSG_WANT_BYTES (1u + VS_ORIGIN_BYTES + 8u)
 #define VS_MSG_FORK_HEADER_BYTES (1u + VS_ORIGIN_BYTES + 8u)
 
@@ -224,7 +228,13 @@ extern "C" {
 #define VS_FRAME_BYTES_MAX (VS_MSG_BYTES_MAX + VS_DATA_OVERHEAD_BYTES)
 #define VS_WIRE_VV_MAX 4096u       /* entries per VV message (part) */
 #define VS_WIRE_VV_PARTS_MAX 4096u /* parts per vector: at most 16 M origins */
-#define VS_MSG_VV_HEADER_BYTES (1u + 8u + 4u + 4u + 8u + 8u + 8u + 8u + 8u + 8u + 1u + 1u + 8u + 8u + 4u)
+/* The most a VV header (wire v7: varints, digests only when not 0) and
+ * one entry can take, and the least an entry takes (a short origin whose
+ * seq is 0). */
+#define VS_MSG_VV_HEADER_BYTES (3u + 6u * VS_VARINT_MAX + 1u + 5u * 8u + VS_VARINT_MAX)
+#define VS_VV_ENTRY_BYTES_MAX (VS_VARINT_MAX + VS_ORIGIN_BYTES + VS_VV_HEAD_BYTES)
+#define VS_VV_SHORT_BYTES 8u /* the bytes of an origin a delta may name it by */
+#define VS_VV_ENTRY_BYTES_MIN (1u + VS_VV_SHORT_BYTES)
 #define VS_ACK_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u)
 #define VS_ACK_HEADER_BYTES (VS_ORIGIN_BYTES + 8u + 8u + VS_SIGNATURE_BYTES + 4u)
 #define VS_MSG_ACKS_HEADER_BYTES (1u + 4u)
@@ -382,6 +392,10 @@ typedef struct vs_vv_entry {
   uint8_t head[VS_VV_HEAD_BYTES]; /**< first bytes of the hash of the op at seq (VV above) */
   uint64_t gen;                   /**< node-local, never on the wire: the node's vector generation when the
                                        entry last changed (node_vv.c, deltas) */
+  uint64_t born;                  /**< node-local: the generation it entered the node's vector */
+  bool short_id; /**< on the wire only the first VS_VV_SHORT_BYTES bytes of origin (the rest zero when
+                      decoded): a delta naming an origin the receiver holds in its copy of the sender's
+                      vector, which it resolves there (wire v7) */
 } vs_vv_entry;
 
 /** Where a VV message sits in its vector (wire v2). */
@@ -396,7 +410,7 @@ typedef struct vs_vv_part {
   uint64_t base; /**< 0: the whole vector; else a delta: what changed since the sender's generation base */
   uint64_t held; /**< the highest generation of the receiver's vector the sender holds whole (0: none) */
   uint64_t sum;  /**< digest of the sender's whole vector at gen (vs_vv_sum_entry; 0: not given) */
-  uint8_t flags; /**< VS_VV_WANT; other bits 0 */
+  uint8_t flags; /**< VS_VV_WANT, VS_VV_GAP; other bits 0 */
   /* The sender's place in the mesh's spanning tree (docs/protocol.md,
    * "The spanning tree"); ids are the first 8 bytes of a public key, LE. */
   uint8_t dist;    /**< its hops to root */
@@ -408,6 +422,9 @@ typedef struct vs_vv_part {
  *  the sender's vector lacked what the receiver's showed for too long;
  *  docs/protocol.md, "The spanning tree"). Cleared again after a duplicate. */
 #define VS_VV_WANT 1u
+/** VV flag: "a delta of yours did not build on what I hold: send again from
+ *  my `held`" (wire v7). */
+#define VS_VV_GAP 2u
 
 /** One entry's share of a vector's digest (VV `sum`): the digest of a
  *  vector is the sum, modulo 2^64, of this over its entries, so either side

@@ -1,4 +1,4 @@
-/* Wire protocol v6 (see wire.h), the messages carried inside DATA frames:
+/* Wire protocol v7 (see wire.h), the messages carried inside DATA frames:
  * VV (version vectors, in parts), OPS (signed runs: a writer and a
  * decoder), FORK (fork evidence), WANT, ACKS (member acknowledgements),
  * BEHIND, SNAPREQ, SNAPCHUNK and SNAPACK (snapshots over a session). Frames,
@@ -17,11 +17,10 @@
 
 _Static_assert(VS_WIRE_VV_MAX <= UINT32_MAX && VS_WIRE_RUNS_MAX <= UINT32_MAX && VS_WIRE_VV_PARTS_MAX <= UINT32_MAX,
                "counts are u32 on the wire");
-_Static_assert(VS_MSG_VV_HEADER_BYTES + (size_t)VS_WIRE_VV_MAX * (VS_ORIGIN_BYTES + 8u) <= VS_MSG_BYTES_MAX,
+_Static_assert(VS_MSG_VV_HEADER_BYTES + (size_t)VS_WIRE_VV_MAX * VS_VV_ENTRY_BYTES_MAX <= VS_MSG_BYTES_MAX,
                "a full VV part fits one message");
 
 #define MSG_HEADER_BYTES (1u + 4u)                 /* type, u32 count */
-#define VV_ENTRY_BYTES (VS_ORIGIN_BYTES + 8u + VS_VV_HEAD_BYTES)
 #define RUN_HEADER_BYTES (VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES)
 /* The smallest valid op encoding (1-byte kind, empty target and payload)
  * and its length prefix: no run can hold more ops than this many fit. */
@@ -29,20 +28,36 @@ _Static_assert(VS_MSG_VV_HEADER_BYTES + (size_t)VS_WIRE_VV_MAX * (VS_ORIGIN_BYTE
 #define OP_SLOT_MIN_BYTES (4u + OP_MIN_BYTES)
 _Static_assert(VS_OP_ENCODED_BYTES_MAX <= UINT32_MAX, "op lengths are u32 on the wire");
 
-/* ---- VV messages ---- */
+/* ---- VV messages (wire v7) ----
+ * [1][flags u8][opt u8][varint vector, part, parts, gen, base, held][dist u8]
+ * [forks u64][acks u64][sum u64][root u64][parent u64] (each only when its
+ * opt bit 1 << i says so; a digest sent is never 0) [varint n][n entries],
+ * entry = [varint seq * 2 + short][origin 32, or its first 8 bytes: short]
+ * [head 8, unless seq is 0]. */
 
-/* seq 0 only in a delta (the origin is no longer held). */
-static bool vv_entry_ok(const uint8_t *origin, uint64_t seq, const uint8_t *prev_origin, bool delta) {
-  if ((seq == 0 && !delta) || seq > VS_OP_SEQ_MAX) return false;
-  return prev_origin == NULL || memcmp(prev_origin, origin, VS_ORIGIN_BYTES) < 0;
-}
+#define VV_OPT_FIELDS 5u
 
 static bool vv_part_ok(const vs_vv_part *part, uint32_t count) {
   if (part->vector == 0 || part->parts == 0 || part->parts > VS_WIRE_VV_PARTS_MAX || part->part >= part->parts)
     return false;
   if (part->base > part->gen) return false; /* a delta is from an older generation (or its own: empty) */
-  if ((part->flags & ~VS_VV_WANT) != 0) return false;
+  if ((part->flags & ~(VS_VV_WANT | VS_VV_GAP)) != 0) return false;
   return count > 0 || part->parts == 1; /* only an empty vector (or delta) has an empty part */
+}
+
+/* Order: strictly increasing origins; where either is short, by the bytes
+ * both carry (equal allowed: the receiver resolves and checks again). */
+static bool vv_order_ok(const vs_vv_entry *prev, const vs_vv_entry *e) {
+  if (prev == NULL) return true;
+  if (prev->short_id || e->short_id) return memcmp(prev->origin, e->origin, VS_VV_SHORT_BYTES) <= 0;
+  return memcmp(prev->origin, e->origin, VS_ORIGIN_BYTES) < 0;
+}
+
+/* seq 0 and short origins only in a delta (the origin is no longer held /
+ * the receiver holds it in its copy). */
+static bool vv_entry_ok(const vs_vv_entry *e, const vs_vv_entry *prev, bool delta) {
+  if ((e->seq == 0 && !delta) || e->seq > VS_OP_SEQ_MAX || (e->short_id && !delta)) return false;
+  return vv_order_ok(prev, e);
 }
 
 uint64_t vs_vv_sum_entry(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t head[VS_VV_HEAD_BYTES]) {
@@ -56,38 +71,70 @@ uint64_t vs_vv_sum_entry(const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, co
   return vs_get_u64le(out);
 }
 
+static size_t vv_entry_bytes(const vs_vv_entry *e) {
+  return vs_varint_bytes(e->seq * 2u + (e->short_id ? 1u : 0u)) + (e->short_id ? VS_VV_SHORT_BYTES : VS_ORIGIN_BYTES) +
+         (e->seq != 0 ? VS_VV_HEAD_BYTES : 0u);
+}
+
 vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint32_t count, uint8_t *out,
                         size_t out_max, size_t *out_bytes) {
   if (part == NULL || (entries == NULL && count != 0) || out == NULL || out_bytes == NULL) return VS_ERR_INVAL;
   if (count > VS_WIRE_VV_MAX || !vv_part_ok(part, count)) return VS_ERR_INVAL;
-  for (uint32_t i = 0; i < count; i++)
-    if (!vv_entry_ok(entries[i].origin, entries[i].seq, i > 0 ? entries[i - 1].origin : NULL, part->base != 0))
-      return VS_ERR_INVAL;
-  size_t n = VS_MSG_VV_HEADER_BYTES + (size_t)count * VV_ENTRY_BYTES;
-  if (out_max < n) return VS_ERR_BUFSIZE;
-  out[0] = VS_MSG_VV;
-  vs_put_u64le(out + 1, part->vector);
-  vs_put_u32le(out + 9, part->part);
-  vs_put_u32le(out + 13, part->parts);
-  vs_put_u64le(out + 17, part->forks);
-  vs_put_u64le(out + 25, part->acks);
-  vs_put_u64le(out + 33, part->gen);
-  vs_put_u64le(out + 41, part->base);
-  vs_put_u64le(out + 49, part->held);
-  vs_put_u64le(out + 57, part->sum);
-  out[65] = part->flags;
-  out[66] = part->dist;
-  vs_put_u64le(out + 67, part->root);
-  vs_put_u64le(out + 75, part->parent);
-  vs_put_u32le(out + 83, count);
-  uint8_t *p = out + VS_MSG_VV_HEADER_BYTES;
-  for (uint32_t i = 0; i < count; i++, p += VV_ENTRY_BYTES) {
-    memcpy(p, entries[i].origin, VS_ORIGIN_BYTES);
-    vs_put_u64le(p + VS_ORIGIN_BYTES, entries[i].seq);
-    memcpy(p + VS_ORIGIN_BYTES + 8, entries[i].head, VS_VV_HEAD_BYTES);
+  size_t n = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (!vv_entry_ok(&entries[i], i > 0 ? &entries[i - 1] : NULL, part->base != 0)) return VS_ERR_INVAL;
+    n += vv_entry_bytes(&entries[i]);
   }
-  assert((size_t)(p - out) == n);
-  *out_bytes = n;
+  const uint64_t opt[VV_OPT_FIELDS] = {part->forks, part->acks, part->sum, part->root, part->parent};
+  uint8_t head[VS_MSG_VV_HEADER_BYTES];
+  size_t h = 0;
+  head[h++] = VS_MSG_VV;
+  head[h++] = part->flags;
+  size_t opt_at = h++;
+  head[opt_at] = 0;
+  const uint64_t vars[6] = {part->vector, part->part, part->parts, part->gen, part->base, part->held};
+  for (unsigned i = 0; i < 6; i++) h += vs_varint_put(head + h, vars[i]);
+  head[h++] = part->dist;
+  for (unsigned i = 0; i < VV_OPT_FIELDS; i++) {
+    if (opt[i] == 0) continue;
+    head[opt_at] |= (uint8_t)(1u << i);
+    vs_put_u64le(head + h, opt[i]);
+    h += 8;
+  }
+  h += vs_varint_put(head + h, count);
+  assert(h <= sizeof head);
+  if (out_max < h || out_max - h < n) return VS_ERR_BUFSIZE;
+  memcpy(out, head, h);
+  uint8_t *p = out + h;
+  for (uint32_t i = 0; i < count; i++) {
+    const vs_vv_entry *e = &entries[i];
+    p += vs_varint_put(p, e->seq * 2u + (e->short_id ? 1u : 0u));
+    size_t id = e->short_id ? VS_VV_SHORT_BYTES : VS_ORIGIN_BYTES;
+    memcpy(p, e->origin, id);
+    p += id;
+    if (e->seq != 0) {
+      memcpy(p, e->head, VS_VV_HEAD_BYTES);
+      p += VS_VV_HEAD_BYTES;
+    }
+  }
+  assert((size_t)(p - out) == h + n);
+  *out_bytes = h + n;
+  return VS_OK;
+}
+
+/* Read one entry at in[*pos] into e (all of it set). */
+static vs_err vv_take_entry(const uint8_t *in, size_t in_bytes, size_t *pos, vs_vv_entry *e) {
+  uint64_t v = 0;
+  if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  memset(e, 0, sizeof *e);
+  e->short_id = (v & 1u) != 0;
+  e->seq = v >> 1;
+  size_t id = e->short_id ? VS_VV_SHORT_BYTES : VS_ORIGIN_BYTES;
+  size_t need = id + (e->seq != 0 ? VS_VV_HEAD_BYTES : 0u);
+  if (in_bytes - *pos < need) return VS_ERR_TRUNCATED;
+  memcpy(e->origin, in + *pos, id);
+  if (e->seq != 0) memcpy(e->head, in + *pos + id, VS_VV_HEAD_BYTES);
+  *pos += need;
   return VS_OK;
 }
 
@@ -97,31 +144,62 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
     return VS_ERR_INVAL;
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_MSG_VV) return VS_ERR_MALFORMED;
-  if (in_bytes < VS_MSG_VV_HEADER_BYTES) return VS_ERR_TRUNCATED;
-  vs_vv_part part = {vs_get_u64le(in + 1),  vs_get_u32le(in + 9),  vs_get_u32le(in + 13),
-                     vs_get_u64le(in + 17), vs_get_u64le(in + 25), vs_get_u64le(in + 33),
-                     vs_get_u64le(in + 41), vs_get_u64le(in + 49), vs_get_u64le(in + 57), in[65],
-                     in[66],                vs_get_u64le(in + 67), vs_get_u64le(in + 75)};
-  uint32_t count = vs_get_u32le(in + 83);
+  if (in_bytes < 3) return VS_ERR_TRUNCATED;
+  vs_vv_part part;
+  memset(&part, 0, sizeof part);
+  part.flags = in[1];
+  uint8_t opt = in[2];
+  if ((opt >> VV_OPT_FIELDS) != 0) return VS_ERR_MALFORMED;
+  size_t pos = 3;
+  uint64_t vars[6];
+  for (unsigned i = 0; i < 6; i++)
+    if (!vs_varint_get(in, in_bytes, &pos, &vars[i])) return in_bytes - pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  if (vars[1] > UINT32_MAX || vars[2] > UINT32_MAX) return VS_ERR_MALFORMED;
+  part.vector = vars[0];
+  part.part = (uint32_t)vars[1];
+  part.parts = (uint32_t)vars[2];
+  part.gen = vars[3];
+  part.base = vars[4];
+  part.held = vars[5];
+  if (in_bytes - pos < 1) return VS_ERR_TRUNCATED;
+  part.dist = in[pos++];
+  uint64_t optv[VV_OPT_FIELDS] = {0};
+  for (unsigned i = 0; i < VV_OPT_FIELDS; i++) {
+    if ((opt & (1u << i)) == 0) continue;
+    if (in_bytes - pos < 8) return VS_ERR_TRUNCATED;
+    optv[i] = vs_get_u64le(in + pos);
+    pos += 8;
+    if (optv[i] == 0) return VS_ERR_MALFORMED; /* one value, one form */
+  }
+  part.forks = optv[0];
+  part.acks = optv[1];
+  part.sum = optv[2];
+  part.root = optv[3];
+  part.parent = optv[4];
+  uint64_t count = 0;
+  if (!vs_varint_get(in, in_bytes, &pos, &count)) return in_bytes - pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
-  size_t body = (size_t)count * VV_ENTRY_BYTES;
-  if (in_bytes - VS_MSG_VV_HEADER_BYTES < body) return VS_ERR_TRUNCATED;
-  if (in_bytes - VS_MSG_VV_HEADER_BYTES > body) return VS_ERR_TRAILING;
-  if (!vv_part_ok(&part, count)) return VS_ERR_MALFORMED;
-  /* Validate everything before writing anything to entries_out. */
-  const uint8_t *p = in + VS_MSG_VV_HEADER_BYTES;
-  for (uint32_t i = 0; i < count; i++)
-    if (!vv_entry_ok(p + i * VV_ENTRY_BYTES, vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES),
-                     i > 0 ? p + (i - 1) * VV_ENTRY_BYTES : NULL, part.base != 0))
-      return VS_ERR_MALFORMED;
+  if (count * VS_VV_ENTRY_BYTES_MIN > in_bytes - pos) return VS_ERR_TRUNCATED;
+  if (!vv_part_ok(&part, (uint32_t)count)) return VS_ERR_MALFORMED;
+  /* Validate everything before anything is kept: decode into a scratch
+   * entry and the previous one, then again into entries_out. */
+  vs_vv_entry cur, prev;
+  size_t body = pos;
   for (uint32_t i = 0; i < count; i++) {
-    memcpy(entries_out[i].origin, p + i * VV_ENTRY_BYTES, VS_ORIGIN_BYTES);
-    entries_out[i].seq = vs_get_u64le(p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES);
-    memcpy(entries_out[i].head, p + i * VV_ENTRY_BYTES + VS_ORIGIN_BYTES + 8, VS_VV_HEAD_BYTES);
-    entries_out[i].gen = 0;
+    vs_err err = vv_take_entry(in, in_bytes, &pos, &cur);
+    if (err != VS_OK) return err;
+    if (!vv_entry_ok(&cur, i > 0 ? &prev : NULL, part.base != 0)) return VS_ERR_MALFORMED;
+    prev = cur;
+  }
+  if (pos != in_bytes) return VS_ERR_TRAILING;
+  pos = body;
+  for (uint32_t i = 0; i < count; i++) {
+    vs_err err = vv_take_entry(in, in_bytes, &pos, &entries_out[i]);
+    assert(err == VS_OK);
+    (void)err;
   }
   *part_out = part;
-  *count_out = count;
+  *count_out = (uint32_t)count;
   return VS_OK;
 }
 

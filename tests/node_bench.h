@@ -451,6 +451,7 @@ static inline void store_run(bench *t, uint32_t i, const encop *ops, uint32_t co
 /* The fake tells node 0 its vector: one entry, `origin` at `seq`. */
 static inline void fake_send_vv1(bench *t, fake *f, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq) {
   vs_vv_entry e;
+  memset(&e, 0, sizeof e); /* the head too (zero: whatever op is at seq) */
   memcpy(e.origin, origin, VS_ORIGIN_BYTES);
   e.seq = seq;
   uint8_t msg[256], frame[512];

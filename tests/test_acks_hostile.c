@@ -431,6 +431,7 @@ static void test_malformed_closes(void **state) {
  * node 0's heads. */
 static void fake_vv(mh_mesh *m, fake *f, uint64_t number) {
   vs_vv_entry e[3];
+  memset(e, 0, sizeof e);
   uint32_t n = 0;
   vs_ack_entry a[8];
   uint32_t an = vector_of_0(m, a);

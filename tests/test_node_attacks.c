@@ -412,7 +412,7 @@ static void test_node_vector_going_backwards_closes_the_session(void **state) {
   uint64_t own = 0;
   assert_err(vs_wal_head(vs_node_store(t->h.nodes[0]), t->h.ids[0].pk, &own, NULL, NULL), VS_OK);
   assert_true(own >= 5);
-  vs_vv_entry e = {{0}, own, {0}, 0};
+  vs_vv_entry e = {{0}, own, {0}, 0, 0, false};
   memcpy(e.origin, t->h.ids[0].pk, VS_ORIGIN_BYTES);
   uint8_t vv[VS_MSG_VV_HEADER_BYTES + 48], frame[256];
   size_t vlen = 0, flen = 0;

@@ -358,23 +358,22 @@ static void test_node_rejects_bad_messages_in_session(void **state) {
   e[0].origin[0] = 2;
   e[1].origin[0] = 1;
   e[0].seq = e[1].seq = 1;
-  msg[0] = VS_MSG_VV;
-  vt_put_u64le(msg + 1, 1);
-  vt_put_u32le(msg + 9, 0);
-  vt_put_u32le(msg + 13, 1);
-  vt_put_u64le(msg + 17, 0);
-  vt_put_u64le(msg + 25, 0);
-  vt_put_u32le(msg + VS_MSG_VV_HEADER_BYTES - 4, 2);
+  /* Wire v7 by hand: type, flags, no digests, vector 1, part 0 of 1, gen,
+   * base and held 0, dist 0, two entries of [seq * 2][origin][head]. */
+  const uint8_t head[11] = {VS_MSG_VV, 0, 0, 1, 0, 1, 0, 0, 0, 0, 2};
+  const size_t eb = 1 + VS_ORIGIN_BYTES + VS_VV_HEAD_BYTES;
+  memcpy(msg, head, sizeof head);
+  memset(msg + sizeof head, 0, 2 * eb + 1);
   for (int k = 0; k < 2; k++) {
-    memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 48, e[k].origin, VS_ORIGIN_BYTES);
-    vt_put_u64le(msg + VS_MSG_VV_HEADER_BYTES + k * 48 + 32, e[k].seq);
+    msg[sizeof head + k * eb] = (uint8_t)(e[k].seq * 2);
+    memcpy(msg + sizeof head + k * eb + 1, e[k].origin, VS_ORIGIN_BYTES);
   }
-  bad_message(t, &f, msg, VS_MSG_VV_HEADER_BYTES + 96, VS_ERR_MALFORMED);
+  bad_message(t, &f, msg, sizeof head + 2 * eb, VS_ERR_MALFORMED);
   e[0].origin[0] = 1;
   e[1].origin[0] = 2;
-  for (int k = 0; k < 2; k++) memcpy(msg + VS_MSG_VV_HEADER_BYTES + k * 48, e[k].origin, VS_ORIGIN_BYTES);
-  bad_message(t, &f, msg, VS_MSG_VV_HEADER_BYTES + 95, VS_ERR_TRUNCATED);
-  bad_message(t, &f, msg, VS_MSG_VV_HEADER_BYTES + 97, VS_ERR_TRAILING);
+  for (int k = 0; k < 2; k++) memcpy(msg + sizeof head + k * eb + 1, e[k].origin, VS_ORIGIN_BYTES);
+  bad_message(t, &f, msg, sizeof head + 2 * eb - 1, VS_ERR_TRUNCATED);
+  bad_message(t, &f, msg, sizeof head + 2 * eb + 1, VS_ERR_TRAILING);
   msg[0] = VS_MSG_OPS;
   vt_put_u32le(msg + 1, 0);
   bad_message(t, &f, msg, 5, VS_ERR_MALFORMED);

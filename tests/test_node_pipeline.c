@@ -56,7 +56,7 @@
   X(snap_requests_refused) X(snap_served) X(snap_declined) X(snap_chunks_sent) X(snap_bytes_sent)           \
   X(snap_chunks_received) X(snap_bytes_received) X(snap_rejected) X(snap_installs) X(snap_install_failed)    \
   X(snap_timeouts) X(snap_rebases) X(sessions_closed_malformed) X(floor_splits) X(floor_notices) X(floor_notices_received) X(gc_pinned) X(origin_resends) X(late_returns) X(late_rebases) X(acks_forgets) X(sessions_duplicate) \
-  X(bytes_sent_ops) X(bytes_sent_vv) X(bytes_sent_acks) X(bytes_sent_other) X(op_bytes_applied) X(payload_bytes_applied) X(vv_sent) X(vv_sent_whole) X(vv_resyncs) X(prunes) X(grafts) X(tree_moves)
+  X(bytes_sent_ops) X(bytes_sent_vv) X(bytes_sent_acks) X(bytes_sent_other) X(op_bytes_applied) X(payload_bytes_applied) X(vv_sent) X(vv_sent_whole) X(vv_resyncs) X(prunes) X(grafts) X(tree_moves) X(vv_gaps)
 #define COUNT_(f) +1
 _Static_assert(sizeof(vs_node_stats) == (0 STATS_FIELDS(COUNT_)) * sizeof(uint64_t),
                "vs_node_stats: list every field in STATS_FIELDS");

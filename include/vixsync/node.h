@@ -325,6 +325,8 @@ typedef struct vs_node_stats {
                                      spanning tree") */
   uint64_t grafts;              /**< peers off the tree asked to push us runs: their vector held what we lacked too long */
   uint64_t tree_moves;          /**< changes of our place in the spanning tree (root, hops or parent) */
+  uint64_t vv_gaps;             /**< deltas a peer sent past the generation we held of its vector (one before
+                                     was lost or reordered): not taken, and asked again from what we held */
 } vs_node_stats;
 
 typedef struct vs_node vs_node;
