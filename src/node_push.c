@@ -141,7 +141,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     if (n->mesh_managed && known == 0 && to > 1 && !VS_FAULT(VS_FAULT_PARTIAL_STREAM)) to = 1;
     while (from <= to && err == VS_OK) { /* bounded: from grows each round */
       uint64_t end = 0;
-      size_t used_before = w.used;
+      size_t used_before = w.wire; /* its bytes on the wire are its credit */
       err = nd_add_run(n, txn, &wr, &w, mine->origin, from, to, &end);
       if (err == VS_ERR_NOTFOUND || err == VS_ERR_BEHIND_HORIZON) {
         /* Unsigned ops (a store used without identity) stay local; ops
@@ -157,9 +157,9 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
       if (err != VS_OK) break;
       runs++;
       ops += (uint32_t)(end - from + 1);
-      err = nd_flight_add(p, mine->origin, end, w.used - used_before, now_ms);
+      err = nd_flight_add(p, mine->origin, end, w.wire - used_before, now_ms);
       if (err == VS_OK) err = nd_vv_set(&p->sent, mine->origin, end, NULL);
-      used_before = w.used;
+      used_before = w.wire;
       from = end + 1;
     }
   }

@@ -253,6 +253,7 @@ struct vs_rx_prep {
   uint8_t *msg;
   size_t msg_len;
   vs_err decode_err;    /* an OPS message: the decoder's verdict */
+  uint8_t *rebuilt;     /* the ops' encodings, rebuilt from the message (wire v7) */
   vs_op *ops;           /* every op of the message, runs back to back */
   const uint8_t **enc;
   uint32_t *enc_bytes;
@@ -262,7 +263,8 @@ struct vs_rx_prep {
   uint32_t runs_n, runs_cap;
 };
 
-/* Decoder callback: keep the run (ops point into prep->msg, which stays). */
+/* Decoder callback: keep the run (its origin and sig point into prep->msg,
+ * its ops into prep->rebuilt: both stay). */
 static vs_err prep_collect(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
                            const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t count,
                            void *ctx) {
@@ -297,7 +299,7 @@ static vs_err prep_collect(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t 
 /* The pure part of an OPS message: decode, then per run the checks of
  * vs_run_prepare. false: out of memory (the frame goes unprepared). */
 static bool prep_ops(vs_rx_prep *p) {
-  p->decode_err = vs_msg_ops_decode_enc(p->msg, p->msg_len, prep_collect, p);
+  p->decode_err = vs_msg_ops_decode_keep(p->msg, p->msg_len, prep_collect, p, &p->rebuilt);
   if (p->decode_err == VS_ERR_NOMEM) return false;
   if (p->decode_err != VS_OK) return true; /* the node rejects the message as on_frame would */
   p->hashes = malloc(sizeof *p->hashes * (p->ops_n > 0 ? p->ops_n : 1));
@@ -312,6 +314,7 @@ static bool prep_ops(vs_rx_prep *p) {
 
 static void prep_drop_work(vs_rx_prep *p) {
   free(p->msg);
+  free(p->rebuilt);
   free(p->ops);
   free(p->enc);
   free(p->enc_bytes);

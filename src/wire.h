@@ -457,7 +457,8 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
 typedef struct vs_ops_writer {
   uint8_t *out;
   size_t out_max;
-  size_t used;
+  size_t used; /* what the message would take as wire v6 laid it out: the bound */
+  size_t wire; /* the bytes of its runs (wire v7), written from out + VS_VARINT_MAX */
   uint32_t runs;
 } vs_ops_writer;
 
@@ -479,8 +480,9 @@ vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BY
  *  encoding), after that run's header; 0 when not even a header fits. */
 size_t vs_ops_writer_room(const vs_ops_writer *w);
 
-/** Finish: the message is w->out[0, *out_bytes). @return VS_OK or
- *  VS_ERR_INVAL (no run). */
+/** Finish: the message is w->out[0, *out_bytes) (runs are written a few
+ *  bytes in and moved to the front here: add no run after it). @return
+ *  VS_OK or VS_ERR_INVAL (no run). */
 vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes);
 
 /** Called once per run of a decoded OPS message. `ops` is valid only during
@@ -646,6 +648,10 @@ typedef vs_err (*vs_ops_run_enc_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const
                                     const vs_op *ops, const uint8_t *const *enc, const uint32_t *enc_bytes,
                                     uint32_t op_count, void *ctx);
 vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx);
+/* The same, and the encodings (and the ops' target and payload) stay
+ * valid after it returns VS_OK, in *buf_out, which the caller frees (NULL
+ * on any error). */
+vs_err vs_msg_ops_decode_keep(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx, uint8_t **buf_out);
 
 #ifdef __cplusplus
 }

@@ -203,7 +203,26 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   return VS_OK;
 }
 
-/* ---- OPS messages: writer ---- */
+/* ---- OPS messages (wire v7) ----
+ * [2][varint runs][runs x run]
+ * run = [origin 32][varint ops][sig 64][varint first seq][prev 32][hlc u64]
+ *       [ops x op]: what every op of the run shares or can be derived from
+ *       is said once (origin; seq = first + i; prev = the hash of op i-1;
+ *       the first op's prev and hlc are the run's);
+ * op  = [u8 k][kind: k bytes; k 0: the previous op's kind][hlc: ops past
+ *       the first, varint zigzag(hlc - previous hlc)][varint target
+ *       length][target][varint payload length][payload].
+ * The receiver rebuilds each op's encoding (op.h), byte for byte the one
+ * its origin signed, and hands those on as wire v6 did. What they take,
+ * counted as v6 laid them out (LEGACY_*), is bounded by VS_MSG_BYTES_MAX,
+ * so a message never decodes to more than a v6 message could. */
+
+#define LEGACY_RUN_HEADER_BYTES RUN_HEADER_BYTES /* origin, u32 ops, sig */
+#define OPS_RUN_FIXED_BYTES (VS_ORIGIN_BYTES + VS_SIGNATURE_BYTES + VS_HASH_BYTES + 8u)
+#define OP_WIRE_MIN_BYTES 3u /* k, target length, payload length */
+
+static uint64_t zigzag(uint64_t d) { return (d << 1) ^ (uint64_t)(-(int64_t)(d >> 63)); }
+static uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (uint64_t)(-(int64_t)(z & 1u)); }
 
 vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max) {
   if (w == NULL || out == NULL) return VS_ERR_INVAL;
@@ -211,9 +230,8 @@ vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max) {
   w->out = out;
   w->out_max = out_max;
   w->used = MSG_HEADER_BYTES;
+  w->wire = 0;
   w->runs = 0;
-  out[0] = VS_MSG_OPS;
-  vs_put_u32le(out + 1, 0);
   return VS_OK;
 }
 
@@ -228,6 +246,51 @@ static bool op_enc_plausible(const uint8_t *enc, uint32_t enc_bytes, const uint8
   return want_seq == 0 || seq == want_seq;
 }
 
+/* The parts of an encoding (op.h) the compact form carries; false if its
+ * lengths do not add up (the writer's input is the store's). */
+typedef struct op_parts {
+  uint64_t hlc;
+  const uint8_t *kind, *target, *payload;
+  uint32_t kind_bytes, target_bytes, payload_bytes;
+} op_parts;
+
+static bool op_split(const uint8_t *enc, uint32_t enc_bytes, op_parts *o) {
+  o->hlc = vs_get_u64le(enc + 42);
+  o->kind_bytes = enc[82];
+  size_t pos = VS_OP_HEADER_BYTES + o->kind_bytes;
+  if (o->kind_bytes == 0 || o->kind_bytes > VS_OP_KIND_BYTES_MAX || enc_bytes < pos + 8u) return false;
+  o->kind = enc + VS_OP_HEADER_BYTES;
+  o->target_bytes = vs_get_u32le(enc + pos);
+  if (o->target_bytes > VS_OP_TARGET_BYTES_MAX || enc_bytes - pos - 8u < o->target_bytes) return false;
+  o->target = enc + pos + 4;
+  pos += 4u + o->target_bytes;
+  o->payload_bytes = vs_get_u32le(enc + pos);
+  o->payload = enc + pos + 4;
+  return o->payload_bytes <= VS_OP_PAYLOAD_BYTES_MAX && enc_bytes - pos - 4u == o->payload_bytes;
+}
+
+static size_t op_wire_bytes(const op_parts *o, const op_parts *prev) {
+  bool same = prev != NULL && prev->kind_bytes == o->kind_bytes && memcmp(prev->kind, o->kind, o->kind_bytes) == 0;
+  return 1u + (same ? 0u : o->kind_bytes) + (prev != NULL ? vs_varint_bytes(zigzag(o->hlc - prev->hlc)) : 0u) +
+         vs_varint_bytes(o->target_bytes) + o->target_bytes + vs_varint_bytes(o->payload_bytes) + o->payload_bytes;
+}
+
+static uint8_t *op_wire_put(uint8_t *p, const op_parts *o, const op_parts *prev) {
+  bool same = prev != NULL && prev->kind_bytes == o->kind_bytes && memcmp(prev->kind, o->kind, o->kind_bytes) == 0;
+  *p++ = same ? 0u : (uint8_t)o->kind_bytes;
+  if (!same) {
+    memcpy(p, o->kind, o->kind_bytes);
+    p += o->kind_bytes;
+  }
+  if (prev != NULL) p += vs_varint_put(p, zigzag(o->hlc - prev->hlc));
+  p += vs_varint_put(p, o->target_bytes);
+  if (o->target_bytes > 0) memcpy(p, o->target, o->target_bytes);
+  p += o->target_bytes;
+  p += vs_varint_put(p, o->payload_bytes);
+  if (o->payload_bytes > 0) memcpy(p, o->payload, o->payload_bytes);
+  return p + o->payload_bytes;
+}
+
 vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
                              const uint8_t sig[VS_SIGNATURE_BYTES], const uint8_t *const *op_enc,
                              const uint32_t *op_enc_bytes, uint32_t op_count) {
@@ -236,32 +299,44 @@ vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BY
   if (op_count == 0 || op_count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_INVAL;
   if (w->runs >= VS_WIRE_RUNS_MAX) return VS_ERR_LIMIT;
   assert(w->used >= MSG_HEADER_BYTES && w->used <= w->out_max);
-  /* u64: 65536 ops of up to ~66 KiB overflow a 32-bit size_t. */
-  uint64_t need = RUN_HEADER_BYTES;
-  uint64_t first_seq = 0;
+  /* u64: 65536 ops of up to ~66 KiB overflow a 32-bit size_t. `need` is
+   * the run as v6 laid it out (the bound), `wire` as it goes. */
+  uint64_t need = LEGACY_RUN_HEADER_BYTES, first_seq = 0;
+  uint64_t wire = VS_VARINT_MAX + OPS_RUN_FIXED_BYTES + VS_VARINT_MAX;
+  op_parts prev, cur;
   for (uint32_t i = 0; i < op_count; i++) {
     uint64_t want_seq = i == 0 ? 0 : first_seq + i;
-    if (!op_enc_plausible(op_enc[i], op_enc_bytes[i], origin, want_seq)) return VS_ERR_INVAL;
+    if (!op_enc_plausible(op_enc[i], op_enc_bytes[i], origin, want_seq) || !op_split(op_enc[i], op_enc_bytes[i], &cur))
+      return VS_ERR_INVAL;
     if (i == 0) first_seq = vs_get_u64le(op_enc[0] + 34);
     need += 4u + (uint64_t)op_enc_bytes[i];
+    wire += op_wire_bytes(&cur, i > 0 ? &prev : NULL);
+    prev = cur;
   }
   /* The message must also fit one DATA frame, whatever the buffer. */
   size_t cap = w->out_max < VS_MSG_BYTES_MAX ? w->out_max : VS_MSG_BYTES_MAX;
   if (need > cap - w->used) return VS_ERR_BUFSIZE;
-  uint8_t *p = w->out + w->used;
+  /* The wire form is never longer than v6's (the bound above): it fits. */
+  assert(VS_VARINT_MAX + w->wire + wire <= w->used + need);
+  uint8_t *p = w->out + VS_VARINT_MAX + w->wire; /* the run count goes in front at finish */
   memcpy(p, origin, VS_ORIGIN_BYTES);
-  vs_put_u32le(p + VS_ORIGIN_BYTES, op_count);
-  memcpy(p + VS_ORIGIN_BYTES + 4, sig, VS_SIGNATURE_BYTES);
-  p += RUN_HEADER_BYTES;
+  p += VS_ORIGIN_BYTES;
+  p += vs_varint_put(p, op_count);
+  memcpy(p, sig, VS_SIGNATURE_BYTES);
+  p += VS_SIGNATURE_BYTES;
+  p += vs_varint_put(p, first_seq);
+  memcpy(p, op_enc[0] + 50, VS_HASH_BYTES); /* the first op's prev */
+  p += VS_HASH_BYTES;
+  memcpy(p, op_enc[0] + 42, 8); /* its hlc, u64le as in the encoding */
+  p += 8;
   for (uint32_t i = 0; i < op_count; i++) {
-    vs_put_u32le(p, op_enc_bytes[i]);
-    memcpy(p + 4, op_enc[i], op_enc_bytes[i]);
-    p += 4u + op_enc_bytes[i];
+    (void)op_split(op_enc[i], op_enc_bytes[i], &cur); /* checked above */
+    p = op_wire_put(p, &cur, i > 0 ? &prev : NULL);
+    prev = cur;
   }
-  assert((uint64_t)(p - (w->out + w->used)) == need);
+  w->wire = (size_t)(p - (w->out + VS_VARINT_MAX));
   w->used += (size_t)need;
   w->runs++;
-  vs_put_u32le(w->out + 1, w->runs);
   return VS_OK;
 }
 
@@ -274,204 +349,222 @@ size_t vs_ops_writer_room(const vs_ops_writer *w) {
 vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes) {
   if (w == NULL || w->out == NULL || out_bytes == NULL || w->runs == 0) return VS_ERR_INVAL;
   assert(w->runs <= VS_WIRE_RUNS_MAX && w->used <= w->out_max);
-  vs_put_u32le(w->out + 1, w->runs);
-  *out_bytes = w->used;
+  /* The runs were written VS_VARINT_MAX bytes in: the type and count go
+   * right before them, and the message moves to the front. */
+  uint8_t head[1 + VS_VARINT_MAX];
+  head[0] = VS_MSG_OPS;
+  size_t h = 1 + vs_varint_put(head + 1, w->runs);
+  memmove(w->out + h, w->out + VS_VARINT_MAX, w->wire);
+  memcpy(w->out, head, h);
+  *out_bytes = h + w->wire;
   return VS_OK;
 }
 
 /* ---- OPS messages: decoder ---- */
 
 typedef struct run_view {
-  const uint8_t *origin;
-  const uint8_t *sig;
+  const uint8_t *origin, *sig, *prev;
   uint32_t op_count;
+  uint64_t first_seq, hlc;
 } run_view;
 
 /* Read a run header at *pos and check its op count against the input left. */
 static vs_err take_run(const uint8_t *in, size_t in_bytes, size_t *pos, run_view *run) {
-  if (in_bytes - *pos < RUN_HEADER_BYTES) return VS_ERR_TRUNCATED;
+  if (in_bytes - *pos < VS_ORIGIN_BYTES) return VS_ERR_TRUNCATED;
   run->origin = in + *pos;
-  run->op_count = vs_get_u32le(in + *pos + VS_ORIGIN_BYTES);
-  run->sig = in + *pos + VS_ORIGIN_BYTES + 4;
-  *pos += RUN_HEADER_BYTES;
-  if (run->op_count == 0) return VS_ERR_MALFORMED;
-  if (run->op_count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
-  if ((uint64_t)run->op_count * OP_SLOT_MIN_BYTES > in_bytes - *pos) return VS_ERR_TRUNCATED;
+  *pos += VS_ORIGIN_BYTES;
+  uint64_t count = 0, first = 0;
+  if (!vs_varint_get(in, in_bytes, pos, &count)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  if (count == 0) return VS_ERR_MALFORMED;
+  if (count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
+  run->op_count = (uint32_t)count;
+  if (in_bytes - *pos < VS_SIGNATURE_BYTES) return VS_ERR_TRUNCATED;
+  run->sig = in + *pos;
+  *pos += VS_SIGNATURE_BYTES;
+  if (!vs_varint_get(in, in_bytes, pos, &first)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  if (first == 0 || first > VS_OP_SEQ_MAX || count - 1u > VS_OP_SEQ_MAX - first) return VS_ERR_MALFORMED;
+  run->first_seq = first;
+  if (in_bytes - *pos < VS_HASH_BYTES + 8u) return VS_ERR_TRUNCATED;
+  run->prev = in + *pos;
+  run->hlc = vs_get_u64le(in + *pos + VS_HASH_BYTES);
+  *pos += VS_HASH_BYTES + 8u;
+  if (count * OP_WIRE_MIN_BYTES > in_bytes - *pos) return VS_ERR_TRUNCATED;
   return VS_OK;
 }
 
-/* Decode the op at *pos ([u32 len][encoding]) into op_out. */
-static vs_err take_op(const uint8_t *in, size_t in_bytes, size_t *pos, vs_op *op_out) {
-  if (in_bytes - *pos < 4) return VS_ERR_TRUNCATED;
-  uint32_t len = vs_get_u32le(in + *pos);
-  *pos += 4;
-  if (len > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_TOO_LARGE;
-  if (in_bytes - *pos < len) return VS_ERR_TRUNCATED;
-  vs_err err = vs_op_decode(in + *pos, len, op_out);
-  *pos += len;
-  return err;
+/* Read op i of a run at *pos into o (kind, hlc carried on from prev). */
+static vs_err take_op(const uint8_t *in, size_t in_bytes, size_t *pos, uint32_t i, const op_parts *prev, op_parts *o) {
+  if (in_bytes - *pos < 1) return VS_ERR_TRUNCATED;
+  uint8_t k = in[(*pos)++];
+  if (k == 0) {
+    if (i == 0) return VS_ERR_MALFORMED; /* no previous kind */
+    o->kind = prev->kind;
+    o->kind_bytes = prev->kind_bytes;
+  } else {
+    if (k > VS_OP_KIND_BYTES_MAX) return VS_ERR_MALFORMED;
+    if (in_bytes - *pos < k) return VS_ERR_TRUNCATED;
+    vs_err err = vs_op_kind_check((const char *)(in + *pos), k);
+    if (err != VS_OK) return err;
+    o->kind = in + *pos;
+    o->kind_bytes = k;
+    *pos += k;
+  }
+  uint64_t v = 0;
+  if (i > 0) {
+    if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+    o->hlc = prev->hlc + unzigzag(v);
+  }
+  if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  if (v > VS_OP_TARGET_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes - *pos < v) return VS_ERR_TRUNCATED;
+  o->target = in + *pos;
+  o->target_bytes = (uint32_t)v;
+  *pos += v;
+  if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  if (v > VS_OP_PAYLOAD_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes - *pos < v) return VS_ERR_TRUNCATED;
+  o->payload = in + *pos;
+  o->payload_bytes = (uint32_t)v;
+  *pos += v;
+  return VS_OK;
 }
 
-/* The message header: type, size, run count. */
-static vs_err ops_header(const uint8_t *in, size_t in_bytes, uint32_t *runs_out) {
+static uint32_t op_full_bytes(const op_parts *o) {
+  return VS_OP_HEADER_BYTES + o->kind_bytes + 4u + o->target_bytes + 4u + o->payload_bytes;
+}
+
+/* The message header: type, run count. */
+static vs_err ops_header(const uint8_t *in, size_t in_bytes, size_t *pos, uint32_t *runs_out) {
   if (in_bytes < 1) return VS_ERR_TRUNCATED;
   if (in[0] != VS_MSG_OPS) return VS_ERR_MALFORMED;
-  if (in_bytes < MSG_HEADER_BYTES) return VS_ERR_TRUNCATED;
   if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
-  uint32_t runs = vs_get_u32le(in + 1);
+  *pos = 1;
+  uint64_t runs = 0;
+  if (!vs_varint_get(in, in_bytes, pos, &runs)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
   if (runs == 0) return VS_ERR_MALFORMED;
   if (runs > VS_WIRE_RUNS_MAX) return VS_ERR_TOO_LARGE;
-  *runs_out = runs;
+  *runs_out = (uint32_t)runs;
   return VS_OK;
 }
 
-/* Sizing, before anything is decoded: the op counts of the run headers
- * reachable through the length prefixes, stopping where the structure
- * breaks. ops_walk fails there or earlier, so it never needs more slots.
- * Every counted op takes OP_SLOT_MIN_BYTES of input (take_run checks the
- * count against what is left, and shorter ops stop the count): the result
- * is at most in_bytes / OP_SLOT_MIN_BYTES. */
-static uint64_t ops_slots(const uint8_t *in, size_t in_bytes, uint32_t runs) {
-  size_t pos = MSG_HEADER_BYTES;
-  uint64_t slots = 0;
-  for (uint32_t r = 0; r < runs; r++) {
-    run_view run;
-    if (take_run(in, in_bytes, &pos, &run) != VS_OK) break;
-    slots += run.op_count;
-    for (uint32_t i = 0; i < run.op_count; i++) {
-      if (in_bytes - pos < 4) return slots;
-      uint32_t len = vs_get_u32le(in + pos);
-      if (len < OP_MIN_BYTES || len > in_bytes - pos - 4) return slots;
-      pos += 4u + len;
-    }
-  }
-  return slots;
-}
-
-/* Validate the whole message, run by run and op by op, so the first error in
- * message order is the one returned. With `ops`, every op is decoded into
- * it, in message order (`slots` entries, from ops_slots); without, into a
- * scratch op that is dropped. `max_run_ops_out` sizes the fallback's array. */
-static vs_err ops_walk(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_op *ops, uint64_t slots,
-                       uint32_t *max_run_ops_out) {
-  size_t pos = MSG_HEADER_BYTES;
+/* Validate the whole message, run by run and op by op, so the first error
+ * in message order is the one returned; count its ops, the longest run and
+ * the bytes its encodings take rebuilt. */
+static vs_err ops_walk(const uint8_t *in, size_t in_bytes, size_t pos, uint32_t runs, uint64_t *ops_out,
+                       uint32_t *max_run_ops_out, uint64_t *full_out) {
+  uint64_t ops = 0, legacy = MSG_HEADER_BYTES, full = 0;
   uint32_t max_run_ops = 0;
-  uint64_t k = 0;
-  vs_op scratch;
   for (uint32_t r = 0; r < runs; r++) {
     run_view run;
     vs_err err = take_run(in, in_bytes, &pos, &run);
     if (err != VS_OK) return err;
-    uint64_t first_seq = 0;
-    for (uint32_t i = 0; i < run.op_count; i++, k++) {
-      /* ops_slots counted this run; checked, not only asserted, because a
-       * Release build compiles asserts out and ops[k] must never overrun. */
-      assert(ops == NULL || k < slots);
-      if (ops != NULL && k >= slots) return VS_ERR_MALFORMED;
-      vs_op *op = ops != NULL ? &ops[k] : &scratch;
-      err = take_op(in, in_bytes, &pos, op);
+    legacy += LEGACY_RUN_HEADER_BYTES;
+    op_parts prev, cur;
+    for (uint32_t i = 0; i < run.op_count; i++) { /* bounded: op_count, checked against the input */
+      if (i == 0) cur.hlc = run.hlc;
+      err = take_op(in, in_bytes, &pos, i, i > 0 ? &prev : NULL, &cur);
       if (err != VS_OK) return err;
-      if (memcmp(op->origin, run.origin, VS_ORIGIN_BYTES) != 0) return VS_ERR_MALFORMED;
-      if (i == 0) first_seq = op->seq;
-      else if (op->seq != first_seq + i) return VS_ERR_MALFORMED;
+      uint32_t f = op_full_bytes(&cur);
+      full += f;
+      legacy += 4u + f;
+      prev = cur;
     }
+    /* Rebuilt, never more than a v6 message could hold. */
+    if (legacy > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
+    ops += run.op_count;
     if (run.op_count > max_run_ops) max_run_ops = run.op_count;
   }
   if (pos != in_bytes) return VS_ERR_TRAILING;
-  assert(ops == NULL || k == slots); /* a valid message has exactly the counted ops */
+  *ops_out = ops;
   *max_run_ops_out = max_run_ops;
+  *full_out = full;
   return VS_OK;
 }
 
-/* Room for one run's op encodings (pointers into the message). */
-typedef struct enc_arrays {
-  const uint8_t **enc;
-  uint32_t *len;
-} enc_arrays;
-
-static vs_err enc_arrays_alloc(enc_arrays *e, uint32_t count) {
-  e->enc = malloc((size_t)count * sizeof *e->enc);
-  e->len = malloc((size_t)count * sizeof *e->len);
-  return e->enc != NULL && e->len != NULL ? VS_OK : VS_ERR_NOMEM;
+/* Rebuild op `o` (seq, prev) of `run` at p: its encoding (op.h). */
+static uint8_t *op_rebuild(uint8_t *p, const run_view *run, uint64_t seq, const uint8_t prev[VS_HASH_BYTES],
+                           const op_parts *o) {
+  p[0] = VS_OP_VERSION;
+  p[1] = 0;
+  memcpy(p + 2, run->origin, VS_ORIGIN_BYTES);
+  vs_put_u64le(p + 34, seq);
+  vs_put_u64le(p + 42, o->hlc);
+  memcpy(p + 50, prev, VS_HASH_BYTES);
+  p[82] = (uint8_t)o->kind_bytes;
+  p += VS_OP_HEADER_BYTES;
+  memcpy(p, o->kind, o->kind_bytes);
+  p += o->kind_bytes;
+  vs_put_u32le(p, o->target_bytes);
+  if (o->target_bytes > 0) memcpy(p + 4, o->target, o->target_bytes);
+  p += 4u + o->target_bytes;
+  vs_put_u32le(p, o->payload_bytes);
+  if (o->payload_bytes > 0) memcpy(p + 4, o->payload, o->payload_bytes);
+  return p + 4u + o->payload_bytes;
 }
 
-static void enc_arrays_free(enc_arrays *e) {
-  free(e->enc);
-  free(e->len);
-}
-
-/* When the message-sized array cannot be had: validate with nothing kept,
- * then decode each run again into one array for the longest run. An invalid
- * message still gets its own error, never VS_ERR_NOMEM. */
-static vs_err ops_decode_per_run(const uint8_t *in, size_t in_bytes, uint32_t runs, vs_ops_run_enc_fn fn, void *ctx) {
-  uint32_t max_run_ops = 0;
-  vs_err err = ops_walk(in, in_bytes, runs, NULL, 0, &max_run_ops);
+static vs_err ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx, uint8_t **keep) {
+  if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
+  uint32_t runs = 0;
+  size_t pos = 0;
+  vs_err err = ops_header(in, in_bytes, &pos, &runs);
   if (err != VS_OK) return err;
-  assert(max_run_ops >= 1 && (uint64_t)max_run_ops * OP_SLOT_MIN_BYTES <= in_bytes);
-  vs_op *ops = malloc((size_t)max_run_ops * sizeof *ops);
-  enc_arrays e;
-  err = enc_arrays_alloc(&e, max_run_ops);
-  if (ops == NULL) err = VS_ERR_NOMEM;
-  size_t pos = MSG_HEADER_BYTES;
+  uint64_t slots = 0, full = 0;
+  uint32_t max_run_ops = 0;
+  err = ops_walk(in, in_bytes, pos, runs, &slots, &max_run_ops, &full);
+  if (err != VS_OK) return err;
+  /* Valid: every op is rebuilt and decoded once, into arrays for the whole
+   * message (at most what a v6 message of VS_MSG_BYTES_MAX held), before
+   * any run is handed to fn. */
+  assert(slots >= 1 && full <= VS_MSG_BYTES_MAX);
+  vs_op *ops = malloc((size_t)slots * sizeof *ops);
+  uint8_t *buf = malloc((size_t)full);
+  const uint8_t **enc = malloc((size_t)slots * sizeof *enc);
+  uint32_t *len = malloc((size_t)slots * sizeof *len);
+  run_view *rv = malloc((size_t)runs * sizeof *rv);
+  if (ops == NULL || buf == NULL || enc == NULL || len == NULL || rv == NULL) err = VS_ERR_NOMEM;
+  uint8_t *at = buf;
+  uint64_t k = 0;
   for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
-    run_view run;
-    err = take_run(in, in_bytes, &pos, &run);
+    run_view *run = &rv[r];
+    err = take_run(in, in_bytes, &pos, run);
     assert(err == VS_OK); /* the walk read the same bytes */
-    if (err != VS_OK) break; /* run is not filled in then (asserts off in Release) */
-    assert(run.op_count <= max_run_ops);
-    for (uint32_t i = 0; i < run.op_count && err == VS_OK; i++) {
-      e.enc[i] = in + pos + 4;
-      e.len[i] = vs_get_u32le(in + pos);
-      err = take_op(in, in_bytes, &pos, &ops[i]);
+    op_parts prev, cur;
+    for (uint32_t i = 0; i < run->op_count && err == VS_OK; i++, k++) {
+      if (i == 0) cur.hlc = run->hlc;
+      err = take_op(in, in_bytes, &pos, i, i > 0 ? &prev : NULL, &cur);
+      if (err != VS_OK) break;
+      uint8_t link[VS_HASH_BYTES];
+      if (i > 0) vs_op_hash_encoded(enc[k - 1], len[k - 1], link); /* prev: the hash of op i-1 */
+      enc[k] = at;
+      at = op_rebuild(at, run, run->first_seq + i, i == 0 ? run->prev : link, &cur);
+      len[k] = (uint32_t)(at - enc[k]);
+      err = vs_op_decode(enc[k], len[k], &ops[k]);
+      prev = cur;
     }
-    assert(err == VS_OK);
-    if (err == VS_OK) err = fn(run.origin, run.sig, ops, e.enc, e.len, run.op_count, ctx);
   }
+  assert(err != VS_OK || (k == slots && (uint64_t)(at - buf) == full));
+  k = 0;
+  for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
+    err = fn(rv[r].origin, rv[r].sig, ops + k, enc + k, len + k, rv[r].op_count, ctx);
+    k += rv[r].op_count;
+  }
+  free(rv);
   free(ops);
-  enc_arrays_free(&e);
+  free(enc);
+  free(len);
+  if (keep != NULL && err == VS_OK) *keep = buf;
+  else free(buf);
   return err;
 }
 
 vs_err vs_msg_ops_decode_enc(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx) {
-  if ((in == NULL && in_bytes != 0) || fn == NULL) return VS_ERR_INVAL;
-  uint32_t runs = 0;
-  vs_err err = ops_header(in, in_bytes, &runs);
-  if (err != VS_OK) return err;
-  /* Each op is decoded once, into an array for the whole message (a second
-   * decode cost ~400 instructions per op, callgrind, tests/bench_replicate.c).
-   * No run is handed to fn before the last op of the message decoded. */
-  uint64_t slots = ops_slots(in, in_bytes, runs);
-  assert(slots * OP_SLOT_MIN_BYTES <= in_bytes);
-  vs_op *ops = slots > 0 ? malloc((size_t)slots * sizeof *ops) : NULL;
-  if (ops == NULL) return ops_decode_per_run(in, in_bytes, runs, fn, ctx);
-  uint32_t max_run_ops = 0;
-  err = ops_walk(in, in_bytes, runs, ops, slots, &max_run_ops);
-  enc_arrays e = {NULL, NULL};
-  if (err == VS_OK) err = enc_arrays_alloc(&e, max_run_ops);
-  if (err == VS_ERR_NOMEM) {
-    free(ops);
-    enc_arrays_free(&e);
-    return ops_decode_per_run(in, in_bytes, runs, fn, ctx);
-  }
-  size_t pos = MSG_HEADER_BYTES;
-  uint64_t k = 0;
-  for (uint32_t r = 0; r < runs && err == VS_OK; r++) {
-    run_view run;
-    err = take_run(in, in_bytes, &pos, &run);
-    assert(err == VS_OK); /* the walk read the same bytes */
-    if (err != VS_OK) break; /* run is not filled in then (asserts off in Release) */
-    assert(k + run.op_count <= slots);
-    for (uint32_t i = 0; i < run.op_count; i++) { /* lengths checked by the walk */
-      e.len[i] = vs_get_u32le(in + pos);
-      e.enc[i] = in + pos + 4;
-      pos += 4u + e.len[i];
-    }
-    if (err == VS_OK) err = fn(run.origin, run.sig, ops + k, e.enc, e.len, run.op_count, ctx);
-    k += run.op_count;
-  }
-  free(ops);
-  enc_arrays_free(&e);
-  return err;
+  return ops_decode(in, in_bytes, fn, ctx, NULL);
+}
+
+vs_err vs_msg_ops_decode_keep(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn fn, void *ctx, uint8_t **buf_out) {
+  if (buf_out == NULL) return VS_ERR_INVAL;
+  *buf_out = NULL;
+  return ops_decode(in, in_bytes, fn, ctx, buf_out);
 }
 
 typedef struct plain_fn {
@@ -562,6 +655,19 @@ static vs_err fork_proof_frame(const uint8_t *in, size_t in_bytes, size_t *pos, 
   return VS_OK;
 }
 
+/* Decode the op at *pos ([u32 len][encoding], as FORK proofs carry them)
+ * into op_out. */
+static vs_err take_whole_op(const uint8_t *in, size_t in_bytes, size_t *pos, vs_op *op_out) {
+  if (in_bytes - *pos < 4) return VS_ERR_TRUNCATED;
+  uint32_t len = vs_get_u32le(in + *pos);
+  *pos += 4;
+  if (len > VS_OP_ENCODED_BYTES_MAX) return VS_ERR_TOO_LARGE;
+  if (in_bytes - *pos < len) return VS_ERR_TRUNCATED;
+  vs_err err = vs_op_decode(in + *pos, len, op_out);
+  *pos += len;
+  return err;
+}
+
 vs_err vs_msg_fork_decode(const uint8_t *in, size_t in_bytes, vs_fork_msg *out) {
   if ((in == NULL && in_bytes != 0) || out == NULL) return VS_ERR_INVAL;
   memset(out, 0, sizeof *out);
@@ -603,7 +709,7 @@ vs_err vs_msg_fork_decode(const uint8_t *in, size_t in_bytes, vs_fork_msg *out) 
     for (uint32_t i = 0; i < count[k] && err == VS_OK; i++) {
       lens[k0 + i] = vs_get_u32le(in + pos);
       enc[k0 + i] = in + pos + 4;
-      err = take_op(in, in_bytes, &pos, &ops[k0 + i]);
+      err = take_whole_op(in, in_bytes, &pos, &ops[k0 + i]);
       if (err == VS_OK && (memcmp(ops[k0 + i].origin, out->origin, VS_ORIGIN_BYTES) != 0 || ops[k0 + i].seq != seq + i))
         err = VS_ERR_MALFORMED;
     }

@@ -110,12 +110,15 @@
 #define BENCH_T0_MS 1700000000000ull /* virtual time of the writes */
 #define BENCH_STEPS_MAX 100000000ull
 #define BENCH_DBS 16 /* as src/store.c */
-/* An OPS message holds at least one run header (type, run count, origin, op
- * count, signature) and one op (its length and the smallest encoding); a
- * VV message of the two origins here is shorter (wire v6: an 87-byte
- * header, 48 bytes per entry), so a frame at least this long is OPS. */
-#define OPS_MSG_MIN_BYTES (1u + 4u + VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES + 4u + VS_OP_HEADER_BYTES + 1u + 4u + 4u)
-_Static_assert(VS_MSG_VV_HEADER_BYTES + 2u * (VS_ORIGIN_BYTES + 8u + VS_VV_HEAD_BYTES) < OPS_MSG_MIN_BYTES,
+/* An OPS message (wire v7) holds at least its type and run count, one run
+ * header (origin, op count, signature, first seq, prev, hlc) and one op
+ * of this bench (a kind byte and a 1-byte kind, the target and payload
+ * lengths, the payload); a VV message of the two origins here is shorter
+ * (its header and entries at their longest), so a frame at least this long
+ * is OPS. */
+#define OPS_MSG_MIN_BYTES \
+  (2u + VS_ORIGIN_BYTES + 1u + VS_SIGNATURE_BYTES + 1u + VS_HASH_BYTES + 8u + 2u + 2u + BENCH_PAYLOAD_BYTES)
+_Static_assert(VS_MSG_VV_HEADER_BYTES + 2u * VS_VV_ENTRY_BYTES_MAX < OPS_MSG_MIN_BYTES,
                "a two-origin VV is told from an OPS message by its length");
 
 
@@ -249,14 +252,13 @@ static void frame_record(shape *s, size_t len) {
   s->frame_len[s->frames++] = len;
 }
 
-/* The OPS messages carry exactly the N ops once each when their plaintext
- * adds up to: per message type + run count, per run its header, per op its
- * length and encoding. Anything else means a resend or a stray frame. */
-static bool frames_exact(const shape *s) {
-  uint64_t want = (uint64_t)s->frames * 5u + (uint64_t)s->runs * (VS_ORIGIN_BYTES + 4u + VS_SIGNATURE_BYTES), got = 0;
-  for (uint64_t i = 0; i < s->n; i++) want += 4u + s->enc_len[i];
-  for (uint32_t f = 0; f < s->frames; f++) got += s->frame_len[f] - VS_DATA_OVERHEAD_BYTES;
-  return want == got;
+/* The frames recorded are exactly A's OPS frames (their bytes are the
+ * ones A counted as OPS), and they carried the N ops once each (A sent N,
+ * B received no duplicate). Anything else means a resend or a stray frame. */
+static bool frames_exact(const shape *s, const vs_node_stats *a, const vs_node_stats *b) {
+  uint64_t got = 0;
+  for (uint32_t f = 0; f < s->frames; f++) got += s->frame_len[f];
+  return got == a->bytes_sent_ops && a->ops_sent == s->n && b->ops_duplicate == 0;
 }
 
 /* ---- a. replication between two nodes ---- */
@@ -633,7 +635,7 @@ static repl_run replicate_once(uint64_t n, vs_durability d, bool pipelined, shap
   CHECK_VS(vs_state_hash(vs_node_store(nodes[1]), hb));
   if (memcmp(ha, hb, VS_HASH_BYTES) != 0) die("replicate", "state hashes differ");
   if (record) {
-    if (!frames_exact(s)) die("replicate", "the OPS frames do not carry exactly the N ops once (resends?)");
+    if (!frames_exact(s, &sa, &sb)) die("replicate", "the OPS frames do not carry exactly the N ops once (resends?)");
     s->have_frames = true;
   } else if (s->have_frames && sa.ops_sent != n) {
     fprintf(stderr, "bench_replicate: note: A sent %" PRIu64 " ops for %" PRIu64 " (resends)\n", sa.ops_sent, n);
