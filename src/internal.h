@@ -117,6 +117,17 @@ static inline bool vs_varint_get(const uint8_t *in, size_t in_bytes, size_t *pos
   return false;
 }
 
+/* vs_varint_get with a verdict: VS_ERR_TRUNCATED only when the input ends
+ * inside a varint that could still be valid (every byte left says "more"),
+ * VS_ERR_MALFORMED for a longer form or one past 64 bits. */
+static inline vs_err vs_varint_take(const uint8_t *in, size_t in_bytes, size_t *pos, uint64_t *out) {
+  if (vs_varint_get(in, in_bytes, pos, out)) return VS_OK;
+  size_t left = in_bytes - *pos;
+  for (size_t i = 0; i < left && i < VS_VARINT_MAX; i++) /* bounded: 10 bytes */
+    if ((in[*pos + i] & 0x80u) == 0) return VS_ERR_MALFORMED;
+  return left < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+}
+
 static inline uint64_t vs_add_sat_u64(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 /* ---- hashing ---- */

@@ -111,7 +111,7 @@ typedef struct peer {
    * whole: held 0): resend_base, from peer_held. We missed a delta of its:
    * gap_due, our next VV says so (asm_gap: its part said so). */
   uint64_t vv_base;
-  bool resend_base, gap_due, told_gap, asm_gap;
+  bool resend_base, gap_due, asm_gap;
   /* The spanning tree (node_tree.c): its place as its VV said (adv_set:
    * one came); want_me, we asked it to push us new runs though it is no
    * tree edge (a graft), told_want what our last VV said; peer_wants, it

@@ -391,14 +391,17 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     want_full(n, p);
     return VS_OK;
   }
-  if (!whole && p->asm_base > p->known_gen) {
-    /* A delta past what we hold: one before it was lost (or is still on
-     * its way, reordered). Nothing of it is taken; our next VV asks for
-     * the changes since what we hold (VS_VV_GAP). */
-    asm_drop(p);
+  /* A delta past what we hold: one before it was lost (or is still on its
+   * way, reordered). Its entries are the peer's now, so they are taken
+   * (what the lost one changed stays as we had it: lower, never higher,
+   * so we may send what it holds, never hold back what it lacks), but we
+   * do not hold its generation: our next VV asks, at once, for the changes
+   * since the one we hold (VS_VV_GAP), and its digest is not checked. */
+  bool gap = !whole && p->asm_base > p->known_gen;
+  if (gap) {
     if (!p->gap_due) n->stats.vv_gaps++;
     p->gap_due = true;
-    return VS_OK;
+    p->vv_due = true;
   }
   vv chg = {0};
   vs_err err = vv_changes(p, whole, &chg);
@@ -487,7 +490,7 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
     p->known_partial = p->known_partial || p->asm_partial;
   }
   p->known_vector = p->asm_vector;
-  p->known_gen = p->asm_gen;
+  if (!gap) p->known_gen = p->asm_gen;
   p->peer_held = p->asm_held;
   /* It missed a delta of ours, or asks for the whole (held 0 after our
    * first): the next delta builds on what it holds. At the pace of news
@@ -507,7 +510,7 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
    * its vector. Ask for the whole (not while we keep an old entry of our
    * own choosing, whose digest differs by design, until a whole vector
    * comes without one: asking meanwhile would only bring the same). */
-  if (sum != 0 && !p->known_kept && !p->known_partial && !p->want_full && sum != p->known.sum) want_full(n, p);
+  if (sum != 0 && !gap && !p->known_kept && !p->known_partial && !p->want_full && sum != p->known.sum) want_full(n, p);
   if (flight_release(p, &p->known) > 0) progress = true;
   bool covered = true;
   for (uint32_t i = 0; i < p->sent.n && covered; i++)
@@ -619,14 +622,22 @@ vs_err nd_on_vv(vs_node *n, peer *p, const uint8_t *msg, size_t len, uint64_t no
            part.gen == p->asm_gen && part.base == p->asm_base;
     if (!take && part.vector > p->asm_vector) asm_drop(p); /* a newer vector whose first part we missed */
   }
-  if (take && part.part > 0 && memcmp(e[0].origin, p->asm_last, VS_ORIGIN_BYTES) <= 0) {
+  /* (A short first origin is checked once resolved: vv_append keeps the
+   * order across parts too.) */
+  if (take && part.part > 0 && count > 0 && !e[0].short_id && memcmp(e[0].origin, p->asm_last, VS_ORIGIN_BYTES) <= 0) {
     err = VS_ERR_MALFORMED; /* parts must continue the order */
     asm_drop(p);
     take = false;
   }
+  /* A delta past the generation we hold may name origins our copy does
+   * not have yet (the lost delta brought them): those are left out; the
+   * changes since what we hold, which we ask for (VS_VV_GAP), name them in
+   * full. */
+  bool gap = take && part.base != 0 && p->known_vector != 0 && part.base > p->known_gen;
   for (uint32_t i = 0; take && err == VS_OK && i < count; i++) { /* bounded: count <= VS_WIRE_VV_MAX */
     if (e[i].short_id) {
       int r = resolve_short(p, &e[i]);
+      if (r <= 0 && gap) continue;
       if (r < 0) { /* none or two of our copy's origins start so: we ask for the whole */
         asm_drop(p);
         want_full(n, p);
@@ -677,7 +688,7 @@ static uint64_t acks_for(const vs_node *n, const peer *p) {
  * generation of its vector we hold, or of a digest; or none was sent yet. */
 static bool vv_news(const vs_node *n, const peer *p) {
   return p->vv_out_no == 0 || p->vv_told_gen != gen_for(n, p) || p->held_told != held_for(p) || p->resend_base ||
-         p->gap_due != p->told_gap ||
+         p->gap_due ||
          p->told_forks != forks_for(n, p) || p->told_acks != acks_for(n, p) || p->told_want != p->want_me ||
          p->told_root != n->tree_root || p->told_parent != n->tree_parent || p->told_dist != n->tree_dist;
 }
@@ -768,7 +779,6 @@ vs_err nd_send_vv(vs_node *n, peer *p, uint64_t now_ms) {
   p->vv_told_gen = gen;
   p->vv_base = gen;
   p->resend_base = false;
-  p->told_gap = p->gap_due;
   p->gap_due = false;
   p->held_told = part.held;
   p->told_forks = part.forks;

@@ -75,20 +75,26 @@
  * reordered within the window, never accepted twice).
  *
  * MESSAGES (the plaintext of a DATA frame), [u8 type] first:
- *   VV   [1][vector u64][part u32][parts u32][forks u64][acks u64][gen u64][base u64][held u64][sum u64]
- *        [flags u8][dist u8][root u64][parent u64][u32 n][n x (origin 32, seq u64, head 8)]
+ *   VV   [1][flags u8][opt u8][varint vector, part, parts, gen, base, held][dist u8]
+ *        [forks u64][acks u64][sum u64][root u64][parent u64] (each only when
+ *        not 0, opt bit i saying so) [varint n][n x entry], entry = [varint
+ *        seq * 2 + short][origin 32, or its first VS_VV_SHORT_BYTES: short,
+ *        a delta only][head 8, unless seq is 0] (wire v7; varints LEB128,
+ *        the shortest form only).
  *        (wire v6) base 0: the sender's whole vector, every seq >= 1; base >= 1:
  *        a delta, the entries that changed after the sender's generation
  *        `base` (<= gen; equal: an empty delta), with their values at `gen` (seq 0: the origin is no
  *        longer held). `held`: the highest gen of the receiver's vector the
  *        sender holds whole (0: none: send it whole). `sum`: the digest of
  *        the sender's whole vector at gen (vs_vv_sum_entry; 0: none). A
- *        sender deltas only against a gen the receiver said it holds, so
- *        lost vectors cost nothing but the next delta (docs/protocol.md,
- *        "Vectors as deltas"). dist, root, parent: the sender's place in
- *        the spanning tree new runs travel along; flags: VS_VV_WANT (bit 0;
- *        the others 0): push me new runs though we are no tree edge
- *        (docs/protocol.md, "The spanning tree").
+ *        sender deltas against the gen it last sent (wire v7), or the one
+ *        the receiver said it holds when that one went unconfirmed or it
+ *        asked (VS_VV_GAP) (docs/protocol.md, "Vectors as deltas"). dist,
+ *        root, parent: the sender's place in the spanning tree new runs
+ *        travel along; flags: VS_VV_WANT (bit 0): push me new runs though
+ *        we are no tree edge (docs/protocol.md, "The spanning tree");
+ *        VS_VV_GAP (bit 1): your last delta built on a gen I do not hold;
+ *        the others 0.
  *        A node's version vector: sent after the handshake, after it changes,
  *        `head` is the first VS_VV_HEAD_BYTES bytes of the hash of the
  *        sender's op at `seq`: two nodes at one seq with different heads hold
@@ -115,8 +121,13 @@
  *        reordered in transit never look like a vector going backwards.
  *        (Wire v1 had [1][u32 n][entries], one message, n <= 4096: a node
  *        holding more origins could not say so, issue 14.)
- *   OPS  [2][u32 runs][runs x run]   runs in 1..VS_WIRE_RUNS_MAX
- *        run = [origin 32][u32 ops 1..VS_WIRE_RUN_OPS_MAX][sig 64][ops x ([u32 len][op encoding])]
+ *   OPS  [2][varint runs][runs x run]   runs in 1..VS_WIRE_RUNS_MAX (wire v7)
+ *        run = [origin 32][varint ops 1..VS_WIRE_RUN_OPS_MAX][sig 64][varint first seq][prev 32][hlc u64]
+ *              [ops x op]; op = [u8 k][kind: k bytes, k 0: the previous op's][ops past the first:
+ *              varint zigzag(hlc - previous hlc)][varint target len][target][varint payload len][payload]
+ *        The receiver rebuilds each op's encoding (op.h): origin the run's,
+ *        seq first + i, prev the first op's or the hash of the op before.
+ *        (v6 carried each op's whole encoding with a u32 length.)
  *        Every op of a run has the run's origin and consecutive seqs; sig is
  *        the origin's signature over the chain head at the run's last op (or,
  *        for a run that ends right below a fork's seq, 64 zero bytes: the
@@ -444,8 +455,10 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
                         size_t out_max, size_t *out_bytes);
 
 /** Decode one part of a VV message into part_out and entries_out (room for
- *  max entries; both untouched on error). The count is a u32 at offset
- *  VS_MSG_VV_HEADER_BYTES - 4, for callers that size entries_out from it.
+ *  max entries; both untouched on error). A message of len bytes holds at
+ *  most len / VS_VV_ENTRY_BYTES_MIN entries, for callers that size
+ *  entries_out. Short origins come back as their first VS_VV_SHORT_BYTES
+ *  bytes, then zeros, with short_id set: the caller resolves them.
  *  @return VS_OK, VS_ERR_TRUNCATED, VS_ERR_TRAILING, VS_ERR_TOO_LARGE (count
  *  past VS_WIRE_VV_MAX or max), VS_ERR_MALFORMED (type, order, seq 0 or past
  *  VS_OP_SEQ_MAX, vector 0, part not below parts, parts 0 or past
@@ -469,7 +482,10 @@ vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max);
  *  Nothing is written if it does not fit, and the message stays valid. The
  *  message never grows past VS_MSG_BYTES_MAX (one DATA frame), whatever
  *  out_max. Checks each op cheaply, without decoding it: length, version,
- *  origin and consecutive seqs (VS_ERR_INVAL otherwise).
+ *  flags 0, origin, consecutive seqs, its kind and lengths (VS_ERR_INVAL
+ *  otherwise). The ops' prev links are the caller's: wire v7 does not
+ *  carry them past a run's first op, the receiver derives them (a store
+ *  holds only linked chains).
  *  @return VS_OK, VS_ERR_BUFSIZE, VS_ERR_LIMIT (VS_WIRE_RUNS_MAX runs),
  *  VS_ERR_INVAL (also op_count 0 or past VS_WIRE_RUN_OPS_MAX). */
 vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BYTES],
@@ -486,7 +502,8 @@ size_t vs_ops_writer_room(const vs_ops_writer *w);
 vs_err vs_ops_writer_finish(vs_ops_writer *w, size_t *out_bytes);
 
 /** Called once per run of a decoded OPS message. `ops` is valid only during
- *  the call; their target and payload point into the input. A non-OK
+ *  the call; their target and payload point into the encodings rebuilt
+ *  from the message (wire v7), freed after the walk. A non-OK
  *  return stops the walk and is returned by vs_msg_ops_decode. */
 typedef vs_err (*vs_ops_run_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],
                                 const vs_op *ops, uint32_t op_count, void *ctx);
@@ -494,11 +511,13 @@ typedef vs_err (*vs_ops_run_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uin
 /** Validate a whole OPS message first (bounds, counts, every op decodes, has
  *  the run's origin and consecutive seqs), then call fn per run. Nothing is
  *  called for an invalid message. `in` must not change during the call;
- *  fn must not be NULL. Decodes each op once, into one vs_op array for the
- *  whole message (at most in_bytes / 96 entries, sized from the length
- *  prefixes); should that allocation fail, it validates the whole message
- *  first, then uses one array for the longest run, so an invalid message
- *  never gets VS_ERR_NOMEM. @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED,
+ *  fn must not be NULL. The whole message is validated before anything is
+ *  allocated (an invalid message never gets VS_ERR_NOMEM); then each op is
+ *  rebuilt and decoded once, into arrays for the whole message, bounded as
+ *  a v6 message of VS_MSG_BYTES_MAX was (at most VS_MSG_BYTES_MAX of
+ *  encodings, in_bytes / 96 ops as v6 counted them). A valid message gets
+ *  VS_ERR_NOMEM when those cannot be had (the session goes on; the runs
+ *  come again). @return VS_OK, VS_ERR_INVAL, VS_ERR_TRUNCATED,
  *  VS_ERR_TRAILING, VS_ERR_TOO_LARGE (also a message past
  *  VS_MSG_BYTES_MAX), VS_ERR_MALFORMED, VS_ERR_VERSION (an op of an unknown
  *  version), VS_ERR_NOMEM, or fn's error. */
@@ -641,7 +660,7 @@ vs_err vs_msg_snapchunk_decode(const uint8_t *in, size_t in_bytes, vs_snapchunk 
 vs_err vs_msg_snapack_encode(uint64_t id, uint64_t received, uint8_t *out, size_t out_max, size_t *out_bytes);
 vs_err vs_msg_snapack_decode(const uint8_t *in, size_t in_bytes, uint64_t *id_out, uint64_t *received_out);
 
-/* Internal to the library (was in internal.h): vs_msg_ops_decode, with each op's encoding (a pointer into the message
+/* Internal to the library (was in internal.h): vs_msg_ops_decode, with each op's encoding (a pointer into the rebuilt encodings
  * and its length) beside the decoded ops: the receive path hashes and
  * stores those bytes instead of encoding the op again. */
 typedef vs_err (*vs_ops_run_enc_fn)(const uint8_t origin[VS_ORIGIN_BYTES], const uint8_t sig[VS_SIGNATURE_BYTES],

@@ -125,7 +125,10 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
 /* Read one entry at in[*pos] into e (all of it set). */
 static vs_err vv_take_entry(const uint8_t *in, size_t in_bytes, size_t *pos, vs_vv_entry *e) {
   uint64_t v = 0;
-  if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  {
+    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
+    if (verr != VS_OK) return verr;
+  }
   memset(e, 0, sizeof *e);
   e->short_id = (v & 1u) != 0;
   e->seq = v >> 1;
@@ -153,7 +156,10 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   size_t pos = 3;
   uint64_t vars[6];
   for (unsigned i = 0; i < 6; i++)
-    if (!vs_varint_get(in, in_bytes, &pos, &vars[i])) return in_bytes - pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+    {
+    vs_err verr = vs_varint_take(in, in_bytes, &pos, &vars[i]);
+    if (verr != VS_OK) return verr;
+  }
   if (vars[1] > UINT32_MAX || vars[2] > UINT32_MAX) return VS_ERR_MALFORMED;
   part.vector = vars[0];
   part.part = (uint32_t)vars[1];
@@ -177,7 +183,10 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   part.root = optv[3];
   part.parent = optv[4];
   uint64_t count = 0;
-  if (!vs_varint_get(in, in_bytes, &pos, &count)) return in_bytes - pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  {
+    vs_err verr = vs_varint_take(in, in_bytes, &pos, &count);
+    if (verr != VS_OK) return verr;
+  }
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
   if (count * VS_VV_ENTRY_BYTES_MIN > in_bytes - pos) return VS_ERR_TRUNCATED;
   if (!vv_part_ok(&part, (uint32_t)count)) return VS_ERR_MALFORMED;
@@ -240,7 +249,7 @@ vs_err vs_ops_writer_init(vs_ops_writer *w, uint8_t *out, size_t out_max) {
 static bool op_enc_plausible(const uint8_t *enc, uint32_t enc_bytes, const uint8_t origin[VS_ORIGIN_BYTES],
                              uint64_t want_seq) {
   if (enc == NULL || enc_bytes < OP_MIN_BYTES || enc_bytes > VS_OP_ENCODED_BYTES_MAX) return false;
-  if (enc[0] != VS_OP_VERSION || memcmp(enc + 2, origin, VS_ORIGIN_BYTES) != 0) return false;
+  if (enc[0] != VS_OP_VERSION || enc[1] != 0 || memcmp(enc + 2, origin, VS_ORIGIN_BYTES) != 0) return false;
   uint64_t seq = vs_get_u64le(enc + 34);
   if (seq == 0 || seq > VS_OP_SEQ_MAX) return false;
   return want_seq == 0 || seq == want_seq;
@@ -260,6 +269,7 @@ static bool op_split(const uint8_t *enc, uint32_t enc_bytes, op_parts *o) {
   size_t pos = VS_OP_HEADER_BYTES + o->kind_bytes;
   if (o->kind_bytes == 0 || o->kind_bytes > VS_OP_KIND_BYTES_MAX || enc_bytes < pos + 8u) return false;
   o->kind = enc + VS_OP_HEADER_BYTES;
+  if (vs_op_kind_check((const char *)o->kind, o->kind_bytes) != VS_OK) return false;
   o->target_bytes = vs_get_u32le(enc + pos);
   if (o->target_bytes > VS_OP_TARGET_BYTES_MAX || enc_bytes - pos - 8u < o->target_bytes) return false;
   o->target = enc + pos + 4;
@@ -374,14 +384,20 @@ static vs_err take_run(const uint8_t *in, size_t in_bytes, size_t *pos, run_view
   run->origin = in + *pos;
   *pos += VS_ORIGIN_BYTES;
   uint64_t count = 0, first = 0;
-  if (!vs_varint_get(in, in_bytes, pos, &count)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  {
+    vs_err verr = vs_varint_take(in, in_bytes, pos, &count);
+    if (verr != VS_OK) return verr;
+  }
   if (count == 0) return VS_ERR_MALFORMED;
   if (count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
   run->op_count = (uint32_t)count;
   if (in_bytes - *pos < VS_SIGNATURE_BYTES) return VS_ERR_TRUNCATED;
   run->sig = in + *pos;
   *pos += VS_SIGNATURE_BYTES;
-  if (!vs_varint_get(in, in_bytes, pos, &first)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  {
+    vs_err verr = vs_varint_take(in, in_bytes, pos, &first);
+    if (verr != VS_OK) return verr;
+  }
   if (first == 0 || first > VS_OP_SEQ_MAX || count - 1u > VS_OP_SEQ_MAX - first) return VS_ERR_MALFORMED;
   run->first_seq = first;
   if (in_bytes - *pos < VS_HASH_BYTES + 8u) return VS_ERR_TRUNCATED;
@@ -411,16 +427,25 @@ static vs_err take_op(const uint8_t *in, size_t in_bytes, size_t *pos, uint32_t 
   }
   uint64_t v = 0;
   if (i > 0) {
-    if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+    {
+    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
+    if (verr != VS_OK) return verr;
+  }
     o->hlc = prev->hlc + unzigzag(v);
   }
-  if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  {
+    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
+    if (verr != VS_OK) return verr;
+  }
   if (v > VS_OP_TARGET_BYTES_MAX) return VS_ERR_TOO_LARGE;
   if (in_bytes - *pos < v) return VS_ERR_TRUNCATED;
   o->target = in + *pos;
   o->target_bytes = (uint32_t)v;
   *pos += v;
-  if (!vs_varint_get(in, in_bytes, pos, &v)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  {
+    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
+    if (verr != VS_OK) return verr;
+  }
   if (v > VS_OP_PAYLOAD_BYTES_MAX) return VS_ERR_TOO_LARGE;
   if (in_bytes - *pos < v) return VS_ERR_TRUNCATED;
   o->payload = in + *pos;
@@ -440,7 +465,10 @@ static vs_err ops_header(const uint8_t *in, size_t in_bytes, size_t *pos, uint32
   if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
   *pos = 1;
   uint64_t runs = 0;
-  if (!vs_varint_get(in, in_bytes, pos, &runs)) return in_bytes - *pos < VS_VARINT_MAX ? VS_ERR_TRUNCATED : VS_ERR_MALFORMED;
+  {
+    vs_err verr = vs_varint_take(in, in_bytes, pos, &runs);
+    if (verr != VS_OK) return verr;
+  }
   if (runs == 0) return VS_ERR_MALFORMED;
   if (runs > VS_WIRE_RUNS_MAX) return VS_ERR_TOO_LARGE;
   *runs_out = (uint32_t)runs;
@@ -448,12 +476,11 @@ static vs_err ops_header(const uint8_t *in, size_t in_bytes, size_t *pos, uint32
 }
 
 /* Validate the whole message, run by run and op by op, so the first error
- * in message order is the one returned; count its ops, the longest run and
- * the bytes its encodings take rebuilt. */
+ * in message order is the one returned; count its ops and the bytes their
+ * encodings take rebuilt. */
 static vs_err ops_walk(const uint8_t *in, size_t in_bytes, size_t pos, uint32_t runs, uint64_t *ops_out,
-                       uint32_t *max_run_ops_out, uint64_t *full_out) {
+                       uint64_t *full_out) {
   uint64_t ops = 0, legacy = MSG_HEADER_BYTES, full = 0;
-  uint32_t max_run_ops = 0;
   for (uint32_t r = 0; r < runs; r++) {
     run_view run;
     vs_err err = take_run(in, in_bytes, &pos, &run);
@@ -472,11 +499,9 @@ static vs_err ops_walk(const uint8_t *in, size_t in_bytes, size_t pos, uint32_t 
     /* Rebuilt, never more than a v6 message could hold. */
     if (legacy > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
     ops += run.op_count;
-    if (run.op_count > max_run_ops) max_run_ops = run.op_count;
   }
   if (pos != in_bytes) return VS_ERR_TRAILING;
   *ops_out = ops;
-  *max_run_ops_out = max_run_ops;
   *full_out = full;
   return VS_OK;
 }
@@ -509,8 +534,7 @@ static vs_err ops_decode(const uint8_t *in, size_t in_bytes, vs_ops_run_enc_fn f
   vs_err err = ops_header(in, in_bytes, &pos, &runs);
   if (err != VS_OK) return err;
   uint64_t slots = 0, full = 0;
-  uint32_t max_run_ops = 0;
-  err = ops_walk(in, in_bytes, pos, runs, &slots, &max_run_ops, &full);
+  err = ops_walk(in, in_bytes, pos, runs, &slots, &full);
   if (err != VS_OK) return err;
   /* Valid: every op is rebuilt and decoded once, into arrays for the whole
    * message (at most what a v6 message of VS_MSG_BYTES_MAX held), before

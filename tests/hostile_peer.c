@@ -85,7 +85,7 @@ static void send_msg(hp *h, const uint8_t *msg, size_t len) {
 
 /* Our vector: `entries` (sorted), in one part (tests keep it small). */
 static void send_vv(hp *h, const vs_vv_entry *entries, uint32_t n) {
-  uint8_t buf[VS_MSG_VV_HEADER_BYTES + 64 * 40];
+  uint8_t buf[VS_MSG_VV_HEADER_BYTES + 64 * VS_VV_ENTRY_BYTES_MAX];
   size_t len = 0;
   if (n > 64) n = 64;
   vs_vv_part part = {++h->vector_out, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};

@@ -724,6 +724,7 @@ static void test_late_device_over_the_network(void **state) {
  * every ack: none names an op it lacks), its acks digest `acks`. */
 static vs_err send_full_vv(mh_mesh *m, fake *f, uint64_t number, uint64_t acks) {
   vs_vv_entry e[4];
+  memset(e, 0, sizeof e); /* short_id, gen, born: a whole vector names every origin in full */
   uint32_t n = 0;
   for (uint32_t o = 0; o < 4; o++) {
     uint64_t seq = 0;
@@ -742,7 +743,7 @@ static vs_err send_full_vv(mh_mesh *m, fake *f, uint64_t number, uint64_t acks) 
       e[j] = e[j - 1];
       e[j - 1] = t;
     }
-  uint8_t buf[VS_MSG_VV_HEADER_BYTES + 4 * sizeof(vs_vv_entry) + 64];
+  uint8_t buf[VS_MSG_VV_HEADER_BYTES + 4 * VS_VV_ENTRY_BYTES_MAX];
   size_t len = 0;
   vs_vv_part part = {number, 0, 1, 0, acks, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&part, e, n, buf, sizeof buf, &len), VS_OK);
@@ -802,11 +803,12 @@ static void test_claim_of_unsent_op_not_credited(void **state) {
   mh_outbox_counts(&m, 0, &c0);
   assert_true(c0.pending >= 1);
   vs_vv_entry e;
+  memset(&e, 0, sizeof e); /* a whole vector: no short id */
   memcpy(e.origin, m.ids[0].pk, VS_ORIGIN_BYTES);
   e.seq = seq;
   memcpy(e.head, hash, VS_VV_HEAD_BYTES);
   e.head[0] ^= 0x5a; /* a guess */
-  uint8_t buf[VS_MSG_VV_HEADER_BYTES + sizeof e + 64];
+  uint8_t buf[VS_MSG_VV_HEADER_BYTES + VS_VV_ENTRY_BYTES_MAX];
   size_t len = 0;
   vs_vv_part part = {1, 0, 1, 0, 0, 0, 0, 0, 0, VS_VV_WANT, 0, 0, 0};
   assert_err(vs_msg_vv_encode(&part, &e, 1, buf, sizeof buf, &len), VS_OK);

@@ -319,8 +319,8 @@ typedef struct vs_node_stats {
   uint64_t payload_bytes_applied; /**< of them, payload bytes (the application's data) */
   uint64_t vv_sent;             /**< vectors sent (wire v6: whole or a delta; each may be several VV parts) */
   uint64_t vv_sent_whole;       /**< of them, whole vectors (a new session, a peer that asked, after a reload) */
-  uint64_t vv_resyncs;          /**< whole vectors asked of peers: a delta from a generation we lack, or a
-                                     digest that did not match what we held of the peer's vector */
+  uint64_t vv_resyncs;          /**< whole vectors asked of peers: a delta while we held no vector of the peer, a
+                                     short origin our copy could not resolve, or a digest that did not match */
   uint64_t prunes;              /**< grafts ended: a grafted peer sent a run we held whole (docs/protocol.md, "The
                                      spanning tree") */
   uint64_t grafts;              /**< peers off the tree asked to push us runs: their vector held what we lacked too long */

@@ -195,7 +195,7 @@ def test_old_wire_version_is_named(m):
     check(not r["ready"], "no session with a v1 peer: %s" % r)
     ml.wait_until(lambda: "event=wire_version_mismatch" in da.text(), 30, "the version mismatch to be logged")
     line = [x for x in da.text().splitlines() if "event=wire_version_mismatch" in x][0]
-    check("theirs=1" in line and "ours=6" in line, "both versions named: %s" % line)
+    check("theirs=1" in line and "ours=7" in line, "both versions named: %s" % line)
     da.stop()
 
 

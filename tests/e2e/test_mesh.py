@@ -8,6 +8,7 @@ generous timeout. VN_E2E_KEEP=1 keeps the directories of a failed test.
 """
 
 import os
+import re
 import random
 import threading
 import time
@@ -15,7 +16,9 @@ import time
 import meshlib as ml
 from meshlib import check, vn, vn_ok
 
-WIRE = 6  # VS_WIRE_VERSION (src/wire.h)
+# VS_WIRE_VERSION, read from src/wire.h so a new version needs no edit here.
+WIRE = int(re.search(r"#define VS_WIRE_VERSION (\d+)u",
+                     open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "wire.h")).read()).group(1))
 
 
 def put(d, target, value):

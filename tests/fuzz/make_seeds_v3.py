@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Write the wire v3 seeds of tests/fuzz_node_frame.c into its corpus.
 
+(OPS messages are written as wire v7 lays them out; the VV messages below
+are still wire v3's.)
+
 Usage: python3 tests/fuzz/make_seeds_v3.py [CORPUS_DIR]   (default: tests/fuzz/corpus)
 
 Every seed is an odd input (inside an authenticated session: each frame is
@@ -170,8 +173,51 @@ def fork(origin, seq, proof_a, proof_b):
     return b"\x03" + origin + u64(seq) + proof_a + proof_b
 
 
+def var(v):
+    """LEB128, the shortest form (wire v7)."""
+    out = b""
+    while v >= 0x80:
+        out += bytes([v & 0x7F | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def zigzag(d):
+    """zigzag of the difference d mod 2^64, taken as signed."""
+    d &= (1 << 64) - 1
+    return (~(d << 1) if d >> 63 else d << 1) & ((1 << 64) - 1)
+
+
+def op_parts(enc):
+    """seq, hlc, prev, kind, target, payload of an encoding (op.h)."""
+    seq, hlc, prev = int.from_bytes(enc[34:42], "little"), int.from_bytes(enc[42:50], "little"), enc[50:82]
+    k = enc[82]
+    kind, pos = enc[83:83 + k], 83 + k
+    t = int.from_bytes(enc[pos:pos + 4], "little")
+    target, pos = enc[pos + 4:pos + 4 + t], pos + 4 + t
+    p = int.from_bytes(enc[pos:pos + 4], "little")
+    return seq, hlc, prev, kind, target, enc[pos + 4:pos + 4 + p]
+
+
 def ops_msg(origin, sig, encs):
-    return b"\x02" + u32(1) + origin + u32(len(encs)) + sig + b"".join(u32(len(e)) + e for e in encs)
+    """An OPS message of one run, as wire v7 lays it out (src/wire_msg.c):
+    [2][varint runs][origin][varint ops][sig][varint first seq][prev][hlc u64]
+    then per op [u8 k][kind, or k = 0: the previous op's][varint zigzag(hlc
+    delta), past the first op][varint target length][target][varint payload
+    length][payload]. The receiver rebuilds each op's encoding (seq = first
+    + i, prev = the hash of op i - 1): the ops must be of `origin`, with
+    consecutive seqs and linked, or the seed would say something else."""
+    parts = [op_parts(e) for e in encs]
+    seq0, hlc0, prev0 = parts[0][0], parts[0][1], parts[0][2]
+    out = b"\x02" + var(1) + origin + var(len(encs)) + sig + var(seq0) + prev0 + u64(hlc0)
+    for i, (seq, hlc, prev, kind, target, payload) in enumerate(parts):
+        assert encs[i][2:34] == origin and seq == seq0 + i and (i == 0 or prev == op_hash(encs[i - 1]))
+        same = i > 0 and kind == parts[i - 1][3]
+        out += bytes([0 if same else len(kind)]) + (b"" if same else kind)
+        if i > 0:
+            out += var(zigzag(hlc - parts[i - 1][1]))
+        out += var(len(target)) + target + var(len(payload)) + payload
+    return out
 
 
 def branch(origin, seq, prev, count, tag):
