@@ -265,7 +265,13 @@ vs_err nd_acks_tick(vs_node *n, uint64_t now_ms) {
 uint64_t nd_acks_wake(const vs_node *n, const peer *p, uint64_t now_ms) {
   if (p->st != PEER_READY || !n->mesh_managed || p->probation || n->acks_gen == 0 || p->told_gen == n->acks_gen)
     return UINT64_MAX;
-  return p->acks_relay_ms > now_ms ? p->acks_relay_ms : now_ms;
+  /* Off the tree, acks come along the tree's edges: a link off it carries
+   * what it was not told yet once per ACKS_LAZY_FACTOR ack intervals (a
+   * tree that breaks and mends under faults, which the digests in the
+   * vectors show, then heals by this), or at once after a re-tell. */
+  uint64_t at = p->acks_relay_ms;
+  if (!nd_tree_pushes(n, p) && !p->acks_retell && p->acks_lazy_ms > at) at = p->acks_lazy_ms;
+  return at > now_ms ? at : now_ms;
 }
 
 bool nd_acks_due(const vs_node *n, const peer *p, uint64_t now_ms) { return nd_acks_wake(n, p, now_ms) <= now_ms; }
@@ -390,8 +396,12 @@ vs_err nd_acks_relay(vs_node *n, peer *p, uint64_t now_ms) {
   if (err == VS_OK && rc != MDB_NOTFOUND && rc != MDB_SUCCESS && !r.stopped) err = vs_mdb_err(rc);
   if (err == VS_OK && p->st == PEER_READY) err = relay_flush(&r);
   mdb_txn_abort(txn);
-  if (err == VS_OK && !r.stopped && !r.held) p->told_gen = gen;
+  if (err == VS_OK && !r.stopped && !r.held) {
+    p->told_gen = gen;
+    p->acks_retell = false;
+  }
   if (err == VS_OK && !r.stopped) p->acks_relay_ms = vs_add_sat_u64(now_ms, n->cfg.ack_interval_ms / 4);
+  if (err == VS_OK && !nd_tree_pushes(n, p)) p->acks_lazy_ms = vs_add_sat_u64(now_ms, ACKS_LAZY_FACTOR * n->cfg.ack_interval_ms);
   return err;
 }
 
@@ -416,6 +426,7 @@ void nd_acks_on_vv(vs_node *n, peer *p, uint64_t digest, uint64_t now_ms) {
     p->told_n = p->told_cap = 0;
     p->told_gen = 0;
     p->acks_since_ms = 0;
+    p->acks_retell = true;
     n->stats.acks_retold++;
     return;
   }
@@ -442,6 +453,7 @@ void nd_acks_on_vv(vs_node *n, peer *p, uint64_t digest, uint64_t now_ms) {
   p->told_gen = 0;
   if (p->retell_level < RESEND_LEVEL_MAX) p->retell_level++;
   p->acks_since_ms = now_ms;
+  p->acks_retell = true;
   n->stats.acks_retold++;
 }
 

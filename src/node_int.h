@@ -81,6 +81,7 @@ typedef struct told {
   uint64_t key_hlc, hlc;
 } told;
 
+#define ACKS_LAZY_FACTOR 8u   /* ack intervals between relays on a link off the spanning tree */
 #define ACKS_MSGS_PER_ROUND 4u /* ACKS messages one peer is sent per poll round (more the next round) */
 #define ACK_QUOTA_BURST 64u    /* ack checks per minute per identity, beyond those of the members' pace */
 
@@ -198,6 +199,11 @@ typedef struct peer {
   uint64_t asm_acks;
   uint64_t acks_peer, acks_ours_then, acks_since_ms;
   uint32_t retell_level;
+  /* Acks travel the spanning tree as runs do (node_acks.c): a link off it
+   * carries them once per ACKS_LAZY_FACTOR intervals (acks_lazy_ms: the
+   * next), or after a re-tell until it was told all (acks_retell). */
+  bool acks_retell;
+  uint64_t acks_lazy_ms;
   /* Our next VV carries ACKS_DIGEST_FORGET (we installed or rebased onto a
    * snapshot: the acks it told us are gone); its FORGET is taken at most
    * once per resend_ms (acks_forget_ok_ms). */

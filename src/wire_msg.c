@@ -328,6 +328,7 @@ vs_err vs_ops_writer_add_run(vs_ops_writer *w, const uint8_t origin[VS_ORIGIN_BY
   if (need > cap - w->used) return VS_ERR_BUFSIZE;
   /* The wire form is never longer than v6's (the bound above): it fits. */
   assert(VS_VARINT_MAX + w->wire + wire <= w->used + need);
+  (void)wire; /* the bound is checked above; the estimate only asserts it */
   uint8_t *p = w->out + VS_VARINT_MAX + w->wire; /* the run count goes in front at finish */
   memcpy(p, origin, VS_ORIGIN_BYTES);
   p += VS_ORIGIN_BYTES;

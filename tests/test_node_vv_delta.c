@@ -39,6 +39,7 @@ static bool take_vv(bench *t, fake *f, vs_vv_part *part, vs_vv_entry *e, uint32_
 static bool last_vv(bench *t, fake *f, vs_vv_part *part, vs_vv_entry *e, uint32_t max, uint32_t *count) {
   bool any = false;
   vs_vv_part p;
+  memset(&p, 0, sizeof p);
   uint32_t c = 0;
   while (take_vv(t, f, &p, e, max, &c)) {
     *part = p;
@@ -143,6 +144,7 @@ static void test_deltas_carry_what_changed(void **state) {
   vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "put", "k", "1");
   bench_run(t, 1100); /* the run goes at once; the vector with the next news */
   vs_vv_part p;
+  memset(&p, 0, sizeof p);
   vs_vv_entry e[8];
   uint32_t n = 0;
   assert_true(last_vv(t, &f, &p, e, 8, &n));
@@ -200,6 +202,7 @@ static void test_deltas_carry_what_changed(void **state) {
  * VS_VV_GAP; `held` is the held of the last of them. */
 static uint32_t gap_vvs(bench *t, fake *f, uint64_t *held) {
   vs_vv_part p;
+  memset(&p, 0, sizeof p);
   vs_vv_entry e[8];
   uint32_t n = 0, gaps = 0;
   while (take_vv(t, f, &p, e, 8, &n)) {
@@ -274,6 +277,7 @@ static void test_delta_past_held_generation_asks_gap(void **state) {
   caps_clear(t);
   bench_run(t, 1100);
   vs_vv_part got;
+  memset(&got, 0, sizeof got);
   vs_vv_entry e[8];
   uint32_t n = 0;
   assert_true(last_vv(t, &f, &got, e, 8, &n));
@@ -332,6 +336,8 @@ static void test_delta_before_any_vector_asks_whole(void **state) {
   fake_init(&f, FAKE_HANDLE, 0x77);
   fake_dial_silent(t, &f);
   vs_vv_part greet, got;
+  memset(&greet, 0, sizeof greet);
+  memset(&got, 0, sizeof got);
   vs_vv_entry mine[8], e[8];
   uint32_t mine_n = 0, n = 0;
   assert_true(last_vv(t, &f, &greet, mine, 8, &mine_n)); /* node 0's greeting: whole */
@@ -409,6 +415,7 @@ static void test_short_ids_resolved_in_copy(void **state) {
   fake_vv(t, &f, &p, &b, 1);
   bench_run(t, 1100);
   vs_vv_part got;
+  memset(&got, 0, sizeof got);
   vs_vv_entry e[8];
   uint32_t n = 0;
   assert_true(last_vv(t, &f, &got, e, 8, &n));
@@ -465,6 +472,7 @@ static void test_short_ids_resolved_in_copy(void **state) {
 static uint32_t gap_flood(bench *t, fake *f, uint64_t *vector, uint64_t gen, uint64_t held, uint64_t sum, uint64_t ms,
                           uint64_t every_ms) {
   vs_vv_part got;
+  memset(&got, 0, sizeof got);
   vs_vv_entry e[8];
   uint32_t n = 0, vvs = 0;
   caps_clear(t);
@@ -550,6 +558,7 @@ static void test_delta_names_told_origins_short(void **state) {
   vt_node_write_kv(t->h.nodes[0], t->h.now_ms, "put", "k", "v");
   bench_run(t, 1100);
   vs_vv_part last;
+  memset(&last, 0, sizeof last);
   uint32_t whole = 0, shorts = 0;
   named(t, &f, f.id.pk, &whole, &shorts, &last);
   assert_int_equal(whole, 1);
@@ -594,6 +603,7 @@ static void test_digest_mismatch_asks_whole(void **state) {
   caps_clear(t);
   bench_pump(t);
   vs_vv_part got;
+  memset(&got, 0, sizeof got);
   vs_vv_entry e[8];
   uint32_t n = 0;
   assert_true(last_vv(t, &f, &got, e, 8, &n));
@@ -732,6 +742,7 @@ static void test_impossible_tree_place_not_taken(void **state) {
   caps_clear(t);
   bench_run(t, 3000);
   vs_vv_part got;
+  memset(&got, 0, sizeof got);
   vs_vv_entry e[8];
   uint32_t n = 0;
   assert_true(last_vv(t, &f, &got, e, 8, &n));

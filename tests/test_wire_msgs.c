@@ -69,6 +69,7 @@ static size_t vv_round_trip(const vs_vv_part *part, const vs_vv_entry *e, uint32
   assert_err(vs_msg_vv_encode(part, e, count, less, n - 1, &n2), VS_ERR_BUFSIZE);
   free(less);
   vs_vv_part got;
+  memset(&got, 0, sizeof got);
   vs_vv_entry d[8];
   memset(d, 0xa5, sizeof d); /* what the decoder leaves unset shows */
   uint32_t got_count = 0;
@@ -83,6 +84,8 @@ static size_t vv_round_trip(const vs_vv_part *part, const vs_vv_entry *e, uint32
 /* Decoding `r` fails with `want`, and leaves what it was given untouched. */
 static void vv_refused(const vvraw *r, uint32_t max, vs_err want) {
   vs_vv_part part, part0;
+  memset(&part, 0, sizeof part);
+  memset(&part0, 0, sizeof part0);
   vs_vv_entry d[4], d0[4];
   memset(&part, 0xa5, sizeof part);
   memset(d, 0xa5, sizeof d);
@@ -374,6 +377,7 @@ static void test_vv_opt_and_flag_bits_checked(void **state) {
     r.b[2] = (uint8_t)(1u << i);
     if (i < 5) {
       vs_vv_part got;
+      memset(&got, 0, sizeof got);
       vs_vv_entry d[1];
       uint32_t count = 0;
       assert_err(vv_decode_exact_part(r.b, r.n, &got, d, 1, &count), VS_OK);
@@ -496,10 +500,14 @@ static void test_vv_truncated_trailing_and_type(void **state) {
     size_t n = vv_round_trip(parts[m], entries[m], 4, buf);
     uint32_t count = 0;
     for (size_t k = 0; k < n; k++) assert_err(vv_decode_exact(buf, k, d, 4, &count), VS_ERR_TRUNCATED);
-    buf[n] = 0;
-    assert_err(vv_decode_exact(buf, n + 1, d, 4, &count), VS_ERR_TRAILING);
-    buf[n] = 0xff;
-    assert_err(vv_decode_exact(buf, n + 1, d, 4, &count), VS_ERR_TRAILING);
+    uint8_t *more = malloc(n + 1); /* the message and a byte left over */
+    assert_non_null(more);
+    memcpy(more, buf, n);
+    more[n] = 0;
+    assert_err(vv_decode_exact(more, n + 1, d, 4, &count), VS_ERR_TRAILING);
+    more[n] = 0xff;
+    assert_err(vv_decode_exact(more, n + 1, d, 4, &count), VS_ERR_TRAILING);
+    free(more);
     static const uint8_t types[] = {0, VS_MSG_OPS, 3, 0xff};
     for (size_t t = 0; t < sizeof types; t++) {
       buf[0] = types[t];
@@ -529,6 +537,7 @@ static void test_vv_single_byte_mutations_one_form(void **state) {
       uint8_t *m = vt_dup_exact(msg, n);
       m[at] ^= flips[f];
       vs_vv_part got;
+      memset(&got, 0, sizeof got);
       uint32_t count = 0;
       vs_err err = vs_msg_vv_decode(m, n, &got, d, 4, &count);
       if (err == VS_OK) {
@@ -572,6 +581,7 @@ static void test_messages_single_byte_mutations_are_safe(void **state) {
       m[at] ^= flips[f];
       uint32_t count = 0;
       vs_vv_part part;
+      memset(&part, 0, sizeof part);
       vs_err err = vs_msg_vv_decode(m, vv_bytes, &part, d, 3, &count);
       if (err == VS_OK) assert_int_equal(count, 3);
       free(m);
