@@ -9,10 +9,16 @@
  *       makes them (vs_node_write, then the nudge) but in this process: from
  *       the write's return (durable on A) until B's store holds the op, p50
  *       and p99 over LAT_WRITES writes.
+ *   (d) bytes on the wire per op: three daemons in a line (C dials B, B
+ *       dials A), N ops imported on A, until C holds them all and the
+ *       counters rest: every byte the three sent (`status --json`,
+ *       stats.bytes_out: frames, handshakes, vectors, acks) per op, next
+ *       to the op's own encoded bytes (C's op_bytes_applied per op): each
+ *       op crosses two links, so the floor is twice its bytes.
  * B's store is read in-process (LMDB readers beside the daemon), polled
  * every POLL_US. Usage: bench_node [N] (default 100000); the vix-node next
  * to this binary is used, or $VIX_NODE. Prints `name: value unit` lines and
- * `ratio replication vs raw enet: X`.
+ * `ratio replication vs raw enet: X`, `ratio line wire vs op bytes: X`.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700 /* nftw (testutil.h) */
@@ -292,13 +298,8 @@ static void mesh_down(mesh *m) {
   daemon_stop(m->pb);
 }
 
-/* (b) N ops imported on A; ops/s until B holds them all, and the import's own rate. */
-static void replicate_once(uint64_t n, double *repl_out, double *import_out) {
-  mesh m;
-  memset(&m, 0, sizeof m);
-  mesh_up(&m, "repl");
-  char file[4300];
-  snprintf(file, sizeof file, "%s/ops.jsonl", bench_base);
+/* N puts of 100-byte values on 16-byte targets, as JSON lines for import. */
+static void ops_file(const char *file, uint64_t n) {
   FILE *f = fopen(file, "w");
   if (f == NULL) die("fopen", strerror(errno));
   for (uint64_t i = 0; i < n; i++) {
@@ -308,6 +309,16 @@ static void replicate_once(uint64_t n, double *repl_out, double *import_out) {
     fputs("0000\"}\n", f); /* 100-byte values */
   }
   if (fclose(f) != 0) die("fclose", strerror(errno));
+}
+
+/* (b) N ops imported on A; ops/s until B holds them all, and the import's own rate. */
+static void replicate_once(uint64_t n, double *repl_out, double *import_out) {
+  mesh m;
+  memset(&m, 0, sizeof m);
+  mesh_up(&m, "repl");
+  char file[4300];
+  snprintf(file, sizeof file, "%s/ops.jsonl", bench_base);
+  ops_file(file, n);
   char out[64];
   double t0 = now_s();
   vn_ok(out, sizeof out, (const char *const[]){"import", "--data", m.dir_a, file, NULL});
@@ -317,6 +328,74 @@ static void replicate_once(uint64_t n, double *repl_out, double *import_out) {
   *repl_out = (double)n / (t1 - t0);
   *import_out = (double)n / (t_import - t0);
   mesh_down(&m);
+  remove(file);
+}
+
+/* ---- (d) three daemons in a line ---- */
+
+/* The number after `"key": ` in text (0 when absent). */
+static uint64_t json_u64(const char *text, const char *key) {
+  char pat[96];
+  snprintf(pat, sizeof pat, "\"%s\": ", key);
+  const char *at = strstr(text, pat);
+  return at != NULL ? strtoull(at + strlen(pat), NULL, 10) : 0;
+}
+
+/* A daemon's bytes sent and op bytes applied, from `status --json`. */
+static void line_counts(const char *dir, uint64_t *bytes_out, uint64_t *op_bytes) {
+  static char out[1u << 17];
+  vn_ok(out, sizeof out, (const char *const[]){"status", "--data", dir, "--json", NULL});
+  *bytes_out = json_u64(out, "bytes_out");
+  *op_bytes = json_u64(out, "op_bytes_applied");
+}
+
+static void line_once(uint64_t n, double *wire_out, double *raw_out) {
+  char dir[3][4200], listen[3][64], key[4300], out[256];
+  const char *tag[3] = {"line-a", "line-b", "line-c"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(dir[i], sizeof dir[i], "%s/%s", bench_base, tag[i]);
+    snprintf(listen[i], sizeof listen[i], "127.0.0.1:%u", free_port());
+  }
+  uint8_t origin_a[VS_ORIGIN_BYTES];
+  vn_ok(out, sizeof out, (const char *const[]){"init", "--data", dir[0], NULL});
+  out[strcspn(out, "\n")] = '\0';
+  CHECK_VS(vs_node_id_from_hex(out, origin_a));
+  snprintf(key, sizeof key, "%s/mesh.key", dir[0]);
+  for (int i = 1; i < 3; i++) vn_ok(NULL, 0, (const char *const[]){"init", "--data", dir[i], "--mesh-key", key, NULL});
+  pid_t pid[3];
+  pid[0] = daemon_start(dir[0], listen[0], NULL);
+  pid[1] = daemon_start(dir[1], listen[1], listen[0]);
+  pid[2] = daemon_start(dir[2], listen[2], listen[1]);
+  mesh m; /* only its store and origin: wait_b polls C */
+  memset(&m, 0, sizeof m);
+  memcpy(m.origin_a, origin_a, VS_ORIGIN_BYTES);
+  vs_store_cfg cfg;
+  vs_store_cfg_default(&cfg);
+  CHECK_VS(vs_store_open(dir[2], &cfg, &m.b));
+  vn_ok(NULL, 0, (const char *const[]){"put", "--data", dir[0], "warm-up", "1", NULL});
+  wait_b(&m, 1);
+  char file[4300];
+  snprintf(file, sizeof file, "%s/line.jsonl", bench_base);
+  ops_file(file, n);
+  vn_ok(out, sizeof out, (const char *const[]){"import", "--data", dir[0], file, NULL});
+  wait_b(&m, 1 + n);
+  /* Until the counters rest: acknowledgements trail the ops. */
+  uint64_t wire = 0, raw = 0, last = UINT64_MAX;
+  for (int tries = 0; tries < 40 && wire != last; tries++) {
+    last = wire;
+    usleep(1500000);
+    wire = 0;
+    for (int i = 0; i < 3; i++) {
+      uint64_t b = 0, o = 0;
+      line_counts(dir[i], &b, &o);
+      wire += b;
+      if (i == 2) raw = o;
+    }
+  }
+  *wire_out = (double)wire / (double)n;
+  *raw_out = (double)raw / (double)(n + 1); /* the warm-up op too */
+  vs_store_close(m.b);
+  for (int i = 0; i < 3; i++) daemon_stop(pid[i]);
   remove(file);
 }
 
@@ -408,6 +487,8 @@ int main(int argc, char **argv) {
   }
   uint64_t p50 = 0, p99 = 0, put50 = 0;
   latency(&p50, &p99, &put50);
+  double line_wire = 0, line_raw = 0;
+  line_once(n, &line_wire, &line_raw);
   double r = median3(raw), p = median3(repl), i = median3(imp);
   printf("raw enet reliable %u B messages: %.0f msgs/s\n", RAW_BYTES, r);
   printf("vix-node replication of %" PRIu64 " imported ops: %.0f ops/s\n", n, p);
@@ -416,6 +497,9 @@ int main(int argc, char **argv) {
   printf("propagation latency p99: %.3f ms\n", (double)p99 / 1000.0);
   printf("durable local write (vs_node_write, fsync) p50: %.3f ms\n", (double)put50 / 1000.0);
   printf("ratio replication vs raw enet: %.3f\n", p / r);
+  printf("line of 3, bytes on the wire per op (all three daemons): %.1f B\n", line_wire);
+  printf("line of 3, raw op bytes (encoded op) per op: %.1f B\n", line_raw);
+  printf("ratio line wire vs op bytes x 2 links: %.3f\n", line_raw > 0 ? line_wire / (2.0 * line_raw) : 0.0);
   enet_deinitialize();
   vt_rmrf(bench_base);
   return 0;
