@@ -28,6 +28,13 @@ _Static_assert(VS_MSG_VV_HEADER_BYTES + (size_t)VS_WIRE_VV_MAX * VS_VV_ENTRY_BYT
 #define OP_SLOT_MIN_BYTES (4u + OP_MIN_BYTES)
 _Static_assert(VS_OP_ENCODED_BYTES_MAX <= UINT32_MAX, "op lengths are u32 on the wire");
 
+/* Read a varint (vs_varint_take) or return its error. */
+#define VARINT_OR_RETURN(in, in_bytes, pos, out)                 \
+  do {                                                           \
+    vs_err varint_err_ = vs_varint_take(in, in_bytes, pos, out); \
+    if (varint_err_ != VS_OK) return varint_err_;                \
+  } while (0)
+
 /* ---- VV messages (wire v7) ----
  * [1][flags u8][opt u8][varint vector, part, parts, gen, base, held][dist u8]
  * [forks u64][acks u64][sum u64][root u64][parent u64] (each only when its
@@ -125,10 +132,7 @@ vs_err vs_msg_vv_encode(const vs_vv_part *part, const vs_vv_entry *entries, uint
 /* Read one entry at in[*pos] into e (all of it set). */
 static vs_err vv_take_entry(const uint8_t *in, size_t in_bytes, size_t *pos, vs_vv_entry *e) {
   uint64_t v = 0;
-  {
-    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
-    if (verr != VS_OK) return verr;
-  }
+  VARINT_OR_RETURN(in, in_bytes, pos, &v);
   memset(e, 0, sizeof *e);
   e->short_id = (v & 1u) != 0;
   e->seq = v >> 1;
@@ -155,11 +159,7 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   if ((opt >> VV_OPT_FIELDS) != 0) return VS_ERR_MALFORMED;
   size_t pos = 3;
   uint64_t vars[6];
-  for (unsigned i = 0; i < 6; i++)
-    {
-    vs_err verr = vs_varint_take(in, in_bytes, &pos, &vars[i]);
-    if (verr != VS_OK) return verr;
-  }
+  for (unsigned i = 0; i < 6; i++) VARINT_OR_RETURN(in, in_bytes, &pos, &vars[i]);
   if (vars[1] > UINT32_MAX || vars[2] > UINT32_MAX) return VS_ERR_MALFORMED;
   part.vector = vars[0];
   part.part = (uint32_t)vars[1];
@@ -183,10 +183,7 @@ vs_err vs_msg_vv_decode(const uint8_t *in, size_t in_bytes, vs_vv_part *part_out
   part.root = optv[3];
   part.parent = optv[4];
   uint64_t count = 0;
-  {
-    vs_err verr = vs_varint_take(in, in_bytes, &pos, &count);
-    if (verr != VS_OK) return verr;
-  }
+  VARINT_OR_RETURN(in, in_bytes, &pos, &count);
   if (count > VS_WIRE_VV_MAX || count > max) return VS_ERR_TOO_LARGE;
   if (count * VS_VV_ENTRY_BYTES_MIN > in_bytes - pos) return VS_ERR_TRUNCATED;
   if (!vv_part_ok(&part, (uint32_t)count)) return VS_ERR_MALFORMED;
@@ -385,20 +382,14 @@ static vs_err take_run(const uint8_t *in, size_t in_bytes, size_t *pos, run_view
   run->origin = in + *pos;
   *pos += VS_ORIGIN_BYTES;
   uint64_t count = 0, first = 0;
-  {
-    vs_err verr = vs_varint_take(in, in_bytes, pos, &count);
-    if (verr != VS_OK) return verr;
-  }
+  VARINT_OR_RETURN(in, in_bytes, pos, &count);
   if (count == 0) return VS_ERR_MALFORMED;
   if (count > VS_WIRE_RUN_OPS_MAX) return VS_ERR_TOO_LARGE;
   run->op_count = (uint32_t)count;
   if (in_bytes - *pos < VS_SIGNATURE_BYTES) return VS_ERR_TRUNCATED;
   run->sig = in + *pos;
   *pos += VS_SIGNATURE_BYTES;
-  {
-    vs_err verr = vs_varint_take(in, in_bytes, pos, &first);
-    if (verr != VS_OK) return verr;
-  }
+  VARINT_OR_RETURN(in, in_bytes, pos, &first);
   if (first == 0 || first > VS_OP_SEQ_MAX || count - 1u > VS_OP_SEQ_MAX - first) return VS_ERR_MALFORMED;
   run->first_seq = first;
   if (in_bytes - *pos < VS_HASH_BYTES + 8u) return VS_ERR_TRUNCATED;
@@ -406,6 +397,20 @@ static vs_err take_run(const uint8_t *in, size_t in_bytes, size_t *pos, run_view
   run->hlc = vs_get_u64le(in + *pos + VS_HASH_BYTES);
   *pos += VS_HASH_BYTES + 8u;
   if (count * OP_WIRE_MIN_BYTES > in_bytes - *pos) return VS_ERR_TRUNCATED;
+  return VS_OK;
+}
+
+/* A varint length (at most `limit`: VS_ERR_TOO_LARGE past it) and the
+ * bytes it announces. */
+static vs_err take_block(const uint8_t *in, size_t in_bytes, size_t *pos, uint32_t limit, const uint8_t **data_out,
+                         uint32_t *len_out) {
+  uint64_t v = 0;
+  VARINT_OR_RETURN(in, in_bytes, pos, &v);
+  if (v > limit) return VS_ERR_TOO_LARGE;
+  if (in_bytes - *pos < v) return VS_ERR_TRUNCATED;
+  *data_out = in + *pos;
+  *len_out = (uint32_t)v;
+  *pos += v;
   return VS_OK;
 }
 
@@ -428,31 +433,12 @@ static vs_err take_op(const uint8_t *in, size_t in_bytes, size_t *pos, uint32_t 
   }
   uint64_t v = 0;
   if (i > 0) {
-    {
-    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
-    if (verr != VS_OK) return verr;
-  }
+    VARINT_OR_RETURN(in, in_bytes, pos, &v);
     o->hlc = prev->hlc + unzigzag(v);
   }
-  {
-    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
-    if (verr != VS_OK) return verr;
-  }
-  if (v > VS_OP_TARGET_BYTES_MAX) return VS_ERR_TOO_LARGE;
-  if (in_bytes - *pos < v) return VS_ERR_TRUNCATED;
-  o->target = in + *pos;
-  o->target_bytes = (uint32_t)v;
-  *pos += v;
-  {
-    vs_err verr = vs_varint_take(in, in_bytes, pos, &v);
-    if (verr != VS_OK) return verr;
-  }
-  if (v > VS_OP_PAYLOAD_BYTES_MAX) return VS_ERR_TOO_LARGE;
-  if (in_bytes - *pos < v) return VS_ERR_TRUNCATED;
-  o->payload = in + *pos;
-  o->payload_bytes = (uint32_t)v;
-  *pos += v;
-  return VS_OK;
+  vs_err err = take_block(in, in_bytes, pos, VS_OP_TARGET_BYTES_MAX, &o->target, &o->target_bytes);
+  if (err != VS_OK) return err;
+  return take_block(in, in_bytes, pos, VS_OP_PAYLOAD_BYTES_MAX, &o->payload, &o->payload_bytes);
 }
 
 static uint32_t op_full_bytes(const op_parts *o) {
@@ -466,10 +452,7 @@ static vs_err ops_header(const uint8_t *in, size_t in_bytes, size_t *pos, uint32
   if (in_bytes > VS_MSG_BYTES_MAX) return VS_ERR_TOO_LARGE;
   *pos = 1;
   uint64_t runs = 0;
-  {
-    vs_err verr = vs_varint_take(in, in_bytes, pos, &runs);
-    if (verr != VS_OK) return verr;
-  }
+  VARINT_OR_RETURN(in, in_bytes, pos, &runs);
   if (runs == 0) return VS_ERR_MALFORMED;
   if (runs > VS_WIRE_RUNS_MAX) return VS_ERR_TOO_LARGE;
   *runs_out = (uint32_t)runs;

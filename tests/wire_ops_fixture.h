@@ -409,27 +409,18 @@ static inline vs_err record_plain(const uint8_t origin[32], const uint8_t sig[64
 }
 
 /* Decode an exact-size heap copy of in[0, n) (so ASan catches a read past
- * its end) with vs_msg_ops_decode_enc. */
-static inline vs_err ops_decode_exact(const uint8_t *in, size_t n, seen *s) {
+ * its end) with vs_msg_ops_decode_enc, or (plain) vs_msg_ops_decode. */
+static inline vs_err ops_decode_copy(const uint8_t *in, size_t n, seen *s, bool plain) {
   uint8_t *copy = vt_dup_exact(in, n);
   s->calls = 0;
   s->in = copy;
   s->in_bytes = n;
-  vs_err err = vs_msg_ops_decode_enc(copy, n, record_enc, s);
+  vs_err err = plain ? vs_msg_ops_decode(copy, n, record_plain, s) : vs_msg_ops_decode_enc(copy, n, record_enc, s);
   free(copy);
   return err;
 }
-
-/* The same with vs_msg_ops_decode (ops only). */
-static inline vs_err ops_decode_plain_exact(const uint8_t *in, size_t n, seen *s) {
-  uint8_t *copy = vt_dup_exact(in, n);
-  s->calls = 0;
-  s->in = copy;
-  s->in_bytes = n;
-  vs_err err = vs_msg_ops_decode(copy, n, record_plain, s);
-  free(copy);
-  return err;
-}
+static inline vs_err ops_decode_exact(const uint8_t *in, size_t n, seen *s) { return ops_decode_copy(in, n, s, false); }
+static inline vs_err ops_decode_plain_exact(const uint8_t *in, size_t n, seen *s) { return ops_decode_copy(in, n, s, true); }
 
 static inline vs_err count_enc(const uint8_t origin[32], const uint8_t sig[64], const vs_op *ops,
                                const uint8_t *const *enc, const uint32_t *enc_bytes, uint32_t op_count, void *ctx) {
