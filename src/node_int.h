@@ -339,6 +339,7 @@ vs_err nd_send_msg(vs_node *n, peer *p, const uint8_t *msg, size_t len);
 
 /* node_vv.c: version vectors, in-flight credit, our vector, a peer's. */
 int nd_vv_find(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES], bool *found);
+uint64_t nd_vv_seek(const vv *v, uint32_t *at, const uint8_t origin[VS_ORIGIN_BYTES]);
 uint64_t nd_vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]);
 vs_err nd_vv_set(vv *v, const uint8_t origin[VS_ORIGIN_BYTES], uint64_t seq, const uint8_t *head);
 void nd_vv_free(vv *v);

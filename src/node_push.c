@@ -100,6 +100,7 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
    * before anything else, and must (it refuses local writes meanwhile, and
    * its claim deadline is renewed only by them). Then the sorted rest. */
   bool own_found = false, pushes = nd_tree_pushes(n, p);
+  uint32_t known_at = 0, sent_at = 0, has_at = 0;
   int own_i = nd_vv_find(&n->mine, p->sess.peer_id, &own_found);
   for (uint32_t k = 0; k <= n->mine.n && !full && err == VS_OK; k++) {
     uint32_t i = k - 1;
@@ -109,8 +110,19 @@ static vs_err push_ops(vs_node *n, peer *p, uint64_t now_ms, bool *sent_any) {
     const vs_vv_entry *mine = &n->mine.e[i];
     /* A too-late replica holds its own ops back until it rebases (node_snap.c). */
     if (n->late && memcmp(mine->origin, n->cfg.identity.pk, VS_ORIGIN_BYTES) == 0) continue;
-    uint64_t known = nd_vv_get(&p->known, mine->origin), sent = nd_vv_get(&p->sent, mine->origin);
-    uint64_t has = nd_vv_get(&p->has, mine->origin);
+    /* The peer's entries: the rest of the walk goes in origin order, so
+     * cursors find them (O(origins) a scan, not O(origins log origins):
+     * at 1,000 origins the binary searches were a third of vix-sim's time). */
+    uint64_t known, sent, has;
+    if (k == 0) {
+      known = nd_vv_get(&p->known, mine->origin);
+      sent = nd_vv_get(&p->sent, mine->origin);
+      has = nd_vv_get(&p->has, mine->origin);
+    } else {
+      known = nd_vv_seek(&p->known, &known_at, mine->origin);
+      sent = nd_vv_seek(&p->sent, &sent_at, mine->origin);
+      has = nd_vv_seek(&p->has, &has_at, mine->origin);
+    }
     if (sent < has) sent = has; /* it sent us those: it holds them, whatever its last vector said */
     uint64_t from = (known > sent ? known : sent) + 1;
     /* Below our horizon: it lacks compacted ops, which no run carries. It
@@ -194,7 +206,9 @@ vs_err nd_anti_entropy(vs_node *n, peer *p, uint64_t now_ms) {
      * progress meanwhile: a peer that acknowledges nothing gets the window
      * once per backed-off resend, not once per resend_ms (issue 14). */
     bool ahead = false;
-    for (uint32_t i = 0; i < p->sent.n; i++) ahead = ahead || p->sent.e[i].seq > nd_vv_get(&p->known, p->sent.e[i].origin);
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < p->sent.n && !ahead; i++) /* bounded: sent.n, both sorted */
+      ahead = p->sent.e[i].seq > nd_vv_seek(&p->known, &at, p->sent.e[i].origin);
     if (ahead) n->stats.resends++;
     if (ahead && p->resend_level < RESEND_LEVEL_MAX) p->resend_level++;
     nd_vv_free(&p->sent);

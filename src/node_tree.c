@@ -112,8 +112,9 @@ void nd_tree_lack(peer *p, const vs_vv_entry *e, uint64_t now_ms) {
 static void lack_scan(const vs_node *n, peer *p, uint64_t now_ms) {
   p->lack_since_ms = 0;
   p->lack_n = 0;
-  for (uint32_t i = 0; i < p->known.n && p->lack_n < TREE_LACK_MAX; i++) /* bounded: known.n */
-    if (p->known.e[i].seq > nd_vv_get(&n->mine, p->known.e[i].origin)) nd_tree_lack(p, &p->known.e[i], now_ms);
+  uint32_t at = 0;
+  for (uint32_t i = 0; i < p->known.n && p->lack_n < TREE_LACK_MAX; i++) /* bounded: known.n, both sorted */
+    if (p->known.e[i].seq > nd_vv_seek(&n->mine, &at, p->known.e[i].origin)) nd_tree_lack(p, &p->known.e[i], now_ms);
 }
 
 /* Whether an entry of the sample is still beyond what we hold. */

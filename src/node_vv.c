@@ -30,6 +30,15 @@ uint64_t nd_vv_get(const vv *v, const uint8_t origin[VS_ORIGIN_BYTES]) {
   return found ? v->e[i].seq : 0;
 }
 
+/* The seq of `origin` in v for a walk that asks origins in increasing
+ * order: *at (0 to start) only moves forward, so a walk over n origins
+ * costs O(n + v->n) comparisons, not O(n log v->n). */
+uint64_t nd_vv_seek(const vv *v, uint32_t *at, const uint8_t origin[VS_ORIGIN_BYTES]) {
+  int c = 1;
+  while (*at < v->n && (c = memcmp(v->e[*at].origin, origin, VS_ORIGIN_BYTES)) < 0) (*at)++; /* bounded: v->n */
+  return *at < v->n && c == 0 ? v->e[*at].seq : 0;
+}
+
 /* Set `origin`'s entry; head (VS_VV_HEAD_BYTES, may be NULL: zero) is
  * what VV messages carry of the op at seq. */
 static uint64_t entry_sum(const vs_vv_entry *e) { return vs_vv_sum_entry(e->origin, e->seq, e->head); }
@@ -513,8 +522,9 @@ static vs_err vv_complete(vs_node *n, peer *p, uint64_t now_ms) {
   if (sum != 0 && !gap && !p->known_kept && !p->known_partial && !p->want_full && sum != p->known.sum) want_full(n, p);
   if (flight_release(p, &p->known) > 0) progress = true;
   bool covered = true;
-  for (uint32_t i = 0; i < p->sent.n && covered; i++)
-    covered = p->sent.e[i].seq <= nd_vv_get(&p->known, p->sent.e[i].origin);
+  uint32_t at = 0;
+  for (uint32_t i = 0; i < p->sent.n && covered; i++) /* bounded: sent.n, both sorted */
+    covered = p->sent.e[i].seq <= nd_vv_seek(&p->known, &at, p->sent.e[i].origin);
   if (covered) {
     nd_vv_free(&p->sent);
     nd_flight_clear(p); /* all of it acknowledged: nothing holds credit */
